@@ -1,0 +1,7 @@
+"""slurmsky: Slurm's commands over SkyPilot managed jobs, and a local backend.
+
+This package's import must stay cheap: no third-party module is imported here.
+"""
+
+__version__ = "0.1.0"
+SLURM_VERSION = "22.05.8"
