@@ -1,0 +1,92 @@
+"""`slurmsky`: the tool's own commands (translate, config, ...), on click."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from ..errors import SlurmError
+
+
+def _fail(exc: SlurmError, prog: str = "slurmsky") -> None:
+    sys.stderr.write(exc.render(prog))
+    sys.exit(exc.exit_code)
+
+
+def dump_yaml(data: dict) -> str:
+    """YAML with multi-line strings (the run script) as readable `|` blocks."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def str_block(dumper, value):
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, str_block)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="slurmsky")
+def cli() -> None:
+    """slurmsky: Slurm's commands over SkyPilot managed jobs and a local backend."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              help="Output format of the SkyPilot task.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def translate(fmt: str, args: tuple[str, ...]) -> None:
+    """Print the SkyPilot task a batch script becomes.
+
+    ARGS: SCRIPT [sbatch options] [-- script args], or sbatch's own order
+    ([sbatch options] SCRIPT [script args]). Warnings go to stderr. The YAML runs as is
+    with `sky jobs launch`.
+    """
+    from ..config import load_config
+    from ..request import build_batch_request, parse_command_line
+    from ..translate import translate as to_sky
+
+    words = list(args)
+    if words and not words[0].startswith("-"):
+        script, opts = words[0], words[1:]
+        script_args: list[str] = []
+        if "--" in opts:
+            cut = opts.index("--")
+            opts, script_args = opts[:cut], opts[cut + 1:]
+        words = opts + [script] + script_args
+    try:
+        cli_opts = parse_command_line("sbatch", words)
+        req = build_batch_request(cli_opts, dict(os.environ), os.getcwd(),
+                                  sys.stdin.buffer.read)
+        result = to_sky(req, load_config())
+    except SlurmError as exc:
+        _fail(exc, "slurmsky translate")
+    for line in req.warnings + result.warnings:
+        sys.stderr.write(line + "\n")
+    if fmt == "json":
+        click.echo(json.dumps(result.task, indent=2))
+    else:
+        click.echo(dump_yaml(result.task), nl=False)
+
+
+@cli.command()
+def config() -> None:
+    """Print the effective configuration (file, defaults and SLURMSKY_BACKEND)."""
+    from ..config import load_config
+
+    try:
+        cfg = load_config()
+    except SlurmError as exc:
+        _fail(exc)
+    click.echo(f"# {cfg.path}" + ("" if os.path.exists(cfg.path) else " (absent: defaults)"))
+    click.echo(dump_yaml(cfg.as_dict()), nl=False)
+
+
+def main() -> None:
+    cli(prog_name="slurmsky")

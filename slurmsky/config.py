@@ -1,0 +1,111 @@
+"""The optional configuration file ($SLURMSKY_CONFIG, default ~/.config/slurmsky/config.yaml).
+
+No file is needed for the local backend; without one, PyYAML is never imported. The
+schema (every key, its type and meaning) is SCHEMA below and docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .errors import SlurmError
+
+# key -> (type, what it means); nested dicts describe sub-keys; "*" matches any name.
+PARTITION_SCHEMA = {
+    "default": (bool, "the partition used when a job names none (marked * by sinfo)"),
+    "infra": (str, "SkyPilot infra: aws, gcp/us-central1, k8s/<context>, slurm/<cluster>/<partition>, ..."),
+    "accelerators": (list, "candidate GPU types for untyped --gres=gpu:N / --gpus=N, e.g. [A100, H100]"),
+    "use_spot": (bool, "run on spot instances (SkyPilot recovers preempted jobs)"),
+    "image_id": (str, "SkyPilot image_id, e.g. docker:nvcr.io/nvidia/pytorch:24.05-py3"),
+    "cpus": (str, "SkyPilot cpus when the job asks less, e.g. '4+'"),
+    "memory": (str, "SkyPilot memory when the job asks less, e.g. '16+'"),
+    "disk_size": (int, "disk size in GB"),
+    "labels": (dict, "SkyPilot resource labels"),
+    "file_mounts": (dict, "SkyPilot file_mounts added to every job of this partition"),
+    "volumes": (dict, "SkyPilot volumes added to every job of this partition"),
+    "envs": (dict, "environment variables set for every job of this partition"),
+    "max_time": (str, "the partition's MaxTime as sinfo shows it (informational)"),
+}
+MODULE_SCHEMA = {
+    "setup": (str, "shell lines added to the SkyPilot task's setup"),
+    "image_id": (str, "an image that provides the module instead"),
+    "envs": (dict, "environment variables the module sets"),
+}
+SCHEMA = {
+    "backend": (str, "local (default) or sky"),
+    "cluster_name": (str, "SLURM_CLUSTER_NAME and sacct's Cluster (default: slurmsky)"),
+    "partitions": ({"*": PARTITION_SCHEMA}, "partition name -> resources"),
+    "modules": ({"*": MODULE_SCHEMA}, "module name (cuda/12.1, or cuda for every version) -> setup"),
+    "export": ({
+        "allow": (list, "glob patterns shipped to clouds even if denied below"),
+        "deny": (list, "glob patterns never shipped to clouds (added to the built-in secret list)"),
+    }, "environment export policy for cloud jobs"),
+    "requeue": ({
+        "max_restarts_on_errors": (int, "restarts of a --requeue job that failed (default 3)"),
+    }, "SkyPilot job_recovery for --requeue"),
+    "kill_wait": (int, "seconds between SIGTERM and SIGKILL at cancel and time limit (default 30)"),
+}
+BACKENDS = ("local", "sky")
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    backend: str = "local"
+    cluster_name: str = "slurmsky"
+    partitions: dict = field(default_factory=dict)
+    modules: dict = field(default_factory=dict)
+    export: dict = field(default_factory=dict)
+    requeue: dict = field(default_factory=dict)
+    kill_wait: int = 30
+
+    def default_partition(self) -> str | None:
+        for name, part in self.partitions.items():
+            if part.get("default"):
+                return name
+        return next(iter(self.partitions), None)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in SCHEMA}
+
+
+def config_path(environ=os.environ) -> str:
+    home = environ.get("HOME", os.path.expanduser("~"))
+    return environ.get("SLURMSKY_CONFIG") or os.path.join(home, ".config", "slurmsky", "config.yaml")
+
+
+def _check(path: str, where: str, data, schema: dict) -> None:
+    if not isinstance(data, dict):
+        raise SlurmError(f"{path}: {where or 'the file'} must be a mapping, got {type(data).__name__}")
+    for key, value in data.items():
+        entry = schema.get(key, schema.get("*"))
+        name = f"{where}.{key}" if where else str(key)
+        if entry is None:
+            known = ", ".join(k for k in schema if k != "*")
+            raise SlurmError(f"{path}: unknown key '{name}' (expected one of: {known})")
+        kind = entry[0] if isinstance(entry, tuple) else entry
+        if isinstance(kind, dict):
+            _check(path, name, value, kind)
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise SlurmError(f"{path}: '{name}' must be {kind.__name__} ({entry[1]}), got {value!r}")
+
+
+def load_config(environ=os.environ) -> Config:
+    """The effective configuration; SLURMSKY_BACKEND overrides the file's backend."""
+    path = config_path(environ)
+    data: dict = {}
+    if os.path.exists(path):
+        import yaml
+
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SlurmError(f"{path}: cannot read the configuration: {exc}") from None
+        _check(path, "", data, SCHEMA)
+    backend = environ.get("SLURMSKY_BACKEND") or data.get("backend", "local")
+    if backend not in BACKENDS:
+        raise SlurmError(f"{path}: 'backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    data["backend"] = backend
+    return Config(path=path, **data)

@@ -1,0 +1,204 @@
+"""JobRequest: what a user asked for, from argv, SBATCH_* variables and #SBATCH lines.
+
+Precedence is Slurm's: command line > input environment > `#SBATCH` directives. The script
+text is read here, once, at submission; everything is validated before anything is stored.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .argv import OptionParser, Parsed, ignored_warnings
+from .errors import SlurmError
+from .options import IGNORED, input_env, options_for
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A validated request. Option fields are None when not given (Slurm's defaults apply
+    where the request is used); ``ignored`` holds the accepted-but-ignored options."""
+
+    command: str
+    script: str
+    script_path: str | None
+    script_args: tuple[str, ...]
+    job_name: str
+    submit_dir: str
+    workdir: str
+    submit_env: dict = field(repr=False)
+    modules: tuple = ()
+    ignored: dict = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    # options (keys of the option table)
+    chdir: str | None = None
+    wrap: str | None = None
+    output: str | None = None
+    error: str | None = None
+    input: str | None = None
+    open_mode: str | None = None
+    export: Any = None
+    comment: str | None = None
+    container_image: str | None = None
+    nodes: tuple[int, int] | None = None
+    ntasks: int | None = None
+    ntasks_per_node: int | None = None
+    cpus_per_task: int | None = None
+    mincpus: int | None = None
+    mem: int | None = None
+    mem_per_cpu: int | None = None
+    mem_per_gpu: int | None = None
+    gres: tuple = ()
+    gpus: Any = None
+    gpus_per_node: Any = None
+    gpus_per_task: Any = None
+    cpus_per_gpu: int | None = None
+    tmp: int | None = None
+    partition: str | None = None
+    time: int | None = None
+    nodelist: str | None = None
+    clusters: str | None = None
+    ignore_pbs: bool = False
+    array: Any = None
+    dependency: Any = None
+    kill_on_invalid_dep: bool | None = None
+    begin: float | None = None
+    hold: bool = False
+    requeue: bool | None = None
+    signal: Any = None
+    kill_on_bad_exit: str | None = None
+    test_only: bool = False
+    wait: bool = False
+    parsable: bool = False
+    quiet: bool = False
+    verbose: int = 0
+    help: bool = False
+    usage: bool = False
+    version: bool = False
+    label: bool = False
+    unbuffered: bool = False
+    overlap: bool = False
+    exact: bool = False
+    jobid: str | None = None
+    relative: int | None = None
+    preserve_env: bool = False
+    no_shell: bool = False
+
+
+_MEMORY_KEYS = ("mem", "mem_per_cpu", "mem_per_gpu")
+
+
+def _merge(*sources: Parsed) -> tuple[dict, dict, list]:
+    """Later sources win; the three memory options replace each other across sources."""
+    fields, ignored, given = {}, {}, []
+    for src in sources:
+        mem_here = [k for k in _MEMORY_KEYS if k in src.values]
+        if len(mem_here) > 1:
+            raise SlurmError("--mem, --mem-per-cpu, and --mem-per-gpu are mutually exclusive.")
+        if mem_here:
+            for k in _MEMORY_KEYS:
+                fields.pop(k, None)
+        ignored_keys = {o.key for o, _ in src.given if o.fate == IGNORED}
+        for key, value in src.values.items():
+            (ignored if key in ignored_keys else fields)[key] = value
+        given.extend(src.given)
+    return fields, ignored, given
+
+
+def parse_command_line(command: str, argv: list[str]) -> Parsed:
+    """Only the command line: enough for --help/--version before any script is read."""
+    return OptionParser(command).parse(list(argv))
+
+
+def _read_script(path: str | None, read_stdin: Callable[[], bytes]) -> str:
+    if path is None:
+        data = read_stdin()
+    else:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            raise SlurmError(f"Unable to open file {path}") from None
+    if not data:
+        raise SlurmError("Batch script is empty!")
+    if b"\0" in data:
+        raise SlurmError("The batch script contains a NULL character")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SlurmError("Batch script is not valid UTF-8 text") from None
+
+
+def build_batch_request(
+    cli: Parsed,
+    environ: dict,
+    cwd: str,
+    read_stdin: Callable[[], bytes],
+    command: str = "sbatch",
+) -> JobRequest:
+    """sbatch's request: the script (file, stdin or --wrap), its directives, env and argv."""
+    from .script import parse_script, wrap_script
+
+    parser = OptionParser(command)
+    wrap = cli.values.get("wrap")
+    if wrap is not None:
+        if cli.rest:
+            raise SlurmError("Script arguments not permitted with --wrap option")
+        text, path, args, default_name = wrap_script(wrap), None, (), "wrap"
+    else:
+        path = cli.rest[0] if cli.rest else None
+        args = tuple(cli.rest[1:])
+        text = _read_script(path, read_stdin)
+        default_name = os.path.basename(path) if path else "sbatch"
+    script = parse_script(text)
+    directives = Parsed()
+    for d in script.directives:
+        one = parser.parse(list(d.words), directive=True)
+        directives.values.update(one.values)
+        directives.given.extend(one.given)
+    env = parser.parse_env(environ, input_env(command))
+    fields, ignored, given = _merge(directives, env, cli)
+    return _finish(command, fields, ignored, given, environ, cwd,
+                   script=text, script_path=path, script_args=args,
+                   default_name=default_name, modules=script.modules)
+
+
+def build_step_request(command: str, cli: Parsed, environ: dict, cwd: str) -> JobRequest:
+    """srun/salloc outside a job: the command line is the program to run."""
+    parser = OptionParser(command)
+    env = parser.parse_env(environ, input_env(command))
+    fields, ignored, given = _merge(env, cli)
+    if not cli.rest and command == "srun":
+        raise SlurmError("No command given to execute.", exit_code=1)
+    default_name = os.path.basename(cli.rest[0]) if cli.rest else "interactive"
+    if command == "salloc":
+        default_name = "interactive"
+    return _finish(command, fields, ignored, given, environ, cwd, script="",
+                   script_path=None, script_args=tuple(cli.rest), default_name=default_name,
+                   modules=())
+
+
+def _finish(command, fields, ignored, given, environ, cwd, *, script, script_path,
+            script_args, default_name, modules) -> JobRequest:
+    chdir = fields.get("chdir")
+    workdir = os.path.normpath(os.path.join(cwd, chdir)) if chdir else cwd
+    for key in ("ntasks", "ntasks_per_node", "cpus_per_task"):
+        if fields.get(key) is not None and fields[key] < 1:
+            raise SlurmError(f"Invalid --{key.replace('_', '-')} specification", exit_code=255)
+    warnings = ignored_warnings(command, Parsed(given=given))
+    return JobRequest(
+        command=command, script=script, script_path=script_path, script_args=script_args,
+        job_name=fields.pop("job_name", None) or default_name, submit_dir=cwd, workdir=workdir,
+        submit_env=dict(environ), modules=modules, ignored=ignored, warnings=tuple(warnings),
+        **fields,
+    )
+
+
+def request_fields() -> set[str]:
+    """The option keys JobRequest has a field for (a test keeps it in step with the table)."""
+    return {f for f in JobRequest.__dataclass_fields__}
+
+
+def supported_keys(command: str) -> set[str]:
+    return {o.key for o in options_for(command) if o.fate != IGNORED}
