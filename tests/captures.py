@@ -1,0 +1,29 @@
+"""Read a real-Slurm capture from shared/reference/slurm-captures (the oracle).
+
+A capture holds `$ command`, then `--- stdout`, `--- stderr`, `--- exit N` sections.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "slurm-captures"
+
+
+@dataclass(frozen=True)
+class Capture:
+    command: str
+    stdout: str
+    stderr: str
+    exit: int
+
+
+def read_capture(name: str) -> Capture:
+    """The first probe of a capture file (most hold one)."""
+    text = (CAPTURES / name).read_text()
+    m = re.match(r"\$ (.*?)\n--- stdout\n(.*?)--- stderr\n(.*?)--- exit (\d+)", text, re.S)
+    if not m:
+        raise ValueError(f"{name}: not a capture")
+    return Capture(m.group(1), m.group(2), m.group(3), int(m.group(4)))

@@ -1,0 +1,80 @@
+"""JobRequest: Slurm's precedence, script sources, job-name defaults and warnings."""
+
+from __future__ import annotations
+
+import pytest
+
+from slurmsky.errors import SlurmError
+from slurmsky.request import build_batch_request, parse_command_line
+
+PREC = "#!/bin/bash\n#SBATCH --job-name=fromscript\n#SBATCH -p gpu\n#SBATCH --time=10\necho hi\n"
+
+
+def request(tmp_path, argv, env=None, script=PREC, stdin=b""):
+    (tmp_path / "prec.sh").write_text(script)
+    return build_batch_request(parse_command_line("sbatch", argv), env or {}, str(tmp_path),
+                               lambda: stdin)
+
+
+def picked(req):
+    return req.job_name, req.partition, req.time
+
+
+@pytest.mark.parametrize("argv,env,expected", [
+    # the four prec-*.txt captures: squeue -o "%j %P %l" of the same script
+    (["prec.sh"], {}, ("fromscript", "gpu", 10)),
+    (["--job-name=fromcli", "-p", "debug", "--time=20", "prec.sh"], {}, ("fromcli", "debug", 20)),
+    (["prec.sh"], {"SBATCH_JOB_NAME": "fromenv", "SBATCH_PARTITION": "debug",
+                   "SBATCH_TIMELIMIT": "30"}, ("fromenv", "debug", 30)),
+    (["--job-name=fromcli", "-p", "gpu", "prec.sh"],
+     {"SBATCH_JOB_NAME": "fromenv", "SBATCH_PARTITION": "debug"}, ("fromcli", "gpu", 10)),
+])
+def test_precedence(tmp_path, argv, env, expected):
+    assert picked(request(tmp_path, argv, env)) == expected
+
+
+def test_job_name_defaults(tmp_path):
+    (tmp_path / "sub" / "dir").mkdir(parents=True)
+    (tmp_path / "sub/dir/myjob.sh").write_text("#!/bin/sh\ntrue\n")
+    assert request(tmp_path, ["sub/dir/myjob.sh"]).job_name == "myjob.sh"
+    assert request(tmp_path, ["--wrap", "echo hi"]).job_name == "wrap"
+    assert request(tmp_path, [], stdin=b"#!/bin/sh\ntrue\n").job_name == "sbatch"
+
+
+def test_wrap_script_is_slurms(tmp_path):
+    req = request(tmp_path, ["--wrap", "echo wrapped; hostname"])
+    assert req.script == "#!/bin/sh\n# This script was created by sbatch --wrap.\n\necho wrapped; hostname\n"
+
+
+def test_script_arguments_and_text(tmp_path):
+    req = request(tmp_path, ["prec.sh", "one", "two words"])
+    assert req.script_args == ("one", "two words")
+    assert req.script == PREC and req.script_path == "prec.sh"
+
+
+def test_chdir_is_resolved_against_the_submit_dir(tmp_path):
+    req = request(tmp_path, ["-D", "work", "prec.sh"])
+    assert req.workdir == str(tmp_path / "work") and req.submit_dir == str(tmp_path)
+
+
+def test_ignored_options_warn_once_each(tmp_path):
+    script = "#!/bin/sh\n#SBATCH -A physics\n#SBATCH --qos=normal\ntrue\n"
+    req = request(tmp_path, ["--account=other", "prec.sh"], script=script)
+    assert req.ignored == {"account": "other", "qos": "normal"}
+    assert req.warnings == (
+        "sbatch: warning: -A physics ignored by slurmsky: no accounts; shown as SLURM_JOB_ACCOUNT",
+        "sbatch: warning: --qos=normal ignored by slurmsky: no QOS",
+    )
+
+
+def test_memory_options_replace_each_other_across_sources(tmp_path):
+    script = "#!/bin/sh\n#SBATCH --mem=1G\ntrue\n"
+    req = request(tmp_path, ["--mem-per-cpu=200", "prec.sh"], script=script)
+    assert (req.mem, req.mem_per_cpu) == (None, 200)
+    with pytest.raises(SlurmError, match="mutually exclusive"):
+        request(tmp_path, ["--mem=1G", "--mem-per-cpu=2", "prec.sh"])
+
+
+def test_export_none_from_the_environment(tmp_path):
+    req = request(tmp_path, ["prec.sh"], env={"SBATCH_EXPORT": "NONE"})
+    assert req.export.mode == "NONE"
