@@ -1,0 +1,406 @@
+"""Job state: one SQLite database (WAL) per state directory, shared by every command and the agent.
+
+Every command opens it for a few short transactions; the agent is the only long-lived
+writer. Writes take the write lock up front (BEGIN IMMEDIATE) and the busy timeout is long,
+so concurrent commands queue instead of failing with `database is locked`.
+
+Imports stay light (stdlib only): sbatch and squeue load this module on every call.
+
+One `jobs` row per job, and per array element (its own `job_id`; `array_job_id` is the id
+sbatch printed, and the element with the highest index carries that id itself, as the last
+element to start does on Slurm). Rows move PENDING -> CONFIGURING -> RUNNING -> (COMPLETING)
+-> a finished state; only the agent and the control functions in scheduler.py move them.
+The read-side commands only read: `find_jobs`/`get_job` return `JobRecord`s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 120_000
+MIN_JOB_AGE = 300  # seconds a finished job stays in `squeue -t all` (Slurm's MinJobAge)
+
+# Slurm's states and their squeue codes.
+STATE_CODES = {
+    "PENDING": "PD", "CONFIGURING": "CF", "RUNNING": "R", "COMPLETING": "CG",
+    "COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA", "TIMEOUT": "TO", "NODE_FAIL": "NF",
+    "OUT_OF_MEMORY": "OOM", "PREEMPTED": "PR", "REQUEUED": "RQ", "BOOT_FAIL": "BF",
+    "DEADLINE": "DL", "SUSPENDED": "S",
+}
+ACTIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED")
+STARTED_STATES = ("CONFIGURING", "RUNNING", "COMPLETING")
+FINISHED_STATES = tuple(s for s in STATE_CODES if s not in ACTIVE_STATES)
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE submissions (
+    id INTEGER PRIMARY KEY,          -- the job id sbatch printed (the array id for arrays)
+    spec TEXT NOT NULL,              -- the node runtime's spec (JSON)
+    task TEXT                        -- the SkyPilot task (JSON), for the sky executor
+);
+CREATE TABLE jobs (
+    job_id INTEGER PRIMARY KEY,
+    submission INTEGER NOT NULL REFERENCES submissions(id),
+    array_job_id INTEGER,            -- NULL unless an array element
+    array_task_id INTEGER,
+    array_throttle INTEGER,          -- %p of --array; NULL: none
+    array_rank INTEGER,              -- position of the element in the array (SKYPILOT_JOB_RANK)
+    name TEXT NOT NULL,
+    user TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    account TEXT,
+    partition TEXT NOT NULL,
+    num_nodes INTEGER NOT NULL,
+    num_cpus INTEGER NOT NULL,       -- whole job
+    num_tasks INTEGER NOT NULL,
+    cpus_per_task INTEGER,
+    tasks_per_node TEXT NOT NULL,    -- JSON list, one entry per node
+    cpus_per_node TEXT NOT NULL,     -- JSON list
+    mem_per_node INTEGER,            -- MB; NULL: not asked
+    mem_per_cpu INTEGER,             -- MB; NULL: not asked
+    gpus_per_node INTEGER NOT NULL DEFAULT 0,
+    gres TEXT,
+    time_limit INTEGER,              -- minutes; NULL: UNLIMITED
+    dependency_spec TEXT,            -- --dependency as given
+    dependency TEXT,                 -- squeue %E now, e.g. afterok:7(unfulfilled); NULL once met
+    kill_on_invalid_dep INTEGER NOT NULL DEFAULT 0,
+    comment TEXT,
+    command TEXT,                    -- script path (NULL for stdin/--wrap)
+    submit_dir TEXT NOT NULL,
+    workdir TEXT NOT NULL,
+    stdout TEXT,
+    stderr TEXT,
+    stdin TEXT,
+    requeue INTEGER NOT NULL DEFAULT 1,
+    batch INTEGER NOT NULL DEFAULT 1, -- 0 for srun/salloc allocations
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT 'None',
+    held TEXT,                       -- 'user' or 'admin' while held
+    submit_time REAL NOT NULL,
+    begin_time REAL,                 -- --begin (or requeue's delay)
+    eligible_time REAL,
+    start_time REAL,
+    end_time REAL,
+    exit_code INTEGER,
+    exit_signal INTEGER,
+    nodelist TEXT,
+    batch_host TEXT,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    cancel_requested REAL,           -- a running job's cancel, for the agent to carry out
+    cancelled_by INTEGER,            -- uid
+    executor TEXT NOT NULL,          -- local or sky
+    executor_ref TEXT                -- JSON the executor needs to find the job again
+);
+CREATE INDEX jobs_state ON jobs(state);
+CREATE INDEX jobs_array ON jobs(array_job_id, array_task_id);
+CREATE INDEX jobs_user ON jobs(user);
+CREATE INDEX jobs_name ON jobs(name);
+CREATE INDEX jobs_end ON jobs(end_time);
+CREATE INDEX jobs_submit ON jobs(submit_time);
+CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL,
+    signal INTEGER NOT NULL,
+    scope TEXT NOT NULL              -- batch, steps or full
+);
+"""
+
+
+def home(environ=os.environ) -> str:
+    """The state directory: $SLURMSKY_HOME, default ~/.local/state/slurmsky."""
+    path = environ.get("SLURMSKY_HOME")
+    if not path:
+        path = os.path.join(environ.get("HOME") or os.path.expanduser("~"),
+                            ".local", "state", "slurmsky")
+    return path
+
+
+def ensure_home(environ=os.environ) -> str:
+    """Create the state directory: private (0700), since jobs' environments are stored in it."""
+    path = home(environ)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+@dataclass
+class JobRecord:
+    """One row of `jobs`: what the commands show about a job (or one array element)."""
+
+    job_id: int
+    submission: int
+    array_job_id: int | None
+    array_task_id: int | None
+    array_throttle: int | None
+    array_rank: int | None
+    name: str
+    user: str
+    uid: int
+    gid: int
+    account: str | None
+    partition: str
+    num_nodes: int
+    num_cpus: int
+    num_tasks: int
+    cpus_per_task: int | None
+    tasks_per_node: list
+    cpus_per_node: list
+    mem_per_node: int | None
+    mem_per_cpu: int | None
+    gpus_per_node: int
+    gres: str | None
+    time_limit: int | None
+    dependency_spec: str | None
+    dependency: str | None
+    kill_on_invalid_dep: bool
+    comment: str | None
+    command: str | None
+    submit_dir: str
+    workdir: str
+    stdout: str | None
+    stderr: str | None
+    stdin: str | None
+    requeue: bool
+    batch: bool
+    state: str
+    reason: str
+    held: str | None
+    submit_time: float
+    begin_time: float | None
+    eligible_time: float | None
+    start_time: float | None
+    end_time: float | None
+    exit_code: int | None
+    exit_signal: int | None
+    nodelist: str | None
+    batch_host: str | None
+    restarts: int
+    cancel_requested: float | None
+    cancelled_by: int | None
+    executor: str
+    executor_ref: dict | None
+
+    @property
+    def display_id(self) -> str:
+        """`12` or, for an array element, `ARRAYID_INDEX` (`7_3`)."""
+        if self.array_job_id is None:
+            return str(self.job_id)
+        return f"{self.array_job_id}_{self.array_task_id}"
+
+    @property
+    def state_code(self) -> str:
+        return STATE_CODES[self.state]
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    @property
+    def exit_text(self) -> str:
+        """ExitCode as Slurm shows it: `code:signal`, `0:0` before the end."""
+        return f"{self.exit_code or 0}:{self.exit_signal or 0}"
+
+
+_COLUMNS = tuple(f.name for f in fields(JobRecord))
+_JSON_COLUMNS = ("tasks_per_node", "cpus_per_node", "executor_ref")
+_BOOL_COLUMNS = ("kill_on_invalid_dep", "requeue", "batch")
+
+
+def _record(row: sqlite3.Row | tuple) -> JobRecord:
+    values = dict(zip(_COLUMNS, row))
+    for key in _JSON_COLUMNS:
+        if values[key] is not None:
+            values[key] = json.loads(values[key])
+    for key in _BOOL_COLUMNS:
+        values[key] = bool(values[key])
+    return JobRecord(**values)
+
+
+def _encode(values: dict) -> dict:
+    out = dict(values)
+    for key in _JSON_COLUMNS:
+        if key in out and out[key] is not None and not isinstance(out[key], str):
+            out[key] = json.dumps(out[key])
+    return out
+
+
+def connect(environ=os.environ) -> sqlite3.Connection:
+    """Open (creating if needed) the state database; autocommit, transactions are explicit."""
+    path = os.path.join(ensure_home(environ), "state.db")
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version != SCHEMA_VERSION:
+        _create(conn, version)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _create(conn: sqlite3.Connection, version: int) -> None:
+    with write(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process won?
+        if version == SCHEMA_VERSION:
+            return
+        if version != 0:
+            raise RuntimeError(f"state database schema {version} is not {SCHEMA_VERSION}; "
+                               "this slurmsky is older or newer than the one that wrote it")
+        for statement in _SCHEMA.split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO meta VALUES ('next_job_id', 1)")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    conn.execute("PRAGMA journal_mode = WAL")
+
+
+@contextmanager
+def write(conn: sqlite3.Connection):
+    """A short write transaction holding the write lock from its start (no upgrade deadlocks)."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# --- writes -----------------------------------------------------------------------------
+
+def allocate_ids(conn: sqlite3.Connection, count: int) -> int:
+    """Reserve `count` consecutive job ids and return the first; ids are never reused."""
+    with write(conn):
+        first = conn.execute("SELECT value FROM meta WHERE key = 'next_job_id'").fetchone()[0]
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'next_job_id'", (first + count,))
+    return first
+
+
+def add_submission(conn: sqlite3.Connection, submission: int, spec: dict, task: dict | None,
+                   jobs: list[dict]) -> None:
+    """Store one submission and its job rows (one per array element) in one transaction."""
+    if not jobs:
+        return
+    rows = [_encode(j) for j in jobs]
+    cols = list(rows[0])
+    sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    with write(conn):
+        conn.execute("INSERT INTO submissions VALUES (?, ?, ?)",
+                     (submission, json.dumps(spec), json.dumps(task) if task else None))
+        conn.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
+
+
+def update_job(conn: sqlite3.Connection, job_id: int, *, where_state: tuple | None = None,
+               **values) -> bool:
+    """Set columns of one job; with `where_state`, only if its state is one of those.
+
+    Returns whether the row changed: the compare-and-set that keeps the agent and the
+    commands from overwriting each other's transitions.
+    """
+    values = _encode(values)
+    sql = f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE job_id = ?"
+    args = list(values.values()) + [job_id]
+    if where_state:
+        sql += f" AND state IN ({', '.join('?' * len(where_state))})"
+        args += list(where_state)
+    with write(conn):
+        return conn.execute(sql, args).rowcount > 0
+
+
+def add_signal(conn: sqlite3.Connection, job_id: int, signal: int, scope: str) -> None:
+    with write(conn):
+        conn.execute("INSERT INTO signals (job_id, signal, scope) VALUES (?, ?, ?)",
+                     (job_id, signal, scope))
+
+
+def take_signals(conn: sqlite3.Connection) -> list[tuple[int, int, str]]:
+    """The queued scancel --signal requests, removed from the queue."""
+    with write(conn):
+        rows = conn.execute("SELECT job_id, signal, scope FROM signals ORDER BY id").fetchall()
+        conn.execute("DELETE FROM signals")
+    return [tuple(r) for r in rows]
+
+
+# --- reads ------------------------------------------------------------------------------
+
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
+
+
+def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
+    row = conn.execute(_SELECT + " WHERE job_id = ?", (job_id,)).fetchone()
+    return _record(row) if row else None
+
+
+def get_spec(conn: sqlite3.Connection, submission: int) -> tuple[dict, dict | None]:
+    """A submission's runtime spec and SkyPilot task."""
+    spec, task = conn.execute("SELECT spec, task FROM submissions WHERE id = ?",
+                              (submission,)).fetchone()
+    return json.loads(spec), (json.loads(task) if task else None)
+
+
+def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, users=None,
+              names=None, partitions=None, active_or_ended_after: float | None = None,
+              submitted_after: float | None = None) -> list[JobRecord]:
+    """Jobs matching every given filter, by job id.
+
+    ids: job ids; an array's id matches all its elements (as `squeue -j 7` does).
+    tasks: (array id, index) pairs (`7_3`). ids and tasks together: either matches.
+    active_or_ended_after: active jobs plus those that ended at or after this time
+    (`squeue -t all` passes now - MIN_JOB_AGE).
+    """
+    where, args = [], []
+
+    def one_of(column: str, values) -> str:
+        values = list(values)
+        args.extend(values)
+        return f"{column} IN ({', '.join('?' * len(values))})"
+
+    if ids is not None or tasks is not None:
+        alts = []
+        if ids:
+            alts.append(one_of("job_id", ids))
+            alts.append(one_of("array_job_id", ids))
+        for array_id, index in tasks or ():
+            alts.append("(array_job_id = ? AND array_task_id = ?)")
+            args.extend((array_id, index))
+        where.append("(" + (" OR ".join(alts) or "0") + ")")
+    if states is not None:
+        where.append(one_of("state", states))
+    if users is not None:
+        where.append(one_of("user", users))
+    if names is not None:
+        where.append(one_of("name", names))
+    if partitions is not None:
+        where.append(one_of("partition", partitions))
+    if active_or_ended_after is not None:
+        where.append("(end_time IS NULL OR end_time >= ?)")
+        args.append(active_or_ended_after)
+    if submitted_after is not None:
+        where.append("submit_time >= ?")
+        args.append(submitted_after)
+    sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY job_id"
+    return [_record(r) for r in conn.execute(sql, args)]
+
+
+def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
+    """Jobs not yet finished (what the agent works on), in submission order."""
+    return find_jobs(conn, states=ACTIVE_STATES)
+
+
+def last_state(conn: sqlite3.Connection, job_id: int) -> tuple[str, int | None, int | None] | None:
+    """(state, exit code, signal) of a job, cheaply (sbatch --wait polls this)."""
+    row = conn.execute("SELECT state, exit_code, exit_signal FROM jobs WHERE job_id = ?",
+                       (job_id,)).fetchone()
+    return tuple(row) if row else None
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,88 @@
+"""The state database: ids, rows, filters, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+
+import pytest
+
+from slurmsky import state
+
+
+@pytest.fixture
+def conn(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
+    return state.connect()
+
+
+def job_row(job_id: int, submission: int, **extra) -> dict:
+    row = dict(job_id=job_id, submission=submission, name="j", user="u", uid=1, gid=1,
+               partition="local", num_nodes=1, num_cpus=1, num_tasks=1, tasks_per_node=[1],
+               cpus_per_node=[1], submit_dir="/tmp", workdir="/tmp", state="PENDING",
+               reason="None", submit_time=100.0, executor="local")
+    row.update(extra)
+    return row
+
+
+def test_ids_are_consecutive_and_never_reused(conn):
+    assert state.allocate_ids(conn, 1) == 1
+    assert state.allocate_ids(conn, 1000) == 2
+    assert state.allocate_ids(conn, 1) == 1002
+
+
+def _allocate_many(home: str, n: int, queue) -> None:
+    os.environ["SLURMSKY_HOME"] = home
+    c = state.connect()
+    queue.put([state.allocate_ids(c, 1) for _ in range(n)])
+
+
+def test_concurrent_allocation_gives_distinct_ids(tmp_path):
+    home = str(tmp_path / "home")
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_allocate_many, args=(home, 25, queue)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    ids = [i for _ in procs for i in queue.get(timeout=60)]
+    for p in procs:
+        p.join(timeout=60)
+    assert sorted(ids) == list(range(1, 151))
+
+
+def test_state_dir_is_private(conn, tmp_path):
+    mode = os.stat(tmp_path / "home").st_mode
+    assert stat.S_IMODE(mode) == 0o700
+    assert not os.stat(tmp_path / "home" / "state.db").st_mode & stat.S_IWOTH
+
+
+def test_records_and_filters(conn):
+    state.add_submission(conn, 1, {"script": "x"}, None, [job_row(1, 1, name="a")])
+    rows = [job_row(2 + k, 2, array_job_id=2, array_task_id=k, array_rank=k, user="v")
+            for k in range(3)]
+    state.add_submission(conn, 2, {"script": "y"}, None, rows)
+    rec = state.get_job(conn, 1)
+    assert rec.display_id == "1" and rec.state_code == "PD" and rec.exit_text == "0:0"
+    assert rec.tasks_per_node == [1] and rec.executor_ref is None
+    assert state.get_spec(conn, 2) == ({"script": "y"}, None)
+    assert [r.display_id for r in state.find_jobs(conn, ids=[2])] == ["2_0", "2_1", "2_2"]
+    assert [r.job_id for r in state.find_jobs(conn, tasks=[(2, 1)])] == [3]
+    assert [r.job_id for r in state.find_jobs(conn, users=["u"])] == [1]
+    assert [r.job_id for r in state.find_jobs(conn, names=["a"], states=["PENDING"])] == [1]
+
+    assert state.update_job(conn, 1, where_state=("PENDING",), state="COMPLETED", end_time=50.0,
+                            exit_code=3, exit_signal=0, executor_ref={"pid": 9})
+    assert not state.update_job(conn, 1, where_state=("PENDING",), state="RUNNING")
+    rec = state.get_job(conn, 1)
+    assert rec.finished and rec.exit_text == "3:0" and rec.executor_ref == {"pid": 9}
+    assert [r.job_id for r in state.active_jobs(conn)] == [2, 3, 4]
+    assert 1 not in [r.job_id for r in state.find_jobs(conn, active_or_ended_after=60.0)]
+    assert 1 in [r.job_id for r in state.find_jobs(conn, active_or_ended_after=40.0)]
+
+
+def test_signal_queue(conn):
+    state.add_signal(conn, 5, 10, "batch")
+    state.add_signal(conn, 6, 12, "full")
+    assert state.take_signals(conn) == [(5, 10, "batch"), (6, 12, "full")]
+    assert state.take_signals(conn) == []
