@@ -93,10 +93,12 @@ CREATE TABLE jobs (
     nodelist TEXT,
     batch_host TEXT,
     restarts INTEGER NOT NULL DEFAULT 0,
-    cancel_requested REAL,           -- a running job's cancel, for the agent to carry out
+    kill_action TEXT,                -- 'cancel' or 'requeue': a started job the agent must end
+    kill_sent REAL,                  -- when the agent asked the executor to end it
     cancelled_by INTEGER,            -- uid
     executor TEXT NOT NULL,          -- local or sky
-    executor_ref TEXT                -- JSON the executor needs to find the job again
+    executor_ref TEXT,               -- JSON the executor needs to find the job again
+    result TEXT                      -- JSON: the node runtime's RESULT (the batch step's end)
 );
 CREATE INDEX jobs_state ON jobs(state);
 CREATE INDEX jobs_array ON jobs(array_job_id, array_task_id);
@@ -181,10 +183,12 @@ class JobRecord:
     nodelist: str | None
     batch_host: str | None
     restarts: int
-    cancel_requested: float | None
+    kill_action: str | None
+    kill_sent: float | None
     cancelled_by: int | None
     executor: str
     executor_ref: dict | None
+    result: dict | None
 
     @property
     def display_id(self) -> str:
@@ -208,7 +212,7 @@ class JobRecord:
 
 
 _COLUMNS = tuple(f.name for f in fields(JobRecord))
-_JSON_COLUMNS = ("tasks_per_node", "cpus_per_node", "executor_ref")
+_JSON_COLUMNS = ("tasks_per_node", "cpus_per_node", "executor_ref", "result")
 _BOOL_COLUMNS = ("kill_on_invalid_dep", "requeue", "batch")
 
 
