@@ -200,7 +200,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("dependency", "d", REQUIRED, SUPPORTED,
        "after, afterok, afternotok, afterany, aftercorr, singleton; ',' and '?'", parse="dependency"),
     _o("kill-on-invalid-dep", None, REQUIRED, SUPPORTED, "cancel a job whose dependency can't be met",
-       SB, parse="yes_no"),
+       SB, parse="bool_yes_no"),
     _o("begin", "b", REQUIRED, SUPPORTED, "earliest start time", SB_SR, parse="begin"),
     _o("begin", None, REQUIRED, SUPPORTED, "earliest start time", SA, parse="begin"),
     _o("hold", "H", NO_ARG, SUPPORTED, "submit held; scontrol release starts it"),

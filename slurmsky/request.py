@@ -111,19 +111,16 @@ def parse_command_line(command: str, argv: list[str]) -> Parsed:
     return OptionParser(command).parse(list(argv))
 
 
-def _read_script(path: str | None, read_stdin: Callable[[], bytes]) -> str:
+def _read_script(path: str | None, cwd: str, read_stdin: Callable[[], bytes]) -> str:
+    """The script's text; emptiness, NULs and line endings are script.py's checks."""
     if path is None:
         data = read_stdin()
     else:
         try:
-            with open(path, "rb") as fh:
+            with open(os.path.join(cwd, path), "rb") as fh:
                 data = fh.read()
         except OSError:
             raise SlurmError(f"Unable to open file {path}") from None
-    if not data:
-        raise SlurmError("Batch script is empty!")
-    if b"\0" in data:
-        raise SlurmError("The batch script contains a NULL character")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -149,14 +146,11 @@ def build_batch_request(
     else:
         path = cli.rest[0] if cli.rest else None
         args = tuple(cli.rest[1:])
-        text = _read_script(path, read_stdin)
+        text = _read_script(path, cwd, read_stdin)
         default_name = os.path.basename(path) if path else "sbatch"
-    script = parse_script(text)
-    directives = Parsed()
-    for d in script.directives:
-        one = parser.parse(list(d.words), directive=True)
-        directives.values.update(one.values)
-        directives.given.extend(one.given)
+    script = parse_script(text, path)
+    # Slurm joins the words of every #SBATCH line into one argument list.
+    directives = parser.parse([w for d in script.directives for w in d.words], directive=True)
     env = parser.parse_env(environ, input_env(command))
     fields, ignored, given = _merge(directives, env, cli)
     return _finish(command, fields, ignored, given, environ, cwd,

@@ -12,6 +12,7 @@ import fnmatch
 import json
 import math
 import os
+import re
 import socket
 from dataclasses import dataclass
 
@@ -335,7 +336,7 @@ def run_command(spec: dict) -> str:
 
 def _task_name(job_name: str) -> str:
     """SkyPilot cluster names derive from the task name: letters, digits, - _ . only."""
-    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in job_name).strip("-_.")
+    name = re.sub(r"[^A-Za-z0-9_.]+", "-", job_name).strip("-_.")
     if not name or not name[0].isalpha():
         name = "job-" + name
     return name[:60].rstrip("-_.")

@@ -13,10 +13,15 @@ def values(words):
     return P.parse(words).values
 
 
-@pytest.mark.parametrize("words", [["--time=5"], ["--time", "5"], ["-t", "5"], ["-t5"],
-                                   ["--ti=5"], ["--tim", "5"]])
+@pytest.mark.parametrize("words", [["--time=5"], ["--time", "5"], ["-t", "5"], ["-t5"]])
 def test_argument_forms(words):
     assert values(words) == {"time": 5}
+
+
+def test_unambiguous_prefixes():
+    assert values(["--part=gpu", "--job", "x"]) == {"partition": "gpu", "job_name": "x"}
+    assert _error(["--ti=5"])[0].startswith(
+        "sbatch: option '--ti' is ambiguous; possibilities: '--time' '--time-min'")
 
 
 def test_short_cluster_and_attached_value():
