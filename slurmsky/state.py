@@ -399,6 +399,11 @@ def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
     return find_jobs(conn, states=ACTIVE_STATES)
 
 
+def active_jobs_exist(conn: sqlite3.Connection) -> bool:
+    sql = f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1"
+    return conn.execute(sql, ACTIVE_STATES).fetchone() is not None
+
+
 def last_state(conn: sqlite3.Connection, job_id: int) -> tuple[str, int | None, int | None] | None:
     """(state, exit code, signal) of a job, cheaply (sbatch --wait polls this)."""
     row = conn.execute("SELECT state, exit_code, exit_signal FROM jobs WHERE job_id = ?",

@@ -1,4 +1,4 @@
-"""`slurmsky`: the tool's own commands (translate, config, ...), on click."""
+"""`slurmsky`: the tool's own commands (translate, config, agent, ...), on click."""
 
 from __future__ import annotations
 
@@ -86,6 +86,38 @@ def config() -> None:
         _fail(exc)
     click.echo(f"# {cfg.path}" + ("" if os.path.exists(cfg.path) else " (absent: defaults)"))
     click.echo(dump_yaml(cfg.as_dict()), nl=False)
+
+
+@cli.group()
+def agent() -> None:
+    """The background agent that starts, watches and ends jobs (one per state directory).
+
+    Any command that needs it starts it; it exits by itself when idle.
+    """
+
+
+@agent.command("status")
+def agent_status() -> None:
+    """Whether the agent runs, its pid, and how many jobs are pending or running."""
+    from .. import state
+    from ..agent import running_pid
+
+    pid = running_pid()
+    active = len(state.active_jobs(state.connect()))
+    where = state.home()
+    if pid is None:
+        click.echo(f"agent: not running ({where}; {active} active jobs)")
+        sys.exit(1)
+    click.echo(f"agent: running, pid {pid} ({where}; {active} active jobs)")
+
+
+@agent.command("stop")
+def agent_stop() -> None:
+    """Stop the agent. Running jobs go on; the next command's agent finds them again."""
+    from ..agent import stop
+
+    pid = stop()
+    click.echo("agent: not running" if pid is None else f"agent: stopped pid {pid}")
 
 
 def main() -> None:

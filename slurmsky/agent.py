@@ -1,0 +1,190 @@
+"""The agent: one background process per state directory that runs the scheduler's passes.
+
+Commands never wait for it: they store what they want and `wake()` it by writing a byte to
+its FIFO (`agent.fifo`). Writing to a FIFO nobody reads fails with ENXIO, which is also how
+a command finds that no agent runs and starts one (`python -m slurmsky.agent`, in its own
+session). An flock on `agent.lock` keeps it to one agent per directory. The agent sleeps in
+select() until woken, a child exits (SIGCHLD), or a timer is due (a begin time, a kill
+deadline, a poll of jobs an earlier agent started); it exits after IDLE_EXIT seconds with
+nothing pending or running. Its log is `agent.log` in the state directory.
+
+This module is imported by sbatch on every call, so its top level stays stdlib-light.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+
+from . import state
+
+IDLE_EXIT = 60.0  # s without active jobs before the agent exits
+LOCK_WAIT = 10.0  # s a starting agent waits for an exiting one to release the lock
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _path(name: str) -> str:
+    return os.path.join(state.home(), name)
+
+
+def wake() -> None:
+    """Tell the agent to look at the state now; start it if none runs."""
+    try:
+        fd = os.open(_path("agent.fifo"), os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno not in (errno.ENXIO, errno.ENOENT):
+            raise
+        _spawn()
+        return
+    try:
+        os.write(fd, b"!")
+    except BlockingIOError:
+        pass  # the FIFO is full of wake-ups already
+    finally:
+        os.close(fd)
+
+
+def revive(conn) -> None:
+    """For read-side commands: restart a dead agent if jobs still need one (cheap otherwise)."""
+    if state.active_jobs_exist(conn):
+        wake()
+
+
+def _spawn() -> None:
+    home = state.ensure_home()
+    env = dict(os.environ, SLURMSKY_HOME=home)
+    env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"]
+                                          if env.get("PYTHONPATH") else "")
+    log_fd = os.open(_path("agent.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.posix_spawn(sys.executable, [sys.executable, "-m", "slurmsky.agent"], env,
+                             file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                           (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                                           (os.POSIX_SPAWN_DUP2, log_fd, 2)],
+                             setsid=True)
+    finally:
+        os.close(log_fd)
+
+
+def running_pid() -> int | None:
+    """The agent's pid if one holds the lock, else None."""
+    import fcntl
+
+    try:
+        fd = os.open(_path("agent.lock"), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            with open(_path("agent.pid")) as fh:
+                return int(fh.read().strip() or 0) or None
+        except (OSError, ValueError):
+            return None
+    finally:
+        os.close(fd)
+    return None
+
+
+def stop(timeout: float = 30.0) -> int | None:
+    """Stop the agent (jobs keep running; the next agent finds them). Returns its pid."""
+    import signal
+
+    pid = running_pid()
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pid
+    deadline = time.monotonic() + timeout
+    while running_pid() == pid and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pid
+
+
+# --- the agent process ------------------------------------------------------------------------
+
+def main() -> int:
+    import fcntl
+    import logging
+    import select
+    import signal
+
+    home = state.ensure_home()
+    os.chdir(home)
+    lock_fd = os.open(_path("agent.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return 0  # another agent runs
+            time.sleep(0.05)
+    with open(_path("agent.pid.tmp"), "w") as fh:
+        fh.write(f"{os.getpid()}\n")
+    os.replace(_path("agent.pid.tmp"), _path("agent.pid"))
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format=f"%(asctime)s agent[{os.getpid()}] %(levelname)s %(message)s")
+    log = logging.getLogger("slurmsky.agent")
+    log.info("started in %s", home)
+
+    if not os.path.exists(_path("agent.fifo")):
+        os.mkfifo(_path("agent.fifo"), 0o600)
+    fifo = os.open(_path("agent.fifo"), os.O_RDWR | os.O_NONBLOCK)
+    wake_r, wake_w = os.pipe()
+    for fd in (wake_r, wake_w):
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(wake_w)
+    stopping = []
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+
+    from .scheduler import Scheduler
+
+    conn = state.connect()
+    sched = Scheduler(conn)
+    idle_since = time.monotonic()
+    while not stopping:
+        try:
+            changed, wake_at = sched.run_pass(time.time())
+            while changed:
+                changed, wake_at = sched.run_pass(time.time())
+        except Exception:
+            log.exception("pass failed")
+            wake_at = time.time() + 1
+        if state.active_jobs_exist(conn):
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since > IDLE_EXIT:
+            break
+        timeout = IDLE_EXIT if wake_at is None else max(0.0, wake_at - time.time())
+        try:
+            ready, _, _ = select.select([fifo, wake_r], [], [], min(timeout, IDLE_EXIT))
+        except InterruptedError:
+            ready = []
+        for fd in ready:
+            try:
+                while os.read(fd, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+    # Exit: stop reading wake-ups first, then look once more, so a job stored just now
+    # is either seen here or its command finds no reader and starts a new agent.
+    os.close(fifo)
+    if not stopping and state.active_jobs_exist(conn):
+        log.info("a job arrived while exiting; starting over")
+        os.execv(sys.executable, [sys.executable, "-m", "slurmsky.agent"])
+    log.info("exiting (%s)", "stopped" if stopping else "idle")
+    os.unlink(_path("agent.pid"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

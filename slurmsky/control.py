@@ -1,0 +1,156 @@
+"""What scancel and scontrol do to jobs: cancel, signal, hold, release, requeue.
+
+Pending jobs change here, at once (a compare-and-set on their state); started jobs are
+marked for the agent, which ends them through their executor, and the agent is woken.
+Each operation returns None on success or Slurm's error text for that job (the command
+adds `... for job N` / `Kill job error on job id N: ...` around it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+
+from . import state
+from .state import STARTED_STATES, JobRecord
+
+INVALID_ID = "Invalid job id specified"
+ALREADY_DONE = "Job/step already completing or completed"
+ACCESS_DENIED = "Access/permission denied"
+PENDING_ERR = "Job is pending execution"
+NOT_PENDING = "Job is no longer pending execution"
+DISABLED = "Requested operation is presently disabled"
+REQUEUE_DELAY = 120  # s: a requeued job is eligible again after this (Slurm's BeginTime)
+
+_JOB_ID = re.compile(r"(\d+)(?:_(\d+|\[[\d,\-]+\]))?")
+
+
+def parse_job_id(text: str) -> tuple[int, list[int] | None]:
+    """`12`, `12_3` or `12_[1-3,5]` -> (id, array indices or None); ValueError otherwise."""
+    m = _JOB_ID.fullmatch(text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(text)
+    if m.group(2) is None:
+        return int(m.group(1)), None
+    indices: list[int] = []
+    for part in m.group(2).strip("[]").split(","):
+        low, _, high = part.partition("-")
+        if not low or (_ and not high) or (high and int(high) < int(low)):
+            raise ValueError(text)
+        indices.extend(range(int(low), int(high or low) + 1))
+    return int(m.group(1)), indices
+
+
+def select(conn: sqlite3.Connection, job_id: int, indices: list[int] | None) -> list[JobRecord]:
+    """The jobs an id names: a job, every element of an array, or the listed elements."""
+    if indices is None:
+        return state.find_jobs(conn, ids=[job_id])
+    return state.find_jobs(conn, tasks=[(job_id, i) for i in indices])
+
+
+def _denied(job: JobRecord) -> bool:
+    uid = os.getuid()
+    return uid != 0 and job.uid != uid
+
+
+def _wake() -> None:
+    from .agent import wake
+
+    wake()
+
+
+def cancel(conn: sqlite3.Connection, jobs: list[JobRecord]) -> dict[int, str]:
+    """scancel: pending jobs end CANCELLED now; started ones are ended by the agent."""
+    errors: dict[int, str] = {}
+    woken = False
+    for job in jobs:
+        if _denied(job):
+            errors[job.job_id] = ACCESS_DENIED
+            continue
+        now = time.time()
+        while True:
+            if job.state == "PENDING" and state.update_job(
+                    conn, job.job_id, where_state=("PENDING",), state="CANCELLED",
+                    end_time=now, exit_code=0, exit_signal=0, cancelled_by=os.getuid()):
+                break
+            if job.state in ("CONFIGURING", "RUNNING") and state.update_job(
+                    conn, job.job_id, where_state=("CONFIGURING", "RUNNING"),
+                    state="COMPLETING", kill_action="cancel", cancelled_by=os.getuid()):
+                woken = True
+                break
+            if job.state not in ("PENDING", "CONFIGURING", "RUNNING"):
+                errors[job.job_id] = ALREADY_DONE
+                break
+            job = state.get_job(conn, job.job_id)  # it moved on meanwhile: look again
+    if woken:
+        _wake()
+    return errors
+
+
+def signal(conn: sqlite3.Connection, jobs: list[JobRecord], signum: int,
+           scope: str = "steps") -> dict[int, str]:
+    """scancel --signal: to the steps (default), the batch shell (--batch) or both (--full)."""
+    errors: dict[int, str] = {}
+    for job in jobs:
+        if _denied(job):
+            errors[job.job_id] = ACCESS_DENIED
+        elif job.state == "PENDING":
+            errors[job.job_id] = PENDING_ERR
+        elif job.state not in STARTED_STATES:
+            errors[job.job_id] = INVALID_ID
+        else:
+            state.add_signal(conn, job.job_id, signum, scope)
+    if len(errors) < len(jobs):
+        _wake()
+    return errors
+
+
+def hold(conn: sqlite3.Connection, job: JobRecord, *, admin: bool) -> str | None:
+    """scontrol hold (admin) / uhold (user)."""
+    if _denied(job):
+        return ACCESS_DENIED
+    kind = "admin" if admin else "user"
+    reason = "JobHeldAdmin" if admin else "JobHeldUser"
+    if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=kind,
+                            reason=reason):
+        return NOT_PENDING
+    return None
+
+
+def release(conn: sqlite3.Connection, job: JobRecord) -> str | None:
+    if _denied(job):
+        return ACCESS_DENIED
+    if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=None,
+                            reason="None"):
+        return NOT_PENDING
+    _wake()
+    return None
+
+
+def requeue(conn: sqlite3.Connection, job: JobRecord) -> str | None:
+    """scontrol requeue: a started job is ended and pends again (BeginTime, Restarts+1)."""
+    if _denied(job):
+        return ACCESS_DENIED
+    if not job.requeue or not job.batch:
+        return DISABLED
+    if job.state == "PENDING":
+        return PENDING_ERR
+    if state.update_job(conn, job.job_id, where_state=("CONFIGURING", "RUNNING"),
+                        state="COMPLETING", kill_action="requeue"):
+        _wake()
+        return None
+    if job.finished and state.update_job(conn, job.job_id, where_state=(job.state,),
+                                         **requeued_fields(job, time.time())):
+        _wake()
+        return None
+    return ALREADY_DONE
+
+
+def requeued_fields(job: JobRecord, now: float) -> dict:
+    """A job pending again after a requeue: eligible REQUEUE_DELAY later, as on Slurm."""
+    return dict(state="PENDING", reason="BeginTime", begin_time=now + REQUEUE_DELAY,
+                eligible_time=None, start_time=None, end_time=None, nodelist=None,
+                batch_host=None, restarts=job.restarts + 1, kill_action=None, kill_sent=None,
+                executor_ref=None, result=None, exit_code=None, exit_signal=None)

@@ -1,0 +1,111 @@
+"""Job dependencies (--dependency) evaluated against the state, with Slurm's semantics.
+
+Each item is met, unmet (`unfulfilled`) or can never be met (`failed`). Met items drop out
+of what squeue's %E shows; `?` needs one met item, `,` all of them. A job id the state does
+not know (never existed, or purged on Slurm) counts as met, as Slurm treats it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from . import state
+from .state import JobRecord
+from .values import Dependency, DepItem, format_dependency, parse_dependency
+
+MET, UNMET, FAILED = "met", "unfulfilled", "failed"
+RUNNING_STATES = ("CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # MET, UNMET or FAILED (never satisfiable)
+    shown: str | None  # squeue %E; None once met
+    recheck: float | None = None  # when time alone may change it (after:N+minutes)
+
+
+def _targets(conn: sqlite3.Connection, item: DepItem, job: JobRecord) -> list[JobRecord]:
+    """The jobs an item waits for: a job, a whole array, or one element of it."""
+    if item.task is not None and item.task != "*":
+        return state.find_jobs(conn, tasks=[(item.job_id, int(item.task))])
+    elements = conn.execute("SELECT 1 FROM jobs WHERE array_job_id = ? LIMIT 1",
+                            (item.job_id,)).fetchone()
+    if elements is None:
+        found = state.get_job(conn, item.job_id)
+        return [found] if found else []
+    if item.kind == "aftercorr" and job.array_task_id is not None:
+        return state.find_jobs(conn, tasks=[(item.job_id, job.array_task_id)])
+    return state.find_jobs(conn, ids=[item.job_id])
+
+
+def _item_status(conn: sqlite3.Connection, item: DepItem, job: JobRecord, now: float,
+                 recheck: list[float]) -> str:
+    if item.kind == "singleton":
+        return _singleton(conn, job)
+    targets = _targets(conn, item, job)
+    if item.kind == "after":
+        started = [t.start_time or now for t in targets if t.state != "PENDING"]
+        if len(started) < len(targets):
+            return UNMET
+        ready = max(started, default=now) + item.minutes * 60
+        if ready > now:
+            recheck.append(ready)
+            return UNMET
+        return MET
+    if not all(t.finished for t in targets):
+        return UNMET
+    if item.kind in ("afterany", "afterburstbuffer"):
+        return MET
+    ok = [t.state == "COMPLETED" for t in targets]
+    if item.kind == "afternotok":
+        return MET if not all(ok) or not targets else FAILED
+    return MET if all(ok) else FAILED  # afterok, aftercorr
+
+
+def _singleton(conn: sqlite3.Connection, job: JobRecord) -> str:
+    """Wait while a same-name job of the same user runs, or an earlier one waits as singleton."""
+    for other in state.find_jobs(conn, names=[job.name], users=[job.user],
+                                 states=RUNNING_STATES + ("PENDING",)):
+        if other.job_id == job.job_id:
+            continue
+        if other.state in RUNNING_STATES:
+            return UNMET
+        if (other.job_id < job.job_id and other.dependency_spec
+                and "singleton" in other.dependency_spec.lower()):
+            return UNMET
+    return MET
+
+
+def evaluate(conn: sqlite3.Connection, job: JobRecord, now: float) -> Verdict:
+    dep: Dependency = parse_dependency(job.dependency_spec, "--dependency")
+    recheck: list[float] = []
+    status = [_item_status(conn, item, job, now, recheck) for item in dep.items]
+    if not status or (MET in status if dep.any_of else all(v == MET for v in status)):
+        return Verdict(MET, None)
+    never = all(v == FAILED for v in status) if dep.any_of else FAILED in status
+    left = [(_shown_item(conn, item), v) for item, v in zip(dep.items, status) if v != MET]
+    shown = format_dependency(Dependency(tuple(i for i, _ in left), dep.any_of), dict(left))
+    return Verdict(FAILED if never else UNMET, shown, min(recheck, default=None))
+
+
+def to_text(dep: Dependency) -> str | None:
+    """The stored form of a parsed --dependency (parse_dependency reads it back)."""
+    words = ["singleton" if i.kind == "singleton" else
+             f"{i.kind}:{i.job_id}" + (f"_{i.task}" if i.task else "")
+             + (f"+{i.minutes}" if i.minutes else "") for i in dep.items]
+    return ("?" if dep.any_of else ",").join(words) or None
+
+
+def describe_unmet(dependency_spec: str) -> str:
+    """%E at submission, before the agent's first look: every item unfulfilled."""
+    return format_dependency(parse_dependency(dependency_spec, "--dependency"),
+                             lambda item: UNMET)
+
+
+def _shown_item(conn: sqlite3.Connection, item: DepItem) -> DepItem:
+    """An item on a whole array is shown `N_*`, as Slurm does."""
+    if item.task is None and item.job_id is not None and conn.execute(
+            "SELECT 1 FROM jobs WHERE array_job_id = ? LIMIT 1", (item.job_id,)).fetchone():
+        return DepItem(item.kind, item.job_id, "*", item.minutes)
+    return item

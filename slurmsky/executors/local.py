@@ -1,0 +1,269 @@
+"""The local executor: jobs run as processes on this machine, one "node" per loopback address.
+
+The machine is shown as LOCAL_NODES nodes (127.0.0.1, 127.0.0.2, ...; override with
+$SLURMSKY_LOCAL_NODES), each with all of its CPUs and memory, as Slurm's multi-node emulation
+does: `--nodes=2` runs two node runtimes here, each in its own session, so one job's
+processes are found (and ended) by session even after the runtime itself has gone.
+
+Module import stays light (sbatch checks requests against the nodes); psutil is imported
+only by the agent's calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from .. import state
+from ..state import JobRecord
+
+LOCAL_NODES = 4
+ORPHAN_POLL = 1.0  # s between looks at jobs an earlier agent started
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str  # the node's address doubles as its name: it resolves from every "node"
+    cpus: int
+    mem: int  # MB
+
+
+def nodes(environ=os.environ) -> list[Node]:
+    count = int(environ.get("SLURMSKY_LOCAL_NODES") or LOCAL_NODES)
+    cpus = os.cpu_count() or 1
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    return [Node(f"127.0.0.{k + 1}", cpus, mem) for k in range(count)]
+
+
+def job_mem(job_cpus: int, mem_per_node: int | None, mem_per_cpu: int | None, node: Node) -> int:
+    """MB a job holds on one node (--mem=0 is the whole node, as on Slurm)."""
+    if mem_per_node is not None:
+        return mem_per_node or node.mem
+    return (mem_per_cpu or 0) * job_cpus
+
+
+def refusal(cpus_per_node: list[int], mem_per_node: int | None, mem_per_cpu: int | None,
+            gpus_per_node: int) -> list[str] | None:
+    """Slurm's submit-time errors for what no node here can ever give, or None."""
+    node = nodes()[0]
+    failed = "Batch job submission failed: Requested node configuration is not available"
+    if gpus_per_node:
+        return [failed]
+    if max(cpus_per_node) > node.cpus:
+        return ["CPU count per node can not be satisfied", failed]
+    if any(job_mem(c, mem_per_node, mem_per_cpu, node) > node.mem for c in cpus_per_node):
+        return ["Memory specification can not be satisfied", failed]
+    return None
+
+
+def login_environment() -> dict:
+    """What a login shell starts with: the base of --export=NONE or --export=NAME jobs."""
+    import pwd
+
+    entry = pwd.getpwuid(os.getuid())
+    return {"HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name,
+            "SHELL": entry.pw_shell or "/bin/sh", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+def _read_json(path: str) -> dict | None:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def _runtime_env(environment: dict) -> dict:
+    env = dict(environment)
+    user_path = environment.get("PYTHONPATH")
+    env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + user_path if user_path else "")
+    return env
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self):
+        self.nodes = nodes()
+        self._children: dict[int, subprocess.Popen] = {}  # node runtimes this agent started
+
+    # --- placement -------------------------------------------------------------------------
+
+    def place(self, job: JobRecord, running: list[JobRecord]) -> list[int] | str:
+        if job.num_nodes > len(self.nodes):
+            return "PartitionNodeLimit"
+        free_cpus = [n.cpus for n in self.nodes]
+        free_mem = [n.mem for n in self.nodes]
+        for other in running:
+            for i, k in enumerate((other.executor_ref or {}).get("nodes", ())):
+                free_cpus[k] -= other.cpus_per_node[i]
+                free_mem[k] -= job_mem(other.cpus_per_node[i], other.mem_per_node,
+                                       other.mem_per_cpu, self.nodes[k])
+        chosen: list[int] = []
+        for cpus in job.cpus_per_node:
+            fits = [k for k, n in enumerate(self.nodes) if k not in chosen
+                    and free_cpus[k] >= cpus
+                    and free_mem[k] >= job_mem(cpus, job.mem_per_node, job.mem_per_cpu, n)]
+            if not fits:
+                return "Resources"
+            chosen.append(fits[0])
+        return chosen
+
+    # --- running ---------------------------------------------------------------------------
+
+    def prepare(self, job: JobRecord, placement: list[int]) -> dict:
+        rundir = os.path.join(state.home(), "jobs", str(job.job_id))
+        return {"rundir": rundir, "nodes": placement,
+                "names": [self.nodes[k].name for k in placement], "pids": []}
+
+    def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
+        rundir = ref["rundir"]
+        shutil.rmtree(rundir, ignore_errors=True)  # a requeued job starts afresh
+        os.makedirs(rundir, mode=0o700)
+        names = ref["names"]  # node_names unset: the runtime names nodes by their addresses
+        spec_path = os.path.join(rundir, "spec.json")
+        with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+            json.dump(spec, fh)
+        if not os.path.isdir(job.workdir):
+            now = time.time()
+            self._write_result(rundir, {"state": "FAILED", "exit_code": 0, "signal": 53,
+                                        "start": now, "end": now, "reason": "JobLaunchFailure"})
+            return ref
+        secret = secrets.token_hex(16)
+        base = _runtime_env(spec.get("environment") or {})
+        pids = []
+        for rank in range(len(names)):
+            node_dir = os.path.join(rundir, str(rank))
+            os.makedirs(node_dir)
+            env = dict(base, SKYPILOT_NODE_RANK=str(rank), SKYPILOT_NODE_IPS="\n".join(names),
+                       SKYPILOT_NUM_NODES=str(len(names)),
+                       SKYPILOT_JOB_RANK=str(job.array_rank or 0), SLURMSKY_STEP_SECRET=secret)
+            with open(os.path.join(node_dir, "runtime.log"), "ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "slurmsky.runtime", "node", "--spec", spec_path,
+                     "--result", os.path.join(node_dir, "result.json"), "--rundir", node_dir],
+                    cwd=job.workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True)
+            self._children[proc.pid] = proc
+            pids.append([proc.pid, _create_time(proc.pid)])
+        return dict(ref, pids=pids)
+
+    def adopt(self, job: JobRecord) -> dict | None:
+        import psutil
+
+        ref = dict(job.executor_ref)
+        wanted = {os.path.join(ref["rundir"], str(r)): r for r in range(len(ref["names"]))}
+        found = {}
+        for proc in psutil.process_iter(["cmdline", "create_time"]):
+            cmd = proc.info["cmdline"] or []
+            if "--rundir" in cmd and cmd.index("--rundir") + 1 < len(cmd):
+                rank = wanted.get(cmd[cmd.index("--rundir") + 1])
+                if rank is not None:
+                    found[rank] = [proc.pid, proc.info["create_time"]]
+        if 0 in found and len(found) == len(wanted):
+            return dict(ref, pids=[found[r] for r in range(len(wanted))])
+        if found or os.path.exists(self._result_path(ref)):
+            return dict(ref, pids=[found.get(r, [0, 0]) for r in range(len(wanted))])
+        return None
+
+    def poll(self, job: JobRecord) -> dict | None:
+        ref = job.executor_ref
+        for pid in [p for p, _ in ref["pids"]]:
+            child = self._children.get(pid)
+            if child is not None and child.poll() is not None:
+                del self._children[pid]
+        result = _read_json(self._result_path(ref))
+        if result is not None:
+            return result
+        if ref["pids"] and self._alive(*ref["pids"][0]):
+            return None
+        result = _read_json(self._result_path(ref))  # written just before the runtime exited
+        if result is None:
+            now = time.time()
+            result = {"state": "NODE_FAIL", "exit_code": 0, "signal": 0, "start": job.start_time,
+                      "end": now, "reason": "NodeDown"}
+        return result
+
+    def poll_interval(self, job: JobRecord) -> float | None:
+        """This agent's own children wake it (SIGCHLD); an earlier agent's are polled."""
+        pids = job.executor_ref.get("pids") or [[0, 0]]
+        return None if pids[0][0] in self._children else ORPHAN_POLL
+
+    def cancel(self, job: JobRecord) -> None:
+        pids = job.executor_ref.get("pids") or []
+        if pids and self._alive(*pids[0]):
+            os.kill(pids[0][0], signal.SIGTERM)
+
+    def signal(self, job: JobRecord, signum: int, scope: str) -> None:
+        ref = job.executor_ref
+        env = _runtime_env({"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        subprocess.run([sys.executable, "-m", "slurmsky.runtime", "signal", "--rundir",
+                        os.path.join(ref["rundir"], "0"), "--signal", str(signum), f"--{scope}"],
+                       env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30, check=False)
+
+    def cleanup(self, job: JobRecord) -> None:
+        """SIGKILL whatever is left in the job's node sessions (each runtime leads one)."""
+        import psutil
+
+        sessions = {pid for pid, ctime in (job.executor_ref or {}).get("pids", ()) if pid}
+        if not sessions:
+            return
+        for pid in psutil.pids():
+            try:
+                if os.getsid(pid) in sessions:
+                    os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in sessions:
+            child = self._children.pop(pid, None)
+            if child is not None:
+                try:
+                    child.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _result_path(ref: dict) -> str:
+        return os.path.join(ref["rundir"], "0", "result.json")
+
+    @staticmethod
+    def _write_result(rundir: str, result: dict) -> None:
+        os.makedirs(os.path.join(rundir, "0"), exist_ok=True)
+        with open(os.path.join(rundir, "0", "result.json"), "w") as fh:
+            json.dump(result, fh)
+
+    def _alive(self, pid: int, create_time: float) -> bool:
+        """The same process (pid and start time) still runs; a zombie has ended."""
+        import psutil
+
+        if not pid:
+            return False
+        child = self._children.get(pid)
+        if child is not None:
+            return child.poll() is None
+        try:
+            proc = psutil.Process(pid)
+            return (abs(proc.create_time() - create_time) < 0.01
+                    and proc.status() != psutil.STATUS_ZOMBIE)
+        except psutil.Error:
+            return False
+
+
+def _create_time(pid: int) -> float:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0

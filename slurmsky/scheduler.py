@@ -1,0 +1,226 @@
+"""The state machine: one pass releases pending jobs and records the ends of started ones.
+
+Only the agent runs passes. Each transition is a compare-and-set on the job's state, so a
+command that cancels or holds a job at the same moment wins or loses cleanly, never halfway.
+
+    PENDING --(held, dependency, begin time, array throttle, resources)--> stays, with a reason
+    PENDING --> CONFIGURING (ref stored) --> RUNNING (processes started)
+    RUNNING --(scancel / requeue: kill_action)--> COMPLETING --> CANCELLED / PENDING again
+    RUNNING --> COMPLETED | FAILED | TIMEOUT | OUT_OF_MEMORY | NODE_FAIL (the runtime's RESULT)
+"""
+
+from __future__ import annotations
+
+import logging
+import signal as signals
+import sqlite3
+
+from . import deps, state
+from .control import requeued_fields
+from .executors import Executor, get_executor
+from .runtime import hostlist
+from .state import STARTED_STATES, JobRecord
+
+log = logging.getLogger("slurmsky.agent")
+
+KILL_GRACE = 15  # s beyond KillWait before the agent ends a job the runtime did not end
+
+
+def final_fields(job: JobRecord, result: dict, now: float) -> dict:
+    """The columns of a started job that has ended, from the runtime's RESULT."""
+    if job.kill_action == "requeue":
+        return requeued_fields(job, now)
+    end_state = result.get("state") or "FAILED"
+    if job.kill_action == "cancel" and end_state == "NODE_FAIL":
+        end_state = "CANCELLED"  # the runtime died of the SIGTERM before it could report
+    code, sig = int(result.get("exit_code") or 0), int(result.get("signal") or 0)
+    reason = result.get("reason")
+    if end_state in ("CANCELLED", "TIMEOUT"):
+        code = sig = 0
+        reason = reason or ("TimeLimit" if end_state == "TIMEOUT" else job.reason)
+    elif end_state == "FAILED" and not reason:
+        reason = (f"RaisedSignal:{sig}({signals.strsignal(sig)})" if sig
+                  else "NonZeroExitCode")
+    return dict(state=end_state, reason=reason or "None", exit_code=code, exit_signal=sig,
+                start_time=job.start_time or result.get("start"),
+                end_time=result.get("end") or now, result=result, kill_action=None)
+
+
+class Scheduler:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.executors: dict[str, Executor] = {}
+        self._spec: tuple[int, dict] | None = None  # the last submission's spec (arrays reuse it)
+
+    def executor(self, name: str) -> Executor:
+        if name not in self.executors:
+            self.executors[name] = get_executor(name)
+        return self.executors[name]
+
+    def run_pass(self, now: float) -> tuple[bool, float | None]:
+        """One pass over the active jobs: (whether anything changed, when to look again)."""
+        self._deliver_signals()
+        changed = False
+        wake: list[float] = []
+        jobs = state.active_jobs(self.conn)
+        for job in jobs:
+            if job.state in STARTED_STATES:
+                changed |= self._watch(job, now, wake)
+        if changed:
+            jobs = state.active_jobs(self.conn)
+        changed |= self._release(jobs, now, wake)
+        return changed, (min(wake) if wake else None)
+
+    # --- started jobs ------------------------------------------------------------------------
+
+    def _watch(self, job: JobRecord, now: float, wake: list[float]) -> bool:
+        ex = self.executor(job.executor)
+        if job.state == "CONFIGURING" and job.executor_ref and not job.executor_ref.get("pids"):
+            return self._adopt(job, ex)
+        if job.kill_action and job.kill_sent is None:
+            log.info("job %s: %s", job.job_id, job.kill_action)
+            ex.cancel(job)
+            state.update_job(self.conn, job.job_id, kill_sent=now)
+            job.kill_sent = now
+        result = ex.poll(job)
+        if result is None:
+            if job.kill_sent is not None:
+                deadline = job.kill_sent + self._kill_wait(job) + KILL_GRACE
+                if now < deadline:
+                    wake.append(deadline)
+                    return False
+                log.warning("job %s: did not end after its cancel; killing it", job.job_id)
+                result = {"state": "CANCELLED", "end": now}
+            else:
+                interval = ex.poll_interval(job)
+                if interval is not None:
+                    wake.append(now + interval)
+                return False
+        ex.cleanup(job)
+        fields = final_fields(job, result, now)
+        done = state.update_job(self.conn, job.job_id, where_state=STARTED_STATES, **fields)
+        log.info("job %s: %s %s", job.job_id, fields["state"], result)
+        return done
+
+    def _adopt(self, job: JobRecord, ex: Executor) -> bool:
+        """A job an earlier agent was starting when it died: found running, or never started."""
+        ref = ex.adopt(job)
+        if ref is None:
+            log.info("job %s: never started; pending again", job.job_id)
+            return state.update_job(self.conn, job.job_id, where_state=("CONFIGURING",),
+                                    state="PENDING", executor_ref=None, start_time=None,
+                                    nodelist=None, batch_host=None)
+        log.info("job %s: found running again", job.job_id)
+        state.update_job(self.conn, job.job_id, executor_ref=ref)
+        state.update_job(self.conn, job.job_id, where_state=("CONFIGURING",), state="RUNNING")
+        return True
+
+    def _kill_wait(self, job: JobRecord) -> int:
+        return int(self._submission_spec(job.submission).get("kill_wait") or 30)
+
+    # --- pending jobs ------------------------------------------------------------------------
+
+    def _release(self, jobs: list[JobRecord], now: float, wake: list[float]) -> bool:
+        running = [j for j in jobs if j.state in STARTED_STATES]
+        per_array: dict[int, int] = {}
+        for j in running:
+            if j.array_job_id is not None:
+                per_array[j.array_job_id] = per_array.get(j.array_job_id, 0) + 1
+        blocked = False  # a job waits for resources: later ones wait behind it (Priority)
+        updates: list[tuple[JobRecord, dict]] = []
+        launches: list[tuple[JobRecord, list[int]]] = []
+        for job in jobs:
+            if job.state != "PENDING":
+                continue
+            reason, fields = self._pending_reason(job, now, wake)
+            if reason is None and job.array_throttle and \
+                    per_array.get(job.array_job_id, 0) >= job.array_throttle:
+                reason = "JobArrayTaskLimit"
+            if reason is None:
+                placement = self.executor(job.executor).place(job, running)
+                if isinstance(placement, str):
+                    reason = "Priority" if blocked and placement == "Resources" else placement
+                    blocked = blocked or placement == "Resources"
+                else:
+                    launches.append((job, placement))
+                    job.executor_ref = {"nodes": placement}
+                    running.append(job)
+                    if job.array_job_id is not None:
+                        per_array[job.array_job_id] = per_array.get(job.array_job_id, 0) + 1
+                    reason = "None"
+            if reason is not None:
+                fields["reason"] = reason
+            fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
+            if fields:
+                updates.append((job, fields))
+        with state.write(self.conn):
+            for job, fields in updates:
+                state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
+        for job, placement in launches:
+            self._launch(job, placement, now)
+        return bool(launches) or any(f.get("state") for _, f in updates)
+
+    def _pending_reason(self, job: JobRecord, now: float,
+                        wake: list[float]) -> tuple[str | None, dict]:
+        """The reason a pending job must wait (None: it may start) and columns to update."""
+        fields: dict = {}
+        reason = None
+        if job.dependency_spec:
+            verdict = deps.evaluate(self.conn, job, now)
+            fields["dependency"] = verdict.shown
+            if verdict.recheck is not None:
+                wake.append(verdict.recheck)
+            if verdict.status == deps.FAILED:
+                reason = "DependencyNeverSatisfied"
+                if job.kill_on_invalid_dep:
+                    fields.update(state="CANCELLED", end_time=now, exit_code=0, exit_signal=0)
+                    return reason, fields
+            elif verdict.status == deps.UNMET:
+                reason = "Dependency"
+        if job.held:
+            return ("JobHeldAdmin" if job.held == "admin" else "JobHeldUser"), fields
+        if reason:
+            return reason, fields
+        if job.begin_time and job.begin_time > now:
+            wake.append(job.begin_time)
+            return "BeginTime", fields
+        if job.eligible_time is None:
+            fields["eligible_time"] = now
+        return None, fields
+
+    def _launch(self, job: JobRecord, placement: list[int], now: float) -> None:
+        ex = self.executor(job.executor)
+        ref = ex.prepare(job, placement)
+        names = ref.get("names") or []
+        if not state.update_job(self.conn, job.job_id, where_state=("PENDING",),
+                                state="CONFIGURING", reason="None", executor_ref=ref,
+                                start_time=now, nodelist=hostlist.compress(names) or None,
+                                batch_host=names[0] if names else None):
+            return  # cancelled or held meanwhile
+        job.executor_ref = ref
+        try:
+            ref = ex.launch(job, self._submission_spec(job.submission), ref)
+        except OSError as exc:
+            log.exception("job %s: launch failed", job.job_id)
+            state.update_job(self.conn, job.job_id, where_state=STARTED_STATES, state="FAILED",
+                             reason="JobLaunchFailure", end_time=now, exit_code=0,
+                             exit_signal=53, result={"error": str(exc)})
+            return
+        state.update_job(self.conn, job.job_id, executor_ref=ref)
+        state.update_job(self.conn, job.job_id, where_state=("CONFIGURING",), state="RUNNING")
+        log.info("job %s: started on %s", job.job_id, ",".join(names))
+
+    def _submission_spec(self, submission: int) -> dict:
+        if self._spec is None or self._spec[0] != submission:
+            self._spec = (submission, state.get_spec(self.conn, submission)[0])
+        return self._spec[1]
+
+    # --- scancel --signal ----------------------------------------------------------------------
+
+    def _deliver_signals(self) -> None:
+        for job_id, signum, scope in state.take_signals(self.conn):
+            job = state.get_job(self.conn, job_id)
+            if job is None or job.state not in STARTED_STATES or not job.executor_ref:
+                continue
+            log.info("job %s: signal %s to %s", job_id, signum, scope)
+            self.executor(job.executor).signal(job, signum, scope)

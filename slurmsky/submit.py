@@ -1,0 +1,190 @@
+"""sbatch's fast path: check the request against the backend, store the job, wake the agent.
+
+Nothing here waits for a job to start: sbatch prints its line and exits (unless --wait).
+The ids of every array element are allocated now, in one transaction, so a 1000-element
+array is stored at once; the element with the highest index carries the array's own id.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from . import deps, state
+from .config import Config, load_config
+from .errors import SlurmError
+from .request import JobRequest
+from .runtime import filepattern
+from .translate import Layout, layout, partition_of, runtime_spec
+
+WAIT_POLL = 0.2  # s between looks at the state while `sbatch --wait` waits
+SECONDS_PER_MINUTE = "SLURMSKY_SECONDS_PER_MINUTE"  # tests only: shrink --time's minute
+
+
+def element_ids(first: int, count: int) -> list[int]:
+    """Ids of the elements in index order: first+1, first+2, ..., and `first` for the last."""
+    return [first + 1 + k for k in range(count - 1)] + [first]
+
+
+def submit_batch(req: JobRequest) -> int:
+    cfg = load_config()
+    job_id, ids = store(req, cfg, batch=True)
+    if req.test_only:
+        return 0
+    _print_submitted(req, job_id)
+    if req.wait:
+        return wait_for(ids)
+    return 0
+
+
+def store(req: JobRequest, cfg: Config, *, batch: bool) -> tuple[int, list[int]]:
+    """Validate against the backend, allocate ids and store the job; (printed id, element ids).
+
+    Like Slurm, a request the backend can never run consumes an id and is stored FAILED
+    before the error is raised; --test-only consumes an id and stores nothing.
+    """
+    part_name, _ = partition_of(req, cfg)
+    lay = layout(req)
+    indices = list(req.array.indices) if req.array else [None]
+    conn = state.connect()
+    refused = _refusal(cfg, lay)
+    first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
+    ids = element_ids(first, len(indices)) if req.array else [first]
+    if refused:
+        now = time.time()
+        row = _row(req, cfg, lay, part_name, first, None, None, None, now, batch=batch)
+        row.update(state="FAILED", reason="BadConstraints", exit_code=1, exit_signal=0,
+                   start_time=now, end_time=now)
+        state.add_submission(conn, first, {}, None, [row])
+        raise SlurmError(*refused)
+    if req.test_only:
+        _print_test_only(req, cfg, lay, part_name, first)
+        return first, []
+    environment = _environment(req, cfg)
+    spec = runtime_spec(req, cfg, lay, part_name, job_id=first,
+                        array_job_ids=ids if req.array else None, environment=environment)
+    spec["umask"] = _umask()
+    if spec["time_limit"] and os.environ.get(SECONDS_PER_MINUTE):
+        spec["time_limit"] = int(req.time * float(os.environ[SECONDS_PER_MINUTE]))
+    now = time.time()
+    array_job_id = first if req.array else None
+    rows = [_row(req, cfg, lay, part_name, job_id, array_job_id, index, rank, now, batch=batch)
+            for rank, (job_id, index) in enumerate(zip(ids, indices))]
+    state.add_submission(conn, first, spec, None, rows)
+    from .agent import wake
+
+    wake()
+    return first, ids
+
+
+def _refusal(cfg: Config, lay: Layout) -> list[str] | None:
+    if cfg.backend != "local":
+        return None
+    from .executors import local
+
+    return local.refusal(list(lay.cpus_per_node), lay.mem_per_node, None,
+                         lay.gpus_per_node)
+
+
+def _environment(req: JobRequest, cfg: Config) -> dict:
+    from .executors import local
+    from .translate import job_environment
+
+    env = job_environment(req, cfg, for_cloud=False)
+    if req.export is not None and req.export.mode != "ALL":
+        env = {**local.login_environment(), **env}
+    return env
+
+
+def _umask() -> str:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return f"{mask:04o}"
+
+
+def _row(req: JobRequest, cfg: Config, lay: Layout, part_name: str, job_id: int,
+         array_job_id: int | None, index: int | None, rank: int | None, now: float, *,
+         batch: bool) -> dict:
+    """One `jobs` row: the request as the read-side commands show it."""
+    from .translate import _user
+
+    user = _user()
+
+    def path(pattern: str | None) -> str | None:
+        if pattern is None:
+            return None
+        name = filepattern.expand(pattern, job_id=job_id, array_job_id=array_job_id,
+                                  array_task_id=index, job_name=req.job_name, user=user,
+                                  node_name="%N")
+        return os.path.join(req.workdir, name)
+
+    stdout = path(req.output or ("slurm-%A_%a.out" if index is not None else "slurm-%j.out"))
+    held = "user" if req.hold else None
+    dep = deps.to_text(req.dependency) if req.dependency is not None else None
+    return dict(
+        job_id=job_id, submission=array_job_id or job_id, array_job_id=array_job_id,
+        array_task_id=index, array_throttle=req.array.throttle if req.array else None,
+        array_rank=rank, name=req.job_name, user=user, uid=os.getuid(), gid=os.getgid(),
+        account=req.ignored.get("account"), partition=part_name, num_nodes=lay.num_nodes,
+        num_cpus=sum(lay.cpus_per_node), num_tasks=sum(lay.tasks_per_node),
+        cpus_per_task=req.cpus_per_task, tasks_per_node=list(lay.tasks_per_node),
+        cpus_per_node=list(lay.cpus_per_node), mem_per_node=req.mem,
+        mem_per_cpu=req.mem_per_cpu, gpus_per_node=lay.gpus_per_node,
+        gres=",".join(f"{g.name}:{g.count}" for g in req.gres) or None, time_limit=req.time,
+        dependency_spec=dep, dependency=deps.describe_unmet(dep) if dep else None,
+        kill_on_invalid_dep=bool(req.kill_on_invalid_dep), comment=req.comment,
+        command=os.path.join(req.submit_dir, req.script_path) if req.script_path else None,
+        submit_dir=req.submit_dir, workdir=req.workdir, stdout=stdout,
+        stderr=path(req.error) or stdout, stdin=path(req.input) or "/dev/null",
+        requeue=req.requeue is not False, batch=batch, state="PENDING",
+        reason="JobHeldUser" if held else ("Dependency" if dep else "None"), held=held,
+        submit_time=now, begin_time=req.begin, executor=cfg.backend)
+
+
+def _print_submitted(req: JobRequest, job_id: int) -> None:
+    cluster = req.clusters
+    if req.parsable:
+        print(f"{job_id};{cluster}" if cluster else job_id, flush=True)
+    elif not req.quiet:
+        print(f"Submitted batch job {job_id}" + (f" on cluster {cluster}" if cluster else ""),
+              flush=True)
+
+
+def _print_test_only(req: JobRequest, cfg: Config, lay: Layout, part_name: str,
+                     job_id: int) -> None:
+    """Slurm's estimate line; here the first nodes that could ever hold the job, now."""
+    from .runtime import hostlist
+
+    names = [f"127.0.0.{k + 1}" for k in range(lay.num_nodes)]
+    if cfg.backend == "local":
+        from .executors import local
+
+        names = [n.name for n in local.nodes()[:lay.num_nodes]]
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))
+    sys.stderr.write(f"sbatch: Job {job_id} to start at {start} using "
+                     f"{sum(lay.cpus_per_node)} processors on nodes {hostlist.compress(names)} "
+                     f"in partition {part_name}\n")
+
+
+def wait_exit_code(rec: state.JobRecord) -> int:
+    """`sbatch --wait`'s exit for one job: its exit code, 1 if it did not exit by itself."""
+    if rec.state in ("COMPLETED", "FAILED") and not rec.exit_signal:
+        return rec.exit_code or 0
+    return 1
+
+
+def wait_for(ids: list[int]) -> int:
+    """Block until every job has ended; the highest exit code (sbatch --wait)."""
+    from .agent import wake
+
+    conn = state.connect()
+    last_wake = time.monotonic()
+    while True:
+        jobs = state.find_jobs(conn, ids=ids)
+        if all(j.finished for j in jobs if j.job_id in ids):
+            return max((wait_exit_code(j) for j in jobs if j.job_id in ids), default=0)
+        if time.monotonic() - last_wake > 5:  # an agent killed meanwhile is started again
+            wake()
+            last_wake = time.monotonic()
+        time.sleep(WAIT_POLL)
