@@ -7,7 +7,6 @@ output patterns, array indices) goes to the runtime spec, which travels inside t
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import json
 import math
@@ -218,7 +217,8 @@ def runtime_spec(req: JobRequest, cfg: Config, lay: Layout, partition: str, *,
         "gres": ",".join(_gres_text(g) for g in req.gres) or None,
         "time_limit": req.time * 60 if req.time is not None and req.time > 0 else None,
         "kill_wait": cfg.kill_wait,
-        "signal": dataclasses.asdict(req.signal) if req.signal else None,
+        "signal": ({"signum": req.signal.signum, "seconds": req.signal.seconds,
+                    "batch": req.signal.batch, "full": False} if req.signal else None),
         "output": req.output or default_out,
         "error": req.error,
         "input": req.input,
