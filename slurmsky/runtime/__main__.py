@@ -1,0 +1,106 @@
+"""Entry points of the node runtime.
+
+    python3 -m slurmsky.runtime node --spec SPEC.json [--result RESULT.json] [--rundir DIR]
+        Every node of the job runs this; SKYPILOT_NODE_RANK says which node it is (0 runs
+        the batch script and writes RESULT.json, the others run a step agent). The job
+        secret arrives in SLURMSKY_STEP_SECRET. SIGTERM to node 0 cancels the job.
+    python3 -m slurmsky.runtime signal --rundir DIR --signal SIG [--batch|--steps|--full]
+        scancel --signal for a running job: SIG (number or name) to its steps (default),
+        its batch shell only (--batch), or both (--full). DIR is node 0's --rundir.
+    srun / scontrol (inside the job, through the wrappers in the node's rundir/bin)
+"""
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+from . import channel, rundir, scontrol, srun
+from .agent import Agent
+from .controller import Controller
+from .spec import SECRET_VAR, Job, SpecError, load
+
+IN_JOB_TOOLS = {"srun": srun.main, "scontrol": scontrol.main}
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in IN_JOB_TOOLS and argv[1:2] == ["--rundir"] and len(argv) > 2:
+        return IN_JOB_TOOLS[argv[0]](argv[3:], argv[2])
+    parser = argparse.ArgumentParser(prog="python3 -m slurmsky.runtime")
+    commands = parser.add_subparsers(dest="command", required=True)
+    node = commands.add_parser("node", help="run this node's part of the job")
+    node.add_argument("--spec", required=True)
+    node.add_argument("--result")
+    node.add_argument("--rundir")
+    sig = commands.add_parser("signal", help="deliver a signal as scancel --signal does")
+    sig.add_argument("--rundir", required=True)
+    sig.add_argument("--signal", required=True, type=_signum)
+    target = sig.add_mutually_exclusive_group()
+    for flag in ("batch", "steps", "full"):
+        target.add_argument("--" + flag, dest="target", action="store_const", const=flag)
+    args = parser.parse_args(argv)
+    if args.command == "node":
+        return run_node(args.spec, args.result, args.rundir)
+    return send_signal(args.rundir, args.signal, args.target or "steps")
+
+
+def _signum(text):
+    if text.isdigit():
+        return int(text)
+    name = text.upper() if text.upper().startswith("SIG") else "SIG" + text.upper()
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise argparse.ArgumentTypeError("invalid signal: %s" % text) from None
+
+
+def run_node(spec_path, result_path, run_dir):
+    environ = dict(os.environ)
+    secret = environ.pop(SECRET_VAR, None)
+    os.environ.pop(SECRET_VAR, None)  # nothing started from here may inherit it
+    rank = int(environ.get("SKYPILOT_NODE_RANK") or 0)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%%(asctime)s slurmsky-runtime[node%d]: %%(message)s" % rank)
+    result_path = os.path.abspath(result_path) if result_path else None
+    try:
+        job = Job(load(spec_path), environ)
+        if not secret and job.num_nodes > 1:
+            raise SpecError("%s is not set" % SECRET_VAR)
+    except (OSError, ValueError, KeyError, SpecError) as e:
+        logging.error("cannot run the job: %s", e)
+        if rank == 0 and result_path:
+            now = time.time()
+            rundir.write_private(result_path, json.dumps(
+                {"state": "FAILED", "exit_code": 1, "signal": 0, "start": now, "end": now,
+                 "reason": str(e)}) + "\n", mode=0o644)
+        return 1
+    secret = secret or os.urandom(32).hex()  # a lone node needs no shared secret
+    own_dir = run_dir is None
+    run_dir = run_dir or tempfile.mkdtemp(prefix="slurmsky-%d-" % job.job_id)
+    try:
+        if job.rank == 0:
+            return Controller(job, secret, run_dir, result_path, environ).run()
+        return Agent(job, secret, run_dir, environ).run()
+    finally:
+        if own_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def send_signal(run_dir, signum, target):
+    try:
+        conn = rundir.connect(os.path.join(run_dir, "node0"))
+        conn.send({"t": "signal", "signum": signum, "target": target})
+        conn.recv()
+    except (OSError, channel.ChannelError) as e:
+        sys.stderr.write("signal: job not reachable: %s\n" % e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

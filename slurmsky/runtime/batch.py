@@ -1,0 +1,96 @@
+"""The batch step on node 0: the script run through its shebang, as slurmstepd runs it.
+
+The script is copied to ``slurm_script`` (0700) in the node's rundir, so ``$0`` is that copy as
+on Slurm; it runs in the working directory with stdout/stderr on the expanded --output /
+--error files (stderr joins stdout when --error is absent or names the same file), stdin
+from --input or /dev/null, in its own process group.
+"""
+import os
+import threading
+
+from . import filepattern, procs
+
+
+class LaunchError(Exception):
+    """The batch script could not be started (Slurm: JobLaunchFailure)."""
+
+
+class Batch:
+    def __init__(self, job, node_dir, reaper, env, on_exit):
+        self.job, self.node_dir, self.reaper, self.env = job, node_dir, reaper, env
+        self.on_exit = on_exit
+        self.pid = self.status = None
+        self.done = threading.Event()
+        self._err_fd = None
+        spec = job.spec
+        self.stdout_path = self._path(spec["output"])
+        self.stderr_path = self._path(spec["error"]) if spec["error"] else self.stdout_path
+        self.stdin_path = self._path(spec["input"]) if spec["input"] else os.devnull
+
+    def _path(self, pattern):
+        job = self.job
+        name = filepattern.expand(
+            pattern, job_id=job.job_id, array_job_id=job.array_job_id,
+            array_task_id=job.array_task_id, job_name=job.spec["job_name"],
+            user=job.spec["user"], node_name=job.names[0], node_id=0, task_id=0)
+        return os.path.join(job.workdir, name)
+
+    def start(self):
+        spec = self.job.spec
+        if not os.path.isdir(self.job.workdir):
+            raise LaunchError("couldn't chdir to `%s': No such file or directory"
+                              % self.job.workdir)
+        flags = os.O_WRONLY | os.O_CREAT | (
+            os.O_APPEND if spec["open_mode"] == "append" else os.O_TRUNC)
+        try:
+            out_fd = _open(self.stdout_path, flags)
+            self._err_fd = (out_fd if self.stderr_path == self.stdout_path
+                            else _open(self.stderr_path, flags))
+            in_fd = os.open(self.stdin_path, os.O_RDONLY)
+        except OSError as e:
+            raise LaunchError("%s: %s" % (e.filename, e.strerror)) from None
+        script = os.path.join(self.node_dir, "slurm_script")
+        fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+        with os.fdopen(fd, "w") as f:
+            f.write(spec["script"])
+        umask = int(spec["umask"], 8) if spec["umask"] else _current_umask()
+        argv = procs.launch_argv(self.job.names[0], umask, self.job.workdir,
+                                 [script] + list(spec["script_args"]))
+        try:
+            self.pid = self.reaper.spawn(argv, self.env, in_fd, out_fd, self._err_fd,
+                                         self._exited)
+        finally:
+            os.close(in_fd)
+            if out_fd != self._err_fd:
+                os.close(out_fd)
+
+    def _exited(self, status):
+        self.status = status
+        self.done.set()
+        self.on_exit()
+
+    def write_error(self, line):
+        """A slurmstepd line in the job's stderr file (kept open for this)."""
+        if self._err_fd is not None:
+            try:
+                os.write(self._err_fd, (line + "\n").encode())
+            except OSError:
+                pass
+
+    def close(self):
+        if self._err_fd is not None:
+            os.close(self._err_fd)
+            self._err_fd = None
+
+
+def _open(path, flags):
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)  # as the local backend promises (client contract)
+    return os.open(path, flags, 0o666)
+
+
+def _current_umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,383 @@
+"""Node 0: the batch step, the step channel's listener, step ids, limits, cancel, RESULT.json.
+
+Node 0 plays slurmctld and the batch node's slurmstepd: it waits for every agent to check in,
+runs the batch script, hands out step ids and fans steps out (its own tasks directly, the
+others' through their agents), relays task output and exits to the step's srun, enforces
+the time limit and --signal, obeys a cancel (SIGTERM to this process) and the ``signal``
+command, then ends every process on every node and writes RESULT.json.
+"""
+import json
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+
+from . import channel, layout, procs, rundir
+from . import env as envmod
+from .batch import Batch, LaunchError
+from .spec import settle_names
+from .tasks import NodeSteps
+from .waker import Waker
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 5          # seconds between pings on agent connections
+HEARTBEAT_DEAD = 30    # seconds of silence after which a peer is lost
+AGENT_GOODBYE = 5      # seconds to wait for agents to finish at the end
+STEP_GRACE = 3         # seconds for steps to report after the final SIGKILL
+# Slurm's reason suffixes for "*** JOB N ON node CANCELLED AT time<suffix> ***".
+SUFFIXES = {"cancel": "", "timeout": " DUE TO TIME LIMIT", "requeue": " DUE TO JOB REQUEUE",
+            "node_fail": " DUE TO NODE FAILURE, SEE SLURMCTLD LOG FOR DETAILS"}
+STATES = {"cancel": "CANCELLED", "timeout": "TIMEOUT", "requeue": "CANCELLED",
+          "node_fail": "NODE_FAIL", "launch": "FAILED"}
+
+
+class _Step:
+    def __init__(self, conn, nodes):
+        self.conn, self.nodes, self.pending = conn, nodes, set(nodes)
+
+    def tell(self, msg, payload=b""):
+        try:
+            self.conn.send(msg, payload)
+        except OSError:
+            pass  # srun is gone; the step is being killed
+
+
+class Controller:
+    def __init__(self, job, secret, run_dir, result_path, node_environ):
+        self.job, self.result_path, self.node_environ = job, result_path, node_environ
+        self.node_dir = rundir.node_dir(run_dir, 0)
+        self.keys = {role: channel.role_key(secret, role) for role in channel.ROLES}
+        self.lock = threading.Lock()
+        self.waker = Waker()
+        self.reaper = procs.Reaper()
+        self.agents = {}        # rank -> Conn
+        self.agents_gone = {}   # rank -> Event set when its connection ends
+        self.steps = {}         # step id -> _Step
+        self.next_step = 0
+        self.outcome = None     # why the job ends early: a key of STATES
+        self.reason = None
+        self.ending = False
+        self.batch = self.local = None
+
+    # -- the job's life ------------------------------------------------------------------
+    def run(self):
+        job = self.job
+        procs.become_subreaper()
+        job.names = settle_names(job)
+        if job.spec["node_names"] and job.names != job.spec["node_names"]:
+            log.warning("node names %s do not resolve to their nodes; using the node IPs",
+                        ",".join(job.spec["node_names"]))
+        listener, self.port = channel.listen(job.ip, job.job_id)
+        rundir.write_control(self.node_dir, job.job_id, job.ip, self.port, self.keys["local"])
+        bin_dir = rundir.install_tools(self.node_dir)
+        self.local = NodeSteps(job, self.reaper, self.route, bin_dir, self.node_environ)
+        self.batch = Batch(job, self.node_dir, self.reaper,
+                           envmod.batch_env(job, self.node_environ, bin_dir), self.waker.wake)
+        start = time.time()
+        self.job_info = self._job_info(start)
+        rundir.write_job_info(self.node_dir, self.job_info)
+        self.waker.catch((signal.SIGTERM, signal.SIGINT, signal.SIGHUP), self._on_signal)
+        threading.Thread(target=self._accept_loop, args=(listener,), daemon=True).start()
+        log.info("job %d: node 0 of %d listening on %s:%d", job.job_id, job.num_nodes,
+                 job.ip, self.port)
+        if self._wait_agents():
+            try:
+                self.batch.start()
+            except LaunchError as e:
+                log.error("job %d: launch failed: %s", job.job_id, e)
+                self.outcome, self.reason = "launch", "JobLaunchFailure"
+            else:
+                self._watch(time.monotonic())
+        self._terminate()
+        end = time.time()
+        result = self._result(start, end)
+        self.batch.close()
+        if self.result_path:
+            rundir.write_private(self.result_path, json.dumps(result) + "\n", mode=0o644)
+        log.info("job %d: %s %d:%d", job.job_id, result["state"], result["exit_code"],
+                 result["signal"])
+        shutil.rmtree(self.node_dir, ignore_errors=True)
+        if result["state"] == "COMPLETED":
+            return 0
+        return result["exit_code"] or (128 + result["signal"] if result["signal"] else 1)
+
+    def _wait_agents(self):
+        deadline = time.monotonic() + self.job.spec["startup_timeout"]
+        while not self.outcome:
+            with self.lock:
+                if len(self.agents) == self.job.num_nodes - 1:
+                    return True
+            if time.monotonic() > deadline:
+                with self.lock:
+                    missing = [self.job.ips[r] for r in range(1, self.job.num_nodes)
+                               if r not in self.agents]
+                log.error("job %d: no agent from %s", self.job.job_id, ", ".join(missing))
+                self.outcome, self.reason = "node_fail", "agents did not start"
+                break
+            self.waker.wait(0.5)
+        return False
+
+    def _watch(self, started):
+        """Until the batch script ends or something ends the job: time limit, --signal."""
+        spec = self.job.spec
+        limit = started + spec["time_limit"] if spec["time_limit"] else None
+        sig = spec["signal"]
+        signal_at = limit - sig["seconds"] if sig and limit else None
+        next_ping = started
+        while not self.outcome and not self.batch.done.is_set():
+            now = time.monotonic()
+            if limit is not None and now >= limit:
+                self.outcome = "timeout"
+                break
+            if signal_at is not None and now >= signal_at:
+                target = "full" if sig["full"] else "batch" if sig["batch"] else "steps"
+                self.deliver(sig["signum"], target)
+                signal_at = None
+            if now >= next_ping:
+                self._to_agents({"t": "ping"})
+                next_ping = now + HEARTBEAT
+            wake_at = min(t for t in (limit, signal_at, next_ping) if t is not None)
+            self.waker.wait(wake_at - now)
+
+    def _on_signal(self, signum, frame):
+        if not self.outcome:
+            self.outcome = "cancel"
+
+    def _terminate(self):
+        """End everything on every node: the Slurm line, TERM, KillWait, KILL, agents out."""
+        job = self.job
+        with self.lock:
+            self.ending = True
+            steps = dict(self.steps)
+        if self.outcome in SUFFIXES:
+            when = time.strftime("%Y-%m-%dT%H:%M:%S")
+            suffix = SUFFIXES[self.outcome]
+            head = job.names[0]
+            self.batch.write_error("slurmstepd-%s: error: *** JOB %d ON %s CANCELLED AT %s%s ***"
+                                   % (head, job.job_id, head, when, suffix))
+            for sid, step in sorted(steps.items()):
+                first = job.names[step.nodes[0]]
+                step.tell({"t": "msg", "text": "srun: Job step aborted: Waiting up to %d seconds "
+                           "for job step to finish." % (job.kill_wait + 2)})
+                step.tell({"t": "msg", "text": "slurmstepd-%s: error: *** STEP %d.%d ON %s "
+                           "CANCELLED AT %s%s ***" % (first, job.job_id, sid, first, when, suffix)})
+        if self._busy():
+            self._everywhere(signal.SIGCONT)
+            self._everywhere(signal.SIGTERM)
+            deadline = time.monotonic() + job.kill_wait
+            while self._busy() and time.monotonic() < deadline:
+                self.waker.wait(0.05)
+        self._everywhere(signal.SIGKILL)
+        deadline = time.monotonic() + STEP_GRACE
+        while self.steps and time.monotonic() < deadline:
+            self.waker.wait(0.05)
+        with self.lock:
+            left = list(self.steps.values())
+            self.steps.clear()
+        for step in left:  # a lost node never reported: end its srun anyway
+            step.tell({"t": "end"})
+        self._to_agents({"t": "shutdown"})
+        for gone in list(self.agents_gone.values()):
+            gone.wait(AGENT_GOODBYE)
+
+    def _busy(self):
+        batch_running = self.batch.pid is not None and not self.batch.done.is_set()
+        return batch_running or bool(self.steps) or bool(procs.descendants(os.getpid()))
+
+    def _everywhere(self, signum):
+        if signum == signal.SIGKILL:
+            procs.kill_everything()
+        else:
+            procs.signal_everything(signum)
+        self._to_agents({"t": "kill", "signum": signum})
+
+    def _result(self, start, end):
+        status = self.batch.status or 0
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+        if self.outcome == "launch":
+            code, sig = 0, 53  # what sacct shows for a JobLaunchFailure
+        state = STATES.get(self.outcome) or ("COMPLETED" if status == 0 else "FAILED")
+        result = {"state": state, "exit_code": code, "signal": sig, "start": start,
+                  "end": end, "reason": self.reason}
+        if self.outcome == "requeue":
+            result["requeue"] = True
+        return result
+
+    def _job_info(self, start):
+        """What scontrol show job prints inside the job (every node gets it)."""
+        job, batch, spec = self.job, self.batch, self.job.spec
+        return {
+            "job_id": job.job_id, "array_job_id": job.array_job_id,
+            "array_task_id": job.array_task_id, "job_name": spec["job_name"],
+            "user": spec["user"], "uid": spec["uid"], "gid": spec["gid"],
+            "account": spec["account"], "qos": spec["qos"], "partition": spec["partition"],
+            "start": start, "time_limit": spec["time_limit"], "names": job.names,
+            "ntasks": spec["ntasks"] or sum(spec["tasks_per_node"]),
+            "cpus": sum(spec["cpus_per_node"]), "cpus_per_task": spec["cpus_per_task"] or 1,
+            "workdir": job.workdir, "stdout": batch.stdout_path, "stderr": batch.stderr_path,
+            "stdin": batch.stdin_path,
+        }
+
+    # -- the step channel ----------------------------------------------------------------
+    def _accept_loop(self, listener):
+        while True:
+            sock, addr = listener.accept()
+            threading.Thread(target=self._serve, args=(sock, addr), daemon=True).start()
+
+    def _serve(self, sock, addr):
+        try:
+            conn, hello = channel.accept(sock, self.job.job_id, self.keys)
+        except channel.ChannelError as e:
+            log.warning("refused connection from %s:%d: %s", addr[0], addr[1], e)
+            sock.close()
+            return
+        if hello["role"] == "agent":
+            self._serve_agent(conn, hello.get("rank"), addr)
+            return
+        try:
+            request, _ = conn.recv()
+            if request.get("t") == "launch":
+                self._run_step(conn, request)
+            elif request.get("t") == "signal":
+                self.deliver(int(request["signum"]), request.get("target", "steps"))
+                conn.send({"t": "ok"})
+            elif request.get("t") == "requeue":
+                self.outcome = self.outcome or "requeue"
+                self.reason = self.reason or "requeue"
+                self.waker.wake()
+                conn.send({"t": "ok"})
+        except (channel.ChannelError, OSError):
+            pass
+        finally:
+            conn.close()
+
+    def _serve_agent(self, conn, rank, addr):
+        with self.lock:
+            if not isinstance(rank, int) or not 0 < rank < self.job.num_nodes or \
+                    rank in self.agents or self.ending:
+                log.warning("refused agent %r from %s: unexpected", rank, addr[0])
+                conn.close()
+                return
+            self.agents[rank] = conn
+            gone = self.agents_gone[rank] = threading.Event()
+        log.info("agent of node %d (%s) joined from %s", rank, self.job.names[rank], addr[0])
+        try:
+            conn.send({"t": "setup", "names": self.job.names, "port": self.port,
+                       "job_info": self.job_info})
+            self.waker.wake()
+            conn.sock.settimeout(HEARTBEAT_DEAD)
+            while True:
+                msg, payload = conn.recv()
+                if msg["t"] == "bye":
+                    break
+                if msg["t"] != "ping":
+                    self.route(msg, payload)
+        except (channel.ChannelError, OSError) as e:
+            if not self.ending:
+                log.error("lost node %d (%s): %s", rank, self.job.names[rank], e)
+                self.outcome = self.outcome or "node_fail"
+                self.reason = self.reason or "lost node %s" % self.job.names[rank]
+                self.waker.wake()
+        finally:
+            conn.close()
+            gone.set()
+
+    def _to_agents(self, msg):
+        with self.lock:
+            agents = list(self.agents.values())
+        for conn in agents:
+            try:
+                conn.send(msg)
+            except OSError:
+                pass
+
+    # -- steps ---------------------------------------------------------------------------
+    def _run_step(self, conn, req):
+        job = self.job
+        try:
+            nodes, tasks = layout.plan(
+                job.names, job.spec["cpus_per_node"], req["ntasks"], req["nnodes"],
+                req["nodelist"], req["exclude"], req["ntasks_per_node"], req["cpus_per_task"],
+                req["overcommit"])
+        except layout.LayoutError as e:
+            conn.send({"t": "error", "message": str(e)})
+            return
+        with self.lock:
+            if self.ending:
+                conn.send({"t": "error", "message": "Job/step already completing or completed"})
+                return
+            sid = self.next_step
+            self.next_step += 1
+            step = {"id": sid, "nodes": nodes, "tasks": tasks, "argv": req["argv"],
+                    "cwd": req["cwd"], "umask": req["umask"], "bin_dir": req["bin_dir"],
+                    "srun_host": req["srun_host"], "srun_port": req["srun_port"],
+                    "cpus_per_task": req["cpus_per_task"],
+                    "cpus_per_task_set": req["cpus_per_task_set"], "job_name": req["job_name"]}
+            step["env"] = envmod.step_env(req["env"], job, step)
+            self.steps[sid] = _Step(conn, nodes)
+        conn.send({"t": "step", "id": sid, "nodes": nodes, "tasks": tasks,
+                   "names": [job.names[i] for i in nodes]})
+        for node in nodes:
+            if node == 0:
+                self.local.launch(step)
+            else:
+                self._to_agent(node, {"t": "launch", "step": step})
+        try:
+            while True:  # srun's requests until it goes away
+                msg, _ = conn.recv()
+                if msg.get("t") == "signal":
+                    self._signal_step(sid, int(msg["signum"]))
+        except channel.ChannelError:
+            if sid in self.steps:  # srun died: so does its step, as on Slurm
+                self._signal_step(sid, signal.SIGKILL)
+
+    def _to_agent(self, rank, msg):
+        with self.lock:
+            conn = self.agents.get(rank)
+        if conn is not None:
+            try:
+                conn.send(msg)
+            except OSError:
+                pass
+
+    def _signal_step(self, sid, signum):
+        with self.lock:
+            step = self.steps.get(sid)
+        if step is None:
+            return
+        for node in step.nodes:
+            if node == 0:
+                self.local.signal(signum, [sid])
+            else:
+                self._to_agent(node, {"t": "signal", "signum": signum, "steps": [sid]})
+
+    def route(self, msg, payload=b""):
+        """Output, exits and completion of a step on some node -> the step's srun."""
+        with self.lock:
+            step = self.steps.get(msg.get("step"))
+        if step is None:
+            return
+        if msg["t"] in ("out", "exit"):
+            step.tell(msg, payload)
+        elif msg["t"] == "done":
+            with self.lock:
+                step.pending.discard(msg.get("node"))
+                finished = not step.pending and self.steps.pop(msg["step"], None) is not None
+            if finished:
+                step.tell({"t": "end"})
+                self.waker.wake()
+
+    def deliver(self, signum, target):
+        """scancel --signal [--batch|--full] and sbatch --signal, as Slurm delivers them."""
+        if target in ("batch", "full") and self.batch.pid and not self.batch.done.is_set():
+            if target == "batch":
+                procs.kill(self.batch.pid, signum)
+            else:
+                procs.signal_trees([self.batch.pid], signum)
+        if target in ("steps", "full"):
+            self.local.signal(signum)
+            self._to_agents({"t": "signal", "signum": signum, "steps": None})

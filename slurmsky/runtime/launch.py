@@ -1,0 +1,44 @@
+"""Exec trampoline: what slurmstepd does between fork and exec of a task or batch script.
+
+Run as ``python -I -S launch.py NODE UMASK CWD -- ARGV...`` (a plain script: no imports from
+the package). It resets signal dispositions (Python ignores SIGPIPE, and a runtime started in
+the background may ignore SIGINT; tasks must start with defaults), sets the umask and
+SLURM_TASK_PID (the pid the task will have), changes to CWD the way slurmstepd does
+(falling back to /tmp with its message), and execs ARGV. If exec fails it prints
+slurmstepd's message and exits with the errno, as slurmstepd does (ENOENT: 2).
+"""
+import os
+import signal
+import sys
+
+
+def main():
+    node, umask, cwd, sep = sys.argv[1:5]
+    argv = sys.argv[5:]
+    assert sep == "--" and argv
+    for sig in signal.valid_signals():
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    os.umask(int(umask, 8))
+    os.environ["SLURM_TASK_PID"] = str(os.getpid())
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        _say("slurmstepd-%s: error: couldn't chdir to `%s': %s: going to /tmp instead"
+             % (node, cwd, e.strerror))
+        os.chdir("/tmp")
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as e:
+        _say("slurmstepd-%s: error: execve(): %s: %s" % (node, argv[0], e.strerror))
+        os._exit(e.errno or 1)
+
+
+def _say(line):
+    os.write(2, (line + "\n").encode(errors="replace"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Which nodes a step runs on and which task ids each gets: Slurm's default block layout."""
+
+
+class LayoutError(Exception):
+    """The step cannot be created (the message is what srun prints after 'Unable to create
+    step for job N: ')."""
+
+
+def plan(names, cpus_per_node, ntasks, nnodes, nodelist=(), exclude=(),
+         ntasks_per_node=None, cpus_per_task=1, overcommit=False):
+    """-> (node indices, [[task ids] per node]) for a step of the allocation.
+
+    Nodes named with -w come first in the choice, the rest are taken in allocation order;
+    the chosen nodes keep allocation order. Tasks are laid out as Slurm's
+    _task_layout_block: one per node, then fill each node's CPUs in turn."""
+    wanted = []
+    for name in nodelist:
+        if name not in names:
+            raise LayoutError("Requested node configuration is not available")
+        if names.index(name) not in wanted:
+            wanted.append(names.index(name))
+    others = [i for i in range(len(names)) if i not in wanted and names[i] not in exclude]
+    count = max(nnodes or 0, len(wanted)) or min(len(names), ntasks)
+    chosen = sorted(wanted + others[:max(count - len(wanted), 0)])
+    if len(chosen) < count:
+        raise LayoutError("Requested node configuration is not available")
+    cpus = [cpus_per_node[i] // cpus_per_task for i in chosen]
+    if ntasks_per_node:
+        cpus = [min(c, ntasks_per_node) for c in cpus]
+    counts = _block(ntasks, cpus, overcommit)
+    nodes, tasks, gid = [], [], 0
+    for node, n in zip(chosen, counts):
+        if n:
+            nodes.append(node)
+            tasks.append(list(range(gid, gid + n)))
+            gid += n
+    return nodes, tasks
+
+
+def _block(ntasks, cpus, overcommit):
+    counts = [0] * len(cpus)
+    left = ntasks
+    for i, c in enumerate(cpus):  # pass 1: one task on each node
+        if left and counts[i] < c:
+            counts[i] += 1
+            left -= 1
+    for i, c in enumerate(cpus):  # pass 2: fill each node's CPUs
+        take = min(c - counts[i], left)
+        counts[i] += take
+        left -= take
+    if left and not overcommit:
+        raise LayoutError("More processors requested than permitted")
+    while left:  # pass 3 (--overcommit): spread the rest
+        for i in range(len(counts)):
+            if left:
+                counts[i] += 1
+                left -= 1
+    return counts

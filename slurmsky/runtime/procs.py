@@ -1,0 +1,134 @@
+"""Processes of the job on this node: spawning, reaping, and signalling whole trees.
+
+The node runtime makes itself a child subreaper (Linux prctl), so whatever a task leaves
+behind -- daemons that double-fork or call setsid -- is re-parented to it instead of to init:
+"every descendant of the runtime" is then exactly "every process of the job on this node",
+which is what Slurm's cgroup-based process tracking gives slurmstepd. One reaper thread
+collects every child's status (adopted orphans included), so nothing else may wait() here.
+"""
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+LAUNCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch.py")
+
+
+def become_subreaper():
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: leftovers of a task may then escape the final sweep
+
+
+def launch_argv(node_name, umask, cwd, argv):
+    """The exec trampoline (launch.py) that turns into argv the way slurmstepd would."""
+    return [sys.executable, "-I", "-S", LAUNCH, node_name, "%04o" % umask, cwd, "--"] + list(argv)
+
+
+class Reaper:
+    """Spawns children and hands each one's wait status to its callback."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._callbacks = {}
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, name="reaper", daemon=True).start()
+
+    def spawn(self, argv, env, stdin, stdout, stderr, on_exit):
+        """Start argv in a new session (its own process group); -> pid."""
+        with self._lock:
+            proc = subprocess.Popen(argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
+                                    start_new_session=True, close_fds=True)
+            self._callbacks[proc.pid] = (proc, on_exit)
+        self._wake.set()
+        return proc.pid
+
+    def _run(self):
+        while True:
+            self._wake.clear()
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                self._wake.wait(0.5)
+                continue
+            with self._lock:
+                proc, on_exit = self._callbacks.pop(pid, (None, None))
+            if proc is not None:
+                proc.returncode = status  # keeps Popen from ever waiting on this pid
+                on_exit(status)
+
+
+def _parents():
+    """pid -> parent pid, for every process visible in /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, "rb") as f:
+                    fields = f.read().rpartition(b")")[2].split()
+                parents[int(entry)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return parents
+
+
+def descendants(pid):
+    """Every process below pid (children first; pid itself excluded)."""
+    children = {}
+    for child, parent in _parents().items():
+        children.setdefault(parent, []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+def kill_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except OSError:
+        pass
+
+
+def signal_trees(pids, sig):
+    """sig to each pid's process group and to every descendant of each pid."""
+    targets = set()
+    for pid in pids:
+        targets.update(descendants(pid))
+    for pid in pids:
+        kill_group(pid, sig)
+    for pid in targets:
+        kill(pid, sig)
+
+
+def signal_everything(sig):
+    """sig to every process of the job on this node (all descendants of the runtime)."""
+    for pid in descendants(os.getpid()):
+        kill(pid, sig)
+
+
+def kill_everything(timeout=5.0):
+    """SIGKILL every descendant until none is left (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = descendants(os.getpid())
+        if not left:
+            return True
+        for pid in left:
+            kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    return not descendants(os.getpid())

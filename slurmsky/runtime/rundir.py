@@ -1,0 +1,75 @@
+"""A node's private run directory (``RUNDIR/node<rank>``, mode 0700) and how commands inside
+the job find their node runtime through it.
+
+It holds the copy of the batch script (``slurm_script``), the job's ``srun`` and ``scontrol``
+(``bin/``, put first on the job's PATH), ``control.json`` (node 0's channel address and the
+``local`` key, mode 0600: this is how srun, scontrol and the ``signal`` command authenticate;
+the job secret itself is never written anywhere) and ``job.json`` (for scontrol show job).
+RUNDIR may be shared by the nodes of one machine, hence one subdirectory per rank.
+"""
+import json
+import os
+import shlex
+import sys
+import tempfile
+
+from . import channel
+
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = ("srun", "scontrol")
+# -I: the job's PYTHONPATH and user site cannot break the tools; the package is put on
+# sys.path by the wrapper itself, so the job's environment is left untouched.
+WRAPPER = """#!/bin/sh
+exec {python} -I -S -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); \
+from slurmsky.runtime.__main__ import main; sys.exit(main(sys.argv[1:]))' \
+{parent} {tool} --rundir {node_dir} "$@"
+"""
+
+
+def node_dir(rundir, rank):
+    path = os.path.join(os.path.abspath(rundir), "node%d" % rank)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path, text, mode=0o600):
+    """Write text atomically, readable only by its owner (or with mode)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def install_tools(path):
+    """-> the bin directory holding the job's srun and scontrol."""
+    bin_dir = os.path.join(path, "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    for tool in TOOLS:
+        write_private(os.path.join(bin_dir, tool), WRAPPER.format(
+            python=shlex.quote(sys.executable), parent=shlex.quote(PACKAGE_PARENT),
+            tool=tool, node_dir=shlex.quote(path)), mode=0o700)
+    return bin_dir
+
+
+def write_control(path, job_id, host, port, key):
+    write_private(os.path.join(path, "control.json"), json.dumps(
+        {"job_id": job_id, "host": host, "port": port, "key": key.hex()}))
+
+
+def connect(path):
+    """A command inside the job: its authenticated connection to node 0."""
+    with open(os.path.join(path, "control.json")) as f:
+        control = json.load(f)
+    return channel.connect(control["host"], control["port"], control["job_id"], "local",
+                           bytes.fromhex(control["key"]))
+
+
+def write_job_info(path, info):
+    write_private(os.path.join(path, "job.json"), json.dumps(info))
+
+
+def read_job_info(path):
+    with open(os.path.join(path, "job.json")) as f:
+        return json.load(f)

@@ -1,0 +1,160 @@
+"""SPEC.json, the front end's instructions to every node, and the facts a node derives from it.
+
+The translator writes one SPEC.json per job; every node of the job runs
+``python3 -m slurmsky.runtime node --spec SPEC.json`` with it. Format (version 1; keys marked
+optional may be missing, and ``null`` always means "not given")::
+
+    {"version": 1,
+     "job_id": int,                  # SLURM_JOB_ID (for arrays: see "array")
+     "job_name": str, "partition": str, "cluster_name": str,
+     "account": str|null, "qos": str|null,                  # optional
+     "user": str, "uid": int, "gid": int, "submit_dir": str, "submit_host": str,
+     "workdir": str|null,            # null: the directory the node runtime was started in
+     "script": str,                  # the batch script text, run through its own shebang
+     "script_args": [str],           # optional
+     "num_nodes": int,
+     "ntasks": int|null, "ntasks_per_node": int|null, "cpus_per_task": int|null,  # as asked
+     "tasks_per_node": [int, ...],   # per node, block layout (SLURM_TASKS_PER_NODE)
+     "cpus_per_node": [int, ...],    # per node (SLURM_JOB_CPUS_PER_NODE, SLURM_CPUS_ON_NODE)
+     "mem_per_node": int|null, "mem_per_cpu": int|null,                         # MB, optional
+     "gpus": int|null, "gpus_per_node": int|null, "gpus_per_task": int|null,
+     "gres": str|null,               # optional, e.g. "gpu:2" or "gpu:a100:1"
+     "time_limit": int|null,         # seconds; null = unlimited
+     "kill_wait": int,               # optional (30): seconds between SIGTERM and SIGKILL
+     "signal": null | {"signum": int, "seconds": int, "batch": bool, "full": bool},
+     "output": str, "error": str|null, "input": str|null,    # patterns, relative to workdir
+     "open_mode": "truncate"|"append",                         # optional (truncate)
+     "environment": {str: str}|null, # the job's base environment (--export resolved);
+                                     # null: the node's own environment (SkyPilot task envs)
+     "extra_env": {str: str},        # optional: SLURM_* the front end fixes, set last
+     "node_names": [str]|null,       # optional; null: the node IPs are the names
+     "array": null | {"job_id": int, "indices": [int], "job_ids": [int], "throttle": int|null},
+     "umask": str|null,              # optional, octal ("0022"): umask of the batch script
+     "startup_timeout": int|null}    # optional (300): seconds node 0 waits for every agent
+
+A node's identity comes from SkyPilot's variables (``SKYPILOT_NODE_RANK``,
+``SKYPILOT_NODE_IPS``, ``SKYPILOT_NUM_GPUS_PER_NODE``, ``SKYPILOT_JOB_RANK``), exactly as
+SkyPilot sets them; without them the node is the only one, on 127.0.0.1.
+"""
+import json
+import os
+import socket
+
+DEFAULTS = {
+    "account": None, "qos": None, "script_args": [], "workdir": None,
+    "ntasks": None, "ntasks_per_node": None, "cpus_per_task": None,
+    "mem_per_node": None, "mem_per_cpu": None,
+    "gpus": None, "gpus_per_node": None, "gpus_per_task": None, "gres": None,
+    "time_limit": None, "kill_wait": 30, "signal": None,
+    "error": None, "input": None, "open_mode": "truncate",
+    "environment": None, "extra_env": {}, "node_names": None, "array": None,
+    "umask": None, "startup_timeout": 300,
+}
+REQUIRED = ("job_id", "job_name", "partition", "cluster_name", "user", "uid", "gid",
+            "submit_dir", "submit_host", "script", "num_nodes", "tasks_per_node",
+            "cpus_per_node", "output")
+# Variables of SkyPilot's own Slurm allocation (on Slurm infra) and of the runtime itself: they
+# must not reach a job whose environment is taken from the node.
+NODE_PRIVATE_PREFIXES = ("SLURM_", "SLURMD_", "SRUN_", "SBATCH_", "SALLOC_")
+SECRET_VAR = "SLURMSKY_STEP_SECRET"
+
+
+class SpecError(Exception):
+    """SPEC.json or SkyPilot's variables do not describe a job this node can run."""
+
+
+def load(path):
+    """Read SPEC.json and fill the optional keys."""
+    with open(path) as f:
+        spec = json.load(f)
+    if spec.get("version") != 1:
+        raise SpecError("unsupported spec version %r" % spec.get("version"))
+    missing = [k for k in REQUIRED if k not in spec]
+    if missing:
+        raise SpecError("spec lacks %s" % ", ".join(missing))
+    for key, value in DEFAULTS.items():
+        if spec.get(key) is None:
+            spec[key] = value
+    return spec
+
+
+class Job:
+    """What every node knows about the job: the spec plus this node's SkyPilot identity."""
+
+    def __init__(self, spec, environ):
+        self.spec = spec
+        self.rank = int(environ.get("SKYPILOT_NODE_RANK") or 0)
+        ips = environ.get("SKYPILOT_NODE_IPS") or "127.0.0.1"
+        self.ips = [ip.strip() for ip in ips.splitlines() if ip.strip()]
+        self.num_nodes = len(self.ips)
+        if not 0 <= self.rank < self.num_nodes:
+            raise SpecError("node rank %d outside SKYPILOT_NODE_IPS" % self.rank)
+        for key in ("tasks_per_node", "cpus_per_node"):
+            if len(spec[key]) != self.num_nodes:
+                raise SpecError("%s has %d entries for %d nodes"
+                                % (key, len(spec[key]), self.num_nodes))
+        self.ip = self.ips[self.rank]
+        self.names = list(spec["node_names"] or self.ips)  # node 0 settles them: settle_names
+        self.skypilot_gpus = int(environ.get("SKYPILOT_NUM_GPUS_PER_NODE") or 0)
+        array = spec["array"]
+        if array:
+            element = int(environ.get("SKYPILOT_JOB_RANK") or 0)
+            self.array_job_id = array["job_id"]
+            self.array_task_id = array["indices"][element]
+            self.job_id = array["job_ids"][element] if array.get("job_ids") else spec["job_id"]
+        else:
+            self.array_job_id = self.array_task_id = None
+            self.job_id = spec["job_id"]
+        self.workdir = spec["workdir"] or os.getcwd()
+        self.kill_wait = spec["kill_wait"]
+
+    @property
+    def name(self):
+        return self.names[self.rank]
+
+    def gpus_on_node(self):
+        """GPUs of this node, or None when the job asked for none (SLURM_GPUS_ON_NODE)."""
+        spec = self.spec
+        asked = _gres_gpus(spec["gres"])
+        if not (spec["gpus"] or spec["gpus_per_node"] or spec["gpus_per_task"] or asked):
+            return None
+        if self.skypilot_gpus:
+            return self.skypilot_gpus
+        if spec["gpus_per_node"]:
+            return spec["gpus_per_node"]
+        if asked:
+            return asked
+        if spec["gpus"]:
+            return -(-spec["gpus"] // self.num_nodes)
+        return spec["gpus_per_task"] * spec["tasks_per_node"][self.rank]
+
+
+def _gres_gpus(gres):
+    """GPUs per node in a --gres value (``gpu:2``, ``gpu:a100:1``, ``gpu``), else 0."""
+    for item in (gres or "").split(","):
+        parts = item.split(":")
+        if parts[0] == "gpu":
+            return int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    return 0
+
+
+def settle_names(job):
+    """The node names the job uses (node 0 decides, agents are told).
+
+    Names become MASTER_ADDR, so they must resolve to their node on every node: the spec's
+    names are kept only if each resolves to its node's IP here; otherwise the IPs are the
+    names (always resolvable)."""
+    wanted = job.spec["node_names"]
+    if not wanted:
+        return list(job.ips)
+    for name, ip in zip(wanted, job.ips):
+        if name != ip and ip not in _addresses(name):
+            return list(job.ips)
+    return list(wanted)
+
+
+def _addresses(name):
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(name, None)}
+    except OSError:
+        return set()

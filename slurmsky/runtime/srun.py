@@ -1,0 +1,322 @@
+"""``srun`` inside a job: launch a step over the allocation, as Slurm 22.05's srun does.
+
+Options are resolved like srun's (command line over SLURM_NTASKS / SLURM_NNODES /
+SLURM_NTASKS_PER_NODE from the job's environment, with srun's warnings), node 0 lays the
+step out and starts it, and this process prints what the tasks write (line-buffered per task
+unless -u, ``N: `` labels with -l, or into --output/--error files) and the task-exit errors,
+then exits with srun's code: the largest exit code, or 128+signal.
+"""
+import getopt
+import os
+import signal
+import sys
+
+from . import channel, filepattern, hostlist, rundir
+
+SHORT = "A:c:D:e:i:J:Kklm:n:N:o:Op:q:Qst:uvw:W:x:"
+# Long options srun accepts, mapped to their short form where they have one; the others
+# (binding, memory, GPUs, ...) are accepted and have no effect inside an allocation here.
+LONG = {"account=": "-A", "cpus-per-task=": "-c", "chdir=": "-D", "error=": "-e",
+        "input=": "-i", "job-name=": "-J", "kill-on-bad-exit": "-K", "no-kill": "-k",
+        "label": "-l", "distribution=": "-m", "ntasks=": "-n", "nodes=": "-N", "output=": "-o",
+        "overcommit": "-O", "partition=": "-p", "qos=": "-q", "quiet": "-Q",
+        "oversubscribe": "-s", "time=": "-t", "unbuffered": "-u", "verbose": "-v",
+        "nodelist=": "-w", "wait=": "-W", "exclude=": "-x",
+        "ntasks-per-node=": "--ntasks-per-node", "tasks-per-node=": "--ntasks-per-node",
+        "export=": "--export", "open-mode=": "--open-mode"}
+LONG.update(dict.fromkeys([
+    "cpu-bind=", "cpu_bind=", "mem-bind=", "exclusive", "overlap", "whole", "exact", "mem=",
+    "mem-per-cpu=", "mem-per-gpu=", "gres=", "gpus=", "gpus-per-node=", "gpus-per-task=",
+    "cpus-per-gpu=", "gpu-bind=", "mpi=", "cpu-freq=", "hint=", "constraint=",
+    "threads-per-core=", "ntasks-per-core=", "ntasks-per-socket=", "pty", "slurmd-debug=",
+    "signal=", "comment=", "begin=", "reservation=", "nice=", "propagate=", "network=",
+    "wckey="]))
+OPTIONAL_ARG = ("--exclusive=", "--kill-on-bad-exit=")  # getopt cannot take optional values
+FORWARDED = (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class UsageError(Exception):
+    """A command line srun refuses; the message is srun's stderr."""
+
+
+def _say(text):
+    os.write(2, (text + "\n").encode(errors="replace"))
+
+
+def _int(value, what):
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError("srun: error: Invalid %s: %s" % (what, value)) from None
+
+
+def _options(argv):
+    """getopt_long as srun uses it: options end at the command; -> ({short: value}, command)."""
+    args = [a.split("=", 1)[0] if a.startswith(OPTIONAL_ARG) else a for a in argv]
+    try:
+        opts, command = getopt.getopt(args, SHORT, list(LONG))
+    except getopt.GetoptError as e:
+        bad = "'--%s'" % e.opt if len(e.opt) > 1 else "-- '%s'" % e.opt
+        kind = "unrecognized option" if len(e.opt) > 1 else "invalid option"
+        raise UsageError("srun: %s %s\nTry \"srun --help\" for more information"
+                         % (kind, bad)) from None
+    canonical = {}
+    for key, value in opts:
+        name = key[2:]
+        short = LONG.get(name + "=", LONG.get(name)) if key.startswith("--") else key
+        if short:
+            canonical[short] = value
+    if not command:
+        raise UsageError("srun: fatal: No command given to execute.")
+    return canonical, command
+
+
+def parse(argv, environ):
+    """-> (request fields, output settings, warnings) per srun's option rules (opt.c)."""
+    o, command = _options(argv)
+    ntasks = o.get("-n", environ.get("SLURM_NTASKS"))
+    nodes = o.get("-N", environ.get("SLURM_NNODES"))
+    tpn = o.get("--ntasks-per-node", environ.get("SLURM_NTASKS_PER_NODE"))
+    cpt = o.get("-c", environ.get("SRUN_CPUS_PER_TASK"))
+    ntasks = _int(ntasks, "number of tasks") if ntasks is not None else None
+    nnodes = _int(nodes.split("-")[0], "node count") if nodes is not None else None
+    tpn = _int(tpn, "ntasks-per-node") if tpn is not None else None
+    try:
+        names = hostlist.expand(o["-w"]) if "-w" in o else []
+        exclude = hostlist.expand(o["-x"]) if "-x" in o else []
+    except ValueError as e:
+        raise UsageError("srun: error: %s" % e) from None
+    warnings = []
+    if names:
+        nnodes = max(len(set(names)), nnodes or 0)
+    if nnodes is not None and ntasks is None:
+        ntasks = nnodes * (tpn or 1)
+    elif nnodes is not None:
+        if ntasks < nnodes:
+            warnings.append("srun: Warning: can't run %d processes on %d nodes, setting nnodes "
+                            "to %d" % (ntasks, nnodes, ntasks))
+            nnodes = ntasks
+        if tpn is not None and tpn != ntasks // nnodes:
+            if ntasks > tpn:
+                warnings.append("srun: Warning: can't honor --ntasks-per-node set to %d which "
+                                "doesn't match the requested tasks %d with the number of "
+                                "requested nodes %d. Ignoring --ntasks-per-node."
+                                % (tpn, ntasks, nnodes))
+            tpn = None
+    request = {
+        "argv": command, "ntasks": ntasks or 1, "nnodes": nnodes, "nodelist": names,
+        "exclude": exclude, "ntasks_per_node": tpn,
+        "cpus_per_task": _int(cpt, "cpus-per-task") if cpt else 1,
+        "cpus_per_task_set": cpt is not None, "overcommit": "-O" in o, "job_name": o.get("-J"),
+        "cwd": os.path.abspath(o.get("-D", os.getcwd())),
+        "env": _export(o.get("--export", environ.get("SRUN_EXPORT_ENV", "ALL")), environ),
+    }
+    output = {"label": "-l" in o, "unbuffered": "-u" in o, "quiet": "-Q" in o,
+              "stdout": o.get("-o"), "stderr": o.get("-e"),
+              "append": o.get("--open-mode", "truncate") == "append",
+              "kill_on_bad_exit": "-K" in o}
+    return request, output, warnings
+
+
+def _export(spec, environ):
+    """--export for a step: ALL (default), NONE (SLURM_* only), or names and NAME=value."""
+    items = [item for item in spec.split(",") if item]
+    base = dict(environ) if items and items[0].upper() == "ALL" else {
+        k: v for k, v in environ.items() if k.startswith("SLURM")}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if eq:
+            base[name] = value
+        elif name.upper() not in ("ALL", "NONE") and name in environ:
+            base[name] = environ[name]
+    return base
+
+
+class Output:
+    """Where task output goes: our stdout/stderr, or --output/--error files per task."""
+
+    def __init__(self, settings, step, environ):
+        self.label, self.unbuffered = settings["label"], settings["unbuffered"]
+        self.width = len(str(max(sum(len(t) for t in step["tasks"]) - 1, 0)))
+        self.partial = {}
+        self.targets = {}  # (gid, fd) -> file descriptor
+        self.opened = {}   # path -> file descriptor
+        node_of = {gid: i for i, gids in enumerate(step["tasks"]) for gid in gids}
+        patterns = {1: settings["stdout"], 2: settings["stderr"] or settings["stdout"]}
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if settings["append"] else os.O_TRUNC)
+        for gid, pos in node_of.items():
+            for fd, pattern in patterns.items():
+                self.targets[gid, fd] = fd if not pattern else self._open(
+                    pattern, flags, environ, step, gid, pos)
+
+    def _open(self, pattern, flags, environ, step, gid, pos):
+        path = filepattern.expand(
+            pattern, job_id=int(environ.get("SLURM_JOB_ID", 0)),
+            array_job_id=_opt_int(environ.get("SLURM_ARRAY_JOB_ID")),
+            array_task_id=_opt_int(environ.get("SLURM_ARRAY_TASK_ID")),
+            job_name=environ.get("SLURM_JOB_NAME", ""), user=environ.get("SLURM_JOB_USER", ""),
+            node_name=step["names"][pos], node_id=pos, task_id=gid, step_id=step["id"])
+        if path not in self.opened:
+            parent = os.path.dirname(path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            self.opened[path] = os.open(path, flags, 0o666)
+        return self.opened[path]
+
+    def write(self, gid, fd, data):
+        if self.unbuffered:
+            self._emit(gid, fd, data)
+            return
+        data = self.partial.pop((gid, fd), b"") + data
+        cut = data.rfind(b"\n") + 1
+        if cut < len(data):
+            self.partial[gid, fd] = data[cut:]
+        if cut:
+            self._emit(gid, fd, data[:cut])
+
+    def flush(self, gids):
+        for gid in gids:
+            for fd in (1, 2):
+                rest = self.partial.pop((gid, fd), b"")
+                if rest:
+                    self._emit(gid, fd, rest)
+
+    def _emit(self, gid, fd, data):
+        if self.label:  # Slurm's write_labelled_message: every line labelled, last one ended
+            label = ("%*d: " % (self.width, gid)).encode()
+            lines = data.split(b"\n")
+            if lines[-1] == b"":
+                lines.pop()
+            data = b"".join(label + line + b"\n" for line in lines)
+        target = self.targets[gid, fd]
+        while data:
+            try:
+                data = data[os.write(target, data):]
+            except OSError:
+                return
+
+    def close(self):
+        for fd in self.opened.values():
+            os.close(fd)
+
+
+def _opt_int(value):
+    return int(value) if value not in (None, "") else None
+
+
+def _tasks_text(gids):
+    """Slurm's task list in exit messages: ``task 1`` / ``tasks 0-1,3``."""
+    gids, runs = sorted(gids), []
+    for gid in gids:
+        if runs and runs[-1][1] == gid - 1:
+            runs[-1][1] = gid
+        else:
+            runs.append([gid, gid])
+    text = ",".join(str(a) if a == b else "%d-%d" % (a, b) for a, b in runs)
+    return ("tasks " if len(gids) > 1 else "task ") + text
+
+
+def main(argv, node_dir):
+    environ = dict(os.environ)
+    try:
+        request, settings, warnings = parse(argv, environ)
+    except UsageError as e:
+        _say(str(e))
+        return 1
+    if not settings["quiet"]:
+        for warning in warnings:
+            _say(warning)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    try:
+        conn = rundir.connect(node_dir)
+    except (OSError, channel.ChannelError) as e:
+        _say("srun: error: cannot reach the job's node runtime: %s" % e)
+        return 1
+    host, port = conn.sock.getsockname()[:2]
+    request.update({"t": "launch", "umask": mask, "srun_host": host, "srun_port": port,
+                    "bin_dir": os.path.join(node_dir, "bin")})
+    conn.send(request)
+    return _follow(conn, settings, environ)
+
+
+def _follow(conn, settings, environ):
+    job_id = environ.get("SLURM_JOB_ID", "?")
+    try:
+        step, _ = conn.recv()
+    except channel.ChannelError:
+        step = {"t": "error", "message": "Job/step already completing or completed"}
+    if step["t"] == "error":
+        _say("srun: error: Unable to create step for job %s: %s" % (job_id, step["message"]))
+        return 1
+    output = Output(settings, step, environ)
+    node_names = {}
+    for pos, gids in enumerate(step["tasks"]):
+        for gid in gids:
+            node_names[gid] = step["names"][pos]
+    state = {"rc": 0, "terminating": False}
+
+    def forward(signum, frame):
+        _request(conn, signum)
+
+    def terminate(signum, frame):
+        if not state["terminating"]:
+            state["terminating"] = True
+            _say("srun: forcing job termination")
+        _request(conn, signal.SIGKILL)
+
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    for signum in TERMINATING:
+        signal.signal(signum, terminate)
+    signal.signal(signal.SIGCONT, lambda s, f: _say("srun: got SIGCONT"))
+    try:
+        while True:
+            msg, payload = conn.recv()
+            kind = msg["t"]
+            if kind == "out":
+                output.write(msg["task"], msg["fd"], payload)
+            elif kind == "exit":
+                output.flush(msg["tasks"])
+                state["rc"] = _task_exit(state["rc"], node_names[msg["tasks"][0]], msg["tasks"],
+                                         msg["status"])
+                if settings["kill_on_bad_exit"] and msg["status"] != 0:
+                    _request(conn, signal.SIGKILL)
+            elif kind == "msg":
+                _say(msg["text"])
+            elif kind == "end":
+                break
+    except channel.ChannelError:
+        _say("srun: error: lost the job's node runtime")
+        state["rc"] = state["rc"] or (1 << 8)
+    output.flush(list(node_names))
+    output.close()
+    conn.close()
+    rc = state["rc"]
+    return os.WEXITSTATUS(rc) if os.WIFEXITED(rc) else 128 + os.WTERMSIG(rc)
+
+
+def _request(conn, signum):
+    try:
+        conn.send({"t": "signal", "signum": int(signum)})
+    except OSError:
+        pass
+
+
+def _task_exit(rc, host, gids, status):
+    """Print srun's line for a task exit; -> the new global rc (launch.c _task_finish)."""
+    tasks = _tasks_text(gids)
+    if os.WIFEXITED(status):
+        code = os.WEXITSTATUS(status)
+        if code:
+            _say("srun: error: %s: %s: Exited with exit code %d" % (host, tasks, code))
+        if not os.WIFEXITED(rc) or code > os.WEXITSTATUS(rc):
+            rc = status
+    elif os.WIFSIGNALED(status):
+        core = " (core dumped)" if os.WCOREDUMP(status) else ""
+        _say("srun: error: %s: %s: %s%s" % (host, tasks, signal.strsignal(os.WTERMSIG(status)),
+                                            core))
+        if rc == 0:
+            rc = status
+    return rc

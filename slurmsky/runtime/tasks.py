@@ -1,0 +1,150 @@
+"""The tasks of srun steps on this node: what slurmstepd does for a step on one node.
+
+Each task runs through launch.py in its own process group with its stdout/stderr on pipes;
+output is sent on as it comes (``out`` messages), exits are reported grouped by status as
+slurmstepd groups them (``exit``), and when the last local task has exited its leftovers
+are killed, the pipes drained (bounded) and ``done`` is sent. Messages go to ``send``: the
+step channel on an agent, node 0's router on node 0.
+"""
+import os
+import signal
+import threading
+import time
+
+from . import env as envmod
+from . import procs
+
+EXIT_GRACE = 0.2      # seconds to let a task's pipes drain after it exits, before reporting
+DRAIN_TIMEOUT = 2.0   # seconds to wait for pipes held open by killed leftovers
+GROUP_WINDOW = 0.03   # exits this close together are reported as one, as slurmstepd does
+
+
+class NodeSteps:
+    def __init__(self, job, reaper, send, bin_dir, node_environ):
+        self.job, self.reaper, self.send = job, reaper, send
+        self.bin_dir, self.node_environ = bin_dir, node_environ
+        self._lock = threading.Lock()
+        self._steps = {}
+
+    def launch(self, step):
+        local = _LocalStep(self, step)
+        with self._lock:
+            self._steps[step["id"]] = local
+        local.start()
+
+    def signal(self, signum, step_ids=None):
+        """signum to every process of the given steps (all running steps when None)."""
+        with self._lock:
+            steps = [s for i, s in self._steps.items() if step_ids is None or i in step_ids]
+        for step in steps:
+            step.signal(signum)
+
+    def _finished(self, step_id):
+        with self._lock:
+            self._steps.pop(step_id, None)
+
+
+class _Task:
+    def __init__(self, gid):
+        self.gid, self.pid, self.status = gid, None, None
+        self.exited_at = None
+        self.open_pipes = 2
+        self.reported = False
+
+
+class _LocalStep:
+    def __init__(self, node, step):
+        self.node, self.step = node, step
+        self.id = step["id"]
+        pos = step["nodes"].index(node.job.rank)
+        self.tasks = [_Task(gid) for gid in step["tasks"][pos]]
+        self.cond = threading.Condition()
+
+    def start(self):
+        node, step = self.node, self.step
+        with open(os.devnull, "rb") as devnull:
+            for local_id, task in enumerate(self.tasks):
+                env = envmod.task_env(step["env"], node.job, step, node.node_environ,
+                                      node.bin_dir, local_id)
+                argv = procs.launch_argv(node.job.name, step["umask"], step["cwd"], step["argv"])
+                r_out, w_out = os.pipe()
+                r_err, w_err = os.pipe()
+                try:
+                    task.pid = node.reaper.spawn(argv, env, devnull, w_out, w_err,
+                                                 lambda status, t=task: self._exited(t, status))
+                except OSError as e:  # fork failed: the task exits 1, as after a launch error
+                    os.write(w_err, ("slurmstepd-%s: error: %s\n" % (node.job.name, e)).encode())
+                    self._exited(task, 1 << 8)
+                finally:
+                    os.close(w_out)
+                    os.close(w_err)
+                for fd, num in ((r_out, 1), (r_err, 2)):
+                    threading.Thread(target=self._pump, args=(task, fd, num), daemon=True).start()
+        threading.Thread(target=self._finish, name="step-%d" % self.id, daemon=True).start()
+
+    def _pump(self, task, fd, num):
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            try:
+                self.node.send({"t": "out", "step": self.id, "task": task.gid, "fd": num}, data)
+            except OSError:
+                pass  # the step's srun is gone: keep draining so the task never blocks
+        os.close(fd)
+        with self.cond:
+            task.open_pipes -= 1
+            self.cond.notify_all()
+
+    def _exited(self, task, status):
+        with self.cond:
+            task.status, task.exited_at = status, time.monotonic()
+            self.cond.notify_all()
+
+    def _finish(self):
+        """Report exits (grouped by status, after the task's output), then leftovers, done."""
+        while True:
+            with self.cond:
+                self.cond.wait(0.05)
+                if any(t.status is not None and not t.reported for t in self.tasks):
+                    self.cond.wait(GROUP_WINDOW)  # siblings ending together share one report
+                now = time.monotonic()
+                groups = {}
+                for t in self.tasks:
+                    if t.status is not None and not t.reported and (
+                            t.open_pipes == 0 or now - t.exited_at >= EXIT_GRACE):
+                        groups.setdefault(t.status, []).append(t.gid)
+                        t.reported = True
+                finished = all(t.reported for t in self.tasks)
+            for status, gids in groups.items():
+                self._send({"t": "exit", "step": self.id, "node": self.node.job.rank,
+                            "tasks": gids, "status": status})
+            if finished:
+                break
+        for t in self.tasks:  # what the tasks left in their process groups
+            if t.pid is not None:
+                procs.kill_group(t.pid, signal.SIGKILL)
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        with self.cond:
+            while any(t.open_pipes for t in self.tasks) and time.monotonic() < deadline:
+                self.cond.wait(0.05)
+        self.node._finished(self.id)
+        self._send({"t": "done", "step": self.id, "node": self.node.job.rank})
+
+    def _send(self, msg):
+        try:
+            self.node.send(msg)
+        except OSError:
+            pass
+
+    def signal(self, signum):
+        """signum to the tasks' process groups and to the trees of tasks still running."""
+        with self.cond:
+            live = [t.pid for t in self.tasks if t.pid is not None and t.status is None]
+            groups = [t.pid for t in self.tasks if t.pid is not None]
+        procs.signal_trees(live, signum)
+        for pgid in groups:
+            procs.kill_group(pgid, signum)
