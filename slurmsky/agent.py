@@ -68,25 +68,31 @@ def _spawn() -> None:
         os.close(log_fd)
 
 
-def running_pid() -> int | None:
-    """The agent's pid if one holds the lock, else None."""
+def _lock_held() -> bool:
     import fcntl
 
     try:
         fd = os.open(_path("agent.lock"), os.O_RDONLY)
     except FileNotFoundError:
-        return None
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        try:
-            with open(_path("agent.pid")) as fh:
-                return int(fh.read().strip() or 0) or None
-        except (OSError, ValueError):
-            return None
+        return True
     finally:
         os.close(fd)
-    return None
+    return False
+
+
+def running_pid() -> int | None:
+    """The agent's pid if one holds the lock, else None."""
+    if not _lock_held():
+        return None
+    try:
+        with open(_path("agent.pid")) as fh:
+            return int(fh.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
 
 
 def stop(timeout: float = 30.0) -> int | None:
@@ -101,8 +107,8 @@ def stop(timeout: float = 30.0) -> int | None:
     except ProcessLookupError:
         return pid
     deadline = time.monotonic() + timeout
-    while running_pid() == pid and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while _lock_held() and time.monotonic() < deadline:  # released when the agent exits
+        time.sleep(0.02)
     return pid
 
 

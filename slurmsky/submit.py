@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from . import deps, state
+from . import state
 from .config import Config, load_config
 from .errors import SlurmError
 from .request import JobRequest
@@ -121,7 +121,11 @@ def _row(req: JobRequest, cfg: Config, lay: Layout, part_name: str, job_id: int,
 
     stdout = path(req.output or ("slurm-%A_%a.out" if index is not None else "slurm-%j.out"))
     held = "user" if req.hold else None
-    dep = deps.to_text(req.dependency) if req.dependency is not None else None
+    dep = None
+    if req.dependency is not None and req.dependency.items:
+        from . import deps
+
+        dep = deps.to_text(req.dependency)
     return dict(
         job_id=job_id, submission=array_job_id or job_id, array_job_id=array_job_id,
         array_task_id=index, array_throttle=req.array.throttle if req.array else None,

@@ -5,18 +5,15 @@ $SLURMSKY_LOCAL_NODES), each with all of its CPUs and memory, as Slurm's multi-n
 does: `--nodes=2` runs two node runtimes here, each in its own session, so one job's
 processes are found (and ended) by session even after the runtime itself has gone.
 
-Module import stays light (sbatch checks requests against the nodes); psutil is imported
-only by the agent's calls.
+Module import stays light (sbatch checks requests against the nodes): psutil and
+subprocess are imported only by the agent's calls.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -125,6 +122,10 @@ class LocalExecutor:
                 "names": [self.nodes[k].name for k in placement], "pids": []}
 
     def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
+        import secrets
+        import shutil
+        import subprocess
+
         rundir = ref["rundir"]
         shutil.rmtree(rundir, ignore_errors=True)  # a requeued job starts afresh
         os.makedirs(rundir, mode=0o700)
@@ -134,22 +135,21 @@ class LocalExecutor:
             json.dump(spec, fh)
         if not os.path.isdir(job.workdir):
             now = time.time()
-            self._write_result(rundir, {"state": "FAILED", "exit_code": 0, "signal": 53,
-                                        "start": now, "end": now, "reason": "JobLaunchFailure"})
+            with open(self._result_path(ref), "w") as fh:
+                json.dump({"state": "FAILED", "exit_code": 0, "signal": 53, "start": now,
+                           "end": now, "reason": "JobLaunchFailure"}, fh)
             return ref
         secret = secrets.token_hex(16)
         base = _runtime_env(spec.get("environment") or {})
         pids = []
         for rank in range(len(names)):
-            node_dir = os.path.join(rundir, str(rank))
-            os.makedirs(node_dir)
             env = dict(base, SKYPILOT_NODE_RANK=str(rank), SKYPILOT_NODE_IPS="\n".join(names),
                        SKYPILOT_NUM_NODES=str(len(names)),
                        SKYPILOT_JOB_RANK=str(job.array_rank or 0), SLURMSKY_STEP_SECRET=secret)
-            with open(os.path.join(node_dir, "runtime.log"), "ab") as log:
+            with open(os.path.join(rundir, f"runtime-{rank}.log"), "ab") as log:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "slurmsky.runtime", "node", "--spec", spec_path,
-                     "--result", os.path.join(node_dir, "result.json"), "--rundir", node_dir],
+                     "--result", self._result_path(ref), "--rundir", rundir],
                     cwd=job.workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT, start_new_session=True)
             self._children[proc.pid] = proc
@@ -157,22 +157,23 @@ class LocalExecutor:
         return dict(ref, pids=pids)
 
     def adopt(self, job: JobRecord) -> dict | None:
+        """Find the node runtimes by their command line (`--rundir`) and SKYPILOT_NODE_RANK."""
         import psutil
 
         ref = dict(job.executor_ref)
-        wanted = {os.path.join(ref["rundir"], str(r)): r for r in range(len(ref["names"]))}
         found = {}
         for proc in psutil.process_iter(["cmdline", "create_time"]):
             cmd = proc.info["cmdline"] or []
-            if "--rundir" in cmd and cmd.index("--rundir") + 1 < len(cmd):
-                rank = wanted.get(cmd[cmd.index("--rundir") + 1])
-                if rank is not None:
-                    found[rank] = [proc.pid, proc.info["create_time"]]
-        if 0 in found and len(found) == len(wanted):
-            return dict(ref, pids=[found[r] for r in range(len(wanted))])
-        if found or os.path.exists(self._result_path(ref)):
-            return dict(ref, pids=[found.get(r, [0, 0]) for r in range(len(wanted))])
-        return None
+            if "--rundir" not in cmd or cmd[cmd.index("--rundir") + 1:][:1] != [ref["rundir"]]:
+                continue
+            try:
+                rank = int(proc.environ().get("SKYPILOT_NODE_RANK", -1))
+            except (psutil.Error, ValueError):
+                continue
+            found[rank] = [proc.pid, proc.info["create_time"]]
+        if not found and not os.path.exists(self._result_path(ref)):
+            return None
+        return dict(ref, pids=[found.get(r, [0, 0]) for r in range(len(ref["names"]))])
 
     def poll(self, job: JobRecord) -> dict | None:
         ref = job.executor_ref
@@ -203,10 +204,12 @@ class LocalExecutor:
             os.kill(pids[0][0], signal.SIGTERM)
 
     def signal(self, job: JobRecord, signum: int, scope: str) -> None:
+        import subprocess
+
         ref = job.executor_ref
         env = _runtime_env({"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
         subprocess.run([sys.executable, "-m", "slurmsky.runtime", "signal", "--rundir",
-                        os.path.join(ref["rundir"], "0"), "--signal", str(signum), f"--{scope}"],
+                        ref["rundir"], "--signal", str(signum), f"--{scope}"],
                        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=30, check=False)
 
@@ -226,22 +229,13 @@ class LocalExecutor:
         for pid in sessions:
             child = self._children.pop(pid, None)
             if child is not None:
-                try:
-                    child.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
+                child.wait()  # SIGKILLed above: ends at once
 
     # --- helpers ---------------------------------------------------------------------------
 
     @staticmethod
     def _result_path(ref: dict) -> str:
-        return os.path.join(ref["rundir"], "0", "result.json")
-
-    @staticmethod
-    def _write_result(rundir: str, result: dict) -> None:
-        os.makedirs(os.path.join(rundir, "0"), exist_ok=True)
-        with open(os.path.join(rundir, "0", "result.json"), "w") as fh:
-            json.dump(result, fh)
+        return os.path.join(ref["rundir"], "result.json")
 
     def _alive(self, pid: int, create_time: float) -> bool:
         """The same process (pid and start time) still runs; a zombie has ended."""

@@ -1,0 +1,161 @@
+"""Shared fixtures: a private Slurm world per test, its commands run as real subprocesses.
+
+`cluster` gives each test its own HOME and SLURMSKY_HOME (so its own state and agent), a
+config with a short KillWait, and `cluster.run("sbatch", ...)`. At teardown every agent the
+test's state dir had is stopped and every job process it started is killed, by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "bin"
+
+
+class Cluster:
+    """One test's slurmsky: its directories, environment and command runner."""
+
+    def __init__(self, tmp: Path):
+        self.home = tmp / "home"
+        self.state = tmp / "state"
+        self.cwd = tmp / "work"
+        for d in (self.home, self.cwd):
+            d.mkdir()
+        config = self.home / "slurmsky.yaml"
+        config.write_text("kill_wait: 1\n")
+        path = os.pathsep.join([str(BIN), os.path.dirname(sys.executable),
+                                os.environ.get("PATH", "/usr/bin:/bin")])
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("SLURM", "SBATCH_", "SALLOC_", "SQUEUE_"))}
+        self.env.update(HOME=str(self.home), SLURMSKY_HOME=str(self.state),
+                        SLURMSKY_CONFIG=str(config), PATH=path)
+
+    def run(self, command: str, *args: str, timeout: float = 60, input: str | None = None,
+            env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        """Run a slurmsky command (bin/<command>) as a user would, capturing its output."""
+        return subprocess.run([sys.executable, str(BIN / command), *args],
+                              cwd=cwd or self.cwd, env={**self.env, **(env or {})},
+                              input=input, capture_output=True, text=True, timeout=timeout)
+
+    def sbatch(self, *args: str, **kw) -> int:
+        """Submit with --parsable; the job id."""
+        out = self.run("sbatch", "--parsable", *args, **kw)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.strip().split(";")[0])
+
+    def script(self, name: str, text: str) -> str:
+        (self.cwd / name).write_text(text)
+        return name
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.state / "state.db", timeout=60)
+
+    def jobs(self, where: str = "1", *args) -> list[tuple]:
+        """(job_id, state, exit_code, exit_signal, reason) rows, read straight from the state."""
+        with self.db() as conn:
+            return conn.execute("SELECT job_id, state, exit_code, exit_signal, reason FROM jobs "
+                                f"WHERE {where} ORDER BY job_id", args).fetchall()
+
+    def job(self, job_id: int) -> tuple:
+        return self.jobs("job_id = ?", job_id)[0]
+
+    def wait_for(self, predicate, timeout: float = 60, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def wait_done(self, *ids: int, timeout: float = 60) -> list[tuple]:
+        """Wait until every given job (all elements of an array id) has finished."""
+        active = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING")
+
+        def done():
+            rows = [r for i in ids for r in self.jobs("job_id = ? OR array_job_id = ?", i, i)]
+            return rows if rows and all(r[1] not in active for r in rows) else None
+
+        return self.wait_for(done, timeout, f"jobs {ids} to finish")
+
+    def agent_pid(self) -> int | None:
+        try:
+            return int((self.state / "agent.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def job_pids(self) -> list[int]:
+        """Pids of every node runtime any job of this state dir ran (session leaders)."""
+        import json
+
+        if not (self.state / "state.db").exists():
+            return []
+        with self.db() as conn:
+            refs = conn.execute("SELECT executor_ref FROM jobs WHERE executor_ref IS NOT NULL")
+            return [pid for (ref,) in refs for pid, _ in json.loads(ref).get("pids", []) if pid]
+
+    def teardown(self) -> None:
+        pid = self.agent_pid()
+        if pid:
+            _kill(pid)
+        for leader in self.job_pids():
+            for p in _session(leader):
+                _kill(p, signal.SIGKILL)
+
+
+def _session(sid: int) -> list[int]:
+    import psutil
+
+    found = []
+    for pid in psutil.pids():
+        try:
+            if os.getsid(pid) == sid:
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def _kill(pid: int, sig: int = signal.SIGTERM) -> None:
+    """Signal a process; after SIGTERM wait (bounded) for its end, then SIGKILL it."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        proc.send_signal(sig)
+        if sig != signal.SIGKILL and not _ended(proc, 10):
+            proc.kill()
+    except psutil.NoSuchProcess:
+        pass
+
+
+def _ended(proc, timeout: float) -> bool:
+    """Gone, or a zombie (whose parent, often init here, reaps it in its own time)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    c = Cluster(tmp_path)
+    yield c
+    c.teardown()

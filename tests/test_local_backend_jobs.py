@@ -1,0 +1,182 @@
+"""Jobs really running on the local backend: output, exit codes, cancel, limits, agent restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+from conftest import BIN, ROOT
+
+from slurmsky import control, state
+
+
+def use_state(cluster, monkeypatch):
+    """This process talks to the test's state directly (control functions, like scancel)."""
+    for key, value in cluster.env.items():
+        monkeypatch.setenv(key, value)
+    return state.connect()
+
+
+def runtime_pids(cluster, job_id: int) -> list[int]:
+    with cluster.db() as conn:
+        ref = conn.execute("SELECT executor_ref FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return [pid for pid, _ in json.loads(ref[0])["pids"]] if ref and ref[0] else []
+
+
+def job_tree(cluster, job_id: int) -> list[psutil.Process]:
+    procs = []
+    for pid in runtime_pids(cluster, job_id):
+        try:
+            leader = psutil.Process(pid)
+            procs += [leader] + leader.children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+    return procs
+
+
+def test_hello_example_writes_slurm_out(cluster):
+    shutil.copy(ROOT / "examples" / "sbatch" / "hello.sh", cluster.cwd)
+    out = cluster.run("sbatch", "hello.sh")
+    job = int(out.stdout.split()[-1])
+    assert out.stdout == f"Submitted batch job {job}\n" and out.returncode == 0
+    assert cluster.wait_done(job) == [(job, "COMPLETED", 0, 0, "None")]
+    assert (cluster.cwd / f"slurm-{job}.out").read_text() == (
+        f"Hello from job {job} (hello) on 127.0.0.1\n"
+        f"submitted from {cluster.cwd}, running in {cluster.cwd}\n")
+
+
+def test_wait_exit_codes(cluster):
+    cases = [(["--wrap", "sleep 1; exit 3"], 3), (["--wrap", "true"], 0),
+             (["--array=1-3", "--wrap", "exit $SLURM_ARRAY_TASK_ID"], 3),
+             (["--wrap", "kill -9 $$"], 1)]
+    procs = [(subprocess.Popen([sys.executable, str(BIN / "sbatch"), "--wait", *args],
+                               cwd=cluster.cwd, env=cluster.env, stdout=subprocess.PIPE,
+                               text=True), rc) for args, rc in cases]
+    for proc, rc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert out.startswith("Submitted batch job ") and proc.returncode == rc
+    assert ("FAILED", 0, 9) in [r[1:4] for r in cluster.jobs()]
+
+
+def test_wait_for_a_cancelled_job_exits_1(cluster, monkeypatch):
+    conn = use_state(cluster, monkeypatch)
+    waiter = subprocess.Popen([sys.executable, str(BIN / "sbatch"), "--wait", "-J", "waitcancel",
+                               "--wrap", "sleep 30"], cwd=cluster.cwd, env=cluster.env,
+                              stdout=subprocess.PIPE, text=True)
+    job = cluster.wait_for(lambda: [r[0] for r in cluster.jobs("state = 'RUNNING'")], 30)[0]
+    assert control.cancel(conn, control.select(conn, job, None)) == {}
+    out, _ = waiter.communicate(timeout=60)
+    assert out == f"Submitted batch job {job}\n" and waiter.returncode == 1
+    assert cluster.job(job)[1:4] == ("CANCELLED", 0, 0)
+
+
+def test_export_none_gets_a_login_environment(cluster):
+    job = cluster.sbatch("--export=NONE", "--wrap", "env | sort", env={"SECRET_THING": "x"})
+    cluster.wait_done(job)
+    env = dict(line.split("=", 1) for line in
+               (cluster.cwd / f"slurm-{job}.out").read_text().splitlines() if "=" in line)
+    assert "SECRET_THING" not in env
+    assert env["PATH"].endswith("/usr/local/bin:/usr/bin:/bin") and env["HOME"]
+    job = cluster.sbatch("--wrap", "env | sort", env={"SECRET_THING": "x"})
+    cluster.wait_done(job)
+    assert "SECRET_THING=x" in (cluster.cwd / f"slurm-{job}.out").read_text()
+
+
+def test_fifty_concurrent_submissions(cluster):
+    procs = [subprocess.Popen([sys.executable, str(BIN / "sbatch"), "--parsable", "--wrap",
+                               "echo $SLURM_JOB_ID"], cwd=cluster.cwd, env=cluster.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(50)]
+    ids = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and err == ""
+        ids.append(int(out))
+    assert sorted(ids) == list(range(1, 51))
+    rows = cluster.wait_done(*ids, timeout=120)
+    assert [r[1] for r in rows] == ["COMPLETED"] * 50
+    for job in ids:
+        assert (cluster.cwd / f"slurm-{job}.out").read_text() == f"{job}\n"
+
+
+def test_agent_killed_while_jobs_run(cluster):
+    runs = cluster.cwd / "runs.txt"
+    script = cluster.script("job.sh", f"#!/bin/bash\necho $SLURM_JOB_ID >> {runs}\nsleep 3\n")
+    ids = [cluster.sbatch(script) for _ in range(3)]
+    ids.append(cluster.sbatch("-N", "99", script))  # pends forever (PartitionNodeLimit)
+    cluster.wait_for(lambda: len(cluster.jobs("state = 'RUNNING'")) == 3, 30, "3 running")
+    old = cluster.agent_pid()
+    os.kill(old, signal.SIGKILL)
+    cluster.wait_for(lambda: not psutil.pid_exists(old) or
+                     psutil.Process(old).status() == psutil.STATUS_ZOMBIE, 10, "agent death")
+    late = cluster.sbatch(script)  # the next command starts a new agent
+    cluster.wait_for(lambda: cluster.agent_pid() not in (None, old), 10, "a new agent")
+    rows = cluster.wait_done(*ids[:3], late, timeout=60)
+    assert [r[1:3] for r in rows] == [("COMPLETED", 0)] * 4
+    assert sorted(map(int, runs.read_text().split())) == sorted(ids[:3] + [late])
+    assert cluster.job(ids[3])[1] == "PENDING"
+
+
+def test_cancel_ends_the_whole_tree_even_when_sigterm_is_ignored(cluster, monkeypatch):
+    conn = use_state(cluster, monkeypatch)
+    script = cluster.script("stubborn.sh", "#!/bin/bash\ntrap '' TERM\n"
+                            "(sleep 300; echo never) &\nbash -c 'sleep 300' &\nwait\nwait\n")
+    job = cluster.sbatch(script)
+    tree = cluster.wait_for(lambda: len(job_tree(cluster, job)) >= 5 and job_tree(cluster, job),
+                            30, "the job's processes")
+    assert control.cancel(conn, control.select(conn, job, None)) == {}
+    assert cluster.wait_done(job, timeout=30)[0][1] == "CANCELLED"
+    gone, alive = psutil.wait_procs(tree, timeout=10)
+    assert alive == []
+
+
+def test_time_limit_ends_job_as_timeout(cluster):
+    script = cluster.script("slow.sh", "#!/bin/bash\n#SBATCH --time=1\n"
+                            "trap 'echo got TERM' TERM\nfor i in $(seq 300); do sleep 0.1; done\n")
+    job = cluster.sbatch(script, env={"SLURMSKY_SECONDS_PER_MINUTE": "2"})
+    started = time.monotonic()
+    assert cluster.wait_done(job, timeout=60) == [(job, "TIMEOUT", 0, 0, "TimeLimit")]
+    assert time.monotonic() - started < 20
+    out = (cluster.cwd / f"slurm-{job}.out").read_text()
+    assert "DUE TO TIME LIMIT" in out and "got TERM" in out
+
+
+def test_signal_option_reaches_the_batch_shell(cluster):
+    script = cluster.script("sig.sh", "#!/bin/bash\n#SBATCH --time=1 --signal=B:USR1@2\n"
+                            "trap 'echo got USR1; exit 0' USR1\n"
+                            "for i in $(seq 300); do sleep 0.1; done\n")
+    job = cluster.sbatch(script, env={"SLURMSKY_SECONDS_PER_MINUTE": "4"})
+    assert cluster.wait_done(job, timeout=60)[0][1] == "COMPLETED"
+    assert "got USR1" in (cluster.cwd / f"slurm-{job}.out").read_text()
+
+
+def test_scancel_signal_batch(cluster, monkeypatch):
+    conn = use_state(cluster, monkeypatch)
+    script = cluster.script("sig.sh", "#!/bin/bash\ntrap 'echo batch got USR1; exit 0' USR1\n"
+                            "for i in $(seq 300); do sleep 0.1; done\n")
+    job = cluster.sbatch(script)
+    cluster.wait_for(lambda: cluster.job(job)[1] == "RUNNING", 30, "running")
+    time.sleep(0.5)  # the trap is set
+    jobs = control.select(conn, job, None)
+    assert control.signal(conn, jobs, signal.SIGUSR1, "batch") == {}
+    assert cluster.wait_done(job, timeout=30)[0][1] == "COMPLETED"
+    assert "batch got USR1" in (cluster.cwd / f"slurm-{job}.out").read_text()
+
+
+def test_agent_status_stop_and_idle_state(cluster):
+    assert cluster.run("slurmsky", "agent", "status").returncode == 1
+    job = cluster.sbatch("--wrap", "true")
+    cluster.wait_done(job)
+    pid = cluster.agent_pid()
+    status = cluster.run("slurmsky", "agent", "status")
+    assert status.returncode == 0 and f"pid {pid}" in status.stdout
+    assert cluster.run("slurmsky", "agent", "stop").stdout == f"agent: stopped pid {pid}\n"
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert cluster.run("slurmsky", "agent", "status").returncode == 1
