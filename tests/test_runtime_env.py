@@ -7,21 +7,8 @@ SLURM_WORKING_CLUSTER and SLURM_TOPOLOGY_*).
 """
 import pytest
 
-from runtime_fixtures.cluster import (LocalJob, capture, ip_names, machine, normalise,
-                                      without_site_vars)
-
-
-@pytest.fixture
-def local_job(tmp_path):
-    jobs = []
-
-    def make(*args, **kw):
-        jobs.append(LocalJob(tmp_path, *args, **kw))
-        return jobs[-1]
-
-    yield make
-    for job in jobs:
-        job.cleanup()
+from runtime_fixtures.cluster import (capture, ip_names, local_job, machine,  # noqa: F401
+                                      normalise, without_site_vars)
 
 
 def ours(job, text, names):

@@ -7,6 +7,7 @@ are left out: they describe a slurm.conf that does not exist here.
 import os
 
 from . import hostlist
+from .rundir import PACKAGE_PARENT
 from .spec import NODE_PRIVATE_PREFIXES, SECRET_VAR
 
 # GPU visibility is the node's business (SkyPilot or the local machine set it).
@@ -20,8 +21,19 @@ def base_environment(job, node_environ):
         env = dict(job.spec["environment"])
     else:
         env = {k: v for k, v in node_environ.items() if not k.startswith(NODE_PRIVATE_PREFIXES)}
+        _drop_runtime_path(env)
     env.pop(SECRET_VAR, None)
     return env
+
+
+def _drop_runtime_path(env):
+    """The node command put the runtime on PYTHONPATH; the job's own python must not see it."""
+    kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+            if p and os.path.realpath(os.path.expanduser(p)) != os.path.realpath(PACKAGE_PARENT)]
+    if kept:
+        env["PYTHONPATH"] = os.pathsep.join(kept)
+    else:
+        env.pop("PYTHONPATH", None)
 
 
 def batch_env(job, node_environ, bin_dir):

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent
@@ -45,10 +46,11 @@ env | grep -vE '^(SLURM|SBATCH)' | sort
 """
 
 
-def capture(name: str) -> str:
-    """The stdout section of a real-Slurm capture copied into runtime_fixtures/."""
+def capture(name: str, part: str = "stdout"):
+    """A section of a real-Slurm capture copied into runtime_fixtures/: stdout, stderr, exit."""
     text = (FIXTURES / name).read_text()
-    return re.search(r"--- stdout\n(.*?)--- stderr\n", text, re.S).group(1)
+    m = re.search(r"--- stdout\n(.*?)--- stderr\n(.*?)--- exit (\d+)", text, re.S)
+    return {"stdout": m.group(1), "stderr": m.group(2), "exit": int(m.group(3))}[part]
 
 
 def without_site_vars(text: str) -> str:
@@ -201,3 +203,17 @@ def ip_names(nodes: int) -> dict:
 def machine() -> str:
     """This machine's hostname (what `hostname` prints in every job, as on the peer)."""
     return socket.gethostname()
+
+
+@pytest.fixture
+def local_job(tmp_path):
+    """``local_job(nodes, script=..., **spec)`` -> a LocalJob, cleaned up after the test."""
+    jobs = []
+
+    def make(*args, **kw):
+        jobs.append(LocalJob(tmp_path, *args, **kw))
+        return jobs[-1]
+
+    yield make
+    for job in jobs:
+        job.cleanup()

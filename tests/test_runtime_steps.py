@@ -1,0 +1,207 @@
+"""srun and scontrol inside jobs on local nodes, against real Slurm 22.05's output."""
+import socket
+import sys
+import time
+
+from runtime_fixtures.cluster import ROOT, capture, ip_names, local_job  # noqa: F401
+
+PY = sys.executable
+
+
+def two_by_two(**spec):
+    """The env-b/env-e allocation: 2 nodes x 2 tasks, 1 CPU per task."""
+    return dict(ntasks=4, ntasks_per_node=2, cpus_per_task=1, tasks_per_node=[2, 2],
+                cpus_per_node=[2, 2], **spec)
+
+
+def named(text, nodes):
+    """Our node names (IPs) -> the captures' (node1, node2, ...), in messages and labels."""
+    for ip, node in sorted(ip_names(nodes).items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(ip, node)
+    return text
+
+
+def test_label_output_and_ordering(local_job):
+    """srun -N2 -n4 -l: every line labelled with its task; tasks' lines interleave freely
+    (the capture's order is 2,0,3,1), each task's own lines stay in order."""
+    script = """#!/bin/bash
+srun -N2 -n4 -l bash -c "echo \\$SLURMD_NODENAME \\$SLURM_PROCID"
+srun -n2 -l bash -c 'for i in 1 2 3; do echo $SLURM_PROCID.$i; done'
+"""
+    job = local_job(2, script=script, **two_by_two()).start()
+    assert job.wait()["state"] == "COMPLETED"
+    lines = named(job.output(), 2).splitlines()
+    assert sorted(lines[:4]) == sorted(capture("srun-N2-n4-label.txt").splitlines())
+    assert [line for line in lines[4:] if line.startswith("0: ")] == ["0: 0.1", "0: 0.2", "0: 0.3"]
+    assert [line for line in lines[4:] if line.startswith("1: ")] == ["1: 1.1", "1: 1.2", "1: 1.3"]
+
+
+def test_exit_codes_and_messages(local_job):
+    """false, exit 7, SIGKILL, a missing command: srun's lines and exit codes as on Slurm."""
+    cases = ["srun-false.txt", "srun-exit7.txt", "srun-signal-kill.txt",
+             "srun-nonexistent-cmd.txt"]
+    commands = ["srun false", "srun bash -c 'exit 7'", "srun bash -c 'kill -9 $$'",
+                "srun no-such-command"]
+    script = "#!/bin/bash\n" + "".join('%s\necho "rc=$?"\n' % c for c in commands)
+    job = local_job(1, script=script).start()
+    assert job.wait()["state"] == "COMPLETED"
+    expected = ""
+    for case in cases:
+        # "Force Terminated StepId=..." is printed only by an srun that made its own allocation
+        lines = capture(case, "stderr").splitlines(True)
+        expected += "".join(line for line in lines if "Force Terminated" not in line)
+        expected += "rc=%d\n" % capture(case, "exit")
+    assert named(job.output(), 1) == expected
+
+
+def test_exit_code_is_the_largest_task_code(local_job):
+    """srun-mixed-exit: -n3 laid out as node1: task 0, node2: tasks 1-2 (block layout over
+    1 + 2 CPUs); one error line per failed task and exit 2."""
+    script = """#!/bin/bash
+srun -n3 -l bash -c 'exit $SLURM_PROCID'
+echo "rc=$?"
+"""
+    job = local_job(2, script=script, ntasks=3, tasks_per_node=[1, 2],
+                    cpus_per_node=[1, 2]).start()
+    assert job.wait()["state"] == "COMPLETED"
+    out = named(job.output(), 2).splitlines()
+    assert sorted(out[:-1]) == sorted(capture("srun-mixed-exit.txt", "stderr").splitlines())
+    assert out[-1] == "rc=%d" % capture("srun-mixed-exit.txt", "exit")
+
+
+def test_stdout_and_stderr_kept_apart(local_job):
+    """srun-stdout-stderr: with --error the tasks' stderr lands in the job's error file."""
+    script = """#!/bin/bash
+srun -n2 -l bash -c "echo out\\$SLURM_PROCID; echo err\\$SLURM_PROCID >&2"
+srun -Q -u -n1 echo hi
+"""
+    job = local_job(1, script=script, ntasks=2, tasks_per_node=[2], cpus_per_node=[2],
+                    error="err-%j.txt").start()
+    assert job.wait()["state"] == "COMPLETED"
+    out = job.output().splitlines()
+    assert sorted(out[:2]) == sorted(capture("srun-stdout-stderr.txt").splitlines())
+    assert out[2:] == capture("srun-quiet-unbuffered.txt").splitlines()
+    err = job.output("err-28.txt").splitlines()
+    assert sorted(err) == sorted(capture("srun-stdout-stderr.txt", "stderr").splitlines())
+
+
+def test_output_patterns_per_task(local_job):
+    """submitit's srun: --output/--error with %j and %t, one file per task."""
+    script = """#!/bin/bash
+srun --unbuffered --output logs/%j_%t_log.out --error logs/%j_%t_log.err \
+  bash -c 'echo out $SLURM_PROCID; echo err $SLURM_PROCID >&2'
+"""
+    job = local_job(2, script=script, **two_by_two()).start()
+    assert job.wait()["state"] == "COMPLETED"
+    for task in range(4):
+        assert (job.workdir / "logs" / ("28_%d_log.out" % task)).read_text() == "out %d\n" % task
+        assert (job.workdir / "logs" / ("28_%d_log.err" % task)).read_text() == "err %d\n" % task
+    assert job.output() == ""
+
+
+def test_concurrent_steps_ray_pattern(local_job):
+    """One backgrounded single-node step per node (`srun -N1 -n1 -w $node ... &`, then wait),
+    as Ray's launch scripts do: they run at the same time, with steps numbered in order."""
+    script = """#!/bin/bash
+nodes=( $(scontrol show hostnames "$SLURM_JOB_NODELIST") )
+start=$(date +%s.%N)
+for node in "${nodes[@]}"; do
+  srun --nodes=1 --ntasks=1 -w "$node" bash -c \
+    'sleep 1; echo "step $SLURM_STEP_ID on $SLURMD_NODENAME of $SLURM_STEP_NODELIST"' &
+  sleep 0.3
+done
+wait
+echo "elapsed $(echo "$(date +%s.%N) - $start" | bc)"
+"""
+    job = local_job(2, script=script, **two_by_two()).start()
+    assert job.wait()["state"] == "COMPLETED"
+    lines = named(job.output(), 2).splitlines()
+    assert sorted(lines[:2]) == ["step 0 on node1 of node1", "step 1 on node2 of node2"]
+    assert float(lines[2].split()[1]) < 1.9  # not one after the other
+
+
+def test_master_addr_reaches_node_0_from_every_node(local_job):
+    """torchrun-style MASTER_ADDR=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):
+    a task on every node connects to a TCP listener bound on it by the batch script."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = """#!/bin/bash
+MASTER_ADDR=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1)
+{py} -c '
+import socket, sys
+srv = socket.create_server((sys.argv[1], int(sys.argv[2])))
+open("listening", "w").close()
+got = []
+for _ in range(3):
+    conn, _ = srv.accept()
+    got.append(conn.makefile().readline().strip())
+print("\\n".join(sorted(got)))
+' $MASTER_ADDR {port} > got.txt &
+while [ ! -e listening ]; do sleep 0.05; done
+srun -N3 -n3 bash -c '{py} -c "
+import socket, sys
+c = socket.create_connection((sys.argv[1], {port}))
+c.sendall((\\"from %s via %s\\n\\" % (sys.argv[2], sys.argv[1])).encode())
+" $(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1) $SLURMD_NODENAME'
+wait
+""".format(py=PY, port=port)
+    job = local_job(3, script=script).start()
+    assert job.wait()["state"] == "COMPLETED", job.output()
+    got = (job.workdir / "got.txt").read_text()
+    assert got == "".join("from 127.0.0.%d via 127.0.0.1\n" % n for n in (1, 2, 3))
+
+
+def test_scontrol_inside_the_job(local_job):
+    """show hostnames reads SLURM_NODELIST (not SLURM_JOB_NODELIST), keeps padding; show
+    hostlist keeps order; show job describes this job."""
+    script = """#!/bin/bash
+scontrol show hostnames node[1-3,5]
+SLURM_JOB_NODELIST="node[1-2]" SLURM_NODELIST= scontrol show hostnames; echo "rc=$?"
+SLURM_NODELIST="node[3-4]" scontrol show hostnames; echo "rc=$?"
+scontrol show hostnames "node[01-03],gpu[1-2],login"
+scontrol show hostlist node3,node1,node2,node10,gpu1,node02
+scontrol show hostlistsorted node3,node1,node2,node10,gpu1
+scontrol show job $SLURM_JOB_ID | head -1
+"""
+    job = local_job(2, script=script, job_name="show").start()
+    assert job.wait()["state"] == "COMPLETED"
+    expected = (capture("scontrol-show-hostnames.txt")
+                + capture("scontrol-show-hostnames-env.txt").replace(
+                    "rc=0\n", capture("scontrol-show-hostnames-env.txt", "stderr") + "rc=0\n", 1)
+                + capture("scontrol-show-hostnames-multi.txt")
+                + capture("scontrol-show-hostlist-mixed.txt")
+                + capture("scontrol-show-hostlistsorted.txt")
+                + "JobId=28 JobName=show\n")
+    assert job.output() == expected
+
+
+def test_srun_refuses_what_the_allocation_cannot_hold(local_job):
+    script = """#!/bin/bash
+srun -n5 true; echo "rc=$?"
+srun -w nosuchnode true; echo "rc=$?"
+srun --bogus true; echo "rc=$?"
+"""
+    job = local_job(2, script=script, **two_by_two()).start()
+    assert job.wait()["state"] == "COMPLETED"
+    assert job.output() == (
+        "srun: error: Unable to create step for job 28: More processors requested than "
+        "permitted\nrc=1\n"
+        "srun: error: Unable to create step for job 28: Requested node configuration is not "
+        "available\nrc=1\n"
+        "srun: unrecognized option '--bogus'\nTry \"srun --help\" for more information\nrc=1\n")
+
+
+def test_node_environment_as_job_environment(local_job):
+    """environment null (SkyPilot: the task envs are the node's): the job gets the node's
+    variables without the runtime's PYTHONPATH entry, SkyPilot's Slurm variables or the
+    secret; only srun and scontrol are put first on PATH."""
+    script = """#!/bin/bash
+ls "$(dirname "$(command -v srun)")"
+echo "PYTHONPATH=${PYTHONPATH-unset} FROM_TASK_ENVS=$FROM_TASK_ENVS"
+env | grep -c -e SLURMSKY_STEP_SECRET -e SLURM_STEP_ID
+"""
+    job = local_job(1, script=script, environment=None).start(
+        FROM_TASK_ENVS="yes", SLURM_STEP_ID="7", PYTHONPATH="%s:/elsewhere" % ROOT)
+    assert job.wait()["exit_code"] == 1  # grep -c found nothing
+    assert job.output() == "scontrol\nsrun\nPYTHONPATH=/elsewhere FROM_TASK_ENVS=yes\n0\n"
