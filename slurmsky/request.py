@@ -119,7 +119,7 @@ def _read_script(path: str | None, cwd: str, read_stdin: Callable[[], bytes]) ->
         try:
             with open(os.path.join(cwd, path), "rb") as fh:
                 data = fh.read()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the path
             raise SlurmError(f"Unable to open file {path}") from None
     try:
         return data.decode("utf-8")
