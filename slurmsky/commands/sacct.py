@@ -1,0 +1,223 @@
+"""sacct: accounting of jobs and their steps, as Slurm 22.05's sacct (with slurmdbd) prints it.
+
+slurmsky keeps every job in its state database, so sacct reads the same records squeue
+does, with no lag and no purge: the window, user and state filters select among them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import formats, state
+from ..formats import Row, UsageError
+
+SHORT = "aA:bBcC:dDeE:f:g:hi:I:j:k:K:lLM:nN:o:pPq:r:s:S:Ttu:vVW:x:X"
+LONG = {
+    "allusers": ("a", 0), "accounts": ("A", 1), "allocations": ("X", 0), "brief": ("b", 0),
+    "batch-script": ("B", 0), "completion": ("c", 0), "constraints": ("C", 1),
+    "delimiter": ("delimiter", 1), "dump": ("d", 0), "duplicates": ("D", 0),
+    "federation": ("federation", 0), "helpformat": ("e", 0), "endtime": ("E", 1),
+    "env-vars": ("env-vars", 0), "file": ("f", 1), "flags": ("F", 1), "gid": ("g", 1),
+    "group": ("g", 1), "help": ("h", 0), "nnodes": ("i", 1), "ncpus": ("I", 1),
+    "jobs": ("j", 1), "timelimit-min": ("k", 1), "timelimit-max": ("K", 1), "long": ("l", 0),
+    "allclusters": ("L", 0), "cluster": ("M", 1), "clusters": ("M", 1),
+    "nodelist": ("N", 1), "noheader": ("n", 0), "fields": ("o", 1), "format": ("o", 1),
+    "parsable": ("p", 0), "parsable2": ("P", 0), "qos": ("q", 1), "partition": ("r", 1),
+    "reason": ("R", 1), "state": ("s", 1), "starttime": ("S", 1), "truncate": ("T", 0),
+    "uid": ("u", 1), "user": ("u", 1), "usage": ("U", 0), "verbose": ("v", 0),
+    "version": ("V", 0), "wckeys": ("W", 1), "associations": ("x", 1), "name": ("name", 1),
+    "local": ("local", 0), "noconvert": ("noconvert", 0), "units": ("units", 1),
+    "use-local-uid": ("use-local-uid", 0), "whole-hetjob": ("whole-hetjob", 2),
+    "array": ("array", 0), "json": ("json", 0), "yaml": ("yaml", 0),
+}
+STATES = {"PD": "PENDING", "R": "RUNNING", "S": "SUSPENDED", "CD": "COMPLETED",
+          "CA": "CANCELLED", "F": "FAILED", "TO": "TIMEOUT", "NF": "NODE_FAIL",
+          "PR": "PREEMPTED", "BF": "BOOT_FAIL", "DL": "DEADLINE", "OOM": "OUT_OF_MEMORY",
+          "RQ": "REQUEUED", "RS": "RESIZING", "RV": "REVOKED"}
+USAGE = "Usage: sacct [OPTIONS]\n  Use --helpformat to see the fields --format takes."
+
+
+def _time(text: str, what: str, now: float) -> float:
+    from ..values import parse_begin
+
+    try:
+        return parse_begin(text, what, now)
+    except ValueError:
+        raise UsageError(f"sacct: error: Invalid time specification ({what}): {text}") from None
+
+
+def _job_items(text: str) -> list[tuple[int, int | None, str | None]]:
+    """`-j 12,7_3,9.batch,10_2.0` -> (id, task or None, step or None)."""
+    items = []
+    for word in filter(None, text.split(",")):
+        job, dot, step = word.partition(".")
+        head, underscore, task = job.partition("_")
+        if not head.isdigit() or (underscore and not task.isdigit()) or (dot and not step):
+            raise UsageError(f"sacct: error: Invalid job id: {word}")
+        items.append((int(head), int(task) if underscore else None, step if dot else None))
+    return items
+
+
+def body(argv: list[str]) -> int:
+    opts, rest = formats.getopt_long("sacct", argv, SHORT, LONG)
+    now = formats.clock()
+    jobs: list = []
+    fields_text: list[str] = []
+    users = names = states = partitions = accounts = None
+    all_users = allocations = noheader = False
+    parsable = 0
+    delimiter = None
+    start = end = None
+    for key, value in opts:
+        if key == "a":
+            all_users = True
+        elif key == "A":
+            accounts = set(filter(None, value.split(",")))
+        elif key == "b":
+            fields_text.insert(0, formats.SACCT_BRIEF)
+        elif key == "l":
+            fields_text.insert(0, formats.SACCT_LONG)
+        elif key == "e":
+            sys.stdout.write(formats.sacct_helpformat())
+            return 0
+        elif key == "E":
+            end = _time(value, "endtime", now)
+        elif key == "S":
+            start = _time(value, "starttime", now)
+        elif key == "j":
+            jobs.extend(_job_items(value))
+        elif key == "n":
+            noheader = True
+        elif key == "o":
+            fields_text.append(value)
+        elif key == "p":
+            parsable = 1
+        elif key == "P":
+            parsable = 2
+        elif key == "delimiter":
+            delimiter = value
+        elif key == "r":
+            partitions = set(filter(None, value.split(",")))
+        elif key == "s":
+            states = set()
+            for word in filter(None, value.split(",")):
+                upper = word.upper()
+                name = STATES.get(upper, upper)
+                if name not in state.STATE_CODES:
+                    raise UsageError(f"sacct: error: Invalid state: {word}")
+                states.add(name)
+        elif key == "u":
+            users = set()
+            for word in filter(None, value.split(",")):
+                uid = formats.uid_of(word)
+                users.add(formats.user_name(uid) if uid is not None else word)
+            all_users = True
+        elif key == "name":
+            names = set(filter(None, value.split(",")))
+        elif key == "X":
+            allocations = True
+        elif key == "V":
+            print(formats.version_line())
+            return 0
+        elif key in ("h", "U"):
+            print(USAGE)
+            return 0
+    if rest:
+        raise UsageError(f"sacct: error: Unknown arguments: {' '.join(rest)}")
+    fields = formats.parse_sacct_fields(",".join(fields_text or [formats.SACCT_DEFAULT]))
+
+    # The time window: with -j, all time; otherwise from today 00:00 (or -S) to now (or -E).
+    # With -s and no -E the window is the single instant -S, as in Slurm (nothing matches).
+    if start is None:
+        start = 0.0 if jobs else _midnight(now)
+    if end is None:
+        end = start if (states and not jobs) else now
+    conn = state.connect()
+    ids = sorted({j for j, t, s in jobs if t is None}) if jobs else None
+    tasks = sorted({(j, t) for j, t, s in jobs if t is not None}) if jobs else None
+    records = state.find_jobs(conn, ids=ids, tasks=tasks, names=names)
+    if jobs:
+        # `-j N` also names the array element whose own id is N
+        own = {j for j, t, s in jobs}
+        records = [r for r in records if r.job_id in own or r.array_job_id in own
+                   or (r.array_job_id, r.array_task_id) in set(tasks or ())]
+    if users is not None:
+        records = [r for r in records if r.user in users]
+    elif not all_users and os.geteuid() != 0:
+        uid = os.geteuid()
+        records = [r for r in records if r.uid == uid]
+    if partitions is not None:
+        records = [r for r in records if r.partition in partitions]
+    if accounts is not None:
+        records = [r for r in records if r.account in accounts]
+    records = [r for r in records if _in_window(r, start, end, states)]
+
+    views = formats.collapse(records, keep_tasks=set(tasks or ()), now=now)
+    top: dict = {}
+    for view in views:
+        if view.rec.array_job_id is not None:
+            key = view.rec.array_job_id
+            top[key] = max(top.get(key, 0), view.rec.job_id)
+
+    def order(view):
+        rec = view.rec
+        if rec.array_job_id is None:
+            return (rec.job_id, 0, 0)
+        return (top[rec.array_job_id], 1 if view.tasks is not None else 0, rec.array_task_id)
+
+    views.sort(key=order)
+    steps_only = {(j, t): s for j, t, s in jobs if s is not None}
+    rows: list[Row] = []
+    for view in views:
+        rec = view.rec
+        wanted = None
+        if steps_only:
+            for key in ((rec.job_id, None), (rec.array_job_id, rec.array_task_id)):
+                if key in steps_only:
+                    wanted = steps_only[key]
+        if wanted is None:
+            rows.append(Row(view))
+        if not allocations:
+            rows.extend(r for r in formats.step_rows(view)
+                        if wanted is None or r.step == wanted)
+    lines = formats.sacct_lines(rows, fields, header=not noheader, parsable=parsable,
+                                delimiter=delimiter)
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _midnight(now: float) -> float:
+    import time
+
+    t = time.localtime(now)
+    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
+
+
+def _in_window(rec, start: float, end: float, states: set | None) -> bool:
+    """Whether a job belongs in [start, end]: it was eligible or running in the window; with
+    -s, it was in one of the states during it (a finished state: it ended in the window)."""
+    if states is not None:
+        if rec.state not in states:
+            return False
+        if rec.state in formats.FINISHED:
+            return rec.end_time is not None and start <= rec.end_time <= end
+        return rec.submit_time <= end
+    if rec.submit_time > end:
+        return False
+    return rec.end_time is None or rec.end_time >= start
+
+
+def main() -> None:
+    try:
+        code = body(sys.argv[1:])
+    except UsageError as exc:
+        sys.stdout.flush()
+        sys.stderr.write("".join(line + "\n" for line in exc.lines))
+        code = exc.exit_code
+    except BrokenPipeError:
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

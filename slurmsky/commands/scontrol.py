@@ -1,0 +1,425 @@
+"""scontrol: show jobs, hostlists, the configuration, partitions and nodes; hold, release,
+requeue and update jobs. Messages and exit codes as Slurm 22.05's.
+
+The control operations are control.py's (which wake the agent); the records are the state
+database's. Finished jobs are visible for MinJobAge after their end, as in slurmctld.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+from .. import control, formats, state
+from ..formats import Job, UsageError
+
+SHORT = "aM:dhoQvV"
+LONG = {
+    "all": ("a", 0), "cluster": ("M", 1), "clusters": ("M", 1), "details": ("d", 0),
+    "help": ("h", 0), "hide": ("hide", 0), "local": ("local", 0), "oneliner": ("o", 0),
+    "quiet": ("Q", 0), "sibling": ("sibling", 0), "usage": ("usage", 0),
+    "verbose": ("v", 0), "version": ("V", 0), "federation": ("federation", 0),
+    "future": ("future", 0), "json": ("json", 0), "yaml": ("yaml", 0),
+}
+USAGE = """\
+scontrol [<OPTION>] [<COMMAND>]
+    Valid <COMMAND> values (slurmsky supports these):
+     hold <job_list>          prevent specified job from starting
+     ping                     print status of slurmctld daemons
+     release <job_list>       permit specified job to start
+     requeue <job_id>         re-queue a batch job
+     show <ENTITY> [<ID>]     display state of identified entity
+                              (config, hostlist, hostlistsorted, hostnames, job, node,
+                              partition)
+     uhold <job_list>         place user hold on specified job
+     update <SPECIFICATIONS>  update job (JobId=, TimeLimit=, JobName=, Comment=)
+     version                  display tool version number"""
+INVALID_JOB = "slurm_load_jobs error: Invalid job id specified"
+
+
+def _is(tag: str, word: str, minimum: int) -> bool:
+    """Slurm's xstrncasecmp(tag, word, MAX(strlen(tag), minimum)) == 0."""
+    tag = tag.lower()
+    return len(tag) >= min(minimum, len(word)) and word.startswith(tag)
+
+
+class Session:
+    def __init__(self, oneliner: bool, details: bool, quiet: bool):
+        self.oneliner, self.details, self.quiet = oneliner, details, quiet
+        self._conn = None
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = state.connect()
+        return self._conn
+
+    # --- dispatch -----------------------------------------------------------------------
+    def run(self, words: list[str]) -> int:
+        if not words:
+            return 0
+        command, args = words[0], words[1:]
+        if _is(command, "show", 3):
+            return self.show(args)
+        if command.lower() in ("hold", "uhold"):
+            return self.each_job(args, lambda conn, job: control.hold(
+                conn, job, admin=command.lower() == "hold" and os.geteuid() == 0))
+        if _is(command, "release", 3):
+            return self.each_job(args, control.release)
+        if _is(command, "requeue", 3):
+            return self.each_job(args, control.requeue)
+        if _is(command, "update", 1):
+            return self.update(args)
+        if _is(command, "ping", 2):
+            print(f"Slurmctld(primary) at {_host()} is UP")
+            return 0
+        if _is(command, "version", 4):
+            print(formats.version_line())
+            return 0
+        if command.lower() in ("quit", "exit"):
+            return 0
+        if command.lower() == "help":
+            print(USAGE)
+            return 0
+        raise UsageError(f"invalid keyword: {command}")
+
+    def show(self, args: list[str]) -> int:
+        if not args:
+            raise UsageError("scontrol: error: too few arguments for keyword:show")
+        entity, value = args[0], (args[1] if len(args) > 1 else None)
+        if _is(entity, "hostnames", 5):
+            from ..runtime.hostlist import expand
+
+            names = expand(value if value is not None else os.environ.get("SLURM_NODELIST", ""))
+            if not names:
+                sys.stderr.write("scontrol: error: host list is empty\n")
+            sys.stdout.write("".join(n + "\n" for n in names))
+            return 0
+        if _is(entity, "hostlist", 5) or _is(entity, "hostlistsorted", 9):
+            from ..runtime.hostlist import compress, expand
+
+            if value is None:
+                raise UsageError("invalid encode argument")
+            print(compress(expand(value), sort=_is(entity, "hostlistsorted", 9)))
+            return 0
+        if _is(entity, "jobs", 1) or _is(entity, "jobid", 4):
+            return self.show_job(value)
+        if _is(entity, "config", 2):
+            return self.show_config()
+        if _is(entity, "partitions", 1):
+            return self.show_partitions(value)
+        if _is(entity, "nodes", 1):
+            return self.show_nodes(value)
+        if _is(entity, "steps", 2):
+            if value:
+                print(f"Job step {value} not found")
+                return 1
+            print("No job steps in the system")
+            return 0
+        raise UsageError(f"invalid entity:{entity} for keyword:show")
+
+    # --- jobs -----------------------------------------------------------------------------
+    def visible(self, **filters):
+        now = formats.clock()
+        return state.find_jobs(self.conn, active_or_ended_after=now - state.MIN_JOB_AGE,
+                               **filters), now
+
+    def show_job(self, value: str | None) -> int:
+        if value is None:
+            records, now = self.visible()
+            keep = set()
+        else:
+            head, _, task = value.partition("_")
+            if not head.isdigit() or int(head) == 0 or (_ and not task.isdigit()):
+                raise UsageError("scontrol_print_job error: Invalid job id specified")
+            if _:
+                records, now = self.visible(tasks=[(int(head), int(task))])
+                keep = {(int(head), int(task))}
+            else:
+                records, now = self.visible(ids=[int(head)])
+                keep = set()
+            if not records:
+                raise UsageError(INVALID_JOB)
+        jobs = formats.collapse(records, keep_tasks=keep, now=now)
+        jobs.sort(key=lambda j: (j.rec.array_job_id or j.rec.job_id,
+                                 -1 if j.tasks is not None else j.rec.array_task_id or 0))
+        host = _submit_host(self.conn, jobs)
+        for job in jobs:
+            sys.stdout.write(formats.show_job(job, oneliner=self.oneliner,
+                                              details=self.details,
+                                              submit_host=host.get(job.rec.submission,
+                                                                   "localhost")))
+        if not jobs:
+            print("No jobs in the system")
+        return 0
+
+    def each_job(self, args: list[str], operation) -> int:
+        """hold/uhold/release/requeue over `1,2 3_4`: Slurm's `<error> for job <id>`."""
+        if not args:
+            raise UsageError("scontrol: error: too few arguments for keyword")
+        status = 0
+        for word in args:
+            for item in filter(None, word.split(",")):
+                try:
+                    job_id, indices = control.parse_job_id(item)
+                except ValueError:
+                    sys.stderr.write(f"Invalid job id specified for job {item}\n")
+                    status = 1
+                    continue
+                records = control.select(self.conn, job_id, indices)
+                live = [r for r in records if not r.finished] or records
+                if not records:
+                    errors = [control.INVALID_ID]
+                else:
+                    errors = [e for e in (operation(self.conn, r) for r in live) if e]
+                    if len(errors) < len(live):
+                        errors = []
+                if errors:
+                    sys.stderr.write(f"{errors[0]} for job {item}\n")
+                    status = 1
+        return status
+
+    def update(self, args: list[str]) -> int:
+        pairs = []
+        for word in args:
+            key, eq, val = word.partition("=")
+            if not eq:
+                raise UsageError(f"scontrol: error: Invalid input: {word}",
+                                 "Request aborted")
+            pairs.append((key, val))
+        job_text = next((v for k, v in pairs if k.lower() in ("jobid", "job")), None)
+        if job_text is None:
+            raise UsageError("scontrol: error: No job id specified", "Request aborted")
+        changes = {}
+        from ..values import parse_time
+
+        for key, val in pairs:
+            lower = key.lower()
+            if lower in ("jobid", "job"):
+                continue
+            if lower == "timelimit":
+                try:
+                    changes["time_limit"] = parse_time(val, "TimeLimit")
+                except ValueError:
+                    raise UsageError(f"scontrol: error: Invalid TimeLimit value: {val}",
+                                     "Request aborted") from None
+            elif lower in ("jobname", "name"):
+                changes["name"] = val
+            elif lower == "comment":
+                changes["comment"] = val
+            else:
+                raise UsageError(f"scontrol: error: Update of this parameter is not "
+                                 f"supported: {word_of(key, val)}", "Request aborted")
+        try:
+            job_id, indices = control.parse_job_id(job_text)
+        except ValueError:
+            raise UsageError(f"Invalid job id specified for job {job_text}") from None
+        records = control.select(self.conn, job_id, indices)
+        if not records:
+            raise UsageError(f"Invalid job id specified for job {job_text}")
+        for rec in records:
+            uid = os.geteuid()
+            if uid != 0 and rec.uid != uid:
+                raise UsageError(f"{control.ACCESS_DENIED} for job {job_text}")
+            if rec.finished:
+                raise UsageError(f"{control.ALREADY_DONE} for job {job_text}")
+            if "time_limit" in changes and rec.state != "PENDING":
+                # the node runtime of a started job enforces the limit it started with
+                raise UsageError(f"{control.DISABLED} for job {job_text}")
+            state.update_job(self.conn, rec.job_id, where_state=state.ACTIVE_STATES, **changes)
+        return 0
+
+    # --- configuration ----------------------------------------------------------------------
+    def show_config(self) -> int:
+        from .. import SLURM_VERSION
+        from ..config import load_config
+
+        cfg = load_config()
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'next_job_id'").fetchone()
+        items = [
+            ("AccountingStorageType", "accounting_storage/slurmsky"),
+            ("BOOT_TIME", formats.iso(_boot_time())),
+            ("ClusterName", cfg.cluster_name),
+            ("DefMemPerNode", "UNLIMITED"),
+            ("EnforcePartLimits", "NO"),
+            ("FirstJobId", "1"),
+            ("InactiveLimit", "0 sec"),
+            ("JobRequeue", "1"),
+            ("KillWait", f"{cfg.kill_wait} sec"),
+            ("MaxArraySize", "1001"),
+            ("MaxJobCount", "10000"),
+            ("MinJobAge", f"{state.MIN_JOB_AGE} sec"),
+            ("NEXT_JOB_ID", str(row[0] if row else 1)),
+            ("OverTimeLimit", "0 min"),
+            ("PriorityType", "priority/basic"),
+            ("SchedulerType", "sched/builtin"),
+            ("SelectType", "select/cons_tres"),
+            ("SelectTypeParameters", "CR_CPU_MEMORY"),
+            ("SlurmctldHost[0]", _host()),
+            ("SLURM_CONF", cfg.path),
+            ("SLURM_VERSION", SLURM_VERSION),
+            ("SlurmskyBackend", cfg.backend),
+            ("StateSaveLocation", state.home()),
+        ]
+        sys.stdout.write(formats.show_config(items, formats.clock(), _host()))
+        return 0
+
+    def show_partitions(self, name: str | None) -> int:
+        from .sinfo import partitions
+
+        parts = partitions(self.conn)
+        if name is not None:
+            parts = [p for p in parts if p["name"] == name]
+            if not parts:
+                raise UsageError(f"Partition {name} not found")
+        from ..runtime.hostlist import compress
+
+        out = []
+        for p in parts:
+            nodes = p["nodes"]
+            cpus = sum(n.cpus for n in nodes)
+            mem = sum(n.memory for n in nodes)
+            limit = "UNLIMITED" if p["limit"] is None else formats.format_limit(p["limit"])
+            out.append(formats.show_block([
+                [f"PartitionName={p['name']}"],
+                ["AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL"],
+                [f"AllocNodes=ALL Default={'YES' if p['default'] else 'NO'} QoS=N/A"],
+                ["DefaultTime=NONE DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO"],
+                [f"MaxNodes=UNLIMITED MaxTime={limit} MinNodes=0 LLN=NO "
+                 "MaxCPUsPerNode=UNLIMITED"],
+                [f"Nodes={compress([n.name for n in nodes]) or '(null)'}"],
+                ["PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO"],
+                ["OverTimeLimit=NONE PreemptMode=OFF"],
+                [f"State=UP TotalCPUs={cpus} TotalNodes={len(nodes)} "
+                 "SelectTypeParameters=NONE"],
+                ["JobDefaults=(null)"],
+                ["DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED"],
+                [f"TRES=cpu={cpus},mem={mem}M,node={len(nodes)},billing={cpus}"],
+            ], self.oneliner))
+        sys.stdout.write("".join(out))
+        return 0
+
+    def show_nodes(self, name: str | None) -> int:
+        from .sinfo import partitions
+
+        nodes: dict = {}
+        for p in partitions(self.conn):
+            for n in p["nodes"]:
+                nodes.setdefault(n.name, (n, []))[1].append(p["name"])
+        if name is not None:
+            if name not in nodes:
+                raise UsageError(f"Node {name} not found")
+            nodes = {name: nodes[name]}
+        uname = os.uname()
+        out = []
+        for node, parts in nodes.values():
+            out.append(formats.show_block([
+                [f"NodeName={node.name} Arch={uname.machine} CoresPerSocket={node.cpus} "],
+                [f"CPUAlloc={node.alloc_cpus} CPUEfctv={node.cpus} CPUTot={node.cpus} "
+                 f"CPULoad={os.getloadavg()[0]:.2f}"],
+                ["AvailableFeatures=(null)"],
+                ["ActiveFeatures=(null)"],
+                [f"Gres={node.gres or '(null)'}"],
+                [f"NodeAddr={node.name} NodeHostName={node.name} "
+                 f"Version={formats.SLURM_VERSION}"],
+                [f"OS={uname.sysname} {uname.release} {uname.version} "],
+                [f"RealMemory={node.memory} AllocMem=0 FreeMem=N/A Sockets=1 Boards=1"],
+                [f"State={formats.LONG_STATES.get(node.state, node.state).upper()} "
+                 "ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A"],
+                [f"Partitions={','.join(parts)} "],
+                [f"CfgTRES=cpu={node.cpus},mem={node.memory}M,billing={node.cpus}"],
+                ["AllocTRES="],
+                ["CapWatts=n/a"],
+                ["CurrentWatts=0 AveWatts=0"],
+                ["ExtSensorsJoules=n/s ExtSensorsWatts=0 ExtSensorsTemp=n/s"],
+            ], self.oneliner))
+        sys.stdout.write("".join(out))
+        return 0
+
+
+def word_of(key: str, val: str) -> str:
+    return f"{key}={val}"
+
+
+def _host() -> str:
+    return socket.gethostname().split(".")[0]
+
+
+def _boot_time() -> float:
+    try:
+        return os.stat(os.path.join(state.home(), "state.db")).st_mtime
+    except OSError:
+        return formats.clock()
+
+
+def _submit_host(conn, jobs: list[Job]) -> dict:
+    """submission -> the host sbatch ran on (from the job's runtime spec)."""
+    hosts = {}
+    for job in jobs:
+        sub = job.rec.submission
+        if sub in hosts:
+            continue
+        try:
+            spec, _ = state.get_spec(conn, sub)
+            hosts[sub] = (spec.get("submit_host") or "localhost").split(".")[0]
+        except (TypeError, ValueError):
+            hosts[sub] = "localhost"
+    return hosts
+
+
+def body(argv: list[str]) -> int:
+    opts, words = formats.getopt_long("scontrol", argv, SHORT, LONG, permute=False)
+    oneliner = details = quiet = False
+    for key, _ in opts:
+        if key == "o":
+            oneliner = True
+        elif key == "d":
+            details = True
+        elif key == "Q":
+            quiet = True
+        elif key == "V":
+            print(formats.version_line())
+            return 0
+        elif key in ("h", "usage"):
+            print(USAGE)
+            return 0
+    # options may also follow the command (`scontrol show job -o 12`)
+    rest = []
+    for word in words:
+        if word in ("-o", "--oneliner"):
+            oneliner = True
+        elif word in ("-d", "--details"):
+            details = True
+        elif word in ("-dd",):
+            details = True
+        else:
+            rest.append(word)
+    session = Session(oneliner, details, quiet)
+    if rest:
+        return session.run(rest)
+    status = 0  # no command: read commands from stdin, as scontrol's interactive mode
+    for line in sys.stdin:
+        words = line.split()
+        if words and words[0].lower() in ("quit", "exit"):
+            break
+        try:
+            status = session.run(words)
+        except UsageError as exc:
+            sys.stderr.write("".join(line + "\n" for line in exc.lines))
+            status = exc.exit_code
+    return status
+
+
+def main() -> None:
+    try:
+        code = body(sys.argv[1:])
+    except UsageError as exc:
+        sys.stdout.flush()
+        sys.stderr.write("".join(line + "\n" for line in exc.lines))
+        code = exc.exit_code
+    except BrokenPipeError:
+        code = 0
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,326 @@
+"""squeue: the queue, as Slurm 22.05 prints it.
+
+Called in polling loops (snakemake, dask, users' `watch`), so it imports only the standard
+library and slurmsky's light modules: one SQLite read, one format pass.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .. import formats, state
+from ..formats import Job, UsageError
+
+SHORT = "A:ahi:j::lL:n:M:O:o:p:Pq:R:rs::S:t:u:U:vVw:"
+LONG = {
+    "accounts": ("A", 1), "all": ("a", 0), "array": ("r", 0), "array-unique": ("array-unique", 0),
+    "Format": ("O", 1), "format": ("o", 1), "federation": ("federation", 0),
+    "help": ("help", 0), "hide": ("hide", 0), "iterate": ("i", 1), "jobs": ("j", 2),
+    "json": ("json", 0), "local": ("local", 0), "long": ("l", 0), "licenses": ("L", 1),
+    "cluster": ("M", 1), "clusters": ("M", 1), "me": ("me", 0), "name": ("n", 1),
+    "noconvert": ("noconvert", 0), "node": ("w", 1), "nodes": ("w", 1),
+    "nodelist": ("w", 1), "noheader": ("h", 0), "partitions": ("p", 1),
+    "priority": ("P", 0), "qos": ("q", 1), "reservation": ("R", 1), "sib": ("sib", 0),
+    "sibling": ("sib", 0), "sort": ("S", 1), "start": ("start", 0), "steps": ("s", 2),
+    "states": ("t", 1), "usage": ("usage", 0), "user": ("u", 1), "users": ("u", 1),
+    "verbose": ("v", 0), "version": ("V", 0), "yaml": ("yaml", 0),
+}
+
+# Slurm's job_state_string order, for the "Valid job states include" list.
+STATE_LIST = ("PENDING,RUNNING,SUSPENDED,COMPLETED,CANCELLED,FAILED,TIMEOUT,NODE_FAIL,"
+              "PREEMPTED,BOOT_FAIL,DEADLINE,OUT_OF_MEMORY,COMPLETING,CONFIGURING,RESIZING,"
+              "RESV_DEL_HOLD,REQUEUED,REQUEUE_FED,REQUEUE_HOLD,REVOKED,SIGNALING,"
+              "SPECIAL_EXIT,STAGE_OUT,STOPPED")
+STATE_ALIASES = {"PD": "PENDING", "R": "RUNNING", "S": "SUSPENDED", "CD": "COMPLETED",
+                 "CA": "CANCELLED", "F": "FAILED", "TO": "TIMEOUT", "NF": "NODE_FAIL",
+                 "PR": "PREEMPTED", "BF": "BOOT_FAIL", "DL": "DEADLINE",
+                 "OOM": "OUT_OF_MEMORY", "CG": "COMPLETING", "CF": "CONFIGURING",
+                 "RQ": "REQUEUED", "RS": "RESIZING", "RV": "REVOKED", "SE": "SPECIAL_EXIT",
+                 "SO": "STAGE_OUT", "ST": "STOPPED", "SI": "SIGNALING", "RH": "REQUEUE_HOLD",
+                 "RF": "REQUEUE_FED", "RD": "RESV_DEL_HOLD"}
+
+USAGE = """\
+Usage: squeue [-A account] [--clusters names] [-i seconds] [--job jobid]
+              [-n name] [-o format] [-p partitions] [--qos qos]
+              [--reservation reservation] [--sort fields] [--start]
+              [--step step_id] [-t states] [-u user_name] [--usage]
+              [-L licenses] [-w nodes] [--federation] [--local] [--sibling]
+	      [-ahjlrsv]"""
+
+
+def parse_states(text: str) -> set[str]:
+    """`-t`: names or compact codes, any case; `all`."""
+    if text.lower() == "all":
+        return set(STATE_LIST.split(",")) | set(state.STATE_CODES)
+    chosen = set()
+    for word in filter(None, text.split(",")):
+        upper = word.upper()
+        name = STATE_ALIASES.get(upper, upper)
+        if name not in STATE_LIST.split(","):
+            raise UsageError(f"squeue: error: Invalid job state specified: {word}",
+                             f"squeue: error: Valid job states include: {STATE_LIST}\n")
+        chosen.add(name)
+    return chosen
+
+
+def parse_job_list(text: str) -> list[tuple[int, int | None]]:
+    """`-j 12,7_3`: (id, task or None); Slurm reads each item with strtol, so `7_[3-5]`
+    names task 0 of... nothing it can match (no rows, as on Slurm)."""
+    items = []
+    for word in filter(None, text.split(",")):
+        digits = len(word) - len(word.lstrip("0123456789"))
+        job_id = int(word[:digits]) if digits else 0
+        if job_id <= 0:
+            raise UsageError(f"squeue: error: Invalid job id: {word}")
+        rest = word[digits:]
+        task = None
+        if rest.startswith("_"):
+            tail = rest[1:]
+            tdigits = len(tail) - len(tail.lstrip("0123456789"))
+            task = int(tail[:tdigits]) if tdigits else -1
+        items.append((job_id, task))
+    return items
+
+
+def body(argv: list[str]) -> int:
+    opts, rest = formats.getopt_long("squeue", argv, SHORT, LONG)
+    environ = os.environ
+    o = {"states": None, "jobs": None, "users": None, "names": None, "partitions": None,
+         "nodes": None, "accounts": None, "format": None, "format_long": None}
+    noheader = long = array = steps = start = False
+    job_flag = as_json = as_yaml = False
+    sort = environ.get("SQUEUE_SORT")
+    override = False
+    warnings: list[str] = []
+    array = bool(environ.get("SQUEUE_ARRAY"))
+    for key, value in opts:
+        if key == "h":
+            noheader = True
+        elif key == "j":
+            job_flag = True
+            if value is not None:
+                o["jobs"] = parse_job_list(value)
+        elif key == "l":
+            long = override = True
+        elif key == "n":
+            o["names"] = [n for n in value.split(",") if n]
+        elif key == "O":
+            if o["format"] is not None:
+                raise UsageError("squeue: error: -O (--Format) is incompatible with -o (--format)")
+            o["format_long"] = value
+            override = True
+        elif key == "o":
+            if o["format_long"] is not None:
+                raise UsageError("squeue: error: -o (--format) is incompatible with -O (--Format)")
+            o["format"] = value
+            override = True
+        elif key == "p":
+            o["partitions"] = [p for p in value.split(",") if p]
+        elif key == "r":
+            array = True
+        elif key == "s":
+            steps = override = True
+        elif key == "S":
+            sort = value
+        elif key == "t":
+            o["states"] = parse_states(value)
+        elif key in ("u", "me"):
+            o["users"] = value if key == "u" else str(os.geteuid())
+        elif key in ("A", "U"):
+            o["accounts"] = [a for a in value.split(",") if a]
+        elif key == "w":
+            from ..runtime.hostlist import expand
+
+            o["nodes"] = set(expand(value))
+        elif key == "V":
+            print(formats.version_line())
+            return 0
+        elif key == "help":
+            print(USAGE)
+            return 0
+        elif key == "usage":
+            print(USAGE)
+            return 0
+        elif key == "start":
+            start = override = True
+        elif key == "json":
+            as_json = True
+        elif key == "yaml":
+            as_yaml = True
+        elif key == "i":
+            if not value.strip().isdigit() or int(value) <= 0:
+                raise UsageError(f"squeue: error: --iterate={value}\n")
+    if long and o["format"] is not None:
+        raise UsageError("squeue: fatal: Options -o(--format) and -l(--long) are mutually "
+                         "exclusive. Please remove one and retry.")
+    if not override:
+        if environ.get("SQUEUE_FORMAT"):
+            o["format"] = environ["SQUEUE_FORMAT"]
+        elif environ.get("SQUEUE_FORMAT2"):
+            o["format_long"] = environ["SQUEUE_FORMAT2"]
+    if rest:
+        if job_flag and o["jobs"] is None:
+            o["jobs"] = parse_job_list(rest.pop(0))
+        elif steps:
+            rest.pop(0)
+        if rest:
+            print(USAGE)
+            raise UsageError(f"squeue: error: Unrecognized option: {rest[0]}")
+    for name, env in (("names", "SQUEUE_NAMES"), ("partitions", "SQUEUE_PARTITION"),
+                      ("accounts", "SQUEUE_ACCOUNT")):
+        if o[name] is None and environ.get(env):
+            o[name] = [v for v in environ[env].split(",") if v]
+    if o["states"] is None and environ.get("SQUEUE_STATES"):
+        o["states"] = parse_states(environ["SQUEUE_STATES"])
+    if o["users"] is None and environ.get("SQUEUE_USERS"):
+        o["users"] = environ["SQUEUE_USERS"]
+    if start and not steps:
+        o["format"] = o["format"] or formats.SQUEUE_START
+        sort = sort or "S"
+        if o["states"] is None:
+            o["states"] = {"PENDING"}
+
+    out = sys.stdout
+    conn = state.connect()
+    if o["users"] is not None:
+        o["users"] = _users(conn, o["users"], warnings)
+    for line in warnings:
+        sys.stderr.write(line)
+    _revive(conn)
+    now = formats.clock()
+
+    if as_json or as_yaml:  # 22.05 ignores the filters here and dumps every job it holds
+        records = state.find_jobs(conn, active_or_ended_after=now - state.MIN_JOB_AGE)
+        jobs = formats.squeue_sort(formats.collapse(records, now=now), "i")
+        document = formats.openapi_document(jobs)
+        if as_yaml:
+            out.write(formats.to_yaml(document))
+        else:
+            import json
+
+            out.write(json.dumps(document, indent=2) + "\n")
+        return 0
+
+    if o["jobs"] is not None and len(o["jobs"]) == 1:
+        # A single id is loaded by id (slurm_load_job): unknown or purged is an error.
+        job_id = o["jobs"][0][0]
+        known = state.find_jobs(conn, ids=[job_id],
+                                active_or_ended_after=now - state.MIN_JOB_AGE)
+        if not known:
+            raise UsageError("slurm_load_jobs error: Invalid job id specified")
+
+    if steps:
+        return _steps(conn, o, noheader, long, now, out)
+
+    wanted_states = o["states"]
+    if wanted_states is None:
+        records = state.find_jobs(conn, states=state.ACTIVE_STATES, users=o["users"],
+                                  names=o["names"], partitions=o["partitions"])
+    else:
+        db_states = [s for s in state.STATE_CODES if s in wanted_states]
+        records = state.find_jobs(conn, states=db_states, users=o["users"], names=o["names"],
+                                  partitions=o["partitions"],
+                                  active_or_ended_after=now - state.MIN_JOB_AGE)
+    keep = set()
+    if o["jobs"] is not None:
+        ids = {j for j, t in o["jobs"] if t is None}
+        tasks = {(j, t) for j, t in o["jobs"] if t is not None}
+        keep = tasks
+        records = [r for r in records if r.job_id in ids or r.array_job_id in ids
+                   or (r.array_job_id, r.array_task_id) in tasks]
+    if o["accounts"] is not None:
+        records = [r for r in records if r.account in o["accounts"]]
+    if o["nodes"] is not None:
+        from ..runtime.hostlist import expand
+
+        records = [r for r in records if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
+    jobs = formats.collapse(records, keep_tasks=keep, expand=array, now=now)
+    jobs = formats.squeue_sort(jobs, sort)
+
+    errors: list[str] = []
+    if o["format_long"] is not None:
+        items = formats.parse_long_format(o["format_long"], formats.SQUEUE_FIELDS, errors)
+    else:
+        fmt = o["format"] or (formats.SQUEUE_LONG if long else formats.SQUEUE_DEFAULT)
+        items = formats.parse_percent_format(fmt, formats.SQUEUE_FIELDS,
+                                             formats.PERCENT_CODES, errors)
+    for bad in errors:
+        sys.stderr.write(f"squeue: error: Invalid job format specification: {bad}\n")
+    lines = []
+    if long:
+        lines.append(time.ctime(now))
+    if not noheader:
+        lines.append(formats.render(items, None))
+    render = formats.render
+    lines.extend(render(items, job) for job in jobs)
+    if lines:
+        out.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _users(conn, text: str, warnings: list[str]) -> list[str]:
+    """`-u a,b`: names (or uids) of users this system or the job state knows; an unknown one
+    is reported and matches nothing."""
+    names = []
+    for word in filter(None, text.split(",")):
+        if word.isdigit():
+            names.append(formats.user_name(int(word)))
+        elif formats.uid_of(word) is not None or conn.execute(
+                "SELECT 1 FROM jobs WHERE user = ? LIMIT 1", (word,)).fetchone():
+            names.append(word)
+        else:
+            warnings.append(f"squeue: error: Invalid user: {word}\n\n")
+    return names
+
+
+def _revive(conn) -> None:
+    """Restart a dead agent if jobs still need one (cheap when none do)."""
+    if state.active_jobs_exist(conn):
+        from .. import agent
+
+        agent.revive(conn)
+
+
+def _steps(conn, o, noheader, long, now, out) -> int:
+    """`squeue -s`: the batch step of every running batch job (`12.batch`)."""
+    records = state.find_jobs(conn, states=("RUNNING", "COMPLETING"), users=o["users"],
+                              partitions=o["partitions"])
+    fields = {
+        "i": ("STEPID", lambda j: f"{j.id_text}.batch"),
+        "j": ("NAME", lambda j: "batch"),
+        "P": ("PARTITION", lambda j: j.rec.partition),
+        "u": ("USER", lambda j: j.rec.user),
+        "M": ("TIME", lambda j: formats.format_elapsed(j.used()), False),
+        "l": ("TIME_LIMIT", lambda j: formats.format_limit(j.rec.time_limit), False),
+        "N": ("NODELIST", lambda j: j.rec.batch_host or "", False),
+        "S": ("START_TIME", lambda j: formats.iso(j.rec.start_time, "N/A")),
+        "U": ("UID", lambda j: str(j.rec.uid)),
+    }
+    errors: list[str] = []
+    fmt = o["format"] or (formats.STEP_LONG if long else formats.STEP_DEFAULT)
+    items = formats.parse_percent_format(fmt, fields, {k: k for k in fields}, errors)
+    for bad in errors:
+        sys.stderr.write(f"squeue: error: Invalid job step format specification: {bad}\n")
+    jobs = [Job(r, None, now) for r in records if r.batch]
+    jobs.sort(key=lambda j: (j.rec.partition, j.rec.array_job_id or j.rec.job_id,
+                             j.rec.array_task_id or 0))
+    lines = [] if noheader else [formats.render(items, None)]
+    lines.extend(formats.render(items, j) for j in jobs)
+    out.write("".join(line + "\n" for line in lines))
+    return 0
+
+
+def main() -> None:
+    try:
+        code = body(sys.argv[1:])
+    except UsageError as exc:
+        sys.stdout.flush()
+        sys.stderr.write("".join(line + "\n" for line in exc.lines))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    sys.exit(code)
