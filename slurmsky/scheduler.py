@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal as signals
 import sqlite3
+import time
 
 from . import deps, state
 from .control import requeued_fields
@@ -157,7 +158,7 @@ class Scheduler:
             for job, fields in updates:
                 state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
         for job, placement in launches:
-            self._launch(job, placement, now)
+            self._launch(job, placement)
         return bool(launches) or any(f.get("state") for _, f in updates)
 
     def _pending_reason(self, job: JobRecord, now: float,
@@ -188,7 +189,8 @@ class Scheduler:
             fields["eligible_time"] = now
         return None, fields
 
-    def _launch(self, job: JobRecord, placement: list[int], now: float) -> None:
+    def _launch(self, job: JobRecord, placement: list[int]) -> None:
+        now = time.time()  # not the pass's start: earlier launches and ends took time
         ex = self.executor(job.executor)
         ref = ex.prepare(job, placement)
         names = ref.get("names") or []

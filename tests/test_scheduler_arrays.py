@@ -1,0 +1,46 @@
+"""Job arrays: element ids, per-element environment and output, the %p throttle."""
+
+from __future__ import annotations
+
+import time
+
+
+def test_elements_have_their_own_ids_and_files(cluster):
+    job = cluster.sbatch("--array=1-7:2%2", "--wrap",
+                         "echo $SLURM_JOB_ID $SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID")
+    rows = cluster.wait_done(job)
+    assert [r[1] for r in rows] == ["COMPLETED"] * 4
+    with cluster.db() as conn:
+        elements = conn.execute("SELECT array_task_id, job_id FROM jobs WHERE array_job_id = ? "
+                                "ORDER BY array_task_id", (job,)).fetchall()
+    # as on Slurm: new ids for the first elements, the array's own id for the last one
+    assert elements == [(1, job + 1), (3, job + 2), (5, job + 3), (7, job)]
+    for index, own_id in elements:
+        text = (cluster.cwd / f"slurm-{job}_{index}.out").read_text()
+        assert text == f"{own_id} {job} {index}\n"
+
+
+def test_thousand_elements_throttled_to_four(cluster):
+    started = time.monotonic()
+    job = cluster.sbatch("--array=0-999%4", "-o", "/dev/null", "--wrap", "true")
+    assert time.monotonic() - started < 5  # measured ~0.25 s: every element stored at once
+    rows = cluster.wait_done(job, timeout=600)
+    assert len(rows) == 1000 and {r[1] for r in rows} == {"COMPLETED"}
+    with cluster.db() as conn:
+        spans = conn.execute("SELECT start_time, end_time FROM jobs WHERE array_job_id = ?",
+                             (job,)).fetchall()
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans],
+                    key=lambda ev: (ev[0], ev[1]))
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert 2 <= peak <= 4
+
+
+def test_throttled_elements_wait_with_their_reason(cluster):
+    job = cluster.sbatch("--array=1-5%1", "--wrap", "sleep 30")
+    cluster.wait_for(lambda: cluster.jobs("array_job_id = ? AND state = 'RUNNING'", job), 30)
+    time.sleep(0.5)
+    reasons = [r[4] for r in cluster.jobs("array_job_id = ? AND state = 'PENDING'", job)]
+    assert reasons == ["JobArrayTaskLimit"] * 4
