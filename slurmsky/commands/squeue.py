@@ -304,8 +304,7 @@ def _steps(conn, o, noheader, long, now, out) -> int:
     for bad in errors:
         sys.stderr.write(f"squeue: error: Invalid job step format specification: {bad}\n")
     jobs = [Job(r, None, now) for r in records if r.batch]
-    jobs.sort(key=lambda j: (j.rec.partition, j.rec.array_job_id or j.rec.job_id,
-                             j.rec.array_task_id or 0))
+    jobs.sort(key=lambda j: (j.rec.partition, j.rec.job_id))  # "P,i": own ids
     lines = [] if noheader else [formats.render(items, None)]
     lines.extend(formats.render(items, j) for j in jobs)
     out.write("".join(line + "\n" for line in lines))

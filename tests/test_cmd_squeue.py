@@ -1,0 +1,388 @@
+"""squeue as a subprocess on hand-made job state, against the real-Slurm captures, byte for byte.
+
+The state is the peer cluster's queue at the moment of each capture (test_formats.World),
+the clock is frozen at that moment (SLURMSKY_NOW) and TZ is UTC, as on the peer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from captures import CAPTURES, read_capture
+from test_formats import NOW, T0, World, check, epoch, world  # noqa: F401 (fixture)
+
+# The moments the captures were taken, from their TIME columns (jobs started at 02:48:03).
+AT = {18: NOW, 19: NOW + 1, 20: NOW + 2, 21: NOW + 3, 22: NOW + 4, 23: NOW + 5,
+      49: NOW + 31}
+
+
+def at(seconds: int) -> dict:
+    """The environment of a capture taken when the first jobs had run 1:<seconds>."""
+    return {"SLURMSKY_NOW": repr(AT[seconds])}
+
+
+@pytest.fixture
+def peer(world):
+    world.peer_queue()
+    return world
+
+
+def with_rc(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """`cmd; echo "rc=$?"`, as several captures were taken."""
+    return subprocess.CompletedProcess(result.args, 0, result.stdout + f"rc={result.returncode}\n",
+                                       result.stderr)
+
+
+@pytest.mark.parametrize("args, capture, when", [
+    ((), "squeue-default.txt", 18),
+    (("-h",), "squeue-noheader-h.txt", 18),
+    (("--noheader",), "squeue-noheader-long.txt", 18),
+    (("-o", "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R"), "squeue-o-classic.txt", 21),
+    (("-l",), "squeue-l.txt", 22),
+    (("-r",), "squeue-r-array.txt", 21),
+    (("--array",), "squeue-array-long.txt", 22),
+    (("-O", "JobID,Partition,Name,UserName,State,TimeUsed,NumNodes,ReasonList"),
+     "squeue-O-fields.txt", 49),
+    (("-o", "%i %j %T"), "squeue-o-noalign.txt", 18),
+    (("-o", "%10i|%-10i|%.10i|%.3j|%20j"), "squeue-o-right-left.txt", 18),
+    (("-O", "JobID,Bogus"), "squeue-o-unknown-field.txt", 18),
+    (("-h", "-t", "PD", "-o", "%i %r"), "squeue-o-pending-reason-codes.txt", 18),
+    (("-j", "69_4"), "squeue-j-array-pending-task.txt", 19),
+    (("-j", "69_2"), "squeue-j-array-task.txt", 19),
+    (("-j", "69_[3-5]"), "squeue-j-array-range.txt", 19),
+    (("-j", "67"), "squeue-j-running.txt", 19),
+    (("-j", "67,68,70"), "squeue-j-multi.txt", 19),
+    (("-j", "67,999999"), "squeue-j-mixed-known-unknown.txt", 20),
+    (("-j", "999999"), "squeue-j-unknown.txt", 18),
+    (("-h", "-j", "999999"), "squeue-j-unknown-h.txt", 18),
+    (("-u", "peeruser"), "squeue-u-peeruser.txt", 18),
+    (("-u", "nosuchuser"), "squeue-u-unknown-user.txt", 18),
+    (("-n", "arr,held"), "squeue-n-name.txt", 23),
+    (("-p", "gpu"), "squeue-p-gpu.txt", 22),
+    (("-w", "node1"), "squeue-w-node.txt", 49),
+    (("-t", "PD,R"), "squeue-t-PD-R.txt", 20),
+    (("-t", "pending"), "squeue-t-pending.txt", 18),
+    (("-t", "BOGUS"), "squeue-t-bad.txt", 18),
+    (("--bogus",), "squeue-bogus-option.txt", 18),
+    (("--version",), "squeue-version.txt", 18),
+    (("-S", "-i"), "squeue-sort.txt", 49),
+    (("-s",), "squeue-steps.txt", 49),
+])
+def test_peer_queue_matches_capture(peer, args, capture, when):
+    check(peer.run("squeue", *args, env=at(when)), capture)
+
+
+def test_long_date_line_is_ctime(peer):
+    out = peer.run("squeue", "-l", env=at(22)).stdout
+    assert out.splitlines()[0] == "Sun Nov 22 02:49:25 2026"
+
+
+def test_env_formats(peer):
+    check(peer.run("squeue", env={"SQUEUE_FORMAT": "%i %t"}), "squeue-env-SQUEUE_FORMAT.txt")
+    check(peer.run("squeue", env={"SQUEUE_FORMAT2": "JobID:10,State:10"}),
+          "squeue-env-SQUEUE_FORMAT2.txt")
+    # -o beats the environment
+    out = peer.run("squeue", "-h", "-o", "%i", env={"SQUEUE_FORMAT": "%t"}).stdout
+    assert out.splitlines()[0] == "69_[3-7%2]"
+
+
+def test_unknown_single_id_with_format(peer):
+    check(with_rc(peer.run("squeue", "-h", "-o", "%T", "-j", "999999")),
+          "squeue-j-unknown-single-h-format.txt")
+    check(with_rc(peer.run("squeue", "-j", "999998,999999")), "squeue-j-unknown-multi.txt")
+
+
+def test_array_parent_lists_the_group_and_started_tasks(peer):
+    # Slurm prints the two running tasks in its hash order (69_2 first); ours is by index.
+    out = peer.run("squeue", "-j", "69", env=at(19))
+    cap = read_capture("squeue-j-array-parent.txt")
+    assert out.stdout.splitlines()[:2] == cap.stdout.splitlines()[:2]
+    assert sorted(out.stdout.splitlines()) == sorted(cap.stdout.splitlines())
+    assert out.returncode == 0 and out.stderr == ""
+
+
+def test_start_view(peer):
+    out = peer.run("squeue", "--start", env=at(22))
+    cap = read_capture("squeue-start.txt")
+    # Jobs whose start is known come first, in start order; the N/A ones are in slurmctld's
+    # (qsort) order on Slurm, ours is by id.
+    assert out.stdout.splitlines()[:3] == cap.stdout.splitlines()[:3]
+    assert sorted(out.stdout.splitlines()) == sorted(cap.stdout.splitlines())
+
+
+def _column_normalizer(separator: str, columns: dict):
+    def normalize(text: str) -> str:
+        lines = []
+        for line in text.splitlines():
+            cells = line.split(separator)
+            for index, value in columns.items():
+                if index < len(cells):
+                    cells[index] = value
+            lines.append(separator.join(cells).rstrip())
+        return "\n".join(lines)
+    return normalize
+
+
+def test_every_percent_code(peer):
+    # Priorities are slurmctld's counter since its start (ours: by submission), and the
+    # group name of gid 1001 depends on the machine: those two columns are normalised.
+    args = "%A|%a|%F|%K|%i|%j|%T|%t|%r|%R|%M|%l|%L|%S|%V|%e|%D|%C|%m|%b|%E|%N|%P|%u|%U|%g|" \
+           "%q|%Q|%Z|%o|%k"
+    check(peer.run("squeue", "-h", "-o", args, env=at(49)), "squeue-o-percent-fields.txt",
+          normalize=_column_normalizer("|", {25: "G", 27: "P"}))
+
+
+def test_priorities_order_like_slurmctlds(peer):
+    out = peer.run("squeue", "-h", "-o", "%i %Q", env=at(49)).stdout.split("\n")
+    prio = {line.split()[0]: int(line.split()[1]) for line in out if line}
+    assert prio["70"] == 0  # held
+    assert prio["67"] > prio["68"] > prio["69_[3-7%2]"] == prio["69_1"] > prio["72"]
+
+
+def test_long_format_fields_and_widths(peer):
+    more = "JobID:|,JobArrayID:|,Reason:|,Dependency:|,NumCPUs:|,MinMemory:|,tres-per-node:|," \
+           "Command:|,STDOUT:|,STDERR:|,Account:|,QOS:|,Priority"
+    # The last field, Priority, is 20 wide: the capture shows no padding after it (trailing
+    # blanks are stripped on both sides) and priorities differ (see above).
+    check(peer.run("squeue", "-h", "-O", more, env=at(49)), "squeue-O-more.txt",
+          normalize=_column_normalizer("|", {12: "P"}))
+    widths = "JobID:12,ArrayJobID:8,ArrayTaskID:8,Name:40,StateCompact:4,TimeLimit:14," \
+             "TimeLeft:14,StartTime:21,SubmitTime:21,WorkDir:30"
+    # The capture's work dir was longer before it was replaced by <probe-dir>: its padding
+    # is different, so trailing blanks are stripped on both sides.
+    check(peer.run("squeue", "-O", widths, env=at(49)), "squeue-O-widths.txt",
+          normalize=lambda t: "\n".join(line.rstrip() for line in t.splitlines()))
+    out = peer.run("squeue", "-h", "-O", "Name:40", env=at(49)).stdout.splitlines()
+    assert out[6] == "a-very-long-job-name-for-truncation" + " " * 5
+
+
+def test_me_and_user_filters(peer):
+    me = peer.run("squeue", "--me", env=at(18))
+    root_rows = [line for line in read_capture("squeue-default.txt").stdout.splitlines()
+                 if " root " in line or "JOBID" in line]
+    assert me.stdout.splitlines() == root_rows
+    out = peer.run("squeue", "-h", "-u", "0,peeruser", "-o", "%i", env=at(18)).stdout.split()
+    assert len(out) == 13
+    out = peer.run("squeue", "-h", "-A", "other", "-o", "%i").stdout
+    assert out == ""
+
+
+def test_mutually_exclusive_formats(peer):
+    out = peer.run("squeue", "-o", "%i", "-O", "JobID")
+    assert out.returncode == 1
+    assert out.stderr == "squeue: error: -O (--Format) is incompatible with -o (--format)\n"
+
+
+def test_json_and_yaml(peer):
+    out = peer.run("squeue", "--json", "-j", "67", env=at(49))  # filters are ignored
+    assert out.returncode == 0
+    doc = json.loads(out.stdout)
+    assert list(doc) == ["meta", "errors", "jobs"]
+    assert doc["meta"]["Slurm"] == {"version": {"major": 22, "micro": 8, "minor": 5},
+                                    "release": "22.05.8"}
+    assert doc["meta"]["plugin"]["type"] == "openapi/v0.0.38"
+    jobs = {j["job_id"]: j for j in doc["jobs"]}
+    assert len(jobs) == 13
+    meta = jobs[69]
+    assert (meta["array_job_id"], meta["array_task_id"], meta["array_task_string"],
+            meta["job_state"], meta["state_reason"], meta["time_limit"]) == \
+        (69, None, "3-7%2", "PENDING", "JobArrayTaskLimit", 2880)
+    assert (jobs[78]["array_job_id"], jobs[78]["array_task_id"]) == (69, 1)
+    assert jobs[67]["array_job_id"] == 0 and jobs[67]["array_task_id"] is None
+    assert jobs[67]["start_time"] == int(T0 + 3) and jobs[67]["nodes"] == "node1"
+    assert jobs[67]["end_time"] == int(T0 + 3 + 1800)
+    raw = (CAPTURES / "squeue-json.txt").read_text()
+    slurm_keys = set(re.findall(r'^  "([a-z_]+)":', raw, re.M))
+    assert set(jobs[67]) <= slurm_keys
+
+
+def test_yaml_document_shape(peer):
+    lines = peer.run("squeue", "--yaml").stdout.splitlines()
+    cap = (CAPTURES / "squeue-yaml.txt").read_text().splitlines()
+    # the capture's first line is its title; then the document starts identically
+    assert lines[:13] == cap[1:14]
+    assert "- !!map" in lines and "  !!str job_id: !!int 67" in lines
+
+
+# --- other moments of the peer cluster -------------------------------------------------------
+
+def _from_slurm_summary(w: World) -> None:
+    """Every job slurmctld held when squeue-states-all.txt was taken, from the JSON summary of
+    squeue-json.txt (ids, states, reasons, nodes, limits, times) and the TIME/NODES columns
+    of squeue-states-all.txt (run times and node counts)."""
+    text = (CAPTURES / "squeue-json.txt").read_text()
+    summary = [json.loads(line) for line in text.splitlines()
+               if line.startswith("[") and line.count(",") >= 12]
+    table = {}
+    for line in read_capture("squeue-states-all.txt").stdout.splitlines()[1:]:
+        table[line[:18].strip()] = (line[50:60].strip(), int(line[61:67]))
+    arrays: dict = {}
+    for (job_id, array_id, task, task_string, name, user, st, reason, part, nodes, limit,
+         start, submit) in summary:
+        shown = str(job_id) if not array_id else (
+            f"{array_id}_[{task_string}]" if task is None else f"{array_id}_{task}")
+        elapsed, count = table.get(shown, ("0:00", 1))
+        minutes, seconds = elapsed.split(":")
+        run = int(minutes) * 60 + int(seconds)
+        fields = dict(name=name, user=user, uid=0 if user == "root" else 1001,
+                      gid=0 if user == "root" else 1001, state=st, reason=reason,
+                      partition=part, time_limit=limit, submit_time=submit, num_nodes=count,
+                      num_cpus=count, num_tasks=count, tasks_per_node=[1] * count,
+                      cpus_per_node=[1] * count, held="user" if reason == "JobHeldUser" else None)
+        if nodes:
+            fields.update(nodelist=nodes, start_time=start, batch_host=nodes[:5])
+            if st not in ("RUNNING", "PENDING"):
+                fields["end_time"] = start + run
+        elif st == "PENDING":
+            fields.update(begin_time=start or None)
+        else:
+            fields.update(end_time=start)
+        if st == "CANCELLED":
+            fields["cancelled_by"] = 0
+        if reason == "NonZeroExitCode":
+            fields["exit_code"] = 3
+        if array_id:
+            if task is None:  # the pending meta record 69: its tasks 3-7
+                tasks = {3: 80, 4: 81, 5: 82, 6: 83, 7: job_id}
+                for index, own in tasks.items():
+                    arrays.setdefault(array_id, {})[index] = (own, dict(fields))
+                arrays[array_id]["throttle"] = 2
+            else:
+                arrays.setdefault(array_id, {})[task] = (job_id, fields)
+        else:
+            w.add(job_id, **fields)
+    for array_id, tasks in arrays.items():
+        throttle = tasks.pop("throttle", None)
+        w.add_array(array_id, tasks, array_throttle=throttle)
+
+
+def _blocks(lines):
+    """(partition, state) of each run of rows: the part of the order that is well defined."""
+    runs = []
+    for line in lines:
+        key = (line[19:28].strip(), line[47:49].strip())
+        if not runs or runs[-1] != key:
+            runs.append(key)
+    return runs
+
+
+def test_states_all_lists_finished_jobs_for_min_job_age(world):
+    _from_slurm_summary(world)
+    when = {"SLURMSKY_NOW": repr(NOW + 3)}
+    out = world.run("squeue", "--states=all", env=when)
+    cap = read_capture("squeue-states-all.txt")
+    ours, theirs = out.stdout.splitlines(), cap.stdout.splitlines()
+    assert ours[0] == theirs[0]
+    # Rows of equal priority (held jobs, tasks of one array) are in slurmctld's qsort order
+    # on Slurm: compare the rows as a set and the order of the (partition, state) blocks.
+    assert sorted(ours) == sorted(theirs)
+    assert _blocks(ours[1:]) == _blocks(theirs[1:])
+    check(world.run("squeue", "-t", "CD,F,CA", env=when), "squeue-t-CD.txt",
+          normalize=lambda t: "\n".join(sorted(t.splitlines())))
+    # MinJobAge later, the finished ones are gone
+    later = {"SLURMSKY_NOW": repr(NOW + 3 + 400)}
+    rows = world.run("squeue", "-h", "-t", "all", "-o", "%t", env=later).stdout.split()
+    assert set(rows) == {"PD", "R"}
+
+
+def test_finished_job_needs_states_all_and_is_purged_after_min_job_age(world):
+    world.add(64, name="done-ok", state="COMPLETED", nodelist="node1", start_time=T0,
+              end_time=T0 + 1)
+    within = {"SLURMSKY_NOW": repr(T0 + 60)}
+    check(world.run("squeue", "-j", "64", env=within), "squeue-j-completed-within-minjobage.txt")
+    out = world.run("squeue", "-h", "-j", "64", "-t", "all", "-o", "%i %T", env=within)
+    assert out.stdout == "64 COMPLETED\n"
+    purged = {"SLURMSKY_NOW": repr(T0 + 1 + 301)}
+    world.add(87, name="t", state="TIMEOUT", nodelist="node1", start_time=T0, end_time=T0 + 1)
+    check(with_rc(world.run("squeue", "-j", "64", env=purged)), "squeue-j-purged-single.txt")
+    check(with_rc(world.run("squeue", "-j", "64,87", env=purged)), "squeue-j-purged-multi.txt")
+    first = world.run("squeue", "-j", "64,87", "-t", "all", "-o",
+                      "%.18i %.9P %.8j %.8u %.2t %.10M %.6D %R", env=purged)
+    second = world.run("squeue", "-h", "-j", "64", "-t", "all", "-o", "%T %r", env=purged)
+    both = subprocess.CompletedProcess([], second.returncode, first.stdout + second.stdout,
+                                       first.stderr + second.stderr)
+    check(both, "timeout-squeue-state.txt")
+
+
+def test_pending_arrays_collapse(world):
+    run = dict(state="RUNNING")
+    world.add(138, name="blocker", nodelist="node[1-4]", num_nodes=4, num_cpus=4,
+              start_time=NOW - 3, batch_host="node1", **run)
+    world.add_array(139, {i: (139 if i == 7 else 142 + i, {}) for i in range(1, 8)},
+                    name="arr-plain", reason="Resources")
+    world.add_array(140, {i: (140 if i == 7 else 150 + i, {}) for i in (1, 3, 5, 7)},
+                    name="arr-step", reason="Resources")
+    world.add_array(141, {i: (141 if i == 12 else 160 + i, {}) for i in (1, 3, 10, 11, 12)},
+                    name="arr-list", reason="Resources")
+    world.add_array(142, {i: (142 if i == 3 else 180 + i, {}) for i in range(4)},
+                    name="arr-held", held="user", reason="JobHeldUser")
+    check(world.run("squeue"), "squeue-pending-arrays.txt")
+    check(world.run("squeue", "-r"), "squeue-pending-arrays-r.txt")
+
+
+def test_partly_started_array(world):
+    tasks = {i: (156 + i, dict(state="RUNNING", reason="None", nodelist=f"node{i}",
+                               start_time=NOW - 2)) for i in range(1, 5)}
+    tasks.update({5: (161, {}), 6: (162, {}), 7: (156, {})})
+    world.add_array(156, tasks, name="arr-part", reason="Resources")
+    first = world.run("squeue")
+    second = world.run("squeue", "-h", "-O",
+                       "JobID:8,JobArrayID:12,ArrayJobID:8,ArrayTaskID:10,State:10,Reason:12")
+    both = subprocess.CompletedProcess([], 0, first.stdout + "\n" + second.stdout,
+                                       first.stderr + second.stderr)
+    check(both, "squeue-array-partially-pending.txt")
+
+
+def test_snakemake_status_query(world):
+    uuid = "4f1c2d3e-aaaa-bbbb-cccc-0123456789ab"
+    world.add(7, name=uuid, state="COMPLETED", nodelist="node1", start_time=NOW - 60,
+              end_time=NOW - 58)
+    world.add(8, name=uuid, state="FAILED", nodelist="node1", start_time=NOW - 60,
+              end_time=NOW - 58, exit_code=1, reason="NonZeroExitCode")
+    world.add(9, name="other", state="COMPLETED", nodelist="node1", start_time=NOW - 60,
+              end_time=NOW - 58)
+    check(world.run("squeue", "--format=%i|%T", "--states=all", "--noheader", "--name", uuid),
+          "tool-snakemake-squeue.txt")
+
+
+def test_sort_keys_and_bad_sort(peer):
+    out = peer.run("squeue", "-h", "-S", "j", "-o", "%j").stdout.split()
+    assert out == sorted(out)
+    bad = peer.run("squeue", "-S", "%")
+    assert bad.returncode == 1 and "Invalid sort specification: %" in bad.stderr
+
+
+def test_reads_fast_with_many_jobs(world):
+    """Not a timing test: squeue reads 1000 jobs in one query and prints them all."""
+    rows = [dict(job_id=1000 + i, submission=1000 + i, name=f"j{i}", user="root", uid=0,
+                 gid=0, partition="debug", num_nodes=1, num_cpus=1, num_tasks=1,
+                 tasks_per_node=[1], cpus_per_node=[1], submit_dir="/", workdir="/",
+                 state="PENDING", reason="Priority", submit_time=T0, executor="local")
+            for i in range(1000)]
+    from slurmsky import state
+
+    for row in rows:
+        state.add_submission(world.conn, row["submission"], {}, None, [row])
+    out = world.run("squeue", "-h", "-o", "%i|%T")
+    assert out.returncode == 0
+    assert out.stdout.splitlines()[0] == "1000|PENDING" and len(out.stdout.splitlines()) == 1000
+
+
+def test_import_stays_light():
+    code = ("import sys; sys.argv = ['squeue', '--version']\n"
+            "from slurmsky.commands import squeue\n"
+            "print(sorted(m for m in ('click', 'lark', 'psutil', 'yaml', 'sky', 'rich') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(__import__("test_formats").ROOT))
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_epoch_helper_is_utc():
+    assert time.strftime("%H:%M", time.gmtime(epoch("2026-11-22T02:48:00"))) == "02:48"

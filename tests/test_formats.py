@@ -1,0 +1,202 @@
+"""formats.py: Slurm's output formats, unit by unit; and `World`, the state builder that the
+command tests (test_cmd_*.py) share.
+
+A World is a private SLURMSKY_HOME whose job records are written straight through state.py,
+so the commands' output can be compared with the real-Slurm captures without any agent or
+job process: `peer_queue()` rebuilds the queue the squeue captures were taken on (jobs
+67-79 of the peer cluster, at 02:49:21 UTC), and commands run with SLURMSKY_NOW and TZ=UTC
+so their times are the captures' times.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from captures import read_capture
+from slurmsky import formats, state
+from slurmsky.formats import Job, UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "bin"
+
+
+def epoch(text: str) -> float:
+    """`2026-11-22T02:48:00` (UTC) -> seconds."""
+    return float(calendar.timegm(__import__("time").strptime(text, "%Y-%m-%dT%H:%M:%S")))
+
+
+T0 = epoch("2026-11-22T02:48:00")  # when the captures' jobs were submitted
+NOW = epoch("2026-11-22T02:49:21")  # squeue-default.txt was taken at this moment
+
+
+class World:
+    """A state directory, its jobs written directly, and the commands run against it."""
+
+    def __init__(self, tmp: Path, now: float = NOW):
+        self.tmp = tmp
+        self.home = tmp / "home"
+        self.state = tmp / "state"
+        self.home.mkdir(exist_ok=True)
+        self.now = now
+        path = os.pathsep.join([str(BIN), os.path.dirname(sys.executable),
+                                os.environ.get("PATH", "/usr/bin:/bin")])
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("SLURM", "SBATCH_", "SALLOC_", "SQUEUE_"))}
+        self.env.update(HOME=str(self.home), SLURMSKY_HOME=str(self.state), TZ="UTC",
+                        SLURMSKY_NOW=repr(now), SLURMSKY_CONFIG=str(self.home / "none.yaml"),
+                        PATH=path)
+        self.conn = state.connect({"SLURMSKY_HOME": str(self.state)})
+        # A stand-in agent: a reader on the agent's FIFO, so that commands that wake the
+        # agent find one and never start a real one on these hand-made jobs.
+        fifo = self.state / "agent.fifo"
+        os.mkfifo(fifo)
+        self.fifo_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+
+    def close(self):
+        os.close(self.fifo_fd)
+        self.conn.close()
+
+    def add(self, job_id: int, submission: int | None = None, **fields) -> None:
+        row = dict(job_id=job_id, submission=submission or job_id, name="job", user="root",
+                   uid=0, gid=0, account="research", partition="debug", num_nodes=1,
+                   num_cpus=1, num_tasks=1, tasks_per_node=[1], cpus_per_node=[1],
+                   mem_per_cpu=100, submit_dir="<probe-dir>/e", workdir="<probe-dir>/e",
+                   stdout="slurm-%j.out", state="PENDING", reason="None", submit_time=T0,
+                   executor="local")
+        row.update(fields)
+        if row["state"] != "PENDING" and "start_time" not in fields and row.get("nodelist"):
+            row["start_time"] = T0 + 3
+        if row.get("nodelist") and "batch_host" not in fields:
+            row["batch_host"] = row["nodelist"].split("[")[0] + (
+                row["nodelist"].split("[")[1].split("-")[0].split(",")[0]
+                if "[" in row["nodelist"] else "")
+        state.add_submission(self.conn, row["submission"], {"script": ""}, None, [row])
+
+    def add_array(self, array_id: int, tasks: dict, **fields) -> None:
+        """tasks: index -> (job id, extra fields); one submission, ids as slurmctld gives."""
+        rows = []
+        for index, (job_id, extra) in tasks.items():
+            row = dict(job_id=job_id, submission=array_id, array_job_id=array_id,
+                       array_task_id=index, name="job", user="root", uid=0, gid=0,
+                       account="research", partition="debug", num_nodes=1, num_cpus=1,
+                       num_tasks=1, tasks_per_node=[1], cpus_per_node=[1], mem_per_cpu=100,
+                       submit_dir="<probe-dir>/e", workdir="<probe-dir>/e",
+                       stdout="slurm-%j.out", state="PENDING", reason="None",
+                       submit_time=T0, executor="local")
+            row.update(fields)
+            row.update(extra)
+            if row.get("nodelist"):
+                row.setdefault("start_time", T0 + 3)
+                row.setdefault("batch_host", row["nodelist"])
+            rows.append(row)
+        keys = {k for row in rows for k in row}
+        rows = [{k: row.get(k) for k in sorted(keys)} for row in rows]
+        state.add_submission(self.conn, array_id, {"script": ""}, None, rows)
+
+    def run(self, command: str, *args: str, env: dict | None = None, input: str | None = None,
+            user: int | None = None) -> subprocess.CompletedProcess:
+        kw = {}
+        if user is not None:
+            kw["user"] = user
+        return subprocess.run([sys.executable, str(BIN / command), *args], cwd=self.tmp,
+                              env={**self.env, **(env or {})}, capture_output=True, text=True,
+                              input=input, timeout=60, **kw)
+
+    def peer_queue(self) -> None:
+        """The queue of squeue-default.txt: jobs 67-79 of the peer cluster."""
+        run = dict(state="RUNNING")
+        peer = dict(user="peeruser", uid=1001, gid=1001)
+        self.add(67, name="a-very-long-job-name-for-truncation", time_limit=30,
+                 nodelist="node1", **run)
+        self.add(68, name="two-node", time_limit=60, nodelist="node[1-2]", num_nodes=2,
+                 num_cpus=2, num_tasks=2, tasks_per_node=[1, 1], cpus_per_node=[1, 1],
+                 batch_host="node1", **run, **peer)
+        self.add_array(69, {1: (78, dict(state="RUNNING", nodelist="node1", reason="None")),
+                            2: (79, dict(state="RUNNING", nodelist="node1", reason="None")),
+                            3: (80, {}), 4: (81, {}), 5: (82, {}), 6: (83, {}), 7: (69, {})},
+                       name="arr", time_limit=2880, array_throttle=2,
+                       reason="JobArrayTaskLimit", **peer)
+        self.add(70, name="held", held="user", reason="JobHeldUser")
+        self.add(71, name="gpu-job", partition="gpu", time_limit=10, nodelist="node3",
+                 gres="gpu:2", **run)
+        self.add(72, name="whole-cluster", reason="Resources", num_nodes=4, num_cpus=4,
+                 num_tasks=4, tasks_per_node=[1] * 4, cpus_per_node=[1] * 4,
+                 begin_time=epoch("2027-11-22T02:48:30"))
+        self.add(73, name="after-whole", time_limit=525600, nodelist="node2",
+                 start_time=T0 + 30, **run)
+        self.add(74, name="dep-wait", reason="Dependency",
+                 dependency="afterok:67(unfulfilled)", dependency_spec="afterok:67")
+        self.add(75, name="too-big", reason="PartitionNodeLimit", num_nodes=5, num_cpus=5,
+                 num_tasks=5, tasks_per_node=[1] * 5, cpus_per_node=[1] * 5)
+        self.add(76, name="later", reason="BeginTime", begin_time=epoch("2026-11-22T03:48:00"))
+        self.add(77, name="user-pend", partition="gpu", time_limit=525600, nodelist="node4",
+                 gres="gpu:2", start_time=T0 + 30, **run, **peer)
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path)
+    yield w
+    w.close()
+
+
+def check(result: subprocess.CompletedProcess, capture_name: str, *, normalize=None) -> None:
+    """The command's stdout, stderr and exit status are the capture's, byte for byte
+    (after `normalize`, applied to both sides, when given)."""
+    cap = read_capture(capture_name)
+    norm = normalize or (lambda text: text)
+    assert norm(result.stdout) == norm(cap.stdout)
+    assert norm(result.stderr) == norm(cap.stderr)
+    assert result.returncode == cap.exit
+
+
+# --- getopt_long ------------------------------------------------------------------------------
+
+LONG = {"format": ("o", 1), "Format": ("O", 1), "noheader": ("h", 0), "jobs": ("j", 2),
+        "states": ("t", 1), "steps": ("s", 2), "start": ("start", 0), "sort": ("S", 1)}
+
+
+def test_getopt_clusters_attached_values_and_permutation():
+    opts, rest = formats.getopt_long("squeue", ["-ho%i", "x", "--format=%j", "-t", "PD"],
+                                     "ho:t:j::", LONG)
+    assert opts == [("h", None), ("o", "%i"), ("o", "%j"), ("t", "PD")]
+    assert rest == ["x"]
+
+
+def test_getopt_optional_arguments_only_attached():
+    opts, rest = formats.getopt_long("squeue", ["-j", "12", "--jobs=7", "-j3"], "j::", LONG)
+    assert opts == [("j", None), ("j", "7"), ("j", "3")]
+    assert rest == ["12"]
+
+
+def test_getopt_prefixes_and_glibc_errors():
+    assert formats.getopt_long("squeue", ["--no"], "", LONG)[0] == [("h", None)]
+    with pytest.raises(UsageError) as err:
+        formats.getopt_long("squeue", ["--st"], "", LONG)
+    assert err.value.lines[0] == ("squeue: option '--st' is ambiguous; possibilities: "
+                                  "'--states' '--steps' '--start'")
+    with pytest.raises(UsageError) as err:
+        formats.getopt_long("squeue", ["--bogus"], "", LONG)
+    assert err.value.lines == ("squeue: unrecognized option '--bogus'",
+                               'Try "squeue --help" for more information')
+    with pytest.raises(UsageError) as err:
+        formats.getopt_long("squeue", ["-x"], "h", LONG)
+    assert err.value.lines[0] == "squeue: invalid option -- 'x'"
+    with pytest.raises(UsageError) as err:
+        formats.getopt_long("squeue", ["-o"], "o:", LONG)
+    assert err.value.lines[0] == "squeue: option requires an argument -- 'o'"
+    with pytest.raises(UsageError) as err:
+        formats.getopt_long("squeue", ["--noheader=1"], "", LONG)
+    assert err.value.lines[0] == "squeue: option '--noheader' doesn't allow an argument"
+    with pytest.raises(UsageError) as err:
+        formats.getopt_long("squeue", ["--format"], "", LONG)
+    assert err.value.lines[0] == "squeue: option '--format' requires an argument"
+    # several names of one option are not ambiguous
+    longs = {"cluster": ("M", 1), "clusters": ("M", 1)}
+    assert formats.getopt_long("squeue", ["--clu=a"], "", longs)[0] == [("M", "a")]
