@@ -35,8 +35,9 @@ STATES = {"cancel": "CANCELLED", "timeout": "TIMEOUT", "requeue": "CANCELLED",
 
 
 class _Step:
-    def __init__(self, conn, nodes):
+    def __init__(self, conn, nodes, srun_pid):
         self.conn, self.nodes, self.pending = conn, nodes, set(nodes)
+        self.srun_pid = srun_pid
 
     def tell(self, msg, payload=b""):
         try:
@@ -281,10 +282,12 @@ class Controller:
                 log.error("lost node %d (%s): %s", rank, self.job.names[rank], e)
                 self.outcome = self.outcome or "node_fail"
                 self.reason = self.reason or "lost node %s" % self.job.names[rank]
-                self.waker.wake()
         finally:
             conn.close()
             gone.set()
+            for sid in list(self.steps):  # the node will report nothing more
+                self.route({"t": "done", "step": sid, "node": rank})
+            self.waker.wake()
 
     def _to_agents(self, msg):
         with self.lock:
@@ -318,7 +321,7 @@ class Controller:
                     "cpus_per_task": req["cpus_per_task"],
                     "cpus_per_task_set": req["cpus_per_task_set"], "job_name": req["job_name"]}
             step["env"] = envmod.step_env(req["env"], job, step)
-            self.steps[sid] = _Step(conn, nodes)
+            self.steps[sid] = _Step(conn, nodes, req.get("pid"))
         conn.send({"t": "step", "id": sid, "nodes": nodes, "tasks": tasks,
                    "names": [job.names[i] for i in nodes]})
         for node in nodes:
@@ -376,8 +379,13 @@ class Controller:
         if target in ("batch", "full") and self.batch.pid and not self.batch.done.is_set():
             if target == "batch":
                 procs.kill(self.batch.pid, signum)
-            else:
-                procs.signal_trees([self.batch.pid], signum)
+            else:  # the shell and its children, but not the sruns: they would forward the
+                # signal to the very tasks signalled below, which would then get it twice
+                with self.lock:
+                    sruns = {step.srun_pid for step in self.steps.values()}
+                for pid in [self.batch.pid] + procs.descendants(self.batch.pid):
+                    if pid not in sruns:
+                        procs.kill(pid, signum)
         if target in ("steps", "full"):
             self.local.signal(signum)
             self._to_agents({"t": "signal", "signum": signum, "steps": None})

@@ -104,14 +104,19 @@ def kill_group(pgid, sig):
         pass
 
 
-def signal_trees(pids, sig):
-    """sig to each pid's process group and to every descendant of each pid."""
-    targets = set()
-    for pid in pids:
-        targets.update(descendants(pid))
-    for pid in pids:
-        kill_group(pid, sig)
-    for pid in targets:
+def signal_trees(roots, sig, groups=()):
+    """sig once to every process of the given process groups (the roots' own included) and
+    to every descendant of the roots that has left them (setsid daemons, new groups)."""
+    groups = set(groups) | set(roots)
+    strays = {pid for root in roots for pid in descendants(root)}
+    for pgid in groups:
+        kill_group(pgid, sig)
+    for pid in strays:
+        try:
+            if os.getpgid(pid) in groups:
+                continue
+        except OSError:
+            continue
         kill(pid, sig)
 
 

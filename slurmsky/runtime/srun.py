@@ -236,7 +236,7 @@ def main(argv, node_dir):
         return 1
     host, port = conn.sock.getsockname()[:2]
     request.update({"t": "launch", "umask": mask, "srun_host": host, "srun_port": port,
-                    "bin_dir": os.path.join(node_dir, "bin")})
+                    "pid": os.getpid(), "bin_dir": os.path.join(node_dir, "bin")})
     conn.send(request)
     return _follow(conn, settings, environ)
 

@@ -145,6 +145,4 @@ class _LocalStep:
         with self.cond:
             live = [t.pid for t in self.tasks if t.pid is not None and t.status is None]
             groups = [t.pid for t in self.tasks if t.pid is not None]
-        procs.signal_trees(live, signum)
-        for pgid in groups:
-            procs.kill_group(pgid, signum)
+        procs.signal_trees(live, signum, groups)
