@@ -862,15 +862,19 @@ class Row:
 
 
 def step_rows(job: Job) -> list[Row]:
-    """The steps sacct lists under a started job: `.batch` for a batch job, `.0` for an
-    allocation made by srun/salloc, plus any steps the runtime recorded."""
+    """The steps sacct lists under a started job: `.batch` for a batch job (`.0` for an
+    allocation made by srun/salloc), plus the steps the node runtime recorded in its RESULT
+    (`result["steps"]`: [{"id", "name", "state", "exit_code", "signal", "start", "end",
+    "nodes", "ntasks", "cpus"}], every key optional; an entry with id "batch" describes the
+    batch step itself)."""
     rec = job.rec
     if job.tasks is not None or not job.started:
         return []
-    result = rec.result or {}
-    rows = [Row(job, "batch" if rec.batch else "0", {})]
-    for step in result.get("steps") or ():
-        rows.append(Row(job, str(step.get("id")), step))
+    recorded = [s for s in (rec.result or {}).get("steps") or () if isinstance(s, dict)]
+    first = "batch" if rec.batch else "0"
+    own = next((s for s in recorded if str(s.get("id")) == first), {})
+    rows = [Row(job, first, own)]
+    rows.extend(Row(job, str(s.get("id")), s) for s in recorded if s is not own)
     return rows
 
 
@@ -878,7 +882,7 @@ def _step_state(row: Row) -> tuple[str, str]:
     """(State, ExitCode) of a step row."""
     job, info = row.job, row.info
     rec = job.rec
-    if info:
+    if info and ("exit_code" in info or "signal" in info or "state" in info):
         code, sig = int(info.get("exit_code") or 0), int(info.get("signal") or 0)
         state = info.get("state") or ("CANCELLED" if sig else "FAILED" if code else "COMPLETED")
         return state, f"{code}:{sig}"
@@ -900,6 +904,10 @@ def _step_state(row: Row) -> tuple[str, str]:
 
 
 def _elapsed(row: Row) -> int:
+    info = row.info
+    if row.step is not None and info.get("start"):
+        end = info.get("end") or row.job.rec.end_time or row.job.now
+        return max(int(end - info["start"]), 0)
     return row.job.used()
 
 
@@ -927,6 +935,8 @@ def _sacct_jobid(row: Row, raw: bool) -> str:
 
 def _sacct_start(row: Row) -> str:
     rec = row.job.rec
+    if row.step is not None and row.info.get("start"):
+        return iso(row.info["start"])
     if row.job.started:
         return iso(rec.start_time)
     if rec.state in FINISHED:
@@ -936,6 +946,8 @@ def _sacct_start(row: Row) -> str:
 
 def _sacct_end(row: Row) -> str:
     rec = row.job.rec
+    if row.step is not None and row.info.get("end"):
+        return iso(row.info["end"])
     return iso(rec.end_time) if rec.state in FINISHED else "Unknown"
 
 
@@ -996,7 +1008,8 @@ SACCT_VALUES = {
         r.job.rec.num_nodes)),
     "Start": _sacct_start,
     "State": _sacct_state,
-    "Submit": lambda r: iso(r.job.rec.submit_time if r.step is None else r.job.rec.start_time),
+    "Submit": lambda r: iso(r.job.rec.submit_time if r.step is None else
+                            r.info.get("start") or r.job.rec.start_time),
     "Suspended": lambda r: "00:00:00",
     "SystemCPU": _cpu("system_cpu"),
     "Timelimit": _job_only(lambda r: "UNLIMITED" if r.job.rec.time_limit is None

@@ -102,9 +102,11 @@ class World:
     def run(self, command: str, *args: str, env: dict | None = None, input: str | None = None,
             user: int | None = None) -> subprocess.CompletedProcess:
         kw = {}
+        python = sys.executable
         if user is not None:
-            kw["user"] = user
-        return subprocess.run([sys.executable, str(BIN / command), *args], cwd=self.tmp,
+            kw.update(user=user, group=user)
+            python = other_users_python()
+        return subprocess.run([python, str(BIN / command), *args], cwd=self.tmp,
                               env={**self.env, **(env or {})}, capture_output=True, text=True,
                               input=input, timeout=60, **kw)
 
@@ -137,6 +139,51 @@ class World:
         self.add(76, name="later", reason="BeginTime", begin_time=epoch("2026-11-22T03:48:00"))
         self.add(77, name="user-pend", partition="gpu", time_limit=525600, nodelist="node4",
                  gres="gpu:2", start_time=T0 + 30, **run, **peer)
+
+
+def other_users_python() -> str | None:
+    """A python3 (3.8+) that another user may run: ours may live under root's home."""
+    import shutil
+    import stat
+
+    for candidate in (shutil.which("python3"), "/usr/bin/python3", "/usr/local/bin/python3"):
+        if not candidate:
+            continue
+        path = Path(os.path.realpath(candidate))
+        try:
+            if not all(os.stat(p).st_mode & stat.S_IXOTH for p in [path, *path.parents]):
+                continue
+        except OSError:
+            continue
+        check = subprocess.run([str(path), "-c", "import sys; print(sys.version_info >= (3, 8))"],
+                               capture_output=True, text=True)
+        if check.stdout.strip() == "True":
+            return str(path)
+    return None
+
+
+def shared_world() -> "World":
+    """A World other users can reach: under /tmp, world-writable, to run commands as
+    `nobody` (uid 65534) against it."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="slurmsky-shared-"))
+    os.chmod(base, 0o777)
+    return World(base)
+
+
+def share(w: "World") -> None:
+    """Let every user open the world's state (after its jobs are written)."""
+    for path in (w.home, w.state):
+        os.chmod(path, 0o777)
+    for name in os.listdir(w.state):
+        os.chmod(w.state / name, 0o666)
+
+
+NOBODY = 65534
+needs_another_user = pytest.mark.skipif(
+    os.geteuid() != 0 or other_users_python() is None,
+    reason="running a command as another user needs root and a python3 that user can run")
 
 
 @pytest.fixture
