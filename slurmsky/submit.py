@@ -7,6 +7,7 @@ array is stored at once; the element with the highest index carries the array's 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -45,6 +46,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> tuple[int, list[int]]
     before the error is raised; --test-only consumes an id and stores nothing.
     """
     part_name, _ = partition_of(req, cfg)
+    req = _spread(req, cfg)
     lay = layout(req)
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
@@ -76,6 +78,19 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> tuple[int, list[int]]
 
     wake()
     return first, ids
+
+
+def _spread(req: JobRequest, cfg: Config) -> JobRequest:
+    """Without --nodes, Slurm allocates as many nodes as the tasks' CPUs need."""
+    if cfg.backend != "local" or req.nodes is not None or not req.ntasks:
+        return req
+    from .executors import local
+
+    per_node = local.nodes()[0].cpus // (req.cpus_per_task or 1)
+    if per_node < 1 or req.ntasks <= per_node:
+        return req
+    count = -(-req.ntasks // per_node)
+    return dataclasses.replace(req, nodes=(count, count))
 
 
 def _refusal(cfg: Config, lay: Layout) -> list[str] | None:

@@ -1,0 +1,135 @@
+"""Allocations for srun and salloc run outside a job: a job record whose batch script does
+the interactive part, so the node runtime gives it the same environment, layout and
+exit codes as any batch job.
+
+srun's allocation runs `srun "$@"` (the runtime's srun, inside the job) with the step's
+options and command, its output going to two files that srun streams to its own stdout and
+stderr. salloc's allocation writes its environment for salloc to pick up, then waits on a
+FIFO for the exit code of the command salloc ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+from . import control, state
+from .errors import SlurmError
+from .request import JobRequest
+
+POLL = 0.05  # s between looks at output files and the job's state
+
+
+class Allocation:
+    """One interactive allocation: `with Allocation(prog) as alloc: alloc.submit(...)`; its
+    private directory (output files, FIFO) is removed at the end."""
+
+    def __init__(self, prog: str):
+        self.prog = prog
+        self.dir = tempfile.mkdtemp(prefix=f"{prog}-", dir=state.ensure_home())
+        self.out = os.path.join(self.dir, "stdout")
+        self.err = os.path.join(self.dir, "stderr")
+        self.conn = state.connect()
+        self.job_id = 0
+
+    def __enter__(self) -> "Allocation":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def submit(self, req: JobRequest, script: str, script_args: list[str], *,
+               output: bool) -> int:
+        """Store the allocation's job: `script` runs with `script_args`; with `output`, its
+        stdout and stderr go to files `stream_until_done` follows."""
+        from .config import load_config
+        from .submit import store
+
+        req = dataclasses.replace(req, script=script, script_args=tuple(script_args),
+                                  input=None, output=self.out if output else "/dev/null",
+                                  error=self.err if output else "/dev/null")
+        try:
+            self.job_id, _ = store(req, load_config(), batch=False)
+        except SlurmError as exc:
+            raise SlurmError(*[line.replace("Batch job submission failed: ",
+                                            "Unable to allocate resources: ")
+                               for line in exc.lines], exit_code=exc.exit_code) from None
+        return self.job_id
+
+    def record(self) -> state.JobRecord:
+        return state.get_job(self.conn, self.job_id)
+
+    def wait_started(self, pending_line: bool = False) -> state.JobRecord:
+        """Block until the job has started (or ended); say so if it has to queue (salloc
+        first says `Pending job allocation N`)."""
+        from .agent import wake
+
+        told = False
+        start = last_wake = time.monotonic()
+        while True:
+            rec = self.record()
+            if rec.state != "PENDING":
+                if told:
+                    sys.stderr.write(f"{self.prog}: job {self.job_id} has been allocated "
+                                     "resources\n")
+                return rec
+            if not told and time.monotonic() - start > 1.0:
+                if pending_line:
+                    sys.stderr.write(f"{self.prog}: Pending job allocation {self.job_id}\n")
+                if rec.reason == "PartitionNodeLimit":
+                    sys.stderr.write(f"{self.prog}: Requested partition configuration not "
+                                     "available now\n")
+                sys.stderr.write(f"{self.prog}: job {self.job_id} queued and waiting for "
+                                 "resources\n")
+                told = True
+            if time.monotonic() - last_wake > 5:
+                wake()  # an agent killed meanwhile is started again
+                last_wake = time.monotonic()
+            time.sleep(POLL)
+
+    def cancel(self) -> None:
+        control.cancel(self.conn, [self.record()])
+
+    def stream_until_done(self) -> state.JobRecord:
+        """Copy the job's stdout/stderr files to ours as they grow, until the job ends."""
+        sinks = [(self.out, sys.stdout.buffer), (self.err, sys.stderr.buffer)]
+        offsets = [0, 0]
+        while True:
+            rec = self.record()
+            for k, (path, sink) in enumerate(sinks):
+                try:
+                    with open(path, "rb") as fh:
+                        fh.seek(offsets[k])
+                        data = fh.read()
+                except FileNotFoundError:
+                    continue
+                if data:
+                    offsets[k] += len(data)
+                    sink.write(data)
+                    sink.flush()
+            if rec.finished:
+                return rec
+            time.sleep(POLL)
+
+
+def exit_status(rec: state.JobRecord) -> int:
+    """The exit code of what the allocation ran: its code, 128+signal, 1 if ended otherwise."""
+    result = rec.result or {}
+    if result.get("signal"):
+        return 128 + int(result["signal"])
+    code = int(result.get("exit_code") or 0)
+    return code if rec.state in ("COMPLETED", "FAILED") else code or 1
+
+
+def cancel_on_interrupt(alloc: Allocation) -> None:
+    """Ctrl-C or SIGTERM ends the allocation (the job's processes are ended by the agent)."""
+    def handler(signum, frame):
+        alloc.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)

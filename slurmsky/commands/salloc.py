@@ -1,0 +1,95 @@
+"""salloc: get an allocation, run a command (default $SHELL) here with its SLURM_* variables.
+
+The allocation is a job record whose script writes the job's environment for salloc to
+read, then waits on a FIFO for the command's exit code, which becomes the job's. `srun`
+in the command runs steps in the allocation (see srun.py).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from .. import SLURM_VERSION
+from ..options import help_text
+from ..request import build_step_request, parse_command_line
+from .common import run, warn
+
+USAGE = "Usage: salloc [OPTIONS(0)...] [ : [OPTIONS(N)...]] [command(0) [args(0)...]]"
+SCRIPT = '#!/bin/sh\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nexit $(cat "$2")\n'
+# Variables of the batch shell's own process, not of the allocation: salloc does not set them.
+PROCESS_VARS = {"SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_GTIDS", "SLURM_TASK_PID",
+                "SLURM_CPUS_ON_NODE", "SLURM_TOPOLOGY_ADDR", "SLURM_TOPOLOGY_ADDR_PATTERN",
+                "SLURM_PRIO_PROCESS", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER",
+                "SLURMD_NODENAME", "SLURM_UMASK"}
+END_WAIT = 30  # s for the allocation to end once released
+
+
+def body(argv: list[str]) -> int:
+    cli = parse_command_line("salloc", argv)
+    for flag, text in (("help", help_text("salloc")), ("usage", USAGE),
+                       ("version", f"slurm-wlm {SLURM_VERSION}")):
+        if cli.values.get(flag):
+            print(text)
+            return 0
+    req = build_step_request("salloc", cli, dict(os.environ), os.getcwd())
+    warn(req.warnings)
+    command = list(req.script_args) or [os.environ.get("SHELL") or "/bin/sh"]
+    from ..allocation import Allocation
+
+    with Allocation("salloc") as alloc:
+        env_file, release = os.path.join(alloc.dir, "env"), os.path.join(alloc.dir, "release")
+        os.mkfifo(release, 0o600)
+        alloc.submit(req, SCRIPT, [env_file, release], output=False)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: alloc.cancel())
+        variables = _allocation_env(alloc, env_file)
+        if variables is None:
+            sys.stderr.write(f"salloc: error: Job allocation {alloc.job_id} has been revoked.\n")
+            return 1
+        sys.stderr.write(f"salloc: Granted job allocation {alloc.job_id}\n")
+        if req.no_shell:
+            return 0
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command
+        rc = subprocess.call(command, env={**os.environ, **variables})
+        rc = 128 - rc if rc < 0 else rc
+        sys.stderr.write(f"salloc: Relinquishing job allocation {alloc.job_id}\n")
+        _release(alloc, release, rc)
+        return rc
+
+
+def _allocation_env(alloc, env_file: str) -> dict | None:
+    """The allocation's SLURM_* variables, once its script has written them (None: it ended)."""
+    alloc.wait_started(pending_line=True)
+    while not os.path.exists(env_file):
+        if alloc.record().finished:
+            return None
+        time.sleep(0.02)
+    with open(env_file, "rb") as fh:
+        pairs = [item.decode().partition("=") for item in fh.read().split(b"\0") if item]
+    return {k: v for k, _, v in pairs
+            if k.startswith(("SLURM_", "SLURMD_")) and k not in PROCESS_VARS}
+
+
+def _release(alloc, release: str, rc: int) -> None:
+    """Hand the exit code to the allocation's script, which ends with it; wait (bounded)."""
+    try:
+        fd = os.open(release, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:
+            raise
+        alloc.cancel()  # its script no longer waits: end it the hard way
+    else:
+        os.write(fd, f"{rc & 0xFF}\n".encode())
+        os.close(fd)
+    deadline = time.monotonic() + END_WAIT
+    while not alloc.record().finished and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def main() -> None:
+    run("salloc", body)

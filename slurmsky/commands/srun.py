@@ -1,0 +1,81 @@
+"""srun: outside a job, allocate and run a step in one go; inside an allocation, a step.
+
+Outside a job the allocation is a job record whose script runs the node runtime's own srun
+(see allocation.py), so the step's environment, output, messages and exit code are the
+same as in a batch job. Inside an allocation (SLURM_JOB_ID set, as under salloc, or
+--jobid) the job's srun takes over.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .. import SLURM_VERSION
+from ..errors import SlurmError
+from ..options import help_text
+from ..request import JobRequest, build_step_request, parse_command_line
+from .common import run, warn
+
+USAGE = "Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]]"
+SCRIPT = '#!/bin/sh\nexec srun "$@"\n'
+
+
+def body(argv: list[str]) -> int:
+    cli = parse_command_line("srun", argv)
+    for flag, text in (("help", help_text("srun")), ("usage", USAGE),
+                       ("version", f"slurm-wlm {SLURM_VERSION}")):
+        if cli.values.get(flag):
+            print(text)
+            return 0
+    inside = cli.values.get("jobid") or os.environ.get("SLURM_JOB_ID")
+    if inside:
+        return _step_in(inside, argv[:len(argv) - len(cli.rest)], cli.rest)
+    req = build_step_request("srun", cli, dict(os.environ), os.getcwd())
+    warn(req.warnings)
+    from ..allocation import Allocation, cancel_on_interrupt, exit_status
+
+    with Allocation("srun") as alloc:
+        alloc.submit(req, SCRIPT, step_argv(req), output=True)
+        cancel_on_interrupt(alloc)
+        alloc.wait_started()
+        rec = alloc.stream_until_done()
+    return exit_status(rec)
+
+
+def step_argv(req: JobRequest) -> list[str]:
+    """The runtime srun's arguments: the step's own options, then the command."""
+    args: list[str] = []
+    for value, option in ((req.ntasks, "--ntasks"), (req.ntasks_per_node, "--ntasks-per-node"),
+                          (req.cpus_per_task, "--cpus-per-task"), (req.output, "--output"),
+                          (req.error, "--error"), (req.open_mode, "--open-mode")):
+        if value is not None:
+            args.append(f"{option}={value}")
+    if req.nodes:
+        args.append(f"--nodes={req.nodes[0]}")
+    for flag, option in ((req.label, "--label"), (req.unbuffered, "--unbuffered"),
+                         (req.quiet, "--quiet"),
+                         (req.kill_on_bad_exit not in (None, "0"), "--kill-on-bad-exit")):
+        if flag:
+            args.append(option)
+    return args + list(req.script_args)
+
+
+def _step_in(job_text: str, options: list[str], command: list[str]) -> int:
+    """Hand the step to the srun of the running job `job_text` (replaces this process)."""
+    from .. import state
+
+    job = state.get_job(state.connect(), int(job_text)) if job_text.isdigit() else None
+    if job is None or job.state not in ("RUNNING", "CONFIGURING") or not job.executor_ref:
+        raise SlurmError(f"Unable to create step for job {job_text}: Invalid job id specified")
+    tool = os.path.join(job.executor_ref["rundir"], "node0", "bin", "srun")
+    kept, words = [], iter(options)
+    for word in words:  # --jobid is ours: the job's srun is in that job already
+        if word == "--jobid":
+            next(words, None)
+        elif not word.startswith("--jobid="):
+            kept.append(word)
+    os.execv(tool, [tool, *kept, *command])
+
+
+def main() -> None:
+    run("srun", body)
