@@ -1066,9 +1066,13 @@ def _hms(seconds: int) -> str:
 
 
 def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
-             submit_host: str = "localhost") -> str:
-    """`scontrol show job`'s record of one job."""
+             spec: dict | None = None) -> str:
+    """`scontrol show job`'s record of one job; `spec` (the submission's runtime spec, when
+    known) gives the submit host and the --ntasks-per-node asked."""
     rec = job.rec
+    spec = spec or {}
+    submit_host = (spec.get("submit_host") or "localhost").split(".")[0]
+    per_node = spec.get("ntasks_per_node") or 0
     group = job.tasks is not None
     first = f"JobId={job.job_id}"
     if rec.array_job_id is not None:
@@ -1078,8 +1082,12 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
     first += f" JobName={rec.name}"
     pending = rec.state == "PENDING"
     started = job.started
-    eligible = "Unknown" if (rec.held or group) else iso(rec.eligible_time or (
-        rec.submit_time if not pending else None))
+    if rec.held or group:
+        eligible = "Unknown"
+    elif rec.eligible_time:
+        eligible = iso(rec.eligible_time)
+    else:
+        eligible = iso(rec.begin_time if pending else rec.submit_time)
     accrue = "Unknown" if rec.held else iso(rec.submit_time)
     if started:
         end = iso(rec.end_time) if rec.end_time else (
@@ -1122,14 +1130,23 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
         f"NumNodes={rec.num_nodes} NumCPUs={rec.num_cpus} NumTasks={rec.num_tasks} "
         f"CPUs/Task={rec.cpus_per_task or 1} ReqB:S:C:T=0:0:*:*",
         f"TRES={tres_text}",
-        "Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*",
+        f"Socks/Node=* NtasksPerN:B:S:C={per_node}:0:*:* CoreSpec=*",
     ]
+    gres = job.gres
     if details and started:
-        lines.append(f"JOB_GRES={job.gres or '(null)'}")
-        lines.append(f"  Nodes={rec.nodelist} CPU_IDs=0-{max(rec.cpus_per_node) - 1} "
-                     f"Mem={job.total_mem // max(rec.num_nodes, 1)} GRES=")
+        name, _, count = (gres or "").rpartition(":")
+        each = int(count) if count.isdigit() else 0
+        lines.append("JOB_GRES=" + (f"{name}:{each * rec.num_nodes}" if gres else "(null)"))
+        cpus = rec.cpus_per_node[0] if rec.cpus_per_node else 1
+        mem_each = (rec.mem_per_node if rec.mem_per_node is not None
+                    else (rec.mem_per_cpu or 0) * cpus)
+        lines.append(f"  Nodes={rec.nodelist} CPU_IDs={'0' if cpus == 1 else f'0-{cpus - 1}'}"
+                     f" Mem={mem_each} GRES=" + (
+                         f"{gres}(IDX:{'0' if each == 1 else f'0-{each - 1}'})" if gres
+                         else ""))
+    min_cpus = per_node * (rec.cpus_per_task or 1) if per_node else (rec.cpus_per_task or 1)
     lines += [
-        f"MinCPUsNode={rec.cpus_per_task or 1} {mem} MinTmpDiskNode=0",
+        f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode=0",
         "Features=(null) DelayBoot=00:00:00",
         "OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)",
         f"Command={rec.command or '(null)'}",
@@ -1144,7 +1161,7 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
     if sky is not None:
         lines.append(f"SkyPilotJobId={sky}")
     lines.append("Power=")
-    if job.gres:
+    if gres:
         lines.append(f"TresPerNode={job.tres_per_node}")
     if oneliner:
         return " ".join(lines) + " \n"

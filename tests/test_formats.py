@@ -62,7 +62,8 @@ class World:
         os.close(self.fifo_fd)
         self.conn.close()
 
-    def add(self, job_id: int, submission: int | None = None, **fields) -> None:
+    def add(self, job_id: int, submission: int | None = None, spec: dict | None = None,
+            **fields) -> None:
         row = dict(job_id=job_id, submission=submission or job_id, name="job", user="root",
                    uid=0, gid=0, account="research", partition="debug", num_nodes=1,
                    num_cpus=1, num_tasks=1, tasks_per_node=[1], cpus_per_node=[1],
@@ -76,7 +77,7 @@ class World:
             row["batch_host"] = row["nodelist"].split("[")[0] + (
                 row["nodelist"].split("[")[1].split("-")[0].split(",")[0]
                 if "[" in row["nodelist"] else "")
-        state.add_submission(self.conn, row["submission"], {"script": ""}, None, [row])
+        state.add_submission(self.conn, row["submission"], spec or {"script": ""}, None, [row])
 
     def add_array(self, array_id: int, tasks: dict, **fields) -> None:
         """tasks: index -> (job id, extra fields); one submission, ids as slurmctld gives."""

@@ -144,12 +144,11 @@ class Session:
         jobs = formats.collapse(records, keep_tasks=keep, now=now)
         jobs.sort(key=lambda j: (j.rec.array_job_id or j.rec.job_id,
                                  -1 if j.tasks is not None else j.rec.array_task_id or 0))
-        host = _submit_host(self.conn, jobs)
+        specs = _specs(self.conn, jobs)
         for job in jobs:
             sys.stdout.write(formats.show_job(job, oneliner=self.oneliner,
                                               details=self.details,
-                                              submit_host=host.get(job.rec.submission,
-                                                                   "localhost")))
+                                              spec=specs.get(job.rec.submission)))
         if not jobs:
             print("No jobs in the system")
         return 0
@@ -241,7 +240,6 @@ class Session:
             ("AccountingStorageType", "accounting_storage/slurmsky"),
             ("BOOT_TIME", formats.iso(_boot_time())),
             ("ClusterName", cfg.cluster_name),
-            ("DefMemPerNode", "UNLIMITED"),
             ("EnforcePartLimits", "NO"),
             ("FirstJobId", "1"),
             ("InactiveLimit", "0 sec"),
@@ -353,19 +351,17 @@ def _boot_time() -> float:
         return formats.clock()
 
 
-def _submit_host(conn, jobs: list[Job]) -> dict:
-    """submission -> the host sbatch ran on (from the job's runtime spec)."""
-    hosts = {}
+def _specs(conn, jobs: list[Job]) -> dict:
+    """submission -> its runtime spec (submit host, --ntasks-per-node), where readable."""
+    specs = {}
     for job in jobs:
         sub = job.rec.submission
-        if sub in hosts:
-            continue
-        try:
-            spec, _ = state.get_spec(conn, sub)
-            hosts[sub] = (spec.get("submit_host") or "localhost").split(".")[0]
-        except (TypeError, ValueError):
-            hosts[sub] = "localhost"
-    return hosts
+        if sub not in specs:
+            try:
+                specs[sub] = state.get_spec(conn, sub)[0]
+            except (TypeError, ValueError):
+                specs[sub] = {}
+    return specs
 
 
 def body(argv: list[str]) -> int:
