@@ -326,6 +326,9 @@ class Session:
                 [f"State={formats.LONG_STATES.get(node.state, node.state).upper()} "
                  "ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A"],
                 [f"Partitions={','.join(parts)} "],
+                [f"BootTime={formats.iso(_machine_boot())} "
+                 f"SlurmdStartTime={formats.iso(_boot_time())}"],
+                [f"LastBusyTime={formats.iso(_boot_time())}"],
                 [f"CfgTRES=cpu={node.cpus},mem={node.memory}M,billing={node.cpus}"],
                 ["AllocTRES="],
                 ["CapWatts=n/a"],
@@ -342,6 +345,14 @@ def word_of(key: str, val: str) -> str:
 
 def _host() -> str:
     return socket.gethostname().split(".")[0]
+
+
+def _machine_boot() -> float:
+    try:
+        with open("/proc/uptime") as fh:
+            return formats.clock() - float(fh.read().split()[0])
+    except (OSError, ValueError):
+        return 0.0
 
 
 def _boot_time() -> float:
