@@ -328,7 +328,7 @@ def run_command(spec: dict) -> str:
         f"cat > \"$SLURMSKY_RUNDIR/spec.json\" <<'{SPEC_EOF}'\n"
         f"{json.dumps(node_spec, sort_keys=True)}\n"
         f"{SPEC_EOF}\n"
-        f'PYTHONPATH="{RUNTIME_HOME}${{PYTHONPATH:+:$PYTHONPATH}}" exec python3 -m slurmsky.runtime '
+        f'PYTHONPATH="$HOME{RUNTIME_HOME[1:]}${{PYTHONPATH:+:$PYTHONPATH}}" exec python3 -m slurmsky.runtime '
         'node --spec "$SLURMSKY_RUNDIR/spec.json" --result "$SLURMSKY_RUNDIR/result.json" '
         '--rundir "$SLURMSKY_RUNDIR"\n'
     )
