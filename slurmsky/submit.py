@@ -73,7 +73,8 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> tuple[int, list[int]]
     array_job_id = first if req.array else None
     rows = [_row(req, cfg, lay, part_name, job_id, array_job_id, index, rank, now, batch=batch)
             for rank, (job_id, index) in enumerate(zip(ids, indices))]
-    state.add_submission(conn, first, spec, None, rows)
+    task = _sky_task(req, cfg, first, ids) if cfg.backend == "sky" else None
+    state.add_submission(conn, first, spec, task, rows)
     from .agent import wake
 
     wake()
@@ -91,6 +92,13 @@ def _spread(req: JobRequest, cfg: Config) -> JobRequest:
         return req
     count = -(-req.ntasks // per_node)
     return dataclasses.replace(req, nodes=(count, count))
+
+
+def _sky_task(req: JobRequest, cfg: Config, first: int, ids: list[int]) -> dict:
+    """The SkyPilot task the sky executor launches (it rebuilds `run` from the spec)."""
+    from .translate import translate
+
+    return translate(req, cfg, job_id=first, array_job_ids=ids if req.array else None).task
 
 
 def _refusal(cfg: Config, lay: Layout) -> list[str] | None:
@@ -184,6 +192,11 @@ def _print_test_only(req: JobRequest, cfg: Config, lay: Layout, part_name: str,
     sys.stderr.write(f"sbatch: Job {job_id} to start at {start} using "
                      f"{sum(lay.cpus_per_node)} processors on nodes {hostlist.compress(names)} "
                      f"in partition {part_name}\n")
+    if cfg.backend == "sky":  # the plan: the SkyPilot task the job would become
+        from .commands.tool import dump_yaml
+        from .translate import translate
+
+        sys.stderr.write(dump_yaml(translate(req, cfg, job_id=job_id).task))
 
 
 def wait_exit_code(rec: state.JobRecord) -> int:
