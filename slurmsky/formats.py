@@ -28,6 +28,7 @@ import os
 import time
 
 from . import SLURM_VERSION
+from .state import STATE_CODES
 from .values import format_array, format_elapsed, format_hms, format_limit, format_mem
 
 NO_VAL = 4294967294
@@ -375,8 +376,6 @@ def _state_name(job: Job) -> str:
 
 
 def _compact(job: Job) -> str:
-    from .state import STATE_CODES
-
     return STATE_CODES.get(job.rec.state, job.rec.state)
 
 
@@ -589,19 +588,19 @@ _UNCUT_HEADERS = ("NODELIST", "NODELIST(REASON)", "SCHEDNODES")
 def render(items: list[Item], obj) -> str:
     """One line: the header when `obj` is None."""
     out = []
+    append = out.append
     for item in items:
         field = item.field
         if field is not None:
             if obj is None:  # node list headers are not cut either
-                cut = field[0] not in _UNCUT_HEADERS
-                out.append(pad(field[0], item.width, item.right, cut))
+                append(pad(field[0], item.width, item.right, field[0] not in _UNCUT_HEADERS))
             else:
                 value = field[1](obj)
                 cut = field[2] if len(field) > 2 else True
                 if cut is None:  # %R: the reason is cut, a node list is not
                     cut = value.startswith("(")
-                out.append(pad(value, item.width, item.right, cut))
-        out.append(item.suffix)
+                append(pad(value, item.width, item.right, cut))
+        append(item.suffix)
     return "".join(out)
 
 
