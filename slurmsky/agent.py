@@ -156,7 +156,7 @@ def main() -> int:
     from .scheduler import Scheduler
 
     conn = state.connect()
-    sched = Scheduler(conn)
+    sched = Scheduler(conn, _backend(log))
     idle_since = time.monotonic()
     while not stopping:
         try:
@@ -190,6 +190,18 @@ def main() -> int:
     log.info("exiting (%s)", "stopped" if stopping else "idle")
     os.unlink(_path("agent.pid"))
     return 0
+
+
+def _backend(log) -> str:
+    """The configured backend: the agent syncs its queue even before it has a job there."""
+    from .config import load_config
+    from .errors import SlurmError
+
+    try:
+        return load_config().backend
+    except SlurmError as exc:
+        log.error("configuration: %s", exc)
+        return "local"
 
 
 if __name__ == "__main__":

@@ -48,8 +48,9 @@ def final_fields(job: JobRecord, result: dict, now: float) -> dict:
 
 
 class Scheduler:
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, backend: str = "local"):
         self.conn = conn
+        self.backend = backend  # the configured one: synced even with no job of its own
         self.executors: dict[str, Executor] = {}
         self._spec: tuple[int, dict] | None = None  # the last submission's spec (arrays reuse it)
 
@@ -64,8 +65,11 @@ class Scheduler:
         changed = False
         wake: list[float] = []
         jobs = state.active_jobs(self.conn)
+        if self._sync(jobs, now, wake):
+            changed = True
+            jobs = state.active_jobs(self.conn)
         for job in jobs:
-            if job.state in STARTED_STATES:
+            if job.state in STARTED_STATES and not self._synced(job.executor):
                 changed |= self._watch(job, now, wake)
         if changed:
             jobs = state.active_jobs(self.conn)
@@ -73,6 +77,18 @@ class Scheduler:
         return changed, (min(wake) if wake else None)
 
     # --- started jobs ------------------------------------------------------------------------
+
+    def _synced(self, name: str) -> bool:
+        """Whether the executor follows an outside queue (sky) and moves its started jobs
+        itself in sync(); the scheduler then only releases them."""
+        return hasattr(self.executor(name), "sync")
+
+    def _sync(self, jobs: list[JobRecord], now: float, wake: list[float]) -> bool:
+        changed = False
+        for name in sorted({j.executor for j in jobs} | {self.backend}):
+            if self._synced(name):
+                changed |= self.executor(name).sync(self.conn, now, wake)
+        return changed
 
     def _watch(self, job: JobRecord, now: float, wake: list[float]) -> bool:
         ex = self.executor(job.executor)
@@ -209,6 +225,8 @@ class Scheduler:
                              exit_signal=53, result={"error": str(exc)})
             return
         state.update_job(self.conn, job.job_id, executor_ref=ref)
+        if self._synced(job.executor):
+            return  # CONFIGURING until its executor's queue says otherwise
         state.update_job(self.conn, job.job_id, where_state=("CONFIGURING",), state="RUNNING")
         log.info("job %s: started on %s", job.job_id, ",".join(names))
 
