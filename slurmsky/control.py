@@ -23,6 +23,8 @@ PENDING_ERR = "Job is pending execution"
 NOT_PENDING = "Job is no longer pending execution"
 DISABLED = "Requested operation is presently disabled"
 REQUEUE_DELAY = 120  # s: a requeued job is eligible again after this (Slurm's BeginTime)
+# Started jobs scancel ends through the agent (REQUEUED: a SkyPilot job being recovered).
+CANCELLABLE = ("CONFIGURING", "RUNNING", "REQUEUED")
 
 _JOB_ID = re.compile(r"(\d+)(?:_(\d+|\[[\d,\-]+\]))?")
 
@@ -75,12 +77,12 @@ def cancel(conn: sqlite3.Connection, jobs: list[JobRecord]) -> dict[int, str]:
                     conn, job.job_id, where_state=("PENDING",), state="CANCELLED",
                     end_time=now, exit_code=0, exit_signal=0, cancelled_by=os.getuid()):
                 break
-            if job.state in ("CONFIGURING", "RUNNING") and state.update_job(
-                    conn, job.job_id, where_state=("CONFIGURING", "RUNNING"),
+            if job.state in CANCELLABLE and state.update_job(
+                    conn, job.job_id, where_state=CANCELLABLE,
                     state="COMPLETING", kill_action="cancel", cancelled_by=os.getuid()):
                 woken = True
                 break
-            if job.state not in ("PENDING", "CONFIGURING", "RUNNING"):
+            if job.state not in ("PENDING",) + CANCELLABLE:
                 errors[job.job_id] = ALREADY_DONE
                 break
             job = state.get_job(conn, job.job_id)  # it moved on meanwhile: look again
@@ -100,6 +102,8 @@ def signal(conn: sqlite3.Connection, jobs: list[JobRecord], signum: int,
             errors[job.job_id] = PENDING_ERR
         elif job.state not in STARTED_STATES:
             errors[job.job_id] = INVALID_ID
+        elif job.executor == "sky":  # no channel from here to a SkyPilot job's nodes
+            errors[job.job_id] = DISABLED
         else:
             state.add_signal(conn, job.job_id, signum, scope)
     if len(errors) < len(jobs):
