@@ -257,3 +257,19 @@ def test_nonroot_sees_only_own_jobs_unless_all():
         assert every.stdout == "root\nnobody\n"
     finally:
         w.close()
+
+
+def test_end_to_end_exit_codes(cluster):
+    ok = cluster.sbatch("-J", "ok", "--wrap", "true")
+    bad = cluster.sbatch("-J", "fail3", "--wrap", "exit 3")
+    cluster.wait_done(ok, bad)
+    out = cluster.run("sacct", "-j", f"{ok},{bad}", "--format=JobID,JobName,State,ExitCode",
+                      "--parsable2")
+    assert out.stdout == (f"JobID|JobName|State|ExitCode\n{ok}|ok|COMPLETED|0:0\n"
+                          f"{ok}.batch|batch|COMPLETED|0:0\n{bad}|fail3|FAILED|3:0\n"
+                          f"{bad}.batch|batch|FAILED|3:0\n")
+    columns = cluster.run("sacct", "-j", str(bad), "-X")
+    assert columns.stdout.splitlines()[2].split() == [str(bad), "fail3", "local", "1",
+                                                      "FAILED", "3:0"]
+    failed = cluster.run("squeue", "-h", "-t", "all", "-j", str(bad), "-o", "%t %R")
+    assert failed.stdout == "F (NonZeroExitCode)\n"

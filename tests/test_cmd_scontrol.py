@@ -234,3 +234,22 @@ def test_sky_job_id_is_shown(world):
     world.add(6, state="RUNNING", nodelist="node1", start_time=T0)
     assert "SkyPilot" not in world.run("scontrol", "show", "job", "6").stdout
     assert NOW > T0
+
+
+def test_end_to_end_show_job(cluster):
+    import socket
+
+    job = cluster.sbatch("-J", "shown", "-t", "5", "--wrap", "sleep 60")
+    cluster.wait_for(lambda: cluster.job(job)[1] == "RUNNING", 60, "the job to start")
+    text = cluster.run("scontrol", "show", "job", str(job)).stdout
+    assert text.startswith(f"JobId={job} JobName=shown\n   UserId=")
+    assert "   JobState=RUNNING Reason=None Dependency=(null)\n" in text
+    assert " TimeLimit=00:05:00 " in text
+    assert f"AllocNode:Sid={socket.gethostname().split('.')[0]}:" in text
+    assert f"   StdOut={cluster.cwd}/slurm-{job}.out\n" in text
+    assert "   NodeList=127.0.0.1\n   BatchHost=127.0.0.1\n" in text
+    assert text.endswith("   Power=\n   \n\n")
+    busy = cluster.run("sinfo", "-h", "-o", "%t %N").stdout.splitlines()
+    assert busy[0] in ("mix 127.0.0.1", "alloc 127.0.0.1")
+    assert cluster.run("scancel", str(job)).returncode == 0
+    cluster.wait_done(job)

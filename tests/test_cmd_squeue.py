@@ -386,3 +386,28 @@ def test_import_stays_light():
 
 def test_epoch_helper_is_utc():
     assert time.strftime("%H:%M", time.gmtime(epoch("2026-11-22T02:48:00"))) == "02:48"
+
+
+# --- end to end: sbatch, the agent and the local executor -----------------------------------
+
+def test_end_to_end_hold_release_run(cluster):
+    job = cluster.sbatch("--hold", "-J", "e2e", "--wrap", "true")
+    out = cluster.run("squeue", "-h", "-o", "%i %j %T %r")
+    assert (out.stdout, out.stderr, out.returncode) == (f"{job} e2e PENDING JobHeldUser\n", "", 0)
+    assert cluster.run("scontrol", "release", str(job)).returncode == 0
+    cluster.wait_done(job)
+    assert cluster.run("squeue", "-h").stdout == ""
+    done = cluster.run("squeue", "-h", "-t", "all", "-o", "%i %j %T %r %N")
+    assert done.stdout == f"{job} e2e COMPLETED None 127.0.0.1\n"
+
+
+def test_end_to_end_array_collapses_while_pending(cluster):
+    job = cluster.sbatch("--array=1-3%1", "--hold", "-J", "arr", "--wrap", "true")
+    out = cluster.run("squeue", "-h", "-o", "%i %K %T %r")
+    assert out.stdout == f"{job}_[1-3%1] 1-3%1 PENDING JobHeldUser\n"
+    expanded = cluster.run("squeue", "-h", "-r", "-o", "%i").stdout.split()
+    assert expanded == [f"{job}_{i}" for i in (1, 2, 3)]
+    assert cluster.run("scontrol", "release", str(job)).returncode == 0
+    cluster.wait_done(job)
+    rows = cluster.run("squeue", "-h", "-t", "all", "-o", "%i %T").stdout.splitlines()
+    assert sorted(rows) == [f"{job}_{i} COMPLETED" for i in (1, 2, 3)]
