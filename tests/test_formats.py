@@ -248,3 +248,123 @@ def test_getopt_prefixes_and_glibc_errors():
     # several names of one option are not ambiguous
     longs = {"cluster": ("M", 1), "clusters": ("M", 1)}
     assert formats.getopt_long("squeue", ["--clu=a"], "", longs)[0] == [("M", "a")]
+
+
+# --- printing primitives -------------------------------------------------------------------
+
+def test_pad_is_squeues_print_str():
+    assert formats.pad("12345", 3, True) == "123"  # right-justified and cut
+    assert formats.pad("12345", 3, True, cut=False) == "12345"  # node lists and times
+    assert formats.pad("ab", 4, True) == "  ab"
+    assert formats.pad("12345", 3, False) == "123"  # %.3s
+    assert formats.pad("ab", 4, False) == "ab  "
+    assert formats.pad(None, 0, False) == "(null)"  # printf("%s", NULL)
+    assert formats.pad("x", 0, True) == "x"
+
+
+def test_percent_format_prefix_suffix_and_invalid():
+    errors = []
+    items = formats.parse_percent_format("id:%.5i|%-3j%%!", formats.SQUEUE_FIELDS,
+                                         formats.PERCENT_CODES, errors)
+    assert errors == ["-", "!"]
+    assert [(i.key, i.width, i.right, i.suffix) for i in items] == [
+        (None, 0, False, "id:"), ("jobarrayid", 5, True, "|"), (None, 0, False, "%-3j"),
+        (None, 0, False, "%!")]
+    assert formats.render(items, None) == "id:JOBID|%-3j%!"
+
+
+def test_long_format_tokens():
+    errors = []
+    items = formats.parse_long_format("JobID,name:.12,State:|,reason:5x,Nope", 
+                                      formats.SQUEUE_FIELDS, errors)
+    assert errors == ["Nope"]
+    assert [(i.width, i.right, i.suffix) for i in items] == [
+        (20, False, ""), (12, True, ""), (0, False, "|"), (5, False, "x"), (20, False, "")]
+    assert formats.render(items, None) == "JOBID" + " " * 15 + "        NAMESTATE|REASOx"
+
+
+def _rec(job_id, **fields):
+    row = dict(job_id=job_id, submission=job_id, array_job_id=None, array_task_id=None,
+               array_throttle=None, array_rank=None, name="j", user="u", uid=1, gid=1,
+               account=None, partition="p", num_nodes=1, num_cpus=1, num_tasks=1,
+               cpus_per_task=None, tasks_per_node=[1], cpus_per_node=[1], mem_per_node=None,
+               mem_per_cpu=None, gpus_per_node=0, gres=None, time_limit=None,
+               dependency_spec=None, dependency=None, kill_on_invalid_dep=False, comment=None,
+               command=None, submit_dir="/w", workdir="/w", stdout=None, stderr=None,
+               stdin=None, requeue=True, batch=True, state="PENDING", reason="None", held=None,
+               submit_time=T0, begin_time=None, eligible_time=None, start_time=None,
+               end_time=None, exit_code=None, exit_signal=None, nodelist=None,
+               batch_host=None, restarts=0, kill_action=None, kill_sent=None,
+               cancelled_by=None, executor="local", executor_ref=None, result=None)
+    row.update(fields)
+    return state.JobRecord(**row)
+
+
+def test_collapse_keeps_started_requeued_and_asked_for_tasks_apart():
+    arr = dict(array_job_id=7, array_throttle=2)
+    recs = [_rec(7, array_task_id=4, **arr), _rec(8, array_task_id=1, **arr),
+            _rec(9, array_task_id=2, state="RUNNING", start_time=T0, nodelist="n1", **arr),
+            _rec(10, array_task_id=3, restarts=1, **arr),
+            _rec(11, array_task_id=5, held="user", **arr), _rec(12)]
+    shown = [j.id_text for j in formats.collapse(recs, now=NOW)]
+    assert shown == ["7_[1,4%2]", "7_2", "7_3", "7_[5%2]", "12"]
+    group = formats.collapse(recs, now=NOW)[0]
+    assert (group.job_id, group.rec.array_task_id, group.task_text) == (7, 1, "1,4%2")
+    # a task asked for by its id is its own record; the rest stay the array's pending record
+    assert [j.id_text for j in formats.collapse(recs, keep_tasks={(7, 4)}, now=NOW)][:2] == \
+        ["7_4", "7_[1%2]"]
+    assert len(formats.collapse(recs, expand=True, now=NOW)) == 6
+
+
+def test_times_of_a_job():
+    running = formats.Job(_rec(1, state="RUNNING", start_time=NOW - 90, time_limit=2,
+                               nodelist="n1"), now=NOW)
+    assert (running.used(), running.time_left(), running.end_shown()) == (
+        90, "0:30", formats.iso(NOW - 90 + 120))
+    over = formats.Job(_rec(1, state="RUNNING", start_time=NOW - 200, time_limit=2), now=NOW)
+    assert over.time_left() == "INVALID"
+    pending = formats.Job(_rec(2, begin_time=NOW + 60), now=NOW)
+    assert (pending.used(), pending.end_shown(), pending.time_left()) == (0, "NONE", "UNLIMITED")
+    assert formats.Job(_rec(3), now=NOW).end_shown() == "N/A"
+
+
+def test_sacct_cells():
+    job = formats.Job(_rec(5, state="CANCELLED", cancelled_by=1001, end_time=NOW), now=NOW)
+    fields = formats.parse_sacct_fields("jobid,state,NodeList%-14,reason%3")
+    lines = formats.sacct_lines([formats.Row(job)], fields, header=True, parsable=0)
+    assert lines == ["JobID             State NodeList       Rea ",
+                     "------------ ---------- -------------- --- ",
+                     "5            CANCELLED+ None assigned  No+ "]
+    assert formats.sacct_lines([formats.Row(job)], fields, header=False, parsable=1) == \
+        ["5|CANCELLED by 1001|None assigned|None|"]
+    assert formats.sacct_lines([formats.Row(job)], fields, header=False, parsable=2,
+                               delimiter=",") == ["5,CANCELLED by 1001,None assigned,None"]
+    with pytest.raises(UsageError):
+        formats.parse_sacct_fields("JobID,nope")
+
+
+def test_cpu_times():
+    assert formats.cpu_time_text(0) == "00:00:00"
+    assert formats.cpu_time_text(0.002) == "00:00.002"
+    assert formats.cpu_time_text(61.5) == "01:01.500"
+    assert formats.cpu_time_text(3723) == "01:02:03"
+    assert formats.cpu_time_text(90000) == "1-01:00:00"
+
+
+def test_helpformat_is_slurms():
+    assert formats.sacct_helpformat() == read_capture("sacct-helpformat.txt").stdout
+
+
+def test_yaml_scalars():
+    text = formats.to_yaml({"a": "", "b": [], "c": [{"d": 1}], "e": True, "f": "x: y"})
+    assert text == ("%YAML 1.1\n--- !!map\n!!str a: !!null null\n!!str b: !!seq []\n"
+                    "!!str c: !!seq\n- !!map\n  !!str d: !!int 1\n!!str e: !!bool true\n"
+                    "!!str f: !!str 'x: y'\n")
+
+
+def test_show_job_one_line_and_block_agree():
+    job = formats.Job(_rec(9, comment="c"), now=NOW)
+    block = formats.show_job(job)
+    line = formats.show_job(job, oneliner=True)
+    assert block.endswith("\n   Power=\n   \n\n") and line.endswith(" Power= \n")
+    assert line.split() == block.split()
