@@ -411,3 +411,17 @@ def test_end_to_end_array_collapses_while_pending(cluster):
     cluster.wait_done(job)
     rows = cluster.run("squeue", "-h", "-t", "all", "-o", "%i %T").stdout.splitlines()
     assert sorted(rows) == [f"{job}_{i} COMPLETED" for i in (1, 2, 3)]
+
+
+def test_iterate_repeats_the_listing(peer):
+    proc = subprocess.Popen([sys.executable, str(__import__("test_formats").BIN / "squeue"),
+                             "-h", "-i", "1", "-j", "67", "-o", "%i %T"], env=peer.env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        first = [proc.stdout.readline() for _ in range(3)]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert first == ["67 RUNNING\n", "\n", "67 RUNNING\n"]
+    bad = peer.run("squeue", "-i", "0")
+    assert (bad.returncode, bad.stderr) == (1, "squeue: error: --iterate=0\n\n")

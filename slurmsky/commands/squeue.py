@@ -91,6 +91,7 @@ def body(argv: list[str]) -> int:
          "nodes": None, "accounts": None, "format": None, "format_long": None}
     noheader = long = array = steps = start = False
     job_flag = as_json = as_yaml = False
+    iterate = 0
     sort = environ.get("SQUEUE_SORT")
     override = False
     warnings: list[str] = []
@@ -152,6 +153,7 @@ def body(argv: list[str]) -> int:
         elif key == "i":
             if not value.strip().isdigit() or int(value) <= 0:
                 raise UsageError(f"squeue: error: --iterate={value}\n")
+            iterate = int(value)
     if long and o["format"] is not None:
         raise UsageError("squeue: fatal: Options -o(--format) and -l(--long) are mutually "
                          "exclusive. Please remove one and retry.")
@@ -203,6 +205,33 @@ def body(argv: list[str]) -> int:
             out.write(json.dumps(document, indent=2) + "\n")
         return 0
 
+    errors: list[str] = []
+    items: list = []
+    if steps:
+        pass  # the step format is parsed by _steps
+    elif o["format_long"] is not None:
+        items = formats.parse_long_format(o["format_long"], formats.SQUEUE_FIELDS, errors)
+    else:
+        fmt = o["format"] or (formats.SQUEUE_LONG if long else formats.SQUEUE_DEFAULT)
+        items = formats.parse_percent_format(fmt, formats.SQUEUE_FIELDS,
+                                             formats.PERCENT_CODES, errors)
+    for bad in errors:
+        sys.stderr.write(f"squeue: error: Invalid job format specification: {bad}\n")
+    settings = dict(noheader=noheader, long=long, array=array, steps=steps, sort=sort,
+                    items=items)
+    while True:
+        _print_queue(conn, o, settings, now, out)
+        if not iterate:
+            return 0
+        out.write("\n")
+        out.flush()
+        time.sleep(iterate)
+        now = formats.clock()
+
+
+def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
+    """One listing of the queue (squeue prints one per --iterate period)."""
+    noheader, long, array = settings["noheader"], settings["long"], settings["array"]
     if o["jobs"] is not None and len(o["jobs"]) == 1:
         # A single id is loaded by id (slurm_load_job): unknown or purged is an error.
         job_id = o["jobs"][0][0]
@@ -211,8 +240,9 @@ def body(argv: list[str]) -> int:
         if not known:
             raise UsageError("slurm_load_jobs error: Invalid job id specified")
 
-    if steps:
-        return _steps(conn, o, noheader, long, now, out)
+    if settings["steps"]:
+        _steps(conn, o, noheader, long, now, out)
+        return
 
     wanted_states = o["states"]
     if wanted_states is None:
@@ -237,17 +267,8 @@ def body(argv: list[str]) -> int:
 
         records = [r for r in records if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
     jobs = formats.collapse(records, keep_tasks=keep, expand=array, now=now)
-    jobs = formats.squeue_sort(jobs, sort)
-
-    errors: list[str] = []
-    if o["format_long"] is not None:
-        items = formats.parse_long_format(o["format_long"], formats.SQUEUE_FIELDS, errors)
-    else:
-        fmt = o["format"] or (formats.SQUEUE_LONG if long else formats.SQUEUE_DEFAULT)
-        items = formats.parse_percent_format(fmt, formats.SQUEUE_FIELDS,
-                                             formats.PERCENT_CODES, errors)
-    for bad in errors:
-        sys.stderr.write(f"squeue: error: Invalid job format specification: {bad}\n")
+    jobs = formats.squeue_sort(jobs, settings["sort"])
+    items = settings["items"]
     lines = []
     if long:
         lines.append(time.ctime(now))
@@ -257,7 +278,6 @@ def body(argv: list[str]) -> int:
     lines.extend(render(items, job) for job in jobs)
     if lines:
         out.write("\n".join(lines) + "\n")
-    return 0
 
 
 def _users(conn, text: str, warnings: list[str]) -> list[str]:
