@@ -245,21 +245,22 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         return
 
     wanted_states = o["states"]
+    ids = tasks = None
+    keep: set = set()
+    if o["jobs"] is not None:  # selected in the query: `-j` is cheap however long the queue
+        ids = sorted({j for j, t in o["jobs"] if t is None})
+        tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None})
+        keep = set(tasks)
     if wanted_states is None:
-        records = state.find_jobs(conn, states=state.ACTIVE_STATES, users=o["users"],
-                                  names=o["names"], partitions=o["partitions"])
+        records = state.find_jobs(conn, ids=ids, tasks=tasks, states=state.ACTIVE_STATES,
+                                  users=o["users"], names=o["names"],
+                                  partitions=o["partitions"])
     else:
         db_states = [s for s in state.STATE_CODES if s in wanted_states]
-        records = state.find_jobs(conn, states=db_states, users=o["users"], names=o["names"],
+        records = state.find_jobs(conn, ids=ids, tasks=tasks, states=db_states,
+                                  users=o["users"], names=o["names"],
                                   partitions=o["partitions"],
                                   active_or_ended_after=now - state.MIN_JOB_AGE)
-    keep = set()
-    if o["jobs"] is not None:
-        ids = {j for j, t in o["jobs"] if t is None}
-        tasks = {(j, t) for j, t in o["jobs"] if t is not None}
-        keep = tasks
-        records = [r for r in records if r.job_id in ids or r.array_job_id in ids
-                   or (r.array_job_id, r.array_task_id) in tasks]
     if o["accounts"] is not None:
         records = [r for r in records if r.account in o["accounts"]]
     if o["nodes"] is not None:
