@@ -539,6 +539,10 @@ def parse_percent_format(text: str, fields: dict, codes: dict,
     """squeue/sinfo `-o`: prefix, then `%[.][width]<letter><suffix>` tokens; an unknown letter
     prints `%token` literally and reports `Invalid job format specification: <letter>`."""
     items: list[Item] = []
+    every = text.lower() == "%all"
+    if every:  # every letter Slurm knows, `|`-separated; unknown letters are skipped
+        letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        text = "|".join("%" + c for c in letters if c in codes)
     first = text.find("%")
     if first < 0:
         return [Item(None, suffix=text)]

@@ -273,3 +273,13 @@ def test_end_to_end_exit_codes(cluster):
                                                       "FAILED", "3:0"]
     failed = cluster.run("squeue", "-h", "-t", "all", "-j", str(bad), "-o", "%t %R")
     assert failed.stdout == "F (NonZeroExitCode)\n"
+
+
+def test_time_of_day_looks_back(acct):
+    # at 03:11:27, "-S 03:00" is today's 03:00 (Slurm's parse_time for the past), so all ten
+    out = acct.run("sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "03:00")
+    assert len(out.stdout.split()) == 10
+    out = acct.run("sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "03:05")
+    assert out.stdout == ""
+    bad = acct.run("sacct", "-S", "garbage")
+    assert bad.returncode == 1 and "Invalid time specification" in bad.stderr

@@ -425,3 +425,10 @@ def test_iterate_repeats_the_listing(peer):
     assert first == ["67 RUNNING\n", "\n", "67 RUNNING\n"]
     bad = peer.run("squeue", "-i", "0")
     assert (bad.returncode, bad.stderr) == (1, "squeue: error: --iterate=0\n\n")
+
+
+def test_percent_all(peer):
+    out = peer.run("squeue", "-o", "%all", env=at(18))
+    header = out.stdout.splitlines()[0].split("|")
+    assert header[:4] == ["ACCOUNT", "TRES_PER_NODE", "MIN_CPUS", "MIN_TMP_DISK"]
+    assert out.stderr == "" and len(out.stdout.splitlines()) == 14

@@ -39,12 +39,18 @@ USAGE = "Usage: sacct [OPTIONS]\n  Use --helpformat to see the fields --format t
 
 
 def _time(text: str, what: str, now: float) -> float:
+    """-S/-E: Slurm's time forms (parse_time); a time of day without a date is the last such
+    time, not the next (sacct looks back)."""
     from ..values import parse_begin
 
     try:
-        return parse_begin(text, what, now)
+        when = parse_begin(text, what, now)
     except ValueError:
         raise UsageError(f"sacct: error: Invalid time specification ({what}): {text}") from None
+    dated = any(c in text for c in "-/.T") or text.lower().startswith(("now", "uts", "tomorrow"))
+    if when > now and not dated:
+        when -= 86400
+    return when
 
 
 def _job_items(text: str) -> list[tuple[int, int | None, str | None]]:
