@@ -72,13 +72,7 @@ def run_node(spec_path, result_path, run_dir):
         if not secret and job.num_nodes > 1:
             raise SpecError("%s is not set" % SECRET_VAR)
     except (OSError, ValueError, KeyError, SpecError) as e:
-        logging.error("cannot run the job: %s", e)
-        if rank == 0 and result_path:
-            now = time.time()
-            rundir.write_private(result_path, json.dumps(
-                {"state": "FAILED", "exit_code": 1, "signal": 0, "start": now, "end": now,
-                 "reason": str(e)}) + "\n", mode=0o644)
-        return 1
+        return _failed(rank, result_path, "cannot run the job: %s" % e)
     secret = secret or os.urandom(32).hex()  # a lone node needs no shared secret
     own_dir = run_dir is None
     run_dir = run_dir or tempfile.mkdtemp(prefix="slurmsky-%d-" % job.job_id)
@@ -86,14 +80,27 @@ def run_node(spec_path, result_path, run_dir):
         if job.rank == 0:
             return Controller(job, secret, run_dir, result_path, environ).run()
         return Agent(job, secret, run_dir, environ).run()
+    except (OSError, channel.ChannelError) as e:  # no rundir, no port for the step channel
+        return _failed(rank, result_path, "node %d failed: %s" % (rank, e))
     finally:
         if own_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def _failed(rank, result_path, reason):
+    """A node that could not even start its part: logged, and on node 0 a FAILED result."""
+    logging.error("%s", reason)
+    if rank == 0 and result_path:
+        now = time.time()
+        rundir.write_private(result_path, json.dumps(
+            {"state": "FAILED", "exit_code": 1, "signal": 0, "start": now, "end": now,
+             "reason": reason}) + "\n", mode=0o644)
+    return 1
+
+
 def send_signal(run_dir, signum, target):
     try:
-        conn = rundir.connect(os.path.join(run_dir, "node0"))
+        conn = rundir.connect(os.path.join(run_dir, "node0"), rundir.REPLY_TIMEOUT)
         conn.send({"t": "signal", "signum": signum, "target": target})
         conn.recv()
     except (OSError, channel.ChannelError) as e:

@@ -11,6 +11,7 @@ itself is only ever in the runtime's memory).
 A frame is two big-endian uint32 (header length, payload length), a JSON header, and raw
 payload bytes (task output).
 """
+import errno
 import hashlib
 import hmac
 import json
@@ -89,14 +90,17 @@ def _proof(key, side, first, second):
 
 
 def listen(host, job_id):
-    """-> (socket, port): the first free port of ports(job_id) on host."""
+    """-> (socket, port): the first free port of ports(job_id) on host (on every address
+    when host is not this machine's, as behind NAT)."""
     for port in ports(job_id):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-        except OSError:
+        except OSError as e:
             sock.close()
+            if e.errno == errno.EADDRNOTAVAIL:
+                host = "0.0.0.0"
             continue
         sock.listen(64)
         return sock, port

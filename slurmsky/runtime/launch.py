@@ -1,7 +1,9 @@
 """Exec trampoline: what slurmstepd does between fork and exec of a task or batch script.
 
 Run as ``python -I -S launch.py NODE UMASK CWD -- ARGV...`` (a plain script: no imports from
-the package). It resets signal dispositions (Python ignores SIGPIPE, and a runtime started in
+the package). It makes itself a process group leader (so the task's whole group can be
+signalled; done here, not by the multi-threaded runtime between fork and exec), resets signal
+dispositions (Python ignores SIGPIPE, and a runtime started in
 the background may ignore SIGINT; tasks must start with defaults), sets the umask and
 SLURM_TASK_PID (the pid the task will have), changes to CWD the way slurmstepd does
 (falling back to /tmp with its message), and execs ARGV. If exec fails it prints
@@ -16,6 +18,7 @@ def main():
     node, umask, cwd, sep = sys.argv[1:5]
     argv = sys.argv[5:]
     assert sep == "--" and argv
+    os.setpgid(0, 0)
     for sig in signal.valid_signals():
         try:
             signal.signal(sig, signal.SIG_DFL)

@@ -40,10 +40,11 @@ class Reaper:
         threading.Thread(target=self._run, name="reaper", daemon=True).start()
 
     def spawn(self, argv, env, stdin, stdout, stderr, on_exit):
-        """Start argv in a new session (its own process group); -> pid."""
+        """Start argv (launch.py puts it in its own process group, but in the runtime's
+        session: the local executor finds a node's processes by session); -> pid."""
         with self._lock:
             proc = subprocess.Popen(argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
-                                    start_new_session=True, close_fds=True)
+                                    close_fds=True)
             self._callbacks[proc.pid] = (proc, on_exit)
         self._wake.set()
         return proc.pid

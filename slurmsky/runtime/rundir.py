@@ -17,6 +17,7 @@ from . import channel
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = ("srun", "scontrol")
+REPLY_TIMEOUT = 30  # seconds a control request (signal, requeue) waits for node 0
 # -I: the job's PYTHONPATH and user site cannot break the tools; the package is put on
 # sys.path by the wrapper itself, so the job's environment is left untouched.
 WRAPPER = """#!/bin/sh
@@ -58,12 +59,15 @@ def write_control(path, job_id, host, port, key):
         {"job_id": job_id, "host": host, "port": port, "key": key.hex()}))
 
 
-def connect(path):
-    """A command inside the job: its authenticated connection to node 0."""
+def connect(path, timeout=None):
+    """A command inside the job: its authenticated connection to node 0 (replies are
+    awaited for at most timeout seconds; None: srun, which waits for its step)."""
     with open(os.path.join(path, "control.json")) as f:
         control = json.load(f)
-    return channel.connect(control["host"], control["port"], control["job_id"], "local",
+    conn = channel.connect(control["host"], control["port"], control["job_id"], "local",
                            bytes.fromhex(control["key"]))
+    conn.sock.settimeout(timeout)
+    return conn
 
 
 def write_job_info(path, info):

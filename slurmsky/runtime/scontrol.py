@@ -53,7 +53,7 @@ def main(argv, node_dir):
         info = rundir.read_job_info(node_dir)
         if all(_ours(value, info) for value in words[1:]):
             try:
-                conn = rundir.connect(node_dir)
+                conn = rundir.connect(node_dir, rundir.REPLY_TIMEOUT)
                 conn.send({"t": "requeue"})
                 conn.recv()
             except (OSError, channel.ChannelError) as e:

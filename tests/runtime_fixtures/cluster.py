@@ -140,6 +140,13 @@ class LocalJob:
             assert all(p.poll() is None for p in self.procs), "a node ended early"
             time.sleep(0.05)
 
+    def wait_until(self, condition, timeout: float = 30) -> None:
+        """Poll condition() (bounded): what a job does takes longer on a loaded machine."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "condition never met"
+            time.sleep(0.05)
+
     def survivors(self) -> list[psutil.Process]:
         """Processes of this job still alive (zombies count as gone)."""
         alive = []
