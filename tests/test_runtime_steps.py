@@ -44,7 +44,18 @@ def test_exit_codes_and_messages(local_job):
                 "srun no-such-command"]
     script = "#!/bin/bash\n" + "".join('%s\necho "rc=$?"\n' % c for c in commands)
     job = local_job(1, script=script).start()
-    assert job.wait()["state"] == "COMPLETED"
+    result = job.wait()
+    assert result["state"] == "COMPLETED"
+    # what sacct lists: N.batch, then N.0 ... with Slurm's State and ExitCode
+    assert [(s["id"], s["name"], s["state"], "%d:%d" % (s["exit_code"], s["signal"]),
+             s["nodes"], s["ntasks"]) for s in result["steps"]] == [
+        ("batch", "batch", "COMPLETED", "0:0", "127.0.0.1", 1),
+        (0, "false", "FAILED", "1:0", "127.0.0.1", 1),
+        (1, "bash", "FAILED", "7:0", "127.0.0.1", 1),
+        (2, "bash", "CANCELLED", "0:9", "127.0.0.1", 1),
+        (3, "no-such-command", "FAILED", "2:0", "127.0.0.1", 1)]
+    assert all(result["start"] <= s["start"] <= s["end"] <= result["end"]
+               for s in result["steps"])
     expected = ""
     for case in cases:
         # "Force Terminated StepId=..." is printed only by an srun that made its own allocation

@@ -7,6 +7,7 @@ from --input or /dev/null, in its own process group.
 """
 import os
 import threading
+import time
 
 from . import filepattern, procs
 
@@ -19,7 +20,7 @@ class Batch:
     def __init__(self, job, node_dir, reaper, env, on_exit):
         self.job, self.node_dir, self.reaper, self.env = job, node_dir, reaper, env
         self.on_exit = on_exit
-        self.pid = self.status = None
+        self.pid = self.status = self.started = None
         self.done = threading.Event()
         self._err_fd = None
         spec = job.spec
@@ -56,6 +57,7 @@ class Batch:
         umask = int(spec["umask"], 8) if spec["umask"] else _current_umask()
         argv = procs.launch_argv(self.job.names[0], umask, self.job.workdir,
                                  [script] + list(spec["script_args"]))
+        self.started = time.time()
         try:
             self.pid = self.reaper.spawn(argv, self.env, in_fd, out_fd, self._err_fd,
                                          self._exited)

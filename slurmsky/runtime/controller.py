@@ -4,7 +4,15 @@ Node 0 plays slurmctld and the batch node's slurmstepd: it waits for every agent
 runs the batch script, hands out step ids and fans steps out (its own tasks directly, the
 others' through their agents), relays task output and exits to the step's srun, enforces
 the time limit and --signal, obeys a cancel (SIGTERM to this process) and the ``signal``
-command, then ends every process on every node and writes RESULT.json.
+command, then ends every process on every node and writes RESULT.json (atomically)::
+
+    {"state": "COMPLETED"|"FAILED"|"TIMEOUT"|"CANCELLED"|"NODE_FAIL",
+     "exit_code": int, "signal": int,      # the batch shell's (Slurm's N:S ExitCode)
+     "start": float, "end": float, "reason": str|null,
+     "requeue": true,                      # only when `scontrol requeue` ended the job
+     "steps": [{"id": "batch"|int, "name": str, "state": str, "exit_code": int,
+                "signal": int, "start": float, "end": float, "nodes": str,
+                "ntasks": int, "cpus": int}]}   # what sacct lists as N.batch, N.0, ...
 """
 import json
 import logging
@@ -14,7 +22,7 @@ import signal
 import threading
 import time
 
-from . import channel, layout, procs, rundir
+from . import channel, hostlist, layout, procs, rundir
 from . import env as envmod
 from .batch import Batch, LaunchError
 from .spec import settle_names
@@ -35,15 +43,30 @@ STATES = {"cancel": "CANCELLED", "timeout": "TIMEOUT", "requeue": "CANCELLED",
 
 
 class _Step:
-    def __init__(self, conn, nodes, srun_pid):
+    """A running step as node 0 sees it: its srun, the nodes still running it, and what
+    sacct will show of it (``record``; its state is the worst task status, as Slurm's)."""
+
+    def __init__(self, conn, nodes, srun_pid, record):
         self.conn, self.nodes, self.pending = conn, nodes, set(nodes)
-        self.srun_pid = srun_pid
+        self.srun_pid, self.record = srun_pid, record
+        self.worst = 0
 
     def tell(self, msg, payload=b""):
         try:
             self.conn.send(msg, payload)
         except OSError:
             pass  # srun is gone; the step is being killed
+
+    def ended(self):
+        return dict(self.record, end=time.time(), **status_fields(self.worst))
+
+
+def status_fields(status):
+    """A step's sacct State and ExitCode parts from a wait status."""
+    if os.WIFSIGNALED(status):
+        return {"state": "CANCELLED", "exit_code": 0, "signal": os.WTERMSIG(status)}
+    code = os.WEXITSTATUS(status)
+    return {"state": "FAILED" if code else "COMPLETED", "exit_code": code, "signal": 0}
 
 
 class Controller:
@@ -57,6 +80,7 @@ class Controller:
         self.agents = {}        # rank -> Conn
         self.agents_gone = {}   # rank -> Event set when its connection ends
         self.steps = {}         # step id -> _Step
+        self.step_records = []  # ended steps, for RESULT's "steps"
         self.next_step = 0
         self.outcome = None     # why the job ends early: a key of STATES
         self.reason = None
@@ -178,6 +202,7 @@ class Controller:
         with self.lock:
             left = list(self.steps.values())
             self.steps.clear()
+            self.step_records.extend(step.ended() for step in left)
         for step in left:  # a lost node never reported: end its srun anyway
             step.tell({"t": "end"})
         self._to_agents({"t": "shutdown"})
@@ -206,6 +231,13 @@ class Controller:
                   "end": end, "reason": self.reason}
         if self.outcome == "requeue":
             result["requeue"] = True
+        steps = sorted(self.step_records, key=lambda r: r["id"])
+        if self.batch.pid is not None:
+            job = self.job
+            steps.insert(0, dict(id="batch", name="batch", start=self.batch.started, end=end,
+                                 nodes=job.names[0], ntasks=1, cpus=job.spec["cpus_per_node"][0],
+                                 **status_fields(status)))
+        result["steps"] = steps
         return result
 
     def _job_info(self, start):
@@ -321,7 +353,11 @@ class Controller:
                     "cpus_per_task": req["cpus_per_task"],
                     "cpus_per_task_set": req["cpus_per_task_set"], "job_name": req["job_name"]}
             step["env"] = envmod.step_env(req["env"], job, step)
-            self.steps[sid] = _Step(conn, nodes, req.get("pid"))
+            ntasks = sum(len(gids) for gids in tasks)
+            self.steps[sid] = _Step(conn, nodes, req.get("pid"), {
+                "id": sid, "name": os.path.basename(req["argv"][0]), "start": time.time(),
+                "nodes": hostlist.compress([job.names[i] for i in nodes]), "ntasks": ntasks,
+                "cpus": ntasks * req["cpus_per_task"]})
         conn.send({"t": "step", "id": sid, "nodes": nodes, "tasks": tasks,
                    "names": [job.names[i] for i in nodes]})
         for node in nodes:
@@ -365,11 +401,15 @@ class Controller:
         if step is None:
             return
         if msg["t"] in ("out", "exit"):
+            if msg["t"] == "exit":
+                step.worst = max(step.worst, msg["status"])
             step.tell(msg, payload)
         elif msg["t"] == "done":
             with self.lock:
                 step.pending.discard(msg.get("node"))
                 finished = not step.pending and self.steps.pop(msg["step"], None) is not None
+                if finished:
+                    self.step_records.append(step.ended())
             if finished:
                 step.tell({"t": "end"})
                 self.waker.wake()
