@@ -120,5 +120,44 @@ def agent_stop() -> None:
     click.echo("agent: not running" if pid is None else f"agent: stopped pid {pid}")
 
 
+@cli.group("sky-server")
+def sky_server() -> None:
+    """A local SkyPilot API server for the sky backend (consolidation mode).
+
+    The sky backend uses whatever server SkyPilot's configuration points at; this runs the
+    local one (127.0.0.1, port $SKYPILOT_API_SERVER_LOCAL_PORT or 46580) with its state in
+    $SLURMSKY_HOME/sky-server.
+    """
+
+
+@sky_server.command("start")
+def sky_server_start() -> None:
+    """Start it and wait until it answers (a first start can take a minute)."""
+    from .. import skyserver
+
+    try:
+        click.echo(skyserver.start())
+    except SlurmError as exc:
+        _fail(exc)
+
+
+@sky_server.command("stop")
+def sky_server_stop() -> None:
+    """Stop the server started here, with its job controllers."""
+    from .. import skyserver
+
+    click.echo(skyserver.stop())
+
+
+@sky_server.command("status")
+def sky_server_status() -> None:
+    """Whether it runs and answers (exit 1 if not)."""
+    from .. import skyserver
+
+    up, line = skyserver.status()
+    click.echo(line)
+    sys.exit(0 if up else 1)
+
+
 def main() -> None:
     cli(prog_name="slurmsky")

@@ -5,6 +5,11 @@ The agent calls an executor with `JobRecord`s; what an executor needs to find a 
 `jobs.executor_ref`. Executors know nothing of Slurm's output formats; they report a job's
 end as the node runtime's RESULT dict: {"state", "exit_code", "signal", "start", "end",
 "reason"}.
+
+An executor that follows an outside queue (sky: SkyPilot's managed jobs) also has
+`sync(conn, now, wake) -> bool`, which the scheduler calls every pass; it then only places,
+prepares and launches that executor's jobs, and sync() moves them from there (state, end,
+scancel), so adopt/poll/poll_interval/cancel/cleanup are not used for it.
 """
 
 from __future__ import annotations
@@ -52,4 +57,8 @@ def get_executor(name: str) -> Executor:
         from .local import LocalExecutor
 
         return LocalExecutor()
+    if name == "sky":
+        from .sky import SkyExecutor
+
+        return SkyExecutor()
     raise ValueError(f"unknown executor {name!r}")

@@ -1,0 +1,613 @@
+"""The SkyPilot executor: a released job becomes one SkyPilot managed job (`sky.jobs.launch`).
+
+Only the agent uses it, and SkyPilot (~2.3 s to import) is imported on first use, in the
+threads that call it. What is launched is the task translate.py made at sbatch time, with its
+`run` rebuilt here from the runtime spec: a dense array without a throttle is ONE launch with
+num_jobs=N (SKYPILOT_JOB_RANK picks the element: the spec lists every index and id), anything
+else one launch per job or element. The job's step secret travels in the task's `secrets`,
+never in `envs`; the Slurm ids, this state directory's instance id and a launch token go in
+`_metadata`, so a job is found again after an agent restart.
+
+SkyPilot calls take 1-15 s, so they run on a small thread pool that wakes the agent when one
+returns; the agent thread only reads their results in `sync()`, which the scheduler calls on
+every pass. After launch the scheduler leaves the job to `sync()`: its state follows SkyPilot's
+queue (skysync.py maps it), scancel and requeue become `sky.jobs.cancel`, and orphans (a
+SkyPilot job whose slurmsky job was cancelled or requeued meanwhile) are cancelled.
+
+Output. Node 0 runs an emitter beside the node runtime (EMITTER): it prints the batch
+script's stdout/stderr files, as they grow, as base64 `SLURMSKY-IO` lines into SkyPilot's run
+log, and the runtime's RESULT at the end. The agent reads that log with `jobs.tail_logs` once
+the job has ended (batch jobs) or live (srun/salloc allocations) and writes the bytes at their
+offsets into the --output/--error files on the submit host; the RESULT gives sacct the job's
+own state and exit code (SkyPilot's 100-103 exit codes are never needed).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import errno
+import json
+import logging
+import os
+import re
+import secrets
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from .. import skysync, state
+from ..runtime.spec import SECRET_VAR
+from ..state import ACTIVE_STATES, JobRecord
+from ..translate import run_command
+
+log = logging.getLogger("slurmsky.agent")
+
+THREADS = 4
+QUEUE_FIELDS = ["job_id", "task_id", "job_name", "status", "submitted_at", "start_at", "end_at",
+                "failure_reason", "metadata", "user_name", "user_hash", "resources",
+                "node_names"]
+LOG_ATTEMPTS = 5  # tries at reading a finished job's log before ending it without output
+NODE_OUT, NODE_ERR = ".slurmsky/stdout", ".slurmsky/stderr"  # in SkyPilot's workdir copy
+MARKER = re.compile(r"SLURMSKY-IO ([soer]) (\d+) ([A-Za-z0-9+/=]*)\s*$")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+# Node 0's emitter (python3, stdlib): argv = rundir, then stream=path pairs.
+EMITTER = r'''
+import base64, os, sys, time
+rundir, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
+offsets = dict.fromkeys([s for s, _ in pairs], 0)
+def out(kind, offset, data):
+    sys.stdout.write("SLURMSKY-IO %s %d %s\n" % (kind, offset, base64.b64encode(data).decode()))
+    sys.stdout.flush()
+out("s", 0, b"")
+while True:
+    last = os.path.exists(os.path.join(rundir, "emitter.done"))
+    for stream, path in pairs:
+        try:
+            with open(path, "rb") as f:
+                f.seek(offsets[stream])
+                for data in iter(lambda: f.read(2048), b""):
+                    out(stream, offsets[stream], data)
+                    offsets[stream] += len(data)
+        except OSError:
+            pass
+    if last:
+        try:
+            with open(os.path.join(rundir, "result.json"), "rb") as f:
+                out("r", 0, f.read())
+        except OSError:
+            out("r", 0, b"")
+        break
+    time.sleep(1)
+'''
+
+
+def sky_run(spec: dict, separate_error: bool) -> str:
+    """The task's `run`: translate's node runtime command, with node 0's emitter beside it."""
+    streams = f"o={NODE_OUT}" + (f" e={NODE_ERR}" if separate_error else "")
+    return (
+        'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}"\n'
+        'mkdir -p "$SLURMSKY_RUNDIR" && rm -f "$SLURMSKY_RUNDIR/emitter.done"\n'
+        'if [ "${SKYPILOT_NODE_RANK:-0}" = 0 ]; then\n'
+        f'  python3 -u - "$SLURMSKY_RUNDIR" {streams} <<\'SLURMSKY_EMITTER_EOF\' &\n'
+        f"{EMITTER.strip()}\n"
+        "SLURMSKY_EMITTER_EOF\n"
+        "  SLURMSKY_EMITTER=$!\n"
+        "fi\n"
+        f"(\n{run_command(spec)})\n"
+        "SLURMSKY_RC=$?\n"
+        'touch "$SLURMSKY_RUNDIR/emitter.done"\n'
+        '[ -n "${SLURMSKY_EMITTER:-}" ] && wait "$SLURMSKY_EMITTER"\n'
+        "exit $SLURMSKY_RC\n"
+    )
+
+
+class Unreachable(Exception):
+    """The API server did not answer; str() is the pending reason, naming its endpoint."""
+
+
+class LogReader:
+    """Writes the SLURMSKY-IO lines of one job's log into its files on the submit host."""
+
+    def __init__(self, job: JobRecord, append: bool):
+        self.paths = {"o": job.stdout, "e": job.stderr if job.stderr != job.stdout else None}
+        self.append = append
+        self.base = {"o": 0, "e": 0}
+        self.result: dict | None = None
+        self.partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self.partial + text).split("\n")
+        self.partial = lines.pop()
+        for line in lines:
+            found = MARKER.search(ANSI.sub("", line).rstrip("\r"))
+            if found:
+                self._marker(found.group(1), int(found.group(2)),
+                             base64.b64decode(found.group(3)))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def _marker(self, kind: str, offset: int, data: bytes) -> None:
+        if kind == "r":
+            self.result = json.loads(data) if data else {}
+            return
+        if kind == "s":  # the job (re)started: files start afresh, or after what they hold
+            for stream, path in self.paths.items():
+                if path:
+                    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                    with open(path, "ab") as fh:
+                        self.base[stream] = fh.tell() if self.append else 0
+                        if not self.append:
+                            fh.truncate(0)
+            return
+        path = self.paths.get(kind) or self.paths["o"]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            os.pwrite(fd, data, self.base[kind] + offset)
+        finally:
+            os.close(fd)
+
+
+class SkyExecutor:
+    name = "sky"
+
+    def __init__(self):
+        os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # never auto-start one
+        self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="sky")
+        self.instance = skysync.instance_id()
+        self.db = state.connect()
+        self.unreachable: str | None = None  # pending reason while the API server is down
+        self.query: Future | None = None
+        self.query_started = 0.0
+        self.query_watched: list[int] = []  # SkyPilot ids the query in flight must account for
+        self.full_done = False  # the first query of an agent lists finished jobs too
+        self.launches: dict[str, Future] = {}  # launch token -> future of the SkyPilot ids
+        self.groups: dict[int, str] = {}  # array submission -> token of its num_jobs launch
+        self.readers: dict[int, Future] = {}  # job id -> future of its LogReader
+        self.log_failures: dict[int, int] = {}
+        self.ended: dict[int, dict] = {}  # job id -> SkyPilot's final record, until recorded
+        self.user_hash: str | None = None
+
+    # --- release ----------------------------------------------------------------------------
+
+    def place(self, job: JobRecord, running: list[JobRecord]) -> list[int] | str:
+        if job.executor_ref:  # handed to SkyPilot already: pending there, not here
+            return job.reason
+        if self.unreachable:
+            return self.unreachable
+        if job.array_throttle and self._array_busy(job, running) >= job.array_throttle:
+            return "JobArrayTaskLimit"
+        return list(range(job.num_nodes))
+
+    def _array_busy(self, job: JobRecord, running: list[JobRecord]) -> int:
+        """Elements of the array SkyPilot has (pending there too) or that start this pass."""
+        rows = self.db.execute(
+            f"SELECT job_id FROM jobs WHERE array_job_id = ? AND executor_ref IS NOT NULL "
+            f"AND state IN ({', '.join('?' * len(ACTIVE_STATES))})",
+            (job.array_job_id, *ACTIVE_STATES)).fetchall()
+        return len({r[0] for r in rows} | {j.job_id for j in running
+                                            if j.array_job_id == job.array_job_id})
+
+    def prepare(self, job: JobRecord, placement: list[int]) -> dict:
+        return {"token": uuid.uuid4().hex, "sky_job_id": None}
+
+    def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
+        """Hand the job to SkyPilot (in the background) and show it pending there."""
+        token = ref["token"]
+        if self._dense(spec):
+            token = self._group(job, spec, token)
+            ref = dict(ref, token=token, rank=job.array_rank)
+        else:
+            self._submit(token, self._task(job, spec, token, whole=False), None)
+        state.update_job(self.db, job.job_id, where_state=("CONFIGURING",), state="PENDING",
+                         start_time=None, nodelist=None, batch_host=None, executor_ref=ref)
+        return ref
+
+    @staticmethod
+    def _dense(spec: dict) -> bool:
+        array = spec.get("array")
+        if not array or array.get("throttle"):
+            return False
+        indices = array["indices"]
+        return indices == list(range(indices[0], indices[0] + len(indices)))
+
+    def _group(self, job: JobRecord, spec: dict, token: str) -> str:
+        """The token of the array's one num_jobs launch: this element's sibling's, or a new
+        launch when every other element is still pending and free (else per element)."""
+        if job.submission in self.groups:
+            return self.groups[job.submission]
+        siblings = [s for s in state.find_jobs(self.db, ids=[job.array_job_id])
+                    if s.job_id != job.job_id]
+        for s in siblings:
+            if s.executor_ref and s.executor_ref.get("rank") is not None:
+                self.groups[job.submission] = s.executor_ref["token"]
+                return self.groups[job.submission]
+        if all(s.state == "PENDING" and not s.held and not s.executor_ref for s in siblings):
+            self.groups[job.submission] = token
+            self._submit(token, self._task(job, spec, token, whole=True),
+                         len(spec["array"]["indices"]))
+        else:
+            self._submit(token, self._task(job, spec, token, whole=False), None)
+        return token
+
+    def _task(self, job: JobRecord, spec: dict, token: str, *, whole: bool) -> dict:
+        """The stored task with `run` for this launch, its metadata and its secret."""
+        task = copy.deepcopy(state.get_spec(self.db, job.submission)[1])
+        separate = spec.get("error") not in (None, spec.get("output"))
+        node = dict(spec, environment=None, output=NODE_OUT, error=NODE_ERR if separate else None)
+        meta = dict(task.get("_metadata", {}).get("slurmsky", {}), instance=self.instance,
+                    token=token)
+        if spec.get("array") and not whole:
+            node["array"] = dict(spec["array"], indices=[job.array_task_id],
+                                 job_ids=[job.job_id])
+            meta.update(job_id=job.job_id, array_task_id=job.array_task_id)
+        task["run"] = sky_run(node, separate)
+        task["_metadata"] = {"slurmsky": meta}
+        task["secrets"] = {SECRET_VAR: secrets.token_hex(32)}
+        return task
+
+    def _submit(self, token: str, task: dict, num_jobs: int | None) -> None:
+        self.launches[token] = self._background(_launch, task, num_jobs)
+
+    def _background(self, fn, *args) -> Future:
+        future = self.pool.submit(fn, *args)
+        future.add_done_callback(lambda _: _nudge_agent())
+        return future
+
+    # --- the queue --------------------------------------------------------------------------
+
+    def sync(self, conn, now: float, wake: list[float]) -> bool:
+        """Called by the scheduler every pass: collect finished SkyPilot calls, act on them,
+        start the next queue query when one is due. True when the state changed."""
+        changed = self._launched(now)
+        changed |= self._kill(now)
+        if self.query is not None and self.query.done():
+            changed |= self._apply(self.query, now)
+            self.query = None
+        changed |= self._finish(now)
+        if self.query is None:  # one in flight wakes the agent when it answers
+            own = self._own_active()
+            if (not self.query_started or skysync.requested_after(self.query_started)
+                    or (own and now - self.query_started >= skysync.SYNC_INTERVAL)):
+                self.query_started, self.query_watched = now, self._watched()
+                self.query = self._background(_fetch, not self.full_done, self.query_watched)
+            elif own:
+                wake.append(self.query_started + skysync.SYNC_INTERVAL)
+        return changed
+
+    def _own_active(self) -> bool:
+        sql = (f"SELECT 1 FROM jobs WHERE executor = 'sky' AND job_id < ? AND state IN "
+               f"({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1")
+        return self.db.execute(sql, (skysync.FOREIGN_BASE, *ACTIVE_STATES)).fetchone() is not None
+
+    def _active(self) -> list[JobRecord]:
+        return [j for j in state.active_jobs(self.db) if j.executor == "sky" and j.executor_ref]
+
+    def _watched(self) -> list[int]:
+        """SkyPilot ids of the active jobs: a query that misses them asks for them by id."""
+        return [j.executor_ref["sky_job_id"] for j in self._active()
+                if j.executor_ref.get("sky_job_id") is not None]
+
+    def _launched(self, now: float) -> bool:
+        """Record the SkyPilot ids of launches that returned; a failed launch pends again
+        (API server down) or fails the job."""
+        changed = False
+        for token, future in list(self.launches.items()):
+            if not future.done():
+                continue
+            del self.launches[token]
+            jobs = [j for j in self._active() if j.executor_ref.get("token") == token]
+            try:
+                ids = future.result()
+            except Unreachable as exc:
+                self.unreachable = str(exc)
+                for job in jobs:
+                    changed |= state.update_job(self.db, job.job_id, where_state=ACTIVE_STATES,
+                                                state="PENDING", executor_ref=None,
+                                                reason=str(exc), start_time=None)
+                continue
+            except Exception as exc:  # SkyPilot refused the task: the job cannot run
+                reason = f"JobLaunchFailure: {skysync.clean(str(exc))}"[:300]
+                log.error("launch %s failed: %s", token, exc)
+                for job in jobs:
+                    changed |= state.update_job(
+                        self.db, job.job_id, where_state=ACTIVE_STATES, state="FAILED",
+                        reason=reason, end_time=now, exit_code=1, exit_signal=0,
+                        kill_action=None, result={"error": str(exc)})
+                continue
+            for job in jobs:
+                rank = job.executor_ref.get("rank") or 0
+                if rank < len(ids):
+                    ref = dict(job.executor_ref, sky_job_id=ids[rank])
+                    changed |= state.update_job(self.db, job.job_id, executor_ref=ref)
+                    log.info("job %s: SkyPilot managed job %s", job.job_id, ids[rank])
+            known = {j.executor_ref.get("rank") or 0 for j in jobs}
+            for rank, sky_id in enumerate(ids):  # elements cancelled while it launched
+                if rank not in known:
+                    self._cancel(sky_id)
+        return changed
+
+    def _kill(self, now: float) -> bool:
+        """scancel / scontrol requeue of a job SkyPilot has: cancel it there (once its id is
+        known); the queue then shows it CANCELLED and the job ends (or pends again)."""
+        changed = False
+        for job in self._active():
+            sky_id = job.executor_ref.get("sky_job_id")
+            if job.kill_action and job.kill_sent is None and sky_id is not None:
+                log.info("job %s: %s (SkyPilot job %s)", job.job_id, job.kill_action, sky_id)
+                self._cancel(sky_id)
+                changed |= state.update_job(self.db, job.job_id, kill_sent=now)
+        return changed
+
+    def _cancel(self, sky_id: int) -> None:
+        self._background(_cancel, sky_id).add_done_callback(_log_cancel)
+
+    def _apply(self, query: Future, now: float) -> bool:
+        """Mirror one queue answer into the state."""
+        try:
+            records, self.user_hash = query.result()
+        except Unreachable as exc:
+            self._unreachable(str(exc))
+            return False
+        except Exception as exc:
+            log.error("SkyPilot queue failed: %s", exc)
+            skysync.record_sync(self.query_started, str(exc))
+            return False
+        changed = self.unreachable is not None
+        self.unreachable = None
+        self.full_done = True
+        by_job: dict[int, list[dict]] = {}
+        for rec in records:
+            by_job.setdefault(rec["job_id"], []).append(rec)
+        views = [skysync.job_view(recs) for recs in by_job.values()]
+        mine = {v["job_id"] for v in views
+                if (v.get("metadata") or {}).get("slurmsky", {}).get("instance") == self.instance}
+        changed |= self._apply_own([v for v in views if v["job_id"] in mine], now)
+        changed |= self._apply_foreign([v for v in views if v["job_id"] not in mine], now)
+        for job in self._active():  # asked for by id and not there: SkyPilot lost it
+            sky_id = job.executor_ref.get("sky_job_id")
+            if sky_id in self.query_watched and sky_id not in by_job:
+                log.warning("job %s: SkyPilot job %s is gone", job.job_id, sky_id)
+                self.ended.setdefault(job.job_id, {"job_id": sky_id,
+                                                   "status": "FAILED_CONTROLLER",
+                                                   "failure_reason": "NotInSkyPilotQueue"})
+        skysync.record_sync(self.query_started, None)
+        return changed
+
+    def _unreachable(self, reason: str) -> None:
+        if self.unreachable != reason:
+            log.warning("%s", reason)
+        self.unreachable = reason
+        skysync.record_sync(self.query_started, reason)
+
+    def _apply_own(self, records: list[dict], now: float) -> bool:
+        changed = False
+        jobs = self._active()
+        by_sky = {j.executor_ref["sky_job_id"]: j for j in jobs
+                  if j.executor_ref.get("sky_job_id") is not None}
+        by_token: dict[str, list[dict]] = {}
+        for rec in records:
+            by_token.setdefault(rec["metadata"]["slurmsky"].get("token"), []).append(rec)
+        for rec in records:
+            token = rec["metadata"]["slurmsky"].get("token")
+            if token in self.launches:
+                continue  # listed before its launch answered: next time
+            job = by_sky.get(rec["job_id"])
+            if job is None or job.executor_ref.get("token") != token:
+                job = self._adopt(rec, jobs, by_token)
+            if job is None:
+                if rec["status"] not in skysync.FINAL:  # its job was cancelled or requeued
+                    log.info("SkyPilot job %s has no slurmsky job any more: cancelling it",
+                             rec["job_id"])
+                    self._cancel(rec["job_id"])
+                continue
+            changed |= self._follow(job, rec, now)
+        for job in jobs:  # a launch an earlier agent started that never reached SkyPilot
+            ref = job.executor_ref
+            if ref.get("sky_job_id") is None and ref.get("token") not in self.launches:
+                log.info("job %s: its launch never reached SkyPilot; pending again", job.job_id)
+                changed |= state.update_job(self.db, job.job_id, where_state=ACTIVE_STATES,
+                                            state="PENDING", executor_ref=None, start_time=None)
+        return changed
+
+    def _adopt(self, rec: dict, jobs: list[JobRecord], by_token: dict) -> JobRecord | None:
+        """A launch whose answer this agent never saw (it restarted): match by token/rank."""
+        token = rec["metadata"]["slurmsky"].get("token")
+        ids = sorted(r["job_id"] for r in by_token.get(token, []))
+        for job in jobs:
+            ref = job.executor_ref
+            if ref.get("token") == token and ref.get("sky_job_id") is None and \
+                    ids.index(rec["job_id"]) == (ref.get("rank") or 0):
+                ref = dict(ref, sky_job_id=rec["job_id"])
+                state.update_job(self.db, job.job_id, executor_ref=ref)
+                job.executor_ref = ref
+                log.info("job %s: found SkyPilot job %s again", job.job_id, rec["job_id"])
+                return job
+        return None
+
+    def _follow(self, job: JobRecord, rec: dict, now: float) -> bool:
+        """One of our jobs: its state from SkyPilot's, its output from SkyPilot's log."""
+        if rec["status"] in skysync.FINAL:
+            self.ended[job.job_id] = rec
+            if rec.get("start_at") and job.job_id not in self.readers:
+                self._read_log(job, follow=False)
+            return False
+        if not job.batch and job.job_id not in self.readers:
+            self._read_log(job, follow=True)  # srun/salloc: output as it comes
+        if job.kill_action:
+            return False  # COMPLETING until SkyPilot has cancelled it
+        fields = skysync.active_fields(rec, job, now)
+        fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
+        return bool(fields) and state.update_job(self.db, job.job_id,
+                                                 where_state=ACTIVE_STATES, **fields)
+
+    def _read_log(self, job: JobRecord, *, follow: bool) -> None:
+        spec = state.get_spec(self.db, job.submission)[0]
+        reader = LogReader(job, append=spec.get("open_mode") == "append")
+        self.readers[job.job_id] = self._background(
+            _tail, job.executor_ref["sky_job_id"], follow, reader)
+
+    def _finish(self, now: float) -> bool:
+        """Record the end of jobs SkyPilot finished, once their log (if any) is read."""
+        changed = False
+        for job_id, rec in list(self.ended.items()):
+            marker = None
+            reader = self.readers.get(job_id)
+            if reader is not None:
+                if not reader.done():
+                    continue
+                try:
+                    marker = reader.result().result
+                except Exception as exc:
+                    tries = self.log_failures[job_id] = self.log_failures.get(job_id, 0) + 1
+                    log.warning("job %s: reading its log failed (%s/%s): %s", job_id, tries,
+                                LOG_ATTEMPTS, exc)
+                    if tries < LOG_ATTEMPTS:
+                        del self.readers[job_id]  # the next queue answer starts a new one
+                        del self.ended[job_id]
+                        continue
+            job = state.get_job(self.db, job_id)
+            del self.ended[job_id]
+            self.readers.pop(job_id, None)
+            self.log_failures.pop(job_id, None)
+            if job is None or job.finished:
+                continue
+            from ..scheduler import final_fields
+
+            fields = final_fields(job, skysync.result_of(rec, marker), now)
+            changed |= state.update_job(self.db, job_id, where_state=ACTIVE_STATES, **fields)
+            log.info("job %s: %s (SkyPilot %s)", job_id, fields["state"], rec["status"])
+        return changed
+
+    def _apply_foreign(self, records: list[dict], now: float) -> bool:
+        """SkyPilot jobs slurmsky did not submit: rows FOREIGN_BASE + id, kept in step."""
+        changed = False
+        for rec in records:
+            job_id = skysync.FOREIGN_BASE + rec["job_id"]
+            job = state.get_job(self.db, job_id)
+            if job is None:
+                row = skysync.foreign_row(rec, self.user_hash)
+                state.add_submission(self.db, job_id, {}, None, [row])
+                job = state.get_job(self.db, job_id)
+                changed = True
+            if job.finished:
+                if job.cancelled_by is not None and rec["status"] not in skysync.FINAL:
+                    self._cancel(rec["job_id"])  # scancel of it while it was pending
+                continue
+            if rec["status"] in skysync.FINAL:
+                self.ended[job_id] = rec
+            elif not job.kill_action:
+                fields = skysync.active_fields(rec, job, now)
+                fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
+                if fields:
+                    changed |= state.update_job(self.db, job_id, where_state=ACTIVE_STATES,
+                                                **fields)
+        return changed
+
+
+# --- SkyPilot calls (pool threads) ---------------------------------------------------------
+
+def _nudge_agent() -> None:
+    """Wake the agent's select() (a no-op when it is not listening)."""
+    try:
+        fd = os.open(os.path.join(state.home(), "agent.fifo"), os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno not in (errno.ENXIO, errno.ENOENT):
+            raise
+        return
+    try:
+        os.write(fd, b"!")
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def endpoint() -> str:
+    from sky.server import common
+
+    return common.get_server_url()
+
+
+def _check_server() -> None:
+    """Raise Unreachable (naming the endpoint) unless the API server answers /api/health."""
+    url = endpoint()
+    parts = urllib.parse.urlsplit(url)
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname + (
+        f":{parts.port}" if parts.port else "")))
+    try:
+        urllib.request.urlopen(bare + "/api/health", timeout=5).close()
+    except urllib.error.HTTPError:
+        return  # it answered (e.g. 401 behind basic auth)
+    except (OSError, ValueError):
+        raise Unreachable(f"SkyPilotApiServerUnreachable:{bare}") from None
+
+
+def _launch(task: dict, num_jobs: int | None) -> list[int]:
+    _check_server()
+    import requests
+    import sky
+
+    try:
+        request = sky.jobs.launch(sky.Task.from_yaml_config(copy.deepcopy(task)),
+                                  name=task.get("name"), num_jobs=num_jobs)
+        ids, _handle = sky.get(request)  # the handle's repr raises in consolidation mode
+    except (sky.exceptions.ApiServerConnectionError, requests.ConnectionError):
+        _check_server()
+        raise
+    return sorted(ids)
+
+
+def _fetch(full: bool, watched: list[int]) -> tuple[list[dict], str | None]:
+    """Active jobs (all users), plus the watched ones that finished since; with `full`,
+    finished jobs too (an agent's first query: adoption and sacct history)."""
+    _check_server()
+    import sky
+    from sky.utils import common_utils
+
+    def query(**kw) -> list[dict]:
+        try:
+            records = sky.get(sky.jobs.queue_v2(refresh=False, all_users=True,
+                                                fields=QUEUE_FIELDS, **kw))[0]
+        except sky.exceptions.ClusterNotUpError:  # no controller: no jobs
+            return []
+        return [dict({f: rec.get(f) for f in QUEUE_FIELDS}, status=rec["status"].value)
+                for rec in records]
+
+    records = query(skip_finished=not full)
+    missing = sorted(set(watched) - {r["job_id"] for r in records})
+    if missing:
+        records += query(job_ids=missing)
+    return records, common_utils.get_user_hash()
+
+
+def _cancel(sky_id: int) -> str:
+    """sky.jobs.cancel never raises for unknown or finished ids: its streamed text says."""
+    import io
+
+    import sky
+
+    out = io.StringIO()
+    sky.stream_and_get(sky.jobs.cancel(job_ids=[sky_id]), output_stream=out)
+    return f"SkyPilot job {sky_id}: " + " ".join(skysync.clean(out.getvalue()).split())
+
+
+def _log_cancel(future: Future) -> None:
+    try:
+        log.info("%s", future.result())
+    except Exception as exc:
+        log.warning("cancel failed: %s", exc)
+
+
+def _tail(sky_id: int, follow: bool, reader: LogReader) -> LogReader:
+    import sky
+
+    sky.jobs.tail_logs(job_id=sky_id, follow=follow, output_stream=reader)
+    reader.write("\n")
+    return reader

@@ -1,0 +1,175 @@
+"""`slurmsky sky-server start|stop|status`: a local SkyPilot API server in consolidation mode.
+
+The sky backend talks to whatever API server SkyPilot's own configuration points at
+(SKYPILOT_API_SERVER_ENDPOINT, `api_server.endpoint`, else http://127.0.0.1:46580 or
+$SKYPILOT_API_SERVER_LOCAL_PORT). This runs the local one the way the managed jobs need it
+(shared/reference/skypilot-sdk.md §3): started explicitly, never by an SDK call's auto-start,
+with the jobs controller inside the server (`jobs.controller.consolidation_mode: true`, which
+Slurm infra requires), its own state in $SLURMSKY_HOME/sky-server (SKY_RUNTIME_DIR), the
+user's SkyPilot config otherwise unchanged, usage collection off unless asked for, and
+health-polled before `start` returns. `stop` ends it by pid: the server, its workers and the
+job controllers it detached (found by their SKY_RUNTIME_DIR).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from . import state
+from .errors import SlurmError
+
+DEFAULT_PORT = 46580  # SkyPilot's
+START_TIMEOUT = 180.0  # s: a first start on a busy 2-core host takes 20-70 s
+STOP_TIMEOUT = 20.0
+
+
+def runtime_dir() -> str:
+    return os.path.join(state.home(), "sky-server")
+
+
+def port() -> int:
+    return int(os.environ.get("SKYPILOT_API_SERVER_LOCAL_PORT") or DEFAULT_PORT)
+
+
+def url() -> str:
+    return f"http://127.0.0.1:{port()}"
+
+
+def healthy(timeout: float = 5.0) -> bool:
+    try:
+        with urllib.request.urlopen(url() + "/api/health", timeout=timeout) as resp:
+            return json.load(resp).get("status") == "healthy"
+    except (OSError, ValueError):
+        return False
+
+
+def _pid_file() -> str:
+    return os.path.join(runtime_dir(), "server.pid")
+
+
+def running_pid() -> int | None:
+    """The pid of the server `start` left running, if it still is that server."""
+    try:
+        with open(_pid_file()) as fh:
+            pid = int(fh.read().split()[0])
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if b"sky.server.server" in fh.read():
+                return pid
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _config(path: str) -> None:
+    """The user's SkyPilot config with consolidation mode on."""
+    import yaml
+
+    source = os.environ.get("SKYPILOT_GLOBAL_CONFIG") or os.path.expanduser("~/.sky/config.yaml")
+    data: dict = {}
+    if os.path.exists(source):
+        with open(source, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    data.setdefault("jobs", {}).setdefault("controller", {})["consolidation_mode"] = True
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(data, fh)
+
+
+def start() -> str:
+    """Start the server and wait until it answers; the line to print."""
+    if os.environ.get("SKYPILOT_API_SERVER_ENDPOINT"):
+        raise SlurmError("SKYPILOT_API_SERVER_ENDPOINT is set: SkyPilot uses that server, "
+                         "not a local one; unset it to run one here")
+    pid = running_pid()
+    if pid is not None and healthy():
+        return f"sky-server: already running, pid {pid}, {url()}"
+    if healthy():
+        raise SlurmError(f"another SkyPilot API server answers on {url()}; stop it or set "
+                         "SKYPILOT_API_SERVER_LOCAL_PORT to another port")
+    rundir = runtime_dir()
+    os.makedirs(rundir, mode=0o700, exist_ok=True)
+    config = os.path.join(rundir, "config.yaml")
+    _config(config)
+    env = dict(os.environ, SKY_RUNTIME_DIR=rundir, SKYPILOT_GLOBAL_CONFIG=config,
+               SKYPILOT_API_SERVER_LOCAL_PORT=str(port()), IS_SKYPILOT_SERVER="true")
+    env.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
+    with open(os.path.join(rundir, "server.log"), "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sky.server.server", "--host=127.0.0.1", f"--port={port()}"],
+            cwd=rundir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    with open(_pid_file(), "w") as fh:
+        fh.write(f"{proc.pid} {port()}\n")
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SlurmError(f"the SkyPilot API server exited ({proc.returncode}); see "
+                             f"{rundir}/server.log")
+        if healthy(timeout=2):
+            return f"sky-server: started pid {proc.pid}, {url()} (consolidation mode, {rundir})"
+        time.sleep(0.5)
+    stop()
+    raise SlurmError(f"the SkyPilot API server did not answer on {url()} within "
+                     f"{START_TIMEOUT:.0f} s; see {rundir}/server.log")
+
+
+def _processes(pid: int) -> list:
+    """The server, its children, and the job controllers it started in their own sessions."""
+    import psutil
+
+    found = {}
+    try:
+        root = psutil.Process(pid)
+        found = {p.pid: p for p in [root, *root.children(recursive=True)]}
+    except psutil.Error:
+        pass
+    rundir = runtime_dir()
+    for proc in psutil.process_iter(["cmdline"]):
+        if "sky" not in " ".join(proc.info["cmdline"] or ()):
+            continue
+        try:
+            if proc.environ().get("SKY_RUNTIME_DIR") == rundir:
+                found[proc.pid] = proc
+        except psutil.Error:
+            pass
+    return list(found.values())
+
+
+def stop() -> str:
+    import psutil
+
+    pid = running_pid()
+    if pid is None:
+        return "sky-server: not running"
+    procs = _processes(pid)
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=STOP_TIMEOUT)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    os.unlink(_pid_file())
+    return f"sky-server: stopped pid {pid} ({len(procs)} processes)"
+
+
+def status() -> tuple[bool, str]:
+    pid = running_pid()
+    up = healthy()
+    where = f"{url()} ({runtime_dir()})"
+    if pid is not None:
+        return up, f"sky-server: pid {pid}, {where}, {'healthy' if up else 'not answering'}"
+    if up:
+        return True, f"sky-server: not started by slurmsky; a SkyPilot API server answers on {url()}"
+    return False, f"sky-server: not running ({where})"

@@ -1,0 +1,207 @@
+"""SkyPilot's managed-job queue in Slurm's words, and how the read-side commands wait for it.
+
+Standard library only: squeue, sacct and scontrol import this, never SkyPilot. The agent's
+sky executor (executors/sky.py) queries `sky.jobs.queue_v2` and writes what it learns into
+slurmsky's state with the functions here; the readers only read the state.
+
+Freshness. While slurmsky's own SkyPilot jobs are active the agent queries every
+SYNC_INTERVAL s (one query costs ~2.5 s of API-server time), so the state is at most
+STALE_AFTER = 10 s old. When it is older (the first call, the agent was down, or only jobs
+slurmsky did not submit are active: those are synced on demand only) `refresh()` asks the
+agent for one sync and waits for it, at most READ_WAIT s, then the reader shows what it has.
+
+Foreign jobs. A SkyPilot managed job this state directory did not submit (its
+`_metadata.slurmsky.instance` is not ours) is shown as job FOREIGN_BASE + its SkyPilot id,
+e.g. 1000000007 for SkyPilot job 7. slurmsky allocates its ids upward from 1 and would need a
+billion submissions to reach that range, so the two never collide; `scontrol show job` prints
+the SkyPilot id as SkyPilotJobId.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+from . import state
+
+FOREIGN_BASE = 1_000_000_000
+SYNC_INTERVAL = 5.0  # s between queries while slurmsky's own sky jobs are active
+STALE_AFTER = 10.0  # s: readers accept state this old without asking for a sync
+READ_WAIT = 30.0  # s a reader waits for the sync it asked for (the agent may have to start)
+SYNC_FILE = "sky-sync.json"  # {"attempt": t, "ok": t, "error": text|null}, times = query start
+REQUEST_FILE = "sky-sync.request"  # touched by readers that need a sync
+INSTANCE_FILE = "sky-instance"  # this state directory's id in the tasks' _metadata
+
+# SkyPilot ManagedJobStatus -> Slurm state, for jobs SkyPilot has not finished.
+ACTIVE = {"PENDING": "PENDING", "SUBMITTED": "PENDING", "STARTING": "CONFIGURING",
+          "RUNNING": "RUNNING", "RECOVERING": "REQUEUED", "WINDING_DOWN": "COMPLETING",
+          "CANCELLING": "COMPLETING"}
+# ... and for finished ones; those in SHOW_REASON carry SkyPilot's failure_reason as Reason.
+FINAL = {"SUCCEEDED": "COMPLETED", "CANCELLED": "CANCELLED", "FAILED": "FAILED",
+         "FAILED_SETUP": "FAILED", "FAILED_PRECHECKS": "FAILED",
+         "FAILED_NO_RESOURCE": "FAILED", "FAILED_CONTROLLER": "NODE_FAIL"}
+SHOW_REASON = ("FAILED_SETUP", "FAILED_PRECHECKS", "FAILED_NO_RESOURCE", "FAILED_CONTROLLER")
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_EXIT_CODE = re.compile(r"exit code (\d+)")
+_NODES = re.compile(r"^(\d+)x")
+_CPUS = re.compile(r"CPU:(\d+)")
+
+
+def _path(name: str) -> str:
+    return os.path.join(state.home(), name)
+
+
+# --- freshness ------------------------------------------------------------------------------
+
+def sync_status() -> dict:
+    try:
+        with open(_path(SYNC_FILE)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {"attempt": 0.0, "ok": 0.0, "error": None}
+
+
+def record_sync(started: float, error: str | None) -> None:
+    """The agent, after each query: when it started and whether it answered."""
+    status = sync_status()
+    status.update(attempt=started, error=error)
+    if error is None:
+        status["ok"] = started
+    tmp = _path(SYNC_FILE + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(status, fh)
+    os.replace(tmp, _path(SYNC_FILE))
+
+
+def requested_after(t: float) -> bool:
+    """Whether a reader asked for a sync after time t."""
+    try:
+        return os.stat(_path(REQUEST_FILE)).st_mtime > t
+    except FileNotFoundError:
+        return False
+
+
+def in_use() -> bool:
+    """Whether this state directory follows SkyPilot (cheap: no YAML unless it must)."""
+    backend = os.environ.get("SLURMSKY_BACKEND")
+    if backend:
+        return backend == "sky"
+    if os.path.exists(_path(SYNC_FILE)):
+        return True
+    from .config import load_config
+
+    return load_config().backend == "sky"
+
+
+def refresh() -> None:
+    """For squeue, sacct and scontrol: make the state at most STALE_AFTER s old, waiting for
+    the agent's sync at most READ_WAIT s. Never imports SkyPilot."""
+    if not in_use():
+        return
+    asked = time.time()
+    if asked - sync_status()["attempt"] <= STALE_AFTER:
+        return
+    state.ensure_home()
+    with open(_path(REQUEST_FILE), "w"):
+        pass
+    from .agent import wake
+
+    wake()
+    deadline = time.monotonic() + READ_WAIT
+    while time.monotonic() < deadline:
+        if time.time() - sync_status()["attempt"] <= STALE_AFTER:
+            return
+        time.sleep(0.1)
+
+
+def instance_id() -> str:
+    """This state directory's id, written into every task it launches (created once)."""
+    path = _path(INSTANCE_FILE)
+    state.ensure_home()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path) as fh:
+            return fh.read().strip()
+    import uuid
+
+    with os.fdopen(fd, "w") as fh:
+        fh.write(uuid.uuid4().hex)
+    with open(path) as fh:
+        return fh.read().strip()
+
+
+# --- one SkyPilot record in Slurm's words -----------------------------------------------------
+
+def clean(text: str | None) -> str:
+    """SkyPilot's failure_reason without colour codes, on one line."""
+    return " ".join(_ANSI.sub("", text or "").split())
+
+
+def job_view(records: list[dict]) -> dict:
+    """One job's record out of its tasks' (pipelines have several): the first unfinished task,
+    else the first that failed, else the last."""
+    records = sorted(records, key=lambda r: r.get("task_id") or 0)
+    for rec in records:
+        if rec["status"] not in FINAL:
+            return rec
+    for rec in records:
+        if rec["status"] not in ("SUCCEEDED", "CANCELLED"):
+            return rec
+    return records[-1]
+
+
+def active_fields(rec: dict, job: state.JobRecord | None, now: float) -> dict:
+    """Columns for a job SkyPilot still has: state, start time, nodes."""
+    new = ACTIVE.get(rec["status"], "PENDING")
+    fields: dict = {"state": new}
+    if new == "PENDING":
+        fields.update(start_time=None, reason=job.reason if job else "None")
+    else:
+        fields["reason"] = "None"
+        started = job.start_time if job and job.state != "PENDING" else None
+        fields["start_time"] = started or rec.get("start_at") or now
+    if rec.get("node_names"):
+        from .runtime import hostlist
+
+        fields["nodelist"] = hostlist.compress(rec["node_names"].split(","))
+    return fields
+
+
+def result_of(rec: dict, marker: dict | None) -> dict:
+    """The RESULT of a job SkyPilot finished: the node runtime's own (from the log marker) when
+    there is one, else what SkyPilot's status and failure_reason say."""
+    status = rec["status"]
+    end = rec.get("end_at") or time.time()
+    if marker and status not in ("CANCELLED", "FAILED_CONTROLLER"):
+        return dict(marker, end=marker.get("end") or end)
+    reason = clean(rec.get("failure_reason"))
+    code = 0
+    if status in ("FAILED", "FAILED_SETUP", "FAILED_PRECHECKS", "FAILED_NO_RESOURCE"):
+        found = _EXIT_CODE.search(reason)
+        code = int(found.group(1)) if found else 1
+    return {"state": FINAL[status], "exit_code": code, "signal": 0,
+            "start": rec.get("start_at"), "end": end,
+            "reason": reason if status in SHOW_REASON and reason else None}
+
+
+def foreign_row(rec: dict, own_user_hash: str | None) -> dict:
+    """A `jobs` row for a SkyPilot job slurmsky did not submit (FOREIGN_BASE + its id)."""
+    job_id = FOREIGN_BASE + int(rec["job_id"])
+    nodes = _NODES.match(rec.get("resources") or "")
+    cpus = _CPUS.search(rec.get("resources") or "")
+    num_nodes = int(nodes.group(1)) if nodes else 1
+    cpus_per_node = int(cpus.group(1)) if cpus else 1
+    mine = own_user_hash is not None and rec.get("user_hash") == own_user_hash
+    return dict(
+        job_id=job_id, submission=job_id, name=rec.get("job_name") or "sky-job",
+        user=rec.get("user_name") or "unknown", uid=os.getuid() if mine else -1,
+        gid=os.getgid() if mine else -1, partition="skypilot", num_nodes=num_nodes,
+        num_cpus=num_nodes * cpus_per_node, num_tasks=num_nodes, tasks_per_node=[1] * num_nodes,
+        cpus_per_node=[cpus_per_node] * num_nodes, submit_dir="", workdir="",
+        state="PENDING", submit_time=rec.get("submitted_at") or time.time(), executor="sky",
+        requeue=False, executor_ref={"sky_job_id": int(rec["job_id"]), "foreign": True},
+        comment="SkyPilot managed job not submitted by slurmsky")
