@@ -297,7 +297,11 @@ def _users(conn, text: str, warnings: list[str]) -> list[str]:
 
 
 def _revive(conn) -> None:
-    """Restart a dead agent if jobs still need one (cheap when none do)."""
+    """Restart a dead agent if jobs still need one (cheap when none do); on the sky backend,
+    wait (bounded) for a fresh copy of SkyPilot's queue."""
+    from .. import skysync
+
+    skysync.refresh()
     if state.active_jobs_exist(conn):
         from .. import agent
 
