@@ -1,7 +1,10 @@
 """srun and scontrol inside jobs on local nodes, against real Slurm 22.05's output."""
+import glob
+import os
 import socket
 import sys
-import time
+
+import pytest
 
 from runtime_fixtures.cluster import ROOT, capture, ip_names, local_job  # noqa: F401
 
@@ -214,3 +217,24 @@ env | grep -c -e SLURMSKY_STEP_SECRET -e SLURM_STEP_ID
         FROM_TASK_ENVS="yes", SLURM_STEP_ID="7", PYTHONPATH="%s:/elsewhere" % ROOT)
     assert job.wait()["exit_code"] == 1  # grep -c found nothing
     assert job.output() == "scontrol\nsrun\nPYTHONPATH=/elsewhere FROM_TASK_ENVS=yes\n0\n"
+
+
+def _python38():
+    """A Python 3.8 (the oldest the runtime supports), if this machine has one."""
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python3.8")))
+    return next((p for p in candidates + ["/usr/bin/python3.8"] if os.access(p, os.X_OK)), None)
+
+
+OLDEST = _python38()
+
+
+@pytest.mark.skipif(not OLDEST, reason="no Python 3.8 here")
+def test_runtime_runs_on_python_3_8(local_job):
+    """The runtime ships alone and runs on whatever python3 a node has, down to 3.8."""
+    script = """#!/bin/bash
+srun -l bash -c 'echo $SLURM_PROCID on $SLURMD_NODENAME'
+"""
+    job = local_job(2, script=script, python=OLDEST, **two_by_two()).start()
+    assert job.wait()["state"] == "COMPLETED", job.log(0)
+    assert sorted(job.output().splitlines()) == [
+        "0: 0 on 127.0.0.1", "1: 1 on 127.0.0.1", "2: 2 on 127.0.0.2", "3: 3 on 127.0.0.2"]

@@ -85,7 +85,7 @@ class Controller:
         self.outcome = None     # why the job ends early: a key of STATES
         self.reason = None
         self.ending = False
-        self.batch = self.local = None
+        self.batch = self.local = self.port = self.job_info = None
 
     # -- the job's life ------------------------------------------------------------------
     def run(self):
@@ -113,7 +113,7 @@ class Controller:
                 self.batch.start()
             except LaunchError as e:
                 log.error("job %d: launch failed: %s", job.job_id, e)
-                self.outcome, self.reason = "launch", "JobLaunchFailure"
+                self._end("launch", "JobLaunchFailure")
             else:
                 self._watch(time.monotonic())
         self._terminate()
@@ -140,7 +140,7 @@ class Controller:
                     missing = [self.job.ips[r] for r in range(1, self.job.num_nodes)
                                if r not in self.agents]
                 log.error("job %d: no agent from %s", self.job.job_id, ", ".join(missing))
-                self.outcome, self.reason = "node_fail", "agents did not start"
+                self._end("node_fail", "agents did not start")
                 break
             self.waker.wait(0.5)
         return False
@@ -155,7 +155,7 @@ class Controller:
         while not self.outcome and not self.batch.done.is_set():
             now = time.monotonic()
             if limit is not None and now >= limit:
-                self.outcome = "timeout"
+                self._end("timeout")
                 break
             if signal_at is not None and now >= signal_at:
                 target = "full" if sig["full"] else "batch" if sig["batch"] else "steps"
@@ -168,8 +168,14 @@ class Controller:
             self.waker.wait(wake_at - now)
 
     def _on_signal(self, signum, frame):
-        if not self.outcome:
-            self.outcome = "cancel"
+        self._end("cancel")
+
+    def _end(self, outcome, reason=None):
+        """The first reason to end the job early wins; none counts once the job is ending
+        (a cancel that comes after the script's end leaves the job COMPLETED)."""
+        if not self.outcome and not self.ending:
+            self.outcome, self.reason = outcome, reason
+        self.waker.wake()
 
     def _terminate(self):
         """End everything on every node: the Slurm line, TERM, KillWait, KILL, agents out."""
@@ -279,9 +285,7 @@ class Controller:
                 self.deliver(int(request["signum"]), request.get("target", "steps"))
                 conn.send({"t": "ok"})
             elif request.get("t") == "requeue":
-                self.outcome = self.outcome or "requeue"
-                self.reason = self.reason or "requeue"
-                self.waker.wake()
+                self._end("requeue", "requeue")
                 conn.send({"t": "ok"})
         except (channel.ChannelError, OSError):
             pass
@@ -312,8 +316,7 @@ class Controller:
         except (channel.ChannelError, OSError) as e:
             if not self.ending:
                 log.error("lost node %d (%s): %s", rank, self.job.names[rank], e)
-                self.outcome = self.outcome or "node_fail"
-                self.reason = self.reason or "lost node %s" % self.job.names[rank]
+                self._end("node_fail", "lost node %s" % self.job.names[rank])
         finally:
             conn.close()
             gone.set()

@@ -60,8 +60,9 @@ def without_site_vars(text: str) -> str:
 class LocalJob:
     """One job on N local nodes. ``spec`` overrides the defaults."""
 
-    def __init__(self, tmp: Path, nodes: int = 1, script: str = ENVDUMP, **spec):
-        self.tmp = tmp
+    def __init__(self, tmp: Path, nodes: int = 1, script: str = ENVDUMP,
+                 python: str = sys.executable, **spec):
+        self.tmp, self.python = tmp, python
         self.workdir = tmp / "work"
         self.workdir.mkdir(exist_ok=True)
         self.rundir = tmp / "run"
@@ -97,7 +98,7 @@ class LocalJob:
                    "SLURMSKY_STEP_SECRET": (secrets or [SECRET] * self.nodes)[rank]}
             env.update(environ)
             log = open(self.tmp / ("node%d.log" % rank), "wb")
-            argv = [sys.executable, "-m", "slurmsky.runtime", "node", "--spec", str(spec_path),
+            argv = [self.python, "-m", "slurmsky.runtime", "node", "--spec", str(spec_path),
                     "--rundir", str(self.rundir)]
             if rank == 0:
                 argv += ["--result", str(self.result_path)]
