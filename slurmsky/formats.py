@@ -920,6 +920,8 @@ def _sacct_state(row: Row) -> str:
     rec = row.job.rec
     if rec.state == "CANCELLED" and rec.cancelled_by is not None:
         return f"CANCELLED by {rec.cancelled_by}"
+    if rec.state == "CONFIGURING":
+        return "RUNNING"  # a flag on a running job: accounting stores the base state only
     return rec.state
 
 
