@@ -7,7 +7,9 @@
     python3 -m slurmsky.runtime signal --rundir DIR --signal SIG [--batch|--steps|--full]
         scancel --signal for a running job: SIG (number or name) to its steps (default),
         its batch shell only (--batch), or both (--full). DIR is node 0's --rundir.
-    srun / scontrol (inside the job, through the wrappers in the node's rundir/bin)
+
+Inside the job, ``srun`` and ``scontrol`` are small wrappers in the node's rundir/bin (see
+rundir.py) that run srun.main / scontrol.main directly.
 """
 import argparse
 import json
@@ -19,18 +21,14 @@ import sys
 import tempfile
 import time
 
-from . import channel, rundir, scontrol, srun
+from . import channel, rundir
 from .agent import Agent
 from .controller import Controller
 from .spec import SECRET_VAR, Job, SpecError, load
 
-IN_JOB_TOOLS = {"srun": srun.main, "scontrol": scontrol.main}
-
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] and argv[0] in IN_JOB_TOOLS and argv[1:2] == ["--rundir"] and len(argv) > 2:
-        return IN_JOB_TOOLS[argv[0]](argv[3:], argv[2])
     parser = argparse.ArgumentParser(prog="python3 -m slurmsky.runtime")
     commands = parser.add_subparsers(dest="command", required=True)
     node = commands.add_parser("node", help="run this node's part of the job")

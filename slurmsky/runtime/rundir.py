@@ -11,7 +11,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 
 from . import channel
 
@@ -22,8 +21,8 @@ REPLY_TIMEOUT = 30  # seconds a control request (signal, requeue) waits for node
 # sys.path by the wrapper itself, so the job's environment is left untouched.
 WRAPPER = """#!/bin/sh
 exec {python} -I -S -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); \
-from slurmsky.runtime.__main__ import main; sys.exit(main(sys.argv[1:]))' \
-{parent} {tool} --rundir {node_dir} "$@"
+from slurmsky.runtime.{tool} import main; sys.exit(main(sys.argv[2:], sys.argv[1]))' \
+{parent} {node_dir} "$@"
 """
 
 
@@ -35,8 +34,9 @@ def node_dir(rundir, rank):
 
 
 def write_private(path, text, mode=0o600):
-    """Write text atomically, readable only by its owner (or with mode)."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    """Write text atomically (a temporary file renamed over path), with mode."""
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.chmod(tmp, mode)
