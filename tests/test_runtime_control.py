@@ -160,6 +160,24 @@ srun -N2 -n2 bash -c 'touch ready-$SLURM_PROCID; sleep 300'
     assert "lost node 1 (127.0.0.2)" in job.log(0)
 
 
+def test_agents_end_when_node_0_dies(local_job):
+    """Node 0 killed outright: each agent notices at once, ends every process of the job on
+    its node and exits (a silent node 0 would be given up after the heartbeat timeout)."""
+    script = """#!/bin/bash
+srun -N2 -n2 bash -c 'touch ready-$SLURM_PROCID; sleep 300'
+"""
+    job = local_job(2, script=script, ntasks=2, tasks_per_node=[1, 1]).start()
+    job.wait_for(job.workdir / "ready-1")
+    node1 = psutil.Process(job.procs[1].pid)
+    on_node1 = node1.children(recursive=True)
+    assert any(_cmdline(p) == ["sleep", "300"] for p in on_node1)
+    job.remember()  # node 0's orphans are ended at cleanup, by pid
+    job.node0.kill()
+    assert job.procs[1].wait(15) == 1
+    assert "lost node 0" in job.log(1)
+    assert not [p for p in on_node1 if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
 def test_requeue_from_inside_the_job(local_job):
     """scontrol requeue (submitit's preemption path) ends the job for requeueing."""
     script = """#!/bin/bash

@@ -86,6 +86,7 @@ class Controller:
         self.reason = None
         self.ending = False
         self.batch = self.local = self.port = self.job_info = None
+        self.next_ping = 0.0
 
     # -- the job's life ------------------------------------------------------------------
     def run(self):
@@ -142,7 +143,7 @@ class Controller:
                 log.error("job %d: no agent from %s", self.job.job_id, ", ".join(missing))
                 self._end("node_fail", "agents did not start")
                 break
-            self.waker.wait(0.5)
+            self.waker.wait(min(self._heartbeat(), deadline) - time.monotonic())
         return False
 
     def _watch(self, started):
@@ -151,7 +152,6 @@ class Controller:
         limit = started + spec["time_limit"] if spec["time_limit"] else None
         sig = spec["signal"]
         signal_at = limit - sig["seconds"] if sig and limit else None
-        next_ping = started
         while not self.outcome and not self.batch.done.is_set():
             now = time.monotonic()
             if limit is not None and now >= limit:
@@ -161,11 +161,17 @@ class Controller:
                 target = "full" if sig["full"] else "batch" if sig["batch"] else "steps"
                 self.deliver(sig["signum"], target)
                 signal_at = None
-            if now >= next_ping:
-                self._to_agents({"t": "ping"})
-                next_ping = now + HEARTBEAT
-            wake_at = min(t for t in (limit, signal_at, next_ping) if t is not None)
+            wake_at = min(t for t in (limit, signal_at, self._heartbeat()) if t is not None)
             self.waker.wait(wake_at - now)
+
+    def _heartbeat(self):
+        """Ping the agents when due (they give node 0 up after HEARTBEAT_DEAD of silence);
+        -> when the next ping is due."""
+        now = time.monotonic()
+        if now >= self.next_ping:
+            self._to_agents({"t": "ping"})
+            self.next_ping = now + HEARTBEAT
+        return self.next_ping
 
     def _on_signal(self, signum, frame):
         self._end("cancel")
@@ -200,6 +206,7 @@ class Controller:
             self._everywhere(signal.SIGTERM)
             deadline = time.monotonic() + job.kill_wait
             while self._busy() and time.monotonic() < deadline:
+                self._heartbeat()
                 self.waker.wait(0.05)
         self._everywhere(signal.SIGKILL)
         deadline = time.monotonic() + STEP_GRACE
