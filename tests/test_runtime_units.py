@@ -249,7 +249,7 @@ def test_agents_skip_another_jobs_listener():
     try:
         assert mine.port == other.port + 1
         conn, port = channel.find_node0("127.0.0.1", 4300, channel.role_key("my secret", "agent"),
-                                        1, time.monotonic() + 5)
+                                        1, time.monotonic() + 5, lambda: False)
         assert port == mine.port and conn.recv()[0] == {"t": "setup"}
         conn.close()
     finally:

@@ -37,7 +37,7 @@ class Agent:
         deadline = time.monotonic() + job.spec["startup_timeout"]
         try:
             self.conn, port = channel.find_node0(job.ips[0], job.job_id, self.agent_key,
-                                                 job.rank, deadline)
+                                                 job.rank, deadline, lambda: self.stop)
             self.conn.sock.settimeout(HEARTBEAT_DEAD)
             setup, _ = self.conn.recv()
         except channel.ChannelError as e:

@@ -162,9 +162,10 @@ def connect(host, port, job_id, role, key, rank=0, timeout=HANDSHAKE_TIMEOUT):
     return conn
 
 
-def find_node0(host, job_id, key, rank, deadline):
-    """An agent's connection to node 0: try its ports until one authenticates, or deadline."""
-    while True:
+def find_node0(host, job_id, key, rank, deadline, stopped):
+    """An agent's connection to node 0: try its ports until one authenticates (or the
+    deadline passes, or stopped() says to give up)."""
+    while not stopped():
         for port in ports(job_id):
             try:
                 return connect(host, port, job_id, "agent", key, rank, timeout=2), port
@@ -173,3 +174,4 @@ def find_node0(host, job_id, key, rank, deadline):
         if time.monotonic() > deadline:
             raise ChannelError("node 0 (%s) did not answer" % host)
         time.sleep(0.2)
+    raise ChannelError("stopped before node 0 answered")
