@@ -22,7 +22,7 @@ ACCESS_DENIED = "Access/permission denied"
 PENDING_ERR = "Job is pending execution"
 NOT_PENDING = "Job is no longer pending execution"
 DISABLED = "Requested operation is presently disabled"
-REQUEUE_DELAY = 120  # s: a requeued job is eligible again after this (Slurm's BeginTime)
+REQUEUE_DELAY = 2  # minutes before a requeued job is eligible again (Slurm's BeginTime)
 # Started jobs scancel ends through the agent (REQUEUED: a SkyPilot job being recovered).
 CANCELLABLE = ("CONFIGURING", "RUNNING", "REQUEUED")
 
@@ -154,7 +154,8 @@ def requeue(conn: sqlite3.Connection, job: JobRecord) -> str | None:
 
 def requeued_fields(job: JobRecord, now: float) -> dict:
     """A job pending again after a requeue: eligible REQUEUE_DELAY later, as on Slurm."""
-    return dict(state="PENDING", reason="BeginTime", begin_time=now + REQUEUE_DELAY,
+    delay = REQUEUE_DELAY * state.seconds_per_minute()
+    return dict(state="PENDING", reason="BeginTime", begin_time=now + delay,
                 eligible_time=None, start_time=None, end_time=None, nodelist=None,
                 batch_host=None, restarts=job.restarts + 1, kill_action=None, kill_sent=None,
                 executor_ref=None, result=None, exit_code=None, exit_signal=None)

@@ -29,7 +29,7 @@ KILL_GRACE = 15  # s beyond KillWait before the agent ends a job the runtime did
 
 def final_fields(job: JobRecord, result: dict, now: float) -> dict:
     """The columns of a started job that has ended, from the runtime's RESULT."""
-    if job.kill_action == "requeue":
+    if job.kill_action == "requeue" or result.get("requeue"):  # scontrol requeue, either side
         return requeued_fields(job, now)
     end_state = result.get("state") or "FAILED"
     if job.kill_action == "cancel" and end_state == "NODE_FAIL":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
@@ -113,6 +112,12 @@ CREATE TABLE signals (             -- scancel --signal requests, for the agent t
     scope TEXT NOT NULL              -- batch, steps or full
 );
 """
+
+
+def seconds_per_minute(environ=os.environ) -> float:
+    """How long Slurm's minute lasts: 60 s, or $SLURMSKY_SECONDS_PER_MINUTE, which only tests
+    set, to see --time limits and the requeue delay pass quickly."""
+    return float(environ.get("SLURMSKY_SECONDS_PER_MINUTE") or 60)
 
 
 def home(environ=os.environ) -> str:
@@ -402,14 +407,3 @@ def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
 def active_jobs_exist(conn: sqlite3.Connection) -> bool:
     sql = f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1"
     return conn.execute(sql, ACTIVE_STATES).fetchone() is not None
-
-
-def last_state(conn: sqlite3.Connection, job_id: int) -> tuple[str, int | None, int | None] | None:
-    """(state, exit code, signal) of a job, cheaply (sbatch --wait polls this)."""
-    row = conn.execute("SELECT state, exit_code, exit_signal FROM jobs WHERE job_id = ?",
-                       (job_id,)).fetchone()
-    return tuple(row) if row else None
-
-
-def now() -> float:
-    return time.time()

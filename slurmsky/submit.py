@@ -20,7 +20,6 @@ from .runtime import filepattern
 from .translate import Layout, layout, partition_of, runtime_spec
 
 WAIT_POLL = 0.2  # s between looks at the state while `sbatch --wait` waits
-SECONDS_PER_MINUTE = "SLURMSKY_SECONDS_PER_MINUTE"  # tests only: shrink --time's minute
 
 
 def element_ids(first: int, count: int) -> list[int]:
@@ -67,8 +66,8 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> tuple[int, list[int]]
     spec = runtime_spec(req, cfg, lay, part_name, job_id=first,
                         array_job_ids=ids if req.array else None, environment=environment)
     spec["umask"] = _umask()
-    if spec["time_limit"] and os.environ.get(SECONDS_PER_MINUTE):
-        spec["time_limit"] = int(req.time * float(os.environ[SECONDS_PER_MINUTE]))
+    if spec["time_limit"]:
+        spec["time_limit"] = max(1, round(req.time * state.seconds_per_minute()))
     now = time.time()
     array_job_id = first if req.array else None
     rows = [_row(req, cfg, lay, part_name, job_id, array_job_id, index, rank, now, batch=batch)
