@@ -4,6 +4,8 @@
         Every node of the job runs this; SKYPILOT_NODE_RANK says which node it is (0 runs
         the batch script and writes RESULT.json, the others run a step agent). The job
         secret arrives in SLURMSKY_STEP_SECRET. SIGTERM to node 0 cancels the job.
+        Node 0 exits 0 when the job COMPLETED, else with the batch script's exit code (or
+        128+signal, or 1); an agent exits 0 when node 0 ended the job, 1 otherwise.
     python3 -m slurmsky.runtime signal --rundir DIR --signal SIG [--batch|--steps|--full]
         scancel --signal for a running job: SIG (number or name) to its steps (default),
         its batch shell only (--batch), or both (--full). DIR is node 0's --rundir.

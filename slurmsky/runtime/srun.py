@@ -9,7 +9,6 @@ then exits with srun's code: the largest exit code, or 128+signal.
 import getopt
 import os
 import signal
-import sys
 
 from . import channel, filepattern, hostlist, rundir
 
@@ -112,9 +111,9 @@ def parse(argv, environ):
         "cwd": os.path.abspath(o.get("-D", os.getcwd())),
         "env": _export(o.get("--export", environ.get("SRUN_EXPORT_ENV", "ALL")), environ),
     }
+    mode = o.get("--open-mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
     output = {"label": "-l" in o, "unbuffered": "-u" in o, "quiet": "-Q" in o,
-              "stdout": o.get("-o"), "stderr": o.get("-e"),
-              "append": o.get("--open-mode", "truncate") == "append",
+              "stdout": o.get("-o"), "stderr": o.get("-e"), "append": mode[:1] in ("a", "A"),
               "kill_on_bad_exit": "-K" in o}
     return request, output, warnings
 
