@@ -134,6 +134,8 @@ def job_environment(req: JobRequest, cfg: Config, *, for_cloud: bool) -> dict:
             chosen[name] = env[name]
     if exp:
         chosen.update(dict(exp.assignments))
+    if req.command == "sbatch" and req.open_mode:  # sbatch hands --open-mode on to the sruns
+        chosen["SLURM_OPEN_MODE"] = req.open_mode[0]  # "a" or "t", as Slurm's opt.c sets it
     return chosen
 
 
