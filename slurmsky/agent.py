@@ -6,7 +6,8 @@ a command finds that no agent runs and starts one (`python -m slurmsky.agent`, i
 session). An flock on `agent.lock` keeps it to one agent per directory. The agent sleeps in
 select() until woken, a child exits (SIGCHLD), or a timer is due (a begin time, a kill
 deadline, a poll of jobs an earlier agent started); it exits after IDLE_EXIT seconds with
-nothing pending or running. Its log is `agent.log` in the state directory.
+nothing that can progress without a command (held jobs wait for `scontrol release`, which
+wakes a new agent). Its log is `agent.log` in the state directory.
 
 This module is imported by sbatch on every call, so its top level stays stdlib-light.
 """
@@ -20,7 +21,7 @@ import time
 
 from . import state
 
-IDLE_EXIT = 60.0  # s without active jobs before the agent exits
+IDLE_EXIT = 60.0  # s with no job that needs it before the agent exits
 LOCK_WAIT = 10.0  # s a starting agent waits for an exiting one to release the lock
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,7 +49,7 @@ def wake() -> None:
 
 def revive(conn) -> None:
     """For read-side commands: restart a dead agent if jobs still need one (cheap otherwise)."""
-    if state.active_jobs_exist(conn):
+    if state.needs_agent(conn):
         wake()
 
 
@@ -166,7 +167,7 @@ def main() -> int:
         except Exception:
             log.exception("pass failed")
             wake_at = time.time() + 1
-        if state.active_jobs_exist(conn):
+        if state.needs_agent(conn):
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since > IDLE_EXIT:
             break
@@ -184,7 +185,7 @@ def main() -> int:
     # Exit: stop reading wake-ups first, then look once more, so a job stored just now
     # is either seen here or its command finds no reader and starts a new agent.
     os.close(fifo)
-    if not stopping and state.active_jobs_exist(conn):
+    if not stopping and state.needs_agent(conn):
         log.info("a job arrived while exiting; starting over")
         os.execv(sys.executable, [sys.executable, "-m", "slurmsky.agent"])
     log.info("exiting (%s)", "stopped" if stopping else "idle")

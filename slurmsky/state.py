@@ -404,6 +404,20 @@ def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
     return find_jobs(conn, states=ACTIVE_STATES)
 
 
+# Pending reasons only time or running jobs change; the others (held, never satisfiable,
+# too big) wait for a command (release, scancel, ...), which wakes the agent itself.
+AGENT_REASONS = ("None", "Priority", "Resources", "BeginTime", "JobArrayTaskLimit")
+
+
+def needs_agent(conn: sqlite3.Connection) -> bool:
+    """Whether some job can progress without a command: started, or pending for a reason
+    time or other jobs will change. With none, the agent may exit."""
+    sql = (f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(STARTED_STATES))}) "
+           f"OR (state = 'PENDING' AND reason IN ({', '.join('?' * len(AGENT_REASONS))})) "
+           "LIMIT 1")
+    return conn.execute(sql, STARTED_STATES + AGENT_REASONS).fetchone() is not None
+
+
 def active_jobs_exist(conn: sqlite3.Connection) -> bool:
     sql = f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1"
     return conn.execute(sql, ACTIVE_STATES).fetchone() is not None

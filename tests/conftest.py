@@ -94,6 +94,21 @@ class Cluster:
         except (OSError, ValueError):
             return None
 
+    def agents(self) -> list[int]:
+        """Pids of every agent of this state dir: the running one, and any still starting
+        (a command spawns one without waiting for it; it writes agent.pid a moment later)."""
+        import psutil
+
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if "slurmsky.agent" in (proc.info["cmdline"] or []) and \
+                        proc.environ().get("SLURMSKY_HOME") == str(self.state):
+                    found.append(proc.pid)
+            except psutil.Error:
+                pass
+        return found
+
     def job_pids(self) -> list[int]:
         """Pids of every node runtime any job of this state dir ran (session leaders)."""
         import json
@@ -105,8 +120,7 @@ class Cluster:
             return [pid for (ref,) in refs for pid, _ in json.loads(ref).get("pids", []) if pid]
 
     def teardown(self) -> None:
-        pid = self.agent_pid()
-        if pid:
+        for pid in self.agents():
             _kill(pid)
         for leader in self.job_pids():
             for p in _session(leader):

@@ -86,3 +86,14 @@ def test_signal_queue(conn):
     state.add_signal(conn, 6, 12, "full")
     assert state.take_signals(conn) == [(5, 10, "batch"), (6, 12, "full")]
     assert state.take_signals(conn) == []
+
+
+def test_needs_agent_only_for_jobs_that_can_progress(conn):
+    state.add_submission(conn, 1, {}, None, [job_row(1, 1, reason="JobHeldUser", held="user"),
+                                            job_row(2, 1, reason="DependencyNeverSatisfied",
+                                                    held=None)])
+    assert state.active_jobs_exist(conn) and not state.needs_agent(conn)
+    state.update_job(conn, 2, reason="BeginTime")
+    assert state.needs_agent(conn)
+    state.update_job(conn, 2, state="RUNNING", reason="None")
+    assert state.needs_agent(conn)
