@@ -137,7 +137,8 @@ class LocalJob:
         deadline = time.monotonic() + timeout
         while not path.exists():
             assert time.monotonic() < deadline, "%s never appeared" % path
-            assert all(p.poll() is None for p in self.procs), "a node ended early"
+            assert all(p.poll() is None for p in self.procs), "a node ended early:\n%s" % (
+                "\n".join(self.log(rank) for rank in range(self.nodes)))
             time.sleep(0.05)
 
     def wait_until(self, condition, timeout: float = 30) -> None:
