@@ -22,7 +22,7 @@ import threading
 import time
 
 PORT_BASE, PORT_SPAN, PORT_TRIES = 20000, 12000, 32
-HANDSHAKE_TIMEOUT = 10
+HANDSHAKE_TIMEOUT = 30  # bounds a peer that stalls mid-handshake (a loaded node is slow)
 MAX_HEADER, MAX_PAYLOAD, MAX_HELLO = 16 << 20, 16 << 20, 4096
 ROLES = ("agent", "local")
 
