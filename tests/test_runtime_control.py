@@ -98,11 +98,12 @@ while true; do sleep 0.1; done
     result = job.wait(30)
     assert result["state"] == "CANCELLED"
     out = job.output()
-    assert re.search(r"^slurmstepd-127\.0\.0\.1: error: \*\*\* JOB 85 ON 127\.0\.0\.1 "
-                     r"CANCELLED AT %s \*\*\*$" % WHEN, out, re.M)
-    assert re.search(r"\*\*\* STEP 85\.0 ON 127\.0\.0\.1 CANCELLED AT %s \*\*\*$" % WHEN,
-                     out, re.M)
-    assert "batch shell got TERM" in out
+    for text, node in ((out, "127.0.0.1"), (capture("scancel-plain-running-trap.txt"), "node1")):
+        for what in ("JOB 85", "STEP 85.0"):
+            pattern = re.escape("slurmstepd-%s: error: *** %s ON %s CANCELLED AT " % (
+                node, what, node)) + WHEN + re.escape(" ***")
+            assert re.search("^%s$" % pattern, text, re.M), (what, text)
+        assert "batch shell got TERM" in text
     assert all(p.returncode is not None for p in job.procs)
     assert job.survivors() == [] and len(before) > 6
     assert job_processes(85) == []
@@ -139,7 +140,8 @@ wait
     assert events(full) == ["batch shell got USR1", "step task got USR1"]
     # what else is printed is what Slurm's jobs printed: bash's "User defined signal 1" for a
     # child the signal killed (when the signal came while one ran)
-    for case, text in (("scancel-signal-usr1.txt", steps), ("scancel-signal-usr1-full.txt", full)):
+    for case, text in (("scancel-signal-usr1.txt", steps), ("scancel-signal-usr1-batch.txt", batch),
+                       ("scancel-signal-usr1-full.txt", full)):
         real = {re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in capture(case).splitlines()[1:]}
         assert set(text.splitlines()) <= real
 

@@ -58,15 +58,25 @@ def test_array_element_env(local_job, rank, case, job_id, node):
     assert ours(job, text, {"127.0.0.1": node}) == expected(case)
 
 
-def test_gpu_job_env(local_job):
-    """--gpus=2 on one node: SLURM_GPUS, SLURM_GPUS_ON_NODE and SLURM_JOB_GPUS as env-d2;
-    CUDA_VISIBLE_DEVICES is whatever the node provides (here 0,1)."""
-    job = local_job(1, job_id=41, job_name="env-d2", partition="gpu", gpus=2).start(
-        SKYPILOT_NUM_GPUS_PER_NODE="2", CUDA_VISIBLE_DEVICES="0,1")
+@pytest.mark.parametrize("case, nodes, spec, names", [
+    ("env-d2-gpus2.txt", 1, dict(job_id=41, job_name="env-d2", gpus=2), {"127.0.0.1": "node4"}),
+    ("env-d3-gpus-per-node.txt", 2,
+     dict(job_id=42, job_name="env-d3", gpus_per_node=1, gpus_per_task=1, ntasks=2,
+          ntasks_per_node=1), {"127.0.0.1": "node3", "127.0.0.2": "node4",
+                               "127.0.0.[1-2]": "node[3-4]"}),
+])
+def test_gpu_job_env(local_job, case, nodes, spec, names):
+    """--gpus=2 (env-d2), -N2 --gpus-per-node=1 --gpus-per-task=1 (env-d3): SLURM_GPUS*,
+    SLURM_GPUS_ON_NODE and SLURM_JOB_GPUS as on Slurm; CUDA_VISIBLE_DEVICES is whatever the
+    node provides."""
+    gpus = str(spec.get("gpus") or spec.get("gpus_per_node"))
+    visible = ",".join(str(i) for i in range(int(gpus)))
+    job = local_job(nodes, partition="gpu", **spec).start(
+        SKYPILOT_NUM_GPUS_PER_NODE=gpus, CUDA_VISIBLE_DEVICES=visible)
     assert job.wait()["state"] == "COMPLETED"
-    slurm_part = ours(job, job.output(), {"127.0.0.1": "node4"}).split("== process")[0]
-    assert slurm_part == expected("env-d2-gpus2.txt").split("== process")[0]
-    assert "CUDA_VISIBLE_DEVICES=0,1\n" in job.output()
+    slurm_part = ours(job, job.output(), names).split("== process")[0]
+    assert slurm_part == expected(case).split("== process")[0]
+    assert "CUDA_VISIBLE_DEVICES=%s\n" % visible in job.output()
 
 
 SRUN_ENV = """#!/bin/bash
