@@ -92,8 +92,9 @@ class Scheduler:
 
     def _watch(self, job: JobRecord, now: float, wake: list[float]) -> bool:
         ex = self.executor(job.executor)
-        if job.state == "CONFIGURING" and job.executor_ref and not job.executor_ref.get("pids"):
-            return self._adopt(job, ex)
+        if job.executor_ref and not job.executor_ref.get("pids"):
+            if not self._adopt(job, ex, now):
+                return True
         if job.kill_action and job.kill_sent is None:
             log.info("job %s: %s", job.job_id, job.kill_action)
             ex.cancel(job)
@@ -119,15 +120,23 @@ class Scheduler:
         log.info("job %s: %s %s", job.job_id, fields["state"], result)
         return done
 
-    def _adopt(self, job: JobRecord, ex: Executor) -> bool:
-        """A job an earlier agent was starting when it died: found running, or never started."""
+    def _adopt(self, job: JobRecord, ex: Executor, now: float) -> bool:
+        """A job an earlier agent was starting when it died: found running (True), or never
+        started and so pending again, or cancelled if that was asked meanwhile (False)."""
         ref = ex.adopt(job)
         if ref is None:
-            log.info("job %s: never started; pending again", job.job_id)
-            return state.update_job(self.conn, job.job_id, where_state=("CONFIGURING",),
-                                    state="PENDING", executor_ref=None, start_time=None,
-                                    nodelist=None, batch_host=None)
+            log.info("job %s: never started", job.job_id)
+            fields = dict(state="PENDING", executor_ref=None, start_time=None, nodelist=None,
+                          batch_host=None)
+            if job.kill_action == "cancel":
+                fields = dict(state="CANCELLED", end_time=now, exit_code=0, exit_signal=0,
+                              kill_action=None)
+            elif job.kill_action == "requeue":
+                fields = requeued_fields(job, now)
+            state.update_job(self.conn, job.job_id, where_state=STARTED_STATES, **fields)
+            return False
         log.info("job %s: found running again", job.job_id)
+        job.executor_ref = ref
         state.update_job(self.conn, job.job_id, executor_ref=ref)
         state.update_job(self.conn, job.job_id, where_state=("CONFIGURING",), state="RUNNING")
         return True
