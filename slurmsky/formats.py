@@ -640,7 +640,13 @@ def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
         "L": lambda j: (j.rec.time_limit * 60 - j.used()) if j.rec.time_limit else 2**40,
         "m": lambda j: j.total_mem,
     }
-    jobs = sorted(jobs, key=id_key)  # slurmctld's own order, as far as it is knowable
+    def list_key(job: Job):
+        # slurmctld's own list order, which decides ties: held jobs (priority 0) come newest
+        # first, as the peer shows them; array tasks by index
+        array_id, task = id_key(job)
+        return (-array_id, task) if job.rec.held else (array_id, task)
+
+    jobs = sorted(jobs, key=list_key)
     jobs.sort(key=start_key, reverse=True)
     spec = spec or "P,t,-p"
     for i in range(len(spec) - 1, -1, -1):

@@ -271,7 +271,7 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
     jobs = formats.squeue_sort(jobs, settings["sort"])
     items = settings["items"]
     lines = []
-    if long:
+    if long and not noheader:
         lines.append(time.ctime(now))
     if not noheader:
         lines.append(formats.render(items, None))
