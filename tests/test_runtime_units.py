@@ -293,7 +293,8 @@ def test_node_names_must_resolve_to_their_nodes():
     ({"gpus_per_task": 2}, "0", 2), ({"gpus": 1}, "4", 4), ({"gres": "gpu"}, "0", 1),
 ])
 def test_gpus_on_node(kw, skypilot, expected):
-    job = spec.Job(_spec(**kw), {"SKYPILOT_NODE_IPS": "a\nb", "SKYPILOT_NUM_GPUS_PER_NODE": skypilot})
+    job = spec.Job(_spec(**kw), {"SKYPILOT_NODE_IPS": "a\nb",
+                                 "SKYPILOT_NUM_GPUS_PER_NODE": skypilot})
     assert job.gpus_on_node() == expected
 
 
