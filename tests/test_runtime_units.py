@@ -1,6 +1,7 @@
 """The node runtime's pieces on their own: step layout, srun's option rules and output, task
 exit reporting, scontrol's keywords, the channel handshake, spec identity, the trampoline."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from runtime_fixtures.cluster import capture
+from runtime_fixtures.cluster import ROOT, capture
 from slurmsky.runtime import channel, env, layout, procs, scontrol, spec, srun
 
 NAMES = ["127.0.0.1", "127.0.0.2"]
@@ -326,3 +327,22 @@ def test_trampoline_task_pid_umask_cwd_and_signals():
     assert done.stderr == ("slurmstepd-node1: error: couldn't chdir to `/nonexistent': No such "
                            "file or directory: going to /tmp instead\n")
     assert sys.executable in procs.launch_argv("n", 0, "/", ["x"])
+
+
+# -- shipped alone -----------------------------------------------------------------------
+
+def test_runtime_ships_alone_with_the_standard_library(tmp_path):
+    """slurmsky/__init__.py + slurmsky/runtime/ in a directory of their own import under a
+    python without site-packages (-I -S): nothing else of slurmsky, nothing third-party."""
+    package = tmp_path / "slurmsky"
+    shutil.copytree(ROOT / "slurmsky" / "runtime", package / "runtime",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "slurmsky" / "__init__.py", package / "__init__.py")
+    modules = sorted(p.stem for p in (package / "runtime").glob("*.py"))
+    code = ("import sys; sys.path.insert(0, %r)\n" % str(tmp_path)
+            + "".join("import slurmsky.runtime.%s\n" % m for m in modules)
+            + "print(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)"
+              " - {'__main__', 'slurmsky'}))")
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
