@@ -50,6 +50,9 @@ def test_hello_example_writes_slurm_out(cluster):
     assert (cluster.cwd / f"slurm-{job}.out").read_text() == (
         f"Hello from job {job} (hello) on 127.0.0.1\n"
         f"submitted from {cluster.cwd}, running in {cluster.cwd}\n")
+    # the run directory keeps only RESULT and the runtime's log (the spec had the environment)
+    cluster.wait_for(lambda: sorted(os.listdir(cluster.state / "jobs" / str(job)))
+                     == ["result.json", "runtime-0.log"], 10, "the run directory's cleanup")
 
 
 def test_wait_exit_codes(cluster):

@@ -136,3 +136,13 @@ def test_requeue_running_job(cluster, monkeypatch):
     [record] = control.select(conn, job, None)
     assert record.restarts == 1 and record.begin_time > time.time() + 60
     assert control.requeue(conn, record) == control.PENDING_ERR
+
+
+def test_aftercorr_pairs_array_elements(cluster):
+    first = cluster.sbatch("--array=1-2", "--wrap", "sleep 1; exit $((SLURM_ARRAY_TASK_ID - 1))")
+    second = cluster.sbatch(f"--dependency=aftercorr:{first}", "--array=1-2", "--wrap", "true")
+    cluster.wait_done(first)
+    cluster.wait_for(lambda: {r[1] for r in cluster.jobs("array_job_id = ? AND array_task_id = 1",
+                                                         second)} == {"COMPLETED"}, 30)
+    cluster.wait_for(lambda: cluster.jobs("array_job_id = ? AND array_task_id = 2", second)[0][4]
+                     == "DependencyNeverSatisfied", 30)

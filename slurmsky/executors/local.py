@@ -214,13 +214,15 @@ class LocalExecutor:
                        stderr=subprocess.DEVNULL, timeout=30, check=False)
 
     def cleanup(self, job: JobRecord) -> None:
-        """SIGKILL whatever is left in the job's node sessions (each runtime leads one)."""
+        """SIGKILL whatever is left in the job's node sessions (each runtime leads one), then
+        remove its run directory but for RESULT and the runtimes' logs: the spec holds the
+        job's environment, and the next agent needs RESULT if this one dies now."""
         import psutil
+        import shutil
 
-        sessions = {pid for pid, ctime in (job.executor_ref or {}).get("pids", ()) if pid}
-        if not sessions:
-            return
-        for pid in psutil.pids():
+        ref = job.executor_ref or {}
+        sessions = {pid for pid, _ in ref.get("pids", ()) if pid}
+        for pid in psutil.pids() if sessions else ():
             try:
                 if os.getsid(pid) in sessions:
                     os.kill(pid, signal.SIGKILL)
@@ -230,6 +232,14 @@ class LocalExecutor:
             child = self._children.pop(pid, None)
             if child is not None:
                 child.wait()  # SIGKILLed above: ends at once
+        if ref.get("rundir") and os.path.isdir(ref["rundir"]):
+            for entry in os.scandir(ref["rundir"]):
+                if entry.name == "result.json" or entry.name.startswith("runtime-"):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
 
     # --- helpers ---------------------------------------------------------------------------
 
