@@ -54,7 +54,7 @@ class Allocation:
                                   input=None, output=self.out if output else "/dev/null",
                                   error=self.err if output else "/dev/null")
         try:
-            self.job_id, _ = store(req, load_config(), batch=False)
+            self.job_id = store(req, load_config(), batch=False)
         except SlurmError as exc:
             raise SlurmError(*[line.replace("Batch job submission failed: ",
                                             "Unable to allocate resources: ")

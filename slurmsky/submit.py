@@ -29,17 +29,17 @@ def element_ids(first: int, count: int) -> list[int]:
 
 def submit_batch(req: JobRequest) -> int:
     cfg = load_config()
-    job_id, ids = store(req, cfg, batch=True)
+    job_id = store(req, cfg, batch=True)
     if req.test_only:
         return 0
     _print_submitted(req, job_id)
     if req.wait:
-        return wait_for(ids)
+        return wait_for(job_id)
     return 0
 
 
-def store(req: JobRequest, cfg: Config, *, batch: bool) -> tuple[int, list[int]]:
-    """Validate against the backend, allocate ids and store the job; (printed id, element ids).
+def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
+    """Validate against the backend, allocate ids and store the job; the id sbatch prints.
 
     Like Slurm, a request the backend can never run consumes an id and is stored FAILED
     before the error is raised; --test-only consumes an id and stores nothing.
@@ -61,7 +61,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> tuple[int, list[int]]
         raise SlurmError(*refused)
     if req.test_only:
         _print_test_only(req, cfg, lay, part_name, first)
-        return first, []
+        return first
     environment = _environment(req, cfg)
     spec = runtime_spec(req, cfg, lay, part_name, job_id=first,
                         array_job_ids=ids if req.array else None, environment=environment)
@@ -77,7 +77,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> tuple[int, list[int]]
     from .agent import wake
 
     wake()
-    return first, ids
+    return first
 
 
 def _spread(req: JobRequest, cfg: Config) -> JobRequest:
@@ -105,8 +105,7 @@ def _refusal(cfg: Config, lay: Layout) -> list[str] | None:
         return None
     from .executors import local
 
-    return local.refusal(list(lay.cpus_per_node), lay.mem_per_node, None,
-                         lay.gpus_per_node)
+    return local.refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node)
 
 
 def _environment(req: JobRequest, cfg: Config) -> dict:
@@ -205,16 +204,16 @@ def wait_exit_code(rec: state.JobRecord) -> int:
     return 1
 
 
-def wait_for(ids: list[int]) -> int:
-    """Block until every job has ended; the highest exit code (sbatch --wait)."""
+def wait_for(job_id: int) -> int:
+    """Block until the job (every element of an array) has ended; the highest exit code."""
     from .agent import wake
 
     conn = state.connect()
     last_wake = time.monotonic()
     while True:
-        jobs = state.find_jobs(conn, ids=ids)
-        if all(j.finished for j in jobs if j.job_id in ids):
-            return max((wait_exit_code(j) for j in jobs if j.job_id in ids), default=0)
+        jobs = state.find_jobs(conn, ids=[job_id])
+        if all(j.finished for j in jobs):
+            return max((wait_exit_code(j) for j in jobs), default=0)
         if time.monotonic() - last_wake > 5:  # an agent killed meanwhile is started again
             wake()
             last_wake = time.monotonic()

@@ -183,3 +183,21 @@ def test_agent_status_stop_and_idle_state(cluster):
     assert cluster.run("slurmsky", "agent", "stop").stdout == f"agent: stopped pid {pid}\n"
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert cluster.run("slurmsky", "agent", "status").returncode == 1
+
+
+def test_jobs_that_do_not_fit_wait_for_resources(cluster):
+    env = {"SLURMSKY_LOCAL_NODES": "1"}  # one node with this machine's CPUs
+    cpus = str(os.cpu_count())
+    big = cluster.sbatch("-c", cpus, "--wrap", "sleep 3", env=env)
+    cluster.wait_for(lambda: cluster.job(big)[1] == "RUNNING", 30, "the big job to run")
+    waiting = cluster.sbatch("--wrap", "true", env=env)
+    behind = cluster.sbatch("--wrap", "true", env=env)
+    cluster.wait_for(lambda: (cluster.job(waiting)[4], cluster.job(behind)[4])
+                     == ("Resources", "Priority"), 10, "the pending reasons")
+    rows = cluster.wait_done(big, waiting, behind)
+    assert [r[1] for r in rows] == ["COMPLETED"] * 3
+    with cluster.db() as conn:
+        (start,) = conn.execute("SELECT start_time FROM jobs WHERE job_id = ?",
+                                (waiting,)).fetchone()
+        (end,) = conn.execute("SELECT end_time FROM jobs WHERE job_id = ?", (big,)).fetchone()
+    assert start >= end

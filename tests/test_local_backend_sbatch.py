@@ -69,3 +69,12 @@ def test_test_only_consumes_an_id_and_stores_nothing(cluster):
 def test_too_many_nodes_pends(cluster):
     job = cluster.sbatch("-N", "99", "--wrap", "true")
     cluster.wait_for(lambda: cluster.job(job)[4] == "PartitionNodeLimit", 30, "the reason")
+
+
+def test_more_memory_than_the_machine_is_refused(cluster):
+    got = cluster.run("sbatch", "--mem=100T", "--wrap", "true")
+    assert got.stderr == ("sbatch: error: Memory specification can not be satisfied\n"
+                          "sbatch: error: Batch job submission failed: Requested node "
+                          "configuration is not available\n")
+    assert got.returncode == 1
+    assert cluster.jobs() == [(1, "FAILED", 1, 0, "BadConstraints")]

@@ -47,16 +47,17 @@ def job_mem(job_cpus: int, mem_per_node: int | None, mem_per_cpu: int | None, no
     return (mem_per_cpu or 0) * job_cpus
 
 
-def refusal(cpus_per_node: list[int], mem_per_node: int | None, mem_per_cpu: int | None,
+def refusal(cpus_per_node: list[int], mem_per_node: int | None,
             gpus_per_node: int) -> list[str] | None:
-    """Slurm's submit-time errors for what no node here can ever give, or None."""
+    """Slurm's submit-time errors for what no node here can ever give, or None.
+    mem_per_node: MB the job needs on each node (None: not asked, 0: the whole node)."""
     node = nodes()[0]
     failed = "Batch job submission failed: Requested node configuration is not available"
     if gpus_per_node:
         return [failed]
     if max(cpus_per_node) > node.cpus:
         return ["CPU count per node can not be satisfied", failed]
-    if any(job_mem(c, mem_per_node, mem_per_cpu, node) > node.mem for c in cpus_per_node):
+    if mem_per_node and mem_per_node > node.mem:
         return ["Memory specification can not be satisfied", failed]
     return None
 
