@@ -17,6 +17,7 @@ from . import procs
 EXIT_GRACE = 0.2      # seconds to let a task's pipes drain after it exits, before reporting
 DRAIN_TIMEOUT = 2.0   # seconds to wait for pipes held open by killed leftovers
 GROUP_WINDOW = 0.03   # exits this close together are reported as one, as slurmstepd does
+IDLE_WAIT = 1.0       # seconds between looks at a step whose tasks all run (exits notify)
 
 
 class NodeSteps:
@@ -108,9 +109,10 @@ class _LocalStep:
         """Report exits (grouped by status, after the task's output), then leftovers, done."""
         while True:
             with self.cond:
-                self.cond.wait(0.05)
                 if any(t.status is not None and not t.reported for t in self.tasks):
                     self.cond.wait(GROUP_WINDOW)  # siblings ending together share one report
+                else:
+                    self.cond.wait(IDLE_WAIT)  # until a task exits (notified)
                 now = time.monotonic()
                 groups = {}
                 for t in self.tasks:
