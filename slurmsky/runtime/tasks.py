@@ -21,6 +21,8 @@ IDLE_WAIT = 1.0       # seconds between looks at a step whose tasks all run (exi
 
 
 class NodeSteps:
+    """The steps running on this node, by step id (launch, signal)."""
+
     def __init__(self, job, reaper, send, bin_dir, node_environ):
         self.job, self.reaper, self.send = job, reaper, send
         self.bin_dir, self.node_environ = bin_dir, node_environ
@@ -46,6 +48,8 @@ class NodeSteps:
 
 
 class _Task:
+    """One task: its pid, wait status, and how many of its output pipes are still open."""
+
     def __init__(self, gid):
         self.gid, self.pid, self.status = gid, None, None
         self.exited_at = None
@@ -54,6 +58,8 @@ class _Task:
 
 
 class _LocalStep:
+    """This node's share of one step: its tasks, their output pumps and their finisher."""
+
     def __init__(self, node, step):
         self.node, self.step = node, step
         self.id = step["id"]
