@@ -327,21 +327,37 @@ class Job:
         return f"gres:{gres}" if gres else "N/A"
 
     def std_path(self, which: str) -> str:
-        """StdOut/StdErr/StdIn with the patterns expanded as scontrol shows them."""
+        """StdOut/StdErr/StdIn as scontrol shows them. A record holds its own paths, expanded
+        at submission (with `%N` left for the node); an array's pending record shows the
+        pattern expanded for the array itself (`slurm-7_4294967294.out`), from the spec."""
         rec = self.rec
-        pattern = {"out": rec.stdout, "err": rec.stderr or rec.stdout, "in": rec.stdin}[which]
+        key = {"out": "output", "err": "error", "in": "input"}[which]
+        if self.tasks is not None and which != "in":
+            spec = SPECS(rec.submission) if SPECS else {}
+            pattern = spec.get(key) or (spec.get("output") if which == "err" else None)
+            return self._expand(pattern or "slurm-%A_%a.out", None)
+        path = {"out": rec.stdout, "err": rec.stderr or rec.stdout, "in": rec.stdin}[which]
         if which == "in":
-            pattern = pattern or "/dev/null"
-        elif not pattern:
-            pattern = "slurm-%A_%a.out" if rec.array_job_id is not None else "slurm-%j.out"
-        if "%" in pattern or "\\" in pattern:
-            from .runtime.filepattern import expand
+            return path or "/dev/null"
+        if not path:
+            default = "slurm-%A_%a.out" if rec.array_job_id is not None else "slurm-%j.out"
+            return self._expand(default, rec.array_task_id)
+        if "%N" in path and rec.batch_host and self.started:
+            path = path.replace("%N", rec.batch_host)
+        return os.path.join(rec.workdir, path)
 
-            task = None if self.tasks is not None else rec.array_task_id
-            pattern = expand(pattern, job_id=self.job_id, array_job_id=rec.array_job_id,
-                             array_task_id=task, job_name=rec.name, user=rec.user,
-                             node_name=rec.batch_host or "")
-        return os.path.join(rec.workdir, pattern)
+    def _expand(self, pattern: str, task: int | None) -> str:
+        from .runtime.filepattern import expand
+
+        rec = self.rec
+        name = expand(pattern, job_id=self.job_id, array_job_id=rec.array_job_id,
+                      array_task_id=task, job_name=rec.name, user=rec.user, node_name="%N")
+        return os.path.join(rec.workdir, name)
+
+
+# submission -> its runtime spec (dict), for the few values only the spec holds; commands that
+# have the state open set it (formats itself never opens the state).
+SPECS = None
 
 
 def collapse(records, *, keep_tasks=(), expand: bool = False, now: float | None = None
@@ -912,6 +928,17 @@ def _step_state(row: Row) -> tuple[str, str]:
     return "COMPLETED", "0:0"
 
 
+def derived_exit_code(rec) -> str:
+    """Slurm's DerivedExitCode: the highest exit code of the job's steps (srun steps; the batch
+    step's is the job's own ExitCode), signals not counted."""
+    result = rec.result or {}
+    if result.get("derived_exit_code"):
+        return str(result["derived_exit_code"])
+    codes = [int(s.get("exit_code") or 0) for s in result.get("steps") or ()
+             if isinstance(s, dict) and str(s.get("id")) != "batch"]
+    return f"{max(codes, default=0)}:0"
+
+
 def _elapsed(row: Row) -> int:
     info = row.info
     if row.step is not None and info.get("start"):
@@ -985,8 +1012,7 @@ SACCT_VALUES = {
     "Comment": lambda r: "",  # AccountingStoreFlags=job_comment is not set, as by default
     "CPUTime": lambda r: format_hms(_elapsed(r) * r.job.rec.num_cpus),
     "CPUTimeRAW": lambda r: str(_elapsed(r) * r.job.rec.num_cpus),
-    "DerivedExitCode": _job_only(lambda r: (r.job.rec.result or {}).get("derived_exit_code")
-                                 or "0:0"),
+    "DerivedExitCode": _job_only(lambda r: derived_exit_code(r.job.rec)),
     "Elapsed": lambda r: format_hms(_elapsed(r)),
     "ElapsedRaw": lambda r: str(_elapsed(r)),
     "Eligible": lambda r: iso(r.job.rec.eligible_time),
@@ -1122,8 +1148,7 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
         f"Reboot=0 ExitCode={rec.exit_text if rec.state in FINISHED else '0:0'}",
     ]
     if details:
-        lines.append("DerivedExitCode=%s" % ((rec.result or {}).get("derived_exit_code")
-                                              or "0:0"))
+        lines.append(f"DerivedExitCode={derived_exit_code(rec)}")
     lines += [
         f"RunTime={_hms(job.used())} TimeLimit={limit} TimeMin=N/A",
         f"SubmitTime={iso(rec.submit_time)} EligibleTime={eligible}",

@@ -49,7 +49,6 @@ def acct(world):
     w.add(104, name="stepfail", state="COMPLETED", nodelist="node2", start_time=S,
           end_time=S, exit_code=0, exit_signal=0,
           result={"state": "COMPLETED", "exit_code": 0, "signal": 0,
-                  "derived_exit_code": "1:0",
                   "steps": [{"id": 0, "name": "false", "exit_code": 1, "nodes": "node2",
                              "start": S, "end": S},
                             {"id": 1, "name": "true", "exit_code": 0, "nodes": "node2",

@@ -44,8 +44,8 @@ def shown(world):
     w.add(137, name="show-running", partition="gpu", state="RUNNING", nodelist="node[3-4]",
           batch_host="node3", num_nodes=2, num_cpus=2, num_tasks=2, tasks_per_node=[1, 1],
           cpus_per_node=[1, 1], time_limit=10, submit_time=start - 1, eligible_time=start - 1,
-          start_time=start, gres="gpu:1", comment="hello", stdout="out-%j.log",
-          stderr="err-%j.log", **peer)
+          start_time=start, gres="gpu:1", comment="hello", stdout="out-137.log",
+          stderr="err-137.log", **peer)
     w.add(30, name="env-b", state="COMPLETED", nodelist="node[1-2]", batch_host="node1",
           num_nodes=2, num_cpus=4, num_tasks=4, tasks_per_node=[2, 2], cpus_per_node=[2, 2],
           submit_time=epoch("2026-11-22T02:45:42"), eligible_time=epoch("2026-11-22T02:45:42"),
@@ -57,7 +57,8 @@ def shown(world):
     tasks.update({i: (137 + i, {}) for i in range(1, 9)})
     tasks[9] = (134, {})
     w.add_array(134, tasks, name="show-array", submit_time=SUBMIT, array_throttle=1,
-                reason="JobArrayTaskLimit", workdir="<probe-dir>/d", stdout=None)
+                reason="JobArrayTaskLimit", workdir="<probe-dir>/d", stdout=None,
+                output="slurm-%A_%a.out")
     return w
 
 
@@ -107,6 +108,8 @@ def test_hostlists(world):
                  with_rc(world.run("scontrol", "show", "hostnames",
                                    env={"SLURM_NODELIST": "node[3-4]"}))),
           "scontrol-show-hostnames-env.txt")
+    empty = world.run("scontrol", "show", "hostnames", env={"SLURM_NODELIST": ""})
+    assert (empty.stdout, empty.stderr, empty.returncode) == ("", "", 0)
     check(world.run("scontrol", "show", "hostlist", "node1,node2,node3"),
           "scontrol-show-hostlist.txt")
     check(world.run("scontrol", "show", "hostlist", "node3,node1,node2,node10,gpu1,node02"),
@@ -249,6 +252,11 @@ def test_end_to_end_show_job(cluster):
     assert f"   StdOut={cluster.cwd}/slurm-{job}.out\n" in text
     assert "   NodeList=127.0.0.1\n   BatchHost=127.0.0.1\n" in text
     assert text.endswith("   Power=\n   \n\n")
+    held = cluster.sbatch("--hold", "--array=1-3", "--wrap", "true")
+    meta = cluster.run("scontrol", "show", "job", str(held)).stdout
+    assert f"   StdOut={cluster.cwd}/slurm-{held}_4294967294.out\n" in meta
+    assert f"   StdOut={cluster.cwd}/slurm-{held}_1.out\n" not in meta
+    cluster.run("scancel", str(held))
     busy = cluster.run("sinfo", "-h", "-o", "%t %N").stdout.splitlines()
     assert busy[0] in ("mix 127.0.0.1", "alloc 127.0.0.1")
     assert cluster.run("scancel", str(job)).returncode == 0

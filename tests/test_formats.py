@@ -68,8 +68,8 @@ class World:
                    uid=0, gid=0, account="research", partition="debug", num_nodes=1,
                    num_cpus=1, num_tasks=1, tasks_per_node=[1], cpus_per_node=[1],
                    mem_per_cpu=100, submit_dir="<probe-dir>/e", workdir="<probe-dir>/e",
-                   stdout="slurm-%j.out", state="PENDING", reason="None", submit_time=T0,
-                   executor="local")
+                   stdout=f"slurm-{job_id}.out", state="PENDING", reason="None",
+                   submit_time=T0, executor="local")
         row.update(fields)
         if row["state"] != "PENDING" and "start_time" not in fields and row.get("nodelist"):
             row["start_time"] = T0 + 3
@@ -79,7 +79,8 @@ class World:
                 if "[" in row["nodelist"] else "")
         state.add_submission(self.conn, row["submission"], spec or {"script": ""}, None, [row])
 
-    def add_array(self, array_id: int, tasks: dict, **fields) -> None:
+    def add_array(self, array_id: int, tasks: dict, output: str = "slurm-%j.out",
+                  **fields) -> None:
         """tasks: index -> (job id, extra fields); one submission, ids as slurmctld gives."""
         rows = []
         for index, (job_id, extra) in tasks.items():
@@ -88,7 +89,7 @@ class World:
                        account="research", partition="debug", num_nodes=1, num_cpus=1,
                        num_tasks=1, tasks_per_node=[1], cpus_per_node=[1], mem_per_cpu=100,
                        submit_dir="<probe-dir>/e", workdir="<probe-dir>/e",
-                       stdout="slurm-%j.out", state="PENDING", reason="None",
+                       stdout=f"slurm-{job_id}.out", state="PENDING", reason="None",
                        submit_time=T0, executor="local")
             row.update(fields)
             row.update(extra)
@@ -98,7 +99,9 @@ class World:
             rows.append(row)
         keys = {k for row in rows for k in row}
         rows = [{k: row.get(k) for k in sorted(keys)} for row in rows]
-        state.add_submission(self.conn, array_id, {"script": ""}, None, rows)
+        # the spec keeps the --output pattern: the array's pending record shows it expanded
+        state.add_submission(self.conn, array_id, {"script": "", "output": output},
+                             None, rows)
 
     def run(self, command: str, *args: str, env: dict | None = None, input: str | None = None,
             user: int | None = None) -> subprocess.CompletedProcess:

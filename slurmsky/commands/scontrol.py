@@ -91,9 +91,11 @@ class Session:
         if _is(entity, "hostnames", 5):
             from ..runtime.hostlist import expand
 
-            names = expand(value if value is not None else os.environ.get("SLURM_NODELIST", ""))
-            if not names:
-                sys.stderr.write("scontrol: error: host list is empty\n")
+            if value is None:
+                value = os.environ.get("SLURM_NODELIST")
+                if value is None:  # unset; set but empty prints nothing, as on Slurm
+                    sys.stderr.write("scontrol: error: host list is empty\n")
+            names = expand(value or "")
             sys.stdout.write("".join(n + "\n" for n in names))
             return 0
         if _is(entity, "hostlist", 5) or _is(entity, "hostlistsorted", 9):
@@ -148,6 +150,7 @@ class Session:
         jobs.sort(key=lambda j: (j.rec.array_job_id or j.rec.job_id,
                                  -1 if j.tasks is not None else j.rec.array_task_id or 0))
         specs = _specs(self.conn, jobs)
+        formats.SPECS = specs.get
         for job in jobs:
             sys.stdout.write(formats.show_job(job, oneliner=self.oneliner,
                                               details=self.details,

@@ -186,6 +186,7 @@ def body(argv: list[str]) -> int:
 
     out = sys.stdout
     conn = state.connect()
+    formats.SPECS = _spec_loader(conn)
     if o["users"] is not None:
         o["users"] = _users(conn, o["users"], warnings)
     for line in warnings:
@@ -294,6 +295,19 @@ def _users(conn, text: str, warnings: list[str]) -> list[str]:
         else:
             warnings.append(f"squeue: error: Invalid user: {word}\n\n")
     return names
+
+
+def _spec_loader(conn):
+    cache: dict = {}
+
+    def load(submission: int) -> dict:
+        if submission not in cache:
+            try:
+                cache[submission] = state.get_spec(conn, submission)[0]
+            except (TypeError, ValueError):
+                cache[submission] = {}
+        return cache[submission]
+    return load
 
 
 def _revive(conn) -> None:
