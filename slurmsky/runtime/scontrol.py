@@ -7,6 +7,7 @@ handed to the next ``scontrol`` on PATH (the front end's, where there is one).
 """
 import grp
 import os
+import signal
 import sys
 import time
 
@@ -54,6 +55,9 @@ def main(argv, node_dir):
         if all(_ours(value, info) for value in words[1:]):
             try:
                 conn = rundir.connect(node_dir, rundir.REPLY_TIMEOUT)
+                # The requeue TERMs every process of the job, this one too: on Slurm the
+                # reply reaches scontrol before the job is signalled, so it exits 0.
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
                 conn.send({"t": "requeue"})
                 conn.recv()
             except (OSError, channel.ChannelError) as e:
