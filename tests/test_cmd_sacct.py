@@ -282,3 +282,12 @@ def test_time_of_day_looks_back(acct):
     assert out.stdout == ""
     bad = acct.run("sacct", "-S", "garbage")
     assert bad.returncode == 1 and "Invalid time specification" in bad.stderr
+
+
+def test_end_now_includes_jobs_that_ended_this_second(world):
+    second = float(int(NOW))
+    world.add(5, name="just-failed", state="FAILED", nodelist="node1", start_time=second - 2,
+              end_time=second + 0.5, submit_time=second - 3, exit_code=5, exit_signal=0)
+    out = world.run("sacct", "-X", "-n", "-P", "-s", "F", "-S", "now-1hours", "-E", "now",
+                    "-o", "JobName,State", env={"SLURMSKY_NOW": repr(second + 0.9)})
+    assert out.stdout == "just-failed|FAILED\n"

@@ -206,16 +206,19 @@ def _midnight(now: float) -> float:
 
 def _in_window(rec, start: float, end: float, states: set | None) -> bool:
     """Whether a job belongs in [start, end]: it was eligible or running in the window; with
-    -s, it was in one of the states during it (a finished state: it ended in the window)."""
+    -s, it was in one of the states during it (a finished state: it ended in the window).
+    Times are compared in whole seconds, as slurmdbd stores them (`-E now` is this second)."""
+    submit = int(rec.submit_time)
+    ended = int(rec.end_time) if rec.end_time is not None else None
     if states is not None:
         if rec.state not in states:
             return False
         if rec.state in formats.FINISHED:
-            return rec.end_time is not None and start <= rec.end_time <= end
-        return rec.submit_time <= end
-    if rec.submit_time > end:
+            return ended is not None and start <= ended <= end
+        return submit <= end
+    if submit > end:
         return False
-    return rec.end_time is None or rec.end_time >= start
+    return ended is None or ended >= start
 
 
 def main() -> None:
