@@ -347,6 +347,12 @@ class PeerSide(Side):
         out, _err, code = run_bounded([f"{PEER_BIN}/{argv[0]}", *argv[1:]], "/", timeout)
         return out, code
 
+    def prepare(self, case, workdir, id_digits) -> dict:
+        if case.exclusive:  # its commands see the whole cluster: let running jobs end first
+            _poll(lambda: not self._q("squeue", "-h", "-t", "CF,R,CG,S", "-o", "%i")[0].strip(),
+                  60, every=0.5)
+        return {}
+
     def wait_done(self, case, workdir, ids, ctx, timeout) -> str:
         if not ids:
             return ""
@@ -361,7 +367,7 @@ class PeerSide(Side):
             return f"TIMED OUT after {timeout:g}s waiting for the jobs to end"
         # accounting lags slurmctld by 1-2 s (names show as "allocation", array elements and
         # steps come late): wait until sacct lists every job and array element slurmctld
-        # knows, all ended, and says the same for 2 s
+        # knows, all ended, and says the same for 1.2 s
         known, _code = self._q("squeue", "-h", "-r", "-t", "all", "-j", joined, "-o", "%i")
         elements = set(known.split())
         history: list[str] = []
@@ -377,9 +383,9 @@ class PeerSide(Side):
             return (elements <= listed
                     and not any(r[2].split()[0] in FINAL_ACTIVE for r in rows)
                     and not any(r[1] == "allocation" for r in rows)
-                    and history[-5:] == [out] * 5)
+                    and history[-4:] == [out] * 4)
 
-        if not _poll(settled, max(1.0, deadline - time.monotonic()), every=0.5):
+        if not _poll(settled, max(1.0, deadline - time.monotonic()), every=0.4):
             return "TIMED OUT waiting for accounting to settle"
         return ""
 
@@ -485,7 +491,7 @@ class SkySide(Side):
             shutil.chown(state, case.user)
         ctx = {"state": str(state), "path_prefix": self.path_prefix(case.user)}
         # job ids of as many digits as the peer's (see PeerSide.raise_ids_to)
-        self._helper(case, state, "floor", str(10 ** (id_digits - 1)))
+        self._state(case, state, "floor", 10 ** (id_digits - 1))
         return ctx
 
     def env(self, case, workdir) -> dict:
@@ -493,29 +499,37 @@ class SkySide(Side):
                     SLURMSKY_HOME=str(self.root / "state" / case.id),
                     SLURMSKY_CONFIG=str(self.config))
 
-    def _helper(self, case, state, *args, timeout: float = 15):
+    def _state(self, case, state, what: str, *args, timeout: float = 15):
+        """skystate.<what>(...): in-process for the harness's own user, else as the user."""
+        if case.user == pwd.getpwuid(os.getuid()).pw_name:
+            if str(REPO) not in sys.path:
+                sys.path.insert(0, str(REPO))
+            import skystate
+
+            return getattr(skystate, what)({"SLURMSKY_HOME": str(state)}, *args)
         env = dict(user_env(case.user), PATH=BASE_PATH, SLURMSKY_HOME=str(state),
                    PYTHONPATH=str(REPO))
-        return run_bounded(as_user(case.user, [self.python_for(case.user), str(SKYSTATE), *args],
-                                   env), "/", timeout)
+        out, err, code = run_bounded(
+            as_user(case.user, [self.python_for(case.user), str(SKYSTATE), what,
+                                *map(str, args)], env), "/", timeout)
+        if what == "wait":
+            return "" if code == 0 else ((out + err).strip() or f"wait failed: {code}")
+        if what == "pids":
+            try:
+                return json.loads(out)
+            except ValueError:
+                return {}
+        return None
 
     def wait_done(self, case, workdir, ids, ctx, timeout) -> str:
-        out, err, code = self._helper(case, ctx["state"], "wait", str(timeout),
-                                      timeout=timeout + 10)
-        if code == 0:
-            return ""
-        return (out + err).strip() or f"wait failed: {code}"
+        return self._state(case, ctx["state"], "wait", timeout, timeout=timeout + 10)
 
     def cleanup(self, case, workdir, ids, ctx) -> None:
         """Stop the case's agent and every process its jobs started (by pid, not by name)."""
         state = ctx.get("state")
         if not state:
             return
-        out, _err, _code = self._helper(case, state, "pids")
-        try:
-            info = json.loads(out)
-        except ValueError:
-            return
+        info = self._state(case, state, "pids")
         agent = info.get("agent")
         if agent:
             _term(agent)
@@ -703,6 +717,7 @@ class Outcome:
     sky_text: str = ""
     note: str = ""
     seconds: float = 0.0
+    timing: str = ""
 
 
 def _visible(line: str) -> str:
@@ -754,19 +769,24 @@ def run_one(case: Case, peer: PeerSide | None, sky: Side, peer_digits: int = 4) 
 
         def on_peer():
             try:
+                t = time.monotonic()
                 box["r"] = peer.run_case(case, peer_digits)
+                box["t"] = time.monotonic() - t
             except Exception as exc:  # noqa: BLE001 - report, never hang the suite
                 box["e"] = exc
 
         th = threading.Thread(target=on_peer)
         th.start()
+        t_sky = time.monotonic()
         sky_res = sky.run_case(case, peer_digits)
+        t_sky = time.monotonic() - t_sky
         th.join()
         if "e" in box:
             return Outcome(case, False, f"the peer side failed: {box['e']!r}\n", "live",
                            seconds=time.monotonic() - t0)
         ref_text, ref_name, reference = render(case, box["r"]), "real Slurm", "live"
         note = ""
+        timing = f"real Slurm {box.get('t', 0):.1f}s, slurmsky {t_sky:.1f}s"
         stored = read_expected(case)
         if stored is None:
             note = "no stored expectation (run tests/compat/regenerate.py)"
@@ -783,7 +803,7 @@ def run_one(case: Case, peer: PeerSide | None, sky: Side, peer_digits: int = 4) 
     sky_text = render(case, sky_res)
     same, diff = compare(case, ref_text, sky_text, ref_name)
     return Outcome(case, same, diff, reference, ref_text, sky_text, note,
-                   time.monotonic() - t0)
+                   time.monotonic() - t0, timing if peer is not None else "")
 
 
 def id_digits(next_id: int) -> int:

@@ -27,7 +27,7 @@ import harness  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-k", dest="select", action="append", default=[])
-    ap.add_argument("-j", "--jobs", type=int, default=8)
+    ap.add_argument("-j", "--jobs", type=int, default=16)
     ap.add_argument("--check", action="store_true", help="run twice, store only stable answers")
     args = ap.parse_args(argv)
     if not harness.PeerSide.is_up():

@@ -33,8 +33,8 @@ def parse(argv):
     mode.add_argument("--stored", action="store_true", help="never use the peer")
     ap.add_argument("-k", dest="select", action="append", default=[],
                     help="only cases whose id contains this (repeatable)")
-    ap.add_argument("-j", "--jobs", type=int, default=int(os.environ.get("COMPAT_JOBS", 6)),
-                    help="cases run at once (default 6)")
+    ap.add_argument("-j", "--jobs", type=int, default=int(os.environ.get("COMPAT_JOBS", 16)),
+                    help="cases run at once (default 16)")
     ap.add_argument("-v", "--verbose", action="store_true", help="full diffs")
     ap.add_argument("--max-diff-lines", type=int, default=40)
     ap.add_argument("--ratchet", action="store_true",
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     if args.report:
         args.report.write_text(json.dumps([
             {"id": o.case.id, "identical": o.identical, "reference": o.reference,
-             "diff": o.diff, "note": o.note, "seconds": round(o.seconds, 2),
+             "diff": o.diff, "note": o.note, "seconds": round(o.seconds, 2), "timing": o.timing,
              "covers": list(o.case.covers)} for o in outcomes], indent=1))
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

@@ -1,10 +1,11 @@
-"""The harness's window into one slurmsky state directory ($SLURMSKY_HOME), run as the case's
-user (so every file of the state directory stays that user's).
+"""The harness's window into one slurmsky state directory ($SLURMSKY_HOME).
 
     skystate.py floor N      job ids start at N at least (reserves the ids below, unused)
     skystate.py wait SECS    until no job is pending or running; exit 1 with a note if not
     skystate.py pids         JSON: the agent's pid and the node runtimes' session ids
 
+For cases run by the harness's own user these functions are called in-process; for another
+user the script runs as that user (so every file of the state directory stays theirs).
 It reads the state through slurmsky.state (the scheduler core's own API), not through the
 commands under test: a broken squeue must not make the harness wait forever.
 """
@@ -19,41 +20,65 @@ import time
 from slurmsky import state
 
 
-def main(argv: list[str]) -> int:
-    what = argv[0]
-    if what == "floor":
-        conn = state.connect()
+def floor(environ, first: int) -> None:
+    conn = state.connect(environ)
+    try:
         nxt = state.allocate_ids(conn, 0)
-        if nxt < int(argv[1]):
-            state.allocate_ids(conn, int(argv[1]) - nxt)
-        return 0
-    if what == "wait":
-        deadline = time.monotonic() + float(argv[1])
-        conn = state.connect()
+        if nxt < first:
+            state.allocate_ids(conn, first - nxt)
+    finally:
+        conn.close()
+
+
+def wait(environ, seconds: float) -> str:
+    """'' once no job is active, else what is still active when the time is up."""
+    deadline = time.monotonic() + seconds
+    conn = state.connect(environ)
+    try:
         while state.active_jobs_exist(conn):
             if time.monotonic() > deadline:
                 jobs = state.active_jobs(conn)
-                print(f"TIMED OUT after {argv[1]}s waiting for the jobs to end: "
-                      + ", ".join(f"{j.job_id}={j.state}" for j in jobs))
-                return 1
+                return (f"TIMED OUT after {seconds:g}s waiting for the jobs to end: "
+                        + ", ".join(f"{j.job_id}={j.state}" for j in jobs))
             time.sleep(0.2)
-        return 0
-    if what == "pids":
-        home = state.home()
-        info: dict = {"agent": None, "sessions": []}
+        return ""
+    finally:
+        conn.close()
+
+
+def pids(environ) -> dict:
+    home = state.home(environ)
+    info: dict = {"agent": None, "sessions": []}
+    try:
+        with open(os.path.join(home, "agent.pid")) as fh:
+            info["agent"] = int(fh.read().strip() or 0) or None
+    except (OSError, ValueError):
+        pass
+    if os.path.exists(os.path.join(home, "state.db")):
+        conn = state.connect(environ)
         try:
-            with open(os.path.join(home, "agent.pid")) as fh:
-                info["agent"] = int(fh.read().strip() or 0) or None
-        except (OSError, ValueError):
-            pass
-        if os.path.exists(os.path.join(home, "state.db")):
-            conn = state.connect()
             for (ref,) in conn.execute("SELECT executor_ref FROM jobs "
                                        "WHERE executor_ref IS NOT NULL"):
                 for pid, _ctime in json.loads(ref).get("pids", []):
                     if pid:
                         info["sessions"].append(pid)
-        print(json.dumps(info))
+        finally:
+            conn.close()
+    return info
+
+
+def main(argv: list[str]) -> int:
+    what = argv[0] if argv else ""
+    if what == "floor":
+        floor(os.environ, int(argv[1]))
+        return 0
+    if what == "wait":
+        note = wait(os.environ, float(argv[1]))
+        if note:
+            print(note)
+        return 1 if note else 0
+    if what == "pids":
+        print(json.dumps(pids(os.environ)))
         return 0
     print(__doc__, file=sys.stderr)
     return 2
