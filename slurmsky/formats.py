@@ -1158,7 +1158,7 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
         f"LastSchedEval={iso(rec.start_time or rec.submit_time)} Scheduler=Main",
         f"Partition={rec.partition} AllocNode:Sid={submit_host}:0",
         "ReqNodeList=(null) ExcNodeList=(null)",
-        f"NodeList={rec.nodelist or '' if started else ''}",
+        f"NodeList={(rec.nodelist or '') if started else ''}",
     ]
     if started and rec.batch_host:
         lines.append(f"BatchHost={rec.batch_host}")
