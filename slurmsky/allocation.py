@@ -70,15 +70,15 @@ class Allocation:
         from .agent import wake
 
         told = False
-        start = last_wake = time.monotonic()
+        last_wake = time.monotonic()
         while True:
             rec = self.record()
             if rec.state != "PENDING":
-                if told:
+                if told and rec.start_time is not None:
                     sys.stderr.write(f"{self.prog}: job {self.job_id} has been allocated "
                                      "resources\n")
                 return rec
-            if not told and time.monotonic() - start > 1.0:
+            if not told and rec.reason != "None":  # the agent looked and it must wait
                 if pending_line:
                     sys.stderr.write(f"{self.prog}: Pending job allocation {self.job_id}\n")
                 if rec.reason == "PartitionNodeLimit":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 
 import pytest
 
@@ -74,3 +75,25 @@ def test_salloc_exit_code_is_the_commands(cluster):
     assert got.returncode == 3
     job = int(re.search(r"allocation (\d+)", got.stderr).group(1))
     assert cluster.job(job)[1:3] == ("FAILED", 3)
+
+
+def test_srun_waits_for_resources_until_cancelled(cluster, monkeypatch):
+    import subprocess
+    import sys
+
+    from conftest import BIN
+    from test_local_backend_jobs import use_state
+
+    from slurmsky import control
+
+    real = read_capture("srun-too-many-nodes.txt")
+    conn = use_state(cluster, monkeypatch)
+    srun = subprocess.Popen([sys.executable, str(BIN / "srun"), "-N99", "hostname"],
+                            cwd=cluster.cwd, env=cluster.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    job = cluster.wait_for(lambda: cluster.jobs("reason = 'PartitionNodeLimit'"), 30)[0][0]
+    time.sleep(0.5)
+    assert control.cancel(conn, control.select(conn, job, None)) == {}
+    out, err = srun.communicate(timeout=30)
+    assert (out, normalise(err), srun.returncode) == (
+        real.stdout, normalise(re.sub(r"job \d+", f"job {job}", real.stderr)), real.exit)

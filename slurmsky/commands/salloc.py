@@ -76,17 +76,23 @@ def _allocation_env(alloc, env_file: str) -> dict | None:
 
 
 def _release(alloc, release: str, rc: int) -> None:
-    """Hand the exit code to the allocation's script, which ends with it; wait (bounded)."""
-    try:
-        fd = os.open(release, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno != errno.ENXIO:
-            raise
-        alloc.cancel()  # its script no longer waits: end it the hard way
-    else:
+    """Hand the exit code to the allocation's script, which ends with it; wait (bounded).
+
+    The script may not be reading the FIFO yet (ENXIO): try again while the job runs."""
+    deadline = time.monotonic() + END_WAIT
+    while not alloc.record().finished and time.monotonic() < deadline:
+        try:
+            fd = os.open(release, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            time.sleep(0.02)
+            continue
         os.write(fd, f"{rc & 0xFF}\n".encode())
         os.close(fd)
-    deadline = time.monotonic() + END_WAIT
+        break
+    else:
+        alloc.cancel()  # its script did not take the exit code: end it the hard way
     while not alloc.record().finished and time.monotonic() < deadline:
         time.sleep(0.05)
 

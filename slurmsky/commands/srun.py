@@ -37,7 +37,10 @@ def body(argv: list[str]) -> int:
     with Allocation("srun") as alloc:
         alloc.submit(req, SCRIPT, step_argv(req), output=True)
         cancel_on_interrupt(alloc)
-        alloc.wait_started()
+        if alloc.wait_started().start_time is None:  # ended before it could start
+            raise SlurmError("srun: Job has been cancelled",
+                             "srun: error: Unable to allocate resources: Job/step already "
+                             "completing or completed", bare=True)
         rec = alloc.stream_until_done()
     return exit_status(rec)
 
