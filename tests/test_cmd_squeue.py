@@ -374,13 +374,18 @@ def test_reads_fast_with_many_jobs(world):
     assert out.stdout.splitlines()[0] == "1000|PENDING" and len(out.stdout.splitlines()) == 1000
 
 
-def test_import_stays_light():
-    code = ("import sys; sys.argv = ['squeue', '--version']\n"
+def test_import_stays_light(peer):
+    """A real listing, with a config file present, loads nothing heavy."""
+    (peer.home / "cfg.yaml").write_text("cluster_name: c\n")
+    code = ("import io, sys, contextlib\n"
             "from slurmsky.commands import squeue\n"
-            "print(sorted(m for m in ('click', 'lark', 'psutil', 'yaml', 'sky', 'rich') "
-            "if m in sys.modules))")
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    squeue.body(['-l'])\n"
+            "print(sorted(m for m in ('click', 'lark', 'psutil', 'yaml', 'sky', 'rich', "
+            "'subprocess', 'asyncio') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=str(__import__("test_formats").ROOT))
+                         cwd=str(__import__("test_formats").ROOT),
+                         env={**peer.env, "SLURMSKY_CONFIG": str(peer.home / "cfg.yaml")})
     assert out.stdout.strip() == "[]", out.stderr
 
 

@@ -140,9 +140,12 @@ def body(argv: list[str]) -> int:
     if end is None:
         end = start if (states and not jobs) else now
     conn = state.connect()
-    from .. import skysync
+    from .squeue import maybe_sky
 
-    skysync.refresh()  # sky backend: SkyPilot's queue at most 10 s old (bounded wait)
+    if maybe_sky():
+        from .. import skysync
+
+        skysync.refresh()  # sky backend: SkyPilot's queue at most 10 s old (bounded wait)
     ids = sorted({j for j, t, s in jobs if t is None}) if jobs else None
     tasks = sorted({(j, t) for j, t, s in jobs if t is not None}) if jobs else None
     records = state.find_jobs(conn, ids=ids, tasks=tasks, names=names)

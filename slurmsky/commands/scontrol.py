@@ -123,9 +123,12 @@ class Session:
 
     # --- jobs -----------------------------------------------------------------------------
     def visible(self, **filters):
-        from .. import skysync
+        from .squeue import maybe_sky
 
-        skysync.refresh()  # sky backend: SkyPilot's queue at most 10 s old (bounded wait)
+        if maybe_sky():
+            from .. import skysync
+
+            skysync.refresh()  # sky backend: SkyPilot's queue at most 10 s old (bounded wait)
         now = formats.clock()
         return state.find_jobs(self.conn, active_or_ended_after=now - state.MIN_JOB_AGE,
                                **filters), now

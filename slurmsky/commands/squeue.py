@@ -297,6 +297,26 @@ def _users(conn, text: str, warnings: list[str]) -> list[str]:
     return names
 
 
+def maybe_sky() -> bool:
+    """Whether this may be the sky backend, decided without parsing YAML: squeue runs in
+    polling loops, and PyYAML alone costs more than a local listing. False only when neither
+    the environment, the sync state nor the config file's text can name the sky backend."""
+    backend = os.environ.get("SLURMSKY_BACKEND")
+    if backend:
+        return backend == "sky"
+    from .. import skysync  # standard library only
+
+    if os.path.exists(os.path.join(state.home(), skysync.SYNC_FILE)):
+        return True
+    from ..config import config_path
+
+    try:
+        with open(config_path(), encoding="utf-8", errors="replace") as fh:
+            return "sky" in fh.read()
+    except OSError:
+        return False
+
+
 def _spec_loader(conn):
     cache: dict = {}
 
@@ -313,9 +333,10 @@ def _spec_loader(conn):
 def _revive(conn) -> None:
     """Restart a dead agent if jobs still need one (cheap when none do); on the sky backend,
     wait (bounded) for a fresh copy of SkyPilot's queue."""
-    from .. import skysync
+    if maybe_sky():
+        from .. import skysync
 
-    skysync.refresh()
+        skysync.refresh()
     if state.active_jobs_exist(conn):
         from .. import agent
 
