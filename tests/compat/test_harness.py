@@ -7,6 +7,7 @@ The full suite is not run here (it takes minutes): `python tests/compat/run.py`,
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -297,6 +298,30 @@ def test_ratchet_only_goes_up():
 
 
 # ----------------------------------------------------------------------- live, with the peer
+
+@pytest.fixture(scope="module")
+def peer():
+    """Real Slurm: used when up; as root with SLURMSKY_COMPAT_START_PEER=1 it is started with
+    shared/tools/slurm-peer-up.sh and stopped again with slurm-peer-down.sh afterwards (only a
+    peer this session started is stopped). Otherwise the live tests are skipped.
+
+    (A fixture here, not in a conftest.py: tests/conftest.py is imported as `conftest` by
+    other test modules, and a second conftest.py here would shadow it.)
+    """
+    if harness.PeerSide.is_up():
+        yield "up"
+        return
+    up = harness.PEER_TOOLS / "slurm-peer-up.sh"
+    if os.environ.get("SLURMSKY_COMPAT_START_PEER") != "1" or os.geteuid() != 0 or not up.exists():
+        pytest.skip("the Slurm peer is not up (SLURMSKY_COMPAT_START_PEER=1 starts it, as root)")
+    subprocess.run(["bash", str(up)], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, timeout=900)
+    try:
+        yield "started"
+    finally:
+        subprocess.run(["bash", str(harness.PEER_TOOLS / "slurm-peer-down.sh")], check=False,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=120)
+
 
 @pytest.mark.peer
 def test_live_cases_against_the_peer(peer, tmp_path):
