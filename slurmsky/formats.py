@@ -29,7 +29,40 @@ import time
 
 from . import SLURM_VERSION
 from .state import STATE_CODES
-from .values import format_array, format_elapsed, format_hms, format_limit, format_mem
+
+# values.py's formatters, imported on first use: a listing such as snakemake's polling
+# `squeue -h -o %i|%T` needs none of them, and values.py costs more to import than the
+# listing itself.
+
+
+def format_array(indices, throttle=None) -> str:
+    global format_array  # the first call replaces this stand-in with values.format_array
+    from .values import format_array
+    return format_array(indices, throttle)
+
+
+def format_elapsed(seconds: int) -> str:
+    global format_elapsed  # the first call replaces this stand-in with values.format_elapsed
+    from .values import format_elapsed
+    return format_elapsed(seconds)
+
+
+def format_hms(seconds: int) -> str:
+    global format_hms  # the first call replaces this stand-in with values.format_hms
+    from .values import format_hms
+    return format_hms(seconds)
+
+
+def format_limit(minutes) -> str:
+    global format_limit  # the first call replaces this stand-in with values.format_limit
+    from .values import format_limit
+    return format_limit(minutes)
+
+
+def format_mem(mb: int) -> str:
+    global format_mem  # the first call replaces this stand-in with values.format_mem
+    from .values import format_mem
+    return format_mem(mb)
 
 NO_VAL = 4294967294
 PRIORITY_TOP = 0xFFFF0000  # basic priority of the first job; each later one gets one less
