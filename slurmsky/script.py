@@ -10,6 +10,7 @@ parser reads them as Slurm reads the argv it builds from all #SBATCH lines toget
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,7 @@ def _grammar():
         parser="lalr",
         lexer="contextual",
         start=["start", "directive_words", "module_words"],
+        cache=_cache_file(),
     )
     return (
         lark,
@@ -129,6 +131,23 @@ def _grammar():
         _scanner(lark, "WORD", "UNMATCHED", "_TRAILING"),
         _scanner(lark, "MODULE_WORD", "_MODULE_REST"),
     )
+
+
+def _cache_file() -> str | bool:
+    """Where Lark keeps the analysed grammar (building it costs ~85 ms of every sbatch).
+
+    A private directory of the user's (Lark's cache is a pickle: never one in a shared /tmp);
+    Lark checks the file against the grammar's and its own version before using it.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "slurmsky")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK) or os.stat(folder).st_uid != os.getuid():
+        return False
+    return os.path.join(folder, "sbatch-grammar.lark-cache")
 
 
 def _scanner(lark, *names: str) -> re.Pattern:
