@@ -99,6 +99,7 @@ class Resumable(submitit.helpers.Checkpointable):
 
     def __call__(self, value):
         self.runs += 1
+        print(f"run {self.runs} of the function", flush=True)  # submitit's handlers are set
         if self.runs == 1:
             time.sleep(300)  # ended by the time limit: USR2 first, then checkpoint + requeue
         return {"value": value, "runs": self.runs, "job_id": os.environ.get("SLURM_JOB_ID")}
@@ -178,8 +179,10 @@ def test_checkpointable_job_requeued_after_timeout(executor, cluster, monkeypatc
     assert restarts(cluster, int(job.job_id)) == 1
     log = job.stdout() + job.stderr()
     assert "Caught signal SIGUSR2" in log and "this job is timed-out" in log
-    assert log.count("Calling checkpoint method.") == 1
-    assert f"Requeued job {job.job_id}" in log
+    assert log.count("Calling checkpoint method.") == 1  # USR2 came once
+    # (whether "Requeued job N" gets logged is a race on Slurm too: the requeue TERMs the
+    # batch shell's srun, which kills the step's tasks at once)
+    assert "DUE TO JOB REQUEUE" in log
 
 
 def test_preempted_checkpointable_job_is_requeued(executor, cluster, monkeypatch):
@@ -187,8 +190,8 @@ def test_preempted_checkpointable_job_is_requeued(executor, cluster, monkeypatch
     monkeypatch.setenv("SLURMSKY_SECONDS_PER_MINUTE", "8")
     executor.update_parameters(timeout_min=10, slurm_signal_delay_s=4)
     job = executor.submit(Resumable(), 7)
-    wait_until(lambda: "Loading pickle" in (job.stdout() or ""), 30, "the job to start",
-               interval=0.5)
+    wait_until(lambda: "run 1 of the function" in (job.stdout() or ""), 30,
+               "the function to start", interval=0.5)
     job._interrupt()
     result = wait_until(lambda: job.paths.result_pickle.exists() and job.result(), JOB_TIMEOUT,
                         "the requeued job's result", interval=0.5)

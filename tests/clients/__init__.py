@@ -14,8 +14,6 @@ import time
 
 import psutil
 
-from conftest import _session
-
 SLURM_PREFIXES = ("SLURM_", "SBATCH_", "SALLOC_", "SQUEUE_", "SACCT_", "SRUN_")
 
 
@@ -53,6 +51,18 @@ def state_of(cluster, job_id: str) -> str | None:
 def restarts(cluster, job_id: int) -> int:
     with cluster.db() as conn:
         return conn.execute("SELECT restarts FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
+
+
+def _session(sid: int) -> list[int]:
+    """Pids of every process in session `sid` (a node runtime leads one per job node)."""
+    found = []
+    for pid in psutil.pids():
+        try:
+            if os.getsid(pid) == sid:
+                found.append(pid)
+        except OSError:
+            pass
+    return found
 
 
 def job_processes(cluster) -> list[psutil.Process]:
