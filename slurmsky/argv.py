@@ -1,11 +1,11 @@
 """getopt_long, driven by the option table: the same parse for argv, #SBATCH words and SBATCH_*.
 
-Slurm parses with glibc's getopt_long, and scripts rely on its details: unambiguous
-prefixes of long names (`--part=debug`), `-c4` and `-c 4`, optional arguments only in the
-attached form (`--exclusive=user`, never `--exclusive user`), and, for sbatch and srun,
-option parsing stops at the first non-option word (the script or the command). click's
-parser differs on each of these, so this module reproduces getopt_long over the table and
-its messages word for word; click still runs the `slurmsky` tool's subcommands.
+Slurm parses with glibc's getopt_long (runtime/getopt_long.py), and scripts rely on its
+details: unambiguous prefixes of long names (`--part=debug`), `-c4` and `-c 4`, optional
+arguments only in the attached form (`--exclusive=user`, never `--exclusive user`), and, for
+sbatch and srun, option parsing stops at the first non-option word (the script or the
+command). click's parser differs on each of these; click runs the `slurmsky` tool's own
+subcommands.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 
 from . import values
 from .errors import SlurmError
-from .options import IGNORED, NO_ARG, REFUSED, REQUIRED, Option, options_for
-
-TRY_HELP = 'Try "{prog} --help" for more information'
-
+from .options import IGNORED, NO_ARG, OPTIONAL, REFUSED, REQUIRED, Option, options_for
+from .runtime.getopt_long import UsageError, getopt_long
 
 @dataclass
 class Parsed:
@@ -33,29 +31,19 @@ class Parsed:
     rest: list = field(default_factory=list)
 
 
-def _usage_error(*lines: str) -> SlurmError:
-    return SlurmError(*lines, TRY_HELP, exit_code=255, bare=True)
+_HAS_ARG = {NO_ARG: 0, REQUIRED: 1, OPTIONAL: 2}
 
 
 class OptionParser:
-    """getopt_long for one command (sbatch, srun or salloc)."""
+    """getopt_long over the table's rows for one command (sbatch, srun or salloc)."""
 
     def __init__(self, command: str):
         self.command = command
         self.options = options_for(command)
         self.by_long = {o.long: o for o in self.options}
         self.by_short = {o.short: o for o in self.options if o.short}
-
-    def _find_long(self, name: str) -> Option:
-        if name in self.by_long:
-            return self.by_long[name]
-        matches = [o for long, o in self.by_long.items() if long.startswith(name)]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise KeyError(name)
-        names = " ".join(f"'--{o.long}'" for o in matches)
-        raise _usage_error(f"{{prog}}: option '--{name}' is ambiguous; possibilities: {names}")
+        self.longopts = {o.long: (o.long, _HAS_ARG[o.arg]) for o in self.options}
+        self.shortopts = "".join(o.short + ":" * _HAS_ARG[o.arg] for o in self.by_short.values())
 
     def parse(self, words: list[str], *, directive: bool = False) -> Parsed:
         """Parse ``words``; stop at the first non-option, as `+` in Slurm's optstring asks.
@@ -63,53 +51,22 @@ class OptionParser:
         In directive mode (the words of `#SBATCH` lines) a non-option word is an error,
         as it is for sbatch: `Invalid directive found in batch script: job`.
         """
-        out = Parsed()
-        i = 0
-        while i < len(words):
-            word = words[i]
-            i += 1
-            if word == "--":
-                out.rest = words[i:]
-                return out
-            if not word.startswith("-") or word == "-":
-                if directive:
-                    raise SlurmError(f"Invalid directive found in batch script: {word}", exit_code=255)
-                out.rest = words[i - 1:]
-                return out
-            if word.startswith("--"):
-                name, eq, attached = word[2:].partition("=")
-                try:
-                    opt = self._find_long(name)
-                except KeyError:
-                    raise _usage_error(f"{{prog}}: unrecognized option '{word}'") from None
-                if opt.arg == NO_ARG and eq:
-                    raise _usage_error(f"{{prog}}: option '--{opt.long}' doesn't allow an argument")
-                if opt.arg == REQUIRED and not eq:
-                    if i >= len(words):
-                        raise _usage_error(f"{{prog}}: option '--{opt.long}' requires an argument")
-                    attached, i = words[i], i + 1
-                    eq = "="
-                self._set(out, opt, attached if eq else None, word if eq or opt.arg != REQUIRED
-                          else f"{word} {attached}")
-                continue
-            # a cluster of short options: -Hv, -c4, -c 4
-            j = 1
-            while j < len(word):
-                ch = word[j]
-                j += 1
-                opt = self.by_short.get(ch)
-                if opt is None:
-                    raise _usage_error(f"{{prog}}: invalid option -- '{ch}'")
-                if opt.arg == NO_ARG:
-                    self._set(out, opt, None, f"-{ch}")
-                    continue
-                text = word[j:]
-                if not text and opt.arg == REQUIRED:
-                    if i >= len(words):
-                        raise _usage_error(f"{{prog}}: option requires an argument -- '{ch}'")
-                    text, i = words[i], i + 1
-                self._set(out, opt, text or None, f"-{ch} {text}".rstrip())
-                break
+        try:
+            opts, rest = getopt_long(self.command, list(words), self.shortopts, self.longopts,
+                                     permute=False)
+        except UsageError as exc:
+            raise SlurmError(*exc.lines, exit_code=255, bare=True) from None
+        out = Parsed(rest=rest)
+        for key, value in opts:
+            if len(key) == 1:
+                opt = self.by_short[key]
+                written = f"-{key} {value}" if value is not None else f"-{key}"
+            else:
+                opt = self.by_long[key]
+                written = f"--{key}={value}" if value is not None else f"--{key}"
+            self._set(out, opt, value, written)
+        if directive and rest:
+            raise SlurmError(f"Invalid directive found in batch script: {rest[0]}", exit_code=255)
         return out
 
     def _set(self, out: Parsed, opt: Option, text: str | None, as_written: str) -> None:

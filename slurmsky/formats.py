@@ -15,10 +15,6 @@ reads byte for byte as Slurm's, quirks included (the quirks are what scripts par
   config` / `partition` / `node`.
 * sinfo: `%`-formats over partitions and nodes, grouped as sinfo groups them.
 
-Also `getopt_long`, the glibc option parser these commands use (prefixes of long names,
-clustered short options, `-ofmt`, optional arguments only attached, permutation), with
-glibc's messages.
-
 Imports stay standard-library and light: squeue runs in polling loops.
 """
 
@@ -28,6 +24,7 @@ import os
 import time
 
 from . import SLURM_VERSION
+from .runtime.getopt_long import UsageError, getopt_long  # noqa: F401 (the commands' API)
 from .state import STATE_CODES
 
 # values.py's formatters, imported on first use: a listing such as snakemake's polling
@@ -68,85 +65,7 @@ NO_VAL = 4294967294
 PRIORITY_TOP = 0xFFFF0000  # basic priority of the first job; each later one gets one less
 
 
-# --- getopt_long --------------------------------------------------------------------------
-
-class UsageError(Exception):
-    """A command-line error: `lines` go to stderr verbatim, then exit with `exit_code`."""
-
-    def __init__(self, *lines: str, exit_code: int = 1):
-        super().__init__("\n".join(lines))
-        self.lines = lines
-        self.exit_code = exit_code
-
-
-def getopt_long(prog: str, args: list[str], shortopts: str, longopts: dict,
-                permute: bool = True) -> tuple[list[tuple[str, str | None]], list[str]]:
-    """glibc getopt_long: ([(key, value)], operands).
-
-    shortopts as in C (`A:ah` , `j::` optional); longopts maps a long name to
-    (key, 0 no / 1 required / 2 optional argument). Short options yield their letter as
-    key. Errors raise UsageError with glibc's text and `Try "prog --help"...`.
-    """
-    def fail(message: str):
-        raise UsageError(f"{prog}: {message}", f'Try "{prog} --help" for more information')
-
-    opts: list[tuple[str, str | None]] = []
-    rest: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            rest.extend(args[i + 1:])
-            break
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            if name in longopts:
-                found = [name]
-            else:
-                found = [n for n in longopts if n.startswith(name)]
-            if not found:
-                fail(f"unrecognized option '--{name}'")
-            if len({longopts[n] for n in found}) > 1:
-                names = " ".join(f"'--{n}'" for n in found)
-                fail(f"option '--{name}' is ambiguous; possibilities: {names}")
-            key, has_arg = longopts[found[0]]
-            if has_arg == 0 and eq:
-                fail(f"option '--{found[0]}' doesn't allow an argument")
-            if has_arg == 1 and not eq:
-                if i + 1 >= len(args):
-                    fail(f"option '--{found[0]}' requires an argument")
-                i += 1
-                value = args[i]
-            opts.append((key, value if eq or has_arg == 1 else None))
-        elif arg.startswith("-") and arg != "-":
-            j = 1
-            while j < len(arg):
-                letter = arg[j]
-                pos = shortopts.find(letter)
-                if letter == ":" or pos < 0:
-                    fail(f"invalid option -- '{letter}'")
-                if shortopts[pos + 1:pos + 2] == ":":
-                    optional = shortopts[pos + 2:pos + 3] == ":"
-                    if j + 1 < len(arg):
-                        value = arg[j + 1:]
-                    elif optional:
-                        value = None
-                    elif i + 1 < len(args):
-                        i += 1
-                        value = args[i]
-                    else:
-                        fail(f"option requires an argument -- '{letter}'")
-                    opts.append((letter, value))
-                    break
-                opts.append((letter, None))
-                j += 1
-        elif permute:
-            rest.append(arg)
-        else:
-            rest.extend(args[i:])
-            break
-        i += 1
-    return opts, rest
+# getopt_long and UsageError live in runtime/getopt_long.py (shared with argv.py).
 
 
 def clock() -> float:

@@ -6,11 +6,11 @@ step out and starts it, and this process prints what the tasks write (line-buffe
 unless -u, ``N: `` labels with -l, or into --output/--error files) and the task-exit errors,
 then exits with srun's code: the largest exit code, or 128+signal.
 """
-import getopt
 import os
 import signal
 
 from . import channel, filepattern, hostlist, rundir
+from .getopt_long import UsageError as GetoptError, getopt_long
 
 SHORT = "A:c:D:e:i:J:Kklm:n:N:o:Op:q:Qst:uvw:W:x:"
 # Long options srun accepts, mapped to their short form where they have one; the others
@@ -30,7 +30,7 @@ LONG.update(dict.fromkeys([
     "threads-per-core=", "ntasks-per-core=", "ntasks-per-socket=", "pty", "slurmd-debug=",
     "signal=", "comment=", "begin=", "reservation=", "nice=", "propagate=", "network=",
     "wckey="]))
-OPTIONAL_ARG = ("--exclusive=", "--kill-on-bad-exit=")  # getopt cannot take optional values
+OPTIONAL_ARG = ("exclusive", "kill-on-bad-exit")  # optional arguments: attached only
 FORWARDED = (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -52,18 +52,16 @@ def _int(value, what):
 
 def _options(argv):
     """getopt_long as srun uses it: options end at the command; -> ({short: value}, command)."""
-    args = [a.split("=", 1)[0] if a.startswith(OPTIONAL_ARG) else a for a in argv]
+    longopts = {name.rstrip("="): (name.rstrip("="), 1 if name.endswith("=") else 0)
+                for name in LONG}
+    longopts.update({name: (name, 2) for name in OPTIONAL_ARG})
     try:
-        opts, command = getopt.getopt(args, SHORT, list(LONG))
-    except getopt.GetoptError as e:
-        bad = "'--%s'" % e.opt if len(e.opt) > 1 else "-- '%s'" % e.opt
-        kind = "unrecognized option" if len(e.opt) > 1 else "invalid option"
-        raise UsageError("srun: %s %s\nTry \"srun --help\" for more information"
-                         % (kind, bad)) from None
+        opts, command = getopt_long("srun", argv, SHORT, longopts, permute=False)
+    except GetoptError as e:
+        raise UsageError("\n".join(e.lines)) from None
     canonical = {}
     for key, value in opts:
-        name = key[2:]
-        short = LONG.get(name + "=", LONG.get(name)) if key.startswith("--") else key
+        short = "-" + key if len(key) == 1 else LONG.get(key + "=", LONG.get(key))
         if short:
             canonical[short] = value
     if not command:
