@@ -411,11 +411,15 @@ AGENT_REASONS = ("None", "Priority", "Resources", "BeginTime", "JobArrayTaskLimi
 
 def needs_agent(conn: sqlite3.Connection) -> bool:
     """Whether some job can progress without a command: started, or pending for a reason
-    time or other jobs will change. With none, the agent may exit."""
+    time or other jobs will change, or followed in SkyPilot's queue (handed to it, or waiting
+    for its API server to answer). With none, the agent may exit."""
     sql = (f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(STARTED_STATES))}) "
            f"OR (state = 'PENDING' AND reason IN ({', '.join('?' * len(AGENT_REASONS))})) "
+           f"OR (executor = 'sky' AND state IN ({', '.join('?' * len(ACTIVE_STATES))}) "
+           "AND (executor_ref IS NOT NULL OR reason LIKE 'SkyPilotApiServerUnreachable%')) "
            "LIMIT 1")
-    return conn.execute(sql, STARTED_STATES + AGENT_REASONS).fetchone() is not None
+    args = STARTED_STATES + AGENT_REASONS + ACTIVE_STATES
+    return conn.execute(sql, args).fetchone() is not None
 
 
 def active_jobs_exist(conn: sqlite3.Connection) -> bool:
