@@ -57,7 +57,7 @@ def populate(home: str, count: int, cwd: str) -> list[int]:
                               dict(os.environ), cwd, lambda: b"")
     ids = []
     for _ in range(count):
-        ids.append(store(req, cfg, batch=True)[0])
+        ids.append(store(req, cfg, batch=True))
     return ids
 
 

@@ -24,12 +24,12 @@ import os
 import time
 
 from . import SLURM_VERSION
+from .display import format_elapsed, format_hms, format_limit, format_mem
 from .runtime.getopt_long import UsageError, getopt_long  # noqa: F401 (the commands' API)
 from .state import STATE_CODES
 
-# values.py's formatters, imported on first use: a listing such as snakemake's polling
-# `squeue -h -o %i|%T` needs none of them, and values.py costs more to import than the
-# listing itself.
+# values.py's array formatter, imported on first use: values.py (parsers, dataclasses)
+# costs more to import than a whole listing, and only pending arrays need it.
 
 
 def format_array(indices, throttle=None) -> str:
@@ -37,29 +37,6 @@ def format_array(indices, throttle=None) -> str:
     from .values import format_array
     return format_array(indices, throttle)
 
-
-def format_elapsed(seconds: int) -> str:
-    global format_elapsed  # the first call replaces this stand-in with values.format_elapsed
-    from .values import format_elapsed
-    return format_elapsed(seconds)
-
-
-def format_hms(seconds: int) -> str:
-    global format_hms  # the first call replaces this stand-in with values.format_hms
-    from .values import format_hms
-    return format_hms(seconds)
-
-
-def format_limit(minutes) -> str:
-    global format_limit  # the first call replaces this stand-in with values.format_limit
-    from .values import format_limit
-    return format_limit(minutes)
-
-
-def format_mem(mb: int) -> str:
-    global format_mem  # the first call replaces this stand-in with values.format_mem
-    from .values import format_mem
-    return format_mem(mb)
 
 NO_VAL = 4294967294
 PRIORITY_TOP = 0xFFFF0000  # basic priority of the first job; each later one gets one less

@@ -19,7 +19,6 @@ import json
 import os
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 120_000
@@ -136,9 +135,12 @@ def ensure_home(environ=os.environ) -> str:
     return path
 
 
-@dataclass
 class JobRecord:
-    """One row of `jobs`: what the commands show about a job (or one array element)."""
+    """One row of `jobs`: what the commands show about a job (or one array element).
+
+    A plain class, not a dataclass: dataclasses imports inspect (~10 ms), and squeue reads
+    this module on every call of a polling loop.
+    """
 
     job_id: int
     submission: int
@@ -195,6 +197,10 @@ class JobRecord:
     executor_ref: dict | None
     result: dict | None
 
+    def __init__(self, **values):
+        for name in _COLUMNS:
+            setattr(self, name, values[name])
+
     @property
     def display_id(self) -> str:
         """`12` or, for an array element, `ARRAYID_INDEX` (`7_3`)."""
@@ -216,7 +222,7 @@ class JobRecord:
         return f"{self.exit_code or 0}:{self.exit_signal or 0}"
 
 
-_COLUMNS = tuple(f.name for f in fields(JobRecord))
+_COLUMNS = tuple(JobRecord.__annotations__)
 _JSON_COLUMNS = ("tasks_per_node", "cpus_per_node", "executor_ref", "result")
 _BOOL_COLUMNS = ("kill_on_invalid_dep", "requeue", "batch")
 

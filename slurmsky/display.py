@@ -1,0 +1,52 @@
+"""Slurm's display forms of durations and memory sizes (squeue, sacct, scontrol).
+
+Standard library only, nothing at import: squeue renders every row with these, and it runs
+in polling loops. values.py parses the same forms back.
+"""
+
+from __future__ import annotations
+
+
+def _clock(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return "%d-%02d:%02d:%02d" % (days, hours, minutes, secs)
+    if hours:
+        return "%d:%02d:%02d" % (hours, minutes, secs)
+    return "%d:%02d" % (minutes, secs)
+
+
+def format_elapsed(seconds: int) -> str:
+    """squeue's TIME/TIME_LEFT form: ``0:00``, ``58:11``, ``1:00:00``,
+    ``1-23:58:11``; INVALID when negative or over 365 days."""
+    if seconds < 0 or seconds > 365 * 86400:
+        return "INVALID"
+    return _clock(seconds)
+
+
+def format_limit(minutes: int | None) -> str:
+    """squeue's ``%l``: ``1:00``, ``1:30:00``, ``1-01:00:00``, ``UNLIMITED``, ``INVALID``."""
+    return "UNLIMITED" if minutes is None else format_elapsed(minutes * 60)
+
+
+def format_hms(seconds: int) -> str:
+    """sacct's Elapsed/Timelimit form: ``00:01:07``, ``1-00:00:00``."""
+    if seconds < 0:
+        return "INVALID"
+    days, rest = divmod(seconds, 86400)
+    clock = "%02d:%02d:%02d" % (rest // 3600, rest // 60 % 60, rest % 60)
+    return "%d-%s" % (days, clock) if days else clock
+
+
+def format_mem(mb: int) -> str:
+    """squeue's ``%m``: divide by 1024 while exact: ``1G``, ``1500M``, ``0``, ``1T``."""
+    if mb == 0:
+        return "0"
+    units = "MGTP"
+    unit = 0
+    while mb >= 1024 and mb % 1024 == 0:
+        mb //= 1024
+        unit += 1
+    return "%d%s" % (mb, units[unit] if unit < len(units) else "?")
