@@ -15,6 +15,7 @@ import sys
 import time
 
 from .. import SLURM_VERSION
+from ..errors import SlurmError
 from ..options import help_text
 from ..request import build_step_request, parse_command_line
 from .common import run, warn
@@ -38,6 +39,11 @@ def body(argv: list[str]) -> int:
             return 0
     req = build_step_request("salloc", cli, dict(os.environ), os.getcwd())
     warn(req.warnings)
+    from ..config import load_config
+
+    if load_config().backend == "sky":  # its nodes are SkyPilot's: no shell here can reach them
+        raise SlurmError("interactive allocations are not available on the sky backend; "
+                         "use srun or sbatch")
     command = list(req.script_args) or [os.environ.get("SHELL") or "/bin/sh"]
     from ..allocation import Allocation
 
