@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,7 +19,6 @@ from slurmsky import skysync
 from slurmsky.config import Config
 from slurmsky.executors.sky import QUEUE_FIELDS, LogReader, sky_run
 from slurmsky.request import build_batch_request, parse_command_line
-from slurmsky.state import JobRecord
 from slurmsky.translate import translate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,11 +32,9 @@ def _request(tmp_path: Path, script: str, *argv: str):
                                str(tmp_path), lambda: b"")
 
 
-def _job(tmp_path: Path, stdout: str, stderr: str | None = None) -> JobRecord:
-    values = dict.fromkeys(JobRecord.__annotations__)
-    values.update(job_id=7, stdout=str(tmp_path / stdout),
-                  stderr=str(tmp_path / (stderr or stdout)), batch=True)
-    return JobRecord(**values)
+def _job(tmp_path: Path, stdout: str, stderr: str | None = None) -> SimpleNamespace:
+    """What LogReader reads of a JobRecord."""
+    return SimpleNamespace(stdout=str(tmp_path / stdout), stderr=str(tmp_path / (stderr or stdout)))
 
 
 def test_every_skypilot_status_has_a_slurm_state():
