@@ -159,6 +159,7 @@ class SkyExecutor:
 
     def __init__(self):
         os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # never auto-start one
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # SkyPilot's import chatter
         self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="sky")
         self.instance = skysync.instance_id()
         self.db = state.connect()
@@ -267,6 +268,7 @@ class SkyExecutor:
         start the next queue query when one is due. True when the state changed."""
         changed = self._launched(now)
         changed |= self._kill(now)
+        self._cancelled_pending(now)
         if self.query is not None and self.query.done():
             changed |= self._apply(self.query, now)
             self.query = None
@@ -295,40 +297,43 @@ class SkyExecutor:
                 if j.executor_ref.get("sky_job_id") is not None]
 
     def _launched(self, now: float) -> bool:
-        """Record the SkyPilot ids of launches that returned; a failed launch pends again
-        (API server down) or fails the job."""
+        """Record the SkyPilot ids of launches that returned (on cancelled jobs too, whose
+        SkyPilot job _cancelled_pending then cancels); a failed launch pends again (API
+        server down) or fails the job."""
         changed = False
         for token, future in list(self.launches.items()):
             if not future.done():
                 continue
             del self.launches[token]
-            jobs = [j for j in self._active() if j.executor_ref.get("token") == token]
+            rows = [(job_id, json.loads(ref)) for job_id, ref in self.db.execute(
+                "SELECT job_id, executor_ref FROM jobs WHERE executor = 'sky' "
+                "AND json_extract(executor_ref, '$.token') = ?", (token,))]
             try:
                 ids = future.result()
             except Unreachable as exc:
                 self.unreachable = str(exc)
-                for job in jobs:
-                    changed |= state.update_job(self.db, job.job_id, where_state=ACTIVE_STATES,
+                for job_id, _ in rows:
+                    changed |= state.update_job(self.db, job_id, where_state=ACTIVE_STATES,
                                                 state="PENDING", executor_ref=None,
                                                 reason=str(exc), start_time=None)
                 continue
             except Exception as exc:  # SkyPilot refused the task: the job cannot run
                 reason = f"JobLaunchFailure: {skysync.clean(str(exc))}"[:300]
                 log.error("launch %s failed: %s", token, exc)
-                for job in jobs:
+                for job_id, _ in rows:
                     changed |= state.update_job(
-                        self.db, job.job_id, where_state=ACTIVE_STATES, state="FAILED",
+                        self.db, job_id, where_state=ACTIVE_STATES, state="FAILED",
                         reason=reason, end_time=now, exit_code=1, exit_signal=0,
                         kill_action=None, result={"error": str(exc)})
                 continue
-            for job in jobs:
-                rank = job.executor_ref.get("rank") or 0
+            for job_id, ref in rows:
+                rank = ref.get("rank") or 0
                 if rank < len(ids):
-                    ref = dict(job.executor_ref, sky_job_id=ids[rank])
-                    changed |= state.update_job(self.db, job.job_id, executor_ref=ref)
-                    log.info("job %s: SkyPilot managed job %s", job.job_id, ids[rank])
-            known = {j.executor_ref.get("rank") or 0 for j in jobs}
-            for rank, sky_id in enumerate(ids):  # elements cancelled while it launched
+                    ref["sky_job_id"] = ids[rank]
+                    changed |= state.update_job(self.db, job_id, executor_ref=ref)
+                    log.info("job %s: SkyPilot managed job %s", job_id, ids[rank])
+            known = {ref.get("rank") or 0 for _, ref in rows}
+            for rank, sky_id in enumerate(ids):  # elements cancelled before their release
                 if rank not in known:
                     self._cancel(sky_id)
         return changed
@@ -344,6 +349,16 @@ class SkyExecutor:
                 self._cancel(sky_id)
                 changed |= state.update_job(self.db, job.job_id, kill_sent=now)
         return changed
+
+    def _cancelled_pending(self, now: float) -> None:
+        """scancel of a job pending at SkyPilot ended it here at once: cancel it there."""
+        rows = self.db.execute(
+            "SELECT job_id, executor_ref FROM jobs WHERE state = 'CANCELLED' AND executor = 'sky' "
+            "AND cancelled_by IS NOT NULL AND kill_sent IS NULL AND executor_ref IS NOT NULL "
+            "AND json_extract(executor_ref, '$.sky_job_id') IS NOT NULL").fetchall()
+        for job_id, ref in rows:
+            self._cancel(json.loads(ref)["sky_job_id"])
+            state.update_job(self.db, job_id, kill_sent=now)
 
     def _cancel(self, sky_id: int) -> None:
         self._background(_cancel, sky_id).add_done_callback(_log_cancel)
@@ -497,8 +512,6 @@ class SkyExecutor:
                 job = state.get_job(self.db, job_id)
                 changed = True
             if job.finished:
-                if job.cancelled_by is not None and rec["status"] not in skysync.FINAL:
-                    self._cancel(rec["job_id"])  # scancel of it while it was pending
                 continue
             if rec["status"] in skysync.FINAL:
                 self.ended[job_id] = rec

@@ -1,0 +1,125 @@
+"""End to end on real SkyPilot: slurmsky's sky backend runs managed jobs on the local Slurm
+peer through a real API server (shared/tools/sky-e2e-up.sh; ~70 s per job).
+
+Three jobs at once, on the peer's four nodes: a 2-node batch script whose srun reaches both
+nodes and whose output file lands here (R then CD in squeue), a failing `srun` outside any job
+(its output streamed back, its exit code 3 its own and in sacct as F) and a long batch job
+cancelled while running (CA). If the stack is not up, this module
+brings it up and takes it down at the end (by the tools' own pid files). Runs as root;
+skipped with SLURMSKY_SKIP_SKY_E2E=1.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = Path(os.environ.get("SLURMSKY_SKY_E2E_TOOLS", "/work/shared/tools"))
+BASE = Path(os.environ.get("SKYE2E_BASE", "/tmp/skye2e"))
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("SLURMSKY_SKIP_SKY_E2E") == "1",
+                       reason="SLURMSKY_SKIP_SKY_E2E=1"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="sky-e2e-up.sh runs as root"),
+    pytest.mark.skipif(not (TOOLS / "sky-e2e-up.sh").exists(), reason=f"no {TOOLS}/sky-e2e-up.sh"),
+]
+CONFIG = """backend: sky
+kill_wait: 5
+partitions:
+  debug:
+    default: true
+    infra: slurm/peer/debug
+"""
+TWO_NODES = """#!/bin/bash
+#SBATCH -N 2 -J two -o two-%j.out
+env | grep -E '^(SLURM_(JOB_ID|JOB_NAME|NNODES|JOB_NUM_NODES|NODEID|PROCID|SUBMIT_DIR|CLUSTER_NAME)|SKYPILOT_NUM_NODES)=' | sort
+srun bash -c 'echo "step procid=$SLURM_PROCID nodeid=$SLURM_NODEID"' | sort
+echo to-stderr >&2
+"""
+
+
+def _env_sh() -> dict:
+    env = {}
+    for line in (BASE / "env.sh").read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].partition("=")
+            env[key] = value
+    return env
+
+
+def _up(env: dict) -> bool:
+    try:
+        port = env["SKYPILOT_API_SERVER_LOCAL_PORT"]
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5).close()
+        return True
+    except (OSError, KeyError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def stack():
+    started = not ((BASE / "env.sh").exists() and _up(_env_sh()))
+    if started:
+        out = subprocess.run(["bash", str(TOOLS / "sky-e2e-up.sh")], capture_output=True,
+                             text=True, timeout=1800)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    env = _env_sh()
+    yield {k: env[k] for k in ("HOME", "SKY_RUNTIME_DIR", "SKYPILOT_API_SERVER_LOCAL_PORT",
+                               "SKYPILOT_DISABLE_USAGE_COLLECTION")}
+    if started:
+        subprocess.run(["bash", str(TOOLS / "sky-e2e-down.sh")], capture_output=True,
+                       timeout=600)
+
+
+def test_batch_jobs_on_real_skypilot(cluster, stack):
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
+    cluster.env = {k: v for k, v in cluster.env.items() if not k.startswith("SKY")}
+    cluster.env.update(stack)
+    two = cluster.sbatch(cluster.script("two.sh", TWO_NODES))
+    srun = subprocess.Popen(
+        [sys.executable, str(ROOT / "bin" / "srun"), "-J", "failer", "bash",
+         "-c", "echo failing; exit 3"], cwd=cluster.cwd, env=cluster.env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    long = cluster.sbatch(cluster.script("long.sh", "#!/bin/bash\necho sleeping\nsleep 600\n"))
+    fail = None
+    seen: dict[int, list[str]] = {two: [], long: []}
+    deadline = time.monotonic() + 1200
+    while time.monotonic() < deadline:
+        out = cluster.run("squeue", "-h", "-t", "all", "-o", "%i|%t|%j", timeout=120).stdout
+        for line in out.splitlines():
+            job, code, name = line.split("|")
+            if name == "failer" and fail is None:
+                fail = int(job)
+                seen[fail] = []
+            if int(job) in seen and (not seen[int(job)] or seen[int(job)][-1] != code):
+                seen[int(job)].append(code)
+        if seen[long][-1:] == ["R"]:
+            assert cluster.run("scancel", str(long)).returncode == 0
+        if fail and all(s and s[-1] in ("CD", "F", "CA") for s in seen.values()):
+            break
+        time.sleep(3)
+    out, err = srun.communicate(timeout=300)
+    assert (srun.returncode, out) == (3, "failing\n"), err
+    assert seen[two][-2:] == ["R", "CD"], seen
+    assert seen[fail][-1] == "F" and seen[long][-2:] in (["R", "CA"], ["CG", "CA"]), seen
+    assert "R" in seen[long], seen
+
+    lines = (cluster.cwd / f"two-{two}.out").read_text().splitlines()
+    assert lines[:8] == [
+        "SKYPILOT_NUM_NODES=2", "SLURM_CLUSTER_NAME=slurmsky", f"SLURM_JOB_ID={two}",
+        "SLURM_JOB_NAME=two", "SLURM_JOB_NUM_NODES=2", "SLURM_NNODES=2", "SLURM_NODEID=0",
+        "SLURM_PROCID=0"], lines
+    assert f"SLURM_SUBMIT_DIR={cluster.cwd}" in lines
+    assert lines[-3:] == ["step procid=0 nodeid=0", "step procid=1 nodeid=1", "to-stderr"]
+
+    sacct = cluster.run("sacct", "-n", "-X", "-j", f"{two},{fail},{long}", "-o",
+                        "JobID,State,ExitCode", "-P").stdout.splitlines()
+    assert sacct == [f"{two}|COMPLETED|0:0", f"{fail}|FAILED|3:0",
+                     f"{long}|CANCELLED by {os.getuid()}|0:0"]

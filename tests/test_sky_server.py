@@ -1,0 +1,199 @@
+"""The sky backend against a real local SkyPilot API server in consolidation mode, with no
+cloud enabled: real ids, queue records, metadata, num_jobs ranks and cancel; jobs end
+FAILED_PRECHECKS, which slurmsky shows as F with SkyPilot's reason.
+
+One server for the module, isolated (own HOME, SKY_RUNTIME_DIR via `slurmsky sky-server`,
+SKYPILOT_API_SERVER_LOCAL_PORT, usage collection off), started explicitly by
+`slurmsky sky-server start` (which health-polls it) and stopped by pid at the end.
+Skipped with SLURMSKY_SKIP_SKY_SERVER=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sky")
+pytestmark = [pytest.mark.skyserver,
+              pytest.mark.skipif(os.environ.get("SLURMSKY_SKIP_SKY_SERVER") == "1",
+                                 reason="SLURMSKY_SKIP_SKY_SERVER=1")]
+
+ROOT = Path(__file__).resolve().parent.parent
+NO_CLOUD = "[sky.exceptions.NoCloudAccessError] Cloud access is not set up"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _clean_env() -> dict:
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("SKY", "SLURM", "SBATCH_", "SQUEUE_", "PYTHONPATH"))}
+
+
+class Server:
+    """The module's API server; `start()` is idempotent (the first test starts it late)."""
+
+    def __init__(self, tmp: Path):
+        self.port = _free_port()
+        self.home = tmp / "server-home"
+        self.home.mkdir()
+        self.env = dict(_clean_env(), HOME=str(self.home), SLURMSKY_HOME=str(tmp / "server"),
+                        SKYPILOT_API_SERVER_LOCAL_PORT=str(self.port),
+                        SKYPILOT_DISABLE_USAGE_COLLECTION="1")
+        self.rundir = tmp / "server" / "sky-server"
+        self.pid: int | None = None
+
+    def tool(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "bin" / "slurmsky"), *args],
+                              env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def start(self) -> None:
+        if self.pid is None:
+            out = self.tool("sky-server", "start")
+            assert out.returncode == 0, out.stdout + out.stderr
+            self.pid = int(re.search(r"pid (\d+)", out.stdout).group(1))
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            out = self.tool("sky-server", "stop", timeout=120)
+            assert out.returncode == 0, out.stderr
+            assert not Path(f"/proc/{self.pid}").exists()
+
+    def sdk(self, code: str) -> object:
+        """Run SkyPilot SDK code as a client of this server; its printed JSON."""
+        out = subprocess.run([sys.executable, "-c", "import json, sky\n" + code],
+                             env=self.env, capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def records(self) -> dict[int, dict]:
+        recs = self.sdk("r = sky.get(sky.jobs.queue_v2(refresh=False, all_users=True, "
+                        "fields=['job_id', 'status', 'metadata']))[0]\n"
+                        "print(json.dumps([dict(job_id=x['job_id'], status=x['status'].value, "
+                        "metadata=x['metadata']) for x in r]))")
+        return {r["job_id"]: r for r in recs}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("skyserver"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def sky(cluster, server):
+    """The test's slurmsky on the sky backend, a client of the module's server."""
+    cluster.env = dict(_clean_env(), PATH=cluster.env["PATH"], HOME=cluster.env["HOME"],
+                       SLURMSKY_HOME=cluster.env["SLURMSKY_HOME"],
+                       SLURMSKY_CONFIG=cluster.env["SLURMSKY_CONFIG"], SLURMSKY_BACKEND="sky",
+                       SKYPILOT_API_SERVER_LOCAL_PORT=str(server.port),
+                       SKYPILOT_DISABLE_USAGE_COLLECTION="1")
+    return cluster
+
+
+def _queue(cluster, *args: str) -> dict[str, tuple[str, str]]:
+    """squeue -t all as {id: (state code, reason)}."""
+    out = cluster.run("squeue", "-h", "-t", "all", "-o", "%i|%t|%r", *args, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return {i: (t, r) for i, t, r in (line.split("|", 2) for line in out.stdout.splitlines())}
+
+
+def _sky_id(cluster, job: str) -> int | None:
+    out = cluster.run("scontrol", "show", "job", job, timeout=120)
+    found = re.search(r"SkyPilotJobId=(\d+)", out.stdout)
+    return int(found.group(1)) if found else None
+
+
+def test_pending_while_unreachable_then_launched_and_failed_prechecks(sky, server):
+    """No server yet: the job waits, naming the endpoint; once the server answers it is
+    launched (nothing lost), carries our _metadata, and ends F with SkyPilot's reason."""
+    sky.script("job.sh", "#!/bin/bash\necho hi\n")
+    job = str(sky.sbatch("job.sh"))
+    endpoint = f"SkyPilotApiServerUnreachable:http://127.0.0.1:{server.port}"
+    sky.wait_for(lambda: _queue(sky).get(job) == ("PD", endpoint), 120, "the unreachable reason")
+    server.start()
+    seen = []
+
+    def ended():
+        code, reason = _queue(sky)[job]
+        if not seen or seen[-1] != code:
+            seen.append(code)
+        return code not in ("PD", "CF", "R", "CG") and reason
+
+    reason = sky.wait_for(ended, 240, "the job to end")
+    assert seen[0] in ("PD", "CF") and seen[-1] == "F", seen
+    assert reason.startswith(NO_CLOUD)
+    sacct = sky.run("sacct", "-n", "-X", "-j", job, "-o", "State,ExitCode").stdout.split()
+    assert sacct == ["FAILED", "1:0"]
+    rec = server.records()[_sky_id(sky, job)]
+    assert rec["status"] == "FAILED_PRECHECKS"
+    meta = rec["metadata"]["slurmsky"]
+    assert (meta["job_id"], meta["job_name"]) == (int(job), "job.sh")
+    assert meta["instance"] == (Path(sky.env["SLURMSKY_HOME"]) / "sky-instance").read_text()
+
+
+def test_a_plain_skypilot_job_shows_in_squeue(sky, server):
+    server.start()
+    sky_id = server.sdk("t = sky.Task(name='plain', run='echo hi')\n"
+                        "print(json.dumps(sky.get(sky.jobs.launch(t))[0][0]))")
+    shown = str(1_000_000_000 + sky_id)
+    row = sky.wait_for(lambda: _queue(sky).get(shown), 120, "the foreign job")
+    assert row[0] in ("PD", "CF", "F")
+    out = sky.run("squeue", "-h", "-t", "all", "-j", shown, "-o", "%j|%P").stdout.strip()
+    assert out == "plain|skypilot"
+    assert _sky_id(sky, shown) == sky_id
+
+
+def test_scancel_cancels_the_skypilot_job(sky, server):
+    server.start()
+    sky.script("job.sh", "#!/bin/bash\nsleep 100\n")
+    job = str(sky.sbatch("job.sh"))
+    sky.wait_for(lambda: sky.jobs("job_id = ? AND executor_ref LIKE '%token%'", int(job)), 120,
+                 "the launch")
+    out = sky.run("scancel", job)  # while SkyPilot is still launching or pending it
+    assert out.returncode == 0, out.stderr
+    assert _queue(sky)[job][0] == "CA"
+    sky_id = sky.wait_for(lambda: _sky_id(sky, job), 120, "the SkyPilot id")
+    log = Path(sky.env["SLURMSKY_HOME"], "agent.log")
+    answer = sky.wait_for(lambda: re.search(rf"SkyPilot job {sky_id}: (.*)", log.read_text()),
+                          120, "the cancel").group(1)
+    status = sky.wait_for(lambda: (lambda s: s in ("CANCELLED", "FAILED_PRECHECKS") and s)(
+        server.records()[sky_id]["status"]), 120, "SkyPilot to end it")
+    # Offline, SkyPilot fails a job's prechecks 2-5 s after launch: the cancel usually wins.
+    if status == "CANCELLED":
+        assert "scheduled to be cancelled" in answer, answer
+    else:
+        assert "already in terminal state FAILED_PRECHECKS" in answer, answer
+
+
+def test_dense_array_is_one_num_jobs_launch_with_the_right_ranks(sky, server):
+    server.start()
+    sky.script("job.sh", "#!/bin/bash\necho $SLURM_ARRAY_TASK_ID\n")
+    first = sky.sbatch("--array=0-3", "job.sh")
+    elements = [f"{first}_{i}" for i in range(4)]
+    ids = sky.wait_for(lambda: (lambda v: v if None not in v else None)(
+        [_sky_id(sky, e) for e in elements]), 180, "the SkyPilot ids")
+    assert ids == list(range(ids[0], ids[0] + 4))  # one launch: consecutive, rank = index
+    records = server.records()
+    assert len({records[i]["metadata"]["slurmsky"]["token"] for i in ids}) == 1
+    logs = Path(server.rundir, "sky_logs", "jobs_controller")
+    for rank, sky_id in enumerate(ids):
+        log = sky.wait_for(lambda: (logs / f"{sky_id}.log").exists() and
+                           (logs / f"{sky_id}.log").read_text(), 120, "the controller log")
+        assert f"Rank for job {sky_id}: {rank}" in log
+    ended = sky.wait_for(lambda: (lambda q: len(q) == 4 and all(c == "F" for c, _ in q.values())
+                                  and q)(_queue(sky, "-r", "-j", str(first))), 240,
+                         "the elements to end")
+    assert sorted(ended) == sorted(elements)
