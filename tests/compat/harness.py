@@ -350,7 +350,7 @@ class PeerSide(Side):
     def prepare(self, case, workdir, id_digits) -> dict:
         if case.exclusive:  # its commands see the whole cluster: let running jobs end first
             _poll(lambda: not self._q("squeue", "-h", "-t", "CF,R,CG,S", "-o", "%i")[0].strip(),
-                  60, every=0.5)
+                  20, every=0.5)
         return {}
 
     def wait_done(self, case, workdir, ids, ctx, timeout) -> str:
