@@ -187,7 +187,7 @@ def _print_test_only(req: JobRequest, cfg: Config, lay: Layout, part_name: str,
 
         names = [n.name for n in local.nodes()[:lay.num_nodes]]
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))
-    sys.stderr.write(f"sbatch: Job {job_id} to start at {start} using "
+    sys.stderr.write(f"{req.command}: Job {job_id} to start at {start} using "
                      f"{sum(lay.cpus_per_node)} processors on nodes {hostlist.compress(names)} "
                      f"in partition {part_name}\n")
     if cfg.backend == "sky":  # the plan: the SkyPilot task the job would become

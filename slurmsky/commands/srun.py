@@ -32,6 +32,12 @@ def body(argv: list[str]) -> int:
         return _step_in(inside, argv[:len(argv) - len(cli.rest)], cli.rest)
     req = build_step_request("srun", cli, dict(os.environ), os.getcwd())
     warn(req.warnings)
+    if req.test_only:  # the estimate line only: nothing is allocated
+        from ..config import load_config
+        from ..submit import store
+
+        store(req, load_config(), batch=False)
+        return 0
     from ..allocation import Allocation, cancel_on_interrupt, exit_status
 
     with Allocation("srun") as alloc:

@@ -15,8 +15,13 @@ from . import channel, hostlist, rundir
 
 
 def _say(stream, text):
-    stream.write(text + "\n")
-    stream.flush()
+    """One line; a reader that went away (`| head -n1`) ends the output quietly, as C's does."""
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # no error at exit either
+        raise SystemExit(0) from None
 
 
 def _is(tag, word, minimum):
