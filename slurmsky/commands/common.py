@@ -6,16 +6,22 @@ import sys
 from typing import Callable
 
 from ..errors import SlurmError
+from ..runtime.getopt_long import UsageError
 
 
 def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
-    """Run a command body; a SlurmError becomes `<prog>: error: ...` and its exit code."""
+    """Run a command body; a SlurmError becomes `<prog>: error: ...`, a UsageError its
+    lines verbatim, each with its exit code; a closed stdout (`| head`) ends quietly."""
     try:
         code = body(sys.argv[1:])
-    except SlurmError as exc:
+    except (SlurmError, UsageError) as exc:
         sys.stdout.flush()
-        sys.stderr.write(exc.render(prog))
+        text = exc.render(prog) if isinstance(exc, SlurmError) else "".join(
+            line + "\n" for line in exc.lines)
+        sys.stderr.write(text)
         code = exc.exit_code
+    except BrokenPipeError:
+        code = 0
     except KeyboardInterrupt:
         code = 130
     sys.exit(code or 0)

@@ -11,6 +11,7 @@ import sys
 
 from .. import formats, state
 from ..formats import Row, UsageError
+from .common import run
 
 SHORT = "aA:bBcC:dDeE:f:g:hi:I:j:k:K:lLM:nN:o:pPq:r:s:S:Ttu:vVW:x:X"
 LONG = {
@@ -225,14 +226,4 @@ def _in_window(rec, start: float, end: float, states: set | None) -> bool:
 
 
 def main() -> None:
-    try:
-        code = body(sys.argv[1:])
-    except UsageError as exc:
-        sys.stdout.flush()
-        sys.stderr.write("".join(line + "\n" for line in exc.lines))
-        code = exc.exit_code
-    except BrokenPipeError:
-        code = 0
-    except KeyboardInterrupt:
-        code = 130
-    sys.exit(code)
+    run("sacct", body)

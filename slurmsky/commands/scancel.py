@@ -12,6 +12,7 @@ import sys
 
 from .. import control, formats, state
 from ..formats import UsageError
+from .common import run
 
 SHORT = "A:bcfHiM:n:p:Qq:R:s:t:u:vVw:"
 LONG = {
@@ -184,12 +185,4 @@ def _filtered(records, filters: dict):
 
 
 def main() -> None:
-    try:
-        code = body(sys.argv[1:])
-    except UsageError as exc:
-        sys.stdout.flush()
-        sys.stderr.write("".join(line + "\n" for line in exc.lines))
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        code = 130
-    sys.exit(code)
+    run("scancel", body)

@@ -13,6 +13,7 @@ import sys
 
 from .. import control, formats, state
 from ..formats import Job, UsageError
+from .common import run
 
 SHORT = "aM:dhoQvV"
 LONG = {
@@ -428,14 +429,4 @@ def body(argv: list[str]) -> int:
 
 
 def main() -> None:
-    try:
-        code = body(sys.argv[1:])
-    except UsageError as exc:
-        sys.stdout.flush()
-        sys.stderr.write("".join(line + "\n" for line in exc.lines))
-        code = exc.exit_code
-    except BrokenPipeError:
-        code = 0
-    except KeyboardInterrupt:
-        code = 130
-    sys.exit(code)
+    run("scontrol", body)

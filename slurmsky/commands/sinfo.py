@@ -19,6 +19,7 @@ import time
 
 from .. import formats, state
 from ..formats import NodeView, UsageError
+from .common import run
 
 SHORT = "adehiM:n:No:O:p:lrRsS:t:TvV"
 LONG = {
@@ -179,14 +180,4 @@ def _natural(name: str):
 
 
 def main() -> None:
-    try:
-        code = body(sys.argv[1:])
-    except UsageError as exc:
-        sys.stdout.flush()
-        sys.stderr.write("".join(line + "\n" for line in exc.lines))
-        code = exc.exit_code
-    except BrokenPipeError:
-        code = 0
-    except KeyboardInterrupt:
-        code = 130
-    sys.exit(code)
+    run("sinfo", body)

@@ -12,6 +12,7 @@ import time
 
 from .. import formats, state
 from ..formats import Job, UsageError
+from .common import run
 
 SHORT = "A:ahi:j::lL:n:M:O:o:p:Pq:R:rs::S:t:u:U:vVw:"
 LONG = {
@@ -372,14 +373,4 @@ def _steps(conn, o, noheader, long, now, out) -> int:
 
 
 def main() -> None:
-    try:
-        code = body(sys.argv[1:])
-    except UsageError as exc:
-        sys.stdout.flush()
-        sys.stderr.write("".join(line + "\n" for line in exc.lines))
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        code = 130
-    except BrokenPipeError:
-        code = 0
-    sys.exit(code)
+    run("squeue", body)
