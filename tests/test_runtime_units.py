@@ -299,7 +299,7 @@ def test_gpus_on_node(kw, skypilot, expected):
     assert job.gpus_on_node() == expected
 
 
-@pytest.mark.parametrize("indices, step", [([1, 3, 5, 7], "2"), ([1, 3, 10], "1"), ([5], "1")])
+@pytest.mark.parametrize("indices, step", [([1, 3, 5, 7], "2"), ([0, 5, 10, 20], "5"), ([5], "1")])
 def test_array_step(indices, step):
     array = {"job_id": 9, "indices": indices, "job_ids": None, "throttle": None}
     job = spec.Job(_spec(array=array, num_nodes=1, tasks_per_node=[1], cpus_per_node=[1]), {})

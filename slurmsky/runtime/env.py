@@ -83,13 +83,14 @@ def _array_env(job):
     if job.array_task_id is None:
         return {}
     indices = sorted(job.spec["array"]["indices"])
-    steps = {b - a for a, b in zip(indices, indices[1:])}
+    # Slurm's step for a mixed list is its first stride: 0-10:5,20 gives 5 (array-step-and-list)
+    step = indices[1] - indices[0] if len(indices) > 1 else 1
     return {
         "SLURM_ARRAY_JOB_ID": str(job.array_job_id),
         "SLURM_ARRAY_TASK_ID": str(job.array_task_id),
         "SLURM_ARRAY_TASK_COUNT": str(len(indices)),
         "SLURM_ARRAY_TASK_MIN": str(indices[0]), "SLURM_ARRAY_TASK_MAX": str(indices[-1]),
-        "SLURM_ARRAY_TASK_STEP": str(steps.pop() if len(steps) == 1 else 1),
+        "SLURM_ARRAY_TASK_STEP": str(step),
     }
 
 
