@@ -51,6 +51,7 @@ QUEUE_FIELDS = ["job_id", "task_id", "job_name", "status", "submitted_at", "star
                 "failure_reason", "metadata", "user_name", "user_hash", "resources",
                 "node_names"]
 LOG_ATTEMPTS = 5  # tries at reading a finished job's log before ending it without output
+QUERY_TIMEOUT = 120.0  # s after which a queue query that never answered is given up
 NODE_OUT, NODE_ERR = ".slurmsky/stdout", ".slurmsky/stderr"  # in SkyPilot's workdir copy
 MARKER = re.compile(r"SLURMSKY-IO ([soer]) (\d+) ([A-Za-z0-9+/=]*)\s*$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -271,6 +272,10 @@ class SkyExecutor:
         self._cancelled_pending(now)
         if self.query is not None and self.query.done():
             changed |= self._apply(self.query, now)
+            self.query = None
+        elif self.query is not None and now - self.query_started > QUERY_TIMEOUT:
+            log.warning("SkyPilot queue query unanswered after %.0f s; asking again", QUERY_TIMEOUT)
+            skysync.record_sync(self.query_started, "queue query timed out")
             self.query = None
         changed |= self._finish(now)
         if self.query is None:  # one in flight wakes the agent when it answers
