@@ -91,8 +91,14 @@ def in_use() -> bool:
         return backend == "sky"
     if os.path.exists(_path(SYNC_FILE)):
         return True
-    from .config import load_config
+    from .config import config_path, load_config
 
+    try:
+        with open(config_path(), encoding="utf-8") as fh:
+            if "sky" not in fh.read():  # cannot select it: spare squeue the YAML parser
+                return False
+    except OSError:
+        return False
     return load_config().backend == "sky"
 
 
