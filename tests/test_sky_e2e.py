@@ -78,16 +78,8 @@ def stack():
                        timeout=600)
 
 
-def test_batch_jobs_on_real_skypilot(cluster, stack):
-    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
-    cluster.env = {k: v for k, v in cluster.env.items() if not k.startswith("SKY")}
-    cluster.env.update(stack)
-    two = cluster.sbatch(cluster.script("two.sh", TWO_NODES))
-    srun = subprocess.Popen(
-        [sys.executable, str(ROOT / "bin" / "srun"), "-J", "failer", "bash",
-         "-c", "echo failing; exit 3"], cwd=cluster.cwd, env=cluster.env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    long = cluster.sbatch(cluster.script("long.sh", "#!/bin/bash\necho sleeping\nsleep 600\n"))
+def _follow(cluster, two: int, long: int) -> tuple[dict[int, list[str]], int | None]:
+    """squeue's states of the three jobs until they end; the long one is cancelled once R."""
     fail = None
     seen: dict[int, list[str]] = {two: [], long: []}
     deadline = time.monotonic() + 1200
@@ -105,6 +97,29 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
         if fail and all(s and s[-1] in ("CD", "F", "CA") for s in seen.values()):
             break
         time.sleep(3)
+    return seen, fail
+
+
+def test_batch_jobs_on_real_skypilot(cluster, stack):
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
+    cluster.env = {k: v for k, v in cluster.env.items() if not k.startswith("SKY")}
+    cluster.env.update(stack)
+    two = cluster.sbatch(cluster.script("two.sh", TWO_NODES))
+    srun = subprocess.Popen(
+        [sys.executable, str(ROOT / "bin" / "srun"), "-J", "failer", "bash",
+         "-c", "echo failing; exit 3"], cwd=cluster.cwd, env=cluster.env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    long = cluster.sbatch(cluster.script("long.sh", "#!/bin/bash\necho sleeping\nsleep 600\n"))
+    seen, fail = {}, None
+    try:
+        seen, fail = _follow(cluster, two, long)
+    finally:  # nothing of this test may hold the peer's nodes afterwards
+        if srun.poll() is None:
+            srun.kill()
+        cluster.run("scancel", *[str(j) for j in seen or (two, long)])
+        cluster.wait_for(lambda: not cluster.jobs(
+            "job_id < 1000000000 AND state IN ('PENDING', 'CONFIGURING', 'RUNNING', "
+            "'COMPLETING', 'REQUEUED')"), 300, "every job to end")
     out, err = srun.communicate(timeout=300)
     assert (srun.returncode, out) == (3, "failing\n"), err
     assert seen[two][-2:] == ["R", "CD"], seen

@@ -548,38 +548,50 @@ def _nudge_agent() -> None:
 
 
 def endpoint() -> str:
+    """SkyPilot's API server URL, without credentials (it names the server in reasons)."""
     from sky.server import common
 
-    return common.get_server_url()
+    parts = urllib.parse.urlsplit(common.get_server_url())
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
 
 
 def _check_server() -> None:
     """Raise Unreachable (naming the endpoint) unless the API server answers /api/health."""
     url = endpoint()
-    parts = urllib.parse.urlsplit(url)
-    bare = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname + (
-        f":{parts.port}" if parts.port else "")))
     try:
-        urllib.request.urlopen(bare + "/api/health", timeout=5).close()
+        urllib.request.urlopen(url + "/api/health", timeout=5).close()
     except urllib.error.HTTPError:
         return  # it answered (e.g. 401 behind basic auth)
     except (OSError, ValueError):
-        raise Unreachable(f"SkyPilotApiServerUnreachable:{bare}") from None
+        raise Unreachable(f"SkyPilotApiServerUnreachable:{url}") from None
 
 
 def _launch(task: dict, num_jobs: int | None) -> list[int]:
     _check_server()
-    import requests
     import sky
 
     try:
         request = sky.jobs.launch(sky.Task.from_yaml_config(copy.deepcopy(task)),
                                   name=task.get("name"), num_jobs=num_jobs)
         ids, _handle = sky.get(request)  # the handle's repr raises in consolidation mode
-    except (sky.exceptions.ApiServerConnectionError, requests.ConnectionError):
-        _check_server()
+    except Exception as exc:
+        _check_server()  # the server went away meanwhile: say so, not SkyPilot's side effect
+        if _connection_error(exc):  # it did not answer for a while: pend, launch again
+            raise Unreachable(f"SkyPilotApiServerUnreachable:{endpoint()}") from exc
         raise
     return sorted(ids)
+
+
+def _connection_error(exc: Exception) -> bool:
+    """SkyPilot's ways of saying it could not talk to the server (its health check failing
+    ends in the "starting a local API server is disabled" RuntimeError)."""
+    import requests
+    import sky
+
+    return isinstance(exc, (sky.exceptions.ApiServerConnectionError, requests.ConnectionError,
+                            requests.Timeout)) or (
+        isinstance(exc, RuntimeError) and "SKYPILOT_DISABLE_LOCAL_API_SERVER" in str(exc))
 
 
 def _fetch(full: bool, watched: list[int]) -> tuple[list[dict], str | None]:
@@ -598,10 +610,14 @@ def _fetch(full: bool, watched: list[int]) -> tuple[list[dict], str | None]:
         return [dict({f: rec.get(f) for f in QUEUE_FIELDS}, status=rec["status"].value)
                 for rec in records]
 
-    records = query(skip_finished=not full)
-    missing = sorted(set(watched) - {r["job_id"] for r in records})
-    if missing:
-        records += query(job_ids=missing)
+    try:
+        records = query(skip_finished=not full)
+        missing = sorted(set(watched) - {r["job_id"] for r in records})
+        if missing:
+            records += query(job_ids=missing)
+    except Exception:
+        _check_server()  # the server went away meanwhile: say so, not SkyPilot's side effect
+        raise
     return records, common_utils.get_user_hash()
 
 
