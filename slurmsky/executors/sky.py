@@ -32,7 +32,6 @@ import logging
 import os
 import re
 import secrets
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
