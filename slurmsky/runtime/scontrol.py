@@ -37,10 +37,11 @@ def main(argv, node_dir):
     if _is(command, "show", 3) and len(words) > 1:
         tag, value = words[1], (words[2] if len(words) > 2 else None)
         if _is(tag, "hostnames", 5):
-            names = hostlist.expand(value if value is not None
-                                    else os.environ.get("SLURM_NODELIST", ""))
-            if not names:
-                _say(sys.stderr, "scontrol: error: host list is empty")
+            if value is None:
+                value = os.environ.get("SLURM_NODELIST")
+                if value is None:  # unset; set but empty prints nothing, as on Slurm
+                    _say(sys.stderr, "scontrol: error: host list is empty")
+            names = hostlist.expand(value or "")
             for name in names:
                 _say(sys.stdout, name)
             return 0
