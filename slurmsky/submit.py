@@ -113,7 +113,8 @@ def _environment(req: JobRequest, cfg: Config) -> dict:
     from .translate import job_environment
 
     env = job_environment(req, cfg, for_cloud=False)
-    if req.export is not None and req.export.mode != "ALL":
+    # sbatch (salloc) start from a login environment; srun --export=NONE gives SLURM_* only
+    if req.export is not None and req.export.mode != "ALL" and req.command != "srun":
         env = {**local.login_environment(), **env}
     return env
 

@@ -191,6 +191,7 @@ def runtime_spec(req: JobRequest, cfg: Config, lay: Layout, partition: str, *,
     return {
         "version": 1,
         "job_id": job_id,
+        "command": req.command,
         "job_name": req.job_name,
         "partition": partition,
         "cluster_name": cfg.cluster_name,
@@ -238,7 +239,7 @@ def _gres_text(g) -> str:
 
 def _extra_env(req: JobRequest) -> dict:
     extra = {}
-    if req.export is not None:
+    if req.export is not None and req.command != "srun":  # srun's --export is its tasks' only
         extra["SLURM_EXPORT_ENV"] = req.submit_env.get("SBATCH_EXPORT") or _export_text(req.export)
         extra["SLURM_GET_USER_ENV"] = "1"
     return extra

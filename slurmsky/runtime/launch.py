@@ -6,7 +6,8 @@ signalled; done here, not by the multi-threaded runtime between fork and exec), 
 dispositions (Python ignores SIGPIPE, and a runtime started in
 the background may ignore SIGINT; tasks must start with defaults), sets the umask and
 SLURM_TASK_PID (the pid the task will have), changes to CWD the way slurmstepd does
-(falling back to /tmp with its message), and execs ARGV. If exec fails it prints
+(falling back to /tmp with its message), and execs ARGV (searching PATH if there is one).
+If exec fails it prints
 slurmstepd's message and exits with the errno, as slurmstepd does (ENOENT: 2).
 """
 import os
@@ -33,7 +34,9 @@ def main():
              % (node, cwd, e.strerror))
         os.chdir("/tmp")
     try:
-        os.execvp(argv[0], argv)
+        if "PATH" in os.environ:
+            os.execvp(argv[0], argv)
+        os.execv(argv[0], argv)  # no PATH: slurmstepd looks nowhere else (no default path)
     except OSError as e:
         _say("slurmstepd-%s: error: execve(): %s: %s" % (node, argv[0], e.strerror))
         os._exit(e.errno or 1)

@@ -6,6 +6,8 @@ optional may be missing, and ``null`` always means "not given")::
 
     {"version": 1,
      "job_id": int,                  # SLURM_JOB_ID (for arrays: see "array")
+     "command": "sbatch"|"srun"|"salloc",  # optional (sbatch): what made the job; in srun's
+                                     # own allocation the batch script is that srun
      "job_name": str, "partition": str, "cluster_name": str,
      "account": str|null, "qos": str|null,                  # optional
      "user": str, "uid": int, "gid": int, "submit_dir": str, "submit_host": str,
@@ -41,7 +43,7 @@ import os
 import socket
 
 DEFAULTS = {
-    "account": None, "qos": None, "script_args": [], "workdir": None,
+    "command": "sbatch", "account": None, "qos": None, "script_args": [], "workdir": None,
     "ntasks": None, "ntasks_per_node": None, "cpus_per_task": None,
     "mem_per_node": None, "mem_per_cpu": None,
     "gpus": None, "gpus_per_node": None, "gpus_per_task": None, "gres": None,
