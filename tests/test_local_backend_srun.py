@@ -38,6 +38,40 @@ def test_srun_task_killed_by_a_signal(cluster):
     assert "srun: error: 127.0.0.1: task 0: Killed\n" in got.stderr
 
 
+def test_srun_own_allocation_task_env(cluster):
+    """srun-task-env / srun-mem: the tasks of an srun that made its own allocation get
+    SLURM_LABELIO with -l, and none of what a batch script or a step inside an allocation
+    gets: SLURM_DISTRIBUTION (unless memory was asked for), ..._PACK_GROUP_0,
+    SLURM_NODE_ALIASES, SLURM_MEM_PER_NODE/CPU."""
+    probe = ('echo "${SLURM_LABELIO-unset} ${SLURM_DISTRIBUTION-unset} '
+             '${SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0-unset} ${SLURM_NODE_ALIASES-unset} '
+             '${SLURM_MEM_PER_NODE-unset} ${SLURM_MEM_PER_CPU-unset} ${ENVIRONMENT-unset}"')
+    got = cluster.run("srun", "-N2", "-n2", "-l", "bash", "-c", probe)
+    assert sorted(got.stdout.splitlines()) == [
+        "0: 1 unset unset unset unset unset unset", "1: 1 unset unset unset unset unset unset"]
+    got = cluster.run("srun", "--mem=200", "bash", "-c", probe)
+    assert got.stdout == "unset cyclic unset unset unset unset unset\n"
+    got = cluster.run("srun", "--mincpus=2", "bash", "-c", 'echo "$SLURM_CPUS_ON_NODE"')
+    assert got.stdout == "2\n"
+
+
+def test_srun_export_none_leaves_no_path(cluster):
+    """srun-export: --export=NONE gives the tasks SLURM_* only: without PATH, `bash` is not
+    found (slurmstepd's execve message, exit 2); --export=ALL,BAR=bar adds BAR."""
+    got = cluster.run("srun", "--export=NONE", "bash", "-c", "echo hi", env={"FOO": "foo1"})
+    assert (got.stdout, got.returncode) == ("", 2)
+    assert sorted(got.stderr.splitlines()) == [
+        "slurmstepd-127.0.0.1: error: execve(): bash: No such file or directory",
+        "srun: error: 127.0.0.1: task 0: Exited with exit code 2"]
+    got = cluster.run("srun", "--export=NONE", "/usr/bin/env", env={"FOO": "foo1"})
+    names = {line.split("=")[0] for line in got.stdout.splitlines()}
+    assert "TMPDIR" in names and not names & {"PATH", "FOO", "HOME", "USER", "SHELL"}
+    assert not names & {"SLURM_EXPORT_ENV", "SLURM_GET_USER_ENV"}  # sbatch's, not srun's
+    got = cluster.run("srun", "--export=ALL,BAR=bar", "bash", "-c", 'echo "$FOO $BAR"',
+                      env={"FOO": "foo1"})
+    assert got.stdout == "foo1 bar\n"
+
+
 def test_srun_multi_node_labels(cluster):
     got = cluster.run("srun", "-N2", "-n4", "-l", "bash", "-c", "echo $SLURM_NODEID $SLURM_PROCID")
     assert sorted(got.stdout.splitlines()) == ["0: 0 0", "1: 0 1", "2: 1 2", "3: 1 3"]
@@ -97,3 +131,16 @@ def test_srun_waits_for_resources_until_cancelled(cluster, monkeypatch):
     out, err = srun.communicate(timeout=30)
     assert (out, normalise(err), srun.returncode) == (
         real.stdout, normalise(re.sub(r"job \d+", f"job {job}", real.stderr)), real.exit)
+
+
+def test_squeue_steps_lists_running_srun_steps(cluster):
+    """squeue-steps: `squeue -s` lists a running job's srun steps (named as sacct names them)
+    before its batch step, as slurmctld orders step ids."""
+    name = cluster.script("steps.sh", "#!/bin/bash\nsrun -J inner bash -c "
+                          "'touch started; while [ ! -e go ]; do sleep 0.1; done'\n")
+    job = cluster.sbatch("-J", "sq-steps", name)
+    cluster.wait_for(lambda: (cluster.cwd / "started").exists(), what="the step to start")
+    got = cluster.run("squeue", "-h", "-s", "-o", "%i %j %N")
+    (cluster.cwd / "go").touch()
+    assert got.stdout == f"{job}.0 inner 127.0.0.1\n{job}.batch batch 127.0.0.1\n"
+    cluster.wait_done(job)

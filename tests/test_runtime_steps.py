@@ -1,5 +1,6 @@
 """srun and scontrol inside jobs on local nodes, against real Slurm 22.05's output."""
 import glob
+import json
 import os
 import socket
 import sys
@@ -61,9 +62,8 @@ def test_exit_codes_and_messages(local_job):
                for s in result["steps"])
     expected = ""
     for case in cases:
-        # "Force Terminated StepId=..." is printed only by an srun that made its own allocation
-        lines = capture(case, "stderr").splitlines(True)
-        expected += "".join(line for line in lines if "Force Terminated" not in line)
+        # a task ended by a signal: "srun: Force Terminated StepId=N.S", in a job as outside
+        expected += capture(case, "stderr").replace("StepId=93.0", "StepId=28.2")
         expected += "rc=%d\n" % capture(case, "exit")
     assert named(job.output(), 1) == expected
 
@@ -169,8 +169,9 @@ def test_scontrol_inside_the_job(local_job):
     hostlist keeps order; show job describes this job."""
     script = """#!/bin/bash
 scontrol show hostnames node[1-3,5]
-SLURM_JOB_NODELIST="node[1-2]" SLURM_NODELIST= scontrol show hostnames; echo "rc=$?"
+SLURM_JOB_NODELIST="node[1-2]" env -u SLURM_NODELIST scontrol show hostnames; echo "rc=$?"
 SLURM_NODELIST="node[3-4]" scontrol show hostnames; echo "rc=$?"
+SLURM_NODELIST= scontrol show hostnames; echo "empty rc=$?"
 scontrol show hostnames "node[01-03],gpu[1-2],login"
 scontrol show hostlist node3,node1,node2,node10,gpu1,node02
 scontrol show hostlistsorted node3,node1,node2,node10,gpu1
@@ -181,6 +182,7 @@ scontrol show job $SLURM_JOB_ID | head -1
     expected = (capture("scontrol-show-hostnames.txt")
                 + capture("scontrol-show-hostnames-env.txt").replace(
                     "rc=0\n", capture("scontrol-show-hostnames-env.txt", "stderr") + "rc=0\n", 1)
+                + "empty rc=0\n"  # set but empty: nothing, no error (scontrol-in-job-hostnames)
                 + capture("scontrol-show-hostnames-multi.txt")
                 + capture("scontrol-show-hostlist-mixed.txt")
                 + capture("scontrol-show-hostlistsorted.txt")
@@ -202,6 +204,126 @@ srun --bogus true; echo "rc=$?"
         "srun: error: Unable to create step for job 28: Requested node configuration is not "
         "available\nrc=1\n"
         "srun: unrecognized option '--bogus'\nTry \"srun --help\" for more information\nrc=1\n")
+
+
+def test_relative_and_its_errors(local_job):
+    """step-relative: -r N starts the step's nodes at the allocation's node N; Slurm's
+    errors (exit 1) when the step would run past the allocation or -w/-x are given too."""
+    script = """#!/bin/bash
+srun -r1 -N1 -n1 bash -c 'echo "node=$SLURMD_NODENAME nodeid=$SLURM_NODEID nodelist=$SLURM_STEP_NODELIST"'
+srun --relative=0 -N1 -n1 bash -c 'echo "node=$SLURMD_NODENAME"'
+srun -r1 -n1 bash -c 'echo "n1 node=$SLURMD_NODENAME"'
+srun -r2 -N1 true; echo "rc=$?"
+srun -r1 true; echo "rc=$?"
+srun -r1 -w 127.0.0.1 true; echo "rc=$?"
+"""
+    job = local_job(2, script=script, **two_by_two()).start()
+    assert job.wait()["state"] == "COMPLETED"
+    assert named(job.output(), 2) == (
+        "node=node2 nodeid=0 nodelist=node2\n"
+        "node=node1\n"
+        "srun: Warning: can't run 1 processes on 2 nodes, setting nnodes to 1\n"
+        "n1 node=node2\n"
+        "srun: error: --relative and --nodes option incompatible with count of allocated "
+        "nodes (2+1>2)\nrc=1\n"
+        "srun: error: --relative and SLURM_JOB_NUM_NODES option incompatible with count of "
+        "allocated nodes (1+2>2)\nrc=1\n"
+        "srun: error: -r,--relative not allowed with -w,--nodelist or -x,--exclude.\nrc=1\n")
+
+
+def test_preserve_env_keeps_the_jobs_counts(local_job):
+    """step-preserve-env: -E keeps SLURM_NNODES/NTASKS/NPROCS/TASKS_PER_NODE as srun found
+    them; SLURM_NODELIST is the job's with or without it."""
+    probe = 'echo "$SLURM_NNODES $SLURM_NTASKS $SLURM_NPROCS $SLURM_TASKS_PER_NODE ' \
+            '$SLURM_NODELIST $SLURM_STEP_NUM_NODES $SLURM_STEP_NUM_TASKS"'
+    script = "#!/bin/bash\nsrun -E -N1 -n1 bash -c '%s'\nsrun -N1 -n1 bash -c '%s'\n" % (
+        probe, probe)
+    job = local_job(2, script=script, **two_by_two()).start()
+    assert job.wait()["state"] == "COMPLETED"
+    assert named(job.output(), 2) == ("2 4 4 2(x2) node[1-2] 1 1\n"
+                                      "1 1 1 1 node[1-2] 1 1\n")
+
+
+def test_cpus_on_node_is_the_jobs_unless_exact(local_job):
+    """step-exact: a step's SLURM_CPUS_ON_NODE is the job's CPUs on the node; --exact, or -c
+    on srun's command line (22.05), gives the step's own."""
+    script = """#!/bin/bash
+srun -n1 bash -c 'echo "plain $SLURM_CPUS_ON_NODE"'
+srun --exact -n1 bash -c 'echo "exact $SLURM_CPUS_ON_NODE"'
+srun -n1 -c1 bash -c 'echo "c1 $SLURM_CPUS_ON_NODE"'
+srun -n1 --mincpus=1 bash -c 'echo "mincpus $SLURM_CPUS_ON_NODE"'
+"""
+    job = local_job(1, script=script, cpus_per_task=2, tasks_per_node=[1],
+                    cpus_per_node=[2]).start()
+    assert job.wait()["state"] == "COMPLETED"
+    assert job.output() == "plain 2\nexact 1\nc1 1\nmincpus 2\n"
+
+
+def test_step_distribution_label_and_pack_group(local_job):
+    """In an allocation: SLURM_DISTRIBUTION cyclic when a step has no more tasks than
+    nodes, else block; SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0; SLURM_LABELIO=1 with -l only."""
+    probe = ('echo "$SLURM_DISTRIBUTION $SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0 '
+             '${SLURM_LABELIO-unset}"')
+    script = "#!/bin/bash\n" + "".join(
+        "srun %s bash -c '%s' | sort -u\n" % (opts, probe)
+        for opts in ("-N2 -n2", "-n4", "-N1 -n1", "-N1 -n2 -l"))
+    job = local_job(2, script=script, **two_by_two()).start()
+    assert job.wait()["state"] == "COMPLETED"
+    assert job.output() == ("cyclic 2(x2) unset\nblock 2(x2) unset\ncyclic 2(x2) unset\n"
+                            "0: block 2(x2) 1\n1: block 2(x2) 1\n")
+
+
+def test_kill_on_bad_exit_terminates_the_step(local_job):
+    """srun-kill-on-bad-exit: task 1 exits 3, srun -K ends the step (TERM): the other task
+    never finishes, srun exits 143 and says the step was force terminated."""
+    script = """#!/bin/bash
+srun -K -n2 bash -c 'if [ $SLURM_PROCID = 1 ]; then exit 3; fi; sleep 20; echo survived'
+echo "rc=$?"
+"""
+    job = local_job(1, script=script, ntasks=2, tasks_per_node=[2], cpus_per_node=[2]).start()
+    assert job.wait()["state"] == "COMPLETED"
+    lines = named(job.output(), 1).splitlines()
+    assert lines[-1] == "rc=143" and "survived" not in lines
+    assert lines[0] == "srun: error: node1: task 1: Exited with exit code 3"
+    assert lines[1] == "srun: launch/slurm: _step_signal: Terminating StepId=28.0"
+    assert lines[2].startswith("slurmstepd-node1: error: *** STEP 28.0 ON node1 CANCELLED AT ")
+    assert lines[3:-1] == ["srun: error: node1: task 0: Terminated",
+                           "srun: Force Terminated StepId=28.0"]
+
+
+def test_signal_decides_the_exit_whatever_came_before(local_job):
+    """A task killed by a signal makes srun exit 128+signal even after a larger exit code."""
+    script = """#!/bin/bash
+srun -n2 -l bash -c 'if [ $SLURM_PROCID = 0 ]; then exit 3; fi; sleep 0.5; kill -TERM $$'
+echo "rc=$?"
+"""
+    job = local_job(1, script=script, ntasks=2, tasks_per_node=[2], cpus_per_node=[2]).start()
+    assert job.wait()["state"] == "COMPLETED"
+    assert named(job.output(), 1) == (
+        "srun: error: node1: task 0: Exited with exit code 3\n"
+        "srun: error: node1: task 1: Terminated\n"
+        "srun: Force Terminated StepId=28.0\nrc=143\n")
+
+
+def test_step_records_name_and_running_steps(local_job):
+    """sacct-srun-steps / squeue-steps: a step is named by -J, else its program; the running
+    steps are published in the run directory's steps.json, gone when the job ends."""
+    script = """#!/bin/bash
+srun -J named-step true
+srun bash -c 'touch started; while [ ! -e go ]; do sleep 0.05; done'
+"""
+    job = local_job(1, script=script).start()
+    job.wait_for(job.workdir / "started")
+    steps_file = job.rundir / "steps.json"
+    job.wait_until(steps_file.exists)
+    running = json.loads(steps_file.read_text())
+    assert [(s["id"], s["name"], s["nodes"], s["ntasks"]) for s in running] == [
+        (1, "bash", "127.0.0.1", 1)]
+    (job.workdir / "go").touch()
+    result = job.wait()
+    assert [(s["id"], s["name"]) for s in result["steps"]] == [
+        ("batch", "batch"), (0, "named-step"), (1, "bash")]
+    assert not steps_file.exists()
 
 
 def test_node_environment_as_job_environment(local_job):

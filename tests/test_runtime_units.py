@@ -142,13 +142,15 @@ def test_task_list_text():
 
 
 def test_task_exit_lines_and_exit_code(capfd):
-    """launch.c _task_finish: exit codes keep the largest, a signal counts only when nothing
-    failed before it; srun exits with the code or 128+signal."""
+    """launch.c _task_finish: exit codes keep the largest, but a task ended by a signal decides
+    srun's exit whatever came before or after it (real Slurm 22.05: exit 3 then SIGTERM gives
+    143, SIGKILL then exit 3 gives 137); srun exits with the code or 128+signal."""
     rc = srun._task_exit(0, "node1", [0], 0)
     rc = srun._task_exit(rc, "node1", [1, 2], 3 << 8)
+    assert os.WEXITSTATUS(rc) == 3
     rc = srun._task_exit(rc, "node2", [3], 9)
     rc = srun._task_exit(rc, "node2", [4], 1 << 8)
-    assert os.WEXITSTATUS(rc) == 3
+    assert rc == 9
     assert srun._task_exit(0, "node1", [0], 9) == 9
     assert capfd.readouterr().err == (
         "srun: error: node1: tasks 1-2: Exited with exit code 3\n"

@@ -344,30 +344,72 @@ def _revive(conn) -> None:
         agent.revive(conn)
 
 
+class _Step:
+    """One line of `squeue -s`: a job's batch step (`step` None) or a running srun step
+    (`step`: the node runtime's record, see executors.local.running_steps)."""
+
+    def __init__(self, job: Job, step: dict | None, now: float):
+        self.job, self.step, self.now = job, step, now
+        self.rec = job.rec
+
+    @property
+    def id_text(self) -> str:
+        return f"{self.job.id_text}.{'batch' if self.step is None else self.step.get('id')}"
+
+    def name(self) -> str:
+        return "batch" if self.step is None else str(self.step.get("name") or "")
+
+    def used(self) -> int:
+        if self.step is None:
+            return self.job.used()
+        return max(int(self.now - float(self.step.get("start") or self.now)), 0)
+
+    def nodes(self) -> str:
+        if self.step is None:
+            return self.rec.batch_host or ""
+        return str(self.step.get("nodes") or "")
+
+    def start(self) -> float | None:
+        return self.rec.start_time if self.step is None else self.step.get("start")
+
+    def order(self) -> tuple:  # slurmctld's step ids: the batch step's is the largest
+        return (self.rec.partition, self.rec.job_id,
+                1 << 32 if self.step is None else int(self.step.get("id") or 0))
+
+
 def _steps(conn, o, noheader, long, now, out) -> int:
-    """`squeue -s`: the batch step of every running batch job (`12.batch`)."""
+    """`squeue -s`: every running job's steps: `12.batch` for a batch job, and the srun
+    steps the node runtime reports as running (`12.0`)."""
+    from ..executors.local import running_steps
+
     records = state.find_jobs(conn, states=("RUNNING", "COMPLETING"), users=o["users"],
                               partitions=o["partitions"])
     fields = {
-        "i": ("STEPID", lambda j: f"{j.id_text}.batch"),
-        "j": ("NAME", lambda j: "batch"),
-        "P": ("PARTITION", lambda j: j.rec.partition),
-        "u": ("USER", lambda j: j.rec.user),
-        "M": ("TIME", lambda j: formats.format_elapsed(j.used()), False),
-        "l": ("TIME_LIMIT", lambda j: formats.format_limit(j.rec.time_limit), False),
-        "N": ("NODELIST", lambda j: j.rec.batch_host or "", False),
-        "S": ("START_TIME", lambda j: formats.iso(j.rec.start_time, "N/A")),
-        "U": ("UID", lambda j: str(j.rec.uid)),
+        "i": ("STEPID", lambda s: s.id_text),
+        "j": ("NAME", lambda s: s.name()),
+        "P": ("PARTITION", lambda s: s.rec.partition),
+        "u": ("USER", lambda s: s.rec.user),
+        "M": ("TIME", lambda s: formats.format_elapsed(s.used()), False),
+        "l": ("TIME_LIMIT", lambda s: formats.format_limit(s.rec.time_limit), False),
+        "N": ("NODELIST", lambda s: s.nodes(), False),
+        "S": ("START_TIME", lambda s: formats.iso(s.start(), "N/A")),
+        "U": ("UID", lambda s: str(s.rec.uid)),
     }
     errors: list[str] = []
     fmt = o["format"] or (formats.STEP_LONG if long else formats.STEP_DEFAULT)
     items = formats.parse_percent_format(fmt, fields, {k: k for k in fields}, errors)
     for bad in errors:
         sys.stderr.write(f"squeue: error: Invalid job step format specification: {bad}\n")
-    jobs = [Job(r, None, now) for r in records if r.batch]
-    jobs.sort(key=lambda j: (j.rec.partition, j.rec.job_id))  # "P,i": own ids
+    rows = []
+    for rec in records:
+        job = Job(rec, None, now)
+        if rec.batch:
+            rows.append(_Step(job, None, now))
+        if rec.executor == "local":
+            rows.extend(_Step(job, step, now) for step in running_steps(rec))
+    rows.sort(key=_Step.order)  # "P,i": own ids
     lines = [] if noheader else [formats.render(items, None)]
-    lines.extend(formats.render(items, j) for j in jobs)
+    lines.extend(formats.render(items, row) for row in rows)
     out.write("".join(line + "\n" for line in lines))
     return 0
 

@@ -71,6 +71,14 @@ def login_environment() -> dict:
             "SHELL": entry.pw_shell or "/bin/sh", "PATH": "/usr/local/bin:/usr/bin:/bin"}
 
 
+def running_steps(job: JobRecord) -> list[dict]:
+    """The srun steps the job's node runtime reports as running (its steps.json: RESULT's
+    step records without an end); [] when it has none or has ended."""
+    rundir = (job.executor_ref or {}).get("rundir")
+    steps = _read_json(os.path.join(rundir, "steps.json")) if rundir else None
+    return [s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
+
+
 def _read_json(path: str) -> dict | None:
     try:
         with open(path) as fh:

@@ -38,6 +38,9 @@ STEP_GRACE = 3         # seconds for steps to report after the final SIGKILL
 # Slurm's reason suffixes for "*** JOB N ON node CANCELLED AT time<suffix> ***".
 SUFFIXES = {"cancel": "", "timeout": " DUE TO TIME LIMIT", "requeue": " DUE TO JOB REQUEUE",
             "node_fail": " DUE TO NODE FAILURE, SEE SLURMCTLD LOG FOR DETAILS"}
+# The running steps (RESULT's step records without an end), rewritten as steps start and end,
+# for squeue -s; removed when the job ends (RESULT has them all then).
+STEPS_FILE = "steps.json"
 STATES = {"cancel": "CANCELLED", "timeout": "TIMEOUT", "requeue": "CANCELLED",
           "node_fail": "NODE_FAIL", "launch": "FAILED"}
 
@@ -73,6 +76,7 @@ class Controller:
     def __init__(self, job, secret, run_dir, result_path, node_environ):
         self.job, self.result_path, self.node_environ = job, result_path, node_environ
         self.node_dir = rundir.node_dir(run_dir, 0)
+        self.steps_path = os.path.join(run_dir, STEPS_FILE)
         self.keys = {role: channel.role_key(secret, role) for role in channel.ROLES}
         self.lock = threading.Lock()
         self.waker = Waker()
@@ -197,7 +201,8 @@ class Controller:
                                    % (head, job.job_id, head, when, suffix))
             for sid, step in sorted(steps.items()):
                 first = job.names[step.nodes[0]]
-                step.tell({"t": "msg", "text": "srun: Job step aborted: Waiting up to %d seconds "
+                step.tell({"t": "msg", "aborted": True,
+                           "text": "srun: Job step aborted: Waiting up to %d seconds "
                            "for job step to finish." % (job.kill_wait + 2)})
                 step.tell({"t": "msg", "text": "slurmstepd-%s: error: *** STEP %d.%d ON %s "
                            "CANCELLED AT %s%s ***" % (first, job.job_id, sid, first, when, suffix)})
@@ -218,6 +223,10 @@ class Controller:
             self.step_records.extend(step.ended() for step in left)
         for step in left:  # a lost node never reported: end its srun anyway
             step.tell({"t": "end"})
+        try:
+            os.unlink(self.steps_path)
+        except OSError:
+            pass
         self._to_agents({"t": "shutdown"})
         for gone in list(self.agents_gone.values()):
             gone.wait(AGENT_GOODBYE)
@@ -347,7 +356,7 @@ class Controller:
             nodes, tasks = layout.plan(
                 job.names, job.spec["cpus_per_node"], req["ntasks"], req["nnodes"],
                 req["nodelist"], req["exclude"], req["ntasks_per_node"], req["cpus_per_task"],
-                req["overcommit"])
+                req["overcommit"], req.get("relative", 0))
         except layout.LayoutError as e:
             conn.send({"t": "error", "message": str(e)})
             return
@@ -361,13 +370,19 @@ class Controller:
                     "cwd": req["cwd"], "umask": req["umask"], "bin_dir": req["bin_dir"],
                     "srun_host": req["srun_host"], "srun_port": req["srun_port"],
                     "cpus_per_task": req["cpus_per_task"],
-                    "cpus_per_task_set": req["cpus_per_task_set"], "job_name": req["job_name"]}
+                    "cpus_per_task_set": req["cpus_per_task_set"], "job_name": req["job_name"],
+                    "exact": req.get("exact", False), "label": req.get("label", False),
+                    "preserve_env": req.get("preserve_env", False),
+                    # the srun that made an allocation of its own runs as the batch process
+                    "allocating": job.spec["command"] == "srun" and req.get("pid") is not None
+                    and req.get("pid") == self.batch.pid}
             step["env"] = envmod.step_env(req["env"], job, step)
             ntasks = sum(len(gids) for gids in tasks)
             self.steps[sid] = _Step(conn, nodes, req.get("pid"), {
-                "id": sid, "name": os.path.basename(req["argv"][0]), "start": time.time(),
-                "nodes": hostlist.compress([job.names[i] for i in nodes]), "ntasks": ntasks,
-                "cpus": ntasks * req["cpus_per_task"]})
+                "id": sid, "name": req["job_name"] or os.path.basename(req["argv"][0]),
+                "start": time.time(), "nodes": hostlist.compress([job.names[i] for i in nodes]),
+                "ntasks": ntasks, "cpus": ntasks * req["cpus_per_task"]})
+            self._publish_steps()
         conn.send({"t": "step", "id": sid, "nodes": nodes, "tasks": tasks,
                    "names": [job.names[i] for i in nodes]})
         for node in nodes:
@@ -380,9 +395,37 @@ class Controller:
                 msg, _ = conn.recv()
                 if msg.get("t") == "signal":
                     self._signal_step(sid, int(msg["signum"]))
+                elif msg.get("t") == "terminate":  # srun -K: a task failed
+                    self._terminate_step(sid)
         except channel.ChannelError:
             if sid in self.steps:  # srun died: so does its step, as on Slurm
                 self._signal_step(sid, signal.SIGKILL)
+
+    def _publish_steps(self):
+        """Write the running steps for squeue -s (called with the lock held)."""
+        if self.ending:
+            return
+        records = [step.record for _, step in sorted(self.steps.items())]
+        try:
+            rundir.write_private(self.steps_path, json.dumps(records) + "\n", mode=0o644)
+        except OSError as e:
+            log.warning("cannot write %s: %s", self.steps_path, e)
+
+    def _terminate_step(self, sid):
+        """End one step as slurmstepd does: its line, CONT, TERM, KillWait, KILL."""
+        with self.lock:
+            step = self.steps.get(sid)
+        if step is None:
+            return
+        first = self.job.names[step.nodes[0]]
+        step.tell({"t": "msg", "text": "slurmstepd-%s: error: *** STEP %d.%d ON %s CANCELLED AT "
+                   "%s ***" % (first, self.job.job_id, sid, first,
+                               time.strftime("%Y-%m-%dT%H:%M:%S"))})
+        self._signal_step(sid, signal.SIGCONT)
+        self._signal_step(sid, signal.SIGTERM)
+        timer = threading.Timer(self.job.kill_wait, self._signal_step, (sid, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
 
     def _to_agent(self, rank, msg):
         with self.lock:
@@ -420,6 +463,7 @@ class Controller:
                 finished = not step.pending and self.steps.pop(msg["step"], None) is not None
                 if finished:
                     self.step_records.append(step.ended())
+                    self._publish_steps()
             if finished:
                 step.tell({"t": "end"})
                 self.waker.wake()

@@ -37,8 +37,14 @@ def _drop_runtime_path(env):
 
 
 def batch_env(job, node_environ, bin_dir):
-    """Everything the batch script sees except SLURM_TASK_PID (set at exec: launch.py)."""
+    """Everything the batch script sees except SLURM_TASK_PID (set at exec: launch.py).
+
+    In an allocation made by srun outside a job (spec "command" srun) the "batch script" is
+    that srun itself: it gets what srun sets after allocating (setup_env), not what slurmd
+    adds for a batch script (SLURM_NODE_ALIASES, SLURM_MEM_*, ENVIRONMENT, HOSTNAME), and no
+    PATH of its own when --export left none (its tasks then find no program, as on Slurm)."""
     spec = job.spec
+    srun_made = spec["command"] == "srun"
     env = base_environment(job, node_environ)
     nodelist = hostlist.compress(job.names)
     env.update({
@@ -67,7 +73,9 @@ def batch_env(job, node_environ, bin_dir):
         "SLURM_GPUS": spec["gpus"], "SLURM_GPUS_PER_NODE": spec["gpus_per_node"],
         "SLURM_GPUS_PER_TASK": spec["gpus_per_task"],
     }
-    if spec["mem_per_node"] is not None:
+    if srun_made:
+        pass
+    elif spec["mem_per_node"] is not None:
         optional["SLURM_MEM_PER_NODE"] = spec["mem_per_node"]
     else:
         optional["SLURM_MEM_PER_CPU"] = spec["mem_per_cpu"]
@@ -75,7 +83,12 @@ def batch_env(job, node_environ, bin_dir):
     env.update(_array_env(job))
     env.update(node_env(job, node_environ))
     env.update(spec["extra_env"])
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
+    if srun_made:
+        for name in ("SLURM_NODE_ALIASES", "ENVIRONMENT", "HOSTNAME"):
+            del env[name]
+        env["PATH"] = bin_dir + (os.pathsep + env["PATH"] if "PATH" in env else "")
+    else:
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
     return env
 
 
@@ -106,26 +119,46 @@ def node_env(job, node_environ):
 
 
 def step_env(srun_env, job, step):
-    """Variables srun sets for all tasks of a step (Slurm's env_array_for_step + setup_env)."""
+    """Variables srun sets for all tasks of a step (Slurm's env_array_for_step + setup_env).
+
+    SLURM_NODELIST stays the job's. With -E (--preserve-env) SLURM_NNODES, SLURM_NTASKS,
+    SLURM_NPROCS and SLURM_TASKS_PER_NODE stay srun's. A step in an existing allocation gets
+    SLURM_DISTRIBUTION (cyclic when there are no more tasks than nodes, else block) and
+    SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0; the srun that made the allocation sets neither,
+    except SLURM_DISTRIBUTION when memory was asked for (as Slurm 22.05's srun does)."""
+    spec = job.spec
     nodes = [job.names[i] for i in step["nodes"]]
     counts = [len(gids) for gids in step["tasks"]]
     ntasks = sum(counts)
     env = dict(srun_env)
     env.update({
         "SLURM_STEP_ID": str(step["id"]), "SLURM_STEPID": str(step["id"]),
-        "SLURM_STEP_NODELIST": hostlist.compress(nodes), "SLURM_NODELIST": hostlist.compress(nodes),
-        "SLURM_STEP_NUM_NODES": str(len(nodes)), "SLURM_NNODES": str(len(nodes)),
-        "SLURM_STEP_NUM_TASKS": str(ntasks), "SLURM_NTASKS": str(ntasks),
-        "SLURM_NPROCS": str(ntasks),
+        "SLURM_STEP_NODELIST": hostlist.compress(nodes),
+        "SLURM_STEP_NUM_NODES": str(len(nodes)), "SLURM_STEP_NUM_TASKS": str(ntasks),
         "SLURM_STEP_TASKS_PER_NODE": hostlist.compress_counts(counts),
-        "SLURM_TASKS_PER_NODE": hostlist.compress_counts(counts),
-        "SLURM_DISTRIBUTION": "block", "SLURM_UMASK": "%04o" % step["umask"],
+        "SLURM_UMASK": "%04o" % step["umask"],
         "SLURM_SRUN_COMM_HOST": step["srun_host"], "SLURM_LAUNCH_NODE_IPADDR": step["srun_host"],
         "SLURM_SRUN_COMM_PORT": str(step["srun_port"]),
         "SLURM_STEP_LAUNCHER_PORT": str(step["srun_port"]),
-        "SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0": hostlist.compress_counts(
-            job.spec["cpus_per_node"]),
     })
+    env.setdefault("SLURM_NODELIST", hostlist.compress(job.names))
+    if not step["preserve_env"]:
+        env.update({"SLURM_NNODES": str(len(nodes)), "SLURM_NTASKS": str(ntasks),
+                    "SLURM_NPROCS": str(ntasks),
+                    "SLURM_TASKS_PER_NODE": hostlist.compress_counts(counts)})
+    if not step["allocating"]:
+        env["SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0"] = hostlist.compress_counts(
+            spec["cpus_per_node"])
+    if not step["allocating"] or spec["mem_per_node"] or spec["mem_per_cpu"]:
+        env["SLURM_DISTRIBUTION"] = "cyclic" if ntasks <= len(nodes) else "block"
+    if step["label"]:
+        env["SLURM_LABELIO"] = "1"
+    if step["allocating"] and "PATH" in env:  # the tasks of srun get the user's PATH as is
+        path = [p for p in env["PATH"].split(os.pathsep) if p != step["bin_dir"]]
+        if path:
+            env["PATH"] = os.pathsep.join(path)
+        else:
+            del env["PATH"]
     if step["cpus_per_task_set"]:
         env["SLURM_CPUS_PER_TASK"] = str(step["cpus_per_task"])
     if step["job_name"]:
@@ -142,10 +175,15 @@ def task_env(step_environ, job, step, node_environ, bin_dir, local_id):
         "SLURM_PROCID": str(gids[local_id]), "SLURM_LOCALID": str(local_id),
         "SLURM_NODEID": str(pos), "SLURM_GTIDS": ",".join(str(g) for g in gids),
         "SLURMD_NODENAME": job.name,
+        # the job's CPUs on this node, or with --exact (or -c) the step's own
         "SLURM_CPUS_ON_NODE": str(min(job.spec["cpus_per_node"][job.rank],
-                                      len(gids) * step["cpus_per_task"])),
+                                      len(gids) * step["cpus_per_task"]) if step["exact"]
+                                  else job.spec["cpus_per_node"][job.rank]),
     })
     env.update(node_env(job, node_environ))
-    path = env.get("PATH", "").split(os.pathsep)
-    env["PATH"] = os.pathsep.join(bin_dir if p == step["bin_dir"] else p for p in path)
+    if not os.path.isdir(env.get("TMPDIR", "")):
+        env["TMPDIR"] = "/tmp"  # slurmstepd's, whatever srun exported
+    if "PATH" in env:
+        path = env["PATH"].split(os.pathsep)
+        env["PATH"] = os.pathsep.join(bin_dir if p == step["bin_dir"] else p for p in path)
     return env

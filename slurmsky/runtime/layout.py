@@ -7,11 +7,11 @@ class LayoutError(Exception):
 
 
 def plan(names, cpus_per_node, ntasks, nnodes, nodelist=(), exclude=(),
-         ntasks_per_node=None, cpus_per_task=1, overcommit=False):
+         ntasks_per_node=None, cpus_per_task=1, overcommit=False, relative=0):
     """-> (node indices, [[task ids] per node]) for a step of the allocation.
 
-    Nodes named with -w come first in the choice, the rest are taken in allocation order;
-    the chosen nodes keep allocation order. Tasks are laid out as Slurm's
+    Nodes named with -w come first in the choice, the rest are taken in allocation order
+    from the node at index `relative` on (srun -r); the chosen nodes keep allocation order. Tasks are laid out as Slurm's
     _task_layout_block: one per node, then fill each node's CPUs in turn."""
     wanted = []
     for name in nodelist:
@@ -19,8 +19,9 @@ def plan(names, cpus_per_node, ntasks, nnodes, nodelist=(), exclude=(),
             raise LayoutError("Requested node configuration is not available")
         if names.index(name) not in wanted:
             wanted.append(names.index(name))
-    others = [i for i in range(len(names)) if i not in wanted and names[i] not in exclude]
-    count = max(nnodes or 0, len(wanted)) or min(len(names), ntasks)
+    others = [i for i in range(relative, len(names))
+              if i not in wanted and names[i] not in exclude]
+    count = max(nnodes or 0, len(wanted)) or min(len(names) - relative, ntasks)
     chosen = sorted(wanted + others[:max(count - len(wanted), 0)])
     if len(chosen) < count:
         raise LayoutError("Requested node configuration is not available")

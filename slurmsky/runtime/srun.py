@@ -12,7 +12,7 @@ import signal
 from . import channel, filepattern, hostlist, rundir
 from .getopt_long import UsageError as GetoptError, getopt_long
 
-SHORT = "A:c:D:e:i:J:Kklm:n:N:o:Op:q:Qst:uvw:W:x:"
+SHORT = "A:c:D:e:Ei:J:Kklm:n:N:o:Op:q:Qr:st:uvw:W:x:"
 # Long options srun accepts, mapped to their short form where they have one; the others
 # (binding, memory, GPUs, ...) are accepted and have no effect inside an allocation here.
 LONG = {"account=": "-A", "cpus-per-task=": "-c", "chdir=": "-D", "error=": "-e",
@@ -20,11 +20,12 @@ LONG = {"account=": "-A", "cpus-per-task=": "-c", "chdir=": "-D", "error=": "-e"
         "label": "-l", "distribution=": "-m", "ntasks=": "-n", "nodes=": "-N", "output=": "-o",
         "overcommit": "-O", "partition=": "-p", "qos=": "-q", "quiet": "-Q",
         "oversubscribe": "-s", "time=": "-t", "unbuffered": "-u", "verbose": "-v",
-        "nodelist=": "-w", "wait=": "-W", "exclude=": "-x",
+        "nodelist=": "-w", "wait=": "-W", "exclude=": "-x", "preserve-env": "-E",
+        "relative=": "-r", "exact": "--exact",
         "ntasks-per-node=": "--ntasks-per-node", "tasks-per-node=": "--ntasks-per-node",
         "export=": "--export", "open-mode=": "--open-mode"}
 LONG.update(dict.fromkeys([
-    "cpu-bind=", "cpu_bind=", "mem-bind=", "exclusive", "overlap", "whole", "exact", "mem=",
+    "cpu-bind=", "cpu_bind=", "mem-bind=", "exclusive", "overlap", "whole", "mem=", "mincpus=",
     "mem-per-cpu=", "mem-per-gpu=", "gres=", "gpus=", "gpus-per-node=", "gpus-per-task=",
     "cpus-per-gpu=", "gpu-bind=", "mpi=", "cpu-freq=", "hint=", "constraint=",
     "threads-per-core=", "ntasks-per-core=", "ntasks-per-socket=", "pty", "slurmd-debug=",
@@ -84,6 +85,10 @@ def parse(argv, environ):
         exclude = hostlist.expand(o["-x"]) if "-x" in o else []
     except ValueError as e:
         raise UsageError("srun: error: %s" % e) from None
+    relative = _int(o["-r"], "relative") if "-r" in o else None
+    if relative is not None and (names or exclude):
+        raise UsageError("srun: error: -r,--relative not allowed with -w,--nodelist or "
+                         "-x,--exclude.")
     warnings = []
     if names:
         nnodes = max(len(set(names)), nnodes or 0)
@@ -101,11 +106,20 @@ def parse(argv, environ):
                                 "requested nodes %d. Ignoring --ntasks-per-node."
                                 % (tpn, ntasks, nnodes))
             tpn = None
+    allocated = environ.get("SLURM_JOB_NUM_NODES", environ.get("SLURM_NNODES"))
+    if relative is not None and allocated and relative + (nnodes or 0) > int(allocated):
+        raise UsageError("srun: error: --relative and %s option incompatible with count of "
+                         "allocated nodes (%d+%d>%s)" % ("--nodes" if "-N" in o else
+                                                          "SLURM_JOB_NUM_NODES", relative,
+                                                          nnodes or 0, allocated))
     request = {
         "argv": command, "ntasks": ntasks or 1, "nnodes": nnodes, "nodelist": names,
         "exclude": exclude, "ntasks_per_node": tpn,
         "cpus_per_task": _int(cpt, "cpus-per-task") if cpt else 1,
         "cpus_per_task_set": cpt is not None, "overcommit": "-O" in o, "job_name": o.get("-J"),
+        "relative": relative or 0, "preserve_env": "-E" in o, "label": "-l" in o,
+        # a step gets the job's CPUs on its nodes unless --exact (which -c implies in 22.05)
+        "exact": "--exact" in o or "-c" in o,
         "cwd": os.path.abspath(o.get("-D", os.getcwd())),
         "env": _export(o.get("--export", environ.get("SRUN_EXPORT_ENV", "ALL")), environ),
     }
@@ -252,7 +266,8 @@ def _follow(conn, settings, environ):
     for pos, gids in enumerate(step["tasks"]):
         for gid in gids:
             node_names[gid] = step["names"][pos]
-    state = {"rc": 0, "terminating": False}
+    state = {"rc": 0, "terminating": False, "signaled": False, "aborted": False,
+             "killed_bad": False}
 
     def forward(signum, frame):
         _request(conn, signum)
@@ -278,9 +293,18 @@ def _follow(conn, settings, environ):
                 output.flush(msg["tasks"])
                 state["rc"] = _task_exit(state["rc"], node_names[msg["tasks"][0]], msg["tasks"],
                                          msg["status"])
-                if settings["kill_on_bad_exit"] and msg["status"] != 0:
-                    _request(conn, signal.SIGKILL)
+                state["signaled"] = state["signaled"] or os.WIFSIGNALED(msg["status"])
+                if settings["kill_on_bad_exit"] and msg["status"] != 0 and \
+                        not state["killed_bad"]:
+                    state["killed_bad"] = True
+                    _say("srun: launch/slurm: _step_signal: Terminating StepId=%s.%d"
+                         % (job_id, step["id"]))
+                    try:
+                        conn.send({"t": "terminate"})
+                    except OSError:
+                        pass
             elif kind == "msg":
+                state["aborted"] = state["aborted"] or bool(msg.get("aborted"))
                 _say(msg["text"])
             elif kind == "end":
                 break
@@ -290,6 +314,8 @@ def _follow(conn, settings, environ):
     output.flush(list(node_names))
     output.close()
     conn.close()
+    if state["signaled"] and not state["aborted"]:  # a task was killed, not the job ended
+        _say("srun: Force Terminated StepId=%s.%d" % (job_id, step["id"]))
     rc = state["rc"]
     return os.WEXITSTATUS(rc) if os.WIFEXITED(rc) else 128 + os.WTERMSIG(rc)
 
@@ -302,18 +328,19 @@ def _request(conn, signum):
 
 
 def _task_exit(rc, host, gids, status):
-    """Print srun's line for a task exit; -> the new global rc (launch.c _task_finish)."""
+    """Print srun's line for a task exit; -> the new global rc (launch.c _task_finish): the
+    largest exit code, but a task ended by a signal decides it whatever came before."""
     tasks = _tasks_text(gids)
     if os.WIFEXITED(status):
         code = os.WEXITSTATUS(status)
         if code:
             _say("srun: error: %s: %s: Exited with exit code %d" % (host, tasks, code))
-        if not os.WIFEXITED(rc) or code > os.WEXITSTATUS(rc):
+        if os.WIFEXITED(rc) and code > os.WEXITSTATUS(rc):
             rc = status
     elif os.WIFSIGNALED(status):
         core = " (core dumped)" if os.WCOREDUMP(status) else ""
         _say("srun: error: %s: %s: %s%s" % (host, tasks, signal.strsignal(os.WTERMSIG(status)),
                                             core))
-        if rc == 0:
+        if rc == 0 or os.WIFEXITED(rc):
             rc = status
     return rc
