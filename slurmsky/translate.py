@@ -217,6 +217,11 @@ def runtime_spec(req: JobRequest, cfg: Config, lay: Layout, partition: str, *,
         "gpus_per_node": req.gpus_per_node.count if req.gpus_per_node else None,
         "gpus_per_task": req.gpus_per_task.count if req.gpus_per_task else None,
         "gres": ",".join(_gres_text(g) for g in req.gres) or None,
+        "cpus_per_gpu": req.cpus_per_gpu,
+        "mem_per_gpu": req.mem_per_gpu,
+        # srun's own allocation does not show the job's GPU request (SLURM_GPUS, ...) to its
+        # tasks; sbatch's and salloc's do
+        "gpu_request_env": req.command != "srun",
         "time_limit": req.time * 60 if req.time is not None and req.time > 0 else None,
         "kill_wait": cfg.kill_wait,
         "signal": ({"signum": req.signal.signum, "seconds": req.signal.seconds,

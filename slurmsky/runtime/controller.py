@@ -361,7 +361,8 @@ class Controller:
                     "cwd": req["cwd"], "umask": req["umask"], "bin_dir": req["bin_dir"],
                     "srun_host": req["srun_host"], "srun_port": req["srun_port"],
                     "cpus_per_task": req["cpus_per_task"],
-                    "cpus_per_task_set": req["cpus_per_task_set"], "job_name": req["job_name"]}
+                    "cpus_per_task_set": req["cpus_per_task_set"], "job_name": req["job_name"],
+                    "gpus": req.get("gpus")}
             step["env"] = envmod.step_env(req["env"], job, step)
             ntasks = sum(len(gids) for gids in tasks)
             self.steps[sid] = _Step(conn, nodes, req.get("pid"), {
