@@ -81,10 +81,8 @@ def refusal(cpus_per_node: list[int], mem_per_node: int | None,
     all_nodes = nodes()
     node = all_nodes[0]
     failed = "Batch job submission failed: Requested node configuration is not available"
-    if gpus_per_node:
-        able = [g for g in node_gpus(part, len(all_nodes)) if len(g) >= gpus_per_node]
-        if len(able) < min(len(cpus_per_node), len(all_nodes)):
-            return [failed]
+    if gpus_per_node and all(len(g) < gpus_per_node for g in node_gpus(part, len(all_nodes))):
+        return [failed]  # too few such nodes: pends (PartitionNodeLimit), as on Slurm
     if max(cpus_per_node) > node.cpus:
         return ["CPU count per node can not be satisfied", failed]
     if mem_per_node and mem_per_node > node.mem:
@@ -149,9 +147,11 @@ class LocalExecutor:
                                        other.mem_per_cpu, self.nodes[k])
                 busy_gpus[k].update(gpus[i] if i < len(gpus) else ())
         devices = self.node_gpus(job.partition)
+        want = job.gpus_per_node or 0
+        if sum(len(d) >= want for d in devices) < job.num_nodes:
+            return "PartitionNodeLimit"  # too few nodes with that many GPUs
         free_gpus = [[d for d in devices[k] if d not in busy_gpus[k]]
                      for k in range(len(self.nodes))]
-        want = job.gpus_per_node or 0
         chosen: list[int] = []
         for cpus in job.cpus_per_node:
             fits = [k for k, n in enumerate(self.nodes) if k not in chosen
