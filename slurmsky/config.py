@@ -26,6 +26,8 @@ PARTITION_SCHEMA = {
     "volumes": (dict, "SkyPilot volumes added to every job of this partition"),
     "envs": (dict, "environment variables set for every job of this partition"),
     "max_time": (str, "the partition's MaxTime as sinfo shows it (informational)"),
+    "gpus": (int, "local backend: GPUs of each node of this partition, device indices 0..N-1 "
+                  "(a node's Gres=gpu:N); default: the machine's GPUs, on the first node"),
 }
 MODULE_SCHEMA = {
     "setup": (str, "shell lines added to the SkyPilot task's setup"),

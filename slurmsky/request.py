@@ -180,6 +180,13 @@ def _finish(command, fields, ignored, given, environ, cwd, *, script, script_pat
     for key in ("ntasks", "ntasks_per_node", "cpus_per_task"):
         if fields.get(key) is not None and fields[key] < 1:
             raise SlurmError(f"Invalid --{key.replace('_', '-')} specification", exit_code=255)
+    if fields.get("gpus_per_task") is not None and fields.get("ntasks") is None:
+        if fields.get("nodes"):  # a task per node (Slurm sets the count: SLURM_NTASKS)
+            fields["ntasks"] = fields["nodes"][0] * (fields.get("ntasks_per_node") or 1)
+        elif fields.get("gpus") is None:
+            raise SlurmError("Failed to validate job spec. --gpus-per-task used without either "
+                             "--gpus or -n/--ntasks is not allowed.",
+                             "Invalid generic resource (gres) specification")
     warnings = ignored_warnings(command, Parsed(given=given))
     return JobRequest(
         command=command, script=script, script_path=script_path, script_args=script_args,

@@ -44,12 +44,12 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     Like Slurm, a request the backend can never run consumes an id and is stored FAILED
     before the error is raised; --test-only consumes an id and stores nothing.
     """
-    part_name, _ = partition_of(req, cfg)
+    part_name, part = partition_of(req, cfg)
     req = _spread(req, cfg)
     lay = layout(req)
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
-    refused = _refusal(cfg, lay)
+    refused = _refusal(cfg, lay, part)
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
     ids = element_ids(first, len(indices)) if req.array else [first]
     if refused:
@@ -100,12 +100,12 @@ def _sky_task(req: JobRequest, cfg: Config, first: int, ids: list[int]) -> dict:
     return translate(req, cfg, job_id=first, array_job_ids=ids if req.array else None).task
 
 
-def _refusal(cfg: Config, lay: Layout) -> list[str] | None:
+def _refusal(cfg: Config, lay: Layout, part: dict) -> list[str] | None:
     if cfg.backend != "local":
         return None
     from .executors import local
 
-    return local.refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node)
+    return local.refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node, part)
 
 
 def _environment(req: JobRequest, cfg: Config) -> dict:

@@ -48,8 +48,10 @@ def test_too_many_cpus_is_refused_and_recorded_failed(cluster):
     assert cluster.sbatch("--hold", "job.sh") == 2  # the refused job consumed id 1
 
 
-def test_gpus_are_refused_locally(cluster):
-    got = cluster.run("sbatch", "--gres=gpu:1", "--wrap", "true")
+def test_gpus_are_refused_without_gpus(cluster):
+    """A machine without GPUs (and no partition's `gpus`): refused as on a node without any."""
+    got = cluster.run("sbatch", "--gres=gpu:1", "--wrap", "true",
+                      env={"CUDA_VISIBLE_DEVICES": ""})
     assert got.stderr == ("sbatch: error: Batch job submission failed: Requested node "
                           "configuration is not available\n")
     assert got.returncode == 1

@@ -26,7 +26,7 @@ SCRIPT = '#!/bin/sh\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nexit $(cat "$2")\n'
 PROCESS_VARS = {"SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_GTIDS", "SLURM_TASK_PID",
                 "SLURM_CPUS_ON_NODE", "SLURM_TOPOLOGY_ADDR", "SLURM_TOPOLOGY_ADDR_PATTERN",
                 "SLURM_PRIO_PROCESS", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER",
-                "SLURMD_NODENAME", "SLURM_UMASK"}
+                "SLURMD_NODENAME", "SLURM_UMASK", "SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS"}
 END_WAIT = 30  # s for the allocation to end once released
 
 

@@ -61,6 +61,15 @@ def step_argv(req: JobRequest) -> list[str]:
             args.append(f"{option}={value}")
     if req.nodes:
         args.append(f"--nodes={req.nodes[0]}")
+    for g in req.gres:  # the step takes the GPUs asked for, and binds them per task
+        if g.name == "gpu":
+            args.append(f"--gres=gpu:{g.count}")
+    for value, option in ((req.gpus, "--gpus"), (req.gpus_per_node, "--gpus-per-node"),
+                          (req.gpus_per_task, "--gpus-per-task")):
+        if value is not None:
+            args.append(f"{option}={value.count}")
+    if req.cpus_per_gpu is not None:
+        args.append(f"--cpus-per-gpu={req.cpus_per_gpu}")
     for flag, option in ((req.label, "--label"), (req.unbuffered, "--unbuffered"),
                          (req.quiet, "--quiet"),
                          (req.kill_on_bad_exit not in (None, "0"), "--kill-on-bad-exit")):

@@ -5,6 +5,12 @@ $SLURMSKY_LOCAL_NODES), each with all of its CPUs and memory, as Slurm's multi-n
 does: `--nodes=2` runs two node runtimes here, each in its own session, so one job's
 processes are found (and ended) by session even after the runtime itself has gone.
 
+GPUs (`node_gpus`): a partition's `gpus: N` gives each of its nodes N devices, indices
+0..N-1, as a Slurm node's `Gres=gpu:N` (fake ones, like the peer's); without it the nodes have
+the machine's own GPUs (`CUDA_VISIBLE_DEVICES`, else /dev/nvidiaN), all on the first node:
+the nodes share one machine, and a device must not be handed to two of them. GPUs are
+accounted per node like CPUs and memory; each job gets distinct device indices on a node.
+
 Module import stays light (sbatch checks requests against the nodes): psutil and
 subprocess are imported only by the agent's calls.
 """
@@ -47,14 +53,36 @@ def job_mem(job_cpus: int, mem_per_node: int | None, mem_per_cpu: int | None, no
     return (mem_per_cpu or 0) * job_cpus
 
 
+def machine_gpus(environ=os.environ) -> list[str]:
+    """The machine's GPUs, cheaply: CUDA_VISIBLE_DEVICES if set, else /dev/nvidiaN."""
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+    try:
+        found = [int(name[6:]) for name in os.listdir("/dev")
+                 if name.startswith("nvidia") and name[6:].isdigit()]
+    except OSError:
+        return []
+    return [str(n) for n in sorted(found)]
+
+
+def node_gpus(part: dict | None, count: int, environ=os.environ) -> list[list[str]]:
+    """The GPU device ids of each of `count` local nodes, for jobs of partition `part`."""
+    if part and part.get("gpus") is not None:
+        return [[str(i) for i in range(part["gpus"])] for _ in range(count)]
+    return [machine_gpus(environ)] + [[] for _ in range(count - 1)]
+
+
 def refusal(cpus_per_node: list[int], mem_per_node: int | None,
-            gpus_per_node: int) -> list[str] | None:
+            gpus_per_node: int, part: dict | None = None) -> list[str] | None:
     """Slurm's submit-time errors for what no node here can ever give, or None.
-    mem_per_node: MB the job needs on each node (None: not asked, 0: the whole node)."""
-    node = nodes()[0]
+    mem_per_node: MB the job needs on each node (None: not asked, 0: the whole node);
+    part: the partition's config (its `gpus`)."""
+    all_nodes = nodes()
+    node = all_nodes[0]
     failed = "Batch job submission failed: Requested node configuration is not available"
-    if gpus_per_node:
-        return [failed]
+    if gpus_per_node and all(len(g) < gpus_per_node for g in node_gpus(part, len(all_nodes))):
+        return [failed]  # too few such nodes: pends (PartitionNodeLimit), as on Slurm
     if max(cpus_per_node) > node.cpus:
         return ["CPU count per node can not be satisfied", failed]
     if mem_per_node and mem_per_node > node.mem:
@@ -97,9 +125,18 @@ def _runtime_env(environment: dict) -> dict:
 class LocalExecutor:
     name = "local"
 
-    def __init__(self):
+    def __init__(self, partitions: dict | None = None):
         self.nodes = nodes()
+        if partitions is None:
+            from ..config import load_config
+
+            partitions = load_config().partitions
+        self.partitions = partitions
         self._children: dict[int, subprocess.Popen] = {}  # node runtimes this agent started
+        self._gpu_choice: dict[int, list[list[str]]] = {}  # placed, not yet prepared
+
+    def node_gpus(self, partition: str) -> list[list[str]]:
+        return node_gpus(self.partitions.get(partition), len(self.nodes))
 
     # --- placement -------------------------------------------------------------------------
 
@@ -108,27 +145,43 @@ class LocalExecutor:
             return "PartitionNodeLimit"
         free_cpus = [n.cpus for n in self.nodes]
         free_mem = [n.mem for n in self.nodes]
+        busy_gpus: list[set] = [set() for _ in self.nodes]
         for other in running:
-            for i, k in enumerate((other.executor_ref or {}).get("nodes", ())):
+            ref = other.executor_ref or {}
+            gpus = ref.get("gpus") or self._gpu_choice.get(other.job_id) or ()
+            for i, k in enumerate(ref.get("nodes", ())):
                 free_cpus[k] -= other.cpus_per_node[i]
                 free_mem[k] -= job_mem(other.cpus_per_node[i], other.mem_per_node,
                                        other.mem_per_cpu, self.nodes[k])
+                busy_gpus[k].update(gpus[i] if i < len(gpus) else ())
+        devices = self.node_gpus(job.partition)
+        want = job.gpus_per_node or 0
+        if sum(len(d) >= want for d in devices) < job.num_nodes:
+            return "PartitionNodeLimit"  # too few nodes with that many GPUs
+        free_gpus = [[d for d in devices[k] if d not in busy_gpus[k]]
+                     for k in range(len(self.nodes))]
         chosen: list[int] = []
         for cpus in job.cpus_per_node:
             fits = [k for k, n in enumerate(self.nodes) if k not in chosen
-                    and free_cpus[k] >= cpus
+                    and free_cpus[k] >= cpus and len(free_gpus[k]) >= want
                     and free_mem[k] >= job_mem(cpus, job.mem_per_node, job.mem_per_cpu, n)]
             if not fits:
                 return "Resources"
             chosen.append(fits[0])
+        if want:
+            self._gpu_choice[job.job_id] = [free_gpus[k][:want] for k in chosen]
         return chosen
 
     # --- running ---------------------------------------------------------------------------
 
     def prepare(self, job: JobRecord, placement: list[int]) -> dict:
         rundir = os.path.join(state.home(), "jobs", str(job.job_id))
-        return {"rundir": rundir, "nodes": placement,
-                "names": [self.nodes[k].name for k in placement], "pids": []}
+        ref = {"rundir": rundir, "nodes": placement,
+               "names": [self.nodes[k].name for k in placement], "pids": []}
+        gpus = self._gpu_choice.pop(job.job_id, None)
+        if gpus:
+            ref["gpus"] = gpus
+        return ref
 
     def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
         import secrets
@@ -140,6 +193,11 @@ class LocalExecutor:
         os.makedirs(rundir, mode=0o700)
         names = ref["names"]  # node_names unset: the runtime names nodes by their addresses
         spec_path = os.path.join(rundir, "spec.json")
+        # the node's GPUs: the devices placed for the job, or none of a GPU node's
+        devices = self.node_gpus(job.partition)
+        spec = dict(spec, gpu_ids=[ref["gpus"][i] if ref.get("gpus") else
+                                   ([] if devices[k] else None)
+                                   for i, k in enumerate(ref["nodes"])])
         with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
             json.dump(spec, fh)
         if not os.path.isdir(job.workdir):

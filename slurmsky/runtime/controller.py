@@ -375,7 +375,8 @@ class Controller:
                     "preserve_env": req.get("preserve_env", False),
                     # the srun that made an allocation of its own runs as the batch process
                     "allocating": job.spec["command"] == "srun" and req.get("pid") is not None
-                    and req.get("pid") == self.batch.pid}
+                    and req.get("pid") == self.batch.pid,
+                    "gpus": req.get("gpus")}
             step["env"] = envmod.step_env(req["env"], job, step)
             ntasks = sum(len(gids) for gids in tasks)
             self.steps[sid] = _Step(conn, nodes, req.get("pid"), {

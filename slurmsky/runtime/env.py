@@ -70,18 +70,28 @@ def batch_env(job, node_environ, bin_dir):
         "SLURM_NTASKS_PER_NODE": spec["ntasks_per_node"],
         "SLURM_CPUS_PER_TASK": spec["cpus_per_task"],
         "SLURM_JOB_ACCOUNT": spec["account"], "SLURM_JOB_QOS": spec["qos"],
-        "SLURM_GPUS": spec["gpus"], "SLURM_GPUS_PER_NODE": spec["gpus_per_node"],
-        "SLURM_GPUS_PER_TASK": spec["gpus_per_task"],
     }
+    if not srun_made:  # srun's own allocation does not show the GPU request to its tasks
+        optional.update({
+            "SLURM_GPUS": spec["gpus"], "SLURM_GPUS_PER_NODE": spec["gpus_per_node"],
+            "SLURM_GPUS_PER_TASK": spec["gpus_per_task"],
+            "SLURM_CPUS_PER_GPU": spec["cpus_per_gpu"], "SLURM_MEM_PER_GPU": spec["mem_per_gpu"],
+        })
     if srun_made:
         pass
     elif spec["mem_per_node"] is not None:
         optional["SLURM_MEM_PER_NODE"] = spec["mem_per_node"]
-    else:
+    elif spec["mem_per_gpu"] is None:
         optional["SLURM_MEM_PER_CPU"] = spec["mem_per_cpu"]
     env.update({k: str(v) for k, v in optional.items() if v is not None})
     env.update(_array_env(job))
-    env.update(node_env(job, node_environ))
+    ids = job.gpu_ids()
+    if ids is None:
+        env.update(node_env(job, node_environ))
+    else:  # the devices the local executor placed: Slurm's gres/gpu variables
+        _set_gpus(env, ids, ids)
+        if ids and not srun_made:
+            env["SLURM_JOB_GPUS"] = ",".join(ids)
     env.update(spec["extra_env"])
     if srun_made:
         for name in ("SLURM_NODE_ALIASES", "ENVIRONMENT", "HOSTNAME"):
@@ -116,6 +126,33 @@ def node_env(job, node_environ):
         env["SLURM_JOB_GPUS"] = node_environ.get("CUDA_VISIBLE_DEVICES") or ",".join(
             str(i) for i in range(gpus))
     return env
+
+
+def _set_gpus(env, ids, visible):
+    """A job's or a step's GPUs on this node (`ids`), and those a task sees (`visible`): what
+    Slurm's gres/gpu plugin sets. No GPUs on a GPU node: the device variables are unset."""
+    for name in GPU_VARS:
+        env.pop(name, None)
+    env.pop("SLURM_GPUS_ON_NODE", None)
+    env.pop("SLURM_JOB_GPUS", None)
+    if ids:
+        env["SLURM_GPUS_ON_NODE"] = str(len(ids))
+        for name in GPU_VARS:
+            env[name] = ",".join(visible)
+
+
+def step_gpus(job_ids, per_node, per_task, gpus, nnodes, ntasks_here):
+    """A step's GPUs on one node, from the job's there: srun's --gres=gpu:N/--gpus-per-node,
+    --gpus (spread over the step's nodes), --gpus-per-task; by default all of them."""
+    if per_node:
+        want = per_node
+    elif gpus:
+        want = -(-gpus // nnodes)
+    elif per_task:
+        want = per_task * ntasks_here
+    else:
+        want = len(job_ids)
+    return job_ids[:want]
 
 
 def step_env(srun_env, job, step):
@@ -180,10 +217,37 @@ def task_env(step_environ, job, step, node_environ, bin_dir, local_id):
                                       len(gids) * step["cpus_per_task"]) if step["exact"]
                                   else job.spec["cpus_per_node"][job.rank]),
     })
-    env.update(node_env(job, node_environ))
+    job_gpus = job.gpu_ids()
+    if job_gpus is None:
+        env.update(node_env(job, node_environ))
+    else:
+        _task_gpus(env, job_gpus, step, len(gids), local_id,
+                   job.spec["cpus_per_node"][job.rank])
     if not os.path.isdir(env.get("TMPDIR", "")):
         env["TMPDIR"] = "/tmp"  # slurmstepd's, whatever srun exported
     if "PATH" in env:
         path = env["PATH"].split(os.pathsep)
         env["PATH"] = os.pathsep.join(bin_dir if p == step["bin_dir"] else p for p in path)
     return env
+
+
+def _task_gpus(env, job_gpus, step, ntasks_here, local_id, job_cpus):
+    """The step's GPUs on this node (SLURM_STEP_GPUS); with --gpus-per-task alone each task
+    is bound to its own (SLURMD_TRES_BIND=gpu:per_task:N), as Slurm 22.05 does."""
+    gpus = step.get("gpus") or {}
+    ids = step_gpus(job_gpus, gpus.get("per_node"), gpus.get("per_task"), gpus.get("gpus"),
+                    len(step["nodes"]), ntasks_here)
+    visible = ids
+    bind = gpus.get("per_task") if not gpus.get("per_node") else None
+    if bind and ids:
+        visible = ids[local_id * bind:(local_id + 1) * bind]
+        env["SLURMD_TRES_BIND"] = "gpu:per_task:%d" % bind
+    inherited = "SLURM_JOB_GPUS" in env
+    _set_gpus(env, ids, visible)
+    if ids:
+        env["SLURM_STEP_GPUS"] = ",".join(visible)
+    if inherited and job_gpus:  # the allocation shows its GPUs: this node's
+        env["SLURM_JOB_GPUS"] = ",".join(job_gpus)
+    if gpus.get("cpus_per_gpu") and ids:  # the step holds cpus-per-gpu CPUs for each GPU
+        env["SLURM_CPUS_ON_NODE"] = str(max(int(env["SLURM_CPUS_ON_NODE"]), min(
+            job_cpus, gpus["cpus_per_gpu"] * len(ids))))

@@ -21,6 +21,10 @@ optional may be missing, and ``null`` always means "not given")::
      "mem_per_node": int|null, "mem_per_cpu": int|null,                         # MB, optional
      "gpus": int|null, "gpus_per_node": int|null, "gpus_per_task": int|null,
      "gres": str|null,               # optional, e.g. "gpu:2" or "gpu:a100:1"
+     "cpus_per_gpu": int|null, "mem_per_gpu": int|null,                         # optional
+     "gpu_ids": [[str]|null]|null,   # optional, per node: the GPU devices the job holds there
+                                     # ([]: none, on a node that has GPUs); null: the node's
+                                     # own CUDA_VISIBLE_DEVICES tells (SkyPilot)
      "time_limit": int|null,         # seconds; null = unlimited
      "kill_wait": int,               # optional (30): seconds between SIGTERM and SIGKILL
      "signal": null | {"signum": int, "seconds": int, "batch": bool, "full": bool},
@@ -47,6 +51,7 @@ DEFAULTS = {
     "ntasks": None, "ntasks_per_node": None, "cpus_per_task": None,
     "mem_per_node": None, "mem_per_cpu": None,
     "gpus": None, "gpus_per_node": None, "gpus_per_task": None, "gres": None,
+    "cpus_per_gpu": None, "mem_per_gpu": None, "gpu_ids": None,
     "time_limit": None, "kill_wait": 30, "signal": None,
     "error": None, "input": None, "open_mode": "truncate",
     "environment": None, "extra_env": {}, "node_names": None, "array": None,
@@ -114,9 +119,17 @@ class Job:
     def name(self):
         return self.names[self.rank]
 
+    def gpu_ids(self):
+        """The GPU devices the job holds on this node (a list, maybe empty), or None when the
+        node's own environment tells (SkyPilot's nodes, local nodes without GPUs)."""
+        ids = self.spec["gpu_ids"]
+        return ids[self.rank] if ids else None
+
     def gpus_on_node(self):
         """GPUs of this node, or None when the job asked for none (SLURM_GPUS_ON_NODE)."""
         spec = self.spec
+        if self.gpu_ids() is not None:
+            return len(self.gpu_ids()) or None
         asked = _gres_gpus(spec["gres"])
         if not (spec["gpus"] or spec["gpus_per_node"] or spec["gpus_per_task"] or asked):
             return None

@@ -23,11 +23,12 @@ LONG = {"account=": "-A", "cpus-per-task=": "-c", "chdir=": "-D", "error=": "-e"
         "nodelist=": "-w", "wait=": "-W", "exclude=": "-x", "preserve-env": "-E",
         "relative=": "-r", "exact": "--exact",
         "ntasks-per-node=": "--ntasks-per-node", "tasks-per-node=": "--ntasks-per-node",
-        "export=": "--export", "open-mode=": "--open-mode"}
+        "export=": "--export", "open-mode=": "--open-mode", "gres=": "--gres",
+        "gpus=": "--gpus", "gpus-per-node=": "--gpus-per-node",
+        "gpus-per-task=": "--gpus-per-task", "cpus-per-gpu=": "--cpus-per-gpu"}
 LONG.update(dict.fromkeys([
     "cpu-bind=", "cpu_bind=", "mem-bind=", "exclusive", "overlap", "whole", "mem=", "mincpus=",
-    "mem-per-cpu=", "mem-per-gpu=", "gres=", "gpus=", "gpus-per-node=", "gpus-per-task=",
-    "cpus-per-gpu=", "gpu-bind=", "mpi=", "cpu-freq=", "hint=", "constraint=",
+    "mem-per-cpu=", "mem-per-gpu=", "gpu-bind=", "mpi=", "cpu-freq=", "hint=", "constraint=",
     "threads-per-core=", "ntasks-per-core=", "ntasks-per-socket=", "pty", "slurmd-debug=",
     "signal=", "comment=", "begin=", "reservation=", "nice=", "propagate=", "network=",
     "wckey="]))
@@ -122,12 +123,32 @@ def parse(argv, environ):
         "exact": "--exact" in o or "-c" in o,
         "cwd": os.path.abspath(o.get("-D", os.getcwd())),
         "env": _export(o.get("--export", environ.get("SRUN_EXPORT_ENV", "ALL")), environ),
+        "gpus": _gpus(o, environ),
     }
     mode = o.get("--open-mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
     output = {"label": "-l" in o, "unbuffered": "-u" in o, "quiet": "-Q" in o,
               "stdout": o.get("-o"), "stderr": o.get("-e"), "append": mode[:1] in ("a", "A"),
               "kill_on_bad_exit": "-K" in o}
     return request, output, warnings
+
+
+def _gpus(o, environ):
+    """The step's GPU request: --gres=gpu:N or --gpus-per-node (per node), --gpus (in all),
+    --gpus-per-task, --cpus-per-gpu; the allocation's SLURM_GPUS_PER_NODE/_PER_TASK and
+    SLURM_CPUS_PER_GPU stand in for options."""
+    def count(text, what):
+        return _int(text.split(":")[-1], what) if text else None
+
+    per_node = count(o.get("--gpus-per-node", environ.get("SLURM_GPUS_PER_NODE")), "gpus")
+    for item in (o.get("--gres") or "").split(","):
+        name = item.split(":")[0]
+        if name == "gpu":
+            per_node = count(item, "gres") if ":" in item else 1
+    cpus = o.get("--cpus-per-gpu", environ.get("SLURM_CPUS_PER_GPU"))
+    return {"per_node": per_node, "gpus": count(o.get("--gpus"), "gpus"),
+            "per_task": count(o.get("--gpus-per-task", environ.get("SLURM_GPUS_PER_TASK")),
+                              "gpus"),
+            "cpus_per_gpu": _int(cpus, "cpus-per-gpu") if cpus else None}
 
 
 def _export(spec, environ):

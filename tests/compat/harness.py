@@ -44,13 +44,15 @@ PEER_BIN = "/usr/bin"  # Debian's slurm-client
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 DEFAULT_STEP_TIMEOUT = 30.0
 DEFAULT_WAIT_TIMEOUT = 45.0
-# slurmsky mirrors the peer's site configuration where configuration can express it
+# slurmsky mirrors the peer's site configuration where configuration can express it:
+# the peer's gpu partition has nodes with Gres=gpu:2 (slurm.conf, gres.conf), so its local
+# nodes have 2 GPUs each here
 SKY_CONFIG = """\
 cluster_name: peer
 kill_wait: 2
 partitions:
   debug: {default: true}
-  gpu: {}
+  gpu: {gpus: 2}
 """
 COMPARE_ALL = ("stdout", "stderr", "exit")
 FINAL_ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "COMPLETING", "CONFIGURING", "RESIZING",
