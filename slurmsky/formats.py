@@ -151,7 +151,7 @@ class Job:
         rec = self.rec
         if self.tasks is not None:
             return f"{rec.array_job_id}_[{self.task_string}]"
-        if rec.array_job_id is not None:
+        if rec.array_job_id is not None and rec.array_task_id is not None:
             return f"{rec.array_job_id}_{rec.array_task_id}"
         return str(rec.job_id)
 
@@ -298,7 +298,7 @@ def collapse(records, *, keep_tasks=(), expand: bool = False, now: float | None 
     jobs: list[Job] = []
     groups: dict = {}
     for rec in records:
-        if (not expand and rec.array_job_id is not None and rec.start_time is None
+        if (not expand and rec.array_task_id is not None and rec.start_time is None
                 and rec.restarts == 0 and rec.state in ("PENDING", "CANCELLED")
                 and (rec.array_job_id, rec.array_task_id) not in keep_tasks):
             key = (rec.array_job_id, rec.state, rec.held, rec.name, rec.partition)

@@ -203,8 +203,9 @@ class JobRecord:
 
     @property
     def display_id(self) -> str:
-        """`12` or, for an array element, `ARRAYID_INDEX` (`7_3`)."""
-        if self.array_job_id is None:
+        """`12` or, for an array element, `ARRAYID_INDEX` (`7_3`); an array whose pending
+        elements were all cancelled by index is its id alone."""
+        if self.array_job_id is None or self.array_task_id is None:
             return str(self.job_id)
         return f"{self.array_job_id}_{self.array_task_id}"
 
@@ -330,6 +331,38 @@ def update_job(conn: sqlite3.Connection, job_id: int, *, where_state: tuple | No
         return conn.execute(sql, args).rowcount > 0
 
 
+def remove_pending_tasks(conn: sqlite3.Connection, array_job_id: int,
+                         indices) -> int | None:
+    """Take never-started pending elements out of an array, as `scancel ID_INDEX` does on
+    Slurm: they leave the array's pending record, and nothing lists or accounts them after.
+
+    The array's own id passes to the highest remaining such element (the last to start).
+    When none remains, Slurm cancels the pending record itself, shown by the array's id alone:
+    one row stays, with that id and no index, and its id is returned for the caller to
+    cancel; otherwise None.
+    """
+    indices = set(indices)
+    with write(conn):
+        rows = conn.execute(
+            "SELECT job_id, array_task_id FROM jobs WHERE array_job_id = ? AND state = "
+            "'PENDING' AND start_time IS NULL AND restarts = 0 AND array_task_id IS NOT NULL "
+            "ORDER BY array_task_id", (array_job_id,)).fetchall()
+        gone = [job_id for job_id, index in rows if index in indices]
+        kept = [job_id for job_id, index in rows if index not in indices]
+        if not gone:
+            return None
+        record = None
+        if not kept:  # the pending record itself: the row with the array's id, if pending
+            record = array_job_id if array_job_id in gone else gone[-1]
+            gone.remove(record)
+        conn.execute(f"DELETE FROM jobs WHERE job_id IN ({', '.join('?' * len(gone))})", gone)
+        if record is not None:
+            conn.execute("UPDATE jobs SET array_task_id = NULL WHERE job_id = ?", (record,))
+        elif array_job_id in gone:
+            conn.execute("UPDATE jobs SET job_id = ? WHERE job_id = ?", (array_job_id, kept[-1]))
+        return record
+
+
 def add_signal(conn: sqlite3.Connection, job_id: int, signal: int, scope: str) -> None:
     with write(conn):
         conn.execute("INSERT INTO signals (job_id, signal, scope) VALUES (?, ?, ?)",
@@ -406,8 +439,12 @@ def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, us
 
 
 def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
-    """Jobs not yet finished (what the agent works on), in submission order."""
-    return find_jobs(conn, states=ACTIVE_STATES)
+    """Jobs not yet finished (what the agent works on), in submission order: an array's
+    elements by index, as Slurm starts them (the element with the highest index holds the
+    array's own id, which is the lowest, yet starts last)."""
+    jobs = find_jobs(conn, states=ACTIVE_STATES)
+    jobs.sort(key=lambda j: (j.submission, j.array_task_id or 0))
+    return jobs
 
 
 # Pending reasons only time or running jobs change; the others (held, never satisfiable,
