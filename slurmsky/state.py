@@ -449,7 +449,8 @@ def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
 
 # Pending reasons only time or running jobs change; the others (held, never satisfiable,
 # too big) wait for a command (release, scancel, ...), which wakes the agent itself.
-AGENT_REASONS = ("None", "Priority", "Resources", "BeginTime", "JobArrayTaskLimit")
+AGENT_REASONS = ("None", "Priority", "Resources", "BeginTime", "JobArrayTaskLimit",
+                 "PartitionConfig")
 
 
 def needs_agent(conn: sqlite3.Connection) -> bool:

@@ -72,6 +72,10 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     array_job_id = first if req.array else None
     rows = [_row(req, cfg, lay, part_name, job_id, array_job_id, index, rank, now, batch=batch)
             for rank, (job_id, index) in enumerate(zip(ids, indices))]
+    reason = _submit_reason(cfg, lay)
+    for row in rows:
+        if reason and not row["held"]:
+            row["reason"] = reason
     task = _sky_task(req, cfg, first, ids) if cfg.backend == "sky" else None
     state.add_submission(conn, first, spec, task, rows)
     from .agent import wake
@@ -106,6 +110,14 @@ def _refusal(cfg: Config, lay: Layout) -> list[str] | None:
     from .executors import local
 
     return local.refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node)
+
+
+def _submit_reason(cfg: Config, lay: Layout) -> str | None:
+    if cfg.backend != "local":
+        return None
+    from .executors import local
+
+    return local.submit_reason(lay.num_nodes)
 
 
 def _environment(req: JobRequest, cfg: Config) -> dict:

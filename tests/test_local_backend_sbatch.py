@@ -67,8 +67,18 @@ def test_test_only_consumes_an_id_and_stores_nothing(cluster):
 
 
 def test_too_many_nodes_pends(cluster):
+    """Real Slurm 22.05: `-N 5` on 4 nodes pends with the submit-time reason PartitionConfig,
+    then, from the main scheduler's first pass (~1 s), PartitionNodeLimit; a held one shows
+    JobHeldUser, one with a dependency PartitionConfig, then Dependency."""
     job = cluster.sbatch("-N", "99", "--wrap", "true")
+    held = cluster.sbatch("-N", "99", "--hold", "--wrap", "true")
+    after = cluster.sbatch("-N", "99", "-d", f"afterok:{held}", "--wrap", "true")
+    out = cluster.run("squeue", "-h", "-o", "%i %t %r %D")
+    assert out.stdout == (f"{job} PD PartitionConfig 99\n{after} PD PartitionConfig 99\n"
+                          f"{held} PD JobHeldUser 99\n")
     cluster.wait_for(lambda: cluster.job(job)[4] == "PartitionNodeLimit", 30, "the reason")
+    cluster.wait_for(lambda: cluster.job(after)[4] == "Dependency", 30, "the reason")
+    assert cluster.job(held)[4] == "JobHeldUser"
 
 
 def test_more_memory_than_the_machine_is_refused(cluster):

@@ -62,6 +62,13 @@ def refusal(cpus_per_node: list[int], mem_per_node: int | None,
     return None
 
 
+def submit_reason(num_nodes: int) -> str | None:
+    """The pending reason Slurm's attempt to start a job at submission leaves on a job no
+    partition here can hold (more nodes than there are): `PartitionConfig`, until the main
+    scheduler's first pass finds `PartitionNodeLimit` (place)."""
+    return "PartitionConfig" if num_nodes > len(nodes()) else None
+
+
 def login_environment() -> dict:
     """What a login shell starts with: the base of --export=NONE or --export=NAME jobs."""
     import pwd
