@@ -1091,8 +1091,12 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
     ]
     if started and rec.batch_host:
         lines.append(f"BatchHost={rec.batch_host}")
+    # a pending job shows the count asked: `1-2` for --nodes=1-2, `2-2` for -N2 (none: `1`);
+    # once started or ended (even cancelled while pending), one number
+    num_nodes = (f"{rec.num_nodes}-{rec.max_nodes}" if rec.max_nodes and rec.state == "PENDING"
+                 else rec.num_nodes)
     lines += [
-        f"NumNodes={rec.num_nodes} NumCPUs={rec.num_cpus} NumTasks={rec.num_tasks} "
+        f"NumNodes={num_nodes} NumCPUs={rec.num_cpus} NumTasks={rec.num_tasks} "
         f"CPUs/Task={rec.cpus_per_task or 1} ReqB:S:C:T=0:0:*:*",
         f"TRES={tres_text}",
         f"Socks/Node=* NtasksPerN:B:S:C={per_node}:0:*:* CoreSpec=*",

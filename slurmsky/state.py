@@ -20,7 +20,7 @@ import os
 import sqlite3
 from contextlib import contextmanager
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 120_000
 MIN_JOB_AGE = 300  # seconds a finished job stays in `squeue -t all` (Slurm's MinJobAge)
 
@@ -55,7 +55,8 @@ CREATE TABLE jobs (
     gid INTEGER NOT NULL,
     account TEXT,
     partition TEXT NOT NULL,
-    num_nodes INTEGER NOT NULL,
+    num_nodes INTEGER NOT NULL,      -- the minimum asked, then the count allocated
+    max_nodes INTEGER,               -- the maximum of --nodes as asked; NULL: none given
     num_cpus INTEGER NOT NULL,       -- whole job
     num_tasks INTEGER NOT NULL,
     cpus_per_task INTEGER,
@@ -113,6 +114,10 @@ CREATE TABLE signals (             -- scancel --signal requests, for the agent t
 """
 
 
+# version -> the statement that brings a state database from it to the next version
+_MIGRATIONS = {1: "ALTER TABLE jobs ADD COLUMN max_nodes INTEGER"}
+
+
 def seconds_per_minute(environ=os.environ) -> float:
     """How long Slurm's minute lasts: 60 s, or $SLURMSKY_SECONDS_PER_MINUTE, which only tests
     set, to see --time limits and the requeue delay pass quickly."""
@@ -155,6 +160,7 @@ class JobRecord:
     account: str | None
     partition: str
     num_nodes: int
+    max_nodes: int | None
     num_cpus: int
     num_tasks: int
     cpus_per_task: int | None
@@ -263,6 +269,11 @@ def _create(conn: sqlite3.Connection, version: int) -> None:
     with write(conn):
         version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process won?
         if version == SCHEMA_VERSION:
+            return
+        if version in _MIGRATIONS:
+            for v in range(version, SCHEMA_VERSION):
+                conn.execute(_MIGRATIONS[v])
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         if version != 0:
             raise RuntimeError(f"state database schema {version} is not {SCHEMA_VERSION}; "

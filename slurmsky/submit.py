@@ -45,11 +45,12 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     before the error is raised; --test-only consumes an id and stores nothing.
     """
     part_name, _ = partition_of(req, cfg)
+    max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
     req = _spread(req, cfg)
     lay = layout(req)
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
-    refused = _refusal(cfg, lay)
+    refused = _too_few_nodes(req, lay) or _refusal(cfg, lay)
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
     ids = element_ids(first, len(indices)) if req.array else [first]
     if refused:
@@ -74,6 +75,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
             for rank, (job_id, index) in enumerate(zip(ids, indices))]
     reason = _submit_reason(cfg, lay)
     for row in rows:
+        row["max_nodes"] = max_nodes or None
         if reason and not row["held"]:
             row["reason"] = reason
     task = _sky_task(req, cfg, first, ids) if cfg.backend == "sky" else None
@@ -85,8 +87,9 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
 
 
 def _spread(req: JobRequest, cfg: Config) -> JobRequest:
-    """Without --nodes, Slurm allocates as many nodes as the tasks' CPUs need."""
-    if cfg.backend != "local" or req.nodes is not None or not req.ntasks:
+    """Without --nodes, Slurm allocates as many nodes as the tasks' CPUs need (with
+    --ntasks-per-node, as many as that gives: translate.layout)."""
+    if cfg.backend != "local" or req.nodes is not None or not req.ntasks or req.ntasks_per_node:
         return req
     from .executors import local
 
@@ -102,6 +105,14 @@ def _sky_task(req: JobRequest, cfg: Config, first: int, ids: list[int]) -> dict:
     from .translate import translate
 
     return translate(req, cfg, job_id=first, array_job_ids=ids if req.array else None).task
+
+
+def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:
+    """--ntasks over --ntasks-per-node needs more nodes than --nodes allows (-N2 -n5
+    --ntasks-per-node=2): Slurm refuses the job at submission, whatever the cluster."""
+    if req.nodes and req.nodes[1] and lay.num_nodes > req.nodes[1]:
+        return ["Batch job submission failed: Requested node configuration is not available"]
+    return None
 
 
 def _refusal(cfg: Config, lay: Layout) -> list[str] | None:
