@@ -154,12 +154,13 @@ def _row(req: JobRequest, cfg: Config, lay: Layout, part_name: str, job_id: int,
     from .translate import _user
 
     user = _user()
+    job_name = "(null)" if req.name_unset else req.job_name  # as the job sees it
 
     def path(pattern: str | None) -> str | None:
         if pattern is None:
             return None
         name = filepattern.expand(pattern, job_id=job_id, array_job_id=array_job_id,
-                                  array_task_id=index, job_name=req.job_name, user=user,
+                                  array_task_id=index, job_name=job_name, user=user,
                                   node_name="%N")
         return os.path.join(req.workdir, name)
 

@@ -132,3 +132,16 @@ def test_scontrol_shows_the_node_range_asked_while_pending(cluster):
     assert cluster.run("squeue", "-h", "-j", str(ranged), "-o", "%D").stdout == "1\n"
     assert cluster.run("scancel", str(exact)).returncode == 0
     assert num_nodes(exact) == ["NumNodes=2"]
+
+
+def test_script_on_stdin_has_no_name_inside(cluster):
+    """Real Slurm 22.05 (compat case sbatch-stdin): squeue/scontrol show `sbatch`, the job
+    sees SLURM_JOB_NAME empty and its %x is `(null)`; with -J the job sees the name."""
+    script = '#!/bin/bash\necho "name=$SLURM_JOB_NAME"\n'
+    job = cluster.sbatch("-o", "o-%x-%j.txt", "--hold", input=script)
+    assert cluster.run("squeue", "-h", "-j", str(job), "-o", "%j").stdout == "sbatch\n"
+    assert cluster.run("scontrol", "release", str(job)).returncode == 0
+    named = cluster.sbatch("-J", "given", input=script)
+    cluster.wait_done(job, named)
+    assert (cluster.cwd / f"o-(null)-{job}.txt").read_text() == "name=\n"
+    assert (cluster.cwd / f"slurm-{named}.out").read_text() == "name=given\n"

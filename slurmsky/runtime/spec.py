@@ -7,6 +7,8 @@ optional may be missing, and ``null`` always means "not given")::
     {"version": 1,
      "job_id": int,                  # SLURM_JOB_ID (for arrays: see "array")
      "job_name": str, "partition": str, "cluster_name": str,
+     "job_name_unset": bool,         # optional (false): no name was given (script on stdin):
+                                     # SLURM_JOB_NAME is empty and %x is "(null)"
      "account": str|null, "qos": str|null,                  # optional
      "user": str, "uid": int, "gid": int, "submit_dir": str, "submit_host": str,
      "workdir": str|null,            # null: the directory the node runtime was started in
@@ -41,7 +43,7 @@ import os
 import socket
 
 DEFAULTS = {
-    "account": None, "qos": None, "script_args": [], "workdir": None,
+    "account": None, "qos": None, "job_name_unset": False, "script_args": [], "workdir": None,
     "ntasks": None, "ntasks_per_node": None, "cpus_per_task": None,
     "mem_per_node": None, "mem_per_cpu": None,
     "gpus": None, "gpus_per_node": None, "gpus_per_task": None, "gres": None,
