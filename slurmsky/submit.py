@@ -67,6 +67,8 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     spec = runtime_spec(req, cfg, lay, part_name, job_id=first,
                         array_job_ids=ids if req.array else None, environment=environment)
     spec["umask"] = _umask()
+    if req.export is not None and req.export.mode != "ALL" and cfg.backend == "local":
+        spec["login_environment"] = True  # under `environment`, read when the job starts
     if spec["time_limit"]:
         spec["time_limit"] = max(1, round(req.time * state.seconds_per_minute()))
     now = time.time()
@@ -136,9 +138,11 @@ def _environment(req: JobRequest, cfg: Config) -> dict:
     from .translate import job_environment
 
     env = job_environment(req, cfg, for_cloud=False)
-    if req.export is not None and req.export.mode != "ALL":
-        env = {**local.login_environment(), **env}
-    return env
+    if req.export is not None and req.export.mode != "ALL" and cfg.backend != "local":
+        import pwd
+
+        env = {**local.login_base(pwd.getpwuid(os.getuid()), local.login_defs()), **env}
+    return env  # the local executor adds the login environment at launch, as slurmd does
 
 
 def _umask() -> str:

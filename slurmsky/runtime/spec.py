@@ -29,6 +29,8 @@ optional may be missing, and ``null`` always means "not given")::
      "environment": {str: str}|null, # the job's base environment (--export resolved);
                                      # null: the node's own environment (SkyPilot task envs)
      "extra_env": {str: str},        # optional: SLURM_* the front end fixes, set last
+     "login_environment": bool,      # optional, read by the local executor, not here: it
+                                     # puts the user's login environment under "environment"
      "node_names": [str]|null,       # optional; null: the node IPs are the names
      "array": null | {"job_id": int, "indices": [int], "job_ids": [int], "throttle": int|null},
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
