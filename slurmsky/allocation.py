@@ -81,7 +81,7 @@ class Allocation:
             if not told and rec.reason != "None":  # the agent looked and it must wait
                 if pending_line:
                     sys.stderr.write(f"{self.prog}: Pending job allocation {self.job_id}\n")
-                if rec.reason == "PartitionNodeLimit":
+                if rec.reason in ("PartitionConfig", "PartitionNodeLimit"):  # at submission
                     sys.stderr.write(f"{self.prog}: Requested partition configuration not "
                                      "available now\n")
                 sys.stderr.write(f"{self.prog}: job {self.job_id} queued and waiting for "

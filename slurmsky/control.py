@@ -63,10 +63,17 @@ def _wake() -> None:
     wake()
 
 
-def cancel(conn: sqlite3.Connection, jobs: list[JobRecord]) -> dict[int, str]:
-    """scancel: pending jobs end CANCELLED now; started ones are ended by the agent."""
+def cancel(conn: sqlite3.Connection, jobs: list[JobRecord], *,
+           by_index: bool = False) -> dict[int, str]:
+    """scancel: pending jobs end CANCELLED now; started ones are ended by the agent.
+
+    by_index: the jobs were named by array index (`7_3`, `7_[4-5]`); array elements that
+    never started leave their array instead of ending CANCELLED (`remove_pending_tasks`).
+    """
     errors: dict[int, str] = {}
     woken = False
+    if by_index:
+        jobs = _leave_arrays(conn, jobs, errors)
     for job in jobs:
         if _denied(job):
             errors[job.job_id] = ACCESS_DENIED
@@ -89,6 +96,28 @@ def cancel(conn: sqlite3.Connection, jobs: list[JobRecord]) -> dict[int, str]:
     if woken:
         _wake()
     return errors
+
+
+def _leave_arrays(conn: sqlite3.Connection, jobs: list[JobRecord],
+                  errors: dict[int, str]) -> list[JobRecord]:
+    """Remove the pending, never-started elements among `jobs` from their arrays; the jobs
+    left to cancel as usual (started ones, and an array's emptied pending record)."""
+    rest: list[JobRecord] = []
+    arrays: dict[int, set] = {}
+    for job in jobs:
+        if (job.array_task_id is not None and job.state == "PENDING" and job.start_time is None
+                and job.restarts == 0):
+            if _denied(job):
+                errors[job.job_id] = ACCESS_DENIED
+            else:
+                arrays.setdefault(job.array_job_id, set()).add(job.array_task_id)
+        else:
+            rest.append(job)
+    for array_job_id, indices in arrays.items():
+        record = state.remove_pending_tasks(conn, array_job_id, indices)
+        if record is not None:
+            rest.append(state.get_job(conn, record))
+    return rest
 
 
 def signal(conn: sqlite3.Connection, jobs: list[JobRecord], signum: int,

@@ -151,7 +151,7 @@ class Job:
         rec = self.rec
         if self.tasks is not None:
             return f"{rec.array_job_id}_[{self.task_string}]"
-        if rec.array_job_id is not None:
+        if rec.array_job_id is not None and rec.array_task_id is not None:
             return f"{rec.array_job_id}_{rec.array_task_id}"
         return str(rec.job_id)
 
@@ -298,7 +298,7 @@ def collapse(records, *, keep_tasks=(), expand: bool = False, now: float | None 
     jobs: list[Job] = []
     groups: dict = {}
     for rec in records:
-        if (not expand and rec.array_job_id is not None and rec.start_time is None
+        if (not expand and rec.array_task_id is not None and rec.start_time is None
                 and rec.restarts == 0 and rec.state in ("PENDING", "CANCELLED")
                 and (rec.array_job_id, rec.array_task_id) not in keep_tasks):
             key = (rec.array_job_id, rec.state, rec.held, rec.name, rec.partition)
@@ -1091,8 +1091,12 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
     ]
     if started and rec.batch_host:
         lines.append(f"BatchHost={rec.batch_host}")
+    # a pending job shows the count asked: `1-2` for --nodes=1-2, `2-2` for -N2 (none: `1`);
+    # once started or ended (even cancelled while pending), one number
+    num_nodes = (f"{rec.num_nodes}-{rec.max_nodes}" if rec.max_nodes and rec.state == "PENDING"
+                 else rec.num_nodes)
     lines += [
-        f"NumNodes={rec.num_nodes} NumCPUs={rec.num_cpus} NumTasks={rec.num_tasks} "
+        f"NumNodes={num_nodes} NumCPUs={rec.num_cpus} NumTasks={rec.num_tasks} "
         f"CPUs/Task={rec.cpus_per_task or 1} ReqB:S:C:T=0:0:*:*",
         f"TRES={tres_text}",
         f"Socks/Node=* NtasksPerN:B:S:C={per_node}:0:*:* CoreSpec=*",

@@ -31,6 +31,9 @@ class JobRequest:
     modules: tuple = ()
     ignored: dict = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # no -J and the script from stdin: Slurm keeps no name; the commands show `sbatch`, the
+    # job itself sees an empty SLURM_JOB_NAME and `(null)` for %x
+    name_unset: bool = False
     # options (keys of the option table)
     chdir: str | None = None
     wrap: str | None = None
@@ -147,7 +150,7 @@ def build_batch_request(
         path = cli.rest[0] if cli.rest else None
         args = tuple(cli.rest[1:])
         text = _read_script(path, cwd, read_stdin)
-        default_name = os.path.basename(path) if path else "sbatch"
+        default_name = os.path.basename(path) if path else None
     script = parse_script(text, path)
     # Slurm joins the words of every #SBATCH line into one argument list.
     directives = parser.parse([w for d in script.directives for w in d.words], directive=True)
@@ -188,9 +191,10 @@ def _finish(command, fields, ignored, given, environ, cwd, *, script, script_pat
                              "--gpus or -n/--ntasks is not allowed.",
                              "Invalid generic resource (gres) specification")
     warnings = ignored_warnings(command, Parsed(given=given))
+    job_name = fields.pop("job_name", None) or default_name
     return JobRequest(
         command=command, script=script, script_path=script_path, script_args=script_args,
-        job_name=fields.pop("job_name", None) or default_name, submit_dir=cwd, workdir=workdir,
+        job_name=job_name or command, name_unset=not job_name, submit_dir=cwd, workdir=workdir,
         submit_env=dict(environ), modules=modules, ignored=ignored, warnings=tuple(warnings),
         **fields,
     )

@@ -25,6 +25,11 @@ from .state import STARTED_STATES, JobRecord
 log = logging.getLogger("slurmsky.agent")
 
 KILL_GRACE = 15  # s beyond KillWait before the agent ends a job the runtime did not end
+# Slurm tries to start a job when it is submitted; a job that attempt could not place keeps
+# the attempt's reason (PartitionConfig: more nodes than the partition has) until the main
+# scheduler's next pass, about a second later on the peer (0.8-1.7 s measured), which finds
+# its own reason (PartitionNodeLimit, or Dependency, ...).
+FIRST_PASS = 1.0
 
 
 def final_fields(job: JobRecord, result: dict, now: float) -> dict:
@@ -157,6 +162,9 @@ class Scheduler:
         launches: list[tuple[JobRecord, list[int]]] = []
         for job in jobs:
             if job.state != "PENDING":
+                continue
+            if job.reason == "PartitionConfig" and now < job.submit_time + FIRST_PASS:
+                wake.append(job.submit_time + FIRST_PASS)
                 continue
             reason, fields = self._pending_reason(job, now, wake)
             if reason is None and job.array_throttle and \

@@ -20,7 +20,7 @@ import os
 import sqlite3
 from contextlib import contextmanager
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 120_000
 MIN_JOB_AGE = 300  # seconds a finished job stays in `squeue -t all` (Slurm's MinJobAge)
 
@@ -55,7 +55,8 @@ CREATE TABLE jobs (
     gid INTEGER NOT NULL,
     account TEXT,
     partition TEXT NOT NULL,
-    num_nodes INTEGER NOT NULL,
+    num_nodes INTEGER NOT NULL,      -- the minimum asked, then the count allocated
+    max_nodes INTEGER,               -- the maximum of --nodes as asked; NULL: none given
     num_cpus INTEGER NOT NULL,       -- whole job
     num_tasks INTEGER NOT NULL,
     cpus_per_task INTEGER,
@@ -113,6 +114,10 @@ CREATE TABLE signals (             -- scancel --signal requests, for the agent t
 """
 
 
+# version -> the statement that brings a state database from it to the next version
+_MIGRATIONS = {1: "ALTER TABLE jobs ADD COLUMN max_nodes INTEGER"}
+
+
 def seconds_per_minute(environ=os.environ) -> float:
     """How long Slurm's minute lasts: 60 s, or $SLURMSKY_SECONDS_PER_MINUTE, which only tests
     set, to see --time limits and the requeue delay pass quickly."""
@@ -155,6 +160,7 @@ class JobRecord:
     account: str | None
     partition: str
     num_nodes: int
+    max_nodes: int | None
     num_cpus: int
     num_tasks: int
     cpus_per_task: int | None
@@ -203,8 +209,9 @@ class JobRecord:
 
     @property
     def display_id(self) -> str:
-        """`12` or, for an array element, `ARRAYID_INDEX` (`7_3`)."""
-        if self.array_job_id is None:
+        """`12` or, for an array element, `ARRAYID_INDEX` (`7_3`); an array whose pending
+        elements were all cancelled by index is its id alone."""
+        if self.array_job_id is None or self.array_task_id is None:
             return str(self.job_id)
         return f"{self.array_job_id}_{self.array_task_id}"
 
@@ -262,6 +269,11 @@ def _create(conn: sqlite3.Connection, version: int) -> None:
     with write(conn):
         version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process won?
         if version == SCHEMA_VERSION:
+            return
+        if version in _MIGRATIONS:
+            for v in range(version, SCHEMA_VERSION):
+                conn.execute(_MIGRATIONS[v])
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         if version != 0:
             raise RuntimeError(f"state database schema {version} is not {SCHEMA_VERSION}; "
@@ -328,6 +340,38 @@ def update_job(conn: sqlite3.Connection, job_id: int, *, where_state: tuple | No
         args += list(where_state)
     with write(conn):
         return conn.execute(sql, args).rowcount > 0
+
+
+def remove_pending_tasks(conn: sqlite3.Connection, array_job_id: int,
+                         indices) -> int | None:
+    """Take never-started pending elements out of an array, as `scancel ID_INDEX` does on
+    Slurm: they leave the array's pending record, and nothing lists or accounts them after.
+
+    The array's own id passes to the highest remaining such element (the last to start).
+    When none remains, Slurm cancels the pending record itself, shown by the array's id alone:
+    one row stays, with that id and no index, and its id is returned for the caller to
+    cancel; otherwise None.
+    """
+    indices = set(indices)
+    with write(conn):
+        rows = conn.execute(
+            "SELECT job_id, array_task_id FROM jobs WHERE array_job_id = ? AND state = "
+            "'PENDING' AND start_time IS NULL AND restarts = 0 AND array_task_id IS NOT NULL "
+            "ORDER BY array_task_id", (array_job_id,)).fetchall()
+        gone = [job_id for job_id, index in rows if index in indices]
+        kept = [job_id for job_id, index in rows if index not in indices]
+        if not gone:
+            return None
+        record = None
+        if not kept:  # the pending record itself: the row with the array's id, if pending
+            record = array_job_id if array_job_id in gone else gone[-1]
+            gone.remove(record)
+        conn.execute(f"DELETE FROM jobs WHERE job_id IN ({', '.join('?' * len(gone))})", gone)
+        if record is not None:
+            conn.execute("UPDATE jobs SET array_task_id = NULL WHERE job_id = ?", (record,))
+        elif array_job_id in gone:
+            conn.execute("UPDATE jobs SET job_id = ? WHERE job_id = ?", (array_job_id, kept[-1]))
+        return record
 
 
 def add_signal(conn: sqlite3.Connection, job_id: int, signal: int, scope: str) -> None:
@@ -406,13 +450,18 @@ def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, us
 
 
 def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
-    """Jobs not yet finished (what the agent works on), in submission order."""
-    return find_jobs(conn, states=ACTIVE_STATES)
+    """Jobs not yet finished (what the agent works on), in submission order: an array's
+    elements by index, as Slurm starts them (the element with the highest index holds the
+    array's own id, which is the lowest, yet starts last)."""
+    jobs = find_jobs(conn, states=ACTIVE_STATES)
+    jobs.sort(key=lambda j: (j.submission, j.array_task_id or 0))
+    return jobs
 
 
 # Pending reasons only time or running jobs change; the others (held, never satisfiable,
 # too big) wait for a command (release, scancel, ...), which wakes the agent itself.
-AGENT_REASONS = ("None", "Priority", "Resources", "BeginTime", "JobArrayTaskLimit")
+AGENT_REASONS = ("None", "Priority", "Resources", "BeginTime", "JobArrayTaskLimit",
+                 "PartitionConfig")
 
 
 def needs_agent(conn: sqlite3.Connection) -> bool:

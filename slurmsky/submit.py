@@ -45,11 +45,12 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     before the error is raised; --test-only consumes an id and stores nothing.
     """
     part_name, part = partition_of(req, cfg)
+    max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
     req = _spread(req, cfg)
     lay = layout(req)
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
-    refused = _refusal(cfg, lay, part)
+    refused = _too_few_nodes(req, lay) or _refusal(cfg, lay, part)
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
     ids = element_ids(first, len(indices)) if req.array else [first]
     if refused:
@@ -66,12 +67,19 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     spec = runtime_spec(req, cfg, lay, part_name, job_id=first,
                         array_job_ids=ids if req.array else None, environment=environment)
     spec["umask"] = _umask()
+    if _login_export(req) and cfg.backend == "local":
+        spec["login_environment"] = True  # under `environment`, read when the job starts
     if spec["time_limit"]:
         spec["time_limit"] = max(1, round(req.time * state.seconds_per_minute()))
     now = time.time()
     array_job_id = first if req.array else None
     rows = [_row(req, cfg, lay, part_name, job_id, array_job_id, index, rank, now, batch=batch)
             for rank, (job_id, index) in enumerate(zip(ids, indices))]
+    reason = _submit_reason(cfg, lay)
+    for row in rows:
+        row["max_nodes"] = max_nodes or None
+        if reason and not row["held"]:
+            row["reason"] = reason
     task = _sky_task(req, cfg, first, ids) if cfg.backend == "sky" else None
     state.add_submission(conn, first, spec, task, rows)
     from .agent import wake
@@ -81,8 +89,9 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
 
 
 def _spread(req: JobRequest, cfg: Config) -> JobRequest:
-    """Without --nodes, Slurm allocates as many nodes as the tasks' CPUs need."""
-    if cfg.backend != "local" or req.nodes is not None or not req.ntasks:
+    """Without --nodes, Slurm allocates as many nodes as the tasks' CPUs need (with
+    --ntasks-per-node, as many as that gives: translate.layout)."""
+    if cfg.backend != "local" or req.nodes is not None or not req.ntasks or req.ntasks_per_node:
         return req
     from .executors import local
 
@@ -100,6 +109,14 @@ def _sky_task(req: JobRequest, cfg: Config, first: int, ids: list[int]) -> dict:
     return translate(req, cfg, job_id=first, array_job_ids=ids if req.array else None).task
 
 
+def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:
+    """--ntasks over --ntasks-per-node needs more nodes than --nodes allows (-N2 -n5
+    --ntasks-per-node=2): Slurm refuses the job at submission, whatever the cluster."""
+    if req.nodes and req.nodes[1] and lay.num_nodes > req.nodes[1]:
+        return ["Batch job submission failed: Requested node configuration is not available"]
+    return None
+
+
 def _refusal(cfg: Config, lay: Layout, part: dict) -> list[str] | None:
     if cfg.backend != "local":
         return None
@@ -108,15 +125,30 @@ def _refusal(cfg: Config, lay: Layout, part: dict) -> list[str] | None:
     return local.refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node, part)
 
 
+def _submit_reason(cfg: Config, lay: Layout) -> str | None:
+    if cfg.backend != "local":
+        return None
+    from .executors import local
+
+    return local.submit_reason(lay.num_nodes)
+
+
 def _environment(req: JobRequest, cfg: Config) -> dict:
     from .executors import local
     from .translate import job_environment
 
     env = job_environment(req, cfg, for_cloud=False)
-    # sbatch (salloc) start from a login environment; srun --export=NONE gives SLURM_* only
-    if req.export is not None and req.export.mode != "ALL" and req.command != "srun":
-        env = {**local.login_environment(), **env}
-    return env
+    if _login_export(req) and cfg.backend != "local":
+        import pwd
+
+        env = {**local.login_base(pwd.getpwuid(os.getuid()), local.login_defs()), **env}
+    return env  # the local executor adds the login environment at launch, as slurmd does
+
+
+def _login_export(req: JobRequest) -> bool:
+    """sbatch/salloc --export=NONE or NAMES: the job starts from the user's login environment
+    (as slurmd reads it); srun's --export=NONE gives the tasks SLURM_* only."""
+    return req.export is not None and req.export.mode != "ALL" and req.command != "srun"
 
 
 def _umask() -> str:
@@ -132,12 +164,13 @@ def _row(req: JobRequest, cfg: Config, lay: Layout, part_name: str, job_id: int,
     from .translate import _user
 
     user = _user()
+    job_name = "(null)" if req.name_unset else req.job_name  # as the job sees it
 
     def path(pattern: str | None) -> str | None:
         if pattern is None:
             return None
         name = filepattern.expand(pattern, job_id=job_id, array_job_id=array_job_id,
-                                  array_task_id=index, job_name=req.job_name, user=user,
+                                  array_task_id=index, job_name=job_name, user=user,
                                   node_name="%N")
         return os.path.join(req.workdir, name)
 

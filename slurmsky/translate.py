@@ -60,9 +60,13 @@ def layout(req: JobRequest) -> Layout:
         ntasks = nodes * req.ntasks_per_node
     else:
         ntasks = req.ntasks or nodes
-    if req.nodes is None and req.ntasks and req.ntasks_per_node:
-        nodes = math.ceil(req.ntasks / req.ntasks_per_node)
-    if req.ntasks_per_node:
+    if req.ntasks and req.ntasks_per_node:
+        nodes = max(nodes if req.nodes else 1, math.ceil(req.ntasks / req.ntasks_per_node))
+    if req.ntasks_per_node and ntasks >= nodes:
+        # Slurm allocates --ntasks-per-node on every node, even when --ntasks leaves the
+        # last one short (-N2 -n3 --ntasks-per-node=2: SLURM_TASKS_PER_NODE=2(x2))
+        tasks = [req.ntasks_per_node] * nodes
+    elif req.ntasks_per_node:
         tasks, left = [], ntasks
         for _ in range(nodes):
             tasks.append(min(req.ntasks_per_node, left))
@@ -193,6 +197,7 @@ def runtime_spec(req: JobRequest, cfg: Config, lay: Layout, partition: str, *,
         "job_id": job_id,
         "command": req.command,
         "job_name": req.job_name,
+        "job_name_unset": req.name_unset,
         "partition": partition,
         "cluster_name": cfg.cluster_name,
         "account": req.ignored.get("account"),

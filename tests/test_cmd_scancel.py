@@ -69,7 +69,40 @@ def test_array_task_and_range(peer):
           "scancel-array-task.txt", normalize=sorted_lines)
     check(joined(with_rc(peer.run("scancel", "69_[4-5]")), _remaining(peer)),
           "scancel-array-range.txt", normalize=sorted_lines)
-    assert row(peer, 80) == ("CANCELLED", None, 0, "JobArrayTaskLimit")
+    # pending elements cancelled by index leave the array: nothing lists or accounts them
+    assert [row(peer, job_id) for job_id in (80, 81, 82)] == [None, None, None]
+    assert row(peer, 69) == ("PENDING", None, None, "JobArrayTaskLimit")
+
+
+def test_last_pending_tasks_cancel_the_array_record(world):
+    """Real Slurm 22.05 (the peer): `scancel 7_[2-3]` of a held array 7_[1-3] leaves `7_1
+    PENDING`; `scancel 7_1` then cancels the array's pending record, listed by its id alone."""
+    world.add_array(7, {1: (8, {}), 2: (9, {}), 3: (7, {})}, held="user",
+                    reason="JobHeldUser")
+    out = world.run("scancel", "7_[2-3]")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    assert world.run("squeue", "-h", "-r", "-t", "all", "-j", "7", "-o", "%i %A %T").stdout \
+        == "7_1 7 PENDING\n"
+    assert world.run("scancel", "7_1").returncode == 0
+    for argv in (("-r",), ()):
+        out = world.run("squeue", "-h", *argv, "-t", "all", "-j", "7", "-o", "%i %A %T")
+        assert out.stdout == "7 7 CANCELLED\n"
+    assert [row(world, job_id)[0] if row(world, job_id) else None for job_id in (7, 8, 9)] \
+        == ["CANCELLED", None, None]
+
+
+def test_cancelled_task_passes_the_array_id_on(world):
+    """The element holding the array's id is cancelled by index: the highest remaining
+    pending element takes the id (it starts last, as on Slurm)."""
+    world.add_array(7, {1: (8, {}), 2: (9, {}), 3: (7, {})}, held="user",
+                    reason="JobHeldUser")
+    assert world.run("scancel", "7_3").returncode == 0
+    ids = world.conn.execute("SELECT array_task_id, job_id FROM jobs WHERE array_job_id = 7 "
+                             "ORDER BY array_task_id").fetchall()
+    assert ids == [(1, 8), (2, 7)]
+    assert world.run("scancel", "7").returncode == 0
+    out = world.run("squeue", "-h", "-r", "-t", "all", "-j", "7", "-o", "%i %T")
+    assert out.stdout == "7_1 CANCELLED\n7_2 CANCELLED\n"
 
 
 def test_by_name_keeps_the_reason(peer):

@@ -289,9 +289,9 @@ def test_long_format_tokens():
 def _rec(job_id, **fields):
     row = dict(job_id=job_id, submission=job_id, array_job_id=None, array_task_id=None,
                array_throttle=None, array_rank=None, name="j", user="u", uid=1, gid=1,
-               account=None, partition="p", num_nodes=1, num_cpus=1, num_tasks=1,
-               cpus_per_task=None, tasks_per_node=[1], cpus_per_node=[1], mem_per_node=None,
-               mem_per_cpu=None, gpus_per_node=0, gres=None, time_limit=None,
+               account=None, partition="p", num_nodes=1, max_nodes=None, num_cpus=1,
+               num_tasks=1, cpus_per_task=None, tasks_per_node=[1], cpus_per_node=[1],
+               mem_per_node=None, mem_per_cpu=None, gpus_per_node=0, gres=None, time_limit=None,
                dependency_spec=None, dependency=None, kill_on_invalid_dep=False, comment=None,
                command=None, submit_dir="/w", workdir="/w", stdout=None, stderr=None,
                stdin=None, requeue=True, batch=True, state="PENDING", reason="None", held=None,
@@ -363,6 +363,22 @@ def test_yaml_scalars():
     assert text == ("%YAML 1.1\n--- !!map\n!!str a: !!null null\n!!str b: !!seq []\n"
                     "!!str c: !!seq\n- !!map\n  !!str d: !!int 1\n!!str e: !!bool true\n"
                     "!!str f: !!str 'x: y'\n")
+
+
+def test_show_job_num_nodes_asked_while_pending():
+    """Real Slurm 22.05: `-N 1-2` pending shows NumNodes=1-2, `-N2` 2-2, no -N 1; once
+    started, ended or cancelled while pending, the one count."""
+    def num_nodes(**fields):
+        text = formats.show_job(formats.Job(_rec(9, **fields), now=NOW))
+        return [w for w in text.split() if w.startswith("NumNodes=")]
+
+    assert num_nodes(max_nodes=2) == ["NumNodes=1-2"]
+    assert num_nodes(num_nodes=2, max_nodes=2) == ["NumNodes=2-2"]
+    assert num_nodes() == ["NumNodes=1"]
+    assert num_nodes(num_nodes=2, max_nodes=2, state="CANCELLED", end_time=T0 + 1) \
+        == ["NumNodes=2"]
+    assert num_nodes(num_nodes=2, max_nodes=2, state="RUNNING", start_time=T0 + 1,
+                     nodelist="n[1-2]") == ["NumNodes=2"]
 
 
 def test_show_job_one_line_and_block_agree():

@@ -86,7 +86,21 @@ def test_export_none_gets_a_login_environment(cluster):
     env = dict(line.split("=", 1) for line in
                (cluster.cwd / f"slurm-{job}.out").read_text().splitlines() if "=" in line)
     assert "SECRET_THING" not in env
-    assert env["PATH"].endswith("/usr/local/bin:/usr/bin:/bin") and env["HOME"]
+    # the user's login environment, as `su - user` and the login shell's profiles give it
+    import pwd
+    import shutil
+
+    from slurmsky.executors.local import login_defs
+
+    entry = pwd.getpwuid(os.getuid())
+    assert (env["HOME"], env["USER"], env["LOGNAME"], env["SHELL"]) == (
+        entry.pw_dir, entry.pw_name, entry.pw_name, entry.pw_shell)
+    assert env["MAIL"] == os.path.join(login_defs().get("MAIL_DIR", "/var/mail"), entry.pw_name)
+    path = [p for p in env["PATH"].split(":") if not p.startswith(str(cluster.state))]
+    if os.getuid() == 0 and shutil.which("su"):
+        login = subprocess.run(["su", "-", entry.pw_name, "-c", "echo $PATH"], text=True,
+                               capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+        assert ":".join(path) == login.stdout.strip()
     job = cluster.sbatch("--wrap", "env | sort", env={"SECRET_THING": "x"})
     cluster.wait_done(job)
     assert "SECRET_THING=x" in (cluster.cwd / f"slurm-{job}.out").read_text()
@@ -201,3 +215,28 @@ def test_jobs_that_do_not_fit_wait_for_resources(cluster):
                                 (waiting,)).fetchone()
         (end,) = conn.execute("SELECT end_time FROM jobs WHERE job_id = ?", (big,)).fetchone()
     assert start >= end
+
+
+def test_login_base_reads_login_defs(tmp_path):
+    """What `su - user` starts a login shell with (Debian's login.defs: ENV_PATH for users,
+    ENV_SUPATH for root, the mail spool from MAIL_DIR)."""
+    import pwd
+
+    from slurmsky.executors.local import login_base, login_defs
+
+    defs_file = tmp_path / "login.defs"
+    defs_file.write_text(
+        "# comment\nMAIL_DIR\t/var/mail\n"
+        "ENV_SUPATH\tPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        "ENV_PATH\tPATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games\n")
+    defs = login_defs(str(defs_file))
+    user = pwd.struct_passwd(("peeruser", "x", 1001, 1001, "", "/home/peeruser", "/bin/bash"))
+    root = pwd.struct_passwd(("root", "x", 0, 0, "", "/root", ""))
+    assert login_base(user, defs) == {
+        "HOME": "/home/peeruser", "SHELL": "/bin/bash", "USER": "peeruser",
+        "LOGNAME": "peeruser", "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games",
+        "MAIL": "/var/mail/peeruser"}
+    assert login_base(root, defs)["PATH"] == \
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert login_base(root, {})["SHELL"] == "/bin/sh"
+    assert login_defs(str(tmp_path / "missing")) == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -69,8 +70,28 @@ def test_test_only_consumes_an_id_and_stores_nothing(cluster):
 
 
 def test_too_many_nodes_pends(cluster):
-    job = cluster.sbatch("-N", "99", "--wrap", "true")
+    """Real Slurm 22.05: `-N 5` on 4 nodes pends with the submit-time reason PartitionConfig,
+    then, from the main scheduler's first pass (~1 s), PartitionNodeLimit; a held one shows
+    JobHeldUser, one with a dependency PartitionConfig, then Dependency."""
+    from slurmsky.scheduler import FIRST_PASS
+
+    def submitted(*args):
+        started = time.monotonic()
+        job = cluster.sbatch(*args, "--wrap", "true")
+        reason = cluster.run("squeue", "-h", "-j", str(job), "-o", "%t %r %D").stdout
+        return job, reason, time.monotonic() - started < FIRST_PASS  # surely seen in time
+
+    job, reason, in_time = submitted("-N", "99")
+    if in_time:  # a loaded machine may take longer than the first pass
+        assert reason == "PD PartitionConfig 99\n"
+    held, reason, _ = submitted("-N", "99", "--hold")
+    assert reason == "PD JobHeldUser 99\n"
+    after, reason, in_time = submitted("-N", "99", "-d", f"afterok:{held}")
+    if in_time:
+        assert reason == "PD PartitionConfig 99\n"
     cluster.wait_for(lambda: cluster.job(job)[4] == "PartitionNodeLimit", 30, "the reason")
+    cluster.wait_for(lambda: cluster.job(after)[4] == "Dependency", 30, "the reason")
+    assert cluster.job(held)[4] == "JobHeldUser"
 
 
 def test_more_memory_than_the_machine_is_refused(cluster):
@@ -80,3 +101,49 @@ def test_more_memory_than_the_machine_is_refused(cluster):
                           "configuration is not available\n")
     assert got.returncode == 1
     assert cluster.jobs() == [(1, "FAILED", 1, 0, "BadConstraints")]
+
+
+def test_ntasks_per_node_is_allocated_on_every_node(cluster):
+    """Real Slurm 22.05 (compat case env-uneven-tasks): `-N2 -n3 --ntasks-per-node=2` gets
+    2 tasks' CPUs on both nodes; `-N2 -n5 --ntasks-per-node=2` is refused (the id is used)."""
+    cluster.script("env.sh", "#!/bin/bash\nenv | grep -E '^SLURM_(NTASKS|TASKS_PER_NODE|"
+                   "JOB_CPUS_PER_NODE|NNODES)=' | sort\n")
+    job = cluster.sbatch("-N2", "-n3", "--ntasks-per-node=2", "env.sh")
+    assert cluster.wait_done(job)[0][1] == "COMPLETED"
+    assert (cluster.cwd / f"slurm-{job}.out").read_text() == (
+        "SLURM_JOB_CPUS_PER_NODE=2(x2)\nSLURM_NNODES=2\nSLURM_NTASKS=3\n"
+        "SLURM_TASKS_PER_NODE=2(x2)\n")
+    out = cluster.run("sbatch", "-N2", "-n5", "--ntasks-per-node=2", "env.sh")
+    assert (out.returncode, out.stdout, out.stderr) == (
+        1, "", "sbatch: error: Batch job submission failed: Requested node configuration is "
+        "not available\n")
+    assert cluster.job(job + 1)[1:4] == ("FAILED", 1, 0)
+
+
+def test_scontrol_shows_the_node_range_asked_while_pending(cluster):
+    """Real Slurm 22.05 (compat cases env-nodes-range, scontrol-show-job-fields)."""
+    def num_nodes(job):
+        out = cluster.run("scontrol", "show", "job", str(job))
+        return [w for w in out.stdout.split() if w.startswith("NumNodes=")]
+
+    ranged = cluster.sbatch("-N", "1-2", "--hold", "--wrap", "true")
+    exact = cluster.sbatch("-N2", "--hold", "--wrap", "true")
+    plain = cluster.sbatch("-n2", "--hold", "--wrap", "true")
+    assert [num_nodes(j) for j in (ranged, exact, plain)] == [
+        ["NumNodes=1-2"], ["NumNodes=2-2"], ["NumNodes=1"]]
+    assert cluster.run("squeue", "-h", "-j", str(ranged), "-o", "%D").stdout == "1\n"
+    assert cluster.run("scancel", str(exact)).returncode == 0
+    assert num_nodes(exact) == ["NumNodes=2"]
+
+
+def test_script_on_stdin_has_no_name_inside(cluster):
+    """Real Slurm 22.05 (compat case sbatch-stdin): squeue/scontrol show `sbatch`, the job
+    sees SLURM_JOB_NAME empty and its %x is `(null)`; with -J the job sees the name."""
+    script = '#!/bin/bash\necho "name=$SLURM_JOB_NAME"\n'
+    job = cluster.sbatch("-o", "o-%x-%j.txt", "--hold", input=script)
+    assert cluster.run("squeue", "-h", "-j", str(job), "-o", "%j").stdout == "sbatch\n"
+    assert cluster.run("scontrol", "release", str(job)).returncode == 0
+    named = cluster.sbatch("-J", "given", input=script)
+    cluster.wait_done(job, named)
+    assert (cluster.cwd / f"o-(null)-{job}.txt").read_text() == "name=\n"
+    assert (cluster.cwd / f"slurm-{named}.out").read_text() == "name=given\n"

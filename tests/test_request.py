@@ -39,6 +39,11 @@ def test_job_name_defaults(tmp_path):
     assert request(tmp_path, ["sub/dir/myjob.sh"]).job_name == "myjob.sh"
     assert request(tmp_path, ["--wrap", "echo hi"]).job_name == "wrap"
     assert request(tmp_path, [], stdin=b"#!/bin/sh\ntrue\n").job_name == "sbatch"
+    # Slurm keeps no name for a script on stdin (the job sees SLURM_JOB_NAME empty)
+    assert request(tmp_path, [], stdin=b"#!/bin/sh\ntrue\n").name_unset
+    assert not request(tmp_path, ["-J", "n"], stdin=b"#!/bin/sh\ntrue\n").name_unset
+    assert not request(tmp_path, ["--wrap", "true"]).name_unset
+    assert not request(tmp_path, ["sub/dir/myjob.sh"]).name_unset
 
 
 def test_wrap_script_is_slurms(tmp_path):

@@ -20,6 +20,16 @@ def test_elements_have_their_own_ids_and_files(cluster):
         assert text == f"{own_id} {job} {index}\n"
 
 
+def test_throttled_elements_start_in_index_order(cluster):
+    """Real Slurm 22.05: `--array=1-4%1` runs 1, 2, 3, 4, the last (holding the array's own
+    id) last, so `squeue -t all` (latest start first) lists 4, 3, 2, 1."""
+    job = cluster.sbatch("--array=1-4%1", "--wrap", 'echo "$SLURM_ARRAY_TASK_ID" >> order.txt')
+    cluster.wait_done(job)
+    assert (cluster.cwd / "order.txt").read_text() == "1\n2\n3\n4\n"
+    out = cluster.run("squeue", "-h", "-t", "all", "-j", str(job), "-o", "%i %T")
+    assert out.stdout == "".join(f"{job}_{k} COMPLETED\n" for k in (4, 3, 2, 1))
+
+
 def test_thousand_elements_throttled_to_four(cluster):
     started = time.monotonic()
     job = cluster.sbatch("--array=0-999%4", "-o", "/dev/null", "--wrap", "true")

@@ -97,3 +97,16 @@ def test_needs_agent_only_for_jobs_that_can_progress(conn):
     assert state.needs_agent(conn)
     state.update_job(conn, 2, state="RUNNING", reason="None")
     assert state.needs_agent(conn)
+
+
+def test_schema_1_gains_max_nodes(tmp_path, monkeypatch):
+    """A state database of schema 1 (before --nodes' maximum was kept) is migrated in place."""
+    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
+    old = state.connect()
+    old.execute("ALTER TABLE jobs DROP COLUMN max_nodes")
+    old.execute("PRAGMA user_version = 1")
+    old.close()
+    conn = state.connect()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
+    state.add_submission(conn, 1, {}, None, [job_row(1, 1, max_nodes=2)])
+    assert state.get_job(conn, 1).max_nodes == 2

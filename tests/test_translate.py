@@ -35,6 +35,12 @@ def req_of(tmp_path, argv, env=None, script="#!/bin/sh\ntrue\n"):
     (["-n4", "--ntasks-per-node=2"], (2, 2), (2, 2)),
     (["-n2", "-c3"], (2,), (6,)),
     (["-N3", "-c4"], (1, 1, 1), (4, 4, 4)),
+    # real Slurm 22.05: --ntasks-per-node is allocated on every node, -n short or not
+    (["-N2", "-n3", "--ntasks-per-node=2"], (2, 2), (2, 2)),
+    (["-n3", "--ntasks-per-node=2"], (2, 2), (2, 2)),
+    (["-N2", "-n3", "--ntasks-per-node=2", "-c2"], (2, 2), (4, 4)),
+    (["-N3", "-n4", "--ntasks-per-node=2"], (2, 2, 2), (2, 2, 2)),
+    (["-N1-2", "-n3", "--ntasks-per-node=2"], (2, 2), (2, 2)),
 ])
 def test_block_layout(tmp_path, argv, tasks, cpus):
     lay = layout(req_of(tmp_path, argv))

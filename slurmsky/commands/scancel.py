@@ -103,16 +103,17 @@ def body(argv: list[str]) -> int:
     conn = state.connect()
     status = 0
     if targets:
-        work = []  # (text as given, records)
+        work = []  # (text as given, records, named by array index)
         for text, (job_id, indices) in targets:
-            work.append((text, _filtered(control.select(conn, job_id, indices), filters)))
+            work.append((text, _filtered(control.select(conn, job_id, indices), filters),
+                         indices is not None))
     else:
         records = state.find_jobs(conn, states=filters.get("states") or CANCELLABLE,
                                   users=filters.get("users"), names=filters.get("names"),
                                   partitions=filters.get("partitions"))
         records = _filtered(records, filters)
-        work = [(r.display_id, [r]) for r in records]
-    for text, records in work:
+        work = [(r.display_id, [r], False) for r in records]
+    for text, records, by_index in work:
         if verbose:
             if signum is None:
                 sys.stderr.write(f"scancel: Terminating job {text}\n")
@@ -125,7 +126,7 @@ def body(argv: list[str]) -> int:
             error = control.INVALID_ID if signum is not None else control.ALREADY_DONE
         else:
             if signum is None:
-                errors = control.cancel(conn, live)
+                errors = control.cancel(conn, live, by_index=by_index)
             else:
                 errors = control.signal(conn, live, signum, scope)
             error = next(iter(errors.values()), None) if len(errors) == len(live) else None

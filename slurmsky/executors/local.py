@@ -90,13 +90,78 @@ def refusal(cpus_per_node: list[int], mem_per_node: int | None,
     return None
 
 
+def submit_reason(num_nodes: int) -> str | None:
+    """The pending reason Slurm's attempt to start a job at submission leaves on a job no
+    partition here can hold (more nodes than there are): `PartitionConfig`, until the main
+    scheduler's first pass finds `PartitionNodeLimit` (place)."""
+    return "PartitionConfig" if num_nodes > len(nodes()) else None
+
+
+LOGIN_DEFS = "/etc/login.defs"
+LOGIN_TIMEOUT = 8  # s for the login shell to print its environment (Slurm's default wait)
+# set by the shell itself, not part of what the login gives the job
+SHELL_OWN = ("_", "PWD", "OLDPWD", "SHLVL")
+LOGIN_MARK = "SLURMSKY_LOGIN_ENV"  # what the profiles print before it is not the environment
+
+
+def login_defs(path: str = LOGIN_DEFS) -> dict:
+    """The settings of login.defs(5) (`NAME value` lines), empty if it cannot be read."""
+    found = {}
+    try:
+        with open(path) as fh:
+            for line in fh:
+                words = line.split(None, 1)
+                if len(words) == 2 and not words[0].startswith("#"):
+                    found[words[0]] = words[1].strip()
+    except OSError:
+        pass
+    return found
+
+
+def login_base(entry, defs: dict) -> dict:
+    """What `su - user` starts the login shell with: HOME, SHELL, USER, LOGNAME, PATH from
+    login.defs (ENV_SUPATH for root, ENV_PATH otherwise, su's own default without them) and
+    MAIL (pam_mail: MAIL_DIR/user)."""
+    key, default = ("ENV_SUPATH", "/sbin:/bin:/usr/sbin:/usr/bin") if entry.pw_uid == 0 \
+        else ("ENV_PATH", "/bin:/usr/bin")
+    path = defs.get(key, default)
+    path = path[len("PATH="):] if path.startswith("PATH=") else path
+    return {"HOME": entry.pw_dir, "SHELL": entry.pw_shell or "/bin/sh", "USER": entry.pw_name,
+            "LOGNAME": entry.pw_name, "PATH": path,
+            "MAIL": os.path.join(defs.get("MAIL_DIR", "/var/mail"), entry.pw_name)}
+
+
 def login_environment() -> dict:
-    """What a login shell starts with: the base of --export=NONE or --export=NAME jobs."""
+    """The user's login environment, the base of --export=NONE or --export=NAME jobs.
+
+    As Slurm's slurmd does (`su - user -c env`, SLURM_GET_USER_ENV): the user's login shell
+    runs its profile files (/etc/profile, ~/.profile, ...) from what `su -` gives
+    (`login_base`) and prints the environment it ends with after a marker, so that what the
+    profiles print is not taken for it. If the shell fails or hangs, the base alone.
+    """
     import pwd
+    import subprocess
 
     entry = pwd.getpwuid(os.getuid())
-    return {"HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name,
-            "SHELL": entry.pw_shell or "/bin/sh", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    base = login_base(entry, login_defs())
+    shell = base["SHELL"]
+    try:
+        proc = subprocess.run(
+            ["-" + os.path.basename(shell), "-c", f"printf '\\0{LOGIN_MARK}\\0'; exec env -0"],
+            executable=shell, env=base, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, cwd=entry.pw_dir if os.path.isdir(entry.pw_dir) else "/",
+            timeout=LOGIN_TIMEOUT, start_new_session=True, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return base
+    marker = f"\0{LOGIN_MARK}\0".encode()
+    if proc.returncode != 0 or marker not in proc.stdout:
+        return base
+    env = {}
+    for item in proc.stdout.rsplit(marker, 1)[1].split(b"\0"):
+        name, sep, value = item.decode(errors="surrogateescape").partition("=")
+        if sep and name not in SHELL_OWN:
+            env[name] = value
+    return env or base
 
 
 def running_steps(job: JobRecord) -> list[dict]:
@@ -192,6 +257,9 @@ class LocalExecutor:
         shutil.rmtree(rundir, ignore_errors=True)  # a requeued job starts afresh
         os.makedirs(rundir, mode=0o700)
         names = ref["names"]  # node_names unset: the runtime names nodes by their addresses
+        if spec.get("login_environment"):  # --export=NONE/NAME: read now, as slurmd does
+            spec = dict(spec, environment={**login_environment(),
+                                           **(spec.get("environment") or {})})
         spec_path = os.path.join(rundir, "spec.json")
         # the node's GPUs: the devices placed for the job, or none of a GPU node's
         devices = self.node_gpus(job.partition)

@@ -32,7 +32,8 @@ class Batch:
         job = self.job
         name = filepattern.expand(
             pattern, job_id=job.job_id, array_job_id=job.array_job_id,
-            array_task_id=job.array_task_id, job_name=job.spec["job_name"],
+            array_task_id=job.array_task_id,
+            job_name="(null)" if job.spec["job_name_unset"] else job.spec["job_name"],
             user=job.spec["user"], node_name=job.names[0], node_id=0, task_id=0)
         return os.path.join(job.workdir, name)
 

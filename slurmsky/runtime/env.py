@@ -49,7 +49,7 @@ def batch_env(job, node_environ, bin_dir):
     nodelist = hostlist.compress(job.names)
     env.update({
         "SLURM_JOB_ID": str(job.job_id), "SLURM_JOBID": str(job.job_id),
-        "SLURM_JOB_NAME": spec["job_name"],
+        "SLURM_JOB_NAME": "" if spec["job_name_unset"] else spec["job_name"],
         "SLURM_JOB_NODELIST": nodelist, "SLURM_NODELIST": nodelist,
         "SLURM_JOB_NUM_NODES": str(job.num_nodes), "SLURM_NNODES": str(job.num_nodes),
         "SLURM_TASKS_PER_NODE": hostlist.compress_counts(spec["tasks_per_node"]),

@@ -9,6 +9,8 @@ optional may be missing, and ``null`` always means "not given")::
      "command": "sbatch"|"srun"|"salloc",  # optional (sbatch): what made the job; in srun's
                                      # own allocation the batch script is that srun
      "job_name": str, "partition": str, "cluster_name": str,
+     "job_name_unset": bool,         # optional (false): no name was given (script on stdin):
+                                     # SLURM_JOB_NAME is empty and %x is "(null)"
      "account": str|null, "qos": str|null,                  # optional
      "user": str, "uid": int, "gid": int, "submit_dir": str, "submit_host": str,
      "workdir": str|null,            # null: the directory the node runtime was started in
@@ -33,6 +35,8 @@ optional may be missing, and ``null`` always means "not given")::
      "environment": {str: str}|null, # the job's base environment (--export resolved);
                                      # null: the node's own environment (SkyPilot task envs)
      "extra_env": {str: str},        # optional: SLURM_* the front end fixes, set last
+     "login_environment": bool,      # optional, read by the local executor, not here: it
+                                     # puts the user's login environment under "environment"
      "node_names": [str]|null,       # optional; null: the node IPs are the names
      "array": null | {"job_id": int, "indices": [int], "job_ids": [int], "throttle": int|null},
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
@@ -47,7 +51,8 @@ import os
 import socket
 
 DEFAULTS = {
-    "command": "sbatch", "account": None, "qos": None, "script_args": [], "workdir": None,
+    "command": "sbatch", "account": None, "qos": None, "job_name_unset": False, "script_args": [],
+    "workdir": None,
     "ntasks": None, "ntasks_per_node": None, "cpus_per_task": None,
     "mem_per_node": None, "mem_per_cpu": None,
     "gpus": None, "gpus_per_node": None, "gpus_per_task": None, "gres": None,
