@@ -20,7 +20,31 @@ from ..options import help_text
 from ..request import build_step_request, parse_command_line
 from .common import run, warn
 
-USAGE = "Usage: salloc [OPTIONS(0)...] [ : [OPTIONS(N)...]] [command(0) [args(0)...]]"
+# `salloc --usage`: Slurm 22.05's synopsis, verbatim.
+USAGE = """\
+Usage: salloc [-N numnodes|[min nodes]-[max nodes]] [-n num-processors]
+              [-c cpus-per-node] [-r n] [-p partition] [--hold] [-t minutes]
+              [--immediate[=secs]] [--no-kill] [--overcommit] [-D path]
+              [--oversubscribe] [-J jobname]
+              [--verbose] [--gid=group] [--uid=user] [--licenses=names]
+              [--clusters=cluster_names]
+              [--contiguous] [--mincpus=n] [--mem=MB] [--tmp=MB] [-C list]
+              [--account=name] [--dependency=type:jobid[+time]] [--comment=name]
+              [--mail-type=type] [--mail-user=user] [--nice[=value]]
+              [--bell] [--no-bell] [--kill-command[=signal]] [--spread-job]
+              [--nodefile=file] [--nodelist=hosts] [--exclude=hosts]
+              [--network=type] [--mem-per-cpu=MB] [--qos=qos]
+              [--mem-bind=...] [--reservation=name] [--mcs-label=mcs]
+              [--time-min=minutes] [--gres=list] [--gres-flags=opts]
+              [--cpu-freq=min[-max[:gov]]] [--power=flags] [--profile=...]
+              [--switches=max-switches[@max-time-to-wait]]
+              [--core-spec=cores] [--thread-spec=threads] [--reboot]
+              [--bb=burst_buffer_spec] [--bbf=burst_buffer_file]
+              [--delay-boot=mins] [--use-min-nodes]
+              [--cpus-per-gpu=n] [--gpus=n] [--gpu-bind=...] [--gpu-freq=...]
+              [--gpus-per-node=n] [--gpus-per-socket=n] [--gpus-per-task=n]
+              [--mem-per-gpu=MB]
+              [command [args...]]"""
 SCRIPT = '#!/bin/sh\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nexit $(cat "$2")\n'
 # Variables of the batch shell's own process, not of the allocation: salloc does not set them.
 PROCESS_VARS = {"SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_GTIDS", "SLURM_TASK_PID",
