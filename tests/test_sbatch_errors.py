@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from captures import read_capture
+from captures import read_capture, read_expected
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {
@@ -68,3 +68,22 @@ def test_help_lists_options_and_fates(tmp_path):
     assert got.returncode == 0
     out = got.stdout.decode()
     assert "-t, --time=value" in out and "Ignored options:" in out and "--account" in out
+
+
+@pytest.mark.parametrize("command", ["sbatch", "srun", "salloc"])
+def test_bad_begin_prints_parse_times_line_first(tmp_path, command):
+    """Real Slurm: parse_time's own line, unprefixed, then the option's error; 255."""
+    env = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"))
+    got = subprocess.run([sys.executable, str(ROOT / "bin" / command), "--begin=now+1x", "true"],
+                         cwd=tmp_path, env=env, capture_output=True, timeout=60)
+    assert (got.stdout, got.stderr.decode(), got.returncode) == (
+        b"", f"Invalid time specification (pos=4): now+1x\n"
+             f"{command}: error: Invalid --begin specification\n", 255)
+    assert not (tmp_path / "state").exists()
+
+
+def test_bad_begin_matches_real_slurm(tmp_path):
+    real = read_expected("begin-bad")[0]
+    got = sbatch(tmp_path, "--begin=notatime", "--wrap", "true")
+    assert (got.stdout.decode(), got.stderr.decode(), got.returncode) == (
+        real.stdout, real.stderr, real.exit)
