@@ -516,6 +516,15 @@ def parse_signal(text: str, opt: str) -> SignalSpec:
     return SignalSpec(signum, seconds, **flags)
 
 
+def parse_step_signal(text: str, opt: str) -> SignalSpec:
+    """srun's and salloc's ``--signal``: as sbatch's, but ``B:`` (the batch shell) is
+    refused with the same message, as Slurm does."""
+    spec = parse_signal(text, opt)
+    if spec.batch:
+        raise ValueError("Invalid %s specification" % opt)
+    return spec
+
+
 # --- begin times ---------------------------------------------------------------------
 
 _DELTA_UNITS = (("seconds", 1), ("second", 1), ("minutes", 60), ("minute", 60),

@@ -87,3 +87,19 @@ def test_bad_begin_matches_real_slurm(tmp_path):
     got = sbatch(tmp_path, "--begin=notatime", "--wrap", "true")
     assert (got.stdout.decode(), got.stderr.decode(), got.returncode) == (
         real.stdout, real.stderr, real.exit)
+
+
+@pytest.mark.parametrize("command, env", [("srun", None), ("salloc", None),
+                                          ("srun", "SLURM_SIGNAL"), ("salloc", "SALLOC_SIGNAL")])
+def test_step_batch_signal_refused(tmp_path, command, env):
+    """srun and salloc refuse sbatch's B: form, on the command line and from their input
+    variable, before anything is allocated (compat case srun-signal)."""
+    args = ["true"] if env else ["--signal=B:USR1", "true"]
+    environ = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"))
+    if env:
+        environ[env] = "B:USR1"
+    got = subprocess.run([sys.executable, str(ROOT / "bin" / command), *args], cwd=tmp_path,
+                         env=environ, capture_output=True, timeout=60)
+    assert (got.stdout, got.stderr.decode(), got.returncode) == (
+        b"", f"{command}: error: Invalid --signal specification\n", 255)
+    assert not (tmp_path / "state").exists()

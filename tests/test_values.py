@@ -399,6 +399,20 @@ def test_signal_invalid(text):
         parse_signal(text, "--signal")
 
 
+# srun and salloc on the peer: B: (any case, alone or with R) is `Invalid --signal
+# specification` (255); R: and plain signals are accepted.
+@pytest.mark.parametrize("text, ok", [
+    ("B:USR1", False), ("b:USR1@10", False), ("RB:USR1", False), ("BR:USR1", False),
+    ("R:USR1", True), ("USR1@30", True), ("NOPE", False),
+])
+def test_step_signal_refuses_the_batch_form(text, ok):
+    if ok:
+        assert values.parse_step_signal(text, "--signal") == parse_signal(text, "--signal")
+    else:
+        with pytest.raises(ValueError, match="^Invalid --signal specification$"):
+            values.parse_step_signal(text, "--signal")
+
+
 def test_signal_number():
     assert values.signal_number("sigusr2") == signal.SIGUSR2
     assert values.signal_number("15") == 15
