@@ -164,7 +164,7 @@ def build_step_request(command: str, cli: Parsed, environ: dict, cwd: str) -> Jo
     env = parser.parse_env(environ, input_env(command))
     fields, ignored, given = _merge(env, cli)
     if not cli.rest and command == "srun":
-        raise SlurmError("No command given to execute.", exit_code=1)
+        raise SlurmError("{prog}: fatal: No command given to execute.", exit_code=1, bare=True)
     default_name = os.path.basename(cli.rest[0]) if cli.rest else "interactive"
     if command == "salloc":
         default_name = "interactive"

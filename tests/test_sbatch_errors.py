@@ -103,3 +103,15 @@ def test_step_batch_signal_refused(tmp_path, command, env):
     assert (got.stdout, got.stderr.decode(), got.returncode) == (
         b"", f"{command}: error: Invalid --signal specification\n", 255)
     assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("args", [[], ["-N1", "-n1"]])
+def test_srun_without_a_command_is_fatal(tmp_path, args):
+    """Real Slurm (compat case srun-no-command): a fatal, not an error; exit 1, nothing run."""
+    real = read_expected("srun-no-command")[0]
+    env = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"))
+    got = subprocess.run([sys.executable, str(ROOT / "bin" / "srun"), *args], cwd=tmp_path,
+                         env=env, capture_output=True, timeout=60)
+    assert (got.stdout.decode(), got.stderr.decode(), got.returncode) == (
+        real.stdout, real.stderr, real.exit) == ("", "srun: fatal: No command given to execute.\n", 1)
+    assert not (tmp_path / "state").exists()
