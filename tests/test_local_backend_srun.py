@@ -182,3 +182,26 @@ def test_salloc_no_shell_keeps_the_allocation_until_scancel(cluster):
     assert cluster.run("scancel", str(job)).returncode == 0
     cluster.wait_for(lambda: cluster.job(job)[1] == "CANCELLED", 30, "the cancel")
     assert not (cluster.cwd / "ran").exists()
+
+
+def test_step_from_outside_with_jobid_is_in_that_job(cluster):
+    """Compat case step-jobid: `srun --jobid=N --overlap` from outside any job runs in job
+    N's allocation with SLURM_JOB_ID=N; the job name is srun's (the command's basename, or
+    -J), and the step spans the job's nodes, as on the peer."""
+    cluster.script("hold.sh", "#!/bin/bash\ntouch started\nwhile [ ! -e go ]; do sleep 0.2; done\n")
+    job = cluster.sbatch("-N2", "-J", "held-job", "hold.sh")
+    cluster.wait_for(lambda: (cluster.cwd / "started").exists(), 60, "the job to start")
+    try:
+        show = 'echo "job=$SLURM_JOB_ID jobid=$SLURM_JOBID step=$SLURM_STEP_ID name=$SLURM_JOB_NAME ' \
+               'nodes=$SLURM_NNODES list=$SLURM_JOB_NODELIST part=$SLURM_JOB_PARTITION"'
+        got = cluster.run("srun", f"--jobid={job}", "--overlap", "-l", "bash", "-c", show)
+        assert got.returncode == 0 and got.stderr == ""
+        assert sorted(got.stdout.splitlines()) == [
+            f"{task}: job={job} jobid={job} step=0 name=bash nodes=2 list=127.0.0.[1-2] "
+            f"part=local" for task in (0, 1)]
+        got = cluster.run("srun", f"--jobid={job}", "--overlap", "-N1", "-J", "other",
+                          "printenv", "SLURM_JOB_NAME")
+        assert (got.stdout, got.returncode) == ("other\n", 0)
+    finally:
+        (cluster.cwd / "go").touch()
+    cluster.wait_for(lambda: cluster.job(job)[1] == "COMPLETED", 60, "the job to end")

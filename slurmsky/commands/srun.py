@@ -116,7 +116,28 @@ def _step_in(job_text: str, options: list[str], command: list[str]) -> int:
             next(words, None)
         elif not word.startswith("--jobid="):
             kept.append(word)
-    os.execv(tool, [tool, *kept, *command])
+    os.execve(tool, [tool, *kept, *command], attach_env(job, command, dict(os.environ)))
+
+
+def attach_env(job, command: list[str], environ: dict) -> dict:
+    """The environment of a step started from outside job `job` (`srun --jobid=N`): what
+    real srun sets from the allocation it looks up, the step then adds its own. Inside the
+    job (or under its salloc) the environment already has it all.
+
+    The job name is srun's: SLURM_JOB_NAME if set (an input variable, like -J), else the
+    command's basename, as Slurm names the step (`bash`, not the batch job's name)."""
+    if environ.get("SLURM_JOB_ID") == str(job.job_id):
+        return environ
+    environ.update({
+        "SLURM_JOB_ID": str(job.job_id), "SLURM_JOBID": str(job.job_id),
+        "SLURM_JOB_NODELIST": job.nodelist or "", "SLURM_NODELIST": job.nodelist or "",
+        "SLURM_NNODES": str(job.num_nodes), "SLURM_JOB_PARTITION": job.partition,
+        "SLURM_JOB_USER": job.user, "SLURM_JOB_UID": str(job.uid),
+        "SLURM_JOB_GID": str(job.gid),
+        "SLURM_PRIO_PROCESS": str(os.getpriority(os.PRIO_PROCESS, 0)),  # srun's own
+    })
+    environ.setdefault("SLURM_JOB_NAME", os.path.basename(command[0]) if command else "")
+    return environ
 
 
 def main() -> None:
