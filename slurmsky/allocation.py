@@ -23,6 +23,10 @@ from .errors import SlurmError
 from .request import JobRequest
 
 POLL = 0.05  # s between looks at output files and the job's state
+# How each command words a refused allocation (Slurm 22.05's srun and salloc differ).
+ALLOCATE_FAILED = {"srun": "Unable to allocate resources: ",
+                   "salloc": "Job submit/allocate failed: "}
+HELD = "Job is in held state, pending scheduler release"
 
 
 class Allocation:
@@ -36,6 +40,7 @@ class Allocation:
         self.err = os.path.join(self.dir, "stderr")
         self.conn = state.connect()
         self.job_id = 0
+        self.quiet = False  # -Q: none of the informational `<prog>: ...` lines
 
     def __enter__(self) -> "Allocation":
         return self
@@ -53,13 +58,22 @@ class Allocation:
         req = dataclasses.replace(req, script=script, script_args=tuple(script_args),
                                   input=None, output=self.out if output else "/dev/null",
                                   error=self.err if output else "/dev/null")
+        self.quiet = req.quiet
         try:
             self.job_id = store(req, load_config(), batch=False)
         except SlurmError as exc:
             raise SlurmError(*[line.replace("Batch job submission failed: ",
-                                            "Unable to allocate resources: ")
+                                            ALLOCATE_FAILED[self.prog])
                                for line in exc.lines], exit_code=exc.exit_code) from None
+        if req.hold:  # the controller's answer to a held submission, before any waiting
+            self.info(HELD)
         return self.job_id
+
+    def info(self, text: str) -> None:
+        """One of srun's or salloc's informational lines (`salloc: Granted job allocation
+        N`) on stderr, unless -Q."""
+        if not self.quiet:
+            sys.stderr.write(f"{self.prog}: {text}\n")
 
     def record(self) -> state.JobRecord:
         return state.get_job(self.conn, self.job_id)
@@ -75,17 +89,14 @@ class Allocation:
             rec = self.record()
             if rec.state != "PENDING":
                 if told and rec.start_time is not None:
-                    sys.stderr.write(f"{self.prog}: job {self.job_id} has been allocated "
-                                     "resources\n")
+                    self.info(f"job {self.job_id} has been allocated resources")
                 return rec
             if not told and rec.reason != "None":  # the agent looked and it must wait
-                if pending_line:
-                    sys.stderr.write(f"{self.prog}: Pending job allocation {self.job_id}\n")
                 if rec.reason in ("PartitionConfig", "PartitionNodeLimit"):  # at submission
-                    sys.stderr.write(f"{self.prog}: Requested partition configuration not "
-                                     "available now\n")
-                sys.stderr.write(f"{self.prog}: job {self.job_id} queued and waiting for "
-                                 "resources\n")
+                    self.info("Requested partition configuration not available now")
+                if pending_line:
+                    self.info(f"Pending job allocation {self.job_id}")
+                self.info(f"job {self.job_id} queued and waiting for resources")
                 told = True
             if time.monotonic() - last_wake > 5:
                 wake()  # an agent killed meanwhile is started again

@@ -83,8 +83,9 @@ class OptionParser:
                 value = getattr(values, "parse_" + opt.parse)(text, "--" + opt.long)
             except values.SubmitError as exc:
                 raise SlurmError(str(exc), exit_code=1) from None
-            except ValueError as exc:
-                raise SlurmError(str(exc), exit_code=255) from None
+            except ValueError as exc:  # a TimeSpecError has parse_time's own line first
+                raise SlurmError(str(exc), exit_code=255,
+                                 notes=getattr(exc, "notes", ())) from None
         out.values.pop(opt.key, None)  # keep "last given" order for the merge
         out.values[opt.key] = value
         out.given.append((opt, as_written))

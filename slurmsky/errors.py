@@ -4,17 +4,21 @@
 class SlurmError(Exception):
     """A user-facing failure.
 
-    ``lines`` are printed as ``<prog>: error: <line>`` (or verbatim when ``bare``),
-    then the command exits with ``exit_code``.
+    ``notes`` are printed first, verbatim (lines Slurm prints before its error, which may
+    hold user text); ``lines`` follow as ``<prog>: error: <line>`` (or verbatim, with
+    ``{prog}`` filled in, when ``bare``); then the command exits with ``exit_code``.
     """
 
-    def __init__(self, *lines: str, exit_code: int = 1, bare: bool = False):
+    def __init__(self, *lines: str, exit_code: int = 1, bare: bool = False,
+                 notes: tuple = ()):
         super().__init__("\n".join(lines))
         self.lines = list(lines)
         self.exit_code = exit_code
         self.bare = bare
+        self.notes = tuple(notes)
 
     def render(self, prog: str) -> str:
+        text = "".join(line + "\n" for line in self.notes)
         if self.bare:
-            return "".join(line.replace("{prog}", prog) + "\n" for line in self.lines)
-        return "".join(f"{prog}: error: {line}\n" for line in self.lines)
+            return text + "".join(line.replace("{prog}", prog) + "\n" for line in self.lines)
+        return text + "".join(f"{prog}: error: {line}\n" for line in self.lines)

@@ -209,7 +209,9 @@ OPTIONS: tuple[Option, ...] = (
     _o("no-requeue", None, NO_ARG, MAPPED, "never requeue; SkyPilot job_recovery without restarts",
        SB, dest="requeue", flag=False, env="SBATCH_NO_REQUEUE"),
     _o("signal", None, REQUIRED, SUPPORTED, "[{R|B}:]SIG[@secs] before the time limit, by the node runtime",
-       parse="signal", env="SBATCH_SIGNAL"),
+       SB, parse="signal", env="SBATCH_SIGNAL"),
+    _o("signal", None, REQUIRED, SUPPORTED, "[R:]SIG[@secs] (B: is sbatch's)", SR_SA,
+       parse="step_signal", env="SBATCH_SIGNAL"),
     _o("no-kill", "k", OPTIONAL, IGNORED, "a failed node always ends the job", flag="on",
        env="SBATCH_NO_KILL"),
     _o("kill-on-bad-exit", "K", OPTIONAL, SUPPORTED, "end the step when a task fails", SR, flag="1"),
@@ -222,7 +224,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("quiet", "Q", NO_ARG, SUPPORTED, "no informational messages"),
     _o("verbose", "v", NO_ARG, SUPPORTED, "more messages (repeatable)", flag=1),
     _o("help", "h", NO_ARG, SUPPORTED, "this help"),
-    _o("usage", None, NO_ARG, SUPPORTED, "a short usage line"),
+    _o("usage", None, NO_ARG, SUPPORTED, "print Slurm's option synopsis"),
     _o("version", "V", NO_ARG, SUPPORTED, "print the Slurm version slurmsky matches"),
     # --- srun steps ----------------------------------------------------------------
     _o("label", "l", NO_ARG, SUPPORTED, "prefix output lines with the task id", SR),
@@ -288,10 +290,20 @@ def _names(opt: Option) -> str:
     return f"{short}--{opt.long}{arg}"
 
 
+# The first line of each command's `--help`, as Slurm 22.05 prints it (salloc's lacks the
+# second `...`, as Slurm's does).
+HELP_SYNOPSIS = {
+    SBATCH: "Usage: sbatch [OPTIONS(0)...] [ : [OPTIONS(N)...]] script(0) [args(0)...]",
+    SRUN: "Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]] [ : [OPTIONS(N)...]] "
+          "executable(N) [args(N)...]",
+    SALLOC: "Usage: salloc [OPTIONS(0)...] [ : [OPTIONS(N)]] [command(0) [args(0)...]]",
+}
+
+
 def help_text(command: str) -> str:
-    """`<command> --help`: every accepted option with what slurmsky does with it."""
-    lines = [f"Usage: {command} [OPTIONS...] " + ("script [args...]" if command == SBATCH
-                                                  else "executable [args...]"), ""]
+    """`<command> --help`: Slurm's synopsis line, then every accepted option with what
+    slurmsky does with it."""
+    lines = [HELP_SYNOPSIS[command], ""]
     for fate in (SUPPORTED, MAPPED, IGNORED, REFUSED):
         rows = [o for o in options_for(command) if o.fate == fate]
         lines.append(f"{fate.capitalize()} options:")

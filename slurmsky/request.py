@@ -167,10 +167,10 @@ def build_step_request(command: str, cli: Parsed, environ: dict, cwd: str) -> Jo
     env = parser.parse_env(environ, input_env(command))
     fields, ignored, given = _merge(env, cli)
     if not cli.rest and command == "srun":
-        raise SlurmError("No command given to execute.", exit_code=1)
+        raise SlurmError("{prog}: fatal: No command given to execute.", exit_code=1, bare=True)
     default_name = os.path.basename(cli.rest[0]) if cli.rest else "interactive"
-    if command == "salloc":
-        default_name = "interactive"
+    if command == "salloc":  # with --no-shell the command is not run: Slurm says so
+        default_name = "no-shell" if fields.get("no_shell") else "interactive"
     return _finish(command, fields, ignored, given, environ, cwd, script="",
                    script_path=None, script_args=tuple(cli.rest), default_name=default_name,
                    modules=())

@@ -516,6 +516,15 @@ def parse_signal(text: str, opt: str) -> SignalSpec:
     return SignalSpec(signum, seconds, **flags)
 
 
+def parse_step_signal(text: str, opt: str) -> SignalSpec:
+    """srun's and salloc's ``--signal``: as sbatch's, but ``B:`` (the batch shell) is
+    refused with the same message, as Slurm does."""
+    spec = parse_signal(text, opt)
+    if spec.batch:
+        raise ValueError("Invalid %s specification" % opt)
+    return spec
+
+
 # --- begin times ---------------------------------------------------------------------
 
 _DELTA_UNITS = (("seconds", 1), ("second", 1), ("minutes", 60), ("minute", 60),
@@ -535,8 +544,27 @@ def _digit(text: str, i: int) -> Optional[int]:
     return int(char) if char in _DIGITS else None
 
 
-def _get_delta(text: str, pos: int) -> Optional[Tuple[int, int]]:
-    """``+N[unit]`` after ``now`` (pos is at the sign) -> (last index, seconds)."""
+class _BadTime(Exception):
+    """parse_time's `goto prob`: where it gave up (Slurm prints it as `pos=`)."""
+
+    def __init__(self, pos: int):
+        super().__init__(pos)
+        self.pos = pos
+
+
+class TimeSpecError(ValueError):
+    """A time parse_time rejects: ``notes`` are the lines Slurm prints first, bare
+    (``Invalid time specification (pos=0): notatime``), the message follows as usual."""
+
+    def __init__(self, message: str, notes: Tuple[str, ...] = ()):
+        super().__init__(message)
+        self.notes = notes
+
+
+def _get_delta(text: str, pos: int) -> Tuple[int, int]:
+    """``+N[unit]`` after ``now`` (pos is at the sign) -> (last index, seconds).
+
+    Without a digit Slurm fails with pos left at the sign."""
     count = digits = 0
     i = pos + 1
     while _at(text, i) not in "\0\n":
@@ -549,90 +577,112 @@ def _get_delta(text: str, pos: int) -> Optional[Tuple[int, int]]:
             count *= unit[1]
             break
         if _digit(text, i) is None:
-            return None
+            raise _BadTime(i - 1)
         count, digits, i = count * 10 + int(text[i]), digits + 1, i + 1
-    return (i - 1, count) if digits else None
+    if not digits:
+        raise _BadTime(pos)
+    return i - 1, count
 
 
-def _get_time(text: str, pos: int) -> Optional[Tuple[int, int, int, int]]:
+def _two_digits(text: str, i: int, limit: int) -> Tuple[int, int]:
+    """Exactly two digits at i, at most ``limit`` -> (value, index after them)."""
+    for k in (i, i + 1):
+        if _digit(text, k) is None:
+            raise _BadTime(k)
+    value = int(text[i:i + 2])
+    if value > limit:
+        raise _BadTime(i)
+    return value, i + 2
+
+
+def _get_time(text: str, pos: int) -> Tuple[int, int, int, int]:
     """``HH:MM[:SS] [AM|PM]`` -> (last index, hour, minute, second)."""
     i, hour = pos + 1, _digit(text, pos)
     if hour is None:
-        return None
+        raise _BadTime(pos)
     if _at(text, i) != ":":
         if _digit(text, i) is None:
-            return None
+            raise _BadTime(i)
         hour, i = hour * 10 + int(text[i]), i + 1
-    if hour > 23 or _at(text, i) != ":":
-        return None
-    pairs = [(i + 1, 59)]
-    if _at(text, i + 3) == ":":
-        pairs.append((i + 4, 59))
-    values = []
-    for start, limit in pairs:
-        high, low = _digit(text, start), _digit(text, start + 1)
-        if high is None or low is None or high * 10 + low > limit:
-            return None
-        values.append(high * 10 + low)
-    i = pairs[-1][0] + 2
+    if hour > 23:
+        raise _BadTime(i - 2)
+    if _at(text, i) != ":":
+        raise _BadTime(i)
+    minute, i = _two_digits(text, i + 1, 59)
+    second = 0
+    if _at(text, i) == ":":
+        second, i = _two_digits(text, i + 1, 59)
     while _at(text, i) in _C_SPACE:
         i += 1
     meridiem = text[i:i + 2].lower()
     if meridiem == "pm":
-        hour = 12 if hour == 12 else hour + 12
+        hour += 12
         if hour > 23:
-            return None
+            if hour != 24:
+                raise _BadTime(i)
+            hour = 12
         i += 2
     elif meridiem == "am":
-        if hour > 12:
-            return None
-        hour, i = hour % 12, i + 2
-    return i - 1, hour, values[0], values[1] if len(values) > 1 else 0
+        if hour > 11:
+            if hour != 12:
+                raise _BadTime(i)
+            hour = 0
+        i += 2
+    return i - 1, hour, minute, second
 
 
-def _get_date(text: str, pos: int) -> Optional[Tuple[int, int, int, Optional[int]]]:
+def _get_date(text: str, pos: int) -> Tuple[int, int, int, Optional[int]]:
     """``YYYY-MM-DD``, ``MMDD[YY]``, ``MM/DD[/YY]``, ``MM.DD[.YY]`` ->
     (last index, month 0-11, day, years since 1900 or None if not given)."""
-    def number(i: int, first_checked: bool) -> Tuple[Optional[int], int]:
-        first = ord(_at(text, i)) - 48 if first_checked else _digit(text, i)
-        if first is None:
-            return None, i
+    def number(i: int, first_checked: bool) -> Tuple[int, int]:
+        """One or two digits at i (the first unchecked by Slurm where ``first_checked``)."""
+        if first_checked:
+            first = ord(_at(text, i)) - 48
+        else:
+            first = _digit(text, i)
+            if first is None:
+                raise _BadTime(i)
         second = _digit(text, i + 1)
         return (first, i + 1) if second is None else (first * 10 + second, i + 2)
 
+    def within(value: int, end: int, top: int) -> int:
+        if not 1 <= value <= top:
+            raise _BadTime(end - 2)
+        return value
+
     i = pos
     if len(text) >= i + 7 and _at(text, i + 4) == "-" and _at(text, i + 7) == "-":
-        if any(_digit(text, i + k) is None for k in range(4)):
-            return None
+        for k in range(4):
+            if _digit(text, i + k) is None:
+                raise _BadTime(i + k)
         year = int(text[i:i + 4])
         month, i = number(i + 5, True)
-        if not 1 <= month <= 12:
-            return None
+        month = within(month, i, 12)
         day, i = number(i + 1, False)
-        if day is None or not 1 <= day <= 31:
-            return None
+        day = within(day, i, 31)
         return i - 1, month - 1, day, year - 1900
     month, i = number(i, True)
-    if not 1 <= month <= 12:
-        return None
+    month = within(month, i, 12)
     i += _at(text, i) in "./"
     day, i = number(i, False)
-    if day is None or not 1 <= day <= 31:
-        return None
+    day = within(day, i, 31)
     i += _at(text, i) in "./"
     year = None
     if _digit(text, i) is not None:
         if _digit(text, i + 1) is None:
-            return None
+            raise _BadTime(i + 1)
         year, i = int(text[i:i + 2]) or None, i + 2  # Slurm ignores a year of 00
     return i - 1, month - 1, day, None if year is None else year + 100
 
 
 def _parse_datetime(text: str, now: int) -> int:
-    """Slurm's parse_time() for a future time (its pos bookkeeping included); 0 if invalid."""
+    """Slurm's parse_time() for a future time, its pos bookkeeping included: 0 when
+    nothing was given; _BadTime(pos) where Slurm says `Invalid time specification`."""
     if text[:3].lower() == "uts":
         value, end = _strtol(text, 3)
-        return value if value is not None and value >= 1000000 and end == len(text) else 0
+        if value is None or value < 1000000 or value == _LONG_MAX or end != len(text):
+            raise _BadTime(0)
+        return value
     current = time.localtime(now)
     year = month = mday = hour = minute = -1
     second, pos = 0, 0
@@ -659,10 +709,8 @@ def _parse_datetime(text: str, now: int) -> int:
                 sign = _at(text, i)
                 if sign in "+-":
                     pos += i  # sic: Slurm adds the absolute index
-                    parsed = _get_delta(text, pos)
-                    if parsed is None:
-                        return 0
-                    pos, delta = parsed[0], parsed[1] * (-1 if sign == "-" else 1)
+                    pos, delta = _get_delta(text, pos)
+                    delta = -delta if sign == "-" else delta
                     break
                 if sign in " \t":
                     i += 1
@@ -670,22 +718,16 @@ def _parse_datetime(text: str, now: int) -> int:
                 if sign in "\0\n":
                     pos += i - 1
                     break
-                return 0
+                raise _BadTime(pos + i)
             later = time.localtime(now + delta)
             year, month, mday = set_date(later)
             hour, minute, second = later.tm_hour, later.tm_min, later.tm_sec
         elif _digit(text, pos) is None:
-            return 0
+            raise _BadTime(pos)
         elif _at(text, pos + 1) == ":" or _at(text, pos + 2) == ":":
-            parsed_time = _get_time(text, pos)
-            if parsed_time is None:
-                return 0
-            pos, hour, minute, second = parsed_time
+            pos, hour, minute, second = _get_time(text, pos)
         else:
-            parsed_date = _get_date(text, pos)
-            if parsed_date is None:
-                return 0
-            pos, month, mday, given_year = parsed_date
+            pos, month, mday, given_year = _get_date(text, pos)
             year = year if given_year is None else given_year
         pos += 1
 
@@ -700,7 +742,10 @@ def _parse_datetime(text: str, now: int) -> int:
         ahead = (month, mday, hour, minute) > (current.tm_mon - 1, current.tm_mday,
                                                 current.tm_hour, current.tm_min)
         year = current.tm_year - 1900 + (0 if ahead else 1)
-    return int(time.mktime((year + 1900, month + 1, mday, hour, minute, second, 0, 0, -1)))
+    try:
+        return int(time.mktime((year + 1900, month + 1, mday, hour, minute, second, 0, 0, -1)))
+    except (OverflowError, OSError, ValueError):  # out of the C time range
+        raise _BadTime(pos) from None
 
 
 def parse_begin(text: str, opt: str, now: Optional[float] = None) -> float:
@@ -709,11 +754,13 @@ def parse_begin(text: str, opt: str, now: Optional[float] = None) -> float:
     ``today``, ``tomorrow``, ``midnight``, ``noon``, ``elevenses``, ``fika``,
     ``teatime``, ``uts1700000000``. Times without a date are the next such time;
     dates without a year the next such date (local time; ``now`` defaults to the
-    current time)."""
+    current time). A rejected time raises TimeSpecError carrying parse_time's own
+    line (none when nothing was given, as with Slurm)."""
     try:
         when = _parse_datetime(text, int(time.time() if now is None else now))
-    except (OverflowError, OSError, ValueError):  # out of the C time range
-        when = 0
+    except _BadTime as bad:
+        line = f"Invalid time specification (pos={bad.pos}): {text}"
+        raise TimeSpecError("Invalid %s specification" % opt, (line,)) from None
     if not when:
-        raise ValueError("Invalid %s specification" % opt)
+        raise TimeSpecError("Invalid %s specification" % opt)
     return float(when)

@@ -27,3 +27,16 @@ def read_capture(name: str) -> Capture:
     if not m:
         raise ValueError(f"{name}: not a capture")
     return Capture(m.group(1), m.group(2), m.group(3), int(m.group(4)))
+
+
+EXPECTED = Path(__file__).resolve().parent / "compat" / "expected"
+
+
+def read_expected(case: str) -> list[Capture]:
+    """Every probe of a compat case's stored real-Slurm answer (tests/compat/expected)."""
+    text = (EXPECTED / f"{case}.txt").read_text()
+    probes = re.findall(r"^\$ (.*?)\n--- stdout\n(.*?)--- stderr\n(.*?)--- exit (\d+)\n",
+                        text, re.S | re.M)
+    if not probes:
+        raise ValueError(f"{case}: no probes")
+    return [Capture(c, out, err, int(rc)) for c, out, err, rc in probes]

@@ -106,3 +106,13 @@ def test_directive_and_command_line_agree(opts):
     words = [f"--{k}={v}" for k, v in opts.items()]
     spaced = [w for k, v in opts.items() for w in (f"--{k}", v)]
     assert P.parse(words, directive=True).values == P.parse(spaced).values
+
+
+@pytest.mark.parametrize("command", ["srun", "salloc"])
+def test_batch_signal_is_sbatchs_only(command):
+    assert P.parse(["--signal=B:USR1@30"]).values["signal"].batch
+    with pytest.raises(SlurmError) as exc:
+        OptionParser(command).parse(["--signal=B:USR1", "true"])
+    assert (exc.value.render(command), exc.value.exit_code) == (
+        f"{command}: error: Invalid --signal specification\n", 255)
+    assert OptionParser(command).parse(["--signal=R:USR1@5"]).values["signal"].reservation

@@ -144,3 +144,111 @@ def test_squeue_steps_lists_running_srun_steps(cluster):
     (cluster.cwd / "go").touch()
     assert got.stdout == f"{job}.0 inner 127.0.0.1\n{job}.batch batch 127.0.0.1\n"
     cluster.wait_done(job)
+
+
+def test_salloc_quiet_prints_nothing_of_its_own(cluster):
+    """Compat case salloc-quiet: -Q drops Granted/Relinquishing (and every info line)."""
+    got = cluster.run("salloc", "-Q", "bash", "-c", 'echo "quiet $SLURM_NNODES"')
+    assert (got.stdout, got.stderr, got.returncode) == ("quiet 1\n", "", 0)
+
+
+@pytest.mark.parametrize("command", ["salloc", "srun"])
+def test_refused_partition_is_worded_per_command(cluster, command):
+    """Compat case salloc-bad-partition: salloc says `Job submit/allocate failed`, srun
+    `Unable to allocate resources` (both real Slurm 22.05)."""
+    (cluster.home / "slurmsky.yaml").write_text("kill_wait: 1\npartitions:\n  debug: {default: true}\n")
+    got = cluster.run(command, "-p", "nosuch", "true")
+    failed = {"salloc": "Job submit/allocate failed", "srun": "Unable to allocate resources"}
+    assert (got.stdout, got.stderr, got.returncode) == (
+        "", f"{command}: error: invalid partition specified: nosuch\n"
+            f"{command}: error: {failed[command]}: Invalid partition name specified\n", 1)
+
+
+def test_salloc_chdir_runs_the_command_there(cluster):
+    """Compat case salloc-more-resources: `salloc -D sub cmd` runs cmd in sub; the submit
+    directory stays where salloc was started. A missing directory is refused first."""
+    (cluster.cwd / "sub").mkdir()
+    got = cluster.run("salloc", "-D", "sub", "bash", "-c", 'pwd; echo "$SLURM_SUBMIT_DIR"')
+    assert got.stdout == f"{cluster.cwd / 'sub'}\n{cluster.cwd}\n" and got.returncode == 0
+    got = cluster.run("salloc", "-D", "nodir", "true")
+    assert (got.stdout, got.stderr, got.returncode) == (
+        "", f"salloc: error: chdir({cluster.cwd / 'nodir'}): No such file or directory\n", 1)
+    assert cluster.jobs("state != 'COMPLETED'") == []
+
+
+def _held(cluster):
+    """A predicate for cluster.wait_for: the held jobs once the state exists."""
+    return lambda: (cluster.state / "state.db").exists() and cluster.jobs(
+        "reason = 'JobHeldUser'")
+
+
+@pytest.mark.parametrize("command", ["salloc", "srun"])
+def test_held_allocation_says_so_then_runs_when_released(cluster, command):
+    """Compat cases salloc-hold, srun-hold: the held line comes first, at submission."""
+    import subprocess
+    import sys
+
+    from conftest import BIN
+
+    proc = subprocess.Popen([sys.executable, str(BIN / command), "-H", "echo", "released"],
+                            cwd=cluster.cwd, env=cluster.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    job = cluster.wait_for(_held(cluster), 30, "the held job")[0][0]
+    assert cluster.run("scontrol", "release", str(job)).returncode == 0
+    out, err = proc.communicate(timeout=60)
+    assert (out, proc.returncode) == ("released\n", 0)
+    lines = err.splitlines()
+    assert lines[0] == f"{command}: Job is in held state, pending scheduler release"
+    if command == "salloc":
+        assert lines[-2:] == [f"salloc: Granted job allocation {job}",
+                              f"salloc: Relinquishing job allocation {job}"]
+
+
+def test_salloc_held_and_quiet_is_silent(cluster):
+    import subprocess
+    import sys
+
+    from conftest import BIN
+
+    proc = subprocess.Popen([sys.executable, str(BIN / "salloc"), "-Q", "-H", "true"],
+                            cwd=cluster.cwd, env=cluster.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    job = cluster.wait_for(_held(cluster), 30, "the held job")[0][0]
+    cluster.run("scontrol", "release", str(job))
+    assert proc.communicate(timeout=60) == ("", "") and proc.returncode == 0
+
+
+def test_salloc_no_shell_keeps_the_allocation_until_scancel(cluster):
+    """Compat case salloc-no-shell: salloc returns at once; the allocation, named
+    `no-shell`, runs until scancel and ends CANCELLED. The command is not run."""
+    got = cluster.run("salloc", "--no-shell", "-N1", "touch", "ran")
+    job = int(re.fullmatch(r"salloc: Granted job allocation (\d+)\n", got.stderr).group(1))
+    assert (got.stdout, got.returncode) == ("", 0)
+    time.sleep(1)  # it must not end on its own
+    assert cluster.run("squeue", "-h", "-j", str(job), "-o", "%j %t %D").stdout == "no-shell R 1\n"
+    assert cluster.run("scancel", str(job)).returncode == 0
+    cluster.wait_for(lambda: cluster.job(job)[1] == "CANCELLED", 30, "the cancel")
+    assert not (cluster.cwd / "ran").exists()
+
+
+def test_step_from_outside_with_jobid_is_in_that_job(cluster):
+    """Compat case step-jobid: `srun --jobid=N --overlap` from outside any job runs in job
+    N's allocation with SLURM_JOB_ID=N; the job name is srun's (the command's basename, or
+    -J), and the step spans the job's nodes, as on the peer."""
+    cluster.script("hold.sh", "#!/bin/bash\ntouch started\nwhile [ ! -e go ]; do sleep 0.2; done\n")
+    job = cluster.sbatch("-N2", "-J", "held-job", "hold.sh")
+    cluster.wait_for(lambda: (cluster.cwd / "started").exists(), 60, "the job to start")
+    try:
+        show = 'echo "job=$SLURM_JOB_ID jobid=$SLURM_JOBID step=$SLURM_STEP_ID name=$SLURM_JOB_NAME ' \
+               'nodes=$SLURM_NNODES list=$SLURM_JOB_NODELIST part=$SLURM_JOB_PARTITION"'
+        got = cluster.run("srun", f"--jobid={job}", "--overlap", "-l", "bash", "-c", show)
+        assert got.returncode == 0 and got.stderr == ""
+        assert sorted(got.stdout.splitlines()) == [
+            f"{task}: job={job} jobid={job} step=0 name=bash nodes=2 list=127.0.0.[1-2] "
+            f"part=local" for task in (0, 1)]
+        got = cluster.run("srun", f"--jobid={job}", "--overlap", "-N1", "-J", "other",
+                          "printenv", "SLURM_JOB_NAME")
+        assert (got.stdout, got.returncode) == ("other\n", 0)
+    finally:
+        (cluster.cwd / "go").touch()
+    cluster.wait_for(lambda: cluster.job(job)[1] == "COMPLETED", 60, "the job to end")

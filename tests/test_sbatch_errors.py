@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from captures import read_capture
+from captures import read_capture, read_expected
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {
@@ -68,3 +68,50 @@ def test_help_lists_options_and_fates(tmp_path):
     assert got.returncode == 0
     out = got.stdout.decode()
     assert "-t, --time=value" in out and "Ignored options:" in out and "--account" in out
+
+
+@pytest.mark.parametrize("command", ["sbatch", "srun", "salloc"])
+def test_bad_begin_prints_parse_times_line_first(tmp_path, command):
+    """Real Slurm: parse_time's own line, unprefixed, then the option's error; 255."""
+    env = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"))
+    got = subprocess.run([sys.executable, str(ROOT / "bin" / command), "--begin=now+1x", "true"],
+                         cwd=tmp_path, env=env, capture_output=True, timeout=60)
+    assert (got.stdout, got.stderr.decode(), got.returncode) == (
+        b"", f"Invalid time specification (pos=4): now+1x\n"
+             f"{command}: error: Invalid --begin specification\n", 255)
+    assert not (tmp_path / "state").exists()
+
+
+def test_bad_begin_matches_real_slurm(tmp_path):
+    real = read_expected("begin-bad")[0]
+    got = sbatch(tmp_path, "--begin=notatime", "--wrap", "true")
+    assert (got.stdout.decode(), got.stderr.decode(), got.returncode) == (
+        real.stdout, real.stderr, real.exit)
+
+
+@pytest.mark.parametrize("command, env", [("srun", None), ("salloc", None),
+                                          ("srun", "SLURM_SIGNAL"), ("salloc", "SALLOC_SIGNAL")])
+def test_step_batch_signal_refused(tmp_path, command, env):
+    """srun and salloc refuse sbatch's B: form, on the command line and from their input
+    variable, before anything is allocated (compat case srun-signal)."""
+    args = ["true"] if env else ["--signal=B:USR1", "true"]
+    environ = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"))
+    if env:
+        environ[env] = "B:USR1"
+    got = subprocess.run([sys.executable, str(ROOT / "bin" / command), *args], cwd=tmp_path,
+                         env=environ, capture_output=True, timeout=60)
+    assert (got.stdout, got.stderr.decode(), got.returncode) == (
+        b"", f"{command}: error: Invalid --signal specification\n", 255)
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("args", [[], ["-N1", "-n1"]])
+def test_srun_without_a_command_is_fatal(tmp_path, args):
+    """Real Slurm (compat case srun-no-command): a fatal, not an error; exit 1, nothing run."""
+    real = read_expected("srun-no-command")[0]
+    env = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"))
+    got = subprocess.run([sys.executable, str(ROOT / "bin" / "srun"), *args], cwd=tmp_path,
+                         env=env, capture_output=True, timeout=60)
+    assert (got.stdout.decode(), got.stderr.decode(), got.returncode) == (
+        real.stdout, real.stderr, real.exit) == ("", "srun: fatal: No command given to execute.\n", 1)
+    assert not (tmp_path / "state").exists()

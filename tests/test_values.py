@@ -399,6 +399,20 @@ def test_signal_invalid(text):
         parse_signal(text, "--signal")
 
 
+# srun and salloc on the peer: B: (any case, alone or with R) is `Invalid --signal
+# specification` (255); R: and plain signals are accepted.
+@pytest.mark.parametrize("text, ok", [
+    ("B:USR1", False), ("b:USR1@10", False), ("RB:USR1", False), ("BR:USR1", False),
+    ("R:USR1", True), ("USR1@30", True), ("NOPE", False),
+])
+def test_step_signal_refuses_the_batch_form(text, ok):
+    if ok:
+        assert values.parse_step_signal(text, "--signal") == parse_signal(text, "--signal")
+    else:
+        with pytest.raises(ValueError, match="^Invalid --signal specification$"):
+            values.parse_step_signal(text, "--signal")
+
+
 def test_signal_number():
     assert values.signal_number("sigusr2") == signal.SIGUSR2
     assert values.signal_number("15") == 15
@@ -465,6 +479,24 @@ def test_begin(text, when):
 def test_begin_invalid(text):
     with pytest.raises(ValueError, match="^Invalid --begin specification$"):
         parse_begin(text, "--begin", NOW)
+
+
+# What parse_time printed first on the peer (Slurm 22.05.8) for each; None: no line
+# (nothing was given, Slurm only says `Invalid --begin specification`).
+@pytest.mark.parametrize("text, pos", [
+    ("notatime", 0), ("now+", 3), ("now+abc", 3), ("now+hour", 3), ("now+ ", 3),
+    ("now+1x", 4), ("now+1hourx", 9), ("now+3hours x", 11), ("now x", 4),
+    ("25:00", 0), ("12:00:99", 6), ("12:5", 4), ("16:00AM", 5), ("13:00pm", 5),
+    ("12:00 xm", 6), ("2024-13-01", 5), ("2025-01-01Tfoo", 11), ("2027-01-01T25:00", 11),
+    ("tomorrowx", 8), ("midnightx", 8), ("noon+1", 4), ("1", 1), ("2025", 0), ("12/40", 3),
+    ("12/31/9", 7), ("01011999x", 6), ("0a", -1), ("abc123", 0), ("uts12", 0),
+    ("uts1700000000x", 0), ("", None), ("  ", None), ("T", None),
+])
+def test_begin_invalid_says_where(text, pos):
+    with pytest.raises(values.TimeSpecError) as info:
+        parse_begin(text, "--begin", NOW)
+    notes = () if pos is None else (f"Invalid time specification (pos={pos}): {text}",)
+    assert (str(info.value), info.value.notes) == ("Invalid --begin specification", notes)
 
 
 def test_begin_defaults_to_the_current_time():

@@ -20,8 +20,35 @@ from ..options import help_text
 from ..request import build_step_request, parse_command_line
 from .common import run, warn
 
-USAGE = "Usage: salloc [OPTIONS(0)...] [ : [OPTIONS(N)...]] [command(0) [args(0)...]]"
+# `salloc --usage`: Slurm 22.05's synopsis, verbatim.
+USAGE = """\
+Usage: salloc [-N numnodes|[min nodes]-[max nodes]] [-n num-processors]
+              [-c cpus-per-node] [-r n] [-p partition] [--hold] [-t minutes]
+              [--immediate[=secs]] [--no-kill] [--overcommit] [-D path]
+              [--oversubscribe] [-J jobname]
+              [--verbose] [--gid=group] [--uid=user] [--licenses=names]
+              [--clusters=cluster_names]
+              [--contiguous] [--mincpus=n] [--mem=MB] [--tmp=MB] [-C list]
+              [--account=name] [--dependency=type:jobid[+time]] [--comment=name]
+              [--mail-type=type] [--mail-user=user] [--nice[=value]]
+              [--bell] [--no-bell] [--kill-command[=signal]] [--spread-job]
+              [--nodefile=file] [--nodelist=hosts] [--exclude=hosts]
+              [--network=type] [--mem-per-cpu=MB] [--qos=qos]
+              [--mem-bind=...] [--reservation=name] [--mcs-label=mcs]
+              [--time-min=minutes] [--gres=list] [--gres-flags=opts]
+              [--cpu-freq=min[-max[:gov]]] [--power=flags] [--profile=...]
+              [--switches=max-switches[@max-time-to-wait]]
+              [--core-spec=cores] [--thread-spec=threads] [--reboot]
+              [--bb=burst_buffer_spec] [--bbf=burst_buffer_file]
+              [--delay-boot=mins] [--use-min-nodes]
+              [--cpus-per-gpu=n] [--gpus=n] [--gpu-bind=...] [--gpu-freq=...]
+              [--gpus-per-node=n] [--gpus-per-socket=n] [--gpus-per-task=n]
+              [--mem-per-gpu=MB]
+              [command [args...]]"""
 SCRIPT = '#!/bin/sh\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nexit $(cat "$2")\n'
+# --no-shell: nothing will hand an exit code back (salloc is gone, its directory with it);
+# the allocation holds its nodes until scancel or its time limit, as on Slurm.
+NO_SHELL_SCRIPT = '#!/bin/sh\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nwhile :; do sleep 3600; done\n'
 # Variables of the batch shell's own process, not of the allocation: salloc does not set them.
 PROCESS_VARS = {"SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_GTIDS", "SLURM_TASK_PID",
                 "SLURM_CPUS_ON_NODE", "SLURM_TOPOLOGY_ADDR", "SLURM_TOPOLOGY_ADDR_PATTERN",
@@ -45,25 +72,34 @@ def body(argv: list[str]) -> int:
         raise SlurmError("interactive allocations are not available on the sky backend; "
                          "use srun or sbatch")
     command = list(req.script_args) or [os.environ.get("SHELL") or "/bin/sh"]
+    try:  # -D: salloc itself moves there first, so the command runs there (Slurm does too)
+        os.chdir(req.workdir)
+    except OSError as exc:
+        raise SlurmError(f"chdir({req.workdir}): {exc.strerror}") from None
     from ..allocation import Allocation
 
     with Allocation("salloc") as alloc:
         env_file, release = os.path.join(alloc.dir, "env"), os.path.join(alloc.dir, "release")
         os.mkfifo(release, 0o600)
-        alloc.submit(req, SCRIPT, [env_file, release], output=False)
+        alloc.submit(req, NO_SHELL_SCRIPT if req.no_shell else SCRIPT, [env_file, release],
+                     output=False)
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: alloc.cancel())
         variables = _allocation_env(alloc, env_file)
         if variables is None:
+            if alloc.record().start_time is None:  # cancelled before it could start
+                raise SlurmError("salloc: Job has been cancelled",
+                                 "salloc: error: Job submit/allocate failed: Job/step already "
+                                 "completing or completed", bare=True)
             sys.stderr.write(f"salloc: error: Job allocation {alloc.job_id} has been revoked.\n")
             return 1
-        sys.stderr.write(f"salloc: Granted job allocation {alloc.job_id}\n")
+        alloc.info(f"Granted job allocation {alloc.job_id}")
         if req.no_shell:
             return 0
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command
         rc = subprocess.call(command, env={**os.environ, **variables})
         rc = 128 - rc if rc < 0 else rc
-        sys.stderr.write(f"salloc: Relinquishing job allocation {alloc.job_id}\n")
+        alloc.info(f"Relinquishing job allocation {alloc.job_id}")
         _release(alloc, release, rc)
         return rc
 

@@ -16,7 +16,40 @@ from ..options import help_text
 from ..request import JobRequest, build_step_request, parse_command_line
 from .common import run, warn
 
-USAGE = "Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]]"
+# `srun --usage`: Slurm 22.05's synopsis, verbatim.
+USAGE = """\
+Usage: srun [-N nnodes] [-n ntasks] [-i in] [-o out] [-e err]
+            [-c ncpus] [-r n] [-p partition] [--hold] [-t minutes]
+            [-D path] [--immediate[=secs]] [--overcommit] [--overlap] [--no-kill]
+            [--oversubscribe] [--label] [--unbuffered] [-m dist] [-J jobname]
+            [--jobid=id] [--verbose] [--slurmd_debug=#] [--gres=list]
+            [-T threads] [-W sec] [--gres-flags=opts]
+            [--licenses=names] [--clusters=cluster_names]
+            [--qos=qos] [--time-min=minutes]
+            [--contiguous] [--mincpus=n] [--mem=MB] [--tmp=MB] [-C list]
+            [--mpi=type] [--account=name] [--dependency=type:jobid[+time]]
+            [--kill-on-bad-exit] [--propagate[=rlimits] [--comment=name]
+            [--cpu-bind=...] [--mem-bind=...] [--network=type]
+            [--ntasks-per-node=n] [--ntasks-per-socket=n] [reservation=name]
+            [--ntasks-per-core=n] [--mem-per-cpu=MB] [--preserve-env]
+            [--profile=...] [--exact]
+            [--mail-type=type] [--mail-user=user] [--nice[=value]]
+            [--prolog=fname] [--epilog=fname]
+            [--task-prolog=fname] [--task-epilog=fname]
+            [--ctrl-comm-ifhn=addr] [--multi-prog] [--mcs-label=mcs]
+            [--cpu-freq=min[-max[:gov]]] [--power=flags] [--spread-job]
+            [--switches=max-switches{@max-time-to-wait}] [--reboot]
+            [--core-spec=cores] [--thread-spec=threads]
+            [--bb=burst_buffer_spec] [--bbf=burst_buffer_file]
+            [--bcast=<dest_path>] [--bcast-exclude=<NONE|path1,...,pathN>]
+            [--send-libs[=y|n]] [--compress[=library]]
+            [--acctg-freq=<datatype>=<interval>] [--delay-boot=mins]
+            [-w hosts...] [-x hosts...] [--use-min-nodes]
+            [--mpi-combine=yes|no] [--het-group=value]
+            [--cpus-per-gpu=n] [--gpus=n] [--gpu-bind=...] [--gpu-freq=...]
+            [--gpus-per-node=n] [--gpus-per-socket=n] [--gpus-per-task=n]
+            [--mem-per-gpu=MB]
+            executable [args...]"""
 SCRIPT = '#!/bin/sh\nexec srun "$@"\n'
 
 
@@ -92,7 +125,28 @@ def _step_in(job_text: str, options: list[str], command: list[str]) -> int:
             next(words, None)
         elif not word.startswith("--jobid="):
             kept.append(word)
-    os.execv(tool, [tool, *kept, *command])
+    os.execve(tool, [tool, *kept, *command], attach_env(job, command, dict(os.environ)))
+
+
+def attach_env(job, command: list[str], environ: dict) -> dict:
+    """The environment of a step started from outside job `job` (`srun --jobid=N`): what
+    real srun sets from the allocation it looks up, the step then adds its own. Inside the
+    job (or under its salloc) the environment already has it all.
+
+    The job name is srun's: SLURM_JOB_NAME if set (an input variable, like -J), else the
+    command's basename, as Slurm names the step (`bash`, not the batch job's name)."""
+    if environ.get("SLURM_JOB_ID") == str(job.job_id):
+        return environ
+    environ.update({
+        "SLURM_JOB_ID": str(job.job_id), "SLURM_JOBID": str(job.job_id),
+        "SLURM_JOB_NODELIST": job.nodelist or "", "SLURM_NODELIST": job.nodelist or "",
+        "SLURM_NNODES": str(job.num_nodes), "SLURM_JOB_PARTITION": job.partition,
+        "SLURM_JOB_USER": job.user, "SLURM_JOB_UID": str(job.uid),
+        "SLURM_JOB_GID": str(job.gid),
+        "SLURM_PRIO_PROCESS": str(os.getpriority(os.PRIO_PROCESS, 0)),  # srun's own
+    })
+    environ.setdefault("SLURM_JOB_NAME", os.path.basename(command[0]) if command else "")
+    return environ
 
 
 def main() -> None:
