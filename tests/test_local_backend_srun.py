@@ -140,9 +140,22 @@ def test_squeue_steps_lists_running_srun_steps(cluster):
                           "'touch started; while [ ! -e go ]; do sleep 0.1; done'\n")
     job = cluster.sbatch("-J", "sq-steps", name)
     cluster.wait_for(lambda: (cluster.cwd / "started").exists(), what="the step to start")
-    got = cluster.run("squeue", "-h", "-s", "-o", "%i %j %N")
+    other = cluster.sbatch("--wrap", "sleep 30")
+    cluster.wait_for(lambda: cluster.jobs(f"job_id = {other} AND state = 'RUNNING'"), 30)
+    got = cluster.run("squeue", "-h", "-s", "-j", str(job), "-o", "%i %j %N")
+    # as real Slurm 22.05 (peer): -j selects, -n does not; a step list names srun steps,
+    # `N.batch` reads as N.0, and an item without a step is refused
+    listed = [cluster.run("squeue", "-h", "-s", *args, "-o", "%i").stdout
+              for args in (["-j", str(other)], ["-n", "nomatch", "-j", str(job)],
+                           [f"{job}.0"], [f"--steps={job}.batch,{other}.0"])]
+    bad = cluster.run("squeue", "-s", str(job))
     (cluster.cwd / "go").touch()
+    cluster.run("scancel", str(other))
     assert got.stdout == f"{job}.0 inner 127.0.0.1\n{job}.batch batch 127.0.0.1\n"
+    assert listed == [f"{other}.batch\n", f"{job}.0\n{job}.batch\n", f"{job}.0\n",
+                      f"{job}.0\n"]
+    assert (bad.stdout, bad.stderr, bad.returncode) == (
+        "", f"squeue: error: Invalid job_step id: {job}.??\n", 1)
     cluster.wait_done(job)
 
 

@@ -85,11 +85,27 @@ def parse_job_list(text: str) -> list[tuple[int, int | None]]:
     return items
 
 
+def parse_step_list(text: str) -> list[tuple[int, int]]:
+    """`-s 12.0,13.1`: (job, step); Slurm reads each part with strtol (`12.batch` is step 0)
+    and refuses an item without a job id or a step."""
+    items = []
+    for word in filter(None, text.split(",")):
+        job, dot, step = word.partition(".")
+        if not job.isdigit() or int(job) <= 0:
+            raise UsageError(f"squeue: error: Invalid job_step id: {word}")
+        if not dot:
+            raise UsageError(f"squeue: error: Invalid job_step id: {word}.??")
+        digits = len(step) - len(step.lstrip("0123456789"))
+        items.append((int(job), int(step[:digits]) if digits else 0))
+    return items
+
+
 def body(argv: list[str]) -> int:
     opts, rest = formats.getopt_long("squeue", argv, SHORT, LONG)
     environ = os.environ
     o = {"states": None, "jobs": None, "users": None, "names": None, "partitions": None,
-         "nodes": None, "accounts": None, "format": None, "format_long": None}
+         "nodes": None, "accounts": None, "format": None, "format_long": None,
+         "steps": None}
     noheader = long = array = steps = start = False
     job_flag = as_json = as_yaml = False
     iterate = 0
@@ -124,6 +140,8 @@ def body(argv: list[str]) -> int:
             array = True
         elif key == "s":
             steps = override = True
+            if value is not None:
+                o["steps"] = parse_step_list(value)
         elif key == "S":
             sort = value
         elif key == "t":
@@ -166,8 +184,8 @@ def body(argv: list[str]) -> int:
     if rest:
         if job_flag and o["jobs"] is None:
             o["jobs"] = parse_job_list(rest.pop(0))
-        elif steps:
-            rest.pop(0)
+        elif steps and o["steps"] is None:
+            o["steps"] = parse_step_list(rest.pop(0))
         if rest:
             print(USAGE)
             raise UsageError(f"squeue: error: Unrecognized option: {rest[0]}")
@@ -379,11 +397,14 @@ class _Step:
 
 def _steps(conn, o, noheader, long, now, out) -> int:
     """`squeue -s`: every running job's steps: `12.batch` for a batch job, and the srun
-    steps the node runtime reports as running (`12.0`)."""
+    steps the node runtime reports as running (`12.0`). `-j` and a step list select (as in
+    22.05, `-n` and `-t` do not)."""
     from ..executors.local import running_steps
 
-    records = state.find_jobs(conn, states=("RUNNING", "COMPLETING"), users=o["users"],
-                              partitions=o["partitions"])
+    ids = sorted({j for j, t in o["jobs"] if t is None}) if o["jobs"] is not None else None
+    tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None}) if o["jobs"] else None
+    records = state.find_jobs(conn, ids=ids, tasks=tasks, states=("RUNNING", "COMPLETING"),
+                              users=o["users"], partitions=o["partitions"])
     fields = {
         "i": ("STEPID", lambda s: s.id_text),
         "j": ("NAME", lambda s: s.name()),
@@ -407,6 +428,10 @@ def _steps(conn, o, noheader, long, now, out) -> int:
             rows.append(_Step(job, None, now))
         if rec.executor == "local":
             rows.extend(_Step(job, step, now) for step in running_steps(rec))
+    if o["steps"] is not None:  # a step list names srun steps only (`12.batch` reads as 12.0)
+        wanted = set(o["steps"])
+        rows = [r for r in rows if r.step is not None
+                and (r.rec.job_id, int(r.step.get("id") or 0)) in wanted]
     rows.sort(key=_Step.order)  # "P,i": own ids
     lines = [] if noheader else [formats.render(items, None)]
     lines.extend(formats.render(items, row) for row in rows)
