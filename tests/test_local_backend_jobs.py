@@ -106,6 +106,20 @@ def test_export_none_gets_a_login_environment(cluster):
     assert "SECRET_THING=x" in (cluster.cwd / f"slurm-{job}.out").read_text()
 
 
+def test_srun_tasks_get_no_locale_the_job_did_not_have(cluster):
+    """Python's C locale coercion (PEP 538) must not add LC_CTYPE to srun's tasks: a job
+    without a locale gives its tasks none (as real srun), one with LC_CTYPE keeps it."""
+    for name in ("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE"):
+        cluster.env.pop(name, None)
+    probe = cluster.script("probe.sh", "#!/bin/sh\nsrun sh -c 'echo task=${LC_CTYPE-unset}'\n"
+                           "echo batch=${LC_CTYPE-unset}\n")
+    bare = cluster.sbatch(probe)
+    own = cluster.sbatch(probe, env={"LC_CTYPE": "C.UTF-8"})
+    cluster.wait_done(bare, own)
+    assert [(cluster.cwd / f"slurm-{job}.out").read_text() for job in (bare, own)] == [
+        "task=unset\nbatch=unset\n", "task=C.UTF-8\nbatch=C.UTF-8\n"]
+
+
 def test_fifty_concurrent_submissions(cluster):
     procs = [subprocess.Popen([sys.executable, str(BIN / "sbatch"), "--parsable", "--wrap",
                                "echo $SLURM_JOB_ID"], cwd=cluster.cwd, env=cluster.env,

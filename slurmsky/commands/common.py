@@ -7,11 +7,13 @@ from typing import Callable
 
 from ..errors import SlurmError
 from ..runtime.getopt_long import UsageError
+from ..runtime.launch import undo_locale_coercion
 
 
 def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
     """Run a command body; a SlurmError becomes `<prog>: error: ...`, a UsageError its
     lines verbatim, each with its exit code; a closed stdout (`| head`) ends quietly."""
+    undo_locale_coercion()
     try:
         code = body(sys.argv[1:])
     except (SlurmError, UsageError) as exc:

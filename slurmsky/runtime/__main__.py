@@ -27,6 +27,7 @@ from . import channel, rundir
 from .agent import Agent
 from .controller import Controller
 from .spec import SECRET_VAR, Job, SpecError, load
+from .launch import undo_locale_coercion
 
 
 def main(argv=None):
@@ -60,6 +61,7 @@ def _signum(text):
 
 
 def run_node(spec_path, result_path, run_dir):
+    undo_locale_coercion()
     environ = dict(os.environ)
     secret = environ.pop(SECRET_VAR, None)
     os.environ.pop(SECRET_VAR, None)  # nothing started from here may inherit it

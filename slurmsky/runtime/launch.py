@@ -5,7 +5,8 @@ the package). It makes itself a process group leader (so the task's whole group 
 signalled; done here, not by the multi-threaded runtime between fork and exec), resets signal
 dispositions (Python ignores SIGPIPE, and a runtime started in
 the background may ignore SIGINT; tasks must start with defaults), sets the umask and
-SLURM_TASK_PID (the pid the task will have), changes to CWD the way slurmstepd does
+SLURM_TASK_PID (the pid the task will have), drops the LC_CTYPE Python's locale coercion
+added, changes to CWD the way slurmstepd does
 (falling back to /tmp with its message), and execs ARGV (searching PATH if there is one).
 If exec fails it prints
 slurmstepd's message and exits with the errno, as slurmstepd does (ENOENT: 2).
@@ -26,6 +27,7 @@ def main():
         except (OSError, ValueError, RuntimeError):
             pass
     os.umask(int(umask, 8))
+    undo_locale_coercion()
     os.environ["SLURM_TASK_PID"] = str(os.getpid())
     try:
         os.chdir(cwd)
@@ -40,6 +42,22 @@ def main():
     except OSError as e:
         _say("slurmstepd-%s: error: execve(): %s: %s" % (node, argv[0], e.strerror))
         os._exit(e.errno or 1)
+
+
+def undo_locale_coercion(environ=os.environ):
+    """Python's C locale coercion (PEP 538) adds LC_CTYPE to the environment of a process
+    started without a locale; a job and its tasks must not inherit what nobody set. Linux
+    keeps the environment a process was started with in /proc/self/environ. (Used by every
+    slurmsky process that starts others with its own environment.)"""
+    if "LC_CTYPE" not in environ:
+        return
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            initial = f.read().split(b"\0")
+    except OSError:
+        return  # not Linux: left as Python made it
+    if not any(item.startswith(b"LC_CTYPE=") for item in initial):
+        del environ["LC_CTYPE"]
 
 
 def _say(line):

@@ -11,6 +11,7 @@ import signal
 
 from . import channel, filepattern, hostlist, rundir
 from .getopt_long import UsageError as GetoptError, getopt_long
+from .launch import undo_locale_coercion
 
 SHORT = "A:c:D:e:Ei:J:Kklm:n:N:o:Op:q:Qr:st:uvw:W:x:"
 # Long options srun accepts, mapped to their short form where they have one; the others
@@ -250,6 +251,7 @@ def _tasks_text(gids):
 
 
 def main(argv, node_dir):
+    undo_locale_coercion()
     environ = dict(os.environ)
     try:
         request, settings, warnings = parse(argv, environ)
