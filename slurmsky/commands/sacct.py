@@ -42,12 +42,14 @@ USAGE = "Usage: sacct [OPTIONS]\n  Use --helpformat to see the fields --format t
 def _time(text: str, what: str, now: float) -> float:
     """-S/-E: Slurm's time forms (parse_time); a time of day without a date is the last such
     time, not the next (sacct looks back)."""
-    from ..values import parse_begin
+    from ..values import TimeSpecError, parse_begin
 
     try:
         when = parse_begin(text, what, now)
-    except ValueError:
-        raise UsageError(f"sacct: error: Invalid time specification ({what}): {text}") from None
+    except TimeSpecError as exc:
+        if not exc.notes:  # nothing given: parse_time's 0, the epoch
+            return 0.0
+        raise UsageError(*exc.notes) from None  # parse_time's own line, as sacct exits with
     dated = any(c in text for c in "-/.T") or text.lower().startswith(("now", "uts", "tomorrow"))
     if when > now and not dated:
         when -= 86400
