@@ -61,10 +61,18 @@ class Cluster:
         return sqlite3.connect(self.state / "state.db", timeout=60)
 
     def jobs(self, where: str = "1", *args) -> list[tuple]:
-        """(job_id, state, exit_code, exit_signal, reason) rows, read straight from the state."""
+        """(job_id, state, exit_code, exit_signal, reason) rows, read straight from the state
+        (none while the first command is still creating it)."""
+        if not (self.state / "state.db").exists():
+            return []
         with self.db() as conn:
-            return conn.execute("SELECT job_id, state, exit_code, exit_signal, reason FROM jobs "
-                                f"WHERE {where} ORDER BY job_id", args).fetchall()
+            try:
+                return conn.execute("SELECT job_id, state, exit_code, exit_signal, reason "
+                                    f"FROM jobs WHERE {where} ORDER BY job_id", args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []
+                raise
 
     def job(self, job_id: int) -> tuple:
         return self.jobs("job_id = ?", job_id)[0]

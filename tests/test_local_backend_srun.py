@@ -190,9 +190,8 @@ def test_salloc_chdir_runs_the_command_there(cluster):
 
 
 def _held(cluster):
-    """A predicate for cluster.wait_for: the held jobs once the state exists."""
-    return lambda: (cluster.state / "state.db").exists() and cluster.jobs(
-        "reason = 'JobHeldUser'")
+    """A predicate for cluster.wait_for: the held jobs."""
+    return lambda: cluster.jobs("reason = 'JobHeldUser'")
 
 
 @pytest.mark.parametrize("command", ["salloc", "srun"])
