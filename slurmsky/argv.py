@@ -90,6 +90,15 @@ class OptionParser:
         out.values[opt.key] = value
         out.given.append((opt, as_written))
 
+    def parse_pairs(self, pairs, source: str) -> Parsed:
+        """Options given as (long name, text or None) pairs, e.g. translated #PBS lines."""
+        out = Parsed()
+        for long, text in pairs:
+            opt = self.by_long[long]
+            written = f"--{long}" if text is None else f"--{long}={text}"
+            self._set(out, opt, None if opt.arg == NO_ARG else text, f"{written} ({source})")
+        return out
+
     def parse_env(self, environ: dict, pairs) -> Parsed:
         """The input variables (SBATCH_TIMELIMIT=...) as if given as --option=value."""
         out = Parsed()

@@ -181,7 +181,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("wckey", None, REQUIRED, IGNORED, "no accounting keys", env="SBATCH_WCKEY"),
     _o("acctg-freq", None, REQUIRED, IGNORED, "no accounting sampling", env="SBATCH_ACCTG_FREQ"),
     _o("profile", None, REQUIRED, IGNORED, "no profiling plugin", env="SBATCH_PROFILE"),
-    _o("mail-type", None, REQUIRED, IGNORED, "no mail"),
+    _o("mail-type", None, REQUIRED, IGNORED, "no mail", parse="mail_type"),
     _o("mail-user", None, REQUIRED, IGNORED, "no mail"),
     _o("priority", None, REQUIRED, IGNORED, "jobs start in submission order"),
     _o("nice", None, OPTIONAL, IGNORED, "jobs start in submission order", flag="100"),
@@ -193,7 +193,8 @@ OPTIONS: tuple[Option, ...] = (
     _o("propagate", None, OPTIONAL, IGNORED, "resource limits are the node's", SB_SR, flag="ALL"),
     _o("uid", None, REQUIRED, REFUSED, "jobs always run as the submitting user"),
     _o("gid", None, REQUIRED, REFUSED, "jobs always run as the submitting user"),
-    _o("ignore-pbs", None, NO_ARG, SUPPORTED, "#PBS lines are never read", SB, env="SBATCH_IGNORE_PBS"),
+    _o("ignore-pbs", None, NO_ARG, SUPPORTED, "do not read #PBS and #BSUB lines", SB,
+       env="SBATCH_IGNORE_PBS"),
     # --- job control (the scheduler core) -------------------------------------------
     _o("array", "a", REQUIRED, SUPPORTED, "job arrays: 1-100, 1-100:2, 1,5,7, 0-999%10", SB,
        parse="array", env="SBATCH_ARRAY_INX"),

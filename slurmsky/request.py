@@ -1,7 +1,9 @@
-"""JobRequest: what a user asked for, from argv, SBATCH_* variables and #SBATCH lines.
+"""JobRequest: what a user asked for, from argv, SBATCH_* variables, #SBATCH lines and
+the #PBS (or #BSUB) lines Slurm translates.
 
-Precedence is Slurm's: command line > input environment > `#SBATCH` directives. The script
-text is read here, once, at submission; everything is validated before anything is stored.
+Precedence is Slurm's: command line > input environment > `#PBS`/`#BSUB` > `#SBATCH`.
+The script text is read here, once, at submission; everything is validated before anything
+is stored.
 """
 
 from __future__ import annotations
@@ -92,20 +94,26 @@ class JobRequest:
 _MEMORY_KEYS = ("mem", "mem_per_cpu", "mem_per_gpu")
 
 
-def _merge(*sources: Parsed) -> tuple[dict, dict, list]:
-    """Later sources win; the three memory options replace each other across sources."""
+def _merge(*sources: Parsed, env: Parsed | None = None) -> tuple[dict, dict, list]:
+    """Later sources win.  The three memory options exclude each other (slurm_opt.c:
+    _validate_memory_options): two of them given anywhere but the environment is fatal;
+    one given there drops the others, even from the environment; else two in the
+    environment is fatal."""
     fields, ignored, given = {}, {}, []
     for src in sources:
-        mem_here = [k for k in _MEMORY_KEYS if k in src.values]
-        if len(mem_here) > 1:
-            raise SlurmError("--mem, --mem-per-cpu, and --mem-per-gpu are mutually exclusive.")
-        if mem_here:
-            for k in _MEMORY_KEYS:
-                fields.pop(k, None)
         ignored_keys = {o.key for o, _ in src.given if o.fate == IGNORED}
         for key, value in src.values.items():
             (ignored if key in ignored_keys else fields)[key] = value
         given.extend(src.given)
+    given_mem = {k for src in sources if src is not env for k in _MEMORY_KEYS
+                 if k in src.values}
+    env_mem = {k for k in _MEMORY_KEYS if env is not None and k in env.values}
+    if len(given_mem) > 1 or (not given_mem and len(env_mem) > 1):
+        raise SlurmError("{prog}: fatal: --mem, --mem-per-cpu, and --mem-per-gpu are "
+                         "mutually exclusive.", bare=True)
+    for key in _MEMORY_KEYS:
+        if given_mem and key not in given_mem:
+            fields.pop(key, None)
     return fields, ignored, given
 
 
@@ -155,17 +163,33 @@ def build_batch_request(
     # Slurm joins the words of every #SBATCH line into one argument list.
     directives = parser.parse([w for d in script.directives for w in d.words], directive=True)
     env = parser.parse_env(environ, input_env(command))
-    fields, ignored, given = _merge(directives, env, cli)
+    wrapper = _wrapper_options(parser, script, directives, env, cli)
+    fields, ignored, given = _merge(directives, wrapper, env, cli, env=env)
     return _finish(command, fields, ignored, given, environ, cwd,
                    script=text, script_path=path, script_args=args,
                    default_name=default_name, modules=script.modules)
+
+
+def _wrapper_options(parser: OptionParser, script, *sources: Parsed) -> Parsed:
+    """The options of the script's #BSUB lines, or of its #PBS lines when it has none
+    (Slurm reads one kind), unless --ignore-pbs or SBATCH_IGNORE_PBS says not to.  They
+    rank above #SBATCH lines and below SBATCH_* variables and the command line."""
+    from .wrappers import translate
+
+    if any(src.values.get("ignore_pbs") for src in sources):
+        return Parsed()
+    magic, lines = ("#BSUB", script.bsub) if script.bsub else ("#PBS", script.pbs)
+    if not lines:
+        return Parsed()
+    pairs = translate(magic, [w for d in lines for w in d.words])
+    return parser.parse_pairs(pairs, magic)
 
 
 def build_step_request(command: str, cli: Parsed, environ: dict, cwd: str) -> JobRequest:
     """srun/salloc outside a job: the command line is the program to run."""
     parser = OptionParser(command)
     env = parser.parse_env(environ, input_env(command))
-    fields, ignored, given = _merge(env, cli)
+    fields, ignored, given = _merge(env, cli, env=env)
     if not cli.rest and command == "srun":
         raise SlurmError("{prog}: fatal: No command given to execute.", exit_code=1, bare=True)
     default_name = os.path.basename(cli.rest[0]) if cli.rest else "interactive"

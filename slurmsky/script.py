@@ -5,6 +5,8 @@ grammar/sbatch.lark classifies the lines and cuts #SBATCH lines into words; this
 applies the rest of Slurm's rules (src/sbatch/sbatch.c: _get_script_buffer; opt.c:
 _opt_batch_script, get_argument) to the tokens.  Words are not options yet: the option
 parser reads them as Slurm reads the argv it builds from all #SBATCH lines together.
+``#BSUB`` and ``#PBS`` lines are cut into words the same way (xlate.c); wrappers.py
+translates them.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class Script:
     directives: tuple[Directive, ...]
     modules: tuple[ModuleCommand, ...]
     text: str  # the script exactly as given: the job runs it unchanged
+    # "#BSUB" and "#PBS" lines sbatch would read (before the 101st line not starting "#")
+    bsub: tuple[Directive, ...] = ()
+    pbs: tuple[Directive, ...] = ()
 
 
 def wrap_script(command: str) -> str:
@@ -71,16 +76,41 @@ def parse_script(text: str, path: str | None = None) -> Script:
     except lark_error as e:  # the grammar accepts any line: this only guards that promise
         raise _fatal(source, getattr(e, "line", "?"), "Unable to parse batch script") from None
     shebang, *runs = tree.children
-    directives, modules = [], []
-    for run in runs:  # DIRECTIVES or MODULE_LINES: consecutive lines of one kind
+    directives, modules, wrappers = [], [], {"#BSUB": [], "#PBS": []}
+    last_read = None  # the last line sbatch scans for #BSUB/#PBS, once needed
+    for run in runs:  # DIRECTIVES, WRAPPER_LINES or MODULE_LINES: lines of one kind
         for lineno, line in enumerate(run[:-1].split("\n"), run.line):
             if run.type == "DIRECTIVES":
                 words = _directive_words(directive_scanner, line, lineno, source)
                 if words:
                     directives.append(Directive(lineno, words))
+            elif run.type == "WRAPPER_LINES":
+                if last_read is None:
+                    last_read = _wrapper_scan_end(text)
+                if lineno > last_read:
+                    continue
+                magic = "#PBS" if line.startswith("#PBS") else "#BSUB"
+                words = _directive_words(directive_scanner, line, lineno, source, magic)
+                wrappers[magic].append(Directive(lineno, words))
             else:
                 modules.extend(_module_commands(module_scanner, line, lineno, source))
-    return Script(shebang[2:].strip(_SPACE), tuple(directives), tuple(modules), text)
+    return Script(shebang[2:].strip(_SPACE), tuple(directives), tuple(modules), text,
+                  tuple(wrappers["#BSUB"]), tuple(wrappers["#PBS"]))
+
+
+_WRAPPER_SCAN_LIMIT = 100
+
+
+def _wrapper_scan_end(text: str) -> int:
+    """The last line number xlate_batch_script looks at: it stops at the 101st line
+    that does not start with "#" (blank lines count; the shebang does not)."""
+    count = 0
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.startswith("#"):
+            count += 1
+            if count > _WRAPPER_SCAN_LIMIT:
+                return lineno - 1
+    return len(text.split("\n")) + 1
 
 
 def _check(text: str) -> None:
@@ -174,13 +204,14 @@ def _fatal(source: str, lineno, message: str) -> SlurmError:
     return SlurmError(f"{{prog}}: fatal: {source}: line {lineno}: {message}", bare=True)
 
 
-def _directive_words(scanner: re.Pattern, line: str, lineno: int, source: str):
-    """Slurm's get_argument loop over one #SBATCH line: its words, as a tuple."""
+def _directive_words(scanner: re.Pattern, line: str, lineno: int, source: str,
+                     magic: str = "#SBATCH"):
+    """Slurm's get_argument loop over one #SBATCH (or #PBS, #BSUB) line: its words."""
     lowered = line.lower()
-    if "hetjob" in lowered or "packjob" in lowered:
+    if magic == "#SBATCH" and ("hetjob" in lowered or "packjob" in lowered):
         # Slurm starts a new heterogeneous-job component at any such line.
         raise SlurmError(f"Heterogeneous jobs are not supported (line {lineno}: {line})")
-    tail = line[len("#SBATCH") :]
+    tail = line[len(magic) :]
     words = []
     for kind, text, pos in _tokens(scanner, tail, lineno, source):
         if kind == "_TRAILING":

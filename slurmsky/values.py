@@ -184,6 +184,20 @@ def parse_nodes(text: str, opt: str) -> Tuple[int, int]:
     return low, high
 
 
+_MAIL_TYPES = frozenset(
+    "NONE BEGIN END FAIL INVALID_DEPEND REQUEUE ALL STAGE_OUT TIME_LIMIT TIME_LIMIT_90"
+    " TIME_LIMIT_80 TIME_LIMIT_50 ARRAY_TASKS".split()
+)
+
+
+def parse_mail_type(text: str, opt: str) -> str:
+    """``--mail-type``: a comma list of Slurm's mail types (any case), kept as text."""
+    items = [item for item in text.split(",") if item]
+    if not items or any(item.upper() not in _MAIL_TYPES for item in items):
+        raise ValueError("Invalid %s specification" % opt)
+    return text
+
+
 def parse_bool_yes_no(text: str, opt: str) -> bool:
     """``--kill-on-invalid-dep=yes|no`` (any case)."""
     if text.lower() in ("yes", "no"):

@@ -72,12 +72,21 @@ def test_ignored_options_warn_once_each(tmp_path):
     )
 
 
-def test_memory_options_replace_each_other_across_sources(tmp_path):
+def test_memory_options_exclude_each_other_except_from_the_environment(tmp_path):
+    # Slurm 22.05 (the peer): two memory options from #SBATCH/#PBS/argv are fatal, exit 1;
+    # one given there drops another from SBATCH_* (slurm_opt.c _validate_memory_options)
     script = "#!/bin/sh\n#SBATCH --mem=1G\ntrue\n"
-    req = request(tmp_path, ["--mem-per-cpu=200", "prec.sh"], script=script)
-    assert (req.mem, req.mem_per_cpu) == (None, 200)
+    with pytest.raises(SlurmError, match="mutually exclusive") as info:
+        request(tmp_path, ["--mem-per-cpu=200", "prec.sh"], script=script)
+    assert info.value.render("sbatch") == (
+        "sbatch: fatal: --mem, --mem-per-cpu, and --mem-per-gpu are mutually exclusive.\n")
+    assert info.value.exit_code == 1
     with pytest.raises(SlurmError, match="mutually exclusive"):
         request(tmp_path, ["--mem=1G", "--mem-per-cpu=2", "prec.sh"])
+    req = request(tmp_path, ["prec.sh"], script=script, env={"SBATCH_MEM_PER_CPU": "200"})
+    assert (req.mem, req.mem_per_cpu) == (1024, None)
+    req = request(tmp_path, ["prec.sh"], script=script, env={"SBATCH_MEM_PER_NODE": "200"})
+    assert (req.mem, req.mem_per_cpu) == (200, None)
 
 
 def test_export_none_from_the_environment(tmp_path):
