@@ -254,3 +254,21 @@ def test_login_base_reads_login_defs(tmp_path):
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     assert login_base(root, {})["SHELL"] == "/bin/sh"
     assert login_defs(str(tmp_path / "missing")) == {}
+
+
+def test_one_login_reading_serves_the_jobs_of_a_minute(monkeypatch):
+    """The login shell runs once per LOGIN_REUSE seconds, not once per --export=NONE job."""
+    from slurmsky.executors import local
+
+    readings = []
+    clock = [1000.0]
+    monkeypatch.setattr(local, "_login_read", None)
+    monkeypatch.setattr(local, "read_login_environment",
+                        lambda: readings.append(1) or {"PATH": f"/bin{len(readings)}"})
+    monkeypatch.setattr(local.time, "monotonic", lambda: clock[0])
+    first = local.login_environment()
+    first["PATH"] = "changed by a caller"
+    again = local.login_environment()
+    clock[0] += local.LOGIN_REUSE + 1
+    later = local.login_environment()
+    assert (again, later, len(readings)) == ({"PATH": "/bin1"}, {"PATH": "/bin2"}, 2)

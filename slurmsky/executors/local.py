@@ -131,11 +131,27 @@ def login_base(entry, defs: dict) -> dict:
             "MAIL": os.path.join(defs.get("MAIL_DIR", "/var/mail"), entry.pw_name)}
 
 
+LOGIN_REUSE = 60  # s a login environment read for one job serves the next ones
+_login_read: tuple[float, dict] | None = None
+
+
 def login_environment() -> dict:
     """The user's login environment, the base of --export=NONE or --export=NAME jobs.
 
-    As Slurm's slurmd does (`su - user -c env`, SLURM_GET_USER_ENV): the user's login shell
-    runs its profile files (/etc/profile, ~/.profile, ...) from what `su -` gives
+    Read by running the login shell (`read_login_environment`), which can take seconds
+    (profiles that set up pyenv, conda, ...): an array of such jobs reuses one reading for
+    LOGIN_REUSE seconds instead of holding the agent for each element.
+    """
+    global _login_read
+    now = time.monotonic()
+    if _login_read is None or now - _login_read[0] > LOGIN_REUSE:
+        _login_read = (now, read_login_environment())
+    return dict(_login_read[1])
+
+
+def read_login_environment() -> dict:
+    """As Slurm's slurmd does (`su - user -c env`, SLURM_GET_USER_ENV): the user's login
+    shell runs its profile files (/etc/profile, ~/.profile, ...) from what `su -` gives
     (`login_base`) and prints the environment it ends with after a marker, so that what the
     profiles print is not taken for it. If the shell fails or hangs, the base alone.
     """
