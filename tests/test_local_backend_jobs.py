@@ -128,7 +128,7 @@ def test_fifty_concurrent_submissions(cluster):
     ids = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0 and err == ""
+        assert (proc.returncode, err) == (0, "")
         ids.append(int(out))
     assert sorted(ids) == list(range(1, 51))
     rows = cluster.wait_done(*ids, timeout=120)

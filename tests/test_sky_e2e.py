@@ -114,9 +114,11 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
     try:
         seen, fail = _follow(cluster, two, long)
     finally:  # nothing of this test may hold the peer's nodes afterwards
-        if srun.poll() is None:
-            srun.kill()
         cluster.run("scancel", *[str(j) for j in seen or (two, long)])
+        try:  # srun ends once it has seen its job end (as squeue just did), or is cancelled
+            srun.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            srun.kill()
         cluster.wait_for(lambda: not cluster.jobs(
             "job_id < 1000000000 AND state IN ('PENDING', 'CONFIGURING', 'RUNNING', "
             "'COMPLETING', 'REQUEUED')"), 300, "every job to end")
