@@ -11,6 +11,7 @@ subcommands.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from . import values
 from .errors import SlurmError
@@ -34,16 +35,23 @@ class Parsed:
 _HAS_ARG = {NO_ARG: 0, REQUIRED: 1, OPTIONAL: 2}
 
 
+@lru_cache(maxsize=None)
+def _lookups(command: str) -> tuple[dict, dict, dict, str]:
+    """A command's rows by long and short name, and getopt_long's longopts and optstring."""
+    options = options_for(command)
+    by_short = {o.short: o for o in options if o.short}
+    return ({o.long: o for o in options}, by_short,
+            {o.long: (o.long, _HAS_ARG[o.arg]) for o in options},
+            "".join(o.short + ":" * _HAS_ARG[o.arg] for o in by_short.values()))
+
+
 class OptionParser:
     """getopt_long over the table's rows for one command (sbatch, srun or salloc)."""
 
     def __init__(self, command: str):
         self.command = command
         self.options = options_for(command)
-        self.by_long = {o.long: o for o in self.options}
-        self.by_short = {o.short: o for o in self.options if o.short}
-        self.longopts = {o.long: (o.long, _HAS_ARG[o.arg]) for o in self.options}
-        self.shortopts = "".join(o.short + ":" * _HAS_ARG[o.arg] for o in self.by_short.values())
+        self.by_long, self.by_short, self.longopts, self.shortopts = _lookups(command)
 
     def parse(self, words: list[str], *, directive: bool = False) -> Parsed:
         """Parse ``words``; stop at the first non-option, as `+` in Slurm's optstring asks.

@@ -14,6 +14,7 @@ A row's *fate* says what slurmsky does with it:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 NO_ARG, REQUIRED, OPTIONAL = "none", "required", "optional"
 SUPPORTED, MAPPED, IGNORED, REFUSED = "supported", "mapped", "ignored", "refused"
@@ -262,6 +263,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+@lru_cache(maxsize=None)  # the table never changes; every sbatch asks
 def options_for(command: str) -> tuple[Option, ...]:
     """The rows a command accepts, in table order."""
     return tuple(o for o in OPTIONS if command in o.commands)
@@ -270,6 +272,7 @@ def options_for(command: str) -> tuple[Option, ...]:
 _ENV_PREFIX = {SBATCH: "SBATCH_", SALLOC: "SALLOC_", SRUN: "SLURM_"}
 
 
+@lru_cache(maxsize=None)
 def input_env(command: str) -> tuple[tuple[str, Option], ...]:
     """(variable, option) pairs a command reads from its environment, e.g. SBATCH_TIMELIMIT.
 
