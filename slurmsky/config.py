@@ -7,7 +7,6 @@ schema (every key, its type and meaning) is SCHEMA below and docs/configuration.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from .errors import SlurmError
 
@@ -51,16 +50,18 @@ SCHEMA = {
 BACKENDS = ("local", "sky")
 
 
-@dataclass(frozen=True)
 class Config:
-    path: str
-    backend: str = "local"
-    cluster_name: str = "slurmsky"
-    partitions: dict = field(default_factory=dict)
-    modules: dict = field(default_factory=dict)
-    export: dict = field(default_factory=dict)
-    requeue: dict = field(default_factory=dict)
-    kill_wait: int = 30
+    """The effective configuration: SCHEMA's keys and the file they came from. A plain class,
+    not a dataclass: squeue imports this module, and dataclasses alone costs more than a
+    listing."""
+
+    def __init__(self, path: str, backend: str = "local", cluster_name: str = "slurmsky",
+                 partitions: dict | None = None, modules: dict | None = None,
+                 export: dict | None = None, requeue: dict | None = None,
+                 kill_wait: int = 30):
+        self.path, self.backend, self.cluster_name = path, backend, cluster_name
+        self.partitions, self.modules = partitions or {}, modules or {}
+        self.export, self.requeue, self.kill_wait = export or {}, requeue or {}, kill_wait
 
     def default_partition(self) -> str | None:
         for name, part in self.partitions.items():
