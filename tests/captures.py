@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "slurm-captures"
+CAPTURES = Path(__file__).resolve().parent / "fixtures" / "slurm-captures"  # a copy of shared/reference/slurm-captures
 
 
 @dataclass(frozen=True)
