@@ -174,13 +174,13 @@ def _wrapper_options(parser: OptionParser, script, *sources: Parsed) -> Parsed:
     """The options of the script's #BSUB lines, or of its #PBS lines when it has none
     (Slurm reads one kind), unless --ignore-pbs or SBATCH_IGNORE_PBS says not to.  They
     rank above #SBATCH lines and below SBATCH_* variables and the command line."""
-    from .wrappers import translate
-
     if any(src.values.get("ignore_pbs") for src in sources):
         return Parsed()
     magic, lines = ("#BSUB", script.bsub) if script.bsub else ("#PBS", script.pbs)
     if not lines:
         return Parsed()
+    from .wrappers import translate
+
     pairs = translate(magic, [w for d in lines for w in d.words])
     return parser.parse_pairs(pairs, magic)
 

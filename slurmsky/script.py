@@ -69,6 +69,20 @@ def parse_script(text: str, path: str | None = None) -> Script:
     basename in fatal messages.  Every failure is a SlurmError with Slurm's text.
     """
     _check(text)
+    if not _MARKS.search(text):  # nothing for the grammar to find: no need to load it
+        first_line = text.split("\n", 1)[0]
+        return Script(first_line[2:].strip(_SPACE), (), (), text)
+    return _read(text, path)
+
+
+# What each of the grammar's terminals that yield something starts with (DIRECTIVES,
+# WRAPPER_LINES, MODULE_LINES), loosely: a script with none of them is all comments and
+# other lines, so parse_script needs no parser for it (a --wrap script, most often).
+_MARKS = re.compile(r"#SBATCH|#PBS|#BSUB|^[ \t\v\f\r]*m(?:odule|l)", re.MULTILINE)
+
+
+def _read(text: str, path: str | None) -> Script:
+    """parse_script with the grammar."""
     source = path.rsplit("/", 1)[-1] if path else "stdin"
     lark, lark_error, directive_scanner, module_scanner = _grammar()
     try:

@@ -9,8 +9,10 @@ from slurmsky.errors import SlurmError
 from slurmsky.script import (
     Directive,
     ModuleCommand,
+    _MARKS,
     Script,
     _grammar,
+    _read,
     parse_script,
     wrap_script,
 )
@@ -412,3 +414,25 @@ def test_lark_is_imported_only_to_parse():
         check=True,
     )
     assert out.stdout == "False\n"
+
+
+near_marks = st.sampled_from(
+    list("#!SBATCHPU ml odue\t\n\r\v\fx;") + ["#SBATC", "#PB", "#BSU", "x module", "# ml", "\u00a0"]
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(near_marks, max_size=40).map(lambda s: "#!/bin/sh\n" + "".join(s)))
+def test_scripts_without_marks_read_as_the_grammar_reads_them(text):
+    """parse_script skips the grammar for a script none of whose lines could be a
+    directive, a #PBS/#BSUB line or a module command: the grammar finds nothing there."""
+    assume(not _MARKS.search(text))
+    try:
+        expected = _read(text, None)
+    except SlurmError as e:
+        expected = e.lines
+    try:
+        got = parse_script(text)
+    except SlurmError as e:
+        got = e.lines
+    assert got == expected
