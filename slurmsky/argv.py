@@ -88,7 +88,12 @@ class OptionParser:
             value = text
         else:
             try:
-                value = getattr(values, "parse_" + opt.parse)(text, "--" + opt.long)
+                limits = {}
+                if opt.parse == "array":
+                    from .config import load_config
+
+                    limits["max_array_size"] = load_config().max_array_size
+                value = getattr(values, "parse_" + opt.parse)(text, "--" + opt.long, **limits)
             except values.SubmitError as exc:
                 raise SlurmError(str(exc), exit_code=1) from None
             except ValueError as exc:  # a TimeSpecError has parse_time's own line first

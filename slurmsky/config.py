@@ -46,6 +46,7 @@ SCHEMA = {
         "max_restarts_on_errors": (int, "restarts of a --requeue job that failed (default 3)"),
     }, "SkyPilot job_recovery for --requeue"),
     "kill_wait": (int, "seconds between SIGTERM and SIGKILL at cancel and time limit (default 30)"),
+    "max_array_size": (int, "Slurm's MaxArraySize: array indices must be below it (default 1001)"),
 }
 BACKENDS = ("local", "sky")
 
@@ -58,10 +59,11 @@ class Config:
     def __init__(self, path: str, backend: str = "local", cluster_name: str = "slurmsky",
                  partitions: dict | None = None, modules: dict | None = None,
                  export: dict | None = None, requeue: dict | None = None,
-                 kill_wait: int = 30):
+                 kill_wait: int = 30, max_array_size: int = 1001):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
         self.partitions, self.modules = partitions or {}, modules or {}
         self.export, self.requeue, self.kill_wait = export or {}, requeue or {}, kill_wait
+        self.max_array_size = max_array_size
 
     def default_partition(self) -> str | None:
         for name, part in self.partitions.items():

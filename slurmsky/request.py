@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
 
 from .argv import OptionParser, Parsed, ignored_warnings
 from .errors import SlurmError
 from .options import IGNORED, input_env, options_for
+from .values import ArraySpec, Dependency, Export, GpuSpec, SignalSpec
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class JobRequest:
     error: str | None = None
     input: str | None = None
     open_mode: str | None = None
-    export: Any = None
+    export: Export | None = None
     comment: str | None = None
     container_image: str | None = None
     nodes: tuple[int, int] | None = None
@@ -55,9 +56,9 @@ class JobRequest:
     mem_per_cpu: int | None = None
     mem_per_gpu: int | None = None
     gres: tuple = ()
-    gpus: Any = None
-    gpus_per_node: Any = None
-    gpus_per_task: Any = None
+    gpus: GpuSpec | None = None
+    gpus_per_node: GpuSpec | None = None
+    gpus_per_task: GpuSpec | None = None
     cpus_per_gpu: int | None = None
     tmp: int | None = None
     partition: str | None = None
@@ -65,13 +66,13 @@ class JobRequest:
     nodelist: str | None = None
     clusters: str | None = None
     ignore_pbs: bool = False
-    array: Any = None
-    dependency: Any = None
+    array: ArraySpec | None = None
+    dependency: Dependency | None = None
     kill_on_invalid_dep: bool | None = None
     begin: float | None = None
     hold: bool = False
     requeue: bool | None = None
-    signal: Any = None
+    signal: SignalSpec | None = None
     kill_on_bad_exit: str | None = None
     test_only: bool = False
     wait: bool = False

@@ -15,7 +15,6 @@ import functools
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import slurmsky
 from slurmsky.errors import SlurmError
@@ -155,6 +154,8 @@ def _check(text: str) -> None:
 def _grammar():
     """The parser and the two word scanners, built once per process (and only by the
     commands that read scripts: lark is imported here, not at module import)."""
+    from pathlib import Path
+
     from lark import Lark
     from lark.exceptions import LarkError
 

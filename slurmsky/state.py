@@ -204,8 +204,17 @@ class JobRecord:
     result: dict | None
 
     def __init__(self, **values):
-        for name in _COLUMNS:
-            setattr(self, name, values[name])
+        self.__dict__.update((name, values[name]) for name in _COLUMNS)
+
+    def __getattr__(self, name: str):
+        """A JSON column of a record read from the state, decoded when first read (squeue
+        lists thousands of records and reads none of them)."""
+        try:
+            raw = self.__dict__.pop(_RAW + name)
+        except KeyError:
+            raise AttributeError(name) from None
+        value = self.__dict__[name] = json.loads(raw)
+        return value
 
     @property
     def display_id(self) -> str:
@@ -234,14 +243,19 @@ _JSON_COLUMNS = ("tasks_per_node", "cpus_per_node", "executor_ref", "result")
 _BOOL_COLUMNS = ("kill_on_invalid_dep", "requeue", "batch")
 
 
+_RAW = "_json_"  # the prefix a JSON column's text is kept under until it is read
+
+
 def _record(row: sqlite3.Row | tuple) -> JobRecord:
-    values = dict(zip(_COLUMNS, row))
+    record = object.__new__(JobRecord)
+    values = record.__dict__
+    values.update(zip(_COLUMNS, row))
     for key in _JSON_COLUMNS:
         if values[key] is not None:
-            values[key] = json.loads(values[key])
+            values[_RAW + key] = values.pop(key)
     for key in _BOOL_COLUMNS:
         values[key] = bool(values[key])
-    return JobRecord(**values)
+    return record
 
 
 def _encode(values: dict) -> dict:

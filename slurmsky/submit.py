@@ -93,9 +93,9 @@ def _spread(req: JobRequest, cfg: Config) -> JobRequest:
     --ntasks-per-node, as many as that gives: translate.layout)."""
     if cfg.backend != "local" or req.nodes is not None or not req.ntasks or req.ntasks_per_node:
         return req
-    from .executors import local
+    from . import machine
 
-    per_node = local.nodes()[0].cpus // (req.cpus_per_task or 1)
+    per_node = machine.nodes()[0].cpus // (req.cpus_per_task or 1)
     if per_node < 1 or req.ntasks <= per_node:
         return req
     count = -(-req.ntasks // per_node)
@@ -120,28 +120,28 @@ def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:
 def _refusal(cfg: Config, lay: Layout, part: dict) -> list[str] | None:
     if cfg.backend != "local":
         return None
-    from .executors import local
+    from . import machine
 
-    return local.refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node, part)
+    return machine.refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node, part)
 
 
 def _submit_reason(cfg: Config, lay: Layout) -> str | None:
     if cfg.backend != "local":
         return None
-    from .executors import local
+    from . import machine
 
-    return local.submit_reason(lay.num_nodes)
+    return machine.submit_reason(lay.num_nodes)
 
 
 def _environment(req: JobRequest, cfg: Config) -> dict:
-    from .executors import local
+    from . import machine
     from .translate import job_environment
 
     env = job_environment(req, cfg, for_cloud=False)
     if _login_export(req) and cfg.backend != "local":
         import pwd
 
-        env = {**local.login_base(pwd.getpwuid(os.getuid()), local.login_defs()), **env}
+        env = {**machine.login_base(pwd.getpwuid(os.getuid()), machine.login_defs()), **env}
     return env  # the local executor adds the login environment at launch, as slurmd does
 
 
@@ -217,9 +217,9 @@ def _print_test_only(req: JobRequest, cfg: Config, lay: Layout, part_name: str,
 
     names = [f"127.0.0.{k + 1}" for k in range(lay.num_nodes)]
     if cfg.backend == "local":
-        from .executors import local
+        from . import machine
 
-        names = [n.name for n in local.nodes()[:lay.num_nodes]]
+        names = [n.name for n in machine.nodes()[:lay.num_nodes]]
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))
     sys.stderr.write(f"{req.command}: Job {job_id} to start at {start} using "
                      f"{sum(lay.cpus_per_node)} processors on nodes {hostlist.compress(names)} "

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import re
-import socket
 from dataclasses import dataclass
 
 from .config import Config
@@ -206,7 +205,7 @@ def runtime_spec(req: JobRequest, cfg: Config, lay: Layout, partition: str, *,
         "uid": os.getuid(),
         "gid": os.getgid(),
         "submit_dir": req.submit_dir,
-        "submit_host": socket.gethostname(),
+        "submit_host": os.uname().nodename,
         "workdir": req.workdir,
         "script": req.script,
         "script_args": list(req.script_args),

@@ -15,7 +15,7 @@ import re
 import signal
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Mapping, Optional, Tuple, Union
+from collections.abc import Callable, Iterable, Mapping
 
 _C_SPACE = " \t\n\v\f\r"  # C isspace()
 _DIGITS = "0123456789"
@@ -31,7 +31,7 @@ class SubmitError(ValueError):
     ``Unable to allocate resources: <reason>``.
     """
 
-    def __init__(self, message: str, reason: Optional[str] = None):
+    def __init__(self, message: str, reason: str | None = None):
         super().__init__(message)
         self.reason = reason
 
@@ -40,7 +40,7 @@ def _rejected(reason: str) -> SubmitError:
     return SubmitError("Batch job submission failed: " + reason, reason=reason)
 
 
-def _strtol(text: str, start: int = 0) -> Tuple[Optional[int], int]:
+def _strtol(text: str, start: int = 0) -> tuple[int | None, int]:
     """C strtol: skip spaces, optional sign, digits -> (value, end), clamped to
     the range of a C long; (None, start) when there are no digits."""
     i = start
@@ -81,7 +81,7 @@ def _valid_timespec(text: str) -> bool:
     return numbers >= colons + 1 + dashes if colons else True
 
 
-def _time_seconds(text: str) -> Optional[int]:
+def _time_seconds(text: str) -> int | None:
     """Slurm's time_str2secs without its INFINITE words: m, m:s, h:m:s, d-h,
     d-h:m, d-h:m:s -> seconds, None if invalid."""
     if not _valid_timespec(text):
@@ -99,7 +99,7 @@ def _time_seconds(text: str) -> Optional[int]:
     return fields[0] * 60 + (fields[1] if len(fields) == 2 else 0)
 
 
-def parse_time(text: str, opt: str) -> Optional[int]:
+def parse_time(text: str, opt: str) -> int | None:
     """``--time``/``--time-min`` -> minutes, seconds rounded up; None = UNLIMITED
     (``0``, ``-1``, ``infinite``, ``unlimited``); -1 for the negative limits Slurm
     accepts and shows as INVALID (``-5``)."""
@@ -150,7 +150,7 @@ def parse_int(text: str, opt: str) -> int:
     return value
 
 
-def _node_count(text: str) -> Optional[int]:
+def _node_count(text: str) -> int | None:
     """Slurm's _str_to_nodes: a number with optional k then m multipliers and
     trailing spaces; None if invalid; -1 when there are no digits at all."""
     value, end = _strtol(text)
@@ -163,7 +163,7 @@ def _node_count(text: str) -> Optional[int]:
     return value if rest.strip(_C_SPACE) == "" else None
 
 
-def parse_nodes(text: str, opt: str) -> Tuple[int, int]:
+def parse_nodes(text: str, opt: str) -> tuple[int, int]:
     """``--nodes`` -> (min, max): ``2`` is (2, 2), ``2-4`` is (2, 4); a max of 0
     means no maximum, as in Slurm (``2-0``); a missing min is 1 (``-4``)."""
     if "-" not in text:
@@ -219,21 +219,21 @@ def parse_open_mode(text: str, opt: str) -> str:
 class Gres:
     """One ``name[:type][:count]`` item of ``--gres``."""
     name: str
-    type: Optional[str]
+    type: str | None
     count: int
 
 
 @dataclass(frozen=True)
 class GpuSpec:
     """``--gpus``/``--gpus-per-node``/``--gpus-per-task``: ``[type:]count``."""
-    type: Optional[str]
+    type: str | None
     count: int
 
 
 _GRES_COUNT = re.compile(r"([0-9]+)([kmgtp]?)", re.IGNORECASE)
 
 
-def _gres_count(text: str) -> Optional[int]:
+def _gres_count(text: str) -> int | None:
     match = _GRES_COUNT.fullmatch(text)
     if not match:
         return None
@@ -254,7 +254,7 @@ def _gres_item(item: str) -> Gres:
     return Gres(parts[0], parts[1], count)
 
 
-def parse_gres(text: str, opt: str) -> Tuple[Gres, ...]:
+def parse_gres(text: str, opt: str) -> tuple[Gres, ...]:
     """``gpu``, ``gpu:2``, ``gpu:a100:2``, ``gpu:1,shard:2``; ``none`` is empty.
     The controller validates gres, so a bad one is a submission failure."""
     if text.lower() == "none":
@@ -279,13 +279,13 @@ def parse_gpus(text: str, opt: str) -> GpuSpec:
 @dataclass(frozen=True)
 class ArraySpec:
     """``--array``: sorted unique indices and the ``%N`` throttle (None = none)."""
-    indices: Tuple[int, ...]
-    throttle: Optional[int]
+    indices: tuple[int, ...]
+    throttle: int | None
 
 
 def _array_item(item: str, max_array_size: int) -> range:
     """slurmctld's _parse_array_tok: ``[first[-last[:step]]]``, ``%...`` ignored here."""
-    def number(pos: int) -> Tuple[int, int]:
+    def number(pos: int) -> tuple[int, int]:
         value, end = _strtol(item, pos)
         end += item[end:end + 1] == "]"
         return (0 if value is None else value), end
@@ -325,10 +325,10 @@ def parse_array(text: str, opt: str, *, max_array_size: int = 1001) -> ArraySpec
     return ArraySpec(tuple(sorted(indices)), throttle if throttle and throttle > 0 else None)
 
 
-def format_array(indices: Iterable[int], throttle: Optional[int] = None) -> str:
+def format_array(indices: Iterable[int], throttle: int | None = None) -> str:
     """squeue's task string (Slurm's bit_fmt plus ``%N``): ``1-7``, ``1,3,5,7``,
     ``1,3,10-12``, ``3-7%2``."""
-    runs: List[List[int]] = []
+    runs: list[list[int]] = []
     for index in sorted(set(indices)):
         if runs and runs[-1][1] == index - 1:
             runs[-1][1] = index
@@ -354,15 +354,15 @@ class DepItem:
     minutes: the ``after:ID+MIN`` delay.
     """
     kind: str
-    job_id: Optional[int]
-    task: Optional[str] = None
+    job_id: int | None
+    task: str | None = None
     minutes: int = 0
 
 
 @dataclass(frozen=True)
 class Dependency:
     """``--dependency``: all items must hold, or any (``?`` separator)."""
-    items: Tuple[DepItem, ...]
+    items: tuple[DepItem, ...]
     any_of: bool
 
 
@@ -382,7 +382,7 @@ def _dep_job(kind: str, text: str) -> DepItem:
     return DepItem(kind, int(job_id), task or None, int(minutes or 0))
 
 
-def _dep_part(part: str, following: str) -> Tuple[DepItem, ...]:
+def _dep_part(part: str, following: str) -> tuple[DepItem, ...]:
     """One item between separators; ``following`` is the text after it."""
     lower = part.lower()
     if lower == "singleton":
@@ -419,7 +419,7 @@ def parse_dependency(text: str, opt: str) -> Dependency:
 
 
 def format_dependency(dependency: Dependency,
-                      status: Union[Callable[[DepItem], str], Mapping[DepItem, str]]) -> str:
+                      status: Callable[[DepItem], str] | Mapping[DepItem, str]) -> str:
     """squeue ``%E`` / scontrol ``Dependency=``: ``afterok:67(unfulfilled)``, joined by
     ``,`` or ``?``; ``(null)`` when no item is left. ``status`` gives each item's
     word (unfulfilled, failed, ...); pass ``task="*"`` items for array targets
@@ -444,9 +444,9 @@ class Export:
     """``--export``. mode: ALL (the whole environment, then ``assignments``), NONE,
     NIL, or None (only ``names`` and ``assignments``, plus SLURM_*; like NONE, the
     user's login environment is added). The order of ALL among items is not kept."""
-    mode: Optional[str]
-    names: Tuple[str, ...]
-    assignments: Tuple[Tuple[str, str], ...]
+    mode: str | None
+    names: tuple[str, ...]
+    assignments: tuple[tuple[str, str], ...]
 
 
 def _quoted_items(text: str):
@@ -500,7 +500,7 @@ _SIGNAL_NAMES = ("HUP", "INT", "QUIT", "ABRT", "KILL", "ALRM", "TERM", "USR1", "
                  "URG", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "XCPU")
 
 
-def signal_number(text: str) -> Optional[int]:
+def signal_number(text: str) -> int | None:
     """Slurm's sig_name2num: ``USR1``, ``SIGUSR1``, ``usr1`` or a number; None if unknown."""
     value, end = _strtol(text)
     if value is not None:
@@ -553,7 +553,7 @@ def _at(text: str, i: int) -> str:
     return text[i] if 0 <= i < len(text) else "\0"
 
 
-def _digit(text: str, i: int) -> Optional[int]:
+def _digit(text: str, i: int) -> int | None:
     char = _at(text, i)
     return int(char) if char in _DIGITS else None
 
@@ -570,12 +570,12 @@ class TimeSpecError(ValueError):
     """A time parse_time rejects: ``notes`` are the lines Slurm prints first, bare
     (``Invalid time specification (pos=0): notatime``), the message follows as usual."""
 
-    def __init__(self, message: str, notes: Tuple[str, ...] = ()):
+    def __init__(self, message: str, notes: tuple[str, ...] = ()):
         super().__init__(message)
         self.notes = notes
 
 
-def _get_delta(text: str, pos: int) -> Tuple[int, int]:
+def _get_delta(text: str, pos: int) -> tuple[int, int]:
     """``+N[unit]`` after ``now`` (pos is at the sign) -> (last index, seconds).
 
     Without a digit Slurm fails with pos left at the sign."""
@@ -598,7 +598,7 @@ def _get_delta(text: str, pos: int) -> Tuple[int, int]:
     return i - 1, count
 
 
-def _two_digits(text: str, i: int, limit: int) -> Tuple[int, int]:
+def _two_digits(text: str, i: int, limit: int) -> tuple[int, int]:
     """Exactly two digits at i, at most ``limit`` -> (value, index after them)."""
     for k in (i, i + 1):
         if _digit(text, k) is None:
@@ -609,7 +609,7 @@ def _two_digits(text: str, i: int, limit: int) -> Tuple[int, int]:
     return value, i + 2
 
 
-def _get_time(text: str, pos: int) -> Tuple[int, int, int, int]:
+def _get_time(text: str, pos: int) -> tuple[int, int, int, int]:
     """``HH:MM[:SS] [AM|PM]`` -> (last index, hour, minute, second)."""
     i, hour = pos + 1, _digit(text, pos)
     if hour is None:
@@ -645,10 +645,10 @@ def _get_time(text: str, pos: int) -> Tuple[int, int, int, int]:
     return i - 1, hour, minute, second
 
 
-def _get_date(text: str, pos: int) -> Tuple[int, int, int, Optional[int]]:
+def _get_date(text: str, pos: int) -> tuple[int, int, int, int | None]:
     """``YYYY-MM-DD``, ``MMDD[YY]``, ``MM/DD[/YY]``, ``MM.DD[.YY]`` ->
     (last index, month 0-11, day, years since 1900 or None if not given)."""
-    def number(i: int, first_checked: bool) -> Tuple[int, int]:
+    def number(i: int, first_checked: bool) -> tuple[int, int]:
         """One or two digits at i (the first unchecked by Slurm where ``first_checked``)."""
         if first_checked:
             first = ord(_at(text, i)) - 48
@@ -701,7 +701,7 @@ def _parse_datetime(text: str, now: int) -> int:
     year = month = mday = hour = minute = -1
     second, pos = 0, 0
 
-    def set_date(moment: time.struct_time) -> Tuple[int, int, int]:
+    def set_date(moment: time.struct_time) -> tuple[int, int, int]:
         return moment.tm_year - 1900, moment.tm_mon - 1, moment.tm_mday
 
     while _at(text, pos) not in "\0\n":
@@ -762,7 +762,7 @@ def _parse_datetime(text: str, now: int) -> int:
         raise _BadTime(pos) from None
 
 
-def parse_begin(text: str, opt: str, now: Optional[float] = None) -> float:
+def parse_begin(text: str, opt: str, now: float | None = None) -> float:
     """``--begin`` -> epoch seconds, every form of Slurm's parse_time: ``16:00``,
     ``4:00PM``, ``0315``, ``03/15/27``, ``2027-03-15T10:00``, ``now+1hour``,
     ``today``, ``tomorrow``, ``midnight``, ``noon``, ``elevenses``, ``fika``,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from .errors import SlurmError
 from .runtime.getopt_long import UsageError, getopt_long
@@ -37,8 +37,8 @@ class WrapperOption:
     short: str
     long: str
     arg: int  # 0 none, 1 required, 2 optional (getopt_long's has_arg)
-    slurm: Optional[str] = None
-    convert: Optional[Callable] = None
+    slurm: str | None = None
+    convert: Callable | None = None
     pairs: bool = False  # convert returns [(option, text)] rather than one text
 
 

@@ -33,7 +33,7 @@ def test_partitions_and_default(tmp_path):
 
 @pytest.mark.parametrize("text,message", [
     ("bogus: 1\n", "unknown key 'bogus' (expected one of: backend, cluster_name, partitions, "
-                   "modules, export, requeue, kill_wait)"),
+                   "modules, export, requeue, kill_wait, max_array_size)"),
     ("partitions:\n  gpu:\n    use_spot: maybe\n",
      "'partitions.gpu.use_spot' must be bool (run on spot instances (SkyPilot recovers preempted "
      "jobs)), got 'maybe'"),

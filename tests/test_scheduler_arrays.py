@@ -54,3 +54,17 @@ def test_throttled_elements_wait_with_their_reason(cluster):
     time.sleep(0.5)
     reasons = [r[4] for r in cluster.jobs("array_job_id = ? AND state = 'PENDING'", job)]
     assert reasons == ["JobArrayTaskLimit"] * 4
+
+
+def test_max_array_size_comes_from_the_config(cluster):
+    """Slurm's MaxArraySize (1001 unless slurm.conf says otherwise) bounds --array indices;
+    `max_array_size` in the config raises it, and `scontrol show config` shows it."""
+    refused = cluster.run("sbatch", "--hold", "--array=0-1001", "--wrap", "true")
+    assert (refused.returncode, refused.stderr) == (
+        1, "sbatch: error: Batch job submission failed: Invalid job array specification\n")
+    (cluster.home / "slurmsky.yaml").write_text("kill_wait: 1\nmax_array_size: 2000\n")
+    job = cluster.sbatch("--hold", "--array=0-1001", "--wrap", "true")
+    assert len(cluster.jobs("array_job_id = ?", job)) == 1002
+    config = cluster.run("scontrol", "show", "config").stdout
+    assert "\nMaxArraySize            = 2000\n" in config
+    cluster.run("scancel", str(job))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import SlurmError
 from ..runtime.getopt_long import UsageError

@@ -255,7 +255,7 @@ class Session:
             ("InactiveLimit", "0 sec"),
             ("JobRequeue", "1"),
             ("KillWait", f"{cfg.kill_wait} sec"),
-            ("MaxArraySize", "1001"),
+            ("MaxArraySize", str(cfg.max_array_size)),
             ("MaxJobCount", "10000"),
             ("MinJobAge", f"{state.MIN_JOB_AGE} sec"),
             ("NEXT_JOB_ID", str(row[0] if row else 1)),

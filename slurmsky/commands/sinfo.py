@@ -48,7 +48,7 @@ def partitions(conn) -> list[dict]:
     running = state.find_jobs(conn, states=state.STARTED_STATES)
     parts = []
     if cfg.backend == "local":
-        from ..executors.local import nodes as local_nodes
+        from ..machine import nodes as local_nodes
 
         machine = local_nodes()
         used: dict = {}

@@ -16,7 +16,6 @@ Standard library only, Python 3.8+: this module ships inside every job.
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 __all__ = ["expand", "NO_VAL", "BATCH_STEP_ID"]
 
@@ -26,10 +25,10 @@ _MAX_WIDTH = 10
 _DIGITS = re.compile(r"[0-9]+")
 
 
-def expand(pattern: str, *, job_id: int, array_job_id: Optional[int] = None,
-           array_task_id: Optional[int] = None, job_name: str, user: str,
+def expand(pattern: str, *, job_id: int, array_job_id: int | None = None,
+           array_task_id: int | None = None, job_name: str, user: str,
            node_name: str, node_id: int = 0, task_id: int = 0,
-           step_id: Optional[int] = None) -> str:
+           step_id: int | None = None) -> str:
     """Expand ``pattern`` for one task; ``step_id=None`` means the batch step."""
     if "\\" in pattern:
         return pattern.replace("\\", "")

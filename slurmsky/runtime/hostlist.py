@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Iterable, List, Optional, Tuple
+from collections.abc import Iterable
 
 __all__ = ["expand", "compress", "compress_counts", "expand_counts"]
 
@@ -49,7 +49,7 @@ class _Range:
         text = "%0*d" % (self.width, self.lo)
         return text if self.hi == self.lo else text + "-%0*d" % (self.width, self.hi)
 
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         if self.single:
             return [self.prefix]
         return ["%s%0*d" % (self.prefix, self.width, n) for n in range(self.lo, self.hi + 1)]
@@ -68,7 +68,7 @@ def _padding(number: int, width: int) -> int:
     return max(width - len(str(number)), 0)
 
 
-def _width_equiv(n: int, wn: int, m: int, wm: int) -> Optional[Tuple[int, int]]:
+def _width_equiv(n: int, wn: int, m: int, wm: int) -> tuple[int, int] | None:
     """Slurm's _width_equiv: the widths (adjusted) under which n and m print the
     same as before, or None when no common width exists."""
     if wn == wm:
@@ -134,7 +134,7 @@ class _HostList:
     only when it continues it (same prefix, next number, compatible width)."""
 
     def __init__(self) -> None:
-        self.ranges: List[_Range] = []
+        self.ranges: list[_Range] = []
         self.count = 0
 
     def push(self, hr: _Range) -> None:
@@ -190,7 +190,7 @@ def _tokens(text: str) -> Iterable[str]:
         yield text[start:i]
 
 
-def _parse_ranges(text: str) -> List[Tuple[int, int, int]]:
+def _parse_ranges(text: str) -> list[tuple[int, int, int]]:
     """``1-3,07`` -> [(lo, hi, width), ...]; width is the digits of lo."""
     ranges = []
     for item in text.split(","):
@@ -205,7 +205,7 @@ def _parse_ranges(text: str) -> List[Tuple[int, int, int]]:
     return ranges
 
 
-def _push_ranges(hl: _HostList, prefix: str, ranges: List[Tuple[int, int, int]]) -> None:
+def _push_ranges(hl: _HostList, prefix: str, ranges: list[tuple[int, int, int]]) -> None:
     """Slurm's _push_range_list: a bracket left in the prefix is expanded by
     recursion on the prefix's last bracket (so ``a[1-2]b[1-2]`` gives a1b1, a1b2,
     a2b1, a2b2, and a third bracket nests in Slurm's own order)."""
@@ -240,7 +240,7 @@ def _parse(text: str) -> _HostList:
     return hl
 
 
-def expand(text: str) -> List[str]:
+def expand(text: str) -> list[str]:
     """``node[01-02],gpu1`` -> ``['node01', 'node02', 'gpu1']`` (duplicates kept).
 
     Raises ValueError("Invalid hostlist: TEXT") where Slurm's hostlist_create fails.
@@ -266,7 +266,7 @@ def compress(names: Iterable[str], sort: bool = False) -> str:
 
 def compress_counts(counts: Iterable[int]) -> str:
     """``[2, 2, 1]`` -> ``2(x2),1`` (SLURM_TASKS_PER_NODE form)."""
-    parts: List[str] = []
+    parts: list[str] = []
     previous, repeat = None, 0
     for count in list(counts) + [None]:
         if count == previous:
@@ -278,9 +278,9 @@ def compress_counts(counts: Iterable[int]) -> str:
     return ",".join(parts)
 
 
-def expand_counts(text: str) -> List[int]:
+def expand_counts(text: str) -> list[int]:
     """``2(x2),1`` -> ``[2, 2, 1]``; raises ValueError on anything else."""
-    counts: List[int] = []
+    counts: list[int] = []
     for item in text.split(",") if text else []:
         match = _COUNT.fullmatch(item)
         if not match:
