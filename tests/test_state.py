@@ -81,6 +81,25 @@ def test_records_and_filters(conn):
     assert 1 in [r.job_id for r in state.find_jobs(conn, active_or_ended_after=40.0)]
 
 
+def test_listing_records_read_the_rest_of_their_row_when_needed(conn):
+    """find_jobs(light=True) selects LIST_COLUMNS; any other column is read on first use,
+    and every attribute equals the full record's."""
+    state.add_submission(conn, 1, {"script": "x"}, None, [job_row(
+        1, 1, comment="c", executor_ref={"pid": 9}, result={"steps": []}, requeue=1)])
+    full, = state.find_jobs(conn, ids=[1])
+    statements = []
+    conn.set_trace_callback(statements.append)
+    light, = state.find_jobs(conn, ids=[1], light=True)
+    assert all(getattr(light, c) == getattr(full, c) for c in state.LIST_COLUMNS)
+    assert len(statements) == 1  # the listing's own query, nothing more
+    assert (light.comment, light.executor_ref, light.requeue) == ("c", {"pid": 9}, True)
+    assert len(statements) == 2  # the rest of the row, once
+    assert all(getattr(light, c) == getattr(full, c) for c in state._COLUMNS)
+    assert len(statements) == 2
+    with pytest.raises(AttributeError):
+        light.no_such_column
+
+
 def test_signal_queue(conn):
     state.add_signal(conn, 5, 10, "batch")
     state.add_signal(conn, 6, 12, "full")

@@ -151,7 +151,7 @@ def body(argv: list[str]) -> int:
         skysync.refresh()  # sky backend: SkyPilot's queue at most 10 s old (bounded wait)
     ids = sorted({j for j, t, s in jobs if t is None}) if jobs else None
     tasks = sorted({(j, t) for j, t, s in jobs if t is not None}) if jobs else None
-    records = state.find_jobs(conn, ids=ids, tasks=tasks, names=names)
+    records = state.find_jobs(conn, ids=ids, tasks=tasks, names=names, light=True)
     if jobs:
         # `-j N` also names the array element whose own id is N
         own = {j for j, t, s in jobs}

@@ -274,13 +274,13 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
     if wanted_states is None:
         records = state.find_jobs(conn, ids=ids, tasks=tasks, states=state.ACTIVE_STATES,
                                   users=o["users"], names=o["names"],
-                                  partitions=o["partitions"])
+                                  partitions=o["partitions"], light=True)
     else:
         db_states = [s for s in state.STATE_CODES if s in wanted_states]
         records = state.find_jobs(conn, ids=ids, tasks=tasks, states=db_states,
                                   users=o["users"], names=o["names"],
                                   partitions=o["partitions"],
-                                  active_or_ended_after=now - state.MIN_JOB_AGE)
+                                  active_or_ended_after=now - state.MIN_JOB_AGE, light=True)
     if o["accounts"] is not None:
         records = [r for r in records if r.account in o["accounts"]]
     if o["nodes"] is not None:
