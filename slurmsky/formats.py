@@ -536,21 +536,43 @@ _UNCUT_HEADERS = ("NODELIST", "NODELIST(REASON)", "SCHEDNODES")
 
 def render(items: list[Item], obj) -> str:
     """One line: the header when `obj` is None."""
+    if obj is not None:
+        return renderer(items)(obj)
     out = []
-    append = out.append
     for item in items:
         field = item.field
-        if field is not None:
-            if obj is None:  # node list headers are not cut either
-                append(pad(field[0], item.width, item.right, field[0] not in _UNCUT_HEADERS))
-            else:
-                value = field[1](obj)
-                cut = field[2] if len(field) > 2 else True
-                if cut is None:  # %R: the reason is cut, a node list is not
-                    cut = value.startswith("(")
-                append(pad(value, item.width, item.right, cut))
-        append(item.suffix)
+        if field is not None:  # node list headers are not cut either
+            out.append(pad(field[0], item.width, item.right, field[0] not in _UNCUT_HEADERS))
+        out.append(item.suffix)
     return "".join(out)
+
+
+def renderer(items: list[Item]):
+    """render(items, obj) as one function of obj, its cells built once: the listing of
+    10 000 jobs calls it 10 000 times."""
+    cells = [_cell(item) for item in items]
+    return lambda obj: "".join([cell(obj) for cell in cells])
+
+
+def _cell(item: Item):
+    """One item's text for an object: its field's value padded, then its suffix."""
+    field, width, right, suffix = item.field, item.width, item.right, item.suffix
+    if field is None:
+        return lambda obj: suffix
+    value_of = field[1]
+    cut = field[2] if len(field) > 2 else True
+    if cut is None:  # %R: the reason is cut, a node list is not
+        return lambda obj: _cut_unless_nodes(value_of(obj), width, right) + suffix
+    if right and cut and width > 0:  # most of squeue's columns: "%.8j"
+        def right_cut(obj):
+            value = value_of(obj)
+            return ("(null)" if value is None else value).rjust(width)[:width] + suffix
+        return right_cut
+    return lambda obj: pad(value_of(obj), width, right, cut) + suffix
+
+
+def _cut_unless_nodes(value: str, width: int, right: bool) -> str:
+    return pad(value, width, right, value.startswith("("))
 
 
 def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:

@@ -295,8 +295,7 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         lines.append(time.ctime(now))
     if not noheader:
         lines.append(formats.render(items, None))
-    render = formats.render
-    lines.extend(render(items, job) for job in jobs)
+    lines.extend(map(formats.renderer(items), jobs))
     if lines:
         out.write("\n".join(lines) + "\n")
 
@@ -434,7 +433,7 @@ def _steps(conn, o, noheader, long, now, out) -> int:
                 and (r.rec.job_id, int(r.step.get("id") or 0)) in wanted]
     rows.sort(key=_Step.order)  # "P,i": own ids
     lines = [] if noheader else [formats.render(items, None)]
-    lines.extend(formats.render(items, row) for row in rows)
+    lines.extend(map(formats.renderer(items), rows))
     out.write("".join(line + "\n" for line in lines))
     return 0
 
