@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 REAL_SLURM_BIN = "/usr/bin"
+HELLO = str(ROOT / "examples" / "sbatch" / "hello.sh")  # #SBATCH lines: the grammar's path
 
 
 def command(name: str) -> list[str]:
@@ -105,7 +106,9 @@ def agent_usage(home: str) -> tuple[float, float] | None:
 
 def bench_array(size: int, tmp: str) -> list[str]:
     home = tempfile.mkdtemp(dir=tmp)
-    env = dict(os.environ, SLURMSKY_HOME=home)
+    config = Path(home, "config.yaml")
+    config.write_text(f"max_array_size: {size + 1}\n")  # as slurm.conf's MaxArraySize
+    env = dict(os.environ, SLURMSKY_HOME=home, SLURMSKY_CONFIG=str(config))
     t0 = time.perf_counter()
     out = subprocess.run(command("sbatch") + ["--parsable", f"--array=0-{size - 1}", "-o", "/dev/null",
                                               "--wrap", "true"], env=env, cwd=tmp, capture_output=True,
@@ -146,11 +149,11 @@ def main() -> None:
         ids = populate(home, size, tmp) if size else []
         probe = str(ids[len(ids) // 2]) if ids else "1"
         cases = [("squeue", []), ("squeue", ["-j", probe]), ("sacct", ["-j", probe])]
-        if size in (0, 1000):
-            cases.insert(0, ("sbatch", ["--hold", "--wrap", "true"]))
+        cases += [("sbatch", ["--hold", "--wrap", "true"]), ("sbatch", ["--hold", HELLO])]
         for name, extra in cases:
             ms = median_ms(command(name) + extra, env, args.runs, tmp)
-            rows.append((" ".join([name] + (["<id>"] if extra and extra[0] == "-j" else extra)), size, ms, None))
+            shown = ["-j", "<id>"] if extra and extra[0] == "-j" else extra
+            rows.append((" ".join([name] + shown).replace(HELLO, "hello.sh"), size, ms, None))
         if ids:
             victims = iter(ids)
             times = []
@@ -167,15 +170,29 @@ def main() -> None:
     for name, size, ms, real_ms in rows:
         real_text = f"{real_ms:.1f}" if real_ms is not None else "-"
         print(f"| `{name}` | {size} | {ms:.1f} | {ms / floor:.1f}× | {real_text} |")
+    print_growth(rows, [size for size in sizes if size])
     from bench.parse_translate import throughput
 
     print(f"\nparse + translate: **{throughput(2.0):,.0f} scripts/s** (examples/sbatch, one core)")
     if not args.quick:
         print("\n| array size | accepted in | all finished in | COMPLETED | agent CPU | agent RSS |")
         print("|---|---|---|---|---|---|")
-        for line in bench_array(1000, tmp):
-            print(line)
+        for size in (1000, 10000):
+            for line in bench_array(size, tmp):
+                print(line, flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_growth(rows, sizes: list[int]) -> None:
+    """How each command's time grows with the jobs in the state: ms at each size, and the
+    factor from the smallest size to the largest."""
+    print("\n| command | " + " | ".join(f"{size} jobs" for size in sizes) + " | growth |")
+    print("|---|" + "---|" * (len(sizes) + 1))
+    for name in dict.fromkeys(name for name, *_ in rows):
+        ms = {size: m for n, size, m, _ in rows if n == name}
+        if all(size in ms for size in sizes):
+            cells = " | ".join(f"{ms[size]:.1f} ms" for size in sizes)
+            print(f"| `{name}` | {cells} | {ms[sizes[-1]] / ms[sizes[0]]:.1f}× |")
 
 
 def _with_real_slurm(rows, runs: int, tmp: str):
@@ -191,7 +208,7 @@ def _with_real_slurm(rows, runs: int, tmp: str):
             current += 1
         jid = subprocess.run(real("squeue") + ["-h", "-o", "%A"], env=env, capture_output=True,
                              text=True, timeout=60).stdout.split() or ["1"]
-        argv = name.replace("<id>", jid[0]).split()
+        argv = name.replace("<id>", jid[0]).replace("hello.sh", HELLO).split()
         real_ms = median_ms(real(argv[0]) + argv[1:], env, runs, tmp) if name != "scancel <id>" else None
         out.append((name, size, ms, real_ms))
     subprocess.run(real("scancel") + ["-u", os.environ.get("USER", "root")], env=env, timeout=60)
