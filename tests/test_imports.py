@@ -1,5 +1,6 @@
 """Heavy modules stay off the paths that don't need them (measured, not timed)."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,32 @@ def test_importing_the_package_imports_nothing_third_party():
     code = "import sys, slurmsky; print(sorted(m for m in ('lark', 'sky', 'yaml', 'click', 'psutil') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+HEAVY = ("sky", "lark", "yaml", "psutil", "click", "dataclasses")
+PROBE = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write('HEAVY %s\\n' % "
+         f"sorted(m for m in {HEAVY!r} if m in sys.modules))); "
+         "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def test_each_command_imports_only_what_it_needs(tmp_path):
+    """The commands tools call in loops, as subprocesses on the local backend: which heavy
+    modules each one's import graph pulled in by the time it exited."""
+    import os
+
+    (tmp_path / "job.sh").write_text("#!/bin/bash\n#SBATCH -t 5\nmodule load x\ntrue\n")
+    env = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"),
+               SLURMSKY_CONFIG=str(tmp_path / "none.yaml"))
+    expected = [
+        (["sbatch", "--hold", "--wrap", "true"], ["dataclasses"]),
+        (["sbatch", "--hold", "job.sh"], ["dataclasses", "lark"]),  # its grammar reads it
+        (["squeue"], []), (["squeue", "-j", "1"], []), (["sacct", "-j", "1"], []),
+        (["scontrol", "show", "job", "1"], []), (["scancel", "1"], []),
+    ]
+    got = []
+    for argv, _ in expected:
+        out = subprocess.run([sys.executable, "-c", PROBE, str(ROOT / "bin" / argv[0]), *argv[1:]],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, (argv, out.stderr)
+        got.append((argv, ast.literal_eval(out.stderr.rsplit("HEAVY ", 1)[1])))
+    assert got == expected
