@@ -173,7 +173,9 @@ def main() -> None:
     print_growth(rows, [size for size in sizes if size])
     from bench.parse_translate import throughput
 
-    print(f"\nparse + translate: **{throughput(2.0):,.0f} scripts/s** (examples/sbatch, one core)")
+    rate, size = throughput(2.0)
+    print(f"\nparse + translate: **{rate:,.0f} scripts/s** ({size} scripts: examples/sbatch and "
+          "the compat cases' batch scripts; one core)")
     if not args.quick:
         print("\n| array size | accepted in | all finished in | COMPLETED | agent CPU | agent RSS |")
         print("|---|---|---|---|---|---|")
