@@ -15,6 +15,7 @@ import time
 
 from . import state
 from .state import STARTED_STATES, JobRecord
+from .values import MAX_ARRAY_SIZE
 
 INVALID_ID = "Invalid job id specified"
 ALREADY_DONE = "Job/step already completing or completed"
@@ -41,7 +42,8 @@ def parse_job_id(text: str) -> tuple[int, list[int] | None]:
         low, _, high = part.partition("-")
         if not low or (_ and not high) or (high and int(high) < int(low)):
             raise ValueError(text)
-        indices.extend(range(int(low), int(high or low) + 1))
+        # an index at or above MaxArraySize names no element (and a huge range no memory)
+        indices.extend(range(int(low), min(int(high or low) + 1, MAX_ARRAY_SIZE)))
     return int(m.group(1)), indices
 
 

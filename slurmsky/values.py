@@ -309,7 +309,10 @@ def _array_item(item: str, max_array_size: int) -> range:
     return range(first, last + 1, step)
 
 
-def parse_array(text: str, opt: str, *, max_array_size: int = 1001) -> ArraySpec:
+MAX_ARRAY_SIZE = 1001  # slurm.conf MaxArraySize: every index is below it
+
+
+def parse_array(text: str, opt: str, *, max_array_size: int = MAX_ARRAY_SIZE) -> ArraySpec:
     """``1-100``, ``1-100:2``, ``1,5,7``, ``0-999%10``, ``1,3,10-12``. Indices must
     be below MaxArraySize; the controller checks, so errors are submission failures."""
     indices = set()

@@ -13,6 +13,7 @@ import sys
 
 from .. import control, formats, state
 from ..formats import Job, UsageError
+from ..values import MAX_ARRAY_SIZE
 from .common import run
 
 SHORT = "aM:dhoQvV"
@@ -96,7 +97,11 @@ class Session:
                 value = os.environ.get("SLURM_NODELIST")
                 if value is None:  # unset; set but empty prints nothing, as on Slurm
                     sys.stderr.write("scontrol: error: host list is empty\n")
-            names = expand(value or "")
+            try:
+                names = expand(value or "")
+            except ValueError as exc:  # Slurm prints it and carries on: exit 0
+                sys.stderr.write(f"{exc}\n")
+                return 0
             sys.stdout.write("".join(n + "\n" for n in names))
             return 0
         if _is(entity, "hostlist", 5) or _is(entity, "hostlistsorted", 9):
@@ -104,7 +109,11 @@ class Session:
 
             if value is None:
                 raise UsageError("invalid encode argument")
-            print(compress(expand(value), sort=_is(entity, "hostlistsorted", 9)))
+            try:
+                names = expand(value)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            print(compress(names, sort=_is(entity, "hostlistsorted", 9)))
             return 0
         if _is(entity, "jobs", 1) or _is(entity, "jobid", 4):
             return self.show_job(value)
@@ -255,7 +264,7 @@ class Session:
             ("InactiveLimit", "0 sec"),
             ("JobRequeue", "1"),
             ("KillWait", f"{cfg.kill_wait} sec"),
-            ("MaxArraySize", "1001"),
+            ("MaxArraySize", str(MAX_ARRAY_SIZE)),
             ("MaxJobCount", "10000"),
             ("MinJobAge", f"{state.MIN_JOB_AGE} sec"),
             ("NEXT_JOB_ID", str(row[0] if row else 1)),
