@@ -49,6 +49,7 @@ SCHEMA = {
     "max_array_size": (int, "Slurm's MaxArraySize: array indices must be below it (default 1001)"),
 }
 BACKENDS = ("local", "sky")
+MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize: every array index is below it
 
 
 class Config:
@@ -59,7 +60,7 @@ class Config:
     def __init__(self, path: str, backend: str = "local", cluster_name: str = "slurmsky",
                  partitions: dict | None = None, modules: dict | None = None,
                  export: dict | None = None, requeue: dict | None = None,
-                 kill_wait: int = 30, max_array_size: int = 1001):
+                 kill_wait: int = 30, max_array_size: int = MAX_ARRAY_SIZE):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
         self.partitions, self.modules = partitions or {}, modules or {}
         self.export, self.requeue, self.kill_wait = export or {}, requeue or {}, kill_wait

@@ -41,8 +41,15 @@ def parse_job_id(text: str) -> tuple[int, list[int] | None]:
         low, _, high = part.partition("-")
         if not low or (_ and not high) or (high and int(high) < int(low)):
             raise ValueError(text)
-        indices.extend(range(int(low), int(high or low) + 1))
+        # an index at or above MaxArraySize names no element (and a huge range no memory)
+        indices.extend(range(int(low), min(int(high or low) + 1, _max_array_size())))
     return int(m.group(1)), indices
+
+
+def _max_array_size() -> int:
+    from .config import load_config
+
+    return load_config().max_array_size
 
 
 def select(conn: sqlite3.Connection, job_id: int, indices: list[int] | None) -> list[JobRecord]:

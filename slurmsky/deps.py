@@ -2,7 +2,9 @@
 
 Each item is met, unmet (`unfulfilled`) or can never be met (`failed`). Met items drop out
 of what squeue's %E shows; `?` needs one met item, `,` all of them. A job id the state does
-not know (never existed, or purged on Slurm) counts as met, as Slurm treats it.
+not know when the job is submitted (never existed, or purged on Slurm) counts as met, as
+Slurm treats it: `at_submission` drops it then, so a job waits only for jobs submitted
+before it, and no dependency cycle can form.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 from . import state
 from .state import JobRecord
+from .errors import SlurmError
 from .values import Dependency, DepItem, format_dependency, parse_dependency
 
 MET, UNMET, FAILED = "met", "unfulfilled", "failed"
@@ -87,6 +90,25 @@ def evaluate(conn: sqlite3.Connection, job: JobRecord, now: float) -> Verdict:
     left = [(_shown_item(conn, item), v) for item, v in zip(dep.items, status) if v != MET]
     shown = format_dependency(Dependency(tuple(i for i, _ in left), dep.any_of), dict(left))
     return Verdict(FAILED if never else UNMET, shown, min(recheck, default=None))
+
+
+def at_submission(conn: sqlite3.Connection, dep: Dependency, own_id: int) -> Dependency:
+    """What slurmctld keeps of a job's --dependency when it creates job ``own_id``: naming
+    the job itself is refused; an item on a job it does not know is met,
+    so it is dropped (and a `?` list with one is met as a whole)."""
+    if any(item.job_id == own_id for item in dep.items):
+        raise SlurmError("Batch job submission failed: Job dependency problem")
+    kept = tuple(item for item in dep.items if item.kind == "singleton" or _known(conn, item))
+    if dep.any_of and len(kept) < len(dep.items):
+        kept = ()
+    return Dependency(kept, dep.any_of)
+
+
+def _known(conn: sqlite3.Connection, item: DepItem) -> bool:
+    if item.task is not None and item.task != "*":
+        return bool(state.find_jobs(conn, tasks=[(item.job_id, int(item.task))]))
+    return conn.execute("SELECT 1 FROM jobs WHERE job_id = ? OR array_job_id = ? LIMIT 1",
+                        (item.job_id, item.job_id)).fetchone() is not None
 
 
 def to_text(dep: Dependency) -> str | None:

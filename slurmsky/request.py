@@ -124,7 +124,8 @@ def parse_command_line(command: str, argv: list[str]) -> Parsed:
 
 
 def _read_script(path: str | None, cwd: str, read_stdin: Callable[[], bytes]) -> str:
-    """The script's text; emptiness, NULs and line endings are script.py's checks."""
+    """The script's text, undecodable bytes kept as surrogates; emptiness, NULs and line
+    endings are script.py's checks, which come first (they are sbatch's)."""
     if path is None:
         data = read_stdin()
     else:
@@ -133,10 +134,7 @@ def _read_script(path: str | None, cwd: str, read_stdin: Callable[[], bytes]) ->
                 data = fh.read()
         except (OSError, ValueError):  # ValueError: a NUL in the path
             raise SlurmError(f"Unable to open file {path}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SlurmError("Batch script is not valid UTF-8 text") from None
+    return data.decode("utf-8", "surrogateescape")
 
 
 def build_batch_request(
@@ -161,6 +159,11 @@ def build_batch_request(
         text = _read_script(path, cwd, read_stdin)
         default_name = os.path.basename(path) if path else None
     script = parse_script(text, path)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SlurmError("Batch script is not valid UTF-8 text") from None
     # Slurm joins the words of every #SBATCH line into one argument list.
     directives = parser.parse([w for d in script.directives for w in d.words], directive=True)
     env = parser.parse_env(environ, input_env(command))

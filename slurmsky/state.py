@@ -424,7 +424,12 @@ def take_signals(conn: sqlite3.Connection) -> list[tuple[int, int, str]]:
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 
 
+MAX_INTEGER = 2**63 - 1  # SQLite's largest INTEGER: a larger job id or index names no job
+
+
 def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
+    if job_id > MAX_INTEGER:
+        return None
     row = conn.execute(_SELECT + " WHERE job_id = ?", (job_id,)).fetchone()
     return _record(row) if row else None
 
@@ -455,13 +460,16 @@ def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, us
         return f"{column} IN ({', '.join('?' * len(values))})"
 
     if ids is not None or tasks is not None:
+        ids = [i for i in ids or () if i <= MAX_INTEGER]
+        tasks = [t for t in tasks or () if max(t) <= MAX_INTEGER]
         alts = []
         if ids:
             alts.append(one_of("job_id", ids))
             alts.append(one_of("array_job_id", ids))
-        for array_id, index in tasks or ():
-            alts.append("(array_job_id = ? AND array_task_id = ?)")
-            args.extend((array_id, index))
+        if tasks:  # one row-value list: an OR per pair would overflow SQLite's expression depth
+            alts.append("(array_job_id, array_task_id) IN (VALUES "
+                        + ", ".join(["(?, ?)"] * len(tasks)) + ")")
+            args.extend(value for pair in tasks for value in pair)
         where.append("(" + (" OR ".join(alts) or "0") + ")")
     if states is not None:
         where.append(one_of("state", states))

@@ -44,6 +44,9 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     Like Slurm, a request the backend can never run consumes an id and is stored FAILED
     before the error is raised; --test-only consumes an id and stores nothing.
     """
+    invalid = _invalid(req)
+    if invalid:
+        raise SlurmError("Batch job submission failed: " + invalid)
     part_name, part = partition_of(req, cfg)
     max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
     req = _spread(req, cfg)
@@ -53,6 +56,10 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     refused = _too_few_nodes(req, lay) or _refusal(cfg, lay, part)
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
     ids = element_ids(first, len(indices)) if req.array else [first]
+    if req.dependency is not None:
+        from . import deps
+
+        req = dataclasses.replace(req, dependency=deps.at_submission(conn, req.dependency, first))
     if refused:
         now = time.time()
         row = _row(req, cfg, lay, part_name, first, None, None, None, now, batch=batch)
@@ -86,6 +93,23 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
 
     wake()
     return first
+
+
+# slurmctld's length limits, in bytes (job_mgr.c: _test_job_desc_fields; the script's is
+# SchedulerParameters=max_script_size, 4 MiB by default); MAXPATHLEN for paths.
+_MAX_BYTES = {"script": 4 * 1024 * 1024, "job_name": 1024, "comment": 1024, "output": 4096,
+              "error": 4096, "input": 4096, "workdir": 4096}
+
+
+def _invalid(req: JobRequest) -> str | None:
+    """Why slurmctld refuses a job description before it takes an id, if it does."""
+    for key, limit in _MAX_BYTES.items():
+        value = getattr(req, key)
+        if value is not None and len(value.encode("utf-8", "surrogateescape")) > limit:
+            return "Pathname of a file, directory or other parameter too long"
+    if req.nodes and req.nodes[0] == 0:  # a job needs a node
+        return "Node count specification invalid"
+    return None
 
 
 def _spread(req: JobRequest, cfg: Config) -> JobRequest:

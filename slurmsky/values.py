@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 import signal
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from .config import MAX_ARRAY_SIZE
 
 _C_SPACE = " \t\n\v\f\r"  # C isspace()
 _DIGITS = "0123456789"
@@ -309,7 +311,7 @@ def _array_item(item: str, max_array_size: int) -> range:
     return range(first, last + 1, step)
 
 
-def parse_array(text: str, opt: str, *, max_array_size: int = 1001) -> ArraySpec:
+def parse_array(text: str, opt: str, *, max_array_size: int = MAX_ARRAY_SIZE) -> ArraySpec:
     """``1-100``, ``1-100:2``, ``1,5,7``, ``0-999%10``, ``1,3,10-12``. Indices must
     be below MaxArraySize; the controller checks, so errors are submission failures."""
     indices = set()

@@ -1,61 +1,105 @@
-"""User text reaches the job as data, never as shell: names, comments, --export values, paths,
---wrap text, and the SkyPilot run command built from them."""
+"""User text reaches the job as data, never as shell: names, comments, --export values, paths
+(--output/--error/--chdir), --wrap text and array specs, on the SkyPilot run command
+(translate's and the sky executor's), in `slurmsky translate`'s YAML, and in a real local job."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
+
+import yaml
 
 from slurmsky.config import Config
+from slurmsky.executors.sky import sky_run
 from slurmsky.request import build_batch_request, parse_command_line
 from slurmsky.translate import SPEC_EOF, translate
 
-ROOT = Path(__file__).resolve().parent.parent
+# Each would create a pwned* file if any layer ran it as shell.
 EVIL = ["$(touch pwned1)", "`touch pwned2`", "a'; touch pwned3; '", 'b"; touch pwned4; "',
-        "x\ntouch pwned5", "; touch pwned6 #", SPEC_EOF]
+        "x\ntouch pwned5", "; touch pwned6 #", SPEC_EOF, "c\\\"$(touch pwned7)\\"]
 
 
-def test_sky_run_command_quotes_everything(tmp_path):
+def _argv(text: str) -> list[str]:
+    """sbatch options carrying `text` everywhere a user may put text, then the script."""
+    return ["-J", text, "--comment", text, "--export", f"ALL,V={text}", "-o", f"{text}-%j.out",
+            "-e", f"{text}-%j.err", "--chdir", f"dir-{text}", "job.sh", text]
+
+
+def _spec_in(run: str) -> tuple[dict, str]:
+    """The spec a run command writes through its quoted heredoc, and the shell around it."""
+    head, body = run.split(f"<<'{SPEC_EOF}'\n", 1)
+    spec_text, tail = body.split(f"\n{SPEC_EOF}\n", 1)
+    return json.loads(spec_text), head + tail  # one line of JSON: only our marker ends it
+
+
+def _assert_data(run: str, text: str) -> None:
+    spec, shell = _spec_in(run)
+    assert (spec["job_name"], spec["script_args"], spec["output"], spec["error"]) == (
+        text, [text], f"{text}-%j.out", f"{text}-%j.err")
+    assert "pwned" not in shell
+
+
+def _path(pattern: str, job_id: int) -> str:
+    """Where Slurm puts an output pattern: a backslash turns expansion off (and is dropped)."""
+    return pattern.replace("\\", "") if "\\" in pattern else pattern.replace("%j", str(job_id))
+
+
+def test_sky_run_commands_quote_everything(tmp_path):
+    """translate's task and the sky executor's per-launch run command both carry user text
+    only inside the spec's quoted heredoc."""
+    (tmp_path / "job.sh").write_text("#!/bin/bash\necho hi\n")
     for text in EVIL:
-        script = f"#!/bin/bash\necho '{text}'\n"
-        argv = ["-J", text, "--comment", text, "--export", f"ALL,V={text}", "-o", f"{text}-%j.out",
-                "job.sh", text]
-        (tmp_path / "job.sh").write_text(script)
-        req = build_batch_request(parse_command_line("sbatch", argv), {}, str(tmp_path), lambda: b"")
-        run = translate(req, Config(path="x")).task["run"]
-        head, body = run.split(f"<<'{SPEC_EOF}'\n", 1)
-        spec_text, tail = body.split(f"\n{SPEC_EOF}\n", 1)
-        spec = json.loads(spec_text)  # one line of JSON: the heredoc ends only at our marker
-        assert (spec["job_name"], spec["script_args"], spec["output"]) == (text, [text], f"{text}-%j.out")
-        assert "touch" not in head + tail
+        req = build_batch_request(parse_command_line("sbatch", _argv(text)), {}, str(tmp_path),
+                                  lambda: b"")
+        result = translate(req, Config(path="x"))
+        _assert_data(result.task["run"], text)
+        assert result.task["workdir"] == str(tmp_path / f"dir-{text}")
+        assert result.task["envs"]["V"] == text
+        node = dict(result.spec, environment=None)
+        _assert_data(sky_run(node, separate_error=True), text)
+        wrap = build_batch_request(parse_command_line("sbatch", ["--wrap", text]), {},
+                                   str(tmp_path), lambda: b"")
+        spec, shell = _spec_in(translate(wrap, Config(path="x")).task["run"])
+        assert spec["script"].endswith(f"\n{text}\n") and "pwned" not in shell
 
 
-def test_local_job_sees_text_as_data(tmp_path):
-    env = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"))
-    sbatch = [sys.executable, str(ROOT / "bin/sbatch"), "--parsable"]
-    printer = 'printf "%s|" "$SLURM_JOB_NAME" "$V" "$@"; echo'
-    ids = []
-    for n, text in enumerate(EVIL):
-        (tmp_path / f"job{n}.sh").write_text(f"#!/bin/bash\n{printer}\n")
-        out = subprocess.run(sbatch + ["-J", text, f"--export=ALL,V={text}", "-o", f"out{n}-%j.log",
-                                       f"job{n}.sh", text], cwd=tmp_path, env=env, capture_output=True,
-                             text=True, timeout=60)
+def test_translate_yaml_is_safe(cluster):
+    """`slurmsky translate` prints YAML whose run command keeps the text as data."""
+    cluster.script("job.sh", "#!/bin/bash\n#SBATCH --comment=\"$(touch pwned0)\"\necho hi\n")
+    for text in EVIL:
+        (cluster.cwd / f"dir-{text}").mkdir()
+        out = cluster.run("slurmsky", "translate", *_argv(text))
         assert out.returncode == 0, out.stderr
-        ids.append(int(out.stdout))
-    wrap = subprocess.run(sbatch + ["-o", "wrap.log", "--wrap", "echo '$(touch pwned7)' `echo ok`"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    assert wrap.returncode == 0, wrap.stderr
-    deadline = time.time() + 60
-    logs = [tmp_path / f"out{n}-{i}.log" for n, i in enumerate(ids)] + [tmp_path / "wrap.log"]
-    while time.time() < deadline and not all(p.exists() and p.read_text() for p in logs):
-        time.sleep(0.2)
-    for text, log in zip(EVIL, logs):
-        assert log.read_text() == f"{text}|{text}|{text}|\n"
-    assert (tmp_path / "wrap.log").read_text() == "$(touch pwned7) ok\n"
-    assert not list(tmp_path.glob("pwned*"))
-    subprocess.run([sys.executable, str(ROOT / "bin/slurmsky"), "agent", "stop"], env=env,
-                   capture_output=True, timeout=60)
+        task = yaml.safe_load(out.stdout)
+        _assert_data(task["run"], text)
+        assert task["envs"]["V"] == text
+        assert set(task["name"]) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789-_.")
+    assert not list(cluster.cwd.rglob("pwned*"))
+
+
+def test_local_job_sees_text_as_data(cluster):
+    """A real job on the local backend: its name, --export value and arguments arrive as the
+    exact bytes, its files land at the literal paths, squeue shows the comment verbatim, and
+    no injected command ran."""
+    cluster.script("job.sh", '#!/bin/bash\nprintf "%s|" "$SLURM_JOB_NAME" "$V" "$@" "$PWD"\n'
+                   "echo; echo err >&2\n")
+    ids = []
+    for text in EVIL:
+        (cluster.cwd / f"dir-{text}").mkdir()
+        ids.append(cluster.sbatch(*_argv(text)))
+    wrap = cluster.sbatch("-o", "wrap.log", "--wrap", "echo '$(touch pwned8)' `echo ok`")
+    array = cluster.run("sbatch", "--array=1-2;touch pwned9", "job.sh")
+    assert (array.returncode, array.stderr) == (
+        1, "sbatch: error: Batch job submission failed: Invalid job array specification\n")
+    rows = cluster.wait_done(*ids, wrap)
+    assert {r[1] for r in rows} == {"COMPLETED"}
+    for text, job_id in zip(EVIL, ids):
+        workdir = cluster.cwd / f"dir-{text}"
+        out, err = (workdir / _path(f"{text}-%j.{ext}", job_id) for ext in ("out", "err"))
+        assert (out.read_text(), err.read_text()) == (f"{text}|{text}|{text}|{workdir}|\n", "err\n")
+        shown = cluster.run("squeue", "-t", "all", "-h", "-o", "%k", "-j", str(job_id))
+        assert shown.stdout == text + "\n"
+    assert (cluster.cwd / "wrap.log").read_text() == "$(touch pwned8) ok\n"
+    assert not list(cluster.cwd.rglob("pwned*")) and not list(cluster.home.rglob("pwned*"))
+    assert not [p for p in os.listdir("/tmp") if p.startswith("pwned")]

@@ -70,7 +70,10 @@ def body(argv: list[str]) -> int:
         elif key == "w":
             from ..runtime.hostlist import expand
 
-            filters["nodes"] = set(expand(value))
+            try:
+                filters["nodes"] = set(expand(value))
+            except ValueError:  # Slurm's hostset_intersects: no job is on such a list
+                filters["nodes"] = set()
         elif key == "t":
             chosen = []
             for word in filter(None, value.split(",")):

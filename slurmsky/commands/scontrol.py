@@ -96,7 +96,11 @@ class Session:
                 value = os.environ.get("SLURM_NODELIST")
                 if value is None:  # unset; set but empty prints nothing, as on Slurm
                     sys.stderr.write("scontrol: error: host list is empty\n")
-            names = expand(value or "")
+            try:
+                names = expand(value or "")
+            except ValueError as exc:  # Slurm prints it and carries on: exit 0
+                sys.stderr.write(f"{exc}\n")
+                return 0
             sys.stdout.write("".join(n + "\n" for n in names))
             return 0
         if _is(entity, "hostlist", 5) or _is(entity, "hostlistsorted", 9):
@@ -104,7 +108,11 @@ class Session:
 
             if value is None:
                 raise UsageError("invalid encode argument")
-            print(compress(expand(value), sort=_is(entity, "hostlistsorted", 9)))
+            try:
+                names = expand(value)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            print(compress(names, sort=_is(entity, "hostlistsorted", 9)))
             return 0
         if _is(entity, "jobs", 1) or _is(entity, "jobid", 4):
             return self.show_job(value)

@@ -111,7 +111,10 @@ def body(argv: list[str]) -> int:
         elif key == "n":
             from ..runtime.hostlist import expand
 
-            wanted_nodes = set(expand(value))
+            try:
+                wanted_nodes = set(expand(value))
+            except ValueError:
+                raise UsageError(f"sinfo: error: '{value}' invalid entry for --nodes") from None
         elif key == "t":
             wanted_states = {w.lower() for w in value.split(",") if w}
         elif key == "V":

@@ -153,7 +153,10 @@ def body(argv: list[str]) -> int:
         elif key == "w":
             from ..runtime.hostlist import expand
 
-            o["nodes"] = set(expand(value))
+            try:
+                o["nodes"] = set(expand(value))
+            except ValueError:
+                raise UsageError(f"squeue: error: '{value}' invalid entry for --nodelist") from None
         elif key == "V":
             print(formats.version_line())
             return 0

@@ -41,7 +41,11 @@ def main(argv, node_dir):
                 value = os.environ.get("SLURM_NODELIST")
                 if value is None:  # unset; set but empty prints nothing, as on Slurm
                     _say(sys.stderr, "scontrol: error: host list is empty")
-            names = hostlist.expand(value or "")
+            try:
+                names = hostlist.expand(value or "")
+            except ValueError as exc:  # Slurm prints it and carries on: exit 0
+                _say(sys.stderr, str(exc))
+                return 0
             for name in names:
                 _say(sys.stdout, name)
             return 0
@@ -50,7 +54,12 @@ def main(argv, node_dir):
                 if value is None:
                     _say(sys.stderr, "invalid encode argument")
                     return 1
-                _say(sys.stdout, hostlist.compress(hostlist.expand(value), sort=sort))
+                try:
+                    names = hostlist.expand(value)
+                except ValueError as exc:
+                    _say(sys.stderr, str(exc))
+                    return 1
+                _say(sys.stdout, hostlist.compress(names, sort=sort))
                 return 0
         info = rundir.read_job_info(node_dir)
         if (_is(tag, "jobs", 1) or _is(tag, "jobid", 1)) and _ours(value, info):
