@@ -23,9 +23,11 @@ SPEC_EOF = "SLURMSKY_SPEC_EOF"
 NO_ARRAY_INDEX = 4294967294
 
 # Never shipped to a cloud unless named in --export=NAME or the config's export.allow:
-# credentials, and what only makes sense on the submit host.
+# credentials, and what only makes sense on the submit host. Matched without regard to case
+# (`github_token` is as secret as `GITHUB_TOKEN`).
 DEFAULT_DENY = (
-    "*_KEY", "*_KEY_ID", "*_TOKEN", "*_SECRET", "*_SECRET_*", "*PASSWORD*", "*_CREDENTIALS",
+    "*_KEY", "*_KEY_ID", "*_TOKEN", "*_SECRET", "*_SECRET_*", "*PASSWORD*", "*PASSWD*",
+    "*_PASS", "*CREDENTIAL*",
     "AWS_*", "GOOGLE_*", "GCLOUD_*", "AZURE_*", "KUBECONFIG", "SSH_*", "GPG_*", "KRB5*",
     "SKYPILOT_*", "SLURMSKY_*", "SLURM_*", "SBATCH_*", "SRUN_*", "SALLOC_*",
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "TERM", "DISPLAY", "HOSTNAME",
@@ -110,7 +112,7 @@ def partition_of(req: JobRequest, cfg: Config) -> tuple[str, dict]:
 
 
 def _denied(name: str, patterns) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    return any(fnmatch.fnmatchcase(name.upper(), p.upper()) for p in patterns)
 
 
 def job_environment(req: JobRequest, cfg: Config, *, for_cloud: bool) -> dict:

@@ -37,6 +37,8 @@ scontrol [<OPTION>] [<COMMAND>]
      update <SPECIFICATIONS>  update job (JobId=, TimeLimit=, JobName=, Comment=)
      version                  display tool version number"""
 INVALID_JOB = "slurm_load_jobs error: Invalid job id specified"
+# scontrol.c's slurm_perror after a hold/uhold/release argument that failed (so named there)
+HOLD_ERROR = "slurm_suspend error"
 
 
 def _is(tag: str, word: str, minimum: int) -> bool:
@@ -65,9 +67,9 @@ class Session:
             return self.show(args)
         if command.lower() in ("hold", "uhold"):
             return self.each_job(args, lambda conn, job: control.hold(
-                conn, job, admin=command.lower() == "hold" and os.geteuid() == 0))
+                conn, job, admin=command.lower() == "hold" and os.geteuid() == 0), HOLD_ERROR)
         if _is(command, "release", 3):
-            return self.each_job(args, control.release)
+            return self.each_job(args, control.release, HOLD_ERROR)
         if _is(command, "requeue", 3):
             return self.each_job(args, control.requeue)
         if _is(command, "update", 1):
@@ -171,18 +173,20 @@ class Session:
             print("No jobs in the system")
         return 0
 
-    def each_job(self, args: list[str], operation) -> int:
-        """hold/uhold/release/requeue over `1,2 3_4`: Slurm's `<error> for job <id>`."""
+    def each_job(self, args: list[str], operation, word_error: str | None = None) -> int:
+        """hold/uhold/release/requeue over `1,2 3_4`: Slurm's `<error> for job <id>`, and
+        after a word with errors `<word_error>: <its last error>` (hold and release)."""
         if not args:
             raise UsageError("scontrol: error: too few arguments for keyword")
         status = 0
         for word in args:
+            last = None
             for item in filter(None, word.split(",")):
                 try:
                     job_id, indices = control.parse_job_id(item)
                 except ValueError:
-                    sys.stderr.write(f"Invalid job id specified for job {item}\n")
-                    status = 1
+                    last = control.INVALID_ID
+                    sys.stderr.write(f"{last} for job {item}\n")
                     continue
                 records = control.select(self.conn, job_id, indices)
                 live = [r for r in records if not r.finished] or records
@@ -193,8 +197,12 @@ class Session:
                     if len(errors) < len(live):
                         errors = []
                 if errors:
-                    sys.stderr.write(f"{errors[0]} for job {item}\n")
-                    status = 1
+                    last = errors[0]
+                    sys.stderr.write(f"{last} for job {item}\n")
+            if last is not None:
+                status = 1
+                if word_error:
+                    sys.stderr.write(f"{word_error}: {last}\n")
         return status
 
     def update(self, args: list[str]) -> int:

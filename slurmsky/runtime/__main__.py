@@ -96,7 +96,7 @@ def _failed(rank, result_path, reason):
         now = time.time()
         rundir.write_private(result_path, json.dumps(
             {"state": "FAILED", "exit_code": 1, "signal": 0, "start": now, "end": now,
-             "reason": reason}) + "\n", mode=0o644)
+             "reason": reason}) + "\n")
     return 1
 
 

@@ -126,7 +126,7 @@ class Controller:
         result = self._result(start, end)
         self.batch.close()
         if self.result_path:
-            rundir.write_private(self.result_path, json.dumps(result) + "\n", mode=0o644)
+            rundir.write_private(self.result_path, json.dumps(result) + "\n")
         log.info("job %d: %s %d:%d", job.job_id, result["state"], result["exit_code"],
                  result["signal"])
         shutil.rmtree(self.node_dir, ignore_errors=True)
@@ -408,7 +408,7 @@ class Controller:
             return
         records = [step.record for _, step in sorted(self.steps.items())]
         try:
-            rundir.write_private(self.steps_path, json.dumps(records) + "\n", mode=0o644)
+            rundir.write_private(self.steps_path, json.dumps(records) + "\n")
         except OSError as e:
             log.warning("cannot write %s: %s", self.steps_path, e)
 
