@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = Path(os.environ.get("SLURMSKY_SKY_E2E_TOOLS", "/work/shared/tools"))
+# shared/tools beside the checkout, where .ci/run starts the Slurm peer this stack runs on
+TOOLS = Path(os.environ.get("SLURMSKY_SKY_E2E_TOOLS", ROOT.parent / "shared" / "tools"))
 BASE = Path(os.environ.get("SKYE2E_BASE", "/tmp/skye2e"))
 pytestmark = [
     pytest.mark.slow,
