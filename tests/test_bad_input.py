@@ -229,6 +229,7 @@ FILES = {
 NOT_A_SCRIPT = ("sbatch: error: This does not look like a batch script.  The first\n"
                 "sbatch: error: line must start with #! followed by the path to an interpreter.\n"
                 "sbatch: error: For instance: #!/bin/sh\n")
+BAD_RANGE = "_parse_single_range: Invalid range: `5-1'"
 CORPUS = {
     # value types
     **{f"value-{kind}": (cmd, [opt, "job.sh"] if cmd == "sbatch" else [opt, "true"], err, rc)
@@ -298,14 +299,18 @@ CORPUS = {
                      'Try "sinfo --help" for more information\n', 1),
     "srun-option": ("srun", ["--bogus", "true"], "srun: unrecognized option '--bogus'\n"
                     'Try "srun --help" for more information\n', 255),
-    "squeue-nodelist": ("squeue", ["-w", "n[5-1]"],
+    # from the real Slurm peer: the hostlist parser's own error() line, then the command's
+    "squeue-nodelist": ("squeue", ["-w", "n[5-1]"], f"squeue: error: {BAD_RANGE}\n"
                         "squeue: error: 'n[5-1]' invalid entry for --nodelist\n", 1),
     "squeue-huge-id": ("squeue", ["-j", "99999999999999999999999"],
                        read_capture("squeue-j-unknown.txt").stderr, 1),
-    "sinfo-nodes": ("sinfo", ["-n", "n[5-1]"], "sinfo: error: 'n[5-1]' invalid entry for --nodes\n",
-                    1),
+    "sinfo-nodes": ("sinfo", ["-n", "n[5-1]"], f"sinfo: error: {BAD_RANGE}\n"
+                    "sinfo: error: 'n[5-1]' invalid entry for --nodes\n", 1),
     "scontrol-hostlist": ("scontrol", ["show", "hostlist", "n[5-1]"],
-                          "Invalid hostlist: n[5-1]\n", 1),
+                          f"scontrol: error: {BAD_RANGE}\nInvalid hostlist: n[5-1]\n", 1),
+    "scontrol-hostlist-huge": ("scontrol", ["show", "hostlist", "n[1-1000000000]"],
+                               "scontrol: error: _parse_single_range: Too many hosts in range "
+                               "`1-1000000000'\nInvalid hostlist: n[1-1000000000]\n", 1),
     # unknown ids are silent for scancel (exit 0, as on Slurm), however large the range
     "scancel-huge-range": ("scancel", ["1_[0-99999999999]"], "", 0),
     "srun-zero-nodes": ("srun", ["-N0", "true"], "srun: error: Unable to allocate resources: "

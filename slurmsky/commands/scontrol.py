@@ -101,7 +101,7 @@ class Session:
             try:
                 names = expand(value or "")
             except ValueError as exc:  # Slurm prints it and carries on: exit 0
-                sys.stderr.write(f"{exc}\n")
+                sys.stderr.write(f"{exc.log('scontrol')}{exc}\n")
                 return 0
             sys.stdout.write("".join(n + "\n" for n in names))
             return 0
@@ -113,7 +113,7 @@ class Session:
             try:
                 names = expand(value)
             except ValueError as exc:
-                raise UsageError(str(exc)) from None
+                raise UsageError(exc.log("scontrol") + str(exc)) from None
             print(compress(names, sort=_is(entity, "hostlistsorted", 9)))
             return 0
         if _is(entity, "jobs", 1) or _is(entity, "jobid", 4):

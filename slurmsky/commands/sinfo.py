@@ -113,8 +113,9 @@ def body(argv: list[str]) -> int:
 
             try:
                 wanted_nodes = set(expand(value))
-            except ValueError:
-                raise UsageError(f"sinfo: error: '{value}' invalid entry for --nodes") from None
+            except ValueError as exc:
+                raise UsageError(exc.log("sinfo") + f"sinfo: error: '{value}' invalid entry "
+                                 "for --nodes") from None
         elif key == "t":
             wanted_states = {w.lower() for w in value.split(",") if w}
         elif key == "V":

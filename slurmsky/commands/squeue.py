@@ -155,8 +155,9 @@ def body(argv: list[str]) -> int:
 
             try:
                 o["nodes"] = set(expand(value))
-            except ValueError:
-                raise UsageError(f"squeue: error: '{value}' invalid entry for --nodelist") from None
+            except ValueError as exc:
+                raise UsageError(exc.log("squeue") + f"squeue: error: '{value}' invalid entry "
+                                 "for --nodelist") from None
         elif key == "V":
             print(formats.version_line())
             return 0

@@ -190,17 +190,29 @@ def _tokens(text: str) -> Iterable[str]:
         yield text[start:i]
 
 
+class HostlistError(ValueError):
+    """hostlist_create failed. ``logged``: the lines Slurm's parser logs on the way (with
+    error(), so each printed as ``<prog>: error: <line>`` before the command's message)."""
+
+    def __init__(self, message: str, logged: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.logged = logged
+
+    def log(self, prog: str) -> str:
+        return "".join(f"{prog}: error: {line}\n" for line in self.logged)
+
+
 def _parse_ranges(text: str) -> list[tuple[int, int, int]]:
     """``1-3,07`` -> [(lo, hi, width), ...]; width is the digits of lo."""
     ranges = []
     for item in text.split(","):
         lo_text, _, hi_text = item.partition("-")
-        if not _NUMBER.fullmatch(lo_text) or (hi_text and not _NUMBER.fullmatch(hi_text)):
-            raise ValueError(item)
-        lo = int(lo_text)
-        hi = int(hi_text) if hi_text else lo
-        if hi < lo or hi - lo + 1 > _MAX_RANGE:
-            raise ValueError(item)
+        lo = int(lo_text) if _NUMBER.fullmatch(lo_text) else None
+        hi = int(hi_text) if _NUMBER.fullmatch(hi_text) else lo if not hi_text else None
+        if lo is None or hi is None or hi < lo:
+            raise HostlistError(item, (f"_parse_single_range: Invalid range: `{item}'",))
+        if hi - lo + 1 > _MAX_RANGE:
+            raise HostlistError(item, (f"_parse_single_range: Too many hosts in range `{item}'",))
         ranges.append((lo, hi, len(lo_text)))
     return ranges
 
@@ -243,12 +255,12 @@ def _parse(text: str) -> _HostList:
 def expand(text: str) -> list[str]:
     """``node[01-02],gpu1`` -> ``['node01', 'node02', 'gpu1']`` (duplicates kept).
 
-    Raises ValueError("Invalid hostlist: TEXT") where Slurm's hostlist_create fails.
+    Raises HostlistError("Invalid hostlist: TEXT") where Slurm's hostlist_create fails.
     """
     try:
         hl = _parse(text)
-    except ValueError:
-        raise ValueError("Invalid hostlist: %s" % text) from None
+    except ValueError as exc:
+        raise HostlistError("Invalid hostlist: %s" % text, getattr(exc, "logged", ())) from None
     return [name for hr in hl.ranges for name in hr.names()]
 
 

@@ -44,7 +44,7 @@ def main(argv, node_dir):
             try:
                 names = hostlist.expand(value or "")
             except ValueError as exc:  # Slurm prints it and carries on: exit 0
-                _say(sys.stderr, str(exc))
+                _say(sys.stderr, exc.log("scontrol") + str(exc))
                 return 0
             for name in names:
                 _say(sys.stdout, name)
@@ -57,7 +57,7 @@ def main(argv, node_dir):
                 try:
                     names = hostlist.expand(value)
                 except ValueError as exc:
-                    _say(sys.stderr, str(exc))
+                    _say(sys.stderr, exc.log("scontrol") + str(exc))
                     return 1
                 _say(sys.stdout, hostlist.compress(names, sort=sort))
                 return 0
