@@ -19,6 +19,7 @@ from .state import STARTED_STATES, JobRecord
 INVALID_ID = "Invalid job id specified"
 ALREADY_DONE = "Job/step already completing or completed"
 ACCESS_DENIED = "Access/permission denied"
+NOT_OWNER = "Invalid user id"  # what slurmctld says to hold/release/update of another's job
 PENDING_ERR = "Job is pending execution"
 NOT_PENDING = "Job is no longer pending execution"
 DISABLED = "Requested operation is presently disabled"
@@ -150,7 +151,7 @@ def signal(conn: sqlite3.Connection, jobs: list[JobRecord], signum: int,
 def hold(conn: sqlite3.Connection, job: JobRecord, *, admin: bool) -> str | None:
     """scontrol hold (admin) / uhold (user)."""
     if _denied(job):
-        return ACCESS_DENIED
+        return NOT_OWNER
     kind = "admin" if admin else "user"
     reason = "JobHeldAdmin" if admin else "JobHeldUser"
     if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=kind,
@@ -161,7 +162,7 @@ def hold(conn: sqlite3.Connection, job: JobRecord, *, admin: bool) -> str | None
 
 def release(conn: sqlite3.Connection, job: JobRecord) -> str | None:
     if _denied(job):
-        return ACCESS_DENIED
+        return NOT_OWNER
     if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=None,
                             reason="None"):
         return NOT_PENDING

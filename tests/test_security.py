@@ -210,12 +210,14 @@ def test_another_users_job_is_refused_and_root_may_act(cluster):
         denied = "Access/permission denied"
         assert as_peer("scancel", str(mine)) == (
             210, "", f"scancel: error: Kill job error on job id {mine}: {denied}\n")
+        # as the real Slurm peer answers peeruser about root's job
+        not_owner = "Invalid user id"
         for op in ("hold", "uhold", "release"):
             assert as_peer("scontrol", op, str(mine)) == (
-                1, "", f"{denied} for job {mine}\nslurm_suspend error: {denied}\n")
+                1, "", f"{not_owner} for job {mine}\nslurm_suspend error: {not_owner}\n")
         assert as_peer("scontrol", "requeue", str(mine)) == (1, "", f"{denied} for job {mine}\n")
         assert as_peer("scontrol", "update", f"JobId={mine}", "TimeLimit=5") == (
-            1, "", f"{denied} for job {mine}\n")
+            1, "", f"{not_owner} for job {mine}\n")
         row = "SELECT user, state, reason, held, time_limit, comment FROM jobs WHERE job_id = ?"
         with cluster.db() as conn:
             assert conn.execute(row, (mine,)).fetchone() == (

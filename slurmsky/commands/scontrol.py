@@ -246,7 +246,7 @@ class Session:
         for rec in records:
             uid = os.geteuid()
             if uid != 0 and rec.uid != uid:
-                raise UsageError(f"{control.ACCESS_DENIED} for job {job_text}")
+                raise UsageError(f"{control.NOT_OWNER} for job {job_text}")
             if rec.finished:
                 raise UsageError(f"{control.ALREADY_DONE} for job {job_text}")
             if "time_limit" in changes and rec.state != "PENDING":
