@@ -154,9 +154,14 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
 
+    from .errors import SlurmError
     from .scheduler import Scheduler
 
-    conn = state.connect()
+    try:
+        conn = state.connect()
+    except SlurmError as exc:  # the commands say it too, with the same words
+        log.error("%s", exc)
+        return 1
     sched = Scheduler(conn, _backend(log))
     idle_since = time.monotonic()
     while not stopping:

@@ -20,8 +20,10 @@ import os
 import sqlite3
 from contextlib import contextmanager
 
+from .errors import SlurmError
+
 SCHEMA_VERSION = 2
-BUSY_TIMEOUT_MS = 120_000
+BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 MIN_JOB_AGE = 300  # seconds a finished job stays in `squeue -t all` (Slurm's MinJobAge)
 
 # Slurm's states and their squeue codes.
@@ -131,6 +133,12 @@ def home(environ=os.environ) -> str:
         path = os.path.join(environ.get("HOME") or os.path.expanduser("~"),
                             ".local", "state", "slurmsky")
     return path
+
+
+def busy_timeout(environ=os.environ) -> float:
+    """Seconds to wait for the write lock: BUSY_TIMEOUT, or $SLURMSKY_BUSY_TIMEOUT, which only
+    tests set, to see a lock held for longer fail quickly."""
+    return float(environ.get("SLURMSKY_BUSY_TIMEOUT") or BUSY_TIMEOUT)
 
 
 def ensure_home(environ=os.environ) -> str:
@@ -284,19 +292,27 @@ def _encode(values: dict) -> dict:
 
 
 def connect(environ=os.environ) -> sqlite3.Connection:
-    """Open (creating if needed) the state database; autocommit, transactions are explicit."""
-    path = os.path.join(ensure_home(environ), "state.db")
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version != SCHEMA_VERSION:
-        _create(conn, version)
-    conn.execute("PRAGMA synchronous = NORMAL")
+    """Open (creating if needed) the state database; autocommit, transactions are explicit.
+    A state that cannot be used raises `unusable`'s SlurmError."""
+    try:
+        path = os.path.join(ensure_home(environ), "state.db")
+    except OSError as exc:
+        raise unusable(exc, environ) from None
+    timeout = busy_timeout(environ)
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            _create(conn, version, path)
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        raise unusable(exc, environ) from None
     return conn
 
 
-def _create(conn: sqlite3.Connection, version: int) -> None:
+def _create(conn: sqlite3.Connection, version: int, path: str) -> None:
     with write(conn):
         version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process won?
         if version == SCHEMA_VERSION:
@@ -306,15 +322,52 @@ def _create(conn: sqlite3.Connection, version: int) -> None:
                 conn.execute(_MIGRATIONS[v])
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
-        if version != 0:
-            raise RuntimeError(f"state database schema {version} is not {SCHEMA_VERSION}; "
-                               "this slurmsky is older or newer than the one that wrote it")
+        if version > SCHEMA_VERSION:
+            raise SlurmError(f"slurmsky state {path} has schema version {version}, newer than "
+                             f"this slurmsky's {SCHEMA_VERSION}; use the slurmsky that wrote "
+                             "it, or move it aside to start afresh")
+        if version != 0 or conn.execute("SELECT 1 FROM sqlite_master").fetchone():
+            raise SlurmError(f"slurmsky state {path} is a database slurmsky did not write "
+                             f"(schema version {version}); move it aside to start afresh")
         for statement in _SCHEMA.split(";\n"):
             if statement.strip():
                 conn.execute(statement)
         conn.execute("INSERT INTO meta VALUES ('next_job_id', 1)")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     conn.execute("PRAGMA journal_mode = WAL")
+
+
+def unusable(exc: sqlite3.Error | OSError, environ=os.environ) -> SlurmError:
+    """What a command says when the state fails it (`<command>: error: ...`): the file,
+    SQLite's or the system's words, and what to do."""
+    where = home(environ)
+    if isinstance(exc, OSError):
+        return SlurmError(f"slurmsky state directory {where} cannot be used "
+                          f"({exc.strerror or exc}); make it a writable directory or set "
+                          "SLURMSKY_HOME to one")
+    path = os.path.join(where, "state.db")
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        advice = ("is not a database ({}); move it aside (with any state.db-wal and "
+                  "state.db-shm) to start afresh")
+    elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        advice = (f"is locked by another process for over {busy_timeout(environ):g} s ({{}}); "
+                  f"end the process holding it (fuser {path}) or try again later")
+    elif name == "SQLITE_FULL" or _full(where):
+        advice = "cannot be written ({}): its filesystem is full; free space on it"
+    elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        advice = ("cannot be written ({}); make it and its directory writable or set "
+                  "SLURMSKY_HOME to another directory")
+    else:
+        advice = "failed ({})"
+    return SlurmError(f"slurmsky state {path} " + advice.format(exc))
+
+
+def _full(path: str) -> bool:
+    try:
+        return os.statvfs(path).f_bavail == 0
+    except OSError:
+        return False
 
 
 @contextmanager

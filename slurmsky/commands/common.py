@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Callable
 
+from .. import state
 from ..errors import SlurmError
 from ..runtime.getopt_long import UsageError
 from ..runtime.launch import undo_locale_coercion
@@ -12,10 +14,14 @@ from ..runtime.launch import undo_locale_coercion
 
 def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
     """Run a command body; a SlurmError becomes `<prog>: error: ...`, a UsageError its
-    lines verbatim, each with its exit code; a closed stdout (`| head`) ends quietly."""
+    lines verbatim, each with its exit code; a closed stdout (`| head`) ends quietly. A
+    state database that fails after it opened (locked, full) is a SlurmError too."""
     undo_locale_coercion()
     try:
-        code = body(sys.argv[1:])
+        try:
+            code = body(sys.argv[1:])
+        except sqlite3.Error as exc:
+            raise state.unusable(exc) from None
     except (SlurmError, UsageError) as exc:
         sys.stdout.flush()
         text = exc.render(prog) if isinstance(exc, SlurmError) else "".join(

@@ -160,4 +160,6 @@ def sky_server_status() -> None:
 
 
 def main() -> None:
-    cli(prog_name="slurmsky")
+    from .common import run
+
+    run("slurmsky", lambda argv: cli.main(argv, prog_name="slurmsky"))
