@@ -68,6 +68,7 @@ class Server:
             out = self.tool("sky-server", "stop", timeout=120)
             assert out.returncode == 0, out.stderr
             assert not Path(f"/proc/{self.pid}").exists()
+            self.pid = None
 
     def sdk(self, code: str) -> object:
         """Run SkyPilot SDK code as a client of this server; its printed JSON."""
@@ -196,3 +197,27 @@ def test_dense_array_is_one_num_jobs_launch_with_the_right_ranks(sky, server):
                                   and q)(_queue(sky, "-r", "-j", str(first))), 240,
                          "the elements to end")
     assert sorted(ended) == sorted(elements)
+
+
+def test_server_away_then_back(sky, server):
+    """The server answered, then went away: a job it had keeps its last state, a new one
+    waits naming the endpoint; once the server is back the new one is launched (nothing
+    lost) and ends as SkyPilot says."""
+    server.start()
+    sky.script("job.sh", "#!/bin/bash\necho hi\n")
+
+    def ended(job):
+        code, reason = _queue(sky).get(job, ("", ""))
+        return code not in ("", "PD", "CF", "R", "CG") and (code, reason)
+
+    first = str(sky.sbatch("job.sh"))
+    before = sky.wait_for(lambda: ended(first), 240, "the first job to end")
+    server.stop()
+    second = str(sky.sbatch("job.sh"))
+    endpoint = f"SkyPilotApiServerUnreachable:http://127.0.0.1:{server.port}"
+    sky.wait_for(lambda: _queue(sky).get(second) == ("PD", endpoint), 120, "the unreachable reason")
+    assert ended(first) == before
+    server.start()
+    code, reason = sky.wait_for(lambda: ended(second), 240, "the second job to end")
+    assert code == "F" and reason.startswith(NO_CLOUD)
+    assert server.records()[_sky_id(sky, second)]["status"] == "FAILED_PRECHECKS"
