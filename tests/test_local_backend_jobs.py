@@ -11,6 +11,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from conftest import BIN, ROOT
 
@@ -272,3 +273,27 @@ def test_one_login_reading_serves_the_jobs_of_a_minute(monkeypatch):
     clock[0] += machine.LOGIN_REUSE + 1
     later = machine.login_environment()
     assert (again, later, len(readings)) == ({"PATH": "/bin1"}, {"PATH": "/bin2"}, 2)
+
+
+def test_cleanup_spares_a_session_whose_number_was_reused(tmp_path):
+    """A job's runtime led a session; once it and its processes are gone, the number can
+    lead a stranger's session: cleanup kills the job's session, never the stranger's."""
+    import types
+
+    from slurmsky.executors.local import LocalExecutor
+
+    executor = LocalExecutor(partitions={})
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        created = psutil.Process(stranger.pid).create_time()
+        job = types.SimpleNamespace(executor_ref={"pids": [[stranger.pid, created - 50]]})
+        executor.cleanup(job)  # an earlier process had the number: not this session
+        with pytest.raises(subprocess.TimeoutExpired):
+            stranger.wait(timeout=1)
+        job.executor_ref = {"pids": [[stranger.pid, created]]}
+        executor.cleanup(job)  # the job's own runtime: its session ends
+        assert stranger.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if stranger.poll() is None:
+            stranger.kill()
+            stranger.wait()

@@ -216,7 +216,7 @@ class LocalExecutor:
         import shutil
 
         ref = job.executor_ref or {}
-        sessions = {pid for pid, _ in ref.get("pids", ()) if pid}
+        sessions = {pid for pid, created in ref.get("pids", ()) if pid and _ours(pid, created)}
         for pid in psutil.pids() if sessions else ():
             try:
                 if os.getsid(pid) in sessions:
@@ -257,6 +257,18 @@ class LocalExecutor:
                     and proc.status() != psutil.STATUS_ZOMBIE)
         except psutil.Error:
             return False
+
+
+def _ours(session: int, created: float) -> bool:
+    """Whether session `session` is still the one a job's runtime led: its leader is that
+    process, or has gone (the session's id cannot be a new process's while anything of the
+    old session is left). A new process that got the number leads a stranger's session."""
+    import psutil
+
+    try:
+        return abs(psutil.Process(session).create_time() - created) < 0.01
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _create_time(pid: int) -> float:
