@@ -48,8 +48,10 @@ def wake() -> None:
 
 
 def revive(conn) -> None:
-    """For read-side commands: restart a dead agent if jobs still need one (cheap otherwise)."""
-    if state.needs_agent(conn):
+    """For read-side commands: restart a dead agent if jobs still need one, or if the last
+    agent was killed (its pid file is left): it may have died between recording a job's end
+    and releasing the jobs that waited for it, which alone need no agent. Cheap otherwise."""
+    if state.needs_agent(conn) or (os.path.exists(_path("agent.pid")) and not _lock_held()):
         wake()
 
 
