@@ -118,14 +118,19 @@ class Cluster:
         return found
 
     def job_pids(self) -> list[int]:
-        """Pids of every node runtime any job of this state dir ran (session leaders)."""
+        """Pids of every node runtime any job of this state dir ran (session leaders) whose
+        session is still the job's: a number the system gave to another session leader since
+        (pids wrap at 32768 here within minutes) names a stranger, never to be killed."""
         import json
+
+        from slurmsky.executors.local import session_is_ours
 
         if not (self.state / "state.db").exists():
             return []
         with self.db() as conn:
             refs = conn.execute("SELECT executor_ref FROM jobs WHERE executor_ref IS NOT NULL")
-            return [pid for (ref,) in refs for pid, _ in json.loads(ref).get("pids", []) if pid]
+            return [pid for (ref,) in refs for pid, created in json.loads(ref).get("pids", [])
+                    if pid and session_is_ours(pid, created)]
 
     def teardown(self) -> None:
         for pid in self.agents():

@@ -216,7 +216,7 @@ class LocalExecutor:
         import shutil
 
         ref = job.executor_ref or {}
-        sessions = {pid for pid, created in ref.get("pids", ()) if pid and _ours(pid, created)}
+        sessions = {pid for pid, created in ref.get("pids", ()) if pid and session_is_ours(pid, created)}
         for pid in psutil.pids() if sessions else ():
             try:
                 if os.getsid(pid) in sessions:
@@ -259,7 +259,7 @@ class LocalExecutor:
             return False
 
 
-def _ours(session: int, created: float) -> bool:
+def session_is_ours(session: int, created: float) -> bool:
     """Whether session `session` is still the one a job's runtime led: its leader is that
     process, or has gone (the session's id cannot be a new process's while anything of the
     old session is left). A new process that got the number leads a stranger's session."""

@@ -47,11 +47,15 @@ def wait(environ, seconds: float) -> str:
 
 
 def pids(environ) -> dict:
+    """Only what is still this state's: the pid file of a killed agent and a job's finished
+    runtime may name numbers the system has given to strangers since."""
+    from slurmsky.executors.local import session_is_ours
+
     home = state.home(environ)
     info: dict = {"agent": None, "sessions": []}
     try:
         with open(os.path.join(home, "agent.pid")) as fh:
-            info["agent"] = int(fh.read().strip() or 0) or None
+            info["agent"] = _agent(int(fh.read().strip() or 0), home)
     except (OSError, ValueError):
         pass
     if os.path.exists(os.path.join(home, "state.db")):
@@ -59,12 +63,25 @@ def pids(environ) -> dict:
         try:
             for (ref,) in conn.execute("SELECT executor_ref FROM jobs "
                                        "WHERE executor_ref IS NOT NULL"):
-                for pid, _ctime in json.loads(ref).get("pids", []):
-                    if pid:
+                for pid, created in json.loads(ref).get("pids", []):
+                    if pid and session_is_ours(pid, created):
                         info["sessions"].append(pid)
         finally:
             conn.close()
     return info
+
+
+def _agent(pid: int, home: str) -> int | None:
+    """`pid` if it is this state directory's agent."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if "slurmsky.agent" in proc.cmdline() and proc.environ().get("SLURMSKY_HOME") == home:
+            return pid
+    except (psutil.Error, ValueError):
+        pass
+    return None
 
 
 def main(argv: list[str]) -> int:
