@@ -348,3 +348,38 @@ def test_runtime_ships_alone_with_the_standard_library(tmp_path):
     done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
                           text=True, cwd=tmp_path)
     assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+
+
+def test_only_groups_that_hold_a_process_of_the_job_are_signalled():
+    """A task's process group id is free once its last process has gone, and a stranger's
+    new group may get it: the runtime signals a group only while one of its own descendants
+    (every process of the job, the runtime being their subreaper) is in it."""
+    ours = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    # a stranger: its own group, whose leader exited at once, re-parented away from us
+    out = subprocess.run(["setsid", "sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $$ $!"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    stranger_group, stranger = int(out[0]), int(out[1])
+    try:
+        assert os.getpgid(stranger) == stranger_group
+        assert stranger not in procs.descendants(os.getpid())
+        procs.kill_groups([ours.pid, stranger_group], 9)
+        assert ours.wait(timeout=10) == -9
+        time.sleep(0.2)
+        assert _running(stranger)  # not ours to signal
+        procs.signal_trees([], 15, [stranger_group])
+        time.sleep(0.2)
+        assert _running(stranger)
+    finally:
+        os.kill(stranger, 9)
+        if ours.poll() is None:
+            ours.kill()
+            ours.wait()
+
+
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -98,20 +98,34 @@ def kill(pid, sig):
         pass
 
 
-def kill_group(pgid, sig):
-    try:
-        os.killpg(pgid, sig)
-    except OSError:
-        pass
+def kill_groups(pgids, sig):
+    """sig to each of the process groups that still holds a process of this job. The id of
+    a group whose last process has gone is free: the system may give it to a stranger's new
+    group (pids wrap within minutes on a busy host), so a group is signalled only while a
+    descendant of the runtime (a subreaper: every process of the job is one) is in it."""
+    pgids = set(pgids)
+    held = set()
+    for pid in descendants(os.getpid()):
+        try:
+            pgid = os.getpgid(pid)
+        except OSError:
+            continue
+        if pgid in pgids:
+            held.add(pgid)
+    for pgid in held:
+        try:
+            os.killpg(pgid, sig)
+        except OSError:
+            pass
 
 
 def signal_trees(roots, sig, groups=()):
-    """sig once to every process of the given process groups (the roots' own included) and
-    to every descendant of the roots that has left them (setsid daemons, new groups)."""
+    """sig once to every process of the given process groups that is still the job's (the
+    roots' own included: unreaped, they are) and to every descendant of the roots that has
+    left them (setsid daemons, new groups)."""
     groups = set(groups) | set(roots)
     strays = {pid for root in roots for pid in descendants(root)}
-    for pgid in groups:
-        kill_group(pgid, sig)
+    kill_groups(groups, sig)
     for pid in strays:
         try:
             if os.getpgid(pid) in groups:

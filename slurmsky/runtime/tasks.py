@@ -132,9 +132,8 @@ class _LocalStep:
                             "tasks": gids, "status": status})
             if finished:
                 break
-        for t in self.tasks:  # what the tasks left in their process groups
-            if t.pid is not None:
-                procs.kill_group(t.pid, signal.SIGKILL)
+        # what the tasks left in their process groups
+        procs.kill_groups([t.pid for t in self.tasks if t.pid is not None], signal.SIGKILL)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         with self.cond:
             while any(t.open_pipes for t in self.tasks) and time.monotonic() < deadline:
