@@ -43,9 +43,10 @@ def live_agent(cluster) -> int | None:
 
 class Killer(threading.Thread):
     """SIGKILLs each agent, until stopped; `killed` lists the pids. Most die a random 0-LIFE s
-    after their pid file names them (from their imports through their passes: releases,
-    launches, ends); a share die as soon as a job is CONFIGURING: in the middle of a launch,
-    between storing where a job goes and storing the pids of its processes."""
+    (longer while the jobs do not move: `pace`) after their pid file names them (from their
+    imports through their passes: releases, launches, ends); a share die as soon as a job is
+    CONFIGURING: in the middle of a launch, between storing where a job goes and storing the
+    pids of its processes."""
 
     LIFE = 0.7
     AT_LAUNCH = 0.3  # the share of kills in a launch
@@ -55,14 +56,16 @@ class Killer(threading.Thread):
         self.cluster, self.rng = cluster, rng
         self.killed: list[int] = []
         self.stopped = threading.Event()
+        self.life, self.seen = self.LIFE, None
 
     def run(self) -> None:
         while not self.stopped.wait(0.02):
             pid = live_agent(self.cluster)
             if pid is None or pid in self.killed:
                 continue
+            self.pace()
             at_launch = self.rng.random() < self.AT_LAUNCH
-            deadline = time.monotonic() + self.rng.uniform(0, self.LIFE)
+            deadline = time.monotonic() + self.rng.uniform(0, self.life)
             while time.monotonic() < deadline or at_launch:
                 if self.stopped.wait(0.005) or at_launch and self.configuring():
                     break
@@ -70,6 +73,16 @@ class Killer(threading.Thread):
                 continue  # it exited meanwhile
             os.kill(pid, signal.SIGKILL)
             self.killed.append(pid)
+
+    def pace(self) -> None:
+        """On a loaded machine an agent may need more than LIFE to get anywhere: while the
+        jobs have not moved since the last kill, each agent is given half as long again."""
+        try:
+            seen = tuple(self.cluster.jobs())
+        except sqlite3.OperationalError:  # locked by a writer: keep the pace
+            return
+        self.life = self.LIFE if seen != self.seen else min(self.life * 1.5, 10.0)
+        self.seen = seen
 
     def configuring(self) -> bool:
         try:
