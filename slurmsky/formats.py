@@ -627,6 +627,148 @@ def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
     return jobs
 
 
+# --- squeue straight from the state ----------------------------------------------------------
+# A listing of 10 000 jobs was Python's per-job work: a record, a Job, a sort key, a call per
+# cell. For the fields below SQLite computes the very text SQUEUE_FIELDS gives a job that is
+# not a collapsed array record (never NULL: `(null)` is spelled out), and the default sort's
+# keys; a line is then one `%` of a row. Anything else (other fields, sorts or filters) goes
+# through Job. `{now}` in an expression is bound to the listing's time.
+
+def _elapsed_sql(s: str) -> str:
+    """format_elapsed of the integer expression `s`, in SQL."""
+    return (f"(CASE WHEN {s} < 0 OR {s} > {365 * 86400} THEN 'INVALID' "
+            f"WHEN {s} >= 86400 THEN printf('%d-%02d:%02d:%02d', {s} / 86400, "
+            f"{s} % 86400 / 3600, {s} % 3600 / 60, {s} % 60) "
+            f"WHEN {s} >= 3600 THEN printf('%d:%02d:%02d', {s} / 3600, {s} % 3600 / 60, "
+            f"{s} % 60) ELSE printf('%d:%02d', {s} / 60, {s} % 60) END)")
+
+
+_CODE_SQL = ("(CASE state " + " ".join(f"WHEN '{name}' THEN '{code}'" for name, code
+                                      in STATE_CODES.items()) + " ELSE state END)")
+_STARTED_SQL = "(start_time IS NOT NULL AND state != 'PENDING')"  # Job.started
+_USED_SQL = (f"(CASE WHEN {_STARTED_SQL} THEN max(CAST((CASE WHEN end_time THEN end_time "
+             "ELSE {now} END) - start_time AS INTEGER), 0) ELSE 0 END)")  # Job.used()
+_REASON_STATES = ("PENDING", "TIMEOUT", "FAILED", "OUT_OF_MEMORY", "DEADLINE")
+
+SQUEUE_SQL = {
+    "account": "coalesce(account, '(null)')",
+    "arrayjobid": "CAST(coalesce(array_job_id, job_id) AS TEXT)",
+    "arraytaskid": "coalesce(CAST(array_task_id AS TEXT), 'N/A')",
+    "jobarrayid": ("(CASE WHEN array_job_id IS NOT NULL AND array_task_id IS NOT NULL "
+                   "THEN array_job_id || '_' || array_task_id ELSE CAST(job_id AS TEXT) END)"),
+    "jobid": "CAST(job_id AS TEXT)",
+    "name": "name",
+    "nodelist": "coalesce(nodelist, '')",
+    "numcpus": "CAST(num_cpus AS TEXT)",
+    "numnodes": "CAST(num_nodes AS TEXT)",
+    "partition": "partition",
+    "reason": "reason",
+    "reasonlist": (f"(CASE WHEN state IN {_REASON_STATES} THEN '(' || reason || ')' "
+                   "ELSE coalesce(nodelist, '') END)"),
+    "state": "state",
+    "statecompact": _CODE_SQL,
+    "timelimit": ("(CASE WHEN time_limit IS NULL THEN 'UNLIMITED' ELSE "
+                  + _elapsed_sql("(time_limit * 60)") + " END)"),
+    "timeused": _elapsed_sql(_USED_SQL),
+    "userid": "CAST(uid AS TEXT)",
+    "username": "user",
+}
+
+# The default sort ("P,t,-p" after the reverse start-time sort, ties in slurmctld's list
+# order: squeue_sort) as ascending keys; {collapsible}: the row is one of a collapsed array.
+_START_SQL = ("(CASE WHEN state = 'PENDING' THEN coalesce(begin_time, 0) "
+              "ELSE coalesce(start_time, 0) END)")  # Job.start_shown()
+_HELD_SQL = "(held IS NOT NULL AND held != '')"
+_SORT_SQL = (
+    "partition", _CODE_SQL,
+    f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -max({PRIORITY_TOP} - submission, 1) END)",
+    f"-(CASE WHEN {_START_SQL} = 0 THEN {{later}} WHEN state = 'PENDING' AND {_START_SQL} "
+    "< {now} THEN {now} ELSE " + _START_SQL + " END)",
+    f"(CASE WHEN array_job_id IS NULL THEN job_id ELSE array_job_id END) "
+    f"* (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
+    "(CASE WHEN array_job_id IS NULL THEN 0 WHEN {collapsible} THEN %d "
+    "ELSE coalesce(array_task_id, -1) END)" % NO_VAL,
+)
+_COLLAPSIBLE_SQL = ("(array_task_id IS NOT NULL AND start_time IS NULL AND restarts = 0 "
+                    "AND state IN ('PENDING', 'CANCELLED'))")  # as collapse() groups
+
+
+class Listing:
+    """squeue's default-sorted listing of `items` as rows SQLite computes (see SQUEUE_SQL):
+    `columns`, `args` and `order_by` for state.list_rows, then `lines(rows, records)` renders
+    them; a collapsed array's record is rendered through Job, from the record of its lowest
+    index (`records(pairs)`: the records of these (array id, index) pairs, in one query)."""
+
+    def __init__(self, items: list[Item], now: float, expand: bool):
+        formats, cells = [], []
+        for item in items:
+            if item.field is not None:
+                formats.append(_percent_spec(item))
+                cells.append(SQUEUE_SQL[item.key])
+            formats.append(item.suffix.replace("%", "%%"))
+        self.items, self.now, self.cells = items, now, len(cells)
+        self.format = "".join(formats)
+        collapsible = "0" if expand else _COLLAPSIBLE_SQL
+        group = (f"(CASE WHEN {collapsible} THEN " + " || ',' || ".join(  # collapse()'s key
+            f"quote({c})" for c in ("array_job_id", "state", "held", "name", "partition"))
+            + " END)")
+        keys = [k.replace("{collapsible}", collapsible) for k in _SORT_SQL] + ["job_id"]
+        self.columns, self.args = [], []
+        for column in cells + [group, "array_task_id"] + keys:
+            for part in column.split("{")[1:]:
+                self.args.append(now + 100 if part.startswith("later}") else now)
+            self.columns.append(column.replace("{now}", "?").replace("{later}", "?"))
+        first = len(cells) + 3  # ORDER BY's column numbers count from 1
+        self.order_by = ", ".join(str(first + i) for i in range(len(keys)))
+
+    @staticmethod
+    def fits(items: list[Item], sort: str | None) -> bool:
+        """Whether SQLite can compute a listing of these items in this order."""
+        return sort is None and all(
+            item.field is None or (item.key in SQUEUE_SQL and (
+                (item.field[2] if len(item.field) > 2 else True) is not None
+                or item.width <= 0 or not item.right)) for item in items)
+
+    def lines(self, rows: list[tuple], records) -> list[str]:
+        n, fmt = self.cells, self.format
+        out: list = []
+        groups: dict = {}
+        for row in rows:
+            key = row[n]
+            if key is None:
+                out.append(row)
+                continue
+            group = groups.get(key)
+            if group is None:  # [lowest index's row, indices, lowest job id]
+                group = groups[key] = [row, [], row[-1]]
+                out.append(group)
+            elif row[n + 1] < group[0][n + 1]:
+                group[0] = row
+            group[1].append(row[n + 1])
+            group[2] = min(group[2], row[-1])
+        if not groups:
+            return [fmt % row[:n] for row in out]
+        # As squeue_sort: a group sorts as its lowest index's record, ties in collapse()'s
+        # order (a group's place is its first member's).
+        first = n + 2
+        out.sort(key=lambda e: e[0][first:-1] + (e[2],) if isinstance(e, list) else e[first:])
+        reps = records([(int(key[:key.index(",")]), g[0][n + 1]) for key, g in groups.items()])
+        by_id = {rec.job_id: rec for rec in reps}
+        render = renderer(self.items)
+        return [render(Job(by_id[e[0][-1]], e[1], self.now)) if isinstance(e, list)
+                else fmt % e[:n] for e in out]
+
+
+def _percent_spec(item: Item) -> str:
+    """`%`-conversion for pad(value, width, right, cut)."""
+    cut = item.field[2] if len(item.field) > 2 else True
+    if item.width <= 0:
+        return "%s"
+    if not item.right:
+        return f"%-{item.width}.{item.width}s"
+    return f"%{item.width}.{item.width}s" if cut else f"%{item.width}s"
+
+
 # --- squeue --json / --yaml ----------------------------------------------------------------
 
 def job_json(job: Job) -> dict:

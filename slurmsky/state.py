@@ -505,6 +505,32 @@ def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, us
     (`squeue -t all` passes now - MIN_JOB_AGE).
     light: a listing's records, with LIST_COLUMNS only until another column is read.
     """
+    where_text, args = _where(ids, tasks, states, users, names, partitions,
+                              active_or_ended_after, submitted_after)
+    if not light:
+        return [_record(r) for r in conn.execute(_SELECT + where_text + " ORDER BY job_id", args)]
+    sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM jobs{where_text} ORDER BY job_id"
+    records = [_record(r, LIST_COLUMNS) for r in conn.execute(sql, args)]
+    for record in records:
+        record.__dict__[_CONN] = conn
+    return records
+
+
+def list_rows(conn: sqlite3.Connection, columns, column_args, order_by: str, *, ids=None,
+              tasks=None, states=None, users=None, names=None, partitions=None,
+              active_or_ended_after: float | None = None) -> list[tuple]:
+    """A listing as plain rows: `columns` (SQL expressions over `jobs`, their `?`s bound to
+    `column_args`) of the jobs find_jobs would return with the same filters, in `order_by`'s
+    order. No record per job: a long queue costs what SQLite computes and Python prints."""
+    where_text, args = _where(ids, tasks, states, users, names, partitions,
+                              active_or_ended_after, None)
+    sql = f"SELECT {', '.join(columns)} FROM jobs{where_text} ORDER BY {order_by}"
+    return conn.execute(sql, list(column_args) + args).fetchall()
+
+
+def _where(ids, tasks, states, users, names, partitions, active_or_ended_after,
+           submitted_after) -> tuple[str, list]:
+    """find_jobs' filters as a WHERE clause and its arguments."""
     where, args = [], []
 
     def one_of(column: str, values) -> str:
@@ -538,14 +564,7 @@ def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, us
     if submitted_after is not None:
         where.append("submit_time >= ?")
         args.append(submitted_after)
-    where_text = " WHERE " + " AND ".join(where) if where else ""
-    if not light:
-        return [_record(r) for r in conn.execute(_SELECT + where_text + " ORDER BY job_id", args)]
-    sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM jobs{where_text} ORDER BY job_id"
-    records = [_record(r, LIST_COLUMNS) for r in conn.execute(sql, args)]
-    for record in records:
-        record.__dict__[_CONN] = conn
-    return records
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
