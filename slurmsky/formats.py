@@ -646,8 +646,8 @@ def _elapsed_sql(s: str) -> str:
 _CODE_SQL = ("(CASE state " + " ".join(f"WHEN '{name}' THEN '{code}'" for name, code
                                       in STATE_CODES.items()) + " ELSE state END)")
 _STARTED_SQL = "(start_time IS NOT NULL AND state != 'PENDING')"  # Job.started
-_USED_SQL = (f"(CASE WHEN {_STARTED_SQL} THEN max(CAST((CASE WHEN end_time THEN end_time "
-             "ELSE {now} END) - start_time AS INTEGER), 0) ELSE 0 END)")  # Job.used()
+_USED_SQL = ("max(CAST((CASE WHEN end_time THEN end_time ELSE {now} END) - start_time "
+             "AS INTEGER), 0)")  # Job.used() of a started job
 _REASON_STATES = ("PENDING", "TIMEOUT", "FAILED", "OUT_OF_MEMORY", "DEADLINE")
 
 SQUEUE_SQL = {
@@ -669,25 +669,27 @@ SQUEUE_SQL = {
     "statecompact": _CODE_SQL,
     "timelimit": ("(CASE WHEN time_limit IS NULL THEN 'UNLIMITED' ELSE "
                   + _elapsed_sql("(time_limit * 60)") + " END)"),
-    "timeused": _elapsed_sql(_USED_SQL),
+    "timeused": (f"(CASE WHEN NOT {_STARTED_SQL} THEN '0:00' ELSE "
+                 + _elapsed_sql(_USED_SQL) + " END)"),
     "userid": "CAST(uid AS TEXT)",
     "username": "user",
 }
 
 # The default sort ("P,t,-p" after the reverse start-time sort, ties in slurmctld's list
-# order: squeue_sort) as ascending keys; {collapsible}: the row is one of a collapsed array.
-_START_SQL = ("(CASE WHEN state = 'PENDING' THEN coalesce(begin_time, 0) "
-              "ELSE coalesce(start_time, 0) END)")  # Job.start_shown()
+# order: squeue_sort) as ascending keys, then job_id (collapse()'s order); {collapsible}: the
+# row is an element of a collapsed array, whose record sorts as an id's last task.
 _HELD_SQL = "(held IS NOT NULL AND held != '')"
 _SORT_SQL = (
     "partition", _CODE_SQL,
     f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -max({PRIORITY_TOP} - submission, 1) END)",
-    f"-(CASE WHEN {_START_SQL} = 0 THEN {{later}} WHEN state = 'PENDING' AND {_START_SQL} "
-    "< {now} THEN {now} ELSE " + _START_SQL + " END)",
-    f"(CASE WHEN array_job_id IS NULL THEN job_id ELSE array_job_id END) "
-    f"* (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
+    # -start_key: Job.start_shown(), `now + 100` when unknown, `now` for a pending job's past
+    "-(CASE WHEN state = 'PENDING' THEN (CASE WHEN begin_time IS NULL OR begin_time = 0 "
+    "THEN {later} WHEN begin_time < {now} THEN {now} ELSE begin_time END) "
+    "WHEN start_time IS NULL OR start_time = 0 THEN {later} ELSE start_time END)",
+    f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
     "(CASE WHEN array_job_id IS NULL THEN 0 WHEN {collapsible} THEN %d "
     "ELSE coalesce(array_task_id, -1) END)" % NO_VAL,
+    "job_id",
 )
 _COLLAPSIBLE_SQL = ("(array_task_id IS NOT NULL AND start_time IS NULL AND restarts = 0 "
                     "AND state IN ('PENDING', 'CANCELLED'))")  # as collapse() groups
@@ -695,9 +697,12 @@ _COLLAPSIBLE_SQL = ("(array_task_id IS NOT NULL AND start_time IS NULL AND resta
 
 class Listing:
     """squeue's default-sorted listing of `items` as rows SQLite computes (see SQUEUE_SQL):
-    `columns`, `args` and `order_by` for state.list_rows, then `lines(rows, records)` renders
+    `columns`, `args`, `order_by` and `order_args` for state.list_rows, then `lines(rows, records)` renders
     them; a collapsed array's record is rendered through Job, from the record of its lowest
-    index (`records(pairs)`: the records of these (array id, index) pairs, in one query)."""
+    index (`records(pairs)`: the records of these (array id, index) pairs, in one query).
+
+    A row: the cells, then for an element of a collapsed array only (else NULL) its group's
+    key, its index, its job id and its first five sort keys."""
 
     def __init__(self, items: list[Item], now: float, expand: bool):
         formats, cells = [], []
@@ -709,17 +714,22 @@ class Listing:
         self.items, self.now, self.cells = items, now, len(cells)
         self.format = "".join(formats)
         collapsible = "0" if expand else _COLLAPSIBLE_SQL
-        group = (f"(CASE WHEN {collapsible} THEN " + " || ',' || ".join(  # collapse()'s key
+        group = " || ',' || ".join(  # collapse()'s key
             f"quote({c})" for c in ("array_job_id", "state", "held", "name", "partition"))
-            + " END)")
-        keys = [k.replace("{collapsible}", collapsible) for k in _SORT_SQL] + ["job_id"]
-        self.columns, self.args = [], []
-        for column in cells + [group, "array_task_id"] + keys:
+        keys = [k.replace("{collapsible}", collapsible) for k in _SORT_SQL]
+        extra = [group, "array_task_id", "job_id"] + keys[:5]
+        columns = cells + [f"(CASE WHEN {collapsible} THEN {c} END)" for c in extra]
+        self.columns, self.args = self._bind(columns, now)
+        order, self.order_args = self._bind(keys, now)
+        self.order_by = ", ".join(order)
+
+    @staticmethod
+    def _bind(columns: list[str], now: float) -> tuple[list[str], list[float]]:
+        args = []
+        for column in columns:
             for part in column.split("{")[1:]:
-                self.args.append(now + 100 if part.startswith("later}") else now)
-            self.columns.append(column.replace("{now}", "?").replace("{later}", "?"))
-        first = len(cells) + 3  # ORDER BY's column numbers count from 1
-        self.order_by = ", ".join(str(first + i) for i in range(len(keys)))
+                args.append(now + 100 if part.startswith("later}") else now)
+        return [c.replace("{now}", "?").replace("{later}", "?") for c in columns], args
 
     @staticmethod
     def fits(items: list[Item], sort: str | None) -> bool:
@@ -733,29 +743,35 @@ class Listing:
         n, fmt = self.cells, self.format
         out: list = []
         groups: dict = {}
+        blocks: dict = {}  # a collapsed element's sort keys -> (where the first such row is, #)
         for row in rows:
             key = row[n]
             if key is None:
                 out.append(row)
                 continue
+            blocks.setdefault(row[n + 3:], (len(out), len(blocks)))
             group = groups.get(key)
             if group is None:  # [lowest index's row, indices, lowest job id]
-                group = groups[key] = [row, [], row[-1]]
+                group = groups[key] = [row, [], row[n + 2]]
                 out.append(group)
             elif row[n + 1] < group[0][n + 1]:
                 group[0] = row
             group[1].append(row[n + 1])
-            group[2] = min(group[2], row[-1])
+            group[2] = min(group[2], row[n + 2])
         if not groups:
             return [fmt % row[:n] for row in out]
-        # As squeue_sort: a group sorts as its lowest index's record, ties in collapse()'s
-        # order (a group's place is its first member's).
-        first = n + 2
-        out.sort(key=lambda e: e[0][first:-1] + (e[2],) if isinstance(e, list) else e[first:])
+        # As squeue_sort: a group sorts as its lowest index's record (rows come in sort order,
+        # and no other row sorts level with an element of a collapsed array but another such
+        # element), ties between groups in collapse()'s order (its first member's job id).
+        place = {id(e): (i, 1, 0, 0) for i, e in enumerate(out)}
+        for group in groups.values():
+            where, block = blocks[group[0][n + 3:]]
+            place[id(group)] = (where, 0, block, group[2])
+        out.sort(key=lambda e: place[id(e)])
         reps = records([(int(key[:key.index(",")]), g[0][n + 1]) for key, g in groups.items()])
         by_id = {rec.job_id: rec for rec in reps}
         render = renderer(self.items)
-        return [render(Job(by_id[e[0][-1]], e[1], self.now)) if isinstance(e, list)
+        return [render(Job(by_id[e[0][n + 2]], e[1], self.now)) if isinstance(e, list)
                 else fmt % e[:n] for e in out]
 
 

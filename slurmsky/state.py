@@ -516,16 +516,17 @@ def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, us
     return records
 
 
-def list_rows(conn: sqlite3.Connection, columns, column_args, order_by: str, *, ids=None,
-              tasks=None, states=None, users=None, names=None, partitions=None,
+def list_rows(conn: sqlite3.Connection, columns, column_args, order_by: str, order_args=(),
+              *, ids=None, tasks=None, states=None, users=None, names=None, partitions=None,
               active_or_ended_after: float | None = None) -> list[tuple]:
     """A listing as plain rows: `columns` (SQL expressions over `jobs`, their `?`s bound to
     `column_args`) of the jobs find_jobs would return with the same filters, in `order_by`'s
-    order. No record per job: a long queue costs what SQLite computes and Python prints."""
+    order (its `?`s bound to `order_args`). No record per job: a long queue costs what SQLite
+    computes and Python prints."""
     where_text, args = _where(ids, tasks, states, users, names, partitions,
                               active_or_ended_after, None)
     sql = f"SELECT {', '.join(columns)} FROM jobs{where_text} ORDER BY {order_by}"
-    return conn.execute(sql, list(column_args) + args).fetchall()
+    return conn.execute(sql, [*column_args, *args, *order_args]).fetchall()
 
 
 def _where(ids, tasks, states, users, names, partitions, active_or_ended_after,

@@ -478,7 +478,7 @@ def test_listings_read_each_job_once(world, monkeypatch, capsys, command, args):
     assert not [s for s in statements if "WHERE job_id = ?" in s]
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(20))
 def test_listing_from_rows_equals_job_path(world, monkeypatch, capsys, seed):
     """The listings SQLite computes (formats.Listing: squeue's usual formats, default sort)
     print exactly what the Job path prints, over random queues: every state, held jobs,

@@ -294,7 +294,7 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         # the common listing: SQLite computes the lines' cells and the order (formats.Listing)
         listing = formats.Listing(items, now, array)
         rows = state.list_rows(conn, listing.columns, listing.args, listing.order_by,
-                               **filters)
+                               listing.order_args, **filters)
         lines.extend(listing.lines(
             rows, lambda pairs: state.find_jobs(conn, tasks=pairs, light=True)))
     else:
