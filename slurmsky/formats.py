@@ -24,19 +24,9 @@ import os
 import time
 
 from . import SLURM_VERSION
-from .display import format_elapsed, format_hms, format_limit, format_mem
+from .display import format_array, format_elapsed, format_hms, format_limit, format_mem
 from .runtime.getopt_long import UsageError, getopt_long  # noqa: F401 (the commands' API)
 from .state import STATE_CODES
-
-# values.py's array formatter, imported on first use: values.py (parsers, dataclasses)
-# costs more to import than a whole listing, and only pending arrays need it.
-
-
-def format_array(indices, throttle=None) -> str:
-    global format_array  # the first call replaces this stand-in with values.format_array
-    from .values import format_array
-    return format_array(indices, throttle)
-
 
 NO_VAL = 4294967294
 PRIORITY_TOP = 0xFFFF0000  # basic priority of the first job; each later one gets one less
@@ -697,8 +687,8 @@ _COLLAPSIBLE_SQL = ("(array_task_id IS NOT NULL AND start_time IS NULL AND resta
 
 class Listing:
     """squeue's default-sorted listing of `items` as rows SQLite computes (see SQUEUE_SQL):
-    `columns`, `args`, `order_by` and `order_args` for state.list_rows, then `lines(rows, records)` renders
-    them; a collapsed array's record is rendered through Job, from the record of its lowest
+    `columns`, `args`, `order_by` and `order_args` for state.list_rows, then
+    `lines(rows, records)` renders them; a collapsed array's record is rendered through Job, from the record of its lowest
     index (`records(pairs)`: the records of these (array id, index) pairs, in one query).
 
     A row: the cells, then for an element of a collapsed array only (else NULL) its group's
