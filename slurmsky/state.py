@@ -15,7 +15,6 @@ The read-side commands only read: `find_jobs`/`get_job` return `JobRecord`s.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -220,6 +219,8 @@ class JobRecord:
         a column it did not select, read with the rest of its row when first needed."""
         values = self.__dict__
         if _RAW + name in values:
+            import json  # here: a listing that reads no JSON column never imports json (nor re)
+
             value = values[name] = json.loads(values.pop(_RAW + name))
             return value
         conn = values.pop(_CONN, None)
@@ -284,6 +285,8 @@ def _record(row: sqlite3.Row | tuple, columns: tuple[str, ...] = _COLUMNS) -> Jo
 
 
 def _encode(values: dict) -> dict:
+    import json
+
     out = dict(values)
     for key in _JSON_COLUMNS:
         if key in out and out[key] is not None and not isinstance(out[key], str):
@@ -400,6 +403,8 @@ def add_submission(conn: sqlite3.Connection, submission: int, spec: dict, task: 
     """Store one submission and its job rows (one per array element) in one transaction."""
     if not jobs:
         return
+    import json
+
     rows = [_encode(j) for j in jobs]
     cols = list(rows[0])
     sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
@@ -489,6 +494,8 @@ def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
 
 def get_spec(conn: sqlite3.Connection, submission: int) -> tuple[dict, dict | None]:
     """A submission's runtime spec and SkyPilot task."""
+    import json
+
     spec, task = conn.execute("SELECT spec, task FROM submissions WHERE id = ?",
                               (submission,)).fetchone()
     return json.loads(spec), (json.loads(task) if task else None)
