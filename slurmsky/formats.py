@@ -1186,13 +1186,28 @@ def sacct_lines(rows: list[Row], fields: list[tuple[str, int]], *, header: bool,
         lines.append(cells([name for name, _ in fields], True))
         if not parsable:
             lines.append("".join("-" * abs(size) + " " for _, size in fields))
+    funcs = [SACCT_VALUES.get(name) or _none for name, _ in fields]
+    if parsable:
+        lines.extend(cells([func(row) for func in funcs], False) for row in rows)
+        return lines
+    # columns, as cells() makes them: the listing of 10 000 jobs makes 70 000
+    columns = [(func, abs(size), size > 0) for func, (_, size) in zip(funcs, fields)]
     for row in rows:
-        values = []
-        for name, _ in fields:
-            func = SACCT_VALUES.get(name)
-            values.append(func(row) if func else None)
-        lines.append(cells(values, False))
+        out = []
+        for func, width, right in columns:
+            value = func(row)
+            if value is None:
+                value = " "
+            elif len(value) > width:
+                value = value[:width - 1] + "+"
+            out.append(value.rjust(width) if right else value.ljust(width))
+        out.append("")
+        lines.append(" ".join(out))
     return lines
+
+
+def _none(row) -> None:
+    return None
 
 
 # --- scontrol show job -----------------------------------------------------------------------
