@@ -83,6 +83,7 @@ def main() -> None:
         t0 = time.time()
         ids = populate(home, args.jobs, args.layout, tmp)
         ids_file.write_text(" ".join(map(str, ids)))
+        Path(home, "bench-layout").write_text(args.layout)
         print(f"populated {len(ids)} jobs in {time.time() - t0:.1f} s", file=sys.stderr)
     env = dict(os.environ, SLURMSKY_HOME=home, SLURMSKY_CONFIG=str(Path(home, "config.yaml")))
     env.pop("PYTHONPATH", None)
@@ -105,8 +106,8 @@ def main() -> None:
     subprocess.run([sys.executable, str(Path(codes[0], "bin", "slurmsky")), "agent", "stop"],
                    env=env, capture_output=True, check=False)
     floor = statistics.median(times[("python -c pass", "")])
-    print(f"{args.jobs} jobs ({args.layout}), median of {args.runs}; python -c pass "
-          f"{floor:.1f} ms")
+    print(f"{len(ids)} jobs ({Path(home, 'bench-layout').read_text()}), median of {args.runs}; "
+          f"python -c pass {floor:.1f} ms")
     for (label, code), values in times.items():
         ms = statistics.median(values)
         print(f"{label:16} {code:24} {ms:7.1f} ms {ms / floor:5.1f}x")
