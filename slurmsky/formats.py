@@ -691,8 +691,9 @@ class Listing:
     `lines(rows, records)` renders them; a collapsed array's record is rendered through Job, from the record of its lowest
     index (`records(pairs)`: the records of these (array id, index) pairs, in one query).
 
-    A row: the cells, then for an element of a collapsed array only (else NULL) its group's
-    key, its index, its job id and its first five sort keys."""
+    A row: the cells, then for an element of a collapsed array only (else NULL) its array's
+    id, its index, its job id, its first five sort keys (partition and state code among them),
+    its hold and its name: what collapse() groups by."""
 
     def __init__(self, items: list[Item], now: float, expand: bool):
         formats, cells = [], []
@@ -704,10 +705,8 @@ class Listing:
         self.items, self.now, self.cells = items, now, len(cells)
         self.format = "".join(formats)
         collapsible = "0" if expand else _COLLAPSIBLE_SQL
-        group = " || ',' || ".join(  # collapse()'s key
-            f"quote({c})" for c in ("array_job_id", "state", "held", "name", "partition"))
         keys = [k.replace("{collapsible}", collapsible) for k in _SORT_SQL]
-        extra = [group, "array_task_id", "job_id"] + keys[:5]
+        extra = ["array_job_id", "array_task_id", "job_id"] + keys[:5] + ["held", "name"]
         columns = cells + [f"(CASE WHEN {collapsible} THEN {c} END)" for c in extra]
         self.columns, self.args = self._bind(columns, now)
         order, self.order_args = self._bind(keys, now)
@@ -735,11 +734,11 @@ class Listing:
         groups: dict = {}
         blocks: dict = {}  # a collapsed element's sort keys -> (where the first such row is, #)
         for row in rows:
-            key = row[n]
-            if key is None:
+            if row[n] is None:
                 out.append(row)
                 continue
-            blocks.setdefault(row[n + 3:], (len(out), len(blocks)))
+            key = (row[n], row[n + 3], row[n + 4], row[n + 8], row[n + 9])
+            blocks.setdefault(row[n + 3:n + 8], (len(out), len(blocks)))
             group = groups.get(key)
             if group is None:  # [lowest index's row, indices, lowest job id]
                 group = groups[key] = [row, [], row[n + 2]]
@@ -755,10 +754,10 @@ class Listing:
         # element), ties between groups in collapse()'s order (its first member's job id).
         place = {id(e): (i, 1, 0, 0) for i, e in enumerate(out)}
         for group in groups.values():
-            where, block = blocks[group[0][n + 3:]]
+            where, block = blocks[group[0][n + 3:n + 8]]
             place[id(group)] = (where, 0, block, group[2])
         out.sort(key=lambda e: place[id(e)])
-        reps = records([(int(key[:key.index(",")]), g[0][n + 1]) for key, g in groups.items()])
+        reps = records([(key[0], g[0][n + 1]) for key, g in groups.items()])
         by_id = {rec.job_id: rec for rec in reps}
         render = renderer(self.items)
         return [render(Job(by_id[e[0][n + 2]], e[1], self.now)) if isinstance(e, list)
