@@ -24,19 +24,9 @@ import os
 import time
 
 from . import SLURM_VERSION
-from .display import format_elapsed, format_hms, format_limit, format_mem
+from .display import format_array, format_elapsed, format_hms, format_limit, format_mem
 from .runtime.getopt_long import UsageError, getopt_long  # noqa: F401 (the commands' API)
 from .state import STATE_CODES
-
-# values.py's array formatter, imported on first use: values.py (parsers, dataclasses)
-# costs more to import than a whole listing, and only pending arrays need it.
-
-
-def format_array(indices, throttle=None) -> str:
-    global format_array  # the first call replaces this stand-in with values.format_array
-    from .values import format_array
-    return format_array(indices, throttle)
-
 
 NO_VAL = 4294967294
 PRIORITY_TOP = 0xFFFF0000  # basic priority of the first job; each later one gets one less
@@ -627,6 +617,163 @@ def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
     return jobs
 
 
+# --- squeue straight from the state ----------------------------------------------------------
+# A listing of 10 000 jobs was Python's per-job work: a record, a Job, a sort key, a call per
+# cell. For the fields below SQLite computes the very text SQUEUE_FIELDS gives a job that is
+# not a collapsed array record (never NULL: `(null)` is spelled out), and the default sort's
+# keys; a line is then one `%` of a row. Anything else (other fields, sorts or filters) goes
+# through Job. `{now}` in an expression is bound to the listing's time.
+
+def _elapsed_sql(s: str) -> str:
+    """format_elapsed of the integer expression `s`, in SQL."""
+    return (f"(CASE WHEN {s} < 0 OR {s} > {365 * 86400} THEN 'INVALID' "
+            f"WHEN {s} >= 86400 THEN printf('%d-%02d:%02d:%02d', {s} / 86400, "
+            f"{s} % 86400 / 3600, {s} % 3600 / 60, {s} % 60) "
+            f"WHEN {s} >= 3600 THEN printf('%d:%02d:%02d', {s} / 3600, {s} % 3600 / 60, "
+            f"{s} % 60) ELSE printf('%d:%02d', {s} / 60, {s} % 60) END)")
+
+
+_CODE_SQL = ("(CASE state " + " ".join(f"WHEN '{name}' THEN '{code}'" for name, code
+                                      in STATE_CODES.items()) + " ELSE state END)")
+_STARTED_SQL = "(start_time IS NOT NULL AND state != 'PENDING')"  # Job.started
+_USED_SQL = ("max(CAST((CASE WHEN end_time THEN end_time ELSE {now} END) - start_time "
+             "AS INTEGER), 0)")  # Job.used() of a started job
+_REASON_STATES = ("PENDING", "TIMEOUT", "FAILED", "OUT_OF_MEMORY", "DEADLINE")
+
+SQUEUE_SQL = {
+    "account": "coalesce(account, '(null)')",
+    "arrayjobid": "CAST(coalesce(array_job_id, job_id) AS TEXT)",
+    "arraytaskid": "coalesce(CAST(array_task_id AS TEXT), 'N/A')",
+    "jobarrayid": ("(CASE WHEN array_job_id IS NOT NULL AND array_task_id IS NOT NULL "
+                   "THEN array_job_id || '_' || array_task_id ELSE CAST(job_id AS TEXT) END)"),
+    "jobid": "CAST(job_id AS TEXT)",
+    "name": "name",
+    "nodelist": "coalesce(nodelist, '')",
+    "numcpus": "CAST(num_cpus AS TEXT)",
+    "numnodes": "CAST(num_nodes AS TEXT)",
+    "partition": "partition",
+    "reason": "reason",
+    "reasonlist": (f"(CASE WHEN state IN {_REASON_STATES} THEN '(' || reason || ')' "
+                   "ELSE coalesce(nodelist, '') END)"),
+    "state": "state",
+    "statecompact": _CODE_SQL,
+    "timelimit": ("(CASE WHEN time_limit IS NULL THEN 'UNLIMITED' ELSE "
+                  + _elapsed_sql("(time_limit * 60)") + " END)"),
+    "timeused": (f"(CASE WHEN NOT {_STARTED_SQL} THEN '0:00' ELSE "
+                 + _elapsed_sql(_USED_SQL) + " END)"),
+    "userid": "CAST(uid AS TEXT)",
+    "username": "user",
+}
+
+# The default sort ("P,t,-p" after the reverse start-time sort, ties in slurmctld's list
+# order: squeue_sort) as ascending keys, then job_id (collapse()'s order); {collapsible}: the
+# row is an element of a collapsed array, whose record sorts as an id's last task.
+_HELD_SQL = "(held IS NOT NULL AND held != '')"
+_SORT_SQL = (
+    "partition", _CODE_SQL,
+    f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -max({PRIORITY_TOP} - submission, 1) END)",
+    # -start_key: Job.start_shown(), `now + 100` when unknown, `now` for a pending job's past
+    "-(CASE WHEN state = 'PENDING' THEN (CASE WHEN begin_time IS NULL OR begin_time = 0 "
+    "THEN {later} WHEN begin_time < {now} THEN {now} ELSE begin_time END) "
+    "WHEN start_time IS NULL OR start_time = 0 THEN {later} ELSE start_time END)",
+    f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
+    "(CASE WHEN array_job_id IS NULL THEN 0 WHEN {collapsible} THEN %d "
+    "ELSE coalesce(array_task_id, -1) END)" % NO_VAL,
+    "job_id",
+)
+_COLLAPSIBLE_SQL = ("(array_task_id IS NOT NULL AND start_time IS NULL AND restarts = 0 "
+                    "AND state IN ('PENDING', 'CANCELLED'))")  # as collapse() groups
+
+
+class Listing:
+    """squeue's default-sorted listing of `items` as rows SQLite computes (see SQUEUE_SQL):
+    `columns`, `args`, `order_by` and `order_args` for state.list_rows, then
+    `lines(rows, records)` renders them; a collapsed array's record is rendered through Job, from the record of its lowest
+    index (`records(pairs)`: the records of these (array id, index) pairs, in one query).
+
+    A row: the cells, then for an element of a collapsed array only (else NULL) its array's
+    id, its index, its job id, its first five sort keys (partition and state code among them),
+    its hold and its name: what collapse() groups by."""
+
+    def __init__(self, items: list[Item], now: float, expand: bool):
+        formats, cells = [], []
+        for item in items:
+            if item.field is not None:
+                formats.append(_percent_spec(item))
+                cells.append(SQUEUE_SQL[item.key])
+            formats.append(item.suffix.replace("%", "%%"))
+        self.items, self.now, self.cells = items, now, len(cells)
+        self.format = "".join(formats)
+        collapsible = "0" if expand else _COLLAPSIBLE_SQL
+        keys = [k.replace("{collapsible}", collapsible) for k in _SORT_SQL]
+        extra = ["array_job_id", "array_task_id", "job_id"] + keys[:5] + ["held", "name"]
+        columns = cells + [f"(CASE WHEN {collapsible} THEN {c} END)" for c in extra]
+        self.columns, self.args = self._bind(columns, now)
+        order, self.order_args = self._bind(keys, now)
+        self.order_by = ", ".join(order)
+
+    @staticmethod
+    def _bind(columns: list[str], now: float) -> tuple[list[str], list[float]]:
+        args = []
+        for column in columns:
+            for part in column.split("{")[1:]:
+                args.append(now + 100 if part.startswith("later}") else now)
+        return [c.replace("{now}", "?").replace("{later}", "?") for c in columns], args
+
+    @staticmethod
+    def fits(items: list[Item], sort: str | None) -> bool:
+        """Whether SQLite can compute a listing of these items in this order."""
+        return sort is None and all(
+            item.field is None or (item.key in SQUEUE_SQL and (
+                (item.field[2] if len(item.field) > 2 else True) is not None
+                or item.width <= 0 or not item.right)) for item in items)
+
+    def lines(self, rows: list[tuple], records) -> list[str]:
+        n, fmt = self.cells, self.format
+        out: list = []
+        groups: dict = {}
+        blocks: dict = {}  # a collapsed element's sort keys -> (where the first such row is, #)
+        for row in rows:
+            if row[n] is None:
+                out.append(row)
+                continue
+            key = (row[n], row[n + 3], row[n + 4], row[n + 8], row[n + 9])
+            blocks.setdefault(row[n + 3:n + 8], (len(out), len(blocks)))
+            group = groups.get(key)
+            if group is None:  # [lowest index's row, indices, lowest job id]
+                group = groups[key] = [row, [], row[n + 2]]
+                out.append(group)
+            elif row[n + 1] < group[0][n + 1]:
+                group[0] = row
+            group[1].append(row[n + 1])
+            group[2] = min(group[2], row[n + 2])
+        if not groups:
+            return [fmt % row[:n] for row in out]
+        # As squeue_sort: a group sorts as its lowest index's record (rows come in sort order,
+        # and no other row sorts level with an element of a collapsed array but another such
+        # element), ties between groups in collapse()'s order (its first member's job id).
+        place = {id(e): (i, 1, 0, 0) for i, e in enumerate(out)}
+        for group in groups.values():
+            where, block = blocks[group[0][n + 3:n + 8]]
+            place[id(group)] = (where, 0, block, group[2])
+        out.sort(key=lambda e: place[id(e)])
+        reps = records([(key[0], g[0][n + 1]) for key, g in groups.items()])
+        by_id = {rec.job_id: rec for rec in reps}
+        render = renderer(self.items)
+        return [render(Job(by_id[e[0][n + 2]], e[1], self.now)) if isinstance(e, list)
+                else fmt % e[:n] for e in out]
+
+
+def _percent_spec(item: Item) -> str:
+    """`%`-conversion for pad(value, width, right, cut)."""
+    cut = item.field[2] if len(item.field) > 2 else True
+    if item.width <= 0:
+        return "%s"
+    if not item.right:
+        return f"%-{item.width}.{item.width}s"
+    return f"%{item.width}.{item.width}s" if cut else f"%{item.width}s"
+
+
 # --- squeue --json / --yaml ----------------------------------------------------------------
 
 def job_json(job: Job) -> dict:
@@ -1038,13 +1185,28 @@ def sacct_lines(rows: list[Row], fields: list[tuple[str, int]], *, header: bool,
         lines.append(cells([name for name, _ in fields], True))
         if not parsable:
             lines.append("".join("-" * abs(size) + " " for _, size in fields))
+    funcs = [SACCT_VALUES.get(name) or _none for name, _ in fields]
+    if parsable:
+        lines.extend(cells([func(row) for func in funcs], False) for row in rows)
+        return lines
+    # columns, as cells() makes them: the listing of 10 000 jobs makes 70 000
+    columns = [(func, abs(size), size > 0) for func, (_, size) in zip(funcs, fields)]
     for row in rows:
-        values = []
-        for name, _ in fields:
-            func = SACCT_VALUES.get(name)
-            values.append(func(row) if func else None)
-        lines.append(cells(values, False))
+        out = []
+        for func, width, right in columns:
+            value = func(row)
+            if value is None:
+                value = " "
+            elif len(value) > width:
+                value = value[:width - 1] + "+"
+            out.append(value.rjust(width) if right else value.ljust(width))
+        out.append("")
+        lines.append(" ".join(out))
     return lines
+
+
+def _none(row) -> None:
+    return None
 
 
 # --- scontrol show job -----------------------------------------------------------------------

@@ -19,9 +19,7 @@ the SkyPilot id as SkyPilotJobId.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 
 from . import state
@@ -44,10 +42,12 @@ FINAL = {"SUCCEEDED": "COMPLETED", "CANCELLED": "CANCELLED", "FAILED": "FAILED",
          "FAILED_NO_RESOURCE": "FAILED", "FAILED_CONTROLLER": "NODE_FAIL"}
 SHOW_REASON = ("FAILED_SETUP", "FAILED_PRECHECKS", "FAILED_NO_RESOURCE", "FAILED_CONTROLLER")
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_EXIT_CODE = re.compile(r"exit code (\d+)")
-_NODES = re.compile(r"^(\d+)x")
-_CPUS = re.compile(r"CPU:(\d+)")
+# Patterns for re's own cache: re (and json) are imported where used, never by squeue's and
+# sacct's check of the sync file on the local backend.
+_ANSI = r"\x1b\[[0-9;]*[A-Za-z]"
+_EXIT_CODE = r"exit code (\d+)"
+_NODES = r"^(\d+)x"
+_CPUS = r"CPU:(\d+)"
 
 
 def _path(name: str) -> str:
@@ -57,6 +57,8 @@ def _path(name: str) -> str:
 # --- freshness ------------------------------------------------------------------------------
 
 def sync_status() -> dict:
+    import json
+
     try:
         with open(_path(SYNC_FILE)) as fh:
             return json.load(fh)
@@ -70,6 +72,8 @@ def record_sync(started: float, error: str | None) -> None:
     status.update(attempt=started, error=error)
     if error is None:
         status["ok"] = started
+    import json
+
     tmp = _path(SYNC_FILE + ".tmp")
     with open(tmp, "w") as fh:
         json.dump(status, fh)
@@ -144,7 +148,9 @@ def instance_id() -> str:
 
 def clean(text: str | None) -> str:
     """SkyPilot's failure_reason without colour codes, on one line."""
-    return " ".join(_ANSI.sub("", text or "").split())
+    import re
+
+    return " ".join(re.sub(_ANSI, "", text or "").split())
 
 
 def job_view(records: list[dict]) -> dict:
@@ -187,7 +193,9 @@ def result_of(rec: dict, marker: dict | None) -> dict:
     reason = clean(rec.get("failure_reason"))
     code = 0
     if status in ("FAILED", "FAILED_SETUP", "FAILED_PRECHECKS", "FAILED_NO_RESOURCE"):
-        found = _EXIT_CODE.search(reason)
+        import re
+
+        found = re.search(_EXIT_CODE, reason)
         code = int(found.group(1)) if found else 1
     return {"state": FINAL[status], "exit_code": code, "signal": 0,
             "start": rec.get("start_at"), "end": end,
@@ -197,8 +205,10 @@ def result_of(rec: dict, marker: dict | None) -> dict:
 def foreign_row(rec: dict, own_user_hash: str | None) -> dict:
     """A `jobs` row for a SkyPilot job slurmsky did not submit (FOREIGN_BASE + its id)."""
     job_id = FOREIGN_BASE + int(rec["job_id"])
-    nodes = _NODES.match(rec.get("resources") or "")
-    cpus = _CPUS.search(rec.get("resources") or "")
+    import re
+
+    nodes = re.match(_NODES, rec.get("resources") or "")
+    cpus = re.search(_CPUS, rec.get("resources") or "")
     num_nodes = int(nodes.group(1)) if nodes else 1
     cpus_per_node = int(cpus.group(1)) if cpus else 1
     mine = own_user_hash is not None and rec.get("user_hash") == own_user_hash

@@ -15,7 +15,6 @@ The read-side commands only read: `find_jobs`/`get_job` return `JobRecord`s.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -220,6 +219,8 @@ class JobRecord:
         a column it did not select, read with the rest of its row when first needed."""
         values = self.__dict__
         if _RAW + name in values:
+            import json  # here: a listing that reads no JSON column never imports json (nor re)
+
             value = values[name] = json.loads(values.pop(_RAW + name))
             return value
         conn = values.pop(_CONN, None)
@@ -284,6 +285,8 @@ def _record(row: sqlite3.Row | tuple, columns: tuple[str, ...] = _COLUMNS) -> Jo
 
 
 def _encode(values: dict) -> dict:
+    import json
+
     out = dict(values)
     for key in _JSON_COLUMNS:
         if key in out and out[key] is not None and not isinstance(out[key], str):
@@ -400,6 +403,8 @@ def add_submission(conn: sqlite3.Connection, submission: int, spec: dict, task: 
     """Store one submission and its job rows (one per array element) in one transaction."""
     if not jobs:
         return
+    import json
+
     rows = [_encode(j) for j in jobs]
     cols = list(rows[0])
     sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
@@ -489,6 +494,8 @@ def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
 
 def get_spec(conn: sqlite3.Connection, submission: int) -> tuple[dict, dict | None]:
     """A submission's runtime spec and SkyPilot task."""
+    import json
+
     spec, task = conn.execute("SELECT spec, task FROM submissions WHERE id = ?",
                               (submission,)).fetchone()
     return json.loads(spec), (json.loads(task) if task else None)
@@ -505,6 +512,33 @@ def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, us
     (`squeue -t all` passes now - MIN_JOB_AGE).
     light: a listing's records, with LIST_COLUMNS only until another column is read.
     """
+    where_text, args = _where(ids, tasks, states, users, names, partitions,
+                              active_or_ended_after, submitted_after)
+    if not light:
+        return [_record(r) for r in conn.execute(_SELECT + where_text + " ORDER BY job_id", args)]
+    sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM jobs{where_text} ORDER BY job_id"
+    records = [_record(r, LIST_COLUMNS) for r in conn.execute(sql, args)]
+    for record in records:
+        record.__dict__[_CONN] = conn
+    return records
+
+
+def list_rows(conn: sqlite3.Connection, columns, column_args, order_by: str, order_args=(),
+              *, ids=None, tasks=None, states=None, users=None, names=None, partitions=None,
+              active_or_ended_after: float | None = None) -> list[tuple]:
+    """A listing as plain rows: `columns` (SQL expressions over `jobs`, their `?`s bound to
+    `column_args`) of the jobs find_jobs would return with the same filters, in `order_by`'s
+    order (its `?`s bound to `order_args`). No record per job: a long queue costs what SQLite
+    computes and Python prints."""
+    where_text, args = _where(ids, tasks, states, users, names, partitions,
+                              active_or_ended_after, None)
+    sql = f"SELECT {', '.join(columns)} FROM jobs{where_text} ORDER BY {order_by}"
+    return conn.execute(sql, [*column_args, *args, *order_args]).fetchall()
+
+
+def _where(ids, tasks, states, users, names, partitions, active_or_ended_after,
+           submitted_after) -> tuple[str, list]:
+    """find_jobs' filters as a WHERE clause and its arguments."""
     where, args = [], []
 
     def one_of(column: str, values) -> str:
@@ -538,14 +572,7 @@ def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, us
     if submitted_after is not None:
         where.append("submit_time >= ?")
         args.append(submitted_after)
-    where_text = " WHERE " + " AND ".join(where) if where else ""
-    if not light:
-        return [_record(r) for r in conn.execute(_SELECT + where_text + " ORDER BY job_id", args)]
-    sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM jobs{where_text} ORDER BY job_id"
-    records = [_record(r, LIST_COLUMNS) for r in conn.execute(sql, args)]
-    for record in records:
-        record.__dict__[_CONN] = conn
-    return records
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:

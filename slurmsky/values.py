@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .config import MAX_ARRAY_SIZE
+from .display import format_array  # noqa: F401 (squeue's task string: display.py, light)
 
 _C_SPACE = " \t\n\v\f\r"  # C isspace()
 _DIGITS = "0123456789"
@@ -325,19 +326,6 @@ def parse_array(text: str, opt: str, *, max_array_size: int = MAX_ARRAY_SIZE) ->
     percent = text.find("%")
     throttle = _strtol(text, percent + 1)[0] if percent >= 0 else None
     return ArraySpec(tuple(sorted(indices)), throttle if throttle and throttle > 0 else None)
-
-
-def format_array(indices: Iterable[int], throttle: int | None = None) -> str:
-    """squeue's task string (Slurm's bit_fmt plus ``%N``): ``1-7``, ``1,3,5,7``,
-    ``1,3,10-12``, ``3-7%2``."""
-    runs: list[list[int]] = []
-    for index in sorted(set(indices)):
-        if runs and runs[-1][1] == index - 1:
-            runs[-1][1] = index
-        else:
-            runs.append([index, index])
-    text = ",".join(str(lo) if lo == hi else "%d-%d" % (lo, hi) for lo, hi in runs)
-    return text + ("%%%d" % throttle if throttle else "")
 
 
 # --- dependencies -----------------------------------------------------------------

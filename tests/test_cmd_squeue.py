@@ -446,7 +446,8 @@ def test_percent_all(peer):
 ])
 def test_listings_read_each_job_once(world, monkeypatch, capsys, command, args):
     """squeue's and sacct's usual listings read state.LIST_COLUMNS of every job in their one
-    query, never a job's whole row: what keeps `squeue` on 10 000 jobs cheap."""
+    query (or, for squeue's usual formats, the cells SQLite computes: state.list_rows), never
+    a job's whole row: what keeps `squeue` on 10 000 jobs cheap."""
     import importlib
 
     world.add(1, state="RUNNING", nodelist="node1", start_time=T0 + 3)
@@ -466,9 +467,83 @@ def test_listings_read_each_job_once(world, monkeypatch, capsys, command, args):
         return conn
 
     monkeypatch.setattr(state, "connect", traced)
+    rows = []
+    list_rows = state.list_rows
+    monkeypatch.setattr(state, "list_rows", lambda *a, **kw: rows.append(a) or list_rows(*a, **kw))
     module = importlib.import_module(f"slurmsky.commands.{command}")
     assert module.body(args) in (0, None)
     assert capsys.readouterr().out.count("\n") >= 2  # a header and jobs
     listing = f"SELECT {', '.join(state.LIST_COLUMNS)} FROM jobs"
-    assert [s for s in statements if s.startswith(listing)]
+    assert rows or [s for s in statements if s.startswith(listing)]
     assert not [s for s in statements if "WHERE job_id = ?" in s]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_listing_from_rows_equals_job_path(world, monkeypatch, capsys, seed):
+    """The listings SQLite computes (formats.Listing: squeue's usual formats, default sort)
+    print exactly what the Job path prints, over random queues: every state, held jobs,
+    arrays in pieces, begin times, running times from seconds to over a year."""
+    import random
+
+    from slurmsky import formats
+    from slurmsky.commands import squeue
+
+    rng = random.Random(seed)
+    now = world.now
+    states = list(state.STATE_CODES)
+
+    def fields():
+        st = rng.choice(states + ["PENDING"] * 4 + ["RUNNING"] * 2)
+        f = dict(state=st, name=rng.choice(["job", "a-very-long-name", "x", "nom-é"]),
+                 partition=rng.choice(["debug", "gpu", "a-long-partition"]),
+                 user=rng.choice(["root", "someone-long"]),
+                 time_limit=rng.choice([None, 1, 59, 60, 1440, 525600, 10**6]),
+                 num_nodes=rng.choice([1, 2, 12]), num_cpus=rng.choice([1, 4, 128]),
+                 reason=rng.choice(["None", "Resources", "Dependency", "JobHeldUser"]),
+                 restarts=rng.choice([0, 0, 0, 1]), submit_time=T0 - rng.randrange(10**5))
+        if rng.random() < 0.3:
+            f["held"] = rng.choice(["user", "admin"])
+        if rng.random() < 0.3:
+            f["begin_time"] = now + rng.choice([-100, -1, 0, 1, 3600, 10**6])
+        if st != "PENDING" or rng.random() < 0.1:
+            f["start_time"] = now - rng.choice([0, 1, 59, 3600, 86399, 86400 * 3,
+                                                86400 * 400, -5]) - rng.random()
+            f["nodelist"] = rng.choice([None, "", "node1", "node[1-2]", "a-very-long-list[1-9]"])
+        if st in formats.FINISHED:
+            f["end_time"] = now - rng.choice([0, 10, 200, 1000]) + rng.random()
+        return f
+
+    next_id = 1
+    for _ in range(rng.randrange(20, 60)):
+        if rng.random() < 0.3:  # an array, some of its elements started
+            size = rng.randrange(1, 12)
+            ids = list(range(next_id + 1, next_id + size)) + [next_id]
+            common = dict(array_throttle=rng.choice([None, 2]))
+            tasks = {}
+            for index, job_id in enumerate(ids):
+                extra = fields()
+                if rng.random() < 0.6:
+                    extra.update(state="PENDING", reason="JobArrayTaskLimit", restarts=0,
+                                 start_time=None, nodelist=None, end_time=None)
+                if rng.random() < 0.2:
+                    extra["name"] = "renamed"
+                tasks[index * rng.choice([1, 1, 3])] = (job_id, extra)
+            world.add_array(next_id, tasks, **common)
+            next_id += size
+        else:
+            world.add(next_id, **fields())
+            next_id += 1
+    for key, value in world.env.items():
+        monkeypatch.setenv(key, value)
+    cases = [[], ["-l"], ["-t", "all"], ["-r"], ["-t", "all", "-r"], ["-h"],
+             ["-o", "%i|%A|%F|%K|%T|%t|%M|%l|%D|%C|%P|%j|%u|%U|%N|%r|%a|%R"],
+             ["-o", "%5i %-7j %.3P %10R %.3t %.1M %l%% ok"], ["-t", "PD,R", "-p", "gpu"],
+             ["-j", "1,2,3,4,5,6,7,8,9,10"], ["-u", "root"]]
+    for args in cases:
+        assert squeue.body(list(args)) == 0
+        fast = capsys.readouterr().out
+        with monkeypatch.context() as m:
+            m.setattr(formats.Listing, "fits", staticmethod(lambda items, sort: False))
+            assert squeue.body(list(args)) == 0
+        slow = capsys.readouterr().out
+        assert fast == slow, args

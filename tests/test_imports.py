@@ -59,3 +59,25 @@ def test_each_command_imports_only_what_it_needs(tmp_path):
         assert out.returncode == 0, (argv, out.stderr)
         got.append((argv, ast.literal_eval(out.stderr.rsplit("HEAVY ", 1)[1])))
     assert got == expected
+
+
+def test_listings_import_no_re_json_or_enum(tmp_path):
+    """squeue and sacct, polled in loops, import neither re, json nor enum (with signal's and
+    re's, a good part of their import time): state.py and skysync.py import them where used."""
+    import os
+
+    light = ("re", "json", "enum", "signal")
+    probe = PROBE.replace(repr(HEAVY), repr(light))
+    env = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"),
+               SLURMSKY_CONFIG=str(tmp_path / "none.yaml"))
+    (tmp_path / "noop.py").write_text("")
+
+    def imported(script, *args):
+        out = subprocess.run([sys.executable, "-c", probe, str(script), *args], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, (script, out.stderr)
+        return ast.literal_eval(out.stderr.rsplit("HEAVY ", 1)[1])
+
+    runpy_own = imported(tmp_path / "noop.py")  # run_path's own imports (pkgutil's re)
+    for argv in (["squeue"], ["squeue", "-l"], ["sacct"]):
+        assert imported(ROOT / "bin" / argv[0], *argv[1:]) == runpy_own, argv

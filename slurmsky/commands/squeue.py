@@ -276,30 +276,39 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None})
         keep = set(tasks)
     if wanted_states is None:
-        records = state.find_jobs(conn, ids=ids, tasks=tasks, states=state.ACTIVE_STATES,
-                                  users=o["users"], names=o["names"],
-                                  partitions=o["partitions"], light=True)
+        filters = dict(ids=ids, tasks=tasks, states=state.ACTIVE_STATES, users=o["users"],
+                       names=o["names"], partitions=o["partitions"])
     else:
-        db_states = [s for s in state.STATE_CODES if s in wanted_states]
-        records = state.find_jobs(conn, ids=ids, tasks=tasks, states=db_states,
-                                  users=o["users"], names=o["names"],
-                                  partitions=o["partitions"],
-                                  active_or_ended_after=now - state.MIN_JOB_AGE, light=True)
-    if o["accounts"] is not None:
-        records = [r for r in records if r.account in o["accounts"]]
-    if o["nodes"] is not None:
-        from ..runtime.hostlist import expand
-
-        records = [r for r in records if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
-    jobs = formats.collapse(records, keep_tasks=keep, expand=array, now=now)
-    jobs = formats.squeue_sort(jobs, settings["sort"])
+        filters = dict(ids=ids, tasks=tasks,
+                       states=[s for s in state.STATE_CODES if s in wanted_states],
+                       users=o["users"], names=o["names"], partitions=o["partitions"],
+                       active_or_ended_after=now - state.MIN_JOB_AGE)
     items = settings["items"]
     lines = []
     if long and not noheader:
         lines.append(time.ctime(now))
     if not noheader:
         lines.append(formats.render(items, None))
-    lines.extend(map(formats.renderer(items), jobs))
+    if (not keep and o["accounts"] is None and o["nodes"] is None
+            and formats.Listing.fits(items, settings["sort"])):
+        # the common listing: SQLite computes the lines' cells and the order (formats.Listing)
+        listing = formats.Listing(items, now, array)
+        rows = state.list_rows(conn, listing.columns, listing.args, listing.order_by,
+                               listing.order_args, **filters)
+        lines.extend(listing.lines(
+            rows, lambda pairs: state.find_jobs(conn, tasks=pairs, light=True)))
+    else:
+        records = state.find_jobs(conn, light=True, **filters)
+        if o["accounts"] is not None:
+            records = [r for r in records if r.account in o["accounts"]]
+        if o["nodes"] is not None:
+            from ..runtime.hostlist import expand
+
+            records = [r for r in records
+                       if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
+        jobs = formats.collapse(records, keep_tasks=keep, expand=array, now=now)
+        jobs = formats.squeue_sort(jobs, settings["sort"])
+        lines.extend(map(formats.renderer(items), jobs))
     if lines:
         out.write("\n".join(lines) + "\n")
 

@@ -12,11 +12,12 @@ If exec fails it prints
 slurmstepd's message and exits with the errno, as slurmstepd does (ENOENT: 2).
 """
 import os
-import signal
 import sys
 
 
 def main():
+    import signal  # here: the commands import this module for undo_locale_coercion alone
+
     node, umask, cwd, sep = sys.argv[1:5]
     argv = sys.argv[5:]
     assert sep == "--" and argv
