@@ -1,22 +1,20 @@
 """Batch scripts as sbatch 22.05 reads them: its sanity checks, its #SBATCH words, and
 the module commands in the body.
 
-grammar/sbatch.lark classifies the lines and cuts #SBATCH lines into words; this module
-applies the rest of Slurm's rules (src/sbatch/sbatch.c: _get_script_buffer; opt.c:
-_opt_batch_script, get_argument) to the tokens.  Words are not options yet: the option
-parser reads them as Slurm reads the argv it builds from all #SBATCH lines together.
-``#BSUB`` and ``#PBS`` lines are cut into words the same way (xlate.c); wrappers.py
-translates them.
+grammar/sbatch.lark classifies the lines and cuts #SBATCH lines into words (through
+slurmsky/_sbatch_parser.py, the parser Lark generates from it); this module applies the
+rest of Slurm's rules (src/sbatch/sbatch.c: _get_script_buffer; opt.c: _opt_batch_script,
+get_argument) to the tokens.  Words are not options yet: the option parser reads them as
+Slurm reads the argv it builds from all #SBATCH lines together.  ``#BSUB`` and ``#PBS``
+lines are cut into words the same way (xlate.c); wrappers.py translates them.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
 from dataclasses import dataclass
 
-import slurmsky
 from slurmsky.errors import SlurmError
 
 _SPACE = " \t\n\v\f\r"  # C isspace() in the C locale
@@ -153,46 +151,19 @@ def _check(text: str) -> None:
 @functools.cache
 def _grammar():
     """The parser and the two word scanners, built once per process (and only by the
-    commands that read scripts: lark is imported here, not at module import)."""
-    from pathlib import Path
+    commands that read scripts: the parser module is imported here, not at module import).
 
-    from lark import Lark
-    from lark.exceptions import LarkError
+    The parser is grammar/sbatch.lark compiled ahead of time by Lark's standalone generator
+    (grammar/generate.py): no Lark import, no grammar analysis at run time."""
+    from slurmsky._sbatch_parser import LarkError, Lark_StandAlone
 
-    here = Path(slurmsky.__file__).parent
-    path = here / "grammar" / "sbatch.lark"  # installed: the package slurmsky.grammar
-    if not path.exists():
-        path = here.parent / "grammar" / "sbatch.lark"  # a source checkout
-    lark = Lark(
-        path.read_text(),
-        parser="lalr",
-        lexer="contextual",
-        start=["start", "directive_words", "module_words"],
-        cache=_cache_file(),
-    )
+    lark = Lark_StandAlone()
     return (
         lark,
         LarkError,
         _scanner(lark, "WORD", "UNMATCHED", "_TRAILING"),
         _scanner(lark, "MODULE_WORD", "_MODULE_REST"),
     )
-
-
-def _cache_file() -> str | bool:
-    """Where Lark keeps the analysed grammar (building it costs ~85 ms of every sbatch).
-
-    A private directory of the user's (Lark's cache is a pickle: never one in a shared /tmp);
-    Lark checks the file against the grammar's and its own version before using it.
-    """
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "slurmsky")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    except OSError:
-        return False
-    if not os.access(folder, os.W_OK) or os.stat(folder).st_uid != os.getuid():
-        return False
-    return os.path.join(folder, "sbatch-grammar.lark-cache")
 
 
 def _scanner(lark, *names: str) -> re.Pattern:

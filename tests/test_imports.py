@@ -48,7 +48,7 @@ def test_each_command_imports_only_what_it_needs(tmp_path):
                SLURMSKY_CONFIG=str(tmp_path / "none.yaml"))
     expected = [
         (["sbatch", "--hold", "--wrap", "true"], ["dataclasses"]),
-        (["sbatch", "--hold", "job.sh"], ["dataclasses", "lark"]),  # its grammar reads it
+        (["sbatch", "--hold", "job.sh"], ["dataclasses"]),  # the generated parser reads it
         (["squeue"], []), (["squeue", "-j", "1"], []), (["sacct", "-j", "1"], []),
         (["scontrol", "show", "job", "1"], []), (["scancel", "1"], []),
     ]

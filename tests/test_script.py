@@ -403,12 +403,14 @@ def test_word_scanner_is_the_grammar(tail):
         assert scanned == kept
 
 
-def test_lark_is_imported_only_to_parse():
+def test_lark_is_never_imported_and_the_parser_only_to_parse():
     import subprocess
     import sys
     from pathlib import Path
 
-    code = "import sys, slurmsky.script; print('lark' in sys.modules)"
+    code = ("import sys, slurmsky.script as s; a = sorted(m for m in ('lark', 'slurmsky._sbatch_parser')"
+            " if m in sys.modules); s.parse_script('#!/bin/sh\\n#SBATCH -t 5\\nml x\\n');"
+            " print(a, sorted(m for m in ('lark', 'slurmsky._sbatch_parser') if m in sys.modules))")
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=Path(__file__).parents[1],
@@ -416,7 +418,21 @@ def test_lark_is_imported_only_to_parse():
         text=True,
         check=True,
     )
-    assert out.stdout == "False\n"
+    assert out.stdout == "[] ['slurmsky._sbatch_parser']\n"
+
+
+def test_generated_parser_is_the_grammar():
+    """slurmsky/_sbatch_parser.py is exactly what grammar/generate.py writes from
+    grammar/sbatch.lark with the installed Lark: the two cannot drift apart."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    spec = importlib.util.spec_from_file_location("generate", root / "grammar" / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    committed = (root / "slurmsky" / "_sbatch_parser.py").read_text()
+    assert committed == generate.generate(), "stale: run `python grammar/generate.py`"
 
 
 near_marks = st.sampled_from(
