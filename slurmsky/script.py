@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 
 from slurmsky.errors import SlurmError
+from slurmsky.record import Record
 
 _SPACE = " \t\n\v\f\r"  # C isspace() in the C locale
 
 
-@dataclass(frozen=True, slots=True)
-class Directive:
+class Directive(Record):
     """The words of one ``#SBATCH`` line (1-based ``lineno``), unquoted, comment dropped."""
 
     lineno: int
     words: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ModuleCommand:
+class ModuleCommand(Record):
     """One environment-changing ``module``/``ml`` command with Lmod's aliases resolved.
 
     ``verb`` is one of load, unload, swap, purge, use, unuse; ``args`` are the words as
@@ -41,8 +39,7 @@ class ModuleCommand:
     args: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Script:
+class Script(Record):
     """What sbatch reads from a batch script, and the text the job runs."""
 
     shebang: str  # the first line without "#!", stripped

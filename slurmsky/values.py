@@ -15,9 +15,9 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 
 from .config import MAX_ARRAY_SIZE
+from .record import Record
 
 _C_SPACE = " \t\n\v\f\r"  # C isspace()
 _DIGITS = "0123456789"
@@ -217,16 +217,14 @@ def parse_open_mode(text: str, opt: str) -> str:
 
 # --- generic resources --------------------------------------------------------
 
-@dataclass(frozen=True)
-class Gres:
+class Gres(Record):
     """One ``name[:type][:count]`` item of ``--gres``."""
     name: str
     type: str | None
     count: int
 
 
-@dataclass(frozen=True)
-class GpuSpec:
+class GpuSpec(Record):
     """``--gpus``/``--gpus-per-node``/``--gpus-per-task``: ``[type:]count``."""
     type: str | None
     count: int
@@ -278,8 +276,7 @@ def parse_gpus(text: str, opt: str) -> GpuSpec:
 
 # --- job arrays -----------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ArraySpec:
+class ArraySpec(Record):
     """``--array``: sorted unique indices and the ``%N`` throttle (None = none)."""
     indices: tuple[int, ...]
     throttle: int | None
@@ -346,8 +343,7 @@ DEPENDENCY_KINDS = ("afternotok", "aftercorr", "afterany", "afterok",
                     "afterburstbuffer", "after")
 
 
-@dataclass(frozen=True)
-class DepItem:
+class DepItem(Record):
     """One dependency on one job.
 
     kind: after, afterany, afterburstbuffer, aftercorr, afternotok, afterok or
@@ -361,8 +357,7 @@ class DepItem:
     minutes: int = 0
 
 
-@dataclass(frozen=True)
-class Dependency:
+class Dependency(Record):
     """``--dependency``: all items must hold, or any (``?`` separator)."""
     items: tuple[DepItem, ...]
     any_of: bool
@@ -441,8 +436,7 @@ def format_dependency(dependency: Dependency,
 
 # --- environment export --------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Export:
+class Export(Record):
     """``--export``. mode: ALL (the whole environment, then ``assignments``), NONE,
     NIL, or None (only ``names`` and ``assignments``, plus SLURM_*; like NONE, the
     user's login environment is added). The order of ALL among items is not kept."""
@@ -488,8 +482,7 @@ def parse_export(text: str, opt: str) -> Export:
 
 # --- signals -------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class SignalSpec:
+class SignalSpec(Record):
     """``--signal=[{R|B}:]SIG[@seconds]``: batch = only the batch shell (B),
     reservation = also when a reservation ends (R)."""
     signum: int
