@@ -66,6 +66,8 @@ def parse_script(text: str, path: str | None = None) -> Script:
     if not _MARKS.search(text):  # nothing for the grammar to find: no need to load it
         first_line = text.split("\n", 1)[0]
         return Script(first_line[2:].strip(_SPACE), (), (), text)
+    if not _PARSER_MARKS.search(text):  # #SBATCH lines only: the parser is not needed either
+        return _read_directives(text, path)
     return _read(text, path)
 
 
@@ -73,12 +75,16 @@ def parse_script(text: str, path: str | None = None) -> Script:
 # WRAPPER_LINES, MODULE_LINES), loosely: a script with none of them is all comments and
 # other lines, so parse_script needs no parser for it (a --wrap script, most often).
 _MARKS = re.compile(r"#SBATCH|#PBS|#BSUB|^[ \t\v\f\r]*m(?:odule|l)", re.MULTILINE)
+# The same for WRAPPER_LINES and MODULE_LINES alone: a script with neither has only
+# directives to read, which _read_directives does without the parser.
+_PARSER_MARKS = re.compile(r"#PBS|#BSUB|^[ \t\v\f\r]*m(?:odule|l)", re.MULTILINE)
 
 
 def _read(text: str, path: str | None) -> Script:
     """parse_script with the grammar."""
     source = path.rsplit("/", 1)[-1] if path else "stdin"
-    lark, lark_error, directive_scanner, module_scanner = _grammar()
+    lark, lark_error = _parser()
+    directive_scanner, module_scanner = _scanners()
     try:
         tree = lark.parse(text if text.endswith("\n") else text + "\n", start="start")
     except lark_error as e:  # the grammar accepts any line: this only guards that promise
@@ -104,6 +110,25 @@ def _read(text: str, path: str | None) -> Script:
                 modules.extend(_module_commands(module_scanner, line, lineno, source))
     return Script(shebang[2:].strip(_SPACE), tuple(directives), tuple(modules), text,
                   tuple(wrappers["#BSUB"]), tuple(wrappers["#PBS"]))
+
+
+def _read_directives(text: str, path: str | None) -> Script:
+    """parse_script without the parser, for a script with no #PBS/#BSUB line and no
+    module command: its directives are the lines that start "#SBATCH" before the first
+    line that is neither blank nor a comment (what the grammar's DIRECTIVES and _COMMENTS
+    take after the shebang; a test holds the two equal)."""
+    source = path.rsplit("/", 1)[-1] if path else "stdin"
+    directive_scanner = _scanners()[0]
+    lines = text.split("\n")
+    directives = []
+    for lineno, line in enumerate(lines[1:], 2):
+        if line.startswith("#SBATCH"):
+            words = _directive_words(directive_scanner, line, lineno, source)
+            if words:
+                directives.append(Directive(lineno, words))
+        elif line.lstrip(" \t\v\f\r")[:1] not in ("", "#"):
+            break  # the first command: Slurm reads no directive after it
+    return Script(lines[0][2:].strip(_SPACE), tuple(directives), (), text)
 
 
 _WRAPPER_SCAN_LIMIT = 100
@@ -146,29 +171,31 @@ def _check(text: str) -> None:
 
 
 @functools.cache
-def _grammar():
-    """The parser and the two word scanners, built once per process (and only by the
-    commands that read scripts: the parser module is imported here, not at module import).
+def _parser():
+    """The parser and its error class, built once per process, and only for a script
+    with a #PBS/#BSUB line or a module command.
 
     The parser is grammar/sbatch.lark compiled ahead of time by Lark's standalone generator
     (grammar/generate.py): no Lark import, no grammar analysis at run time."""
     from slurmsky._sbatch_parser import LarkError, Lark_StandAlone
 
-    lark = Lark_StandAlone()
-    return (
-        lark,
-        LarkError,
-        _scanner(lark, "WORD", "UNMATCHED", "_TRAILING"),
-        _scanner(lark, "MODULE_WORD", "_MODULE_REST"),
-    )
+    return Lark_StandAlone(), LarkError
 
 
-def _scanner(lark, *names: str) -> re.Pattern:
+@functools.cache
+def _scanners() -> tuple[re.Pattern, re.Pattern]:
+    """The #SBATCH (also #PBS, #BSUB) line and the module line word scanners."""
+    return _scanner("WORD", "UNMATCHED", "_TRAILING"), _scanner("MODULE_WORD", "_MODULE_REST")
+
+
+def _scanner(*names: str) -> re.Pattern:
     """One regex over the grammar's own word terminals, tried in the grammar's priority
     order as Lark's lexer tries them.  Words are most of a script's tokens: matching
     them here costs one regex match each instead of a lexer and a parser step."""
-    terminals = sorted((lark.get_terminal(name) for name in names), key=lambda t: -t.priority)
-    return re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals))
+    from slurmsky._sbatch_terminals import TERMINALS  # generated with the parser
+
+    ordered = sorted(names, key=lambda name: -TERMINALS[name][1])
+    return re.compile("|".join(f"(?P<{name}>{TERMINALS[name][0]})" for name in ordered))
 
 
 def _tokens(scanner: re.Pattern, text: str, lineno: int, source: str):
