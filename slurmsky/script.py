@@ -84,7 +84,7 @@ def _read(text: str, path: str | None) -> Script:
     """parse_script with the grammar."""
     source = path.rsplit("/", 1)[-1] if path else "stdin"
     lark, lark_error = _parser()
-    directive_scanner, module_scanner = _scanners()
+    directive_scanner, module_scanner = _directive_scanner(), _module_scanner()
     try:
         tree = lark.parse(text if text.endswith("\n") else text + "\n", start="start")
     except lark_error as e:  # the grammar accepts any line: this only guards that promise
@@ -118,7 +118,7 @@ def _read_directives(text: str, path: str | None) -> Script:
     line that is neither blank nor a comment (what the grammar's DIRECTIVES and _COMMENTS
     take after the shebang; a test holds the two equal)."""
     source = path.rsplit("/", 1)[-1] if path else "stdin"
-    directive_scanner = _scanners()[0]
+    directive_scanner = _directive_scanner()
     lines = text.split("\n")
     directives = []
     for lineno, line in enumerate(lines[1:], 2):
@@ -182,12 +182,17 @@ def _parser():
     return Lark_StandAlone(), LarkError
 
 
-@functools.cache
-def _scanners() -> tuple[re.Pattern, re.Pattern]:
-    """The #SBATCH (also #PBS, #BSUB) line and the module line word scanners."""
-    return _scanner("WORD", "UNMATCHED", "_TRAILING"), _scanner("MODULE_WORD", "_MODULE_REST")
+def _directive_scanner() -> re.Pattern:
+    """The words of an #SBATCH (also #PBS, #BSUB) line."""
+    return _scanner("WORD", "UNMATCHED", "_TRAILING")
 
 
+def _module_scanner() -> re.Pattern:
+    """The words of a module command."""
+    return _scanner("MODULE_WORD", "_MODULE_REST")
+
+
+@functools.cache  # compiled once per process, and only when needed
 def _scanner(*names: str) -> re.Pattern:
     """One regex over the grammar's own word terminals, tried in the grammar's priority
     order as Lark's lexer tries them.  Words are most of a script's tokens: matching

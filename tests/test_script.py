@@ -18,7 +18,8 @@ from slurmsky.script import (
     _parser,
     _read,
     _read_directives,
-    _scanners,
+    _directive_scanner,
+    _module_scanner,
     parse_script,
     wrap_script,
 )
@@ -391,7 +392,7 @@ def test_word_scanner_is_the_grammar(tail):
     """The fast word scanner finds exactly the tokens Lark's parser finds for the same
     start rule of the grammar."""
     lark, _ = _parser()
-    directive_scanner, module_scanner = _scanners()
+    directive_scanner, module_scanner = _directive_scanner(), _module_scanner()
     for start, scanner in [
         ("directive_words", directive_scanner),
         ("module_words", module_scanner),
