@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 REAL_SLURM_BIN = "/usr/bin"
-HELLO = str(ROOT / "examples" / "sbatch" / "hello.sh")  # #SBATCH lines: the grammar's path
+HELLO = str(ROOT / "examples" / "sbatch" / "hello.sh")  # #SBATCH lines only: no parser needed
 
 
 def command(name: str) -> list[str]:

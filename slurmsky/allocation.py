@@ -10,7 +10,6 @@ FIFO for the exit code of the command salloc ran.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
@@ -55,7 +54,7 @@ class Allocation:
         from .config import load_config
         from .submit import store
 
-        req = dataclasses.replace(req, script=script, script_args=tuple(script_args),
+        req = req.replace(script=script, script_args=tuple(script_args),
                                   input=None, output=self.out if output else "/dev/null",
                                   error=self.err if output else "/dev/null")
         self.quiet = req.quiet

@@ -10,16 +10,15 @@ subcommands.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 from . import values
 from .errors import SlurmError
 from .options import IGNORED, NO_ARG, OPTIONAL, REFUSED, REQUIRED, Option, options_for
+from .record import Factory, Record
 from .runtime.getopt_long import UsageError, getopt_long
 
-@dataclass
-class Parsed:
+class Parsed(Record, frozen=False):
     """What one source (argv, the script's directives, or the environment) set.
 
     ``values`` maps option keys to parsed values in the order given (a later setting of
@@ -27,9 +26,9 @@ class Parsed:
     written, for warnings; ``rest`` is what follows the options (script and its args).
     """
 
-    values: dict = field(default_factory=dict)
-    given: list = field(default_factory=list)
-    rest: list = field(default_factory=list)
+    values: dict = Factory(dict)
+    given: list = Factory(list)
+    rest: list = Factory(list)
 
 
 _HAS_ARG = {NO_ARG: 0, REQUIRED: 1, OPTIONAL: 2}

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+
+from .record import Record
 
 LOCAL_NODES = 4
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(Record):
     name: str  # the node's address doubles as its name: it resolves from every "node"
     cpus: int
     mem: int  # MB

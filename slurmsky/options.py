@@ -13,8 +13,9 @@ A row's *fate* says what slurmsky does with it:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
+
+from .record import Record
 
 NO_ARG, REQUIRED, OPTIONAL = "none", "required", "optional"
 SUPPORTED, MAPPED, IGNORED, REFUSED = "supported", "mapped", "ignored", "refused"
@@ -29,8 +30,7 @@ SB_SR = frozenset({SBATCH, SRUN})
 SR_SA = frozenset({SRUN, SALLOC})
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(Record):
     """One option row.
 
     ``parse`` names a parser in values.py (``parse_<name>``) called as

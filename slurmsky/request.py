@@ -9,17 +9,16 @@ is stored.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from collections.abc import Callable
 
 from .argv import OptionParser, Parsed, ignored_warnings
 from .errors import SlurmError
 from .options import IGNORED, input_env, options_for
+from .record import Factory, Record
 from .values import ArraySpec, Dependency, Export, GpuSpec, SignalSpec
 
 
-@dataclass(frozen=True)
-class JobRequest:
+class JobRequest(Record):
     """A validated request. Option fields are None when not given (Slurm's defaults apply
     where the request is used); ``ignored`` holds the accepted-but-ignored options."""
 
@@ -30,9 +29,9 @@ class JobRequest:
     job_name: str
     submit_dir: str
     workdir: str
-    submit_env: dict = field(repr=False)
+    submit_env: dict
     modules: tuple = ()
-    ignored: dict = field(default_factory=dict)
+    ignored: dict = Factory(dict)
     warnings: tuple[str, ...] = ()
     # no -J and the script from stdin: Slurm keeps no name; the commands show `sbatch`, the
     # job itself sees an empty SLURM_JOB_NAME and `(null)` for %x
@@ -230,7 +229,7 @@ def _finish(command, fields, ignored, given, environ, cwd, *, script, script_pat
 
 def request_fields() -> set[str]:
     """The option keys JobRequest has a field for (a test keeps it in step with the table)."""
-    return {f for f in JobRequest.__dataclass_fields__}
+    return set(JobRequest._fields)
 
 
 def supported_keys(command: str) -> set[str]:

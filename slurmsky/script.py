@@ -1,37 +1,33 @@
 """Batch scripts as sbatch 22.05 reads them: its sanity checks, its #SBATCH words, and
 the module commands in the body.
 
-grammar/sbatch.lark classifies the lines and cuts #SBATCH lines into words; this module
-applies the rest of Slurm's rules (src/sbatch/sbatch.c: _get_script_buffer; opt.c:
-_opt_batch_script, get_argument) to the tokens.  Words are not options yet: the option
-parser reads them as Slurm reads the argv it builds from all #SBATCH lines together.
-``#BSUB`` and ``#PBS`` lines are cut into words the same way (xlate.c); wrappers.py
-translates them.
+grammar/sbatch.lark classifies the lines and cuts #SBATCH lines into words (through
+slurmsky/_sbatch_parser.py, the parser Lark generates from it); this module applies the
+rest of Slurm's rules (src/sbatch/sbatch.c: _get_script_buffer; opt.c: _opt_batch_script,
+get_argument) to the tokens.  Words are not options yet: the option parser reads them as
+Slurm reads the argv it builds from all #SBATCH lines together.  ``#BSUB`` and ``#PBS``
+lines are cut into words the same way (xlate.c); wrappers.py translates them.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
-from dataclasses import dataclass
 
-import slurmsky
 from slurmsky.errors import SlurmError
+from slurmsky.record import Record
 
 _SPACE = " \t\n\v\f\r"  # C isspace() in the C locale
 
 
-@dataclass(frozen=True, slots=True)
-class Directive:
+class Directive(Record):
     """The words of one ``#SBATCH`` line (1-based ``lineno``), unquoted, comment dropped."""
 
     lineno: int
     words: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ModuleCommand:
+class ModuleCommand(Record):
     """One environment-changing ``module``/``ml`` command with Lmod's aliases resolved.
 
     ``verb`` is one of load, unload, swap, purge, use, unuse; ``args`` are the words as
@@ -43,8 +39,7 @@ class ModuleCommand:
     args: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Script:
+class Script(Record):
     """What sbatch reads from a batch script, and the text the job runs."""
 
     shebang: str  # the first line without "#!", stripped
@@ -71,6 +66,8 @@ def parse_script(text: str, path: str | None = None) -> Script:
     if not _MARKS.search(text):  # nothing for the grammar to find: no need to load it
         first_line = text.split("\n", 1)[0]
         return Script(first_line[2:].strip(_SPACE), (), (), text)
+    if not _PARSER_MARKS.search(text):  # #SBATCH lines only: the parser is not needed either
+        return _read_directives(text, path)
     return _read(text, path)
 
 
@@ -78,12 +75,16 @@ def parse_script(text: str, path: str | None = None) -> Script:
 # WRAPPER_LINES, MODULE_LINES), loosely: a script with none of them is all comments and
 # other lines, so parse_script needs no parser for it (a --wrap script, most often).
 _MARKS = re.compile(r"#SBATCH|#PBS|#BSUB|^[ \t\v\f\r]*m(?:odule|l)", re.MULTILINE)
+# The same for WRAPPER_LINES and MODULE_LINES alone: a script with neither has only
+# directives to read, which _read_directives does without the parser.
+_PARSER_MARKS = re.compile(r"#PBS|#BSUB|^[ \t\v\f\r]*m(?:odule|l)", re.MULTILINE)
 
 
 def _read(text: str, path: str | None) -> Script:
     """parse_script with the grammar."""
     source = path.rsplit("/", 1)[-1] if path else "stdin"
-    lark, lark_error, directive_scanner, module_scanner = _grammar()
+    lark, lark_error = _parser()
+    directive_scanner, module_scanner = _directive_scanner(), _module_scanner()
     try:
         tree = lark.parse(text if text.endswith("\n") else text + "\n", start="start")
     except lark_error as e:  # the grammar accepts any line: this only guards that promise
@@ -109,6 +110,25 @@ def _read(text: str, path: str | None) -> Script:
                 modules.extend(_module_commands(module_scanner, line, lineno, source))
     return Script(shebang[2:].strip(_SPACE), tuple(directives), tuple(modules), text,
                   tuple(wrappers["#BSUB"]), tuple(wrappers["#PBS"]))
+
+
+def _read_directives(text: str, path: str | None) -> Script:
+    """parse_script without the parser, for a script with no #PBS/#BSUB line and no
+    module command: its directives are the lines that start "#SBATCH" before the first
+    line that is neither blank nor a comment (what the grammar's DIRECTIVES and _COMMENTS
+    take after the shebang; a test holds the two equal)."""
+    source = path.rsplit("/", 1)[-1] if path else "stdin"
+    directive_scanner = _directive_scanner()
+    lines = text.split("\n")
+    directives = []
+    for lineno, line in enumerate(lines[1:], 2):
+        if line.startswith("#SBATCH"):
+            words = _directive_words(directive_scanner, line, lineno, source)
+            if words:
+                directives.append(Directive(lineno, words))
+        elif line.lstrip(" \t\v\f\r")[:1] not in ("", "#"):
+            break  # the first command: Slurm reads no directive after it
+    return Script(lines[0][2:].strip(_SPACE), tuple(directives), (), text)
 
 
 _WRAPPER_SCAN_LIMIT = 100
@@ -151,56 +171,36 @@ def _check(text: str) -> None:
 
 
 @functools.cache
-def _grammar():
-    """The parser and the two word scanners, built once per process (and only by the
-    commands that read scripts: lark is imported here, not at module import)."""
-    from pathlib import Path
+def _parser():
+    """The parser and its error class, built once per process, and only for a script
+    with a #PBS/#BSUB line or a module command.
 
-    from lark import Lark
-    from lark.exceptions import LarkError
+    The parser is grammar/sbatch.lark compiled ahead of time by Lark's standalone generator
+    (grammar/generate.py): no Lark import, no grammar analysis at run time."""
+    from slurmsky._sbatch_parser import LarkError, Lark_StandAlone
 
-    here = Path(slurmsky.__file__).parent
-    path = here / "grammar" / "sbatch.lark"  # installed: the package slurmsky.grammar
-    if not path.exists():
-        path = here.parent / "grammar" / "sbatch.lark"  # a source checkout
-    lark = Lark(
-        path.read_text(),
-        parser="lalr",
-        lexer="contextual",
-        start=["start", "directive_words", "module_words"],
-        cache=_cache_file(),
-    )
-    return (
-        lark,
-        LarkError,
-        _scanner(lark, "WORD", "UNMATCHED", "_TRAILING"),
-        _scanner(lark, "MODULE_WORD", "_MODULE_REST"),
-    )
+    return Lark_StandAlone(), LarkError
 
 
-def _cache_file() -> str | bool:
-    """Where Lark keeps the analysed grammar (building it costs ~85 ms of every sbatch).
-
-    A private directory of the user's (Lark's cache is a pickle: never one in a shared /tmp);
-    Lark checks the file against the grammar's and its own version before using it.
-    """
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "slurmsky")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    except OSError:
-        return False
-    if not os.access(folder, os.W_OK) or os.stat(folder).st_uid != os.getuid():
-        return False
-    return os.path.join(folder, "sbatch-grammar.lark-cache")
+def _directive_scanner() -> re.Pattern:
+    """The words of an #SBATCH (also #PBS, #BSUB) line."""
+    return _scanner("WORD", "UNMATCHED", "_TRAILING")
 
 
-def _scanner(lark, *names: str) -> re.Pattern:
+def _module_scanner() -> re.Pattern:
+    """The words of a module command."""
+    return _scanner("MODULE_WORD", "_MODULE_REST")
+
+
+@functools.cache  # compiled once per process, and only when needed
+def _scanner(*names: str) -> re.Pattern:
     """One regex over the grammar's own word terminals, tried in the grammar's priority
     order as Lark's lexer tries them.  Words are most of a script's tokens: matching
     them here costs one regex match each instead of a lexer and a parser step."""
-    terminals = sorted((lark.get_terminal(name) for name in names), key=lambda t: -t.priority)
-    return re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals))
+    from slurmsky._sbatch_terminals import TERMINALS  # generated with the parser
+
+    ordered = sorted(names, key=lambda name: -TERMINALS[name][1])
+    return re.compile("|".join(f"(?P<{name}>{TERMINALS[name][0]})" for name in ordered))
 
 
 def _tokens(scanner: re.Pattern, text: str, lineno: int, source: str):

@@ -7,7 +7,6 @@ array is stored at once; the element with the highest index carries the array's 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
@@ -59,7 +58,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     if req.dependency is not None:
         from . import deps
 
-        req = dataclasses.replace(req, dependency=deps.at_submission(conn, req.dependency, first))
+        req = req.replace(dependency=deps.at_submission(conn, req.dependency, first))
     if refused:
         now = time.time()
         row = _row(req, cfg, lay, part_name, first, None, None, None, now, batch=batch)
@@ -123,7 +122,7 @@ def _spread(req: JobRequest, cfg: Config) -> JobRequest:
     if per_node < 1 or req.ntasks <= per_node:
         return req
     count = -(-req.ntasks // per_node)
-    return dataclasses.replace(req, nodes=(count, count))
+    return req.replace(nodes=(count, count))
 
 
 def _sky_task(req: JobRequest, cfg: Config, first: int, ids: list[int]) -> dict:

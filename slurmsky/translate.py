@@ -12,10 +12,10 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
 
 from .config import Config
 from .errors import SlurmError
+from .record import Record
 from .request import JobRequest
 
 RUNTIME_HOME = "~/.slurmsky/runtime"
@@ -36,8 +36,7 @@ DEFAULT_DENY = (
 )
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(Record):
     """Where tasks, cpus, gpus and memory go, per node (Slurm's block layout)."""
 
     num_nodes: int
@@ -48,8 +47,7 @@ class Layout:
     mem_per_node: int | None  # MB; None: not asked (0 means the whole node)
 
 
-@dataclass(frozen=True)
-class Translation:
+class Translation(Record):
     task: dict
     spec: dict
     warnings: tuple[str, ...]

@@ -15,10 +15,10 @@ import re
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from .config import MAX_ARRAY_SIZE
 from .display import format_array  # noqa: F401 (squeue's task string: display.py, light)
+from .record import Record
 
 _C_SPACE = " \t\n\v\f\r"  # C isspace()
 _DIGITS = "0123456789"
@@ -218,16 +218,14 @@ def parse_open_mode(text: str, opt: str) -> str:
 
 # --- generic resources --------------------------------------------------------
 
-@dataclass(frozen=True)
-class Gres:
+class Gres(Record):
     """One ``name[:type][:count]`` item of ``--gres``."""
     name: str
     type: str | None
     count: int
 
 
-@dataclass(frozen=True)
-class GpuSpec:
+class GpuSpec(Record):
     """``--gpus``/``--gpus-per-node``/``--gpus-per-task``: ``[type:]count``."""
     type: str | None
     count: int
@@ -279,8 +277,7 @@ def parse_gpus(text: str, opt: str) -> GpuSpec:
 
 # --- job arrays -----------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ArraySpec:
+class ArraySpec(Record):
     """``--array``: sorted unique indices and the ``%N`` throttle (None = none)."""
     indices: tuple[int, ...]
     throttle: int | None
@@ -334,8 +331,7 @@ DEPENDENCY_KINDS = ("afternotok", "aftercorr", "afterany", "afterok",
                     "afterburstbuffer", "after")
 
 
-@dataclass(frozen=True)
-class DepItem:
+class DepItem(Record):
     """One dependency on one job.
 
     kind: after, afterany, afterburstbuffer, aftercorr, afternotok, afterok or
@@ -349,8 +345,7 @@ class DepItem:
     minutes: int = 0
 
 
-@dataclass(frozen=True)
-class Dependency:
+class Dependency(Record):
     """``--dependency``: all items must hold, or any (``?`` separator)."""
     items: tuple[DepItem, ...]
     any_of: bool
@@ -429,8 +424,7 @@ def format_dependency(dependency: Dependency,
 
 # --- environment export --------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Export:
+class Export(Record):
     """``--export``. mode: ALL (the whole environment, then ``assignments``), NONE,
     NIL, or None (only ``names`` and ``assignments``, plus SLURM_*; like NONE, the
     user's login environment is added). The order of ALL among items is not kept."""
@@ -476,8 +470,7 @@ def parse_export(text: str, opt: str) -> Export:
 
 # --- signals -------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class SignalSpec:
+class SignalSpec(Record):
     """``--signal=[{R|B}:]SIG[@seconds]``: batch = only the batch shell (B),
     reservation = also when a reservation ends (R)."""
     signum: int

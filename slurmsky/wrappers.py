@@ -17,16 +17,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .errors import SlurmError
+from .record import Record
 from .runtime.getopt_long import UsageError, getopt_long
 
 Pairs = list  # [(sbatch long option, text or None)]
 
 
-@dataclass(frozen=True)
-class WrapperOption:
+class WrapperOption(Record):
     """One option of a wrapper's getopt string.
 
     ``slurm`` is the sbatch option it sets (None: read and dropped, as Slurm does);

@@ -36,7 +36,7 @@ def test_every_parser_exists():
 
 
 def test_every_honoured_option_is_a_request_field():
-    fields = set(JobRequest.__dataclass_fields__)
+    fields = set(JobRequest._fields)
     missing = {o.key for o in OPTIONS if o.fate not in ("ignored", REFUSED)} - fields
     assert not missing
 

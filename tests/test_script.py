@@ -15,7 +15,11 @@ from slurmsky.script import (
     ModuleCommand,
     _MARKS,
     Script,
-    _grammar,
+    _parser,
+    _read,
+    _read_directives,
+    _directive_scanner,
+    _module_scanner,
     parse_script,
     wrap_script,
 )
@@ -382,12 +386,13 @@ def test_any_text_parses_or_raises_slurm_error(text):
         assert script.text == text
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # the first example builds the parser
 @given(st.lists(st.sampled_from(list("ab -\"'\\:#\t\v")), max_size=25).map("".join))
 def test_word_scanner_is_the_grammar(tail):
     """The fast word scanner finds exactly the tokens Lark's parser finds for the same
     start rule of the grammar."""
-    lark, _, directive_scanner, module_scanner = _grammar()
+    lark, _ = _parser()
+    directive_scanner, module_scanner = _directive_scanner(), _module_scanner()
     for start, scanner in [
         ("directive_words", directive_scanner),
         ("module_words", module_scanner),
@@ -403,12 +408,15 @@ def test_word_scanner_is_the_grammar(tail):
         assert scanned == kept
 
 
-def test_lark_is_imported_only_to_parse():
+def test_lark_is_never_imported_and_the_parser_only_to_parse():
     import subprocess
     import sys
     from pathlib import Path
 
-    code = "import sys, slurmsky.script; print('lark' in sys.modules)"
+    code = ("import sys, slurmsky.script as s; m = lambda: sorted(m for m in ('lark', "
+            "'slurmsky._sbatch_parser') if m in sys.modules); a = m();"
+            " s.parse_script('#!/bin/sh\\n#SBATCH -t 5\\ntrue\\n'); b = m();"
+            " s.parse_script('#!/bin/sh\\n#SBATCH -t 5\\nml x\\n'); print(a, b, m())")
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=Path(__file__).parents[1],
@@ -416,7 +424,22 @@ def test_lark_is_imported_only_to_parse():
         text=True,
         check=True,
     )
-    assert out.stdout == "False\n"
+    assert out.stdout == "[] [] ['slurmsky._sbatch_parser']\n"
+
+
+def test_generated_parser_is_the_grammar():
+    """slurmsky/_sbatch_parser.py and _sbatch_terminals.py are exactly what
+    grammar/generate.py writes from grammar/sbatch.lark with the installed Lark: they
+    cannot drift apart."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    spec = importlib.util.spec_from_file_location("generate", root / "grammar" / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    for path, text in generate.generate().items():
+        assert path.read_text() == text, f"{path.name} is stale: run `python grammar/generate.py`"
 
 
 near_marks = st.sampled_from(
@@ -424,7 +447,7 @@ near_marks = st.sampled_from(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # the first example builds the parser
 @given(st.lists(near_marks, max_size=40).map(lambda s: "#!/bin/sh\n" + "".join(s)))
 def test_scripts_without_marks_read_as_the_grammar_reads_them(text):
     """parse_script skips the grammar for a script none of whose lines could be a
@@ -440,3 +463,25 @@ def test_scripts_without_marks_read_as_the_grammar_reads_them(text):
     with mock.patch.object(script_module, "_MARKS", re.compile("")):  # always the grammar
         expected = outcome()
     assert outcome() == expected
+
+
+near_directives = st.sampled_from(
+    ["#SBATCH", "#SBATCH -t 5", "#SBATCH --x='a b'", "#SBATCH hetjob", "#SBATC", "#SBATCH\"",
+     "echo", "#", "# c", " ", "\t", "\v", "\f", "\r", "\n", "\n", "\n", ":", "'", "\\", "x"]
+)
+
+
+@settings(max_examples=300, deadline=None)  # the first example builds the parser
+@given(st.lists(near_directives, max_size=40).map(lambda s: "#!/bin/sh\n" + "".join(s)))
+def test_scripts_with_only_directives_read_as_the_grammar_reads_them(text):
+    """parse_script reads a script with no #PBS/#BSUB line and no module command without
+    the parser: the same directives, or the same error, as the grammar."""
+    assume(not script_module._PARSER_MARKS.search(text))
+
+    def outcome(read):
+        try:
+            return read(text, "job.sh")
+        except SlurmError as e:
+            return e.lines
+
+    assert outcome(_read_directives) == outcome(_read)
