@@ -30,6 +30,7 @@ KILL_GRACE = 15  # s beyond KillWait before the agent ends a job the runtime did
 # scheduler's next pass, about a second later on the peer (0.8-1.7 s measured), which finds
 # its own reason (PartitionNodeLimit, or Dependency, ...).
 FIRST_PASS = 1.0
+PENDING_CHUNK = 64  # pending jobs a pass reads at a time
 
 
 def final_fields(job: JobRecord, result: dict, now: float) -> dict:
@@ -58,6 +59,7 @@ class Scheduler:
         self.backend = backend  # the configured one: synced even with no job of its own
         self.executors: dict[str, Executor] = {}
         self._spec: tuple[int, dict] | None = None  # the last submission's spec (arrays reuse it)
+        state.ensure_pass_index(conn)
 
     def executor(self, name: str) -> Executor:
         if name not in self.executors:
@@ -69,16 +71,15 @@ class Scheduler:
         self._deliver_signals()
         changed = False
         wake: list[float] = []
-        jobs = state.active_jobs(self.conn)
-        if self._sync(jobs, now, wake):
+        if self._sync(now, wake):
             changed = True
-            jobs = state.active_jobs(self.conn)
-        for job in jobs:
-            if job.state in STARTED_STATES and not self._synced(job.executor):
+        started = state.started_jobs(self.conn)
+        for job in started:
+            if not self._synced(job.executor):
                 changed |= self._watch(job, now, wake)
         if changed:
-            jobs = state.active_jobs(self.conn)
-        changed |= self._release(jobs, now, wake)
+            started = state.started_jobs(self.conn)
+        changed |= self._release(started, now, wake)
         return changed, (min(wake) if wake else None)
 
     # --- started jobs ------------------------------------------------------------------------
@@ -88,9 +89,9 @@ class Scheduler:
         itself in sync(); the scheduler then only releases them."""
         return hasattr(self.executor(name), "sync")
 
-    def _sync(self, jobs: list[JobRecord], now: float, wake: list[float]) -> bool:
+    def _sync(self, now: float, wake: list[float]) -> bool:
         changed = False
-        for name in sorted({j.executor for j in jobs} | {self.backend}):
+        for name in sorted(set(state.active_executors(self.conn)) | {self.backend}):
             if self._synced(name):
                 changed |= self.executor(name).sync(self.conn, now, wake)
         return changed
@@ -151,8 +152,8 @@ class Scheduler:
 
     # --- pending jobs ------------------------------------------------------------------------
 
-    def _release(self, jobs: list[JobRecord], now: float, wake: list[float]) -> bool:
-        running = [j for j in jobs if j.state in STARTED_STATES]
+    def _release(self, started: list[JobRecord], now: float, wake: list[float]) -> bool:
+        running = list(started)
         per_array: dict[int, int] = {}
         for j in running:
             if j.array_job_id is not None:
@@ -160,12 +161,12 @@ class Scheduler:
         blocked = False  # a job waits for resources: later ones wait behind it (Priority)
         updates: list[tuple[JobRecord, dict]] = []
         launches: list[tuple[JobRecord, list[int]]] = []
-        for job in jobs:
-            if job.state != "PENDING":
-                continue
+
+        def consider(job: JobRecord) -> None:
+            nonlocal blocked
             if job.reason == "PartitionConfig" and now < job.submit_time + FIRST_PASS:
                 wake.append(job.submit_time + FIRST_PASS)
-                continue
+                return
             reason, fields = self._pending_reason(job, now, wake)
             if reason is None and job.array_throttle and \
                     per_array.get(job.array_job_id, 0) >= job.array_throttle:
@@ -187,6 +188,21 @@ class Scheduler:
             fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
             if fields:
                 updates.append((job, fields))
+
+        # The pending jobs are read a chunk at a time, in one snapshot (dependencies too).
+        self.conn.execute("BEGIN")
+        try:
+            after: tuple = ()
+            while True:
+                chunk = state.pending_jobs(self.conn, after, PENDING_CHUNK)
+                for job in chunk:
+                    after = (job.submission, job.array_task_id or 0, job.job_id)
+                    consider(job)
+                if len(chunk) < PENDING_CHUNK:
+                    break
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
         with state.write(self.conn):
             for job, fields in updates:
                 state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
