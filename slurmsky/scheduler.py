@@ -162,20 +162,28 @@ class Scheduler:
         updates: list[tuple[JobRecord, dict]] = []
         launches: list[tuple[JobRecord, list[int]]] = []
 
-        def consider(job: JobRecord) -> None:
+        alike: list[tuple[JobRecord, str, dict]] = []  # (head, reason, its fields)
+
+        def consider(job: JobRecord) -> str | None:
+            """Decide one pending job. Returns the reason the rest of its array waits with,
+            if they ask what it asks (set_pending_alike's rows): they need no look of
+            their own; else None."""
             nonlocal blocked
             if job.reason == "PartitionConfig" and now < job.submit_time + FIRST_PASS:
                 wake.append(job.submit_time + FIRST_PASS)
-                return
+                return None
             reason, fields = self._pending_reason(job, now, wake)
+            rest = reason if reason == "Dependency" else None
             if reason is None and job.array_throttle and \
                     per_array.get(job.array_job_id, 0) >= job.array_throttle:
-                reason = "JobArrayTaskLimit"
+                reason = rest = "JobArrayTaskLimit"
             if reason is None:
                 placement = self.executor(job.executor).place(job, running)
                 if isinstance(placement, str):
                     reason = "Priority" if blocked and placement == "Resources" else placement
                     blocked = blocked or placement == "Resources"
+                    # resources only shrink within a pass: the same ask cannot fit either
+                    rest = "Priority" if placement == "Resources" else placement
                 else:
                     launches.append((job, placement))
                     job.executor_ref = {"nodes": placement}
@@ -185,9 +193,13 @@ class Scheduler:
                     reason = "None"
             if reason is not None:
                 fields["reason"] = reason
-            fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
-            if fields:
-                updates.append((job, fields))
+            changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
+            if changed:
+                updates.append((job, changed))
+            if rest is not None and self._collapsible(job):
+                alike.append((job, rest, fields))
+                return rest
+            return None
 
         # The pending jobs are read a chunk at a time, in one snapshot (dependencies too).
         self.conn.execute("BEGIN")
@@ -197,18 +209,37 @@ class Scheduler:
                 chunk = state.pending_jobs(self.conn, after, PENDING_CHUNK)
                 for job in chunk:
                     after = (job.submission, job.array_task_id or 0, job.job_id)
-                    consider(job)
-                if len(chunk) < PENDING_CHUNK:
-                    break
+                    if consider(job) is not None:
+                        # the rest of the array waits alike but for its own oddities
+                        for other in state.pending_unlike(self.conn, job, now):
+                            consider(other)
+                        after = (job.submission,)
+                        break
+                else:
+                    if len(chunk) < PENDING_CHUNK:
+                        break
         finally:
             if self.conn.in_transaction:
                 self.conn.execute("COMMIT")
         with state.write(self.conn):
             for job, fields in updates:
                 state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
+            for head, reason, fields in alike:
+                state.set_pending_alike(self.conn, head, now, reason,
+                                        fields.get("dependency", state.KEEP),
+                                        eligible=reason != "Dependency")
         for job, placement in launches:
             self._launch(job, placement)
         return bool(launches) or any(f.get("state") for _, f in updates)
+
+    def _collapsible(self, job: JobRecord) -> bool:
+        """Whether the pending elements after this one in its array that ask what it asks
+        (state.set_pending_alike) wait as it does: an element of a local array whose
+        dependency (if any) is the same for each element (not aftercorr, not singleton)."""
+        if job.array_job_id is None or job.array_task_id is None or self._synced(job.executor):
+            return False
+        spec = (job.dependency_spec or "").lower()
+        return "aftercorr" not in spec and "singleton" not in spec
 
     def _pending_reason(self, job: JobRecord, now: float,
                         wake: list[float]) -> tuple[str | None, dict]:

@@ -572,6 +572,15 @@ _PASS_ORDER = "submission, IFNULL(array_task_id, 0), job_id"
 # after (submission, index, job_id), within the submission: the form the index can seek
 _AFTER = ("state = 'PENDING' AND submission = ? AND IFNULL(array_task_id, 0) >= ? "
           "AND (IFNULL(array_task_id, 0), job_id) > (?, ?)")
+# The columns that make the pending elements of an array wait alike (scheduler._release).
+_ALIKE_COLUMNS = ("executor", "partition", "num_nodes", "max_nodes", "cpus_per_node",
+                  "mem_per_node", "mem_per_cpu", "gpus_per_node", "array_throttle",
+                  "dependency_spec", "kill_on_invalid_dep")
+_ALIKE = ("held IS NULL AND reason != 'PartitionConfig' AND (begin_time IS NULL OR "
+          f"begin_time <= ?) AND ({', '.join(_ALIKE_COLUMNS)}) IS "
+          f"(SELECT {', '.join(_ALIKE_COLUMNS)} FROM jobs WHERE job_id = ?)")
+
+
 def ensure_pass_index(conn: sqlite3.Connection) -> None:
     """The index pending_jobs walks (in the schema since it was added; the agent adds it to a
     state created before)."""
@@ -617,6 +626,43 @@ def pending_jobs(conn: sqlite3.Connection, after: tuple = (), limit: int = 64) -
         jobs += _pass_records(conn, "state = 'PENDING' AND submission > ?", (submission,),
                               limit - len(jobs))
     return jobs
+
+
+def _rest_args(head: JobRecord) -> tuple:
+    return head.submission, head.array_task_id or 0, head.array_task_id or 0, head.job_id
+
+
+def pending_unlike(conn: sqlite3.Connection, head: JobRecord, now: float) -> list[JobRecord]:
+    """The pending jobs of head's submission after it that do not wait alike with it: held,
+    not yet at their begin time, in their first pass (PartitionConfig), or asking otherwise."""
+    return _pass_records(conn, f"{_AFTER} AND NOT ({_ALIKE})",
+                         (*_rest_args(head), now, head.job_id))
+
+
+KEEP = object()  # set_pending_alike: leave the column as it is
+
+
+def set_pending_alike(conn: sqlite3.Connection, head: JobRecord, now: float, reason: str,
+                      dependency=KEEP, eligible: bool = False) -> int:
+    """Give the pending jobs of head's submission after it that wait alike with it (not
+    pending_unlike's) `reason`, and `dependency` (squeue's %E) unless KEEP; with `eligible`,
+    an eligible time of `now` if they have none. Only rows that change are written; returns
+    their count."""
+    sets, differs, args, cond = ["reason = ?"], ["reason IS NOT ?"], [reason], [reason]
+    if dependency is not KEEP:
+        sets.append("dependency = ?")
+        differs.append("dependency IS NOT ?")
+        args.append(dependency)
+        cond.append(dependency)
+    if eligible:
+        sets.append("eligible_time = IFNULL(eligible_time, ?)")
+        differs.append("eligible_time IS NULL")
+        args.append(now)
+    sql = (f"UPDATE jobs SET {', '.join(sets)} WHERE {_AFTER} AND {_ALIKE} "
+           f"AND ({' OR '.join(differs)})")
+    with write(conn):
+        return conn.execute(sql, (*args, *_rest_args(head), now, head.job_id,
+                                  *cond)).rowcount
 
 
 # Pending reasons only time or running jobs change; the others (held, never satisfiable,
