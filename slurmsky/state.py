@@ -639,6 +639,13 @@ def pending_unlike(conn: sqlite3.Connection, head: JobRecord, now: float) -> lis
                          (*_rest_args(head), now, head.job_id))
 
 
+def pending_among(conn: sqlite3.Connection, ids, head: JobRecord) -> list[JobRecord]:
+    """Those of the jobs `ids` that are still pending in head's submission after it."""
+    ids = list(ids)
+    return _pass_records(conn, f"job_id IN ({', '.join('?' * len(ids))}) AND {_AFTER}",
+                         (*ids, *_rest_args(head)))
+
+
 KEEP = object()  # set_pending_alike: leave the column as it is
 
 
