@@ -30,6 +30,7 @@ KILL_GRACE = 15  # s beyond KillWait before the agent ends a job the runtime did
 # scheduler's next pass, about a second later on the peer (0.8-1.7 s measured), which finds
 # its own reason (PartitionNodeLimit, or Dependency, ...).
 FIRST_PASS = 1.0
+PENDING_CHUNK = 16  # pending jobs a pass reads first (then 4x as many at a time)
 
 
 def final_fields(job: JobRecord, result: dict, now: float) -> dict:
@@ -58,6 +59,17 @@ class Scheduler:
         self.backend = backend  # the configured one: synced even with no job of its own
         self.executors: dict[str, Executor] = {}
         self._spec: tuple[int, dict] | None = None  # the last submission's spec (arrays reuse it)
+        state.ensure_pass_index(conn)
+        # What changes the state but this agent's own writes to pending jobs: another
+        # connection's commit (PRAGMA data_version), a job this agent makes pending again, a
+        # synced executor's changes. Counted, for what the passes remember between them.
+        self._generation = 0
+        self._data_version: int | None = None
+        self._executors: tuple[int, set] | None = None  # (generation, active jobs' executors)
+        # submission -> (generation, until, head's (index, id), the rest's reason and %E,
+        # the ids of the rest that does not wait alike): an array whose pending rest holds
+        # what its head passes it already, so set_pending_alike need not look at it again.
+        self._alike_seen: dict[int, tuple] = {}
 
     def executor(self, name: str) -> Executor:
         if name not in self.executors:
@@ -69,16 +81,20 @@ class Scheduler:
         self._deliver_signals()
         changed = False
         wake: list[float] = []
-        jobs = state.active_jobs(self.conn)
-        if self._sync(jobs, now, wake):
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._data_version = version
+            self._generation += 1
+        if self._sync(now, wake):
             changed = True
-            jobs = state.active_jobs(self.conn)
-        for job in jobs:
-            if job.state in STARTED_STATES and not self._synced(job.executor):
+            self._generation += 1
+        started = state.started_jobs(self.conn)
+        for job in started:
+            if not self._synced(job.executor):
                 changed |= self._watch(job, now, wake)
         if changed:
-            jobs = state.active_jobs(self.conn)
-        changed |= self._release(jobs, now, wake)
+            started = state.started_jobs(self.conn)
+        changed |= self._release(started, now, wake)
         return changed, (min(wake) if wake else None)
 
     # --- started jobs ------------------------------------------------------------------------
@@ -88,9 +104,12 @@ class Scheduler:
         itself in sync(); the scheduler then only releases them."""
         return hasattr(self.executor(name), "sync")
 
-    def _sync(self, jobs: list[JobRecord], now: float, wake: list[float]) -> bool:
+    def _sync(self, now: float, wake: list[float]) -> bool:
         changed = False
-        for name in sorted({j.executor for j in jobs} | {self.backend}):
+        if self._executors is None or self._executors[0] != self._generation:
+            # only a synced executor's own sync, or a command, changes whether it has jobs
+            self._executors = (self._generation, set(state.active_executors(self.conn)))
+        for name in sorted(self._executors[1] | {self.backend}):
             if self._synced(name):
                 changed |= self.executor(name).sync(self.conn, now, wake)
         return changed
@@ -122,6 +141,8 @@ class Scheduler:
         ex.cleanup(job)
         fields = final_fields(job, result, now)
         done = state.update_job(self.conn, job.job_id, where_state=STARTED_STATES, **fields)
+        if fields["state"] == "PENDING":
+            self._generation += 1  # requeued: pending again
         log.info("job %s: %s %s", job.job_id, fields["state"], result)
         return done
 
@@ -130,6 +151,7 @@ class Scheduler:
         started and so pending again, or cancelled if that was asked meanwhile (False)."""
         ref = ex.adopt(job)
         if ref is None:
+            self._generation += 1  # pending again (or cancelled)
             log.info("job %s: never started", job.job_id)
             fields = dict(state="PENDING", executor_ref=None, start_time=None, nodelist=None,
                           batch_host=None)
@@ -151,8 +173,8 @@ class Scheduler:
 
     # --- pending jobs ------------------------------------------------------------------------
 
-    def _release(self, jobs: list[JobRecord], now: float, wake: list[float]) -> bool:
-        running = [j for j in jobs if j.state in STARTED_STATES]
+    def _release(self, started: list[JobRecord], now: float, wake: list[float]) -> bool:
+        running = list(started)
         per_array: dict[int, int] = {}
         for j in running:
             if j.array_job_id is not None:
@@ -160,21 +182,29 @@ class Scheduler:
         blocked = False  # a job waits for resources: later ones wait behind it (Priority)
         updates: list[tuple[JobRecord, dict]] = []
         launches: list[tuple[JobRecord, list[int]]] = []
-        for job in jobs:
-            if job.state != "PENDING":
-                continue
+
+        alike: list[tuple[JobRecord, str, dict]] = []  # (head, reason, its fields)
+
+        def consider(job: JobRecord) -> str | None:
+            """Decide one pending job. Returns the reason the rest of its array waits with,
+            if they ask what it asks (set_pending_alike's rows): they need no look of
+            their own; else None."""
+            nonlocal blocked
             if job.reason == "PartitionConfig" and now < job.submit_time + FIRST_PASS:
                 wake.append(job.submit_time + FIRST_PASS)
-                continue
+                return None
             reason, fields = self._pending_reason(job, now, wake)
+            rest = reason if reason == "Dependency" else None
             if reason is None and job.array_throttle and \
                     per_array.get(job.array_job_id, 0) >= job.array_throttle:
-                reason = "JobArrayTaskLimit"
+                reason = rest = "JobArrayTaskLimit"
             if reason is None:
                 placement = self.executor(job.executor).place(job, running)
                 if isinstance(placement, str):
                     reason = "Priority" if blocked and placement == "Resources" else placement
                     blocked = blocked or placement == "Resources"
+                    # resources only shrink within a pass: the same ask cannot fit either
+                    rest = "Priority" if placement == "Resources" else placement
                 else:
                     launches.append((job, placement))
                     job.executor_ref = {"nodes": placement}
@@ -184,15 +214,80 @@ class Scheduler:
                     reason = "None"
             if reason is not None:
                 fields["reason"] = reason
-            fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
-            if fields:
-                updates.append((job, fields))
+            changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
+            if changed:
+                updates.append((job, changed))
+            if rest is not None and self._collapsible(job):
+                alike.append((job, rest, fields))
+                return rest
+            return None
+
+        seen, self._alike_seen = self._alike_seen, {}
+        remembered: dict[int, tuple] = {}
+
+        def rest_of(head: JobRecord) -> list[JobRecord]:
+            """The pending rest of head's array that does not wait alike with it; forget
+            alike[-1] (set_pending_alike) if the rest holds it already."""
+            key, outcome = (head.array_task_id or 0, head.job_id), alike[-1][1:]
+            outcome = (outcome[0], outcome[1].get("dependency", state.KEEP))
+            known = seen.get(head.submission)
+            if known and known[0] == self._generation and now < known[1] and \
+                    known[3] == outcome and key >= known[2] and head.job_id not in known[4]:
+                alike.pop()
+                remembered[head.submission] = known
+                return state.pending_among(self.conn, known[4], head) if known[4] else []
+            unlike = state.pending_unlike(self.conn, head, now)
+            until = min((o.begin_time for o in unlike if o.begin_time and o.begin_time > now),
+                        default=float("inf"))  # then they wait alike
+            remembered[head.submission] = (self._generation, until, key, outcome,
+                                           frozenset(o.job_id for o in unlike))
+            return unlike
+
+        # The pending jobs are read a chunk at a time, in one snapshot (dependencies too).
+        self.conn.execute("BEGIN")
+        try:
+            after: tuple = ()
+            size = PENDING_CHUNK
+            while True:
+                chunk = state.pending_jobs(self.conn, after, size)
+                for job in chunk:
+                    after = (job.submission, job.array_task_id or 0, job.job_id)
+                    if consider(job) is not None:
+                        # the rest of the array waits alike but for its own oddities
+                        written = len(updates)
+                        for other in rest_of(job):
+                            consider(other)
+                        if len(updates) > written:  # a changed one may wait alike next time
+                            remembered.pop(job.submission, None)
+                        after = (job.submission,)
+                        break
+                else:
+                    if len(chunk) < size:
+                        break
+                    size = min(size * 4, 1024)
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
         with state.write(self.conn):
             for job, fields in updates:
                 state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
+            for head, reason, fields in alike:
+                state.set_pending_alike(self.conn, head, now, reason,
+                                        fields.get("dependency", state.KEEP),
+                                        eligible=reason != "Dependency")
+        self._alike_seen = remembered
         for job, placement in launches:
             self._launch(job, placement)
         return bool(launches) or any(f.get("state") for _, f in updates)
+
+    def _collapsible(self, job: JobRecord) -> bool:
+        """Whether the pending elements after this one in its array that ask what it asks
+        (state.set_pending_alike) wait as it does: an element of a local array whose
+        dependency (if any) is the same for each element (not aftercorr, not singleton)."""
+        if job.array_job_id is None or job.array_task_id is None or self._synced(job.executor):
+            return False
+        spec = (job.dependency_spec or "").lower()
+        return "aftercorr" not in spec and "singleton" not in spec
 
     def _pending_reason(self, job: JobRecord, now: float,
                         wake: list[float]) -> tuple[str | None, dict]:

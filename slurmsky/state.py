@@ -106,6 +106,7 @@ CREATE INDEX jobs_user ON jobs(user);
 CREATE INDEX jobs_name ON jobs(name);
 CREATE INDEX jobs_end ON jobs(end_time);
 CREATE INDEX jobs_submit ON jobs(submit_time);
+CREATE INDEX jobs_pending ON jobs(state, submission, IFNULL(array_task_id, 0));
 CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
     id INTEGER PRIMARY KEY,
     job_id INTEGER NOT NULL,
@@ -582,6 +583,120 @@ def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
     jobs = find_jobs(conn, states=ACTIVE_STATES)
     jobs.sort(key=lambda j: (j.submission, j.array_task_id or 0))
     return jobs
+
+
+# --- the scheduling pass's reads (the agent's) --------------------------------------------
+
+# What a pass reads of each pending job; a record reads the rest of its row when first used
+# (a job that starts). The order is active_jobs' (job_id is the index's last column).
+PASS_COLUMNS = (
+    "job_id", "submission", "array_job_id", "array_task_id", "array_throttle", "name", "user",
+    "partition", "num_nodes", "max_nodes", "cpus_per_node", "mem_per_node", "mem_per_cpu",
+    "gpus_per_node", "dependency_spec", "dependency", "kill_on_invalid_dep", "state", "reason",
+    "held", "submit_time", "begin_time", "eligible_time", "executor", "executor_ref",
+)
+_PASS_ORDER = "submission, IFNULL(array_task_id, 0), job_id"
+# after (submission, index, job_id), within the submission: the form the index can seek
+_AFTER = ("state = 'PENDING' AND submission = ? AND IFNULL(array_task_id, 0) >= ? "
+          "AND (IFNULL(array_task_id, 0), job_id) > (?, ?)")
+# The columns that make the pending elements of an array wait alike (scheduler._release).
+_ALIKE_COLUMNS = ("executor", "partition", "num_nodes", "max_nodes", "cpus_per_node",
+                  "mem_per_node", "mem_per_cpu", "gpus_per_node", "array_throttle",
+                  "dependency_spec", "kill_on_invalid_dep")
+_ALIKE = ("held IS NULL AND reason != 'PartitionConfig' AND (begin_time IS NULL OR "
+          f"begin_time <= ?) AND ({', '.join(_ALIKE_COLUMNS)}) IS "
+          f"(SELECT {', '.join(_ALIKE_COLUMNS)} FROM jobs WHERE job_id = ?)")
+
+
+def ensure_pass_index(conn: sqlite3.Connection) -> None:
+    """The index pending_jobs walks (in the schema since it was added; the agent adds it to a
+    state created before)."""
+    with write(conn):
+        conn.execute("CREATE INDEX IF NOT EXISTS jobs_pending "
+                     "ON jobs(state, submission, IFNULL(array_task_id, 0))")
+
+
+def _pass_records(conn: sqlite3.Connection, sql: str, args, limit: int = -1) -> list[JobRecord]:
+    records = [_record(r, PASS_COLUMNS) for r in conn.execute(
+        f"SELECT {', '.join(PASS_COLUMNS)} FROM jobs WHERE {sql} ORDER BY {_PASS_ORDER} LIMIT ?",
+        (*args, limit))]
+    for record in records:
+        record.__dict__[_CONN] = conn
+    return records
+
+
+def started_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
+    """The started jobs, in active_jobs' order."""
+    jobs = find_jobs(conn, states=STARTED_STATES)
+    jobs.sort(key=lambda j: (j.submission, j.array_task_id or 0))
+    return jobs
+
+
+def active_executors(conn: sqlite3.Connection) -> list[str]:
+    """The executors of the active jobs."""
+    sql = (f"SELECT DISTINCT executor FROM jobs WHERE state IN "
+           f"({', '.join('?' * len(ACTIVE_STATES))})")
+    return [r[0] for r in conn.execute(sql, ACTIVE_STATES)]
+
+
+def pending_jobs(conn: sqlite3.Connection, after: tuple = (), limit: int = 64) -> list[JobRecord]:
+    """Up to `limit` pending jobs (PASS_COLUMNS) in active_jobs' order, from after `after`:
+    () from the first, (submission,) past that submission, or (submission, index, job_id)
+    past that job."""
+    if not after:
+        return _pass_records(conn, "state = 'PENDING'", (), limit)
+    if len(after) == 1:
+        return _pass_records(conn, "state = 'PENDING' AND submission > ?", after, limit)
+    submission, index, job_id = after
+    jobs = _pass_records(conn, _AFTER, (submission, index, index, job_id), limit)
+    if len(jobs) < limit:
+        jobs += _pass_records(conn, "state = 'PENDING' AND submission > ?", (submission,),
+                              limit - len(jobs))
+    return jobs
+
+
+def _rest_args(head: JobRecord) -> tuple:
+    return head.submission, head.array_task_id or 0, head.array_task_id or 0, head.job_id
+
+
+def pending_unlike(conn: sqlite3.Connection, head: JobRecord, now: float) -> list[JobRecord]:
+    """The pending jobs of head's submission after it that do not wait alike with it: held,
+    not yet at their begin time, in their first pass (PartitionConfig), or asking otherwise."""
+    return _pass_records(conn, f"{_AFTER} AND NOT ({_ALIKE})",
+                         (*_rest_args(head), now, head.job_id))
+
+
+def pending_among(conn: sqlite3.Connection, ids, head: JobRecord) -> list[JobRecord]:
+    """Those of the jobs `ids` that are still pending in head's submission after it."""
+    ids = list(ids)
+    return _pass_records(conn, f"job_id IN ({', '.join('?' * len(ids))}) AND {_AFTER}",
+                         (*ids, *_rest_args(head)))
+
+
+KEEP = object()  # set_pending_alike: leave the column as it is
+
+
+def set_pending_alike(conn: sqlite3.Connection, head: JobRecord, now: float, reason: str,
+                      dependency=KEEP, eligible: bool = False) -> int:
+    """Give the pending jobs of head's submission after it that wait alike with it (not
+    pending_unlike's) `reason`, and `dependency` (squeue's %E) unless KEEP; with `eligible`,
+    an eligible time of `now` if they have none. Only rows that change are written; returns
+    their count."""
+    sets, differs, args, cond = ["reason = ?"], ["reason IS NOT ?"], [reason], [reason]
+    if dependency is not KEEP:
+        sets.append("dependency = ?")
+        differs.append("dependency IS NOT ?")
+        args.append(dependency)
+        cond.append(dependency)
+    if eligible:
+        sets.append("eligible_time = IFNULL(eligible_time, ?)")
+        differs.append("eligible_time IS NULL")
+        args.append(now)
+    sql = (f"UPDATE jobs SET {', '.join(sets)} WHERE {_AFTER} AND {_ALIKE} "
+           f"AND ({' OR '.join(differs)})")
+    with write(conn):
+        return conn.execute(sql, (*args, *_rest_args(head), now, head.job_id,
+                                  *cond)).rowcount
 
 
 # Pending reasons only time or running jobs change; the others (held, never satisfiable,

@@ -68,3 +68,34 @@ def test_max_array_size_comes_from_the_config(cluster):
     config = cluster.run("scontrol", "show", "config").stdout
     assert "\nMaxArraySize            = 2000\n" in config
     cluster.run("scancel", str(job))
+
+
+def test_pending_elements_wait_alike_but_for_their_own_reasons(cluster):
+    """A pass decides the first waiting element of an array and gives the rest that asks the
+    same its reason in one go: on one node, element 1 waits for Resources and the others
+    behind it (Priority), but a held element shows its hold (scontrol hold: JobHeldAdmin); released, it takes its place
+    in line again, and the elements run in index order."""
+    import os
+
+    env = {"SLURMSKY_LOCAL_NODES": "1"}  # one node with this machine's CPUs
+    job = cluster.sbatch("--array=0-5", "-c", str(os.cpu_count()), "--wrap",
+                         'echo $SLURM_ARRAY_TASK_ID >> order.txt; '
+                         'if [ $SLURM_ARRAY_TASK_ID = 0 ]; then sleep 60; fi', env=env)
+
+    def reasons():
+        with cluster.db() as conn:
+            return dict(conn.execute("SELECT array_task_id, reason FROM jobs WHERE "
+                                     "array_job_id = ? AND state = 'PENDING'", (job,)))
+
+    cluster.wait_for(lambda: cluster.jobs("array_job_id = ? AND array_task_id = 0 AND "
+                                          "state = 'RUNNING'", job), 30, "element 0 to run")
+    assert cluster.run("scontrol", "hold", f"{job}_3", env=env).returncode == 0
+    cluster.wait_for(lambda: reasons() == {1: "Resources", 2: "Priority", 3: "JobHeldAdmin",
+                                           4: "Priority", 5: "Priority"}, 30, "the reasons")
+    assert cluster.run("scontrol", "release", f"{job}_3", env=env).returncode == 0
+    cluster.wait_for(lambda: reasons() == {1: "Resources", 2: "Priority", 3: "Priority",
+                                           4: "Priority", 5: "Priority"}, 30, "the release")
+    assert cluster.run("scancel", f"{job}_0", env=env).returncode == 0
+    rows = cluster.wait_done(job, timeout=120)
+    assert sorted(r[1] for r in rows) == ["CANCELLED"] + ["COMPLETED"] * 5
+    assert (cluster.cwd / "order.txt").read_text() == "0\n1\n2\n3\n4\n5\n"
