@@ -59,7 +59,6 @@ class Scheduler:
         self.backend = backend  # the configured one: synced even with no job of its own
         self.executors: dict[str, Executor] = {}
         self._spec: tuple[int, dict] | None = None  # the last submission's spec (arrays reuse it)
-        state.ensure_pass_index(conn)
         # What changes the state but this agent's own writes to pending jobs: another
         # connection's commit (PRAGMA data_version), a job this agent makes pending again, a
         # synced executor's changes. Counted, for what the passes remember between them.

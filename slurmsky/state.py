@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 from .errors import SlurmError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 MIN_JOB_AGE = 300  # seconds a finished job stays in `squeue -t all` (Slurm's MinJobAge)
 
@@ -100,7 +100,8 @@ CREATE TABLE jobs (
     executor_ref TEXT,               -- JSON the executor needs to find the job again
     result TEXT                      -- JSON: the node runtime's RESULT (the batch step's end)
 );
-CREATE INDEX jobs_state ON jobs(state);
+CREATE INDEX jobs_reason ON jobs(state, reason);
+CREATE INDEX jobs_executor ON jobs(executor, state);
 CREATE INDEX jobs_array ON jobs(array_job_id, array_task_id);
 CREATE INDEX jobs_user ON jobs(user);
 CREATE INDEX jobs_name ON jobs(name);
@@ -116,8 +117,15 @@ CREATE TABLE signals (             -- scancel --signal requests, for the agent t
 """
 
 
-# version -> the statement that brings a state database from it to the next version
-_MIGRATIONS = {1: "ALTER TABLE jobs ADD COLUMN max_nodes INTEGER"}
+# version -> the statements that bring a state database from it to the next version
+_MIGRATIONS = {
+    1: ("ALTER TABLE jobs ADD COLUMN max_nodes INTEGER",),
+    2: ("CREATE INDEX IF NOT EXISTS jobs_pending "  # an agent of version 2 may have made it
+        "ON jobs(state, submission, IFNULL(array_task_id, 0))",
+        "CREATE INDEX IF NOT EXISTS jobs_reason ON jobs(state, reason)",
+        "CREATE INDEX IF NOT EXISTS jobs_executor ON jobs(executor, state)",
+        "DROP INDEX IF EXISTS jobs_state"),
+}
 
 
 def seconds_per_minute(environ=os.environ) -> float:
@@ -304,41 +312,64 @@ def connect(environ=os.environ) -> sqlite3.Connection:
         raise unusable(exc, environ) from None
     timeout = busy_timeout(environ)
     try:
+        if not os.path.exists(path):
+            _create(path)
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
                                check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
-            _create(conn, version, path)
+            _migrate(conn, path)
         conn.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise unusable(exc, environ) from None
     return conn
 
 
-def _create(conn: sqlite3.Connection, version: int, path: str) -> None:
+def _create(path: str) -> None:
+    """A new state database, made whole beside `path` and linked into place: commands that
+    start at once on a new state never see it half made (nor race to switch it to WAL, which
+    fails one of them with `database is locked` at once)."""
+    aside = f"{path}.new.{os.getpid()}"
+    if os.path.exists(aside):
+        os.unlink(aside)  # left by a process of this number that died making it
+    try:
+        conn = sqlite3.connect(aside, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            with write(conn):
+                for statement in _SCHEMA.split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO meta VALUES ('next_job_id', 1)")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            conn.close()  # the last connection: its WAL is folded in and removed
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # another command made it first: use that one
+    finally:
+        os.unlink(aside)
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
     with write(conn):
         version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process won?
         if version == SCHEMA_VERSION:
             return
         if version in _MIGRATIONS:
             for v in range(version, SCHEMA_VERSION):
-                conn.execute(_MIGRATIONS[v])
+                for statement in _MIGRATIONS[v]:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         if version > SCHEMA_VERSION:
             raise SlurmError(f"slurmsky state {path} has schema version {version}, newer than "
                              f"this slurmsky's {SCHEMA_VERSION}; use the slurmsky that wrote "
                              "it, or move it aside to start afresh")
-        if version != 0 or conn.execute("SELECT 1 FROM sqlite_master").fetchone():
-            raise SlurmError(f"slurmsky state {path} is a database slurmsky did not write "
-                             f"(schema version {version}); move it aside to start afresh")
-        for statement in _SCHEMA.split(";\n"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute("INSERT INTO meta VALUES ('next_job_id', 1)")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    conn.execute("PRAGMA journal_mode = WAL")
+        raise SlurmError(f"slurmsky state {path} is a database slurmsky did not write "
+                         f"(schema version {version}); move it aside to start afresh")
 
 
 def unusable(exc: sqlite3.Error | OSError, environ=os.environ) -> SlurmError:
@@ -606,14 +637,6 @@ _ALIKE_COLUMNS = ("executor", "partition", "num_nodes", "max_nodes", "cpus_per_n
 _ALIKE = ("held IS NULL AND reason != 'PartitionConfig' AND (begin_time IS NULL OR "
           f"begin_time <= ?) AND ({', '.join(_ALIKE_COLUMNS)}) IS "
           f"(SELECT {', '.join(_ALIKE_COLUMNS)} FROM jobs WHERE job_id = ?)")
-
-
-def ensure_pass_index(conn: sqlite3.Connection) -> None:
-    """The index pending_jobs walks (in the schema since it was added; the agent adds it to a
-    state created before)."""
-    with write(conn):
-        conn.execute("CREATE INDEX IF NOT EXISTS jobs_pending "
-                     "ON jobs(state, submission, IFNULL(array_task_id, 0))")
 
 
 def _pass_records(conn: sqlite3.Connection, sql: str, args, limit: int = -1) -> list[JobRecord]:
