@@ -688,26 +688,29 @@ _COLLAPSIBLE_SQL = ("(array_task_id IS NOT NULL AND start_time IS NULL AND resta
 class Listing:
     """squeue's default-sorted listing of `items` as rows SQLite computes (see SQUEUE_SQL):
     `columns`, `args`, `order_by` and `order_args` for state.list_rows, then
-    `lines(rows, records)` renders them; a collapsed array's record is rendered through Job, from the record of its lowest
-    index (`records(pairs)`: the records of these (array id, index) pairs, in one query).
+    `lines(rows, records)` renders them; a collapsed array's record is rendered through Job,
+    from the record of its lowest index (`records(pairs)`: the records of these (array id,
+    index) pairs, in one query).
 
-    A row: the cells, then for an element of a collapsed array only (else NULL) its array's
-    id, its index, its job id, its first five sort keys (partition and state code among them),
-    its hold and its name: what collapse() groups by."""
+    A row is two columns. For a job shown on its own: its whole line (SQLite's printf, the
+    widths counted in characters as Python's), NULL. For an element of a collapsed array:
+    NULL, then what collapse() groups by, joined by US (0x1f): its array's id, its index,
+    its job id, its first five sort keys (partition and state code among them), its hold
+    and its name. A long queue costs one string per job to fetch."""
 
     def __init__(self, items: list[Item], now: float, expand: bool):
-        formats, cells = [], []
+        parts = []  # (printf spec, its cell's SQL or None for literal text)
         for item in items:
             if item.field is not None:
-                formats.append(_percent_spec(item))
-                cells.append(SQUEUE_SQL[item.key])
-            formats.append(item.suffix.replace("%", "%%"))
-        self.items, self.now, self.cells = items, now, len(cells)
-        self.format = "".join(formats)
+                parts.append((_printf_spec(item), SQUEUE_SQL[item.key]))
+            parts.append((item.suffix.replace("%", "%%"), None))
+        self.items, self.now = items, now
         collapsible = "0" if expand else _COLLAPSIBLE_SQL
         keys = [k.replace("{collapsible}", collapsible) for k in _SORT_SQL]
-        extra = ["array_job_id", "array_task_id", "job_id"] + keys[:5] + ["held", "name"]
-        columns = cells + [f"(CASE WHEN {collapsible} THEN {c} END)" for c in extra]
+        packed = " || x'1f' || ".join(f"({k})" for k in (
+            "array_job_id", "array_task_id", "job_id", *keys[:5], "coalesce(held, '')", "name"))
+        columns = [f"(CASE WHEN NOT {collapsible} THEN {_printf(parts)} END)",
+                   f"(CASE WHEN {collapsible} THEN {packed} END)"]
         self.columns, self.args = self._bind(columns, now)
         order, self.order_args = self._bind(keys, now)
         self.order_by = ", ".join(order)
@@ -729,49 +732,70 @@ class Listing:
                 or item.width <= 0 or not item.right)) for item in items)
 
     def lines(self, rows: list[tuple], records) -> list[str]:
-        n, fmt = self.cells, self.format
         out: list = []
         groups: dict = {}
         blocks: dict = {}  # a collapsed element's sort keys -> (where the first such row is, #)
-        for row in rows:
-            if row[n] is None:
-                out.append(row)
+        for line, packed in rows:
+            if packed is None:
+                out.append(line)
                 continue
-            key = (row[n], row[n + 3], row[n + 4], row[n + 8], row[n + 9])
-            blocks.setdefault(row[n + 3:n + 8], (len(out), len(blocks)))
+            fields = packed.split("\x1f", 9)
+            key = (fields[0], fields[3], fields[4], fields[8], fields[9])
+            index, job_id, block = int(fields[1]), int(fields[2]), tuple(fields[3:8])
+            blocks.setdefault(block, (len(out), len(blocks)))
             group = groups.get(key)
-            if group is None:  # [lowest index's row, indices, lowest job id]
-                group = groups[key] = [row, [], row[n + 2]]
+            if group is None:  # [lowest index, its job id, its sort block, indices, lowest id]
+                group = groups[key] = [index, job_id, block, [], job_id]
                 out.append(group)
-            elif row[n + 1] < group[0][n + 1]:
-                group[0] = row
-            group[1].append(row[n + 1])
-            group[2] = min(group[2], row[n + 2])
+            elif index < group[0]:
+                group[:3] = index, job_id, block
+            group[3].append(index)
+            group[4] = min(group[4], job_id)
         if not groups:
-            return [fmt % row[:n] for row in out]
+            return out
         # As squeue_sort: a group sorts as its lowest index's record (rows come in sort order,
         # and no other row sorts level with an element of a collapsed array but another such
         # element), ties between groups in collapse()'s order (its first member's job id).
         place = {id(e): (i, 1, 0, 0) for i, e in enumerate(out)}
         for group in groups.values():
-            where, block = blocks[group[0][n + 3:n + 8]]
-            place[id(group)] = (where, 0, block, group[2])
+            where, block = blocks[group[2]]
+            place[id(group)] = (where, 0, block, group[4])
         out.sort(key=lambda e: place[id(e)])
-        reps = records([(key[0], g[0][n + 1]) for key, g in groups.items()])
+        reps = records([(int(key[0]), g[0]) for key, g in groups.items()])
         by_id = {rec.job_id: rec for rec in reps}
         render = renderer(self.items)
-        return [render(Job(by_id[e[0][n + 2]], e[1], self.now)) if isinstance(e, list)
-                else fmt % e[:n] for e in out]
+        return [render(Job(by_id[e[1]], e[3], self.now)) if isinstance(e, list) else e
+                for e in out]
 
 
-def _percent_spec(item: Item) -> str:
-    """`%`-conversion for pad(value, width, right, cut)."""
+def _printf(parts: list[tuple[str, str | None]]) -> str:
+    """SQL for a line of (printf spec, cell SQL or None) parts: one printf per 100 cells
+    (SQLite takes at most 127 arguments to a function)."""
+    calls, fmt, args = [], "", []
+    for spec, cell in parts:
+        if cell is not None:
+            if len(args) == 100:
+                calls.append(f"printf({_quote(fmt)}, {', '.join(args)})")
+                fmt, args = "", []
+            args.append(cell)
+        fmt += spec
+    calls.append(f"printf({_quote(fmt)}{''.join(', ' + a for a in args)})")
+    return " || ".join(calls)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _printf_spec(item: Item) -> str:
+    """SQLite's printf conversion for pad(value, width, right, cut) (`!`: the width and
+    precision count characters, as pad does, not bytes)."""
     cut = item.field[2] if len(item.field) > 2 else True
     if item.width <= 0:
         return "%s"
     if not item.right:
-        return f"%-{item.width}.{item.width}s"
-    return f"%{item.width}.{item.width}s" if cut else f"%{item.width}s"
+        return f"%!-{item.width}.{item.width}s"
+    return f"%!{item.width}.{item.width}s" if cut else f"%!{item.width}s"
 
 
 # --- squeue --json / --yaml ----------------------------------------------------------------

@@ -538,7 +538,9 @@ def test_listing_from_rows_equals_job_path(world, monkeypatch, capsys, seed):
     cases = [[], ["-l"], ["-t", "all"], ["-r"], ["-t", "all", "-r"], ["-h"],
              ["-o", "%i|%A|%F|%K|%T|%t|%M|%l|%D|%C|%P|%j|%u|%U|%N|%r|%a|%R"],
              ["-o", "%5i %-7j %.3P %10R %.3t %.1M %l%% ok"], ["-t", "PD,R", "-p", "gpu"],
-             ["-j", "1,2,3,4,5,6,7,8,9,10"], ["-u", "root"]]
+             ["-j", "1,2,3,4,5,6,7,8,9,10"], ["-u", "root"],
+             ["-o", "%.5j|%-5j|%6j|%.4j"],  # widths count characters: 'nom-é' is 6 bytes
+             ["-o", "%i %%" * 130]]  # SQLite takes 127 arguments to printf at most
     for args in cases:
         assert squeue.body(list(args)) == 0
         fast = capsys.readouterr().out
