@@ -30,15 +30,25 @@ BIN = ROOT / "bin"
 SKY = Path(sys.executable).parent / "sky"
 
 
-def wall(argv: list[str], env: dict, cwd: str, runs: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(runs):
+def wall(argv: list[str], env: dict, cwd: str, runs: int,
+         unreachable_ok: bool = False) -> tuple[float, int]:
+    """Median wall time of `runs` successful calls, and how many calls failed because the
+    API server did not answer SkyPilot's client in time (its health check gives up after
+    2.5 s, retried; a server busy with a big launch misses that): only with unreachable_ok,
+    and at most 3 * runs such failures, else a failure ends the bench."""
+    times, missed = [], 0
+    while len(times) < runs:
         start = time.perf_counter()
         out = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
-        times.append(time.perf_counter() - start)
-        if out.returncode != 0:
+        took = time.perf_counter() - start
+        if out.returncode == 0:
+            times.append(took)
+        elif unreachable_ok and "ApiServerConnectionError" in out.stderr and missed < 3 * runs:
+            missed += 1
+            time.sleep(5)
+        else:
             raise SystemExit(f"{argv} failed: {out.stderr[-2000:]}")
-    return statistics.median(times), times
+    return statistics.median(times), missed
 
 
 def tool(env: dict, cwd: str, *args: str) -> str:
@@ -99,12 +109,12 @@ def main() -> None:
             cold, _ = wall(squeue, env, tmp, 1)
             warm, _ = wall(squeue, env, tmp, 9)
             sacct, _ = wall([sys.executable, str(BIN / "sacct"), "-X"], env, tmp, 5)
-            queue, _ = wall([str(SKY), "jobs", "queue", "--all-users", "--limit", str(size)],
-                            env, tmp, 3)
+            queue, missed = wall([str(SKY), "jobs", "queue", "--all-users", "--limit",
+                                  str(size)], env, tmp, 3, unreachable_ok=True)
             print(f"{size} jobs: squeue {warm * 1000:6.0f} ms (first after >10 s idle: "
                   f"{cold:5.2f} s), sacct -X {sacct * 1000:6.0f} ms   sky jobs queue "
-                  f"{queue:6.2f} s   -> squeue {queue / warm:5.1f}x, sacct {queue / sacct:5.1f}x "
-                  "faster", flush=True)
+                  f"{queue:6.2f} s ({missed} more calls failed: server unreachable)   -> squeue "
+                  f"{queue / warm:5.1f}x, sacct {queue / sacct:5.1f}x faster", flush=True)
     finally:
         subprocess.run([sys.executable, str(BIN / "slurmsky"), "agent", "stop"], env=env,
                        capture_output=True, timeout=120)

@@ -119,22 +119,24 @@ def start() -> str:
                      f"{START_TIMEOUT:.0f} s; see {rundir}/server.log")
 
 
-def _processes(pid: int) -> list:
-    """The server, its children, and the job controllers it started in their own sessions."""
+def _processes(pid: int | None) -> list:
+    """The server, its children, and every process that runs with its SKY_RUNTIME_DIR: the job
+    controllers it detached into their own sessions, any server they started again, and
+    their helpers (multiprocessing's resource tracker)."""
     import psutil
 
     found = {}
     try:
-        root = psutil.Process(pid)
-        found = {p.pid: p for p in [root, *root.children(recursive=True)]}
+        root = psutil.Process(pid) if pid else None
+        found = {p.pid: p for p in [root, *root.children(recursive=True)]} if root else {}
     except psutil.Error:
         pass
-    rundir = runtime_dir()
-    for proc in psutil.process_iter(["cmdline"]):
-        if "sky" not in " ".join(proc.info["cmdline"] or ()):
+    rundir = os.path.realpath(runtime_dir())
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
             continue
         try:
-            if proc.environ().get("SKY_RUNTIME_DIR") == rundir:
+            if os.path.realpath(proc.environ().get("SKY_RUNTIME_DIR") or "/") == rundir:
                 found[proc.pid] = proc
         except psutil.Error:
             pass
@@ -142,26 +144,34 @@ def _processes(pid: int) -> list:
 
 
 def stop() -> str:
+    """SIGTERM to the server and all its processes, then SIGKILL to whatever of it is still
+    found, round after round: while it shuts down, the server may still detach a job
+    controller, and a controller that finds the server gone starts one again (SkyPilot's
+    auto-start), so one look is not enough."""
     import psutil
 
     pid = running_pid()
-    if pid is None:
+    seen: set[int] = set()
+    for attempt in range(12):
+        procs = _processes(pid)
+        if not procs:
+            break
+        seen.update(p.pid for p in procs)
+        sig = signal.SIGTERM if attempt == 0 else signal.SIGKILL
+        for proc in procs:
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                pass
+        psutil.wait_procs(procs, timeout=STOP_TIMEOUT if attempt == 0 else 5)
+    else:
+        raise SlurmError(f"the SkyPilot API server's processes ({runtime_dir()}) kept "
+                         "coming back; stop them by hand")
+    if os.path.exists(_pid_file()):
+        os.unlink(_pid_file())
+    if not seen:
         return "sky-server: not running"
-    procs = _processes(pid)
-    for proc in procs:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=STOP_TIMEOUT)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=5)
-    os.unlink(_pid_file())
-    return f"sky-server: stopped pid {pid} ({len(procs)} processes)"
+    return f"sky-server: stopped pid {pid or '-'} ({len(seen)} processes)"
 
 
 def status() -> tuple[bool, str]:

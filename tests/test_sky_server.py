@@ -16,6 +16,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -64,11 +65,28 @@ class Server:
             self.pid = int(re.search(r"pid (\d+)", out.stdout).group(1))
 
     def stop(self) -> None:
+        """`sky-server stop`; then nothing runs with the server's SKY_RUNTIME_DIR, nor comes
+        back (a job controller that outlived its server starts one again)."""
         if self.pid is not None:
-            out = self.tool("sky-server", "stop", timeout=120)
+            out = self.tool("sky-server", "stop", timeout=300)
             assert out.returncode == 0, out.stderr
             assert not Path(f"/proc/{self.pid}").exists()
             self.pid = None
+            assert self.processes() == []
+            time.sleep(5)
+            assert self.processes() == []
+
+    def processes(self) -> list[str]:
+        import psutil
+
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if proc.environ().get("SKY_RUNTIME_DIR") == str(self.rundir):
+                    found.append(" ".join(proc.info["cmdline"] or ()))
+            except psutil.Error:
+                pass
+        return found
 
     def sdk(self, code: str) -> object:
         """Run SkyPilot SDK code as a client of this server; its printed JSON."""
@@ -212,6 +230,8 @@ def test_server_away_then_back(sky, server):
 
     first = str(sky.sbatch("job.sh"))
     before = sky.wait_for(lambda: ended(first), 240, "the first job to end")
+    busy = str(sky.sbatch("job.sh"))  # its job controller runs when the server stops
+    sky.wait_for(lambda: _sky_id(sky, busy), 180, "a SkyPilot id for the busy job")
     server.stop()
     second = str(sky.sbatch("job.sh"))
     endpoint = f"SkyPilotApiServerUnreachable:http://127.0.0.1:{server.port}"
