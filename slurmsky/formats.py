@@ -1189,43 +1189,28 @@ def sacct_lines(rows: list[Row], fields: list[tuple[str, int]], *, header: bool,
     2 `--parsable2`."""
     sep = delimiter if delimiter is not None else "|"
     lines = []
+    columns = [(abs(size), size > 0) for _, size in fields]
 
     def cells(values: list[str | None], is_header: bool) -> str:
         if parsable:
             text = sep.join(v or "" for v in values)
             return text + (sep if parsable == 1 else "")
         out = []
-        for value, (_, size) in zip(values, fields):
-            width = abs(size)
+        for value, (width, right) in zip(values, columns):
             if value is None:
                 value = " "
-            elif len(value) > width and not is_header:
-                value = value[:width - 1] + "+"
-            value = value[:width]
-            out.append((value.rjust(width) if size > 0 else value.ljust(width)) + " ")
-        return "".join(out)
+            elif len(value) > width:
+                value = value[:width] if is_header else value[:width - 1] + "+"
+            out.append(value.rjust(width) if right else value.ljust(width))
+        out.append("")
+        return " ".join(out)
 
     if header:
         lines.append(cells([name for name, _ in fields], True))
         if not parsable:
-            lines.append("".join("-" * abs(size) + " " for _, size in fields))
+            lines.append("".join("-" * width + " " for width, _ in columns))
     funcs = [SACCT_VALUES.get(name) or _none for name, _ in fields]
-    if parsable:
-        lines.extend(cells([func(row) for func in funcs], False) for row in rows)
-        return lines
-    # columns, as cells() makes them: the listing of 10 000 jobs makes 70 000
-    columns = [(func, abs(size), size > 0) for func, (_, size) in zip(funcs, fields)]
-    for row in rows:
-        out = []
-        for func, width, right in columns:
-            value = func(row)
-            if value is None:
-                value = " "
-            elif len(value) > width:
-                value = value[:width - 1] + "+"
-            out.append(value.rjust(width) if right else value.ljust(width))
-        out.append("")
-        lines.append(" ".join(out))
+    lines.extend(cells([func(row) for func in funcs], False) for row in rows)
     return lines
 
 

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Mapping
 
 from .config import MAX_ARRAY_SIZE
-from .display import format_array  # noqa: F401 (squeue's task string: display.py, light)
 from .record import Record
 
 _C_SPACE = " \t\n\v\f\r"  # C isspace()
