@@ -6,7 +6,6 @@ time-limit jobs 86/87, and the jobs submitit and snakemake polled.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 

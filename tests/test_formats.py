@@ -20,7 +20,7 @@ import pytest
 
 from captures import read_capture
 from slurmsky import formats, state
-from slurmsky.formats import Job, UsageError
+from slurmsky.formats import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
