@@ -22,6 +22,8 @@ class JobRequest(Record):
     """A validated request. Option fields are None when not given (Slurm's defaults apply
     where the request is used); ``ignored`` holds the accepted-but-ignored options."""
 
+    _norepr = ("submit_env",)
+
     command: str
     script: str
     script_path: str | None
@@ -29,7 +31,7 @@ class JobRequest(Record):
     job_name: str
     submit_dir: str
     workdir: str
-    submit_env: dict
+    submit_env: dict  # not in repr (_norepr): it holds the user's credentials
     modules: tuple = ()
     ignored: dict = Factory(dict)
     warnings: tuple[str, ...] = ()
