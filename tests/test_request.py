@@ -96,7 +96,7 @@ def test_export_none_from_the_environment(tmp_path):
 
 def test_the_submit_environment_stays_out_of_repr(tmp_path):
     """A request's repr (tracebacks, logs) never shows the environment's credentials."""
-    req = request(tmp_path, [], env={"AWS_SECRET_ACCESS_KEY": "hunter2"})
+    req = request(tmp_path, ["prec.sh"], env={"AWS_SECRET_ACCESS_KEY": "hunter2"})
     assert req.submit_env["AWS_SECRET_ACCESS_KEY"] == "hunter2"
-    assert "hunter2" not in repr(req) and "submit_env" not in repr(req)
+    assert "hunter2" not in repr(req) and "submit_env=" not in repr(req)
     assert "job_name=" in repr(req)
