@@ -63,9 +63,9 @@ def test_each_command_imports_only_what_it_needs(tmp_path):
     assert got == expected
 
 
-def test_listings_import_no_re_json_or_enum(tmp_path):
-    """squeue and sacct, polled in loops, import neither re, json nor enum (with signal's and
-    re's, a good part of their import time): state.py and skysync.py import them where used."""
+def test_listings_import_no_re_json_enum_or_signal(tmp_path):
+    """squeue and sacct, polled in loops, import none of re, json, enum and signal (a good
+    part of their import time): state.py and skysync.py import them where used."""
     import os
 
     light = ("re", "json", "enum", "signal")
