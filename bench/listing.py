@@ -30,8 +30,8 @@ def populate(home: str, count: int, layout: str, cwd: str) -> list[int]:
     """`count` jobs in a fresh state; the ids of the single jobs (or array elements)."""
     os.environ["SLURMSKY_HOME"] = home
     from slurmsky.config import load_config
-    from slurmsky.request import build_batch_request, parse_command_line
-    from slurmsky.submit import store
+    from slurmsky.parse.request import build_batch_request, parse_command_line
+    from slurmsky.core.submit import store
 
     cfg = load_config()
 

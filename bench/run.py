@@ -62,8 +62,8 @@ def populate(home: str, count: int, cwd: str) -> list[int]:
     """`count` held jobs stored through sbatch's own path (in-process, for speed)."""
     os.environ["SLURMSKY_HOME"] = home
     from slurmsky.config import load_config
-    from slurmsky.request import build_batch_request, parse_command_line
-    from slurmsky.submit import store
+    from slurmsky.parse.request import build_batch_request, parse_command_line
+    from slurmsky.core.submit import store
 
     cfg = load_config()
     req = build_batch_request(parse_command_line("sbatch", ["--hold", "-J", "bench", "--wrap", "true"]),
@@ -91,7 +91,7 @@ def agent_usage(home: str) -> tuple[float, float] | None:
     import psutil
 
     os.environ["SLURMSKY_HOME"] = home
-    from slurmsky.agent import running_pid
+    from slurmsky.core.daemon import running_pid
 
     pid = running_pid()
     if pid is None:

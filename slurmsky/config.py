@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import SlurmError
+from slurmsky.errors import SlurmError
 
 # key -> (type, what it means); nested dicts describe sub-keys; "*" matches any name.
 PARTITION_SCHEMA = {

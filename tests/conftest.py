@@ -110,7 +110,7 @@ class Cluster:
         found = []
         for proc in psutil.process_iter(["cmdline"]):
             try:
-                if "slurmsky.agent" in (proc.info["cmdline"] or []) and \
+                if "slurmsky.core.daemon" in (proc.info["cmdline"] or []) and \
                         proc.environ().get("SLURMSKY_HOME") == str(self.state):
                     found.append(proc.pid)
             except psutil.Error:
@@ -123,7 +123,7 @@ class Cluster:
         (pids wrap at 32768 here within minutes) names a stranger, never to be killed."""
         import json
 
-        from slurmsky.executors.local import session_is_ours
+        from slurmsky.backends.local.executor import session_is_ours
 
         if not (self.state / "state.db").exists():
             return []

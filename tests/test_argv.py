@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from slurmsky.argv import OptionParser
+from slurmsky.parse.argv import OptionParser
 from slurmsky.errors import SlurmError
 
 P = OptionParser("sbatch")
@@ -81,7 +81,7 @@ def test_refused_options_say_why():
 
 
 def test_environment_reads_input_variables():
-    from slurmsky.options import input_env
+    from slurmsky.parse.options import input_env
     parsed = P.parse_env({"SBATCH_TIMELIMIT": "30", "SBATCH_JOB_NAME": "e", "SBATCH_REQUEUE": "1"},
                          input_env("sbatch"))
     assert parsed.values == {"job_name": "e", "time": 30, "requeue": True}

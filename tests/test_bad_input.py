@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from captures import read_capture, read_expected
 from slurmsky.commands import sacct, scancel, scontrol, sinfo, squeue
 from slurmsky.errors import SlurmError
-from slurmsky.options import OPTIONS, options_for
-from slurmsky.request import build_batch_request, build_step_request, parse_command_line
+from slurmsky.parse.options import OPTIONS, options_for
+from slurmsky.parse.request import build_batch_request, build_step_request, parse_command_line
 from slurmsky.runtime.getopt_long import UsageError
 
 

@@ -135,7 +135,8 @@ def test_requeue(shown):
     # the agent ends it and queues it again; here, do what it does
     row = shown.conn.execute("SELECT state, kill_action FROM jobs WHERE job_id = 137").fetchone()
     assert row == ("COMPLETING", "requeue")
-    from slurmsky import control, state
+    from slurmsky.core import jobcontrol as control
+    from slurmsky.core import state
 
     rec = state.get_job(shown.conn, 137)
     requeued_at = epoch("2026-11-22T03:03:09")

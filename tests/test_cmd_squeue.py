@@ -15,7 +15,7 @@ import time
 import pytest
 
 from captures import CAPTURES, read_capture
-from slurmsky import state
+from slurmsky.core import state
 from test_formats import NOW, T0, World, check, epoch, world  # noqa: F401 (fixture)
 
 # The moments the captures were taken, from their TIME columns (jobs started at 02:48:03).
@@ -366,7 +366,7 @@ def test_reads_fast_with_many_jobs(world):
                  tasks_per_node=[1], cpus_per_node=[1], submit_dir="/", workdir="/",
                  state="PENDING", reason="Priority", submit_time=T0, executor="local")
             for i in range(1000)]
-    from slurmsky import state
+    from slurmsky.core import state
 
     for row in rows:
         state.add_submission(world.conn, row["submission"], {}, None, [row])
@@ -485,7 +485,7 @@ def test_listing_from_rows_equals_job_path(world, monkeypatch, capsys, seed):
     arrays in pieces, begin times, running times from seconds to over a year."""
     import random
 
-    from slurmsky import formats
+    from slurmsky.render import formats
     from slurmsky.commands import squeue
 
     rng = random.Random(seed)

@@ -21,9 +21,9 @@ import psutil
 import pytest
 from test_local_backend_jobs import use_state
 
-from slurmsky import state
-from slurmsky.executors.local import LocalExecutor
-from slurmsky.scheduler import Scheduler
+from slurmsky.core import state
+from slurmsky.backends.local.executor import LocalExecutor
+from slurmsky.core.scheduler import Scheduler
 
 KILLS = 100  # agents killed -9 by the randomized test, at least
 
@@ -33,7 +33,7 @@ def live_agent(cluster) -> int | None:
     pid = cluster.agent_pid()
     try:
         proc = psutil.Process(pid)
-        if "slurmsky.agent" in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE \
+        if "slurmsky.core.daemon" in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE \
                 and proc.environ().get("SLURMSKY_HOME") == str(cluster.state):
             return pid
     except (psutil.Error, TypeError, ValueError):

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from captures import read_capture
-from slurmsky import formats, state
-from slurmsky.formats import UsageError
+from slurmsky.render import formats
+from slurmsky.core import state
+from slurmsky.render.formats import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from slurmsky import machine
+from slurmsky.backends.local import nodes as machine
 
 CONFIG = "kill_wait: 1\npartitions:\n  debug: {default: true}\n  gpu: {gpus: 2}\n"
 GPU_ENV = ("env | grep -E '^(SLURM_GPUS|SLURM_JOB_GPUS|SLURM_STEP_GPUS|SLURMD_TRES_BIND|"

@@ -15,7 +15,9 @@ import pytest
 
 from conftest import BIN, ROOT
 
-from slurmsky import control, state
+from slurmsky.core import jobcontrol as control
+
+from slurmsky.core import state
 
 
 def use_state(cluster, monkeypatch):
@@ -91,7 +93,7 @@ def test_export_none_gets_a_login_environment(cluster):
     import pwd
     import shutil
 
-    from slurmsky.machine import login_defs
+    from slurmsky.backends.local.nodes import login_defs
 
     entry = pwd.getpwuid(os.getuid())
     assert (env["HOME"], env["USER"], env["LOGNAME"], env["SHELL"]) == (
@@ -237,7 +239,7 @@ def test_login_base_reads_login_defs(tmp_path):
     ENV_SUPATH for root, the mail spool from MAIL_DIR)."""
     import pwd
 
-    from slurmsky.machine import login_base, login_defs
+    from slurmsky.backends.local.nodes import login_base, login_defs
 
     defs_file = tmp_path / "login.defs"
     defs_file.write_text(
@@ -259,7 +261,7 @@ def test_login_base_reads_login_defs(tmp_path):
 
 def test_one_login_reading_serves_the_jobs_of_a_minute(monkeypatch):
     """The login shell runs once per LOGIN_REUSE seconds, not once per --export=NONE job."""
-    from slurmsky import machine
+    from slurmsky.backends.local import nodes as machine
 
     readings = []
     clock = [1000.0]
@@ -280,7 +282,7 @@ def test_cleanup_spares_a_session_whose_number_was_reused(tmp_path):
     lead a stranger's session: cleanup kills the job's session, never the stranger's."""
     import types
 
-    from slurmsky.executors.local import LocalExecutor
+    from slurmsky.backends.local.executor import LocalExecutor
 
     executor = LocalExecutor(partitions={})
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)

@@ -73,7 +73,7 @@ def test_too_many_nodes_pends(cluster):
     """Real Slurm 22.05: `-N 5` on 4 nodes pends with the submit-time reason PartitionConfig,
     then, from the main scheduler's first pass (~1 s), PartitionNodeLimit; a held one shows
     JobHeldUser, one with a dependency PartitionConfig, then Dependency."""
-    from slurmsky.scheduler import FIRST_PASS
+    from slurmsky.core.scheduler import FIRST_PASS
 
     def submitted(*args):
         started = time.monotonic()

@@ -118,7 +118,7 @@ def test_srun_waits_for_resources_until_cancelled(cluster, monkeypatch):
     from conftest import BIN
     from test_local_backend_jobs import use_state
 
-    from slurmsky import control
+    from slurmsky.core import jobcontrol as control
 
     real = read_capture("srun-too-many-nodes.txt")
     conn = use_state(cluster, monkeypatch)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from slurmsky import values
-from slurmsky.options import OPTIONS, REFUSED, compat_matrix, help_text, input_env, options_for
-from slurmsky.request import JobRequest
+from slurmsky.parse import values
+from slurmsky.parse.options import OPTIONS, REFUSED, compat_matrix, help_text, input_env, options_for
+from slurmsky.parse.request import JobRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 MANPAGE = [line.split() for line in (ROOT / "tests/fixtures/manpage_options.txt").read_text().splitlines()
@@ -59,4 +59,4 @@ def test_help_lists_every_option():
 
 def test_readme_matrix_is_current():
     readme = (ROOT / "README.md").read_text()
-    assert compat_matrix() in readme, "README matrix is stale: paste slurmsky.options.compat_matrix()"
+    assert compat_matrix() in readme, "README matrix is stale: paste slurmsky.parse.options.compat_matrix()"

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slurmsky.errors import SlurmError
-from slurmsky.request import build_batch_request, parse_command_line
-from slurmsky.script import parse_script
-from slurmsky.values import Gres
+from slurmsky.parse.request import build_batch_request, parse_command_line
+from slurmsky.parse.script import parse_script
+from slurmsky.parse.values import Gres
 
 
 def request(tmp_path, body, argv=(), env=None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from slurmsky.errors import SlurmError
-from slurmsky.request import build_batch_request, parse_command_line
+from slurmsky.parse.request import build_batch_request, parse_command_line
 
 PREC = "#!/bin/bash\n#SBATCH --job-name=fromscript\n#SBATCH -p gpu\n#SBATCH --time=10\necho hi\n"
 

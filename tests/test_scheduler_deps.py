@@ -6,7 +6,7 @@ import time
 
 from test_local_backend_jobs import use_state
 
-from slurmsky import control
+from slurmsky.core import jobcontrol as control
 
 
 def dependency(cluster, job_id: int) -> str | None:

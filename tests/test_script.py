@@ -1,4 +1,4 @@
-"""slurmsky.script against Slurm 22.05: the scripts of the directive captures in
+"""slurmsky.parse.script against Slurm 22.05: the scripts of the directive captures in
 shared/reference/slurm-captures, its error texts, and properties of the tokeniser."""
 
 import re
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from slurmsky import script as script_module
+from slurmsky.parse import script as script_module
 from slurmsky.errors import SlurmError
-from slurmsky.script import (
+from slurmsky.parse.script import (
     Directive,
     ModuleCommand,
     _MARKS,
@@ -413,8 +413,8 @@ def test_lark_is_never_imported_and_the_parser_only_to_parse():
     import sys
     from pathlib import Path
 
-    code = ("import sys, slurmsky.script as s; m = lambda: sorted(m for m in ('lark', "
-            "'slurmsky._sbatch_parser') if m in sys.modules); a = m();"
+    code = ("import sys, slurmsky.parse.script as s; m = lambda: sorted(m for m in ('lark', "
+            "'slurmsky.parse._sbatch_parser') if m in sys.modules); a = m();"
             " s.parse_script('#!/bin/sh\\n#SBATCH -t 5\\ntrue\\n'); b = m();"
             " s.parse_script('#!/bin/sh\\n#SBATCH -t 5\\nml x\\n'); print(a, b, m())")
     out = subprocess.run(
@@ -424,11 +424,11 @@ def test_lark_is_never_imported_and_the_parser_only_to_parse():
         text=True,
         check=True,
     )
-    assert out.stdout == "[] [] ['slurmsky._sbatch_parser']\n"
+    assert out.stdout == "[] [] ['slurmsky.parse._sbatch_parser']\n"
 
 
 def test_generated_parser_is_the_grammar():
-    """slurmsky/_sbatch_parser.py and _sbatch_terminals.py are exactly what
+    """slurmsky/parse/_sbatch_parser.py and _sbatch_terminals.py are exactly what
     grammar/generate.py writes from grammar/sbatch.lark with the installed Lark: they
     cannot drift apart."""
     import importlib.util

@@ -21,10 +21,10 @@ from hypothesis import given, settings, strategies as st
 from conftest import BIN, _session
 from runtime_fixtures.cluster import local_job  # noqa: F401
 from slurmsky.config import Config
-from slurmsky.executors.sky import SkyExecutor
-from slurmsky.request import build_batch_request, parse_command_line
+from slurmsky.backends.sky.executor import SkyExecutor
+from slurmsky.parse.request import build_batch_request, parse_command_line
 from slurmsky.runtime.spec import SECRET_VAR
-from slurmsky.translate import job_environment, translate
+from slurmsky.plan.translate import job_environment, translate
 from test_formats import needs_another_user, other_users_python
 
 SKY = Config(path="x", backend="sky")

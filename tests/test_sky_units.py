@@ -15,11 +15,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from slurmsky import skysync
+from slurmsky.backends.sky import sync as skysync
 from slurmsky.config import Config
-from slurmsky.executors.sky import QUEUE_FIELDS, LogReader, sky_run
-from slurmsky.request import build_batch_request, parse_command_line
-from slurmsky.translate import translate
+from slurmsky.backends.sky.executor import QUEUE_FIELDS, LogReader, sky_run
+from slurmsky.parse.request import build_batch_request, parse_command_line
+from slurmsky.plan.translate import translate
 
 ROOT = Path(__file__).resolve().parent.parent
 sky = pytest.importorskip("sky")
@@ -124,7 +124,7 @@ def test_run_command_on_a_local_node(tmp_path):
 
 def test_translated_tasks_pass_skypilots_validation(tmp_path):
     """The stored task and what the executor launches (with its secret and metadata)."""
-    from slurmsky.executors.sky import SECRET_VAR
+    from slurmsky.backends.sky.executor import SECRET_VAR
 
     cfg = Config(path="x", backend="sky", partitions={
         "gpu": {"default": True, "infra": "slurm/peer/gpu", "accelerators": ["A100", "H100"],

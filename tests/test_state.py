@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from slurmsky import state
+from slurmsky.core import state
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 
 from slurmsky.config import Config
 from slurmsky.errors import SlurmError
-from slurmsky.request import build_batch_request, parse_command_line
-from slurmsky.translate import SPEC_EOF, job_environment, layout, translate
+from slurmsky.parse.request import build_batch_request, parse_command_line
+from slurmsky.plan.translate import SPEC_EOF, job_environment, layout, translate
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "sbatch").glob("*.sh"))

@@ -6,10 +6,10 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
-from slurmsky import values
+from slurmsky.parse import values
 from slurmsky.display import (format_array, format_elapsed, format_hms, format_limit,
                               format_mem)
-from slurmsky.values import (ArraySpec, DepItem, Dependency, Export, Gres, GpuSpec,
+from slurmsky.parse.values import (ArraySpec, DepItem, Dependency, Export, Gres, GpuSpec,
                              SignalSpec, SubmitError, format_dependency,
                              parse_array, parse_begin, parse_bool_yes_no, parse_dependency,
                              parse_export, parse_gpus, parse_gres, parse_int, parse_mem,

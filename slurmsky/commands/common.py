@@ -6,10 +6,10 @@ import sqlite3
 import sys
 from collections.abc import Callable
 
-from .. import state
-from ..errors import SlurmError
-from ..runtime.getopt_long import UsageError
-from ..runtime.launch import undo_locale_coercion
+from slurmsky.core import state
+from slurmsky.errors import SlurmError
+from slurmsky.runtime.getopt_long import UsageError
+from slurmsky.runtime.launch import undo_locale_coercion
 
 
 def run(prog: str, body: Callable[[list[str]], int | None]) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import formats, state
-from ..formats import Row, UsageError
-from .common import run
+from slurmsky.render import formats
+
+from slurmsky.core import state
+from slurmsky.render.formats import Row, UsageError
+from slurmsky.commands.common import run
 
 SHORT = "aA:bBcC:dDeE:f:g:hi:I:j:k:K:lLM:nN:o:pPq:r:s:S:Ttu:vVW:x:X"
 LONG = {
@@ -42,7 +44,7 @@ USAGE = "Usage: sacct [OPTIONS]\n  Use --helpformat to see the fields --format t
 def _time(text: str, what: str, now: float) -> float:
     """-S/-E: Slurm's time forms (parse_time); a time of day without a date is the last such
     time, not the next (sacct looks back)."""
-    from ..values import TimeSpecError, parse_begin
+    from slurmsky.parse.values import TimeSpecError, parse_begin
 
     try:
         when = parse_begin(text, what, now)
@@ -143,10 +145,10 @@ def body(argv: list[str]) -> int:
     if end is None:
         end = start if (states and not jobs) else now
     conn = state.connect()
-    from .squeue import maybe_sky
+    from slurmsky.commands.squeue import maybe_sky
 
     if maybe_sky():
-        from .. import skysync
+        from slurmsky.backends.sky import sync as skysync
 
         skysync.refresh()  # sky backend: SkyPilot's queue at most 10 s old (bounded wait)
     ids = sorted({j for j, t, s in jobs if t is None}) if jobs else None

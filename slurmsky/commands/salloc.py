@@ -14,11 +14,11 @@ import subprocess
 import sys
 import time
 
-from .. import SLURM_VERSION
-from ..errors import SlurmError
-from ..options import help_text
-from ..request import build_step_request, parse_command_line
-from .common import run, warn
+from slurmsky import SLURM_VERSION
+from slurmsky.errors import SlurmError
+from slurmsky.parse.options import help_text
+from slurmsky.parse.request import build_step_request, parse_command_line
+from slurmsky.commands.common import run, warn
 
 # `salloc --usage`: Slurm 22.05's synopsis, verbatim.
 USAGE = """\
@@ -66,7 +66,7 @@ def body(argv: list[str]) -> int:
             return 0
     req = build_step_request("salloc", cli, dict(os.environ), os.getcwd())
     warn(req.warnings)
-    from ..config import load_config
+    from slurmsky.config import load_config
 
     if load_config().backend == "sky":  # its nodes are SkyPilot's: no shell here can reach them
         raise SlurmError("interactive allocations are not available on the sky backend; "
@@ -76,7 +76,7 @@ def body(argv: list[str]) -> int:
         os.chdir(req.workdir)
     except OSError as exc:
         raise SlurmError(f"chdir({req.workdir}): {exc.strerror}") from None
-    from ..allocation import Allocation
+    from slurmsky.core.allocation import Allocation
 
     with Allocation("salloc") as alloc:
         env_file, release = os.path.join(alloc.dir, "env"), os.path.join(alloc.dir, "release")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import SLURM_VERSION
-from ..options import help_text
-from ..request import build_batch_request, parse_command_line
-from .common import run, warn
+from slurmsky import SLURM_VERSION
+from slurmsky.parse.options import help_text
+from slurmsky.parse.request import build_batch_request, parse_command_line
+from slurmsky.commands.common import run, warn
 
 # `sbatch --usage`: Slurm 22.05's synopsis, verbatim.
 USAGE = """\
@@ -52,7 +52,7 @@ def body(argv: list[str]) -> int:
         return 0
     req = build_batch_request(cli, dict(os.environ), os.getcwd(), sys.stdin.buffer.read)
     warn(req.warnings)
-    from ..submit import submit_batch
+    from slurmsky.core.submit import submit_batch
 
     return submit_batch(req)
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import sys
 
-from .. import control, formats, state
-from ..formats import UsageError
-from .common import run
+from slurmsky.core import jobcontrol as control
+
+from slurmsky.render import formats
+
+from slurmsky.core import state
+from slurmsky.render.formats import UsageError
+from slurmsky.commands.common import run
 
 SHORT = "A:bcfHiM:n:p:Qq:R:s:t:u:vVw:"
 LONG = {
@@ -44,7 +48,7 @@ def body(argv: list[str]) -> int:
     filters: dict = {}
     for key, value in opts:
         if key == "s":
-            from ..values import signal_number
+            from slurmsky.parse.values import signal_number
 
             signum = signal_number(value)
             if signum is None or not 0 < signum < 65:
@@ -68,7 +72,7 @@ def body(argv: list[str]) -> int:
         elif key == "A":
             filters["accounts"] = [a for a in value.split(",") if a]
         elif key == "w":
-            from ..runtime.hostlist import expand
+            from slurmsky.runtime.hostlist import expand
 
             try:
                 filters["nodes"] = set(expand(value))
@@ -180,7 +184,7 @@ def _filtered(records, filters: dict):
         if "accounts" in filters and r.account not in filters["accounts"]:
             continue
         if "nodes" in filters:
-            from ..runtime.hostlist import expand
+            from slurmsky.runtime.hostlist import expand
 
             if not r.nodelist or not filters["nodes"] & set(expand(r.nodelist)):
                 continue

@@ -11,9 +11,13 @@ import os
 import socket
 import sys
 
-from .. import control, formats, state
-from ..formats import Job, UsageError
-from .common import run
+from slurmsky.core import jobcontrol as control
+
+from slurmsky.render import formats
+
+from slurmsky.core import state
+from slurmsky.render.formats import Job, UsageError
+from slurmsky.commands.common import run
 
 SHORT = "aM:dhoQvV"
 LONG = {
@@ -92,7 +96,7 @@ class Session:
             raise UsageError("scontrol: error: too few arguments for keyword:show")
         entity, value = args[0], (args[1] if len(args) > 1 else None)
         if _is(entity, "hostnames", 5):
-            from ..runtime.hostlist import expand
+            from slurmsky.runtime.hostlist import expand
 
             if value is None:
                 value = os.environ.get("SLURM_NODELIST")
@@ -106,7 +110,7 @@ class Session:
             sys.stdout.write("".join(n + "\n" for n in names))
             return 0
         if _is(entity, "hostlist", 5) or _is(entity, "hostlistsorted", 9):
-            from ..runtime.hostlist import compress, expand
+            from slurmsky.runtime.hostlist import compress, expand
 
             if value is None:
                 raise UsageError("invalid encode argument")
@@ -134,10 +138,10 @@ class Session:
 
     # --- jobs -----------------------------------------------------------------------------
     def visible(self, **filters):
-        from .squeue import maybe_sky
+        from slurmsky.commands.squeue import maybe_sky
 
         if maybe_sky():
-            from .. import skysync
+            from slurmsky.backends.sky import sync as skysync
 
             skysync.refresh()  # sky backend: SkyPilot's queue at most 10 s old (bounded wait)
         now = formats.clock()
@@ -217,7 +221,7 @@ class Session:
         if job_text is None:
             raise UsageError("scontrol: error: No job id specified", "Request aborted")
         changes = {}
-        from ..values import parse_time
+        from slurmsky.parse.values import parse_time
 
         for key, val in pairs:
             lower = key.lower()
@@ -257,8 +261,8 @@ class Session:
 
     # --- configuration ----------------------------------------------------------------------
     def show_config(self) -> int:
-        from .. import SLURM_VERSION
-        from ..config import load_config
+        from slurmsky import SLURM_VERSION
+        from slurmsky.config import load_config
 
         cfg = load_config()
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'next_job_id'").fetchone()
@@ -290,14 +294,14 @@ class Session:
         return 0
 
     def show_partitions(self, name: str | None) -> int:
-        from .sinfo import partitions
+        from slurmsky.commands.sinfo import partitions
 
         parts = partitions(self.conn)
         if name is not None:
             parts = [p for p in parts if p["name"] == name]
             if not parts:
                 raise UsageError(f"Partition {name} not found")
-        from ..runtime.hostlist import compress
+        from slurmsky.runtime.hostlist import compress
 
         out = []
         for p in parts:
@@ -325,7 +329,7 @@ class Session:
         return 0
 
     def show_nodes(self, name: str | None) -> int:
-        from .sinfo import partitions
+        from slurmsky.commands.sinfo import partitions
 
         nodes: dict = {}
         for p in partitions(self.conn):

@@ -17,9 +17,11 @@ from __future__ import annotations
 import sys
 import time
 
-from .. import formats, state
-from ..formats import NodeView, UsageError
-from .common import run
+from slurmsky.render import formats
+
+from slurmsky.core import state
+from slurmsky.render.formats import NodeView, UsageError
+from slurmsky.commands.common import run
 
 SHORT = "adehiM:n:No:O:p:lrRsS:t:TvV"
 LONG = {
@@ -39,8 +41,8 @@ Usage: sinfo [-adelNRrsTv] [-i seconds] [-t states] [-p partition] [-n nodes]
 
 def partitions(conn) -> list[dict]:
     """[{name, default, limit (minutes or None), nodes: [NodeView]}], default first."""
-    from ..config import load_config
-    from ..runtime.hostlist import expand
+    from slurmsky.config import load_config
+    from slurmsky.runtime.hostlist import expand
 
     cfg = load_config()
     configured = cfg.partitions or {"local": {"default": True}}
@@ -48,7 +50,7 @@ def partitions(conn) -> list[dict]:
     running = state.find_jobs(conn, states=state.STARTED_STATES)
     parts = []
     if cfg.backend == "local":
-        from ..machine import nodes as local_nodes
+        from slurmsky.backends.local.nodes import nodes as local_nodes
 
         machine = local_nodes()
         used: dict = {}
@@ -59,7 +61,7 @@ def partitions(conn) -> list[dict]:
     for name, part in configured.items():
         limit = None
         if part.get("max_time"):
-            from ..values import parse_time
+            from slurmsky.parse.values import parse_time
 
             try:
                 limit = parse_time(str(part["max_time"]), "max_time")
@@ -109,7 +111,7 @@ def body(argv: list[str]) -> int:
         elif key == "p":
             wanted_parts = set(filter(None, value.split(",")))
         elif key == "n":
-            from ..runtime.hostlist import expand
+            from slurmsky.runtime.hostlist import expand
 
             try:
                 wanted_nodes = set(expand(value))

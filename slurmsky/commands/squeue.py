@@ -10,9 +10,11 @@ import os
 import sys
 import time
 
-from .. import formats, state
-from ..formats import Job, UsageError
-from .common import run
+from slurmsky.render import formats
+
+from slurmsky.core import state
+from slurmsky.render.formats import Job, UsageError
+from slurmsky.commands.common import run
 
 SHORT = "A:ahi:j::lL:n:M:O:o:p:Pq:R:rs::S:t:u:U:vVw:"
 LONG = {
@@ -151,7 +153,7 @@ def body(argv: list[str]) -> int:
         elif key in ("A", "U"):
             o["accounts"] = [a for a in value.split(",") if a]
         elif key == "w":
-            from ..runtime.hostlist import expand
+            from slurmsky.runtime.hostlist import expand
 
             try:
                 o["nodes"] = set(expand(value))
@@ -302,7 +304,7 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         if o["accounts"] is not None:
             records = [r for r in records if r.account in o["accounts"]]
         if o["nodes"] is not None:
-            from ..runtime.hostlist import expand
+            from slurmsky.runtime.hostlist import expand
 
             records = [r for r in records
                        if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
@@ -335,11 +337,11 @@ def maybe_sky() -> bool:
     backend = os.environ.get("SLURMSKY_BACKEND")
     if backend:
         return backend == "sky"
-    from .. import skysync  # standard library only
+    from slurmsky.backends.sky import sync as skysync  # standard library only
 
     if os.path.exists(os.path.join(state.home(), skysync.SYNC_FILE)):
         return True
-    from ..config import config_path
+    from slurmsky.config import config_path
 
     try:
         with open(config_path(), encoding="utf-8", errors="replace") as fh:
@@ -365,11 +367,11 @@ def _revive(conn) -> None:
     """Restart a dead agent if jobs still need one (cheap when none do); on the sky backend,
     wait (bounded) for a fresh copy of SkyPilot's queue."""
     if maybe_sky():
-        from .. import skysync
+        from slurmsky.backends.sky import sync as skysync
 
         skysync.refresh()
     if state.active_jobs_exist(conn):
-        from .. import agent
+        from slurmsky.core import daemon as agent
 
         agent.revive(conn)
 
@@ -411,7 +413,7 @@ def _steps(conn, o, noheader, long, now, out) -> int:
     """`squeue -s`: every running job's steps: `12.batch` for a batch job, and the srun
     steps the node runtime reports as running (`12.0`). `-j` and a step list select (as in
     22.05, `-n` and `-t` do not)."""
-    from ..executors.local import running_steps
+    from slurmsky.backends.local.executor import running_steps
 
     ids = sorted({j for j, t in o["jobs"] if t is None}) if o["jobs"] is not None else None
     tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None}) if o["jobs"] else None

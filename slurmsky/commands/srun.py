@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 
-from .. import SLURM_VERSION
-from ..errors import SlurmError
-from ..options import help_text
-from ..request import JobRequest, build_step_request, parse_command_line
-from .common import run, warn
+from slurmsky import SLURM_VERSION
+from slurmsky.errors import SlurmError
+from slurmsky.parse.options import help_text
+from slurmsky.parse.request import JobRequest, build_step_request, parse_command_line
+from slurmsky.commands.common import run, warn
 
 # `srun --usage`: Slurm 22.05's synopsis, verbatim.
 USAGE = """\
@@ -66,12 +66,12 @@ def body(argv: list[str]) -> int:
     req = build_step_request("srun", cli, dict(os.environ), os.getcwd())
     warn(req.warnings)
     if req.test_only:  # the estimate line only: nothing is allocated
-        from ..config import load_config
-        from ..submit import store
+        from slurmsky.config import load_config
+        from slurmsky.core.submit import store
 
         store(req, load_config(), batch=False)
         return 0
-    from ..allocation import Allocation, cancel_on_interrupt, exit_status
+    from slurmsky.core.allocation import Allocation, cancel_on_interrupt, exit_status
 
     with Allocation("srun") as alloc:
         alloc.submit(req, SCRIPT, step_argv(req), output=True)
@@ -113,7 +113,7 @@ def step_argv(req: JobRequest) -> list[str]:
 
 def _step_in(job_text: str, options: list[str], command: list[str]) -> int:
     """Hand the step to the srun of the running job `job_text` (replaces this process)."""
-    from .. import state
+    from slurmsky.core import state
 
     job = state.get_job(state.connect(), int(job_text)) if job_text.isdigit() else None
     if job is None or job.state not in ("RUNNING", "CONFIGURING") or not job.executor_ref:

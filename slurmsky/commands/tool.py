@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ..errors import SlurmError
+from slurmsky.errors import SlurmError
 
 
 def _fail(exc: SlurmError, prog: str = "slurmsky") -> None:
@@ -48,9 +48,9 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
     ([sbatch options] SCRIPT [script args]). Warnings go to stderr. The YAML runs as is
     with `sky jobs launch`.
     """
-    from ..config import load_config
-    from ..request import build_batch_request, parse_command_line
-    from ..translate import translate as to_sky
+    from slurmsky.config import load_config
+    from slurmsky.parse.request import build_batch_request, parse_command_line
+    from slurmsky.plan.translate import translate as to_sky
 
     words = list(args)
     if words and not words[0].startswith("-"):
@@ -78,7 +78,7 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
 @cli.command()
 def config() -> None:
     """Print the effective configuration (file, defaults and SLURMSKY_BACKEND)."""
-    from ..config import load_config
+    from slurmsky.config import load_config
 
     try:
         cfg = load_config()
@@ -99,8 +99,8 @@ def agent() -> None:
 @agent.command("status")
 def agent_status() -> None:
     """Whether the agent runs, its pid, and how many jobs are pending or running."""
-    from .. import state
-    from ..agent import running_pid
+    from slurmsky.core import state
+    from slurmsky.core.daemon import running_pid
 
     pid = running_pid()
     active = len(state.active_jobs(state.connect()))
@@ -114,7 +114,7 @@ def agent_status() -> None:
 @agent.command("stop")
 def agent_stop() -> None:
     """Stop the agent. Running jobs go on; the next command's agent finds them again."""
-    from ..agent import stop
+    from slurmsky.core.daemon import stop
 
     pid = stop()
     click.echo("agent: not running" if pid is None else f"agent: stopped pid {pid}")
@@ -133,7 +133,7 @@ def sky_server() -> None:
 @sky_server.command("start")
 def sky_server_start() -> None:
     """Start it and wait until it answers (a first start can take a minute)."""
-    from .. import skyserver
+    from slurmsky.backends.sky import server as skyserver
 
     try:
         click.echo(skyserver.start())
@@ -144,7 +144,7 @@ def sky_server_start() -> None:
 @sky_server.command("stop")
 def sky_server_stop() -> None:
     """Stop the server started here, with its job controllers."""
-    from .. import skyserver
+    from slurmsky.backends.sky import server as skyserver
 
     click.echo(skyserver.stop())
 
@@ -152,7 +152,7 @@ def sky_server_stop() -> None:
 @sky_server.command("status")
 def sky_server_status() -> None:
     """Whether it runs and answers (exit 1 if not)."""
-    from .. import skyserver
+    from slurmsky.backends.sky import server as skyserver
 
     up, line = skyserver.status()
     click.echo(line)
@@ -160,6 +160,6 @@ def sky_server_status() -> None:
 
 
 def main() -> None:
-    from .common import run
+    from slurmsky.commands.common import run
 
     run("slurmsky", lambda argv: cli.main(argv, prog_name="slurmsky"))

@@ -6,7 +6,7 @@
 
 For cases run by the harness's own user these functions are called in-process; for another
 user the script runs as that user (so every file of the state directory stays theirs).
-It reads the state through slurmsky.state (the scheduler core's own API), not through the
+It reads the state through slurmsky.core.state (the scheduler core's own API), not through the
 commands under test: a broken squeue must not make the harness wait forever.
 """
 
@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from slurmsky import state
+from slurmsky.core import state
 
 
 def floor(environ, first: int) -> None:
@@ -49,7 +49,7 @@ def wait(environ, seconds: float) -> str:
 def pids(environ) -> dict:
     """Only what is still this state's: the pid file of a killed agent and a job's finished
     runtime may name numbers the system has given to strangers since."""
-    from slurmsky.executors.local import session_is_ours
+    from slurmsky.backends.local.executor import session_is_ours
 
     home = state.home(environ)
     info: dict = {"agent": None, "sessions": []}
@@ -77,7 +77,7 @@ def _agent(pid: int, home: str) -> int | None:
 
     try:
         proc = psutil.Process(pid)
-        if "slurmsky.agent" in proc.cmdline() and proc.environ().get("SLURMSKY_HOME") == home:
+        if "slurmsky.core.daemon" in proc.cmdline() and proc.environ().get("SLURMSKY_HOME") == home:
             return pid
     except (psutil.Error, ValueError):
         pass

@@ -12,10 +12,10 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from . import state
-from .state import JobRecord
-from .errors import SlurmError
-from .values import Dependency, DepItem, format_dependency, parse_dependency
+from slurmsky.core import state
+from slurmsky.core.state import JobRecord
+from slurmsky.errors import SlurmError
+from slurmsky.parse.values import Dependency, DepItem, format_dependency, parse_dependency
 
 MET, UNMET, FAILED = "met", "unfulfilled", "failed"
 RUNNING_STATES = ("CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED")

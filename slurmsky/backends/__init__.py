@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..state import JobRecord
+from slurmsky.core.state import JobRecord
 
 
 class Executor(Protocol):
@@ -54,11 +54,11 @@ class Executor(Protocol):
 
 def get_executor(name: str) -> Executor:
     if name == "local":
-        from .local import LocalExecutor
+        from slurmsky.backends.local.executor import LocalExecutor
 
         return LocalExecutor()
     if name == "sky":
-        from .sky import SkyExecutor
+        from slurmsky.backends.sky.executor import SkyExecutor
 
         return SkyExecutor()
     raise ValueError(f"unknown executor {name!r}")

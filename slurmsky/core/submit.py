@@ -11,12 +11,12 @@ import os
 import sys
 import time
 
-from . import state
-from .config import Config, load_config
-from .errors import SlurmError
-from .request import JobRequest
-from .runtime import filepattern
-from .translate import Layout, layout, partition_of, runtime_spec
+from slurmsky.core import state
+from slurmsky.config import Config, load_config
+from slurmsky.errors import SlurmError
+from slurmsky.parse.request import JobRequest
+from slurmsky.runtime import filepattern
+from slurmsky.plan.translate import Layout, layout, partition_of, runtime_spec
 
 WAIT_POLL = 0.2  # s between looks at the state while `sbatch --wait` waits
 
@@ -56,7 +56,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
     ids = element_ids(first, len(indices)) if req.array else [first]
     if req.dependency is not None:
-        from . import deps
+        from slurmsky.core import deps
 
         req = req.replace(dependency=deps.at_submission(conn, req.dependency, first))
     if refused:
@@ -88,7 +88,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
             row["reason"] = reason
     task = _sky_task(req, cfg, first, ids) if cfg.backend == "sky" else None
     state.add_submission(conn, first, spec, task, rows)
-    from .agent import wake
+    from slurmsky.core.daemon import wake
 
     wake()
     return first
@@ -116,7 +116,7 @@ def _spread(req: JobRequest, cfg: Config) -> JobRequest:
     --ntasks-per-node, as many as that gives: translate.layout)."""
     if cfg.backend != "local" or req.nodes is not None or not req.ntasks or req.ntasks_per_node:
         return req
-    from . import machine
+    from slurmsky.backends.local import nodes as machine
 
     per_node = machine.nodes()[0].cpus // (req.cpus_per_task or 1)
     if per_node < 1 or req.ntasks <= per_node:
@@ -127,7 +127,7 @@ def _spread(req: JobRequest, cfg: Config) -> JobRequest:
 
 def _sky_task(req: JobRequest, cfg: Config, first: int, ids: list[int]) -> dict:
     """The SkyPilot task the sky executor launches (it rebuilds `run` from the spec)."""
-    from .translate import translate
+    from slurmsky.plan.translate import translate
 
     return translate(req, cfg, job_id=first, array_job_ids=ids if req.array else None).task
 
@@ -143,7 +143,7 @@ def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:
 def _refusal(cfg: Config, lay: Layout, part: dict) -> list[str] | None:
     if cfg.backend != "local":
         return None
-    from . import machine
+    from slurmsky.backends.local import nodes as machine
 
     return machine.refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node, part)
 
@@ -151,14 +151,14 @@ def _refusal(cfg: Config, lay: Layout, part: dict) -> list[str] | None:
 def _submit_reason(cfg: Config, lay: Layout) -> str | None:
     if cfg.backend != "local":
         return None
-    from . import machine
+    from slurmsky.backends.local import nodes as machine
 
     return machine.submit_reason(lay.num_nodes)
 
 
 def _environment(req: JobRequest, cfg: Config) -> dict:
-    from . import machine
-    from .translate import job_environment
+    from slurmsky.backends.local import nodes as machine
+    from slurmsky.plan.translate import job_environment
 
     env = job_environment(req, cfg, for_cloud=False)
     if _login_export(req) and cfg.backend != "local":
@@ -184,7 +184,7 @@ def _row(req: JobRequest, cfg: Config, lay: Layout, part_name: str, job_id: int,
          array_job_id: int | None, index: int | None, rank: int | None, now: float, *,
          batch: bool) -> dict:
     """One `jobs` row: the request as the read-side commands show it."""
-    from .translate import _user
+    from slurmsky.plan.translate import _user
 
     user = _user()
     job_name = "(null)" if req.name_unset else req.job_name  # as the job sees it
@@ -201,7 +201,7 @@ def _row(req: JobRequest, cfg: Config, lay: Layout, part_name: str, job_id: int,
     held = "user" if req.hold else None
     dep = None
     if req.dependency is not None and req.dependency.items:
-        from . import deps
+        from slurmsky.core import deps
 
         dep = deps.to_text(req.dependency)
     return dict(
@@ -236,11 +236,11 @@ def _print_submitted(req: JobRequest, job_id: int) -> None:
 def _print_test_only(req: JobRequest, cfg: Config, lay: Layout, part_name: str,
                      job_id: int) -> None:
     """Slurm's estimate line; here the first nodes that could ever hold the job, now."""
-    from .runtime import hostlist
+    from slurmsky.runtime import hostlist
 
     names = [f"127.0.0.{k + 1}" for k in range(lay.num_nodes)]
     if cfg.backend == "local":
-        from . import machine
+        from slurmsky.backends.local import nodes as machine
 
         names = [n.name for n in machine.nodes()[:lay.num_nodes]]
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))
@@ -248,8 +248,8 @@ def _print_test_only(req: JobRequest, cfg: Config, lay: Layout, part_name: str,
                      f"{sum(lay.cpus_per_node)} processors on nodes {hostlist.compress(names)} "
                      f"in partition {part_name}\n")
     if cfg.backend == "sky":  # the plan: the SkyPilot task the job would become
-        from .commands.tool import dump_yaml
-        from .translate import translate
+        from slurmsky.commands.tool import dump_yaml
+        from slurmsky.plan.translate import translate
 
         sys.stderr.write(dump_yaml(translate(req, cfg, job_id=job_id).task))
 
@@ -263,7 +263,7 @@ def wait_exit_code(rec: state.JobRecord) -> int:
 
 def wait_for(job_id: int) -> int:
     """Block until the job (every element of an array) has ended; the highest exit code."""
-    from .agent import wake
+    from slurmsky.core.daemon import wake
 
     conn = state.connect()
     last_wake = time.monotonic()

@@ -18,9 +18,9 @@ import os
 import re
 from collections.abc import Callable
 
-from .errors import SlurmError
-from .record import Record
-from .runtime.getopt_long import UsageError, getopt_long
+from slurmsky.errors import SlurmError
+from slurmsky.record import Record
+from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 Pairs = list  # [(sbatch long option, text or None)]
 

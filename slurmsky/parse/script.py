@@ -2,7 +2,7 @@
 the module commands in the body.
 
 grammar/sbatch.lark classifies the lines and cuts #SBATCH lines into words (through
-slurmsky/_sbatch_parser.py, the parser Lark generates from it); this module applies the
+slurmsky/parse/_sbatch_parser.py, the parser Lark generates from it); this module applies the
 rest of Slurm's rules (src/sbatch/sbatch.c: _get_script_buffer; opt.c: _opt_batch_script,
 get_argument) to the tokens.  Words are not options yet: the option parser reads them as
 Slurm reads the argv it builds from all #SBATCH lines together.  ``#BSUB`` and ``#PBS``
@@ -177,7 +177,7 @@ def _parser():
 
     The parser is grammar/sbatch.lark compiled ahead of time by Lark's standalone generator
     (grammar/generate.py): no Lark import, no grammar analysis at run time."""
-    from slurmsky._sbatch_parser import LarkError, Lark_StandAlone
+    from slurmsky.parse._sbatch_parser import LarkError, Lark_StandAlone
 
     return Lark_StandAlone(), LarkError
 
@@ -197,7 +197,7 @@ def _scanner(*names: str) -> re.Pattern:
     """One regex over the grammar's own word terminals, tried in the grammar's priority
     order as Lark's lexer tries them.  Words are most of a script's tokens: matching
     them here costs one regex match each instead of a lexer and a parser step."""
-    from slurmsky._sbatch_terminals import TERMINALS  # generated with the parser
+    from slurmsky.parse._sbatch_terminals import TERMINALS  # generated with the parser
 
     ordered = sorted(names, key=lambda name: -TERMINALS[name][1])
     return re.compile("|".join(f"(?P<{name}>{TERMINALS[name][0]})" for name in ordered))

@@ -13,10 +13,11 @@ import math
 import os
 import re
 
-from .config import Config
-from .errors import SlurmError
-from .record import Record
-from .request import JobRequest
+from slurmsky.config import Config
+from slurmsky.errors import SlurmError
+from slurmsky.record import Record
+from slurmsky.runtime.rundir import PACKAGE_PARENT
+from slurmsky.parse.request import JobRequest
 
 RUNTIME_HOME = "~/.slurmsky/runtime"
 SPEC_EOF = "SLURMSKY_SPEC_EOF"
@@ -268,7 +269,7 @@ def _user() -> str:
 
 def _runtime_source() -> str:
     """The local directory holding the `slurmsky` package (shipped as the runtime)."""
-    return os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(PACKAGE_PARENT, "slurmsky")
 
 
 def sky_task(req: JobRequest, cfg: Config, lay: Layout, part_name: str, part: dict,

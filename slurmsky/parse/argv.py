@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from . import values
-from .errors import SlurmError
-from .options import IGNORED, NO_ARG, OPTIONAL, REFUSED, REQUIRED, Option, options_for
-from .record import Factory, Record
-from .runtime.getopt_long import UsageError, getopt_long
+from slurmsky.parse import values
+from slurmsky.errors import SlurmError
+from slurmsky.parse.options import IGNORED, NO_ARG, OPTIONAL, REFUSED, REQUIRED, Option, options_for
+from slurmsky.record import Factory, Record
+from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 class Parsed(Record, frozen=False):
     """What one source (argv, the script's directives, or the environment) set.
@@ -89,7 +89,7 @@ class OptionParser:
             try:
                 limits = {}
                 if opt.parse == "array":
-                    from .config import load_config
+                    from slurmsky.config import load_config
 
                     limits["max_array_size"] = load_config().max_array_size
                 value = getattr(values, "parse_" + opt.parse)(text, "--" + opt.long, **limits)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from .record import Record
+from slurmsky.record import Record
 
 LOCAL_NODES = 4
 

@@ -16,12 +16,12 @@ import signal
 import sys
 import time
 
-from .. import state
-from ..machine import job_mem, login_environment, node_gpus, nodes
-from ..state import JobRecord
+from slurmsky.core import state
+from slurmsky.backends.local.nodes import job_mem, login_environment, node_gpus, nodes
+from slurmsky.core.state import JobRecord
+from slurmsky.runtime.rundir import PACKAGE_PARENT
 
 ORPHAN_POLL = 1.0  # s between looks at jobs an earlier agent started
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def running_steps(job: JobRecord) -> list[dict]:
@@ -53,7 +53,7 @@ class LocalExecutor:
     def __init__(self, partitions: dict | None = None):
         self.nodes = nodes()
         if partitions is None:
-            from ..config import load_config
+            from slurmsky.config import load_config
 
             partitions = load_config().partitions
         self.partitions = partitions

@@ -22,8 +22,8 @@ import time
 import urllib.error
 import urllib.request
 
-from . import state
-from .errors import SlurmError
+from slurmsky.core import state
+from slurmsky.errors import SlurmError
 
 DEFAULT_PORT = 46580  # SkyPilot's
 START_TIMEOUT = 180.0  # s: a first start on a busy 2-core host takes 20-70 s

@@ -19,7 +19,7 @@ import os
 import sqlite3
 from contextlib import contextmanager
 
-from .errors import SlurmError
+from slurmsky.errors import SlurmError
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing

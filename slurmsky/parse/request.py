@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .argv import OptionParser, Parsed, ignored_warnings
-from .errors import SlurmError
-from .options import IGNORED, input_env, options_for
-from .record import Factory, Record
-from .values import ArraySpec, Dependency, Export, GpuSpec, SignalSpec
+from slurmsky.parse.argv import OptionParser, Parsed, ignored_warnings
+from slurmsky.errors import SlurmError
+from slurmsky.parse.options import IGNORED, input_env, options_for
+from slurmsky.record import Factory, Record
+from slurmsky.parse.values import ArraySpec, Dependency, Export, GpuSpec, SignalSpec
 
 
 class JobRequest(Record):
@@ -146,7 +146,7 @@ def build_batch_request(
     command: str = "sbatch",
 ) -> JobRequest:
     """sbatch's request: the script (file, stdin or --wrap), its directives, env and argv."""
-    from .script import parse_script, wrap_script
+    from slurmsky.parse.script import parse_script, wrap_script
 
     parser = OptionParser(command)
     wrap = cli.values.get("wrap")
@@ -184,7 +184,7 @@ def _wrapper_options(parser: OptionParser, script, *sources: Parsed) -> Parsed:
     magic, lines = ("#BSUB", script.bsub) if script.bsub else ("#PBS", script.pbs)
     if not lines:
         return Parsed()
-    from .wrappers import translate
+    from slurmsky.parse.wrappers import translate
 
     pairs = translate(magic, [w for d in lines for w in d.words])
     return parser.parse_pairs(pairs, magic)

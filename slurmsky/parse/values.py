@@ -16,8 +16,8 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 
-from .config import MAX_ARRAY_SIZE
-from .record import Record
+from slurmsky.config import MAX_ARRAY_SIZE
+from slurmsky.record import Record
 
 _C_SPACE = " \t\n\v\f\r"  # C isspace()
 _DIGITS = "0123456789"

@@ -16,13 +16,15 @@ import signal as signals
 import sqlite3
 import time
 
-from . import deps, state
-from .control import requeued_fields
-from .executors import Executor, get_executor
-from .runtime import hostlist
-from .state import STARTED_STATES, JobRecord
+from slurmsky.core import deps
 
-log = logging.getLogger("slurmsky.agent")
+from slurmsky.core import state
+from slurmsky.core.jobcontrol import requeued_fields
+from slurmsky.backends import Executor, get_executor
+from slurmsky.runtime import hostlist
+from slurmsky.core.state import STARTED_STATES, JobRecord
+
+log = logging.getLogger("slurmsky.core.daemon")
 
 KILL_GRACE = 15  # s beyond KillWait before the agent ends a job the runtime did not end
 # Slurm tries to start a job when it is submitted; a job that attempt could not place keeps

@@ -2,7 +2,7 @@
 
 Commands never wait for it: they store what they want and `wake()` it by writing a byte to
 its FIFO (`agent.fifo`). Writing to a FIFO nobody reads fails with ENXIO, which is also how
-a command finds that no agent runs and starts one (`python -m slurmsky.agent`, in its own
+a command finds that no agent runs and starts one (`python -m slurmsky.core.daemon`, in its own
 session). An flock on `agent.lock` keeps it to one agent per directory. The agent sleeps in
 select() until woken, a child exits (SIGCHLD), or a timer is due (a begin time, a kill
 deadline, a poll of jobs an earlier agent started); it exits after IDLE_EXIT seconds with
@@ -19,11 +19,11 @@ import os
 import sys
 import time
 
-from . import state
+from slurmsky.core import state
+from slurmsky.runtime.rundir import PACKAGE_PARENT
 
 IDLE_EXIT = 60.0  # s with no job that needs it before the agent exits
 LOCK_WAIT = 10.0  # s a starting agent waits for an exiting one to release the lock
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _path(name: str) -> str:
@@ -62,7 +62,7 @@ def _spawn() -> None:
                                           if env.get("PYTHONPATH") else "")
     log_fd = os.open(_path("agent.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.posix_spawn(sys.executable, [sys.executable, "-m", "slurmsky.agent"], env,
+        os.posix_spawn(sys.executable, [sys.executable, "-m", "slurmsky.core.daemon"], env,
                              file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                                            (os.POSIX_SPAWN_DUP2, log_fd, 1),
                                            (os.POSIX_SPAWN_DUP2, log_fd, 2)],
@@ -141,7 +141,7 @@ def main() -> int:
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format=f"%(asctime)s agent[{os.getpid()}] %(levelname)s %(message)s")
-    log = logging.getLogger("slurmsky.agent")
+    log = logging.getLogger("slurmsky.core.daemon")
     log.info("started in %s", home)
 
     if not os.path.exists(_path("agent.fifo")):
@@ -156,8 +156,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
 
-    from .errors import SlurmError
-    from .scheduler import Scheduler
+    from slurmsky.errors import SlurmError
+    from slurmsky.core.scheduler import Scheduler
 
     try:
         conn = state.connect()
@@ -194,7 +194,7 @@ def main() -> int:
     os.close(fifo)
     if not stopping and state.needs_agent(conn):
         log.info("a job arrived while exiting; starting over")
-        os.execv(sys.executable, [sys.executable, "-m", "slurmsky.agent"])
+        os.execv(sys.executable, [sys.executable, "-m", "slurmsky.core.daemon"])
     log.info("exiting (%s)", "stopped" if stopping else "idle")
     os.unlink(_path("agent.pid"))
     return 0
@@ -202,8 +202,8 @@ def main() -> int:
 
 def _backend(log) -> str:
     """The configured backend: the agent syncs its queue even before it has a job there."""
-    from .config import load_config
-    from .errors import SlurmError
+    from slurmsky.config import load_config
+    from slurmsky.errors import SlurmError
 
     try:
         return load_config().backend

@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 import time
 
-from . import SLURM_VERSION
-from .display import format_array, format_elapsed, format_hms, format_limit, format_mem
-from .runtime.getopt_long import UsageError, getopt_long  # noqa: F401 (the commands' API)
-from .state import STATE_CODES
+from slurmsky import SLURM_VERSION
+from slurmsky.display import format_array, format_elapsed, format_hms, format_limit, format_mem
+from slurmsky.runtime.getopt_long import UsageError, getopt_long  # noqa: F401 (the commands' API)
+from slurmsky.core.state import STATE_CODES
 
 NO_VAL = 4294967294
 PRIORITY_TOP = 0xFFFF0000  # basic priority of the first job; each later one gets one less
@@ -266,7 +266,7 @@ class Job:
         return os.path.join(rec.workdir, path)
 
     def _expand(self, pattern: str, task: int | None) -> str:
-        from .runtime.filepattern import expand
+        from slurmsky.runtime.filepattern import expand
 
         rec = self.rec
         name = expand(pattern, job_id=self.job_id, array_job_id=rec.array_job_id,
@@ -441,7 +441,7 @@ _CLUSTER: list = []
 
 def cluster_name() -> str:
     if not _CLUSTER:
-        from .config import load_config
+        from slurmsky.config import load_config
 
         _CLUSTER.append(load_config().cluster_name)
     return _CLUSTER[0]
@@ -1435,7 +1435,7 @@ SINFO_NODE_LONG = "%10N %.5D %.9P %.11T %4c %.8z %.6m %.8d %.6w %.8f %20E"
 def sinfo_lines(nodes: list[NodeView], fmt: str, *, header: bool, by_node: bool,
                 summary: bool, errors: list[str]) -> list[str]:
     """sinfo's table: nodes grouped (per partition, by every shown attribute) into lines."""
-    from .runtime.hostlist import compress
+    from slurmsky.runtime.hostlist import compress
 
     fields = dict(SINFO_FIELDS)
     fields["r"] = ("ROOT", lambda ns: "no")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .record import Record
+from slurmsky.record import Record
 
 NO_ARG, REQUIRED, OPTIONAL = "none", "required", "optional"
 SUPPORTED, MAPPED, IGNORED, REFUSED = "supported", "mapped", "ignored", "refused"

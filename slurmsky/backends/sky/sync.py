@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 
-from . import state
+from slurmsky.core import state
 
 FOREIGN_BASE = 1_000_000_000
 SYNC_INTERVAL = 5.0  # s between queries while slurmsky's own sky jobs are active
@@ -95,7 +95,7 @@ def in_use() -> bool:
         return backend == "sky"
     if os.path.exists(_path(SYNC_FILE)):
         return True
-    from .config import config_path, load_config
+    from slurmsky.config import config_path, load_config
 
     try:
         with open(config_path(), encoding="utf-8") as fh:
@@ -117,7 +117,7 @@ def refresh() -> None:
     state.ensure_home()
     with open(_path(REQUEST_FILE), "w"):
         pass
-    from .agent import wake
+    from slurmsky.core.daemon import wake
 
     wake()
     deadline = time.monotonic() + READ_WAIT
@@ -177,7 +177,7 @@ def active_fields(rec: dict, job: state.JobRecord | None, now: float) -> dict:
         started = job.start_time if job and job.state != "PENDING" else None
         fields["start_time"] = started or rec.get("start_at") or now
     if rec.get("node_names"):
-        from .runtime import hostlist
+        from slurmsky.runtime import hostlist
 
         fields["nodelist"] = hostlist.compress(rec["node_names"].split(","))
     return fields

@@ -17,9 +17,11 @@ import sys
 import tempfile
 import time
 
-from . import control, state
-from .errors import SlurmError
-from .request import JobRequest
+from slurmsky.core import jobcontrol as control
+
+from slurmsky.core import state
+from slurmsky.errors import SlurmError
+from slurmsky.parse.request import JobRequest
 
 POLL = 0.05  # s between looks at output files and the job's state
 # How each command words a refused allocation (Slurm 22.05's srun and salloc differ).
@@ -51,8 +53,8 @@ class Allocation:
                output: bool) -> int:
         """Store the allocation's job: `script` runs with `script_args`; with `output`, its
         stdout and stderr go to files `stream_until_done` follows."""
-        from .config import load_config
-        from .submit import store
+        from slurmsky.config import load_config
+        from slurmsky.core.submit import store
 
         req = req.replace(script=script, script_args=tuple(script_args),
                                   input=None, output=self.out if output else "/dev/null",
@@ -80,7 +82,7 @@ class Allocation:
     def wait_started(self, pending_line: bool = False) -> state.JobRecord:
         """Block until the job has started (or ended); say so if it has to queue (salloc
         first says `Pending job allocation N`)."""
-        from .agent import wake
+        from slurmsky.core.daemon import wake
 
         told = False
         last_wake = time.monotonic()

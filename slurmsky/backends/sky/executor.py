@@ -38,12 +38,14 @@ import urllib.request
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from .. import skysync, state
-from ..runtime.spec import SECRET_VAR
-from ..state import ACTIVE_STATES, JobRecord
-from ..translate import run_command
+from slurmsky.backends.sky import sync as skysync
 
-log = logging.getLogger("slurmsky.agent")
+from slurmsky.core import state
+from slurmsky.runtime.spec import SECRET_VAR
+from slurmsky.core.state import ACTIVE_STATES, JobRecord
+from slurmsky.plan.translate import run_command
+
+log = logging.getLogger("slurmsky.core.daemon")
 
 THREADS = 4
 QUEUE_FIELDS = ["job_id", "task_id", "job_name", "status", "submitted_at", "start_at", "end_at",
@@ -497,7 +499,7 @@ class SkyExecutor:
             self.log_failures.pop(job_id, None)
             if job is None or job.finished:
                 continue
-            from ..scheduler import final_fields
+            from slurmsky.core.scheduler import final_fields
 
             fields = final_fields(job, skysync.result_of(rec, marker), now)
             changed |= state.update_job(self.db, job_id, where_state=ACTIVE_STATES, **fields)

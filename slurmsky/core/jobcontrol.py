@@ -13,8 +13,8 @@ import re
 import sqlite3
 import time
 
-from . import state
-from .state import STARTED_STATES, JobRecord
+from slurmsky.core import state
+from slurmsky.core.state import STARTED_STATES, JobRecord
 
 INVALID_ID = "Invalid job id specified"
 ALREADY_DONE = "Job/step already completing or completed"
@@ -48,7 +48,7 @@ def parse_job_id(text: str) -> tuple[int, list[int] | None]:
 
 
 def _max_array_size() -> int:
-    from .config import load_config
+    from slurmsky.config import load_config
 
     return load_config().max_array_size
 
@@ -66,7 +66,7 @@ def _denied(job: JobRecord) -> bool:
 
 
 def _wake() -> None:
-    from .agent import wake
+    from slurmsky.core.daemon import wake
 
     wake()
 
