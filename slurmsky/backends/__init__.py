@@ -1,25 +1,71 @@
-"""Executors: where the agent runs jobs. One module per backend, all with the same small shape.
+"""Backends: where jobs run. The core and the commands know a backend only through this module.
 
-The agent calls an executor with `JobRecord`s; what an executor needs to find a job again
-(after an agent restart too) it returns as a JSON-able *ref*, which the agent stores in
-`jobs.executor_ref`. Executors know nothing of Slurm's output formats; they report a job's
-end as the node runtime's RESULT dict: {"state", "exit_code", "signal", "start", "end",
-"reason"}.
+A backend is a package under backends/ named in REGISTRY; its `__init__` defines BACKEND, an
+instance of a `Backend` subclass. That module must stay cheap (standard library only): sbatch
+and squeue load it on every call. The agent's side of a backend, its `Executor`, is built by
+`Backend.executor()` and may import what it needs (psutil, SkyPilot).
 
-An executor that follows an outside queue (sky: SkyPilot's managed jobs) also has
-`sync(conn, now, wake) -> bool`, which the scheduler calls every pass; it then only places,
-prepares and launches that executor's jobs, and sync() moves them from there (state, end,
-scancel), so adopt/poll/poll_interval/cancel/cleanup are not used for it.
+Callers ask a backend what it can do (`CAPABILITIES`) or for a view (`nodes`, `running_steps`,
+`remote_id`), never test its name: a new backend is a new package and one REGISTRY line.
+
+Executors know nothing of Slurm's output formats; they report a job's end as the node
+runtime's RESULT dict: {"state", "exit_code", "signal", "start", "end", "reason"}.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+from typing import TYPE_CHECKING, Protocol
 
-from slurmsky.core.state import JobRecord
+from slurmsky.record import Record
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import click
+
+    from slurmsky.config import Config
+    from slurmsky.core.state import JobRecord
+    from slurmsky.parse.request import JobRequest
+    from slurmsky.plan.layout import Layout
+
+REGISTRY = {"local": "slurmsky.backends.local", "sky": "slurmsky.backends.sky"}
+
+# What a backend can do; commands and the core ask for these.
+INTERACTIVE = "interactive"  # salloc: an allocation whose nodes a shell here can reach
+STEP_SIGNALS = "step_signals"  # scancel --signal reaches a running job's steps from here
+FOREIGN_JOBS = "foreign_jobs"  # jobs submitted outside slurmsky show in squeue and sacct
+QUEUE_SYNC = "queue_sync"  # the agent follows an outside queue: the executor's sync() moves
+#                            its started jobs, and the agent runs while any is active
+LOGIN_AT_LAUNCH = "login_at_launch"  # --export=NONE: the login environment is read on the
+#                                      node when the job starts (as slurmd does)
+FIXED_NODES = "fixed_nodes"  # a known set of nodes: sinfo shows them idle too, and what no
+#                              node can hold is refused at submission
+CAPABILITIES = (INTERACTIVE, STEP_SIGNALS, FOREIGN_JOBS, QUEUE_SYNC, LOGIN_AT_LAUNCH,
+                FIXED_NODES)
+
+
+class NodeState(Record):
+    """A node as the backend sees it, for sinfo and scontrol show node."""
+
+    name: str
+    cpus: int
+    alloc_cpus: int
+    mem: int  # MB
+    gres: str | None = None
+    state: str | None = None  # None: from the CPUs in use (idle, mix, alloc); "n/a": no node
 
 
 class Executor(Protocol):
+    """The agent's side of a backend: it runs the backend's jobs.
+
+    What an executor needs to find a job again (after an agent restart too) it returns as a
+    JSON-able *ref*, which the agent stores in `jobs.executor_ref`. An executor of a backend
+    with QUEUE_SYNC also has `sync(conn, now, wake) -> bool`, called every pass; the scheduler
+    then only places, prepares and launches its jobs, and sync() moves them from there (state,
+    end, scancel), so adopt/poll/poll_interval/cancel/cleanup are not used for it.
+    """
+
     name: str
 
     def place(self, job: JobRecord, running: list[JobRecord]) -> list[int] | str:
@@ -52,13 +98,92 @@ class Executor(Protocol):
         """After the end: make sure nothing of the job is left running."""
 
 
-def get_executor(name: str) -> Executor:
-    if name == "local":
-        from slurmsky.backends.local.executor import LocalExecutor
+class Backend:
+    """A backend as the core and the commands see it. The defaults suit a backend whose nodes
+    come and go with its jobs; subclasses override what differs."""
 
-        return LocalExecutor()
-    if name == "sky":
-        from slurmsky.backends.sky.executor import SkyExecutor
+    name = ""
+    capabilities: frozenset[str] = frozenset()
 
-        return SkyExecutor()
-    raise ValueError(f"unknown executor {name!r}")
+    def executor(self) -> Executor:
+        """The agent's executor for this backend (imports what it needs)."""
+        raise NotImplementedError
+
+    # --- submission (sbatch, srun, salloc) -----------------------------------------------------
+
+    def node_cpus(self) -> int | None:
+        """CPUs of each node when the nodes are known: tasks without --nodes spread over as many
+        nodes as they need, as on Slurm. None: one node per --nodes (the default 1)."""
+        return None
+
+    def refusal(self, lay: Layout, part: dict) -> list[str] | None:
+        """Slurm's submit-time error lines for a layout no node can ever hold, else None."""
+        return None
+
+    def submit_reason(self, lay: Layout) -> str | None:
+        """The pending reason a job gets at submission (before the first pass), if not None."""
+        return None
+
+    def node_names(self, count: int) -> list[str]:
+        """The first `count` node names a job could get (sbatch --test-only's estimate)."""
+        return [f"127.0.0.{k + 1}" for k in range(count)]
+
+    def task(self, req: JobRequest, cfg: Config, job_id: int,
+             array_job_ids: list[int] | None) -> dict | None:
+        """What the backend stores with a submission beside the runtime spec (SkyPilot's task)."""
+        return None
+
+    def describe(self, req: JobRequest, cfg: Config, job_id: int) -> str:
+        """What `sbatch --test-only` prints after its estimate: the job as this backend runs it."""
+        return ""
+
+    # --- reads (squeue, sacct, scontrol, sinfo) ------------------------------------------------
+
+    def refresh(self) -> None:
+        """Make what the state holds of an outside queue fresh enough to read (bounded wait)."""
+
+    def nodes(self, partition: str, part: dict, running: list[JobRecord]) -> list[NodeState]:
+        """The nodes of a partition, with the CPUs the running jobs use."""
+        return []
+
+    def running_steps(self, job: JobRecord) -> list[dict]:
+        """The srun steps of a running job, as the node runtime records them."""
+        return []
+
+    def remote_id(self, job: JobRecord) -> int | None:
+        """The job's id in the engine underneath (scontrol show job prints it), if any."""
+        return None
+
+    def add_commands(self, group: click.Group) -> None:
+        """Add the backend's own subcommands to the `slurmsky` tool."""
+
+    # --- the agent -----------------------------------------------------------------------------
+
+    def needs_agent(self, conn: sqlite3.Connection) -> bool:
+        """Whether the agent must run for this backend beyond jobs that wait or run locally."""
+        return False
+
+
+def get(name: str) -> Backend:
+    """The backend registered as `name` (ValueError if none is)."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown backend {name!r}")
+    return importlib.import_module(REGISTRY[name]).BACKEND
+
+
+def configured(cfg: Config | None = None) -> Backend:
+    """The backend the configuration selects."""
+    if cfg is None:
+        from slurmsky.config import load_config
+
+        cfg = load_config()
+    return get(cfg.backend)
+
+
+def every() -> list[Backend]:
+    """Every registered backend, in REGISTRY order."""
+    return [get(name) for name in REGISTRY]
+
+
+def with_capability(capability: str) -> list[Backend]:
+    return [b for b in every() if capability in b.capabilities]

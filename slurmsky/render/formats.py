@@ -87,7 +87,7 @@ def uid_of(text: str) -> int | None:
 
     try:
         return pwd.getpwnam(text).pw_uid
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a NUL byte, which names no user
         pass
     if text.isdigit():
         return int(text)
