@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 from slurmsky.config import Config  # noqa: E402
 from slurmsky.errors import SlurmError  # noqa: E402
 from slurmsky.parse.request import build_batch_request, parse_command_line  # noqa: E402
-from slurmsky.plan.translate import translate  # noqa: E402
+from slurmsky.backends.sky.task import translate
 
 
 CFG = Config(path="bench", partitions={"gpu": {"accelerators": ["A100"]}, "cpu": {"default": True}})

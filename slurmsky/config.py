@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from slurmsky.backends import REGISTRY as BACKENDS
 from slurmsky.errors import SlurmError
 
 # key -> (type, what it means); nested dicts describe sub-keys; "*" matches any name.
@@ -48,7 +49,6 @@ SCHEMA = {
     "kill_wait": (int, "seconds between SIGTERM and SIGKILL at cancel and time limit (default 30)"),
     "max_array_size": (int, "Slurm's MaxArraySize: array indices must be below it (default 1001)"),
 }
-BACKENDS = ("local", "sky")
 MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize: every array index is below it
 
 
@@ -115,3 +115,18 @@ def load_config(environ=os.environ) -> Config:
         raise SlurmError(f"{path}: 'backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
     data["backend"] = backend
     return Config(path=path, **data)
+
+
+def dump_yaml(data: dict) -> str:
+    """YAML with multi-line strings (a task's run script) as readable `|` blocks."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def str_block(dumper, value):
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, str_block)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100)

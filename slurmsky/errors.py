@@ -1,5 +1,7 @@
 """The one error type commands turn into Slurm-style messages and exit codes."""
 
+import sys
+
 
 class SlurmError(Exception):
     """A user-facing failure.
@@ -22,3 +24,8 @@ class SlurmError(Exception):
         if self.bare:
             return text + "".join(line.replace("{prog}", prog) + "\n" for line in self.lines)
         return text + "".join(f"{prog}: error: {line}\n" for line in self.lines)
+
+    def exit(self, prog: str):
+        """Print the message as `prog` and exit with the error's code."""
+        sys.stderr.write(self.render(prog))
+        sys.exit(self.exit_code)

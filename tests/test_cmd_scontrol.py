@@ -135,12 +135,12 @@ def test_requeue(shown):
     # the agent ends it and queues it again; here, do what it does
     row = shown.conn.execute("SELECT state, kill_action FROM jobs WHERE job_id = 137").fetchone()
     assert row == ("COMPLETING", "requeue")
-    from slurmsky.core import jobcontrol as control
+    from slurmsky.core.transitions import requeued_fields
     from slurmsky.core import state
 
     rec = state.get_job(shown.conn, 137)
     requeued_at = epoch("2026-11-22T03:03:09")
-    state.update_job(shown.conn, 137, **control.requeued_fields(rec, requeued_at))
+    state.update_job(shown.conn, 137, **requeued_fields(rec, requeued_at))
     state.update_job(shown.conn, 137, submit_time=epoch("2026-11-22T03:03:08"))
     show = shown.run("scontrol", "show", "job", "137",
                      env={"SLURMSKY_NOW": repr(requeued_at + 1)}).stdout.splitlines()

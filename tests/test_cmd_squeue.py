@@ -16,6 +16,7 @@ import pytest
 
 from captures import CAPTURES, read_capture
 from slurmsky.core import state
+from slurmsky.core.states import STATE_CODES
 from test_formats import NOW, T0, World, check, epoch, world  # noqa: F401 (fixture)
 
 # The moments the captures were taken, from their TIME columns (jobs started at 02:48:03).
@@ -490,7 +491,7 @@ def test_listing_from_rows_equals_job_path(world, monkeypatch, capsys, seed):
 
     rng = random.Random(seed)
     now = world.now
-    states = list(state.STATE_CODES)
+    states = list(STATE_CODES)
 
     def fields():
         st = rng.choice(states + ["PENDING"] * 4 + ["RUNNING"] * 2)

@@ -11,7 +11,7 @@ PARSE_AND_TRANSLATE = """
 import sys
 from slurmsky.config import Config
 from slurmsky.parse.request import build_batch_request, parse_command_line
-from slurmsky.plan.translate import translate
+from slurmsky.backends.sky.task import translate
 script = b"#!/bin/bash\\n#SBATCH -N 2 --gres=gpu:A100:1\\nmodule load cuda\\nsrun hostname\\n"
 req = build_batch_request(parse_command_line("sbatch", ["-t", "5"]), {}, "/tmp", lambda: script)
 translate(req, Config(path="x"))

@@ -12,7 +12,7 @@ import yaml
 from slurmsky.config import Config
 from slurmsky.backends.sky.executor import sky_run
 from slurmsky.parse.request import build_batch_request, parse_command_line
-from slurmsky.plan.translate import SPEC_EOF, translate
+from slurmsky.backends.sky.task import SPEC_EOF, translate
 
 # Each would create a pwned* file if any layer ran it as shell.
 EVIL = ["$(touch pwned1)", "`touch pwned2`", "a'; touch pwned3; '", 'b"; touch pwned4; "',

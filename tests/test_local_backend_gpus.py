@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from slurmsky.backends.local import nodes as machine
+from slurmsky.backends.local import nodes
 
 CONFIG = "kill_wait: 1\npartitions:\n  debug: {default: true}\n  gpu: {gpus: 2}\n"
 GPU_ENV = ("env | grep -E '^(SLURM_GPUS|SLURM_JOB_GPUS|SLURM_STEP_GPUS|SLURMD_TRES_BIND|"
@@ -135,13 +135,13 @@ def test_gpus_per_task_needs_tasks(gpus):
 
 
 def test_node_gpus_configured_or_the_machines(monkeypatch):
-    assert machine.node_gpus({"gpus": 2}, 3) == [["0", "1"]] * 3
-    assert machine.node_gpus({"gpus": 0}, 2) == [[], []]
+    assert nodes.node_gpus({"gpus": 2}, 3) == [["0", "1"]] * 3
+    assert nodes.node_gpus({"gpus": 0}, 2) == [[], []]
     # the machine's own GPUs belong to the first node only: every node is this machine
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    assert machine.node_gpus({}, 2) == [["2", "3"], []]
+    assert nodes.node_gpus({}, 2) == [["2", "3"], []]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert machine.node_gpus(None, 2) == [[], []]
+    assert nodes.node_gpus(None, 2) == [[], []]
 
 
 def test_too_few_gpu_nodes_pends(gpus):

@@ -93,7 +93,7 @@ def test_export_none_gets_a_login_environment(cluster):
     import pwd
     import shutil
 
-    from slurmsky.backends.local.nodes import login_defs
+    from slurmsky.plan.login import login_defs
 
     entry = pwd.getpwuid(os.getuid())
     assert (env["HOME"], env["USER"], env["LOGNAME"], env["SHELL"]) == (
@@ -239,7 +239,7 @@ def test_login_base_reads_login_defs(tmp_path):
     ENV_SUPATH for root, the mail spool from MAIL_DIR)."""
     import pwd
 
-    from slurmsky.backends.local.nodes import login_base, login_defs
+    from slurmsky.plan.login import login_base, login_defs
 
     defs_file = tmp_path / "login.defs"
     defs_file.write_text(
@@ -261,19 +261,19 @@ def test_login_base_reads_login_defs(tmp_path):
 
 def test_one_login_reading_serves_the_jobs_of_a_minute(monkeypatch):
     """The login shell runs once per LOGIN_REUSE seconds, not once per --export=NONE job."""
-    from slurmsky.backends.local import nodes as machine
+    from slurmsky.plan import login
 
     readings = []
     clock = [1000.0]
-    monkeypatch.setattr(machine, "_login_read", None)
-    monkeypatch.setattr(machine, "read_login_environment",
+    monkeypatch.setattr(login, "_login_read", None)
+    monkeypatch.setattr(login, "read_login_environment",
                         lambda: readings.append(1) or {"PATH": f"/bin{len(readings)}"})
-    monkeypatch.setattr(machine.time, "monotonic", lambda: clock[0])
-    first = machine.login_environment()
+    monkeypatch.setattr(login.time, "monotonic", lambda: clock[0])
+    first = login.login_environment()
     first["PATH"] = "changed by a caller"
-    again = machine.login_environment()
-    clock[0] += machine.LOGIN_REUSE + 1
-    later = machine.login_environment()
+    again = login.login_environment()
+    clock[0] += login.LOGIN_REUSE + 1
+    later = login.login_environment()
     assert (again, later, len(readings)) == ({"PATH": "/bin1"}, {"PATH": "/bin2"}, 2)
 
 

@@ -24,7 +24,8 @@ from slurmsky.config import Config
 from slurmsky.backends.sky.executor import SkyExecutor
 from slurmsky.parse.request import build_batch_request, parse_command_line
 from slurmsky.runtime.spec import SECRET_VAR
-from slurmsky.plan.translate import job_environment, translate
+from slurmsky.plan.environment import job_environment
+from slurmsky.backends.sky.task import translate
 from test_formats import needs_another_user, other_users_python
 
 SKY = Config(path="x", backend="sky")

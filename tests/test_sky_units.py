@@ -19,7 +19,7 @@ from slurmsky.backends.sky import sync as skysync
 from slurmsky.config import Config
 from slurmsky.backends.sky.executor import QUEUE_FIELDS, LogReader, sky_run
 from slurmsky.parse.request import build_batch_request, parse_command_line
-from slurmsky.plan.translate import translate
+from slurmsky.backends.sky.task import translate
 
 ROOT = Path(__file__).resolve().parent.parent
 sky = pytest.importorskip("sky")

@@ -13,7 +13,9 @@ import pytest
 from slurmsky.config import Config
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import build_batch_request, parse_command_line
-from slurmsky.plan.translate import SPEC_EOF, job_environment, layout, translate
+from slurmsky.backends.sky.task import SPEC_EOF, translate
+from slurmsky.plan.environment import job_environment
+from slurmsky.plan.layout import layout
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "sbatch").glob("*.sh"))

@@ -150,8 +150,9 @@ class Backend:
         """The srun steps of a running job, as the node runtime records them."""
         return []
 
-    def remote_id(self, job: JobRecord) -> int | None:
-        """The job's id in the engine underneath (scontrol show job prints it), if any."""
+    def remote_id(self, job: JobRecord) -> tuple[str, int] | None:
+        """The job's id in the engine underneath, and its name (scontrol show job prints
+        `name=id`), if it has one."""
         return None
 
     def add_commands(self, group: click.Group) -> None:
@@ -187,3 +188,9 @@ def every() -> list[Backend]:
 
 def with_capability(capability: str) -> list[Backend]:
     return [b for b in every() if capability in b.capabilities]
+
+
+def refresh_all() -> None:
+    """For the read commands: every backend's outside queue fresh enough to read."""
+    for backend in every():
+        backend.refresh()

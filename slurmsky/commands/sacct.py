@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import sys
 
+from slurmsky import backends
 from slurmsky.render import formats
 
 from slurmsky.core import state
+from slurmsky.core.states import STATE_CODES
 from slurmsky.render.formats import Row, UsageError
 from slurmsky.commands.common import run
 
@@ -115,7 +117,7 @@ def body(argv: list[str]) -> int:
             for word in filter(None, value.split(",")):
                 upper = word.upper()
                 name = STATES.get(upper, upper)
-                if name not in state.STATE_CODES:
+                if name not in STATE_CODES:
                     raise UsageError(f"sacct: error: Invalid state: {word}")
                 states.add(name)
         elif key == "u":
@@ -145,12 +147,7 @@ def body(argv: list[str]) -> int:
     if end is None:
         end = start if (states and not jobs) else now
     conn = state.connect()
-    from slurmsky.commands.squeue import maybe_sky
-
-    if maybe_sky():
-        from slurmsky.backends.sky import sync as skysync
-
-        skysync.refresh()  # sky backend: SkyPilot's queue at most 10 s old (bounded wait)
+    backends.refresh_all()  # an outside queue (SkyPilot's) fresh enough (bounded wait)
     ids = sorted({j for j, t, s in jobs if t is None}) if jobs else None
     tasks = sorted({(j, t) for j, t, s in jobs if t is not None}) if jobs else None
     records = state.find_jobs(conn, ids=ids, tasks=tasks, names=names, light=True)

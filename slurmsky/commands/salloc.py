@@ -66,11 +66,12 @@ def body(argv: list[str]) -> int:
             return 0
     req = build_step_request("salloc", cli, dict(os.environ), os.getcwd())
     warn(req.warnings)
-    from slurmsky.config import load_config
+    from slurmsky import backends
 
-    if load_config().backend == "sky":  # its nodes are SkyPilot's: no shell here can reach them
-        raise SlurmError("interactive allocations are not available on the sky backend; "
-                         "use srun or sbatch")
+    backend = backends.configured()
+    if backends.INTERACTIVE not in backend.capabilities:  # no shell here reaches its nodes
+        raise SlurmError(f"interactive allocations are not available on the {backend.name} "
+                         "backend; use srun or sbatch")
     command = list(req.script_args) or [os.environ.get("SHELL") or "/bin/sh"]
     try:  # -D: salloc itself moves there first, so the command runs there (Slurm does too)
         os.chdir(req.workdir)

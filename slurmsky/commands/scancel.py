@@ -15,6 +15,7 @@ from slurmsky.core import jobcontrol as control
 from slurmsky.render import formats
 
 from slurmsky.core import state
+from slurmsky.core.states import CANCELLABLE_STATES
 from slurmsky.render.formats import UsageError
 from slurmsky.commands.common import run
 
@@ -28,7 +29,6 @@ LONG = {
     "usage": ("usage", 0), "user": ("u", 1), "verbose": ("v", 0), "version": ("V", 0),
     "wckey": ("wckey", 1), "me": ("me", 0),
 }
-CANCELLABLE = ("PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "REQUEUED")
 STATE_WORDS = {"PD": "PENDING", "PENDING": "PENDING", "R": "RUNNING", "RUNNING": "RUNNING",
                "S": "SUSPENDED", "SUSPENDED": "SUSPENDED"}
 ACCESS_DENIED_EXIT = 2002 & 0xFF  # ESLURM_ACCESS_DENIED, as scancel truncates it
@@ -115,7 +115,7 @@ def body(argv: list[str]) -> int:
             work.append((text, _filtered(control.select(conn, job_id, indices), filters),
                          indices is not None))
     else:
-        records = state.find_jobs(conn, states=filters.get("states") or CANCELLABLE,
+        records = state.find_jobs(conn, states=filters.get("states") or CANCELLABLE_STATES,
                                   users=filters.get("users"), names=filters.get("names"),
                                   partitions=filters.get("partitions"))
         records = _filtered(records, filters)
@@ -126,7 +126,7 @@ def body(argv: list[str]) -> int:
                 sys.stderr.write(f"scancel: Terminating job {text}\n")
             else:
                 sys.stderr.write(f"scancel: Signal {signum} to job {text}\n")
-        live = [r for r in records if r.state in CANCELLABLE]
+        live = [r for r in records if r.state in CANCELLABLE_STATES]
         if not records:
             error = control.INVALID_ID
         elif not live:

@@ -13,9 +13,11 @@ import sys
 
 from slurmsky.core import jobcontrol as control
 
+from slurmsky import backends
 from slurmsky.render import formats
 
 from slurmsky.core import state
+from slurmsky.core import states
 from slurmsky.render.formats import Job, UsageError
 from slurmsky.commands.common import run
 
@@ -138,12 +140,7 @@ class Session:
 
     # --- jobs -----------------------------------------------------------------------------
     def visible(self, **filters):
-        from slurmsky.commands.squeue import maybe_sky
-
-        if maybe_sky():
-            from slurmsky.backends.sky import sync as skysync
-
-            skysync.refresh()  # sky backend: SkyPilot's queue at most 10 s old (bounded wait)
+        backends.refresh_all()  # an outside queue (SkyPilot's) fresh enough (bounded wait)
         now = formats.clock()
         return state.find_jobs(self.conn, active_or_ended_after=now - state.MIN_JOB_AGE,
                                **filters), now
@@ -256,7 +253,7 @@ class Session:
             if "time_limit" in changes and rec.state != "PENDING":
                 # the node runtime of a started job enforces the limit it started with
                 raise UsageError(f"{control.DISABLED} for job {job_text}")
-            state.update_job(self.conn, rec.job_id, where_state=state.ACTIVE_STATES, **changes)
+            state.update_job(self.conn, rec.job_id, where_state=states.ACTIVE_STATES, **changes)
         return 0
 
     # --- configuration ----------------------------------------------------------------------

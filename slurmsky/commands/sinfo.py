@@ -4,12 +4,12 @@ What slurmsky calls partitions and nodes:
 
 * No configured partitions: one partition, `local`, the default (`local*`).
 * Configured partitions (slurmsky config `partitions:`), the `default: true` one marked `*`.
-* On the local backend every partition holds the local "nodes" (127.0.0.1, 127.0.0.2, ...,
-  see executors/local.py), each with this machine's CPUs and memory; a node is `idle`,
-  `mix` or `alloc` by the CPUs its running jobs hold.
-* On the sky backend nodes come and go with jobs: a partition shows the nodes its running
-  jobs hold (`alloc`), or, with none, no node at all (`0 n/a`), as Slurm shows an empty
-  partition. TIMELIMIT is the partition's `max_time`, else `infinite`.
+* A partition's nodes are what its backend shows (Backend.nodes): on the local backend the
+  local "nodes" (127.0.0.1, 127.0.0.2, ..., see backends/local/nodes.py), each with this
+  machine's CPUs and memory, `idle`, `mix` or `alloc` by the CPUs its running jobs hold;
+  on the sky backend the nodes its running jobs hold (they come and go with the jobs).
+  A partition with no node shows none (`0 n/a`), as Slurm shows an empty partition.
+  TIMELIMIT is the partition's `max_time`, else `infinite`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from slurmsky.render import formats
 
 from slurmsky.core import state
+from slurmsky.core import states
 from slurmsky.render.formats import NodeView, UsageError
 from slurmsky.commands.common import run
 
@@ -41,23 +42,15 @@ Usage: sinfo [-adelNRrsTv] [-i seconds] [-t states] [-p partition] [-n nodes]
 
 def partitions(conn) -> list[dict]:
     """[{name, default, limit (minutes or None), nodes: [NodeView]}], default first."""
+    from slurmsky import backends
     from slurmsky.config import load_config
-    from slurmsky.runtime.hostlist import expand
 
     cfg = load_config()
+    backend = backends.configured(cfg)
     configured = cfg.partitions or {"local": {"default": True}}
     default = cfg.default_partition() or "local"
-    running = state.find_jobs(conn, states=state.STARTED_STATES)
+    running = state.find_jobs(conn, states=states.STARTED_STATES)
     parts = []
-    if cfg.backend == "local":
-        from slurmsky.backends.local.nodes import nodes as local_nodes
-
-        machine = local_nodes()
-        used: dict = {}
-        for job in running:
-            names = expand(job.nodelist or "")
-            for name, cpus in zip(names, job.cpus_per_node):
-                used[name] = used.get(name, 0) + cpus
     for name, part in configured.items():
         limit = None
         if part.get("max_time"):
@@ -67,22 +60,11 @@ def partitions(conn) -> list[dict]:
                 limit = parse_time(str(part["max_time"]), "max_time")
             except ValueError:
                 limit = None
-        if cfg.backend == "local":
-            views = [NodeView(n.name, name, name == default, n.cpus,
-                              min(used.get(n.name, 0), n.cpus), n.mem, None, limit)
-                     for n in machine]
-        else:
-            views = []
-            for job in running:
-                if job.partition != name:
-                    continue
-                for host in expand(job.nodelist or ""):
-                    views.append(NodeView(host, name, name == default, job.cpus_per_node[0],
-                                          job.cpus_per_node[0], job.mem_per_node or 0,
-                                          job.gres, limit))
-            if not views:
-                views = [NodeView("", name, name == default, 0, 0, 0, None, limit,
-                                  state="n/a")]
+        views = [NodeView(n.name, name, name == default, n.cpus, n.alloc_cpus, n.mem, n.gres,
+                          limit, n.state)
+                 for n in backend.nodes(name, part, running)]
+        if not views:  # an empty partition, as Slurm shows it
+            views = [NodeView("", name, name == default, 0, 0, 0, None, limit, state="n/a")]
         parts.append({"name": name, "default": name == default, "limit": limit,
                       "nodes": views})
     return parts

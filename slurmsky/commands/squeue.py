@@ -10,9 +10,11 @@ import os
 import sys
 import time
 
+from slurmsky import backends
 from slurmsky.render import formats
 
 from slurmsky.core import state
+from slurmsky.core import states
 from slurmsky.render.formats import Job, UsageError
 from slurmsky.commands.common import run
 
@@ -56,7 +58,7 @@ Usage: squeue [-A account] [--clusters names] [-i seconds] [--job jobid]
 def parse_states(text: str) -> set[str]:
     """`-t`: names or compact codes, any case; `all`."""
     if text.lower() == "all":
-        return set(STATE_LIST.split(",")) | set(state.STATE_CODES)
+        return set(STATE_LIST.split(",")) | set(states.STATE_CODES)
     chosen = set()
     for word in filter(None, text.split(",")):
         upper = word.upper()
@@ -278,11 +280,11 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None})
         keep = set(tasks)
     if wanted_states is None:
-        filters = dict(ids=ids, tasks=tasks, states=state.ACTIVE_STATES, users=o["users"],
+        filters = dict(ids=ids, tasks=tasks, states=states.ACTIVE_STATES, users=o["users"],
                        names=o["names"], partitions=o["partitions"])
     else:
         filters = dict(ids=ids, tasks=tasks,
-                       states=[s for s in state.STATE_CODES if s in wanted_states],
+                       states=[s for s in states.STATE_CODES if s in wanted_states],
                        users=o["users"], names=o["names"], partitions=o["partitions"],
                        active_or_ended_after=now - state.MIN_JOB_AGE)
     items = settings["items"]
@@ -330,26 +332,6 @@ def _users(conn, text: str, warnings: list[str]) -> list[str]:
     return names
 
 
-def maybe_sky() -> bool:
-    """Whether this may be the sky backend, decided without parsing YAML: squeue runs in
-    polling loops, and PyYAML alone costs more than a local listing. False only when neither
-    the environment, the sync state nor the config file's text can name the sky backend."""
-    backend = os.environ.get("SLURMSKY_BACKEND")
-    if backend:
-        return backend == "sky"
-    from slurmsky.backends.sky import sync as skysync  # standard library only
-
-    if os.path.exists(os.path.join(state.home(), skysync.SYNC_FILE)):
-        return True
-    from slurmsky.config import config_path
-
-    try:
-        with open(config_path(), encoding="utf-8", errors="replace") as fh:
-            return "sky" in fh.read()
-    except OSError:
-        return False
-
-
 def _spec_loader(conn):
     cache: dict = {}
 
@@ -364,12 +346,9 @@ def _spec_loader(conn):
 
 
 def _revive(conn) -> None:
-    """Restart a dead agent if jobs still need one (cheap when none do); on the sky backend,
-    wait (bounded) for a fresh copy of SkyPilot's queue."""
-    if maybe_sky():
-        from slurmsky.backends.sky import sync as skysync
-
-        skysync.refresh()
+    """Restart a dead agent if jobs still need one (cheap when none do); wait (bounded) for a
+    fresh copy of an outside queue (SkyPilot's) a backend follows."""
+    backends.refresh_all()
     if state.active_jobs_exist(conn):
         from slurmsky.core import daemon as agent
 
@@ -378,7 +357,7 @@ def _revive(conn) -> None:
 
 class _Step:
     """One line of `squeue -s`: a job's batch step (`step` None) or a running srun step
-    (`step`: the node runtime's record, see executors.local.running_steps)."""
+    (`step`: the node runtime's record, from Backend.running_steps)."""
 
     def __init__(self, job: Job, step: dict | None, now: float):
         self.job, self.step, self.now = job, step, now
@@ -413,8 +392,6 @@ def _steps(conn, o, noheader, long, now, out) -> int:
     """`squeue -s`: every running job's steps: `12.batch` for a batch job, and the srun
     steps the node runtime reports as running (`12.0`). `-j` and a step list select (as in
     22.05, `-n` and `-t` do not)."""
-    from slurmsky.backends.local.executor import running_steps
-
     ids = sorted({j for j, t in o["jobs"] if t is None}) if o["jobs"] is not None else None
     tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None}) if o["jobs"] else None
     records = state.find_jobs(conn, ids=ids, tasks=tasks, states=("RUNNING", "COMPLETING"),
@@ -440,8 +417,8 @@ def _steps(conn, o, noheader, long, now, out) -> int:
         job = Job(rec, None, now)
         if rec.batch:
             rows.append(_Step(job, None, now))
-        if rec.executor == "local":
-            rows.extend(_Step(job, step, now) for step in running_steps(rec))
+        steps = backends.get(rec.executor).running_steps(rec) if rec.executor else []
+        rows.extend(_Step(job, step, now) for step in steps)
     if o["steps"] is not None:  # a step list names srun steps only (`12.batch` reads as 12.0)
         wanted = set(o["steps"])
         rows = [r for r in rows if r.step is not None

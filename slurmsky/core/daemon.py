@@ -51,8 +51,16 @@ def revive(conn) -> None:
     """For read-side commands: restart a dead agent if jobs still need one, or if the last
     agent was killed (its pid file is left): it may have died between recording a job's end
     and releasing the jobs that waited for it, which alone need no agent. Cheap otherwise."""
-    if state.needs_agent(conn) or (os.path.exists(_path("agent.pid")) and not _lock_held()):
+    if needed(conn) or (os.path.exists(_path("agent.pid")) and not _lock_held()):
         wake()
+
+
+def needed(conn) -> bool:
+    """Whether some job can progress without a command (core.state.needs_agent), or a backend
+    follows jobs in an outside queue; with none, the agent may exit."""
+    from slurmsky import backends
+
+    return state.needs_agent(conn) or any(b.needs_agent(conn) for b in backends.every())
 
 
 def _spawn() -> None:
@@ -174,7 +182,7 @@ def main() -> int:
         except Exception:
             log.exception("pass failed")
             wake_at = time.time() + 1
-        if state.needs_agent(conn):
+        if needed(conn):
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since > IDLE_EXIT:
             break
@@ -192,7 +200,7 @@ def main() -> int:
     # Exit: stop reading wake-ups first, then look once more, so a job stored just now
     # is either seen here or its command finds no reader and starts a new agent.
     os.close(fifo)
-    if not stopping and state.needs_agent(conn):
+    if not stopping and needed(conn):
         log.info("a job arrived while exiting; starting over")
         os.execv(sys.executable, [sys.executable, "-m", "slurmsky.core.daemon"])
     log.info("exiting (%s)", "stopped" if stopping else "idle")

@@ -14,7 +14,11 @@ import sqlite3
 import time
 
 from slurmsky.core import state
-from slurmsky.core.state import STARTED_STATES, JobRecord
+from slurmsky import backends
+from slurmsky.backends import STEP_SIGNALS
+from slurmsky.core.states import KILLABLE_STATES, STARTED_STATES
+from slurmsky.core.transitions import requeued_fields
+from slurmsky.core.state import JobRecord
 
 INVALID_ID = "Invalid job id specified"
 ALREADY_DONE = "Job/step already completing or completed"
@@ -23,9 +27,7 @@ NOT_OWNER = "Invalid user id"  # what slurmctld says to hold/release/update of a
 PENDING_ERR = "Job is pending execution"
 NOT_PENDING = "Job is no longer pending execution"
 DISABLED = "Requested operation is presently disabled"
-REQUEUE_DELAY = 2  # minutes before a requeued job is eligible again (Slurm's BeginTime)
 # Started jobs scancel ends through the agent (REQUEUED: a SkyPilot job being recovered).
-CANCELLABLE = ("CONFIGURING", "RUNNING", "REQUEUED")
 
 _JOB_ID = re.compile(r"(\d+)(?:_(\d+|\[[\d,\-]+\]))?")
 
@@ -92,12 +94,12 @@ def cancel(conn: sqlite3.Connection, jobs: list[JobRecord], *,
                     conn, job.job_id, where_state=("PENDING",), state="CANCELLED",
                     end_time=now, exit_code=0, exit_signal=0, cancelled_by=os.getuid()):
                 break
-            if job.state in CANCELLABLE and state.update_job(
-                    conn, job.job_id, where_state=CANCELLABLE,
+            if job.state in KILLABLE_STATES and state.update_job(
+                    conn, job.job_id, where_state=KILLABLE_STATES,
                     state="COMPLETING", kill_action="cancel", cancelled_by=os.getuid()):
                 woken = True
                 break
-            if job.state not in ("PENDING",) + CANCELLABLE:
+            if job.state not in ("PENDING",) + KILLABLE_STATES:
                 errors[job.job_id] = ALREADY_DONE
                 break
             job = state.get_job(conn, job.job_id)  # it moved on meanwhile: look again
@@ -139,8 +141,8 @@ def signal(conn: sqlite3.Connection, jobs: list[JobRecord], signum: int,
             errors[job.job_id] = PENDING_ERR
         elif job.state not in STARTED_STATES:
             errors[job.job_id] = INVALID_ID
-        elif job.executor == "sky":  # no channel from here to a SkyPilot job's nodes
-            errors[job.job_id] = DISABLED
+        elif STEP_SIGNALS not in backends.get(job.executor).capabilities:
+            errors[job.job_id] = DISABLED  # no channel from here to the job's nodes
         else:
             state.add_signal(conn, job.job_id, signum, scope)
     if len(errors) < len(jobs):
@@ -187,12 +189,3 @@ def requeue(conn: sqlite3.Connection, job: JobRecord) -> str | None:
         _wake()
         return None
     return ALREADY_DONE
-
-
-def requeued_fields(job: JobRecord, now: float) -> dict:
-    """A job pending again after a requeue: eligible REQUEUE_DELAY later, as on Slurm."""
-    delay = REQUEUE_DELAY * state.seconds_per_minute()
-    return dict(state="PENDING", reason="BeginTime", begin_time=now + delay,
-                eligible_time=None, start_time=None, end_time=None, nodelist=None,
-                batch_host=None, restarts=job.restarts + 1, kill_action=None, kill_sent=None,
-                executor_ref=None, result=None, exit_code=None, exit_signal=None)

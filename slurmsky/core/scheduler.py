@@ -12,17 +12,18 @@ command that cancels or holds a job at the same moment wins or loses cleanly, ne
 from __future__ import annotations
 
 import logging
-import signal as signals
 import sqlite3
 import time
 
 from slurmsky.core import deps
 
 from slurmsky.core import state
-from slurmsky.core.jobcontrol import requeued_fields
-from slurmsky.backends import Executor, get_executor
+from slurmsky.core.transitions import final_fields, requeued_fields
+from slurmsky import backends
+from slurmsky.backends import QUEUE_SYNC, Executor
 from slurmsky.runtime import hostlist
-from slurmsky.core.state import STARTED_STATES, JobRecord
+from slurmsky.core.states import STARTED_STATES
+from slurmsky.core.state import JobRecord
 
 log = logging.getLogger("slurmsky.core.daemon")
 
@@ -33,26 +34,6 @@ KILL_GRACE = 15  # s beyond KillWait before the agent ends a job the runtime did
 # its own reason (PartitionNodeLimit, or Dependency, ...).
 FIRST_PASS = 1.0
 PENDING_CHUNK = 16  # pending jobs a pass reads first (then 4x as many at a time)
-
-
-def final_fields(job: JobRecord, result: dict, now: float) -> dict:
-    """The columns of a started job that has ended, from the runtime's RESULT."""
-    if job.kill_action == "requeue" or result.get("requeue"):  # scontrol requeue, either side
-        return requeued_fields(job, now)
-    end_state = result.get("state") or "FAILED"
-    if job.kill_action == "cancel" and end_state == "NODE_FAIL":
-        end_state = "CANCELLED"  # the runtime died of the SIGTERM before it could report
-    code, sig = int(result.get("exit_code") or 0), int(result.get("signal") or 0)
-    reason = result.get("reason")
-    if end_state in ("CANCELLED", "TIMEOUT"):
-        code = sig = 0
-        reason = reason or ("TimeLimit" if end_state == "TIMEOUT" else job.reason)
-    elif end_state == "FAILED" and not reason:
-        reason = (f"RaisedSignal:{sig}({signals.strsignal(sig)})" if sig
-                  else "NonZeroExitCode")
-    return dict(state=end_state, reason=reason or "None", exit_code=code, exit_signal=sig,
-                start_time=job.start_time or result.get("start"),
-                end_time=result.get("end") or now, result=result, kill_action=None)
 
 
 class Scheduler:
@@ -74,7 +55,7 @@ class Scheduler:
 
     def executor(self, name: str) -> Executor:
         if name not in self.executors:
-            self.executors[name] = get_executor(name)
+            self.executors[name] = backends.get(name).executor()
         return self.executors[name]
 
     def run_pass(self, now: float) -> tuple[bool, float | None]:
@@ -101,9 +82,9 @@ class Scheduler:
     # --- started jobs ------------------------------------------------------------------------
 
     def _synced(self, name: str) -> bool:
-        """Whether the executor follows an outside queue (sky) and moves its started jobs
-        itself in sync(); the scheduler then only releases them."""
-        return hasattr(self.executor(name), "sync")
+        """Whether the backend follows an outside queue and its executor moves its started
+        jobs itself in sync(); the scheduler then only releases them."""
+        return QUEUE_SYNC in backends.get(name).capabilities
 
     def _sync(self, now: float, wake: list[float]) -> bool:
         changed = False

@@ -10,8 +10,7 @@ One `jobs` row per job, and per array element (its own `job_id`; `array_job_id` 
 sbatch printed, and the element with the highest index carries that id itself, as the last
 element to start does on Slurm). Rows move PENDING -> CONFIGURING -> RUNNING -> (COMPLETING)
 -> a finished state; only the agent and the control functions in scheduler.py move them.
-The read-side commands only read: `find_jobs`/`get_job` return `JobRecord`s.
-"""
+The read-side commands only read: `find_jobs`/`get_job` return `JobRecord`s."""
 
 from __future__ import annotations
 
@@ -19,22 +18,19 @@ import os
 import sqlite3
 from contextlib import contextmanager
 
+from slurmsky.core.states import (
+    ACTIVE_STATES,
+    AGENT_REASONS,
+    FINISHED_STATES,
+    STARTED_STATES,
+    STATE_CODES,
+)
 from slurmsky.errors import SlurmError
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 MIN_JOB_AGE = 300  # seconds a finished job stays in `squeue -t all` (Slurm's MinJobAge)
 
-# Slurm's states and their squeue codes.
-STATE_CODES = {
-    "PENDING": "PD", "CONFIGURING": "CF", "RUNNING": "R", "COMPLETING": "CG",
-    "COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA", "TIMEOUT": "TO", "NODE_FAIL": "NF",
-    "OUT_OF_MEMORY": "OOM", "PREEMPTED": "PR", "REQUEUED": "RQ", "BOOT_FAIL": "BF",
-    "DEADLINE": "DL", "SUSPENDED": "S",
-}
-ACTIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED")
-STARTED_STATES = ("CONFIGURING", "RUNNING", "COMPLETING")
-FINISHED_STATES = tuple(s for s in STATE_CODES if s not in ACTIVE_STATES)
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -420,7 +416,7 @@ def write(conn: sqlite3.Connection):
     conn.execute("COMMIT")
 
 
-# --- writes -----------------------------------------------------------------------------
+
 
 def allocate_ids(conn: sqlite3.Connection, count: int) -> int:
     """Reserve `count` consecutive job ids and return the first; ids are never reused."""
@@ -509,7 +505,7 @@ def take_signals(conn: sqlite3.Connection) -> list[tuple[int, int, str]]:
     return [tuple(r) for r in rows]
 
 
-# --- reads ------------------------------------------------------------------------------
+
 
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
 
@@ -616,7 +612,7 @@ def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
     return jobs
 
 
-# --- the scheduling pass's reads (the agent's) --------------------------------------------
+
 
 # What a pass reads of each pending job; a record reads the rest of its row when first used
 # (a job that starts). The order is active_jobs' (job_id is the index's last column).
@@ -722,22 +718,13 @@ def set_pending_alike(conn: sqlite3.Connection, head: JobRecord, now: float, rea
                                   *cond)).rowcount
 
 
-# Pending reasons only time or running jobs change; the others (held, never satisfiable,
-# too big) wait for a command (release, scancel, ...), which wakes the agent itself.
-AGENT_REASONS = ("None", "Priority", "Resources", "BeginTime", "JobArrayTaskLimit",
-                 "PartitionConfig")
-
-
 def needs_agent(conn: sqlite3.Connection) -> bool:
     """Whether some job can progress without a command: started, or pending for a reason
-    time or other jobs will change, or followed in SkyPilot's queue (handed to it, or waiting
-    for its API server to answer). With none, the agent may exit."""
+    time or other jobs will change (a backend may follow more: Backend.needs_agent)."""
     sql = (f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(STARTED_STATES))}) "
            f"OR (state = 'PENDING' AND reason IN ({', '.join('?' * len(AGENT_REASONS))})) "
-           f"OR (executor = 'sky' AND state IN ({', '.join('?' * len(ACTIVE_STATES))}) "
-           "AND (executor_ref IS NOT NULL OR reason LIKE 'SkyPilotApiServerUnreachable%')) "
            "LIMIT 1")
-    args = STARTED_STATES + AGENT_REASONS + ACTIVE_STATES
+    args = STARTED_STATES + AGENT_REASONS
     return conn.execute(sql, args).fetchone() is not None
 
 

@@ -11,12 +11,15 @@ import os
 import sys
 import time
 
+from slurmsky import backends
+from slurmsky.backends import LOGIN_AT_LAUNCH, Backend
 from slurmsky.core import state
 from slurmsky.config import Config, load_config
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import JobRequest
 from slurmsky.runtime import filepattern
-from slurmsky.plan.translate import Layout, layout, partition_of, runtime_spec
+from slurmsky.plan.layout import Layout, layout, partition_of
+from slurmsky.plan.runtime_spec import runtime_spec
 
 WAIT_POLL = 0.2  # s between looks at the state while `sbatch --wait` waits
 
@@ -46,13 +49,14 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     invalid = _invalid(req)
     if invalid:
         raise SlurmError("Batch job submission failed: " + invalid)
+    backend = backends.configured(cfg)
     part_name, part = partition_of(req, cfg)
     max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
-    req = _spread(req, cfg)
+    req = _spread(req, backend)
     lay = layout(req)
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
-    refused = _too_few_nodes(req, lay) or _refusal(cfg, lay, part)
+    refused = _too_few_nodes(req, lay) or backend.refusal(lay, part)
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
     ids = element_ids(first, len(indices)) if req.array else [first]
     if req.dependency is not None:
@@ -67,13 +71,13 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         state.add_submission(conn, first, {}, None, [row])
         raise SlurmError(*refused)
     if req.test_only:
-        _print_test_only(req, cfg, lay, part_name, first)
+        _print_test_only(req, cfg, backend, lay, part_name, first)
         return first
-    environment = _environment(req, cfg)
+    environment = _environment(req, cfg, backend)
     spec = runtime_spec(req, cfg, lay, part_name, job_id=first,
                         array_job_ids=ids if req.array else None, environment=environment)
     spec["umask"] = _umask()
-    if _login_export(req) and cfg.backend == "local":
+    if _login_export(req) and LOGIN_AT_LAUNCH in backend.capabilities:
         spec["login_environment"] = True  # under `environment`, read when the job starts
     if spec["time_limit"]:
         spec["time_limit"] = max(1, round(req.time * state.seconds_per_minute()))
@@ -81,12 +85,12 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     array_job_id = first if req.array else None
     rows = [_row(req, cfg, lay, part_name, job_id, array_job_id, index, rank, now, batch=batch)
             for rank, (job_id, index) in enumerate(zip(ids, indices))]
-    reason = _submit_reason(cfg, lay)
+    reason = backend.submit_reason(lay)
     for row in rows:
         row["max_nodes"] = max_nodes or None
         if reason and not row["held"]:
             row["reason"] = reason
-    task = _sky_task(req, cfg, first, ids) if cfg.backend == "sky" else None
+    task = backend.task(req, cfg, first, ids if req.array else None)
     state.add_submission(conn, first, spec, task, rows)
     from slurmsky.core.daemon import wake
 
@@ -111,25 +115,19 @@ def _invalid(req: JobRequest) -> str | None:
     return None
 
 
-def _spread(req: JobRequest, cfg: Config) -> JobRequest:
+def _spread(req: JobRequest, backend: Backend) -> JobRequest:
     """Without --nodes, Slurm allocates as many nodes as the tasks' CPUs need (with
-    --ntasks-per-node, as many as that gives: translate.layout)."""
-    if cfg.backend != "local" or req.nodes is not None or not req.ntasks or req.ntasks_per_node:
+    --ntasks-per-node, as many as that gives: plan.layout)."""
+    if req.nodes is not None or not req.ntasks or req.ntasks_per_node:
         return req
-    from slurmsky.backends.local import nodes as machine
-
-    per_node = machine.nodes()[0].cpus // (req.cpus_per_task or 1)
+    node_cpus = backend.node_cpus()
+    if node_cpus is None:
+        return req
+    per_node = node_cpus // (req.cpus_per_task or 1)
     if per_node < 1 or req.ntasks <= per_node:
         return req
     count = -(-req.ntasks // per_node)
     return req.replace(nodes=(count, count))
-
-
-def _sky_task(req: JobRequest, cfg: Config, first: int, ids: list[int]) -> dict:
-    """The SkyPilot task the sky executor launches (it rebuilds `run` from the spec)."""
-    from slurmsky.plan.translate import translate
-
-    return translate(req, cfg, job_id=first, array_job_ids=ids if req.array else None).task
 
 
 def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:
@@ -140,32 +138,19 @@ def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:
     return None
 
 
-def _refusal(cfg: Config, lay: Layout, part: dict) -> list[str] | None:
-    if cfg.backend != "local":
-        return None
-    from slurmsky.backends.local import nodes as machine
-
-    return machine.refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node, part)
-
-
-def _submit_reason(cfg: Config, lay: Layout) -> str | None:
-    if cfg.backend != "local":
-        return None
-    from slurmsky.backends.local import nodes as machine
-
-    return machine.submit_reason(lay.num_nodes)
-
-
-def _environment(req: JobRequest, cfg: Config) -> dict:
-    from slurmsky.backends.local import nodes as machine
-    from slurmsky.plan.translate import job_environment
+def _environment(req: JobRequest, cfg: Config, backend: Backend) -> dict:
+    """The job's environment; a backend that reads the login environment at launch (as
+    slurmd does) adds it then, the others get `su -`'s base of it now."""
+    from slurmsky.plan.environment import job_environment
 
     env = job_environment(req, cfg, for_cloud=False)
-    if _login_export(req) and cfg.backend != "local":
+    if _login_export(req) and LOGIN_AT_LAUNCH not in backend.capabilities:
         import pwd
 
-        env = {**machine.login_base(pwd.getpwuid(os.getuid()), machine.login_defs()), **env}
-    return env  # the local executor adds the login environment at launch, as slurmd does
+        from slurmsky.plan.login import login_base, login_defs
+
+        env = {**login_base(pwd.getpwuid(os.getuid()), login_defs()), **env}
+    return env
 
 
 def _login_export(req: JobRequest) -> bool:
@@ -184,9 +169,9 @@ def _row(req: JobRequest, cfg: Config, lay: Layout, part_name: str, job_id: int,
          array_job_id: int | None, index: int | None, rank: int | None, now: float, *,
          batch: bool) -> dict:
     """One `jobs` row: the request as the read-side commands show it."""
-    from slurmsky.plan.translate import _user
+    from slurmsky.plan.runtime_spec import current_user
 
-    user = _user()
+    user = current_user()
     job_name = "(null)" if req.name_unset else req.job_name  # as the job sees it
 
     def path(pattern: str | None) -> str | None:
@@ -233,25 +218,18 @@ def _print_submitted(req: JobRequest, job_id: int) -> None:
               flush=True)
 
 
-def _print_test_only(req: JobRequest, cfg: Config, lay: Layout, part_name: str,
-                     job_id: int) -> None:
-    """Slurm's estimate line; here the first nodes that could ever hold the job, now."""
+def _print_test_only(req: JobRequest, cfg: Config, backend: Backend, lay: Layout,
+                     part_name: str, job_id: int) -> None:
+    """Slurm's estimate line (the first nodes that could ever hold the job, now), then what
+    the backend would run (the SkyPilot task, say)."""
     from slurmsky.runtime import hostlist
 
-    names = [f"127.0.0.{k + 1}" for k in range(lay.num_nodes)]
-    if cfg.backend == "local":
-        from slurmsky.backends.local import nodes as machine
-
-        names = [n.name for n in machine.nodes()[:lay.num_nodes]]
+    names = backend.node_names(lay.num_nodes)
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))
     sys.stderr.write(f"{req.command}: Job {job_id} to start at {start} using "
                      f"{sum(lay.cpus_per_node)} processors on nodes {hostlist.compress(names)} "
                      f"in partition {part_name}\n")
-    if cfg.backend == "sky":  # the plan: the SkyPilot task the job would become
-        from slurmsky.commands.tool import dump_yaml
-        from slurmsky.plan.translate import translate
-
-        sys.stderr.write(dump_yaml(translate(req, cfg, job_id=job_id).task))
+    sys.stderr.write(backend.describe(req, cfg, job_id))
 
 
 def wait_exit_code(rec: state.JobRecord) -> int:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 import time
 
-from slurmsky import SLURM_VERSION
+from slurmsky import SLURM_VERSION, backends
 from slurmsky.display import format_array, format_elapsed, format_hms, format_limit, format_mem
 from slurmsky.runtime.getopt_long import UsageError, getopt_long  # noqa: F401 (the commands' API)
-from slurmsky.core.state import STATE_CODES
+from slurmsky.core.states import STATE_CODES
 
 NO_VAL = 4294967294
 PRIORITY_TOP = 0xFFFF0000  # basic priority of the first job; each later one gets one less
@@ -1319,26 +1319,15 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
     if rec.batch:
         lines += [f"StdErr={job.std_path('err')}", f"StdIn={job.std_path('in')}",
                   f"StdOut={job.std_path('out')}"]
-    sky = sky_job_id(rec)
-    if sky is not None:
-        lines.append(f"SkyPilotJobId={sky}")
+    remote = backends.get(rec.executor).remote_id(rec) if rec.executor else None
+    if remote is not None:
+        lines.append("%s=%s" % remote)
     lines.append("Power=")
     if gres:
         lines.append(f"TresPerNode={job.tres_per_node}")
     if oneliner:
         return " ".join(lines) + " \n"
     return "\n   ".join(lines) + "\n   \n\n"
-
-
-def sky_job_id(rec) -> int | None:
-    """The SkyPilot managed job id of a job on the sky executor, when known."""
-    ref = rec.executor_ref or {}
-    if rec.executor != "sky":
-        return None
-    for key in ("sky_job_id", "managed_job_id", "job_id"):
-        if ref.get(key) is not None:
-            return ref[key]
-    return None
 
 
 # --- scontrol show config / partition / node ---------------------------------------------

@@ -1,0 +1,59 @@
+"""The local backend (the default): jobs run as processes on this machine, shown as
+LOCAL_NODES nodes (nodes.py); the agent's executor starts and watches them (executor.py).
+
+Imported by sbatch and squeue: the standard library only; psutil loads with the executor.
+"""
+
+from __future__ import annotations
+
+from slurmsky.backends import (FIXED_NODES, INTERACTIVE, LOGIN_AT_LAUNCH, STEP_SIGNALS, Backend,
+                               NodeState)
+
+
+class LocalBackend(Backend):
+    name = "local"
+    capabilities = frozenset({INTERACTIVE, STEP_SIGNALS, LOGIN_AT_LAUNCH, FIXED_NODES})
+
+    def executor(self):
+        from slurmsky.backends.local.executor import LocalExecutor
+
+        return LocalExecutor()
+
+    def node_cpus(self):
+        from slurmsky.backends.local.nodes import nodes
+
+        return nodes()[0].cpus
+
+    def refusal(self, lay, part):
+        from slurmsky.backends.local.nodes import refusal
+
+        return refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node, part)
+
+    def submit_reason(self, lay):
+        from slurmsky.backends.local.nodes import submit_reason
+
+        return submit_reason(lay.num_nodes)
+
+    def node_names(self, count):
+        from slurmsky.backends.local.nodes import nodes
+
+        return [n.name for n in nodes()[:count]]
+
+    def nodes(self, partition, part, running):
+        from slurmsky.backends.local.nodes import nodes
+        from slurmsky.runtime.hostlist import expand
+
+        used: dict[str, int] = {}
+        for job in running:
+            for name, cpus in zip(expand(job.nodelist or ""), job.cpus_per_node):
+                used[name] = used.get(name, 0) + cpus
+        return [NodeState(n.name, n.cpus, min(used.get(n.name, 0), n.cpus), n.mem)
+                for n in nodes()]
+
+    def running_steps(self, job):
+        from slurmsky.backends.local.executor import running_steps
+
+        return running_steps(job)
+
+
+BACKEND = LocalBackend()

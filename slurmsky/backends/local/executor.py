@@ -15,11 +15,16 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from slurmsky.core import state
-from slurmsky.backends.local.nodes import job_mem, login_environment, node_gpus, nodes
+from slurmsky.backends.local.nodes import job_mem, node_gpus, nodes
+from slurmsky.plan.login import login_environment
 from slurmsky.core.state import JobRecord
 from slurmsky.runtime.rundir import PACKAGE_PARENT
+
+if TYPE_CHECKING:
+    import subprocess
 
 ORPHAN_POLL = 1.0  # s between looks at jobs an earlier agent started
 

@@ -1,0 +1,70 @@
+"""The SkyPilot backend: every job is a SkyPilot managed job (task.py builds its task), which
+the agent's executor launches and follows in SkyPilot's queue (executor.py, sync.py); the
+commands read what the agent wrote. server.py runs a local API server on request.
+
+Imported by sbatch and squeue: the standard library only; SkyPilot loads with the executor.
+"""
+
+from __future__ import annotations
+
+from slurmsky.backends import FOREIGN_JOBS, QUEUE_SYNC, Backend, NodeState
+
+REF_ID_KEYS = ("sky_job_id", "managed_job_id", "job_id")  # where a ref holds SkyPilot's id
+
+
+class SkyBackend(Backend):
+    name = "sky"
+    capabilities = frozenset({FOREIGN_JOBS, QUEUE_SYNC})
+
+    def executor(self):
+        from slurmsky.backends.sky.executor import SkyExecutor
+
+        return SkyExecutor()
+
+    def task(self, req, cfg, job_id, array_job_ids):
+        from slurmsky.backends.sky.task import translate
+
+        return translate(req, cfg, job_id=job_id, array_job_ids=array_job_ids).task
+
+    def describe(self, req, cfg, job_id):
+        from slurmsky.backends.sky.task import translate
+        from slurmsky.config import dump_yaml
+
+        return dump_yaml(translate(req, cfg, job_id=job_id).task)
+
+    def refresh(self):
+        from slurmsky.backends.sky.sync import refresh
+
+        refresh()
+
+    def nodes(self, partition, part, running):
+        """The nodes the partition's running jobs hold (SkyPilot's clusters come and go)."""
+        from slurmsky.runtime.hostlist import expand
+
+        return [NodeState(host, job.cpus_per_node[0], job.cpus_per_node[0],
+                          job.mem_per_node or 0, job.gres)
+                for job in running if job.partition == partition
+                for host in expand(job.nodelist or "")]
+
+    def remote_id(self, job):
+        ref = job.executor_ref or {}
+        found = next((ref[key] for key in REF_ID_KEYS if ref.get(key) is not None), None)
+        return None if found is None else ("SkyPilotJobId", found)
+
+    def add_commands(self, group):
+        from slurmsky.backends.sky.cli import sky_server, translate
+
+        group.add_command(translate)
+        group.add_command(sky_server)
+
+    def needs_agent(self, conn):
+        """Jobs handed to SkyPilot, or waiting for its API server to answer, are followed."""
+        from slurmsky.core.states import ACTIVE_STATES
+
+        sql = (f"SELECT 1 FROM jobs WHERE executor = ? AND state IN "
+               f"({', '.join('?' * len(ACTIVE_STATES))}) AND (executor_ref IS NOT NULL "
+               "OR reason LIKE 'SkyPilotApiServerUnreachable%') LIMIT 1")
+        return conn.execute(sql, (self.name, *ACTIVE_STATES)).fetchone() is not None
+
+
+BACKEND = SkyBackend()

@@ -42,8 +42,9 @@ from slurmsky.backends.sky import sync as skysync
 
 from slurmsky.core import state
 from slurmsky.runtime.spec import SECRET_VAR
-from slurmsky.core.state import ACTIVE_STATES, JobRecord
-from slurmsky.plan.translate import run_command
+from slurmsky.core.states import ACTIVE_STATES
+from slurmsky.core.state import JobRecord
+from slurmsky.backends.sky.task import run_command
 
 log = logging.getLogger("slurmsky.core.daemon")
 
@@ -499,7 +500,7 @@ class SkyExecutor:
             self.log_failures.pop(job_id, None)
             if job is None or job.finished:
                 continue
-            from slurmsky.core.scheduler import final_fields
+            from slurmsky.core.transitions import final_fields
 
             fields = final_fields(job, skysync.result_of(rec, marker), now)
             changed |= state.update_job(self.db, job_id, where_state=ACTIVE_STATES, **fields)

@@ -1,0 +1,89 @@
+"""The sky backend's subcommands of the `slurmsky` tool: translate, sky-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from slurmsky.config import dump_yaml
+from slurmsky.errors import SlurmError
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              help="Output format of the SkyPilot task.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def translate(fmt: str, args: tuple[str, ...]) -> None:
+    """Print the SkyPilot task a batch script becomes.
+
+    ARGS: SCRIPT [sbatch options] [-- script args], or sbatch's own order
+    ([sbatch options] SCRIPT [script args]). Warnings go to stderr. The YAML runs as is
+    with `sky jobs launch`.
+    """
+    from slurmsky.config import load_config
+    from slurmsky.parse.request import build_batch_request, parse_command_line
+    from slurmsky.backends.sky.task import translate as to_sky
+
+    words = list(args)
+    if words and not words[0].startswith("-"):
+        script, opts = words[0], words[1:]
+        script_args: list[str] = []
+        if "--" in opts:
+            cut = opts.index("--")
+            opts, script_args = opts[:cut], opts[cut + 1:]
+        words = opts + [script] + script_args
+    try:
+        cli_opts = parse_command_line("sbatch", words)
+        req = build_batch_request(cli_opts, dict(os.environ), os.getcwd(),
+                                  sys.stdin.buffer.read)
+        result = to_sky(req, load_config())
+    except SlurmError as exc:
+        exc.exit("slurmsky translate")
+    for line in req.warnings + result.warnings:
+        sys.stderr.write(line + "\n")
+    if fmt == "json":
+        click.echo(json.dumps(result.task, indent=2))
+    else:
+        click.echo(dump_yaml(result.task), nl=False)
+
+
+@click.group("sky-server")
+def sky_server() -> None:
+    """A local SkyPilot API server for the sky backend (consolidation mode).
+
+    The sky backend uses whatever server SkyPilot's configuration points at; this runs the
+    local one (127.0.0.1, port $SKYPILOT_API_SERVER_LOCAL_PORT or 46580) with its state in
+    $SLURMSKY_HOME/sky-server.
+    """
+
+
+@sky_server.command("start")
+def sky_server_start() -> None:
+    """Start it and wait until it answers (a first start can take a minute)."""
+    from slurmsky.backends.sky import server as skyserver
+
+    try:
+        click.echo(skyserver.start())
+    except SlurmError as exc:
+        exc.exit("slurmsky")
+
+
+@sky_server.command("stop")
+def sky_server_stop() -> None:
+    """Stop the server started here, with its job controllers."""
+    from slurmsky.backends.sky import server as skyserver
+
+    click.echo(skyserver.stop())
+
+
+@sky_server.command("status")
+def sky_server_status() -> None:
+    """Whether it runs and answers (exit 1 if not)."""
+    from slurmsky.backends.sky import server as skyserver
+
+    up, line = skyserver.status()
+    click.echo(line)
+    sys.exit(0 if up else 1)

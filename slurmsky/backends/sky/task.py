@@ -1,0 +1,172 @@
+"""JobRequest + Config -> the SkyPilot task config (and the runtime spec inside it).
+
+The task config is a plain dict that `sky.Task.from_yaml_config` accepts; SkyPilot is never
+imported here. What SkyPilot has no field for (time limits, signals, the task layout,
+output patterns, array indices) goes to the runtime spec, which travels inside the task.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+
+from slurmsky.config import Config
+from slurmsky.errors import SlurmError
+from slurmsky.parse.request import JobRequest
+from slurmsky.plan.environment import job_environment
+from slurmsky.plan.layout import Layout, layout, partition_of
+from slurmsky.plan.runtime_spec import runtime_spec
+from slurmsky.record import Record
+from slurmsky.runtime.rundir import PACKAGE_PARENT
+
+RUNTIME_HOME = "~/.slurmsky/runtime"
+SPEC_EOF = "SLURMSKY_SPEC_EOF"
+
+
+class Translation(Record):
+    task: dict
+    spec: dict
+    warnings: tuple[str, ...]
+
+
+def _gb(mb: int) -> str:
+    gb = mb / 1024
+    return f"{gb:g}+" if gb == int(gb) else f"{math.ceil(gb * 100) / 100:g}+"
+
+
+def _accelerators(lay: Layout, part_name: str, part: dict):
+    if not lay.gpus_per_node:
+        return None
+    if lay.gpu_type:
+        return {lay.gpu_type: lay.gpus_per_node}
+    candidates = part.get("accelerators") or []
+    if len(candidates) == 1:
+        return {candidates[0]: lay.gpus_per_node}
+    if candidates:
+        return [f"{c}:{lay.gpus_per_node}" for c in candidates]
+    raise SlurmError(
+        f"GPUs were requested without a type and partition '{part_name}' lists no candidate "
+        "accelerators; give a type (--gres=gpu:A100:N) or set "
+        f"partitions.{part_name}.accelerators in the slurmsky config")
+
+
+def _module_setup(req: JobRequest, cfg: Config) -> tuple[list[str], dict, str | None, list[str]]:
+    """Setup lines, envs and an image for the script's `module load` lines; warnings."""
+    setup, envs, image, warnings = [], {}, None, []
+    for mod in req.modules:
+        if mod.verb != "load":
+            continue
+        for name in mod.args:
+            entry = cfg.modules.get(name) or cfg.modules.get(name.split("/")[0])
+            if entry is None:
+                warnings.append(f"{req.command}: warning: module {name} is not in the slurmsky "
+                                "config; `module load` will do nothing in the job")
+                continue
+            if entry.get("setup"):
+                setup.append(entry["setup"].rstrip("\n"))
+            envs.update(entry.get("envs", {}))
+            image = entry.get("image_id", image)
+    return setup, envs, image, warnings
+
+
+def _runtime_source() -> str:
+    """The local directory holding the `slurmsky` package (shipped as the runtime)."""
+    return os.path.join(PACKAGE_PARENT, "slurmsky")
+
+
+def sky_task(req: JobRequest, cfg: Config, lay: Layout, part_name: str, part: dict,
+             spec: dict, metadata: dict) -> tuple[dict, list[str]]:
+    """The SkyPilot task config for a request (validated by sky.Task.from_yaml_config)."""
+    setup, module_envs, module_image, warnings = _module_setup(req, cfg)
+    resources: dict = {}
+    if part.get("infra"):
+        resources["infra"] = part["infra"]
+    asked_cpus = (req.cpus_per_task or req.ntasks or req.ntasks_per_node or req.mincpus
+                  or req.cpus_per_gpu)
+    if asked_cpus:
+        resources["cpus"] = f"{max(lay.cpus_per_node)}+"
+    elif part.get("cpus"):
+        resources["cpus"] = part["cpus"]
+    if lay.mem_per_node:
+        resources["memory"] = _gb(lay.mem_per_node)
+    elif part.get("memory"):
+        resources["memory"] = part["memory"]
+    accelerators = _accelerators(lay, part_name, part)
+    if accelerators:
+        resources["accelerators"] = accelerators
+    if part.get("use_spot") is not None:
+        resources["use_spot"] = part["use_spot"]
+    image = (f"docker:{req.container_image}" if req.container_image
+             else module_image or part.get("image_id"))
+    if image:
+        resources["image_id"] = image
+    if req.tmp:
+        resources["disk_size"] = max(1, math.ceil(req.tmp / 1024))
+    elif part.get("disk_size"):
+        resources["disk_size"] = part["disk_size"]
+    if part.get("labels"):
+        resources["labels"] = part["labels"]
+    if req.requeue is not None:
+        restarts = cfg.requeue.get("max_restarts_on_errors", 3) if req.requeue else 0
+        resources["job_recovery"] = {"max_restarts_on_errors": restarts}
+
+    envs = job_environment(req, cfg, for_cloud=True)
+    envs.update(part.get("envs", {}))
+    envs.update(module_envs)
+    task: dict = {"name": _task_name(req.job_name), "workdir": req.workdir,
+                  "num_nodes": lay.num_nodes}
+    if resources:
+        task["resources"] = resources
+    if envs:
+        task["envs"] = {k: str(v) for k, v in envs.items()}
+    file_mounts = {f"{RUNTIME_HOME}/slurmsky": _runtime_source()}
+    file_mounts.update(part.get("file_mounts", {}))
+    task["file_mounts"] = file_mounts
+    if part.get("volumes"):
+        task["volumes"] = part["volumes"]
+    if setup:
+        task["setup"] = "\n".join(setup) + "\n"
+    task["run"] = run_command(spec)
+    task["_metadata"] = metadata
+    return task, warnings
+
+
+def run_command(spec: dict) -> str:
+    """Every node writes the spec (a quoted heredoc: no expansion) and starts the runtime."""
+    node_spec = dict(spec, workdir=None)  # SkyPilot runs `run` in its synced workdir
+    return (
+        'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}"\n'
+        'mkdir -p "$SLURMSKY_RUNDIR"\n'
+        f"cat > \"$SLURMSKY_RUNDIR/spec.json\" <<'{SPEC_EOF}'\n"
+        f"{json.dumps(node_spec, sort_keys=True)}\n"
+        f"{SPEC_EOF}\n"
+        f'PYTHONPATH="$HOME{RUNTIME_HOME[1:]}${{PYTHONPATH:+:$PYTHONPATH}}" exec python3 -m slurmsky.runtime '
+        'node --spec "$SLURMSKY_RUNDIR/spec.json" --result "$SLURMSKY_RUNDIR/result.json" '
+        '--rundir "$SLURMSKY_RUNDIR"\n'
+    )
+
+
+def _task_name(job_name: str) -> str:
+    """SkyPilot cluster names derive from the task name: letters, digits, - _ . only."""
+    name = re.sub(r"[^A-Za-z0-9_.]+", "-", job_name).strip("-_.")
+    if not name or not name[0].isalpha():
+        name = "job-" + name
+    return name[:60].rstrip("-_.")
+
+
+def translate(req: JobRequest, cfg: Config, *, job_id: int | None = None,
+              array_job_ids: list[int] | None = None) -> Translation:
+    """The SkyPilot task and runtime spec for a request (ids are None before submission)."""
+    part_name, part = partition_of(req, cfg)
+    lay = layout(req)
+    spec = runtime_spec(req, cfg, lay, part_name, job_id=job_id, array_job_ids=array_job_ids,
+                        environment=None)
+    metadata = {"slurmsky": {"version": 1, "job_id": job_id, "job_name": req.job_name,
+                             "partition": part_name}}
+    if req.array is not None:
+        metadata["slurmsky"]["array_job_id"] = job_id
+        metadata["slurmsky"]["array_indices"] = list(req.array.indices)
+    task, warnings = sky_task(req, cfg, lay, part_name, part, spec, metadata)
+    return Translation(task, spec, tuple(warnings))

@@ -1,0 +1,79 @@
+"""Where a job's tasks, CPUs, GPUs and memory go, per node (Slurm's block layout), and
+which partition it is in.
+"""
+
+from __future__ import annotations
+
+import math
+
+from slurmsky.config import Config
+from slurmsky.errors import SlurmError
+from slurmsky.parse.request import JobRequest
+from slurmsky.record import Record
+
+
+class Layout(Record):
+    """Where tasks, cpus, gpus and memory go, per node (Slurm's block layout)."""
+
+    num_nodes: int
+    tasks_per_node: tuple[int, ...]
+    cpus_per_node: tuple[int, ...]
+    gpu_type: str | None
+    gpus_per_node: int
+    mem_per_node: int | None  # MB; None: not asked (0 means the whole node)
+
+
+def layout(req: JobRequest) -> Layout:
+    nodes = req.nodes[0] if req.nodes else 1
+    if req.ntasks_per_node and req.ntasks is None:
+        ntasks = nodes * req.ntasks_per_node
+    else:
+        ntasks = req.ntasks or nodes
+    if req.ntasks and req.ntasks_per_node:
+        nodes = max(nodes if req.nodes else 1, math.ceil(req.ntasks / req.ntasks_per_node))
+    if req.ntasks_per_node and ntasks >= nodes:
+        # Slurm allocates --ntasks-per-node on every node, even when --ntasks leaves the
+        # last one short (-N2 -n3 --ntasks-per-node=2: SLURM_TASKS_PER_NODE=2(x2))
+        tasks = [req.ntasks_per_node] * nodes
+    elif req.ntasks_per_node:
+        tasks, left = [], ntasks
+        for _ in range(nodes):
+            tasks.append(min(req.ntasks_per_node, left))
+            left -= tasks[-1]
+    else:
+        base, extra = divmod(ntasks, nodes)
+        tasks = [base + (1 if i < extra else 0) for i in range(nodes)]
+    tasks = [max(t, 1) for t in tasks]
+    gpu_type, per_node = _gpus(req, nodes, max(tasks))
+    cpus = [max(t * (req.cpus_per_task or 1), req.mincpus or 0,
+                (req.cpus_per_gpu or 0) * per_node) for t in tasks]
+    mem = req.mem
+    if req.mem_per_cpu is not None:
+        mem = req.mem_per_cpu * max(cpus)
+    elif req.mem_per_gpu is not None:
+        mem = req.mem_per_gpu * per_node
+    return Layout(nodes, tuple(tasks), tuple(cpus), gpu_type, per_node, mem)
+
+
+def _gpus(req: JobRequest, nodes: int, max_tasks: int) -> tuple[str | None, int]:
+    for g in req.gres:
+        if g.name == "gpu":
+            return g.type, g.count
+    if req.gpus_per_node:
+        return req.gpus_per_node.type, req.gpus_per_node.count
+    if req.gpus:
+        return req.gpus.type, math.ceil(req.gpus.count / nodes)
+    if req.gpus_per_task:
+        return req.gpus_per_task.type, req.gpus_per_task.count * max_tasks
+    return None, 0
+
+
+def partition_of(req: JobRequest, cfg: Config) -> tuple[str, dict]:
+    """The partition's name and config; Slurm's error for a name the config lacks."""
+    if not cfg.partitions:
+        return req.partition or "local", {}
+    name = req.partition or cfg.default_partition()
+    if name not in cfg.partitions:
+        raise SlurmError(f"invalid partition specified: {name}",
+                         "Batch job submission failed: Invalid partition name specified")
+    return name, cfg.partitions[name]

@@ -1,0 +1,95 @@
+"""JobRequest + Config -> the node runtime's spec: what every backend hands the runtime
+(slurmsky/runtime) that starts the job on its nodes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from slurmsky.config import Config
+from slurmsky.parse.request import JobRequest
+from slurmsky.plan.layout import Layout
+
+
+def runtime_spec(req: JobRequest, cfg: Config, lay: Layout, partition: str, *,
+                 job_id: int | None, array_job_ids: list[int] | None = None,
+                 environment: dict | None) -> dict:
+    """The node runtime's spec (see slurmsky/runtime for its contract)."""
+    array = None
+    if req.array is not None:
+        array = {"job_id": job_id, "indices": list(req.array.indices),
+                 "job_ids": array_job_ids, "throttle": req.array.throttle}
+    default_out = "slurm-%A_%a.out" if array else "slurm-%j.out"
+    return {
+        "version": 1,
+        "job_id": job_id,
+        "command": req.command,
+        "job_name": req.job_name,
+        "job_name_unset": req.name_unset,
+        "partition": partition,
+        "cluster_name": cfg.cluster_name,
+        "account": req.ignored.get("account"),
+        "qos": req.ignored.get("qos"),
+        "user": current_user(),
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "submit_dir": req.submit_dir,
+        "submit_host": os.uname().nodename,
+        "workdir": req.workdir,
+        "script": req.script,
+        "script_args": list(req.script_args),
+        "num_nodes": lay.num_nodes,
+        "ntasks": req.ntasks if req.ntasks is not None else (
+            sum(lay.tasks_per_node) if req.ntasks_per_node else None),
+        "ntasks_per_node": req.ntasks_per_node,
+        "cpus_per_task": req.cpus_per_task,
+        "tasks_per_node": list(lay.tasks_per_node),
+        "cpus_per_node": list(lay.cpus_per_node),
+        "mem_per_node": req.mem,
+        "mem_per_cpu": req.mem_per_cpu,
+        "gpus": req.gpus.count if req.gpus else None,
+        "gpus_per_node": req.gpus_per_node.count if req.gpus_per_node else None,
+        "gpus_per_task": req.gpus_per_task.count if req.gpus_per_task else None,
+        "gres": ",".join(_gres_text(g) for g in req.gres) or None,
+        "cpus_per_gpu": req.cpus_per_gpu,
+        "mem_per_gpu": req.mem_per_gpu,
+        "time_limit": req.time * 60 if req.time is not None and req.time > 0 else None,
+        "kill_wait": cfg.kill_wait,
+        "signal": ({"signum": req.signal.signum, "seconds": req.signal.seconds,
+                    "batch": req.signal.batch, "full": False} if req.signal else None),
+        "output": req.output or default_out,
+        "error": req.error,
+        "input": req.input,
+        "open_mode": req.open_mode or "truncate",
+        "environment": environment,
+        "extra_env": _extra_env(req),
+        "node_names": None,
+        "array": array,
+    }
+
+
+def _gres_text(g) -> str:
+    return ":".join(str(p) for p in (g.name, g.type, g.count) if p is not None)
+
+
+def _extra_env(req: JobRequest) -> dict:
+    extra = {}
+    if req.export is not None and req.command != "srun":  # srun's --export is its tasks' only
+        extra["SLURM_EXPORT_ENV"] = req.submit_env.get("SBATCH_EXPORT") or _export_text(req.export)
+        extra["SLURM_GET_USER_ENV"] = "1"
+    return extra
+
+
+def _export_text(exp) -> str:
+    parts = [exp.mode] if exp.mode else []
+    parts += list(exp.names) + [f"{k}={v}" for k, v in exp.assignments]
+    return ",".join(parts)
+
+
+def current_user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
