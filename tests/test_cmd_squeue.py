@@ -16,6 +16,7 @@ import pytest
 
 from captures import CAPTURES, read_capture
 from slurmsky.core import state
+from slurmsky.core.states import FINISHED_STATES
 from slurmsky.core.states import STATE_CODES
 from test_formats import NOW, T0, World, check, epoch, world  # noqa: F401 (fixture)
 
@@ -481,12 +482,12 @@ def test_listings_read_each_job_once(world, monkeypatch, capsys, command, args):
 
 @pytest.mark.parametrize("seed", range(20))
 def test_listing_from_rows_equals_job_path(world, monkeypatch, capsys, seed):
-    """The listings SQLite computes (formats.Listing: squeue's usual formats, default sort)
+    """The listings SQLite computes (squeue_format.Listing: squeue's usual formats, default sort)
     print exactly what the Job path prints, over random queues: every state, held jobs,
     arrays in pieces, begin times, running times from seconds to over a year."""
     import random
 
-    from slurmsky.render import formats
+    from slurmsky.render import squeue_format
     from slurmsky.commands import squeue
 
     rng = random.Random(seed)
@@ -510,7 +511,7 @@ def test_listing_from_rows_equals_job_path(world, monkeypatch, capsys, seed):
             f["start_time"] = now - rng.choice([0, 1, 59, 3600, 86399, 86400 * 3,
                                                 86400 * 400, -5]) - rng.random()
             f["nodelist"] = rng.choice([None, "", "node1", "node[1-2]", "a-very-long-list[1-9]"])
-        if st in formats.FINISHED:
+        if st in FINISHED_STATES:
             f["end_time"] = now - rng.choice([0, 10, 200, 1000]) + rng.random()
         return f
 
@@ -546,7 +547,7 @@ def test_listing_from_rows_equals_job_path(world, monkeypatch, capsys, seed):
         assert squeue.body(list(args)) == 0
         fast = capsys.readouterr().out
         with monkeypatch.context() as m:
-            m.setattr(formats.Listing, "fits", staticmethod(lambda items, sort: False))
+            m.setattr(squeue_format.Listing, "fits", staticmethod(lambda items, sort: False))
             assert squeue.body(list(args)) == 0
         slow = capsys.readouterr().out
         assert fast == slow, args

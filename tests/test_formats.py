@@ -19,9 +19,13 @@ from pathlib import Path
 import pytest
 
 from captures import read_capture
-from slurmsky.render import formats
+from slurmsky.render import common
+from slurmsky.render import jobview
+from slurmsky.render import sacct_format
+from slurmsky.render import scontrol_format
+from slurmsky.render import squeue_format
 from slurmsky.core import state
-from slurmsky.render.formats import UsageError
+from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
@@ -215,76 +219,76 @@ LONG = {"format": ("o", 1), "Format": ("O", 1), "noheader": ("h", 0), "jobs": ("
 
 
 def test_getopt_clusters_attached_values_and_permutation():
-    opts, rest = formats.getopt_long("squeue", ["-ho%i", "x", "--format=%j", "-t", "PD"],
+    opts, rest = getopt_long("squeue", ["-ho%i", "x", "--format=%j", "-t", "PD"],
                                      "ho:t:j::", LONG)
     assert opts == [("h", None), ("o", "%i"), ("o", "%j"), ("t", "PD")]
     assert rest == ["x"]
 
 
 def test_getopt_optional_arguments_only_attached():
-    opts, rest = formats.getopt_long("squeue", ["-j", "12", "--jobs=7", "-j3"], "j::", LONG)
+    opts, rest = getopt_long("squeue", ["-j", "12", "--jobs=7", "-j3"], "j::", LONG)
     assert opts == [("j", None), ("j", "7"), ("j", "3")]
     assert rest == ["12"]
 
 
 def test_getopt_prefixes_and_glibc_errors():
-    assert formats.getopt_long("squeue", ["--no"], "", LONG)[0] == [("h", None)]
+    assert getopt_long("squeue", ["--no"], "", LONG)[0] == [("h", None)]
     with pytest.raises(UsageError) as err:
-        formats.getopt_long("squeue", ["--st"], "", LONG)
+        getopt_long("squeue", ["--st"], "", LONG)
     assert err.value.lines[0] == ("squeue: option '--st' is ambiguous; possibilities: "
                                   "'--states' '--steps' '--start'")
     with pytest.raises(UsageError) as err:
-        formats.getopt_long("squeue", ["--bogus"], "", LONG)
+        getopt_long("squeue", ["--bogus"], "", LONG)
     assert err.value.lines == ("squeue: unrecognized option '--bogus'",
                                'Try "squeue --help" for more information')
     with pytest.raises(UsageError) as err:
-        formats.getopt_long("squeue", ["-x"], "h", LONG)
+        getopt_long("squeue", ["-x"], "h", LONG)
     assert err.value.lines[0] == "squeue: invalid option -- 'x'"
     with pytest.raises(UsageError) as err:
-        formats.getopt_long("squeue", ["-o"], "o:", LONG)
+        getopt_long("squeue", ["-o"], "o:", LONG)
     assert err.value.lines[0] == "squeue: option requires an argument -- 'o'"
     with pytest.raises(UsageError) as err:
-        formats.getopt_long("squeue", ["--noheader=1"], "", LONG)
+        getopt_long("squeue", ["--noheader=1"], "", LONG)
     assert err.value.lines[0] == "squeue: option '--noheader' doesn't allow an argument"
     with pytest.raises(UsageError) as err:
-        formats.getopt_long("squeue", ["--format"], "", LONG)
+        getopt_long("squeue", ["--format"], "", LONG)
     assert err.value.lines[0] == "squeue: option '--format' requires an argument"
     # several names of one option are not ambiguous
     longs = {"cluster": ("M", 1), "clusters": ("M", 1)}
-    assert formats.getopt_long("squeue", ["--clu=a"], "", longs)[0] == [("M", "a")]
+    assert getopt_long("squeue", ["--clu=a"], "", longs)[0] == [("M", "a")]
 
 
 # --- printing primitives -------------------------------------------------------------------
 
 def test_pad_is_squeues_print_str():
-    assert formats.pad("12345", 3, True) == "123"  # right-justified and cut
-    assert formats.pad("12345", 3, True, cut=False) == "12345"  # node lists and times
-    assert formats.pad("ab", 4, True) == "  ab"
-    assert formats.pad("12345", 3, False) == "123"  # %.3s
-    assert formats.pad("ab", 4, False) == "ab  "
-    assert formats.pad(None, 0, False) == "(null)"  # printf("%s", NULL)
-    assert formats.pad("x", 0, True) == "x"
+    assert common.pad("12345", 3, True) == "123"  # right-justified and cut
+    assert common.pad("12345", 3, True, cut=False) == "12345"  # node lists and times
+    assert common.pad("ab", 4, True) == "  ab"
+    assert common.pad("12345", 3, False) == "123"  # %.3s
+    assert common.pad("ab", 4, False) == "ab  "
+    assert common.pad(None, 0, False) == "(null)"  # printf("%s", NULL)
+    assert common.pad("x", 0, True) == "x"
 
 
 def test_percent_format_prefix_suffix_and_invalid():
     errors = []
-    items = formats.parse_percent_format("id:%.5i|%-3j%%!", formats.SQUEUE_FIELDS,
-                                         formats.PERCENT_CODES, errors)
+    items = common.parse_percent_format("id:%.5i|%-3j%%!", squeue_format.SQUEUE_FIELDS,
+                                         squeue_format.PERCENT_CODES, errors)
     assert errors == ["-", "!"]
     assert [(i.key, i.width, i.right, i.suffix) for i in items] == [
         (None, 0, False, "id:"), ("jobarrayid", 5, True, "|"), (None, 0, False, "%-3j"),
         (None, 0, False, "%!")]
-    assert formats.render(items, None) == "id:JOBID|%-3j%!"
+    assert common.render(items, None) == "id:JOBID|%-3j%!"
 
 
 def test_long_format_tokens():
     errors = []
-    items = formats.parse_long_format("JobID,name:.12,State:|,reason:5x,Nope", 
-                                      formats.SQUEUE_FIELDS, errors)
+    items = common.parse_long_format("JobID,name:.12,State:|,reason:5x,Nope", 
+                                      squeue_format.SQUEUE_FIELDS, errors)
     assert errors == ["Nope"]
     assert [(i.width, i.right, i.suffix) for i in items] == [
         (20, False, ""), (12, True, ""), (0, False, "|"), (5, False, "x"), (20, False, "")]
-    assert formats.render(items, None) == "JOBID" + " " * 15 + "        NAMESTATE|REASOx"
+    assert common.render(items, None) == "JOBID" + " " * 15 + "        NAMESTATE|REASOx"
 
 
 def _rec(job_id, **fields):
@@ -310,57 +314,57 @@ def test_collapse_keeps_started_requeued_and_asked_for_tasks_apart():
             _rec(9, array_task_id=2, state="RUNNING", start_time=T0, nodelist="n1", **arr),
             _rec(10, array_task_id=3, restarts=1, **arr),
             _rec(11, array_task_id=5, held="user", **arr), _rec(12)]
-    shown = [j.id_text for j in formats.collapse(recs, now=NOW)]
+    shown = [j.id_text for j in jobview.collapse(recs, now=NOW)]
     assert shown == ["7_[1,4%2]", "7_2", "7_3", "7_[5%2]", "12"]
-    group = formats.collapse(recs, now=NOW)[0]
+    group = jobview.collapse(recs, now=NOW)[0]
     assert (group.job_id, group.rec.array_task_id, group.task_text) == (7, 1, "1,4%2")
     # a task asked for by its id is its own record; the rest stay the array's pending record
-    assert [j.id_text for j in formats.collapse(recs, keep_tasks={(7, 4)}, now=NOW)][:2] == \
+    assert [j.id_text for j in jobview.collapse(recs, keep_tasks={(7, 4)}, now=NOW)][:2] == \
         ["7_4", "7_[1%2]"]
-    assert len(formats.collapse(recs, expand=True, now=NOW)) == 6
+    assert len(jobview.collapse(recs, expand=True, now=NOW)) == 6
 
 
 def test_times_of_a_job():
-    running = formats.Job(_rec(1, state="RUNNING", start_time=NOW - 90, time_limit=2,
+    running = jobview.Job(_rec(1, state="RUNNING", start_time=NOW - 90, time_limit=2,
                                nodelist="n1"), now=NOW)
     assert (running.used(), running.time_left(), running.end_shown()) == (
-        90, "0:30", formats.iso(NOW - 90 + 120))
-    over = formats.Job(_rec(1, state="RUNNING", start_time=NOW - 200, time_limit=2), now=NOW)
+        90, "0:30", common.iso(NOW - 90 + 120))
+    over = jobview.Job(_rec(1, state="RUNNING", start_time=NOW - 200, time_limit=2), now=NOW)
     assert over.time_left() == "INVALID"
-    pending = formats.Job(_rec(2, begin_time=NOW + 60), now=NOW)
+    pending = jobview.Job(_rec(2, begin_time=NOW + 60), now=NOW)
     assert (pending.used(), pending.end_shown(), pending.time_left()) == (0, "NONE", "UNLIMITED")
-    assert formats.Job(_rec(3), now=NOW).end_shown() == "N/A"
+    assert jobview.Job(_rec(3), now=NOW).end_shown() == "N/A"
 
 
 def test_sacct_cells():
-    job = formats.Job(_rec(5, state="CANCELLED", cancelled_by=1001, end_time=NOW), now=NOW)
-    fields = formats.parse_sacct_fields("jobid,state,NodeList%-14,reason%3")
-    lines = formats.sacct_lines([formats.Row(job)], fields, header=True, parsable=0)
+    job = jobview.Job(_rec(5, state="CANCELLED", cancelled_by=1001, end_time=NOW), now=NOW)
+    fields = sacct_format.parse_sacct_fields("jobid,state,NodeList%-14,reason%3")
+    lines = sacct_format.sacct_lines([sacct_format.Row(job)], fields, header=True, parsable=0)
     assert lines == ["JobID             State NodeList       Rea ",
                      "------------ ---------- -------------- --- ",
                      "5            CANCELLED+ None assigned  No+ "]
-    assert formats.sacct_lines([formats.Row(job)], fields, header=False, parsable=1) == \
+    assert sacct_format.sacct_lines([sacct_format.Row(job)], fields, header=False, parsable=1) == \
         ["5|CANCELLED by 1001|None assigned|None|"]
-    assert formats.sacct_lines([formats.Row(job)], fields, header=False, parsable=2,
+    assert sacct_format.sacct_lines([sacct_format.Row(job)], fields, header=False, parsable=2,
                                delimiter=",") == ["5,CANCELLED by 1001,None assigned,None"]
     with pytest.raises(UsageError):
-        formats.parse_sacct_fields("JobID,nope")
+        sacct_format.parse_sacct_fields("JobID,nope")
 
 
 def test_cpu_times():
-    assert formats.cpu_time_text(0) == "00:00:00"
-    assert formats.cpu_time_text(0.002) == "00:00.002"
-    assert formats.cpu_time_text(61.5) == "01:01.500"
-    assert formats.cpu_time_text(3723) == "01:02:03"
-    assert formats.cpu_time_text(90000) == "1-01:00:00"
+    assert sacct_format.cpu_time_text(0) == "00:00:00"
+    assert sacct_format.cpu_time_text(0.002) == "00:00.002"
+    assert sacct_format.cpu_time_text(61.5) == "01:01.500"
+    assert sacct_format.cpu_time_text(3723) == "01:02:03"
+    assert sacct_format.cpu_time_text(90000) == "1-01:00:00"
 
 
 def test_helpformat_is_slurms():
-    assert formats.sacct_helpformat() == read_capture("sacct-helpformat.txt").stdout
+    assert sacct_format.sacct_helpformat() == read_capture("sacct-helpformat.txt").stdout
 
 
 def test_yaml_scalars():
-    text = formats.to_yaml({"a": "", "b": [], "c": [{"d": 1}], "e": True, "f": "x: y"})
+    text = squeue_format.to_yaml({"a": "", "b": [], "c": [{"d": 1}], "e": True, "f": "x: y"})
     assert text == ("%YAML 1.1\n--- !!map\n!!str a: !!null null\n!!str b: !!seq []\n"
                     "!!str c: !!seq\n- !!map\n  !!str d: !!int 1\n!!str e: !!bool true\n"
                     "!!str f: !!str 'x: y'\n")
@@ -370,7 +374,7 @@ def test_show_job_num_nodes_asked_while_pending():
     """Real Slurm 22.05: `-N 1-2` pending shows NumNodes=1-2, `-N2` 2-2, no -N 1; once
     started, ended or cancelled while pending, the one count."""
     def num_nodes(**fields):
-        text = formats.show_job(formats.Job(_rec(9, **fields), now=NOW))
+        text = scontrol_format.show_job(jobview.Job(_rec(9, **fields), now=NOW))
         return [w for w in text.split() if w.startswith("NumNodes=")]
 
     assert num_nodes(max_nodes=2) == ["NumNodes=1-2"]
@@ -383,8 +387,8 @@ def test_show_job_num_nodes_asked_while_pending():
 
 
 def test_show_job_one_line_and_block_agree():
-    job = formats.Job(_rec(9, comment="c"), now=NOW)
-    block = formats.show_job(job)
-    line = formats.show_job(job, oneliner=True)
+    job = jobview.Job(_rec(9, comment="c"), now=NOW)
+    block = scontrol_format.show_job(job)
+    line = scontrol_format.show_job(job, oneliner=True)
     assert block.endswith("\n   Power=\n   \n\n") and line.endswith(" Power= \n")
     assert line.split() == block.split()

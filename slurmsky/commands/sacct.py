@@ -10,12 +10,16 @@ import os
 import sys
 
 from slurmsky import backends
-from slurmsky.render import formats
+from slurmsky.render import common
+from slurmsky.render import jobview
+from slurmsky.render import sacct_format
 
 from slurmsky.core import state
+from slurmsky.core.states import FINISHED_STATES
 from slurmsky.core.states import STATE_CODES
-from slurmsky.render.formats import Row, UsageError
+from slurmsky.render.sacct_format import Row
 from slurmsky.commands.common import run
+from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "aA:bBcC:dDeE:f:g:hi:I:j:k:K:lLM:nN:o:pPq:r:s:S:Ttu:vVW:x:X"
 LONG = {
@@ -73,8 +77,8 @@ def _job_items(text: str) -> list[tuple[int, int | None, str | None]]:
 
 
 def body(argv: list[str]) -> int:
-    opts, rest = formats.getopt_long("sacct", argv, SHORT, LONG)
-    now = formats.clock()
+    opts, rest = getopt_long("sacct", argv, SHORT, LONG)
+    now = common.clock()
     jobs: list = []
     fields_text: list[str] = []
     users = names = states = partitions = accounts = None
@@ -88,11 +92,11 @@ def body(argv: list[str]) -> int:
         elif key == "A":
             accounts = set(filter(None, value.split(",")))
         elif key == "b":
-            fields_text.insert(0, formats.SACCT_BRIEF)
+            fields_text.insert(0, sacct_format.SACCT_BRIEF)
         elif key == "l":
-            fields_text.insert(0, formats.SACCT_LONG)
+            fields_text.insert(0, sacct_format.SACCT_LONG)
         elif key == "e":
-            sys.stdout.write(formats.sacct_helpformat())
+            sys.stdout.write(sacct_format.sacct_helpformat())
             return 0
         elif key == "E":
             end = _time(value, "endtime", now)
@@ -123,22 +127,22 @@ def body(argv: list[str]) -> int:
         elif key == "u":
             users = set()
             for word in filter(None, value.split(",")):
-                uid = formats.uid_of(word)
-                users.add(formats.user_name(uid) if uid is not None else word)
+                uid = common.uid_of(word)
+                users.add(common.user_name(uid) if uid is not None else word)
             all_users = True
         elif key == "name":
             names = set(filter(None, value.split(",")))
         elif key == "X":
             allocations = True
         elif key == "V":
-            print(formats.version_line())
+            print(common.version_line())
             return 0
         elif key in ("h", "U"):
             print(USAGE)
             return 0
     if rest:
         raise UsageError(f"sacct: error: Unknown arguments: {' '.join(rest)}")
-    fields = formats.parse_sacct_fields(",".join(fields_text or [formats.SACCT_DEFAULT]))
+    fields = sacct_format.parse_sacct_fields(",".join(fields_text or [sacct_format.SACCT_DEFAULT]))
 
     # The time window: with -j, all time; otherwise from today 00:00 (or -S) to now (or -E).
     # With -s and no -E the window is the single instant -S, as in Slurm (nothing matches).
@@ -167,7 +171,7 @@ def body(argv: list[str]) -> int:
         records = [r for r in records if r.account in accounts]
     records = [r for r in records if _in_window(r, start, end, states)]
 
-    views = formats.collapse(records, keep_tasks=set(tasks or ()), now=now)
+    views = jobview.collapse(records, keep_tasks=set(tasks or ()), now=now)
     top: dict = {}
     for view in views:
         if view.rec.array_job_id is not None:
@@ -193,9 +197,9 @@ def body(argv: list[str]) -> int:
         if wanted is None:
             rows.append(Row(view))
         if not allocations:
-            rows.extend(r for r in formats.step_rows(view)
+            rows.extend(r for r in sacct_format.step_rows(view)
                         if wanted is None or r.step == wanted)
-    lines = formats.sacct_lines(rows, fields, header=not noheader, parsable=parsable,
+    lines = sacct_format.sacct_lines(rows, fields, header=not noheader, parsable=parsable,
                                 delimiter=delimiter)
     if lines:
         sys.stdout.write("\n".join(lines) + "\n")
@@ -218,7 +222,7 @@ def _in_window(rec, start: float, end: float, states: set | None) -> bool:
     if states is not None:
         if rec.state not in states:
             return False
-        if rec.state in formats.FINISHED:
+        if rec.state in FINISHED_STATES:
             return ended is not None and start <= ended <= end
         return submit <= end
     if submit > end:

@@ -12,12 +12,12 @@ import sys
 
 from slurmsky.core import jobcontrol as control
 
-from slurmsky.render import formats
+from slurmsky.render import common
 
 from slurmsky.core import state
 from slurmsky.core.states import CANCELLABLE_STATES
-from slurmsky.render.formats import UsageError
 from slurmsky.commands.common import run
+from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "A:bcfHiM:n:p:Qq:R:s:t:u:vVw:"
 LONG = {
@@ -41,7 +41,7 @@ Usage: scancel [-A account] [--batch] [--full] [--interactive] [-n job_name]
 
 
 def body(argv: list[str]) -> int:
-    opts, operands = formats.getopt_long("scancel", argv, SHORT, LONG)
+    opts, operands = getopt_long("scancel", argv, SHORT, LONG)
     signum = None
     scope = "steps"
     verbose = quiet = False
@@ -66,7 +66,7 @@ def body(argv: list[str]) -> int:
         elif key == "u":
             filters["users"] = [n for n in value.split(",") if n]
         elif key == "me":
-            filters["users"] = [formats.user_name(os.geteuid())]
+            filters["users"] = [common.user_name(os.geteuid())]
         elif key == "p":
             filters["partitions"] = [p for p in value.split(",") if p]
         elif key == "A":
@@ -91,7 +91,7 @@ def body(argv: list[str]) -> int:
         elif key in ("q", "R", "wckey"):
             filters[key] = value
         elif key == "V":
-            print(formats.version_line())
+            print(common.version_line())
             return 0
         elif key in ("help", "usage"):
             print(USAGE)

@@ -14,12 +14,18 @@ import sys
 from slurmsky.core import jobcontrol as control
 
 from slurmsky import backends
-from slurmsky.render import formats
+from slurmsky.render import common
+from slurmsky.render import jobview
+from slurmsky.render import scontrol_format
+from slurmsky.render import sinfo_format
 
 from slurmsky.core import state
 from slurmsky.core import states
-from slurmsky.render.formats import Job, UsageError
+from slurmsky.render.jobview import Job
 from slurmsky.commands.common import run
+from slurmsky import SLURM_VERSION
+from slurmsky.display import format_limit
+from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "aM:dhoQvV"
 LONG = {
@@ -84,7 +90,7 @@ class Session:
             print(f"Slurmctld(primary) at {_host()} is UP")
             return 0
         if _is(command, "version", 4):
-            print(formats.version_line())
+            print(common.version_line())
             return 0
         if command.lower() in ("quit", "exit"):
             return 0
@@ -141,7 +147,7 @@ class Session:
     # --- jobs -----------------------------------------------------------------------------
     def visible(self, **filters):
         backends.refresh_all()  # an outside queue (SkyPilot's) fresh enough (bounded wait)
-        now = formats.clock()
+        now = common.clock()
         return state.find_jobs(self.conn, active_or_ended_after=now - state.MIN_JOB_AGE,
                                **filters), now
 
@@ -161,13 +167,13 @@ class Session:
                 keep = set()
             if not records:
                 raise UsageError(INVALID_JOB)
-        jobs = formats.collapse(records, keep_tasks=keep, now=now)
+        jobs = jobview.collapse(records, keep_tasks=keep, now=now)
         jobs.sort(key=lambda j: (j.rec.array_job_id or j.rec.job_id,
                                  -1 if j.tasks is not None else j.rec.array_task_id or 0))
         specs = _specs(self.conn, jobs)
-        formats.SPECS = specs.get
+        jobview.SPECS = specs.get
         for job in jobs:
-            sys.stdout.write(formats.show_job(job, oneliner=self.oneliner,
+            sys.stdout.write(scontrol_format.show_job(job, oneliner=self.oneliner,
                                               details=self.details,
                                               spec=specs.get(job.rec.submission)))
         if not jobs:
@@ -265,7 +271,7 @@ class Session:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'next_job_id'").fetchone()
         items = [
             ("AccountingStorageType", "accounting_storage/slurmsky"),
-            ("BOOT_TIME", formats.iso(_boot_time())),
+            ("BOOT_TIME", common.iso(_boot_time())),
             ("ClusterName", cfg.cluster_name),
             ("EnforcePartLimits", "NO"),
             ("FirstJobId", "1"),
@@ -287,7 +293,7 @@ class Session:
             ("SlurmskyBackend", cfg.backend),
             ("StateSaveLocation", state.home()),
         ]
-        sys.stdout.write(formats.show_config(items, formats.clock(), _host()))
+        sys.stdout.write(scontrol_format.show_config(items, common.clock(), _host()))
         return 0
 
     def show_partitions(self, name: str | None) -> int:
@@ -305,8 +311,8 @@ class Session:
             nodes = p["nodes"]
             cpus = sum(n.cpus for n in nodes)
             mem = sum(n.memory for n in nodes)
-            limit = "UNLIMITED" if p["limit"] is None else formats.format_limit(p["limit"])
-            out.append(formats.show_block([
+            limit = "UNLIMITED" if p["limit"] is None else format_limit(p["limit"])
+            out.append(scontrol_format.show_block([
                 [f"PartitionName={p['name']}"],
                 ["AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL"],
                 [f"AllocNodes=ALL Default={'YES' if p['default'] else 'NO'} QoS=N/A"],
@@ -339,7 +345,7 @@ class Session:
         uname = os.uname()
         out = []
         for node, parts in nodes.values():
-            out.append(formats.show_block([
+            out.append(scontrol_format.show_block([
                 [f"NodeName={node.name} Arch={uname.machine} CoresPerSocket={node.cpus} "],
                 [f"CPUAlloc={node.alloc_cpus} CPUEfctv={node.cpus} CPUTot={node.cpus} "
                  f"CPULoad={os.getloadavg()[0]:.2f}"],
@@ -347,15 +353,15 @@ class Session:
                 ["ActiveFeatures=(null)"],
                 [f"Gres={node.gres or '(null)'}"],
                 [f"NodeAddr={node.name} NodeHostName={node.name} "
-                 f"Version={formats.SLURM_VERSION}"],
+                 f"Version={SLURM_VERSION}"],
                 [f"OS={uname.sysname} {uname.release} {uname.version} "],
                 [f"RealMemory={node.memory} AllocMem=0 FreeMem=N/A Sockets=1 Boards=1"],
-                [f"State={formats.LONG_STATES.get(node.state, node.state).upper()} "
+                [f"State={sinfo_format.LONG_STATES.get(node.state, node.state).upper()} "
                  "ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A"],
                 [f"Partitions={','.join(parts)} "],
-                [f"BootTime={formats.iso(_machine_boot())} "
-                 f"SlurmdStartTime={formats.iso(_boot_time())}"],
-                [f"LastBusyTime={formats.iso(_boot_time())}"],
+                [f"BootTime={common.iso(_machine_boot())} "
+                 f"SlurmdStartTime={common.iso(_boot_time())}"],
+                [f"LastBusyTime={common.iso(_boot_time())}"],
                 [f"CfgTRES=cpu={node.cpus},mem={node.memory}M,billing={node.cpus}"],
                 ["AllocTRES="],
                 ["CapWatts=n/a"],
@@ -377,7 +383,7 @@ def _host() -> str:
 def _machine_boot() -> float:
     try:
         with open("/proc/uptime") as fh:
-            return formats.clock() - float(fh.read().split()[0])
+            return common.clock() - float(fh.read().split()[0])
     except (OSError, ValueError):
         return 0.0
 
@@ -386,7 +392,7 @@ def _boot_time() -> float:
     try:
         return os.stat(os.path.join(state.home(), "state.db")).st_mtime
     except OSError:
-        return formats.clock()
+        return common.clock()
 
 
 def _specs(conn, jobs: list[Job]) -> dict:
@@ -403,7 +409,7 @@ def _specs(conn, jobs: list[Job]) -> dict:
 
 
 def body(argv: list[str]) -> int:
-    opts, words = formats.getopt_long("scontrol", argv, SHORT, LONG, permute=False)
+    opts, words = getopt_long("scontrol", argv, SHORT, LONG, permute=False)
     oneliner = details = quiet = False
     for key, _ in opts:
         if key == "o":
@@ -413,7 +419,7 @@ def body(argv: list[str]) -> int:
         elif key == "Q":
             quiet = True
         elif key == "V":
-            print(formats.version_line())
+            print(common.version_line())
             return 0
         elif key in ("h", "usage"):
             print(USAGE)

@@ -17,12 +17,14 @@ from __future__ import annotations
 import sys
 import time
 
-from slurmsky.render import formats
+from slurmsky.render import common
+from slurmsky.render import sinfo_format
 
 from slurmsky.core import state
 from slurmsky.core import states
-from slurmsky.render.formats import NodeView, UsageError
+from slurmsky.render.sinfo_format import NodeView
 from slurmsky.commands.common import run
+from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "adehiM:n:No:O:p:lrRsS:t:TvV"
 LONG = {
@@ -71,7 +73,7 @@ def partitions(conn) -> list[dict]:
 
 
 def body(argv: list[str]) -> int:
-    opts, rest = formats.getopt_long("sinfo", argv, SHORT, LONG)
+    opts, rest = getopt_long("sinfo", argv, SHORT, LONG)
     if rest:
         raise UsageError(f"sinfo: error: Unrecognized option: {rest[0]}", USAGE)
     noheader = by_node = summary = long = False
@@ -103,7 +105,7 @@ def body(argv: list[str]) -> int:
         elif key == "t":
             wanted_states = {w.lower() for w in value.split(",") if w}
         elif key == "V":
-            print(formats.version_line())
+            print(common.version_line())
             return 0
         elif key in ("help", "usage"):
             print(USAGE)
@@ -117,23 +119,23 @@ def body(argv: list[str]) -> int:
             if wanted_nodes is not None and node.name not in wanted_nodes:
                 continue
             if wanted_states is not None and node.state not in wanted_states and \
-                    formats.LONG_STATES.get(node.state) not in wanted_states:
+                    sinfo_format.LONG_STATES.get(node.state) not in wanted_states:
                 continue
             nodes.append(node)
     if by_node:
         nodes.sort(key=lambda n: (_natural(n.name), n.partition))
-        fmt = fmt or (formats.SINFO_NODE_LONG if long else formats.SINFO_NODE)
+        fmt = fmt or (sinfo_format.SINFO_NODE_LONG if long else sinfo_format.SINFO_NODE)
     elif summary:
-        fmt = fmt or formats.SINFO_SUMMARY
+        fmt = fmt or sinfo_format.SINFO_SUMMARY
     else:
-        fmt = fmt or (formats.SINFO_LONG if long else formats.SINFO_DEFAULT)
+        fmt = fmt or (sinfo_format.SINFO_LONG if long else sinfo_format.SINFO_DEFAULT)
     errors: list[str] = []
-    lines = formats.sinfo_lines(nodes, fmt, header=not noheader, by_node=by_node,
+    lines = sinfo_format.sinfo_lines(nodes, fmt, header=not noheader, by_node=by_node,
                                 summary=summary, errors=errors)
     for bad in errors:
         sys.stderr.write(f"sinfo: error: Invalid node format specification: {bad}\n")
     if long:
-        lines.insert(0, time.ctime(formats.clock()))
+        lines.insert(0, time.ctime(common.clock()))
     sys.stdout.write("".join(line + "\n" for line in lines))
     return 0
 

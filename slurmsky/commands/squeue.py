@@ -11,12 +11,17 @@ import sys
 import time
 
 from slurmsky import backends
-from slurmsky.render import formats
+from slurmsky.render import common
+from slurmsky.render import jobview
+from slurmsky.render import squeue_format
 
 from slurmsky.core import state
 from slurmsky.core import states
-from slurmsky.render.formats import Job, UsageError
+from slurmsky.render.jobview import Job
 from slurmsky.commands.common import run
+from slurmsky.display import format_elapsed
+from slurmsky.display import format_limit
+from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "A:ahi:j::lL:n:M:O:o:p:Pq:R:rs::S:t:u:U:vVw:"
 LONG = {
@@ -105,7 +110,7 @@ def parse_step_list(text: str) -> list[tuple[int, int]]:
 
 
 def body(argv: list[str]) -> int:
-    opts, rest = formats.getopt_long("squeue", argv, SHORT, LONG)
+    opts, rest = getopt_long("squeue", argv, SHORT, LONG)
     environ = os.environ
     o = {"states": None, "jobs": None, "users": None, "names": None, "partitions": None,
          "nodes": None, "accounts": None, "format": None, "format_long": None,
@@ -163,7 +168,7 @@ def body(argv: list[str]) -> int:
                 raise UsageError(exc.log("squeue") + f"squeue: error: '{value}' invalid entry "
                                  "for --nodelist") from None
         elif key == "V":
-            print(formats.version_line())
+            print(common.version_line())
             return 0
         elif key == "help":
             print(USAGE)
@@ -206,27 +211,27 @@ def body(argv: list[str]) -> int:
     if o["users"] is None and environ.get("SQUEUE_USERS"):
         o["users"] = environ["SQUEUE_USERS"]
     if start and not steps:
-        o["format"] = o["format"] or formats.SQUEUE_START
+        o["format"] = o["format"] or squeue_format.SQUEUE_START
         sort = sort or "S"
         if o["states"] is None:
             o["states"] = {"PENDING"}
 
     out = sys.stdout
     conn = state.connect()
-    formats.SPECS = _spec_loader(conn)
+    jobview.SPECS = _spec_loader(conn)
     if o["users"] is not None:
         o["users"] = _users(conn, o["users"], warnings)
     for line in warnings:
         sys.stderr.write(line)
     _revive(conn)
-    now = formats.clock()
+    now = common.clock()
 
     if as_json or as_yaml:  # 22.05 ignores the filters here and dumps every job it holds
         records = state.find_jobs(conn, active_or_ended_after=now - state.MIN_JOB_AGE)
-        jobs = formats.squeue_sort(formats.collapse(records, now=now), "i")
-        document = formats.openapi_document(jobs)
+        jobs = squeue_format.squeue_sort(jobview.collapse(records, now=now), "i")
+        document = squeue_format.openapi_document(jobs)
         if as_yaml:
-            out.write(formats.to_yaml(document))
+            out.write(squeue_format.to_yaml(document))
         else:
             import json
 
@@ -238,11 +243,11 @@ def body(argv: list[str]) -> int:
     if steps:
         pass  # the step format is parsed by _steps
     elif o["format_long"] is not None:
-        items = formats.parse_long_format(o["format_long"], formats.SQUEUE_FIELDS, errors)
+        items = common.parse_long_format(o["format_long"], squeue_format.SQUEUE_FIELDS, errors)
     else:
-        fmt = o["format"] or (formats.SQUEUE_LONG if long else formats.SQUEUE_DEFAULT)
-        items = formats.parse_percent_format(fmt, formats.SQUEUE_FIELDS,
-                                             formats.PERCENT_CODES, errors)
+        fmt = o["format"] or (squeue_format.SQUEUE_LONG if long else squeue_format.SQUEUE_DEFAULT)
+        items = common.parse_percent_format(fmt, squeue_format.SQUEUE_FIELDS,
+                                             squeue_format.PERCENT_CODES, errors)
     for bad in errors:
         sys.stderr.write(f"squeue: error: Invalid job format specification: {bad}\n")
     settings = dict(noheader=noheader, long=long, array=array, steps=steps, sort=sort,
@@ -254,7 +259,7 @@ def body(argv: list[str]) -> int:
         out.write("\n")
         out.flush()
         time.sleep(iterate)
-        now = formats.clock()
+        now = common.clock()
 
 
 def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
@@ -292,11 +297,11 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
     if long and not noheader:
         lines.append(time.ctime(now))
     if not noheader:
-        lines.append(formats.render(items, None))
+        lines.append(common.render(items, None))
     if (not keep and o["accounts"] is None and o["nodes"] is None
-            and formats.Listing.fits(items, settings["sort"])):
-        # the common listing: SQLite computes the lines' cells and the order (formats.Listing)
-        listing = formats.Listing(items, now, array)
+            and squeue_format.Listing.fits(items, settings["sort"])):
+        # the common listing: SQLite computes the lines' cells and the order (squeue_format.Listing)
+        listing = squeue_format.Listing(items, now, array)
         rows = state.list_rows(conn, listing.columns, listing.args, listing.order_by,
                                listing.order_args, **filters)
         lines.extend(listing.lines(
@@ -310,9 +315,9 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
 
             records = [r for r in records
                        if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
-        jobs = formats.collapse(records, keep_tasks=keep, expand=array, now=now)
-        jobs = formats.squeue_sort(jobs, settings["sort"])
-        lines.extend(map(formats.renderer(items), jobs))
+        jobs = jobview.collapse(records, keep_tasks=keep, expand=array, now=now)
+        jobs = squeue_format.squeue_sort(jobs, settings["sort"])
+        lines.extend(map(common.renderer(items), jobs))
     if lines:
         out.write("\n".join(lines) + "\n")
 
@@ -323,8 +328,8 @@ def _users(conn, text: str, warnings: list[str]) -> list[str]:
     names = []
     for word in filter(None, text.split(",")):
         if word.isdigit():
-            names.append(formats.user_name(int(word)))
-        elif formats.uid_of(word) is not None or conn.execute(
+            names.append(common.user_name(int(word)))
+        elif common.uid_of(word) is not None or conn.execute(
                 "SELECT 1 FROM jobs WHERE user = ? LIMIT 1", (word,)).fetchone():
             names.append(word)
         else:
@@ -401,15 +406,15 @@ def _steps(conn, o, noheader, long, now, out) -> int:
         "j": ("NAME", lambda s: s.name()),
         "P": ("PARTITION", lambda s: s.rec.partition),
         "u": ("USER", lambda s: s.rec.user),
-        "M": ("TIME", lambda s: formats.format_elapsed(s.used()), False),
-        "l": ("TIME_LIMIT", lambda s: formats.format_limit(s.rec.time_limit), False),
+        "M": ("TIME", lambda s: format_elapsed(s.used()), False),
+        "l": ("TIME_LIMIT", lambda s: format_limit(s.rec.time_limit), False),
         "N": ("NODELIST", lambda s: s.nodes(), False),
-        "S": ("START_TIME", lambda s: formats.iso(s.start(), "N/A")),
+        "S": ("START_TIME", lambda s: common.iso(s.start(), "N/A")),
         "U": ("UID", lambda s: str(s.rec.uid)),
     }
     errors: list[str] = []
-    fmt = o["format"] or (formats.STEP_LONG if long else formats.STEP_DEFAULT)
-    items = formats.parse_percent_format(fmt, fields, {k: k for k in fields}, errors)
+    fmt = o["format"] or (squeue_format.STEP_LONG if long else squeue_format.STEP_DEFAULT)
+    items = common.parse_percent_format(fmt, fields, {k: k for k in fields}, errors)
     for bad in errors:
         sys.stderr.write(f"squeue: error: Invalid job step format specification: {bad}\n")
     rows = []
@@ -424,8 +429,8 @@ def _steps(conn, o, noheader, long, now, out) -> int:
         rows = [r for r in rows if r.step is not None
                 and (r.rec.job_id, int(r.step.get("id") or 0)) in wanted]
     rows.sort(key=_Step.order)  # "P,i": own ids
-    lines = [] if noheader else [formats.render(items, None)]
-    lines.extend(map(formats.renderer(items), rows))
+    lines = [] if noheader else [common.render(items, None)]
+    lines.extend(map(common.renderer(items), rows))
     out.write("".join(line + "\n" for line in lines))
     return 0
 

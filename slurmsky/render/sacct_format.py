@@ -1,0 +1,318 @@
+"""sacct's output: columns from a table of Slurm's names and widths (negative =
+left-justified), values longer than the column cut with `+`, `--parsable` (trailing `|`)
+and `--parsable2`; one `.batch` row per started batch job.
+"""
+
+from __future__ import annotations
+
+from slurmsky.display import format_hms, format_mem
+from slurmsky.render.common import cluster_name, group_name, iso
+from slurmsky.core.states import FINISHED_STATES
+from slurmsky.render.jobview import Job
+from slurmsky.runtime.getopt_long import UsageError
+
+# Slurm 22.05's sacct fields (its --helpformat order) and default column widths; a negative
+# width is left-justified.
+SACCT_WIDTHS = {
+    "Account": 10, "AdminComment": 15, "AllocCPUS": 10, "AllocNodes": 10, "AllocTRES": 10,
+    "AssocID": 7, "AveCPU": 10, "AveCPUFreq": 10, "AveDiskRead": 14, "AveDiskWrite": 14,
+    "AvePages": 10, "AveRSS": 10, "AveVMSize": 10, "BlockID": 16, "Cluster": 10,
+    "Comment": 14, "Constraints": 19, "ConsumedEnergy": 14, "ConsumedEnergyRaw": 17,
+    "Container": 19, "CPUTime": 10, "CPUTimeRAW": 10, "DBIndex": 9, "DerivedExitCode": 15,
+    "Elapsed": 10, "ElapsedRaw": 10, "Eligible": 19, "End": 19, "ExitCode": 8, "Flags": 19,
+    "GID": 6, "Group": 9, "JobID": -12, "JobIDRaw": -12, "JobName": 10, "Layout": 9,
+    "MaxDiskRead": 12, "MaxDiskReadNode": 15, "MaxDiskReadTask": 15, "MaxDiskWrite": 12,
+    "MaxDiskWriteNode": 16, "MaxDiskWriteTask": 16, "MaxPages": 8, "MaxPagesNode": 12,
+    "MaxPagesTask": 14, "MaxRSS": 10, "MaxRSSNode": 10, "MaxRSSTask": 10, "MaxVMSize": 10,
+    "MaxVMSizeNode": 14, "MaxVMSizeTask": 14, "McsLabel": 12, "MinCPU": 10,
+    "MinCPUNode": 10, "MinCPUTask": 10, "NCPUS": 10, "NNodes": 8, "NodeList": 15,
+    "NTasks": 8, "Partition": 10, "Priority": 10, "QOS": 10, "QOSRAW": 6, "Reason": 22,
+    "ReqCPUFreq": 10, "ReqCPUFreqGov": 13, "ReqCPUFreqMax": 13, "ReqCPUFreqMin": 13,
+    "ReqCPUS": 8, "ReqMem": 10, "ReqNodes": 8, "ReqTRES": 10, "Reservation": 20,
+    "ReservationId": 13, "Reserved": 10, "ResvCPU": 10, "ResvCPURAW": 10, "Start": 19,
+    "State": 10, "Submit": 19, "SubmitLine": 20, "Suspended": 10, "SystemComment": 15,
+    "SystemCPU": 10, "Timelimit": 10, "TimelimitRaw": 12, "TotalCPU": 10,
+    "TRESUsageInAve": 14, "TRESUsageInMax": 14, "TRESUsageInMaxNode": 18,
+    "TRESUsageInMaxTask": 18, "TRESUsageInMin": 14, "TRESUsageInMinNode": 18,
+    "TRESUsageInMinTask": 18, "TRESUsageInTot": 14, "TRESUsageOutAve": 15,
+    "TRESUsageOutMax": 15, "TRESUsageOutMaxNode": 19, "TRESUsageOutMaxTask": 19,
+    "TRESUsageOutMin": 15, "TRESUsageOutMinNode": 19, "TRESUsageOutMinTask": 19,
+    "TRESUsageOutTot": 15, "UID": 6, "User": 9, "UserCPU": 10, "WCKey": 10, "WCKeyID": 7,
+    "WorkDir": 20,
+}
+SACCT_NAMES = sorted(SACCT_WIDTHS, key=str.lower)
+SACCT_DEFAULT = "jobid,jobname,partition,account,alloccpus,state,exitcode"
+SACCT_BRIEF = "jobid,state,exitcode"
+SACCT_LONG = ("jobid,jobidraw,jobname,partition,maxvmsize,maxvmsizenode,maxvmsizetask,"
+              "avevmsize,maxrss,maxrssnode,maxrsstask,averss,maxpages,maxpagesnode,"
+              "maxpagestask,avepages,mincpu,mincpunode,mincputask,avecpu,ntasks,alloccpus,"
+              "elapsed,state,exitcode,avecpufreq,reqcpufreqmin,reqcpufreqmax,reqcpufreqgov,"
+              "reqmem,consumedenergy,maxdiskread,maxdiskreadnode,maxdiskreadtask,avediskread,"
+              "maxdiskwrite,maxdiskwritenode,maxdiskwritetask,avediskwrite,reqtres,alloctres,"
+              "tresusageinave,tresusageinmax,tresusageinmaxnode,tresusageinmaxtask,"
+              "tresusageinmin,tresusageinminnode,tresusageinmintask,tresusageintot,"
+              "tresusageoutmax,tresusageoutmaxnode,tresusageoutmaxtask,tresusageoutave,"
+              "tresusageouttot")
+
+
+def sacct_helpformat() -> str:
+    out = []
+    for n, name in enumerate(SACCT_NAMES):
+        out.append(f"{name:<19}" + ("\n" if n % 4 == 3 else " "))
+    text = "".join(out)
+    return text if text.endswith("\n") else text[:-1] + "\n"
+
+
+def parse_sacct_fields(text: str) -> list[tuple[str, int]]:
+    """`JobID%20,state,NodeList%-30` -> [(Slurm's name, width)]; an unknown name is
+    `Invalid field requested: "name"`."""
+    fields = []
+    for token in filter(None, text.split(",")):
+        name, percent, width = token.partition("%")
+        lower = name.lower()
+        found = next((n for n in SACCT_NAMES if n.lower().startswith(lower)), None) \
+            if lower else None
+        if found is None:
+            raise UsageError(f'sacct: error: Invalid field requested: "{name}"')
+        size = SACCT_WIDTHS[found]
+        if percent:
+            try:
+                size = int(width) or size
+            except ValueError:
+                pass
+        fields.append((found, size))
+    return fields
+
+
+def cpu_time_text(seconds: float) -> str:
+    """sacct's TotalCPU/UserCPU/SystemCPU: `MM:SS.mmm` under an hour."""
+    if not seconds:
+        return "00:00:00"
+    whole, micros = int(seconds), int(round((seconds - int(seconds)) * 1e6))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return "%d-%02d:%02d:%02d" % (days, hours, minutes, secs)
+    if hours:
+        return "%02d:%02d:%02d" % (hours, minutes, secs)
+    return "%02d:%02d.%03d" % (minutes, secs, micros // 1000)
+
+
+class Row:
+    """One sacct line: a job (`step` None) or one of its steps (`batch`, `0`, ...)."""
+
+    __slots__ = ("job", "step", "info")
+
+    def __init__(self, job: Job, step: str | None = None, info: dict | None = None):
+        self.job, self.step, self.info = job, step, info or {}
+
+
+def step_rows(job: Job) -> list[Row]:
+    """The steps sacct lists under a started job: `.batch` for a batch job (`.0` for an
+    allocation made by srun/salloc), plus the steps the node runtime recorded in its RESULT
+    (`result["steps"]`: [{"id", "name", "state", "exit_code", "signal", "start", "end",
+    "nodes", "ntasks", "cpus"}], every key optional; an entry with id "batch" describes the
+    batch step itself)."""
+    rec = job.rec
+    if job.tasks is not None or not job.started:
+        return []
+    recorded = [s for s in (rec.result or {}).get("steps") or () if isinstance(s, dict)]
+    first = "batch" if rec.batch else "0"
+    own = next((s for s in recorded if str(s.get("id")) == first), {})
+    rows = [Row(job, first, own)]
+    rows.extend(Row(job, str(s.get("id")), s) for s in recorded if s is not own)
+    return rows
+
+
+def _step_state(row: Row) -> tuple[str, str]:
+    """(State, ExitCode) of a step row."""
+    job, info = row.job, row.info
+    rec = job.rec
+    if info and ("exit_code" in info or "signal" in info or "state" in info):
+        code, sig = int(info.get("exit_code") or 0), int(info.get("signal") or 0)
+        state = info.get("state") or ("CANCELLED" if sig else "FAILED" if code else "COMPLETED")
+        return state, f"{code}:{sig}"
+    if rec.state not in FINISHED_STATES:
+        return ("RUNNING" if rec.state != "COMPLETING" else "COMPLETING"), "0:0"
+    result = rec.result or {}
+    code, sig = int(result.get("exit_code") or 0), int(result.get("signal") or 0)
+    if rec.state in ("CANCELLED", "TIMEOUT") and not sig and not code:
+        sig = 15
+    if rec.state == "OUT_OF_MEMORY":
+        return "OUT_OF_MEMORY", f"0:{sig or 125}"
+    if rec.state == "NODE_FAIL":
+        return "NODE_FAIL", f"{code}:{sig}"
+    if sig:
+        return "CANCELLED", f"0:{sig}"
+    if code:
+        return "FAILED", f"{code}:0"
+    return "COMPLETED", "0:0"
+
+
+def derived_exit_code(rec) -> str:
+    """Slurm's DerivedExitCode: the highest exit code of the job's steps (srun steps; the batch
+    step's is the job's own ExitCode), signals not counted."""
+    result = rec.result or {}
+    if result.get("derived_exit_code"):
+        return str(result["derived_exit_code"])
+    codes = [int(s.get("exit_code") or 0) for s in result.get("steps") or ()
+             if isinstance(s, dict) and str(s.get("id")) != "batch"]
+    return f"{max(codes, default=0)}:0"
+
+
+def _elapsed(row: Row) -> int:
+    info = row.info
+    if row.step is not None and info.get("start"):
+        end = info.get("end") or row.job.rec.end_time or row.job.now
+        return max(int(end - info["start"]), 0)
+    return row.job.used()
+
+
+def _sacct_state(row: Row) -> str:
+    if row.step is not None:
+        return _step_state(row)[0]
+    rec = row.job.rec
+    if rec.state == "CANCELLED" and rec.cancelled_by is not None:
+        return f"CANCELLED by {rec.cancelled_by}"
+    if rec.state == "CONFIGURING":
+        return "RUNNING"  # a flag on a running job: accounting stores the base state only
+    return rec.state
+
+
+def _sacct_exit(row: Row) -> str:
+    if row.step is not None:
+        return _step_state(row)[1]
+    rec = row.job.rec
+    return rec.exit_text if rec.state in FINISHED_STATES else "0:0"
+
+
+def _sacct_jobid(row: Row, raw: bool) -> str:
+    job = row.job
+    base = str(job.job_id) if raw else job.id_text
+    return base if row.step is None else f"{base}.{row.step}"
+
+
+def _sacct_start(row: Row) -> str:
+    rec = row.job.rec
+    if row.step is not None and row.info.get("start"):
+        return iso(row.info["start"])
+    if row.job.started:
+        return iso(rec.start_time)
+    if rec.state in FINISHED_STATES:
+        return iso(rec.end_time)
+    return "Unknown"
+
+
+def _sacct_end(row: Row) -> str:
+    rec = row.job.rec
+    if row.step is not None and row.info.get("end"):
+        return iso(row.info["end"])
+    return iso(rec.end_time) if rec.state in FINISHED_STATES else "Unknown"
+
+
+def _job_only(func):
+    return lambda row: func(row) if row.step is None else None
+
+
+def _cpu(key: str):
+    def value(row: Row):
+        source = row.info if row.step is not None and row.info else (row.job.rec.result or {})
+        return cpu_time_text(float(source.get(key) or 0))
+    return value
+
+
+SACCT_VALUES = {
+    "Account": lambda r: r.job.rec.account or "",
+    "AllocCPUS": lambda r: str(r.job.rec.num_cpus if r.step is None else
+                               r.info.get("cpus") or r.job.rec.cpus_per_node[0]),
+    "AllocNodes": lambda r: str(r.job.rec.num_nodes if r.job.started else 0),
+    "AllocTRES": lambda r: ("billing=%d,cpu=%d,mem=%s,node=%d" % (
+        r.job.rec.num_cpus, r.job.rec.num_cpus, format_mem(r.job.total_mem),
+        r.job.rec.num_nodes)) if r.job.started else "",
+    "Cluster": lambda r: cluster_name(),
+    "Comment": lambda r: "",  # AccountingStoreFlags=job_comment is not set, as by default
+    "CPUTime": lambda r: format_hms(_elapsed(r) * r.job.rec.num_cpus),
+    "CPUTimeRAW": lambda r: str(_elapsed(r) * r.job.rec.num_cpus),
+    "DerivedExitCode": _job_only(lambda r: derived_exit_code(r.job.rec)),
+    "Elapsed": lambda r: format_hms(_elapsed(r)),
+    "ElapsedRaw": lambda r: str(_elapsed(r)),
+    "Eligible": lambda r: iso(r.job.rec.eligible_time),
+    "End": _sacct_end,
+    "ExitCode": _sacct_exit,
+    "GID": lambda r: str(r.job.rec.gid),
+    "Group": lambda r: group_name(r.job.rec.gid),
+    "JobID": lambda r: _sacct_jobid(r, False),
+    "JobIDRaw": lambda r: _sacct_jobid(r, True),
+    "JobName": lambda r: r.job.rec.name if r.step is None else (
+        "batch" if r.step == "batch" else r.info.get("name") or r.job.rec.name),
+    "NCPUS": lambda r: str(r.job.rec.num_cpus if r.step is None else
+                           r.info.get("cpus") or r.job.rec.cpus_per_node[0]),
+    "NNodes": lambda r: str(r.job.rec.num_nodes if r.step is None or r.step != "batch" else 1),
+    "NodeList": lambda r: (r.job.rec.nodelist or "None assigned") if r.step is None else (
+        r.job.rec.batch_host if r.step == "batch" else r.info.get("nodes")
+        or r.job.rec.nodelist) or "",
+    "NTasks": lambda r: None if r.step is None else str(r.info.get("ntasks") or (
+        1 if r.step == "batch" else r.job.rec.num_tasks)),
+    "Partition": _job_only(lambda r: r.job.rec.partition),
+    "Priority": lambda r: str(r.job.priority),
+    "QOS": lambda r: "normal",
+    "QOSRAW": lambda r: "1",
+    "Reason": _job_only(lambda r: r.job.rec.reason),
+    "ReqCPUS": lambda r: str(r.job.rec.num_cpus),
+    "ReqMem": _job_only(lambda r: format_mem(r.job.total_mem)),
+    "ReqNodes": lambda r: str(r.job.rec.num_nodes),
+    "ReqTRES": _job_only(lambda r: "billing=%d,cpu=%d,mem=%s,node=%d" % (
+        r.job.rec.num_cpus, r.job.rec.num_cpus, format_mem(r.job.total_mem),
+        r.job.rec.num_nodes)),
+    "Start": _sacct_start,
+    "State": _sacct_state,
+    "Submit": lambda r: iso(r.job.rec.submit_time if r.step is None else
+                            r.info.get("start") or r.job.rec.start_time),
+    "Suspended": lambda r: "00:00:00",
+    "SystemCPU": _cpu("system_cpu"),
+    "Timelimit": _job_only(lambda r: "UNLIMITED" if r.job.rec.time_limit is None
+                           else format_hms(r.job.rec.time_limit * 60)),
+    "TimelimitRaw": _job_only(lambda r: "UNLIMITED" if r.job.rec.time_limit is None
+                              else str(r.job.rec.time_limit)),
+    "TotalCPU": _cpu("total_cpu"),
+    "UID": lambda r: str(r.job.rec.uid),
+    "User": _job_only(lambda r: r.job.rec.user),
+    "UserCPU": _cpu("user_cpu"),
+    "WorkDir": _job_only(lambda r: r.job.rec.workdir),
+}
+
+
+def sacct_lines(rows: list[Row], fields: list[tuple[str, int]], *, header: bool,
+                parsable: int, delimiter: str | None = None) -> list[str]:
+    """Lines of sacct output. parsable: 0 columns, 1 `--parsable` (trailing `|`),
+    2 `--parsable2`."""
+    sep = delimiter if delimiter is not None else "|"
+    lines = []
+    columns = [(abs(size), size > 0) for _, size in fields]
+
+    def cells(values: list[str | None], is_header: bool) -> str:
+        if parsable:
+            text = sep.join(v or "" for v in values)
+            return text + (sep if parsable == 1 else "")
+        out = []
+        for value, (width, right) in zip(values, columns):
+            if value is None:
+                value = " "
+            elif len(value) > width:
+                value = value[:width] if is_header else value[:width - 1] + "+"
+            out.append(value.rjust(width) if right else value.ljust(width))
+        out.append("")
+        return " ".join(out)
+
+    if header:
+        lines.append(cells([name for name, _ in fields], True))
+        if not parsable:
+            lines.append("".join("-" * width + " " for width, _ in columns))
+    funcs = [SACCT_VALUES.get(name) or _none for name, _ in fields]
+    lines.extend(cells([func(row) for func in funcs], False) for row in rows)
+    return lines
+
+
+def _none(row) -> None:
+    return None

@@ -1,0 +1,138 @@
+"""scontrol's output: `show job` blocks (multi-line with a 3-space indent, or `-o` on one
+line), and `show config` / `partition` / `node` blocks.
+"""
+
+from __future__ import annotations
+
+from slurmsky import backends
+from slurmsky.display import format_hms, format_mem
+from slurmsky.render.common import group_name, iso
+from slurmsky.core.states import FINISHED_STATES
+from slurmsky.render.jobview import Job, tres
+from slurmsky.render.sacct_format import derived_exit_code
+
+
+def _hms(seconds: int) -> str:
+    return format_hms(seconds)
+
+
+def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
+             spec: dict | None = None) -> str:
+    """`scontrol show job`'s record of one job; `spec` (the submission's runtime spec, when
+    known) gives the submit host and the --ntasks-per-node asked."""
+    rec = job.rec
+    spec = spec or {}
+    submit_host = (spec.get("submit_host") or "localhost").split(".")[0]
+    per_node = spec.get("ntasks_per_node") or 0
+    group = job.tasks is not None
+    first = f"JobId={job.job_id}"
+    if rec.array_job_id is not None:
+        first += f" ArrayJobId={rec.array_job_id} ArrayTaskId={job.task_text}"
+        if rec.array_throttle:
+            first += f" ArrayTaskThrottle={rec.array_throttle}"
+    first += f" JobName={rec.name}"
+    pending = rec.state == "PENDING"
+    started = job.started
+    if rec.held or group:
+        eligible = "Unknown"
+    elif rec.eligible_time:
+        eligible = iso(rec.eligible_time)
+    else:
+        eligible = iso(rec.begin_time if pending else rec.submit_time)
+    accrue = "Unknown" if rec.held else iso(rec.submit_time)
+    if started:
+        end = iso(rec.end_time) if rec.end_time else (
+            iso(rec.start_time + rec.time_limit * 60) if rec.time_limit else "Unknown")
+        start = iso(rec.start_time)
+    elif rec.state in FINISHED_STATES:
+        start = end = iso(rec.end_time)
+    else:
+        start = iso(rec.begin_time) if rec.begin_time and not rec.held else "Unknown"
+        end = "Unknown"
+    limit = "UNLIMITED" if rec.time_limit is None else _hms(rec.time_limit * 60)
+    mem = (f"MinMemoryCPU={format_mem(rec.mem_per_cpu)}" if rec.mem_per_cpu is not None
+           else f"MinMemoryNode={format_mem(rec.mem_per_node or 0)}")
+    tres_text = tres(job)
+    lines = [
+        first,
+        f"UserId={rec.user}({rec.uid}) GroupId={group_name(rec.gid)}({rec.gid}) MCS_label=N/A",
+        f"Priority={job.priority} Nice=0 Account={rec.account or '(null)'} QOS=normal",
+        f"JobState={rec.state} Reason={rec.reason} Dependency={rec.dependency or '(null)'}",
+        f"Requeue={int(rec.requeue)} Restarts={rec.restarts} BatchFlag={int(rec.batch)} "
+        f"Reboot=0 ExitCode={rec.exit_text if rec.state in FINISHED_STATES else '0:0'}",
+    ]
+    if details:
+        lines.append(f"DerivedExitCode={derived_exit_code(rec)}")
+    lines += [
+        f"RunTime={_hms(job.used())} TimeLimit={limit} TimeMin=N/A",
+        f"SubmitTime={iso(rec.submit_time)} EligibleTime={eligible}",
+        f"AccrueTime={accrue}",
+        f"StartTime={start} EndTime={end} Deadline=N/A",
+        f"SuspendTime=None SecsPreSuspend=0 "
+        f"LastSchedEval={iso(rec.start_time or rec.submit_time)} Scheduler=Main",
+        f"Partition={rec.partition} AllocNode:Sid={submit_host}:0",
+        "ReqNodeList=(null) ExcNodeList=(null)",
+        f"NodeList={(rec.nodelist or '') if started else ''}",
+    ]
+    if started and rec.batch_host:
+        lines.append(f"BatchHost={rec.batch_host}")
+    # a pending job shows the count asked: `1-2` for --nodes=1-2, `2-2` for -N2 (none: `1`);
+    # once started or ended (even cancelled while pending), one number
+    num_nodes = (f"{rec.num_nodes}-{rec.max_nodes}" if rec.max_nodes and rec.state == "PENDING"
+                 else rec.num_nodes)
+    lines += [
+        f"NumNodes={num_nodes} NumCPUs={rec.num_cpus} NumTasks={rec.num_tasks} "
+        f"CPUs/Task={rec.cpus_per_task or 1} ReqB:S:C:T=0:0:*:*",
+        f"TRES={tres_text}",
+        f"Socks/Node=* NtasksPerN:B:S:C={per_node}:0:*:* CoreSpec=*",
+    ]
+    gres = job.gres
+    if details and started:
+        name, _, count = (gres or "").rpartition(":")
+        each = int(count) if count.isdigit() else 0
+        lines.append("JOB_GRES=" + (f"{name}:{each * rec.num_nodes}" if gres else "(null)"))
+        cpus = rec.cpus_per_node[0] if rec.cpus_per_node else 1
+        mem_each = (rec.mem_per_node if rec.mem_per_node is not None
+                    else (rec.mem_per_cpu or 0) * cpus)
+        lines.append(f"  Nodes={rec.nodelist} CPU_IDs={'0' if cpus == 1 else f'0-{cpus - 1}'}"
+                     f" Mem={mem_each} GRES=" + (
+                         f"{gres}(IDX:{'0' if each == 1 else f'0-{each - 1}'})" if gres
+                         else ""))
+    min_cpus = per_node * (rec.cpus_per_task or 1) if per_node else (rec.cpus_per_task or 1)
+    lines += [
+        f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode=0",
+        "Features=(null) DelayBoot=00:00:00",
+        "OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)",
+        f"Command={rec.command or '(null)'}",
+        f"WorkDir={rec.workdir}",
+    ]
+    if rec.comment:
+        lines.append(f"Comment={rec.comment} ")
+    if rec.batch:
+        lines += [f"StdErr={job.std_path('err')}", f"StdIn={job.std_path('in')}",
+                  f"StdOut={job.std_path('out')}"]
+    remote = backends.get(rec.executor).remote_id(rec) if rec.executor else None
+    if remote is not None:
+        lines.append("%s=%s" % remote)
+    lines.append("Power=")
+    if gres:
+        lines.append(f"TresPerNode={job.tres_per_node}")
+    if oneliner:
+        return " ".join(lines) + " \n"
+    return "\n   ".join(lines) + "\n   \n\n"
+
+
+
+
+def show_config(items: list[tuple[str, str]], now: float, host: str) -> str:
+    lines = [f"Configuration data as of {iso(now)}"]
+    lines += [f"{key:<23} = {value}" for key, value in items]
+    return "\n".join(lines) + f"\n\nSlurmctld(primary) at {host} is UP\n"
+
+
+def show_block(pairs: list[list[str]], oneliner: bool) -> str:
+    """A `Key=Value` record whose first line is unindented (show partition/node)."""
+    lines = [" ".join(p) for p in pairs]
+    if oneliner:
+        return " ".join(lines) + "\n"
+    return "\n   ".join(lines) + "\n\n"

@@ -1,0 +1,124 @@
+"""sinfo's output: `%`-formats over partitions and their nodes, grouped as sinfo groups them.
+"""
+
+from __future__ import annotations
+
+from slurmsky.display import format_limit
+from slurmsky.render.common import pad, parse_percent_format, render
+
+
+class NodeView:
+    """One node in one partition, as sinfo shows it."""
+
+    __slots__ = ("name", "partition", "default", "cpus", "alloc_cpus", "memory", "gres",
+                 "limit", "state")
+
+    def __init__(self, name, partition, default, cpus, alloc_cpus, memory, gres, limit,
+                 state=None):
+        self.name, self.partition, self.default = name, partition, default
+        self.cpus, self.alloc_cpus, self.memory = cpus, alloc_cpus, memory
+        self.gres, self.limit = gres, limit
+        self.state = state or ("idle" if not alloc_cpus else
+                               "alloc" if alloc_cpus >= cpus else "mix")
+
+
+LONG_STATES = {"idle": "idle", "mix": "mixed", "alloc": "allocated", "n/a": "n/a",
+               "idle~": "idle~"}
+
+
+def _limit_text(minutes: int | None) -> str:
+    if minutes is None:
+        return "infinite"
+    return format_limit(minutes)
+
+
+def _group_counts(nodes: list[NodeView]) -> str:
+    alloc = sum(1 for n in nodes if n.state in ("alloc", "mix"))
+    idle = sum(1 for n in nodes if n.state in ("idle", "idle~"))
+    other = len(nodes) - alloc - idle
+    return f"{alloc}/{idle}/{other}/{len(nodes)}"
+
+
+# sinfo fields: letter -> (header, value(list of nodes) -> str, cut)
+SINFO_FIELDS = {
+    "a": ("AVAIL", lambda ns: "up"),
+    "A": ("NODES(A/I)", lambda ns: _group_counts(ns).rsplit("/", 2)[0]),
+    "c": ("CPUS", lambda ns: str(ns[0].cpus) if ns[0].cpus else "0"),
+    "C": ("CPUS(A/I/O/T)", lambda ns: "%d/%d/0/%d" % (
+        sum(n.alloc_cpus for n in ns), sum(n.cpus - n.alloc_cpus for n in ns),
+        sum(n.cpus for n in ns))),
+    "d": ("TMP_DISK", lambda ns: "0"),
+    "D": ("NODES", lambda ns: str(len([n for n in ns if n.name]))),
+    "e": ("FREE_MEM", lambda ns: str(ns[0].memory)),
+    "E": ("REASON", lambda ns: "none"),
+    "f": ("AVAIL_FEATURES", lambda ns: None),
+    "F": ("NODES(A/I/O/T)", _group_counts),
+    "G": ("GRES", lambda ns: ns[0].gres),
+    "h": ("OVERSUBSCRIBE", lambda ns: "NO"),
+    "l": ("TIMELIMIT", lambda ns: _limit_text(ns[0].limit)),
+    "L": ("DEFAULTTIME", lambda ns: "n/a"),
+    "m": ("MEMORY", lambda ns: str(ns[0].memory)),
+    "n": ("HOSTNAMES", lambda ns: ",".join(n.name for n in ns)),
+    "N": ("NODELIST", None, False),
+    "o": ("NODE_ADDR", lambda ns: ",".join(n.name for n in ns)),
+    "O": ("CPU_LOAD", lambda ns: "0.00"),
+    "P": ("PARTITION", lambda ns: ns[0].partition + ("*" if ns[0].default else "")),
+    "R": ("PARTITION", lambda ns: ns[0].partition),
+    "s": ("JOB_SIZE", lambda ns: "1-infinite"),
+    "t": ("STATE", lambda ns: ns[0].state),
+    "T": ("STATE", lambda ns: LONG_STATES.get(ns[0].state, ns[0].state)),
+    "w": ("WEIGHT", lambda ns: "1"),
+    "z": ("S:C:T", lambda ns: "%d:%d:1" % (1, ns[0].cpus)),
+    "X": ("SOCKETS", lambda ns: "1"),
+    "Y": ("CORES", lambda ns: str(ns[0].cpus)),
+    "Z": ("THREADS", lambda ns: "1"),
+}
+SINFO_DEFAULT = "%9P %.5a %.10l %.6D %.6t %N"
+SINFO_SUMMARY = "%9P %.5a %.10l %.16F %N"
+SINFO_LONG = "%9P %.5a %.10l %.10s %.4r %.8h %.10g %.6D %.11T %N"
+SINFO_NODE = "%N %.6D %.9P %.6t"
+SINFO_NODE_LONG = "%10N %.5D %.9P %.11T %4c %.8z %.6m %.8d %.6w %.8f %20E"
+
+
+def sinfo_lines(nodes: list[NodeView], fmt: str, *, header: bool, by_node: bool,
+                summary: bool, errors: list[str]) -> list[str]:
+    """sinfo's table: nodes grouped (per partition, by every shown attribute) into lines."""
+    from slurmsky.runtime.hostlist import compress
+
+    fields = dict(SINFO_FIELDS)
+    fields["r"] = ("ROOT", lambda ns: "no")
+    fields["g"] = ("GROUPS", lambda ns: "all")
+    items = parse_percent_format(fmt, fields, {k: k for k in fields}, errors)
+    lines = []
+    if header:
+        lines.append(render(items, None))
+    counted = ("N", "D", "F", "A", "C", "n", "o")
+    shown = [it for it in items if it.field is not None and it.key not in counted]
+    groups: dict = {}
+    order = []
+    for node in nodes:
+        if by_node:
+            key = (node.name, node.partition)
+        elif summary:
+            key = (node.partition,)
+        else:
+            key = (node.partition,) + tuple(it.field[1]([node]) for it in shown)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(node)
+    for key in order:
+        members = groups[key]
+        real = [n for n in members if n.name]
+        out = []
+        for item in items:
+            field = item.field
+            if field is not None:
+                if field[1] is None:  # the node list
+                    value = compress([n.name for n in real])
+                    out.append(pad(value, item.width, item.right, False))
+                else:
+                    out.append(pad(field[1](members), item.width, item.right, True))
+            out.append(item.suffix)
+        lines.append("".join(out))
+    return lines
