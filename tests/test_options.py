@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from slurmsky.parse import values
+from slurmsky.parse.argv import PARSERS
 from slurmsky.parse.options import OPTIONS, REFUSED, compat_matrix, help_text, input_env, options_for
 from slurmsky.parse.request import JobRequest
 
@@ -32,7 +32,7 @@ def test_names_are_unique_per_command(command):
 def test_every_parser_exists():
     for opt in OPTIONS:
         if opt.parse:
-            assert callable(getattr(values, "parse_" + opt.parse)), opt.long
+            assert callable(PARSERS[opt.parse]), opt.long
 
 
 def test_every_honoured_option_is_a_request_field():

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import build_batch_request, parse_command_line
 from slurmsky.parse.script import parse_script
-from slurmsky.parse.values import Gres
+from slurmsky.parse.gres import Gres
 
 
 def request(tmp_path, body, argv=(), env=None):
@@ -170,10 +170,11 @@ def test_memory_from_pbs_and_the_environment(tmp_path):
 # --- a #PBS directive and its #SBATCH equivalent ask for the same thing -------------
 
 _SAFE = st.text("abcdefghijklmnopqrstuvwxyz0123456789_.", min_size=1, max_size=12)
+_PATH = _SAFE.filter(lambda v: v != "none")  # `#PBS -o none` is /dev/null (cases above)
 _EQUIVALENTS = st.one_of(
     _SAFE.map(lambda v: (f"-N {v}", f"--job-name={v}")),
-    _SAFE.map(lambda v: (f"-o {v}", f"--output={v}")),
-    _SAFE.map(lambda v: (f"-e {v}", f"--error={v}")),
+    _PATH.map(lambda v: (f"-o {v}", f"--output={v}")),
+    _PATH.map(lambda v: (f"-e {v}", f"--error={v}")),
     st.sampled_from(["debug", "gpu"]).map(lambda v: (f"-q {v}", f"--partition={v}")),
     st.integers(1, 10_000).map(lambda m: (f"-l walltime={m}", f"--time={m}")),
     st.tuples(st.integers(0, 99), st.integers(0, 59), st.integers(0, 59)).map(

@@ -6,14 +6,17 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
-from slurmsky.parse import values
+from slurmsky.parse import signals
+from slurmsky.parse import times
 from slurmsky.display import (format_array, format_elapsed, format_hms, format_limit,
                               format_mem)
-from slurmsky.parse.values import (ArraySpec, DepItem, Dependency, Export, Gres, GpuSpec,
-                             SignalSpec, SubmitError, format_dependency,
-                             parse_array, parse_begin, parse_bool_yes_no, parse_dependency,
-                             parse_export, parse_gpus, parse_gres, parse_int, parse_mem,
-                             parse_nodes, parse_open_mode, parse_signal, parse_time)
+from slurmsky.parse.arrays import ArraySpec, parse_array
+from slurmsky.parse.dependency import DepItem, Dependency, format_dependency, parse_dependency
+from slurmsky.parse.export import Export, parse_export
+from slurmsky.parse.gres import Gres, GpuSpec, parse_gpus, parse_gres
+from slurmsky.parse.signals import SignalSpec, parse_signal
+from slurmsky.parse.scalars import SubmitError, parse_bool_yes_no, parse_int, parse_mem, parse_nodes, parse_open_mode
+from slurmsky.parse.times import parse_begin, parse_time
 
 
 # --- time limits: sbatch-time-formats.txt (squeue %l of each) ---------------------------
@@ -408,16 +411,16 @@ def test_signal_invalid(text):
 ])
 def test_step_signal_refuses_the_batch_form(text, ok):
     if ok:
-        assert values.parse_step_signal(text, "--signal") == parse_signal(text, "--signal")
+        assert signals.parse_step_signal(text, "--signal") == parse_signal(text, "--signal")
     else:
         with pytest.raises(ValueError, match="^Invalid --signal specification$"):
-            values.parse_step_signal(text, "--signal")
+            signals.parse_step_signal(text, "--signal")
 
 
 def test_signal_number():
-    assert values.signal_number("sigusr2") == signal.SIGUSR2
-    assert values.signal_number("15") == 15
-    assert values.signal_number("BOGUS") is None
+    assert signals.signal_number("sigusr2") == signal.SIGUSR2
+    assert signals.signal_number("15") == 15
+    assert signals.signal_number("BOGUS") is None
 
 
 # --- begin times (Slurm's parse_time), local time -----------------------------------------
@@ -494,7 +497,7 @@ def test_begin_invalid(text):
     ("uts1700000000x", 0), ("", None), ("  ", None), ("T", None),
 ])
 def test_begin_invalid_says_where(text, pos):
-    with pytest.raises(values.TimeSpecError) as info:
+    with pytest.raises(times.TimeSpecError) as info:
         parse_begin(text, "--begin", NOW)
     notes = () if pos is None else (f"Invalid time specification (pos={pos}): {text}",)
     assert (str(info.value), info.value.notes) == ("Invalid --begin specification", notes)

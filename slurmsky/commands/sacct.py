@@ -50,7 +50,7 @@ USAGE = "Usage: sacct [OPTIONS]\n  Use --helpformat to see the fields --format t
 def _time(text: str, what: str, now: float) -> float:
     """-S/-E: Slurm's time forms (parse_time); a time of day without a date is the last such
     time, not the next (sacct looks back)."""
-    from slurmsky.parse.values import TimeSpecError, parse_begin
+    from slurmsky.parse.times import TimeSpecError, parse_begin
 
     try:
         when = parse_begin(text, what, now)

@@ -48,7 +48,7 @@ def body(argv: list[str]) -> int:
     filters: dict = {}
     for key, value in opts:
         if key == "s":
-            from slurmsky.parse.values import signal_number
+            from slurmsky.parse.signals import signal_number
 
             signum = signal_number(value)
             if signum is None or not 0 < signum < 65:

@@ -224,7 +224,7 @@ class Session:
         if job_text is None:
             raise UsageError("scontrol: error: No job id specified", "Request aborted")
         changes = {}
-        from slurmsky.parse.values import parse_time
+        from slurmsky.parse.times import parse_time
 
         for key, val in pairs:
             lower = key.lower()

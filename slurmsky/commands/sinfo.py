@@ -56,7 +56,7 @@ def partitions(conn) -> list[dict]:
     for name, part in configured.items():
         limit = None
         if part.get("max_time"):
-            from slurmsky.parse.values import parse_time
+            from slurmsky.parse.times import parse_time
 
             try:
                 limit = parse_time(str(part["max_time"]), "max_time")

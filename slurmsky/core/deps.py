@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.errors import SlurmError
-from slurmsky.parse.values import Dependency, DepItem, format_dependency, parse_dependency
+from slurmsky.parse.dependency import Dependency, DepItem, format_dependency, parse_dependency
 
 MET, UNMET, FAILED = "met", "unfulfilled", "failed"
 RUNNING_STATES = ("CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED")

@@ -12,11 +12,25 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from slurmsky.parse import values
 from slurmsky.errors import SlurmError
+from slurmsky.parse.arrays import parse_array
+from slurmsky.parse.dependency import parse_dependency
+from slurmsky.parse.export import parse_export
+from slurmsky.parse.gres import parse_gpus, parse_gres
 from slurmsky.parse.options import IGNORED, NO_ARG, OPTIONAL, REFUSED, REQUIRED, Option, options_for
+from slurmsky.parse.scalars import (SubmitError, parse_bool_yes_no, parse_int, parse_mail_type,
+                                    parse_mem, parse_nodes, parse_open_mode)
+from slurmsky.parse.signals import parse_signal, parse_step_signal
+from slurmsky.parse.times import parse_begin, parse_time
 from slurmsky.record import Factory, Record
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
+
+# The option table's `parse` names: "time" is parse_time, and so on.
+PARSERS = {fn.__name__[len("parse_"):]: fn for fn in (
+    parse_array, parse_begin, parse_bool_yes_no, parse_dependency, parse_export, parse_gpus,
+    parse_gres, parse_int, parse_mail_type, parse_mem, parse_nodes, parse_open_mode,
+    parse_signal, parse_step_signal, parse_time)}
+
 
 class Parsed(Record, frozen=False):
     """What one source (argv, the script's directives, or the environment) set.
@@ -92,8 +106,8 @@ class OptionParser:
                     from slurmsky.config import load_config
 
                     limits["max_array_size"] = load_config().max_array_size
-                value = getattr(values, "parse_" + opt.parse)(text, "--" + opt.long, **limits)
-            except values.SubmitError as exc:
+                value = PARSERS[opt.parse](text, "--" + opt.long, **limits)
+            except SubmitError as exc:
                 raise SlurmError(str(exc), exit_code=1) from None
             except ValueError as exc:  # a TimeSpecError has parse_time's own line first
                 raise SlurmError(str(exc), exit_code=255,

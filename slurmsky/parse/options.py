@@ -2,7 +2,7 @@
 
 Every option of the three commands' man pages is one row. The row drives argv parsing
 (getopt_long semantics, see argv.py), `#SBATCH` directives, `SBATCH_*` input variables,
-validation (its value parser in values.py), `--help`, and the README's compatibility matrix.
+validation (its value parser, parse/argv.py's PARSERS), `--help`, and the README's compatibility matrix.
 
 A row's *fate* says what slurmsky does with it:
   supported  behaves as on Slurm (the scheduler core, the node runtime or the command);
@@ -33,7 +33,7 @@ SR_SA = frozenset({SRUN, SALLOC})
 class Option(Record):
     """One option row.
 
-    ``parse`` names a parser in values.py (``parse_<name>``) called as
+    ``parse`` names a value parser (argv.PARSERS: ``parse_<name>``) called as
     ``parse(text, "--long")``; None keeps the text. ``flag`` is the value an option
     without an argument (or an optional one given bare) stores. ``env`` lists the input
     variables (``SBATCH_*``) that set it, lowest priority first.

@@ -15,7 +15,11 @@ from slurmsky.parse.argv import OptionParser, Parsed, ignored_warnings
 from slurmsky.errors import SlurmError
 from slurmsky.parse.options import IGNORED, input_env, options_for
 from slurmsky.record import Factory, Record
-from slurmsky.parse.values import ArraySpec, Dependency, Export, GpuSpec, SignalSpec
+from slurmsky.parse.arrays import ArraySpec
+from slurmsky.parse.dependency import Dependency
+from slurmsky.parse.export import Export
+from slurmsky.parse.gres import GpuSpec
+from slurmsky.parse.signals import SignalSpec
 
 
 class JobRequest(Record):

@@ -1,0 +1,56 @@
+"""Job array specifications: `--array=1-100`, `1-100:2`, `1,5,7`, `0-999%10`.
+"""
+
+from __future__ import annotations
+
+from slurmsky.config import MAX_ARRAY_SIZE
+from slurmsky.parse.scalars import rejected, strtol
+from slurmsky.record import Record
+
+
+class ArraySpec(Record):
+    """``--array``: sorted unique indices and the ``%N`` throttle (None = none)."""
+    indices: tuple[int, ...]
+    throttle: int | None
+
+
+def _array_item(item: str, max_array_size: int) -> range:
+    """slurmctld's _parse_array_tok: ``[first[-last[:step]]]``, ``%...`` ignored here."""
+    def number(pos: int) -> tuple[int, int]:
+        value, end = strtol(item, pos)
+        end += item[end:end + 1] == "]"
+        return (0 if value is None else value), end
+
+    first, end = number(1 if item.startswith("[") else 0)
+    last, step = first, 1
+    if first < 0:
+        raise ValueError(item)
+    if item[end:end + 1] == "-":
+        last, end = number(end + 1)
+        if item[end:end + 1] == ":":
+            step, end = number(end + 1)
+            if step <= 0 or step >= max_array_size:
+                raise ValueError(item)
+        if last < first:
+            raise ValueError(item)
+    if end < len(item) and item[end] != "%":
+        raise ValueError(item)
+    if last >= max_array_size:
+        raise ValueError(item)
+    return range(first, last + 1, step)
+
+
+def parse_array(text: str, opt: str, *, max_array_size: int = MAX_ARRAY_SIZE) -> ArraySpec:
+    """``1-100``, ``1-100:2``, ``1,5,7``, ``0-999%10``, ``1,3,10-12``. Indices must
+    be below MaxArraySize; the controller checks, so errors are submission failures."""
+    indices = set()
+    try:
+        for item in filter(None, text.split(",")):
+            indices.update(_array_item(item, max_array_size))
+    except ValueError:
+        raise rejected("Invalid job array specification") from None
+    if not indices:
+        raise rejected("Invalid job array specification")
+    percent = text.find("%")
+    throttle = strtol(text, percent + 1)[0] if percent >= 0 else None
+    return ArraySpec(tuple(sorted(indices)), throttle if throttle and throttle > 0 else None)
