@@ -172,12 +172,8 @@ def get(name: str) -> Backend:
     return importlib.import_module(REGISTRY[name]).BACKEND
 
 
-def configured(cfg: Config | None = None) -> Backend:
+def configured(cfg: Config) -> Backend:
     """The backend the configuration selects."""
-    if cfg is None:
-        from slurmsky.config import load_config
-
-        cfg = load_config()
     return get(cfg.backend)
 
 

@@ -67,8 +67,9 @@ def body(argv: list[str]) -> int:
     req = build_step_request("salloc", cli, dict(os.environ), os.getcwd())
     warn(req.warnings)
     from slurmsky import backends
+    from slurmsky.config import load_config
 
-    backend = backends.configured()
+    backend = backends.configured(load_config())
     if backends.INTERACTIVE not in backend.capabilities:  # no shell here reaches its nodes
         raise SlurmError(f"interactive allocations are not available on the {backend.name} "
                          "backend; use srun or sbatch")
