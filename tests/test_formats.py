@@ -1,4 +1,4 @@
-"""formats.py: Slurm's output formats, unit by unit; and `World`, the state builder that the
+"""render/: Slurm's output formats, unit by unit; and `World`, the state builder that the
 command tests (test_cmd_*.py) share.
 
 A World is a private SLURMSKY_HOME whose job records are written straight through state.py,
