@@ -13,23 +13,44 @@ value, the same repr (fields named in ``_norepr`` left out), and assignment refu
 
 from __future__ import annotations
 
+# For the type checker only: typing is not imported here at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Self, TypeVar, dataclass_transform
 
-class Factory:
-    """A default made afresh for each instance: ``Factory(dict)``."""
-
-    __slots__ = ("make",)
-
-    def __init__(self, make):
-        self.make = make
+    _T = TypeVar("_T")
+else:
+    def dataclass_transform(**kwargs):
+        return lambda cls: cls
 
 
+if TYPE_CHECKING:
+    def Factory(make: Callable[[], _T]) -> _T:
+        """To the checker, a field's ``= Factory(f)`` is a default of ``f()``'s type (as
+        ``= field(default_factory=f)`` is for a dataclass)."""
+        ...
+else:
+    class Factory:
+        """A default made afresh for each instance: ``Factory(dict)``."""
+
+        __slots__ = ("make",)
+
+        def __init__(self, make):
+            self.make = make
+
+
+@dataclass_transform(frozen_default=True)
 class Record:
+    """Subclasses are checked as dataclasses (``dataclass_transform``): their fields,
+    generated ``__init__`` and frozenness (``frozen=False`` in the class statement)."""
+
     _fields: tuple[str, ...] = ()
     _defaults: dict = {}
     _norepr: tuple[str, ...] = ()
     _frozen = True
 
-    def __init_subclass__(cls, frozen: bool = True, **kwargs):
+    def __init_subclass__(cls, frozen: bool = True, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         fields = list(cls._fields)
         fields.extend(n for n in cls.__dict__.get("__annotations__", {}) if n not in fields)
@@ -37,9 +58,10 @@ class Record:
         cls._defaults = {n: getattr(cls, n) for n in fields if hasattr(cls, n)}
         cls._frozen = frozen
         if not frozen:
-            cls.__hash__ = None
+            # None marks a class unhashable (the data model's rule), which mypy doesn't model
+            cls.__hash__ = None  # type: ignore[assignment,method-assign]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
         fields = self._fields
         if len(args) > len(fields):
             raise TypeError(f"{type(self).__name__}() takes {len(fields)} positional arguments"
@@ -84,6 +106,6 @@ class Record:
         shown = ", ".join(f"{n}={values[n]!r}" for n in self._fields if n not in self._norepr)
         return f"{type(self).__qualname__}({shown})"
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` (``dataclasses.replace``)."""
         return type(self)(**{**self.__dict__, **changes})

@@ -98,6 +98,14 @@ class Executor(Protocol):
         """After the end: make sure nothing of the job is left running."""
 
 
+if TYPE_CHECKING:
+    class QueueSyncExecutor(Executor, Protocol):
+        """The executor of a backend with QUEUE_SYNC (for the type checker only)."""
+
+        def sync(self, conn: sqlite3.Connection, now: float, wake: list[float]) -> bool:
+            """Called every pass; True when the state changed."""
+
+
 class Backend:
     """A backend as the core and the commands see it. The defaults suit a backend whose nodes
     come and go with its jobs; subclasses override what differs."""

@@ -77,7 +77,9 @@ class Allocation:
             sys.stderr.write(f"{self.prog}: {text}\n")
 
     def record(self) -> state.JobRecord:
-        return state.get_job(self.conn, self.job_id)
+        rec = state.get_job(self.conn, self.job_id)
+        assert rec is not None  # the allocation's own job (no array element: never removed)
+        return rec
 
     def wait_started(self, pending_line: bool = False) -> state.JobRecord:
         """Block until the job has started (or ended); say so if it has to queue (salloc

@@ -30,6 +30,7 @@ class Verdict:
 
 def _targets(conn: sqlite3.Connection, item: DepItem, job: JobRecord) -> list[JobRecord]:
     """The jobs an item waits for: a job, a whole array, or one element of it."""
+    assert item.job_id is not None  # not singleton: _item_status answers that itself
     if item.task is not None and item.task != "*":
         return state.find_jobs(conn, tasks=[(item.job_id, int(item.task))])
     elements = conn.execute("SELECT 1 FROM jobs WHERE array_job_id = ? LIMIT 1",
@@ -81,6 +82,7 @@ def _singleton(conn: sqlite3.Connection, job: JobRecord) -> str:
 
 
 def evaluate(conn: sqlite3.Connection, job: JobRecord, now: float) -> Verdict:
+    assert job.dependency_spec is not None  # asked only about jobs with a dependency
     dep: Dependency = parse_dependency(job.dependency_spec, "--dependency")
     recheck: list[float] = []
     status = [_item_status(conn, item, job, now, recheck) for item in dep.items]

@@ -102,7 +102,10 @@ def cancel(conn: sqlite3.Connection, jobs: list[JobRecord], *,
             if job.state not in ("PENDING",) + KILLABLE_STATES:
                 errors[job.job_id] = ALREADY_DONE
                 break
-            job = state.get_job(conn, job.job_id)  # it moved on meanwhile: look again
+            found = state.get_job(conn, job.job_id)  # it moved on meanwhile: look again
+            # None: a pending element another `scancel ID_INDEX` removed meanwhile
+            assert found is not None
+            job = found
     if woken:
         _wake()
     return errors
@@ -120,13 +123,16 @@ def _leave_arrays(conn: sqlite3.Connection, jobs: list[JobRecord],
             if _denied(job):
                 errors[job.job_id] = ACCESS_DENIED
             else:
+                assert job.array_job_id is not None  # an element (it has an index)
                 arrays.setdefault(job.array_job_id, set()).add(job.array_task_id)
         else:
             rest.append(job)
     for array_job_id, indices in arrays.items():
         record = state.remove_pending_tasks(conn, array_job_id, indices)
         if record is not None:
-            rest.append(state.get_job(conn, record))
+            pending = state.get_job(conn, record)
+            assert pending is not None  # the row remove_pending_tasks kept
+            rest.append(pending)
     return rest
 
 

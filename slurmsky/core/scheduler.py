@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from typing import TYPE_CHECKING, cast
 
 from slurmsky.core import deps
 
@@ -24,6 +25,9 @@ from slurmsky.backends import QUEUE_SYNC, Executor
 from slurmsky.runtime import hostlist
 from slurmsky.core.states import STARTED_STATES
 from slurmsky.core.state import JobRecord
+
+if TYPE_CHECKING:
+    from slurmsky.backends import QueueSyncExecutor
 
 log = logging.getLogger("slurmsky.core.daemon")
 
@@ -93,7 +97,8 @@ class Scheduler:
             self._executors = (self._generation, set(state.active_executors(self.conn)))
         for name in sorted(self._executors[1] | {self.backend}):
             if self._synced(name):
-                changed |= self.executor(name).sync(self.conn, now, wake)
+                synced = cast("QueueSyncExecutor", self.executor(name))
+                changed |= synced.sync(self.conn, now, wake)
         return changed
 
     def _watch(self, job: JobRecord, now: float, wake: list[float]) -> bool:
@@ -135,6 +140,7 @@ class Scheduler:
         if ref is None:
             self._generation += 1  # pending again (or cancelled)
             log.info("job %s: never started", job.job_id)
+            fields: dict
             fields = dict(state="PENDING", executor_ref=None, start_time=None, nodelist=None,
                           batch_host=None)
             if job.kill_action == "cancel":
@@ -157,7 +163,7 @@ class Scheduler:
 
     def _release(self, started: list[JobRecord], now: float, wake: list[float]) -> bool:
         running = list(started)
-        per_array: dict[int, int] = {}
+        per_array: dict[int | None, int] = {}  # .get(None) is 0 (no array)
         for j in running:
             if j.array_job_id is not None:
                 per_array[j.array_job_id] = per_array.get(j.array_job_id, 0) + 1

@@ -701,6 +701,7 @@ def set_pending_alike(conn: sqlite3.Connection, head: JobRecord, now: float, rea
     pending_unlike's) `reason`, and `dependency` (squeue's %E) unless KEEP; with `eligible`,
     an eligible time of `now` if they have none. Only rows that change are written; returns
     their count."""
+    args: list
     sets, differs, args, cond = ["reason = ?"], ["reason IS NOT ?"], [reason], [reason]
     if dependency is not KEEP:
         sets.append("dependency = ?")

@@ -80,6 +80,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     if _login_export(req) and LOGIN_AT_LAUNCH in backend.capabilities:
         spec["login_environment"] = True  # under `environment`, read when the job starts
     if spec["time_limit"]:
+        assert req.time is not None  # the spec's time_limit is --time's
         spec["time_limit"] = max(1, round(req.time * state.seconds_per_minute()))
     now = time.time()
     array_job_id = first if req.array else None

@@ -55,7 +55,7 @@ def _lookups(command: str) -> tuple[dict, dict, dict, str]:
     by_short = {o.short: o for o in options if o.short}
     return ({o.long: o for o in options}, by_short,
             {o.long: (o.long, _HAS_ARG[o.arg]) for o in options},
-            "".join(o.short + ":" * _HAS_ARG[o.arg] for o in by_short.values()))
+            "".join(short + ":" * _HAS_ARG[o.arg] for short, o in by_short.items()))
 
 
 class OptionParser:

@@ -43,7 +43,7 @@ def _array_item(item: str, max_array_size: int) -> range:
 def parse_array(text: str, opt: str, *, max_array_size: int = MAX_ARRAY_SIZE) -> ArraySpec:
     """``1-100``, ``1-100:2``, ``1,5,7``, ``0-999%10``, ``1,3,10-12``. Indices must
     be below MaxArraySize; the controller checks, so errors are submission failures."""
-    indices = set()
+    indices: set[int] = set()
     try:
         for item in filter(None, text.split(",")):
             indices.update(_array_item(item, max_array_size))

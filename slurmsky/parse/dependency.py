@@ -75,7 +75,7 @@ def parse_dependency(text: str, opt: str) -> Dependency:
     if "," in text and "?" in text:
         raise rejected("Job dependency problem")
     separator = "?" if "?" in text else ","
-    items = []
+    items: list[DepItem] = []
     try:
         parts = text.split(separator)
         for n, part in enumerate(parts):
@@ -98,6 +98,7 @@ def format_dependency(dependency: Dependency,
         if item.kind == "singleton":
             text = "singleton"
         else:
+            assert item.job_id is not None  # None only for singleton
             text = "%s:%d" % (item.kind, item.job_id)
             text += "_" + item.task if item.task else ""
             text += "+%d" % item.minutes if item.minutes else ""

@@ -105,7 +105,9 @@ def _merge(*sources: Parsed, env: Parsed | None = None) -> tuple[dict, dict, lis
     _validate_memory_options): two of them given anywhere but the environment is fatal;
     one given there drops the others, even from the environment; else two in the
     environment is fatal."""
-    fields, ignored, given = {}, {}, []
+    fields: dict = {}
+    ignored: dict = {}
+    given = []
     for src in sources:
         ignored_keys = {o.key for o, _ in src.given if o.fate == IGNORED}
         for key, value in src.values.items():
@@ -154,6 +156,7 @@ def build_batch_request(
 
     parser = OptionParser(command)
     wrap = cli.values.get("wrap")
+    default_name: str | None
     if wrap is not None:
         if cli.rest:
             raise SlurmError("Script arguments not permitted with --wrap option")

@@ -90,7 +90,8 @@ def _read(text: str, path: str | None) -> Script:
     except lark_error as e:  # the grammar accepts any line: this only guards that promise
         raise _fatal(source, getattr(e, "line", "?"), "Unable to parse batch script") from None
     shebang, *runs = tree.children
-    directives, modules, wrappers = [], [], {"#BSUB": [], "#PBS": []}
+    directives, modules = [], []
+    wrappers: dict[str, list[Directive]] = {"#BSUB": [], "#PBS": []}
     last_read = None  # the last line sbatch scans for #BSUB/#PBS, once needed
     for run in runs:  # DIRECTIVES, WRAPPER_LINES or MODULE_LINES: lines of one kind
         for lineno, line in enumerate(run[:-1].split("\n"), run.line):

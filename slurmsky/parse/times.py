@@ -177,6 +177,7 @@ def _get_date(text: str, pos: int) -> tuple[int, int, int, int | None]:
     (last index, month 0-11, day, years since 1900 or None if not given)."""
     def number(i: int, first_checked: bool) -> tuple[int, int]:
         """One or two digits at i (the first unchecked by Slurm where ``first_checked``)."""
+        first: int | None
         if first_checked:
             first = ord(_at(text, i)) - 48
         else:
@@ -191,6 +192,7 @@ def _get_date(text: str, pos: int) -> tuple[int, int, int, int | None]:
             raise _BadTime(end - 2)
         return value
 
+    year: int | None
     i = pos
     if len(text) >= i + 7 and _at(text, i + 4) == "-" and _at(text, i + 7) == "-":
         for k in range(4):

@@ -97,7 +97,9 @@ def _pbs_nodes(spec: str) -> Pairs:
     times the nodes), the gpus per node and a node list (_parse_pbs_nodes_opts)."""
     i, ppn, nodes, gpus, hosts = 0, 0, 0, 0, []
     while i < len(spec):
-        part_end = _NODE_PART_END.search(spec, i).start()
+        part_match = _NODE_PART_END.search(spec, i)
+        assert part_match is not None  # the pattern matches at the end of spec at least
+        part_end = part_match.start()
         if spec.startswith("ppn=", i):
             ppn += int(_strtol_prefix(spec[i + 4 :]))
         elif spec.startswith("gpus=", i):
@@ -126,7 +128,7 @@ def _pbs_nodes(spec: str) -> Pairs:
 # value is rewritten); a key without option nor rewrite is skipped up to the next ",".
 # At each position of the list the keys are tried in this order; a position that matches
 # none is passed one character at a time, as _parse_pbs_resource_list does.
-_RESOURCES = {
+_RESOURCES: dict[str, tuple[str, str | None, Callable | None]] = {
     "arch=": (",", None, None),
     "cput=": (",", "time", None),
     "file=": (",", "tmp", _strip_b),
@@ -173,6 +175,7 @@ def _pbs_resources(text: str) -> Pairs:
                 continue
             value, i = _value(text, i + len(key), sep)
             if option is None:
+                assert convert is not None  # without either, the key was skipped above
                 out.extend(convert(value))
                 continue
             out.append((option, convert(value) if convert else value))

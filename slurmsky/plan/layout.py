@@ -73,6 +73,7 @@ def partition_of(req: JobRequest, cfg: Config) -> tuple[str, dict]:
     if not cfg.partitions:
         return req.partition or "local", {}
     name = req.partition or cfg.default_partition()
+    assert name is not None  # default_partition() is None only without partitions
     if name not in cfg.partitions:
         raise SlurmError(f"invalid partition specified: {name}",
                          "Batch job submission failed: Invalid partition name specified")

@@ -50,7 +50,7 @@ import json
 import os
 import socket
 
-DEFAULTS = {
+DEFAULTS: dict = {
     "command": "sbatch", "account": None, "qos": None, "job_name_unset": False, "script_args": [],
     "workdir": None,
     "ntasks": None, "ntasks_per_node": None, "cpus_per_task": None,

@@ -37,6 +37,13 @@ def running_steps(job: JobRecord) -> list[dict]:
     return [s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
 
 
+def _ref(job: JobRecord) -> dict:
+    """The ref of a job this executor launched: the scheduler asks only about those."""
+    ref = job.executor_ref
+    assert ref is not None, f"job {job.job_id} has no executor_ref"
+    return ref
+
+
 def _read_json(path: str) -> dict | None:
     try:
         with open(path) as fh:
@@ -178,7 +185,7 @@ class LocalExecutor:
         """Find the node runtimes by their command line (`--rundir`) and SKYPILOT_NODE_RANK."""
         import psutil
 
-        ref = dict(job.executor_ref)
+        ref = dict(_ref(job))
         found = {}
         for proc in psutil.process_iter(["cmdline", "create_time"]):
             cmd = proc.info["cmdline"] or []
@@ -194,7 +201,7 @@ class LocalExecutor:
         return dict(ref, pids=[found.get(r, [0, 0]) for r in range(len(ref["names"]))])
 
     def poll(self, job: JobRecord) -> dict | None:
-        ref = job.executor_ref
+        ref = _ref(job)
         for pid in [p for p, _ in ref["pids"]]:
             child = self._children.get(pid)
             if child is not None and child.poll() is not None:
@@ -213,18 +220,18 @@ class LocalExecutor:
 
     def poll_interval(self, job: JobRecord) -> float | None:
         """This agent's own children wake it (SIGCHLD); an earlier agent's are polled."""
-        pids = job.executor_ref.get("pids") or [[0, 0]]
+        pids = _ref(job).get("pids") or [[0, 0]]
         return None if pids[0][0] in self._children else ORPHAN_POLL
 
     def cancel(self, job: JobRecord) -> None:
-        pids = job.executor_ref.get("pids") or []
+        pids = _ref(job).get("pids") or []
         if pids and self._alive(*pids[0]):
             os.kill(pids[0][0], signal.SIGTERM)
 
     def signal(self, job: JobRecord, signum: int, scope: str) -> None:
         import subprocess
 
-        ref = job.executor_ref
+        ref = _ref(job)
         env = _runtime_env({"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
         subprocess.run([sys.executable, "-m", "slurmsky.runtime", "signal", "--rundir",
                         ref["rundir"], "--signal", str(signum), f"--{scope}"],

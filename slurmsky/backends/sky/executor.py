@@ -109,6 +109,13 @@ def sky_run(spec: dict, separate_error: bool) -> str:
     )
 
 
+def _ref(job: JobRecord) -> dict:
+    """The ref of a job handed to SkyPilot (every job _active() lists has one)."""
+    ref = job.executor_ref
+    assert ref is not None, f"job {job.job_id} has no executor_ref"
+    return ref
+
+
 class Unreachable(Exception):
     """The API server did not answer; str() is the pending reason, naming its endpoint."""
 
@@ -150,6 +157,7 @@ class LogReader:
                             fh.truncate(0)
             return
         path = self.paths.get(kind) or self.paths["o"]
+        assert path is not None  # a slurmsky job always has its stdout path
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
         try:
             os.pwrite(fd, data, self.base[kind] + offset)
@@ -243,6 +251,7 @@ class SkyExecutor:
     def _task(self, job: JobRecord, spec: dict, token: str, *, whole: bool) -> dict:
         """The stored task with `run` for this launch, its metadata and its secret."""
         task = copy.deepcopy(state.get_spec(self.db, job.submission)[1])
+        assert task is not None  # the sky backend stores a task with each submission
         separate = spec.get("error") not in (None, spec.get("output"))
         node = dict(spec, environment=None, output=NODE_OUT, error=NODE_ERR if separate else None)
         meta = dict(task.get("_metadata", {}).get("slurmsky", {}), instance=self.instance,
@@ -300,8 +309,8 @@ class SkyExecutor:
 
     def _watched(self) -> list[int]:
         """SkyPilot ids of the active jobs: a query that misses them asks for them by id."""
-        return [j.executor_ref["sky_job_id"] for j in self._active()
-                if j.executor_ref.get("sky_job_id") is not None]
+        return [_ref(j)["sky_job_id"] for j in self._active()
+                if _ref(j).get("sky_job_id") is not None]
 
     def _launched(self, now: float) -> bool:
         """Record the SkyPilot ids of launches that returned (on cancelled jobs too, whose
@@ -350,7 +359,7 @@ class SkyExecutor:
         known); the queue then shows it CANCELLED and the job ends (or pends again)."""
         changed = False
         for job in self._active():
-            sky_id = job.executor_ref.get("sky_job_id")
+            sky_id = _ref(job).get("sky_job_id")
             if job.kill_action and job.kill_sent is None and sky_id is not None:
                 log.info("job %s: %s (SkyPilot job %s)", job.job_id, job.kill_action, sky_id)
                 self._cancel(sky_id)
@@ -393,7 +402,7 @@ class SkyExecutor:
         changed |= self._apply_own([v for v in views if v["job_id"] in mine], now)
         changed |= self._apply_foreign([v for v in views if v["job_id"] not in mine], now)
         for job in self._active():  # asked for by id and not there: SkyPilot lost it
-            sky_id = job.executor_ref.get("sky_job_id")
+            sky_id = _ref(job).get("sky_job_id")
             if sky_id in self.query_watched and sky_id not in by_job:
                 log.warning("job %s: SkyPilot job %s is gone", job.job_id, sky_id)
                 self.ended.setdefault(job.job_id, {"job_id": sky_id,
@@ -411,8 +420,8 @@ class SkyExecutor:
     def _apply_own(self, records: list[dict], now: float) -> bool:
         changed = False
         jobs = self._active()
-        by_sky = {j.executor_ref["sky_job_id"]: j for j in jobs
-                  if j.executor_ref.get("sky_job_id") is not None}
+        by_sky = {_ref(j)["sky_job_id"]: j for j in jobs
+                  if _ref(j).get("sky_job_id") is not None}
         by_token: dict[str, list[dict]] = {}
         for rec in records:
             by_token.setdefault(rec["metadata"]["slurmsky"].get("token"), []).append(rec)
@@ -421,7 +430,7 @@ class SkyExecutor:
             if token in self.launches:
                 continue  # listed before its launch answered: next time
             job = by_sky.get(rec["job_id"])
-            if job is None or job.executor_ref.get("token") != token:
+            if job is None or _ref(job).get("token") != token:
                 job = self._adopt(rec, jobs, by_token)
             if job is None:
                 if rec["status"] not in skysync.FINAL:  # its job was cancelled or requeued
@@ -431,7 +440,7 @@ class SkyExecutor:
                 continue
             changed |= self._follow(job, rec, now)
         for job in jobs:  # a launch an earlier agent started that never reached SkyPilot
-            ref = job.executor_ref
+            ref = _ref(job)
             if ref.get("sky_job_id") is None and ref.get("token") not in self.launches:
                 log.info("job %s: its launch never reached SkyPilot; pending again", job.job_id)
                 changed |= state.update_job(self.db, job.job_id, where_state=ACTIVE_STATES,
@@ -443,7 +452,7 @@ class SkyExecutor:
         token = rec["metadata"]["slurmsky"].get("token")
         ids = sorted(r["job_id"] for r in by_token.get(token, []))
         for job in jobs:
-            ref = job.executor_ref
+            ref = _ref(job)
             if ref.get("token") == token and ref.get("sky_job_id") is None and \
                     ids.index(rec["job_id"]) == (ref.get("rank") or 0):
                 ref = dict(ref, sky_job_id=rec["job_id"])
@@ -473,7 +482,7 @@ class SkyExecutor:
         spec = state.get_spec(self.db, job.submission)[0]
         reader = LogReader(job, append=spec.get("open_mode") == "append")
         self.readers[job.job_id] = self._background(
-            _tail, job.executor_ref["sky_job_id"], follow, reader)
+            _tail, _ref(job)["sky_job_id"], follow, reader)
 
     def _finish(self, now: float) -> bool:
         """Record the end of jobs SkyPilot finished, once their log (if any) is read."""
@@ -517,6 +526,7 @@ class SkyExecutor:
                 row = skysync.foreign_row(rec, self.user_hash)
                 state.add_submission(self.db, job_id, {}, None, [row])
                 job = state.get_job(self.db, job_id)
+                assert job is not None  # just added
                 changed = True
             if job.finished:
                 continue
@@ -582,6 +592,7 @@ def _launch(task: dict, num_jobs: int | None) -> list[int]:
         if _connection_error(exc):  # it did not answer for a while: pend, launch again
             raise Unreachable(f"SkyPilotApiServerUnreachable:{endpoint()}") from exc
         raise
+    assert ids is not None  # None only for a dry run
     return sorted(ids)
 
 
@@ -644,6 +655,9 @@ def _log_cancel(future: Future) -> None:
 def _tail(sky_id: int, follow: bool, reader: LogReader) -> LogReader:
     import sky
 
-    sky.jobs.tail_logs(job_id=sky_id, follow=follow, output_stream=reader)
+    # LogReader is a file-like object (write, flush), which is all tail_logs uses of its
+    # output_stream; SkyPilot annotates it as io.TextIOBase.
+    sky.jobs.tail_logs(job_id=sky_id, follow=follow,
+                       output_stream=reader)  # type: ignore[call-overload]
     reader.write("\n")
     return reader

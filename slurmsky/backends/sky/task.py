@@ -163,6 +163,7 @@ def translate(req: JobRequest, cfg: Config, *, job_id: int | None = None,
     lay = layout(req)
     spec = runtime_spec(req, cfg, lay, part_name, job_id=job_id, array_job_ids=array_job_ids,
                         environment=None)
+    metadata: dict[str, dict]
     metadata = {"slurmsky": {"version": 1, "job_id": job_id, "job_name": req.job_name,
                              "partition": part_name}}
     if req.array is not None:
