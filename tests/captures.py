@@ -5,9 +5,13 @@ A capture holds `$ command`, then `--- stdout`, `--- stderr`, `--- exit N` secti
 
 from __future__ import annotations
 
+import grp
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 CAPTURES = Path(__file__).resolve().parent / "fixtures" / "slurm-captures"  # a copy of shared/reference/slurm-captures
 
@@ -40,3 +44,14 @@ def read_expected(case: str) -> list[Capture]:
     if not probes:
         raise ValueError(f"{case}: no probes")
     return [Capture(c, out, err, int(rc)) for c, out, err, rc in probes]
+
+
+def peer_group() -> tuple[int, str]:
+    """A gid for the peer's peeruser's jobs (1001 in the captures) and the name this machine
+    gives it: 1001 where it names a group here (not always peeruser's), else our own group."""
+    for gid in (1001, os.getgid()):
+        try:
+            return gid, grp.getgrgid(gid).gr_name
+        except KeyError:
+            pass
+    pytest.skip("neither gid 1001 nor our own gid names a group on this machine")

@@ -3,6 +3,10 @@
 `cluster` gives each test its own HOME and SLURMSKY_HOME (so its own state and agent), a
 config with a short KillWait, and `cluster.run("sbatch", ...)`. At teardown every agent the
 test's state dir had is stopped and every job process it started is killed, by pid.
+
+At the end of the run, no slurmsky agent, SkyPilot API server, job controller or request
+worker that the run started may still be alive: the run fails, listing them (then ends them,
+by pid). See `pytest_sessionfinish`.
 """
 
 from __future__ import annotations
@@ -186,3 +190,152 @@ def cluster(tmp_path):
     c = Cluster(tmp_path)
     yield c
     c.teardown()
+
+
+# --- nothing the run started may outlive it ------------------------------------------------
+
+# What a run can leave behind: slurmsky's agents, a SkyPilot API server, its job controllers
+# and its request workers (which retitle themselves "SkyPilot:executor:..." or
+# "SkyPilot:worker:...": setproctitle, which also blanks what /proc shows of their environment).
+LEFTOVER_MARKS = ("slurmsky.core.daemon", "SkyPilot:", "sky.server.server",
+                  "sky.jobs.controller")
+LEFTOVER_GRACE = 5.0  # s: for those already on their way out
+_PYTEST_DIR = r"/pytest-of-[^/]+/pytest-\d+"  # pytest's numbered temp dirs
+_run: dict = {}
+
+
+def pytest_sessionstart(session):
+    """What already runs is not this run's: a sky-e2e stack, another session's agents."""
+    import psutil
+
+    _run["started"] = time.time()
+    _run["before"] = {(p.pid, p.info["create_time"])
+                      for p in psutil.process_iter(["create_time"])}
+
+
+def _verdict(proc, base: str) -> str | None:
+    """'ours' when the process is this run's (pytest itself, or it names this run's temp
+    dir in its cwd, command line or environment, or it was started under pytest and names no
+    other run's), 'other' when it names another pytest run's temp dir, else None."""
+    import re
+
+    import psutil
+
+    if proc.pid == os.getpid():
+        return "ours"
+    texts: list[str] = []
+    environ: dict = {}
+    for get in (lambda: [proc.cwd()], proc.cmdline):
+        try:
+            texts += get()
+        except psutil.Error:
+            pass
+    try:
+        environ = proc.environ()
+    except psutil.Error:
+        pass
+    texts += environ.values()
+    if base and any(base in t for t in texts):
+        return "ours"
+    if any(re.search(_PYTEST_DIR, t) for t in texts):
+        return "other"
+    return "ours" if "PYTEST_VERSION" in environ else None
+
+
+def _started_by(proc) -> str:
+    """The test that was running when the process (or its nearest ancestor that still shows
+    its environment) was started."""
+    import psutil
+
+    try:
+        chain = [proc, *proc.parents()]
+    except psutil.Error:
+        chain = [proc]
+    for p in chain:
+        try:
+            test = p.environ().get("PYTEST_CURRENT_TEST")
+        except psutil.Error:
+            continue
+        if test:
+            return test
+    return "?"
+
+
+def leftovers(base: str) -> list:
+    """This run's processes of LEFTOVER_MARKS that are alive (zombies are not: their parent
+    reaps them): started after the run began, and this run's by `_verdict` on the process or
+    its nearest ancestor that has one."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "create_time", "status"]):
+        info = proc.info
+        if (proc.pid, info["create_time"]) in _run.get("before", ()) or \
+                (info["create_time"] or 0) < _run.get("started", 0) - 1 or \
+                info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        line = " ".join(info["cmdline"] or ())
+        if not any(mark in line for mark in LEFTOVER_MARKS):
+            continue
+        try:
+            chain = [proc, *proc.parents()]
+        except psutil.Error:
+            continue
+        for p in chain:
+            verdict = _verdict(p, base)
+            if verdict:
+                if verdict == "ours":
+                    found.append(proc)
+                break
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when it leaves a process of LEFTOVER_MARKS behind (after a short grace);
+    list them, with the test that started them, then end them by pid."""
+    import psutil
+
+    if "started" not in _run:
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    base = str(factory.getbasetemp()) if factory is not None else ""
+    procs = leftovers(base)
+    if not procs:
+        return
+    _, alive = psutil.wait_procs(procs, timeout=LEFTOVER_GRACE)
+    alive = [p for p in alive if _alive(p)]
+    if not alive:
+        return
+    lines = []
+    for proc in sorted(alive, key=lambda p: p.pid):
+        try:
+            line, cwd = " ".join(proc.cmdline()).strip(), proc.cwd()
+        except psutil.Error:
+            line, cwd = "?", "?"
+        lines.append(f"pid {proc.pid}: {line[:200]}  (cwd {cwd}; started during "
+                     f"{_started_by(proc)})")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    title = f"{len(lines)} process(es) this run started are still alive"
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", title, red=True, bold=True)
+        for line in lines:
+            reporter.write_line(line)
+    else:
+        print(title, *lines, sep="\n", file=sys.stderr)
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    for proc in alive:  # only these, by pid (psutil checks it is still the same process)
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+def _alive(proc) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from captures import read_capture
+from captures import peer_group, read_capture
 from test_formats import NOW, T0, check, epoch, world  # noqa: F401 (fixture)
 
 
@@ -30,13 +30,21 @@ def job_text(text: str) -> str:
 
 
 SUBMIT = epoch("2026-11-22T03:02:57")
+# The peer's peeruser: the captures show its jobs as `GroupId=peeruser(1001)`.
+PEER_GROUP_SHOWN = "GroupId=peeruser(1001)"
+
+
+def with_peer_group(text: str, gid: int, name: str) -> str:
+    """A capture's text as this machine shows peeruser's jobs: their group by name and gid."""
+    return text.replace(PEER_GROUP_SHOWN, f"GroupId={name}({gid})")
 
 
 @pytest.fixture
 def shown(world):
     """The jobs of the scontrol-show-job-* captures."""
     w = world
-    peer = dict(user="peeruser", uid=1001, gid=1001)
+    w.peer_gid, w.peer_group = peer_group()
+    peer = dict(user="peeruser", uid=1001, gid=w.peer_gid)
     w.add(135, name="show-held", held="user", reason="JobHeldUser", submit_time=SUBMIT,
           dependency="afterok:133(unfulfilled)", dependency_spec="afterok:133",
           workdir="<probe-dir>/d", stdout=None)
@@ -76,7 +84,15 @@ AT_ARRAY = {"SLURMSKY_NOW": repr(SUBMIT + 3)}
     (("show", "job", "134"), "scontrol-show-job-array.txt", AT_ARRAY),
 ])
 def test_show_job_matches_capture(shown, args, capture, env):
-    check(shown.run("scontrol", *args, env=env), capture, normalize=job_text)
+    """Byte for byte, but for the group of peeruser's jobs: the name this machine resolves
+    for the gid they were stored with (the peer's 1001 is another group, or none, elsewhere)."""
+    out = shown.run("scontrol", *args, env=env)
+    cap = read_capture(capture)
+    peer_jobs = cap.stdout.count("UserId=peeruser(1001)")
+    assert cap.stdout.count(PEER_GROUP_SHOWN) == peer_jobs  # every one replaced below
+    expected = with_peer_group(cap.stdout, shown.peer_gid, shown.peer_group)
+    assert job_text(out.stdout) == job_text(expected)
+    assert (out.stderr, out.returncode) == (cap.stderr, cap.exit)
 
 
 def test_show_job_errors(shown):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from captures import CAPTURES, read_capture
+from captures import CAPTURES, peer_group, read_capture
 from slurmsky.core import state
 from slurmsky.core.states import FINISHED_STATES
 from slurmsky.core.states import STATE_CODES
@@ -133,12 +133,22 @@ def _column_normalizer(separator: str, columns: dict):
 
 
 def test_every_percent_code(peer):
-    # Priorities are slurmctld's counter since its start (ours: by submission), and the
-    # group name of gid 1001 depends on the machine: those two columns are normalised.
+    # Priorities are slurmctld's counter since its start (ours: by submission): that column
+    # is normalised. The group of peeruser's jobs (%g; the peer's peeruser, gid 1001) is the
+    # name this machine resolves for the gid they are stored with.
+    gid, group = peer_group()
+    peer.conn.execute("UPDATE jobs SET gid = ? WHERE uid = 1001", (gid,))
     args = "%A|%a|%F|%K|%i|%j|%T|%t|%r|%R|%M|%l|%L|%S|%V|%e|%D|%C|%m|%b|%E|%N|%P|%u|%U|%g|" \
            "%q|%Q|%Z|%o|%k"
-    check(peer.run("squeue", "-h", "-o", args, env=at(49)), "squeue-o-percent-fields.txt",
-          normalize=_column_normalizer("|", {25: "G", 27: "P"}))
+    out = peer.run("squeue", "-h", "-o", args, env=at(49))
+    cap = read_capture("squeue-o-percent-fields.txt")
+    rows = [line.split("|") for line in cap.stdout.splitlines()]
+    assert sum(r[24] == "1001" and r[25] == "peeruser" for r in rows) == 5  # 69, 68, 78, 79, 77
+    expected = "".join("|".join(r[:25] + [group if r[24] == "1001" else r[25]] + r[26:]) + "\n"
+                       for r in rows)
+    norm = _column_normalizer("|", {27: "P"})
+    assert norm(out.stdout) == norm(expected)
+    assert (out.stderr, out.returncode) == (cap.stderr, cap.exit)
 
 
 def test_priorities_order_like_slurmctlds(peer):

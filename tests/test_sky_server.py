@@ -65,28 +65,94 @@ class Server:
             self.pid = int(re.search(r"pid (\d+)", out.stdout).group(1))
 
     def stop(self) -> None:
-        """`sky-server stop`; then nothing runs with the server's SKY_RUNTIME_DIR, nor comes
-        back (a job controller that outlived its server starts one again)."""
-        if self.pid is not None:
+        """`sky-server stop`; then nothing of the server runs, nor comes back (a job
+        controller that outlived its server starts one again). What `stop` left is killed
+        here, by pid, before the test fails on it: nothing of the server outlives the test."""
+        if self.pid is None:
+            return
+        pid, tree = self.pid, self.tree()
+        self.pid = None
+        try:
             out = self.tool("sky-server", "stop", timeout=300)
-            assert out.returncode == 0, out.stderr
-            assert not Path(f"/proc/{self.pid}").exists()
-            self.pid = None
-            assert self.processes() == []
-            time.sleep(5)
-            assert self.processes() == []
+            left = self.left(tree)
+            if not left:
+                time.sleep(5)
+                left = self.left(tree)
+            shown = [self.describe(p) for p in left]
+        finally:
+            self.kill(tree)
+        assert out.returncode == 0, out.stderr
+        assert not Path(f"/proc/{pid}").exists()
+        assert shown == [], f"`slurmsky sky-server stop` left {len(shown)} processes"
 
-    def processes(self) -> list[str]:
+    def tree(self) -> list:
+        """The server, its descendants, and what else is of it (`processes`)."""
+        import psutil
+
+        found = {p.pid: p for p in self.processes()}
+        try:
+            root = psutil.Process(self.pid)
+            found.update((p.pid, p) for p in [root, *root.children(recursive=True)])
+        except psutil.Error:
+            pass
+        return list(found.values())
+
+    def processes(self) -> list:
+        """What runs with the server's SKY_RUNTIME_DIR (its job controllers, a server they
+        start again) or in it (the server's cwd: its request workers, whose setproctitle'd
+        "SkyPilot:executor:..." title blanks what /proc shows of their environment)."""
         import psutil
 
         found = []
-        for proc in psutil.process_iter(["cmdline"]):
+        for proc in psutil.process_iter():
             try:
-                if proc.environ().get("SKY_RUNTIME_DIR") == str(self.rundir):
-                    found.append(" ".join(proc.info["cmdline"] or ()))
+                if proc.environ().get("SKY_RUNTIME_DIR") == str(self.rundir) or \
+                        proc.cwd() == str(self.rundir):
+                    found.append(proc)
             except psutil.Error:
                 pass
         return found
+
+    def left(self, tree: list) -> list:
+        """What is still alive (not a zombie) of `tree` and of `processes()`."""
+        import psutil
+
+        found = {p.pid: p for p in tree}
+        found.update((p.pid, p) for p in self.processes())
+        alive = []
+        for proc in found.values():
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+            except psutil.Error:
+                pass
+        return alive
+
+    @staticmethod
+    def describe(proc) -> str:
+        import psutil
+
+        try:
+            return f"{proc.pid}: {' '.join(proc.cmdline()).strip()}"
+        except psutil.Error:
+            return f"{proc.pid}: ?"
+
+    def kill(self, tree: list) -> None:
+        """SIGKILL, by pid, what is left of the server, round after round (a controller may
+        start a server again before it is killed)."""
+        import psutil
+
+        for _ in range(10):
+            left = self.left(tree)
+            if not left:
+                return
+            tree = left
+            for proc in left:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+            psutil.wait_procs(left, timeout=5)
 
     def sdk(self, code: str) -> object:
         """Run SkyPilot SDK code as a client of this server; its printed JSON."""

@@ -76,7 +76,8 @@ class Executor(Protocol):
         """The ref stored *before* launching, so a restarted agent can find a half-started job."""
 
     def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
-        """Start the job from its prepared ref; returns the completed ref."""
+        """Start the job from its prepared ref; returns the completed ref, whose non-empty
+        `pids` marks the job started (a stored ref without it is half-started: `adopt`)."""
 
     def adopt(self, job: JobRecord) -> dict | None:
         """After an agent restart: the full ref of a job found running from its prepared ref,

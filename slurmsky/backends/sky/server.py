@@ -120,15 +120,18 @@ def start() -> str:
 
 
 def _processes(pid: int | None) -> list:
-    """The server, its children, and every process that runs with its SKY_RUNTIME_DIR: the job
-    controllers it detached into their own sessions, any server they started again, and
-    their helpers (multiprocessing's resource tracker)."""
+    """The server, its children, and every process that runs with its SKY_RUNTIME_DIR, with
+    their children: the job controllers it detached into their own sessions, any server they
+    started again, their helpers (multiprocessing's resource tracker); and the request
+    workers ("SkyPilot:executor:...") that run in it (cwd): their title (setproctitle) blanks
+    what /proc shows of their environment, so that once the server that forked them is gone
+    only their cwd tells whose they are."""
     import psutil
 
-    found = {}
+    roots = []
     try:
-        root = psutil.Process(pid) if pid else None
-        found = {p.pid: p for p in [root, *root.children(recursive=True)]} if root else {}
+        if pid:
+            roots.append(psutil.Process(pid))
     except psutil.Error:
         pass
     rundir = os.path.realpath(runtime_dir())
@@ -136,10 +139,19 @@ def _processes(pid: int | None) -> list:
         if proc.pid == os.getpid():
             continue
         try:
-            if os.path.realpath(proc.environ().get("SKY_RUNTIME_DIR") or "/") == rundir:
-                found[proc.pid] = proc
+            if os.path.realpath(proc.environ().get("SKY_RUNTIME_DIR") or "/") == rundir or (
+                    proc.cmdline()[:1] and proc.cmdline()[0].startswith("SkyPilot:")
+                    and os.path.realpath(proc.cwd()) == rundir):
+                roots.append(proc)
         except psutil.Error:
             pass
+    found: dict = {}
+    for root in roots:
+        try:
+            found.update((p.pid, p) for p in [root, *root.children(recursive=True)])
+        except psutil.Error:
+            pass
+    found.pop(os.getpid(), None)
     return list(found.values())
 
 
@@ -151,12 +163,16 @@ def stop() -> str:
     import psutil
 
     pid = running_pid()
-    seen: set[int] = set()
+    seen: dict[int, psutil.Process] = {}
     for attempt in range(12):
-        procs = _processes(pid)
+        # and whatever of an earlier round still runs: an idle request worker ignores SIGTERM
+        # and outlives the server, its parent (psutil tells a reused pid from it)
+        found = {p.pid: p for p in seen.values() if p.is_running()}
+        found.update((p.pid, p) for p in _processes(pid))
+        procs = [p for p in found.values() if _alive(p)]
         if not procs:
             break
-        seen.update(p.pid for p in procs)
+        seen.update((p.pid, p) for p in procs)
         sig = signal.SIGTERM if attempt == 0 else signal.SIGKILL
         for proc in procs:
             try:
@@ -172,6 +188,15 @@ def stop() -> str:
     if not seen:
         return "sky-server: not running"
     return f"sky-server: stopped pid {pid or '-'} ({len(seen)} processes)"
+
+
+def _alive(proc) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def status() -> tuple[bool, str]:
