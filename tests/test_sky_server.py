@@ -273,9 +273,10 @@ def test_dense_array_is_one_num_jobs_launch_with_the_right_ranks(sky, server):
     records = server.records()
     assert len({records[i]["metadata"]["slurmsky"]["token"] for i in ids}) == 1
     logs = Path(server.rundir, "sky_logs", "jobs_controller")
-    for rank, sky_id in enumerate(ids):
-        log = sky.wait_for(lambda: (logs / f"{sky_id}.log").exists() and
-                           (logs / f"{sky_id}.log").read_text(), 120, "the controller log")
+    for rank, sky_id in enumerate(ids):  # the controller writes its log line by line
+        log = sky.wait_for(lambda: (logs / f"{sky_id}.log").exists() and "Rank for job" in
+                           (logs / f"{sky_id}.log").read_text() and
+                           (logs / f"{sky_id}.log").read_text(), 120, "the controller's rank")
         assert f"Rank for job {sky_id}: {rank}" in log
     ended = sky.wait_for(lambda: (lambda q: len(q) == 4 and all(c == "F" for c, _ in q.values())
                                   and q)(_queue(sky, "-r", "-j", str(first))), 240,
