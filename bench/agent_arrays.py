@@ -27,8 +27,10 @@ from run import agent_usage, command  # noqa: E402
 def finished_count(db: str) -> int:
     conn = sqlite3.connect(db, timeout=60)
     try:
-        return conn.execute("SELECT COUNT(*) FROM jobs WHERE state NOT IN ('PENDING', "
-                            "'CONFIGURING', 'RUNNING', 'COMPLETING')").fetchone()[0]
+        return conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE state NOT IN ('PENDING', "
+            "'CONFIGURING', 'RUNNING', 'COMPLETING')"
+        ).fetchone()[0]
     finally:
         conn.close()
 
@@ -39,9 +41,16 @@ def bench_array(size: int, tmp: str, limit: float) -> str:
     config.write_text(f"max_array_size: {size + 1}\n")  # as slurm.conf's MaxArraySize
     env = dict(os.environ, SLURMSKY_HOME=home, SLURMSKY_CONFIG=str(config))
     t0 = time.perf_counter()
-    subprocess.run(command("sbatch") + ["--parsable", f"--array=0-{size - 1}", "-o", "/dev/null",
-                                        "--wrap", "true"], env=env, cwd=tmp, capture_output=True,
-                   text=True, timeout=300, check=True)
+    subprocess.run(
+        command("sbatch")
+        + ["--parsable", f"--array=0-{size - 1}", "-o", "/dev/null", "--wrap", "true"],
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     accepted = time.perf_counter() - t0
     db = os.path.join(home, "state.db")
     marks = [size * k // 10 for k in range(1, 11)]
@@ -63,17 +72,20 @@ def bench_array(size: int, tmp: str, limit: float) -> str:
             break
         time.sleep(1.0)
     finished = time.perf_counter() - t0
-    subprocess.run(command("slurmsky") + ["agent", "stop"], env=env, capture_output=True,
-                   timeout=60)
+    subprocess.run(
+        command("slurmsky") + ["agent", "stop"], env=env, capture_output=True, timeout=60
+    )
     cpu, rss = usage if usage else (float("nan"), float("nan"))
     rates, last_t, last_m = [], accepted, 0
     for m in marks:
         if m in times:
             rates.append(f"{(m - last_m) / max(times[m] - last_t, 1e-9):.1f}")
             last_t, last_m = times[m], m
-    return (f"| {size} | {accepted:.2f} s | {finished:.1f} s | {done}/{size} | "
-            f"{done / finished:.1f} | {cpu:.1f} s | {rss:.0f} MB (max {rss_max:.0f}) | "
-            f"{' '.join(rates)} |")
+    return (
+        f"| {size} | {accepted:.2f} s | {finished:.1f} s | {done}/{size} | "
+        f"{done / finished:.1f} | {cpu:.1f} s | {rss:.0f} MB (max {rss_max:.0f}) | "
+        f"{' '.join(rates)} |"
+    )
 
 
 def main() -> None:
@@ -81,8 +93,10 @@ def main() -> None:
     ap.add_argument("sizes", nargs="*", type=int, default=[1000, 3000])
     ap.add_argument("--limit", type=float, default=1800, help="seconds per array at most")
     args = ap.parse_args()
-    print("| array size | accepted in | finished in | ended | jobs/s | agent CPU | "
-          "agent RSS at the end | jobs/s per tenth |")
+    print(
+        "| array size | accepted in | finished in | ended | jobs/s | agent CPU | "
+        "agent RSS at the end | jobs/s per tenth |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:

@@ -30,15 +30,16 @@ def populate(home: str, count: int, layout: str, cwd: str) -> list[int]:
     """`count` jobs in a fresh state; the ids of the single jobs (or array elements)."""
     os.environ["SLURMSKY_HOME"] = home
     from slurmsky.config import load_config
-    from slurmsky.parse.request import build_batch_request, parse_command_line
     from slurmsky.core.submit import store
+    from slurmsky.parse.request import build_batch_request, parse_command_line
 
     cfg = load_config()
 
     def request(*extra):
         argv = ["--hold", "-J", "bench", *extra, "--wrap", "true"]
-        return build_batch_request(parse_command_line("sbatch", argv), dict(os.environ), cwd,
-                                   lambda: b"")
+        return build_batch_request(
+            parse_command_line("sbatch", argv), dict(os.environ), cwd, lambda: b""
+        )
 
     ids = []
     if layout == "arrays":
@@ -55,8 +56,9 @@ def populate(home: str, count: int, layout: str, cwd: str) -> list[int]:
 
 def timed_ms(argv: list[str], env: dict, cwd: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    )
     return (time.perf_counter() - t0) * 1000
 
 
@@ -89,8 +91,13 @@ def main() -> None:
     env.pop("PYTHONPATH", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # time the commands as installed: compiled once
     probe = str(ids[len(ids) // 2])
-    cases = [("squeue", []), ("squeue -j", ["-j", probe]), ("sacct", []),
-             ("sacct -j", ["-j", probe]), ("scancel", None)]
+    cases = [
+        ("squeue", []),
+        ("squeue -j", ["-j", probe]),
+        ("sacct", []),
+        ("sacct -j", ["-j", probe]),
+        ("scancel", None),
+    ]
     if args.only:
         wanted = args.only.split(",")
         cases = [c for c in cases if c[0] in wanted]
@@ -103,11 +110,17 @@ def main() -> None:
                 argv = [sys.executable, str(Path(code, "bin", label.split()[0]))]
                 argv += extra if extra is not None else [str(next(victims))]
                 times.setdefault((label, code), []).append(timed_ms(argv, env, tmp))
-    subprocess.run([sys.executable, str(Path(codes[0], "bin", "slurmsky")), "agent", "stop"],
-                   env=env, capture_output=True, check=False)
+    subprocess.run(
+        [sys.executable, str(Path(codes[0], "bin", "slurmsky")), "agent", "stop"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
     floor = statistics.median(times[("python -c pass", "")])
-    print(f"{len(ids)} jobs ({Path(home, 'bench-layout').read_text()}), median of {args.runs}; "
-          f"python -c pass {floor:.1f} ms")
+    print(
+        f"{len(ids)} jobs ({Path(home, 'bench-layout').read_text()}), median of {args.runs}; "
+        f"python -c pass {floor:.1f} ms"
+    )
     for (label, code), values in times.items():
         ms = statistics.median(values)
         print(f"{label:16} {code:24} {ms:7.1f} ms {ms / floor:5.1f}x")

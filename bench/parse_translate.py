@@ -13,11 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from slurmsky.backends.sky.task import translate  # noqa: E402
 from slurmsky.config import Config  # noqa: E402
 from slurmsky.errors import SlurmError  # noqa: E402
 from slurmsky.parse.request import build_batch_request, parse_command_line  # noqa: E402
-from slurmsky.backends.sky.task import translate
-
 
 CFG = Config(path="bench", partitions={"gpu": {"accelerators": ["A100"]}, "cpu": {"default": True}})
 
@@ -29,14 +28,19 @@ def corpus() -> list[bytes]:
     scripts = [p.read_bytes() for p in sorted((ROOT / "examples/sbatch").glob("*.sh"))]
     for path in sorted((ROOT / "tests/compat/cases").glob("*.yaml")):
         for case in yaml.safe_load(path.read_text()):
-            scripts += [text.encode() for text in (case.get("files") or {}).values()
-                        if text.startswith("#!")]
+            scripts += [
+                text.encode()
+                for text in (case.get("files") or {}).values()
+                if text.startswith("#!")
+            ]
     return [text for text in scripts if _accepted(text)]
 
 
 def _one(text: bytes) -> None:
     argv = ["-p", "gpu"] if b"gpu" in text else []
-    translate(build_batch_request(parse_command_line("sbatch", argv), {}, "/tmp", lambda: text), CFG)
+    translate(
+        build_batch_request(parse_command_line("sbatch", argv), {}, "/tmp", lambda: text), CFG
+    )
 
 
 def _accepted(text: bytes) -> bool:
@@ -61,8 +65,10 @@ def throughput(budget: float) -> tuple[float, int]:
 def main() -> None:
     budget = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     rate, size = throughput(budget)
-    print(f"parse+translate: {rate:,.0f} scripts/s over {size} scripts (examples and compat "
-          "cases; one core)")
+    print(
+        f"parse+translate: {rate:,.0f} scripts/s over {size} scripts (examples and compat "
+        "cases; one core)"
+    )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ def timed_ms(argv: list[str], env: dict, cwd: str) -> float:
     that hangs: subprocess's wait(timeout) polls in steps growing to 50 ms, which would round
     every figure up to the next step."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     killer = threading.Timer(120, proc.kill)
     killer.start()
     proc.wait()
@@ -62,12 +63,16 @@ def populate(home: str, count: int, cwd: str) -> list[int]:
     """`count` held jobs stored through sbatch's own path (in-process, for speed)."""
     os.environ["SLURMSKY_HOME"] = home
     from slurmsky.config import load_config
-    from slurmsky.parse.request import build_batch_request, parse_command_line
     from slurmsky.core.submit import store
+    from slurmsky.parse.request import build_batch_request, parse_command_line
 
     cfg = load_config()
-    req = build_batch_request(parse_command_line("sbatch", ["--hold", "-J", "bench", "--wrap", "true"]),
-                              dict(os.environ), cwd, lambda: b"")
+    req = build_batch_request(
+        parse_command_line("sbatch", ["--hold", "-J", "bench", "--wrap", "true"]),
+        dict(os.environ),
+        cwd,
+        lambda: b"",
+    )
     ids = []
     for _ in range(count):
         ids.append(store(req, cfg, batch=True))
@@ -110,26 +115,46 @@ def bench_array(size: int, tmp: str) -> list[str]:
     config.write_text(f"max_array_size: {size + 1}\n")  # as slurm.conf's MaxArraySize
     env = dict(os.environ, SLURMSKY_HOME=home, SLURMSKY_CONFIG=str(config))
     t0 = time.perf_counter()
-    out = subprocess.run(command("sbatch") + ["--parsable", f"--array=0-{size - 1}", "-o", "/dev/null",
-                                              "--wrap", "true"], env=env, cwd=tmp, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        command("sbatch")
+        + ["--parsable", f"--array=0-{size - 1}", "-o", "/dev/null", "--wrap", "true"],
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     accepted = time.perf_counter() - t0
     array_id = out.stdout.strip()
     deadline = time.time() + 1800
     while time.time() < deadline:
-        q = subprocess.run(command("squeue") + ["-h", "-r", "-o", "%i"], env=env, capture_output=True,
-                           text=True, timeout=60)
+        q = subprocess.run(
+            command("squeue") + ["-h", "-r", "-o", "%i"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if not q.stdout.strip():
             break
         time.sleep(0.5)
     finished = time.perf_counter() - t0
     usage = agent_usage(home)
-    sacct = subprocess.run(command("sacct") + ["-X", "-n", "-P", "-o", "State", "-j", array_id], env=env,
-                           capture_output=True, text=True, timeout=120)
+    sacct = subprocess.run(
+        command("sacct") + ["-X", "-n", "-P", "-o", "State", "-j", array_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     done = sacct.stdout.split().count("COMPLETED")
-    subprocess.run(command("slurmsky") + ["agent", "stop"], env=env, capture_output=True, timeout=60)
+    subprocess.run(
+        command("slurmsky") + ["agent", "stop"], env=env, capture_output=True, timeout=60
+    )
     cpu, rss = usage if usage else (float("nan"), float("nan"))
-    return [f"| {size} | {accepted:.2f} s | {finished:.1f} s | {done}/{size} | {cpu:.1f} s | {rss:.0f} MB |"]
+    return [
+        f"| {size} | {accepted:.2f} s | {finished:.1f} s | {done}/{size} | {cpu:.1f} s | {rss:.0f} MB |"
+    ]
 
 
 def main() -> None:
@@ -160,7 +185,9 @@ def main() -> None:
             for _ in range(min(args.runs, len(ids))):
                 times.append(timed_ms(command("scancel") + [str(next(victims))], env, tmp))
             rows.append(("scancel <id>", size, statistics.median(times), None))
-        subprocess.run(command("slurmsky") + ["agent", "stop"], env=env, capture_output=True, timeout=60)
+        subprocess.run(
+            command("slurmsky") + ["agent", "stop"], env=env, capture_output=True, timeout=60
+        )
     if slurm:
         rows = _with_real_slurm(rows, args.runs, tmp)
     print(f"Machine: {os.cpu_count()} cores, Python {sys.version.split()[0]} ({sys.executable})")
@@ -174,10 +201,14 @@ def main() -> None:
     from bench.parse_translate import throughput
 
     rate, size = throughput(2.0)
-    print(f"\nparse + translate: **{rate:,.0f} scripts/s** ({size} scripts: examples/sbatch and "
-          "the compat cases' batch scripts; one core)")
+    print(
+        f"\nparse + translate: **{rate:,.0f} scripts/s** ({size} scripts: examples/sbatch and "
+        "the compat cases' batch scripts; one core)"
+    )
     if not args.quick:
-        print("\n| array size | accepted in | all finished in | COMPLETED | agent CPU | agent RSS |")
+        print(
+            "\n| array size | accepted in | all finished in | COMPLETED | agent CPU | agent RSS |"
+        )
         print("|---|---|---|---|---|---|")
         for size in (1000, 10000):
             for line in bench_array(size, tmp):
@@ -205,13 +236,21 @@ def _with_real_slurm(rows, runs: int, tmp: str):
     current = 0
     for name, size, ms, _ in rows:
         while current < size:  # separate jobs, as slurmsky's state holds them
-            subprocess.run(real("sbatch") + ["--hold", "--wrap", "true"], env=env, cwd=tmp,
-                           capture_output=True, timeout=120)
+            subprocess.run(
+                real("sbatch") + ["--hold", "--wrap", "true"],
+                env=env,
+                cwd=tmp,
+                capture_output=True,
+                timeout=120,
+            )
             current += 1
-        jid = subprocess.run(real("squeue") + ["-h", "-o", "%A"], env=env, capture_output=True,
-                             text=True, timeout=60).stdout.split() or ["1"]
+        jid = subprocess.run(
+            real("squeue") + ["-h", "-o", "%A"], env=env, capture_output=True, text=True, timeout=60
+        ).stdout.split() or ["1"]
         argv = name.replace("<id>", jid[0]).replace("hello.sh", HELLO).split()
-        real_ms = median_ms(real(argv[0]) + argv[1:], env, runs, tmp) if name != "scancel <id>" else None
+        real_ms = (
+            median_ms(real(argv[0]) + argv[1:], env, runs, tmp) if name != "scancel <id>" else None
+        )
         out.append((name, size, ms, real_ms))
     subprocess.run(real("scancel") + ["-u", os.environ.get("USER", "root")], env=env, timeout=60)
     return out

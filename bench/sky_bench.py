@@ -30,8 +30,9 @@ BIN = ROOT / "bin"
 SKY = Path(sys.executable).parent / "sky"
 
 
-def wall(argv: list[str], env: dict, cwd: str, runs: int,
-         unreachable_ok: bool = False) -> tuple[float, int]:
+def wall(
+    argv: list[str], env: dict, cwd: str, runs: int, unreachable_ok: bool = False
+) -> tuple[float, int]:
     """Median wall time of `runs` successful calls, and how many calls failed because the
     API server did not answer SkyPilot's client in time (its health check gives up after
     2.5 s, retried; a server busy with a big launch misses that): only with unreachable_ok,
@@ -52,8 +53,15 @@ def wall(argv: list[str], env: dict, cwd: str, runs: int,
 
 
 def tool(env: dict, cwd: str, *args: str) -> str:
-    return subprocess.run([sys.executable, str(BIN / "slurmsky"), *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=600, check=True).stdout
+    return subprocess.run(
+        [sys.executable, str(BIN / "slurmsky"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
 
 
 def wait_known(env: dict, count: int) -> None:
@@ -65,13 +73,15 @@ def wait_known(env: dict, count: int) -> None:
     deadline = time.monotonic() + 1800
     while time.monotonic() < deadline:
         with sqlite3.connect(Path(env["SLURMSKY_HOME"], "state.db")) as db:
-            known = db.execute("SELECT COUNT(*) FROM jobs WHERE "
-                               "json_extract(executor_ref, '$.sky_job_id') IS NOT NULL"
-                               ).fetchone()[0]
+            known = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE "
+                "json_extract(executor_ref, '$.sky_job_id') IS NOT NULL"
+            ).fetchone()[0]
         if known >= count:
             return
-        subprocess.run([sys.executable, str(BIN / "squeue")], env=env, capture_output=True,
-                       timeout=600)  # keeps the agent (and its sync) going
+        subprocess.run(
+            [sys.executable, str(BIN / "squeue")], env=env, capture_output=True, timeout=600
+        )  # keeps the agent (and its sync) going
         time.sleep(10)
     raise SystemExit(f"SkyPilot does not know {count} jobs after 30 min")
 
@@ -82,9 +92,14 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SKY", "SLURM"))}
-    env.update(HOME=tmp, SLURMSKY_HOME=f"{tmp}/state", SLURMSKY_BACKEND="sky",
-               SKYPILOT_API_SERVER_LOCAL_PORT=str(port), SKYPILOT_DISABLE_USAGE_COLLECTION="1",
-               SKYPILOT_DISABLE_LOCAL_API_SERVER="1")  # the sky CLI must not start its own
+    env.update(
+        HOME=tmp,
+        SLURMSKY_HOME=f"{tmp}/state",
+        SLURMSKY_BACKEND="sky",
+        SKYPILOT_API_SERVER_LOCAL_PORT=str(port),
+        SKYPILOT_DISABLE_USAGE_COLLECTION="1",
+        SKYPILOT_DISABLE_LOCAL_API_SERVER="1",
+    )  # the sky CLI must not start its own
     server_env = dict(env, SLURMSKY_HOME=f"{tmp}/server")
     del server_env["SKYPILOT_DISABLE_LOCAL_API_SERVER"]
     Path(tmp, "job.sh").write_text("#!/bin/bash\necho hi\n")
@@ -92,16 +107,25 @@ def main() -> None:
     try:
         sbatch, _ = wall([sys.executable, str(BIN / "sbatch"), "job.sh"], env, tmp, 11)
         launch, _ = wall([str(SKY), "jobs", "launch", "-y", "-d", "echo hi"], env, tmp, 3)
-        launch_async, _ = wall([str(SKY), "jobs", "launch", "-y", "--async", "echo hi"], env,
-                               tmp, 3)
+        launch_async, _ = wall(
+            [str(SKY), "jobs", "launch", "-y", "--async", "echo hi"], env, tmp, 3
+        )
         print(f"sbatch            {sbatch * 1000:7.0f} ms")
         print(f"sky jobs launch -d      {launch:7.2f} s   -> sbatch {launch / sbatch:5.1f}x faster")
-        print(f"sky jobs launch --async {launch_async:7.2f} s   -> sbatch "
-              f"{launch_async / sbatch:5.1f}x faster", flush=True)
+        print(
+            f"sky jobs launch --async {launch_async:7.2f} s   -> sbatch "
+            f"{launch_async / sbatch:5.1f}x faster",
+            flush=True,
+        )
         known = 17  # 11 sbatch + 6 sky jobs launch
         for size in (100, 1000):
-            subprocess.run([sys.executable, str(BIN / "sbatch"), f"--array=1-{size - known}",
-                            "job.sh"], env=env, cwd=tmp, check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, str(BIN / "sbatch"), f"--array=1-{size - known}", "job.sh"],
+                env=env,
+                cwd=tmp,
+                check=True,
+                capture_output=True,
+            )
             known = size
             wait_known(env, size)
             squeue = [sys.executable, str(BIN / "squeue"), "-t", "all", "-r"]
@@ -109,15 +133,27 @@ def main() -> None:
             cold, _ = wall(squeue, env, tmp, 1)
             warm, _ = wall(squeue, env, tmp, 9)
             sacct, _ = wall([sys.executable, str(BIN / "sacct"), "-X"], env, tmp, 5)
-            queue, missed = wall([str(SKY), "jobs", "queue", "--all-users", "--limit",
-                                  str(size)], env, tmp, 3, unreachable_ok=True)
-            print(f"{size} jobs: squeue {warm * 1000:6.0f} ms (first after >10 s idle: "
-                  f"{cold:5.2f} s), sacct -X {sacct * 1000:6.0f} ms   sky jobs queue "
-                  f"{queue:6.2f} s ({missed} more calls failed: server unreachable)   -> squeue "
-                  f"{queue / warm:5.1f}x, sacct {queue / sacct:5.1f}x faster", flush=True)
+            queue, missed = wall(
+                [str(SKY), "jobs", "queue", "--all-users", "--limit", str(size)],
+                env,
+                tmp,
+                3,
+                unreachable_ok=True,
+            )
+            print(
+                f"{size} jobs: squeue {warm * 1000:6.0f} ms (first after >10 s idle: "
+                f"{cold:5.2f} s), sacct -X {sacct * 1000:6.0f} ms   sky jobs queue "
+                f"{queue:6.2f} s ({missed} more calls failed: server unreachable)   -> squeue "
+                f"{queue / warm:5.1f}x, sacct {queue / sacct:5.1f}x faster",
+                flush=True,
+            )
     finally:
-        subprocess.run([sys.executable, str(BIN / "slurmsky"), "agent", "stop"], env=env,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, str(BIN / "slurmsky"), "agent", "stop"],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
         print(tool(server_env, tmp, "sky-server", "stop").strip())
 
 

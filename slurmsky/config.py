@@ -14,8 +14,14 @@ from slurmsky.errors import SlurmError
 # key -> (type, what it means); nested dicts describe sub-keys; "*" matches any name.
 PARTITION_SCHEMA = {
     "default": (bool, "the partition used when a job names none (marked * by sinfo)"),
-    "infra": (str, "SkyPilot infra: aws, gcp/us-central1, k8s/<context>, slurm/<cluster>/<partition>, ..."),
-    "accelerators": (list, "candidate GPU types for untyped --gres=gpu:N / --gpus=N, e.g. [A100, H100]"),
+    "infra": (
+        str,
+        "SkyPilot infra: aws, gcp/us-central1, k8s/<context>, slurm/<cluster>/<partition>, ...",
+    ),
+    "accelerators": (
+        list,
+        "candidate GPU types for untyped --gres=gpu:N / --gpus=N, e.g. [A100, H100]",
+    ),
     "use_spot": (bool, "run on spot instances (SkyPilot recovers preempted jobs)"),
     "image_id": (str, "SkyPilot image_id, e.g. docker:nvcr.io/nvidia/pytorch:24.05-py3"),
     "cpus": (str, "SkyPilot cpus when the job asks less, e.g. '4+'"),
@@ -26,8 +32,11 @@ PARTITION_SCHEMA = {
     "volumes": (dict, "SkyPilot volumes added to every job of this partition"),
     "envs": (dict, "environment variables set for every job of this partition"),
     "max_time": (str, "the partition's MaxTime as sinfo shows it (informational)"),
-    "gpus": (int, "local backend: GPUs of each node of this partition, device indices 0..N-1 "
-                  "(a node's Gres=gpu:N); default: the machine's GPUs, on the first node"),
+    "gpus": (
+        int,
+        "local backend: GPUs of each node of this partition, device indices 0..N-1 "
+        "(a node's Gres=gpu:N); default: the machine's GPUs, on the first node",
+    ),
 }
 MODULE_SCHEMA = {
     "setup": (str, "shell lines added to the SkyPilot task's setup"),
@@ -38,14 +47,26 @@ SCHEMA = {
     "backend": (str, "local (default) or sky"),
     "cluster_name": (str, "SLURM_CLUSTER_NAME and sacct's Cluster (default: slurmsky)"),
     "partitions": ({"*": PARTITION_SCHEMA}, "partition name -> resources"),
-    "modules": ({"*": MODULE_SCHEMA}, "module name (cuda/12.1, or cuda for every version) -> setup"),
-    "export": ({
-        "allow": (list, "glob patterns shipped to clouds even if denied below"),
-        "deny": (list, "glob patterns never shipped to clouds (added to the built-in secret list)"),
-    }, "environment export policy for cloud jobs"),
-    "requeue": ({
-        "max_restarts_on_errors": (int, "restarts of a --requeue job that failed (default 3)"),
-    }, "SkyPilot job_recovery for --requeue"),
+    "modules": (
+        {"*": MODULE_SCHEMA},
+        "module name (cuda/12.1, or cuda for every version) -> setup",
+    ),
+    "export": (
+        {
+            "allow": (list, "glob patterns shipped to clouds even if denied below"),
+            "deny": (
+                list,
+                "glob patterns never shipped to clouds (added to the built-in secret list)",
+            ),
+        },
+        "environment export policy for cloud jobs",
+    ),
+    "requeue": (
+        {
+            "max_restarts_on_errors": (int, "restarts of a --requeue job that failed (default 3)"),
+        },
+        "SkyPilot job_recovery for --requeue",
+    ),
     "kill_wait": (int, "seconds between SIGTERM and SIGKILL at cancel and time limit (default 30)"),
     "max_array_size": (int, "Slurm's MaxArraySize: array indices must be below it (default 1001)"),
 }
@@ -57,10 +78,18 @@ class Config:
     not a dataclass: squeue imports this module, and dataclasses alone costs more than a
     listing."""
 
-    def __init__(self, path: str, backend: str = "local", cluster_name: str = "slurmsky",
-                 partitions: dict | None = None, modules: dict | None = None,
-                 export: dict | None = None, requeue: dict | None = None,
-                 kill_wait: int = 30, max_array_size: int = MAX_ARRAY_SIZE):
+    def __init__(
+        self,
+        path: str,
+        backend: str = "local",
+        cluster_name: str = "slurmsky",
+        partitions: dict | None = None,
+        modules: dict | None = None,
+        export: dict | None = None,
+        requeue: dict | None = None,
+        kill_wait: int = 30,
+        max_array_size: int = MAX_ARRAY_SIZE,
+    ):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
         self.partitions, self.modules = partitions or {}, modules or {}
         self.export, self.requeue, self.kill_wait = export or {}, requeue or {}, kill_wait
@@ -78,12 +107,16 @@ class Config:
 
 def config_path(environ=os.environ) -> str:
     home = environ.get("HOME", os.path.expanduser("~"))
-    return environ.get("SLURMSKY_CONFIG") or os.path.join(home, ".config", "slurmsky", "config.yaml")
+    return environ.get("SLURMSKY_CONFIG") or os.path.join(
+        home, ".config", "slurmsky", "config.yaml"
+    )
 
 
 def _check(path: str, where: str, data, schema: dict) -> None:
     if not isinstance(data, dict):
-        raise SlurmError(f"{path}: {where or 'the file'} must be a mapping, got {type(data).__name__}")
+        raise SlurmError(
+            f"{path}: {where or 'the file'} must be a mapping, got {type(data).__name__}"
+        )
     for key, value in data.items():
         entry = schema.get(key, schema.get("*"))
         name = f"{where}.{key}" if where else str(key)
@@ -94,7 +127,9 @@ def _check(path: str, where: str, data, schema: dict) -> None:
         if isinstance(kind, dict):
             _check(path, name, value, kind)
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise SlurmError(f"{path}: '{name}' must be {kind.__name__} ({entry[1]}), got {value!r}")
+            raise SlurmError(
+                f"{path}: '{name}' must be {kind.__name__} ({entry[1]}), got {value!r}"
+            )
 
 
 def load_config(environ=os.environ) -> Config:

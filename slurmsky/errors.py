@@ -11,8 +11,7 @@ class SlurmError(Exception):
     ``{prog}`` filled in, when ``bare``); then the command exits with ``exit_code``.
     """
 
-    def __init__(self, *lines: str, exit_code: int = 1, bare: bool = False,
-                 notes: tuple = ()):
+    def __init__(self, *lines: str, exit_code: int = 1, bare: bool = False, notes: tuple = ()):
         super().__init__("\n".join(lines))
         self.lines = list(lines)
         self.exit_code = exit_code

@@ -21,16 +21,19 @@ if TYPE_CHECKING:
 
     _T = TypeVar("_T")
 else:
+
     def dataclass_transform(**kwargs):
         return lambda cls: cls
 
 
 if TYPE_CHECKING:
+
     def Factory(make: Callable[[], _T]) -> _T:
         """To the checker, a field's ``= Factory(f)`` is a default of ``f()``'s type (as
         ``= field(default_factory=f)`` is for a dataclass)."""
         ...
 else:
+
     class Factory:
         """A default made afresh for each instance: ``Factory(dict)``."""
 
@@ -64,14 +67,20 @@ class Record:
     def __init__(self, *args: Any, **kwargs: Any):
         fields = self._fields
         if len(args) > len(fields):
-            raise TypeError(f"{type(self).__name__}() takes {len(fields)} positional arguments"
-                            f" but {len(args)} were given")
+            raise TypeError(
+                f"{type(self).__name__}() takes {len(fields)} positional arguments"
+                f" but {len(args)} were given"
+            )
         given = dict(zip(fields, args))
         for name, value in kwargs.items():
             if name not in fields:
-                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
+                raise TypeError(
+                    f"{type(self).__name__}() got an unexpected keyword argument {name!r}"
+                )
             if name in given:
-                raise TypeError(f"{type(self).__name__}() got multiple values for argument {name!r}")
+                raise TypeError(
+                    f"{type(self).__name__}() got multiple values for argument {name!r}"
+                )
             given[name] = value
         values = self.__dict__
         for name in fields:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-CAPTURES = Path(__file__).resolve().parent / "fixtures" / "slurm-captures"  # a copy of shared/reference/slurm-captures
+CAPTURES = (
+    Path(__file__).resolve().parent / "fixtures" / "slurm-captures"
+)  # a copy of shared/reference/slurm-captures
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,9 @@ EXPECTED = Path(__file__).resolve().parent / "compat" / "expected"
 def read_expected(case: str) -> list[Capture]:
     """Every probe of a compat case's stored real-Slurm answer (tests/compat/expected)."""
     text = (EXPECTED / f"{case}.txt").read_text()
-    probes = re.findall(r"^\$ (.*?)\n--- stdout\n(.*?)--- stderr\n(.*?)--- exit (\d+)\n",
-                        text, re.S | re.M)
+    probes = re.findall(
+        r"^\$ (.*?)\n--- stdout\n(.*?)--- stderr\n(.*?)--- exit (\d+)\n", text, re.S | re.M
+    )
     if not probes:
         raise ValueError(f"{case}: no probes")
     return [Capture(c, out, err, int(rc)) for c, out, err, rc in probes]

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
 
@@ -37,19 +36,40 @@ class Cluster:
             d.mkdir()
         config = self.home / "slurmsky.yaml"
         config.write_text("kill_wait: 1\n")
-        path = os.pathsep.join([str(BIN), os.path.dirname(sys.executable),
-                                os.environ.get("PATH", "/usr/bin:/bin")])
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("SLURM", "SBATCH_", "SALLOC_", "SQUEUE_"))}
-        self.env.update(HOME=str(self.home), SLURMSKY_HOME=str(self.state),
-                        SLURMSKY_CONFIG=str(config), PATH=path)
+        path = os.pathsep.join(
+            [str(BIN), os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")]
+        )
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SLURM", "SBATCH_", "SALLOC_", "SQUEUE_"))
+        }
+        self.env.update(
+            HOME=str(self.home),
+            SLURMSKY_HOME=str(self.state),
+            SLURMSKY_CONFIG=str(config),
+            PATH=path,
+        )
 
-    def run(self, command: str, *args: str, timeout: float = 60, input: str | None = None,
-            env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        command: str,
+        *args: str,
+        timeout: float = 60,
+        input: str | None = None,
+        env: dict | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess:
         """Run a slurmsky command (bin/<command>) as a user would, capturing its output."""
-        return subprocess.run([sys.executable, str(BIN / command), *args],
-                              cwd=cwd or self.cwd, env={**self.env, **(env or {})},
-                              input=input, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, str(BIN / command), *args],
+            cwd=cwd or self.cwd,
+            env={**self.env, **(env or {})},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def sbatch(self, *args: str, **kw) -> int:
         """Submit with --parsable; the job id."""
@@ -71,8 +91,11 @@ class Cluster:
             return []
         with self.db() as conn:
             try:
-                return conn.execute("SELECT job_id, state, exit_code, exit_signal, reason "
-                                    f"FROM jobs WHERE {where} ORDER BY job_id", args).fetchall()
+                return conn.execute(
+                    "SELECT job_id, state, exit_code, exit_signal, reason "
+                    f"FROM jobs WHERE {where} ORDER BY job_id",
+                    args,
+                ).fetchall()
             except sqlite3.OperationalError as exc:
                 if "no such table" in str(exc):
                     return []
@@ -114,8 +137,9 @@ class Cluster:
         found = []
         for proc in psutil.process_iter(["cmdline"]):
             try:
-                if "slurmsky.core.daemon" in (proc.info["cmdline"] or []) and \
-                        proc.environ().get("SLURMSKY_HOME") == str(self.state):
+                if "slurmsky.core.daemon" in (proc.info["cmdline"] or []) and proc.environ().get(
+                    "SLURMSKY_HOME"
+                ) == str(self.state):
                     found.append(proc.pid)
             except psutil.Error:
                 pass
@@ -133,8 +157,12 @@ class Cluster:
             return []
         with self.db() as conn:
             refs = conn.execute("SELECT executor_ref FROM jobs WHERE executor_ref IS NOT NULL")
-            return [pid for (ref,) in refs for pid, created in json.loads(ref).get("pids", [])
-                    if pid and session_is_ours(pid, created)]
+            return [
+                pid
+                for (ref,) in refs
+                for pid, created in json.loads(ref).get("pids", [])
+                if pid and session_is_ours(pid, created)
+            ]
 
     def teardown(self) -> None:
         for pid in self.agents():
@@ -197,8 +225,7 @@ def cluster(tmp_path):
 # What a run can leave behind: slurmsky's agents, a SkyPilot API server, its job controllers
 # and its request workers (which retitle themselves "SkyPilot:executor:..." or
 # "SkyPilot:worker:...": setproctitle, which also blanks what /proc shows of their environment).
-LEFTOVER_MARKS = ("slurmsky.core.daemon", "SkyPilot:", "sky.server.server",
-                  "sky.jobs.controller")
+LEFTOVER_MARKS = ("slurmsky.core.daemon", "SkyPilot:", "sky.server.server", "sky.jobs.controller")
 LEFTOVER_GRACE = 5.0  # s: for those already on their way out
 _PYTEST_DIR = r"/pytest-of-[^/]+/pytest-\d+"  # pytest's numbered temp dirs
 _run: dict = {}
@@ -209,8 +236,7 @@ def pytest_sessionstart(session):
     import psutil
 
     _run["started"] = time.time()
-    _run["before"] = {(p.pid, p.info["create_time"])
-                      for p in psutil.process_iter(["create_time"])}
+    _run["before"] = {(p.pid, p.info["create_time"]) for p in psutil.process_iter(["create_time"])}
 
 
 def _verdict(proc, base: str) -> str | None:
@@ -270,9 +296,11 @@ def leftovers(base: str) -> list:
     found = []
     for proc in psutil.process_iter(["cmdline", "create_time", "status"]):
         info = proc.info
-        if (proc.pid, info["create_time"]) in _run.get("before", ()) or \
-                (info["create_time"] or 0) < _run.get("started", 0) - 1 or \
-                info["status"] == psutil.STATUS_ZOMBIE:
+        if (
+            (proc.pid, info["create_time"]) in _run.get("before", ())
+            or (info["create_time"] or 0) < _run.get("started", 0) - 1
+            or info["status"] == psutil.STATUS_ZOMBIE
+        ):
             continue
         line = " ".join(info["cmdline"] or ())
         if not any(mark in line for mark in LEFTOVER_MARKS):
@@ -312,8 +340,9 @@ def pytest_sessionfinish(session, exitstatus):
             line, cwd = " ".join(proc.cmdline()).strip(), proc.cwd()
         except psutil.Error:
             line, cwd = "?", "?"
-        lines.append(f"pid {proc.pid}: {line[:200]}  (cwd {cwd}; started during "
-                     f"{_started_by(proc)})")
+        lines.append(
+            f"pid {proc.pid}: {line[:200]}  (cwd {cwd}; started during {_started_by(proc)})"
+        )
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     title = f"{len(lines)} process(es) this run started are still alive"
     if reporter is not None:

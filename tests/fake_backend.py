@@ -37,7 +37,7 @@ class FakeExecutor:
             return "PartitionNodeLimit"
         busy = {k for j in running for k in (j.executor_ref or {}).get("nodes", ())}
         free = [k for k in range(self.nodes) if k not in busy]
-        return free[:job.num_nodes] if len(free) >= job.num_nodes else "Resources"
+        return free[: job.num_nodes] if len(free) >= job.num_nodes else "Resources"
 
     def prepare(self, job, placement):
         self.calls.append(("prepare", job.job_id, list(placement)))

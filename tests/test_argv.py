@@ -1,10 +1,11 @@
 """getopt_long over the table: every form Slurm accepts, and its messages word for word."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from slurmsky.parse.argv import OptionParser
 from slurmsky.errors import SlurmError
+from slurmsky.parse.argv import OptionParser
 
 P = OptionParser("sbatch")
 
@@ -21,7 +22,8 @@ def test_argument_forms(words):
 def test_unambiguous_prefixes():
     assert values(["--part=gpu", "--job", "x"]) == {"partition": "gpu", "job_name": "x"}
     assert _error(["--ti=5"])[0].startswith(
-        "sbatch: option '--ti' is ambiguous; possibilities: '--time' '--time-min'")
+        "sbatch: option '--ti' is ambiguous; possibilities: '--time' '--time-min'"
+    )
 
 
 def test_short_cluster_and_attached_value():
@@ -52,27 +54,39 @@ def _error(words, **kw):
 def test_messages_are_getopts():
     try_help = 'Try "sbatch --help" for more information\n'
     assert _error(["--bogus", "job.sh"]) == (
-        "sbatch: unrecognized option '--bogus'\n" + try_help, 255)
+        "sbatch: unrecognized option '--bogus'\n" + try_help,
+        255,
+    )
     assert _error(["--frobnicate=3"]) == (
-        "sbatch: unrecognized option '--frobnicate=3'\n" + try_help, 255)
+        "sbatch: unrecognized option '--frobnicate=3'\n" + try_help,
+        255,
+    )
     assert _error(["-z"]) == ("sbatch: invalid option -- 'z'\n" + try_help, 255)
     assert _error(["--time"]) == ("sbatch: option '--time' requires an argument\n" + try_help, 255)
     assert _error(["-t"]) == ("sbatch: option requires an argument -- 't'\n" + try_help, 255)
-    assert _error(["--hold=1"]) == ("sbatch: option '--hold' doesn't allow an argument\n" + try_help, 255)
+    assert _error(["--hold=1"]) == (
+        "sbatch: option '--hold' doesn't allow an argument\n" + try_help,
+        255,
+    )
     assert _error(["--mem-per=1"])[0].startswith(
-        "sbatch: option '--mem-per' is ambiguous; possibilities: '--mem-per-cpu' '--mem-per-gpu'")
+        "sbatch: option '--mem-per' is ambiguous; possibilities: '--mem-per-cpu' '--mem-per-gpu'"
+    )
 
 
 def test_value_errors_are_slurms():
     assert _error(["--time=xx"]) == ("sbatch: error: Invalid --time specification\n", 255)
     assert _error(["--nodes=abc"]) == ('sbatch: error: "abc" is not a valid node count\n', 255)
     assert _error(["--dependency=afterfoo:1"]) == (
-        "sbatch: error: Batch job submission failed: Job dependency problem\n", 1)
+        "sbatch: error: Batch job submission failed: Job dependency problem\n",
+        1,
+    )
 
 
 def test_directive_words_reject_non_options():
     assert _error(["--job-name=my", "job"], directive=True) == (
-        "sbatch: error: Invalid directive found in batch script: job\n", 255)
+        "sbatch: error: Invalid directive found in batch script: job\n",
+        255,
+    )
 
 
 def test_refused_options_say_why():
@@ -82,8 +96,11 @@ def test_refused_options_say_why():
 
 def test_environment_reads_input_variables():
     from slurmsky.parse.options import input_env
-    parsed = P.parse_env({"SBATCH_TIMELIMIT": "30", "SBATCH_JOB_NAME": "e", "SBATCH_REQUEUE": "1"},
-                         input_env("sbatch"))
+
+    parsed = P.parse_env(
+        {"SBATCH_TIMELIMIT": "30", "SBATCH_JOB_NAME": "e", "SBATCH_REQUEUE": "1"},
+        input_env("sbatch"),
+    )
     assert parsed.values == {"job_name": "e", "time": 30, "requeue": True}
 
 
@@ -95,13 +112,18 @@ OPTION_VALUES = {
     "mem": st.sampled_from(["100", "2G", "1500M", "0"]),
     "job-name": st.text("abcxyz-_.0189", min_size=1, max_size=12),
     "array": st.sampled_from(["1-10", "0-99:3", "1,5,7", "0-999%10"]),
-    "dependency": st.sampled_from(["afterok:1", "afterany:3:4", "singleton", "afterok:1?afterany:2"]),
+    "dependency": st.sampled_from(
+        ["afterok:1", "afterany:3:4", "singleton", "afterok:1?afterany:2"]
+    ),
     "partition": st.sampled_from(["debug", "gpu"]),
 }
 
 
-@given(st.dictionaries(st.sampled_from(sorted(OPTION_VALUES)), st.none(), min_size=1).flatmap(
-    lambda d: st.fixed_dictionaries({k: OPTION_VALUES[k] for k in d})))
+@given(
+    st.dictionaries(st.sampled_from(sorted(OPTION_VALUES)), st.none(), min_size=1).flatmap(
+        lambda d: st.fixed_dictionaries({k: OPTION_VALUES[k] for k in d})
+    )
+)
 def test_directive_and_command_line_agree(opts):
     words = [f"--{k}={v}" for k, v in opts.items()]
     spaced = [w for k, v in opts.items() for w in (f"--{k}", v)]
@@ -114,5 +136,7 @@ def test_batch_signal_is_sbatchs_only(command):
     with pytest.raises(SlurmError) as exc:
         OptionParser(command).parse(["--signal=B:USR1", "true"])
     assert (exc.value.render(command), exc.value.exit_code) == (
-        f"{command}: error: Invalid --signal specification\n", 255)
+        f"{command}: error: Invalid --signal specification\n",
+        255,
+    )
     assert OptionParser(command).parse(["--signal=R:USR1@5"]).values["signal"].reservation

@@ -13,9 +13,10 @@ import io
 import sys
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from captures import read_capture, read_expected
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from slurmsky.commands import sacct, scancel, scontrol, sinfo, squeue
 from slurmsky.errors import SlurmError
 from slurmsky.parse.options import OPTIONS, options_for
@@ -29,16 +30,33 @@ def _names(command: str) -> list[str]:
 
 
 # Values that have broken parsers: ids beyond SQLite's integers, reversed or open ranges.
-TRICKY = ["99999999999999999999999", "1_99999999999999999999999", "1_[0-99999999999]",
-          "1_[5-3]", "n[5-1]", "n[1-", "n[01-3]", "-1", "0", "1_", "1.", "%", "%999", "all"]
+TRICKY = [
+    "99999999999999999999999",
+    "1_99999999999999999999999",
+    "1_[0-99999999999]",
+    "1_[5-3]",
+    "n[5-1]",
+    "n[1-",
+    "n[01-3]",
+    "-1",
+    "0",
+    "1_",
+    "1.",
+    "%",
+    "%999",
+    "all",
+]
 
 
 def _words(names: list[str]):
     """An argv word: an option name, free text or a tricky value, or an option with a
     value attached."""
     value = st.one_of(st.text(max_size=8), st.sampled_from(TRICKY))
-    return st.one_of(st.sampled_from(names), value,
-                     st.sampled_from(names).flatmap(lambda n: value.map(lambda v: f"{n}={v}")))
+    return st.one_of(
+        st.sampled_from(names),
+        value,
+        st.sampled_from(names).flatmap(lambda n: value.map(lambda v: f"{n}={v}")),
+    )
 
 
 def _refused_cleanly(exc: Exception) -> None:
@@ -57,6 +75,7 @@ def _build(argv, script: bytes):
 
 # --- in-process: sbatch's argv, scripts and directive lines -----------------------------
 
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_words(_names("sbatch")), max_size=6))
 def test_generated_argv_is_accepted_or_cleanly_refused(argv):
@@ -71,9 +90,13 @@ def test_generated_directives_are_accepted_or_cleanly_refused(words):
 
 
 # Directive text rich in what the word scanner treats specially, and in any other character.
-LINE = st.text(st.one_of(st.sampled_from(list("\"'\\ \t#=:,-%$`;()\v\f\r")),
-                         st.characters(blacklist_categories=("Cs",),
-                                       blacklist_characters="\n\0")), max_size=40)
+LINE = st.text(
+    st.one_of(
+        st.sampled_from(list("\"'\\ \t#=:,-%$`;()\v\f\r")),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\0"),
+    ),
+    max_size=40,
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -89,6 +112,7 @@ def test_arbitrary_bytes_as_a_script(data):
 
 
 # --- in-process: srun/salloc outside a job, and the read-side commands -------------------
+
 
 @pytest.mark.parametrize("command", ["srun", "salloc"])
 @settings(max_examples=200, deadline=None)
@@ -109,11 +133,37 @@ def _sleep(_seconds):
     raise _Iterating
 
 
-MODULES = {"squeue": squeue, "scancel": scancel, "sacct": sacct, "scontrol": scontrol,
-           "sinfo": sinfo}
-SCONTROL_WORDS = ["show", "job", "hostnames", "hostlist", "config", "node", "partition",
-                  "hold", "uhold", "release", "requeue", "update", "JobId=", "TimeLimit=",
-                  "ping", "version", "step", "12", "12_3", "0", "-1", "abc"]
+MODULES = {
+    "squeue": squeue,
+    "scancel": scancel,
+    "sacct": sacct,
+    "scontrol": scontrol,
+    "sinfo": sinfo,
+}
+SCONTROL_WORDS = [
+    "show",
+    "job",
+    "hostnames",
+    "hostlist",
+    "config",
+    "node",
+    "partition",
+    "hold",
+    "uhold",
+    "release",
+    "requeue",
+    "update",
+    "JobId=",
+    "TimeLimit=",
+    "ping",
+    "version",
+    "step",
+    "12",
+    "12_3",
+    "0",
+    "-1",
+    "abc",
+]
 
 
 def _command_words(module) -> list[str]:
@@ -136,7 +186,9 @@ def private_state(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("command", sorted(MODULES))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_command_argv_is_accepted_or_cleanly_refused(private_state, command, data):
     """Whatever the argv, the command prints, or refuses with its message lines: no other
@@ -160,29 +212,76 @@ def test_command_argv_is_accepted_or_cleanly_refused(private_state, command, dat
 BAD_VALUES = {
     "time": ("sbatch", "--time=xx", "sbatch: error: Invalid --time specification\n", 255),
     "mem": ("sbatch", "--mem=abc", "sbatch: error: Invalid --mem specification\n", 255),
-    "int": ("sbatch", "--ntasks=zero",
-            'sbatch: error: Invalid numeric value "zero" for --ntasks.\n', 1),
+    "int": (
+        "sbatch",
+        "--ntasks=zero",
+        'sbatch: error: Invalid numeric value "zero" for --ntasks.\n',
+        1,
+    ),
     "nodes": ("sbatch", "--nodes=abc", 'sbatch: error: "abc" is not a valid node count\n', 255),
-    "mail_type": ("sbatch", "--mail-type=BOGUS",
-                  "sbatch: error: Invalid --mail-type specification\n", 255),
-    "bool_yes_no": ("sbatch", "--kill-on-invalid-dep=maybe",
-                    "sbatch: error: Invalid --kill-on-invalid-dep specification\n", 255),
-    "open_mode": ("sbatch", "--open-mode=sideways",
-                  "sbatch: error: Invalid --open-mode argument: sideways. Ignored\n", 255),
-    "gres": ("sbatch", "--gres=gpu:a:b:c", "sbatch: error: Batch job submission failed: "
-             "Invalid generic resource (gres) specification\n", 1),
-    "gpus": ("sbatch", "--gpus=a:b:c", "sbatch: error: Batch job submission failed: "
-             "Invalid generic resource (gres) specification\n", 1),
-    "array": ("sbatch", "--array=a-b",
-              "sbatch: error: Batch job submission failed: Invalid job array specification\n", 1),
-    "dependency": ("sbatch", "--dependency=afterfoo:1",
-                   "sbatch: error: Batch job submission failed: Job dependency problem\n", 1),
-    "signal": ("sbatch", "--signal=NOPE@10", "sbatch: error: Invalid --signal specification\n",
-               255),
-    "step_signal": ("srun", "--signal=B:USR1", "srun: error: Invalid --signal specification\n",
-                    255),
-    "begin": ("sbatch", "--begin=notatime", "Invalid time specification (pos=0): notatime\n"
-              "sbatch: error: Invalid --begin specification\n", 255),
+    "mail_type": (
+        "sbatch",
+        "--mail-type=BOGUS",
+        "sbatch: error: Invalid --mail-type specification\n",
+        255,
+    ),
+    "bool_yes_no": (
+        "sbatch",
+        "--kill-on-invalid-dep=maybe",
+        "sbatch: error: Invalid --kill-on-invalid-dep specification\n",
+        255,
+    ),
+    "open_mode": (
+        "sbatch",
+        "--open-mode=sideways",
+        "sbatch: error: Invalid --open-mode argument: sideways. Ignored\n",
+        255,
+    ),
+    "gres": (
+        "sbatch",
+        "--gres=gpu:a:b:c",
+        "sbatch: error: Batch job submission failed: "
+        "Invalid generic resource (gres) specification\n",
+        1,
+    ),
+    "gpus": (
+        "sbatch",
+        "--gpus=a:b:c",
+        "sbatch: error: Batch job submission failed: "
+        "Invalid generic resource (gres) specification\n",
+        1,
+    ),
+    "array": (
+        "sbatch",
+        "--array=a-b",
+        "sbatch: error: Batch job submission failed: Invalid job array specification\n",
+        1,
+    ),
+    "dependency": (
+        "sbatch",
+        "--dependency=afterfoo:1",
+        "sbatch: error: Batch job submission failed: Job dependency problem\n",
+        1,
+    ),
+    "signal": (
+        "sbatch",
+        "--signal=NOPE@10",
+        "sbatch: error: Invalid --signal specification\n",
+        255,
+    ),
+    "step_signal": (
+        "srun",
+        "--signal=B:USR1",
+        "srun: error: Invalid --signal specification\n",
+        255,
+    ),
+    "begin": (
+        "sbatch",
+        "--begin=notatime",
+        "Invalid time specification (pos=0): notatime\n"
+        "sbatch: error: Invalid --begin specification\n",
+        255,
+    ),
 }
 # Value types Slurm refuses no value of; where their text is shown to be data, not shell.
 ACCEPTS_ANY = {"export": "tests/test_injection.py"}
@@ -197,12 +296,18 @@ def test_every_value_type_has_a_bad_sample():
 
 def test_bad_values_match_real_slurm():
     """The samples' answers are real Slurm's, where a capture holds them."""
-    for kind, capture in (("time", "sbatch-bad-time.txt"), ("nodes", "sbatch-bad-directive-nodes.txt"),
-                          ("dependency", "dependency-bad-syntax.txt")):
+    for kind, capture in (
+        ("time", "sbatch-bad-time.txt"),
+        ("nodes", "sbatch-bad-directive-nodes.txt"),
+        ("dependency", "dependency-bad-syntax.txt"),
+    ):
         real = read_capture(capture)
         assert BAD_VALUES[kind][2:] == (real.stderr, real.exit)
-    for kind, case in (("mem", "sbatch-bad-mem"), ("begin", "begin-bad"),
-                       ("array", "array-bad-spec")):
+    for kind, case in (
+        ("mem", "sbatch-bad-mem"),
+        ("begin", "begin-bad"),
+        ("array", "array-bad-spec"),
+    ):
         real = read_expected(case)
         assert any((r.stderr, r.exit) == BAD_VALUES[kind][2:] for r in real), kind
 
@@ -216,105 +321,235 @@ FILES = {
     "crlf.sh": b"#!/bin/sh\r\n#SBATCH -t 5\r\ntrue\r\n",
     "only-spaces.sh": b"   \n\n  \n",
     "empty.sh": b"",
-    "unclosed.sh": b"#!/bin/sh\n#SBATCH --comment=\"abc\ntrue\n",
+    "unclosed.sh": b'#!/bin/sh\n#SBATCH --comment="abc\ntrue\n',
     "unclosed-single.sh": b"#!/bin/sh\n#SBATCH -J 'abc\ntrue\n",
     "colon.sh": b"#!/bin/sh\n#SBATCH :\ntrue\n",
     "word.sh": b"#!/bin/sh\n#SBATCH job\ntrue\n",
     "hetjob.sh": b"#!/bin/sh\n#SBATCH -n1\n#SBATCH hetjob\ntrue\n",
-    "long-header.sh": b"#!/bin/sh\n" + b"#SBATCH --comment=x\n" * 10000
-                      + b"#SBATCH --time=bad\ntrue\n",
+    "long-header.sh": b"#!/bin/sh\n"
+    + b"#SBATCH --comment=x\n" * 10000
+    + b"#SBATCH --time=bad\ntrue\n",
     # over slurmctld's default max_script_size (4 MiB), by one byte
     "huge.sh": SCRIPT + b"#" * (4 * 1024 * 1024 - len(SCRIPT)) + b"\n",
 }
-NOT_A_SCRIPT = ("sbatch: error: This does not look like a batch script.  The first\n"
-                "sbatch: error: line must start with #! followed by the path to an interpreter.\n"
-                "sbatch: error: For instance: #!/bin/sh\n")
+NOT_A_SCRIPT = (
+    "sbatch: error: This does not look like a batch script.  The first\n"
+    "sbatch: error: line must start with #! followed by the path to an interpreter.\n"
+    "sbatch: error: For instance: #!/bin/sh\n"
+)
 BAD_RANGE = "_parse_single_range: Invalid range: `5-1'"
 CORPUS = {
     # value types
-    **{f"value-{kind}": (cmd, [opt, "job.sh"] if cmd == "sbatch" else [opt, "true"], err, rc)
-       for kind, (cmd, opt, err, rc) in BAD_VALUES.items()},
+    **{
+        f"value-{kind}": (cmd, [opt, "job.sh"] if cmd == "sbatch" else [opt, "true"], err, rc)
+        for kind, (cmd, opt, err, rc) in BAD_VALUES.items()
+    },
     # options
-    "unknown-short": ("sbatch", ["-y", "job.sh"], "sbatch: invalid option -- 'y'\n"
-                      'Try "sbatch --help" for more information\n', 255),
-    "missing-argument": ("sbatch", ["--job-name"], "sbatch: option '--job-name' requires an "
-                         'argument\nTry "sbatch --help" for more information\n', 255),
+    "unknown-short": (
+        "sbatch",
+        ["-y", "job.sh"],
+        "sbatch: invalid option -- 'y'\nTry \"sbatch --help\" for more information\n",
+        255,
+    ),
+    "missing-argument": (
+        "sbatch",
+        ["--job-name"],
+        "sbatch: option '--job-name' requires an "
+        'argument\nTry "sbatch --help" for more information\n',
+        255,
+    ),
     "ambiguous": ("sbatch", ["--no", "job.sh"], None, 255),
-    "refused-option": ("sbatch", ["--uid=0", "job.sh"], "sbatch: error: --uid is not supported "
-                       "by slurmsky: jobs always run as the submitting user\n", 255),
-    "array-over-max": ("sbatch", ["--array=0-1001", "job.sh"], "sbatch: error: Batch job "
-                       "submission failed: Invalid job array specification\n", 1),
-    "array-zero-step": ("sbatch", ["--array=1-5:0", "job.sh"], "sbatch: error: Batch job "
-                        "submission failed: Invalid job array specification\n", 1),
-    "self-dependency": ("sbatch", ["--dependency=afterok:1", "job.sh"], "sbatch: error: Batch "
-                        "job submission failed: Job dependency problem\n", 1),
-    "zero-nodes": ("sbatch", ["--nodes=0", "job.sh"], "sbatch: error: Batch job submission "
-                   "failed: Node count specification invalid\n", 1),
-    "name-too-long": ("sbatch", ["-J", "x" * 1025, "job.sh"], "sbatch: error: Batch job "
-                      "submission failed: Pathname of a file, directory or other parameter "
-                      "too long\n", 1),
+    "refused-option": (
+        "sbatch",
+        ["--uid=0", "job.sh"],
+        "sbatch: error: --uid is not supported "
+        "by slurmsky: jobs always run as the submitting user\n",
+        255,
+    ),
+    "array-over-max": (
+        "sbatch",
+        ["--array=0-1001", "job.sh"],
+        "sbatch: error: Batch job submission failed: Invalid job array specification\n",
+        1,
+    ),
+    "array-zero-step": (
+        "sbatch",
+        ["--array=1-5:0", "job.sh"],
+        "sbatch: error: Batch job submission failed: Invalid job array specification\n",
+        1,
+    ),
+    "self-dependency": (
+        "sbatch",
+        ["--dependency=afterok:1", "job.sh"],
+        "sbatch: error: Batch job submission failed: Job dependency problem\n",
+        1,
+    ),
+    "zero-nodes": (
+        "sbatch",
+        ["--nodes=0", "job.sh"],
+        "sbatch: error: Batch job submission failed: Node count specification invalid\n",
+        1,
+    ),
+    "name-too-long": (
+        "sbatch",
+        ["-J", "x" * 1025, "job.sh"],
+        "sbatch: error: Batch job "
+        "submission failed: Pathname of a file, directory or other parameter "
+        "too long\n",
+        1,
+    ),
     # files
     "directory": ("sbatch", ["."], "sbatch: error: Unable to open file .\n", 1),
     "under-a-file": ("sbatch", ["job.sh/x"], "sbatch: error: Unable to open file job.sh/x\n", 1),
     "empty-file": ("sbatch", ["empty.sh"], "sbatch: error: Batch script is empty!\n", 1),
-    "only-spaces": ("sbatch", ["only-spaces.sh"],
-                    "sbatch: error: Batch script contains only whitespace!\n", 1),
-    "nul": ("sbatch", ["nul.sh"], "sbatch: error: The Slurm controller does not allow scripts "
-            "that\nsbatch: error: contain a NULL character '\\0'.\n", 1),
+    "only-spaces": (
+        "sbatch",
+        ["only-spaces.sh"],
+        "sbatch: error: Batch script contains only whitespace!\n",
+        1,
+    ),
+    "nul": (
+        "sbatch",
+        ["nul.sh"],
+        "sbatch: error: The Slurm controller does not allow scripts "
+        "that\nsbatch: error: contain a NULL character '\\0'.\n",
+        1,
+    ),
     "binary": ("sbatch", ["binary.sh"], NOT_A_SCRIPT, 1),
-    "invalid-utf8": ("sbatch", ["latin1.sh"],
-                     "sbatch: error: Batch script is not valid UTF-8 text\n", 1),
-    "crlf": ("sbatch", ["crlf.sh"], "sbatch: error: Batch script contains DOS line breaks "
-             "(\\r\\n)\nsbatch: error: instead of expected UNIX line breaks (\\n).\n", 1),
-    "huge": ("sbatch", ["huge.sh"], "sbatch: error: Batch job submission failed: Pathname of "
-             "a file, directory or other parameter too long\n", 1),
+    "invalid-utf8": (
+        "sbatch",
+        ["latin1.sh"],
+        "sbatch: error: Batch script is not valid UTF-8 text\n",
+        1,
+    ),
+    "crlf": (
+        "sbatch",
+        ["crlf.sh"],
+        "sbatch: error: Batch script contains DOS line breaks "
+        "(\\r\\n)\nsbatch: error: instead of expected UNIX line breaks (\\n).\n",
+        1,
+    ),
+    "huge": (
+        "sbatch",
+        ["huge.sh"],
+        "sbatch: error: Batch job submission failed: Pathname of "
+        "a file, directory or other parameter too long\n",
+        1,
+    ),
     # directives
-    "unclosed-quote": ("sbatch", ["unclosed.sh"],
-                       'sbatch: fatal: unclosed.sh: line 2: Unmatched `"` in [ --comment="abc]\n',
-                       1),
-    "unclosed-single-quote": ("sbatch", ["unclosed-single.sh"], "sbatch: fatal: "
-                              "unclosed-single.sh: line 2: Unmatched `'` in [ 'abc]\n", 1),
-    "colon": ("sbatch", ["colon.sh"], "sbatch: fatal: colon.sh: line 2: Unexpected `:` in [ :]\n",
-              1),
-    "non-option-word": ("sbatch", ["word.sh"],
-                        "sbatch: error: Invalid directive found in batch script: job\n", 255),
-    "hetjob": ("sbatch", ["hetjob.sh"], "sbatch: error: Heterogeneous jobs are not supported "
-               "(line 3: #SBATCH hetjob)\n", 1),
-    "10000-directives": ("sbatch", ["long-header.sh"],
-                         "sbatch: error: Invalid --time specification\n", 255),
+    "unclosed-quote": (
+        "sbatch",
+        ["unclosed.sh"],
+        'sbatch: fatal: unclosed.sh: line 2: Unmatched `"` in [ --comment="abc]\n',
+        1,
+    ),
+    "unclosed-single-quote": (
+        "sbatch",
+        ["unclosed-single.sh"],
+        "sbatch: fatal: unclosed-single.sh: line 2: Unmatched `'` in [ 'abc]\n",
+        1,
+    ),
+    "colon": (
+        "sbatch",
+        ["colon.sh"],
+        "sbatch: fatal: colon.sh: line 2: Unexpected `:` in [ :]\n",
+        1,
+    ),
+    "non-option-word": (
+        "sbatch",
+        ["word.sh"],
+        "sbatch: error: Invalid directive found in batch script: job\n",
+        255,
+    ),
+    "hetjob": (
+        "sbatch",
+        ["hetjob.sh"],
+        "sbatch: error: Heterogeneous jobs are not supported (line 3: #SBATCH hetjob)\n",
+        1,
+    ),
+    "10000-directives": (
+        "sbatch",
+        ["long-header.sh"],
+        "sbatch: error: Invalid --time specification\n",
+        255,
+    ),
     # the other commands
     "squeue-state": ("squeue", ["-t", "BOGUS"], read_capture("squeue-t-bad.txt").stderr, 1),
     "squeue-option": ("squeue", ["--bogus"], read_capture("squeue-bogus-option.txt").stderr, 1),
     "squeue-job-id": ("squeue", ["-j", "abc"], "squeue: error: Invalid job id: abc\n", 1),
     "scancel-job-id": ("scancel", ["abc"], read_capture("scancel-garbage.txt").stderr, 1),
-    "scancel-signal": ("scancel", ["-s", "NOPE", "1"], "scancel: error: Invalid job signal: NOPE\n",
-                       1),
+    "scancel-signal": (
+        "scancel",
+        ["-s", "NOPE", "1"],
+        "scancel: error: Invalid job signal: NOPE\n",
+        1,
+    ),
     "sacct-start": ("sacct", ["-S", "junk"], "Invalid time specification (pos=0): junk\n", 1),
-    "sacct-field": ("sacct", ["-o", "Bogus"], 'sacct: error: Invalid field requested: "Bogus"\n',
-                    1),
-    "scontrol-job-id": ("scontrol", ["show", "job", "abc"],
-                        read_capture("scontrol-show-job-garbage.txt").stderr, 1),
+    "sacct-field": (
+        "sacct",
+        ["-o", "Bogus"],
+        'sacct: error: Invalid field requested: "Bogus"\n',
+        1,
+    ),
+    "scontrol-job-id": (
+        "scontrol",
+        ["show", "job", "abc"],
+        read_capture("scontrol-show-job-garbage.txt").stderr,
+        1,
+    ),
     "scontrol-keyword": ("scontrol", ["frobnicate"], "invalid keyword: frobnicate\n", 1),
-    "sinfo-option": ("sinfo", ["--bogus"], "sinfo: unrecognized option '--bogus'\n"
-                     'Try "sinfo --help" for more information\n', 1),
-    "srun-option": ("srun", ["--bogus", "true"], "srun: unrecognized option '--bogus'\n"
-                    'Try "srun --help" for more information\n', 255),
+    "sinfo-option": (
+        "sinfo",
+        ["--bogus"],
+        "sinfo: unrecognized option '--bogus'\nTry \"sinfo --help\" for more information\n",
+        1,
+    ),
+    "srun-option": (
+        "srun",
+        ["--bogus", "true"],
+        "srun: unrecognized option '--bogus'\nTry \"srun --help\" for more information\n",
+        255,
+    ),
     # from the real Slurm peer: the hostlist parser's own error() line, then the command's
-    "squeue-nodelist": ("squeue", ["-w", "n[5-1]"], f"squeue: error: {BAD_RANGE}\n"
-                        "squeue: error: 'n[5-1]' invalid entry for --nodelist\n", 1),
-    "squeue-huge-id": ("squeue", ["-j", "99999999999999999999999"],
-                       read_capture("squeue-j-unknown.txt").stderr, 1),
-    "sinfo-nodes": ("sinfo", ["-n", "n[5-1]"], f"sinfo: error: {BAD_RANGE}\n"
-                    "sinfo: error: 'n[5-1]' invalid entry for --nodes\n", 1),
-    "scontrol-hostlist": ("scontrol", ["show", "hostlist", "n[5-1]"],
-                          f"scontrol: error: {BAD_RANGE}\nInvalid hostlist: n[5-1]\n", 1),
-    "scontrol-hostlist-huge": ("scontrol", ["show", "hostlist", "n[1-1000000000]"],
-                               "scontrol: error: _parse_single_range: Too many hosts in range "
-                               "`1-1000000000'\nInvalid hostlist: n[1-1000000000]\n", 1),
+    "squeue-nodelist": (
+        "squeue",
+        ["-w", "n[5-1]"],
+        f"squeue: error: {BAD_RANGE}\nsqueue: error: 'n[5-1]' invalid entry for --nodelist\n",
+        1,
+    ),
+    "squeue-huge-id": (
+        "squeue",
+        ["-j", "99999999999999999999999"],
+        read_capture("squeue-j-unknown.txt").stderr,
+        1,
+    ),
+    "sinfo-nodes": (
+        "sinfo",
+        ["-n", "n[5-1]"],
+        f"sinfo: error: {BAD_RANGE}\nsinfo: error: 'n[5-1]' invalid entry for --nodes\n",
+        1,
+    ),
+    "scontrol-hostlist": (
+        "scontrol",
+        ["show", "hostlist", "n[5-1]"],
+        f"scontrol: error: {BAD_RANGE}\nInvalid hostlist: n[5-1]\n",
+        1,
+    ),
+    "scontrol-hostlist-huge": (
+        "scontrol",
+        ["show", "hostlist", "n[1-1000000000]"],
+        "scontrol: error: _parse_single_range: Too many hosts in range "
+        "`1-1000000000'\nInvalid hostlist: n[1-1000000000]\n",
+        1,
+    ),
     # unknown ids are silent for scancel (exit 0, as on Slurm), however large the range
     "scancel-huge-range": ("scancel", ["1_[0-99999999999]"], "", 0),
-    "srun-zero-nodes": ("srun", ["-N0", "true"], "srun: error: Unable to allocate resources: "
-                        "Node count specification invalid\n", 1),
+    "srun-zero-nodes": (
+        "srun",
+        ["-N0", "true"],
+        "srun: error: Unable to allocate resources: Node count specification invalid\n",
+        1,
+    ),
 }
 
 
@@ -346,7 +581,9 @@ def test_no_dependency_cycle_can_form(cluster):
     second = cluster.sbatch(f"--dependency=afterok:{first}", "--wrap", "true")
     assert second == first + 1
     shown = cluster.run("squeue", "-h", "-o", "%i %E")
-    assert sorted(shown.stdout.splitlines()) == [f"{first} (null)",
-                                                 f"{second} afterok:{first}(unfulfilled)"]
+    assert sorted(shown.stdout.splitlines()) == [
+        f"{first} (null)",
+        f"{second} afterok:{first}(unfulfilled)",
+    ]
     assert cluster.run("scontrol", "release", str(first)).returncode == 0
     assert [r[1] for r in cluster.wait_done(first, second)] == ["COMPLETED", "COMPLETED"]

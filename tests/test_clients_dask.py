@@ -19,8 +19,7 @@ import pytest
 dask_jobqueue = pytest.importorskip("dask_jobqueue")
 distributed = pytest.importorskip("distributed")
 
-from clients import (job_processes, processes_matching, state_of, use_cluster,  # noqa: E402
-                     wait_until)
+from clients import job_processes, processes_matching, state_of, use_cluster, wait_until  # noqa: E402
 
 WORKER_TIMEOUT = 90  # s for a worker job to start and connect back
 # Tasks are standard-library callables: a worker cannot import this test module.
@@ -32,10 +31,16 @@ def slurm_cluster(cluster, monkeypatch):
     use_cluster(cluster, monkeypatch)
     logs = cluster.cwd / "logs"
     dc = dask_jobqueue.SLURMCluster(
-        cores=1, processes=1, memory="1GB", walltime="00:05:00", queue="local",
-        log_directory=str(logs), local_directory=str(cluster.cwd / "scratch"),
+        cores=1,
+        processes=1,
+        memory="1GB",
+        walltime="00:05:00",
+        queue="local",
+        log_directory=str(logs),
+        local_directory=str(cluster.cwd / "scratch"),
         scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
-        worker_extra_args=["--no-dashboard"])
+        worker_extra_args=["--no-dashboard"],
+    )
     try:
         yield dc
     finally:
@@ -65,17 +70,25 @@ def test_slurmcluster_scales_computes_and_closes(slurm_cluster, cluster):
 
         # scale down: one `scancel`, one worker leaves, the other keeps computing
         dc.scale(jobs=1)
-        wait_until(lambda: len(client.scheduler_info()["workers"]) == 1, 60,
-                   "one worker after scaling down")
+        wait_until(
+            lambda: len(client.scheduler_info()["workers"]) == 1,
+            60,
+            "one worker after scaling down",
+        )
         assert client.submit(operator.add, 1, 1).result(timeout=30) == 2
         states = lambda: sorted(state_of(cluster, j) for j in job_ids)  # noqa: E731
-        wait_until(lambda: states() == ["CANCELLED", "RUNNING"], 60,
-                   "exactly one worker job to be cancelled")
+        wait_until(
+            lambda: states() == ["CANCELLED", "RUNNING"],
+            60,
+            "exactly one worker job to be cancelled",
+        )
 
     dc.close(timeout=30)  # scancel the rest
-    wait_until(lambda: all(state_of(cluster, j) == "CANCELLED" for j in job_ids), 60,
-               "every worker job to be cancelled")
+    wait_until(
+        lambda: all(state_of(cluster, j) == "CANCELLED" for j in job_ids),
+        60,
+        "every worker job to be cancelled",
+    )
     wait_until(lambda: not job_processes(cluster), 30, "the jobs' processes to end")
     worker_command = f"distributed.cli.dask_worker {address}"
-    wait_until(lambda: not processes_matching(worker_command), 30,
-               "no dask worker or nanny left")
+    wait_until(lambda: not processes_matching(worker_command), 30, "no dask worker or nanny left")

@@ -21,10 +21,9 @@ import pytest
 submitit = pytest.importorskip("submitit")
 cloudpickle = pytest.importorskip("cloudpickle")
 
+from clients import job_processes, restarts, use_cluster, wait_until  # noqa: E402
 from submitit.core.utils import FailedJobError, UncompletedJobError  # noqa: E402
 from submitit.slurm import slurm as submitit_slurm  # noqa: E402
-
-from clients import job_processes, restarts, use_cluster, wait_until  # noqa: E402
 
 JOB_TIMEOUT = 90  # s: the longest any single job here may take to finish
 
@@ -35,8 +34,9 @@ def executor(cluster, monkeypatch):
     use_cluster(cluster, monkeypatch)
     # submitit's watcher is a class attribute caching job states by id; every test has its
     # own state dir (ids restart at 1), so it gets its own watcher.
-    monkeypatch.setattr(submitit_slurm.SlurmJob, "watcher",
-                        submitit_slurm.SlurmInfoWatcher(delay_s=600))
+    monkeypatch.setattr(
+        submitit_slurm.SlurmJob, "watcher", submitit_slurm.SlurmInfoWatcher(delay_s=600)
+    )
     # the functions below travel by value: the job's python cannot import this test module
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
@@ -49,8 +49,12 @@ def executor(cluster, monkeypatch):
 
 def finish(job, timeout: float = JOB_TIMEOUT) -> str:
     """Wait (bounded) until sacct, as submitit reads it, shows the job ended; its State."""
-    wait_until(lambda: job.watcher.is_done(job.job_id, mode="force"), timeout,
-               f"submitit job {job.job_id} to finish", interval=0.5)
+    wait_until(
+        lambda: job.watcher.is_done(job.job_id, mode="force"),
+        timeout,
+        f"submitit job {job.job_id} to finish",
+        interval=0.5,
+    )
     return job.state
 
 
@@ -60,6 +64,7 @@ def sacct_state(job) -> str:
 
 # --- what the jobs run (pickled by value into the job) -------------------------------------
 
+
 def add(a, b):
     print(f"adding {a} and {b}")
     return a + b
@@ -67,11 +72,22 @@ def add(a, b):
 
 def describe():
     env = submitit.JobEnvironment()
-    keys = ("SLURM_JOB_ID", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_JOB_NUM_NODES",
-            "SLURM_JOB_NODELIST", "SUBMITIT_EXECUTOR")
-    return {"env": {k: os.environ.get(k) for k in keys}, "job_id": env.job_id,
-            "global_rank": env.global_rank, "num_tasks": env.num_tasks,
-            "hostnames": env.hostnames, "cwd": os.getcwd()}
+    keys = (
+        "SLURM_JOB_ID",
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+        "SLURM_JOB_NUM_NODES",
+        "SLURM_JOB_NODELIST",
+        "SUBMITIT_EXECUTOR",
+    )
+    return {
+        "env": {k: os.environ.get(k) for k in keys},
+        "job_id": env.job_id,
+        "global_rank": env.global_rank,
+        "num_tasks": env.num_tasks,
+        "hostnames": env.hostnames,
+        "cwd": os.getcwd(),
+    }
 
 
 def fail():
@@ -81,9 +97,13 @@ def fail():
 def square_slowly(x):
     start = time.time()
     time.sleep(1.5)
-    return {"square": x * x, "start": start, "end": time.time(),
-            "task": os.environ.get("SLURM_ARRAY_TASK_ID"),
-            "array_job": os.environ.get("SLURM_ARRAY_JOB_ID")}
+    return {
+        "square": x * x,
+        "start": start,
+        "end": time.time(),
+        "task": os.environ.get("SLURM_ARRAY_TASK_ID"),
+        "array_job": os.environ.get("SLURM_ARRAY_JOB_ID"),
+    }
 
 
 def sleep_long():
@@ -106,6 +126,7 @@ class Resumable(submitit.helpers.Checkpointable):
 
 
 # --- tests -----------------------------------------------------------------------------------
+
 
 def test_submit_functions_results_and_states(executor, cluster):
     jobs = [executor.submit(add, 2, 3), executor.submit(describe), executor.submit(fail)]
@@ -172,8 +193,12 @@ def test_checkpointable_job_requeued_after_timeout(executor, cluster, monkeypatc
     monkeypatch.setenv("SLURMSKY_SECONDS_PER_MINUTE", "8")
     executor.update_parameters(timeout_min=1, slurm_signal_delay_s=4)
     job = executor.submit(Resumable(), 42)
-    result = wait_until(lambda: job.paths.result_pickle.exists() and job.result(), JOB_TIMEOUT,
-                        "the requeued job's result", interval=0.5)
+    result = wait_until(
+        lambda: job.paths.result_pickle.exists() and job.result(),
+        JOB_TIMEOUT,
+        "the requeued job's result",
+        interval=0.5,
+    )
     assert result == {"value": 42, "runs": 2, "job_id": job.job_id}
     assert finish(job) == "COMPLETED"
     assert restarts(cluster, int(job.job_id)) == 1
@@ -190,11 +215,19 @@ def test_preempted_checkpointable_job_is_requeued(executor, cluster, monkeypatch
     monkeypatch.setenv("SLURMSKY_SECONDS_PER_MINUTE", "8")
     executor.update_parameters(timeout_min=10, slurm_signal_delay_s=4)
     job = executor.submit(Resumable(), 7)
-    wait_until(lambda: "run 1 of the function" in (job.stdout() or ""), 30,
-               "the function to start", interval=0.5)
+    wait_until(
+        lambda: "run 1 of the function" in (job.stdout() or ""),
+        30,
+        "the function to start",
+        interval=0.5,
+    )
     job._interrupt()
-    result = wait_until(lambda: job.paths.result_pickle.exists() and job.result(), JOB_TIMEOUT,
-                        "the requeued job's result", interval=0.5)
+    result = wait_until(
+        lambda: job.paths.result_pickle.exists() and job.result(),
+        JOB_TIMEOUT,
+        "the requeued job's result",
+        interval=0.5,
+    )
     assert result == {"value": 7, "runs": 2, "job_id": job.job_id}
     assert finish(job) == "COMPLETED"
     assert restarts(cluster, int(job.job_id)) == 1

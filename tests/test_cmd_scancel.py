@@ -10,48 +10,80 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from captures import read_capture
-from test_formats import (NOBODY, NOW, T0, check, needs_another_user, share, shared_world,
-                          world)  # noqa: F401 (fixture)
+from test_formats import (
+    NOBODY,
+    NOW,
+    T0,
+    check,
+    needs_another_user,
+    share,
+    shared_world,
+    world,  # noqa: F401 (fixture)
+)
 
 
 def with_rc(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    return subprocess.CompletedProcess(result.args, 0, result.stdout + f"rc={result.returncode}\n",
-                                       result.stderr)
+    return subprocess.CompletedProcess(
+        result.args, 0, result.stdout + f"rc={result.returncode}\n", result.stderr
+    )
 
 
 def joined(*results: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    return subprocess.CompletedProcess([], results[-1].returncode,
-                                       "".join(r.stdout for r in results),
-                                       "".join(r.stderr for r in results))
+    return subprocess.CompletedProcess(
+        [],
+        results[-1].returncode,
+        "".join(r.stdout for r in results),
+        "".join(r.stderr for r in results),
+    )
 
 
 @pytest.fixture
 def peer(world):
     world.peer_queue()
-    world.add(64, name="done-ok", state="COMPLETED", nodelist="node1", start_time=NOW - 60,
-              end_time=NOW - 59, exit_code=0, exit_signal=0)
+    world.add(
+        64,
+        name="done-ok",
+        state="COMPLETED",
+        nodelist="node1",
+        start_time=NOW - 60,
+        end_time=NOW - 59,
+        exit_code=0,
+        exit_signal=0,
+    )
     return world
 
 
 def row(w, job_id):
-    return w.conn.execute("SELECT state, kill_action, cancelled_by, reason FROM jobs "
-                          "WHERE job_id = ?", (job_id,)).fetchone()
+    return w.conn.execute(
+        "SELECT state, kill_action, cancelled_by, reason FROM jobs WHERE job_id = ?", (job_id,)
+    ).fetchone()
 
 
 def test_errors(peer):
     check(peer.run("scancel"), "scancel-noargs.txt")
     check(peer.run("scancel", "abc"), "scancel-garbage.txt")
-    check(joined(with_rc(peer.run("scancel", "999999")),
-                 with_rc(peer.run("scancel", "-v", "999999"))), "scancel-unknown.txt")
-    check(joined(with_rc(peer.run("scancel", "64")), with_rc(peer.run("scancel", "-v", "64"))),
-          "scancel-completed.txt")
-    check(joined(with_rc(peer.run("scancel", "69_99")),
-                 with_rc(peer.run("scancel", "-v", "69_99"))), "scancel-unknown-array-task.txt")
-    check(joined(with_rc(peer.run("scancel", "--signal=USR1", "999999")),
-                 with_rc(peer.run("scancel", "-s", "USR1", "64"))),
-          "scancel-unknown-with-signal.txt")
+    check(
+        joined(
+            with_rc(peer.run("scancel", "999999")), with_rc(peer.run("scancel", "-v", "999999"))
+        ),
+        "scancel-unknown.txt",
+    )
+    check(
+        joined(with_rc(peer.run("scancel", "64")), with_rc(peer.run("scancel", "-v", "64"))),
+        "scancel-completed.txt",
+    )
+    check(
+        joined(with_rc(peer.run("scancel", "69_99")), with_rc(peer.run("scancel", "-v", "69_99"))),
+        "scancel-unknown-array-task.txt",
+    )
+    check(
+        joined(
+            with_rc(peer.run("scancel", "--signal=USR1", "999999")),
+            with_rc(peer.run("scancel", "-s", "USR1", "64")),
+        ),
+        "scancel-unknown-with-signal.txt",
+    )
     out = peer.run("scancel", "--bogus")
     assert out.returncode == 1 and out.stderr.startswith("scancel: unrecognized option")
 
@@ -65,10 +97,16 @@ def test_array_task_and_range(peer):
     def sorted_lines(text):
         return "\n".join(sorted(text.splitlines()))
 
-    check(joined(with_rc(peer.run("scancel", "69_3")), _remaining(peer)),
-          "scancel-array-task.txt", normalize=sorted_lines)
-    check(joined(with_rc(peer.run("scancel", "69_[4-5]")), _remaining(peer)),
-          "scancel-array-range.txt", normalize=sorted_lines)
+    check(
+        joined(with_rc(peer.run("scancel", "69_3")), _remaining(peer)),
+        "scancel-array-task.txt",
+        normalize=sorted_lines,
+    )
+    check(
+        joined(with_rc(peer.run("scancel", "69_[4-5]")), _remaining(peer)),
+        "scancel-array-range.txt",
+        normalize=sorted_lines,
+    )
     # pending elements cancelled by index leave the array: nothing lists or accounts them
     assert [row(peer, job_id) for job_id in (80, 81, 82)] == [None, None, None]
     assert row(peer, 69) == ("PENDING", None, None, "JobArrayTaskLimit")
@@ -77,28 +115,32 @@ def test_array_task_and_range(peer):
 def test_last_pending_tasks_cancel_the_array_record(world):
     """Real Slurm 22.05 (the peer): `scancel 7_[2-3]` of a held array 7_[1-3] leaves `7_1
     PENDING`; `scancel 7_1` then cancels the array's pending record, listed by its id alone."""
-    world.add_array(7, {1: (8, {}), 2: (9, {}), 3: (7, {})}, held="user",
-                    reason="JobHeldUser")
+    world.add_array(7, {1: (8, {}), 2: (9, {}), 3: (7, {})}, held="user", reason="JobHeldUser")
     out = world.run("scancel", "7_[2-3]")
     assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
-    assert world.run("squeue", "-h", "-r", "-t", "all", "-j", "7", "-o", "%i %A %T").stdout \
+    assert (
+        world.run("squeue", "-h", "-r", "-t", "all", "-j", "7", "-o", "%i %A %T").stdout
         == "7_1 7 PENDING\n"
+    )
     assert world.run("scancel", "7_1").returncode == 0
     for argv in (("-r",), ()):
         out = world.run("squeue", "-h", *argv, "-t", "all", "-j", "7", "-o", "%i %A %T")
         assert out.stdout == "7 7 CANCELLED\n"
-    assert [row(world, job_id)[0] if row(world, job_id) else None for job_id in (7, 8, 9)] \
-        == ["CANCELLED", None, None]
+    assert [row(world, job_id)[0] if row(world, job_id) else None for job_id in (7, 8, 9)] == [
+        "CANCELLED",
+        None,
+        None,
+    ]
 
 
 def test_cancelled_task_passes_the_array_id_on(world):
     """The element holding the array's id is cancelled by index: the highest remaining
     pending element takes the id (it starts last, as on Slurm)."""
-    world.add_array(7, {1: (8, {}), 2: (9, {}), 3: (7, {})}, held="user",
-                    reason="JobHeldUser")
+    world.add_array(7, {1: (8, {}), 2: (9, {}), 3: (7, {})}, held="user", reason="JobHeldUser")
     assert world.run("scancel", "7_3").returncode == 0
-    ids = world.conn.execute("SELECT array_task_id, job_id FROM jobs WHERE array_job_id = 7 "
-                             "ORDER BY array_task_id").fetchall()
+    ids = world.conn.execute(
+        "SELECT array_task_id, job_id FROM jobs WHERE array_job_id = 7 ORDER BY array_task_id"
+    ).fetchall()
     assert ids == [(1, 8), (2, 7)]
     assert world.run("scancel", "7").returncode == 0
     out = world.run("squeue", "-h", "-r", "-t", "all", "-j", "7", "-o", "%i %T")
@@ -106,9 +148,13 @@ def test_cancelled_task_passes_the_array_id_on(world):
 
 
 def test_by_name_keeps_the_reason(peer):
-    check(joined(with_rc(peer.run("scancel", "-n", "held")),
-                 peer.run("squeue", "-h", "-n", "held", "-t", "all", "-o", "%i %T %r")),
-          "scancel-by-name.txt")
+    check(
+        joined(
+            with_rc(peer.run("scancel", "-n", "held")),
+            peer.run("squeue", "-h", "-n", "held", "-t", "all", "-o", "%i %T %r"),
+        ),
+        "scancel-by-name.txt",
+    )
 
 
 def test_running_job_is_handed_to_the_agent(peer):
@@ -136,8 +182,15 @@ def test_state_filter(world):
 def test_by_user(world):
     world.add(81, user="peeruser", uid=1001, gid=1001, held="user", reason="JobHeldUser")
     world.add(73, state="RUNNING", nodelist="node2", start_time=NOW - 5)
-    world.add(80, user="peeruser", uid=1001, gid=1001, state="RUNNING", nodelist="node2",
-              start_time=NOW - 5)
+    world.add(
+        80,
+        user="peeruser",
+        uid=1001,
+        gid=1001,
+        state="RUNNING",
+        nodelist="node2",
+        start_time=NOW - 5,
+    )
     world.add(71, state="RUNNING", nodelist="node3", partition="gpu", start_time=NOW - 5)
     before = world.run("squeue", "-h", "-o", "%i %t %u")
     cancel = with_rc(world.run("scancel", "-u", "peeruser"))
@@ -152,16 +205,25 @@ def test_by_user(world):
 
 def test_signals(peer):
     peer.add(3, state="RUNNING", nodelist="node1", start_time=NOW - 5)
-    check(joined(with_rc(peer.run("scancel", "3", "--signal", "SIGTERM")),
-                 with_rc(peer.run("scancel", "3", "--signal", "USR2")),
-                 peer.run("squeue", "-h", "-j", "3", "-o", "%i %T")),
-          "tool-submitit-scancel-signal.txt")
+    check(
+        joined(
+            with_rc(peer.run("scancel", "3", "--signal", "SIGTERM")),
+            with_rc(peer.run("scancel", "3", "--signal", "USR2")),
+            peer.run("squeue", "-h", "-j", "3", "-o", "%i %T"),
+        ),
+        "tool-submitit-scancel-signal.txt",
+    )
     assert peer.run("scancel", "--signal=USR1", "--batch", "67").returncode == 0
     assert peer.run("scancel", "--signal=USR1", "--full", "68").returncode == 0
     assert peer.run("scancel", "-s", "10", "67").returncode == 0
     signals = peer.conn.execute("SELECT job_id, signal, scope FROM signals ORDER BY id").fetchall()
-    assert signals == [(3, 15, "steps"), (3, 12, "steps"), (67, 10, "batch"), (68, 10, "full"),
-                       (67, 10, "steps")]
+    assert signals == [
+        (3, 15, "steps"),
+        (3, 12, "steps"),
+        (67, 10, "batch"),
+        (68, 10, "full"),
+        (67, 10, "steps"),
+    ]
     out = peer.run("scancel", "-s", "NOPE", "67")
     assert (out.returncode, out.stderr) == (1, "scancel: error: Invalid job signal: NOPE\n")
     # signalling a pending job is an error, not a cancel
@@ -171,9 +233,13 @@ def test_signals(peer):
 
 
 def test_clusters_accepted(peer):
-    check(joined(with_rc(peer.run("scancel", "72", "--clusters=all")),
-                 with_rc(peer.run("scancel", "999999", "--clusters=all"))),
-          "tool-snakemake-scancel-clusters-all.txt")
+    check(
+        joined(
+            with_rc(peer.run("scancel", "72", "--clusters=all")),
+            with_rc(peer.run("scancel", "999999", "--clusters=all")),
+        ),
+        "tool-snakemake-scancel-clusters-all.txt",
+    )
     assert row(peer, 72)[0] == "CANCELLED"
 
 
@@ -182,8 +248,16 @@ def test_other_users_job_is_denied_and_me_is_mine():
     w = shared_world()
     try:
         w.add(71, name="gpu-job", state="RUNNING", nodelist="node3", start_time=T0)
-        w.add(77, name="user-pend", user="nobody", uid=NOBODY, gid=NOBODY, state="RUNNING",
-              nodelist="node4", start_time=T0)
+        w.add(
+            77,
+            name="user-pend",
+            user="nobody",
+            uid=NOBODY,
+            gid=NOBODY,
+            state="RUNNING",
+            nodelist="node4",
+            start_time=T0,
+        )
         w.add(78, name="mine-pending", user="nobody", uid=NOBODY, gid=NOBODY)
         share(w)
         check(w.run("scancel", "71", user=NOBODY), "scancel-permission-denied.txt")
@@ -209,8 +283,10 @@ def test_end_to_end_cancel_through_the_agent(cluster):
     acct = cluster.run("sacct", "-j", str(job), "-P", "-o", "JobID,State,ExitCode")
     import os
 
-    assert acct.stdout.splitlines()[:2] == ["JobID|State|ExitCode",
-                                            f"{job}|CANCELLED by {os.getuid()}|0:0"]
+    assert acct.stdout.splitlines()[:2] == [
+        "JobID|State|ExitCode",
+        f"{job}|CANCELLED by {os.getuid()}|0:0",
+    ]
     assert acct.stdout.splitlines()[2].startswith(f"{job}.batch|CANCELLED|0:")
     gone = cluster.run("squeue", "-h", "-j", str(job))
     assert (gone.stdout, gone.returncode) == ("", 0)  # finished: shown with -t all only

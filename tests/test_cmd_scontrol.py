@@ -6,21 +6,24 @@ import re
 import subprocess
 
 import pytest
-
 from captures import peer_group, read_capture
 from test_formats import NOW, T0, check, epoch, world  # noqa: F401 (fixture)
 
 
 def with_rc(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    return subprocess.CompletedProcess(result.args, 0, result.stdout + f"rc={result.returncode}\n",
-                                       result.stderr)
+    return subprocess.CompletedProcess(
+        result.args, 0, result.stdout + f"rc={result.returncode}\n", result.stderr
+    )
 
 
 def joined(*results: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     """Several commands run one after the other, as one capture."""
-    return subprocess.CompletedProcess([], results[-1].returncode,
-                                       "".join(r.stdout for r in results),
-                                       "".join(r.stderr for r in results))
+    return subprocess.CompletedProcess(
+        [],
+        results[-1].returncode,
+        "".join(r.stdout for r in results),
+        "".join(r.stderr for r in results),
+    )
 
 
 def job_text(text: str) -> str:
@@ -45,28 +48,89 @@ def shown(world):
     w = world
     w.peer_gid, w.peer_group = peer_group()
     peer = dict(user="peeruser", uid=1001, gid=w.peer_gid)
-    w.add(135, name="show-held", held="user", reason="JobHeldUser", submit_time=SUBMIT,
-          dependency="afterok:133(unfulfilled)", dependency_spec="afterok:133",
-          workdir="<probe-dir>/d", stdout=None)
+    w.add(
+        135,
+        name="show-held",
+        held="user",
+        reason="JobHeldUser",
+        submit_time=SUBMIT,
+        dependency="afterok:133(unfulfilled)",
+        dependency_spec="afterok:133",
+        workdir="<probe-dir>/d",
+        stdout=None,
+    )
     start = epoch("2026-11-22T03:03:06")
-    w.add(137, name="show-running", partition="gpu", state="RUNNING", nodelist="node[3-4]",
-          batch_host="node3", num_nodes=2, num_cpus=2, num_tasks=2, tasks_per_node=[1, 1],
-          cpus_per_node=[1, 1], time_limit=10, submit_time=start - 1, eligible_time=start - 1,
-          start_time=start, gres="gpu:1", comment="hello", stdout="out-137.log",
-          stderr="err-137.log", **peer)
-    w.add(30, name="env-b", state="COMPLETED", nodelist="node[1-2]", batch_host="node1",
-          num_nodes=2, num_cpus=4, num_tasks=4, tasks_per_node=[2, 2], cpus_per_node=[2, 2],
-          submit_time=epoch("2026-11-22T02:45:42"), eligible_time=epoch("2026-11-22T02:45:42"),
-          start_time=epoch("2026-11-22T02:45:43"), end_time=epoch("2026-11-22T02:45:43"),
-          exit_code=0, exit_signal=0, command="<probe-dir>/c/envdump.sh",
-          workdir="<probe-dir>/c", stdout=None, spec={"ntasks_per_node": 2}, **peer)
-    tasks = {0: (136, dict(state="RUNNING", nodelist="node3", batch_host="node3",
-                           start_time=SUBMIT, eligible_time=SUBMIT, reason="None"))}
+    w.add(
+        137,
+        name="show-running",
+        partition="gpu",
+        state="RUNNING",
+        nodelist="node[3-4]",
+        batch_host="node3",
+        num_nodes=2,
+        num_cpus=2,
+        num_tasks=2,
+        tasks_per_node=[1, 1],
+        cpus_per_node=[1, 1],
+        time_limit=10,
+        submit_time=start - 1,
+        eligible_time=start - 1,
+        start_time=start,
+        gres="gpu:1",
+        comment="hello",
+        stdout="out-137.log",
+        stderr="err-137.log",
+        **peer,
+    )
+    w.add(
+        30,
+        name="env-b",
+        state="COMPLETED",
+        nodelist="node[1-2]",
+        batch_host="node1",
+        num_nodes=2,
+        num_cpus=4,
+        num_tasks=4,
+        tasks_per_node=[2, 2],
+        cpus_per_node=[2, 2],
+        submit_time=epoch("2026-11-22T02:45:42"),
+        eligible_time=epoch("2026-11-22T02:45:42"),
+        start_time=epoch("2026-11-22T02:45:43"),
+        end_time=epoch("2026-11-22T02:45:43"),
+        exit_code=0,
+        exit_signal=0,
+        command="<probe-dir>/c/envdump.sh",
+        workdir="<probe-dir>/c",
+        stdout=None,
+        spec={"ntasks_per_node": 2},
+        **peer,
+    )
+    tasks = {
+        0: (
+            136,
+            dict(
+                state="RUNNING",
+                nodelist="node3",
+                batch_host="node3",
+                start_time=SUBMIT,
+                eligible_time=SUBMIT,
+                reason="None",
+            ),
+        )
+    }
     tasks.update({i: (137 + i, {}) for i in range(1, 9)})
     tasks[9] = (134, {})
-    w.add_array(134, tasks, name="show-array", submit_time=SUBMIT, array_throttle=1,
-                reason="JobArrayTaskLimit", workdir="<probe-dir>/d", stdout=None,
-                output="slurm-%A_%a.out")
+    w.add_array(
+        134,
+        tasks,
+        name="show-array",
+        submit_time=SUBMIT,
+        array_throttle=1,
+        reason="JobArrayTaskLimit",
+        workdir="<probe-dir>/d",
+        stdout=None,
+        output="slurm-%A_%a.out",
+    )
     return w
 
 
@@ -74,15 +138,21 @@ AT_RUNNING = {"SLURMSKY_NOW": repr(epoch("2026-11-22T03:03:08"))}
 AT_ARRAY = {"SLURMSKY_NOW": repr(SUBMIT + 3)}
 
 
-@pytest.mark.parametrize("args, capture, env", [
-    (("show", "job", "137"), "scontrol-show-job-running.txt", AT_RUNNING),
-    (("show", "job", "-d", "137"), "scontrol-show-job-details.txt", AT_RUNNING),
-    (("show", "job", "135"), "scontrol-show-job-pending-held.txt", AT_RUNNING),
-    (("show", "job", "-o", "135"), "scontrol-show-job-oneliner.txt", AT_RUNNING),
-    (("show", "job", "30"), "scontrol-show-job-completed.txt",
-     {"SLURMSKY_NOW": repr(epoch("2026-11-22T02:46:00"))}),
-    (("show", "job", "134"), "scontrol-show-job-array.txt", AT_ARRAY),
-])
+@pytest.mark.parametrize(
+    "args, capture, env",
+    [
+        (("show", "job", "137"), "scontrol-show-job-running.txt", AT_RUNNING),
+        (("show", "job", "-d", "137"), "scontrol-show-job-details.txt", AT_RUNNING),
+        (("show", "job", "135"), "scontrol-show-job-pending-held.txt", AT_RUNNING),
+        (("show", "job", "-o", "135"), "scontrol-show-job-oneliner.txt", AT_RUNNING),
+        (
+            ("show", "job", "30"),
+            "scontrol-show-job-completed.txt",
+            {"SLURMSKY_NOW": repr(epoch("2026-11-22T02:46:00"))},
+        ),
+        (("show", "job", "134"), "scontrol-show-job-array.txt", AT_ARRAY),
+    ],
+)
 def test_show_job_matches_capture(shown, args, capture, env):
     """Byte for byte, but for the group of peeruser's jobs: the name this machine resolves
     for the gid they were stored with (the peer's 1001 is another group, or none, elsewhere)."""
@@ -102,46 +172,72 @@ def test_show_job_errors(shown):
     later = {"SLURMSKY_NOW": repr(epoch("2026-11-22T02:45:43") + 301)}
     out = shown.run("scontrol", "show", "job", "30", env=later)
     assert (out.stdout, out.stderr, out.returncode) == (
-        "", read_capture("timeout-scontrol.txt").stderr, 1)
+        "",
+        read_capture("timeout-scontrol.txt").stderr,
+        1,
+    )
 
 
 def test_show_all_jobs_one_per_line(shown):
     lines = shown.run("scontrol", "-o", "show", "job", env=AT_RUNNING).stdout.splitlines()
     # job 30 ended more than MinJobAge ago: purged
-    assert [line.split()[0] for line in lines] == ["JobId=134", "JobId=136", "JobId=135",
-                                                   "JobId=137"]
+    assert [line.split()[0] for line in lines] == [
+        "JobId=134",
+        "JobId=136",
+        "JobId=135",
+        "JobId=137",
+    ]
     assert all(line.endswith((" Power= ", " TresPerNode=gres:gpu:1 ")) for line in lines)
 
 
 def test_hostlists(world):
-    check(world.run("scontrol", "show", "hostnames", "node[1-3,5]"),
-          "scontrol-show-hostnames.txt")
-    check(world.run("scontrol", "show", "hostnames", "node[01-03],gpu[1-2],login"),
-          "scontrol-show-hostnames-multi.txt")
+    check(world.run("scontrol", "show", "hostnames", "node[1-3,5]"), "scontrol-show-hostnames.txt")
+    check(
+        world.run("scontrol", "show", "hostnames", "node[01-03],gpu[1-2],login"),
+        "scontrol-show-hostnames-multi.txt",
+    )
     check(world.run("scontrol", "show", "hostnames"), "scontrol-show-hostnames-noarg-noenv.txt")
-    check(joined(with_rc(world.run("scontrol", "show", "hostnames",
-                                   env={"SLURM_JOB_NODELIST": "node[1-2]"})),
-                 with_rc(world.run("scontrol", "show", "hostnames",
-                                   env={"SLURM_NODELIST": "node[3-4]"}))),
-          "scontrol-show-hostnames-env.txt")
+    check(
+        joined(
+            with_rc(
+                world.run("scontrol", "show", "hostnames", env={"SLURM_JOB_NODELIST": "node[1-2]"})
+            ),
+            with_rc(
+                world.run("scontrol", "show", "hostnames", env={"SLURM_NODELIST": "node[3-4]"})
+            ),
+        ),
+        "scontrol-show-hostnames-env.txt",
+    )
     empty = world.run("scontrol", "show", "hostnames", env={"SLURM_NODELIST": ""})
     assert (empty.stdout, empty.stderr, empty.returncode) == ("", "", 0)
-    check(world.run("scontrol", "show", "hostlist", "node1,node2,node3"),
-          "scontrol-show-hostlist.txt")
-    check(world.run("scontrol", "show", "hostlist", "node3,node1,node2,node10,gpu1,node02"),
-          "scontrol-show-hostlist-mixed.txt")
-    check(world.run("scontrol", "show", "hostlistsorted", "node3,node1,node2,node10,gpu1"),
-          "scontrol-show-hostlistsorted.txt")
+    check(
+        world.run("scontrol", "show", "hostlist", "node1,node2,node3"), "scontrol-show-hostlist.txt"
+    )
+    check(
+        world.run("scontrol", "show", "hostlist", "node3,node1,node2,node10,gpu1,node02"),
+        "scontrol-show-hostlist-mixed.txt",
+    )
+    check(
+        world.run("scontrol", "show", "hostlistsorted", "node3,node1,node2,node10,gpu1"),
+        "scontrol-show-hostlistsorted.txt",
+    )
 
 
 def test_hold_release(shown):
     def state():
         return shown.run("squeue", "-h", "-j", "135", "-o", "%i %T %r")
 
-    check(joined(shown.run("scontrol", "release", "135"), state(),
-                 shown.run("scontrol", "hold", "135"), state(),
-                 shown.run("scontrol", "uhold", "135"), state()),
-          "scontrol-hold-release.txt")
+    check(
+        joined(
+            shown.run("scontrol", "release", "135"),
+            state(),
+            shown.run("scontrol", "hold", "135"),
+            state(),
+            shown.run("scontrol", "uhold", "135"),
+            state(),
+        ),
+        "scontrol-hold-release.txt",
+    )
 
 
 def test_requeue(shown):
@@ -151,15 +247,16 @@ def test_requeue(shown):
     # the agent ends it and queues it again; here, do what it does
     row = shown.conn.execute("SELECT state, kill_action FROM jobs WHERE job_id = 137").fetchone()
     assert row == ("COMPLETING", "requeue")
-    from slurmsky.core.transitions import requeued_fields
     from slurmsky.core import state
+    from slurmsky.core.transitions import requeued_fields
 
     rec = state.get_job(shown.conn, 137)
     requeued_at = epoch("2026-11-22T03:03:09")
     state.update_job(shown.conn, 137, **requeued_fields(rec, requeued_at))
     state.update_job(shown.conn, 137, submit_time=epoch("2026-11-22T03:03:08"))
-    show = shown.run("scontrol", "show", "job", "137",
-                     env={"SLURMSKY_NOW": repr(requeued_at + 1)}).stdout.splitlines()
+    show = shown.run(
+        "scontrol", "show", "job", "137", env={"SLURMSKY_NOW": repr(requeued_at + 1)}
+    ).stdout.splitlines()
     lines = [line for line in show if re.search("Restarts|JobState|EligibleTime", line)]
     cap = read_capture("scontrol-requeue.txt").stdout.splitlines()
     assert shown.run("squeue", "-h", "-j", "137", "-o", "%i %T %r").stdout == cap[1] + "\n"
@@ -169,17 +266,24 @@ def test_requeue(shown):
 
 
 def test_update(shown):
-    check(joined(shown.run("scontrol", "update", "jobid=135", "JobName=renamed",
-                           "TimeLimit=5"),
-                 shown.run("squeue", "-h", "-j", "135", "-o", "%i %j %l")),
-          "scontrol-update-job.txt")
-    check(with_rc(shown.run("scontrol", "update", "jobid=999999", "TimeLimit=5")),
-          "scontrol-update-unknown.txt")
+    check(
+        joined(
+            shown.run("scontrol", "update", "jobid=135", "JobName=renamed", "TimeLimit=5"),
+            shown.run("squeue", "-h", "-j", "135", "-o", "%i %j %l"),
+        ),
+        "scontrol-update-job.txt",
+    )
+    check(
+        with_rc(shown.run("scontrol", "update", "jobid=999999", "TimeLimit=5")),
+        "scontrol-update-unknown.txt",
+    )
     out = shown.run("scontrol", "update", "jobid=135", "Bogus=1")
     assert out.returncode == 1 and "not supported: Bogus=1" in out.stderr
     out = shown.run("scontrol", "update", "jobid=30", "Comment=x")
     assert (out.returncode, out.stderr) == (
-        1, "Job/step already completing or completed for job 30\n")
+        1,
+        "Job/step already completing or completed for job 30\n",
+    )
     out = shown.run("scontrol", "update", "JobId=137", "comment=later")
     assert out.returncode == 0
     assert "   Comment=later \n" in shown.run("scontrol", "show", "job", "137").stdout
@@ -187,12 +291,15 @@ def test_update(shown):
 
 def test_config(world):
     (world.home / "peer.yaml").write_text("cluster_name: peer\nkill_wait: 2\n")
-    out = world.run("scontrol", "show", "config",
-                    env={"SLURMSKY_CONFIG": str(world.home / "peer.yaml")})
+    out = world.run(
+        "scontrol", "show", "config", env={"SLURMSKY_CONFIG": str(world.home / "peer.yaml")}
+    )
     grep = re.compile(r"^(MinJobAge|ClusterName|SLURM_VERSION|SelectType |OverTimeLimit|KillWait)")
     picked = "".join(line + "\n" for line in out.stdout.splitlines() if grep.match(line))
-    check(subprocess.CompletedProcess([], 0, picked, out.stderr),
-          "tool-snakemake-scontrol-config-minjobage.txt")
+    check(
+        subprocess.CompletedProcess([], 0, picked, out.stderr),
+        "tool-snakemake-scontrol-config-minjobage.txt",
+    )
     lines = out.stdout.splitlines()
     assert lines[0].startswith("Configuration data as of 2026-11-22T02:49:21")
     assert lines[-2:] == ["", f"Slurmctld(primary) at {lines[-1].split()[2]} is UP"]
@@ -204,8 +311,11 @@ def test_config(world):
 
 def test_ping_and_version(world):
     host = re.compile(r"at \S+ is")
-    check(world.run("scontrol", "ping"), "scontrol-ping.txt",
-          normalize=lambda t: host.sub("at HOST is", t))
+    check(
+        world.run("scontrol", "ping"),
+        "scontrol-ping.txt",
+        normalize=lambda t: host.sub("at HOST is", t),
+    )
     check(world.run("scontrol", "--version"), "scontrol-version.txt")
     assert world.run("scontrol", "version").stdout == "slurm-wlm 22.05.8\n"
 
@@ -248,8 +358,7 @@ def test_show_step(shown):
 
 
 def test_sky_job_id_is_shown(world):
-    world.add(5, state="RUNNING", nodelist="node1", executor="sky",
-              executor_ref={"sky_job_id": 42})
+    world.add(5, state="RUNNING", nodelist="node1", executor="sky", executor_ref={"sky_job_id": 42})
     assert "   SkyPilotJobId=42\n" in world.run("scontrol", "show", "job", "5").stdout
     world.add(6, state="RUNNING", nodelist="node1", start_time=T0)
     assert "SkyPilot" not in world.run("scontrol", "show", "job", "6").stdout

@@ -29,8 +29,10 @@ def with_config(w, text: str) -> dict:
 
 def test_default_view_without_config(world):
     out = world.run("sinfo")
-    assert out.stdout == ("PARTITION AVAIL  TIMELIMIT  NODES  STATE NODELIST\n"
-                          "local*       up   infinite      4   idle 127.0.0.[1-4]\n")
+    assert out.stdout == (
+        "PARTITION AVAIL  TIMELIMIT  NODES  STATE NODELIST\n"
+        "local*       up   infinite      4   idle 127.0.0.[1-4]\n"
+    )
     assert (out.returncode, out.stderr) == (0, "")
 
 
@@ -42,8 +44,10 @@ def test_default_view_with_partitions(world):
     assert nodes_as_peer(out.stdout).splitlines()[:2] == cap.stdout.splitlines()[:2]
     assert out.stdout.splitlines()[2] == "gpu          up   infinite      4   idle 127.0.0.[1-4]"
     summary = world.run("sinfo", "-s", env=env)
-    assert nodes_as_peer(summary.stdout).splitlines()[:2] == \
-        read_capture("sinfo-s.txt").stdout.splitlines()[:2]
+    assert (
+        nodes_as_peer(summary.stdout).splitlines()[:2]
+        == read_capture("sinfo-s.txt").stdout.splitlines()[:2]
+    )
 
 
 def test_format_and_node_long_views(world):
@@ -53,8 +57,9 @@ def test_format_and_node_long_views(world):
     line = re.sub(r"\|\d+\|\d+\|", "|4|4000|", nodes_as_peer(out.stdout.splitlines()[0]))
     assert line == "debug*|up|infinite|4|idle|node[1-4]|4|4000|(null)"
     # the peer's debug* splits in two by GRES (node[3-4] have GPUs); the other fields agree
-    assert [cap[0].split("|")[i] for i in (0, 1, 2, 4, 8)] == \
-        [line.split("|")[i] for i in (0, 1, 2, 4, 8)]
+    assert [cap[0].split("|")[i] for i in (0, 1, 2, 4, 8)] == [
+        line.split("|")[i] for i in (0, 1, 2, 4, 8)
+    ]
     longer = world.run("sinfo", "-N", "-l", env={**env, "SLURMSKY_NOW": repr(NOW)})
     ours = longer.stdout.splitlines()
     theirs = read_capture("sinfo-N-l.txt").stdout.splitlines()
@@ -62,7 +67,8 @@ def test_format_and_node_long_views(world):
     assert ours[1] == theirs[1]
     # one line per node and partition, node by node
     assert [line.split()[0] + " " + line.split()[2] for line in ours[2:]] == [
-        f"127.0.0.{n} {p}" for n in range(1, 5) for p in ("debug*", "gpu")]
+        f"127.0.0.{n} {p}" for n in range(1, 5) for p in ("debug*", "gpu")
+    ]
     # with the peer's 4 CPUs and 4000 MB, the line would be the capture's
     same_width = re.sub(r"127\.0\.0\.(\d)", lambda m: f"node{m.group(1)}    ", ours[2])
     peer = re.sub(r"idle \d+ +1:\d+:1 +\d+ ", "idle 4       1:4:1   4000 ", same_width)
@@ -71,13 +77,16 @@ def test_format_and_node_long_views(world):
 
 def test_busy_nodes_split_the_partition(world):
     world.add(5, state="RUNNING", nodelist="127.0.0.1", cpus_per_node=[1], start_time=NOW)
-    world.add(6, state="RUNNING", nodelist="127.0.0.2", cpus_per_node=[512], num_cpus=512,
-              start_time=NOW)
+    world.add(
+        6, state="RUNNING", nodelist="127.0.0.2", cpus_per_node=[512], num_cpus=512, start_time=NOW
+    )
     out = world.run("sinfo", "-o", "%P %t %D %N")
-    assert out.stdout.splitlines() == ["PARTITION STATE NODES NODELIST",
-                                       "local* mix 1 127.0.0.1",
-                                       "local* alloc 1 127.0.0.2",
-                                       "local* idle 2 127.0.0.[3-4]"]
+    assert out.stdout.splitlines() == [
+        "PARTITION STATE NODES NODELIST",
+        "local* mix 1 127.0.0.1",
+        "local* alloc 1 127.0.0.2",
+        "local* idle 2 127.0.0.[3-4]",
+    ]
     out = world.run("sinfo", "-h", "-t", "idle", "-o", "%N")
     assert out.stdout == "127.0.0.[3-4]\n"
     summary = world.run("sinfo", "-h", "-s")
@@ -85,14 +94,27 @@ def test_busy_nodes_split_the_partition(world):
 
 
 def test_sky_backend_partitions_show_the_nodes_of_running_jobs(world):
-    env = with_config(world, "backend: sky\npartitions:\n  a100:\n    default: true\n"
-                             "    max_time: '1-00:00:00'\n  cpu: {}\n")
-    world.add(5, state="RUNNING", partition="a100", nodelist="10.0.0.[1-2]", num_nodes=2,
-              cpus_per_node=[8, 8], num_cpus=16, start_time=NOW)
+    env = with_config(
+        world,
+        "backend: sky\npartitions:\n  a100:\n    default: true\n"
+        "    max_time: '1-00:00:00'\n  cpu: {}\n",
+    )
+    world.add(
+        5,
+        state="RUNNING",
+        partition="a100",
+        nodelist="10.0.0.[1-2]",
+        num_nodes=2,
+        cpus_per_node=[8, 8],
+        num_cpus=16,
+        start_time=NOW,
+    )
     out = world.run("sinfo", env=env)
-    assert out.stdout == ("PARTITION AVAIL  TIMELIMIT  NODES  STATE NODELIST\n"
-                          "a100*        up 1-00:00:00      2  alloc 10.0.0.[1-2]\n"
-                          "cpu          up   infinite      0    n/a \n")
+    assert out.stdout == (
+        "PARTITION AVAIL  TIMELIMIT  NODES  STATE NODELIST\n"
+        "a100*        up 1-00:00:00      2  alloc 10.0.0.[1-2]\n"
+        "cpu          up   infinite      0    n/a \n"
+    )
 
 
 def test_options(world):

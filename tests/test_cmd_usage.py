@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from captures import read_expected
 
 HELP_FIRST_LINE = {  # real Slurm 22.05 (the compat cases sbatch-help, srun-help, salloc-help)
     "sbatch": "Usage: sbatch [OPTIONS(0)...] [ : [OPTIONS(N)...]] script(0) [args(0)...]",
     "srun": "Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]] [ : [OPTIONS(N)...]] "
-            "executable(N) [args(N)...]",
+    "executable(N) [args(N)...]",
     "salloc": "Usage: salloc [OPTIONS(0)...] [ : [OPTIONS(N)]] [command(0) [args(0)...]]",
 }
 

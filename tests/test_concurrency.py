@@ -15,9 +15,14 @@ GATE = "for i in $(seq 600); do [ -e go ] && exit 0; sleep 0.1; done; exit 9"
 
 
 def _start(cluster, *argv: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(BIN / argv[0]), *argv[1:]], cwd=cluster.cwd,
-                            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, str(BIN / argv[0]), *argv[1:]],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(procs: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
@@ -43,13 +48,16 @@ def test_submit_cancel_and_poll_all_at_once(cluster):
             _, err = proc.communicate(timeout=60)
             polls.append((argv[0], proc.returncode, err))
 
-    pollers = [threading.Thread(target=poll, args=argv)
-               for argv in (("squeue",), ("sacct", "-X"), ("squeue", "-t", "all"))]
+    pollers = [
+        threading.Thread(target=poll, args=argv)
+        for argv in (("squeue",), ("sacct", "-X"), ("squeue", "-t", "all"))
+    ]
     for t in pollers:
         t.start()
     try:
-        submits = _finish([_start(cluster, "sbatch", "--parsable", "--wrap", GATE)
-                           for _ in range(50)])
+        submits = _finish(
+            [_start(cluster, "sbatch", "--parsable", "--wrap", GATE) for _ in range(50)]
+        )
         assert [(rc, err) for rc, _, err in submits] == [(0, "")] * 50
         ids = sorted(int(out) for _, out, _ in submits)
         assert ids == list(range(1, 51))
@@ -67,10 +75,12 @@ def test_submit_cancel_and_poll_all_at_once(cluster):
         stored = conn.execute("SELECT job_id, COUNT(*) FROM jobs GROUP BY job_id").fetchall()
     assert stored == [(job, 1) for job in ids]
     assert {r[0]: r[1:3] for r in rows} == {
-        job: ("CANCELLED", 0) if job in cancelled else ("COMPLETED", 0) for job in ids}
+        job: ("CANCELLED", 0) if job in cancelled else ("COMPLETED", 0) for job in ids
+    }
     assert len(polls) >= 6
     assert [p for p in polls if p[1:] != (0, "")] == []
     sacct = cluster.run("sacct", "-X", "-n", "-P", "-o", "JobID,State")
     assert sacct.stdout == "".join(
-        f"{job}|{'CANCELLED by 0' if job in cancelled else 'COMPLETED'}\n" for job in ids)
+        f"{job}|{'CANCELLED by 0' if job in cancelled else 'COMPLETED'}\n" for job in ids
+    )
     assert time.monotonic() - started < 90

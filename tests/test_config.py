@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from slurmsky.config import PARTITION_SCHEMA, MODULE_SCHEMA, SCHEMA, load_config
+from slurmsky.config import MODULE_SCHEMA, PARTITION_SCHEMA, SCHEMA, load_config
 from slurmsky.errors import SlurmError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,17 +31,25 @@ def test_partitions_and_default(tmp_path):
     assert cfg(tmp_path, "partitions:\n  a: {infra: aws}\n").default_partition() == "a"
 
 
-@pytest.mark.parametrize("text,message", [
-    ("bogus: 1\n", "unknown key 'bogus' (expected one of: backend, cluster_name, partitions, "
-                   "modules, export, requeue, kill_wait, max_array_size)"),
-    ("partitions:\n  gpu:\n    use_spot: maybe\n",
-     "'partitions.gpu.use_spot' must be bool (run on spot instances (SkyPilot recovers preempted "
-     "jobs)), got 'maybe'"),
-    ("kill_wait: true\n", "'kill_wait' must be int"),
-    ("partitions: [a, b]\n", "partitions must be a mapping, got list"),
-    ("backend: slurm\n", "'backend' must be one of local, sky, got 'slurm'"),
-    ("a: [\n", "cannot read the configuration"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "bogus: 1\n",
+            "unknown key 'bogus' (expected one of: backend, cluster_name, partitions, "
+            "modules, export, requeue, kill_wait, max_array_size)",
+        ),
+        (
+            "partitions:\n  gpu:\n    use_spot: maybe\n",
+            "'partitions.gpu.use_spot' must be bool (run on spot instances (SkyPilot recovers preempted "
+            "jobs)), got 'maybe'",
+        ),
+        ("kill_wait: true\n", "'kill_wait' must be int"),
+        ("partitions: [a, b]\n", "partitions must be a mapping, got list"),
+        ("backend: slurm\n", "'backend' must be one of local, sky, got 'slurm'"),
+        ("a: [\n", "cannot read the configuration"),
+    ],
+)
 def test_bad_config_names_file_and_key(tmp_path, text, message):
     with pytest.raises(SlurmError) as exc:
         cfg(tmp_path, text)
@@ -66,11 +74,23 @@ def test_every_key_is_documented():
 def test_slurmsky_config_prints_the_effective_config(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("cluster_name: lab\n")
-    out = subprocess.run([sys.executable, str(ROOT / "bin/slurmsky"), "config"], capture_output=True,
-                         text=True, timeout=60, env=dict(os.environ, SLURMSKY_CONFIG=str(path)))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bin/slurmsky"), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, SLURMSKY_CONFIG=str(path)),
+    )
     assert out.returncode == 0
     assert out.stdout.splitlines()[:3] == [f"# {path}", "backend: local", "cluster_name: lab"]
     path.write_text("nope: 1\n")
-    bad = subprocess.run([sys.executable, str(ROOT / "bin/slurmsky"), "config"], capture_output=True,
-                         text=True, timeout=60, env=dict(os.environ, SLURMSKY_CONFIG=str(path)))
-    assert bad.returncode == 1 and bad.stderr.startswith(f"slurmsky: error: {path}: unknown key 'nope'")
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "bin/slurmsky"), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, SLURMSKY_CONFIG=str(path)),
+    )
+    assert bad.returncode == 1 and bad.stderr.startswith(
+        f"slurmsky: error: {path}: unknown key 'nope'"
+    )

@@ -21,8 +21,8 @@ import psutil
 import pytest
 from test_local_backend_jobs import use_state
 
-from slurmsky.core import state
 from slurmsky.backends.local.executor import LocalExecutor
+from slurmsky.core import state
 from slurmsky.core.scheduler import Scheduler
 
 KILLS = 100  # agents killed -9 by the randomized test, at least
@@ -33,8 +33,11 @@ def live_agent(cluster) -> int | None:
     pid = cluster.agent_pid()
     try:
         proc = psutil.Process(pid)
-        if "slurmsky.core.daemon" in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE \
-                and proc.environ().get("SLURMSKY_HOME") == str(cluster.state):
+        if (
+            "slurmsky.core.daemon" in proc.cmdline()
+            and proc.status() != psutil.STATUS_ZOMBIE
+            and proc.environ().get("SLURMSKY_HOME") == str(cluster.state)
+        ):
             return pid
     except (psutil.Error, TypeError, ValueError):
         pass
@@ -93,14 +96,16 @@ class Killer(threading.Thread):
 
 def submit_round(cluster, rng: random.Random, expected: dict) -> list[int]:
     """Submit one round of the mix; record each job's expected (state, exit code, runs)."""
+
     def job(command: str, *opts: str) -> int:
         return cluster.sbatch(*opts, "job.sh", command)
 
     ids = []
     for _ in range(3):  # short jobs: true, exit N, sleep 0.x
         code = rng.choice([0, 0, 1, 3])
-        command = rng.choice(["true", f"sleep 0.{rng.randint(1, 5)}"]) if code == 0 \
-            else f"exit {code}"
+        command = (
+            rng.choice(["true", f"sleep 0.{rng.randint(1, 5)}"]) if code == 0 else f"exit {code}"
+        )
         ids.append(job(command))
         expected[ids[-1]] = ("COMPLETED", 0, 1) if code == 0 else ("FAILED", code, 1)
     array = job("sleep 0.2", f"--array=1-{rng.randint(2, 4)}")
@@ -110,14 +115,23 @@ def submit_round(cluster, rng: random.Random, expected: dict) -> list[int]:
     b = job("true", f"--dependency=afterok:{a}")
     c = job("exit 2", f"--dependency=afterany:{b}")
     d = job("true", f"--dependency=afterok:{c}", "--kill-on-invalid-dep=yes")
-    expected.update({a: ("COMPLETED", 0, 1), b: ("COMPLETED", 0, 1), c: ("FAILED", 2, 1),
-                     d: ("CANCELLED", 0, 0)})
+    expected.update(
+        {
+            a: ("COMPLETED", 0, 1),
+            b: ("COMPLETED", 0, 1),
+            c: ("FAILED", 2, 1),
+            d: ("CANCELLED", 0, 0),
+        }
+    )
     victim = job("sleep 30")
     expected[victim] = ("CANCELLED", 0, 1)
     ids += [a, b, c, d, victim]
     markers = cluster.cwd / "markers.txt"
-    squeue_until(cluster, lambda _: markers.exists() and str(victim) in
-                 markers.read_text().split(), f"job {victim} to start")
+    squeue_until(
+        cluster,
+        lambda _: markers.exists() and str(victim) in markers.read_text().split(),
+        f"job {victim} to start",
+    )
     out = cluster.run("scancel", str(victim))
     assert out.returncode == 0, out.stderr
     return ids
@@ -125,6 +139,7 @@ def submit_round(cluster, rng: random.Random, expected: dict) -> list[int]:
 
 def squeue_until(cluster, predicate, what: str, *args: str) -> None:
     """Run squeue (which restarts a killed agent that jobs need) until predicate(stdout)."""
+
     def check():
         out = cluster.run("squeue", "-h", "-o", "%i", *args)
         assert out.returncode == 0, out.stderr
@@ -142,7 +157,7 @@ def test_agent_killed_at_random_moments(cluster):
     seed = int(os.environ.get("SLURMSKY_FAULT_SEED") or random.randrange(2**32))
     print(f"SLURMSKY_FAULT_SEED={seed}")
     rng = random.Random(seed)
-    cluster.script("job.sh", "#!/bin/bash\necho $SLURM_JOB_ID >> markers.txt\neval \"$1\"\n")
+    cluster.script("job.sh", '#!/bin/bash\necho $SLURM_JOB_ID >> markers.txt\neval "$1"\n')
     expected: dict[int, object] = {}
     ids: list[int] = []
     killer = Killer(cluster, random.Random(rng.random()))
@@ -153,16 +168,22 @@ def test_agent_killed_at_random_moments(cluster):
             assert time.monotonic() - started < 240, f"{len(killer.killed)} kills only"
             round_ids = submit_round(cluster, rng, expected)
             ids += round_ids
-            squeue_until(cluster, lambda out: not out.strip(), "the round's jobs to end",
-                         "-j", ",".join(map(str, round_ids)))
+            squeue_until(
+                cluster,
+                lambda out: not out.strip(),
+                "the round's jobs to end",
+                "-j",
+                ",".join(map(str, round_ids)),
+            )
     finally:
         killer.stopped.set()
         killer.join()
     rows = cluster.wait_done(*ids, timeout=60)
     for array in [i for i, e in expected.items() if e == "array"]:
         del expected[array]
-        expected.update({r[0]: ("COMPLETED", 0, 1) for r in cluster.jobs(
-            "array_job_id = ?", array)})
+        expected.update(
+            {r[0]: ("COMPLETED", 0, 1) for r in cluster.jobs("array_job_id = ?", array)}
+        )
     runs = collections.Counter(map(int, (cluster.cwd / "markers.txt").read_text().split()))
     got = {r[0]: (r[1], r[2], runs[r[0]]) for r in rows}
     assert got == expected, f"seed {seed}"
@@ -170,8 +191,10 @@ def test_agent_killed_at_random_moments(cluster):
     assert all(r[3] == 0 for r in rows)  # no signal: nothing killed by the faults
     log = (cluster.state / "agent.log").read_text()
     assert "pass failed" not in log and "Traceback" not in log, log[-3000:]
-    print(f"{len(killer.killed)} agents killed, {len(got)} jobs, "
-          f"{sum(runs.values())} runs, {time.monotonic() - started:.0f} s")
+    print(
+        f"{len(killer.killed)} agents killed, {len(got)} jobs, "
+        f"{sum(runs.values())} runs, {time.monotonic() - started:.0f} s"
+    )
 
 
 @pytest.mark.parametrize("dies", ["before its processes start", "before their pids are stored"])
@@ -198,8 +221,11 @@ def test_agent_killed_in_the_middle_of_a_launch(cluster, monkeypatch, dies):
     assert cluster.job(job)[1] == "CONFIGURING"
     monkeypatch.setattr(LocalExecutor, "launch", launch)
     sched = Scheduler(conn)  # the next agent
-    cluster.wait_for(lambda: sched.run_pass(time.time()) and False or
-                     cluster.job(job)[1] == "COMPLETED", 30, "the job to complete")
+    cluster.wait_for(
+        lambda: sched.run_pass(time.time()) and False or cluster.job(job)[1] == "COMPLETED",
+        30,
+        "the job to complete",
+    )
     assert runs.read_text().split() == [str(job)]
 
 
@@ -213,8 +239,16 @@ def test_agent_killed_after_an_end_before_its_dependents_were_looked_at(cluster,
     assert cluster.run("slurmsky", "agent", "stop").returncode == 0
     conn = use_state(cluster, monkeypatch)
     now = time.time()
-    state.update_job(conn, first, held=None, state="COMPLETED", start_time=now, end_time=now,
-                     exit_code=0, exit_signal=0)
+    state.update_job(
+        conn,
+        first,
+        held=None,
+        state="COMPLETED",
+        start_time=now,
+        end_time=now,
+        exit_code=0,
+        exit_signal=0,
+    )
     dead = subprocess.Popen(["true"])
     dead.wait()
     (cluster.state / "agent.pid").write_text(f"{dead.pid}\n")  # as a SIGKILLed agent leaves it
@@ -226,9 +260,16 @@ def state_error(cluster, command: str, what: str) -> str:
     return f"{command}: error: slurmsky state {cluster.state / 'state.db'} {what}\n"
 
 
-COMMANDS = [("squeue",), ("sbatch", "--wrap", "true"), ("sacct",), ("scancel", "1"),
-            ("scontrol", "show", "job", "1"), ("sinfo",), ("srun", "true"),
-            ("slurmsky", "agent", "status")]
+COMMANDS = [
+    ("squeue",),
+    ("sbatch", "--wrap", "true"),
+    ("sacct",),
+    ("scancel", "1"),
+    ("scontrol", "show", "job", "1"),
+    ("sinfo",),
+    ("srun", "true"),
+    ("slurmsky", "agent", "status"),
+]
 
 
 def assert_every_command_fails(cluster, what: str) -> None:
@@ -238,7 +279,11 @@ def assert_every_command_fails(cluster, what: str) -> None:
     before = db.read_bytes()
     for command, *args in COMMANDS:
         out = cluster.run(command, *args)
-        assert (out.returncode, out.stdout, out.stderr) == (1, "", state_error(cluster, command, what))
+        assert (out.returncode, out.stdout, out.stderr) == (
+            1,
+            "",
+            state_error(cluster, command, what),
+        )
     assert db.read_bytes() == before
     assert cluster.agents() == []
     for name in ("state.db", "state.db-wal", "state.db-shm"):
@@ -248,8 +293,9 @@ def assert_every_command_fails(cluster, what: str) -> None:
     assert (cluster.cwd / "state.db").read_bytes() == before
 
 
-NOT_A_DATABASE = ("is not a database ({}); move it aside (with any state.db-wal and "
-                  "state.db-shm) to start afresh")
+NOT_A_DATABASE = (
+    "is not a database ({}); move it aside (with any state.db-wal and state.db-shm) to start afresh"
+)
 
 
 def test_garbage_state_database(cluster):
@@ -272,14 +318,18 @@ def test_state_database_of_a_newer_slurmsky_or_of_something_else(cluster):
     with cluster.db() as conn:
         conn.execute(f"PRAGMA user_version = {state.SCHEMA_VERSION + 1}")
     assert_every_command_fails(
-        cluster, f"has schema version {state.SCHEMA_VERSION + 1}, newer than this slurmsky's "
-                 f"{state.SCHEMA_VERSION}; use the slurmsky that wrote it, or move it aside to "
-                 "start afresh")
+        cluster,
+        f"has schema version {state.SCHEMA_VERSION + 1}, newer than this slurmsky's "
+        f"{state.SCHEMA_VERSION}; use the slurmsky that wrote it, or move it aside to "
+        "start afresh",
+    )
     (cluster.state / "state.db").unlink()
     with cluster.db() as conn:
         conn.execute("CREATE TABLE notes (text)")
-    assert_every_command_fails(cluster, "is a database slurmsky did not write (schema version "
-                                        "0); move it aside to start afresh")
+    assert_every_command_fails(
+        cluster,
+        "is a database slurmsky did not write (schema version 0); move it aside to start afresh",
+    )
 
 
 def test_state_database_locked_for_longer_than_the_timeout(cluster):
@@ -291,8 +341,11 @@ def test_state_database_locked_for_longer_than_the_timeout(cluster):
         out = cluster.run("sbatch", "--wrap", "true", env={"SLURMSKY_BUSY_TIMEOUT": "1"})
         assert (out.returncode, out.stdout) == (1, "")
         assert out.stderr == state_error(
-            cluster, "sbatch", "is locked by another process for over 1 s (database is locked); "
-            f"end the process holding it (fuser {cluster.state / 'state.db'}) or try again later")
+            cluster,
+            "sbatch",
+            "is locked by another process for over 1 s (database is locked); "
+            f"end the process holding it (fuser {cluster.state / 'state.db'}) or try again later",
+        )
         assert cluster.run("squeue", "-h").returncode == 0  # readers go on (WAL)
     finally:
         holder.execute("ROLLBACK")
@@ -307,9 +360,11 @@ def test_state_directory_that_cannot_be_made(cluster):
     (cluster.cwd / "file").write_text("")
     out = cluster.run("squeue", env={"SLURMSKY_HOME": str(home)})
     assert (out.returncode, out.stdout) == (1, "")
-    assert out.stderr == (f"squeue: error: slurmsky state directory {home} cannot be used "
-                          "(Not a directory); make it a writable directory or set SLURMSKY_HOME "
-                          "to one\n")
+    assert out.stderr == (
+        f"squeue: error: slurmsky state directory {home} cannot be used "
+        "(Not a directory); make it a writable directory or set SLURMSKY_HOME "
+        "to one\n"
+    )
 
 
 @pytest.fixture
@@ -318,8 +373,11 @@ def tiny_fs(tmp_path):
     (lazily: a dead job may still hold a file) at the end."""
     where = tmp_path / "tiny"
     where.mkdir()
-    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs: {out.stderr.strip()}")
     yield where
@@ -345,10 +403,12 @@ def test_state_on_a_full_filesystem(tiny_fs, cluster):
     fill(tiny_fs)
     out = cluster.run("sbatch", "--wrap", "true")
     assert (out.returncode, out.stdout) == (1, "")
-    said = state_error(cluster, "sbatch", "cannot be written (WORDS): its filesystem is full; "
-                                          "free space on it")  # SQLite's words vary
-    assert re.fullmatch(re.escape(said).replace("WORDS", "(database or disk is full|disk I/O "
-                                                "error)"), out.stderr), out.stderr
+    said = state_error(
+        cluster, "sbatch", "cannot be written (WORDS): its filesystem is full; free space on it"
+    )  # SQLite's words vary
+    assert re.fullmatch(
+        re.escape(said).replace("WORDS", "(database or disk is full|disk I/O error)"), out.stderr
+    ), out.stderr
     assert cluster.run("squeue", "-h", "-t", "all", "-o", "%i").stdout == f"{job}\n"  # reads go on
     (tiny_fs / "filler").unlink()
     job = cluster.sbatch("--wrap", "true")  # space again: all is well
@@ -362,7 +422,9 @@ def test_output_on_a_full_device(cluster):
     told = cluster.sbatch("--output=/dev/full", "--error=err.txt", "--wrap", "echo hi")
     agent = cluster.agent_pid()
     assert cluster.wait_done(failed, fine, told) == [
-        (failed, "FAILED", 1, 0, "NonZeroExitCode"), (fine, "COMPLETED", 0, 0, "None"),
-        (told, "FAILED", 1, 0, "NonZeroExitCode")]
+        (failed, "FAILED", 1, 0, "NonZeroExitCode"),
+        (fine, "COMPLETED", 0, 0, "None"),
+        (told, "FAILED", 1, 0, "NonZeroExitCode"),
+    ]
     assert "echo: I/O error" in (cluster.cwd / "err.txt").read_text()
     assert live_agent(cluster) == agent  # the agent lived through it

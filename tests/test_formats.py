@@ -17,14 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from captures import read_capture
-from slurmsky.render import common
-from slurmsky.render import jobview
-from slurmsky.render import sacct_format
-from slurmsky.render import scontrol_format
-from slurmsky.render import squeue_format
+
 from slurmsky.core import state
+from slurmsky.render import common, jobview, sacct_format, scontrol_format, squeue_format
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,13 +45,22 @@ class World:
         self.state = tmp / "state"
         self.home.mkdir(exist_ok=True)
         self.now = now
-        path = os.pathsep.join([str(BIN), os.path.dirname(sys.executable),
-                                os.environ.get("PATH", "/usr/bin:/bin")])
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("SLURM", "SBATCH_", "SALLOC_", "SQUEUE_"))}
-        self.env.update(HOME=str(self.home), SLURMSKY_HOME=str(self.state), TZ="UTC",
-                        SLURMSKY_NOW=repr(now), SLURMSKY_CONFIG=str(self.home / "none.yaml"),
-                        PATH=path)
+        path = os.pathsep.join(
+            [str(BIN), os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")]
+        )
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SLURM", "SBATCH_", "SALLOC_", "SQUEUE_"))
+        }
+        self.env.update(
+            HOME=str(self.home),
+            SLURMSKY_HOME=str(self.state),
+            TZ="UTC",
+            SLURMSKY_NOW=repr(now),
+            SLURMSKY_CONFIG=str(self.home / "none.yaml"),
+            PATH=path,
+        )
         self.conn = state.connect({"SLURMSKY_HOME": str(self.state)})
         # A stand-in agent: a reader on the agent's FIFO, so that commands that wake the
         # agent find one and never start a real one on these hand-made jobs.
@@ -67,35 +72,72 @@ class World:
         os.close(self.fifo_fd)
         self.conn.close()
 
-    def add(self, job_id: int, submission: int | None = None, spec: dict | None = None,
-            **fields) -> None:
-        row = dict(job_id=job_id, submission=submission or job_id, name="job", user="root",
-                   uid=0, gid=0, account="research", partition="debug", num_nodes=1,
-                   num_cpus=1, num_tasks=1, tasks_per_node=[1], cpus_per_node=[1],
-                   mem_per_cpu=100, submit_dir="<probe-dir>/e", workdir="<probe-dir>/e",
-                   stdout=f"slurm-{job_id}.out", state="PENDING", reason="None",
-                   submit_time=T0, executor="local")
+    def add(
+        self, job_id: int, submission: int | None = None, spec: dict | None = None, **fields
+    ) -> None:
+        row = dict(
+            job_id=job_id,
+            submission=submission or job_id,
+            name="job",
+            user="root",
+            uid=0,
+            gid=0,
+            account="research",
+            partition="debug",
+            num_nodes=1,
+            num_cpus=1,
+            num_tasks=1,
+            tasks_per_node=[1],
+            cpus_per_node=[1],
+            mem_per_cpu=100,
+            submit_dir="<probe-dir>/e",
+            workdir="<probe-dir>/e",
+            stdout=f"slurm-{job_id}.out",
+            state="PENDING",
+            reason="None",
+            submit_time=T0,
+            executor="local",
+        )
         row.update(fields)
         if row["state"] != "PENDING" and "start_time" not in fields and row.get("nodelist"):
             row["start_time"] = T0 + 3
         if row.get("nodelist") and "batch_host" not in fields:
             row["batch_host"] = row["nodelist"].split("[")[0] + (
                 row["nodelist"].split("[")[1].split("-")[0].split(",")[0]
-                if "[" in row["nodelist"] else "")
+                if "[" in row["nodelist"]
+                else ""
+            )
         state.add_submission(self.conn, row["submission"], spec or {"script": ""}, None, [row])
 
-    def add_array(self, array_id: int, tasks: dict, output: str = "slurm-%j.out",
-                  **fields) -> None:
+    def add_array(self, array_id: int, tasks: dict, output: str = "slurm-%j.out", **fields) -> None:
         """tasks: index -> (job id, extra fields); one submission, ids as slurmctld gives."""
         rows = []
         for index, (job_id, extra) in tasks.items():
-            row = dict(job_id=job_id, submission=array_id, array_job_id=array_id,
-                       array_task_id=index, name="job", user="root", uid=0, gid=0,
-                       account="research", partition="debug", num_nodes=1, num_cpus=1,
-                       num_tasks=1, tasks_per_node=[1], cpus_per_node=[1], mem_per_cpu=100,
-                       submit_dir="<probe-dir>/e", workdir="<probe-dir>/e",
-                       stdout=f"slurm-{job_id}.out", state="PENDING", reason="None",
-                       submit_time=T0, executor="local")
+            row = dict(
+                job_id=job_id,
+                submission=array_id,
+                array_job_id=array_id,
+                array_task_id=index,
+                name="job",
+                user="root",
+                uid=0,
+                gid=0,
+                account="research",
+                partition="debug",
+                num_nodes=1,
+                num_cpus=1,
+                num_tasks=1,
+                tasks_per_node=[1],
+                cpus_per_node=[1],
+                mem_per_cpu=100,
+                submit_dir="<probe-dir>/e",
+                workdir="<probe-dir>/e",
+                stdout=f"slurm-{job_id}.out",
+                state="PENDING",
+                reason="None",
+                submit_time=T0,
+                executor="local",
+            )
             row.update(fields)
             row.update(extra)
             if row.get("nodelist"):
@@ -105,49 +147,123 @@ class World:
         keys = {k for row in rows for k in row}
         rows = [{k: row.get(k) for k in sorted(keys)} for row in rows]
         # the spec keeps the --output pattern: the array's pending record shows it expanded
-        state.add_submission(self.conn, array_id, {"script": "", "output": output},
-                             None, rows)
+        state.add_submission(self.conn, array_id, {"script": "", "output": output}, None, rows)
 
-    def run(self, command: str, *args: str, env: dict | None = None, input: str | None = None,
-            user: int | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        command: str,
+        *args: str,
+        env: dict | None = None,
+        input: str | None = None,
+        user: int | None = None,
+    ) -> subprocess.CompletedProcess:
         kw = {}
         python = sys.executable
         if user is not None:
             kw.update(user=user, group=user)
             python = other_users_python()
-        return subprocess.run([python, str(BIN / command), *args], cwd=self.tmp,
-                              env={**self.env, **(env or {})}, capture_output=True, text=True,
-                              input=input, timeout=60, **kw)
+        return subprocess.run(
+            [python, str(BIN / command), *args],
+            cwd=self.tmp,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=60,
+            **kw,
+        )
 
     def peer_queue(self) -> None:
         """The queue of squeue-default.txt: jobs 67-79 of the peer cluster."""
         run = dict(state="RUNNING")
         peer = dict(user="peeruser", uid=1001, gid=1001)
-        self.add(67, name="a-very-long-job-name-for-truncation", time_limit=30,
-                 nodelist="node1", **run)
-        self.add(68, name="two-node", time_limit=60, nodelist="node[1-2]", num_nodes=2,
-                 num_cpus=2, num_tasks=2, tasks_per_node=[1, 1], cpus_per_node=[1, 1],
-                 batch_host="node1", **run, **peer)
-        self.add_array(69, {1: (78, dict(state="RUNNING", nodelist="node1", reason="None")),
-                            2: (79, dict(state="RUNNING", nodelist="node1", reason="None")),
-                            3: (80, {}), 4: (81, {}), 5: (82, {}), 6: (83, {}), 7: (69, {})},
-                       name="arr", time_limit=2880, array_throttle=2,
-                       reason="JobArrayTaskLimit", **peer)
+        self.add(
+            67, name="a-very-long-job-name-for-truncation", time_limit=30, nodelist="node1", **run
+        )
+        self.add(
+            68,
+            name="two-node",
+            time_limit=60,
+            nodelist="node[1-2]",
+            num_nodes=2,
+            num_cpus=2,
+            num_tasks=2,
+            tasks_per_node=[1, 1],
+            cpus_per_node=[1, 1],
+            batch_host="node1",
+            **run,
+            **peer,
+        )
+        self.add_array(
+            69,
+            {
+                1: (78, dict(state="RUNNING", nodelist="node1", reason="None")),
+                2: (79, dict(state="RUNNING", nodelist="node1", reason="None")),
+                3: (80, {}),
+                4: (81, {}),
+                5: (82, {}),
+                6: (83, {}),
+                7: (69, {}),
+            },
+            name="arr",
+            time_limit=2880,
+            array_throttle=2,
+            reason="JobArrayTaskLimit",
+            **peer,
+        )
         self.add(70, name="held", held="user", reason="JobHeldUser")
-        self.add(71, name="gpu-job", partition="gpu", time_limit=10, nodelist="node3",
-                 gres="gpu:2", **run)
-        self.add(72, name="whole-cluster", reason="Resources", num_nodes=4, num_cpus=4,
-                 num_tasks=4, tasks_per_node=[1] * 4, cpus_per_node=[1] * 4,
-                 begin_time=epoch("2027-11-22T02:48:30"))
-        self.add(73, name="after-whole", time_limit=525600, nodelist="node2",
-                 start_time=T0 + 30, **run)
-        self.add(74, name="dep-wait", reason="Dependency",
-                 dependency="afterok:67(unfulfilled)", dependency_spec="afterok:67")
-        self.add(75, name="too-big", reason="PartitionNodeLimit", num_nodes=5, num_cpus=5,
-                 num_tasks=5, tasks_per_node=[1] * 5, cpus_per_node=[1] * 5)
+        self.add(
+            71,
+            name="gpu-job",
+            partition="gpu",
+            time_limit=10,
+            nodelist="node3",
+            gres="gpu:2",
+            **run,
+        )
+        self.add(
+            72,
+            name="whole-cluster",
+            reason="Resources",
+            num_nodes=4,
+            num_cpus=4,
+            num_tasks=4,
+            tasks_per_node=[1] * 4,
+            cpus_per_node=[1] * 4,
+            begin_time=epoch("2027-11-22T02:48:30"),
+        )
+        self.add(
+            73, name="after-whole", time_limit=525600, nodelist="node2", start_time=T0 + 30, **run
+        )
+        self.add(
+            74,
+            name="dep-wait",
+            reason="Dependency",
+            dependency="afterok:67(unfulfilled)",
+            dependency_spec="afterok:67",
+        )
+        self.add(
+            75,
+            name="too-big",
+            reason="PartitionNodeLimit",
+            num_nodes=5,
+            num_cpus=5,
+            num_tasks=5,
+            tasks_per_node=[1] * 5,
+            cpus_per_node=[1] * 5,
+        )
         self.add(76, name="later", reason="BeginTime", begin_time=epoch("2026-11-22T03:48:00"))
-        self.add(77, name="user-pend", partition="gpu", time_limit=525600, nodelist="node4",
-                 gres="gpu:2", start_time=T0 + 30, **run, **peer)
+        self.add(
+            77,
+            name="user-pend",
+            partition="gpu",
+            time_limit=525600,
+            nodelist="node4",
+            gres="gpu:2",
+            start_time=T0 + 30,
+            **run,
+            **peer,
+        )
 
 
 def other_users_python() -> str | None:
@@ -164,8 +280,11 @@ def other_users_python() -> str | None:
                 continue
         except OSError:
             continue
-        check = subprocess.run([str(path), "-c", "import sys; print(sys.version_info >= (3, 8))"],
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            [str(path), "-c", "import sys; print(sys.version_info >= (3, 8))"],
+            capture_output=True,
+            text=True,
+        )
         if check.stdout.strip() == "True":
             return str(path)
     return None
@@ -192,7 +311,8 @@ def share(w: "World") -> None:
 NOBODY = 65534
 needs_another_user = pytest.mark.skipif(
     os.geteuid() != 0 or other_users_python() is None,
-    reason="running a command as another user needs root and a python3 that user can run")
+    reason="running a command as another user needs root and a python3 that user can run",
+)
 
 
 @pytest.fixture
@@ -214,13 +334,20 @@ def check(result: subprocess.CompletedProcess, capture_name: str, *, normalize=N
 
 # --- getopt_long ------------------------------------------------------------------------------
 
-LONG = {"format": ("o", 1), "Format": ("O", 1), "noheader": ("h", 0), "jobs": ("j", 2),
-        "states": ("t", 1), "steps": ("s", 2), "start": ("start", 0), "sort": ("S", 1)}
+LONG = {
+    "format": ("o", 1),
+    "Format": ("O", 1),
+    "noheader": ("h", 0),
+    "jobs": ("j", 2),
+    "states": ("t", 1),
+    "steps": ("s", 2),
+    "start": ("start", 0),
+    "sort": ("S", 1),
+}
 
 
 def test_getopt_clusters_attached_values_and_permutation():
-    opts, rest = getopt_long("squeue", ["-ho%i", "x", "--format=%j", "-t", "PD"],
-                                     "ho:t:j::", LONG)
+    opts, rest = getopt_long("squeue", ["-ho%i", "x", "--format=%j", "-t", "PD"], "ho:t:j::", LONG)
     assert opts == [("h", None), ("o", "%i"), ("o", "%j"), ("t", "PD")]
     assert rest == ["x"]
 
@@ -235,12 +362,15 @@ def test_getopt_prefixes_and_glibc_errors():
     assert getopt_long("squeue", ["--no"], "", LONG)[0] == [("h", None)]
     with pytest.raises(UsageError) as err:
         getopt_long("squeue", ["--st"], "", LONG)
-    assert err.value.lines[0] == ("squeue: option '--st' is ambiguous; possibilities: "
-                                  "'--states' '--steps' '--start'")
+    assert err.value.lines[0] == (
+        "squeue: option '--st' is ambiguous; possibilities: '--states' '--steps' '--start'"
+    )
     with pytest.raises(UsageError) as err:
         getopt_long("squeue", ["--bogus"], "", LONG)
-    assert err.value.lines == ("squeue: unrecognized option '--bogus'",
-                               'Try "squeue --help" for more information')
+    assert err.value.lines == (
+        "squeue: unrecognized option '--bogus'",
+        'Try "squeue --help" for more information',
+    )
     with pytest.raises(UsageError) as err:
         getopt_long("squeue", ["-x"], "h", LONG)
     assert err.value.lines[0] == "squeue: invalid option -- 'x'"
@@ -260,6 +390,7 @@ def test_getopt_prefixes_and_glibc_errors():
 
 # --- printing primitives -------------------------------------------------------------------
 
+
 def test_pad_is_squeues_print_str():
     assert common.pad("12345", 3, True) == "123"  # right-justified and cut
     assert common.pad("12345", 3, True, cut=False) == "12345"  # node lists and times
@@ -272,63 +403,128 @@ def test_pad_is_squeues_print_str():
 
 def test_percent_format_prefix_suffix_and_invalid():
     errors = []
-    items = common.parse_percent_format("id:%.5i|%-3j%%!", squeue_format.SQUEUE_FIELDS,
-                                         squeue_format.PERCENT_CODES, errors)
+    items = common.parse_percent_format(
+        "id:%.5i|%-3j%%!", squeue_format.SQUEUE_FIELDS, squeue_format.PERCENT_CODES, errors
+    )
     assert errors == ["-", "!"]
     assert [(i.key, i.width, i.right, i.suffix) for i in items] == [
-        (None, 0, False, "id:"), ("jobarrayid", 5, True, "|"), (None, 0, False, "%-3j"),
-        (None, 0, False, "%!")]
+        (None, 0, False, "id:"),
+        ("jobarrayid", 5, True, "|"),
+        (None, 0, False, "%-3j"),
+        (None, 0, False, "%!"),
+    ]
     assert common.render(items, None) == "id:JOBID|%-3j%!"
 
 
 def test_long_format_tokens():
     errors = []
-    items = common.parse_long_format("JobID,name:.12,State:|,reason:5x,Nope", 
-                                      squeue_format.SQUEUE_FIELDS, errors)
+    items = common.parse_long_format(
+        "JobID,name:.12,State:|,reason:5x,Nope", squeue_format.SQUEUE_FIELDS, errors
+    )
     assert errors == ["Nope"]
     assert [(i.width, i.right, i.suffix) for i in items] == [
-        (20, False, ""), (12, True, ""), (0, False, "|"), (5, False, "x"), (20, False, "")]
+        (20, False, ""),
+        (12, True, ""),
+        (0, False, "|"),
+        (5, False, "x"),
+        (20, False, ""),
+    ]
     assert common.render(items, None) == "JOBID" + " " * 15 + "        NAMESTATE|REASOx"
 
 
 def _rec(job_id, **fields):
-    row = dict(job_id=job_id, submission=job_id, array_job_id=None, array_task_id=None,
-               array_throttle=None, array_rank=None, name="j", user="u", uid=1, gid=1,
-               account=None, partition="p", num_nodes=1, max_nodes=None, num_cpus=1,
-               num_tasks=1, cpus_per_task=None, tasks_per_node=[1], cpus_per_node=[1],
-               mem_per_node=None, mem_per_cpu=None, gpus_per_node=0, gres=None, time_limit=None,
-               dependency_spec=None, dependency=None, kill_on_invalid_dep=False, comment=None,
-               command=None, submit_dir="/w", workdir="/w", stdout=None, stderr=None,
-               stdin=None, requeue=True, batch=True, state="PENDING", reason="None", held=None,
-               submit_time=T0, begin_time=None, eligible_time=None, start_time=None,
-               end_time=None, exit_code=None, exit_signal=None, nodelist=None,
-               batch_host=None, restarts=0, kill_action=None, kill_sent=None,
-               cancelled_by=None, executor="local", executor_ref=None, result=None)
+    row = dict(
+        job_id=job_id,
+        submission=job_id,
+        array_job_id=None,
+        array_task_id=None,
+        array_throttle=None,
+        array_rank=None,
+        name="j",
+        user="u",
+        uid=1,
+        gid=1,
+        account=None,
+        partition="p",
+        num_nodes=1,
+        max_nodes=None,
+        num_cpus=1,
+        num_tasks=1,
+        cpus_per_task=None,
+        tasks_per_node=[1],
+        cpus_per_node=[1],
+        mem_per_node=None,
+        mem_per_cpu=None,
+        gpus_per_node=0,
+        gres=None,
+        time_limit=None,
+        dependency_spec=None,
+        dependency=None,
+        kill_on_invalid_dep=False,
+        comment=None,
+        command=None,
+        submit_dir="/w",
+        workdir="/w",
+        stdout=None,
+        stderr=None,
+        stdin=None,
+        requeue=True,
+        batch=True,
+        state="PENDING",
+        reason="None",
+        held=None,
+        submit_time=T0,
+        begin_time=None,
+        eligible_time=None,
+        start_time=None,
+        end_time=None,
+        exit_code=None,
+        exit_signal=None,
+        nodelist=None,
+        batch_host=None,
+        restarts=0,
+        kill_action=None,
+        kill_sent=None,
+        cancelled_by=None,
+        executor="local",
+        executor_ref=None,
+        result=None,
+    )
     row.update(fields)
     return state.JobRecord(**row)
 
 
 def test_collapse_keeps_started_requeued_and_asked_for_tasks_apart():
     arr = dict(array_job_id=7, array_throttle=2)
-    recs = [_rec(7, array_task_id=4, **arr), _rec(8, array_task_id=1, **arr),
-            _rec(9, array_task_id=2, state="RUNNING", start_time=T0, nodelist="n1", **arr),
-            _rec(10, array_task_id=3, restarts=1, **arr),
-            _rec(11, array_task_id=5, held="user", **arr), _rec(12)]
+    recs = [
+        _rec(7, array_task_id=4, **arr),
+        _rec(8, array_task_id=1, **arr),
+        _rec(9, array_task_id=2, state="RUNNING", start_time=T0, nodelist="n1", **arr),
+        _rec(10, array_task_id=3, restarts=1, **arr),
+        _rec(11, array_task_id=5, held="user", **arr),
+        _rec(12),
+    ]
     shown = [j.id_text for j in jobview.collapse(recs, now=NOW)]
     assert shown == ["7_[1,4%2]", "7_2", "7_3", "7_[5%2]", "12"]
     group = jobview.collapse(recs, now=NOW)[0]
     assert (group.job_id, group.rec.array_task_id, group.task_text) == (7, 1, "1,4%2")
     # a task asked for by its id is its own record; the rest stay the array's pending record
-    assert [j.id_text for j in jobview.collapse(recs, keep_tasks={(7, 4)}, now=NOW)][:2] == \
-        ["7_4", "7_[1%2]"]
+    assert [j.id_text for j in jobview.collapse(recs, keep_tasks={(7, 4)}, now=NOW)][:2] == [
+        "7_4",
+        "7_[1%2]",
+    ]
     assert len(jobview.collapse(recs, expand=True, now=NOW)) == 6
 
 
 def test_times_of_a_job():
-    running = jobview.Job(_rec(1, state="RUNNING", start_time=NOW - 90, time_limit=2,
-                               nodelist="n1"), now=NOW)
+    running = jobview.Job(
+        _rec(1, state="RUNNING", start_time=NOW - 90, time_limit=2, nodelist="n1"), now=NOW
+    )
     assert (running.used(), running.time_left(), running.end_shown()) == (
-        90, "0:30", common.iso(NOW - 90 + 120))
+        90,
+        "0:30",
+        common.iso(NOW - 90 + 120),
+    )
     over = jobview.Job(_rec(1, state="RUNNING", start_time=NOW - 200, time_limit=2), now=NOW)
     assert over.time_left() == "INVALID"
     pending = jobview.Job(_rec(2, begin_time=NOW + 60), now=NOW)
@@ -340,13 +536,17 @@ def test_sacct_cells():
     job = jobview.Job(_rec(5, state="CANCELLED", cancelled_by=1001, end_time=NOW), now=NOW)
     fields = sacct_format.parse_sacct_fields("jobid,state,NodeList%-14,reason%3")
     lines = sacct_format.sacct_lines([sacct_format.Row(job)], fields, header=True, parsable=0)
-    assert lines == ["JobID             State NodeList       Rea ",
-                     "------------ ---------- -------------- --- ",
-                     "5            CANCELLED+ None assigned  No+ "]
-    assert sacct_format.sacct_lines([sacct_format.Row(job)], fields, header=False, parsable=1) == \
-        ["5|CANCELLED by 1001|None assigned|None|"]
-    assert sacct_format.sacct_lines([sacct_format.Row(job)], fields, header=False, parsable=2,
-                               delimiter=",") == ["5,CANCELLED by 1001,None assigned,None"]
+    assert lines == [
+        "JobID             State NodeList       Rea ",
+        "------------ ---------- -------------- --- ",
+        "5            CANCELLED+ None assigned  No+ ",
+    ]
+    assert sacct_format.sacct_lines([sacct_format.Row(job)], fields, header=False, parsable=1) == [
+        "5|CANCELLED by 1001|None assigned|None|"
+    ]
+    assert sacct_format.sacct_lines(
+        [sacct_format.Row(job)], fields, header=False, parsable=2, delimiter=","
+    ) == ["5,CANCELLED by 1001,None assigned,None"]
     with pytest.raises(UsageError):
         sacct_format.parse_sacct_fields("JobID,nope")
 
@@ -365,14 +565,17 @@ def test_helpformat_is_slurms():
 
 def test_yaml_scalars():
     text = squeue_format.to_yaml({"a": "", "b": [], "c": [{"d": 1}], "e": True, "f": "x: y"})
-    assert text == ("%YAML 1.1\n--- !!map\n!!str a: !!null null\n!!str b: !!seq []\n"
-                    "!!str c: !!seq\n- !!map\n  !!str d: !!int 1\n!!str e: !!bool true\n"
-                    "!!str f: !!str 'x: y'\n")
+    assert text == (
+        "%YAML 1.1\n--- !!map\n!!str a: !!null null\n!!str b: !!seq []\n"
+        "!!str c: !!seq\n- !!map\n  !!str d: !!int 1\n!!str e: !!bool true\n"
+        "!!str f: !!str 'x: y'\n"
+    )
 
 
 def test_show_job_num_nodes_asked_while_pending():
     """Real Slurm 22.05: `-N 1-2` pending shows NumNodes=1-2, `-N2` 2-2, no -N 1; once
     started, ended or cancelled while pending, the one count."""
+
     def num_nodes(**fields):
         text = scontrol_format.show_job(jobview.Job(_rec(9, **fields), now=NOW))
         return [w for w in text.split() if w.startswith("NumNodes=")]
@@ -380,10 +583,10 @@ def test_show_job_num_nodes_asked_while_pending():
     assert num_nodes(max_nodes=2) == ["NumNodes=1-2"]
     assert num_nodes(num_nodes=2, max_nodes=2) == ["NumNodes=2-2"]
     assert num_nodes() == ["NumNodes=1"]
-    assert num_nodes(num_nodes=2, max_nodes=2, state="CANCELLED", end_time=T0 + 1) \
-        == ["NumNodes=2"]
-    assert num_nodes(num_nodes=2, max_nodes=2, state="RUNNING", start_time=T0 + 1,
-                     nodelist="n[1-2]") == ["NumNodes=2"]
+    assert num_nodes(num_nodes=2, max_nodes=2, state="CANCELLED", end_time=T0 + 1) == ["NumNodes=2"]
+    assert num_nodes(
+        num_nodes=2, max_nodes=2, state="RUNNING", start_time=T0 + 1, nodelist="n[1-2]"
+    ) == ["NumNodes=2"]
 
 
 def test_show_job_one_line_and_block_agree():

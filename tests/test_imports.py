@@ -20,22 +20,31 @@ print(sorted(m for m in ("sky", "yaml", "psutil", "click") if m in sys.modules))
 
 
 def test_parse_and_translate_import_no_skypilot():
-    out = subprocess.run([sys.executable, "-c", PARSE_AND_TRANSLATE], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", PARSE_AND_TRANSLATE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
 def test_importing_the_package_imports_nothing_third_party():
     code = "import sys, slurmsky; print(sorted(m for m in ('lark', 'sky', 'yaml', 'click', 'psutil') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert out.stdout.strip() == "[]"
 
 
 HEAVY = ("sky", "lark", "yaml", "psutil", "click", "dataclasses")
-PROBE = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write('HEAVY %s\\n' % "
-         f"sorted(m for m in {HEAVY!r} if m in sys.modules))); "
-         "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+PROBE = (
+    "import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write('HEAVY %s\\n' % "
+    f"sorted(m for m in {HEAVY!r} if m in sys.modules))); "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
 def test_each_command_imports_only_what_it_needs(tmp_path):
@@ -45,19 +54,35 @@ def test_each_command_imports_only_what_it_needs(tmp_path):
 
     (tmp_path / "job.sh").write_text("#!/bin/bash\n#SBATCH -t 5\nmodule load x\ntrue\n")
     (tmp_path / "plain.sh").write_text("#!/bin/bash\n#SBATCH -t 5\n\ntrue\n")
-    env = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"),
-               SLURMSKY_CONFIG=str(tmp_path / "none.yaml"))
+    env = dict(
+        os.environ,
+        HOME=str(tmp_path),
+        SLURMSKY_HOME=str(tmp_path / "state"),
+        SLURMSKY_CONFIG=str(tmp_path / "none.yaml"),
+    )
     expected = [
         (["sbatch", "--hold", "--wrap", "true"], []),
         (["sbatch", "--hold", "plain.sh"], []),  # #SBATCH lines only: read without the parser
-        (["sbatch", "--hold", "job.sh"], ["dataclasses"]),  # the generated parser (Lark's code) imports it
-        (["squeue"], []), (["squeue", "-j", "1"], []), (["sacct", "-j", "1"], []),
-        (["scontrol", "show", "job", "1"], []), (["scancel", "1"], []),
+        (
+            ["sbatch", "--hold", "job.sh"],
+            ["dataclasses"],
+        ),  # the generated parser (Lark's code) imports it
+        (["squeue"], []),
+        (["squeue", "-j", "1"], []),
+        (["sacct", "-j", "1"], []),
+        (["scontrol", "show", "job", "1"], []),
+        (["scancel", "1"], []),
     ]
     got = []
     for argv, _ in expected:
-        out = subprocess.run([sys.executable, "-c", PROBE, str(ROOT / "bin" / argv[0]), *argv[1:]],
-                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, str(ROOT / "bin" / argv[0]), *argv[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, (argv, out.stderr)
         got.append((argv, ast.literal_eval(out.stderr.rsplit("HEAVY ", 1)[1])))
     assert got == expected
@@ -70,13 +95,23 @@ def test_listings_import_no_re_json_enum_or_signal(tmp_path):
 
     light = ("re", "json", "enum", "signal")
     probe = PROBE.replace(repr(HEAVY), repr(light))
-    env = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"),
-               SLURMSKY_CONFIG=str(tmp_path / "none.yaml"))
+    env = dict(
+        os.environ,
+        HOME=str(tmp_path),
+        SLURMSKY_HOME=str(tmp_path / "state"),
+        SLURMSKY_CONFIG=str(tmp_path / "none.yaml"),
+    )
     (tmp_path / "noop.py").write_text("")
 
     def imported(script, *args):
-        out = subprocess.run([sys.executable, "-c", probe, str(script), *args], cwd=tmp_path,
-                             env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-c", probe, str(script), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, (script, out.stderr)
         return ast.literal_eval(out.stderr.rsplit("HEAVY ", 1)[1])
 

@@ -63,7 +63,7 @@ def imports(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parts + ([node.module] if node.module else []))
             for alias in node.names:
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base)
@@ -78,9 +78,12 @@ GRAPH = {module: imports(module) for module in MODULES}
 
 
 def test_every_import_points_down_the_layers():
-    wrong = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {d} ({LAYERS[layer_of(d)][0]})"
-             for m, deps in sorted(GRAPH.items()) for d in sorted(deps)
-             if layer_of(d) > layer_of(m)]
+    wrong = [
+        f"{m} ({LAYERS[layer_of(m)][0]}) imports {d} ({LAYERS[layer_of(d)][0]})"
+        for m, deps in sorted(GRAPH.items())
+        for d in sorted(deps)
+        if layer_of(d) > layer_of(m)
+    ]
     assert wrong == []
 
 
@@ -117,10 +120,14 @@ def test_the_import_graph_has_no_cycle():
 
 
 def test_a_concrete_backend_is_reached_only_through_the_registry():
-    wrong = [f"{m} imports {d}" for m, deps in sorted(GRAPH.items()) for d in sorted(deps)
-             for package in REGISTRY.values()
-             if (d == package or d.startswith(package + "."))
-             and not (m == package or m.startswith(package + "."))]
+    wrong = [
+        f"{m} imports {d}"
+        for m, deps in sorted(GRAPH.items())
+        for d in sorted(deps)
+        for package in REGISTRY.values()
+        if (d == package or d.startswith(package + "."))
+        and not (m == package or m.startswith(package + "."))
+    ]
     assert wrong == []
 
 
@@ -132,8 +139,9 @@ def test_no_backend_name_is_tested_outside_the_backends():
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Compare):
-                constants = [c.value for c in [node.left, *node.comparators]
-                             if isinstance(c, ast.Constant)]
+                constants = [
+                    c.value for c in [node.left, *node.comparators] if isinstance(c, ast.Constant)
+                ]
                 if any(value in REGISTRY for value in constants):
                     found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
     assert found == []

@@ -12,11 +12,9 @@ import time
 
 import psutil
 import pytest
-
 from conftest import BIN, ROOT
 
 from slurmsky.core import jobcontrol as control
-
 from slurmsky.core import state
 
 
@@ -52,19 +50,39 @@ def test_hello_example_writes_slurm_out(cluster):
     assert cluster.wait_done(job) == [(job, "COMPLETED", 0, 0, "None")]
     assert (cluster.cwd / f"slurm-{job}.out").read_text() == (
         f"Hello from job {job} (hello) on 127.0.0.1\n"
-        f"submitted from {cluster.cwd}, running in {cluster.cwd}\n")
+        f"submitted from {cluster.cwd}, running in {cluster.cwd}\n"
+    )
     # the run directory keeps only RESULT and the runtime's log (the spec had the environment)
-    cluster.wait_for(lambda: sorted(os.listdir(cluster.state / "jobs" / str(job)))
-                     == ["result.json", "runtime-0.log"], 10, "the run directory's cleanup")
+    cluster.wait_for(
+        lambda: (
+            sorted(os.listdir(cluster.state / "jobs" / str(job)))
+            == ["result.json", "runtime-0.log"]
+        ),
+        10,
+        "the run directory's cleanup",
+    )
 
 
 def test_wait_exit_codes(cluster):
-    cases = [(["--wrap", "sleep 1; exit 3"], 3), (["--wrap", "true"], 0),
-             (["--array=1-3", "--wrap", "exit $SLURM_ARRAY_TASK_ID"], 3),
-             (["--wrap", "kill -9 $$"], 1)]
-    procs = [(subprocess.Popen([sys.executable, str(BIN / "sbatch"), "--wait", *args],
-                               cwd=cluster.cwd, env=cluster.env, stdout=subprocess.PIPE,
-                               text=True), rc) for args, rc in cases]
+    cases = [
+        (["--wrap", "sleep 1; exit 3"], 3),
+        (["--wrap", "true"], 0),
+        (["--array=1-3", "--wrap", "exit $SLURM_ARRAY_TASK_ID"], 3),
+        (["--wrap", "kill -9 $$"], 1),
+    ]
+    procs = [
+        (
+            subprocess.Popen(
+                [sys.executable, str(BIN / "sbatch"), "--wait", *args],
+                cwd=cluster.cwd,
+                env=cluster.env,
+                stdout=subprocess.PIPE,
+                text=True,
+            ),
+            rc,
+        )
+        for args, rc in cases
+    ]
     for proc, rc in procs:
         out, _ = proc.communicate(timeout=60)
         assert out.startswith("Submitted batch job ") and proc.returncode == rc
@@ -73,9 +91,13 @@ def test_wait_exit_codes(cluster):
 
 def test_wait_for_a_cancelled_job_exits_1(cluster, monkeypatch):
     conn = use_state(cluster, monkeypatch)
-    waiter = subprocess.Popen([sys.executable, str(BIN / "sbatch"), "--wait", "-J", "waitcancel",
-                               "--wrap", "sleep 30"], cwd=cluster.cwd, env=cluster.env,
-                              stdout=subprocess.PIPE, text=True)
+    waiter = subprocess.Popen(
+        [sys.executable, str(BIN / "sbatch"), "--wait", "-J", "waitcancel", "--wrap", "sleep 30"],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     job = cluster.wait_for(lambda: [r[0] for r in cluster.jobs("state = 'RUNNING'")], 30)[0]
     assert control.cancel(conn, control.select(conn, job, None)) == {}
     out, _ = waiter.communicate(timeout=60)
@@ -86,8 +108,11 @@ def test_wait_for_a_cancelled_job_exits_1(cluster, monkeypatch):
 def test_export_none_gets_a_login_environment(cluster):
     job = cluster.sbatch("--export=NONE", "--wrap", "env | sort", env={"SECRET_THING": "x"})
     cluster.wait_done(job)
-    env = dict(line.split("=", 1) for line in
-               (cluster.cwd / f"slurm-{job}.out").read_text().splitlines() if "=" in line)
+    env = dict(
+        line.split("=", 1)
+        for line in (cluster.cwd / f"slurm-{job}.out").read_text().splitlines()
+        if "=" in line
+    )
     assert "SECRET_THING" not in env
     # the user's login environment, as `su - user` and the login shell's profiles give it
     import pwd
@@ -97,12 +122,21 @@ def test_export_none_gets_a_login_environment(cluster):
 
     entry = pwd.getpwuid(os.getuid())
     assert (env["HOME"], env["USER"], env["LOGNAME"], env["SHELL"]) == (
-        entry.pw_dir, entry.pw_name, entry.pw_name, entry.pw_shell)
+        entry.pw_dir,
+        entry.pw_name,
+        entry.pw_name,
+        entry.pw_shell,
+    )
     assert env["MAIL"] == os.path.join(login_defs().get("MAIL_DIR", "/var/mail"), entry.pw_name)
     path = [p for p in env["PATH"].split(":") if not p.startswith(str(cluster.state))]
     if os.getuid() == 0 and shutil.which("su"):
-        login = subprocess.run(["su", "-", entry.pw_name, "-c", "echo $PATH"], text=True,
-                               capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+        login = subprocess.run(
+            ["su", "-", entry.pw_name, "-c", "echo $PATH"],
+            text=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+        )
         assert ":".join(path) == login.stdout.strip()
     job = cluster.sbatch("--wrap", "env | sort", env={"SECRET_THING": "x"})
     cluster.wait_done(job)
@@ -114,20 +148,31 @@ def test_srun_tasks_get_no_locale_the_job_did_not_have(cluster):
     without a locale gives its tasks none (as real srun), one with LC_CTYPE keeps it."""
     for name in ("LANG", "LC_ALL", "LC_CTYPE", "LANGUAGE"):
         cluster.env.pop(name, None)
-    probe = cluster.script("probe.sh", "#!/bin/sh\nsrun sh -c 'echo task=${LC_CTYPE-unset}'\n"
-                           "echo batch=${LC_CTYPE-unset}\n")
+    probe = cluster.script(
+        "probe.sh",
+        "#!/bin/sh\nsrun sh -c 'echo task=${LC_CTYPE-unset}'\necho batch=${LC_CTYPE-unset}\n",
+    )
     bare = cluster.sbatch(probe)
     own = cluster.sbatch(probe, env={"LC_CTYPE": "C.UTF-8"})
     cluster.wait_done(bare, own)
     assert [(cluster.cwd / f"slurm-{job}.out").read_text() for job in (bare, own)] == [
-        "task=unset\nbatch=unset\n", "task=C.UTF-8\nbatch=C.UTF-8\n"]
+        "task=unset\nbatch=unset\n",
+        "task=C.UTF-8\nbatch=C.UTF-8\n",
+    ]
 
 
 def test_fifty_concurrent_submissions(cluster):
-    procs = [subprocess.Popen([sys.executable, str(BIN / "sbatch"), "--parsable", "--wrap",
-                               "echo $SLURM_JOB_ID"], cwd=cluster.cwd, env=cluster.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(50)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(BIN / "sbatch"), "--parsable", "--wrap", "echo $SLURM_JOB_ID"],
+            cwd=cluster.cwd,
+            env=cluster.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(50)
+    ]
     ids = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -148,8 +193,11 @@ def test_agent_killed_while_jobs_run(cluster):
     cluster.wait_for(lambda: len(cluster.jobs("state = 'RUNNING'")) == 3, 30, "3 running")
     old = cluster.agent_pid()
     os.kill(old, signal.SIGKILL)
-    cluster.wait_for(lambda: not psutil.pid_exists(old) or
-                     psutil.Process(old).status() == psutil.STATUS_ZOMBIE, 10, "agent death")
+    cluster.wait_for(
+        lambda: not psutil.pid_exists(old) or psutil.Process(old).status() == psutil.STATUS_ZOMBIE,
+        10,
+        "agent death",
+    )
     late = cluster.sbatch(script)  # the next command starts a new agent
     cluster.wait_for(lambda: cluster.agent_pid() not in (None, old), 10, "a new agent")
     rows = cluster.wait_done(*ids[:3], late, timeout=60)
@@ -160,11 +208,16 @@ def test_agent_killed_while_jobs_run(cluster):
 
 def test_cancel_ends_the_whole_tree_even_when_sigterm_is_ignored(cluster, monkeypatch):
     conn = use_state(cluster, monkeypatch)
-    script = cluster.script("stubborn.sh", "#!/bin/bash\ntrap '' TERM\n"
-                            "(sleep 300; echo never) &\nbash -c 'sleep 300' &\nwait\nwait\n")
+    script = cluster.script(
+        "stubborn.sh",
+        "#!/bin/bash\ntrap '' TERM\n(sleep 300; echo never) &\nbash -c 'sleep 300' &\nwait\nwait\n",
+    )
     job = cluster.sbatch(script)
-    tree = cluster.wait_for(lambda: len(job_tree(cluster, job)) >= 5 and job_tree(cluster, job),
-                            30, "the job's processes")
+    tree = cluster.wait_for(
+        lambda: len(job_tree(cluster, job)) >= 5 and job_tree(cluster, job),
+        30,
+        "the job's processes",
+    )
     assert control.cancel(conn, control.select(conn, job, None)) == {}
     assert cluster.wait_done(job, timeout=30)[0][1] == "CANCELLED"
     gone, alive = psutil.wait_procs(tree, timeout=10)
@@ -172,8 +225,11 @@ def test_cancel_ends_the_whole_tree_even_when_sigterm_is_ignored(cluster, monkey
 
 
 def test_time_limit_ends_job_as_timeout(cluster):
-    script = cluster.script("slow.sh", "#!/bin/bash\n#SBATCH --time=1\n"
-                            "trap 'echo got TERM' TERM\nfor i in $(seq 300); do sleep 0.1; done\n")
+    script = cluster.script(
+        "slow.sh",
+        "#!/bin/bash\n#SBATCH --time=1\n"
+        "trap 'echo got TERM' TERM\nfor i in $(seq 300); do sleep 0.1; done\n",
+    )
     job = cluster.sbatch(script, env={"SLURMSKY_SECONDS_PER_MINUTE": "2"})
     started = time.monotonic()
     assert cluster.wait_done(job, timeout=60) == [(job, "TIMEOUT", 0, 0, "TimeLimit")]
@@ -183,9 +239,12 @@ def test_time_limit_ends_job_as_timeout(cluster):
 
 
 def test_signal_option_reaches_the_batch_shell(cluster):
-    script = cluster.script("sig.sh", "#!/bin/bash\n#SBATCH --time=1 --signal=B:USR1@2\n"
-                            "trap 'echo got USR1; exit 0' USR1\n"
-                            "for i in $(seq 300); do sleep 0.1; done\n")
+    script = cluster.script(
+        "sig.sh",
+        "#!/bin/bash\n#SBATCH --time=1 --signal=B:USR1@2\n"
+        "trap 'echo got USR1; exit 0' USR1\n"
+        "for i in $(seq 300); do sleep 0.1; done\n",
+    )
     job = cluster.sbatch(script, env={"SLURMSKY_SECONDS_PER_MINUTE": "4"})
     assert cluster.wait_done(job, timeout=60)[0][1] == "COMPLETED"
     assert "got USR1" in (cluster.cwd / f"slurm-{job}.out").read_text()
@@ -193,8 +252,11 @@ def test_signal_option_reaches_the_batch_shell(cluster):
 
 def test_scancel_signal_batch(cluster, monkeypatch):
     conn = use_state(cluster, monkeypatch)
-    script = cluster.script("sig.sh", "#!/bin/bash\ntrap 'echo batch got USR1; exit 0' USR1\n"
-                            "for i in $(seq 300); do sleep 0.1; done\n")
+    script = cluster.script(
+        "sig.sh",
+        "#!/bin/bash\ntrap 'echo batch got USR1; exit 0' USR1\n"
+        "for i in $(seq 300); do sleep 0.1; done\n",
+    )
     job = cluster.sbatch(script)
     cluster.wait_for(lambda: cluster.job(job)[1] == "RUNNING", 30, "running")
     time.sleep(0.5)  # the trap is set
@@ -223,13 +285,17 @@ def test_jobs_that_do_not_fit_wait_for_resources(cluster):
     cluster.wait_for(lambda: cluster.job(big)[1] == "RUNNING", 30, "the big job to run")
     waiting = cluster.sbatch("--wrap", "true", env=env)
     behind = cluster.sbatch("--wrap", "true", env=env)
-    cluster.wait_for(lambda: (cluster.job(waiting)[4], cluster.job(behind)[4])
-                     == ("Resources", "Priority"), 10, "the pending reasons")
+    cluster.wait_for(
+        lambda: (cluster.job(waiting)[4], cluster.job(behind)[4]) == ("Resources", "Priority"),
+        10,
+        "the pending reasons",
+    )
     rows = cluster.wait_done(big, waiting, behind)
     assert [r[1] for r in rows] == ["COMPLETED"] * 3
     with cluster.db() as conn:
-        (start,) = conn.execute("SELECT start_time FROM jobs WHERE job_id = ?",
-                                (waiting,)).fetchone()
+        (start,) = conn.execute(
+            "SELECT start_time FROM jobs WHERE job_id = ?", (waiting,)
+        ).fetchone()
         (end,) = conn.execute("SELECT end_time FROM jobs WHERE job_id = ?", (big,)).fetchone()
     assert start >= end
 
@@ -245,16 +311,23 @@ def test_login_base_reads_login_defs(tmp_path):
     defs_file.write_text(
         "# comment\nMAIL_DIR\t/var/mail\n"
         "ENV_SUPATH\tPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-        "ENV_PATH\tPATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games\n")
+        "ENV_PATH\tPATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games\n"
+    )
     defs = login_defs(str(defs_file))
     user = pwd.struct_passwd(("peeruser", "x", 1001, 1001, "", "/home/peeruser", "/bin/bash"))
     root = pwd.struct_passwd(("root", "x", 0, 0, "", "/root", ""))
     assert login_base(user, defs) == {
-        "HOME": "/home/peeruser", "SHELL": "/bin/bash", "USER": "peeruser",
-        "LOGNAME": "peeruser", "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games",
-        "MAIL": "/var/mail/peeruser"}
-    assert login_base(root, defs)["PATH"] == \
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        "HOME": "/home/peeruser",
+        "SHELL": "/bin/bash",
+        "USER": "peeruser",
+        "LOGNAME": "peeruser",
+        "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games",
+        "MAIL": "/var/mail/peeruser",
+    }
+    assert (
+        login_base(root, defs)["PATH"]
+        == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    )
     assert login_base(root, {})["SHELL"] == "/bin/sh"
     assert login_defs(str(tmp_path / "missing")) == {}
 
@@ -266,8 +339,11 @@ def test_one_login_reading_serves_the_jobs_of_a_minute(monkeypatch):
     readings = []
     clock = [1000.0]
     monkeypatch.setattr(login, "_login_read", None)
-    monkeypatch.setattr(login, "read_login_environment",
-                        lambda: readings.append(1) or {"PATH": f"/bin{len(readings)}"})
+    monkeypatch.setattr(
+        login,
+        "read_login_environment",
+        lambda: readings.append(1) or {"PATH": f"/bin{len(readings)}"},
+    )
     monkeypatch.setattr(login.time, "monotonic", lambda: clock[0])
     first = login.login_environment()
     first["PATH"] = "changed by a caller"

@@ -6,7 +6,6 @@ import re
 import time
 
 import pytest
-
 from captures import read_capture
 
 JOB = "#!/bin/bash\necho hi\n"
@@ -16,16 +15,26 @@ def normalise(text: str) -> str:
     return re.sub(r"\d+", "N", text)
 
 
-@pytest.mark.parametrize("capture", [
-    "sbatch-basic.txt", "sbatch-parsable.txt", "sbatch-parsable-cluster.txt",
-    "sbatch-cluster-noparsable.txt", "sbatch-clusters-long.txt", "sbatch-quiet.txt",
-])
+@pytest.mark.parametrize(
+    "capture",
+    [
+        "sbatch-basic.txt",
+        "sbatch-parsable.txt",
+        "sbatch-parsable-cluster.txt",
+        "sbatch-cluster-noparsable.txt",
+        "sbatch-clusters-long.txt",
+        "sbatch-quiet.txt",
+    ],
+)
 def test_submit_lines_match_slurm(cluster, capture):
     real = read_capture(capture)
     cluster.script("job.sh", JOB)
     got = cluster.run("sbatch", "--hold", *real.command.split()[1:])
     assert (normalise(got.stdout), got.stderr, got.returncode) == (
-        normalise(real.stdout), real.stderr, real.exit)
+        normalise(real.stdout),
+        real.stderr,
+        real.exit,
+    )
 
 
 def test_parsable_array_prints_the_array_id(cluster):
@@ -51,10 +60,11 @@ def test_too_many_cpus_is_refused_and_recorded_failed(cluster):
 
 def test_gpus_are_refused_without_gpus(cluster):
     """A machine without GPUs (and no partition's `gpus`): refused as on a node without any."""
-    got = cluster.run("sbatch", "--gres=gpu:1", "--wrap", "true",
-                      env={"CUDA_VISIBLE_DEVICES": ""})
-    assert got.stderr == ("sbatch: error: Batch job submission failed: Requested node "
-                          "configuration is not available\n")
+    got = cluster.run("sbatch", "--gres=gpu:1", "--wrap", "true", env={"CUDA_VISIBLE_DEVICES": ""})
+    assert got.stderr == (
+        "sbatch: error: Batch job submission failed: Requested node "
+        "configuration is not available\n"
+    )
     assert got.returncode == 1
 
 
@@ -63,8 +73,11 @@ def test_test_only_consumes_an_id_and_stores_nothing(cluster):
     for args in (["--test-only"], ["--test-only", "--parsable"]):
         got = cluster.run("sbatch", *args, "job.sh")
         assert got.stdout == "" and got.returncode == 0
-        assert re.fullmatch(r"sbatch: Job \d+ to start at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d using 1 "
-                            r"processors on nodes 127\.0\.0\.1 in partition local\n", got.stderr)
+        assert re.fullmatch(
+            r"sbatch: Job \d+ to start at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d using 1 "
+            r"processors on nodes 127\.0\.0\.1 in partition local\n",
+            got.stderr,
+        )
     assert cluster.jobs() == []
     assert cluster.sbatch("--hold", "job.sh") == 3
 
@@ -96,9 +109,11 @@ def test_too_many_nodes_pends(cluster):
 
 def test_more_memory_than_the_machine_is_refused(cluster):
     got = cluster.run("sbatch", "--mem=100T", "--wrap", "true")
-    assert got.stderr == ("sbatch: error: Memory specification can not be satisfied\n"
-                          "sbatch: error: Batch job submission failed: Requested node "
-                          "configuration is not available\n")
+    assert got.stderr == (
+        "sbatch: error: Memory specification can not be satisfied\n"
+        "sbatch: error: Batch job submission failed: Requested node "
+        "configuration is not available\n"
+    )
     assert got.returncode == 1
     assert cluster.jobs() == [(1, "FAILED", 1, 0, "BadConstraints")]
 
@@ -106,22 +121,30 @@ def test_more_memory_than_the_machine_is_refused(cluster):
 def test_ntasks_per_node_is_allocated_on_every_node(cluster):
     """Real Slurm 22.05 (compat case env-uneven-tasks): `-N2 -n3 --ntasks-per-node=2` gets
     2 tasks' CPUs on both nodes; `-N2 -n5 --ntasks-per-node=2` is refused (the id is used)."""
-    cluster.script("env.sh", "#!/bin/bash\nenv | grep -E '^SLURM_(NTASKS|TASKS_PER_NODE|"
-                   "JOB_CPUS_PER_NODE|NNODES)=' | sort\n")
+    cluster.script(
+        "env.sh",
+        "#!/bin/bash\nenv | grep -E '^SLURM_(NTASKS|TASKS_PER_NODE|"
+        "JOB_CPUS_PER_NODE|NNODES)=' | sort\n",
+    )
     job = cluster.sbatch("-N2", "-n3", "--ntasks-per-node=2", "env.sh")
     assert cluster.wait_done(job)[0][1] == "COMPLETED"
     assert (cluster.cwd / f"slurm-{job}.out").read_text() == (
         "SLURM_JOB_CPUS_PER_NODE=2(x2)\nSLURM_NNODES=2\nSLURM_NTASKS=3\n"
-        "SLURM_TASKS_PER_NODE=2(x2)\n")
+        "SLURM_TASKS_PER_NODE=2(x2)\n"
+    )
     out = cluster.run("sbatch", "-N2", "-n5", "--ntasks-per-node=2", "env.sh")
     assert (out.returncode, out.stdout, out.stderr) == (
-        1, "", "sbatch: error: Batch job submission failed: Requested node configuration is "
-        "not available\n")
+        1,
+        "",
+        "sbatch: error: Batch job submission failed: Requested node configuration is "
+        "not available\n",
+    )
     assert cluster.job(job + 1)[1:4] == ("FAILED", 1, 0)
 
 
 def test_scontrol_shows_the_node_range_asked_while_pending(cluster):
     """Real Slurm 22.05 (compat cases env-nodes-range, scontrol-show-job-fields)."""
+
     def num_nodes(job):
         out = cluster.run("scontrol", "show", "job", str(job))
         return [w for w in out.stdout.split() if w.startswith("NumNodes=")]
@@ -130,7 +153,10 @@ def test_scontrol_shows_the_node_range_asked_while_pending(cluster):
     exact = cluster.sbatch("-N2", "--hold", "--wrap", "true")
     plain = cluster.sbatch("-n2", "--hold", "--wrap", "true")
     assert [num_nodes(j) for j in (ranged, exact, plain)] == [
-        ["NumNodes=1-2"], ["NumNodes=2-2"], ["NumNodes=1"]]
+        ["NumNodes=1-2"],
+        ["NumNodes=2-2"],
+        ["NumNodes=1"],
+    ]
     assert cluster.run("squeue", "-h", "-j", str(ranged), "-o", "%D").stdout == "1\n"
     assert cluster.run("scancel", str(exact)).returncode == 0
     assert num_nodes(exact) == ["NumNodes=2"]

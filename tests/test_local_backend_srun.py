@@ -7,7 +7,6 @@ import shlex
 import time
 
 import pytest
-
 from captures import read_capture
 
 
@@ -18,10 +17,17 @@ def normalise(text: str) -> list[str]:
     return sorted(text.splitlines())
 
 
-@pytest.mark.parametrize("capture", [
-    "srun-exit7.txt", "srun-false.txt", "srun-mixed-exit.txt", "srun-nonexistent-cmd.txt",
-    "srun-stdout-stderr.txt", "srun-quiet-unbuffered.txt",
-])
+@pytest.mark.parametrize(
+    "capture",
+    [
+        "srun-exit7.txt",
+        "srun-false.txt",
+        "srun-mixed-exit.txt",
+        "srun-nonexistent-cmd.txt",
+        "srun-stdout-stderr.txt",
+        "srun-quiet-unbuffered.txt",
+    ],
+)
 def test_srun_matches_slurm(cluster, capture):
     real = read_capture(capture)
     inner = re.fullmatch(r"asuser '(.*)'", real.command).group(1)
@@ -29,7 +35,10 @@ def test_srun_matches_slurm(cluster, capture):
     assert argv[0] == "srun"
     got = cluster.run(*argv)
     assert (normalise(got.stdout), normalise(got.stderr), got.returncode) == (
-        normalise(real.stdout), normalise(real.stderr), real.exit)
+        normalise(real.stdout),
+        normalise(real.stderr),
+        real.exit,
+    )
 
 
 def test_srun_task_killed_by_a_signal(cluster):
@@ -43,12 +52,16 @@ def test_srun_own_allocation_task_env(cluster):
     SLURM_LABELIO with -l, and none of what a batch script or a step inside an allocation
     gets: SLURM_DISTRIBUTION (unless memory was asked for), ..._PACK_GROUP_0,
     SLURM_NODE_ALIASES, SLURM_MEM_PER_NODE/CPU."""
-    probe = ('echo "${SLURM_LABELIO-unset} ${SLURM_DISTRIBUTION-unset} '
-             '${SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0-unset} ${SLURM_NODE_ALIASES-unset} '
-             '${SLURM_MEM_PER_NODE-unset} ${SLURM_MEM_PER_CPU-unset} ${ENVIRONMENT-unset}"')
+    probe = (
+        'echo "${SLURM_LABELIO-unset} ${SLURM_DISTRIBUTION-unset} '
+        "${SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0-unset} ${SLURM_NODE_ALIASES-unset} "
+        '${SLURM_MEM_PER_NODE-unset} ${SLURM_MEM_PER_CPU-unset} ${ENVIRONMENT-unset}"'
+    )
     got = cluster.run("srun", "-N2", "-n2", "-l", "bash", "-c", probe)
     assert sorted(got.stdout.splitlines()) == [
-        "0: 1 unset unset unset unset unset unset", "1: 1 unset unset unset unset unset unset"]
+        "0: 1 unset unset unset unset unset unset",
+        "1: 1 unset unset unset unset unset unset",
+    ]
     got = cluster.run("srun", "--mem=200", "bash", "-c", probe)
     assert got.stdout == "unset cyclic unset unset unset unset unset\n"
     got = cluster.run("srun", "--mincpus=2", "bash", "-c", 'echo "$SLURM_CPUS_ON_NODE"')
@@ -62,13 +75,15 @@ def test_srun_export_none_leaves_no_path(cluster):
     assert (got.stdout, got.returncode) == ("", 2)
     assert sorted(got.stderr.splitlines()) == [
         "slurmstepd-127.0.0.1: error: execve(): bash: No such file or directory",
-        "srun: error: 127.0.0.1: task 0: Exited with exit code 2"]
+        "srun: error: 127.0.0.1: task 0: Exited with exit code 2",
+    ]
     got = cluster.run("srun", "--export=NONE", "/usr/bin/env", env={"FOO": "foo1"})
     names = {line.split("=")[0] for line in got.stdout.splitlines()}
     assert "TMPDIR" in names and not names & {"PATH", "FOO", "HOME", "USER", "SHELL"}
     assert not names & {"SLURM_EXPORT_ENV", "SLURM_GET_USER_ENV"}  # sbatch's, not srun's
-    got = cluster.run("srun", "--export=ALL,BAR=bar", "bash", "-c", 'echo "$FOO $BAR"',
-                      env={"FOO": "foo1"})
+    got = cluster.run(
+        "srun", "--export=ALL,BAR=bar", "bash", "-c", 'echo "$FOO $BAR"', env={"FOO": "foo1"}
+    )
     assert got.stdout == "foo1 bar\n"
 
 
@@ -80,26 +95,35 @@ def test_srun_multi_node_labels(cluster):
 
 def test_srun_refused_like_slurm(cluster):
     got = cluster.run("srun", "-c", "100000", "true")
-    assert got.stderr == ("srun: error: CPU count per node can not be satisfied\n"
-                          "srun: error: Unable to allocate resources: Requested node "
-                          "configuration is not available\n")
+    assert got.stderr == (
+        "srun: error: CPU count per node can not be satisfied\n"
+        "srun: error: Unable to allocate resources: Requested node "
+        "configuration is not available\n"
+    )
     assert got.returncode == 1
 
 
 def test_salloc_environment_and_steps(cluster):
     real = read_capture("salloc-env.txt")
-    got = cluster.run("salloc", "-N2", "-n2", "bash", "-c",
-                      "env | grep -E ^SLURM_ | sort; srun -l hostname")
-    names = lambda text: sorted(line.split("=")[0] for line in text.splitlines() if "=" in line)
+    got = cluster.run(
+        "salloc", "-N2", "-n2", "bash", "-c", "env | grep -E ^SLURM_ | sort; srun -l hostname"
+    )
+
+    def names(text):
+        return sorted(line.split("=")[0] for line in text.splitlines() if "=" in line)
+
     absent_here = {"SLURM_CONF", "SLURM_JOB_ACCOUNT", "SLURM_JOB_QOS"}  # no slurm.conf, no QOS
     assert names(got.stdout) == [n for n in names(real.stdout) if n not in absent_here]
     assert "SLURM_JOB_NAME=interactive\n" in got.stdout
     assert "SLURM_JOB_NODELIST=127.0.0.[1-2]\n" in got.stdout
-    assert sorted(line[:3] for line in got.stdout.splitlines() if line[1:3] == ": ") == ["0: ",
-                                                                                       "1: "]
+    assert sorted(line[:3] for line in got.stdout.splitlines() if line[1:3] == ": ") == [
+        "0: ",
+        "1: ",
+    ]
     job = int(re.search(r"Granted job allocation (\d+)", got.stderr).group(1))
-    assert got.stderr == (f"salloc: Granted job allocation {job}\n"
-                          f"salloc: Relinquishing job allocation {job}\n")
+    assert got.stderr == (
+        f"salloc: Granted job allocation {job}\nsalloc: Relinquishing job allocation {job}\n"
+    )
     assert got.returncode == 0
     assert cluster.job(job)[1:3] == ("COMPLETED", 0)
 
@@ -122,22 +146,33 @@ def test_srun_waits_for_resources_until_cancelled(cluster, monkeypatch):
 
     real = read_capture("srun-too-many-nodes.txt")
     conn = use_state(cluster, monkeypatch)
-    srun = subprocess.Popen([sys.executable, str(BIN / "srun"), "-N99", "hostname"],
-                            cwd=cluster.cwd, env=cluster.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    srun = subprocess.Popen(
+        [sys.executable, str(BIN / "srun"), "-N99", "hostname"],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     job = cluster.wait_for(lambda: cluster.jobs("reason = 'PartitionNodeLimit'"), 30)[0][0]
     time.sleep(0.5)
     assert control.cancel(conn, control.select(conn, job, None)) == {}
     out, err = srun.communicate(timeout=30)
     assert (out, normalise(err), srun.returncode) == (
-        real.stdout, normalise(re.sub(r"job \d+", f"job {job}", real.stderr)), real.exit)
+        real.stdout,
+        normalise(re.sub(r"job \d+", f"job {job}", real.stderr)),
+        real.exit,
+    )
 
 
 def test_squeue_steps_lists_running_srun_steps(cluster):
     """squeue-steps: `squeue -s` lists a running job's srun steps (named as sacct names them)
     before its batch step, as slurmctld orders step ids."""
-    name = cluster.script("steps.sh", "#!/bin/bash\nsrun -J inner bash -c "
-                          "'touch started; while [ ! -e go ]; do sleep 0.1; done'\n")
+    name = cluster.script(
+        "steps.sh",
+        "#!/bin/bash\nsrun -J inner bash -c "
+        "'touch started; while [ ! -e go ]; do sleep 0.1; done'\n",
+    )
     job = cluster.sbatch("-J", "sq-steps", name)
     cluster.wait_for(lambda: (cluster.cwd / "started").exists(), what="the step to start")
     other = cluster.sbatch("--wrap", "sleep 30")
@@ -145,17 +180,25 @@ def test_squeue_steps_lists_running_srun_steps(cluster):
     got = cluster.run("squeue", "-h", "-s", "-j", str(job), "-o", "%i %j %N")
     # as real Slurm 22.05 (peer): -j selects, -n does not; a step list names srun steps,
     # `N.batch` reads as N.0, and an item without a step is refused
-    listed = [cluster.run("squeue", "-h", "-s", *args, "-o", "%i").stdout
-              for args in (["-j", str(other)], ["-n", "nomatch", "-j", str(job)],
-                           [f"{job}.0"], [f"--steps={job}.batch,{other}.0"])]
+    listed = [
+        cluster.run("squeue", "-h", "-s", *args, "-o", "%i").stdout
+        for args in (
+            ["-j", str(other)],
+            ["-n", "nomatch", "-j", str(job)],
+            [f"{job}.0"],
+            [f"--steps={job}.batch,{other}.0"],
+        )
+    ]
     bad = cluster.run("squeue", "-s", str(job))
     (cluster.cwd / "go").touch()
     cluster.run("scancel", str(other))
     assert got.stdout == f"{job}.0 inner 127.0.0.1\n{job}.batch batch 127.0.0.1\n"
-    assert listed == [f"{other}.batch\n", f"{job}.0\n{job}.batch\n", f"{job}.0\n",
-                      f"{job}.0\n"]
+    assert listed == [f"{other}.batch\n", f"{job}.0\n{job}.batch\n", f"{job}.0\n", f"{job}.0\n"]
     assert (bad.stdout, bad.stderr, bad.returncode) == (
-        "", f"squeue: error: Invalid job_step id: {job}.??\n", 1)
+        "",
+        f"squeue: error: Invalid job_step id: {job}.??\n",
+        1,
+    )
     cluster.wait_done(job)
 
 
@@ -169,12 +212,17 @@ def test_salloc_quiet_prints_nothing_of_its_own(cluster):
 def test_refused_partition_is_worded_per_command(cluster, command):
     """Compat case salloc-bad-partition: salloc says `Job submit/allocate failed`, srun
     `Unable to allocate resources` (both real Slurm 22.05)."""
-    (cluster.home / "slurmsky.yaml").write_text("kill_wait: 1\npartitions:\n  debug: {default: true}\n")
+    (cluster.home / "slurmsky.yaml").write_text(
+        "kill_wait: 1\npartitions:\n  debug: {default: true}\n"
+    )
     got = cluster.run(command, "-p", "nosuch", "true")
     failed = {"salloc": "Job submit/allocate failed", "srun": "Unable to allocate resources"}
     assert (got.stdout, got.stderr, got.returncode) == (
-        "", f"{command}: error: invalid partition specified: nosuch\n"
-            f"{command}: error: {failed[command]}: Invalid partition name specified\n", 1)
+        "",
+        f"{command}: error: invalid partition specified: nosuch\n"
+        f"{command}: error: {failed[command]}: Invalid partition name specified\n",
+        1,
+    )
 
 
 def test_salloc_chdir_runs_the_command_there(cluster):
@@ -185,7 +233,10 @@ def test_salloc_chdir_runs_the_command_there(cluster):
     assert got.stdout == f"{cluster.cwd / 'sub'}\n{cluster.cwd}\n" and got.returncode == 0
     got = cluster.run("salloc", "-D", "nodir", "true")
     assert (got.stdout, got.stderr, got.returncode) == (
-        "", f"salloc: error: chdir({cluster.cwd / 'nodir'}): No such file or directory\n", 1)
+        "",
+        f"salloc: error: chdir({cluster.cwd / 'nodir'}): No such file or directory\n",
+        1,
+    )
     assert cluster.jobs("state != 'COMPLETED'") == []
 
 
@@ -202,9 +253,14 @@ def test_held_allocation_says_so_then_runs_when_released(cluster, command):
 
     from conftest import BIN
 
-    proc = subprocess.Popen([sys.executable, str(BIN / command), "-H", "echo", "released"],
-                            cwd=cluster.cwd, env=cluster.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(BIN / command), "-H", "echo", "released"],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     job = cluster.wait_for(_held(cluster), 30, "the held job")[0][0]
     assert cluster.run("scontrol", "release", str(job)).returncode == 0
     out, err = proc.communicate(timeout=60)
@@ -212,8 +268,10 @@ def test_held_allocation_says_so_then_runs_when_released(cluster, command):
     lines = err.splitlines()
     assert lines[0] == f"{command}: Job is in held state, pending scheduler release"
     if command == "salloc":
-        assert lines[-2:] == [f"salloc: Granted job allocation {job}",
-                              f"salloc: Relinquishing job allocation {job}"]
+        assert lines[-2:] == [
+            f"salloc: Granted job allocation {job}",
+            f"salloc: Relinquishing job allocation {job}",
+        ]
 
 
 def test_salloc_held_and_quiet_is_silent(cluster):
@@ -222,9 +280,14 @@ def test_salloc_held_and_quiet_is_silent(cluster):
 
     from conftest import BIN
 
-    proc = subprocess.Popen([sys.executable, str(BIN / "salloc"), "-Q", "-H", "true"],
-                            cwd=cluster.cwd, env=cluster.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(BIN / "salloc"), "-Q", "-H", "true"],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     job = cluster.wait_for(_held(cluster), 30, "the held job")[0][0]
     cluster.run("scontrol", "release", str(job))
     assert proc.communicate(timeout=60) == ("", "") and proc.returncode == 0
@@ -251,15 +314,26 @@ def test_step_from_outside_with_jobid_is_in_that_job(cluster):
     job = cluster.sbatch("-N2", "-J", "held-job", "hold.sh")
     cluster.wait_for(lambda: (cluster.cwd / "started").exists(), 60, "the job to start")
     try:
-        show = 'echo "job=$SLURM_JOB_ID jobid=$SLURM_JOBID step=$SLURM_STEP_ID name=$SLURM_JOB_NAME ' \
-               'nodes=$SLURM_NNODES list=$SLURM_JOB_NODELIST part=$SLURM_JOB_PARTITION"'
+        show = (
+            'echo "job=$SLURM_JOB_ID jobid=$SLURM_JOBID step=$SLURM_STEP_ID name=$SLURM_JOB_NAME '
+            'nodes=$SLURM_NNODES list=$SLURM_JOB_NODELIST part=$SLURM_JOB_PARTITION"'
+        )
         got = cluster.run("srun", f"--jobid={job}", "--overlap", "-l", "bash", "-c", show)
         assert got.returncode == 0 and got.stderr == ""
         assert sorted(got.stdout.splitlines()) == [
-            f"{task}: job={job} jobid={job} step=0 name=bash nodes=2 list=127.0.0.[1-2] "
-            f"part=local" for task in (0, 1)]
-        got = cluster.run("srun", f"--jobid={job}", "--overlap", "-N1", "-J", "other",
-                          "printenv", "SLURM_JOB_NAME")
+            f"{task}: job={job} jobid={job} step=0 name=bash nodes=2 list=127.0.0.[1-2] part=local"
+            for task in (0, 1)
+        ]
+        got = cluster.run(
+            "srun",
+            f"--jobid={job}",
+            "--overlap",
+            "-N1",
+            "-J",
+            "other",
+            "printenv",
+            "SLURM_JOB_NAME",
+        )
         assert (got.stdout, got.returncode) == ("other\n", 0)
     finally:
         (cluster.cwd / "go").touch()

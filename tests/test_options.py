@@ -5,12 +5,22 @@ from pathlib import Path
 import pytest
 
 from slurmsky.parse.argv import PARSERS
-from slurmsky.parse.options import OPTIONS, REFUSED, compat_matrix, help_text, input_env, options_for
+from slurmsky.parse.options import (
+    OPTIONS,
+    REFUSED,
+    compat_matrix,
+    help_text,
+    input_env,
+    options_for,
+)
 from slurmsky.parse.request import JobRequest
 
 ROOT = Path(__file__).resolve().parent.parent
-MANPAGE = [line.split() for line in (ROOT / "tests/fixtures/manpage_options.txt").read_text().splitlines()
-           if not line.startswith("#")]
+MANPAGE = [
+    line.split()
+    for line in (ROOT / "tests/fixtures/manpage_options.txt").read_text().splitlines()
+    if not line.startswith("#")
+]
 
 
 @pytest.mark.parametrize("command,short,long", MANPAGE)
@@ -44,9 +54,17 @@ def test_every_honoured_option_is_a_request_field():
 def test_sbatch_input_variables_match_the_manpage():
     names = {name for name, _ in input_env("sbatch")}
     # a sample of the man page's INPUT ENVIRONMENT VARIABLES section
-    for name in ("SBATCH_JOB_NAME", "SBATCH_PARTITION", "SBATCH_TIMELIMIT", "SBATCH_EXPORT",
-                 "SBATCH_ARRAY_INX", "SBATCH_MEM_PER_NODE", "SBATCH_OUTPUT", "SBATCH_NO_REQUEUE",
-                 "SLURM_CLUSTERS"):
+    for name in (
+        "SBATCH_JOB_NAME",
+        "SBATCH_PARTITION",
+        "SBATCH_TIMELIMIT",
+        "SBATCH_EXPORT",
+        "SBATCH_ARRAY_INX",
+        "SBATCH_MEM_PER_NODE",
+        "SBATCH_OUTPUT",
+        "SBATCH_NO_REQUEUE",
+        "SLURM_CLUSTERS",
+    ):
         assert name in names
     assert dict(input_env("salloc"))["SALLOC_PARTITION"].long == "partition"
 
@@ -59,4 +77,6 @@ def test_help_lists_every_option():
 
 def test_readme_matrix_is_current():
     readme = (ROOT / "README.md").read_text()
-    assert compat_matrix() in readme, "README matrix is stale: paste slurmsky.parse.options.compat_matrix()"
+    assert compat_matrix() in readme, (
+        "README matrix is stale: paste slurmsky.parse.options.compat_matrix()"
+    )

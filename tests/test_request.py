@@ -12,23 +12,37 @@ PREC = "#!/bin/bash\n#SBATCH --job-name=fromscript\n#SBATCH -p gpu\n#SBATCH --ti
 
 def request(tmp_path, argv, env=None, script=PREC, stdin=b""):
     (tmp_path / "prec.sh").write_text(script)
-    return build_batch_request(parse_command_line("sbatch", argv), env or {}, str(tmp_path),
-                               lambda: stdin)
+    return build_batch_request(
+        parse_command_line("sbatch", argv), env or {}, str(tmp_path), lambda: stdin
+    )
 
 
 def picked(req):
     return req.job_name, req.partition, req.time
 
 
-@pytest.mark.parametrize("argv,env,expected", [
-    # the four prec-*.txt captures: squeue -o "%j %P %l" of the same script
-    (["prec.sh"], {}, ("fromscript", "gpu", 10)),
-    (["--job-name=fromcli", "-p", "debug", "--time=20", "prec.sh"], {}, ("fromcli", "debug", 20)),
-    (["prec.sh"], {"SBATCH_JOB_NAME": "fromenv", "SBATCH_PARTITION": "debug",
-                   "SBATCH_TIMELIMIT": "30"}, ("fromenv", "debug", 30)),
-    (["--job-name=fromcli", "-p", "gpu", "prec.sh"],
-     {"SBATCH_JOB_NAME": "fromenv", "SBATCH_PARTITION": "debug"}, ("fromcli", "gpu", 10)),
-])
+@pytest.mark.parametrize(
+    "argv,env,expected",
+    [
+        # the four prec-*.txt captures: squeue -o "%j %P %l" of the same script
+        (["prec.sh"], {}, ("fromscript", "gpu", 10)),
+        (
+            ["--job-name=fromcli", "-p", "debug", "--time=20", "prec.sh"],
+            {},
+            ("fromcli", "debug", 20),
+        ),
+        (
+            ["prec.sh"],
+            {"SBATCH_JOB_NAME": "fromenv", "SBATCH_PARTITION": "debug", "SBATCH_TIMELIMIT": "30"},
+            ("fromenv", "debug", 30),
+        ),
+        (
+            ["--job-name=fromcli", "-p", "gpu", "prec.sh"],
+            {"SBATCH_JOB_NAME": "fromenv", "SBATCH_PARTITION": "debug"},
+            ("fromcli", "gpu", 10),
+        ),
+    ],
+)
 def test_precedence(tmp_path, argv, env, expected):
     assert picked(request(tmp_path, argv, env)) == expected
 
@@ -48,7 +62,10 @@ def test_job_name_defaults(tmp_path):
 
 def test_wrap_script_is_slurms(tmp_path):
     req = request(tmp_path, ["--wrap", "echo wrapped; hostname"])
-    assert req.script == "#!/bin/sh\n# This script was created by sbatch --wrap.\n\necho wrapped; hostname\n"
+    assert (
+        req.script
+        == "#!/bin/sh\n# This script was created by sbatch --wrap.\n\necho wrapped; hostname\n"
+    )
 
 
 def test_script_arguments_and_text(tmp_path):
@@ -79,7 +96,8 @@ def test_memory_options_exclude_each_other_except_from_the_environment(tmp_path)
     with pytest.raises(SlurmError, match="mutually exclusive") as info:
         request(tmp_path, ["--mem-per-cpu=200", "prec.sh"], script=script)
     assert info.value.render("sbatch") == (
-        "sbatch: fatal: --mem, --mem-per-cpu, and --mem-per-gpu are mutually exclusive.\n")
+        "sbatch: fatal: --mem, --mem-per-cpu, and --mem-per-gpu are mutually exclusive.\n"
+    )
     assert info.value.exit_code == 1
     with pytest.raises(SlurmError, match="mutually exclusive"):
         request(tmp_path, ["--mem=1G", "--mem-per-cpu=2", "prec.sh"])

@@ -1,5 +1,6 @@
 """Ending jobs and keeping strangers out: time limit, --signal, cancel, scancel --signal,
 node failure, requeue, launch failure, and the step channel's authentication."""
+
 import json
 import os
 import re
@@ -10,16 +11,22 @@ import sys
 import time
 
 import psutil
-
 from runtime_fixtures.cluster import ROOT, SECRET, capture, local_job  # noqa: F401
+
 from slurmsky.runtime import channel
 
 WHEN = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"
 
 
 def runtime(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "slurmsky.runtime", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=30, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "slurmsky.runtime", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        **kw,
+    )
 
 
 def job_processes(job_id):
@@ -51,16 +58,22 @@ echo "start"
 srun bash -c 'trap "echo step task got TERM; exit 143" TERM; while true; do sleep 0.1; done' &
 while true; do sleep 0.1; done
 """
-    job = local_job(1, script=script, job_id=86, time_limit=3, kill_wait=1,
-                    signal={"signum": int(signal.SIGUSR1), "seconds": 2, "batch": True,
-                            "full": False}).start()
+    job = local_job(
+        1,
+        script=script,
+        job_id=86,
+        time_limit=3,
+        kill_wait=1,
+        signal={"signum": int(signal.SIGUSR1), "seconds": 2, "batch": True, "full": False},
+    ).start()
     result = job.wait(30)
     assert result["state"] == "TIMEOUT"
     assert 3 <= result["end"] - result["start"] < 10
     lines = job.output().splitlines()
     assert lines[:2] == ["start", "batch shell got USR1"]
-    job_line = re.escape("slurmstepd-127.0.0.1: error: *** JOB 86 ON 127.0.0.1 CANCELLED AT "
-                         "@ DUE TO TIME LIMIT ***").replace("@", WHEN)
+    job_line = re.escape(
+        "slurmstepd-127.0.0.1: error: *** JOB 86 ON 127.0.0.1 CANCELLED AT @ DUE TO TIME LIMIT ***"
+    ).replace("@", WHEN)
     step_line = job_line.replace("JOB\\ 86", "STEP\\ 86\\.0")
     assert re.fullmatch(job_line, lines[2])
     assert "srun: Job step aborted: Waiting up to 3 seconds for job step to finish." in lines
@@ -69,9 +82,11 @@ while true; do sleep 0.1; done
     # srun got TERM too: like Slurm's it says so and has the step SIGKILLed, racing the TERM
     # the task itself got (the capture's task died of that TERM first)
     assert "srun: forcing job termination" in lines and "srun: got SIGCONT" in lines
-    assert {"srun: error: 127.0.0.1: task 0: Exited with exit code 143",
-            "srun: error: 127.0.0.1: task 0: Killed",
-            "srun: error: 127.0.0.1: task 0: Terminated"} & set(lines)
+    assert {
+        "srun: error: 127.0.0.1: task 0: Exited with exit code 143",
+        "srun: error: 127.0.0.1: task 0: Killed",
+        "srun: error: 127.0.0.1: task 0: Terminated",
+    } & set(lines)
     # the capture's shape: the limit lines come before what TERM makes the script print
     assert job.output().index("DUE TO TIME LIMIT") < job.output().index("batch shell got TERM")
     real = capture("timeout-job-output.txt").split("=== to-86.out")[1]
@@ -91,8 +106,9 @@ while true; do sleep 0.1; done
     job = local_job(2, script=script, job_id=85, ntasks=2, tasks_per_node=[1, 1]).start()
     job.wait_for(job.workdir / "ready-0")
     job.wait_for(job.workdir / "ready-1")
-    job.wait_until(lambda: len([p for p in job.remember()
-                                if _cmdline(job.known[p]) == ["sleep", "300"]]) == 5)
+    job.wait_until(
+        lambda: len([p for p in job.remember() if _cmdline(job.known[p]) == ["sleep", "300"]]) == 5
+    )
     before = job.remember()
     job.node0.send_signal(signal.SIGTERM)
     result = job.wait(30)
@@ -100,8 +116,11 @@ while true; do sleep 0.1; done
     out = job.output()
     for text, node in ((out, "127.0.0.1"), (capture("scancel-plain-running-trap.txt"), "node1")):
         for what in ("JOB 85", "STEP 85.0"):
-            pattern = re.escape("slurmstepd-%s: error: *** %s ON %s CANCELLED AT " % (
-                node, what, node)) + WHEN + re.escape(" ***")
+            pattern = (
+                re.escape("slurmstepd-%s: error: *** %s ON %s CANCELLED AT " % (node, what, node))
+                + WHEN
+                + re.escape(" ***")
+            )
             assert re.search("^%s$" % pattern, text, re.M), (what, text)
         assert "batch shell got TERM" in text
     assert all(p.returncode is not None for p in job.procs)
@@ -130,7 +149,7 @@ wait
         outputs.append(job.output())
     (job.workdir / "stop").touch()
     assert job.wait()["state"] == "COMPLETED"
-    steps, batch, full = outputs[0], outputs[1][len(outputs[0]):], outputs[2][len(outputs[1]):]
+    steps, batch, full = outputs[0], outputs[1][len(outputs[0]) :], outputs[2][len(outputs[1]) :]
 
     def events(text):
         return sorted(line for line in text.splitlines() if "got USR1" in line)
@@ -140,8 +159,11 @@ wait
     assert events(full) == ["batch shell got USR1", "step task got USR1"]
     # what else is printed is what Slurm's jobs printed: bash's "User defined signal 1" for a
     # child the signal killed (when the signal came while one ran)
-    for case, text in (("scancel-signal-usr1.txt", steps), ("scancel-signal-usr1-batch.txt", batch),
-                       ("scancel-signal-usr1-full.txt", full)):
+    for case, text in (
+        ("scancel-signal-usr1.txt", steps),
+        ("scancel-signal-usr1-batch.txt", batch),
+        ("scancel-signal-usr1-full.txt", full),
+    ):
         real = {re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in capture(case).splitlines()[1:]}
         assert set(text.splitlines()) <= real
 
@@ -189,8 +211,7 @@ sleep 30
     job = local_job(1, script=script, job_id=137).start()
     result = job.wait(20)
     assert (result["state"], result.get("requeue")) == ("CANCELLED", True)
-    assert re.search("JOB 137 ON 127.0.0.1 CANCELLED AT %s DUE TO JOB REQUEUE" % WHEN,
-                     job.output())
+    assert re.search("JOB 137 ON 127.0.0.1 CANCELLED AT %s DUE TO JOB REQUEUE" % WHEN, job.output())
 
 
 def test_launch_failure(local_job, tmp_path):
@@ -198,7 +219,11 @@ def test_launch_failure(local_job, tmp_path):
     job = local_job(1, workdir=str(tmp_path / "missing")).start()
     result = job.wait()
     assert (result["state"], result["exit_code"], result["signal"], result["reason"]) == (
-        "FAILED", 0, 53, "JobLaunchFailure")
+        "FAILED",
+        0,
+        53,
+        "JobLaunchFailure",
+    )
     assert not (tmp_path / "missing").exists()
 
 

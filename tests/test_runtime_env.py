@@ -5,27 +5,48 @@ batch script / srun tasks see; after normalising pids, ports, CPU counts, node n
 names and values must equal the captures' (minus the site-defined SLURM_CONF,
 SLURM_WORKING_CLUSTER and SLURM_TOPOLOGY_*).
 """
-import pytest
 
-from runtime_fixtures.cluster import (capture, ip_names, local_job, machine,  # noqa: F401
-                                      normalise, without_site_vars)
+import pytest
+from runtime_fixtures.cluster import (  # noqa: F401
+    capture,
+    ip_names,
+    local_job,
+    machine,
+    normalise,
+    without_site_vars,
+)
 
 
 def ours(job, text, names):
     bin_dir = str(job.rundir / "node0" / "bin") + ":"
-    return normalise(text, names, {bin_dir: "", str(job.workdir): "<probe-dir>/c",
-                                   "hostname=" + machine(): "hostname=vm"})
+    return normalise(
+        text,
+        names,
+        {bin_dir: "", str(job.workdir): "<probe-dir>/c", "hostname=" + machine(): "hostname=vm"},
+    )
 
 
 def expected(name):
     return normalise(without_site_vars(capture(name)))
 
 
-@pytest.mark.parametrize("case, spec", [
-    ("env-a-1node-1task.txt", dict(job_id=28, job_name="env-a")),
-    ("env-a2-N1-n1-time-mem.txt", dict(job_id=29, job_name="env-a2", ntasks=1, time_limit=300,
-                                        mem_per_node=200, mem_per_cpu=None)),
-])
+@pytest.mark.parametrize(
+    "case, spec",
+    [
+        ("env-a-1node-1task.txt", dict(job_id=28, job_name="env-a")),
+        (
+            "env-a2-N1-n1-time-mem.txt",
+            dict(
+                job_id=29,
+                job_name="env-a2",
+                ntasks=1,
+                time_limit=300,
+                mem_per_node=200,
+                mem_per_cpu=None,
+            ),
+        ),
+    ],
+)
 def test_single_node_batch_env(local_job, case, spec):
     """env-a: no -n, so no SLURM_NTASKS; env-a2: -N1 -n1 --mem=200M adds NTASKS/NPROCS and
     MEM_PER_NODE in place of MEM_PER_CPU."""
@@ -36,35 +57,59 @@ def test_single_node_batch_env(local_job, case, spec):
 
 def test_two_node_batch_env(local_job):
     """env-b: --nodes=2 --ntasks-per-node=2 --cpus-per-task=1; the script runs on node 0."""
-    job = local_job(2, job_id=30, job_name="env-b", ntasks=4, ntasks_per_node=2,
-                    cpus_per_task=1, tasks_per_node=[2, 2], cpus_per_node=[2, 2]).start()
+    job = local_job(
+        2,
+        job_id=30,
+        job_name="env-b",
+        ntasks=4,
+        ntasks_per_node=2,
+        cpus_per_task=1,
+        tasks_per_node=[2, 2],
+        cpus_per_node=[2, 2],
+    ).start()
     assert job.wait()["state"] == "COMPLETED"
     assert ours(job, job.output(), ip_names(2)) == expected("env-b-2nodes-2tpn-1cpt.txt")
 
 
-@pytest.mark.parametrize("rank, case, job_id, node", [
-    (1, "env-c-array-31_3.txt", 33, "node2"),
-    (3, "env-c-array-31_7.txt", 31, "node1"),
-])
+@pytest.mark.parametrize(
+    "rank, case, job_id, node",
+    [
+        (1, "env-c-array-31_3.txt", 33, "node2"),
+        (3, "env-c-array-31_7.txt", 31, "node1"),
+    ],
+)
 def test_array_element_env(local_job, rank, case, job_id, node):
     """--array=1-7:2%2: the element comes from SKYPILOT_JOB_RANK through the index list; the
     last element took the array's own id."""
     array = {"job_id": 31, "indices": [1, 3, 5, 7], "job_ids": [32, 33, 34, 31], "throttle": 2}
-    job = local_job(1, job_id=31, job_name="env-c", array=array,
-                    output="slurm-%A_%a.out").start(SKYPILOT_JOB_RANK=str(rank))
+    job = local_job(1, job_id=31, job_name="env-c", array=array, output="slurm-%A_%a.out").start(
+        SKYPILOT_JOB_RANK=str(rank)
+    )
     assert job.wait()["state"] == "COMPLETED"
     index = array["indices"][rank]
     text = job.output("slurm-31_%d.out" % index)
     assert ours(job, text, {"127.0.0.1": node}) == expected(case)
 
 
-@pytest.mark.parametrize("case, nodes, spec, names", [
-    ("env-d2-gpus2.txt", 1, dict(job_id=41, job_name="env-d2", gpus=2), {"127.0.0.1": "node4"}),
-    ("env-d3-gpus-per-node.txt", 2,
-     dict(job_id=42, job_name="env-d3", gpus_per_node=1, gpus_per_task=1, ntasks=2,
-          ntasks_per_node=1), {"127.0.0.1": "node3", "127.0.0.2": "node4",
-                               "127.0.0.[1-2]": "node[3-4]"}),
-])
+@pytest.mark.parametrize(
+    "case, nodes, spec, names",
+    [
+        ("env-d2-gpus2.txt", 1, dict(job_id=41, job_name="env-d2", gpus=2), {"127.0.0.1": "node4"}),
+        (
+            "env-d3-gpus-per-node.txt",
+            2,
+            dict(
+                job_id=42,
+                job_name="env-d3",
+                gpus_per_node=1,
+                gpus_per_task=1,
+                ntasks=2,
+                ntasks_per_node=1,
+            ),
+            {"127.0.0.1": "node3", "127.0.0.2": "node4", "127.0.0.[1-2]": "node[3-4]"},
+        ),
+    ],
+)
 def test_gpu_job_env(local_job, case, nodes, spec, names):
     """--gpus=2 (env-d2), -N2 --gpus-per-node=1 --gpus-per-task=1 (env-d3): SLURM_GPUS*,
     SLURM_GPUS_ON_NODE and SLURM_JOB_GPUS as on Slurm; CUDA_VISIBLE_DEVICES is whatever the
@@ -72,7 +117,8 @@ def test_gpu_job_env(local_job, case, nodes, spec, names):
     gpus = str(spec.get("gpus") or spec.get("gpus_per_node"))
     visible = ",".join(str(i) for i in range(int(gpus)))
     job = local_job(nodes, partition="gpu", **spec).start(
-        SKYPILOT_NUM_GPUS_PER_NODE=gpus, CUDA_VISIBLE_DEVICES=visible)
+        SKYPILOT_NUM_GPUS_PER_NODE=gpus, CUDA_VISIBLE_DEVICES=visible
+    )
     assert job.wait()["state"] == "COMPLETED"
     slurm_part = ours(job, job.output(), names).split("== process")[0]
     assert slurm_part == expected(case).split("== process")[0]
@@ -103,9 +149,17 @@ env | grep ^SLURM_STEP
 
 def test_srun_task_env(local_job):
     """env-e: 2 nodes x 2 tasks; the batch output and every task's SLURM_* environment."""
-    job = local_job(2, script=SRUN_ENV, job_id=45, job_name="env-e", ntasks=4,
-                    ntasks_per_node=2, cpus_per_task=1, tasks_per_node=[2, 2],
-                    cpus_per_node=[2, 2]).start()
+    job = local_job(
+        2,
+        script=SRUN_ENV,
+        job_id=45,
+        job_name="env-e",
+        ntasks=4,
+        ntasks_per_node=2,
+        cpus_per_task=1,
+        tasks_per_node=[2, 2],
+        cpus_per_node=[2, 2],
+    ).start()
     result = job.wait()  # the last grep finds nothing: exit 1, as the probe job's
     assert (result["state"], result["exit_code"]) == ("FAILED", 1)
     names = ip_names(2)

@@ -1,4 +1,5 @@
 """srun and scontrol inside jobs on local nodes, against real Slurm 22.05's output."""
+
 import glob
 import json
 import os
@@ -6,7 +7,6 @@ import socket
 import sys
 
 import pytest
-
 from runtime_fixtures.cluster import ROOT, capture, ip_names, local_job  # noqa: F401
 
 PY = sys.executable
@@ -14,8 +14,14 @@ PY = sys.executable
 
 def two_by_two(**spec):
     """The env-b/env-e allocation: 2 nodes x 2 tasks, 1 CPU per task."""
-    return dict(ntasks=4, ntasks_per_node=2, cpus_per_task=1, tasks_per_node=[2, 2],
-                cpus_per_node=[2, 2], **spec)
+    return dict(
+        ntasks=4,
+        ntasks_per_node=2,
+        cpus_per_task=1,
+        tasks_per_node=[2, 2],
+        cpus_per_node=[2, 2],
+        **spec,
+    )
 
 
 def named(text, nodes):
@@ -42,24 +48,36 @@ srun -n2 -l bash -c 'for i in 1 2 3; do echo $SLURM_PROCID.$i; done'
 
 def test_exit_codes_and_messages(local_job):
     """false, exit 7, SIGKILL, a missing command: srun's lines and exit codes as on Slurm."""
-    cases = ["srun-false.txt", "srun-exit7.txt", "srun-signal-kill.txt",
-             "srun-nonexistent-cmd.txt"]
-    commands = ["srun false", "srun bash -c 'exit 7'", "srun bash -c 'kill -9 $$'",
-                "srun no-such-command"]
+    cases = ["srun-false.txt", "srun-exit7.txt", "srun-signal-kill.txt", "srun-nonexistent-cmd.txt"]
+    commands = [
+        "srun false",
+        "srun bash -c 'exit 7'",
+        "srun bash -c 'kill -9 $$'",
+        "srun no-such-command",
+    ]
     script = "#!/bin/bash\n" + "".join('%s\necho "rc=$?"\n' % c for c in commands)
     job = local_job(1, script=script).start()
     result = job.wait()
     assert result["state"] == "COMPLETED"
     # what sacct lists: N.batch, then N.0 ... with Slurm's State and ExitCode
-    assert [(s["id"], s["name"], s["state"], "%d:%d" % (s["exit_code"], s["signal"]),
-             s["nodes"], s["ntasks"]) for s in result["steps"]] == [
+    assert [
+        (
+            s["id"],
+            s["name"],
+            s["state"],
+            "%d:%d" % (s["exit_code"], s["signal"]),
+            s["nodes"],
+            s["ntasks"],
+        )
+        for s in result["steps"]
+    ] == [
         ("batch", "batch", "COMPLETED", "0:0", "127.0.0.1", 1),
         (0, "false", "FAILED", "1:0", "127.0.0.1", 1),
         (1, "bash", "FAILED", "7:0", "127.0.0.1", 1),
         (2, "bash", "CANCELLED", "0:9", "127.0.0.1", 1),
-        (3, "no-such-command", "FAILED", "2:0", "127.0.0.1", 1)]
-    assert all(result["start"] <= s["start"] <= s["end"] <= result["end"]
-               for s in result["steps"])
+        (3, "no-such-command", "FAILED", "2:0", "127.0.0.1", 1),
+    ]
+    assert all(result["start"] <= s["start"] <= s["end"] <= result["end"] for s in result["steps"])
     expected = ""
     for case in cases:
         # a task ended by a signal: "srun: Force Terminated StepId=N.S", in a job as outside
@@ -75,8 +93,7 @@ def test_exit_code_is_the_largest_task_code(local_job):
 srun -n3 -l bash -c 'exit $SLURM_PROCID'
 echo "rc=$?"
 """
-    job = local_job(2, script=script, ntasks=3, tasks_per_node=[1, 2],
-                    cpus_per_node=[1, 2]).start()
+    job = local_job(2, script=script, ntasks=3, tasks_per_node=[1, 2], cpus_per_node=[1, 2]).start()
     assert job.wait()["state"] == "COMPLETED"
     out = named(job.output(), 2).splitlines()
     assert sorted(out[:-1]) == sorted(capture("srun-mixed-exit.txt", "stderr").splitlines())
@@ -89,8 +106,9 @@ def test_stdout_and_stderr_kept_apart(local_job):
 srun -n2 -l bash -c "echo out\\$SLURM_PROCID; echo err\\$SLURM_PROCID >&2"
 srun -Q -u -n1 echo hi
 """
-    job = local_job(1, script=script, ntasks=2, tasks_per_node=[2], cpus_per_node=[2],
-                    error="err-%j.txt").start()
+    job = local_job(
+        1, script=script, ntasks=2, tasks_per_node=[2], cpus_per_node=[2], error="err-%j.txt"
+    ).start()
     assert job.wait()["state"] == "COMPLETED"
     out = job.output().splitlines()
     assert sorted(out[:2]) == sorted(capture("srun-stdout-stderr.txt").splitlines())
@@ -179,14 +197,17 @@ scontrol show job $SLURM_JOB_ID | head -1
 """
     job = local_job(2, script=script, job_name="show").start()
     assert job.wait()["state"] == "COMPLETED"
-    expected = (capture("scontrol-show-hostnames.txt")
-                + capture("scontrol-show-hostnames-env.txt").replace(
-                    "rc=0\n", capture("scontrol-show-hostnames-env.txt", "stderr") + "rc=0\n", 1)
-                + "empty rc=0\n"  # set but empty: nothing, no error (scontrol-in-job-hostnames)
-                + capture("scontrol-show-hostnames-multi.txt")
-                + capture("scontrol-show-hostlist-mixed.txt")
-                + capture("scontrol-show-hostlistsorted.txt")
-                + "JobId=28 JobName=show\n")
+    expected = (
+        capture("scontrol-show-hostnames.txt")
+        + capture("scontrol-show-hostnames-env.txt").replace(
+            "rc=0\n", capture("scontrol-show-hostnames-env.txt", "stderr") + "rc=0\n", 1
+        )
+        + "empty rc=0\n"  # set but empty: nothing, no error (scontrol-in-job-hostnames)
+        + capture("scontrol-show-hostnames-multi.txt")
+        + capture("scontrol-show-hostlist-mixed.txt")
+        + capture("scontrol-show-hostlistsorted.txt")
+        + "JobId=28 JobName=show\n"
+    )
     assert job.output() == expected
 
 
@@ -203,7 +224,8 @@ srun --bogus true; echo "rc=$?"
         "permitted\nrc=1\n"
         "srun: error: Unable to create step for job 28: Requested node configuration is not "
         "available\nrc=1\n"
-        "srun: unrecognized option '--bogus'\nTry \"srun --help\" for more information\nrc=1\n")
+        "srun: unrecognized option '--bogus'\nTry \"srun --help\" for more information\nrc=1\n"
+    )
 
 
 def test_relative_and_its_errors(local_job):
@@ -228,20 +250,24 @@ srun -r1 -w 127.0.0.1 true; echo "rc=$?"
         "nodes (2+1>2)\nrc=1\n"
         "srun: error: --relative and SLURM_JOB_NUM_NODES option incompatible with count of "
         "allocated nodes (1+2>2)\nrc=1\n"
-        "srun: error: -r,--relative not allowed with -w,--nodelist or -x,--exclude.\nrc=1\n")
+        "srun: error: -r,--relative not allowed with -w,--nodelist or -x,--exclude.\nrc=1\n"
+    )
 
 
 def test_preserve_env_keeps_the_jobs_counts(local_job):
     """step-preserve-env: -E keeps SLURM_NNODES/NTASKS/NPROCS/TASKS_PER_NODE as srun found
     them; SLURM_NODELIST is the job's with or without it."""
-    probe = 'echo "$SLURM_NNODES $SLURM_NTASKS $SLURM_NPROCS $SLURM_TASKS_PER_NODE ' \
-            '$SLURM_NODELIST $SLURM_STEP_NUM_NODES $SLURM_STEP_NUM_TASKS"'
+    probe = (
+        'echo "$SLURM_NNODES $SLURM_NTASKS $SLURM_NPROCS $SLURM_TASKS_PER_NODE '
+        '$SLURM_NODELIST $SLURM_STEP_NUM_NODES $SLURM_STEP_NUM_TASKS"'
+    )
     script = "#!/bin/bash\nsrun -E -N1 -n1 bash -c '%s'\nsrun -N1 -n1 bash -c '%s'\n" % (
-        probe, probe)
+        probe,
+        probe,
+    )
     job = local_job(2, script=script, **two_by_two()).start()
     assert job.wait()["state"] == "COMPLETED"
-    assert named(job.output(), 2) == ("2 4 4 2(x2) node[1-2] 1 1\n"
-                                      "1 1 1 1 node[1-2] 1 1\n")
+    assert named(job.output(), 2) == ("2 4 4 2(x2) node[1-2] 1 1\n1 1 1 1 node[1-2] 1 1\n")
 
 
 def test_cpus_on_node_is_the_jobs_unless_exact(local_job):
@@ -253,8 +279,9 @@ srun --exact -n1 bash -c 'echo "exact $SLURM_CPUS_ON_NODE"'
 srun -n1 -c1 bash -c 'echo "c1 $SLURM_CPUS_ON_NODE"'
 srun -n1 --mincpus=1 bash -c 'echo "mincpus $SLURM_CPUS_ON_NODE"'
 """
-    job = local_job(1, script=script, cpus_per_task=2, tasks_per_node=[1],
-                    cpus_per_node=[2]).start()
+    job = local_job(
+        1, script=script, cpus_per_task=2, tasks_per_node=[1], cpus_per_node=[2]
+    ).start()
     assert job.wait()["state"] == "COMPLETED"
     assert job.output() == "plain 2\nexact 1\nc1 1\nmincpus 2\n"
 
@@ -262,15 +289,19 @@ srun -n1 --mincpus=1 bash -c 'echo "mincpus $SLURM_CPUS_ON_NODE"'
 def test_step_distribution_label_and_pack_group(local_job):
     """In an allocation: SLURM_DISTRIBUTION cyclic when a step has no more tasks than
     nodes, else block; SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0; SLURM_LABELIO=1 with -l only."""
-    probe = ('echo "$SLURM_DISTRIBUTION $SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0 '
-             '${SLURM_LABELIO-unset}"')
+    probe = (
+        'echo "$SLURM_DISTRIBUTION $SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0 ${SLURM_LABELIO-unset}"'
+    )
     script = "#!/bin/bash\n" + "".join(
         "srun %s bash -c '%s' | sort -u\n" % (opts, probe)
-        for opts in ("-N2 -n2", "-n4", "-N1 -n1", "-N1 -n2 -l"))
+        for opts in ("-N2 -n2", "-n4", "-N1 -n1", "-N1 -n2 -l")
+    )
     job = local_job(2, script=script, **two_by_two()).start()
     assert job.wait()["state"] == "COMPLETED"
-    assert job.output() == ("cyclic 2(x2) unset\nblock 2(x2) unset\ncyclic 2(x2) unset\n"
-                            "0: block 2(x2) 1\n1: block 2(x2) 1\n")
+    assert job.output() == (
+        "cyclic 2(x2) unset\nblock 2(x2) unset\ncyclic 2(x2) unset\n"
+        "0: block 2(x2) 1\n1: block 2(x2) 1\n"
+    )
 
 
 def test_kill_on_bad_exit_terminates_the_step(local_job):
@@ -287,8 +318,10 @@ echo "rc=$?"
     assert lines[0] == "srun: error: node1: task 1: Exited with exit code 3"
     assert lines[1] == "srun: launch/slurm: _step_signal: Terminating StepId=28.0"
     assert lines[2].startswith("slurmstepd-node1: error: *** STEP 28.0 ON node1 CANCELLED AT ")
-    assert lines[3:-1] == ["srun: error: node1: task 0: Terminated",
-                           "srun: Force Terminated StepId=28.0"]
+    assert lines[3:-1] == [
+        "srun: error: node1: task 0: Terminated",
+        "srun: Force Terminated StepId=28.0",
+    ]
 
 
 def test_signal_decides_the_exit_whatever_came_before(local_job):
@@ -302,7 +335,8 @@ echo "rc=$?"
     assert named(job.output(), 1) == (
         "srun: error: node1: task 0: Exited with exit code 3\n"
         "srun: error: node1: task 1: Terminated\n"
-        "srun: Force Terminated StepId=28.0\nrc=143\n")
+        "srun: Force Terminated StepId=28.0\nrc=143\n"
+    )
 
 
 def test_step_records_name_and_running_steps(local_job):
@@ -318,11 +352,15 @@ srun bash -c 'touch started; while [ ! -e go ]; do sleep 0.05; done'
     job.wait_until(steps_file.exists)
     running = json.loads(steps_file.read_text())
     assert [(s["id"], s["name"], s["nodes"], s["ntasks"]) for s in running] == [
-        (1, "bash", "127.0.0.1", 1)]
+        (1, "bash", "127.0.0.1", 1)
+    ]
     (job.workdir / "go").touch()
     result = job.wait()
     assert [(s["id"], s["name"]) for s in result["steps"]] == [
-        ("batch", "batch"), (0, "named-step"), (1, "bash")]
+        ("batch", "batch"),
+        (0, "named-step"),
+        (1, "bash"),
+    ]
     assert not steps_file.exists()
 
 
@@ -336,7 +374,8 @@ echo "PYTHONPATH=${PYTHONPATH-unset} FROM_TASK_ENVS=$FROM_TASK_ENVS"
 env | grep -c -e SLURMSKY_STEP_SECRET -e SLURM_STEP_ID
 """
     job = local_job(1, script=script, environment=None).start(
-        FROM_TASK_ENVS="yes", SLURM_STEP_ID="7", PYTHONPATH="%s:/elsewhere" % ROOT)
+        FROM_TASK_ENVS="yes", SLURM_STEP_ID="7", PYTHONPATH="%s:/elsewhere" % ROOT
+    )
     assert job.wait()["exit_code"] == 1  # grep -c found nothing
     assert job.output() == "scontrol\nsrun\nPYTHONPATH=/elsewhere FROM_TASK_ENVS=yes\n0\n"
 
@@ -359,4 +398,8 @@ srun -l bash -c 'echo $SLURM_PROCID on $SLURMD_NODENAME'
     job = local_job(2, script=script, python=OLDEST, **two_by_two()).start()
     assert job.wait()["state"] == "COMPLETED", job.log(0)
     assert sorted(job.output().splitlines()) == [
-        "0: 0 on 127.0.0.1", "1: 1 on 127.0.0.1", "2: 2 on 127.0.0.2", "3: 3 on 127.0.0.2"]
+        "0: 0 on 127.0.0.1",
+        "1: 1 on 127.0.0.1",
+        "2: 2 on 127.0.0.2",
+        "3: 3 on 127.0.0.2",
+    ]

@@ -1,5 +1,6 @@
 """The node runtime's pieces on their own: step layout, srun's option rules and output, task
 exit reporting, scontrol's keywords, the channel handshake, spec identity, the trampoline."""
+
 import os
 import shutil
 import socket
@@ -9,8 +10,8 @@ import threading
 import time
 
 import pytest
-
 from runtime_fixtures.cluster import ROOT, capture
+
 from slurmsky.runtime import channel, env, layout, procs, scontrol, spec, srun
 
 NAMES = ["127.0.0.1", "127.0.0.2"]
@@ -19,16 +20,20 @@ ENV_B = {"SLURM_NTASKS": "4", "SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "2"}
 
 # -- step layout -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, expected", [
-    (dict(ntasks=4, nnodes=2), ([0, 1], [[0, 1], [2, 3]])),           # env-e
-    (dict(ntasks=1, nnodes=1), ([0], [[0]])),                        # srun -n1
-    (dict(ntasks=3, nnodes=2), ([0, 1], [[0, 1], [2]])),             # block: fill node 0
-    (dict(ntasks=1, nnodes=1, nodelist=["127.0.0.2"]), ([1], [[0]])),
-    (dict(ntasks=2, nnodes=2, ntasks_per_node=1), ([0, 1], [[0], [1]])),
-    (dict(ntasks=2, nnodes=2, cpus_per_task=2), ([0, 1], [[0], [1]])),
-    (dict(ntasks=5, nnodes=2, overcommit=True), ([0, 1], [[0, 1, 2], [3, 4]])),
-    (dict(ntasks=1, nnodes=1, exclude=["127.0.0.1"]), ([1], [[0]])),
-])
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (dict(ntasks=4, nnodes=2), ([0, 1], [[0, 1], [2, 3]])),  # env-e
+        (dict(ntasks=1, nnodes=1), ([0], [[0]])),  # srun -n1
+        (dict(ntasks=3, nnodes=2), ([0, 1], [[0, 1], [2]])),  # block: fill node 0
+        (dict(ntasks=1, nnodes=1, nodelist=["127.0.0.2"]), ([1], [[0]])),
+        (dict(ntasks=2, nnodes=2, ntasks_per_node=1), ([0, 1], [[0], [1]])),
+        (dict(ntasks=2, nnodes=2, cpus_per_task=2), ([0, 1], [[0], [1]])),
+        (dict(ntasks=5, nnodes=2, overcommit=True), ([0, 1], [[0, 1, 2], [3, 4]])),
+        (dict(ntasks=1, nnodes=1, exclude=["127.0.0.1"]), ([1], [[0]])),
+    ],
+)
 def test_block_layout(args, expected):
     assert layout.plan(NAMES, [2, 2], **args) == expected
 
@@ -38,18 +43,25 @@ def test_layout_on_uneven_nodes():
     assert layout.plan(NAMES, [1, 2], 3, 2) == ([0, 1], [[0], [1, 2]])
 
 
-@pytest.mark.parametrize("args, message", [
-    (dict(ntasks=5, nnodes=2), "More processors requested than permitted"),
-    (dict(ntasks=3, nnodes=1), "More processors requested than permitted"),
-    (dict(ntasks=1, nnodes=1, nodelist=["node9"]), "Requested node configuration is not available"),
-    (dict(ntasks=3, nnodes=3), "Requested node configuration is not available"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (dict(ntasks=5, nnodes=2), "More processors requested than permitted"),
+        (dict(ntasks=3, nnodes=1), "More processors requested than permitted"),
+        (
+            dict(ntasks=1, nnodes=1, nodelist=["node9"]),
+            "Requested node configuration is not available",
+        ),
+        (dict(ntasks=3, nnodes=3), "Requested node configuration is not available"),
+    ],
+)
 def test_layout_refusals(args, message):
     with pytest.raises(layout.LayoutError, match=message):
         layout.plan(NAMES, [2, 2], **args)
 
 
 # -- srun's options ----------------------------------------------------------------------
+
 
 def test_srun_takes_counts_from_the_allocation():
     request, output, warnings = srun.parse(["hostname"], ENV_B)
@@ -68,15 +80,18 @@ def test_srun_fewer_tasks_than_nodes_warns_as_slurm():
 
 def test_srun_ignores_ntasks_per_node_that_does_not_fit():
     request, _, warnings = srun.parse(["-n3", "true"], ENV_B)
-    assert warnings == ["srun: Warning: can't honor --ntasks-per-node set to 2 which doesn't "
-                        "match the requested tasks 3 with the number of requested nodes 2. "
-                        "Ignoring --ntasks-per-node."]
+    assert warnings == [
+        "srun: Warning: can't honor --ntasks-per-node set to 2 which doesn't "
+        "match the requested tasks 3 with the number of requested nodes 2. "
+        "Ignoring --ntasks-per-node."
+    ]
     assert request["ntasks_per_node"] is None
 
 
 def test_srun_nodelist_and_options_end_at_the_command():
     request, output, _ = srun.parse(
-        ["-w", "127.0.0.[1-2]", "-l", "-u", "--ntasks=2", "cmd", "-n", "9", "--label"], {})
+        ["-w", "127.0.0.[1-2]", "-l", "-u", "--ntasks=2", "cmd", "-n", "9", "--label"], {}
+    )
     assert (request["ntasks"], request["nnodes"], request["nodelist"]) == (2, 2, NAMES)
     assert request["argv"] == ["cmd", "-n", "9", "--label"]
     assert output["label"] and output["unbuffered"]
@@ -84,12 +99,17 @@ def test_srun_nodelist_and_options_end_at_the_command():
     assert request["cpus_per_task"] == 2 and request["cpus_per_task_set"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--bogus", "x"], "srun: unrecognized option '--bogus'\n"
-                       "Try \"srun --help\" for more information"),
-    (["-n1"], "srun: fatal: No command given to execute."),
-    (["-n", "x", "true"], "srun: error: Invalid number of tasks: x"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--bogus", "x"],
+            "srun: unrecognized option '--bogus'\nTry \"srun --help\" for more information",
+        ),
+        (["-n1"], "srun: fatal: No command given to execute."),
+        (["-n", "x", "true"], "srun: error: Invalid number of tasks: x"),
+    ],
+)
 def test_srun_usage_errors(argv, message):
     with pytest.raises(srun.UsageError) as e:
         srun.parse(argv, {})
@@ -106,10 +126,16 @@ def test_srun_export():
 
 # -- srun's output and exit reports ------------------------------------------------------
 
+
 def _output(tmp_path, **settings):
     step = {"id": 0, "tasks": [list(range(6)), list(range(6, 12))], "names": NAMES}
-    base = {"label": False, "unbuffered": False, "stdout": str(tmp_path / "out"),
-            "stderr": None, "append": False}
+    base = {
+        "label": False,
+        "unbuffered": False,
+        "stdout": str(tmp_path / "out"),
+        "stderr": None,
+        "append": False,
+    }
     base.update(settings)
     return srun.Output(base, step, {"SLURM_JOB_ID": "5"})
 
@@ -123,8 +149,7 @@ def test_labelled_lines_are_whole_and_padded(tmp_path):
     out.write(3, 1, b"tial\nsecond\nno newline")
     out.flush([3])
     out.close()
-    assert (tmp_path / "out").read_text() == (
-        "11: x\n 3: partial\n 3: second\n 3: no newline\n")
+    assert (tmp_path / "out").read_text() == ("11: x\n 3: partial\n 3: second\n 3: no newline\n")
 
 
 def test_unbuffered_output_is_passed_as_it_comes(tmp_path):
@@ -156,20 +181,29 @@ def test_task_exit_lines_and_exit_code(capfd):
         "srun: error: node1: tasks 1-2: Exited with exit code 3\n"
         "srun: error: node2: task 3: Killed\n"
         "srun: error: node2: task 4: Exited with exit code 1\n"
-        "srun: error: node1: task 0: Killed\n")
+        "srun: error: node1: task 0: Killed\n"
+    )
 
 
 # -- scontrol ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, case", [
-    (["show", "hostnames", "node[1-3,5]"], "scontrol-show-hostnames.txt"),
-    (["show", "hostname", "node[01-03],gpu[1-2],login"], "scontrol-show-hostnames-multi.txt"),
-    (["show", "hostlist", "node1,node2,node3"], "scontrol-show-hostlist.txt"),
-    (["show", "hostlist", "node3,node1,node2,node10,gpu1,node02"],
-     "scontrol-show-hostlist-mixed.txt"),
-    (["show", "hostlistsorted", "node3,node1,node2,node10,gpu1"],
-     "scontrol-show-hostlistsorted.txt"),
-])
+
+@pytest.mark.parametrize(
+    "argv, case",
+    [
+        (["show", "hostnames", "node[1-3,5]"], "scontrol-show-hostnames.txt"),
+        (["show", "hostname", "node[01-03],gpu[1-2],login"], "scontrol-show-hostnames-multi.txt"),
+        (["show", "hostlist", "node1,node2,node3"], "scontrol-show-hostlist.txt"),
+        (
+            ["show", "hostlist", "node3,node1,node2,node10,gpu1,node02"],
+            "scontrol-show-hostlist-mixed.txt",
+        ),
+        (
+            ["show", "hostlistsorted", "node3,node1,node2,node10,gpu1"],
+            "scontrol-show-hostlistsorted.txt",
+        ),
+    ],
+)
 def test_scontrol_hostlists(capsys, argv, case):
     assert scontrol.main(argv, "/nonexistent") == 0
     assert capsys.readouterr().out == capture(case)
@@ -181,16 +215,24 @@ def test_scontrol_hostnames_without_a_list(capsys, monkeypatch):
     assert capsys.readouterr().err == capture("scontrol-show-hostnames-noarg-noenv.txt", "stderr")
 
 
-@pytest.mark.parametrize("tag, word, minimum, matches", [
-    ("hostn", "hostnames", 5, True), ("host", "hostnames", 5, False),
-    ("hostlists", "hostlist", 5, False), ("hostlists", "hostlistsorted", 9, True),
-    ("HOSTLIST", "hostlist", 5, True), ("j", "jobs", 1, True), ("job", "jobid", 1, True),
-])
+@pytest.mark.parametrize(
+    "tag, word, minimum, matches",
+    [
+        ("hostn", "hostnames", 5, True),
+        ("host", "hostnames", 5, False),
+        ("hostlists", "hostlist", 5, False),
+        ("hostlists", "hostlistsorted", 9, True),
+        ("HOSTLIST", "hostlist", 5, True),
+        ("j", "jobs", 1, True),
+        ("job", "jobid", 1, True),
+    ],
+)
 def test_scontrol_keyword_abbreviations(tag, word, minimum, matches):
     assert scontrol._is(tag, word, minimum) is matches
 
 
 # -- the channel -------------------------------------------------------------------------
+
 
 class _Node0:
     """A listener serving handshakes in a thread, recording what it refused."""
@@ -251,8 +293,14 @@ def test_agents_skip_another_jobs_listener():
     other, mine = _Node0("their secret", 4300), _Node0("my secret", 4300)
     try:
         assert mine.port > other.port
-        conn, port = channel.find_node0("127.0.0.1", 4300, channel.role_key("my secret", "agent"),
-                                        1, time.monotonic() + 5, lambda: False)
+        conn, port = channel.find_node0(
+            "127.0.0.1",
+            4300,
+            channel.role_key("my secret", "agent"),
+            1,
+            time.monotonic() + 5,
+            lambda: False,
+        )
         assert port == mine.port and conn.recv()[0] == {"t": "setup"}
         conn.close()
     finally:
@@ -262,11 +310,25 @@ def test_agents_skip_another_jobs_listener():
 
 # -- spec and identity -------------------------------------------------------------------
 
+
 def _spec(**kw):
-    base = {"version": 1, "job_id": 10, "job_name": "j", "partition": "p", "cluster_name": "c",
-            "user": "u", "uid": 1, "gid": 1, "submit_dir": "/", "submit_host": "h",
-            "script": "#!/bin/sh\n", "num_nodes": 2, "tasks_per_node": [1, 1],
-            "cpus_per_node": [1, 1], "output": "o"}
+    base = {
+        "version": 1,
+        "job_id": 10,
+        "job_name": "j",
+        "partition": "p",
+        "cluster_name": "c",
+        "user": "u",
+        "uid": 1,
+        "gid": 1,
+        "submit_dir": "/",
+        "submit_host": "h",
+        "script": "#!/bin/sh\n",
+        "num_nodes": 2,
+        "tasks_per_node": [1, 1],
+        "cpus_per_node": [1, 1],
+        "output": "o",
+    }
     base.update(kw)
     for key, value in spec.DEFAULTS.items():
         base.setdefault(key, value)
@@ -275,8 +337,14 @@ def _spec(**kw):
 
 def test_identity_from_skypilot_variables():
     array = {"job_id": 31, "indices": [1, 3, 5, 7], "job_ids": [32, 33, 34, 31], "throttle": 2}
-    job = spec.Job(_spec(array=array), {"SKYPILOT_NODE_RANK": "1", "SKYPILOT_JOB_RANK": "2",
-                                        "SKYPILOT_NODE_IPS": "10.0.0.5\n10.0.0.6\n"})
+    job = spec.Job(
+        _spec(array=array),
+        {
+            "SKYPILOT_NODE_RANK": "1",
+            "SKYPILOT_JOB_RANK": "2",
+            "SKYPILOT_NODE_IPS": "10.0.0.5\n10.0.0.6\n",
+        },
+    )
     assert (job.rank, job.ips, job.name) == (1, ["10.0.0.5", "10.0.0.6"], "10.0.0.6")
     assert (job.job_id, job.array_job_id, job.array_task_id) == (34, 31, 5)
     with pytest.raises(spec.SpecError):
@@ -291,13 +359,21 @@ def test_node_names_must_resolve_to_their_nodes():
     assert spec.settle_names(job) == ["127.0.0.1", "127.0.0.2"]
 
 
-@pytest.mark.parametrize("kw, skypilot, expected", [
-    ({}, "0", None), ({"gres": "gpu:a100:2"}, "0", 2), ({"gpus": 3}, "0", 2),
-    ({"gpus_per_task": 2}, "0", 2), ({"gpus": 1}, "4", 4), ({"gres": "gpu"}, "0", 1),
-])
+@pytest.mark.parametrize(
+    "kw, skypilot, expected",
+    [
+        ({}, "0", None),
+        ({"gres": "gpu:a100:2"}, "0", 2),
+        ({"gpus": 3}, "0", 2),
+        ({"gpus_per_task": 2}, "0", 2),
+        ({"gpus": 1}, "4", 4),
+        ({"gres": "gpu"}, "0", 1),
+    ],
+)
 def test_gpus_on_node(kw, skypilot, expected):
-    job = spec.Job(_spec(**kw), {"SKYPILOT_NODE_IPS": "a\nb",
-                                 "SKYPILOT_NUM_GPUS_PER_NODE": skypilot})
+    job = spec.Job(
+        _spec(**kw), {"SKYPILOT_NODE_IPS": "a\nb", "SKYPILOT_NUM_GPUS_PER_NODE": skypilot}
+    )
     assert job.gpus_on_node() == expected
 
 
@@ -310,43 +386,60 @@ def test_array_step(indices, step):
 
 # -- the exec trampoline -----------------------------------------------------------------
 
+
 def _launch(cwd, *argv):
-    return subprocess.run(procs.launch_argv("node1", 0o22, cwd, argv), capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        procs.launch_argv("node1", 0o22, cwd, argv),
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_trampoline_reports_exec_failure_as_slurmstepd():
     done = _launch("/tmp", "no-such-command")
-    assert (done.returncode, done.stderr) == (2, capture("srun-nonexistent-cmd.txt", "stderr")
-                                              .splitlines(True)[0])
+    assert (done.returncode, done.stderr) == (
+        2,
+        capture("srun-nonexistent-cmd.txt", "stderr").splitlines(True)[0],
+    )
 
 
 def test_trampoline_task_pid_umask_cwd_and_signals():
-    done = _launch("/nonexistent", "bash", "-c",
-                   "echo $SLURM_TASK_PID $$; umask; pwd; trap -p; yes | head -1")
+    done = _launch(
+        "/nonexistent", "bash", "-c", "echo $SLURM_TASK_PID $$; umask; pwd; trap -p; yes | head -1"
+    )
     task_pid, shell_pid, mask, cwd, *rest = done.stdout.split()
     assert task_pid == shell_pid and mask == "0022" and cwd == "/tmp" and rest == ["y"]
-    assert done.stderr == ("slurmstepd-node1: error: couldn't chdir to `/nonexistent': No such "
-                           "file or directory: going to /tmp instead\n")
+    assert done.stderr == (
+        "slurmstepd-node1: error: couldn't chdir to `/nonexistent': No such "
+        "file or directory: going to /tmp instead\n"
+    )
     assert sys.executable in procs.launch_argv("n", 0, "/", ["x"])
 
 
 # -- shipped alone -----------------------------------------------------------------------
 
+
 def test_runtime_ships_alone_with_the_standard_library(tmp_path):
     """slurmsky/__init__.py + slurmsky/runtime/ in a directory of their own import under a
     python without site-packages (-I -S): nothing else of slurmsky, nothing third-party."""
     package = tmp_path / "slurmsky"
-    shutil.copytree(ROOT / "slurmsky" / "runtime", package / "runtime",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "slurmsky" / "runtime",
+        package / "runtime",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shutil.copy(ROOT / "slurmsky" / "__init__.py", package / "__init__.py")
     modules = sorted(p.stem for p in (package / "runtime").glob("*.py"))
-    code = ("import sys; sys.path.insert(0, %r)\n" % str(tmp_path)
-            + "".join("import slurmsky.runtime.%s\n" % m for m in modules)
-            + "print(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)"
-              " - {'__main__', 'slurmsky'}))")
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
-                          text=True, cwd=tmp_path)
+    code = (
+        "import sys; sys.path.insert(0, %r)\n" % str(tmp_path)
+        + "".join("import slurmsky.runtime.%s\n" % m for m in modules)
+        + "print(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)"
+        " - {'__main__', 'slurmsky'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
     assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
 
 
@@ -356,8 +449,12 @@ def test_only_groups_that_hold_a_process_of_the_job_are_signalled():
     (every process of the job, the runtime being their subreaper) is in it."""
     ours = subprocess.Popen(["sleep", "60"], start_new_session=True)
     # a stranger: its own group, whose leader exited at once, re-parented away from us
-    out = subprocess.run(["setsid", "sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $$ $!"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        ["setsid", "sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $$ $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     stranger_group, stranger = int(out[0]), int(out[1])
     try:
         assert os.getpgid(stranger) == stranger_group

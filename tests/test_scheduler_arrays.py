@@ -6,13 +6,16 @@ import time
 
 
 def test_elements_have_their_own_ids_and_files(cluster):
-    job = cluster.sbatch("--array=1-7:2%2", "--wrap",
-                         "echo $SLURM_JOB_ID $SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID")
+    job = cluster.sbatch(
+        "--array=1-7:2%2", "--wrap", "echo $SLURM_JOB_ID $SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID"
+    )
     rows = cluster.wait_done(job)
     assert [r[1] for r in rows] == ["COMPLETED"] * 4
     with cluster.db() as conn:
-        elements = conn.execute("SELECT array_task_id, job_id FROM jobs WHERE array_job_id = ? "
-                                "ORDER BY array_task_id", (job,)).fetchall()
+        elements = conn.execute(
+            "SELECT array_task_id, job_id FROM jobs WHERE array_job_id = ? ORDER BY array_task_id",
+            (job,),
+        ).fetchall()
     # as on Slurm: new ids for the first elements, the array's own id for the last one
     assert elements == [(1, job + 1), (3, job + 2), (5, job + 3), (7, job)]
     for index, own_id in elements:
@@ -37,10 +40,12 @@ def test_thousand_elements_throttled_to_four(cluster):
     rows = cluster.wait_done(job, timeout=600)
     assert len(rows) == 1000 and {r[1] for r in rows} == {"COMPLETED"}
     with cluster.db() as conn:
-        spans = conn.execute("SELECT start_time, end_time FROM jobs WHERE array_job_id = ?",
-                             (job,)).fetchall()
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans],
-                    key=lambda ev: (ev[0], ev[1]))
+        spans = conn.execute(
+            "SELECT start_time, end_time FROM jobs WHERE array_job_id = ?", (job,)
+        ).fetchall()
+    events = sorted(
+        [(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda ev: (ev[0], ev[1])
+    )
     running = peak = 0
     for _, step in events:
         running += step
@@ -61,7 +66,9 @@ def test_max_array_size_comes_from_the_config(cluster):
     `max_array_size` in the config raises it, and `scontrol show config` shows it."""
     refused = cluster.run("sbatch", "--hold", "--array=0-1001", "--wrap", "true")
     assert (refused.returncode, refused.stderr) == (
-        1, "sbatch: error: Batch job submission failed: Invalid job array specification\n")
+        1,
+        "sbatch: error: Batch job submission failed: Invalid job array specification\n",
+    )
     (cluster.home / "slurmsky.yaml").write_text("kill_wait: 1\nmax_array_size: 2000\n")
     job = cluster.sbatch("--hold", "--array=0-1001", "--wrap", "true")
     assert len(cluster.jobs("array_job_id = ?", job)) == 1002
@@ -78,23 +85,49 @@ def test_pending_elements_wait_alike_but_for_their_own_reasons(cluster):
     import os
 
     env = {"SLURMSKY_LOCAL_NODES": "1"}  # one node with this machine's CPUs
-    job = cluster.sbatch("--array=0-5", "-c", str(os.cpu_count()), "--wrap",
-                         'echo $SLURM_ARRAY_TASK_ID >> order.txt; '
-                         'if [ $SLURM_ARRAY_TASK_ID = 0 ]; then sleep 60; fi', env=env)
+    job = cluster.sbatch(
+        "--array=0-5",
+        "-c",
+        str(os.cpu_count()),
+        "--wrap",
+        "echo $SLURM_ARRAY_TASK_ID >> order.txt; "
+        "if [ $SLURM_ARRAY_TASK_ID = 0 ]; then sleep 60; fi",
+        env=env,
+    )
 
     def reasons():
         with cluster.db() as conn:
-            return dict(conn.execute("SELECT array_task_id, reason FROM jobs WHERE "
-                                     "array_job_id = ? AND state = 'PENDING'", (job,)))
+            return dict(
+                conn.execute(
+                    "SELECT array_task_id, reason FROM jobs WHERE "
+                    "array_job_id = ? AND state = 'PENDING'",
+                    (job,),
+                )
+            )
 
-    cluster.wait_for(lambda: cluster.jobs("array_job_id = ? AND array_task_id = 0 AND "
-                                          "state = 'RUNNING'", job), 30, "element 0 to run")
+    cluster.wait_for(
+        lambda: cluster.jobs("array_job_id = ? AND array_task_id = 0 AND state = 'RUNNING'", job),
+        30,
+        "element 0 to run",
+    )
     assert cluster.run("scontrol", "hold", f"{job}_3", env=env).returncode == 0
-    cluster.wait_for(lambda: reasons() == {1: "Resources", 2: "Priority", 3: "JobHeldAdmin",
-                                           4: "Priority", 5: "Priority"}, 30, "the reasons")
+    cluster.wait_for(
+        lambda: (
+            reasons()
+            == {1: "Resources", 2: "Priority", 3: "JobHeldAdmin", 4: "Priority", 5: "Priority"}
+        ),
+        30,
+        "the reasons",
+    )
     assert cluster.run("scontrol", "release", f"{job}_3", env=env).returncode == 0
-    cluster.wait_for(lambda: reasons() == {1: "Resources", 2: "Priority", 3: "Priority",
-                                           4: "Priority", 5: "Priority"}, 30, "the release")
+    cluster.wait_for(
+        lambda: (
+            reasons()
+            == {1: "Resources", 2: "Priority", 3: "Priority", 4: "Priority", 5: "Priority"}
+        ),
+        30,
+        "the release",
+    )
     assert cluster.run("scancel", f"{job}_0", env=env).returncode == 0
     rows = cluster.wait_done(job, timeout=120)
     assert sorted(r[1] for r in rows) == ["CANCELLED"] + ["COMPLETED"] * 5

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 import fake_backend
+import pytest
 from fake_backend import FakeExecutor
+
 from slurmsky import backends
 from slurmsky.backends import QUEUE_SYNC, STEP_SIGNALS
 from slurmsky.core import jobcontrol, scheduler, state
@@ -20,15 +20,49 @@ T0 = 1_000_000.0
 def job_row(job_id: int, submission: int | None = None, **extra) -> dict:
     """A pending one-node batch job of this user, as submit._row stores it."""
     row = dict(
-        job_id=job_id, submission=submission or job_id, array_job_id=None, array_task_id=None,
-        array_throttle=None, array_rank=None, name=f"job{job_id}", user="me",
-        uid=os.getuid(), gid=os.getgid(), account=None, partition="debug", num_nodes=1,
-        max_nodes=None, num_cpus=1, num_tasks=1, cpus_per_task=None, tasks_per_node=[1],
-        cpus_per_node=[1], mem_per_node=None, mem_per_cpu=None, gpus_per_node=0, gres=None,
-        time_limit=None, dependency_spec=None, dependency=None, kill_on_invalid_dep=0,
-        comment=None, command=None, submit_dir="/tmp", workdir="/tmp", stdout=None,
-        stderr=None, stdin="/dev/null", requeue=1, batch=1, state="PENDING", reason="None",
-        held=None, submit_time=T0 - 10, begin_time=None, executor="fake")
+        job_id=job_id,
+        submission=submission or job_id,
+        array_job_id=None,
+        array_task_id=None,
+        array_throttle=None,
+        array_rank=None,
+        name=f"job{job_id}",
+        user="me",
+        uid=os.getuid(),
+        gid=os.getgid(),
+        account=None,
+        partition="debug",
+        num_nodes=1,
+        max_nodes=None,
+        num_cpus=1,
+        num_tasks=1,
+        cpus_per_task=None,
+        tasks_per_node=[1],
+        cpus_per_node=[1],
+        mem_per_node=None,
+        mem_per_cpu=None,
+        gpus_per_node=0,
+        gres=None,
+        time_limit=None,
+        dependency_spec=None,
+        dependency=None,
+        kill_on_invalid_dep=0,
+        comment=None,
+        command=None,
+        submit_dir="/tmp",
+        workdir="/tmp",
+        stdout=None,
+        stderr=None,
+        stdin="/dev/null",
+        requeue=1,
+        batch=1,
+        state="PENDING",
+        reason="None",
+        held=None,
+        submit_time=T0 - 10,
+        begin_time=None,
+        executor="fake",
+    )
     row.update(extra)
     if row["num_nodes"] > 1 and "cpus_per_node" not in extra:
         row.update(cpus_per_node=[1] * row["num_nodes"], tasks_per_node=[1] * row["num_nodes"])
@@ -64,8 +98,19 @@ class World:
         """An array's elements as sbatch stores them; their ids in index order (the last
         element carries the array's own id)."""
         ids = [first + 1 + k for k in range(count - 1)] + [first]
-        self.submit(*[job_row(i, first, array_job_id=first, array_task_id=k, array_rank=k,
-                              array_throttle=throttle) for k, i in enumerate(ids)])
+        self.submit(
+            *[
+                job_row(
+                    i,
+                    first,
+                    array_job_id=first,
+                    array_task_id=k,
+                    array_rank=k,
+                    array_throttle=throttle,
+                )
+                for k, i in enumerate(ids)
+            ]
+        )
         return ids
 
     def run(self, now: float) -> tuple[bool, float | None]:
@@ -98,8 +143,15 @@ def world(tmp_path, monkeypatch):
 
 
 def done(code: int = 0, state_: str = "COMPLETED", **extra) -> dict:
-    return {"state": state_, "exit_code": code, "signal": 0, "start": T0, "end": T0 + 50,
-            "reason": None, **extra}
+    return {
+        "state": state_,
+        "exit_code": code,
+        "signal": 0,
+        "start": T0,
+        "end": T0 + 50,
+        "reason": None,
+        **extra,
+    }
 
 
 # --- a job's life ----------------------------------------------------------------------------
@@ -109,7 +161,8 @@ def test_job_is_placed_prepared_launched_polled_and_completes(world):
     ex = world.ex
     seen_at_launch = []
     ex.on_launch = lambda job: seen_at_launch.append(
-        world.look(job.job_id, "state", "executor_ref", "start_time"))
+        world.look(job.job_id, "state", "executor_ref", "start_time")
+    )
     world.submit(job_row(1))
 
     changed, wake = world.run(T0)
@@ -117,8 +170,9 @@ def test_job_is_placed_prepared_launched_polled_and_completes(world):
     assert ex.calls == [("place", 1), ("prepare", 1, [0]), ("launch", 1)]
     # the prepared ref is stored, CONFIGURING, before launch() is called
     assert seen_at_launch == [("CONFIGURING", {"nodes": [0], "names": ["fake0"], "pids": []}, T0)]
-    assert world.look(1, "state", "reason", "nodelist", "batch_host", "start_time",
-                      "eligible_time") == ("RUNNING", "None", "fake0", "fake0", T0, T0)
+    assert world.look(
+        1, "state", "reason", "nodelist", "batch_host", "start_time", "eligible_time"
+    ) == ("RUNNING", "None", "fake0", "fake0", T0, T0)
     assert world.job(1).executor_ref["pids"] == [[100001, 0.0]]
 
     assert world.run(T0 + 10) == (False, None)  # polled, still running
@@ -127,18 +181,22 @@ def test_job_is_placed_prepared_launched_polled_and_completes(world):
     ex.results[1] = done(0)
     assert world.run(T0 + 60)[0] is True
     assert ex.calls[3:] == [("poll", 1), ("poll", 1), ("cleanup", 1)]
-    assert world.look(1, "state", "reason", "exit_code", "exit_signal", "start_time",
-                      "end_time", "kill_action") == ("COMPLETED", "None", 0, 0, T0, T0 + 50, None)
+    assert world.look(
+        1, "state", "reason", "exit_code", "exit_signal", "start_time", "end_time", "kill_action"
+    ) == ("COMPLETED", "None", 0, 0, T0, T0 + 50, None)
     assert world.job(1).result == done(0)
     assert world.run(T0 + 70) == (False, None)
     assert len(ex.calls) == 6  # a finished job is neither polled nor placed again
 
 
-@pytest.mark.parametrize("result, exit_text, reason", [
-    (done(3, "FAILED"), (3, 0), "NonZeroExitCode"),
-    (done(0, "FAILED", signal=9), (0, 9), "RaisedSignal:9(Killed)"),
-    (done(0, "TIMEOUT"), (0, 0), "TimeLimit"),
-])
+@pytest.mark.parametrize(
+    "result, exit_text, reason",
+    [
+        (done(3, "FAILED"), (3, 0), "NonZeroExitCode"),
+        (done(0, "FAILED", signal=9), (0, 9), "RaisedSignal:9(Killed)"),
+        (done(0, "TIMEOUT"), (0, 0), "TimeLimit"),
+    ],
+)
 def test_failed_end_takes_exit_code_and_reason(world, result, exit_text, reason):
     world.submit(job_row(1))
     world.run(T0)
@@ -146,7 +204,10 @@ def test_failed_end_takes_exit_code_and_reason(world, result, exit_text, reason)
     world.run(T0 + 60)
     job = world.job(1)
     assert (job.state, (job.exit_code, job.exit_signal), job.reason) == (
-        result["state"], exit_text, reason)
+        result["state"],
+        exit_text,
+        reason,
+    )
 
 
 def test_poll_interval_and_begin_time_set_the_wake_time(world):
@@ -176,7 +237,11 @@ def test_unplaceable_job_waits_with_the_executors_reason_then_starts(world):
     assert world.run(T0 + 20)[0] is True  # 1's end and 2's start in one pass
     assert world.look(1, "state") == ("COMPLETED",)
     assert world.look(2, "state", "reason", "nodelist", "start_time") == (
-        "RUNNING", "None", "fake0", T0 + 20)
+        "RUNNING",
+        "None",
+        "fake0",
+        T0 + 20,
+    )
     assert world.ex.called("prepare") == [1, 2]
 
 
@@ -190,10 +255,16 @@ def test_blocked_job_holds_back_equal_asks_but_smaller_jobs_fill_in(world):
     world.submit(job_row(5))
     world.run(T0)
     assert [world.look(i, "state", "reason") for i in range(1, 6)] == [
-        ("RUNNING", "None"), ("PENDING", "Resources"), ("PENDING", "Priority"),
-        ("PENDING", "PartitionNodeLimit"), ("RUNNING", "None")]
+        ("RUNNING", "None"),
+        ("PENDING", "Resources"),
+        ("PENDING", "Priority"),
+        ("PENDING", "PartitionNodeLimit"),
+        ("RUNNING", "None"),
+    ]
     assert [c for c in world.ex.calls if c[0] == "prepare"] == [
-        ("prepare", 1, [0]), ("prepare", 5, [1])]
+        ("prepare", 1, [0]),
+        ("prepare", 5, [1]),
+    ]
 
     world.ex.results[1] = done(0)
     world.ex.results[5] = done(0)
@@ -229,33 +300,53 @@ def test_array_throttle_keeps_two_elements_started(world):
 
 def test_afterok_waits_with_reason_dependency_then_starts(world):
     world.submit(job_row(1))
-    world.submit(job_row(2, dependency_spec="afterok:1", dependency="afterok:1(unfulfilled)",
-                         reason="Dependency"))
+    world.submit(
+        job_row(
+            2, dependency_spec="afterok:1", dependency="afterok:1(unfulfilled)", reason="Dependency"
+        )
+    )
     world.run(T0)
     assert world.look(2, "state", "reason", "dependency", "eligible_time") == (
-        "PENDING", "Dependency", "afterok:1(unfulfilled)", None)
+        "PENDING",
+        "Dependency",
+        "afterok:1(unfulfilled)",
+        None,
+    )
     assert world.ex.called("place") == [1]  # a job waiting for a dependency is not placed
 
     world.ex.results[1] = done(0)
     world.run(T0 + 30)
     assert world.look(2, "state", "reason", "dependency", "eligible_time", "start_time") == (
-        "RUNNING", "None", None, T0 + 30, T0 + 30)
+        "RUNNING",
+        "None",
+        None,
+        T0 + 30,
+        T0 + 30,
+    )
 
 
 def test_afterok_on_failed_job_is_never_satisfied(world):
     world.submit(job_row(1))
     world.submit(job_row(2, dependency_spec="afterok:1", reason="Dependency"))
-    world.submit(job_row(3, dependency_spec="afterok:1", reason="Dependency",
-                         kill_on_invalid_dep=1))
+    world.submit(
+        job_row(3, dependency_spec="afterok:1", reason="Dependency", kill_on_invalid_dep=1)
+    )
     world.run(T0)
     world.ex.results[1] = done(1, "FAILED")
     world.run(T0 + 30)
     world.run(T0 + 40)
     assert world.look(1, "state", "reason") == ("FAILED", "NonZeroExitCode")
     assert world.look(2, "state", "reason", "dependency") == (
-        "PENDING", "DependencyNeverSatisfied", "afterok:1(failed)")
+        "PENDING",
+        "DependencyNeverSatisfied",
+        "afterok:1(failed)",
+    )
     assert world.look(3, "state", "reason", "end_time", "exit_code") == (
-        "CANCELLED", "DependencyNeverSatisfied", T0 + 30, 0)
+        "CANCELLED",
+        "DependencyNeverSatisfied",
+        T0 + 30,
+        0,
+    )
     assert world.ex.called("place") == [1]
 
 
@@ -283,8 +374,7 @@ def test_begin_time_in_the_future_waits_with_reason_begintime(world):
     assert world.run(T0 + 99.5) == (False, T0 + 100)
     assert world.ex.calls == []
     assert world.run(T0 + 100)[0] is True
-    assert world.look(1, "state", "eligible_time", "start_time") == (
-        "RUNNING", T0 + 100, T0 + 100)
+    assert world.look(1, "state", "eligible_time", "start_time") == ("RUNNING", T0 + 100, T0 + 100)
 
 
 # --- scancel, requeue, signals ---------------------------------------------------------------
@@ -301,9 +391,17 @@ def test_scancel_of_running_job_cancels_it_through_the_executor(world):
 
     assert world.run(T0 + 5)[0] is True
     assert world.ex.calls[4:] == [("cancel", 1), ("poll", 1), ("cleanup", 1)]
-    assert world.look(1, "state", "reason", "exit_code", "exit_signal", "kill_action",
-                      "kill_sent", "end_time", "cancelled_by") == (
-        "CANCELLED", "None", 0, 0, None, T0 + 5, T0 + 5, os.getuid())
+    assert world.look(
+        1,
+        "state",
+        "reason",
+        "exit_code",
+        "exit_signal",
+        "kill_action",
+        "kill_sent",
+        "end_time",
+        "cancelled_by",
+    ) == ("CANCELLED", "None", 0, 0, None, T0 + 5, T0 + 5, os.getuid())
     assert world.ex.called("place") == [1, 2]
 
 
@@ -327,9 +425,9 @@ def test_requeue_ends_the_job_and_pends_it_again_after_two_minutes(world):
     assert jobcontrol.requeue(world.cmd, world.job(1)) is None
     world.run(T0 + 10)
     assert world.ex.calls[3:5] == [("cancel", 1), ("poll", 1)]
-    assert world.look(1, "state", "reason", "begin_time", "restarts", "start_time",
-                      "executor_ref", "kill_action") == (
-        "PENDING", "BeginTime", T0 + 130, 1, None, None, None)
+    assert world.look(
+        1, "state", "reason", "begin_time", "restarts", "start_time", "executor_ref", "kill_action"
+    ) == ("PENDING", "BeginTime", T0 + 130, 1, None, None, None)
     assert world.run(T0 + 20) == (False, T0 + 130)
     world.run(T0 + 130)
     assert world.look(1, "state", "start_time") == ("RUNNING", T0 + 130)
@@ -358,8 +456,15 @@ def test_queue_sync_backend_is_synced_every_pass_and_never_polled(monkeypatch, w
         wake.append(now + 30)
         moved = False
         for job_id, end in list(ends.items()):
-            moved |= state.update_job(conn, job_id, where_state=("CONFIGURING", "COMPLETING"),
-                                      state="COMPLETED", exit_code=0, exit_signal=0, end_time=end)
+            moved |= state.update_job(
+                conn,
+                job_id,
+                where_state=("CONFIGURING", "COMPLETING"),
+                state="COMPLETED",
+                exit_code=0,
+                exit_signal=0,
+                end_time=end,
+            )
             del ends[job_id]
         return moved
 
@@ -367,9 +472,15 @@ def test_queue_sync_backend_is_synced_every_pass_and_never_polled(monkeypatch, w
     assert world.run(T0) == (False, T0 + 30)  # synced with no job: the configured backend
     world.submit(job_row(1), job_row(2, submission=1))
     world.run(T0 + 1)
-    assert world.ex.calls[1:] == [("sync", T0 + 1), ("place", 1), ("place", 2),
-                                  ("prepare", 1, [0]), ("launch", 1),
-                                  ("prepare", 2, [1]), ("launch", 2)]
+    assert world.ex.calls[1:] == [
+        ("sync", T0 + 1),
+        ("place", 1),
+        ("place", 2),
+        ("prepare", 1, [0]),
+        ("launch", 1),
+        ("prepare", 2, [1]),
+        ("launch", 2),
+    ]
     # launched: CONFIGURING until the queue says otherwise
     assert [world.job(i).state for i in (1, 2)] == ["CONFIGURING", "CONFIGURING"]
 
@@ -392,7 +503,12 @@ def test_launch_oserror_fails_that_job_and_the_pass_goes_on(world):
     world.submit(job_row(2))
     assert world.run(T0)[0] is True
     assert world.look(1, "state", "reason", "exit_code", "exit_signal", "end_time") == (
-        "FAILED", "JobLaunchFailure", 0, 53, T0)
+        "FAILED",
+        "JobLaunchFailure",
+        0,
+        53,
+        T0,
+    )
     assert world.job(1).result == {"error": "no such file"}
     assert world.look(2, "state") == ("RUNNING",)
     world.run(T0 + 1)
@@ -409,25 +525,42 @@ def test_launch_raising_anything_else_escapes_the_pass_and_is_adopted_later(worl
     with pytest.raises(RuntimeError, match="boom"):
         world.run(T0)
     assert world.look(1, "state", "executor_ref") == (
-        "CONFIGURING", {"nodes": [0], "names": ["fake0"], "pids": []})
+        "CONFIGURING",
+        {"nodes": [0], "names": ["fake0"], "pids": []},
+    )
     assert world.look(2, "state", "reason", "eligible_time") == ("PENDING", "None", T0)
     assert world.ex.called("launch") == [1]
 
     assert world.run(T0 + 1)[0] is True
-    assert world.ex.calls[4:] == [("adopt", 1), ("place", 1), ("place", 2),
-                                  ("prepare", 1, [0]), ("launch", 1),
-                                  ("prepare", 2, [1]), ("launch", 2)]
+    assert world.ex.calls[4:] == [
+        ("adopt", 1),
+        ("place", 1),
+        ("place", 2),
+        ("prepare", 1, [0]),
+        ("launch", 1),
+        ("prepare", 2, [1]),
+        ("launch", 2),
+    ]
     assert [world.job(i).state for i in (1, 2)] == ["RUNNING", "RUNNING"]
 
 
 def test_half_started_job_found_running_is_adopted(world):
     """A CONFIGURING job whose ref has no pids (an agent died in launch): adopt()'s ref is
     stored and the job is RUNNING, then polled as usual."""
-    world.submit(job_row(1, state="CONFIGURING", start_time=T0 - 5,
-                         executor_ref={"nodes": [1], "names": ["fake1"], "pids": []}))
+    world.submit(
+        job_row(
+            1,
+            state="CONFIGURING",
+            start_time=T0 - 5,
+            executor_ref={"nodes": [1], "names": ["fake1"], "pids": []},
+        )
+    )
     world.ex.adopted[1] = {"nodes": [1], "names": ["fake1"], "pids": [[42, 1.0]]}
     world.ex.results[1] = done(0)
     world.run(T0)
     assert world.ex.calls == [("adopt", 1), ("poll", 1), ("cleanup", 1)]
     assert world.look(1, "state", "start_time", "executor_ref") == (
-        "COMPLETED", T0 - 5, world.ex.adopted[1])
+        "COMPLETED",
+        T0 - 5,
+        world.ex.adopted[1],
+    )

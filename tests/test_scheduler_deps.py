@@ -26,24 +26,39 @@ def test_dependency_matrix(cluster, monkeypatch):
         "afternotok": ([f"--dependency=afternotok:{fail}"], "COMPLETED", None),
         "afternotok-ok": ([f"--dependency=afternotok:{ok}"], "PENDING", f"afternotok:{ok}(failed)"),
         "after": ([f"--dependency=after:{ok}"], "COMPLETED", None),
-        "kill-invalid": ([f"--dependency=afterok:{fail}", "--kill-on-invalid-dep=yes"],
-                         "CANCELLED", f"afterok:{fail}(failed)"),
-        "multi": ([f"--dependency=afterok:{ok},afterok:{fail}"], "PENDING",
-                  f"afterok:{fail}(failed)"),
+        "kill-invalid": (
+            [f"--dependency=afterok:{fail}", "--kill-on-invalid-dep=yes"],
+            "CANCELLED",
+            f"afterok:{fail}(failed)",
+        ),
+        "multi": (
+            [f"--dependency=afterok:{ok},afterok:{fail}"],
+            "PENDING",
+            f"afterok:{fail}(failed)",
+        ),
         "either": ([f"--dependency=afterok:{ok}?afterok:{fail}"], "COMPLETED", None),
         "unknown": (["--dependency=afterok:999999"], "COMPLETED", None),
     }
-    ids = {name: cluster.sbatch("-J", name, *args, "--wrap", "true")
-           for name, (args, _, _) in kids.items()}
+    ids = {
+        name: cluster.sbatch("-J", name, *args, "--wrap", "true")
+        for name, (args, _, _) in kids.items()
+    }
     assert dependency(cluster, ids["multi"]) == (
-        f"afterok:{ok}(unfulfilled),afterok:{fail}(unfulfilled)")
+        f"afterok:{ok}(unfulfilled),afterok:{fail}(unfulfilled)"
+    )
     assert cluster.job(ids["multi"])[4] == "Dependency"
     for parent in (ok, fail):
         assert control.release(conn, control.select(conn, parent, None)[0]) is None
     settled = [ids[n] for n, (_, st, _) in kids.items() if st != "PENDING"]
     cluster.wait_done(ok, fail, *settled, timeout=60)
-    cluster.wait_for(lambda: all(cluster.job(ids[n])[4] == "DependencyNeverSatisfied"
-                                 for n, (_, st, _) in kids.items() if st == "PENDING"), 30)
+    cluster.wait_for(
+        lambda: all(
+            cluster.job(ids[n])[4] == "DependencyNeverSatisfied"
+            for n, (_, st, _) in kids.items()
+            if st == "PENDING"
+        ),
+        30,
+    )
     for name, (_, end_state, shown) in kids.items():
         row = cluster.job(ids[name])
         assert (name, row[1], dependency(cluster, ids[name])) == (name, end_state, shown)
@@ -66,10 +81,12 @@ def test_dependency_on_an_array_waits_for_every_element(cluster):
     cluster.wait_for(lambda: dependency(cluster, child) == f"afterok:{array}_*(unfulfilled)", 30)
     cluster.wait_done(child)
     with cluster.db() as conn:
-        (child_start,) = conn.execute("SELECT start_time FROM jobs WHERE job_id = ?",
-                                      (child,)).fetchone()
-        (array_end,) = conn.execute("SELECT max(end_time) FROM jobs WHERE array_job_id = ?",
-                                    (array,)).fetchone()
+        (child_start,) = conn.execute(
+            "SELECT start_time FROM jobs WHERE job_id = ?", (child,)
+        ).fetchone()
+        (array_end,) = conn.execute(
+            "SELECT max(end_time) FROM jobs WHERE array_job_id = ?", (array,)
+        ).fetchone()
     assert child_start >= array_end
 
 
@@ -142,7 +159,17 @@ def test_aftercorr_pairs_array_elements(cluster):
     first = cluster.sbatch("--array=1-2", "--wrap", "sleep 1; exit $((SLURM_ARRAY_TASK_ID - 1))")
     second = cluster.sbatch(f"--dependency=aftercorr:{first}", "--array=1-2", "--wrap", "true")
     cluster.wait_done(first)
-    cluster.wait_for(lambda: {r[1] for r in cluster.jobs("array_job_id = ? AND array_task_id = 1",
-                                                         second)} == {"COMPLETED"}, 30)
-    cluster.wait_for(lambda: cluster.jobs("array_job_id = ? AND array_task_id = 2", second)[0][4]
-                     == "DependencyNeverSatisfied", 30)
+    cluster.wait_for(
+        lambda: (
+            {r[1] for r in cluster.jobs("array_job_id = ? AND array_task_id = 1", second)}
+            == {"COMPLETED"}
+        ),
+        30,
+    )
+    cluster.wait_for(
+        lambda: (
+            cluster.jobs("array_job_id = ? AND array_task_id = 2", second)[0][4]
+            == "DependencyNeverSatisfied"
+        ),
+        30,
+    )

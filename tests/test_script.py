@@ -8,18 +8,18 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from slurmsky.parse import script as script_module
 from slurmsky.errors import SlurmError
+from slurmsky.parse import script as script_module
 from slurmsky.parse.script import (
+    _MARKS,
     Directive,
     ModuleCommand,
-    _MARKS,
     Script,
+    _directive_scanner,
+    _module_scanner,
     _parser,
     _read,
     _read_directives,
-    _directive_scanner,
-    _module_scanner,
     parse_script,
     wrap_script,
 )
@@ -230,7 +230,7 @@ def test_hetjob_lines_are_refused():
         ("#SBATCHfoo", ("foo",)),  # so this is the word "foo" (an invalid directive)
         ("#SBATCH\t-N\t2  ", ("-N", "2")),
         ("#SBATCH --job-name='my job'", ("--job-name=my job",)),
-        ("#SBATCH --comment=\"it's\" -J x", ("--comment=it's", "-J", "x")),
+        ('#SBATCH --comment="it\'s" -J x', ("--comment=it's", "-J", "x")),
         ("#SBATCH --comment=a\"b c\"d'e f'", ("--comment=ab cde f",)),
         ("#SBATCH --job-name=a#b -N 2", ("--job-name=a",)),  # "#" ends the line, even mid-word
         ("#SBATCH --comment=a\\#b", ("--comment=a#b",)),  # unless escaped
@@ -413,10 +413,12 @@ def test_lark_is_never_imported_and_the_parser_only_to_parse():
     import sys
     from pathlib import Path
 
-    code = ("import sys, slurmsky.parse.script as s; m = lambda: sorted(m for m in ('lark', "
-            "'slurmsky.parse._sbatch_parser') if m in sys.modules); a = m();"
-            " s.parse_script('#!/bin/sh\\n#SBATCH -t 5\\ntrue\\n'); b = m();"
-            " s.parse_script('#!/bin/sh\\n#SBATCH -t 5\\nml x\\n'); print(a, b, m())")
+    code = (
+        "import sys, slurmsky.parse.script as s; m = lambda: sorted(m for m in ('lark', "
+        "'slurmsky.parse._sbatch_parser') if m in sys.modules); a = m();"
+        " s.parse_script('#!/bin/sh\\n#SBATCH -t 5\\ntrue\\n'); b = m();"
+        " s.parse_script('#!/bin/sh\\n#SBATCH -t 5\\nml x\\n'); print(a, b, m())"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=Path(__file__).parents[1],
@@ -466,8 +468,29 @@ def test_scripts_without_marks_read_as_the_grammar_reads_them(text):
 
 
 near_directives = st.sampled_from(
-    ["#SBATCH", "#SBATCH -t 5", "#SBATCH --x='a b'", "#SBATCH hetjob", "#SBATC", "#SBATCH\"",
-     "echo", "#", "# c", " ", "\t", "\v", "\f", "\r", "\n", "\n", "\n", ":", "'", "\\", "x"]
+    [
+        "#SBATCH",
+        "#SBATCH -t 5",
+        "#SBATCH --x='a b'",
+        "#SBATCH hetjob",
+        "#SBATC",
+        '#SBATCH"',
+        "echo",
+        "#",
+        "# c",
+        " ",
+        "\t",
+        "\v",
+        "\f",
+        "\r",
+        "\n",
+        "\n",
+        "\n",
+        ":",
+        "'",
+        "\\",
+        "x",
+    ]
 )
 
 

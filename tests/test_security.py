@@ -16,27 +16,46 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
-from hypothesis import given, settings, strategies as st
-
 from conftest import BIN, _session
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from runtime_fixtures.cluster import local_job  # noqa: F401
-from slurmsky.config import Config
-from slurmsky.backends.sky.executor import SkyExecutor
-from slurmsky.parse.request import build_batch_request, parse_command_line
-from slurmsky.runtime.spec import SECRET_VAR
-from slurmsky.plan.environment import job_environment
-from slurmsky.backends.sky.task import translate
 from test_formats import needs_another_user, other_users_python
+
+from slurmsky.backends.sky.executor import SkyExecutor
+from slurmsky.backends.sky.task import translate
+from slurmsky.config import Config
+from slurmsky.parse.request import build_batch_request, parse_command_line
+from slurmsky.plan.environment import job_environment
+from slurmsky.runtime.spec import SECRET_VAR
 
 SKY = Config(path="x", backend="sky")
 # Credentials by convention: every one of these forms is kept home unless named.
-SECRET_FORMS = ("{}_KEY", "{}_KEY_ID", "{}_TOKEN", "{}_SECRET", "{}_SECRET_{}", "{}PASSWORD{}",
-                "{}PASSWD{}", "{}_PASS", "{}CREDENTIAL{}", "AWS_{}", "GOOGLE_{}", "GCLOUD_{}",
-                "AZURE_{}", "SSH_{}", "GPG_{}", "KRB5{}")
+SECRET_FORMS = (
+    "{}_KEY",
+    "{}_KEY_ID",
+    "{}_TOKEN",
+    "{}_SECRET",
+    "{}_SECRET_{}",
+    "{}PASSWORD{}",
+    "{}PASSWD{}",
+    "{}_PASS",
+    "{}CREDENTIAL{}",
+    "AWS_{}",
+    "GOOGLE_{}",
+    "GCLOUD_{}",
+    "AZURE_{}",
+    "SSH_{}",
+    "GPG_{}",
+    "KRB5{}",
+)
 STEM = st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,6}", fullmatch=True)
-SECRET_NAMES = st.builds(lambda form, stem, upper: (form.format(stem, stem) if upper
-                                                    else form.format(stem, stem).lower()),
-                         st.sampled_from(SECRET_FORMS), STEM, st.booleans())
+SECRET_NAMES = st.builds(
+    lambda form, stem, upper: form.format(stem, stem) if upper else form.format(stem, stem).lower(),
+    st.sampled_from(SECRET_FORMS),
+    STEM,
+    st.booleans(),
+)
 # Names no deny pattern can match: none of KEY, TOKEN, SECRET, PASS, CRED, AUTH, no denied
 # prefix (the alphabet after the first letter has no A, C, E, I, K, O, P, S, T, U, W, X, Y).
 PLAIN_NAMES = st.from_regex(r"[B-J][BDFGHJLMNQRVZ0-9_]{0,10}", fullmatch=True)
@@ -44,8 +63,9 @@ PLAIN_NAMES = st.from_regex(r"[B-J][BDFGHJLMNQRVZ0-9_]{0,10}", fullmatch=True)
 
 def _request(tmp: Path, argv: list[str], env: dict):
     (tmp / "job.sh").write_text("#!/bin/bash\ntrue\n")
-    return build_batch_request(parse_command_line("sbatch", [*argv, "job.sh"]), env, str(tmp),
-                               lambda: b"")
+    return build_batch_request(
+        parse_command_line("sbatch", [*argv, "job.sh"]), env, str(tmp), lambda: b""
+    )
 
 
 def launched_task(req, cfg: Config) -> dict:
@@ -72,8 +92,10 @@ def test_secrets_reach_a_sky_task_only_when_named(secret, plain):
         assert secret not in task["envs"]
         assert "value-of-the-secret" not in json.dumps(task)
         named = launched_task(_request(tmp, [f"--export=ALL,{secret}"], env), SKY)
-        assert (named["envs"][secret], named["envs"][plain]) == ("value-of-the-secret",
-                                                                 "plain value")
+        assert (named["envs"][secret], named["envs"][plain]) == (
+            "value-of-the-secret",
+            "plain value",
+        )
         only = launched_task(_request(tmp, [f"--export={secret}"], env), SKY)
         assert only["envs"][secret] == "value-of-the-secret" and plain not in only["envs"]
     finally:
@@ -81,24 +103,39 @@ def test_secrets_reach_a_sky_task_only_when_named(secret, plain):
 
 
 def test_the_step_secret_travels_as_a_sky_secret(tmp_path):
-    env = {"AWS_SECRET_ACCESS_KEY": "aws", "GITHUB_TOKEN": "gh", "SSH_AUTH_SOCK": "/tmp/agent",
-           "DB_PASSWORD": "pw", "GOOGLE_APPLICATION_CREDENTIALS": "/k.json", "AZURE_X": "az",
-           "KEEP": "1"}
+    env = {
+        "AWS_SECRET_ACCESS_KEY": "aws",
+        "GITHUB_TOKEN": "gh",
+        "SSH_AUTH_SOCK": "/tmp/agent",
+        "DB_PASSWORD": "pw",
+        "GOOGLE_APPLICATION_CREDENTIALS": "/k.json",
+        "AZURE_X": "az",
+        "KEEP": "1",
+    }
     task = launched_task(_request(tmp_path, [], env), SKY)
     assert task["envs"] == {"KEEP": "1"}
     assert list(task["secrets"]) == [SECRET_VAR] and len(task["secrets"][SECRET_VAR]) == 64
-    assert task["secrets"][SECRET_VAR] not in json.dumps({k: v for k, v in task.items()
-                                                          if k != "secrets"})
+    assert task["secrets"][SECRET_VAR] not in json.dumps(
+        {k: v for k, v in task.items() if k != "secrets"}
+    )
     assert all(value not in json.dumps(task) for key, value in env.items() if key != "KEEP")
 
 
 def test_the_local_backend_exports_everything_as_slurm_does(cluster):
-    env = {"AWS_SECRET_ACCESS_KEY": "aws", "GITHUB_TOKEN": "gh", "SSH_AUTH_SOCK": "/tmp/agent",
-           "DB_PASSWORD": "pw", "GOOGLE_APPLICATION_CREDENTIALS": "/k.json"}
+    env = {
+        "AWS_SECRET_ACCESS_KEY": "aws",
+        "GITHUB_TOKEN": "gh",
+        "SSH_AUTH_SOCK": "/tmp/agent",
+        "DB_PASSWORD": "pw",
+        "GOOGLE_APPLICATION_CREDENTIALS": "/k.json",
+    }
     job = cluster.sbatch("--wrap", "env > env.txt", env=env)
     assert cluster.wait_done(job)[0][1] == "COMPLETED"
-    seen = dict(line.split("=", 1) for line in
-                (cluster.cwd / "env.txt").read_text().splitlines() if "=" in line)
+    seen = dict(
+        line.split("=", 1)
+        for line in (cluster.cwd / "env.txt").read_text().splitlines()
+        if "=" in line
+    )
     assert {k: seen.get(k) for k in env} == env
 
 
@@ -112,8 +149,9 @@ def test_the_step_secret_stays_in_the_node_runtimes(cluster):
     and not in what scontrol/squeue/sacct show."""
     step = "touch ready-$SLURM_PROCID; while [ ! -e stop ]; do sleep 0.1; done"
     job = cluster.sbatch("-N2", "--wrap", f"srun -N2 -n2 bash -c '{step}'; env > batch.env")
-    cluster.wait_for(lambda: all((cluster.cwd / f"ready-{r}").exists() for r in (0, 1)), 60,
-                     "both tasks")
+    cluster.wait_for(
+        lambda: all((cluster.cwd / f"ready-{r}").exists() for r in (0, 1)), 60, "both tasks"
+    )
     leaders = cluster.job_pids()
     secrets = {psutil.Process(pid).environ()[SECRET_VAR] for pid in leaders}
     assert len(leaders) == 2 and len(secrets) == 1
@@ -126,9 +164,14 @@ def test_the_step_secret_stays_in_the_node_runtimes(cluster):
             assert secret not in json.dumps(p.environ())
 
     def nowhere():
-        shown = "".join(cluster.run(*argv).stdout for argv in (
-            ("scontrol", "show", "job", "-d", str(job)), ("squeue", "-o", "%all"),
-            ("sacct", "-o", "ALL")))
+        shown = "".join(
+            cluster.run(*argv).stdout
+            for argv in (
+                ("scontrol", "show", "job", "-d", str(job)),
+                ("squeue", "-o", "%all"),
+                ("sacct", "-o", "ALL"),
+            )
+        )
         assert str(job) in shown and secret not in shown
         for path in _files(cluster.state, cluster.cwd):
             assert secret.encode() not in path.read_bytes(), path
@@ -144,7 +187,9 @@ def test_nothing_runs_without_the_secret(local_job):  # noqa: F811
     job = local_job(2, script="#!/bin/bash\ntouch ran\n").start(secrets=["", ""])
     result = job.wait(30)
     assert (result["state"], result["reason"]) == (
-        "FAILED", f"cannot run the job: {SECRET_VAR} is not set")
+        "FAILED",
+        f"cannot run the job: {SECRET_VAR} is not set",
+    )
     assert [p.returncode for p in job.procs] == [1, 1]
     assert not (job.workdir / "ran").exists()
     assert f"{SECRET_VAR} is not set" in job.log(1)
@@ -198,38 +243,65 @@ def test_another_users_job_is_refused_and_root_may_act(cluster):
             os.umask(old)
         cluster.state.chmod(0o777)
         with cluster.db() as conn:
-            conn.execute("UPDATE jobs SET user = 'peeruser', uid = ?, gid = ? WHERE job_id = ?",
-                         (peer, peer, theirs))
+            conn.execute(
+                "UPDATE jobs SET user = 'peeruser', uid = ?, gid = ? WHERE job_id = ?",
+                (peer, peer, theirs),
+            )
 
         def as_peer(*argv: str) -> tuple[int, str, str]:
-            out = subprocess.run([other_users_python(), str(BIN / argv[0]), *argv[1:]],
-                                 cwd=shared, env=cluster.env, user=peer, group=peer,
-                                 capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                [other_users_python(), str(BIN / argv[0]), *argv[1:]],
+                cwd=shared,
+                env=cluster.env,
+                user=peer,
+                group=peer,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             return out.returncode, out.stdout, out.stderr
 
         denied = "Access/permission denied"
         assert as_peer("scancel", str(mine)) == (
-            210, "", f"scancel: error: Kill job error on job id {mine}: {denied}\n")
+            210,
+            "",
+            f"scancel: error: Kill job error on job id {mine}: {denied}\n",
+        )
         # as the real Slurm peer answers peeruser about root's job
         not_owner = "Invalid user id"
         for op in ("hold", "uhold", "release"):
             assert as_peer("scontrol", op, str(mine)) == (
-                1, "", f"{not_owner} for job {mine}\nslurm_suspend error: {not_owner}\n")
+                1,
+                "",
+                f"{not_owner} for job {mine}\nslurm_suspend error: {not_owner}\n",
+            )
         assert as_peer("scontrol", "requeue", str(mine)) == (1, "", f"{denied} for job {mine}\n")
         assert as_peer("scontrol", "update", f"JobId={mine}", "TimeLimit=5") == (
-            1, "", f"{not_owner} for job {mine}\n")
+            1,
+            "",
+            f"{not_owner} for job {mine}\n",
+        )
         row = "SELECT user, state, reason, held, time_limit, comment FROM jobs WHERE job_id = ?"
         with cluster.db() as conn:
             assert conn.execute(row, (mine,)).fetchone() == (
-                "root", "PENDING", "JobHeldUser", "user", None, None)
-        for argv in (("scontrol", "update", f"JobId={theirs}", "TimeLimit=5"),
-                     ("scancel", str(theirs)), ("scancel", str(mine))):
+                "root",
+                "PENDING",
+                "JobHeldUser",
+                "user",
+                None,
+                None,
+            )
+        for argv in (
+            ("scontrol", "update", f"JobId={theirs}", "TimeLimit=5"),
+            ("scancel", str(theirs)),
+            ("scancel", str(mine)),
+        ):
             out = cluster.run(*argv)
             assert (out.returncode, out.stderr) == (0, "")
         with cluster.db() as conn:
-            assert conn.execute("SELECT user, state, cancelled_by, time_limit FROM jobs "
-                                "WHERE job_id = ?", (theirs,)).fetchone() == (
-                "peeruser", "CANCELLED", 0, 5)
+            assert conn.execute(
+                "SELECT user, state, cancelled_by, time_limit FROM jobs WHERE job_id = ?", (theirs,)
+            ).fetchone() == ("peeruser", "CANCELLED", 0, 5)
     finally:
         cluster.teardown()
         shutil.rmtree(shared)

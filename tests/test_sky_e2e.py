@@ -26,8 +26,9 @@ TOOLS = Path(os.environ.get("SLURMSKY_SKY_E2E_TOOLS", ROOT.parent / "shared" / "
 BASE = Path(os.environ.get("SKYE2E_BASE", "/tmp/skye2e"))
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("SLURMSKY_SKIP_SKY_E2E") == "1",
-                       reason="SLURMSKY_SKIP_SKY_E2E=1"),
+    pytest.mark.skipif(
+        os.environ.get("SLURMSKY_SKIP_SKY_E2E") == "1", reason="SLURMSKY_SKIP_SKY_E2E=1"
+    ),
     pytest.mark.skipif(os.geteuid() != 0, reason="sky-e2e-up.sh runs as root"),
     pytest.mark.skipif(not (TOOLS / "sky-e2e-up.sh").exists(), reason=f"no {TOOLS}/sky-e2e-up.sh"),
 ]
@@ -50,7 +51,7 @@ def _env_sh() -> dict:
     env = {}
     for line in (BASE / "env.sh").read_text().splitlines():
         if line.startswith("export "):
-            key, _, value = line[len("export "):].partition("=")
+            key, _, value = line[len("export ") :].partition("=")
             env[key] = value
     return env
 
@@ -68,15 +69,22 @@ def _up(env: dict) -> bool:
 def stack():
     started = not ((BASE / "env.sh").exists() and _up(_env_sh()))
     if started:
-        out = subprocess.run(["bash", str(TOOLS / "sky-e2e-up.sh")], capture_output=True,
-                             text=True, timeout=1800)
+        out = subprocess.run(
+            ["bash", str(TOOLS / "sky-e2e-up.sh")], capture_output=True, text=True, timeout=1800
+        )
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     env = _env_sh()
-    yield {k: env[k] for k in ("HOME", "SKY_RUNTIME_DIR", "SKYPILOT_API_SERVER_LOCAL_PORT",
-                               "SKYPILOT_DISABLE_USAGE_COLLECTION")}
+    yield {
+        k: env[k]
+        for k in (
+            "HOME",
+            "SKY_RUNTIME_DIR",
+            "SKYPILOT_API_SERVER_LOCAL_PORT",
+            "SKYPILOT_DISABLE_USAGE_COLLECTION",
+        )
+    }
     if started:
-        subprocess.run(["bash", str(TOOLS / "sky-e2e-down.sh")], capture_output=True,
-                       timeout=600)
+        subprocess.run(["bash", str(TOOLS / "sky-e2e-down.sh")], capture_output=True, timeout=600)
 
 
 def _follow(cluster, two: int, long: int) -> tuple[dict[int, list[str]], int | None]:
@@ -107,9 +115,21 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
     cluster.env.update(stack)
     two = cluster.sbatch(cluster.script("two.sh", TWO_NODES))
     srun = subprocess.Popen(
-        [sys.executable, str(ROOT / "bin" / "srun"), "-J", "failer", "bash",
-         "-c", "echo failing; exit 3"], cwd=cluster.cwd, env=cluster.env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(ROOT / "bin" / "srun"),
+            "-J",
+            "failer",
+            "bash",
+            "-c",
+            "echo failing; exit 3",
+        ],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     long = cluster.sbatch(cluster.script("long.sh", "#!/bin/bash\necho sleeping\nsleep 600\n"))
     seen, fail = {}, None
     try:
@@ -120,9 +140,16 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
             srun.wait(timeout=120)
         except subprocess.TimeoutExpired:
             srun.kill()
-        cluster.wait_for(lambda: not cluster.jobs(
-            "job_id < 1000000000 AND state IN ('PENDING', 'CONFIGURING', 'RUNNING', "
-            "'COMPLETING', 'REQUEUED')"), 300, "every job to end")
+        cluster.wait_for(
+            lambda: (
+                not cluster.jobs(
+                    "job_id < 1000000000 AND state IN ('PENDING', 'CONFIGURING', 'RUNNING', "
+                    "'COMPLETING', 'REQUEUED')"
+                )
+            ),
+            300,
+            "every job to end",
+        )
     out, err = srun.communicate(timeout=300)
     assert (srun.returncode, out) == (3, "failing\n"), err
     assert seen[two][-2:] == ["R", "CD"], seen
@@ -131,14 +158,23 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
 
     lines = (cluster.cwd / f"two-{two}.out").read_text().splitlines()
     assert lines[:8] == [
-        "SKYPILOT_NUM_NODES=2", "SLURM_CLUSTER_NAME=slurmsky", f"SLURM_JOB_ID={two}",
-        "SLURM_JOB_NAME=two", "SLURM_JOB_NUM_NODES=2", "SLURM_NNODES=2", "SLURM_NODEID=0",
-        "SLURM_PROCID=0"], lines
+        "SKYPILOT_NUM_NODES=2",
+        "SLURM_CLUSTER_NAME=slurmsky",
+        f"SLURM_JOB_ID={two}",
+        "SLURM_JOB_NAME=two",
+        "SLURM_JOB_NUM_NODES=2",
+        "SLURM_NNODES=2",
+        "SLURM_NODEID=0",
+        "SLURM_PROCID=0",
+    ], lines
     assert f"SLURM_SUBMIT_DIR={cluster.cwd}" in lines
     assert lines[-3:] == ["step procid=0 nodeid=0", "step procid=1 nodeid=1", "to-stderr"]
 
-    sacct = cluster.run("sacct", "-n", "-X", "-j", f"{two},{fail},{long}", "-o",
-                        "JobID,State,ExitCode", "-P").stdout.splitlines()
+    sacct = cluster.run(
+        "sacct", "-n", "-X", "-j", f"{two},{fail},{long}", "-o", "JobID,State,ExitCode", "-P"
+    ).stdout.splitlines()
     # in id order; srun and the long sbatch race for the ids after `two`
-    assert sacct == sorted([f"{two}|COMPLETED|0:0", f"{fail}|FAILED|3:0",
-                            f"{long}|CANCELLED by {os.getuid()}|0:0"], key=lambda line: int(line.split("|")[0]))
+    assert sacct == sorted(
+        [f"{two}|COMPLETED|0:0", f"{fail}|FAILED|3:0", f"{long}|CANCELLED by {os.getuid()}|0:0"],
+        key=lambda line: int(line.split("|")[0]),
+    )

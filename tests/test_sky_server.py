@@ -22,9 +22,12 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("sky")
-pytestmark = [pytest.mark.skyserver,
-              pytest.mark.skipif(os.environ.get("SLURMSKY_SKIP_SKY_SERVER") == "1",
-                                 reason="SLURMSKY_SKIP_SKY_SERVER=1")]
+pytestmark = [
+    pytest.mark.skyserver,
+    pytest.mark.skipif(
+        os.environ.get("SLURMSKY_SKIP_SKY_SERVER") == "1", reason="SLURMSKY_SKIP_SKY_SERVER=1"
+    ),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_CLOUD = "[sky.exceptions.NoCloudAccessError] Cloud access is not set up"
@@ -37,8 +40,11 @@ def _free_port() -> int:
 
 
 def _clean_env() -> dict:
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("SKY", "SLURM", "SBATCH_", "SQUEUE_", "PYTHONPATH"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SKY", "SLURM", "SBATCH_", "SQUEUE_", "PYTHONPATH"))
+    }
 
 
 class Server:
@@ -48,15 +54,24 @@ class Server:
         self.port = _free_port()
         self.home = tmp / "server-home"
         self.home.mkdir()
-        self.env = dict(_clean_env(), HOME=str(self.home), SLURMSKY_HOME=str(tmp / "server"),
-                        SKYPILOT_API_SERVER_LOCAL_PORT=str(self.port),
-                        SKYPILOT_DISABLE_USAGE_COLLECTION="1")
+        self.env = dict(
+            _clean_env(),
+            HOME=str(self.home),
+            SLURMSKY_HOME=str(tmp / "server"),
+            SKYPILOT_API_SERVER_LOCAL_PORT=str(self.port),
+            SKYPILOT_DISABLE_USAGE_COLLECTION="1",
+        )
         self.rundir = tmp / "server" / "sky-server"
         self.pid: int | None = None
 
     def tool(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "bin" / "slurmsky"), *args],
-                              env=self.env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "bin" / "slurmsky"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def start(self) -> None:
         if self.pid is None:
@@ -106,8 +121,9 @@ class Server:
         found = []
         for proc in psutil.process_iter():
             try:
-                if proc.environ().get("SKY_RUNTIME_DIR") == str(self.rundir) or \
-                        proc.cwd() == str(self.rundir):
+                if proc.environ().get("SKY_RUNTIME_DIR") == str(self.rundir) or proc.cwd() == str(
+                    self.rundir
+                ):
                     found.append(proc)
             except psutil.Error:
                 pass
@@ -156,16 +172,23 @@ class Server:
 
     def sdk(self, code: str) -> object:
         """Run SkyPilot SDK code as a client of this server; its printed JSON."""
-        out = subprocess.run([sys.executable, "-c", "import json, sky\n" + code],
-                             env=self.env, capture_output=True, text=True, timeout=180)
+        out = subprocess.run(
+            [sys.executable, "-c", "import json, sky\n" + code],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     def records(self) -> dict[int, dict]:
-        recs = self.sdk("r = sky.get(sky.jobs.queue_v2(refresh=False, all_users=True, "
-                        "fields=['job_id', 'status', 'metadata']))[0]\n"
-                        "print(json.dumps([dict(job_id=x['job_id'], status=x['status'].value, "
-                        "metadata=x['metadata']) for x in r]))")
+        recs = self.sdk(
+            "r = sky.get(sky.jobs.queue_v2(refresh=False, all_users=True, "
+            "fields=['job_id', 'status', 'metadata']))[0]\n"
+            "print(json.dumps([dict(job_id=x['job_id'], status=x['status'].value, "
+            "metadata=x['metadata']) for x in r]))"
+        )
         return {r["job_id"]: r for r in recs}
 
 
@@ -179,11 +202,16 @@ def server(tmp_path_factory):
 @pytest.fixture
 def sky(cluster, server):
     """The test's slurmsky on the sky backend, a client of the module's server."""
-    cluster.env = dict(_clean_env(), PATH=cluster.env["PATH"], HOME=cluster.env["HOME"],
-                       SLURMSKY_HOME=cluster.env["SLURMSKY_HOME"],
-                       SLURMSKY_CONFIG=cluster.env["SLURMSKY_CONFIG"], SLURMSKY_BACKEND="sky",
-                       SKYPILOT_API_SERVER_LOCAL_PORT=str(server.port),
-                       SKYPILOT_DISABLE_USAGE_COLLECTION="1")
+    cluster.env = dict(
+        _clean_env(),
+        PATH=cluster.env["PATH"],
+        HOME=cluster.env["HOME"],
+        SLURMSKY_HOME=cluster.env["SLURMSKY_HOME"],
+        SLURMSKY_CONFIG=cluster.env["SLURMSKY_CONFIG"],
+        SLURMSKY_BACKEND="sky",
+        SKYPILOT_API_SERVER_LOCAL_PORT=str(server.port),
+        SKYPILOT_DISABLE_USAGE_COLLECTION="1",
+    )
     return cluster
 
 
@@ -230,8 +258,10 @@ def test_pending_while_unreachable_then_launched_and_failed_prechecks(sky, serve
 
 def test_a_plain_skypilot_job_shows_in_squeue(sky, server):
     server.start()
-    sky_id = server.sdk("t = sky.Task(name='plain', run='echo hi')\n"
-                        "print(json.dumps(sky.get(sky.jobs.launch(t))[0][0]))")
+    sky_id = server.sdk(
+        "t = sky.Task(name='plain', run='echo hi')\n"
+        "print(json.dumps(sky.get(sky.jobs.launch(t))[0][0]))"
+    )
     shown = str(1_000_000_000 + sky_id)
     row = sky.wait_for(lambda: _queue(sky).get(shown), 300, "the foreign job")
     assert row[0] in ("PD", "CF", "F")
@@ -244,21 +274,29 @@ def test_scancel_cancels_the_skypilot_job(sky, server):
     server.start()
     sky.script("job.sh", "#!/bin/bash\nsleep 100\n")
     job = str(sky.sbatch("job.sh"))
-    sky.wait_for(lambda: sky.jobs("job_id = ? AND executor_ref LIKE '%token%'", int(job)), 120,
-                 "the launch")
+    sky.wait_for(
+        lambda: sky.jobs("job_id = ? AND executor_ref LIKE '%token%'", int(job)), 120, "the launch"
+    )
     out = sky.run("scancel", job)  # while SkyPilot is still launching or pending it
     assert out.returncode == 0, out.stderr
     assert _queue(sky)[job][0] == "CA"
     sky_id = sky.wait_for(lambda: _sky_id(sky, job), 120, "the SkyPilot id")
     log = Path(sky.env["SLURMSKY_HOME"], "agent.log")
-    answer = sky.wait_for(lambda: re.search(rf"SkyPilot job {sky_id}: (.*)", log.read_text()),
-                          120, "the cancel").group(1)
-    status = sky.wait_for(lambda: (lambda s: s in ("CANCELLED", "FAILED_PRECHECKS") and s)(
-        server.records()[sky_id]["status"]), 120, "SkyPilot to end it")
+    answer = sky.wait_for(
+        lambda: re.search(rf"SkyPilot job {sky_id}: (.*)", log.read_text()), 120, "the cancel"
+    ).group(1)
+    status = sky.wait_for(
+        lambda: (lambda s: s in ("CANCELLED", "FAILED_PRECHECKS") and s)(
+            server.records()[sky_id]["status"]
+        ),
+        120,
+        "SkyPilot to end it",
+    )
     # Offline, SkyPilot fails a job's prechecks 2-5 s after launch, cancelled or not: the
     # cancel may come too late, or be accepted and overtaken by the precheck failure.
     assert "scheduled to be cancelled" in answer or (
-        status == "FAILED_PRECHECKS" and "already in terminal state" in answer), (status, answer)
+        status == "FAILED_PRECHECKS" and "already in terminal state" in answer
+    ), (status, answer)
     assert _queue(sky)[job][0] == "CA"
 
 
@@ -267,20 +305,33 @@ def test_dense_array_is_one_num_jobs_launch_with_the_right_ranks(sky, server):
     sky.script("job.sh", "#!/bin/bash\necho $SLURM_ARRAY_TASK_ID\n")
     first = sky.sbatch("--array=0-3", "job.sh")
     elements = [f"{first}_{i}" for i in range(4)]
-    ids = sky.wait_for(lambda: (lambda v: v if None not in v else None)(
-        [_sky_id(sky, e) for e in elements]), 180, "the SkyPilot ids")
+    ids = sky.wait_for(
+        lambda: (lambda v: v if None not in v else None)([_sky_id(sky, e) for e in elements]),
+        180,
+        "the SkyPilot ids",
+    )
     assert ids == list(range(ids[0], ids[0] + 4))  # one launch: consecutive, rank = index
     records = server.records()
     assert len({records[i]["metadata"]["slurmsky"]["token"] for i in ids}) == 1
     logs = Path(server.rundir, "sky_logs", "jobs_controller")
     for rank, sky_id in enumerate(ids):  # the controller writes its log line by line
-        log = sky.wait_for(lambda: (logs / f"{sky_id}.log").exists() and "Rank for job" in
-                           (logs / f"{sky_id}.log").read_text() and
-                           (logs / f"{sky_id}.log").read_text(), 120, "the controller's rank")
+        log = sky.wait_for(
+            lambda: (
+                (logs / f"{sky_id}.log").exists()
+                and "Rank for job" in (logs / f"{sky_id}.log").read_text()
+                and (logs / f"{sky_id}.log").read_text()
+            ),
+            120,
+            "the controller's rank",
+        )
         assert f"Rank for job {sky_id}: {rank}" in log
-    ended = sky.wait_for(lambda: (lambda q: len(q) == 4 and all(c == "F" for c, _ in q.values())
-                                  and q)(_queue(sky, "-r", "-j", str(first))), 240,
-                         "the elements to end")
+    ended = sky.wait_for(
+        lambda: (lambda q: len(q) == 4 and all(c == "F" for c, _ in q.values()) and q)(
+            _queue(sky, "-r", "-j", str(first))
+        ),
+        240,
+        "the elements to end",
+    )
     assert sorted(ended) == sorted(elements)
 
 

@@ -16,10 +16,10 @@ from types import SimpleNamespace
 import pytest
 
 from slurmsky.backends.sky import sync as skysync
-from slurmsky.config import Config
 from slurmsky.backends.sky.executor import QUEUE_FIELDS, LogReader, sky_run
-from slurmsky.parse.request import build_batch_request, parse_command_line
 from slurmsky.backends.sky.task import translate
+from slurmsky.config import Config
+from slurmsky.parse.request import build_batch_request, parse_command_line
 
 ROOT = Path(__file__).resolve().parent.parent
 sky = pytest.importorskip("sky")
@@ -27,9 +27,12 @@ sky = pytest.importorskip("sky")
 
 def _request(tmp_path: Path, script: str, *argv: str):
     (tmp_path / "job.sh").write_text(script)
-    return build_batch_request(parse_command_line("sbatch", [*argv, "job.sh"]),
-                               {"HOME": "/home/u", "AWS_SECRET_ACCESS_KEY": "x", "KEEP": "1"},
-                               str(tmp_path), lambda: b"")
+    return build_batch_request(
+        parse_command_line("sbatch", [*argv, "job.sh"]),
+        {"HOME": "/home/u", "AWS_SECRET_ACCESS_KEY": "x", "KEEP": "1"},
+        str(tmp_path),
+        lambda: b"",
+    )
 
 
 def _job(tmp_path: Path, stdout: str, stderr: str | None = None) -> SimpleNamespace:
@@ -44,34 +47,63 @@ def test_every_skypilot_status_has_a_slurm_state():
 
 
 def test_final_results_from_skypilot_and_from_the_runtime():
-    pre = {"status": "FAILED_PRECHECKS", "start_at": None, "end_at": 5.0,
-           "failure_reason": "\x1b[31m[sky.exceptions.NoCloudAccessError]\x1b[0m Cloud access is "
-                             "not set up.\n Run: sky check"}
+    pre = {
+        "status": "FAILED_PRECHECKS",
+        "start_at": None,
+        "end_at": 5.0,
+        "failure_reason": "\x1b[31m[sky.exceptions.NoCloudAccessError]\x1b[0m Cloud access is "
+        "not set up.\n Run: sky check",
+    }
     assert skysync.result_of(pre, None) == {
-        "state": "FAILED", "exit_code": 1, "signal": 0, "start": None, "end": 5.0,
-        "reason": "[sky.exceptions.NoCloudAccessError] Cloud access is not set up. Run: sky check"}
-    failed = {"status": "FAILED", "start_at": 1.0, "end_at": 9.0,
-              "failure_reason": "Job exited with exit code 3 (user program failure)"}
+        "state": "FAILED",
+        "exit_code": 1,
+        "signal": 0,
+        "start": None,
+        "end": 5.0,
+        "reason": "[sky.exceptions.NoCloudAccessError] Cloud access is not set up. Run: sky check",
+    }
+    failed = {
+        "status": "FAILED",
+        "start_at": 1.0,
+        "end_at": 9.0,
+        "failure_reason": "Job exited with exit code 3 (user program failure)",
+    }
     assert skysync.result_of(failed, None)["exit_code"] == 3
     assert skysync.result_of(failed, None)["reason"] is None  # Slurm's NonZeroExitCode then
     timeout = {"state": "TIMEOUT", "exit_code": 0, "signal": 15, "start": 1.0, "end": 8.0}
     assert skysync.result_of(failed, timeout) == timeout  # the runtime knows best
-    assert skysync.result_of({"status": "CANCELLED", "end_at": 3.0}, timeout)["state"] == \
-        "CANCELLED"
-    assert skysync.result_of({"status": "FAILED_CONTROLLER", "end_at": 3.0,
-                              "failure_reason": "boom"}, None)["state"] == "NODE_FAIL"
+    assert (
+        skysync.result_of({"status": "CANCELLED", "end_at": 3.0}, timeout)["state"] == "CANCELLED"
+    )
+    assert (
+        skysync.result_of(
+            {"status": "FAILED_CONTROLLER", "end_at": 3.0, "failure_reason": "boom"}, None
+        )["state"]
+        == "NODE_FAIL"
+    )
 
 
 def test_foreign_jobs_get_ids_slurmsky_never_allocates():
-    rec = {"job_id": 12, "job_name": "theirs", "user_name": "ann", "user_hash": "abcd1234",
-           "resources": "2x[CPU:4+]", "submitted_at": 100.0, "status": "RUNNING"}
+    rec = {
+        "job_id": 12,
+        "job_name": "theirs",
+        "user_name": "ann",
+        "user_hash": "abcd1234",
+        "resources": "2x[CPU:4+]",
+        "submitted_at": 100.0,
+        "status": "RUNNING",
+    }
     row = skysync.foreign_row(rec, own_user_hash="ffff0000")
     assert row["job_id"] == skysync.FOREIGN_BASE + 12 == 1_000_000_012
     assert (row["num_nodes"], row["num_cpus"], row["uid"]) == (2, 8, -1)
     assert row["executor_ref"] == {"sky_job_id": 12, "foreign": True}
     assert skysync.foreign_row(rec, own_user_hash="abcd1234")["uid"] == os.getuid()
-    assert skysync.job_view([dict(rec, task_id=1, status="PENDING"),
-                             dict(rec, task_id=0, status="SUCCEEDED")])["task_id"] == 1
+    assert (
+        skysync.job_view(
+            [dict(rec, task_id=1, status="PENDING"), dict(rec, task_id=0, status="SUCCEEDED")]
+        )["task_id"]
+        == 1
+    )
 
 
 def test_log_markers_rebuild_the_output_files(tmp_path):
@@ -80,16 +112,23 @@ def test_log_markers_rebuild_the_output_files(tmp_path):
     import base64
 
     def line(kind, offset, data):
-        return (f"\x1b[36m(two, pid=12)\x1b[0m SLURMSKY-IO {kind} {offset} "
-                f"{base64.b64encode(data).decode()}\r\n")
+        return (
+            f"\x1b[36m(two, pid=12)\x1b[0m SLURMSKY-IO {kind} {offset} "
+            f"{base64.b64encode(data).decode()}\r\n"
+        )
 
     (tmp_path / "out").write_bytes(b"old")
     reader = LogReader(_job(tmp_path, "out", "err"), append=False)
-    text = (line("s", 0, b"") + "other line\n" + line("o", 0, b"hello ") +
-            line("e", 0, b"oops\n") + line("o", 6, b"world\n") +
-            line("r", 0, json.dumps({"state": "COMPLETED", "exit_code": 0}).encode()))
+    text = (
+        line("s", 0, b"")
+        + "other line\n"
+        + line("o", 0, b"hello ")
+        + line("e", 0, b"oops\n")
+        + line("o", 6, b"world\n")
+        + line("r", 0, json.dumps({"state": "COMPLETED", "exit_code": 0}).encode())
+    )
     for k in range(0, len(text), 7):
-        reader.write(text[k:k + 7])
+        reader.write(text[k : k + 7])
     assert (tmp_path / "out").read_bytes() == b"hello world\n"
     assert (tmp_path / "err").read_bytes() == b"oops\n"
     assert reader.result == {"state": "COMPLETED", "exit_code": 0}
@@ -101,19 +140,36 @@ def test_log_markers_rebuild_the_output_files(tmp_path):
 def test_run_command_on_a_local_node(tmp_path):
     """The task's run, as SkyPilot's bash would run it on one node: the runtime runs the
     script, the emitter puts its output and RESULT in the log, the reader rebuilds them."""
-    req = _request(tmp_path, "#!/bin/bash\necho out $SLURM_JOB_ID $SLURM_ARRAY_TASK_ID\n"
-                             "echo err >&2\nexit 3\n", "-e", "e-%j.log", "--array=4-6")
+    req = _request(
+        tmp_path,
+        "#!/bin/bash\necho out $SLURM_JOB_ID $SLURM_ARRAY_TASK_ID\necho err >&2\nexit 3\n",
+        "-e",
+        "e-%j.log",
+        "--array=4-6",
+    )
     spec = translate(req, Config(path="x"), job_id=40, array_job_ids=[41, 42, 40]).spec
     node = dict(spec, output=".slurmsky/stdout", error=".slurmsky/stderr")
     workdir, home = tmp_path / "sky_workdir", tmp_path / "nodehome"
     workdir.mkdir()
     (home / ".slurmsky" / "runtime").mkdir(parents=True)
     (home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
-    env = {"HOME": str(home), "PATH": os.environ["PATH"], "SKYPILOT_NODE_RANK": "0",
-           "SKYPILOT_NODE_IPS": "127.0.0.1", "SKYPILOT_NUM_NODES": "1",
-           "SKYPILOT_JOB_RANK": "1", "SKYPILOT_TASK_ID": "sky-managed-x_job_8-0"}
-    run = subprocess.run(["bash", "-c", sky_run(node, separate_error=True)], cwd=workdir,
-                         env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        "HOME": str(home),
+        "PATH": os.environ["PATH"],
+        "SKYPILOT_NODE_RANK": "0",
+        "SKYPILOT_NODE_IPS": "127.0.0.1",
+        "SKYPILOT_NUM_NODES": "1",
+        "SKYPILOT_JOB_RANK": "1",
+        "SKYPILOT_TASK_ID": "sky-managed-x_job_8-0",
+    }
+    run = subprocess.run(
+        ["bash", "-c", sky_run(node, separate_error=True)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 3, run.stderr
     reader = LogReader(_job(tmp_path, "out-42.txt", "e-42.log"), append=False)
     reader.write(run.stdout)
@@ -126,16 +182,29 @@ def test_translated_tasks_pass_skypilots_validation(tmp_path):
     """The stored task and what the executor launches (with its secret and metadata)."""
     from slurmsky.backends.sky.executor import SECRET_VAR
 
-    cfg = Config(path="x", backend="sky", partitions={
-        "gpu": {"default": True, "infra": "slurm/peer/gpu", "accelerators": ["A100", "H100"],
-                "use_spot": False, "image_id": "docker:ubuntu:22.04"}})
+    cfg = Config(
+        path="x",
+        backend="sky",
+        partitions={
+            "gpu": {
+                "default": True,
+                "infra": "slurm/peer/gpu",
+                "accelerators": ["A100", "H100"],
+                "use_spot": False,
+                "image_id": "docker:ubuntu:22.04",
+            }
+        },
+    )
     for argv in ([], ["-N", "2", "--gres=gpu:2", "--mem=8G", "-c", "4"], ["--array=0-9%2"]):
         req = _request(tmp_path, "#!/bin/bash\nsrun hostname\n", *argv)
         task = translate(req, cfg, job_id=5).task
         assert "AWS_SECRET_ACCESS_KEY" not in task.get("envs", {})
         spec = translate(req, cfg, job_id=5).spec
-        task.update(run=sky_run(spec, separate_error=False), secrets={SECRET_VAR: "s3cret"},
-                    _metadata={"slurmsky": {"instance": "i", "token": "t", "job_id": 5}})
+        task.update(
+            run=sky_run(spec, separate_error=False),
+            secrets={SECRET_VAR: "s3cret"},
+            _metadata={"slurmsky": {"instance": "i", "token": "t", "job_id": 5}},
+        )
         parsed = sky.Task.from_yaml_config(json.loads(json.dumps(task)))
         assert parsed.metadata["slurmsky"]["token"] == "t"
         assert SECRET_VAR not in parsed.envs
@@ -146,8 +215,17 @@ def test_sdk_calls_match_skypilots_signatures():
     """Every SkyPilot call the executor makes, with the arguments it passes."""
     calls = [
         (sky.jobs.launch, ("task",), {"name": "n", "num_jobs": 4}),
-        (sky.jobs.queue_v2, (), {"refresh": False, "all_users": True, "fields": ["job_id"],
-                                 "skip_finished": True, "job_ids": [1]}),
+        (
+            sky.jobs.queue_v2,
+            (),
+            {
+                "refresh": False,
+                "all_users": True,
+                "fields": ["job_id"],
+                "skip_finished": True,
+                "job_ids": [1],
+            },
+        ),
         (sky.jobs.cancel, (), {"job_ids": [1]}),
         (sky.jobs.tail_logs, (), {"job_id": 1, "follow": False, "output_stream": None}),
         (sky.stream_and_get, ("rid",), {"output_stream": None}),
@@ -165,20 +243,36 @@ def test_sdk_calls_match_skypilots_signatures():
 def test_sbatch_and_squeue_on_the_sky_backend_never_import_skypilot(tmp_path):
     """sbatch stores and returns (the agent it wakes does the SkyPilot part); squeue reads."""
     (tmp_path / "job.sh").write_text("#!/bin/bash\necho hi\n")
-    probe = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write("
-             "'SKY-IMPORTED\\n' if 'sky' in sys.modules else 'SKY-FREE\\n')); "
-             "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
-    env = dict(os.environ, HOME=str(tmp_path), SLURMSKY_HOME=str(tmp_path / "state"),
-               SLURMSKY_BACKEND="sky", SKYPILOT_API_SERVER_LOCAL_PORT="9",
-               SLURMSKY_CONFIG=str(tmp_path / "none.yaml"))
+    probe = (
+        "import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write("
+        "'SKY-IMPORTED\\n' if 'sky' in sys.modules else 'SKY-FREE\\n')); "
+        "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    env = dict(
+        os.environ,
+        HOME=str(tmp_path),
+        SLURMSKY_HOME=str(tmp_path / "state"),
+        SLURMSKY_BACKEND="sky",
+        SKYPILOT_API_SERVER_LOCAL_PORT="9",
+        SLURMSKY_CONFIG=str(tmp_path / "none.yaml"),
+    )
     try:
         for argv in (["sbatch", "job.sh"], ["squeue"], ["sacct"], ["scontrol", "show", "job"]):
-            out = subprocess.run([sys.executable, "-c", probe, str(ROOT / "bin" / argv[0]),
-                                  *argv[1:]], cwd=tmp_path, env=env, capture_output=True,
-                                 text=True, timeout=120)
+            out = subprocess.run(
+                [sys.executable, "-c", probe, str(ROOT / "bin" / argv[0]), *argv[1:]],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert "SKY-FREE" in out.stderr, (argv, out.stderr)
             if argv[0] == "squeue":  # the agent found no API server: the job waits, saying so
                 assert "(SkyPilotApiServerUnreachable:http://127.0.0.1:9)" in out.stdout, out
     finally:
-        subprocess.run([sys.executable, str(ROOT / "bin" / "slurmsky"), "agent", "stop"],
-                       env=env, capture_output=True, timeout=60)
+        subprocess.run(
+            [sys.executable, str(ROOT / "bin" / "slurmsky"), "agent", "stop"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )

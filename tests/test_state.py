@@ -18,10 +18,26 @@ def conn(tmp_path, monkeypatch):
 
 
 def job_row(job_id: int, submission: int, **extra) -> dict:
-    row = dict(job_id=job_id, submission=submission, name="j", user="u", uid=1, gid=1,
-               partition="local", num_nodes=1, num_cpus=1, num_tasks=1, tasks_per_node=[1],
-               cpus_per_node=[1], submit_dir="/tmp", workdir="/tmp", state="PENDING",
-               reason="None", submit_time=100.0, executor="local")
+    row = dict(
+        job_id=job_id,
+        submission=submission,
+        name="j",
+        user="u",
+        uid=1,
+        gid=1,
+        partition="local",
+        num_nodes=1,
+        num_cpus=1,
+        num_tasks=1,
+        tasks_per_node=[1],
+        cpus_per_node=[1],
+        submit_dir="/tmp",
+        workdir="/tmp",
+        state="PENDING",
+        reason="None",
+        submit_time=100.0,
+        executor="local",
+    )
     row.update(extra)
     return row
 
@@ -59,8 +75,9 @@ def test_state_dir_is_private(conn, tmp_path):
 
 def test_records_and_filters(conn):
     state.add_submission(conn, 1, {"script": "x"}, None, [job_row(1, 1, name="a")])
-    rows = [job_row(2 + k, 2, array_job_id=2, array_task_id=k, array_rank=k, user="v")
-            for k in range(3)]
+    rows = [
+        job_row(2 + k, 2, array_job_id=2, array_task_id=k, array_rank=k, user="v") for k in range(3)
+    ]
     state.add_submission(conn, 2, {"script": "y"}, None, rows)
     rec = state.get_job(conn, 1)
     assert rec.display_id == "1" and rec.state_code == "PD" and rec.exit_text == "0:0"
@@ -71,8 +88,16 @@ def test_records_and_filters(conn):
     assert [r.job_id for r in state.find_jobs(conn, users=["u"])] == [1]
     assert [r.job_id for r in state.find_jobs(conn, names=["a"], states=["PENDING"])] == [1]
 
-    assert state.update_job(conn, 1, where_state=("PENDING",), state="COMPLETED", end_time=50.0,
-                            exit_code=3, exit_signal=0, executor_ref={"pid": 9})
+    assert state.update_job(
+        conn,
+        1,
+        where_state=("PENDING",),
+        state="COMPLETED",
+        end_time=50.0,
+        exit_code=3,
+        exit_signal=0,
+        executor_ref={"pid": 9},
+    )
     assert not state.update_job(conn, 1, where_state=("PENDING",), state="RUNNING")
     rec = state.get_job(conn, 1)
     assert rec.finished and rec.exit_text == "3:0" and rec.executor_ref == {"pid": 9}
@@ -84,12 +109,17 @@ def test_records_and_filters(conn):
 def test_listing_records_read_the_rest_of_their_row_when_needed(conn):
     """find_jobs(light=True) selects LIST_COLUMNS; any other column is read on first use,
     and every attribute equals the full record's."""
-    state.add_submission(conn, 1, {"script": "x"}, None, [job_row(
-        1, 1, comment="c", executor_ref={"pid": 9}, result={"steps": []}, requeue=1)])
-    full, = state.find_jobs(conn, ids=[1])
+    state.add_submission(
+        conn,
+        1,
+        {"script": "x"},
+        None,
+        [job_row(1, 1, comment="c", executor_ref={"pid": 9}, result={"steps": []}, requeue=1)],
+    )
+    (full,) = state.find_jobs(conn, ids=[1])
     statements = []
     conn.set_trace_callback(statements.append)
-    light, = state.find_jobs(conn, ids=[1], light=True)
+    (light,) = state.find_jobs(conn, ids=[1], light=True)
     assert all(getattr(light, c) == getattr(full, c) for c in state.LIST_COLUMNS)
     assert len(statements) == 1  # the listing's own query, nothing more
     assert (light.comment, light.executor_ref, light.requeue) == ("c", {"pid": 9}, True)
@@ -108,9 +138,16 @@ def test_signal_queue(conn):
 
 
 def test_needs_agent_only_for_jobs_that_can_progress(conn):
-    state.add_submission(conn, 1, {}, None, [job_row(1, 1, reason="JobHeldUser", held="user"),
-                                            job_row(2, 1, reason="DependencyNeverSatisfied",
-                                                    held=None)])
+    state.add_submission(
+        conn,
+        1,
+        {},
+        None,
+        [
+            job_row(1, 1, reason="JobHeldUser", held="user"),
+            job_row(2, 1, reason="DependencyNeverSatisfied", held=None),
+        ],
+    )
     assert state.active_jobs_exist(conn) and not state.needs_agent(conn)
     state.update_job(conn, 2, reason="BeginTime")
     assert state.needs_agent(conn)
@@ -141,10 +178,22 @@ def test_schema_2_gains_the_indexes_of_the_queries_commands_make(tmp_path, monke
     old.execute("PRAGMA user_version = 2")
     old.close()
     conn = state.connect()
-    indexes = {name for (name,) in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'jobs_%'")}
-    assert indexes == {"jobs_array", "jobs_user", "jobs_name", "jobs_end", "jobs_submit",
-                       "jobs_pending", "jobs_reason", "jobs_executor"}
+    indexes = {
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'jobs_%'"
+        )
+    }
+    assert indexes == {
+        "jobs_array",
+        "jobs_user",
+        "jobs_name",
+        "jobs_end",
+        "jobs_submit",
+        "jobs_pending",
+        "jobs_reason",
+        "jobs_executor",
+    }
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     assert state.get_job(conn, 1).state == "PENDING"
 

@@ -10,57 +10,77 @@ from pathlib import Path
 
 import pytest
 
+from slurmsky.backends.sky.task import SPEC_EOF, translate
 from slurmsky.config import Config
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import build_batch_request, parse_command_line
-from slurmsky.backends.sky.task import SPEC_EOF, translate
 from slurmsky.plan.environment import job_environment
 from slurmsky.plan.layout import layout
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "sbatch").glob("*.sh"))
-GPU_CFG = Config(path="test", partitions={"gpu": {"infra": "k8s/ctx", "accelerators": ["A100", "H100"]},
-                                          "cpu": {"default": True, "infra": "aws", "use_spot": True}},
-                 modules={"cuda": {"image_id": "docker:nvidia/cuda:12.1"}})
+GPU_CFG = Config(
+    path="test",
+    partitions={
+        "gpu": {"infra": "k8s/ctx", "accelerators": ["A100", "H100"]},
+        "cpu": {"default": True, "infra": "aws", "use_spot": True},
+    },
+    modules={"cuda": {"image_id": "docker:nvidia/cuda:12.1"}},
+)
 
 
 def req_of(tmp_path, argv, env=None, script="#!/bin/sh\ntrue\n"):
     (tmp_path / "job.sh").write_text(script)
-    return build_batch_request(parse_command_line("sbatch", argv + ["job.sh"]), env or {},
-                               str(tmp_path), lambda: b"")
+    return build_batch_request(
+        parse_command_line("sbatch", argv + ["job.sh"]), env or {}, str(tmp_path), lambda: b""
+    )
 
 
-@pytest.mark.parametrize("argv,tasks,cpus", [
-    ([], (1,), (1,)),
-    (["-N2", "--ntasks-per-node=2"], (2, 2), (2, 2)),
-    (["-n5", "-N2"], (3, 2), (3, 2)),
-    (["-n4", "--ntasks-per-node=2"], (2, 2), (2, 2)),
-    (["-n2", "-c3"], (2,), (6,)),
-    (["-N3", "-c4"], (1, 1, 1), (4, 4, 4)),
-    # real Slurm 22.05: --ntasks-per-node is allocated on every node, -n short or not
-    (["-N2", "-n3", "--ntasks-per-node=2"], (2, 2), (2, 2)),
-    (["-n3", "--ntasks-per-node=2"], (2, 2), (2, 2)),
-    (["-N2", "-n3", "--ntasks-per-node=2", "-c2"], (2, 2), (4, 4)),
-    (["-N3", "-n4", "--ntasks-per-node=2"], (2, 2, 2), (2, 2, 2)),
-    (["-N1-2", "-n3", "--ntasks-per-node=2"], (2, 2), (2, 2)),
-])
+@pytest.mark.parametrize(
+    "argv,tasks,cpus",
+    [
+        ([], (1,), (1,)),
+        (["-N2", "--ntasks-per-node=2"], (2, 2), (2, 2)),
+        (["-n5", "-N2"], (3, 2), (3, 2)),
+        (["-n4", "--ntasks-per-node=2"], (2, 2), (2, 2)),
+        (["-n2", "-c3"], (2,), (6,)),
+        (["-N3", "-c4"], (1, 1, 1), (4, 4, 4)),
+        # real Slurm 22.05: --ntasks-per-node is allocated on every node, -n short or not
+        (["-N2", "-n3", "--ntasks-per-node=2"], (2, 2), (2, 2)),
+        (["-n3", "--ntasks-per-node=2"], (2, 2), (2, 2)),
+        (["-N2", "-n3", "--ntasks-per-node=2", "-c2"], (2, 2), (4, 4)),
+        (["-N3", "-n4", "--ntasks-per-node=2"], (2, 2, 2), (2, 2, 2)),
+        (["-N1-2", "-n3", "--ntasks-per-node=2"], (2, 2), (2, 2)),
+    ],
+)
 def test_block_layout(tmp_path, argv, tasks, cpus):
     lay = layout(req_of(tmp_path, argv))
     assert (lay.tasks_per_node, lay.cpus_per_node) == (tasks, cpus)
 
 
-@pytest.mark.parametrize("argv,resources", [
-    (["-c8", "--mem=32G", "--gres=gpu:A100:1"], {"cpus": "8+", "memory": "32+", "accelerators": {"A100": 1}}),
-    (["--gpus-per-node=H100:8", "-N2"], {"accelerators": {"H100": 8}}),
-    (["--gpus=4", "-N2", "-p", "gpu"], {"accelerators": ["A100:2", "H100:2"]}),
-    (["--mem-per-cpu=1500", "-c2"], {"cpus": "2+", "memory": "2.93+"}),
-    (["--tmp=100G"], {"disk_size": 100}),
-    (["--container-image=nvcr.io/nvidia/pytorch:24.05-py3"], {"image_id": "docker:nvcr.io/nvidia/pytorch:24.05-py3"}),
-    (["--requeue"], {"job_recovery": {"max_restarts_on_errors": 3}}),
-    (["--no-requeue"], {"job_recovery": {"max_restarts_on_errors": 0}}),
-])
+@pytest.mark.parametrize(
+    "argv,resources",
+    [
+        (
+            ["-c8", "--mem=32G", "--gres=gpu:A100:1"],
+            {"cpus": "8+", "memory": "32+", "accelerators": {"A100": 1}},
+        ),
+        (["--gpus-per-node=H100:8", "-N2"], {"accelerators": {"H100": 8}}),
+        (["--gpus=4", "-N2", "-p", "gpu"], {"accelerators": ["A100:2", "H100:2"]}),
+        (["--mem-per-cpu=1500", "-c2"], {"cpus": "2+", "memory": "2.93+"}),
+        (["--tmp=100G"], {"disk_size": 100}),
+        (
+            ["--container-image=nvcr.io/nvidia/pytorch:24.05-py3"],
+            {"image_id": "docker:nvcr.io/nvidia/pytorch:24.05-py3"},
+        ),
+        (["--requeue"], {"job_recovery": {"max_restarts_on_errors": 3}}),
+        (["--no-requeue"], {"job_recovery": {"max_restarts_on_errors": 0}}),
+    ],
+)
 def test_resources(tmp_path, argv, resources):
-    task = translate(req_of(tmp_path, argv + ["-p", "gpu"] if "-p" not in argv else argv), GPU_CFG).task
+    task = translate(
+        req_of(tmp_path, argv + ["-p", "gpu"] if "-p" not in argv else argv), GPU_CFG
+    ).task
     got = {k: v for k, v in task["resources"].items() if k != "infra"}
     assert got == resources
 
@@ -74,8 +94,10 @@ def test_default_partition_and_spot(tmp_path):
 def test_unknown_partition_is_slurms_error(tmp_path):
     with pytest.raises(SlurmError) as exc:
         translate(req_of(tmp_path, ["-p", "nosuch"]), GPU_CFG)
-    assert exc.value.render("sbatch") == ("sbatch: error: invalid partition specified: nosuch\n"
-                                          "sbatch: error: Batch job submission failed: Invalid partition name specified\n")
+    assert exc.value.render("sbatch") == (
+        "sbatch: error: invalid partition specified: nosuch\n"
+        "sbatch: error: Batch job submission failed: Invalid partition name specified\n"
+    )
 
 
 def test_untyped_gpus_need_candidates(tmp_path):
@@ -84,16 +106,28 @@ def test_untyped_gpus_need_candidates(tmp_path):
 
 
 def test_export_policy_keeps_secrets_home(tmp_path):
-    env = {"AWS_SECRET_ACCESS_KEY": "s", "HF_TOKEN": "t", "PATH": "/usr/bin", "MY_SETTING": "1",
-           "WANDB_API_KEY": "w"}
+    env = {
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "HF_TOKEN": "t",
+        "PATH": "/usr/bin",
+        "MY_SETTING": "1",
+        "WANDB_API_KEY": "w",
+    }
     req = req_of(tmp_path, [], env=env)
     assert job_environment(req, Config(path="x"), for_cloud=True) == {"MY_SETTING": "1"}
     assert job_environment(req, Config(path="x"), for_cloud=False) == env
     named = req_of(tmp_path, ["--export=ALL,WANDB_API_KEY,EXTRA=x y"], env=env)
     assert job_environment(named, Config(path="x"), for_cloud=True) == {
-        "MY_SETTING": "1", "WANDB_API_KEY": "w", "EXTRA": "x y"}
-    assert job_environment(req_of(tmp_path, ["--export=NONE"], env=env), Config(path="x"),
-                           for_cloud=False) == {}
+        "MY_SETTING": "1",
+        "WANDB_API_KEY": "w",
+        "EXTRA": "x y",
+    }
+    assert (
+        job_environment(
+            req_of(tmp_path, ["--export=NONE"], env=env), Config(path="x"), for_cloud=False
+        )
+        == {}
+    )
 
 
 def test_spec_travels_in_a_quoted_heredoc(tmp_path):
@@ -111,8 +145,10 @@ def test_module_lines(tmp_path):
     script = "#!/bin/bash\nmodule load cuda/12.1 nosuch/1\necho\n"
     tr = translate(req_of(tmp_path, [], script=script), GPU_CFG)
     assert tr.task["resources"]["image_id"] == "docker:nvidia/cuda:12.1"
-    assert tr.warnings == ("sbatch: warning: module nosuch/1 is not in the slurmsky config; "
-                           "`module load` will do nothing in the job",)
+    assert tr.warnings == (
+        "sbatch: warning: module nosuch/1 is not in the slurmsky config; "
+        "`module load` will do nothing in the job",
+    )
 
 
 def test_examples_pass_skypilots_validation(tmp_path):
@@ -121,30 +157,52 @@ def test_examples_pass_skypilots_validation(tmp_path):
     cfg.write_text("partitions:\n  gpu:\n    infra: k8s\n    accelerators: [A100]\n")
     tasks = []
     for ex in EXAMPLES:
-        out = subprocess.run([sys.executable, str(ROOT / "bin" / "slurmsky"), "translate",
-                              "--format", "json", str(ex)], cwd=tmp_path, capture_output=True,
-                             env=dict(os.environ, SLURMSKY_CONFIG=str(cfg)), timeout=60)
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "bin" / "slurmsky"),
+                "translate",
+                "--format",
+                "json",
+                str(ex),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            env=dict(os.environ, SLURMSKY_CONFIG=str(cfg)),
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr.decode()
         tasks.append(json.loads(out.stdout))
-    check = ("import json, sys, sky\n"
-             "for t in json.load(sys.stdin):\n"
-             "    sky.Task.from_yaml_config(t)\n"
-             "print('ok', len(json.load(open(sys.argv[1]))))\n")
+    check = (
+        "import json, sys, sky\n"
+        "for t in json.load(sys.stdin):\n"
+        "    sky.Task.from_yaml_config(t)\n"
+        "print('ok', len(json.load(open(sys.argv[1]))))\n"
+    )
     (tmp_path / "tasks.json").write_text(json.dumps(tasks))
-    res = subprocess.run([sys.executable, "-c", check, str(tmp_path / "tasks.json")],
-                         input=json.dumps(tasks).encode(), capture_output=True, timeout=120,
-                         env=dict(os.environ, HOME=str(tmp_path), SKYPILOT_DISABLE_USAGE_COLLECTION="1"))
+    res = subprocess.run(
+        [sys.executable, "-c", check, str(tmp_path / "tasks.json")],
+        input=json.dumps(tasks).encode(),
+        capture_output=True,
+        timeout=120,
+        env=dict(os.environ, HOME=str(tmp_path), SKYPILOT_DISABLE_USAGE_COLLECTION="1"),
+    )
     assert res.stdout.decode().strip() == f"ok {len(EXAMPLES)}", res.stderr.decode()[-2000:]
 
 
 def test_translate_yaml_is_readable(tmp_path):
     (tmp_path / "job.sh").write_text("#!/bin/bash\n#SBATCH -N 2\n#SBATCH -A acct\nsrun hostname\n")
-    out = subprocess.run([sys.executable, str(ROOT / "bin" / "slurmsky"), "translate", "job.sh", "-t", "5"],
-                         cwd=tmp_path, capture_output=True, timeout=60,
-                         env=dict(os.environ, SLURMSKY_CONFIG=str(tmp_path / "none.yaml")))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bin" / "slurmsky"), "translate", "job.sh", "-t", "5"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        env=dict(os.environ, SLURMSKY_CONFIG=str(tmp_path / "none.yaml")),
+    )
     assert out.returncode == 0
-    assert out.stderr.decode() == ("sbatch: warning: -A acct ignored by slurmsky: no accounts; "
-                                   "shown as SLURM_JOB_ACCOUNT\n")
+    assert out.stderr.decode() == (
+        "sbatch: warning: -A acct ignored by slurmsky: no accounts; shown as SLURM_JOB_ACCOUNT\n"
+    )
     text = out.stdout.decode()
     assert text.startswith("name: job.sh\nworkdir: ") and "num_nodes: 2\n" in text
     assert "run: |\n" in text and '"time_limit": 300' in text

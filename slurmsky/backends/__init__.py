@@ -41,8 +41,7 @@ LOGIN_AT_LAUNCH = "login_at_launch"  # --export=NONE: the login environment is r
 #                                      node when the job starts (as slurmd does)
 FIXED_NODES = "fixed_nodes"  # a known set of nodes: sinfo shows them idle too, and what no
 #                              node can hold is refused at submission
-CAPABILITIES = (INTERACTIVE, STEP_SIGNALS, FOREIGN_JOBS, QUEUE_SYNC, LOGIN_AT_LAUNCH,
-                FIXED_NODES)
+CAPABILITIES = (INTERACTIVE, STEP_SIGNALS, FOREIGN_JOBS, QUEUE_SYNC, LOGIN_AT_LAUNCH, FIXED_NODES)
 
 
 class NodeState(Record):
@@ -100,6 +99,7 @@ class Executor(Protocol):
 
 
 if TYPE_CHECKING:
+
     class QueueSyncExecutor(Executor, Protocol):
         """The executor of a backend with QUEUE_SYNC (for the type checker only)."""
 
@@ -137,8 +137,9 @@ class Backend:
         """The first `count` node names a job could get (sbatch --test-only's estimate)."""
         return [f"127.0.0.{k + 1}" for k in range(count)]
 
-    def task(self, req: JobRequest, cfg: Config, job_id: int,
-             array_job_ids: list[int] | None) -> dict | None:
+    def task(
+        self, req: JobRequest, cfg: Config, job_id: int, array_job_ids: list[int] | None
+    ) -> dict | None:
         """What the backend stores with a submission beside the runtime spec (SkyPilot's task)."""
         return None
 

@@ -24,8 +24,11 @@ def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
             raise state.unusable(exc) from None
     except (SlurmError, UsageError) as exc:
         sys.stdout.flush()
-        text = exc.render(prog) if isinstance(exc, SlurmError) else "".join(
-            line + "\n" for line in exc.lines)
+        text = (
+            exc.render(prog)
+            if isinstance(exc, SlurmError)
+            else "".join(line + "\n" for line in exc.lines)
+        )
         sys.stderr.write(text)
         code = exc.exit_code
     except BrokenPipeError:

@@ -10,40 +10,89 @@ import os
 import sys
 
 from slurmsky import backends
-from slurmsky.render import common
-from slurmsky.render import jobview
-from slurmsky.render import sacct_format
-
-from slurmsky.core import state
-from slurmsky.core.states import FINISHED_STATES
-from slurmsky.core.states import STATE_CODES
-from slurmsky.render.sacct_format import Row
 from slurmsky.commands.common import run
+from slurmsky.core import state
+from slurmsky.core.states import FINISHED_STATES, STATE_CODES
+from slurmsky.render import common, jobview, sacct_format
+from slurmsky.render.sacct_format import Row
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "aA:bBcC:dDeE:f:g:hi:I:j:k:K:lLM:nN:o:pPq:r:s:S:Ttu:vVW:x:X"
 LONG = {
-    "allusers": ("a", 0), "accounts": ("A", 1), "allocations": ("X", 0), "brief": ("b", 0),
-    "batch-script": ("B", 0), "completion": ("c", 0), "constraints": ("C", 1),
-    "delimiter": ("delimiter", 1), "dump": ("d", 0), "duplicates": ("D", 0),
-    "federation": ("federation", 0), "helpformat": ("e", 0), "endtime": ("E", 1),
-    "env-vars": ("env-vars", 0), "file": ("f", 1), "flags": ("F", 1), "gid": ("g", 1),
-    "group": ("g", 1), "help": ("h", 0), "nnodes": ("i", 1), "ncpus": ("I", 1),
-    "jobs": ("j", 1), "timelimit-min": ("k", 1), "timelimit-max": ("K", 1), "long": ("l", 0),
-    "allclusters": ("L", 0), "cluster": ("M", 1), "clusters": ("M", 1),
-    "nodelist": ("N", 1), "noheader": ("n", 0), "fields": ("o", 1), "format": ("o", 1),
-    "parsable": ("p", 0), "parsable2": ("P", 0), "qos": ("q", 1), "partition": ("r", 1),
-    "reason": ("R", 1), "state": ("s", 1), "starttime": ("S", 1), "truncate": ("T", 0),
-    "uid": ("u", 1), "user": ("u", 1), "usage": ("U", 0), "verbose": ("v", 0),
-    "version": ("V", 0), "wckeys": ("W", 1), "associations": ("x", 1), "name": ("name", 1),
-    "local": ("local", 0), "noconvert": ("noconvert", 0), "units": ("units", 1),
-    "use-local-uid": ("use-local-uid", 0), "whole-hetjob": ("whole-hetjob", 2),
-    "array": ("array", 0), "json": ("json", 0), "yaml": ("yaml", 0),
+    "allusers": ("a", 0),
+    "accounts": ("A", 1),
+    "allocations": ("X", 0),
+    "brief": ("b", 0),
+    "batch-script": ("B", 0),
+    "completion": ("c", 0),
+    "constraints": ("C", 1),
+    "delimiter": ("delimiter", 1),
+    "dump": ("d", 0),
+    "duplicates": ("D", 0),
+    "federation": ("federation", 0),
+    "helpformat": ("e", 0),
+    "endtime": ("E", 1),
+    "env-vars": ("env-vars", 0),
+    "file": ("f", 1),
+    "flags": ("F", 1),
+    "gid": ("g", 1),
+    "group": ("g", 1),
+    "help": ("h", 0),
+    "nnodes": ("i", 1),
+    "ncpus": ("I", 1),
+    "jobs": ("j", 1),
+    "timelimit-min": ("k", 1),
+    "timelimit-max": ("K", 1),
+    "long": ("l", 0),
+    "allclusters": ("L", 0),
+    "cluster": ("M", 1),
+    "clusters": ("M", 1),
+    "nodelist": ("N", 1),
+    "noheader": ("n", 0),
+    "fields": ("o", 1),
+    "format": ("o", 1),
+    "parsable": ("p", 0),
+    "parsable2": ("P", 0),
+    "qos": ("q", 1),
+    "partition": ("r", 1),
+    "reason": ("R", 1),
+    "state": ("s", 1),
+    "starttime": ("S", 1),
+    "truncate": ("T", 0),
+    "uid": ("u", 1),
+    "user": ("u", 1),
+    "usage": ("U", 0),
+    "verbose": ("v", 0),
+    "version": ("V", 0),
+    "wckeys": ("W", 1),
+    "associations": ("x", 1),
+    "name": ("name", 1),
+    "local": ("local", 0),
+    "noconvert": ("noconvert", 0),
+    "units": ("units", 1),
+    "use-local-uid": ("use-local-uid", 0),
+    "whole-hetjob": ("whole-hetjob", 2),
+    "array": ("array", 0),
+    "json": ("json", 0),
+    "yaml": ("yaml", 0),
 }
-STATES = {"PD": "PENDING", "R": "RUNNING", "S": "SUSPENDED", "CD": "COMPLETED",
-          "CA": "CANCELLED", "F": "FAILED", "TO": "TIMEOUT", "NF": "NODE_FAIL",
-          "PR": "PREEMPTED", "BF": "BOOT_FAIL", "DL": "DEADLINE", "OOM": "OUT_OF_MEMORY",
-          "RQ": "REQUEUED", "RS": "RESIZING", "RV": "REVOKED"}
+STATES = {
+    "PD": "PENDING",
+    "R": "RUNNING",
+    "S": "SUSPENDED",
+    "CD": "COMPLETED",
+    "CA": "CANCELLED",
+    "F": "FAILED",
+    "TO": "TIMEOUT",
+    "NF": "NODE_FAIL",
+    "PR": "PREEMPTED",
+    "BF": "BOOT_FAIL",
+    "DL": "DEADLINE",
+    "OOM": "OUT_OF_MEMORY",
+    "RQ": "REQUEUED",
+    "RS": "RESIZING",
+    "RV": "REVOKED",
+}
 USAGE = "Usage: sacct [OPTIONS]\n  Use --helpformat to see the fields --format takes."
 
 
@@ -158,8 +207,13 @@ def body(argv: list[str]) -> int:
     if jobs:
         # `-j N` also names the array element whose own id is N
         own = {j for j, t, s in jobs}
-        records = [r for r in records if r.job_id in own or r.array_job_id in own
-                   or (r.array_job_id, r.array_task_id) in set(tasks or ())]
+        records = [
+            r
+            for r in records
+            if r.job_id in own
+            or r.array_job_id in own
+            or (r.array_job_id, r.array_task_id) in set(tasks or ())
+        ]
     if users is not None:
         records = [r for r in records if r.user in users]
     elif not all_users and os.geteuid() != 0:
@@ -197,10 +251,12 @@ def body(argv: list[str]) -> int:
         if wanted is None:
             rows.append(Row(view))
         if not allocations:
-            rows.extend(r for r in sacct_format.step_rows(view)
-                        if wanted is None or r.step == wanted)
-    lines = sacct_format.sacct_lines(rows, fields, header=not noheader, parsable=parsable,
-                                delimiter=delimiter)
+            rows.extend(
+                r for r in sacct_format.step_rows(view) if wanted is None or r.step == wanted
+            )
+    lines = sacct_format.sacct_lines(
+        rows, fields, header=not noheader, parsable=parsable, delimiter=delimiter
+    )
     if lines:
         sys.stdout.write("\n".join(lines) + "\n")
     return 0

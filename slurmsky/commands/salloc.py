@@ -15,10 +15,10 @@ import sys
 import time
 
 from slurmsky import SLURM_VERSION
+from slurmsky.commands.common import run, warn
 from slurmsky.errors import SlurmError
 from slurmsky.parse.options import help_text
 from slurmsky.parse.request import build_step_request, parse_command_line
-from slurmsky.commands.common import run, warn
 
 # `salloc --usage`: Slurm 22.05's synopsis, verbatim.
 USAGE = """\
@@ -50,17 +50,34 @@ SCRIPT = '#!/bin/sh\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nexit $(cat "$2")\n'
 # the allocation holds its nodes until scancel or its time limit, as on Slurm.
 NO_SHELL_SCRIPT = '#!/bin/sh\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nwhile :; do sleep 3600; done\n'
 # Variables of the batch shell's own process, not of the allocation: salloc does not set them.
-PROCESS_VARS = {"SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_GTIDS", "SLURM_TASK_PID",
-                "SLURM_CPUS_ON_NODE", "SLURM_TOPOLOGY_ADDR", "SLURM_TOPOLOGY_ADDR_PATTERN",
-                "SLURM_PRIO_PROCESS", "SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER",
-                "SLURMD_NODENAME", "SLURM_UMASK", "SLURM_GPUS_ON_NODE", "SLURM_JOB_GPUS"}
+PROCESS_VARS = {
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
+    "SLURM_NODEID",
+    "SLURM_GTIDS",
+    "SLURM_TASK_PID",
+    "SLURM_CPUS_ON_NODE",
+    "SLURM_TOPOLOGY_ADDR",
+    "SLURM_TOPOLOGY_ADDR_PATTERN",
+    "SLURM_PRIO_PROCESS",
+    "SLURM_JOB_UID",
+    "SLURM_JOB_GID",
+    "SLURM_JOB_USER",
+    "SLURMD_NODENAME",
+    "SLURM_UMASK",
+    "SLURM_GPUS_ON_NODE",
+    "SLURM_JOB_GPUS",
+}
 END_WAIT = 30  # s for the allocation to end once released
 
 
 def body(argv: list[str]) -> int:
     cli = parse_command_line("salloc", argv)
-    for flag, text in (("help", help_text("salloc")), ("usage", USAGE),
-                       ("version", f"slurm-wlm {SLURM_VERSION}")):
+    for flag, text in (
+        ("help", help_text("salloc")),
+        ("usage", USAGE),
+        ("version", f"slurm-wlm {SLURM_VERSION}"),
+    ):
         if cli.values.get(flag):
             print(text)
             return 0
@@ -71,8 +88,10 @@ def body(argv: list[str]) -> int:
 
     backend = backends.configured(load_config())
     if backends.INTERACTIVE not in backend.capabilities:  # no shell here reaches its nodes
-        raise SlurmError(f"interactive allocations are not available on the {backend.name} "
-                         "backend; use srun or sbatch")
+        raise SlurmError(
+            f"interactive allocations are not available on the {backend.name} "
+            "backend; use srun or sbatch"
+        )
     command = list(req.script_args) or [os.environ.get("SHELL") or "/bin/sh"]
     try:  # -D: salloc itself moves there first, so the command runs there (Slurm does too)
         os.chdir(req.workdir)
@@ -83,16 +102,20 @@ def body(argv: list[str]) -> int:
     with Allocation("salloc") as alloc:
         env_file, release = os.path.join(alloc.dir, "env"), os.path.join(alloc.dir, "release")
         os.mkfifo(release, 0o600)
-        alloc.submit(req, NO_SHELL_SCRIPT if req.no_shell else SCRIPT, [env_file, release],
-                     output=False)
+        alloc.submit(
+            req, NO_SHELL_SCRIPT if req.no_shell else SCRIPT, [env_file, release], output=False
+        )
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: alloc.cancel())
         variables = _allocation_env(alloc, env_file)
         if variables is None:
             if alloc.record().start_time is None:  # cancelled before it could start
-                raise SlurmError("salloc: Job has been cancelled",
-                                 "salloc: error: Job submit/allocate failed: Job/step already "
-                                 "completing or completed", bare=True)
+                raise SlurmError(
+                    "salloc: Job has been cancelled",
+                    "salloc: error: Job submit/allocate failed: Job/step already "
+                    "completing or completed",
+                    bare=True,
+                )
             sys.stderr.write(f"salloc: error: Job allocation {alloc.job_id} has been revoked.\n")
             return 1
         alloc.info(f"Granted job allocation {alloc.job_id}")
@@ -115,8 +138,9 @@ def _allocation_env(alloc, env_file: str) -> dict | None:
         time.sleep(0.02)
     with open(env_file, "rb") as fh:
         pairs = [item.decode().partition("=") for item in fh.read().split(b"\0") if item]
-    return {k: v for k, _, v in pairs
-            if k.startswith(("SLURM_", "SLURMD_")) and k not in PROCESS_VARS}
+    return {
+        k: v for k, _, v in pairs if k.startswith(("SLURM_", "SLURMD_")) and k not in PROCESS_VARS
+    }
 
 
 def _release(alloc, release: str, rc: int) -> None:

@@ -6,9 +6,9 @@ import os
 import sys
 
 from slurmsky import SLURM_VERSION
+from slurmsky.commands.common import run, warn
 from slurmsky.parse.options import help_text
 from slurmsky.parse.request import build_batch_request, parse_command_line
-from slurmsky.commands.common import run, warn
 
 # `sbatch --usage`: Slurm 22.05's synopsis, verbatim.
 USAGE = """\

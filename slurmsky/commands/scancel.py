@@ -10,27 +10,50 @@ from __future__ import annotations
 import os
 import sys
 
+from slurmsky.commands.common import run
 from slurmsky.core import jobcontrol as control
-
-from slurmsky.render import common
-
 from slurmsky.core import state
 from slurmsky.core.states import CANCELLABLE_STATES
-from slurmsky.commands.common import run
+from slurmsky.render import common
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "A:bcfHiM:n:p:Qq:R:s:t:u:vVw:"
 LONG = {
-    "account": ("A", 1), "batch": ("b", 0), "ctld": ("c", 0), "full": ("f", 0),
-    "help": ("help", 0), "hurry": ("H", 0), "interactive": ("i", 0), "cluster": ("M", 1),
-    "clusters": ("M", 1), "name": ("n", 1), "jobname": ("n", 1), "nodelist": ("w", 1),
-    "partition": ("p", 1), "qos": ("q", 1), "quiet": ("Q", 0), "reservation": ("R", 1),
-    "sibling": ("sibling", 1), "signal": ("s", 1), "state": ("t", 1), "states": ("t", 1),
-    "usage": ("usage", 0), "user": ("u", 1), "verbose": ("v", 0), "version": ("V", 0),
-    "wckey": ("wckey", 1), "me": ("me", 0),
+    "account": ("A", 1),
+    "batch": ("b", 0),
+    "ctld": ("c", 0),
+    "full": ("f", 0),
+    "help": ("help", 0),
+    "hurry": ("H", 0),
+    "interactive": ("i", 0),
+    "cluster": ("M", 1),
+    "clusters": ("M", 1),
+    "name": ("n", 1),
+    "jobname": ("n", 1),
+    "nodelist": ("w", 1),
+    "partition": ("p", 1),
+    "qos": ("q", 1),
+    "quiet": ("Q", 0),
+    "reservation": ("R", 1),
+    "sibling": ("sibling", 1),
+    "signal": ("s", 1),
+    "state": ("t", 1),
+    "states": ("t", 1),
+    "usage": ("usage", 0),
+    "user": ("u", 1),
+    "verbose": ("v", 0),
+    "version": ("V", 0),
+    "wckey": ("wckey", 1),
+    "me": ("me", 0),
 }
-STATE_WORDS = {"PD": "PENDING", "PENDING": "PENDING", "R": "RUNNING", "RUNNING": "RUNNING",
-               "S": "SUSPENDED", "SUSPENDED": "SUSPENDED"}
+STATE_WORDS = {
+    "PD": "PENDING",
+    "PENDING": "PENDING",
+    "R": "RUNNING",
+    "RUNNING": "RUNNING",
+    "S": "SUSPENDED",
+    "SUSPENDED": "SUSPENDED",
+}
 ACCESS_DENIED_EXIT = 2002 & 0xFF  # ESLURM_ACCESS_DENIED, as scancel truncates it
 USAGE = """\
 Usage: scancel [-A account] [--batch] [--full] [--interactive] [-n job_name]
@@ -83,9 +106,10 @@ def body(argv: list[str]) -> int:
             for word in filter(None, value.split(",")):
                 name = STATE_WORDS.get(word.upper())
                 if name is None:
-                    raise UsageError(f"scancel: error: Invalid job state specified: {word}",
-                                     "scancel: error: Valid job states are PENDING, RUNNING, "
-                                     "and SUSPENDED")
+                    raise UsageError(
+                        f"scancel: error: Invalid job state specified: {word}",
+                        "scancel: error: Valid job states are PENDING, RUNNING, and SUSPENDED",
+                    )
                 chosen.append(name)
             filters["states"] = chosen
         elif key in ("q", "R", "wckey"):
@@ -112,12 +136,21 @@ def body(argv: list[str]) -> int:
     if targets:
         work = []  # (text as given, records, named by array index)
         for text, (job_id, indices) in targets:
-            work.append((text, _filtered(control.select(conn, job_id, indices), filters),
-                         indices is not None))
+            work.append(
+                (
+                    text,
+                    _filtered(control.select(conn, job_id, indices), filters),
+                    indices is not None,
+                )
+            )
     else:
-        records = state.find_jobs(conn, states=filters.get("states") or CANCELLABLE_STATES,
-                                  users=filters.get("users"), names=filters.get("names"),
-                                  partitions=filters.get("partitions"))
+        records = state.find_jobs(
+            conn,
+            states=filters.get("states") or CANCELLABLE_STATES,
+            users=filters.get("users"),
+            names=filters.get("names"),
+            partitions=filters.get("partitions"),
+        )
         records = _filtered(records, filters)
         work = [(r.display_id, [r], False) for r in records]
     for text, records, by_index in work:
@@ -174,8 +207,11 @@ def _filtered(records, filters: dict):
     for r in records:
         if "names" in filters and r.name not in filters["names"]:
             continue
-        if "users" in filters and r.user not in filters["users"] \
-                and str(r.uid) not in filters["users"]:
+        if (
+            "users" in filters
+            and r.user not in filters["users"]
+            and str(r.uid) not in filters["users"]
+        ):
             continue
         if "states" in filters and r.state not in filters["states"]:
             continue

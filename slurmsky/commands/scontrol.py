@@ -11,29 +11,34 @@ import os
 import socket
 import sys
 
-from slurmsky.core import jobcontrol as control
-
-from slurmsky import backends
-from slurmsky.render import common
-from slurmsky.render import jobview
-from slurmsky.render import scontrol_format
-from slurmsky.render import sinfo_format
-
-from slurmsky.core import state
-from slurmsky.core import states
-from slurmsky.render.jobview import Job
+from slurmsky import SLURM_VERSION, backends
 from slurmsky.commands.common import run
-from slurmsky import SLURM_VERSION
+from slurmsky.core import jobcontrol as control
+from slurmsky.core import state, states
 from slurmsky.display import format_limit
+from slurmsky.render import common, jobview, scontrol_format, sinfo_format
+from slurmsky.render.jobview import Job
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "aM:dhoQvV"
 LONG = {
-    "all": ("a", 0), "cluster": ("M", 1), "clusters": ("M", 1), "details": ("d", 0),
-    "help": ("h", 0), "hide": ("hide", 0), "local": ("local", 0), "oneliner": ("o", 0),
-    "quiet": ("Q", 0), "sibling": ("sibling", 0), "usage": ("usage", 0),
-    "verbose": ("v", 0), "version": ("V", 0), "federation": ("federation", 0),
-    "future": ("future", 0), "json": ("json", 0), "yaml": ("yaml", 0),
+    "all": ("a", 0),
+    "cluster": ("M", 1),
+    "clusters": ("M", 1),
+    "details": ("d", 0),
+    "help": ("h", 0),
+    "hide": ("hide", 0),
+    "local": ("local", 0),
+    "oneliner": ("o", 0),
+    "quiet": ("Q", 0),
+    "sibling": ("sibling", 0),
+    "usage": ("usage", 0),
+    "verbose": ("v", 0),
+    "version": ("V", 0),
+    "federation": ("federation", 0),
+    "future": ("future", 0),
+    "json": ("json", 0),
+    "yaml": ("yaml", 0),
 }
 USAGE = """\
 scontrol [<OPTION>] [<COMMAND>]
@@ -78,8 +83,13 @@ class Session:
         if _is(command, "show", 3):
             return self.show(args)
         if command.lower() in ("hold", "uhold"):
-            return self.each_job(args, lambda conn, job: control.hold(
-                conn, job, admin=command.lower() == "hold" and os.geteuid() == 0), HOLD_ERROR)
+            return self.each_job(
+                args,
+                lambda conn, job: control.hold(
+                    conn, job, admin=command.lower() == "hold" and os.geteuid() == 0
+                ),
+                HOLD_ERROR,
+            )
         if _is(command, "release", 3):
             return self.each_job(args, control.release, HOLD_ERROR)
         if _is(command, "requeue", 3):
@@ -148,8 +158,9 @@ class Session:
     def visible(self, **filters):
         backends.refresh_all()  # an outside queue (SkyPilot's) fresh enough (bounded wait)
         now = common.clock()
-        return state.find_jobs(self.conn, active_or_ended_after=now - state.MIN_JOB_AGE,
-                               **filters), now
+        return state.find_jobs(
+            self.conn, active_or_ended_after=now - state.MIN_JOB_AGE, **filters
+        ), now
 
     def show_job(self, value: str | None) -> int:
         if value is None:
@@ -168,14 +179,23 @@ class Session:
             if not records:
                 raise UsageError(INVALID_JOB)
         jobs = jobview.collapse(records, keep_tasks=keep, now=now)
-        jobs.sort(key=lambda j: (j.rec.array_job_id or j.rec.job_id,
-                                 -1 if j.tasks is not None else j.rec.array_task_id or 0))
+        jobs.sort(
+            key=lambda j: (
+                j.rec.array_job_id or j.rec.job_id,
+                -1 if j.tasks is not None else j.rec.array_task_id or 0,
+            )
+        )
         specs = _specs(self.conn, jobs)
         jobview.SPECS = specs.get
         for job in jobs:
-            sys.stdout.write(scontrol_format.show_job(job, oneliner=self.oneliner,
-                                              details=self.details,
-                                              spec=specs.get(job.rec.submission)))
+            sys.stdout.write(
+                scontrol_format.show_job(
+                    job,
+                    oneliner=self.oneliner,
+                    details=self.details,
+                    spec=specs.get(job.rec.submission),
+                )
+            )
         if not jobs:
             print("No jobs in the system")
         return 0
@@ -217,8 +237,7 @@ class Session:
         for word in args:
             key, eq, val = word.partition("=")
             if not eq:
-                raise UsageError(f"scontrol: error: Invalid input: {word}",
-                                 "Request aborted")
+                raise UsageError(f"scontrol: error: Invalid input: {word}", "Request aborted")
             pairs.append((key, val))
         job_text = next((v for k, v in pairs if k.lower() in ("jobid", "job")), None)
         if job_text is None:
@@ -234,15 +253,19 @@ class Session:
                 try:
                     changes["time_limit"] = parse_time(val, "TimeLimit")
                 except ValueError:
-                    raise UsageError(f"scontrol: error: Invalid TimeLimit value: {val}",
-                                     "Request aborted") from None
+                    raise UsageError(
+                        f"scontrol: error: Invalid TimeLimit value: {val}", "Request aborted"
+                    ) from None
             elif lower in ("jobname", "name"):
                 changes["name"] = val
             elif lower == "comment":
                 changes["comment"] = val
             else:
-                raise UsageError(f"scontrol: error: Update of this parameter is not "
-                                 f"supported: {word_of(key, val)}", "Request aborted")
+                raise UsageError(
+                    f"scontrol: error: Update of this parameter is not "
+                    f"supported: {word_of(key, val)}",
+                    "Request aborted",
+                )
         try:
             job_id, indices = control.parse_job_id(job_text)
         except ValueError:
@@ -312,22 +335,35 @@ class Session:
             cpus = sum(n.cpus for n in nodes)
             mem = sum(n.memory for n in nodes)
             limit = "UNLIMITED" if p["limit"] is None else format_limit(p["limit"])
-            out.append(scontrol_format.show_block([
-                [f"PartitionName={p['name']}"],
-                ["AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL"],
-                [f"AllocNodes=ALL Default={'YES' if p['default'] else 'NO'} QoS=N/A"],
-                ["DefaultTime=NONE DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO"],
-                [f"MaxNodes=UNLIMITED MaxTime={limit} MinNodes=0 LLN=NO "
-                 "MaxCPUsPerNode=UNLIMITED"],
-                [f"Nodes={compress([n.name for n in nodes]) or '(null)'}"],
-                ["PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO"],
-                ["OverTimeLimit=NONE PreemptMode=OFF"],
-                [f"State=UP TotalCPUs={cpus} TotalNodes={len(nodes)} "
-                 "SelectTypeParameters=NONE"],
-                ["JobDefaults=(null)"],
-                ["DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED"],
-                [f"TRES=cpu={cpus},mem={mem}M,node={len(nodes)},billing={cpus}"],
-            ], self.oneliner))
+            out.append(
+                scontrol_format.show_block(
+                    [
+                        [f"PartitionName={p['name']}"],
+                        ["AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL"],
+                        [f"AllocNodes=ALL Default={'YES' if p['default'] else 'NO'} QoS=N/A"],
+                        [
+                            "DefaultTime=NONE DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO"
+                        ],
+                        [
+                            f"MaxNodes=UNLIMITED MaxTime={limit} MinNodes=0 LLN=NO "
+                            "MaxCPUsPerNode=UNLIMITED"
+                        ],
+                        [f"Nodes={compress([n.name for n in nodes]) or '(null)'}"],
+                        [
+                            "PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO"
+                        ],
+                        ["OverTimeLimit=NONE PreemptMode=OFF"],
+                        [
+                            f"State=UP TotalCPUs={cpus} TotalNodes={len(nodes)} "
+                            "SelectTypeParameters=NONE"
+                        ],
+                        ["JobDefaults=(null)"],
+                        ["DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED"],
+                        [f"TRES=cpu={cpus},mem={mem}M,node={len(nodes)},billing={cpus}"],
+                    ],
+                    self.oneliner,
+                )
+            )
         sys.stdout.write("".join(out))
         return 0
 
@@ -345,29 +381,39 @@ class Session:
         uname = os.uname()
         out = []
         for node, parts in nodes.values():
-            out.append(scontrol_format.show_block([
-                [f"NodeName={node.name} Arch={uname.machine} CoresPerSocket={node.cpus} "],
-                [f"CPUAlloc={node.alloc_cpus} CPUEfctv={node.cpus} CPUTot={node.cpus} "
-                 f"CPULoad={os.getloadavg()[0]:.2f}"],
-                ["AvailableFeatures=(null)"],
-                ["ActiveFeatures=(null)"],
-                [f"Gres={node.gres or '(null)'}"],
-                [f"NodeAddr={node.name} NodeHostName={node.name} "
-                 f"Version={SLURM_VERSION}"],
-                [f"OS={uname.sysname} {uname.release} {uname.version} "],
-                [f"RealMemory={node.memory} AllocMem=0 FreeMem=N/A Sockets=1 Boards=1"],
-                [f"State={sinfo_format.LONG_STATES.get(node.state, node.state).upper()} "
-                 "ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A"],
-                [f"Partitions={','.join(parts)} "],
-                [f"BootTime={common.iso(_machine_boot())} "
-                 f"SlurmdStartTime={common.iso(_boot_time())}"],
-                [f"LastBusyTime={common.iso(_boot_time())}"],
-                [f"CfgTRES=cpu={node.cpus},mem={node.memory}M,billing={node.cpus}"],
-                ["AllocTRES="],
-                ["CapWatts=n/a"],
-                ["CurrentWatts=0 AveWatts=0"],
-                ["ExtSensorsJoules=n/s ExtSensorsWatts=0 ExtSensorsTemp=n/s"],
-            ], self.oneliner))
+            out.append(
+                scontrol_format.show_block(
+                    [
+                        [f"NodeName={node.name} Arch={uname.machine} CoresPerSocket={node.cpus} "],
+                        [
+                            f"CPUAlloc={node.alloc_cpus} CPUEfctv={node.cpus} CPUTot={node.cpus} "
+                            f"CPULoad={os.getloadavg()[0]:.2f}"
+                        ],
+                        ["AvailableFeatures=(null)"],
+                        ["ActiveFeatures=(null)"],
+                        [f"Gres={node.gres or '(null)'}"],
+                        [f"NodeAddr={node.name} NodeHostName={node.name} Version={SLURM_VERSION}"],
+                        [f"OS={uname.sysname} {uname.release} {uname.version} "],
+                        [f"RealMemory={node.memory} AllocMem=0 FreeMem=N/A Sockets=1 Boards=1"],
+                        [
+                            f"State={sinfo_format.LONG_STATES.get(node.state, node.state).upper()} "
+                            "ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A"
+                        ],
+                        [f"Partitions={','.join(parts)} "],
+                        [
+                            f"BootTime={common.iso(_machine_boot())} "
+                            f"SlurmdStartTime={common.iso(_boot_time())}"
+                        ],
+                        [f"LastBusyTime={common.iso(_boot_time())}"],
+                        [f"CfgTRES=cpu={node.cpus},mem={node.memory}M,billing={node.cpus}"],
+                        ["AllocTRES="],
+                        ["CapWatts=n/a"],
+                        ["CurrentWatts=0 AveWatts=0"],
+                        ["ExtSensorsJoules=n/s ExtSensorsWatts=0 ExtSensorsTemp=n/s"],
+                    ],
+                    self.oneliner,
+                )
+            )
         sys.stdout.write("".join(out))
         return 0
 

@@ -17,25 +17,43 @@ from __future__ import annotations
 import sys
 import time
 
-from slurmsky.render import common
-from slurmsky.render import sinfo_format
-
-from slurmsky.core import state
-from slurmsky.core import states
-from slurmsky.render.sinfo_format import NodeView
 from slurmsky.commands.common import run
+from slurmsky.core import state, states
+from slurmsky.render import common, sinfo_format
+from slurmsky.render.sinfo_format import NodeView
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "adehiM:n:No:O:p:lrRsS:t:TvV"
 LONG = {
-    "all": ("a", 0), "dead": ("d", 0), "exact": ("e", 0), "noheader": ("h", 0),
-    "help": ("help", 0), "hide": ("hide", 0), "iterate": ("i", 1), "cluster": ("M", 1),
-    "clusters": ("M", 1), "nodes": ("n", 1), "Node": ("N", 0), "format": ("o", 1),
-    "Format": ("O", 1), "partition": ("p", 1), "long": ("l", 0), "responding": ("r", 0),
-    "list-reasons": ("R", 0), "summarize": ("s", 0), "sort": ("S", 1), "states": ("t", 1),
-    "reservation": ("T", 0), "usage": ("usage", 0), "verbose": ("v", 0),
-    "version": ("V", 0), "federation": ("federation", 0), "local": ("local", 0),
-    "noconvert": ("noconvert", 0), "json": ("json", 0), "yaml": ("yaml", 0),
+    "all": ("a", 0),
+    "dead": ("d", 0),
+    "exact": ("e", 0),
+    "noheader": ("h", 0),
+    "help": ("help", 0),
+    "hide": ("hide", 0),
+    "iterate": ("i", 1),
+    "cluster": ("M", 1),
+    "clusters": ("M", 1),
+    "nodes": ("n", 1),
+    "Node": ("N", 0),
+    "format": ("o", 1),
+    "Format": ("O", 1),
+    "partition": ("p", 1),
+    "long": ("l", 0),
+    "responding": ("r", 0),
+    "list-reasons": ("R", 0),
+    "summarize": ("s", 0),
+    "sort": ("S", 1),
+    "states": ("t", 1),
+    "reservation": ("T", 0),
+    "usage": ("usage", 0),
+    "verbose": ("v", 0),
+    "version": ("V", 0),
+    "federation": ("federation", 0),
+    "local": ("local", 0),
+    "noconvert": ("noconvert", 0),
+    "json": ("json", 0),
+    "yaml": ("yaml", 0),
 }
 USAGE = """\
 Usage: sinfo [-adelNRrsTv] [-i seconds] [-t states] [-p partition] [-n nodes]
@@ -62,13 +80,15 @@ def partitions(conn) -> list[dict]:
                 limit = parse_time(str(part["max_time"]), "max_time")
             except ValueError:
                 limit = None
-        views = [NodeView(n.name, name, name == default, n.cpus, n.alloc_cpus, n.mem, n.gres,
-                          limit, n.state)
-                 for n in backend.nodes(name, part, running)]
+        views = [
+            NodeView(
+                n.name, name, name == default, n.cpus, n.alloc_cpus, n.mem, n.gres, limit, n.state
+            )
+            for n in backend.nodes(name, part, running)
+        ]
         if not views:  # an empty partition, as Slurm shows it
             views = [NodeView("", name, name == default, 0, 0, 0, None, limit, state="n/a")]
-        parts.append({"name": name, "default": name == default, "limit": limit,
-                      "nodes": views})
+        parts.append({"name": name, "default": name == default, "limit": limit, "nodes": views})
     return parts
 
 
@@ -100,8 +120,9 @@ def body(argv: list[str]) -> int:
             try:
                 wanted_nodes = set(expand(value))
             except ValueError as exc:
-                raise UsageError(exc.log("sinfo") + f"sinfo: error: '{value}' invalid entry "
-                                 "for --nodes") from None
+                raise UsageError(
+                    exc.log("sinfo") + f"sinfo: error: '{value}' invalid entry for --nodes"
+                ) from None
         elif key == "t":
             wanted_states = {w.lower() for w in value.split(",") if w}
         elif key == "V":
@@ -118,8 +139,11 @@ def body(argv: list[str]) -> int:
         for node in part["nodes"]:
             if wanted_nodes is not None and node.name not in wanted_nodes:
                 continue
-            if wanted_states is not None and node.state not in wanted_states and \
-                    sinfo_format.LONG_STATES.get(node.state) not in wanted_states:
+            if (
+                wanted_states is not None
+                and node.state not in wanted_states
+                and sinfo_format.LONG_STATES.get(node.state) not in wanted_states
+            ):
                 continue
             nodes.append(node)
     if by_node:
@@ -130,8 +154,9 @@ def body(argv: list[str]) -> int:
     else:
         fmt = fmt or (sinfo_format.SINFO_LONG if long else sinfo_format.SINFO_DEFAULT)
     errors: list[str] = []
-    lines = sinfo_format.sinfo_lines(nodes, fmt, header=not noheader, by_node=by_node,
-                                summary=summary, errors=errors)
+    lines = sinfo_format.sinfo_lines(
+        nodes, fmt, header=not noheader, by_node=by_node, summary=summary, errors=errors
+    )
     for bad in errors:
         sys.stderr.write(f"sinfo: error: Invalid node format specification: {bad}\n")
     if long:
@@ -140,12 +165,31 @@ def body(argv: list[str]) -> int:
     return 0
 
 
-_LONG_NAMES = {"partition": "P", "partitionname": "R", "available": "a", "timelimit": "l",
-               "nodes": "D", "statecompact": "t", "statelong": "T", "nodelist": "N",
-               "cpus": "c", "memory": "m", "gres": "G", "nodeaiot": "F", "cpusstate": "C",
-               "nodehost": "n", "nodeaddr": "o", "reason": "E", "features": "f",
-               "freemem": "e", "cpusload": "O", "weight": "w", "tmp": "d",
-               "socketcorethread": "z", "oversubscribe": "h"}
+_LONG_NAMES = {
+    "partition": "P",
+    "partitionname": "R",
+    "available": "a",
+    "timelimit": "l",
+    "nodes": "D",
+    "statecompact": "t",
+    "statelong": "T",
+    "nodelist": "N",
+    "cpus": "c",
+    "memory": "m",
+    "gres": "G",
+    "nodeaiot": "F",
+    "cpusstate": "C",
+    "nodehost": "n",
+    "nodeaddr": "o",
+    "reason": "E",
+    "features": "f",
+    "freemem": "e",
+    "cpusload": "O",
+    "weight": "w",
+    "tmp": "d",
+    "socketcorethread": "z",
+    "oversubscribe": "h",
+}
 
 
 def _long_to_percent(text: str) -> str:

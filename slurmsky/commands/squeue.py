@@ -11,45 +11,90 @@ import sys
 import time
 
 from slurmsky import backends
-from slurmsky.render import common
-from slurmsky.render import jobview
-from slurmsky.render import squeue_format
-
-from slurmsky.core import state
-from slurmsky.core import states
-from slurmsky.render.jobview import Job
 from slurmsky.commands.common import run
-from slurmsky.display import format_elapsed
-from slurmsky.display import format_limit
+from slurmsky.core import state, states
+from slurmsky.display import format_elapsed, format_limit
+from slurmsky.render import common, jobview, squeue_format
+from slurmsky.render.jobview import Job
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "A:ahi:j::lL:n:M:O:o:p:Pq:R:rs::S:t:u:U:vVw:"
 LONG = {
-    "accounts": ("A", 1), "all": ("a", 0), "array": ("r", 0), "array-unique": ("array-unique", 0),
-    "Format": ("O", 1), "format": ("o", 1), "federation": ("federation", 0),
-    "help": ("help", 0), "hide": ("hide", 0), "iterate": ("i", 1), "jobs": ("j", 2),
-    "json": ("json", 0), "local": ("local", 0), "long": ("l", 0), "licenses": ("L", 1),
-    "cluster": ("M", 1), "clusters": ("M", 1), "me": ("me", 0), "name": ("n", 1),
-    "noconvert": ("noconvert", 0), "node": ("w", 1), "nodes": ("w", 1),
-    "nodelist": ("w", 1), "noheader": ("h", 0), "partitions": ("p", 1),
-    "priority": ("P", 0), "qos": ("q", 1), "reservation": ("R", 1), "sib": ("sib", 0),
-    "sibling": ("sib", 0), "sort": ("S", 1), "start": ("start", 0), "steps": ("s", 2),
-    "states": ("t", 1), "usage": ("usage", 0), "user": ("u", 1), "users": ("u", 1),
-    "verbose": ("v", 0), "version": ("V", 0), "yaml": ("yaml", 0),
+    "accounts": ("A", 1),
+    "all": ("a", 0),
+    "array": ("r", 0),
+    "array-unique": ("array-unique", 0),
+    "Format": ("O", 1),
+    "format": ("o", 1),
+    "federation": ("federation", 0),
+    "help": ("help", 0),
+    "hide": ("hide", 0),
+    "iterate": ("i", 1),
+    "jobs": ("j", 2),
+    "json": ("json", 0),
+    "local": ("local", 0),
+    "long": ("l", 0),
+    "licenses": ("L", 1),
+    "cluster": ("M", 1),
+    "clusters": ("M", 1),
+    "me": ("me", 0),
+    "name": ("n", 1),
+    "noconvert": ("noconvert", 0),
+    "node": ("w", 1),
+    "nodes": ("w", 1),
+    "nodelist": ("w", 1),
+    "noheader": ("h", 0),
+    "partitions": ("p", 1),
+    "priority": ("P", 0),
+    "qos": ("q", 1),
+    "reservation": ("R", 1),
+    "sib": ("sib", 0),
+    "sibling": ("sib", 0),
+    "sort": ("S", 1),
+    "start": ("start", 0),
+    "steps": ("s", 2),
+    "states": ("t", 1),
+    "usage": ("usage", 0),
+    "user": ("u", 1),
+    "users": ("u", 1),
+    "verbose": ("v", 0),
+    "version": ("V", 0),
+    "yaml": ("yaml", 0),
 }
 
 # Slurm's job_state_string order, for the "Valid job states include" list.
-STATE_LIST = ("PENDING,RUNNING,SUSPENDED,COMPLETED,CANCELLED,FAILED,TIMEOUT,NODE_FAIL,"
-              "PREEMPTED,BOOT_FAIL,DEADLINE,OUT_OF_MEMORY,COMPLETING,CONFIGURING,RESIZING,"
-              "RESV_DEL_HOLD,REQUEUED,REQUEUE_FED,REQUEUE_HOLD,REVOKED,SIGNALING,"
-              "SPECIAL_EXIT,STAGE_OUT,STOPPED")
-STATE_ALIASES = {"PD": "PENDING", "R": "RUNNING", "S": "SUSPENDED", "CD": "COMPLETED",
-                 "CA": "CANCELLED", "F": "FAILED", "TO": "TIMEOUT", "NF": "NODE_FAIL",
-                 "PR": "PREEMPTED", "BF": "BOOT_FAIL", "DL": "DEADLINE",
-                 "OOM": "OUT_OF_MEMORY", "CG": "COMPLETING", "CF": "CONFIGURING",
-                 "RQ": "REQUEUED", "RS": "RESIZING", "RV": "REVOKED", "SE": "SPECIAL_EXIT",
-                 "SO": "STAGE_OUT", "ST": "STOPPED", "SI": "SIGNALING", "RH": "REQUEUE_HOLD",
-                 "RF": "REQUEUE_FED", "RD": "RESV_DEL_HOLD"}
+STATE_LIST = (
+    "PENDING,RUNNING,SUSPENDED,COMPLETED,CANCELLED,FAILED,TIMEOUT,NODE_FAIL,"
+    "PREEMPTED,BOOT_FAIL,DEADLINE,OUT_OF_MEMORY,COMPLETING,CONFIGURING,RESIZING,"
+    "RESV_DEL_HOLD,REQUEUED,REQUEUE_FED,REQUEUE_HOLD,REVOKED,SIGNALING,"
+    "SPECIAL_EXIT,STAGE_OUT,STOPPED"
+)
+STATE_ALIASES = {
+    "PD": "PENDING",
+    "R": "RUNNING",
+    "S": "SUSPENDED",
+    "CD": "COMPLETED",
+    "CA": "CANCELLED",
+    "F": "FAILED",
+    "TO": "TIMEOUT",
+    "NF": "NODE_FAIL",
+    "PR": "PREEMPTED",
+    "BF": "BOOT_FAIL",
+    "DL": "DEADLINE",
+    "OOM": "OUT_OF_MEMORY",
+    "CG": "COMPLETING",
+    "CF": "CONFIGURING",
+    "RQ": "REQUEUED",
+    "RS": "RESIZING",
+    "RV": "REVOKED",
+    "SE": "SPECIAL_EXIT",
+    "SO": "STAGE_OUT",
+    "ST": "STOPPED",
+    "SI": "SIGNALING",
+    "RH": "REQUEUE_HOLD",
+    "RF": "REQUEUE_FED",
+    "RD": "RESV_DEL_HOLD",
+}
 
 USAGE = """\
 Usage: squeue [-A account] [--clusters names] [-i seconds] [--job jobid]
@@ -57,7 +102,7 @@ Usage: squeue [-A account] [--clusters names] [-i seconds] [--job jobid]
               [--reservation reservation] [--sort fields] [--start]
               [--step step_id] [-t states] [-u user_name] [--usage]
               [-L licenses] [-w nodes] [--federation] [--local] [--sibling]
-	      [-ahjlrsv]"""
+	      [-ahjlrsv]"""  # noqa: E101 (squeue's own usage text has this tab)
 
 
 def parse_states(text: str) -> set[str]:
@@ -69,8 +114,10 @@ def parse_states(text: str) -> set[str]:
         upper = word.upper()
         name = STATE_ALIASES.get(upper, upper)
         if name not in STATE_LIST.split(","):
-            raise UsageError(f"squeue: error: Invalid job state specified: {word}",
-                             f"squeue: error: Valid job states include: {STATE_LIST}\n")
+            raise UsageError(
+                f"squeue: error: Invalid job state specified: {word}",
+                f"squeue: error: Valid job states include: {STATE_LIST}\n",
+            )
         chosen.add(name)
     return chosen
 
@@ -112,9 +159,18 @@ def parse_step_list(text: str) -> list[tuple[int, int]]:
 def body(argv: list[str]) -> int:
     opts, rest = getopt_long("squeue", argv, SHORT, LONG)
     environ = os.environ
-    o = {"states": None, "jobs": None, "users": None, "names": None, "partitions": None,
-         "nodes": None, "accounts": None, "format": None, "format_long": None,
-         "steps": None}
+    o = {
+        "states": None,
+        "jobs": None,
+        "users": None,
+        "names": None,
+        "partitions": None,
+        "nodes": None,
+        "accounts": None,
+        "format": None,
+        "format_long": None,
+        "steps": None,
+    }
     noheader = long = array = steps = start = False
     job_flag = as_json = as_yaml = False
     iterate = 0
@@ -165,8 +221,9 @@ def body(argv: list[str]) -> int:
             try:
                 o["nodes"] = set(expand(value))
             except ValueError as exc:
-                raise UsageError(exc.log("squeue") + f"squeue: error: '{value}' invalid entry "
-                                 "for --nodelist") from None
+                raise UsageError(
+                    exc.log("squeue") + f"squeue: error: '{value}' invalid entry for --nodelist"
+                ) from None
         elif key == "V":
             print(common.version_line())
             return 0
@@ -187,8 +244,10 @@ def body(argv: list[str]) -> int:
                 raise UsageError(f"squeue: error: --iterate={value}\n")
             iterate = int(value)
     if long and o["format"] is not None:
-        raise UsageError("squeue: fatal: Options -o(--format) and -l(--long) are mutually "
-                         "exclusive. Please remove one and retry.")
+        raise UsageError(
+            "squeue: fatal: Options -o(--format) and -l(--long) are mutually "
+            "exclusive. Please remove one and retry."
+        )
     if not override:
         if environ.get("SQUEUE_FORMAT"):
             o["format"] = environ["SQUEUE_FORMAT"]
@@ -202,8 +261,11 @@ def body(argv: list[str]) -> int:
         if rest:
             print(USAGE)
             raise UsageError(f"squeue: error: Unrecognized option: {rest[0]}")
-    for name, env in (("names", "SQUEUE_NAMES"), ("partitions", "SQUEUE_PARTITION"),
-                      ("accounts", "SQUEUE_ACCOUNT")):
+    for name, env in (
+        ("names", "SQUEUE_NAMES"),
+        ("partitions", "SQUEUE_PARTITION"),
+        ("accounts", "SQUEUE_ACCOUNT"),
+    ):
         if o[name] is None and environ.get(env):
             o[name] = [v for v in environ[env].split(",") if v]
     if o["states"] is None and environ.get("SQUEUE_STATES"):
@@ -246,12 +308,12 @@ def body(argv: list[str]) -> int:
         items = common.parse_long_format(o["format_long"], squeue_format.SQUEUE_FIELDS, errors)
     else:
         fmt = o["format"] or (squeue_format.SQUEUE_LONG if long else squeue_format.SQUEUE_DEFAULT)
-        items = common.parse_percent_format(fmt, squeue_format.SQUEUE_FIELDS,
-                                             squeue_format.PERCENT_CODES, errors)
+        items = common.parse_percent_format(
+            fmt, squeue_format.SQUEUE_FIELDS, squeue_format.PERCENT_CODES, errors
+        )
     for bad in errors:
         sys.stderr.write(f"squeue: error: Invalid job format specification: {bad}\n")
-    settings = dict(noheader=noheader, long=long, array=array, steps=steps, sort=sort,
-                    items=items)
+    settings = dict(noheader=noheader, long=long, array=array, steps=steps, sort=sort, items=items)
     while True:
         _print_queue(conn, o, settings, now, out)
         if not iterate:
@@ -268,8 +330,7 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
     if o["jobs"] is not None and len(o["jobs"]) == 1:
         # A single id is loaded by id (slurm_load_job): unknown or purged is an error.
         job_id = o["jobs"][0][0]
-        known = state.find_jobs(conn, ids=[job_id],
-                                active_or_ended_after=now - state.MIN_JOB_AGE)
+        known = state.find_jobs(conn, ids=[job_id], active_or_ended_after=now - state.MIN_JOB_AGE)
         if not known:
             raise UsageError("slurm_load_jobs error: Invalid job id specified")
 
@@ -285,27 +346,44 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None})
         keep = set(tasks)
     if wanted_states is None:
-        filters = dict(ids=ids, tasks=tasks, states=states.ACTIVE_STATES, users=o["users"],
-                       names=o["names"], partitions=o["partitions"])
+        filters = dict(
+            ids=ids,
+            tasks=tasks,
+            states=states.ACTIVE_STATES,
+            users=o["users"],
+            names=o["names"],
+            partitions=o["partitions"],
+        )
     else:
-        filters = dict(ids=ids, tasks=tasks,
-                       states=[s for s in states.STATE_CODES if s in wanted_states],
-                       users=o["users"], names=o["names"], partitions=o["partitions"],
-                       active_or_ended_after=now - state.MIN_JOB_AGE)
+        filters = dict(
+            ids=ids,
+            tasks=tasks,
+            states=[s for s in states.STATE_CODES if s in wanted_states],
+            users=o["users"],
+            names=o["names"],
+            partitions=o["partitions"],
+            active_or_ended_after=now - state.MIN_JOB_AGE,
+        )
     items = settings["items"]
     lines = []
     if long and not noheader:
         lines.append(time.ctime(now))
     if not noheader:
         lines.append(common.render(items, None))
-    if (not keep and o["accounts"] is None and o["nodes"] is None
-            and squeue_format.Listing.fits(items, settings["sort"])):
+    if (
+        not keep
+        and o["accounts"] is None
+        and o["nodes"] is None
+        and squeue_format.Listing.fits(items, settings["sort"])
+    ):
         # the common listing: SQLite computes the lines' cells and the order (squeue_format.Listing)
         listing = squeue_format.Listing(items, now, array)
-        rows = state.list_rows(conn, listing.columns, listing.args, listing.order_by,
-                               listing.order_args, **filters)
-        lines.extend(listing.lines(
-            rows, lambda pairs: state.find_jobs(conn, tasks=pairs, light=True)))
+        rows = state.list_rows(
+            conn, listing.columns, listing.args, listing.order_by, listing.order_args, **filters
+        )
+        lines.extend(
+            listing.lines(rows, lambda pairs: state.find_jobs(conn, tasks=pairs, light=True))
+        )
     else:
         records = state.find_jobs(conn, light=True, **filters)
         if o["accounts"] is not None:
@@ -313,8 +391,7 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         if o["nodes"] is not None:
             from slurmsky.runtime.hostlist import expand
 
-            records = [r for r in records
-                       if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
+            records = [r for r in records if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
         jobs = jobview.collapse(records, keep_tasks=keep, expand=array, now=now)
         jobs = squeue_format.squeue_sort(jobs, settings["sort"])
         lines.extend(map(common.renderer(items), jobs))
@@ -329,8 +406,10 @@ def _users(conn, text: str, warnings: list[str]) -> list[str]:
     for word in filter(None, text.split(",")):
         if word.isdigit():
             names.append(common.user_name(int(word)))
-        elif common.uid_of(word) is not None or conn.execute(
-                "SELECT 1 FROM jobs WHERE user = ? LIMIT 1", (word,)).fetchone():
+        elif (
+            common.uid_of(word) is not None
+            or conn.execute("SELECT 1 FROM jobs WHERE user = ? LIMIT 1", (word,)).fetchone()
+        ):
             names.append(word)
         else:
             warnings.append(f"squeue: error: Invalid user: {word}\n\n")
@@ -347,6 +426,7 @@ def _spec_loader(conn):
             except (TypeError, ValueError):
                 cache[submission] = {}
         return cache[submission]
+
     return load
 
 
@@ -389,8 +469,11 @@ class _Step:
         return self.rec.start_time if self.step is None else self.step.get("start")
 
     def order(self) -> tuple:  # slurmctld's step ids: the batch step's is the largest
-        return (self.rec.partition, self.rec.job_id,
-                1 << 32 if self.step is None else int(self.step.get("id") or 0))
+        return (
+            self.rec.partition,
+            self.rec.job_id,
+            1 << 32 if self.step is None else int(self.step.get("id") or 0),
+        )
 
 
 def _steps(conn, o, noheader, long, now, out) -> int:
@@ -399,8 +482,14 @@ def _steps(conn, o, noheader, long, now, out) -> int:
     22.05, `-n` and `-t` do not)."""
     ids = sorted({j for j, t in o["jobs"] if t is None}) if o["jobs"] is not None else None
     tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None}) if o["jobs"] else None
-    records = state.find_jobs(conn, ids=ids, tasks=tasks, states=("RUNNING", "COMPLETING"),
-                              users=o["users"], partitions=o["partitions"])
+    records = state.find_jobs(
+        conn,
+        ids=ids,
+        tasks=tasks,
+        states=("RUNNING", "COMPLETING"),
+        users=o["users"],
+        partitions=o["partitions"],
+    )
     fields = {
         "i": ("STEPID", lambda s: s.id_text),
         "j": ("NAME", lambda s: s.name()),
@@ -426,8 +515,11 @@ def _steps(conn, o, noheader, long, now, out) -> int:
         rows.extend(_Step(job, step, now) for step in steps)
     if o["steps"] is not None:  # a step list names srun steps only (`12.batch` reads as 12.0)
         wanted = set(o["steps"])
-        rows = [r for r in rows if r.step is not None
-                and (r.rec.job_id, int(r.step.get("id") or 0)) in wanted]
+        rows = [
+            r
+            for r in rows
+            if r.step is not None and (r.rec.job_id, int(r.step.get("id") or 0)) in wanted
+        ]
     rows.sort(key=_Step.order)  # "P,i": own ids
     lines = [] if noheader else [common.render(items, None)]
     lines.extend(map(common.renderer(items), rows))

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 
 from slurmsky import SLURM_VERSION
+from slurmsky.commands.common import run, warn
 from slurmsky.errors import SlurmError
 from slurmsky.parse.options import help_text
 from slurmsky.parse.request import JobRequest, build_step_request, parse_command_line
-from slurmsky.commands.common import run, warn
 
 # `srun --usage`: Slurm 22.05's synopsis, verbatim.
 USAGE = """\
@@ -55,14 +55,17 @@ SCRIPT = '#!/bin/sh\nexec srun "$@"\n'
 
 def body(argv: list[str]) -> int:
     cli = parse_command_line("srun", argv)
-    for flag, text in (("help", help_text("srun")), ("usage", USAGE),
-                       ("version", f"slurm-wlm {SLURM_VERSION}")):
+    for flag, text in (
+        ("help", help_text("srun")),
+        ("usage", USAGE),
+        ("version", f"slurm-wlm {SLURM_VERSION}"),
+    ):
         if cli.values.get(flag):
             print(text)
             return 0
     inside = cli.values.get("jobid") or os.environ.get("SLURM_JOB_ID")
     if inside:
-        return _step_in(inside, argv[:len(argv) - len(cli.rest)], cli.rest)
+        return _step_in(inside, argv[: len(argv) - len(cli.rest)], cli.rest)
     req = build_step_request("srun", cli, dict(os.environ), os.getcwd())
     warn(req.warnings)
     if req.test_only:  # the estimate line only: nothing is allocated
@@ -77,9 +80,12 @@ def body(argv: list[str]) -> int:
         alloc.submit(req, SCRIPT, step_argv(req), output=True)
         cancel_on_interrupt(alloc)
         if alloc.wait_started().start_time is None:  # ended before it could start
-            raise SlurmError("srun: Job has been cancelled",
-                             "srun: error: Unable to allocate resources: Job/step already "
-                             "completing or completed", bare=True)
+            raise SlurmError(
+                "srun: Job has been cancelled",
+                "srun: error: Unable to allocate resources: Job/step already "
+                "completing or completed",
+                bare=True,
+            )
         rec = alloc.stream_until_done()
     return exit_status(rec)
 
@@ -87,9 +93,14 @@ def body(argv: list[str]) -> int:
 def step_argv(req: JobRequest) -> list[str]:
     """The runtime srun's arguments: the step's own options, then the command."""
     args: list[str] = []
-    for value, option in ((req.ntasks, "--ntasks"), (req.ntasks_per_node, "--ntasks-per-node"),
-                          (req.cpus_per_task, "--cpus-per-task"), (req.output, "--output"),
-                          (req.error, "--error"), (req.open_mode, "--open-mode")):
+    for value, option in (
+        (req.ntasks, "--ntasks"),
+        (req.ntasks_per_node, "--ntasks-per-node"),
+        (req.cpus_per_task, "--cpus-per-task"),
+        (req.output, "--output"),
+        (req.error, "--error"),
+        (req.open_mode, "--open-mode"),
+    ):
         if value is not None:
             args.append(f"{option}={value}")
     if req.nodes:
@@ -97,15 +108,21 @@ def step_argv(req: JobRequest) -> list[str]:
     for g in req.gres:  # the step takes the GPUs asked for, and binds them per task
         if g.name == "gpu":
             args.append(f"--gres=gpu:{g.count}")
-    for value, option in ((req.gpus, "--gpus"), (req.gpus_per_node, "--gpus-per-node"),
-                          (req.gpus_per_task, "--gpus-per-task")):
+    for value, option in (
+        (req.gpus, "--gpus"),
+        (req.gpus_per_node, "--gpus-per-node"),
+        (req.gpus_per_task, "--gpus-per-task"),
+    ):
         if value is not None:
             args.append(f"{option}={value.count}")
     if req.cpus_per_gpu is not None:
         args.append(f"--cpus-per-gpu={req.cpus_per_gpu}")
-    for flag, option in ((req.label, "--label"), (req.unbuffered, "--unbuffered"),
-                         (req.quiet, "--quiet"),
-                         (req.kill_on_bad_exit not in (None, "0"), "--kill-on-bad-exit")):
+    for flag, option in (
+        (req.label, "--label"),
+        (req.unbuffered, "--unbuffered"),
+        (req.quiet, "--quiet"),
+        (req.kill_on_bad_exit not in (None, "0"), "--kill-on-bad-exit"),
+    ):
         if flag:
             args.append(option)
     return args + list(req.script_args)
@@ -137,14 +154,20 @@ def attach_env(job, command: list[str], environ: dict) -> dict:
     command's basename, as Slurm names the step (`bash`, not the batch job's name)."""
     if environ.get("SLURM_JOB_ID") == str(job.job_id):
         return environ
-    environ.update({
-        "SLURM_JOB_ID": str(job.job_id), "SLURM_JOBID": str(job.job_id),
-        "SLURM_JOB_NODELIST": job.nodelist or "", "SLURM_NODELIST": job.nodelist or "",
-        "SLURM_NNODES": str(job.num_nodes), "SLURM_JOB_PARTITION": job.partition,
-        "SLURM_JOB_USER": job.user, "SLURM_JOB_UID": str(job.uid),
-        "SLURM_JOB_GID": str(job.gid),
-        "SLURM_PRIO_PROCESS": str(os.getpriority(os.PRIO_PROCESS, 0)),  # srun's own
-    })
+    environ.update(
+        {
+            "SLURM_JOB_ID": str(job.job_id),
+            "SLURM_JOBID": str(job.job_id),
+            "SLURM_JOB_NODELIST": job.nodelist or "",
+            "SLURM_NODELIST": job.nodelist or "",
+            "SLURM_NNODES": str(job.num_nodes),
+            "SLURM_JOB_PARTITION": job.partition,
+            "SLURM_JOB_USER": job.user,
+            "SLURM_JOB_UID": str(job.uid),
+            "SLURM_JOB_GID": str(job.gid),
+            "SLURM_PRIO_PROCESS": str(os.getpriority(os.PRIO_PROCESS, 0)),  # srun's own
+        }
+    )
     environ.setdefault("SLURM_JOB_NAME", os.path.basename(command[0]) if command else "")
     return environ
 

@@ -18,15 +18,16 @@ import tempfile
 import time
 
 from slurmsky.core import jobcontrol as control
-
 from slurmsky.core import state
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import JobRequest
 
 POLL = 0.05  # s between looks at output files and the job's state
 # How each command words a refused allocation (Slurm 22.05's srun and salloc differ).
-ALLOCATE_FAILED = {"srun": "Unable to allocate resources: ",
-                   "salloc": "Job submit/allocate failed: "}
+ALLOCATE_FAILED = {
+    "srun": "Unable to allocate resources: ",
+    "salloc": "Job submit/allocate failed: ",
+}
 HELD = "Job is in held state, pending scheduler release"
 
 
@@ -49,23 +50,30 @@ class Allocation:
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def submit(self, req: JobRequest, script: str, script_args: list[str], *,
-               output: bool) -> int:
+    def submit(self, req: JobRequest, script: str, script_args: list[str], *, output: bool) -> int:
         """Store the allocation's job: `script` runs with `script_args`; with `output`, its
         stdout and stderr go to files `stream_until_done` follows."""
         from slurmsky.config import load_config
         from slurmsky.core.submit import store
 
-        req = req.replace(script=script, script_args=tuple(script_args),
-                                  input=None, output=self.out if output else "/dev/null",
-                                  error=self.err if output else "/dev/null")
+        req = req.replace(
+            script=script,
+            script_args=tuple(script_args),
+            input=None,
+            output=self.out if output else "/dev/null",
+            error=self.err if output else "/dev/null",
+        )
         self.quiet = req.quiet
         try:
             self.job_id = store(req, load_config(), batch=False)
         except SlurmError as exc:
-            raise SlurmError(*[line.replace("Batch job submission failed: ",
-                                            ALLOCATE_FAILED[self.prog])
-                               for line in exc.lines], exit_code=exc.exit_code) from None
+            raise SlurmError(
+                *[
+                    line.replace("Batch job submission failed: ", ALLOCATE_FAILED[self.prog])
+                    for line in exc.lines
+                ],
+                exit_code=exc.exit_code,
+            ) from None
         if req.hold:  # the controller's answer to a held submission, before any waiting
             self.info(HELD)
         return self.job_id
@@ -142,6 +150,7 @@ def exit_status(rec: state.JobRecord) -> int:
 
 def cancel_on_interrupt(alloc: Allocation) -> None:
     """Ctrl-C or SIGTERM ends the allocation (the job's processes are ended by the agent)."""
+
     def handler(signum, frame):
         alloc.cancel()
 

@@ -66,15 +66,22 @@ def needed(conn) -> bool:
 def _spawn() -> None:
     home = state.ensure_home()
     env = dict(os.environ, SLURMSKY_HOME=home)
-    env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"]
-                                          if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = PACKAGE_PARENT + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     log_fd = os.open(_path("agent.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.posix_spawn(sys.executable, [sys.executable, "-m", "slurmsky.core.daemon"], env,
-                             file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                                           (os.POSIX_SPAWN_DUP2, log_fd, 1),
-                                           (os.POSIX_SPAWN_DUP2, log_fd, 2)],
-                             setsid=True)
+        os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-m", "slurmsky.core.daemon"],
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ],
+            setsid=True,
+        )
     finally:
         os.close(log_fd)
 
@@ -125,6 +132,7 @@ def stop(timeout: float = 30.0) -> int | None:
 
 # --- the agent process ------------------------------------------------------------------------
 
+
 def main() -> int:
     import fcntl
     import logging
@@ -147,8 +155,11 @@ def main() -> int:
         fh.write(f"{os.getpid()}\n")
     os.replace(_path("agent.pid.tmp"), _path("agent.pid"))
 
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format=f"%(asctime)s agent[{os.getpid()}] %(levelname)s %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format=f"%(asctime)s agent[{os.getpid()}] %(levelname)s %(message)s",
+    )
     log = logging.getLogger("slurmsky.core.daemon")
     log.info("started in %s", home)
 
@@ -164,8 +175,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
 
-    from slurmsky.errors import SlurmError
     from slurmsky.core.scheduler import Scheduler
+    from slurmsky.errors import SlurmError
 
     try:
         conn = state.connect()

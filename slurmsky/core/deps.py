@@ -33,8 +33,9 @@ def _targets(conn: sqlite3.Connection, item: DepItem, job: JobRecord) -> list[Jo
     assert item.job_id is not None  # not singleton: _item_status answers that itself
     if item.task is not None and item.task != "*":
         return state.find_jobs(conn, tasks=[(item.job_id, int(item.task))])
-    elements = conn.execute("SELECT 1 FROM jobs WHERE array_job_id = ? LIMIT 1",
-                            (item.job_id,)).fetchone()
+    elements = conn.execute(
+        "SELECT 1 FROM jobs WHERE array_job_id = ? LIMIT 1", (item.job_id,)
+    ).fetchone()
     if elements is None:
         found = state.get_job(conn, item.job_id)
         return [found] if found else []
@@ -43,8 +44,9 @@ def _targets(conn: sqlite3.Connection, item: DepItem, job: JobRecord) -> list[Jo
     return state.find_jobs(conn, ids=[item.job_id])
 
 
-def _item_status(conn: sqlite3.Connection, item: DepItem, job: JobRecord, now: float,
-                 recheck: list[float]) -> str:
+def _item_status(
+    conn: sqlite3.Connection, item: DepItem, job: JobRecord, now: float, recheck: list[float]
+) -> str:
     if item.kind == "singleton":
         return _singleton(conn, job)
     targets = _targets(conn, item, job)
@@ -69,14 +71,18 @@ def _item_status(conn: sqlite3.Connection, item: DepItem, job: JobRecord, now: f
 
 def _singleton(conn: sqlite3.Connection, job: JobRecord) -> str:
     """Wait while a same-name job of the same user runs, or an earlier one waits as singleton."""
-    for other in state.find_jobs(conn, names=[job.name], users=[job.user],
-                                 states=RUNNING_STATES + ("PENDING",)):
+    for other in state.find_jobs(
+        conn, names=[job.name], users=[job.user], states=RUNNING_STATES + ("PENDING",)
+    ):
         if other.job_id == job.job_id:
             continue
         if other.state in RUNNING_STATES:
             return UNMET
-        if (other.job_id < job.job_id and other.dependency_spec
-                and "singleton" in other.dependency_spec.lower()):
+        if (
+            other.job_id < job.job_id
+            and other.dependency_spec
+            and "singleton" in other.dependency_spec.lower()
+        ):
             return UNMET
     return MET
 
@@ -109,27 +115,41 @@ def at_submission(conn: sqlite3.Connection, dep: Dependency, own_id: int) -> Dep
 def _known(conn: sqlite3.Connection, item: DepItem) -> bool:
     if item.task is not None and item.task != "*":
         return bool(state.find_jobs(conn, tasks=[(item.job_id, int(item.task))]))
-    return conn.execute("SELECT 1 FROM jobs WHERE job_id = ? OR array_job_id = ? LIMIT 1",
-                        (item.job_id, item.job_id)).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM jobs WHERE job_id = ? OR array_job_id = ? LIMIT 1",
+            (item.job_id, item.job_id),
+        ).fetchone()
+        is not None
+    )
 
 
 def to_text(dep: Dependency) -> str | None:
     """The stored form of a parsed --dependency (parse_dependency reads it back)."""
-    words = ["singleton" if i.kind == "singleton" else
-             f"{i.kind}:{i.job_id}" + (f"_{i.task}" if i.task else "")
-             + (f"+{i.minutes}" if i.minutes else "") for i in dep.items]
+    words = [
+        "singleton"
+        if i.kind == "singleton"
+        else f"{i.kind}:{i.job_id}"
+        + (f"_{i.task}" if i.task else "")
+        + (f"+{i.minutes}" if i.minutes else "")
+        for i in dep.items
+    ]
     return ("?" if dep.any_of else ",").join(words) or None
 
 
 def describe_unmet(dependency_spec: str) -> str:
     """%E at submission, before the agent's first look: every item unfulfilled."""
-    return format_dependency(parse_dependency(dependency_spec, "--dependency"),
-                             lambda item: UNMET)
+    return format_dependency(parse_dependency(dependency_spec, "--dependency"), lambda item: UNMET)
 
 
 def _shown_item(conn: sqlite3.Connection, item: DepItem) -> DepItem:
     """An item on a whole array is shown `N_*`, as Slurm does."""
-    if item.task is None and item.job_id is not None and conn.execute(
-            "SELECT 1 FROM jobs WHERE array_job_id = ? LIMIT 1", (item.job_id,)).fetchone():
+    if (
+        item.task is None
+        and item.job_id is not None
+        and conn.execute(
+            "SELECT 1 FROM jobs WHERE array_job_id = ? LIMIT 1", (item.job_id,)
+        ).fetchone()
+    ):
         return DepItem(item.kind, item.job_id, "*", item.minutes)
     return item

@@ -13,12 +13,12 @@ import re
 import sqlite3
 import time
 
-from slurmsky.core import state
 from slurmsky import backends
 from slurmsky.backends import STEP_SIGNALS
+from slurmsky.core import state
+from slurmsky.core.state import JobRecord
 from slurmsky.core.states import KILLABLE_STATES, STARTED_STATES
 from slurmsky.core.transitions import requeued_fields
-from slurmsky.core.state import JobRecord
 
 INVALID_ID = "Invalid job id specified"
 ALREADY_DONE = "Job/step already completing or completed"
@@ -73,8 +73,9 @@ def _wake() -> None:
     wake()
 
 
-def cancel(conn: sqlite3.Connection, jobs: list[JobRecord], *,
-           by_index: bool = False) -> dict[int, str]:
+def cancel(
+    conn: sqlite3.Connection, jobs: list[JobRecord], *, by_index: bool = False
+) -> dict[int, str]:
     """scancel: pending jobs end CANCELLED now; started ones are ended by the agent.
 
     by_index: the jobs were named by array index (`7_3`, `7_[4-5]`); array elements that
@@ -91,12 +92,24 @@ def cancel(conn: sqlite3.Connection, jobs: list[JobRecord], *,
         now = time.time()
         while True:
             if job.state == "PENDING" and state.update_job(
-                    conn, job.job_id, where_state=("PENDING",), state="CANCELLED",
-                    end_time=now, exit_code=0, exit_signal=0, cancelled_by=os.getuid()):
+                conn,
+                job.job_id,
+                where_state=("PENDING",),
+                state="CANCELLED",
+                end_time=now,
+                exit_code=0,
+                exit_signal=0,
+                cancelled_by=os.getuid(),
+            ):
                 break
             if job.state in KILLABLE_STATES and state.update_job(
-                    conn, job.job_id, where_state=KILLABLE_STATES,
-                    state="COMPLETING", kill_action="cancel", cancelled_by=os.getuid()):
+                conn,
+                job.job_id,
+                where_state=KILLABLE_STATES,
+                state="COMPLETING",
+                kill_action="cancel",
+                cancelled_by=os.getuid(),
+            ):
                 woken = True
                 break
             if job.state not in ("PENDING",) + KILLABLE_STATES:
@@ -111,15 +124,20 @@ def cancel(conn: sqlite3.Connection, jobs: list[JobRecord], *,
     return errors
 
 
-def _leave_arrays(conn: sqlite3.Connection, jobs: list[JobRecord],
-                  errors: dict[int, str]) -> list[JobRecord]:
+def _leave_arrays(
+    conn: sqlite3.Connection, jobs: list[JobRecord], errors: dict[int, str]
+) -> list[JobRecord]:
     """Remove the pending, never-started elements among `jobs` from their arrays; the jobs
     left to cancel as usual (started ones, and an array's emptied pending record)."""
     rest: list[JobRecord] = []
     arrays: dict[int, set] = {}
     for job in jobs:
-        if (job.array_task_id is not None and job.state == "PENDING" and job.start_time is None
-                and job.restarts == 0):
+        if (
+            job.array_task_id is not None
+            and job.state == "PENDING"
+            and job.start_time is None
+            and job.restarts == 0
+        ):
             if _denied(job):
                 errors[job.job_id] = ACCESS_DENIED
             else:
@@ -136,8 +154,9 @@ def _leave_arrays(conn: sqlite3.Connection, jobs: list[JobRecord],
     return rest
 
 
-def signal(conn: sqlite3.Connection, jobs: list[JobRecord], signum: int,
-           scope: str = "steps") -> dict[int, str]:
+def signal(
+    conn: sqlite3.Connection, jobs: list[JobRecord], signum: int, scope: str = "steps"
+) -> dict[int, str]:
     """scancel --signal: to the steps (default), the batch shell (--batch) or both (--full)."""
     errors: dict[int, str] = {}
     for job in jobs:
@@ -162,8 +181,7 @@ def hold(conn: sqlite3.Connection, job: JobRecord, *, admin: bool) -> str | None
         return NOT_OWNER
     kind = "admin" if admin else "user"
     reason = "JobHeldAdmin" if admin else "JobHeldUser"
-    if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=kind,
-                            reason=reason):
+    if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=kind, reason=reason):
         return NOT_PENDING
     return None
 
@@ -171,8 +189,7 @@ def hold(conn: sqlite3.Connection, job: JobRecord, *, admin: bool) -> str | None
 def release(conn: sqlite3.Connection, job: JobRecord) -> str | None:
     if _denied(job):
         return NOT_OWNER
-    if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=None,
-                            reason="None"):
+    if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=None, reason="None"):
         return NOT_PENDING
     _wake()
     return None
@@ -186,12 +203,18 @@ def requeue(conn: sqlite3.Connection, job: JobRecord) -> str | None:
         return DISABLED
     if job.state == "PENDING":
         return PENDING_ERR
-    if state.update_job(conn, job.job_id, where_state=("CONFIGURING", "RUNNING"),
-                        state="COMPLETING", kill_action="requeue"):
+    if state.update_job(
+        conn,
+        job.job_id,
+        where_state=("CONFIGURING", "RUNNING"),
+        state="COMPLETING",
+        kill_action="requeue",
+    ):
         _wake()
         return None
-    if job.finished and state.update_job(conn, job.job_id, where_state=(job.state,),
-                                         **requeued_fields(job, time.time())):
+    if job.finished and state.update_job(
+        conn, job.job_id, where_state=(job.state,), **requeued_fields(job, time.time())
+    ):
         _wake()
         return None
     return ALREADY_DONE

@@ -16,15 +16,13 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, cast
 
-from slurmsky.core import deps
-
-from slurmsky.core import state
-from slurmsky.core.transitions import final_fields, requeued_fields
 from slurmsky import backends
 from slurmsky.backends import QUEUE_SYNC, Executor
-from slurmsky.runtime import hostlist
-from slurmsky.core.states import STARTED_STATES
+from slurmsky.core import deps, state
 from slurmsky.core.state import JobRecord
+from slurmsky.core.states import STARTED_STATES
+from slurmsky.core.transitions import final_fields, requeued_fields
+from slurmsky.runtime import hostlist
 
 if TYPE_CHECKING:
     from slurmsky.backends import QueueSyncExecutor
@@ -141,11 +139,13 @@ class Scheduler:
             self._generation += 1  # pending again (or cancelled)
             log.info("job %s: never started", job.job_id)
             fields: dict
-            fields = dict(state="PENDING", executor_ref=None, start_time=None, nodelist=None,
-                          batch_host=None)
+            fields = dict(
+                state="PENDING", executor_ref=None, start_time=None, nodelist=None, batch_host=None
+            )
             if job.kill_action == "cancel":
-                fields = dict(state="CANCELLED", end_time=now, exit_code=0, exit_signal=0,
-                              kill_action=None)
+                fields = dict(
+                    state="CANCELLED", end_time=now, exit_code=0, exit_signal=0, kill_action=None
+                )
             elif job.kill_action == "requeue":
                 fields = requeued_fields(job, now)
             state.update_job(self.conn, job.job_id, where_state=STARTED_STATES, **fields)
@@ -183,8 +183,11 @@ class Scheduler:
                 return None
             reason, fields = self._pending_reason(job, now, wake)
             rest = reason if reason == "Dependency" else None
-            if reason is None and job.array_throttle and \
-                    per_array.get(job.array_job_id, 0) >= job.array_throttle:
+            if (
+                reason is None
+                and job.array_throttle
+                and per_array.get(job.array_job_id, 0) >= job.array_throttle
+            ):
                 reason = rest = "JobArrayTaskLimit"
             if reason is None:
                 placement = self.executor(job.executor).place(job, running)
@@ -219,16 +222,29 @@ class Scheduler:
             key, outcome = (head.array_task_id or 0, head.job_id), alike[-1][1:]
             outcome = (outcome[0], outcome[1].get("dependency", state.KEEP))
             known = seen.get(head.submission)
-            if known and known[0] == self._generation and now < known[1] and \
-                    known[3] == outcome and key >= known[2] and head.job_id not in known[4]:
+            if (
+                known
+                and known[0] == self._generation
+                and now < known[1]
+                and known[3] == outcome
+                and key >= known[2]
+                and head.job_id not in known[4]
+            ):
                 alike.pop()
                 remembered[head.submission] = known
                 return state.pending_among(self.conn, known[4], head) if known[4] else []
             unlike = state.pending_unlike(self.conn, head, now)
-            until = min((o.begin_time for o in unlike if o.begin_time and o.begin_time > now),
-                        default=float("inf"))  # then they wait alike
-            remembered[head.submission] = (self._generation, until, key, outcome,
-                                           frozenset(o.job_id for o in unlike))
+            until = min(
+                (o.begin_time for o in unlike if o.begin_time and o.begin_time > now),
+                default=float("inf"),
+            )  # then they wait alike
+            remembered[head.submission] = (
+                self._generation,
+                until,
+                key,
+                outcome,
+                frozenset(o.job_id for o in unlike),
+            )
             return unlike
 
         # The pending jobs are read a chunk at a time, in one snapshot (dependencies too).
@@ -260,9 +276,14 @@ class Scheduler:
             for job, fields in updates:
                 state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
             for head, reason, fields in alike:
-                state.set_pending_alike(self.conn, head, now, reason,
-                                        fields.get("dependency", state.KEEP),
-                                        eligible=reason != "Dependency")
+                state.set_pending_alike(
+                    self.conn,
+                    head,
+                    now,
+                    reason,
+                    fields.get("dependency", state.KEEP),
+                    eligible=reason != "Dependency",
+                )
         self._alike_seen = remembered
         for job, placement in launches:
             self._launch(job, placement)
@@ -277,8 +298,9 @@ class Scheduler:
         spec = (job.dependency_spec or "").lower()
         return "aftercorr" not in spec and "singleton" not in spec
 
-    def _pending_reason(self, job: JobRecord, now: float,
-                        wake: list[float]) -> tuple[str | None, dict]:
+    def _pending_reason(
+        self, job: JobRecord, now: float, wake: list[float]
+    ) -> tuple[str | None, dict]:
         """The reason a pending job must wait (None: it may start) and columns to update."""
         fields: dict = {}
         reason = None
@@ -310,19 +332,34 @@ class Scheduler:
         ex = self.executor(job.executor)
         ref = ex.prepare(job, placement)
         names = ref.get("names") or []
-        if not state.update_job(self.conn, job.job_id, where_state=("PENDING",),
-                                state="CONFIGURING", reason="None", executor_ref=ref,
-                                start_time=now, nodelist=hostlist.compress(names) or None,
-                                batch_host=names[0] if names else None):
+        if not state.update_job(
+            self.conn,
+            job.job_id,
+            where_state=("PENDING",),
+            state="CONFIGURING",
+            reason="None",
+            executor_ref=ref,
+            start_time=now,
+            nodelist=hostlist.compress(names) or None,
+            batch_host=names[0] if names else None,
+        ):
             return  # cancelled or held meanwhile
         job.executor_ref = ref
         try:
             ref = ex.launch(job, self._submission_spec(job.submission), ref)
         except OSError as exc:
             log.exception("job %s: launch failed", job.job_id)
-            state.update_job(self.conn, job.job_id, where_state=STARTED_STATES, state="FAILED",
-                             reason="JobLaunchFailure", end_time=now, exit_code=0,
-                             exit_signal=53, result={"error": str(exc)})
+            state.update_job(
+                self.conn,
+                job.job_id,
+                where_state=STARTED_STATES,
+                state="FAILED",
+                reason="JobLaunchFailure",
+                end_time=now,
+                exit_code=0,
+                exit_signal=53,
+                result={"error": str(exc)},
+            )
             return
         state.update_job(self.conn, job.job_id, executor_ref=ref)
         if self._synced(job.executor):

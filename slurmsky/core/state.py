@@ -116,11 +116,13 @@ CREATE TABLE signals (             -- scancel --signal requests, for the agent t
 # version -> the statements that bring a state database from it to the next version
 _MIGRATIONS = {
     1: ("ALTER TABLE jobs ADD COLUMN max_nodes INTEGER",),
-    2: ("CREATE INDEX IF NOT EXISTS jobs_pending "  # an agent of version 2 may have made it
+    2: (
+        "CREATE INDEX IF NOT EXISTS jobs_pending "  # an agent of version 2 may have made it
         "ON jobs(state, submission, IFNULL(array_task_id, 0))",
         "CREATE INDEX IF NOT EXISTS jobs_reason ON jobs(state, reason)",
         "CREATE INDEX IF NOT EXISTS jobs_executor ON jobs(executor, state)",
-        "DROP INDEX IF EXISTS jobs_state"),
+        "DROP INDEX IF EXISTS jobs_state",
+    ),
 }
 
 
@@ -134,8 +136,9 @@ def home(environ=os.environ) -> str:
     """The state directory: $SLURMSKY_HOME, default ~/.local/state/slurmsky."""
     path = environ.get("SLURMSKY_HOME")
     if not path:
-        path = os.path.join(environ.get("HOME") or os.path.expanduser("~"),
-                            ".local", "state", "slurmsky")
+        path = os.path.join(
+            environ.get("HOME") or os.path.expanduser("~"), ".local", "state", "slurmsky"
+        )
     return path
 
 
@@ -269,10 +272,34 @@ _CONN = "_conn"  # a listing's record: the connection that reads the rest of its
 # What squeue's and sacct's listings read of every job; selecting only these makes a
 # listing of 10 000 jobs ~3x cheaper to fetch (each further column costs as much).
 LIST_COLUMNS = (
-    "job_id", "submission", "array_job_id", "array_task_id", "array_throttle", "name",
-    "user", "uid", "partition", "num_nodes", "num_cpus", "time_limit", "state", "reason",
-    "held", "submit_time", "begin_time", "start_time", "end_time", "nodelist", "executor",
-    "exit_code", "exit_signal", "batch", "restarts", "account", "result", "cpus_per_node",
+    "job_id",
+    "submission",
+    "array_job_id",
+    "array_task_id",
+    "array_throttle",
+    "name",
+    "user",
+    "uid",
+    "partition",
+    "num_nodes",
+    "num_cpus",
+    "time_limit",
+    "state",
+    "reason",
+    "held",
+    "submit_time",
+    "begin_time",
+    "start_time",
+    "end_time",
+    "nodelist",
+    "executor",
+    "exit_code",
+    "exit_signal",
+    "batch",
+    "restarts",
+    "account",
+    "result",
+    "cpus_per_node",
 )
 
 
@@ -310,8 +337,7 @@ def connect(environ=os.environ) -> sqlite3.Connection:
     try:
         if not os.path.exists(path):
             _create(path)
-        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
@@ -361,11 +387,15 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         if version > SCHEMA_VERSION:
-            raise SlurmError(f"slurmsky state {path} has schema version {version}, newer than "
-                             f"this slurmsky's {SCHEMA_VERSION}; use the slurmsky that wrote "
-                             "it, or move it aside to start afresh")
-        raise SlurmError(f"slurmsky state {path} is a database slurmsky did not write "
-                         f"(schema version {version}); move it aside to start afresh")
+            raise SlurmError(
+                f"slurmsky state {path} has schema version {version}, newer than "
+                f"this slurmsky's {SCHEMA_VERSION}; use the slurmsky that wrote "
+                "it, or move it aside to start afresh"
+            )
+        raise SlurmError(
+            f"slurmsky state {path} is a database slurmsky did not write "
+            f"(schema version {version}); move it aside to start afresh"
+        )
 
 
 def unusable(exc: sqlite3.Error | OSError, environ=os.environ) -> SlurmError:
@@ -373,22 +403,30 @@ def unusable(exc: sqlite3.Error | OSError, environ=os.environ) -> SlurmError:
     SQLite's or the system's words, and what to do."""
     where = home(environ)
     if isinstance(exc, OSError):
-        return SlurmError(f"slurmsky state directory {where} cannot be used "
-                          f"({exc.strerror or exc}); make it a writable directory or set "
-                          "SLURMSKY_HOME to one")
+        return SlurmError(
+            f"slurmsky state directory {where} cannot be used "
+            f"({exc.strerror or exc}); make it a writable directory or set "
+            "SLURMSKY_HOME to one"
+        )
     path = os.path.join(where, "state.db")
     name = getattr(exc, "sqlite_errorname", "")
     if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
-        advice = ("is not a database ({}); move it aside (with any state.db-wal and "
-                  "state.db-shm) to start afresh")
+        advice = (
+            "is not a database ({}); move it aside (with any state.db-wal and "
+            "state.db-shm) to start afresh"
+        )
     elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        advice = (f"is locked by another process for over {busy_timeout(environ):g} s ({{}}); "
-                  f"end the process holding it (fuser {path}) or try again later")
+        advice = (
+            f"is locked by another process for over {busy_timeout(environ):g} s ({{}}); "
+            f"end the process holding it (fuser {path}) or try again later"
+        )
     elif name == "SQLITE_FULL" or _full(where):
         advice = "cannot be written ({}): its filesystem is full; free space on it"
     elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
-        advice = ("cannot be written ({}); make it and its directory writable or set "
-                  "SLURMSKY_HOME to another directory")
+        advice = (
+            "cannot be written ({}); make it and its directory writable or set "
+            "SLURMSKY_HOME to another directory"
+        )
     else:
         advice = "failed ({})"
     return SlurmError(f"slurmsky state {path} " + advice.format(exc))
@@ -416,8 +454,6 @@ def write(conn: sqlite3.Connection):
     conn.execute("COMMIT")
 
 
-
-
 def allocate_ids(conn: sqlite3.Connection, count: int) -> int:
     """Reserve `count` consecutive job ids and return the first; ids are never reused."""
     with write(conn):
@@ -426,8 +462,9 @@ def allocate_ids(conn: sqlite3.Connection, count: int) -> int:
     return first
 
 
-def add_submission(conn: sqlite3.Connection, submission: int, spec: dict, task: dict | None,
-                   jobs: list[dict]) -> None:
+def add_submission(
+    conn: sqlite3.Connection, submission: int, spec: dict, task: dict | None, jobs: list[dict]
+) -> None:
     """Store one submission and its job rows (one per array element) in one transaction."""
     if not jobs:
         return
@@ -437,13 +474,16 @@ def add_submission(conn: sqlite3.Connection, submission: int, spec: dict, task: 
     cols = list(rows[0])
     sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
     with write(conn):
-        conn.execute("INSERT INTO submissions VALUES (?, ?, ?)",
-                     (submission, json.dumps(spec), json.dumps(task) if task else None))
+        conn.execute(
+            "INSERT INTO submissions VALUES (?, ?, ?)",
+            (submission, json.dumps(spec), json.dumps(task) if task else None),
+        )
         conn.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
 
 
-def update_job(conn: sqlite3.Connection, job_id: int, *, where_state: tuple | None = None,
-               **values) -> bool:
+def update_job(
+    conn: sqlite3.Connection, job_id: int, *, where_state: tuple | None = None, **values
+) -> bool:
     """Set columns of one job; with `where_state`, only if its state is one of those.
 
     Returns whether the row changed: the compare-and-set that keeps the agent and the
@@ -459,8 +499,7 @@ def update_job(conn: sqlite3.Connection, job_id: int, *, where_state: tuple | No
         return conn.execute(sql, args).rowcount > 0
 
 
-def remove_pending_tasks(conn: sqlite3.Connection, array_job_id: int,
-                         indices) -> int | None:
+def remove_pending_tasks(conn: sqlite3.Connection, array_job_id: int, indices) -> int | None:
     """Take never-started pending elements out of an array, as `scancel ID_INDEX` does on
     Slurm: they leave the array's pending record, and nothing lists or accounts them after.
 
@@ -474,7 +513,9 @@ def remove_pending_tasks(conn: sqlite3.Connection, array_job_id: int,
         rows = conn.execute(
             "SELECT job_id, array_task_id FROM jobs WHERE array_job_id = ? AND state = "
             "'PENDING' AND start_time IS NULL AND restarts = 0 AND array_task_id IS NOT NULL "
-            "ORDER BY array_task_id", (array_job_id,)).fetchall()
+            "ORDER BY array_task_id",
+            (array_job_id,),
+        ).fetchall()
         gone = [job_id for job_id, index in rows if index in indices]
         kept = [job_id for job_id, index in rows if index not in indices]
         if not gone:
@@ -493,8 +534,9 @@ def remove_pending_tasks(conn: sqlite3.Connection, array_job_id: int,
 
 def add_signal(conn: sqlite3.Connection, job_id: int, signal: int, scope: str) -> None:
     with write(conn):
-        conn.execute("INSERT INTO signals (job_id, signal, scope) VALUES (?, ?, ?)",
-                     (job_id, signal, scope))
+        conn.execute(
+            "INSERT INTO signals (job_id, signal, scope) VALUES (?, ?, ?)", (job_id, signal, scope)
+        )
 
 
 def take_signals(conn: sqlite3.Connection) -> list[tuple[int, int, str]]:
@@ -503,8 +545,6 @@ def take_signals(conn: sqlite3.Connection) -> list[tuple[int, int, str]]:
         rows = conn.execute("SELECT job_id, signal, scope FROM signals ORDER BY id").fetchall()
         conn.execute("DELETE FROM signals")
     return [tuple(r) for r in rows]
-
-
 
 
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
@@ -524,14 +564,25 @@ def get_spec(conn: sqlite3.Connection, submission: int) -> tuple[dict, dict | No
     """A submission's runtime spec and SkyPilot task."""
     import json
 
-    spec, task = conn.execute("SELECT spec, task FROM submissions WHERE id = ?",
-                              (submission,)).fetchone()
+    spec, task = conn.execute(
+        "SELECT spec, task FROM submissions WHERE id = ?", (submission,)
+    ).fetchone()
     return json.loads(spec), (json.loads(task) if task else None)
 
 
-def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, users=None,
-              names=None, partitions=None, active_or_ended_after: float | None = None,
-              submitted_after: float | None = None, light: bool = False) -> list[JobRecord]:
+def find_jobs(
+    conn: sqlite3.Connection,
+    *,
+    ids=None,
+    tasks=None,
+    states=None,
+    users=None,
+    names=None,
+    partitions=None,
+    active_or_ended_after: float | None = None,
+    submitted_after: float | None = None,
+    light: bool = False,
+) -> list[JobRecord]:
     """Jobs matching every given filter, by job id.
 
     ids: job ids; an array's id matches all its elements (as `squeue -j 7` does).
@@ -540,8 +591,9 @@ def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, us
     (`squeue -t all` passes now - MIN_JOB_AGE).
     light: a listing's records, with LIST_COLUMNS only until another column is read.
     """
-    where_text, args = _where(ids, tasks, states, users, names, partitions,
-                              active_or_ended_after, submitted_after)
+    where_text, args = _where(
+        ids, tasks, states, users, names, partitions, active_or_ended_after, submitted_after
+    )
     if not light:
         return [_record(r) for r in conn.execute(_SELECT + where_text + " ORDER BY job_id", args)]
     sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM jobs{where_text} ORDER BY job_id"
@@ -551,21 +603,35 @@ def find_jobs(conn: sqlite3.Connection, *, ids=None, tasks=None, states=None, us
     return records
 
 
-def list_rows(conn: sqlite3.Connection, columns, column_args, order_by: str, order_args=(),
-              *, ids=None, tasks=None, states=None, users=None, names=None, partitions=None,
-              active_or_ended_after: float | None = None) -> list[tuple]:
+def list_rows(
+    conn: sqlite3.Connection,
+    columns,
+    column_args,
+    order_by: str,
+    order_args=(),
+    *,
+    ids=None,
+    tasks=None,
+    states=None,
+    users=None,
+    names=None,
+    partitions=None,
+    active_or_ended_after: float | None = None,
+) -> list[tuple]:
     """A listing as plain rows: `columns` (SQL expressions over `jobs`, their `?`s bound to
     `column_args`) of the jobs find_jobs would return with the same filters, in `order_by`'s
     order (its `?`s bound to `order_args`). No record per job: a long queue costs what SQLite
     computes and Python prints."""
-    where_text, args = _where(ids, tasks, states, users, names, partitions,
-                              active_or_ended_after, None)
+    where_text, args = _where(
+        ids, tasks, states, users, names, partitions, active_or_ended_after, None
+    )
     sql = f"SELECT {', '.join(columns)} FROM jobs{where_text} ORDER BY {order_by}"
     return conn.execute(sql, [*column_args, *args, *order_args]).fetchall()
 
 
-def _where(ids, tasks, states, users, names, partitions, active_or_ended_after,
-           submitted_after) -> tuple[str, list]:
+def _where(
+    ids, tasks, states, users, names, partitions, active_or_ended_after, submitted_after
+) -> tuple[str, list]:
     """find_jobs' filters as a WHERE clause and its arguments."""
     where, args = [], []
 
@@ -582,8 +648,11 @@ def _where(ids, tasks, states, users, names, partitions, active_or_ended_after,
             alts.append(one_of("job_id", ids))
             alts.append(one_of("array_job_id", ids))
         if tasks:  # one row-value list: an OR per pair would overflow SQLite's expression depth
-            alts.append("(array_job_id, array_task_id) IN (VALUES "
-                        + ", ".join(["(?, ?)"] * len(tasks)) + ")")
+            alts.append(
+                "(array_job_id, array_task_id) IN (VALUES "
+                + ", ".join(["(?, ?)"] * len(tasks))
+                + ")"
+            )
             args.extend(value for pair in tasks for value in pair)
         where.append("(" + (" OR ".join(alts) or "0") + ")")
     if states is not None:
@@ -612,33 +681,70 @@ def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
     return jobs
 
 
-
-
 # What a pass reads of each pending job; a record reads the rest of its row when first used
 # (a job that starts). The order is active_jobs' (job_id is the index's last column).
 PASS_COLUMNS = (
-    "job_id", "submission", "array_job_id", "array_task_id", "array_throttle", "name", "user",
-    "partition", "num_nodes", "max_nodes", "cpus_per_node", "mem_per_node", "mem_per_cpu",
-    "gpus_per_node", "dependency_spec", "dependency", "kill_on_invalid_dep", "state", "reason",
-    "held", "submit_time", "begin_time", "eligible_time", "executor", "executor_ref",
+    "job_id",
+    "submission",
+    "array_job_id",
+    "array_task_id",
+    "array_throttle",
+    "name",
+    "user",
+    "partition",
+    "num_nodes",
+    "max_nodes",
+    "cpus_per_node",
+    "mem_per_node",
+    "mem_per_cpu",
+    "gpus_per_node",
+    "dependency_spec",
+    "dependency",
+    "kill_on_invalid_dep",
+    "state",
+    "reason",
+    "held",
+    "submit_time",
+    "begin_time",
+    "eligible_time",
+    "executor",
+    "executor_ref",
 )
 _PASS_ORDER = "submission, IFNULL(array_task_id, 0), job_id"
 # after (submission, index, job_id), within the submission: the form the index can seek
-_AFTER = ("state = 'PENDING' AND submission = ? AND IFNULL(array_task_id, 0) >= ? "
-          "AND (IFNULL(array_task_id, 0), job_id) > (?, ?)")
+_AFTER = (
+    "state = 'PENDING' AND submission = ? AND IFNULL(array_task_id, 0) >= ? "
+    "AND (IFNULL(array_task_id, 0), job_id) > (?, ?)"
+)
 # The columns that make the pending elements of an array wait alike (scheduler._release).
-_ALIKE_COLUMNS = ("executor", "partition", "num_nodes", "max_nodes", "cpus_per_node",
-                  "mem_per_node", "mem_per_cpu", "gpus_per_node", "array_throttle",
-                  "dependency_spec", "kill_on_invalid_dep")
-_ALIKE = ("held IS NULL AND reason != 'PartitionConfig' AND (begin_time IS NULL OR "
-          f"begin_time <= ?) AND ({', '.join(_ALIKE_COLUMNS)}) IS "
-          f"(SELECT {', '.join(_ALIKE_COLUMNS)} FROM jobs WHERE job_id = ?)")
+_ALIKE_COLUMNS = (
+    "executor",
+    "partition",
+    "num_nodes",
+    "max_nodes",
+    "cpus_per_node",
+    "mem_per_node",
+    "mem_per_cpu",
+    "gpus_per_node",
+    "array_throttle",
+    "dependency_spec",
+    "kill_on_invalid_dep",
+)
+_ALIKE = (
+    "held IS NULL AND reason != 'PartitionConfig' AND (begin_time IS NULL OR "
+    f"begin_time <= ?) AND ({', '.join(_ALIKE_COLUMNS)}) IS "
+    f"(SELECT {', '.join(_ALIKE_COLUMNS)} FROM jobs WHERE job_id = ?)"
+)
 
 
 def _pass_records(conn: sqlite3.Connection, sql: str, args, limit: int = -1) -> list[JobRecord]:
-    records = [_record(r, PASS_COLUMNS) for r in conn.execute(
-        f"SELECT {', '.join(PASS_COLUMNS)} FROM jobs WHERE {sql} ORDER BY {_PASS_ORDER} LIMIT ?",
-        (*args, limit))]
+    records = [
+        _record(r, PASS_COLUMNS)
+        for r in conn.execute(
+            f"SELECT {', '.join(PASS_COLUMNS)} FROM jobs WHERE {sql} ORDER BY {_PASS_ORDER} LIMIT ?",
+            (*args, limit),
+        )
+    ]
     for record in records:
         record.__dict__[_CONN] = conn
     return records
@@ -653,8 +759,9 @@ def started_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
 
 def active_executors(conn: sqlite3.Connection) -> list[str]:
     """The executors of the active jobs."""
-    sql = (f"SELECT DISTINCT executor FROM jobs WHERE state IN "
-           f"({', '.join('?' * len(ACTIVE_STATES))})")
+    sql = (
+        f"SELECT DISTINCT executor FROM jobs WHERE state IN ({', '.join('?' * len(ACTIVE_STATES))})"
+    )
     return [r[0] for r in conn.execute(sql, ACTIVE_STATES)]
 
 
@@ -669,8 +776,9 @@ def pending_jobs(conn: sqlite3.Connection, after: tuple = (), limit: int = 64) -
     submission, index, job_id = after
     jobs = _pass_records(conn, _AFTER, (submission, index, index, job_id), limit)
     if len(jobs) < limit:
-        jobs += _pass_records(conn, "state = 'PENDING' AND submission > ?", (submission,),
-                              limit - len(jobs))
+        jobs += _pass_records(
+            conn, "state = 'PENDING' AND submission > ?", (submission,), limit - len(jobs)
+        )
     return jobs
 
 
@@ -681,22 +789,30 @@ def _rest_args(head: JobRecord) -> tuple:
 def pending_unlike(conn: sqlite3.Connection, head: JobRecord, now: float) -> list[JobRecord]:
     """The pending jobs of head's submission after it that do not wait alike with it: held,
     not yet at their begin time, in their first pass (PartitionConfig), or asking otherwise."""
-    return _pass_records(conn, f"{_AFTER} AND NOT ({_ALIKE})",
-                         (*_rest_args(head), now, head.job_id))
+    return _pass_records(
+        conn, f"{_AFTER} AND NOT ({_ALIKE})", (*_rest_args(head), now, head.job_id)
+    )
 
 
 def pending_among(conn: sqlite3.Connection, ids, head: JobRecord) -> list[JobRecord]:
     """Those of the jobs `ids` that are still pending in head's submission after it."""
     ids = list(ids)
-    return _pass_records(conn, f"job_id IN ({', '.join('?' * len(ids))}) AND {_AFTER}",
-                         (*ids, *_rest_args(head)))
+    return _pass_records(
+        conn, f"job_id IN ({', '.join('?' * len(ids))}) AND {_AFTER}", (*ids, *_rest_args(head))
+    )
 
 
 KEEP = object()  # set_pending_alike: leave the column as it is
 
 
-def set_pending_alike(conn: sqlite3.Connection, head: JobRecord, now: float, reason: str,
-                      dependency=KEEP, eligible: bool = False) -> int:
+def set_pending_alike(
+    conn: sqlite3.Connection,
+    head: JobRecord,
+    now: float,
+    reason: str,
+    dependency=KEEP,
+    eligible: bool = False,
+) -> int:
     """Give the pending jobs of head's submission after it that wait alike with it (not
     pending_unlike's) `reason`, and `dependency` (squeue's %E) unless KEEP; with `eligible`,
     an eligible time of `now` if they have none. Only rows that change are written; returns
@@ -712,19 +828,22 @@ def set_pending_alike(conn: sqlite3.Connection, head: JobRecord, now: float, rea
         sets.append("eligible_time = IFNULL(eligible_time, ?)")
         differs.append("eligible_time IS NULL")
         args.append(now)
-    sql = (f"UPDATE jobs SET {', '.join(sets)} WHERE {_AFTER} AND {_ALIKE} "
-           f"AND ({' OR '.join(differs)})")
+    sql = (
+        f"UPDATE jobs SET {', '.join(sets)} WHERE {_AFTER} AND {_ALIKE} "
+        f"AND ({' OR '.join(differs)})"
+    )
     with write(conn):
-        return conn.execute(sql, (*args, *_rest_args(head), now, head.job_id,
-                                  *cond)).rowcount
+        return conn.execute(sql, (*args, *_rest_args(head), now, head.job_id, *cond)).rowcount
 
 
 def needs_agent(conn: sqlite3.Connection) -> bool:
     """Whether some job can progress without a command: started, or pending for a reason
     time or other jobs will change (a backend may follow more: Backend.needs_agent)."""
-    sql = (f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(STARTED_STATES))}) "
-           f"OR (state = 'PENDING' AND reason IN ({', '.join('?' * len(AGENT_REASONS))})) "
-           "LIMIT 1")
+    sql = (
+        f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(STARTED_STATES))}) "
+        f"OR (state = 'PENDING' AND reason IN ({', '.join('?' * len(AGENT_REASONS))})) "
+        "LIMIT 1"
+    )
     args = STARTED_STATES + AGENT_REASONS
     return conn.execute(sql, args).fetchone() is not None
 

@@ -6,10 +6,21 @@ from __future__ import annotations
 
 # Slurm's states and their squeue codes.
 STATE_CODES = {
-    "PENDING": "PD", "CONFIGURING": "CF", "RUNNING": "R", "COMPLETING": "CG",
-    "COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA", "TIMEOUT": "TO", "NODE_FAIL": "NF",
-    "OUT_OF_MEMORY": "OOM", "PREEMPTED": "PR", "REQUEUED": "RQ", "BOOT_FAIL": "BF",
-    "DEADLINE": "DL", "SUSPENDED": "S",
+    "PENDING": "PD",
+    "CONFIGURING": "CF",
+    "RUNNING": "R",
+    "COMPLETING": "CG",
+    "COMPLETED": "CD",
+    "FAILED": "F",
+    "CANCELLED": "CA",
+    "TIMEOUT": "TO",
+    "NODE_FAIL": "NF",
+    "OUT_OF_MEMORY": "OOM",
+    "PREEMPTED": "PR",
+    "REQUEUED": "RQ",
+    "BOOT_FAIL": "BF",
+    "DEADLINE": "DL",
+    "SUSPENDED": "S",
 }
 ACTIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED")
 STARTED_STATES = ("CONFIGURING", "RUNNING", "COMPLETING")
@@ -19,5 +30,11 @@ CANCELLABLE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "REQUEUE
 
 # Pending reasons only time or running jobs change; the others (held, never satisfiable,
 # too big) wait for a command (release, scancel, ...), which wakes the agent itself.
-AGENT_REASONS = ("None", "Priority", "Resources", "BeginTime", "JobArrayTaskLimit",
-                 "PartitionConfig")
+AGENT_REASONS = (
+    "None",
+    "Priority",
+    "Resources",
+    "BeginTime",
+    "JobArrayTaskLimit",
+    "PartitionConfig",
+)

@@ -13,13 +13,13 @@ import time
 
 from slurmsky import backends
 from slurmsky.backends import LOGIN_AT_LAUNCH, Backend
-from slurmsky.core import state
 from slurmsky.config import Config, load_config
+from slurmsky.core import state
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import JobRequest
-from slurmsky.runtime import filepattern
 from slurmsky.plan.layout import Layout, layout, partition_of
 from slurmsky.plan.runtime_spec import runtime_spec
+from slurmsky.runtime import filepattern
 
 WAIT_POLL = 0.2  # s between looks at the state while `sbatch --wait` waits
 
@@ -66,16 +66,29 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     if refused:
         now = time.time()
         row = _row(req, cfg, lay, part_name, first, None, None, None, now, batch=batch)
-        row.update(state="FAILED", reason="BadConstraints", exit_code=1, exit_signal=0,
-                   start_time=now, end_time=now)
+        row.update(
+            state="FAILED",
+            reason="BadConstraints",
+            exit_code=1,
+            exit_signal=0,
+            start_time=now,
+            end_time=now,
+        )
         state.add_submission(conn, first, {}, None, [row])
         raise SlurmError(*refused)
     if req.test_only:
         _print_test_only(req, cfg, backend, lay, part_name, first)
         return first
     environment = _environment(req, cfg, backend)
-    spec = runtime_spec(req, cfg, lay, part_name, job_id=first,
-                        array_job_ids=ids if req.array else None, environment=environment)
+    spec = runtime_spec(
+        req,
+        cfg,
+        lay,
+        part_name,
+        job_id=first,
+        array_job_ids=ids if req.array else None,
+        environment=environment,
+    )
     spec["umask"] = _umask()
     if _login_export(req) and LOGIN_AT_LAUNCH in backend.capabilities:
         spec["login_environment"] = True  # under `environment`, read when the job starts
@@ -84,8 +97,10 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         spec["time_limit"] = max(1, round(req.time * state.seconds_per_minute()))
     now = time.time()
     array_job_id = first if req.array else None
-    rows = [_row(req, cfg, lay, part_name, job_id, array_job_id, index, rank, now, batch=batch)
-            for rank, (job_id, index) in enumerate(zip(ids, indices))]
+    rows = [
+        _row(req, cfg, lay, part_name, job_id, array_job_id, index, rank, now, batch=batch)
+        for rank, (job_id, index) in enumerate(zip(ids, indices))
+    ]
     reason = backend.submit_reason(lay)
     for row in rows:
         row["max_nodes"] = max_nodes or None
@@ -101,8 +116,15 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
 
 # slurmctld's length limits, in bytes (job_mgr.c: _test_job_desc_fields; the script's is
 # SchedulerParameters=max_script_size, 4 MiB by default); MAXPATHLEN for paths.
-_MAX_BYTES = {"script": 4 * 1024 * 1024, "job_name": 1024, "comment": 1024, "output": 4096,
-              "error": 4096, "input": 4096, "workdir": 4096}
+_MAX_BYTES = {
+    "script": 4 * 1024 * 1024,
+    "job_name": 1024,
+    "comment": 1024,
+    "output": 4096,
+    "error": 4096,
+    "input": 4096,
+    "workdir": 4096,
+}
 
 
 def _invalid(req: JobRequest) -> str | None:
@@ -166,9 +188,19 @@ def _umask() -> str:
     return f"{mask:04o}"
 
 
-def _row(req: JobRequest, cfg: Config, lay: Layout, part_name: str, job_id: int,
-         array_job_id: int | None, index: int | None, rank: int | None, now: float, *,
-         batch: bool) -> dict:
+def _row(
+    req: JobRequest,
+    cfg: Config,
+    lay: Layout,
+    part_name: str,
+    job_id: int,
+    array_job_id: int | None,
+    index: int | None,
+    rank: int | None,
+    now: float,
+    *,
+    batch: bool,
+) -> dict:
     """One `jobs` row: the request as the read-side commands show it."""
     from slurmsky.plan.runtime_spec import current_user
 
@@ -178,9 +210,15 @@ def _row(req: JobRequest, cfg: Config, lay: Layout, part_name: str, job_id: int,
     def path(pattern: str | None) -> str | None:
         if pattern is None:
             return None
-        name = filepattern.expand(pattern, job_id=job_id, array_job_id=array_job_id,
-                                  array_task_id=index, job_name=job_name, user=user,
-                                  node_name="%N")
+        name = filepattern.expand(
+            pattern,
+            job_id=job_id,
+            array_job_id=array_job_id,
+            array_task_id=index,
+            job_name=job_name,
+            user=user,
+            node_name="%N",
+        )
         return os.path.join(req.workdir, name)
 
     stdout = path(req.output or ("slurm-%A_%a.out" if index is not None else "slurm-%j.out"))
@@ -191,23 +229,48 @@ def _row(req: JobRequest, cfg: Config, lay: Layout, part_name: str, job_id: int,
 
         dep = deps.to_text(req.dependency)
     return dict(
-        job_id=job_id, submission=array_job_id or job_id, array_job_id=array_job_id,
-        array_task_id=index, array_throttle=req.array.throttle if req.array else None,
-        array_rank=rank, name=req.job_name, user=user, uid=os.getuid(), gid=os.getgid(),
-        account=req.ignored.get("account"), partition=part_name, num_nodes=lay.num_nodes,
-        num_cpus=sum(lay.cpus_per_node), num_tasks=sum(lay.tasks_per_node),
-        cpus_per_task=req.cpus_per_task, tasks_per_node=list(lay.tasks_per_node),
-        cpus_per_node=list(lay.cpus_per_node), mem_per_node=req.mem,
-        mem_per_cpu=req.mem_per_cpu, gpus_per_node=lay.gpus_per_node,
-        gres=",".join(f"{g.name}:{g.count}" for g in req.gres) or None, time_limit=req.time,
-        dependency_spec=dep, dependency=deps.describe_unmet(dep) if dep else None,
-        kill_on_invalid_dep=bool(req.kill_on_invalid_dep), comment=req.comment,
+        job_id=job_id,
+        submission=array_job_id or job_id,
+        array_job_id=array_job_id,
+        array_task_id=index,
+        array_throttle=req.array.throttle if req.array else None,
+        array_rank=rank,
+        name=req.job_name,
+        user=user,
+        uid=os.getuid(),
+        gid=os.getgid(),
+        account=req.ignored.get("account"),
+        partition=part_name,
+        num_nodes=lay.num_nodes,
+        num_cpus=sum(lay.cpus_per_node),
+        num_tasks=sum(lay.tasks_per_node),
+        cpus_per_task=req.cpus_per_task,
+        tasks_per_node=list(lay.tasks_per_node),
+        cpus_per_node=list(lay.cpus_per_node),
+        mem_per_node=req.mem,
+        mem_per_cpu=req.mem_per_cpu,
+        gpus_per_node=lay.gpus_per_node,
+        gres=",".join(f"{g.name}:{g.count}" for g in req.gres) or None,
+        time_limit=req.time,
+        dependency_spec=dep,
+        dependency=deps.describe_unmet(dep) if dep else None,
+        kill_on_invalid_dep=bool(req.kill_on_invalid_dep),
+        comment=req.comment,
         command=os.path.join(req.submit_dir, req.script_path) if req.script_path else None,
-        submit_dir=req.submit_dir, workdir=req.workdir, stdout=stdout,
-        stderr=path(req.error) or stdout, stdin=path(req.input) or "/dev/null",
-        requeue=req.requeue is not False, batch=batch, state="PENDING",
-        reason="JobHeldUser" if held else ("Dependency" if dep else "None"), held=held,
-        submit_time=now, begin_time=req.begin, executor=cfg.backend)
+        submit_dir=req.submit_dir,
+        workdir=req.workdir,
+        stdout=stdout,
+        stderr=path(req.error) or stdout,
+        stdin=path(req.input) or "/dev/null",
+        requeue=req.requeue is not False,
+        batch=batch,
+        state="PENDING",
+        reason="JobHeldUser" if held else ("Dependency" if dep else "None"),
+        held=held,
+        submit_time=now,
+        begin_time=req.begin,
+        executor=cfg.backend,
+    )
 
 
 def _print_submitted(req: JobRequest, job_id: int) -> None:
@@ -215,21 +278,26 @@ def _print_submitted(req: JobRequest, job_id: int) -> None:
     if req.parsable:
         print(f"{job_id};{cluster}" if cluster else job_id, flush=True)
     elif not req.quiet:
-        print(f"Submitted batch job {job_id}" + (f" on cluster {cluster}" if cluster else ""),
-              flush=True)
+        print(
+            f"Submitted batch job {job_id}" + (f" on cluster {cluster}" if cluster else ""),
+            flush=True,
+        )
 
 
-def _print_test_only(req: JobRequest, cfg: Config, backend: Backend, lay: Layout,
-                     part_name: str, job_id: int) -> None:
+def _print_test_only(
+    req: JobRequest, cfg: Config, backend: Backend, lay: Layout, part_name: str, job_id: int
+) -> None:
     """Slurm's estimate line (the first nodes that could ever hold the job, now), then what
     the backend would run (the SkyPilot task, say)."""
     from slurmsky.runtime import hostlist
 
     names = backend.node_names(lay.num_nodes)
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))
-    sys.stderr.write(f"{req.command}: Job {job_id} to start at {start} using "
-                     f"{sum(lay.cpus_per_node)} processors on nodes {hostlist.compress(names)} "
-                     f"in partition {part_name}\n")
+    sys.stderr.write(
+        f"{req.command}: Job {job_id} to start at {start} using "
+        f"{sum(lay.cpus_per_node)} processors on nodes {hostlist.compress(names)} "
+        f"in partition {part_name}\n"
+    )
     sys.stderr.write(backend.describe(req, cfg, job_id))
 
 

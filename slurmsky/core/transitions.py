@@ -24,17 +24,36 @@ def final_fields(job: JobRecord, result: dict, now: float) -> dict:
         code = sig = 0
         reason = reason or ("TimeLimit" if end_state == "TIMEOUT" else job.reason)
     elif end_state == "FAILED" and not reason:
-        reason = (f"RaisedSignal:{sig}({signals.strsignal(sig)})" if sig
-                  else "NonZeroExitCode")
-    return dict(state=end_state, reason=reason or "None", exit_code=code, exit_signal=sig,
-                start_time=job.start_time or result.get("start"),
-                end_time=result.get("end") or now, result=result, kill_action=None)
+        reason = f"RaisedSignal:{sig}({signals.strsignal(sig)})" if sig else "NonZeroExitCode"
+    return dict(
+        state=end_state,
+        reason=reason or "None",
+        exit_code=code,
+        exit_signal=sig,
+        start_time=job.start_time or result.get("start"),
+        end_time=result.get("end") or now,
+        result=result,
+        kill_action=None,
+    )
 
 
 def requeued_fields(job: JobRecord, now: float) -> dict:
     """A job pending again after a requeue: eligible REQUEUE_DELAY later, as on Slurm."""
     delay = REQUEUE_DELAY * state.seconds_per_minute()
-    return dict(state="PENDING", reason="BeginTime", begin_time=now + delay,
-                eligible_time=None, start_time=None, end_time=None, nodelist=None,
-                batch_host=None, restarts=job.restarts + 1, kill_action=None, kill_sent=None,
-                executor_ref=None, result=None, exit_code=None, exit_signal=None)
+    return dict(
+        state="PENDING",
+        reason="BeginTime",
+        begin_time=now + delay,
+        eligible_time=None,
+        start_time=None,
+        end_time=None,
+        nodelist=None,
+        batch_host=None,
+        restarts=job.restarts + 1,
+        kill_action=None,
+        kill_sent=None,
+        executor_ref=None,
+        result=None,
+        exit_code=None,
+        exit_signal=None,
+    )

@@ -18,18 +18,41 @@ from slurmsky.parse.dependency import parse_dependency
 from slurmsky.parse.export import parse_export
 from slurmsky.parse.gres import parse_gpus, parse_gres
 from slurmsky.parse.options import IGNORED, NO_ARG, OPTIONAL, REFUSED, REQUIRED, Option, options_for
-from slurmsky.parse.scalars import (SubmitError, parse_bool_yes_no, parse_int, parse_mail_type,
-                                    parse_mem, parse_nodes, parse_open_mode)
+from slurmsky.parse.scalars import (
+    SubmitError,
+    parse_bool_yes_no,
+    parse_int,
+    parse_mail_type,
+    parse_mem,
+    parse_nodes,
+    parse_open_mode,
+)
 from slurmsky.parse.signals import parse_signal, parse_step_signal
 from slurmsky.parse.times import parse_begin, parse_time
 from slurmsky.record import Factory, Record
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 # The option table's `parse` names: "time" is parse_time, and so on.
-PARSERS = {fn.__name__[len("parse_"):]: fn for fn in (
-    parse_array, parse_begin, parse_bool_yes_no, parse_dependency, parse_export, parse_gpus,
-    parse_gres, parse_int, parse_mail_type, parse_mem, parse_nodes, parse_open_mode,
-    parse_signal, parse_step_signal, parse_time)}
+PARSERS = {
+    fn.__name__[len("parse_") :]: fn
+    for fn in (
+        parse_array,
+        parse_begin,
+        parse_bool_yes_no,
+        parse_dependency,
+        parse_export,
+        parse_gpus,
+        parse_gres,
+        parse_int,
+        parse_mail_type,
+        parse_mem,
+        parse_nodes,
+        parse_open_mode,
+        parse_signal,
+        parse_step_signal,
+        parse_time,
+    )
+}
 
 
 class Parsed(Record, frozen=False):
@@ -53,9 +76,12 @@ def _lookups(command: str) -> tuple[dict, dict, dict, str]:
     """A command's rows by long and short name, and getopt_long's longopts and optstring."""
     options = options_for(command)
     by_short = {o.short: o for o in options if o.short}
-    return ({o.long: o for o in options}, by_short,
-            {o.long: (o.long, _HAS_ARG[o.arg]) for o in options},
-            "".join(short + ":" * _HAS_ARG[o.arg] for short, o in by_short.items()))
+    return (
+        {o.long: o for o in options},
+        by_short,
+        {o.long: (o.long, _HAS_ARG[o.arg]) for o in options},
+        "".join(short + ":" * _HAS_ARG[o.arg] for short, o in by_short.items()),
+    )
 
 
 class OptionParser:
@@ -73,8 +99,9 @@ class OptionParser:
         as it is for sbatch: `Invalid directive found in batch script: job`.
         """
         try:
-            opts, rest = getopt_long(self.command, list(words), self.shortopts, self.longopts,
-                                     permute=False)
+            opts, rest = getopt_long(
+                self.command, list(words), self.shortopts, self.longopts, permute=False
+            )
         except UsageError as exc:
             raise SlurmError(*exc.lines, exit_code=255, bare=True) from None
         out = Parsed(rest=rest)
@@ -92,7 +119,9 @@ class OptionParser:
 
     def _set(self, out: Parsed, opt: Option, text: str | None, as_written: str) -> None:
         if opt.fate == REFUSED:
-            raise SlurmError(f"--{opt.long} is not supported by slurmsky: {opt.note}", exit_code=255)
+            raise SlurmError(
+                f"--{opt.long} is not supported by slurmsky: {opt.note}", exit_code=255
+            )
         if text is None:
             value = opt.flag
             if opt.key == "verbose":
@@ -110,8 +139,7 @@ class OptionParser:
             except SubmitError as exc:
                 raise SlurmError(str(exc), exit_code=1) from None
             except ValueError as exc:  # a TimeSpecError has parse_time's own line first
-                raise SlurmError(str(exc), exit_code=255,
-                                 notes=getattr(exc, "notes", ())) from None
+                raise SlurmError(str(exc), exit_code=255, notes=getattr(exc, "notes", ())) from None
         out.values.pop(opt.key, None)  # keep "last given" order for the merge
         out.values[opt.key] = value
         out.given.append((opt, as_written))
@@ -144,4 +172,3 @@ def ignored_warnings(prog: str, parsed: Parsed) -> list[str]:
             seen.add(opt.long)
             lines.append(f"{prog}: warning: {written} ignored by slurmsky: {opt.note}")
     return lines
-

@@ -1,5 +1,4 @@
-"""Job array specifications: `--array=1-100`, `1-100:2`, `1,5,7`, `0-999%10`.
-"""
+"""Job array specifications: `--array=1-100`, `1-100:2`, `1,5,7`, `0-999%10`."""
 
 from __future__ import annotations
 
@@ -10,24 +9,26 @@ from slurmsky.record import Record
 
 class ArraySpec(Record):
     """``--array``: sorted unique indices and the ``%N`` throttle (None = none)."""
+
     indices: tuple[int, ...]
     throttle: int | None
 
 
 def _array_item(item: str, max_array_size: int) -> range:
     """slurmctld's _parse_array_tok: ``[first[-last[:step]]]``, ``%...`` ignored here."""
+
     def number(pos: int) -> tuple[int, int]:
         value, end = strtol(item, pos)
-        end += item[end:end + 1] == "]"
+        end += item[end : end + 1] == "]"
         return (0 if value is None else value), end
 
     first, end = number(1 if item.startswith("[") else 0)
     last, step = first, 1
     if first < 0:
         raise ValueError(item)
-    if item[end:end + 1] == "-":
+    if item[end : end + 1] == "-":
         last, end = number(end + 1)
-        if item[end:end + 1] == ":":
+        if item[end : end + 1] == ":":
             step, end = number(end + 1)
             if step <= 0 or step >= max_array_size:
                 raise ValueError(item)

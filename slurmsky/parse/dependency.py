@@ -10,8 +10,7 @@ from collections.abc import Callable, Mapping
 from slurmsky.parse.scalars import rejected
 from slurmsky.record import Record
 
-DEPENDENCY_KINDS = ("afternotok", "aftercorr", "afterany", "afterok",
-                    "afterburstbuffer", "after")
+DEPENDENCY_KINDS = ("afternotok", "aftercorr", "afterany", "afterok", "afterburstbuffer", "after")
 
 
 class DepItem(Record):
@@ -22,6 +21,7 @@ class DepItem(Record):
     job, ``"*"`` for every task of an array, or an index as text (``12_3``).
     minutes: the ``after:ID+MIN`` delay.
     """
+
     kind: str
     job_id: int | None
     task: str | None = None
@@ -30,6 +30,7 @@ class DepItem(Record):
 
 class Dependency(Record):
     """``--dependency``: all items must hold, or any (``?`` separator)."""
+
     items: tuple[DepItem, ...]
     any_of: bool
 
@@ -79,15 +80,16 @@ def parse_dependency(text: str, opt: str) -> Dependency:
     try:
         parts = text.split(separator)
         for n, part in enumerate(parts):
-            following = "".join(separator + later for later in parts[n + 1:])
+            following = "".join(separator + later for later in parts[n + 1 :])
             items.extend(_dep_part(part, following))
     except ValueError:
         raise rejected("Job dependency problem") from None
     return Dependency(tuple(items), separator == "?")
 
 
-def format_dependency(dependency: Dependency,
-                      status: Callable[[DepItem], str] | Mapping[DepItem, str]) -> str:
+def format_dependency(
+    dependency: Dependency, status: Callable[[DepItem], str] | Mapping[DepItem, str]
+) -> str:
     """squeue ``%E`` / scontrol ``Dependency=``: ``afterok:67(unfulfilled)``, joined by
     ``,`` or ``?``; ``(null)`` when no item is left. ``status`` gives each item's
     word (unfulfilled, failed, ...); pass ``task="*"`` items for array targets

@@ -1,5 +1,4 @@
-"""`--export`: ALL, NONE, NIL or names, with `NAME=value` assignments (quotes as Slurm reads them).
-"""
+"""`--export`: ALL, NONE, NIL or names, with `NAME=value` assignments (quotes as Slurm reads them)."""
 
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ class Export(Record):
     """``--export``. mode: ALL (the whole environment, then ``assignments``), NONE,
     NIL, or None (only ``names`` and ``assignments``, plus SLURM_*; like NONE, the
     user's login environment is added). The order of ALL among items is not kept."""
+
     mode: str | None
     names: tuple[str, ...]
     assignments: tuple[tuple[str, str], ...]

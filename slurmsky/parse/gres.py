@@ -1,5 +1,4 @@
-"""Generic resources and GPUs: `--gres=gpu:a100:2,shard:1`, `--gpus[-per-node|-per-task]=[type:]N`.
-"""
+"""Generic resources and GPUs: `--gres=gpu:a100:2,shard:1`, `--gpus[-per-node|-per-task]=[type:]N`."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from slurmsky.record import Record
 
 class Gres(Record):
     """One ``name[:type][:count]`` item of ``--gres``."""
+
     name: str
     type: str | None
     count: int
@@ -18,6 +18,7 @@ class Gres(Record):
 
 class GpuSpec(Record):
     """``--gpus``/``--gpus-per-node``/``--gpus-per-task``: ``[type:]count``."""
+
     type: str | None
     count: int
 

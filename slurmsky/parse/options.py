@@ -65,6 +65,8 @@ def _o(long, short, arg, fate, note, commands=ALL3, parse=None, env=(), dest=Non
 _IGN_SITE = "site/scheduler policy; no SkyPilot equivalent"
 _IGN_HW = "CPU/socket layout; SkyPilot picks instance types"
 
+# One row per option: a table, kept as a table.
+# fmt: off
 OPTIONS: tuple[Option, ...] = (
     # --- what runs, where, how it is named -------------------------------------------
     _o("job-name", "J", REQUIRED, SUPPORTED, "job name (SkyPilot task name)", env="SBATCH_JOB_NAME"),
@@ -261,6 +263,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("no-bell", None, NO_ARG, IGNORED, "no terminal bell", SA),
     _o("no-shell", None, NO_ARG, SUPPORTED, "allocate and exit", SA),
 )
+# fmt: on
 
 
 @lru_cache(maxsize=None)  # the table never changes; every sbatch asks
@@ -283,7 +286,7 @@ def input_env(command: str) -> tuple[tuple[str, Option], ...]:
     for opt in options_for(command):
         for name in opt.env:
             if name.startswith("SBATCH_"):
-                name = prefix + name[len("SBATCH_"):]
+                name = prefix + name[len("SBATCH_") :]
             pairs.append((name, opt))
     return tuple(pairs)
 
@@ -299,7 +302,7 @@ def _names(opt: Option) -> str:
 HELP_SYNOPSIS = {
     SBATCH: "Usage: sbatch [OPTIONS(0)...] [ : [OPTIONS(N)...]] script(0) [args(0)...]",
     SRUN: "Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]] [ : [OPTIONS(N)...]] "
-          "executable(N) [args(N)...]",
+    "executable(N) [args(N)...]",
     SALLOC: "Usage: salloc [OPTIONS(0)...] [ : [OPTIONS(N)]] [command(0) [args(0)...]]",
 }
 

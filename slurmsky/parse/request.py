@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from slurmsky.parse.argv import OptionParser, Parsed, ignored_warnings
 from slurmsky.errors import SlurmError
-from slurmsky.parse.options import IGNORED, input_env, options_for
-from slurmsky.record import Factory, Record
+from slurmsky.parse.argv import OptionParser, Parsed, ignored_warnings
 from slurmsky.parse.arrays import ArraySpec
 from slurmsky.parse.dependency import Dependency
 from slurmsky.parse.export import Export
 from slurmsky.parse.gres import GpuSpec
+from slurmsky.parse.options import IGNORED, input_env, options_for
 from slurmsky.parse.signals import SignalSpec
+from slurmsky.record import Factory, Record
 
 
 class JobRequest(Record):
@@ -113,12 +113,13 @@ def _merge(*sources: Parsed, env: Parsed | None = None) -> tuple[dict, dict, lis
         for key, value in src.values.items():
             (ignored if key in ignored_keys else fields)[key] = value
         given.extend(src.given)
-    given_mem = {k for src in sources if src is not env for k in _MEMORY_KEYS
-                 if k in src.values}
+    given_mem = {k for src in sources if src is not env for k in _MEMORY_KEYS if k in src.values}
     env_mem = {k for k in _MEMORY_KEYS if env is not None and k in env.values}
     if len(given_mem) > 1 or (not given_mem and len(env_mem) > 1):
-        raise SlurmError("{prog}: fatal: --mem, --mem-per-cpu, and --mem-per-gpu are "
-                         "mutually exclusive.", bare=True)
+        raise SlurmError(
+            "{prog}: fatal: --mem, --mem-per-cpu, and --mem-per-gpu are mutually exclusive.",
+            bare=True,
+        )
     for key in _MEMORY_KEYS:
         if given_mem and key not in given_mem:
             fields.pop(key, None)
@@ -177,9 +178,19 @@ def build_batch_request(
     env = parser.parse_env(environ, input_env(command))
     wrapper = _wrapper_options(parser, script, directives, env, cli)
     fields, ignored, given = _merge(directives, wrapper, env, cli, env=env)
-    return _finish(command, fields, ignored, given, environ, cwd,
-                   script=text, script_path=path, script_args=args,
-                   default_name=default_name, modules=script.modules)
+    return _finish(
+        command,
+        fields,
+        ignored,
+        given,
+        environ,
+        cwd,
+        script=text,
+        script_path=path,
+        script_args=args,
+        default_name=default_name,
+        modules=script.modules,
+    )
 
 
 def _wrapper_options(parser: OptionParser, script, *sources: Parsed) -> Parsed:
@@ -207,13 +218,35 @@ def build_step_request(command: str, cli: Parsed, environ: dict, cwd: str) -> Jo
     default_name = os.path.basename(cli.rest[0]) if cli.rest else "interactive"
     if command == "salloc":  # with --no-shell the command is not run: Slurm says so
         default_name = "no-shell" if fields.get("no_shell") else "interactive"
-    return _finish(command, fields, ignored, given, environ, cwd, script="",
-                   script_path=None, script_args=tuple(cli.rest), default_name=default_name,
-                   modules=())
+    return _finish(
+        command,
+        fields,
+        ignored,
+        given,
+        environ,
+        cwd,
+        script="",
+        script_path=None,
+        script_args=tuple(cli.rest),
+        default_name=default_name,
+        modules=(),
+    )
 
 
-def _finish(command, fields, ignored, given, environ, cwd, *, script, script_path,
-            script_args, default_name, modules) -> JobRequest:
+def _finish(
+    command,
+    fields,
+    ignored,
+    given,
+    environ,
+    cwd,
+    *,
+    script,
+    script_path,
+    script_args,
+    default_name,
+    modules,
+) -> JobRequest:
     chdir = fields.get("chdir")
     workdir = os.path.normpath(os.path.join(cwd, chdir)) if chdir else cwd
     for key in ("ntasks", "ntasks_per_node", "cpus_per_task"):
@@ -223,15 +256,26 @@ def _finish(command, fields, ignored, given, environ, cwd, *, script, script_pat
         if fields.get("nodes"):  # a task per node (Slurm sets the count: SLURM_NTASKS)
             fields["ntasks"] = fields["nodes"][0] * (fields.get("ntasks_per_node") or 1)
         elif fields.get("gpus") is None:
-            raise SlurmError("Failed to validate job spec. --gpus-per-task used without either "
-                             "--gpus or -n/--ntasks is not allowed.",
-                             "Invalid generic resource (gres) specification")
+            raise SlurmError(
+                "Failed to validate job spec. --gpus-per-task used without either "
+                "--gpus or -n/--ntasks is not allowed.",
+                "Invalid generic resource (gres) specification",
+            )
     warnings = ignored_warnings(command, Parsed(given=given))
     job_name = fields.pop("job_name", None) or default_name
     return JobRequest(
-        command=command, script=script, script_path=script_path, script_args=script_args,
-        job_name=job_name or command, name_unset=not job_name, submit_dir=cwd, workdir=workdir,
-        submit_env=dict(environ), modules=modules, ignored=ignored, warnings=tuple(warnings),
+        command=command,
+        script=script,
+        script_path=script_path,
+        script_args=script_args,
+        job_name=job_name or command,
+        name_unset=not job_name,
+        submit_dir=cwd,
+        workdir=workdir,
+        submit_env=dict(environ),
+        modules=modules,
+        ignored=ignored,
+        warnings=tuple(warnings),
         **fields,
     )
 

@@ -73,8 +73,6 @@ def parse_mem(text: str, opt: str) -> int:
     return -(-value // 1024) if factor is None else value * factor
 
 
-
-
 def parse_int(text: str, opt: str) -> int:
     """A positive count (``--ntasks``, ``--cpus-per-task``, ...): Slurm's parse_int,
     which exits 1."""
@@ -115,8 +113,7 @@ def parse_nodes(text: str, opt: str) -> tuple[int, int]:
         raise ValueError('"%s" is not a valid node count' % high_text)
     low = 1 if low < 0 else low
     if high != 0 and high < low:
-        raise ValueError("Maximum node count %d is less than minimum node count %d"
-                         % (high, low))
+        raise ValueError("Maximum node count %d is less than minimum node count %d" % (high, low))
     return low, high
 
 

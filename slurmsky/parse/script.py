@@ -109,8 +109,14 @@ def _read(text: str, path: str | None) -> Script:
                 wrappers[magic].append(Directive(lineno, words))
             else:
                 modules.extend(_module_commands(module_scanner, line, lineno, source))
-    return Script(shebang[2:].strip(_SPACE), tuple(directives), tuple(modules), text,
-                  tuple(wrappers["#BSUB"]), tuple(wrappers["#PBS"]))
+    return Script(
+        shebang[2:].strip(_SPACE),
+        tuple(directives),
+        tuple(modules),
+        text,
+        tuple(wrappers["#BSUB"]),
+        tuple(wrappers["#PBS"]),
+    )
 
 
 def _read_directives(text: str, path: str | None) -> Script:
@@ -178,7 +184,7 @@ def _parser():
 
     The parser is grammar/sbatch.lark compiled ahead of time by Lark's standalone generator
     (grammar/generate.py): no Lark import, no grammar analysis at run time."""
-    from slurmsky.parse._sbatch_parser import LarkError, Lark_StandAlone
+    from slurmsky.parse._sbatch_parser import Lark_StandAlone, LarkError
 
     return Lark_StandAlone(), LarkError
 
@@ -220,8 +226,9 @@ def _fatal(source: str, lineno, message: str) -> SlurmError:
     return SlurmError(f"{{prog}}: fatal: {source}: line {lineno}: {message}", bare=True)
 
 
-def _directive_words(scanner: re.Pattern, line: str, lineno: int, source: str,
-                     magic: str = "#SBATCH"):
+def _directive_words(
+    scanner: re.Pattern, line: str, lineno: int, source: str, magic: str = "#SBATCH"
+):
     """Slurm's get_argument loop over one #SBATCH (or #PBS, #BSUB) line: its words."""
     lowered = line.lower()
     if magic == "#SBATCH" and ("hetjob" in lowered or "packjob" in lowered):

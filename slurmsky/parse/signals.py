@@ -1,5 +1,4 @@
-"""`--signal=[{R|B}:]sig[@time]` and signal names or numbers (`USR1`, `SIGTERM`, `9`).
-"""
+"""`--signal=[{R|B}:]sig[@time]` and signal names or numbers (`USR1`, `SIGTERM`, `9`)."""
 
 from __future__ import annotations
 
@@ -12,14 +11,31 @@ from slurmsky.record import Record
 class SignalSpec(Record):
     """``--signal=[{R|B}:]SIG[@seconds]``: batch = only the batch shell (B),
     reservation = also when a reservation ends (R)."""
+
     signum: int
     seconds: int
     batch: bool
     reservation: bool
 
 
-_SIGNAL_NAMES = ("HUP", "INT", "QUIT", "ABRT", "KILL", "ALRM", "TERM", "USR1", "USR2",
-                 "URG", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "XCPU")
+_SIGNAL_NAMES = (
+    "HUP",
+    "INT",
+    "QUIT",
+    "ABRT",
+    "KILL",
+    "ALRM",
+    "TERM",
+    "USR1",
+    "USR2",
+    "URG",
+    "CONT",
+    "STOP",
+    "TSTP",
+    "TTIN",
+    "TTOU",
+    "XCPU",
+)
 
 
 def signal_number(text: str) -> int | None:
@@ -30,7 +46,7 @@ def signal_number(text: str) -> int | None:
     name = text.lstrip(C_SPACE).upper()
     name = name[3:] if name.startswith("SIG") else name
     for known in _SIGNAL_NAMES:
-        if name.startswith(known) and name[len(known):].strip(C_SPACE) == "":
+        if name.startswith(known) and name[len(known) :].strip(C_SPACE) == "":
             return int(getattr(signal, "SIG" + known))
     return None
 
@@ -46,8 +62,12 @@ def parse_signal(text: str, opt: str) -> SignalSpec:
     signum = signal_number(name)
     seconds, end = strtol(when) if at else (60, 0)
     seconds = seconds or 0
-    if (signum is None or not 1 <= signum <= 0xFFFF or not 0 <= seconds <= 0xFFFF
-            or (at and end != len(when))):
+    if (
+        signum is None
+        or not 1 <= signum <= 0xFFFF
+        or not 0 <= seconds <= 0xFFFF
+        or (at and end != len(when))
+    ):
         raise ValueError("Invalid %s specification" % opt)
     return SignalSpec(signum, seconds, **flags)
 

@@ -68,11 +68,19 @@ def parse_time(text: str, opt: str) -> int | None:
     return -(-seconds // 60) or None
 
 
-_DELTA_UNITS = (("seconds", 1), ("second", 1), ("minutes", 60), ("minute", 60),
-                ("hours", 3600), ("hour", 3600), ("days", 86400), ("day", 86400),
-                ("weeks", 604800), ("week", 604800))
-_CLOCK_WORDS = (("midnight", 0), ("noon", 12), ("elevenses", 11), ("fika", 15),
-                ("teatime", 16))
+_DELTA_UNITS = (
+    ("seconds", 1),
+    ("second", 1),
+    ("minutes", 60),
+    ("minute", 60),
+    ("hours", 3600),
+    ("hour", 3600),
+    ("days", 86400),
+    ("day", 86400),
+    ("weeks", 604800),
+    ("week", 604800),
+)
+_CLOCK_WORDS = (("midnight", 0), ("noon", 12), ("elevenses", 11), ("fika", 15), ("teatime", 16))
 
 
 def _at(text: str, i: int) -> str:
@@ -112,7 +120,7 @@ def _get_delta(text: str, pos: int) -> tuple[int, int]:
         if text[i] in C_SPACE:
             i += 1
             continue
-        unit = next((u for u in _DELTA_UNITS if text[i:i + len(u[0])].lower() == u[0]), None)
+        unit = next((u for u in _DELTA_UNITS if text[i : i + len(u[0])].lower() == u[0]), None)
         if unit:
             i += len(unit[0])
             count *= unit[1]
@@ -130,7 +138,7 @@ def _two_digits(text: str, i: int, limit: int) -> tuple[int, int]:
     for k in (i, i + 1):
         if _digit(text, k) is None:
             raise _BadTime(k)
-    value = int(text[i:i + 2])
+    value = int(text[i : i + 2])
     if value > limit:
         raise _BadTime(i)
     return value, i + 2
@@ -155,7 +163,7 @@ def _get_time(text: str, pos: int) -> tuple[int, int, int, int]:
         second, i = _two_digits(text, i + 1, 59)
     while _at(text, i) in C_SPACE:
         i += 1
-    meridiem = text[i:i + 2].lower()
+    meridiem = text[i : i + 2].lower()
     if meridiem == "pm":
         hour += 12
         if hour > 23:
@@ -175,6 +183,7 @@ def _get_time(text: str, pos: int) -> tuple[int, int, int, int]:
 def _get_date(text: str, pos: int) -> tuple[int, int, int, int | None]:
     """``YYYY-MM-DD``, ``MMDD[YY]``, ``MM/DD[/YY]``, ``MM.DD[.YY]`` ->
     (last index, month 0-11, day, years since 1900 or None if not given)."""
+
     def number(i: int, first_checked: bool) -> tuple[int, int]:
         """One or two digits at i (the first unchecked by Slurm where ``first_checked``)."""
         first: int | None
@@ -198,7 +207,7 @@ def _get_date(text: str, pos: int) -> tuple[int, int, int, int | None]:
         for k in range(4):
             if _digit(text, i + k) is None:
                 raise _BadTime(i + k)
-        year = int(text[i:i + 4])
+        year = int(text[i : i + 4])
         month, i = number(i + 5, True)
         month = within(month, i, 12)
         day, i = number(i + 1, False)
@@ -214,7 +223,7 @@ def _get_date(text: str, pos: int) -> tuple[int, int, int, int | None]:
     if _digit(text, i) is not None:
         if _digit(text, i + 1) is None:
             raise _BadTime(i + 1)
-        year, i = int(text[i:i + 2]) or None, i + 2  # Slurm ignores a year of 00
+        year, i = int(text[i : i + 2]) or None, i + 2  # Slurm ignores a year of 00
     return i - 1, month - 1, day, None if year is None else year + 100
 
 
@@ -235,13 +244,20 @@ def _parse_datetime(text: str, now: int) -> int:
 
     while _at(text, pos) not in "\0\n":
         char, rest = text[pos], text[pos:].lower()
-        word = next((w for w in ("today", "tomorrow") + tuple(c[0] for c in _CLOCK_WORDS)
-                     if rest.startswith(w)), None)
+        word = next(
+            (
+                w
+                for w in ("today", "tomorrow") + tuple(c[0] for c in _CLOCK_WORDS)
+                if rest.startswith(w)
+            ),
+            None,
+        )
         if char in " \t-T":
             pass
         elif word in ("today", "tomorrow"):
-            year, month, mday = set_date(current if word == "today"
-                                         else time.localtime(now + 86400))
+            year, month, mday = set_date(
+                current if word == "today" else time.localtime(now + 86400)
+            )
             pos += len(word) - 1
         elif word:
             hour, minute, second = dict(_CLOCK_WORDS)[word], 0, 0
@@ -282,8 +298,12 @@ def _parse_datetime(text: str, now: int) -> int:
         later_today = (hour, minute) > (current.tm_hour, current.tm_min)
         year, month, mday = set_date(current if later_today else time.localtime(now + 86400))
     if year == -1:
-        ahead = (month, mday, hour, minute) > (current.tm_mon - 1, current.tm_mday,
-                                                current.tm_hour, current.tm_min)
+        ahead = (month, mday, hour, minute) > (
+            current.tm_mon - 1,
+            current.tm_mday,
+            current.tm_hour,
+            current.tm_min,
+        )
         year = current.tm_year - 1900 + (0 if ahead else 1)
     try:
         return int(time.mktime((year + 1900, month + 1, mday, hour, minute, second, 0, 0, -1)))

@@ -43,6 +43,7 @@ class WrapperOption(Record):
 
 # --- value conversions ----------------------------------------------------------
 
+
 def _none_is_dev_null(text: str) -> str:
     return "/dev/null" if text.lower() == "none" else text
 
@@ -52,8 +53,9 @@ def _pbs_mail_type(text: str) -> str:
     lowered = text.lower()
     if "n" in lowered:
         return "NONE"
-    kinds = [kind for letter, kind in (("b", "BEGIN"), ("e", "END"), ("a", "FAIL"))
-             if letter in lowered]
+    kinds = [
+        kind for letter, kind in (("b", "BEGIN"), ("e", "END"), ("a", "FAIL")) if letter in lowered
+    ]
     return ",".join(kinds)  # "" is refused by --mail-type's parser, as by Slurm's
 
 
@@ -157,8 +159,14 @@ def _pbs_resources(text: str) -> Pairs:
     out, i, gpus, pro = [], 0, 0, {}
     while i < len(text):
         rest = text[i:]
-        key = next((k for k in _RESOURCES if rest.startswith(k)
-                    or (k in _CASELESS and rest.lower().startswith(k))), None)
+        key = next(
+            (
+                k
+                for k in _RESOURCES
+                if rest.startswith(k) or (k in _CASELESS and rest.lower().startswith(k))
+            ),
+            None,
+        )
         if rest.lower().startswith("accelerator="):
             i += len("accelerator=")
             if text[i : i + 4].lower() == "true":
@@ -216,6 +224,8 @@ def _r(short, long, arg, slurm=None, convert=None, pairs=False):
     return WrapperOption(short, long, arg, slurm, convert, pairs)
 
 
+# One row per option: tables, kept as tables.
+# fmt: off
 PBS_OPTIONS = (
     _r("a", "start_time", 1, "begin"),
     _r("A", "account", 1, "account"),
@@ -258,6 +268,7 @@ BSUB_OPTIONS = (
 )
 
 WRAPPERS = {"#BSUB": BSUB_OPTIONS, "#PBS": PBS_OPTIONS}
+# fmt: on
 
 
 def translate(magic: str, words: list[str]) -> Pairs:
@@ -275,8 +286,9 @@ def translate(magic: str, words: list[str]) -> Pairs:
     try:
         opts, rest = getopt_long("sbatch", list(words), shortopts, longopts, permute=False)
     except UsageError as exc:
-        raise SlurmError(exc.lines[0], "{prog}: error: Unrecognized command line parameter ?",
-                         bare=True) from None
+        raise SlurmError(
+            exc.lines[0], "{prog}: error: Unrecognized command line parameter ?", bare=True
+        ) from None
     if rest:
         raise SlurmError(f"Invalid argument: {rest[0]}")
     out: Pairs = []
@@ -289,6 +301,7 @@ def translate(magic: str, words: list[str]) -> Pairs:
             export = value if export is None else f"{export},{value}"
             out.append(("export", export))
         elif row.slurm is not None:
-            out.append((row.slurm, row.convert(value) if row.convert and value is not None
-                        else value))
+            out.append(
+                (row.slurm, row.convert(value) if row.convert and value is not None else value)
+            )
     return out

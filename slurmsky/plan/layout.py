@@ -45,8 +45,10 @@ def layout(req: JobRequest) -> Layout:
         tasks = [base + (1 if i < extra else 0) for i in range(nodes)]
     tasks = [max(t, 1) for t in tasks]
     gpu_type, per_node = _gpus(req, nodes, max(tasks))
-    cpus = [max(t * (req.cpus_per_task or 1), req.mincpus or 0,
-                (req.cpus_per_gpu or 0) * per_node) for t in tasks]
+    cpus = [
+        max(t * (req.cpus_per_task or 1), req.mincpus or 0, (req.cpus_per_gpu or 0) * per_node)
+        for t in tasks
+    ]
     mem = req.mem
     if req.mem_per_cpu is not None:
         mem = req.mem_per_cpu * max(cpus)
@@ -75,6 +77,8 @@ def partition_of(req: JobRequest, cfg: Config) -> tuple[str, dict]:
     name = req.partition or cfg.default_partition()
     assert name is not None  # default_partition() is None only without partitions
     if name not in cfg.partitions:
-        raise SlurmError(f"invalid partition specified: {name}",
-                         "Batch job submission failed: Invalid partition name specified")
+        raise SlurmError(
+            f"invalid partition specified: {name}",
+            "Batch job submission failed: Invalid partition name specified",
+        )
     return name, cfg.partitions[name]

@@ -1,5 +1,4 @@
-"""The user's login environment, as slurmd gives it to --export=NONE and --export=NAME jobs.
-"""
+"""The user's login environment, as slurmd gives it to --export=NONE and --export=NAME jobs."""
 
 from __future__ import annotations
 
@@ -31,13 +30,21 @@ def login_base(entry, defs: dict) -> dict:
     """What `su - user` starts the login shell with: HOME, SHELL, USER, LOGNAME, PATH from
     login.defs (ENV_SUPATH for root, ENV_PATH otherwise, su's own default without them) and
     MAIL (pam_mail: MAIL_DIR/user)."""
-    key, default = ("ENV_SUPATH", "/sbin:/bin:/usr/sbin:/usr/bin") if entry.pw_uid == 0 \
+    key, default = (
+        ("ENV_SUPATH", "/sbin:/bin:/usr/sbin:/usr/bin")
+        if entry.pw_uid == 0
         else ("ENV_PATH", "/bin:/usr/bin")
+    )
     path = defs.get(key, default)
-    path = path[len("PATH="):] if path.startswith("PATH=") else path
-    return {"HOME": entry.pw_dir, "SHELL": entry.pw_shell or "/bin/sh", "USER": entry.pw_name,
-            "LOGNAME": entry.pw_name, "PATH": path,
-            "MAIL": os.path.join(defs.get("MAIL_DIR", "/var/mail"), entry.pw_name)}
+    path = path[len("PATH=") :] if path.startswith("PATH=") else path
+    return {
+        "HOME": entry.pw_dir,
+        "SHELL": entry.pw_shell or "/bin/sh",
+        "USER": entry.pw_name,
+        "LOGNAME": entry.pw_name,
+        "PATH": path,
+        "MAIL": os.path.join(defs.get("MAIL_DIR", "/var/mail"), entry.pw_name),
+    }
 
 
 LOGIN_REUSE = 60  # s a login environment read for one job serves the next ones
@@ -73,9 +80,16 @@ def read_login_environment() -> dict:
     try:
         proc = subprocess.run(
             ["-" + os.path.basename(shell), "-c", f"printf '\\0{LOGIN_MARK}\\0'; exec env -0"],
-            executable=shell, env=base, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, cwd=entry.pw_dir if os.path.isdir(entry.pw_dir) else "/",
-            timeout=LOGIN_TIMEOUT, start_new_session=True, check=False)
+            executable=shell,
+            env=base,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=entry.pw_dir if os.path.isdir(entry.pw_dir) else "/",
+            timeout=LOGIN_TIMEOUT,
+            start_new_session=True,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return base
     marker = f"\0{LOGIN_MARK}\0".encode()

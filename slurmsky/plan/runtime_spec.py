@@ -11,14 +11,25 @@ from slurmsky.parse.request import JobRequest
 from slurmsky.plan.layout import Layout
 
 
-def runtime_spec(req: JobRequest, cfg: Config, lay: Layout, partition: str, *,
-                 job_id: int | None, array_job_ids: list[int] | None = None,
-                 environment: dict | None) -> dict:
+def runtime_spec(
+    req: JobRequest,
+    cfg: Config,
+    lay: Layout,
+    partition: str,
+    *,
+    job_id: int | None,
+    array_job_ids: list[int] | None = None,
+    environment: dict | None,
+) -> dict:
     """The node runtime's spec (see slurmsky/runtime for its contract)."""
     array = None
     if req.array is not None:
-        array = {"job_id": job_id, "indices": list(req.array.indices),
-                 "job_ids": array_job_ids, "throttle": req.array.throttle}
+        array = {
+            "job_id": job_id,
+            "indices": list(req.array.indices),
+            "job_ids": array_job_ids,
+            "throttle": req.array.throttle,
+        }
     default_out = "slurm-%A_%a.out" if array else "slurm-%j.out"
     return {
         "version": 1,
@@ -39,8 +50,9 @@ def runtime_spec(req: JobRequest, cfg: Config, lay: Layout, partition: str, *,
         "script": req.script,
         "script_args": list(req.script_args),
         "num_nodes": lay.num_nodes,
-        "ntasks": req.ntasks if req.ntasks is not None else (
-            sum(lay.tasks_per_node) if req.ntasks_per_node else None),
+        "ntasks": req.ntasks
+        if req.ntasks is not None
+        else (sum(lay.tasks_per_node) if req.ntasks_per_node else None),
         "ntasks_per_node": req.ntasks_per_node,
         "cpus_per_task": req.cpus_per_task,
         "tasks_per_node": list(lay.tasks_per_node),
@@ -55,8 +67,16 @@ def runtime_spec(req: JobRequest, cfg: Config, lay: Layout, partition: str, *,
         "mem_per_gpu": req.mem_per_gpu,
         "time_limit": req.time * 60 if req.time is not None and req.time > 0 else None,
         "kill_wait": cfg.kill_wait,
-        "signal": ({"signum": req.signal.signum, "seconds": req.signal.seconds,
-                    "batch": req.signal.batch, "full": False} if req.signal else None),
+        "signal": (
+            {
+                "signum": req.signal.signum,
+                "seconds": req.signal.seconds,
+                "batch": req.signal.batch,
+                "full": False,
+            }
+            if req.signal
+            else None
+        ),
         "output": req.output or default_out,
         "error": req.error,
         "input": req.input,

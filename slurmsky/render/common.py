@@ -27,8 +27,6 @@ def version_line() -> str:
     return f"slurm-wlm {SLURM_VERSION}"
 
 
-
-
 def iso(when: float | None, none: str = "Unknown") -> str:
     """Slurm's time stamps: local `YYYY-MM-DDTHH:MM:SS`."""
     if not when:
@@ -110,8 +108,7 @@ class Item:
         self.key = key
 
 
-def parse_percent_format(text: str, fields: dict, codes: dict,
-                         errors: list[str]) -> list[Item]:
+def parse_percent_format(text: str, fields: dict, codes: dict, errors: list[str]) -> list[Item]:
     """squeue/sinfo `-o`: prefix, then `%[.][width]<letter><suffix>` tokens; an unknown letter
     prints `%token` literally and reports `Invalid job format specification: <letter>`."""
     items: list[Item] = []
@@ -132,8 +129,8 @@ def parse_percent_format(text: str, fields: dict, codes: dict,
         while i < len(token) and token[i].isdigit():
             width = width * 10 + int(token[i])
             i += 1
-        letter = token[i:i + 1]
-        suffix = token[i + 1:]
+        letter = token[i : i + 1]
+        suffix = token[i + 1 :]
         name = codes.get(letter)
         if name is None:
             errors.append(letter)
@@ -195,9 +192,11 @@ def _cell(item: Item):
     if cut is None:  # %R: the reason is cut, a node list is not
         return lambda obj: _cut_unless_nodes(value_of(obj), width, right) + suffix
     if right and cut and width > 0:  # most of squeue's columns: "%.8j"
+
         def right_cut(obj):
             value = value_of(obj)
             return ("(null)" if value is None else value).rjust(width)[:width] + suffix
+
         return right_cut
     return lambda obj: pad(value_of(obj), width, right, cut) + suffix
 

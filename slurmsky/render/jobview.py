@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from slurmsky.display import format_array, format_elapsed, format_mem
 from slurmsky.core.states import FINISHED_STATES
+from slurmsky.display import format_array, format_elapsed, format_mem
 from slurmsky.render.common import clock, iso
 
 PRIORITY_TOP = 0xFFFF0000  # basic priority of the first job; each later one gets one less
@@ -90,8 +90,9 @@ class Job:
         limit = rec.time_limit
         if rec.state in FINISHED_STATES:
             return iso(rec.end_time, "N/A")
-        base = rec.start_time if self.started else (
-            rec.begin_time if rec.state == "PENDING" else None)
+        base = (
+            rec.start_time if self.started else (rec.begin_time if rec.state == "PENDING" else None)
+        )
         if not base:
             return "N/A"
         if limit is None:
@@ -169,8 +170,15 @@ class Job:
         from slurmsky.runtime.filepattern import expand
 
         rec = self.rec
-        name = expand(pattern, job_id=self.job_id, array_job_id=rec.array_job_id,
-                      array_task_id=task, job_name=rec.name, user=rec.user, node_name="%N")
+        name = expand(
+            pattern,
+            job_id=self.job_id,
+            array_job_id=rec.array_job_id,
+            array_task_id=task,
+            job_name=rec.name,
+            user=rec.user,
+            node_name="%N",
+        )
         return os.path.join(rec.workdir, name)
 
 
@@ -179,8 +187,9 @@ class Job:
 SPECS = None
 
 
-def collapse(records, *, keep_tasks=(), expand: bool = False, now: float | None = None
-             ) -> list[Job]:
+def collapse(
+    records, *, keep_tasks=(), expand: bool = False, now: float | None = None
+) -> list[Job]:
     """Jobs as slurmctld holds them: array elements that never started (pending, or cancelled
     while pending) are one record per array, unless `expand` (`squeue -r`) or the element was
     asked for by its task id (`keep_tasks`: (array id, index) pairs)."""
@@ -188,9 +197,14 @@ def collapse(records, *, keep_tasks=(), expand: bool = False, now: float | None 
     jobs: list[Job] = []
     groups: dict = {}
     for rec in records:
-        if (not expand and rec.array_task_id is not None and rec.start_time is None
-                and rec.restarts == 0 and rec.state in ("PENDING", "CANCELLED")
-                and (rec.array_job_id, rec.array_task_id) not in keep_tasks):
+        if (
+            not expand
+            and rec.array_task_id is not None
+            and rec.start_time is None
+            and rec.restarts == 0
+            and rec.state in ("PENDING", "CANCELLED")
+            and (rec.array_job_id, rec.array_task_id) not in keep_tasks
+        ):
             key = (rec.array_job_id, rec.state, rec.held, rec.name, rec.partition)
             group = groups.get(key)
             if group is None:
@@ -206,8 +220,10 @@ def collapse(records, *, keep_tasks=(), expand: bool = False, now: float | None 
 
 def tres(job: Job) -> str:
     rec = job.rec
-    text = f"cpu={rec.num_cpus},mem={format_mem(job.total_mem)},node={rec.num_nodes}," \
-           f"billing={rec.num_cpus}"
+    text = (
+        f"cpu={rec.num_cpus},mem={format_mem(job.total_mem)},node={rec.num_nodes},"
+        f"billing={rec.num_cpus}"
+    )
     gres = job.gres
     if gres:
         count = gres.rsplit(":", 1)[-1]

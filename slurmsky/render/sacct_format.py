@@ -5,54 +5,140 @@ and `--parsable2`; one `.batch` row per started batch job.
 
 from __future__ import annotations
 
+from slurmsky.core.states import FINISHED_STATES
 from slurmsky.display import format_hms, format_mem
 from slurmsky.render.common import cluster_name, group_name, iso
-from slurmsky.core.states import FINISHED_STATES
 from slurmsky.render.jobview import Job
 from slurmsky.runtime.getopt_long import UsageError
 
 # Slurm 22.05's sacct fields (its --helpformat order) and default column widths; a negative
 # width is left-justified.
 SACCT_WIDTHS = {
-    "Account": 10, "AdminComment": 15, "AllocCPUS": 10, "AllocNodes": 10, "AllocTRES": 10,
-    "AssocID": 7, "AveCPU": 10, "AveCPUFreq": 10, "AveDiskRead": 14, "AveDiskWrite": 14,
-    "AvePages": 10, "AveRSS": 10, "AveVMSize": 10, "BlockID": 16, "Cluster": 10,
-    "Comment": 14, "Constraints": 19, "ConsumedEnergy": 14, "ConsumedEnergyRaw": 17,
-    "Container": 19, "CPUTime": 10, "CPUTimeRAW": 10, "DBIndex": 9, "DerivedExitCode": 15,
-    "Elapsed": 10, "ElapsedRaw": 10, "Eligible": 19, "End": 19, "ExitCode": 8, "Flags": 19,
-    "GID": 6, "Group": 9, "JobID": -12, "JobIDRaw": -12, "JobName": 10, "Layout": 9,
-    "MaxDiskRead": 12, "MaxDiskReadNode": 15, "MaxDiskReadTask": 15, "MaxDiskWrite": 12,
-    "MaxDiskWriteNode": 16, "MaxDiskWriteTask": 16, "MaxPages": 8, "MaxPagesNode": 12,
-    "MaxPagesTask": 14, "MaxRSS": 10, "MaxRSSNode": 10, "MaxRSSTask": 10, "MaxVMSize": 10,
-    "MaxVMSizeNode": 14, "MaxVMSizeTask": 14, "McsLabel": 12, "MinCPU": 10,
-    "MinCPUNode": 10, "MinCPUTask": 10, "NCPUS": 10, "NNodes": 8, "NodeList": 15,
-    "NTasks": 8, "Partition": 10, "Priority": 10, "QOS": 10, "QOSRAW": 6, "Reason": 22,
-    "ReqCPUFreq": 10, "ReqCPUFreqGov": 13, "ReqCPUFreqMax": 13, "ReqCPUFreqMin": 13,
-    "ReqCPUS": 8, "ReqMem": 10, "ReqNodes": 8, "ReqTRES": 10, "Reservation": 20,
-    "ReservationId": 13, "Reserved": 10, "ResvCPU": 10, "ResvCPURAW": 10, "Start": 19,
-    "State": 10, "Submit": 19, "SubmitLine": 20, "Suspended": 10, "SystemComment": 15,
-    "SystemCPU": 10, "Timelimit": 10, "TimelimitRaw": 12, "TotalCPU": 10,
-    "TRESUsageInAve": 14, "TRESUsageInMax": 14, "TRESUsageInMaxNode": 18,
-    "TRESUsageInMaxTask": 18, "TRESUsageInMin": 14, "TRESUsageInMinNode": 18,
-    "TRESUsageInMinTask": 18, "TRESUsageInTot": 14, "TRESUsageOutAve": 15,
-    "TRESUsageOutMax": 15, "TRESUsageOutMaxNode": 19, "TRESUsageOutMaxTask": 19,
-    "TRESUsageOutMin": 15, "TRESUsageOutMinNode": 19, "TRESUsageOutMinTask": 19,
-    "TRESUsageOutTot": 15, "UID": 6, "User": 9, "UserCPU": 10, "WCKey": 10, "WCKeyID": 7,
+    "Account": 10,
+    "AdminComment": 15,
+    "AllocCPUS": 10,
+    "AllocNodes": 10,
+    "AllocTRES": 10,
+    "AssocID": 7,
+    "AveCPU": 10,
+    "AveCPUFreq": 10,
+    "AveDiskRead": 14,
+    "AveDiskWrite": 14,
+    "AvePages": 10,
+    "AveRSS": 10,
+    "AveVMSize": 10,
+    "BlockID": 16,
+    "Cluster": 10,
+    "Comment": 14,
+    "Constraints": 19,
+    "ConsumedEnergy": 14,
+    "ConsumedEnergyRaw": 17,
+    "Container": 19,
+    "CPUTime": 10,
+    "CPUTimeRAW": 10,
+    "DBIndex": 9,
+    "DerivedExitCode": 15,
+    "Elapsed": 10,
+    "ElapsedRaw": 10,
+    "Eligible": 19,
+    "End": 19,
+    "ExitCode": 8,
+    "Flags": 19,
+    "GID": 6,
+    "Group": 9,
+    "JobID": -12,
+    "JobIDRaw": -12,
+    "JobName": 10,
+    "Layout": 9,
+    "MaxDiskRead": 12,
+    "MaxDiskReadNode": 15,
+    "MaxDiskReadTask": 15,
+    "MaxDiskWrite": 12,
+    "MaxDiskWriteNode": 16,
+    "MaxDiskWriteTask": 16,
+    "MaxPages": 8,
+    "MaxPagesNode": 12,
+    "MaxPagesTask": 14,
+    "MaxRSS": 10,
+    "MaxRSSNode": 10,
+    "MaxRSSTask": 10,
+    "MaxVMSize": 10,
+    "MaxVMSizeNode": 14,
+    "MaxVMSizeTask": 14,
+    "McsLabel": 12,
+    "MinCPU": 10,
+    "MinCPUNode": 10,
+    "MinCPUTask": 10,
+    "NCPUS": 10,
+    "NNodes": 8,
+    "NodeList": 15,
+    "NTasks": 8,
+    "Partition": 10,
+    "Priority": 10,
+    "QOS": 10,
+    "QOSRAW": 6,
+    "Reason": 22,
+    "ReqCPUFreq": 10,
+    "ReqCPUFreqGov": 13,
+    "ReqCPUFreqMax": 13,
+    "ReqCPUFreqMin": 13,
+    "ReqCPUS": 8,
+    "ReqMem": 10,
+    "ReqNodes": 8,
+    "ReqTRES": 10,
+    "Reservation": 20,
+    "ReservationId": 13,
+    "Reserved": 10,
+    "ResvCPU": 10,
+    "ResvCPURAW": 10,
+    "Start": 19,
+    "State": 10,
+    "Submit": 19,
+    "SubmitLine": 20,
+    "Suspended": 10,
+    "SystemComment": 15,
+    "SystemCPU": 10,
+    "Timelimit": 10,
+    "TimelimitRaw": 12,
+    "TotalCPU": 10,
+    "TRESUsageInAve": 14,
+    "TRESUsageInMax": 14,
+    "TRESUsageInMaxNode": 18,
+    "TRESUsageInMaxTask": 18,
+    "TRESUsageInMin": 14,
+    "TRESUsageInMinNode": 18,
+    "TRESUsageInMinTask": 18,
+    "TRESUsageInTot": 14,
+    "TRESUsageOutAve": 15,
+    "TRESUsageOutMax": 15,
+    "TRESUsageOutMaxNode": 19,
+    "TRESUsageOutMaxTask": 19,
+    "TRESUsageOutMin": 15,
+    "TRESUsageOutMinNode": 19,
+    "TRESUsageOutMinTask": 19,
+    "TRESUsageOutTot": 15,
+    "UID": 6,
+    "User": 9,
+    "UserCPU": 10,
+    "WCKey": 10,
+    "WCKeyID": 7,
     "WorkDir": 20,
 }
 SACCT_NAMES = sorted(SACCT_WIDTHS, key=str.lower)
 SACCT_DEFAULT = "jobid,jobname,partition,account,alloccpus,state,exitcode"
 SACCT_BRIEF = "jobid,state,exitcode"
-SACCT_LONG = ("jobid,jobidraw,jobname,partition,maxvmsize,maxvmsizenode,maxvmsizetask,"
-              "avevmsize,maxrss,maxrssnode,maxrsstask,averss,maxpages,maxpagesnode,"
-              "maxpagestask,avepages,mincpu,mincpunode,mincputask,avecpu,ntasks,alloccpus,"
-              "elapsed,state,exitcode,avecpufreq,reqcpufreqmin,reqcpufreqmax,reqcpufreqgov,"
-              "reqmem,consumedenergy,maxdiskread,maxdiskreadnode,maxdiskreadtask,avediskread,"
-              "maxdiskwrite,maxdiskwritenode,maxdiskwritetask,avediskwrite,reqtres,alloctres,"
-              "tresusageinave,tresusageinmax,tresusageinmaxnode,tresusageinmaxtask,"
-              "tresusageinmin,tresusageinminnode,tresusageinmintask,tresusageintot,"
-              "tresusageoutmax,tresusageoutmaxnode,tresusageoutmaxtask,tresusageoutave,"
-              "tresusageouttot")
+SACCT_LONG = (
+    "jobid,jobidraw,jobname,partition,maxvmsize,maxvmsizenode,maxvmsizetask,"
+    "avevmsize,maxrss,maxrssnode,maxrsstask,averss,maxpages,maxpagesnode,"
+    "maxpagestask,avepages,mincpu,mincpunode,mincputask,avecpu,ntasks,alloccpus,"
+    "elapsed,state,exitcode,avecpufreq,reqcpufreqmin,reqcpufreqmax,reqcpufreqgov,"
+    "reqmem,consumedenergy,maxdiskread,maxdiskreadnode,maxdiskreadtask,avediskread,"
+    "maxdiskwrite,maxdiskwritenode,maxdiskwritetask,avediskwrite,reqtres,alloctres,"
+    "tresusageinave,tresusageinmax,tresusageinmaxnode,tresusageinmaxtask,"
+    "tresusageinmin,tresusageinminnode,tresusageinmintask,tresusageintot,"
+    "tresusageoutmax,tresusageoutmaxnode,tresusageoutmaxtask,tresusageoutave,"
+    "tresusageouttot"
+)
 
 
 def sacct_helpformat() -> str:
@@ -70,8 +156,9 @@ def parse_sacct_fields(text: str) -> list[tuple[str, int]]:
     for token in filter(None, text.split(",")):
         name, percent, width = token.partition("%")
         lower = name.lower()
-        found = next((n for n in SACCT_NAMES if n.lower().startswith(lower)), None) \
-            if lower else None
+        found = (
+            next((n for n in SACCT_NAMES if n.lower().startswith(lower)), None) if lower else None
+        )
         if found is None:
             raise UsageError(f'sacct: error: Invalid field requested: "{name}"')
         size = SACCT_WIDTHS[found]
@@ -156,8 +243,11 @@ def derived_exit_code(rec) -> str:
     result = rec.result or {}
     if result.get("derived_exit_code"):
         return str(result["derived_exit_code"])
-    codes = [int(s.get("exit_code") or 0) for s in result.get("steps") or ()
-             if isinstance(s, dict) and str(s.get("id")) != "batch"]
+    codes = [
+        int(s.get("exit_code") or 0)
+        for s in result.get("steps") or ()
+        if isinstance(s, dict) and str(s.get("id")) != "batch"
+    ]
     return f"{max(codes, default=0)}:0"
 
 
@@ -219,17 +309,29 @@ def _cpu(key: str):
     def value(row: Row):
         source = row.info if row.step is not None and row.info else (row.job.rec.result or {})
         return cpu_time_text(float(source.get(key) or 0))
+
     return value
 
 
 SACCT_VALUES = {
     "Account": lambda r: r.job.rec.account or "",
-    "AllocCPUS": lambda r: str(r.job.rec.num_cpus if r.step is None else
-                               r.info.get("cpus") or r.job.rec.cpus_per_node[0]),
+    "AllocCPUS": lambda r: str(
+        r.job.rec.num_cpus if r.step is None else r.info.get("cpus") or r.job.rec.cpus_per_node[0]
+    ),
     "AllocNodes": lambda r: str(r.job.rec.num_nodes if r.job.started else 0),
-    "AllocTRES": lambda r: ("billing=%d,cpu=%d,mem=%s,node=%d" % (
-        r.job.rec.num_cpus, r.job.rec.num_cpus, format_mem(r.job.total_mem),
-        r.job.rec.num_nodes)) if r.job.started else "",
+    "AllocTRES": lambda r: (
+        (
+            "billing=%d,cpu=%d,mem=%s,node=%d"
+            % (
+                r.job.rec.num_cpus,
+                r.job.rec.num_cpus,
+                format_mem(r.job.total_mem),
+                r.job.rec.num_nodes,
+            )
+        )
+        if r.job.started
+        else ""
+    ),
     "Cluster": lambda r: cluster_name(),
     "Comment": lambda r: "",  # AccountingStoreFlags=job_comment is not set, as by default
     "CPUTime": lambda r: format_hms(_elapsed(r) * r.job.rec.num_cpus),
@@ -244,16 +346,28 @@ SACCT_VALUES = {
     "Group": lambda r: group_name(r.job.rec.gid),
     "JobID": lambda r: _sacct_jobid(r, False),
     "JobIDRaw": lambda r: _sacct_jobid(r, True),
-    "JobName": lambda r: r.job.rec.name if r.step is None else (
-        "batch" if r.step == "batch" else r.info.get("name") or r.job.rec.name),
-    "NCPUS": lambda r: str(r.job.rec.num_cpus if r.step is None else
-                           r.info.get("cpus") or r.job.rec.cpus_per_node[0]),
+    "JobName": lambda r: (
+        r.job.rec.name
+        if r.step is None
+        else ("batch" if r.step == "batch" else r.info.get("name") or r.job.rec.name)
+    ),
+    "NCPUS": lambda r: str(
+        r.job.rec.num_cpus if r.step is None else r.info.get("cpus") or r.job.rec.cpus_per_node[0]
+    ),
     "NNodes": lambda r: str(r.job.rec.num_nodes if r.step is None or r.step != "batch" else 1),
-    "NodeList": lambda r: (r.job.rec.nodelist or "None assigned") if r.step is None else (
-        r.job.rec.batch_host if r.step == "batch" else r.info.get("nodes")
-        or r.job.rec.nodelist) or "",
-    "NTasks": lambda r: None if r.step is None else str(r.info.get("ntasks") or (
-        1 if r.step == "batch" else r.job.rec.num_tasks)),
+    "NodeList": lambda r: (
+        (r.job.rec.nodelist or "None assigned")
+        if r.step is None
+        else (
+            r.job.rec.batch_host if r.step == "batch" else r.info.get("nodes") or r.job.rec.nodelist
+        )
+        or ""
+    ),
+    "NTasks": lambda r: (
+        None
+        if r.step is None
+        else str(r.info.get("ntasks") or (1 if r.step == "batch" else r.job.rec.num_tasks))
+    ),
     "Partition": _job_only(lambda r: r.job.rec.partition),
     "Priority": lambda r: str(r.job.priority),
     "QOS": lambda r: "normal",
@@ -262,19 +376,32 @@ SACCT_VALUES = {
     "ReqCPUS": lambda r: str(r.job.rec.num_cpus),
     "ReqMem": _job_only(lambda r: format_mem(r.job.total_mem)),
     "ReqNodes": lambda r: str(r.job.rec.num_nodes),
-    "ReqTRES": _job_only(lambda r: "billing=%d,cpu=%d,mem=%s,node=%d" % (
-        r.job.rec.num_cpus, r.job.rec.num_cpus, format_mem(r.job.total_mem),
-        r.job.rec.num_nodes)),
+    "ReqTRES": _job_only(
+        lambda r: (
+            "billing=%d,cpu=%d,mem=%s,node=%d"
+            % (
+                r.job.rec.num_cpus,
+                r.job.rec.num_cpus,
+                format_mem(r.job.total_mem),
+                r.job.rec.num_nodes,
+            )
+        )
+    ),
     "Start": _sacct_start,
     "State": _sacct_state,
-    "Submit": lambda r: iso(r.job.rec.submit_time if r.step is None else
-                            r.info.get("start") or r.job.rec.start_time),
+    "Submit": lambda r: iso(
+        r.job.rec.submit_time if r.step is None else r.info.get("start") or r.job.rec.start_time
+    ),
     "Suspended": lambda r: "00:00:00",
     "SystemCPU": _cpu("system_cpu"),
-    "Timelimit": _job_only(lambda r: "UNLIMITED" if r.job.rec.time_limit is None
-                           else format_hms(r.job.rec.time_limit * 60)),
-    "TimelimitRaw": _job_only(lambda r: "UNLIMITED" if r.job.rec.time_limit is None
-                              else str(r.job.rec.time_limit)),
+    "Timelimit": _job_only(
+        lambda r: (
+            "UNLIMITED" if r.job.rec.time_limit is None else format_hms(r.job.rec.time_limit * 60)
+        )
+    ),
+    "TimelimitRaw": _job_only(
+        lambda r: "UNLIMITED" if r.job.rec.time_limit is None else str(r.job.rec.time_limit)
+    ),
     "TotalCPU": _cpu("total_cpu"),
     "UID": lambda r: str(r.job.rec.uid),
     "User": _job_only(lambda r: r.job.rec.user),
@@ -283,8 +410,14 @@ SACCT_VALUES = {
 }
 
 
-def sacct_lines(rows: list[Row], fields: list[tuple[str, int]], *, header: bool,
-                parsable: int, delimiter: str | None = None) -> list[str]:
+def sacct_lines(
+    rows: list[Row],
+    fields: list[tuple[str, int]],
+    *,
+    header: bool,
+    parsable: int,
+    delimiter: str | None = None,
+) -> list[str]:
     """Lines of sacct output. parsable: 0 columns, 1 `--parsable` (trailing `|`),
     2 `--parsable2`."""
     sep = delimiter if delimiter is not None else "|"
@@ -300,7 +433,7 @@ def sacct_lines(rows: list[Row], fields: list[tuple[str, int]], *, header: bool,
             if value is None:
                 value = " "
             elif len(value) > width:
-                value = value[:width] if is_header else value[:width - 1] + "+"
+                value = value[:width] if is_header else value[: width - 1] + "+"
             out.append(value.rjust(width) if right else value.ljust(width))
         out.append("")
         return " ".join(out)

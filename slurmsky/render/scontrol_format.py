@@ -5,9 +5,9 @@ line), and `show config` / `partition` / `node` blocks.
 from __future__ import annotations
 
 from slurmsky import backends
+from slurmsky.core.states import FINISHED_STATES
 from slurmsky.display import format_hms, format_mem
 from slurmsky.render.common import group_name, iso
-from slurmsky.core.states import FINISHED_STATES
 from slurmsky.render.jobview import Job, tres
 from slurmsky.render.sacct_format import derived_exit_code
 
@@ -16,8 +16,9 @@ def _hms(seconds: int) -> str:
     return format_hms(seconds)
 
 
-def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
-             spec: dict | None = None) -> str:
+def show_job(
+    job: Job, *, oneliner: bool = False, details: bool = False, spec: dict | None = None
+) -> str:
     """`scontrol show job`'s record of one job; `spec` (the submission's runtime spec, when
     known) gives the submit host and the --ntasks-per-node asked."""
     rec = job.rec
@@ -41,8 +42,11 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
         eligible = iso(rec.begin_time if pending else rec.submit_time)
     accrue = "Unknown" if rec.held else iso(rec.submit_time)
     if started:
-        end = iso(rec.end_time) if rec.end_time else (
-            iso(rec.start_time + rec.time_limit * 60) if rec.time_limit else "Unknown")
+        end = (
+            iso(rec.end_time)
+            if rec.end_time
+            else (iso(rec.start_time + rec.time_limit * 60) if rec.time_limit else "Unknown")
+        )
         start = iso(rec.start_time)
     elif rec.state in FINISHED_STATES:
         start = end = iso(rec.end_time)
@@ -50,8 +54,11 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
         start = iso(rec.begin_time) if rec.begin_time and not rec.held else "Unknown"
         end = "Unknown"
     limit = "UNLIMITED" if rec.time_limit is None else _hms(rec.time_limit * 60)
-    mem = (f"MinMemoryCPU={format_mem(rec.mem_per_cpu)}" if rec.mem_per_cpu is not None
-           else f"MinMemoryNode={format_mem(rec.mem_per_node or 0)}")
+    mem = (
+        f"MinMemoryCPU={format_mem(rec.mem_per_cpu)}"
+        if rec.mem_per_cpu is not None
+        else f"MinMemoryNode={format_mem(rec.mem_per_node or 0)}"
+    )
     tres_text = tres(job)
     lines = [
         first,
@@ -78,8 +85,11 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
         lines.append(f"BatchHost={rec.batch_host}")
     # a pending job shows the count asked: `1-2` for --nodes=1-2, `2-2` for -N2 (none: `1`);
     # once started or ended (even cancelled while pending), one number
-    num_nodes = (f"{rec.num_nodes}-{rec.max_nodes}" if rec.max_nodes and rec.state == "PENDING"
-                 else rec.num_nodes)
+    num_nodes = (
+        f"{rec.num_nodes}-{rec.max_nodes}"
+        if rec.max_nodes and rec.state == "PENDING"
+        else rec.num_nodes
+    )
     lines += [
         f"NumNodes={num_nodes} NumCPUs={rec.num_cpus} NumTasks={rec.num_tasks} "
         f"CPUs/Task={rec.cpus_per_task or 1} ReqB:S:C:T=0:0:*:*",
@@ -92,12 +102,14 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
         each = int(count) if count.isdigit() else 0
         lines.append("JOB_GRES=" + (f"{name}:{each * rec.num_nodes}" if gres else "(null)"))
         cpus = rec.cpus_per_node[0] if rec.cpus_per_node else 1
-        mem_each = (rec.mem_per_node if rec.mem_per_node is not None
-                    else (rec.mem_per_cpu or 0) * cpus)
-        lines.append(f"  Nodes={rec.nodelist} CPU_IDs={'0' if cpus == 1 else f'0-{cpus - 1}'}"
-                     f" Mem={mem_each} GRES=" + (
-                         f"{gres}(IDX:{'0' if each == 1 else f'0-{each - 1}'})" if gres
-                         else ""))
+        mem_each = (
+            rec.mem_per_node if rec.mem_per_node is not None else (rec.mem_per_cpu or 0) * cpus
+        )
+        lines.append(
+            f"  Nodes={rec.nodelist} CPU_IDs={'0' if cpus == 1 else f'0-{cpus - 1}'}"
+            f" Mem={mem_each} GRES="
+            + (f"{gres}(IDX:{'0' if each == 1 else f'0-{each - 1}'})" if gres else "")
+        )
     min_cpus = per_node * (rec.cpus_per_task or 1) if per_node else (rec.cpus_per_task or 1)
     lines += [
         f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode=0",
@@ -109,8 +121,11 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
     if rec.comment:
         lines.append(f"Comment={rec.comment} ")
     if rec.batch:
-        lines += [f"StdErr={job.std_path('err')}", f"StdIn={job.std_path('in')}",
-                  f"StdOut={job.std_path('out')}"]
+        lines += [
+            f"StdErr={job.std_path('err')}",
+            f"StdIn={job.std_path('in')}",
+            f"StdOut={job.std_path('out')}",
+        ]
     remote = backends.get(rec.executor).remote_id(rec) if rec.executor else None
     if remote is not None:
         lines.append("%s=%s" % remote)
@@ -120,8 +135,6 @@ def show_job(job: Job, *, oneliner: bool = False, details: bool = False,
     if oneliner:
         return " ".join(lines) + " \n"
     return "\n   ".join(lines) + "\n   \n\n"
-
-
 
 
 def show_config(items: list[tuple[str, str]], now: float, host: str) -> str:

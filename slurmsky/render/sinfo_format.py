@@ -1,5 +1,4 @@
-"""sinfo's output: `%`-formats over partitions and their nodes, grouped as sinfo groups them.
-"""
+"""sinfo's output: `%`-formats over partitions and their nodes, grouped as sinfo groups them."""
 
 from __future__ import annotations
 
@@ -10,20 +9,28 @@ from slurmsky.render.common import pad, parse_percent_format, render
 class NodeView:
     """One node in one partition, as sinfo shows it."""
 
-    __slots__ = ("name", "partition", "default", "cpus", "alloc_cpus", "memory", "gres",
-                 "limit", "state")
+    __slots__ = (
+        "name",
+        "partition",
+        "default",
+        "cpus",
+        "alloc_cpus",
+        "memory",
+        "gres",
+        "limit",
+        "state",
+    )
 
-    def __init__(self, name, partition, default, cpus, alloc_cpus, memory, gres, limit,
-                 state=None):
+    def __init__(self, name, partition, default, cpus, alloc_cpus, memory, gres, limit, state=None):
         self.name, self.partition, self.default = name, partition, default
         self.cpus, self.alloc_cpus, self.memory = cpus, alloc_cpus, memory
         self.gres, self.limit = gres, limit
-        self.state = state or ("idle" if not alloc_cpus else
-                               "alloc" if alloc_cpus >= cpus else "mix")
+        self.state = state or (
+            "idle" if not alloc_cpus else "alloc" if alloc_cpus >= cpus else "mix"
+        )
 
 
-LONG_STATES = {"idle": "idle", "mix": "mixed", "alloc": "allocated", "n/a": "n/a",
-               "idle~": "idle~"}
+LONG_STATES = {"idle": "idle", "mix": "mixed", "alloc": "allocated", "n/a": "n/a", "idle~": "idle~"}
 
 
 def _limit_text(minutes: int | None) -> str:
@@ -44,9 +51,17 @@ SINFO_FIELDS = {
     "a": ("AVAIL", lambda ns: "up"),
     "A": ("NODES(A/I)", lambda ns: _group_counts(ns).rsplit("/", 2)[0]),
     "c": ("CPUS", lambda ns: str(ns[0].cpus) if ns[0].cpus else "0"),
-    "C": ("CPUS(A/I/O/T)", lambda ns: "%d/%d/0/%d" % (
-        sum(n.alloc_cpus for n in ns), sum(n.cpus - n.alloc_cpus for n in ns),
-        sum(n.cpus for n in ns))),
+    "C": (
+        "CPUS(A/I/O/T)",
+        lambda ns: (
+            "%d/%d/0/%d"
+            % (
+                sum(n.alloc_cpus for n in ns),
+                sum(n.cpus - n.alloc_cpus for n in ns),
+                sum(n.cpus for n in ns),
+            )
+        ),
+    ),
     "d": ("TMP_DISK", lambda ns: "0"),
     "D": ("NODES", lambda ns: str(len([n for n in ns if n.name]))),
     "e": ("FREE_MEM", lambda ns: str(ns[0].memory)),
@@ -80,8 +95,15 @@ SINFO_NODE = "%N %.6D %.9P %.6t"
 SINFO_NODE_LONG = "%10N %.5D %.9P %.11T %4c %.8z %.6m %.8d %.6w %.8f %20E"
 
 
-def sinfo_lines(nodes: list[NodeView], fmt: str, *, header: bool, by_node: bool,
-                summary: bool, errors: list[str]) -> list[str]:
+def sinfo_lines(
+    nodes: list[NodeView],
+    fmt: str,
+    *,
+    header: bool,
+    by_node: bool,
+    summary: bool,
+    errors: list[str],
+) -> list[str]:
     """sinfo's table: nodes grouped (per partition, by every shown attribute) into lines."""
     from slurmsky.runtime.hostlist import compress
 

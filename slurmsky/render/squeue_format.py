@@ -33,8 +33,7 @@ def _cpus_per_task(job: Job) -> str:
 # name -> (header, value, cut): value(job) -> str or None (printed "(null)").
 SQUEUE_FIELDS: dict = {
     "account": ("ACCOUNT", lambda j: j.rec.account),
-    "accruetime": ("ACCRUE_TIME", lambda j: iso(j.rec.submit_time if not j.rec.held else 0,
-                                                 "N/A")),
+    "accruetime": ("ACCRUE_TIME", lambda j: iso(j.rec.submit_time if not j.rec.held else 0, "N/A")),
     "admin_comment": ("ADMIN_COMMENT", lambda j: None),
     "allocnodes": ("ALLOC_NODES", lambda j: "localhost"),
     "allocsid": ("ALLOC_SID", lambda j: "0"),
@@ -57,15 +56,19 @@ SQUEUE_FIELDS: dict = {
     "eligibletime": ("ELIGIBLE_TIME", lambda j: iso(j.rec.eligible_time, "N/A")),
     "endtime": ("END_TIME", Job.end_shown),
     "excnodes": ("EXC_NODES", lambda j: ""),
-    "exit_code": ("EXIT_CODE", lambda j: str(((j.rec.exit_code or 0) << 8)
-                                             | (j.rec.exit_signal or 0))),
+    "exit_code": (
+        "EXIT_CODE",
+        lambda j: str(((j.rec.exit_code or 0) << 8) | (j.rec.exit_signal or 0)),
+    ),
     "feature": ("FEATURES", lambda j: None),
     "groupid": ("GROUP", lambda j: str(j.rec.gid)),
     "groupname": ("GROUP", lambda j: group_name(j.rec.gid)),
     "jobarrayid": ("JOBID", lambda j: j.id_text),
     "jobid": ("JOBID", lambda j: str(j.job_id)),
-    "lastschedeval": ("LAST_SCHED_EVAL", lambda j: iso(j.rec.start_time or j.rec.submit_time,
-                                                        "N/A")),
+    "lastschedeval": (
+        "LAST_SCHED_EVAL",
+        lambda j: iso(j.rec.start_time or j.rec.submit_time, "N/A"),
+    ),
     "licenses": ("LICENSES", lambda j: None),
     "maxcpus": ("MAX_CPUS", lambda j: "0"),
     "maxnodes": ("MAX_NODES", lambda j: "0"),
@@ -84,8 +87,10 @@ SQUEUE_FIELDS: dict = {
     "oversubscribe": ("OVER_SUBSCRIBE", lambda j: "OK"),
     "shared": ("OVER_SUBSCRIBE", lambda j: "OK"),
     "partition": ("PARTITION", lambda j: j.rec.partition),
-    "pendingtime": ("PENDING_TIME", lambda j: str(int(
-        (j.rec.start_time if j.started else j.now) - j.rec.submit_time))),
+    "pendingtime": (
+        "PENDING_TIME",
+        lambda j: str(int((j.rec.start_time if j.started else j.now) - j.rec.submit_time)),
+    ),
     "priority": ("PRIORITY", lambda j: "%16.14f" % (j.priority / 0xFFFFFFFF)),
     "prioritylong": ("PRIORITY", lambda j: str(j.priority)),
     "qos": ("QOS", lambda j: "normal"),
@@ -125,16 +130,56 @@ SQUEUE_FIELDS: dict = {
 
 # squeue -o letters -> field names.
 PERCENT_CODES = {
-    "a": "account", "A": "jobid", "b": "tres-per-node", "B": "batchhost", "c": "mincpus",
-    "C": "numcpus", "d": "mintmpdisk", "D": "numnodes", "e": "endtime", "E": "dependency",
-    "f": "feature", "F": "arrayjobid", "g": "groupname", "G": "groupid", "h": "oversubscribe",
-    "H": "sockets", "i": "jobarrayid", "I": "cores", "j": "name", "J": "threads",
-    "k": "comment", "K": "arraytaskid", "l": "timelimit", "L": "timeleft", "m": "minmemory",
-    "M": "timeused", "n": "reqnodes", "N": "nodelist", "o": "command", "O": "contiguous",
-    "p": "priority", "P": "partition", "q": "qos", "Q": "prioritylong", "r": "reason",
-    "R": "reasonlist", "S": "starttime", "t": "statecompact", "T": "state", "u": "username",
-    "U": "userid", "v": "reservation", "V": "submittime", "w": "wckey", "W": "licenses",
-    "x": "excnodes", "X": "corespec", "y": "nice", "Y": "schednodes", "z": "sct",
+    "a": "account",
+    "A": "jobid",
+    "b": "tres-per-node",
+    "B": "batchhost",
+    "c": "mincpus",
+    "C": "numcpus",
+    "d": "mintmpdisk",
+    "D": "numnodes",
+    "e": "endtime",
+    "E": "dependency",
+    "f": "feature",
+    "F": "arrayjobid",
+    "g": "groupname",
+    "G": "groupid",
+    "h": "oversubscribe",
+    "H": "sockets",
+    "i": "jobarrayid",
+    "I": "cores",
+    "j": "name",
+    "J": "threads",
+    "k": "comment",
+    "K": "arraytaskid",
+    "l": "timelimit",
+    "L": "timeleft",
+    "m": "minmemory",
+    "M": "timeused",
+    "n": "reqnodes",
+    "N": "nodelist",
+    "o": "command",
+    "O": "contiguous",
+    "p": "priority",
+    "P": "partition",
+    "q": "qos",
+    "Q": "prioritylong",
+    "r": "reason",
+    "R": "reasonlist",
+    "S": "starttime",
+    "t": "statecompact",
+    "T": "state",
+    "u": "username",
+    "U": "userid",
+    "v": "reservation",
+    "V": "submittime",
+    "w": "wckey",
+    "W": "licenses",
+    "x": "excnodes",
+    "X": "corespec",
+    "y": "nice",
+    "Y": "schednodes",
+    "z": "sct",
     "Z": "workdir",
 }
 
@@ -165,18 +210,30 @@ def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
         return (rec.array_job_id, NO_VAL if job.tasks is not None else rec.array_task_id)
 
     keys = {
-        "i": id_key, "j": lambda j: j.rec.name, "u": lambda j: j.rec.user,
-        "U": lambda j: j.rec.uid, "P": lambda j: j.rec.partition,
-        "p": lambda j: j.priority, "Q": lambda j: j.priority, "t": _compact,
-        "T": _state_name, "M": lambda j: j.used(), "D": lambda j: j.rec.num_nodes,
-        "C": lambda j: j.rec.num_cpus, "l": lambda j: j.rec.time_limit or 2**32,
-        "V": lambda j: j.rec.submit_time, "e": lambda j: j.rec.end_time or 0,
-        "N": lambda j: j.rec.nodelist or "", "B": lambda j: j.rec.batch_host or "",
-        "g": lambda j: group_name(j.rec.gid), "G": lambda j: j.rec.gid,
+        "i": id_key,
+        "j": lambda j: j.rec.name,
+        "u": lambda j: j.rec.user,
+        "U": lambda j: j.rec.uid,
+        "P": lambda j: j.rec.partition,
+        "p": lambda j: j.priority,
+        "Q": lambda j: j.priority,
+        "t": _compact,
+        "T": _state_name,
+        "M": lambda j: j.used(),
+        "D": lambda j: j.rec.num_nodes,
+        "C": lambda j: j.rec.num_cpus,
+        "l": lambda j: j.rec.time_limit or 2**32,
+        "V": lambda j: j.rec.submit_time,
+        "e": lambda j: j.rec.end_time or 0,
+        "N": lambda j: j.rec.nodelist or "",
+        "B": lambda j: j.rec.batch_host or "",
+        "g": lambda j: group_name(j.rec.gid),
+        "G": lambda j: j.rec.gid,
         "S": lambda j: start_key(j) if j.start_shown() else 2**40,
         "L": lambda j: (j.rec.time_limit * 60 - j.used()) if j.rec.time_limit else 2**40,
         "m": lambda j: j.total_mem,
     }
+
     def list_key(job: Job):
         # slurmctld's own list order, which decides ties: held jobs (priority 0) come newest
         # first, as the peer shows them; array tasks by index
@@ -197,35 +254,37 @@ def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
     return jobs
 
 
-
-
-
-
-
-
-
 def _elapsed_sql(s: str) -> str:
     """format_elapsed of the integer expression `s`, in SQL."""
-    return (f"(CASE WHEN {s} < 0 OR {s} > {365 * 86400} THEN 'INVALID' "
-            f"WHEN {s} >= 86400 THEN printf('%d-%02d:%02d:%02d', {s} / 86400, "
-            f"{s} % 86400 / 3600, {s} % 3600 / 60, {s} % 60) "
-            f"WHEN {s} >= 3600 THEN printf('%d:%02d:%02d', {s} / 3600, {s} % 3600 / 60, "
-            f"{s} % 60) ELSE printf('%d:%02d', {s} / 60, {s} % 60) END)")
+    return (
+        f"(CASE WHEN {s} < 0 OR {s} > {365 * 86400} THEN 'INVALID' "
+        f"WHEN {s} >= 86400 THEN printf('%d-%02d:%02d:%02d', {s} / 86400, "
+        f"{s} % 86400 / 3600, {s} % 3600 / 60, {s} % 60) "
+        f"WHEN {s} >= 3600 THEN printf('%d:%02d:%02d', {s} / 3600, {s} % 3600 / 60, "
+        f"{s} % 60) ELSE printf('%d:%02d', {s} / 60, {s} % 60) END)"
+    )
 
 
-_CODE_SQL = ("(CASE state " + " ".join(f"WHEN '{name}' THEN '{code}'" for name, code
-                                      in STATE_CODES.items()) + " ELSE state END)")
+_CODE_SQL = (
+    "(CASE state "
+    + " ".join(f"WHEN '{name}' THEN '{code}'" for name, code in STATE_CODES.items())
+    + " ELSE state END)"
+)
 _STARTED_SQL = "(start_time IS NOT NULL AND state != 'PENDING')"  # Job.started
-_USED_SQL = ("max(CAST((CASE WHEN end_time THEN end_time ELSE {now} END) - start_time "
-             "AS INTEGER), 0)")  # Job.used() of a started job
+_USED_SQL = (
+    "max(CAST((CASE WHEN end_time THEN end_time ELSE {now} END) - start_time "
+    "AS INTEGER), 0)"
+)  # Job.used() of a started job
 _REASON_STATES = ("PENDING", "TIMEOUT", "FAILED", "OUT_OF_MEMORY", "DEADLINE")
 
 SQUEUE_SQL = {
     "account": "coalesce(account, '(null)')",
     "arrayjobid": "CAST(coalesce(array_job_id, job_id) AS TEXT)",
     "arraytaskid": "coalesce(CAST(array_task_id AS TEXT), 'N/A')",
-    "jobarrayid": ("(CASE WHEN array_job_id IS NOT NULL AND array_task_id IS NOT NULL "
-                   "THEN array_job_id || '_' || array_task_id ELSE CAST(job_id AS TEXT) END)"),
+    "jobarrayid": (
+        "(CASE WHEN array_job_id IS NOT NULL AND array_task_id IS NOT NULL "
+        "THEN array_job_id || '_' || array_task_id ELSE CAST(job_id AS TEXT) END)"
+    ),
     "jobid": "CAST(job_id AS TEXT)",
     "name": "name",
     "nodelist": "coalesce(nodelist, '')",
@@ -233,14 +292,20 @@ SQUEUE_SQL = {
     "numnodes": "CAST(num_nodes AS TEXT)",
     "partition": "partition",
     "reason": "reason",
-    "reasonlist": (f"(CASE WHEN state IN {_REASON_STATES} THEN '(' || reason || ')' "
-                   "ELSE coalesce(nodelist, '') END)"),
+    "reasonlist": (
+        f"(CASE WHEN state IN {_REASON_STATES} THEN '(' || reason || ')' "
+        "ELSE coalesce(nodelist, '') END)"
+    ),
     "state": "state",
     "statecompact": _CODE_SQL,
-    "timelimit": ("(CASE WHEN time_limit IS NULL THEN 'UNLIMITED' ELSE "
-                  + _elapsed_sql("(time_limit * 60)") + " END)"),
-    "timeused": (f"(CASE WHEN NOT {_STARTED_SQL} THEN '0:00' ELSE "
-                 + _elapsed_sql(_USED_SQL) + " END)"),
+    "timelimit": (
+        "(CASE WHEN time_limit IS NULL THEN 'UNLIMITED' ELSE "
+        + _elapsed_sql("(time_limit * 60)")
+        + " END)"
+    ),
+    "timeused": (
+        f"(CASE WHEN NOT {_STARTED_SQL} THEN '0:00' ELSE " + _elapsed_sql(_USED_SQL) + " END)"
+    ),
     "userid": "CAST(uid AS TEXT)",
     "username": "user",
 }
@@ -250,7 +315,8 @@ SQUEUE_SQL = {
 # row is an element of a collapsed array, whose record sorts as an id's last task.
 _HELD_SQL = "(held IS NOT NULL AND held != '')"
 _SORT_SQL = (
-    "partition", _CODE_SQL,
+    "partition",
+    _CODE_SQL,
     f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -max({PRIORITY_TOP} - submission, 1) END)",
     # -start_key: Job.start_shown(), `now + 100` when unknown, `now` for a pending job's past
     "-(CASE WHEN state = 'PENDING' THEN (CASE WHEN begin_time IS NULL OR begin_time = 0 "
@@ -261,8 +327,10 @@ _SORT_SQL = (
     "ELSE coalesce(array_task_id, -1) END)" % NO_VAL,
     "job_id",
 )
-_COLLAPSIBLE_SQL = ("(array_task_id IS NOT NULL AND start_time IS NULL AND restarts = 0 "
-                    "AND state IN ('PENDING', 'CANCELLED'))")  # as collapse() groups
+_COLLAPSIBLE_SQL = (
+    "(array_task_id IS NOT NULL AND start_time IS NULL AND restarts = 0 "
+    "AND state IN ('PENDING', 'CANCELLED'))"
+)  # as collapse() groups
 
 
 class Listing:
@@ -287,10 +355,21 @@ class Listing:
         self.items, self.now = items, now
         collapsible = "0" if expand else _COLLAPSIBLE_SQL
         keys = [k.replace("{collapsible}", collapsible) for k in _SORT_SQL]
-        packed = " || x'1f' || ".join(f"({k})" for k in (
-            "array_job_id", "array_task_id", "job_id", *keys[:5], "coalesce(held, '')", "name"))
-        columns = [f"(CASE WHEN NOT {collapsible} THEN {_printf(parts)} END)",
-                   f"(CASE WHEN {collapsible} THEN {packed} END)"]
+        packed = " || x'1f' || ".join(
+            f"({k})"
+            for k in (
+                "array_job_id",
+                "array_task_id",
+                "job_id",
+                *keys[:5],
+                "coalesce(held, '')",
+                "name",
+            )
+        )
+        columns = [
+            f"(CASE WHEN NOT {collapsible} THEN {_printf(parts)} END)",
+            f"(CASE WHEN {collapsible} THEN {packed} END)",
+        ]
         self.columns, self.args = self._bind(columns, now)
         order, self.order_args = self._bind(keys, now)
         self.order_by = ", ".join(order)
@@ -307,9 +386,17 @@ class Listing:
     def fits(items: list[Item], sort: str | None) -> bool:
         """Whether SQLite can compute a listing of these items in this order."""
         return sort is None and all(
-            item.field is None or (item.key in SQUEUE_SQL and (
-                (item.field[2] if len(item.field) > 2 else True) is not None
-                or item.width <= 0 or not item.right)) for item in items)
+            item.field is None
+            or (
+                item.key in SQUEUE_SQL
+                and (
+                    (item.field[2] if len(item.field) > 2 else True) is not None
+                    or item.width <= 0
+                    or not item.right
+                )
+            )
+            for item in items
+        )
 
     def lines(self, rows: list[tuple], records) -> list[str]:
         out: list = []
@@ -344,8 +431,7 @@ class Listing:
         reps = records([(int(key[0]), g[0]) for key, g in groups.items()])
         by_id = {rec.job_id: rec for rec in reps}
         render = renderer(self.items)
-        return [render(Job(by_id[e[1]], e[3], self.now)) if isinstance(e, list) else e
-                for e in out]
+        return [render(Job(by_id[e[1]], e[3], self.now)) if isinstance(e, list) else e for e in out]
 
 
 def _printf(parts: list[tuple[str, str | None]]) -> str:
@@ -376,8 +462,6 @@ def _printf_spec(item: Item) -> str:
     if not item.right:
         return f"%!-{item.width}.{item.width}s"
     return f"%!{item.width}.{item.width}s" if cut else f"%!{item.width}s"
-
-
 
 
 def job_json(job: Job) -> dict:
@@ -438,10 +522,13 @@ def job_json(job: Job) -> dict:
 def openapi_document(jobs: list[Job]) -> dict:
     major, minor, micro = SLURM_VERSION.split(".")
     return {
-        "meta": {"plugin": {"type": "openapi/v0.0.38", "name": "Slurm OpenAPI v0.0.38"},
-                 "Slurm": {"version": {"major": int(major), "micro": int(micro),
-                                       "minor": int(minor)},
-                           "release": SLURM_VERSION}},
+        "meta": {
+            "plugin": {"type": "openapi/v0.0.38", "name": "Slurm OpenAPI v0.0.38"},
+            "Slurm": {
+                "version": {"major": int(major), "micro": int(micro), "minor": int(minor)},
+                "release": SLURM_VERSION,
+            },
+        },
         "errors": [],
         "jobs": [job_json(j) for j in jobs],
     }

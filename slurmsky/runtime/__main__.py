@@ -13,6 +13,7 @@
 Inside the job, ``srun`` and ``scontrol`` are small wrappers in the node's rundir/bin (see
 rundir.py) that run srun.main / scontrol.main directly.
 """
+
 import argparse
 import json
 import logging
@@ -26,8 +27,8 @@ import time
 from . import channel, rundir
 from .agent import Agent
 from .controller import Controller
-from .spec import SECRET_VAR, Job, SpecError, load
 from .launch import undo_locale_coercion
+from .spec import SECRET_VAR, Job, SpecError, load
 
 
 def main(argv=None):
@@ -66,8 +67,11 @@ def run_node(spec_path, result_path, run_dir):
     secret = environ.pop(SECRET_VAR, None)
     os.environ.pop(SECRET_VAR, None)  # nothing started from here may inherit it
     rank = int(environ.get("SKYPILOT_NODE_RANK") or 0)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%%(asctime)s slurmsky-runtime[node%d]: %%(message)s" % rank)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%%(asctime)s slurmsky-runtime[node%d]: %%(message)s" % rank,
+    )
     result_path = os.path.abspath(result_path) if result_path else None
     try:
         job = Job(load(spec_path), environ)
@@ -94,9 +98,20 @@ def _failed(rank, result_path, reason):
     logging.error("%s", reason)
     if rank == 0 and result_path:
         now = time.time()
-        rundir.write_private(result_path, json.dumps(
-            {"state": "FAILED", "exit_code": 1, "signal": 0, "start": now, "end": now,
-             "reason": reason}) + "\n")
+        rundir.write_private(
+            result_path,
+            json.dumps(
+                {
+                    "state": "FAILED",
+                    "exit_code": 1,
+                    "signal": 0,
+                    "start": now,
+                    "end": now,
+                    "reason": reason,
+                }
+            )
+            + "\n",
+        )
     return 1
 
 

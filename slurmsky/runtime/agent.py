@@ -6,6 +6,7 @@ step tasks node 0 sends it and signals what node 0 tells it to. It exits when no
 the job is over, when node 0 goes silent (bounded: heartbeats), or on SIGTERM -- always after
 killing every process of the job on this node.
 """
+
 import logging
 import shutil
 import signal
@@ -27,7 +28,7 @@ class Agent:
         self.agent_key = channel.role_key(secret, "agent")
         self.local_key = channel.role_key(secret, "local")
         self.waker = Waker()
-        self.stop = None    # why the agent ends: "shutdown", "lost" or "signal"
+        self.stop = None  # why the agent ends: "shutdown", "lost" or "signal"
         self.conn = self.steps = None
 
     def run(self):
@@ -36,8 +37,9 @@ class Agent:
         self.waker.catch((signal.SIGTERM, signal.SIGINT, signal.SIGHUP), self._on_signal)
         deadline = time.monotonic() + job.spec["startup_timeout"]
         try:
-            self.conn, port = channel.find_node0(job.ips[0], job.job_id, self.agent_key,
-                                                 job.rank, deadline, lambda: self.stop)
+            self.conn, port = channel.find_node0(
+                job.ips[0], job.job_id, self.agent_key, job.rank, deadline, lambda: self.stop
+            )
             self.conn.sock.settimeout(HEARTBEAT_DEAD)
             setup, _ = self.conn.recv()
         except channel.ChannelError as e:

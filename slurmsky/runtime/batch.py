@@ -5,6 +5,7 @@ on Slurm; it runs in the working directory with stdout/stderr on the expanded --
 --error files (stderr joins stdout when --error is absent or names the same file), stdin
 from --input or /dev/null, in its own process group.
 """
+
 import os
 import threading
 import time
@@ -31,23 +32,34 @@ class Batch:
     def _path(self, pattern):
         job = self.job
         name = filepattern.expand(
-            pattern, job_id=job.job_id, array_job_id=job.array_job_id,
+            pattern,
+            job_id=job.job_id,
+            array_job_id=job.array_job_id,
             array_task_id=job.array_task_id,
             job_name="(null)" if job.spec["job_name_unset"] else job.spec["job_name"],
-            user=job.spec["user"], node_name=job.names[0], node_id=0, task_id=0)
+            user=job.spec["user"],
+            node_name=job.names[0],
+            node_id=0,
+            task_id=0,
+        )
         return os.path.join(job.workdir, name)
 
     def start(self):
         spec = self.job.spec
         if not os.path.isdir(self.job.workdir):
-            raise LaunchError("couldn't chdir to `%s': No such file or directory"
-                              % self.job.workdir)
-        flags = os.O_WRONLY | os.O_CREAT | (
-            os.O_APPEND if spec["open_mode"] == "append" else os.O_TRUNC)
+            raise LaunchError(
+                "couldn't chdir to `%s': No such file or directory" % self.job.workdir
+            )
+        flags = (
+            os.O_WRONLY
+            | os.O_CREAT
+            | (os.O_APPEND if spec["open_mode"] == "append" else os.O_TRUNC)
+        )
         try:
             out_fd = _open(self.stdout_path, flags)
-            self._err_fd = (out_fd if self.stderr_path == self.stdout_path
-                            else _open(self.stderr_path, flags))
+            self._err_fd = (
+                out_fd if self.stderr_path == self.stdout_path else _open(self.stderr_path, flags)
+            )
             in_fd = os.open(self.stdin_path, os.O_RDONLY)
         except OSError as e:
             raise LaunchError("%s: %s" % (e.filename, e.strerror)) from None
@@ -56,12 +68,12 @@ class Batch:
         with os.fdopen(fd, "w") as f:
             f.write(spec["script"])
         umask = int(spec["umask"], 8) if spec["umask"] else _current_umask()
-        argv = procs.launch_argv(self.job.names[0], umask, self.job.workdir,
-                                 [script] + list(spec["script_args"]))
+        argv = procs.launch_argv(
+            self.job.names[0], umask, self.job.workdir, [script] + list(spec["script_args"])
+        )
         self.started = time.time()
         try:
-            self.pid = self.reaper.spawn(argv, self.env, in_fd, out_fd, self._err_fd,
-                                         self._exited)
+            self.pid = self.reaper.spawn(argv, self.env, in_fd, out_fd, self._err_fd, self._exited)
         finally:
             os.close(in_fd)
             if out_fd != self._err_fd:

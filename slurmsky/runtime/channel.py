@@ -11,6 +11,7 @@ itself is only ever in the runtime's memory).
 A frame is two big-endian uint32 (header length, payload length), a JSON header, and raw
 payload bytes (task output).
 """
+
 import errno
 import hashlib
 import hmac
@@ -32,8 +33,7 @@ class ChannelError(Exception):
 
 
 def role_key(secret, role):
-    return hmac.new(secret.encode(), b"slurmsky-runtime/" + role.encode(),
-                    hashlib.sha256).digest()
+    return hmac.new(secret.encode(), b"slurmsky-runtime/" + role.encode(), hashlib.sha256).digest()
 
 
 def ports(job_id):
@@ -85,8 +85,7 @@ class Conn:
 
 
 def _proof(key, side, first, second):
-    return hmac.new(key, ("%s|%s|%s" % (side, first, second)).encode(),
-                    hashlib.sha256).hexdigest()
+    return hmac.new(key, ("%s|%s|%s" % (side, first, second)).encode(), hashlib.sha256).hexdigest()
 
 
 def listen(host, job_id):
@@ -123,11 +122,17 @@ def accept(sock, job_id, keys):
         raise ChannelError("connection for job %s" % hello.get("job"))
     key = keys[hello["role"]]
     nonce = os.urandom(16).hex()
-    conn.send({"t": "challenge", "nonce": nonce,
-               "proof": _proof(key, "server", hello.get("nonce"), nonce)})
+    conn.send(
+        {
+            "t": "challenge",
+            "nonce": nonce,
+            "proof": _proof(key, "server", hello.get("nonce"), nonce),
+        }
+    )
     answer, _ = conn.recv(MAX_HELLO)
-    if not hmac.compare_digest(str(answer.get("proof")),
-                               _proof(key, "client", nonce, hello.get("nonce"))):
+    if not hmac.compare_digest(
+        str(answer.get("proof")), _proof(key, "client", nonce, hello.get("nonce"))
+    ):
         conn.send({"t": "denied"})
         raise ChannelError("authentication failed (role %s)" % hello["role"])
     conn.send({"t": "welcome"})
@@ -149,7 +154,8 @@ def connect(host, port, job_id, role, key, rank=0, timeout=HANDSHAKE_TIMEOUT):
         conn.send({"t": "hello", "job": job_id, "role": role, "rank": rank, "nonce": nonce})
         challenge, _ = conn.recv(MAX_HELLO)
         if challenge.get("t") != "challenge" or not hmac.compare_digest(
-                str(challenge.get("proof")), _proof(key, "server", nonce, challenge.get("nonce"))):
+            str(challenge.get("proof")), _proof(key, "server", nonce, challenge.get("nonce"))
+        ):
             raise NotOurs("%s:%d is not this job's node 0" % (host, port))
         conn.send({"t": "auth", "proof": _proof(key, "client", challenge["nonce"], nonce)})
         welcome, _ = conn.recv(MAX_HELLO)

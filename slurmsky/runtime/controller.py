@@ -14,6 +14,7 @@ command, then ends every process on every node and writes RESULT.json (atomicall
                 "signal": int, "start": float, "end": float, "nodes": str,
                 "ntasks": int, "cpus": int}]}   # what sacct lists as N.batch, N.0, ...
 """
+
 import json
 import logging
 import os
@@ -31,18 +32,27 @@ from .waker import Waker
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT = 5          # seconds between pings on agent connections
-HEARTBEAT_DEAD = 30    # seconds of silence after which a peer is lost
-AGENT_GOODBYE = 5      # seconds to wait for agents to finish at the end
-STEP_GRACE = 3         # seconds for steps to report after the final SIGKILL
+HEARTBEAT = 5  # seconds between pings on agent connections
+HEARTBEAT_DEAD = 30  # seconds of silence after which a peer is lost
+AGENT_GOODBYE = 5  # seconds to wait for agents to finish at the end
+STEP_GRACE = 3  # seconds for steps to report after the final SIGKILL
 # Slurm's reason suffixes for "*** JOB N ON node CANCELLED AT time<suffix> ***".
-SUFFIXES = {"cancel": "", "timeout": " DUE TO TIME LIMIT", "requeue": " DUE TO JOB REQUEUE",
-            "node_fail": " DUE TO NODE FAILURE, SEE SLURMCTLD LOG FOR DETAILS"}
+SUFFIXES = {
+    "cancel": "",
+    "timeout": " DUE TO TIME LIMIT",
+    "requeue": " DUE TO JOB REQUEUE",
+    "node_fail": " DUE TO NODE FAILURE, SEE SLURMCTLD LOG FOR DETAILS",
+}
 # The running steps (RESULT's step records without an end), rewritten as steps start and end,
 # for squeue -s; removed when the job ends (RESULT has them all then).
 STEPS_FILE = "steps.json"
-STATES = {"cancel": "CANCELLED", "timeout": "TIMEOUT", "requeue": "CANCELLED",
-          "node_fail": "NODE_FAIL", "launch": "FAILED"}
+STATES = {
+    "cancel": "CANCELLED",
+    "timeout": "TIMEOUT",
+    "requeue": "CANCELLED",
+    "node_fail": "NODE_FAIL",
+    "launch": "FAILED",
+}
 
 
 class _Step:
@@ -81,12 +91,12 @@ class Controller:
         self.lock = threading.Lock()
         self.waker = Waker()
         self.reaper = procs.Reaper()
-        self.agents = {}        # rank -> Conn
-        self.agents_gone = {}   # rank -> Event set when its connection ends
-        self.steps = {}         # step id -> _Step
+        self.agents = {}  # rank -> Conn
+        self.agents_gone = {}  # rank -> Event set when its connection ends
+        self.steps = {}  # step id -> _Step
         self.step_records = []  # ended steps, for RESULT's "steps"
         self.next_step = 0
-        self.outcome = None     # why the job ends early: a key of STATES
+        self.outcome = None  # why the job ends early: a key of STATES
         self.reason = None
         self.ending = False
         self.batch = self.local = self.port = self.job_info = None
@@ -98,21 +108,29 @@ class Controller:
         procs.become_subreaper()
         job.names = settle_names(job)
         if job.spec["node_names"] and job.names != job.spec["node_names"]:
-            log.warning("node names %s do not resolve to their nodes; using the node IPs",
-                        ",".join(job.spec["node_names"]))
+            log.warning(
+                "node names %s do not resolve to their nodes; using the node IPs",
+                ",".join(job.spec["node_names"]),
+            )
         listener, self.port = channel.listen(job.ip, job.job_id)
         rundir.write_control(self.node_dir, job.job_id, job.ip, self.port, self.keys["local"])
         bin_dir = rundir.install_tools(self.node_dir)
         self.local = NodeSteps(job, self.reaper, self.route, bin_dir, self.node_environ)
-        self.batch = Batch(job, self.node_dir, self.reaper,
-                           envmod.batch_env(job, self.node_environ, bin_dir), self.waker.wake)
+        self.batch = Batch(
+            job,
+            self.node_dir,
+            self.reaper,
+            envmod.batch_env(job, self.node_environ, bin_dir),
+            self.waker.wake,
+        )
         start = time.time()
         self.job_info = self._job_info(start)
         rundir.write_job_info(self.node_dir, self.job_info)
         self.waker.catch((signal.SIGTERM, signal.SIGINT, signal.SIGHUP), self._on_signal)
         threading.Thread(target=self._accept_loop, args=(listener,), daemon=True).start()
-        log.info("job %d: node 0 of %d listening on %s:%d", job.job_id, job.num_nodes,
-                 job.ip, self.port)
+        log.info(
+            "job %d: node 0 of %d listening on %s:%d", job.job_id, job.num_nodes, job.ip, self.port
+        )
         if self._wait_agents():
             try:
                 self.batch.start()
@@ -127,8 +145,9 @@ class Controller:
         self.batch.close()
         if self.result_path:
             rundir.write_private(self.result_path, json.dumps(result) + "\n")
-        log.info("job %d: %s %d:%d", job.job_id, result["state"], result["exit_code"],
-                 result["signal"])
+        log.info(
+            "job %d: %s %d:%d", job.job_id, result["state"], result["exit_code"], result["signal"]
+        )
         shutil.rmtree(self.node_dir, ignore_errors=True)
         if result["state"] == "COMPLETED":
             return 0
@@ -142,8 +161,11 @@ class Controller:
                     return True
             if time.monotonic() > deadline:
                 with self.lock:
-                    missing = [self.job.ips[r] for r in range(1, self.job.num_nodes)
-                               if r not in self.agents]
+                    missing = [
+                        self.job.ips[r]
+                        for r in range(1, self.job.num_nodes)
+                        if r not in self.agents
+                    ]
                 log.error("job %d: no agent from %s", self.job.job_id, ", ".join(missing))
                 self._end("node_fail", "agents did not start")
                 break
@@ -197,15 +219,27 @@ class Controller:
             when = time.strftime("%Y-%m-%dT%H:%M:%S")
             suffix = SUFFIXES[self.outcome]
             head = job.names[0]
-            self.batch.write_error("slurmstepd-%s: error: *** JOB %d ON %s CANCELLED AT %s%s ***"
-                                   % (head, job.job_id, head, when, suffix))
+            self.batch.write_error(
+                "slurmstepd-%s: error: *** JOB %d ON %s CANCELLED AT %s%s ***"
+                % (head, job.job_id, head, when, suffix)
+            )
             for sid, step in sorted(steps.items()):
                 first = job.names[step.nodes[0]]
-                step.tell({"t": "msg", "aborted": True,
-                           "text": "srun: Job step aborted: Waiting up to %d seconds "
-                           "for job step to finish." % (job.kill_wait + 2)})
-                step.tell({"t": "msg", "text": "slurmstepd-%s: error: *** STEP %d.%d ON %s "
-                           "CANCELLED AT %s%s ***" % (first, job.job_id, sid, first, when, suffix)})
+                step.tell(
+                    {
+                        "t": "msg",
+                        "aborted": True,
+                        "text": "srun: Job step aborted: Waiting up to %d seconds "
+                        "for job step to finish." % (job.kill_wait + 2),
+                    }
+                )
+                step.tell(
+                    {
+                        "t": "msg",
+                        "text": "slurmstepd-%s: error: *** STEP %d.%d ON %s "
+                        "CANCELLED AT %s%s ***" % (first, job.job_id, sid, first, when, suffix),
+                    }
+                )
         if self._busy():
             self._everywhere(signal.SIGCONT)
             self._everywhere(signal.SIGTERM)
@@ -249,16 +283,32 @@ class Controller:
         if self.outcome == "launch":
             code, sig = 0, 53  # what sacct shows for a JobLaunchFailure
         state = STATES.get(self.outcome) or ("COMPLETED" if status == 0 else "FAILED")
-        result = {"state": state, "exit_code": code, "signal": sig, "start": start,
-                  "end": end, "reason": self.reason}
+        result = {
+            "state": state,
+            "exit_code": code,
+            "signal": sig,
+            "start": start,
+            "end": end,
+            "reason": self.reason,
+        }
         if self.outcome == "requeue":
             result["requeue"] = True
         steps = sorted(self.step_records, key=lambda r: r["id"])
         if self.batch.pid is not None:
             job = self.job
-            steps.insert(0, dict(id="batch", name="batch", start=self.batch.started, end=end,
-                                 nodes=job.names[0], ntasks=1, cpus=job.spec["cpus_per_node"][0],
-                                 **status_fields(status)))
+            steps.insert(
+                0,
+                dict(
+                    id="batch",
+                    name="batch",
+                    start=self.batch.started,
+                    end=end,
+                    nodes=job.names[0],
+                    ntasks=1,
+                    cpus=job.spec["cpus_per_node"][0],
+                    **status_fields(status),
+                ),
+            )
         result["steps"] = steps
         return result
 
@@ -266,14 +316,25 @@ class Controller:
         """What scontrol show job prints inside the job (every node gets it)."""
         job, batch, spec = self.job, self.batch, self.job.spec
         return {
-            "job_id": job.job_id, "array_job_id": job.array_job_id,
-            "array_task_id": job.array_task_id, "job_name": spec["job_name"],
-            "user": spec["user"], "uid": spec["uid"], "gid": spec["gid"],
-            "account": spec["account"], "qos": spec["qos"], "partition": spec["partition"],
-            "start": start, "time_limit": spec["time_limit"], "names": job.names,
+            "job_id": job.job_id,
+            "array_job_id": job.array_job_id,
+            "array_task_id": job.array_task_id,
+            "job_name": spec["job_name"],
+            "user": spec["user"],
+            "uid": spec["uid"],
+            "gid": spec["gid"],
+            "account": spec["account"],
+            "qos": spec["qos"],
+            "partition": spec["partition"],
+            "start": start,
+            "time_limit": spec["time_limit"],
+            "names": job.names,
             "ntasks": spec["ntasks"] or sum(spec["tasks_per_node"]),
-            "cpus": sum(spec["cpus_per_node"]), "cpus_per_task": spec["cpus_per_task"] or 1,
-            "workdir": job.workdir, "stdout": batch.stdout_path, "stderr": batch.stderr_path,
+            "cpus": sum(spec["cpus_per_node"]),
+            "cpus_per_task": spec["cpus_per_task"] or 1,
+            "workdir": job.workdir,
+            "stdout": batch.stdout_path,
+            "stderr": batch.stderr_path,
             "stdin": batch.stdin_path,
         }
 
@@ -310,8 +371,12 @@ class Controller:
 
     def _serve_agent(self, conn, rank, addr):
         with self.lock:
-            if not isinstance(rank, int) or not 0 < rank < self.job.num_nodes or \
-                    rank in self.agents or self.ending:
+            if (
+                not isinstance(rank, int)
+                or not 0 < rank < self.job.num_nodes
+                or rank in self.agents
+                or self.ending
+            ):
                 log.warning("refused agent %r from %s: unexpected", rank, addr[0])
                 conn.close()
                 return
@@ -319,8 +384,14 @@ class Controller:
             gone = self.agents_gone[rank] = threading.Event()
         log.info("agent of node %d (%s) joined from %s", rank, self.job.names[rank], addr[0])
         try:
-            conn.send({"t": "setup", "names": self.job.names, "port": self.port,
-                       "job_info": self.job_info})
+            conn.send(
+                {
+                    "t": "setup",
+                    "names": self.job.names,
+                    "port": self.port,
+                    "job_info": self.job_info,
+                }
+            )
             self.waker.wake()
             conn.sock.settimeout(HEARTBEAT_DEAD)
             while True:
@@ -354,9 +425,17 @@ class Controller:
         job = self.job
         try:
             nodes, tasks = layout.plan(
-                job.names, job.spec["cpus_per_node"], req["ntasks"], req["nnodes"],
-                req["nodelist"], req["exclude"], req["ntasks_per_node"], req["cpus_per_task"],
-                req["overcommit"], req.get("relative", 0))
+                job.names,
+                job.spec["cpus_per_node"],
+                req["ntasks"],
+                req["nnodes"],
+                req["nodelist"],
+                req["exclude"],
+                req["ntasks_per_node"],
+                req["cpus_per_task"],
+                req["overcommit"],
+                req.get("relative", 0),
+            )
         except layout.LayoutError as e:
             conn.send({"t": "error", "message": str(e)})
             return
@@ -366,26 +445,53 @@ class Controller:
                 return
             sid = self.next_step
             self.next_step += 1
-            step = {"id": sid, "nodes": nodes, "tasks": tasks, "argv": req["argv"],
-                    "cwd": req["cwd"], "umask": req["umask"], "bin_dir": req["bin_dir"],
-                    "srun_host": req["srun_host"], "srun_port": req["srun_port"],
-                    "cpus_per_task": req["cpus_per_task"],
-                    "cpus_per_task_set": req["cpus_per_task_set"], "job_name": req["job_name"],
-                    "exact": req.get("exact", False), "label": req.get("label", False),
-                    "preserve_env": req.get("preserve_env", False),
-                    # the srun that made an allocation of its own runs as the batch process
-                    "allocating": job.spec["command"] == "srun" and req.get("pid") is not None
-                    and req.get("pid") == self.batch.pid,
-                    "gpus": req.get("gpus")}
+            step = {
+                "id": sid,
+                "nodes": nodes,
+                "tasks": tasks,
+                "argv": req["argv"],
+                "cwd": req["cwd"],
+                "umask": req["umask"],
+                "bin_dir": req["bin_dir"],
+                "srun_host": req["srun_host"],
+                "srun_port": req["srun_port"],
+                "cpus_per_task": req["cpus_per_task"],
+                "cpus_per_task_set": req["cpus_per_task_set"],
+                "job_name": req["job_name"],
+                "exact": req.get("exact", False),
+                "label": req.get("label", False),
+                "preserve_env": req.get("preserve_env", False),
+                # the srun that made an allocation of its own runs as the batch process
+                "allocating": job.spec["command"] == "srun"
+                and req.get("pid") is not None
+                and req.get("pid") == self.batch.pid,
+                "gpus": req.get("gpus"),
+            }
             step["env"] = envmod.step_env(req["env"], job, step)
             ntasks = sum(len(gids) for gids in tasks)
-            self.steps[sid] = _Step(conn, nodes, req.get("pid"), {
-                "id": sid, "name": req["job_name"] or os.path.basename(req["argv"][0]),
-                "start": time.time(), "nodes": hostlist.compress([job.names[i] for i in nodes]),
-                "ntasks": ntasks, "cpus": ntasks * req["cpus_per_task"]})
+            self.steps[sid] = _Step(
+                conn,
+                nodes,
+                req.get("pid"),
+                {
+                    "id": sid,
+                    "name": req["job_name"] or os.path.basename(req["argv"][0]),
+                    "start": time.time(),
+                    "nodes": hostlist.compress([job.names[i] for i in nodes]),
+                    "ntasks": ntasks,
+                    "cpus": ntasks * req["cpus_per_task"],
+                },
+            )
             self._publish_steps()
-        conn.send({"t": "step", "id": sid, "nodes": nodes, "tasks": tasks,
-                   "names": [job.names[i] for i in nodes]})
+        conn.send(
+            {
+                "t": "step",
+                "id": sid,
+                "nodes": nodes,
+                "tasks": tasks,
+                "names": [job.names[i] for i in nodes],
+            }
+        )
         for node in nodes:
             if node == 0:
                 self.local.launch(step)
@@ -419,9 +525,13 @@ class Controller:
         if step is None:
             return
         first = self.job.names[step.nodes[0]]
-        step.tell({"t": "msg", "text": "slurmstepd-%s: error: *** STEP %d.%d ON %s CANCELLED AT "
-                   "%s ***" % (first, self.job.job_id, sid, first,
-                               time.strftime("%Y-%m-%dT%H:%M:%S"))})
+        step.tell(
+            {
+                "t": "msg",
+                "text": "slurmstepd-%s: error: *** STEP %d.%d ON %s CANCELLED AT "
+                "%s ***" % (first, self.job.job_id, sid, first, time.strftime("%Y-%m-%dT%H:%M:%S")),
+            }
+        )
         self._signal_step(sid, signal.SIGCONT)
         self._signal_step(sid, signal.SIGTERM)
         timer = threading.Timer(self.job.kill_wait, self._signal_step, (sid, signal.SIGKILL))

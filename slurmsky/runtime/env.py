@@ -4,6 +4,7 @@ Names and values follow the real-Slurm captures (env-a/b/c/d for the batch scrip
 srun tasks). Variables a site defines (SLURM_CONF, SLURM_WORKING_CLUSTER, SLURM_TOPOLOGY_*)
 are left out: they describe a slurm.conf that does not exist here.
 """
+
 import os
 
 from . import hostlist
@@ -11,8 +12,12 @@ from .rundir import PACKAGE_PARENT
 from .spec import NODE_PRIVATE_PREFIXES, SECRET_VAR
 
 # GPU visibility is the node's business (SkyPilot or the local machine set it).
-GPU_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL",
-            "ZE_AFFINITY_MASK")
+GPU_VARS = (
+    "CUDA_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+    "ZE_AFFINITY_MASK",
+)
 
 
 def base_environment(job, node_environ):
@@ -28,8 +33,11 @@ def base_environment(job, node_environ):
 
 def _drop_runtime_path(env):
     """The node command put the runtime on PYTHONPATH; the job's own python must not see it."""
-    kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-            if p and os.path.realpath(os.path.expanduser(p)) != os.path.realpath(PACKAGE_PARENT)]
+    kept = [
+        p
+        for p in env.get("PYTHONPATH", "").split(os.pathsep)
+        if p and os.path.realpath(os.path.expanduser(p)) != os.path.realpath(PACKAGE_PARENT)
+    ]
     if kept:
         env["PYTHONPATH"] = os.pathsep.join(kept)
     else:
@@ -47,36 +55,55 @@ def batch_env(job, node_environ, bin_dir):
     srun_made = spec["command"] == "srun"
     env = base_environment(job, node_environ)
     nodelist = hostlist.compress(job.names)
-    env.update({
-        "SLURM_JOB_ID": str(job.job_id), "SLURM_JOBID": str(job.job_id),
-        "SLURM_JOB_NAME": "" if spec["job_name_unset"] else spec["job_name"],
-        "SLURM_JOB_NODELIST": nodelist, "SLURM_NODELIST": nodelist,
-        "SLURM_JOB_NUM_NODES": str(job.num_nodes), "SLURM_NNODES": str(job.num_nodes),
-        "SLURM_TASKS_PER_NODE": hostlist.compress_counts(spec["tasks_per_node"]),
-        "SLURM_JOB_CPUS_PER_NODE": hostlist.compress_counts(spec["cpus_per_node"]),
-        "SLURM_CPUS_ON_NODE": str(spec["cpus_per_node"][0]),
-        "SLURM_SUBMIT_DIR": spec["submit_dir"], "SLURM_SUBMIT_HOST": spec["submit_host"],
-        "SLURM_CLUSTER_NAME": spec["cluster_name"], "SLURM_JOB_PARTITION": spec["partition"],
-        "SLURM_JOB_USER": spec["user"], "SLURM_JOB_UID": str(spec["uid"]),
-        "SLURM_JOB_GID": str(spec["gid"]),
-        "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_GTIDS": "0",
-        "SLURMD_NODENAME": job.names[0],
-        "SLURM_NODE_ALIASES": "(null)", "SLURM_PRIO_PROCESS": "0",
-        "ENVIRONMENT": "BATCH", "HOSTNAME": job.names[0],
-        "TMPDIR": env["TMPDIR"] if os.path.isdir(env.get("TMPDIR", "")) else "/tmp",
-    })
+    env.update(
+        {
+            "SLURM_JOB_ID": str(job.job_id),
+            "SLURM_JOBID": str(job.job_id),
+            "SLURM_JOB_NAME": "" if spec["job_name_unset"] else spec["job_name"],
+            "SLURM_JOB_NODELIST": nodelist,
+            "SLURM_NODELIST": nodelist,
+            "SLURM_JOB_NUM_NODES": str(job.num_nodes),
+            "SLURM_NNODES": str(job.num_nodes),
+            "SLURM_TASKS_PER_NODE": hostlist.compress_counts(spec["tasks_per_node"]),
+            "SLURM_JOB_CPUS_PER_NODE": hostlist.compress_counts(spec["cpus_per_node"]),
+            "SLURM_CPUS_ON_NODE": str(spec["cpus_per_node"][0]),
+            "SLURM_SUBMIT_DIR": spec["submit_dir"],
+            "SLURM_SUBMIT_HOST": spec["submit_host"],
+            "SLURM_CLUSTER_NAME": spec["cluster_name"],
+            "SLURM_JOB_PARTITION": spec["partition"],
+            "SLURM_JOB_USER": spec["user"],
+            "SLURM_JOB_UID": str(spec["uid"]),
+            "SLURM_JOB_GID": str(spec["gid"]),
+            "SLURM_NODEID": "0",
+            "SLURM_PROCID": "0",
+            "SLURM_LOCALID": "0",
+            "SLURM_GTIDS": "0",
+            "SLURMD_NODENAME": job.names[0],
+            "SLURM_NODE_ALIASES": "(null)",
+            "SLURM_PRIO_PROCESS": "0",
+            "ENVIRONMENT": "BATCH",
+            "HOSTNAME": job.names[0],
+            "TMPDIR": env["TMPDIR"] if os.path.isdir(env.get("TMPDIR", "")) else "/tmp",
+        }
+    )
     optional = {
-        "SLURM_NTASKS": spec["ntasks"], "SLURM_NPROCS": spec["ntasks"],
+        "SLURM_NTASKS": spec["ntasks"],
+        "SLURM_NPROCS": spec["ntasks"],
         "SLURM_NTASKS_PER_NODE": spec["ntasks_per_node"],
         "SLURM_CPUS_PER_TASK": spec["cpus_per_task"],
-        "SLURM_JOB_ACCOUNT": spec["account"], "SLURM_JOB_QOS": spec["qos"],
+        "SLURM_JOB_ACCOUNT": spec["account"],
+        "SLURM_JOB_QOS": spec["qos"],
     }
     if not srun_made:  # srun's own allocation does not show the GPU request to its tasks
-        optional.update({
-            "SLURM_GPUS": spec["gpus"], "SLURM_GPUS_PER_NODE": spec["gpus_per_node"],
-            "SLURM_GPUS_PER_TASK": spec["gpus_per_task"],
-            "SLURM_CPUS_PER_GPU": spec["cpus_per_gpu"], "SLURM_MEM_PER_GPU": spec["mem_per_gpu"],
-        })
+        optional.update(
+            {
+                "SLURM_GPUS": spec["gpus"],
+                "SLURM_GPUS_PER_NODE": spec["gpus_per_node"],
+                "SLURM_GPUS_PER_TASK": spec["gpus_per_task"],
+                "SLURM_CPUS_PER_GPU": spec["cpus_per_gpu"],
+                "SLURM_MEM_PER_GPU": spec["mem_per_gpu"],
+            }
+        )
     if srun_made:
         pass
     elif spec["mem_per_node"] is not None:
@@ -112,7 +139,8 @@ def _array_env(job):
         "SLURM_ARRAY_JOB_ID": str(job.array_job_id),
         "SLURM_ARRAY_TASK_ID": str(job.array_task_id),
         "SLURM_ARRAY_TASK_COUNT": str(len(indices)),
-        "SLURM_ARRAY_TASK_MIN": str(indices[0]), "SLURM_ARRAY_TASK_MAX": str(indices[-1]),
+        "SLURM_ARRAY_TASK_MIN": str(indices[0]),
+        "SLURM_ARRAY_TASK_MAX": str(indices[-1]),
         "SLURM_ARRAY_TASK_STEP": str(step),
     }
 
@@ -124,7 +152,8 @@ def node_env(job, node_environ):
     if gpus is not None:
         env["SLURM_GPUS_ON_NODE"] = str(gpus)
         env["SLURM_JOB_GPUS"] = node_environ.get("CUDA_VISIBLE_DEVICES") or ",".join(
-            str(i) for i in range(gpus))
+            str(i) for i in range(gpus)
+        )
     return env
 
 
@@ -168,24 +197,35 @@ def step_env(srun_env, job, step):
     counts = [len(gids) for gids in step["tasks"]]
     ntasks = sum(counts)
     env = dict(srun_env)
-    env.update({
-        "SLURM_STEP_ID": str(step["id"]), "SLURM_STEPID": str(step["id"]),
-        "SLURM_STEP_NODELIST": hostlist.compress(nodes),
-        "SLURM_STEP_NUM_NODES": str(len(nodes)), "SLURM_STEP_NUM_TASKS": str(ntasks),
-        "SLURM_STEP_TASKS_PER_NODE": hostlist.compress_counts(counts),
-        "SLURM_UMASK": "%04o" % step["umask"],
-        "SLURM_SRUN_COMM_HOST": step["srun_host"], "SLURM_LAUNCH_NODE_IPADDR": step["srun_host"],
-        "SLURM_SRUN_COMM_PORT": str(step["srun_port"]),
-        "SLURM_STEP_LAUNCHER_PORT": str(step["srun_port"]),
-    })
+    env.update(
+        {
+            "SLURM_STEP_ID": str(step["id"]),
+            "SLURM_STEPID": str(step["id"]),
+            "SLURM_STEP_NODELIST": hostlist.compress(nodes),
+            "SLURM_STEP_NUM_NODES": str(len(nodes)),
+            "SLURM_STEP_NUM_TASKS": str(ntasks),
+            "SLURM_STEP_TASKS_PER_NODE": hostlist.compress_counts(counts),
+            "SLURM_UMASK": "%04o" % step["umask"],
+            "SLURM_SRUN_COMM_HOST": step["srun_host"],
+            "SLURM_LAUNCH_NODE_IPADDR": step["srun_host"],
+            "SLURM_SRUN_COMM_PORT": str(step["srun_port"]),
+            "SLURM_STEP_LAUNCHER_PORT": str(step["srun_port"]),
+        }
+    )
     env.setdefault("SLURM_NODELIST", hostlist.compress(job.names))
     if not step["preserve_env"]:
-        env.update({"SLURM_NNODES": str(len(nodes)), "SLURM_NTASKS": str(ntasks),
-                    "SLURM_NPROCS": str(ntasks),
-                    "SLURM_TASKS_PER_NODE": hostlist.compress_counts(counts)})
+        env.update(
+            {
+                "SLURM_NNODES": str(len(nodes)),
+                "SLURM_NTASKS": str(ntasks),
+                "SLURM_NPROCS": str(ntasks),
+                "SLURM_TASKS_PER_NODE": hostlist.compress_counts(counts),
+            }
+        )
     if not step["allocating"]:
         env["SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0"] = hostlist.compress_counts(
-            spec["cpus_per_node"])
+            spec["cpus_per_node"]
+        )
     if not step["allocating"] or spec["mem_per_node"] or spec["mem_per_cpu"]:
         env["SLURM_DISTRIBUTION"] = "cyclic" if ntasks <= len(nodes) else "block"
     if step["label"]:
@@ -208,21 +248,26 @@ def task_env(step_environ, job, step, node_environ, bin_dir, local_id):
     pos = step["nodes"].index(job.rank)
     gids = step["tasks"][pos]
     env = dict(step_environ)
-    env.update({
-        "SLURM_PROCID": str(gids[local_id]), "SLURM_LOCALID": str(local_id),
-        "SLURM_NODEID": str(pos), "SLURM_GTIDS": ",".join(str(g) for g in gids),
-        "SLURMD_NODENAME": job.name,
-        # the job's CPUs on this node, or with --exact (or -c) the step's own
-        "SLURM_CPUS_ON_NODE": str(min(job.spec["cpus_per_node"][job.rank],
-                                      len(gids) * step["cpus_per_task"]) if step["exact"]
-                                  else job.spec["cpus_per_node"][job.rank]),
-    })
+    env.update(
+        {
+            "SLURM_PROCID": str(gids[local_id]),
+            "SLURM_LOCALID": str(local_id),
+            "SLURM_NODEID": str(pos),
+            "SLURM_GTIDS": ",".join(str(g) for g in gids),
+            "SLURMD_NODENAME": job.name,
+            # the job's CPUs on this node, or with --exact (or -c) the step's own
+            "SLURM_CPUS_ON_NODE": str(
+                min(job.spec["cpus_per_node"][job.rank], len(gids) * step["cpus_per_task"])
+                if step["exact"]
+                else job.spec["cpus_per_node"][job.rank]
+            ),
+        }
+    )
     job_gpus = job.gpu_ids()
     if job_gpus is None:
         env.update(node_env(job, node_environ))
     else:
-        _task_gpus(env, job_gpus, step, len(gids), local_id,
-                   job.spec["cpus_per_node"][job.rank])
+        _task_gpus(env, job_gpus, step, len(gids), local_id, job.spec["cpus_per_node"][job.rank])
     if not os.path.isdir(env.get("TMPDIR", "")):
         env["TMPDIR"] = "/tmp"  # slurmstepd's, whatever srun exported
     if "PATH" in env:
@@ -235,12 +280,18 @@ def _task_gpus(env, job_gpus, step, ntasks_here, local_id, job_cpus):
     """The step's GPUs on this node (SLURM_STEP_GPUS); with --gpus-per-task alone each task
     is bound to its own (SLURMD_TRES_BIND=gpu:per_task:N), as Slurm 22.05 does."""
     gpus = step.get("gpus") or {}
-    ids = step_gpus(job_gpus, gpus.get("per_node"), gpus.get("per_task"), gpus.get("gpus"),
-                    len(step["nodes"]), ntasks_here)
+    ids = step_gpus(
+        job_gpus,
+        gpus.get("per_node"),
+        gpus.get("per_task"),
+        gpus.get("gpus"),
+        len(step["nodes"]),
+        ntasks_here,
+    )
     visible = ids
     bind = gpus.get("per_task") if not gpus.get("per_node") else None
     if bind and ids:
-        visible = ids[local_id * bind:(local_id + 1) * bind]
+        visible = ids[local_id * bind : (local_id + 1) * bind]
         env["SLURMD_TRES_BIND"] = "gpu:per_task:%d" % bind
     inherited = "SLURM_JOB_GPUS" in env
     _set_gpus(env, ids, visible)
@@ -249,5 +300,6 @@ def _task_gpus(env, job_gpus, step, ntasks_here, local_id, job_cpus):
     if inherited and job_gpus:  # the allocation shows its GPUs: this node's
         env["SLURM_JOB_GPUS"] = ",".join(job_gpus)
     if gpus.get("cpus_per_gpu") and ids:  # the step holds cpus-per-gpu CPUs for each GPU
-        env["SLURM_CPUS_ON_NODE"] = str(max(int(env["SLURM_CPUS_ON_NODE"]), min(
-            job_cpus, gpus["cpus_per_gpu"] * len(ids))))
+        env["SLURM_CPUS_ON_NODE"] = str(
+            max(int(env["SLURM_CPUS_ON_NODE"]), min(job_cpus, gpus["cpus_per_gpu"] * len(ids)))
+        )

@@ -13,6 +13,7 @@ A port of slurmstepd's fname_create (src/slurmd/slurmstepd/fname.c) with its qui
 Relative paths are resolved against the working directory by the caller.
 Standard library only, Python 3.8+: this module ships inside every job.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,10 +26,19 @@ _MAX_WIDTH = 10
 _DIGITS = re.compile(r"[0-9]+")
 
 
-def expand(pattern: str, *, job_id: int, array_job_id: int | None = None,
-           array_task_id: int | None = None, job_name: str, user: str,
-           node_name: str, node_id: int = 0, task_id: int = 0,
-           step_id: int | None = None) -> str:
+def expand(
+    pattern: str,
+    *,
+    job_id: int,
+    array_job_id: int | None = None,
+    array_task_id: int | None = None,
+    job_name: str,
+    user: str,
+    node_name: str,
+    node_id: int = 0,
+    task_id: int = 0,
+    step_id: int | None = None,
+) -> str:
     """Expand ``pattern`` for one task; ``step_id=None`` means the batch step."""
     if "\\" in pattern:
         return pattern.replace("\\", "")
@@ -48,8 +58,8 @@ def expand(pattern: str, *, job_id: int, array_job_id: int | None = None,
         if pattern[i] != "%":
             i += 1
             continue
-        if pattern[i + 1:i + 2] == "%":
-            out.append(pattern[copied:i + 1])
+        if pattern[i + 1 : i + 2] == "%":
+            out.append(pattern[copied : i + 1])
             i += 2
             copied = i
             continue
@@ -57,7 +67,7 @@ def expand(pattern: str, *, job_id: int, array_job_id: int | None = None,
         width = 0
         digits = _DIGITS.match(pattern, i)
         if digits:
-            out.append(pattern[copied:i - 1])
+            out.append(pattern[copied : i - 1])
             width = min(int(digits.group()), _MAX_WIDTH)
             i = digits.end()
             copied = i - 1
@@ -72,7 +82,7 @@ def expand(pattern: str, *, job_id: int, array_job_id: int | None = None,
             text = words[letter]
         else:
             continue  # left as written; the next loop turn looks at this char again
-        out.append(pattern[copied:i - 1])
+        out.append(pattern[copied : i - 1])
         out.append(text)
         i += 1
         copied = i

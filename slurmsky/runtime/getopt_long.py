@@ -18,14 +18,16 @@ class UsageError(Exception):
         self.exit_code = exit_code
 
 
-def getopt_long(prog: str, args: list[str], shortopts: str, longopts: dict,
-                permute: bool = True) -> tuple[list[tuple[str, str | None]], list[str]]:
+def getopt_long(
+    prog: str, args: list[str], shortopts: str, longopts: dict, permute: bool = True
+) -> tuple[list[tuple[str, str | None]], list[str]]:
     """glibc getopt_long: ([(key, value)], operands).
 
     shortopts as in C (`A:ah` , `j::` optional); longopts maps a long name to
     (key, 0 no / 1 required / 2 optional argument). Short options yield their letter as
     key. Errors raise UsageError with glibc's text and `Try "prog --help"...`.
     """
+
     def fail(message: str):
         raise UsageError(f"{prog}: {message}", f'Try "{prog} --help" for more information')
 
@@ -35,7 +37,7 @@ def getopt_long(prog: str, args: list[str], shortopts: str, longopts: dict,
     while i < len(args):
         arg = args[i]
         if arg == "--":
-            rest.extend(args[i + 1:])
+            rest.extend(args[i + 1 :])
             break
         if arg.startswith("--"):
             name, eq, value = arg[2:].partition("=")
@@ -64,10 +66,10 @@ def getopt_long(prog: str, args: list[str], shortopts: str, longopts: dict,
                 pos = shortopts.find(letter)
                 if letter == ":" or pos < 0:
                     fail(f"invalid option -- '{letter}'")
-                if shortopts[pos + 1:pos + 2] == ":":
-                    optional = shortopts[pos + 2:pos + 3] == ":"
+                if shortopts[pos + 1 : pos + 2] == ":":
+                    optional = shortopts[pos + 2 : pos + 3] == ":"
                     if j + 1 < len(arg):
-                        value = arg[j + 1:]
+                        value = arg[j + 1 :]
                     elif optional:
                         value = None
                     elif i + 1 < len(args):

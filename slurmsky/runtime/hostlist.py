@@ -14,6 +14,7 @@ Also the ``2(x3),1`` count lists of SLURM_TASKS_PER_NODE / SLURM_JOB_CPUS_PER_NO
 
 Standard library only, Python 3.8+: this module ships inside every job.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,8 +37,7 @@ class _Range:
 
     __slots__ = ("prefix", "lo", "hi", "width", "single")
 
-    def __init__(self, prefix: str, lo: int = 0, hi: int = 0, width: int = 0,
-                 single: bool = False):
+    def __init__(self, prefix: str, lo: int = 0, hi: int = 0, width: int = 0, single: bool = False):
         self.prefix, self.lo, self.hi, self.width, self.single = prefix, lo, hi, width, single
 
     def count(self) -> int:
@@ -61,7 +61,7 @@ def _host(name: str) -> _Range:
     if not match or len(match.group().lstrip("0")) > 19:  # no number a C long holds
         return _Range(name, single=True)
     number = match.group()
-    return _Range(name[:match.start()], int(number), int(number), len(number))
+    return _Range(name[: match.start()], int(number), int(number), len(number))
 
 
 def _padding(number: int, width: int) -> int:
@@ -102,7 +102,7 @@ def _natcmp(a: str, b: str) -> int:
                 return -1 if da < db else 1
             i, j = run_a.end(), run_b.end()
             continue
-        ca, cb = a[i:i + 1], b[j:j + 1]
+        ca, cb = a[i : i + 1], b[j : j + 1]
         if ca != cb:
             return -1 if ca < cb else 1
         if not ca:
@@ -142,9 +142,14 @@ class _HostList:
         if self.count > _MAX_HOSTS:
             raise ValueError("too many hosts")
         tail = self.ranges[-1] if self.ranges else None
-        if (tail is not None and not tail.single and not hr.single
-                and tail.hi == hr.lo - 1 and _prefix_cmp(tail, hr) == 0
-                and _width_combine(tail, hr)):
+        if (
+            tail is not None
+            and not tail.single
+            and not hr.single
+            and tail.hi == hr.lo - 1
+            and _prefix_cmp(tail, hr) == 0
+            and _width_combine(tail, hr)
+        ):
             tail.hi = hr.hi
         else:
             self.ranges.append(_Range(hr.prefix, hr.lo, hr.hi, hr.width, hr.single))
@@ -227,8 +232,8 @@ def _push_ranges(hl: _HostList, prefix: str, ranges: list[tuple[int, int, int]])
         for lo, hi, width in ranges:
             hl.push(_Range(prefix, lo, hi, width))
         return
-    head, tail = prefix[:opening], prefix[closing + 1:]
-    for lo, hi, width in _parse_ranges(prefix[opening + 1:closing]):
+    head, tail = prefix[:opening], prefix[closing + 1 :]
+    for lo, hi, width in _parse_ranges(prefix[opening + 1 : closing]):
         for number in range(lo, hi + 1):
             _push_ranges(hl, "%s%0*d%s" % (head, width, number, tail), ranges)
 
@@ -241,12 +246,12 @@ def _parse(text: str) -> _HostList:
         if opening == -1:
             hl.push(_host(token))
             continue
-        prefix, rest = token[:opening], token[opening + 1:]
+        prefix, rest = token[:opening], token[opening + 1 :]
         closing = rest.find("]")
         if closing == -1:  # Slurm tacks the missing "]" on and keeps it as a name
             hl.push(_host(token + "]" if prefix else rest))
             continue
-        if rest[closing + 1:]:
+        if rest[closing + 1 :]:
             raise ValueError(token)  # nothing may follow the last "]"
         _push_ranges(hl, prefix, _parse_ranges(rest[:closing]))
     return hl

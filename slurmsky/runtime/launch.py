@@ -11,6 +11,7 @@ added, changes to CWD the way slurmstepd does
 If exec fails it prints
 slurmstepd's message and exits with the errno, as slurmstepd does (ENOENT: 2).
 """
+
 import os
 import sys
 
@@ -33,8 +34,10 @@ def main():
     try:
         os.chdir(cwd)
     except OSError as e:
-        _say("slurmstepd-%s: error: couldn't chdir to `%s': %s: going to /tmp instead"
-             % (node, cwd, e.strerror))
+        _say(
+            "slurmstepd-%s: error: couldn't chdir to `%s': %s: going to /tmp instead"
+            % (node, cwd, e.strerror)
+        )
         os.chdir("/tmp")
     try:
         if "PATH" in os.environ:

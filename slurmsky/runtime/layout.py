@@ -6,8 +6,18 @@ class LayoutError(Exception):
     step for job N: ')."""
 
 
-def plan(names, cpus_per_node, ntasks, nnodes, nodelist=(), exclude=(),
-         ntasks_per_node=None, cpus_per_task=1, overcommit=False, relative=0):
+def plan(
+    names,
+    cpus_per_node,
+    ntasks,
+    nnodes,
+    nodelist=(),
+    exclude=(),
+    ntasks_per_node=None,
+    cpus_per_task=1,
+    overcommit=False,
+    relative=0,
+):
     """-> (node indices, [[task ids] per node]) for a step of the allocation.
 
     Nodes named with -w come first in the choice, the rest are taken in allocation order
@@ -19,10 +29,9 @@ def plan(names, cpus_per_node, ntasks, nnodes, nodelist=(), exclude=(),
             raise LayoutError("Requested node configuration is not available")
         if names.index(name) not in wanted:
             wanted.append(names.index(name))
-    others = [i for i in range(relative, len(names))
-              if i not in wanted and names[i] not in exclude]
+    others = [i for i in range(relative, len(names)) if i not in wanted and names[i] not in exclude]
     count = max(nnodes or 0, len(wanted)) or min(len(names) - relative, ntasks)
-    chosen = sorted(wanted + others[:max(count - len(wanted), 0)])
+    chosen = sorted(wanted + others[: max(count - len(wanted), 0)])
     if len(chosen) < count:
         raise LayoutError("Requested node configuration is not available")
     cpus = [cpus_per_node[i] // cpus_per_task for i in chosen]

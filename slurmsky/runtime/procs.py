@@ -6,6 +6,7 @@ behind -- daemons that double-fork or call setsid -- is re-parented to it instea
 which is what Slurm's cgroup-based process tracking gives slurmstepd. One reaper thread
 collects every child's status (adopted orphans included), so nothing else may wait() here.
 """
+
 import ctypes
 import os
 import signal
@@ -43,8 +44,9 @@ class Reaper:
         """Start argv (launch.py puts it in its own process group, but in the runtime's
         session: the local executor finds a node's processes by session); -> pid."""
         with self._lock:
-            proc = subprocess.Popen(argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr,
-                                    close_fds=True)
+            proc = subprocess.Popen(
+                argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr, close_fds=True
+            )
             self._callbacks[proc.pid] = (proc, on_exit)
         self._wake.set()
         return proc.pid

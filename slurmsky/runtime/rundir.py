@@ -7,6 +7,7 @@ It holds the copy of the batch script (``slurm_script``), the job's ``srun`` and
 the job secret itself is never written anywhere) and ``job.json`` (for scontrol show job).
 RUNDIR may be shared by the nodes of one machine, hence one subdirectory per rank.
 """
+
 import json
 import os
 import shlex
@@ -48,15 +49,24 @@ def install_tools(path):
     bin_dir = os.path.join(path, "bin")
     os.makedirs(bin_dir, exist_ok=True)
     for tool in TOOLS:
-        write_private(os.path.join(bin_dir, tool), WRAPPER.format(
-            python=shlex.quote(sys.executable), parent=shlex.quote(PACKAGE_PARENT),
-            tool=tool, node_dir=shlex.quote(path)), mode=0o700)
+        write_private(
+            os.path.join(bin_dir, tool),
+            WRAPPER.format(
+                python=shlex.quote(sys.executable),
+                parent=shlex.quote(PACKAGE_PARENT),
+                tool=tool,
+                node_dir=shlex.quote(path),
+            ),
+            mode=0o700,
+        )
     return bin_dir
 
 
 def write_control(path, job_id, host, port, key):
-    write_private(os.path.join(path, "control.json"), json.dumps(
-        {"job_id": job_id, "host": host, "port": port, "key": key.hex()}))
+    write_private(
+        os.path.join(path, "control.json"),
+        json.dumps({"job_id": job_id, "host": host, "port": port, "key": key.hex()}),
+    )
 
 
 def connect(path, timeout=None):
@@ -64,8 +74,9 @@ def connect(path, timeout=None):
     awaited for at most timeout seconds; None: srun, which waits for its step)."""
     with open(os.path.join(path, "control.json")) as f:
         control = json.load(f)
-    conn = channel.connect(control["host"], control["port"], control["job_id"], "local",
-                           bytes.fromhex(control["key"]))
+    conn = channel.connect(
+        control["host"], control["port"], control["job_id"], "local", bytes.fromhex(control["key"])
+    )
     conn.sock.settimeout(timeout)
     return conn
 

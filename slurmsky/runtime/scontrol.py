@@ -5,6 +5,7 @@ included; hostnames reads SLURM_NODELIST when given no list), ``show job`` print
 Slurm-shaped record of this job, ``requeue`` asks node 0 to requeue it. Anything else is
 handed to the next ``scontrol`` on PATH (the front end's, where there is one).
 """
+
 import grp
 import os
 import signal
@@ -96,11 +97,16 @@ def _delegate(argv, node_dir):
     own = os.path.realpath(os.path.join(node_dir, "bin"))
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         candidate = os.path.join(directory, "scontrol")
-        if os.path.realpath(directory) != own and os.access(candidate, os.X_OK) \
-                and os.path.isfile(candidate):
+        if (
+            os.path.realpath(directory) != own
+            and os.access(candidate, os.X_OK)
+            and os.path.isfile(candidate)
+        ):
             os.execv(candidate, [candidate] + list(argv))
-    _say(sys.stderr, "scontrol: error: %s is not available inside this job"
-         % " ".join(argv or ["(no command)"]))
+    _say(
+        sys.stderr,
+        "scontrol: error: %s is not available inside this job" % " ".join(argv or ["(no command)"]),
+    )
     return 1
 
 
@@ -131,20 +137,19 @@ def job_record(info, oneliner=False):
     names = info["names"]
     lines = [
         "%s JobName=%s" % (head, info["job_name"]),
-        "UserId=%s(%d) GroupId=%s(%d) MCS_label=N/A" % (info["user"], info["uid"],
-                                                        _group(info["gid"]), info["gid"]),
+        "UserId=%s(%d) GroupId=%s(%d) MCS_label=N/A"
+        % (info["user"], info["uid"], _group(info["gid"]), info["gid"]),
         "Account=%s QOS=%s" % (info["account"] or "(null)", info["qos"] or "(null)"),
         "JobState=RUNNING Reason=None Dependency=(null)",
         "Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0",
-        "RunTime=%s TimeLimit=%s TimeMin=N/A" % (
-            _duration(time.time() - info["start"]),
-            _duration(limit) if limit else "UNLIMITED"),
+        "RunTime=%s TimeLimit=%s TimeMin=N/A"
+        % (_duration(time.time() - info["start"]), _duration(limit) if limit else "UNLIMITED"),
         "StartTime=%s EndTime=%s Deadline=N/A" % (_when(info["start"]), end),
         "Partition=%s" % info["partition"],
         "NodeList=%s" % hostlist.compress(names),
         "BatchHost=%s" % names[0],
-        "NumNodes=%d NumCPUs=%d NumTasks=%d CPUs/Task=%d" % (
-            len(names), info["cpus"], info["ntasks"], info["cpus_per_task"]),
+        "NumNodes=%d NumCPUs=%d NumTasks=%d CPUs/Task=%d"
+        % (len(names), info["cpus"], info["ntasks"], info["cpus_per_task"]),
         "WorkDir=%s" % info["workdir"],
         "StdErr=%s" % info["stderr"],
         "StdIn=%s" % info["stdin"],

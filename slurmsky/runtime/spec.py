@@ -46,25 +46,59 @@ A node's identity comes from SkyPilot's variables (``SKYPILOT_NODE_RANK``,
 ``SKYPILOT_NODE_IPS``, ``SKYPILOT_NUM_GPUS_PER_NODE``, ``SKYPILOT_JOB_RANK``), exactly as
 SkyPilot sets them; without them the node is the only one, on 127.0.0.1.
 """
+
 import json
 import os
 import socket
 
 DEFAULTS: dict = {
-    "command": "sbatch", "account": None, "qos": None, "job_name_unset": False, "script_args": [],
+    "command": "sbatch",
+    "account": None,
+    "qos": None,
+    "job_name_unset": False,
+    "script_args": [],
     "workdir": None,
-    "ntasks": None, "ntasks_per_node": None, "cpus_per_task": None,
-    "mem_per_node": None, "mem_per_cpu": None,
-    "gpus": None, "gpus_per_node": None, "gpus_per_task": None, "gres": None,
-    "cpus_per_gpu": None, "mem_per_gpu": None, "gpu_ids": None,
-    "time_limit": None, "kill_wait": 30, "signal": None,
-    "error": None, "input": None, "open_mode": "truncate",
-    "environment": None, "extra_env": {}, "node_names": None, "array": None,
-    "umask": None, "startup_timeout": 300,
+    "ntasks": None,
+    "ntasks_per_node": None,
+    "cpus_per_task": None,
+    "mem_per_node": None,
+    "mem_per_cpu": None,
+    "gpus": None,
+    "gpus_per_node": None,
+    "gpus_per_task": None,
+    "gres": None,
+    "cpus_per_gpu": None,
+    "mem_per_gpu": None,
+    "gpu_ids": None,
+    "time_limit": None,
+    "kill_wait": 30,
+    "signal": None,
+    "error": None,
+    "input": None,
+    "open_mode": "truncate",
+    "environment": None,
+    "extra_env": {},
+    "node_names": None,
+    "array": None,
+    "umask": None,
+    "startup_timeout": 300,
 }
-REQUIRED = ("job_id", "job_name", "partition", "cluster_name", "user", "uid", "gid",
-            "submit_dir", "submit_host", "script", "num_nodes", "tasks_per_node",
-            "cpus_per_node", "output")
+REQUIRED = (
+    "job_id",
+    "job_name",
+    "partition",
+    "cluster_name",
+    "user",
+    "uid",
+    "gid",
+    "submit_dir",
+    "submit_host",
+    "script",
+    "num_nodes",
+    "tasks_per_node",
+    "cpus_per_node",
+    "output",
+)
 # Variables of SkyPilot's own Slurm allocation (on Slurm infra) and of the runtime itself: they
 # must not reach a job whose environment is taken from the node.
 NODE_PRIVATE_PREFIXES = ("SLURM_", "SLURMD_", "SRUN_", "SBATCH_", "SALLOC_")
@@ -103,8 +137,9 @@ class Job:
             raise SpecError("node rank %d outside SKYPILOT_NODE_IPS" % self.rank)
         for key in ("tasks_per_node", "cpus_per_node"):
             if len(spec[key]) != self.num_nodes:
-                raise SpecError("%s has %d entries for %d nodes"
-                                % (key, len(spec[key]), self.num_nodes))
+                raise SpecError(
+                    "%s has %d entries for %d nodes" % (key, len(spec[key]), self.num_nodes)
+                )
         self.ip = self.ips[self.rank]
         self.names = list(spec["node_names"] or self.ips)  # node 0 settles them: settle_names
         self.skypilot_gpus = int(environ.get("SKYPILOT_NUM_GPUS_PER_NODE") or 0)

@@ -6,33 +6,90 @@ step out and starts it, and this process prints what the tasks write (line-buffe
 unless -u, ``N: `` labels with -l, or into --output/--error files) and the task-exit errors,
 then exits with srun's code: the largest exit code, or 128+signal.
 """
+
 import os
 import signal
 
 from . import channel, filepattern, hostlist, rundir
-from .getopt_long import UsageError as GetoptError, getopt_long
+from .getopt_long import UsageError as GetoptError
+from .getopt_long import getopt_long
 from .launch import undo_locale_coercion
 
 SHORT = "A:c:D:e:Ei:J:Kklm:n:N:o:Op:q:Qr:st:uvw:W:x:"
 # Long options srun accepts, mapped to their short form where they have one; the others
 # (binding, memory, GPUs, ...) are accepted and have no effect inside an allocation here.
-LONG = {"account=": "-A", "cpus-per-task=": "-c", "chdir=": "-D", "error=": "-e",
-        "input=": "-i", "job-name=": "-J", "kill-on-bad-exit": "-K", "no-kill": "-k",
-        "label": "-l", "distribution=": "-m", "ntasks=": "-n", "nodes=": "-N", "output=": "-o",
-        "overcommit": "-O", "partition=": "-p", "qos=": "-q", "quiet": "-Q",
-        "oversubscribe": "-s", "time=": "-t", "unbuffered": "-u", "verbose": "-v",
-        "nodelist=": "-w", "wait=": "-W", "exclude=": "-x", "preserve-env": "-E",
-        "relative=": "-r", "exact": "--exact",
-        "ntasks-per-node=": "--ntasks-per-node", "tasks-per-node=": "--ntasks-per-node",
-        "export=": "--export", "open-mode=": "--open-mode", "gres=": "--gres",
-        "gpus=": "--gpus", "gpus-per-node=": "--gpus-per-node",
-        "gpus-per-task=": "--gpus-per-task", "cpus-per-gpu=": "--cpus-per-gpu"}
-LONG.update(dict.fromkeys([
-    "cpu-bind=", "cpu_bind=", "mem-bind=", "exclusive", "overlap", "whole", "mem=", "mincpus=",
-    "mem-per-cpu=", "mem-per-gpu=", "gpu-bind=", "mpi=", "cpu-freq=", "hint=", "constraint=",
-    "threads-per-core=", "ntasks-per-core=", "ntasks-per-socket=", "pty", "slurmd-debug=",
-    "signal=", "comment=", "begin=", "reservation=", "nice=", "propagate=", "network=",
-    "wckey="]))
+LONG = {
+    "account=": "-A",
+    "cpus-per-task=": "-c",
+    "chdir=": "-D",
+    "error=": "-e",
+    "input=": "-i",
+    "job-name=": "-J",
+    "kill-on-bad-exit": "-K",
+    "no-kill": "-k",
+    "label": "-l",
+    "distribution=": "-m",
+    "ntasks=": "-n",
+    "nodes=": "-N",
+    "output=": "-o",
+    "overcommit": "-O",
+    "partition=": "-p",
+    "qos=": "-q",
+    "quiet": "-Q",
+    "oversubscribe": "-s",
+    "time=": "-t",
+    "unbuffered": "-u",
+    "verbose": "-v",
+    "nodelist=": "-w",
+    "wait=": "-W",
+    "exclude=": "-x",
+    "preserve-env": "-E",
+    "relative=": "-r",
+    "exact": "--exact",
+    "ntasks-per-node=": "--ntasks-per-node",
+    "tasks-per-node=": "--ntasks-per-node",
+    "export=": "--export",
+    "open-mode=": "--open-mode",
+    "gres=": "--gres",
+    "gpus=": "--gpus",
+    "gpus-per-node=": "--gpus-per-node",
+    "gpus-per-task=": "--gpus-per-task",
+    "cpus-per-gpu=": "--cpus-per-gpu",
+}
+LONG.update(
+    dict.fromkeys(
+        [
+            "cpu-bind=",
+            "cpu_bind=",
+            "mem-bind=",
+            "exclusive",
+            "overlap",
+            "whole",
+            "mem=",
+            "mincpus=",
+            "mem-per-cpu=",
+            "mem-per-gpu=",
+            "gpu-bind=",
+            "mpi=",
+            "cpu-freq=",
+            "hint=",
+            "constraint=",
+            "threads-per-core=",
+            "ntasks-per-core=",
+            "ntasks-per-socket=",
+            "pty",
+            "slurmd-debug=",
+            "signal=",
+            "comment=",
+            "begin=",
+            "reservation=",
+            "nice=",
+            "propagate=",
+            "network=",
+            "wckey=",
+        ]
+    )
+)
 OPTIONAL_ARG = ("exclusive", "kill-on-bad-exit")  # optional arguments: attached only
 FORWARDED = (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -55,8 +112,9 @@ def _int(value, what):
 
 def _options(argv):
     """getopt_long as srun uses it: options end at the command; -> ({short: value}, command)."""
-    longopts = {name.rstrip("="): (name.rstrip("="), 1 if name.endswith("=") else 0)
-                for name in LONG}
+    longopts = {
+        name.rstrip("="): (name.rstrip("="), 1 if name.endswith("=") else 0) for name in LONG
+    }
     longopts.update({name: (name, 2) for name in OPTIONAL_ARG})
     try:
         opts, command = getopt_long("srun", argv, SHORT, longopts, permute=False)
@@ -89,8 +147,9 @@ def parse(argv, environ):
         raise UsageError("srun: error: %s" % e) from None
     relative = _int(o["-r"], "relative") if "-r" in o else None
     if relative is not None and (names or exclude):
-        raise UsageError("srun: error: -r,--relative not allowed with -w,--nodelist or "
-                         "-x,--exclude.")
+        raise UsageError(
+            "srun: error: -r,--relative not allowed with -w,--nodelist or -x,--exclude."
+        )
     warnings = []
     if names:
         nnodes = max(len(set(names)), nnodes or 0)
@@ -98,28 +157,40 @@ def parse(argv, environ):
         ntasks = nnodes * (tpn or 1)
     elif nnodes is not None:
         if ntasks < nnodes:
-            warnings.append("srun: Warning: can't run %d processes on %d nodes, setting nnodes "
-                            "to %d" % (ntasks, nnodes, ntasks))
+            warnings.append(
+                "srun: Warning: can't run %d processes on %d nodes, setting nnodes "
+                "to %d" % (ntasks, nnodes, ntasks)
+            )
             nnodes = ntasks
         if tpn is not None and tpn != ntasks // nnodes:
             if ntasks > tpn:
-                warnings.append("srun: Warning: can't honor --ntasks-per-node set to %d which "
-                                "doesn't match the requested tasks %d with the number of "
-                                "requested nodes %d. Ignoring --ntasks-per-node."
-                                % (tpn, ntasks, nnodes))
+                warnings.append(
+                    "srun: Warning: can't honor --ntasks-per-node set to %d which "
+                    "doesn't match the requested tasks %d with the number of "
+                    "requested nodes %d. Ignoring --ntasks-per-node." % (tpn, ntasks, nnodes)
+                )
             tpn = None
     allocated = environ.get("SLURM_JOB_NUM_NODES", environ.get("SLURM_NNODES"))
     if relative is not None and allocated and relative + (nnodes or 0) > int(allocated):
-        raise UsageError("srun: error: --relative and %s option incompatible with count of "
-                         "allocated nodes (%d+%d>%s)" % ("--nodes" if "-N" in o else
-                                                          "SLURM_JOB_NUM_NODES", relative,
-                                                          nnodes or 0, allocated))
+        raise UsageError(
+            "srun: error: --relative and %s option incompatible with count of "
+            "allocated nodes (%d+%d>%s)"
+            % ("--nodes" if "-N" in o else "SLURM_JOB_NUM_NODES", relative, nnodes or 0, allocated)
+        )
     request = {
-        "argv": command, "ntasks": ntasks or 1, "nnodes": nnodes, "nodelist": names,
-        "exclude": exclude, "ntasks_per_node": tpn,
+        "argv": command,
+        "ntasks": ntasks or 1,
+        "nnodes": nnodes,
+        "nodelist": names,
+        "exclude": exclude,
+        "ntasks_per_node": tpn,
         "cpus_per_task": _int(cpt, "cpus-per-task") if cpt else 1,
-        "cpus_per_task_set": cpt is not None, "overcommit": "-O" in o, "job_name": o.get("-J"),
-        "relative": relative or 0, "preserve_env": "-E" in o, "label": "-l" in o,
+        "cpus_per_task_set": cpt is not None,
+        "overcommit": "-O" in o,
+        "job_name": o.get("-J"),
+        "relative": relative or 0,
+        "preserve_env": "-E" in o,
+        "label": "-l" in o,
         # a step gets the job's CPUs on its nodes unless --exact (which -c implies in 22.05)
         "exact": "--exact" in o or "-c" in o,
         "cwd": os.path.abspath(o.get("-D", os.getcwd())),
@@ -127,9 +198,15 @@ def parse(argv, environ):
         "gpus": _gpus(o, environ),
     }
     mode = o.get("--open-mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
-    output = {"label": "-l" in o, "unbuffered": "-u" in o, "quiet": "-Q" in o,
-              "stdout": o.get("-o"), "stderr": o.get("-e"), "append": mode[:1] in ("a", "A"),
-              "kill_on_bad_exit": "-K" in o}
+    output = {
+        "label": "-l" in o,
+        "unbuffered": "-u" in o,
+        "quiet": "-Q" in o,
+        "stdout": o.get("-o"),
+        "stderr": o.get("-e"),
+        "append": mode[:1] in ("a", "A"),
+        "kill_on_bad_exit": "-K" in o,
+    }
     return request, output, warnings
 
 
@@ -137,6 +214,7 @@ def _gpus(o, environ):
     """The step's GPU request: --gres=gpu:N or --gpus-per-node (per node), --gpus (in all),
     --gpus-per-task, --cpus-per-gpu; the allocation's SLURM_GPUS_PER_NODE/_PER_TASK and
     SLURM_CPUS_PER_GPU stand in for options."""
+
     def count(text, what):
         return _int(text.split(":")[-1], what) if text else None
 
@@ -146,17 +224,22 @@ def _gpus(o, environ):
         if name == "gpu":
             per_node = count(item, "gres") if ":" in item else 1
     cpus = o.get("--cpus-per-gpu", environ.get("SLURM_CPUS_PER_GPU"))
-    return {"per_node": per_node, "gpus": count(o.get("--gpus"), "gpus"),
-            "per_task": count(o.get("--gpus-per-task", environ.get("SLURM_GPUS_PER_TASK")),
-                              "gpus"),
-            "cpus_per_gpu": _int(cpus, "cpus-per-gpu") if cpus else None}
+    return {
+        "per_node": per_node,
+        "gpus": count(o.get("--gpus"), "gpus"),
+        "per_task": count(o.get("--gpus-per-task", environ.get("SLURM_GPUS_PER_TASK")), "gpus"),
+        "cpus_per_gpu": _int(cpus, "cpus-per-gpu") if cpus else None,
+    }
 
 
 def _export(spec, environ):
     """--export for a step: ALL (default), NONE (SLURM_* only), or names and NAME=value."""
     items = [item for item in spec.split(",") if item]
-    base = dict(environ) if items and items[0].upper() == "ALL" else {
-        k: v for k, v in environ.items() if k.startswith("SLURM")}
+    base = (
+        dict(environ)
+        if items and items[0].upper() == "ALL"
+        else {k: v for k, v in environ.items() if k.startswith("SLURM")}
+    )
     for item in items:
         name, eq, value = item.partition("=")
         if eq:
@@ -174,22 +257,29 @@ class Output:
         self.width = len(str(max(sum(len(t) for t in step["tasks"]) - 1, 0)))
         self.partial = {}
         self.targets = {}  # (gid, fd) -> file descriptor
-        self.opened = {}   # path -> file descriptor
+        self.opened = {}  # path -> file descriptor
         node_of = {gid: i for i, gids in enumerate(step["tasks"]) for gid in gids}
         patterns = {1: settings["stdout"], 2: settings["stderr"] or settings["stdout"]}
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if settings["append"] else os.O_TRUNC)
         for gid, pos in node_of.items():
             for fd, pattern in patterns.items():
-                self.targets[gid, fd] = fd if not pattern else self._open(
-                    pattern, flags, environ, step, gid, pos)
+                self.targets[gid, fd] = (
+                    fd if not pattern else self._open(pattern, flags, environ, step, gid, pos)
+                )
 
     def _open(self, pattern, flags, environ, step, gid, pos):
         path = filepattern.expand(
-            pattern, job_id=int(environ.get("SLURM_JOB_ID", 0)),
+            pattern,
+            job_id=int(environ.get("SLURM_JOB_ID", 0)),
             array_job_id=_opt_int(environ.get("SLURM_ARRAY_JOB_ID")),
             array_task_id=_opt_int(environ.get("SLURM_ARRAY_TASK_ID")),
-            job_name=environ.get("SLURM_JOB_NAME", ""), user=environ.get("SLURM_JOB_USER", ""),
-            node_name=step["names"][pos], node_id=pos, task_id=gid, step_id=step["id"])
+            job_name=environ.get("SLURM_JOB_NAME", ""),
+            user=environ.get("SLURM_JOB_USER", ""),
+            node_name=step["names"][pos],
+            node_id=pos,
+            task_id=gid,
+            step_id=step["id"],
+        )
         if path not in self.opened:
             parent = os.path.dirname(path)
             if parent:
@@ -225,7 +315,7 @@ class Output:
         target = self.targets[gid, fd]
         while data:
             try:
-                data = data[os.write(target, data):]
+                data = data[os.write(target, data) :]
             except OSError:
                 return
 
@@ -269,8 +359,16 @@ def main(argv, node_dir):
         _say("srun: error: cannot reach the job's node runtime: %s" % e)
         return 1
     host, port = conn.sock.getsockname()[:2]
-    request.update({"t": "launch", "umask": mask, "srun_host": host, "srun_port": port,
-                    "pid": os.getpid(), "bin_dir": os.path.join(node_dir, "bin")})
+    request.update(
+        {
+            "t": "launch",
+            "umask": mask,
+            "srun_host": host,
+            "srun_port": port,
+            "pid": os.getpid(),
+            "bin_dir": os.path.join(node_dir, "bin"),
+        }
+    )
     conn.send(request)
     return _follow(conn, settings, environ)
 
@@ -289,8 +387,13 @@ def _follow(conn, settings, environ):
     for pos, gids in enumerate(step["tasks"]):
         for gid in gids:
             node_names[gid] = step["names"][pos]
-    state = {"rc": 0, "terminating": False, "signaled": False, "aborted": False,
-             "killed_bad": False}
+    state = {
+        "rc": 0,
+        "terminating": False,
+        "signaled": False,
+        "aborted": False,
+        "killed_bad": False,
+    }
 
     def forward(signum, frame):
         _request(conn, signum)
@@ -314,14 +417,16 @@ def _follow(conn, settings, environ):
                 output.write(msg["task"], msg["fd"], payload)
             elif kind == "exit":
                 output.flush(msg["tasks"])
-                state["rc"] = _task_exit(state["rc"], node_names[msg["tasks"][0]], msg["tasks"],
-                                         msg["status"])
+                state["rc"] = _task_exit(
+                    state["rc"], node_names[msg["tasks"][0]], msg["tasks"], msg["status"]
+                )
                 state["signaled"] = state["signaled"] or os.WIFSIGNALED(msg["status"])
-                if settings["kill_on_bad_exit"] and msg["status"] != 0 and \
-                        not state["killed_bad"]:
+                if settings["kill_on_bad_exit"] and msg["status"] != 0 and not state["killed_bad"]:
                     state["killed_bad"] = True
-                    _say("srun: launch/slurm: _step_signal: Terminating StepId=%s.%d"
-                         % (job_id, step["id"]))
+                    _say(
+                        "srun: launch/slurm: _step_signal: Terminating StepId=%s.%d"
+                        % (job_id, step["id"])
+                    )
                     try:
                         conn.send({"t": "terminate"})
                     except OSError:
@@ -362,8 +467,9 @@ def _task_exit(rc, host, gids, status):
             rc = status
     elif os.WIFSIGNALED(status):
         core = " (core dumped)" if os.WCOREDUMP(status) else ""
-        _say("srun: error: %s: %s: %s%s" % (host, tasks, signal.strsignal(os.WTERMSIG(status)),
-                                            core))
+        _say(
+            "srun: error: %s: %s: %s%s" % (host, tasks, signal.strsignal(os.WTERMSIG(status)), core)
+        )
         if rc == 0 or os.WIFEXITED(rc):
             rc = status
     return rc

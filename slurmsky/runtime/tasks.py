@@ -6,6 +6,7 @@ slurmstepd groups them (``exit``), and when the last local task has exited its l
 are killed, the pipes drained (bounded) and ``done`` is sent. Messages go to ``send``: the
 step channel on an agent, node 0's router on node 0.
 """
+
 import os
 import signal
 import threading
@@ -14,10 +15,10 @@ import time
 from . import env as envmod
 from . import procs
 
-EXIT_GRACE = 0.2      # seconds to let a task's pipes drain after it exits, before reporting
-DRAIN_TIMEOUT = 2.0   # seconds to wait for pipes held open by killed leftovers
-GROUP_WINDOW = 0.03   # exits this close together are reported as one, as slurmstepd does
-IDLE_WAIT = 1.0       # seconds between looks at a step whose tasks all run (exits notify)
+EXIT_GRACE = 0.2  # seconds to let a task's pipes drain after it exits, before reporting
+DRAIN_TIMEOUT = 2.0  # seconds to wait for pipes held open by killed leftovers
+GROUP_WINDOW = 0.03  # exits this close together are reported as one, as slurmstepd does
+IDLE_WAIT = 1.0  # seconds between looks at a step whose tasks all run (exits notify)
 
 
 class NodeSteps:
@@ -71,14 +72,21 @@ class _LocalStep:
         node, step = self.node, self.step
         with open(os.devnull, "rb") as devnull:
             for local_id, task in enumerate(self.tasks):
-                env = envmod.task_env(step["env"], node.job, step, node.node_environ,
-                                      node.bin_dir, local_id)
+                env = envmod.task_env(
+                    step["env"], node.job, step, node.node_environ, node.bin_dir, local_id
+                )
                 argv = procs.launch_argv(node.job.name, step["umask"], step["cwd"], step["argv"])
                 r_out, w_out = os.pipe()
                 r_err, w_err = os.pipe()
                 try:
-                    task.pid = node.reaper.spawn(argv, env, devnull, w_out, w_err,
-                                                 lambda status, t=task: self._exited(t, status))
+                    task.pid = node.reaper.spawn(
+                        argv,
+                        env,
+                        devnull,
+                        w_out,
+                        w_err,
+                        lambda status, t=task: self._exited(t, status),
+                    )
                 except OSError as e:  # fork failed: the task exits 1, as after a launch error
                     os.write(w_err, ("slurmstepd-%s: error: %s\n" % (node.job.name, e)).encode())
                     self._exited(task, 1 << 8)
@@ -122,14 +130,24 @@ class _LocalStep:
                 now = time.monotonic()
                 groups = {}
                 for t in self.tasks:
-                    if t.status is not None and not t.reported and (
-                            t.open_pipes == 0 or now - t.exited_at >= EXIT_GRACE):
+                    if (
+                        t.status is not None
+                        and not t.reported
+                        and (t.open_pipes == 0 or now - t.exited_at >= EXIT_GRACE)
+                    ):
                         groups.setdefault(t.status, []).append(t.gid)
                         t.reported = True
                 finished = all(t.reported for t in self.tasks)
             for status, gids in groups.items():
-                self._send({"t": "exit", "step": self.id, "node": self.node.job.rank,
-                            "tasks": gids, "status": status})
+                self._send(
+                    {
+                        "t": "exit",
+                        "step": self.id,
+                        "node": self.node.job.rank,
+                        "tasks": gids,
+                        "status": status,
+                    }
+                )
             if finished:
                 break
         # what the tasks left in their process groups

@@ -3,6 +3,7 @@
 The main thread sleeps in select() on a pipe; threads write a byte to it, and signals reach it
 through signal.set_wakeup_fd (the Python-level handler then only sets a flag).
 """
+
 import os
 import select
 import signal

@@ -42,8 +42,11 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
 def state_of(cluster, job_id: str) -> str | None:
     """A job's state as the state database has it (`N` or `N_i`)."""
     main, _, index = str(job_id).partition("_")
-    where = ("array_job_id = ? AND array_task_id = ?", int(main), int(index)) if index \
+    where = (
+        ("array_job_id = ? AND array_task_id = ?", int(main), int(index))
+        if index
         else ("job_id = ?", int(main))
+    )
     rows = cluster.jobs(*where)
     return rows[0][1] if rows else None
 

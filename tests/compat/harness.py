@@ -55,20 +55,32 @@ partitions:
   gpu: {gpus: 2}
 """
 COMPARE_ALL = ("stdout", "stderr", "exit")
-FINAL_ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "COMPLETING", "CONFIGURING", "RESIZING",
-                "SUSPENDED", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
+FINAL_ACTIVE = {
+    "PENDING",
+    "RUNNING",
+    "REQUEUED",
+    "COMPLETING",
+    "CONFIGURING",
+    "RESIZING",
+    "SUSPENDED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SIGNALING",
+    "STAGE_OUT",
+}
 
 
 # ------------------------------------------------------------------------------------- cases
 
+
 @dataclass(frozen=True)
 class Step:
-    run: str | None = None          # a bash command line
-    wait: str | None = None         # "done": every job of the case has ended
-    wait_file: str | None = None    # a path (relative to the case directory) exists
+    run: str | None = None  # a bash command line
+    wait: str | None = None  # "done": every job of the case has ended
+    wait_file: str | None = None  # a path (relative to the case directory) exists
     sleep: float | None = None
     compare: tuple = COMPARE_ALL
-    input: str | None = None        # stdin text (default: /dev/null)
+    input: str | None = None  # stdin text (default: /dev/null)
     timeout: float | None = None
 
     def describe(self) -> str:
@@ -106,8 +118,18 @@ class Case:
     source: str = ""
 
 
-CASE_KEYS = {"id", "covers", "steps", "files", "user", "normalise", "timeout", "slow",
-             "exclusive", "why"}
+CASE_KEYS = {
+    "id",
+    "covers",
+    "steps",
+    "files",
+    "user",
+    "normalise",
+    "timeout",
+    "slow",
+    "exclusive",
+    "why",
+}
 STEP_KEYS = {"run", "wait", "wait_file", "sleep", "compare", "input", "timeout", "why"}
 
 
@@ -124,9 +146,15 @@ def _step(raw, where: str) -> Step:
     kinds = [k for k in ("run", "wait", "wait_file", "sleep") if k in raw]
     if len(kinds) != 1:
         raise ValueError(f"{where}: a step has exactly one of run/wait/wait_file/sleep")
-    return Step(run=raw.get("run"), wait=raw.get("wait"), wait_file=raw.get("wait_file"),
-                sleep=raw.get("sleep"), compare=compare, input=raw.get("input"),
-                timeout=raw.get("timeout"))
+    return Step(
+        run=raw.get("run"),
+        wait=raw.get("wait"),
+        wait_file=raw.get("wait_file"),
+        sleep=raw.get("sleep"),
+        compare=compare,
+        input=raw.get("input"),
+        timeout=raw.get("timeout"),
+    )
 
 
 def load_cases(directory: Path = CASES_DIR) -> list[Case]:
@@ -145,17 +173,25 @@ def load_cases(directory: Path = CASES_DIR) -> list[Case]:
                 if not r.get("why"):
                     raise ValueError(f"{where}: every normalise rule needs a why")
                 rules.append(Rule(r["re"], r.get("to", ""), r["why"], r.get("side")))
-            cases.append(Case(
-                id=cid, covers=tuple(raw.get("covers", ())),
-                steps=tuple(_step(s, f"{where}.steps") for s in raw["steps"]),
-                files=dict(raw.get("files", {})), user=raw.get("user", "root"),
-                rules=tuple(rules), timeout=float(raw.get("timeout", 90)),
-                slow=bool(raw.get("slow", False)), exclusive=bool(raw.get("exclusive", False)),
-                source=path.name))
+            cases.append(
+                Case(
+                    id=cid,
+                    covers=tuple(raw.get("covers", ())),
+                    steps=tuple(_step(s, f"{where}.steps") for s in raw["steps"]),
+                    files=dict(raw.get("files", {})),
+                    user=raw.get("user", "root"),
+                    rules=tuple(rules),
+                    timeout=float(raw.get("timeout", 90)),
+                    slow=bool(raw.get("slow", False)),
+                    exclusive=bool(raw.get("exclusive", False)),
+                    source=path.name,
+                )
+            )
     return cases
 
 
 # ------------------------------------------------------------------------------- results
+
 
 @dataclass
 class StepResult:
@@ -187,8 +223,13 @@ PRINTED_ID_PATTERNS = [
 PARSABLE_ID = r"(?m)^(\d+)(?:;\w+)?$"  # sbatch --parsable, only for commands that ask for it
 # ... and where a job id shows in what a job or a command printed, for normalisation
 SEEN_ID_PATTERNS = PRINTED_ID_PATTERNS + [
-    r"\bSLURM_ARRAY_JOB_ID=(\d+)", r"\bSLURM_JOB_ID=(\d+)", r"\bSLURM_JOBID=(\d+)",
-    r"\bJobId=(\d+)", r"\bArrayJobId=(\d+)", r"\bJOB (\d+) ON\b", r"\bStepId=(\d+)\.",
+    r"\bSLURM_ARRAY_JOB_ID=(\d+)",
+    r"\bSLURM_JOB_ID=(\d+)",
+    r"\bSLURM_JOBID=(\d+)",
+    r"\bJobId=(\d+)",
+    r"\bArrayJobId=(\d+)",
+    r"\bJOB (\d+) ON\b",
+    r"\bStepId=(\d+)\.",
 ]
 
 
@@ -206,10 +247,16 @@ def _ids(text: str, patterns) -> list[int]:
 
 # --------------------------------------------------------------------------------- sides
 
+
 def user_env(user: str) -> dict:
     entry = pwd.getpwnam(user)
-    return {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user,
-            "SHELL": entry.pw_shell or "/bin/sh", "LANG": "C.UTF-8"}
+    return {
+        "HOME": entry.pw_dir,
+        "USER": user,
+        "LOGNAME": user,
+        "SHELL": entry.pw_shell or "/bin/sh",
+        "LANG": "C.UTF-8",
+    }
 
 
 def as_user(user: str, argv: list[str], env: dict) -> list[str]:
@@ -222,12 +269,16 @@ def as_user(user: str, argv: list[str], env: dict) -> list[str]:
 
 def run_bounded(argv: list[str], cwd: str, timeout: float, stdin: str | None = None):
     """(stdout, stderr, exit) of argv; its whole process group is killed at the timeout."""
-    proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE if stdin is not None
-                            else subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
-        out, err = proc.communicate(stdin.encode() if stdin is not None else None,
-                                    timeout=timeout)
+        out, err = proc.communicate(stdin.encode() if stdin is not None else None, timeout=timeout)
         code: int | str = proc.returncode
     except subprocess.TimeoutExpired:
         _kill_group(proc.pid)
@@ -291,8 +342,15 @@ class Side:
                     jobs = {f"JOB{i + 1}": str(j) for i, j in enumerate(ids)}
                     timeout = min(step.timeout or DEFAULT_STEP_TIMEOUT, left)
                     out, err, code = run_bounded(
-                        as_user(case.user, ["bash", "--noprofile", "--norc", "-c", step.run],
-                                {**env, **jobs}), str(workdir), timeout, step.input)
+                        as_user(
+                            case.user,
+                            ["bash", "--noprofile", "--norc", "-c", step.run],
+                            {**env, **jobs},
+                        ),
+                        str(workdir),
+                        timeout,
+                        step.input,
+                    )
                     for j in printed_ids(step.run, out + "\n" + err):
                         if j not in ids:
                             ids.append(j)
@@ -303,8 +361,14 @@ class Side:
                     results.append(StepResult(step.describe(), (), note=note))
         finally:
             self.cleanup(case, workdir, ids, ctx)
-        return SideResult(self.name, results, str(workdir), ctx.get("state", ""),
-                          ctx.get("path_prefix", ""), id_digits)
+        return SideResult(
+            self.name,
+            results,
+            str(workdir),
+            ctx.get("state", ""),
+            ctx.get("path_prefix", ""),
+            id_digits,
+        )
 
     def wait_step(self, case, step, workdir, ids, ctx, timeout) -> str:
         if step.sleep is not None:
@@ -351,8 +415,11 @@ class PeerSide(Side):
 
     def prepare(self, case, workdir, id_digits) -> dict:
         if case.exclusive:  # its commands see the whole cluster: let running jobs end first
-            _poll(lambda: not self._q("squeue", "-h", "-t", "CF,R,CG,S", "-o", "%i")[0].strip(),
-                  20, every=0.5)
+            _poll(
+                lambda: not self._q("squeue", "-h", "-t", "CF,R,CG,S", "-o", "%i")[0].strip(),
+                20,
+                every=0.5,
+            )
         return {}
 
     def wait_done(self, case, workdir, ids, ctx, timeout) -> str:
@@ -375,17 +442,26 @@ class PeerSide(Side):
         history: list[str] = []
 
         def settled():
-            out, code = self._q("sacct", "-n", "-P", "-j", joined, "-o",
-                                "JobID,JobName,State,ExitCode,Reason,NodeList")
+            out, code = self._q(
+                "sacct",
+                "-n",
+                "-P",
+                "-j",
+                joined,
+                "-o",
+                "JobID,JobName,State,ExitCode,Reason,NodeList",
+            )
             if code != 0:
                 return True  # no accounting: nothing to wait for
             rows = [line.split("|") for line in out.splitlines() if line]
             listed = {r[0] for r in rows}
             history.append(out)
-            return (elements <= listed
-                    and not any(r[2].split()[0] in FINAL_ACTIVE for r in rows)
-                    and not any(r[1] == "allocation" for r in rows)
-                    and history[-4:] == [out] * 4)
+            return (
+                elements <= listed
+                and not any(r[2].split()[0] in FINAL_ACTIVE for r in rows)
+                and not any(r[1] == "allocation" for r in rows)
+                and history[-4:] == [out] * 4
+            )
 
         if not _poll(settled, max(1.0, deadline - time.monotonic()), every=0.4):
             return "TIMED OUT waiting for accounting to settle"
@@ -396,8 +472,11 @@ class PeerSide(Side):
         if not ids:
             return
         out, _code = self._q("squeue", "-h", "-j", ",".join(map(str, ids)), "-o", "%A %Z")
-        mine = [line.split()[0] for line in out.splitlines()
-                if len(line.split()) == 2 and line.split()[1].startswith(str(workdir))]
+        mine = [
+            line.split()[0]
+            for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1].startswith(str(workdir))
+        ]
         if mine:
             self._q("scancel", *mine)
 
@@ -411,8 +490,9 @@ class PeerSide(Side):
         return code == 0 and "is UP" in out
 
     def next_job_id(self) -> int:
-        _out, err, _code = run_bounded([f"{PEER_BIN}/sbatch", "--test-only", "--wrap", "true"],
-                                       "/tmp", 15)
+        _out, err, _code = run_bounded(
+            [f"{PEER_BIN}/sbatch", "--test-only", "--wrap", "true"], "/tmp", 15
+        )
         m = re.search(r"Job (\d+) to start", err)
         if not m:
             raise RuntimeError(f"cannot read the peer's next job id: {err.strip()}")
@@ -424,8 +504,16 @@ class PeerSide(Side):
         nxt = self.next_job_id()
         if nxt < floor:
             n = floor - nxt - 1
-            run_bounded(["bash", "-c", f"for i in $(seq {n}); do {PEER_BIN}/sbatch --test-only "
-                         "--wrap true 2>/dev/null; done"], "/tmp", 120)
+            run_bounded(
+                [
+                    "bash",
+                    "-c",
+                    f"for i in $(seq {n}); do {PEER_BIN}/sbatch --test-only "
+                    "--wrap true 2>/dev/null; done",
+                ],
+                "/tmp",
+                120,
+            )
             nxt = self.next_job_id()
         return nxt
 
@@ -471,11 +559,21 @@ class SkySide(Side):
         venv = self.root / f"python-{user}"
         if system is None:
             return self.python
-        subprocess.run([system, "-m", "venv", "--without-pip", str(venv)], check=True,
-                       capture_output=True, timeout=120)
-        site = run_bounded([str(venv / "bin" / "python3"), "-c",
-                            "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                           "/", 30)[0].strip()
+        subprocess.run(
+            [system, "-m", "venv", "--without-pip", str(venv)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        site = run_bounded(
+            [
+                str(venv / "bin" / "python3"),
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ],
+            "/",
+            30,
+        )[0].strip()
         Path(site, "harness-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
         return str(venv / "bin" / "python3")
 
@@ -497,9 +595,12 @@ class SkySide(Side):
         return ctx
 
     def env(self, case, workdir) -> dict:
-        return dict(user_env(case.user), PATH=self.path(case.user),
-                    SLURMSKY_HOME=str(self.root / "state" / case.id),
-                    SLURMSKY_CONFIG=str(self.config))
+        return dict(
+            user_env(case.user),
+            PATH=self.path(case.user),
+            SLURMSKY_HOME=str(self.root / "state" / case.id),
+            SLURMSKY_CONFIG=str(self.config),
+        )
 
     def _state(self, case, state, what: str, *args, timeout: float = 15):
         """skystate.<what>(...): in-process for the harness's own user, else as the user."""
@@ -509,11 +610,16 @@ class SkySide(Side):
             import skystate
 
             return getattr(skystate, what)({"SLURMSKY_HOME": str(state)}, *args)
-        env = dict(user_env(case.user), PATH=BASE_PATH, SLURMSKY_HOME=str(state),
-                   PYTHONPATH=str(REPO))
+        env = dict(
+            user_env(case.user), PATH=BASE_PATH, SLURMSKY_HOME=str(state), PYTHONPATH=str(REPO)
+        )
         out, err, code = run_bounded(
-            as_user(case.user, [self.python_for(case.user), str(SKYSTATE), what,
-                                *map(str, args)], env), "/", timeout)
+            as_user(
+                case.user, [self.python_for(case.user), str(SKYSTATE), what, *map(str, args)], env
+            ),
+            "/",
+            timeout,
+        )
         if what == "wait":
             return "" if code == 0 else ((out + err).strip() or f"wait failed: {code}")
         if what == "pids":
@@ -574,36 +680,74 @@ def _alive(pid: int) -> bool:
 
 # (pattern, replacement, why) applied to both sides, in this order, before the case's rules.
 NORMALISATIONS = [
-    (r"^(\d+: )?(SLURM_CONF|SLURM_WORKING_CLUSTER|SLURM_TOPOLOGY_ADDR|SLURM_TOPOLOGY_ADDR_PATTERN)"
-     r"=.*\n", "", "site variables: they describe the peer's slurm.conf and topology"),
-    (r"^(\d+: )?SLURMSKY_[A-Z_]+=.*\n", "",
-     "slurmsky's own wiring (state directory, config file): the harness sets them"),
-    (r"^(\d+: )?SLURM_JOB_ACCOUNT=research\n", "",
-     "the peer's accounting assigns every job the account 'research' (site accounting)"),
-    (r"^(\d+: )?SLURM_JOB_QOS=normal\n", "",
-     "the peer's accounting assigns every job the QOS 'normal' (site accounting)"),
-    (r"^(\d+: )?SLURM_MEM_PER_CPU=100\n", "",
-     "the peer's DefMemPerCPU=100 (site default; cases never ask for 100 MB themselves)"),
-    (r"^(srun|salloc): job \d+ (queued and waiting for resources|has been allocated resources)\n"
-     r"|^salloc: Pending job allocation \d+\n"
-     r"|^srun: Job \d+ step creation temporarily disabled, retrying \(Requested nodes are busy\)\n"
-     r"|^srun: Step created for job \d+\n", "",
-     "printed only when the allocation or step had to wait for other jobs (cluster load)"),
-    (r"^salloc: Job allocation \d+ has been revoked\.\n", "",
-     "a race in salloc: printed when the end-of-job message arrives before salloc exits"),
+    (
+        r"^(\d+: )?(SLURM_CONF|SLURM_WORKING_CLUSTER|SLURM_TOPOLOGY_ADDR|SLURM_TOPOLOGY_ADDR_PATTERN)"
+        r"=.*\n",
+        "",
+        "site variables: they describe the peer's slurm.conf and topology",
+    ),
+    (
+        r"^(\d+: )?SLURMSKY_[A-Z_]+=.*\n",
+        "",
+        "slurmsky's own wiring (state directory, config file): the harness sets them",
+    ),
+    (
+        r"^(\d+: )?SLURM_JOB_ACCOUNT=research\n",
+        "",
+        "the peer's accounting assigns every job the account 'research' (site accounting)",
+    ),
+    (
+        r"^(\d+: )?SLURM_JOB_QOS=normal\n",
+        "",
+        "the peer's accounting assigns every job the QOS 'normal' (site accounting)",
+    ),
+    (
+        r"^(\d+: )?SLURM_MEM_PER_CPU=100\n",
+        "",
+        "the peer's DefMemPerCPU=100 (site default; cases never ask for 100 MB themselves)",
+    ),
+    (
+        r"^(srun|salloc): job \d+ (queued and waiting for resources|has been allocated resources)\n"
+        r"|^salloc: Pending job allocation \d+\n"
+        r"|^srun: Job \d+ step creation temporarily disabled, retrying \(Requested nodes are busy\)\n"
+        r"|^srun: Step created for job \d+\n",
+        "",
+        "printed only when the allocation or step had to wait for other jobs (cluster load)",
+    ),
+    (
+        r"^salloc: Job allocation \d+ has been revoked\.\n",
+        "",
+        "a race in salloc: printed when the end-of-job message arrives before salloc exits",
+    ),
     (r"\b(SLURM_TASK_PID|SLURM_PRIO_PROCESS_PID)=\d+", r"\1=<pid>", "process ids"),
     (r"\b(SLURM_SRUN_COMM_PORT|SLURM_STEP_LAUNCHER_PORT)=\d+", r"\1=<port>", "TCP ports"),
-    (r"\b(SLURM_SRUN_COMM_HOST|SLURM_LAUNCH_NODE_IPADDR)=\S+", r"\1=<addr>",
-     "the address srun listens on (the peer's nodes all share 127.0.0.1)"),
-    (r"/var/spool/slurm-peer/d/node\d+/job\d+/slurm_script", "<batch script>",
-     "where the node keeps its copy of the batch script"),
-    (r"<state>/jobs/\d+/node\d+/slurm_script", "<batch script>",
-     "where the node keeps its copy of the batch script"),
-    (r"<state>/jobs/\d+/node\d+/bin:", "",
-     "slurmsky's in-job srun/scontrol directory on PATH (Slurm's are in /usr/bin)"),
+    (
+        r"\b(SLURM_SRUN_COMM_HOST|SLURM_LAUNCH_NODE_IPADDR)=\S+",
+        r"\1=<addr>",
+        "the address srun listens on (the peer's nodes all share 127.0.0.1)",
+    ),
+    (
+        r"/var/spool/slurm-peer/d/node\d+/job\d+/slurm_script",
+        "<batch script>",
+        "where the node keeps its copy of the batch script",
+    ),
+    (
+        r"<state>/jobs/\d+/node\d+/slurm_script",
+        "<batch script>",
+        "where the node keeps its copy of the batch script",
+    ),
+    (
+        r"<state>/jobs/\d+/node\d+/bin:",
+        "",
+        "slurmsky's in-job srun/scontrol directory on PATH (Slurm's are in /usr/bin)",
+    ),
     (r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\b", "<time>", "wall-clock times"),
-    (r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
-     r"[ \d]\d \d\d:\d\d:\d\d \d{4}\b", "<date>", "wall-clock dates"),
+    (
+        r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+        r"[ \d]\d \d\d:\d\d:\d\d \d{4}\b",
+        "<date>",
+        "wall-clock dates",
+    ),
 ]
 NODE_RE = re.compile(r"\b(?:node|127\.0\.0\.)(\d+|\[[\d,\-]+\])(?![\d.])")
 
@@ -674,12 +818,12 @@ class Normaliser:
                 # keep fixed-width columns aligned (127.0.0.N is 4 characters longer than
                 # nodeN): pad on the side the column's padding is on
                 pad = " " * max(0, len(m.group(0)) - len(new))
-                before, after = line[:m.start()], line[m.end():]
+                before, after = line[: m.start()], line[m.end() :]
                 if after.startswith("  "):
                     new = new + pad  # left-aligned
                 elif before.endswith("  ") or (before == "" and after.startswith(" ")):
                     new = pad + new  # right-aligned
-                out.append(line[pos:m.start()] + new)
+                out.append(line[pos : m.start()] + new)
                 pos = m.end()
             out.append(line[pos:])
             lines.append("".join(out))
@@ -709,12 +853,13 @@ def render(case: Case, side: SideResult) -> str:
 
 # ------------------------------------------------------------------------------- compare
 
+
 @dataclass
 class Outcome:
     case: Case
     identical: bool
     diff: str = ""
-    reference: str = ""   # "live" or "expected"
+    reference: str = ""  # "live" or "expected"
     peer_text: str = ""
     sky_text: str = ""
     note: str = ""
@@ -730,20 +875,27 @@ def _visible(line: str) -> str:
 def compare(case: Case, reference: str, actual: str, ref_name="real Slurm") -> tuple[bool, str]:
     if reference == actual:
         return True, ""
-    diff = difflib.unified_diff(reference.splitlines(keepends=True),
-                                actual.splitlines(keepends=True),
-                                f"{case.id} ({ref_name})", f"{case.id} (slurmsky)", n=2)
+    diff = difflib.unified_diff(
+        reference.splitlines(keepends=True),
+        actual.splitlines(keepends=True),
+        f"{case.id} ({ref_name})",
+        f"{case.id} (slurmsky)",
+        n=2,
+    )
     text = "".join(_visible(d.rstrip("\n")) + "\n" for d in diff)
     return False, text or "(outputs differ only in line endings)\n"
 
 
-EXPECTED_HEADER = "# {id}: real Slurm's answer, normalised (tests/compat/regenerate.py; do not edit)\n"
+EXPECTED_HEADER = (
+    "# {id}: real Slurm's answer, normalised (tests/compat/regenerate.py; do not edit)\n"
+)
 
 
 def write_expected(case: Case, text: str, digits: int, directory: Path = EXPECTED_DIR) -> None:
     directory.mkdir(exist_ok=True)
     (directory / f"{case.id}.txt").write_text(
-        EXPECTED_HEADER.format(id=case.id) + f"# job-id-digits: {digits}\n" + text)
+        EXPECTED_HEADER.format(id=case.id) + f"# job-id-digits: {digits}\n" + text
+    )
 
 
 def read_expected(case: Case, directory: Path = EXPECTED_DIR) -> tuple[str, int] | None:
@@ -784,8 +936,13 @@ def run_one(case: Case, peer: PeerSide | None, sky: Side, peer_digits: int = 4) 
         t_sky = time.monotonic() - t_sky
         th.join()
         if "e" in box:
-            return Outcome(case, False, f"the peer side failed: {box['e']!r}\n", "live",
-                           seconds=time.monotonic() - t0)
+            return Outcome(
+                case,
+                False,
+                f"the peer side failed: {box['e']!r}\n",
+                "live",
+                seconds=time.monotonic() - t0,
+            )
         ref_text, ref_name, reference = render(case, box["r"]), "real Slurm", "live"
         note = ""
         timing = f"real Slurm {box.get('t', 0):.1f}s, slurmsky {t_sky:.1f}s"
@@ -797,15 +954,29 @@ def run_one(case: Case, peer: PeerSide | None, sky: Side, peer_digits: int = 4) 
     else:
         stored = read_expected(case)
         if stored is None:
-            return Outcome(case, False, "no stored expectation: run tests/compat/regenerate.py "
-                           "with the peer up\n", "expected", seconds=time.monotonic() - t0)
+            return Outcome(
+                case,
+                False,
+                "no stored expectation: run tests/compat/regenerate.py with the peer up\n",
+                "expected",
+                seconds=time.monotonic() - t0,
+            )
         ref_text, digits = stored
         sky_res = sky.run_case(case, digits)
         ref_name, reference, note = "real Slurm, stored", "expected", ""
     sky_text = render(case, sky_res)
     same, diff = compare(case, ref_text, sky_text, ref_name)
-    return Outcome(case, same, diff, reference, ref_text, sky_text, note,
-                   time.monotonic() - t0, timing if peer is not None else "")
+    return Outcome(
+        case,
+        same,
+        diff,
+        reference,
+        ref_text,
+        sky_text,
+        note,
+        time.monotonic() - t0,
+        timing if peer is not None else "",
+    )
 
 
 def id_digits(next_id: int) -> int:

@@ -65,9 +65,13 @@ def main(argv=None) -> int:
             continue
         harness.write_expected(case, texts[case.id][0], digits)
         timed_out = "TIMED OUT" in texts[case.id][0] or "timed out after" in texts[case.id][0]
-        print(f"stored {case.id}" + ("  (WARNING: a wait or command timed out)" if timed_out else ""))
-    print(f"{len(cases) - len(unstable)} stored, {len(unstable)} unstable "
-          f"in {time.monotonic() - t0:.0f}s")
+        print(
+            f"stored {case.id}" + ("  (WARNING: a wait or command timed out)" if timed_out else "")
+        )
+    print(
+        f"{len(cases) - len(unstable)} stored, {len(unstable)} unstable "
+        f"in {time.monotonic() - t0:.0f}s"
+    )
     return 1 if unstable else 0
 
 

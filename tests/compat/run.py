@@ -31,14 +31,27 @@ def parse(argv):
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--live", action="store_true", help="require the peer")
     mode.add_argument("--stored", action="store_true", help="never use the peer")
-    ap.add_argument("-k", dest="select", action="append", default=[],
-                    help="only cases whose id contains this (repeatable)")
-    ap.add_argument("-j", "--jobs", type=int, default=int(os.environ.get("COMPAT_JOBS", 16)),
-                    help="cases run at once (default 16)")
+    ap.add_argument(
+        "-k",
+        dest="select",
+        action="append",
+        default=[],
+        help="only cases whose id contains this (repeatable)",
+    )
+    ap.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("COMPAT_JOBS", 16)),
+        help="cases run at once (default 16)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="full diffs")
     ap.add_argument("--max-diff-lines", type=int, default=40)
-    ap.add_argument("--ratchet", action="store_true",
-                    help=f"fail when fewer cases than {harness.RATCHET_FILE.name} are identical")
+    ap.add_argument(
+        "--ratchet",
+        action="store_true",
+        help=f"fail when fewer cases than {harness.RATCHET_FILE.name} are identical",
+    )
     ap.add_argument("--update-ratchet", action="store_true")
     ap.add_argument("--report", type=Path, help="write every result (JSON) here")
     ap.add_argument("--keep", action="store_true", help="keep the run directory")
@@ -90,9 +103,12 @@ def main(argv=None) -> int:
     if peer is not None:
         digits = harness.id_digits(peer.raise_ids_to(1000))
     sky = harness.SkySide(root, bin_dir=args.bin)
-    print(f"compat: {len(cases)} cases, reference: "
-          f"{'live real Slurm (the peer)' if peer else 'stored answers (tests/compat/expected)'}"
-          f", run directory {root}", flush=True)
+    print(
+        f"compat: {len(cases)} cases, reference: "
+        f"{'live real Slurm (the peer)' if peer else 'stored answers (tests/compat/expected)'}"
+        f", run directory {root}",
+        flush=True,
+    )
 
     def show(o):
         status = "identical" if o.identical else "differs"
@@ -104,14 +120,29 @@ def main(argv=None) -> int:
     for o in failed:
         lines = o.diff.splitlines(keepends=True)
         if not args.verbose and len(lines) > args.max_diff_lines:
-            lines = lines[:args.max_diff_lines] + [
-                f"... {len(lines) - args.max_diff_lines} more lines (-v for all)\n"]
+            lines = lines[: args.max_diff_lines] + [
+                f"... {len(lines) - args.max_diff_lines} more lines (-v for all)\n"
+            ]
         print(f"\n=== {o.case.id} ({o.case.source}) differs:\n" + "".join(lines), end="")
     if args.report:
-        args.report.write_text(json.dumps([
-            {"id": o.case.id, "identical": o.identical, "reference": o.reference,
-             "diff": o.diff, "note": o.note, "seconds": round(o.seconds, 2), "timing": o.timing,
-             "covers": list(o.case.covers)} for o in outcomes], indent=1))
+        args.report.write_text(
+            json.dumps(
+                [
+                    {
+                        "id": o.case.id,
+                        "identical": o.identical,
+                        "reference": o.reference,
+                        "diff": o.diff,
+                        "note": o.note,
+                        "seconds": round(o.seconds, 2),
+                        "timing": o.timing,
+                        "covers": list(o.case.covers),
+                    }
+                    for o in outcomes
+                ],
+                indent=1,
+            )
+        )
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     passed = len(outcomes) - len(failed)

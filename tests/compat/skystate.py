@@ -38,8 +38,9 @@ def wait(environ, seconds: float) -> str:
         while state.active_jobs_exist(conn):
             if time.monotonic() > deadline:
                 jobs = state.active_jobs(conn)
-                return (f"TIMED OUT after {seconds:g}s waiting for the jobs to end: "
-                        + ", ".join(f"{j.job_id}={j.state}" for j in jobs))
+                return f"TIMED OUT after {seconds:g}s waiting for the jobs to end: " + ", ".join(
+                    f"{j.job_id}={j.state}" for j in jobs
+                )
             time.sleep(0.2)
         return ""
     finally:
@@ -61,8 +62,9 @@ def pids(environ) -> dict:
     if os.path.exists(os.path.join(home, "state.db")):
         conn = state.connect(environ)
         try:
-            for (ref,) in conn.execute("SELECT executor_ref FROM jobs "
-                                       "WHERE executor_ref IS NOT NULL"):
+            for (ref,) in conn.execute(
+                "SELECT executor_ref FROM jobs WHERE executor_ref IS NOT NULL"
+            ):
                 for pid, created in json.loads(ref).get("pids", []):
                     if pid and session_is_ours(pid, created):
                         info["sessions"].append(pid)

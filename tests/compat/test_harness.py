@@ -12,15 +12,15 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import harness
+import pytest
 from harness import Case, SideResult, Step, StepResult, render
 
 README = harness.REPO / "README.md"
 
 
 # ------------------------------------------------------------------------------ the corpus
+
 
 def test_corpus_loads_with_unique_ids_and_at_least_150_cases():
     cases = harness.load_cases()
@@ -36,7 +36,7 @@ def matrix_cells() -> set[str]:
     cells = set()
     lines = README.read_text().splitlines()
     start = lines.index("| option | sbatch | srun | salloc | what slurmsky does |")
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("| `"):
             break
         cols = [c.strip() for c in line.strip("|").split("|")]
@@ -60,8 +60,12 @@ def test_covers_name_real_matrix_rows_or_commands():
     commands = {"sbatch", "srun", "salloc", "squeue", "scancel", "sacct", "scontrol", "sinfo"}
     for case in harness.load_cases():
         for c in case.covers:
-            assert c in cells or c in commands or c.split()[0] in commands and (
-                c.split()[1].startswith("--")), (case.id, c)
+            assert (
+                c in cells
+                or c in commands
+                or c.split()[0] in commands
+                and (c.split()[1].startswith("--"))
+            ), (case.id, c)
 
 
 def test_every_case_has_a_stored_answer():
@@ -115,8 +119,8 @@ def mutations(text: str):
         if i in skip:
             continue
         other = "x" if ch != "x" else "y"
-        yield f"replace {i}", text[:i] + other + text[i + 1:]
-        yield f"delete {i}", text[:i] + text[i + 1:]
+        yield f"replace {i}", text[:i] + other + text[i + 1 :]
+        yield f"delete {i}", text[:i] + text[i + 1 :]
         if ch in " \n":
             yield f"insert {i}", text[:i] + ch + text[i:]
 
@@ -142,9 +146,14 @@ def test_every_one_byte_change_of_stdout_is_reported():
 
 def test_one_byte_changes_of_stderr_and_exit_are_reported():
     reference = render(CASE, side(SAMPLE_STDOUT, "sbatch: error: x\n", 1))
-    for stderr, code in [("sbatch: error: y\n", 1), ("sbatch: error: x", 1),
-                         ("sbatch: error: x\n", 255), ("sbatch: error: x\n", "timed out after 30s"),
-                         ("sbatch: error: x \n", 1), ("", 1)]:
+    for stderr, code in [
+        ("sbatch: error: y\n", 1),
+        ("sbatch: error: x", 1),
+        ("sbatch: error: x\n", 255),
+        ("sbatch: error: x\n", "timed out after 30s"),
+        ("sbatch: error: x \n", 1),
+        ("", 1),
+    ]:
         same, _ = harness.compare(CASE, reference, render(CASE, side(SAMPLE_STDOUT, stderr, code)))
         assert not same, (stderr, code)
 
@@ -174,8 +183,9 @@ class FakeSlurm(harness.Side):
         sbatch.write_text(
             "#!/bin/bash\n"
             "id=4242\n"
-            "bash \"$1\" > slurm-$id.out 2>&1\n"
-            f"echo \"Submitted batch job $id{broken}\"\n")
+            'bash "$1" > slurm-$id.out 2>&1\n'
+            f'echo "Submitted batch job $id{broken}"\n'
+        )
         sbatch.chmod(0o755)
 
     def path(self):
@@ -188,9 +198,12 @@ class FakeSlurm(harness.Side):
 def run_fakes(tmp_path: Path, broken: str):
     root = tmp_path / "run"
     root.mkdir()
-    case = Case(id="fake-sbatch", covers=(), steps=(
-        Step(run="sbatch job.sh"), Step(wait="done"), Step(run="cat slurm-$JOB1.out")),
-        files={"job.sh": "#!/bin/bash\necho \"job $SLURM_JOB_ID says hi\"\n"})
+    case = Case(
+        id="fake-sbatch",
+        covers=(),
+        steps=(Step(run="sbatch job.sh"), Step(wait="done"), Step(run="cat slurm-$JOB1.out")),
+        files={"job.sh": '#!/bin/bash\necho "job $SLURM_JOB_ID says hi"\n'},
+    )
     reference = FakeSlurm(root, "p")
     candidate = FakeSlurm(root, "s", broken)
     return harness.run_one(case, reference, candidate)
@@ -209,6 +222,7 @@ def test_the_same_fake_on_both_sides_is_identical(tmp_path):
 
 # ------------------------------------------------------------------------- normalisation
 
+
 def norm(text: str, cwd: str = CWD, rules=(), side_name="peer", command="cmd") -> str:
     case = Case(id="n", covers=(), steps=(), rules=tuple(rules))
     return harness.Normaliser(case, SideResult(side_name, [], cwd)).text(text, command)
@@ -216,14 +230,17 @@ def norm(text: str, cwd: str = CWD, rules=(), side_name="peer", command="cmd") -
 
 def test_job_ids_are_numbered_by_first_appearance_on_each_side():
     assert norm("Submitted batch job 5001\nSLURM_JOB_ID=5001 x5001 5001_3 5001.batch\n") == (
-        "Submitted batch job <JOB1>\nSLURM_JOB_ID=<JOB1> x<JOB1> <JOB1>_3 <JOB1>.batch\n")
+        "Submitted batch job <JOB1>\nSLURM_JOB_ID=<JOB1> x<JOB1> <JOB1>_3 <JOB1>.batch\n"
+    )
     assert norm("Submitted batch job 77\nSubmitted batch job 5001\n") == (
-        "Submitted batch job <JOB1>\nSubmitted batch job <JOB2>\n")
+        "Submitted batch job <JOB1>\nSubmitted batch job <JOB2>\n"
+    )
 
 
 def test_zero_padded_job_ids_keep_their_padding():
     assert norm("Submitted batch job 2133\npad-02133.out\n") == (
-        "Submitted batch job <JOB1>\npad-0<JOB1>.out\n")
+        "Submitted batch job <JOB1>\npad-0<JOB1>.out\n"
+    )
 
 
 def test_bare_numbers_are_job_ids_only_after_parsable():
@@ -238,8 +255,10 @@ def test_numbers_that_are_not_job_ids_are_kept():
 
 def test_nodes_of_both_sides_map_to_the_same_names():
     peer = norm("SLURM_JOB_NODELIST=node[3-4]\nSLURMD_NODENAME=node3\nnode4\n")
-    sky = norm("SLURM_JOB_NODELIST=127.0.0.[1-2]\nSLURMD_NODENAME=127.0.0.1\n127.0.0.2\n",
-               side_name="slurmsky")
+    sky = norm(
+        "SLURM_JOB_NODELIST=127.0.0.[1-2]\nSLURMD_NODENAME=127.0.0.1\n127.0.0.2\n",
+        side_name="slurmsky",
+    )
     assert peer == sky == "SLURM_JOB_NODELIST=node[1-2]\nSLURMD_NODENAME=node1\nnode2\n"
 
 
@@ -252,16 +271,16 @@ def test_node_names_keep_fixed_width_columns_aligned():
 
 
 def test_site_lines_are_dropped_and_others_kept():
-    text = ("SLURM_CONF=/etc/slurm/slurm.conf\nSLURM_JOB_ACCOUNT=research\n"
-            "SLURM_JOB_ACCOUNT=other\nSLURM_MEM_PER_CPU=100\nSLURM_MEM_PER_CPU=200\n"
-            "1: SLURM_TOPOLOGY_ADDR=node1\nSLURMSKY_HOME=/x\nSLURM_TASK_PID=4242\n")
-    assert norm(text) == ("SLURM_JOB_ACCOUNT=other\nSLURM_MEM_PER_CPU=200\n"
-                          "SLURM_TASK_PID=<pid>\n")
+    text = (
+        "SLURM_CONF=/etc/slurm/slurm.conf\nSLURM_JOB_ACCOUNT=research\n"
+        "SLURM_JOB_ACCOUNT=other\nSLURM_MEM_PER_CPU=100\nSLURM_MEM_PER_CPU=200\n"
+        "1: SLURM_TOPOLOGY_ADDR=node1\nSLURMSKY_HOME=/x\nSLURM_TASK_PID=4242\n"
+    )
+    assert norm(text) == ("SLURM_JOB_ACCOUNT=other\nSLURM_MEM_PER_CPU=200\nSLURM_TASK_PID=<pid>\n")
 
 
 def test_paths_and_times_are_normalised():
-    assert norm(f"{CWD}/slurm-1.out at 2026-11-22T02:48:03\n") == (
-        "<cwd>/slurm-1.out at <time>\n")
+    assert norm(f"{CWD}/slurm-1.out at 2026-11-22T02:48:03\n") == ("<cwd>/slurm-1.out at <time>\n")
 
 
 def test_case_rules_apply_to_their_side_only():
@@ -280,6 +299,7 @@ def test_normalisation_is_idempotent_on_a_stored_answer():
 
 # -------------------------------------------------------------------------------- ratchet
 
+
 def test_ratchet_is_a_count_not_above_the_corpus():
     value = int(harness.RATCHET_FILE.read_text().split()[0])
     assert 0 <= value <= len(harness.load_cases())
@@ -288,8 +308,12 @@ def test_ratchet_is_a_count_not_above_the_corpus():
 def test_ratchet_only_goes_up():
     try:
         committed = subprocess.run(
-            ["git", "show", "HEAD:tests/compat/RATCHET"], cwd=harness.REPO,
-            capture_output=True, text=True, timeout=10)
+            ["git", "show", "HEAD:tests/compat/RATCHET"],
+            cwd=harness.REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         pytest.skip("no git")
     if committed.returncode != 0:
@@ -298,6 +322,7 @@ def test_ratchet_only_goes_up():
 
 
 # ----------------------------------------------------------------------- live, with the peer
+
 
 @pytest.fixture(scope="module")
 def peer():
@@ -314,13 +339,23 @@ def peer():
     up = harness.PEER_TOOLS / "slurm-peer-up.sh"
     if os.environ.get("SLURMSKY_COMPAT_START_PEER") != "1" or os.geteuid() != 0 or not up.exists():
         pytest.skip("the Slurm peer is not up (SLURMSKY_COMPAT_START_PEER=1 starts it, as root)")
-    subprocess.run(["bash", str(up)], check=True, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, timeout=900)
+    subprocess.run(
+        ["bash", str(up)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        timeout=900,
+    )
     try:
         yield "started"
     finally:
-        subprocess.run(["bash", str(harness.PEER_TOOLS / "slurm-peer-down.sh")], check=False,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            ["bash", str(harness.PEER_TOOLS / "slurm-peer-down.sh")],
+            check=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
 
 
 @pytest.mark.peer

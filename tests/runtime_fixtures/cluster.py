@@ -6,6 +6,7 @@ ended by pid at teardown, and what is left of the job is checked with psutil.
 The default spec mirrors the real-Slurm probe jobs of the captures next to this file
 (user peeruser 1001, cluster peer, partition debug, account research, DefMemPerCPU=100).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent
 SECRET = "a9f2c1e0d3b4a5968778695a4b3c2d1e0f1e2d3c4b5a6978"
-SITE_VARS = ("SLURM_CONF=", "SLURM_WORKING_CLUSTER=", "SLURM_TOPOLOGY_ADDR=",
-             "SLURM_TOPOLOGY_ADDR_PATTERN=")
+SITE_VARS = (
+    "SLURM_CONF=",
+    "SLURM_WORKING_CLUSTER=",
+    "SLURM_TOPOLOGY_ADDR=",
+    "SLURM_TOPOLOGY_ADDR_PATTERN=",
+)
 # The probe jobs' submit environment (--export=ALL): asuser's "minimal clean environment"
 # (plus OLDPWD: the probe had cd'ed into the submit directory, see LocalJob).
-JOB_ENVIRONMENT = {"HOME": "<peeruser-home>", "LANG": "C.UTF-8", "LOGNAME": "peeruser",
-                   "PATH": "/usr/local/bin:/usr/bin:/bin", "SHELL": "/bin/bash",
-                   "TERM": "xterm", "USER": "peeruser"}
+JOB_ENVIRONMENT = {
+    "HOME": "<peeruser-home>",
+    "LANG": "C.UTF-8",
+    "LOGNAME": "peeruser",
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "SHELL": "/bin/bash",
+    "TERM": "xterm",
+    "USER": "peeruser",
+}
 ENVDUMP = """#!/bin/bash
 echo "== SLURM/SBATCH env"
 env | grep -E '^(SLURM|SBATCH)' | sort
@@ -59,8 +70,9 @@ def without_site_vars(text: str) -> str:
 class LocalJob:
     """One job on N local nodes. ``spec`` overrides the defaults."""
 
-    def __init__(self, tmp: Path, nodes: int = 1, script: str = ENVDUMP,
-                 python: str = sys.executable, **spec):
+    def __init__(
+        self, tmp: Path, nodes: int = 1, script: str = ENVDUMP, python: str = sys.executable, **spec
+    ):
         self.tmp, self.python = tmp, python
         self.workdir = tmp / "work"
         self.workdir.mkdir(exist_ok=True)
@@ -68,18 +80,44 @@ class LocalJob:
         self.result_path = tmp / "result.json"
         self.nodes = nodes
         self.spec = {
-            "version": 1, "job_id": 28, "job_name": "job", "partition": "debug",
-            "cluster_name": "peer", "account": "research", "qos": "normal",
-            "user": "peeruser", "uid": 1001, "gid": 1001, "submit_dir": "<probe-dir>/c",
-            "submit_host": "vm", "workdir": str(self.workdir), "script": script,
-            "script_args": [], "num_nodes": nodes, "ntasks": None, "ntasks_per_node": None,
-            "cpus_per_task": None, "tasks_per_node": [1] * nodes, "cpus_per_node": [1] * nodes,
-            "mem_per_node": None, "mem_per_cpu": 100, "gpus": None, "gpus_per_node": None,
-            "gpus_per_task": None, "gres": None, "time_limit": None, "kill_wait": 1,
-            "signal": None, "output": "slurm-%j.out", "error": None, "input": None,
-            "open_mode": "truncate", "extra_env": {},
+            "version": 1,
+            "job_id": 28,
+            "job_name": "job",
+            "partition": "debug",
+            "cluster_name": "peer",
+            "account": "research",
+            "qos": "normal",
+            "user": "peeruser",
+            "uid": 1001,
+            "gid": 1001,
+            "submit_dir": "<probe-dir>/c",
+            "submit_host": "vm",
+            "workdir": str(self.workdir),
+            "script": script,
+            "script_args": [],
+            "num_nodes": nodes,
+            "ntasks": None,
+            "ntasks_per_node": None,
+            "cpus_per_task": None,
+            "tasks_per_node": [1] * nodes,
+            "cpus_per_node": [1] * nodes,
+            "mem_per_node": None,
+            "mem_per_cpu": 100,
+            "gpus": None,
+            "gpus_per_node": None,
+            "gpus_per_task": None,
+            "gres": None,
+            "time_limit": None,
+            "kill_wait": 1,
+            "signal": None,
+            "output": "slurm-%j.out",
+            "error": None,
+            "input": None,
+            "open_mode": "truncate",
+            "extra_env": {},
             "environment": dict(JOB_ENVIRONMENT, OLDPWD=str(self.workdir)),
-            "node_names": None, "array": None,
+            "node_names": None,
+            "array": None,
         }
         self.spec.update(spec)
         self.ips = ["127.0.0.%d" % (i + 1) for i in range(nodes)]
@@ -90,19 +128,36 @@ class LocalJob:
         spec_path = self.tmp / "spec.json"
         spec_path.write_text(json.dumps(self.spec))
         for rank in range(self.nodes):
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT),
-                   "SKYPILOT_NODE_RANK": str(rank), "SKYPILOT_NODE_IPS": "\n".join(self.ips),
-                   "SKYPILOT_NUM_NODES": str(self.nodes), "SKYPILOT_NUM_GPUS_PER_NODE": "0",
-                   "SKYPILOT_JOB_RANK": "0", "SKYPILOT_NUM_JOBS": "1",
-                   "SLURMSKY_STEP_SECRET": (secrets or [SECRET] * self.nodes)[rank]}
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "PYTHONPATH": str(ROOT),
+                "SKYPILOT_NODE_RANK": str(rank),
+                "SKYPILOT_NODE_IPS": "\n".join(self.ips),
+                "SKYPILOT_NUM_NODES": str(self.nodes),
+                "SKYPILOT_NUM_GPUS_PER_NODE": "0",
+                "SKYPILOT_JOB_RANK": "0",
+                "SKYPILOT_NUM_JOBS": "1",
+                "SLURMSKY_STEP_SECRET": (secrets or [SECRET] * self.nodes)[rank],
+            }
             env.update(environ)
             log = open(self.tmp / ("node%d.log" % rank), "wb")
-            argv = [self.python, "-m", "slurmsky.runtime", "node", "--spec", str(spec_path),
-                    "--rundir", str(self.rundir)]
+            argv = [
+                self.python,
+                "-m",
+                "slurmsky.runtime",
+                "node",
+                "--spec",
+                str(spec_path),
+                "--rundir",
+                str(self.rundir),
+            ]
             if rank == 0:
                 argv += ["--result", str(self.result_path)]
-            self.procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=log,
-                                               cwd=self.workdir, start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(
+                    argv, env=env, stdout=log, stderr=log, cwd=self.workdir, start_new_session=True
+                )
+            )
             log.close()
         return self
 
@@ -138,7 +193,8 @@ class LocalJob:
         while not path.exists():
             assert time.monotonic() < deadline, "%s never appeared" % path
             assert all(p.poll() is None for p in self.procs), "a node ended early:\n%s" % (
-                "\n".join(self.log(rank) for rank in range(self.nodes)))
+                "\n".join(self.log(rank) for rank in range(self.nodes))
+            )
             time.sleep(0.05)
 
     def wait_until(self, condition, timeout: float = 30) -> None:
@@ -174,8 +230,13 @@ class LocalJob:
 
 
 NUMBER_KEYS = ("SLURM_TASK_PID", "SLURM_SRUN_COMM_PORT", "SLURM_STEP_LAUNCHER_PORT", "nproc")
-NAME_KEYS = ("SLURMD_NODENAME", "HOSTNAME", "SLURM_JOB_NODELIST", "SLURM_NODELIST",
-             "SLURM_STEP_NODELIST")
+NAME_KEYS = (
+    "SLURMD_NODENAME",
+    "HOSTNAME",
+    "SLURM_JOB_NODELIST",
+    "SLURM_NODELIST",
+    "SLURM_STEP_NODELIST",
+)
 
 
 def normalise(text: str, names: dict | None = None, paths: dict | None = None) -> str:

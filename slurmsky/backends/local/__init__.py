@@ -6,8 +6,14 @@ Imported by sbatch and squeue: the standard library only; psutil loads with the 
 
 from __future__ import annotations
 
-from slurmsky.backends import (FIXED_NODES, INTERACTIVE, LOGIN_AT_LAUNCH, STEP_SIGNALS, Backend,
-                               NodeState)
+from slurmsky.backends import (
+    FIXED_NODES,
+    INTERACTIVE,
+    LOGIN_AT_LAUNCH,
+    STEP_SIGNALS,
+    Backend,
+    NodeState,
+)
 
 
 class LocalBackend(Backend):
@@ -47,8 +53,7 @@ class LocalBackend(Backend):
         for job in running:
             for name, cpus in zip(expand(job.nodelist or ""), job.cpus_per_node):
                 used[name] = used.get(name, 0) + cpus
-        return [NodeState(n.name, n.cpus, min(used.get(n.name, 0), n.cpus), n.mem)
-                for n in nodes()]
+        return [NodeState(n.name, n.cpus, min(used.get(n.name, 0), n.cpus), n.mem) for n in nodes()]
 
     def running_steps(self, job):
         from slurmsky.backends.local.executor import running_steps

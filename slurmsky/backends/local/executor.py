@@ -17,10 +17,10 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from slurmsky.core import state
 from slurmsky.backends.local.nodes import job_mem, node_gpus, nodes
-from slurmsky.plan.login import login_environment
+from slurmsky.core import state
 from slurmsky.core.state import JobRecord
+from slurmsky.plan.login import login_environment
 from slurmsky.runtime.rundir import PACKAGE_PARENT
 
 if TYPE_CHECKING:
@@ -88,13 +88,19 @@ class LocalExecutor:
         want = job.gpus_per_node or 0
         if sum(len(d) >= want for d in devices) < job.num_nodes:
             return "PartitionNodeLimit"  # too few nodes with that many GPUs
-        free_gpus = [[d for d in devices[k] if d not in busy_gpus[k]]
-                     for k in range(len(self.nodes))]
+        free_gpus = [
+            [d for d in devices[k] if d not in busy_gpus[k]] for k in range(len(self.nodes))
+        ]
         chosen: list[int] = []
         for cpus in job.cpus_per_node:
-            fits = [k for k, n in enumerate(self.nodes) if k not in chosen
-                    and free_cpus[k] >= cpus and len(free_gpus[k]) >= want
-                    and free_mem[k] >= job_mem(cpus, job.mem_per_node, job.mem_per_cpu, n)]
+            fits = [
+                k
+                for k, n in enumerate(self.nodes)
+                if k not in chosen
+                and free_cpus[k] >= cpus
+                and len(free_gpus[k]) >= want
+                and free_mem[k] >= job_mem(cpus, job.mem_per_node, job.mem_per_cpu, n)
+            ]
             if not fits:
                 return "Resources"
             chosen.append(fits[0])
@@ -110,17 +116,23 @@ class LocalExecutor:
         running jobs (nor a look at /dev for the machine's GPUs per pending job)."""
         cache = self._pass_usage
         if cache is None or cache[0] is not running or cache[1] > len(running):
-            cache = self._pass_usage = [running, 0, [n.cpus for n in self.nodes],
-                                        [n.mem for n in self.nodes],
-                                        [set() for _ in self.nodes], {}]
+            cache = self._pass_usage = [
+                running,
+                0,
+                [n.cpus for n in self.nodes],
+                [n.mem for n in self.nodes],
+                [set() for _ in self.nodes],
+                {},
+            ]
         _, applied, free_cpus, free_mem, busy_gpus, devices_of = cache
         for other in running[applied:]:
             ref = other.executor_ref or {}
             gpus = ref.get("gpus") or self._gpu_choice.get(other.job_id) or ()
             for i, k in enumerate(ref.get("nodes", ())):
                 free_cpus[k] -= other.cpus_per_node[i]
-                free_mem[k] -= job_mem(other.cpus_per_node[i], other.mem_per_node,
-                                       other.mem_per_cpu, self.nodes[k])
+                free_mem[k] -= job_mem(
+                    other.cpus_per_node[i], other.mem_per_node, other.mem_per_cpu, self.nodes[k]
+                )
                 busy_gpus[k].update(gpus[i] if i < len(gpus) else ())
         cache[1] = len(running)
         return free_cpus, free_mem, busy_gpus, devices_of
@@ -129,8 +141,12 @@ class LocalExecutor:
 
     def prepare(self, job: JobRecord, placement: list[int]) -> dict:
         rundir = os.path.join(state.home(), "jobs", str(job.job_id))
-        ref = {"rundir": rundir, "nodes": placement,
-               "names": [self.nodes[k].name for k in placement], "pids": []}
+        ref = {
+            "rundir": rundir,
+            "nodes": placement,
+            "names": [self.nodes[k].name for k in placement],
+            "pids": [],
+        }
         gpus = self._gpu_choice.pop(job.job_id, None)
         if gpus:
             ref["gpus"] = gpus
@@ -146,14 +162,19 @@ class LocalExecutor:
         os.makedirs(rundir, mode=0o700)
         names = ref["names"]  # node_names unset: the runtime names nodes by their addresses
         if spec.get("login_environment"):  # --export=NONE/NAME: read now, as slurmd does
-            spec = dict(spec, environment={**login_environment(),
-                                           **(spec.get("environment") or {})})
+            spec = dict(
+                spec, environment={**login_environment(), **(spec.get("environment") or {})}
+            )
         spec_path = os.path.join(rundir, "spec.json")
         # the node's GPUs: the devices placed for the job, or none of a GPU node's
         devices = self.node_gpus(job.partition)
-        spec = dict(spec, gpu_ids=[ref["gpus"][i] if ref.get("gpus") else
-                                   ([] if devices[k] else None)
-                                   for i, k in enumerate(ref["nodes"])])
+        spec = dict(
+            spec,
+            gpu_ids=[
+                ref["gpus"][i] if ref.get("gpus") else ([] if devices[k] else None)
+                for i, k in enumerate(ref["nodes"])
+            ],
+        )
         with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
             # dumps, not dump: json.dump encodes in Python, and an array's spec holds every
             # element's index and id (two 10 000-long lists: ~95 % of a launch's time)
@@ -161,22 +182,51 @@ class LocalExecutor:
         if not os.path.isdir(job.workdir):
             now = time.time()
             with open(self._result_path(ref), "w") as fh:
-                json.dump({"state": "FAILED", "exit_code": 0, "signal": 53, "start": now,
-                           "end": now, "reason": "JobLaunchFailure"}, fh)
+                json.dump(
+                    {
+                        "state": "FAILED",
+                        "exit_code": 0,
+                        "signal": 53,
+                        "start": now,
+                        "end": now,
+                        "reason": "JobLaunchFailure",
+                    },
+                    fh,
+                )
             return ref
         secret = secrets.token_hex(16)
         base = _runtime_env(spec.get("environment") or {})
         pids = []
         for rank in range(len(names)):
-            env = dict(base, SKYPILOT_NODE_RANK=str(rank), SKYPILOT_NODE_IPS="\n".join(names),
-                       SKYPILOT_NUM_NODES=str(len(names)),
-                       SKYPILOT_JOB_RANK=str(job.array_rank or 0), SLURMSKY_STEP_SECRET=secret)
+            env = dict(
+                base,
+                SKYPILOT_NODE_RANK=str(rank),
+                SKYPILOT_NODE_IPS="\n".join(names),
+                SKYPILOT_NUM_NODES=str(len(names)),
+                SKYPILOT_JOB_RANK=str(job.array_rank or 0),
+                SLURMSKY_STEP_SECRET=secret,
+            )
             with open(os.path.join(rundir, f"runtime-{rank}.log"), "ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "slurmsky.runtime", "node", "--spec", spec_path,
-                     "--result", self._result_path(ref), "--rundir", rundir],
-                    cwd=job.workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, start_new_session=True)
+                    [
+                        sys.executable,
+                        "-m",
+                        "slurmsky.runtime",
+                        "node",
+                        "--spec",
+                        spec_path,
+                        "--result",
+                        self._result_path(ref),
+                        "--rundir",
+                        rundir,
+                    ],
+                    cwd=job.workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             self._children[proc.pid] = proc
             pids.append([proc.pid, _create_time(proc.pid)])
         return dict(ref, pids=pids)
@@ -189,7 +239,7 @@ class LocalExecutor:
         found = {}
         for proc in psutil.process_iter(["cmdline", "create_time"]):
             cmd = proc.info["cmdline"] or []
-            if "--rundir" not in cmd or cmd[cmd.index("--rundir") + 1:][:1] != [ref["rundir"]]:
+            if "--rundir" not in cmd or cmd[cmd.index("--rundir") + 1 :][:1] != [ref["rundir"]]:
                 continue
             try:
                 rank = int(proc.environ().get("SKYPILOT_NODE_RANK", -1))
@@ -214,8 +264,14 @@ class LocalExecutor:
         result = _read_json(self._result_path(ref))  # written just before the runtime exited
         if result is None:
             now = time.time()
-            result = {"state": "NODE_FAIL", "exit_code": 0, "signal": 0, "start": job.start_time,
-                      "end": now, "reason": "NodeDown"}
+            result = {
+                "state": "NODE_FAIL",
+                "exit_code": 0,
+                "signal": 0,
+                "start": job.start_time,
+                "end": now,
+                "reason": "NodeDown",
+            }
         return result
 
     def poll_interval(self, job: JobRecord) -> float | None:
@@ -233,20 +289,38 @@ class LocalExecutor:
 
         ref = _ref(job)
         env = _runtime_env({"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-        subprocess.run([sys.executable, "-m", "slurmsky.runtime", "signal", "--rundir",
-                        ref["rundir"], "--signal", str(signum), f"--{scope}"],
-                       env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=30, check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "slurmsky.runtime",
+                "signal",
+                "--rundir",
+                ref["rundir"],
+                "--signal",
+                str(signum),
+                f"--{scope}",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
 
     def cleanup(self, job: JobRecord) -> None:
         """SIGKILL whatever is left in the job's node sessions (each runtime leads one), then
         remove its run directory but for RESULT and the runtimes' logs: the spec holds the
         job's environment, and the next agent needs RESULT if this one dies now."""
-        import psutil
         import shutil
 
+        import psutil
+
         ref = job.executor_ref or {}
-        sessions = {pid for pid, created in ref.get("pids", ()) if pid and session_is_ours(pid, created)}
+        sessions = {
+            pid for pid, created in ref.get("pids", ()) if pid and session_is_ours(pid, created)
+        }
         for pid in psutil.pids() if sessions else ():
             try:
                 if os.getsid(pid) in sessions:
@@ -283,8 +357,10 @@ class LocalExecutor:
             return child.poll() is None
         try:
             proc = psutil.Process(pid)
-            return (abs(proc.create_time() - create_time) < 0.01
-                    and proc.status() != psutil.STATUS_ZOMBIE)
+            return (
+                abs(proc.create_time() - create_time) < 0.01
+                and proc.status() != psutil.STATUS_ZOMBIE
+            )
         except psutil.Error:
             return False
 

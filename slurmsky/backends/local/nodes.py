@@ -46,8 +46,11 @@ def machine_gpus(environ=os.environ) -> list[str]:
     if visible is not None:
         return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
     try:
-        found = [int(name[6:]) for name in os.listdir("/dev")
-                 if name.startswith("nvidia") and name[6:].isdigit()]
+        found = [
+            int(name[6:])
+            for name in os.listdir("/dev")
+            if name.startswith("nvidia") and name[6:].isdigit()
+        ]
     except OSError:
         return []
     return [str(n) for n in sorted(found)]
@@ -60,8 +63,9 @@ def node_gpus(part: dict | None, count: int, environ=os.environ) -> list[list[st
     return [machine_gpus(environ)] + [[] for _ in range(count - 1)]
 
 
-def refusal(cpus_per_node: list[int], mem_per_node: int | None,
-            gpus_per_node: int, part: dict | None = None) -> list[str] | None:
+def refusal(
+    cpus_per_node: list[int], mem_per_node: int | None, gpus_per_node: int, part: dict | None = None
+) -> list[str] | None:
     """Slurm's submit-time errors for what no node here can ever give, or None.
     mem_per_node: MB the job needs on each node (None: not asked, 0: the whole node);
     part: the partition's config (its `gpus`)."""

@@ -41,10 +41,14 @@ class SkyBackend(Backend):
         """The nodes the partition's running jobs hold (SkyPilot's clusters come and go)."""
         from slurmsky.runtime.hostlist import expand
 
-        return [NodeState(host, job.cpus_per_node[0], job.cpus_per_node[0],
-                          job.mem_per_node or 0, job.gres)
-                for job in running if job.partition == partition
-                for host in expand(job.nodelist or "")]
+        return [
+            NodeState(
+                host, job.cpus_per_node[0], job.cpus_per_node[0], job.mem_per_node or 0, job.gres
+            )
+            for job in running
+            if job.partition == partition
+            for host in expand(job.nodelist or "")
+        ]
 
     def remote_id(self, job):
         ref = job.executor_ref or {}
@@ -61,9 +65,11 @@ class SkyBackend(Backend):
         """Jobs handed to SkyPilot, or waiting for its API server to answer, are followed."""
         from slurmsky.core.states import ACTIVE_STATES
 
-        sql = (f"SELECT 1 FROM jobs WHERE executor = ? AND state IN "
-               f"({', '.join('?' * len(ACTIVE_STATES))}) AND (executor_ref IS NOT NULL "
-               "OR reason LIKE 'SkyPilotApiServerUnreachable%') LIMIT 1")
+        sql = (
+            f"SELECT 1 FROM jobs WHERE executor = ? AND state IN "
+            f"({', '.join('?' * len(ACTIVE_STATES))}) AND (executor_ref IS NOT NULL "
+            "OR reason LIKE 'SkyPilotApiServerUnreachable%') LIMIT 1"
+        )
         return conn.execute(sql, (self.name, *ACTIVE_STATES)).fetchone() is not None
 
 

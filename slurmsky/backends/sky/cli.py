@@ -13,8 +13,13 @@ from slurmsky.errors import SlurmError
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
-              help="Output format of the SkyPilot task.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    help="Output format of the SkyPilot task.",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def translate(fmt: str, args: tuple[str, ...]) -> None:
     """Print the SkyPilot task a batch script becomes.
@@ -23,9 +28,9 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
     ([sbatch options] SCRIPT [script args]). Warnings go to stderr. The YAML runs as is
     with `sky jobs launch`.
     """
+    from slurmsky.backends.sky.task import translate as to_sky
     from slurmsky.config import load_config
     from slurmsky.parse.request import build_batch_request, parse_command_line
-    from slurmsky.backends.sky.task import translate as to_sky
 
     words = list(args)
     if words and not words[0].startswith("-"):
@@ -33,12 +38,11 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
         script_args: list[str] = []
         if "--" in opts:
             cut = opts.index("--")
-            opts, script_args = opts[:cut], opts[cut + 1:]
+            opts, script_args = opts[:cut], opts[cut + 1 :]
         words = opts + [script] + script_args
     try:
         cli_opts = parse_command_line("sbatch", words)
-        req = build_batch_request(cli_opts, dict(os.environ), os.getcwd(),
-                                  sys.stdin.buffer.read)
+        req = build_batch_request(cli_opts, dict(os.environ), os.getcwd(), sys.stdin.buffer.read)
         result = to_sky(req, load_config())
     except SlurmError as exc:
         exc.exit("slurmsky translate")

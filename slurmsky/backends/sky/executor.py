@@ -39,19 +39,30 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from slurmsky.backends.sky import sync as skysync
-
-from slurmsky.core import state
-from slurmsky.runtime.spec import SECRET_VAR
-from slurmsky.core.states import ACTIVE_STATES
-from slurmsky.core.state import JobRecord
 from slurmsky.backends.sky.task import run_command
+from slurmsky.core import state
+from slurmsky.core.state import JobRecord
+from slurmsky.core.states import ACTIVE_STATES
+from slurmsky.runtime.spec import SECRET_VAR
 
 log = logging.getLogger("slurmsky.core.daemon")
 
 THREADS = 4
-QUEUE_FIELDS = ["job_id", "task_id", "job_name", "status", "submitted_at", "start_at", "end_at",
-                "failure_reason", "metadata", "user_name", "user_hash", "resources",
-                "node_names"]
+QUEUE_FIELDS = [
+    "job_id",
+    "task_id",
+    "job_name",
+    "status",
+    "submitted_at",
+    "start_at",
+    "end_at",
+    "failure_reason",
+    "metadata",
+    "user_name",
+    "user_hash",
+    "resources",
+    "node_names",
+]
 LOG_ATTEMPTS = 5  # tries at reading a finished job's log before ending it without output
 QUERY_TIMEOUT = 120.0  # s after which a queue query that never answered is given up
 NODE_OUT, NODE_ERR = ".slurmsky/stdout", ".slurmsky/stderr"  # in SkyPilot's workdir copy
@@ -59,7 +70,7 @@ MARKER = re.compile(r"SLURMSKY-IO ([soer]) (\d+) ([A-Za-z0-9+/=]*)\s*$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # Node 0's emitter (python3, stdlib): argv = rundir, then stream=path pairs.
-EMITTER = r'''
+EMITTER = r"""
 import base64, os, sys, time
 rundir, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
 offsets = dict.fromkeys([s for s, _ in pairs], 0)
@@ -86,7 +97,7 @@ while True:
             out("r", 0, b"")
         break
     time.sleep(1)
-'''
+"""
 
 
 def sky_run(spec: dict, separate_error: bool) -> str:
@@ -96,7 +107,7 @@ def sky_run(spec: dict, separate_error: bool) -> str:
         'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}"\n'
         'mkdir -p "$SLURMSKY_RUNDIR" && rm -f "$SLURMSKY_RUNDIR/emitter.done"\n'
         'if [ "${SKYPILOT_NODE_RANK:-0}" = 0 ]; then\n'
-        f'  python3 -u - "$SLURMSKY_RUNDIR" {streams} <<\'SLURMSKY_EMITTER_EOF\' &\n'
+        f"  python3 -u - \"$SLURMSKY_RUNDIR\" {streams} <<'SLURMSKY_EMITTER_EOF' &\n"
         f"{EMITTER.strip()}\n"
         "SLURMSKY_EMITTER_EOF\n"
         "  SLURMSKY_EMITTER=$!\n"
@@ -136,8 +147,7 @@ class LogReader:
         for line in lines:
             found = MARKER.search(ANSI.sub("", line).rstrip("\r"))
             if found:
-                self._marker(found.group(1), int(found.group(2)),
-                             base64.b64decode(found.group(3)))
+                self._marker(found.group(1), int(found.group(2)), base64.b64decode(found.group(3)))
         return len(text)
 
     def flush(self) -> None:
@@ -202,9 +212,11 @@ class SkyExecutor:
         rows = self.db.execute(
             f"SELECT job_id FROM jobs WHERE array_job_id = ? AND executor_ref IS NOT NULL "
             f"AND state IN ({', '.join('?' * len(ACTIVE_STATES))})",
-            (job.array_job_id, *ACTIVE_STATES)).fetchall()
-        return len({r[0] for r in rows} | {j.job_id for j in running
-                                            if j.array_job_id == job.array_job_id})
+            (job.array_job_id, *ACTIVE_STATES),
+        ).fetchall()
+        return len(
+            {r[0] for r in rows} | {j.job_id for j in running if j.array_job_id == job.array_job_id}
+        )
 
     def prepare(self, job: JobRecord, placement: list[int]) -> dict:
         return {"token": uuid.uuid4().hex, "sky_job_id": None}
@@ -217,8 +229,16 @@ class SkyExecutor:
             ref = dict(ref, token=token, rank=job.array_rank)
         else:
             self._submit(token, self._task(job, spec, token, whole=False), None)
-        state.update_job(self.db, job.job_id, where_state=("CONFIGURING",), state="PENDING",
-                         start_time=None, nodelist=None, batch_host=None, executor_ref=ref)
+        state.update_job(
+            self.db,
+            job.job_id,
+            where_state=("CONFIGURING",),
+            state="PENDING",
+            start_time=None,
+            nodelist=None,
+            batch_host=None,
+            executor_ref=ref,
+        )
         return ref
 
     @staticmethod
@@ -234,16 +254,18 @@ class SkyExecutor:
         launch when every other element is still pending and free (else per element)."""
         if job.submission in self.groups:
             return self.groups[job.submission]
-        siblings = [s for s in state.find_jobs(self.db, ids=[job.array_job_id])
-                    if s.job_id != job.job_id]
+        siblings = [
+            s for s in state.find_jobs(self.db, ids=[job.array_job_id]) if s.job_id != job.job_id
+        ]
         for s in siblings:
             if s.executor_ref and s.executor_ref.get("rank") is not None:
                 self.groups[job.submission] = s.executor_ref["token"]
                 return self.groups[job.submission]
         if all(s.state == "PENDING" and not s.held and not s.executor_ref for s in siblings):
             self.groups[job.submission] = token
-            self._submit(token, self._task(job, spec, token, whole=True),
-                         len(spec["array"]["indices"]))
+            self._submit(
+                token, self._task(job, spec, token, whole=True), len(spec["array"]["indices"])
+            )
         else:
             self._submit(token, self._task(job, spec, token, whole=False), None)
         return token
@@ -254,11 +276,11 @@ class SkyExecutor:
         assert task is not None  # the sky backend stores a task with each submission
         separate = spec.get("error") not in (None, spec.get("output"))
         node = dict(spec, environment=None, output=NODE_OUT, error=NODE_ERR if separate else None)
-        meta = dict(task.get("_metadata", {}).get("slurmsky", {}), instance=self.instance,
-                    token=token)
+        meta = dict(
+            task.get("_metadata", {}).get("slurmsky", {}), instance=self.instance, token=token
+        )
         if spec.get("array") and not whole:
-            node["array"] = dict(spec["array"], indices=[job.array_task_id],
-                                 job_ids=[job.job_id])
+            node["array"] = dict(spec["array"], indices=[job.array_task_id], job_ids=[job.job_id])
             meta.update(job_id=job.job_id, array_task_id=job.array_task_id)
         task["run"] = sky_run(node, separate)
         task["_metadata"] = {"slurmsky": meta}
@@ -291,8 +313,11 @@ class SkyExecutor:
         changed |= self._finish(now)
         if self.query is None:  # one in flight wakes the agent when it answers
             own = self._own_active()
-            if (not self.query_started or skysync.requested_after(self.query_started)
-                    or (own and now - self.query_started >= skysync.SYNC_INTERVAL)):
+            if (
+                not self.query_started
+                or skysync.requested_after(self.query_started)
+                or (own and now - self.query_started >= skysync.SYNC_INTERVAL)
+            ):
                 self.query_started, self.query_watched = now, self._watched()
                 self.query = self._background(_fetch, not self.full_done, self.query_watched)
             elif own:
@@ -300,8 +325,10 @@ class SkyExecutor:
         return changed
 
     def _own_active(self) -> bool:
-        sql = (f"SELECT 1 FROM jobs WHERE executor = 'sky' AND job_id < ? AND state IN "
-               f"({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1")
+        sql = (
+            f"SELECT 1 FROM jobs WHERE executor = 'sky' AND job_id < ? AND state IN "
+            f"({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1"
+        )
         return self.db.execute(sql, (skysync.FOREIGN_BASE, *ACTIVE_STATES)).fetchone() is not None
 
     def _active(self) -> list[JobRecord]:
@@ -309,8 +336,9 @@ class SkyExecutor:
 
     def _watched(self) -> list[int]:
         """SkyPilot ids of the active jobs: a query that misses them asks for them by id."""
-        return [_ref(j)["sky_job_id"] for j in self._active()
-                if _ref(j).get("sky_job_id") is not None]
+        return [
+            _ref(j)["sky_job_id"] for j in self._active() if _ref(j).get("sky_job_id") is not None
+        ]
 
     def _launched(self, now: float) -> bool:
         """Record the SkyPilot ids of launches that returned (on cancelled jobs too, whose
@@ -321,26 +349,45 @@ class SkyExecutor:
             if not future.done():
                 continue
             del self.launches[token]
-            rows = [(job_id, json.loads(ref)) for job_id, ref in self.db.execute(
-                "SELECT job_id, executor_ref FROM jobs WHERE executor = 'sky' "
-                "AND json_extract(executor_ref, '$.token') = ?", (token,))]
+            rows = [
+                (job_id, json.loads(ref))
+                for job_id, ref in self.db.execute(
+                    "SELECT job_id, executor_ref FROM jobs WHERE executor = 'sky' "
+                    "AND json_extract(executor_ref, '$.token') = ?",
+                    (token,),
+                )
+            ]
             try:
                 ids = future.result()
             except Unreachable as exc:
                 self.unreachable = str(exc)
                 for job_id, _ in rows:
-                    changed |= state.update_job(self.db, job_id, where_state=ACTIVE_STATES,
-                                                state="PENDING", executor_ref=None,
-                                                reason=str(exc), start_time=None)
+                    changed |= state.update_job(
+                        self.db,
+                        job_id,
+                        where_state=ACTIVE_STATES,
+                        state="PENDING",
+                        executor_ref=None,
+                        reason=str(exc),
+                        start_time=None,
+                    )
                 continue
             except Exception as exc:  # SkyPilot refused the task: the job cannot run
                 reason = f"JobLaunchFailure: {skysync.clean(str(exc))}"[:300]
                 log.error("launch %s failed: %s", token, exc)
                 for job_id, _ in rows:
                     changed |= state.update_job(
-                        self.db, job_id, where_state=ACTIVE_STATES, state="FAILED",
-                        reason=reason, end_time=now, exit_code=1, exit_signal=0,
-                        kill_action=None, result={"error": str(exc)})
+                        self.db,
+                        job_id,
+                        where_state=ACTIVE_STATES,
+                        state="FAILED",
+                        reason=reason,
+                        end_time=now,
+                        exit_code=1,
+                        exit_signal=0,
+                        kill_action=None,
+                        result={"error": str(exc)},
+                    )
                 continue
             for job_id, ref in rows:
                 rank = ref.get("rank") or 0
@@ -371,7 +418,8 @@ class SkyExecutor:
         rows = self.db.execute(
             "SELECT job_id, executor_ref FROM jobs WHERE state = 'CANCELLED' AND executor = 'sky' "
             "AND cancelled_by IS NOT NULL AND kill_sent IS NULL AND executor_ref IS NOT NULL "
-            "AND json_extract(executor_ref, '$.sky_job_id') IS NOT NULL").fetchall()
+            "AND json_extract(executor_ref, '$.sky_job_id') IS NOT NULL"
+        ).fetchall()
         for job_id, ref in rows:
             self._cancel(json.loads(ref)["sky_job_id"])
             state.update_job(self.db, job_id, kill_sent=now)
@@ -397,17 +445,25 @@ class SkyExecutor:
         for rec in records:
             by_job.setdefault(rec["job_id"], []).append(rec)
         views = [skysync.job_view(recs) for recs in by_job.values()]
-        mine = {v["job_id"] for v in views
-                if (v.get("metadata") or {}).get("slurmsky", {}).get("instance") == self.instance}
+        mine = {
+            v["job_id"]
+            for v in views
+            if (v.get("metadata") or {}).get("slurmsky", {}).get("instance") == self.instance
+        }
         changed |= self._apply_own([v for v in views if v["job_id"] in mine], now)
         changed |= self._apply_foreign([v for v in views if v["job_id"] not in mine], now)
         for job in self._active():  # asked for by id and not there: SkyPilot lost it
             sky_id = _ref(job).get("sky_job_id")
             if sky_id in self.query_watched and sky_id not in by_job:
                 log.warning("job %s: SkyPilot job %s is gone", job.job_id, sky_id)
-                self.ended.setdefault(job.job_id, {"job_id": sky_id,
-                                                   "status": "FAILED_CONTROLLER",
-                                                   "failure_reason": "NotInSkyPilotQueue"})
+                self.ended.setdefault(
+                    job.job_id,
+                    {
+                        "job_id": sky_id,
+                        "status": "FAILED_CONTROLLER",
+                        "failure_reason": "NotInSkyPilotQueue",
+                    },
+                )
         skysync.record_sync(self.query_started, None)
         return changed
 
@@ -420,8 +476,7 @@ class SkyExecutor:
     def _apply_own(self, records: list[dict], now: float) -> bool:
         changed = False
         jobs = self._active()
-        by_sky = {_ref(j)["sky_job_id"]: j for j in jobs
-                  if _ref(j).get("sky_job_id") is not None}
+        by_sky = {_ref(j)["sky_job_id"]: j for j in jobs if _ref(j).get("sky_job_id") is not None}
         by_token: dict[str, list[dict]] = {}
         for rec in records:
             by_token.setdefault(rec["metadata"]["slurmsky"].get("token"), []).append(rec)
@@ -434,8 +489,9 @@ class SkyExecutor:
                 job = self._adopt(rec, jobs, by_token)
             if job is None:
                 if rec["status"] not in skysync.FINAL:  # its job was cancelled or requeued
-                    log.info("SkyPilot job %s has no slurmsky job any more: cancelling it",
-                             rec["job_id"])
+                    log.info(
+                        "SkyPilot job %s has no slurmsky job any more: cancelling it", rec["job_id"]
+                    )
                     self._cancel(rec["job_id"])
                 continue
             changed |= self._follow(job, rec, now)
@@ -443,8 +499,14 @@ class SkyExecutor:
             ref = _ref(job)
             if ref.get("sky_job_id") is None and ref.get("token") not in self.launches:
                 log.info("job %s: its launch never reached SkyPilot; pending again", job.job_id)
-                changed |= state.update_job(self.db, job.job_id, where_state=ACTIVE_STATES,
-                                            state="PENDING", executor_ref=None, start_time=None)
+                changed |= state.update_job(
+                    self.db,
+                    job.job_id,
+                    where_state=ACTIVE_STATES,
+                    state="PENDING",
+                    executor_ref=None,
+                    start_time=None,
+                )
         return changed
 
     def _adopt(self, rec: dict, jobs: list[JobRecord], by_token: dict) -> JobRecord | None:
@@ -453,8 +515,11 @@ class SkyExecutor:
         ids = sorted(r["job_id"] for r in by_token.get(token, []))
         for job in jobs:
             ref = _ref(job)
-            if ref.get("token") == token and ref.get("sky_job_id") is None and \
-                    ids.index(rec["job_id"]) == (ref.get("rank") or 0):
+            if (
+                ref.get("token") == token
+                and ref.get("sky_job_id") is None
+                and ids.index(rec["job_id"]) == (ref.get("rank") or 0)
+            ):
                 ref = dict(ref, sky_job_id=rec["job_id"])
                 state.update_job(self.db, job.job_id, executor_ref=ref)
                 job.executor_ref = ref
@@ -475,14 +540,14 @@ class SkyExecutor:
             return False  # COMPLETING until SkyPilot has cancelled it
         fields = skysync.active_fields(rec, job, now)
         fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
-        return bool(fields) and state.update_job(self.db, job.job_id,
-                                                 where_state=ACTIVE_STATES, **fields)
+        return bool(fields) and state.update_job(
+            self.db, job.job_id, where_state=ACTIVE_STATES, **fields
+        )
 
     def _read_log(self, job: JobRecord, *, follow: bool) -> None:
         spec = state.get_spec(self.db, job.submission)[0]
         reader = LogReader(job, append=spec.get("open_mode") == "append")
-        self.readers[job.job_id] = self._background(
-            _tail, _ref(job)["sky_job_id"], follow, reader)
+        self.readers[job.job_id] = self._background(_tail, _ref(job)["sky_job_id"], follow, reader)
 
     def _finish(self, now: float) -> bool:
         """Record the end of jobs SkyPilot finished, once their log (if any) is read."""
@@ -497,8 +562,13 @@ class SkyExecutor:
                     marker = reader.result().result
                 except Exception as exc:
                     tries = self.log_failures[job_id] = self.log_failures.get(job_id, 0) + 1
-                    log.warning("job %s: reading its log failed (%s/%s): %s", job_id, tries,
-                                LOG_ATTEMPTS, exc)
+                    log.warning(
+                        "job %s: reading its log failed (%s/%s): %s",
+                        job_id,
+                        tries,
+                        LOG_ATTEMPTS,
+                        exc,
+                    )
                     if tries < LOG_ATTEMPTS:
                         del self.readers[job_id]  # the next queue answer starts a new one
                         del self.ended[job_id]
@@ -536,12 +606,14 @@ class SkyExecutor:
                 fields = skysync.active_fields(rec, job, now)
                 fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
                 if fields:
-                    changed |= state.update_job(self.db, job_id, where_state=ACTIVE_STATES,
-                                                **fields)
+                    changed |= state.update_job(
+                        self.db, job_id, where_state=ACTIVE_STATES, **fields
+                    )
         return changed
 
 
 # --- SkyPilot calls (pool threads) ---------------------------------------------------------
+
 
 def _nudge_agent() -> None:
     """Wake the agent's select() (a no-op when it is not listening)."""
@@ -584,8 +656,9 @@ def _launch(task: dict, num_jobs: int | None) -> list[int]:
     import sky
 
     try:
-        request = sky.jobs.launch(sky.Task.from_yaml_config(copy.deepcopy(task)),
-                                  name=task.get("name"), num_jobs=num_jobs)
+        request = sky.jobs.launch(
+            sky.Task.from_yaml_config(copy.deepcopy(task)), name=task.get("name"), num_jobs=num_jobs
+        )
         ids, _handle = sky.get(request)  # the handle's repr raises in consolidation mode
     except Exception as exc:
         _check_server()  # the server went away meanwhile: say so, not SkyPilot's side effect
@@ -602,9 +675,9 @@ def _connection_error(exc: Exception) -> bool:
     import requests
     import sky
 
-    return isinstance(exc, (sky.exceptions.ApiServerConnectionError, requests.ConnectionError,
-                            requests.Timeout)) or (
-        isinstance(exc, RuntimeError) and "SKYPILOT_DISABLE_LOCAL_API_SERVER" in str(exc))
+    return isinstance(
+        exc, (sky.exceptions.ApiServerConnectionError, requests.ConnectionError, requests.Timeout)
+    ) or (isinstance(exc, RuntimeError) and "SKYPILOT_DISABLE_LOCAL_API_SERVER" in str(exc))
 
 
 def _fetch(full: bool, watched: list[int]) -> tuple[list[dict], str | None]:
@@ -616,12 +689,15 @@ def _fetch(full: bool, watched: list[int]) -> tuple[list[dict], str | None]:
 
     def query(**kw) -> list[dict]:
         try:
-            records = sky.get(sky.jobs.queue_v2(refresh=False, all_users=True,
-                                                fields=QUEUE_FIELDS, **kw))[0]
+            records = sky.get(
+                sky.jobs.queue_v2(refresh=False, all_users=True, fields=QUEUE_FIELDS, **kw)
+            )[0]
         except sky.exceptions.ClusterNotUpError:  # no controller: no jobs
             return []
-        return [dict({f: rec.get(f) for f in QUEUE_FIELDS}, status=rec["status"].value)
-                for rec in records]
+        return [
+            dict({f: rec.get(f) for f in QUEUE_FIELDS}, status=rec["status"].value)
+            for rec in records
+        ]
 
     try:
         records = query(skip_finished=not full)
@@ -657,7 +733,6 @@ def _tail(sky_id: int, follow: bool, reader: LogReader) -> LogReader:
 
     # LogReader is a file-like object (write, flush), which is all tail_logs uses of its
     # output_stream; SkyPilot annotates it as io.TextIOBase.
-    sky.jobs.tail_logs(job_id=sky_id, follow=follow,
-                       output_stream=reader)  # type: ignore[call-overload]
+    sky.jobs.tail_logs(job_id=sky_id, follow=follow, output_stream=reader)  # type: ignore[call-overload]
     reader.write("\n")
     return reader

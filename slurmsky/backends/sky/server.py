@@ -84,39 +84,56 @@ def _config(path: str) -> None:
 def start() -> str:
     """Start the server and wait until it answers; the line to print."""
     if os.environ.get("SKYPILOT_API_SERVER_ENDPOINT"):
-        raise SlurmError("SKYPILOT_API_SERVER_ENDPOINT is set: SkyPilot uses that server, "
-                         "not a local one; unset it to run one here")
+        raise SlurmError(
+            "SKYPILOT_API_SERVER_ENDPOINT is set: SkyPilot uses that server, "
+            "not a local one; unset it to run one here"
+        )
     pid = running_pid()
     if pid is not None and healthy():
         return f"sky-server: already running, pid {pid}, {url()}"
     if healthy():
-        raise SlurmError(f"another SkyPilot API server answers on {url()}; stop it or set "
-                         "SKYPILOT_API_SERVER_LOCAL_PORT to another port")
+        raise SlurmError(
+            f"another SkyPilot API server answers on {url()}; stop it or set "
+            "SKYPILOT_API_SERVER_LOCAL_PORT to another port"
+        )
     rundir = runtime_dir()
     os.makedirs(rundir, mode=0o700, exist_ok=True)
     config = os.path.join(rundir, "config.yaml")
     _config(config)
-    env = dict(os.environ, SKY_RUNTIME_DIR=rundir, SKYPILOT_GLOBAL_CONFIG=config,
-               SKYPILOT_API_SERVER_LOCAL_PORT=str(port()), IS_SKYPILOT_SERVER="true")
+    env = dict(
+        os.environ,
+        SKY_RUNTIME_DIR=rundir,
+        SKYPILOT_GLOBAL_CONFIG=config,
+        SKYPILOT_API_SERVER_LOCAL_PORT=str(port()),
+        IS_SKYPILOT_SERVER="true",
+    )
     env.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
     with open(os.path.join(rundir, "server.log"), "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sky.server.server", "--host=127.0.0.1", f"--port={port()}"],
-            cwd=rundir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            cwd=rundir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     with open(_pid_file(), "w") as fh:
         fh.write(f"{proc.pid} {port()}\n")
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SlurmError(f"the SkyPilot API server exited ({proc.returncode}); see "
-                             f"{rundir}/server.log")
+            raise SlurmError(
+                f"the SkyPilot API server exited ({proc.returncode}); see {rundir}/server.log"
+            )
         if healthy(timeout=2):
             return f"sky-server: started pid {proc.pid}, {url()} (consolidation mode, {rundir})"
         time.sleep(0.5)
     stop()
-    raise SlurmError(f"the SkyPilot API server did not answer on {url()} within "
-                     f"{START_TIMEOUT:.0f} s; see {rundir}/server.log")
+    raise SlurmError(
+        f"the SkyPilot API server did not answer on {url()} within "
+        f"{START_TIMEOUT:.0f} s; see {rundir}/server.log"
+    )
 
 
 def _processes(pid: int | None) -> list:
@@ -140,8 +157,10 @@ def _processes(pid: int | None) -> list:
             continue
         try:
             if os.path.realpath(proc.environ().get("SKY_RUNTIME_DIR") or "/") == rundir or (
-                    proc.cmdline()[:1] and proc.cmdline()[0].startswith("SkyPilot:")
-                    and os.path.realpath(proc.cwd()) == rundir):
+                proc.cmdline()[:1]
+                and proc.cmdline()[0].startswith("SkyPilot:")
+                and os.path.realpath(proc.cwd()) == rundir
+            ):
                 roots.append(proc)
         except psutil.Error:
             pass
@@ -181,8 +200,10 @@ def stop() -> str:
                 pass
         psutil.wait_procs(procs, timeout=STOP_TIMEOUT if attempt == 0 else 5)
     else:
-        raise SlurmError(f"the SkyPilot API server's processes ({runtime_dir()}) kept "
-                         "coming back; stop them by hand")
+        raise SlurmError(
+            f"the SkyPilot API server's processes ({runtime_dir()}) kept "
+            "coming back; stop them by hand"
+        )
     if os.path.exists(_pid_file()):
         os.unlink(_pid_file())
     if not seen:
@@ -206,5 +227,8 @@ def status() -> tuple[bool, str]:
     if pid is not None:
         return up, f"sky-server: pid {pid}, {where}, {'healthy' if up else 'not answering'}"
     if up:
-        return True, f"sky-server: not started by slurmsky; a SkyPilot API server answers on {url()}"
+        return (
+            True,
+            f"sky-server: not started by slurmsky; a SkyPilot API server answers on {url()}",
+        )
     return False, f"sky-server: not running ({where})"

@@ -33,13 +33,25 @@ REQUEST_FILE = "sky-sync.request"  # touched by readers that need a sync
 INSTANCE_FILE = "sky-instance"  # this state directory's id in the tasks' _metadata
 
 # SkyPilot ManagedJobStatus -> Slurm state, for jobs SkyPilot has not finished.
-ACTIVE = {"PENDING": "PENDING", "SUBMITTED": "PENDING", "STARTING": "CONFIGURING",
-          "RUNNING": "RUNNING", "RECOVERING": "REQUEUED", "WINDING_DOWN": "COMPLETING",
-          "CANCELLING": "COMPLETING"}
+ACTIVE = {
+    "PENDING": "PENDING",
+    "SUBMITTED": "PENDING",
+    "STARTING": "CONFIGURING",
+    "RUNNING": "RUNNING",
+    "RECOVERING": "REQUEUED",
+    "WINDING_DOWN": "COMPLETING",
+    "CANCELLING": "COMPLETING",
+}
 # ... and for finished ones; those in SHOW_REASON carry SkyPilot's failure_reason as Reason.
-FINAL = {"SUCCEEDED": "COMPLETED", "CANCELLED": "CANCELLED", "FAILED": "FAILED",
-         "FAILED_SETUP": "FAILED", "FAILED_PRECHECKS": "FAILED",
-         "FAILED_NO_RESOURCE": "FAILED", "FAILED_CONTROLLER": "NODE_FAIL"}
+FINAL = {
+    "SUCCEEDED": "COMPLETED",
+    "CANCELLED": "CANCELLED",
+    "FAILED": "FAILED",
+    "FAILED_SETUP": "FAILED",
+    "FAILED_PRECHECKS": "FAILED",
+    "FAILED_NO_RESOURCE": "FAILED",
+    "FAILED_CONTROLLER": "NODE_FAIL",
+}
 SHOW_REASON = ("FAILED_SETUP", "FAILED_PRECHECKS", "FAILED_NO_RESOURCE", "FAILED_CONTROLLER")
 
 # Patterns for re's own cache: re (and json) are imported where used, never by squeue's and
@@ -55,6 +67,7 @@ def _path(name: str) -> str:
 
 
 # --- freshness ------------------------------------------------------------------------------
+
 
 def sync_status() -> dict:
     import json
@@ -146,6 +159,7 @@ def instance_id() -> str:
 
 # --- one SkyPilot record in Slurm's words -----------------------------------------------------
 
+
 def clean(text: str | None) -> str:
     """SkyPilot's failure_reason without colour codes, on one line."""
     import re
@@ -197,9 +211,14 @@ def result_of(rec: dict, marker: dict | None) -> dict:
 
         found = re.search(_EXIT_CODE, reason)
         code = int(found.group(1)) if found else 1
-    return {"state": FINAL[status], "exit_code": code, "signal": 0,
-            "start": rec.get("start_at"), "end": end,
-            "reason": reason if status in SHOW_REASON and reason else None}
+    return {
+        "state": FINAL[status],
+        "exit_code": code,
+        "signal": 0,
+        "start": rec.get("start_at"),
+        "end": end,
+        "reason": reason if status in SHOW_REASON and reason else None,
+    }
 
 
 def foreign_row(rec: dict, own_user_hash: str | None) -> dict:
@@ -213,11 +232,24 @@ def foreign_row(rec: dict, own_user_hash: str | None) -> dict:
     cpus_per_node = int(cpus.group(1)) if cpus else 1
     mine = own_user_hash is not None and rec.get("user_hash") == own_user_hash
     return dict(
-        job_id=job_id, submission=job_id, name=rec.get("job_name") or "sky-job",
-        user=rec.get("user_name") or "unknown", uid=os.getuid() if mine else -1,
-        gid=os.getgid() if mine else -1, partition="skypilot", num_nodes=num_nodes,
-        num_cpus=num_nodes * cpus_per_node, num_tasks=num_nodes, tasks_per_node=[1] * num_nodes,
-        cpus_per_node=[cpus_per_node] * num_nodes, submit_dir="", workdir="",
-        state="PENDING", submit_time=rec.get("submitted_at") or time.time(), executor="sky",
-        requeue=False, executor_ref={"sky_job_id": int(rec["job_id"]), "foreign": True},
-        comment="SkyPilot managed job not submitted by slurmsky")
+        job_id=job_id,
+        submission=job_id,
+        name=rec.get("job_name") or "sky-job",
+        user=rec.get("user_name") or "unknown",
+        uid=os.getuid() if mine else -1,
+        gid=os.getgid() if mine else -1,
+        partition="skypilot",
+        num_nodes=num_nodes,
+        num_cpus=num_nodes * cpus_per_node,
+        num_tasks=num_nodes,
+        tasks_per_node=[1] * num_nodes,
+        cpus_per_node=[cpus_per_node] * num_nodes,
+        submit_dir="",
+        workdir="",
+        state="PENDING",
+        submit_time=rec.get("submitted_at") or time.time(),
+        executor="sky",
+        requeue=False,
+        executor_ref={"sky_job_id": int(rec["job_id"]), "foreign": True},
+        comment="SkyPilot managed job not submitted by slurmsky",
+    )

@@ -49,7 +49,8 @@ def _accelerators(lay: Layout, part_name: str, part: dict):
     raise SlurmError(
         f"GPUs were requested without a type and partition '{part_name}' lists no candidate "
         "accelerators; give a type (--gres=gpu:A100:N) or set "
-        f"partitions.{part_name}.accelerators in the slurmsky config")
+        f"partitions.{part_name}.accelerators in the slurmsky config"
+    )
 
 
 def _module_setup(req: JobRequest, cfg: Config) -> tuple[list[str], dict, str | None, list[str]]:
@@ -61,8 +62,10 @@ def _module_setup(req: JobRequest, cfg: Config) -> tuple[list[str], dict, str | 
         for name in mod.args:
             entry = cfg.modules.get(name) or cfg.modules.get(name.split("/")[0])
             if entry is None:
-                warnings.append(f"{req.command}: warning: module {name} is not in the slurmsky "
-                                "config; `module load` will do nothing in the job")
+                warnings.append(
+                    f"{req.command}: warning: module {name} is not in the slurmsky "
+                    "config; `module load` will do nothing in the job"
+                )
                 continue
             if entry.get("setup"):
                 setup.append(entry["setup"].rstrip("\n"))
@@ -76,15 +79,23 @@ def _runtime_source() -> str:
     return os.path.join(PACKAGE_PARENT, "slurmsky")
 
 
-def sky_task(req: JobRequest, cfg: Config, lay: Layout, part_name: str, part: dict,
-             spec: dict, metadata: dict) -> tuple[dict, list[str]]:
+def sky_task(
+    req: JobRequest,
+    cfg: Config,
+    lay: Layout,
+    part_name: str,
+    part: dict,
+    spec: dict,
+    metadata: dict,
+) -> tuple[dict, list[str]]:
     """The SkyPilot task config for a request (validated by sky.Task.from_yaml_config)."""
     setup, module_envs, module_image, warnings = _module_setup(req, cfg)
     resources: dict = {}
     if part.get("infra"):
         resources["infra"] = part["infra"]
-    asked_cpus = (req.cpus_per_task or req.ntasks or req.ntasks_per_node or req.mincpus
-                  or req.cpus_per_gpu)
+    asked_cpus = (
+        req.cpus_per_task or req.ntasks or req.ntasks_per_node or req.mincpus or req.cpus_per_gpu
+    )
     if asked_cpus:
         resources["cpus"] = f"{max(lay.cpus_per_node)}+"
     elif part.get("cpus"):
@@ -98,8 +109,11 @@ def sky_task(req: JobRequest, cfg: Config, lay: Layout, part_name: str, part: di
         resources["accelerators"] = accelerators
     if part.get("use_spot") is not None:
         resources["use_spot"] = part["use_spot"]
-    image = (f"docker:{req.container_image}" if req.container_image
-             else module_image or part.get("image_id"))
+    image = (
+        f"docker:{req.container_image}"
+        if req.container_image
+        else module_image or part.get("image_id")
+    )
     if image:
         resources["image_id"] = image
     if req.tmp:
@@ -115,8 +129,11 @@ def sky_task(req: JobRequest, cfg: Config, lay: Layout, part_name: str, part: di
     envs = job_environment(req, cfg, for_cloud=True)
     envs.update(part.get("envs", {}))
     envs.update(module_envs)
-    task: dict = {"name": _task_name(req.job_name), "workdir": req.workdir,
-                  "num_nodes": lay.num_nodes}
+    task: dict = {
+        "name": _task_name(req.job_name),
+        "workdir": req.workdir,
+        "num_nodes": lay.num_nodes,
+    }
     if resources:
         task["resources"] = resources
     if envs:
@@ -156,16 +173,28 @@ def _task_name(job_name: str) -> str:
     return name[:60].rstrip("-_.")
 
 
-def translate(req: JobRequest, cfg: Config, *, job_id: int | None = None,
-              array_job_ids: list[int] | None = None) -> Translation:
+def translate(
+    req: JobRequest,
+    cfg: Config,
+    *,
+    job_id: int | None = None,
+    array_job_ids: list[int] | None = None,
+) -> Translation:
     """The SkyPilot task and runtime spec for a request (ids are None before submission)."""
     part_name, part = partition_of(req, cfg)
     lay = layout(req)
-    spec = runtime_spec(req, cfg, lay, part_name, job_id=job_id, array_job_ids=array_job_ids,
-                        environment=None)
+    spec = runtime_spec(
+        req, cfg, lay, part_name, job_id=job_id, array_job_ids=array_job_ids, environment=None
+    )
     metadata: dict[str, dict]
-    metadata = {"slurmsky": {"version": 1, "job_id": job_id, "job_name": req.job_name,
-                             "partition": part_name}}
+    metadata = {
+        "slurmsky": {
+            "version": 1,
+            "job_id": job_id,
+            "job_name": req.job_name,
+            "partition": part_name,
+        }
+    }
     if req.array is not None:
         metadata["slurmsky"]["array_job_id"] = job_id
         metadata["slurmsky"]["array_indices"] = list(req.array.indices)
