@@ -8,6 +8,7 @@ import os
 import fake_backend
 import pytest
 from fake_backend import FakeExecutor
+from test_state import job_row as stored_row
 
 from slurmsky import backends
 from slurmsky.backends import QUEUE_SYNC, STEP_SIGNALS
@@ -18,49 +19,19 @@ T0 = 1_000_000.0
 
 
 def job_row(job_id: int, submission: int | None = None, **extra) -> dict:
-    """A pending one-node batch job of this user, as submit._row stores it."""
-    row = dict(
-        job_id=job_id,
-        submission=submission or job_id,
-        array_job_id=None,
-        array_task_id=None,
-        array_throttle=None,
-        array_rank=None,
+    """A pending one-node batch job of this user on the fake backend."""
+    row = stored_row(
+        job_id,
+        submission or job_id,
         name=f"job{job_id}",
         user="me",
         uid=os.getuid(),
         gid=os.getgid(),
-        account=None,
         partition="debug",
-        num_nodes=1,
-        max_nodes=None,
-        num_cpus=1,
-        num_tasks=1,
-        cpus_per_task=None,
-        tasks_per_node=[1],
-        cpus_per_node=[1],
-        mem_per_node=None,
-        mem_per_cpu=None,
-        gpus_per_node=0,
-        gres=None,
-        time_limit=None,
-        dependency_spec=None,
-        dependency=None,
-        kill_on_invalid_dep=0,
-        comment=None,
-        command=None,
-        submit_dir="/tmp",
-        workdir="/tmp",
-        stdout=None,
-        stderr=None,
         stdin="/dev/null",
         requeue=1,
         batch=1,
-        state="PENDING",
-        reason="None",
-        held=None,
         submit_time=T0 - 10,
-        begin_time=None,
         executor="fake",
     )
     row.update(extra)
