@@ -14,13 +14,14 @@ runtime's RESULT dict: {"state", "exit_code", "signal", "start", "end", "reason"
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Protocol
+import sys
 
 from slurmsky.record import Record
 
+TYPE_CHECKING = False  # typing is not imported at run time: sbatch and squeue load this module
 if TYPE_CHECKING:
     import sqlite3
+    from typing import Protocol
 
     import click
 
@@ -55,50 +56,49 @@ class NodeState(Record):
     state: str | None = None  # None: from the CPUs in use (idle, mix, alloc); "n/a": no node
 
 
-class Executor(Protocol):
-    """The agent's side of a backend: it runs the backend's jobs.
+if TYPE_CHECKING:  # the agent's side of a backend, described for the checker
 
-    What an executor needs to find a job again (after an agent restart too) it returns as a
-    JSON-able *ref*, which the agent stores in `jobs.executor_ref`. An executor of a backend
-    with QUEUE_SYNC also has `sync(conn, now, wake) -> bool`, called every pass; the scheduler
-    then only places, prepares and launches its jobs, and sync() moves them from there (state,
-    end, scancel), so adopt/poll/poll_interval/cancel/cleanup are not used for it.
-    """
+    class Executor(Protocol):
+        """The agent's side of a backend: it runs the backend's jobs.
 
-    name: str
+        What an executor needs to find a job again (after an agent restart too) it returns as a
+        JSON-able *ref*, which the agent stores in `jobs.executor_ref`. An executor of a backend
+        with QUEUE_SYNC also has `sync(conn, now, wake) -> bool`, called every pass; the scheduler
+        then only places, prepares and launches its jobs, and sync() moves them from there (state,
+        end, scancel), so adopt/poll/poll_interval/cancel/cleanup are not used for it.
+        """
 
-    def place(self, job: JobRecord, running: list[JobRecord]) -> list[int] | str:
-        """Where the job would run now (node indices), or the pending reason why not
-        (`Resources`, `PartitionNodeLimit`)."""
+        name: str
 
-    def prepare(self, job: JobRecord, placement: list[int]) -> dict:
-        """The ref stored *before* launching, so a restarted agent can find a half-started job."""
+        def place(self, job: JobRecord, running: list[JobRecord]) -> list[int] | str:
+            """Where the job would run now (node indices), or the pending reason why not
+            (`Resources`, `PartitionNodeLimit`)."""
 
-    def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
-        """Start the job from its prepared ref; returns the completed ref, whose non-empty
-        `pids` marks the job started (a stored ref without it is half-started: `adopt`)."""
+        def prepare(self, job: JobRecord, placement: list[int]) -> dict:
+            """The ref stored *before* launching, so a restarted agent can find a half-started job."""
 
-    def adopt(self, job: JobRecord) -> dict | None:
-        """After an agent restart: the full ref of a job found running from its prepared ref,
-        or None when it never started."""
+        def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
+            """Start the job from its prepared ref; returns the completed ref, whose non-empty
+            `pids` marks the job started (a stored ref without it is half-started: `adopt`)."""
 
-    def poll(self, job: JobRecord) -> dict | None:
-        """The RESULT once the job has ended (NODE_FAIL if it vanished), else None."""
+        def adopt(self, job: JobRecord) -> dict | None:
+            """After an agent restart: the full ref of a job found running from its prepared ref,
+            or None when it never started."""
 
-    def poll_interval(self, job: JobRecord) -> float | None:
-        """Seconds between polls of a running job; None when its end wakes the agent itself."""
+        def poll(self, job: JobRecord) -> dict | None:
+            """The RESULT once the job has ended (NODE_FAIL if it vanished), else None."""
 
-    def cancel(self, job: JobRecord) -> None:
-        """Ask the job to end (SIGCONT, SIGTERM, KillWait, SIGKILL, by the node runtime)."""
+        def poll_interval(self, job: JobRecord) -> float | None:
+            """Seconds between polls of a running job; None when its end wakes the agent itself."""
 
-    def signal(self, job: JobRecord, signum: int, scope: str) -> None:
-        """scancel --signal: deliver to the batch shell, the steps or both (`batch|steps|full`)."""
+        def cancel(self, job: JobRecord) -> None:
+            """Ask the job to end (SIGCONT, SIGTERM, KillWait, SIGKILL, by the node runtime)."""
 
-    def cleanup(self, job: JobRecord) -> None:
-        """After the end: make sure nothing of the job is left running."""
+        def signal(self, job: JobRecord, signum: int, scope: str) -> None:
+            """scancel --signal: deliver to the batch shell, the steps or both (`batch|steps|full`)."""
 
-
-if TYPE_CHECKING:
+        def cleanup(self, job: JobRecord) -> None:
+            """After the end: make sure nothing of the job is left running."""
 
     class QueueSyncExecutor(Executor, Protocol):
         """The executor of a backend with QUEUE_SYNC (for the type checker only)."""
@@ -179,7 +179,8 @@ def get(name: str) -> Backend:
     """The backend registered as `name` (ValueError if none is)."""
     if name not in REGISTRY:
         raise ValueError(f"unknown backend {name!r}")
-    return importlib.import_module(REGISTRY[name]).BACKEND
+    __import__(REGISTRY[name])
+    return sys.modules[REGISTRY[name]].BACKEND
 
 
 def configured(cfg: Config) -> Backend:

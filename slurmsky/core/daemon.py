@@ -20,7 +20,7 @@ import sys
 import time
 
 from slurmsky.core import state
-from slurmsky.runtime.rundir import PACKAGE_PARENT
+from slurmsky.runtime import PACKAGE_PARENT
 
 IDLE_EXIT = 60.0  # s with no job that needs it before the agent exits
 LOCK_WAIT = 10.0  # s a starting agent waits for an exiting one to release the lock

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, cast
 
 from slurmsky import backends
-from slurmsky.backends import QUEUE_SYNC, Executor
+from slurmsky.backends import QUEUE_SYNC
 from slurmsky.core import deps, state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import STARTED_STATES
@@ -25,7 +25,7 @@ from slurmsky.core.transitions import final_fields, requeued_fields
 from slurmsky.runtime import hostlist
 
 if TYPE_CHECKING:
-    from slurmsky.backends import QueueSyncExecutor
+    from slurmsky.backends import Executor, QueueSyncExecutor
 
 log = logging.getLogger("slurmsky.core.daemon")
 

@@ -7,8 +7,7 @@ are left out: they describe a slurm.conf that does not exist here.
 
 import os
 
-from . import hostlist
-from .rundir import PACKAGE_PARENT
+from . import PACKAGE_PARENT, hostlist
 from .spec import NODE_PRIVATE_PREFIXES, SECRET_VAR
 
 # GPU visibility is the node's business (SkyPilot or the local machine set it).

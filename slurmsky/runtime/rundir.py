@@ -13,9 +13,8 @@ import os
 import shlex
 import sys
 
-from . import channel
+from . import PACKAGE_PARENT, channel
 
-PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = ("srun", "scontrol")
 REPLY_TIMEOUT = 30  # seconds a control request (signal, requeue) waits for node 0
 # -I: the job's PYTHONPATH and user site cannot break the tools; the package is put on

@@ -21,7 +21,7 @@ from slurmsky.backends.local.nodes import job_mem, node_gpus, nodes
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.plan.login import login_environment
-from slurmsky.runtime.rundir import PACKAGE_PARENT
+from slurmsky.runtime import PACKAGE_PARENT
 
 if TYPE_CHECKING:
     import subprocess

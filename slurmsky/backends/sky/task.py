@@ -19,7 +19,7 @@ from slurmsky.plan.environment import job_environment
 from slurmsky.plan.layout import Layout, layout, partition_of
 from slurmsky.plan.runtime_spec import runtime_spec
 from slurmsky.record import Record
-from slurmsky.runtime.rundir import PACKAGE_PARENT
+from slurmsky.runtime import PACKAGE_PARENT
 
 RUNTIME_HOME = "~/.slurmsky/runtime"
 SPEC_EOF = "SLURMSKY_SPEC_EOF"
