@@ -17,7 +17,7 @@ from slurmsky.parse.arrays import ArraySpec
 from slurmsky.parse.dependency import Dependency
 from slurmsky.parse.export import Export
 from slurmsky.parse.gres import GpuSpec
-from slurmsky.parse.options import IGNORED, input_env, options_for
+from slurmsky.parse.options import IGNORED, input_env
 from slurmsky.parse.signals import SignalSpec
 from slurmsky.record import Factory, Record
 
@@ -278,12 +278,3 @@ def _finish(
         warnings=tuple(warnings),
         **fields,
     )
-
-
-def request_fields() -> set[str]:
-    """The option keys JobRequest has a field for (a test keeps it in step with the table)."""
-    return set(JobRequest._fields)
-
-
-def supported_keys(command: str) -> set[str]:
-    return {o.key for o in options_for(command) if o.fate != IGNORED}
