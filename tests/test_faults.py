@@ -13,6 +13,7 @@ import random
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import threading
 import time
@@ -428,3 +429,29 @@ def test_output_on_a_full_device(cluster):
     ]
     assert "echo: I/O error" in (cluster.cwd / "err.txt").read_text()
     assert live_agent(cluster) == agent  # the agent lived through it
+
+
+def test_a_regular_file_where_the_agent_fifo_goes(cluster):
+    """Jobs run all the same: the agent makes its FIFO anew in the file's place."""
+    cluster.state.mkdir()
+    (cluster.state / "agent.fifo").write_text("not a fifo\n")
+    job = cluster.sbatch("--wrap", "true")
+    assert cluster.wait_done(job, timeout=30)[0][1] == "COMPLETED"
+    assert stat.S_ISFIFO(os.lstat(cluster.state / "agent.fifo").st_mode)
+
+
+def test_the_agent_fifo_deleted_under_a_running_agent(cluster):
+    """The next command signals the agent, which makes its FIFO anew: the job starts at once
+    (it waited for the agent's idle timeout, a minute, before)."""
+    first = cluster.sbatch("--wrap", "true")
+    cluster.wait_done(first, timeout=30)
+    agent = live_agent(cluster)
+    assert agent
+    (cluster.state / "agent.fifo").unlink()
+    began = time.monotonic()
+    job = cluster.sbatch("--wrap", "true")
+    assert cluster.wait_done(job, timeout=30)[0][1] == "COMPLETED"
+    assert time.monotonic() - began < 10
+    assert live_agent(cluster) == agent  # the same agent, no second one
+    assert stat.S_ISFIFO(os.lstat(cluster.state / "agent.fifo").st_mode)
+    assert "agent.fifo was removed; making it anew" in (cluster.state / "agent.log").read_text()

@@ -486,33 +486,58 @@ def test_launch_oserror_fails_that_job_and_the_pass_goes_on(world):
     assert world.ex.called("poll") == [2]  # the failed job is not watched
 
 
-def test_launch_raising_anything_else_escapes_the_pass_and_is_adopted_later(world):
-    """Only OSError is caught: another exception leaves run_pass, the job CONFIGURING with
-    its prepared ref (no pids) and the jobs placed after it unlaunched. The next pass adopts
-    the half-started job (here: never started, so pending again) and starts both."""
-    world.ex.launch_errors[1] = RuntimeError("boom")
+@pytest.mark.parametrize("stage", ["place", "prepare", "launch"])
+def test_a_job_whose_launch_raises_fails_alone_logged_once_and_the_queue_runs_on(
+    world, monkeypatch, caplog, stage
+):
+    """Any exception while placing, preparing or launching one job (not only OSError) fails
+    that job with JobLaunchFailure, logs it once with its traceback, and the jobs behind it
+    start (its nodes are free again); later passes leave the failed job alone."""
+    original = getattr(world.ex, stage)
+
+    def broken(job, *args):
+        if job.job_id == 1:
+            raise RuntimeError("boom")
+        return original(job, *args)
+
+    monkeypatch.setattr(world.ex, stage, broken)
     world.submit(job_row(1))
     world.submit(job_row(2))
-    with pytest.raises(RuntimeError, match="boom"):
-        world.run(T0)
-    assert world.look(1, "state", "executor_ref") == (
-        "CONFIGURING",
-        {"nodes": [0], "names": ["fake0"], "pids": []},
+    world.submit(job_row(3))
+    with caplog.at_level("INFO", logger="slurmsky.core.daemon"):
+        assert world.run(T0)[0] is True
+        for k in range(1, 4):
+            world.run(T0 + k)
+    assert world.look(1, "state", "reason", "exit_code", "exit_signal", "end_time") == (
+        "FAILED",
+        "JobLaunchFailure",
+        0,
+        53,
+        T0,
     )
-    assert world.look(2, "state", "reason", "eligible_time") == ("PENDING", "None", T0)
-    assert world.ex.called("launch") == [1]
+    assert world.job(1).result == {"error": "boom"}
+    assert [world.job(i).state for i in (2, 3)] == ["RUNNING", "RUNNING"]
+    failures = [r for r in caplog.records if "launch failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info
+    assert 1 not in world.ex.called("poll")
 
-    assert world.run(T0 + 1)[0] is True
-    assert world.ex.calls[4:] == [
-        ("adopt", 1),
-        ("place", 1),
-        ("place", 2),
-        ("prepare", 1, [0]),
-        ("launch", 1),
-        ("prepare", 2, [1]),
-        ("launch", 2),
-    ]
-    assert [world.job(i).state for i in (1, 2)] == ["RUNNING", "RUNNING"]
+
+def test_a_job_whose_poll_raises_is_logged_once_and_the_others_end(world, monkeypatch, caplog):
+    world.submit(job_row(1))
+    world.submit(job_row(2))
+    world.run(T0)
+    original = world.ex.poll
+    monkeypatch.setattr(
+        world.ex,
+        "poll",
+        lambda job: (_ for _ in ()).throw(KeyError("x")) if job.job_id == 1 else original(job),
+    )
+    world.ex.results[2] = done(0)
+    with caplog.at_level("INFO", logger="slurmsky.core.daemon"):
+        world.run(T0 + 1)
+        world.run(T0 + 2)
+    assert [world.job(i).state for i in (1, 2)] == ["RUNNING", "COMPLETED"]
+    assert sum("watching it failed" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_half_started_job_found_running_is_adopted(world):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 import time
 
@@ -31,15 +32,22 @@ def _path(name: str) -> str:
 
 
 def wake() -> None:
-    """Tell the agent to look at the state now; start it if none runs."""
+    """Tell the agent to look at the state now; start it if none runs. With no FIFO (deleted
+    under a running agent) or something else in its place, a running agent is signalled
+    instead: it makes its FIFO anew."""
     try:
         fd = os.open(_path("agent.fifo"), os.O_WRONLY | os.O_NONBLOCK)
     except OSError as exc:
-        if exc.errno not in (errno.ENXIO, errno.ENOENT):
+        if exc.errno not in (errno.ENXIO, errno.ENOENT, errno.EISDIR):
             raise
-        _spawn()
+        if exc.errno == errno.ENXIO or not _nudge():
+            _spawn()
         return
     try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            if not _nudge():
+                _spawn()
+            return
         os.write(fd, b"!")
     except BlockingIOError:
         pass  # the FIFO is full of wake-ups already
@@ -61,6 +69,20 @@ def needed(conn) -> bool:
     from slurmsky import backends
 
     return state.needs_agent(conn) or any(b.needs_agent(conn) for b in backends.every())
+
+
+def _nudge() -> bool:
+    """Wake a running agent by signal (SIGUSR1): whether one was found."""
+    import signal
+
+    pid = running_pid()
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except OSError:
+        return False
+    return True
 
 
 def _spawn() -> None:
@@ -163,15 +185,14 @@ def main() -> int:
     log = logging.getLogger("slurmsky.core.daemon")
     log.info("started in %s", home)
 
-    if not os.path.exists(_path("agent.fifo")):
-        os.mkfifo(_path("agent.fifo"), 0o600)
-    fifo = os.open(_path("agent.fifo"), os.O_RDWR | os.O_NONBLOCK)
+    fifo = _open_fifo(None, log)
     wake_r, wake_w = os.pipe()
     for fd in (wake_r, wake_w):
         os.set_blocking(fd, False)
     signal.set_wakeup_fd(wake_w)
     stopping = []
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGUSR1, lambda *_: None)  # wake() found no FIFO of ours
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
 
@@ -186,6 +207,7 @@ def main() -> int:
     sched = Scheduler(conn, _backend(log))
     idle_since = time.monotonic()
     while not stopping:
+        fifo = _open_fifo(fifo, log)
         try:
             changed, wake_at = sched.run_pass(time.time())
             while changed:
@@ -217,6 +239,35 @@ def main() -> int:
     log.info("exiting (%s)", "stopped" if stopping else "idle")
     os.unlink(_path("agent.pid"))
     return 0
+
+
+def _open_fifo(fd: int | None, log) -> int:
+    """The agent's FIFO, opened for reading: `fd` while it is still the one at agent.fifo,
+    else made anew (deleted, or a regular file or anything else in its place)."""
+    path = _path("agent.fifo")
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        found = None
+    if fd is not None:
+        if found is not None and os.path.samestat(found, os.fstat(fd)):
+            return fd
+        os.close(fd)
+    if found is not None and not stat.S_ISFIFO(found.st_mode):
+        log.warning("agent.fifo was not a FIFO; making it anew")
+        if stat.S_ISDIR(found.st_mode):
+            import shutil
+
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    elif found is None and fd is not None:
+        log.warning("agent.fifo was removed; making it anew")
+    try:
+        os.mkfifo(path, 0o600)
+    except FileExistsError:
+        pass
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK)
 
 
 def _backend(log) -> str:

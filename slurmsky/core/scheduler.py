@@ -38,6 +38,21 @@ FIRST_PASS = 1.0
 PENDING_CHUNK = 16  # pending jobs a pass reads first (then 4x as many at a time)
 
 
+def launch_failure(job: JobRecord, exc: Exception, now: float) -> dict:
+    """The columns of a job its executor could not place, prepare or launch: FAILED with
+    JobLaunchFailure (Slurm's reason and signal 53), the error kept in its result. Logged
+    once, with its traceback: the job is not tried again, and the rest of the queue runs on."""
+    log.error("job %s: launch failed", job.job_id, exc_info=exc)
+    return dict(
+        state="FAILED",
+        reason="JobLaunchFailure",
+        end_time=now,
+        exit_code=0,
+        exit_signal=53,
+        result={"error": str(exc) or type(exc).__name__},
+    )
+
+
 class Scheduler:
     def __init__(self, conn: sqlite3.Connection, backend: str = "local"):
         self.conn = conn
@@ -54,6 +69,7 @@ class Scheduler:
         # the ids of the rest that does not wait alike): an array whose pending rest holds
         # what its head passes it already, so set_pending_alike need not look at it again.
         self._alike_seen: dict[int, tuple] = {}
+        self._watch_failed: set[int] = set()  # jobs whose watch raised (logged once each)
 
     def executor(self, name: str) -> Executor:
         if name not in self.executors:
@@ -75,7 +91,13 @@ class Scheduler:
         started = state.started_jobs(self.conn)
         for job in started:
             if not self._synced(job.executor):
-                changed |= self._watch(job, now, wake)
+                try:
+                    changed |= self._watch(job, now, wake)
+                except Exception:  # looked at again next pass; the other jobs go on
+                    if job.job_id not in self._watch_failed:
+                        log.exception("job %s: watching it failed", job.job_id)
+                    self._watch_failed.add(job.job_id)
+                    wake.append(now + 1)
         if changed:
             started = state.started_jobs(self.conn)
         changed |= self._release(started, now, wake)
@@ -190,7 +212,11 @@ class Scheduler:
             ):
                 reason = rest = "JobArrayTaskLimit"
             if reason is None:
-                placement = self.executor(job.executor).place(job, running)
+                try:
+                    placement = self.executor(job.executor).place(job, running)
+                except Exception as exc:  # this job's fault: it fails, the queue runs on
+                    updates.append((job, launch_failure(job, exc, now)))
+                    return None
                 if isinstance(placement, str):
                     reason = "Priority" if blocked and placement == "Resources" else placement
                     blocked = blocked or placement == "Resources"
@@ -330,7 +356,13 @@ class Scheduler:
     def _launch(self, job: JobRecord, placement: list[int]) -> None:
         now = time.time()  # not the pass's start: earlier launches and ends took time
         ex = self.executor(job.executor)
-        ref = ex.prepare(job, placement)
+        try:
+            ref = ex.prepare(job, placement)
+        except Exception as exc:
+            state.update_job(
+                self.conn, job.job_id, where_state=("PENDING",), **launch_failure(job, exc, now)
+            )
+            return
         names = ref.get("names") or []
         if not state.update_job(
             self.conn,
@@ -347,19 +379,13 @@ class Scheduler:
         job.executor_ref = ref
         try:
             ref = ex.launch(job, self._submission_spec(job.submission), ref)
-        except OSError as exc:
-            log.exception("job %s: launch failed", job.job_id)
-            state.update_job(
-                self.conn,
-                job.job_id,
-                where_state=STARTED_STATES,
-                state="FAILED",
-                reason="JobLaunchFailure",
-                end_time=now,
-                exit_code=0,
-                exit_signal=53,
-                result={"error": str(exc)},
-            )
+        except Exception as exc:  # whatever it started is ended as any job's leftovers are
+            fields = launch_failure(job, exc, now)
+            state.update_job(self.conn, job.job_id, where_state=STARTED_STATES, **fields)
+            try:
+                ex.cleanup(job)
+            except Exception:
+                log.exception("job %s: cleanup after the failed launch", job.job_id)
             return
         state.update_job(self.conn, job.job_id, executor_ref=ref)
         if self._synced(job.executor):
