@@ -237,9 +237,9 @@ def test_scontrol_keyword_abbreviations(tag, word, minimum, matches):
 class _Node0:
     """A listener serving handshakes in a thread, recording what it refused."""
 
-    def __init__(self, secret, job_id):
+    def __init__(self, secret, job_id, candidates=(0,)):
         self.keys = {r: channel.role_key(secret, r) for r in channel.ROLES}
-        self.sock, self.port = channel.listen("127.0.0.1", job_id)
+        self.sock, self.port = channel.listen("127.0.0.1", candidates)
         self.job_id, self.refused, self.hellos = job_id, [], []
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -288,9 +288,11 @@ def test_handshake_proves_the_secret_both_ways():
 
 
 def test_agents_skip_another_jobs_listener():
-    """Two jobs with the same id (two state dirs) on one address: the agent finds its own
-    node 0 on the next port, because the first cannot prove the secret."""
-    other, mine = _Node0("their secret", 4300), _Node0("my secret", 4300)
+    """Two jobs with the same id (two clusters) on one address, on the job's port range (nodes
+    on other machines): the agent finds its own node 0 on the next port, because the first
+    cannot prove the secret."""
+    other = _Node0("their secret", 4300, channel.ports(4300))
+    mine = _Node0("my secret", 4300, channel.ports(4300))
     try:
         assert mine.port > other.port
         conn, port = channel.find_node0(
@@ -300,6 +302,7 @@ def test_agents_skip_another_jobs_listener():
             1,
             time.monotonic() + 5,
             lambda: False,
+            lambda: channel.ports(4300),
         )
         assert port == mine.port and conn.recv()[0] == {"t": "setup"}
         conn.close()

@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -27,6 +28,7 @@ from slurmsky.backends.sky.task import translate
 from slurmsky.config import Config
 from slurmsky.parse.request import build_batch_request, parse_command_line
 from slurmsky.plan.environment import job_environment
+from slurmsky.runtime import channel
 from slurmsky.runtime.spec import SECRET_VAR
 
 SKY = Config(path="x", backend="sky")
@@ -137,6 +139,35 @@ def test_the_local_backend_exports_everything_as_slurm_does(cluster):
         if "=" in line
     )
     assert {k: seen.get(k) for k in env} == env
+
+
+def test_port_squatting_cannot_stop_a_job(cluster):
+    """Another local user listening on every port of the old formula for the next ids (and
+    the ports around them, on every address) stops no job: node 0 binds a port the OS
+    chooses and publishes it in the job's private rundir; a 1-node and a 2-node job with
+    steps on both nodes run to COMPLETED."""
+    held = []
+    try:
+        squatted = range(channel.PORT_BASE, channel.PORT_BASE + 100)
+        assert all(set(channel.ports(job_id)) <= set(squatted) for job_id in (1, 2))
+        for port in squatted:
+            sock = socket.socket()
+            try:
+                sock.bind(("0.0.0.0", port))
+                sock.listen(8)
+                held.append(sock)
+            except OSError:  # already taken by someone else: held all the same
+                sock.close()
+        assert len(held) > 90
+        one = cluster.sbatch("-o", "one.out", "--wrap", "srun hostname")
+        two = cluster.sbatch("-N2", "-o", "two.out", "--wrap", "srun -N2 -n2 -l echo hi | sort")
+        assert (one, two) == (1, 2)
+        assert [r[1] for r in cluster.wait_done(one, two, timeout=120)] == ["COMPLETED"] * 2
+        assert (cluster.cwd / "one.out").read_text() == socket.gethostname() + "\n"
+        assert (cluster.cwd / "two.out").read_text() == "0: hi\n1: hi\n"
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def _files(*roots: Path) -> list[Path]:

@@ -1,7 +1,8 @@
 """Nodes 1..N-1: the step agent (slurmd + slurmstepd for srun steps on this node).
 
-The agent connects to node 0's step channel (finding its port among the job's ports, proving
-the job secret and checking node 0 proves it too), learns the node names, then runs the
+The agent connects to node 0's step channel (at the port node 0 published in the shared
+rundir, or among the job's ports when node 0 is on another machine; proving the job secret
+and checking node 0 proves it too), learns the node names, then runs the
 step tasks node 0 sends it and signals what node 0 tells it to. It exits when node 0 says
 the job is over, when node 0 goes silent (bounded: heartbeats), or on SIGTERM -- always after
 killing every process of the job on this node.
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 class Agent:
     def __init__(self, job, secret, run_dir, node_environ):
         self.job, self.node_environ = job, node_environ
+        self.run_dir = run_dir
         self.node_dir = rundir.node_dir(run_dir, job.rank)
         self.agent_key = channel.role_key(secret, "agent")
         self.local_key = channel.role_key(secret, "local")
@@ -38,7 +40,13 @@ class Agent:
         deadline = time.monotonic() + job.spec["startup_timeout"]
         try:
             self.conn, port = channel.find_node0(
-                job.ips[0], job.job_id, self.agent_key, job.rank, deadline, lambda: self.stop
+                job.ips[0],
+                job.job_id,
+                self.agent_key,
+                job.rank,
+                deadline,
+                lambda: self.stop,
+                self._node0_ports,
             )
             self.conn.sock.settimeout(HEARTBEAT_DEAD)
             setup, _ = self.conn.recv()
@@ -65,6 +73,13 @@ class Agent:
         self.conn.close()
         shutil.rmtree(self.node_dir, ignore_errors=True)
         return 0 if self.stop == "shutdown" else 1
+
+    def _node0_ports(self):
+        """Where node 0 may listen: the port it published in the shared rundir, or the job's
+        range when it is on another machine."""
+        if channel.all_here(self.job.ips):
+            return rundir.published_port(self.run_dir)
+        return channel.ports(self.job.job_id)
 
     def _on_signal(self, signum, frame):
         self.stop = self.stop or "signal"

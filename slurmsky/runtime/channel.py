@@ -1,7 +1,11 @@
 """The step channel: framed messages over TCP, authenticated with the job's secret.
 
 Node 0 listens on its own address (SKYPILOT_NODE_IPS[0]); the agents of the other nodes, and
-srun / scontrol / the ``signal`` command inside the job, connect to it. Every connection
+srun / scontrol / the ``signal`` command inside the job, connect to it. When every node is on
+this machine (the local backend, or a lone node) the port is one the OS chooses (bind to 0),
+published in node 0's 0600 ``control.json`` of the job's private rundir, so no other local
+user can take it in advance. Nodes on other machines (SkyPilot's VMs, the job's own) share no
+file: node 0 takes the first free port of ``ports(job_id)`` and their agents try those. Every connection
 starts with a mutual HMAC-SHA256 challenge-response over fresh nonces, so the secret never
 crosses the network and a listener of another job (or a stranger) is told apart. Keys are
 derived from SLURMSKY_STEP_SECRET per role: ``agent`` for node runtimes, ``local`` for
@@ -37,8 +41,15 @@ def role_key(secret, role):
 
 
 def ports(job_id):
-    """The ports node 0 tries, in order; agents look for it on the same ones."""
+    """The ports node 0 tries, in order, when its agents are on other machines; they look
+    for it on the same ones."""
     return [PORT_BASE + (job_id + k) % PORT_SPAN for k in range(PORT_TRIES)]
+
+
+def all_here(ips):
+    """Whether every node is on this machine (loopback addresses, or a lone node): then the
+    nodes share the rundir and node 0's port can be the OS's choice."""
+    return len(ips) == 1 or all(ip.startswith("127.") or ip in ("::1", "localhost") for ip in ips)
 
 
 class Conn:
@@ -88,21 +99,22 @@ def _proof(key, side, first, second):
     return hmac.new(key, ("%s|%s|%s" % (side, first, second)).encode(), hashlib.sha256).hexdigest()
 
 
-def listen(host, job_id):
-    """-> (socket, port): the first free port of ports(job_id) on host (on every address
-    when host is not this machine's, as behind NAT)."""
-    for port in ports(job_id):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as e:
-            sock.close()
-            if e.errno == errno.EADDRNOTAVAIL:
-                host = "0.0.0.0"
-            continue
-        sock.listen(64)
-        return sock, port
+def listen(host, candidates=(0,)):
+    """-> (socket, port): the first free port of candidates on host (0: the OS chooses; on
+    every address when host is not this machine's, as behind NAT)."""
+    for port in candidates:
+        for addr in (host, "0.0.0.0"):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((addr, port))
+            except OSError as e:
+                sock.close()
+                if e.errno == errno.EADDRNOTAVAIL:
+                    continue  # not an address of this machine: every address then
+                break
+            sock.listen(64)
+            return sock, sock.getsockname()[1]
     raise ChannelError("no free port for the step channel on %s" % host)
 
 
@@ -168,11 +180,12 @@ def connect(host, port, job_id, role, key, rank=0, timeout=HANDSHAKE_TIMEOUT):
     return conn
 
 
-def find_node0(host, job_id, key, rank, deadline, stopped):
-    """An agent's connection to node 0: try its ports until one authenticates (or the
-    deadline passes, or stopped() says to give up)."""
+def find_node0(host, job_id, key, rank, deadline, stopped, candidates):
+    """An agent's connection to node 0: try the ports candidates() gives (node 0's published
+    port, or the job's range) until one authenticates (or the deadline passes, or stopped()
+    says to give up)."""
     while not stopped():
-        for port in ports(job_id):
+        for port in candidates():
             try:
                 return connect(host, port, job_id, "agent", key, rank, timeout=2), port
             except (OSError, ChannelError):

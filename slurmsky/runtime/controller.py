@@ -112,7 +112,8 @@ class Controller:
                 "node names %s do not resolve to their nodes; using the node IPs",
                 ",".join(job.spec["node_names"]),
             )
-        listener, self.port = channel.listen(job.ip, job.job_id)
+        here = channel.all_here(job.ips)
+        listener, self.port = channel.listen(job.ip, (0,) if here else channel.ports(job.job_id))
         rundir.write_control(self.node_dir, job.job_id, job.ip, self.port, self.keys["local"])
         bin_dir = rundir.install_tools(self.node_dir)
         self.local = NodeSteps(job, self.reaper, self.route, bin_dir, self.node_environ)

@@ -3,7 +3,8 @@ the job find their node runtime through it.
 
 It holds the copy of the batch script (``slurm_script``), the job's ``srun`` and ``scontrol``
 (``bin/``, put first on the job's PATH), ``control.json`` (node 0's channel address and the
-``local`` key, mode 0600: this is how srun, scontrol and the ``signal`` command authenticate;
+``local`` key, mode 0600: this is how srun, scontrol and the ``signal`` command authenticate,
+and how the agents of the nodes on this machine find node 0's port, which the OS chose;
 the job secret itself is never written anywhere) and ``job.json`` (for scontrol show job).
 RUNDIR may be shared by the nodes of one machine, hence one subdirectory per rank.
 """
@@ -66,6 +67,15 @@ def write_control(path, job_id, host, port, key):
         os.path.join(path, "control.json"),
         json.dumps({"job_id": job_id, "host": host, "port": port, "key": key.hex()}),
     )
+
+
+def published_port(run_dir):
+    """[node 0's channel port] once node 0 has published it in the shared rundir, else []."""
+    try:
+        with open(os.path.join(run_dir, "node0", "control.json")) as f:
+            return [json.load(f)["port"]]
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def connect(path, timeout=None):
