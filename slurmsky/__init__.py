@@ -4,4 +4,6 @@ This package's import must stay cheap: no third-party module is imported here.
 """
 
 __version__ = "0.1.0"
-SLURM_VERSION = "22.05.8"
+from slurmsky.runtime import SLURM_VERSION
+
+__all__ = ["SLURM_VERSION", "__version__"]

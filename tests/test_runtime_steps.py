@@ -224,7 +224,53 @@ srun --bogus true; echo "rc=$?"
         "permitted\nrc=1\n"
         "srun: error: Unable to create step for job 28: Requested node configuration is not "
         "available\nrc=1\n"
-        "srun: unrecognized option '--bogus'\nTry \"srun --help\" for more information\nrc=1\n"
+        "srun: unrecognized option '--bogus'\nTry \"srun --help\" for more information\nrc=255\n"
+    )
+
+
+def test_in_job_srun_takes_what_launchers_write(local_job):
+    """What the peer's srun does in a batch job (Slurm 22.05, captured side by side):
+    `srun --jobid $SLURM_JOBID` runs a step of this job, another job id is refused, --multi-prog
+    runs a program per task (%t rank, %o offset, srun's args appended; a rank without a line
+    is Slurm's error), --het-group gives Slurm's errors in a job that is not heterogeneous,
+    --gres-flags, --whole and the Pyxis flags change nothing, --mpi=pmi2 says there is no
+    PMI, and a usage error exits 255."""
+    script = """#!/bin/bash
+srun --jobid $SLURM_JOBID -N1 -n1 bash -c 'echo "jobid ok $SLURM_STEP_ID"'; echo "rc=$?"
+srun --jobid 999999 true; echo "rc=$?"
+printf '0 echo zero %%t\n# note\n1-3 echo rest %%t %%o\n' > mp.conf
+srun -n4 -l --multi-prog mp.conf | sort; echo "rc=$?"
+printf '* echo all %%t\n' > star.conf
+srun -n2 -l --multi-prog star.conf extra | sort; echo "rc=$?"
+printf '0 echo zero\n' > short.conf
+srun -n2 --multi-prog short.conf; echo "rc=$?"
+srun --multi-prog missing.conf; echo "rc=$?"
+srun --het-group=1 true; echo "rc=$?"
+srun --het-group=0 true; echo "rc=$?"
+srun -N1 -n1 --gres-flags=enforce-binding --whole --container-image=x --container-mounts=/a:/b true; echo "rc=$?"
+srun -N1 -n1 --mpi=pmi2 true; echo "rc=$?"
+srun -N1 -n1 --mpi=none true; echo "rc=$?"
+srun --bcast=/tmp/x true; echo "rc=$?"
+"""
+    job = local_job(2, script=script, **two_by_two()).start()
+    assert job.wait()["state"] == "COMPLETED"
+    assert job.output() == (
+        "jobid ok 0\nrc=0\n"
+        "srun: error: Unable to confirm allocation for job 999999: Invalid job id specified\n"
+        "srun: Check SLURM_JOB_ID environment variable. Expired or invalid job 999999\nrc=1\n"
+        "0: zero 0\n1: rest 1 0\n2: rest 2 1\n3: rest 3 2\nrc=0\n"
+        "0: all 0 extra\n1: all 1 extra\nrc=0\n"
+        "srun: error: Configuration file short.conf invalid, no record for task id 1\nrc=1\n"
+        "srun: error: Could not open multi_prog config file missing.conf\nrc=1\n"
+        "srun: error: Requested het-group offset exceeds highest hetjob index (1 > 0)\nrc=1\n"
+        "srun: error: No directives to start application on any available hetjob "
+        "components\nrc=1\n"
+        "rc=0\n"
+        "srun: warning: --mpi=pmi2 ignored by slurmsky: no PMI server; launch MPI programs "
+        "with mpirun inside the allocation\nrc=0\n"
+        "rc=0\n"
+        "srun: error: --bcast is not supported by slurmsky: no file broadcast; use SkyPilot "
+        "file_mounts\nrc=255\n"
     )
 
 

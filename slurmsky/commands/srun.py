@@ -15,41 +15,8 @@ from slurmsky.commands.common import run, warn
 from slurmsky.errors import SlurmError
 from slurmsky.parse.options import help_text
 from slurmsky.parse.request import JobRequest, build_step_request, parse_command_line
+from slurmsky.runtime.options import SRUN_USAGE
 
-# `srun --usage`: Slurm 22.05's synopsis, verbatim.
-USAGE = """\
-Usage: srun [-N nnodes] [-n ntasks] [-i in] [-o out] [-e err]
-            [-c ncpus] [-r n] [-p partition] [--hold] [-t minutes]
-            [-D path] [--immediate[=secs]] [--overcommit] [--overlap] [--no-kill]
-            [--oversubscribe] [--label] [--unbuffered] [-m dist] [-J jobname]
-            [--jobid=id] [--verbose] [--slurmd_debug=#] [--gres=list]
-            [-T threads] [-W sec] [--gres-flags=opts]
-            [--licenses=names] [--clusters=cluster_names]
-            [--qos=qos] [--time-min=minutes]
-            [--contiguous] [--mincpus=n] [--mem=MB] [--tmp=MB] [-C list]
-            [--mpi=type] [--account=name] [--dependency=type:jobid[+time]]
-            [--kill-on-bad-exit] [--propagate[=rlimits] [--comment=name]
-            [--cpu-bind=...] [--mem-bind=...] [--network=type]
-            [--ntasks-per-node=n] [--ntasks-per-socket=n] [reservation=name]
-            [--ntasks-per-core=n] [--mem-per-cpu=MB] [--preserve-env]
-            [--profile=...] [--exact]
-            [--mail-type=type] [--mail-user=user] [--nice[=value]]
-            [--prolog=fname] [--epilog=fname]
-            [--task-prolog=fname] [--task-epilog=fname]
-            [--ctrl-comm-ifhn=addr] [--multi-prog] [--mcs-label=mcs]
-            [--cpu-freq=min[-max[:gov]]] [--power=flags] [--spread-job]
-            [--switches=max-switches{@max-time-to-wait}] [--reboot]
-            [--core-spec=cores] [--thread-spec=threads]
-            [--bb=burst_buffer_spec] [--bbf=burst_buffer_file]
-            [--bcast=<dest_path>] [--bcast-exclude=<NONE|path1,...,pathN>]
-            [--send-libs[=y|n]] [--compress[=library]]
-            [--acctg-freq=<datatype>=<interval>] [--delay-boot=mins]
-            [-w hosts...] [-x hosts...] [--use-min-nodes]
-            [--mpi-combine=yes|no] [--het-group=value]
-            [--cpus-per-gpu=n] [--gpus=n] [--gpu-bind=...] [--gpu-freq=...]
-            [--gpus-per-node=n] [--gpus-per-socket=n] [--gpus-per-task=n]
-            [--mem-per-gpu=MB]
-            executable [args...]"""
 SCRIPT = '#!/bin/sh\nexec srun "$@"\n'
 
 
@@ -57,7 +24,7 @@ def body(argv: list[str]) -> int:
     cli = parse_command_line("srun", argv)
     for flag, text in (
         ("help", help_text("srun")),
-        ("usage", USAGE),
+        ("usage", SRUN_USAGE),
         ("version", f"slurm-wlm {SLURM_VERSION}"),
     ):
         if cli.values.get(flag):
@@ -120,6 +87,7 @@ def step_argv(req: JobRequest) -> list[str]:
     for flag, option in (
         (req.label, "--label"),
         (req.unbuffered, "--unbuffered"),
+        (req.multi_prog, "--multi-prog"),
         (req.quiet, "--quiet"),
         (req.kill_on_bad_exit not in (None, "0"), "--kill-on-bad-exit"),
     ):

@@ -10,14 +10,12 @@ subcommands.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from slurmsky.errors import SlurmError
 from slurmsky.parse.arrays import parse_array
 from slurmsky.parse.dependency import parse_dependency
 from slurmsky.parse.export import parse_export
 from slurmsky.parse.gres import parse_gpus, parse_gres
-from slurmsky.parse.options import IGNORED, NO_ARG, OPTIONAL, REFUSED, REQUIRED, Option, options_for
+from slurmsky.parse.options import IGNORED, NO_ARG, REFUSED, Option, options_for
 from slurmsky.parse.scalars import (
     SubmitError,
     parse_bool_yes_no,
@@ -31,6 +29,7 @@ from slurmsky.parse.signals import parse_signal, parse_step_signal
 from slurmsky.parse.times import parse_begin, parse_time
 from slurmsky.record import Factory, Record
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
+from slurmsky.runtime.options import lookups
 
 # The option table's `parse` names: "time" is parse_time, and so on.
 PARSERS = {
@@ -68,29 +67,13 @@ class Parsed(Record, frozen=False):
     rest: list = Factory(list)
 
 
-_HAS_ARG = {NO_ARG: 0, REQUIRED: 1, OPTIONAL: 2}
-
-
-@lru_cache(maxsize=None)
-def _lookups(command: str) -> tuple[dict, dict, dict, str]:
-    """A command's rows by long and short name, and getopt_long's longopts and optstring."""
-    options = options_for(command)
-    by_short = {o.short: o for o in options if o.short}
-    return (
-        {o.long: o for o in options},
-        by_short,
-        {o.long: (o.long, _HAS_ARG[o.arg]) for o in options},
-        "".join(short + ":" * _HAS_ARG[o.arg] for short, o in by_short.items()),
-    )
-
-
 class OptionParser:
     """getopt_long over the table's rows for one command (sbatch, srun or salloc)."""
 
     def __init__(self, command: str):
         self.command = command
         self.options = options_for(command)
-        self.by_long, self.by_short, self.longopts, self.shortopts = _lookups(command)
+        self.by_long, self.by_short, self.longopts, self.shortopts = lookups(command)
 
     def parse(self, words: list[str], *, directive: bool = False) -> Parsed:
         """Parse ``words``; stop at the first non-option, as `+` in Slurm's optstring asks.

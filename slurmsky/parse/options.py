@@ -1,327 +1,51 @@
-"""The one declarative table of sbatch/srun/salloc options (Slurm 22.05).
-
-Every option of the three commands' man pages is one row. The row drives argv parsing
-(getopt_long semantics, see argv.py), `#SBATCH` directives, `SBATCH_*` input variables,
-validation (its value parser, parse/argv.py's PARSERS), `--help`, and the README's compatibility matrix.
-
-A row's *fate* says what slurmsky does with it:
-  supported  behaves as on Slurm (the scheduler core, the node runtime or the command);
-  mapped     translated to a SkyPilot task field (and honoured by the local backend);
-  ignored    accepted, one warning line on stderr, no effect;
-  refused    a clear error: accepting it silently would run something else than asked.
-"""
+"""The option table, for the commands: it lives in runtime/options.py because the srun inside
+every job (standard library only) parses with the same rows; this module adds what only the
+front end needs, the README's compatibility matrix."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from slurmsky.record import Record
-
-NO_ARG, REQUIRED, OPTIONAL = "none", "required", "optional"
-SUPPORTED, MAPPED, IGNORED, REFUSED = "supported", "mapped", "ignored", "refused"
-
-SBATCH, SRUN, SALLOC = "sbatch", "srun", "salloc"
-ALL3 = frozenset({SBATCH, SRUN, SALLOC})
-SB = frozenset({SBATCH})
-SR = frozenset({SRUN})
-SA = frozenset({SALLOC})
-SB_SA = frozenset({SBATCH, SALLOC})
-SB_SR = frozenset({SBATCH, SRUN})
-SR_SA = frozenset({SRUN, SALLOC})
-
-
-class Option(Record):
-    """One option row.
-
-    ``parse`` names a value parser (argv.PARSERS: ``parse_<name>``) called as
-    ``parse(text, "--long")``; None keeps the text. ``flag`` is the value an option
-    without an argument (or an optional one given bare) stores. ``env`` lists the input
-    variables (``SBATCH_*``) that set it, lowest priority first.
-    """
-
-    long: str
-    short: str | None
-    arg: str
-    fate: str
-    note: str
-    commands: frozenset = ALL3
-    parse: str | None = None
-    env: tuple[str, ...] = ()
-    dest: str | None = None
-    flag: object = True
-
-    @property
-    def key(self) -> str:
-        """The JobRequest field (or ignored-option key) this option sets."""
-        return self.dest or self.long.replace("-", "_")
-
-
-def _o(long, short, arg, fate, note, commands=ALL3, parse=None, env=(), dest=None, flag=True):
-    if isinstance(env, str):
-        env = (env,)
-    return Option(long, short, arg, fate, note, commands, parse, tuple(env), dest, flag)
-
-
-_IGN_SITE = "site/scheduler policy; no SkyPilot equivalent"
-_IGN_HW = "CPU/socket layout; SkyPilot picks instance types"
-
-# One row per option: a table, kept as a table.
-# fmt: off
-OPTIONS: tuple[Option, ...] = (
-    # --- what runs, where, how it is named -------------------------------------------
-    _o("job-name", "J", REQUIRED, SUPPORTED, "job name (SkyPilot task name)", env="SBATCH_JOB_NAME"),
-    _o("chdir", "D", REQUIRED, MAPPED, "working directory; SkyPilot workdir"),
-    _o("wrap", None, REQUIRED, SUPPORTED, "run the command in a generated /bin/sh script", SB),
-    _o("output", "o", REQUIRED, SUPPORTED, "stdout file pattern (%j %x %A %a %N %n %t %u %%)",
-       SB_SR, env="SBATCH_OUTPUT"),
-    _o("error", "e", REQUIRED, SUPPORTED, "stderr file pattern", SB_SR, env="SBATCH_ERROR"),
-    _o("input", "i", REQUIRED, SUPPORTED, "stdin file pattern", SB, env="SBATCH_INPUT"),
-    _o("input", "i", REQUIRED, IGNORED, "srun stdin routing mode; task 0 gets stdin", SR),
-    _o("open-mode", None, REQUIRED, SUPPORTED, "append or truncate output files", SB_SR,
-       parse="open_mode", env="SBATCH_OPEN_MODE"),
-    _o("export", None, REQUIRED, SUPPORTED,
-       "environment passed to the job; on SkyPilot secrets are never exported unless named",
-       SB_SR, parse="export", env="SBATCH_EXPORT"),
-    _o("export-file", None, REQUIRED, REFUSED, "not supported; use --export", SB),
-    _o("get-user-env", None, OPTIONAL, IGNORED, "the login environment is not re-read", SB_SA,
-       env="SBATCH_GET_USER_ENV"),
-    _o("comment", None, REQUIRED, SUPPORTED, "stored, shown by squeue %k and scontrol"),
-    _o("container-image", None, REQUIRED, MAPPED, "Pyxis image; SkyPilot image_id docker:<image>",
-       ALL3, dest="container_image"),
-    _o("container-mounts", None, REQUIRED, IGNORED, "Pyxis mounts; use partition volumes in config"),
-    _o("container-workdir", None, REQUIRED, IGNORED, "Pyxis option"),
-    _o("container-name", None, REQUIRED, IGNORED, "Pyxis option"),
-    _o("container-writable", None, NO_ARG, IGNORED, "Pyxis option"),
-    _o("container-mount-home", None, NO_ARG, IGNORED, "Pyxis option"),
-    _o("no-container-mount-home", None, NO_ARG, IGNORED, "Pyxis option"),
-    _o("container-remap-root", None, NO_ARG, IGNORED, "Pyxis option"),
-    _o("no-container-remap-root", None, NO_ARG, IGNORED, "Pyxis option"),
-    _o("container-env", None, REQUIRED, IGNORED, "Pyxis option"),
-    _o("container", None, REQUIRED, REFUSED, "OCI bundles are not supported; use --container-image",
-       env="SBATCH_CONTAINER"),
-    # --- resources ------------------------------------------------------------------
-    _o("nodes", "N", REQUIRED, MAPPED, "node count (min[-max]); SkyPilot num_nodes (min)", parse="nodes"),
-    _o("ntasks", "n", REQUIRED, SUPPORTED, "task count; sizes cpus per node", parse="int"),
-    _o("ntasks-per-node", None, REQUIRED, SUPPORTED, "tasks per node", parse="int"),
-    _o("tasks-per-node", None, REQUIRED, SUPPORTED, "alias of --ntasks-per-node", parse="int",
-       dest="ntasks_per_node"),
-    _o("cpus-per-task", "c", REQUIRED, MAPPED, "cpus per task; cpus per node = this x tasks per node",
-       parse="int"),
-    _o("mincpus", None, REQUIRED, MAPPED, "minimum cpus per node", parse="int"),
-    _o("mem", None, REQUIRED, MAPPED, "memory per node (MB default, K/M/G/T); SkyPilot memory in GB",
-       parse="mem", env="SBATCH_MEM_PER_NODE"),
-    _o("mem-per-cpu", None, REQUIRED, MAPPED, "memory per cpu; SkyPilot memory = this x cpus",
-       parse="mem", env="SBATCH_MEM_PER_CPU"),
-    _o("mem-per-gpu", None, REQUIRED, MAPPED, "memory per gpu; SkyPilot memory = this x gpus",
-       parse="mem", env="SBATCH_MEM_PER_GPU"),
-    _o("gres", None, REQUIRED, MAPPED, "gpu[:type]:N; SkyPilot accelerators", parse="gres",
-       env="SBATCH_GRES"),
-    _o("gpus", "G", REQUIRED, MAPPED, "[type:]N for the job; SkyPilot accelerators per node",
-       parse="gpus", env="SBATCH_GPUS"),
-    _o("gpus-per-node", None, REQUIRED, MAPPED, "[type:]N; SkyPilot accelerators", parse="gpus",
-       env="SBATCH_GPUS_PER_NODE"),
-    _o("gpus-per-task", None, REQUIRED, MAPPED, "[type:]N; accelerators = this x tasks per node",
-       parse="gpus", env="SBATCH_GPUS_PER_TASK"),
-    _o("cpus-per-gpu", None, REQUIRED, MAPPED, "cpus = this x gpus per node", parse="int",
-       env="SBATCH_CPUS_PER_GPU"),
-    _o("tmp", None, REQUIRED, MAPPED, "minimum local disk; SkyPilot disk_size in GB", parse="mem"),
-    _o("partition", "p", REQUIRED, MAPPED, "partition from config: infra, accelerators, spot, image",
-       env="SBATCH_PARTITION"),
-    _o("time", "t", REQUIRED, SUPPORTED, "time limit, enforced by the node runtime", parse="time",
-       env="SBATCH_TIMELIMIT"),
-    _o("time-min", None, REQUIRED, IGNORED, "no backfill scheduler", parse="time"),
-    _o("exclusive", None, OPTIONAL, IGNORED, "SkyPilot nodes are never shared", flag="exclusive",
-       env="SBATCH_EXCLUSIVE"),
-    _o("oversubscribe", "s", NO_ARG, IGNORED, "SkyPilot nodes are never shared"),
-    _o("overcommit", "O", NO_ARG, IGNORED, "no per-cpu limits on tasks", env="SBATCH_OVERCOMMIT"),
-    _o("constraint", "C", REQUIRED, IGNORED, "node features; use partitions in config",
-       env="SBATCH_CONSTRAINT"),
-    _o("prefer", None, REQUIRED, IGNORED, "node features; use partitions in config"),
-    _o("cluster-constraint", None, REQUIRED, IGNORED, "no federation"),
-    _o("nodelist", "w", REQUIRED, IGNORED, "SkyPilot chooses the nodes", SB_SA),
-    _o("nodelist", "w", REQUIRED, SUPPORTED, "inside an allocation: run on these nodes", SR),
-    _o("exclude", "x", REQUIRED, IGNORED, "SkyPilot chooses the nodes"),
-    _o("nodefile", "F", REQUIRED, IGNORED, "SkyPilot chooses the nodes"),
-    _o("contiguous", None, NO_ARG, IGNORED, _IGN_SITE),
-    _o("switches", None, REQUIRED, IGNORED, _IGN_SITE, env="SBATCH_REQ_SWITCH"),
-    _o("spread-job", None, NO_ARG, IGNORED, _IGN_SITE, env="SBATCH_SPREAD_JOB"),
-    _o("use-min-nodes", None, NO_ARG, IGNORED, "the minimum node count is always used",
-       env="SBATCH_USE_MIN_NODES"),
-    _o("extra-node-info", "B", REQUIRED, IGNORED, _IGN_HW),
-    _o("sockets-per-node", None, REQUIRED, IGNORED, _IGN_HW),
-    _o("cores-per-socket", None, REQUIRED, IGNORED, _IGN_HW),
-    _o("threads-per-core", None, REQUIRED, IGNORED, _IGN_HW, env="SBATCH_THREADS_PER_CORE"),
-    _o("ntasks-per-core", None, REQUIRED, IGNORED, _IGN_HW),
-    _o("ntasks-per-socket", None, REQUIRED, IGNORED, _IGN_HW),
-    _o("ntasks-per-gpu", None, REQUIRED, IGNORED, "use --gpus-per-task"),
-    _o("gpus-per-socket", None, REQUIRED, IGNORED, _IGN_HW),
-    _o("core-spec", "S", REQUIRED, IGNORED, _IGN_HW, env="SBATCH_CORE_SPEC"),
-    _o("thread-spec", None, REQUIRED, IGNORED, _IGN_HW, env="SBATCH_THREAD_SPEC"),
-    _o("hint", None, REQUIRED, IGNORED, _IGN_HW, env="SBATCH_HINT"),
-    _o("distribution", "m", REQUIRED, IGNORED, "tasks are always laid out block-wise",
-       env="SBATCH_DISTRIBUTION"),
-    _o("cpu-bind", None, REQUIRED, IGNORED, "no cpu binding", SR),
-    _o("mem-bind", None, REQUIRED, IGNORED, "no memory binding", env="SBATCH_MEM_BIND"),
-    _o("gpu-bind", None, REQUIRED, IGNORED, "no gpu binding", env="SBATCH_GPU_BIND"),
-    _o("accel-bind", None, REQUIRED, IGNORED, "no accelerator binding", SR),
-    _o("cpu-freq", None, REQUIRED, IGNORED, _IGN_HW),
-    _o("gpu-freq", None, REQUIRED, IGNORED, _IGN_HW, env="SBATCH_GPU_FREQ"),
-    _o("gres-flags", None, REQUIRED, IGNORED, _IGN_HW, env="SBATCH_GRES_FLAGS"),
-    _o("network", None, REQUIRED, IGNORED, _IGN_SITE, env="SBATCH_NETWORK"),
-    _o("licenses", "L", REQUIRED, IGNORED, _IGN_SITE),
-    _o("reservation", None, REQUIRED, IGNORED, _IGN_SITE, env="SBATCH_RESERVATION"),
-    _o("power", None, REQUIRED, IGNORED, _IGN_SITE, env="SBATCH_POWER"),
-    _o("reboot", None, NO_ARG, IGNORED, "cloud nodes are fresh"),
-    _o("delay-boot", None, REQUIRED, IGNORED, "cloud nodes are fresh", env="SBATCH_DELAY_BOOT"),
-    _o("wait-all-nodes", None, REQUIRED, IGNORED, "SkyPilot starts the job when all nodes are up",
-       SB_SA, env="SBATCH_WAIT_ALL_NODES"),
-    _o("bb", None, REQUIRED, IGNORED, "no burst buffers"),
-    _o("bbf", None, REQUIRED, IGNORED, "no burst buffers"),
-    _o("batch", None, REQUIRED, IGNORED, "batch-step node features", SB, env="SBATCH_BATCH"),
-    # --- accounting and scheduling policy -------------------------------------------
-    _o("account", "A", REQUIRED, IGNORED, "no accounts; shown as SLURM_JOB_ACCOUNT", env="SBATCH_ACCOUNT"),
-    _o("qos", "q", REQUIRED, IGNORED, "no QOS", env="SBATCH_QOS"),
-    _o("wckey", None, REQUIRED, IGNORED, "no accounting keys", env="SBATCH_WCKEY"),
-    _o("acctg-freq", None, REQUIRED, IGNORED, "no accounting sampling", env="SBATCH_ACCTG_FREQ"),
-    _o("profile", None, REQUIRED, IGNORED, "no profiling plugin", env="SBATCH_PROFILE"),
-    _o("mail-type", None, REQUIRED, IGNORED, "no mail", parse="mail_type"),
-    _o("mail-user", None, REQUIRED, IGNORED, "no mail"),
-    _o("priority", None, REQUIRED, IGNORED, "jobs start in submission order"),
-    _o("nice", None, OPTIONAL, IGNORED, "jobs start in submission order", flag="100"),
-    _o("deadline", None, REQUIRED, IGNORED, _IGN_SITE),
-    _o("mcs-label", None, REQUIRED, IGNORED, _IGN_SITE),
-    _o("clusters", "M", REQUIRED, SUPPORTED, "the one slurmsky cluster; --parsable prints id;cluster",
-       SB, env=("SLURM_CLUSTERS", "SBATCH_CLUSTERS")),
-    _o("clusters", "M", REQUIRED, IGNORED, "one cluster only", SR_SA),
-    _o("propagate", None, OPTIONAL, IGNORED, "resource limits are the node's", SB_SR, flag="ALL"),
-    _o("uid", None, REQUIRED, REFUSED, "jobs always run as the submitting user"),
-    _o("gid", None, REQUIRED, REFUSED, "jobs always run as the submitting user"),
-    _o("ignore-pbs", None, NO_ARG, SUPPORTED, "do not read #PBS and #BSUB lines", SB,
-       env="SBATCH_IGNORE_PBS"),
-    # --- job control (the scheduler core) -------------------------------------------
-    _o("array", "a", REQUIRED, SUPPORTED, "job arrays: 1-100, 1-100:2, 1,5,7, 0-999%10", SB,
-       parse="array", env="SBATCH_ARRAY_INX"),
-    _o("dependency", "d", REQUIRED, SUPPORTED,
-       "after, afterok, afternotok, afterany, aftercorr, singleton; ',' and '?'", parse="dependency"),
-    _o("kill-on-invalid-dep", None, REQUIRED, SUPPORTED, "cancel a job whose dependency can't be met",
-       SB, parse="bool_yes_no"),
-    _o("begin", "b", REQUIRED, SUPPORTED, "earliest start time", SB_SR, parse="begin"),
-    _o("begin", None, REQUIRED, SUPPORTED, "earliest start time", SA, parse="begin"),
-    _o("hold", "H", NO_ARG, SUPPORTED, "submit held; scontrol release starts it"),
-    _o("requeue", None, NO_ARG, MAPPED, "requeue allowed; SkyPilot job_recovery restarts on errors",
-       SB, env="SBATCH_REQUEUE"),
-    _o("no-requeue", None, NO_ARG, MAPPED, "never requeue; SkyPilot job_recovery without restarts",
-       SB, dest="requeue", flag=False, env="SBATCH_NO_REQUEUE"),
-    _o("signal", None, REQUIRED, SUPPORTED, "[{R|B}:]SIG[@secs] before the time limit, by the node runtime",
-       SB, parse="signal", env="SBATCH_SIGNAL"),
-    _o("signal", None, REQUIRED, SUPPORTED, "[R:]SIG[@secs] (B: is sbatch's)", SR_SA,
-       parse="step_signal", env="SBATCH_SIGNAL"),
-    _o("no-kill", "k", OPTIONAL, IGNORED, "a failed node always ends the job", flag="on",
-       env="SBATCH_NO_KILL"),
-    _o("kill-on-bad-exit", "K", OPTIONAL, SUPPORTED, "end the step when a task fails", SR, flag="1"),
-    _o("kill-command", "K", OPTIONAL, IGNORED, "salloc's command gets SIGTERM on end", SA, flag="TERM"),
-    _o("immediate", "I", OPTIONAL, IGNORED, "allocations always queue", SR_SA, flag="0"),
-    _o("test-only", None, NO_ARG, SUPPORTED, "validate and print the plan; nothing runs", SB_SR),
-    _o("wait", "W", NO_ARG, SUPPORTED, "wait for the job; exit with its exit code", SB, env="SBATCH_WAIT"),
-    _o("wait", "W", REQUIRED, IGNORED, "tasks are not killed when the first one ends", SR),
-    _o("parsable", None, NO_ARG, SUPPORTED, "print the job id only", SB),
-    _o("quiet", "Q", NO_ARG, SUPPORTED, "no informational messages"),
-    _o("verbose", "v", NO_ARG, SUPPORTED, "more messages (repeatable)", flag=1),
-    _o("help", "h", NO_ARG, SUPPORTED, "this help"),
-    _o("usage", None, NO_ARG, SUPPORTED, "print Slurm's option synopsis"),
-    _o("version", "V", NO_ARG, SUPPORTED, "print the Slurm version slurmsky matches"),
-    # --- srun steps ----------------------------------------------------------------
-    _o("label", "l", NO_ARG, SUPPORTED, "prefix output lines with the task id", SR),
-    _o("unbuffered", "u", NO_ARG, SUPPORTED, "do not line-buffer task output", SR),
-    _o("pty", None, NO_ARG, IGNORED, "no pseudo-terminal; task 0 runs with pipes", SR),
-    _o("overlap", None, NO_ARG, SUPPORTED, "steps may share resources (always true)", SR),
-    _o("exact", None, NO_ARG, SUPPORTED, "steps use only what they ask for (always true)", SR),
-    _o("jobid", None, REQUIRED, SUPPORTED, "run the step in this job's allocation", SR),
-    _o("relative", "r", REQUIRED, SUPPORTED, "start the step at this node of the allocation", SR,
-       parse="int"),
-    _o("multi-prog", None, NO_ARG, REFUSED, "per-task programs are not supported", SR),
-    _o("mpi", None, REQUIRED, IGNORED, "no PMI; MPI launchers use their own bootstrap", SR),
-    _o("preserve-env", "E", NO_ARG, SUPPORTED, "keep SLURM_NNODES/NTASKS from the job", SR),
-    _o("disable-status", "X", NO_ARG, IGNORED, "no status on Ctrl-C", SR),
-    _o("quit-on-interrupt", None, NO_ARG, IGNORED, "Ctrl-C always ends the step", SR),
-    _o("task-prolog", None, REQUIRED, REFUSED, "not supported", SR),
-    _o("task-epilog", None, REQUIRED, REFUSED, "not supported", SR),
-    _o("prolog", None, REQUIRED, REFUSED, "not supported", SR),
-    _o("epilog", None, REQUIRED, REFUSED, "not supported", SR),
-    _o("bcast", None, OPTIONAL, REFUSED, "no file broadcast; use SkyPilot file_mounts", SR),
-    _o("bcast-exclude", None, REQUIRED, IGNORED, "no file broadcast", SR),
-    _o("compress", None, OPTIONAL, IGNORED, "no file broadcast", SR),
-    _o("send-libs", None, OPTIONAL, IGNORED, "no file broadcast", SR),
-    _o("het-group", None, REQUIRED, REFUSED, "no heterogeneous jobs", SR),
-    _o("msg-timeout", None, REQUIRED, IGNORED, "no slurmd messages", SR),
-    _o("no-allocate", "Z", NO_ARG, REFUSED, "needs admin rights", SR),
-    _o("resv-ports", None, OPTIONAL, IGNORED, "no MPI port reservation", SR),
-    _o("slurmd-debug", None, REQUIRED, IGNORED, "no slurmd", SR),
-    _o("threads", "T", REQUIRED, IGNORED, "no fan-out threads", SR),
-    _o("x11", None, OPTIONAL, REFUSED, "no X11 forwarding", SR_SA),
-    _o("bell", None, NO_ARG, IGNORED, "no terminal bell", SA),
-    _o("no-bell", None, NO_ARG, IGNORED, "no terminal bell", SA),
-    _o("no-shell", None, NO_ARG, SUPPORTED, "allocate and exit", SA),
+from slurmsky.runtime.options import (
+    IGNORED,
+    MAPPED,
+    NO_ARG,
+    OPTIONAL,
+    OPTIONS,
+    REFUSED,
+    REQUIRED,
+    SALLOC,
+    SBATCH,
+    SRUN,
+    SUPPORTED,
+    Option,
+    help_text,
+    input_env,
+    options_for,
 )
-# fmt: on
 
-
-@lru_cache(maxsize=None)  # the table never changes; every sbatch asks
-def options_for(command: str) -> tuple[Option, ...]:
-    """The rows a command accepts, in table order."""
-    return tuple(o for o in OPTIONS if command in o.commands)
-
-
-_ENV_PREFIX = {SBATCH: "SBATCH_", SALLOC: "SALLOC_", SRUN: "SLURM_"}
-
-
-@lru_cache(maxsize=None)
-def input_env(command: str) -> tuple[tuple[str, Option], ...]:
-    """(variable, option) pairs a command reads from its environment, e.g. SBATCH_TIMELIMIT.
-
-    The table names sbatch's variables; salloc reads SALLOC_* and srun SLURM_* for the same.
-    """
-    prefix = _ENV_PREFIX[command]
-    pairs = []
-    for opt in options_for(command):
-        for name in opt.env:
-            if name.startswith("SBATCH_"):
-                name = prefix + name[len("SBATCH_") :]
-            pairs.append((name, opt))
-    return tuple(pairs)
-
-
-def _names(opt: Option) -> str:
-    arg = {NO_ARG: "", REQUIRED: "=value", OPTIONAL: "[=value]"}[opt.arg]
-    short = f"-{opt.short}, " if opt.short else "    "
-    return f"{short}--{opt.long}{arg}"
-
-
-# The first line of each command's `--help`, as Slurm 22.05 prints it (salloc's lacks the
-# second `...`, as Slurm's does).
-HELP_SYNOPSIS = {
-    SBATCH: "Usage: sbatch [OPTIONS(0)...] [ : [OPTIONS(N)...]] script(0) [args(0)...]",
-    SRUN: "Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]] [ : [OPTIONS(N)...]] "
-    "executable(N) [args(N)...]",
-    SALLOC: "Usage: salloc [OPTIONS(0)...] [ : [OPTIONS(N)]] [command(0) [args(0)...]]",
-}
-
-
-def help_text(command: str) -> str:
-    """`<command> --help`: Slurm's synopsis line, then every accepted option with what
-    slurmsky does with it."""
-    lines = [HELP_SYNOPSIS[command], ""]
-    for fate in (SUPPORTED, MAPPED, IGNORED, REFUSED):
-        rows = [o for o in options_for(command) if o.fate == fate]
-        lines.append(f"{fate.capitalize()} options:")
-        lines += [f"  {_names(o):<34} {o.note}" for o in rows]
-        lines.append("")
-    return "\n".join(lines)
+__all__ = [
+    "IGNORED",
+    "MAPPED",
+    "NO_ARG",
+    "OPTIONAL",
+    "OPTIONS",
+    "REFUSED",
+    "REQUIRED",
+    "SUPPORTED",
+    "Option",
+    "compat_matrix",
+    "help_text",
+    "input_env",
+    "options_for",
+]
 
 
 def compat_matrix() -> str:
-    """The README's compatibility matrix (a test keeps the README in step with this)."""
-    lines = ["| option | sbatch | srun | salloc | what slurmsky does |", "|---|---|---|---|---|"]
+    """The README's compatibility matrix (a test keeps the README in step with this): each
+    command's fate, and the srun inside a job's (``step``)."""
+    lines = [
+        "| option | sbatch | srun | salloc | srun in a job | what slurmsky does |",
+        "|---|---|---|---|---|---|",
+    ]
     merged: dict[str, list[Option]] = {}
     for opt in OPTIONS:
         merged.setdefault(opt.long, []).append(opt)
@@ -330,6 +54,8 @@ def compat_matrix() -> str:
         for cmd in (SBATCH, SRUN, SALLOC):
             row = next((o for o in rows if cmd in o.commands), None)
             cells.append(row.fate if row else "-")
+        step = next((o.step for o in rows if SRUN in o.commands), None)
+        cells.append(step or "-")
         short = next((f"`-{o.short}` " for o in rows if o.short), "")
         notes = "; ".join(dict.fromkeys(o.note for o in rows))
         lines.append(f"| {short}`--{long}` | {' | '.join(cells)} | {notes} |")

@@ -89,6 +89,7 @@ class JobRequest(Record):
     version: bool = False
     label: bool = False
     unbuffered: bool = False
+    multi_prog: bool = False
     overlap: bool = False
     exact: bool = False
     jobid: str | None = None

@@ -6,5 +6,7 @@ whatever python3 the node has. Nothing here may import slurmsky modules outside 
 
 import os
 
+SLURM_VERSION = "22.05.8"  # the Slurm whose behaviour slurmsky matches
+
 # The directory holding the `slurmsky` package: on PYTHONPATH of what runs the runtime.
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

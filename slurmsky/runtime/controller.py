@@ -451,6 +451,7 @@ class Controller:
                 "nodes": nodes,
                 "tasks": tasks,
                 "argv": req["argv"],
+                "programs": req.get("programs"),  # --multi-prog: {rank: argv}
                 "cwd": req["cwd"],
                 "umask": req["umask"],
                 "bin_dir": req["bin_dir"],

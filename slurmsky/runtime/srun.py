@@ -10,93 +10,27 @@ then exits with srun's code: the largest exit code, or 128+signal.
 import os
 import signal
 
-from . import channel, filepattern, hostlist, rundir
+from . import SLURM_VERSION, channel, filepattern, hostlist, multiprog, rundir
 from .getopt_long import UsageError as GetoptError
 from .getopt_long import getopt_long
 from .launch import undo_locale_coercion
+from .options import REFUSED, SRUN, SRUN_USAGE, help_text, lookups
 
-SHORT = "A:c:D:e:Ei:J:Kklm:n:N:o:Op:q:Qr:st:uvw:W:x:"
-# Long options srun accepts, mapped to their short form where they have one; the others
-# (binding, memory, GPUs, ...) are accepted and have no effect inside an allocation here.
-LONG = {
-    "account=": "-A",
-    "cpus-per-task=": "-c",
-    "chdir=": "-D",
-    "error=": "-e",
-    "input=": "-i",
-    "job-name=": "-J",
-    "kill-on-bad-exit": "-K",
-    "no-kill": "-k",
-    "label": "-l",
-    "distribution=": "-m",
-    "ntasks=": "-n",
-    "nodes=": "-N",
-    "output=": "-o",
-    "overcommit": "-O",
-    "partition=": "-p",
-    "qos=": "-q",
-    "quiet": "-Q",
-    "oversubscribe": "-s",
-    "time=": "-t",
-    "unbuffered": "-u",
-    "verbose": "-v",
-    "nodelist=": "-w",
-    "wait=": "-W",
-    "exclude=": "-x",
-    "preserve-env": "-E",
-    "relative=": "-r",
-    "exact": "--exact",
-    "ntasks-per-node=": "--ntasks-per-node",
-    "tasks-per-node=": "--ntasks-per-node",
-    "export=": "--export",
-    "open-mode=": "--open-mode",
-    "gres=": "--gres",
-    "gpus=": "--gpus",
-    "gpus-per-node=": "--gpus-per-node",
-    "gpus-per-task=": "--gpus-per-task",
-    "cpus-per-gpu=": "--cpus-per-gpu",
-}
-LONG.update(
-    dict.fromkeys(
-        [
-            "cpu-bind=",
-            "cpu_bind=",
-            "mem-bind=",
-            "exclusive",
-            "overlap",
-            "whole",
-            "mem=",
-            "mincpus=",
-            "mem-per-cpu=",
-            "mem-per-gpu=",
-            "gpu-bind=",
-            "mpi=",
-            "cpu-freq=",
-            "hint=",
-            "constraint=",
-            "threads-per-core=",
-            "ntasks-per-core=",
-            "ntasks-per-socket=",
-            "pty",
-            "slurmd-debug=",
-            "signal=",
-            "comment=",
-            "begin=",
-            "reservation=",
-            "nice=",
-            "propagate=",
-            "network=",
-            "wckey=",
-        ]
-    )
-)
-OPTIONAL_ARG = ("exclusive", "kill-on-bad-exit")  # optional arguments: attached only
 FORWARDED = (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 class UsageError(Exception):
-    """A command line srun refuses; the message is srun's stderr."""
+    """A command line srun refuses; the message is srun's stderr, exit_code its status
+    (255 for what getopt or the option table refuses, as Slurm's srun)."""
+
+    def __init__(self, message, exit_code=1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Done(Exception):
+    """--help, --usage, --version: printed; srun exits 0."""
 
 
 def _say(text):
@@ -110,47 +44,84 @@ def _int(value, what):
         raise UsageError("srun: error: Invalid %s: %s" % (what, value)) from None
 
 
-def _options(argv):
-    """getopt_long as srun uses it: options end at the command; -> ({short: value}, command)."""
-    longopts = {
-        name.rstrip("="): (name.rstrip("="), 1 if name.endswith("=") else 0) for name in LONG
-    }
-    longopts.update({name: (name, 2) for name in OPTIONAL_ARG})
+def _options(argv, environ):
+    """getopt_long over the option table's srun rows; options end at the command.
+
+    -> ({key: value}, command, warnings). A row the step honours keeps its value; the
+    allocation-level rest have no effect on a step (the allocation exists), as in Slurm's
+    srun; a refused row is an error."""
+    by_long, by_short, longopts, shortopts = lookups(SRUN)
     try:
-        opts, command = getopt_long("srun", argv, SHORT, longopts, permute=False)
+        opts, command = getopt_long("srun", argv, shortopts, longopts, permute=False)
     except GetoptError as e:
-        raise UsageError("\n".join(e.lines)) from None
-    canonical = {}
-    for key, value in opts:
-        short = "-" + key if len(key) == 1 else LONG.get(key + "=", LONG.get(key))
-        if short:
-            canonical[short] = value
+        raise UsageError("\n".join(e.lines), 255) from None
+    values, warnings = {}, []
+    for name, value in opts:
+        opt = by_short[name] if len(name) == 1 else by_long[name]
+        if opt.step == REFUSED:
+            _refuse(opt, value)
+        if opt.long == "mpi" and value.lower().startswith(("pmi2", "pmix")):
+            warnings.append(
+                "srun: warning: --mpi=%s ignored by slurmsky: no PMI server; launch MPI "
+                "programs with mpirun inside the allocation" % value
+            )
+        values[opt.key] = opt.flag if value is None else value
+    for key, text in (("help", help_text(SRUN)), ("usage", SRUN_USAGE)):
+        if key in values:
+            print(text)
+            raise Done
+    if "version" in values:
+        print("slurm-wlm %s" % SLURM_VERSION)
+        raise Done
+    job = values.get("jobid")
+    if job is not None and job != environ.get("SLURM_JOB_ID"):
+        raise UsageError(
+            "srun: error: Unable to confirm allocation for job %s: Invalid job id specified\n"
+            "srun: Check SLURM_JOB_ID environment variable. Expired or invalid job %s" % (job, job)
+        )
     if not command:
         raise UsageError("srun: fatal: No command given to execute.")
-    return canonical, command
+    return values, command, warnings
+
+
+def _refuse(opt, value):
+    """A refused option: het-group with Slurm's own error (a job here is never
+    heterogeneous), the others as the front end refuses them."""
+    if opt.long == "het-group":
+        first = value.split(",")[0].split("-")[0]
+        if first.isdigit() and int(first) > 0:
+            raise UsageError(
+                "srun: error: Requested het-group offset exceeds highest hetjob index "
+                "(%s > 0)" % first
+            )
+        raise UsageError(
+            "srun: error: No directives to start application on any available hetjob components"
+        )
+    raise UsageError(
+        "srun: error: --%s is not supported by slurmsky: %s" % (opt.long, opt.note), 255
+    )
 
 
 def parse(argv, environ):
     """-> (request fields, output settings, warnings) per srun's option rules (opt.c)."""
-    o, command = _options(argv)
-    ntasks = o.get("-n", environ.get("SLURM_NTASKS"))
-    nodes = o.get("-N", environ.get("SLURM_NNODES"))
-    tpn = o.get("--ntasks-per-node", environ.get("SLURM_NTASKS_PER_NODE"))
-    cpt = o.get("-c", environ.get("SRUN_CPUS_PER_TASK"))
+    o, command, warnings = _options(argv, environ)
+    ntasks = o.get("ntasks", environ.get("SLURM_NTASKS"))
+    nodes = o.get("nodes", environ.get("SLURM_NNODES"))
+    tpn = o.get("ntasks_per_node", environ.get("SLURM_NTASKS_PER_NODE"))
+    cpt = o.get("cpus_per_task", environ.get("SRUN_CPUS_PER_TASK"))
     ntasks = _int(ntasks, "number of tasks") if ntasks is not None else None
     nnodes = _int(nodes.split("-")[0], "node count") if nodes is not None else None
     tpn = _int(tpn, "ntasks-per-node") if tpn is not None else None
     try:
-        names = hostlist.expand(o["-w"]) if "-w" in o else []
-        exclude = hostlist.expand(o["-x"]) if "-x" in o else []
+        names = hostlist.expand(o["nodelist"]) if "nodelist" in o else []
+        exclude = hostlist.expand(o["exclude"]) if "exclude" in o else []
     except ValueError as e:
         raise UsageError("srun: error: %s" % e) from None
-    relative = _int(o["-r"], "relative") if "-r" in o else None
+    relative = _int(o["relative"], "relative") if "relative" in o else None
     if relative is not None and (names or exclude):
         raise UsageError(
             "srun: error: -r,--relative not allowed with -w,--nodelist or -x,--exclude."
         )
-    warnings = []
     if names:
         nnodes = max(len(set(names)), nnodes or 0)
     if nnodes is not None and ntasks is None:
@@ -175,37 +146,48 @@ def parse(argv, environ):
         raise UsageError(
             "srun: error: --relative and %s option incompatible with count of "
             "allocated nodes (%d+%d>%s)"
-            % ("--nodes" if "-N" in o else "SLURM_JOB_NUM_NODES", relative, nnodes or 0, allocated)
+            % (
+                "--nodes" if "nodes" in o else "SLURM_JOB_NUM_NODES",
+                relative,
+                nnodes or 0,
+                allocated,
+            )
         )
+    ntasks = ntasks or 1
+    try:
+        programs = multiprog.programs(command, ntasks) if "multi_prog" in o else None
+    except multiprog.MultiProgError as e:
+        raise UsageError(str(e)) from None
     request = {
         "argv": command,
-        "ntasks": ntasks or 1,
+        "programs": programs,
+        "ntasks": ntasks,
         "nnodes": nnodes,
         "nodelist": names,
         "exclude": exclude,
         "ntasks_per_node": tpn,
         "cpus_per_task": _int(cpt, "cpus-per-task") if cpt else 1,
         "cpus_per_task_set": cpt is not None,
-        "overcommit": "-O" in o,
-        "job_name": o.get("-J"),
+        "overcommit": "overcommit" in o,
+        "job_name": o.get("job_name"),
         "relative": relative or 0,
-        "preserve_env": "-E" in o,
-        "label": "-l" in o,
+        "preserve_env": "preserve_env" in o,
+        "label": "label" in o,
         # a step gets the job's CPUs on its nodes unless --exact (which -c implies in 22.05)
-        "exact": "--exact" in o or "-c" in o,
-        "cwd": os.path.abspath(o.get("-D", os.getcwd())),
-        "env": _export(o.get("--export", environ.get("SRUN_EXPORT_ENV", "ALL")), environ),
+        "exact": "exact" in o or "cpus_per_task" in o,
+        "cwd": os.path.abspath(o.get("chdir", os.getcwd())),
+        "env": _export(o.get("export", environ.get("SRUN_EXPORT_ENV", "ALL")), environ),
         "gpus": _gpus(o, environ),
     }
-    mode = o.get("--open-mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
+    mode = o.get("open_mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
     output = {
-        "label": "-l" in o,
-        "unbuffered": "-u" in o,
-        "quiet": "-Q" in o,
-        "stdout": o.get("-o"),
-        "stderr": o.get("-e"),
+        "label": "label" in o,
+        "unbuffered": "unbuffered" in o,
+        "quiet": "quiet" in o,
+        "stdout": o.get("output"),
+        "stderr": o.get("error"),
         "append": mode[:1] in ("a", "A"),
-        "kill_on_bad_exit": "-K" in o,
+        "kill_on_bad_exit": o.get("kill_on_bad_exit", "0") != "0",
     }
     return request, output, warnings
 
@@ -218,16 +200,16 @@ def _gpus(o, environ):
     def count(text, what):
         return _int(text.split(":")[-1], what) if text else None
 
-    per_node = count(o.get("--gpus-per-node", environ.get("SLURM_GPUS_PER_NODE")), "gpus")
-    for item in (o.get("--gres") or "").split(","):
+    per_node = count(o.get("gpus_per_node", environ.get("SLURM_GPUS_PER_NODE")), "gpus")
+    for item in (o.get("gres") or "").split(","):
         name = item.split(":")[0]
         if name == "gpu":
             per_node = count(item, "gres") if ":" in item else 1
-    cpus = o.get("--cpus-per-gpu", environ.get("SLURM_CPUS_PER_GPU"))
+    cpus = o.get("cpus_per_gpu", environ.get("SLURM_CPUS_PER_GPU"))
     return {
         "per_node": per_node,
-        "gpus": count(o.get("--gpus"), "gpus"),
-        "per_task": count(o.get("--gpus-per-task", environ.get("SLURM_GPUS_PER_TASK")), "gpus"),
+        "gpus": count(o.get("gpus"), "gpus"),
+        "per_task": count(o.get("gpus_per_task", environ.get("SLURM_GPUS_PER_TASK")), "gpus"),
         "cpus_per_gpu": _int(cpus, "cpus-per-gpu") if cpus else None,
     }
 
@@ -345,9 +327,11 @@ def main(argv, node_dir):
     environ = dict(os.environ)
     try:
         request, settings, warnings = parse(argv, environ)
+    except Done:
+        return 0
     except UsageError as e:
         _say(str(e))
-        return 1
+        return e.exit_code
     if not settings["quiet"]:
         for warning in warnings:
             _say(warning)

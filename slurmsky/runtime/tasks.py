@@ -75,7 +75,8 @@ class _LocalStep:
                 env = envmod.task_env(
                     step["env"], node.job, step, node.node_environ, node.bin_dir, local_id
                 )
-                argv = procs.launch_argv(node.job.name, step["umask"], step["cwd"], step["argv"])
+                program = (step.get("programs") or {}).get(str(task.gid), step["argv"])
+                argv = procs.launch_argv(node.job.name, step["umask"], step["cwd"], program)
                 r_out, w_out = os.pipe()
                 r_err, w_err = os.pipe()
                 try:
