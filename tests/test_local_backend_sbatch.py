@@ -173,3 +173,23 @@ def test_script_on_stdin_has_no_name_inside(cluster):
     cluster.wait_done(job, named)
     assert (cluster.cwd / f"o-(null)-{job}.txt").read_text() == "name=\n"
     assert (cluster.cwd / f"slurm-{named}.out").read_text() == "name=given\n"
+
+
+@pytest.mark.parametrize("shebang", ["#!/bin/bash -l", "#!/usr/bin/env -S bash --login"])
+def test_login_shell_script_keeps_the_jobs_srun(cluster, shebang):
+    """Many site templates start `#!/bin/bash -l`: the login shell reads the profile, which
+    here resets PATH (as /etc/profile does). srun and scontrol must still be the job's
+    (this machine's /usr/bin/srun is a real Slurm's: reaching it would fail the step)."""
+    (cluster.home / ".bash_profile").write_text("PATH=/usr/bin:/bin; export PATH\n")
+    script = cluster.script(
+        "login.sh",
+        shebang + "\n"
+        'case "$(command -v srun)" in */node0/bin/srun) echo "srun is the job\'s";; '
+        '*) echo "srun is $(command -v srun)";; esac\n'
+        'echo "${PATH##*:}"\n'
+        "srun -n1 bash -c 'echo step $SLURM_STEP_ID'\n"
+        "scontrol show job $SLURM_JOB_ID | grep -c JobState=RUNNING\n",
+    )
+    job = cluster.sbatch("-o", "out.txt", script)
+    assert cluster.wait_done(job)[0][1] == "COMPLETED"
+    assert (cluster.cwd / "out.txt").read_text() == "srun is the job's\n/bin\nstep 0\n1\n"

@@ -125,7 +125,22 @@ def batch_env(job, node_environ, bin_dir):
         env["PATH"] = bin_dir + (os.pathsep + env["PATH"] if "PATH" in env else "")
     else:
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
+    if login_shell(spec["script"]):
+        env["BASH_ENV"] = os.path.join(bin_dir, "bash_env")
     return env
+
+
+def login_shell(script):
+    """Does the script's shebang start bash as a login shell (``#!/bin/bash -l``,
+    ``--login``, ``-lx``, through ``env -S``)?"""
+    first = (script or "").split("\n", 1)[0]
+    if not first.startswith("#!"):
+        return False
+    words = first[2:].split()
+    return any(os.path.basename(w) == "bash" for w in words) and any(
+        w == "--login" or (w.startswith("-") and not w.startswith("--") and "l" in w)
+        for w in words[1:]
+    )
 
 
 def _array_env(job):
@@ -272,6 +287,8 @@ def task_env(step_environ, job, step, node_environ, bin_dir, local_id):
     if "PATH" in env:
         path = env["PATH"].split(os.pathsep)
         env["PATH"] = os.pathsep.join(bin_dir if p == step["bin_dir"] else p for p in path)
+    if env.get("BASH_ENV") == os.path.join(step["bin_dir"], "bash_env"):
+        env["BASH_ENV"] = os.path.join(bin_dir, "bash_env")  # this node's
     return env
 
 

@@ -44,10 +44,17 @@ def write_private(path, text, mode=0o600):
     os.replace(tmp, path)
 
 
+# BASH_ENV of a script whose shebang asks for a login shell (#!/bin/bash -l): bash reads it
+# after the profile, which may have reset PATH; the job's srun and scontrol come first again.
+LOGIN_ENV = """case "$PATH" in {bin_dir}|{bin_dir}:*) ;; *) PATH={bin_dir}${{PATH:+:$PATH}}; export PATH;; esac
+"""
+
+
 def install_tools(path):
-    """-> the bin directory holding the job's srun and scontrol."""
+    """-> the bin directory holding the job's srun and scontrol (and bash_env, LOGIN_ENV)."""
     bin_dir = os.path.join(path, "bin")
     os.makedirs(bin_dir, exist_ok=True)
+    write_private(os.path.join(bin_dir, "bash_env"), LOGIN_ENV.format(bin_dir=shlex.quote(bin_dir)))
     for tool in TOOLS:
         write_private(
             os.path.join(bin_dir, tool),
