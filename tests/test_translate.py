@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slurmsky.backends.sky.task import SPEC_EOF, translate
 from slurmsky.config import Config
@@ -54,8 +56,41 @@ def req_of(tmp_path, argv, env=None, script="#!/bin/sh\ntrue\n"):
     ],
 )
 def test_block_layout(tmp_path, argv, tasks, cpus):
-    lay = layout(req_of(tmp_path, argv))
+    lay = layout(req_of(tmp_path, argv), 8)
     assert (lay.tasks_per_node, lay.cpus_per_node) == (tasks, cpus)
+    assert (lay.num_tasks, lay.num_cpus) == (sum(tasks), sum(cpus))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    nodes=st.integers(1, 40),
+    ntasks=st.none() | st.integers(1, 90),
+    per_node=st.none() | st.integers(1, 5),
+    most=st.integers(1, 50),
+)
+def test_a_layout_past_what_the_configuration_holds_keeps_its_totals(
+    tmp_path_factory, nodes, ntasks, per_node, most
+):
+    """Beyond `most` nodes only the first most+1 nodes' entries are built; they and the
+    totals are the full layout's."""
+    argv = [f"-N{nodes}"] + ([f"-n{ntasks}"] if ntasks else [])
+    argv += [f"--ntasks-per-node={per_node}"] if per_node else []
+    req = req_of(tmp_path_factory.mktemp("lay"), argv)
+    full, cut = layout(req, 10**6), layout(req, most)
+    assert (cut.num_nodes, cut.num_tasks, cut.num_cpus) == (
+        full.num_nodes,
+        sum(full.tasks_per_node),
+        sum(full.cpus_per_node),
+    )
+    assert cut.tasks_per_node == full.tasks_per_node[: most + 1]
+    assert cut.cpus_per_node == full.cpus_per_node[: most + 1]
+    assert len(full.tasks_per_node) == full.num_nodes
+
+
+def test_two_billion_nodes_are_laid_out_at_once(tmp_path):
+    lay = layout(req_of(tmp_path, ["-N2147483647", "-c2"]), 4)
+    assert (lay.num_nodes, lay.num_tasks, lay.num_cpus) == (2147483647, 2147483647, 4294967294)
+    assert lay.cpus_per_node == (2,) * 5
 
 
 @pytest.mark.parametrize(

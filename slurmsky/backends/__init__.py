@@ -42,6 +42,7 @@ LOGIN_AT_LAUNCH = "login_at_launch"  # --export=NONE: the login environment is r
 #                                      node when the job starts (as slurmd does)
 FIXED_NODES = "fixed_nodes"  # a known set of nodes: sinfo shows them idle too, and what no
 #                              node can hold is refused at submission
+MAX_NODES = 65536  # nodes a job may ask where none are fixed (Slurm's hostlist MAX_RANGE)
 CAPABILITIES = (INTERACTIVE, STEP_SIGNALS, FOREIGN_JOBS, QUEUE_SYNC, LOGIN_AT_LAUNCH, FIXED_NODES)
 
 
@@ -125,8 +126,16 @@ class Backend:
         nodes as they need, as on Slurm. None: one node per --nodes (the default 1)."""
         return None
 
+    def max_nodes(self) -> int:
+        """The most nodes a job can ever get here: a larger job is never laid out per node
+        (plan.layout). MAX_NODES unless the backend knows its nodes."""
+        return MAX_NODES
+
     def refusal(self, lay: Layout, part: dict) -> list[str] | None:
-        """Slurm's submit-time error lines for a layout no node can ever hold, else None."""
+        """Slurm's submit-time error lines for a layout no node can ever hold, else None:
+        by default, more nodes than max_nodes()."""
+        if lay.num_nodes > self.max_nodes():
+            return ["Batch job submission failed: Node count specification invalid"]
         return None
 
     def submit_reason(self, lay: Layout) -> str | None:

@@ -53,11 +53,15 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     part_name, part = partition_of(req, cfg)
     max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
     req = _spread(req, backend)
-    lay = layout(req)
+    lay = layout(req, backend.max_nodes())
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
     refused = _too_few_nodes(req, lay) or backend.refusal(lay, part)
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
+    if req.test_only and (refused or lay.num_nodes > backend.max_nodes()):
+        raise SlurmError(
+            "allocation failure: Requested node configuration is not available", bare=True
+        )
     ids = element_ids(first, len(indices)) if req.array else [first]
     if req.dependency is not None:
         from slurmsky.core import deps
@@ -242,8 +246,8 @@ def _row(
         account=req.ignored.get("account"),
         partition=part_name,
         num_nodes=lay.num_nodes,
-        num_cpus=sum(lay.cpus_per_node),
-        num_tasks=sum(lay.tasks_per_node),
+        num_cpus=lay.num_cpus,
+        num_tasks=lay.num_tasks,
         cpus_per_task=req.cpus_per_task,
         tasks_per_node=list(lay.tasks_per_node),
         cpus_per_node=list(lay.cpus_per_node),
@@ -295,7 +299,7 @@ def _print_test_only(
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))
     sys.stderr.write(
         f"{req.command}: Job {job_id} to start at {start} using "
-        f"{sum(lay.cpus_per_node)} processors on nodes {hostlist.compress(names)} "
+        f"{lay.num_cpus} processors on nodes {hostlist.compress(names)} "
         f"in partition {part_name}\n"
     )
     sys.stderr.write(backend.describe(req, cfg, job_id))

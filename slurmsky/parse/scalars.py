@@ -54,6 +54,12 @@ def strtol(text: str, start: int = 0) -> tuple[int | None, int]:
     return max(min(value, LONG_MAX), -LONG_MAX - 1), match.end()
 
 
+def c_int(value: int, bits: int = 32) -> int:
+    """`value` as C stores it in a signed integer of `bits` bits (two's complement wrap)."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
 _MEM_FACTORS = {"k": None, "m": 1, "g": 1024, "t": 1024 * 1024}
 
 
@@ -86,15 +92,17 @@ def parse_int(text: str, opt: str) -> int:
 
 def _node_count(text: str) -> int | None:
     """Slurm's _str_to_nodes: a number with optional k then m multipliers and
-    trailing spaces; None if invalid; -1 when there are no digits at all."""
+    trailing spaces; None if invalid; -1 when there are no digits at all. Its long
+    (strtol's, clamped) is multiplied in 64 bits and returned as a C int: 2147483648 is
+    negative (invalid), 4294967297 is 1 and 8589934592 is 0, as on Slurm."""
     value, end = strtol(text)
     if value is None:
         return -1 if text.strip(C_SPACE) == "" else None
     rest = text[end:]
     for letter, factor in (("k", 1024), ("m", 1024 * 1024)):
         if rest[:1].lower() == letter:
-            value, rest = value * factor, rest[1:]
-    return value if rest.strip(C_SPACE) == "" else None
+            value, rest = c_int(value * factor, 64), rest[1:]
+    return c_int(value) if rest.strip(C_SPACE) == "" else None
 
 
 def parse_nodes(text: str, opt: str) -> tuple[int, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from slurmsky.parse.scalars import C_SPACE, DIGITS, LONG_MAX, strtol
+from slurmsky.parse.scalars import C_SPACE, DIGITS, LONG_MAX, c_int, strtol
 
 
 def _valid_timespec(text: str) -> bool:
@@ -33,39 +33,61 @@ def _valid_timespec(text: str) -> bool:
     return numbers >= colons + 1 + dashes if colons else True
 
 
+def _sscanf_ints(text: str, count: int, seps: str) -> list[int]:
+    """sscanf(text, "%d<sep>%d..."): the numbers read before the first mismatch, each a
+    C int (strtol's long, clamped, then truncated: 99999999999999999999 reads as -1)."""
+    values: list[int] = []
+    pos = 0
+    for k in range(count):
+        if k:
+            if text[pos : pos + 1] != seps[k - 1]:
+                break
+            pos += 1
+        value, end = strtol(text, pos)
+        if value is None:
+            break
+        values.append(c_int(value))
+        pos = end
+    return values
+
+
 def _time_seconds(text: str) -> int | None:
-    """Slurm's time_str2secs without its INFINITE words: m, m:s, h:m:s, d-h,
-    d-h:m, d-h:m:s -> seconds, None if invalid."""
+    """Slurm's time_str2secs without its INFINITE words: m, m:s, h:m:s, d-h, d-h:m,
+    d-h:m:s -> seconds, None if invalid; its C int arithmetic included (it wraps)."""
     if not _valid_timespec(text):
         return None
     if "-" in text:
-        days, _, rest = text.partition("-")
-        if not days:  # "-N": sscanf reads a negative day count
-            return -int(rest) * 86400
-        fields = [int(f) for f in rest.split(":")] if rest else []
-        h, m, s = fields + [0] * (3 - len(fields))
-        return int(days) * 86400 + h * 3600 + m * 60 + s
-    fields = [int(f) for f in text.split(":")]
-    if len(fields) == 3:
-        return fields[0] * 3600 + fields[1] * 60 + fields[2]
-    return fields[0] * 60 + (fields[1] if len(fields) == 2 else 0)
+        d, h, m, s = (_sscanf_ints(text, 4, "-::") + [0] * 4)[:4]
+        d, h, m = c_int(d * 86400), c_int(h * 3600), c_int(m * 60)
+    else:
+        fields = _sscanf_ints(text, 3, "::")
+        if len(fields) == 3:
+            d, (h, m, s) = 0, fields
+            h, m = c_int(h * 3600), c_int(m * 60)
+        else:
+            d, h, (m, s) = 0, 0, fields + [0] * (2 - len(fields))
+            m = c_int(m * 60)
+    return c_int(d + h + m + s)
 
 
 def parse_time(text: str, opt: str) -> int | None:
     """``--time``/``--time-min`` -> minutes, seconds rounded up; None = UNLIMITED
-    (``0``, ``-1``, ``infinite``, ``unlimited``); -1 for the negative limits Slurm
-    accepts and shows as INVALID (``-5``)."""
+    (``0``, ``-1``, ``infinite``, ``unlimited``, and what wraps to those); -1 for the
+    negative limits Slurm accepts and shows as INVALID (``-5``). Slurm's time_str2mins
+    works in C ints: ``99999999999999999999`` reads as -1 minute, rounds up to 0,
+    UNLIMITED."""
     if text.lower() in ("-1", "infinite", "unlimited"):
         return None
-    try:
-        seconds = _time_seconds(text)
-    except ValueError:  # numbers too long to convert: overflow in Slurm
-        seconds = None
-    if seconds is None:
+    seconds = _time_seconds(text)
+    if seconds is None or seconds == -2:  # NO_VAL
         raise ValueError("Invalid %s specification" % opt)
-    if seconds < 0:
-        return -1
-    return -(-seconds // 60) or None
+    if seconds == -1:  # INFINITE
+        return None
+    rounded = c_int(seconds + 59)  # ROUNDUP(seconds, 60), C division (toward zero)
+    minutes = rounded // 60 if rounded >= 0 else -(-rounded // 60)
+    if minutes < 0:
+        return None if minutes == -1 else -1
+    return minutes or None
 
 
 _DELTA_UNITS = (

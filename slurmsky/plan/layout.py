@@ -13,9 +13,13 @@ from slurmsky.record import Record
 
 
 class Layout(Record):
-    """Where tasks, cpus, gpus and memory go, per node (Slurm's block layout)."""
+    """Where tasks, cpus, gpus and memory go, per node (Slurm's block layout). A job that asks
+    more nodes than the configuration can ever give keeps its totals but only the first
+    nodes' entries (`layout`'s `most`): it never runs, and nothing is built per node."""
 
     num_nodes: int
+    num_tasks: int
+    num_cpus: int
     tasks_per_node: tuple[int, ...]
     cpus_per_node: tuple[int, ...]
     gpu_type: str | None
@@ -23,7 +27,8 @@ class Layout(Record):
     mem_per_node: int | None  # MB; None: not asked (0 means the whole node)
 
 
-def layout(req: JobRequest) -> Layout:
+def layout(req: JobRequest, most: int) -> Layout:
+    """The block layout; per-node entries for at most `most` + 1 nodes (see Layout)."""
     nodes = req.nodes[0] if req.nodes else 1
     if req.ntasks_per_node and req.ntasks is None:
         ntasks = nodes * req.ntasks_per_node
@@ -31,30 +36,50 @@ def layout(req: JobRequest) -> Layout:
         ntasks = req.ntasks or nodes
     if req.ntasks and req.ntasks_per_node:
         nodes = max(nodes if req.nodes else 1, math.ceil(req.ntasks / req.ntasks_per_node))
-    if req.ntasks_per_node and ntasks >= nodes:
-        # Slurm allocates --ntasks-per-node on every node, even when --ntasks leaves the
-        # last one short (-N2 -n3 --ntasks-per-node=2: SLURM_TASKS_PER_NODE=2(x2))
-        tasks = [req.ntasks_per_node] * nodes
-    elif req.ntasks_per_node:
-        tasks, left = [], ntasks
-        for _ in range(nodes):
-            tasks.append(min(req.ntasks_per_node, left))
-            left -= tasks[-1]
-    else:
-        base, extra = divmod(ntasks, nodes)
-        tasks = [base + (1 if i < extra else 0) for i in range(nodes)]
-    tasks = [max(t, 1) for t in tasks]
-    gpu_type, per_node = _gpus(req, nodes, max(tasks))
-    cpus = [
-        max(t * (req.cpus_per_task or 1), req.mincpus or 0, (req.cpus_per_gpu or 0) * per_node)
-        for t in tasks
-    ]
+    runs = _task_runs(nodes, ntasks, req.ntasks_per_node)
+    gpu_type, per_node = _gpus(req, nodes, max(t for t, _ in runs))
+
+    def cpus_of(tasks: int) -> int:
+        return max(
+            tasks * (req.cpus_per_task or 1), req.mincpus or 0, (req.cpus_per_gpu or 0) * per_node
+        )
+
+    shown = min(nodes, most + 1)
+    tasks: list[int] = []
+    for t, count in runs:
+        tasks += [t] * min(count, shown - len(tasks))
+    cpus = [cpus_of(t) for t in tasks]
     mem = req.mem
     if req.mem_per_cpu is not None:
         mem = req.mem_per_cpu * max(cpus)
     elif req.mem_per_gpu is not None:
         mem = req.mem_per_gpu * per_node
-    return Layout(nodes, tuple(tasks), tuple(cpus), gpu_type, per_node, mem)
+    return Layout(
+        nodes,
+        sum(t * n for t, n in runs),
+        sum(cpus_of(t) * n for t, n in runs),
+        tuple(tasks),
+        tuple(cpus),
+        gpu_type,
+        per_node,
+        mem,
+    )
+
+
+def _task_runs(nodes: int, ntasks: int, per_node: int | None) -> list[tuple[int, int]]:
+    """The tasks of each node as (tasks, nodes) runs, in node order, each node at least one."""
+    if per_node and ntasks >= nodes:
+        # Slurm allocates --ntasks-per-node on every node, even when --ntasks leaves the
+        # last one short (-N2 -n3 --ntasks-per-node=2: SLURM_TASKS_PER_NODE=2(x2))
+        runs = [(per_node, nodes)]
+    elif per_node:
+        full, left = divmod(ntasks, per_node)
+        full = min(full, nodes)
+        runs = [(per_node, full), (left, 1), (1, nodes - full - 1)]
+    else:
+        base, extra = divmod(ntasks, nodes)
+        runs = [(base + 1, extra), (base, nodes - extra)]
+    return [(max(t, 1), n) for t, n in runs if n > 0]
 
 
 def _gpus(req: JobRequest, nodes: int, max_tasks: int) -> tuple[str | None, int]:

@@ -52,7 +52,7 @@ def runtime_spec(
         "num_nodes": lay.num_nodes,
         "ntasks": req.ntasks
         if req.ntasks is not None
-        else (sum(lay.tasks_per_node) if req.ntasks_per_node else None),
+        else (lay.num_tasks if req.ntasks_per_node else None),
         "ntasks_per_node": req.ntasks_per_node,
         "cpus_per_task": req.cpus_per_task,
         "tasks_per_node": list(lay.tasks_per_node),

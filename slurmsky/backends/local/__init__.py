@@ -30,6 +30,11 @@ class LocalBackend(Backend):
 
         return nodes()[0].cpus
 
+    def max_nodes(self):
+        from slurmsky.backends.local.nodes import nodes
+
+        return len(nodes())
+
     def refusal(self, lay, part):
         from slurmsky.backends.local.nodes import refusal
 

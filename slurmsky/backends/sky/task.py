@@ -12,6 +12,7 @@ import math
 import os
 import re
 
+from slurmsky.backends import MAX_NODES
 from slurmsky.config import Config
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import JobRequest
@@ -182,7 +183,7 @@ def translate(
 ) -> Translation:
     """The SkyPilot task and runtime spec for a request (ids are None before submission)."""
     part_name, part = partition_of(req, cfg)
-    lay = layout(req)
+    lay = layout(req, MAX_NODES)
     spec = runtime_spec(
         req, cfg, lay, part_name, job_id=job_id, array_job_ids=array_job_ids, environment=None
     )
