@@ -232,7 +232,8 @@ def test_translate_yaml_is_readable(tmp_path):
         cwd=tmp_path,
         capture_output=True,
         timeout=60,
-        env=dict(os.environ, SLURMSKY_CONFIG=str(tmp_path / "none.yaml")),
+        # no credential in the environment: none is said to stay home
+        env={"PATH": os.environ["PATH"], "SLURMSKY_CONFIG": str(tmp_path / "none.yaml")},
     )
     assert out.returncode == 0
     assert out.stderr.decode() == (

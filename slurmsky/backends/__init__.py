@@ -43,7 +43,18 @@ LOGIN_AT_LAUNCH = "login_at_launch"  # --export=NONE: the login environment is r
 FIXED_NODES = "fixed_nodes"  # a known set of nodes: sinfo shows them idle too, and what no
 #                              node can hold is refused at submission
 MAX_NODES = 65536  # nodes a job may ask where none are fixed (Slurm's hostlist MAX_RANGE)
-CAPABILITIES = (INTERACTIVE, STEP_SIGNALS, FOREIGN_JOBS, QUEUE_SYNC, LOGIN_AT_LAUNCH, FIXED_NODES)
+SPEC_ENVIRONMENT = "spec_environment"  # the node runtime takes the job's environment from the
+#                                        stored spec; without it the backend's task carries
+#                                        what may ship and the submit environment is not stored
+CAPABILITIES = (
+    INTERACTIVE,
+    STEP_SIGNALS,
+    FOREIGN_JOBS,
+    QUEUE_SYNC,
+    LOGIN_AT_LAUNCH,
+    FIXED_NODES,
+    SPEC_ENVIRONMENT,
+)
 
 
 class NodeState(Record):

@@ -12,7 +12,7 @@ import sys
 import time
 
 from slurmsky import backends
-from slurmsky.backends import LOGIN_AT_LAUNCH, Backend
+from slurmsky.backends import LOGIN_AT_LAUNCH, SPEC_ENVIRONMENT, Backend
 from slurmsky.config import Config, load_config
 from slurmsky.core import state
 from slurmsky.errors import SlurmError
@@ -83,7 +83,10 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     if req.test_only:
         _print_test_only(req, cfg, backend, lay, part_name, first)
         return first
-    environment = _environment(req, cfg, backend)
+    # the submit environment is stored only where the job takes it from the spec
+    environment = (
+        _environment(req, cfg, backend) if SPEC_ENVIRONMENT in backend.capabilities else None
+    )
     spec = runtime_spec(
         req,
         cfg,

@@ -10,6 +10,7 @@ from slurmsky.backends import (
     FIXED_NODES,
     INTERACTIVE,
     LOGIN_AT_LAUNCH,
+    SPEC_ENVIRONMENT,
     STEP_SIGNALS,
     Backend,
     NodeState,
@@ -18,7 +19,9 @@ from slurmsky.backends import (
 
 class LocalBackend(Backend):
     name = "local"
-    capabilities = frozenset({INTERACTIVE, STEP_SIGNALS, LOGIN_AT_LAUNCH, FIXED_NODES})
+    capabilities = frozenset(
+        {INTERACTIVE, STEP_SIGNALS, LOGIN_AT_LAUNCH, FIXED_NODES, SPEC_ENVIRONMENT}
+    )
 
     def executor(self):
         from slurmsky.backends.local.executor import LocalExecutor

@@ -22,9 +22,14 @@ class SkyBackend(Backend):
         return SkyExecutor()
 
     def task(self, req, cfg, job_id, array_job_ids):
+        import sys
+
         from slurmsky.backends.sky.task import translate
 
-        return translate(req, cfg, job_id=job_id, array_job_ids=array_job_ids).task
+        result = translate(req, cfg, job_id=job_id, array_job_ids=array_job_ids)
+        for line in result.warnings:  # credentials kept home, module lines without effect
+            sys.stderr.write(line + "\n")
+        return result.task
 
     def describe(self, req, cfg, job_id):
         from slurmsky.backends.sky.task import translate

@@ -127,7 +127,13 @@ def sky_task(
         restarts = cfg.requeue.get("max_restarts_on_errors", 3) if req.requeue else 0
         resources["job_recovery"] = {"max_restarts_on_errors": restarts}
 
-    envs = job_environment(req, cfg, for_cloud=True)
+    kept_home: list[str] = []
+    envs = job_environment(req, cfg, for_cloud=True, kept_home=kept_home)
+    if kept_home:
+        warnings.append(
+            f"{req.command}: warning: environment variables that look like credentials "
+            "stayed home (name them in --export to send them): " + ",".join(sorted(kept_home))
+        )
     envs.update(part.get("envs", {}))
     envs.update(module_envs)
     task: dict = {
