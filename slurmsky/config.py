@@ -69,6 +69,11 @@ SCHEMA = {
     ),
     "kill_wait": (int, "seconds between SIGTERM and SIGKILL at cancel and time limit (default 30)"),
     "max_array_size": (int, "Slurm's MaxArraySize: array indices must be below it (default 1001)"),
+    "acct_gather_frequency": (
+        int,
+        "Slurm's JobAcctGatherFrequency: seconds between samples of each step's memory and "
+        "CPU (default 30; 0: only at each task's end)",
+    ),
 }
 MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize: every array index is below it
 
@@ -89,11 +94,13 @@ class Config:
         requeue: dict | None = None,
         kill_wait: int = 30,
         max_array_size: int = MAX_ARRAY_SIZE,
+        acct_gather_frequency: int = 30,
     ):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
         self.partitions, self.modules = partitions or {}, modules or {}
         self.export, self.requeue, self.kill_wait = export or {}, requeue or {}, kill_wait
         self.max_array_size = max_array_size
+        self.acct_gather_frequency = acct_gather_frequency
 
     def default_partition(self) -> str | None:
         for name, part in self.partitions.items():

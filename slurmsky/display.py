@@ -40,11 +40,11 @@ def format_hms(seconds: int) -> str:
     return "%d-%s" % (days, clock) if days else clock
 
 
-def format_mem(mb: int) -> str:
-    """squeue's ``%m``: divide by 1024 while exact: ``1G``, ``1500M``, ``0``, ``1T``."""
+def format_mem(mb: int, units: str = "MGTP") -> str:
+    """squeue's ``%m``: divide by 1024 while exact: ``1G``, ``1500M``, ``0``, ``1T``
+    (units "KMGTP": an amount in KiB, as sacct's MaxRSS: ``323672K``)."""
     if mb == 0:
         return "0"
-    units = "MGTP"
     unit = 0
     while mb >= 1024 and mb % 1024 == 0:
         mb //= 1024

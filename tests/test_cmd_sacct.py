@@ -384,7 +384,16 @@ def snakemake(world):
             exit_signal=0,
             comment="rule_a",
             reason="None" if code == 0 else "NonZeroExitCode",
-            result={"exit_code": code, "total_cpu": 0.002 if job_id == 7 else 0.003},
+            result={
+                "exit_code": code,
+                # a step shorter than a sample: its CPU time only (from its rusage)
+                "steps": [
+                    {
+                        "id": "batch",
+                        "usage": [{"node": "node1", "task": 0, "user": job_id / 1000 - 0.005}],
+                    }
+                ],
+            },
         )
     world.add(
         9,

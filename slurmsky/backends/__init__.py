@@ -180,6 +180,11 @@ class Backend:
         """The srun steps of a running job, as the node runtime records them."""
         return []
 
+    def step_usage(self, job: JobRecord) -> dict[str, list[dict]]:
+        """sstat's view: each running step's tasks' usage at the last sample (step id, or
+        "batch" -> runtime/usage.py's task records); {} where the nodes cannot be read."""
+        return {}
+
     def remote_id(self, job: JobRecord) -> tuple[str, int] | None:
         """The job's id in the engine underneath, and its name (scontrol show job prints
         `name=id`), if it has one."""

@@ -67,6 +67,7 @@ def runtime_spec(
         "mem_per_gpu": req.mem_per_gpu,
         "time_limit": req.time * 60 if req.time is not None and req.time > 0 else None,
         "kill_wait": cfg.kill_wait,
+        "acct_gather_frequency": cfg.acct_gather_frequency,
         "signal": (
             {
                 "signum": req.signal.signum,

@@ -9,6 +9,7 @@ from slurmsky.core.states import FINISHED_STATES
 from slurmsky.display import format_hms, format_mem
 from slurmsky.render.common import cluster_name, group_name, iso
 from slurmsky.render.jobview import Job
+from slurmsky.render.usage_format import USAGE_FIELDS, Usage, cpu_time_text
 from slurmsky.runtime.getopt_long import UsageError
 
 # Slurm 22.05's sacct fields (its --helpformat order) and default column widths; a negative
@@ -141,27 +142,27 @@ SACCT_LONG = (
 )
 
 
-def sacct_helpformat() -> str:
+def sacct_helpformat(names: list[str] = SACCT_NAMES) -> str:
     out = []
-    for n, name in enumerate(SACCT_NAMES):
+    for n, name in enumerate(names):
         out.append(f"{name:<19}" + ("\n" if n % 4 == 3 else " "))
     text = "".join(out)
     return text if text.endswith("\n") else text[:-1] + "\n"
 
 
-def parse_sacct_fields(text: str) -> list[tuple[str, int]]:
+def parse_sacct_fields(
+    text: str, prog: str = "sacct", names: list[str] = SACCT_NAMES, widths: dict = SACCT_WIDTHS
+) -> list[tuple[str, int]]:
     """`JobID%20,state,NodeList%-30` -> [(Slurm's name, width)]; an unknown name is
-    `Invalid field requested: "name"`."""
+    `Invalid field requested: "name"` (sstat's fields: its own names and widths)."""
     fields = []
     for token in filter(None, text.split(",")):
         name, percent, width = token.partition("%")
         lower = name.lower()
-        found = (
-            next((n for n in SACCT_NAMES if n.lower().startswith(lower)), None) if lower else None
-        )
+        found = next((n for n in names if n.lower().startswith(lower)), None) if lower else None
         if found is None:
-            raise UsageError(f'sacct: error: Invalid field requested: "{name}"')
-        size = SACCT_WIDTHS[found]
+            raise UsageError(f'{prog}: error: Invalid field requested: "{name}"')
+        size = widths[found]
         if percent:
             try:
                 size = int(width) or size
@@ -171,28 +172,21 @@ def parse_sacct_fields(text: str) -> list[tuple[str, int]]:
     return fields
 
 
-def cpu_time_text(seconds: float) -> str:
-    """sacct's TotalCPU/UserCPU/SystemCPU: `MM:SS.mmm` under an hour."""
-    if not seconds:
-        return "00:00:00"
-    whole, micros = int(seconds), int(round((seconds - int(seconds)) * 1e6))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return "%d-%02d:%02d:%02d" % (days, hours, minutes, secs)
-    if hours:
-        return "%02d:%02d:%02d" % (hours, minutes, secs)
-    return "%02d:%02d.%03d" % (minutes, secs, micros // 1000)
-
-
 class Row:
     """One sacct line: a job (`step` None) or one of its steps (`batch`, `0`, ...)."""
 
-    __slots__ = ("job", "step", "info")
+    __slots__ = ("job", "step", "info", "_usage")
 
     def __init__(self, job: Job, step: str | None = None, info: dict | None = None):
         self.job, self.step, self.info = job, step, info or {}
+        self._usage: dict | None = None
+
+    def usage(self) -> dict:
+        """A step's usage fields (usage_format); {} for a job or a step with no usage."""
+        if self._usage is None:
+            tasks = [t for t in self.info.get("usage") or () if isinstance(t, dict)]
+            self._usage = Usage(tasks).fields() if self.step is not None and tasks else {}
+        return self._usage
 
 
 def step_rows(job: Job) -> list[Row]:
@@ -305,10 +299,27 @@ def _job_only(func):
     return lambda row: func(row) if row.step is None else None
 
 
-def _cpu(key: str):
-    def value(row: Row):
-        source = row.info if row.step is not None and row.info else (row.job.rec.result or {})
-        return cpu_time_text(float(source.get(key) or 0))
+def _usage_value(name: str):
+    """A usage field: a step's from its tasks' usage (empty before its end, as sacct's);
+    the job's CPU times are its steps' sums."""
+    cpu = name in ("TotalCPU", "UserCPU", "SystemCPU")
+
+    def value(row: Row) -> str | None:
+        if row.step is not None:
+            return row.usage().get(name) or ("00:00:00" if cpu else None)
+        if cpu:
+            key = {"TotalCPU": ("user", "sys"), "UserCPU": ("user",), "SystemCPU": ("sys",)}
+            return cpu_time_text(
+                sum(
+                    float(t.get(k) or 0)
+                    for s in (row.job.rec.result or {}).get("steps") or ()
+                    if isinstance(s, dict)
+                    for t in s.get("usage") or ()
+                    if isinstance(t, dict)
+                    for k in key[name]
+                )
+            )
+        return "0" if name == "ConsumedEnergy" else None
 
     return value
 
@@ -393,7 +404,6 @@ SACCT_VALUES = {
         r.job.rec.submit_time if r.step is None else r.info.get("start") or r.job.rec.start_time
     ),
     "Suspended": lambda r: "00:00:00",
-    "SystemCPU": _cpu("system_cpu"),
     "Timelimit": _job_only(
         lambda r: (
             "UNLIMITED" if r.job.rec.time_limit is None else format_hms(r.job.rec.time_limit * 60)
@@ -402,12 +412,11 @@ SACCT_VALUES = {
     "TimelimitRaw": _job_only(
         lambda r: "UNLIMITED" if r.job.rec.time_limit is None else str(r.job.rec.time_limit)
     ),
-    "TotalCPU": _cpu("total_cpu"),
     "UID": lambda r: str(r.job.rec.uid),
     "User": _job_only(lambda r: r.job.rec.user),
-    "UserCPU": _cpu("user_cpu"),
     "WorkDir": _job_only(lambda r: r.job.rec.workdir),
 }
+SACCT_VALUES.update((name, _usage_value(name)) for name in USAGE_FIELDS)
 
 
 def sacct_lines(
@@ -417,9 +426,10 @@ def sacct_lines(
     header: bool,
     parsable: int,
     delimiter: str | None = None,
+    values: dict = SACCT_VALUES,
 ) -> list[str]:
-    """Lines of sacct output. parsable: 0 columns, 1 `--parsable` (trailing `|`),
-    2 `--parsable2`."""
+    """Lines of sacct output (sstat's: its `values`, name -> row -> text). parsable: 0
+    columns, 1 `--parsable` (trailing `|`), 2 `--parsable2`."""
     sep = delimiter if delimiter is not None else "|"
     lines = []
     columns = [(abs(size), size > 0) for _, size in fields]
@@ -442,7 +452,7 @@ def sacct_lines(
         lines.append(cells([name for name, _ in fields], True))
         if not parsable:
             lines.append("".join("-" * width + " " for width, _ in columns))
-    funcs = [SACCT_VALUES.get(name) or _none for name, _ in fields]
+    funcs = [values.get(name) or _none for name, _ in fields]
     lines.extend(cells([func(row) for func in funcs], False) for row in rows)
     return lines
 

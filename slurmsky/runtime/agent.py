@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 
-from . import channel, procs, rundir
+from . import channel, procs, rundir, usage
 from .controller import HEARTBEAT, HEARTBEAT_DEAD
 from .tasks import NodeSteps
 from .waker import Waker
@@ -57,7 +57,10 @@ class Agent:
         rundir.write_control(self.node_dir, job.job_id, job.ips[0], port, self.local_key)
         rundir.write_job_info(self.node_dir, setup["job_info"])
         bin_dir = rundir.install_tools(self.node_dir)
-        self.steps = NodeSteps(job, procs.Reaper(), self.conn.send, bin_dir, self.node_environ)
+        sampler = usage.Sampler(job.spec["acct_gather_frequency"], self._report_usage)
+        self.steps = NodeSteps(
+            job, procs.Reaper(), self.conn.send, bin_dir, self.node_environ, sampler
+        )
         threading.Thread(target=self._listen, daemon=True).start()
         log.info("node %d (%s) joined job %d", job.rank, job.name, job.job_id)
         next_ping = 0
@@ -80,6 +83,10 @@ class Agent:
         if channel.all_here(self.job.ips):
             return rundir.published_port(self.run_dir)
         return channel.ports(self.job.job_id)
+
+    def _report_usage(self):
+        if self.steps is not None:
+            self.steps.report_usage()
 
     def _on_signal(self, signum, frame):
         self.stop = self.stop or "signal"

@@ -18,9 +18,10 @@ class LaunchError(Exception):
 
 
 class Batch:
-    def __init__(self, job, node_dir, reaper, env, on_exit):
+    def __init__(self, job, node_dir, reaper, env, on_exit, sampler):
         self.job, self.node_dir, self.reaper, self.env = job, node_dir, reaper, env
         self.on_exit = on_exit
+        self.usage = sampler.track(job.names[0], 0)  # the batch step's one task
         self.pid = self.status = self.started = None
         self.done = threading.Event()
         self._err_fd = None
@@ -73,13 +74,16 @@ class Batch:
         )
         self.started = time.time()
         try:
-            self.pid = self.reaper.spawn(argv, self.env, in_fd, out_fd, self._err_fd, self._exited)
+            self.pid = self.usage.pid = self.reaper.spawn(
+                argv, self.env, in_fd, out_fd, self._err_fd, self._exited
+            )
         finally:
             os.close(in_fd)
             if out_fd != self._err_fd:
                 os.close(out_fd)
 
-    def _exited(self, status):
+    def _exited(self, status, rusage):
+        self.usage.finish(rusage)
         self.status = status
         self.done.set()
         self.on_exit()

@@ -12,7 +12,11 @@ command, then ends every process on every node and writes RESULT.json (atomicall
      "requeue": true,                      # only when `scontrol requeue` ended the job
      "steps": [{"id": "batch"|int, "name": str, "state": str, "exit_code": int,
                 "signal": int, "start": float, "end": float, "nodes": str,
-                "ntasks": int, "cpus": int}]}   # what sacct lists as N.batch, N.0, ...
+                "ntasks": int, "cpus": int,
+                "usage": [task usage record]}]} # what sacct lists as N.batch, N.0, ...
+
+The running steps' usage (usage.py's records), refreshed at each sample, is in USAGE_FILE
+for sstat: {"batch": [record], "0": [record, ...], ...}.
 """
 
 import json
@@ -23,7 +27,7 @@ import signal
 import threading
 import time
 
-from . import channel, hostlist, layout, procs, rundir
+from . import channel, hostlist, layout, procs, rundir, usage
 from . import env as envmod
 from .batch import Batch, LaunchError
 from .spec import settle_names
@@ -46,6 +50,7 @@ SUFFIXES = {
 # The running steps (RESULT's step records without an end), rewritten as steps start and end,
 # for squeue -s; removed when the job ends (RESULT has them all then).
 STEPS_FILE = "steps.json"
+USAGE_FILE = "usage.json"
 STATES = {
     "cancel": "CANCELLED",
     "timeout": "TIMEOUT",
@@ -63,6 +68,7 @@ class _Step:
         self.conn, self.nodes, self.pending = conn, nodes, set(nodes)
         self.srun_pid, self.record = srun_pid, record
         self.worst = 0
+        self.usage = {}  # node rank -> its tasks' usage records
 
     def tell(self, msg, payload=b""):
         try:
@@ -70,8 +76,13 @@ class _Step:
         except OSError:
             pass  # srun is gone; the step is being killed
 
+    def tasks_usage(self):
+        return sorted((r for recs in self.usage.values() for r in recs), key=lambda r: r["task"])
+
     def ended(self):
-        return dict(self.record, end=time.time(), **status_fields(self.worst))
+        return dict(
+            self.record, end=time.time(), usage=self.tasks_usage(), **status_fields(self.worst)
+        )
 
 
 def status_fields(status):
@@ -87,6 +98,7 @@ class Controller:
         self.job, self.result_path, self.node_environ = job, result_path, node_environ
         self.node_dir = rundir.node_dir(run_dir, 0)
         self.steps_path = os.path.join(run_dir, STEPS_FILE)
+        self.usage_path = os.path.join(run_dir, USAGE_FILE)
         self.keys = {role: channel.role_key(secret, role) for role in channel.ROLES}
         self.lock = threading.Lock()
         self.waker = Waker()
@@ -116,13 +128,15 @@ class Controller:
         listener, self.port = channel.listen(job.ip, (0,) if here else channel.ports(job.job_id))
         rundir.write_control(self.node_dir, job.job_id, job.ip, self.port, self.keys["local"])
         bin_dir = rundir.install_tools(self.node_dir)
-        self.local = NodeSteps(job, self.reaper, self.route, bin_dir, self.node_environ)
+        sampler = usage.Sampler(job.spec["acct_gather_frequency"], self._on_sample)
+        self.local = NodeSteps(job, self.reaper, self.route, bin_dir, self.node_environ, sampler)
         self.batch = Batch(
             job,
             self.node_dir,
             self.reaper,
             envmod.batch_env(job, self.node_environ, bin_dir),
             self.waker.wake,
+            sampler,
         )
         start = time.time()
         self.job_info = self._job_info(start)
@@ -258,10 +272,11 @@ class Controller:
             self.step_records.extend(step.ended() for step in left)
         for step in left:  # a lost node never reported: end its srun anyway
             step.tell({"t": "end"})
-        try:
-            os.unlink(self.steps_path)
-        except OSError:
-            pass
+        for path in (self.steps_path, self.usage_path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         self._to_agents({"t": "shutdown"})
         for gone in list(self.agents_gone.values()):
             gone.wait(AGENT_GOODBYE)
@@ -307,6 +322,7 @@ class Controller:
                     nodes=job.names[0],
                     ntasks=1,
                     cpus=job.spec["cpus_per_node"][0],
+                    usage=[self.batch.usage.record],
                     **status_fields(status),
                 ),
             )
@@ -510,6 +526,21 @@ class Controller:
             if sid in self.steps:  # srun died: so does its step, as on Slurm
                 self._signal_step(sid, signal.SIGKILL)
 
+    def _on_sample(self):
+        """After a sample: this node's steps' usage in, then every running step's out to
+        USAGE_FILE for sstat (other nodes' as their last reports gave it)."""
+        self.local.report_usage()
+        with self.lock:
+            if self.ending:
+                return
+            running = {str(sid): step.tasks_usage() for sid, step in self.steps.items()}
+        if self.batch.pid is not None and not self.batch.done.is_set():
+            running["batch"] = [self.batch.usage.record]
+        try:
+            rundir.write_private(self.usage_path, json.dumps(running) + "\n")
+        except OSError as e:
+            log.warning("cannot write %s: %s", self.usage_path, e)
+
     def _publish_steps(self):
         """Write the running steps for squeue -s (called with the lock held)."""
         if self.ending:
@@ -566,6 +597,8 @@ class Controller:
             step = self.steps.get(msg.get("step"))
         if step is None:
             return
+        if msg.get("usage") is not None:
+            step.usage[msg.get("node")] = msg["usage"]
         if msg["t"] in ("out", "exit"):
             if msg["t"] == "exit":
                 step.worst = max(step.worst, msg["status"])

@@ -32,7 +32,8 @@ def launch_argv(node_name, umask, cwd, argv):
 
 
 class Reaper:
-    """Spawns children and hands each one's wait status to its callback."""
+    """Spawns children and hands each one's wait status and rusage (its CPU time and peak
+    RSS, its reaped descendants' included: what Slurm accounts a task by) to its callback."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -55,7 +56,7 @@ class Reaper:
         while True:
             self._wake.clear()
             try:
-                pid, status = os.waitpid(-1, 0)
+                pid, status, rusage = os.wait4(-1, 0)
             except ChildProcessError:
                 self._wake.wait(0.5)
                 continue
@@ -63,7 +64,7 @@ class Reaper:
                 proc, on_exit = self._callbacks.pop(pid, (None, None))
             if proc is not None:
                 proc.returncode = status  # keeps Popen from ever waiting on this pid
-                on_exit(status)
+                on_exit(status, rusage)
 
 
 def _parents():

@@ -29,6 +29,7 @@ optional may be missing, and ``null`` always means "not given")::
                                      # own CUDA_VISIBLE_DEVICES tells (SkyPilot)
      "time_limit": int|null,         # seconds; null = unlimited
      "kill_wait": int,               # optional (30): seconds between SIGTERM and SIGKILL
+     "acct_gather_frequency": int|float,  # optional (30): seconds between usage samples
      "signal": null | {"signum": int, "seconds": int, "batch": bool, "full": bool},
      "output": str, "error": str|null, "input": str|null,    # patterns, relative to workdir
      "open_mode": "truncate"|"append",                         # optional (truncate)
@@ -72,6 +73,7 @@ DEFAULTS: dict = {
     "gpu_ids": None,
     "time_limit": None,
     "kill_wait": 30,
+    "acct_gather_frequency": 30,
     "signal": None,
     "error": None,
     "input": None,

@@ -3,8 +3,9 @@
 Each task runs through launch.py in its own process group with its stdout/stderr on pipes;
 output is sent on as it comes (``out`` messages), exits are reported grouped by status as
 slurmstepd groups them (``exit``), and when the last local task has exited its leftovers
-are killed, the pipes drained (bounded) and ``done`` is sent. Messages go to ``send``: the
-step channel on an agent, node 0's router on node 0.
+are killed, the pipes drained (bounded) and ``done`` is sent with the tasks' usage
+(usage.py); at each sample the running steps' usage goes out too (``usage``). Messages go to
+``send``: the step channel on an agent, node 0's router on node 0.
 """
 
 import os
@@ -24,8 +25,8 @@ IDLE_WAIT = 1.0  # seconds between looks at a step whose tasks all run (exits no
 class NodeSteps:
     """The steps running on this node, by step id (launch, signal)."""
 
-    def __init__(self, job, reaper, send, bin_dir, node_environ):
-        self.job, self.reaper, self.send = job, reaper, send
+    def __init__(self, job, reaper, send, bin_dir, node_environ, sampler):
+        self.job, self.reaper, self.send, self.sampler = job, reaper, send, sampler
         self.bin_dir, self.node_environ = bin_dir, node_environ
         self._lock = threading.Lock()
         self._steps = {}
@@ -43,6 +44,13 @@ class NodeSteps:
         for step in steps:
             step.signal(signum)
 
+    def report_usage(self):
+        """Send each running step's usage on this node (after a sample)."""
+        with self._lock:
+            steps = list(self._steps.values())
+        for step in steps:
+            step.send_usage("usage")
+
     def _finished(self, step_id):
         with self._lock:
             self._steps.pop(step_id, None)
@@ -51,8 +59,8 @@ class NodeSteps:
 class _Task:
     """One task: its pid, wait status, and how many of its output pipes are still open."""
 
-    def __init__(self, gid):
-        self.gid, self.pid, self.status = gid, None, None
+    def __init__(self, gid, usage):
+        self.gid, self.pid, self.status, self.usage = gid, None, None, usage
         self.exited_at = None
         self.open_pipes = 2
         self.reported = False
@@ -65,7 +73,9 @@ class _LocalStep:
         self.node, self.step = node, step
         self.id = step["id"]
         pos = step["nodes"].index(node.job.rank)
-        self.tasks = [_Task(gid) for gid in step["tasks"][pos]]
+        self.tasks = [
+            _Task(gid, node.sampler.track(node.job.name, gid)) for gid in step["tasks"][pos]
+        ]
         self.cond = threading.Condition()
 
     def start(self):
@@ -80,17 +90,17 @@ class _LocalStep:
                 r_out, w_out = os.pipe()
                 r_err, w_err = os.pipe()
                 try:
-                    task.pid = node.reaper.spawn(
+                    task.pid = task.usage.pid = node.reaper.spawn(
                         argv,
                         env,
                         devnull,
                         w_out,
                         w_err,
-                        lambda status, t=task: self._exited(t, status),
+                        lambda status, rusage, t=task: self._exited(t, status, rusage),
                     )
                 except OSError as e:  # fork failed: the task exits 1, as after a launch error
                     os.write(w_err, ("slurmstepd-%s: error: %s\n" % (node.job.name, e)).encode())
-                    self._exited(task, 1 << 8)
+                    self._exited(task, 1 << 8, None)
                 finally:
                     os.close(w_out)
                     os.close(w_err)
@@ -115,7 +125,8 @@ class _LocalStep:
             task.open_pipes -= 1
             self.cond.notify_all()
 
-    def _exited(self, task, status):
+    def _exited(self, task, status, rusage):
+        task.usage.finish(rusage)
         with self.cond:
             task.status, task.exited_at = status, time.monotonic()
             self.cond.notify_all()
@@ -158,7 +169,12 @@ class _LocalStep:
             while any(t.open_pipes for t in self.tasks) and time.monotonic() < deadline:
                 self.cond.wait(0.05)
         self.node._finished(self.id)
-        self._send({"t": "done", "step": self.id, "node": self.node.job.rank})
+        self.node.sampler.forget([t.usage for t in self.tasks])
+        self.send_usage("done")
+
+    def send_usage(self, kind):
+        records = [dict(t.usage.record) for t in self.tasks]
+        self._send({"t": kind, "step": self.id, "node": self.node.job.rank, "usage": records})
 
     def _send(self, msg):
         try:

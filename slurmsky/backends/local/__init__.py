@@ -68,5 +68,10 @@ class LocalBackend(Backend):
 
         return running_steps(job)
 
+    def step_usage(self, job):
+        from slurmsky.backends.local.executor import step_usage
+
+        return step_usage(job)
+
 
 BACKEND = LocalBackend()

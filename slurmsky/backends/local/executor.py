@@ -37,6 +37,13 @@ def running_steps(job: JobRecord) -> list[dict]:
     return [s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
 
 
+def step_usage(job: JobRecord) -> dict[str, list[dict]]:
+    """The running steps' usage as the node runtime last sampled it (its usage.json)."""
+    rundir = (job.executor_ref or {}).get("rundir")
+    found = _read_json(os.path.join(rundir, "usage.json")) if rundir else None
+    return {str(k): v for k, v in found.items() if isinstance(v, list)} if found else {}
+
+
 def _ref(job: JobRecord) -> dict:
     """The ref of a job this executor launched: the scheduler asks only about those."""
     ref = job.executor_ref

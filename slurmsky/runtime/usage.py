@@ -1,0 +1,148 @@
+"""What each task of the job uses on this node, as Slurm's jobacct_gather/linux samples it.
+
+Every ``acct_gather_frequency`` seconds (Slurm's JobAcctGatherFrequency, 30 by default) one
+pass over /proc sums each task's process tree: resident and virtual memory (their peaks are
+MaxRSS and MaxVMSize) and CPU time, its own and its reaped children's. When a task ends, the
+wait4 rusage of its process gives the final user and system CPU and a floor for its peak
+RSS (``ru_maxrss``: the largest single process), so a task shorter than the interval still
+reports its memory. Without /proc (not Linux) only the end's rusage counts.
+
+A task's record, the unit every step's usage is made of (sacct and sstat derive MaxRSS,
+AveRSS, MaxRSSNode/Task, TotalCPU, AveCPU, MinCPU... from a step's records)::
+
+    {"node": str, "task": int,             # node name, the task's rank in the step
+     "rss": int, "vm": int,                # peak KiB
+     "cur_rss": int, "cur_vm": int,        # KiB at the last sample (sstat's AveRSS)
+     "user": float, "sys": float}          # CPU seconds
+"""
+
+import os
+import threading
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PAGE_KIB = (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) // 1024
+
+
+def _stat(pid):
+    """(ppid, user ticks, system ticks, vsize KiB, rss KiB) of a process from /proc, or None.
+    User and system time include its reaped children's (cutime, cstime)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    try:
+        # after the command: state ppid ... utime(12) stime cutime cstime ... vsize(21) rss
+        return (
+            int(fields[1]),
+            int(fields[11]) + int(fields[13]),
+            int(fields[12]) + int(fields[14]),
+            int(fields[20]) // 1024,
+            int(fields[21]) * PAGE_KIB,
+        )
+    except (IndexError, ValueError):
+        return None
+
+
+def snapshot():
+    """pid -> _stat(pid) for every process visible in /proc ({} without /proc)."""
+    found = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.isdigit():
+            info = _stat(int(entry))
+            if info is not None:
+                found[int(entry)] = info
+    return found
+
+
+def tree_totals(root, stats):
+    """(user s, system s, vm KiB, rss KiB) summed over root and its descendants in `stats`."""
+    children = {}
+    for pid, info in stats.items():
+        children.setdefault(info[0], []).append(pid)
+    user = system = vm = rss = 0
+    todo = [root] if root in stats else []
+    while todo:
+        pid = todo.pop()
+        _, u, s, v, r = stats[pid]
+        user, system, vm, rss = user + u, system + s, vm + v, rss + r
+        todo.extend(children.get(pid, ()))
+    return user / CLOCK_TICKS, system / CLOCK_TICKS, vm, rss
+
+
+class TaskUsage:
+    """One task's usage on this node (see the module's record)."""
+
+    def __init__(self, node, task):
+        self.pid = None  # set once spawned (its end may come first: then it stays ended)
+        self.record = {
+            "node": node,
+            "task": task,
+            "rss": 0,
+            "vm": 0,
+            "cur_rss": 0,
+            "cur_vm": 0,
+            "user": 0.0,
+            "sys": 0.0,
+        }
+        self.ended = False
+
+    def sample(self, stats):
+        if self.ended or self.pid not in stats:
+            return
+        user, system, vm, rss = tree_totals(self.pid, stats)
+        rec = self.record
+        rec["cur_rss"], rec["cur_vm"] = rss, vm
+        rec["rss"], rec["vm"] = max(rec["rss"], rss), max(rec["vm"], vm)
+        rec["user"], rec["sys"] = max(rec["user"], user), max(rec["sys"], system)
+
+    def finish(self, rusage):
+        """The task's process was reaped with this rusage (None: unknown)."""
+        self.ended = True
+        rec = self.record
+        rec["cur_rss"] = rec["cur_vm"] = 0
+        if rusage is not None:
+            rec["user"], rec["sys"] = rusage.ru_utime, rusage.ru_stime
+            rec["rss"] = max(rec["rss"], rusage.ru_maxrss)
+
+
+class Sampler:
+    """Samples the tracked tasks every `interval` seconds (0: never, only their ends count),
+    then calls `on_sample()` (node 0 publishes usage for sstat; agents send it to node 0)."""
+
+    def __init__(self, interval, on_sample=None):
+        self.interval, self.on_sample = interval, on_sample
+        self._lock = threading.Lock()
+        self._tasks = []
+        self._wake = threading.Event()
+        if interval and interval > 0:
+            threading.Thread(target=self._run, name="acct-gather", daemon=True).start()
+
+    def track(self, node, task):
+        usage = TaskUsage(node, task)
+        with self._lock:
+            self._tasks.append(usage)
+        return usage
+
+    def forget(self, usages):
+        with self._lock:
+            self._tasks = [u for u in self._tasks if u not in usages]
+
+    def sample_now(self):
+        with self._lock:
+            tasks = [u for u in self._tasks if not u.ended]
+        if tasks:
+            stats = snapshot()
+            for usage in tasks:
+                usage.sample(stats)
+
+    def _run(self):
+        while True:
+            self._wake.wait(self.interval)
+            self.sample_now()
+            if self.on_sample is not None:
+                self.on_sample()
