@@ -234,8 +234,9 @@ def test_nothing_runs_without_the_secret(local_job):  # noqa: F811
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_files_follow_the_umask_and_state_is_private(cluster, umask):
-    """Output files get the user's umask (as Slurm creates them); the state dir is 0700 and
-    nothing in it is more open than the umask allows, nor world-writable."""
+    """Output files get the user's umask (as Slurm creates them); the state dir is 0700, the
+    state database 0600 whatever the umask, and nothing in it is more open than the umask
+    allows, nor world-writable."""
     old = os.umask(umask)
     try:
         job = cluster.sbatch("-o", "out-%j.txt", "--wrap", "echo hi")
@@ -252,13 +253,33 @@ def test_files_follow_the_umask_and_state_is_private(cluster, umask):
     assert mode(cluster.cwd / f"slurm-{default}.out") == file_mode
     assert mode(cluster.state) == 0o700
     for name in ("state.db", "state.db-wal", "state.db-shm"):
-        assert mode(cluster.state / name) == file_mode
+        assert mode(cluster.state / name) == 0o600
     assert mode(cluster.state / "agent.log") == 0o600
     assert mode(cluster.state / "jobs" / str(job)) == 0o700
     assert mode(cluster.state / "jobs" / str(job) / "result.json") == 0o600
     for path in [cluster.state, *cluster.state.rglob("*")]:
         allowed = 0o777 & ~umask if path.is_dir() else file_mode
         assert mode(path) & ~allowed == 0 and not mode(path) & stat.S_IWOTH, path
+
+
+def test_a_state_dir_made_open_is_made_private_again(cluster):
+    """SLURMSKY_HOME made 0755 beforehand, and a state of an earlier slurmsky with state.db
+    0644 (as the umask made it): the next command (any: squeue reads only) makes the
+    directory 0700 and the database files 0600 before it opens them."""
+    cluster.state.mkdir(mode=0o755)
+    cluster.state.chmod(0o755)
+    assert cluster.run("squeue").returncode == 0
+    assert stat.S_IMODE(cluster.state.stat().st_mode) == 0o700
+    assert stat.S_IMODE((cluster.state / "state.db").stat().st_mode) == 0o600
+    job = cluster.sbatch("--wrap", "true")
+    cluster.wait_done(job)
+    cluster.state.chmod(0o755)
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (cluster.state / name).chmod(0o644)
+    assert cluster.run("squeue").returncode == 0
+    assert stat.S_IMODE(cluster.state.stat().st_mode) == 0o700
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        assert stat.S_IMODE((cluster.state / name).stat().st_mode) == 0o600, name
 
 
 @needs_another_user
@@ -278,7 +299,9 @@ def test_another_users_job_is_refused_and_root_may_act(cluster):
             theirs = cluster.sbatch("--hold", "--wrap", "true", cwd=shared)
         finally:
             os.umask(old)
-        cluster.state.chmod(0o777)
+        # shared on purpose: peeruser's commands cannot make it private again (not theirs)
+        for path in (cluster.state, *cluster.state.glob("state.db*")):
+            path.chmod(0o777 if path.is_dir() else 0o666)
         with cluster.db() as conn:
             conn.execute(
                 "UPDATE jobs SET user = 'peeruser', uid = ?, gid = ? WHERE job_id = ?",

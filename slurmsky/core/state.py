@@ -149,10 +149,23 @@ def busy_timeout(environ=os.environ) -> float:
 
 
 def ensure_home(environ=os.environ) -> str:
-    """Create the state directory: private (0700), since jobs' environments are stored in it."""
+    """Create the state directory, private (0700) since jobs' environments are stored in it,
+    and make it private again when it is found more open (made by hand, or by an older
+    slurmsky)."""
     path = home(environ)
     os.makedirs(path, mode=0o700, exist_ok=True)
+    _keep_private(path, 0o700)
     return path
+
+
+def _keep_private(path: str, mode: int) -> None:
+    """chmod path to mode if group or others may use it. Not ours to change (a state dir
+    another user shares with us on purpose), or gone: left as it is."""
+    try:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, mode)
+    except OSError:
+        pass
 
 
 class JobRecord:
@@ -334,6 +347,8 @@ def connect(environ=os.environ) -> sqlite3.Connection:
     except OSError as exc:
         raise unusable(exc, environ) from None
     timeout = busy_timeout(environ)
+    for suffix in ("", "-wal", "-shm"):  # SQLite gives the -wal and -shm the database's mode
+        _keep_private(path + suffix, 0o600)
     try:
         if not os.path.exists(path):
             _create(path)
@@ -356,6 +371,7 @@ def _create(path: str) -> None:
     if os.path.exists(aside):
         os.unlink(aside)  # left by a process of this number that died making it
     try:
+        os.close(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # not the umask's
         conn = sqlite3.connect(aside, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
