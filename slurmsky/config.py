@@ -32,6 +32,10 @@ PARTITION_SCHEMA = {
     "volumes": (dict, "SkyPilot volumes added to every job of this partition"),
     "envs": (dict, "environment variables set for every job of this partition"),
     "max_time": (str, "the partition's MaxTime as sinfo shows it (informational)"),
+    "def_mem_per_cpu": (
+        int,
+        "Slurm's DefMemPerCPU for this partition: MB per CPU of a job that asks no memory",
+    ),
     "gpus": (
         int,
         "local backend: GPUs of each node of this partition, device indices 0..N-1 "
@@ -69,6 +73,11 @@ SCHEMA = {
     ),
     "kill_wait": (int, "seconds between SIGTERM and SIGKILL at cancel and time limit (default 30)"),
     "max_array_size": (int, "Slurm's MaxArraySize: array indices must be below it (default 1001)"),
+    "def_mem_per_cpu": (
+        int,
+        "Slurm's DefMemPerCPU: MB per CPU of a job that asks no memory (default: none, "
+        "ReqMem 0); a partition's own overrides it",
+    ),
     "acct_gather_frequency": (
         int,
         "Slurm's JobAcctGatherFrequency: seconds between samples of each step's memory and "
@@ -95,12 +104,14 @@ class Config:
         kill_wait: int = 30,
         max_array_size: int = MAX_ARRAY_SIZE,
         acct_gather_frequency: int = 30,
+        def_mem_per_cpu: int | None = None,
     ):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
         self.partitions, self.modules = partitions or {}, modules or {}
         self.export, self.requeue, self.kill_wait = export or {}, requeue or {}, kill_wait
         self.max_array_size = max_array_size
         self.acct_gather_frequency = acct_gather_frequency
+        self.def_mem_per_cpu = def_mem_per_cpu
 
     def default_partition(self) -> str | None:
         for name, part in self.partitions.items():

@@ -75,10 +75,26 @@ def short_usage_script(cluster, hold: int) -> str:
     return cluster.script("usage.sh", text)
 
 
-def test_sacct_usage_agrees_with_the_peer(fast_sampling):
-    cluster = fast_sampling
-    job = cluster.sbatch(short_usage_script(cluster, 2))
-    assert cluster.wait_done(job, timeout=120)[0][1] == "COMPLETED"
+@pytest.fixture(scope="module")
+def usage_job(tmp_path_factory):
+    """The peer's job (usage.sh, as it ran there: its 30 s matter to CPU efficiency) on
+    slurmsky with the peer's DefMemPerCPU, sampled every second; (cluster, job id)."""
+    from conftest import Cluster
+
+    cluster = Cluster(tmp_path_factory.mktemp("usage"))
+    config = Path(cluster.env["SLURMSKY_CONFIG"])
+    config.write_text(config.read_text() + "acct_gather_frequency: 1\ndef_mem_per_cpu: 100\n")
+    shutil.copy(USAGE / "burn.py", cluster.cwd)
+    job = cluster.sbatch(cluster.script("usage.sh", (USAGE / "usage.sh").read_text()))
+    try:
+        assert cluster.wait_done(job, timeout=150)[0][1] == "COMPLETED"
+        yield cluster, job
+    finally:
+        cluster.teardown()
+
+
+def test_sacct_usage_agrees_with_the_peer(usage_job):
+    cluster, job = usage_job
     out = cluster.run("sacct", "-j", str(job), "-P", "-o", FIELDS)
     assert out.returncode == 0, out.stderr
     ours = table(out.stdout)
@@ -95,7 +111,7 @@ def test_sacct_usage_agrees_with_the_peer(fast_sampling):
         for field in ("AveCPU", "MinCPU"):
             assert re.fullmatch(r"\d\d:\d\d:\d\d", a[field])
             assert abs(cpu_seconds(a[field]) - cpu_seconds(b[field])) <= 1, (step, field)
-        for field in ("NTasks", "ConsumedEnergy", "MaxPages"):
+        for field in ("NTasks", "ConsumedEnergy", "MaxPages", "AllocCPUS"):
             assert a[field] == b[field], (step, field)
         # which of two like tasks peaks higher is chance, on both sides
         assert {a["MaxRSSTask"], a["MinCPUTask"]} <= {"0", "1"}
@@ -108,6 +124,63 @@ def test_sacct_usage_agrees_with_the_peer(fast_sampling):
     assert near(cpu_seconds(ours[""]["TotalCPU"]), cpu_seconds(theirs[""]["TotalCPU"]), 0.3)
     for field in ("MaxRSS", "AveRSS", "MaxVMSize", "AveCPU", "NTasks"):
         assert ours[""][field] == theirs[""][field] == ""
+    assert ours[""]["ReqMem"] == theirs[""]["ReqMem"] == "200M"  # DefMemPerCPU x 2 CPUs
+
+
+def efficiencies(text: str) -> tuple[float, float, float]:
+    """(CPUEff, MemEff, Elapsed s) of reportseff's one job line."""
+    line = text.splitlines()[1]
+    cpu, mem = re.findall(r"([\d.]+)%", line)[-2:]
+    return float(cpu), float(mem), cpu_seconds(line.split()[2])
+
+
+def test_reportseff_unchanged_agrees_with_the_peer(usage_job):
+    cluster, job = usage_job
+    reportseff = shutil.which("reportseff", path=os.path.dirname(sys.executable))
+    if reportseff is None:
+        pytest.skip("reportseff is not installed (pip install '.[test]')")
+    out = subprocess.run(
+        [reportseff, "--no-color", str(job)],
+        env=cluster.env,
+        cwd=cluster.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    theirs = peer("peer-sacct.txt")["reportseff 5"].stdout
+    assert out.stdout.splitlines()[0] == theirs.splitlines()[0]
+    (cpu, mem, elapsed), (peer_cpu, peer_mem, peer_elapsed) = (
+        efficiencies(out.stdout),
+        efficiencies(theirs),
+    )
+    assert abs(mem - peer_mem) <= 10, (out.stdout, theirs)
+    # CPUEff is CPU time over elapsed x CPUs: the CPU time is the job's, the elapsed time
+    # stretches with the load of this 2-core machine; so compare the CPU seconds it implies
+    assert near(cpu * elapsed, peer_cpu * peer_elapsed, 0.35), (out.stdout, theirs)
+
+
+def test_seff_reports_as_the_contrib_tool(usage_job):
+    """seff's lines for the job; its figures agree with what contribs/seff computes from the
+    peer's accounting of the same job (peer-seff.txt: derived from sacct, see README)."""
+    cluster, job = usage_job
+    out = cluster.run("seff", str(job))
+    assert out.returncode == 0, out.stderr
+    theirs = (USAGE / "peer-seff.txt").read_text().splitlines()
+    ours = out.stdout.splitlines()
+    shape = [re.sub(r"[\d.]+", "N", line) for line in theirs[1:]]
+    assert [re.sub(r"[\d.]+", "N", line) for line in ours[1:]] == [
+        line.replace("Cluster: peer", "Cluster: slurmsky") for line in shape
+    ]
+
+    def figure(lines: list[str], key: str) -> str:
+        (line,) = [line for line in lines if line.startswith(key + ": ")]
+        return line.split()[len(key.split())]
+
+    assert abs(float(figure(ours, "Memory Efficiency")[:-1]) - 108.07) <= 10
+    # CPU Utilized is the job's CPU time (its efficiency stretches with this machine's load)
+    assert abs(cpu_seconds(figure(ours, "CPU Utilized")) - 5) <= 1.5
+    assert "Memory Efficiency: " in out.stdout and "of 200.00 MB" in out.stdout
 
 
 def test_sstat_shows_running_steps_as_the_peer_does(fast_sampling):
@@ -245,3 +318,33 @@ def test_runtime_samples_a_process_tree(tmp_path):
     rusage = __import__("resource").getrusage(__import__("resource").RUSAGE_CHILDREN)
     task.finish(rusage)
     assert task.ended and rec["cur_rss"] == 0 and rec["rss"] >= 70 << 10
+
+
+def test_def_mem_per_cpu_is_req_mem_min_memory_and_placement(cluster):
+    """DefMemPerCPU as on the peer (100 MB): a job asking no memory shows squeue MIN_MEMORY
+    100M, sacct ReqMem 200M for 2 CPUs, scontrol MinMemoryCPU=100M (the peer's own answers
+    for `sbatch -n 2 --hold`); a partition's default wins; --mem is the job's own."""
+    config = Path(cluster.env["SLURMSKY_CONFIG"])
+    config.write_text(
+        "kill_wait: 1\ndef_mem_per_cpu: 100\n"
+        "partitions:\n  debug: {default: true}\n  big: {def_mem_per_cpu: 300}\n"
+        "  huge: {def_mem_per_cpu: 100000000}\n"
+    )
+    plain = cluster.sbatch("-n", "2", "--hold", "--wrap", "true")
+    big = cluster.sbatch("-n", "2", "--hold", "-p", "big", "--wrap", "true")
+    own = cluster.sbatch("-n", "2", "--hold", "--mem=1G", "--wrap", "true")
+    squeue = cluster.run("squeue", "-h", "-o", "%i %m")
+    assert sorted(squeue.stdout.splitlines()) == [f"{plain} 100M", f"{big} 300M", f"{own} 1G"]
+    sacct = cluster.run("sacct", "-n", "-X", "-P", "-o", "JobID,ReqMem", "-j", f"{plain},{big}")
+    assert sacct.stdout == f"{plain}|200M\n{big}|600M\n"
+    show = cluster.run("scontrol", "show", "job", str(plain)).stdout
+    assert "MinMemoryCPU=100M" in show and "TRES=cpu=2,mem=200M,node=1,billing=2" in show
+    # placement: a default no node can hold refuses the job as Slurm does
+    out = cluster.run("sbatch", "-p", "huge", "--wrap", "true")
+    assert out.returncode == 1
+    assert out.stderr == (
+        "sbatch: error: Memory specification can not be satisfied\n"
+        "sbatch: error: Batch job submission failed: Requested node configuration is not "
+        "available\n"
+    )
+    cluster.run("scancel", str(plain), str(big), str(own))

@@ -17,7 +17,7 @@ from slurmsky.config import Config, load_config
 from slurmsky.core import state
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import JobRequest
-from slurmsky.plan.layout import Layout, layout, partition_of
+from slurmsky.plan.layout import Layout, layout, partition_of, with_default_memory
 from slurmsky.plan.runtime_spec import runtime_spec
 from slurmsky.runtime import filepattern
 
@@ -51,6 +51,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         raise SlurmError("Batch job submission failed: " + invalid)
     backend = backends.configured(cfg)
     part_name, part = partition_of(req, cfg)
+    req = with_default_memory(req, cfg, part)
     max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
     req = _spread(req, backend)
     lay = layout(req, backend.max_nodes())

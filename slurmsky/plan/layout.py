@@ -95,6 +95,16 @@ def _gpus(req: JobRequest, nodes: int, max_tasks: int) -> tuple[str | None, int]
     return None, 0
 
 
+def with_default_memory(req: JobRequest, cfg: Config, part: dict) -> JobRequest:
+    """Slurm's DefMemPerCPU: a job that asks no memory (--mem, --mem-per-cpu, --mem-per-gpu)
+    gets its partition's `def_mem_per_cpu` MB per CPU, else the configuration's; none
+    configured leaves it unasked (ReqMem 0, as Slurm without a default)."""
+    if req.mem is not None or req.mem_per_cpu is not None or req.mem_per_gpu is not None:
+        return req
+    default = part.get("def_mem_per_cpu", cfg.def_mem_per_cpu)
+    return req.replace(mem_per_cpu=default) if default else req
+
+
 def partition_of(req: JobRequest, cfg: Config) -> tuple[str, dict]:
     """The partition's name and config; Slurm's error for a name the config lacks."""
     if not cfg.partitions:
