@@ -160,7 +160,7 @@ def load_config(environ=os.environ) -> Config:
         try:
             with open(path, encoding="utf-8") as fh:
                 data = yaml.safe_load(fh) or {}
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:  # not UTF-8 text
             raise SlurmError(f"{path}: cannot read the configuration: {exc}") from None
         _check(path, "", data, SCHEMA)
     backend = environ.get("SLURMSKY_BACKEND") or data.get("backend", "local")

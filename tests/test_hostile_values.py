@@ -4,6 +4,8 @@ time and memory; never a traceback."""
 
 from __future__ import annotations
 
+import gc
+import os
 import subprocess
 import sys
 import time
@@ -100,3 +102,150 @@ def test_test_only_of_more_nodes_than_there_are(cluster):
         "",
         "allocation failure: Requested node configuration is not available\n",
     )
+
+
+# --- bytes that are not UTF-8 ----------------------------------------------------------------
+
+
+def raw(cluster, command: str, *args: str) -> subprocess.CompletedProcess:
+    """A command's output as bytes (what it printed, undecoded)."""
+    return subprocess.run(
+        [sys.executable, str(BIN / command), *args],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_names_paths_and_scripts_in_bytes_that_are_not_utf8_run_as_on_slurm(cluster):
+    """As on the peer: the job runs, its files land under the names given, squeue and scontrol
+    print the bytes, sacct a ? for each (slurmdbd keeps UTF-8)."""
+    (cluster.cwd / "lat.sh").write_bytes(b'#!/bin/bash\n#SBATCH -J caf\xe9\necho "caf\xe9"\n')
+    os.mkdir(os.path.join(os.fsencode(cluster.cwd), b"d\xff"))
+    named = raw(
+        cluster,
+        "sbatch",
+        "--parsable",
+        "-J",
+        "n\udcffx",
+        "--comment",
+        "c\udcfe",
+        "-o",
+        "o\udcff-%j.out",
+        "--wrap",
+        "echo w\udce9",
+    )
+    latin = raw(cluster, "sbatch", "--parsable", "lat.sh")
+    where = raw(cluster, "sbatch", "--parsable", "-D", "d\udcff", "--wrap", "pwd")
+    for out in (named, latin, where):
+        assert (out.returncode, out.stderr) == (0, b"")
+    ids = [int(out.stdout) for out in (named, latin, where)]
+    assert [r[1] for r in cluster.wait_done(*ids)] == ["COMPLETED"] * 3
+    work = os.fsencode(cluster.cwd)
+    with open(os.path.join(work, b"o\xff-%d.out" % ids[0]), "rb") as fh:
+        assert fh.read() == b"w\xe9\n"
+    assert (cluster.cwd / f"slurm-{ids[1]}.out").read_bytes() == b"caf\xe9\n"
+    with open(os.path.join(work, b"d\xff", b"slurm-%d.out" % ids[2]), "rb") as fh:
+        assert fh.read() == work + b"/d\xff\n"
+    listed = raw(cluster, "squeue", "-h", "-t", "all", "-o", "%i %j").stdout
+    assert listed == b"%d n\xffx\n%d caf\xe9\n%d wrap\n" % tuple(ids)
+    accounted = raw(cluster, "sacct", "-X", "-n", "-P", "-o", "jobid,jobname").stdout
+    assert accounted == b"%d|n?x\n%d|caf?\n%d|wrap\n" % tuple(ids)
+    shown = raw(cluster, "scontrol", "show", "job", str(ids[0])).stdout
+    assert b"JobName=n\xffx\n" in shown and b"Comment=c\xfe " in shown
+    assert b"StdOut=" + work + b"/o\xff-%d.out\n" % ids[0] in shown
+    by_name = raw(cluster, "squeue", "-h", "-t", "all", "-n", "n\udcffx", "-o", "%i").stdout
+    assert by_name == b"%d\n" % ids[0]
+
+
+# --- unusable state, configuration or rows: one Slurm-style line ---------------------------
+
+
+COMMANDS = [
+    ["sbatch", "--wrap", "true"],
+    ["srun", "true"],
+    ["salloc", "true"],
+    ["sinfo"],
+    ["scancel", "1"],
+    ["scontrol", "hold", "1"],
+]
+
+
+def one_line(out: subprocess.CompletedProcess, prog: str) -> str:
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.startswith(f"{prog}: error: ") and out.stderr.count("\n") == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    return out.stderr
+
+
+@pytest.mark.parametrize("argv", COMMANDS[:4], ids=lambda a: a[0])
+def test_a_binary_configuration_file(cluster, argv):
+    """The commands that read the configuration (squeue reads it only for a sky backend)."""
+    config = cluster.home / "slurmsky.yaml"
+    config.write_bytes(bytes(range(256)) * 3)
+    said = one_line(cluster.run(*argv), argv[0])
+    assert said == (
+        f"{argv[0]}: error: {config}: cannot read the configuration: 'utf-8' codec can't "
+        "decode byte 0x80 in position 128: invalid start byte\n"
+    )
+    assert not (cluster.state / "state.db").exists() or cluster.jobs() == []
+
+
+@pytest.fixture
+def read_only_state(tmp_path, cluster):
+    """The cluster's state on a tmpfs remounted read-only after a job ran (root and mount(8)
+    needed, else skipped: as root, a 0555 directory is writable)."""
+    where = tmp_path / "ro"
+    where.mkdir()
+    out = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True
+    )
+    if out.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {out.stderr.decode().strip()}")
+    try:
+        cluster.state = where / "state"
+        cluster.env["SLURMSKY_HOME"] = str(cluster.state)
+        job = cluster.sbatch("--wrap", "true")
+        cluster.wait_done(job)
+        assert cluster.run("slurmsky", "agent", "stop").returncode == 0
+        gc.collect()  # cluster.jobs()' connections, left to the collector
+        deadline = time.monotonic() + 10  # the stopped agent may hold its files a moment
+        while subprocess.run(["mount", "-o", "remount,ro", str(where)]).returncode != 0:
+            assert time.monotonic() < deadline, "the state stayed busy"
+            time.sleep(0.2)
+        yield cluster.state
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: a[0])
+def test_a_read_only_state_directory(read_only_state, cluster, argv):
+    said = one_line(cluster.run(*argv, timeout=30), argv[0])
+    assert said.startswith(f"{argv[0]}: error: slurmsky state {read_only_state}")
+    assert "SLURMSKY_HOME" in said
+
+
+GARBLED = [
+    "name = CAST(x'ff41' AS TEXT)",
+    "tasks_per_node = 'garbage'",
+    "result = '[1, 2]'",
+    "submit_time = 'x'",
+    "time_limit = 'zz'",
+    "end_time = 1e300",
+]
+
+
+@pytest.mark.parametrize("garble", GARBLED)
+def test_scontrol_show_job_of_a_garbled_row(cluster, garble):
+    """A row changed behind slurmsky's back: one error line, never a traceback."""
+    job = cluster.sbatch("--wrap", "true")
+    cluster.wait_done(job)
+    assert cluster.run("slurmsky", "agent", "stop").returncode == 0
+    with cluster.db() as conn:
+        conn.execute(f"UPDATE jobs SET {garble}")
+    for argv in (["scontrol", "show", "job", str(job)], ["squeue", "-t", "all"], ["sacct"]):
+        out = cluster.run(*argv)
+        if out.returncode:
+            one_line(out, argv[0])
+        assert "Traceback" not in out.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -17,6 +18,9 @@ def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
     lines verbatim, each with its exit code; a closed stdout (`| head`) ends quietly. A
     state database that fails after it opened (locked, full) is a SlurmError too."""
     undo_locale_coercion()
+    for stream in (sys.stdout, sys.stderr):  # bytes that are not UTF-8 go out as they came
+        if hasattr(stream, "reconfigure"):  # a test's StringIO has none
+            stream.reconfigure(errors="surrogateescape")
     try:
         try:
             code = body(sys.argv[1:])
@@ -33,6 +37,16 @@ def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
         code = exc.exit_code
     except BrokenPipeError:
         code = 0
+    except Exception as exc:  # a bug, or a state no command expects (a garbled row)
+        if os.environ.get("SLURMSKY_DEBUG"):
+            raise
+        sys.stdout.flush()
+        said = " ".join(str(exc).split())
+        sys.stderr.write(
+            f"{prog}: error: unexpected {type(exc).__name__}"
+            f"{': ' + said if said else ''} (SLURMSKY_DEBUG=1 shows where)\n"
+        )
+        code = 1
     except KeyboardInterrupt:
         code = 130
     sys.exit(code or 0)

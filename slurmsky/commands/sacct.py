@@ -126,6 +126,9 @@ def _job_items(text: str) -> list[tuple[int, int | None, str | None]]:
 
 
 def body(argv: list[str]) -> int:
+    # slurmdbd keeps text as UTF-8: a byte that is not shows as "?" (n\xffx: n?x)
+    if hasattr(sys.stdout, "reconfigure"):  # a test's StringIO has none
+        sys.stdout.reconfigure(errors="replace")
     opts, rest = getopt_long("sacct", argv, SHORT, LONG)
     now = common.clock()
     jobs: list = []

@@ -37,10 +37,14 @@ class Allocation:
 
     def __init__(self, prog: str):
         self.prog = prog
-        self.dir = tempfile.mkdtemp(prefix=f"{prog}-", dir=state.ensure_home())
+        self.conn = state.connect(long_lived=True)  # an unusable state says why first
+        try:
+            self.dir = tempfile.mkdtemp(prefix=f"{prog}-", dir=state.ensure_home())
+        except OSError as exc:  # a read-only or full state directory
+            self.conn.close()
+            raise state.unusable(exc) from None
         self.out = os.path.join(self.dir, "stdout")
         self.err = os.path.join(self.dir, "stderr")
-        self.conn = state.connect()
         self.job_id = 0
         self.quiet = False  # -Q: none of the informational `<prog>: ...` lines
 

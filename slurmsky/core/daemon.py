@@ -200,7 +200,7 @@ def main() -> int:
     from slurmsky.errors import SlurmError
 
     try:
-        conn = state.connect()
+        conn = state.connect(long_lived=True)
     except SlurmError as exc:  # the commands say it too, with the same words
         log.error("%s", exc)
         return 1

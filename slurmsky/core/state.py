@@ -336,12 +336,51 @@ def _encode(values: dict) -> dict:
     for key in _JSON_COLUMNS:
         if key in out and out[key] is not None and not isinstance(out[key], str):
             out[key] = json.dumps(out[key])
+    for key in _TEXT_COLUMNS.intersection(out):
+        out[key] = bindable(out[key])
     return out
 
 
-def connect(environ=os.environ) -> sqlite3.Connection:
+# Text the user gave as bytes that are not UTF-8 (a job name, a path, a comment) is kept as
+# those bytes, as Slurm keeps it: stored as TEXT holding them (CAST of the bytes), read back
+# with undecodable bytes as surrogates (surrogateescape), as Python's os and argv give them.
+# Reading so costs ~1 us a value, so a connection does it only once the state holds such
+# text (RAW_TEXT_MARK, made before the first such row is written) or when it lives long.
+RAW_TEXT_MARK = "raw-text"
+_TEXT_COLUMNS = frozenset(
+    ("name", "comment", "command", "submit_dir", "workdir", "stdout", "stderr", "stdin")
+)
+
+
+def _raw_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def bindable(value):
+    """A value for a `CAST(? AS TEXT)` parameter: text that UTF-8 cannot encode (it holds
+    surrogates) as its bytes."""
+    if value.__class__ is str and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape")
+    return value
+
+
+def _note_raw_text(conn: sqlite3.Connection, values) -> None:
+    """Before bytes that are not UTF-8 are first stored: mark the state, and read it so."""
+    if any(v.__class__ is bytes for v in values):
+        mark = os.path.join(home(), RAW_TEXT_MARK)
+        if not os.path.exists(mark):
+            os.close(os.open(mark, os.O_WRONLY | os.O_CREAT, 0o600))
+        conn.text_factory = _raw_text
+
+
+def connect(environ=os.environ, *, long_lived: bool = False) -> sqlite3.Connection:
     """Open (creating if needed) the state database; autocommit, transactions are explicit.
-    A state that cannot be used raises `unusable`'s SlurmError."""
+    A state that cannot be used raises `unusable`'s SlurmError. A long-lived connection
+    (the agent's, an allocation's) reads text that is not UTF-8 even if none was stored
+    when it opened."""
     try:
         path = os.path.join(ensure_home(environ), "state.db")
     except OSError as exc:
@@ -360,6 +399,8 @@ def connect(environ=os.environ) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
     except (sqlite3.Error, OSError) as exc:
         raise unusable(exc, environ) from None
+    if long_lived or os.path.exists(os.path.join(os.path.dirname(path), RAW_TEXT_MARK)):
+        conn.text_factory = _raw_text
     return conn
 
 
@@ -488,13 +529,16 @@ def add_submission(
 
     rows = [_encode(j) for j in jobs]
     cols = list(rows[0])
-    sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    marks = ", ".join("CAST(? AS TEXT)" if c in _TEXT_COLUMNS else "?" for c in cols)
+    sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({marks})"
+    values = [tuple(r[c] for c in cols) for r in rows]
+    _note_raw_text(conn, values[0])
     with write(conn):
         conn.execute(
             "INSERT INTO submissions VALUES (?, ?, ?)",
             (submission, json.dumps(spec), json.dumps(task) if task else None),
         )
-        conn.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
+        conn.executemany(sql, values)
 
 
 def update_job(
@@ -506,7 +550,9 @@ def update_job(
     commands from overwriting each other's transitions.
     """
     values = _encode(values)
-    sql = f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE job_id = ?"
+    _note_raw_text(conn, values.values())
+    sets = ", ".join(f"{k} = CAST(? AS TEXT)" if k in _TEXT_COLUMNS else f"{k} = ?" for k in values)
+    sql = f"UPDATE jobs SET {sets} WHERE job_id = ?"
     args = list(values.values()) + [job_id]
     if where_state:
         sql += f" AND state IN ({', '.join('?' * len(where_state))})"
@@ -652,9 +698,10 @@ def _where(
     where, args = [], []
 
     def one_of(column: str, values) -> str:
-        values = list(values)
+        values = [bindable(v) for v in values]
         args.extend(values)
-        return f"{column} IN ({', '.join('?' * len(values))})"
+        marks = ("CAST(? AS TEXT)" if v.__class__ is bytes else "?" for v in values)
+        return f"{column} IN ({', '.join(marks)})"
 
     if ids is not None or tasks is not None:
         ids = [i for i in ids or () if i <= MAX_INTEGER]

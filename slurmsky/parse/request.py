@@ -169,11 +169,6 @@ def build_batch_request(
         text = _read_script(path, cwd, read_stdin)
         default_name = os.path.basename(path) if path else None
     script = parse_script(text, path)
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise SlurmError("Batch script is not valid UTF-8 text") from None
     # Slurm joins the words of every #SBATCH line into one argument list.
     directives = parser.parse([w for d in script.directives for w in d.words], directive=True)
     env = parser.parse_env(environ, input_env(command))

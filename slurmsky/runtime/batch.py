@@ -66,8 +66,8 @@ class Batch:
             raise LaunchError("%s: %s" % (e.filename, e.strerror)) from None
         script = os.path.join(self.node_dir, "slurm_script")
         fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
-        with os.fdopen(fd, "w") as f:
-            f.write(spec["script"])
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(spec["script"])  # its bytes as sbatch read them
         umask = int(spec["umask"], 8) if spec["umask"] else _current_umask()
         argv = procs.launch_argv(
             self.job.names[0], umask, self.job.workdir, [script] + list(spec["script_args"])

@@ -183,7 +183,7 @@ class SkyExecutor:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # SkyPilot's import chatter
         self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="sky")
         self.instance = skysync.instance_id()
-        self.db = state.connect()
+        self.db = state.connect(long_lived=True)
         self.unreachable: str | None = None  # pending reason while the API server is down
         self.query: Future | None = None
         self.query_started = 0.0

@@ -111,8 +111,8 @@ def in_use() -> bool:
     from slurmsky.config import config_path, load_config
 
     try:
-        with open(config_path(), encoding="utf-8") as fh:
-            if "sky" not in fh.read():  # cannot select it: spare squeue the YAML parser
+        with open(config_path(), "rb") as fh:
+            if b"sky" not in fh.read():  # cannot select it: spare squeue the YAML parser
                 return False
     except OSError:
         return False
