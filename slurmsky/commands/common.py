@@ -47,8 +47,6 @@ def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
             f"{': ' + said if said else ''} (SLURMSKY_DEBUG=1 shows where)\n"
         )
         code = 1
-    except KeyboardInterrupt:
-        code = 130
     sys.exit(code or 0)
 
 

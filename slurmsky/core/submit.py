@@ -7,9 +7,11 @@ array is stored at once; the element with the highest index carries the array's 
 
 from __future__ import annotations
 
+import _signal
 import os
 import sys
 import time
+from contextlib import contextmanager
 
 from slurmsky import backends
 from slurmsky.backends import LOGIN_AT_LAUNCH, SPEC_ENVIRONMENT, Backend
@@ -29,12 +31,25 @@ def element_ids(first: int, count: int) -> list[int]:
     return [first + 1 + k for k in range(count - 1)] + [first]
 
 
+@contextmanager
+def uninterrupted():
+    """SIGINT, SIGTERM and SIGHUP held off for the block (delivered when it ends): a job is
+    stored and its id printed, or neither."""
+    held = {_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP}
+    old = _signal.pthread_sigmask(_signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
+
+
 def submit_batch(req: JobRequest) -> int:
     cfg = load_config()
-    job_id = store(req, cfg, batch=True)
-    if req.test_only:
-        return 0
-    _print_submitted(req, job_id)
+    with uninterrupted():
+        job_id = store(req, cfg, batch=True)
+        if req.test_only:
+            return 0
+        _print_submitted(req, job_id)  # flushed: a signal held till now may end sbatch
     if req.wait:
         return wait_for(job_id)
     return 0
