@@ -83,6 +83,11 @@ SCHEMA = {
         "Slurm's JobAcctGatherFrequency: seconds between samples of each step's memory and "
         "CPU (default 30; 0: only at each task's end)",
     ),
+    "upload_max_mb": (
+        int,
+        "sky backend: the most MB of a job's workdir (the submit directory) uploaded to the "
+        "cloud (default 1024); a larger one is refused at submission",
+    ),
 }
 MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize: every array index is below it
 
@@ -105,11 +110,13 @@ class Config:
         max_array_size: int = MAX_ARRAY_SIZE,
         acct_gather_frequency: int = 30,
         def_mem_per_cpu: int | None = None,
+        upload_max_mb: int = 1024,
     ):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
         self.partitions, self.modules = partitions or {}, modules or {}
         self.export, self.requeue, self.kill_wait = export or {}, requeue or {}, kill_wait
         self.max_array_size = max_array_size
+        self.upload_max_mb = upload_max_mb
         self.acct_gather_frequency = acct_gather_frequency
         self.def_mem_per_cpu = def_mem_per_cpu
 

@@ -22,20 +22,36 @@ class SkyBackend(Backend):
         return SkyExecutor()
 
     def task(self, req, cfg, job_id, array_job_ids):
+        """The task; before it, the workdir's upload is checked (the size cap) and any
+        credential in it made SkyPilot's to leave out, said once on stderr (upload.py)."""
         import sys
 
+        from slurmsky.backends.sky import upload
         from slurmsky.backends.sky.task import translate
 
         result = translate(req, cfg, job_id=job_id, array_job_ids=array_job_ids)
-        for line in result.warnings:  # credentials kept home, module lines without effect
+        up = upload.plan(req.workdir, cfg.upload_max_mb * 1048576)
+        upload.check(up, cfg.upload_max_mb, cfg.path)
+        upload.exclude_credentials(up)
+        warnings = list(result.warnings)
+        if up.left_out:
+            warnings.append(
+                f"{req.command}: warning: credentials stay home (left out of the upload of "
+                f"{up.root}): " + " ".join(up.left_out)
+            )
+        for line in warnings:  # credentials kept home, module lines without effect
             sys.stderr.write(line + "\n")
         return result.task
 
     def describe(self, req, cfg, job_id):
+        """The task as YAML, after what its workdir's upload would be (as comments)."""
+        from slurmsky.backends.sky import upload
         from slurmsky.backends.sky.task import translate
         from slurmsky.config import dump_yaml
 
-        return dump_yaml(translate(req, cfg, job_id=job_id).task)
+        up = upload.plan(req.workdir)
+        said = "".join(f"# {line}\n" for line in upload.describe(up))
+        return said + dump_yaml(translate(req, cfg, job_id=job_id).task)
 
     def refresh(self):
         from slurmsky.backends.sky.sync import refresh

@@ -46,7 +46,10 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
         result = to_sky(req, load_config())
     except SlurmError as exc:
         exc.exit("slurmsky translate")
-    for line in req.warnings + result.warnings:
+    from slurmsky.backends.sky import upload
+
+    up = upload.plan(req.workdir)
+    for line in req.warnings + result.warnings + tuple(upload.describe(up)):
         sys.stderr.write(line + "\n")
     if fmt == "json":
         click.echo(json.dumps(result.task, indent=2))
