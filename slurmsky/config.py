@@ -36,6 +36,13 @@ PARTITION_SCHEMA = {
         int,
         "Slurm's DefMemPerCPU for this partition: MB per CPU of a job that asks no memory",
     ),
+    "nodes": (int, "local backend: how many nodes the partition has (default 4)"),
+    "cpus_per_node": (int, "local backend: CPUs of each node (default: this machine's)"),
+    "mem_per_node": (int, "local backend: MB of memory of each node (default: this machine's)"),
+    "oversubscribe": (
+        bool,
+        "local backend: jobs share the nodes' CPUs and memory (Slurm's OverSubscribe=FORCE)",
+    ),
     "gpus": (
         int,
         "local backend: GPUs of each node of this partition, device indices 0..N-1 "

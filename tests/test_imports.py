@@ -73,6 +73,8 @@ def test_each_command_imports_only_what_it_needs(tmp_path):
         (["sacct", "-j", "1"], []),
         (["scontrol", "show", "job", "1"], []),
         (["scancel", "1"], []),
+        (["sstat", "-a", "-j", "1"], []),
+        (["seff", "1"], []),
     ]
     got = []
     for argv, _ in expected:

@@ -132,28 +132,29 @@ class Backend:
 
     # --- submission (sbatch, srun, salloc) -----------------------------------------------------
 
-    def node_cpus(self) -> int | None:
-        """CPUs of each node when the nodes are known: tasks without --nodes spread over as many
-        nodes as they need, as on Slurm. None: one node per --nodes (the default 1)."""
+    def node_cpus(self, part: dict | None = None) -> int | None:
+        """CPUs of each node (of the partition `part`) when the nodes are known: tasks without
+        --nodes spread over as many nodes as they need, as on Slurm. None: one node per
+        --nodes (the default 1)."""
         return None
 
-    def max_nodes(self) -> int:
-        """The most nodes a job can ever get here: a larger job is never laid out per node
-        (plan.layout). MAX_NODES unless the backend knows its nodes."""
+    def max_nodes(self, part: dict | None = None) -> int:
+        """The most nodes a job (of the partition `part`) can ever get here: a larger job is
+        never laid out per node (plan.layout). MAX_NODES unless the backend knows its nodes."""
         return MAX_NODES
 
     def refusal(self, lay: Layout, part: dict) -> list[str] | None:
         """Slurm's submit-time error lines for a layout no node can ever hold, else None:
         by default, more nodes than max_nodes()."""
-        if lay.num_nodes > self.max_nodes():
+        if lay.num_nodes > self.max_nodes(part):
             return ["Batch job submission failed: Node count specification invalid"]
         return None
 
-    def submit_reason(self, lay: Layout) -> str | None:
+    def submit_reason(self, lay: Layout, part: dict | None = None) -> str | None:
         """The pending reason a job gets at submission (before the first pass), if not None."""
         return None
 
-    def node_names(self, count: int) -> list[str]:
+    def node_names(self, count: int, part: dict | None = None) -> list[str]:
         """The first `count` node names a job could get (sbatch --test-only's estimate)."""
         return [f"127.0.0.{k + 1}" for k in range(count)]
 

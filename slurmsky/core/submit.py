@@ -68,13 +68,13 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     part_name, part = partition_of(req, cfg)
     req = with_default_memory(req, cfg, part)
     max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
-    req = _spread(req, backend)
-    lay = layout(req, backend.max_nodes())
+    req = _spread(req, backend, part)
+    lay = layout(req, backend.max_nodes(part))
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
     refused = _too_few_nodes(req, lay) or backend.refusal(lay, part)
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
-    if req.test_only and (refused or lay.num_nodes > backend.max_nodes()):
+    if req.test_only and (refused or lay.num_nodes > backend.max_nodes(part)):
         raise SlurmError(
             "allocation failure: Requested node configuration is not available", bare=True
         )
@@ -97,7 +97,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         state.add_submission(conn, first, {}, None, [row])
         raise SlurmError(*refused)
     if req.test_only:
-        _print_test_only(req, cfg, backend, lay, part_name, first)
+        _print_test_only(req, cfg, backend, lay, part_name, part, first)
         return first
     # the submit environment is stored only where the job takes it from the spec
     environment = (
@@ -124,7 +124,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         _row(req, cfg, lay, part_name, job_id, array_job_id, index, rank, now, batch=batch)
         for rank, (job_id, index) in enumerate(zip(ids, indices))
     ]
-    reason = backend.submit_reason(lay)
+    reason = backend.submit_reason(lay, part)
     for row in rows:
         row["max_nodes"] = max_nodes or None
         if reason and not row["held"]:
@@ -161,12 +161,12 @@ def _invalid(req: JobRequest) -> str | None:
     return None
 
 
-def _spread(req: JobRequest, backend: Backend) -> JobRequest:
+def _spread(req: JobRequest, backend: Backend, part: dict) -> JobRequest:
     """Without --nodes, Slurm allocates as many nodes as the tasks' CPUs need (with
     --ntasks-per-node, as many as that gives: plan.layout)."""
     if req.nodes is not None or not req.ntasks or req.ntasks_per_node:
         return req
-    node_cpus = backend.node_cpus()
+    node_cpus = backend.node_cpus(part)
     if node_cpus is None:
         return req
     per_node = node_cpus // (req.cpus_per_task or 1)
@@ -308,13 +308,19 @@ def _print_submitted(req: JobRequest, job_id: int) -> None:
 
 
 def _print_test_only(
-    req: JobRequest, cfg: Config, backend: Backend, lay: Layout, part_name: str, job_id: int
+    req: JobRequest,
+    cfg: Config,
+    backend: Backend,
+    lay: Layout,
+    part_name: str,
+    part: dict,
+    job_id: int,
 ) -> None:
     """Slurm's estimate line (the first nodes that could ever hold the job, now), then what
     the backend would run (the SkyPilot task, say)."""
     from slurmsky.runtime import hostlist
 
-    names = backend.node_names(lay.num_nodes)
+    names = backend.node_names(lay.num_nodes, part)
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))
     sys.stderr.write(
         f"{req.command}: Job {job_id} to start at {start} using "

@@ -28,30 +28,30 @@ class LocalBackend(Backend):
 
         return LocalExecutor()
 
-    def node_cpus(self):
+    def node_cpus(self, part=None):
         from slurmsky.backends.local.nodes import nodes
 
-        return nodes()[0].cpus
+        return nodes(part)[0].cpus
 
-    def max_nodes(self):
+    def max_nodes(self, part=None):
         from slurmsky.backends.local.nodes import nodes
 
-        return len(nodes())
+        return len(nodes(part))
 
     def refusal(self, lay, part):
         from slurmsky.backends.local.nodes import refusal
 
         return refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node, part)
 
-    def submit_reason(self, lay):
+    def submit_reason(self, lay, part=None):
         from slurmsky.backends.local.nodes import submit_reason
 
-        return submit_reason(lay.num_nodes)
+        return submit_reason(lay.num_nodes, part)
 
-    def node_names(self, count):
+    def node_names(self, count, part=None):
         from slurmsky.backends.local.nodes import nodes
 
-        return [n.name for n in nodes()[:count]]
+        return [n.name for n in nodes(part)[:count]]
 
     def nodes(self, partition, part, running):
         from slurmsky.backends.local.nodes import nodes
@@ -61,7 +61,9 @@ class LocalBackend(Backend):
         for job in running:
             for name, cpus in zip(expand(job.nodelist or ""), job.cpus_per_node):
                 used[name] = used.get(name, 0) + cpus
-        return [NodeState(n.name, n.cpus, min(used.get(n.name, 0), n.cpus), n.mem) for n in nodes()]
+        return [
+            NodeState(n.name, n.cpus, min(used.get(n.name, 0), n.cpus), n.mem) for n in nodes(part)
+        ]
 
     def running_steps(self, job):
         from slurmsky.backends.local.executor import running_steps

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from slurmsky.backends.local.nodes import job_mem, node_gpus, nodes
+from slurmsky.backends.local.nodes import Node, job_mem, node_gpus, nodes, pool
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.plan.login import login_environment
@@ -70,25 +70,32 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, partitions: dict | None = None):
-        self.nodes = nodes()
         if partitions is None:
             from slurmsky.config import load_config
 
             partitions = load_config().partitions
         self.partitions = partitions
+        self._nodes: dict[str, list[Node]] = {}  # a partition's nodes (nodes.nodes)
         self._children: dict[int, subprocess.Popen] = {}  # node runtimes this agent started
         self._gpu_choice: dict[int, list[list[str]]] = {}  # placed, not yet prepared
         self._pass_usage: list | None = None  # _usage's sums for the pass's running list
 
+    def nodes_of(self, partition: str) -> list[Node]:
+        if partition not in self._nodes:
+            self._nodes[partition] = nodes(self.partitions.get(partition))
+        return self._nodes[partition]
+
     def node_gpus(self, partition: str) -> list[list[str]]:
-        return node_gpus(self.partitions.get(partition), len(self.nodes))
+        return node_gpus(self.partitions.get(partition), len(self.nodes_of(partition)))
 
     # --- placement -------------------------------------------------------------------------
 
     def place(self, job: JobRecord, running: list[JobRecord]) -> list[int] | str:
-        if job.num_nodes > len(self.nodes):
+        part = self.partitions.get(job.partition) or {}
+        job_nodes = self.nodes_of(job.partition)
+        if job.num_nodes > len(job_nodes):
             return "PartitionNodeLimit"
-        free_cpus, free_mem, busy_gpus, devices_of = self._usage(running)
+        free_cpus, free_mem, busy_gpus, devices_of = self._usage(running, job.partition)
         if job.partition not in devices_of:
             devices_of[job.partition] = self.node_gpus(job.partition)
         devices = devices_of[job.partition]
@@ -96,17 +103,23 @@ class LocalExecutor:
         if sum(len(d) >= want for d in devices) < job.num_nodes:
             return "PartitionNodeLimit"  # too few nodes with that many GPUs
         free_gpus = [
-            [d for d in devices[k] if d not in busy_gpus[k]] for k in range(len(self.nodes))
+            [d for d in devices[k] if d not in busy_gpus[k]] for k in range(len(job_nodes))
         ]
+        shared = bool(part.get("oversubscribe"))  # CPUs and memory, never GPUs
         chosen: list[int] = []
         for cpus in job.cpus_per_node:
             fits = [
                 k
-                for k, n in enumerate(self.nodes)
+                for k, n in enumerate(job_nodes)
                 if k not in chosen
-                and free_cpus[k] >= cpus
                 and len(free_gpus[k]) >= want
-                and free_mem[k] >= job_mem(cpus, job.mem_per_node, job.mem_per_cpu, n)
+                and (
+                    shared
+                    or (
+                        free_cpus[k] >= cpus
+                        and free_mem[k] >= job_mem(cpus, job.mem_per_node, job.mem_per_cpu, n)
+                    )
+                )
             ]
             if not fits:
                 return "Resources"
@@ -115,34 +128,44 @@ class LocalExecutor:
             self._gpu_choice[job.job_id] = [free_gpus[k][:want] for k in chosen]
         return chosen
 
-    def _usage(self, running: list[JobRecord]) -> tuple[list, list, list, dict]:
-        """What `running` holds of each node (free CPUs and memory, busy GPUs), and the
-        partitions' devices, for one scheduling pass. A pass calls place() with one list that
-        only grows (the jobs it places are appended), so the sums are kept for that list and
-        only its new entries are added: a pass costs its placements, not placements times
-        running jobs (nor a look at /dev for the machine's GPUs per pending job)."""
+    def _usage(self, running: list[JobRecord], partition: str) -> tuple[list, list, list, dict]:
+        """What `running` holds of each node of the partition's pool (free CPUs and memory,
+        busy GPUs: nodes.pool), and the partitions' devices, for one scheduling pass. A pass
+        calls place() with one list that only grows (the jobs it places are appended), so the
+        sums are kept for that list and only its new entries are added: a pass costs its
+        placements, not placements times running jobs (nor a look at /dev for the machine's
+        GPUs per pending job)."""
         cache = self._pass_usage
         if cache is None or cache[0] is not running or cache[1] > len(running):
-            cache = self._pass_usage = [
-                running,
-                0,
-                [n.cpus for n in self.nodes],
-                [n.mem for n in self.nodes],
-                [set() for _ in self.nodes],
-                {},
-            ]
-        _, applied, free_cpus, free_mem, busy_gpus, devices_of = cache
+            cache = self._pass_usage = [running, 0, {}, {}]
+        _, applied, pools, devices_of = cache
+
+        def sums(name: str) -> tuple[list, list, list]:
+            key = pool(name, self.partitions.get(name))
+            if key not in pools:
+                shape = self.nodes_of(name)
+                pools[key] = (
+                    [n.cpus for n in shape],
+                    [n.mem for n in shape],
+                    [set() for _ in shape],
+                )
+            return pools[key]
+
         for other in running[applied:]:
             ref = other.executor_ref or {}
             gpus = ref.get("gpus") or self._gpu_choice.get(other.job_id) or ()
+            free_cpus, free_mem, busy_gpus = sums(other.partition)
+            shape = self.nodes_of(other.partition)
             for i, k in enumerate(ref.get("nodes", ())):
+                if k >= len(shape):
+                    continue  # placed when the partition had more nodes
                 free_cpus[k] -= other.cpus_per_node[i]
                 free_mem[k] -= job_mem(
-                    other.cpus_per_node[i], other.mem_per_node, other.mem_per_cpu, self.nodes[k]
+                    other.cpus_per_node[i], other.mem_per_node, other.mem_per_cpu, shape[k]
                 )
                 busy_gpus[k].update(gpus[i] if i < len(gpus) else ())
         cache[1] = len(running)
-        return free_cpus, free_mem, busy_gpus, devices_of
+        return (*sums(partition), devices_of)
 
     # --- running ---------------------------------------------------------------------------
 
@@ -151,7 +174,7 @@ class LocalExecutor:
         ref = {
             "rundir": rundir,
             "nodes": placement,
-            "names": [self.nodes[k].name for k in placement],
+            "names": [self.nodes_of(job.partition)[k].name for k in placement],
             "pids": [],
         }
         gpus = self._gpu_choice.pop(job.job_id, None)

@@ -1,12 +1,16 @@
 """This machine as the local backend's nodes: their CPUs, memory and GPUs, what no node
 here can ever give (sbatch refuses it at submission).
 
-The machine is shown as LOCAL_NODES nodes (127.0.0.1, 127.0.0.2, ...; override with
+By default the machine is shown as LOCAL_NODES nodes (127.0.0.1, 127.0.0.2, ...; override with
 $SLURMSKY_LOCAL_NODES), each with all of its CPUs and memory, as Slurm's multi-node emulation
-does. GPUs (`node_gpus`): a partition's `gpus: N` gives each of its nodes N devices, indices
-0..N-1, as a Slurm node's `Gres=gpu:N` (fake ones, like the peer's); without it the nodes have
-the machine's own GPUs (`CUDA_VISIBLE_DEVICES`, else /dev/nvidiaN), all on the first node:
-the nodes share one machine, and a device must not be handed to two of them.
+does. A partition may give its nodes a shape of their own (`nodes`, `cpus_per_node`,
+`mem_per_node`: "4 nodes of 8 CPUs" on a 2-core laptop); such a partition is its own pool of
+nodes (at the same addresses), accounted apart from the others. `oversubscribe: true` lets its
+jobs share CPUs and memory (Slurm's OverSubscribe=FORCE): a job still gets no more than a
+node has. GPUs (`node_gpus`): a partition's `gpus: N` gives each of its nodes N devices,
+indices 0..N-1, as a Slurm node's `Gres=gpu:N` (fake ones, like the peer's); without it the
+nodes have the machine's own GPUs (`CUDA_VISIBLE_DEVICES`, else /dev/nvidiaN), all on the
+first node: the nodes share one machine, and a device must not be handed to two of them.
 
 Imported by sbatch: only the standard library, and nothing heavy at import.
 """
@@ -26,11 +30,24 @@ class Node(Record):
     mem: int  # MB
 
 
-def nodes(environ=os.environ) -> list[Node]:
-    count = int(environ.get("SLURMSKY_LOCAL_NODES") or LOCAL_NODES)
-    cpus = os.cpu_count() or 1
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+SHAPE_KEYS = ("nodes", "cpus_per_node", "mem_per_node")
+
+
+def nodes(part: dict | None = None, environ=os.environ) -> list[Node]:
+    """The nodes of a partition (its config `part`): its shape, else this machine's."""
+    part = part or {}
+    count = part.get("nodes") or int(environ.get("SLURMSKY_LOCAL_NODES") or LOCAL_NODES)
+    cpus = part.get("cpus_per_node") or os.cpu_count() or 1
+    mem = part.get("mem_per_node") or (
+        os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    )
     return [Node(f"127.0.0.{k + 1}", cpus, mem) for k in range(count)]
+
+
+def pool(partition: str, part: dict | None) -> str:
+    """Whose CPUs and memory a partition's jobs use: its own nodes' if it has a shape, else
+    the machine's nodes, shared with every partition without one ("")."""
+    return partition if part and any(part.get(k) for k in SHAPE_KEYS) else ""
 
 
 def job_mem(job_cpus: int, mem_per_node: int | None, mem_per_cpu: int | None, node: Node) -> int:
@@ -69,7 +86,7 @@ def refusal(
     """Slurm's submit-time errors for what no node here can ever give, or None.
     mem_per_node: MB the job needs on each node (None: not asked, 0: the whole node);
     part: the partition's config (its `gpus`)."""
-    all_nodes = nodes()
+    all_nodes = nodes(part)
     node = all_nodes[0]
     failed = "Batch job submission failed: Requested node configuration is not available"
     if gpus_per_node and all(len(g) < gpus_per_node for g in node_gpus(part, len(all_nodes))):
@@ -81,8 +98,8 @@ def refusal(
     return None
 
 
-def submit_reason(num_nodes: int) -> str | None:
+def submit_reason(num_nodes: int, part: dict | None = None) -> str | None:
     """The pending reason Slurm's attempt to start a job at submission leaves on a job no
     partition here can hold (more nodes than there are): `PartitionConfig`, until the main
     scheduler's first pass finds `PartitionNodeLimit` (place)."""
-    return "PartitionConfig" if num_nodes > len(nodes()) else None
+    return "PartitionConfig" if num_nodes > len(nodes(part)) else None
