@@ -15,11 +15,13 @@ import signal
 import sqlite3
 import stat
 import subprocess
+import sys
 import threading
 import time
 
 import psutil
 import pytest
+from conftest import BIN
 from test_local_backend_jobs import use_state
 
 from slurmsky.backends.local.executor import LocalExecutor
@@ -455,3 +457,47 @@ def test_the_agent_fifo_deleted_under_a_running_agent(cluster):
     assert live_agent(cluster) == agent  # the same agent, no second one
     assert stat.S_ISFIFO(os.lstat(cluster.state / "agent.fifo").st_mode)
     assert "agent.fifo was removed; making it anew" in (cluster.state / "agent.log").read_text()
+
+
+@pytest.mark.parametrize("client", ["srun", "salloc"])
+def test_a_client_killed_outright_ends_its_allocation(cluster, client):
+    """kill -9 of srun (or salloc): its watcher cancels the job within seconds, and the job's
+    processes end, as Slurm's controller ends an allocation whose srun is gone (salloc's
+    command is salloc's own child: it stays, as on Slurm)."""
+    marker = f"i23-{client}-{os.getpid()}"
+    proc = subprocess.Popen(
+        [sys.executable, str(BIN / client), "sleep", "300"],
+        cwd=cluster.cwd,
+        env={**cluster.env, "I23_MARK": marker},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        cluster.wait_for(lambda: [r for r in cluster.jobs() if r[1] == "RUNNING"], 60, "running")
+        sleeper = cluster.wait_for(lambda: _marked(marker), 30, "the job's sleep")
+        proc.kill()
+        proc.wait(10)
+        killed = time.monotonic()
+        job = cluster.jobs()[0][0]
+        assert cluster.wait_done(job, timeout=30)[0][1] == "CANCELLED"
+        assert time.monotonic() - killed < 10
+        if client == "srun":  # the job's own process; salloc's command is its, as on Slurm
+            cluster.wait_for(lambda: not sleeper.is_running(), 15, "the sleep to end")
+        else:
+            sleeper.kill()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _marked(marker: str):
+    """The `sleep 300` process whose environment holds marker, if one runs."""
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if proc.info["name"] == "sleep" and proc.environ().get("I23_MARK") == marker:
+                return proc
+        except psutil.Error:
+            pass
+    return None

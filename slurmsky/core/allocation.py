@@ -78,6 +78,9 @@ class Allocation:
                 ],
                 exit_code=exc.exit_code,
             ) from None
+        from slurmsky.core import watcher
+
+        watcher.start(self.job_id)  # a client killed outright still ends its allocation
         if req.hold:  # the controller's answer to a held submission, before any waiting
             self.info(HELD)
         return self.job_id
