@@ -103,7 +103,11 @@ def body(argv: list[str]) -> int:
         env_file, release = os.path.join(alloc.dir, "env"), os.path.join(alloc.dir, "release")
         os.mkfifo(release, 0o600)
         alloc.submit(
-            req, NO_SHELL_SCRIPT if req.no_shell else SCRIPT, [env_file, release], output=False
+            req,
+            NO_SHELL_SCRIPT if req.no_shell else SCRIPT,
+            [env_file, release],
+            output=False,
+            watch=not req.no_shell,  # --no-shell: the allocation outlives salloc
         )
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: alloc.cancel())

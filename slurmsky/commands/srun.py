@@ -44,7 +44,7 @@ def body(argv: list[str]) -> int:
     from slurmsky.core.allocation import Allocation, cancel_on_interrupt, exit_status
 
     with Allocation("srun") as alloc:
-        alloc.submit(req, SCRIPT, step_argv(req), output=True)
+        alloc.submit(req, SCRIPT, step_argv(req), output=True, watch=True)
         cancel_on_interrupt(alloc)
         if alloc.wait_started().start_time is None:  # ended before it could start
             raise SlurmError(

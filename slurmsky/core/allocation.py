@@ -54,9 +54,12 @@ class Allocation:
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def submit(self, req: JobRequest, script: str, script_args: list[str], *, output: bool) -> int:
+    def submit(
+        self, req: JobRequest, script: str, script_args: list[str], *, output: bool, watch: bool
+    ) -> int:
         """Store the allocation's job: `script` runs with `script_args`; with `output`, its
-        stdout and stderr go to files `stream_until_done` follows."""
+        stdout and stderr go to files `stream_until_done` follows; with `watch`, the job
+        is cancelled when this process ends before it (core/watcher.py)."""
         from slurmsky.config import load_config
         from slurmsky.core.submit import store
 
@@ -78,9 +81,10 @@ class Allocation:
                 ],
                 exit_code=exc.exit_code,
             ) from None
-        from slurmsky.core import watcher
+        if watch:  # a client killed outright still ends its allocation
+            from slurmsky.core import watcher
 
-        watcher.start(self.job_id)  # a client killed outright still ends its allocation
+            watcher.start(self.job_id)
         if req.hold:  # the controller's answer to a held submission, before any waiting
             self.info(HELD)
         return self.job_id
