@@ -85,6 +85,11 @@ SCHEMA = {
         "Slurm's DefMemPerCPU: MB per CPU of a job that asks no memory (default: none, "
         "ReqMem 0); a partition's own overrides it",
     ),
+    "constrain_devices": (
+        bool,
+        "local backend: a job holding no GPUs sees none of the machine's (Slurm's "
+        "ConstrainDevices; default true); false: it sees what the machine shows",
+    ),
     "acct_gather_frequency": (
         int,
         "Slurm's JobAcctGatherFrequency: seconds between samples of each step's memory and "
@@ -118,6 +123,7 @@ class Config:
         acct_gather_frequency: int = 30,
         def_mem_per_cpu: int | None = None,
         upload_max_mb: int = 1024,
+        constrain_devices: bool = True,
     ):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
         self.partitions, self.modules = partitions or {}, modules or {}
@@ -126,6 +132,7 @@ class Config:
         self.upload_max_mb = upload_max_mb
         self.acct_gather_frequency = acct_gather_frequency
         self.def_mem_per_cpu = def_mem_per_cpu
+        self.constrain_devices = constrain_devices
 
     def default_partition(self) -> str | None:
         for name, part in self.partitions.items():

@@ -37,8 +37,8 @@ def test_partitions_and_default(tmp_path):
         (
             "bogus: 1\n",
             "unknown key 'bogus' (expected one of: backend, cluster_name, partitions, "
-            "modules, export, requeue, kill_wait, max_array_size, def_mem_per_cpu, acct_gather_frequency, "
-            "upload_max_mb)",
+            "modules, export, requeue, kill_wait, max_array_size, def_mem_per_cpu, "
+            "constrain_devices, acct_gather_frequency, upload_max_mb)",
         ),
         (
             "partitions:\n  gpu:\n    use_spot: maybe\n",

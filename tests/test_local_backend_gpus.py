@@ -130,7 +130,21 @@ def test_more_gpus_than_a_node_has_is_refused(gpus, args):
 
 
 def test_no_gpus_asked_on_a_gpu_node_hides_the_devices(gpus):
-    """The peer unsets CUDA_VISIBLE_DEVICES (given at submission) for a job without GPUs."""
+    """The peer unsets CUDA_VISIBLE_DEVICES (given at submission) for a job without GPUs and
+    its device cgroup (ConstrainDevices) hides the cards; with no cgroup here, slurmsky sets
+    an empty device list instead, in the batch script and in its steps."""
+    job = gpus.sbatch(
+        "-p",
+        "gpu",
+        "--wrap",
+        "bash gpu_env.sh; srun bash gpu_env.sh",
+        env={"CUDA_VISIBLE_DEVICES": "7"},
+    )
+    assert output(gpus, job) == "CUDA_VISIBLE_DEVICES=\nROCR_VISIBLE_DEVICES=\n" * 2
+
+
+def test_constrain_devices_false_leaves_the_variables_as_the_peer(gpus):
+    (gpus.home / "slurmsky.yaml").write_text(CONFIG + "constrain_devices: false\n")
     job = gpus.sbatch(
         "-p",
         "gpu",
@@ -139,6 +153,39 @@ def test_no_gpus_asked_on_a_gpu_node_hides_the_devices(gpus):
         env={"CUDA_VISIBLE_DEVICES": "7"},
     )
     assert output(gpus, job) == ""
+
+
+def test_the_machines_gpus_are_hidden_on_every_node_from_jobs_without_gpus(cluster):
+    """Without `gpus:` the nodes have the machine's GPUs (faked: CUDA_VISIBLE_DEVICES of the
+    agent), all on 127.0.0.1; every local node is this machine, so a 2-node job that asked
+    for none sees none on either node, and sinfo/scontrol show them."""
+    fake = {"CUDA_VISIBLE_DEVICES": "0,1"}
+    cluster.script("env.sh", "#!/bin/bash\necho $(hostname -s) [$CUDA_VISIBLE_DEVICES]\n")
+    job = cluster.sbatch(
+        "-N", "2", "--wrap", "srun -l bash -c 'echo [$CUDA_VISIBLE_DEVICES]'", env=fake
+    )
+    assert sorted(output(cluster, job).splitlines()) == ["0: []", "1: []"]
+    gres = cluster.run("sinfo", "-N", "-h", "-o", "%N %G", env=fake).stdout.splitlines()
+    assert gres[:2] == ["127.0.0.1 gpu:2", "127.0.0.2 (null)"]
+    node = cluster.run("scontrol", "show", "node", "127.0.0.1", env=fake).stdout
+    assert "   Gres=gpu:2\n" in node and ",gres/gpu=2\n" in node
+
+
+def test_gpu_reporting_in_sinfo_scontrol_and_sacct(gpus):
+    """The peer's gpu nodes: sinfo %G gpu:2, scontrol show node Gres=gpu:2 and CfgTRES with
+    gres/gpu=2; a --gres=gpu:1 job's AllocTRES and ReqTRES name gres/gpu=1, its steps' too."""
+    assert gpus.run("sinfo", "-h", "-p", "gpu", "-o", "%P %G").stdout == "gpu gpu:2\n"
+    assert gpus.run("sinfo", "-h", "-p", "debug", "-o", "%P %G").stdout == "debug* (null)\n"
+    node = gpus.run("scontrol", "show", "node", "127.0.0.1").stdout
+    assert "   Gres=gpu:2\n" in node
+    assert f"CfgTRES=cpu={nodes.nodes()[0].cpus},mem=" in node and ",gres/gpu=2\n" in node
+    job = gpus.sbatch("-p", "gpu", "--gres=gpu:1", "--mem=100", "--wrap", "true")
+    gpus.wait_done(job)
+    out = gpus.run("sacct", "-j", str(job), "-P", "-n", "-o", "JobID,AllocTRES,ReqTRES")
+    assert out.stdout == (
+        f"{job}|billing=1,cpu=1,gres/gpu=1,mem=100M,node=1|billing=1,cpu=1,gres/gpu=1,mem=100M,node=1\n"
+        f"{job}.batch|cpu=1,gres/gpu=1,mem=100M,node=1|\n"
+    )
 
 
 def test_srun_binds_one_gpu_per_task(gpus):

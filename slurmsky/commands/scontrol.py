@@ -373,7 +373,10 @@ class Session:
         nodes: dict = {}
         for p in partitions(self.conn):
             for n in p["nodes"]:
-                nodes.setdefault(n.name, (n, []))[1].append(p["name"])
+                seen = nodes.setdefault(n.name, (n, []))
+                if n.gres and not seen[0].gres:  # a node's GRES, whichever partition lists it
+                    seen = nodes[n.name] = (n, seen[1])
+                seen[1].append(p["name"])
         if name is not None:
             if name not in nodes:
                 raise UsageError(f"Node {name} not found")
@@ -405,7 +408,10 @@ class Session:
                             f"SlurmdStartTime={common.iso(_boot_time())}"
                         ],
                         [f"LastBusyTime={common.iso(_boot_time())}"],
-                        [f"CfgTRES=cpu={node.cpus},mem={node.memory}M,billing={node.cpus}"],
+                        [
+                            f"CfgTRES=cpu={node.cpus},mem={node.memory}M,billing={node.cpus}"
+                            + (f",gres/gpu={node.gres.rpartition(':')[2]}" if node.gres else "")
+                        ],
                         ["AllocTRES="],
                         ["CapWatts=n/a"],
                         ["CurrentWatts=0 AveWatts=0"],

@@ -299,6 +299,20 @@ def _job_only(func):
     return lambda row: func(row) if row.step is None else None
 
 
+def _tres(row: Row) -> str:
+    """AllocTRES/ReqTRES: `billing=2,cpu=2,gres/gpu=1,mem=200M,node=1` for the job; a
+    step's has no billing (the peer's, for --gres=gpu:1)."""
+    rec = row.job.rec
+    gpus = (rec.gpus_per_node or 0) * rec.num_nodes
+    text = "cpu=%d,%smem=%s,node=%d" % (
+        rec.num_cpus,
+        f"gres/gpu={gpus}," if gpus else "",
+        format_mem(row.job.total_mem),
+        rec.num_nodes,
+    )
+    return text if row.step is not None else f"billing={rec.num_cpus},{text}"
+
+
 def _usage_value(name: str):
     """A usage field: a step's from its tasks' usage (empty before its end, as sacct's);
     the job's CPU times are its steps' sums."""
@@ -330,19 +344,7 @@ SACCT_VALUES = {
         r.job.rec.num_cpus if r.step is None else r.info.get("cpus") or r.job.rec.cpus_per_node[0]
     ),
     "AllocNodes": lambda r: str(r.job.rec.num_nodes if r.job.started else 0),
-    "AllocTRES": lambda r: (
-        (
-            "billing=%d,cpu=%d,mem=%s,node=%d"
-            % (
-                r.job.rec.num_cpus,
-                r.job.rec.num_cpus,
-                format_mem(r.job.total_mem),
-                r.job.rec.num_nodes,
-            )
-        )
-        if r.job.started
-        else ""
-    ),
+    "AllocTRES": lambda r: _tres(r) if r.job.started else "",
     "Cluster": lambda r: cluster_name(),
     "Comment": lambda r: "",  # AccountingStoreFlags=job_comment is not set, as by default
     "CPUTime": lambda r: format_hms(_elapsed(r) * r.job.rec.num_cpus),
@@ -387,17 +389,7 @@ SACCT_VALUES = {
     "ReqCPUS": lambda r: str(r.job.rec.num_cpus),
     "ReqMem": _job_only(lambda r: format_mem(r.job.total_mem)),
     "ReqNodes": lambda r: str(r.job.rec.num_nodes),
-    "ReqTRES": _job_only(
-        lambda r: (
-            "billing=%d,cpu=%d,mem=%s,node=%d"
-            % (
-                r.job.rec.num_cpus,
-                r.job.rec.num_cpus,
-                format_mem(r.job.total_mem),
-                r.job.rec.num_nodes,
-            )
-        )
-    ),
+    "ReqTRES": _job_only(_tres),
     "Start": _sacct_start,
     "State": _sacct_state,
     "Submit": lambda r: iso(

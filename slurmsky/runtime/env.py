@@ -115,7 +115,7 @@ def batch_env(job, node_environ, bin_dir):
     if ids is None:
         env.update(node_env(job, node_environ))
     else:  # the devices the local executor placed: Slurm's gres/gpu variables
-        _set_gpus(env, ids, ids)
+        _set_gpus(env, ids, ids, spec["hide_gpus"])
         if ids and not srun_made:
             env["SLURM_JOB_GPUS"] = ",".join(ids)
     env.update(spec["extra_env"])
@@ -171,11 +171,19 @@ def node_env(job, node_environ):
     return env
 
 
-def _set_gpus(env, ids, visible):
+# What hides a GPU node's devices from a job that holds none of them, where no device cgroup
+# does (Slurm's ConstrainDevices): an empty device list for CUDA and ROCm.
+HIDDEN_GPUS = {"CUDA_VISIBLE_DEVICES": "", "ROCR_VISIBLE_DEVICES": ""}
+
+
+def _set_gpus(env, ids, visible, hide):
     """A job's or a step's GPUs on this node (`ids`), and those a task sees (`visible`): what
-    Slurm's gres/gpu plugin sets. No GPUs on a GPU node: the device variables are unset."""
+    Slurm's gres/gpu plugin sets. No GPUs on a GPU node: the device variables are unset, as
+    on Slurm, or with `hide` (spec "hide_gpus") set to no device (HIDDEN_GPUS)."""
     for name in GPU_VARS:
         env.pop(name, None)
+    if not ids and hide:
+        env.update(HIDDEN_GPUS)
     env.pop("SLURM_GPUS_ON_NODE", None)
     env.pop("SLURM_JOB_GPUS", None)
     if ids:
@@ -281,7 +289,15 @@ def task_env(step_environ, job, step, node_environ, bin_dir, local_id):
     if job_gpus is None:
         env.update(node_env(job, node_environ))
     else:
-        _task_gpus(env, job_gpus, step, len(gids), local_id, job.spec["cpus_per_node"][job.rank])
+        _task_gpus(
+            env,
+            job_gpus,
+            step,
+            len(gids),
+            local_id,
+            job.spec["cpus_per_node"][job.rank],
+            job.spec["hide_gpus"],
+        )
     if not os.path.isdir(env.get("TMPDIR", "")):
         env["TMPDIR"] = "/tmp"  # slurmstepd's, whatever srun exported
     if "PATH" in env:
@@ -292,7 +308,7 @@ def task_env(step_environ, job, step, node_environ, bin_dir, local_id):
     return env
 
 
-def _task_gpus(env, job_gpus, step, ntasks_here, local_id, job_cpus):
+def _task_gpus(env, job_gpus, step, ntasks_here, local_id, job_cpus, hide):
     """The step's GPUs on this node (SLURM_STEP_GPUS); with --gpus-per-task alone each task
     is bound to its own (SLURMD_TRES_BIND=gpu:per_task:N), as Slurm 22.05 does."""
     gpus = step.get("gpus") or {}
@@ -310,7 +326,7 @@ def _task_gpus(env, job_gpus, step, ntasks_here, local_id, job_cpus):
         visible = ids[local_id * bind : (local_id + 1) * bind]
         env["SLURMD_TRES_BIND"] = "gpu:per_task:%d" % bind
     inherited = "SLURM_JOB_GPUS" in env
-    _set_gpus(env, ids, visible)
+    _set_gpus(env, ids, visible, hide)
     if ids:
         env["SLURM_STEP_GPUS"] = ",".join(visible)
     if inherited and job_gpus:  # the allocation shows its GPUs: this node's

@@ -27,6 +27,8 @@ optional may be missing, and ``null`` always means "not given")::
      "gpu_ids": [[str]|null]|null,   # optional, per node: the GPU devices the job holds there
                                      # ([]: none, on a node that has GPUs); null: the node's
                                      # own CUDA_VISIBLE_DEVICES tells (SkyPilot)
+     "hide_gpus": bool,              # optional (false): where gpu_ids is [], hide the node's
+                                     # devices (CUDA_VISIBLE_DEVICES=""), as ConstrainDevices
      "time_limit": int|null,         # seconds; null = unlimited
      "kill_wait": int,               # optional (30): seconds between SIGTERM and SIGKILL
      "acct_gather_frequency": int|float,  # optional (30): seconds between usage samples
@@ -71,6 +73,7 @@ DEFAULTS: dict = {
     "cpus_per_gpu": None,
     "mem_per_gpu": None,
     "gpu_ids": None,
+    "hide_gpus": False,
     "time_limit": None,
     "kill_wait": 30,
     "acct_gather_frequency": 30,

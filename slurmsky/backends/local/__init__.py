@@ -54,15 +54,24 @@ class LocalBackend(Backend):
         return [n.name for n in nodes(part)[:count]]
 
     def nodes(self, partition, part, running):
-        from slurmsky.backends.local.nodes import nodes
+        from slurmsky.backends.local.nodes import node_gpus, nodes
         from slurmsky.runtime.hostlist import expand
 
         used: dict[str, int] = {}
         for job in running:
             for name, cpus in zip(expand(job.nodelist or ""), job.cpus_per_node):
                 used[name] = used.get(name, 0) + cpus
+        shape = nodes(part)
+        gpus = node_gpus(part, len(shape))
         return [
-            NodeState(n.name, n.cpus, min(used.get(n.name, 0), n.cpus), n.mem) for n in nodes(part)
+            NodeState(
+                n.name,
+                n.cpus,
+                min(used.get(n.name, 0), n.cpus),
+                n.mem,
+                f"gpu:{len(devices)}" if devices else None,  # Slurm's Gres=gpu:N
+            )
+            for n, devices in zip(shape, gpus)
         ]
 
     def running_steps(self, job):

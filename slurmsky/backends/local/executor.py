@@ -17,7 +17,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from slurmsky.backends.local.nodes import Node, job_mem, node_gpus, nodes, pool
+from slurmsky.backends.local.nodes import Node, job_mem, machine_gpus, node_gpus, nodes, pool
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.plan.login import login_environment
@@ -69,12 +69,14 @@ def _runtime_env(environment: dict) -> dict:
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, partitions: dict | None = None):
+    def __init__(self, partitions: dict | None = None, constrain_devices: bool = True):
         if partitions is None:
             from slurmsky.config import load_config
 
-            partitions = load_config().partitions
+            cfg = load_config()
+            partitions, constrain_devices = cfg.partitions, cfg.constrain_devices
         self.partitions = partitions
+        self.constrain_devices = constrain_devices  # hide GPUs from jobs holding none
         self._nodes: dict[str, list[Node]] = {}  # a partition's nodes (nodes.nodes)
         self._children: dict[int, subprocess.Popen] = {}  # node runtimes this agent started
         self._gpu_choice: dict[int, list[list[str]]] = {}  # placed, not yet prepared
@@ -196,14 +198,17 @@ class LocalExecutor:
                 spec, environment={**login_environment(), **(spec.get("environment") or {})}
             )
         spec_path = os.path.join(rundir, "spec.json")
-        # the node's GPUs: the devices placed for the job, or none of a GPU node's
+        # the node's GPUs: the devices placed for the job, or none of a GPU node's (with
+        # constrain_devices, of any node of a machine that has GPUs: they are all this one)
         devices = self.node_gpus(job.partition)
+        machine = self.constrain_devices and bool(machine_gpus())
         spec = dict(
             spec,
             gpu_ids=[
-                ref["gpus"][i] if ref.get("gpus") else ([] if devices[k] else None)
+                ref["gpus"][i] if ref.get("gpus") else ([] if devices[k] or machine else None)
                 for i, k in enumerate(ref["nodes"])
             ],
+            hide_gpus=self.constrain_devices,
         )
         with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
             # dumps, not dump: json.dump encodes in Python, and an array's spec holds every
