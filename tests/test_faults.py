@@ -418,6 +418,28 @@ def test_state_on_a_full_filesystem(tiny_fs, cluster):
     assert cluster.wait_done(job)[0][1] == "COMPLETED"
 
 
+def test_a_job_that_ends_while_the_state_disk_is_full_is_recorded_as_it_ended(tiny_fs, cluster):
+    """The disk holding the state fills while a job runs: its runtime writes RESULT into the
+    space it reserved at the start, the agent records the end into the space it holds:
+    COMPLETED with its exit code, never NODE_FAIL; the reserves are gone after."""
+    cluster.state = tiny_fs / "state"
+    cluster.env["SLURMSKY_HOME"] = str(cluster.state)
+    ok = cluster.sbatch("--wrap", "sleep 4; echo done")
+    bad = cluster.sbatch("--wrap", "sleep 4; exit 3")
+    started = [cluster.cwd / f"slurm-{job}.out" for job in (ok, bad)]  # the scripts run
+    cluster.wait_for(lambda: all(p.exists() for p in started), 30, "both scripts to start")
+    fill(tiny_fs)
+    assert cluster.wait_done(ok, bad, timeout=60) == [
+        (ok, "COMPLETED", 0, 0, "None"),
+        (bad, "FAILED", 3, 0, "NonZeroExitCode"),
+    ]
+    assert (cluster.cwd / f"slurm-{ok}.out").read_text() == "done\n"
+    out = cluster.run("sacct", "-n", "-X", "-o", "jobid,state,exitcode")
+    assert out.stdout.split() == [str(ok), "COMPLETED", "0:0", str(bad), "FAILED", "3:0"]
+    assert not list(cluster.state.glob("jobs/*/result.json.reserve"))
+    (tiny_fs / "filler").unlink()
+
+
 def test_output_on_a_full_device(cluster):
     """As under slurmstepd: the job runs, its writes fail, it ends as its script does."""
     failed = cluster.sbatch("--output=/dev/full", "--wrap", "echo hi")

@@ -206,15 +206,21 @@ def main() -> int:
         return 1
     sched = Scheduler(conn, _backend(log))
     idle_since = time.monotonic()
+    _reserve()
     while not stopping:
         fifo = _open_fifo(fifo, log)
         try:
             changed, wake_at = sched.run_pass(time.time())
             while changed:
                 changed, wake_at = sched.run_pass(time.time())
-        except Exception:
+        except Exception as exc:
+            if _full(exc) and _free_reserve():  # the ends it saw are recorded at once
+                log.warning("state disk full: freed the agent's reserve (%s)", exc)
+                continue
             log.exception("pass failed")
             wake_at = time.time() + 1
+        else:
+            _reserve()
         if needed(conn):
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since > IDLE_EXIT:
@@ -239,6 +245,41 @@ def main() -> int:
     log.info("exiting (%s)", "stopped" if stopping else "idle")
     os.unlink(_path("agent.pid"))
     return 0
+
+
+RESERVE = 256 * 1024  # bytes the agent holds in the state directory for a full disk
+
+
+def _reserve() -> None:
+    """Hold RESERVE bytes in agent.reserve (if not held): space a pass that fails on a
+    full disk frees to record what it saw (jobs that ended). Best effort."""
+    path = _path("agent.reserve")
+    if os.path.exists(path):
+        return
+    try:
+        with open(path + ".tmp", "wb") as fh:
+            fh.write(bytes(RESERVE))
+        os.replace(path + ".tmp", path)
+    except OSError:
+        try:
+            os.unlink(path + ".tmp")
+        except OSError:
+            pass
+
+
+def _free_reserve() -> bool:
+    try:
+        os.unlink(_path("agent.reserve"))
+    except OSError:
+        return False
+    return True
+
+
+def _full(exc: Exception) -> bool:
+    """Whether a pass failed for want of space (SQLite's SQLITE_FULL, or ENOSPC)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(exc)
 
 
 def _open_fifo(fd: int | None, log) -> int:

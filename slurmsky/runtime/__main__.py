@@ -98,7 +98,7 @@ def _failed(rank, result_path, reason):
     logging.error("%s", reason)
     if rank == 0 and result_path:
         now = time.time()
-        rundir.write_private(
+        rundir.write_result(
             result_path,
             json.dumps(
                 {

@@ -117,6 +117,8 @@ class Controller:
     # -- the job's life ------------------------------------------------------------------
     def run(self):
         job = self.job
+        if self.result_path:
+            rundir.reserve(self.result_path)  # RESULT is written even on a full disk
         procs.become_subreaper()
         job.names = settle_names(job)
         if job.spec["node_names"] and job.names != job.spec["node_names"]:
@@ -159,7 +161,7 @@ class Controller:
         result = self._result(start, end)
         self.batch.close()
         if self.result_path:
-            rundir.write_private(self.result_path, json.dumps(result) + "\n")
+            rundir.write_result(self.result_path, json.dumps(result) + "\n")
         log.info(
             "job %d: %s %d:%d", job.job_id, result["state"], result["exit_code"], result["signal"]
         )

@@ -9,10 +9,12 @@ the job secret itself is never written anywhere) and ``job.json`` (for scontrol 
 RUNDIR may be shared by the nodes of one machine, hence one subdirectory per rank.
 """
 
+import errno
 import json
 import os
 import shlex
 import sys
+import time
 
 from . import PACKAGE_PARENT, channel
 
@@ -42,6 +44,54 @@ def write_private(path, text, mode=0o600):
         f.write(text)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+RESULT_RESERVE = 64 * 1024  # bytes held beside RESULT from the job's start (it is ~1 KiB)
+RESULT_RETRY = 300  # seconds write_result waits for space when even the reserve is gone
+
+
+def reserve(path):
+    """Hold RESULT_RESERVE bytes beside `path` (`path.reserve`), unless held already: space
+    that write_result frees if the disk has filled meanwhile. Best effort: a disk full
+    already holds none."""
+    try:
+        fd = os.open(path + ".reserve", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, bytes(RESULT_RESERVE))  # real blocks, on any filesystem
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_result(path, text):
+    """Write RESULT (write_private); if the disk is full, free the reserve and write again,
+    then retry each second for RESULT_RETRY s: a job that ended is recorded as it ended,
+    not lost to ENOSPC (its node runtime lives on meanwhile: no NODE_FAIL)."""
+    deadline = time.monotonic() + RESULT_RETRY
+    try:
+        while True:
+            try:
+                write_private(path, text)
+                return
+            except OSError as e:
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT) or time.monotonic() > deadline:
+                    raise
+                _unlink("%s.tmp%d" % (path, os.getpid()))
+                if not os.path.exists(path + ".reserve"):
+                    time.sleep(1)
+                _unlink(path + ".reserve")
+    finally:
+        _unlink(path + ".reserve")
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 # BASH_ENV of a script whose shebang asks for a login shell (#!/bin/bash -l): bash reads it

@@ -214,6 +214,9 @@ class LocalExecutor:
             # dumps, not dump: json.dump encodes in Python, and an array's spec holds every
             # element's index and id (two 10 000-long lists: ~95 % of a launch's time)
             fh.write(json.dumps(spec))
+        from slurmsky.runtime.rundir import reserve
+
+        reserve(self._result_path(ref))  # before the runtime runs (rundir.write_result)
         if not os.path.isdir(job.workdir):
             now = time.time()
             with open(self._result_path(ref), "w") as fh:
