@@ -514,12 +514,34 @@ def test_a_client_killed_outright_ends_its_allocation(cluster, client):
             proc.wait()
 
 
-def _marked(marker: str):
-    """The `sleep 300` process whose environment holds marker, if one runs."""
+def _marked(marker: str, session_of_its_own: bool = False):
+    """The `sleep 300` process whose environment holds marker (that leads its own session),
+    if one runs."""
     for proc in psutil.process_iter(["name"]):
         try:
             if proc.info["name"] == "sleep" and proc.environ().get("I23_MARK") == marker:
+                if session_of_its_own and os.getsid(proc.pid) != proc.pid:
+                    continue
                 return proc
         except psutil.Error:
             pass
     return None
+
+
+def test_killing_a_jobs_node_runtime_ends_its_setsid_children(cluster):
+    """The runtime ends every process of its job (their subreaper); killed itself (-9), the
+    agent ends the ones that left the job's session too (setsid), found by the job's
+    environment."""
+    marker = f"i23-setsid-{os.getpid()}"
+    job = cluster.sbatch(
+        "--wrap", "setsid sleep 300 & sleep 300", env={"I23_MARK": marker, "SBATCH_EXPORT": "ALL"}
+    )
+    escaped = cluster.wait_for(lambda: _marked(marker, session_of_its_own=True), 60, "setsid")
+    (runtime,) = cluster.job_pids()
+    os.kill(runtime, signal.SIGKILL)
+    assert cluster.wait_done(job)[0][1] == "NODE_FAIL"
+    try:
+        cluster.wait_for(lambda: not escaped.is_running(), 15, "the setsid child to end")
+    finally:
+        if escaped.is_running():
+            escaped.kill()

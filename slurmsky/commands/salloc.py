@@ -126,7 +126,13 @@ def body(argv: list[str]) -> int:
         if req.no_shell:
             return 0
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command
-        rc = subprocess.call(command, env={**os.environ, **variables})
+        try:
+            rc = subprocess.call(command, env={**os.environ, **variables})
+        except OSError:  # no such command, or not one that runs
+            sys.stderr.write(
+                f'salloc: error: _fork_command: Unable to find command "{command[0]}"\n'
+            )
+            rc = 1
         rc = 128 - rc if rc < 0 else rc
         alloc.info(f"Relinquishing job allocation {alloc.job_id}")
         _release(alloc, release, rc)

@@ -46,6 +46,9 @@ def main():
     except OSError as e:
         _say("slurmstepd-%s: error: execve(): %s: %s" % (node, argv[0], e.strerror))
         os._exit(e.errno or 1)
+    except ValueError:  # an empty command: execve finds no such file
+        _say("slurmstepd-%s: error: execve(): %s: No such file or directory" % (node, argv[0]))
+        os._exit(2)
 
 
 def undo_locale_coercion(environ=os.environ):

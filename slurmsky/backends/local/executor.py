@@ -369,6 +369,8 @@ class LocalExecutor:
             child = self._children.pop(pid, None)
             if child is not None:
                 child.wait()  # SIGKILLed above: ends at once
+        if ref.get("rundir") and not os.path.exists(self._result_path(ref)):
+            _kill_escaped(job, ref["rundir"])  # the runtime was killed: it ended none
         if ref.get("rundir") and os.path.isdir(ref["rundir"]):
             for entry in os.scandir(ref["rundir"]):
                 if entry.name == "result.json" or entry.name.startswith("runtime-"):
@@ -401,6 +403,31 @@ class LocalExecutor:
             )
         except psutil.Error:
             return False
+
+
+def _kill_escaped(job: JobRecord, rundir: str) -> None:
+    """SIGKILL the processes of a job whose node runtime was killed (it ends them itself
+    otherwise, as their subreaper) that left its sessions (setsid): those of this user,
+    started since the job, whose environment names the job (SLURM_JOB_ID) and its run
+    directory (PATH, BASH_ENV: the job's srun and scontrol)."""
+    import psutil
+
+    since = (job.start_time or 0) - 1
+    uid = os.getuid()
+    for proc in psutil.process_iter(["uids", "create_time"]):
+        try:
+            if proc.info["create_time"] < since or proc.info["uids"].real != uid:
+                continue
+            environ = proc.environ()
+        except (psutil.Error, TypeError, AttributeError):
+            continue
+        if environ.get("SLURM_JOB_ID") == str(job.job_id) and any(
+            rundir + os.sep in value for value in environ.values()
+        ):
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
 
 
 def session_is_ours(session: int, created: float) -> bool:
