@@ -132,6 +132,11 @@ class Backend:
 
     # --- submission (sbatch, srun, salloc) -----------------------------------------------------
 
+    def unavailable(self) -> str | None:
+        """Why this install cannot run the backend's jobs (a missing dependency), said by
+        sbatch/srun/salloc before anything is stored; None when it can."""
+        return None
+
     def node_cpus(self, part: dict | None = None) -> int | None:
         """CPUs of each node (of the partition `part`) when the nodes are known: tasks without
         --nodes spread over as many nodes as they need, as on Slurm. None: one node per

@@ -22,6 +22,7 @@ from slurmsky.core import deps, state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import STARTED_STATES
 from slurmsky.core.transitions import final_fields, requeued_fields
+from slurmsky.errors import SlurmError
 from slurmsky.runtime import hostlist
 
 if TYPE_CHECKING:
@@ -38,11 +39,31 @@ FIRST_PASS = 1.0
 PENDING_CHUNK = 16  # pending jobs a pass reads first (then 4x as many at a time)
 
 
+class Unavailable:
+    """The executor of a backend that cannot run here (its executor could not be made: a
+    missing dependency): whatever the scheduler asks of it fails with that error, so each
+    of its jobs ends FAILED (JobLaunchFailure) at once instead of waiting for ever."""
+
+    def __init__(self, name: str, exc: Exception):
+        self.name = name
+        self.error = SlurmError(f"the {name} backend cannot run jobs: {exc}")
+
+    def __getattr__(self, attr: str):
+        def fail(*args, **kwargs):
+            raise self.error
+
+        return fail
+
+
 def launch_failure(job: JobRecord, exc: Exception, now: float) -> dict:
     """The columns of a job its executor could not place, prepare or launch: FAILED with
     JobLaunchFailure (Slurm's reason and signal 53), the error kept in its result. Logged
-    once, with its traceback: the job is not tried again, and the rest of the queue runs on."""
-    log.error("job %s: launch failed", job.job_id, exc_info=exc)
+    once, with its traceback (a SlurmError's words suffice): the job is not tried again, and
+    the rest of the queue runs on."""
+    if isinstance(exc, SlurmError):
+        log.error("job %s: launch failed: %s", job.job_id, exc)
+    else:
+        log.error("job %s: launch failed", job.job_id, exc_info=exc)
     return dict(
         state="FAILED",
         reason="JobLaunchFailure",
@@ -73,7 +94,11 @@ class Scheduler:
 
     def executor(self, name: str) -> Executor:
         if name not in self.executors:
-            self.executors[name] = backends.get(name).executor()
+            try:
+                self.executors[name] = backends.get(name).executor()
+            except Exception as exc:  # a broken install: said once, its jobs fail (no hang)
+                log.error("the %s backend cannot run jobs: %s", name, exc)
+                self.executors[name] = Unavailable(name, exc)  # type: ignore[assignment]
         return self.executors[name]
 
     def run_pass(self, now: float) -> tuple[bool, float | None]:

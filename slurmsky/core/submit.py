@@ -65,6 +65,9 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     if invalid:
         raise SlurmError("Batch job submission failed: " + invalid)
     backend = backends.configured(cfg)
+    broken = backend.unavailable()
+    if broken:
+        raise SlurmError(broken)
     part_name, part = partition_of(req, cfg)
     req = with_default_memory(req, cfg, part)
     max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread

@@ -23,6 +23,11 @@ class LocalBackend(Backend):
         {INTERACTIVE, STEP_SIGNALS, LOGIN_AT_LAUNCH, FIXED_NODES, SPEC_ENVIRONMENT}
     )
 
+    def unavailable(self):
+        from slurmsky.backends.local.nodes import psutil_missing
+
+        return psutil_missing()
+
     def executor(self):
         from slurmsky.backends.local.executor import LocalExecutor
 

@@ -17,9 +17,18 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from slurmsky.backends.local.nodes import Node, job_mem, machine_gpus, node_gpus, nodes, pool
+from slurmsky.backends.local.nodes import (
+    Node,
+    job_mem,
+    machine_gpus,
+    node_gpus,
+    nodes,
+    pool,
+    psutil_missing,
+)
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
+from slurmsky.errors import SlurmError
 from slurmsky.plan.login import login_environment
 from slurmsky.runtime import PACKAGE_PARENT
 
@@ -70,6 +79,10 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, partitions: dict | None = None, constrain_devices: bool = True):
+        try:  # here, not at a job's launch: a job must not start processes no one can follow
+            import psutil  # noqa: F401
+        except ImportError as exc:
+            raise SlurmError(psutil_missing() or str(exc)) from None
         if partitions is None:
             from slurmsky.config import load_config
 

@@ -12,6 +12,8 @@ indices 0..N-1, as a Slurm node's `Gres=gpu:N` (fake ones, like the peer's); wit
 nodes have the machine's own GPUs (`CUDA_VISIBLE_DEVICES`, else /dev/nvidiaN), all on the
 first node: the nodes share one machine, and a device must not be handed to two of them.
 
+`psutil_missing` says what is wrong where psutil cannot be imported (sbatch and the agent).
+
 Imported by sbatch: only the standard library, and nothing heavy at import.
 """
 
@@ -103,3 +105,25 @@ def submit_reason(num_nodes: int, part: dict | None = None) -> str | None:
     partition here can hold (more nodes than there are): `PartitionConfig`, until the main
     scheduler's first pass finds `PartitionNodeLimit` (place)."""
     return "PartitionConfig" if num_nodes > len(nodes(part)) else None
+
+
+def psutil_missing() -> str | None:
+    """What is wrong when this Python cannot import psutil (the agent follows process trees
+    with it), found without importing it: sbatch stays light. A finder on sys.meta_path that
+    refuses it counts as missing."""
+    import sys
+
+    if "psutil" in sys.modules:
+        return None
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            continue
+        try:
+            if find("psutil", None) is not None:
+                return None
+        except ImportError:
+            break
+    return (
+        f"the local backend needs psutil, which {sys.executable} cannot import (pip install psutil)"
+    )
