@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import time
 
+import pytest
+from captures import CAPTURES, read_capture
 from conftest import BIN
 
 TRIALS = 100
@@ -68,3 +71,142 @@ def test_sbatch_is_atomic_under_signals(cluster):
     assert tracebacks == [], (seed, tracebacks[:3])
     assert stored == sorted(printed), seed
     assert 0 < len(printed) < TRIALS, seed  # both outcomes were tried
+
+
+def _normal(text: str, job_id: int | str, node: str, wait: int) -> list[str]:
+    """Lines with what differs by site put in the same form: the job id, the first node's
+    name, the time of a CANCELLED line, srun's wait (KillWait + 2)."""
+    text = re.sub(rf"(StepId=|STEP ){job_id}\.", r"\1JOB.", text).replace(node, "NODE")
+    text = re.sub(r"CANCELLED AT \S+ ", "CANCELLED AT T ", text)
+    return text.replace(f"Waiting up to {wait} seconds", "Waiting up to W seconds").splitlines()
+
+
+def _in_job_capture(name: str) -> tuple[str, list[str], int]:
+    """(the batch script, its output's lines normalised, the capture's job id)."""
+    text = (CAPTURES / name).read_text()
+    script = text.split("\n", 1)[1].split("--- stdout")[0]
+    job_id = int(re.search(r"# slurm-(\d+)\.out", text).group(1))
+    out = text.split(".out", 1)[1].split("\n", 1)[1]
+    return script, _normal(out, job_id, "node1", 4), job_id
+
+
+@pytest.mark.parametrize(
+    "capture, sbatch_args, tasks_trap",
+    [
+        ("srun-sigint-in-job.txt", ["-N2", "--ntasks-per-node=2"], False),
+        ("srun-sigint-in-job-twice.txt", ["-N2"], False),
+        ("srun-sigint-in-job-twice.txt", ["-N2"], True),
+    ],
+)
+def test_srun_in_a_job_answers_ctrl_c_as_slurm(cluster, capture, sbatch_args, tasks_trap):
+    """srun in the background of a batch script (its SIGINT ignored by bash, as on Slurm:
+    srun takes it all the same), sent SIGINT once, or twice 0.3 s apart: the job's output is
+    the real srun's, line for line (the tasks ignoring SIGINT: killed, srun exit 137)."""
+    script, expected, _ = _in_job_capture(capture)
+    if tasks_trap:
+        script = script.replace("bash -c '", 'bash -c \'trap "" INT; ')
+        expected = [line.replace("srun exit 130", "srun exit 137") for line in expected]
+    cluster.script("intr.sh", script)
+    job = cluster.sbatch(*sbatch_args, "-o", "intr.out", "intr.sh")
+    assert cluster.wait_done(job, timeout=90)[0][1] == "COMPLETED"
+    got = _normal((cluster.cwd / "intr.out").read_text(), job, "127.0.0.1", 3)
+    assert got == expected
+
+
+READY = "touch ready.$SLURM_PROCID; "
+# capture -> (srun's arguments here, the signals after every task is ready: (delay, signal))
+OUTSIDE = {
+    "srun-sigint-once.txt": (
+        [
+            "-N2",
+            "-n3",
+            "bash",
+            "-c",
+            READY + "if [ $SLURM_PROCID = 1 ]; then exit 3; fi; "
+            "if [ $SLURM_PROCID = 2 ]; then exit 0; fi; sleep 4; echo done $SLURM_PROCID",
+        ],
+        [(1.0, signal.SIGINT)],
+    ),
+    "srun-sigint-twice.txt": (
+        ["-N2", "-n2", "bash", "-c", READY + "sleep 8; echo done $SLURM_PROCID"],
+        [(0.5, signal.SIGINT), (0.3, signal.SIGINT)],
+    ),
+    "srun-sigint-twice-trapped.txt": (
+        ["-N1", "-n2", "bash", "-c", READY + 'trap "" INT; sleep 8; echo done $SLURM_PROCID'],
+        [(0.5, signal.SIGINT), (0.3, signal.SIGINT)],
+    ),
+    "srun-sigint-late.txt": (
+        ["-N2", "-n3", "bash", "-c", READY + "sleep 5; echo done $SLURM_PROCID"],
+        [(0.5, signal.SIGINT), (1.5, signal.SIGINT)],
+    ),
+    "srun-sigterm.txt": (
+        ["-N1", "-n2", "bash", "-c", READY + "sleep 8; echo done $SLURM_PROCID"],
+        [(0.5, signal.SIGTERM)],
+    ),
+}
+
+
+def _stderr_lines(text: str, job_id, node: str, wait: int) -> list[str]:
+    """srun's lines but the allocation's (`job N queued ...`, which depend on the load), and
+    slurmstepd's CANCELLED line after a double Ctrl-C: real Slurm prints it or not as its
+    SIGKILL or the tasks' deaths from the Ctrl-C come first (srun-sigint-twice.txt has none,
+    srun-sigint-in-job-twice.txt has it); slurmsky always prints it."""
+    lines = _normal(text, job_id, node, wait)
+    if "srun: sending Ctrl-C" in text:
+        lines = [line for line in lines if "CANCELLED AT" not in line]
+    return [line for line in lines if not re.match(r"srun: job \d+ (queued|has been)", line)]
+
+
+@pytest.mark.parametrize("capture", sorted(OUTSIDE))
+def test_srun_answers_signals_as_slurm(cluster, capture):
+    """srun from outside a job (it allocates, then runs the step), sent what the real srun
+    was sent once every task runs: stderr line for line, stdout, exit code. Ctrl-C once:
+    the status; twice within a second: Ctrl-C to the tasks, then the step aborted;
+    later: the status again; SIGTERM: aborted."""
+    args, plan = OUTSIDE[capture]
+    cap = read_capture(capture)
+    proc = subprocess.Popen(
+        [str(BIN / "srun"), *args],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ntasks = int(args[1][2:])
+        cluster.wait_for(
+            lambda: all((cluster.cwd / f"ready.{k}").exists() for k in range(ntasks)), 60, "tasks"
+        )
+        for delay, sig in plan:
+            time.sleep(delay)
+            proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    job_id = re.search(r"(?:StepId=|STEP )(\d+)\.", cap.stderr).group(1)
+    ours = cluster.jobs()[-1][0]
+    assert _stderr_lines(err, ours, "127.0.0.1", 3) == _stderr_lines(cap.stderr, job_id, "node1", 4)
+    assert sorted(out.splitlines()) == sorted(cap.stdout.splitlines())
+    assert proc.returncode == cap.exit
+
+
+def test_srun_ctrl_c_while_pending_revokes_the_allocation(cluster):
+    """Ctrl-C while the allocation pends: revoked, as real srun says, exit 1, CANCELLED."""
+    cap = read_capture("srun-sigint-pending.txt")
+    proc = subprocess.Popen(
+        [str(BIN / "srun"), "--begin=now+60", "true"],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    cluster.wait_for(lambda: cluster.jobs() and cluster.jobs()[0][4] != "None", 30, "a reason")
+    time.sleep(0.5)  # srun says it queues
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    job_id = cluster.jobs()[0][0]
+    assert (out, proc.returncode) == (cap.stdout, cap.exit)
+    assert err.replace(f" {job_id}", " 1441").replace(f"={job_id}", "=1441") == cap.stderr
+    assert cluster.job(job_id)[1] == "CANCELLED"

@@ -41,11 +41,13 @@ def body(argv: list[str]) -> int:
 
         store(req, load_config(), batch=False)
         return 0
-    from slurmsky.core.allocation import Allocation, cancel_on_interrupt, exit_status
+    from slurmsky.core.allocation import Allocation, exit_status, relay_signals
+    from slurmsky.core.submit import uninterrupted
 
     with Allocation("srun") as alloc:
-        alloc.submit(req, SCRIPT, step_argv(req), output=True, watch=True)
-        cancel_on_interrupt(alloc)
+        relay_signals(alloc)
+        with uninterrupted():  # stored with its id known, or not at all
+            alloc.submit(req, SCRIPT, step_argv(req), output=True, watch=True)
         if alloc.wait_started().start_time is None:  # ended before it could start
             raise SlurmError(
                 "srun: Job has been cancelled",

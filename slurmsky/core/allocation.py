@@ -47,6 +47,7 @@ class Allocation:
         self.err = os.path.join(self.dir, "stderr")
         self.job_id = 0
         self.quiet = False  # -Q: none of the informational `<prog>: ...` lines
+        self.signals: list[int] = []  # caught by relay_signals, not yet acted on
 
     def __enter__(self) -> "Allocation":
         return self
@@ -109,6 +110,13 @@ class Allocation:
         last_wake = time.monotonic()
         while True:
             rec = self.record()
+            if self.signals and rec.state == "PENDING":  # srun's Ctrl-C before it runs
+                self.cancel()
+                raise SlurmError(
+                    f"{self.prog}: Job allocation {self.job_id} has been revoked",
+                    f"{self.prog}: Force Terminated JobId={self.job_id}",
+                    bare=True,
+                )
             if rec.state != "PENDING":
                 if told and rec.start_time is not None:
                     self.info(f"job {self.job_id} has been allocated resources")
@@ -128,12 +136,29 @@ class Allocation:
     def cancel(self) -> None:
         control.cancel(self.conn, [self.record()])
 
+    def _relay(self, rec: state.JobRecord, signum: int) -> None:
+        """A signal to the srun inside the allocation (its batch process): at once over the
+        job's channel where its run dir is on this machine (the gap between two Ctrl-C is
+        what srun judges), else through the agent, as scancel --signal --batch."""
+        from slurmsky.runtime import channel, rundir
+
+        run_dir = (rec.executor_ref or {}).get("rundir")
+        try:
+            if run_dir:
+                rundir.signal_job(run_dir, signum, "batch")
+                return
+        except (OSError, channel.ChannelError):
+            pass
+        control.signal(self.conn, [rec], signum, "batch")
+
     def stream_until_done(self) -> state.JobRecord:
         """Copy the job's stdout/stderr files to ours as they grow, until the job ends."""
         sinks = [(self.out, sys.stdout.buffer), (self.err, sys.stderr.buffer)]
         offsets = [0, 0]
         while True:
             rec = self.record()
+            while self.signals and not rec.finished:  # to srun inside, which answers them
+                self._relay(rec, self.signals.pop(0))
             for k, (path, sink) in enumerate(sinks):
                 try:
                     with open(path, "rb") as fh:
@@ -159,11 +184,9 @@ def exit_status(rec: state.JobRecord) -> int:
     return code if rec.state in ("COMPLETED", "FAILED") else code or 1
 
 
-def cancel_on_interrupt(alloc: Allocation) -> None:
-    """Ctrl-C or SIGTERM ends the allocation (the job's processes are ended by the agent)."""
-
-    def handler(signum, frame):
-        alloc.cancel()
-
+def relay_signals(alloc: Allocation) -> None:
+    """srun's SIGINT, SIGTERM and SIGHUP: before the allocation runs, it is revoked; then
+    they go to the srun inside it, which answers them as Slurm's srun does (Ctrl-C once:
+    the step's status; twice within a second: abort)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
+        signal.signal(sig, lambda signum, frame: alloc.signals.append(signum))

@@ -103,6 +103,7 @@ def _spawn() -> None:
                 (os.POSIX_SPAWN_DUP2, log_fd, 2),
             ],
             setsid=True,
+            setsigmask=(),  # none blocked: sbatch spawns it while it holds signals off
         )
     finally:
         os.close(log_fd)

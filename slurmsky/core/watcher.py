@@ -40,6 +40,9 @@ def _alive(pid: int) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])  # srun starts it holding signals off
     pid, job_id = int(argv[0]), int(argv[1])
     wait_for_exit(pid)
     from slurmsky.core import jobcontrol, state

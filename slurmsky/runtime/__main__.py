@@ -117,9 +117,7 @@ def _failed(rank, result_path, reason):
 
 def send_signal(run_dir, signum, target):
     try:
-        conn = rundir.connect(os.path.join(run_dir, "node0"), rundir.REPLY_TIMEOUT)
-        conn.send({"t": "signal", "signum": signum, "target": target})
-        conn.recv()
+        rundir.signal_job(run_dir, signum, target)
     except (OSError, channel.ChannelError) as e:
         sys.stderr.write("signal: job not reachable: %s\n" % e)
         return 1

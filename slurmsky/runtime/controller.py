@@ -40,6 +40,7 @@ HEARTBEAT = 5  # seconds between pings on agent connections
 HEARTBEAT_DEAD = 30  # seconds of silence after which a peer is lost
 AGENT_GOODBYE = 5  # seconds to wait for agents to finish at the end
 STEP_GRACE = 3  # seconds for steps to report after the final SIGKILL
+ABORT_GRACE = 0.2  # seconds an aborted step's Ctrl-C has to end it before the SIGKILL
 # Slurm's reason suffixes for "*** JOB N ON node CANCELLED AT time<suffix> ***".
 SUFFIXES = {
     "cancel": "",
@@ -524,6 +525,8 @@ class Controller:
                     self._signal_step(sid, int(msg["signum"]))
                 elif msg.get("t") == "terminate":  # srun -K: a task failed
                     self._terminate_step(sid)
+                elif msg.get("t") == "abort":  # srun: SIGTERM, or Ctrl-C twice
+                    self._abort_step(sid)
         except channel.ChannelError:
             if sid in self.steps:  # srun died: so does its step, as on Slurm
                 self._signal_step(sid, signal.SIGKILL)
@@ -559,6 +562,36 @@ class Controller:
             step = self.steps.get(sid)
         if step is None:
             return
+        self._tell_cancelled(step, sid)
+        self._signal_step(sid, signal.SIGCONT)
+        self._signal_step(sid, signal.SIGTERM)
+        timer = threading.Timer(self.job.kill_wait, self._signal_step, (sid, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
+
+    def _abort_step(self, sid):
+        """srun aborts its step (Slurm's slurm_kill_job_step SIGKILL): srun's line and
+        slurmstepd's, then SIGKILL for the tasks a Ctrl-C sent just before has not ended
+        within ABORT_GRACE (they die of the Ctrl-C, as on Slurm, where the kill takes a
+        round through slurmctld)."""
+        with self.lock:
+            step = self.steps.get(sid)
+        if step is None:
+            return
+        step.tell(
+            {
+                "t": "msg",
+                "aborted": True,
+                "text": "srun: Job step aborted: Waiting up to %d seconds for job step to "
+                "finish." % (self.job.kill_wait + 2),
+            }
+        )
+        self._tell_cancelled(step, sid)
+        timer = threading.Timer(ABORT_GRACE, self._signal_step, (sid, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
+
+    def _tell_cancelled(self, step, sid):
         first = self.job.names[step.nodes[0]]
         step.tell(
             {
@@ -567,11 +600,6 @@ class Controller:
                 "%s ***" % (first, self.job.job_id, sid, first, time.strftime("%Y-%m-%dT%H:%M:%S")),
             }
         )
-        self._signal_step(sid, signal.SIGCONT)
-        self._signal_step(sid, signal.SIGTERM)
-        timer = threading.Timer(self.job.kill_wait, self._signal_step, (sid, signal.SIGKILL))
-        timer.daemon = True
-        timer.start()
 
     def _to_agent(self, rank, msg):
         with self.lock:

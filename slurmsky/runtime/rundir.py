@@ -147,6 +147,17 @@ def connect(path, timeout=None):
     return conn
 
 
+def signal_job(run_dir, signum, target):
+    """scancel --signal's delivery to the job whose node 0 has run_dir: signum to its steps,
+    its batch shell, or both ("steps", "batch", "full"). Raises OSError or ChannelError."""
+    conn = connect(os.path.join(run_dir, "node0"), REPLY_TIMEOUT)
+    try:
+        conn.send({"t": "signal", "signum": signum, "target": target})
+        conn.recv()
+    finally:
+        conn.close()
+
+
 def write_job_info(path, info):
     write_private(os.path.join(path, "job.json"), json.dumps(info))
 

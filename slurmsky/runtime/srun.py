@@ -9,6 +9,7 @@ then exits with srun's code: the largest exit code, or 128+signal.
 
 import os
 import signal
+import time
 
 from . import SLURM_VERSION, channel, filepattern, hostlist, multiprog, rundir
 from .getopt_long import UsageError as GetoptError
@@ -16,7 +17,7 @@ from .getopt_long import getopt_long
 from .launch import undo_locale_coercion
 from .options import REFUSED, SRUN, SRUN_USAGE, help_text, lookups
 
-FORWARDED = (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+FORWARDED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -322,8 +323,90 @@ def _tasks_text(gids):
     return ("tasks " if len(gids) > 1 else "task ") + text
 
 
+class Interrupts:
+    """srun's answer to signals (Slurm's srun_job.c, _handle_intr and job_force_termination).
+
+    The first Ctrl-C prints the step's status; a second within a second sends Ctrl-C to the
+    tasks and aborts the step (node 0 kills it), and their deaths by signal go unreported.
+    SIGTERM, SIGHUP and SIGQUIT abort the step; SIGUSR1, SIGUSR2 and SIGALRM go to the
+    tasks. A signal that comes before the step runs waits for it."""
+
+    def __init__(self):
+        self.early = []  # signals before the step runs; None once it does
+        self.conn = self.name = None
+        self.gids = []
+        self.ended = {}  # task id -> wait status
+        self.last_intr = self.last_intr_sent = self.last_said = float("-inf")
+        self.cancelled = False
+        self.aborts = 0
+
+    def install(self):
+        for signum in (signal.SIGINT,) + FORWARDED + TERMINATING:
+            signal.signal(signum, self.handle)
+        signal.signal(signal.SIGCONT, lambda s, f: _say("srun: got SIGCONT"))
+
+    def start(self, conn, name, gids):
+        self.conn, self.name, self.gids = conn, name, sorted(gids)
+        early, self.early = self.early, None
+        for signum in early:
+            self.handle(signum, None)
+
+    def handle(self, signum, frame):
+        if self.early is not None:
+            self.early.append(signum)
+        elif signum == signal.SIGINT:
+            self._interrupt()
+        elif signum in TERMINATING:
+            self._abort()
+        else:
+            _request(self.conn, signum)
+
+    def _interrupt(self):
+        now = time.monotonic()
+        if now - self.last_intr > 1:
+            _say("srun: interrupt (one more within 1 sec to abort)")
+            for line in self.status():
+                _say(line)
+            self.last_intr = now
+            return
+        self.cancelled = True
+        if not self.aborts and now - self.last_intr_sent >= 1:
+            _say("srun: sending Ctrl-C to %s" % self.name)
+            self.last_intr_sent = now
+            _request(self.conn, signal.SIGINT)
+        self._abort()
+
+    def _abort(self):
+        now = time.monotonic()
+        if not self.aborts:
+            _say("srun: forcing job termination")
+            try:
+                self.conn.send({"t": "abort"})
+            except OSError:
+                pass
+        elif now - self.last_said >= 1:
+            _say("srun: job abort in progress")
+            self.last_said = now
+        self.aborts += 1
+
+    def status(self):
+        """srun's status lines (task_state_print): running, exited abnormally, exited."""
+        groups = (
+            ("running", [g for g in self.gids if g not in self.ended]),
+            ("exited abnormally", [g for g in self.gids if self.ended.get(g, 0)]),
+            ("exited", [g for g in self.gids if self.ended.get(g) == 0]),
+        )
+        return [
+            "srun: %s %s: %s" % (self.name, _tasks_text(gids), what)
+            for what, gids in groups
+            if gids
+        ]
+
+
 def main(argv, node_dir):
     undo_locale_coercion()
+    interrupts = Interrupts()
+    interrupts.install()
     environ = dict(os.environ)
     try:
         request, settings, warnings = parse(argv, environ)
@@ -354,10 +437,10 @@ def main(argv, node_dir):
         }
     )
     conn.send(request)
-    return _follow(conn, settings, environ)
+    return _follow(conn, settings, environ, interrupts)
 
 
-def _follow(conn, settings, environ):
+def _follow(conn, settings, environ, interrupts):
     job_id = environ.get("SLURM_JOB_ID", "?")
     try:
         step, _ = conn.recv()
@@ -371,28 +454,8 @@ def _follow(conn, settings, environ):
     for pos, gids in enumerate(step["tasks"]):
         for gid in gids:
             node_names[gid] = step["names"][pos]
-    state = {
-        "rc": 0,
-        "terminating": False,
-        "signaled": False,
-        "aborted": False,
-        "killed_bad": False,
-    }
-
-    def forward(signum, frame):
-        _request(conn, signum)
-
-    def terminate(signum, frame):
-        if not state["terminating"]:
-            state["terminating"] = True
-            _say("srun: forcing job termination")
-        _request(conn, signal.SIGKILL)
-
-    for signum in FORWARDED:
-        signal.signal(signum, forward)
-    for signum in TERMINATING:
-        signal.signal(signum, terminate)
-    signal.signal(signal.SIGCONT, lambda s, f: _say("srun: got SIGCONT"))
+    state = {"rc": 0, "signaled": False, "aborted": False, "killed_bad": False}
+    interrupts.start(conn, "StepId=%s.%d" % (job_id, step["id"]), node_names)
     try:
         while True:
             msg, payload = conn.recv()
@@ -401,8 +464,13 @@ def _follow(conn, settings, environ):
                 output.write(msg["task"], msg["fd"], payload)
             elif kind == "exit":
                 output.flush(msg["tasks"])
+                interrupts.ended.update(dict.fromkeys(msg["tasks"], msg["status"]))
                 state["rc"] = _task_exit(
-                    state["rc"], node_names[msg["tasks"][0]], msg["tasks"], msg["status"]
+                    state["rc"],
+                    node_names[msg["tasks"][0]],
+                    msg["tasks"],
+                    msg["status"],
+                    interrupts.cancelled,
                 )
                 state["signaled"] = state["signaled"] or os.WIFSIGNALED(msg["status"])
                 if settings["kill_on_bad_exit"] and msg["status"] != 0 and not state["killed_bad"]:
@@ -439,9 +507,10 @@ def _request(conn, signum):
         pass
 
 
-def _task_exit(rc, host, gids, status):
+def _task_exit(rc, host, gids, status, cancelled=False):
     """Print srun's line for a task exit; -> the new global rc (launch.c _task_finish): the
-    largest exit code, but a task ended by a signal decides it whatever came before."""
+    largest exit code, but a task ended by a signal decides it whatever came before. After a
+    double Ctrl-C (cancelled) deaths by signal are not reported."""
     tasks = _tasks_text(gids)
     if os.WIFEXITED(status):
         code = os.WEXITSTATUS(status)
@@ -451,9 +520,11 @@ def _task_exit(rc, host, gids, status):
             rc = status
     elif os.WIFSIGNALED(status):
         core = " (core dumped)" if os.WCOREDUMP(status) else ""
-        _say(
-            "srun: error: %s: %s: %s%s" % (host, tasks, signal.strsignal(os.WTERMSIG(status)), core)
-        )
+        if not cancelled:
+            _say(
+                "srun: error: %s: %s: %s%s"
+                % (host, tasks, signal.strsignal(os.WTERMSIG(status)), core)
+            )
         if rc == 0 or os.WIFEXITED(rc):
             rc = status
     return rc

@@ -20,6 +20,8 @@ EXIT_GRACE = 0.2  # seconds to let a task's pipes drain after it exits, before r
 DRAIN_TIMEOUT = 2.0  # seconds to wait for pipes held open by killed leftovers
 GROUP_WINDOW = 0.03  # exits this close together are reported as one, as slurmstepd does
 IDLE_WAIT = 1.0  # seconds between looks at a step whose tasks all run (exits notify)
+KILL_GROUP = 1.0  # seconds after a SIGKILL to the step in which its tasks' exits wait for
+#                   each other: tasks killed together share one report, however loaded the node
 
 
 class NodeSteps:
@@ -77,6 +79,7 @@ class _LocalStep:
             _Task(gid, node.sampler.track(node.job.name, gid)) for gid in step["tasks"][pos]
         ]
         self.cond = threading.Condition()
+        self.killed_at = float("-inf")
 
     def start(self):
         node, step = self.node, self.step
@@ -140,13 +143,16 @@ class _LocalStep:
                 else:
                     self.cond.wait(IDLE_WAIT)  # until a task exits (notified)
                 now = time.monotonic()
+                ended = [t for t in self.tasks if t.status is not None and not t.reported]
+                ready = [t for t in ended if t.open_pipes == 0 or now - t.exited_at >= EXIT_GRACE]
+                # a sibling with the same status still draining its output: its group waits
+                # for it (EXIT_GRACE at most), so that tasks killed together share one line
+                draining = {t.status for t in ended if t not in ready}
+                if now - self.killed_at < KILL_GROUP and any(t.status is None for t in self.tasks):
+                    ready = []
                 groups = {}
-                for t in self.tasks:
-                    if (
-                        t.status is not None
-                        and not t.reported
-                        and (t.open_pipes == 0 or now - t.exited_at >= EXIT_GRACE)
-                    ):
+                for t in ready:
+                    if t.status not in draining:
                         groups.setdefault(t.status, []).append(t.gid)
                         t.reported = True
                 finished = all(t.reported for t in self.tasks)
@@ -185,6 +191,8 @@ class _LocalStep:
     def signal(self, signum):
         """signum to the tasks' process groups and to the trees of tasks still running."""
         with self.cond:
+            if signum == signal.SIGKILL:
+                self.killed_at = time.monotonic()
             live = [t.pid for t in self.tasks if t.pid is not None and t.status is None]
             groups = [t.pid for t in self.tasks if t.pid is not None]
         procs.signal_trees(live, signum, groups)
