@@ -75,6 +75,7 @@ def test_sky_run_commands_quote_everything(tmp_path):
     only inside the spec's quoted heredoc."""
     (tmp_path / "job.sh").write_text("#!/bin/bash\necho hi\n")
     for text in EVIL:
+        (tmp_path / f"dir-{text}").mkdir()  # a local -D: uploaded as the workdir
         req = build_batch_request(
             parse_command_line("sbatch", _argv(text)), {}, str(tmp_path), lambda: b""
         )
@@ -83,7 +84,8 @@ def test_sky_run_commands_quote_everything(tmp_path):
         assert result.task["workdir"] == str(tmp_path / f"dir-{text}")
         assert result.task["envs"]["V"] == text
         node = dict(result.spec, environment=None)
-        _assert_data(sky_run(node, separate_error=True), text)
+        _assert_data(sky_run(node, separate_error=True, workdir=None), text)
+        _assert_data(sky_run(node, separate_error=True, workdir=text), text)
         wrap = build_batch_request(
             parse_command_line("sbatch", ["--wrap", text]), {}, str(tmp_path), lambda: b""
         )

@@ -63,6 +63,7 @@ class Server:
         )
         self.rundir = tmp / "server" / "sky-server"
         self.pid: int | None = None
+        self.session = 0  # the last server's pid: its session id
 
     def tool(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -77,16 +78,20 @@ class Server:
         if self.pid is None:
             out = self.tool("sky-server", "start")
             assert out.returncode == 0, out.stdout + out.stderr
-            self.pid = int(re.search(r"pid (\d+)", out.stdout).group(1))
+            self.pid = self.session = int(re.search(r"pid (\d+)", out.stdout).group(1))
 
     def stop(self) -> None:
         """`sky-server stop`; then nothing of the server runs, nor comes back (a job
-        controller that outlived its server starts one again). What `stop` left is killed
-        here, by pid, before the test fails on it: nothing of the server outlives the test."""
+        controller that outlived its server starts one again). Counted before and after by
+        what the server is here, not by how `stop` finds it: its descendants, the processes in
+        its session and those in its runtime dir (cwd: request workers, job controllers).
+        What `stop` left is killed here, by pid, before the test fails on it: nothing of the
+        server outlives the test."""
         if self.pid is None:
             return
         pid, tree = self.pid, self.tree()
         self.pid = None
+        before = len(self.left(tree))
         try:
             out = self.tool("sky-server", "stop", timeout=300)
             left = self.left(tree)
@@ -97,8 +102,11 @@ class Server:
         finally:
             self.kill(tree)
         assert out.returncode == 0, out.stderr
+        assert before > 2, "the server, its workers: counted before the stop"
+        stopped = int(re.search(r"\((\d+) processes\)", out.stdout).group(1))
+        assert stopped >= before, (before, out.stdout)
         assert not Path(f"/proc/{pid}").exists()
-        assert shown == [], f"`slurmsky sky-server stop` left {len(shown)} processes"
+        assert shown == [], f"`slurmsky sky-server stop` left {len(shown)} of {before} processes"
 
     def tree(self) -> list:
         """The server, its descendants, and what else is of it (`processes`)."""
@@ -113,19 +121,16 @@ class Server:
         return list(found.values())
 
     def processes(self) -> list:
-        """What runs with the server's SKY_RUNTIME_DIR (its job controllers, a server they
-        start again) or in it (the server's cwd: its request workers, whose setproctitle'd
-        "SkyPilot:executor:..." title blanks what /proc shows of their environment)."""
+        """What runs in the server's session (request workers, whatever their title) or in
+        its runtime dir (cwd: its workers, the job controllers it detached)."""
         import psutil
 
         found = []
         for proc in psutil.process_iter():
             try:
-                if proc.environ().get("SKY_RUNTIME_DIR") == str(self.rundir) or proc.cwd() == str(
-                    self.rundir
-                ):
+                if os.getsid(proc.pid) == self.session or proc.cwd() == str(self.rundir):
                     found.append(proc)
-            except psutil.Error:
+            except (psutil.Error, OSError):
                 pass
         return found
 
@@ -359,3 +364,73 @@ def test_server_away_then_back(sky, server):
     code, reason = sky.wait_for(lambda: ended(second), 240, "the second job to end")
     assert code == "F" and reason.startswith(NO_CLOUD)
     assert server.records()[_sky_id(sky, second)]["status"] == "FAILED_PRECHECKS"
+
+
+def test_every_managed_job_reaches_sacct_and_the_agent_then_exits(sky, server):
+    """SkyPilot jobs launched elsewhere that start and end between two of the agent's
+    queries (offline they fail their prechecks within seconds) are in sacct all the same:
+    after its first full query the agent also asks for jobs submitted since the newest it
+    saw. Reads never wait (they answer from the state); once nothing of slurmsky's is active
+    and no reader came for READERS_IDLE s, the agent exits (IDLE_EXIT later)."""
+    from slurmsky.backends.sky.sync import READERS_IDLE
+    from slurmsky.core.daemon import IDLE_EXIT
+
+    server.start()
+    sync_file = Path(sky.env["SLURMSKY_HOME"], "sky-sync.json")
+    assert sky.run("squeue").returncode == 0  # wakes the agent: its first, full query
+    sky.wait_for(
+        lambda: sync_file.exists() and json.loads(sync_file.read_text())["ok"], 120, "a sync"
+    )
+    ids = server.sdk(
+        "ids = [sky.get(sky.jobs.launch(sky.Task(name=f'quick{i}', run='echo hi')))[0][0] "
+        "for i in range(3)]\nprint(json.dumps(ids))"
+    )
+    sky.wait_for(
+        lambda: all(server.records()[i]["status"] == "FAILED_PRECHECKS" for i in ids),
+        180,
+        "SkyPilot to end them",
+    )
+    shown = ",".join(str(1_000_000_000 + i) for i in ids)
+
+    def listed():
+        out = sky.run("sacct", "-n", "-X", "-P", "-j", shown, "-o", "JobID,JobName,State")
+        lines = out.stdout.splitlines()
+        return len(lines) == 3 and all(line.endswith("|FAILED") for line in lines) and lines
+
+    lines = sky.wait_for(listed, 120, "the three jobs in sacct")
+    assert [line.split("|")[1] for line in lines] == ["quick0", "quick1", "quick2"]
+    agent = sky.agent_pid()
+    assert agent is not None
+    quiet = time.monotonic()  # no reader from here on
+    sky.wait_for(
+        lambda: not Path(f"/proc/{agent}").exists(),
+        READERS_IDLE + IDLE_EXIT + 60,
+        "the agent to exit",
+    )
+    assert time.monotonic() - quiet > READERS_IDLE  # readers kept it for that long
+    assert "exiting (idle)" in Path(sky.env["SLURMSKY_HOME"], "agent.log").read_text()
+
+
+def test_doctor_against_a_real_server(sky, server):
+    """The server answers (version, API version, started by slurmsky); SkyPilot has no infra
+    enabled here, which doctor says with its remedy; the partitions' infra is checked."""
+    server.start()
+    Path(sky.env["SLURMSKY_CONFIG"]).write_text(
+        "backend: sky\npartitions:\n  gpu:\n    infra: aws\n    accelerators: [A100]\n"
+    )
+    out = sky.run("slurmsky", "doctor", timeout=180)
+    assert out.returncode == 1, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    api = next(line for line in lines if line.startswith("api server:"))
+    import sky as skypilot
+    from sky.server import constants
+
+    assert api == (
+        f"api server:  http://127.0.0.1:{server.port}: reachable, SkyPilot "
+        f"{skypilot.__version__} (API {constants.API_VERSION})"
+    ), api
+    at = lines.index("infra:       enabled: none")
+    assert lines[at + 1].strip().startswith("remedy: enable one: set up its credentials")
+    at = lines.index("partition:   gpu (default) -> aws, accelerators A100")
+    assert lines[at + 1].strip() == "remedy: aws is not enabled in SkyPilot: `sky check aws`"
+    assert lines[-1] == "doctor: 2 problems"

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +18,7 @@ import pytest
 
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.executor import QUEUE_FIELDS, LogReader, sky_run
-from slurmsky.backends.sky.task import translate
+from slurmsky.backends.sky.task import translate, workdir_lines
 from slurmsky.config import Config
 from slurmsky.parse.request import build_batch_request, parse_command_line
 
@@ -163,7 +164,7 @@ def test_run_command_on_a_local_node(tmp_path):
         "SKYPILOT_TASK_ID": "sky-managed-x_job_8-0",
     }
     run = subprocess.run(
-        ["bash", "-c", sky_run(node, separate_error=True)],
+        ["bash", "-c", sky_run(node, separate_error=True, workdir=None)],
         cwd=workdir,
         env=env,
         capture_output=True,
@@ -176,6 +177,68 @@ def test_run_command_on_a_local_node(tmp_path):
     assert (tmp_path / "out-42.txt").read_text() == "out 42 5\n"
     assert (tmp_path / "e-42.log").read_text() == "err\n"
     assert (reader.result["state"], reader.result["exit_code"]) == ("FAILED", 3)
+
+
+def test_chdir_to_a_cluster_path_runs_there_and_a_local_one_is_uploaded(tmp_path):
+    """-D naming a local directory stays SkyPilot's workdir (an upload); a path that exists
+    only on the cluster is no upload: the node runtime changes to it, the emitter reads the
+    output there, and translate says which."""
+    local = tmp_path / "here"
+    local.mkdir()
+    script = "#!/bin/bash\npwd\necho err >&2\n"
+    up = translate(_request(tmp_path, script, "-D", str(local)), Config(path="x"))
+    assert up.task["workdir"] == str(local)
+    assert workdir_lines(str(local)) == [f"uploads {local}: 0 files, 0.0 MB (SkyPilot's rules)"]
+    scratch = tmp_path / "scratch" / "run"  # not here at translation: "on the cluster"
+    req = _request(tmp_path, script, "-D", str(scratch))
+    far = translate(req, Config(path="x"), job_id=7)
+    assert "workdir" not in far.task
+    assert workdir_lines(str(scratch)) == [
+        f"workdir {scratch}: not a local directory; the job changes to it on the node"
+    ]
+    node = dict(far.spec, output=".slurmsky/stdout", error=".slurmsky/stderr")
+    home, sky_home = tmp_path / "nodehome", tmp_path / "skyhome"
+    (home / ".slurmsky" / "runtime").mkdir(parents=True)
+    (home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
+    scratch.mkdir(parents=True)
+    sky_home.mkdir()
+    run = subprocess.run(
+        ["bash", "-c", sky_run(node, separate_error=True, workdir=str(scratch))],
+        cwd=sky_home,  # where SkyPilot runs `run` without a workdir
+        env={"HOME": str(home), "PATH": os.environ["PATH"], "SKYPILOT_TASK_ID": "t-0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    reader = LogReader(_job(tmp_path, "out-7.txt", "err-7.txt"), append=False)
+    reader.write(run.stdout)
+    assert (tmp_path / "out-7.txt").read_text() == f"{scratch}\n"
+    assert (tmp_path / "err-7.txt").read_text() == "err\n"
+    test_only = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bin" / "sbatch"),
+            "--test-only",
+            "-D",
+            "/no/such/scratch",
+            "job.sh",
+        ],
+        cwd=tmp_path,
+        env=dict(
+            os.environ,
+            SLURMSKY_BACKEND="sky",
+            SLURMSKY_HOME=str(tmp_path / "st"),
+            HOME=str(tmp_path),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert test_only.returncode == 0, test_only.stderr
+    assert test_only.stderr.splitlines()[1] == (
+        "# workdir /no/such/scratch: not a local directory; the job changes to it on the node"
+    ), test_only.stderr
 
 
 def test_translated_tasks_pass_skypilots_validation(tmp_path):
@@ -201,7 +264,7 @@ def test_translated_tasks_pass_skypilots_validation(tmp_path):
         assert "AWS_SECRET_ACCESS_KEY" not in task.get("envs", {})
         spec = translate(req, cfg, job_id=5).spec
         task.update(
-            run=sky_run(spec, separate_error=False),
+            run=sky_run(spec, separate_error=False, workdir=None),
             secrets={SECRET_VAR: "s3cret"},
             _metadata={"slurmsky": {"instance": "i", "token": "t", "job_id": 5}},
         )
@@ -267,8 +330,19 @@ def test_sbatch_and_squeue_on_the_sky_backend_never_import_skypilot(tmp_path):
                 timeout=120,
             )
             assert "SKY-FREE" in out.stderr, (argv, out.stderr)
-            if argv[0] == "squeue":  # the agent found no API server: the job waits, saying so
-                assert "(SkyPilotApiServerUnreachable:http://127.0.0.1:9)" in out.stdout, out
+        # squeue never waits for the agent; it finds no API server and the job waits, saying so
+        deadline = time.monotonic() + 60
+        while "(SkyPilotApiServerUnreachable:http://127.0.0.1:9)" not in out.stdout:
+            assert time.monotonic() < deadline, out
+            time.sleep(0.5)
+            out = subprocess.run(
+                [sys.executable, str(ROOT / "bin" / "squeue")],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
     finally:
         subprocess.run(
             [sys.executable, str(ROOT / "bin" / "slurmsky"), "agent", "stop"],
@@ -276,3 +350,36 @@ def test_sbatch_and_squeue_on_the_sky_backend_never_import_skypilot(tmp_path):
             capture_output=True,
             timeout=60,
         )
+
+
+def test_first_use_without_an_api_server_says_what_to_do(cluster):
+    """No server answers: doctor names the endpoint and the remedy (exit 1), srun refuses in
+    one line (exit 1), sbatch queues the job and warns once; the local backend's doctor is
+    clean."""
+    clean = cluster.run("slurmsky", "doctor")
+    assert clean.returncode == 0, clean.stdout
+    assert clean.stdout.splitlines()[0] == "backend:     local"
+    assert clean.stdout.splitlines()[-1] == "doctor: no problems"
+    cluster.env.update(SLURMSKY_BACKEND="sky", SKYPILOT_API_SERVER_LOCAL_PORT="9")
+    cluster.env.pop("SKYPILOT_API_SERVER_ENDPOINT", None)
+    remedy = (
+        "start one with `slurmsky sky-server start` (or set SKYPILOT_API_SERVER_ENDPOINT to yours)"
+    )
+    out = cluster.run("slurmsky", "doctor")
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    at = lines.index("api server:  http://127.0.0.1:9: unreachable")
+    assert lines[at + 1] == f"             remedy: {remedy}"
+    assert lines[-1] == "doctor: 1 problem"
+    problem = (
+        f"SkyPilot API server http://127.0.0.1:9 is unreachable: {remedy}; "
+        "`slurmsky doctor` checks the setup"
+    )
+    srun = cluster.run("srun", "hostname")
+    assert (srun.returncode, srun.stdout) == (1, "")
+    assert srun.stderr == f"srun: error: Unable to allocate resources: {problem}\n"
+    assert not cluster.jobs()  # nothing half-done
+    cluster.script("job.sh", "#!/bin/bash\necho hi\n")
+    sbatch = cluster.run("sbatch", "job.sh")
+    assert (sbatch.returncode, sbatch.stdout) == (0, "Submitted batch job 1\n")
+    assert sbatch.stderr == f"sbatch: warning: {problem}; job 1 waits until it answers\n"

@@ -163,6 +163,12 @@ class Backend:
         """The first `count` node names a job could get (sbatch --test-only's estimate)."""
         return [f"127.0.0.{k + 1}" for k in range(count)]
 
+    def unreachable(self) -> str | None:
+        """Why no job can start now though the install is sound (the outside service does not
+        answer; cheap: no SDK), with its remedy, else None: srun and salloc refuse, sbatch
+        queues the job and warns."""
+        return None
+
     def task(
         self, req: JobRequest, cfg: Config, job_id: int, array_job_ids: list[int] | None
     ) -> dict | None:
@@ -198,6 +204,10 @@ class Backend:
 
     def add_commands(self, group: click.Group) -> None:
         """Add the backend's own subcommands to the `slurmsky` tool."""
+
+    def doctor(self, cfg: Config) -> list[tuple[str, str, str | None]]:
+        """`slurmsky doctor`'s lines for this backend: (what, finding, remedy or None)."""
+        return []
 
     # --- the agent -----------------------------------------------------------------------------
 

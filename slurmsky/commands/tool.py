@@ -35,6 +35,50 @@ def config() -> None:
     click.echo(dump_yaml(cfg.as_dict()), nl=False)
 
 
+@cli.command()
+def doctor() -> None:
+    """Check the setup: backend, configuration, state directory, agent, and the backend's
+    own (sky: API server, enabled infra, partitions). A remedy follows each problem; exit 1
+    if there is one."""
+    from slurmsky.config import load_config
+    from slurmsky.core import state
+    from slurmsky.core.daemon import running_pid
+
+    lines: list[tuple[str, str, str | None]] = []
+    try:
+        cfg = load_config()
+    except SlurmError as exc:
+        cfg = None
+        lines.append(("config", str(exc), "fix the file (docs/configuration.md)"))
+    if cfg is not None:
+        lines.append(("backend", cfg.backend, None))
+        present = os.path.exists(cfg.path)
+        lines.append(("config", cfg.path + ("" if present else " (absent: defaults)"), None))
+    home = state.home()
+    writable = os.access(home if os.path.isdir(home) else os.path.dirname(home), os.W_OK)
+    lines.append(
+        (
+            "state dir",
+            home + ("" if writable else ": not writable"),
+            None if writable else "set SLURMSKY_HOME to a directory you can write",
+        )
+    )
+    pid = running_pid()
+    log = os.path.join(home, "agent.log")
+    agent = f"running, pid {pid}" if pid else "not running (any command starts it when needed)"
+    lines.append(("agent", f"{agent}; log {log}", None))
+    if cfg is not None:
+        lines += backends.configured(cfg).doctor(cfg)
+    problems = 0
+    for what, finding, remedy in lines:
+        click.echo(f"{what + ':':<12} {finding}")
+        if remedy:
+            problems += 1
+            click.echo(f"{'':<12} remedy: {remedy}")
+    click.echo(f"doctor: {problems or 'no'} problem{'' if problems == 1 else 's'}")
+    sys.exit(1 if problems else 0)
+
+
 @cli.group()
 def agent() -> None:
     """The background agent that starts, watches and ends jobs (one per state directory).

@@ -50,6 +50,9 @@ def submit_batch(req: JobRequest) -> int:
         if req.test_only:
             return 0
         _print_submitted(req, job_id)  # flushed: a signal held till now may end sbatch
+    problem = backends.configured(cfg).unreachable()
+    if problem:  # the job waits for it (docs/compatibility.md), saying so once, here
+        sys.stderr.write(f"sbatch: warning: {problem}; job {job_id} waits until it answers\n")
     if req.wait:
         return wait_for(job_id)
     return 0
@@ -68,6 +71,9 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     broken = backend.unavailable()
     if broken:
         raise SlurmError(broken)
+    problem = None if batch or req.test_only else backend.unreachable()
+    if problem:  # srun and salloc wait for their allocation: refuse one that cannot come
+        raise SlurmError(f"Unable to allocate resources: {problem}")
     part_name, part = partition_of(req, cfg)
     req = with_default_memory(req, cfg, part)
     max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread

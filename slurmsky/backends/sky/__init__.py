@@ -30,11 +30,14 @@ class SkyBackend(Backend):
         from slurmsky.backends.sky.task import translate
 
         result = translate(req, cfg, job_id=job_id, array_job_ids=array_job_ids)
-        up = upload.plan(req.workdir, cfg.upload_max_mb * 1048576)
-        upload.check(up, cfg.upload_max_mb, cfg.path)
-        upload.exclude_credentials(up)
         warnings = list(result.warnings)
-        if up.left_out:
+        if "workdir" not in result.task:  # a path on the cluster: nothing goes up
+            up = None
+        else:
+            up = upload.plan(req.workdir, cfg.upload_max_mb * 1048576)
+            upload.check(up, cfg.upload_max_mb, cfg.path)
+            upload.exclude_credentials(up)
+        if up is not None and up.left_out:
             warnings.append(
                 f"{req.command}: warning: credentials stay home (left out of the upload of "
                 f"{up.root}): " + " ".join(up.left_out)
@@ -44,13 +47,12 @@ class SkyBackend(Backend):
         return result.task
 
     def describe(self, req, cfg, job_id):
-        """The task as YAML, after what its workdir's upload would be (as comments)."""
-        from slurmsky.backends.sky import upload
-        from slurmsky.backends.sky.task import translate
+        """The task as YAML, after what becomes of its workdir (an upload, what it would be;
+        else a chdir on the node) as comments."""
+        from slurmsky.backends.sky.task import translate, workdir_lines
         from slurmsky.config import dump_yaml
 
-        up = upload.plan(req.workdir)
-        said = "".join(f"# {line}\n" for line in upload.describe(up))
+        said = "".join(f"# {line}\n" for line in workdir_lines(req.workdir))
         return said + dump_yaml(translate(req, cfg, job_id=job_id).task)
 
     def refresh(self):
@@ -82,16 +84,38 @@ class SkyBackend(Backend):
         group.add_command(translate)
         group.add_command(sky_server)
 
+    def unreachable(self):
+        """The API server does not answer (a health check, no SkyPilot import)."""
+        from slurmsky.backends.sky import server
+
+        where = server.endpoint()
+        if server.health(where, timeout=3) is None:
+            return (
+                f"SkyPilot API server {where} is unreachable: "
+                f"{server.unreachable_remedy(where)}; `slurmsky doctor` checks the setup"
+            )
+        return None
+
+    def doctor(self, cfg):
+        from slurmsky.backends.sky.doctor import check
+
+        return check(cfg)
+
     def needs_agent(self, conn):
-        """Jobs handed to SkyPilot, or waiting for its API server to answer, are followed."""
+        """Jobs slurmsky handed to SkyPilot, or that wait for its API server to answer, are
+        followed; SkyPilot's other jobs only while readers come (sync.READERS_IDLE)."""
+        import time
+
+        from slurmsky.backends.sky import sync
         from slurmsky.core.states import ACTIVE_STATES
 
         sql = (
-            f"SELECT 1 FROM jobs WHERE executor = ? AND state IN "
+            f"SELECT 1 FROM jobs WHERE executor = ? AND job_id < ? AND state IN "
             f"({', '.join('?' * len(ACTIVE_STATES))}) AND (executor_ref IS NOT NULL "
             "OR reason LIKE 'SkyPilotApiServerUnreachable%') LIMIT 1"
         )
-        return conn.execute(sql, (self.name, *ACTIVE_STATES)).fetchone() is not None
+        args = (self.name, sync.FOREIGN_BASE, *ACTIVE_STATES)
+        return conn.execute(sql, args).fetchone() is not None or (sync.readers_recent(time.time()))
 
 
 BACKEND = SkyBackend()

@@ -46,10 +46,9 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
         result = to_sky(req, load_config())
     except SlurmError as exc:
         exc.exit("slurmsky translate")
-    from slurmsky.backends.sky import upload
+    from slurmsky.backends.sky.task import workdir_lines
 
-    up = upload.plan(req.workdir)
-    for line in req.warnings + result.warnings + tuple(upload.describe(up)):
+    for line in req.warnings + result.warnings + tuple(workdir_lines(req.workdir)):
         sys.stderr.write(line + "\n")
     if fmt == "json":
         click.echo(json.dumps(result.task, indent=2))

@@ -15,7 +15,7 @@ queue (skysync.py maps it), scancel and requeue become `sky.jobs.cancel`, and or
 SkyPilot job whose slurmsky job was cancelled or requeued meanwhile) are cancelled.
 
 Output. Node 0 runs an emitter beside the node runtime (EMITTER): it prints the batch
-script's stdout/stderr files, as they grow, as base64 `SLURMSKY-IO` lines into SkyPilot's run
+script's stdout/stderr files (relative to the spec's workdir), as they grow, as base64 `SLURMSKY-IO` lines into SkyPilot's run
 log, and the runtime's RESULT at the end. The agent reads that log with `jobs.tail_logs` once
 the job has ended (batch jobs) or live (srun/salloc allocations) and writes the bytes at their
 offsets into the --output/--error files on the submit host; the RESULT gives sacct the job's
@@ -39,7 +39,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from slurmsky.backends.sky import sync as skysync
-from slurmsky.backends.sky.task import run_command
+from slurmsky.backends.sky.task import cluster_workdir, run_command
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
@@ -65,24 +65,32 @@ QUEUE_FIELDS = [
 ]
 LOG_ATTEMPTS = 5  # tries at reading a finished job's log before ending it without output
 QUERY_TIMEOUT = 120.0  # s after which a queue query that never answered is given up
-NODE_OUT, NODE_ERR = ".slurmsky/stdout", ".slurmsky/stderr"  # in SkyPilot's workdir copy
+NEW_JOBS_MARGIN = 300.0  # s before the newest submission seen that a query lists ended jobs
+NODE_OUT, NODE_ERR = ".slurmsky/stdout", ".slurmsky/stderr"  # in the job's workdir on the node
 MARKER = re.compile(r"SLURMSKY-IO ([soer]) (\d+) ([A-Za-z0-9+/=]*)\s*$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # Node 0's emitter (python3, stdlib): argv = rundir, then stream=path pairs.
 EMITTER = r"""
-import base64, os, sys, time
+import base64, json, os, sys, time
 rundir, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
 offsets = dict.fromkeys([s for s, _ in pairs], 0)
+base = None
 def out(kind, offset, data):
     sys.stdout.write("SLURMSKY-IO %s %d %s\n" % (kind, offset, base64.b64encode(data).decode()))
     sys.stdout.flush()
 out("s", 0, b"")
 while True:
     last = os.path.exists(os.path.join(rundir, "emitter.done"))
-    for stream, path in pairs:
+    if base is None:
         try:
-            with open(path, "rb") as f:
+            with open(os.path.join(rundir, "spec.json")) as f:
+                base = json.load(f)["workdir"] or ""
+        except (OSError, ValueError, KeyError):
+            pass
+    for stream, path in pairs if base is not None else ():
+        try:
+            with open(os.path.join(base, path), "rb") as f:
                 f.seek(offsets[stream])
                 for data in iter(lambda: f.read(2048), b""):
                     out(stream, offsets[stream], data)
@@ -100,8 +108,9 @@ while True:
 """
 
 
-def sky_run(spec: dict, separate_error: bool) -> str:
-    """The task's `run`: translate's node runtime command, with node 0's emitter beside it."""
+def sky_run(spec: dict, separate_error: bool, workdir: str | None) -> str:
+    """The task's `run`: translate's node runtime command (in `workdir`, None: SkyPilot's),
+    with node 0's emitter beside it."""
     streams = f"o={NODE_OUT}" + (f" e={NODE_ERR}" if separate_error else "")
     return (
         'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}"\n'
@@ -112,7 +121,7 @@ def sky_run(spec: dict, separate_error: bool) -> str:
         "SLURMSKY_EMITTER_EOF\n"
         "  SLURMSKY_EMITTER=$!\n"
         "fi\n"
-        f"(\n{run_command(spec)})\n"
+        f"(\n{run_command(spec, workdir)})\n"
         "SLURMSKY_RC=$?\n"
         'touch "$SLURMSKY_RUNDIR/emitter.done"\n'
         '[ -n "${SLURMSKY_EMITTER:-}" ] && wait "$SLURMSKY_EMITTER"\n'
@@ -188,6 +197,7 @@ class SkyExecutor:
         self.query: Future | None = None
         self.query_started = 0.0
         self.query_watched: list[int] = []  # SkyPilot ids the query in flight must account for
+        self.newest = 0.0  # the latest submitted_at (SkyPilot's clock) an answer held
         self.full_done = False  # the first query of an agent lists finished jobs too
         self.launches: dict[str, Future] = {}  # launch token -> future of the SkyPilot ids
         self.groups: dict[int, str] = {}  # array submission -> token of its num_jobs launch
@@ -282,7 +292,7 @@ class SkyExecutor:
         if spec.get("array") and not whole:
             node["array"] = dict(spec["array"], indices=[job.array_task_id], job_ids=[job.job_id])
             meta.update(job_id=job.job_id, array_task_id=job.array_task_id)
-        task["run"] = sky_run(node, separate)
+        task["run"] = sky_run(node, separate, cluster_workdir(task, spec))
         task["_metadata"] = {"slurmsky": meta}
         task["secrets"] = {SECRET_VAR: secrets.token_hex(32)}
         return task
@@ -312,19 +322,28 @@ class SkyExecutor:
             self.query = None
         changed |= self._finish(now)
         if self.query is None:  # one in flight wakes the agent when it answers
-            own = self._own_active()
-            if (
-                not self.query_started
-                or skysync.requested_after(self.query_started)
-                or (own and now - self.query_started >= skysync.SYNC_INTERVAL)
-            ):
-                self.query_started, self.query_watched = now, self._watched()
-                self.query = self._background(_fetch, not self.full_done, self.query_watched)
-            elif own:
-                wake.append(self.query_started + skysync.SYNC_INTERVAL)
+            if self._keep_fresh(now):
+                due = self.query_started + skysync.SYNC_INTERVAL
+                if now >= due:
+                    self.query_started, self.query_watched = now, self._watched()
+                    self.query = self._background(_fetch, self._since(), self.query_watched)
+                else:
+                    wake.append(due)
         return changed
 
-    def _own_active(self) -> bool:
+    def _since(self) -> float | None:
+        """What the next query lists of finished jobs: all of them (None) the first time,
+        then those submitted since shortly before the newest one seen (a job that started
+        and ended between two queries is listed too)."""
+        if not self.full_done or not self.newest:
+            return None
+        return self.newest - NEW_JOBS_MARGIN
+
+    def _keep_fresh(self, now: float) -> bool:
+        """Whether the queue is worth querying: never yet, slurmsky's own jobs are active
+        there, or readers came lately (foreign jobs then too)."""
+        if not self.query_started or skysync.readers_recent(now):
+            return True
         sql = (
             f"SELECT 1 FROM jobs WHERE executor = 'sky' AND job_id < ? AND state IN "
             f"({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1"
@@ -441,6 +460,7 @@ class SkyExecutor:
         changed = self.unreachable is not None
         self.unreachable = None
         self.full_done = True
+        self.newest = max([self.newest] + [r.get("submitted_at") or 0.0 for r in records])
         by_job: dict[int, list[dict]] = {}
         for rec in records:
             by_job.setdefault(rec["job_id"], []).append(rec)
@@ -680,9 +700,10 @@ def _connection_error(exc: Exception) -> bool:
     ) or (isinstance(exc, RuntimeError) and "SKYPILOT_DISABLE_LOCAL_API_SERVER" in str(exc))
 
 
-def _fetch(full: bool, watched: list[int]) -> tuple[list[dict], str | None]:
-    """Active jobs (all users), plus the watched ones that finished since; with `full`,
-    finished jobs too (an agent's first query: adoption and sacct history)."""
+def _fetch(since: float | None, watched: list[int]) -> tuple[list[dict], str | None]:
+    """Active jobs (all users), jobs submitted from `since` on whatever their state (None:
+    every finished job: an agent's first query, for adoption and sacct history), and the
+    watched ones that finished meanwhile."""
     _check_server()
     import sky
     from sky.utils import common_utils
@@ -700,7 +721,14 @@ def _fetch(full: bool, watched: list[int]) -> tuple[list[dict], str | None]:
         ]
 
     try:
-        records = query(skip_finished=not full)
+        if since is None:
+            records = query(skip_finished=False)
+        else:
+            records = query(skip_finished=True)
+            seen = {(r["job_id"], r["task_id"]) for r in records}
+            records += [
+                r for r in query(submitted_after=since) if (r["job_id"], r["task_id"]) not in seen
+            ]
         missing = sorted(set(watched) - {r["job_id"] for r in records})
         if missing:
             records += query(job_ids=missing)

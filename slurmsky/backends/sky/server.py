@@ -7,8 +7,9 @@ $SKYPILOT_API_SERVER_LOCAL_PORT). This runs the local one the way the managed jo
 with the jobs controller inside the server (`jobs.controller.consolidation_mode: true`, which
 Slurm infra requires), its own state in $SLURMSKY_HOME/sky-server (SKY_RUNTIME_DIR), the
 user's SkyPilot config otherwise unchanged, usage collection off unless asked for, and
-health-polled before `start` returns. `stop` ends it by pid: the server, its workers and the
-job controllers it detached (found by their SKY_RUNTIME_DIR).
+health-polled before `start` returns, in a session of its own. `stop` ends that session (the
+server and its workers) and the sessions of the job controllers it detached (found by their
+SKY_RUNTIME_DIR), by pid.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from slurmsky.core import state
@@ -43,27 +45,77 @@ def url() -> str:
 
 
 def healthy(timeout: float = 5.0) -> bool:
+    return (health(url(), timeout) or {}).get("status") == "healthy"
+
+
+def health(endpoint: str, timeout: float = 5.0) -> dict | None:
+    """The server's /api/health answer ({} behind auth), or None when it does not answer."""
     try:
-        with urllib.request.urlopen(url() + "/api/health", timeout=timeout) as resp:
-            return json.load(resp).get("status") == "healthy"
+        with urllib.request.urlopen(endpoint + "/api/health", timeout=timeout) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError:
+        return {}
     except (OSError, ValueError):
-        return False
+        return None
+
+
+def endpoint() -> str:
+    """The server SkyPilot's clients use, found without importing SkyPilot:
+    $SKYPILOT_API_SERVER_ENDPOINT, else `api_server.endpoint` of SkyPilot's config file, else
+    the local one (credentials dropped: it is printed)."""
+    found = os.environ.get("SKYPILOT_API_SERVER_ENDPOINT")
+    config = os.environ.get("SKYPILOT_GLOBAL_CONFIG") or os.path.expanduser("~/.sky/config.yaml")
+    if not found and os.path.exists(config):
+        with open(config, encoding="utf-8") as fh:
+            text = fh.read()
+        if "api_server" in text:
+            import yaml
+
+            found = ((yaml.safe_load(text) or {}).get("api_server") or {}).get("endpoint")
+    parts = urllib.parse.urlsplit((found or url()).rstrip("/"))
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+
+def unreachable_remedy(where: str) -> str:
+    if urllib.parse.urlsplit(where).hostname in ("127.0.0.1", "localhost"):
+        return (
+            "start one with `slurmsky sky-server start` (or set SKYPILOT_API_SERVER_ENDPOINT "
+            "to yours)"
+        )
+    return "check that server (`sky api info`)"
 
 
 def _pid_file() -> str:
     return os.path.join(runtime_dir(), "server.pid")
 
 
-def running_pid() -> int | None:
-    """The pid of the server `start` left running, if it still is that server."""
+def _recorded_pid() -> int | None:
     try:
         with open(_pid_file()) as fh:
-            pid = int(fh.read().split()[0])
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def running_pid() -> int | None:
+    """The pid of the server `start` left running, if it still is that server."""
+    pid = _recorded_pid()
+    try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             if b"sky.server.server" in fh.read():
                 return pid
-    except (OSError, ValueError, IndexError):
+    except OSError:
         pass
+    return None
+
+
+def _session() -> int | None:
+    """The session `start` made: the server's pid, while it runs or once no process has it
+    (its workers may outlive it there); never a stranger that got the pid since."""
+    pid = _recorded_pid()
+    if pid is None or running_pid() == pid or not os.path.exists(f"/proc/{pid}"):
+        return pid
     return None
 
 
@@ -136,42 +188,28 @@ def start() -> str:
     )
 
 
-def _processes(pid: int | None) -> list:
-    """The server, its children, and every process that runs with its SKY_RUNTIME_DIR, with
-    their children: the job controllers it detached into their own sessions, any server they
-    started again, their helpers (multiprocessing's resource tracker); and the request
-    workers ("SkyPilot:executor:...") that run in it (cwd): their title (setproctitle) blanks
-    what /proc shows of their environment, so that once the server that forked them is gone
-    only their cwd tells whose they are."""
+def _processes(session: int | None) -> list:
+    """Every process of the server, by session: `start` makes the server a session leader,
+    so its request workers (whatever setproctitle makes of their title and environment),
+    their helpers and anything else it forks share its session id, even once the server is
+    gone. The job controllers it detaches run in sessions of their own; they are found by the
+    SKY_RUNTIME_DIR they inherit, and their whole sessions (a server they start again, its
+    workers) come with them."""
     import psutil
 
-    roots = []
-    try:
-        if pid:
-            roots.append(psutil.Process(pid))
-    except psutil.Error:
-        pass
     rundir = os.path.realpath(runtime_dir())
+    sessions = {session} if session else set()
+    procs = []
     for proc in psutil.process_iter():
-        if proc.pid == os.getpid():
-            continue
         try:
-            if os.path.realpath(proc.environ().get("SKY_RUNTIME_DIR") or "/") == rundir or (
-                proc.cmdline()[:1]
-                and proc.cmdline()[0].startswith("SkyPilot:")
-                and os.path.realpath(proc.cwd()) == rundir
-            ):
-                roots.append(proc)
-        except psutil.Error:
+            sid = os.getsid(proc.pid)
+            procs.append((proc, sid))
+            if os.path.realpath(proc.environ().get("SKY_RUNTIME_DIR") or "/") == rundir:
+                sessions.add(sid)
+        except (psutil.Error, OSError):
             pass
-    found: dict = {}
-    for root in roots:
-        try:
-            found.update((p.pid, p) for p in [root, *root.children(recursive=True)])
-        except psutil.Error:
-            pass
-    found.pop(os.getpid(), None)
-    return list(found.values())
+    sessions.discard(os.getsid(0))  # never the caller's own
+    return [proc for proc, sid in procs if sid in sessions]
 
 
 def stop() -> str:
@@ -187,7 +225,7 @@ def stop() -> str:
         # and whatever of an earlier round still runs: an idle request worker ignores SIGTERM
         # and outlives the server, its parent (psutil tells a reused pid from it)
         found = {p.pid: p for p in seen.values() if p.is_running()}
-        found.update((p.pid, p) for p in _processes(pid))
+        found.update((p.pid, p) for p in _processes(_session()))
         procs = [p for p in found.values() if _alive(p)]
         if not procs:
             break

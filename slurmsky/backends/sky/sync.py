@@ -4,11 +4,13 @@ Standard library only: squeue, sacct and scontrol import this, never SkyPilot. T
 sky executor (executors/sky.py) queries `sky.jobs.queue_v2` and writes what it learns into
 slurmsky's state with the functions here; the readers only read the state.
 
-Freshness. While slurmsky's own SkyPilot jobs are active the agent queries every
-SYNC_INTERVAL s (one query costs ~2.5 s of API-server time), so the state is at most
-STALE_AFTER = 10 s old. When it is older (the first call, the agent was down, or only jobs
-slurmsky did not submit are active: those are synced on demand only) `refresh()` asks the
-agent for one sync and waits for it, at most READ_WAIT s, then the reader shows what it has.
+Freshness. Readers never wait for SkyPilot: they answer from the state and only say they
+are there (`refresh()` touches REQUEST_FILE and wakes the agent if it is stale). The agent
+queries every SYNC_INTERVAL s (one query costs ~2.5 s of API-server time) while slurmsky's
+own SkyPilot jobs are active, and while readers came within READERS_IDLE s (then foreign jobs
+are kept fresh too); with neither it stops querying and, with nothing else to do, exits. So
+the state is at most SYNC_INTERVAL (+ one query) old while anything is active and read, and
+the first read after a quiet spell shows the last state known (it wakes the agent).
 
 Foreign jobs. A SkyPilot managed job this state directory did not submit (its
 `_metadata.slurmsky.instance` is not ours) is shown as job FOREIGN_BASE + its SkyPilot id,
@@ -25,9 +27,8 @@ import time
 from slurmsky.core import state
 
 FOREIGN_BASE = 1_000_000_000
-SYNC_INTERVAL = 5.0  # s between queries while slurmsky's own sky jobs are active
-STALE_AFTER = 10.0  # s: readers accept state this old without asking for a sync
-READ_WAIT = 30.0  # s a reader waits for the sync it asked for (the agent may have to start)
+SYNC_INTERVAL = 5.0  # s between queries while own jobs are active or readers come
+READERS_IDLE = 60.0  # s after the last read that the agent keeps foreign jobs fresh
 SYNC_FILE = "sky-sync.json"  # {"attempt": t, "ok": t, "error": text|null}, times = query start
 REQUEST_FILE = "sky-sync.request"  # touched by readers that need a sync
 INSTANCE_FILE = "sky-instance"  # this state directory's id in the tasks' _metadata
@@ -93,12 +94,16 @@ def record_sync(started: float, error: str | None) -> None:
     os.replace(tmp, _path(SYNC_FILE))
 
 
-def requested_after(t: float) -> bool:
-    """Whether a reader asked for a sync after time t."""
+def last_read() -> float:
+    """When a reader last came (0 if never)."""
     try:
-        return os.stat(_path(REQUEST_FILE)).st_mtime > t
+        return os.stat(_path(REQUEST_FILE)).st_mtime
     except FileNotFoundError:
-        return False
+        return 0.0
+
+
+def readers_recent(now: float) -> bool:
+    return now - last_read() <= READERS_IDLE
 
 
 def in_use() -> bool:
@@ -120,24 +125,22 @@ def in_use() -> bool:
 
 
 def refresh() -> None:
-    """For squeue, sacct and scontrol: make the state at most STALE_AFTER s old, waiting for
-    the agent's sync at most READ_WAIT s. Never imports SkyPilot."""
+    """For squeue, sacct and scontrol: say a reader is here (the agent keeps the state fresh
+    while readers come) and wake the agent when the state is older than SYNC_INTERVAL. Never
+    waits, never imports SkyPilot."""
     if not in_use():
         return
-    asked = time.time()
-    if asked - sync_status()["attempt"] <= STALE_AFTER:
-        return
-    state.ensure_home()
-    with open(_path(REQUEST_FILE), "w"):
-        pass
-    from slurmsky.core.daemon import wake
+    now = time.time()
+    try:
+        os.utime(_path(REQUEST_FILE))
+    except FileNotFoundError:
+        state.ensure_home()
+        with open(_path(REQUEST_FILE), "w"):
+            pass
+    if now - sync_status()["attempt"] > SYNC_INTERVAL:
+        from slurmsky.core.daemon import wake
 
-    wake()
-    deadline = time.monotonic() + READ_WAIT
-    while time.monotonic() < deadline:
-        if time.time() - sync_status()["attempt"] <= STALE_AFTER:
-            return
-        time.sleep(0.1)
+        wake()
 
 
 def instance_id() -> str:

@@ -32,6 +32,22 @@ class Translation(Record):
     warnings: tuple[str, ...]
 
 
+def workdir_lines(workdir: str) -> list[str]:
+    """What becomes of the workdir, for --test-only and translate: a local directory is
+    uploaded (what would go up); another path is a chdir on the node."""
+    if not os.path.isdir(workdir):
+        return [f"workdir {workdir}: not a local directory; the job changes to it on the node"]
+    from slurmsky.backends.sky import upload
+
+    return upload.describe(upload.plan(workdir))
+
+
+def cluster_workdir(task: dict, spec: dict) -> str | None:
+    """Where the node runtime changes to: -D when it is not uploaded (a path on the cluster);
+    None (SkyPilot's copy of the workdir, `run`'s own) when it is."""
+    return None if "workdir" in task else spec["workdir"]
+
+
 def _gb(mb: int) -> str:
     gb = mb / 1024
     return f"{gb:g}+" if gb == int(gb) else f"{math.ceil(gb * 100) / 100:g}+"
@@ -136,11 +152,10 @@ def sky_task(
         )
     envs.update(part.get("envs", {}))
     envs.update(module_envs)
-    task: dict = {
-        "name": _task_name(req.job_name),
-        "workdir": req.workdir,
-        "num_nodes": lay.num_nodes,
-    }
+    task: dict = {"name": _task_name(req.job_name)}
+    if os.path.isdir(req.workdir):  # else a path on the cluster: cluster_workdir()
+        task["workdir"] = req.workdir
+    task["num_nodes"] = lay.num_nodes
     if resources:
         task["resources"] = resources
     if envs:
@@ -152,14 +167,15 @@ def sky_task(
         task["volumes"] = part["volumes"]
     if setup:
         task["setup"] = "\n".join(setup) + "\n"
-    task["run"] = run_command(spec)
+    task["run"] = run_command(spec, cluster_workdir(task, spec))
     task["_metadata"] = metadata
     return task, warnings
 
 
-def run_command(spec: dict) -> str:
-    """Every node writes the spec (a quoted heredoc: no expansion) and starts the runtime."""
-    node_spec = dict(spec, workdir=None)  # SkyPilot runs `run` in its synced workdir
+def run_command(spec: dict, workdir: str | None) -> str:
+    """Every node writes the spec (a quoted heredoc: no expansion) and starts the runtime in
+    `workdir` (None: where SkyPilot runs `run`, its synced workdir)."""
+    node_spec = dict(spec, workdir=workdir)
     return (
         'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}"\n'
         'mkdir -p "$SLURMSKY_RUNDIR"\n'

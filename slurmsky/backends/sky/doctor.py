@@ -1,0 +1,90 @@
+"""`slurmsky doctor` on the sky backend: the API server, the infra SkyPilot has enabled, the
+partitions' infra and the agent's last sync, each with a remedy when it is a problem."""
+
+from __future__ import annotations
+
+import time
+
+from slurmsky.backends.sky import server, sync
+
+
+def check(cfg) -> list[tuple[str, str, str | None]]:
+    lines: list = []
+    where = server.endpoint()
+    answer = server.health(where)
+    local = server.running_pid()
+    if answer is None:
+        lines.append(("api server", f"{where}: unreachable", server.unreachable_remedy(where)))
+    else:
+        version = answer.get("version") or "?"
+        api = answer.get("api_version") or "?"
+        own = f", started by slurmsky (pid {local}, {server.runtime_dir()})" if local else ""
+        lines.append(
+            ("api server", f"{where}: reachable, SkyPilot {version} (API {api}){own}", None)
+        )
+    enabled = _enabled() if answer is not None else None
+    if isinstance(enabled, str):
+        lines.append(("infra", f"cannot ask the server: {enabled}", "see `sky check`"))
+        enabled = None
+    elif enabled is not None:
+        lines.append(
+            (
+                "infra",
+                "enabled: " + (", ".join(enabled) or "none"),
+                None
+                if enabled
+                else "enable one: set up its credentials, then `sky check` (docs/sky-backend.md)",
+            )
+        )
+    lines += _partitions(cfg, enabled)
+    status = sync.sync_status()
+    if status.get("attempt"):
+        age = time.time() - status["attempt"]
+        lines.append(
+            (
+                "last sync",
+                f"{age:.0f} s ago" + (f": {status['error']}" if status.get("error") else ": ok"),
+                "see the agent's log" if status.get("error") else None,
+            )
+        )
+    return lines
+
+
+def _partitions(cfg, enabled: list[str] | None) -> list:
+    if not cfg.partitions:
+        return [
+            (
+                "partitions",
+                "none configured: jobs go wherever SkyPilot finds resources (map them to "
+                "infra in the config: docs/configuration.md)",
+                None,
+            )
+        ]
+    clouds = {c.split("/")[0].lower() for c in enabled or []}
+    lines = []
+    default = cfg.default_partition()
+    for name, part in cfg.partitions.items():
+        infra = part.get("infra") or "any"
+        finding = f"{name}{' (default)' if name == default else ''} -> {infra}"
+        if part.get("accelerators"):
+            finding += f", accelerators {', '.join(map(str, part['accelerators']))}"
+        remedy = None
+        cloud = infra.split("/")[0].lower()
+        if enabled is not None and infra != "any" and cloud not in clouds:
+            remedy = f"{cloud} is not enabled in SkyPilot: `sky check {cloud}`"
+        lines.append(("partition", finding, remedy))
+    return lines
+
+
+def _enabled() -> list[str] | str:
+    """The infra SkyPilot's server has enabled, or why it could not say."""
+    import os
+
+    os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")
+    try:
+        import sky
+        from sky.client import sdk
+
+        return sorted(str(c) for c in sky.get(sdk.enabled_clouds(expand=True)))
+    except Exception as exc:  # SkyPilot's errors are many; doctor reports, never fails on one
+        return " ".join(str(exc).split())[:200]
