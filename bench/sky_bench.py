@@ -12,6 +12,11 @@ end FAILED_PRECHECKS, which is enough for queue sizes), then:
 Each figure is the median wall time of whole processes, as a user pays it.
 
 Run (takes 10-20 min; needs ~5 GB RAM for the server): python bench/sky_bench.py
+
+`--under-load` (on the sky-e2e stack: shared/tools/sky-e2e-up.sh, /tmp/skye2e/env.sh): an
+8-element array of real managed jobs on the local Slurm peer, and while it launches and
+runs, squeue / sacct / scontrol called in a loop (p50, p95, max of whole processes) with the
+age of the state they showed, beside `sky jobs queue --all-users` of the same moments.
 """
 
 from __future__ import annotations
@@ -129,7 +134,7 @@ def main() -> None:
             known = size
             wait_known(env, size)
             squeue = [sys.executable, str(BIN / "squeue"), "-t", "all", "-r"]
-            time.sleep(11)  # the agent's copy is now stale: the first call waits for a sync
+            time.sleep(11)  # the agent's copy is now stale: the first call only wakes it
             cold, _ = wall(squeue, env, tmp, 1)
             warm, _ = wall(squeue, env, tmp, 9)
             sacct, _ = wall([sys.executable, str(BIN / "sacct"), "-X"], env, tmp, 5)
@@ -157,5 +162,117 @@ def main() -> None:
         print(tool(server_env, tmp, "sky-server", "stop").strip())
 
 
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def under_load(elements: int = 8, seconds: int = 40) -> None:
+    """Reads while an array of real managed jobs launches and runs (the sky-e2e stack)."""
+    import json
+
+    stack = {}
+    for line in Path("/tmp/skye2e/env.sh").read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            stack[key] = value
+    tmp = tempfile.mkdtemp(prefix="sky-bench-load-")
+    Path(tmp, "config.yaml").write_text(
+        "backend: sky\npartitions:\n  debug:\n    default: true\n    infra: slurm/peer/debug\n"
+    )
+    Path(tmp, "job.sh").write_text(f"#!/bin/bash\necho start\nsleep {seconds}\necho done\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKY", "SLURM"))}
+    env.update({k: stack[k] for k in ("HOME", "SKY_RUNTIME_DIR", "SKYPILOT_API_SERVER_LOCAL_PORT")})
+    env.update(
+        SKYPILOT_DISABLE_USAGE_COLLECTION="1",
+        SLURMSKY_HOME=f"{tmp}/state",
+        SLURMSKY_CONFIG=f"{tmp}/config.yaml",
+    )
+    sync_file = Path(tmp, "state", "sky-sync.json")
+    first = int(
+        subprocess.run(
+            [
+                sys.executable,
+                str(BIN / "sbatch"),
+                "--parsable",
+                f"--array=0-{elements - 1}",
+                "job.sh",
+            ],
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split(";")[0]
+    )
+    reads = {
+        "squeue": [sys.executable, str(BIN / "squeue"), "-t", "all", "-r"],
+        "sacct": [sys.executable, str(BIN / "sacct"), "-X"],
+        "scontrol": [sys.executable, str(BIN / "scontrol"), "show", "job", str(first)],
+    }
+    times: dict[str, list[float]] = {name: [] for name in [*reads, "sky jobs queue"]}
+    ages: list[float] = []
+    states: set[str] = set()
+    start = time.monotonic()
+    try:
+        n = 0
+        while time.monotonic() - start < 1200:
+            for name, argv in reads.items():
+                t0 = time.perf_counter()
+                out = subprocess.run(argv, env=env, cwd=tmp, capture_output=True, text=True)
+                times[name].append(time.perf_counter() - t0)
+                if name == "squeue":
+                    shown = [
+                        line.split()[4] for line in out.stdout.splitlines()[1:] if line.split()
+                    ]
+                    states.update(shown)
+                    try:
+                        ages.append(time.time() - json.loads(sync_file.read_text())["attempt"])
+                    except (OSError, ValueError):
+                        pass
+            if n % 5 == 0:
+                t0 = time.perf_counter()
+                subprocess.run(
+                    [str(SKY), "jobs", "queue", "--all-users"],
+                    env=env,
+                    cwd=tmp,
+                    capture_output=True,
+                )
+                times["sky jobs queue"].append(time.perf_counter() - t0)
+            n += 1
+            left = subprocess.run(
+                [sys.executable, str(BIN / "squeue"), "-h", "-r", "-j", str(first)],
+                env=env,
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+            ).stdout
+            if n > 3 and not left.strip():
+                break
+            time.sleep(1)
+        took = time.monotonic() - start
+        print(
+            f"{elements}-element array of {seconds} s jobs on the sky-e2e stack: {took:.0f} s "
+            f"until every element ended; states seen: {' '.join(sorted(states))}"
+        )
+        for name, values in times.items():
+            print(
+                f"{name:15s} n={len(values):3d}  p50 {_pct(values, 0.5) * 1000:7.0f} ms  "
+                f"p95 {_pct(values, 0.95) * 1000:7.0f} ms  max {max(values) * 1000:7.0f} ms"
+            )
+        if ages:
+            print(
+                f"state age at read   p50 {_pct(ages, 0.5):5.1f} s  p95 {_pct(ages, 0.95):5.1f} s  "
+                f"max {max(ages):5.1f} s"
+            )
+    finally:
+        subprocess.run(
+            [sys.executable, str(BIN / "scancel"), str(first)], env=env, capture_output=True
+        )
+        subprocess.run(
+            [sys.executable, str(BIN / "slurmsky"), "agent", "stop"], env=env, capture_output=True
+        )
+
+
 if __name__ == "__main__":
-    main()
+    under_load() if "--under-load" in sys.argv else main()

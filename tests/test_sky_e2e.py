@@ -152,6 +152,10 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
         )
     out, err = srun.communicate(timeout=300)
     assert (srun.returncode, out) == (3, "failing\n"), err
+    assert err.splitlines()[:2] == [
+        f"srun: job {fail} queued and waiting for resources",
+        f"srun: job {fail} has been allocated resources",
+    ], err
     assert seen[two][-2:] == ["R", "CD"], seen
     assert seen[fail][-1] == "F" and seen[long][-2:] in (["R", "CA"], ["CG", "CA"]), seen
     assert "R" in seen[long], seen
@@ -178,3 +182,151 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
         [f"{two}|COMPLETED|0:0", f"{fail}|FAILED|3:0", f"{long}|CANCELLED by {os.getuid()}|0:0"],
         key=lambda line: int(line.split("|")[0]),
     )
+
+
+LIVE = """#!/bin/bash
+#SBATCH -J live --open-mode=append
+for i in 1 2 3 4 5 6; do echo "line $i $(date +%s.%N)"; sleep 4; done
+echo to-err >&2
+"""
+ARRAY = """#!/bin/bash
+#SBATCH -J arr --array=0-1 -o arr-%A_%a.out
+echo "element $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID"
+"""
+CHDIR = """#!/bin/bash
+#SBATCH -J chdir
+pwd
+"""
+XLATE = """#!/bin/bash
+srun bash -c 'echo "$SLURM_JOB_ID ${SLURM_ARRAY_TASK_ID:-none} $SLURM_PROCID $SLURM_NNODES" \
+  > "$SLURMSKY_E2E_OUT/$NAME-${SLURM_ARRAY_TASK_ID:-x}-$SLURM_PROCID"'
+"""
+
+
+def _sky(stack: dict, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKY", "SLURM"))}
+    env.update(stack)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "sky"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, stack):
+    """On the real stack, as a user: doctor finds nothing wrong; a batch job's --output file
+    grows on this host while it runs (append mode keeps what was there) and ends holding
+    exactly what it wrote; array files keep %A_%a; -D to a path that is no local directory is
+    a chdir on the node; `slurmsky translate` output runs with `sky jobs launch` unchanged
+    (one node, two nodes with srun, an array as --num-jobs), and those jobs, launched beside
+    slurmsky, are in sacct."""
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
+    cluster.env = {k: v for k, v in cluster.env.items() if not k.startswith("SKY")}
+    cluster.env.update(stack)
+    doctor = cluster.run("slurmsky", "doctor", timeout=300)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "partition:   debug (default) -> slurm/peer/debug" in doctor.stdout.splitlines()
+
+    live = cluster.sbatch(cluster.script("live.sh", LIVE))
+    out = cluster.cwd / f"slurm-{live}.out"
+    out.write_text("kept\n")  # --open-mode=append: the job's output goes after this
+    arr = cluster.sbatch(cluster.script("arr.sh", ARRAY))
+    scratch = Path(f"/tmp/skye2e/scratch-{os.getpid()}")  # no local directory at submission
+    chdir = cluster.sbatch(
+        "-D", str(scratch), "-o", str(cluster.cwd / "chdir.out"), cluster.script("chdir.sh", CHDIR)
+    )
+    scratch.mkdir()
+    os.chown(scratch, *_skye2e_ids())
+
+    shared = Path(f"/tmp/skye2e/xlate-{os.getpid()}")  # where the translated jobs write
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    launched = []
+    for name, extra in (("one", []), ("two", ["-N", "2"]), ("arr", ["--array=1-9:4"])):
+        xl = cluster.run(
+            "slurmsky",
+            "translate",
+            cluster.script(f"x{name}.sh", XLATE),
+            *extra,
+            f"--export=ALL,NAME={name},SLURMSKY_E2E_OUT={shared}",
+        )
+        assert xl.returncode == 0, xl.stderr
+        (cluster.cwd / f"x{name}.yaml").write_text(xl.stdout)
+        num = ["--num-jobs", "3"] if name == "arr" else []
+        if num:
+            assert "# an array of 3: sky jobs launch --num-jobs 3 THIS_FILE" in xl.stdout
+        sl = _sky(stack, "jobs", "launch", "-y", "-d", *num, f"x{name}.yaml", cwd=cluster.cwd)
+        assert sl.returncode == 0, sl.stdout[-2000:] + sl.stderr[-2000:]
+        launched.append(name)
+
+    seen_growing, latencies = [], []
+    deadline = time.monotonic() + 900
+    try:
+        while time.monotonic() < deadline:
+            state = cluster.run("squeue", "-h", "-j", str(live), "-o", "%t").stdout.strip()
+            text = out.read_text() if out.exists() else ""
+            now = time.time()
+            lines = [line for line in text.splitlines() if line.startswith("line ")]
+            if state == "R" and 0 < len(lines) < 6:
+                seen_growing.append(len(lines))
+            for line in lines[len(latencies) :]:
+                latencies.append(now - float(line.split()[2]))
+            if state in ("", "CD", "F", "CA"):
+                break
+            time.sleep(0.5)
+        cluster.wait_for(
+            lambda: (
+                not cluster.jobs(
+                    "job_id < 1000000000 AND state IN ('PENDING','CONFIGURING','RUNNING','COMPLETING')"
+                )
+            ),
+            900,
+            "slurmsky's jobs to end",
+        )
+    finally:
+        cluster.run("scancel", str(live), str(arr), str(chdir))
+    print(f"live output: first seen after {[round(x, 1) for x in latencies]} s")
+    assert seen_growing, "the output file never grew while the job ran"
+    text = out.read_text()
+    assert text.startswith("kept\nline 1 ") and text.endswith("to-err\n"), text
+    assert [line.split()[:2] for line in text.splitlines()[1:7]] == [
+        ["line", str(i)] for i in range(1, 7)
+    ]
+    for index in (0, 1):
+        assert (cluster.cwd / f"arr-{arr}_{index}.out").read_text() == f"element {index} of {arr}\n"
+    assert (cluster.cwd / "chdir.out").read_text() == f"{scratch}\n"
+
+    def foreign_done():
+        rows = cluster.run(
+            "sacct", "-n", "-X", "-P", "-o", "JobID,JobName,State", "-S", "now-1hour"
+        ).stdout.splitlines()
+        mine = [r.split("|") for r in rows if r.split("|")[1] in ("xone.sh", "xtwo.sh", "xarr.sh")]
+        return len(mine) == 5 and all(r[2] not in ("PENDING", "RUNNING") for r in mine) and mine
+
+    rows = cluster.wait_for(foreign_done, 900, "the translated jobs in sacct")
+    assert sorted(r[2] for r in rows) == ["COMPLETED"] * 5, rows
+    ids = {r[1]: [] for r in rows}
+    for r in rows:
+        ids[r[1]].append(int(r[0]) - 1_000_000_000)
+    got = {p.name: p.read_text().split() for p in shared.iterdir()}
+    (one,) = ids["xone.sh"]
+    (two,) = ids["xtwo.sh"]
+    first = min(ids["xarr.sh"])
+    assert got == {
+        "one-x-0": [str(one), "none", "0", "1"],
+        "two-x-0": [str(two), "none", "0", "2"],
+        "two-x-1": [str(two), "none", "1", "2"],
+        "arr-1-0": [str(first), "1", "0", "1"],
+        "arr-5-0": [str(first + 1), "5", "0", "1"],
+        "arr-9-0": [str(first + 2), "9", "0", "1"],
+    }, got
+
+
+def _skye2e_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("skye2e")
+    return entry.pw_uid, entry.pw_gid

@@ -379,7 +379,7 @@ def test_every_managed_job_reaches_sacct_and_the_agent_then_exits(sky, server):
     sync_file = Path(sky.env["SLURMSKY_HOME"], "sky-sync.json")
     assert sky.run("squeue").returncode == 0  # wakes the agent: its first, full query
     sky.wait_for(
-        lambda: sync_file.exists() and json.loads(sync_file.read_text())["ok"], 120, "a sync"
+        lambda: sync_file.exists() and json.loads(sync_file.read_text())["ok"], 300, "a sync"
     )
     ids = server.sdk(
         "ids = [sky.get(sky.jobs.launch(sky.Task(name=f'quick{i}', run='echo hi')))[0][0] "
@@ -404,7 +404,7 @@ def test_every_managed_job_reaches_sacct_and_the_agent_then_exits(sky, server):
     quiet = time.monotonic()  # no reader from here on
     sky.wait_for(
         lambda: not Path(f"/proc/{agent}").exists(),
-        READERS_IDLE + IDLE_EXIT + 60,
+        READERS_IDLE + 2 * IDLE_EXIT + 30,
         "the agent to exit",
     )
     assert time.monotonic() - quiet > READERS_IDLE  # readers kept it for that long

@@ -136,6 +136,12 @@ def test_log_markers_rebuild_the_output_files(tmp_path):
     again = LogReader(_job(tmp_path, "out", "err"), append=True)
     again.write(line("s", 0, b"") + line("o", 0, b"more\n"))
     assert (tmp_path / "out").read_bytes() == b"hello world\nmore\n"
+    # a live read broke off; the log is read again from its start: nothing twice
+    again.rewind().write(line("s", 0, b"") + line("o", 0, b"more\n") + line("o", 5, b"again\n"))
+    assert (tmp_path / "out").read_bytes() == b"hello world\nmore\nagain\n"
+    again.rewind().write(line("s", 0, b"") + line("o", 0, b"more\nagain\n") + line("s", 0, b""))
+    again.write(line("o", 0, b"requeued\n"))  # a second start: after what the files hold
+    assert (tmp_path / "out").read_bytes() == b"hello world\nmore\nagain\nrequeued\n"
 
 
 def test_run_command_on_a_local_node(tmp_path):
@@ -239,6 +245,51 @@ def test_chdir_to_a_cluster_path_runs_there_and_a_local_one_is_uploaded(tmp_path
     assert test_only.stderr.splitlines()[1] == (
         "# workdir /no/such/scratch: not a local directory; the job changes to it on the node"
     ), test_only.stderr
+
+
+def test_translate_output_runs_as_a_num_jobs_batch(tmp_path):
+    """`slurmsky translate` of an array, launched with `sky jobs launch --num-jobs 3` as its
+    first lines say: each managed job (SKYPILOT_MANAGED_JOB_ID, SKYPILOT_JOB_RANK) runs its
+    own element, with SkyPilot's ids standing in for the Slurm ids it never got."""
+    import yaml
+
+    (tmp_path / "arr.sh").write_text(
+        "#!/bin/bash\n#SBATCH --array=1-9:4\n"
+        "echo $SLURM_JOB_ID $SLURM_ARRAY_JOB_ID $SLURM_ARRAY_TASK_ID $SLURM_ARRAY_TASK_COUNT\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bin" / "slurmsky"), "translate", "arr.sh"],
+        cwd=tmp_path,
+        env=dict(os.environ, SLURMSKY_CONFIG=str(tmp_path / "none.yaml")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1] == "# an array of 3: sky jobs launch --num-jobs 3 THIS_FILE"
+    task = yaml.safe_load(out.stdout)
+    assert len(task["secrets"]["SLURMSKY_STEP_SECRET"]) == 64
+    home = tmp_path / "nodehome"
+    (home / ".slurmsky" / "runtime").mkdir(parents=True)
+    (home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
+    for rank, sky_id in enumerate((20, 21, 22)):
+        run = subprocess.run(
+            ["bash", "-c", task["run"]],
+            cwd=tmp_path,
+            env={
+                "HOME": str(home),
+                "PATH": os.environ["PATH"],
+                "SKYPILOT_MANAGED_JOB_ID": str(sky_id),
+                "SKYPILOT_JOB_RANK": str(rank),
+                "SKYPILOT_TASK_ID": f"t-{sky_id}",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+    for rank, index in enumerate((1, 5, 9)):
+        assert (tmp_path / f"slurm-20_{index}.out").read_text() == f"{20 + rank} 20 {index} 3\n"
 
 
 def test_translated_tasks_pass_skypilots_validation(tmp_path):

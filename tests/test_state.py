@@ -153,6 +153,10 @@ def test_needs_agent_only_for_jobs_that_can_progress(conn):
     assert state.needs_agent(conn)
     state.update_job(conn, 2, state="RUNNING", reason="None")
     assert state.needs_agent(conn)
+    executor = conn.execute("SELECT executor FROM jobs WHERE job_id = 2").fetchone()[0]
+    # a job running in an outside queue the backend follows: the backend judges it
+    assert not state.needs_agent(conn, (executor,))
+    assert state.needs_agent(conn, ("another",))
 
 
 def test_schema_1_gains_max_nodes(tmp_path, monkeypatch):

@@ -65,10 +65,12 @@ def revive(conn) -> None:
 
 def needed(conn) -> bool:
     """Whether some job can progress without a command (core.state.needs_agent), or a backend
-    follows jobs in an outside queue; with none, the agent may exit."""
+    follows jobs in an outside queue (it alone judges its started jobs: another user's
+    SkyPilot job running for days needs no agent); with none, the agent may exit."""
     from slurmsky import backends
 
-    return state.needs_agent(conn) or any(b.needs_agent(conn) for b in backends.every())
+    followed = tuple(b.name for b in backends.with_capability(backends.QUEUE_SYNC))
+    return state.needs_agent(conn, followed) or any(b.needs_agent(conn) for b in backends.every())
 
 
 def _nudge() -> bool:

@@ -899,15 +899,17 @@ def set_pending_alike(
         return conn.execute(sql, (*args, *_rest_args(head), now, head.job_id, *cond)).rowcount
 
 
-def needs_agent(conn: sqlite3.Connection) -> bool:
+def needs_agent(conn: sqlite3.Connection, followed: tuple[str, ...] = ()) -> bool:
     """Whether some job can progress without a command: started, or pending for a reason
-    time or other jobs will change (a backend may follow more: Backend.needs_agent)."""
+    time or other jobs will change. Started jobs of the `followed` executors (an outside
+    queue's) are left to their backend's judgement (Backend.needs_agent)."""
+    skip = f" AND executor NOT IN ({', '.join('?' * len(followed))})" if followed else ""
     sql = (
-        f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(STARTED_STATES))}) "
+        f"SELECT 1 FROM jobs WHERE (state IN ({', '.join('?' * len(STARTED_STATES))}){skip}) "
         f"OR (state = 'PENDING' AND reason IN ({', '.join('?' * len(AGENT_REASONS))})) "
         "LIMIT 1"
     )
-    args = STARTED_STATES + AGENT_REASONS
+    args = STARTED_STATES + tuple(followed) + AGENT_REASONS
     return conn.execute(sql, args).fetchone() is not None
 
 

@@ -149,14 +149,25 @@ class Job:
         self.names = list(spec["node_names"] or self.ips)  # node 0 settles them: settle_names
         self.skypilot_gpus = int(environ.get("SKYPILOT_NUM_GPUS_PER_NODE") or 0)
         array = spec["array"]
+        # A task launched as `slurmsky translate` printed it has no Slurm ids: SkyPilot's
+        # managed job id stands in (a num_jobs batch has consecutive ids, rank order).
+        sky_id = int(environ.get("SKYPILOT_MANAGED_JOB_ID") or 0)
         if array:
             element = int(environ.get("SKYPILOT_JOB_RANK") or 0)
-            self.array_job_id = array["job_id"]
+            if element >= len(array["indices"]):
+                raise SpecError(
+                    "SKYPILOT_JOB_RANK %d: the array has %d elements"
+                    % (element, len(array["indices"]))
+                )
             self.array_task_id = array["indices"][element]
-            self.job_id = array["job_ids"][element] if array.get("job_ids") else spec["job_id"]
+            if array.get("job_ids"):
+                self.job_id = array["job_ids"][element]
+            else:
+                self.job_id = spec["job_id"] if spec["job_id"] is not None else sky_id
+            self.array_job_id = array["job_id"] if array["job_id"] is not None else sky_id - element
         else:
             self.array_job_id = self.array_task_id = None
-            self.job_id = spec["job_id"]
+            self.job_id = spec["job_id"] if spec["job_id"] is not None else sky_id
         self.workdir = spec["workdir"] or os.getcwd()
         self.kill_wait = spec["kill_wait"]
 

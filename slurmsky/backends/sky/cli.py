@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 
 import click
 
 from slurmsky.config import dump_yaml
 from slurmsky.errors import SlurmError
+from slurmsky.runtime.spec import SECRET_VAR
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -26,7 +28,8 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
 
     ARGS: SCRIPT [sbatch options] [-- script args], or sbatch's own order
     ([sbatch options] SCRIPT [script args]). Warnings go to stderr. The YAML runs as is
-    with `sky jobs launch`.
+    with `sky jobs launch` (an array: with `--num-jobs N`, as its first lines say); its
+    `secrets` holds a fresh key for the job's step channel.
     """
     from slurmsky.backends.sky.task import translate as to_sky
     from slurmsky.config import load_config
@@ -50,10 +53,17 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
 
     for line in req.warnings + result.warnings + tuple(workdir_lines(req.workdir)):
         sys.stderr.write(line + "\n")
+    task = dict(result.task, secrets={SECRET_VAR: secrets.token_hex(32)})  # the step channel's
+    notes = []
+    if req.array is not None:  # one launch of N managed jobs; the runtime maps rank -> index
+        count = len(req.array.indices)
+        notes.append(f"an array of {count}: sky jobs launch --num-jobs {count} THIS_FILE")
     if fmt == "json":
-        click.echo(json.dumps(result.task, indent=2))
+        for note in notes:
+            sys.stderr.write(f"slurmsky translate: {note}\n")
+        click.echo(json.dumps(task, indent=2))
     else:
-        click.echo(dump_yaml(result.task), nl=False)
+        click.echo("".join(f"# {note}\n" for note in notes) + dump_yaml(task), nl=False)
 
 
 @click.group("sky-server")

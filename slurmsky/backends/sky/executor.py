@@ -48,6 +48,7 @@ from slurmsky.runtime.spec import SECRET_VAR
 log = logging.getLogger("slurmsky.core.daemon")
 
 THREADS = 4
+TAILS = 64  # live log reads at once (one per running job; each holds a thread)
 QUEUE_FIELDS = [
     "job_id",
     "task_id",
@@ -149,6 +150,13 @@ class LogReader:
         self.base = {"o": 0, "e": 0}
         self.result: dict | None = None
         self.partial = ""
+        self.starts = self.applied = 0  # start markers seen in this read, and ever applied
+
+    def rewind(self) -> LogReader:
+        """For a new read of the same log from its start: starts already applied are not
+        applied again (an appending job's files would get its output twice)."""
+        self.partial, self.starts = "", 0
+        return self
 
     def write(self, text: str) -> int:
         lines = (self.partial + text).split("\n")
@@ -167,6 +175,10 @@ class LogReader:
             self.result = json.loads(data) if data else {}
             return
         if kind == "s":  # the job (re)started: files start afresh, or after what they hold
+            self.starts += 1
+            if self.starts <= self.applied:
+                return
+            self.applied += 1
             for stream, path in self.paths.items():
                 if path:
                     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -202,6 +214,8 @@ class SkyExecutor:
         self.launches: dict[str, Future] = {}  # launch token -> future of the SkyPilot ids
         self.groups: dict[int, str] = {}  # array submission -> token of its num_jobs launch
         self.readers: dict[int, Future] = {}  # job id -> future of its LogReader
+        self.logs: dict[int, LogReader] = {}  # job id -> its reader, across reads
+        self.tails = ThreadPoolExecutor(TAILS, thread_name_prefix="sky-log")  # live reads
         self.log_failures: dict[int, int] = {}
         self.ended: dict[int, dict] = {}  # job id -> SkyPilot's final record, until recorded
         self.user_hash: str | None = None
@@ -244,6 +258,7 @@ class SkyExecutor:
             job.job_id,
             where_state=("CONFIGURING",),
             state="PENDING",
+            reason="Resources",  # SkyPilot finds them (srun: `queued and waiting for resources`)
             start_time=None,
             nodelist=None,
             batch_host=None,
@@ -554,8 +569,8 @@ class SkyExecutor:
             if rec.get("start_at") and job.job_id not in self.readers:
                 self._read_log(job, follow=False)
             return False
-        if not job.batch and job.job_id not in self.readers:
-            self._read_log(job, follow=True)  # srun/salloc: output as it comes
+        if rec["status"] not in skysync.PENDING_THERE:
+            self._live(job)
         if job.kill_action:
             return False  # COMPLETING until SkyPilot has cancelled it
         fields = skysync.active_fields(rec, job, now)
@@ -564,10 +579,31 @@ class SkyExecutor:
             self.db, job.job_id, where_state=ACTIVE_STATES, **fields
         )
 
+    def _live(self, job: JobRecord) -> None:
+        """Follow a started job's log into its files as it is written (tail -f works on the
+        submit host). A read that ended while SkyPilot still runs the job (a recovery on
+        new nodes) starts again; one that failed, LOG_ATTEMPTS times."""
+        reader = self.readers.get(job.job_id)
+        if reader is not None:
+            if not reader.done():
+                return
+            if reader.exception() is not None:
+                tries = self.log_failures[job.job_id] = self.log_failures.get(job.job_id, 0) + 1
+                log.warning("job %s: following its log failed: %s", job.job_id, reader.exception())
+                if tries >= LOG_ATTEMPTS:
+                    return
+        self._read_log(job, follow=True)
+
     def _read_log(self, job: JobRecord, *, follow: bool) -> None:
-        spec = state.get_spec(self.db, job.submission)[0]
-        reader = LogReader(job, append=spec.get("open_mode") == "append")
-        self.readers[job.job_id] = self._background(_tail, _ref(job)["sky_job_id"], follow, reader)
+        if job.job_id not in self.logs:
+            spec = state.get_spec(self.db, job.submission)[0]
+            self.logs[job.job_id] = LogReader(job, append=spec.get("open_mode") == "append")
+        reader = self.logs[job.job_id].rewind()
+        sky_id = _ref(job)["sky_job_id"]
+        pool = self.tails if follow else self.pool
+        future = pool.submit(_tail, sky_id, follow, reader)
+        future.add_done_callback(lambda _: _nudge_agent())
+        self.readers[job.job_id] = future
 
     def _finish(self, now: float) -> bool:
         """Record the end of jobs SkyPilot finished, once their log (if any) is read."""
@@ -596,6 +632,7 @@ class SkyExecutor:
             job = state.get_job(self.db, job_id)
             del self.ended[job_id]
             self.readers.pop(job_id, None)
+            self.logs.pop(job_id, None)
             self.log_failures.pop(job_id, None)
             if job is None or job.finished:
                 continue

@@ -43,6 +43,7 @@ ACTIVE = {
     "WINDING_DOWN": "COMPLETING",
     "CANCELLING": "COMPLETING",
 }
+PENDING_THERE = ("PENDING", "SUBMITTED", "STARTING")  # no log to follow yet
 # ... and for finished ones; those in SHOW_REASON carry SkyPilot's failure_reason as Reason.
 FINAL = {
     "SUCCEEDED": "COMPLETED",
