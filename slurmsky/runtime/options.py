@@ -101,7 +101,14 @@ _IGN_HW = "CPU/socket layout; SkyPilot picks instance types"
 OPTIONS: tuple[Option, ...] = (
     # --- what runs, where, how it is named -------------------------------------------
     _o("job-name", "J", REQUIRED, SUPPORTED, "job name (SkyPilot task name)", env="SBATCH_JOB_NAME", step=SUPPORTED),
-    _o("chdir", "D", REQUIRED, MAPPED, "working directory; SkyPilot workdir", step=SUPPORTED),
+    _o(
+        "chdir",
+        "D",
+        REQUIRED,
+        MAPPED,
+        "working directory; SkyPilot workdir if local, else a chdir on the node",
+        step=SUPPORTED,
+    ),
     _o("wrap", None, REQUIRED, SUPPORTED, "run the command in a generated /bin/sh script", SB),
     _o("output", "o", REQUIRED, SUPPORTED, "stdout file pattern (%j %x %A %a %N %n %t %u %%)",
        SB_SR, env="SBATCH_OUTPUT", step=SUPPORTED),
