@@ -210,3 +210,28 @@ def test_srun_ctrl_c_while_pending_revokes_the_allocation(cluster):
     assert (out, proc.returncode) == (cap.stdout, cap.exit)
     assert err.replace(f" {job_id}", " 1441").replace(f"={job_id}", "=1441") == cap.stderr
     assert cluster.job(job_id)[1] == "CANCELLED"
+
+
+def test_srun_interrupted_early_never_shows_a_traceback(cluster):
+    """20 srun, each sent SIGINT, SIGTERM or SIGHUP in its first 0.4 s (while it starts,
+    stores its allocation, waits for it, starts the step): no traceback, and no allocation
+    is left behind (each ends: revoked, or its step ran or was aborted)."""
+    seed = int(os.environ.get("SLURMSKY_SIGNAL_SEED") or random.randrange(1 << 30))
+    rng = random.Random(seed)
+    for _ in range(20):
+        proc = subprocess.Popen(
+            [str(BIN / "srun"), "-n2", "sleep", "1"],
+            cwd=cluster.cwd,
+            env=cluster.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(rng.uniform(0, 0.4))
+        proc.send_signal(rng.choice(SIGNALS))
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, (seed, err)
+    active = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING")
+    cluster.wait_for(
+        lambda: not [j for j in cluster.jobs() if j[1] in active], 60, "every allocation ended"
+    )
