@@ -74,19 +74,22 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     problem = None if batch or req.test_only else backend.unreachable()
     if problem:  # srun and salloc wait for their allocation: refuse one that cannot come
         raise SlurmError(f"Unable to allocate resources: {problem}")
-    part_name, part = partition_of(req, cfg)
+    try:
+        part_name, part = partition_of(req, cfg)
+    except SlurmError as exc:
+        raise _test_only_error(exc.lines[:-1], exc.lines[-1]) if req.test_only else exc
     req = with_default_memory(req, cfg, part)
     max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
     req = _spread(req, backend, part)
-    lay = layout(req, backend.max_nodes(part))
+    lay = _exclusive(req, layout(req, backend.max_nodes(part)), backend, part)
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
     refused = _too_few_nodes(req, lay) or backend.refusal(lay, part)
+    if refused and req.hold and not req.test_only and not _too_few_nodes(req, lay):
+        refused = None  # Slurm holds it; it can never be placed, so it pends when released
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
     if req.test_only and (refused or lay.num_nodes > backend.max_nodes(part)):
-        raise SlurmError(
-            "allocation failure: Requested node configuration is not available", bare=True
-        )
+        raise _test_only_error([], "Requested node configuration is not available")
     ids = element_ids(first, len(indices)) if req.array else [first]
     if req.dependency is not None:
         from slurmsky.core import deps
@@ -159,6 +162,17 @@ _MAX_BYTES = {
 }
 
 
+def _test_only_error(details: list[str], last: str) -> SlurmError:
+    """--test-only's refusal, as Slurm's will_run answers it: the submission's detail
+    lines (a node-size reason) are not printed, the reason follows `allocation failure:`
+    (`sbatch: error: invalid partition specified: x` stays, before it)."""
+    reason = last.split("Batch job submission failed: ", 1)[-1]
+    keep = [line for line in details if line.startswith("invalid partition")]
+    return SlurmError(
+        *(f"{{prog}}: error: {line}" for line in keep), f"allocation failure: {reason}", bare=True
+    )
+
+
 def _invalid(req: JobRequest) -> str | None:
     """Why slurmctld refuses a job description before it takes an id, if it does."""
     for key, limit in _MAX_BYTES.items():
@@ -183,6 +197,20 @@ def _spread(req: JobRequest, backend: Backend, part: dict) -> JobRequest:
         return req
     count = -(-req.ntasks // per_node)
     return req.replace(nodes=(count, count))
+
+
+def _exclusive(req: JobRequest, lay: Layout, backend: Backend, part: dict) -> Layout:
+    """--exclusive: every CPU of the job's nodes is the job's (SLURM_CPUS_ON_NODE and
+    SLURM_JOB_CPUS_PER_NODE show them); without --ntasks the job has a task per CPU
+    (SLURM_TASKS_PER_NODE), as Slurm 22.05 allocates."""
+    node_cpus = backend.node_cpus(part)
+    if req.exclusive != "exclusive" or node_cpus is None:
+        return lay
+    tasks = lay.tasks_per_node
+    if req.ntasks is None and req.ntasks_per_node is None:
+        tasks = (max(1, node_cpus // (req.cpus_per_task or 1)),) * lay.num_nodes
+    cpus = tuple(max(c, node_cpus) for c in lay.cpus_per_node)
+    return lay.replace(tasks_per_node=tasks, cpus_per_node=cpus)
 
 
 def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:

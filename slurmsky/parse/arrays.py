@@ -8,10 +8,13 @@ from slurmsky.record import Record
 
 
 class ArraySpec(Record):
-    """``--array``: sorted unique indices and the ``%N`` throttle (None = none)."""
+    """``--array``: sorted unique indices, the ``%N`` throttle (None = none), and the step
+    jobs see as SLURM_ARRAY_TASK_STEP: the first item's ``:N`` (``0-10:5,20`` gives 5,
+    ``1,6,7,12`` gives 1, as on Slurm 22.05)."""
 
     indices: tuple[int, ...]
     throttle: int | None
+    step: int = 1
 
 
 def _array_item(item: str, max_array_size: int) -> range:
@@ -45,13 +48,18 @@ def parse_array(text: str, opt: str, *, max_array_size: int = MAX_ARRAY_SIZE) ->
     """``1-100``, ``1-100:2``, ``1,5,7``, ``0-999%10``, ``1,3,10-12``. Indices must
     be below MaxArraySize; the controller checks, so errors are submission failures."""
     indices: set[int] = set()
+    steps = []
     try:
         for item in filter(None, text.split(",")):
-            indices.update(_array_item(item, max_array_size))
+            items = _array_item(item, max_array_size)
+            indices.update(items)
+            steps.append(items.step)
     except ValueError:
         raise rejected("Invalid job array specification") from None
     if not indices:
         raise rejected("Invalid job array specification")
     percent = text.find("%")
     throttle = strtol(text, percent + 1)[0] if percent >= 0 else None
-    return ArraySpec(tuple(sorted(indices)), throttle if throttle and throttle > 0 else None)
+    return ArraySpec(
+        tuple(sorted(indices)), throttle if throttle and throttle > 0 else None, steps[0]
+    )

@@ -106,3 +106,23 @@ def format_dependency(
             text += "+%d" % item.minutes if item.minutes else ""
         shown.append("%s(%s)" % (text, word(item)))
     return ("?" if dependency.any_of else ",").join(shown) or "(null)"
+
+
+def dependency_text(dependency: Dependency) -> str:
+    """The dependency as the job sees it in SLURM_JOB_DEPENDENCY: as written, the ids of
+    one kind joined by ``:`` (``afterok:12:13,afterany:14_1``, ``singleton``)."""
+    groups: list[list[str]] = []
+    last = None
+    for item in dependency.items:
+        if item.kind == "singleton":
+            groups.append(["singleton"])
+            last = None
+            continue
+        target = "%d" % (item.job_id or 0) + ("_" + item.task if item.task else "")
+        target += "+%d" % item.minutes if item.minutes else ""
+        if item.kind == last:
+            groups[-1].append(target)
+        else:
+            groups.append([item.kind, target])
+        last = item.kind
+    return ("?" if dependency.any_of else ",").join(":".join(g) for g in groups)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from slurmsky.config import Config
+from slurmsky.parse.dependency import dependency_text
 from slurmsky.parse.request import JobRequest
 from slurmsky.plan.layout import Layout
 
@@ -29,6 +30,7 @@ def runtime_spec(
             "indices": list(req.array.indices),
             "job_ids": array_job_ids,
             "throttle": req.array.throttle,
+            "step": req.array.step,
         }
     default_out = "slurm-%A_%a.out" if array else "slurm-%j.out"
     return {
@@ -98,6 +100,8 @@ def _extra_env(req: JobRequest) -> dict:
     if req.export is not None and req.command != "srun":  # srun's --export is its tasks' only
         extra["SLURM_EXPORT_ENV"] = req.submit_env.get("SBATCH_EXPORT") or _export_text(req.export)
         extra["SLURM_GET_USER_ENV"] = "1"
+    if req.dependency is not None and req.dependency.items and req.command != "srun":
+        extra["SLURM_JOB_DEPENDENCY"] = dependency_text(req.dependency)
     return extra
 
 

@@ -106,7 +106,8 @@ def batch_env(job, node_environ, bin_dir):
     if srun_made:
         pass
     elif spec["mem_per_node"] is not None:
-        optional["SLURM_MEM_PER_NODE"] = spec["mem_per_node"]
+        if spec["mem_per_node"]:  # --mem=0 (the whole node) sets neither, as Slurm 22.05
+            optional["SLURM_MEM_PER_NODE"] = spec["mem_per_node"]
     elif spec["mem_per_gpu"] is None:
         optional["SLURM_MEM_PER_CPU"] = spec["mem_per_cpu"]
     env.update({k: str(v) for k, v in optional.items() if v is not None})
@@ -147,8 +148,7 @@ def _array_env(job):
     if job.array_task_id is None:
         return {}
     indices = sorted(job.spec["array"]["indices"])
-    # Slurm's step for a mixed list is its first stride: 0-10:5,20 gives 5 (array-step-and-list)
-    step = indices[1] - indices[0] if len(indices) > 1 else 1
+    step = job.spec["array"].get("step", 1)  # the spec's first ":N" (array-step-and-list)
     return {
         "SLURM_ARRAY_JOB_ID": str(job.array_job_id),
         "SLURM_ARRAY_TASK_ID": str(job.array_task_id),

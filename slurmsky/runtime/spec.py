@@ -41,7 +41,8 @@ optional may be missing, and ``null`` always means "not given")::
      "login_environment": bool,      # optional, read by the local executor, not here: it
                                      # puts the user's login environment under "environment"
      "node_names": [str]|null,       # optional; null: the node IPs are the names
-     "array": null | {"job_id": int, "indices": [int], "job_ids": [int], "throttle": int|null},
+     "array": null | {"job_id": int, "indices": [int], "job_ids": [int], "throttle": int|null,
+                      "step": int},   # step: SLURM_ARRAY_TASK_STEP
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
      "startup_timeout": int|null}    # optional (300): seconds node 0 waits for every agent
 

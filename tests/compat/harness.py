@@ -915,8 +915,15 @@ def read_expected(case: Case, directory: Path = EXPECTED_DIR) -> tuple[str, int]
     return "".join(body), digits
 
 
-def run_one(case: Case, peer: PeerSide | None, sky: Side, peer_digits: int = 4) -> Outcome:
-    """Run a case on slurmsky (and on the peer when given: both at once) and compare."""
+def run_one(
+    case: Case,
+    peer: PeerSide | None,
+    sky: Side,
+    peer_digits: int = 4,
+    expected_dir: Path = EXPECTED_DIR,
+) -> Outcome:
+    """Run a case on slurmsky (and on the peer when given: both at once) and compare with
+    the live answer, or with the stored one in expected_dir."""
     t0 = time.monotonic()
     if peer is not None:
         box: dict = {}
@@ -946,13 +953,13 @@ def run_one(case: Case, peer: PeerSide | None, sky: Side, peer_digits: int = 4) 
         ref_text, ref_name, reference = render(case, box["r"]), "real Slurm", "live"
         note = ""
         timing = f"real Slurm {box.get('t', 0):.1f}s, slurmsky {t_sky:.1f}s"
-        stored = read_expected(case)
+        stored = read_expected(case, expected_dir)
         if stored is None:
             note = "no stored expectation (run tests/compat/regenerate.py)"
         elif stored[0] != ref_text:
             note = "the stored expectation differs from the live peer (regenerate?)"
     else:
-        stored = read_expected(case)
+        stored = read_expected(case, expected_dir)
         if stored is None:
             return Outcome(
                 case,

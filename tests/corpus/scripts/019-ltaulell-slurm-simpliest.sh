@@ -1,0 +1,7 @@
+#!/bin/bash
+# corpus: https://github.com/ltaulell/submission_scripts/blob/47a881842e6b6220a01b179c16a0e5930276fd85/Slurm/simpliest.sh
+# The shebang and the #SBATCH lines of its header as written there; the body is ours.
+#SBATCH --job-name=test
+#SBATCH --ntasks=1
+
+echo "running $SLURM_JOB_NAME"

@@ -1,0 +1,12 @@
+#!/bin/bash
+# corpus: https://github.com/ltaulell/submission_scripts/blob/47a881842e6b6220a01b179c16a0e5930276fd85/Slurm/with_ENV.sh
+# The shebang and the #SBATCH lines of its header as written there; the body is ours.
+#SBATCH --job-name=test
+#SBATCH --partition=Lake-short
+#SBATCH --cpus-per-task=1           # one CPU
+#SBATCH --ntasks=1
+#SBATCH --mem=2G                    # 2GiB mem overall
+#SBATCH --time=0-00:10:00           # day-hours:minutes:seconds
+#SBATCH --export=ALL                # export all $ENV variables to compute node
+
+echo "running $SLURM_JOB_NAME"

@@ -1,0 +1,10 @@
+#!/bin/bash
+# corpus: https://github.com/mila-iqia/mila-docs/blob/12229ef44970bc65d1f878217e1953bcb946af6e/docs/examples/frameworks/flash_attn_setup/build_from_source/job.sh
+# The shebang and the #SBATCH lines of its header as written there; the body is ours.
+#SBATCH --ntasks=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --cpus-per-task=4
+#SBATCH --mem=128G
+#SBATCH --time=03:00:00
+
+echo "running $SLURM_JOB_NAME"
