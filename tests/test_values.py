@@ -328,8 +328,18 @@ def test_gpus_invalid(text):
     ],
 )
 def test_array(text, indices, throttle, shown):
-    assert parse_array(text, "--array") == ArraySpec(indices, throttle)
+    spec = parse_array(text, "--array")
+    assert (spec.indices, spec.throttle) == (indices, throttle)
     assert format_array(indices, throttle) == shown
+
+
+@pytest.mark.parametrize(
+    "text,step",
+    [("1,6,7,12", 1), ("3,5-9", 1), ("0-10:5,20", 5), ("0-4:2,5", 2), ("1-7:2%2", 2), ("4", 1)],
+)
+def test_array_step_is_the_first_items_stride(text, step):
+    """SLURM_ARRAY_TASK_STEP as the peer set it for each of these specs."""
+    assert parse_array(text, "--array").step == step
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,7 @@ def step_argv(req: JobRequest) -> list[str]:
         (req.label, "--label"),
         (req.unbuffered, "--unbuffered"),
         (req.multi_prog, "--multi-prog"),
+        (req.exclusive is not None, "--exact"),  # an --exclusive step has its CPUs only
         (req.quiet, "--quiet"),
         (req.kill_on_bad_exit not in (None, "0"), "--kill-on-bad-exit"),
     ):

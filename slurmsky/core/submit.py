@@ -84,7 +84,10 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     lay = _exclusive(req, layout(req, backend.max_nodes(part)), backend, part)
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
-    refused = _too_few_nodes(req, lay) or backend.refusal(lay, part)
+    # --mem-per-gpu is placed (the job's memory per node) but, as in Slurm, not checked
+    # against the nodes at submission: a job that can never fit pends
+    checked = lay if req.mem_per_gpu is None else lay.replace(mem_per_node=None)
+    refused = _too_few_nodes(req, lay) or backend.refusal(checked, part)
     if refused and req.hold and not req.test_only and not _too_few_nodes(req, lay):
         refused = None  # Slurm holds it; it can never be placed, so it pends when released
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
@@ -310,7 +313,10 @@ def _row(
         mem_per_node=req.mem,
         mem_per_cpu=req.mem_per_cpu,
         gpus_per_node=lay.gpus_per_node,
-        gres=",".join(f"{g.name}:{g.count}" for g in req.gres) or None,
+        gres=",".join(
+            ":".join(str(p) for p in (g.name, g.type, g.count) if p is not None) for g in req.gres
+        )
+        or None,
         time_limit=req.time,
         dependency_spec=dep,
         dependency=deps.describe_unmet(dep) if dep else None,

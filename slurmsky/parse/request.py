@@ -258,7 +258,20 @@ def _finish(
                 "--gpus or -n/--ntasks is not allowed.",
                 "Invalid generic resource (gres) specification",
             )
+    if fields.get("cpus_per_gpu") is not None and fields.get("cpus_per_task") is not None:
+        raise SlurmError(
+            "--cpus-per-gpu is mutually exclusive with --cpus-per-task",
+            "Invalid generic resource (gres) specification",
+        )
     warnings = ignored_warnings(command, Parsed(given=given))
+    nodes, ntasks = fields.get("nodes"), fields.get("ntasks")
+    if command != "srun" and nodes and ntasks is not None and ntasks < nodes[0]:
+        warnings.insert(
+            0,
+            f"{command}: Warning: can't run {ntasks} processes on {nodes[0]} nodes, "
+            f"setting nnodes to {ntasks}",
+        )
+        fields["nodes"] = (ntasks, min(nodes[1], ntasks) if nodes[1] else ntasks)
     job_name = fields.pop("job_name", None) or default_name
     return JobRequest(
         command=command,

@@ -67,6 +67,7 @@ def runtime_spec(
         "gres": ",".join(_gres_text(g) for g in req.gres) or None,
         "cpus_per_gpu": req.cpus_per_gpu,
         "mem_per_gpu": req.mem_per_gpu,
+        "exclusive": req.exclusive is not None,
         "time_limit": req.time * 60 if req.time is not None and req.time > 0 else None,
         "kill_wait": cfg.kill_wait,
         "acct_gather_frequency": cfg.acct_gather_frequency,
@@ -97,7 +98,13 @@ def _gres_text(g) -> str:
 
 def _extra_env(req: JobRequest) -> dict:
     extra = {}
-    if req.export is not None and req.command != "srun":  # srun's --export is its tasks' only
+    # srun's --export is its tasks' only; a plain --export=ALL is the default, unmarked
+    plain = (
+        req.export is not None
+        and req.export.mode == "ALL"
+        and not (req.export.names or req.export.assignments)
+    )
+    if req.export is not None and req.command != "srun" and not plain:
         extra["SLURM_EXPORT_ENV"] = req.submit_env.get("SBATCH_EXPORT") or _export_text(req.export)
         extra["SLURM_GET_USER_ENV"] = "1"
     if req.dependency is not None and req.dependency.items and req.command != "srun":

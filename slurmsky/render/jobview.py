@@ -142,6 +142,15 @@ class Job:
         return None
 
     @property
+    def gpu_count(self) -> int:
+        """The job's GPUs in all (its gres per node times its nodes)."""
+        gres = self.gres
+        if not gres:
+            return 0
+        count = gres.rsplit(":", 1)[-1]
+        return (int(count) if count.isdigit() else 1) * self.rec.num_nodes
+
+    @property
     def tres_per_node(self) -> str:
         gres = self.gres
         return f"gres:{gres}" if gres else "N/A"
@@ -218,14 +227,11 @@ def collapse(
     return jobs
 
 
-def tres(job: Job) -> str:
+def tres(job: Job, mem: str | None = None) -> str:
+    """The job's TRES string (``mem`` as the caller formats it, else squeue's units)."""
     rec = job.rec
-    text = (
-        f"cpu={rec.num_cpus},mem={format_mem(job.total_mem)},node={rec.num_nodes},"
-        f"billing={rec.num_cpus}"
-    )
-    gres = job.gres
-    if gres:
-        count = gres.rsplit(":", 1)[-1]
-        text += f",gres/gpu={int(count) * rec.num_nodes if count.isdigit() else rec.num_nodes}"
+    mem = format_mem(job.total_mem) if mem is None else mem
+    text = f"cpu={rec.num_cpus},mem={mem},node={rec.num_nodes},billing={rec.num_cpus}"
+    if job.gres:
+        text += f",gres/gpu={job.gpu_count}"
     return text

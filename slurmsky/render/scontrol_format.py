@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from slurmsky import backends
 from slurmsky.core.states import FINISHED_STATES
-from slurmsky.display import format_hms, format_mem
+from slurmsky.display import format_hms
 from slurmsky.render.common import group_name, iso
 from slurmsky.render.jobview import Job, tres
 from slurmsky.render.sacct_format import derived_exit_code
@@ -14,6 +14,41 @@ from slurmsky.render.sacct_format import derived_exit_code
 
 def _hms(seconds: int) -> str:
     return format_hms(seconds)
+
+
+def _mem(mb: int) -> str:
+    """scontrol's memory (Slurm's convert_num_unit): a larger unit while the amount stays
+    exact to two decimals: ``1500M``, ``62.50G`` (64000 MB), ``16G``, ``0``."""
+    value: float = mb
+    unit = 0
+    while value >= 1024 and (value * 100) % 1024 == 0:
+        value /= 1024
+        unit += 1
+    text = "%d" % value if value == int(value) else "%.2f" % value
+    return text + ("MGTP"[unit] if mb else "")
+
+
+def _tres_per(spec: dict, gres: str | None) -> list[str]:
+    """The job's per-TRES requests, in Slurm's order: CpusPerTres (--cpus-per-gpu),
+    MemPerTres (--mem-per-gpu, MB), TresPerJob (--gpus), TresPerNode (--gres,
+    --gpus-per-node; with the GPU type), TresPerTask (--gpus-per-task)."""
+    if not any(spec.get(k) for k in ("gres", "gpus", "gpus_per_node", "gpus_per_task")):
+        # no GPU request in the submission (or none known): what the record keeps
+        return [f"TresPerNode=gres:{gres}"] if gres else []
+    lines = []
+    for key, field in (("cpus_per_gpu", "CpusPerTres"), ("mem_per_gpu", "MemPerTres")):
+        if spec.get(key):
+            lines.append(f"{field}=gres:gpu:{spec[key]}")
+    if spec.get("gpus"):
+        lines.append(f"TresPerJob=gres:gpu:{spec['gpus']}")
+    per_node = spec.get("gres") or (
+        f"gpu:{spec['gpus_per_node']}" if spec.get("gpus_per_node") else None
+    )
+    if per_node:
+        lines.append(f"TresPerNode=gres:{per_node}")
+    if spec.get("gpus_per_task"):
+        lines.append(f"TresPerTask=gres:gpu:{spec['gpus_per_task']}")
+    return lines
 
 
 def show_job(
@@ -55,11 +90,12 @@ def show_job(
         end = "Unknown"
     limit = "UNLIMITED" if rec.time_limit is None else _hms(rec.time_limit * 60)
     mem = (
-        f"MinMemoryCPU={format_mem(rec.mem_per_cpu)}"
+        f"MinMemoryCPU={_mem(rec.mem_per_cpu)}"
         if rec.mem_per_cpu is not None
-        else f"MinMemoryNode={format_mem(rec.mem_per_node or 0)}"
+        else f"MinMemoryNode={_mem(rec.mem_per_node or 0)}"
     )
-    tres_text = tres(job)
+    gpu_mem = (spec.get("mem_per_gpu") or 0) * job.gpu_count
+    tres_text = tres(job, _mem(gpu_mem or job.total_mem))
     lines = [
         first,
         f"UserId={rec.user}({rec.uid}) GroupId={group_name(rec.gid)}({rec.gid}) MCS_label=N/A",
@@ -114,7 +150,8 @@ def show_job(
     lines += [
         f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode=0",
         "Features=(null) DelayBoot=00:00:00",
-        "OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)",
+        f"OverSubscribe={'NO' if spec.get('exclusive') else 'OK'} Contiguous=0 "
+        "Licenses=(null) Network=(null)",
         f"Command={rec.command or '(null)'}",
         f"WorkDir={rec.workdir}",
     ]
@@ -130,8 +167,7 @@ def show_job(
     if remote is not None:
         lines.append("%s=%s" % remote)
     lines.append("Power=")
-    if gres:
-        lines.append(f"TresPerNode={job.tres_per_node}")
+    lines += _tres_per(spec, gres)
     if oneliner:
         return " ".join(lines) + " \n"
     return "\n   ".join(lines) + "\n   \n\n"

@@ -127,7 +127,7 @@ def batch_env(job, node_environ, bin_dir):
     else:
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
     if login_shell(spec["script"]):
-        env["BASH_ENV"] = os.path.join(bin_dir, "bash_env")
+        env["BASH_ENV"] = os.path.join(os.path.dirname(bin_dir), "bash_env")
     return env
 
 
@@ -303,8 +303,9 @@ def task_env(step_environ, job, step, node_environ, bin_dir, local_id):
     if "PATH" in env:
         path = env["PATH"].split(os.pathsep)
         env["PATH"] = os.pathsep.join(bin_dir if p == step["bin_dir"] else p for p in path)
-    if env.get("BASH_ENV") == os.path.join(step["bin_dir"], "bash_env"):
-        env["BASH_ENV"] = os.path.join(bin_dir, "bash_env")  # this node's
+    login = os.path.join(os.path.dirname(step["bin_dir"]), "bash_env")
+    if env.get("BASH_ENV") == login:
+        env["BASH_ENV"] = os.path.join(os.path.dirname(bin_dir), "bash_env")  # this node's
     return env
 
 

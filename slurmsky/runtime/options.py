@@ -170,7 +170,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("time-min", None, REQUIRED, IGNORED, "no backfill scheduler", parse="time"),
     _o("exclusive", None, OPTIONAL, SUPPORTED,
        "whole nodes: the job gets all their CPUs (SkyPilot nodes are never shared)",
-       flag="exclusive", env="SBATCH_EXCLUSIVE"),
+       flag="exclusive", env="SBATCH_EXCLUSIVE", step=SUPPORTED),
     _o("oversubscribe", "s", NO_ARG, IGNORED, "SkyPilot nodes are never shared"),
     _o("overcommit", "O", NO_ARG, IGNORED, "no per-cpu limits on tasks", env="SBATCH_OVERCOMMIT", step=SUPPORTED),
     _o("constraint", "C", REQUIRED, IGNORED, "node features; use partitions in config",

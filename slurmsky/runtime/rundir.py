@@ -104,10 +104,11 @@ LOGIN_ENV = """case "$PATH" in {bin_dir}|{bin_dir}:*) ;; *) PATH={bin_dir}${{PAT
 
 
 def install_tools(path):
-    """-> the bin directory holding the job's srun and scontrol (and bash_env, LOGIN_ENV)."""
+    """-> the bin directory holding the job's srun and scontrol (beside it: bash_env,
+    LOGIN_ENV)."""
     bin_dir = os.path.join(path, "bin")
     os.makedirs(bin_dir, exist_ok=True)
-    write_private(os.path.join(bin_dir, "bash_env"), LOGIN_ENV.format(bin_dir=shlex.quote(bin_dir)))
+    write_private(os.path.join(path, "bash_env"), LOGIN_ENV.format(bin_dir=shlex.quote(bin_dir)))
     for tool in TOOLS:
         write_private(
             os.path.join(bin_dir, tool),

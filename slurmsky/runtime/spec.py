@@ -23,7 +23,7 @@ optional may be missing, and ``null`` always means "not given")::
      "mem_per_node": int|null, "mem_per_cpu": int|null,                         # MB, optional
      "gpus": int|null, "gpus_per_node": int|null, "gpus_per_task": int|null,
      "gres": str|null,               # optional, e.g. "gpu:2" or "gpu:a100:1"
-     "cpus_per_gpu": int|null, "mem_per_gpu": int|null,                         # optional
+     "cpus_per_gpu": int|null, "mem_per_gpu": int|null, "exclusive": bool,  # optional
      "gpu_ids": [[str]|null]|null,   # optional, per node: the GPU devices the job holds there
                                      # ([]: none, on a node that has GPUs); null: the node's
                                      # own CUDA_VISIBLE_DEVICES tells (SkyPilot)
@@ -73,6 +73,7 @@ DEFAULTS: dict = {
     "gres": None,
     "cpus_per_gpu": None,
     "mem_per_gpu": None,
+    "exclusive": False,
     "gpu_ids": None,
     "hide_gpus": False,
     "time_limit": None,

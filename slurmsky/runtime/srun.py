@@ -174,8 +174,8 @@ def parse(argv, environ):
         "relative": relative or 0,
         "preserve_env": "preserve_env" in o,
         "label": "label" in o,
-        # a step gets the job's CPUs on its nodes unless --exact (which -c implies in 22.05)
-        "exact": "exact" in o or "cpus_per_task" in o,
+        # a step gets the job's CPUs on its nodes unless --exact (which -c and --exclusive imply)
+        "exact": "exact" in o or "cpus_per_task" in o or "exclusive" in o,
         "cwd": os.path.abspath(o.get("chdir", os.getcwd())),
         "env": _export(o.get("export", environ.get("SRUN_EXPORT_ENV", "ALL")), environ),
         "gpus": _gpus(o, environ),

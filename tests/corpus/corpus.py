@@ -193,6 +193,12 @@ SITE_RULES = [
         "side": "peer",
     },
     {
+        "re": r"(?<=== \./)127\.0\.0\.(\d+)(?=\.)",
+        "to": r"node\1",
+        "why": "%N is the node's name: slurmsky's local nodes are named by address",
+        "side": "slurmsky",
+    },
+    {
         "re": r"(?<=[._-])\d{4,}(?=[._-])",
         "to": "<id>",
         "why": "job ids inside file names (%j): the harness numbers ids not preceded by '.'",
