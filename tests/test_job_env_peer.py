@@ -9,11 +9,13 @@ PROBE = (
     "env | grep -E '^SLURM_(ARRAY_TASK_(STEP|COUNT|MIN|MAX)|JOB_DEPENDENCY|MEM_PER_(NODE|CPU)|"
     "CPUS_ON_NODE|JOB_CPUS_PER_NODE|TASKS_PER_NODE|NTASKS)=' | sort"
 )
-PEER_NODE = {"SLURMSKY_LOCAL_CPUS": "4", "SLURMSKY_LOCAL_MEMORY": "4000"}
+PEER_NODES = (
+    "kill_wait: 1\npartitions:\n  debug: {default: true, cpus_per_node: 4, mem_per_node: 4000}\n"
+)
 
 
 def _run(cluster, *args: str) -> str:
-    job = cluster.sbatch("-o", "out-%A_%a.txt", *args, "--wrap", PROBE, env=PEER_NODE)
+    job = cluster.sbatch("-o", "out-%A_%a.txt", *args, "--wrap", PROBE)
     cluster.wait_done(job)
     outs = sorted(cluster.cwd.glob(f"out-{job}_*.txt"))
     return "".join(p.read_text() for p in outs)
@@ -24,6 +26,7 @@ def _run(cluster, *args: str) -> str:
     [("1,6,7,12", 1, 4, 12), ("3,5-9", 1, 6, 9), ("0-10:5,20", 5, 4, 20), ("0-4:2,5", 2, 4, 5)],
 )
 def test_array_step_is_the_first_items_stride(cluster, spec, step, count, last):
+    (cluster.home / "slurmsky.yaml").write_text(PEER_NODES)  # nodes of the peer's shape
     got = _run(cluster, f"--array={spec}", "--mem-per-cpu=100")
     first = got.split("SLURM_TASKS_PER_NODE=1\n")[0]
     assert f"SLURM_ARRAY_TASK_STEP={step}\n" in first
@@ -32,7 +35,8 @@ def test_array_step_is_the_first_items_stride(cluster, spec, step, count, last):
 
 
 def test_dependency_mem0_and_exclusive(cluster):
-    first = cluster.sbatch("--wrap", "true", env=PEER_NODE)
+    (cluster.home / "slurmsky.yaml").write_text(PEER_NODES)
+    first = cluster.sbatch("--wrap", "true")
     cluster.wait_done(first)
     assert _run(cluster, f"--dependency=afterok:{first}:{first}?afterany:{first}") == (
         "SLURM_CPUS_ON_NODE=1\n"

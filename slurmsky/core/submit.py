@@ -85,8 +85,8 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
     # --mem-per-gpu is placed (the job's memory per node) but, as in Slurm, not checked
-    # against the nodes at submission: a job that can never fit pends
-    checked = lay if req.mem_per_gpu is None else lay.replace(mem_per_node=None)
+    # against the nodes at submission (only by --test-only): a job that never fits pends
+    checked = lay if req.mem_per_gpu is None or req.test_only else lay.replace(mem_per_node=None)
     refused = _too_few_nodes(req, lay) or backend.refusal(checked, part)
     if refused and req.hold and not req.test_only and not _too_few_nodes(req, lay):
         refused = None  # Slurm holds it; it can never be placed, so it pends when released
@@ -310,7 +310,8 @@ def _row(
         cpus_per_task=req.cpus_per_task,
         tasks_per_node=list(lay.tasks_per_node),
         cpus_per_node=list(lay.cpus_per_node),
-        mem_per_node=req.mem,
+        # --mem-per-gpu is held as the memory per node it amounts to: the nodes count it
+        mem_per_node=req.mem if req.mem_per_gpu is None else lay.mem_per_node,
         mem_per_cpu=req.mem_per_cpu,
         gpus_per_node=lay.gpus_per_node,
         gres=",".join(

@@ -112,8 +112,9 @@ def partition_of(req: JobRequest, cfg: Config) -> tuple[str, dict]:
     name = req.partition or cfg.default_partition()
     assert name is not None  # default_partition() is None only without partitions
     if name not in cfg.partitions:
+        unknown = next((n for n in name.split(",") if n not in cfg.partitions), name)
         raise SlurmError(
-            f"invalid partition specified: {name}",
+            f"invalid partition specified: {unknown}",
             "Batch job submission failed: Invalid partition name specified",
         )
     return name, cfg.partitions[name]

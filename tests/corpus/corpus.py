@@ -16,8 +16,8 @@ The *sited* form maps what only the script's own site has onto the peer, rule by
 below): its partition names become the peer's (gpu when the script asks for GPUs, else
 debug); accounts, QOS, reservations, node names, features and other clusters are dropped;
 GPU types are dropped (the peer's GPUs have none); arrays are cut to their first three
-indices (time). slurmsky's nodes are given the peer's size (4 CPUs, 4000 MB; four nodes,
-two GPUs each in partition gpu).
+indices (time). slurmsky is configured as the peer's site (CONFIG: nodes of 4 CPUs and 4000
+MB, four in debug, two with two GPUs each in gpu, DefMemPerCPU=100, MaxArraySize=10001).
 
     python tests/corpus/corpus.py               # live when the peer is up, else stored
     python tests/corpus/corpus.py --regenerate  # store the peer's answers (peer up)
@@ -44,11 +44,16 @@ SCRIPTS = HERE / "scripts"
 EXPECTED = HERE / "expected"
 RATCHET = HERE / "RATCHET"
 KINDS = ("verdict", "held", "run")
-NODE_SIZE = {
-    "SLURMSKY_LOCAL_NODES": "4",
-    "SLURMSKY_LOCAL_CPUS": "4",
-    "SLURMSKY_LOCAL_MEMORY": "4000",
-}
+# slurmsky mirrors the peer's site: its node shape, DefMemPerCPU and MaxArraySize
+CONFIG = """\
+cluster_name: peer
+kill_wait: 2
+max_array_size: 10001
+def_mem_per_cpu: 100
+partitions:
+  debug: {default: true, nodes: 4, cpus_per_node: 4, mem_per_node: 4000}
+  gpu: {gpus: 2, nodes: 2, cpus_per_node: 4, mem_per_node: 4000}
+"""
 
 # Options whose values name things of the script's own site: (long, short) -> what the sited
 # form does with them.
@@ -264,15 +269,12 @@ def cases(select: list[str] | None = None) -> list[compat.Case]:
 
 
 class CorpusSky(compat.SkySide):
-    """slurmsky with nodes of the peer's size and its MaxArraySize."""
+    """slurmsky configured as the peer's site (CONFIG)."""
 
     def __init__(self, root: Path):
-        (root / "slurmsky.yaml").write_text(compat.SKY_CONFIG + "max_array_size: 10001\n")
+        (root / "slurmsky.yaml").write_text(CONFIG)
         (root / "slurmsky.yaml").chmod(0o644)
         super().__init__(root)
-
-    def env(self, case, workdir) -> dict:
-        return {**super().env(case, workdir), **NODE_SIZE}
 
 
 def _exits(text: str) -> list[str]:
