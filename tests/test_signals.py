@@ -19,15 +19,20 @@ TRIALS = 100
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _sbatch(cluster) -> subprocess.Popen:
-    return subprocess.Popen(  # run as a user's shell does: through its #! line
-        [str(BIN / "sbatch"), "--hold", "--wrap", "true"],
+def _start(cluster, command: str, *args: str) -> subprocess.Popen:
+    """A command run as a user's shell runs it: through its #! line."""
+    return subprocess.Popen(
+        [str(BIN / command), *args],
         cwd=cluster.cwd,
         env=cluster.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _sbatch(cluster) -> subprocess.Popen:
+    return _start(cluster, "sbatch", "--hold", "--wrap", "true")
 
 
 def _trial(cluster, rng, span) -> tuple[int, str, str, float]:
@@ -165,14 +170,7 @@ def test_srun_answers_signals_as_slurm(cluster, capture):
     later: the status again; SIGTERM: aborted."""
     args, plan = OUTSIDE[capture]
     cap = read_capture(capture)
-    proc = subprocess.Popen(
-        [str(BIN / "srun"), *args],
-        cwd=cluster.cwd,
-        env=cluster.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start(cluster, "srun", *args)
     try:
         ntasks = int(args[1][2:])
         cluster.wait_for(
@@ -194,14 +192,7 @@ def test_srun_answers_signals_as_slurm(cluster, capture):
 def test_srun_ctrl_c_while_pending_revokes_the_allocation(cluster):
     """Ctrl-C while the allocation pends: revoked, as real srun says, exit 1, CANCELLED."""
     cap = read_capture("srun-sigint-pending.txt")
-    proc = subprocess.Popen(
-        [str(BIN / "srun"), "--begin=now+60", "true"],
-        cwd=cluster.cwd,
-        env=cluster.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start(cluster, "srun", "--begin=now+60", "true")
     cluster.wait_for(lambda: cluster.jobs() and cluster.jobs()[0][4] != "None", 30, "a reason")
     time.sleep(0.5)  # srun says it queues
     proc.send_signal(signal.SIGINT)
@@ -219,14 +210,7 @@ def test_srun_interrupted_early_never_shows_a_traceback(cluster):
     seed = int(os.environ.get("SLURMSKY_SIGNAL_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     for _ in range(20):
-        proc = subprocess.Popen(
-            [str(BIN / "srun"), "-n2", "sleep", "1"],
-            cwd=cluster.cwd,
-            env=cluster.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _start(cluster, "srun", "-n2", "sleep", "1")
         time.sleep(rng.uniform(0, 0.4))
         proc.send_signal(rng.choice(SIGNALS))
         _, err = proc.communicate(timeout=60)
