@@ -545,3 +545,15 @@ def test_killing_a_jobs_node_runtime_ends_its_setsid_children(cluster):
     finally:
         if escaped.is_running():
             escaped.kill()
+
+
+def test_the_first_squeue_after_an_agent_outage_shows_a_finished_job_finished(cluster):
+    """The agent is killed; the job ends meanwhile; the first squeue restarts the agent and
+    waits (bounded) for its first pass: the job shows COMPLETED at once, not RUNNING."""
+    job = cluster.sbatch("--wrap", "sleep 2")
+    cluster.wait_for(lambda: cluster.job(job)[1] == "RUNNING", 60, "running")
+    os.kill(live_agent(cluster), signal.SIGKILL)
+    result = cluster.state / "jobs" / str(job) / "result.json"
+    cluster.wait_for(result.exists, 60, "the job to end")
+    out = cluster.run("squeue", "-h", "-t", "all", "-j", str(job), "-o", "%T")
+    assert out.stdout == "COMPLETED\n"

@@ -25,6 +25,7 @@ from slurmsky.runtime import PACKAGE_PARENT
 
 IDLE_EXIT = 60.0  # s with no job that needs it before the agent exits
 LOCK_WAIT = 10.0  # s a starting agent waits for an exiting one to release the lock
+READY_WAIT = 10.0  # s a read-side command that restarted a dead agent waits for its first pass
 
 
 def _path(name: str) -> str:
@@ -60,7 +61,24 @@ def revive(conn) -> None:
     agent was killed (its pid file is left): it may have died between recording a job's end
     and releasing the jobs that waited for it, which alone need no agent. Cheap otherwise."""
     if needed(conn) or (os.path.exists(_path("agent.pid")) and not _lock_held()):
+        dead = not _lock_held()
+        asked = time.time()
         wake()
+        if dead:  # what it finds ended meanwhile is shown ended, not RUNNING a while longer
+            _await_first_pass(asked)
+
+
+def _await_first_pass(since: float) -> None:
+    """Wait (at most READY_WAIT s) for an agent started at `since` to end its first pass:
+    it touches agent.ready then."""
+    deadline = time.monotonic() + READY_WAIT
+    while time.monotonic() < deadline:
+        try:
+            if os.stat(_path("agent.ready")).st_mtime >= since:
+                return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.02)
 
 
 def needed(conn) -> bool:
@@ -210,6 +228,7 @@ def main() -> int:
     sched = Scheduler(conn, _backend(log))
     idle_since = time.monotonic()
     _reserve()
+    first_done = False
     while not stopping:
         fifo = _open_fifo(fifo, log)
         try:
@@ -224,6 +243,8 @@ def main() -> int:
             wake_at = time.time() + 1
         else:
             _reserve()
+        if not first_done:  # the first pass is done (revive waits for it)
+            first_done = _touch("agent.ready")
         if needed(conn):
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since > IDLE_EXIT:
@@ -268,6 +289,15 @@ def _reserve() -> None:
             os.unlink(path + ".tmp")
         except OSError:
             pass
+
+
+def _touch(name: str) -> bool:
+    try:
+        os.close(os.open(_path(name), os.O_WRONLY | os.O_CREAT, 0o600))
+        os.utime(_path(name))
+    except OSError:
+        return False
+    return True
 
 
 def _free_reserve() -> bool:
