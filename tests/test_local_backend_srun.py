@@ -338,3 +338,18 @@ def test_step_from_outside_with_jobid_is_in_that_job(cluster):
     finally:
         (cluster.cwd / "go").touch()
     cluster.wait_for(lambda: cluster.job(job)[1] == "COMPLETED", 60, "the job to end")
+
+
+def test_srun_in_a_real_slurm_job_hands_over_to_the_real_srun(cluster, tmp_path):
+    """slurmsky's srun first on PATH inside a job of a real Slurm (a venv shared with a
+    real cluster): the job id is not slurmsky's, so the real srun (next on PATH) runs,
+    with the same arguments, instead of 'Invalid job id'."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "srun").write_text('#!/bin/sh\necho "real srun: $*"\n')
+    (real / "srun").chmod(0o755)
+    path = f"{cluster.env['PATH'].split(':')[0]}:{real}:/usr/bin:/bin"
+    got = cluster.run("srun", "-n2", "hostname", env={"SLURM_JOB_ID": "424242", "PATH": path})
+    assert (got.stdout, got.returncode) == ("real srun: -n2 hostname\n", 0)
+    got = cluster.run("srun", "hostname", env={"SLURM_JOB_ID": "424242"})  # none: Slurm's error
+    assert "Invalid job id specified" in got.stderr

@@ -9,6 +9,7 @@ same as in a batch job. Inside an allocation (SLURM_JOB_ID set, as under salloc,
 from __future__ import annotations
 
 import os
+import sys
 
 from slurmsky import SLURM_VERSION
 from slurmsky.commands.common import run, warn
@@ -104,6 +105,9 @@ def _step_in(job_text: str, options: list[str], command: list[str]) -> int:
     from slurmsky.core import state
 
     job = state.get_job(state.connect(), int(job_text)) if job_text.isdigit() else None
+    real = _real_srun() if job is None else None
+    if real:  # a real Slurm's job (a venv shared with a real cluster): its srun's business
+        os.execv(real, [real, *options, *command])
     if job is None or job.state not in ("RUNNING", "CONFIGURING") or not job.executor_ref:
         raise SlurmError(f"Unable to create step for job {job_text}: Invalid job id specified")
     tool = os.path.join(job.executor_ref["rundir"], "node0", "bin", "srun")
@@ -114,6 +118,16 @@ def _step_in(job_text: str, options: list[str], command: list[str]) -> int:
         elif not word.startswith("--jobid="):
             kept.append(word)
     os.execve(tool, [tool, *kept, *command], attach_env(job, command, dict(os.environ)))
+
+
+def _real_srun() -> str | None:
+    """Another srun on PATH than this one: a real Slurm's, when this one was found first."""
+    mine = os.path.realpath(sys.argv[0])
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(folder or ".", "srun")
+        if os.access(candidate, os.X_OK) and os.path.realpath(candidate) != mine:
+            return candidate
+    return None
 
 
 def attach_env(job, command: list[str], environ: dict) -> dict:

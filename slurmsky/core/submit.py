@@ -84,10 +84,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     lay = _exclusive(req, layout(req, backend.max_nodes(part)), backend, part)
     indices = list(req.array.indices) if req.array else [None]
     conn = state.connect()
-    # --mem-per-gpu is placed (the job's memory per node) but, as in Slurm, not checked
-    # against the nodes at submission (only by --test-only): a job that never fits pends
-    checked = lay if req.mem_per_gpu is None or req.test_only else lay.replace(mem_per_node=None)
-    refused = _too_few_nodes(req, lay) or backend.refusal(checked, part)
+    refused = _too_few_nodes(req, lay) or backend.refusal(lay, part)
     if refused and req.hold and not req.test_only and not _too_few_nodes(req, lay):
         refused = None  # Slurm holds it; it can never be placed, so it pends when released
     first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
