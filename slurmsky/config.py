@@ -90,6 +90,17 @@ SCHEMA = {
         "local backend: a job holding no GPUs sees none of the machine's (Slurm's "
         "ConstrainDevices; default true); false: it sees what the machine shows",
     ),
+    "purge_run_dirs_after": (
+        int,
+        "seconds a finished job's run directory (RESULT, runtime logs) and its stored "
+        "environment are kept (default 86400)",
+    ),
+    "purge_job_after": (
+        int,
+        "days a finished job's accounting is kept for sacct (Slurm's PurgeJobAfter; "
+        "default 0: for ever)",
+    ),
+    "agent_log_max_mb": (int, "agent.log is rotated to agent.log.1 past this size (default 10)"),
     "acct_gather_frequency": (
         int,
         "Slurm's JobAcctGatherFrequency: seconds between samples of each step's memory and "
@@ -124,6 +135,9 @@ class Config:
         def_mem_per_cpu: int | None = None,
         upload_max_mb: int = 1024,
         constrain_devices: bool = True,
+        purge_run_dirs_after: int = 86400,
+        purge_job_after: int = 0,
+        agent_log_max_mb: int = 10,
     ):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
         self.partitions, self.modules = partitions or {}, modules or {}
@@ -133,6 +147,8 @@ class Config:
         self.acct_gather_frequency = acct_gather_frequency
         self.def_mem_per_cpu = def_mem_per_cpu
         self.constrain_devices = constrain_devices
+        self.purge_run_dirs_after = purge_run_dirs_after
+        self.purge_job_after, self.agent_log_max_mb = purge_job_after, agent_log_max_mb
 
     def default_partition(self) -> str | None:
         for name, part in self.partitions.items():

@@ -26,6 +26,7 @@ from slurmsky.runtime import PACKAGE_PARENT
 IDLE_EXIT = 60.0  # s with no job that needs it before the agent exits
 LOCK_WAIT = 10.0  # s a starting agent waits for an exiting one to release the lock
 READY_WAIT = 10.0  # s a read-side command that restarted a dead agent waits for its first pass
+TIDY_EVERY = 60.0  # s between retention passes (core/retention.py)
 
 
 def _path(name: str) -> str:
@@ -227,10 +228,14 @@ def main() -> int:
         return 1
     sched = Scheduler(conn, _backend(log))
     idle_since = time.monotonic()
+    tidy_at = 0.0
     _reserve()
     first_done = False
     while not stopping:
         fifo = _open_fifo(fifo, log)
+        if time.monotonic() >= tidy_at:
+            tidy_at = time.monotonic() + TIDY_EVERY
+            _tidy(conn, log)
         try:
             changed, wake_at = sched.run_pass(time.time())
             while changed:
@@ -313,6 +318,17 @@ def _full(exc: Exception) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
     return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(exc)
+
+
+def _tidy(conn, log) -> None:
+    """Retention (core/retention.py); a failure is logged, the agent goes on."""
+    from slurmsky.config import load_config
+    from slurmsky.core import retention
+
+    try:
+        retention.tidy(conn, load_config(), time.time(), log)
+    except Exception:
+        log.exception("retention failed")
 
 
 def _open_fifo(fd: int | None, log) -> int:

@@ -1,0 +1,109 @@
+"""Retention: what the agent removes so a state directory used for months stays small.
+
+slurmctld forgets a finished job after MinJobAge (squeue shows it that long: state.MIN_JOB_AGE)
+while slurmdbd keeps its accounting until PurgeJobAfter. Here the agent, when it starts and
+then once a minute (`tidy`):
+
+* removes the run directories (jobs/<id>: RESULT, the node runtimes' logs) of jobs finished
+  more than `purge_run_dirs_after` seconds ago (default one day), and slims their stored
+  spec to what the read commands use (the job's environment and script go);
+* deletes the accounting of jobs finished more than `purge_job_after` days ago (default 0:
+  kept for ever, as slurmdbd by default), and their submissions;
+* rotates agent.log (to agent.log.1, one kept) once it passes `agent_log_max_mb`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+
+from slurmsky.core import state
+from slurmsky.core.states import FINISHED_STATES
+
+SPEC_KEPT = ("submit_host", "ntasks_per_node", "output", "error", "input")  # readers use these
+
+
+def _finished(column: str = "state") -> str:
+    return f"{column} IN ({', '.join(repr(s) for s in FINISHED_STATES)})"
+
+
+def tidy(conn: sqlite3.Connection, cfg, now: float, log) -> None:
+    home = state.home()
+    _slim_specs(conn, now - cfg.purge_run_dirs_after)
+    _purge_run_dirs(conn, home, now - cfg.purge_run_dirs_after, log)
+    if cfg.purge_job_after:
+        _purge_accounting(conn, now - cfg.purge_job_after * 86400, log)
+    _rotate_log(os.path.join(home, "agent.log"), cfg.agent_log_max_mb * 1024 * 1024, log)
+
+
+def _purge_run_dirs(conn: sqlite3.Connection, home: str, before: float, log) -> None:
+    jobs_dir = os.path.join(home, "jobs")
+    try:
+        names = [n for n in os.listdir(jobs_dir) if n.isdigit()]
+    except OSError:
+        return
+    live = {
+        r[0]
+        for r in conn.execute(
+            f"SELECT job_id FROM jobs WHERE NOT ({_finished()}) OR end_time IS NULL "
+            "OR end_time >= ?",
+            (before,),
+        )
+    }
+    gone = [int(n) for n in names if int(n) not in live]
+    for job_id in gone:
+        shutil.rmtree(os.path.join(jobs_dir, str(job_id)), ignore_errors=True)
+    if gone:
+        log.info("retention: removed %d finished jobs' run directories", len(gone))
+
+
+def _slim_specs(conn: sqlite3.Connection, before: float) -> None:
+    """The specs of submissions whose jobs all ended before `before`: only SPEC_KEPT."""
+    import json
+
+    rows = conn.execute(
+        "SELECT id, spec FROM submissions s WHERE length(spec) > 200 AND NOT EXISTS "
+        f"(SELECT 1 FROM jobs j WHERE j.submission = s.id AND (NOT ({_finished('j.state')}) "
+        "OR j.end_time IS NULL OR j.end_time >= ?))",
+        (before,),
+    ).fetchall()
+    slim = []
+    for sub, text in rows:
+        try:
+            spec = json.loads(text)
+        except ValueError:
+            spec = {}
+        slim.append((json.dumps({k: spec.get(k) for k in SPEC_KEPT}), sub))
+    if slim:
+        with state.write(conn):
+            conn.executemany("UPDATE submissions SET spec = ? WHERE id = ?", slim)
+
+
+def _purge_accounting(conn: sqlite3.Connection, before: float, log) -> None:
+    with state.write(conn):
+        count = conn.execute(
+            f"DELETE FROM jobs WHERE {_finished()} AND end_time < ?", (before,)
+        ).rowcount
+        conn.execute(
+            "DELETE FROM submissions WHERE NOT EXISTS "
+            "(SELECT 1 FROM jobs WHERE jobs.submission = submissions.id)"
+        )
+    if count:
+        log.info("retention: purged the accounting of %d jobs", count)
+
+
+def _rotate_log(path: str, limit: int, log) -> None:
+    """agent.log -> agent.log.1 past `limit` bytes; the agent's stdout and stderr (the log's
+    descriptors) go on in a new agent.log."""
+    try:
+        if os.path.getsize(path) <= limit:
+            return
+        os.replace(path, path + ".1")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        return
+    for target in (1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
+    log.info("retention: agent.log rotated (agent.log.1 holds the rest)")

@@ -1,0 +1,101 @@
+"""Retention: finished jobs' run directories and environments go after purge_run_dirs_after,
+their accounting after purge_job_after days (sacct keeps history till then), agent.log rotates."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from slurmsky.config import Config
+from slurmsky.core import retention, state
+
+LOG = logging.getLogger("test_retention")
+
+
+def finished_job(cluster) -> int:
+    job = cluster.sbatch("--wrap", "echo done")
+    assert cluster.wait_done(job)[0][1] == "COMPLETED"
+    return job
+
+
+def test_the_agent_removes_old_run_directories_and_environments(cluster):
+    """purge_run_dirs_after: 0: the agent's first tidy removes a finished job's run
+    directory and slims its spec; sacct, squeue and scontrol still show the job."""
+    old = finished_job(cluster)
+    run_dir = cluster.state / "jobs" / str(old)
+    assert run_dir.is_dir()
+    config = Path(cluster.env["SLURMSKY_CONFIG"])
+    config.write_text(config.read_text() + "purge_run_dirs_after: 0\n")
+
+    def no_agent() -> bool:
+        for pid in cluster.agents():
+            os.kill(pid, signal.SIGKILL)
+        return not cluster.agents()
+
+    cluster.wait_for(no_agent, what="no agent")
+    running = cluster.sbatch("--wrap", "sleep 3")  # starts an agent: it tidies first
+    cluster.wait_for(lambda: not run_dir.exists(), timeout=30, what="the run dir to go")
+    with cluster.db() as conn:
+        (spec,) = conn.execute("SELECT spec FROM submissions WHERE id = ?", (old,)).fetchone()
+    assert set(json.loads(spec)) == set(retention.SPEC_KEPT)  # no environment, no script
+    cluster.wait_for(
+        lambda: cluster.job(running)[1] not in ("PENDING", "CONFIGURING"), what="the job to start"
+    )
+    assert (cluster.state / "jobs" / str(running)).is_dir()  # a live job's stays
+    sacct = cluster.run("sacct", "-j", str(old), "-n", "-P", "-o", "JobID,State")
+    assert sacct.stdout == f"{old}|COMPLETED\n{old}.batch|COMPLETED\n"
+    show = cluster.run("scontrol", "show", "job", str(old))
+    assert show.returncode == 0 and f"JobId={old} " in show.stdout
+    cluster.wait_done(running)
+
+
+def test_accounting_is_purged_after_purge_job_after_days(cluster, monkeypatch):
+    kept, purged = finished_job(cluster), finished_job(cluster)
+    with cluster.db() as conn:
+        conn.execute(
+            "UPDATE jobs SET end_time = ? WHERE job_id = ?", (time.time() - 3 * 86400, purged)
+        )
+    monkeypatch.setenv("SLURMSKY_HOME", str(cluster.state))
+    conn = state.connect()
+    cfg = Config(path="x", purge_job_after=2)
+    retention.tidy(conn, cfg, time.time(), LOG)
+    out = cluster.run("sacct", "-X", "-n", "-P", "-o", "JobID", "-j", f"{kept},{purged}")
+    assert out.stdout == f"{kept}\n"
+    assert conn.execute("SELECT id FROM submissions ORDER BY id").fetchall() == [(kept,)]
+    assert not (cluster.state / "jobs" / str(purged)).exists()  # older than a day too
+    assert (cluster.state / "jobs" / str(kept)).exists()
+    retention.tidy(conn, Config(path="x"), time.time(), LOG)  # default: kept for ever
+    assert cluster.run("sacct", "-X", "-n", "-o", "JobID", "-j", str(kept)).stdout.strip()
+
+
+ROTATE = """
+import logging, os, sys
+from slurmsky.core import retention
+log = logging.getLogger("x")
+print("old line", flush=True)
+retention._rotate_log(sys.argv[1], 5, log)
+print("new line", flush=True)
+os.write(2, b"new error\\n")
+"""
+
+
+def test_agent_log_rotates_and_the_agent_writes_on(tmp_path):
+    path = tmp_path / "agent.log"
+    with open(path, "ab") as out:
+        subprocess.run(
+            [sys.executable, "-c", ROTATE, str(path)],
+            stdout=out,
+            stderr=out,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            check=True,
+            timeout=60,
+        )
+    assert (tmp_path / "agent.log.1").read_text() == "old line\n"
+    assert path.read_text() == "new line\nnew error\n"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
