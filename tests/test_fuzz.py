@@ -176,7 +176,10 @@ def run_case(
         return None
     said = err.decode("utf-8", "surrogateescape")
     outcome = "traceback" if "Traceback" in said else ("ok" if proc.returncode == 0 else "error")
-    _log({"command": command, "exit": proc.returncode, "outcome": outcome})
+    entry = {"command": command, "exit": proc.returncode, "outcome": outcome}
+    if outcome == "traceback":
+        entry.update(argv=repr(argv), env=repr(env), stdin=repr(stdin), said=said[-2000:])
+    _log(entry)
     assert "Traceback" not in said, f"{command} {argv!r}:\n{said[-3000:]}"
     assert proc.returncode >= 0, f"{command} {argv!r} died of signal {-proc.returncode}"
     if proc.returncode:

@@ -347,8 +347,9 @@ def _encode(values: dict) -> dict:
 # Reading so costs ~1 us a value, so a connection does it only once the state holds such
 # text (RAW_TEXT_MARK, made before the first such row is written) or when it lives long.
 RAW_TEXT_MARK = "raw-text"
-_TEXT_COLUMNS = frozenset(
+_TEXT_COLUMNS = frozenset(  # those that may hold the user's text (names, paths, options)
     ("name", "comment", "command", "submit_dir", "workdir", "stdout", "stderr", "stdin")
+    + ("gres", "account", "partition", "dependency_spec", "dependency", "reason")
 )
 
 

@@ -142,7 +142,12 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         if reason and not row["held"]:
             row["reason"] = reason
     task = backend.task(req, cfg, first, ids if req.array else None)
-    state.add_submission(conn, first, spec, task, rows)
+    try:
+        state.add_submission(conn, first, spec, task, rows)
+    except OverflowError:  # a count whose product no 64-bit integer holds (--gres x -c ...)
+        raise SlurmError(
+            "Batch job submission failed: Requested node configuration is not available"
+        ) from None
     from slurmsky.core.daemon import wake
 
     wake()

@@ -48,7 +48,8 @@ def _dep_job(kind: str, text: str) -> DepItem:
         raise ValueError(text)
     if task and task != "*":
         task = str(int(task))
-    return DepItem(kind, int(job_id), task or None, int(minutes or 0))
+    # Slurm's job ids are 32-bit: a larger one reads as 4294967295 (afterok:4294967295)
+    return DepItem(kind, min(int(job_id), 2**32 - 1), task or None, int(minutes or 0))
 
 
 def _dep_part(part: str, following: str) -> tuple[DepItem, ...]:

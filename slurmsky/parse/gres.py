@@ -47,15 +47,21 @@ def _gres_item(item: str) -> Gres:
     return Gres(parts[0], parts[1], count)
 
 
+_MAX_COUNT = 2**63 - 1  # Slurm refuses from 2**64 - 1 (NO_VAL64); the state holds up to here
+
+
 def parse_gres(text: str, opt: str) -> tuple[Gres, ...]:
     """``gpu``, ``gpu:2``, ``gpu:a100:2``, ``gpu:1,shard:2``; ``none`` is empty.
     The controller validates gres, so a bad one is a submission failure."""
     if text.lower() == "none":
         return ()
     try:
-        return tuple(_gres_item(item) for item in text.split(","))
+        items = tuple(_gres_item(item) for item in text.split(","))
     except ValueError:
         raise rejected("Invalid generic resource (gres) specification") from None
+    if any(g.count > _MAX_COUNT for g in items):
+        raise rejected("Invalid Trackable RESource (TRES) specification")
+    return items
 
 
 def parse_gpus(text: str, opt: str) -> GpuSpec:

@@ -33,6 +33,9 @@ def _valid_timespec(text: str) -> bool:
     return numbers >= colons + 1 + dashes if colons else True
 
 
+LATEST = 253402300799  # 9999-12-31T23:59:59 UTC: the latest begin time kept
+
+
 def _sscanf_ints(text: str, count: int, seps: str) -> list[int]:
     """sscanf(text, "%d<sep>%d..."): the numbers read before the first mismatch, each a
     C int (strtol's long, clamped, then truncated: 99999999999999999999 reads as -1)."""
@@ -300,7 +303,7 @@ def _parse_datetime(text: str, now: int) -> int:
                     pos += i - 1
                     break
                 raise _BadTime(pos + i)
-            later = time.localtime(now + delta)
+            later = time.localtime(min(now + delta, LATEST))  # Slurm's is past any calendar
             year, month, mday = set_date(later)
             hour, minute, second = later.tm_hour, later.tm_min, later.tm_sec
         elif _digit(text, pos) is None:
