@@ -61,3 +61,25 @@ def test_dependency_mem0_and_exclusive(cluster):
         "SLURM_CPUS_ON_NODE=4\nSLURM_JOB_CPUS_PER_NODE=4\nSLURM_MEM_PER_CPU=100\n"
         "SLURM_NTASKS=2\nSLURM_TASKS_PER_NODE=2\n"
     )
+
+
+def test_step_refills_what_the_caller_stripped(cluster):
+    """snakemake's jobstep plugin runs srun without some SLURM_* of the job: real srun
+    fills them in from the job record (the peer: GID, NAME=bash, NODELIST, PARTITION, UID,
+    USER), the job's name then being the step's command."""
+    strip = " ".join(
+        f"-u SLURM_JOB_{n}" for n in ("PARTITION", "NODELIST", "NAME", "USER", "UID", "GID")
+    )
+    probe = 'env | grep -E "^SLURM_JOB_(PARTITION|NODELIST|NAME|USER|UID|GID)=" | sort'
+    job = cluster.sbatch(
+        "-J", "myname", "-o", "out.txt", "--wrap", f"env {strip} srun -n1 bash -c '{probe}'"
+    )
+    cluster.wait_done(job)
+    import os
+    import pwd
+
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert (cluster.cwd / "out.txt").read_text() == (
+        f"SLURM_JOB_GID={os.getgid()}\nSLURM_JOB_NAME=bash\nSLURM_JOB_NODELIST=127.0.0.1\n"
+        f"SLURM_JOB_PARTITION=local\nSLURM_JOB_UID={os.getuid()}\nSLURM_JOB_USER={user}\n"
+    )

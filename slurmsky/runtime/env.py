@@ -235,6 +235,17 @@ def step_env(srun_env, job, step):
         }
     )
     env.setdefault("SLURM_NODELIST", hostlist.compress(job.names))
+    # srun fills in from the job record what its caller removed (snakemake's jobstep
+    # plugin strips SLURM_*): the job's name is then the step's command, as srun names it
+    for name, value in (
+        ("SLURM_JOB_PARTITION", spec["partition"]),
+        ("SLURM_JOB_NODELIST", hostlist.compress(job.names)),
+        ("SLURM_JOB_USER", spec["user"]),
+        ("SLURM_JOB_UID", str(spec["uid"])),
+        ("SLURM_JOB_GID", str(spec["gid"])),
+        ("SLURM_JOB_NAME", os.path.basename(step["argv"][0])),
+    ):
+        env.setdefault(name, value)
     if not step["preserve_env"]:
         env.update(
             {
