@@ -167,7 +167,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def under_load(elements: int = 8, seconds: int = 40) -> None:
+def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None:
     """Reads while an array of real managed jobs launches and runs (the sky-e2e stack)."""
     import json
 
@@ -216,7 +216,7 @@ def under_load(elements: int = 8, seconds: int = 40) -> None:
     start = time.monotonic()
     try:
         n = 0
-        while time.monotonic() - start < 1200:
+        while time.monotonic() - start < limit:
             for name, argv in reads.items():
                 t0 = time.perf_counter()
                 out = subprocess.run(argv, env=env, cwd=tmp, capture_output=True, text=True)

@@ -103,7 +103,8 @@ class SkyBackend(Backend):
 
     def needs_agent(self, conn):
         """Jobs slurmsky handed to SkyPilot, or that wait for its API server to answer, are
-        followed; SkyPilot's other jobs only while readers come (sync.READERS_IDLE)."""
+        followed; SkyPilot's other jobs only while readers come (sync.READERS_IDLE) or one
+        still waits for the answer to a query."""
         import time
 
         from slurmsky.backends.sky import sync
@@ -115,7 +116,10 @@ class SkyBackend(Backend):
             "OR reason LIKE 'SkyPilotApiServerUnreachable%') LIMIT 1"
         )
         args = (self.name, sync.FOREIGN_BASE, *ACTIVE_STATES)
-        return conn.execute(sql, args).fetchone() is not None or (sync.readers_recent(time.time()))
+        if conn.execute(sql, args).fetchone() is not None:
+            return True
+        # readers came lately, or one came after the last query that answered
+        return sync.readers_recent(time.time()) or sync.last_read() > sync.sync_status()["attempt"]
 
 
 BACKEND = SkyBackend()
