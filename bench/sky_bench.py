@@ -185,6 +185,7 @@ def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None
     env.update({k: stack[k] for k in ("HOME", "SKY_RUNTIME_DIR", "SKYPILOT_API_SERVER_LOCAL_PORT")})
     env.update(
         SKYPILOT_DISABLE_USAGE_COLLECTION="1",
+        SKYPILOT_DISABLE_LOCAL_API_SERVER="1",  # a slow server: the CLI must not start another
         SLURMSKY_HOME=f"{tmp}/state",
         SLURMSKY_CONFIG=f"{tmp}/config.yaml",
     )
