@@ -48,9 +48,10 @@ PROBE = (
 )
 
 
-def test_each_command_imports_only_what_it_needs(tmp_path):
+def test_each_command_imports_only_what_it_needs(tmp_path, cluster):
     """The commands tools call in loops, as subprocesses on the local backend: which heavy
-    modules each one's import graph pulled in by the time it exited."""
+    modules each one's import graph pulled in by the time it exited. (`cluster` shares
+    tmp_path's state dir: its teardown stops the agent sbatch spawned.)"""
     import os
 
     (tmp_path / "job.sh").write_text("#!/bin/bash\n#SBATCH -t 5\nmodule load x\ntrue\n")
