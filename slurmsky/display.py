@@ -50,16 +50,3 @@ def format_mem(mb: int, units: str = "MGTP") -> str:
         mb //= 1024
         unit += 1
     return "%d%s" % (mb, units[unit] if unit < len(units) else "?")
-
-
-def format_array(indices, throttle: int | None = None) -> str:
-    """squeue's task string (Slurm's bit_fmt plus ``%N``): ``1-7``, ``1,3,5,7``,
-    ``1,3,10-12``, ``3-7%2``."""
-    runs: list[list[int]] = []
-    for index in sorted(set(indices)):
-        if runs and runs[-1][1] == index - 1:
-            runs[-1][1] = index
-        else:
-            runs.append([index, index])
-    text = ",".join(str(lo) if lo == hi else "%d-%d" % (lo, hi) for lo, hi in runs)
-    return text + ("%%%d" % throttle if throttle else "")

@@ -133,15 +133,15 @@ def test_last_pending_tasks_cancel_the_array_record(world):
     ]
 
 
-def test_cancelled_task_passes_the_array_id_on(world):
-    """The element holding the array's id is cancelled by index: the highest remaining
-    pending element takes the id (it starts last, as on Slurm)."""
+def test_cancelled_task_leaves_the_pending_record(world):
+    """The highest element is cancelled by index: it leaves the array's pending record,
+    which keeps the array's id (one row: its elements are not rows until they start)."""
     world.add_array(7, {1: (8, {}), 2: (9, {}), 3: (7, {})}, held="user", reason="JobHeldUser")
     assert world.run("scancel", "7_3").returncode == 0
-    ids = world.conn.execute(
-        "SELECT array_task_id, job_id FROM jobs WHERE array_job_id = 7 ORDER BY array_task_id"
+    rows = world.conn.execute(
+        "SELECT job_id, array_task_id, array_pending FROM jobs WHERE array_job_id = 7"
     ).fetchall()
-    assert ids == [(1, 8), (2, 7)]
+    assert rows == [(7, None, "1-2")]
     assert world.run("scancel", "7").returncode == 0
     out = world.run("squeue", "-h", "-r", "-t", "all", "-j", "7", "-o", "%i %T")
     assert out.stdout == "7_1 CANCELLED\n7_2 CANCELLED\n"

@@ -21,6 +21,7 @@ from captures import read_capture
 
 from slurmsky.core import state
 from slurmsky.render import common, jobview, sacct_format, scontrol_format, squeue_format
+from slurmsky.runtime import indexset
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,34 @@ def epoch(text: str) -> float:
 
 T0 = epoch("2026-11-22T02:48:00")  # when the captures' jobs were submitted
 NOW = epoch("2026-11-22T02:49:21")  # squeue-default.txt was taken at this moment
+
+
+def _record_base(array_id: int, output: str) -> dict:
+    """An array's pending record as sbatch stores it (its paths the patterns)."""
+    return dict(
+        job_id=array_id,
+        submission=array_id,
+        array_job_id=array_id,
+        name="job",
+        user="root",
+        uid=0,
+        gid=0,
+        account="research",
+        partition="debug",
+        num_nodes=1,
+        num_cpus=1,
+        num_tasks=1,
+        tasks_per_node=[1],
+        cpus_per_node=[1],
+        mem_per_cpu=100,
+        submit_dir="<probe-dir>/e",
+        workdir="<probe-dir>/e",
+        stdout=output,
+        state="PENDING",
+        reason="None",
+        submit_time=T0,
+        executor="local",
+    )
 
 
 class World:
@@ -110,33 +139,17 @@ class World:
         state.add_submission(self.conn, row["submission"], spec or {"script": ""}, None, [row])
 
     def add_array(self, array_id: int, tasks: dict, output: str = "slurm-%j.out", **fields) -> None:
-        """tasks: index -> (job id, extra fields); one submission, ids as slurmctld gives."""
+        """tasks: index -> (job id, extra fields); one submission, ids as slurmctld gives.
+        The largest set of never-started elements that wait alike is the array's pending
+        record, which holds the array's id (an element given that id takes a fresh one)
+        and the output pattern."""
         rows = []
         for index, (job_id, extra) in tasks.items():
             row = dict(
+                _record_base(array_id, output),
                 job_id=job_id,
-                submission=array_id,
-                array_job_id=array_id,
                 array_task_id=index,
-                name="job",
-                user="root",
-                uid=0,
-                gid=0,
-                account="research",
-                partition="debug",
-                num_nodes=1,
-                num_cpus=1,
-                num_tasks=1,
-                tasks_per_node=[1],
-                cpus_per_node=[1],
-                mem_per_cpu=100,
-                submit_dir="<probe-dir>/e",
-                workdir="<probe-dir>/e",
                 stdout=f"slurm-{job_id}.out",
-                state="PENDING",
-                reason="None",
-                submit_time=T0,
-                executor="local",
             )
             row.update(fields)
             row.update(extra)
@@ -144,10 +157,36 @@ class World:
                 row.setdefault("start_time", T0 + 3)
                 row.setdefault("batch_host", row["nodelist"])
             rows.append(row)
+        # as slurmctld: the never-started elements that wait alike are one pending record
+        groups: dict = {}
+        for row in rows:
+            if (
+                row["state"] in ("PENDING", "CANCELLED")
+                and not row.get("start_time")
+                and not row.get("restarts")
+            ):
+                key = (row["state"], row.get("held"), row["name"], row["partition"])
+                groups.setdefault(key, []).append(row)
+        if groups:
+            members = max(groups.values(), key=len)
+            head = dict(members[0], job_id=array_id, stdout=output, array_task_id=None)
+            head["array_pending"] = indexset.compress(sorted(r["array_task_id"] for r in members))
+            rows = [r for r in rows if r not in members]
+            fresh = 10**6 + array_id  # past every id the tests give
+            for row in rows:
+                if row["job_id"] == array_id:
+                    row["job_id"] = fresh
+            rows.append(head)
         keys = {k for row in rows for k in row}
         rows = [{k: row.get(k) for k in sorted(keys)} for row in rows]
-        # the spec keeps the --output pattern: the array's pending record shows it expanded
-        state.add_submission(self.conn, array_id, {"script": "", "output": output}, None, rows)
+        array = {
+            "job_id": array_id,
+            "ranges": indexset.compress(sorted(tasks)),
+            "count": len(tasks),
+            "throttle": fields.get("array_throttle"),
+        }
+        spec = {"script": "", "output": output, "job_name": fields.get("name", "job")}
+        state.add_submission(self.conn, array_id, dict(spec, array=array), None, rows)
 
     def run(
         self,
@@ -440,6 +479,7 @@ def _rec(job_id, **fields):
         array_task_id=None,
         array_throttle=None,
         array_rank=None,
+        array_pending=None,
         name="j",
         user="u",
         uid=1,
@@ -494,26 +534,24 @@ def _rec(job_id, **fields):
     return state.JobRecord(**row)
 
 
-def test_collapse_keeps_started_requeued_and_asked_for_tasks_apart():
+def test_collapse_shows_the_pending_record_as_one_job_or_its_elements():
     arr = dict(array_job_id=7, array_throttle=2)
     recs = [
-        _rec(7, array_task_id=4, **arr),
-        _rec(8, array_task_id=1, **arr),
+        _rec(7, array_pending="1,4,6-9", stdout="o-%A_%a-%j", **arr),
         _rec(9, array_task_id=2, state="RUNNING", start_time=T0, nodelist="n1", **arr),
         _rec(10, array_task_id=3, restarts=1, **arr),
         _rec(11, array_task_id=5, held="user", **arr),
         _rec(12),
     ]
     shown = [j.id_text for j in jobview.collapse(recs, now=NOW)]
-    assert shown == ["7_[1,4%2]", "7_2", "7_3", "7_[5%2]", "12"]
+    assert shown == ["7_[1,4,6-9%2]", "7_2", "7_3", "7_5", "12"]
     group = jobview.collapse(recs, now=NOW)[0]
-    assert (group.job_id, group.rec.array_task_id, group.task_text) == (7, 1, "1,4%2")
-    # a task asked for by its id is its own record; the rest stay the array's pending record
-    assert [j.id_text for j in jobview.collapse(recs, keep_tasks={(7, 4)}, now=NOW)][:2] == [
-        "7_4",
-        "7_[1%2]",
-    ]
-    assert len(jobview.collapse(recs, expand=True, now=NOW)) == 6
+    assert (group.job_id, group.task_text) == (7, "1,4,6-9%2")
+    assert group.std_path("out") == "/w/o-7_4294967294-7"
+    expanded = jobview.collapse(recs, expand=True, now=NOW)
+    assert [j.id_text for j in expanded][:7] == ["7_1", "7_4", "7_6", "7_7", "7_8", "7_9", "7_2"]
+    # an element inside the record: the array's id, its own index and paths
+    assert (expanded[1].job_id, expanded[1].std_path("out")) == (7, "/w/o-7_4-7")
 
 
 def test_times_of_a_job():

@@ -79,20 +79,14 @@ def test_two_node_batch_env(local_job):
     ],
 )
 def test_array_element_env(local_job, rank, case, job_id, node):
-    """--array=1-7:2%2: the element comes from SKYPILOT_JOB_RANK through the index list; the
+    """--array=1-7:2%2: the element comes from SKYPILOT_JOB_RANK through the ranges; the
     last element took the array's own id."""
-    array = {
-        "job_id": 31,
-        "indices": [1, 3, 5, 7],
-        "job_ids": [32, 33, 34, 31],
-        "throttle": 2,
-        "step": 2,
-    }  # --array=1-7:2%2
+    array = {"job_id": 31, "ranges": "1-7:2", "count": 4, "throttle": 2, "step": 2}
     job = local_job(1, job_id=31, job_name="env-c", array=array, output="slurm-%A_%a.out").start(
         SKYPILOT_JOB_RANK=str(rank)
     )
     assert job.wait()["state"] == "COMPLETED"
-    index = array["indices"][rank]
+    index = 2 * rank + 1
     text = job.output("slurm-31_%d.out" % index)
     assert ours(job, text, {"127.0.0.1": node}) == expected(case)
 

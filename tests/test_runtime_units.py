@@ -339,7 +339,7 @@ def _spec(**kw):
 
 
 def test_identity_from_skypilot_variables():
-    array = {"job_id": 31, "indices": [1, 3, 5, 7], "job_ids": [32, 33, 34, 31], "throttle": 2}
+    array = {"job_id": 31, "ranges": "1-7:2", "count": 4, "throttle": 2}
     job = spec.Job(
         _spec(array=array),
         {
@@ -350,6 +350,11 @@ def test_identity_from_skypilot_variables():
     )
     assert (job.rank, job.ips, job.name) == (1, ["10.0.0.5", "10.0.0.6"], "10.0.0.6")
     assert (job.job_id, job.array_job_id, job.array_task_id) == (34, 31, 5)
+    last = spec.Job(_spec(array=array), {"SKYPILOT_JOB_RANK": "3", "SKYPILOT_NODE_IPS": "a\nb"})
+    assert (last.job_id, last.array_task_id) == (31, 7)  # the last element: the array's id
+    # an element the agent names (the local executor: split off in any order)
+    named = dict(array, task_id=3, task_job_id=40)
+    assert spec.Job(_spec(array=named), {"SKYPILOT_NODE_IPS": "a\nb"}).job_id == 40
     with pytest.raises(spec.SpecError):
         spec.Job(_spec(), {"SKYPILOT_NODE_IPS": "10.0.0.5"})
 
@@ -380,9 +385,9 @@ def test_gpus_on_node(kw, skypilot, expected):
     assert job.gpus_on_node() == expected
 
 
-@pytest.mark.parametrize("indices, step", [([1, 3, 5, 7], "2"), ([0, 5, 10, 20], "5"), ([5], "1")])
-def test_array_step(indices, step):
-    array = {"job_id": 9, "indices": indices, "job_ids": None, "throttle": None}
+@pytest.mark.parametrize("ranges, step", [("1-7:2", "2"), ("0-10:5,20", "5"), ("5", "1")])
+def test_array_step(ranges, step):
+    array = {"job_id": 9, "ranges": ranges, "count": 4, "throttle": None}
     job = spec.Job(_spec(array=array, num_nodes=1, tasks_per_node=[1], cpus_per_node=[1]), {})
     assert env._array_env(job)["SLURM_ARRAY_TASK_STEP"] == step
 

@@ -57,8 +57,8 @@ def test_throttled_elements_wait_with_their_reason(cluster):
     job = cluster.sbatch("--array=1-5%1", "--wrap", "sleep 30")
     cluster.wait_for(lambda: cluster.jobs("array_job_id = ? AND state = 'RUNNING'", job), 30)
     time.sleep(0.5)
-    reasons = [r[4] for r in cluster.jobs("array_job_id = ? AND state = 'PENDING'", job)]
-    assert reasons == ["JobArrayTaskLimit"] * 4
+    pending = cluster.run("squeue", "-h", "-t", "PD", "-j", str(job), "-o", "%i %r").stdout
+    assert pending == f"{job}_[2-5%1] JobArrayTaskLimit\n"
 
 
 def test_max_array_size_comes_from_the_config(cluster):
@@ -71,17 +71,17 @@ def test_max_array_size_comes_from_the_config(cluster):
     )
     (cluster.home / "slurmsky.yaml").write_text("kill_wait: 1\nmax_array_size: 2000\n")
     job = cluster.sbatch("--hold", "--array=0-1001", "--wrap", "true")
-    assert len(cluster.jobs("array_job_id = ?", job)) == 1002
+    assert len(cluster.run("squeue", "-h", "-r", "-j", str(job)).stdout.splitlines()) == 1002
     config = cluster.run("scontrol", "show", "config").stdout
     assert "\nMaxArraySize            = 2000\n" in config
     cluster.run("scancel", str(job))
 
 
 def test_pending_elements_wait_alike_but_for_their_own_reasons(cluster):
-    """A pass decides the first waiting element of an array and gives the rest that asks the
-    same its reason in one go: on one node, element 1 waits for Resources and the others
-    behind it (Priority), but a held element shows its hold (scontrol hold: JobHeldAdmin); released, it takes its place
-    in line again, and the elements run in index order."""
+    """The array's pending record waits as one job: on one node, for Resources while element
+    0 runs; a held element is split off it and shows its hold (scontrol hold:
+    JobHeldAdmin); released, it waits behind the record (Priority) as a job of its own, and
+    the elements still run in index order."""
     import os
 
     env = {"SLURMSKY_LOCAL_NODES": "1"}  # one node with this machine's CPUs
@@ -96,14 +96,8 @@ def test_pending_elements_wait_alike_but_for_their_own_reasons(cluster):
     )
 
     def reasons():
-        with cluster.db() as conn:
-            return dict(
-                conn.execute(
-                    "SELECT array_task_id, reason FROM jobs WHERE "
-                    "array_job_id = ? AND state = 'PENDING'",
-                    (job,),
-                )
-            )
+        out = cluster.run("squeue", "-h", "-t", "PD", "-j", str(job), "-o", "%i %r", env=env)
+        return sorted(out.stdout.splitlines())
 
     cluster.wait_for(
         lambda: cluster.jobs("array_job_id = ? AND array_task_id = 0 AND state = 'RUNNING'", job),
@@ -112,19 +106,13 @@ def test_pending_elements_wait_alike_but_for_their_own_reasons(cluster):
     )
     assert cluster.run("scontrol", "hold", f"{job}_3", env=env).returncode == 0
     cluster.wait_for(
-        lambda: (
-            reasons()
-            == {1: "Resources", 2: "Priority", 3: "JobHeldAdmin", 4: "Priority", 5: "Priority"}
-        ),
+        lambda: reasons() == [f"{job}_3 JobHeldAdmin", f"{job}_[1-2,4-5] Resources"],
         30,
         "the reasons",
     )
     assert cluster.run("scontrol", "release", f"{job}_3", env=env).returncode == 0
     cluster.wait_for(
-        lambda: (
-            reasons()
-            == {1: "Resources", 2: "Priority", 3: "Priority", 4: "Priority", 5: "Priority"}
-        ),
+        lambda: reasons() == [f"{job}_3 Priority", f"{job}_[1-2,4-5] Resources"],
         30,
         "the release",
     )

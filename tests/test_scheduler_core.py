@@ -66,23 +66,19 @@ class World:
         state.add_submission(self.cmd, rows[0]["submission"], self.spec, None, list(rows))
 
     def submit_array(self, first: int, count: int, throttle: int | None = None) -> list[int]:
-        """An array's elements as sbatch stores them; their ids in index order (the last
-        element carries the array's own id)."""
-        ids = [first + 1 + k for k in range(count - 1)] + [first]
-        self.submit(
-            *[
-                job_row(
-                    i,
-                    first,
-                    array_job_id=first,
-                    array_task_id=k,
-                    array_rank=k,
-                    array_throttle=throttle,
-                )
-                for k, i in enumerate(ids)
-            ]
+        """An array as sbatch stores it (one pending record); the ids its elements get as
+        they start in index order (the last takes the array's own id)."""
+        record = job_row(
+            first,
+            first,
+            array_job_id=first,
+            array_pending=f"0-{count - 1}",
+            array_throttle=throttle,
+            stdout="slurm-%A_%a.out",
         )
-        return ids
+        array = {"job_id": first, "ranges": f"0-{count - 1}", "count": count, "throttle": throttle}
+        state.add_submission(self.cmd, first, dict(self.spec, array=array), None, [record])
+        return [first + 1 + k for k in range(count - 1)] + [first]
 
     def run(self, now: float) -> tuple[bool, float | None]:
         self.clock.now = now
@@ -254,7 +250,7 @@ def test_array_throttle_keeps_two_elements_started(world):
     now = T0
     for _ in range(10):
         world.run(now)
-        rows = [world.job(i) for i in ids]
+        rows = [r for r in map(world.job, ids) if r is not None]
         started = [r.job_id for r in rows if r.state in ("CONFIGURING", "RUNNING")]
         assert len(started) <= 2
         assert all(r.reason == "JobArrayTaskLimit" for r in rows if r.state == "PENDING")

@@ -130,8 +130,10 @@ def test_cancel_pending_and_array_elements(cluster, monkeypatch):
     array = cluster.sbatch("--hold", "--array=1-5", "--wrap", "true")
     job_id, indices = control.parse_job_id(f"{array}_[2-3,5]")
     assert control.cancel(conn, control.select(conn, job_id, indices)) == {}
+    # named one by one (not as scancel's indices), they are split off and cancelled
     states = {r[0]: r[1] for r in cluster.jobs("array_job_id = ?", array)}
-    assert sorted(states.values()) == ["CANCELLED"] * 3 + ["PENDING"] * 2
+    assert sorted(states.values()) == ["CANCELLED"] * 3 + ["PENDING"]
+    assert cluster.run("squeue", "-h", "-j", str(array), "-o", "%i").stdout == f"{array}_[1,4]\n"
     [done] = control.select(conn, array, [2])
     assert control.cancel(conn, [done]) == {done.job_id: control.ALREADY_DONE}
     for bad in ("abc", "12_", "0", "3_[4-2]"):

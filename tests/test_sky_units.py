@@ -154,7 +154,7 @@ def test_run_command_on_a_local_node(tmp_path):
         "e-%j.log",
         "--array=4-6",
     )
-    spec = translate(req, Config(path="x"), job_id=40, array_job_ids=[41, 42, 40]).spec
+    spec = translate(req, Config(path="x"), job_id=40).spec
     node = dict(spec, output=".slurmsky/stdout", error=".slurmsky/stderr")
     workdir, home = tmp_path / "sky_workdir", tmp_path / "nodehome"
     workdir.mkdir()

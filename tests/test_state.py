@@ -159,11 +159,19 @@ def test_needs_agent_only_for_jobs_that_can_progress(conn):
     assert state.needs_agent(conn, ("another",))
 
 
+def _schema_3_pending_index(conn) -> None:
+    """Take a new state back to schema 3's jobs table and pending index."""
+    conn.execute("DROP INDEX jobs_pending")
+    conn.execute("ALTER TABLE jobs DROP COLUMN array_pending")
+    conn.execute("CREATE INDEX jobs_pending ON jobs(state, submission, IFNULL(array_task_id, 0))")
+
+
 def test_schema_1_gains_max_nodes(tmp_path, monkeypatch):
     """A state database of schema 1 (before --nodes' maximum was kept) is migrated in place."""
     monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
     old = state.connect()
     old.execute("ALTER TABLE jobs DROP COLUMN max_nodes")
+    _schema_3_pending_index(old)
     old.execute("PRAGMA user_version = 1")
     old.close()
     conn = state.connect()
@@ -179,6 +187,7 @@ def test_schema_2_gains_the_indexes_of_the_queries_commands_make(tmp_path, monke
     for index in ("jobs_pending", "jobs_reason", "jobs_executor"):
         old.execute(f"DROP INDEX {index}")
     old.execute("CREATE INDEX jobs_state ON jobs(state)")
+    old.execute("ALTER TABLE jobs DROP COLUMN array_pending")
     old.execute("PRAGMA user_version = 2")
     old.close()
     conn = state.connect()
@@ -198,8 +207,46 @@ def test_schema_2_gains_the_indexes_of_the_queries_commands_make(tmp_path, monke
         "jobs_reason",
         "jobs_executor",
     }
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
     assert state.get_job(conn, 1).state == "PENDING"
+
+
+def test_schema_3_arrays_become_pending_records(tmp_path, monkeypatch):
+    """Schema 3 kept a row per array element from submission on: the never-started ones that
+    wait as the row with the array's id does become its pending record; the rest stay rows,
+    and the stored spec carries the indices as ranges."""
+    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
+    old = state.connect()
+    _schema_3_pending_index(old)
+    arr = dict(array_job_id=2, user="v")
+    rows = [
+        job_row(3, 2, array_task_id=0, array_rank=0, state="RUNNING", start_time=5.0, **arr),
+        job_row(4, 2, array_task_id=2, array_rank=1, held="user", **arr),
+        job_row(5, 2, array_task_id=4, array_rank=2, stdout="/w/o-5", **arr),
+        job_row(6, 2, array_task_id=6, array_rank=3, stdout="/w/o-6", **arr),
+        job_row(2, 2, array_task_id=8, array_rank=4, stdout="/w/o-2", **arr),
+    ]
+    keys = {k for row in rows for k in row}
+    rows = [{k: row.get(k) for k in sorted(keys)} for row in rows]
+    array = {"job_id": 2, "indices": [0, 2, 4, 6, 8], "job_ids": [3, 4, 5, 6, 2], "throttle": None}
+    spec = {"script": "", "output": "o-%j", "array": array}
+    state.add_submission(old, 2, spec, None, rows)
+    old.execute("PRAGMA user_version = 3")
+    old.close()
+    conn = state.connect()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
+    got = conn.execute(
+        "SELECT job_id, array_task_id, array_pending, stdout FROM jobs ORDER BY job_id"
+    ).fetchall()
+    assert got == [(2, None, "4-8:2", "o-%j"), (3, 0, None, None), (4, 2, None, None)]
+    assert state.get_spec(conn, 2)[0]["array"] == {
+        "job_id": 2,
+        "ranges": "0-8:2",
+        "count": 5,
+        "throttle": None,
+    }
+    shown = [r.display_id for r in state.find_jobs(conn, tasks=[(2, 6), (2, 2), (2, 3)])]
+    assert sorted(shown) == ["2_2", "2_6"]
 
 
 def test_a_new_state_made_by_many_commands_at_once(tmp_path):

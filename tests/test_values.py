@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slurmsky.display import format_array, format_elapsed, format_hms, format_limit, format_mem
+from slurmsky.display import format_elapsed, format_hms, format_limit, format_mem
 from slurmsky.parse import signals, times
 from slurmsky.parse.arrays import ArraySpec, parse_array
 from slurmsky.parse.dependency import Dependency, DepItem, format_dependency, parse_dependency
@@ -24,6 +24,7 @@ from slurmsky.parse.scalars import (
 )
 from slurmsky.parse.signals import SignalSpec, parse_signal
 from slurmsky.parse.times import parse_begin, parse_time
+from slurmsky.runtime import indexset
 
 # --- time limits: sbatch-time-formats.txt (squeue %l of each) ---------------------------
 
@@ -330,7 +331,7 @@ def test_gpus_invalid(text):
 def test_array(text, indices, throttle, shown):
     spec = parse_array(text, "--array")
     assert (spec.indices, spec.throttle) == (indices, throttle)
-    assert format_array(indices, throttle) == shown
+    assert indexset.display(indexset.compress(indices), throttle) == shown
 
 
 @pytest.mark.parametrize(
@@ -374,7 +375,44 @@ def test_array_max_size():
 @given(st.sets(st.integers(0, 1000), min_size=1), st.none() | st.integers(1, 1000))
 def test_array_round_trip(indices, throttle):
     ordered = tuple(sorted(indices))
-    assert parse_array(format_array(ordered, throttle), "--array") == ArraySpec(ordered, throttle)
+    shown = indexset.display(indexset.compress(ordered), throttle)
+    assert parse_array(shown, "--array") == ArraySpec(ordered, throttle)
+
+
+@given(st.sets(st.integers(0, 200), min_size=1), st.data())
+def test_index_sets(indices, data):
+    """runtime.indexset, what the state keeps of an array: its text holds the indices, in
+    O(runs) (an arithmetic run of any length is one item), and answers as the list would."""
+    ordered = sorted(indices)
+    items = indexset.parse(indexset.compress(ordered))
+    assert list(indexset.iterate(items)) == ordered and indexset.count(items) == len(ordered)
+    assert len(items) <= len(ordered)
+    probe = data.draw(st.integers(-1, 201))
+    assert indexset.contains(items, probe) == (probe in indices)
+    if probe in indices:
+        assert indexset.at(items, indexset.rank(items, probe)) == probe
+        rest = indexset.remove(items, probe)
+        assert list(indexset.iterate(rest)) == [i for i in ordered if i != probe]
+        assert indexset.parse(indexset.text(rest)) == rest
+    else:
+        assert indexset.remove(items, probe) == items
+    # squeue's task string: consecutive indices as ranges, the others listed
+    runs: list = []
+    for index in ordered:
+        if runs and runs[-1][1] == index - 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index])
+    shown = ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    assert indexset.display(indexset.compress(ordered)) == shown
+
+
+def test_index_set_of_a_large_array():
+    assert indexset.compress(range(100000)) == "0-99999"
+    assert indexset.compress(range(0, 99999, 2)) == "0-99998:2"
+    items = indexset.parse("0-99998:2")
+    assert (indexset.count(items), indexset.at(items, 49999)) == (50000, 99998)
+    assert indexset.text(indexset.remove(items, 50)) == "0-48:2,52-99998:2"
 
 
 # --- dependencies: dependency-*.txt -------------------------------------------------------

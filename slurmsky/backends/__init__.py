@@ -169,9 +169,7 @@ class Backend:
         queues the job and warns."""
         return None
 
-    def task(
-        self, req: JobRequest, cfg: Config, job_id: int, array_job_ids: list[int] | None
-    ) -> dict | None:
+    def task(self, req: JobRequest, cfg: Config, job_id: int) -> dict | None:
         """What the backend stores with a submission beside the runtime spec (SkyPilot's task)."""
         return None
 

@@ -15,6 +15,7 @@ from slurmsky.core import state
 from slurmsky.core.states import FINISHED_STATES, STATE_CODES
 from slurmsky.render import common, jobview, sacct_format
 from slurmsky.render.sacct_format import Row
+from slurmsky.runtime import indexset
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
 SHORT = "aA:bBcC:dDeE:f:g:hi:I:j:k:K:lLM:nN:o:pPq:r:s:S:Ttu:vVW:x:X"
@@ -228,12 +229,16 @@ def body(argv: list[str]) -> int:
         records = [r for r in records if r.account in accounts]
     records = [r for r in records if _in_window(r, start, end, states)]
 
-    views = jobview.collapse(records, keep_tasks=set(tasks or ()), now=now)
+    views = jobview.collapse(records, now=now)
+    # an array sorts at the highest id of its elements (those of its pending record are
+    # reserved after the array's own: as many as it holds, beyond the split-off ones)
     top: dict = {}
     for view in views:
         if view.rec.array_job_id is not None:
             key = view.rec.array_job_id
-            top[key] = max(top.get(key, 0), view.rec.job_id)
+            top[key] = max(top.get(key, 0), view.rec.job_id) + (
+                indexset.count(indexset.parse(view.tasks)) if view.tasks is not None else 0
+            )
 
     def order(view):
         rec = view.rec

@@ -165,20 +165,17 @@ class Session:
     def show_job(self, value: str | None) -> int:
         if value is None:
             records, now = self.visible()
-            keep = set()
         else:
             head, _, task = value.partition("_")
             if not head.isdigit() or int(head) == 0 or (_ and not task.isdigit()):
                 raise UsageError("scontrol_print_job error: Invalid job id specified")
             if _:
                 records, now = self.visible(tasks=[(int(head), int(task))])
-                keep = {(int(head), int(task))}
             else:
                 records, now = self.visible(ids=[int(head)])
-                keep = set()
             if not records:
                 raise UsageError(INVALID_JOB)
-        jobs = jobview.collapse(records, keep_tasks=keep, now=now)
+        jobs = jobview.collapse(records, now=now)
         jobs.sort(
             key=lambda j: (
                 j.rec.array_job_id or j.rec.job_id,
@@ -186,7 +183,6 @@ class Session:
             )
         )
         specs = _specs(self.conn, jobs)
-        jobview.SPECS = specs.get
         for job in jobs:
             sys.stdout.write(
                 scontrol_format.show_job(
@@ -282,7 +278,10 @@ class Session:
             if "time_limit" in changes and rec.state != "PENDING":
                 # the node runtime of a started job enforces the limit it started with
                 raise UsageError(f"{control.DISABLED} for job {job_text}")
-            state.update_job(self.conn, rec.job_id, where_state=states.ACTIVE_STATES, **changes)
+            own = control.split_off(self.conn, rec)
+            if own is None:
+                raise UsageError(f"{control.NOT_PENDING} for job {job_text}")
+            state.update_job(self.conn, own.job_id, where_state=states.ACTIVE_STATES, **changes)
         return 0
 
     # --- configuration ----------------------------------------------------------------------

@@ -280,7 +280,6 @@ def body(argv: list[str]) -> int:
 
     out = sys.stdout
     conn = state.connect()
-    jobview.SPECS = _spec_loader(conn)
     if o["users"] is not None:
         o["users"] = _users(conn, o["users"], warnings)
     for line in warnings:
@@ -340,11 +339,9 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
 
     wanted_states = o["states"]
     ids = tasks = None
-    keep: set = set()
     if o["jobs"] is not None:  # selected in the query: `-j` is cheap however long the queue
         ids = sorted({j for j, t in o["jobs"] if t is None})
         tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None})
-        keep = set(tasks)
     if wanted_states is None:
         filters = dict(
             ids=ids,
@@ -371,7 +368,7 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
     if not noheader:
         lines.append(common.render(items, None))
     if (
-        not keep
+        not tasks
         and o["accounts"] is None
         and o["nodes"] is None
         and squeue_format.Listing.fits(items, settings["sort"])
@@ -381,9 +378,8 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         rows = state.list_rows(
             conn, listing.columns, listing.args, listing.order_by, listing.order_args, **filters
         )
-        lines.extend(
-            listing.lines(rows, lambda pairs: state.find_jobs(conn, tasks=pairs, light=True))
-        )
+        _write(out, lines, listing.lines(rows))
+        return
     else:
         records = state.find_jobs(conn, light=True, **filters)
         if o["accounts"] is not None:
@@ -392,11 +388,19 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
             from slurmsky.runtime.hostlist import expand
 
             records = [r for r in records if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
-        jobs = jobview.collapse(records, keep_tasks=keep, expand=array, now=now)
+        jobs = jobview.collapse(records, expand=array, now=now)
         jobs = squeue_format.squeue_sort(jobs, settings["sort"])
-        lines.extend(map(common.renderer(items), jobs))
-    if lines:
-        out.write("\n".join(lines) + "\n")
+        _write(out, lines, map(common.renderer(items), jobs))
+
+
+def _write(out, head: list[str], lines) -> None:
+    """The header lines, then `lines` a thousand at a time (`squeue -r | head` stops early)."""
+    import itertools
+
+    chunk = head + list(itertools.islice(lines, 1000))
+    while chunk:
+        out.write("\n".join(chunk) + "\n")
+        chunk = list(itertools.islice(lines, 1000))
 
 
 def _users(conn, text: str, warnings: list[str]) -> list[str]:
@@ -414,20 +418,6 @@ def _users(conn, text: str, warnings: list[str]) -> list[str]:
         else:
             warnings.append(f"squeue: error: Invalid user: {word}\n\n")
     return names
-
-
-def _spec_loader(conn):
-    cache: dict = {}
-
-    def load(submission: int) -> dict:
-        if submission not in cache:
-            try:
-                cache[submission] = state.get_spec(conn, submission)[0]
-            except (TypeError, ValueError):
-                cache[submission] = {}
-        return cache[submission]
-
-    return load
 
 
 def _revive(conn) -> None:

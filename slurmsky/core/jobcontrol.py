@@ -56,10 +56,22 @@ def _max_array_size() -> int:
 
 
 def select(conn: sqlite3.Connection, job_id: int, indices: list[int] | None) -> list[JobRecord]:
-    """The jobs an id names: a job, every element of an array, or the listed elements."""
+    """The jobs an id names: a job, every element of an array (its pending record one of
+    them), or the listed elements (those inside the pending record as PendingElements)."""
     if indices is None:
         return state.find_jobs(conn, ids=[job_id])
     return state.find_jobs(conn, tasks=[(job_id, i) for i in indices])
+
+
+def split_off(conn: sqlite3.Connection, job: JobRecord) -> JobRecord | None:
+    """The job itself, or for an element inside its array's pending record, that element
+    split off into a job of its own (as slurmctld does to hold or update one element);
+    None if it left the record meanwhile."""
+    if not job.virtual:
+        return job
+    assert job.array_job_id is not None and job.array_task_id is not None
+    spec = state.get_spec(conn, job.submission)[0]
+    return state.split_element(conn, job.array_job_id, job.array_task_id, spec)
 
 
 def _denied(job: JobRecord) -> bool:
@@ -78,8 +90,8 @@ def cancel(
 ) -> dict[int, str]:
     """scancel: pending jobs end CANCELLED now; started ones are ended by the agent.
 
-    by_index: the jobs were named by array index (`7_3`, `7_[4-5]`); array elements that
-    never started leave their array instead of ending CANCELLED (`remove_pending_tasks`).
+    by_index: the jobs were named by array index (`7_3`, `7_[4-5]`); elements still inside
+    their array's pending record leave it instead of ending CANCELLED (`remove_pending_tasks`).
     """
     errors: dict[int, str] = {}
     woken = False
@@ -89,6 +101,11 @@ def cancel(
         if _denied(job):
             errors[job.job_id] = ACCESS_DENIED
             continue
+        own = split_off(conn, job)
+        if own is None:
+            errors[job.job_id] = ALREADY_DONE
+            continue
+        job = own
         now = time.time()
         while True:
             if job.state == "PENDING" and state.update_job(
@@ -127,17 +144,12 @@ def cancel(
 def _leave_arrays(
     conn: sqlite3.Connection, jobs: list[JobRecord], errors: dict[int, str]
 ) -> list[JobRecord]:
-    """Remove the pending, never-started elements among `jobs` from their arrays; the jobs
-    left to cancel as usual (started ones, and an array's emptied pending record)."""
+    """Remove the elements among `jobs` still inside their array's pending record from it;
+    the jobs left to cancel as usual (the others, and an array's emptied pending record)."""
     rest: list[JobRecord] = []
     arrays: dict[int, set] = {}
     for job in jobs:
-        if (
-            job.array_task_id is not None
-            and job.state == "PENDING"
-            and job.start_time is None
-            and job.restarts == 0
-        ):
+        if job.virtual and job.state == "PENDING":
             if _denied(job):
                 errors[job.job_id] = ACCESS_DENIED
             else:
@@ -181,6 +193,10 @@ def hold(conn: sqlite3.Connection, job: JobRecord, *, admin: bool) -> str | None
         return NOT_OWNER
     kind = "admin" if admin else "user"
     reason = "JobHeldAdmin" if admin else "JobHeldUser"
+    own = split_off(conn, job) if job.state == "PENDING" else job
+    if own is None:
+        return NOT_PENDING
+    job = own
     if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=kind, reason=reason):
         return NOT_PENDING
     return None
@@ -189,6 +205,11 @@ def hold(conn: sqlite3.Connection, job: JobRecord, *, admin: bool) -> str | None
 def release(conn: sqlite3.Connection, job: JobRecord) -> str | None:
     if _denied(job):
         return NOT_OWNER
+    if job.virtual and job.state == "PENDING" and job.held:  # the whole record is held
+        own = split_off(conn, job)
+        if own is None:
+            return NOT_PENDING
+        job = own
     if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=None, reason="None"):
         return NOT_PENDING
     _wake()

@@ -74,6 +74,13 @@ def launch_failure(job: JobRecord, exc: Exception, now: float) -> dict:
     )
 
 
+def _per_element(record: JobRecord) -> bool:
+    """Whether the elements of a pending array wait each on its own (a dependency per
+    element, aftercorr, or on its siblings, singleton): then each becomes a job of its own."""
+    spec = (record.dependency_spec or "").lower()
+    return "aftercorr" in spec or "singleton" in spec
+
+
 class Scheduler:
     def __init__(self, conn: sqlite3.Connection, backend: str = "local"):
         self.conn = conn
@@ -86,10 +93,6 @@ class Scheduler:
         self._generation = 0
         self._data_version: int | None = None
         self._executors: tuple[int, set] | None = None  # (generation, active jobs' executors)
-        # submission -> (generation, until, head's (index, id), the rest's reason and %E,
-        # the ids of the rest that does not wait alike): an array whose pending rest holds
-        # what its head passes it already, so set_pending_alike need not look at it again.
-        self._alike_seen: dict[int, tuple] = {}
         self._watch_failed: set[int] = set()  # jobs whose watch raised (logged once each)
 
     def executor(self, name: str) -> Executor:
@@ -216,41 +219,40 @@ class Scheduler:
                 per_array[j.array_job_id] = per_array.get(j.array_job_id, 0) + 1
         blocked = False  # a job waits for resources: later ones wait behind it (Priority)
         updates: list[tuple[JobRecord, dict]] = []
-        launches: list[tuple[JobRecord, list[int]]] = []
+        # (job, placement, the pending record it is split off or None)
+        launches: list[tuple[JobRecord, list[int], JobRecord | None]] = []
+        explode: list[JobRecord] = []  # records whose elements wait each on its own
 
-        alike: list[tuple[JobRecord, str, dict]] = []  # (head, reason, its fields)
-
-        def consider(job: JobRecord) -> str | None:
-            """Decide one pending job. Returns the reason the rest of its array waits with,
-            if they ask what it asks (set_pending_alike's rows): they need no look of
-            their own; else None."""
+        def consider(job: JobRecord) -> None:
+            """Decide one pending job, or as many elements of a pending record as may start."""
             nonlocal blocked
             if job.reason == "PartitionConfig" and now < job.submit_time + FIRST_PASS:
                 wake.append(job.submit_time + FIRST_PASS)
-                return None
+                return
+            if job.array_pending is not None and _per_element(job):
+                explode.append(job)
+                return
             reason, fields = self._pending_reason(job, now, wake)
-            rest = reason if reason == "Dependency" else None
-            if (
-                reason is None
-                and job.array_throttle
-                and per_array.get(job.array_job_id, 0) >= job.array_throttle
-            ):
-                reason = rest = "JobArrayTaskLimit"
             if reason is None:
-                try:
-                    placement = self.executor(job.executor).place(job, running)
-                except Exception as exc:  # this job's fault: it fails, the queue runs on
-                    updates.append((job, launch_failure(job, exc, now)))
-                    return None
-                if isinstance(placement, str):
-                    reason = "Priority" if blocked and placement == "Resources" else placement
-                    blocked = blocked or placement == "Resources"
-                    # resources only shrink within a pass: the same ask cannot fit either
-                    rest = "Priority" if placement == "Resources" else placement
-                else:
-                    launches.append((job, placement))
-                    job.executor_ref = {"nodes": placement}
-                    running.append(job)
+                for element in self._elements(job):
+                    if (
+                        job.array_throttle
+                        and per_array.get(job.array_job_id, 0) >= job.array_throttle
+                    ):
+                        reason = "JobArrayTaskLimit"
+                        break
+                    try:
+                        placement = self.executor(job.executor).place(element, running)
+                    except Exception as exc:  # this job's fault: it fails, the queue runs on
+                        updates.append((job, launch_failure(job, exc, now)))
+                        return
+                    if isinstance(placement, str):
+                        reason = "Priority" if blocked and placement == "Resources" else placement
+                        blocked = blocked or placement == "Resources"
+                        break
+                    launches.append((element, placement, job if element is not job else None))
+                    element.executor_ref = {"nodes": placement}
+                    running.append(element)
                     if job.array_job_id is not None:
                         per_array[job.array_job_id] = per_array.get(job.array_job_id, 0) + 1
                     reason = "None"
@@ -259,44 +261,6 @@ class Scheduler:
             changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
             if changed:
                 updates.append((job, changed))
-            if rest is not None and self._collapsible(job):
-                alike.append((job, rest, fields))
-                return rest
-            return None
-
-        seen, self._alike_seen = self._alike_seen, {}
-        remembered: dict[int, tuple] = {}
-
-        def rest_of(head: JobRecord) -> list[JobRecord]:
-            """The pending rest of head's array that does not wait alike with it; forget
-            alike[-1] (set_pending_alike) if the rest holds it already."""
-            key, outcome = (head.array_task_id or 0, head.job_id), alike[-1][1:]
-            outcome = (outcome[0], outcome[1].get("dependency", state.KEEP))
-            known = seen.get(head.submission)
-            if (
-                known
-                and known[0] == self._generation
-                and now < known[1]
-                and known[3] == outcome
-                and key >= known[2]
-                and head.job_id not in known[4]
-            ):
-                alike.pop()
-                remembered[head.submission] = known
-                return state.pending_among(self.conn, known[4], head) if known[4] else []
-            unlike = state.pending_unlike(self.conn, head, now)
-            until = min(
-                (o.begin_time for o in unlike if o.begin_time and o.begin_time > now),
-                default=float("inf"),
-            )  # then they wait alike
-            remembered[head.submission] = (
-                self._generation,
-                until,
-                key,
-                outcome,
-                frozenset(o.job_id for o in unlike),
-            )
-            return unlike
 
         # The pending jobs are read a chunk at a time, in one snapshot (dependencies too).
         self.conn.execute("BEGIN")
@@ -306,48 +270,52 @@ class Scheduler:
             while True:
                 chunk = state.pending_jobs(self.conn, after, size)
                 for job in chunk:
-                    after = (job.submission, job.array_task_id or 0, job.job_id)
-                    if consider(job) is not None:
-                        # the rest of the array waits alike but for its own oddities
-                        written = len(updates)
-                        for other in rest_of(job):
-                            consider(other)
-                        if len(updates) > written:  # a changed one may wait alike next time
-                            remembered.pop(job.submission, None)
-                        after = (job.submission,)
-                        break
-                else:
-                    if len(chunk) < size:
-                        break
-                    size = min(size * 4, 1024)
+                    after = state.pass_position(job)
+                    consider(job)
+                if len(chunk) < size:
+                    break
+                size = min(size * 4, 1024)
         finally:
             if self.conn.in_transaction:
                 self.conn.execute("COMMIT")
         with state.write(self.conn):
             for job, fields in updates:
                 state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
-            for head, reason, fields in alike:
-                state.set_pending_alike(
-                    self.conn,
-                    head,
-                    now,
-                    reason,
-                    fields.get("dependency", state.KEEP),
-                    eligible=reason != "Dependency",
-                )
-        self._alike_seen = remembered
-        for job, placement in launches:
-            self._launch(job, placement)
-        return bool(launches) or any(f.get("state") for _, f in updates)
+        for record in explode:
+            self._explode(record)
+        for job, placement, source in launches:
+            self._launch(job, placement, source)
+        return bool(launches or explode) or any(f.get("state") for _, f in updates)
 
-    def _collapsible(self, job: JobRecord) -> bool:
-        """Whether the pending elements after this one in its array that ask what it asks
-        (state.set_pending_alike) wait as it does: an element of a local array whose
-        dependency (if any) is the same for each element (not aftercorr, not singleton)."""
-        if job.array_job_id is None or job.array_task_id is None or self._synced(job.executor):
-            return False
-        spec = (job.dependency_spec or "").lower()
-        return "aftercorr" not in spec and "singleton" not in spec
+    def _elements(self, job: JobRecord):
+        """What may start of a pending job: itself, or a pending record's elements in index
+        order (each with the id it will have)."""
+        if job.array_pending is None:
+            yield job
+            return
+        from slurmsky.runtime import indexset
+
+        array = self._submission_spec(job.submission)["array"]
+        items = indexset.parse(job.array_pending)
+        left = indexset.count(items)
+        for index in indexset.iterate(items):
+            left -= 1
+            element = state.pending_element(job, index)
+            job_id = state.element_id(array, job.job_id, index, not left)
+            assert job_id is not None  # in index order, the highest index is the last
+            element.__dict__.update(job_id=job_id)
+            yield element
+
+    def _explode(self, record: JobRecord) -> None:
+        """Split every element off a pending record whose elements wait each on its own
+        (aftercorr, singleton): they are pending jobs of their own from the next pass."""
+        from slurmsky.runtime import indexset
+
+        spec = self._submission_spec(record.submission)
+        assert record.array_pending is not None
+        for index in indexset.iterate(indexset.parse(record.array_pending)):
+            state.split_element(self.conn, record.job_id, index, spec)
+        self._generation += 1
 
     def _pending_reason(
         self, job: JobRecord, now: float, wake: list[float]
@@ -378,28 +346,33 @@ class Scheduler:
             fields["eligible_time"] = now
         return None, fields
 
-    def _launch(self, job: JobRecord, placement: list[int]) -> None:
+    def _launch(self, job: JobRecord, placement: list[int], record: JobRecord | None) -> None:
         now = time.time()  # not the pass's start: earlier launches and ends took time
         ex = self.executor(job.executor)
         try:
             ref = ex.prepare(job, placement)
         except Exception as exc:
-            state.update_job(
-                self.conn, job.job_id, where_state=("PENDING",), **launch_failure(job, exc, now)
-            )
+            failed = launch_failure(job, exc, now)
+            if record is not None:
+                self._split(record, job, **failed)
+            else:
+                state.update_job(self.conn, job.job_id, where_state=("PENDING",), **failed)
             return
         names = ref.get("names") or []
-        if not state.update_job(
-            self.conn,
-            job.job_id,
-            where_state=("PENDING",),
+        fields = dict(
             state="CONFIGURING",
             reason="None",
             executor_ref=ref,
             start_time=now,
             nodelist=hostlist.compress(names) or None,
             batch_host=names[0] if names else None,
-        ):
+        )
+        if record is not None:
+            element = self._split(record, job, **fields)
+            if element is None:
+                return  # cancelled or held meanwhile
+            job = element
+        elif not state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields):
             return  # cancelled or held meanwhile
         job.executor_ref = ref
         try:
@@ -412,11 +385,27 @@ class Scheduler:
             except Exception:
                 log.exception("job %s: cleanup after the failed launch", job.job_id)
             return
-        state.update_job(self.conn, job.job_id, executor_ref=ref)
-        if self._synced(job.executor):
-            return  # CONFIGURING until its executor's queue says otherwise
-        state.update_job(self.conn, job.job_id, where_state=("CONFIGURING",), state="RUNNING")
+        with state.write(self.conn):  # one commit: a job start costs few (arrays start many)
+            state.update_job(self.conn, job.job_id, executor_ref=ref)
+            if self._synced(job.executor):
+                return  # CONFIGURING until its executor's queue says otherwise
+            state.update_job(self.conn, job.job_id, where_state=("CONFIGURING",), state="RUNNING")
         log.info("job %s: started on %s", job.job_id, ",".join(names))
+
+    def _split(self, record: JobRecord, element: JobRecord, **fields) -> JobRecord | None:
+        """Split `element` (with its id) off its pending record with `fields`, unless the
+        record was held, cancelled or left by that element meanwhile."""
+        assert element.array_task_id is not None  # an element of the record
+        spec = self._submission_spec(record.submission)
+        return state.split_element(
+            self.conn,
+            record.job_id,
+            element.array_task_id,
+            spec,
+            job_id=element.job_id,
+            unheld=True,
+            **fields,
+        )
 
     def _submission_spec(self, submission: int) -> dict:
         if self._spec is None or self._spec[0] != submission:

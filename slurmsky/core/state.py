@@ -6,11 +6,16 @@ so concurrent commands queue instead of failing with `database is locked`.
 
 Imports stay light (stdlib only): sbatch and squeue load this module on every call.
 
-One `jobs` row per job, and per array element (its own `job_id`; `array_job_id` is the id
-sbatch printed, and the element with the highest index carries that id itself, as the last
-element to start does on Slurm). Rows move PENDING -> CONFIGURING -> RUNNING -> (COMPLETING)
--> a finished state; only the agent and the control functions in scheduler.py move them.
-The read-side commands only read: `find_jobs`/`get_job` return `JobRecord`s."""
+One `jobs` row per job. An array is, as on Slurm, one pending record until its elements
+start: the row with the array's id holds the indices not yet split off (`array_pending`,
+runtime.indexset's text: `0-99999` costs what `0` does). An element becomes its own row
+when it is split off (`split_element`: it starts, or is held, updated or requeued alone),
+with the id reserved for its rank at submission (array id + 1 + rank), or the array's own
+id when it is the last to leave the record, which then is that element. Rows move PENDING
+-> CONFIGURING -> RUNNING -> (COMPLETING) -> a finished state; only the agent and the
+control functions in scheduler.py move them. The read-side commands only read:
+`find_jobs`/`get_job` return `JobRecord`s (`PendingElement`s for the pending record's
+elements named by index)."""
 
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from slurmsky.core.states import (
 )
 from slurmsky.errors import SlurmError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 MIN_JOB_AGE = 300  # seconds a finished job stays in `squeue -t all` (Slurm's MinJobAge)
 
@@ -46,6 +51,7 @@ CREATE TABLE jobs (
     array_task_id INTEGER,
     array_throttle INTEGER,          -- %p of --array; NULL: none
     array_rank INTEGER,              -- position of the element in the array (SKYPILOT_JOB_RANK)
+    array_pending TEXT,              -- a pending record: its elements not split off (indexset)
     name TEXT NOT NULL,
     user TEXT NOT NULL,
     uid INTEGER NOT NULL,
@@ -71,7 +77,7 @@ CREATE TABLE jobs (
     command TEXT,                    -- script path (NULL for stdin/--wrap)
     submit_dir TEXT NOT NULL,
     workdir TEXT NOT NULL,
-    stdout TEXT,
+    stdout TEXT,                     -- a pending record: the patterns (split_element expands)
     stderr TEXT,
     stdin TEXT,
     requeue INTEGER NOT NULL DEFAULT 1,
@@ -103,7 +109,8 @@ CREATE INDEX jobs_user ON jobs(user);
 CREATE INDEX jobs_name ON jobs(name);
 CREATE INDEX jobs_end ON jobs(end_time);
 CREATE INDEX jobs_submit ON jobs(submit_time);
-CREATE INDEX jobs_pending ON jobs(state, submission, IFNULL(array_task_id, 0));
+CREATE INDEX jobs_pending ON jobs(state, submission,
+    coalesce(array_task_id, CAST(array_pending AS INTEGER), 0));
 CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
     id INTEGER PRIMARY KEY,
     job_id INTEGER NOT NULL,
@@ -122,6 +129,13 @@ _MIGRATIONS = {
         "CREATE INDEX IF NOT EXISTS jobs_reason ON jobs(state, reason)",
         "CREATE INDEX IF NOT EXISTS jobs_executor ON jobs(executor, state)",
         "DROP INDEX IF EXISTS jobs_state",
+    ),
+    3: (
+        "ALTER TABLE jobs ADD COLUMN array_pending TEXT",
+        "collapse_pending_arrays",
+        "DROP INDEX jobs_pending",
+        "CREATE INDEX jobs_pending ON jobs(state, submission, "
+        "coalesce(array_task_id, CAST(array_pending AS INTEGER), 0))",
     ),
 }
 
@@ -181,6 +195,7 @@ class JobRecord:
     array_task_id: int | None
     array_throttle: int | None
     array_rank: int | None
+    array_pending: str | None
     name: str
     user: str
     uid: int
@@ -261,6 +276,11 @@ class JobRecord:
         return f"{self.array_job_id}_{self.array_task_id}"
 
     @property
+    def virtual(self) -> bool:
+        """An element still inside its array's pending record (not a row of its own)."""
+        return False
+
+    @property
     def state_code(self) -> str:
         return STATE_CODES[self.state]
 
@@ -290,6 +310,7 @@ LIST_COLUMNS = (
     "array_job_id",
     "array_task_id",
     "array_throttle",
+    "array_pending",
     "name",
     "user",
     "uid",
@@ -327,6 +348,56 @@ def _record(row: sqlite3.Row | tuple, columns: tuple[str, ...] = _COLUMNS) -> Jo
         if key in values:
             values[key] = bool(values[key])
     return record
+
+
+class PendingElement(JobRecord):
+    """An element still inside its array's pending record, named by its index (`squeue -r`,
+    `7_3`): the record's values with its own index; its id is the array's, as Slurm shows
+    it until the element is split off (`split_element`)."""
+
+    @property
+    def virtual(self) -> bool:
+        return True
+
+    def _path(self, key: str) -> str | None:
+        pattern = self.__dict__["_patterns"].get(key)
+        if pattern is None:
+            return None
+        return element_path(pattern, self, self.job_id, self.name)
+
+    stdout = property(lambda self: self._path("stdout"))  # type: ignore[assignment]
+    stderr = property(lambda self: self._path("stderr"))  # type: ignore[assignment]
+    stdin = property(lambda self: self._path("stdin"))  # type: ignore[assignment]
+
+
+def pending_element(record: JobRecord, index: int) -> PendingElement:
+    """The element `index` of a pending record, as a record of its own."""
+    element = object.__new__(PendingElement)
+    values = element.__dict__
+    values.update(record.__dict__)
+    values.pop(_CONN, None)
+    values["_patterns"] = {k: getattr(record, k) for k in ("stdout", "stderr", "stdin")}
+    for key in ("stdout", "stderr", "stdin"):
+        values.pop(key, None)
+    values.update(array_task_id=index, array_pending=None)
+    return element
+
+
+def element_path(pattern: str, rec: JobRecord, job_id: int, job_name: str) -> str:
+    """A pending record's --output/--error/--input pattern expanded for one of its elements
+    (`%N` kept for the node), joined to the working directory."""
+    from slurmsky.runtime.filepattern import expand
+
+    name = expand(
+        pattern,
+        job_id=job_id,
+        array_job_id=rec.array_job_id,
+        array_task_id=rec.array_task_id,
+        job_name=job_name,
+        user=rec.user,
+        node_name="%N",
+    )
+    return os.path.join(rec.workdir, name)
 
 
 def _encode(values: dict) -> dict:
@@ -441,7 +512,10 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
         if version in _MIGRATIONS:
             for v in range(version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[v]:
-                    conn.execute(statement)
+                    if statement == "collapse_pending_arrays":
+                        _collapse_pending_arrays(conn)
+                    else:
+                        conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         if version > SCHEMA_VERSION:
@@ -566,33 +640,154 @@ def remove_pending_tasks(conn: sqlite3.Connection, array_job_id: int, indices) -
     """Take never-started pending elements out of an array, as `scancel ID_INDEX` does on
     Slurm: they leave the array's pending record, and nothing lists or accounts them after.
 
-    The array's own id passes to the highest remaining such element (the last to start).
-    When none remains, Slurm cancels the pending record itself, shown by the array's id alone:
-    one row stays, with that id and no index, and its id is returned for the caller to
-    cancel; otherwise None.
+    When none remains, Slurm cancels the pending record itself, shown by the array's id
+    alone: its id is returned for the caller to cancel; otherwise None.
     """
-    indices = set(indices)
+    from slurmsky.runtime import indexset
+
     with write(conn):
-        rows = conn.execute(
-            "SELECT job_id, array_task_id FROM jobs WHERE array_job_id = ? AND state = "
-            "'PENDING' AND start_time IS NULL AND restarts = 0 AND array_task_id IS NOT NULL "
-            "ORDER BY array_task_id",
+        row = conn.execute(
+            "SELECT array_pending FROM jobs WHERE job_id = ? AND state = 'PENDING' "
+            "AND array_pending IS NOT NULL",
             (array_job_id,),
-        ).fetchall()
-        gone = [job_id for job_id, index in rows if index in indices]
-        kept = [job_id for job_id, index in rows if index not in indices]
-        if not gone:
+        ).fetchone()
+        if row is None:
             return None
-        record = None
-        if not kept:  # the pending record itself: the row with the array's id, if pending
-            record = array_job_id if array_job_id in gone else gone[-1]
-            gone.remove(record)
-        conn.execute(f"DELETE FROM jobs WHERE job_id IN ({', '.join('?' * len(gone))})", gone)
-        if record is not None:
-            conn.execute("UPDATE jobs SET array_task_id = NULL WHERE job_id = ?", (record,))
-        elif array_job_id in gone:
-            conn.execute("UPDATE jobs SET job_id = ? WHERE job_id = ?", (array_job_id, kept[-1]))
-        return record
+        items = indexset.parse(row[0])
+        for index in indices:
+            items = indexset.remove(items, index)
+        conn.execute(
+            "UPDATE jobs SET array_pending = ? WHERE job_id = ?",
+            (indexset.text(items) or None, array_job_id),
+        )
+        return None if items else array_job_id
+
+
+def element_id(array: dict, record_id: int, index: int, last: bool) -> int | None:
+    """The id an element split off a pending record takes: the record's own when it is the
+    last to leave it, else the id reserved for its rank at submission (array id + 1 + rank;
+    the highest index's reserved id is the array's: None, a fresh id is needed)."""
+    if last:
+        return record_id
+    from slurmsky.runtime import indexset
+
+    rank = indexset.rank(indexset.parse(array["ranges"]), index)
+    return record_id + 1 + rank if rank < array["count"] - 1 else None
+
+
+def split_element(
+    conn: sqlite3.Connection,
+    record_id: int,
+    index: int,
+    spec: dict,
+    *,
+    job_id: int | None = None,
+    unheld: bool = False,
+    **fields,
+) -> JobRecord | None:
+    """Split element `index` off the pending record `record_id` into a row of its own, with
+    `fields` set (a compare-and-set: None if the record is no longer pending, or no longer
+    holds that index, or, with `unheld`, is held). `job_id`: element_id's, or None to have
+    it chosen here. Returns the element's record."""
+    from slurmsky.runtime import indexset
+
+    array = spec["array"]
+    with write(conn):
+        row = conn.execute(
+            "SELECT array_pending, held FROM jobs WHERE job_id = ? AND state = 'PENDING'",
+            (record_id,),
+        ).fetchone()
+        if row is None or row[0] is None or (unheld and row[1]):
+            return None
+        items = indexset.parse(row[0])
+        if not indexset.contains(items, index):
+            return None
+        rest = indexset.remove(items, index)
+        if job_id is None:
+            job_id = element_id(array, record_id, index, not rest)
+            if job_id is None:
+                job_id = allocate_ids(conn, 1)
+        record = get_job(conn, record_id)
+        assert record is not None
+        element = pending_element(record, index)
+        name = "(null)" if spec.get("job_name_unset") else spec.get("job_name") or record.name
+        values: dict = {
+            key: element_path(pattern, element, job_id, name) if pattern else None
+            for key, pattern in element.__dict__["_patterns"].items()
+        }
+        values.update(
+            array_task_id=index,
+            array_pending=None,
+            array_rank=indexset.rank(indexset.parse(array["ranges"]), index),
+            **_encode(fields),
+        )
+        if rest:
+            conn.execute(
+                "UPDATE jobs SET array_pending = ? WHERE job_id = ?",
+                (indexset.text(rest), record_id),
+            )
+            values["job_id"] = job_id
+            cols = ", ".join("?" if c in values else c for c in _COLUMNS)
+            conn.execute(
+                f"INSERT INTO jobs ({', '.join(_COLUMNS)}) SELECT {cols} FROM jobs "
+                "WHERE job_id = ?",
+                [*(values[c] for c in _COLUMNS if c in values), record_id],
+            )
+        else:
+            sets = ", ".join(f"{k} = ?" for k in values)
+            conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values.values(), record_id])
+        return get_job(conn, job_id)
+
+
+def _collapse_pending_arrays(conn: sqlite3.Connection) -> None:
+    """Schema 3 -> 4: an array's never-started pending elements (one row each before) that
+    wait as the row with the array's id does become its pending record."""
+    import json
+
+    from slurmsky.runtime import indexset
+
+    for submission, text in conn.execute(
+        "SELECT id, spec FROM submissions WHERE spec LIKE '%\"indices\"%'"
+    ).fetchall():
+        spec = json.loads(text)
+        array = spec.get("array")
+        if array and "indices" in array:
+            indices = array.pop("indices")
+            array.pop("job_ids", None)
+            array.update(ranges=indexset.compress(indices), count=len(indices))
+            conn.execute(
+                "UPDATE submissions SET spec = ? WHERE id = ?", (json.dumps(spec), submission)
+            )
+    heads = conn.execute(
+        "SELECT job_id, submission, held, name, partition FROM jobs WHERE job_id = array_job_id "
+        "AND state = 'PENDING' AND start_time IS NULL AND restarts = 0"
+    ).fetchall()
+    for job_id, submission, held, name, partition in heads:
+        rows = conn.execute(
+            "SELECT job_id, array_task_id FROM jobs WHERE array_job_id = ? AND state = 'PENDING' "
+            "AND start_time IS NULL AND restarts = 0 AND held IS ? AND name = ? AND partition = ?"
+            " ORDER BY array_task_id",
+            (job_id, held, name, partition),
+        ).fetchall()
+        spec = json.loads(
+            conn.execute("SELECT spec FROM submissions WHERE id = ?", (submission,)).fetchone()[0]
+        )
+        output = spec.get("output") or "slurm-%A_%a.out"
+        conn.execute(
+            f"DELETE FROM jobs WHERE job_id IN ({', '.join('?' * len(rows))}) AND job_id != ?",
+            [*(r[0] for r in rows), job_id],
+        )
+        conn.execute(
+            "UPDATE jobs SET array_task_id = NULL, array_rank = NULL, array_pending = ?, "
+            "stdout = ?, stderr = ?, stdin = ? WHERE job_id = ?",
+            (
+                indexset.compress([r[1] for r in rows]),
+                output,
+                spec.get("error") or output,
+                spec.get("input") or "/dev/null",
+                job_id,
+            ),
+        )
 
 
 def add_signal(conn: sqlite3.Connection, job_id: int, signal: int, scope: str) -> None:
@@ -654,9 +849,29 @@ def find_jobs(
     (`squeue -t all` passes now - MIN_JOB_AGE).
     light: a listing's records, with LIST_COLUMNS only until another column is read.
     """
-    where_text, args = _where(
-        ids, tasks, states, users, names, partitions, active_or_ended_after, submitted_after
-    )
+    filters = (states, users, names, partitions, active_or_ended_after, submitted_after)
+    records = _select(conn, _where(ids, tasks, *filters), light)
+    if tasks:  # elements still inside their array's pending record
+        where, args = _where(sorted({a for a, _ in tasks}), None, *filters)
+        where += (" AND " if where else " WHERE ") + "array_pending IS NOT NULL"
+        found = {(r.array_job_id, r.array_task_id) for r in records}
+        from slurmsky.runtime import indexset
+
+        for record in _select(conn, (where, args), light):
+            items = indexset.parse(record.array_pending)
+            records.extend(
+                pending_element(record, index)
+                for array, index in tasks
+                if array == record.job_id
+                and (array, index) not in found
+                and indexset.contains(items, index)
+            )
+        records.sort(key=lambda r: r.job_id)
+    return records
+
+
+def _select(conn: sqlite3.Connection, where: tuple[str, list], light: bool) -> list[JobRecord]:
+    where_text, args = where
     if not light:
         return [_record(r) for r in conn.execute(_SELECT + where_text + " ORDER BY job_id", args)]
     sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM jobs{where_text} ORDER BY job_id"
@@ -680,8 +895,8 @@ def list_rows(
     names=None,
     partitions=None,
     active_or_ended_after: float | None = None,
-) -> list[tuple]:
-    """A listing as plain rows: `columns` (SQL expressions over `jobs`, their `?`s bound to
+) -> sqlite3.Cursor:
+    """A listing as plain rows (a cursor over them): `columns` (SQL expressions over `jobs`, their `?`s bound to
     `column_args`) of the jobs find_jobs would return with the same filters, in `order_by`'s
     order (its `?`s bound to `order_args`). No record per job: a long queue costs what SQLite
     computes and Python prints."""
@@ -689,7 +904,17 @@ def list_rows(
         ids, tasks, states, users, names, partitions, active_or_ended_after, None
     )
     sql = f"SELECT {', '.join(columns)} FROM jobs{where_text} ORDER BY {order_by}"
-    return conn.execute(sql, [*column_args, *args, *order_args]).fetchall()
+    conn.create_function("array_tasks", 2, _array_tasks, deterministic=True)
+    return conn.execute(sql, [*column_args, *args, *order_args])
+
+
+def _array_tasks(pending: str | None, throttle: int | None) -> str | None:
+    """SQL array_tasks(array_pending, array_throttle): a pending record's task string."""
+    if pending is None:
+        return None
+    from slurmsky.runtime.indexset import display
+
+    return display(pending, throttle)
 
 
 def _where(
@@ -738,8 +963,7 @@ def _where(
 
 def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
     """Jobs not yet finished (what the agent works on), in submission order: an array's
-    elements by index, as Slurm starts them (the element with the highest index holds the
-    array's own id, which is the lowest, yet starts last)."""
+    elements by index, as Slurm starts them."""
     jobs = find_jobs(conn, states=ACTIVE_STATES)
     jobs.sort(key=lambda j: (j.submission, j.array_task_id or 0))
     return jobs
@@ -753,6 +977,7 @@ PASS_COLUMNS = (
     "array_job_id",
     "array_task_id",
     "array_throttle",
+    "array_pending",
     "name",
     "user",
     "partition",
@@ -774,31 +999,21 @@ PASS_COLUMNS = (
     "executor",
     "executor_ref",
 )
-_PASS_ORDER = "submission, IFNULL(array_task_id, 0), job_id"
-# after (submission, index, job_id), within the submission: the form the index can seek
-_AFTER = (
-    "state = 'PENDING' AND submission = ? AND IFNULL(array_task_id, 0) >= ? "
-    "AND (IFNULL(array_task_id, 0), job_id) > (?, ?)"
-)
-# The columns that make the pending elements of an array wait alike (scheduler._release).
-_ALIKE_COLUMNS = (
-    "executor",
-    "partition",
-    "num_nodes",
-    "max_nodes",
-    "cpus_per_node",
-    "mem_per_node",
-    "mem_per_cpu",
-    "gpus_per_node",
-    "array_throttle",
-    "dependency_spec",
-    "kill_on_invalid_dep",
-)
-_ALIKE = (
-    "held IS NULL AND reason != 'PartitionConfig' AND (begin_time IS NULL OR "
-    f"begin_time <= ?) AND ({', '.join(_ALIKE_COLUMNS)}) IS "
-    f"(SELECT {', '.join(_ALIKE_COLUMNS)} FROM jobs WHERE job_id = ?)"
-)
+# A job's place in a submission: its index, or a pending record's lowest
+_INDEX = "coalesce(array_task_id, CAST(array_pending AS INTEGER), 0)"
+_PASS_ORDER = f"submission, {_INDEX}, job_id"
+# after (submission, index, job_id): the form the index can seek
+_AFTER = f"state = 'PENDING' AND submission = ? AND {_INDEX} >= ? AND ({_INDEX}, job_id) > (?, ?)"
+
+
+def pass_position(job: JobRecord) -> tuple[int, int, int]:
+    """Where a pending job is in a pass's order (pending_jobs' `after`)."""
+    if job.array_task_id is not None:
+        return job.submission, job.array_task_id, job.job_id
+    first = (
+        int(job.array_pending.split(",")[0].split("-")[0].split(":")[0]) if job.array_pending else 0
+    )
+    return job.submission, first, job.job_id
 
 
 def _pass_records(conn: sqlite3.Connection, sql: str, args, limit: int = -1) -> list[JobRecord]:
@@ -844,60 +1059,6 @@ def pending_jobs(conn: sqlite3.Connection, after: tuple = (), limit: int = 64) -
             conn, "state = 'PENDING' AND submission > ?", (submission,), limit - len(jobs)
         )
     return jobs
-
-
-def _rest_args(head: JobRecord) -> tuple:
-    return head.submission, head.array_task_id or 0, head.array_task_id or 0, head.job_id
-
-
-def pending_unlike(conn: sqlite3.Connection, head: JobRecord, now: float) -> list[JobRecord]:
-    """The pending jobs of head's submission after it that do not wait alike with it: held,
-    not yet at their begin time, in their first pass (PartitionConfig), or asking otherwise."""
-    return _pass_records(
-        conn, f"{_AFTER} AND NOT ({_ALIKE})", (*_rest_args(head), now, head.job_id)
-    )
-
-
-def pending_among(conn: sqlite3.Connection, ids, head: JobRecord) -> list[JobRecord]:
-    """Those of the jobs `ids` that are still pending in head's submission after it."""
-    ids = list(ids)
-    return _pass_records(
-        conn, f"job_id IN ({', '.join('?' * len(ids))}) AND {_AFTER}", (*ids, *_rest_args(head))
-    )
-
-
-KEEP = object()  # set_pending_alike: leave the column as it is
-
-
-def set_pending_alike(
-    conn: sqlite3.Connection,
-    head: JobRecord,
-    now: float,
-    reason: str,
-    dependency=KEEP,
-    eligible: bool = False,
-) -> int:
-    """Give the pending jobs of head's submission after it that wait alike with it (not
-    pending_unlike's) `reason`, and `dependency` (squeue's %E) unless KEEP; with `eligible`,
-    an eligible time of `now` if they have none. Only rows that change are written; returns
-    their count."""
-    args: list
-    sets, differs, args, cond = ["reason = ?"], ["reason IS NOT ?"], [reason], [reason]
-    if dependency is not KEEP:
-        sets.append("dependency = ?")
-        differs.append("dependency IS NOT ?")
-        args.append(dependency)
-        cond.append(dependency)
-    if eligible:
-        sets.append("eligible_time = IFNULL(eligible_time, ?)")
-        differs.append("eligible_time IS NULL")
-        args.append(now)
-    sql = (
-        f"UPDATE jobs SET {', '.join(sets)} WHERE {_AFTER} AND {_ALIKE} "
-        f"AND ({' OR '.join(differs)})"
-    )
-    with write(conn):
-        return conn.execute(sql, (*args, *_rest_args(head), now, head.job_id, *cond)).rowcount
 
 
 def needs_agent(conn: sqlite3.Connection, followed: tuple[str, ...] = ()) -> bool:

@@ -1,8 +1,9 @@
 """sbatch's fast path: check the request against the backend, store the job, wake the agent.
 
 Nothing here waits for a job to start: sbatch prints its line and exits (unless --wait).
-The ids of every array element are allocated now, in one transaction, so a 1000-element
-array is stored at once; the element with the highest index carries the array's own id.
+An array is stored as one pending record (its indices as runtime.indexset's text) and the
+ids of its elements are reserved now, in one step: a 100 000-element array costs what one
+job does. Its elements become rows as they start (state.split_element).
 """
 
 from __future__ import annotations
@@ -24,11 +25,6 @@ from slurmsky.plan.runtime_spec import runtime_spec
 from slurmsky.runtime import filepattern
 
 WAIT_POLL = 0.2  # s between looks at the state while `sbatch --wait` waits
-
-
-def element_ids(first: int, count: int) -> list[int]:
-    """Ids of the elements in index order: first+1, first+2, ..., and `first` for the last."""
-    return [first + 1 + k for k in range(count - 1)] + [first]
 
 
 @contextmanager
@@ -82,22 +78,21 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
     req = _spread(req, backend, part)
     lay = _exclusive(req, layout(req, backend.max_nodes(part)), backend, part)
-    indices = list(req.array.indices) if req.array else [None]
+    count = len(req.array.indices) if req.array else 1
     conn = state.connect()
     refused = _too_few_nodes(req, lay) or backend.refusal(lay, part)
     if refused and req.hold and not req.test_only and not _too_few_nodes(req, lay):
         refused = None  # Slurm holds it; it can never be placed, so it pends when released
-    first = state.allocate_ids(conn, len(indices) if not (refused or req.test_only) else 1)
+    first = state.allocate_ids(conn, count if not (refused or req.test_only) else 1)
     if req.test_only and (refused or lay.num_nodes > backend.max_nodes(part)):
         raise _test_only_error([], "Requested node configuration is not available")
-    ids = element_ids(first, len(indices)) if req.array else [first]
     if req.dependency is not None:
         from slurmsky.core import deps
 
         req = req.replace(dependency=deps.at_submission(conn, req.dependency, first))
     if refused:
         now = time.time()
-        row = _row(req, cfg, lay, part_name, first, None, None, None, now, batch=batch)
+        row = _row(req, cfg, lay, part_name, first, now, batch=batch)
         row.update(
             state="FAILED",
             reason="BadConstraints",
@@ -115,15 +110,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     environment = (
         _environment(req, cfg, backend) if SPEC_ENVIRONMENT in backend.capabilities else None
     )
-    spec = runtime_spec(
-        req,
-        cfg,
-        lay,
-        part_name,
-        job_id=first,
-        array_job_ids=ids if req.array else None,
-        environment=environment,
-    )
+    spec = runtime_spec(req, cfg, lay, part_name, job_id=first, environment=environment)
     spec["umask"] = _umask()
     if _login_export(req) and LOGIN_AT_LAUNCH in backend.capabilities:
         spec["login_environment"] = True  # under `environment`, read when the job starts
@@ -131,19 +118,16 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         assert req.time is not None  # the spec's time_limit is --time's
         spec["time_limit"] = max(1, round(req.time * state.seconds_per_minute()))
     now = time.time()
-    array_job_id = first if req.array else None
-    rows = [
-        _row(req, cfg, lay, part_name, job_id, array_job_id, index, rank, now, batch=batch)
-        for rank, (job_id, index) in enumerate(zip(ids, indices))
-    ]
+    row = _row(req, cfg, lay, part_name, first, now, batch=batch)
+    if spec["array"]:
+        row["array_pending"] = spec["array"]["ranges"]
+    row["max_nodes"] = max_nodes or None
     reason = backend.submit_reason(lay, part)
-    for row in rows:
-        row["max_nodes"] = max_nodes or None
-        if reason and not row["held"]:
-            row["reason"] = reason
-    task = backend.task(req, cfg, first, ids if req.array else None)
+    if reason and not row["held"]:
+        row["reason"] = reason
+    task = backend.task(req, cfg, first)
     try:
-        state.add_submission(conn, first, spec, task, rows)
+        state.add_submission(conn, first, spec, task, [row])
     except OverflowError:  # a count whose product no 64-bit integer holds (--gres x -c ...)
         raise SlurmError(
             "Batch job submission failed: Requested node configuration is not available"
@@ -259,34 +243,27 @@ def _row(
     lay: Layout,
     part_name: str,
     job_id: int,
-    array_job_id: int | None,
-    index: int | None,
-    rank: int | None,
     now: float,
     *,
     batch: bool,
 ) -> dict:
-    """One `jobs` row: the request as the read-side commands show it."""
+    """One `jobs` row: the request as the read-side commands show it (for an array, its
+    pending record, whose paths are the patterns its elements expand)."""
     from slurmsky.plan.runtime_spec import current_user
 
     user = current_user()
     job_name = "(null)" if req.name_unset else req.job_name  # as the job sees it
+    array_job_id = job_id if req.array else None
 
     def path(pattern: str | None) -> str | None:
-        if pattern is None:
-            return None
+        if pattern is None or array_job_id is not None:
+            return pattern
         name = filepattern.expand(
-            pattern,
-            job_id=job_id,
-            array_job_id=array_job_id,
-            array_task_id=index,
-            job_name=job_name,
-            user=user,
-            node_name="%N",
+            pattern, job_id=job_id, job_name=job_name, user=user, node_name="%N"
         )
         return os.path.join(req.workdir, name)
 
-    stdout = path(req.output or ("slurm-%A_%a.out" if index is not None else "slurm-%j.out"))
+    stdout = path(req.output or ("slurm-%A_%a.out" if array_job_id else "slurm-%j.out"))
     held = "user" if req.hold else None
     dep = None
     if req.dependency is not None and req.dependency.items:
@@ -297,9 +274,7 @@ def _row(
         job_id=job_id,
         submission=array_job_id or job_id,
         array_job_id=array_job_id,
-        array_task_id=index,
         array_throttle=req.array.throttle if req.array else None,
-        array_rank=rank,
         name=req.job_name,
         user=user,
         uid=os.getuid(),

@@ -19,16 +19,17 @@ def runtime_spec(
     partition: str,
     *,
     job_id: int | None,
-    array_job_ids: list[int] | None = None,
     environment: dict | None,
 ) -> dict:
     """The node runtime's spec (see slurmsky/runtime for its contract)."""
     array = None
     if req.array is not None:
+        from slurmsky.runtime import indexset
+
         array = {
             "job_id": job_id,
-            "indices": list(req.array.indices),
-            "job_ids": array_job_ids,
+            "ranges": indexset.compress(req.array.indices),
+            "count": len(req.array.indices),
             "throttle": req.array.throttle,
             "step": req.array.step,
         }

@@ -1,5 +1,5 @@
-"""One job as slurmctld holds it and every read command shows it: a record, or the pending
-elements of an array collapsed into one `N_[3-7%2]` record as slurmctld keeps them.
+"""One job as slurmctld holds it and every read command shows it: a record, or an array's
+pending record (`N_[3-7%2]`), whose elements `squeue -r` lists one by one.
 """
 
 from __future__ import annotations
@@ -7,21 +7,19 @@ from __future__ import annotations
 import os
 
 from slurmsky.core.states import FINISHED_STATES
-from slurmsky.display import format_array, format_elapsed, format_mem
+from slurmsky.display import format_elapsed, format_mem
 from slurmsky.render.common import clock, iso
 
 PRIORITY_TOP = 0xFFFF0000  # basic priority of the first job; each later one gets one less
 
 
 class Job:
-    """One job as slurmctld holds it: a record, or (`tasks` set) the elements of an array
-    that have not started, collapsed into one record `N_[1-7%2]` whose id is the array's.
-
-    `rec` is the record the fields come from (for a group: its lowest index)."""
+    """One job as slurmctld holds it: a record, or (`tasks` set: its indices, indexset's
+    text) an array's pending record `N_[1-7%2]`, whose id is the array's."""
 
     __slots__ = ("rec", "tasks", "now")
 
-    def __init__(self, rec, tasks: list[int] | None = None, now: float | None = None):
+    def __init__(self, rec, tasks: str | None = None, now: float | None = None):
         self.rec = rec
         self.tasks = tasks
         self.now = clock() if now is None else now
@@ -33,7 +31,10 @@ class Job:
 
     @property
     def task_string(self) -> str:
-        return format_array(self.tasks, self.rec.array_throttle)
+        from slurmsky.runtime.indexset import display
+
+        assert self.tasks is not None
+        return display(self.tasks, self.rec.array_throttle)
 
     @property
     def id_text(self) -> str:
@@ -157,14 +158,13 @@ class Job:
 
     def std_path(self, which: str) -> str:
         """StdOut/StdErr/StdIn as scontrol shows them. A record holds its own paths, expanded
-        at submission (with `%N` left for the node); an array's pending record shows the
-        pattern expanded for the array itself (`slurm-7_4294967294.out`), from the spec."""
+        at submission (with `%N` left for the node); an array's pending record holds the
+        patterns, shown expanded for the array itself (`slurm-7_4294967294.out`)."""
         rec = self.rec
-        key = {"out": "output", "err": "error", "in": "input"}[which]
-        if self.tasks is not None and which != "in":
-            spec = SPECS(rec.submission) if SPECS else {}
-            pattern = spec.get(key) or (spec.get("output") if which == "err" else None)
-            return self._expand(pattern or "slurm-%A_%a.out", None)
+        if self.tasks is not None:
+            default = "/dev/null" if which == "in" else "slurm-%A_%a.out"
+            pattern = {"out": rec.stdout, "err": rec.stderr or rec.stdout, "in": rec.stdin}[which]
+            return self._expand(pattern or default, None)
         path = {"out": rec.stdout, "err": rec.stderr or rec.stdout, "in": rec.stdin}[which]
         if which == "in":
             return path or "/dev/null"
@@ -191,39 +191,24 @@ class Job:
         return os.path.join(rec.workdir, name)
 
 
-# submission -> its runtime spec (dict), for the few values only the spec holds; commands that
-# have the state open set it (formats itself never opens the state).
-SPECS = None
+def collapse(records, *, expand: bool = False, now: float | None = None) -> list[Job]:
+    """Jobs as slurmctld holds them: an array's pending record is one job, or with `expand`
+    (`squeue -r`) one per element."""
+    from slurmsky.core.state import pending_element
+    from slurmsky.runtime import indexset
 
-
-def collapse(
-    records, *, keep_tasks=(), expand: bool = False, now: float | None = None
-) -> list[Job]:
-    """Jobs as slurmctld holds them: array elements that never started (pending, or cancelled
-    while pending) are one record per array, unless `expand` (`squeue -r`) or the element was
-    asked for by its task id (`keep_tasks`: (array id, index) pairs)."""
     now = clock() if now is None else now
     jobs: list[Job] = []
-    groups: dict = {}
     for rec in records:
-        if (
-            not expand
-            and rec.array_task_id is not None
-            and rec.start_time is None
-            and rec.restarts == 0
-            and rec.state in ("PENDING", "CANCELLED")
-            and (rec.array_job_id, rec.array_task_id) not in keep_tasks
-        ):
-            key = (rec.array_job_id, rec.state, rec.held, rec.name, rec.partition)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = Job(rec, [], now)
-                jobs.append(group)
-            group.tasks.append(rec.array_task_id)
-            if rec.array_task_id < group.rec.array_task_id:
-                group.rec = rec
-        else:
+        if rec.array_pending is None:
             jobs.append(Job(rec, None, now))
+        elif expand:
+            jobs.extend(
+                Job(pending_element(rec, index), None, now)
+                for index in indexset.iterate(indexset.parse(rec.array_pending))
+            )
+        else:
+            jobs.append(Job(rec, rec.array_pending, now))
     return jobs
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from slurmsky import SLURM_VERSION
 from slurmsky.core.states import STATE_CODES
 from slurmsky.display import format_elapsed, format_limit
-from slurmsky.render.common import Item, clock, cluster_name, group_name, iso, renderer
+from slurmsky.render.common import Item, clock, cluster_name, group_name, iso
 from slurmsky.render.jobview import PRIORITY_TOP, Job, tres
 from slurmsky.runtime.filepattern import NO_VAL
 from slurmsky.runtime.getopt_long import UsageError
@@ -280,9 +280,13 @@ _REASON_STATES = ("PENDING", "TIMEOUT", "FAILED", "OUT_OF_MEMORY", "DEADLINE")
 SQUEUE_SQL = {
     "account": "coalesce(account, '(null)')",
     "arrayjobid": "CAST(coalesce(array_job_id, job_id) AS TEXT)",
-    "arraytaskid": "coalesce(CAST(array_task_id AS TEXT), 'N/A')",
+    "arraytaskid": (
+        "coalesce(CAST(array_task_id AS TEXT), array_tasks(array_pending, array_throttle), 'N/A')"
+    ),
     "jobarrayid": (
-        "(CASE WHEN array_job_id IS NOT NULL AND array_task_id IS NOT NULL "
+        "(CASE WHEN array_pending IS NOT NULL "
+        "THEN array_job_id || '_[' || array_tasks(array_pending, array_throttle) || ']' "
+        "WHEN array_job_id IS NOT NULL AND array_task_id IS NOT NULL "
         "THEN array_job_id || '_' || array_task_id ELSE CAST(job_id AS TEXT) END)"
     ),
     "jobid": "CAST(job_id AS TEXT)",
@@ -311,8 +315,8 @@ SQUEUE_SQL = {
 }
 
 # The default sort ("P,t,-p" after the reverse start-time sort, ties in slurmctld's list
-# order: squeue_sort) as ascending keys, then job_id (collapse()'s order); {collapsible}: the
-# row is an element of a collapsed array, whose record sorts as an id's last task.
+# order: squeue_sort) as ascending keys, then job_id; {record}: an array's pending record's
+# place among its array's elements (after them; with -r, at its lowest index).
 _HELD_SQL = "(held IS NOT NULL AND held != '')"
 _SORT_SQL = (
     "partition",
@@ -323,53 +327,52 @@ _SORT_SQL = (
     "THEN {later} WHEN begin_time < {now} THEN {now} ELSE begin_time END) "
     "WHEN start_time IS NULL OR start_time = 0 THEN {later} ELSE start_time END)",
     f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
-    "(CASE WHEN array_job_id IS NULL THEN 0 WHEN {collapsible} THEN %d "
-    "ELSE coalesce(array_task_id, -1) END)" % NO_VAL,
+    "(CASE WHEN array_job_id IS NULL THEN 0 WHEN array_pending IS NOT NULL THEN {record} "
+    "ELSE coalesce(array_task_id, -1) END)",
     "job_id",
 )
-_COLLAPSIBLE_SQL = (
-    "(array_task_id IS NOT NULL AND start_time IS NULL AND restarts = 0 "
-    "AND state IN ('PENDING', 'CANCELLED'))"
-)  # as collapse() groups
+_ELEMENT = "\x1e"  # in a pending record's line with -r: where each element's own cell goes
+_PER_ELEMENT = ("jobarrayid", "arraytaskid")  # the cells that differ from element to element
 
 
 class Listing:
     """squeue's default-sorted listing of `items` as rows SQLite computes (see SQUEUE_SQL):
-    `columns`, `args`, `order_by` and `order_args` for state.list_rows, then
-    `lines(rows, records)` renders them; a collapsed array's record is rendered through Job,
-    from the record of its lowest index (`records(pairs)`: the records of these (array id,
-    index) pairs, in one query).
-
-    A row is two columns. For a job shown on its own: its whole line (SQLite's printf, the
-    widths counted in characters as Python's), NULL. For an element of a collapsed array:
-    NULL, then what collapse() groups by, joined by US (0x1f): its array's id, its index,
-    its job id, its first five sort keys (partition and state code among them), its hold
-    and its name. A long queue costs one string per job to fetch."""
+    `columns`, `args`, `order_by` and `order_args` for state.list_rows, then `lines(rows)`
+    renders them. A row is a job's whole line (SQLite's printf, the widths counted in
+    characters as Python's); with `expand` (-r), a pending record's row is its line with
+    the per-element cells left out, its id and its indices, and each element's line is
+    made from it: a long queue costs one string per job to fetch."""
 
     def __init__(self, items: list[Item], now: float, expand: bool):
         parts = []  # (printf spec, its cell's SQL or None for literal text)
+        template = []  # the same, a pending record's per-element cells left out
+        self.cells = []  # those cells' items, in order
         for item in items:
             if item.field is not None:
                 parts.append((_printf_spec(item), SQUEUE_SQL[item.key]))
+                if item.key in _PER_ELEMENT:
+                    template.append((_ELEMENT, None))
+                    self.cells.append(item)
+                else:
+                    template.append(parts[-1])
             parts.append((item.suffix.replace("%", "%%"), None))
-        self.items, self.now = items, now
-        collapsible = "0" if expand else _COLLAPSIBLE_SQL
-        keys = [k.replace("{collapsible}", collapsible) for k in _SORT_SQL]
-        packed = " || x'1f' || ".join(
-            f"({k})"
-            for k in (
-                "array_job_id",
-                "array_task_id",
-                "job_id",
-                *keys[:5],
-                "coalesce(held, '')",
-                "name",
-            )
-        )
-        columns = [
-            f"(CASE WHEN NOT {collapsible} THEN {_printf(parts)} END)",
-            f"(CASE WHEN {collapsible} THEN {packed} END)",
+            template.append(parts[-1])
+        self.items, self.now, self.expand = items, now, expand
+        keys = [
+            k.replace("{record}", "CAST(array_pending AS INTEGER)" if expand else str(NO_VAL))
+            for k in _SORT_SQL
         ]
+        columns = [_printf(parts)]
+        if expand:  # and what places an element among the rows of its array that sort alike
+            block = " || x'1f' || ".join(f"({k})" for k in keys[:5])
+            columns = [
+                f"(CASE WHEN array_pending IS NULL THEN {_printf(parts)} "
+                f"ELSE {_printf(template)} END)",
+                "job_id",
+                "array_pending",
+                f"(CASE WHEN array_job_id IS NOT NULL THEN {block} END)",
+                keys[5],
+            ]
         self.columns, self.args = self._bind(columns, now)
         order, self.order_args = self._bind(keys, now)
         self.order_by = ", ".join(order)
@@ -398,40 +401,52 @@ class Listing:
             for item in items
         )
 
-    def lines(self, rows: list[tuple], records) -> list[str]:
-        out: list = []
-        groups: dict = {}
-        blocks: dict = {}  # a collapsed element's sort keys -> (where the first such row is, #)
-        for line, packed in rows:
-            if packed is None:
-                out.append(line)
-                continue
-            fields = packed.split("\x1f", 9)
-            key = (fields[0], fields[3], fields[4], fields[8], fields[9])
-            index, job_id, block = int(fields[1]), int(fields[2]), tuple(fields[3:8])
-            blocks.setdefault(block, (len(out), len(blocks)))
-            group = groups.get(key)
-            if group is None:  # [lowest index, its job id, its sort block, indices, lowest id]
-                group = groups[key] = [index, job_id, block, [], job_id]
-                out.append(group)
-            elif index < group[0]:
-                group[:3] = index, job_id, block
-            group[3].append(index)
-            group[4] = min(group[4], job_id)
-        if not groups:
-            return out
-        # As squeue_sort: a group sorts as its lowest index's record (rows come in sort order,
-        # and no other row sorts level with an element of a collapsed array but another such
-        # element), ties between groups in collapse()'s order (its first member's job id).
-        place = {id(e): (i, 1, 0, 0) for i, e in enumerate(out)}
-        for group in groups.values():
-            where, block = blocks[group[2]]
-            place[id(group)] = (where, 0, block, group[4])
-        out.sort(key=lambda e: place[id(e)])
-        reps = records([(int(key[0]), g[0]) for key, g in groups.items()])
-        by_id = {rec.job_id: rec for rec in reps}
-        render = renderer(self.items)
-        return [render(Job(by_id[e[1]], e[3], self.now)) if isinstance(e, list) else e for e in out]
+    def lines(self, rows):
+        """The lines of `rows`, one by one."""
+        if not self.expand:
+            for (line,) in rows:
+                yield line
+            return
+        # Rows of one array that sort alike come together, by index: a pending record's
+        # elements take their places among them.
+        group: list = []
+        for row in rows:
+            if group and row[3] != group[0][3]:
+                yield from self._merged(group)
+                group = []
+            if row[3] is None:
+                yield row[0]
+            else:
+                group.append(row)
+        yield from self._merged(group)
+
+    def _merged(self, group: list):
+        import heapq
+
+        from slurmsky.runtime import indexset
+
+        records = [row for row in group if row[2] is not None]
+        if not records:
+            yield from (row[0] for row in group)
+            return
+        lines = [((row[4], row[0]) for row in group if row[2] is None)]
+        for line, job_id, pending, _, _ in records:
+            pieces = line.split("\x1e")
+            indices = indexset.iterate(indexset.parse(pending))
+            lines.append((i, self._element_line(pieces, job_id, i)) for i in indices)
+        for _, line in heapq.merge(*lines, key=lambda pair: pair[0]):
+            yield line
+
+    def _element_line(self, pieces: list[str], array_id: int, index: int) -> str:
+        from slurmsky.render.common import pad
+
+        out = [pieces[0]]
+        for item, piece in zip(self.cells, pieces[1:]):
+            value = f"{array_id}_{index}" if item.key == "jobarrayid" else str(index)
+            cut = item.field[2] if len(item.field) > 2 else True
+            out.append(pad(value, item.width, item.right, bool(cut)))
+            out.append(piece)
+        return "".join(out)
 
 
 def _printf(parts: list[tuple[str, str | None]]) -> str:

@@ -7,7 +7,7 @@ are left out: they describe a slurm.conf that does not exist here.
 
 import os
 
-from . import PACKAGE_PARENT, hostlist
+from . import PACKAGE_PARENT, hostlist, indexset
 from .spec import NODE_PRIVATE_PREFIXES, SECRET_VAR
 
 # GPU visibility is the node's business (SkyPilot or the local machine set it).
@@ -147,14 +147,15 @@ def login_shell(script):
 def _array_env(job):
     if job.array_task_id is None:
         return {}
-    indices = sorted(job.spec["array"]["indices"])
+    items = indexset.parse(job.spec["array"]["ranges"])
+    count = indexset.count(items)
     step = job.spec["array"].get("step", 1)  # the spec's first ":N" (array-step-and-list)
     return {
         "SLURM_ARRAY_JOB_ID": str(job.array_job_id),
         "SLURM_ARRAY_TASK_ID": str(job.array_task_id),
-        "SLURM_ARRAY_TASK_COUNT": str(len(indices)),
-        "SLURM_ARRAY_TASK_MIN": str(indices[0]),
-        "SLURM_ARRAY_TASK_MAX": str(indices[-1]),
+        "SLURM_ARRAY_TASK_COUNT": str(count),
+        "SLURM_ARRAY_TASK_MIN": str(items[0][0]),
+        "SLURM_ARRAY_TASK_MAX": str(items[-1][1]),
         "SLURM_ARRAY_TASK_STEP": str(step),
     }
 

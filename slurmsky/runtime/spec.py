@@ -41,8 +41,11 @@ optional may be missing, and ``null`` always means "not given")::
      "login_environment": bool,      # optional, read by the local executor, not here: it
                                      # puts the user's login environment under "environment"
      "node_names": [str]|null,       # optional; null: the node IPs are the names
-     "array": null | {"job_id": int, "indices": [int], "job_ids": [int], "throttle": int|null,
-                      "step": int},   # step: SLURM_ARRAY_TASK_STEP
+     "array": null | {"job_id": int, "ranges": str (indexset), "count": int, "throttle": int|null,
+                      "step": int,  # step: SLURM_ARRAY_TASK_STEP
+                      "task_id": int, "task_job_id": int},  # the last two: this element's
+               # (without them, element SKYPILOT_JOB_RANK of a launch in index order, whose
+               # id is job_id + 1 + rank, the last one's job_id)
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
      "startup_timeout": int|null}    # optional (300): seconds node 0 waits for every agent
 
@@ -54,6 +57,8 @@ SkyPilot sets them; without them the node is the only one, on 127.0.0.1.
 import json
 import os
 import socket
+
+from . import indexset
 
 DEFAULTS: dict = {
     "command": "sbatch",
@@ -156,16 +161,11 @@ class Job:
         sky_id = int(environ.get("SKYPILOT_MANAGED_JOB_ID") or 0)
         if array:
             element = int(environ.get("SKYPILOT_JOB_RANK") or 0)
-            if element >= len(array["indices"]):
+            if element >= array["count"]:
                 raise SpecError(
-                    "SKYPILOT_JOB_RANK %d: the array has %d elements"
-                    % (element, len(array["indices"]))
+                    "SKYPILOT_JOB_RANK %d: the array has %d elements" % (element, array["count"])
                 )
-            self.array_task_id = array["indices"][element]
-            if array.get("job_ids"):
-                self.job_id = array["job_ids"][element]
-            else:
-                self.job_id = spec["job_id"] if spec["job_id"] is not None else sky_id
+            self.array_task_id, self.job_id = _element(array, element, sky_id)
             self.array_job_id = array["job_id"] if array["job_id"] is not None else sky_id - element
         else:
             self.array_job_id = self.array_task_id = None
@@ -200,6 +200,17 @@ class Job:
         if spec["gpus"]:
             return -(-spec["gpus"] // self.num_nodes)
         return spec["gpus_per_task"] * spec["tasks_per_node"][self.rank]
+
+
+def _element(array, rank, sky_id):
+    """(index, job id) of an array's element (`sky_id` for a task with no Slurm ids)."""
+    if "task_id" in array:
+        return array["task_id"], array["task_job_id"]
+    index = indexset.at(indexset.parse(array["ranges"]), rank)
+    first = array["job_id"]
+    if first is None:
+        return index, sky_id
+    return index, (first + 1 + rank if rank < array["count"] - 1 else first)
 
 
 def _gres_gpus(gres):

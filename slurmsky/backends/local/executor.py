@@ -223,10 +223,10 @@ class LocalExecutor:
             ],
             hide_gpus=self.constrain_devices,
         )
+        if spec.get("array"):  # this element's index and id
+            spec["array"] = dict(spec["array"], task_id=job.array_task_id, task_job_id=job.job_id)
         with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
-            # dumps, not dump: json.dump encodes in Python, and an array's spec holds every
-            # element's index and id (two 10 000-long lists: ~95 % of a launch's time)
-            fh.write(json.dumps(spec))
+            fh.write(json.dumps(spec))  # dumps, not dump: json.dump encodes in Python
         from slurmsky.runtime.rundir import reserve
 
         reserve(self._result_path(ref))  # before the runtime runs (rundir.write_result)

@@ -21,7 +21,7 @@ class SkyBackend(Backend):
 
         return SkyExecutor()
 
-    def task(self, req, cfg, job_id, array_job_ids):
+    def task(self, req, cfg, job_id):
         """The task; before it, the workdir's upload is checked (the size cap) and any
         credential in it made SkyPilot's to leave out, said once on stderr (upload.py)."""
         import sys
@@ -29,7 +29,7 @@ class SkyBackend(Backend):
         from slurmsky.backends.sky import upload
         from slurmsky.backends.sky.task import translate
 
-        result = translate(req, cfg, job_id=job_id, array_job_ids=array_job_ids)
+        result = translate(req, cfg, job_id=job_id)
         warnings = list(result.warnings)
         if "workdir" not in result.task:  # a path on the cluster: nothing goes up
             up = None

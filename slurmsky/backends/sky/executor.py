@@ -271,8 +271,7 @@ class SkyExecutor:
         array = spec.get("array")
         if not array or array.get("throttle"):
             return False
-        indices = array["indices"]
-        return indices == list(range(indices[0], indices[0] + len(indices)))
+        return "," not in array["ranges"] and ":" not in array["ranges"]
 
     def _group(self, job: JobRecord, spec: dict, token: str) -> str:
         """The token of the array's one num_jobs launch: this element's sibling's, or a new
@@ -288,9 +287,7 @@ class SkyExecutor:
                 return self.groups[job.submission]
         if all(s.state == "PENDING" and not s.held and not s.executor_ref for s in siblings):
             self.groups[job.submission] = token
-            self._submit(
-                token, self._task(job, spec, token, whole=True), len(spec["array"]["indices"])
-            )
+            self._submit(token, self._task(job, spec, token, whole=True), spec["array"]["count"])
         else:
             self._submit(token, self._task(job, spec, token, whole=False), None)
         return token
@@ -305,7 +302,7 @@ class SkyExecutor:
             task.get("_metadata", {}).get("slurmsky", {}), instance=self.instance, token=token
         )
         if spec.get("array") and not whole:
-            node["array"] = dict(spec["array"], indices=[job.array_task_id], job_ids=[job.job_id])
+            node["array"] = dict(spec["array"], task_id=job.array_task_id, task_job_id=job.job_id)
             meta.update(job_id=job.job_id, array_task_id=job.array_task_id)
         task["run"] = sky_run(node, separate, cluster_workdir(task, spec))
         task["_metadata"] = {"slurmsky": meta}

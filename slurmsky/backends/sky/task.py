@@ -201,14 +201,11 @@ def translate(
     cfg: Config,
     *,
     job_id: int | None = None,
-    array_job_ids: list[int] | None = None,
 ) -> Translation:
     """The SkyPilot task and runtime spec for a request (ids are None before submission)."""
     part_name, part = partition_of(req, cfg)
     lay = layout(req, MAX_NODES)
-    spec = runtime_spec(
-        req, cfg, lay, part_name, job_id=job_id, array_job_ids=array_job_ids, environment=None
-    )
+    spec = runtime_spec(req, cfg, lay, part_name, job_id=job_id, environment=None)
     metadata: dict[str, dict]
     metadata = {
         "slurmsky": {
@@ -220,6 +217,6 @@ def translate(
     }
     if req.array is not None:
         metadata["slurmsky"]["array_job_id"] = job_id
-        metadata["slurmsky"]["array_indices"] = list(req.array.indices)
+        metadata["slurmsky"]["array_ranges"] = spec["array"]["ranges"]
     task, warnings = sky_task(req, cfg, lay, part_name, part, spec, metadata)
     return Translation(task, spec, tuple(warnings))
