@@ -88,11 +88,18 @@ def populate(env: dict, count: int, cwd: str) -> None:
     first = store(req, load_config(), batch=True)
     conn = state.connect()
     columns = [c for c in state._COLUMNS if c not in ("job_id", "submission")]
+    kept = [r[1] for r in conn.execute("PRAGMA table_info(submissions)")][2:]
+    if "shared" in kept:  # the spec column holds the job's own id (schema 4)
+        spec = "json_object('job_id', ? + k)"
+        args: tuple = (count - 1, first, first, first)
+    else:  # a tree from before: each submission its own copy of the spec
+        spec, args = "spec", (count - 1, first, first)
     with state.write(conn):
         conn.execute(
             "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < ?) "
-            "INSERT INTO submissions SELECT ? + k, spec, task FROM n, submissions WHERE id = ?",
-            (count - 1, first, first),
+            f"INSERT INTO submissions SELECT ? + k, {spec}, {', '.join(kept)} "
+            "FROM n, submissions WHERE id = ?",
+            args,
         )
         conn.execute(
             f"INSERT INTO jobs (job_id, submission, {', '.join(columns)}) "

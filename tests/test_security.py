@@ -76,8 +76,15 @@ def launched_task(req, cfg: Config) -> dict:
     tr = translate(req, cfg, job_id=5)
     spec = dict(tr.spec, environment=job_environment(req, cfg, for_cloud=False))
     db = sqlite3.connect(":memory:")
-    db.execute("CREATE TABLE submissions (id INTEGER PRIMARY KEY, spec TEXT, task TEXT)")
-    db.execute("INSERT INTO submissions VALUES (5, ?, ?)", (json.dumps(spec), json.dumps(tr.task)))
+    db.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, text TEXT)")
+    db.execute(
+        "CREATE TABLE submissions "
+        "(id INTEGER PRIMARY KEY, spec TEXT, task TEXT, shared INT, environment INT)"
+    )
+    db.execute(
+        "INSERT INTO submissions (id, spec, task) VALUES (5, ?, ?)",
+        (json.dumps(spec), json.dumps(tr.task)),
+    )
     executor = SimpleNamespace(db=db, instance="i")
     job = SimpleNamespace(submission=5, job_id=5, array_task_id=None)
     return SkyExecutor._task(executor, job, spec, "token", whole=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import stat
@@ -159,10 +160,39 @@ def test_needs_agent_only_for_jobs_that_can_progress(conn):
     assert state.needs_agent(conn, ("another",))
 
 
+def test_specs_and_environments_are_stored_once(conn):
+    """Jobs submitted from one shell share its environment, and a loop's jobs their spec but
+    for their ids: each is stored once, and each job's spec is whole again when read."""
+    env = {"PATH": "/usr/bin", "HOME": "/h", "LANG": "C"}
+    array = {"job_id": 1, "ranges": "0-9", "count": 10, "throttle": None}
+    for job_id in (1, 2):
+        spec = {"job_id": job_id, "script": "s", "array": dict(array, job_id=job_id)}
+        state.add_submission(
+            conn, job_id, dict(spec, environment=env), None, [job_row(job_id, job_id)]
+        )
+    other = {"job_id": 3, "script": "t", "environment": dict(env, HOME="/x")}
+    state.add_submission(conn, 3, other, None, [job_row(3, 3)])
+    assert state.get_spec(conn, 2)[0] == {
+        "job_id": 2,
+        "script": "s",
+        "array": dict(array, job_id=2),
+        "environment": env,
+    }
+    assert state.get_spec(conn, 3) == (other, None)
+    assert list(state.get_spec(conn, 3)[0]["environment"]) == ["PATH", "HOME", "LANG"]
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 4  # 2 specs, 2 envs
+    assert conn.execute("SELECT spec FROM submissions WHERE id = 2").fetchone()[0] == (
+        '{"job_id": 2}'
+    )
+
+
 def _schema_3_pending_index(conn) -> None:
-    """Take a new state back to schema 3's jobs table and pending index."""
-    conn.execute("DROP INDEX jobs_pending")
+    """Take a new state back to schema 3's tables and pending index."""
+    conn.execute("DROP INDEX IF EXISTS jobs_pending")
     conn.execute("ALTER TABLE jobs DROP COLUMN array_pending")
+    conn.execute("DROP TABLE submissions")
+    conn.execute("CREATE TABLE submissions (id INTEGER PRIMARY KEY, spec TEXT NOT NULL, task TEXT)")
+    conn.execute("DROP TABLE blobs")
     conn.execute("CREATE INDEX jobs_pending ON jobs(state, submission, IFNULL(array_task_id, 0))")
 
 
@@ -187,7 +217,7 @@ def test_schema_2_gains_the_indexes_of_the_queries_commands_make(tmp_path, monke
     for index in ("jobs_pending", "jobs_reason", "jobs_executor"):
         old.execute(f"DROP INDEX {index}")
     old.execute("CREATE INDEX jobs_state ON jobs(state)")
-    old.execute("ALTER TABLE jobs DROP COLUMN array_pending")
+    _schema_3_pending_index(old)
     old.execute("PRAGMA user_version = 2")
     old.close()
     conn = state.connect()
@@ -230,7 +260,12 @@ def test_schema_3_arrays_become_pending_records(tmp_path, monkeypatch):
     rows = [{k: row.get(k) for k in sorted(keys)} for row in rows]
     array = {"job_id": 2, "indices": [0, 2, 4, 6, 8], "job_ids": [3, 4, 5, 6, 2], "throttle": None}
     spec = {"script": "", "output": "o-%j", "array": array}
-    state.add_submission(old, 2, spec, None, rows)
+    old.execute("INSERT INTO submissions VALUES (2, ?, NULL)", (json.dumps(spec),))
+    for row in map(state._encode, rows):
+        old.execute(
+            f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
     old.execute("PRAGMA user_version = 3")
     old.close()
     conn = state.connect()

@@ -207,7 +207,19 @@ def body(argv: list[str]) -> int:
     backends.refresh_all()  # an outside queue (SkyPilot's) fresh enough (bounded wait)
     ids = sorted({j for j, t, s in jobs if t is None}) if jobs else None
     tasks = sorted({(j, t) for j, t, s in jobs if t is not None}) if jobs else None
-    records = state.find_jobs(conn, ids=ids, tasks=tasks, names=names, light=True)
+    # selected in the query (indexes on user, submit and end times): the window as a
+    # superset of _in_window's seconds, which decides
+    records = state.find_jobs(
+        conn,
+        ids=ids,
+        tasks=tasks,
+        names=names,
+        users=users,
+        partitions=partitions,
+        active_or_ended_after=start - 1,
+        submitted_before=end + 1,
+        light=True,
+    )
     if jobs:
         # `-j N` also names the array element whose own id is N
         own = {j for j, t, s in jobs}
@@ -218,13 +230,9 @@ def body(argv: list[str]) -> int:
             or r.array_job_id in own
             or (r.array_job_id, r.array_task_id) in set(tasks or ())
         ]
-    if users is not None:
-        records = [r for r in records if r.user in users]
-    elif not all_users and os.geteuid() != 0:
+    if users is None and not all_users and os.geteuid() != 0:
         uid = os.geteuid()
         records = [r for r in records if r.uid == uid]
-    if partitions is not None:
-        records = [r for r in records if r.partition in partitions]
     if accounts is not None:
         records = [r for r in records if r.account in accounts]
     records = [r for r in records if _in_window(r, start, end, states)]

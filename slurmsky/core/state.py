@@ -41,8 +41,14 @@ _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE submissions (
     id INTEGER PRIMARY KEY,          -- the job id sbatch printed (the array id for arrays)
-    spec TEXT NOT NULL,              -- the node runtime's spec (JSON)
-    task TEXT                        -- the SkyPilot task (JSON), for the sky executor
+    spec TEXT NOT NULL,              -- the runtime's spec (JSON), or with `shared` its job id
+    task TEXT,                       -- the SkyPilot task (JSON), for the sky executor
+    shared INTEGER REFERENCES blobs(id),      -- the spec but its ids and environment
+    environment INTEGER REFERENCES blobs(id)  -- the spec's environment
+);
+CREATE TABLE blobs (                 -- what submissions share, each stored once: the jobs of a
+    id INTEGER PRIMARY KEY,          -- loop of sbatch from one shell share their spec and
+    text TEXT NOT NULL UNIQUE        -- environment (JSON): a job costs its rows, not copies
 );
 CREATE TABLE jobs (
     job_id INTEGER PRIMARY KEY,
@@ -131,6 +137,9 @@ _MIGRATIONS = {
         "DROP INDEX IF EXISTS jobs_state",
     ),
     3: (
+        "ALTER TABLE submissions ADD COLUMN shared INTEGER REFERENCES blobs(id)",
+        "ALTER TABLE submissions ADD COLUMN environment INTEGER REFERENCES blobs(id)",
+        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE)",
         "ALTER TABLE jobs ADD COLUMN array_pending TEXT",
         "collapse_pending_arrays",
         "DROP INDEX jobs_pending",
@@ -608,12 +617,31 @@ def add_submission(
     sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({marks})"
     values = [tuple(r[c] for c in cols) for r in rows]
     _note_raw_text(conn, values[0])
+    shared = dict(spec)
+    environment = shared.pop("environment", None)
+    own = {}
+    if "job_id" in shared:  # the spec's ids (its array's too) are the submission's own
+        own["job_id"] = shared.pop("job_id")
+        if shared.get("array"):
+            shared["array"] = {k: v for k, v in shared["array"].items() if k != "job_id"}
     with write(conn):
         conn.execute(
-            "INSERT INTO submissions VALUES (?, ?, ?)",
-            (submission, json.dumps(spec), json.dumps(task) if task else None),
+            "INSERT INTO submissions VALUES (?, ?, ?, ?, ?)",
+            (
+                submission,
+                json.dumps(own),
+                json.dumps(task) if task else None,
+                _blob(conn, json.dumps(shared)),
+                None if environment is None else _blob(conn, json.dumps(environment)),
+            ),
         )
         conn.executemany(sql, values)
+
+
+def _blob(conn: sqlite3.Connection, text: str) -> int:
+    """The id of this text in `blobs`, stored there if new."""
+    conn.execute("INSERT OR IGNORE INTO blobs (text) VALUES (?)", (text,))
+    return conn.execute("SELECT id FROM blobs WHERE text = ?", (text,)).fetchone()[0]
 
 
 def update_job(
@@ -822,10 +850,21 @@ def get_spec(conn: sqlite3.Connection, submission: int) -> tuple[dict, dict | No
     """A submission's runtime spec and SkyPilot task."""
     import json
 
-    spec, task = conn.execute(
-        "SELECT spec, task FROM submissions WHERE id = ?", (submission,)
+    spec, task, shared, environment = conn.execute(
+        "SELECT spec, task, s.text, e.text FROM submissions LEFT JOIN blobs AS s "
+        "ON s.id = shared LEFT JOIN blobs AS e ON e.id = environment WHERE submissions.id = ?",
+        (submission,),
     ).fetchone()
-    return json.loads(spec), (json.loads(task) if task else None)
+    spec = json.loads(spec)
+    if shared is not None:
+        own, spec = spec, json.loads(shared)
+        if "job_id" in own:
+            spec["job_id"] = own["job_id"]
+            if spec.get("array"):
+                spec["array"]["job_id"] = own["job_id"]
+    if environment is not None:
+        spec["environment"] = json.loads(environment)
+    return spec, (json.loads(task) if task else None)
 
 
 def find_jobs(
@@ -838,7 +877,7 @@ def find_jobs(
     names=None,
     partitions=None,
     active_or_ended_after: float | None = None,
-    submitted_after: float | None = None,
+    submitted_before: float | None = None,
     light: bool = False,
 ) -> list[JobRecord]:
     """Jobs matching every given filter, by job id.
@@ -849,7 +888,7 @@ def find_jobs(
     (`squeue -t all` passes now - MIN_JOB_AGE).
     light: a listing's records, with LIST_COLUMNS only until another column is read.
     """
-    filters = (states, users, names, partitions, active_or_ended_after, submitted_after)
+    filters = (states, users, names, partitions, active_or_ended_after, submitted_before)
     records = _select(conn, _where(ids, tasks, *filters), light)
     if tasks:  # elements still inside their array's pending record
         where, args = _where(sorted({a for a, _ in tasks}), None, *filters)
@@ -918,7 +957,7 @@ def _array_tasks(pending: str | None, throttle: int | None) -> str | None:
 
 
 def _where(
-    ids, tasks, states, users, names, partitions, active_or_ended_after, submitted_after
+    ids, tasks, states, users, names, partitions, active_or_ended_after, submitted_before
 ) -> tuple[str, list]:
     """find_jobs' filters as a WHERE clause and its arguments."""
     where, args = [], []
@@ -955,16 +994,21 @@ def _where(
     if active_or_ended_after is not None:
         where.append("(end_time IS NULL OR end_time >= ?)")
         args.append(active_or_ended_after)
-    if submitted_after is not None:
-        where.append("submit_time >= ?")
-        args.append(submitted_after)
+    if submitted_before is not None:
+        where.append("submit_time < ?")
+        args.append(submitted_before)
     return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
-def active_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
+def active_jobs(conn: sqlite3.Connection, executor: str | None = None) -> list[JobRecord]:
     """Jobs not yet finished (what the agent works on), in submission order: an array's
-    elements by index, as Slurm starts them."""
-    jobs = find_jobs(conn, states=ACTIVE_STATES)
+    elements by index, as Slurm starts them; with `executor`, only its jobs (an index
+    lookup: a backend's sync reads its own jobs, not everyone's)."""
+    if executor is None:
+        jobs = find_jobs(conn, states=ACTIVE_STATES)
+    else:
+        sql = f"{_SELECT} WHERE executor = ? AND state IN ({', '.join('?' * len(ACTIVE_STATES))})"
+        jobs = [_record(r) for r in conn.execute(sql, (executor, *ACTIVE_STATES))]
     jobs.sort(key=lambda j: (j.submission, j.array_task_id or 0))
     return jobs
 

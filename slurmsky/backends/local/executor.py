@@ -372,7 +372,14 @@ class LocalExecutor:
         sessions = {
             pid for pid, created in ref.get("pids", ()) if pid and session_is_ours(pid, created)
         }
-        for pid in psutil.pids() if sessions else ():
+        # runtimes that wrote RESULT and exited swept their trees (a subreaper's end): no
+        # process of theirs is left to look for among every pid of the machine
+        swept = (
+            bool(ref.get("rundir"))
+            and os.path.exists(self._result_path(ref))
+            and not any(self._alive(pid, created) for pid, created in ref.get("pids", ()) if pid)
+        )
+        for pid in psutil.pids() if sessions and not swept else ():
             try:
                 if os.getsid(pid) in sessions:
                     os.kill(pid, signal.SIGKILL)

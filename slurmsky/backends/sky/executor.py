@@ -363,7 +363,7 @@ class SkyExecutor:
         return self.db.execute(sql, (skysync.FOREIGN_BASE, *ACTIVE_STATES)).fetchone() is not None
 
     def _active(self) -> list[JobRecord]:
-        return [j for j in state.active_jobs(self.db) if j.executor == "sky" and j.executor_ref]
+        return [j for j in state.active_jobs(self.db, "sky") if j.executor_ref]
 
     def _watched(self) -> list[int]:
         """SkyPilot ids of the active jobs: a query that misses them asks for them by id."""
