@@ -63,7 +63,8 @@ def _slim_specs(conn: sqlite3.Connection, before: float) -> None:
     import json
 
     rows = conn.execute(
-        "SELECT id, spec FROM submissions s WHERE length(spec) > 200 AND NOT EXISTS "
+        "SELECT id, spec FROM submissions s WHERE (length(spec) > 200 OR shared IS NOT NULL) "
+        "AND NOT EXISTS "
         f"(SELECT 1 FROM jobs j WHERE j.submission = s.id AND (NOT ({_finished('j.state')}) "
         "OR j.end_time IS NULL OR j.end_time >= ?))",
         (before,),
@@ -71,13 +72,21 @@ def _slim_specs(conn: sqlite3.Connection, before: float) -> None:
     slim = []
     for sub, text in rows:
         try:
-            spec = json.loads(text)
+            spec = state.get_spec(conn, sub)[0]  # its shared part too (state.blobs)
         except ValueError:
             spec = {}
         slim.append((json.dumps({k: spec.get(k) for k in SPEC_KEPT}), sub))
     if slim:
         with state.write(conn):
-            conn.executemany("UPDATE submissions SET spec = ? WHERE id = ?", slim)
+            conn.executemany(
+                "UPDATE submissions SET spec = ?, shared = NULL, environment = NULL WHERE id = ?",
+                slim,
+            )
+            conn.execute(  # what no submission shares any more
+                "DELETE FROM blobs WHERE id NOT IN (SELECT shared FROM submissions WHERE shared "
+                "IS NOT NULL UNION SELECT environment FROM submissions WHERE environment IS NOT "
+                "NULL)"
+            )
 
 
 def _purge_accounting(conn: sqlite3.Connection, before: float, log) -> None:
