@@ -33,10 +33,10 @@ def _path(name: str) -> str:
     return os.path.join(state.home(), name)
 
 
-def wake() -> None:
-    """Tell the agent to look at the state now; start it if none runs. With no FIFO (deleted
-    under a running agent) or something else in its place, a running agent is signalled
-    instead: it makes its FIFO anew."""
+def wake() -> bool:
+    """Tell the agent to look at the state now; start it if none runs (-> whether this call
+    started one). With no FIFO (deleted under a running agent) or something else in its
+    place, a running agent is signalled instead: it makes its FIFO anew."""
     try:
         fd = os.open(_path("agent.fifo"), os.O_WRONLY | os.O_NONBLOCK)
     except OSError as exc:
@@ -44,17 +44,20 @@ def wake() -> None:
             raise
         if exc.errno == errno.ENXIO or not _nudge():
             _spawn()
-        return
+            return True
+        return False
     try:
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):
             if not _nudge():
                 _spawn()
-            return
+                return True
+            return False
         os.write(fd, b"!")
     except BlockingIOError:
         pass  # the FIFO is full of wake-ups already
     finally:
         os.close(fd)
+    return False
 
 
 def revive(conn) -> None:
@@ -62,10 +65,8 @@ def revive(conn) -> None:
     agent was killed (its pid file is left): it may have died between recording a job's end
     and releasing the jobs that waited for it, which alone need no agent. Cheap otherwise."""
     if needed(conn) or (os.path.exists(_path("agent.pid")) and not _lock_held()):
-        dead = not _lock_held()
         asked = time.time()
-        wake()
-        if dead:  # what it finds ended meanwhile is shown ended, not RUNNING a while longer
+        if wake():  # a new agent: what it finds ended meanwhile is shown ended, not RUNNING
             _await_first_pass(asked)
 
 
