@@ -294,10 +294,12 @@ def test_sbatch_on_sky_keeps_secrets_home_and_out_of_the_state(tmp_path):
         assert out.stderr.count("stayed home") == 1 and out.stderr.endswith(
             ": " + ",".join(sorted(SECRETS)) + "\n"
         )
+        from slurmsky.core.state import get_spec  # the spec as stored (schema 4: in blobs)
+
         with sqlite3.connect(tmp_path / "state" / "state.db") as db:
-            spec, task = db.execute("SELECT spec, task FROM submissions").fetchone()
-        assert json.loads(spec)["environment"] is None
-        assert {k: v for k, v in json.loads(task)["envs"].items() if k in env} == ORDINARY
+            spec, task = get_spec(db, 1)
+        assert spec.get("environment") is None
+        assert {k: v for k, v in task["envs"].items() if k in env} == ORDINARY
         stored = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())
         leaked = [k for k, v in SECRETS.items() if len(v) > 5 and v.encode() in stored]
         assert leaked == []
