@@ -385,11 +385,15 @@ def test_gpus_on_node(kw, skypilot, expected):
     assert job.gpus_on_node() == expected
 
 
-@pytest.mark.parametrize("ranges, step", [("1-7:2", "2"), ("0-10:5,20", "5"), ("5", "1")])
-def test_array_step(ranges, step):
-    array = {"job_id": 9, "ranges": ranges, "count": 4, "throttle": None}
+@pytest.mark.parametrize(
+    "ranges, step", [("1-7:2", 2), ("0-10:5,20", 5), ("5", 1), ("1,6-7,12", 1)]
+)
+def test_array_step_is_the_specs_not_the_compressed_ranges(ranges, step):
+    """SLURM_ARRAY_TASK_STEP is the step the user's spec gave (plan/runtime_spec), never one
+    read back from the stored ranges: 1,6,7,12 compresses to ranges whose first stride is 5."""
+    array = {"job_id": 9, "ranges": ranges, "count": 4, "throttle": None, "step": step}
     job = spec.Job(_spec(array=array, num_nodes=1, tasks_per_node=[1], cpus_per_node=[1]), {})
-    assert env._array_env(job)["SLURM_ARRAY_TASK_STEP"] == step
+    assert env._array_env(job)["SLURM_ARRAY_TASK_STEP"] == str(step)
 
 
 # -- the exec trampoline -----------------------------------------------------------------
