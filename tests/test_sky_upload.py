@@ -37,7 +37,7 @@ def submitted(root: Path, capsys, cfg: Config | None = None) -> str:
     req = build_batch_request(
         parse_command_line("sbatch", ["--wrap", "true"]), {}, str(root), lambda: b""
     )
-    BACKEND.task(req, cfg or Config(path="cfg.yaml", backend="sky"), 7, None)
+    BACKEND.task(req, cfg or Config(path="cfg.yaml", backend="sky"), 7)
     return capsys.readouterr().err
 
 
