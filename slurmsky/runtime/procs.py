@@ -67,25 +67,59 @@ class Reaper:
                 on_exit(status, rusage)
 
 
-def _parents():
-    """pid -> parent pid, for every process visible in /proc."""
-    parents = {}
-    for entry in os.listdir("/proc"):
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PAGE_KIB = (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) // 1024
+
+
+def proc_stat(pid):
+    """(ppid, user ticks, system ticks, vsize KiB, rss KiB) of a process from /proc, or None.
+    User and system time include its reaped children's (cutime, cstime)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    try:
+        # after the command: state ppid ... utime(12) stime cutime cstime ... vsize(21) rss
+        return (
+            int(fields[1]),
+            int(fields[11]) + int(fields[13]),
+            int(fields[12]) + int(fields[14]),
+            int(fields[20]) // 1024,
+            int(fields[21]) * PAGE_KIB,
+        )
+    except (IndexError, ValueError):
+        return None
+
+
+def snapshot():
+    """pid -> proc_stat(pid) for every process visible in /proc ({} without /proc)."""
+    found = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
         if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry, "rb") as f:
-                    fields = f.read().rpartition(b")")[2].split()
-                parents[int(entry)] = int(fields[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    return parents
+            info = proc_stat(int(entry))
+            if info is not None:
+                found[int(entry)] = info
+    return found
 
 
-def descendants(pid):
-    """Every process below pid (children first; pid itself excluded)."""
+def children_of(stats):
+    """parent pid -> its children's pids, from a snapshot()."""
     children = {}
-    for child, parent in _parents().items():
-        children.setdefault(parent, []).append(child)
+    for pid, info in stats.items():
+        children.setdefault(info[0], []).append(pid)
+    return children
+
+
+def descendants(pid, children=None):
+    """Every process below pid (children first; pid itself excluded), from `children`
+    (children_of a snapshot) or from /proc now."""
+    if children is None:
+        children = children_of(snapshot())
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), ()):

@@ -16,62 +16,20 @@ AveRSS, MaxRSSNode/Task, TotalCPU, AveCPU, MinCPU... from a step's records)::
      "user": float, "sys": float}          # CPU seconds
 """
 
-import os
 import threading
+import time
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-PAGE_KIB = (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) // 1024
-
-
-def _stat(pid):
-    """(ppid, user ticks, system ticks, vsize KiB, rss KiB) of a process from /proc, or None.
-    User and system time include its reaped children's (cutime, cstime)."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            fields = f.read().rpartition(b")")[2].split()
-    except OSError:
-        return None
-    try:
-        # after the command: state ppid ... utime(12) stime cutime cstime ... vsize(21) rss
-        return (
-            int(fields[1]),
-            int(fields[11]) + int(fields[13]),
-            int(fields[12]) + int(fields[14]),
-            int(fields[20]) // 1024,
-            int(fields[21]) * PAGE_KIB,
-        )
-    except (IndexError, ValueError):
-        return None
+from . import procs
 
 
-def snapshot():
-    """pid -> _stat(pid) for every process visible in /proc ({} without /proc)."""
-    found = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if entry.isdigit():
-            info = _stat(int(entry))
-            if info is not None:
-                found[int(entry)] = info
-    return found
-
-
-def tree_totals(root, stats):
-    """(user s, system s, vm KiB, rss KiB) summed over root and its descendants in `stats`."""
-    children = {}
-    for pid, info in stats.items():
-        children.setdefault(info[0], []).append(pid)
+def tree_totals(root, stats, children):
+    """(user s, system s, vm KiB, rss KiB) summed over root and its descendants, from a
+    procs.snapshot() and its procs.children_of()."""
     user = system = vm = rss = 0
-    todo = [root] if root in stats else []
-    while todo:
-        pid = todo.pop()
+    for pid in [root] + procs.descendants(root, children):
         _, u, s, v, r = stats[pid]
         user, system, vm, rss = user + u, system + s, vm + v, rss + r
-        todo.extend(children.get(pid, ()))
-    return user / CLOCK_TICKS, system / CLOCK_TICKS, vm, rss
+    return user / procs.CLOCK_TICKS, system / procs.CLOCK_TICKS, vm, rss
 
 
 class TaskUsage:
@@ -91,10 +49,10 @@ class TaskUsage:
         }
         self.ended = False
 
-    def sample(self, stats):
+    def sample(self, stats, children):
         if self.ended or self.pid not in stats:
             return
-        user, system, vm, rss = tree_totals(self.pid, stats)
+        user, system, vm, rss = tree_totals(self.pid, stats, children)
         rec = self.record
         rec["cur_rss"], rec["cur_vm"] = rss, vm
         rec["rss"], rec["vm"] = max(rec["rss"], rss), max(rec["vm"], vm)
@@ -118,7 +76,6 @@ class Sampler:
         self.interval, self.on_sample = interval, on_sample
         self._lock = threading.Lock()
         self._tasks = []
-        self._wake = threading.Event()
         if interval and interval > 0:
             threading.Thread(target=self._run, name="acct-gather", daemon=True).start()
 
@@ -135,14 +92,15 @@ class Sampler:
     def sample_now(self):
         with self._lock:
             tasks = [u for u in self._tasks if not u.ended]
-        if tasks:
-            stats = snapshot()
+        if tasks:  # one pass over /proc for every task
+            stats = procs.snapshot()
+            children = procs.children_of(stats)
             for usage in tasks:
-                usage.sample(stats)
+                usage.sample(stats, children)
 
     def _run(self):
         while True:
-            self._wake.wait(self.interval)
+            time.sleep(self.interval)
             self.sample_now()
             if self.on_sample is not None:
                 self.on_sample()
