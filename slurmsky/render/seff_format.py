@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import math
 
+from slurmsky.display import format_hms
 from slurmsky.render.common import cluster_name, group_name
 from slurmsky.render.jobview import Job
-
-
-def time2str(seconds: int) -> str:
-    days, rest = divmod(int(seconds), 86400)
-    clock = "%02d:%02d:%02d" % (rest // 3600, rest // 60 % 60, rest % 60)
-    return (f"{days}-" if days else "") + clock
 
 
 def kbytes2str(kbytes: float) -> str:
@@ -80,9 +75,9 @@ def seff_lines(job: Job, debug: bool = False) -> list[str]:
     cpu_eff = cput / core_walltime * 100 if core_walltime else 0.0
     mem_eff = mem / reqmem * 100 if reqmem else 0.0
     lines += [
-        f"CPU Utilized: {time2str(cput)}",
-        "CPU Efficiency: %.2f%% of %s core-walltime" % (cpu_eff, time2str(core_walltime)),
-        f"Job Wall-clock time: {time2str(walltime)}",
+        f"CPU Utilized: {format_hms(int(cput))}",
+        "CPU Efficiency: %.2f%% of %s core-walltime" % (cpu_eff, format_hms(int(core_walltime))),
+        f"Job Wall-clock time: {format_hms(int(walltime))}",
     ]
     if ntasks == 1:
         lines.append(f"Memory Utilized: {kbytes2str(mem)}")

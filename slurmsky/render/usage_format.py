@@ -21,15 +21,11 @@ def cpu_time_text(seconds: float) -> str:
     """sacct's TotalCPU/UserCPU/SystemCPU: `MM:SS.mmm` under an hour."""
     if not seconds:
         return "00:00:00"
-    whole, micros = int(seconds), int(round((seconds - int(seconds)) * 1e6))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return "%d-%02d:%02d:%02d" % (days, hours, minutes, secs)
-    if hours:
-        return "%02d:%02d:%02d" % (hours, minutes, secs)
-    return "%02d:%02d.%03d" % (minutes, secs, micros // 1000)
+    whole = int(seconds)
+    if whole >= 3600:  # as Elapsed: `01:02:03`, `1-00:00:00`
+        return format_hms(whole)
+    millis = int(round((seconds - whole) * 1e6)) // 1000
+    return "%02d:%02d.%03d" % (whole // 60, whole % 60, millis)
 
 
 def _cpu(rec: dict) -> float:
