@@ -52,12 +52,15 @@ CREDENTIALS = (
 
 class Upload(Record):
     """What SkyPilot would upload of `root`: `files` files, `size` bytes (counting stops past
-    the cap), and the credential paths left out (relative, sorted)."""
+    the cap), the credential paths left out (relative, sorted), and the rules read: the
+    .skyignore's text (None: none) and what git ignored (None: not asked)."""
 
     root: str
     files: int
     size: int
     left_out: tuple[str, ...]
+    skyignore: str | None
+    git_ignored: tuple[str, ...] | None
 
 
 def is_credential(rel: str) -> bool:
@@ -119,7 +122,7 @@ def _git_ignored(root: str) -> list[str] | None:
     return None if "./" in found else found  # all of it ignored: SkyPilot ignores git
 
 
-def _rules(root: str) -> tuple[str | None, set[str], list[str] | None]:
+def _rules(root: str) -> tuple[str | None, set[str], tuple[str, ...] | None]:
     """(the .skyignore's text or None, what SkyPilot leaves out, what git ignores)."""
     try:
         with open(os.path.join(root, SKYIGNORE), encoding="utf-8", errors="surrogateescape") as f:
@@ -131,13 +134,13 @@ def _rules(root: str) -> tuple[str | None, set[str], list[str] | None]:
     if text is not None:
         return text, _skyignored(root, _own_rules(text)), None
     ignored = _git_ignored(root) if os.path.exists(os.path.join(root, ".git")) else None
-    return None, {p.rstrip("/") for p in ignored or ()}, ignored
+    return None, {p.rstrip("/") for p in ignored or ()}, None if ignored is None else tuple(ignored)
 
 
 def plan(root: str, max_bytes: int | None = None) -> Upload:
     """What would go up: SkyPilot's rules and CREDENTIALS applied to a walk of root
     (symlinks are not followed, as SkyPilot stores them as links)."""
-    _, excluded, _ = _rules(root)
+    text, excluded, git_ignored = _rules(root)
     files = size = 0
     left_out: list[str] = []
     for top, dirs, names in os.walk(root):
@@ -164,7 +167,7 @@ def plan(root: str, max_bytes: int | None = None) -> Upload:
             files += 1
         if max_bytes is not None and size > max_bytes:
             break
-    return Upload(root, files, size, tuple(sorted(left_out)))
+    return Upload(root, files, size, tuple(sorted(left_out)), text, git_ignored)
 
 
 def check(up: Upload, max_mb: int, config_path: str) -> None:
@@ -195,7 +198,7 @@ def exclude_credentials(up: Upload) -> None:
     if not up.left_out:
         return
     path = os.path.join(up.root, SKYIGNORE)
-    text, _, git_ignored = _rules(up.root)
+    text, git_ignored = up.skyignore, up.git_ignored
     block = [BEGIN]
     if text is None and git_ignored:  # the .skyignore made here replaces .gitignore
         block += ["# what git ignored when it was written"]
