@@ -85,9 +85,14 @@ class SkyBackend(Backend):
         group.add_command(sky_server)
 
     def unreachable(self):
-        """The API server does not answer (a health check, no SkyPilot import)."""
-        from slurmsky.backends.sky import server
+        """The API server does not answer (a health check, no SkyPilot import); none when
+        the agent's own query got an answer moments ago (sbatch in a loop asks no more)."""
+        import time
 
+        from slurmsky.backends.sky import server, sync
+
+        if time.time() - sync.sync_status()["ok"] < 2 * sync.SYNC_INTERVAL:
+            return None
         where = server.endpoint()
         if server.health(where, timeout=3) is None:
             return (
