@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.errors import SlurmError
-from slurmsky.parse.dependency import Dependency, DepItem, format_dependency, parse_dependency
+from slurmsky.parse.dependency import (
+    Dependency,
+    DepItem,
+    format_dependency,
+    item_text,
+    parse_dependency,
+)
 
 MET, UNMET, FAILED = "met", "unfulfilled", "failed"
 RUNNING_STATES = ("CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED")
@@ -126,15 +132,7 @@ def _known(conn: sqlite3.Connection, item: DepItem) -> bool:
 
 def to_text(dep: Dependency) -> str | None:
     """The stored form of a parsed --dependency (parse_dependency reads it back)."""
-    words = [
-        "singleton"
-        if i.kind == "singleton"
-        else f"{i.kind}:{i.job_id}"
-        + (f"_{i.task}" if i.task else "")
-        + (f"+{i.minutes}" if i.minutes else "")
-        for i in dep.items
-    ]
-    return ("?" if dep.any_of else ",").join(words) or None
+    return ("?" if dep.any_of else ",").join(item_text(i) for i in dep.items) or None
 
 
 def describe_unmet(dependency_spec: str) -> str:

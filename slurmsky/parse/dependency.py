@@ -96,17 +96,19 @@ def format_dependency(
     word (unfulfilled, failed, ...); pass ``task="*"`` items for array targets
     (``afterok:130_*``), as Slurm shows them."""
     word = status if callable(status) else status.__getitem__
-    shown = []
-    for item in dependency.items:
-        if item.kind == "singleton":
-            text = "singleton"
-        else:
-            assert item.job_id is not None  # None only for singleton
-            text = "%s:%d" % (item.kind, item.job_id)
-            text += "_" + item.task if item.task else ""
-            text += "+%d" % item.minutes if item.minutes else ""
-        shown.append("%s(%s)" % (text, word(item)))
+    shown = ["%s(%s)" % (item_text(item), word(item)) for item in dependency.items]
     return ("?" if dependency.any_of else ",").join(shown) or "(null)"
+
+
+def target_text(item: DepItem) -> str:
+    """An item's target as written: ``12``, ``14_1``, ``15+30``."""
+    text = "%d" % (item.job_id or 0) + ("_" + item.task if item.task else "")
+    return text + ("+%d" % item.minutes if item.minutes else "")
+
+
+def item_text(item: DepItem) -> str:
+    """One item as written: ``afterok:12``, ``singleton``."""
+    return "singleton" if item.kind == "singleton" else f"{item.kind}:{target_text(item)}"
 
 
 def dependency_text(dependency: Dependency) -> str:
@@ -119,8 +121,7 @@ def dependency_text(dependency: Dependency) -> str:
             groups.append(["singleton"])
             last = None
             continue
-        target = "%d" % (item.job_id or 0) + ("_" + item.task if item.task else "")
-        target += "+%d" % item.minutes if item.minutes else ""
+        target = target_text(item)
         if item.kind == last:
             groups[-1].append(target)
         else:
