@@ -19,6 +19,7 @@ from slurmsky.backends import LOGIN_AT_LAUNCH, SPEC_ENVIRONMENT, Backend
 from slurmsky.config import Config, load_config
 from slurmsky.core import state
 from slurmsky.errors import SlurmError
+from slurmsky.parse.gres import gres_text
 from slurmsky.parse.request import JobRequest
 from slurmsky.plan.layout import Layout, layout, partition_of, with_default_memory
 from slurmsky.plan.runtime_spec import runtime_spec
@@ -291,10 +292,7 @@ def _row(
         mem_per_node=req.mem if req.mem_per_gpu is None else lay.mem_per_node,
         mem_per_cpu=req.mem_per_cpu,
         gpus_per_node=lay.gpus_per_node,
-        gres=",".join(
-            ":".join(str(p) for p in (g.name, g.type, g.count) if p is not None) for g in req.gres
-        )
-        or None,
+        gres=gres_text(req.gres),
         time_limit=req.time,
         dependency_spec=dep,
         dependency=deps.describe_unmet(dep) if dep else None,

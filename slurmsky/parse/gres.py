@@ -64,6 +64,16 @@ def parse_gres(text: str, opt: str) -> tuple[Gres, ...]:
     return items
 
 
+def gres_text(items) -> str | None:
+    """The --gres request as stored and shown: ``gpu:a100:2,foo:1`` (None: none)."""
+    return (
+        ",".join(
+            ":".join(str(p) for p in (g.name, g.type, g.count) if p is not None) for g in items
+        )
+        or None
+    )
+
+
 def parse_gpus(text: str, opt: str) -> GpuSpec:
     """``2`` or ``a100:2`` (``a100`` alone is one a100), as Slurm reads them: as
     the gres ``gpu:<text>``. Lists of several types are not supported."""

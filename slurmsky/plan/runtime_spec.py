@@ -8,6 +8,7 @@ import os
 
 from slurmsky.config import Config
 from slurmsky.parse.dependency import dependency_text
+from slurmsky.parse.gres import gres_text
 from slurmsky.parse.request import JobRequest
 from slurmsky.plan.layout import Layout
 
@@ -65,7 +66,7 @@ def runtime_spec(
         "gpus": req.gpus.count if req.gpus else None,
         "gpus_per_node": req.gpus_per_node.count if req.gpus_per_node else None,
         "gpus_per_task": req.gpus_per_task.count if req.gpus_per_task else None,
-        "gres": ",".join(_gres_text(g) for g in req.gres) or None,
+        "gres": gres_text(req.gres),
         "cpus_per_gpu": req.cpus_per_gpu,
         "mem_per_gpu": req.mem_per_gpu,
         "exclusive": req.exclusive is not None,
@@ -91,10 +92,6 @@ def runtime_spec(
         "node_names": None,
         "array": array,
     }
-
-
-def _gres_text(g) -> str:
-    return ":".join(str(p) for p in (g.name, g.type, g.count) if p is not None)
 
 
 def _extra_env(req: JobRequest) -> dict:
