@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 import time
 
 import pytest
@@ -351,5 +352,9 @@ def test_srun_in_a_real_slurm_job_hands_over_to_the_real_srun(cluster, tmp_path)
     path = f"{cluster.env['PATH'].split(':')[0]}:{real}:/usr/bin:/bin"
     got = cluster.run("srun", "-n2", "hostname", env={"SLURM_JOB_ID": "424242", "PATH": path})
     assert (got.stdout, got.returncode) == ("real srun: -n2 hostname\n", 0)
-    got = cluster.run("srun", "hostname", env={"SLURM_JOB_ID": "424242"})  # none: Slurm's error
+    alone = tmp_path / "alone"  # a PATH with no other srun (this host may have real Slurm's)
+    alone.mkdir()
+    (alone / "python3").symlink_to(sys.executable)
+    path = f"{cluster.env['PATH'].split(':')[0]}:{alone}"
+    got = cluster.run("srun", "hostname", env={"SLURM_JOB_ID": "424242", "PATH": path})
     assert "Invalid job id specified" in got.stderr

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from slurmsky.plan.environment import withheld
+
 ROOT = Path(__file__).resolve().parent.parent
 # shared/tools beside the checkout, where .ci/run starts the Slurm peer this stack runs on
 TOOLS = Path(os.environ.get("SLURMSKY_SKY_E2E_TOOLS", ROOT.parent / "shared" / "tools"))
@@ -45,6 +47,12 @@ env | grep -E '^(SLURM_(JOB_ID|JOB_NAME|NNODES|JOB_NUM_NODES|NODEID|PROCID|SUBMI
 srun bash -c 'echo "step procid=$SLURM_PROCID nodeid=$SLURM_NODEID"' | sort
 echo to-stderr >&2
 """
+
+
+def _submit_env(env: dict) -> dict:
+    """The test's submit environment: no SkyPilot settings of the host, and none of its
+    credential-looking variables (a CI host's AWS_CA_BUNDLE made srun warn about it first)."""
+    return {k: v for k, v in env.items() if not k.startswith("SKY") and withheld(k, v) != "secret"}
 
 
 def _env_sh() -> dict:
@@ -111,7 +119,7 @@ def _follow(cluster, two: int, long: int) -> tuple[dict[int, list[str]], int | N
 
 def test_batch_jobs_on_real_skypilot(cluster, stack):
     Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
-    cluster.env = {k: v for k, v in cluster.env.items() if not k.startswith("SKY")}
+    cluster.env = _submit_env(cluster.env)
     cluster.env.update(stack)
     two = cluster.sbatch(cluster.script("two.sh", TWO_NODES))
     srun = subprocess.Popen(
@@ -229,7 +237,7 @@ def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, sta
     (one node, two nodes with srun, an array as --num-jobs), and those jobs, launched beside
     slurmsky, are in sacct."""
     Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
-    cluster.env = {k: v for k, v in cluster.env.items() if not k.startswith("SKY")}
+    cluster.env = _submit_env(cluster.env)
     cluster.env.update(stack)
     doctor = cluster.run("slurmsky", "doctor", timeout=300)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
