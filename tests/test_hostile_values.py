@@ -162,6 +162,35 @@ def test_names_paths_and_scripts_in_bytes_that_are_not_utf8_run_as_on_slurm(clus
     assert by_name == b"%d\n" % ids[0]
 
 
+def test_an_array_named_and_placed_in_bytes_that_are_not_utf8_runs_every_element(cluster):
+    """The elements' paths (expanded from the pending record's patterns when each is split
+    off) keep the bytes given: both elements run, their files land under those names."""
+    os.mkdir(os.path.join(os.fsencode(cluster.cwd), b"d\xff"))
+    out = raw(
+        cluster,
+        "sbatch",
+        "--parsable",
+        "--array=1-2",
+        "-D",
+        "d\udcff",
+        "-J",
+        "n\udcffx",
+        "-o",
+        "o\udcff-%A_%a.out",
+        "--wrap",
+        "echo $SLURM_ARRAY_TASK_ID",
+    )
+    assert (out.returncode, out.stderr) == (0, b"")
+    array = int(out.stdout)
+    assert [r[1] for r in cluster.wait_done(array)] == ["COMPLETED"] * 2
+    where = os.path.join(os.fsencode(cluster.cwd), b"d\xff")
+    for index in (1, 2):
+        with open(os.path.join(where, b"o\xff-%d_%d.out" % (array, index)), "rb") as fh:
+            assert fh.read() == b"%d\n" % index
+    listed = raw(cluster, "squeue", "-h", "-t", "all", "-o", "%i %j").stdout
+    assert sorted(listed.splitlines()) == [b"%d_1 n\xffx" % array, b"%d_2 n\xffx" % array]
+
+
 # --- unusable state, configuration or rows: one Slurm-style line ---------------------------
 
 

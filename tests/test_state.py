@@ -261,7 +261,7 @@ def test_schema_3_arrays_become_pending_records(tmp_path, monkeypatch):
     array = {"job_id": 2, "indices": [0, 2, 4, 6, 8], "job_ids": [3, 4, 5, 6, 2], "throttle": None}
     spec = {"script": "", "output": "o-%j", "array": array}
     old.execute("INSERT INTO submissions VALUES (2, ?, NULL)", (json.dumps(spec),))
-    for row in map(state._encode, rows):
+    for row in (state._bind(old, r) for r in rows):
         old.execute(
             f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             tuple(row.values()),

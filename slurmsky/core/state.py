@@ -409,7 +409,10 @@ def element_path(pattern: str, rec: JobRecord, job_id: int, job_name: str) -> st
     return os.path.join(rec.workdir, name)
 
 
-def _encode(values: dict) -> dict:
+def _bind(conn: sqlite3.Connection, values: dict) -> dict:
+    """Column values to write, each bound to its `_mark`: JSON columns as their text, the
+    user's text that UTF-8 cannot encode as its bytes (the state marked before such bytes
+    are first stored). Every write of a row's columns goes through here."""
     import json
 
     out = dict(values)
@@ -418,7 +421,14 @@ def _encode(values: dict) -> dict:
             out[key] = json.dumps(out[key])
     for key in _TEXT_COLUMNS.intersection(out):
         out[key] = bindable(out[key])
+    _note_raw_text(conn, out.values())
     return out
+
+
+def _mark(column: str) -> str:
+    """The SQL parameter for a column's value from `_bind`: the user's text is CAST to TEXT
+    (bytes bound as they are would be stored as a BLOB)."""
+    return "CAST(? AS TEXT)" if column in _TEXT_COLUMNS else "?"
 
 
 # Text the user gave as bytes that are not UTF-8 (a job name, a path, a comment) is kept as
@@ -611,12 +621,10 @@ def add_submission(
         return
     import json
 
-    rows = [_encode(j) for j in jobs]
+    rows = [_bind(conn, j) for j in jobs]
     cols = list(rows[0])
-    marks = ", ".join("CAST(? AS TEXT)" if c in _TEXT_COLUMNS else "?" for c in cols)
-    sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({marks})"
+    sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join(map(_mark, cols))})"
     values = [tuple(r[c] for c in cols) for r in rows]
-    _note_raw_text(conn, values[0])
     shared = dict(spec)
     environment = shared.pop("environment", None)
     own = {}
@@ -652,9 +660,8 @@ def update_job(
     Returns whether the row changed: the compare-and-set that keeps the agent and the
     commands from overwriting each other's transitions.
     """
-    values = _encode(values)
-    _note_raw_text(conn, values.values())
-    sets = ", ".join(f"{k} = CAST(? AS TEXT)" if k in _TEXT_COLUMNS else f"{k} = ?" for k in values)
+    values = _bind(conn, values)
+    sets = ", ".join(f"{k} = {_mark(k)}" for k in values)
     sql = f"UPDATE jobs SET {sets} WHERE job_id = ?"
     args = list(values.values()) + [job_id]
     if where_state:
@@ -747,22 +754,23 @@ def split_element(
             array_task_id=index,
             array_pending=None,
             array_rank=indexset.rank(indexset.parse(array["ranges"]), index),
-            **_encode(fields),
+            **fields,
         )
+        values = _bind(conn, values)
         if rest:
             conn.execute(
                 "UPDATE jobs SET array_pending = ? WHERE job_id = ?",
                 (indexset.text(rest), record_id),
             )
             values["job_id"] = job_id
-            cols = ", ".join("?" if c in values else c for c in _COLUMNS)
+            cols = ", ".join(_mark(c) if c in values else c for c in _COLUMNS)
             conn.execute(
                 f"INSERT INTO jobs ({', '.join(_COLUMNS)}) SELECT {cols} FROM jobs "
                 "WHERE job_id = ?",
                 [*(values[c] for c in _COLUMNS if c in values), record_id],
             )
         else:
-            sets = ", ".join(f"{k} = ?" for k in values)
+            sets = ", ".join(f"{k} = {_mark(k)}" for k in values)
             conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values.values(), record_id])
         return get_job(conn, job_id)
 
