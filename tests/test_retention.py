@@ -39,10 +39,13 @@ def test_the_agent_removes_old_run_directories_and_environments(cluster):
         return not cluster.agents()
 
     cluster.wait_for(no_agent, what="no agent")
-    running = cluster.sbatch("--wrap", "sleep 3")  # starts an agent: it tidies first
+    running = cluster.sbatch("--wrap", "sleep 3")  # starts an agent: it tidies after a pass
     cluster.wait_for(lambda: not run_dir.exists(), timeout=30, what="the run dir to go")
     with cluster.db() as conn:
-        (spec,) = conn.execute("SELECT spec FROM submissions WHERE id = ?", (old,)).fetchone()
+        (spec,) = conn.execute(
+            "SELECT text FROM submissions JOIN blobs ON blobs.id = shared WHERE submissions.id = ?",
+            (old,),
+        ).fetchone()
     assert set(json.loads(spec)) == set(retention.SPEC_KEPT)  # no environment, no script
     cluster.wait_for(
         lambda: cluster.job(running)[1] not in ("PENDING", "CONFIGURING"), what="the job to start"
@@ -53,6 +56,41 @@ def test_the_agent_removes_old_run_directories_and_environments(cluster):
     show = cluster.run("scontrol", "show", "job", str(old))
     assert show.returncode == 0 and f"JobId={old} " in show.stdout
     cluster.wait_done(running)
+
+
+def test_specs_are_slimmed_once_into_one_shared_blob(cluster, monkeypatch):
+    """Three finished submissions of one script: slimmed, they share one blob (the spec
+    column keeps the job id); a second tidy, and a third a minute on, change nothing, though
+    the slimmed spec is long (a long output path)."""
+    out = "o" * 200 + "-%j.out"
+    jobs = [cluster.sbatch("-o", out, "--wrap", "echo done") for _ in range(3)]
+    assert [r[1] for r in cluster.wait_done(*jobs)] == ["COMPLETED"] * 3
+    monkeypatch.setenv("SLURMSKY_HOME", str(cluster.state))
+    conn = state.connect()
+    cfg = Config(path="x", purge_run_dirs_after=0)
+
+    def stored():
+        return (
+            conn.execute("SELECT * FROM submissions ORDER BY id").fetchall(),
+            conn.execute("SELECT * FROM blobs ORDER BY id").fetchall(),
+        )
+
+    spec = state.get_spec(conn, jobs[0])[0]
+    full = {k: spec[k] for k in retention.SPEC_KEPT}
+    retention.tidy(conn, cfg, time.time() + 1, LOG)
+    rows, blobs = stored()
+    assert [(r[0], json.loads(r[1]), r[4]) for r in rows] == [
+        (job, {"job_id": job}, None) for job in jobs
+    ]
+    assert len({r[3] for r in rows}) == 1 and len(blobs) == 1  # one blob, nothing else kept
+    assert json.loads(blobs[0][1]) == full and full["output"] == out
+    assert all(state.get_spec(conn, job)[0] == dict(full, job_id=job) for job in jobs)
+    changes = conn.total_changes
+    retention.tidy(conn, cfg, time.time() + 1, LOG)
+    retention.tidy(conn, cfg, time.time() + 60, LOG)
+    assert (conn.total_changes, stored()) == (changes, (rows, blobs))
+    sacct = cluster.run("sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", str(jobs[0]))
+    assert sacct.stdout == f"{jobs[0]}|COMPLETED\n"
 
 
 def test_accounting_is_purged_after_purge_job_after_days(cluster, monkeypatch):

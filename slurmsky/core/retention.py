@@ -59,34 +59,47 @@ def _purge_run_dirs(conn: sqlite3.Connection, home: str, before: float, log) -> 
 
 
 def _slim_specs(conn: sqlite3.Connection, before: float) -> None:
-    """The specs of submissions whose jobs all ended before `before`: only SPEC_KEPT."""
+    """The specs of submissions whose jobs all ended before `before`: only SPEC_KEPT, once
+    (a slimmed spec has no other key, a runtime spec many: the shared form's environment,
+    which may be null, is in its own column, so no one key tells). Slimmed specs are
+    shared blobs (state.blobs, one per content), as the specs they replace were."""
     import json
 
+    kept = ", ".join(repr(k) for k in SPEC_KEPT)
     rows = conn.execute(
-        "SELECT id, spec FROM submissions s WHERE (length(spec) > 200 OR shared IS NOT NULL) "
+        "SELECT s.id, s.shared IS NOT NULL FROM submissions s LEFT JOIN blobs b ON b.id = "
+        "s.shared WHERE CASE WHEN json_valid(coalesce(b.text, s.spec)) THEN EXISTS (SELECT 1 "
+        f"FROM json_each(coalesce(b.text, s.spec)) WHERE key NOT IN ({kept})) ELSE 1 END "
         "AND NOT EXISTS "
         f"(SELECT 1 FROM jobs j WHERE j.submission = s.id AND (NOT ({_finished('j.state')}) "
         "OR j.end_time IS NULL OR j.end_time >= ?))",
         (before,),
     ).fetchall()
     slim = []
-    for sub, text in rows:
+    for sub, shared in rows:
         try:
             spec = state.get_spec(conn, sub)[0]  # its shared part too (state.blobs)
         except ValueError:
             spec = {}
-        slim.append((json.dumps({k: spec.get(k) for k in SPEC_KEPT}), sub))
-    if slim:
-        with state.write(conn):
-            conn.executemany(
-                "UPDATE submissions SET spec = ?, shared = NULL, environment = NULL WHERE id = ?",
-                slim,
-            )
-            conn.execute(  # what no submission shares any more
-                "DELETE FROM blobs WHERE id NOT IN (SELECT shared FROM submissions WHERE shared "
-                "IS NOT NULL UNION SELECT environment FROM submissions WHERE environment IS NOT "
-                "NULL)"
-            )
+        slim.append((sub, shared, json.dumps({k: spec.get(k) for k in SPEC_KEPT})))
+    if not slim:
+        return
+    with state.write(conn):
+        for sub, shared, text in slim:
+            if shared:  # spec keeps the submission's own part ({"job_id": N})
+                conn.execute(
+                    "UPDATE submissions SET shared = ?, environment = NULL WHERE id = ?",
+                    (state.blob(conn, text), sub),
+                )
+            else:  # stored before schema 4: the spec is all in its row
+                conn.execute(
+                    "UPDATE submissions SET spec = ?, environment = NULL WHERE id = ?", (text, sub)
+                )
+        conn.execute(  # what no submission shares any more
+            "DELETE FROM blobs WHERE id NOT IN (SELECT shared FROM submissions WHERE shared "
+            "IS NOT NULL UNION SELECT environment FROM submissions WHERE environment IS NOT "
+            "NULL)"
+        )
 
 
 def _purge_accounting(conn: sqlite3.Connection, before: float, log) -> None:

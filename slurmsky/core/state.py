@@ -639,14 +639,14 @@ def add_submission(
                 submission,
                 json.dumps(own),
                 json.dumps(task) if task else None,
-                _blob(conn, json.dumps(shared)),
-                None if environment is None else _blob(conn, json.dumps(environment)),
+                blob(conn, json.dumps(shared)),
+                None if environment is None else blob(conn, json.dumps(environment)),
             ),
         )
         conn.executemany(sql, values)
 
 
-def _blob(conn: sqlite3.Connection, text: str) -> int:
+def blob(conn: sqlite3.Connection, text: str) -> int:
     """The id of this text in `blobs`, stored there if new."""
     conn.execute("INSERT OR IGNORE INTO blobs (text) VALUES (?)", (text,))
     return conn.execute("SELECT id FROM blobs WHERE text = ?", (text,)).fetchone()[0]
