@@ -244,6 +244,7 @@ def test_node_gpus_configured_or_the_machines(monkeypatch):
 
 
 def test_too_few_gpu_nodes_pends(gpus):
-    """The peer: -N3 --gpus-per-node=1 in its 2-node gpu partition pends PartitionNodeLimit."""
-    job = gpus.sbatch("-p", "gpu", "-N3", "--gpus-per-node=1", "--wrap", "true", env=ONE_NODE)
+    """The peer: -N3 --gpus-per-node=1 in its 2-node gpu partition pends PartitionNodeLimit;
+    here -N2 in a 1-node one (of this machine's CPUs: the job's 2 are not more than it has)."""
+    job = gpus.sbatch("-p", "gpu", "-N2", "--gpus-per-node=1", "--wrap", "true", env=ONE_NODE)
     gpus.wait_for(lambda: gpus.job(job)[4] == "PartitionNodeLimit", 30, "the reason")

@@ -375,3 +375,22 @@ def test_cleanup_spares_a_session_whose_number_was_reused(tmp_path):
         if stranger.poll() is None:
             stranger.kill()
             stranger.wait()
+
+
+def test_a_requeued_job_sees_its_restart_count(cluster):
+    """The peer: a requeued job's next run has SLURM_RESTART_COUNT=1 in its batch script and
+    its steps; its first run has none."""
+    fast = {"SLURMSKY_SECONDS_PER_MINUTE": "1"}  # the requeue delay (2 minutes) in 2 s
+    script = cluster.script(
+        "rq.sh",
+        "#!/bin/bash\n"
+        'echo "batch ${SLURM_RESTART_COUNT-unset}" >> runs\n'
+        "srun bash -c 'echo \"step ${SLURM_RESTART_COUNT-unset}\"' >> runs\n"
+        "[ -e again ] && exit 0\ntouch started\nsleep 60\n",
+    )
+    job = cluster.sbatch("--requeue", script, env=fast)
+    cluster.wait_for(lambda: (cluster.cwd / "started").exists(), 60, "the first run")
+    (cluster.cwd / "again").touch()
+    assert cluster.run("scontrol", "requeue", str(job), env=fast).returncode == 0
+    assert cluster.wait_done(job, timeout=60)[0][1] == "COMPLETED"
+    assert (cluster.cwd / "runs").read_text() == "batch unset\nstep unset\nbatch 1\nstep 1\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -52,7 +53,9 @@ def test_parsable_array_prints_the_array_id(cluster):
 def test_too_many_cpus_is_refused_and_recorded_failed(cluster):
     real = read_capture("sbatch-too-many-cpus.txt")
     cluster.script("job.sh", JOB)
-    got = cluster.run("sbatch", "-c", "100000", "job.sh")
+    # more CPUs than a node has, not more than the partition's nodes have (-c 100000 pends,
+    # PartitionConfig, as on the peer: compat case sbatch-beyond-partition-cpus)
+    got = cluster.run("sbatch", "-c", str((os.cpu_count() or 1) + 1), "job.sh")
     assert (got.stdout, got.stderr, got.returncode) == (real.stdout, real.stderr, real.exit)
     assert cluster.jobs() == [(1, "FAILED", 1, 0, "BadConstraints")]
     assert cluster.sbatch("--hold", "job.sh") == 2  # the refused job consumed id 1
@@ -83,7 +86,8 @@ def test_test_only_consumes_an_id_and_stores_nothing(cluster):
 
 
 def test_too_many_nodes_pends(cluster):
-    """Real Slurm 22.05: `-N 5` on 4 nodes pends with the submit-time reason PartitionConfig,
+    """Real Slurm 22.05: `-N 5` on 4 nodes (of 4 CPUs: no more CPUs than they have) pends
+    with the submit-time reason PartitionConfig,
     then, from the main scheduler's first pass (~1 s), PartitionNodeLimit; a held one shows
     JobHeldUser, one with a dependency PartitionConfig, then Dependency."""
     from slurmsky.core.scheduler import FIRST_PASS
@@ -94,14 +98,14 @@ def test_too_many_nodes_pends(cluster):
         reason = cluster.run("squeue", "-h", "-j", str(job), "-o", "%t %r %D").stdout
         return job, reason, time.monotonic() - started < FIRST_PASS  # surely seen in time
 
-    job, reason, in_time = submitted("-N", "99")
+    job, reason, in_time = submitted("-N", "5")
     if in_time:  # a loaded machine may take longer than the first pass
-        assert reason == "PD PartitionConfig 99\n"
-    held, reason, _ = submitted("-N", "99", "--hold")
-    assert reason == "PD JobHeldUser 99\n"
-    after, reason, in_time = submitted("-N", "99", "-d", f"afterok:{held}")
+        assert reason == "PD PartitionConfig 5\n"
+    held, reason, _ = submitted("-N", "5", "--hold")
+    assert reason == "PD JobHeldUser 5\n"
+    after, reason, in_time = submitted("-N", "5", "-d", f"afterok:{held}")
     if in_time:
-        assert reason == "PD PartitionConfig 99\n"
+        assert reason == "PD PartitionConfig 5\n"
     cluster.wait_for(lambda: cluster.job(job)[4] == "PartitionNodeLimit", 30, "the reason")
     cluster.wait_for(lambda: cluster.job(after)[4] == "Dependency", 30, "the reason")
     assert cluster.job(held)[4] == "JobHeldUser"

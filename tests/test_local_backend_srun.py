@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -95,7 +96,9 @@ def test_srun_multi_node_labels(cluster):
 
 
 def test_srun_refused_like_slurm(cluster):
-    got = cluster.run("srun", "-c", "100000", "true")
+    # more CPUs than a node has, not more than the partition's nodes have (-c 100000 would
+    # queue and wait, PartitionConfig, as on the peer)
+    got = cluster.run("srun", "-c", str((os.cpu_count() or 1) + 1), "true")
     assert got.stderr == (
         "srun: error: CPU count per node can not be satisfied\n"
         "srun: error: Unable to allocate resources: Requested node "
@@ -148,7 +151,7 @@ def test_srun_waits_for_resources_until_cancelled(cluster, monkeypatch):
     real = read_capture("srun-too-many-nodes.txt")
     conn = use_state(cluster, monkeypatch)
     srun = subprocess.Popen(
-        [sys.executable, str(BIN / "srun"), "-N99", "hostname"],
+        [sys.executable, str(BIN / "srun"), "-N5", "hostname"],  # 4 nodes, as the capture's
         cwd=cluster.cwd,
         env=cluster.env,
         stdout=subprocess.PIPE,

@@ -143,14 +143,19 @@ class Backend:
         --nodes (the default 1)."""
         return None
 
+    def node_mem(self, part: dict | None = None) -> int | None:
+        """MB of memory of each node (of the partition `part`) when the nodes are known
+        (what --mem=0 asks), else None."""
+        return None
+
     def max_nodes(self, part: dict | None = None) -> int:
         """The most nodes a job (of the partition `part`) can ever get here: a larger job is
         never laid out per node (plan.layout). MAX_NODES unless the backend knows its nodes."""
         return MAX_NODES
 
-    def refusal(self, lay: Layout, part: dict) -> list[str] | None:
-        """Slurm's submit-time error lines for a layout no node can ever hold, else None:
-        by default, more nodes than max_nodes()."""
+    def refusal(self, lay: Layout, req: JobRequest, part: dict) -> list[str] | None:
+        """Slurm's submit-time error lines for a job (its layout, its request as asked) no
+        node can ever hold, else None: by default, more nodes than max_nodes()."""
         if lay.num_nodes > self.max_nodes(part):
             return ["Batch job submission failed: Node count specification invalid"]
         return None

@@ -1035,6 +1035,7 @@ PASS_COLUMNS = (
     "partition",
     "num_nodes",
     "max_nodes",
+    "num_cpus",
     "cpus_per_node",
     "mem_per_node",
     "mem_per_cpu",
@@ -1050,6 +1051,7 @@ PASS_COLUMNS = (
     "eligible_time",
     "executor",
     "executor_ref",
+    "restarts",
 )
 # A job's place in a submission: its index, or a pending record's lowest
 _INDEX = "coalesce(array_task_id, CAST(array_pending AS INTEGER), 0)"

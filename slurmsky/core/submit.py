@@ -21,7 +21,14 @@ from slurmsky.core import state
 from slurmsky.errors import SlurmError
 from slurmsky.parse.gres import gres_text
 from slurmsky.parse.request import JobRequest
-from slurmsky.plan.layout import Layout, layout, partition_of, with_default_memory
+from slurmsky.plan.layout import (
+    Layout,
+    default_mem_per_cpu,
+    layout,
+    partition_of,
+    requested,
+    with_default_memory,
+)
 from slurmsky.plan.runtime_spec import runtime_spec
 from slurmsky.runtime import filepattern
 
@@ -46,7 +53,7 @@ def submit_batch(req: JobRequest) -> int:
         job_id = store(req, cfg, batch=True)
         if req.test_only:
             return 0
-        _print_submitted(req, job_id)  # flushed: a signal held till now may end sbatch
+        _print_submitted(req, cfg, job_id)  # flushed: a signal held till now may end sbatch
     problem = backends.configured(cfg).unreachable()
     if problem:  # the job waits for it (docs/compatibility.md), saying so once, here
         sys.stderr.write(f"sbatch: warning: {problem}; job {job_id} waits until it answers\n")
@@ -61,6 +68,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     Like Slurm, a request the backend can never run consumes an id and is stored FAILED
     before the error is raised; --test-only consumes an id and stores nothing.
     """
+    _known_clusters(req, cfg)
     invalid = _invalid(req)
     if invalid:
         raise SlurmError("Batch job submission failed: " + invalid)
@@ -77,15 +85,18 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         raise _test_only_error(exc.lines[:-1], exc.lines[-1]) if req.test_only else exc
     req = with_default_memory(req, cfg, part)
     max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
+    asked = req
     req = _spread(req, backend, part)
     lay = _exclusive(req, layout(req, backend.max_nodes(part)), backend, part)
     count = len(req.array.indices) if req.array else 1
     conn = state.connect()
-    refused = _too_few_nodes(req, lay) or backend.refusal(lay, part)
+    # beyond the partition (its nodes, their CPUs): accepted, pending (EnforcePartLimits=NO)
+    beyond = backend.submit_reason(lay, part)
+    refused = _too_few_nodes(req, lay) or (None if beyond else backend.refusal(lay, req, part))
     if refused and req.hold and not req.test_only and not _too_few_nodes(req, lay):
         refused = None  # Slurm holds it; it can never be placed, so it pends when released
     first = state.allocate_ids(conn, count if not (refused or req.test_only) else 1)
-    if req.test_only and (refused or lay.num_nodes > backend.max_nodes(part)):
+    if req.test_only and (refused or beyond or lay.num_nodes > backend.max_nodes(part)):
         raise _test_only_error([], "Requested node configuration is not available")
     if req.dependency is not None:
         from slurmsky.core import deps
@@ -113,6 +124,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     )
     spec = runtime_spec(req, cfg, lay, part_name, job_id=first, environment=environment)
     spec["umask"] = _umask()
+    spec["requested"] = requested(asked, lay, backend.node_mem(part))
     if _login_export(req) and LOGIN_AT_LAUNCH in backend.capabilities:
         spec["login_environment"] = True  # under `environment`, read when the job starts
     if spec["time_limit"]:
@@ -123,9 +135,8 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     if spec["array"]:
         row["array_pending"] = spec["array"]["ranges"]
     row["max_nodes"] = max_nodes or None
-    reason = backend.submit_reason(lay, part)
-    if reason and not row["held"]:
-        row["reason"] = reason
+    if beyond and not row["held"]:
+        row["reason"] = beyond
     task = backend.task(req, cfg, first)
     try:
         state.add_submission(conn, first, spec, task, [row])
@@ -163,6 +174,24 @@ def _test_only_error(details: list[str], last: str) -> SlurmError:
     )
 
 
+def _known_clusters(req: JobRequest, cfg: Config) -> None:
+    """-M/--clusters: Slurm's error for each name its database lacks (this one cluster, or
+    `all`, is known); none known refuses the job."""
+    names = req.clusters or req.ignored.get("clusters")
+    if not names:
+        return
+    unknown = [n for n in names.split(",") if n not in (cfg.cluster_name, "all")]
+    lines = [f"No cluster '{n}' known by database." for n in unknown]
+    if len(unknown) == len(names.split(",")):
+        raise SlurmError(
+            *lines,
+            f"'{names}' can't be reached now, or it is an invalid entry for --cluster.  "
+            "Use 'sacctmgr list clusters' to see available clusters.",
+        )
+    for line in lines:
+        sys.stderr.write(f"{req.command}: error: {line}\n")
+
+
 def _invalid(req: JobRequest) -> str | None:
     """Why slurmctld refuses a job description before it takes an id, if it does."""
     for key, limit in _MAX_BYTES.items():
@@ -183,9 +212,10 @@ def _spread(req: JobRequest, backend: Backend, part: dict) -> JobRequest:
     if node_cpus is None:
         return req
     per_node = node_cpus // (req.cpus_per_task or 1)
-    if per_node < 1 or req.ntasks <= per_node:
+    if req.ntasks <= max(per_node, 1):
         return req
-    count = -(-req.ntasks // per_node)
+    # a task more than a node holds: a node each, as Slurm counts them (it never runs)
+    count = -(-req.ntasks // per_node) if per_node else req.ntasks
     return req.replace(nodes=(count, count))
 
 
@@ -288,9 +318,12 @@ def _row(
         cpus_per_task=req.cpus_per_task,
         tasks_per_node=list(lay.tasks_per_node),
         cpus_per_node=list(lay.cpus_per_node),
-        # --mem-per-gpu is held as the memory per node it amounts to: the nodes count it
+        # --mem-per-gpu is held as the memory per node it amounts to: the nodes count it;
+        # the record shows DefMemPerCPU beside it while the job pends, as slurmctld's does
         mem_per_node=req.mem if req.mem_per_gpu is None else lay.mem_per_node,
-        mem_per_cpu=req.mem_per_cpu,
+        mem_per_cpu=req.mem_per_cpu
+        if req.mem_per_gpu is None
+        else default_mem_per_cpu(cfg, cfg.partitions.get(part_name) or {}),
         gpus_per_node=lay.gpus_per_node,
         gres=gres_text(req.gres),
         time_limit=req.time,
@@ -315,8 +348,8 @@ def _row(
     )
 
 
-def _print_submitted(req: JobRequest, job_id: int) -> None:
-    cluster = req.clusters
+def _print_submitted(req: JobRequest, cfg: Config, job_id: int) -> None:
+    cluster = cfg.cluster_name if req.clusters else None  # -M: the one cluster it went to
     if req.parsable:
         print(f"{job_id};{cluster}" if cluster else job_id, flush=True)
     elif not req.quiet:

@@ -95,14 +95,46 @@ def _gpus(req: JobRequest, nodes: int, max_tasks: int) -> tuple[str | None, int]
     return None, 0
 
 
+def default_mem_per_cpu(cfg: Config, part: dict) -> int | None:
+    """Slurm's DefMemPerCPU: the partition's `def_mem_per_cpu`, else the configuration's."""
+    return part.get("def_mem_per_cpu", cfg.def_mem_per_cpu)
+
+
 def with_default_memory(req: JobRequest, cfg: Config, part: dict) -> JobRequest:
-    """Slurm's DefMemPerCPU: a job that asks no memory (--mem, --mem-per-cpu, --mem-per-gpu)
-    gets its partition's `def_mem_per_cpu` MB per CPU, else the configuration's; none
-    configured leaves it unasked (ReqMem 0, as Slurm without a default)."""
+    """A job that asks no memory (--mem, --mem-per-cpu, --mem-per-gpu) gets DefMemPerCPU
+    MB per CPU; none configured leaves it unasked (ReqMem 0, as Slurm without a default)."""
     if req.mem is not None or req.mem_per_cpu is not None or req.mem_per_gpu is not None:
         return req
-    default = part.get("def_mem_per_cpu", cfg.def_mem_per_cpu)
+    default = default_mem_per_cpu(cfg, part)
     return req.replace(mem_per_cpu=default) if default else req
+
+
+def requested(req: JobRequest, lay: Layout, node_mem: int | None) -> dict:
+    """What slurmctld records of a job as asked, at submission, which `scontrol show job`
+    shows: its TRES while it pends (nodes as -N asks, else 1; memory, MB: --mem=0 is a
+    node's `node_mem`; GPUs) and --tmp (MB), --ntasks-per-gpu, --mail-type, --mail-user."""
+    nodes = req.nodes[0] if req.nodes else 1
+    if req.gpus:
+        gpus = req.gpus.count
+    elif req.gpus_per_task:
+        gpus = req.gpus_per_task.count * lay.num_tasks
+    else:
+        gpus = lay.gpus_per_node * nodes
+    if req.mem_per_gpu is not None:
+        mem = req.mem_per_gpu * gpus
+    elif req.mem is not None:
+        mem = (req.mem or node_mem or 0) * nodes
+    else:
+        mem = (req.mem_per_cpu or 0) * lay.num_cpus
+    return {
+        "nodes": nodes,
+        "mem": mem,
+        "gpus": gpus,
+        "tmp": req.tmp or 0,
+        "ntasks_per_gpu": req.ignored.get("ntasks_per_gpu"),
+        "mail_type": req.ignored.get("mail_type"),
+        "mail_user": req.ignored.get("mail_user"),
+    }
 
 
 def partition_of(req: JobRequest, cfg: Config) -> tuple[str, dict]:

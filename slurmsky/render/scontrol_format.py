@@ -28,11 +28,41 @@ def _mem(mb: int) -> str:
     return text + ("MGTP"[unit] if mb else "")
 
 
+def _exact_mem(mb: int) -> str:
+    """TRES memory (convert_num_unit's exact mode): a larger unit only while the amount stays
+    whole: ``800000M``, ``64G``, ``0``."""
+    unit = 0
+    while mb and mb % 1024 == 0 and unit < 3:
+        mb //= 1024
+        unit += 1
+    return f"{mb}{'MGTP'[unit]}" if mb else "0"
+
+
+# --mail-type's flags in the order Slurm prints them; ALL is the first six but ARRAY_TASKS
+_MAIL_ORDER = (
+    "ARRAY_TASKS INVALID_DEPEND BEGIN END FAIL REQUEUE STAGE_OUT TIME_LIMIT_50 TIME_LIMIT_80 "
+    "TIME_LIMIT_90 TIME_LIMIT"
+).split()
+
+
+def _mail_line(asked: dict, user: str) -> list[str]:
+    """`MailUser=u MailType=BEGIN,END` of a job that asked mail (--mail-type), else none."""
+    kinds = {k.upper() for k in (asked.get("mail_type") or "").split(",")}
+    if "ALL" in kinds:
+        kinds |= set(_MAIL_ORDER[1:7])
+    shown = [k for k in _MAIL_ORDER if k in kinds]
+    if not shown:
+        return []
+    return [f"MailUser={asked.get('mail_user') or user} MailType={','.join(shown)}"]
+
+
 def _tres_per(spec: dict, gres: str | None) -> list[str]:
     """The job's per-TRES requests, in Slurm's order: CpusPerTres (--cpus-per-gpu),
     MemPerTres (--mem-per-gpu, MB), TresPerJob (--gpus), TresPerNode (--gres,
     --gpus-per-node; with the GPU type), TresPerTask (--gpus-per-task)."""
-    if not any(spec.get(k) for k in ("gres", "gpus", "gpus_per_node", "gpus_per_task")):
+    if spec.get("gpus_per_task") is None and not any(
+        spec.get(k) for k in ("gres", "gpus", "gpus_per_node")
+    ):
         # no GPU request in the submission (or none known): what the record keeps
         return [f"TresPerNode=gres:{gres}"] if gres else []
     lines = []
@@ -46,7 +76,7 @@ def _tres_per(spec: dict, gres: str | None) -> list[str]:
     )
     if per_node:
         lines.append(f"TresPerNode=gres:{per_node}")
-    if spec.get("gpus_per_task"):
+    if spec.get("gpus_per_task") is not None:
         lines.append(f"TresPerTask=gres:gpu:{spec['gpus_per_task']}")
     return lines
 
@@ -89,13 +119,21 @@ def show_job(
         start = iso(rec.begin_time) if rec.begin_time and not rec.held else "Unknown"
         end = "Unknown"
     limit = "UNLIMITED" if rec.time_limit is None else _hms(rec.time_limit * 60)
-    mem = (
-        f"MinMemoryCPU={_mem(rec.mem_per_cpu)}"
-        if rec.mem_per_cpu is not None
-        else f"MinMemoryNode={_mem(rec.mem_per_node or 0)}"
-    )
-    gpu_mem = (spec.get("mem_per_gpu") or 0) * job.gpu_count
-    tres_text = tres(job, _mem(gpu_mem or job.total_mem))
+    asked = spec.get("requested") or {}
+    if spec.get("mem_per_gpu") is not None and (started or rec.state in FINISHED_STATES):
+        mem = "MinMemoryNode=0"  # counted per GPU now; pending, DefMemPerCPU shows
+    elif rec.mem_per_cpu is not None:
+        mem = f"MinMemoryCPU={_mem(rec.mem_per_cpu)}"
+    else:
+        mem = f"MinMemoryNode={_mem(rec.mem_per_node or 0)}"
+    if asked and not started:  # what slurmctld counted at submission
+        tres_text = (
+            f"cpu={rec.num_cpus},mem={_exact_mem(asked['mem'])},node={asked['nodes']},"
+            f"billing={rec.num_cpus}" + (f",gres/gpu={asked['gpus']}" if asked["gpus"] else "")
+        )
+    else:
+        gpu_mem = (spec.get("mem_per_gpu") or 0) * job.gpu_count
+        tres_text = tres(job, _exact_mem(gpu_mem or job.total_mem))
     lines = [
         first,
         f"UserId={rec.user}({rec.uid}) GroupId={group_name(rec.gid)}({rec.gid}) MCS_label=N/A",
@@ -148,7 +186,7 @@ def show_job(
         )
     min_cpus = per_node * (rec.cpus_per_task or 1) if per_node else (rec.cpus_per_task or 1)
     lines += [
-        f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode=0",
+        f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode={_mem(asked.get('tmp') or 0)}",
         "Features=(null) DelayBoot=00:00:00",
         f"OverSubscribe={'NO' if spec.get('exclusive') else 'OK'} Contiguous=0 "
         "Licenses=(null) Network=(null)",
@@ -167,7 +205,9 @@ def show_job(
     if remote is not None:
         lines.append("%s=%s" % remote)
     lines.append("Power=")
-    lines += _tres_per(spec, gres)
+    lines += _tres_per(spec, gres) + _mail_line(asked, rec.user)
+    if asked.get("ntasks_per_gpu"):
+        lines.append(f"NtasksPerTRES={asked['ntasks_per_gpu']}")
     if oneliner:
         return " ".join(lines) + " \n"
     return "\n   ".join(lines) + "\n   \n\n"

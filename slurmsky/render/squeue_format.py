@@ -195,13 +195,14 @@ def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
     applied from last to first as stable sorts."""
     now = jobs[0].now if jobs else clock()
 
-    def start_key(job: Job) -> float:
+    def start_key(job: Job) -> int:
+        """Whole seconds, as slurmctld keeps times: elements started in one second tie."""
         start = job.start_shown()
         if not start:
-            return now + 100
+            return int(now + 100)
         if job.rec.state == "PENDING" and start < now:
-            return now
-        return start
+            return int(now)
+        return int(start)
 
     def id_key(job: Job):
         rec = job.rec
@@ -236,8 +237,11 @@ def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
 
     def list_key(job: Job):
         # slurmctld's own list order, which decides ties: held jobs (priority 0) come newest
-        # first, as the peer shows them; array tasks by index
+        # first, as the peer shows them; pending array tasks by index; started jobs and
+        # elements (records of their own) newest first
         array_id, task = id_key(job)
+        if job.started:
+            return (-array_id, -task)
         return (-array_id, task) if job.rec.held else (array_id, task)
 
     jobs = sorted(jobs, key=list_key)
@@ -322,13 +326,15 @@ _SORT_SQL = (
     "partition",
     _CODE_SQL,
     f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -max({PRIORITY_TOP} - submission, 1) END)",
-    # -start_key: Job.start_shown(), `now + 100` when unknown, `now` for a pending job's past
-    "-(CASE WHEN state = 'PENDING' THEN (CASE WHEN begin_time IS NULL OR begin_time = 0 "
+    # -start_key: Job.start_shown(), `now + 100` when unknown, `now` for a pending job's past;
+    # whole seconds
+    "-CAST((CASE WHEN state = 'PENDING' THEN (CASE WHEN begin_time IS NULL OR begin_time = 0 "
     "THEN {later} WHEN begin_time < {now} THEN {now} ELSE begin_time END) "
-    "WHEN start_time IS NULL OR start_time = 0 THEN {later} ELSE start_time END)",
-    f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
+    "WHEN start_time IS NULL OR start_time = 0 THEN {later} ELSE start_time END) AS INTEGER)",
+    f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} OR {_STARTED_SQL} THEN -1 "
+    "ELSE 1 END)",
     "(CASE WHEN array_job_id IS NULL THEN 0 WHEN array_pending IS NOT NULL THEN {record} "
-    "ELSE coalesce(array_task_id, -1) END)",
+    f"ELSE coalesce(array_task_id, -1) * (CASE WHEN {_STARTED_SQL} THEN -1 ELSE 1 END) END)",
     "job_id",
 )
 _ELEMENT = "\x1e"  # in a pending record's line with -r: where each element's own cell goes

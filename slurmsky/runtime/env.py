@@ -92,6 +92,7 @@ def batch_env(job, node_environ, bin_dir):
         "SLURM_CPUS_PER_TASK": spec["cpus_per_task"],
         "SLURM_JOB_ACCOUNT": spec["account"],
         "SLURM_JOB_QOS": spec["qos"],
+        "SLURM_RESTART_COUNT": spec["restart_count"] or None,  # a requeued job's runs
     }
     if not srun_made:  # srun's own allocation does not show the GPU request to its tasks
         optional.update(
@@ -323,7 +324,8 @@ def task_env(step_environ, job, step, node_environ, bin_dir, local_id):
 
 def _task_gpus(env, job_gpus, step, ntasks_here, local_id, job_cpus, hide):
     """The step's GPUs on this node (SLURM_STEP_GPUS); with --gpus-per-task alone each task
-    is bound to its own (SLURMD_TRES_BIND=gpu:per_task:N), as Slurm 22.05 does."""
+    is bound to its own, said by SLURMD_TRES_BIND=gpu:per_task:N where the node runs more
+    than one of the step's tasks, as Slurm 22.05 does."""
     gpus = step.get("gpus") or {}
     ids = step_gpus(
         job_gpus,
@@ -337,7 +339,8 @@ def _task_gpus(env, job_gpus, step, ntasks_here, local_id, job_cpus, hide):
     bind = gpus.get("per_task") if not gpus.get("per_node") else None
     if bind and ids:
         visible = ids[local_id * bind : (local_id + 1) * bind]
-        env["SLURMD_TRES_BIND"] = "gpu:per_task:%d" % bind
+        if ntasks_here > 1:
+            env["SLURMD_TRES_BIND"] = "gpu:per_task:%d" % bind
     inherited = "SLURM_JOB_GPUS" in env
     _set_gpus(env, ids, visible, hide)
     if ids:

@@ -46,6 +46,9 @@ optional may be missing, and ``null`` always means "not given")::
                       "task_id": int, "task_job_id": int},  # the last two: this element's
                # (without them, element SKYPILOT_JOB_RANK of a launch in index order, whose
                # id is job_id + 1 + rank, the last one's job_id)
+     "requested": {...},             # optional, read by scontrol, not here: the job as
+                                     # asked (plan.layout.requested)
+     "restart_count": int,           # optional (0): the job's requeues before this run
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
      "startup_timeout": int|null}    # optional (300): seconds node 0 waits for every agent
 
@@ -92,6 +95,7 @@ DEFAULTS: dict = {
     "extra_env": {},
     "node_names": None,
     "array": None,
+    "restart_count": 0,
     "umask": None,
     "startup_timeout": 300,
 }

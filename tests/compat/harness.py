@@ -54,6 +54,18 @@ partitions:
   debug: {default: true}
   gpu: {gpus: 2}
 """
+# ... and, for cases whose answer depends on them (`peer_shape: true`) and for the corpus
+# (tests/corpus), the peer's node shape, DefMemPerCPU and MaxArraySize too: four nodes of 4
+# CPUs and 4000 MB in debug, two of them with two GPUs each in gpu
+PEER_SHAPE_CONFIG = """\
+cluster_name: peer
+kill_wait: 2
+max_array_size: 10001
+def_mem_per_cpu: 100
+partitions:
+  debug: {default: true, nodes: 4, cpus_per_node: 4, mem_per_node: 4000}
+  gpu: {gpus: 2, nodes: 2, cpus_per_node: 4, mem_per_node: 4000}
+"""
 COMPARE_ALL = ("stdout", "stderr", "exit")
 FINAL_ACTIVE = {
     "PENDING",
@@ -115,6 +127,7 @@ class Case:
     timeout: float = 90.0
     slow: bool = False
     exclusive: bool = False  # runs alone: its commands see the whole cluster
+    peer_shape: bool = False  # slurmsky's nodes shaped as the peer's (PEER_SHAPE_CONFIG)
     source: str = ""
 
 
@@ -128,6 +141,7 @@ CASE_KEYS = {
     "timeout",
     "slow",
     "exclusive",
+    "peer_shape",
     "why",
 }
 STEP_KEYS = {"run", "wait", "wait_file", "sleep", "compare", "input", "timeout", "why"}
@@ -184,6 +198,7 @@ def load_cases(directory: Path = CASES_DIR) -> list[Case]:
                     timeout=float(raw.get("timeout", 90)),
                     slow=bool(raw.get("slow", False)),
                     exclusive=bool(raw.get("exclusive", False)),
+                    peer_shape=bool(raw.get("peer_shape", False)),
                     source=path.name,
                 )
             )
@@ -529,9 +544,11 @@ class SkySide(Side):
         self.bin_dir = Path(bin_dir or REPO / "bin")
         self.python = python or sys.executable
         self.config = root / "slurmsky.yaml"
-        if not self.config.exists():
-            self.config.write_text(SKY_CONFIG)
-            self.config.chmod(0o644)
+        self.shaped_config = root / "slurmsky-peer-shape.yaml"
+        for path, text in ((self.config, SKY_CONFIG), (self.shaped_config, PEER_SHAPE_CONFIG)):
+            if not path.exists():
+                path.write_text(text)
+                path.chmod(0o644)
         self._pythons: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -599,7 +616,7 @@ class SkySide(Side):
             user_env(case.user),
             PATH=self.path(case.user),
             SLURMSKY_HOME=str(self.root / "state" / case.id),
-            SLURMSKY_CONFIG=str(self.config),
+            SLURMSKY_CONFIG=str(self.shaped_config if case.peer_shape else self.config),
         )
 
     def _state(self, case, state, what: str, *args, timeout: float = 15):
@@ -801,8 +818,8 @@ class Normaliser:
         parsable = [PARSABLE_ID] if "--parsable" in command else []
         for j in _ids(s, SEEN_ID_PATTERNS + parsable):
             self.ids.setdefault(j, f"<JOB{len(self.ids) + 1}>")
-        for j, name in self.ids.items():  # also zero-padded (%5j)
-            s = re.sub(rf"(?<![\d.])(0*){j}(?!\d)", rf"\g<1>{name}", s)
+        for j, name in self.ids.items():  # also zero-padded (%5j); not an amount (1000M)
+            s = re.sub(rf"(?<![\d.])(0*){j}(?!\d|[KMGT]\b)", rf"\g<1>{name}", s)
         return self._nodes(s)
 
     def _nodes(self, s: str) -> str:

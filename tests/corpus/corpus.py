@@ -16,8 +16,9 @@ The *sited* form maps what only the script's own site has onto the peer, rule by
 below): its partition names become the peer's (gpu when the script asks for GPUs, else
 debug); accounts, QOS, reservations, node names, features and other clusters are dropped;
 GPU types are dropped (the peer's GPUs have none); arrays are cut to their first three
-indices (time). slurmsky is configured as the peer's site (CONFIG: nodes of 4 CPUs and 4000
-MB, four in debug, two with two GPUs each in gpu, DefMemPerCPU=100, MaxArraySize=10001).
+indices (time). slurmsky is configured as the peer's site (the compat harness's
+PEER_SHAPE_CONFIG: nodes of 4 CPUs and 4000 MB, four in debug, two with two GPUs each in gpu,
+DefMemPerCPU=100, MaxArraySize=10001).
 
     python tests/corpus/corpus.py               # live when the peer is up, else stored
     python tests/corpus/corpus.py --regenerate  # store the peer's answers (peer up)
@@ -44,17 +45,6 @@ SCRIPTS = HERE / "scripts"
 EXPECTED = HERE / "expected"
 RATCHET = HERE / "RATCHET"
 KINDS = ("verdict", "held", "run")
-# slurmsky mirrors the peer's site: its node shape, DefMemPerCPU and MaxArraySize
-CONFIG = """\
-cluster_name: peer
-kill_wait: 2
-max_array_size: 10001
-def_mem_per_cpu: 100
-partitions:
-  debug: {default: true, nodes: 4, cpus_per_node: 4, mem_per_node: 4000}
-  gpu: {gpus: 2, nodes: 2, cpus_per_node: 4, mem_per_node: 4000}
-"""
-
 # Options whose values name things of the script's own site: (long, short) -> what the sited
 # form does with them.
 DROPPED = {
@@ -262,19 +252,11 @@ def cases(select: list[str] | None = None) -> list[compat.Case]:
                     rules=rules,
                     timeout=120.0,
                     slow=kind == "run",
+                    peer_shape=True,
                     source=path.name,
                 )
             )
     return out
-
-
-class CorpusSky(compat.SkySide):
-    """slurmsky configured as the peer's site (CONFIG)."""
-
-    def __init__(self, root: Path):
-        (root / "slurmsky.yaml").write_text(CONFIG)
-        (root / "slurmsky.yaml").chmod(0o644)
-        super().__init__(root)
 
 
 def _exits(text: str) -> list[str]:
@@ -327,7 +309,7 @@ def main(argv=None) -> int:
         shutil.rmtree(root, ignore_errors=True)
         print(f"stored {len(chosen)} answers in {time.monotonic() - t0:.0f}s")
         return 0
-    sky = CorpusSky(root)
+    sky = compat.SkySide(root)
     print(
         f"corpus: {len(chosen) // len(KINDS)} scripts, reference: "
         f"{'live real Slurm' if peer else 'stored answers (tests/corpus/expected)'}",

@@ -38,20 +38,25 @@ class LocalBackend(Backend):
 
         return nodes(part)[0].cpus
 
+    def node_mem(self, part=None):
+        from slurmsky.backends.local.nodes import nodes
+
+        return nodes(part)[0].mem
+
     def max_nodes(self, part=None):
         from slurmsky.backends.local.nodes import nodes
 
         return len(nodes(part))
 
-    def refusal(self, lay, part):
+    def refusal(self, lay, req, part):
         from slurmsky.backends.local.nodes import refusal
 
-        return refusal(list(lay.cpus_per_node), lay.mem_per_node, lay.gpus_per_node, part)
+        return refusal(lay, req, part)
 
     def submit_reason(self, lay, part=None):
         from slurmsky.backends.local.nodes import submit_reason
 
-        return submit_reason(lay.num_nodes, part)
+        return submit_reason(lay.num_nodes, lay.num_cpus, part)
 
     def node_names(self, count, part=None):
         from slurmsky.backends.local.nodes import nodes

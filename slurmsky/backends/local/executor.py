@@ -108,6 +108,8 @@ class LocalExecutor:
     def place(self, job: JobRecord, running: list[JobRecord]) -> list[int] | str:
         part = self.partitions.get(job.partition) or {}
         job_nodes = self.nodes_of(job.partition)
+        if job.num_cpus > sum(n.cpus for n in job_nodes):
+            return "PartitionConfig"  # more CPUs than the partition has (nodes.submit_reason)
         if job.num_nodes > len(job_nodes):
             return "PartitionNodeLimit"
         free_cpus, free_mem, busy_gpus, devices_of = self._usage(running, job.partition)
@@ -222,6 +224,7 @@ class LocalExecutor:
                 for i, k in enumerate(ref["nodes"])
             ],
             hide_gpus=self.constrain_devices,
+            restart_count=job.restarts,
         )
         if spec.get("array"):  # this element's index and id
             spec["array"] = dict(spec["array"], task_id=job.array_task_id, task_job_id=job.job_id)

@@ -82,29 +82,44 @@ def node_gpus(part: dict | None, count: int, environ=os.environ) -> list[list[st
     return [machine_gpus(environ)] + [[] for _ in range(count - 1)]
 
 
-def refusal(
-    cpus_per_node: list[int], mem_per_node: int | None, gpus_per_node: int, part: dict | None = None
-) -> list[str] | None:
-    """Slurm's submit-time errors for what no node here can ever give, or None.
-    mem_per_node: MB the job needs on each node (None: not asked, 0: the whole node);
-    part: the partition's config (its `gpus`)."""
+def refusal(lay, req, part: dict | None = None) -> list[str] | None:
+    """Slurm's submit-time errors for a job no node here can ever hold, or None. A detail
+    line names what one node can never give (as slurmctld checks the job's per-node minimums:
+    CPUs of one node's tasks as asked, --mem or --mem-per-cpu, --tmp: the nodes have
+    TmpDisk=0); a layout that fits no node otherwise gets the last line alone (--mem-per-gpu,
+    tasks packed by -N). part: the partition's config (its shape, its `gpus`)."""
     all_nodes = nodes(part)
     node = all_nodes[0]
     failed = "Batch job submission failed: Requested node configuration is not available"
-    if gpus_per_node and all(len(g) < gpus_per_node for g in node_gpus(part, len(all_nodes))):
-        return [failed]  # too few such nodes: pends (PartitionNodeLimit), as on Slurm
-    if max(cpus_per_node) > node.cpus:
+    if min_cpus_per_node(req) > node.cpus:
         return ["CPU count per node can not be satisfied", failed]
-    if mem_per_node and mem_per_node > node.mem:
+    if max(req.mem or 0, req.mem_per_cpu or 0) > node.mem:
         return ["Memory specification can not be satisfied", failed]
+    if req.tmp:
+        return ["Temporary disk specification can not be satisfied", failed]
+    gpus = lay.gpus_per_node
+    if gpus and all(len(g) < gpus for g in node_gpus(part, len(all_nodes))):
+        return [failed]  # some nodes have them but too few: pends (PartitionNodeLimit)
+    if max(lay.cpus_per_node) > node.cpus or (lay.mem_per_node or 0) > node.mem:
+        return [failed]
     return None
 
 
-def submit_reason(num_nodes: int, part: dict | None = None) -> str | None:
-    """The pending reason Slurm's attempt to start a job at submission leaves on a job no
-    partition here can hold (more nodes than there are): `PartitionConfig`, until the main
-    scheduler's first pass finds `PartitionNodeLimit` (place)."""
-    return "PartitionConfig" if num_nodes > len(nodes(part)) else None
+def min_cpus_per_node(req) -> int:
+    """The CPUs one node must have for the job as asked (slurmctld's pn_min_cpus): a task's,
+    or --ntasks-per-node tasks', or --mincpus."""
+    return max((req.cpus_per_task or 1) * (req.ntasks_per_node or 1), req.mincpus or 0)
+
+
+def submit_reason(num_nodes: int, num_cpus: int, part: dict | None = None) -> str | None:
+    """Why a job beyond what the partition holds pends (Slurm's EnforcePartLimits=NO accepts
+    it): `PartitionConfig` for more CPUs than all its nodes have, for good; for more nodes
+    than it has, `PartitionConfig` until the main scheduler's first pass finds
+    `PartitionNodeLimit` (place). None: within the partition."""
+    shape = nodes(part)
+    if num_cpus > sum(n.cpus for n in shape) or num_nodes > len(shape):
+        return "PartitionConfig"
+    return None
 
 
 def psutil_missing() -> str | None:
