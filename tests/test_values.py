@@ -330,7 +330,11 @@ def test_gpus_invalid(text):
 )
 def test_array(text, indices, throttle, shown):
     spec = parse_array(text, "--array")
-    assert (spec.indices, spec.throttle) == (indices, throttle)
+    assert (spec.ranges, spec.count, spec.throttle) == (
+        indexset.compress(indices),
+        len(indices),
+        throttle,
+    )
     assert indexset.display(indexset.compress(indices), throttle) == shown
 
 
@@ -367,7 +371,7 @@ def test_array_invalid(text):
 
 
 def test_array_max_size():
-    assert parse_array("0-4999", "--array", max_array_size=5000).indices[-1] == 4999
+    assert parse_array("0-4999", "--array", max_array_size=5000).ranges == "0-4999"
     with pytest.raises(SubmitError):
         parse_array("5000", "--array", max_array_size=5000)
 
@@ -376,7 +380,65 @@ def test_array_max_size():
 def test_array_round_trip(indices, throttle):
     ordered = tuple(sorted(indices))
     shown = indexset.display(indexset.compress(ordered), throttle)
-    assert parse_array(shown, "--array") == ArraySpec(ordered, throttle)
+    assert parse_array(shown, "--array") == ArraySpec(
+        indexset.compress(ordered), len(ordered), throttle
+    )
+
+
+_ARRAY_ITEMS = st.tuples(st.integers(0, 300), st.integers(0, 300), st.integers(1, 40))
+
+
+@given(st.lists(_ARRAY_ITEMS, min_size=1, max_size=6), st.none() | st.integers(1, 50))
+def test_array_of_ranges_is_its_indices(items, throttle):
+    """Any list of `lo-hi:step` items (in any order, overlapping or not), kept as ranges,
+    says what the indices it names, expanded, say: the same text, count and step."""
+    words = [f"{lo}-{lo + span}:{step}" for lo, span, step in items]
+    text = ",".join(words) + (f"%{throttle}" if throttle else "")
+    indices = sorted({i for lo, span, step in items for i in range(lo, lo + span + 1, step)})
+    spec = parse_array(text, "--array", max_array_size=1001)
+    assert spec == ArraySpec(indexset.compress(indices), len(indices), throttle, items[0][2])
+
+
+def _greedy_reference(values: list[int]) -> str:
+    """compress as it was written first, index by index: the stored text must not change."""
+    items, i, n = [], 0, len(values)
+    while i < n:
+        lo = values[i]
+        if i + 2 < n and values[i + 1] - lo == values[i + 2] - values[i + 1]:
+            step, j = values[i + 1] - lo, i + 2
+            while j + 1 < n and values[j + 1] - values[j] == step:
+                j += 1
+            items.append((lo, values[j], step))
+            i = j + 1
+        elif i + 1 < n and values[i + 1] == lo + 1:
+            items.append((lo, lo + 1, 1))
+            i += 2
+        else:
+            items.append((lo, lo, 1))
+            i += 1
+    return indexset.text(items)
+
+
+@given(st.lists(st.integers(0, 100) | st.sampled_from(range(0, 100, 4)), max_size=40), st.data())
+def test_index_set_normal_form(values, data):
+    """compress (from indices) and normal (from sorted, disjoint items, in O(items)) write
+    the one text of an index set, the greedy runs compress always wrote."""
+    ordered = sorted(set(values))
+    expected = _greedy_reference(ordered)
+    assert indexset.compress(ordered) == expected
+    # the same indices cut into items anywhere (each item an arithmetic run of them)
+    items, i = [], 0
+    while i < len(ordered):
+        j = i + data.draw(st.integers(0, 3))
+        while j >= i + 1 and (
+            j >= len(ordered)
+            or len({b - a for a, b in zip(ordered[i : j + 1], ordered[i + 1 : j + 1])}) > 1
+        ):
+            j -= 1
+        step = ordered[i + 1] - ordered[i] if j > i else 1
+        items.append((ordered[i], ordered[j], step))
+        i = j + 1
+    assert indexset.normal(items) == expected
 
 
 @given(st.sets(st.integers(0, 200), min_size=1), st.data())
@@ -409,6 +471,8 @@ def test_index_sets(indices, data):
 
 def test_index_set_of_a_large_array():
     assert indexset.compress(range(100000)) == "0-99999"
+    assert indexset.normal([(0, 99999, 1)]) == "0-99999"
+    assert parse_array("0-99999", "--array", max_array_size=100000).count == 100000
     assert indexset.compress(range(0, 99999, 2)) == "0-99998:2"
     items = indexset.parse("0-99998:2")
     assert (indexset.count(items), indexset.at(items, 49999)) == (50000, 99998)

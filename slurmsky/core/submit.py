@@ -88,7 +88,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     asked = req
     req = _spread(req, backend, part)
     lay = _exclusive(req, layout(req, backend.max_nodes(part)), backend, part)
-    count = len(req.array.indices) if req.array else 1
+    count = req.array.count if req.array else 1
     conn = state.connect()
     # beyond the partition (its nodes, their CPUs): accepted, pending (EnforcePartLimits=NO)
     beyond = backend.submit_reason(lay, part)

@@ -25,12 +25,10 @@ def runtime_spec(
     """The node runtime's spec (see slurmsky/runtime for its contract)."""
     array = None
     if req.array is not None:
-        from slurmsky.runtime import indexset
-
         array = {
             "job_id": job_id,
-            "ranges": indexset.compress(req.array.indices),
-            "count": len(req.array.indices),
+            "ranges": req.array.ranges,
+            "count": req.array.count,
             "throttle": req.array.throttle,
             "step": req.array.step,
         }

@@ -8,28 +8,69 @@ Standard library only, Python 3.8 (the runtime ships it).
 
 from __future__ import annotations
 
+import itertools
+import operator
+
 
 def compress(indices):
     """Sorted unique ints -> text; arithmetic runs of three or more become one item."""
-    items = []
     values = list(indices)
-    i, n = 0, len(values)
-    while i < n:
-        lo = values[i]
-        if i + 2 < n and values[i + 1] - lo == values[i + 2] - values[i + 1]:
-            step = values[i + 1] - lo
-            j = i + 2
-            while j + 1 < n and values[j + 1] - values[j] == step:
-                j += 1
-            items.append((lo, values[j], step))
-            i = j + 1
-        elif i + 1 < n and values[i + 1] == lo + 1:
-            items.append((lo, lo + 1, 1))
-            i += 2
+    differences = itertools.groupby(map(operator.sub, values[1:], values))
+    gaps = [[gap, sum(1 for _ in run)] for gap, run in differences]
+    return text(_runs(values[0], gaps)) if values else ""
+
+
+def normal(items):
+    """Items (lo, hi, step), sorted, each after the one before -> the text `compress` makes
+    of their indices, in O(items): `sbatch --array=0-99999` is never expanded."""
+    gaps: list = []  # [difference, how many in a row] between consecutive indices
+    last = None
+    for lo, hi, step in items:
+        if last is not None:
+            _add_gap(gaps, lo - last, 1)
+        if hi > lo:
+            _add_gap(gaps, step, (hi - lo) // step)
+        last = hi
+    return text(_runs(items[0][0], gaps)) if items else ""
+
+
+def _add_gap(gaps, gap, times):
+    if gaps and gaps[-1][0] == gap:
+        gaps[-1][1] += times
+    else:
+        gaps.append([gap, times])
+
+
+def _runs(value, gaps):
+    """compress's items, greedily from the first index: a run of three or more with one
+    difference (to where the difference changes: a block of `gaps` ends), else a pair of
+    consecutive indices, else one index."""
+    out = []
+    block = used = 0  # where the next difference is: gaps[block], `used` of its repeats gone
+    while True:
+        left = gaps[block][1] - used if block < len(gaps) else 0
+        first = gaps[block][0] if left else None
+        if left > 1:
+            second = first
         else:
-            items.append((lo, lo, 1))
-            i += 1
-    return text(items)
+            second = gaps[block + 1][0] if left and block + 1 < len(gaps) else None
+        if first is not None and first == second:  # a run: the rest of this block
+            out.append((value, value + first * left, first))
+            value += first * left
+            block, used, skip = block + 1, 0, 1
+        elif first == 1:
+            out.append((value, value + 1, 1))
+            skip = 2
+        else:
+            out.append((value, value, 1))
+            skip = 1
+        for _ in range(skip):  # the differences to the next item's first index
+            if block == len(gaps):
+                return out
+            value += gaps[block][0]
+            used += 1
+            if used == gaps[block][1]:
+                block, used = block + 1, 0
 
 
 def parse(text):

@@ -56,7 +56,7 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
     task = dict(result.task, secrets={SECRET_VAR: secrets.token_hex(32)})  # the step channel's
     notes = []
     if req.array is not None:  # one launch of N managed jobs; the runtime maps rank -> index
-        count = len(req.array.indices)
+        count = req.array.count
         notes.append(f"an array of {count}: sky jobs launch --num-jobs {count} THIS_FILE")
     if fmt == "json":
         for note in notes:
