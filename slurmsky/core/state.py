@@ -951,8 +951,57 @@ def list_rows(
         ids, tasks, states, users, names, partitions, active_or_ended_after, None
     )
     sql = f"SELECT {', '.join(columns)} FROM jobs{where_text} ORDER BY {order_by}"
-    conn.create_function("array_tasks", 2, _array_tasks, deterministic=True)
+    _add_functions(conn)
     return conn.execute(sql, [*column_args, *args, *order_args])
+
+
+def query_jobs(
+    conn: sqlite3.Connection,
+    sql: str,
+    *,
+    users=None,
+    names=None,
+    partitions=None,
+    states=None,
+    uids=None,
+    accounts=None,
+    active_or_ended_after: float | None = None,
+    submitted_before: float | None = None,
+    condition: str | None = None,
+) -> sqlite3.Cursor:
+    """A listing's rows (a cursor over them) from `sql`, in which each `{jobs}` stands for
+    `jobs WHERE` the filters (find_jobs' filters, `uids`, `accounts`, and `condition`: SQL
+    over a row's columns): sacct's lines, computed and ordered by SQLite. The filters' values
+    are `sql`'s only parameters."""
+    where_text, args = _where(
+        None,
+        None,
+        states,
+        users,
+        names,
+        partitions,
+        active_or_ended_after,
+        submitted_before,
+        uids=uids,
+        accounts=accounts,
+        condition=condition,
+    )
+    _add_functions(conn)
+    pieces = sql.split("{jobs}")
+    return conn.execute(f"jobs{where_text}".join(pieces), args * (len(pieces) - 1))
+
+
+def arrays_exist(conn: sqlite3.Connection) -> bool:
+    """Whether any job is an array's (its record or an element)."""
+    found = conn.execute("SELECT 1 FROM jobs WHERE array_job_id IS NOT NULL LIMIT 1")
+    return found.fetchone() is not None
+
+
+def _add_functions(conn: sqlite3.Connection) -> None:
+    """The SQL functions of a pending record's indices a listing may call: array_tasks
+    (squeue's task string, `1-7%2`) and array_count (how many)."""
+    conn.create_function("array_tasks", 2, _array_tasks, deterministic=True)
+    conn.create_function("array_count", 1, _array_count, deterministic=True)
 
 
 def _array_tasks(pending: str | None, throttle: int | None) -> str | None:
@@ -964,10 +1013,27 @@ def _array_tasks(pending: str | None, throttle: int | None) -> str | None:
     return display(pending, throttle)
 
 
+def _array_count(pending: str | None) -> int:
+    from slurmsky.runtime import indexset
+
+    return indexset.count(indexset.parse(pending))
+
+
 def _where(
-    ids, tasks, states, users, names, partitions, active_or_ended_after, submitted_before
+    ids,
+    tasks,
+    states,
+    users,
+    names,
+    partitions,
+    active_or_ended_after,
+    submitted_before,
+    *,
+    uids=None,
+    accounts=None,
+    condition: str | None = None,
 ) -> tuple[str, list]:
-    """find_jobs' filters as a WHERE clause and its arguments."""
+    """find_jobs' filters (and query_jobs') as a WHERE clause and its arguments."""
     where, args = [], []
 
     def one_of(column: str, values) -> str:
@@ -1005,6 +1071,13 @@ def _where(
     if submitted_before is not None:
         where.append("submit_time < ?")
         args.append(submitted_before)
+    if uids is not None:
+        where.append(f"uid IN ({', '.join('?' * len(uids))})")
+        args.extend(uids)
+    if accounts is not None:
+        where.append(one_of("account", accounts))
+    if condition is not None:
+        where.append(f"({condition})")
     return (" WHERE " + " AND ".join(where) if where else ""), args
 
 

@@ -203,3 +203,22 @@ def _cell(item: Item):
 
 def _cut_unless_nodes(value: str, width: int, right: bool) -> str:
     return pad(value, width, right, value.startswith("("))
+
+
+def printf_sql(parts: list[tuple[str, str | None]]) -> str:
+    """SQL for a line of (printf spec, cell SQL or None) parts: one printf per 100 cells
+    (SQLite takes at most 127 arguments to a function)."""
+    calls, fmt, args = [], "", []
+    for spec, cell in parts:
+        if cell is not None:
+            if len(args) == 100:
+                calls.append(f"printf({quote_sql(fmt)}, {', '.join(args)})")
+                fmt, args = "", []
+            args.append(cell)
+        fmt += spec
+    calls.append(f"printf({quote_sql(fmt)}{''.join(', ' + a for a in args)})")
+    return " || ".join(calls)
+
+
+def quote_sql(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

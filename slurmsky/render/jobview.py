@@ -13,6 +13,15 @@ from slurmsky.render.common import clock, iso
 PRIORITY_TOP = 0xFFFF0000  # basic priority of the first job; each later one gets one less
 
 
+# Job.id_text in SQL, over a `jobs` row (the listings SQLite computes)
+ID_TEXT_SQL = (
+    "(CASE WHEN array_pending IS NOT NULL "
+    "THEN array_job_id || '_[' || array_tasks(array_pending, array_throttle) || ']' "
+    "WHEN array_job_id IS NOT NULL AND array_task_id IS NOT NULL "
+    "THEN array_job_id || '_' || array_task_id ELSE CAST(job_id AS TEXT) END)"
+)
+
+
 class Job:
     """One job as slurmctld holds it: a record, or (`tasks` set: its indices, indexset's
     text) an array's pending record `N_[1-7%2]`, whose id is the array's."""

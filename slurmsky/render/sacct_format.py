@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from slurmsky.core.states import FINISHED_STATES
 from slurmsky.display import format_hms, format_mem
-from slurmsky.render.common import cluster_name, group_name, iso
-from slurmsky.render.jobview import Job
+from slurmsky.render.common import cluster_name, group_name, iso, printf_sql
+from slurmsky.render.jobview import ID_TEXT_SQL, Job
 from slurmsky.render.usage_format import USAGE_FIELDS, Usage, cpu_time_text
 from slurmsky.runtime.getopt_long import UsageError
 
@@ -451,3 +451,175 @@ def sacct_lines(
 
 def _none(row) -> None:
     return None
+
+
+# The listing SQLite computes (state.query_jobs): each field's cell in SQL, of a job's row
+# and of a step's (`step`: its id, `info`: its RESULT entry as JSON text, `{}` if none), as
+# the functions of SACCT_VALUES make them; None: the cell is empty.
+_FINISHED = "state IN (" + ", ".join(f"'{s}'" for s in FINISHED_STATES) + ")"
+
+
+def _int(doc: str, key: str) -> str:
+    """`int(doc.get(key) or 0)` of a JSON object."""
+    return f"CAST(coalesce(json_extract({doc}, '$.{key}'), 0) AS INTEGER)"
+
+
+def _or(value: str, other: str) -> str:
+    """Python's `value or other` for a JSON value."""
+    return f"coalesce(nullif(nullif({value}, ''), 0), {other})"
+
+
+_CODE, _SIG = _int("info", "exit_code"), _int("info", "signal")
+_RECORDED = " OR ".join(  # a RESULT entry that says how the step ended
+    f"json_type(info, '$.{key}') IS NOT NULL" for key in ("exit_code", "signal", "state")
+)
+_RC, _RS0 = _int("result", "exit_code"), _int("result", "signal")
+_RS = (
+    f"(CASE WHEN state IN ('CANCELLED', 'TIMEOUT') AND {_RS0} = 0 AND {_RC} = 0 THEN 15 "
+    f"ELSE {_RS0} END)"
+)
+_STEP_STATE = (  # _step_state(row)[0]
+    f"(CASE WHEN {_RECORDED} THEN "
+    + _or(
+        "json_extract(info, '$.state')",
+        f"(CASE WHEN {_SIG} THEN 'CANCELLED' WHEN {_CODE} THEN 'FAILED' ELSE 'COMPLETED' END)",
+    )
+    + f" WHEN NOT {_FINISHED} THEN (CASE WHEN state != 'COMPLETING' THEN 'RUNNING' "
+    "ELSE 'COMPLETING' END) WHEN state IN ('OUT_OF_MEMORY', 'NODE_FAIL') THEN state "
+    f"WHEN {_RS} THEN 'CANCELLED' WHEN {_RC} THEN 'FAILED' ELSE 'COMPLETED' END)"
+)
+_STEP_EXIT = (  # _step_state(row)[1]
+    f"(CASE WHEN {_RECORDED} THEN {_CODE} || ':' || {_SIG} WHEN NOT {_FINISHED} THEN '0:0' "
+    f"WHEN state = 'OUT_OF_MEMORY' THEN '0:' || (CASE WHEN {_RS} THEN {_RS} ELSE 125 END) "
+    f"WHEN state = 'NODE_FAIL' THEN {_RC} || ':' || {_RS} WHEN {_RS} THEN '0:' || {_RS} "
+    f"WHEN {_RC} THEN {_RC} || ':0' ELSE '0:0' END)"
+)
+_RAW_ID = "CAST((CASE WHEN array_pending IS NOT NULL THEN array_job_id ELSE job_id END) AS TEXT)"
+_STEP_CPUS = _or("json_extract(info, '$.cpus')", "json_extract(cpus_per_node, '$[0]')")
+_CPUS = ("CAST(num_cpus AS TEXT)", f"CAST({_STEP_CPUS} AS TEXT)")
+_STEP_NAME = _or("json_extract(info, '$.name')", "name")
+SACCT_SQL: dict[str, tuple[str | None, str | None]] = {
+    "Account": ("coalesce(account, '')", "coalesce(account, '')"),
+    "AllocCPUS": _CPUS,
+    "ExitCode": (
+        f"(CASE WHEN {_FINISHED} THEN coalesce(exit_code, 0) || ':' || coalesce(exit_signal, 0) "
+        "ELSE '0:0' END)",
+        _STEP_EXIT,
+    ),
+    "JobID": (ID_TEXT_SQL, f"{ID_TEXT_SQL} || '.' || step"),
+    "JobIDRaw": (_RAW_ID, f"{_RAW_ID} || '.' || step"),
+    "JobName": (
+        "name",
+        f"(CASE WHEN step = 'batch' THEN 'batch' ELSE {_STEP_NAME} END)",
+    ),
+    "NCPUS": _CPUS,
+    "NNodes": (
+        "CAST(num_nodes AS TEXT)",
+        "(CASE WHEN step = 'batch' THEN '1' ELSE CAST(num_nodes AS TEXT) END)",
+    ),
+    "Partition": ("partition", None),
+    "ReqCPUS": ("CAST(num_cpus AS TEXT)", "CAST(num_cpus AS TEXT)"),
+    "State": (
+        "(CASE WHEN state = 'CANCELLED' AND cancelled_by IS NOT NULL "
+        "THEN 'CANCELLED by ' || cancelled_by WHEN state = 'CONFIGURING' THEN 'RUNNING' "
+        "ELSE state END)",
+        _STEP_STATE,
+    ),
+    "UID": ("CAST(uid AS TEXT)", "CAST(uid AS TEXT)"),
+    "User": ("user", None),
+}
+
+# sacct's order (commands/sacct.py): by job id; an array's rows at the highest id it holds
+# (its pending record's reserved ids count), its elements by index, then its pending record
+_LISTING = """WITH tops AS (
+    SELECT array_job_id AS array_id,
+        max(job_id + (CASE WHEN array_pending IS NOT NULL THEN array_count(array_pending)
+            ELSE 0 END)) AS top
+    FROM (SELECT * FROM {{jobs}}) WHERE array_job_id IS NOT NULL GROUP BY array_job_id
+)
+SELECT {line} FROM (
+    SELECT *,
+        (CASE WHEN array_job_id IS NULL THEN job_id
+            ELSE (SELECT top FROM tops WHERE array_id = array_job_id) END) AS k1,
+        (array_pending IS NOT NULL) AS k2,
+        (CASE WHEN array_job_id IS NULL THEN 0 ELSE array_task_id END) AS k3
+    FROM {{jobs}}
+) ORDER BY k1, k2, k3, job_id"""
+_PLAIN_LISTING = "SELECT {line} FROM {{jobs}} ORDER BY job_id"  # no array among the jobs
+# A started job's steps (step_rows), each line after a newline: `step` its id, `info` its
+# RESULT entry (JSON text, `{}` if none): the batch step (or `0`), then the others recorded
+# (without json_each, which parses the RESULT anew, where there is one entry or none; the
+# aggregate's argument is its own query's column, so that it is never the listing's)
+_STEP_ID = "coalesce(CAST(json_extract(e.value, '$.id') AS TEXT), 'None')"  # str(s.get('id'))
+_FIRST = "(CASE WHEN batch THEN 'batch' ELSE '0' END)"
+_OWN = (  # the position of the first step's own RESULT entry (the first with its id), if any
+    f"(SELECT min(e.key) FROM json_each(result, '$.steps') e WHERE e.type = 'object' "
+    f"AND {_STEP_ID} = {_FIRST})"
+)
+_STEPS = f"""(CASE WHEN NOT (start_time IS NOT NULL AND state != 'PENDING')
+        OR array_pending IS NOT NULL THEN ''
+    WHEN coalesce(json_array_length(result, '$.steps'), 0) = 0
+    THEN (SELECT char(10) || {{line}} FROM (SELECT {_FIRST} AS step, '{{{{}}}}' AS info))
+    WHEN json_array_length(result, '$.steps') = 1 AND json_type(result, '$.steps[0]') = 'object'
+        AND coalesce(CAST(json_extract(result, '$.steps[0].id') AS TEXT), 'None') = {_FIRST}
+    THEN (SELECT char(10) || {{line}} FROM (
+        SELECT {_FIRST} AS step, json_extract(result, '$.steps[0]') AS info))
+    ELSE (SELECT group_concat(line, '') FROM (SELECT char(10) || {{line}} AS line FROM (
+        SELECT {_FIRST} AS step, coalesce((SELECT e.value FROM json_each(result, '$.steps') e
+            WHERE e.key = {_OWN}), '{{{{}}}}') AS info
+        UNION ALL
+        SELECT {_STEP_ID} AS step, e.value AS info FROM json_each(result, '$.steps') e
+        WHERE e.type = 'object' AND e.key IS NOT {_OWN}))) END)"""
+
+
+def listing_fits(fields: list[tuple[str, int]]) -> bool:
+    """Whether SQLite can compute a listing of these fields (SACCT_SQL)."""
+    return all(name in SACCT_SQL for name, _ in fields)
+
+
+def listing_sql(
+    fields: list[tuple[str, int]],
+    *,
+    steps: bool,
+    parsable: int,
+    delimiter: str | None = None,
+    arrays: bool = True,
+) -> str:
+    """state.query_jobs' SQL for sacct's lines of these fields (no header), one row per job:
+    its line, with `steps` its steps' lines after it (sacct_lines' cells; SQLite's printf
+    counts characters as Python's len does). `arrays`: whether arrays may be among the jobs
+    (else their order is their ids')."""
+    line = _line(fields, [SACCT_SQL[name][0] for name, _ in fields], parsable, delimiter)
+    if steps:
+        # a step's cells computed once (OFFSET: SQLite does not fold the subquery into the
+        # line, which would compute each twice: its length, its text)
+        cells = [SACCT_SQL[name][1] for name, _ in fields]
+        columns = ", ".join(f"{cell or 'NULL'} AS c{i}" for i, cell in enumerate(cells))
+        named = [f"c{i}" if cell else None for i, cell in enumerate(cells)]
+        step = _line(fields, named, parsable, delimiter)
+        line += " || " + _STEPS.format(
+            line=f"(SELECT {step} FROM (SELECT {columns} LIMIT 1 OFFSET 0))"
+        )
+    return (_LISTING if arrays else _PLAIN_LISTING).format(line=line)
+
+
+def _line(fields: list[tuple[str, int]], cells: list, parsable: int, delimiter) -> str:
+    """A line in SQL of the cells' SQL (None: an empty cell)."""
+    if parsable:
+        sep = (delimiter if delimiter is not None else "|").replace("%", "%%")
+        parts = [(("" if i == 0 else sep) + "%s", cell or "NULL") for i, cell in enumerate(cells)]
+        return printf_sql(parts + [(sep if parsable == 1 else "", None)])
+    parts: list[tuple[str, str | None]] = []
+    cut = []  # a cell longer than its column ends in `+`: cells one by one
+    for cell, (_, size) in zip(cells, fields):
+        width = abs(size)
+        parts += [(f"%!{'' if size > 0 else '-'}{width}.{width}s", cell or "NULL"), (" ", None)]
+        value = f"coalesce({cell or 'NULL'}, ' ')"
+        spec = f"%!{width}s" if size > 0 else f"%!-{width}s"
+        cut.append(
+            f"(CASE WHEN length({value}) > {width} THEN substr({value}, 1, {width - 1}) "
+            f"|| '+' ELSE printf('{spec}', {value}) END)"
+        )
+    long = " OR ".join(f"length({c}) > {abs(s)}" for c, (_, s) in zip(cells, fields) if c)
+    one_by_one = " || ' ' || ".join(cut)
+    return f"(CASE WHEN {long or 0} THEN {one_by_one} || ' ' ELSE {printf_sql(parts)} END)"

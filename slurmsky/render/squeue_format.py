@@ -8,8 +8,8 @@ from __future__ import annotations
 from slurmsky import SLURM_VERSION
 from slurmsky.core.states import STATE_CODES
 from slurmsky.display import format_elapsed, format_limit
-from slurmsky.render.common import Item, clock, cluster_name, group_name, iso
-from slurmsky.render.jobview import PRIORITY_TOP, Job, tres
+from slurmsky.render.common import Item, clock, cluster_name, group_name, iso, printf_sql
+from slurmsky.render.jobview import ID_TEXT_SQL, PRIORITY_TOP, Job, tres
 from slurmsky.runtime.filepattern import NO_VAL
 from slurmsky.runtime.getopt_long import UsageError
 
@@ -287,12 +287,7 @@ SQUEUE_SQL = {
     "arraytaskid": (
         "coalesce(CAST(array_task_id AS TEXT), array_tasks(array_pending, array_throttle), 'N/A')"
     ),
-    "jobarrayid": (
-        "(CASE WHEN array_pending IS NOT NULL "
-        "THEN array_job_id || '_[' || array_tasks(array_pending, array_throttle) || ']' "
-        "WHEN array_job_id IS NOT NULL AND array_task_id IS NOT NULL "
-        "THEN array_job_id || '_' || array_task_id ELSE CAST(job_id AS TEXT) END)"
-    ),
+    "jobarrayid": ID_TEXT_SQL,
     "jobid": "CAST(job_id AS TEXT)",
     "name": "name",
     "nodelist": "coalesce(nodelist, '')",
@@ -368,12 +363,12 @@ class Listing:
             k.replace("{record}", "CAST(array_pending AS INTEGER)" if expand else str(NO_VAL))
             for k in _SORT_SQL
         ]
-        columns = [_printf(parts)]
+        columns = [printf_sql(parts)]
         if expand:  # and what places an element among the rows of its array that sort alike
             block = " || x'1f' || ".join(f"({k})" for k in keys[:5])
             columns = [
-                f"(CASE WHEN array_pending IS NULL THEN {_printf(parts)} "
-                f"ELSE {_printf(template)} END)",
+                f"(CASE WHEN array_pending IS NULL THEN {printf_sql(parts)} "
+                f"ELSE {printf_sql(template)} END)",
                 "job_id",
                 "array_pending",
                 f"(CASE WHEN array_job_id IS NOT NULL THEN {block} END)",
@@ -453,25 +448,6 @@ class Listing:
             out.append(pad(value, item.width, item.right, bool(cut)))
             out.append(piece)
         return "".join(out)
-
-
-def _printf(parts: list[tuple[str, str | None]]) -> str:
-    """SQL for a line of (printf spec, cell SQL or None) parts: one printf per 100 cells
-    (SQLite takes at most 127 arguments to a function)."""
-    calls, fmt, args = [], "", []
-    for spec, cell in parts:
-        if cell is not None:
-            if len(args) == 100:
-                calls.append(f"printf({_quote(fmt)}, {', '.join(args)})")
-                fmt, args = "", []
-            args.append(cell)
-        fmt += spec
-    calls.append(f"printf({_quote(fmt)}{''.join(', ' + a for a in args)})")
-    return " || ".join(calls)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _printf_spec(item: Item) -> str:

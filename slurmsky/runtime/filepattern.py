@@ -16,14 +16,11 @@ Standard library only, Python 3.8+: this module ships inside every job.
 
 from __future__ import annotations
 
-import re
-
 __all__ = ["expand", "NO_VAL", "BATCH_STEP_ID"]
 
 NO_VAL = 4294967294  # Slurm's NO_VAL: %a outside an array
 BATCH_STEP_ID = 4294967291  # SLURM_BATCH_SCRIPT: %s in the batch step
 _MAX_WIDTH = 10
-_DIGITS = re.compile(r"[0-9]+")
 
 
 def expand(
@@ -65,11 +62,13 @@ def expand(
             continue
         i += 1
         width = 0
-        digits = _DIGITS.match(pattern, i)
-        if digits:
+        end = i
+        while end < len(pattern) and pattern[end] in "0123456789":
+            end += 1
+        if end > i:  # (no `re`: squeue imports this module)
             out.append(pattern[copied : i - 1])
-            width = min(int(digits.group()), _MAX_WIDTH)
-            i = digits.end()
+            width = min(int(pattern[i:end]), _MAX_WIDTH)
+            i = end
             copied = i - 1
         if i == len(pattern):
             break
