@@ -206,6 +206,15 @@ def body(argv: list[str]) -> int:
     conn = state.connect()
     backends.refresh_all()  # an outside queue (SkyPilot's) fresh enough (bounded wait)
     uids = [os.geteuid()] if users is None and not all_users and os.geteuid() != 0 else None
+    # selected in the query (indexes on user, submit and end times): the window as a
+    # superset of _in_window's seconds, which decides
+    filters = dict(
+        users=users,
+        names=names,
+        partitions=partitions,
+        active_or_ended_after=start - 1,
+        submitted_before=end + 1,
+    )
     if (
         not jobs
         and sacct_format.listing_fits(fields)
@@ -223,36 +232,15 @@ def body(argv: list[str]) -> int:
             delimiter=delimiter,
             arrays=state.arrays_exist(conn),
         )
+        condition = _window_sql(start, end, states is not None)
         rows = state.query_jobs(
-            conn,
-            sql,
-            users=users,
-            names=names,
-            partitions=partitions,
-            states=states,
-            uids=uids,
-            accounts=accounts,
-            active_or_ended_after=start - 1,
-            submitted_before=end + 1,
-            condition=_window_sql(start, end, states is not None),
+            conn, sql, states=states, uids=uids, accounts=accounts, condition=condition, **filters
         )
         _write(header, (line for (line,) in rows))
         return 0
     ids = sorted({j for j, t, s in jobs if t is None}) if jobs else None
     tasks = sorted({(j, t) for j, t, s in jobs if t is not None}) if jobs else None
-    # selected in the query (indexes on user, submit and end times): the window as a
-    # superset of _in_window's seconds, which decides
-    records = state.find_jobs(
-        conn,
-        ids=ids,
-        tasks=tasks,
-        names=names,
-        users=users,
-        partitions=partitions,
-        active_or_ended_after=start - 1,
-        submitted_before=end + 1,
-        light=True,
-    )
+    records = state.find_jobs(conn, ids=ids, tasks=tasks, light=True, **filters)
     if jobs:
         # `-j N` also names the array element whose own id is N
         own = {j for j, t, s in jobs}
