@@ -122,3 +122,33 @@ def test_listings_import_no_re_json_enum_or_signal(tmp_path):
     runpy_own = imported(tmp_path / "noop.py")  # run_path's own imports (pkgutil's re)
     for argv in (["squeue"], ["squeue", "-l"], ["sacct"]):
         assert imported(ROOT / "bin" / argv[0], *argv[1:]) == runpy_own, argv
+    # a held job: squeue asks whether the agent is needed (every backend, SkyPilot's sync
+    # file too), and sacct lists it
+    from slurmsky.core import state
+
+    conn = state.connect(env)
+    row = dict(
+        job_id=1,
+        submission=1,
+        name="j",
+        user="u",
+        uid=os.getuid(),
+        gid=1,
+        partition="local",
+        num_nodes=1,
+        num_cpus=1,
+        num_tasks=1,
+        tasks_per_node=[1],
+        cpus_per_node=[1],
+        submit_dir="/tmp",
+        workdir="/tmp",
+        state="PENDING",
+        reason="JobHeldUser",
+        held="user",
+        submit_time=100.0,
+        executor="local",
+    )
+    state.add_submission(conn, 1, {}, None, [row])
+    conn.close()
+    for argv in (["squeue"], ["sacct", "-S", "1970-01-02"]):
+        assert imported(ROOT / "bin" / argv[0], *argv[1:]) == runpy_own, argv

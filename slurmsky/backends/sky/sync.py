@@ -72,13 +72,18 @@ def _path(name: str) -> str:
 
 
 def sync_status() -> dict:
+    never = {"attempt": 0.0, "ok": 0.0, "error": None}
+    try:
+        with open(_path(SYNC_FILE)) as fh:
+            text = fh.read()
+    except OSError:
+        return never  # (without importing json: squeue asks on the local backend too)
     import json
 
     try:
-        with open(_path(SYNC_FILE)) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {"attempt": 0.0, "ok": 0.0, "error": None}
+        return json.loads(text)
+    except ValueError:
+        return never
 
 
 def record_sync(started: float, error: str | None) -> None:
