@@ -233,8 +233,8 @@ def test_in_job_srun_takes_what_launchers_write(local_job):
     `srun --jobid $SLURM_JOBID` runs a step of this job, another job id is refused, --multi-prog
     runs a program per task (%t rank, %o offset, srun's args appended; a rank without a line
     is Slurm's error), --het-group gives Slurm's errors in a job that is not heterogeneous,
-    --gres-flags, --whole and the Pyxis flags change nothing, --mpi=pmi2 says there is no
-    PMI, and a usage error exits 255."""
+    --gres-flags, --whole and the Pyxis flags change nothing, --mpi=pmi2 and --mpi=none
+    start quietly (test_pmi.py tests the PMI world), and a usage error exits 255."""
     script = """#!/bin/bash
 srun --jobid $SLURM_JOBID -N1 -n1 bash -c 'echo "jobid ok $SLURM_STEP_ID"'; echo "rc=$?"
 srun --jobid 999999 true; echo "rc=$?"
@@ -266,8 +266,7 @@ srun --bcast=/tmp/x true; echo "rc=$?"
         "srun: error: No directives to start application on any available hetjob "
         "components\nrc=1\n"
         "rc=0\n"
-        "srun: warning: --mpi=pmi2 ignored by slurmsky: no PMI server; launch MPI programs "
-        "with mpirun inside the allocation\nrc=0\n"
+        "rc=0\n"
         "rc=0\n"
         "srun: error: --bcast is not supported by slurmsky: no file broadcast; use SkyPilot "
         "file_mounts\nrc=255\n"

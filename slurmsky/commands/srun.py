@@ -16,6 +16,7 @@ from slurmsky.commands.common import run, warn
 from slurmsky.errors import SlurmError
 from slurmsky.parse.options import help_text
 from slurmsky.parse.request import JobRequest, build_step_request, parse_command_line
+from slurmsky.runtime import pmi
 from slurmsky.runtime.options import SRUN_USAGE
 
 SCRIPT = '#!/bin/sh\nexec srun "$@"\n'
@@ -31,11 +32,19 @@ def body(argv: list[str]) -> int:
         if cli.values.get(flag):
             print(text)
             return 0
+    if cli.values.get("mpi") == "list":
+        print(pmi.TYPES)
+        return 0
     inside = cli.values.get("jobid") or os.environ.get("SLURM_JOB_ID")
     if inside:
         return _step_in(inside, argv[: len(argv) - len(cli.rest)], cli.rest)
     req = build_step_request("srun", cli, dict(os.environ), os.getcwd())
     warn(req.warnings)
+    try:
+        mpi, warning = pmi.mpi_type(req.mpi or "none")
+    except pmi.MpiTypeError as e:
+        raise SlurmError(str(e), bare=True) from None
+    warn([warning] if warning else [])
     if req.test_only:  # the estimate line only: nothing is allocated
         from slurmsky.config import load_config
         from slurmsky.core.submit import store
@@ -48,7 +57,7 @@ def body(argv: list[str]) -> int:
     with Allocation("srun") as alloc:
         relay_signals(alloc)
         with uninterrupted():  # stored with its id known, or not at all
-            alloc.submit(req, SCRIPT, step_argv(req), output=True, watch=True)
+            alloc.submit(req, SCRIPT, step_argv(req, mpi), output=True, watch=True)
         if alloc.wait_started().start_time is None:  # ended before it could start
             raise SlurmError(
                 "srun: Job has been cancelled",
@@ -60,9 +69,10 @@ def body(argv: list[str]) -> int:
     return exit_status(rec)
 
 
-def step_argv(req: JobRequest) -> list[str]:
-    """The runtime srun's arguments: the step's own options, then the command."""
-    args: list[str] = []
+def step_argv(req: JobRequest, mpi: str | None = None) -> list[str]:
+    """The runtime srun's arguments: the step's own options (mpi: the MPI type served, or
+    none, when asked for: this srun warned already), then the command."""
+    args: list[str] = [f"--mpi={mpi or 'none'}"] if req.mpi else []
     for value, option in (
         (req.ntasks, "--ntasks"),
         (req.ntasks_per_node, "--ntasks-per-node"),

@@ -90,6 +90,7 @@ class JobRequest(Record):
     label: bool = False
     unbuffered: bool = False
     multi_prog: bool = False
+    mpi: str | None = None
     exclusive: str | None = None
     overlap: bool = False
     exact: bool = False

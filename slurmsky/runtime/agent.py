@@ -94,10 +94,12 @@ class Agent:
     def _listen(self):
         try:
             while True:
-                msg, _ = self.conn.recv()
+                msg, payload = self.conn.recv()
                 kind = msg.get("t")
                 if kind == "launch":
                     self.steps.launch(msg["step"])
+                elif kind == "pmi":
+                    self.steps.pmi(msg["step"], msg["task"], payload)
                 elif kind == "signal":
                     self.steps.signal(msg["signum"], msg["steps"])
                 elif kind == "kill":

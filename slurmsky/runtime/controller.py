@@ -62,11 +62,13 @@ STATES = {
 
 
 class _Step:
-    """A running step as node 0 sees it: its srun, the nodes still running it, and what
-    sacct will show of it (``record``; its state is the worst task status, as Slurm's)."""
+    """A running step as node 0 sees it: its srun, the nodes still running it (and each
+    task's), and what sacct will show of it (``record``; its state is the worst task
+    status, as Slurm's)."""
 
-    def __init__(self, conn, nodes, srun_pid, record):
+    def __init__(self, conn, nodes, tasks, srun_pid, record):
         self.conn, self.nodes, self.pending = conn, nodes, set(nodes)
+        self.node_of = {gid: nodes[pos] for pos, gids in enumerate(tasks) for gid in gids}
         self.srun_pid, self.record = srun_pid, record
         self.worst = 0
         self.usage = {}  # node rank -> its tasks' usage records
@@ -487,12 +489,18 @@ class Controller:
                 and req.get("pid") is not None
                 and req.get("pid") == self.batch.pid,
                 "gpus": req.get("gpus"),
+                # srun --mpi=pmi2: Slurm's PMI_JOBID (job.step), and a random part, as MPICH
+                # names its shared memory after it and job ids repeat across state dirs
+                "pmi_jobid": "%d.%d.%s" % (job.job_id, sid, os.urandom(4).hex())
+                if req.get("mpi") == "pmi2"
+                else None,
             }
             step["env"] = envmod.step_env(req["env"], job, step)
             ntasks = sum(len(gids) for gids in tasks)
             self.steps[sid] = _Step(
                 conn,
                 nodes,
+                tasks,
                 req.get("pid"),
                 {
                     "id": sid,
@@ -511,6 +519,7 @@ class Controller:
                 "nodes": nodes,
                 "tasks": tasks,
                 "names": [job.names[i] for i in nodes],
+                "pmi_jobid": step["pmi_jobid"],
             }
         )
         for node in nodes:
@@ -520,13 +529,15 @@ class Controller:
                 self._to_agent(node, {"t": "launch", "step": step})
         try:
             while True:  # srun's requests until it goes away
-                msg, _ = conn.recv()
-                if msg.get("t") == "signal":
+                msg, payload = conn.recv()
+                if msg.get("t") == "pmi":  # srun's PMI answer to a task
+                    self._pmi_answer(sid, msg.get("task"), payload)
+                elif msg.get("t") == "signal":
                     self._signal_step(sid, int(msg["signum"]))
                 elif msg.get("t") == "terminate":  # srun -K: a task failed
                     self._terminate_step(sid)
-                elif msg.get("t") == "abort":  # srun: SIGTERM, or Ctrl-C twice
-                    self._abort_step(sid)
+                elif msg.get("t") == "abort":  # srun: SIGTERM, Ctrl-C twice, a PMI abort
+                    self._abort_step(sid, 0 if msg.get("pmi") else ABORT_GRACE)
         except channel.ChannelError:
             if sid in self.steps:  # srun died: so does its step, as on Slurm
                 self._signal_step(sid, signal.SIGKILL)
@@ -569,11 +580,11 @@ class Controller:
         timer.daemon = True
         timer.start()
 
-    def _abort_step(self, sid):
+    def _abort_step(self, sid, grace):
         """srun aborts its step (Slurm's slurm_kill_job_step SIGKILL): srun's line and
-        slurmstepd's, then SIGKILL for the tasks a Ctrl-C sent just before has not ended
-        within ABORT_GRACE (they die of the Ctrl-C, as on Slurm, where the kill takes a
-        round through slurmctld)."""
+        slurmstepd's, then SIGKILL, after `grace` for the tasks a Ctrl-C sent just before
+        (ABORT_GRACE: they die of the Ctrl-C, as on Slurm, where the kill takes a round
+        through slurmctld), at once for a PMI abort."""
         with self.lock:
             step = self.steps.get(sid)
         if step is None:
@@ -587,7 +598,7 @@ class Controller:
             }
         )
         self._tell_cancelled(step, sid)
-        timer = threading.Timer(ABORT_GRACE, self._signal_step, (sid, signal.SIGKILL))
+        timer = threading.Timer(grace, self._signal_step, (sid, signal.SIGKILL))
         timer.daemon = True
         timer.start()
 
@@ -601,14 +612,23 @@ class Controller:
             }
         )
 
-    def _to_agent(self, rank, msg):
+    def _to_agent(self, rank, msg, payload=b""):
         with self.lock:
             conn = self.agents.get(rank)
         if conn is not None:
             try:
-                conn.send(msg)
+                conn.send(msg, payload)
             except OSError:
                 pass
+
+    def _pmi_answer(self, sid, gid, payload):
+        with self.lock:
+            step = self.steps.get(sid)
+        node = step.node_of.get(gid) if step is not None else None
+        if node == 0:
+            self.local.pmi(sid, gid, payload)
+        elif node is not None:
+            self._to_agent(node, {"t": "pmi", "step": sid, "task": gid}, payload)
 
     def _signal_step(self, sid, signum):
         with self.lock:
@@ -622,14 +642,15 @@ class Controller:
                 self._to_agent(node, {"t": "signal", "signum": signum, "steps": [sid]})
 
     def route(self, msg, payload=b""):
-        """Output, exits and completion of a step on some node -> the step's srun."""
+        """Output, PMI requests, exits and completion of a step on some node -> the step's
+        srun."""
         with self.lock:
             step = self.steps.get(msg.get("step"))
         if step is None:
             return
         if msg.get("usage") is not None:
             step.usage[msg.get("node")] = msg["usage"]
-        if msg["t"] in ("out", "exit"):
+        if msg["t"] in ("out", "exit", "pmi"):
             if msg["t"] == "exit":
                 step.worst = max(step.worst, msg["status"])
             step.tell(msg, payload)

@@ -265,6 +265,8 @@ def step_env(srun_env, job, step):
         env["SLURM_DISTRIBUTION"] = "cyclic" if ntasks <= len(nodes) else "block"
     if step["label"]:
         env["SLURM_LABELIO"] = "1"
+    if step.get("pmi_jobid"):
+        env["SLURM_MPI_TYPE"] = "pmi2"
     if step["allocating"] and "PATH" in env:  # the tasks of srun get the user's PATH as is
         path = [p for p in env["PATH"].split(os.pathsep) if p != step["bin_dir"]]
         if path:
@@ -278,8 +280,9 @@ def step_env(srun_env, job, step):
     return env
 
 
-def task_env(step_environ, job, step, node_environ, bin_dir, local_id):
-    """One task's environment on this node (what slurmstepd adds per task)."""
+def task_env(step_environ, job, step, node_environ, bin_dir, local_id, pmi_fd=None):
+    """One task's environment on this node (what slurmstepd adds per task; with pmi_fd, the
+    task's end of its PMI socket, what Slurm's mpi/pmi2 plugin adds)."""
     pos = step["nodes"].index(job.rank)
     gids = step["tasks"][pos]
     env = dict(step_environ)
@@ -310,6 +313,15 @@ def task_env(step_environ, job, step, node_environ, bin_dir, local_id):
             local_id,
             job.spec["cpus_per_node"][job.rank],
             job.spec["hide_gpus"],
+        )
+    if pmi_fd is not None:
+        env.update(
+            {
+                "PMI_FD": str(pmi_fd),
+                "PMI_JOBID": step["pmi_jobid"],
+                "PMI_RANK": str(gids[local_id]),
+                "PMI_SIZE": str(sum(len(t) for t in step["tasks"])),
+            }
         )
     if not os.path.isdir(env.get("TMPDIR", "")):
         env["TMPDIR"] = "/tmp"  # slurmstepd's, whatever srun exported

@@ -41,12 +41,18 @@ class Reaper:
         self._wake = threading.Event()
         threading.Thread(target=self._run, name="reaper", daemon=True).start()
 
-    def spawn(self, argv, env, stdin, stdout, stderr, on_exit):
+    def spawn(self, argv, env, stdin, stdout, stderr, on_exit, pass_fds=()):
         """Start argv (launch.py puts it in its own process group, but in the runtime's
         session: the local executor finds a node's processes by session); -> pid."""
         with self._lock:
             proc = subprocess.Popen(
-                argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr, close_fds=True
+                argv,
+                env=env,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                close_fds=True,
+                pass_fds=pass_fds,
             )
             self._callbacks[proc.pid] = (proc, on_exit)
         self._wake.set()

@@ -11,7 +11,7 @@ import os
 import signal
 import time
 
-from . import SLURM_VERSION, channel, filepattern, hostlist, multiprog, rundir
+from . import SLURM_VERSION, channel, filepattern, hostlist, multiprog, pmi, rundir
 from .getopt_long import UsageError as GetoptError
 from .getopt_long import getopt_long
 from .launch import undo_locale_coercion
@@ -61,16 +61,14 @@ def _options(argv, environ):
         opt = by_short[name] if len(name) == 1 else by_long[name]
         if opt.step == REFUSED:
             _refuse(opt, value)
-        if opt.long == "mpi" and value.lower().startswith(("pmi2", "pmix")):
-            warnings.append(
-                "srun: warning: --mpi=%s ignored by slurmsky: no PMI server; launch MPI "
-                "programs with mpirun inside the allocation" % value
-            )
         values[opt.key] = opt.flag if value is None else value
     for key, text in (("help", help_text(SRUN)), ("usage", SRUN_USAGE)):
         if key in values:
             print(text)
             raise Done
+    if values.get("mpi") == "list":
+        print(pmi.TYPES)
+        raise Done
     if "version" in values:
         print("slurm-wlm %s" % SLURM_VERSION)
         raise Done
@@ -157,8 +155,11 @@ def parse(argv, environ):
     ntasks = ntasks or 1
     try:
         programs = multiprog.programs(command, ntasks) if "multi_prog" in o else None
-    except multiprog.MultiProgError as e:
+        mpi, warning = pmi.mpi_type(o.get("mpi", environ.get("SLURM_MPI_TYPE", "none")))
+    except (multiprog.MultiProgError, pmi.MpiTypeError) as e:
         raise UsageError(str(e)) from None
+    if warning:
+        warnings.append(warning)
     request = {
         "argv": command,
         "programs": programs,
@@ -179,6 +180,7 @@ def parse(argv, environ):
         "cwd": os.path.abspath(o.get("chdir", os.getcwd())),
         "env": _export(o.get("export", environ.get("SRUN_EXPORT_ENV", "ALL")), environ),
         "gpus": _gpus(o, environ),
+        "mpi": mpi,
     }
     mode = o.get("open_mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
     output = {
@@ -455,6 +457,7 @@ def _follow(conn, settings, environ, interrupts):
         for gid in gids:
             node_names[gid] = step["names"][pos]
     state = {"rc": 0, "signaled": False, "aborted": False, "killed_bad": False}
+    server = pmi.Server(step["pmi_jobid"], step["tasks"]) if step.get("pmi_jobid") else None
     interrupts.start(conn, "StepId=%s.%d" % (job_id, step["id"]), node_names)
     try:
         while True:
@@ -483,6 +486,8 @@ def _follow(conn, settings, environ, interrupts):
                         conn.send({"t": "terminate"})
                     except OSError:
                         pass
+            elif kind == "pmi" and server is not None:
+                _serve_pmi(conn, server, msg["task"], payload)
             elif kind == "msg":
                 state["aborted"] = state["aborted"] or bool(msg.get("aborted"))
                 _say(msg["text"])
@@ -498,6 +503,19 @@ def _follow(conn, settings, environ, interrupts):
         _say("srun: Force Terminated StepId=%s.%d" % (job_id, step["id"]))
     rc = state["rc"]
     return os.WEXITSTATUS(rc) if os.WIFEXITED(rc) else 128 + os.WTERMSIG(rc)
+
+
+def _serve_pmi(conn, server, gid, data):
+    """What a task wrote on its PMI_FD -> the answers, through node 0; a PMI abort kills the
+    step as Slurm's mpi/pmi2 does (node 0's abort, without srun's own line)."""
+    aborted = server.aborted
+    try:
+        for task, answer in server.feed(gid, data):
+            conn.send({"t": "pmi", "task": task}, answer)
+        if server.aborted and not aborted:
+            conn.send({"t": "abort", "pmi": True})
+    except OSError:
+        pass
 
 
 def _request(conn, signum):

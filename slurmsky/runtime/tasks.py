@@ -1,7 +1,9 @@
 """The tasks of srun steps on this node: what slurmstepd does for a step on one node.
 
 Each task runs through launch.py in its own process group with its stdout/stderr on pipes;
-output is sent on as it comes (``out`` messages), exits are reported grouped by status as
+output is sent on as it comes (``out`` messages), and so is what a task of an
+``srun --mpi=pmi2`` step writes on its PMI socket (``pmi``; srun's answers come back through
+pmi(): see pmi.py), exits are reported grouped by status as
 slurmstepd groups them (``exit``), and when the last local task has exited its leftovers
 are killed, the pipes drained (bounded) and ``done`` is sent with the tasks' usage
 (usage.py); at each sample the running steps' usage goes out too (``usage``). Messages go to
@@ -10,6 +12,7 @@ are killed, the pipes drained (bounded) and ``done`` is sent with the tasks' usa
 
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -22,6 +25,7 @@ GROUP_WINDOW = 0.03  # exits this close together are reported as one, as slurmst
 IDLE_WAIT = 1.0  # seconds between looks at a step whose tasks all run (exits notify)
 KILL_GROUP = 1.0  # seconds after a SIGKILL to the step in which its tasks' exits wait for
 #                   each other: tasks killed together share one report, however loaded the node
+PMI_SEND_TIMEOUT = 10.0  # seconds a task has to take srun's PMI answer off its socket
 
 
 class NodeSteps:
@@ -46,6 +50,13 @@ class NodeSteps:
         for step in steps:
             step.signal(signum)
 
+    def pmi(self, step_id, gid, data):
+        """srun's PMI answer to task gid of a step on this node."""
+        with self._lock:
+            step = self._steps.get(step_id)
+        if step is not None:
+            step.pmi_answer(gid, data)
+
     def report_usage(self):
         """Send each running step's usage on this node (after a sample)."""
         with self._lock:
@@ -66,6 +77,7 @@ class _Task:
         self.exited_at = None
         self.open_pipes = 2
         self.reported = False
+        self.pmi = None  # our end of its PMI socket (srun --mpi=pmi2)
 
 
 class _LocalStep:
@@ -85,8 +97,15 @@ class _LocalStep:
         node, step = self.node, self.step
         with open(os.devnull, "rb") as devnull:
             for local_id, task in enumerate(self.tasks):
+                ours, theirs = socket.socketpair() if step.get("pmi_jobid") else (None, None)
                 env = envmod.task_env(
-                    step["env"], node.job, step, node.node_environ, node.bin_dir, local_id
+                    step["env"],
+                    node.job,
+                    step,
+                    node.node_environ,
+                    node.bin_dir,
+                    local_id,
+                    theirs.fileno() if theirs else None,
                 )
                 program = (step.get("programs") or {}).get(str(task.gid), step["argv"])
                 argv = procs.launch_argv(node.job.name, step["umask"], step["cwd"], program)
@@ -100,6 +119,7 @@ class _LocalStep:
                         w_out,
                         w_err,
                         lambda status, rusage, t=task: self._exited(t, status, rusage),
+                        (theirs.fileno(),) if theirs else (),
                     )
                 except OSError as e:  # fork failed: the task exits 1, as after a launch error
                     os.write(w_err, ("slurmstepd-%s: error: %s\n" % (node.job.name, e)).encode())
@@ -107,8 +127,14 @@ class _LocalStep:
                 finally:
                     os.close(w_out)
                     os.close(w_err)
+                    if theirs:
+                        theirs.close()
                 for fd, num in ((r_out, 1), (r_err, 2)):
                     threading.Thread(target=self._pump, args=(task, fd, num), daemon=True).start()
+                if ours:
+                    ours.settimeout(PMI_SEND_TIMEOUT)
+                    task.pmi = ours
+                    threading.Thread(target=self._pmi_pump, args=(task,), daemon=True).start()
         threading.Thread(target=self._finish, name="step-%d" % self.id, daemon=True).start()
 
     def _pump(self, task, fd, num):
@@ -127,6 +153,29 @@ class _LocalStep:
         with self.cond:
             task.open_pipes -= 1
             self.cond.notify_all()
+
+    def _pmi_pump(self, task):
+        """What the task writes on its PMI socket -> the step's srun, until the task and
+        whatever inherited the socket are gone."""
+        while True:
+            try:
+                data = task.pmi.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                break
+            self._send({"t": "pmi", "step": self.id, "task": task.gid}, data)
+        task.pmi.close()
+
+    def pmi_answer(self, gid, data):
+        for task in self.tasks:
+            if task.gid == gid and task.pmi is not None:
+                try:
+                    task.pmi.sendall(data)
+                except OSError:  # gone, or not reading (timed out): its own loss
+                    pass
 
     def _exited(self, task, status, rusage):
         task.usage.finish(rusage)
@@ -182,9 +231,9 @@ class _LocalStep:
         records = [dict(t.usage.record) for t in self.tasks]
         self._send({"t": kind, "step": self.id, "node": self.node.job.rank, "usage": records})
 
-    def _send(self, msg):
+    def _send(self, msg, payload=b""):
         try:
-            self.node.send(msg)
+            self.node.send(msg, payload)
         except OSError:
             pass
 
