@@ -95,10 +95,19 @@ cmd=finalize-response;rc=0;
 """
 
 WORLD = "from mpi4py import MPI; c=MPI.COMM_WORLD; print(c.rank, c.size, c.allreduce(c.rank))"
-ABORT = (  # rank 1 aborts; the others wait to be killed
-    "import time\nfrom mpi4py import MPI\nc = MPI.COMM_WORLD\nc.Barrier()\n"
-    "if c.rank == 1:\n    c.Abort(3)\ntime.sleep(60)\n"
-)
+# Rank 1 aborts, the others wait to be killed; first each prints the shared memory MPICH
+# mapped, which a killed MPICH leaves in /dev/shm (the test removes it).
+ABORT = """\
+import time
+from mpi4py import MPI
+c = MPI.COMM_WORLD
+with open("/proc/self/maps") as maps:
+    print(*sorted({x.split()[-1] for x in maps if "/dev/shm/mpich" in x}), sep="\\n", flush=True)
+c.Barrier()
+if c.rank == 1:
+    c.Abort(3)
+time.sleep(60)
+"""
 UNKNOWN_TYPE = """\
 srun: error: Couldn't find the specified plugin name for mpi/foo looking at all files
 srun: error: cannot find mpi plugin for mpi/foo
@@ -267,6 +276,9 @@ def test_mpi4py_abort_kills_the_step(cluster):
     """As on the peer: srun's abort line, slurmstepd's, every task Killed, exit 128+9."""
     cluster.script("abort.py", ABORT)
     out = cluster.run("srun", "--mpi=pmi2", "-N2", "-n2", sys.executable, "abort.py")
+    for path in set(out.stdout.split()):
+        if path.startswith("/dev/shm/mpich") and os.path.exists(path):
+            os.unlink(path)
     assert out.returncode == 137
     lines = out.stderr.splitlines()
     assert "srun: Job step aborted: Waiting up to 3 seconds for job step to finish." in lines
