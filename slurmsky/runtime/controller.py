@@ -2,7 +2,7 @@
 
 Node 0 plays slurmctld and the batch node's slurmstepd: it waits for every agent to check in,
 runs the batch script, hands out step ids and fans steps out (its own tasks directly, the
-others' through their agents), relays task output and exits to the step's srun, enforces
+others' through their agents), relays task output, exits and PMI bytes (both ways) for the step's srun, enforces
 the time limit and --signal, obeys a cancel (SIGTERM to this process) and the ``signal``
 command, then ends every process on every node and writes RESULT.json (atomically)::
 
