@@ -3,8 +3,9 @@
 Node 0 plays slurmctld and the batch node's slurmstepd: it waits for every agent to check in,
 runs the batch script, hands out step ids and fans steps out (its own tasks directly, the
 others' through their agents), relays task output, exits and PMI bytes (both ways) between
-tasks and the step's srun, enforces the time limit and --signal, obeys a cancel (SIGTERM to this process) and the ``signal``
-command, then ends every process on every node and writes RESULT.json (atomically)::
+tasks and the step's srun, enforces the time limit and --signal, obeys a cancel (SIGTERM to
+this process) and the ``signal`` command, then ends every process on every node and writes
+RESULT.json (atomically)::
 
     {"state": "COMPLETED"|"FAILED"|"TIMEOUT"|"CANCELLED"|"NODE_FAIL",
      "exit_code": int, "signal": int,      # the batch shell's (Slurm's N:S ExitCode)
