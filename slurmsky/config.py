@@ -39,6 +39,10 @@ PARTITION_SCHEMA = {
     "nodes": (int, "local backend: how many nodes the partition has (default 4)"),
     "cpus_per_node": (int, "local backend: CPUs of each node (default: this machine's)"),
     "mem_per_node": (int, "local backend: MB of memory of each node (default: this machine's)"),
+    "tmp_disk_per_node": (
+        int,
+        "local backend: MB of --tmp disk of each node (default: $TMPDIR's size)",
+    ),
     "oversubscribe": (
         bool,
         "local backend: jobs share the nodes' CPUs and memory (Slurm's OverSubscribe=FORCE)",

@@ -12,7 +12,11 @@ import re
 from captures import read_capture
 from test_formats import NOW, check, world  # noqa: F401 (fixture)
 
-PEER_PARTITIONS = "partitions:\n  debug:\n    default: true\n  gpu: {}\n"
+# the peer's nodes have TmpDisk=0 (the local default is $TMPDIR's size)
+PEER_PARTITIONS = (
+    "partitions:\n  debug:\n    default: true\n    tmp_disk_per_node: 0\n"
+    "  gpu: {tmp_disk_per_node: 0}\n"
+)
 
 
 def nodes_as_peer(text: str) -> str:

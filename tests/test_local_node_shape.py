@@ -3,6 +3,7 @@ and the shipped example config with which every example job runs on a small mach
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -51,6 +52,33 @@ def test_a_job_larger_than_a_shaped_node_is_refused_as_slurm_does(cluster):
     time.sleep(2)
     assert cluster.job(job)[4] == "PartitionConfig"
     cluster.run("scancel", str(job))
+
+
+def test_tmp_asks_the_nodes_tmp_disk(cluster, tmp_path):
+    """--tmp is checked against a node's TmpDisk: by default the size of $TMPDIR's
+    filesystem (as slurmd reports it), or the partition's tmp_disk_per_node."""
+    configure(
+        cluster, "partitions:\n  small: {default: true, tmp_disk_per_node: 100}\n  machine: {}\n"
+    )
+    disk = os.statvfs(tmp_path)
+    size = disk.f_blocks * disk.f_frsize // (1024 * 1024)
+    env = {"TMPDIR": str(tmp_path)}
+    out = cluster.run("sinfo", "-h", "-o", "%P %d", env=env)
+    assert out.stdout == f"small* 100\nmachine {size}\n"
+    node = cluster.run("scontrol", "show", "node", "127.0.0.1", env=env).stdout
+    assert " TmpDisk=100 " in node  # small's nodes (the first partition listed)
+    out = cluster.run("sbatch", "--tmp=101", "--wrap", "true")
+    assert (out.stderr, out.returncode) == (
+        "sbatch: error: Temporary disk specification can not be satisfied\n"
+        "sbatch: error: Batch job submission failed: Requested node configuration is not "
+        "available\n",
+        1,
+    )
+    jobs = [
+        cluster.sbatch("--tmp=100", "--wrap", "true"),
+        cluster.sbatch("-p", "machine", f"--tmp={size}", "--wrap", "true", env=env),
+    ]
+    assert [r[1] for r in cluster.wait_done(*jobs)] == ["COMPLETED", "COMPLETED"]
 
 
 @pytest.mark.parametrize("partition, running", [("small", 2), ("shared", 3)])

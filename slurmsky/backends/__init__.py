@@ -64,6 +64,7 @@ class NodeState(Record):
     cpus: int
     alloc_cpus: int
     mem: int  # MB
+    tmp: int = 0  # MB of temporary disk (TmpDisk)
     gres: str | None = None
     state: str | None = None  # None: from the CPUs in use (idle, mix, alloc); "n/a": no node
 

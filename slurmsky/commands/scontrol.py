@@ -399,7 +399,7 @@ class Session:
                         [f"RealMemory={node.memory} AllocMem=0 FreeMem=N/A Sockets=1 Boards=1"],
                         [
                             f"State={sinfo_format.LONG_STATES.get(node.state, node.state).upper()} "
-                            "ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A"
+                            f"ThreadsPerCore=1 TmpDisk={node.tmp} Weight=1 Owner=N/A MCS_label=N/A"
                         ],
                         [f"Partitions={','.join(parts)} "],
                         [

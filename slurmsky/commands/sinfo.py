@@ -82,7 +82,16 @@ def partitions(conn) -> list[dict]:
                 limit = None
         views = [
             NodeView(
-                n.name, name, name == default, n.cpus, n.alloc_cpus, n.mem, n.gres, limit, n.state
+                n.name,
+                name,
+                name == default,
+                n.cpus,
+                n.alloc_cpus,
+                n.mem,
+                n.gres,
+                limit,
+                n.state,
+                n.tmp,
             )
             for n in backend.nodes(name, part, running)
         ]

@@ -16,14 +16,17 @@ class NodeView:
         "cpus",
         "alloc_cpus",
         "memory",
+        "tmp",
         "gres",
         "limit",
         "state",
     )
 
-    def __init__(self, name, partition, default, cpus, alloc_cpus, memory, gres, limit, state=None):
+    def __init__(
+        self, name, partition, default, cpus, alloc_cpus, memory, gres, limit, state=None, tmp=0
+    ):
         self.name, self.partition, self.default = name, partition, default
-        self.cpus, self.alloc_cpus, self.memory = cpus, alloc_cpus, memory
+        self.cpus, self.alloc_cpus, self.memory, self.tmp = cpus, alloc_cpus, memory, tmp
         self.gres, self.limit = gres, limit
         self.state = state or (
             "idle" if not alloc_cpus else "alloc" if alloc_cpus >= cpus else "mix"
@@ -62,7 +65,7 @@ SINFO_FIELDS = {
             )
         ),
     ),
-    "d": ("TMP_DISK", lambda ns: "0"),
+    "d": ("TMP_DISK", lambda ns: str(ns[0].tmp)),
     "D": ("NODES", lambda ns: str(len([n for n in ns if n.name]))),
     "e": ("FREE_MEM", lambda ns: str(ns[0].memory)),
     "E": ("REASON", lambda ns: "none"),

@@ -162,7 +162,7 @@ OPTIONS: tuple[Option, ...] = (
        parse="gpus", env="SBATCH_GPUS_PER_TASK", step=SUPPORTED),
     _o("cpus-per-gpu", None, REQUIRED, MAPPED, "cpus = this x gpus per node", parse="int",
        env="SBATCH_CPUS_PER_GPU", step=SUPPORTED),
-    _o("tmp", None, REQUIRED, MAPPED, "minimum local disk; SkyPilot disk_size in GB", parse="mem"),
+    _o("tmp", None, REQUIRED, MAPPED, "minimum disk: local nodes' TmpDisk ($TMPDIR's size); SkyPilot disk_size in GB", parse="mem"),
     _o("partition", "p", REQUIRED, MAPPED, "partition from config: infra, accelerators, spot, image",
        env="SBATCH_PARTITION"),
     _o("time", "t", REQUIRED, SUPPORTED, "time limit, enforced by the node runtime", parse="time",

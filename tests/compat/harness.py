@@ -63,8 +63,8 @@ kill_wait: 2
 max_array_size: 10001
 def_mem_per_cpu: 100
 partitions:
-  debug: {default: true, nodes: 4, cpus_per_node: 4, mem_per_node: 4000}
-  gpu: {gpus: 2, nodes: 2, cpus_per_node: 4, mem_per_node: 4000}
+  debug: {default: true, nodes: 4, cpus_per_node: 4, mem_per_node: 4000, tmp_disk_per_node: 0}
+  gpu: {gpus: 2, nodes: 2, cpus_per_node: 4, mem_per_node: 4000, tmp_disk_per_node: 0}
 """
 COMPARE_ALL = ("stdout", "stderr", "exit")
 FINAL_ACTIVE = {

@@ -79,6 +79,7 @@ class LocalBackend(Backend):
                 n.cpus,
                 min(used.get(n.name, 0), n.cpus),
                 n.mem,
+                n.tmp,
                 f"gpu:{len(devices)}" if devices else None,  # Slurm's Gres=gpu:N
             )
             for n, devices in zip(shape, gpus)

@@ -4,7 +4,8 @@ here can ever give (sbatch refuses it at submission).
 By default the machine is shown as LOCAL_NODES nodes (127.0.0.1, 127.0.0.2, ...; override with
 $SLURMSKY_LOCAL_NODES), each with all of its CPUs and memory, as Slurm's multi-node emulation
 does. A partition may give its nodes a shape of their own (`nodes`, `cpus_per_node`,
-`mem_per_node`: "4 nodes of 8 CPUs" on a 2-core laptop); such a partition is its own pool of
+`mem_per_node`: "4 nodes of 8 CPUs" on a 2-core laptop; `tmp_disk_per_node`: MB for --tmp,
+default the size of the filesystem of $TMPDIR, as slurmd reports TmpDisk); such a partition is its own pool of
 nodes (at the same addresses), accounted apart from the others. `oversubscribe: true` lets its
 jobs share CPUs and memory (Slurm's OverSubscribe=FORCE): a job still gets no more than a
 node has. GPUs (`node_gpus`): a partition's `gpus: N` gives each of its nodes N devices,
@@ -30,6 +31,7 @@ class Node(Record):
     name: str  # the node's address doubles as its name: it resolves from every "node"
     cpus: int
     mem: int  # MB
+    tmp: int  # MB of temporary disk (Slurm's TmpDisk)
 
 
 SHAPE_KEYS = ("nodes", "cpus_per_node", "mem_per_node")
@@ -43,7 +45,14 @@ def nodes(part: dict | None = None, environ=os.environ) -> list[Node]:
     mem = part.get("mem_per_node") or (
         os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
     )
-    return [Node(f"127.0.0.{k + 1}", cpus, mem) for k in range(count)]
+    tmp = part.get("tmp_disk_per_node")
+    if tmp is None:
+        try:
+            disk = os.statvfs(environ.get("TMPDIR") or "/tmp")
+            tmp = disk.f_blocks * disk.f_frsize // (1024 * 1024)
+        except OSError:
+            tmp = 0
+    return [Node(f"127.0.0.{k + 1}", cpus, mem, tmp) for k in range(count)]
 
 
 def pool(partition: str, part: dict | None) -> str:
@@ -85,8 +94,7 @@ def node_gpus(part: dict | None, count: int, environ=os.environ) -> list[list[st
 def refusal(lay, req, part: dict | None = None) -> list[str] | None:
     """Slurm's submit-time errors for a job no node here can ever hold, or None. A detail
     line names what one node can never give (as slurmctld checks the job's per-node minimums:
-    CPUs of one node's tasks as asked, --mem or --mem-per-cpu, --tmp: the nodes have
-    TmpDisk=0); a layout that fits no node otherwise gets the last line alone (--mem-per-gpu,
+    CPUs of one node's tasks as asked, --mem or --mem-per-cpu, --tmp over its TmpDisk); a layout that fits no node otherwise gets the last line alone (--mem-per-gpu,
     tasks packed by -N). part: the partition's config (its shape, its `gpus`)."""
     all_nodes = nodes(part)
     node = all_nodes[0]
@@ -95,7 +103,7 @@ def refusal(lay, req, part: dict | None = None) -> list[str] | None:
         return ["CPU count per node can not be satisfied", failed]
     if max(req.mem or 0, req.mem_per_cpu or 0) > node.mem:
         return ["Memory specification can not be satisfied", failed]
-    if req.tmp:
+    if (req.tmp or 0) > node.tmp:
         return ["Temporary disk specification can not be satisfied", failed]
     gpus = lay.gpus_per_node
     if gpus and all(len(g) < gpus for g in node_gpus(part, len(all_nodes))):

@@ -66,7 +66,11 @@ class SkyBackend(Backend):
 
         return [
             NodeState(
-                host, job.cpus_per_node[0], job.cpus_per_node[0], job.mem_per_node or 0, job.gres
+                host,
+                job.cpus_per_node[0],
+                job.cpus_per_node[0],
+                job.mem_per_node or 0,
+                gres=job.gres,
             )
             for job in running
             if job.partition == partition
