@@ -351,12 +351,15 @@ def test_step_distribution_label_and_pack_group(local_job):
 
 def test_kill_on_bad_exit_terminates_the_step(local_job):
     """srun-kill-on-bad-exit: task 1 exits 3, srun -K ends the step (TERM): the other task
-    never finishes, srun exits 143 and says the step was force terminated."""
+    never finishes, srun exits 143 and says the step was force terminated. KillWait 15 s: on
+    a loaded machine the 1 s default let SIGKILL (137) come before the TERM was acted on."""
     script = """#!/bin/bash
 srun -K -n2 bash -c 'if [ $SLURM_PROCID = 1 ]; then exit 3; fi; sleep 20; echo survived'
 echo "rc=$?"
 """
-    job = local_job(1, script=script, ntasks=2, tasks_per_node=[2], cpus_per_node=[2]).start()
+    job = local_job(
+        1, script=script, ntasks=2, tasks_per_node=[2], cpus_per_node=[2], kill_wait=15
+    ).start()
     assert job.wait()["state"] == "COMPLETED"
     lines = named(job.output(), 1).splitlines()
     assert lines[-1] == "rc=143" and "survived" not in lines
