@@ -52,7 +52,7 @@ _JOB = st.fixed_dictionaries(
         "num_cpus": st.sampled_from([1, 2, 16]),
         "cpus_per_node": st.sampled_from([[1], [2]]),
         "num_nodes": st.sampled_from([1, 3]),
-        "uid": st.sampled_from([os.geteuid(), 4321]),
+        "uid": st.sampled_from([0, 4321, 77]),
         # an array: None, its pending record (with these indices) or an element
         "array": st.sampled_from([None, None, "element", "0-3", "5,9-20:3", "7"]),
     }
@@ -126,22 +126,23 @@ def _store(conn, jobs: list[dict]) -> None:
         state.add_submission(conn, row["job_id"], {}, None, [row])
 
 
-def _output(argv: list[str], listing: bool) -> str:
-    fits = sacct_format.listing_fits
+def _output(argv: list[str], listing: bool, euid: int) -> str:
+    fits, geteuid = sacct_format.listing_fits, os.geteuid
     if not listing:
         sacct_format.listing_fits = lambda fields: False
+    os.geteuid = lambda: euid  # (a user who is not root sees only their own jobs)
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
             sacct.body(argv)
     finally:
-        sacct_format.listing_fits = fits
+        sacct_format.listing_fits, os.geteuid = fits, geteuid
     return out.getvalue()
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(_JOB, max_size=8), _FIELDS, _OPTIONS)
-def test_listing_is_the_rows_rendering(jobs, fields, options):
+@given(st.lists(_JOB, max_size=8), _FIELDS, _OPTIONS, st.sampled_from([0, 4321]))
+def test_listing_is_the_rows_rendering(jobs, fields, options, euid):
     home = tempfile.mkdtemp()
     saved = {k: os.environ.get(k) for k in ("SLURMSKY_HOME", "SLURMSKY_NOW")}
     os.environ.update(SLURMSKY_HOME=home, SLURMSKY_NOW=str(NOW + 100))
@@ -150,8 +151,8 @@ def test_listing_is_the_rows_rendering(jobs, fields, options):
         _store(conn, jobs)
         conn.close()
         argv = ["-o", fields, "-S", "2020-01-01", *(word for option in options for word in option)]
-        listed = _output(argv, True)
-        assert listed == _output(argv, False)
+        listed = _output(argv, True, euid)
+        assert listed == _output(argv, False, euid)
         assert listed.count("\n") >= (0 if "-n" in argv else 1)
     finally:
         for key, value in saved.items():
