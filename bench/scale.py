@@ -12,7 +12,8 @@ held 1000-element arrays. `--starts N`: element starts per second of the schedul
 (an N-element array %1000 on an in-memory backend whose jobs end at their first poll).
 `--peer`: the same commands against the real Slurm on this machine for what it holds as
 configured (1000 held jobs; an array of MaxArraySize - 1 elements). Medians of --runs,
-interleaved with `python -c pass`. Nothing here is a test.
+interleaved with `python -c pass`, each command timed with no agent running (stopped before
+it, untimed: sbatch then always starts one). Nothing here is a test.
 """
 
 from __future__ import annotations
@@ -46,14 +47,23 @@ def timed(argv: list[str] | str, env: dict, cwd: str) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def medians(cases: dict, env: dict, cwd: str, runs: int) -> dict:
-    """label -> median ms; each run times python -c pass, then every case, in turn."""
+def medians(cases: dict, env: dict, cwd: str, runs: int, *, ours: bool = True) -> dict:
+    """label -> median ms; each run times python -c pass, then every case, in turn. Before
+    each (untimed) the state's agent is stopped: sbatch and scancel wake it for a scheduling
+    pass, which would otherwise run beside the next command (seconds at 100 000 jobs).
+    `ours`: False for real Slurm's commands."""
     times: dict = {"python -c pass": []}
     for _ in range(runs):
         times["python -c pass"].append(timed([sys.executable, "-c", "pass"], env, cwd))
         for label, argv in cases.items():
+            if ours:
+                stop_agent(env)
             times.setdefault(label, []).append(timed(argv, env, cwd))
     return {label: statistics.median(v) for label, v in times.items()}
+
+
+def stop_agent(env: dict) -> None:
+    subprocess.run(ours("slurmsky", "agent", "stop"), env=env, capture_output=True, check=False)
 
 
 def ours(command: str, *args: str) -> list[str]:
@@ -166,7 +176,7 @@ def a_real_result(cwd: str) -> dict:
     conn = state.connect(env)
     result = state.get_job(conn, int(out.stdout.split(";")[0])).result
     conn.close()
-    subprocess.run(ours("slurmsky", "agent", "stop"), env=env, capture_output=True, check=False)
+    stop_agent(env)
     return result
 
 
@@ -217,7 +227,7 @@ def at_size(count: int, result: dict, cwd: str, runs: int) -> list[str]:
         {"sacct -X": ours("sacct", "-X"), "sacct -j": ours("sacct", "-j", some)}, env, cwd, runs
     )
     size = size_per_job(env, count)
-    subprocess.run(ours("slurmsky", "agent", "stop"), env=env, capture_output=True, check=False)
+    stop_agent(env)
     floor = held["python -c pass"]
     keys = ["sbatch", "squeue", "squeue -r | head", "squeue -j", "scancel", "agent pass"]
     lines = [row("held jobs", f"{count:,}", held, floor, keys)]
@@ -244,7 +254,9 @@ def arrays(size: int, cwd: str, runs: int) -> list[str]:
         runs,
     )
     ms["agent pass"] = agent_pass_ms(env)
+    stop_agent(env)
     ms["scancel"] = timed(ours("scancel", "1"), env, cwd)
+    stop_agent(env)
     ms["sbatch --array"] = submit[0]
     sized = size_per_job(env, 1)
     floor = ms["python -c pass"]
@@ -277,8 +289,7 @@ def arrays(size: int, cwd: str, runs: int) -> list[str]:
     floor = ms["python -c pass"]
     keys = ["squeue", "squeue -r | head", "squeue -r", "sacct -X", "agent pass"]
     lines.append(row("ten 1000-element arrays", "10 records", ms, floor, keys))
-    for home_ in (home,):
-        subprocess.run(ours("slurmsky", "agent", "stop"), env=env, capture_output=True, check=False)
+    stop_agent(env)
     return lines
 
 
@@ -389,6 +400,7 @@ def peer(cwd: str, runs: int) -> list[str]:
             env,
             cwd,
             runs,
+            ours=False,
         )
         ms["scancel"] = timed(["scancel", ids[0]], env, cwd)
         floor = ms["python -c pass"]
@@ -425,6 +437,7 @@ def peer(cwd: str, runs: int) -> list[str]:
             env,
             cwd,
             runs,
+            ours=False,
         )
         ms["sbatch --array"] = submit
         ms["scancel"] = timed(["scancel", out.stdout.strip()], env, cwd)
