@@ -12,8 +12,8 @@ held 1000-element arrays. `--starts N`: element starts per second of the schedul
 (an N-element array %1000 on an in-memory backend whose jobs end at their first poll).
 `--peer`: the same commands against the real Slurm on this machine for what it holds as
 configured (1000 held jobs; an array of MaxArraySize - 1 elements). Medians of --runs,
-interleaved with `python -c pass`, each command timed with no agent running (stopped before
-it, untimed: sbatch then always starts one). Nothing here is a test.
+interleaved with `python -c pass`; the read commands are timed with no agent running (sbatch
+and scancel, which start it, after them, in a loop of their own). Nothing here is a test.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -47,23 +48,28 @@ def timed(argv: list[str] | str, env: dict, cwd: str) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def medians(cases: dict, env: dict, cwd: str, runs: int, *, ours: bool = True) -> dict:
-    """label -> median ms; each run times python -c pass, then every case, in turn. Before
-    each (untimed) the state's agent is stopped: sbatch and scancel wake it for a scheduling
-    pass, which would otherwise run beside the next command (seconds at 100 000 jobs).
-    `ours`: False for real Slurm's commands."""
+def medians(cases: dict, env: dict, cwd: str, runs: int) -> dict:
+    """label -> median ms; each run times python -c pass, then every case, in turn."""
     times: dict = {"python -c pass": []}
     for _ in range(runs):
         times["python -c pass"].append(timed([sys.executable, "-c", "pass"], env, cwd))
         for label, argv in cases.items():
-            if ours:
-                stop_agent(env)
             times.setdefault(label, []).append(timed(argv, env, cwd))
     return {label: statistics.median(v) for label, v in times.items()}
 
 
 def stop_agent(env: dict) -> None:
+    """The state's agent stopped (sbatch and scancel start it; its passes would run beside
+    the commands timed next). One in a pass over 100 000 held jobs outlasts `agent stop`'s
+    wait: it is killed, and its pid file removed (else squeue would start another)."""
     subprocess.run(ours("slurmsky", "agent", "stop"), env=env, capture_output=True, check=False)
+    pid_file = Path(env["SLURMSKY_HOME"], "agent.pid")
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        time.sleep(0.5)
+    except (OSError, ValueError):
+        pass
+    pid_file.unlink(missing_ok=True)
 
 
 def ours(command: str, *args: str) -> list[str]:
@@ -197,8 +203,10 @@ def agent_pass_ms(env: dict) -> float:
     return statistics.median(values)
 
 
-def row(label: str, count: str, ms: dict, floor: float, keys: list[str]) -> str:
-    cells = [f"{ms[k]:.1f} ({ms[k] / floor:.1f}×)" if k in ms else "-" for k in keys]
+def row(label: str, count: str, ms: dict, floor: float, keys: list[str], floors=None) -> str:
+    """A table row: each key's ms and its ratio to `floor` (or to its own in `floors`)."""
+    own = floors or {}
+    cells = [f"{ms[k]:.1f} ({ms[k] / own.get(k, floor):.1f}×)" if k in ms else "-" for k in keys]
     return f"| {label} | {count} | " + " | ".join(cells) + " |"
 
 
@@ -209,18 +217,20 @@ def at_size(count: int, result: dict, cwd: str, runs: int) -> list[str]:
     populate(env, count, cwd)
     print(f"# {count} held jobs made in {time.time() - t0:.1f} s", file=sys.stderr)
     some = str(count // 2)
-    held = medians(
-        {
-            "sbatch": ours("sbatch", "--hold", "--wrap", "true"),
-            "squeue": ours("squeue"),
-            "squeue -r | head": f"{sys.executable} {BIN / 'squeue'} -r | head",
-            "squeue -j": ours("squeue", "-j", some),
-            "scancel": ours("scancel", some),
-        },
-        env,
-        cwd,
-        runs,
-    )
+    reads = {  # first: no agent runs yet (squeue starts none for held jobs)
+        "squeue": ours("squeue"),
+        "squeue -r | head": f"{sys.executable} {BIN / 'squeue'} -r | head",
+        "squeue -j": ours("squeue", "-j", some),
+    }
+    held = medians(reads, env, cwd, runs)
+    writes = {
+        "sbatch": ours("sbatch", "--hold", "--wrap", "true"),
+        "scancel": ours("scancel", some),
+    }
+    written = medians(writes, env, cwd, runs)  # (their ratios: to this loop's python -c pass)
+    floors = {label: written["python -c pass"] for label in writes}
+    held.update((label, written[label]) for label in writes)
+    stop_agent(env)
     held["agent pass"] = agent_pass_ms(env)
     finish_all(env, result)
     done = medians(
@@ -230,7 +240,7 @@ def at_size(count: int, result: dict, cwd: str, runs: int) -> list[str]:
     stop_agent(env)
     floor = held["python -c pass"]
     keys = ["sbatch", "squeue", "squeue -r | head", "squeue -j", "scancel", "agent pass"]
-    lines = [row("held jobs", f"{count:,}", held, floor, keys)]
+    lines = [row("held jobs", f"{count:,}", held, floor, keys, floors)]
     floor = done["python -c pass"]
     lines.append(
         row("finished jobs", f"{count:,}", done, floor, ["sacct -X", "sacct -j"])
@@ -243,6 +253,7 @@ def arrays(size: int, cwd: str, runs: int) -> list[str]:
     home = tempfile.mkdtemp(dir=cwd)
     env = environment(home)
     submit = [timed(ours("sbatch", "--hold", f"--array=0-{size - 1}", "--wrap", "true"), env, cwd)]
+    stop_agent(env)
     ms = medians(
         {
             "squeue": ours("squeue"),
@@ -274,6 +285,7 @@ def arrays(size: int, cwd: str, runs: int) -> list[str]:
     env = environment(home)
     for _ in range(10):
         timed(ours("sbatch", "--hold", "--array=0-999", "--wrap", "true"), env, cwd)
+    stop_agent(env)
     ms = medians(
         {
             "squeue": ours("squeue"),
