@@ -623,8 +623,9 @@ def test_percent_all(peer):
 )
 def test_listings_read_each_job_once(world, monkeypatch, capsys, command, args):
     """squeue's and sacct's usual listings read state.LIST_COLUMNS of every job in their one
-    query (or, for squeue's usual formats, the cells SQLite computes: state.list_rows), never
-    a job's whole row: what keeps `squeue` on 10 000 jobs cheap."""
+    query (or, for their usual formats, the lines SQLite computes: state.list_rows for
+    squeue's, state.query_jobs for sacct's), never a job's whole row: what keeps `squeue` on
+    10 000 jobs cheap."""
     import importlib
 
     world.add(1, state="RUNNING", nodelist="node1", start_time=T0 + 3)
@@ -650,8 +651,11 @@ def test_listings_read_each_job_once(world, monkeypatch, capsys, command, args):
 
     monkeypatch.setattr(state, "connect", traced)
     rows = []
-    list_rows = state.list_rows
-    monkeypatch.setattr(state, "list_rows", lambda *a, **kw: rows.append(a) or list_rows(*a, **kw))
+    for name in ("list_rows", "query_jobs"):
+        listed = getattr(state, name)
+        monkeypatch.setattr(
+            state, name, lambda *a, listed=listed, **kw: rows.append(a) or listed(*a, **kw)
+        )
     module = importlib.import_module(f"slurmsky.commands.{command}")
     assert module.body(args) in (0, None)
     assert capsys.readouterr().out.count("\n") >= 2  # a header and jobs
