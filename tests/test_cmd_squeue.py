@@ -758,10 +758,11 @@ def test_listing_from_rows_equals_job_path(world, monkeypatch, capsys, seed):
         assert fast == slow, args
 
 
-def test_elements_started_in_one_second_list_newest_first(world):
-    """The peer (compat case squeue-array-same-second): an array's elements started in the
-    same second list 4, 3, 2, 1 whatever their sub-second order; slurmctld keeps whole
-    seconds, and its list holds the newest record first."""
+def test_elements_started_in_one_second_list_by_index(world):
+    """An array's elements started in the same second tie on slurmctld's whole-second start
+    times, whatever their sub-second order, and list by index (as the squeue captures show
+    69_1 before 69_2, and 67 before 68). The peer listed a fully started 4-element array
+    4, 3, 2, 1 in the compat case squeue-array-same-second, which therefore differs."""
     world.add(
         101,
         submission=100,
@@ -782,4 +783,4 @@ def test_elements_started_in_one_second_list_newest_first(world):
     world.conn.commit()
     for args in ((), ("-S", "-S"), ("-r",)):
         out = world.run("squeue", "-h", "-o", "%i", *args)
-        assert out.stdout == "100_4\n100_3\n100_2\n100_1\n", args
+        assert out.stdout == "100_1\n100_2\n100_3\n100_4\n", args

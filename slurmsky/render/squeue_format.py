@@ -237,11 +237,8 @@ def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
 
     def list_key(job: Job):
         # slurmctld's own list order, which decides ties: held jobs (priority 0) come newest
-        # first, as the peer shows them; pending array tasks by index; started jobs and
-        # elements (records of their own) newest first
+        # first, as the peer shows them; others oldest first, array tasks by index
         array_id, task = id_key(job)
-        if job.started:
-            return (-array_id, -task)
         return (-array_id, task) if job.rec.held else (array_id, task)
 
     jobs = sorted(jobs, key=list_key)
@@ -326,10 +323,9 @@ _SORT_SQL = (
     "-CAST((CASE WHEN state = 'PENDING' THEN (CASE WHEN begin_time IS NULL OR begin_time = 0 "
     "THEN {later} WHEN begin_time < {now} THEN {now} ELSE begin_time END) "
     "WHEN start_time IS NULL OR start_time = 0 THEN {later} ELSE start_time END) AS INTEGER)",
-    f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} OR {_STARTED_SQL} THEN -1 "
-    "ELSE 1 END)",
+    f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
     "(CASE WHEN array_job_id IS NULL THEN 0 WHEN array_pending IS NOT NULL THEN {record} "
-    f"ELSE coalesce(array_task_id, -1) * (CASE WHEN {_STARTED_SQL} THEN -1 ELSE 1 END) END)",
+    "ELSE coalesce(array_task_id, -1) END)",
     "job_id",
 )
 _ELEMENT = "\x1e"  # in a pending record's line with -r: where each element's own cell goes
