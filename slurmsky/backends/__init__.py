@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 REGISTRY = {"local": "slurmsky.backends.local", "sky": "slurmsky.backends.sky"}
 
 # What a backend can do; commands and the core ask for these.
-INTERACTIVE = "interactive"  # salloc: an allocation whose nodes a shell here can reach
+INTERACTIVE = "interactive"  # salloc: an allocation for a command or shell run here
 STEP_SIGNALS = "step_signals"  # scancel --signal reaches a running job's steps from here
 FOREIGN_JOBS = "foreign_jobs"  # jobs submitted outside slurmsky show in squeue and sacct
 QUEUE_SYNC = "queue_sync"  # the agent follows an outside queue: the executor's sync() moves
@@ -46,8 +46,13 @@ MAX_NODES = 65536  # nodes a job may ask where none are fixed (Slurm's hostlist 
 SPEC_ENVIRONMENT = "spec_environment"  # the node runtime takes the job's environment from the
 #                                        stored spec; without it the backend's task carries
 #                                        what may ship and the submit environment is not stored
+REMOTE_ALLOCATION = "remote_allocation"  # salloc's allocation is a cluster elsewhere: its
+#                                          SLURM_* come from the record (allocation_env), srun
+#                                          in it runs through run_step, and the agent ends it
+#                                          once salloc relinquishes it (kill_action "release")
 CAPABILITIES = (
     INTERACTIVE,
+    REMOTE_ALLOCATION,
     STEP_SIGNALS,
     FOREIGN_JOBS,
     QUEUE_SYNC,
@@ -182,6 +187,20 @@ class Backend:
     def describe(self, req: JobRequest, cfg: Config, job_id: int) -> str:
         """What `sbatch --test-only` prints after its estimate: the job as this backend runs it."""
         return ""
+
+    # --- allocations held elsewhere (REMOTE_ALLOCATION) ----------------------------------------
+
+    def allocation_env(self, conn: sqlite3.Connection, job: JobRecord) -> dict[str, str]:
+        """The environment a started allocation's batch shell would see on its first node
+        (salloc keeps its SLURM_* variables)."""
+        raise NotImplementedError
+
+    def run_step(
+        self, conn: sqlite3.Connection, job: JobRecord, options: list[str], command: list[str]
+    ) -> int:
+        """srun in the allocation `job`: one step with srun's `options` on its nodes, output
+        on this terminal; returns srun's exit code."""
+        raise NotImplementedError
 
     # --- reads (squeue, sacct, scontrol, sinfo) ------------------------------------------------
 

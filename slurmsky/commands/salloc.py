@@ -1,8 +1,11 @@
 """salloc: get an allocation, run a command (default $SHELL) here with its SLURM_* variables.
 
 The allocation is a job record whose script writes the job's environment for salloc to
-read, then waits on a FIFO for the command's exit code, which becomes the job's. `srun`
-in the command runs steps in the allocation (see srun.py).
+read, then waits on a FIFO for the command's exit code, which becomes the job's. On a
+backend whose allocations are held elsewhere (REMOTE_ALLOCATION: a SkyPilot cluster) the
+script never runs here: the variables come from the backend once the nodes are up (Slurm's
+`Waiting for resource configuration` while they boot), and the exit code goes back through
+the state (`relinquish`). `srun` in the command runs steps in the allocation (see srun.py).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ PROCESS_VARS = {
     "SLURM_JOB_GPUS",
 }
 END_WAIT = 30  # s for the allocation to end once released
+REMOTE_END_WAIT = 120  # s for one held elsewhere (its cluster going down) to end
 
 
 def body(argv: list[str]) -> int:
@@ -99,19 +103,24 @@ def body(argv: list[str]) -> int:
         raise SlurmError(f"chdir({req.workdir}): {exc.strerror}") from None
     from slurmsky.core.allocation import Allocation
 
+    remote = backends.REMOTE_ALLOCATION in backend.capabilities
     with Allocation("salloc") as alloc:
         env_file, release = os.path.join(alloc.dir, "env"), os.path.join(alloc.dir, "release")
-        os.mkfifo(release, 0o600)
+        if not remote:
+            os.mkfifo(release, 0o600)
         alloc.submit(
             req,
-            NO_SHELL_SCRIPT if req.no_shell else SCRIPT,
-            [env_file, release],
+            NO_SHELL_SCRIPT if req.no_shell or remote else SCRIPT,
+            [] if remote else [env_file, release],
             output=False,
             watch=not req.no_shell,  # --no-shell: the allocation outlives salloc
         )
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # revoked while it waits
             signal.signal(sig, lambda *_: alloc.cancel())
-        variables = _allocation_env(alloc, env_file)
+        if remote:
+            variables = _remote_env(alloc, backend)
+        else:
+            variables = _allocation_env(alloc, env_file)
         if variables is None:
             if alloc.record().start_time is None:  # cancelled before it could start
                 raise SlurmError(
@@ -122,7 +131,8 @@ def body(argv: list[str]) -> int:
                 )
             sys.stderr.write(f"salloc: error: Job allocation {alloc.job_id} has been revoked.\n")
             return 1
-        alloc.info(f"Granted job allocation {alloc.job_id}")
+        if not remote:
+            alloc.info(f"Granted job allocation {alloc.job_id}")
         if req.no_shell:
             return 0
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command
@@ -135,7 +145,10 @@ def body(argv: list[str]) -> int:
             rc = 1
         rc = 128 - rc if rc < 0 else rc
         alloc.info(f"Relinquishing job allocation {alloc.job_id}")
-        _release(alloc, release, rc)
+        if remote:
+            alloc.relinquish(rc & 0xFF, REMOTE_END_WAIT)
+        else:
+            _release(alloc, release, rc)
         return rc
 
 
@@ -148,8 +161,32 @@ def _allocation_env(alloc, env_file: str) -> dict | None:
         time.sleep(0.02)
     with open(env_file, "rb") as fh:
         pairs = [item.decode().partition("=") for item in fh.read().split(b"\0") if item]
+    return _allocation_vars({k: v for k, _, v in pairs})
+
+
+def _remote_env(alloc, backend) -> dict | None:
+    """The variables of an allocation held elsewhere, once its nodes are up (None: it ended
+    or is being ended first); salloc says what Slurm's does while cloud nodes boot."""
+    rec = alloc.wait_started(pending_line=True)
+    if rec.start_time is None or rec.finished:
+        return None
+    alloc.info(f"Granted job allocation {alloc.job_id}")
+    if rec.state == "CONFIGURING":
+        alloc.info("Waiting for resource configuration")
+        rec = alloc.wait_configured()
+    if rec.state != "RUNNING" or rec.kill_action:
+        return None
+    alloc.info(f"Nodes {rec.nodelist} are ready for job")
+    return _allocation_vars(backend.allocation_env(alloc.conn, rec))
+
+
+def _allocation_vars(environ: dict) -> dict:
+    """What salloc takes of the allocation's batch environment: its SLURM_* variables, not
+    those of the batch shell's own process."""
     return {
-        k: v for k, _, v in pairs if k.startswith(("SLURM_", "SLURMD_")) and k not in PROCESS_VARS
+        k: v
+        for k, v in environ.items()
+        if k.startswith(("SLURM_", "SLURMD_")) and k not in PROCESS_VARS
     }
 
 

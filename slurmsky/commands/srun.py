@@ -120,13 +120,18 @@ def _step_in(job_text: str, options: list[str], command: list[str]) -> int:
         os.execv(real, [real, *options, *command])
     if job is None or job.state not in ("RUNNING", "CONFIGURING") or not job.executor_ref:
         raise SlurmError(f"Unable to create step for job {job_text}: Invalid job id specified")
-    tool = os.path.join(job.executor_ref["rundir"], "node0", "bin", "srun")
     kept, words = [], iter(options)
     for word in words:  # --jobid is ours: the job's srun is in that job already
         if word == "--jobid":
             next(words, None)
         elif not word.startswith("--jobid="):
             kept.append(word)
+    from slurmsky import backends
+
+    backend = backends.get(job.executor)
+    if backends.REMOTE_ALLOCATION in backend.capabilities:  # its nodes are elsewhere
+        return backend.run_step(state.connect(), job, kept, command)
+    tool = os.path.join(job.executor_ref["rundir"], "node0", "bin", "srun")
     os.execve(tool, [tool, *kept, *command], attach_env(job, command, dict(os.environ)))
 
 

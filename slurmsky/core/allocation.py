@@ -133,6 +133,49 @@ class Allocation:
                 last_wake = time.monotonic()
             time.sleep(POLL)
 
+    def wait_configured(self) -> state.JobRecord:
+        """Block while the job's nodes are being set up (CONFIGURING: a cluster SkyPilot
+        provisions) and until it runs, ends, or is being ended."""
+        from slurmsky.core.daemon import wake
+
+        last_wake = time.monotonic()
+        while True:
+            rec = self.record()
+            if rec.state != "CONFIGURING" or rec.kill_action:
+                return rec
+            if time.monotonic() - last_wake > 5:
+                wake()  # an agent killed meanwhile is started again
+                last_wake = time.monotonic()
+            time.sleep(POLL)
+
+    def relinquish(self, code: int, wait: float) -> None:
+        """Hand a running allocation back with its command's exit code (`code`, 0-255): the
+        agent ends it as its executor does (a cluster: down) and records COMPLETED or
+        FAILED; wait up to `wait` s for that."""
+        from slurmsky.core.daemon import wake
+
+        with state.write(self.conn):
+            rec = self.record()
+            result = dict(
+                rec.result or {},
+                state="FAILED" if code else "COMPLETED",
+                exit_code=code,
+                signal=0,
+                end=time.time(),
+            )
+            state.update_job(
+                self.conn,
+                self.job_id,
+                where_state=("CONFIGURING", "RUNNING"),
+                state="COMPLETING",
+                kill_action="release",
+                result=result,
+            )
+        wake()
+        deadline = time.monotonic() + wait
+        while not self.record().finished and time.monotonic() < deadline:
+            time.sleep(POLL)
+
     def cancel(self) -> None:
         control.cancel(self.conn, [self.record()])
 

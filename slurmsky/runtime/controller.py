@@ -111,7 +111,7 @@ class Controller:
         self.agents_gone = {}  # rank -> Event set when its connection ends
         self.steps = {}  # step id -> _Step
         self.step_records = []  # ended steps, for RESULT's "steps"
-        self.next_step = 0
+        self.next_step = job.spec["first_step"]
         self.outcome = None  # why the job ends early: a key of STATES
         self.reason = None
         self.ending = False

@@ -50,6 +50,8 @@ optional may be missing, and ``null`` always means "not given")::
                                      # asked (plan.layout.requested)
      "restart_count": int,           # optional (0): the job's requeues before this run
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
+     "first_step": int,              # optional (0): the id of the job's first srun step (a
+                                     # step of an allocation held elsewhere, run alone here)
      "startup_timeout": int|null}    # optional (300): seconds node 0 waits for every agent
 
 A node's identity comes from SkyPilot's variables (``SKYPILOT_NODE_RANK``,
@@ -97,6 +99,7 @@ DEFAULTS: dict = {
     "array": None,
     "restart_count": 0,
     "umask": None,
+    "first_step": 0,
     "startup_timeout": 300,
 }
 REQUIRED = (
@@ -128,7 +131,11 @@ class SpecError(Exception):
 def load(path):
     """Read SPEC.json and fill the optional keys."""
     with open(path) as f:
-        spec = json.load(f)
+        return complete(json.load(f))
+
+
+def complete(spec):
+    """A spec (a dict, changed in place) checked, with its optional keys filled."""
     if spec.get("version") != 1:
         raise SpecError("unsupported spec version %r" % spec.get("version"))
     missing = [k for k in REQUIRED if k not in spec]

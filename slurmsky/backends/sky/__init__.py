@@ -1,20 +1,29 @@
 """The SkyPilot backend: every job is a SkyPilot managed job (task.py builds its task), which
 the agent's executor launches and follows in SkyPilot's queue (executor.py, sync.py); the
-commands read what the agent wrote. server.py runs a local API server on request.
+commands read what the agent wrote. salloc's allocation is a cluster of its own instead
+(clusters.py), whose steps srun runs on it (steps.py). server.py runs a local API server
+on request.
 
 Imported by sbatch and squeue: the standard library only; SkyPilot loads with the executor.
 """
 
 from __future__ import annotations
 
-from slurmsky.backends import FOREIGN_JOBS, QUEUE_SYNC, Backend, NodeState
+from slurmsky.backends import (
+    FOREIGN_JOBS,
+    INTERACTIVE,
+    QUEUE_SYNC,
+    REMOTE_ALLOCATION,
+    Backend,
+    NodeState,
+)
 
 REF_ID_KEYS = ("sky_job_id", "managed_job_id", "job_id")  # where a ref holds SkyPilot's id
 
 
 class SkyBackend(Backend):
     name = "sky"
-    capabilities = frozenset({FOREIGN_JOBS, QUEUE_SYNC})
+    capabilities = frozenset({FOREIGN_JOBS, QUEUE_SYNC, INTERACTIVE, REMOTE_ALLOCATION})
 
     def executor(self):
         from slurmsky.backends.sky.executor import SkyExecutor
@@ -54,6 +63,18 @@ class SkyBackend(Backend):
 
         said = "".join(f"# {line}\n" for line in workdir_lines(req.workdir))
         return said + dump_yaml(translate(req, cfg, job_id=job_id).task)
+
+    def allocation_env(self, conn, job):
+        from slurmsky.backends.sky.clusters import allocation_env
+        from slurmsky.core import state
+
+        assert job.executor_ref is not None  # a started allocation has its cluster's nodes
+        return allocation_env(state.get_spec(conn, job.submission)[0], job.executor_ref)
+
+    def run_step(self, conn, job, options, command):
+        from slurmsky.backends.sky.steps import run_step
+
+        return run_step(conn, job, options, command)
 
     def refresh(self):
         from slurmsky.backends.sky.sync import refresh

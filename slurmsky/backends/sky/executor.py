@@ -39,6 +39,7 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from slurmsky.backends.sky import sync as skysync
+from slurmsky.backends.sky.clusters import Clusters
 from slurmsky.backends.sky.task import cluster_workdir, run_command
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
@@ -219,6 +220,7 @@ class SkyExecutor:
         self.log_failures: dict[int, int] = {}
         self.ended: dict[int, dict] = {}  # job id -> SkyPilot's final record, until recorded
         self.user_hash: str | None = None
+        self.clusters = Clusters(self.db, self.instance, self._background)  # salloc's
 
     # --- release ----------------------------------------------------------------------------
 
@@ -246,7 +248,12 @@ class SkyExecutor:
         return {"token": uuid.uuid4().hex, "sky_job_id": None}
 
     def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
-        """Hand the job to SkyPilot (in the background) and show it pending there."""
+        """Hand the job to SkyPilot (in the background) and show it pending there; salloc's
+        allocation becomes a cluster of its own (clusters.py), CONFIGURING until it is up."""
+        if spec.get("command") == "salloc":
+            task = state.get_spec(self.db, job.submission)[1]
+            assert task is not None  # the sky backend stores a task with each submission
+            return self.clusters.launch(job, task)
         token = ref["token"]
         if self._dense(spec):
             token = self._group(job, spec, token)
@@ -323,6 +330,7 @@ class SkyExecutor:
         """Called by the scheduler every pass: collect finished SkyPilot calls, act on them,
         start the next queue query when one is due. True when the state changed."""
         changed = self._launched(now)
+        changed |= self.clusters.sync(now, wake)
         changed |= self._kill(now)
         self._cancelled_pending(now)
         if self.query is not None and self.query.done():
@@ -358,12 +366,18 @@ class SkyExecutor:
             return True
         sql = (
             f"SELECT 1 FROM jobs WHERE executor = 'sky' AND job_id < ? AND state IN "
-            f"({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1"
+            f"({', '.join('?' * len(ACTIVE_STATES))}) "
+            "AND json_extract(executor_ref, '$.cluster') IS NULL LIMIT 1"
         )
         return self.db.execute(sql, (skysync.FOREIGN_BASE, *ACTIVE_STATES)).fetchone() is not None
 
     def _active(self) -> list[JobRecord]:
-        return [j for j in state.active_jobs(self.db, "sky") if j.executor_ref]
+        """The managed jobs handed to SkyPilot (salloc's clusters are clusters.py's)."""
+        return [
+            j
+            for j in state.active_jobs(self.db, "sky")
+            if j.executor_ref and "cluster" not in j.executor_ref
+        ]
 
     def _watched(self) -> list[int]:
         """SkyPilot ids of the active jobs: a query that misses them asks for them by id."""
