@@ -12,6 +12,7 @@ skipped with SLURMSKY_SKIP_SKY_E2E=1.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -336,6 +337,120 @@ def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, sta
         "arr-5-0": [str(first + 1), "5", "0", "1"],
         "arr-9-0": [str(first + 2), "9", "0", "1"],
     }, got
+
+
+INNER = """date +%s.%N > t-granted
+env | grep -E '^SLURM_' | sort > alloc-env.txt
+squeue -h -j "$SLURM_JOB_ID" -o '%i|%t|%D|%j' > squeue.txt
+a=$(date +%s.%N)
+srun -l bash -c 'echo "step=$SLURM_STEP_ID procid=$SLURM_PROCID nnodes=$SLURM_NNODES job=$SLURM_JOB_ID"' | sort
+b=$(date +%s.%N)
+srun -N1 bash -c 'echo to-err >&2; exit 3'
+echo "rc=$?"
+c=$(date +%s.%N)
+echo "$a $b $c" > t-steps
+exit 7
+"""
+
+
+def _cluster_names(stack: dict, cwd: Path) -> str:
+    out = _sky(stack, "status", cwd=cwd)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return out.stdout
+
+
+def test_salloc_and_srun_on_a_skypilot_cluster(cluster, stack):
+    """salloc -N2 launches a cluster (CF while it boots, as Slurm's cloud nodes), runs its
+    command here with the allocation's SLURM_* variables; srun in it runs steps 0 and 1 on
+    the cluster's nodes, output on the terminal and exit codes back; leaving salloc takes the
+    cluster down and sacct has the allocation and its steps. A second salloc, hung up while
+    its command runs, is revoked and its cluster taken down too."""
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
+    cluster.env = _submit_env(cluster.env)
+    cluster.env.update(stack)
+    cluster.script("inner.sh", INNER)
+    started = time.time()
+    salloc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bin" / "salloc"), "-N", "2", "bash", "inner.sh"],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    hung = subprocess.Popen(
+        [sys.executable, str(ROOT / "bin" / "salloc"), "-J", "hung", "sleep", "600"],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a terminal's hangup reaches salloc and its command
+    )
+    try:
+        out, err = salloc.communicate(timeout=900)
+
+        def hung_running():
+            rows = cluster.run("squeue", "-h", "-n", "hung", "-o", "%i|%t").stdout.split()
+            return rows and rows[0].endswith("|R") and int(rows[0].split("|")[0])
+
+        hung_id = cluster.wait_for(hung_running, 600, "the second allocation to run")
+        os.killpg(hung.pid, signal.SIGHUP)
+        hung_out, hung_err = hung.communicate(timeout=300)
+    finally:  # nothing of this test may hold the peer's nodes afterwards
+        for proc in (salloc, hung):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=60)
+        cluster.wait_for(
+            lambda: not cluster.jobs("state IN ('PENDING','CONFIGURING','RUNNING','COMPLETING')"),
+            600,
+            "every allocation to end (its cluster down)",
+        )
+    job = int(err.split("Granted job allocation ")[1].split()[0])
+    granted = float((cluster.cwd / "t-granted").read_text())
+    a, b, c = (float(x) for x in (cluster.cwd / "t-steps").read_text().split())
+    print(
+        f"salloc -N2: command started {granted - started:.1f} s after salloc; "
+        f"steps took {b - a:.1f} s and {c - b:.1f} s"
+    )
+    assert salloc.returncode == 7, err
+    lines = [line for line in err.splitlines() if line.startswith("salloc: ")]
+    nodes = next(x for x in lines if x.startswith("salloc: Nodes ")).split()[2]
+    assert lines[-4:] == [
+        f"salloc: Granted job allocation {job}",
+        "salloc: Waiting for resource configuration",
+        f"salloc: Nodes {nodes} are ready for job",
+        f"salloc: Relinquishing job allocation {job}",
+    ], err
+    assert out.splitlines() == [
+        f"0: step=0 procid=0 nnodes=2 job={job}",
+        f"1: step=0 procid=1 nnodes=2 job={job}",
+        "rc=3",
+    ], (out, err)
+    assert "to-err\n" in err and "srun: error: " in err
+    env = dict(
+        line.split("=", 1)
+        for line in (cluster.cwd / "alloc-env.txt").read_text().split("\n")
+        if line
+    )
+    assert (env["SLURM_JOB_ID"], env["SLURM_NNODES"], env["SLURM_JOB_NODELIST"]) == (
+        str(job),
+        "2",
+        nodes,
+    )
+    assert env["SLURM_JOB_NAME"] == "interactive" and "SLURM_PROCID" not in env
+    assert (cluster.cwd / "squeue.txt").read_text() == f"{job}|R|2|interactive\n"
+    sacct = cluster.run(
+        "sacct", "-n", "-P", "-j", f"{job},{hung_id}", "-o", "JobID,State,ExitCode"
+    ).stdout.splitlines()
+    assert sacct[:3] == [f"{job}|FAILED|7:0", f"{job}.0|COMPLETED|0:0", f"{job}.1|FAILED|3:0"]
+    assert sacct[3].startswith(f"{hung_id}|CANCELLED"), sacct
+    assert hung_err.splitlines()[-1] == f"salloc: Relinquishing job allocation {hung_id}", hung_err
+    instance = (cluster.state / "sky-instance").read_text().strip()[:8]
+    status = _cluster_names(stack, cluster.cwd)
+    for j in (job, hung_id):
+        assert f"slurmsky-{j}-{instance}" not in status, status
 
 
 def _skye2e_ids() -> tuple[int, int]:

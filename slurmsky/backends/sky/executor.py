@@ -1,4 +1,5 @@
-"""The SkyPilot executor: a released job becomes one SkyPilot managed job (`sky.jobs.launch`).
+"""The SkyPilot executor: a released job becomes one SkyPilot managed job (`sky.jobs.launch`);
+salloc's allocation a cluster of its own instead (clusters.py, which sync() drives).
 
 Only the agent uses it, and SkyPilot (~2.3 s to import) is imported on first use, in the
 threads that call it. What is launched is the task translate.py made at sbatch time, with its
