@@ -370,23 +370,20 @@ def test_salloc_and_srun_on_a_skypilot_cluster(cluster, stack):
     cluster.env.update(stack)
     cluster.script("inner.sh", INNER)
     started = time.time()
-    salloc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bin" / "salloc"), "-N", "2", "bash", "inner.sh"],
-        cwd=cluster.cwd,
-        env=cluster.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    hung = subprocess.Popen(
-        [sys.executable, str(ROOT / "bin" / "salloc"), "-J", "hung", "sleep", "600"],
-        cwd=cluster.cwd,
-        env=cluster.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # a terminal's hangup reaches salloc and its command
-    )
+
+    def salloc_(*args: str) -> subprocess.Popen:  # in a session: a hangup reaches its command
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "bin" / "salloc"), *args],
+            cwd=cluster.cwd,
+            env=cluster.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    salloc = salloc_("-N", "2", "bash", "inner.sh")
+    hung = salloc_("-J", "hung", "sleep", "600")
     try:
         out, err = salloc.communicate(timeout=900)
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import inspect
 import io
 import json
-import os
-import subprocess
 from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from captures import read_capture
+from test_sky_units import run_on_node
 
 from slurmsky.backends.sky import steps
 from slurmsky.backends.sky.clusters import Clusters, allocation_env, cluster_name, launch_task
@@ -99,26 +98,8 @@ def test_a_step_runs_on_a_node_with_its_step_id(tmp_path):
     ref = {"cluster": "c", "nodes": ["127.0.0.1"], "ips": ["127.0.0.1"]}
     cmd = ["bash", "-c", "echo id=$SLURM_JOB_ID.$SLURM_STEP_ID; echo oops >&2; exit 5"]
     step = steps.step_task(task, spec, ref, cmd, 4, now=0.0, start=0.0)
-    workdir, home = tmp_path / "sky_workdir", tmp_path / "nodehome"
-    workdir.mkdir()
-    (home / ".slurmsky" / "runtime").mkdir(parents=True)
-    (home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
-    env = {
-        "HOME": str(home),
-        "PATH": os.environ["PATH"],
-        "SKYPILOT_NODE_RANK": "0",
-        "SKYPILOT_NODE_IPS": "127.0.0.1",
-        "SKYPILOT_NUM_NODES": "1",
-        "SKYPILOT_TASK_ID": "sky-2026_c_3",
-        steps.SECRET_VAR: "s",
-    }
-    run = subprocess.run(
-        ["bash", "-c", step["run"]],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    run = run_on_node(
+        tmp_path, step["run"], SKYPILOT_TASK_ID="sky-2026_c_3", **{steps.SECRET_VAR: "s"}
     )
     assert run.returncode == 5, run.stderr
     out, err = io.BytesIO(), io.BytesIO()

@@ -41,6 +41,30 @@ def _job(tmp_path: Path, stdout: str, stderr: str | None = None) -> SimpleNamesp
     return SimpleNamespace(stdout=str(tmp_path / stdout), stderr=str(tmp_path / (stderr or stdout)))
 
 
+def run_on_node(tmp_path: Path, run: str, **env: str) -> subprocess.CompletedProcess:
+    """A task's `run` as SkyPilot's bash runs it on one node (rank 0 of 1), in its synced
+    workdir, with the runtime where the file mount puts it."""
+    workdir, home = tmp_path / "sky_workdir", tmp_path / "nodehome"
+    workdir.mkdir()
+    (home / ".slurmsky" / "runtime").mkdir(parents=True)
+    (home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
+    base = {
+        "HOME": str(home),
+        "PATH": os.environ["PATH"],
+        "SKYPILOT_NODE_RANK": "0",
+        "SKYPILOT_NODE_IPS": "127.0.0.1",
+        "SKYPILOT_NUM_NODES": "1",
+    }
+    return subprocess.run(
+        ["bash", "-c", run],
+        cwd=workdir,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_every_skypilot_status_has_a_slurm_state():
     names = {s.value for s in sky.ManagedJobStatus}
     assert names == set(skysync.ACTIVE) | set(skysync.FINAL)
@@ -156,26 +180,11 @@ def test_run_command_on_a_local_node(tmp_path):
     )
     spec = translate(req, Config(path="x"), job_id=40).spec
     node = dict(spec, output=".slurmsky/stdout", error=".slurmsky/stderr")
-    workdir, home = tmp_path / "sky_workdir", tmp_path / "nodehome"
-    workdir.mkdir()
-    (home / ".slurmsky" / "runtime").mkdir(parents=True)
-    (home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
-    env = {
-        "HOME": str(home),
-        "PATH": os.environ["PATH"],
-        "SKYPILOT_NODE_RANK": "0",
-        "SKYPILOT_NODE_IPS": "127.0.0.1",
-        "SKYPILOT_NUM_NODES": "1",
-        "SKYPILOT_JOB_RANK": "1",
-        "SKYPILOT_TASK_ID": "sky-managed-x_job_8-0",
-    }
-    run = subprocess.run(
-        ["bash", "-c", sky_run(node, separate_error=True, workdir=None)],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    run = run_on_node(
+        tmp_path,
+        sky_run(node, separate_error=True, workdir=None),
+        SKYPILOT_JOB_RANK="1",
+        SKYPILOT_TASK_ID="sky-managed-x_job_8-0",
     )
     assert run.returncode == 3, run.stderr
     reader = LogReader(_job(tmp_path, "out-42.txt", "e-42.log"), append=False)
