@@ -117,7 +117,7 @@ def test_a_step_runs_on_a_node_with_its_step_id(tmp_path):
 
 def test_sdk_calls_for_clusters_match_skypilots_signatures():
     calls = [
-        (sky.launch, ("task",), {"cluster_name": "c"}),
+        (sky.launch, ("task",), {"cluster_name": "c", "retry_until_up": True}),
         (sky.exec, ("task",), {"cluster_name": "c"}),
         (sky.tail_logs, ("c", 1, True), {"output_stream": None}),
         (sky.cancel, ("c",), {"job_ids": [1]}),
@@ -138,7 +138,7 @@ class Calls:
     def __init__(self):
         self.made: list[tuple[str, tuple, Future]] = []
 
-    def __call__(self, fn, *args) -> Future:
+    def __call__(self, fn, *args, pool=None) -> Future:
         future: Future = Future()
         self.made.append((fn.__name__, args, future))
         return future

@@ -18,7 +18,7 @@ being downed. The rest of this module is standard library (salloc reads allocati
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from slurmsky.core import state
@@ -29,6 +29,7 @@ from slurmsky.core.transitions import final_fields
 log = logging.getLogger("slurmsky.core.daemon")
 
 DOWN_RETRY = 60.0  # s before a down that failed is tried again
+LAUNCHES = 16  # cluster launches at once (each holds a thread while it waits for capacity)
 # Keys of the stored task a cluster's launch leaves out: `run` and `secrets` are each step's
 # own (steps.py), `_metadata` the managed job's (resources.job_recovery too).
 NOT_LAUNCHED = ("run", "secrets", "_metadata")
@@ -71,6 +72,7 @@ class Clusters:
         self.cancelled: set[int] = set()  # launches asked to stop (api_cancel sent)
         self.downs: dict[int, Future] = {}  # job id -> future of its cluster's down
         self.failed: dict[int, float] = {}  # job id -> when its down last failed
+        self.pool = ThreadPoolExecutor(LAUNCHES, thread_name_prefix="sky-cluster")
 
     def launch(self, job: JobRecord, task: dict) -> dict:
         """Start the allocation's cluster (CONFIGURING meanwhile); returns the job's ref."""
@@ -80,7 +82,7 @@ class Clusters:
 
     def _start(self, job_id: int, name: str, task: dict) -> None:
         self.launches[job_id] = self.background(
-            _launch, launch_task(task), name, self.requests, job_id
+            _launch, launch_task(task), name, self.requests, job_id, pool=self.pool
         )
 
     def jobs(self) -> list[JobRecord]:
@@ -224,7 +226,10 @@ def _launch(task: dict, name: str, requests: dict, job_id: int) -> tuple[list[st
 
     import sky
 
-    request = sky.launch(sky.Task.from_yaml_config(copy.deepcopy(task)), cluster_name=name)
+    # retry_until_up: no capacity now is a wait (CF), as a Slurm job waits for its nodes
+    request = sky.launch(
+        sky.Task.from_yaml_config(copy.deepcopy(task)), cluster_name=name, retry_until_up=True
+    )
     requests[job_id] = request
     handle: Any  # a CloudVmRayResourceHandle; its repr raises in consolidation mode
     _job, handle = sky.get(request)

@@ -320,8 +320,10 @@ class SkyExecutor:
     def _submit(self, token: str, task: dict, num_jobs: int | None) -> None:
         self.launches[token] = self._background(_launch, task, num_jobs)
 
-    def _background(self, fn, *args) -> Future:
-        future = self.pool.submit(fn, *args)
+    def _background(self, fn, *args, pool: ThreadPoolExecutor | None = None) -> Future:
+        """fn(*args) on the pool (by default the executor's own); the agent wakes when it
+        returns."""
+        future = (pool or self.pool).submit(fn, *args)
         future.add_done_callback(lambda _: _nudge_agent())
         return future
 
