@@ -113,6 +113,13 @@ def test_a_step_runs_on_a_node_with_its_step_id(tmp_path):
     assert steps.exit_code(terminal.result) == 5
     (record,) = [s for s in terminal.result["steps"] if s["id"] == 4]
     assert (record["name"], record["exit_code"]) == ("bash", 5)
+    # the next step, in the same workdir on the cluster, shows its own output only
+    step = steps.step_task(task, spec, ref, ["echo", "next"], 5, now=0.0, start=0.0)
+    run = run_on_node(tmp_path, step["run"], SKYPILOT_TASK_ID="sky-2026_c_4")
+    terminal.sinks, terminal.written, terminal.result = {"o": out, "e": err}, {"o": 0, "e": 0}, None
+    out.seek(0), out.truncate(), err.seek(0), err.truncate()
+    terminal.write(run.stdout + "\n")
+    assert (out.getvalue(), err.getvalue(), steps.exit_code(terminal.result)) == (b"next\n", b"", 0)
 
 
 def test_sdk_calls_for_clusters_match_skypilots_signatures():

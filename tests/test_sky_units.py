@@ -43,11 +43,12 @@ def _job(tmp_path: Path, stdout: str, stderr: str | None = None) -> SimpleNamesp
 
 def run_on_node(tmp_path: Path, run: str, **env: str) -> subprocess.CompletedProcess:
     """A task's `run` as SkyPilot's bash runs it on one node (rank 0 of 1), in its synced
-    workdir, with the runtime where the file mount puts it."""
+    workdir (kept from one call to the next), with the runtime where the file mount puts it."""
     workdir, home = tmp_path / "sky_workdir", tmp_path / "nodehome"
-    workdir.mkdir()
-    (home / ".slurmsky" / "runtime").mkdir(parents=True)
-    (home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
+    workdir.mkdir(exist_ok=True)  # a cluster's: the same for every job on it
+    if not (home / ".slurmsky" / "runtime").exists():
+        (home / ".slurmsky" / "runtime").mkdir(parents=True)
+        (home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
     base = {
         "HOME": str(home),
         "PATH": os.environ["PATH"],

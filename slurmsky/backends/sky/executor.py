@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -113,8 +114,10 @@ while True:
 
 def sky_run(spec: dict, separate_error: bool, workdir: str | None) -> str:
     """The task's `run`: translate's node runtime command (in `workdir`, None: SkyPilot's),
-    with node 0's emitter beside it."""
-    streams = f"o={NODE_OUT}" + (f" e={NODE_ERR}" if separate_error else "")
+    with node 0's emitter beside it, which follows the spec's output (and error) file."""
+    streams = shlex.quote(f"o={spec['output']}")
+    if separate_error:
+        streams += " " + shlex.quote(f"e={spec['error']}")
     return (
         'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}"\n'
         'mkdir -p "$SLURMSKY_RUNDIR" && rm -f "$SLURMSKY_RUNDIR/emitter.done"\n'

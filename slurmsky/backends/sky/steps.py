@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from slurmsky.backends.sky.executor import NODE_ERR, NODE_OUT, LogReader, sky_run
+from slurmsky.backends.sky.executor import LogReader, sky_run
 from slurmsky.backends.sky.task import cluster_workdir
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
@@ -31,6 +31,7 @@ from slurmsky.errors import SlurmError
 from slurmsky.runtime.spec import SECRET_VAR
 
 STEP_SCRIPT = '#!/bin/sh\nexec srun "$@"\n'
+STEP_FILES = ".slurmsky/steps"  # where a step's output files are, in the workdir on the node
 TAIL_TRIES = 3  # reads of a step's log that ended before its RESULT came
 
 
@@ -76,8 +77,8 @@ def step_task(
         first_step=step_id,
         node_names=ref["nodes"],
         environment=None,
-        output=NODE_OUT,
-        error=NODE_ERR,
+        output=f"{STEP_FILES}/{step_id}.out",  # its own: steps share the cluster's workdir
+        error=f"{STEP_FILES}/{step_id}.err",
         input=None,
         open_mode="truncate",
         signal=None,
