@@ -446,8 +446,11 @@ def test_salloc_and_srun_on_a_skypilot_cluster(cluster, stack):
     sacct = cluster.run(
         "sacct", "-n", "-P", "-j", f"{job},{hung_id}", "-o", "JobID,State,ExitCode"
     ).stdout.splitlines()
-    assert sacct[:3] == [f"{job}|FAILED|7:0", f"{job}.0|COMPLETED|0:0", f"{job}.1|FAILED|3:0"]
-    assert sacct[3].startswith(f"{hung_id}|CANCELLED"), sacct
+    rows = {
+        j: [r for r in sacct if r.split("|")[0].split(".")[0] == str(j)] for j in (job, hung_id)
+    }
+    assert rows[job] == [f"{job}|FAILED|7:0", f"{job}.0|COMPLETED|0:0", f"{job}.1|FAILED|3:0"]
+    assert rows[hung_id][0].startswith(f"{hung_id}|CANCELLED"), sacct
     assert hung_err.splitlines()[-1] == f"salloc: Relinquishing job allocation {hung_id}", hung_err
     instance = (cluster.state / "sky-instance").read_text().strip()[:8]
     status = _cluster_names(stack, cluster.cwd)
