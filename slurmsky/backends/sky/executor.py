@@ -120,8 +120,9 @@ def sky_run(spec: dict, separate_error: bool, workdir: str | None) -> str:
         streams += " " + shlex.quote(f"e={spec['error']}")
     return (
         'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}"\n'
-        'mkdir -p "$SLURMSKY_RUNDIR" && rm -f "$SLURMSKY_RUNDIR/emitter.done"\n'
+        'mkdir -p "$SLURMSKY_RUNDIR"\n'
         'if [ "${SKYPILOT_NODE_RANK:-0}" = 0 ]; then\n'
+        '  rm -f "$SLURMSKY_RUNDIR/emitter.done"\n'
         f"  python3 -u - \"$SLURMSKY_RUNDIR\" {streams} <<'SLURMSKY_EMITTER_EOF' &\n"
         f"{EMITTER.strip()}\n"
         "SLURMSKY_EMITTER_EOF\n"
@@ -129,8 +130,11 @@ def sky_run(spec: dict, separate_error: bool, workdir: str | None) -> str:
         "fi\n"
         f"(\n{run_command(spec, workdir)})\n"
         "SLURMSKY_RC=$?\n"
-        'touch "$SLURMSKY_RUNDIR/emitter.done"\n'
-        '[ -n "${SLURMSKY_EMITTER:-}" ] && wait "$SLURMSKY_EMITTER"\n'
+        # node 0's own end only: nodes that share $HOME (Slurm infra) share the rundir
+        'if [ -n "${SLURMSKY_EMITTER:-}" ]; then\n'
+        '  touch "$SLURMSKY_RUNDIR/emitter.done"\n'
+        '  wait "$SLURMSKY_EMITTER"\n'
+        "fi\n"
         "exit $SLURMSKY_RC\n"
     )
 
