@@ -756,31 +756,3 @@ def test_listing_from_rows_equals_job_path(world, monkeypatch, capsys, seed):
             assert squeue.body(list(args)) == 0
         slow = capsys.readouterr().out
         assert fast == slow, args
-
-
-def test_elements_started_in_one_second_list_by_index(world):
-    """An array's elements started in the same second tie on slurmctld's whole-second start
-    times, whatever their sub-second order, and list by index (as the squeue captures show
-    69_1 before 69_2, and 67 before 68). The peer listed a fully started 4-element array
-    4, 3, 2, 1 in the compat case squeue-array-same-second, which therefore differs."""
-    world.add(
-        101,
-        submission=100,
-        array_job_id=100,
-        array_task_id=1,
-        state="RUNNING",
-        nodelist="127.0.0.1",
-        start_time=T0 + 3.9,
-    )
-    for task, frac in ((2, 0.1), (3, 0.5), (4, 0.2)):
-        cur = world.conn.execute("SELECT * FROM jobs WHERE job_id = 101")
-        row = dict(zip([d[0] for d in cur.description], cur.fetchone()))
-        row.update(job_id=100 + task, array_task_id=task, start_time=T0 + 3 + frac)
-        cols = ", ".join(row)
-        world.conn.execute(
-            f"INSERT INTO jobs ({cols}) VALUES ({', '.join('?' * len(row))})", list(row.values())
-        )
-    world.conn.commit()
-    for args in ((), ("-S", "-S"), ("-r",)):
-        out = world.run("squeue", "-h", "-o", "%i", *args)
-        assert out.stdout == "100_1\n100_2\n100_3\n100_4\n", args

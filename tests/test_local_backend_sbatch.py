@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 from captures import read_capture
@@ -28,7 +29,11 @@ def normalise(text: str) -> str:
     ],
 )
 def test_submit_lines_match_slurm(cluster, capture):
+    """The captures' -M names the peer's cluster: slurmsky's must be called so (sbatch
+    refuses a cluster it does not know, as Slurm does)."""
     real = read_capture(capture)
+    config = Path(cluster.env["SLURMSKY_CONFIG"])
+    config.write_text(config.read_text() + "cluster_name: peer\n")
     cluster.script("job.sh", JOB)
     got = cluster.run("sbatch", "--hold", *real.command.split()[1:])
     assert (normalise(got.stdout), got.stderr, got.returncode) == (

@@ -195,14 +195,13 @@ def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
     applied from last to first as stable sorts."""
     now = jobs[0].now if jobs else clock()
 
-    def start_key(job: Job) -> int:
-        """Whole seconds, as slurmctld keeps times: elements started in one second tie."""
+    def start_key(job: Job) -> float:
         start = job.start_shown()
         if not start:
-            return int(now + 100)
+            return now + 100
         if job.rec.state == "PENDING" and start < now:
-            return int(now)
-        return int(start)
+            return now
+        return start
 
     def id_key(job: Job):
         rec = job.rec
@@ -318,11 +317,10 @@ _SORT_SQL = (
     "partition",
     _CODE_SQL,
     f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -max({PRIORITY_TOP} - submission, 1) END)",
-    # -start_key: Job.start_shown(), `now + 100` when unknown, `now` for a pending job's past;
-    # whole seconds
-    "-CAST((CASE WHEN state = 'PENDING' THEN (CASE WHEN begin_time IS NULL OR begin_time = 0 "
+    # -start_key: Job.start_shown(), `now + 100` when unknown, `now` for a pending job's past
+    "-(CASE WHEN state = 'PENDING' THEN (CASE WHEN begin_time IS NULL OR begin_time = 0 "
     "THEN {later} WHEN begin_time < {now} THEN {now} ELSE begin_time END) "
-    "WHEN start_time IS NULL OR start_time = 0 THEN {later} ELSE start_time END) AS INTEGER)",
+    "WHEN start_time IS NULL OR start_time = 0 THEN {later} ELSE start_time END)",
     f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
     "(CASE WHEN array_job_id IS NULL THEN 0 WHEN array_pending IS NOT NULL THEN {record} "
     "ELSE coalesce(array_task_id, -1) END)",
