@@ -104,7 +104,9 @@ class Server:
         assert out.returncode == 0, out.stderr
         assert before > 2, "the server, its workers: counted before the stop"
         stopped = int(re.search(r"\((\d+) processes\)", out.stdout).group(1))
-        assert stopped >= before, (before, out.stdout)
+        # not `>= before`: a request worker may end by itself between the count and the stop
+        # (CI: 37 stopped of 39 counted, none left); that none is left is asserted below
+        assert stopped > 2, (before, out.stdout)
         assert not Path(f"/proc/{pid}").exists()
         assert shown == [], f"`slurmsky sky-server stop` left {len(shown)} of {before} processes"
 
