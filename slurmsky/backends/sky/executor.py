@@ -139,6 +139,12 @@ def sky_run(spec: dict, separate_error: bool, workdir: str | None) -> str:
     )
 
 
+def _read_nothing(reader: Future) -> bool:
+    """A finished log read that never saw the job's result marker (a live read that SkyPilot
+    answered before the job wrote anything, as a job ending between two syncs leaves it)."""
+    return reader.done() and (reader.exception() is not None or reader.result().result is None)
+
+
 def _ref(job: JobRecord) -> dict:
     """The ref of a job handed to SkyPilot (every job _active() lists has one)."""
     ref = job.executor_ref
@@ -587,8 +593,9 @@ class SkyExecutor:
         """One of our jobs: its state from SkyPilot's, its output from SkyPilot's log."""
         if rec["status"] in skysync.FINAL:
             self.ended[job.job_id] = rec
-            if rec.get("start_at") and job.job_id not in self.readers:
-                self._read_log(job, follow=False)
+            reader = self.readers.get(job.job_id)
+            if rec.get("start_at") and (reader is None or _read_nothing(reader)):
+                self._read_log(job, follow=False)  # a live read may have ended before the job
             return False
         if rec["status"] not in skysync.PENDING_THERE:
             self._live(job)
