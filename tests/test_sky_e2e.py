@@ -161,10 +161,11 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
         )
     out, err = srun.communicate(timeout=300)
     assert (srun.returncode, out) == (3, "failing\n"), err
-    assert err.splitlines()[:2] == [
+    waited = [  # Slurm prints both only when the allocation had to wait, else neither
         f"srun: job {fail} queued and waiting for resources",
         f"srun: job {fail} has been allocated resources",
-    ], err
+    ]
+    assert err.splitlines()[:2] == waited or not any(line in err for line in waited), err
     assert seen[two][-2:] == ["R", "CD"], seen
     assert seen[fail][-1] == "F" and seen[long][-2:] in (["R", "CA"], ["CG", "CA"]), seen
     assert "R" in seen[long], seen
