@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from test_state import job_row
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PARSE_AND_TRANSLATE = """
@@ -127,27 +129,7 @@ def test_listings_import_no_re_json_enum_or_signal(tmp_path):
     from slurmsky.core import state
 
     conn = state.connect(env)
-    row = dict(
-        job_id=1,
-        submission=1,
-        name="j",
-        user="u",
-        uid=os.getuid(),
-        gid=1,
-        partition="local",
-        num_nodes=1,
-        num_cpus=1,
-        num_tasks=1,
-        tasks_per_node=[1],
-        cpus_per_node=[1],
-        submit_dir="/tmp",
-        workdir="/tmp",
-        state="PENDING",
-        reason="JobHeldUser",
-        held="user",
-        submit_time=100.0,
-        executor="local",
-    )
+    row = job_row(1, 1, uid=os.getuid(), reason="JobHeldUser", held="user")
     state.add_submission(conn, 1, {}, None, [row])
     conn.close()
     for argv in (["squeue"], ["sacct", "-S", "1970-01-02"]):
