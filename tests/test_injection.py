@@ -84,8 +84,8 @@ def test_sky_run_commands_quote_everything(tmp_path):
         assert result.task["workdir"] == str(tmp_path / f"dir-{text}")
         assert result.task["envs"]["V"] == text
         node = dict(result.spec, environment=None)
-        _assert_data(sky_run(node, separate_error=True, workdir=None), text)
-        _assert_data(sky_run(node, separate_error=True, workdir=text), text)
+        _assert_data(sky_run(node, workdir=None), text)
+        _assert_data(sky_run(node, workdir=text), text)
         wrap = build_batch_request(
             parse_command_line("sbatch", ["--wrap", text]), {}, str(tmp_path), lambda: b""
         )

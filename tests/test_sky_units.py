@@ -183,7 +183,7 @@ def test_run_command_on_a_local_node(tmp_path):
     node = dict(spec, output=".slurmsky/stdout", error=".slurmsky/stderr")
     run = run_on_node(
         tmp_path,
-        sky_run(node, separate_error=True, workdir=None),
+        sky_run(node, workdir=None),
         SKYPILOT_JOB_RANK="1",
         SKYPILOT_TASK_ID="sky-managed-x_job_8-0",
     )
@@ -219,7 +219,7 @@ def test_chdir_to_a_cluster_path_runs_there_and_a_local_one_is_uploaded(tmp_path
     scratch.mkdir(parents=True)
     sky_home.mkdir()
     run = subprocess.run(
-        ["bash", "-c", sky_run(node, separate_error=True, workdir=str(scratch))],
+        ["bash", "-c", sky_run(node, workdir=str(scratch))],
         cwd=sky_home,  # where SkyPilot runs `run` without a workdir
         env={"HOME": str(home), "PATH": os.environ["PATH"], "SKYPILOT_TASK_ID": "t-0"},
         capture_output=True,
@@ -325,7 +325,7 @@ def test_translated_tasks_pass_skypilots_validation(tmp_path):
         assert "AWS_SECRET_ACCESS_KEY" not in task.get("envs", {})
         spec = translate(req, cfg, job_id=5).spec
         task.update(
-            run=sky_run(spec, separate_error=False, workdir=None),
+            run=sky_run(spec, workdir=None),
             secrets={SECRET_VAR: "s3cret"},
             _metadata={"slurmsky": {"instance": "i", "token": "t", "job_id": 5}},
         )

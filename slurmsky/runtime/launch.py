@@ -1,10 +1,10 @@
 """Exec trampoline: what slurmstepd does between fork and exec of a task or batch script.
 
 Run as ``python -I -S launch.py NODE UMASK CWD -- ARGV...`` (a plain script: no imports from
-the package). It makes itself a process group leader (so the task's whole group can be
-signalled; done here, not by the multi-threaded runtime between fork and exec), resets signal
-dispositions (Python ignores SIGPIPE, and a runtime started in
-the background may ignore SIGINT; tasks must start with defaults), sets the umask and
+the package) by procs.Reaper.spawn, in its own process group (so the task's whole group can be
+signalled) with every signal blocked. It resets signal dispositions (Python ignores SIGPIPE,
+and a runtime started in the background may ignore SIGINT; tasks must start with defaults)
+and unblocks them (a signal sent meanwhile then acts as on the task), sets the umask and
 SLURM_TASK_PID (the pid the task will have), drops the LC_CTYPE Python's locale coercion
 added, changes to CWD the way slurmstepd does
 (falling back to /tmp with its message), and execs ARGV (searching PATH if there is one).
@@ -22,12 +22,12 @@ def main():
     node, umask, cwd, sep = sys.argv[1:5]
     argv = sys.argv[5:]
     assert sep == "--" and argv
-    os.setpgid(0, 0)
     for sig in signal.valid_signals():
         try:
             signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError, RuntimeError):
             pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())  # the runtime spawned it with all blocked
     os.umask(int(umask, 8))
     undo_locale_coercion()
     os.environ["SLURM_TASK_PID"] = str(os.getpid())

@@ -42,18 +42,25 @@ class Reaper:
         threading.Thread(target=self._run, name="reaper", daemon=True).start()
 
     def spawn(self, argv, env, stdin, stdout, stderr, on_exit, pass_fds=()):
-        """Start argv (launch.py puts it in its own process group, but in the runtime's
-        session: the local executor finds a node's processes by session); -> pid."""
+        """Start launch.py's argv in its own process group (but in the runtime's session: the
+        local executor finds a node's processes by session) with every signal blocked, so a
+        signal sent while Python starts waits until launch.py has reset the dispositions and
+        unblocks: it then acts as on the task itself, never as a KeyboardInterrupt; -> pid."""
         with self._lock:
-            proc = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=stdin,
-                stdout=stdout,
-                stderr=stderr,
-                close_fds=True,
-                pass_fds=pass_fds,
-            )
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    env=env,
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=stderr,
+                    close_fds=True,
+                    pass_fds=pass_fds,
+                    process_group=0,
+                )
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             self._callbacks[proc.pid] = (proc, on_exit)
         self._wake.set()
         return proc.pid

@@ -33,7 +33,6 @@ import logging
 import os
 import re
 import secrets
-import shlex
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -74,12 +73,10 @@ NODE_OUT, NODE_ERR = ".slurmsky/stdout", ".slurmsky/stderr"  # in the job's work
 MARKER = re.compile(r"SLURMSKY-IO ([soer]) (\d+) ([A-Za-z0-9+/=]*)\s*$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
-# Node 0's emitter (python3, stdlib): argv = rundir, then stream=path pairs.
+# Node 0's emitter (python3, stdlib): argv = rundir; the files it follows are the spec's.
 EMITTER = r"""
 import base64, json, os, sys, time
-rundir, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
-offsets = dict.fromkeys([s for s, _ in pairs], 0)
-base = None
+rundir, offsets, pairs, base = sys.argv[1], {"o": 0, "e": 0}, (), None
 def out(kind, offset, data):
     sys.stdout.write("SLURMSKY-IO %s %d %s\n" % (kind, offset, base64.b64encode(data).decode()))
     sys.stdout.flush()
@@ -89,10 +86,12 @@ while True:
     if base is None:
         try:
             with open(os.path.join(rundir, "spec.json")) as f:
-                base = json.load(f)["workdir"] or ""
+                spec = json.load(f)
+            base = spec["workdir"] or ""
+            pairs = [(s, spec[k]) for s, k in (("o", "output"), ("e", "error")) if spec.get(k)]
         except (OSError, ValueError, KeyError):
             pass
-    for stream, path in pairs if base is not None else ():
+    for stream, path in pairs:
         try:
             with open(os.path.join(base, path), "rb") as f:
                 f.seek(offsets[stream])
@@ -112,18 +111,15 @@ while True:
 """
 
 
-def sky_run(spec: dict, separate_error: bool, workdir: str | None) -> str:
+def sky_run(spec: dict, workdir: str | None) -> str:
     """The task's `run`: translate's node runtime command (in `workdir`, None: SkyPilot's),
-    with node 0's emitter beside it, which follows the spec's output (and error) file."""
-    streams = shlex.quote(f"o={spec['output']}")
-    if separate_error:
-        streams += " " + shlex.quote(f"e={spec['error']}")
+    with node 0's emitter beside it, which follows the spec's output (and error, when set) file."""
     return (
         'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}"\n'
         'mkdir -p "$SLURMSKY_RUNDIR"\n'
         'if [ "${SKYPILOT_NODE_RANK:-0}" = 0 ]; then\n'
         '  rm -f "$SLURMSKY_RUNDIR/emitter.done"\n'
-        f"  python3 -u - \"$SLURMSKY_RUNDIR\" {streams} <<'SLURMSKY_EMITTER_EOF' &\n"
+        "  python3 -u - \"$SLURMSKY_RUNDIR\" <<'SLURMSKY_EMITTER_EOF' &\n"
         f"{EMITTER.strip()}\n"
         "SLURMSKY_EMITTER_EOF\n"
         "  SLURMSKY_EMITTER=$!\n"
@@ -325,7 +321,7 @@ class SkyExecutor:
         if spec.get("array") and not whole:
             node["array"] = dict(spec["array"], task_id=job.array_task_id, task_job_id=job.job_id)
             meta.update(job_id=job.job_id, array_task_id=job.array_task_id)
-        task["run"] = sky_run(node, separate, cluster_workdir(task, spec))
+        task["run"] = sky_run(node, cluster_workdir(task, spec))
         task["_metadata"] = {"slurmsky": meta}
         task["secrets"] = {SECRET_VAR: secrets.token_hex(32)}
         return task

@@ -92,7 +92,7 @@ def step_task(
     step.get("resources", {}).pop("job_recovery", None)
     step["num_nodes"] = len(ref["ips"])
     step["secrets"] = {SECRET_VAR: secrets.token_hex(32)}
-    step["run"] = sky_run(node, True, cluster_workdir(task, spec))
+    step["run"] = sky_run(node, cluster_workdir(task, spec))
     return step
 
 
