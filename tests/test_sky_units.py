@@ -195,6 +195,28 @@ def test_run_command_on_a_local_node(tmp_path):
     assert (reader.result["state"], reader.result["exit_code"]) == ("FAILED", 3)
 
 
+def test_steps_in_sacct_are_on_the_nodes_skypilot_named(tmp_path):
+    """Inside the job the nodes are their IPs (they must resolve); the RESULT a real run
+    leaves names its steps' nodes by rank, so sacct shows them as squeue shows the job's:
+    by SkyPilot's node names."""
+    req = _request(tmp_path, "#!/bin/bash\nsrun -n1 true\n")
+    node = dict(translate(req, Config(path="x"), job_id=9).spec, output=".slurmsky/stdout")
+    run = run_on_node(tmp_path, sky_run(node, workdir=None), SKYPILOT_TASK_ID="t-9")
+    assert run.returncode == 0, run.stderr
+    reader = LogReader(_job(tmp_path, "out-9.txt", "out-9.txt"), append=False)
+    reader.write(run.stdout)
+    assert [(s["id"], s["nodes"], s.get("ranks")) for s in reader.result["steps"]] == [
+        ("batch", "127.0.0.1", None),
+        (0, "127.0.0.1", [0]),
+    ]
+    rec = {"status": "SUCCEEDED", "end_at": 9.0, "node_names": "sky-1234-head"}
+    named = skysync.result_of(rec, reader.result)
+    assert [s["nodes"] for s in named["steps"]] == ["sky-1234-head"] * 2
+    assert skysync.active_fields(rec | {"status": "RUNNING"}, None, 1.0)["batch_host"] == (
+        "sky-1234-head"
+    )
+
+
 def test_chdir_to_a_cluster_path_runs_there_and_a_local_one_is_uploaded(tmp_path):
     """-D naming a local directory stays SkyPilot's workdir (an upload); a path that exists
     only on the cluster is no upload: the node runtime changes to it, the emitter reads the

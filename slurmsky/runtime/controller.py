@@ -13,7 +13,8 @@ RESULT.json (atomically)::
      "requeue": true,                      # only when `scontrol requeue` ended the job
      "steps": [{"id": "batch"|int, "name": str, "state": str, "exit_code": int,
                 "signal": int, "start": float, "end": float, "nodes": str,
-                "ntasks": int, "cpus": int,
+                "ranks": [int],                   # the nodes' ranks, but the batch step's (0):
+                "ntasks": int, "cpus": int,       # sky names them as SkyPilot (sync.named_steps)
                 "usage": [task usage record]}]} # what sacct lists as N.batch, N.0, ...
 
 The running steps' usage (usage.py's records), refreshed at each sample, is in USAGE_FILE
@@ -508,6 +509,7 @@ class Controller:
                     "name": req["job_name"] or os.path.basename(req["argv"][0]),
                     "start": time.time(),
                     "nodes": hostlist.compress([job.names[i] for i in nodes]),
+                    "ranks": nodes,
                     "ntasks": ntasks,
                     "cpus": ntasks * req["cpus_per_task"],
                 },

@@ -24,6 +24,7 @@ import threading
 import time
 
 from slurmsky.backends.sky.executor import LogReader, sky_run
+from slurmsky.backends.sky.sync import named_steps
 from slurmsky.backends.sky.task import cluster_workdir
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
@@ -167,7 +168,8 @@ def _cancel(cluster: str, cluster_job: int) -> None:
 
 
 def _record(conn, job_id: int, sid: int, command: list[str], result: dict | None, start: float):
-    """The step's sacct record, added to the allocation's RESULT."""
+    """The step's sacct record, added to the allocation's RESULT (its nodes named as the
+    allocation's: the cluster's)."""
     steps = [s for s in (result or {}).get("steps") or () if s.get("id") == sid]
     if not steps:  # cancelled before the runtime could report it
         name = os.path.basename(command[0]) if command else ""
@@ -175,6 +177,7 @@ def _record(conn, job_id: int, sid: int, command: list[str], result: dict | None
     with state.write(conn):
         job = state.get_job(conn, job_id)
         assert job is not None
+        steps = named_steps({"steps": steps}, (job.executor_ref or {}).get("nodes") or [])["steps"]
         done = dict(job.result or {})
         done["steps"] = list(done.get("steps") or []) + steps
         state.update_job(conn, job_id, result=done)

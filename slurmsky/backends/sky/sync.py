@@ -202,8 +202,25 @@ def active_fields(rec: dict, job: state.JobRecord | None, now: float) -> dict:
     if rec.get("node_names"):
         from slurmsky.runtime import hostlist
 
-        fields["nodelist"] = hostlist.compress(rec["node_names"].split(","))
+        names = rec["node_names"].split(",")
+        fields.update(nodelist=hostlist.compress(names), batch_host=names[0])
     return fields
+
+
+def named_steps(result: dict, names: list[str]) -> dict:
+    """`result` with its steps' nodes named as SkyPilot names the job's nodes (rank -> name),
+    as squeue and sacct name the job's, not by the IPs the job used inside."""
+    from slurmsky.runtime import hostlist
+
+    def named(step: dict) -> dict:
+        ranks = [0] if step.get("id") == "batch" else step.get("ranks")
+        if not ranks or max(ranks) >= len(names):  # a RESULT from before ranks, or no names
+            return step
+        return dict(step, nodes=hostlist.compress([names[r] for r in ranks]))
+
+    if not result.get("steps"):
+        return result
+    return dict(result, steps=[named(step) for step in result["steps"]])
 
 
 def result_of(rec: dict, marker: dict | None) -> dict:
@@ -212,6 +229,8 @@ def result_of(rec: dict, marker: dict | None) -> dict:
     status = rec["status"]
     end = rec.get("end_at") or time.time()
     if marker and status not in ("CANCELLED", "FAILED_CONTROLLER"):
+        if rec.get("node_names"):
+            marker = named_steps(marker, rec["node_names"].split(","))
         return dict(marker, end=marker.get("end") or end)
     reason = clean(rec.get("failure_reason"))
     code = 0
