@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from slurmsky.plan.environment import withheld
+from slurmsky.runtime.hostlist import expand
 
 ROOT = Path(__file__).resolve().parent.parent
 # shared/tools beside the checkout, where .ci/run starts the Slurm peer this stack runs on
@@ -192,6 +193,14 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
         [f"{two}|COMPLETED|0:0", f"{fail}|FAILED|3:0", f"{long}|CANCELLED by {os.getuid()}|0:0"],
         key=lambda line: int(line.split("|")[0]),
     )
+    # steps are on the nodes SkyPilot named, as the job is (not the IPs used inside it)
+    listed = cluster.run(
+        "sacct", "-n", "-P", "-j", f"{two},{fail}", "-o", "JobID,NodeList"
+    ).stdout.splitlines()
+    nodelists = dict(line.split("|") for line in listed)
+    assert nodelists[f"{two}.0"] == nodelists[str(two)], listed
+    assert nodelists[f"{two}.batch"] in expand(nodelists[str(two)]), listed
+    assert nodelists[f"{fail}.0"] == nodelists[str(fail)], listed
 
 
 LIVE = """#!/bin/bash
@@ -365,8 +374,9 @@ def test_salloc_and_srun_on_a_skypilot_cluster(cluster, stack):
     """salloc -N2 launches a cluster (CF while it boots, as Slurm's cloud nodes), runs its
     command here with the allocation's SLURM_* variables; srun in it runs steps 0 and 1 on
     the cluster's nodes, output on the terminal and exit codes back; leaving salloc takes the
-    cluster down and sacct has the allocation and its steps. A second salloc, hung up while
-    its command runs, is revoked and its cluster taken down too."""
+    cluster down and sacct has the allocation and its steps, on the cluster's nodes. A second
+    salloc, hung up while its command runs, is revoked and its cluster taken down too; a third,
+    --no-shell, keeps its cluster until scancel takes it down."""
     Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
     cluster.env = _submit_env(cluster.env)
     cluster.env.update(stack)
@@ -396,6 +406,12 @@ def test_salloc_and_srun_on_a_skypilot_cluster(cluster, stack):
         hung_id = cluster.wait_for(hung_running, 600, "the second allocation to run")
         os.killpg(hung.pid, signal.SIGHUP)
         hung_out, hung_err = hung.communicate(timeout=300)
+        kept = cluster.run("salloc", "--no-shell", "-J", "kept", timeout=900)
+        kept_id = int(kept.stderr.split("Granted job allocation ")[1].split()[0])
+        assert kept.returncode == 0, kept.stderr
+        running = cluster.run("squeue", "-h", "-j", str(kept_id), "-o", "%j|%t").stdout
+        assert running == "kept|R\n", kept.stderr
+        assert cluster.run("scancel", str(kept_id)).returncode == 0
     finally:  # nothing of this test may hold the peer's nodes afterwards
         for proc in (salloc, hung):
             if proc.poll() is None:
@@ -445,17 +461,21 @@ def test_salloc_and_srun_on_a_skypilot_cluster(cluster, stack):
     assert env["SLURM_JOB_NAME"] == "interactive" and "SLURM_PROCID" not in env
     assert (cluster.cwd / "squeue.txt").read_text() == f"{job}|R|2|interactive\n"
     sacct = cluster.run(
-        "sacct", "-n", "-P", "-j", f"{job},{hung_id}", "-o", "JobID,State,ExitCode"
+        "sacct", "-n", "-P", "-j", f"{job},{hung_id}", "-o", "JobID,State,ExitCode,NodeList"
     ).stdout.splitlines()
     rows = {
         j: [r for r in sacct if r.split("|")[0].split(".")[0] == str(j)] for j in (job, hung_id)
     }
-    assert rows[job] == [f"{job}|FAILED|7:0", f"{job}.0|COMPLETED|0:0", f"{job}.1|FAILED|3:0"]
+    assert rows[job][:2] == [f"{job}|FAILED|7:0|{nodes}", f"{job}.0|COMPLETED|0:0|{nodes}"]
+    step1, _, node1 = rows[job][2].rpartition("|")  # -N1: one of them
+    assert (step1, node1 in expand(nodes), len(rows[job])) == (f"{job}.1|FAILED|3:0", True, 3)
     assert rows[hung_id][0].startswith(f"{hung_id}|CANCELLED"), sacct
+    state = cluster.run("sacct", "-n", "-X", "-P", "-j", str(kept_id), "-o", "State").stdout
+    assert state == f"CANCELLED by {os.getuid()}\n", state
     assert hung_err.splitlines()[-1] == f"salloc: Relinquishing job allocation {hung_id}", hung_err
     instance = (cluster.state / "sky-instance").read_text().strip()[:8]
     status = _cluster_names(stack, cluster.cwd)
-    for j in (job, hung_id):
+    for j in (job, hung_id, kept_id):
         assert f"slurmsky-{j}-{instance}" not in status, status
 
 

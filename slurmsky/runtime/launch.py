@@ -1,8 +1,9 @@
 """Exec trampoline: what slurmstepd does between fork and exec of a task or batch script.
 
 Run as ``python -I -S launch.py NODE UMASK CWD -- ARGV...`` (a plain script: no imports from
-the package) by procs.Reaper.spawn, in its own process group (so the task's whole group can be
-signalled) with every signal blocked. It resets signal dispositions (Python ignores SIGPIPE,
+the package) by procs.Reaper.spawn with every signal blocked. It makes itself a process group
+leader (so the task's whole group can be signalled; done here, not by the multi-threaded
+runtime between fork and exec), resets signal dispositions (Python ignores SIGPIPE,
 and a runtime started in the background may ignore SIGINT; tasks must start with defaults)
 and unblocks them (a signal sent meanwhile then acts as on the task), sets the umask and
 SLURM_TASK_PID (the pid the task will have), drops the LC_CTYPE Python's locale coercion
@@ -22,6 +23,7 @@ def main():
     node, umask, cwd, sep = sys.argv[1:5]
     argv = sys.argv[5:]
     assert sep == "--" and argv
+    os.setpgid(0, 0)
     for sig in signal.valid_signals():
         try:
             signal.signal(sig, signal.SIG_DFL)

@@ -42,10 +42,11 @@ class Reaper:
         threading.Thread(target=self._run, name="reaper", daemon=True).start()
 
     def spawn(self, argv, env, stdin, stdout, stderr, on_exit, pass_fds=()):
-        """Start launch.py's argv in its own process group (but in the runtime's session: the
-        local executor finds a node's processes by session) with every signal blocked, so a
-        signal sent while Python starts waits until launch.py has reset the dispositions and
-        unblocks: it then acts as on the task itself, never as a KeyboardInterrupt; -> pid."""
+        """Start launch.py's argv (it puts itself in its own process group, but in the
+        runtime's session: the local executor finds a node's processes by session) with every
+        signal blocked, so a signal sent while Python starts waits until launch.py has reset
+        the dispositions and unblocks: it then acts as on the task itself, never as a
+        KeyboardInterrupt; -> pid. (No process_group=: the runtime runs on Python 3.8.)"""
         with self._lock:
             blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
             try:
@@ -57,7 +58,6 @@ class Reaper:
                     stderr=stderr,
                     close_fds=True,
                     pass_fds=pass_fds,
-                    process_group=0,
                 )
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
