@@ -334,6 +334,56 @@ def test_held_job_waits_until_released(world):
     assert world.ex.called("launch") == [2]
 
 
+def test_a_pass_costs_nothing_per_held_job(world):
+    """Held jobs with nothing to update wait for `scontrol release`: a pass reads none of
+    them (SQLite's own work, counted in VM instructions, stays as it was with 1000 more,
+    the executors with jobs looked up anew after a commit too); a held job with a
+    dependency is still followed, as are the others."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    world.submit(job_row(1, held="user", reason="JobHeldUser", num_nodes=3))
+    world.submit(job_row(2, held="admin", reason="JobHeldAdmin", dependency_spec="afterok:1"))
+    world.run(T0)
+    world.conn.set_progress_handler(count, 100)
+
+    def cost() -> int:  # of a pass after a command's commit (which makes it look anew)
+        state.allocate_ids(world.cmd, 1)
+        steps[0] = 0
+        world.run(T0 + 1)
+        return steps[0]
+
+    few = cost()
+    with state.write(world.cmd):
+        for job_id in range(3, 1003):
+            world.submit(job_row(job_id, held="user", reason="JobHeldUser"))
+    assert cost() <= few + 1  # 3 and 414 before: each job read, and scanned for its executor
+    world.submit(job_row(1003))
+    world.run(T0 + 2)
+    assert world.look(2, "reason", "dependency") == ("JobHeldAdmin", "afterok:1(unfulfilled)")
+    assert world.look(1003, "state") == ("RUNNING",)
+    assert world.ex.called("place") == [1003]
+
+
+def test_a_stop_asked_mid_pass_ends_it_between_job_starts(world):
+    """`slurmsky agent stop` during a pass: the job being started is started whole, the
+    others stay pending as stored (none half-started); the next pass starts them."""
+    stop = []
+    world.sched.stopping = lambda: bool(stop)
+    world.ex.on_launch = lambda job: stop.append(job.job_id)
+    world.submit(job_row(1), job_row(2, 1), job_row(3, 1))
+    world.run(T0)
+    assert [world.look(j, "state")[0] for j in (1, 2, 3)] == ["RUNNING", "PENDING", "PENDING"]
+    assert world.ex.called("prepare") == [1]
+    stop.clear()
+    world.ex.on_launch = None
+    world.run(T0 + 1)
+    assert [world.look(j, "state")[0] for j in (1, 2, 3)] == ["RUNNING", "RUNNING", "PENDING"]
+
+
 def test_begin_time_in_the_future_waits_with_reason_begintime(world):
     world.submit(job_row(1, begin_time=T0 + 100))
     assert world.run(T0) == (False, T0 + 100)

@@ -188,6 +188,7 @@ def test_specs_and_environments_are_stored_once(conn):
 
 def _schema_3_pending_index(conn) -> None:
     """Take a new state back to schema 3's tables and pending index."""
+    conn.execute("DROP INDEX jobs_waiting")
     conn.execute("DROP INDEX IF EXISTS jobs_pending")
     conn.execute("ALTER TABLE jobs DROP COLUMN array_pending")
     conn.execute("DROP TABLE submissions")
@@ -236,6 +237,7 @@ def test_schema_2_gains_the_indexes_of_the_queries_commands_make(tmp_path, monke
         "jobs_pending",
         "jobs_reason",
         "jobs_executor",
+        "jobs_waiting",
     }
     assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
     assert state.get_job(conn, 1).state == "PENDING"
@@ -282,6 +284,22 @@ def test_schema_3_arrays_become_pending_records(tmp_path, monkeypatch):
     }
     shown = [r.display_id for r in state.find_jobs(conn, tasks=[(2, 6), (2, 2), (2, 3)])]
     assert sorted(shown) == ["2_2", "2_6"]
+
+
+def test_schema_4_gains_the_index_of_the_pending_jobs_a_pass_reads(tmp_path, monkeypatch):
+    """jobs_waiting: the pending jobs but the held ones with nothing to do, in a pass's order."""
+    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
+    old = state.connect()
+    state.add_submission(old, 1, {}, None, [job_row(1, 1, held="user", reason="JobHeldUser")])
+    state.add_submission(old, 2, {}, None, [job_row(2, 2)])
+    old.execute("DROP INDEX jobs_waiting")
+    old.execute("PRAGMA user_version = 4")
+    old.close()
+    conn = state.connect()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
+    sql = "SELECT job_id FROM jobs INDEXED BY jobs_waiting WHERE state = 'PENDING' AND NOT ({})"
+    assert conn.execute(sql.format(state._IDLE)).fetchall() == [(2,)]
+    assert [j.job_id for j in state.pending_jobs(conn)] == [2]
 
 
 def test_a_new_state_made_by_many_commands_at_once(tmp_path):

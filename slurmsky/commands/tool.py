@@ -105,9 +105,12 @@ def agent_status() -> None:
 @agent.command("stop")
 def agent_stop() -> None:
     """Stop the agent. Running jobs go on; the next command's agent finds them again."""
-    from slurmsky.core.daemon import stop
+    from slurmsky.core.daemon import STOP_WAIT, running_pid, stop
 
     pid = stop()
+    if pid is not None and running_pid() == pid:
+        click.echo(f"agent: pid {pid} did not stop within {STOP_WAIT:g} s", err=True)
+        sys.exit(1)
     click.echo("agent: not running" if pid is None else f"agent: stopped pid {pid}")
 
 

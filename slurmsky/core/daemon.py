@@ -27,6 +27,7 @@ IDLE_EXIT = 60.0  # s with no job that needs it before the agent exits
 LOCK_WAIT = 10.0  # s a starting agent waits for an exiting one to release the lock
 READY_WAIT = 10.0  # s a read-side command that restarted a dead agent waits for its first pass
 TIDY_EVERY = 60.0  # s between retention passes (core/retention.py)
+STOP_WAIT = 30.0  # s `slurmsky agent stop` waits for the agent to exit (it stops mid-pass)
 
 
 def _path(name: str) -> str:
@@ -158,7 +159,7 @@ def running_pid() -> int | None:
         return None
 
 
-def stop(timeout: float = 30.0) -> int | None:
+def stop(timeout: float = STOP_WAIT) -> int | None:
     """Stop the agent (jobs keep running; the next agent finds them). Returns its pid."""
     import signal
 
@@ -228,6 +229,7 @@ def main() -> int:
         log.error("%s", exc)
         return 1
     sched = Scheduler(conn, _backend(log))
+    sched.stopping = lambda: bool(stopping)  # a stop is honoured mid-pass
     idle_since = time.monotonic()
     tidy_at = 0.0
     _reserve()
@@ -239,7 +241,7 @@ def main() -> int:
             _tidy(conn, log)
         try:
             changed, wake_at = sched.run_pass(time.time())
-            while changed:
+            while changed and not stopping:
                 changed, wake_at = sched.run_pass(time.time())
         except Exception as exc:
             if _full(exc) and _free_reserve():  # the ends it saw are recorded at once

@@ -14,18 +14,32 @@ then once a minute (`tidy`):
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 
 from slurmsky.core import state
-from slurmsky.core.states import FINISHED_STATES
+from slurmsky.core.states import FINISHED_STATES, STATE_CODES
 
 SPEC_KEPT = ("submit_host", "ntasks_per_node", "output", "error", "input")  # readers use these
+# Each query's cost follows what there is to remove, not the jobs kept (100 000 held jobs
+# cost nothing): candidates come from the jobs_end index, and a submission's jobs are found
+# through jobs_pending (state, submission), sought once per state: "state IN (every state)".
+_OF_SUBMISSION = f"j.state IN ({', '.join(repr(s) for s in STATE_CODES)}) AND j.submission = s.id"
 
 
 def _finished(column: str = "state") -> str:
     return f"{column} IN ({', '.join(repr(s) for s in FINISHED_STATES)})"
+
+
+def _kept(before: float) -> tuple[str, tuple]:
+    """The condition (and its arguments) of a job of submission `s` still live at `before`."""
+    return (
+        f"{_OF_SUBMISSION} AND (NOT ({_finished('j.state')}) OR j.end_time IS NULL "
+        "OR j.end_time >= ?)",
+        (before,),
+    )
 
 
 def tidy(conn: sqlite3.Connection, cfg, now: float, log) -> None:
@@ -40,18 +54,18 @@ def tidy(conn: sqlite3.Connection, cfg, now: float, log) -> None:
 def _purge_run_dirs(conn: sqlite3.Connection, home: str, before: float, log) -> None:
     jobs_dir = os.path.join(home, "jobs")
     try:
-        names = [n for n in os.listdir(jobs_dir) if n.isdigit()]
+        names = [int(n) for n in os.listdir(jobs_dir) if n.isdigit()]
     except OSError:
         return
     live = {
         r[0]
         for r in conn.execute(
-            f"SELECT job_id FROM jobs WHERE NOT ({_finished()}) OR end_time IS NULL "
-            "OR end_time >= ?",
-            (before,),
+            "SELECT job_id FROM jobs WHERE job_id IN (SELECT value FROM json_each(?)) AND "
+            f"(NOT ({_finished()}) OR end_time IS NULL OR end_time >= ?)",
+            (json.dumps(names), before),
         )
     }
-    gone = [int(n) for n in names if int(n) not in live]
+    gone = [job_id for job_id in names if job_id not in live]
     for job_id in gone:
         shutil.rmtree(os.path.join(jobs_dir, str(job_id)), ignore_errors=True)
     if gone:
@@ -63,17 +77,15 @@ def _slim_specs(conn: sqlite3.Connection, before: float) -> None:
     (a slimmed spec has no other key, a runtime spec many: the shared form's environment,
     which may be null, is in its own column, so no one key tells). Slimmed specs are
     shared blobs (state.blobs, one per content), as the specs they replace were."""
-    import json
-
     kept = ", ".join(repr(k) for k in SPEC_KEPT)
+    live, args = _kept(before)
     rows = conn.execute(
         "SELECT s.id, s.shared IS NOT NULL FROM submissions s LEFT JOIN blobs b ON b.id = "
-        "s.shared WHERE CASE WHEN json_valid(coalesce(b.text, s.spec)) THEN EXISTS (SELECT 1 "
-        f"FROM json_each(coalesce(b.text, s.spec)) WHERE key NOT IN ({kept})) ELSE 1 END "
-        "AND NOT EXISTS "
-        f"(SELECT 1 FROM jobs j WHERE j.submission = s.id AND (NOT ({_finished('j.state')}) "
-        "OR j.end_time IS NULL OR j.end_time >= ?))",
-        (before,),
+        "s.shared WHERE s.id IN (SELECT submission FROM jobs WHERE end_time < ?) "
+        f"AND NOT EXISTS (SELECT 1 FROM jobs j WHERE {live}) "
+        "AND CASE WHEN json_valid(coalesce(b.text, s.spec)) THEN EXISTS (SELECT 1 "
+        f"FROM json_each(coalesce(b.text, s.spec)) WHERE key NOT IN ({kept})) ELSE 1 END",
+        (before, *args),
     ).fetchall()
     slim = []
     for sub, shared in rows:
@@ -104,12 +116,15 @@ def _slim_specs(conn: sqlite3.Connection, before: float) -> None:
 
 def _purge_accounting(conn: sqlite3.Connection, before: float, log) -> None:
     with state.write(conn):
-        count = conn.execute(
-            f"DELETE FROM jobs WHERE {_finished()} AND end_time < ?", (before,)
-        ).rowcount
-        conn.execute(
-            "DELETE FROM submissions WHERE NOT EXISTS "
-            "(SELECT 1 FROM jobs WHERE jobs.submission = submissions.id)"
+        gone = conn.execute(
+            f"DELETE FROM jobs WHERE {_finished()} AND end_time < ? RETURNING submission",
+            (before,),
+        ).fetchall()
+        count = len(gone)
+        conn.execute(  # the submissions whose last jobs those were
+            "DELETE FROM submissions AS s WHERE s.id IN (SELECT value FROM json_each(?)) AND "
+            f"NOT EXISTS (SELECT 1 FROM jobs j WHERE {_OF_SUBMISSION})",
+            (json.dumps(sorted({r[0] for r in gone})),),
         )
     if count:
         log.info("retention: purged the accounting of %d jobs", count)

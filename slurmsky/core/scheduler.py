@@ -26,6 +26,8 @@ from slurmsky.errors import SlurmError
 from slurmsky.runtime import hostlist
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from slurmsky.backends import Executor, QueueSyncExecutor
 
 log = logging.getLogger("slurmsky.core.daemon")
@@ -94,6 +96,9 @@ class Scheduler:
         self._data_version: int | None = None
         self._executors: tuple[int, set] | None = None  # (generation, active jobs' executors)
         self._watch_failed: set[int] = set()  # jobs whose watch raised (logged once each)
+        # Set by the agent (`slurmsky agent stop`): a pass asked to stop ends between units
+        # of work (a job's end, a chunk read, a start), each recorded whole or not begun.
+        self.stopping: Callable[[], bool] = lambda: False
 
     def executor(self, name: str) -> Executor:
         if name not in self.executors:
@@ -118,6 +123,8 @@ class Scheduler:
             self._generation += 1
         started = state.started_jobs(self.conn)
         for job in started:
+            if self.stopping():
+                return changed, None
             if not self._synced(job.executor):
                 try:
                     changed |= self._watch(job, now, wake)
@@ -268,6 +275,8 @@ class Scheduler:
             after: tuple = ()
             size = PENDING_CHUNK
             while True:
+                if self.stopping():
+                    return False  # nothing decided is written: the next agent decides again
                 chunk = state.pending_jobs(self.conn, after, size)
                 for job in chunk:
                     after = state.pass_position(job)
@@ -281,11 +290,18 @@ class Scheduler:
         with state.write(self.conn):
             for job, fields in updates:
                 state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
+        done = any(f.get("state") for _, f in updates)
         for record in explode:
+            if self.stopping():
+                return True
             self._explode(record)
+            done = True
         for job, placement, source in launches:
+            if self.stopping():  # the others stay pending, as they are stored
+                return True
             self._launch(job, placement, source)
-        return bool(launches or explode) or any(f.get("state") for _, f in updates)
+            done = True
+        return done
 
     def _elements(self, job: JobRecord):
         """What may start of a pending job: itself, or a pending record's elements in index

@@ -32,9 +32,25 @@ from slurmsky.core.states import (
 )
 from slurmsky.errors import SlurmError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 MIN_JOB_AGE = 300  # seconds a finished job stays in `squeue -t all` (Slurm's MinJobAge)
+
+
+# A job's place in a submission: its index, or a pending record's lowest
+_INDEX = "coalesce(array_task_id, CAST(array_pending AS INTEGER), 0)"
+# A pending job a pass has nothing to do for: held, with no dependency to follow, its reason
+# already the hold's (it waits for `scontrol release`, which wakes the agent).
+_IDLE = (
+    "held IS NOT NULL AND dependency_spec IS NULL AND "
+    "reason = CASE held WHEN 'admin' THEN 'JobHeldAdmin' ELSE 'JobHeldUser' END"
+)
+# The pending jobs a pass reads (pending_jobs), in its order: a partial index that holds no
+# _IDLE job, so a pass over 100 000 held jobs reads none.
+_WAITING = (
+    f"CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs(state, submission, {_INDEX}) "
+    f"WHERE state = 'PENDING' AND NOT ({_IDLE})"
+)
 
 
 _SCHEMA = """
@@ -117,6 +133,7 @@ CREATE INDEX jobs_end ON jobs(end_time);
 CREATE INDEX jobs_submit ON jobs(submit_time);
 CREATE INDEX jobs_pending ON jobs(state, submission,
     coalesce(array_task_id, CAST(array_pending AS INTEGER), 0));
+-- and jobs_waiting (_WAITING)
 CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
     id INTEGER PRIMARY KEY,
     job_id INTEGER NOT NULL,
@@ -146,6 +163,7 @@ _MIGRATIONS = {
         "CREATE INDEX jobs_pending ON jobs(state, submission, "
         "coalesce(array_task_id, CAST(array_pending AS INTEGER), 0))",
     ),
+    4: (_WAITING,),
 }
 
 
@@ -508,7 +526,7 @@ def _create(path: str) -> None:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             with write(conn):
-                for statement in _SCHEMA.split(";\n"):
+                for statement in [*_SCHEMA.split(";\n"), _WAITING]:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute("INSERT INTO meta VALUES ('next_job_id', 1)")
@@ -1126,8 +1144,6 @@ PASS_COLUMNS = (
     "executor_ref",
     "restarts",
 )
-# A job's place in a submission: its index, or a pending record's lowest
-_INDEX = "coalesce(array_task_id, CAST(array_pending AS INTEGER), 0)"
 _PASS_ORDER = f"submission, {_INDEX}, job_id"
 # after (submission, index, job_id): the form the index can seek
 _AFTER = f"state = 'PENDING' AND submission = ? AND {_INDEX} >= ? AND ({_INDEX}, job_id) > (?, ?)"
@@ -1147,7 +1163,8 @@ def _pass_records(conn: sqlite3.Connection, sql: str, args, limit: int = -1) -> 
     records = [
         _record(r, PASS_COLUMNS)
         for r in conn.execute(
-            f"SELECT {', '.join(PASS_COLUMNS)} FROM jobs WHERE {sql} ORDER BY {_PASS_ORDER} LIMIT ?",
+            f"SELECT {', '.join(PASS_COLUMNS)} FROM jobs WHERE {sql} AND NOT ({_IDLE}) "
+            f"ORDER BY {_PASS_ORDER} LIMIT ?",
             (*args, limit),
         )
     ]
@@ -1164,17 +1181,26 @@ def started_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
 
 
 def active_executors(conn: sqlite3.Connection) -> list[str]:
-    """The executors of the active jobs."""
-    sql = (
-        f"SELECT DISTINCT executor FROM jobs WHERE state IN ({', '.join('?' * len(ACTIVE_STATES))})"
-    )
-    return [r[0] for r in conn.execute(sql, ACTIVE_STATES)]
+    """The executors of the active jobs: each executor of a job (a few, found one after the
+    other in jobs_executor) that has an active job (a seek there too); no scan of the jobs."""
+    active = f"SELECT 1 FROM jobs WHERE executor = ? AND state IN ({', '.join('?' * len(ACTIVE_STATES))})"
+    found: list[str] = []
+    name = ""
+    while True:
+        (name,) = conn.execute(
+            "SELECT min(executor) FROM jobs WHERE executor > ?", (name,)
+        ).fetchone()
+        if name is None:
+            return found
+        if conn.execute(active + " LIMIT 1", (name, *ACTIVE_STATES)).fetchone():
+            found.append(name)
 
 
 def pending_jobs(conn: sqlite3.Connection, after: tuple = (), limit: int = 64) -> list[JobRecord]:
     """Up to `limit` pending jobs (PASS_COLUMNS) in active_jobs' order, from after `after`:
     () from the first, (submission,) past that submission, or (submission, index, job_id)
-    past that job."""
+    past that job. Held jobs with nothing to do (_IDLE) are left out: jobs_waiting holds
+    none, so a pass over 100 000 held jobs reads none of them."""
     if not after:
         return _pass_records(conn, "state = 'PENDING'", (), limit)
     if len(after) == 1:
