@@ -60,9 +60,15 @@ def medians(cases: dict, env: dict, cwd: str, runs: int) -> dict:
 
 def stop_agent(env: dict) -> None:
     """The state's agent stopped (sbatch and scancel start it; its passes would run beside
-    the commands timed next). One in a pass over 100 000 held jobs outlasts `agent stop`'s
-    wait: it is killed, and its pid file removed (else squeue would start another)."""
-    subprocess.run(ours("slurmsky", "agent", "stop"), env=env, capture_output=True, check=False)
+    the commands timed next). One that outlasts `agent stop`'s wait (it says so; before
+    c6ba680 a tidy beside 100 000 held jobs did) is killed, and its pid file removed (else
+    squeue would start another)."""
+    out = subprocess.run(
+        ours("slurmsky", "agent", "stop"), env=env, capture_output=True, check=False
+    )
+    if out.returncode == 0:
+        return
+    print(f"# {out.stderr.decode().strip()}: killed", file=sys.stderr)
     pid_file = Path(env["SLURMSKY_HOME"], "agent.pid")
     try:
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
@@ -203,6 +209,35 @@ def agent_pass_ms(env: dict) -> float:
     return statistics.median(values)
 
 
+def agent_process(env: dict, cwd: str, count: int) -> str:
+    """The agent process on the state: a new one started by `sbatch --hold` (its tidy and
+    first pass: when it touches agent.ready), then `agent stop` right after a second
+    sbatch woke it."""
+    ready = Path(env["SLURMSKY_HOME"], "agent.ready")
+
+    def since(t0: float) -> float | None:
+        try:
+            mtime = ready.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return (mtime - t0) * 1000 if mtime >= t0 else None
+
+    t0 = time.time()
+    timed(ours("sbatch", "--hold", "--wrap", "true"), env, cwd)
+    while since(t0) is None and time.time() - t0 < 120:
+        time.sleep(0.01)
+    start = since(t0)
+    timed(ours("sbatch", "--hold", "--wrap", "true"), env, cwd)
+    t1 = time.perf_counter()
+    stop_agent(env)
+    stop = (time.perf_counter() - t1) * 1000
+    started = "over 120 000" if start is None else f"{start:.0f}"
+    return (
+        f"# {count:,} held jobs: a new agent's tidy and first pass end {started} ms after "
+        f"sbatch starts; `agent stop` just after another sbatch woke it: {stop:.0f} ms"
+    )
+
+
 def row(label: str, count: str, ms: dict, floor: float, keys: list[str], floors=None) -> str:
     """A table row: each key's ms and its ratio to `floor` (or to its own in `floors`)."""
     own = floors or {}
@@ -232,6 +267,7 @@ def at_size(count: int, result: dict, cwd: str, runs: int) -> list[str]:
     held.update((label, written[label]) for label in writes)
     stop_agent(env)
     held["agent pass"] = agent_pass_ms(env)
+    print(agent_process(env, cwd, count), flush=True)
     finish_all(env, result)
     done = medians(
         {"sacct -X": ours("sacct", "-X"), "sacct -j": ours("sacct", "-j", some)}, env, cwd, runs
