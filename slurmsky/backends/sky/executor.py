@@ -593,7 +593,7 @@ class SkyExecutor:
             if rec.get("start_at") and (reader is None or _read_nothing(reader)):
                 self._read_log(job, follow=False)  # a live read may have ended before the job
             return False
-        if rec["status"] not in skysync.PENDING_THERE:
+        if rec["status"] not in skysync.QUEUED_THERE:
             self._live(job)
         if job.kill_action:
             return False  # COMPLETING until SkyPilot has cancelled it
@@ -604,9 +604,9 @@ class SkyExecutor:
         )
 
     def _live(self, job: JobRecord) -> None:
-        """Follow a started job's log into its files as it is written (tail -f works on the
-        submit host). A read that ended while SkyPilot still runs the job (a recovery on
-        new nodes) starts again; one that failed, LOG_ATTEMPTS times."""
+        """Follow the log of a job SkyPilot starts or runs into its files as it is written
+        (tail -f works on the submit host). A read that ended while SkyPilot still runs the
+        job (a recovery on new nodes) starts again; one that failed, LOG_ATTEMPTS times."""
         reader = self.readers.get(job.job_id)
         if reader is not None:
             if not reader.done():

@@ -43,7 +43,9 @@ ACTIVE = {
     "WINDING_DOWN": "COMPLETING",
     "CANCELLING": "COMPLETING",
 }
-PENDING_THERE = ("PENDING", "SUBMITTED", "STARTING")  # no log to follow yet
+# Not yet being launched. From STARTING on the agent follows the log (tail_logs waits for
+# the job to run), so a short job's output is live even when the queue answers late.
+QUEUED_THERE = ("PENDING", "SUBMITTED")
 # ... and for finished ones; those in SHOW_REASON carry SkyPilot's failure_reason as Reason.
 FINAL = {
     "SUCCEEDED": "COMPLETED",
