@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -276,6 +277,29 @@ def test_agent_status_stop_and_idle_state(cluster):
     assert cluster.run("slurmsky", "agent", "stop").stdout == f"agent: stopped pid {pid}\n"
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert cluster.run("slurmsky", "agent", "status").returncode == 1
+
+
+def test_agent_stop_is_honoured_in_the_middle_of_a_pass(cluster):
+    """A pass that starts 200 elements at once (room for all) is stopped between two
+    starts: `agent stop` returns with the agent gone, every element started whole (RUNNING)
+    or still in the pending record, none half-started (CONFIGURING). Before, the pass
+    started all 200 first. (The release, right after the sbatch that started the agent,
+    signals it if it has no FIFO yet: that once ended an agent still starting.)"""
+    config = Path(cluster.env["SLURMSKY_CONFIG"])
+    partition = "partitions:\n  big: {default: true, nodes: 4, cpus_per_node: 50}\n"
+    config.write_text(config.read_text() + partition)  # 200 CPUs
+    array = cluster.sbatch("--hold", "--array=0-199", "-o", "/dev/null", "--wrap", "sleep 60")
+    assert cluster.run("scontrol", "release", str(array)).returncode == 0
+    cluster.wait_for(lambda: cluster.jobs("state = 'RUNNING'"), 60, "an element to start")
+    pid = cluster.agent_pid()
+    stop = cluster.run("slurmsky", "agent", "stop")
+    assert (stop.stdout, stop.returncode) == (f"agent: stopped pid {pid}\n", 0), stop.stderr
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    rows = cluster.jobs("job_id = ? OR array_job_id = ?", array, array)
+    states = sorted({r[1] for r in rows})
+    assert states == ["PENDING", "RUNNING"] and 1 <= len(rows) - 1 < 200, rows  # record pends
+    assert cluster.run("scancel", str(array)).returncode == 0
+    cluster.wait_done(array)  # (cleanup: what scancel does after a stop is tested elsewhere)
 
 
 def test_jobs_that_do_not_fit_wait_for_resources(cluster):

@@ -185,6 +185,9 @@ def main() -> int:
     import select
     import signal
 
+    # wake() found no FIFO of ours: it signals the pid in agent.pid, which may be written
+    # before the loop starts (SIGUSR1's default would end the agent; its first pass looks)
+    signal.signal(signal.SIGUSR1, lambda *_: None)
     home = state.ensure_home()
     os.chdir(home)
     lock_fd = os.open(_path("agent.lock"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -216,7 +219,6 @@ def main() -> int:
     signal.set_wakeup_fd(wake_w)
     stopping = []
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGUSR1, lambda *_: None)  # wake() found no FIFO of ours
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
 
