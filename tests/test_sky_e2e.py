@@ -205,7 +205,7 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
 
 LIVE = """#!/bin/bash
 #SBATCH -J live --open-mode=append
-for i in 1 2 3 4 5 6; do echo "line $i $(date +%s.%N)"; sleep 4; done
+for i in $(seq 1 12); do echo "line $i $(date +%s.%N)"; sleep 5; done
 echo to-err >&2
 """
 ARRAY = """#!/bin/bash
@@ -295,7 +295,7 @@ def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, sta
             text = out.read_text() if out.exists() else ""
             now = time.time()
             lines = [line for line in text.splitlines() if line.startswith("line ")]
-            if state == "R" and 0 < len(lines) < 6:
+            if state in ("CF", "R") and 0 < len(lines) < 12:  # SkyPilot STARTING: CF
                 seen_growing.append(len(lines))
             for line in lines[len(latencies) :]:
                 latencies.append(now - float(line.split()[2]))
@@ -317,8 +317,8 @@ def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, sta
     assert seen_growing, "the output file never grew while the job ran"
     text = out.read_text()
     assert text.startswith("kept\nline 1 ") and text.endswith("to-err\n"), text
-    assert [line.split()[:2] for line in text.splitlines()[1:7]] == [
-        ["line", str(i)] for i in range(1, 7)
+    assert [line.split()[:2] for line in text.splitlines()[1:13]] == [
+        ["line", str(i)] for i in range(1, 13)
     ]
     for index in (0, 1):
         assert (cluster.cwd / f"arr-{arr}_{index}.out").read_text() == f"element {index} of {arr}\n"
