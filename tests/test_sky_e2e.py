@@ -237,8 +237,9 @@ def _sky(stack: dict, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.skipif(
     not os.environ.get("SLURMSKY_SKY_E2E_UNPROVEN"),
-    reason="not yet seen to pass: written on a saturated machine whose API server hung (issue 17"
-    " is open); SLURMSKY_SKY_E2E_UNPROVEN=1 runs it",
+    reason="10-20 min on a loaded stack, and not yet seen to pass whole: at a02b830 its doctor,"
+    " live-output, array, chdir and translate checks held, and its sacct filter took an earlier"
+    " run's jobs (fixed after); SLURMSKY_SKY_E2E_UNPROVEN=1 runs it",
 )
 def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, stack):
     """On the real stack, as a user: doctor finds nothing wrong; a batch job's --output file
@@ -326,9 +327,11 @@ def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, sta
 
     def foreign_done():
         rows = cluster.run(
-            "sacct", "-n", "-X", "-P", "-o", "JobID,JobName,State", "-S", since
+            "sacct", "-n", "-X", "-P", "-o", "JobID,JobName,State,Submit", "-S", since
         ).stdout.splitlines()
-        mine = [r.split("|") for r in rows if r.split("|")[1] in ("xone.sh", "xtwo.sh", "xarr.sh")]
+        # this run's: -S also lists jobs of an earlier run that were still active since
+        names = ("xone.sh", "xtwo.sh", "xarr.sh")
+        mine = [r.split("|") for r in rows if r.split("|")[1] in names and r.split("|")[3] >= since]
         return len(mine) == 5 and all(r[2] not in ("PENDING", "RUNNING") for r in mine) and mine
 
     rows = cluster.wait_for(foreign_done, 900, "the translated jobs in sacct")
