@@ -21,11 +21,14 @@ from . import PACKAGE_PARENT, channel
 TOOLS = ("srun", "scontrol")
 REPLY_TIMEOUT = 30  # seconds a control request (signal, requeue) waits for node 0
 # -I: the job's PYTHONPATH and user site cannot break the tools; the package is put on
-# sys.path by the wrapper itself, so the job's environment is left untouched. Ctrl-C gets its
-# default action first (srun installs its own handlers): no traceback while it imports.
+# sys.path by the wrapper itself, so the job's environment is left untouched. SIGINT is
+# ignored while Python starts (its own handler would turn one into a KeyboardInterrupt
+# traceback, or a fatal error in its init, where Slurm's C tools just end), then has its
+# default action while the tool imports, until it sets its own (srun does).
 WRAPPER = """#!/bin/sh
+trap '' INT
 exec {python} -I -S -c 'import _signal, sys; \
-_signal.getsignal(2) is _signal.default_int_handler and _signal.signal(2, _signal.SIG_DFL); \
+_signal.signal(2, _signal.SIG_DFL); \
 sys.path.insert(0, sys.argv.pop(1)); \
 from slurmsky.runtime.{tool} import main; sys.exit(main(sys.argv[2:], sys.argv[1]))' \
 {parent} {node_dir} "$@"
