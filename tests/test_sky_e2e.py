@@ -235,12 +235,6 @@ def _sky(stack: dict, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.skipif(
-    not os.environ.get("SLURMSKY_SKY_E2E_UNPROVEN"),
-    reason="10-20 min on a loaded stack, and not yet seen to pass whole: at a02b830 its doctor,"
-    " live-output, array, chdir and translate checks held, and its sacct filter took an earlier"
-    " run's jobs (fixed after); SLURMSKY_SKY_E2E_UNPROVEN=1 runs it",
-)
 def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, stack):
     """On the real stack, as a user: doctor finds nothing wrong; a batch job's --output file
     grows on this host while it runs (append mode keeps what was there) and ends holding
