@@ -31,6 +31,15 @@ PARTITION_SCHEMA = {
     "file_mounts": (dict, "SkyPilot file_mounts added to every job of this partition"),
     "volumes": (dict, "SkyPilot volumes added to every job of this partition"),
     "envs": (dict, "environment variables set for every job of this partition"),
+    "pool": (
+        {
+            "workers": (int, "how many warm workers the pool keeps (default 1)"),
+            "name": (str, "the SkyPilot pool's name (default slurmsky-PARTITION)"),
+            "setup": (str, "shell lines each worker runs once, when it comes up"),
+        },
+        "sky backend: the partition's jobs run on a SkyPilot pool of warm one-node workers "
+        "(`slurmsky pool up PARTITION`); no workdir upload, file mounts or per-job setup",
+    ),
     "max_time": (str, "the partition's MaxTime as sinfo shows it (informational)"),
     "def_mem_per_cpu": (
         int,

@@ -481,3 +481,86 @@ def _skye2e_ids() -> tuple[int, int]:
 
     entry = pwd.getpwnam("skye2e")
     return entry.pw_uid, entry.pw_gid
+
+
+POOL_JOB = """#!/bin/bash
+#SBATCH -J pooled -p warm -o pooled-%j.out
+echo "job $SLURM_JOB_ID on $SLURM_JOB_NODELIST nodes=$SLURM_JOB_NUM_NODES"
+"""
+POOL_ARRAY = """#!/bin/bash
+#SBATCH -J poolarr -p warm --array=1-3 -o poolarr-%A_%a.out
+echo "element $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID"
+exit $((SLURM_ARRAY_TASK_ID == 2 ? 5 : 0))
+"""
+
+
+def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack):
+    """`slurmsky pool up` brings the partition's workers up; a job and an array (one launch
+    of --num-jobs 3 on the pool) run there with their own output files, states and exit
+    codes; -N 2 is refused; `pool down` takes the workers away."""
+    pool = f"e2epool{os.getpid()}"
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(
+        CONFIG + f"  warm:\n    infra: slurm/peer/debug\n    pool:\n      workers: 2\n"
+        f"      name: {pool}\n"
+    )
+    cluster.env = _submit_env(cluster.env)
+    cluster.env.update(stack)
+    job = arr = None
+    try:
+        up = cluster.run("slurmsky", "pool", "up", "warm", timeout=600)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert up.stdout == f"pool {pool} of partition warm: 2 worker(s) applied\n"
+
+        def ready():
+            out = cluster.run("slurmsky", "pool", "status", "warm", timeout=300).stdout
+            return [ln for ln in out.splitlines()[1:] if ln.endswith(": READY")] and out
+
+        status = cluster.wait_for(ready, 900, "the pool's workers to be READY")
+        assert status.splitlines()[0] == f"pool {pool} of partition warm: READY", status
+        assert len(status.splitlines()) == 3, status
+        refused = cluster.run("sbatch", "-N", "2", cluster.script("pj.sh", POOL_JOB))
+        assert refused.returncode == 1 and "one node each" in refused.stderr, refused.stderr
+        t0 = time.monotonic()
+        job = cluster.sbatch(cluster.script("pj.sh", POOL_JOB))
+        arr = cluster.sbatch(cluster.script("pa.sh", POOL_ARRAY))
+        started = cluster.wait_for(
+            lambda: (
+                cluster.run("squeue", "-h", "-j", str(job), "-o", "%t").stdout.strip()
+                in ("R", "CG", "")
+                and time.monotonic() - t0
+            ),
+            900,
+            "the pool job to start",
+        )
+        print(f"pool job: R {started:.0f} s after sbatch")
+        cluster.wait_for(
+            lambda: (
+                not cluster.jobs(
+                    "job_id < 1000000000 AND state IN ('PENDING','CONFIGURING','RUNNING','COMPLETING')"
+                )
+            ),
+            900,
+            "the pool's jobs to end",
+        )
+        sacct = cluster.run(
+            "sacct", "-n", "-X", "-P", "-j", f"{job},{arr}", "-o", "JobID,State,ExitCode"
+        ).stdout.splitlines()
+        assert sacct == [
+            f"{job}|COMPLETED|0:0",
+            f"{arr}_1|COMPLETED|0:0",
+            f"{arr}_2|FAILED|5:0",
+            f"{arr}_3|COMPLETED|0:0",
+        ], sacct
+        # inside, the job names its node by the IP it uses (as every sky job does)
+        text = (cluster.cwd / f"pooled-{job}.out").read_text()
+        assert text.startswith(f"job {job} on ") and text.endswith(" nodes=1\n"), text
+        for index in (1, 2, 3):
+            path = cluster.cwd / f"poolarr-{arr}_{index}.out"
+            assert path.read_text() == f"element {index} of {arr}\n"
+    finally:
+        cluster.run("scancel", *[str(j) for j in (job, arr) if j])
+        down = cluster.run("slurmsky", "pool", "down", "warm", timeout=600)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert down.stdout == f"pool {pool} of partition warm: down\n"
+    gone = cluster.run("slurmsky", "pool", "status", "warm", timeout=300)
+    assert gone.stdout == f"pool {pool} of partition warm: not up (`slurmsky pool up warm`)\n"

@@ -61,8 +61,10 @@ class SkyBackend(Backend):
         from slurmsky.backends.sky.task import translate, workdir_lines
         from slurmsky.config import dump_yaml
 
-        said = "".join(f"# {line}\n" for line in workdir_lines(req.workdir))
-        return said + dump_yaml(translate(req, cfg, job_id=job_id).task)
+        task = translate(req, cfg, job_id=job_id).task
+        pool = task["_metadata"]["slurmsky"].get("pool")
+        said = "".join(f"# {line}\n" for line in workdir_lines(req.workdir, pool))
+        return said + dump_yaml(task)
 
     def allocation_env(self, conn, job):
         from slurmsky.backends.sky.clusters import allocation_env
@@ -104,10 +106,11 @@ class SkyBackend(Backend):
         return None if found is None else ("SkyPilotJobId", found)
 
     def add_commands(self, group):
-        from slurmsky.backends.sky.cli import sky_server, translate
+        from slurmsky.backends.sky.cli import pool, sky_server, translate
 
         group.add_command(translate)
         group.add_command(sky_server)
+        group.add_command(pool)
 
     def unreachable(self):
         """The API server does not answer (a health check, no SkyPilot import); none when

@@ -51,13 +51,16 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
         exc.exit("slurmsky translate")
     from slurmsky.backends.sky.task import workdir_lines
 
-    for line in req.warnings + result.warnings + tuple(workdir_lines(req.workdir)):
+    pool = result.task["_metadata"]["slurmsky"].get("pool")
+    for line in req.warnings + result.warnings + tuple(workdir_lines(req.workdir, pool)):
         sys.stderr.write(line + "\n")
     task = dict(result.task, secrets={SECRET_VAR: secrets.token_hex(32)})  # the step channel's
     notes = []
     if req.array is not None:  # one launch of N managed jobs; the runtime maps rank -> index
         count = req.array.count
         notes.append(f"an array of {count}: sky jobs launch --num-jobs {count} THIS_FILE")
+    if pool:
+        notes.append(f"runs on a pool: sky jobs launch --pool {pool} THIS_FILE")
     if fmt == "json":
         for note in notes:
             sys.stderr.write(f"slurmsky translate: {note}\n")
@@ -103,3 +106,46 @@ def sky_server_status() -> None:
     up, line = skyserver.status()
     click.echo(line)
     sys.exit(0 if up else 1)
+
+
+@click.group("pool")
+def pool() -> None:
+    """The SkyPilot pool of a partition that has one (partitions.NAME.pool in the config):
+    warm workers its jobs run on without provisioning."""
+
+
+def _pool_call(fn, partition: str):
+    from slurmsky.config import load_config
+
+    try:
+        return fn(load_config(), partition)
+    except SlurmError as exc:
+        exc.exit("slurmsky pool")
+
+
+@pool.command("up")
+@click.argument("partition")
+def pool_up(partition: str) -> None:
+    """Create the partition's pool (or apply its config again) and wait for the request."""
+    from slurmsky.backends.sky import pools
+
+    click.echo(_pool_call(pools.up, partition))
+
+
+@pool.command("down")
+@click.argument("partition")
+def pool_down(partition: str) -> None:
+    """Take the partition's pool and its workers down."""
+    from slurmsky.backends.sky import pools
+
+    click.echo(_pool_call(pools.down, partition))
+
+
+@pool.command("status")
+@click.argument("partition")
+def pool_status(partition: str) -> None:
+    """The pool's status and each worker's."""
+    from slurmsky.backends.sky import pools
+
+    for line in _pool_call(pools.status, partition):
+        click.echo(line)

@@ -41,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.clusters import Clusters
-from slurmsky.backends.sky.task import cluster_workdir, run_command
+from slurmsky.backends.sky.task import cluster_workdir, run_command, with_runtime
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
@@ -321,7 +321,7 @@ class SkyExecutor:
         if spec.get("array") and not whole:
             node["array"] = dict(spec["array"], task_id=job.array_task_id, task_job_id=job.job_id)
             meta.update(job_id=job.job_id, array_task_id=job.array_task_id)
-        task["run"] = sky_run(node, cluster_workdir(task, spec))
+        task["run"] = with_runtime(task, sky_run(node, cluster_workdir(task, spec)))
         task["_metadata"] = {"slurmsky": meta}
         task["secrets"] = {SECRET_VAR: secrets.token_hex(32)}
         return task
@@ -738,7 +738,10 @@ def _launch(task: dict, num_jobs: int | None) -> list[int]:
 
     try:
         request = sky.jobs.launch(
-            sky.Task.from_yaml_config(copy.deepcopy(task)), name=task.get("name"), num_jobs=num_jobs
+            sky.Task.from_yaml_config(copy.deepcopy(task)),
+            name=task.get("name"),
+            pool=task["_metadata"]["slurmsky"].get("pool"),
+            num_jobs=num_jobs,
         )
         ids, _handle = sky.get(request)  # the handle's repr raises in consolidation mode
     except Exception as exc:

@@ -13,6 +13,7 @@ import os
 import re
 
 from slurmsky.backends import MAX_NODES
+from slurmsky.backends.sky import pools
 from slurmsky.config import Config
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import JobRequest
@@ -32,11 +33,16 @@ class Translation(Record):
     warnings: tuple[str, ...]
 
 
-def workdir_lines(workdir: str) -> list[str]:
+def workdir_lines(workdir: str, pool: str | None = None) -> list[str]:
     """What becomes of the workdir, for --test-only and translate: a local directory is
-    uploaded (what would go up); another path is a chdir on the node."""
+    uploaded (what would go up), but not to a pool; another path is a chdir on the node."""
     if not os.path.isdir(workdir):
         return [f"workdir {workdir}: not a local directory; the job changes to it on the node"]
+    if pool:
+        return [
+            f"workdir {workdir}: not uploaded to pool {pool}'s workers; the job starts in "
+            "SkyPilot's run directory on its worker"
+        ]
     from slurmsky.backends.sky import upload
 
     return upload.describe(upload.plan(workdir))
@@ -44,8 +50,27 @@ def workdir_lines(workdir: str) -> list[str]:
 
 def cluster_workdir(task: dict, spec: dict) -> str | None:
     """Where the node runtime changes to: -D when it is not uploaded (a path on the cluster);
-    None (SkyPilot's copy of the workdir, `run`'s own) when it is."""
-    return None if "workdir" in task else spec["workdir"]
+    None (SkyPilot's copy of the workdir, `run`'s own) when it is, or when it is a local
+    directory a pool job leaves home."""
+    stays_home = task.get("_metadata", {}).get("slurmsky", {}).get("workdir_stays_home")
+    return None if "workdir" in task or stays_home else spec["workdir"]
+
+
+def with_runtime(task: dict, run: str) -> str:
+    """`run`, after the lines that unpack the node runtime when the task is a pool job's
+    (which has no file mounts)."""
+    if task.get("_metadata", {}).get("slurmsky", {}).get("pool"):
+        return pools.bootstrap(RUNTIME_HOME) + run
+    return run
+
+
+def partition_resources(part: dict) -> dict:
+    """The resources of a partition's pool workers (what its jobs get when they ask none)."""
+    keys = ("infra", "cpus", "memory", "use_spot", "image_id", "disk_size", "labels")
+    resources = {k: part[k] for k in keys if part.get(k) is not None}
+    if part.get("accelerators"):
+        resources["accelerators"] = part["accelerators"][0]
+    return resources
 
 
 def _gb(mb: int) -> str:
@@ -107,6 +132,16 @@ def sky_task(
 ) -> tuple[dict, list[str]]:
     """The SkyPilot task config for a request (validated by sky.Task.from_yaml_config)."""
     setup, module_envs, module_image, warnings = _module_setup(req, cfg)
+    pool = pools.pool_of(part_name, part)
+    if pool:
+        pools.refuse_shape(part_name, lay.num_nodes)
+        metadata["slurmsky"]["pool"] = pool
+        if setup:
+            warnings.append(
+                f"{req.command}: warning: partition {part_name} runs on pool {pool}, whose jobs "
+                f"run no setup: `module load` setup goes in partitions.{part_name}.pool.setup"
+            )
+            setup = []
     resources: dict = {}
     if part.get("infra"):
         resources["infra"] = part["infra"]
@@ -154,21 +189,26 @@ def sky_task(
     envs.update(module_envs)
     task: dict = {"name": _task_name(req.job_name)}
     if os.path.isdir(req.workdir):  # else a path on the cluster: cluster_workdir()
-        task["workdir"] = req.workdir
+        if pool:  # SkyPilot leaves a pool job's workdir (and file mounts) home
+            metadata["slurmsky"]["workdir_stays_home"] = True
+        else:
+            task["workdir"] = req.workdir
     task["num_nodes"] = lay.num_nodes
     if resources:
         task["resources"] = resources
     if envs:
         task["envs"] = {k: str(v) for k, v in envs.items()}
-    file_mounts = {f"{RUNTIME_HOME}/slurmsky": _runtime_source()}
-    file_mounts.update(part.get("file_mounts", {}))
-    task["file_mounts"] = file_mounts
+    if not pool:  # a pool job carries the runtime in its run (node_run)
+        file_mounts = {f"{RUNTIME_HOME}/slurmsky": _runtime_source()}
+        file_mounts.update(part.get("file_mounts", {}))
+        task["file_mounts"] = file_mounts
     if part.get("volumes"):
         task["volumes"] = part["volumes"]
     if setup:
         task["setup"] = "\n".join(setup) + "\n"
-    task["run"] = run_command(spec, cluster_workdir(task, spec))
+    task["run"] = ""  # before _metadata, as it prints
     task["_metadata"] = metadata
+    task["run"] = with_runtime(task, run_command(spec, cluster_workdir(task, spec)))
     return task, warnings
 
 
