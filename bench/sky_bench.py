@@ -17,6 +17,11 @@ Run (takes 10-20 min; needs ~5 GB RAM for the server): python bench/sky_bench.py
 8-element array of real managed jobs on the local Slurm peer, and while it launches and
 runs, squeue / sacct / scontrol called in a loop (p50, p95, max of whole processes) with the
 age of the state they showed, beside `sky jobs queue --all-users` of the same moments.
+
+`--pool` (the same stack): an array of short jobs on a partition of fresh managed jobs, then
+on a partition backed by a warm SkyPilot pool (`slurmsky pool up`, not timed): seconds from
+sbatch to the first element's R and until every element ended, as squeue shows them, with the
+machine's peak load average and memory in use.
 """
 
 from __future__ import annotations
@@ -167,18 +172,18 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None:
-    """Reads while an array of real managed jobs launches and runs (the sky-e2e stack)."""
-    import json
-
+def _stack_env(prefix: str, seconds: int, extra: str = "") -> tuple[str, dict]:
+    """A directory with a config for the sky-e2e stack (its partitions, `extra` added) and a
+    job.sh of `seconds`; the environment of slurmsky's commands there."""
     stack = {}
     for line in Path("/tmp/skye2e/env.sh").read_text().splitlines():
         if line.startswith("export "):
             key, _, value = line[len("export ") :].partition("=")
             stack[key] = value
-    tmp = tempfile.mkdtemp(prefix="sky-bench-load-")
+    tmp = tempfile.mkdtemp(prefix=prefix)
     Path(tmp, "config.yaml").write_text(
         "backend: sky\npartitions:\n  debug:\n    default: true\n    infra: slurm/peer/debug\n"
+        + extra
     )
     Path(tmp, "job.sh").write_text(f"#!/bin/bash\necho start\nsleep {seconds}\necho done\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SKY", "SLURM"))}
@@ -189,6 +194,14 @@ def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None
         SLURMSKY_HOME=f"{tmp}/state",
         SLURMSKY_CONFIG=f"{tmp}/config.yaml",
     )
+    return tmp, env
+
+
+def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None:
+    """Reads while an array of real managed jobs launches and runs (the sky-e2e stack)."""
+    import json
+
+    tmp, env = _stack_env("sky-bench-load-", seconds)
     sync_file = Path(tmp, "state", "sky-sync.json")
     first = int(
         subprocess.run(
@@ -275,5 +288,67 @@ def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None
         )
 
 
+def pool_vs_fresh(elements: int = 8, seconds: int = 5, workers: int = 2) -> None:
+    """An array of short jobs on fresh managed jobs, then on a warm pool (the sky-e2e stack)."""
+    import psutil
+
+    pool = f"benchpool{os.getpid()}"
+    extra = (
+        f"  warm:\n    infra: slurm/peer/debug\n    pool:\n      workers: {workers}\n"
+        f"      name: {pool}\n"
+    )
+    tmp, env = _stack_env("sky-bench-pool-", seconds, extra)
+
+    def run(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, str(BIN / args[0]), *args[1:]],
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if out.returncode:
+            raise SystemExit(f"{args} failed: {out.stderr[-2000:]}")
+        return out.stdout
+
+    t0 = time.monotonic()
+    run("slurmsky", "pool", "up", "warm")
+    while run("slurmsky", "pool", "status", "warm").count(": READY") < workers:
+        time.sleep(5)
+    print(f"pool of {workers} workers READY {time.monotonic() - t0:.0f} s after `pool up`")
+    try:
+        for part in ("debug", "warm"):
+            start = time.monotonic()
+            first = run("sbatch", "--parsable", "-p", part, f"--array=0-{elements - 1}", "job.sh")
+            job = first.strip().split(";")[0]
+            running = None
+            load, used = 0.0, 0
+            while time.monotonic() - start < 1800:
+                codes = run("squeue", "-h", "-r", "-j", job, "-o", "%t").split()
+                if running is None and any(c in ("R", "CG") for c in codes):
+                    running = time.monotonic() - start
+                load = max(load, os.getloadavg()[0])
+                used = max(used, psutil.virtual_memory().used)
+                if not codes:
+                    break
+                time.sleep(1)
+            states = run("sacct", "-n", "-X", "-P", "-j", job, "-o", "State").split()
+            print(
+                f"{part:5s} ({'pool' if part == 'warm' else 'fresh managed jobs'}): "
+                f"{elements}x{seconds} s array: first R {running or -1:.0f} s, all ended "
+                f"{time.monotonic() - start:.0f} s; peak load {load:.1f}, memory in use "
+                f"{used / 2**30:.1f} GiB; {' '.join(sorted(set(states)))}"
+            )
+    finally:
+        run("slurmsky", "pool", "down", "warm")
+        run("slurmsky", "agent", "stop")
+
+
 if __name__ == "__main__":
-    under_load() if "--under-load" in sys.argv else main()
+    if "--under-load" in sys.argv:
+        under_load()
+    elif "--pool" in sys.argv:
+        pool_vs_fresh()
+    else:
+        main()

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from slurmsky.backends.sky.pools import pool_task
-from slurmsky.backends.sky.task import partition_resources
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = """backend: sky
@@ -128,7 +127,7 @@ def test_module_setup_is_said_to_be_left_out(tmp_path):
 
 def test_pool_task_passes_skypilots_validation(tmp_path):
     part = {"infra": "k8s", "cpus": "2+", "accelerators": ["A100"], "pool": {"workers": 3}}
-    task = pool_task("gpu", part, partition_resources(part))
+    task = pool_task("gpu", part)
     assert task == {
         "name": "slurmsky-gpu",
         "pool": {"workers": 3},
@@ -155,3 +154,28 @@ def test_pool_commands_need_a_pool(tmp_path):
         out = _tool(tmp_path, "slurmsky", "pool", *args)
         assert (out.returncode, out.stdout) == (1, ""), out.stderr
         assert out.stderr.startswith("slurmsky pool: error: " + err), out.stderr
+
+
+def test_jobs_after_jobs_on_one_worker_send_back_only_their_own_output(tmp_path):
+    """A pool worker runs job after job with the same SKYPILOT_TASK_ID: each job's emitter
+    reads its own run directory, never the spec and output of the job before it."""
+    from test_sky_units import _job, _request, run_on_node
+
+    from slurmsky.backends.sky.executor import NODE_OUT, LogReader, sky_run
+    from slurmsky.backends.sky.task import translate
+    from slurmsky.config import Config
+
+    for sky_id, word in ((101, "first"), (102, "second")):
+        req = _request(tmp_path, f"#!/bin/bash\necho {word}\n", "-o", f"{word}.txt")
+        node = dict(translate(req, Config(path="x"), job_id=sky_id).spec, output=NODE_OUT)
+        run = run_on_node(
+            tmp_path,
+            sky_run(node, workdir=None),
+            SKYPILOT_TASK_ID="sky-pool-worker-1",
+            SKYPILOT_MANAGED_JOB_ID=str(sky_id),
+        )
+        assert run.returncode == 0, run.stderr
+        reader = LogReader(_job(tmp_path, f"got-{word}.txt"), append=False)
+        reader.write(run.stdout)
+        assert (tmp_path / f"got-{word}.txt").read_text() == f"{word}\n"
+        assert reader.result["state"] == "COMPLETED"

@@ -6,11 +6,14 @@ on Slurm; it runs in the working directory with stdout/stderr on the expanded --
 from --input or /dev/null, in its own process group.
 """
 
+import json
 import os
 import threading
 import time
 
 from . import filepattern, procs
+
+OUTPUTS = "outputs.json"
 
 
 class LaunchError(Exception):
@@ -29,6 +32,14 @@ class Batch:
         self.stdout_path = self._path(spec["output"])
         self.stderr_path = self._path(spec["error"]) if spec["error"] else self.stdout_path
         self.stdin_path = self._path(spec["input"]) if spec["input"] else os.devnull
+
+    def _say_outputs(self):
+        """OUTPUTS in the job's rundir: the files the script writes, once they are open (a
+        SkyPilot job's emitter follows them, never a file an earlier job left there)."""
+        path = os.path.join(os.path.dirname(self.node_dir), OUTPUTS)
+        with open(path + ".tmp", "w") as f:
+            json.dump({"o": self.stdout_path, "e": self.stderr_path}, f)
+        os.replace(path + ".tmp", path)
 
     def _path(self, pattern):
         job = self.job
@@ -64,6 +75,7 @@ class Batch:
             in_fd = os.open(self.stdin_path, os.O_RDONLY)
         except OSError as e:
             raise LaunchError("%s: %s" % (e.filename, e.strerror)) from None
+        self._say_outputs()
         script = os.path.join(self.node_dir, "slurm_script")
         fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:

@@ -41,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.clusters import Clusters
-from slurmsky.backends.sky.task import cluster_workdir, run_command, with_runtime
+from slurmsky.backends.sky.task import RUNDIR, cluster_workdir, run_command, with_runtime
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
@@ -69,31 +69,33 @@ QUEUE_FIELDS = [
 LOG_ATTEMPTS = 5  # tries at reading a finished job's log before ending it without output
 QUERY_TIMEOUT = 120.0  # s after which a queue query that never answered is given up
 NEW_JOBS_MARGIN = 300.0  # s before the newest submission seen that a query lists ended jobs
-NODE_OUT, NODE_ERR = ".slurmsky/stdout", ".slurmsky/stderr"  # in the job's workdir on the node
+# In the job's workdir on the node, each job's own (%j: jobs may share a -D, and a pool
+# worker runs job after job in one workdir)
+NODE_OUT, NODE_ERR = ".slurmsky/stdout-%j", ".slurmsky/stderr-%j"
 MARKER = re.compile(r"SLURMSKY-IO ([soer]) (\d+) ([A-Za-z0-9+/=]*)\s*$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
-# Node 0's emitter (python3, stdlib): argv = rundir; the files it follows are the spec's.
+# Node 0's emitter (python3, stdlib): argv = rundir; it follows the files the batch step
+# names in the rundir's outputs.json once they are open (runtime/batch.py).
 EMITTER = r"""
 import base64, json, os, sys, time
-rundir, offsets, pairs, base = sys.argv[1], {"o": 0, "e": 0}, (), None
+rundir, offsets, pairs = sys.argv[1], {"o": 0, "e": 0}, None
 def out(kind, offset, data):
     sys.stdout.write("SLURMSKY-IO %s %d %s\n" % (kind, offset, base64.b64encode(data).decode()))
     sys.stdout.flush()
 out("s", 0, b"")
 while True:
     last = os.path.exists(os.path.join(rundir, "emitter.done"))
-    if base is None:
+    if pairs is None:
         try:
-            with open(os.path.join(rundir, "spec.json")) as f:
-                spec = json.load(f)
-            base = spec["workdir"] or ""
-            pairs = [(s, spec[k]) for s, k in (("o", "output"), ("e", "error")) if spec.get(k)]
+            with open(os.path.join(rundir, "outputs.json")) as f:
+                paths = json.load(f)
+            pairs = [("o", paths["o"])] + ([("e", paths["e"])] if paths["e"] != paths["o"] else [])
         except (OSError, ValueError, KeyError):
             pass
-    for stream, path in pairs:
+    for stream, path in pairs or ():
         try:
-            with open(os.path.join(base, path), "rb") as f:
+            with open(path, "rb") as f:
                 f.seek(offsets[stream])
                 for data in iter(lambda: f.read(2048), b""):
                     out(stream, offsets[stream], data)
@@ -113,12 +115,11 @@ while True:
 
 def sky_run(spec: dict, workdir: str | None) -> str:
     """The task's `run`: translate's node runtime command (in `workdir`, None: SkyPilot's),
-    with node 0's emitter beside it, which follows the spec's output (and error, when set) file."""
+    with node 0's emitter beside it, which follows the batch step's output and error files."""
     return (
-        'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}"\n'
-        'mkdir -p "$SLURMSKY_RUNDIR"\n'
+        f"{RUNDIR}"
         'if [ "${SKYPILOT_NODE_RANK:-0}" = 0 ]; then\n'
-        '  rm -f "$SLURMSKY_RUNDIR/emitter.done"\n'
+        '  rm -f "$SLURMSKY_RUNDIR/emitter.done" "$SLURMSKY_RUNDIR/outputs.json"\n'
         "  python3 -u - \"$SLURMSKY_RUNDIR\" <<'SLURMSKY_EMITTER_EOF' &\n"
         f"{EMITTER.strip()}\n"
         "SLURMSKY_EMITTER_EOF\n"

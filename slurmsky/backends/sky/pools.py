@@ -101,11 +101,21 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def pool_task(part_name: str, part: dict, resources: dict) -> dict:
+def partition_resources(part: dict) -> dict:
+    """The resources of a partition's pool workers (what its jobs get when they ask none)."""
+    keys = ("infra", "cpus", "memory", "use_spot", "image_id", "disk_size", "labels")
+    resources = {k: part[k] for k in keys if part.get(k) is not None}
+    if part.get("accelerators"):
+        resources["accelerators"] = part["accelerators"][0]
+    return resources
+
+
+def pool_task(part_name: str, part: dict) -> dict:
     """The task `sky.jobs.pool_apply` takes for a partition: its resources, the pool's
     workers and setup."""
     pool = part["pool"]
     task: dict = {"name": pool_of(part_name, part), "pool": {"workers": pool.get("workers", 1)}}
+    resources = partition_resources(part)
     if resources:
         task["resources"] = resources
     if pool.get("setup"):
@@ -127,13 +137,11 @@ def _pool(cfg, part_name: str) -> tuple[str, dict]:
 
 def up(cfg, part_name: str) -> str:
     """Create the partition's pool, or apply its config again (its workers count)."""
-    from slurmsky.backends.sky.task import partition_resources
-
     name, part = _pool(cfg, part_name)
     import sky
     from sky.serve import serve_utils
 
-    task = pool_task(part_name, part, partition_resources(part))
+    task = pool_task(part_name, part)
     workers = task["pool"]["workers"]
     with contextlib.redirect_stdout(sys.stderr):  # SkyPilot's table of the resources it chose
         request = sky.jobs.pool_apply(

@@ -24,6 +24,12 @@ from slurmsky.record import Record
 from slurmsky.runtime import PACKAGE_PARENT
 
 RUNTIME_HOME = "~/.slurmsky/runtime"
+# The job's directory on its nodes (shared by nodes that share $HOME): its own per managed job,
+# as one pool worker runs job after job whose SKYPILOT_TASK_ID is the same.
+RUNDIR = (
+    'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}-${SKYPILOT_MANAGED_JOB_ID:-0}"\n'
+    'mkdir -p "$SLURMSKY_RUNDIR"\n'
+)
 SPEC_EOF = "SLURMSKY_SPEC_EOF"
 
 
@@ -62,15 +68,6 @@ def with_runtime(task: dict, run: str) -> str:
     if task.get("_metadata", {}).get("slurmsky", {}).get("pool"):
         return pools.bootstrap(RUNTIME_HOME) + run
     return run
-
-
-def partition_resources(part: dict) -> dict:
-    """The resources of a partition's pool workers (what its jobs get when they ask none)."""
-    keys = ("infra", "cpus", "memory", "use_spot", "image_id", "disk_size", "labels")
-    resources = {k: part[k] for k in keys if part.get(k) is not None}
-    if part.get("accelerators"):
-        resources["accelerators"] = part["accelerators"][0]
-    return resources
 
 
 def _gb(mb: int) -> str:
@@ -217,8 +214,7 @@ def run_command(spec: dict, workdir: str | None) -> str:
     `workdir` (None: where SkyPilot runs `run`, its synced workdir)."""
     node_spec = dict(spec, workdir=workdir)
     return (
-        'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}"\n'
-        'mkdir -p "$SLURMSKY_RUNDIR"\n'
+        f"{RUNDIR}"
         f"cat > \"$SLURMSKY_RUNDIR/spec.json\" <<'{SPEC_EOF}'\n"
         f"{json.dumps(node_spec, sort_keys=True)}\n"
         f"{SPEC_EOF}\n"
