@@ -17,6 +17,7 @@ import functools
 import os
 import re
 import sys
+import time
 
 from slurmsky.errors import SlurmError
 from slurmsky.runtime import PACKAGE_PARENT
@@ -151,25 +152,35 @@ def up(cfg, part_name: str) -> str:
     return f"pool {name} of partition {part_name}: {workers} worker(s) applied"
 
 
-def down(cfg, part_name: str) -> str:
-    """Take the partition's pool down (its workers with it)."""
+def down(cfg, part_name: str, wait: float = 600.0) -> str:
+    """Take the partition's pool down and wait (at most `wait` s) until SkyPilot lists it no
+    more: its workers are gone then."""
     name, _ = _pool(cfg, part_name)
     import sky
 
     with contextlib.redirect_stdout(sys.stderr):
         sky.get(sky.jobs.pool_down(name))
+    deadline = time.monotonic() + wait
+    while (found := _found(name)) and time.monotonic() < deadline:
+        time.sleep(3)
+    if found:
+        return f"pool {name} of partition {part_name}: {_value(found.get('status'))}, still going"
     return f"pool {name} of partition {part_name}: down"
+
+
+def _found(name: str) -> dict | None:
+    import sky
+
+    return next((p for p in sky.get(sky.jobs.pool_status(name)) if p.get("name") == name), None)
 
 
 def status(cfg, part_name: str) -> list[str]:
     """One line for the pool, one per worker (SkyPilot's statuses)."""
     name, _ = _pool(cfg, part_name)
-    import sky
 
-    found = [p for p in sky.get(sky.jobs.pool_status(name)) if p.get("name") == name]
-    if not found:
+    pool = _found(name)
+    if pool is None:
         return [f"pool {name} of partition {part_name}: not up (`slurmsky pool up {part_name}`)"]
-    pool = found[0]
     lines = [f"pool {name} of partition {part_name}: {_value(pool.get('status'))}"]
     for worker in pool.get("replica_info") or []:
         used = worker.get("used_by") or []
