@@ -13,7 +13,7 @@ from slurmsky import backends
 from slurmsky.commands.common import run
 from slurmsky.core import state
 from slurmsky.core.states import FINISHED_STATES, STATE_CODES
-from slurmsky.render import common, jobview, sacct_format
+from slurmsky.render import common, jobview, listing_cache, sacct_format
 from slurmsky.render.sacct_format import Row
 from slurmsky.runtime import indexset
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
@@ -201,6 +201,7 @@ def body(argv: list[str]) -> int:
     # With -s and no -E the window is the single instant -S, as in Slurm (nothing matches).
     if start is None:
         start = 0.0 if jobs else _midnight(now)
+    till_now = end is None and not (states and not jobs)
     if end is None:
         end = start if (states and not jobs) else now
     conn = state.connect()
@@ -232,11 +233,26 @@ def body(argv: list[str]) -> int:
             delimiter=delimiter,
             arrays=state.arrays_exist(conn),
         )
+        # the listing this call made before, if no job changed since (listing_cache)
+        window = [f"{start!r} {'now' if till_now else repr(end)}"]
+        answer = listing_cache.Answer.of(
+            conn, sys.stdout, "sacct", argv + window, [__file__, sacct_format.__file__]
+        )
+        if answer and answer.replay():
+            return 0
         condition = _window_sql(start, end, states is not None)
         rows = state.query_jobs(
             conn, sql, states=states, uids=uids, accounts=accounts, condition=condition, **filters
         )
-        _write(header, (line for (line,) in rows))
+        common.write_lines(answer or sys.stdout, header, (line for (line,) in rows))
+        if (
+            answer
+            and answer.lines() >= listing_cache.MIN_LINES
+            # SACCT_SQL's cells are the jobs' own (no running time); the window is fixed
+            # but for `-E now`, which takes no job in later seconds if none was submitted since
+            and not (till_now and state.submitted_since(conn, now))
+        ):
+            answer.store()
         return 0
     ids = sorted({j for j, t, s in jobs if t is None}) if jobs else None
     tasks = sorted({(j, t) for j, t, s in jobs if t is not None}) if jobs else None
@@ -293,18 +309,8 @@ def body(argv: list[str]) -> int:
     lines = sacct_format.sacct_lines(
         rows, fields, header=not noheader, parsable=parsable, delimiter=delimiter
     )
-    _write(lines, iter(()))
+    common.write_lines(sys.stdout, lines, iter(()))
     return 0
-
-
-def _write(head: list[str], lines) -> None:
-    """The header lines, then `lines` a thousand at a time (`sacct | head` stops early)."""
-    import itertools
-
-    chunk = head + list(itertools.islice(lines, 1000))
-    while chunk:
-        sys.stdout.write("\n".join(chunk) + "\n")
-        chunk = list(itertools.islice(lines, 1000))
 
 
 def _midnight(now: float) -> float:

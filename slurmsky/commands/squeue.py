@@ -14,7 +14,7 @@ from slurmsky import backends
 from slurmsky.commands.common import run
 from slurmsky.core import state, states
 from slurmsky.display import format_elapsed, format_limit
-from slurmsky.render import common, jobview, squeue_format
+from slurmsky.render import common, jobview, listing_cache, squeue_format
 from slurmsky.render.jobview import Job
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 
@@ -312,7 +312,9 @@ def body(argv: list[str]) -> int:
         )
     for bad in errors:
         sys.stderr.write(f"squeue: error: Invalid job format specification: {bad}\n")
-    settings = dict(noheader=noheader, long=long, array=array, steps=steps, sort=sort, items=items)
+    settings = dict(
+        noheader=noheader, long=long, array=array, steps=steps, sort=sort, items=items, argv=argv
+    )
     while True:
         _print_queue(conn, o, settings, now, out)
         if not iterate:
@@ -375,10 +377,25 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
     ):
         # the common listing: SQLite computes the lines' cells and the order (squeue_format.Listing)
         listing = squeue_format.Listing(items, now, array)
+        # the listing this call made before, if no job changed since (listing_cache); not
+        # with -l, whose head tells the time
+        answer = None
+        if not long:
+            answer = listing_cache.Answer.of(
+                conn, out, "squeue", settings["argv"], [__file__, squeue_format.__file__]
+            )
+        if answer and answer.replay():
+            return
         rows = state.list_rows(
             conn, listing.columns, listing.args, listing.order_by, listing.order_args, **filters
         )
-        _write(out, lines, listing.lines(rows))
+        common.write_lines(answer or out, lines, listing.lines(rows))
+        if (
+            answer
+            and answer.lines() >= listing_cache.MIN_LINES
+            and state.timeless(conn, now, **filters)
+        ):
+            answer.store()
         return
     else:
         records = state.find_jobs(conn, light=True, **filters)
@@ -390,17 +407,7 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
             records = [r for r in records if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
         jobs = jobview.collapse(records, expand=array, now=now)
         jobs = squeue_format.squeue_sort(jobs, settings["sort"])
-        _write(out, lines, map(common.renderer(items), jobs))
-
-
-def _write(out, head: list[str], lines) -> None:
-    """The header lines, then `lines` a thousand at a time (`squeue -r | head` stops early)."""
-    import itertools
-
-    chunk = head + list(itertools.islice(lines, 1000))
-    while chunk:
-        out.write("\n".join(chunk) + "\n")
-        chunk = list(itertools.islice(lines, 1000))
+        common.write_lines(out, lines, map(common.renderer(items), jobs))
 
 
 def _users(conn, text: str, warnings: list[str]) -> list[str]:

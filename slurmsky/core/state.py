@@ -32,7 +32,7 @@ from slurmsky.core.states import (
 )
 from slurmsky.errors import SlurmError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 MIN_JOB_AGE = 300  # seconds a finished job stays in `squeue -t all` (Slurm's MinJobAge)
 
@@ -133,7 +133,7 @@ CREATE INDEX jobs_end ON jobs(end_time);
 CREATE INDEX jobs_submit ON jobs(submit_time);
 CREATE INDEX jobs_pending ON jobs(state, submission,
     coalesce(array_task_id, CAST(array_pending AS INTEGER), 0));
--- and jobs_waiting (_WAITING)
+-- and jobs_waiting (_WAITING), and _GENERATION's triggers
 CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
     id INTEGER PRIMARY KEY,
     job_id INTEGER NOT NULL,
@@ -141,6 +141,19 @@ CREATE TABLE signals (             -- scancel --signal requests, for the agent t
     scope TEXT NOT NULL              -- batch, steps or full
 );
 """
+
+
+# meta's `generation` moves on with every change to a job's row (slurmctld's last_job_update):
+# a listing made at one generation is the listing until the next (render/listing_cache.py).
+# It starts at a random number, so a state made afresh does not repeat an old one's.
+_GENERATION = (
+    "INSERT OR IGNORE INTO meta VALUES ('generation', abs(random() % 1000000000000))",
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS jobs_{change.lower()} AFTER {change} ON jobs "
+        "BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END"
+        for change in ("INSERT", "UPDATE", "DELETE")
+    ),
+)
 
 
 # version -> the statements that bring a state database from it to the next version
@@ -164,6 +177,7 @@ _MIGRATIONS = {
         "coalesce(array_task_id, CAST(array_pending AS INTEGER), 0))",
     ),
     4: (_WAITING,),
+    5: _GENERATION,
 }
 
 
@@ -526,7 +540,7 @@ def _create(path: str) -> None:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             with write(conn):
-                for statement in [*_SCHEMA.split(";\n"), _WAITING]:
+                for statement in [*_SCHEMA.split(";\n"), _WAITING, *_GENERATION]:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute("INSERT INTO meta VALUES ('next_job_id', 1)")
@@ -973,6 +987,31 @@ def list_rows(
     return conn.execute(sql, [*column_args, *args, *order_args])
 
 
+def timeless(
+    conn: sqlite3.Connection,
+    now: float,
+    *,
+    ids=None,
+    tasks=None,
+    states=None,
+    users=None,
+    names=None,
+    partitions=None,
+    active_or_ended_after: float | None = None,
+) -> bool:
+    """Whether the jobs these filters select list alike at any time after `now` while none
+    changes: all pending and eligible by `now` (no running time to show; a listing sorts them
+    by `now` alike). A job that starts or ends changes its row; one whose begin time is still
+    to come would move in the order when it comes."""
+    where_text, args = _where(
+        ids, tasks, states, users, names, partitions, active_or_ended_after, None
+    )
+    changing = "NOT (state = 'PENDING' AND (begin_time IS NULL OR begin_time <= ?))"
+    where_text = f"{where_text} AND {changing}" if where_text else f" WHERE {changing}"
+    sql = f"SELECT 1 FROM jobs{where_text} LIMIT 1"
+    return conn.execute(sql, [*args, now]).fetchone() is None
+
+
 def query_jobs(
     conn: sqlite3.Connection,
     sql: str,
@@ -1226,6 +1265,18 @@ def needs_agent(conn: sqlite3.Connection, followed: tuple[str, ...] = ()) -> boo
     )
     args = STARTED_STATES + tuple(followed) + AGENT_REASONS
     return conn.execute(sql, args).fetchone() is not None
+
+
+def generation(conn: sqlite3.Connection) -> int:
+    """The jobs' generation (_GENERATION): equal at two reads when no job changed between."""
+    return conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+
+
+def submitted_since(conn: sqlite3.Connection, when: float) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM jobs WHERE submit_time > ? LIMIT 1", (when,)).fetchone()
+        is not None
+    )
 
 
 def active_jobs_exist(conn: sqlite3.Connection) -> bool:

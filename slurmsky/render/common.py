@@ -222,3 +222,13 @@ def printf_sql(parts: list[tuple[str, str | None]]) -> str:
 
 def quote_sql(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def write_lines(out, head: list[str], lines) -> None:
+    """The header lines, then `lines` a thousand at a time (`squeue -r | head` stops early)."""
+    import itertools
+
+    chunk = head + list(itertools.islice(lines, 1000))
+    while chunk:
+        out.write("\n".join(chunk) + "\n")
+        chunk = list(itertools.islice(lines, 1000))
