@@ -68,6 +68,14 @@ def _stored(world: World, command: str) -> list:
     return sorted(folder.glob(f"{command}-*")) if folder.exists() else []
 
 
+def _kept(path) -> tuple[int, bytes, bytes]:
+    """A kept answer's generation, key and bytes."""
+    head, rest = path.read_bytes().split(b"\n", 1)
+    generation, key_length, length = map(int, head.split())
+    assert len(rest) == key_length + length
+    return generation, rest[:key_length], rest[key_length:]
+
+
 def _fresh(world: World, command: str, *args: str, env: dict) -> str:
     """What the command computes with no answer kept."""
     shutil.rmtree(world.state / "listings", ignore_errors=True)
@@ -81,11 +89,11 @@ def test_a_long_quiet_queue_is_answered_again_until_a_job_changes(tmp_path):
     first = world.run("squeue")
     assert first.returncode == 0 and len(first.stdout.splitlines()) == COUNT
     [kept] = _stored(world, "squeue")
-    assert kept.read_bytes().split(b"\n", 1)[1] == first.stdout.encode()
+    assert _kept(kept)[2] == first.stdout.encode()
     assert world.run("squeue").stdout == first.stdout
     # The kept answer is what a second call prints (made different here to see it)
-    head = kept.read_bytes().split(b"\n", 1)[0].split()
-    kept.write_bytes(head[0] + b" 6\nkept!\n")
+    generation, key, _ = _kept(kept)
+    kept.write_bytes(b"%d %d 6\n%skept!\n" % (generation, len(key), key))
     assert world.run("squeue").stdout == "kept!\n"
     assert world.run("squeue", "-h").stdout != "kept!\n"  # other arguments, another answer
     # a job changes: the answer is computed again, and kept for the new generation
@@ -116,7 +124,7 @@ def test_answers_the_time_changes_are_not_kept(tmp_path):
     world.run("squeue", "-l", env=at(NOW))
     world.run("squeue", "-w", "n1", env=at(NOW))
     assert _stored(world, "squeue") == [kept]
-    assert kept.read_bytes().split(b" ", 1)[0] != str(state.generation(world.conn)).encode()
+    assert _kept(kept)[0] != state.generation(world.conn)
     world.close()
 
 

@@ -2,17 +2,18 @@
 state prints what the previous call printed, without recomputing it.
 
 An answer is stored (in the state directory's `listings/`) with the jobs' generation
-(core/state.py `generation`: it moves on with every change to a job) under a key made of
+(core/state.py `generation`: it moves on with every change to a job) and a key made of
 everything else it depends on: the command and its arguments, the environment, the user,
-slurmsky's version and its code. The command stores only answers that the passing of time
+slurmsky's version and its code (the file is named by the key's CRC; the key itself is in
+it, compared whole). The command stores only answers that the passing of time
 cannot change (it checks that before storing: see squeue's and sacct's callers), so an
 answer read back at the same generation is byte for byte the one it would compute.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import zlib
 
 from slurmsky import __version__
 from slurmsky.core import state
@@ -27,11 +28,10 @@ class Answer:
     the call writes."""
 
     def __init__(self, conn, out, command: str, parts: list[str], code: list[str]):
-        digest = hashlib.sha256()
-        for part in (command, __version__, *map(_changed, code), *parts, *_caller(out)):
-            digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+        key = "\0".join((command, __version__, *map(_changed, code), *parts, *_caller(out)))
+        self.key = key.encode("utf-8", "surrogateescape")
         self.folder = os.path.join(state.home(), "listings")
-        self.path = os.path.join(self.folder, f"{command}-{digest.hexdigest()[:32]}")
+        self.path = os.path.join(self.folder, f"{command}-{zlib.crc32(self.key):08x}")
         self.generation = state.generation(conn)
         self.out = out
         self.chunks: list[str] = []
@@ -45,15 +45,19 @@ class Answer:
         return cls(conn, out, command, parts, code)
 
     def replay(self) -> bool:
-        """Write the stored answer if there is one for this generation."""
+        """Write the stored answer if there is one for this generation and key."""
         try:
             with open(self.path, "rb") as f:
                 head = f.readline().split()
+                if len(head) != 3 or head[0] != b"%d" % self.generation:
+                    return False
+                if f.read(int(head[1])) != self.key:
+                    return False
                 data = f.read()
-        except OSError:
+        except (OSError, ValueError):
             return False
-        if head != [str(self.generation).encode(), str(len(data)).encode()]:
-            return False
+        if len(data) != int(head[2]):
+            return False  # cut short (a full disk)
         self.out.flush()
         self.out.buffer.write(data)
         return True
@@ -76,7 +80,8 @@ class Answer:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
             aside = f"{self.path}.{os.getpid()}"
             with open(aside, "wb") as f:
-                f.write(b"%d %d\n" % (self.generation, len(data)))
+                f.write(b"%d %d %d\n" % (self.generation, len(self.key), len(data)))
+                f.write(self.key)
                 f.write(data)
             os.replace(aside, self.path)
             kept = sorted(
