@@ -518,6 +518,14 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
         status = cluster.wait_for(ready, 900, "the pool's workers to be READY")
         assert status.splitlines()[0] == f"pool {pool} of partition warm: READY", status
         assert len(status.splitlines()) == 3, status
+        # `pool status` recorded what it saw: sinfo shows the workers as the partition's nodes
+        # (idle once READY, idle# while one still comes up), scontrol shows each of them
+        nodes = cluster.run("sinfo", "-h", "-N", "-p", "warm", "-o", "%N %t").stdout.split()
+        assert len(nodes) == 4 and all(n.startswith(f"{pool}-") for n in nodes[::2]), nodes
+        assert "idle" in nodes[1::2] and set(nodes[1::2]) <= {"idle", "idle#"}, nodes
+        shown = cluster.run("scontrol", "show", "node", nodes[0]).stdout
+        assert shown.startswith(f"NodeName={nodes[0]} CoresPerSocket="), shown
+        assert "   Partitions=warm \n" in shown, shown
         refused = cluster.run("sbatch", "-N", "2", cluster.script("pj.sh", POOL_JOB))
         assert refused.returncode == 1 and "one node each" in refused.stderr, refused.stderr
         t0 = time.monotonic()
@@ -562,5 +570,7 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
         down = cluster.run("slurmsky", "pool", "down", "warm", timeout=600)
     assert down.returncode == 0, down.stdout + down.stderr
     assert down.stdout == f"pool {pool} of partition warm: down\n"
+    gone_nodes = cluster.run("sinfo", "-h", "-p", "warm", "-o", "%D %t").stdout
+    assert gone_nodes == "0 n/a\n", gone_nodes
     gone = cluster.run("slurmsky", "pool", "status", "warm", timeout=300)
     assert gone.stdout == f"pool {pool} of partition warm: not up (`slurmsky pool up warm`)\n"

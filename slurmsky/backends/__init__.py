@@ -72,6 +72,8 @@ class NodeState(Record):
     tmp: int = 0  # MB of temporary disk (TmpDisk)
     gres: str | None = None
     state: str | None = None  # None: from the CPUs in use (idle, mix, alloc); "n/a": no node
+    remote: bool = False  # a machine elsewhere (a cloud worker): its arch, OS and load unknown
+    boot_time: float | None = None  # when a remote node came up (None: unknown, or not yet)
 
 
 if TYPE_CHECKING:  # the agent's side of a backend, described for the checker

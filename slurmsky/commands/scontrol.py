@@ -383,30 +383,40 @@ class Session:
         uname = os.uname()
         out = []
         for node, parts in nodes.values():
+            # a remote node (a pool worker): what no slurmd reported is left out or N/A, as
+            # Slurm prints a node that never registered
+            arch = "" if node.remote else f"Arch={uname.machine} "
+            load = "N/A" if node.remote else f"{os.getloadavg()[0]:.2f}"
+            os_line = (
+                [] if node.remote else [[f"OS={uname.sysname} {uname.release} {uname.version} "]]
+            )
+            if node.remote:  # up since its cloud cluster was launched, if it is
+                booted = started = common.iso(node.boot_time, "None")
+                busy = common.iso(node.boot_time)
+            else:
+                booted, started = common.iso(_machine_boot()), common.iso(_boot_time())
+                busy = started
             out.append(
                 scontrol_format.show_block(
                     [
-                        [f"NodeName={node.name} Arch={uname.machine} CoresPerSocket={node.cpus} "],
+                        [f"NodeName={node.name} {arch}CoresPerSocket={node.cpus} "],
                         [
                             f"CPUAlloc={node.alloc_cpus} CPUEfctv={node.cpus} CPUTot={node.cpus} "
-                            f"CPULoad={os.getloadavg()[0]:.2f}"
+                            f"CPULoad={load}"
                         ],
                         ["AvailableFeatures=(null)"],
                         ["ActiveFeatures=(null)"],
                         [f"Gres={node.gres or '(null)'}"],
                         [f"NodeAddr={node.name} NodeHostName={node.name} Version={SLURM_VERSION}"],
-                        [f"OS={uname.sysname} {uname.release} {uname.version} "],
+                        *os_line,
                         [f"RealMemory={node.memory} AllocMem=0 FreeMem=N/A Sockets=1 Boards=1"],
                         [
                             f"State={sinfo_format.LONG_STATES.get(node.state, node.state).upper()} "
                             f"ThreadsPerCore=1 TmpDisk={node.tmp} Weight=1 Owner=N/A MCS_label=N/A"
                         ],
                         [f"Partitions={','.join(parts)} "],
-                        [
-                            f"BootTime={common.iso(_machine_boot())} "
-                            f"SlurmdStartTime={common.iso(_boot_time())}"
-                        ],
-                        [f"LastBusyTime={common.iso(_boot_time())}"],
+                        [f"BootTime={booted} SlurmdStartTime={started}"],
+                        [f"LastBusyTime={busy}"],
                         [
                             f"CfgTRES=cpu={node.cpus},mem={node.memory}M,billing={node.cpus}"
                             + (f",gres/gpu={node.gres.rpartition(':')[2]}" if node.gres else "")

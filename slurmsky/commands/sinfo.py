@@ -7,7 +7,9 @@ What slurmsky calls partitions and nodes:
 * A partition's nodes are what its backend shows (Backend.nodes): on the local backend the
   local "nodes" (127.0.0.1, 127.0.0.2, ..., see backends/local/nodes.py), each with this
   machine's CPUs and memory, `idle`, `mix` or `alloc` by the CPUs its running jobs hold;
-  on the sky backend the nodes its running jobs hold (they come and go with the jobs).
+  on the sky backend the nodes its running jobs hold (they come and go with the jobs), or
+  for a partition on a SkyPilot pool the pool's workers, as the agent last saw them
+  (backends/sky/pools.py: idle, mix, alloc; idle# while one comes up, down when it failed).
   A partition with no node shows none (`0 n/a`), as Slurm shows an empty partition.
   TIMELIMIT is the partition's `max_time`, else `infinite`.
 """
@@ -67,6 +69,7 @@ def partitions(conn) -> list[dict]:
 
     cfg = load_config()
     backend = backends.configured(cfg)
+    backend.refresh()  # a reader is here: the agent keeps what it follows fresh (no wait)
     configured = cfg.partitions or {"local": {"default": True}}
     default = cfg.default_partition() or "local"
     running = state.find_jobs(conn, states=states.STARTED_STATES)
@@ -92,6 +95,8 @@ def partitions(conn) -> list[dict]:
                 limit,
                 n.state,
                 n.tmp,
+                n.remote,
+                n.boot_time,
             )
             for n in backend.nodes(name, part, running)
         ]

@@ -20,20 +20,43 @@ class NodeView:
         "gres",
         "limit",
         "state",
+        "remote",
+        "boot_time",
     )
 
     def __init__(
-        self, name, partition, default, cpus, alloc_cpus, memory, gres, limit, state=None, tmp=0
+        self,
+        name,
+        partition,
+        default,
+        cpus,
+        alloc_cpus,
+        memory,
+        gres,
+        limit,
+        state=None,
+        tmp=0,
+        remote=False,
+        boot_time=None,
     ):
         self.name, self.partition, self.default = name, partition, default
         self.cpus, self.alloc_cpus, self.memory, self.tmp = cpus, alloc_cpus, memory, tmp
         self.gres, self.limit = gres, limit
+        self.remote, self.boot_time = remote, boot_time
         self.state = state or (
             "idle" if not alloc_cpus else "alloc" if alloc_cpus >= cpus else "mix"
         )
 
 
-LONG_STATES = {"idle": "idle", "mix": "mixed", "alloc": "allocated", "n/a": "n/a", "idle~": "idle~"}
+LONG_STATES = {
+    "idle": "idle",
+    "mix": "mixed",
+    "alloc": "allocated",
+    "n/a": "n/a",
+    "idle~": "idle~",
+    "mix*": "mixed*",  # not responding (a pool worker SkyPilot finds NOT_READY)
+    "alloc*": "allocated*",
+}
 
 
 def _limit_text(minutes: int | None) -> str:
@@ -43,10 +66,23 @@ def _limit_text(minutes: int | None) -> str:
 
 
 def _group_counts(nodes: list[NodeView]) -> str:
-    alloc = sum(1 for n in nodes if n.state in ("alloc", "mix"))
-    idle = sum(1 for n in nodes if n.state in ("idle", "idle~"))
+    """A/I/O/T as Slurm counts them: alloc and mix (whatever their flag: `*` not responding,
+    `#` powering up, ...) allocated, idle with any flag idle, down and the rest other."""
+    base = [n.state.rstrip("*#%~!$@^") for n in nodes]
+    alloc = sum(1 for b in base if b in ("alloc", "mix"))
+    idle = sum(1 for b in base if b == "idle")
     other = len(nodes) - alloc - idle
     return f"{alloc}/{idle}/{other}/{len(nodes)}"
+
+
+def _cpu_counts(nodes: list[NodeView]) -> str:
+    """CPUs A/I/O/T: a down node's CPUs are other, as Slurm counts them."""
+    down = [n for n in nodes if n.state.startswith("down")]
+    up = [n for n in nodes if not n.state.startswith("down")]
+    alloc = sum(n.alloc_cpus for n in up)
+    other = sum(n.cpus for n in down)
+    total = sum(n.cpus for n in nodes)
+    return f"{alloc}/{total - alloc - other}/{other}/{total}"
 
 
 # sinfo fields: letter -> (header, value(list of nodes) -> str, cut)
@@ -54,17 +90,7 @@ SINFO_FIELDS = {
     "a": ("AVAIL", lambda ns: "up"),
     "A": ("NODES(A/I)", lambda ns: _group_counts(ns).rsplit("/", 2)[0]),
     "c": ("CPUS", lambda ns: str(ns[0].cpus) if ns[0].cpus else "0"),
-    "C": (
-        "CPUS(A/I/O/T)",
-        lambda ns: (
-            "%d/%d/0/%d"
-            % (
-                sum(n.alloc_cpus for n in ns),
-                sum(n.cpus - n.alloc_cpus for n in ns),
-                sum(n.cpus for n in ns),
-            )
-        ),
-    ),
+    "C": ("CPUS(A/I/O/T)", lambda ns: _cpu_counts(ns)),
     "d": ("TMP_DISK", lambda ns: str(ns[0].tmp)),
     "D": ("NODES", lambda ns: str(len([n for n in ns if n.name]))),
     "e": ("FREE_MEM", lambda ns: str(ns[0].memory)),

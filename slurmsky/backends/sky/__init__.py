@@ -84,9 +84,15 @@ class SkyBackend(Backend):
         refresh()
 
     def nodes(self, partition, part, running):
-        """The nodes the partition's running jobs hold (SkyPilot's clusters come and go)."""
+        """A pool's workers (pools.worker_nodes, as the agent last recorded them); else the
+        nodes the partition's running jobs hold (SkyPilot's clusters come and go)."""
+        from slurmsky.backends.sky import pools
         from slurmsky.runtime.hostlist import expand
 
+        pool = pools.pool_of(partition, part)
+        workers = pools.worker_nodes(pool, part, running) if pool else None
+        if workers is not None:
+            return workers
         return [
             NodeState(
                 host,

@@ -39,12 +39,15 @@ import urllib.request
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from slurmsky.backends.sky import pools
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.clusters import Clusters
 from slurmsky.backends.sky.task import RUNDIR, cluster_workdir, run_command, with_runtime
+from slurmsky.config import load_config
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
+from slurmsky.errors import SlurmError
 from slurmsky.runtime.spec import SECRET_VAR
 
 log = logging.getLogger("slurmsky.core.daemon")
@@ -232,6 +235,10 @@ class SkyExecutor:
         self.ended: dict[int, dict] = {}  # job id -> SkyPilot's final record, until recorded
         self.user_hash: str | None = None
         self.clusters = Clusters(self.db, self.instance, self._background)  # salloc's
+        self.pools_query: Future | None = None  # the configured pools' status, for sinfo
+        self.pools_started = 0.0
+        self.pools_names: list[str] = []
+        self.pools_error: str | None = None
 
     # --- release ----------------------------------------------------------------------------
 
@@ -362,7 +369,39 @@ class SkyExecutor:
                     self.query = self._background(_fetch, self._since(), self.query_watched)
                 else:
                     wake.append(due)
+        self._pools(now, wake)
         return changed
+
+    def _pools(self, now: float, wake: list[float]) -> None:
+        """Record the configured pools' status for sinfo (pools.record) when an answer came;
+        ask again as often as the queue is asked, while it is kept fresh."""
+        if self.pools_query is not None:
+            if self.pools_query.done():
+                try:
+                    pools.record(self.pools_query.result(), self.pools_names, self.pools_started)
+                    self.pools_error = None
+                except Exception as exc:  # the last record stays
+                    if str(exc) != self.pools_error:
+                        log.warning("SkyPilot pool status failed: %s", exc)
+                    self.pools_error = str(exc)
+                self.pools_query = None
+            elif now - self.pools_started <= QUERY_TIMEOUT:
+                return  # its answer wakes the agent
+            else:
+                self.pools_query = None
+        if not self._keep_fresh(now):
+            return
+        due = self.pools_started + skysync.SYNC_INTERVAL
+        if now < due:
+            wake.append(due)
+            return
+        self.pools_started = now
+        try:
+            self.pools_names = pools.configured_pools(load_config())
+        except SlurmError:  # a broken config: the commands say so
+            self.pools_names = []
+        if self.pools_names:
+            self.pools_query = self._background(_pool_status, self.pools_names)
 
     def _since(self) -> float | None:
         """What the next query lists of finished jobs: all of them (None) the first time,
@@ -801,6 +840,11 @@ def _fetch(since: float | None, watched: list[int]) -> tuple[list[dict], str | N
         _check_server()  # the server went away meanwhile: say so, not SkyPilot's side effect
         raise
     return records, common_utils.get_user_hash()
+
+
+def _pool_status(names: list[str]) -> list[dict]:
+    _check_server()
+    return pools.query_status(names)
 
 
 def _cancel(sky_id: int) -> str:

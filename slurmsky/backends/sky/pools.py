@@ -7,7 +7,21 @@ in its `run` (bootstrap(): unpacked once per worker and runtime version) and sta
 SkyPilot's run directory on the worker, or in -D where that is a path on the cluster.
 A pool worker is one node: multi-node jobs are refused at submission.
 
-Standard library only, but for the SDK calls of `slurmsky pool up/down/status`.
+What sinfo shows. The agent asks SkyPilot for the pools of the configured partitions as it
+asks for the queue (`sky.jobs.pool_status`, query_status) and records the answer in
+POOLS_FILE (record()); sinfo and scontrol read that file (worker_nodes()), never SkyPilot.
+Each worker is a node named as SkyPilot names its cluster (`POOL-REPLICA_ID`, e.g.
+`slurmsky-warm-1`: unique across pools, stable while the worker lives, a fresh name for a
+replacement, and `scontrol show hostnames` expands `slurmsky-warm-[1-2]`), in Slurm's word
+for its state: READY idle / mix / alloc by the CPUs its jobs use; coming up (PENDING,
+PROVISIONING, STARTING) idle#, a cloud node powering up, which Slurm counts idle and will
+run jobs on once up (SkyPilot keeps a pool's jobs until a worker is READY); NOT_READY not
+responding (idle*, mix*, alloc*); SHUTTING_DOWN idle%, powering down; failed or preempted
+down. Its CPUs, memory and GPU are SkyPilot's account of the worker (resources_str_full,
+made by the API server from the worker's launched resources), else the partition's.
+
+Standard library only, but for the SDK calls of `slurmsky pool up/down/status` and the
+agent's query_status().
 """
 
 from __future__ import annotations
@@ -19,8 +33,29 @@ import re
 import sys
 import time
 
+from slurmsky.backends import NodeState
+from slurmsky.core import state
 from slurmsky.errors import SlurmError
 from slurmsky.runtime import PACKAGE_PARENT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from slurmsky.config import Config
+    from slurmsky.core.state import JobRecord
+
+POOLS_FILE = "sky-pools.json"  # {"pools": {name: {"status", "at", "workers"}}, "asked": {name: at}}
+# SkyPilot's ReplicaStatus -> the node's state; None: idle, mix or alloc by the CPUs in use,
+# "*": that, not responding. Any other status (FAILED*, PREEMPTED, UNKNOWN) is down.
+WORKER_STATES = {
+    "READY": None,
+    "NOT_READY": "*",
+    "PENDING": "idle#",
+    "PROVISIONING": "idle#",
+    "STARTING": "idle#",
+    "SHUTTING_DOWN": "idle%",
+}
+_RESOURCE = r"\b{}=([0-9.]+)"  # in resources_str_full: "1x(gpus=H100:1, cpus=8, mem=32, ...)"
+_GPUS = r"\bgpus=([^,\s)]+)"
 
 BOOTSTRAP_EOF = "SLURMSKY_RUNTIME_EOF"
 # Reads the base64 tarball on stdin; argv = where the package goes, the version marker.
@@ -163,6 +198,8 @@ def down(cfg, part_name: str, wait: float = 600.0) -> str:
     deadline = time.monotonic() + wait
     while (found := _found(name)) and time.monotonic() < deadline:
         time.sleep(3)
+    with contextlib.suppress(OSError):  # what sinfo shows; the pool is down either way
+        record([found] if found else [], [name], time.time())
     if found:
         return f"pool {name} of partition {part_name}: {_value(found.get('status'))}, still going"
     return f"pool {name} of partition {part_name}: down"
@@ -179,6 +216,8 @@ def status(cfg, part_name: str) -> list[str]:
     name, _ = _pool(cfg, part_name)
 
     pool = _found(name)
+    with contextlib.suppress(OSError):  # sinfo shows it at once
+        record([pool] if pool else [], [name], time.time())
     if pool is None:
         return [f"pool {name} of partition {part_name}: not up (`slurmsky pool up {part_name}`)"]
     lines = [f"pool {name} of partition {part_name}: {_value(pool.get('status'))}"]
@@ -194,3 +233,159 @@ def status(cfg, part_name: str) -> list[str]:
 
 def _value(status) -> str:
     return getattr(status, "value", status) or "?"
+
+
+# --- what sinfo shows: the agent records SkyPilot's answer, the readers read it ---------------
+
+
+def configured_pools(cfg: Config) -> list[str]:
+    """The pool names of the configured partitions that have one."""
+    names = (pool_of(name, part) for name, part in (cfg.partitions or {}).items())
+    return sorted({name for name in names if name})
+
+
+def query_status(names: list[str]) -> list[dict]:
+    """SkyPilot's records of these pools (the agent's pool threads; none without a jobs
+    controller)."""
+    import sky
+
+    try:
+        return sky.get(sky.jobs.pool_status(names))
+    except sky.exceptions.ClusterNotUpError:  # no controller: no pool is up
+        return []
+
+
+def record(answer: list[dict], names: list[str], at: float) -> None:
+    """Keep what `sky.jobs.pool_status` answered (at `at`) for the pools `names`: each one
+    the answer holds replaces its record, each one it lacks is not up (its record goes);
+    the other pools' records stay. Written atomically, as sync.record_sync does."""
+    import json
+
+    found = {rec.get("name"): rec for rec in answer}
+    pools, asked = _read()
+    for name in names:
+        if at < asked.get(name, 0.0):  # a newer answer is recorded (`pool down` saw it gone)
+            continue
+        asked[name] = at
+        rec = found.get(name)
+        if rec is None:
+            pools.pop(name, None)
+            continue
+        pools[name] = {
+            "status": _value(rec.get("status")),
+            "at": at,
+            "workers": [_worker(info) for info in rec.get("replica_info") or []],
+        }
+    state.ensure_home()
+    path = os.path.join(state.home(), POOLS_FILE)
+    tmp = f"{path}.{os.getpid()}.tmp"  # the agent and `slurmsky pool` may both write
+    with open(tmp, "w") as fh:
+        json.dump({"pools": pools, "asked": asked}, fh)
+    os.replace(tmp, path)
+
+
+def recorded() -> dict:
+    """pool name -> its last record (none for a pool not up, or never asked about)."""
+    return _read()[0]
+
+
+def _read() -> tuple[dict, dict]:
+    """(the records, pool name -> when the answer recorded for it was asked)."""
+    try:
+        with open(os.path.join(state.home(), POOLS_FILE)) as fh:
+            text = fh.read()
+    except OSError:
+        return {}, {}
+    import json
+
+    try:
+        data = json.loads(text)
+        return dict(data.get("pools") or {}), dict(data.get("asked") or {})
+    except (ValueError, AttributeError, TypeError):
+        return {}, {}
+
+
+def _worker(info: dict) -> dict:
+    """One worker of SkyPilot's record (replica_info), JSON-able: what sinfo needs of it."""
+    import re
+
+    used = info.get("used_by")
+    used = [] if used is None else [used] if isinstance(used, (int, str)) else list(used)
+    text = info.get("resources_str_full") or info.get("resources_str") or ""
+    cpus = re.search(_RESOURCE.format("cpus"), text)
+    mem = re.search(_RESOURCE.format("mem"), text)
+    gpus = re.search(_GPUS, text)
+    return {
+        "id": info.get("replica_id"),
+        "name": info.get("name"),
+        "status": _value(info.get("status")),
+        "used_by": [int(j) for j in used if str(j).isdigit()],
+        "launched_at": info.get("launched_at"),
+        "cpus": float(cpus.group(1)) if cpus else None,
+        "mem_gb": float(mem.group(1)) if mem else None,
+        "gpus": gpus.group(1) if gpus else None,
+    }
+
+
+def worker_nodes(pool: str, part: dict, running: list[JobRecord]) -> list[NodeState] | None:
+    """The pool's workers as the partition's nodes, from the last record; None when there is
+    none (the pool is not up, or the agent never asked)."""
+    rec = recorded().get(pool)
+    if rec is None:
+        return None
+    by_sky_id = {
+        (job.executor_ref or {}).get("sky_job_id"): job
+        for job in running
+        if (job.executor_ref or {}).get("sky_job_id") is not None
+    }
+    nodes = []
+    for worker in rec.get("workers") or []:
+        cpus = _count(worker.get("cpus")) or _count(part.get("cpus")) or 1
+        mem_gb = worker.get("mem_gb")
+        if mem_gb is None:
+            mem_gb = _count(part.get("memory")) or 0
+        used = 0
+        for sky_id in worker.get("used_by") or []:
+            job = by_sky_id.get(sky_id)
+            # a job of SkyPilot's that slurmsky does not show running (yet): the whole worker
+            used += job.cpus_per_node[0] if job is not None else cpus
+        used = min(used, cpus)
+        word = WORKER_STATES.get(worker.get("status"), "down")
+        if word == "*":
+            word = ("idle" if not used else "alloc" if used >= cpus else "mix") + "*"
+        name = worker.get("name") or f"{pool}-{worker.get('id')}"
+        nodes.append(
+            NodeState(
+                name,
+                cpus,
+                used if word is None or word.endswith("*") else 0,
+                round(mem_gb * 1024),
+                gres=_gres(worker.get("gpus") or _partition_gpus(part)),
+                state=word,
+                remote=True,
+                boot_time=worker.get("launched_at"),
+            )
+        )
+    return nodes
+
+
+def _count(value) -> int | None:
+    """The whole number a SkyPilot count starts with ('4+', '8', 2.0), if any."""
+    import re
+
+    found = re.match(r"\s*([0-9]+(?:\.[0-9]+)?)", str(value)) if value is not None else None
+    return int(float(found.group(1))) if found else None
+
+
+def _partition_gpus(part: dict) -> str | None:
+    accelerators = part.get("accelerators") or []
+    return str(accelerators[0]) if accelerators else None
+
+
+def _gres(gpus: str | None) -> str | None:
+    """Slurm's typed GRES of a SkyPilot accelerator spec: H100:2 -> gpu:H100:2 (one if no
+    count is given)."""
+    if not gpus:
+        return None
+    kind, _, count = gpus.partition(":")
+    return f"gpu:{kind}:{_count(count) or 1}"
