@@ -496,8 +496,9 @@ exit $((SLURM_ARRAY_TASK_ID == 2 ? 5 : 0))
 
 def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack):
     """`slurmsky pool up` brings the partition's workers up; a job and an array (one launch
-    of --num-jobs 3 on the pool) run there with their own output files, states and exit
-    codes; -N 2 is refused; `pool down` takes the workers away."""
+    of --num-jobs 3 on the pool) and a %1 array (one element after the other) run there with
+    their own output files, states and exit codes; sinfo and scontrol show the workers; -N 2
+    is refused; `pool down` takes the workers away."""
     pool = f"e2epool{os.getpid()}"
     Path(cluster.env["SLURMSKY_CONFIG"]).write_text(
         CONFIG + f"  warm:\n    infra: slurm/peer/debug\n    pool:\n      workers: 2\n"
@@ -505,7 +506,7 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
     )
     cluster.env = _submit_env(cluster.env)
     cluster.env.update(stack)
-    job = arr = None
+    job = arr = one_at_a_time = None
     try:
         up = cluster.run("slurmsky", "pool", "up", "warm", timeout=600)
         assert up.returncode == 0, up.stdout + up.stderr
@@ -531,6 +532,7 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
         t0 = time.monotonic()
         job = cluster.sbatch(cluster.script("pj.sh", POOL_JOB))
         arr = cluster.sbatch(cluster.script("pa.sh", POOL_ARRAY))
+        one_at_a_time = cluster.sbatch("--array=4-5%1", cluster.script("pa.sh", POOL_ARRAY))
         started = cluster.wait_for(
             lambda: (
                 cluster.run("squeue", "-h", "-j", str(job), "-o", "%t").stdout.strip()
@@ -559,14 +561,23 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
             f"{arr}_2|FAILED|5:0",
             f"{arr}_3|COMPLETED|0:0",
         ], sacct
+        # %1 on a pool: one element launched at a time, the next once the first has ended
+        throttled = cluster.run(
+            "sacct", "-n", "-X", "-P", "-j", str(one_at_a_time), "-o", "JobID,State,Start,End"
+        ).stdout.splitlines()
+        assert [line.split("|")[:2] for line in throttled] == [
+            [f"{one_at_a_time}_4", "COMPLETED"],
+            [f"{one_at_a_time}_5", "COMPLETED"],
+        ], throttled
+        assert throttled[1].split("|")[2] >= throttled[0].split("|")[3], throttled
         # inside, the job names its node by the IP it uses (as every sky job does)
         text = (cluster.cwd / f"pooled-{job}.out").read_text()
         assert text.startswith(f"job {job} on ") and text.endswith(" nodes=1\n"), text
-        for index in (1, 2, 3):
-            path = cluster.cwd / f"poolarr-{arr}_{index}.out"
-            assert path.read_text() == f"element {index} of {arr}\n"
+        for array, index in ((arr, 1), (arr, 2), (arr, 3), (one_at_a_time, 4), (one_at_a_time, 5)):
+            path = cluster.cwd / f"poolarr-{array}_{index}.out"
+            assert path.read_text() == f"element {index} of {array}\n"
     finally:
-        cluster.run("scancel", *[str(j) for j in (job, arr) if j])
+        cluster.run("scancel", *[str(j) for j in (job, arr, one_at_a_time) if j])
         down = cluster.run("slurmsky", "pool", "down", "warm", timeout=600)
     assert down.returncode == 0, down.stdout + down.stderr
     assert down.stdout == f"pool {pool} of partition warm: down\n"
