@@ -40,6 +40,12 @@ PARTITION_SCHEMA = {
         "sky backend: the partition's jobs run on a SkyPilot pool of warm one-node workers "
         "(`slurmsky pool up PARTITION`); no workdir upload, file mounts or per-job setup",
     ),
+    "lanes": (
+        int,
+        "sky backend: an array of one-node elements runs as at most N managed jobs (lanes, "
+        "fewer with a %p throttle), each running its share of elements one after another; "
+        "default: one managed job per element",
+    ),
     "max_time": (str, "the partition's MaxTime as sinfo shows it (informational)"),
     "def_mem_per_cpu": (
         int,

@@ -9,7 +9,7 @@ import os
 
 import yaml
 
-from slurmsky.backends.sky.executor import sky_run
+from slurmsky.backends.sky.output import sky_run
 from slurmsky.backends.sky.task import SPEC_EOF, translate
 from slurmsky.config import Config
 from slurmsky.parse.request import build_batch_request, parse_command_line

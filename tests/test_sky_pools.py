@@ -166,7 +166,7 @@ def test_jobs_after_jobs_on_one_worker_send_back_only_their_own_output(tmp_path)
     reads its own run directory, never the spec and output of the job before it."""
     from test_sky_units import _job, _request, run_on_node
 
-    from slurmsky.backends.sky.executor import NODE_OUT, LogReader, sky_run
+    from slurmsky.backends.sky.output import NODE_OUT, LogReader, sky_run
     from slurmsky.backends.sky.task import translate
     from slurmsky.config import Config
 

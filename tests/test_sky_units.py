@@ -17,7 +17,8 @@ from types import SimpleNamespace
 import pytest
 
 from slurmsky.backends.sky import sync as skysync
-from slurmsky.backends.sky.executor import QUEUE_FIELDS, LogReader, sky_run
+from slurmsky.backends.sky.executor import QUEUE_FIELDS
+from slurmsky.backends.sky.output import LogReader, sky_run
 from slurmsky.backends.sky.task import translate, workdir_lines
 from slurmsky.config import Config
 from slurmsky.parse.request import build_batch_request, parse_command_line

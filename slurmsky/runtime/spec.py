@@ -43,9 +43,11 @@ optional may be missing, and ``null`` always means "not given")::
      "node_names": [str]|null,       # optional; null: the node IPs are the names
      "array": null | {"job_id": int, "ranges": str (indexset), "count": int, "throttle": int|null,
                       "step": int,  # step: SLURM_ARRAY_TASK_STEP
-                      "task_id": int, "task_job_id": int},  # the last two: this element's
+                      "task_id": int, "task_job_id": int,  # these two: this element's
+                      "lane": [[int, int]]},  # or: a lane's (task_id, job_id), in its order
                # (without them, element SKYPILOT_JOB_RANK of a launch in index order, whose
-               # id is job_id + 1 + rank, the last one's job_id)
+               # id is job_id + 1 + rank, the last one's job_id; with "lane", element
+               # SLURMSKY_LANE_SEQ of it)
      "requested": {...},             # optional, read by scontrol, not here: the job as
                                      # asked (plan.layout.requested)
      "restart_count": int,           # optional (0): the job's requeues before this run
@@ -171,11 +173,11 @@ class Job:
         # managed job id stands in (a num_jobs batch has consecutive ids, rank order).
         sky_id = int(environ.get("SKYPILOT_MANAGED_JOB_ID") or 0)
         if array:
-            element = int(environ.get("SKYPILOT_JOB_RANK") or 0)
-            if element >= array["count"]:
-                raise SpecError(
-                    "SKYPILOT_JOB_RANK %d: the array has %d elements" % (element, array["count"])
-                )
+            var = "SLURMSKY_LANE_SEQ" if "lane" in array else "SKYPILOT_JOB_RANK"
+            element = int(environ.get(var) or 0)
+            count = len(array["lane"]) if "lane" in array else array["count"]
+            if element >= count:
+                raise SpecError("%s %d: the array has %d elements" % (var, element, count))
             self.array_task_id, self.job_id = _element(array, element, sky_id)
             self.array_job_id = array["job_id"] if array["job_id"] is not None else sky_id - element
         else:
@@ -217,6 +219,8 @@ def _element(array, rank, sky_id):
     """(index, job id) of an array's element (`sky_id` for a task with no Slurm ids)."""
     if "task_id" in array:
         return array["task_id"], array["task_job_id"]
+    if "lane" in array:
+        return tuple(array["lane"][rank])
     index = indexset.at(indexset.parse(array["ranges"]), rank)
     first = array["job_id"]
     if first is None:

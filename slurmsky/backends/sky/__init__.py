@@ -58,12 +58,11 @@ class SkyBackend(Backend):
     def describe(self, req, cfg, job_id):
         """The task as YAML, after what becomes of its workdir (an upload, what it would be;
         else a chdir on the node) as comments."""
-        from slurmsky.backends.sky.task import translate, workdir_lines
+        from slurmsky.backends.sky.task import task_notes, translate
         from slurmsky.config import dump_yaml
 
         task = translate(req, cfg, job_id=job_id).task
-        pool = task["_metadata"]["slurmsky"].get("pool")
-        said = "".join(f"# {line}\n" for line in workdir_lines(req.workdir, pool))
+        said = "".join(f"# {line}\n" for line in task_notes(req.workdir, task))
         return said + dump_yaml(task)
 
     def allocation_env(self, conn, job):

@@ -49,10 +49,10 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
         result = to_sky(req, load_config())
     except SlurmError as exc:
         exc.exit("slurmsky translate")
-    from slurmsky.backends.sky.task import workdir_lines
+    from slurmsky.backends.sky.task import task_notes
 
     pool = result.task["_metadata"]["slurmsky"].get("pool")
-    for line in req.warnings + result.warnings + tuple(workdir_lines(req.workdir, pool)):
+    for line in req.warnings + result.warnings + tuple(task_notes(req.workdir, result.task)):
         sys.stderr.write(line + "\n")
     task = dict(result.task, secrets={SECRET_VAR: secrets.token_hex(32)})  # the step channel's
     notes = []

@@ -15,23 +15,24 @@ every pass. After launch the scheduler leaves the job to `sync()`: its state fol
 queue (skysync.py maps it), scancel and requeue become `sky.jobs.cancel`, and orphans (a
 SkyPilot job whose slurmsky job was cancelled or requeued meanwhile) are cancelled.
 
-Output. Node 0 runs an emitter beside the node runtime (EMITTER): it prints the batch
-script's stdout/stderr files (relative to the spec's workdir), as they grow, as base64 `SLURMSKY-IO` lines into SkyPilot's run
-log, and the runtime's RESULT at the end. The agent reads that log with `jobs.tail_logs` once
-the job has ended (batch jobs) or live (srun/salloc allocations) and writes the bytes at their
-offsets into the --output/--error files on the submit host; the RESULT gives sacct the job's
+Output (output.py). Node 0 runs an emitter beside the node runtime: it prints the batch
+script's output files and the runtime's RESULT as `SLURMSKY-IO` lines into SkyPilot's run
+log. The agent follows that log with `jobs.tail_logs` while the job runs and writes the
+bytes into the --output/--error files on the submit host; the RESULT gives sacct the job's
 own state and exit code (SkyPilot's 100-103 exit codes are never needed).
+
+Lanes (lanes.py): on a partition with `lanes`, an array runs as a few managed jobs, each
+running its share of elements one after another; each element's start, output and RESULT
+come back tagged in its lane's log and move that element's own row.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 import errno
 import json
 import logging
 import os
-import re
 import secrets
 import urllib.error
 import urllib.parse
@@ -39,14 +40,16 @@ import urllib.request
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from slurmsky.backends.sky import pools
+from slurmsky.backends.sky import lanes, pools
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.clusters import Clusters
-from slurmsky.backends.sky.task import RUNDIR, cluster_workdir, run_command, with_runtime
+from slurmsky.backends.sky.output import NODE_ERR, NODE_OUT, LogReader, MarkerStream, sky_run
+from slurmsky.backends.sky.task import cluster_workdir, with_runtime
 from slurmsky.config import load_config
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
+from slurmsky.core.transitions import final_fields
 from slurmsky.errors import SlurmError
 from slurmsky.runtime.spec import SECRET_VAR
 
@@ -72,71 +75,6 @@ QUEUE_FIELDS = [
 LOG_ATTEMPTS = 5  # tries at reading a finished job's log before ending it without output
 QUERY_TIMEOUT = 120.0  # s after which a queue query that never answered is given up
 NEW_JOBS_MARGIN = 300.0  # s before the newest submission seen that a query lists ended jobs
-# In the job's workdir on the node, each job's own (%j: jobs may share a -D, and a pool
-# worker runs job after job in one workdir)
-NODE_OUT, NODE_ERR = ".slurmsky/stdout-%j", ".slurmsky/stderr-%j"
-MARKER = re.compile(r"SLURMSKY-IO ([soer]) (\d+) ([A-Za-z0-9+/=]*)\s*$")
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-# Node 0's emitter (python3, stdlib): argv = rundir; it follows the files the batch step
-# names in the rundir's outputs.json once they are open (runtime/batch.py).
-EMITTER = r"""
-import base64, json, os, sys, time
-rundir, offsets, pairs = sys.argv[1], {"o": 0, "e": 0}, None
-def out(kind, offset, data):
-    sys.stdout.write("SLURMSKY-IO %s %d %s\n" % (kind, offset, base64.b64encode(data).decode()))
-    sys.stdout.flush()
-out("s", 0, b"")
-while True:
-    last = os.path.exists(os.path.join(rundir, "emitter.done"))
-    if pairs is None:
-        try:
-            with open(os.path.join(rundir, "outputs.json")) as f:
-                paths = json.load(f)
-            pairs = [("o", paths["o"])] + ([("e", paths["e"])] if paths["e"] != paths["o"] else [])
-        except (OSError, ValueError, KeyError):
-            pass
-    for stream, path in pairs or ():
-        try:
-            with open(path, "rb") as f:
-                f.seek(offsets[stream])
-                for data in iter(lambda: f.read(2048), b""):
-                    out(stream, offsets[stream], data)
-                    offsets[stream] += len(data)
-        except OSError:
-            pass
-    if last:
-        try:
-            with open(os.path.join(rundir, "result.json"), "rb") as f:
-                out("r", 0, f.read())
-        except OSError:
-            out("r", 0, b"")
-        break
-    time.sleep(1)
-"""
-
-
-def sky_run(spec: dict, workdir: str | None) -> str:
-    """The task's `run`: translate's node runtime command (in `workdir`, None: SkyPilot's),
-    with node 0's emitter beside it, which follows the batch step's output and error files."""
-    return (
-        f"{RUNDIR}"
-        'if [ "${SKYPILOT_NODE_RANK:-0}" = 0 ]; then\n'
-        '  rm -f "$SLURMSKY_RUNDIR/emitter.done" "$SLURMSKY_RUNDIR/outputs.json"\n'
-        "  python3 -u - \"$SLURMSKY_RUNDIR\" <<'SLURMSKY_EMITTER_EOF' &\n"
-        f"{EMITTER.strip()}\n"
-        "SLURMSKY_EMITTER_EOF\n"
-        "  SLURMSKY_EMITTER=$!\n"
-        "fi\n"
-        f"(\n{run_command(spec, workdir)})\n"
-        "SLURMSKY_RC=$?\n"
-        # node 0's own end only: nodes that share $HOME (Slurm infra) share the rundir
-        'if [ -n "${SLURMSKY_EMITTER:-}" ]; then\n'
-        '  touch "$SLURMSKY_RUNDIR/emitter.done"\n'
-        '  wait "$SLURMSKY_EMITTER"\n'
-        "fi\n"
-        "exit $SLURMSKY_RC\n"
-    )
 
 
 def _read_nothing(reader: Future) -> bool:
@@ -154,61 +92,6 @@ def _ref(job: JobRecord) -> dict:
 
 class Unreachable(Exception):
     """The API server did not answer; str() is the pending reason, naming its endpoint."""
-
-
-class LogReader:
-    """Writes the SLURMSKY-IO lines of one job's log into its files on the submit host."""
-
-    def __init__(self, job: JobRecord, append: bool):
-        self.paths = {"o": job.stdout, "e": job.stderr if job.stderr != job.stdout else None}
-        self.append = append
-        self.base = {"o": 0, "e": 0}
-        self.result: dict | None = None
-        self.partial = ""
-        self.starts = self.applied = 0  # start markers seen in this read, and ever applied
-
-    def rewind(self) -> LogReader:
-        """For a new read of the same log from its start: starts already applied are not
-        applied again (an appending job's files would get its output twice)."""
-        self.partial, self.starts = "", 0
-        return self
-
-    def write(self, text: str) -> int:
-        lines = (self.partial + text).split("\n")
-        self.partial = lines.pop()
-        for line in lines:
-            found = MARKER.search(ANSI.sub("", line).rstrip("\r"))
-            if found:
-                self._marker(found.group(1), int(found.group(2)), base64.b64decode(found.group(3)))
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def _marker(self, kind: str, offset: int, data: bytes) -> None:
-        if kind == "r":
-            self.result = json.loads(data) if data else {}
-            return
-        if kind == "s":  # the job (re)started: files start afresh, or after what they hold
-            self.starts += 1
-            if self.starts <= self.applied:
-                return
-            self.applied += 1
-            for stream, path in self.paths.items():
-                if path:
-                    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                    with open(path, "ab") as fh:
-                        self.base[stream] = fh.tell() if self.append else 0
-                        if not self.append:
-                            fh.truncate(0)
-            return
-        path = self.paths.get(kind) or self.paths["o"]
-        assert path is not None  # a slurmsky job always has its stdout path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
-        try:
-            os.pwrite(fd, data, self.base[kind] + offset)
-        finally:
-            os.close(fd)
 
 
 class SkyExecutor:
@@ -239,6 +122,12 @@ class SkyExecutor:
         self.pools_started = 0.0
         self.pools_names: list[str] = []
         self.pools_error: str | None = None
+        self.lane_limits: dict[int, int | None] = {}  # submission -> its task's lanes
+        self.lane_logs: dict[str, lanes.LaneReader] = {}  # lane token -> its reader
+        self.lane_reads: dict[str, Future] = {}  # lane token -> the read of its log
+        self.lane_recs: dict[str, dict] = {}  # lane token -> SkyPilot's last record of it
+        self.lane_ends: dict[str, int] = {}  # ended lane -> reads of its log since it ended
+        self.lane_cuts: dict[str, int | None] = {}  # cut lane -> last seq kept; None: pending
 
     # --- release ----------------------------------------------------------------------------
 
@@ -247,9 +136,35 @@ class SkyExecutor:
             return job.reason
         if self.unreachable:
             return self.unreachable
-        if job.array_throttle and self._array_busy(job, running) >= job.array_throttle:
+        limit = self._lanes_of(job)
+        if limit is not None:  # one element a pass: its launch takes the others (lanes.plan)
+            placed = any(
+                j.array_job_id == job.array_job_id and j.state == "PENDING" for j in running
+            )
+            if placed or len(self._array_lanes(job)) >= limit:
+                return "JobArrayTaskLimit"
+        elif job.array_throttle and self._array_busy(job, running) >= job.array_throttle:
             return "JobArrayTaskLimit"
         return list(range(job.num_nodes))
+
+    def _lanes_of(self, job: JobRecord) -> int | None:
+        """How many lanes the job's array runs in (None: not in lanes)."""
+        if job.array_job_id is None:
+            return None
+        if job.submission not in self.lane_limits:
+            task = state.get_spec(self.db, job.submission)[1] or {}
+            self.lane_limits[job.submission] = (
+                task.get("_metadata", {}).get("slurmsky", {}).get("lanes")
+            )
+        return self.lane_limits[job.submission]
+
+    def _array_lanes(self, job: JobRecord) -> set[str]:
+        """The tokens of the array's lanes that are still out."""
+        return {
+            j.executor_ref["token"]
+            for j in state.find_jobs(self.db, ids=[job.array_job_id], states=ACTIVE_STATES)
+            if j.executor_ref and "lane" in j.executor_ref
+        }
 
     def _array_busy(self, job: JobRecord, running: list[JobRecord]) -> int:
         """Elements of the array SkyPilot has (pending there too) or that start this pass."""
@@ -273,7 +188,10 @@ class SkyExecutor:
             assert task is not None  # the sky backend stores a task with each submission
             return self.clusters.launch(job, task)
         token = ref["token"]
-        if self._dense(spec):
+        limit = self._lanes_of(job)
+        if limit is not None:
+            ref = self._lanes(job, spec, ref, limit)
+        elif self._dense(spec):
             token = self._group(job, spec, token)
             ref = dict(ref, token=token, rank=job.array_rank)
         else:
@@ -317,8 +235,38 @@ class SkyExecutor:
             self._submit(token, self._task(job, spec, token, whole=False), None)
         return token
 
-    def _task(self, job: JobRecord, spec: dict, token: str, *, whole: bool) -> dict:
-        """The stored task with `run` for this launch, its metadata and its secret."""
+    def _lanes(self, job: JobRecord, spec: dict, ref: dict, limit: int) -> dict:
+        """Launch the lanes `job` goes out in (lanes.plan: with the array's pending
+        elements): each element's ref names its lane's token and its seq in it. Returns
+        `job`'s ref."""
+        for members in lanes.plan(self.db, job, spec, limit):
+            token = uuid.uuid4().hex
+            for seq, member in enumerate(members):
+                member_ref = {"token": token, "sky_job_id": None, "lane": seq}
+                if member.job_id == job.job_id:
+                    ref = dict(ref, **member_ref)
+                else:
+                    state.update_job(
+                        self.db,
+                        member.job_id,
+                        where_state=("PENDING",),
+                        executor_ref=member_ref,
+                        reason="Resources",
+                    )
+            self._submit(token, self._task(job, spec, token, whole=False, lane=members), None)
+        return ref
+
+    def _task(
+        self,
+        job: JobRecord,
+        spec: dict,
+        token: str,
+        *,
+        whole: bool,
+        lane: list[JobRecord] | None = None,
+    ) -> dict:
+        """The stored task with `run` for this launch (of the array's elements in `lane`,
+        one after another, when given), its metadata and its secret."""
         task = copy.deepcopy(state.get_spec(self.db, job.submission)[1])
         assert task is not None  # the sky backend stores a task with each submission
         separate = spec.get("error") not in (None, spec.get("output"))
@@ -326,10 +274,18 @@ class SkyExecutor:
         meta = dict(
             task.get("_metadata", {}).get("slurmsky", {}), instance=self.instance, token=token
         )
-        if spec.get("array") and not whole:
-            node["array"] = dict(spec["array"], task_id=job.array_task_id, task_job_id=job.job_id)
-            meta.update(job_id=job.job_id, array_task_id=job.array_task_id)
-        task["run"] = with_runtime(task, sky_run(node, cluster_workdir(task, spec)))
+        workdir = cluster_workdir(task, spec)
+        if lane:
+            node["array"] = dict(spec["array"], lane=[[m.array_task_id, m.job_id] for m in lane])
+            meta["lane"] = [m.job_id for m in lane]
+            task["run"] = with_runtime(task, lanes.lane_run(node, workdir, len(lane)))
+        else:
+            if spec.get("array") and not whole:
+                node["array"] = dict(
+                    spec["array"], task_id=job.array_task_id, task_job_id=job.job_id
+                )
+                meta.update(job_id=job.job_id, array_task_id=job.array_task_id)
+            task["run"] = with_runtime(task, sky_run(node, workdir))
         task["_metadata"] = {"slurmsky": meta}
         task["secrets"] = {SECRET_VAR: secrets.token_hex(32)}
         return task
@@ -360,6 +316,7 @@ class SkyExecutor:
             log.warning("SkyPilot queue query unanswered after %.0f s; asking again", QUERY_TIMEOUT)
             skysync.record_sync(self.query_started, "queue query timed out")
             self.query = None
+        changed |= self._lane_progress(now)
         changed |= self._finish(now)
         if self.query is None:  # one in flight wakes the agent when it answers
             if self._keep_fresh(now):
@@ -506,7 +463,10 @@ class SkyExecutor:
             sky_id = _ref(job).get("sky_job_id")
             if job.kill_action and job.kill_sent is None and sky_id is not None:
                 log.info("job %s: %s (SkyPilot job %s)", job.job_id, job.kill_action, sky_id)
-                self._cancel(sky_id)
+                if "lane" in _ref(job):
+                    self._cut(_ref(job)["token"], sky_id, at_once=True)
+                else:
+                    self._cancel(sky_id)
                 changed |= state.update_job(self.db, job.job_id, kill_sent=now)
         return changed
 
@@ -517,8 +477,11 @@ class SkyExecutor:
             "AND cancelled_by IS NOT NULL AND kill_sent IS NULL AND executor_ref IS NOT NULL "
             "AND json_extract(executor_ref, '$.sky_job_id') IS NOT NULL"
         ).fetchall()
-        for job_id, ref in rows:
-            self._cancel(json.loads(ref)["sky_job_id"])
+        for job_id, ref in map(lambda row: (row[0], json.loads(row[1])), rows):
+            if "lane" in ref:  # its lane stops after the element it runs
+                self._cut(ref["token"], ref["sky_job_id"], at_once=False)
+            else:
+                self._cancel(ref["sky_job_id"])
             state.update_job(self.db, job_id, kill_sent=now)
 
     def _cancel(self, sky_id: int) -> None:
@@ -575,6 +538,10 @@ class SkyExecutor:
         changed = False
         jobs = self._active()
         by_sky = {_ref(j)["sky_job_id"]: j for j in jobs if _ref(j).get("sky_job_id") is not None}
+        lane_members: dict[str, list[JobRecord]] = {}
+        for j in jobs:
+            if "lane" in _ref(j):
+                lane_members.setdefault(_ref(j)["token"], []).append(j)
         by_token: dict[str, list[dict]] = {}
         for rec in records:
             by_token.setdefault(rec["metadata"]["slurmsky"].get("token"), []).append(rec)
@@ -582,6 +549,9 @@ class SkyExecutor:
             token = rec["metadata"]["slurmsky"].get("token")
             if token in self.launches:
                 continue  # listed before its launch answered: next time
+            if token in lane_members:
+                self._follow_lane(token, lane_members[token], rec)
+                continue
             job = by_sky.get(rec["job_id"])
             if job is None or _ref(job).get("token") != token:
                 job = self._adopt(rec, jobs, by_token)
@@ -597,14 +567,7 @@ class SkyExecutor:
             ref = _ref(job)
             if ref.get("sky_job_id") is None and ref.get("token") not in self.launches:
                 log.info("job %s: its launch never reached SkyPilot; pending again", job.job_id)
-                changed |= state.update_job(
-                    self.db,
-                    job.job_id,
-                    where_state=ACTIVE_STATES,
-                    state="PENDING",
-                    executor_ref=None,
-                    start_time=None,
-                )
+                changed |= self._pend_again(job.job_id)
         return changed
 
     def _adopt(self, rec: dict, jobs: list[JobRecord], by_token: dict) -> JobRecord | None:
@@ -669,6 +632,128 @@ class SkyExecutor:
         future.add_done_callback(lambda _: _nudge_agent())
         self.readers[job.job_id] = future
 
+    # --- lanes (lanes.py) ----------------------------------------------------------------------
+
+    def _follow_lane(self, token: str, members: list[JobRecord], rec: dict) -> None:
+        """A lane SkyPilot lists: its elements learn its id (an agent that restarted never
+        saw the launch answer); its log is followed while it runs and read whole once more
+        after it ended. _lane_progress moves the elements' rows."""
+        for job in members:
+            if _ref(job).get("sky_job_id") is None:
+                job.executor_ref = dict(_ref(job), sky_job_id=rec["job_id"])
+                state.update_job(self.db, job.job_id, executor_ref=job.executor_ref)
+        self.lane_recs[token] = rec
+        reader = self.lane_reads.get(token)
+        if reader is not None and not reader.done():
+            return
+        if rec["status"] in skysync.FINAL:
+            tries = self.lane_ends.setdefault(token, 0)
+            last = reader is None or tries == 0 or reader.exception() is not None
+            if rec.get("start_at") and last and tries < LOG_ATTEMPTS:
+                self.lane_ends[token] += 1
+                self._read_lane(token, members, follow=False)
+        elif rec["status"] not in skysync.QUEUED_THERE:
+            if reader is not None and reader.exception() is not None:
+                log.warning("lane %s: following its log failed: %s", token, reader.exception())
+            self._read_lane(token, members, follow=True)
+
+    def _read_lane(self, token: str, members: list[JobRecord], *, follow: bool) -> None:
+        if token not in self.lane_logs:
+            spec = state.get_spec(self.db, members[0].submission)[0]
+            append = spec.get("open_mode") == "append"
+            self.lane_logs[token] = lanes.LaneReader(
+                {_ref(j)["lane"]: LogReader(j, append) for j in members}, _nudge_agent
+            )
+        reader = self.lane_logs[token].rewind()
+        future = (self.tails if follow else self.pool).submit(
+            _tail, self.lane_recs[token]["job_id"], follow, reader
+        )
+        future.add_done_callback(lambda _: _nudge_agent())
+        self.lane_reads[token] = future
+
+    def _cut(self, token: str, sky_id: int, *, at_once: bool) -> None:
+        """scancel of a lane's element: cancel the lane now (its element runs), or once the
+        element it runs ends; the elements it has not started then go out again."""
+        if token in self.lane_cuts and self.lane_cuts[token] is not None:
+            return  # cancelled already
+        reader = self.lane_logs.get(token)
+        if at_once or reader is None or not reader.running():
+            self.lane_cuts[token] = max(reader.started, default=-1) if reader else -1
+            self._cancel(sky_id)
+        else:
+            self.lane_cuts[token] = None
+
+    def _lane_progress(self, now: float) -> bool:
+        """Move the rows of lane elements as their lanes' logs say (_lane_elements)."""
+        changed = False
+        by_token: dict[str, list[JobRecord]] = {}
+        for job in self._active():
+            if "lane" in _ref(job):
+                by_token.setdefault(_ref(job)["token"], []).append(job)
+        for token in set(self.lane_recs) - set(by_token):  # every element ended
+            for done in (self.lane_recs, self.lane_logs, self.lane_reads, self.lane_ends):
+                done.pop(token, None)  # type: ignore[attr-defined]
+            self.lane_cuts.pop(token, None)
+        for token, members in by_token.items():
+            if token in self.lane_recs:
+                changed |= self._lane_elements(token, members, now)
+        return changed
+
+    def _lane_elements(self, token: str, members: list[JobRecord], now: float) -> bool:
+        """RUNNING at its start marker, ended with its RESULT; once the lane has ended and
+        its log is read, an element with no RESULT ends as the lane did, or pends again when
+        scancel cut the lane before it (a pending cut takes effect when none runs)."""
+        rec = self.lane_recs[token]
+        reader = self.lane_logs.get(token)
+        started = dict(reader.started) if reader else {}
+        if token in self.lane_cuts and self.lane_cuts[token] is None:
+            if not (reader and reader.running()):
+                self.lane_cuts[token] = max(started, default=-1)
+                self._cancel(rec["job_id"])
+        cut = self.lane_cuts.get(token)
+        read = self.lane_reads.get(token)
+        ended = rec["status"] in skysync.FINAL and token in self.lane_ends
+        ended = ended and (read is None or read.done())
+        changed = False
+        for job in members:
+            seq = _ref(job)["lane"]
+            if cut is not None and seq > cut:  # not run, or started after the cut
+                if ended:
+                    changed |= self._pend_again(job.job_id, reason="None", nodelist=None)
+                continue
+            result = reader.members[seq].result if reader else None
+            if result is not None or ended:
+                if result is not None:  # the element's own RESULT
+                    lane = dict(rec, status="SUCCEEDED", end_at=None)
+                elif rec["status"] == "SUCCEEDED":
+                    lane = dict(rec, status="FAILED", failure_reason="no RESULT from the node")
+                else:
+                    lane = rec
+                fields = final_fields(job, skysync.result_of(lane, result), now)
+                changed |= state.update_job(
+                    self.db, job.job_id, where_state=ACTIVE_STATES, **fields
+                )
+                log.info("job %s: %s (lane %s)", job.job_id, fields["state"], rec["job_id"])
+            elif seq in started and job.state == "PENDING":
+                running = dict(rec, status="RUNNING", start_at=started[seq])
+                fields = skysync.active_fields(running, None, now)
+                changed |= state.update_job(
+                    self.db, job.job_id, where_state=ACTIVE_STATES, **fields
+                )
+        return changed
+
+    def _pend_again(self, job_id: int, **fields) -> bool:
+        """A job handed to SkyPilot that is to go out again: pending, with no ref."""
+        return state.update_job(
+            self.db,
+            job_id,
+            where_state=ACTIVE_STATES,
+            state="PENDING",
+            executor_ref=None,
+            start_time=None,
+            **fields,
+        )
+
     def _finish(self, now: float) -> bool:
         """Record the end of jobs SkyPilot finished, once their log (if any) is read."""
         changed = False
@@ -700,8 +785,6 @@ class SkyExecutor:
             self.log_failures.pop(job_id, None)
             if job is None or job.finished:
                 continue
-            from slurmsky.core.transitions import final_fields
-
             fields = final_fields(job, skysync.result_of(rec, marker), now)
             changed |= state.update_job(self.db, job_id, where_state=ACTIVE_STATES, **fields)
             log.info("job %s: %s (SkyPilot %s)", job_id, fields["state"], rec["status"])
@@ -865,10 +948,10 @@ def _log_cancel(future: Future) -> None:
         log.warning("cancel failed: %s", exc)
 
 
-def _tail(sky_id: int, follow: bool, reader: LogReader) -> LogReader:
+def _tail(sky_id: int, follow: bool, reader: MarkerStream) -> MarkerStream:
     import sky
 
-    # LogReader is a file-like object (write, flush), which is all tail_logs uses of its
+    # A MarkerStream is a file-like object (write, flush), which is all tail_logs uses of its
     # output_stream; SkyPilot annotates it as io.TextIOBase.
     sky.jobs.tail_logs(job_id=sky_id, follow=follow, output_stream=reader)  # type: ignore[call-overload]
     reader.write("\n")

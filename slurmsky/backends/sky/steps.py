@@ -6,7 +6,7 @@ step id (`first_step`) comes from a counter in the allocation's ref, and its tim
 what is left of the allocation's.
 
 The step's output comes back as node 0's emitter writes it into the job's log
-(executor.EMITTER), followed with `sky.tail_logs` onto this terminal, stdout and stderr
+(output.EMITTER), followed with `sky.tail_logs` onto this terminal, stdout and stderr
 apart; its RESULT gives srun's exit code and the step's sacct record, which is added to the
 allocation's. Ctrl-C, SIGTERM and SIGHUP cancel the step's job on the cluster (`sky.cancel`).
 
@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from slurmsky.backends.sky.executor import LogReader, sky_run
+from slurmsky.backends.sky.output import LogReader, sky_run
 from slurmsky.backends.sky.sync import named_steps
 from slurmsky.backends.sky.task import cluster_workdir
 from slurmsky.core import state
@@ -47,7 +47,7 @@ class Terminal(LogReader):
         self.partial = ""
         self.starts = self.applied = 0
 
-    def _marker(self, kind: str, offset: int, data: bytes) -> None:
+    def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
         if kind == "r":
             super()._marker(kind, offset, data)
         elif kind in self.sinks and offset + len(data) > self.written[kind]:

@@ -212,16 +212,47 @@ def sky_task(
 def run_command(spec: dict, workdir: str | None) -> str:
     """Every node writes the spec (a quoted heredoc: no expansion) and starts the runtime in
     `workdir` (None: where SkyPilot runs `run`, its synced workdir)."""
+    return RUNDIR + spec_lines(spec, workdir) + runtime_line('"$SLURMSKY_RUNDIR/spec.json"')
+
+
+def spec_lines(spec: dict, workdir: str | None) -> str:
+    """Lines that write the node spec to $SLURMSKY_RUNDIR/spec.json."""
     node_spec = dict(spec, workdir=workdir)
     return (
-        f"{RUNDIR}"
         f"cat > \"$SLURMSKY_RUNDIR/spec.json\" <<'{SPEC_EOF}'\n"
         f"{json.dumps(node_spec, sort_keys=True)}\n"
         f"{SPEC_EOF}\n"
+    )
+
+
+def runtime_line(spec_path: str) -> str:
+    """The line that becomes the node runtime, its RESULT and files in $SLURMSKY_RUNDIR."""
+    return (
         f'PYTHONPATH="$HOME{RUNTIME_HOME[1:]}${{PYTHONPATH:+:$PYTHONPATH}}" exec python3 -m slurmsky.runtime '
-        'node --spec "$SLURMSKY_RUNDIR/spec.json" --result "$SLURMSKY_RUNDIR/result.json" '
+        f'node --spec {spec_path} --result "$SLURMSKY_RUNDIR/result.json" '
         '--rundir "$SLURMSKY_RUNDIR"\n'
     )
+
+
+def lanes_of(count: int, throttle: int | None, part: dict, num_nodes: int) -> int | None:
+    """How many lanes an array of `count` runs as on a partition (None: one managed job per
+    element): the partition's `lanes`, no more than the throttle, for one-node elements."""
+    lanes = part.get("lanes")
+    if not lanes or num_nodes != 1:
+        return None
+    return max(1, min(lanes, throttle or lanes, count))
+
+
+def task_notes(workdir: str, task: dict) -> list[str]:
+    """What becomes of the workdir and of an array, for --test-only and translate."""
+    meta = task["_metadata"]["slurmsky"]
+    lines = workdir_lines(workdir, meta.get("pool"))
+    if meta.get("lanes"):
+        lines.append(
+            f"array: slurmsky runs it as {meta['lanes']} lanes (partitions.{meta['partition']}"
+            ".lanes): managed jobs that each run their share of elements one after another"
+        )
+    return lines
 
 
 def _task_name(job_name: str) -> str:
@@ -254,5 +285,8 @@ def translate(
     if req.array is not None:
         metadata["slurmsky"]["array_job_id"] = job_id
         metadata["slurmsky"]["array_ranges"] = spec["array"]["ranges"]
+        lanes = lanes_of(req.array.count, req.array.throttle, part, lay.num_nodes)
+        if lanes:
+            metadata["slurmsky"]["lanes"] = lanes
     task, warnings = sky_task(req, cfg, lay, part_name, part, spec, metadata)
     return Translation(task, spec, tuple(warnings))

@@ -1,0 +1,113 @@
+"""Lanes: an array as a few managed jobs, each running its share of elements in turn.
+
+On a partition with `lanes: N`, the first element of an array the scheduler releases takes
+every element still pending with it (plan): they are dealt, in index order, into
+K = min(N, throttle, elements) lanes, less the array's lanes still running. Each lane is ONE
+managed job whose `run` (lane_run) runs the node runtime for its elements one after another,
+each element beside an emitter of its own whose SLURMSKY-IO lines end with the element's
+position in the lane (its seq). So K controllers at most, and an element after a lane's
+first starts within a second of the one before it.
+
+Every element keeps its own row: PENDING until its lane starts it, RUNNING from its start
+marker (the node's clock), then its own RESULT. LaneReader hands each element's lines to
+that element's LogReader (its files, its append mode, its RESULT); the executor moves the
+rows (SkyExecutor._lane_progress).
+
+No channel reaches a running managed job from home, so `scancel` of one element cuts its
+lane: at once when that element runs; when the lane's running element ends (or at once when
+none runs) when it was pending. The elements the lane had not started then are pending again
+and go out in new lanes; elements that ended keep their results.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+from slurmsky.backends.sky.output import LogReader, MarkerStream, emitted
+from slurmsky.backends.sky.task import RUNDIR, runtime_line, spec_lines
+from slurmsky.core import state
+from slurmsky.core.state import JobRecord
+
+# One element of a lane: the runtime on the lane's spec, the element SLURMSKY_LANE_SEQ names
+ELEMENT = "export SLURMSKY_LANE_SEQ\n" + runtime_line('"$SLURMSKY_LANE/spec.json"')
+
+
+def lane_run(spec: dict, workdir: str | None, count: int) -> str:
+    """A lane's `run`: the spec once, then the runtime for each of its `count` elements in
+    turn (SLURMSKY_LANE_SEQ picks the element of spec["array"]["lane"]), each in a rundir
+    of its own with its tagged emitter. The lane itself always ends 0: its elements' RESULTs
+    say how each ended."""
+    return (
+        f"{RUNDIR}"
+        'SLURMSKY_LANE="$SLURMSKY_RUNDIR"\n'
+        f"{spec_lines(spec, workdir)}"
+        f"for SLURMSKY_LANE_SEQ in $(seq 0 {count - 1}); do\n"
+        '  SLURMSKY_RUNDIR="$SLURMSKY_LANE/$SLURMSKY_LANE_SEQ"\n'
+        '  mkdir -p "$SLURMSKY_RUNDIR"\n'
+        f"{emitted(ELEMENT, '$SLURMSKY_LANE_SEQ')}"
+        "done\n"
+        "exit 0\n"
+    )
+
+
+class LaneReader(MarkerStream):
+    """One lane's log: each element's lines to its own LogReader (by seq; elements no longer
+    followed are skipped), the time each element started, and a call of `event` at each
+    element's start and end (to wake the agent)."""
+
+    def __init__(self, members: dict[int, LogReader], event: Callable[[], None]):
+        self.members = members
+        self.event = event
+        self.started: dict[int, float] = {}
+
+    def rewind(self) -> LaneReader:
+        self.partial = ""
+        for member in self.members.values():
+            member.rewind()
+        return self
+
+    def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
+        member = self.members.get(int(tag)) if tag is not None else None
+        if tag is None or member is None:
+            return
+        if kind == "s":
+            self.started.setdefault(int(tag), float(data or 0) or time.time())
+            data = b""
+        member._marker(kind, offset, data)
+        if kind in "sr":
+            self.event()
+
+    def running(self) -> list[int]:
+        """The seqs started and not ended (at most one)."""
+        return [seq for seq in list(self.started) if self.members[seq].result is None]
+
+
+def plan(conn: sqlite3.Connection, job: JobRecord, spec: dict, lanes: int) -> list[list[JobRecord]]:
+    """The lanes `job` (an element being launched) goes out in, with every element of its
+    array still pending (split off the array's pending record) and not held or handed out
+    yet, dealt in index order; as many lanes as `lanes` allows beside the array's lanes that
+    still run."""
+    from slurmsky.runtime import indexset
+
+    members: list[JobRecord] = [job]
+    running: set[str] = set()
+    for row in state.find_jobs(conn, ids=[job.array_job_id]):
+        ref = row.executor_ref or {}
+        if row.job_id == job.job_id or row.finished or row.held:
+            continue
+        if "lane" in ref:
+            running.add(ref["token"])
+        elif row.array_pending is not None:
+            for index in indexset.iterate(indexset.parse(row.array_pending)):
+                element = state.split_element(
+                    conn, row.job_id, index, spec, unheld=True, reason="Resources"
+                )
+                if element is not None:
+                    members.append(element)
+        elif row.state == "PENDING" and not ref:
+            members.append(row)
+    members.sort(key=lambda m: m.array_task_id or 0)
+    count = max(1, min(lanes - len(running), len(members)))
+    return [members[k::count] for k in range(count)]

@@ -1,0 +1,160 @@
+"""A sky job's output, from its node to the submit host.
+
+Node 0 runs an emitter beside the node runtime (EMITTER, in the task's `run`: sky_run): it
+prints the batch script's stdout/stderr files (relative to the spec's workdir), as they grow,
+as base64 `SLURMSKY-IO` lines into SkyPilot's run log, and the runtime's RESULT at the end
+(a lane's elements each have their own emitter, whose lines carry the element's position in
+the lane: lanes.py). The agent reads that log with `jobs.tail_logs` and LogReader writes the
+bytes at their offsets into the --output/--error files on the submit host; the RESULT gives
+sacct the job's own state and exit code.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+
+from slurmsky.backends.sky.task import RUNDIR, run_command
+from slurmsky.core.state import JobRecord
+
+# In the job's workdir on the node, each job's own (%j: jobs may share a -D, and a pool
+# worker runs job after job in one workdir)
+NODE_OUT, NODE_ERR = ".slurmsky/stdout-%j", ".slurmsky/stderr-%j"
+# kind (start, out, err, result), offset, base64 data, and a lane element's position
+MARKER = re.compile(r"SLURMSKY-IO ([soer]) (\d+) ([A-Za-z0-9+/=]*)(?: (\d+))?\s*$")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+# Node 0's emitter (python3, stdlib): argv = rundir [tag]; it follows the files the batch
+# step names in the rundir's outputs.json once they are open (runtime/batch.py). A tagged
+# emitter's (a lane element's) lines end with the tag, and its start says when (node clock).
+EMITTER = r"""
+import base64, json, os, sys, time
+rundir, offsets, pairs = sys.argv[1], {"o": 0, "e": 0}, None
+tag = " " + sys.argv[2] if len(sys.argv) > 2 else ""
+def out(kind, offset, data):
+    sys.stdout.write("SLURMSKY-IO %s %d %s%s\n" % (kind, offset, base64.b64encode(data).decode(), tag))
+    sys.stdout.flush()
+out("s", 0, str(time.time()).encode() if tag else b"")
+while True:
+    last = os.path.exists(os.path.join(rundir, "emitter.done"))
+    if pairs is None:
+        try:
+            with open(os.path.join(rundir, "outputs.json")) as f:
+                paths = json.load(f)
+            pairs = [("o", paths["o"])] + ([("e", paths["e"])] if paths["e"] != paths["o"] else [])
+        except (OSError, ValueError, KeyError):
+            pass
+    for stream, path in pairs or ():
+        try:
+            with open(path, "rb") as f:
+                f.seek(offsets[stream])
+                for data in iter(lambda: f.read(2048), b""):
+                    out(stream, offsets[stream], data)
+                    offsets[stream] += len(data)
+        except OSError:
+            pass
+    if last:
+        try:
+            with open(os.path.join(rundir, "result.json"), "rb") as f:
+                out("r", 0, f.read())
+        except OSError:
+            out("r", 0, b"")
+        break
+    time.sleep(1)
+"""
+
+
+def sky_run(spec: dict, workdir: str | None) -> str:
+    """The task's `run`: translate's node runtime command (in `workdir`, None: SkyPilot's),
+    with node 0's emitter beside it, which follows the batch step's output and error files."""
+    return RUNDIR + emitted(run_command(spec, workdir)) + "exit $SLURMSKY_RC\n"
+
+
+def emitted(command: str, tag: str = "") -> str:
+    """Lines that run `command` in a subshell with node 0's emitter beside it (tagged with
+    `tag`, a shell word), leaving its exit code in SLURMSKY_RC."""
+    return (
+        "SLURMSKY_EMITTER=\n"
+        'if [ "${SKYPILOT_NODE_RANK:-0}" = 0 ]; then\n'
+        '  rm -f "$SLURMSKY_RUNDIR/emitter.done" "$SLURMSKY_RUNDIR/outputs.json"\n'
+        f"  python3 -u - \"$SLURMSKY_RUNDIR\" {tag} <<'SLURMSKY_EMITTER_EOF' &\n"
+        f"{EMITTER.strip()}\n"
+        "SLURMSKY_EMITTER_EOF\n"
+        "  SLURMSKY_EMITTER=$!\n"
+        "fi\n"
+        f"(\n{command})\n"
+        "SLURMSKY_RC=$?\n"
+        # node 0's own end only: nodes that share $HOME (Slurm infra) share the rundir
+        'if [ -n "$SLURMSKY_EMITTER" ]; then\n'
+        '  touch "$SLURMSKY_RUNDIR/emitter.done"\n'
+        '  wait "$SLURMSKY_EMITTER"\n'
+        "fi\n"
+    )
+
+
+class MarkerStream:
+    """A file-like sink for `tail_logs` (write, flush) that hands each SLURMSKY-IO line of
+    the log to _marker: kind, offset, data and the lane element's tag (None: not a lane's)."""
+
+    partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self.partial + text).split("\n")
+        self.partial = lines.pop()
+        for line in lines:
+            found = MARKER.search(ANSI.sub("", line).rstrip("\r"))
+            if found:
+                kind, offset, data, tag = found.groups()
+                self._marker(kind, int(offset), base64.b64decode(data), tag)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
+        raise NotImplementedError
+
+
+class LogReader(MarkerStream):
+    """Writes the SLURMSKY-IO lines of one job's log into its files on the submit host."""
+
+    def __init__(self, job: JobRecord, append: bool):
+        self.paths = {"o": job.stdout, "e": job.stderr if job.stderr != job.stdout else None}
+        self.append = append
+        self.base = {"o": 0, "e": 0}
+        self.result: dict | None = None
+        self.partial = ""
+        self.starts = self.applied = 0  # start markers seen in this read, and ever applied
+
+    def rewind(self) -> LogReader:
+        """For a new read of the same log from its start: starts already applied are not
+        applied again (an appending job's files would get its output twice)."""
+        self.partial, self.starts = "", 0
+        return self
+
+    def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
+        if kind == "r":
+            self.result = json.loads(data) if data else {}
+            return
+        if kind == "s":  # the job (re)started: files start afresh, or after what they hold
+            self.starts += 1
+            if self.starts <= self.applied:
+                return
+            self.applied += 1
+            for stream, path in self.paths.items():
+                if path:
+                    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                    with open(path, "ab") as fh:
+                        self.base[stream] = fh.tell() if self.append else 0
+                        if not self.append:
+                            fh.truncate(0)
+            return
+        path = self.paths.get(kind) or self.paths["o"]
+        assert path is not None  # a slurmsky job always has its stdout path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            os.pwrite(fd, data, self.base[kind] + offset)
+        finally:
+            os.close(fd)

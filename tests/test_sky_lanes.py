@@ -1,0 +1,319 @@
+"""Lanes (backends/sky/lanes.py): an array as a few managed jobs, each running its share of
+elements one after another, every element with its own row, files, exit code and cancel.
+
+The lane's `run` runs for real on a "node" here (bash, the node runtime, the emitters). The
+executor tests drive the real scheduler and SkyExecutor in this process, the real sbatch,
+scancel and sacct as subprocesses, with SkyPilot replaced at the executor's four calls
+(_launch, _fetch, _tail, _cancel: FakeSky) by managed jobs that run their task's `run` here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_sky_units import ROOT, _job, _request, run_on_node
+
+from slurmsky.backends.sky import executor as sky_executor
+from slurmsky.backends.sky import sync as skysync
+from slurmsky.backends.sky.lanes import LaneReader, lane_run
+from slurmsky.backends.sky.output import NODE_OUT, LogReader
+from slurmsky.backends.sky.task import translate
+from slurmsky.config import Config
+
+SCRIPT = (
+    "#!/bin/bash\n"
+    "echo task $SLURM_ARRAY_TASK_ID job $SLURM_JOB_ID of $SLURM_ARRAY_JOB_ID\n"
+    '[ "$SLURM_ARRAY_TASK_ID" != 2 ] || exit 5\n'
+)
+
+
+def test_a_lane_runs_its_elements_in_turn_each_with_its_files_and_result(tmp_path):
+    req = _request(tmp_path, SCRIPT, "--array=1-3", "-o", "x")
+    spec = translate(req, Config(path="x"), job_id=100).spec
+    lane = [[1, 101], [2, 102], [3, 100]]
+    node = dict(spec, output=NODE_OUT, array=dict(spec["array"], lane=lane))
+    run = run_on_node(
+        tmp_path, lane_run(node, None, 3), SKYPILOT_TASK_ID="t", SKYPILOT_MANAGED_JOB_ID="7"
+    )
+    assert run.returncode == 0, run.stderr
+    events = []
+    reader = LaneReader(
+        {seq: LogReader(_job(tmp_path, f"got-{seq}.txt"), append=False) for seq in range(3)},
+        lambda: events.append(1),
+    )
+    reader.write(run.stdout)
+    for seq, (index, job_id) in enumerate(lane):
+        got = (tmp_path / f"got-{seq}.txt").read_text()
+        assert got == f"task {index} job {job_id} of 100\n"
+    results = [reader.members[seq].result for seq in range(3)]
+    assert [(r["state"], r["exit_code"]) for r in results] == [
+        ("COMPLETED", 0),
+        ("FAILED", 5),
+        ("COMPLETED", 0),
+    ]
+    assert sorted(reader.started) == [0, 1, 2]
+    assert reader.started[0] <= reader.started[1] <= reader.started[2]
+    assert results[0]["end"] <= reader.started[1] + 0.5
+    assert len(events) == 6  # each element's start and end
+    assert reader.running() == []
+
+
+def test_lane_lines_of_elements_no_longer_followed_are_skipped(tmp_path):
+    reader = LaneReader({1: LogReader(_job(tmp_path, "one.txt"), append=False)}, lambda: None)
+    reader.write("SLURMSKY-IO s 0 MTIzLjU= 0\nSLURMSKY-IO o 0 eA== 0\nSLURMSKY-IO s 0 MTI0 1\n")
+    reader.write("SLURMSKY-IO o 0 eQo= 1\nSLURMSKY-IO o 0 eg== \n")
+    assert reader.started == {1: 124.0}
+    assert (tmp_path / "one.txt").read_text() == "y\n"
+    assert reader.running() == [1]
+
+
+# --- the executor, with SkyPilot's managed jobs run here -------------------------------------
+
+
+class FakeSky:
+    """Managed jobs at the executor's boundary: each launch runs its task's `run` in bash on
+    a "node" here (as run_on_node does), its log a file that _tail follows."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.jobs: dict[int, dict] = {}
+        self.lock = threading.Lock()
+        self.most_at_once = 0
+        home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
+        home.mkdir(parents=True)
+        (home / "slurmsky").symlink_to(ROOT / "slurmsky")
+        (tmp_path / "sky_workdir").mkdir()
+
+    def launch(self, task: dict, num_jobs: int | None) -> list[int]:
+        assert num_jobs is None  # lanes are one launch each
+        with self.lock:
+            sky_id = len(self.jobs) + 1
+            env = {
+                "HOME": str(self.tmp / "nodehome"),
+                "PATH": os.environ["PATH"],
+                "SKYPILOT_NODE_RANK": "0",
+                "SKYPILOT_NODE_IPS": "127.0.0.1",
+                "SKYPILOT_NUM_NODES": "1",
+                "SKYPILOT_TASK_ID": f"sky-managed-{sky_id}",
+                "SKYPILOT_MANAGED_JOB_ID": str(sky_id),
+                **task.get("envs", {}),
+                **task["secrets"],
+            }
+            log = self.tmp / f"sky-{sky_id}.log"
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(
+                    ["bash", "-c", task["run"]],
+                    cwd=self.tmp / "sky_workdir",
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.jobs[sky_id] = dict(proc=proc, log=log, task=task, at=time.time(), cancelled=False)
+            running = sum(j["proc"].poll() is None for j in self.jobs.values())
+            self.most_at_once = max(self.most_at_once, running)
+        return [sky_id]
+
+    def record(self, sky_id: int) -> dict:
+        job = self.jobs[sky_id]
+        code = job["proc"].poll()
+        status = (
+            "CANCELLED"
+            if job["cancelled"] and code is not None
+            else "RUNNING"
+            if code is None
+            else "SUCCEEDED"
+            if code == 0
+            else "FAILED"
+        )
+        return {
+            "job_id": sky_id,
+            "task_id": 0,
+            "job_name": job["task"].get("name"),
+            "status": status,
+            "submitted_at": job["at"],
+            "start_at": job["at"],
+            "end_at": time.time() if code is not None else None,
+            "failure_reason": None,
+            "metadata": job["task"]["_metadata"],
+            "user_name": "u",
+            "user_hash": "h",
+            "resources": "1x[CPU:1]",
+            "node_names": f"fake-node-{sky_id}",
+        }
+
+    def fetch(self, since, watched):
+        with self.lock:
+            return [self.record(i) for i in self.jobs], "h"
+
+    def tail(self, sky_id: int, follow: bool, reader):
+        job = self.jobs[sky_id]
+        offset = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ended = job["proc"].poll() is not None
+            data = job["log"].read_bytes()[offset:]
+            offset += len(data)
+            reader.write(data.decode())
+            if ended or not follow:
+                break
+            time.sleep(0.1)
+        reader.write("\n")
+        return reader
+
+    def cancel(self, sky_id: int) -> str:
+        job = self.jobs[sky_id]
+        job["cancelled"] = True
+        if job["proc"].poll() is None:
+            os.killpg(job["proc"].pid, signal.SIGKILL)
+        return f"SkyPilot job {sky_id}: cancelled"
+
+    def stop(self) -> None:
+        for job in self.jobs.values():
+            if job["proc"].poll() is None:
+                os.killpg(job["proc"].pid, signal.SIGKILL)
+            job["proc"].wait(10)
+
+
+@pytest.fixture
+def lanes_world(cluster, tmp_path, monkeypatch):
+    """A sky-backend cluster whose partition runs arrays in 2 lanes; the scheduler runs in
+    this process (a FIFO reader here stands for the agent: commands never start one)."""
+    (cluster.home / "slurmsky.yaml").write_text(
+        "backend: sky\nkill_wait: 1\npartitions:\n  lanes:\n    default: true\n    lanes: 2\n"
+    )
+    cluster.state.mkdir()
+    os.mkfifo(cluster.state / "agent.fifo")
+    fifo = os.open(cluster.state / "agent.fifo", os.O_RDONLY | os.O_NONBLOCK)
+    for key in ("SLURMSKY_HOME", "SLURMSKY_CONFIG", "HOME"):
+        monkeypatch.setenv(key, cluster.env[key])
+    monkeypatch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")
+    monkeypatch.setattr(skysync, "SYNC_INTERVAL", 0.3)
+    fake = FakeSky(tmp_path)
+    monkeypatch.setattr(sky_executor, "_launch", fake.launch)
+    monkeypatch.setattr(sky_executor, "_fetch", fake.fetch)
+    monkeypatch.setattr(sky_executor, "_tail", fake.tail)
+    monkeypatch.setattr(sky_executor, "_cancel", fake.cancel)
+    from slurmsky.core import state
+    from slurmsky.core.scheduler import Scheduler
+
+    conn = state.connect()
+    scheduler = Scheduler(conn, backend="sky")
+
+    def drive(until, timeout: float = 60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            scheduler.run_pass(time.time())
+            if until():
+                return
+            time.sleep(0.1)
+        raise AssertionError("timed out")
+
+    yield cluster, fake, drive
+    fake.stop()
+    for ex in scheduler.executors.values():
+        ex.pool.shutdown(wait=True)  # type: ignore[attr-defined]
+        ex.tails.shutdown(wait=True)  # type: ignore[attr-defined]
+    conn.close()
+    os.close(fifo)
+
+
+def _elements(cluster, array_id):
+    """(index, state, exit code, start, end, stdout) of every element, by index."""
+    with cluster.db() as conn:
+        return conn.execute(
+            "SELECT array_task_id, state, exit_code, start_time, end_time, stdout FROM jobs "
+            "WHERE array_job_id = ? ORDER BY array_task_id",
+            (array_id,),
+        ).fetchall()
+
+
+def _done(cluster, array_id, count):
+    rows = _elements(cluster, array_id)
+    active = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING")
+    return len(rows) == count and all(r[1] not in active for r in rows)
+
+
+def test_a_throttled_array_runs_in_lanes_each_element_its_own(lanes_world):
+    cluster, fake, drive = lanes_world
+    cluster.script("job.sh", SCRIPT + "sleep 0.3\n")
+    array_id = cluster.sbatch("--array=1-5%3", "-o", "%A_%a.out", "job.sh")
+    drive(lambda: _done(cluster, array_id, 5))
+    rows = _elements(cluster, array_id)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (1, "COMPLETED", 0),
+        (2, "FAILED", 5),
+        (3, "COMPLETED", 0),
+        (4, "COMPLETED", 0),
+        (5, "COMPLETED", 0),
+    ]
+    assert len(fake.jobs) == 2  # min(lanes 2, throttle 3) managed jobs for five elements
+    assert fake.most_at_once <= 2
+    lanes = [fake.jobs[i]["task"]["_metadata"]["slurmsky"]["lane"] for i in (1, 2)]
+    ids = {r[0]: job_id for r, job_id in zip(rows, _ids(cluster, array_id), strict=True)}
+    assert lanes == [[ids[1], ids[3], ids[5]], [ids[2], ids[4]]]
+    by_index = {r[0]: r for r in rows}
+    assert by_index[1][4] <= by_index[3][3] + 0.5  # one after another in a lane
+    assert by_index[3][4] <= by_index[5][3] + 0.5
+    for index, job_id in ids.items():
+        out = (cluster.cwd / f"{array_id}_{index}.out").read_text()
+        assert out == f"task {index} job {job_id} of {array_id}\n"
+    sacct = cluster.run(
+        "sacct", "-X", "-n", "-P", "-j", str(array_id), "-o", "JobID,State,ExitCode"
+    )
+    assert sacct.stdout.splitlines() == [
+        f"{array_id}_1|COMPLETED|0:0",
+        f"{array_id}_2|FAILED|5:0",
+        f"{array_id}_3|COMPLETED|0:0",
+        f"{array_id}_4|COMPLETED|0:0",
+        f"{array_id}_5|COMPLETED|0:0",
+    ]
+
+
+def _ids(cluster, array_id):
+    with cluster.db() as conn:
+        rows = conn.execute(
+            "SELECT job_id FROM jobs WHERE array_job_id = ? ORDER BY array_task_id", (array_id,)
+        )
+        return [r[0] for r in rows]
+
+
+def test_scancel_of_one_element_stops_only_that_element(lanes_world):
+    """Lanes [1,3,5] and [2,4,6]: element 2 is cancelled while it runs (its lane stops at
+    once), element 3 while it waits behind 1 (its lane stops once 1 ends). The elements
+    those lanes had not run go out again in new lanes; every other element completes."""
+    cluster, fake, drive = lanes_world
+    cluster.script(
+        "slow.sh",
+        "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID\n"
+        "case $SLURM_ARRAY_TASK_ID in 1|2) sleep 3;; esac\n",
+    )
+    array_id = cluster.sbatch("--array=1-6", "-o", "%A_%a.out", "slow.sh")
+
+    def running():
+        rows = {r[0]: r[1] for r in _elements(cluster, array_id)}
+        return rows.get(1) == "RUNNING" and rows.get(2) == "RUNNING"
+
+    drive(running)
+    out = cluster.run("scancel", f"{array_id}_2", f"{array_id}_3")
+    assert out.returncode == 0, out.stderr
+    drive(lambda: _done(cluster, array_id, 6))
+    states = {r[0]: r[1] for r in _elements(cluster, array_id)}
+    assert states == {
+        1: "COMPLETED",
+        2: "CANCELLED",
+        3: "CANCELLED",
+        4: "COMPLETED",
+        5: "COMPLETED",
+        6: "COMPLETED",
+    }
+    assert fake.most_at_once <= 2
+    for index in (1, 4, 5, 6):
+        assert (cluster.cwd / f"{array_id}_{index}.out").read_text() == f"task {index}\n"
+    assert not (cluster.cwd / f"{array_id}_3.out").exists()
