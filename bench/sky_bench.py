@@ -18,10 +18,12 @@ Run (takes 10-20 min; needs ~5 GB RAM for the server): python bench/sky_bench.py
 runs, squeue / sacct / scontrol called in a loop (p50, p95, max of whole processes) with the
 age of the state they showed, beside `sky jobs queue --all-users` of the same moments.
 
-`--pool` (the same stack): an array of short jobs on a partition of fresh managed jobs, then
-on a partition backed by a warm SkyPilot pool (`slurmsky pool up`, not timed): seconds from
-sbatch to the first element's R and until every element ended, as squeue shows them, with the
-machine's peak load average and memory in use.
+`--arrays debug,lanes,warm [--elements 100] [--seconds 5] [--throttle P]` (the same stack):
+one array of short jobs on each of: a partition of fresh managed jobs (one per element), a
+partition with lanes (P of them, else 10), a partition backed by a warm SkyPilot pool of two
+workers (`slurmsky pool up`, not timed); seconds from sbatch to the first element's R and
+until every element ended, as squeue shows them, with the machine's peak load average,
+memory in use and number of SkyPilot job controller processes.
 """
 
 from __future__ import annotations
@@ -288,16 +290,26 @@ def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None
         )
 
 
-def pool_vs_fresh(elements: int = 8, seconds: int = 5, workers: int = 2) -> None:
-    """An array of short jobs on fresh managed jobs, then on a warm pool (the sky-e2e stack)."""
+KINDS = {  # partition -> what runs an array there
+    "debug": "fresh managed jobs",
+    "lanes": "lanes",
+    "warm": "pool",
+}
+
+
+def arrays(kinds: list[str], elements: int, seconds: int, throttle: int | None) -> None:
+    """One array of short jobs on each partition of `kinds` (debug: a managed job per element,
+    lanes: lanes as many as the throttle (else 10), warm: a pool of two warm workers brought
+    up first, not timed), one after the other on the sky-e2e stack."""
     import psutil
 
     pool = f"benchpool{os.getpid()}"
     extra = (
-        f"  warm:\n    infra: slurm/peer/debug\n    pool:\n      workers: {workers}\n"
+        f"  lanes:\n    infra: slurm/peer/debug\n    lanes: {throttle or 10}\n"
+        f"  warm:\n    infra: slurm/peer/debug\n    pool:\n      workers: 2\n"
         f"      name: {pool}\n"
     )
-    tmp, env = _stack_env("sky-bench-pool-", seconds, extra)
+    tmp, env = _stack_env("sky-bench-arrays-", seconds, extra)
 
     def run(*args: str) -> str:
         out = subprocess.run(
@@ -312,43 +324,64 @@ def pool_vs_fresh(elements: int = 8, seconds: int = 5, workers: int = 2) -> None
             raise SystemExit(f"{args} failed: {out.stderr[-2000:]}")
         return out.stdout
 
-    t0 = time.monotonic()
-    run("slurmsky", "pool", "up", "warm")
-    while run("slurmsky", "pool", "status", "warm").count(": READY") < workers:
-        time.sleep(5)
-    print(f"pool of {workers} workers READY {time.monotonic() - t0:.0f} s after `pool up`")
+    def controllers() -> int:
+        found = 0
+        for proc in psutil.process_iter(["cmdline"]):
+            if "sky.jobs.controller" in " ".join(proc.info["cmdline"] or []):
+                found += 1
+        return found
+
+    if "warm" in kinds:
+        t0 = time.monotonic()
+        run("slurmsky", "pool", "up", "warm")
+        while run("slurmsky", "pool", "status", "warm").count(": READY") < 2:
+            time.sleep(5)
+        print(f"pool of 2 workers READY {time.monotonic() - t0:.0f} s after `pool up`")
+    shape = f"--array=0-{elements - 1}" + (f"%{throttle}" if throttle else "")
     try:
-        for part in ("debug", "warm"):
+        for part in kinds:
             start = time.monotonic()
-            first = run("sbatch", "--parsable", "-p", part, f"--array=0-{elements - 1}", "job.sh")
+            first = run("sbatch", "--parsable", "-p", part, shape, "job.sh")
             job = first.strip().split(";")[0]
             running = None
-            load, used = 0.0, 0
-            while time.monotonic() - start < 1800:
+            load, used, most = 0.0, 0, 0
+            while time.monotonic() - start < 3600:
                 codes = run("squeue", "-h", "-r", "-j", job, "-o", "%t").split()
                 if running is None and any(c in ("R", "CG") for c in codes):
                     running = time.monotonic() - start
                 load = max(load, os.getloadavg()[0])
                 used = max(used, psutil.virtual_memory().used)
+                most = max(most, controllers())
                 if not codes:
                     break
-                time.sleep(1)
+                time.sleep(2)
             states = run("sacct", "-n", "-X", "-P", "-j", job, "-o", "State").split()
             print(
-                f"{part:5s} ({'pool' if part == 'warm' else 'fresh managed jobs'}): "
-                f"{elements}x{seconds} s array: first R {running or -1:.0f} s, all ended "
-                f"{time.monotonic() - start:.0f} s; peak load {load:.1f}, memory in use "
-                f"{used / 2**30:.1f} GiB; {' '.join(sorted(set(states)))}"
+                f"{part:5s} ({KINDS[part]}): {shape} of {seconds} s jobs: first R "
+                f"{running or -1:.0f} s, all ended {time.monotonic() - start:.0f} s; peak load "
+                f"{load:.1f}, memory in use {used / 2**30:.1f} GiB, job controllers {most}; "
+                f"{' '.join(f'{states.count(s)} {s}' for s in sorted(set(states)))}",
+                flush=True,
             )
     finally:
-        run("slurmsky", "pool", "down", "warm")
+        if "warm" in kinds:
+            run("slurmsky", "pool", "down", "warm")
         run("slurmsky", "agent", "stop")
+
+
+def _flag(name: str, default: str) -> str:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
 if __name__ == "__main__":
     if "--under-load" in sys.argv:
         under_load()
-    elif "--pool" in sys.argv:
-        pool_vs_fresh()
+    elif "--arrays" in sys.argv:
+        arrays(
+            _flag("--arrays", "debug,lanes,warm").split(","),
+            int(_flag("--elements", "100")),
+            int(_flag("--seconds", "5")),
+            int(_flag("--throttle", "0")) or None,
+        )
     else:
         main()

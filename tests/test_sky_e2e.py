@@ -585,3 +585,74 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
     assert gone_nodes == "0 n/a\n", gone_nodes
     gone = cluster.run("slurmsky", "pool", "status", "warm", timeout=300)
     assert gone.stdout == f"pool {pool} of partition warm: not up (`slurmsky pool up warm`)\n"
+
+
+LANES_ARRAY = """#!/bin/bash
+#SBATCH -J laned -p lanes --array=1-6%2 -o laned-%A_%a.out
+echo "element $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID job $SLURM_JOB_ID"
+sleep 8
+exit $((SLURM_ARRAY_TASK_ID == 3 ? 4 : 0))
+"""
+
+
+def test_a_lanes_partition_runs_an_array_as_two_managed_jobs(cluster, stack):
+    """`--array=1-6%2` on a partition with lanes: two managed jobs, lanes [1,3,5] and
+    [2,4,6], each running its elements one after another; every element has its own state,
+    exit code, times and file; element 6, cancelled while 4 runs, never runs."""
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(
+        CONFIG + "  lanes:\n    infra: slurm/peer/debug\n    lanes: 4\n"
+    )
+    cluster.env = _submit_env(cluster.env)
+    cluster.env.update(stack)
+    t0 = time.monotonic()
+    arr = cluster.sbatch(cluster.script("lanes.sh", LANES_ARRAY))
+    try:
+        cluster.wait_for(
+            lambda: cluster.run("squeue", "-h", "-j", f"{arr}_4", "-o", "%t").stdout == "R\n",
+            900,
+            "element 4 to run",
+        )
+        out = cluster.run("scancel", f"{arr}_6")
+        assert out.returncode == 0, out.stderr
+        active = "state IN ('PENDING','CONFIGURING','RUNNING','COMPLETING')"
+        cluster.wait_for(
+            lambda: not cluster.jobs(f"array_job_id = ? AND {active}", arr), 900, "the array"
+        )
+        print(f"lanes: 6 elements of 8 s ended {time.monotonic() - t0:.0f} s after sbatch")
+        sacct = cluster.run(
+            "sacct",
+            "-n",
+            "-X",
+            "-P",
+            "-j",
+            str(arr),
+            "-o",
+            "JobID,JobIDRaw,State,ExitCode,Start,End",
+        ).stdout.splitlines()
+        rows = {int(line.split("|")[0].split("_")[1]): line.split("|") for line in sacct}
+        assert {i: (r[2], r[3]) for i, r in rows.items()} == {
+            1: ("COMPLETED", "0:0"),
+            2: ("COMPLETED", "0:0"),
+            3: ("FAILED", "4:0"),
+            4: ("COMPLETED", "0:0"),
+            5: ("COMPLETED", "0:0"),
+            6: ("CANCELLED", "0:0"),
+        }, sacct
+        for before, after in ((1, 3), (3, 5), (2, 4)):  # one after another in its lane
+            assert rows[after][4] >= rows[before][5], sacct
+            print(
+                f"lanes: element {after} started {rows[after][4]}, {before} ended {rows[before][5]}"
+            )
+        with cluster.db() as conn:
+            lanes = conn.execute(
+                "SELECT COUNT(DISTINCT json_extract(executor_ref, '$.sky_job_id')) FROM jobs "
+                "WHERE array_job_id = ? AND array_task_id != 6",
+                (arr,),
+            ).fetchone()[0]
+        assert lanes == 2
+        for index in range(1, 6):
+            text = (cluster.cwd / f"laned-{arr}_{index}.out").read_text()
+            assert text == f"element {index} of {arr} job {rows[index][1]}\n"
+        assert not (cluster.cwd / f"laned-{arr}_6.out").exists()
+    finally:
+        cluster.run("scancel", str(arr))

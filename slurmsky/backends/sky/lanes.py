@@ -53,9 +53,9 @@ def lane_run(spec: dict, workdir: str | None, count: int) -> str:
 
 
 class LaneReader(MarkerStream):
-    """One lane's log: each element's lines to its own LogReader (by seq; elements no longer
-    followed are skipped), the time each element started, and a call of `event` at each
-    element's start and end (to wake the agent)."""
+    """One lane's log: each element's lines to its own LogReader (by seq; lines of elements
+    not followed, or that ended, are skipped), the time each element started, and a call of
+    `event` at each element's start and end (to wake the agent)."""
 
     def __init__(self, members: dict[int, LogReader], event: Callable[[], None]):
         self.members = members
@@ -70,8 +70,8 @@ class LaneReader(MarkerStream):
 
     def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
         member = self.members.get(int(tag)) if tag is not None else None
-        if tag is None or member is None:
-            return
+        if tag is None or member is None or member.result is not None and kind != "r":
+            return  # not an element's line, or one of an element that ended (a lane rerun)
         if kind == "s":
             self.started.setdefault(int(tag), float(data or 0) or time.time())
             data = b""
