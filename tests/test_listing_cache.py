@@ -71,7 +71,8 @@ def _stored(world: World, command: str) -> list:
 def _kept(path) -> tuple[int, bytes, bytes]:
     """A kept answer's generation, key and bytes."""
     head, rest = path.read_bytes().split(b"\n", 1)
-    generation, key_length, length = map(int, head.split())
+    generation, _computed_at, key_length, length = map(float, head.split())
+    generation, key_length, length = int(generation), int(key_length), int(length)
     assert len(rest) == key_length + length
     return generation, rest[:key_length], rest[key_length:]
 
@@ -93,7 +94,8 @@ def test_a_long_quiet_queue_is_answered_again_until_a_job_changes(tmp_path):
     assert world.run("squeue").stdout == first.stdout
     # The kept answer is what a second call prints (made different here to see it)
     generation, key, _ = _kept(kept)
-    kept.write_bytes(b"%d %d 6\n%skept!\n" % (generation, len(key), key))
+    at = kept.read_bytes().split()[1]  # when it was computed
+    kept.write_bytes(b"%d %s %d 6\n%skept!\n" % (generation, at, len(key), key))
     assert world.run("squeue").stdout == "kept!\n"
     assert world.run("squeue", "-h").stdout != "kept!\n"  # other arguments, another answer
     # a job changes: the answer is computed again, and kept for the new generation

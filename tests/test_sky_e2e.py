@@ -636,7 +636,7 @@ def test_a_lanes_partition_runs_an_array_as_two_managed_jobs(cluster, stack):
             3: ("FAILED", "4:0"),
             4: ("COMPLETED", "0:0"),
             5: ("COMPLETED", "0:0"),
-            6: ("CANCELLED", "0:0"),
+            6: (f"CANCELLED by {os.getuid()}", "0:0"),
         }, sacct
         for before, after in ((1, 3), (3, 5), (2, 4)):  # one after another in its lane
             assert rows[after][4] >= rows[before][5], sacct

@@ -116,7 +116,9 @@ class FakeSky:
                     start_new_session=True,
                 )
             self.jobs[sky_id] = dict(proc=proc, log=log, task=task, at=time.time(), cancelled=False)
-            running = sum(j["proc"].poll() is None for j in self.jobs.values())
+            running = sum(
+                j["proc"].poll() is None and not j["cancelled"] for j in self.jobs.values()
+            )
             self.most_at_once = max(self.most_at_once, running)
         return [sky_id]
 

@@ -236,7 +236,7 @@ def body(argv: list[str]) -> int:
         # the listing this call made before, if no job changed since (listing_cache)
         window = [f"{start!r} {'now' if till_now else repr(end)}"]
         answer = listing_cache.Answer.of(
-            conn, sys.stdout, "sacct", argv + window, [__file__, sacct_format.__file__]
+            conn, sys.stdout, "sacct", argv + window, [__file__, sacct_format.__file__], now
         )
         if answer and answer.replay():
             return 0

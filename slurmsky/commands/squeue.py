@@ -382,7 +382,7 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         answer = None
         if not long:
             answer = listing_cache.Answer.of(
-                conn, out, "squeue", settings["argv"], [__file__, squeue_format.__file__]
+                conn, out, "squeue", settings["argv"], [__file__, squeue_format.__file__], now
             )
         if answer and answer.replay():
             return

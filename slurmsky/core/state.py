@@ -987,27 +987,16 @@ def list_rows(
     return conn.execute(sql, [*column_args, *args, *order_args])
 
 
-def timeless(
-    conn: sqlite3.Connection,
-    now: float,
-    *,
-    ids=None,
-    tasks=None,
-    states=None,
-    users=None,
-    names=None,
-    partitions=None,
-    active_or_ended_after: float | None = None,
-) -> bool:
-    """Whether the jobs these filters select list alike at any time after `now` while none
-    changes: all pending and eligible by `now` (no running time to show; a listing sorts them
-    by `now` alike). A job that starts or ends changes its row; one whose begin time is still
-    to come would move in the order when it comes."""
-    where_text, args = _where(
-        ids, tasks, states, users, names, partitions, active_or_ended_after, None
-    )
+def timeless(conn: sqlite3.Connection, now: float, **filters) -> bool:
+    """Whether the jobs list_rows' `filters` select list alike at any time after `now` while
+    none changes: all pending and eligible by `now` (no running time to show; a listing sorts
+    them by `now` alike). A job that starts or ends changes its row; one whose begin time is
+    still to come would move in the order when it comes."""
     changing = "NOT (state = 'PENDING' AND (begin_time IS NULL OR begin_time <= ?))"
-    where_text = f"{where_text} AND {changing}" if where_text else f" WHERE {changing}"
+    unset = ("ids", "tasks", "states", "users", "names", "partitions", "active_or_ended_after")
+    where_text, args = _where(
+        **(dict.fromkeys(unset) | filters), submitted_before=None, condition=changing
+    )
     sql = f"SELECT 1 FROM jobs{where_text} LIMIT 1"
     return conn.execute(sql, [*args, now]).fetchone() is None
 

@@ -7,7 +7,8 @@ everything else it depends on: the command and its arguments, the environment, t
 slurmsky's version and its code (the file is named by the key's CRC; the key itself is in
 it, compared whole). The command stores only answers that the passing of time
 cannot change (it checks that before storing: see squeue's and sacct's callers), so an
-answer read back at the same generation is byte for byte the one it would compute.
+answer read back at the same generation, at the time it was computed or later, is byte for
+byte the one it would compute (a clock set back may find a begin time ahead again).
 """
 
 from __future__ import annotations
@@ -23,40 +24,44 @@ KEEP = 4  # answers kept (a few polling loops' each); the oldest goes first
 
 
 class Answer:
-    """The stored answer of one call (`parts`: what it was asked, as text; `code`: the
-    modules that compute it) at the jobs' current generation, and a stdout that keeps what
-    the call writes."""
+    """The stored answer of one call at time `now` (`parts`: what it was asked, as text;
+    `code`: the modules that compute it) at the jobs' current generation, and a stdout that
+    keeps what the call writes."""
 
-    def __init__(self, conn, out, command: str, parts: list[str], code: list[str]):
+    def __init__(self, conn, out, command: str, parts: list[str], code: list[str], now: float):
         key = "\0".join((command, __version__, *map(_changed, code), *parts, *_caller(out)))
         self.key = key.encode("utf-8", "surrogateescape")
         self.folder = os.path.join(state.home(), "listings")
         self.path = os.path.join(self.folder, f"{command}-{zlib.crc32(self.key):08x}")
         self.generation = state.generation(conn)
+        self.now = now
         self.out = out
         self.chunks: list[str] = []
 
     @classmethod
-    def of(cls, conn, out, command: str, parts: list[str], code: list[str]) -> Answer | None:
+    def of(
+        cls, conn, out, command: str, parts: list[str], code: list[str], now: float
+    ) -> Answer | None:
         """The call's Answer; None where answers are not kept: stdout is not a file (a
         test's), or the state holds text that is not UTF-8."""
         if not hasattr(out, "buffer") or conn.text_factory is not str:
             return None
-        return cls(conn, out, command, parts, code)
+        return cls(conn, out, command, parts, code, now)
 
     def replay(self) -> bool:
-        """Write the stored answer if there is one for this generation and key."""
+        """Write the stored answer if there is one for this generation and key, computed no
+        later than now."""
         try:
             with open(self.path, "rb") as f:
                 head = f.readline().split()
-                if len(head) != 3 or head[0] != b"%d" % self.generation:
+                if len(head) != 4 or head[0] != b"%d" % self.generation:
                     return False
-                if f.read(int(head[1])) != self.key:
+                if float(head[1]) > self.now or f.read(int(head[2])) != self.key:
                     return False
                 data = f.read()
         except (OSError, ValueError):
             return False
-        if len(data) != int(head[2]):
+        if len(data) != int(head[3]):
             return False  # cut short (a full disk)
         self.out.flush()
         self.out.buffer.write(data)
@@ -80,7 +85,8 @@ class Answer:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
             aside = f"{self.path}.{os.getpid()}"
             with open(aside, "wb") as f:
-                f.write(b"%d %d %d\n" % (self.generation, len(self.key), len(data)))
+                head = f"{self.generation} {self.now!r} {len(self.key)} {len(data)}\n"
+                f.write(head.encode())
                 f.write(self.key)
                 f.write(data)
             os.replace(aside, self.path)

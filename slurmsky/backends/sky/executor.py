@@ -705,6 +705,9 @@ class SkyExecutor:
         scancel cut the lane before it (a pending cut takes effect when none runs)."""
         rec = self.lane_recs[token]
         reader = self.lane_logs.get(token)
+        if reader is not None:  # an element that ended here (scancel) writes nothing more
+            for seq in set(reader.members) - {_ref(j)["lane"] for j in members}:
+                del reader.members[seq]
         started = dict(reader.started) if reader else {}
         if token in self.lane_cuts and self.lane_cuts[token] is None:
             if not (reader and reader.running()):

@@ -81,7 +81,8 @@ class LaneReader(MarkerStream):
 
     def running(self) -> list[int]:
         """The seqs started and not ended (at most one)."""
-        return [seq for seq in list(self.started) if self.members[seq].result is None]
+        members = dict(self.members)
+        return [seq for seq in list(self.started) if seq in members and members[seq].result is None]
 
 
 def plan(conn: sqlite3.Connection, job: JobRecord, spec: dict, lanes: int) -> list[list[JobRecord]]:
