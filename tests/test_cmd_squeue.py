@@ -492,28 +492,10 @@ def test_sort_keys_and_bad_sort(peer):
 
 def test_reads_fast_with_many_jobs(world):
     """Not a timing test: squeue reads 1000 jobs in one query and prints them all."""
+    from test_listing_cache import _row
+
     rows = [
-        dict(
-            job_id=1000 + i,
-            submission=1000 + i,
-            name=f"j{i}",
-            user="root",
-            uid=0,
-            gid=0,
-            partition="debug",
-            num_nodes=1,
-            num_cpus=1,
-            num_tasks=1,
-            tasks_per_node=[1],
-            cpus_per_node=[1],
-            submit_dir="/",
-            workdir="/",
-            state="PENDING",
-            reason="Priority",
-            submit_time=T0,
-            executor="local",
-        )
-        for i in range(1000)
+        _row(1000 + i, submission=1000 + i, name=f"j{i}", partition="debug") for i in range(1000)
     ]
     from slurmsky.core import state
 
