@@ -556,7 +556,8 @@ class SkyExecutor:
             if job is None or _ref(job).get("token") != token:
                 job = self._adopt(rec, jobs, by_token)
             if job is None:
-                if rec["status"] not in skysync.FINAL:  # its job was cancelled or requeued
+                if rec["status"] not in skysync.FINAL and not self._lane_done(rec):
+                    # its job was cancelled or requeued
                     log.info(
                         "SkyPilot job %s has no slurmsky job any more: cancelling it", rec["job_id"]
                     )
@@ -569,6 +570,20 @@ class SkyExecutor:
                 log.info("job %s: its launch never reached SkyPilot; pending again", job.job_id)
                 changed |= self._pend_again(job.job_id)
         return changed
+
+    def _lane_done(self, rec: dict) -> bool:
+        """A lane whose elements all ended, none cancelled or requeued: it ends by itself
+        (it may still be winding down after its last element's RESULT)."""
+        ids = rec["metadata"]["slurmsky"].get("lane")
+        if not ids:
+            return False
+        marks = ", ".join("?" * len(ids))
+        sql = (
+            f"SELECT 1 FROM jobs WHERE job_id IN ({marks}) AND (state = 'CANCELLED' OR "
+            "json_extract(executor_ref, '$.token') IS NOT ?) LIMIT 1"
+        )
+        token = rec["metadata"]["slurmsky"].get("token")
+        return self.db.execute(sql, (*ids, token)).fetchone() is None
 
     def _adopt(self, rec: dict, jobs: list[JobRecord], by_token: dict) -> JobRecord | None:
         """A launch whose answer this agent never saw (it restarted): match by token/rank."""
