@@ -319,3 +319,18 @@ def test_scancel_of_one_element_stops_only_that_element(lanes_world):
     for index in (1, 4, 5, 6):
         assert (cluster.cwd / f"{array_id}_{index}.out").read_text() == f"task {index}\n"
     assert not (cluster.cwd / f"{array_id}_3.out").exists()
+
+
+def test_test_only_and_translate_say_an_array_runs_in_lanes(cluster):
+    (cluster.home / "slurmsky.yaml").write_text(
+        "backend: sky\npartitions:\n  lanes:\n    default: true\n    lanes: 4\n"
+        "  wide:\n    lanes: 4\n"
+    )
+    cluster.script("job.sh", "#!/bin/bash\necho hi\n")
+    said = "array: slurmsky runs it as 3 lanes (partitions.lanes.lanes): managed jobs that each"
+    out = cluster.run("sbatch", "--test-only", "--array=1-20%3", "job.sh")
+    assert out.returncode == 0 and f"\n# {said} " in out.stderr, out.stderr
+    out = cluster.run("slurmsky", "translate", "--array=1-2", "job.sh")
+    assert "array: slurmsky runs it as 2 lanes" in out.stderr, out.stderr
+    out = cluster.run("sbatch", "--test-only", "-p", "wide", "-N", "2", "--array=1-20", "job.sh")
+    assert out.returncode == 0 and "runs it as" not in out.stderr, out.stderr  # one job each
