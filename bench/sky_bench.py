@@ -23,7 +23,8 @@ one array of short jobs on each of: a partition of fresh managed jobs (one per e
 partition with lanes (P of them, else 10), a partition backed by a warm SkyPilot pool of two
 workers (`slurmsky pool up`, not timed); seconds from sbatch to the first element's R and
 until every element ended, as squeue shows them, with the machine's peak load average,
-memory in use and number of SkyPilot job controller processes.
+memory in use and the most managed jobs of the array SkyPilot had at once. (SkyPilot 0.14's
+consolidation mode runs a fixed pool of job controller processes, whatever the jobs.)
 """
 
 from __future__ import annotations
@@ -324,12 +325,18 @@ def arrays(kinds: list[str], elements: int, seconds: int, throttle: int | None) 
             raise SystemExit(f"{args} failed: {out.stderr[-2000:]}")
         return out.stdout
 
-    def controllers() -> int:
-        found = 0
-        for proc in psutil.process_iter(["cmdline"]):
-            if "sky.jobs.controller" in " ".join(proc.info["cmdline"] or []):
-                found += 1
-        return found
+    def in_flight(job: str) -> int:
+        """The array's managed jobs SkyPilot has and has not ended (elements of one lane
+        share one)."""
+        import sqlite3
+
+        with sqlite3.connect(f"file:{tmp}/state/state.db?mode=ro", uri=True) as conn:
+            return conn.execute(
+                "SELECT COUNT(DISTINCT json_extract(executor_ref, '$.sky_job_id')) FROM jobs "
+                "WHERE array_job_id = ? AND state IN ('PENDING', 'CONFIGURING', 'RUNNING', "
+                "'COMPLETING') AND json_extract(executor_ref, '$.sky_job_id') IS NOT NULL",
+                (int(job),),
+            ).fetchone()[0]
 
     if "warm" in kinds:
         t0 = time.monotonic()
@@ -351,7 +358,7 @@ def arrays(kinds: list[str], elements: int, seconds: int, throttle: int | None) 
                     running = time.monotonic() - start
                 load = max(load, os.getloadavg()[0])
                 used = max(used, psutil.virtual_memory().used)
-                most = max(most, controllers())
+                most = max(most, in_flight(job))
                 if not codes:
                     break
                 time.sleep(2)
@@ -359,7 +366,7 @@ def arrays(kinds: list[str], elements: int, seconds: int, throttle: int | None) 
             print(
                 f"{part:5s} ({KINDS[part]}): {shape} of {seconds} s jobs: first R "
                 f"{running or -1:.0f} s, all ended {time.monotonic() - start:.0f} s; peak load "
-                f"{load:.1f}, memory in use {used / 2**30:.1f} GiB, job controllers {most}; "
+                f"{load:.1f}, memory in use {used / 2**30:.1f} GiB, managed jobs at once {most}; "
                 f"{' '.join(f'{states.count(s)} {s}' for s in sorted(set(states)))}",
                 flush=True,
             )
