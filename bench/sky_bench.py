@@ -362,7 +362,7 @@ def arrays(kinds: list[str], elements: int, seconds: int, throttle: int | None) 
                 if not codes:
                     break
                 time.sleep(2)
-            states = run("sacct", "-n", "-X", "-P", "-j", job, "-o", "State").split()
+            states = run("sacct", "-n", "-X", "-P", "-j", job, "-o", "State").splitlines()
             print(
                 f"{part:5s} ({KINDS[part]}): {shape} of {seconds} s jobs: first R "
                 f"{running or -1:.0f} s, all ended {time.monotonic() - start:.0f} s; peak load "
