@@ -141,7 +141,7 @@ class SkyExecutor:
             placed = any(
                 j.array_job_id == job.array_job_id and j.state == "PENDING" for j in running
             )
-            if placed or len(self._array_lanes(job)) >= limit:
+            if placed or len(lanes.out(self.db, job.array_job_id)) >= limit:
                 return "JobArrayTaskLimit"
         elif job.array_throttle and self._array_busy(job, running) >= job.array_throttle:
             return "JobArrayTaskLimit"
@@ -157,14 +157,6 @@ class SkyExecutor:
                 task.get("_metadata", {}).get("slurmsky", {}).get("lanes")
             )
         return self.lane_limits[job.submission]
-
-    def _array_lanes(self, job: JobRecord) -> set[str]:
-        """The tokens of the array's lanes that are still out."""
-        return {
-            j.executor_ref["token"]
-            for j in state.find_jobs(self.db, ids=[job.array_job_id], states=ACTIVE_STATES)
-            if j.executor_ref and "lane" in j.executor_ref
-        }
 
     def _array_busy(self, job: JobRecord, running: list[JobRecord]) -> int:
         """Elements of the array SkyPilot has (pending there too) or that start this pass."""
@@ -477,7 +469,8 @@ class SkyExecutor:
             "AND cancelled_by IS NOT NULL AND kill_sent IS NULL AND executor_ref IS NOT NULL "
             "AND json_extract(executor_ref, '$.sky_job_id') IS NOT NULL"
         ).fetchall()
-        for job_id, ref in map(lambda row: (row[0], json.loads(row[1])), rows):
+        for job_id, text in rows:
+            ref = json.loads(text)
             if "lane" in ref:  # its lane stops after the element it runs
                 self._cut(ref["token"], ref["sky_job_id"], at_once=False)
             else:

@@ -93,14 +93,11 @@ def plan(conn: sqlite3.Connection, job: JobRecord, spec: dict, lanes: int) -> li
     from slurmsky.runtime import indexset
 
     members: list[JobRecord] = [job]
-    running: set[str] = set()
     for row in state.find_jobs(conn, ids=[job.array_job_id]):
         ref = row.executor_ref or {}
-        if row.job_id == job.job_id or row.finished or row.held:
+        if row.job_id == job.job_id or row.finished or row.held or "lane" in ref:
             continue
-        if "lane" in ref:
-            running.add(ref["token"])
-        elif row.array_pending is not None:
+        if row.array_pending is not None:
             for index in indexset.iterate(indexset.parse(row.array_pending)):
                 element = state.split_element(
                     conn, row.job_id, index, spec, unheld=True, reason="Resources"
@@ -110,5 +107,16 @@ def plan(conn: sqlite3.Connection, job: JobRecord, spec: dict, lanes: int) -> li
         elif row.state == "PENDING" and not ref:
             members.append(row)
     members.sort(key=lambda m: m.array_task_id or 0)
-    count = max(1, min(lanes - len(running), len(members)))
+    count = max(1, min(lanes - len(out(conn, job.array_job_id)), len(members)))
     return [members[k::count] for k in range(count)]
+
+
+def out(conn: sqlite3.Connection, array_job_id: int | None) -> set[str]:
+    """The tokens of an array's lanes that are still out (an element of theirs active)."""
+    from slurmsky.core.states import ACTIVE_STATES
+
+    return {
+        row.executor_ref["token"]
+        for row in state.find_jobs(conn, ids=[array_job_id], states=ACTIVE_STATES)
+        if row.executor_ref and "lane" in row.executor_ref
+    }
