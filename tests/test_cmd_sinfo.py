@@ -129,3 +129,41 @@ def test_options(world):
     assert bad.returncode == 1 and "unrecognized option '--bogus'" in bad.stderr
     fields = world.run("sinfo", "-O", "partition:10,nodes:.6,statecompact")
     assert fields.stdout.splitlines()[1] == "local*         4idle                "
+
+
+def test_node_view_and_an_empty_partition(world):
+    """What the live peer printed (Slurm 22.05, `scontrol create PartitionName=emptyp`):
+    `sinfo -N` is `%#N %.6D %#P %6t` (names as wide as the longest, at least 9; the state
+    left-aligned), and a partition with no nodes counts none: `0/0/0/0`, `S:C:T` 0:0:0, and
+    no line under `-N`.
+
+        NODELIST   NODES PARTITION STATE
+        node1          1    debug* mix
+        emptyp       up   infinite          0/0/0/0
+        emptyp|0/0/0/0|0/0/0/0|0/0|0|0|0:0:0|0|n/a||
+    """
+    out = world.run(
+        "sinfo", "-N", env=with_config(world, "partitions:\n  debug: {default: true}\n")
+    )
+    assert out.stdout.splitlines()[:2] == [
+        "NODELIST   NODES PARTITION STATE ",
+        "127.0.0.1      1    debug* idle  ",
+    ]
+    # on the sky backend a partition no job runs on has no nodes
+    env = with_config(world, "backend: sky\npartitions:\n  debug: {default: true}\n  emptyp: {}\n")
+    assert world.run("sinfo", "-N", "-p", "emptyp", env=env).stdout == (
+        "NODELIST   NODES PARTITION STATE \n"
+    )
+    assert world.run("sinfo", "-s", "-h", "-p", "emptyp", env=env).stdout == (
+        "emptyp       up   infinite          0/0/0/0 \n"
+    )
+    fields = "%P|%C|%F|%A|%D|%c|%z|%m|%t|%N|"
+    assert world.run("sinfo", "-h", "-p", "emptyp", "-o", fields, env=env).stdout == (
+        "emptyp|0/0/0/0|0/0/0/0|0/0|0|0|0:0:0|0|n/a||\n"
+    )
+    # a partition name longer than 9 widens the column, as `%#P` does
+    env = with_config(world, "partitions:\n  averylongname: {default: true}\n")
+    assert world.run("sinfo", env=env).stdout.splitlines() == [
+        "PARTITION      AVAIL  TIMELIMIT  NODES  STATE NODELIST",
+        "averylongname*    up   infinite      4   idle 127.0.0.[1-4]",
+    ]

@@ -325,21 +325,25 @@ def test_sinfo_and_scontrol_show_the_pools_workers(world, monkeypatch):
         "PARTITION AVAIL  TIMELIMIT   NODES(A/I/O/T) NODELIST\n"
         "warm*        up   infinite          3/3/1/7 slurmsky-warm-[1-7]\n"
     )
-    row = "slurmsky-w     1     warm* {:>11} {:<4} {:>8} {:>6}        0      1   (null) none{}\n"
+    # node names as long as they are (Slurm's `%#N`), not cut at 10
+    row = "slurmsky-warm-{}      1     warm* {:>11} {:<4} {:>8} {:>6}        0      1   (null) none{}\n"
     assert world.run("sinfo", "-N", "-l", "-p", "warm").stdout == (
         "Sun Nov 22 02:49:21 2026\n"
-        "NODELIST   NODES PARTITION       STATE CPUS    S:C:T MEMORY TMP_DISK WEIGHT AVAIL_FE "
-        "REASON              \n"
+        "NODELIST         NODES PARTITION       STATE CPUS    S:C:T MEMORY TMP_DISK WEIGHT "
+        "AVAIL_FE REASON              \n"
         + "".join(
-            row.format(st, cpus, f"1:{cpus}:1", mem, " " * 16)
-            for st, cpus, mem in (
-                ("mixed", 4, 16384),
-                ("allocated", 4, 16384),
-                ("idle", 4, 16384),
-                ("idle#", 1, 0),
-                ("mixed*", 4, 16384),
-                ("down", 1, 0),
-                ("idle%", 4, 16384),
+            row.format(n, st, cpus, f"1:{cpus}:1", mem, " " * 16)
+            for n, (st, cpus, mem) in enumerate(
+                (
+                    ("mixed", 4, 16384),
+                    ("allocated", 4, 16384),
+                    ("idle", 4, 16384),
+                    ("idle#", 1, 0),
+                    ("mixed*", 4, 16384),
+                    ("down", 1, 0),
+                    ("idle%", 4, 16384),
+                ),
+                start=1,
             )
         )
     )

@@ -67,12 +67,12 @@ def _limit_text(minutes: int | None) -> str:
 
 def _group_counts(nodes: list[NodeView]) -> str:
     """A/I/O/T as Slurm counts them: alloc and mix (whatever their flag: `*` not responding,
-    `#` powering up, ...) allocated, idle with any flag idle, down and the rest other."""
-    base = [n.state.rstrip("*#%~!$@^") for n in nodes]
+    `#` powering up, ...) allocated, idle with any flag idle, down and the rest other (an
+    empty partition's stand-in is no node: 0/0/0/0)."""
+    base = [n.state.rstrip("*#%~!$@^") for n in nodes if n.name]
     alloc = sum(1 for b in base if b in ("alloc", "mix"))
     idle = sum(1 for b in base if b == "idle")
-    other = len(nodes) - alloc - idle
-    return f"{alloc}/{idle}/{other}/{len(nodes)}"
+    return f"{alloc}/{idle}/{len(base) - alloc - idle}/{len(base)}"
 
 
 def _cpu_counts(nodes: list[NodeView]) -> str:
@@ -112,16 +112,29 @@ SINFO_FIELDS = {
     "t": ("STATE", lambda ns: ns[0].state),
     "T": ("STATE", lambda ns: LONG_STATES.get(ns[0].state, ns[0].state)),
     "w": ("WEIGHT", lambda ns: "1"),
-    "z": ("S:C:T", lambda ns: "%d:%d:1" % (1, ns[0].cpus)),
+    "z": ("S:C:T", lambda ns: f"1:{ns[0].cpus}:1" if ns[0].name else "0:0:0"),
     "X": ("SOCKETS", lambda ns: "1"),
     "Y": ("CORES", lambda ns: str(ns[0].cpus)),
     "Z": ("THREADS", lambda ns: "1"),
 }
-SINFO_DEFAULT = "%9P %.5a %.10l %.6D %.6t %N"
-SINFO_SUMMARY = "%9P %.5a %.10l %.16F %N"
-SINFO_LONG = "%9P %.5a %.10l %.10s %.4r %.8h %.10g %.6D %.11T %N"
-SINFO_NODE = "%N %.6D %.9P %.6t"
-SINFO_NODE_LONG = "%10N %.5D %.9P %.11T %4c %.8z %.6m %.8d %.6w %.8f %20E"
+# `#`: as wide as the longest partition name or node name shown, at least 9 (Slurm's)
+SINFO_DEFAULT = "%#P %.5a %.10l %.6D %.6t %N"
+SINFO_SUMMARY = "%#P %.5a %.10l %.16F %N"
+SINFO_LONG = "%#P %.5a %.10l %.10s %.4r %.8h %.10g %.6D %.11T %N"
+SINFO_NODE = "%#N %.6D %.#P %6t"
+SINFO_NODE_LONG = "%#N %.6D %.#P %.11T %4c %.8z %.6m %.8d %.6w %.8f %20E"
+
+
+def _sized(fmt: str, nodes: list[NodeView]) -> str:
+    """`%#N`/`%#P` (either alignment) with the width Slurm gives them: the longest node or
+    partition name (with its default `*`) to be printed, at least 9."""
+    import re
+
+    widths = {
+        "N": max([9, *(len(n.name) for n in nodes)]),
+        "P": max([9, *(len(n.partition) + n.default for n in nodes)]),
+    }
+    return re.sub(r"%(\.?)#([NP])", lambda m: f"%{m[1]}{widths[m[2]]}{m[2]}", fmt)
 
 
 def sinfo_lines(
@@ -139,7 +152,9 @@ def sinfo_lines(
     fields = dict(SINFO_FIELDS)
     fields["r"] = ("ROOT", lambda ns: "no")
     fields["g"] = ("GROUPS", lambda ns: "all")
-    items = parse_percent_format(fmt, fields, {k: k for k in fields}, errors)
+    if by_node:  # an empty partition has no node to list
+        nodes = [n for n in nodes if n.name]
+    items = parse_percent_format(_sized(fmt, nodes), fields, {k: k for k in fields}, errors)
     lines = []
     if header:
         lines.append(render(items, None))
