@@ -16,12 +16,16 @@ Run (takes 10-20 min; needs ~5 GB RAM for the server): python bench/sky_bench.py
 `--under-load` (on the sky-e2e stack: shared/tools/sky-e2e-up.sh, /tmp/skye2e/env.sh): an
 8-element array of real managed jobs on the local Slurm peer, and while it launches and
 runs, squeue / sacct / scontrol called in a loop (p50, p95, max of whole processes) with the
-age of the state they showed, beside `sky jobs queue --all-users` of the same moments.
+age of the state they showed, beside `sky jobs queue --all-users`, real Slurm's `squeue` (the
+peer under the stack) and a bare `python -c pass` of the same moments: what any command,
+C or Python, pays on that machine then.
 
-`--arrays debug,lanes,warm [--elements 100] [--seconds 5] [--throttle P]` (the same stack):
-one array of short jobs on each of: a partition of fresh managed jobs (one per element), a
-partition with lanes (P of them, else 10), a partition backed by a warm SkyPilot pool of two
-workers (`slurmsky pool up`, not timed); seconds from sbatch to the first element's R and
+`--arrays debug,lanes,warm [--elements 100] [--seconds 5] [--throttle P] [--workers W]
+[--limit S]` (the same stack): one array of short jobs on each of: a partition of fresh
+managed jobs (one per element), a partition with lanes (P of them, else 10), a partition
+backed by a warm SkyPilot pool of W workers (default 2; `slurmsky pool up`, not timed); each
+row is cut at S seconds (default 1800: the array cancelled, its line says how many ended by
+then); seconds from sbatch to the first element's R and
 until every element ended, as squeue shows them, with the machine's peak load average,
 memory in use and the most managed jobs of the array SkyPilot had at once. (SkyPilot 0.14's
 consolidation mode runs a fixed pool of job controller processes, whatever the jobs.)
@@ -226,6 +230,8 @@ def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None
         "squeue": [sys.executable, str(BIN / "squeue"), "-t", "all", "-r"],
         "sacct": [sys.executable, str(BIN / "sacct"), "-X"],
         "scontrol": [sys.executable, str(BIN / "scontrol"), "show", "job", str(first)],
+        "Slurm's squeue": ["/usr/bin/squeue"],
+        "python -c pass": [sys.executable, "-c", "pass"],
     }
     times: dict[str, list[float]] = {name: [] for name in [*reads, "sky jobs queue"]}
     ages: list[float] = []
@@ -236,7 +242,9 @@ def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None
         while time.monotonic() - start < limit:
             for name, argv in reads.items():
                 t0 = time.perf_counter()
-                out = subprocess.run(argv, env=env, cwd=tmp, capture_output=True, text=True)
+                out = subprocess.run(
+                    argv, env=env, cwd=tmp, capture_output=True, text=True, timeout=120
+                )
                 times[name].append(time.perf_counter() - t0)
                 if name == "squeue":
                     shown = [
@@ -274,7 +282,7 @@ def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None
         )
         for name, values in times.items():
             print(
-                f"{name:15s} n={len(values):3d}  p50 {_pct(values, 0.5) * 1000:7.0f} ms  "
+                f"{name:26s} n={len(values):3d}  p50 {_pct(values, 0.5) * 1000:7.0f} ms  "
                 f"p95 {_pct(values, 0.95) * 1000:7.0f} ms  max {max(values) * 1000:7.0f} ms"
             )
         if ages:
@@ -298,16 +306,24 @@ KINDS = {  # partition -> what runs an array there
 }
 
 
-def arrays(kinds: list[str], elements: int, seconds: int, throttle: int | None) -> None:
+def arrays(
+    kinds: list[str],
+    elements: int,
+    seconds: int,
+    throttle: int | None,
+    workers: int = 2,
+    limit: float = 1800,
+) -> None:
     """One array of short jobs on each partition of `kinds` (debug: a managed job per element,
-    lanes: lanes as many as the throttle (else 10), warm: a pool of two warm workers brought
-    up first, not timed), one after the other on the sky-e2e stack."""
+    lanes: lanes as many as the throttle (else 10), warm: a pool of `workers` warm workers
+    brought up first, not timed), one after the other on the sky-e2e stack, each cut at
+    `limit` seconds."""
     import psutil
 
     pool = f"benchpool{os.getpid()}"
     extra = (
         f"  lanes:\n    infra: slurm/peer/debug\n    lanes: {throttle or 10}\n"
-        f"  warm:\n    infra: slurm/peer/debug\n    pool:\n      workers: 2\n"
+        f"  warm:\n    infra: slurm/peer/debug\n    pool:\n      workers: {workers}\n"
         f"      name: {pool}\n"
     )
     tmp, env = _stack_env("sky-bench-arrays-", seconds, extra)
@@ -341,9 +357,9 @@ def arrays(kinds: list[str], elements: int, seconds: int, throttle: int | None) 
     if "warm" in kinds:
         t0 = time.monotonic()
         run("slurmsky", "pool", "up", "warm")
-        while run("slurmsky", "pool", "status", "warm").count(": READY") < 2:
+        while run("slurmsky", "pool", "status", "warm").count(": READY") < workers:
             time.sleep(5)
-        print(f"pool of 2 workers READY {time.monotonic() - t0:.0f} s after `pool up`")
+        print(f"pool of {workers} workers READY {time.monotonic() - t0:.0f} s after `pool up`")
     shape = f"--array=0-{elements - 1}" + (f"%{throttle}" if throttle else "")
     try:
         for part in kinds:
@@ -352,7 +368,7 @@ def arrays(kinds: list[str], elements: int, seconds: int, throttle: int | None) 
             job = first.strip().split(";")[0]
             running = None
             load, used, most = 0.0, 0, 0
-            while time.monotonic() - start < 3600:
+            while not (cut := time.monotonic() - start > limit):
                 codes = run("squeue", "-h", "-r", "-j", job, "-o", "%t").split()
                 if running is None and any(c in ("R", "CG") for c in codes):
                     running = time.monotonic() - start
@@ -362,10 +378,14 @@ def arrays(kinds: list[str], elements: int, seconds: int, throttle: int | None) 
                 if not codes:
                     break
                 time.sleep(2)
+            took = time.monotonic() - start
             states = run("sacct", "-n", "-X", "-P", "-j", job, "-o", "State").splitlines()
+            if cut:
+                run("scancel", job)
+            ended = f"cut at {took:.0f} s" if cut else f"all ended {took:.0f} s"
             print(
                 f"{part:5s} ({KINDS[part]}): {shape} of {seconds} s jobs: first R "
-                f"{running or -1:.0f} s, all ended {time.monotonic() - start:.0f} s; peak load "
+                f"{running or -1:.0f} s, {ended}; peak load "
                 f"{load:.1f}, memory in use {used / 2**30:.1f} GiB, managed jobs at once {most}; "
                 f"{' '.join(f'{states.count(s)} {s}' for s in sorted(set(states)))}",
                 flush=True,
@@ -389,6 +409,8 @@ if __name__ == "__main__":
             int(_flag("--elements", "100")),
             int(_flag("--seconds", "5")),
             int(_flag("--throttle", "0")) or None,
+            int(_flag("--workers", "2")),
+            float(_flag("--limit", "1800")),
         )
     else:
         main()
