@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -159,6 +160,25 @@ def test_pool_commands_need_a_pool(tmp_path):
         out = _tool(tmp_path, "slurmsky", "pool", *args)
         assert (out.returncode, out.stdout) == (1, ""), out.stderr
         assert out.stderr.startswith("slurmsky pool: error: " + err), out.stderr
+
+
+def test_pool_commands_say_when_the_api_server_is_unreachable(tmp_path):
+    """As sbatch and srun say it (once seen on a busy e2e stack: `unexpected RuntimeError:
+    No SkyPilot API server endpoint is configured, ...`), before any SkyPilot call."""
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        where = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for verb in ("up", "down", "status"):
+        out = _tool(
+            tmp_path, "slurmsky", "pool", verb, "warm", env={"SKYPILOT_API_SERVER_ENDPOINT": where}
+        )
+        assert (out.returncode, out.stdout) == (1, ""), out.stderr
+        assert out.stderr == (
+            f"slurmsky pool: error: SkyPilot API server {where} is unreachable: start one with "
+            "`slurmsky sky-server start` (or set SKYPILOT_API_SERVER_ENDPOINT to yours); "
+            "`slurmsky doctor` checks the setup\n"
+        )
 
 
 def test_jobs_after_jobs_on_one_worker_send_back_only_their_own_output(tmp_path):

@@ -128,10 +128,7 @@ class SkyBackend(Backend):
             return None
         where = server.endpoint()
         if server.health(where, timeout=3) is None:
-            return (
-                f"SkyPilot API server {where} is unreachable: "
-                f"{server.unreachable_remedy(where)}; `slurmsky doctor` checks the setup"
-            )
+            return server.unreachable_message(where)
         return None
 
     def doctor(self, cfg):

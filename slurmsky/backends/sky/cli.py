@@ -115,10 +115,23 @@ def pool() -> None:
 
 
 def _pool_call(fn, partition: str):
+    """fn(config, partition) once the partition has a pool and the API server answers;
+    Slurm-style errors (exit 1), the server's as sbatch and srun say it."""
+    from slurmsky.backends.sky import pools, server
     from slurmsky.config import load_config
 
     try:
-        return fn(load_config(), partition)
+        cfg = load_config()
+        pools.named_pool(cfg, partition)
+        where = server.endpoint()
+        if server.health(where) is None:
+            raise SlurmError(server.unreachable_message(where))
+        try:
+            return fn(cfg, partition)
+        except Exception as exc:
+            if server.connection_error(exc):  # it stopped answering (a busy server: slowly)
+                raise SlurmError(server.unreachable_message(where)) from None
+            raise
     except SlurmError as exc:
         exc.exit("slurmsky pool")
 

@@ -40,7 +40,7 @@ import urllib.request
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from slurmsky.backends.sky import lanes, pools
+from slurmsky.backends.sky import lanes, pools, server
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.clusters import Clusters
 from slurmsky.backends.sky.output import NODE_ERR, NODE_OUT, LogReader, MarkerStream, sky_run
@@ -880,22 +880,11 @@ def _launch(task: dict, num_jobs: int | None) -> list[int]:
         ids, _handle = sky.get(request)  # the handle's repr raises in consolidation mode
     except Exception as exc:
         _check_server()  # the server went away meanwhile: say so, not SkyPilot's side effect
-        if _connection_error(exc):  # it did not answer for a while: pend, launch again
+        if server.connection_error(exc):  # it did not answer for a while: pend, launch again
             raise Unreachable(f"SkyPilotApiServerUnreachable:{endpoint()}") from exc
         raise
     assert ids is not None  # None only for a dry run
     return sorted(ids)
-
-
-def _connection_error(exc: Exception) -> bool:
-    """SkyPilot's ways of saying it could not talk to the server (its health check failing
-    ends in the "starting a local API server is disabled" RuntimeError)."""
-    import requests
-    import sky
-
-    return isinstance(
-        exc, (sky.exceptions.ApiServerConnectionError, requests.ConnectionError, requests.Timeout)
-    ) or (isinstance(exc, RuntimeError) and "SKYPILOT_DISABLE_LOCAL_API_SERVER" in str(exc))
 
 
 def _fetch(since: float | None, watched: list[int]) -> tuple[list[dict], str | None]:

@@ -159,7 +159,8 @@ def pool_task(part_name: str, part: dict) -> dict:
     return task
 
 
-def _pool(cfg, part_name: str) -> tuple[str, dict]:
+def named_pool(cfg, part_name: str) -> tuple[str, dict]:
+    """The pool of the partition `part_name`, and the partition (a SlurmError if none)."""
     part = cfg.partitions.get(part_name)
     if part is None:
         raise SlurmError(f"invalid partition specified: {part_name}")
@@ -173,7 +174,7 @@ def _pool(cfg, part_name: str) -> tuple[str, dict]:
 
 def up(cfg, part_name: str) -> str:
     """Create the partition's pool, or apply its config again (its workers count)."""
-    name, part = _pool(cfg, part_name)
+    name, part = named_pool(cfg, part_name)
     import sky
     from sky.serve import serve_utils
 
@@ -190,7 +191,7 @@ def up(cfg, part_name: str) -> str:
 def down(cfg, part_name: str, wait: float = 600.0) -> str:
     """Take the partition's pool down and wait (at most `wait` s) until SkyPilot lists it no
     more: its workers are gone then."""
-    name, _ = _pool(cfg, part_name)
+    name, _ = named_pool(cfg, part_name)
     import sky
 
     with contextlib.redirect_stdout(sys.stderr):
@@ -213,7 +214,7 @@ def _found(name: str) -> dict | None:
 
 def status(cfg, part_name: str) -> list[str]:
     """One line for the pool, one per worker (SkyPilot's statuses)."""
-    name, _ = _pool(cfg, part_name)
+    name, _ = named_pool(cfg, part_name)
 
     pool = _found(name)
     with contextlib.suppress(OSError):  # sinfo shows it at once
