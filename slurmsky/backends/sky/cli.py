@@ -124,7 +124,7 @@ def _pool_call(fn, partition: str):
         cfg = load_config()
         pools.named_pool(cfg, partition)
         where = server.endpoint()
-        if server.health(where) is None:
+        if server.health(where, timeout=10) is None:  # SkyPilot's own: 4 tries of 2.5 s
             raise SlurmError(server.unreachable_message(where))
         try:
             return fn(cfg, partition)
