@@ -34,9 +34,7 @@ import json
 import logging
 import os
 import secrets
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -858,12 +856,8 @@ def endpoint() -> str:
 def _check_server() -> None:
     """Raise Unreachable (naming the endpoint) unless the API server answers /api/health."""
     url = endpoint()
-    try:
-        urllib.request.urlopen(url + "/api/health", timeout=5).close()
-    except urllib.error.HTTPError:
-        return  # it answered (e.g. 401 behind basic auth)
-    except (OSError, ValueError):
-        raise Unreachable(f"SkyPilotApiServerUnreachable:{url}") from None
+    if server.health(url) is None:  # {} when it answered behind auth
+        raise Unreachable(f"SkyPilotApiServerUnreachable:{url}")
 
 
 def _launch(task: dict, num_jobs: int | None) -> list[int]:
