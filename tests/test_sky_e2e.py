@@ -203,9 +203,16 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
     assert nodelists[f"{fail}.0"] == nodelists[str(fail)], listed
 
 
+# A job that waits (at most 600 s) for the test's gate file: it runs until the test has seen
+# what it must see, however late the agent hears of it on a loaded machine (CI: 2 cores).
+GATE = "for _ in $(seq 600); do [ -e {gate} ] && break; sleep 1; done"
 LIVE = """#!/bin/bash
 #SBATCH -J live --open-mode=append
-for i in $(seq 1 12); do echo "line $i $(date +%s.%N)"; sleep 5; done
+for i in $(seq 1 12); do
+  echo "line $i $(date +%s.%N)"
+  if [ $i = 6 ]; then {wait}; fi
+  sleep 2
+done
 echo to-err >&2
 """
 ARRAY = """#!/bin/bash
@@ -250,7 +257,8 @@ def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, sta
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "partition:   debug (default) -> slurm/peer/debug" in doctor.stdout.splitlines()
 
-    live = cluster.sbatch(cluster.script("live.sh", LIVE))
+    gate = Path(f"/tmp/skye2e/gate-{os.getpid()}-live")
+    live = cluster.sbatch(cluster.script("live.sh", LIVE.format(wait=GATE.format(gate=gate))))
     out = cluster.cwd / f"slurm-{live}.out"
     out.write_text("kept\n")  # --open-mode=append: the job's output goes after this
     arr = cluster.sbatch(cluster.script("arr.sh", ARRAY))
@@ -292,6 +300,7 @@ def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, sta
             lines = [line for line in text.splitlines() if line.startswith("line ")]
             if state in ("CF", "R") and 0 < len(lines) < 12:  # SkyPilot STARTING: CF
                 seen_growing.append(len(lines))
+                gate.touch()  # the job's second half runs
             for line in lines[len(latencies) :]:
                 latencies.append(now - float(line.split()[2]))
             if state in ("", "CD", "F", "CA"):
@@ -308,6 +317,7 @@ def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, sta
         )
     finally:
         cluster.run("scancel", str(live), str(arr), str(chdir))
+        gate.unlink(missing_ok=True)
     print(f"live output: first seen after {[round(x, 1) for x in latencies]} s")
     assert seen_growing, "the output file never grew while the job ran"
     text = out.read_text()
@@ -590,6 +600,7 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
 LANES_ARRAY = """#!/bin/bash
 #SBATCH -J laned -p lanes --array=1-6%2 -o laned-%A_%a.out
 echo "element $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID job $SLURM_JOB_ID"
+if [ $SLURM_ARRAY_TASK_ID = 4 ]; then {wait}; fi
 sleep 8
 exit $((SLURM_ARRAY_TASK_ID == 3 ? 4 : 0))
 """
@@ -605,7 +616,10 @@ def test_a_lanes_partition_runs_an_array_as_two_managed_jobs(cluster, stack):
     cluster.env = _submit_env(cluster.env)
     cluster.env.update(stack)
     t0 = time.monotonic()
-    arr = cluster.sbatch(cluster.script("lanes.sh", LANES_ARRAY))
+    gate = Path(f"/tmp/skye2e/gate-{os.getpid()}-lanes")  # element 4 runs until it is there
+    arr = cluster.sbatch(
+        cluster.script("lanes.sh", LANES_ARRAY.format(wait=GATE.format(gate=gate)))
+    )
     try:
         cluster.wait_for(
             lambda: cluster.run("squeue", "-h", "-j", f"{arr}_4", "-o", "%t").stdout == "R\n",
@@ -614,6 +628,7 @@ def test_a_lanes_partition_runs_an_array_as_two_managed_jobs(cluster, stack):
         )
         out = cluster.run("scancel", f"{arr}_6")
         assert out.returncode == 0, out.stderr
+        gate.touch()
         active = "state IN ('PENDING','CONFIGURING','RUNNING','COMPLETING')"
         cluster.wait_for(
             lambda: not cluster.jobs(f"array_job_id = ? AND {active}", arr), 900, "the array"
@@ -656,3 +671,4 @@ def test_a_lanes_partition_runs_an_array_as_two_managed_jobs(cluster, stack):
         assert not (cluster.cwd / f"laned-{arr}_6.out").exists()
     finally:
         cluster.run("scancel", str(arr))
+        gate.unlink(missing_ok=True)
