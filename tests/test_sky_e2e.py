@@ -508,7 +508,7 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
     """`slurmsky pool up` brings the partition's workers up; a job and an array (one launch
     of --num-jobs 3 on the pool) and a %1 array (one element after the other) run there with
     their own output files, states and exit codes; sinfo and scontrol show the workers; -N 2
-    is refused; `pool down` takes the workers away."""
+    is refused; `pool down`, just after a scancel, takes the workers away."""
     pool = f"e2epool{os.getpid()}"
     Path(cluster.env["SLURMSKY_CONFIG"]).write_text(
         CONFIG + f"  warm:\n    infra: slurm/peer/debug\n    pool:\n      workers: 2\n"
@@ -516,7 +516,7 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
     )
     cluster.env = _submit_env(cluster.env)
     cluster.env.update(stack)
-    job = arr = one_at_a_time = None
+    job = arr = one_at_a_time = held = None
     try:
         up = cluster.run("slurmsky", "pool", "up", "warm", timeout=600)
         assert up.returncode == 0, up.stdout + up.stderr
@@ -586,11 +586,22 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
         for array, index in ((arr, 1), (arr, 2), (arr, 3), (one_at_a_time, 4), (one_at_a_time, 5)):
             path = cluster.cwd / f"poolarr-{array}_{index}.out"
             assert path.read_text() == f"element {index} of {array}\n"
+        # pool down just after scancel: SkyPilot keeps a pool up while a job in it has not
+        # ended (its cancel takes a while), so pool down asks again until the job has ended
+        held = cluster.sbatch("--wrap", "sleep 600", "-p", "warm")
+        cluster.wait_for(
+            lambda: cluster.jobs(
+                "job_id = ? AND json_extract(executor_ref, '$.sky_job_id') IS NOT NULL", held
+            ),
+            600,
+            "the job to reach SkyPilot",
+        )
     finally:
-        cluster.run("scancel", *[str(j) for j in (job, arr, one_at_a_time) if j])
-        down = cluster.run("slurmsky", "pool", "down", "warm", timeout=600)
+        cluster.run("scancel", *[str(j) for j in (job, arr, one_at_a_time, held) if j])
+        down = cluster.run("slurmsky", "pool", "down", "warm", timeout=900)
     assert down.returncode == 0, down.stdout + down.stderr
     assert down.stdout == f"pool {pool} of partition warm: down\n"
+    assert f"slurmsky pool: waiting for 1 job(s) in pool {pool} to end\n" in down.stderr
     gone_nodes = cluster.run("sinfo", "-h", "-p", "warm", "-o", "%D %t").stdout
     assert gone_nodes == "0 n/a\n", gone_nodes
     gone = cluster.run("slurmsky", "pool", "status", "warm", timeout=300)

@@ -190,13 +190,25 @@ def up(cfg, part_name: str) -> str:
 
 def down(cfg, part_name: str, wait: float = 600.0) -> str:
     """Take the partition's pool down and wait (at most `wait` s) until SkyPilot lists it no
-    more: its workers are gone then."""
+    more: its workers are gone then. SkyPilot leaves a pool up while a job in it has not
+    ended (saying so only in its request's log), so the request is made again while the
+    jobs end (a scancel just made takes a while); a SlurmError if they never do."""
     name, _ = named_pool(cfg, part_name)
-    import sky
-
-    with contextlib.redirect_stdout(sys.stderr):
-        sky.get(sky.jobs.pool_down(name))
     deadline = time.monotonic() + wait
+    said = False
+    while (jobs := _down(name)) and time.monotonic() < deadline:
+        if not said:
+            print(
+                f"slurmsky pool: waiting for {len(jobs)} job(s) in pool {name} to end",
+                file=sys.stderr,
+            )
+            said = True
+        time.sleep(5)
+    if jobs:
+        raise SlurmError(
+            f"pool {name} of partition {part_name} is still up: SkyPilot jobs "
+            f"{','.join(jobs)} in it have not ended; scancel them, then pool down again"
+        )
     while (found := _found(name)) and time.monotonic() < deadline:
         time.sleep(3)
     with contextlib.suppress(OSError):  # what sinfo shows; the pool is down either way
@@ -204,6 +216,20 @@ def down(cfg, part_name: str, wait: float = 600.0) -> str:
     if found:
         return f"pool {name} of partition {part_name}: {_value(found.get('status'))}, still going"
     return f"pool {name} of partition {part_name}: down"
+
+
+def _down(name: str) -> list[str]:
+    """Ask SkyPilot to take the pool down: the ids of the pool's jobs that keep it up."""
+    import io
+
+    import sky
+
+    said = io.StringIO()
+    with contextlib.redirect_stdout(sys.stderr):
+        sky.stream_and_get(sky.jobs.pool_down(name), output_stream=said)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", said.getvalue())
+    held = re.search(r"has \d+ nonterminal jobs: ([\d,]+)", text)
+    return held.group(1).split(",") if held else []
 
 
 def _found(name: str) -> dict | None:
