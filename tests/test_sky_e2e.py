@@ -588,6 +588,7 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
             assert path.read_text() == f"element {index} of {array}\n"
         # pool down just after scancel: SkyPilot keeps a pool up while a job in it has not
         # ended (its cancel takes a while), so pool down asks again until the job has ended
+        # (whether the first ask comes before the cancel took is SkyPilot's timing)
         held = cluster.sbatch("--wrap", "sleep 600", "-p", "warm")
         cluster.wait_for(
             lambda: cluster.jobs(
@@ -601,7 +602,6 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
         down = cluster.run("slurmsky", "pool", "down", "warm", timeout=900)
     assert down.returncode == 0, down.stdout + down.stderr
     assert down.stdout == f"pool {pool} of partition warm: down\n"
-    assert f"slurmsky pool: waiting for 1 job(s) in pool {pool} to end\n" in down.stderr
     gone_nodes = cluster.run("sinfo", "-h", "-p", "warm", "-o", "%D %t").stdout
     assert gone_nodes == "0 n/a\n", gone_nodes
     gone = cluster.run("slurmsky", "pool", "status", "warm", timeout=300)
