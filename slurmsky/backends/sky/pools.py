@@ -224,11 +224,12 @@ def _down(name: str) -> list[str]:
 
     import sky
 
+    from slurmsky.backends.sky import sync
+
     said = io.StringIO()
     with contextlib.redirect_stdout(sys.stderr):
         sky.stream_and_get(sky.jobs.pool_down(name), output_stream=said)
-    text = re.sub(r"\x1b\[[0-9;]*m", "", said.getvalue())
-    held = re.search(r"has \d+ nonterminal jobs: ([\d,]+)", text)
+    held = re.search(r"has \d+ nonterminal jobs: ([\d,]+)", sync.clean(said.getvalue()))
     return held.group(1).split(",") if held else []
 
 
