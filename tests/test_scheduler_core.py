@@ -422,6 +422,28 @@ def test_scancel_of_running_job_cancels_it_through_the_executor(world):
     assert world.ex.called("place") == [1, 2]
 
 
+def test_scancel_taken_while_the_job_ends_on_its_own_leaves_it_cancelled(world, monkeypatch):
+    """scancel lands after the agent read the running job, which then exits 0 before any
+    kill reaches it: CANCELLED, as slurmctld marks it at once (CI once saw COMPLETED)."""
+    world.submit(job_row(1))
+    world.run(T0)
+
+    def poll_racing_scancel(job):
+        assert job.kill_action is None  # the agent's row predates the scancel
+        assert jobcontrol.cancel(world.cmd, [world.job(1)]) == {}
+        return done(0)
+
+    monkeypatch.setattr(world.ex, "poll", poll_racing_scancel)
+    assert world.run(T0 + 5)[0] is True
+    assert world.look(1, "state", "reason", "exit_code", "kill_action", "cancelled_by") == (
+        "CANCELLED",
+        "None",
+        0,
+        None,
+        os.getuid(),
+    )
+
+
 def test_job_that_ignores_scancel_is_ended_after_kill_wait(world):
     world.ex.cancel_ends = False
     world.submit(job_row(1))

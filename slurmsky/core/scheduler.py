@@ -21,7 +21,7 @@ from slurmsky.backends import QUEUE_SYNC
 from slurmsky.core import deps, state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import STARTED_STATES
-from slurmsky.core.transitions import final_fields, requeued_fields
+from slurmsky.core.transitions import finish, requeued_fields
 from slurmsky.errors import SlurmError
 from slurmsky.runtime import hostlist
 
@@ -181,12 +181,13 @@ class Scheduler:
                     wake.append(now + interval)
                 return False
         ex.cleanup(job)
-        fields = final_fields(job, result, now)
-        done = state.update_job(self.conn, job.job_id, where_state=STARTED_STATES, **fields)
+        fields = finish(self.conn, job.job_id, result, now)
+        if fields is None:
+            return False
         if fields["state"] == "PENDING":
             self._generation += 1  # requeued: pending again
         log.info("job %s: %s %s", job.job_id, fields["state"], result)
-        return done
+        return True
 
     def _adopt(self, job: JobRecord, ex: Executor, now: float) -> bool:
         """A job an earlier agent was starting when it died: found running (True), or never

@@ -4,9 +4,11 @@ own executors and the backends that follow an outside queue."""
 from __future__ import annotations
 
 import signal as signals
+import sqlite3
 
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
+from slurmsky.core.states import STARTED_STATES
 
 REQUEUE_DELAY = 2  # minutes before a requeued job is eligible again (Slurm's BeginTime)
 
@@ -15,11 +17,12 @@ def final_fields(job: JobRecord, result: dict, now: float) -> dict:
     """The columns of a started job that has ended, from the runtime's RESULT."""
     if job.kill_action == "requeue" or result.get("requeue"):  # scontrol requeue, either side
         return requeued_fields(job, now)
-    end_state = result.get("state") or "FAILED"
-    if job.kill_action == "cancel" and end_state == "NODE_FAIL":
-        end_state = "CANCELLED"  # the runtime died of the SIGTERM before it could report
+    end_state, reason = result.get("state") or "FAILED", result.get("reason")
+    if job.kill_action == "cancel":
+        # scancel was taken while it ran: CANCELLED, as slurmctld marks it at once, even if
+        # the job ended on its own (or its runtime died of the SIGTERM) before the kill landed
+        end_state, reason = "CANCELLED", None
     code, sig = int(result.get("exit_code") or 0), int(result.get("signal") or 0)
-    reason = result.get("reason")
     if end_state in ("CANCELLED", "TIMEOUT"):
         code = sig = 0
         reason = reason or ("TimeLimit" if end_state == "TIMEOUT" else job.reason)
@@ -35,6 +38,25 @@ def final_fields(job: JobRecord, result: dict, now: float) -> dict:
         result=result,
         kill_action=None,
     )
+
+
+def finish(
+    conn: sqlite3.Connection,
+    job_id: int,
+    result: dict,
+    now: float,
+    where_state: tuple = STARTED_STATES,
+) -> dict | None:
+    """End a started job with its RESULT, its row read afresh in the transaction that ends
+    it, so a scancel or requeue that landed since the caller read it decides the state.
+    The columns written, or None if the job had left `where_state` meanwhile."""
+    with state.write(conn):
+        job = state.get_job(conn, job_id)
+        if job is None or job.state not in where_state:
+            return None
+        fields = final_fields(job, result, now)
+        state.update_job(conn, job_id, **fields)
+    return fields
 
 
 def requeued_fields(job: JobRecord, now: float) -> dict:

@@ -47,7 +47,7 @@ from slurmsky.config import load_config
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
-from slurmsky.core.transitions import final_fields
+from slurmsky.core.transitions import finish
 from slurmsky.errors import SlurmError
 from slurmsky.runtime.spec import SECRET_VAR
 
@@ -738,11 +738,12 @@ class SkyExecutor:
                     lane = dict(rec, status="FAILED", failure_reason="no RESULT from the node")
                 else:
                     lane = rec
-                fields = final_fields(job, skysync.result_of(lane, result), now)
-                changed |= state.update_job(
-                    self.db, job.job_id, where_state=ACTIVE_STATES, **fields
+                fields = finish(
+                    self.db, job.job_id, skysync.result_of(lane, result), now, ACTIVE_STATES
                 )
-                log.info("job %s: %s (lane %s)", job.job_id, fields["state"], rec["job_id"])
+                if fields is not None:
+                    changed = True
+                    log.info("job %s: %s (lane %s)", job.job_id, fields["state"], rec["job_id"])
             elif seq in started and job.state == "PENDING":
                 running = dict(rec, status="RUNNING", start_at=started[seq])
                 fields = skysync.active_fields(running, None, now)
@@ -787,16 +788,14 @@ class SkyExecutor:
                         del self.readers[job_id]  # the next queue answer starts a new one
                         del self.ended[job_id]
                         continue
-            job = state.get_job(self.db, job_id)
             del self.ended[job_id]
             self.readers.pop(job_id, None)
             self.logs.pop(job_id, None)
             self.log_failures.pop(job_id, None)
-            if job is None or job.finished:
-                continue
-            fields = final_fields(job, skysync.result_of(rec, marker), now)
-            changed |= state.update_job(self.db, job_id, where_state=ACTIVE_STATES, **fields)
-            log.info("job %s: %s (SkyPilot %s)", job_id, fields["state"], rec["status"])
+            fields = finish(self.db, job_id, skysync.result_of(rec, marker), now, ACTIVE_STATES)
+            if fields is not None:
+                changed = True
+                log.info("job %s: %s (SkyPilot %s)", job_id, fields["state"], rec["status"])
         return changed
 
     def _apply_foreign(self, records: list[dict], now: float) -> bool:
