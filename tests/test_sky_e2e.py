@@ -273,7 +273,7 @@ def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, sta
     shared.mkdir(mode=0o777)
     shared.chmod(0o777)
     launched = []
-    # a one-node job is each element of the array (8 managed jobs at once took ~1000 s here)
+    # each array element is a one-node job: no separate one-node launch (fewer managed jobs)
     for name, extra in (("two", ["-N", "2"]), ("arr", ["--array=1-5:4"])):
         xl = cluster.run(
             "slurmsky",

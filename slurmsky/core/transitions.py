@@ -13,7 +13,7 @@ from slurmsky.core.states import STARTED_STATES
 REQUEUE_DELAY = 2  # minutes before a requeued job is eligible again (Slurm's BeginTime)
 
 
-def final_fields(job: JobRecord, result: dict, now: float) -> dict:
+def _final_fields(job: JobRecord, result: dict, now: float) -> dict:
     """The columns of a started job that has ended, from the runtime's RESULT."""
     if job.kill_action == "requeue" or result.get("requeue"):  # scontrol requeue, either side
         return requeued_fields(job, now)
@@ -46,15 +46,16 @@ def finish(
     result: dict,
     now: float,
     where_state: tuple = STARTED_STATES,
+    **extra,
 ) -> dict | None:
-    """End a started job with its RESULT, its row read afresh in the transaction that ends
-    it, so a scancel or requeue that landed since the caller read it decides the state.
-    The columns written, or None if the job had left `where_state` meanwhile."""
+    """End a started job with its RESULT (and `extra` columns), its row read afresh in the
+    transaction that ends it, so a scancel or requeue that landed since the caller read it
+    decides the state. The columns written, or None if the job had left `where_state`."""
     with state.write(conn):
         job = state.get_job(conn, job_id)
         if job is None or job.state not in where_state:
             return None
-        fields = final_fields(job, result, now)
+        fields = dict(extra, **_final_fields(job, result, now))
         state.update_job(conn, job_id, **fields)
     return fields
 

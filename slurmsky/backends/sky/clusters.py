@@ -24,7 +24,7 @@ from typing import Any
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
-from slurmsky.core.transitions import final_fields
+from slurmsky.core.transitions import finish
 
 log = logging.getLogger("slurmsky.core.daemon")
 
@@ -200,11 +200,13 @@ class Clusters:
             self.failed[job.job_id] = now
             return False
         self.failed.pop(job.job_id, None)
-        fields = final_fields(job, self._result(job, ref, now), now)
-        log.info("job %s: %s (cluster %s down)", job.job_id, fields["state"], ref["cluster"])
-        return state.update_job(
-            self.db, job.job_id, where_state=ACTIVE_STATES, executor_ref=ref, **fields
+        fields = finish(
+            self.db, job.job_id, self._result(job, ref, now), now, ACTIVE_STATES, executor_ref=ref
         )
+        if fields is None:
+            return False
+        log.info("job %s: %s (cluster %s down)", job.job_id, fields["state"], ref["cluster"])
+        return True
 
     @staticmethod
     def _result(job: JobRecord, ref: dict, now: float) -> dict:
