@@ -321,6 +321,40 @@ def test_scancel_of_one_element_stops_only_that_element(lanes_world):
     assert not (cluster.cwd / f"{array_id}_3.out").exists()
 
 
+def test_dependencies_on_an_array_in_lanes_wait_for_every_element(lanes_world):
+    """afterany:ARRAY starts once every element has ended; afterok:ARRAY, with element 2
+    FAILED, never can (PENDING, DependencyNeverSatisfied), as on Slurm."""
+    cluster, fake, drive = lanes_world
+    cluster.script("job.sh", SCRIPT + "sleep 0.3\n")
+    array_id = cluster.sbatch("--array=1-3", "-o", "%A_%a.out", "job.sh")
+    after_any = cluster.sbatch("-d", f"afterany:{array_id}", "-o", "any.out", "--wrap", "echo any")
+    after_ok = cluster.sbatch("-d", f"afterok:{array_id}", "--wrap", "echo ok")
+
+    def states():
+        with cluster.db() as conn:
+            return {
+                job: (state, reason)
+                for job, state, reason in conn.execute(
+                    "SELECT job_id, state, reason FROM jobs WHERE job_id IN (?, ?)",
+                    (after_any, after_ok),
+                )
+            }
+
+    drive(lambda: states()[after_any][0] == "COMPLETED")
+    drive(lambda: states()[after_ok][1] == "DependencyNeverSatisfied")
+    assert states()[after_ok] == ("PENDING", "DependencyNeverSatisfied")
+    ends = [r[4] for r in _elements(cluster, array_id)]
+    with cluster.db() as conn:
+        (start,) = conn.execute(
+            "SELECT start_time FROM jobs WHERE job_id = ?", (after_any,)
+        ).fetchone()
+    assert [r[1] for r in _elements(cluster, array_id)] == ["COMPLETED", "FAILED", "COMPLETED"]
+    assert start >= max(ends)
+    assert (cluster.cwd / "any.out").read_text() == "any\n"
+    squeue = cluster.run("squeue", "-h", "-j", str(after_ok), "-o", "%i %t %r")
+    assert squeue.stdout == f"{after_ok} PD DependencyNeverSatisfied\n"
+
+
 def test_test_only_and_translate_say_an_array_runs_in_lanes(cluster):
     (cluster.home / "slurmsky.yaml").write_text(
         "backend: sky\npartitions:\n  lanes:\n    default: true\n    lanes: 4\n"
