@@ -321,6 +321,46 @@ def test_scancel_of_one_element_stops_only_that_element(lanes_world):
     assert not (cluster.cwd / f"{array_id}_3.out").exists()
 
 
+def test_an_agent_restarted_while_a_cut_waits_still_cuts_the_lane(lanes_world, tmp_path):
+    """Element 3 is cancelled while it waits in lane [1,3] behind 1; the agent that took the
+    scancel is then replaced by a new one (it knew the cut only in memory). The new agent
+    still cuts the lane once 1 ends: 3 never runs on the node."""
+    from slurmsky.core import state
+    from slurmsky.core.scheduler import Scheduler
+
+    cluster, fake, drive = lanes_world
+    ran = tmp_path / "ran-3"
+    cluster.script(
+        "cut.sh",
+        "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID\n"
+        f"case $SLURM_ARRAY_TASK_ID in 1) sleep 3;; 3) sleep 2; touch {ran};; esac\n",
+    )
+    array_id = cluster.sbatch("--array=1-4", "-o", "%A_%a.out", "cut.sh")
+    drive(lambda: {r[0]: r[1] for r in _elements(cluster, array_id)}.get(1) == "RUNNING")
+    assert cluster.run("scancel", f"{array_id}_3").returncode == 0
+    with cluster.db() as conn:
+        taken = "SELECT 1 FROM jobs WHERE array_job_id = ? AND array_task_id = 3 AND kill_sent"
+        drive(lambda: conn.execute(taken, (array_id,)).fetchone() is not None)
+    conn = state.connect()
+    restarted = Scheduler(conn, backend="sky")
+    try:
+        deadline = time.monotonic() + 60
+        while not _done(cluster, array_id, 4):
+            assert time.monotonic() < deadline, _elements(cluster, array_id)
+            restarted.run_pass(time.time())
+            time.sleep(0.1)
+    finally:
+        for ex in restarted.executors.values():
+            ex.pool.shutdown(wait=True)  # type: ignore[attr-defined]
+            ex.tails.shutdown(wait=True)  # type: ignore[attr-defined]
+        conn.close()
+    states = {r[0]: r[1] for r in _elements(cluster, array_id)}
+    assert states == {1: "COMPLETED", 2: "COMPLETED", 3: "CANCELLED", 4: "COMPLETED"}
+    time.sleep(2.5)  # what element 3 would have taken to leave its mark
+    assert not ran.exists()
+    assert len(fake.jobs) == 2
+
+
 def test_dependencies_on_an_array_in_lanes_wait_for_every_element(lanes_world):
     """afterany:ARRAY starts once every element has ended; afterok:ARRAY, with element 2
     FAILED, never can (PENDING, DependencyNeverSatisfied), as on Slurm."""

@@ -648,6 +648,8 @@ class SkyExecutor:
             if _ref(job).get("sky_job_id") is None:
                 job.executor_ref = dict(_ref(job), sky_job_id=rec["job_id"])
                 state.update_job(self.db, job.job_id, executor_ref=job.executor_ref)
+        if token not in self.lane_recs and token not in self.lane_cuts:
+            self._restore_cut(token)
         self.lane_recs[token] = rec
         reader = self.lane_reads.get(token)
         if reader is not None and not reader.done():
@@ -676,6 +678,21 @@ class SkyExecutor:
         )
         future.add_done_callback(lambda _: _nudge_agent())
         self.lane_reads[token] = future
+
+    def _restore_cut(self, token: str) -> None:
+        """A lane an earlier agent cut (scancel of an element of it, sent): cut again, at the
+        element that had started, else once the element the lane runs ends; so an agent that
+        restarted neither runs a cancelled element nor ends the lane's others with it."""
+        rows = self.db.execute(
+            "SELECT start_time, executor_ref FROM jobs WHERE kill_sent IS NOT NULL "
+            "AND (kill_action IS NOT NULL OR state = 'CANCELLED') "
+            "AND json_extract(executor_ref, '$.token') = ?",
+            (token,),
+        ).fetchall()
+        if rows:
+            started = [json.loads(ref)["lane"] for start, ref in rows if start is not None]
+            self.lane_cuts[token] = min(started) if started else None
+            log.info("lane %s: cut by an earlier agent, at %s", token, self.lane_cuts[token])
 
     def _cut(self, token: str, sky_id: int, *, at_once: bool) -> None:
         """scancel of a lane's element: cancel the lane now (its element runs), or once the
