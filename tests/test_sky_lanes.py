@@ -85,6 +85,7 @@ class FakeSky:
         self.jobs: dict[int, dict] = {}
         self.lock = threading.Lock()
         self.most_at_once = 0
+        self.burst = False  # logs read only once their job ended (SkyPilot's first bursts)
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
         (home / "slurmsky").symlink_to(ROOT / "slurmsky")
@@ -158,6 +159,8 @@ class FakeSky:
         job = self.jobs[sky_id]
         offset = 0
         deadline = time.monotonic() + 60
+        while self.burst and job["proc"].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
         while time.monotonic() < deadline:
             ended = job["proc"].poll() is not None
             data = job["log"].read_bytes()[offset:]
@@ -275,6 +278,26 @@ def test_a_throttled_array_runs_in_lanes_each_element_its_own(lanes_world):
         f"{array_id}_3|COMPLETED|0:0",
         f"{array_id}_4|COMPLETED|0:0",
         f"{array_id}_5|COMPLETED|0:0",
+    ]
+
+
+def test_elements_whose_start_and_end_come_at_once_name_their_lanes_node(lanes_world):
+    """A lane's log read only after it ended (as SkyPilot streams it at first, in bursts):
+    each element goes from PENDING to its end in one read, and sacct still names the node
+    its lane ran on, not `None assigned`."""
+    cluster, fake, drive = lanes_world
+    fake.burst = True
+    cluster.script("job.sh", SCRIPT)
+    array_id = cluster.sbatch("--array=1-4", "-o", "%A_%a.out", "job.sh")
+    drive(lambda: _done(cluster, array_id, 4))
+    sacct = cluster.run(
+        "sacct", "-X", "-n", "-P", "-j", str(array_id), "-o", "JobID,State,NodeList"
+    )
+    assert sacct.stdout.splitlines() == [
+        f"{array_id}_1|COMPLETED|fake-node-1",
+        f"{array_id}_2|FAILED|fake-node-2",
+        f"{array_id}_3|COMPLETED|fake-node-1",
+        f"{array_id}_4|COMPLETED|fake-node-2",
     ]
 
 

@@ -755,8 +755,15 @@ class SkyExecutor:
                     lane = dict(rec, status="FAILED", failure_reason="no RESULT from the node")
                 else:
                     lane = rec
+                # an element whose start and end came in one read was never RUNNING here
+                nodes = {} if job.nodelist else skysync.node_fields(rec)
                 fields = finish(
-                    self.db, job.job_id, skysync.result_of(lane, result), now, ACTIVE_STATES
+                    self.db,
+                    job.job_id,
+                    skysync.result_of(lane, result),
+                    now,
+                    ACTIVE_STATES,
+                    **nodes,
                 )
                 if fields is not None:
                     changed = True

@@ -201,12 +201,18 @@ def active_fields(rec: dict, job: state.JobRecord | None, now: float) -> dict:
         fields["reason"] = "None"
         started = job.start_time if job and job.state != "PENDING" else None
         fields["start_time"] = started or rec.get("start_at") or now
-    if rec.get("node_names"):
-        from slurmsky.runtime import hostlist
-
-        names = rec["node_names"].split(",")
-        fields.update(nodelist=hostlist.compress(names), batch_host=names[0])
+    fields.update(node_fields(rec))
     return fields
+
+
+def node_fields(rec: dict) -> dict:
+    """The nodes SkyPilot names for a job (nodelist, batch host), if it names any."""
+    if not rec.get("node_names"):
+        return {}
+    from slurmsky.runtime import hostlist
+
+    names = rec["node_names"].split(",")
+    return {"nodelist": hostlist.compress(names), "batch_host": names[0]}
 
 
 def named_steps(result: dict, names: list[str]) -> dict:
