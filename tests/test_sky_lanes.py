@@ -269,10 +269,7 @@ def test_a_throttled_array_runs_in_lanes_each_element_its_own(lanes_world):
     for index, job_id in ids.items():
         out = (cluster.cwd / f"{array_id}_{index}.out").read_text()
         assert out == f"task {index} job {job_id} of {array_id}\n"
-    sacct = cluster.run(
-        "sacct", "-X", "-n", "-P", "-j", str(array_id), "-o", "JobID,State,ExitCode"
-    )
-    assert sacct.stdout.splitlines() == [
+    assert _sacct(cluster, array_id, "JobID,State,ExitCode") == [
         f"{array_id}_1|COMPLETED|0:0",
         f"{array_id}_2|FAILED|5:0",
         f"{array_id}_3|COMPLETED|0:0",
@@ -290,15 +287,15 @@ def test_elements_whose_start_and_end_come_at_once_name_their_lanes_node(lanes_w
     cluster.script("job.sh", SCRIPT)
     array_id = cluster.sbatch("--array=1-4", "-o", "%A_%a.out", "job.sh")
     drive(lambda: _done(cluster, array_id, 4))
-    sacct = cluster.run(
-        "sacct", "-X", "-n", "-P", "-j", str(array_id), "-o", "JobID,State,NodeList"
-    )
-    assert sacct.stdout.splitlines() == [
-        f"{array_id}_1|COMPLETED|fake-node-1",
-        f"{array_id}_2|FAILED|fake-node-2",
-        f"{array_id}_3|COMPLETED|fake-node-1",
-        f"{array_id}_4|COMPLETED|fake-node-2",
+    ended = {1: "COMPLETED", 2: "FAILED", 3: "COMPLETED", 4: "COMPLETED"}
+    assert _sacct(cluster, array_id, "JobID,State,NodeList") == [
+        f"{array_id}_{i}|{state}|fake-node-{2 - i % 2}" for i, state in ended.items()
     ]
+
+
+def _sacct(cluster, array_id: int, fields: str) -> list[str]:
+    out = cluster.run("sacct", "-X", "-n", "-P", "-j", str(array_id), "-o", fields)
+    return out.stdout.splitlines()
 
 
 def _ids(cluster, array_id):
