@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from test_sky_units import ROOT, _job, _request, run_on_node
 
@@ -175,8 +176,17 @@ class FakeSky:
     def cancel(self, sky_id: int) -> str:
         job = self.jobs[sky_id]
         job["cancelled"] = True
-        if job["proc"].poll() is None:
+        if job["proc"].poll() is None:  # the job's whole tree, as SkyPilot's cancel ends it
+            try:
+                tree = psutil.Process(job["proc"].pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                tree = []
             os.killpg(job["proc"].pid, signal.SIGKILL)
+            for proc in tree:
+                try:
+                    proc.kill()
+                except psutil.NoSuchProcess:
+                    pass
         return f"SkyPilot job {sky_id}: cancelled"
 
     def stop(self) -> None:
@@ -344,16 +354,17 @@ def test_scancel_of_one_element_stops_only_that_element(lanes_world):
 def test_an_agent_restarted_while_a_cut_waits_still_cuts_the_lane(lanes_world, tmp_path):
     """Element 3 is cancelled while it waits in lane [1,3] behind 1; the agent that took the
     scancel is then replaced by a new one (it knew the cut only in memory). The new agent
-    still cuts the lane once 1 ends: 3 never runs on the node."""
+    leaves 1 running (its row says it runs before the new agent has read the log) and cuts
+    the lane once 1 ends: 3 never runs on the node, 1 is not run again."""
     from slurmsky.core import state
     from slurmsky.core.scheduler import Scheduler
 
     cluster, fake, drive = lanes_world
-    ran = tmp_path / "ran-3"
+    gate, ran = tmp_path / "gate", tmp_path / "ran-3"
     cluster.script(
         "cut.sh",
-        "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID\n"
-        f"case $SLURM_ARRAY_TASK_ID in 1) sleep 3;; 3) sleep 2; touch {ran};; esac\n",
+        "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID\ncase $SLURM_ARRAY_TASK_ID in\n"
+        f"  1) while [ ! -e {gate} ]; do sleep 0.1; done;;\n  3) sleep 3; touch {ran};;\nesac\n",
     )
     array_id = cluster.sbatch("--array=1-4", "-o", "%A_%a.out", "cut.sh")
     drive(lambda: {r[0]: r[1] for r in _elements(cluster, array_id)}.get(1) == "RUNNING")
@@ -363,12 +374,22 @@ def test_an_agent_restarted_while_a_cut_waits_still_cuts_the_lane(lanes_world, t
         drive(lambda: conn.execute(taken, (array_id,)).fetchone() is not None)
     conn = state.connect()
     restarted = Scheduler(conn, backend="sky")
-    try:
-        deadline = time.monotonic() + 60
-        while not _done(cluster, array_id, 4):
+
+    def passes(until, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not until():
             assert time.monotonic() < deadline, _elements(cluster, array_id)
             restarted.run_pass(time.time())
             time.sleep(0.1)
+
+    try:
+        cuts = lambda: [ex.lane_cuts for ex in restarted.executors.values()]  # noqa: E731
+        passes(lambda: cuts() and list(cuts()[0].values()) == [None], 30)
+        settle = time.monotonic() + 1
+        passes(lambda: time.monotonic() > settle, 30)
+        assert not any(job["cancelled"] for job in fake.jobs.values())  # 1 runs on
+        gate.touch()
+        passes(lambda: _done(cluster, array_id, 4), 60)
     finally:
         for ex in restarted.executors.values():
             ex.pool.shutdown(wait=True)  # type: ignore[attr-defined]
@@ -376,9 +397,10 @@ def test_an_agent_restarted_while_a_cut_waits_still_cuts_the_lane(lanes_world, t
         conn.close()
     states = {r[0]: r[1] for r in _elements(cluster, array_id)}
     assert states == {1: "COMPLETED", 2: "COMPLETED", 3: "CANCELLED", 4: "COMPLETED"}
-    time.sleep(2.5)  # what element 3 would have taken to leave its mark
+    time.sleep(3.5)  # what element 3 would have taken to leave its mark
     assert not ran.exists()
     assert len(fake.jobs) == 2
+    assert (cluster.cwd / f"{array_id}_1.out").read_text() == "task 1\n"
 
 
 def test_dependencies_on_an_array_in_lanes_wait_for_every_element(lanes_world):
