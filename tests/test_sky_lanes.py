@@ -176,24 +176,30 @@ class FakeSky:
     def cancel(self, sky_id: int) -> str:
         job = self.jobs[sky_id]
         job["cancelled"] = True
-        if job["proc"].poll() is None:  # the job's whole tree, as SkyPilot's cancel ends it
-            try:
-                tree = psutil.Process(job["proc"].pid).children(recursive=True)
-            except psutil.NoSuchProcess:
-                tree = []
-            os.killpg(job["proc"].pid, signal.SIGKILL)
-            for proc in tree:
-                try:
-                    proc.kill()
-                except psutil.NoSuchProcess:
-                    pass
+        _kill_tree(job["proc"])
         return f"SkyPilot job {sky_id}: cancelled"
 
     def stop(self) -> None:
         for job in self.jobs.values():
-            if job["proc"].poll() is None:
-                os.killpg(job["proc"].pid, signal.SIGKILL)
+            _kill_tree(job["proc"])
             job["proc"].wait(10)
+
+
+def _kill_tree(lane: subprocess.Popen) -> None:
+    """A managed job's whole process tree, as SkyPilot's cancel ends it (a job's script
+    runs in a process group of its own)."""
+    if lane.poll() is not None:
+        return
+    try:
+        tree = psutil.Process(lane.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
+    os.killpg(lane.pid, signal.SIGKILL)
+    for proc in tree:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 @pytest.fixture
