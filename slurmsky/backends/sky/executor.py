@@ -736,11 +736,8 @@ class SkyExecutor:
             # an element runs while the log says so, or while its row does until its RESULT
             # is read (an agent that restarted has not read the log yet)
             logged = reader.members if reader else {}
-            busy = any(
-                j.state != "PENDING"
-                and getattr(logged.get(_ref(j)["lane"]), "result", None) is None
-                for j in members
-            )
+            busy = {_ref(j)["lane"] for j in members if j.state != "PENDING"}
+            busy = {seq for seq in busy if seq not in logged or logged[seq].result is None}
             if not (reader and reader.running()) and not busy:
                 self.lane_cuts[token] = max(started, default=-1)
                 self._cancel(rec["job_id"])
