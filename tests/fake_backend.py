@@ -1,13 +1,18 @@
 """An in-memory backend for scheduler tests: no processes, no network, no clock of its own.
 
 Register it with `monkeypatch.setitem(backends.REGISTRY, "fake", "fake_backend")`; the test
-sets `BACKEND.current` to the `FakeExecutor` the scheduler is to get, and may change
-`BACKEND.capabilities` (QUEUE_SYNC, STEP_SIGNALS) with monkeypatch.
+sets `BACKEND.current` to the `FakeExecutor` the scheduler is to get, and may give it features
+with monkeypatch: `setattr(BACKEND, "unsupported", only(Feature.QUEUE_SYNC))`.
 """
 
 from __future__ import annotations
 
-from slurmsky.backends import Backend
+from slurmsky.backends import Backend, BackendFeature, Feature
+
+
+def only(*features: BackendFeature) -> dict[BackendFeature, str]:
+    """The `unsupported` map of a backend that has `features` and no other."""
+    return {f: "the fake backend lacks it" for f in Feature if f not in features}
 
 
 class FakeExecutor:
@@ -82,7 +87,7 @@ class FakeExecutor:
 
 class FakeBackend(Backend):
     name = "fake"
-    capabilities: frozenset[str] = frozenset()
+    unsupported = only()
     current: FakeExecutor | None = None
 
     def executor(self) -> FakeExecutor:

@@ -11,7 +11,7 @@ from fake_backend import FakeExecutor
 from test_state import job_row as stored_row
 
 from slurmsky import backends
-from slurmsky.backends import QUEUE_SYNC, STEP_SIGNALS
+from slurmsky.backends import Feature
 from slurmsky.core import jobcontrol, scheduler, state
 from slurmsky.core.scheduler import KILL_GRACE, Scheduler
 
@@ -99,7 +99,7 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setitem(backends.REGISTRY, "fake", "fake_backend")
     ex = FakeExecutor(nodes=2)
     monkeypatch.setattr(fake_backend.BACKEND, "current", ex)
-    monkeypatch.setattr(fake_backend.BACKEND, "capabilities", frozenset())
+    monkeypatch.setattr(fake_backend.BACKEND, "unsupported", fake_backend.only())
     clock = Clock(T0)
     monkeypatch.setattr(scheduler, "time", clock)
     monkeypatch.setattr(jobcontrol, "_wake", lambda: None)  # no agent is started
@@ -474,7 +474,9 @@ def test_requeue_ends_the_job_and_pends_it_again_after_two_minutes(world):
 
 
 def test_scancel_signal_is_delivered_to_the_executor(monkeypatch, world):
-    monkeypatch.setattr(fake_backend.BACKEND, "capabilities", frozenset({STEP_SIGNALS}))
+    monkeypatch.setattr(
+        fake_backend.BACKEND, "unsupported", fake_backend.only(Feature.STEP_SIGNALS)
+    )
     world.submit(job_row(1))
     world.run(T0)
     assert jobcontrol.signal(world.cmd, [world.job(1)], 10, "batch") == {}
@@ -484,11 +486,19 @@ def test_scancel_signal_is_delivered_to_the_executor(monkeypatch, world):
     assert world.job(1).state == "RUNNING"
 
 
+def test_scancel_signal_is_refused_where_no_channel_reaches_the_steps(world):
+    world.submit(job_row(1))
+    world.run(T0)
+    assert jobcontrol.signal(world.cmd, [world.job(1)], 10, "batch") == {1: jobcontrol.DISABLED}
+    world.run(T0 + 1)
+    assert not [c for c in world.ex.calls if c[0] == "signal"]
+
+
 # --- backends that follow an outside queue ---------------------------------------------------
 
 
 def test_queue_sync_backend_is_synced_every_pass_and_never_polled(monkeypatch, world):
-    monkeypatch.setattr(fake_backend.BACKEND, "capabilities", frozenset({QUEUE_SYNC}))
+    monkeypatch.setattr(fake_backend.BACKEND, "unsupported", fake_backend.only(Feature.QUEUE_SYNC))
     ends: dict[int, float] = {}
 
     def sync(conn, now, wake):

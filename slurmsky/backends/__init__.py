@@ -5,8 +5,9 @@ instance of a `Backend` subclass. That module must stay cheap (standard library 
 and squeue load it on every call. The agent's side of a backend, its `Executor`, is built by
 `Backend.executor()` and may import what it needs (psutil, SkyPilot).
 
-Callers ask a backend what it can do (`CAPABILITIES`) or for a view (`nodes`, `running_steps`,
-`remote_id`), never test its name: a new backend is a new package and one REGISTRY line.
+Callers ask a backend what it can do (`supports(Feature.X)`, or `require`, which refuses in
+Slurm's words) or for a view (`nodes`, `running_steps`, `remote_id`), never test its name: a
+new backend is a new package and one REGISTRY line.
 
 Executors know nothing of Slurm's output formats; they report a job's end as the node
 runtime's RESULT dict: {"state", "exit_code", "signal", "start", "end", "reason"}.
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import sys
 
+from slurmsky.errors import SlurmError
 from slurmsky.record import Record
 
 TYPE_CHECKING = False  # typing is not imported at run time: sbatch and squeue load this module
 if TYPE_CHECKING:
     import sqlite3
-    from typing import Protocol
+    from typing import Iterator, Protocol
 
     import click
 
@@ -32,34 +34,87 @@ if TYPE_CHECKING:
 
 REGISTRY = {"local": "slurmsky.backends.local", "sky": "slurmsky.backends.sky"}
 
-# What a backend can do; commands and the core ask for these.
-INTERACTIVE = "interactive"  # salloc: an allocation for a command or shell run here
-STEP_SIGNALS = "step_signals"  # scancel --signal reaches a running job's steps from here
-FOREIGN_JOBS = "foreign_jobs"  # jobs submitted outside slurmsky show in squeue and sacct
-QUEUE_SYNC = "queue_sync"  # the agent follows an outside queue: the executor's sync() moves
-#                            its started jobs, and the agent runs while any is active
-LOGIN_AT_LAUNCH = "login_at_launch"  # --export=NONE: the login environment is read on the
-#                                      node when the job starts (as slurmd does)
-FIXED_NODES = "fixed_nodes"  # a known set of nodes: sinfo shows them idle too, and what no
-#                              node can hold is refused at submission
+
+class BackendFeature:
+    """One thing a backend may do (a member of `Feature`). `refusal` is the Slurm-style line a
+    command prints when its backend does not ({backend}: its name; {reason}: the backend's
+    own words); the features callers only branch on keep the generic one."""
+
+    __slots__ = ("name", "doc", "refusal")
+
+    def __init__(self, name: str, doc: str, refusal: str = ""):
+        self.name = name
+        self.doc = doc
+        self.refusal = refusal or name + " is not available on the {backend} backend: {reason}"
+
+    def __repr__(self) -> str:
+        return f"Feature.{self.name.upper()}"
+
+
+class _Closed(type):
+    """Iterating the class gives its members, in the order declared (for the docs and tests)."""
+
+    def __iter__(cls) -> Iterator[BackendFeature]:
+        return (v for v in vars(cls).values() if isinstance(v, BackendFeature))
+
+
+class Feature(metaclass=_Closed):
+    """What a backend can do, a closed set (not the enum module: squeue must not import it):
+    a misspelt member is an AttributeError, and `Backend.supports` takes only members.
+    Each backend says which it lacks and why (`Backend.unsupported`)."""
+
+    INTERACTIVE = BackendFeature(
+        "interactive",
+        "salloc: an allocation for a command or shell run here",
+        "interactive allocations are not available on the {backend} backend; use srun or sbatch",
+    )
+    REMOTE_ALLOCATION = BackendFeature(
+        "remote_allocation",
+        "salloc's allocation is a cluster elsewhere: its SLURM_* come from the record "
+        "(allocation_env), srun in it runs through run_step, and the agent ends it once salloc "
+        'relinquishes it (kill_action "release")',
+    )
+    STEP_SIGNALS = BackendFeature(
+        "step_signals",
+        "scancel --signal reaches a running job's steps from here",
+        "Requested operation is presently disabled",  # scancel's, per job (ESLURM_DISABLED)
+    )
+    FOREIGN_JOBS = BackendFeature(
+        "foreign_jobs", "jobs submitted outside slurmsky show in squeue and sacct"
+    )
+    QUEUE_SYNC = BackendFeature(
+        "queue_sync",
+        "the agent follows an outside queue: the executor's sync() moves its started jobs, "
+        "and the agent runs while any is active",
+    )
+    LOGIN_AT_LAUNCH = BackendFeature(
+        "login_at_launch",
+        "--export=NONE: the login environment is read on the node when the job starts "
+        "(as slurmd does)",
+    )
+    FIXED_NODES = BackendFeature(
+        "fixed_nodes",
+        "a known set of nodes: sinfo shows them idle too, and what no node can hold is "
+        "refused at submission",
+    )
+    SPEC_ENVIRONMENT = BackendFeature(
+        "spec_environment",
+        "the node runtime takes the job's environment from the stored spec; without it the "
+        "backend's task carries what may ship and the submit environment is not stored",
+    )
+
+
+class Unsupported(SlurmError):
+    """A command's refusal of a feature its backend lacks: the feature's Slurm-style line
+    (exit code 1); the backend's reason is kept in `reason`."""
+
+    def __init__(self, backend: Backend, feature: BackendFeature):
+        self.backend, self.feature = backend.name, feature
+        self.reason = backend.unsupported[feature]
+        super().__init__(feature.refusal.format(backend=backend.name, reason=self.reason))
+
+
 MAX_NODES = 65536  # nodes a job may ask where none are fixed (Slurm's hostlist MAX_RANGE)
-SPEC_ENVIRONMENT = "spec_environment"  # the node runtime takes the job's environment from the
-#                                        stored spec; without it the backend's task carries
-#                                        what may ship and the submit environment is not stored
-REMOTE_ALLOCATION = "remote_allocation"  # salloc's allocation is a cluster elsewhere: its
-#                                          SLURM_* come from the record (allocation_env), srun
-#                                          in it runs through run_step, and the agent ends it
-#                                          once salloc relinquishes it (kill_action "release")
-CAPABILITIES = (
-    INTERACTIVE,
-    REMOTE_ALLOCATION,
-    STEP_SIGNALS,
-    FOREIGN_JOBS,
-    QUEUE_SYNC,
-    LOGIN_AT_LAUNCH,
-    FIXED_NODES,
-    SPEC_ENVIRONMENT,
-)
 
 
 class NodeState(Record):
@@ -132,7 +187,22 @@ class Backend:
     come and go with its jobs; subclasses override what differs."""
 
     name = ""
-    capabilities: frozenset[str] = frozenset()
+    # What the backend cannot do, and why (as a user reads it); it supports every other
+    # Feature. A backend that declares nothing supports none.
+    unsupported: dict[BackendFeature, str] = {
+        feature: "the backend does not declare it" for feature in Feature
+    }
+
+    def supports(self, feature: BackendFeature) -> bool:
+        """Whether the backend has `feature` (a member of Feature; anything else: TypeError)."""
+        if not isinstance(feature, BackendFeature):
+            raise TypeError(f"not a backend feature: {feature!r}")
+        return feature not in self.unsupported
+
+    def require(self, feature: BackendFeature) -> None:
+        """Refuse (Unsupported, a SlurmError) unless the backend has `feature`."""
+        if not self.supports(feature):
+            raise Unsupported(self, feature)
 
     def executor(self) -> Executor:
         """The agent's executor for this backend (imports what it needs)."""
@@ -259,8 +329,9 @@ def every() -> list[Backend]:
     return [get(name) for name in REGISTRY]
 
 
-def with_capability(capability: str) -> list[Backend]:
-    return [b for b in every() if capability in b.capabilities]
+def supporting(feature: BackendFeature) -> list[Backend]:
+    """Every registered backend that has `feature`."""
+    return [b for b in every() if b.supports(feature)]
 
 
 def refresh_all() -> None:

@@ -91,11 +91,7 @@ def body(argv: list[str]) -> int:
     from slurmsky.config import load_config
 
     backend = backends.configured(load_config())
-    if backends.INTERACTIVE not in backend.capabilities:  # no shell here reaches its nodes
-        raise SlurmError(
-            f"interactive allocations are not available on the {backend.name} "
-            "backend; use srun or sbatch"
-        )
+    backend.require(backends.Feature.INTERACTIVE)  # else no shell here reaches its nodes
     command = list(req.script_args) or [os.environ.get("SHELL") or "/bin/sh"]
     try:  # -D: salloc itself moves there first, so the command runs there (Slurm does too)
         os.chdir(req.workdir)
@@ -103,7 +99,7 @@ def body(argv: list[str]) -> int:
         raise SlurmError(f"chdir({req.workdir}): {exc.strerror}") from None
     from slurmsky.core.allocation import Allocation
 
-    remote = backends.REMOTE_ALLOCATION in backend.capabilities
+    remote = backend.supports(backends.Feature.REMOTE_ALLOCATION)
     with Allocation("salloc") as alloc:
         env_file, release = os.path.join(alloc.dir, "env"), os.path.join(alloc.dir, "release")
         if not remote:

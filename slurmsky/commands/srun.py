@@ -129,7 +129,7 @@ def _step_in(job_text: str, options: list[str], command: list[str]) -> int:
     from slurmsky import backends
 
     backend = backends.get(job.executor)
-    if backends.REMOTE_ALLOCATION in backend.capabilities:  # its nodes are elsewhere
+    if backend.supports(backends.Feature.REMOTE_ALLOCATION):  # its nodes are elsewhere
         return backend.run_step(state.connect(), job, kept, command)
     tool = os.path.join(job.executor_ref["rundir"], "node0", "bin", "srun")
     os.execve(tool, [tool, *kept, *command], attach_env(job, command, dict(os.environ)))

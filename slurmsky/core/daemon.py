@@ -90,7 +90,7 @@ def needed(conn) -> bool:
     SkyPilot job running for days needs no agent); with none, the agent may exit."""
     from slurmsky import backends
 
-    followed = tuple(b.name for b in backends.with_capability(backends.QUEUE_SYNC))
+    followed = tuple(b.name for b in backends.supporting(backends.Feature.QUEUE_SYNC))
     return state.needs_agent(conn, followed) or any(b.needs_agent(conn) for b in backends.every())
 
 

@@ -14,7 +14,7 @@ import sqlite3
 import time
 
 from slurmsky import backends
-from slurmsky.backends import STEP_SIGNALS
+from slurmsky.backends import Feature, Unsupported
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import KILLABLE_STATES, STARTED_STATES
@@ -178,9 +178,12 @@ def signal(
             errors[job.job_id] = PENDING_ERR
         elif job.state not in STARTED_STATES:
             errors[job.job_id] = INVALID_ID
-        elif STEP_SIGNALS not in backends.get(job.executor).capabilities:
-            errors[job.job_id] = DISABLED  # no channel from here to the job's nodes
         else:
+            try:  # no channel from here to the job's nodes: ESLURM_DISABLED
+                backends.get(job.executor).require(Feature.STEP_SIGNALS)
+            except Unsupported as refusal:
+                errors[job.job_id] = str(refusal)
+                continue
             state.add_signal(conn, job.job_id, signum, scope)
     if len(errors) < len(jobs):
         _wake()

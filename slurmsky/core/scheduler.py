@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, cast
 
 from slurmsky import backends
-from slurmsky.backends import QUEUE_SYNC
+from slurmsky.backends import Feature
 from slurmsky.core import deps, state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import STARTED_STATES
@@ -143,7 +143,7 @@ class Scheduler:
     def _synced(self, name: str) -> bool:
         """Whether the backend follows an outside queue and its executor moves its started
         jobs itself in sync(); the scheduler then only releases them."""
-        return QUEUE_SYNC in backends.get(name).capabilities
+        return backends.get(name).supports(Feature.QUEUE_SYNC)
 
     def _sync(self, now: float, wake: list[float]) -> bool:
         changed = False

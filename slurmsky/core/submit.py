@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 
 from slurmsky import backends
-from slurmsky.backends import LOGIN_AT_LAUNCH, SPEC_ENVIRONMENT, Backend
+from slurmsky.backends import Backend, Feature
 from slurmsky.config import Config, load_config
 from slurmsky.core import state
 from slurmsky.errors import SlurmError
@@ -120,12 +120,12 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         return first
     # the submit environment is stored only where the job takes it from the spec
     environment = (
-        _environment(req, cfg, backend) if SPEC_ENVIRONMENT in backend.capabilities else None
+        _environment(req, cfg, backend) if backend.supports(Feature.SPEC_ENVIRONMENT) else None
     )
     spec = runtime_spec(req, cfg, lay, part_name, job_id=first, environment=environment)
     spec["umask"] = _umask()
     spec["requested"] = requested(asked, lay, backend.node_mem(part))
-    if _login_export(req) and LOGIN_AT_LAUNCH in backend.capabilities:
+    if _login_export(req) and backend.supports(Feature.LOGIN_AT_LAUNCH):
         spec["login_environment"] = True  # under `environment`, read when the job starts
     if spec["time_limit"]:
         assert req.time is not None  # the spec's time_limit is --time's
@@ -247,7 +247,7 @@ def _environment(req: JobRequest, cfg: Config, backend: Backend) -> dict:
     from slurmsky.plan.environment import job_environment
 
     env = job_environment(req, cfg, for_cloud=False)
-    if _login_export(req) and LOGIN_AT_LAUNCH not in backend.capabilities:
+    if _login_export(req) and not backend.supports(Feature.LOGIN_AT_LAUNCH):
         import pwd
 
         from slurmsky.plan.login import login_base, login_defs

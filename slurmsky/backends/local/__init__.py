@@ -6,22 +6,17 @@ Imported by sbatch and squeue: the standard library only; psutil loads with the 
 
 from __future__ import annotations
 
-from slurmsky.backends import (
-    FIXED_NODES,
-    INTERACTIVE,
-    LOGIN_AT_LAUNCH,
-    SPEC_ENVIRONMENT,
-    STEP_SIGNALS,
-    Backend,
-    NodeState,
-)
+from slurmsky.backends import Backend, Feature, NodeState
 
 
 class LocalBackend(Backend):
     name = "local"
-    capabilities = frozenset(
-        {INTERACTIVE, STEP_SIGNALS, LOGIN_AT_LAUNCH, FIXED_NODES, SPEC_ENVIRONMENT}
-    )
+    unsupported = {
+        Feature.REMOTE_ALLOCATION: "salloc's allocation is on this machine: its shell runs here",
+        Feature.FOREIGN_JOBS: "its jobs are processes slurmsky started: no outside queue "
+        "holds others",
+        Feature.QUEUE_SYNC: "the agent starts and watches its processes itself",
+    }
 
     def unavailable(self):
         from slurmsky.backends.local.nodes import psutil_missing

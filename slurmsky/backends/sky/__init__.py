@@ -9,21 +9,23 @@ Imported by sbatch and squeue: the standard library only; SkyPilot loads with th
 
 from __future__ import annotations
 
-from slurmsky.backends import (
-    FOREIGN_JOBS,
-    INTERACTIVE,
-    QUEUE_SYNC,
-    REMOTE_ALLOCATION,
-    Backend,
-    NodeState,
-)
+from slurmsky.backends import Backend, Feature, NodeState
 
 REF_ID_KEYS = ("sky_job_id", "managed_job_id", "job_id")  # where a ref holds SkyPilot's id
 
 
 class SkyBackend(Backend):
     name = "sky"
-    capabilities = frozenset({FOREIGN_JOBS, QUEUE_SYNC, INTERACTIVE, REMOTE_ALLOCATION})
+    unsupported = {
+        Feature.STEP_SIGNALS: "no channel from here reaches a managed job's nodes (scancel "
+        "without --signal ends the job through SkyPilot)",
+        Feature.LOGIN_AT_LAUNCH: "a cloud node has no login of the user's to read: the task "
+        "carries the environment that may ship",
+        Feature.FIXED_NODES: "its nodes are launched for each job (or are a pool's workers, "
+        "which come and go): no fixed set of them is known",
+        Feature.SPEC_ENVIRONMENT: "the environment travels in SkyPilot's task (what may ship: "
+        "credentials stay home), not in the stored spec",
+    }
 
     def executor(self):
         from slurmsky.backends.sky.executor import SkyExecutor
