@@ -7,6 +7,13 @@ test's state dir had is stopped and every job process it started is killed, by p
 At the end of the run, no slurmsky agent, SkyPilot API server, job controller or request
 worker that the run started may still be alive: the run fails, listing them (then ends them,
 by pid). See `pytest_sessionfinish`.
+
+Under pytest-xdist (`-n N --dist loadgroup`, the README's command) each test runs in one of N
+workers, each with its own temp dirs; what tests share outside them (the real Slurm peer and
+the SkyPilot e2e stack on it, the module's SkyPilot API server) runs on one worker
+(`XDIST_GROUPS`), and the leftover check runs once, in the controller, after every worker.
+With SLURMSKY_TEST_DURATIONS=FILE every test's phases are appended to FILE as they end
+(`.ci/run` names the slowest from it when the run passes its time).
 """
 
 from __future__ import annotations
@@ -213,6 +220,52 @@ def _ended(proc, timeout: float) -> bool:
     return False
 
 
+# --- pytest-xdist: what tests share runs on one worker ---------------------------------------
+
+# A test whose module (or marker) is here runs in the named group: one worker runs the group.
+XDIST_GROUPS = {
+    "peer": "slurm-peer",  # @pytest.mark.peer: the real Slurm peer (shared/tools)
+    "test_sky_e2e": "slurm-peer",  # SkyPilot managed jobs on that peer; one stack, /tmp/skye2e
+    "test_sky_server": "skyserver",  # one API server for the module (its first test starts it)
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        keys = [module, *(m.name for m in item.iter_markers())]
+        group = next((XDIST_GROUPS[k] for k in keys if k in XDIST_GROUPS), None)
+        if group and not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _worker(config) -> bool:
+    """An xdist worker (not the controller, not a run without xdist)."""
+    return hasattr(config, "workerinput")
+
+
+# --- durations as they come (SLURMSKY_TEST_DURATIONS) ----------------------------------------
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _durations_line("start", time.time(), nodeid)  # when it started, for one still running
+
+
+def pytest_runtest_logreport(report):
+    _durations_line(report.when, report.duration, report.nodeid)
+
+
+def _durations_line(when: str, seconds: float, nodeid: str) -> None:
+    """`<seconds>\t<phase>\t<test>` appended to $SLURMSKY_TEST_DURATIONS (in the process that
+    reports: the controller under xdist, which hears every worker's reports)."""
+    path = os.environ.get("SLURMSKY_TEST_DURATIONS")
+    if not path or "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    with open(path, "a") as f:
+        f.write(f"{seconds:.2f}\t{when}\t{nodeid}\n")
+
+
 @pytest.fixture
 def cluster(tmp_path):
     c = Cluster(tmp_path)
@@ -323,8 +376,8 @@ def pytest_sessionfinish(session, exitstatus):
     list them, with the test that started them, then end them by pid."""
     import psutil
 
-    if "started" not in _run:
-        return
+    if "started" not in _run or _worker(session.config):
+        return  # under xdist: the controller checks, once every worker has ended
     factory = getattr(session.config, "_tmp_path_factory", None)
     base = str(factory.getbasetemp()) if factory is not None else ""
     procs = leftovers(base)

@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import job_record, job_row
 from captures import read_capture
+from users import needs_user, other_users_python
 
 from slurmsky.core import state
 from slurmsky.render import common, jobview, sacct_format, scontrol_format, squeue_format
@@ -37,32 +39,24 @@ T0 = epoch("2026-11-22T02:48:00")  # when the captures' jobs were submitted
 NOW = epoch("2026-11-22T02:49:21")  # squeue-default.txt was taken at this moment
 
 
+# The peer's jobs as the captures show them (World.add's defaults).
+PEER_JOB = dict(
+    name="job",
+    user="root",
+    uid=0,
+    gid=0,
+    account="research",
+    partition="debug",
+    mem_per_cpu=100,
+    submit_dir="<probe-dir>/e",
+    workdir="<probe-dir>/e",
+    submit_time=T0,
+)
+
+
 def _record_base(array_id: int, output: str) -> dict:
     """An array's pending record as sbatch stores it (its paths the patterns)."""
-    return dict(
-        job_id=array_id,
-        submission=array_id,
-        array_job_id=array_id,
-        name="job",
-        user="root",
-        uid=0,
-        gid=0,
-        account="research",
-        partition="debug",
-        num_nodes=1,
-        num_cpus=1,
-        num_tasks=1,
-        tasks_per_node=[1],
-        cpus_per_node=[1],
-        mem_per_cpu=100,
-        submit_dir="<probe-dir>/e",
-        workdir="<probe-dir>/e",
-        stdout=output,
-        state="PENDING",
-        reason="None",
-        submit_time=T0,
-        executor="local",
-    )
+    return job_row(array_id, array_job_id=array_id, stdout=output, **PEER_JOB)
 
 
 class World:
@@ -104,30 +98,8 @@ class World:
     def add(
         self, job_id: int, submission: int | None = None, spec: dict | None = None, **fields
     ) -> None:
-        row = dict(
-            job_id=job_id,
-            submission=submission or job_id,
-            name="job",
-            user="root",
-            uid=0,
-            gid=0,
-            account="research",
-            partition="debug",
-            num_nodes=1,
-            num_cpus=1,
-            num_tasks=1,
-            tasks_per_node=[1],
-            cpus_per_node=[1],
-            mem_per_cpu=100,
-            submit_dir="<probe-dir>/e",
-            workdir="<probe-dir>/e",
-            stdout=f"slurm-{job_id}.out",
-            state="PENDING",
-            reason="None",
-            submit_time=T0,
-            executor="local",
-        )
-        row.update(fields)
+        own = dict(PEER_JOB, stdout=f"slurm-{job_id}.out")
+        row = job_row(job_id, submission or job_id, **{**own, **fields})
         if row["state"] != "PENDING" and "start_time" not in fields and row.get("nodelist"):
             row["start_time"] = T0 + 3
         if row.get("nodelist") and "batch_host" not in fields:
@@ -305,30 +277,6 @@ class World:
         )
 
 
-def other_users_python() -> str | None:
-    """A python3 (3.8+) that another user may run: ours may live under root's home."""
-    import shutil
-    import stat
-
-    for candidate in (shutil.which("python3"), "/usr/bin/python3", "/usr/local/bin/python3"):
-        if not candidate:
-            continue
-        path = Path(os.path.realpath(candidate))
-        try:
-            if not all(os.stat(p).st_mode & stat.S_IXOTH for p in [path, *path.parents]):
-                continue
-        except OSError:
-            continue
-        check = subprocess.run(
-            [str(path), "-c", "import sys; print(sys.version_info >= (3, 8))"],
-            capture_output=True,
-            text=True,
-        )
-        if check.stdout.strip() == "True":
-            return str(path)
-    return None
-
-
 def shared_world() -> "World":
     """A World other users can reach: under /tmp, world-writable, to run commands as
     `nobody` (uid 65534) against it."""
@@ -348,10 +296,7 @@ def share(w: "World") -> None:
 
 
 NOBODY = 65534
-needs_another_user = pytest.mark.skipif(
-    os.geteuid() != 0 or other_users_python() is None,
-    reason="running a command as another user needs root and a python3 that user can run",
-)
+needs_another_user = needs_user(NOBODY)  # skips, saying why, where nobody cannot run bin/
 
 
 @pytest.fixture
@@ -472,66 +417,8 @@ def test_long_format_tokens():
 
 
 def _rec(job_id, **fields):
-    row = dict(
-        job_id=job_id,
-        submission=job_id,
-        array_job_id=None,
-        array_task_id=None,
-        array_throttle=None,
-        array_rank=None,
-        array_pending=None,
-        name="j",
-        user="u",
-        uid=1,
-        gid=1,
-        account=None,
-        partition="p",
-        num_nodes=1,
-        max_nodes=None,
-        num_cpus=1,
-        num_tasks=1,
-        cpus_per_task=None,
-        tasks_per_node=[1],
-        cpus_per_node=[1],
-        mem_per_node=None,
-        mem_per_cpu=None,
-        gpus_per_node=0,
-        gres=None,
-        time_limit=None,
-        dependency_spec=None,
-        dependency=None,
-        kill_on_invalid_dep=False,
-        comment=None,
-        command=None,
-        submit_dir="/w",
-        workdir="/w",
-        stdout=None,
-        stderr=None,
-        stdin=None,
-        requeue=True,
-        batch=True,
-        state="PENDING",
-        reason="None",
-        held=None,
-        submit_time=T0,
-        begin_time=None,
-        eligible_time=None,
-        start_time=None,
-        end_time=None,
-        exit_code=None,
-        exit_signal=None,
-        nodelist=None,
-        batch_host=None,
-        restarts=0,
-        kill_action=None,
-        kill_sent=None,
-        cancelled_by=None,
-        executor="local",
-        executor_ref=None,
-        result=None,
-    )
-    row.update(fields)
-    return state.JobRecord(**row)
+    mine = dict(partition="p", submit_dir="/w", workdir="/w", submit_time=T0)
+    return job_record(job_id, **{**mine, **fields})
 
 
 def test_collapse_shows_the_pending_record_as_one_job_or_its_elements():

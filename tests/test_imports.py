@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_state import job_row
+from builders import job_row
 
 ROOT = Path(__file__).resolve().parent.parent
 

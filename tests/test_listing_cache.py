@@ -4,6 +4,7 @@ compute; any change to a job, and the passing of time where it shows, gives a fr
 
 import shutil
 
+from builders import job_row
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_formats import NOW, T0, World
@@ -15,8 +16,7 @@ COUNT = listing_cache.MIN_LINES + 20
 
 
 def _row(job_id: int, **fields) -> dict:
-    row = dict(
-        job_id=job_id,
+    mine = dict(
         submission=1,
         name=f"j{job_id % 7}",
         user="root",
@@ -24,20 +24,12 @@ def _row(job_id: int, **fields) -> dict:
         gid=0,
         account="research",
         partition=("debug", "gpu")[job_id % 2],
-        num_nodes=1,
-        num_cpus=1,
-        num_tasks=1,
-        tasks_per_node=[1],
-        cpus_per_node=[1],
         submit_dir="/",
         workdir="/",
-        state="PENDING",
         reason="Priority",
         submit_time=T0,
-        executor="local",
     )
-    row.update(fields)
-    return row
+    return job_row(job_id, **{**mine, **fields})
 
 
 def _finished(job_id: int) -> dict:

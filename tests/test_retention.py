@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_state import job_row
+from builders import job_row
 
 from slurmsky.config import Config
 from slurmsky.core import retention, state

@@ -7,8 +7,8 @@ import os
 
 import fake_backend
 import pytest
+from builders import job_row as stored_row
 from fake_backend import FakeExecutor
-from test_state import job_row as stored_row
 
 from slurmsky import backends
 from slurmsky.backends import Feature

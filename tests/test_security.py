@@ -21,7 +21,7 @@ from conftest import BIN, _session
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_fixtures.cluster import local_job  # noqa: F401
-from test_formats import needs_another_user, other_users_python
+from users import needs_user, other_users_python
 
 from slurmsky.backends.sky.executor import SkyExecutor
 from slurmsky.backends.sky.task import translate
@@ -289,7 +289,7 @@ def test_a_state_dir_made_open_is_made_private_again(cluster):
         assert stat.S_IMODE((cluster.state / name).stat().st_mode) == 0o600, name
 
 
-@needs_another_user
+@needs_user("peeruser")
 def test_another_users_job_is_refused_and_root_may_act(cluster):
     """A state dir root shares with peeruser: peeruser's scancel/scontrol on root's job are
     refused with Slurm's messages and exit codes and change nothing; root may act on

@@ -8,6 +8,7 @@ import os
 import stat
 
 import pytest
+from builders import job_row
 
 from slurmsky.core import state
 
@@ -16,31 +17,6 @@ from slurmsky.core import state
 def conn(tmp_path, monkeypatch):
     monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
     return state.connect()
-
-
-def job_row(job_id: int, submission: int, **extra) -> dict:
-    row = dict(
-        job_id=job_id,
-        submission=submission,
-        name="j",
-        user="u",
-        uid=1,
-        gid=1,
-        partition="local",
-        num_nodes=1,
-        num_cpus=1,
-        num_tasks=1,
-        tasks_per_node=[1],
-        cpus_per_node=[1],
-        submit_dir="/tmp",
-        workdir="/tmp",
-        state="PENDING",
-        reason="None",
-        submit_time=100.0,
-        executor="local",
-    )
-    row.update(extra)
-    return row
 
 
 def test_ids_are_consecutive_and_never_reused(conn):
