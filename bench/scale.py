@@ -109,7 +109,7 @@ def populate(env: dict, count: int, cwd: str) -> None:
     )
     first = store(req, load_config(), batch=True)
     conn = state.connect()
-    columns = [c for c in state._COLUMNS if c not in ("job_id", "submission")]
+    columns = [c for c in state.records._COLUMNS if c not in ("job_id", "submission")]
     kept = [r[1] for r in conn.execute("PRAGMA table_info(submissions)")][2:]
     if "shared" in kept:  # the spec column holds the job's own id (schema 4)
         spec = "json_object('job_id', ? + k)"

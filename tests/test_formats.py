@@ -1,7 +1,7 @@
 """render/: Slurm's output formats, unit by unit; and `World`, the state builder that the
 command tests (test_cmd_*.py) share.
 
-A World is a private SLURMSKY_HOME whose job records are written straight through state.py,
+A World is a private SLURMSKY_HOME whose job records are written straight through core.state,
 so the commands' output can be compared with the real-Slurm captures without any agent or
 job process: `peer_queue()` rebuilds the queue the squeue captures were taken on (jobs
 67-79 of the peer cluster, at 02:49:21 UTC), and commands run with SLURMSKY_NOW and TZ=UTC

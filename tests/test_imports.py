@@ -96,7 +96,7 @@ def test_each_command_imports_only_what_it_needs(tmp_path, cluster):
 
 def test_listings_import_no_re_json_enum_or_signal(tmp_path):
     """squeue and sacct, polled in loops, import none of re, json, enum and signal (a good
-    part of their import time): core/state.py and backends/sky/sync.py import them where used."""
+    part of their import time): core/state/ and backends/sky/sync.py import them where used."""
     import os
 
     light = ("re", "json", "enum", "signal")

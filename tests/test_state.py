@@ -101,7 +101,7 @@ def test_listing_records_read_the_rest_of_their_row_when_needed(conn):
     assert len(statements) == 1  # the listing's own query, nothing more
     assert (light.comment, light.executor_ref, light.requeue) == ("c", {"pid": 9}, True)
     assert len(statements) == 2  # the rest of the row, once
-    assert all(getattr(light, c) == getattr(full, c) for c in state._COLUMNS)
+    assert all(getattr(light, c) == getattr(full, c) for c in state.records._COLUMNS)
     assert len(statements) == 2
     with pytest.raises(AttributeError):
         light.no_such_column
@@ -239,7 +239,7 @@ def test_schema_3_arrays_become_pending_records(tmp_path, monkeypatch):
     array = {"job_id": 2, "indices": [0, 2, 4, 6, 8], "job_ids": [3, 4, 5, 6, 2], "throttle": None}
     spec = {"script": "", "output": "o-%j", "array": array}
     old.execute("INSERT INTO submissions VALUES (2, ?, NULL)", (json.dumps(spec),))
-    for row in (state._bind(old, r) for r in rows):
+    for row in (state.records._bind(old, r) for r in rows):
         old.execute(
             f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
             tuple(row.values()),
@@ -274,7 +274,7 @@ def test_schema_4_gains_the_index_of_the_pending_jobs_a_pass_reads(tmp_path, mon
     conn = state.connect()
     assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
     sql = "SELECT job_id FROM jobs INDEXED BY jobs_waiting WHERE state = 'PENDING' AND NOT ({})"
-    assert conn.execute(sql.format(state._IDLE)).fetchall() == [(2,)]
+    assert conn.execute(sql.format(state.db._IDLE)).fetchall() == [(2,)]
     assert [j.job_id for j in state.pending_jobs(conn)] == [2]
 
 

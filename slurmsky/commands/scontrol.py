@@ -290,7 +290,6 @@ class Session:
         from slurmsky.config import load_config
 
         cfg = load_config()
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'next_job_id'").fetchone()
         items = [
             ("AccountingStorageType", "accounting_storage/slurmsky"),
             ("BOOT_TIME", common.iso(_boot_time())),
@@ -303,7 +302,7 @@ class Session:
             ("MaxArraySize", str(cfg.max_array_size)),
             ("MaxJobCount", "10000"),
             ("MinJobAge", f"{state.MIN_JOB_AGE} sec"),
-            ("NEXT_JOB_ID", str(row[0] if row else 1)),
+            ("NEXT_JOB_ID", str(state.next_job_id(self.conn))),
             ("OverTimeLimit", "0 min"),
             ("PriorityType", "priority/basic"),
             ("SchedulerType", "sched/builtin"),

@@ -417,10 +417,7 @@ def _users(conn, text: str, warnings: list[str]) -> list[str]:
     for word in filter(None, text.split(",")):
         if word.isdigit():
             names.append(common.user_name(int(word)))
-        elif (
-            common.uid_of(word) is not None
-            or conn.execute("SELECT 1 FROM jobs WHERE user = ? LIMIT 1", (word,)).fetchone()
-        ):
+        elif common.uid_of(word) is not None or state.user_has_jobs(conn, word):
             names.append(word)
         else:
             warnings.append(f"squeue: error: Invalid user: {word}\n\n")

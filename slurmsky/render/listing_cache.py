@@ -2,7 +2,7 @@
 state prints what the previous call printed, without recomputing it.
 
 An answer is stored (in the state directory's `listings/`) with the jobs' generation
-(core/state.py `generation`: it moves on with every change to a job) and a key made of
+(core/state's `generation`: it moves on with every change to a job) and a key made of
 everything else it depends on: the command and its arguments, the environment, the user,
 slurmsky's version and its code (the file is named by the key's CRC; the key itself is in
 it, compared whole). The command stores only answers that the passing of time

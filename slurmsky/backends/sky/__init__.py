@@ -145,15 +145,10 @@ class SkyBackend(Backend):
         import time
 
         from slurmsky.backends.sky import sync
-        from slurmsky.core.states import ACTIVE_STATES
+        from slurmsky.core import state
 
-        sql = (
-            f"SELECT 1 FROM jobs WHERE executor = ? AND job_id < ? AND state IN "
-            f"({', '.join('?' * len(ACTIVE_STATES))}) AND (executor_ref IS NOT NULL "
-            "OR reason LIKE 'SkyPilotApiServerUnreachable%') LIMIT 1"
-        )
-        args = (self.name, sync.FOREIGN_BASE, *ACTIVE_STATES)
-        if conn.execute(sql, args).fetchone() is not None:
+        waiting = "SkyPilotApiServerUnreachable"
+        if state.handed_jobs_exist(conn, self.name, sync.FOREIGN_BASE, waiting):
             return True
         # readers came lately, or one came after the last query that answered
         return sync.readers_recent(time.time()) or sync.last_read() > sync.sync_status()["attempt"]

@@ -87,13 +87,7 @@ class Clusters:
 
     def jobs(self) -> list[JobRecord]:
         """The active allocations that hold (or are getting) a cluster."""
-        sql = (
-            f"SELECT job_id FROM jobs WHERE executor = 'sky' AND state IN "
-            f"({', '.join('?' * len(ACTIVE_STATES))}) "
-            "AND json_extract(executor_ref, '$.cluster') IS NOT NULL"
-        )
-        ids = [r[0] for r in self.db.execute(sql, ACTIVE_STATES)]
-        return state.find_jobs(self.db, ids=ids) if ids else []
+        return state.jobs_with_ref(self.db, "sky", "cluster")
 
     def sync(self, now: float, wake: list[float]) -> bool:
         """One pass over the allocations; `wake` gets when the next is due (a retry, a

@@ -1,0 +1,126 @@
+"""Job state: one SQLite database (WAL) per state directory, shared by every command and the agent.
+
+One `jobs` row per job. An array is, as on Slurm, one pending record until its elements
+start: the row with the array's id holds the indices not yet split off (`array_pending`,
+runtime.indexset's text: `0-99999` costs what `0` does). An element becomes its own row
+when it is split off (`split_element`: it starts, or is held, updated or requeued alone),
+with the id reserved for its rank at submission (array id + 1 + rank), or the array's own
+id when it is the last to leave the record, which then is that element. Rows move PENDING
+-> CONFIGURING -> RUNNING -> (COMPLETING) -> a finished state; only the agent and the
+control functions in scheduler.py move them. The read-side commands only read:
+`find_jobs`/`get_job` return `JobRecord`s (`PendingElement`s for the pending record's
+elements named by index).
+
+One module a seam, lowest first (each imports only those before it): `db` (the directory,
+schema, migrations, connect, the write lock), `records` (a row as a JobRecord and back),
+`submissions` (ids, specs, signals), `arrays` (a pending record's elements), `queries` (the
+read commands'), `agent` (the agent's pass). Callers use the names below, as `state.NAME`.
+Imports stay light (stdlib only): sbatch and squeue load this package on every call."""
+
+from slurmsky.core.state.agent import (
+    PASS_COLUMNS,
+    active_executors,
+    active_jobs,
+    active_jobs_exist,
+    handed_jobs_exist,
+    jobs_with_ref,
+    needs_agent,
+    pass_position,
+    pending_jobs,
+    started_jobs,
+)
+from slurmsky.core.state.arrays import element_id, remove_pending_tasks, split_element
+from slurmsky.core.state.db import (
+    BUSY_TIMEOUT,
+    RAW_TEXT_MARK,
+    SCHEMA_VERSION,
+    busy_timeout,
+    connect,
+    ensure_home,
+    home,
+    seconds_per_minute,
+    unusable,
+    write,
+)
+from slurmsky.core.state.queries import (
+    MIN_JOB_AGE,
+    arrays_exist,
+    find_jobs,
+    generation,
+    list_rows,
+    query_jobs,
+    submitted_since,
+    timeless,
+    user_has_jobs,
+)
+from slurmsky.core.state.records import (
+    LIST_COLUMNS,
+    MAX_INTEGER,
+    JobRecord,
+    PendingElement,
+    bindable,
+    element_path,
+    get_job,
+    pending_element,
+    update_job,
+)
+from slurmsky.core.state.submissions import (
+    add_signal,
+    add_submission,
+    allocate_ids,
+    blob,
+    get_spec,
+    next_job_id,
+    take_signals,
+)
+
+__all__ = [
+    "BUSY_TIMEOUT",
+    "RAW_TEXT_MARK",
+    "SCHEMA_VERSION",
+    "busy_timeout",
+    "connect",
+    "ensure_home",
+    "home",
+    "seconds_per_minute",
+    "unusable",
+    "write",
+    "LIST_COLUMNS",
+    "MAX_INTEGER",
+    "JobRecord",
+    "PendingElement",
+    "bindable",
+    "element_path",
+    "get_job",
+    "pending_element",
+    "update_job",
+    "add_signal",
+    "add_submission",
+    "allocate_ids",
+    "blob",
+    "get_spec",
+    "next_job_id",
+    "take_signals",
+    "element_id",
+    "remove_pending_tasks",
+    "split_element",
+    "MIN_JOB_AGE",
+    "arrays_exist",
+    "find_jobs",
+    "generation",
+    "list_rows",
+    "query_jobs",
+    "submitted_since",
+    "timeless",
+    "user_has_jobs",
+    "PASS_COLUMNS",
+    "active_executors",
+    "active_jobs",
+    "active_jobs_exist",
+    "handed_jobs_exist",
+    "jobs_with_ref",
+    "needs_agent",
+    "pass_position",
+    "pending_jobs",
+    "started_jobs",
+]

@@ -1,0 +1,401 @@
+"""The state database: where it lives, its schema and the migrations from older ones,
+connecting, and the write lock.
+
+Every command opens it for a few short transactions; the agent is the only long-lived
+writer. Writes take the write lock up front (BEGIN IMMEDIATE) and the busy timeout is long,
+so concurrent commands queue instead of failing with `database is locked`."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+
+from slurmsky.errors import SlurmError
+
+SCHEMA_VERSION = 6
+BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
+
+
+# A job's place in a submission: its index, or a pending record's lowest
+_INDEX = "coalesce(array_task_id, CAST(array_pending AS INTEGER), 0)"
+# A pending job a pass has nothing to do for: held, with no dependency to follow, its reason
+# already the hold's (it waits for `scontrol release`, which wakes the agent).
+_IDLE = (
+    "held IS NOT NULL AND dependency_spec IS NULL AND "
+    "reason = CASE held WHEN 'admin' THEN 'JobHeldAdmin' ELSE 'JobHeldUser' END"
+)
+# The pending jobs a pass reads (pending_jobs), in its order: a partial index that holds no
+# _IDLE job, so a pass over 100 000 held jobs reads none.
+_WAITING = (
+    f"CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs(state, submission, {_INDEX}) "
+    f"WHERE state = 'PENDING' AND NOT ({_IDLE})"
+)
+
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE submissions (
+    id INTEGER PRIMARY KEY,          -- the job id sbatch printed (the array id for arrays)
+    spec TEXT NOT NULL,              -- the runtime's spec (JSON), or with `shared` its job id
+    task TEXT,                       -- the SkyPilot task (JSON), for the sky executor
+    shared INTEGER REFERENCES blobs(id),      -- the spec but its ids and environment
+    environment INTEGER REFERENCES blobs(id)  -- the spec's environment
+);
+CREATE TABLE blobs (                 -- what submissions share, each stored once: the jobs of a
+    id INTEGER PRIMARY KEY,          -- loop of sbatch from one shell share their spec and
+    text TEXT NOT NULL UNIQUE        -- environment (JSON): a job costs its rows, not copies
+);
+CREATE TABLE jobs (
+    job_id INTEGER PRIMARY KEY,
+    submission INTEGER NOT NULL REFERENCES submissions(id),
+    array_job_id INTEGER,            -- NULL unless an array element
+    array_task_id INTEGER,
+    array_throttle INTEGER,          -- %p of --array; NULL: none
+    array_rank INTEGER,              -- position of the element in the array (SKYPILOT_JOB_RANK)
+    array_pending TEXT,              -- a pending record: its elements not split off (indexset)
+    name TEXT NOT NULL,
+    user TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    account TEXT,
+    partition TEXT NOT NULL,
+    num_nodes INTEGER NOT NULL,      -- the minimum asked, then the count allocated
+    max_nodes INTEGER,               -- the maximum of --nodes as asked; NULL: none given
+    num_cpus INTEGER NOT NULL,       -- whole job
+    num_tasks INTEGER NOT NULL,
+    cpus_per_task INTEGER,
+    tasks_per_node TEXT NOT NULL,    -- JSON list, one entry per node
+    cpus_per_node TEXT NOT NULL,     -- JSON list
+    mem_per_node INTEGER,            -- MB; NULL: not asked
+    mem_per_cpu INTEGER,             -- MB; NULL: not asked
+    gpus_per_node INTEGER NOT NULL DEFAULT 0,
+    gres TEXT,
+    time_limit INTEGER,              -- minutes; NULL: UNLIMITED
+    dependency_spec TEXT,            -- --dependency as given
+    dependency TEXT,                 -- squeue %E now, e.g. afterok:7(unfulfilled); NULL once met
+    kill_on_invalid_dep INTEGER NOT NULL DEFAULT 0,
+    comment TEXT,
+    command TEXT,                    -- script path (NULL for stdin/--wrap)
+    submit_dir TEXT NOT NULL,
+    workdir TEXT NOT NULL,
+    stdout TEXT,                     -- a pending record: the patterns (split_element expands)
+    stderr TEXT,
+    stdin TEXT,
+    requeue INTEGER NOT NULL DEFAULT 1,
+    batch INTEGER NOT NULL DEFAULT 1, -- 0 for srun/salloc allocations
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT 'None',
+    held TEXT,                       -- 'user' or 'admin' while held
+    submit_time REAL NOT NULL,
+    begin_time REAL,                 -- --begin (or requeue's delay)
+    eligible_time REAL,
+    start_time REAL,
+    end_time REAL,
+    exit_code INTEGER,
+    exit_signal INTEGER,
+    nodelist TEXT,
+    batch_host TEXT,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    kill_action TEXT,                -- 'cancel' or 'requeue': a started job the agent must end
+    kill_sent REAL,                  -- when the agent asked the executor to end it
+    cancelled_by INTEGER,            -- uid
+    executor TEXT NOT NULL,          -- local or sky
+    executor_ref TEXT,               -- JSON the executor needs to find the job again
+    result TEXT                      -- JSON: the node runtime's RESULT (the batch step's end)
+);
+CREATE INDEX jobs_reason ON jobs(state, reason);
+CREATE INDEX jobs_executor ON jobs(executor, state);
+CREATE INDEX jobs_array ON jobs(array_job_id, array_task_id);
+CREATE INDEX jobs_user ON jobs(user);
+CREATE INDEX jobs_name ON jobs(name);
+CREATE INDEX jobs_end ON jobs(end_time);
+CREATE INDEX jobs_submit ON jobs(submit_time);
+CREATE INDEX jobs_pending ON jobs(state, submission,
+    coalesce(array_task_id, CAST(array_pending AS INTEGER), 0));
+-- and jobs_waiting (_WAITING), and _GENERATION's triggers
+CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL,
+    signal INTEGER NOT NULL,
+    scope TEXT NOT NULL              -- batch, steps or full
+);
+"""
+
+
+# meta's `generation` moves on with every change to a job's row (slurmctld's last_job_update):
+# a listing made at one generation is the listing until the next (render/listing_cache.py).
+# It starts at a random number, so a state made afresh does not repeat an old one's.
+_GENERATION = (
+    "INSERT OR IGNORE INTO meta VALUES ('generation', abs(random() % 1000000000000))",
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS jobs_{change.lower()} AFTER {change} ON jobs "
+        "BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END"
+        for change in ("INSERT", "UPDATE", "DELETE")
+    ),
+)
+
+
+# version -> the statements that bring a state database from it to the next version
+_MIGRATIONS = {
+    1: ("ALTER TABLE jobs ADD COLUMN max_nodes INTEGER",),
+    2: (
+        "CREATE INDEX IF NOT EXISTS jobs_pending "  # an agent of version 2 may have made it
+        "ON jobs(state, submission, IFNULL(array_task_id, 0))",
+        "CREATE INDEX IF NOT EXISTS jobs_reason ON jobs(state, reason)",
+        "CREATE INDEX IF NOT EXISTS jobs_executor ON jobs(executor, state)",
+        "DROP INDEX IF EXISTS jobs_state",
+    ),
+    3: (
+        "ALTER TABLE submissions ADD COLUMN shared INTEGER REFERENCES blobs(id)",
+        "ALTER TABLE submissions ADD COLUMN environment INTEGER REFERENCES blobs(id)",
+        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE)",
+        "ALTER TABLE jobs ADD COLUMN array_pending TEXT",
+        "collapse_pending_arrays",
+        "DROP INDEX jobs_pending",
+        "CREATE INDEX jobs_pending ON jobs(state, submission, "
+        "coalesce(array_task_id, CAST(array_pending AS INTEGER), 0))",
+    ),
+    4: (_WAITING,),
+    5: _GENERATION,
+}
+
+
+def seconds_per_minute(environ=os.environ) -> float:
+    """How long Slurm's minute lasts: 60 s, or $SLURMSKY_SECONDS_PER_MINUTE, which only tests
+    set, to see --time limits and the requeue delay pass quickly."""
+    return float(environ.get("SLURMSKY_SECONDS_PER_MINUTE") or 60)
+
+
+def home(environ=os.environ) -> str:
+    """The state directory: $SLURMSKY_HOME, default ~/.local/state/slurmsky."""
+    path = environ.get("SLURMSKY_HOME")
+    if not path:
+        path = os.path.join(
+            environ.get("HOME") or os.path.expanduser("~"), ".local", "state", "slurmsky"
+        )
+    return path
+
+
+def busy_timeout(environ=os.environ) -> float:
+    """Seconds to wait for the write lock: BUSY_TIMEOUT, or $SLURMSKY_BUSY_TIMEOUT, which only
+    tests set, to see a lock held for longer fail quickly."""
+    return float(environ.get("SLURMSKY_BUSY_TIMEOUT") or BUSY_TIMEOUT)
+
+
+def ensure_home(environ=os.environ) -> str:
+    """Create the state directory, private (0700) since jobs' environments are stored in it,
+    and make it private again when it is found more open (made by hand, or by an older
+    slurmsky)."""
+    path = home(environ)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    _keep_private(path, 0o700)
+    return path
+
+
+def _keep_private(path: str, mode: int) -> None:
+    """chmod path to mode if group or others may use it. Not ours to change (a state dir
+    another user shares with us on purpose), or gone: left as it is."""
+    try:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, mode)
+    except OSError:
+        pass
+
+
+# Text the user gave as bytes that are not UTF-8 is stored as those bytes (records.bindable);
+# a connection reads it back with surrogates once the state holds such text (RAW_TEXT_MARK).
+RAW_TEXT_MARK = "raw-text"
+
+
+def _raw_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def connect(environ=os.environ, *, long_lived: bool = False) -> sqlite3.Connection:
+    """Open (creating if needed) the state database; autocommit, transactions are explicit.
+    A state that cannot be used raises `unusable`'s SlurmError. A long-lived connection
+    (the agent's, an allocation's) reads text that is not UTF-8 even if none was stored
+    when it opened."""
+    try:
+        path = os.path.join(ensure_home(environ), "state.db")
+    except OSError as exc:
+        raise unusable(exc, environ) from None
+    timeout = busy_timeout(environ)
+    for suffix in ("", "-wal", "-shm"):  # SQLite gives the -wal and -shm the database's mode
+        _keep_private(path + suffix, 0o600)
+    try:
+        if not os.path.exists(path):
+            _create(path)
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            _migrate(conn, path)
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except (sqlite3.Error, OSError) as exc:
+        raise unusable(exc, environ) from None
+    if long_lived or os.path.exists(os.path.join(os.path.dirname(path), RAW_TEXT_MARK)):
+        conn.text_factory = _raw_text
+    return conn
+
+
+def _create(path: str) -> None:
+    """A new state database, made whole beside `path` and linked into place: commands that
+    start at once on a new state never see it half made (nor race to switch it to WAL, which
+    fails one of them with `database is locked` at once)."""
+    aside = f"{path}.new.{os.getpid()}"
+    if os.path.exists(aside):
+        os.unlink(aside)  # left by a process of this number that died making it
+    try:
+        os.close(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # not the umask's
+        conn = sqlite3.connect(aside, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            with write(conn):
+                for statement in [*_SCHEMA.split(";\n"), _WAITING, *_GENERATION]:
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO meta VALUES ('next_job_id', 1)")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            conn.close()  # the last connection: its WAL is folded in and removed
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # another command made it first: use that one
+    finally:
+        os.unlink(aside)
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    with write(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process won?
+        if version == SCHEMA_VERSION:
+            return
+        if version in _MIGRATIONS:
+            for v in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[v]:
+                    if statement == "collapse_pending_arrays":
+                        _collapse_pending_arrays(conn)
+                    else:
+                        conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return
+        if version > SCHEMA_VERSION:
+            raise SlurmError(
+                f"slurmsky state {path} has schema version {version}, newer than "
+                f"this slurmsky's {SCHEMA_VERSION}; use the slurmsky that wrote "
+                "it, or move it aside to start afresh"
+            )
+        raise SlurmError(
+            f"slurmsky state {path} is a database slurmsky did not write "
+            f"(schema version {version}); move it aside to start afresh"
+        )
+
+
+def unusable(exc: sqlite3.Error | OSError, environ=os.environ) -> SlurmError:
+    """What a command says when the state fails it (`<command>: error: ...`): the file,
+    SQLite's or the system's words, and what to do."""
+    where = home(environ)
+    if isinstance(exc, OSError):
+        return SlurmError(
+            f"slurmsky state directory {where} cannot be used "
+            f"({exc.strerror or exc}); make it a writable directory or set "
+            "SLURMSKY_HOME to one"
+        )
+    path = os.path.join(where, "state.db")
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        advice = (
+            "is not a database ({}); move it aside (with any state.db-wal and "
+            "state.db-shm) to start afresh"
+        )
+    elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        advice = (
+            f"is locked by another process for over {busy_timeout(environ):g} s ({{}}); "
+            f"end the process holding it (fuser {path}) or try again later"
+        )
+    elif name == "SQLITE_FULL" or _full(where):
+        advice = "cannot be written ({}): its filesystem is full; free space on it"
+    elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        advice = (
+            "cannot be written ({}); make it and its directory writable or set "
+            "SLURMSKY_HOME to another directory"
+        )
+    else:
+        advice = "failed ({})"
+    return SlurmError(f"slurmsky state {path} " + advice.format(exc))
+
+
+def _full(path: str) -> bool:
+    try:
+        return os.statvfs(path).f_bavail == 0
+    except OSError:
+        return False
+
+
+@contextmanager
+def write(conn: sqlite3.Connection):
+    """A short write transaction holding the write lock from its start (no upgrade deadlocks)."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _collapse_pending_arrays(conn: sqlite3.Connection) -> None:
+    """Schema 3 -> 4: an array's never-started pending elements (one row each before) that
+    wait as the row with the array's id does become its pending record."""
+    import json
+
+    from slurmsky.runtime import indexset
+
+    for submission, text in conn.execute(
+        "SELECT id, spec FROM submissions WHERE spec LIKE '%\"indices\"%'"
+    ).fetchall():
+        spec = json.loads(text)
+        array = spec.get("array")
+        if array and "indices" in array:
+            indices = array.pop("indices")
+            array.pop("job_ids", None)
+            array.update(ranges=indexset.compress(indices), count=len(indices))
+            conn.execute(
+                "UPDATE submissions SET spec = ? WHERE id = ?", (json.dumps(spec), submission)
+            )
+    heads = conn.execute(
+        "SELECT job_id, submission, held, name, partition FROM jobs WHERE job_id = array_job_id "
+        "AND state = 'PENDING' AND start_time IS NULL AND restarts = 0"
+    ).fetchall()
+    for job_id, submission, held, name, partition in heads:
+        rows = conn.execute(
+            "SELECT job_id, array_task_id FROM jobs WHERE array_job_id = ? AND state = 'PENDING' "
+            "AND start_time IS NULL AND restarts = 0 AND held IS ? AND name = ? AND partition = ?"
+            " ORDER BY array_task_id",
+            (job_id, held, name, partition),
+        ).fetchall()
+        spec = json.loads(
+            conn.execute("SELECT spec FROM submissions WHERE id = ?", (submission,)).fetchone()[0]
+        )
+        output = spec.get("output") or "slurm-%A_%a.out"
+        conn.execute(
+            f"DELETE FROM jobs WHERE job_id IN ({', '.join('?' * len(rows))}) AND job_id != ?",
+            [*(r[0] for r in rows), job_id],
+        )
+        conn.execute(
+            "UPDATE jobs SET array_task_id = NULL, array_rank = NULL, array_pending = ?, "
+            "stdout = ?, stderr = ?, stdin = ? WHERE job_id = ?",
+            (
+                indexset.compress([r[1] for r in rows]),
+                output,
+                spec.get("error") or output,
+                spec.get("input") or "/dev/null",
+                job_id,
+            ),
+        )
