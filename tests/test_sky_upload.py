@@ -13,6 +13,7 @@ import pytest
 
 from slurmsky.backends.sky import BACKEND, upload
 from slurmsky.config import Config
+from slurmsky.core import planning
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import build_batch_request, parse_command_line
 
@@ -37,7 +38,10 @@ def submitted(root: Path, capsys, cfg: Config | None = None) -> str:
     req = build_batch_request(
         parse_command_line("sbatch", ["--wrap", "true"]), {}, str(root), lambda: b""
     )
-    BACKEND.task(req, cfg or Config(path="cfg.yaml", backend="sky"), 7)
+    cfg = cfg or Config(path="cfg.yaml", backend="sky")
+    plan = planning.build(req, cfg, BACKEND, job_id=7)
+    for line in plan.warnings + tuple(BACKEND.admit(plan, cfg)):  # as core.submit.store
+        sys.stderr.write(line + "\n")
     return capsys.readouterr().err
 
 

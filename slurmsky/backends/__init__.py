@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import click
 
     from slurmsky.config import Config
+    from slurmsky.core.planning import Plan
     from slurmsky.core.state import JobRecord
     from slurmsky.parse.request import JobRequest
     from slurmsky.plan.layout import Layout
@@ -252,12 +253,19 @@ class Backend:
         queues the job and warns."""
         return None
 
-    def task(self, req: JobRequest, cfg: Config, job_id: int) -> dict | None:
-        """What the backend stores with a submission beside the runtime spec (SkyPilot's task)."""
-        return None
+    def task(self, plan: Plan, cfg: Config) -> tuple[dict | None, list[str]]:
+        """What the backend stores with a submission beside the runtime spec (SkyPilot's task),
+        made from the plan core.planning hands it (its partition, layout and spec; its task
+        None yet), and the warnings said of it where the job is submitted or translated."""
+        return None, []
 
-    def describe(self, req: JobRequest, cfg: Config, job_id: int) -> str:
-        """What `sbatch --test-only` prints after its estimate: the job as this backend runs it."""
+    def admit(self, plan: Plan, cfg: Config) -> list[str]:
+        """Before a submission's plan is stored (not for --test-only or translate): the
+        backend's own checks (SlurmError: refused) and preparations; warnings for stderr."""
+        return []
+
+    def describe(self, plan: Plan) -> str:
+        """What `sbatch --test-only` prints after its estimate: the plan as this backend runs it."""
         return ""
 
     # --- allocations held elsewhere (REMOTE_ALLOCATION) ----------------------------------------

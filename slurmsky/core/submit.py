@@ -15,21 +15,13 @@ import time
 from contextlib import contextmanager
 
 from slurmsky import backends
-from slurmsky.backends import Backend, Feature
+from slurmsky.backends import Backend
 from slurmsky.config import Config, load_config
-from slurmsky.core import state
+from slurmsky.core import planning, state
 from slurmsky.errors import SlurmError
 from slurmsky.parse.gres import gres_text
 from slurmsky.parse.request import JobRequest
-from slurmsky.plan.layout import (
-    Layout,
-    default_mem_per_cpu,
-    layout,
-    partition_of,
-    requested,
-    with_default_memory,
-)
-from slurmsky.plan.runtime_spec import runtime_spec
+from slurmsky.plan.layout import Layout, default_mem_per_cpu
 from slurmsky.runtime import filepattern
 
 WAIT_POLL = 0.2  # s between looks at the state while `sbatch --wait` waits
@@ -80,14 +72,11 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     if problem:  # srun and salloc wait for their allocation: refuse one that cannot come
         raise SlurmError(f"Unable to allocate resources: {problem}")
     try:
-        part_name, part = partition_of(req, cfg)
+        shaped = planning.shape(req, cfg, backend)
     except SlurmError as exc:
         raise _test_only_error(exc.lines[:-1], exc.lines[-1]) if req.test_only else exc
-    req = with_default_memory(req, cfg, part)
-    max_nodes = req.nodes[1] if req.nodes else None  # as asked, before the spread
-    asked = req
-    req = _spread(req, backend, part)
-    lay = _exclusive(req, layout(req, backend.max_nodes(part)), backend, part)
+    req, lay, part_name, part = shaped.request, shaped.layout, shaped.partition, shaped.part
+    max_nodes = shaped.asked.nodes[1] if shaped.asked.nodes else None  # before the spread
     count = req.array.count if req.array else 1
     conn = state.connect()
     # beyond the partition (its nodes, their CPUs): accepted, pending (EnforcePartLimits=NO)
@@ -102,6 +91,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         from slurmsky.core import deps
 
         req = req.replace(dependency=deps.at_submission(conn, req.dependency, first))
+        shaped = shaped.replace(request=req)
     if refused:
         now = time.time()
         row = _row(req, cfg, lay, part_name, first, now, batch=batch)
@@ -116,20 +106,10 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         state.add_submission(conn, first, {}, None, [row])
         raise SlurmError(*refused)
     if req.test_only:
-        _print_test_only(req, cfg, backend, lay, part_name, part, first)
+        _print_test_only(req, cfg, backend, shaped, first)
         return first
-    # the submit environment is stored only where the job takes it from the spec
-    environment = (
-        _environment(req, cfg, backend) if backend.supports(Feature.SPEC_ENVIRONMENT) else None
-    )
-    spec = runtime_spec(req, cfg, lay, part_name, job_id=first, environment=environment)
-    spec["umask"] = _umask()
-    spec["requested"] = requested(asked, lay, backend.node_mem(part))
-    if _login_export(req) and backend.supports(Feature.LOGIN_AT_LAUNCH):
-        spec["login_environment"] = True  # under `environment`, read when the job starts
-    if spec["time_limit"]:
-        assert req.time is not None  # the spec's time_limit is --time's
-        spec["time_limit"] = max(1, round(req.time * state.seconds_per_minute()))
+    plan = planning.plan(shaped, cfg, backend, job_id=first)
+    spec = plan.spec
     now = time.time()
     row = _row(req, cfg, lay, part_name, first, now, batch=batch)
     if spec["array"]:
@@ -137,9 +117,12 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     row["max_nodes"] = max_nodes or None
     if beyond and not row["held"]:
         row["reason"] = beyond
-    task = backend.task(req, cfg, first)
+    # what the backend says of its task (credentials kept home, module lines without
+    # effect), once its checks before storing (the sky workdir's upload cap) have passed
+    for line in plan.warnings + tuple(backend.admit(plan, cfg)):
+        sys.stderr.write(line + "\n")
     try:
-        state.add_submission(conn, first, spec, task, [row])
+        state.add_submission(conn, first, spec, plan.task, [row])
     except OverflowError:  # a count whose product no 64-bit integer holds (--gres x -c ...)
         raise SlurmError(
             "Batch job submission failed: Requested node configuration is not available"
@@ -203,69 +186,12 @@ def _invalid(req: JobRequest) -> str | None:
     return None
 
 
-def _spread(req: JobRequest, backend: Backend, part: dict) -> JobRequest:
-    """Without --nodes, Slurm allocates as many nodes as the tasks' CPUs need (with
-    --ntasks-per-node, as many as that gives: plan.layout)."""
-    if req.nodes is not None or not req.ntasks or req.ntasks_per_node:
-        return req
-    node_cpus = backend.node_cpus(part)
-    if node_cpus is None:
-        return req
-    per_node = node_cpus // (req.cpus_per_task or 1)
-    if req.ntasks <= max(per_node, 1):
-        return req
-    # a task more than a node holds: a node each, as Slurm counts them (it never runs)
-    count = -(-req.ntasks // per_node) if per_node else req.ntasks
-    return req.replace(nodes=(count, count))
-
-
-def _exclusive(req: JobRequest, lay: Layout, backend: Backend, part: dict) -> Layout:
-    """--exclusive: every CPU of the job's nodes is the job's (SLURM_CPUS_ON_NODE and
-    SLURM_JOB_CPUS_PER_NODE show them); without --ntasks the job has a task per CPU
-    (SLURM_TASKS_PER_NODE), as Slurm 22.05 allocates."""
-    node_cpus = backend.node_cpus(part)
-    if req.exclusive != "exclusive" or node_cpus is None:
-        return lay
-    tasks = lay.tasks_per_node
-    if req.ntasks is None and req.ntasks_per_node is None:
-        tasks = (max(1, node_cpus // (req.cpus_per_task or 1)),) * lay.num_nodes
-    cpus = tuple(max(c, node_cpus) for c in lay.cpus_per_node)
-    return lay.replace(tasks_per_node=tasks, cpus_per_node=cpus)
-
-
 def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:
     """--ntasks over --ntasks-per-node needs more nodes than --nodes allows (-N2 -n5
     --ntasks-per-node=2): Slurm refuses the job at submission, whatever the cluster."""
     if req.nodes and req.nodes[1] and lay.num_nodes > req.nodes[1]:
         return ["Batch job submission failed: Requested node configuration is not available"]
     return None
-
-
-def _environment(req: JobRequest, cfg: Config, backend: Backend) -> dict:
-    """The job's environment; a backend that reads the login environment at launch (as
-    slurmd does) adds it then, the others get `su -`'s base of it now."""
-    from slurmsky.plan.environment import job_environment
-
-    env = job_environment(req, cfg, for_cloud=False)
-    if _login_export(req) and not backend.supports(Feature.LOGIN_AT_LAUNCH):
-        import pwd
-
-        from slurmsky.plan.login import login_base, login_defs
-
-        env = {**login_base(pwd.getpwuid(os.getuid()), login_defs()), **env}
-    return env
-
-
-def _login_export(req: JobRequest) -> bool:
-    """sbatch/salloc --export=NONE or NAMES: the job starts from the user's login environment
-    (as slurmd reads it); srun's --export=NONE gives the tasks SLURM_* only."""
-    return req.export is not None and req.export.mode != "ALL" and req.command != "srun"
-
-
-def _umask() -> str:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return f"{mask:04o}"
 
 
 def _row(
@@ -363,23 +289,23 @@ def _print_test_only(
     req: JobRequest,
     cfg: Config,
     backend: Backend,
-    lay: Layout,
-    part_name: str,
-    part: dict,
+    shaped: planning.Shape,
     job_id: int,
 ) -> None:
     """Slurm's estimate line (the first nodes that could ever hold the job, now), then what
-    the backend would run (the SkyPilot task, say)."""
+    the backend would run (the SkyPilot task, say): the job's plan, made after the estimate
+    line (a task the backend cannot make is an error said after it)."""
     from slurmsky.runtime import hostlist
 
-    names = backend.node_names(lay.num_nodes, part)
+    lay, part_name = shaped.layout, shaped.partition
+    names = backend.node_names(lay.num_nodes, shaped.part)
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))
     sys.stderr.write(
         f"{req.command}: Job {job_id} to start at {start} using "
         f"{lay.num_cpus} processors on nodes {hostlist.compress(names)} "
         f"in partition {part_name}\n"
     )
-    sys.stderr.write(backend.describe(req, cfg, job_id))
+    sys.stderr.write(backend.describe(planning.plan(shaped, cfg, backend, job_id=job_id)))
 
 
 def wait_exit_code(rec: state.JobRecord) -> int:

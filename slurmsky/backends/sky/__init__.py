@@ -32,40 +32,40 @@ class SkyBackend(Backend):
 
         return SkyExecutor()
 
-    def task(self, req, cfg, job_id):
-        """The task; before it, the workdir's upload is checked (the size cap) and any
-        credential in it made SkyPilot's to leave out, said once on stderr (upload.py)."""
-        import sys
+    def task(self, plan, cfg):
+        """The SkyPilot task of the plan (task.py), with its warnings (credentials kept
+        home, module lines without effect)."""
+        from slurmsky.backends.sky.task import plan_task
 
+        return plan_task(plan, cfg)
+
+    def admit(self, plan, cfg):
+        """The workdir's upload is checked (the size cap) and any credential in it made
+        SkyPilot's to leave out, said once (upload.py)."""
         from slurmsky.backends.sky import upload
-        from slurmsky.backends.sky.task import translate
 
-        result = translate(req, cfg, job_id=job_id)
-        warnings = list(result.warnings)
-        if "workdir" not in result.task:  # a path on the cluster: nothing goes up
-            up = None
-        else:
-            up = upload.plan(req.workdir, cfg.upload_max_mb * 1048576)
-            upload.check(up, cfg.upload_max_mb, cfg.path)
-            upload.exclude_credentials(up)
-        if up is not None and up.left_out:
-            warnings.append(
-                f"{req.command}: warning: credentials stay home (left out of the upload of "
-                f"{up.root}): " + " ".join(up.left_out)
-            )
-        for line in warnings:  # credentials kept home, module lines without effect
-            sys.stderr.write(line + "\n")
-        return result.task
+        if plan.task is None or "workdir" not in plan.task:  # a path on the cluster
+            return []
+        req = plan.request
+        up = upload.plan(req.workdir, cfg.upload_max_mb * 1048576)
+        upload.check(up, cfg.upload_max_mb, cfg.path)
+        upload.exclude_credentials(up)
+        if not up.left_out:
+            return []
+        return [
+            f"{req.command}: warning: credentials stay home (left out of the upload of "
+            f"{up.root}): " + " ".join(up.left_out)
+        ]
 
-    def describe(self, req, cfg, job_id):
+    def describe(self, plan):
         """The task as YAML, after what becomes of its workdir (an upload, what it would be;
         else a chdir on the node) as comments."""
-        from slurmsky.backends.sky.task import task_notes, translate
+        from slurmsky.backends.sky.task import task_notes
         from slurmsky.config import dump_yaml
 
-        task = translate(req, cfg, job_id=job_id).task
-        said = "".join(f"# {line}\n" for line in task_notes(req.workdir, task))
-        return said + dump_yaml(task)
+        assert plan.task is not None  # the sky backend makes a task of every plan
+        said = "".join(f"# {line}\n" for line in task_notes(plan.request.workdir, plan.task))
+        return said + dump_yaml(plan.task)
 
     def allocation_env(self, conn, job):
         from slurmsky.backends.sky.clusters import allocation_env

@@ -1,4 +1,4 @@
-"""JobRequest + Config -> the SkyPilot task config (and the runtime spec inside it).
+"""A submission's plan (core.planning) -> the SkyPilot task config, the runtime spec inside it.
 
 The task config is a plain dict that `sky.Task.from_yaml_config` accepts; SkyPilot is never
 imported here. What SkyPilot has no field for (time limits, signals, the task layout,
@@ -12,14 +12,14 @@ import math
 import os
 import re
 
-from slurmsky.backends import MAX_NODES
+from slurmsky import backends
 from slurmsky.backends.sky import pools
 from slurmsky.config import Config
+from slurmsky.core.planning import Plan, build
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import JobRequest
 from slurmsky.plan.environment import job_environment
-from slurmsky.plan.layout import Layout, layout, partition_of
-from slurmsky.plan.runtime_spec import runtime_spec
+from slurmsky.plan.layout import Layout
 from slurmsky.record import Record
 from slurmsky.runtime import PACKAGE_PARENT
 
@@ -263,30 +263,36 @@ def _task_name(job_name: str) -> str:
     return name[:60].rstrip("-_.")
 
 
+def plan_task(plan: Plan, cfg: Config) -> tuple[dict, list[str]]:
+    """The SkyPilot task of a submission's plan (core.planning): its partition, layout and
+    spec as planned; the warnings to say of it."""
+    req, lay, part = plan.request, plan.layout, plan.part
+    metadata: dict[str, dict]
+    metadata = {
+        "slurmsky": {
+            "version": 1,
+            "job_id": plan.job_id,
+            "job_name": req.job_name,
+            "partition": plan.partition,
+        }
+    }
+    if req.array is not None:
+        metadata["slurmsky"]["array_job_id"] = plan.job_id
+        metadata["slurmsky"]["array_ranges"] = plan.spec["array"]["ranges"]
+        lanes = lanes_of(req.array.count, req.array.throttle, part, lay.num_nodes)
+        if lanes:
+            metadata["slurmsky"]["lanes"] = lanes
+    return sky_task(req, cfg, lay, plan.partition, part, plan.spec, metadata)
+
+
 def translate(
     req: JobRequest,
     cfg: Config,
     *,
     job_id: int | None = None,
 ) -> Translation:
-    """The SkyPilot task and runtime spec for a request (ids are None before submission)."""
-    part_name, part = partition_of(req, cfg)
-    lay = layout(req, MAX_NODES)
-    spec = runtime_spec(req, cfg, lay, part_name, job_id=job_id, environment=None)
-    metadata: dict[str, dict]
-    metadata = {
-        "slurmsky": {
-            "version": 1,
-            "job_id": job_id,
-            "job_name": req.job_name,
-            "partition": part_name,
-        }
-    }
-    if req.array is not None:
-        metadata["slurmsky"]["array_job_id"] = job_id
-        metadata["slurmsky"]["array_ranges"] = spec["array"]["ranges"]
-        lanes = lanes_of(req.array.count, req.array.throttle, part, lay.num_nodes)
-        if lanes:
-            metadata["slurmsky"]["lanes"] = lanes
-    task, warnings = sky_task(req, cfg, lay, part_name, part, spec, metadata)
-    return Translation(task, spec, tuple(warnings))
+    """The plan of a request on the sky backend (core.planning.build; ids are None before
+    submission): its SkyPilot task, its runtime spec as stored, the task's warnings."""
+    plan = build(req, cfg, backends.get("sky"), job_id=job_id)  # this package's BACKEND
+    assert plan.task is not None  # the sky backend makes a task of every plan
+    return Translation(plan.task, plan.spec, plan.warnings)
