@@ -8,7 +8,6 @@ import os
 import pwd
 import shutil
 import socket
-import sqlite3
 import stat
 import subprocess
 import tempfile
@@ -23,7 +22,7 @@ from hypothesis import strategies as st
 from runtime_fixtures.cluster import local_job  # noqa: F401
 from users import needs_user, other_users_python
 
-from slurmsky.backends.sky.executor import SkyExecutor
+from slurmsky.backends.sky.launcher import launch_task
 from slurmsky.backends.sky.task import translate
 from slurmsky.config import Config
 from slurmsky.parse.request import build_batch_request, parse_command_line
@@ -72,22 +71,11 @@ def _request(tmp: Path, argv: list[str], env: dict):
 
 def launched_task(req, cfg: Config) -> dict:
     """The task the sky executor hands to sky.jobs.launch for this request: the stored task
-    and spec (with the full submit environment, as sbatch stores it) through its _task."""
+    and spec (with the full submit environment, as sbatch stores it) through launch_task."""
     tr = translate(req, cfg, job_id=5)
     spec = dict(tr.spec, environment=job_environment(req, cfg, for_cloud=False))
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, text TEXT)")
-    db.execute(
-        "CREATE TABLE submissions "
-        "(id INTEGER PRIMARY KEY, spec TEXT, task TEXT, shared INT, environment INT)"
-    )
-    db.execute(
-        "INSERT INTO submissions (id, spec, task) VALUES (5, ?, ?)",
-        (json.dumps(spec), json.dumps(tr.task)),
-    )
-    executor = SimpleNamespace(db=db, instance="i")
     job = SimpleNamespace(submission=5, job_id=5, array_task_id=None)
-    return SkyExecutor._task(executor, job, spec, "token", whole=False)
+    return launch_task(tr.task, spec, job, {"instance": "i", "token": "token"}, whole=False)
 
 
 @settings(max_examples=150, deadline=None)

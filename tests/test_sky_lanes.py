@@ -3,25 +3,21 @@ elements one after another, every element with its own row, files, exit code and
 
 The lane's `run` runs for real on a "node" here (bash, the node runtime, the emitters). The
 executor tests drive the real scheduler and SkyExecutor in this process, the real sbatch,
-scancel and sacct as subprocesses, with SkyPilot replaced at the executor's four calls
-(_launch, _fetch, _tail, _cancel: FakeSky) by managed jobs that run their task's `run` here.
+scancel and sacct as subprocesses, with SkyPilot replaced by the shared fake SkyClient
+(fake_sky.py): managed jobs that run their task's `run` here.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import threading
 import time
-from pathlib import Path
 
-import psutil
 import pytest
-from test_sky_units import ROOT, _job, _request, run_on_node
+from fake_sky import FakeSkyClient
+from test_sky_units import _job, _request, run_on_node
 
-from slurmsky.backends.sky import executor as sky_executor
 from slurmsky.backends.sky import sync as skysync
+from slurmsky.backends.sky.executor import SkyExecutor
 from slurmsky.backends.sky.lanes import LaneReader, lane_run
 from slurmsky.backends.sky.output import NODE_OUT, LogReader
 from slurmsky.backends.sky.task import translate
@@ -77,131 +73,6 @@ def test_lane_lines_of_elements_no_longer_followed_are_skipped(tmp_path):
 # --- the executor, with SkyPilot's managed jobs run here -------------------------------------
 
 
-class FakeSky:
-    """Managed jobs at the executor's boundary: each launch runs its task's `run` in bash on
-    a "node" here (as run_on_node does), its log a file that _tail follows."""
-
-    def __init__(self, tmp_path: Path):
-        self.tmp = tmp_path
-        self.jobs: dict[int, dict] = {}
-        self.lock = threading.Lock()
-        self.most_at_once = 0
-        self.burst = False  # logs read only once their job ended (SkyPilot's first bursts)
-        home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
-        home.mkdir(parents=True)
-        (home / "slurmsky").symlink_to(ROOT / "slurmsky")
-        (tmp_path / "sky_workdir").mkdir()
-
-    def launch(self, task: dict, num_jobs: int | None) -> list[int]:
-        assert num_jobs is None  # lanes are one launch each
-        with self.lock:
-            sky_id = len(self.jobs) + 1
-            env = {
-                "HOME": str(self.tmp / "nodehome"),
-                "PATH": os.environ["PATH"],
-                "SKYPILOT_NODE_RANK": "0",
-                "SKYPILOT_NODE_IPS": "127.0.0.1",
-                "SKYPILOT_NUM_NODES": "1",
-                "SKYPILOT_TASK_ID": f"sky-managed-{sky_id}",
-                "SKYPILOT_MANAGED_JOB_ID": str(sky_id),
-                **task.get("envs", {}),
-                **task["secrets"],
-            }
-            log = self.tmp / f"sky-{sky_id}.log"
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    ["bash", "-c", task["run"]],
-                    cwd=self.tmp / "sky_workdir",
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            self.jobs[sky_id] = dict(proc=proc, log=log, task=task, at=time.time(), cancelled=False)
-            running = sum(
-                j["proc"].poll() is None and not j["cancelled"] for j in self.jobs.values()
-            )
-            self.most_at_once = max(self.most_at_once, running)
-        return [sky_id]
-
-    def record(self, sky_id: int) -> dict:
-        job = self.jobs[sky_id]
-        code = job["proc"].poll()
-        status = (
-            "CANCELLED"
-            if job["cancelled"] and code is not None
-            else "RUNNING"
-            if code is None
-            else "SUCCEEDED"
-            if code == 0
-            else "FAILED"
-        )
-        return {
-            "job_id": sky_id,
-            "task_id": 0,
-            "job_name": job["task"].get("name"),
-            "status": status,
-            "submitted_at": job["at"],
-            "start_at": job["at"],
-            "end_at": time.time() if code is not None else None,
-            "failure_reason": None,
-            "metadata": job["task"]["_metadata"],
-            "user_name": "u",
-            "user_hash": "h",
-            "resources": "1x[CPU:1]",
-            "node_names": f"fake-node-{sky_id}",
-        }
-
-    def fetch(self, since, watched):
-        with self.lock:
-            return [self.record(i) for i in self.jobs], "h"
-
-    def tail(self, sky_id: int, follow: bool, reader):
-        job = self.jobs[sky_id]
-        offset = 0
-        deadline = time.monotonic() + 60
-        while self.burst and job["proc"].poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        while time.monotonic() < deadline:
-            ended = job["proc"].poll() is not None
-            data = job["log"].read_bytes()[offset:]
-            offset += len(data)
-            reader.write(data.decode())
-            if ended or not follow:
-                break
-            time.sleep(0.1)
-        reader.write("\n")
-        return reader
-
-    def cancel(self, sky_id: int) -> str:
-        job = self.jobs[sky_id]
-        job["cancelled"] = True
-        _kill_tree(job["proc"])
-        return f"SkyPilot job {sky_id}: cancelled"
-
-    def stop(self) -> None:
-        for job in self.jobs.values():
-            _kill_tree(job["proc"])
-            job["proc"].wait(10)
-
-
-def _kill_tree(lane: subprocess.Popen) -> None:
-    """A managed job's whole process tree, as SkyPilot's cancel ends it (a job's script
-    runs in a process group of its own)."""
-    if lane.poll() is not None:
-        return
-    try:
-        tree = psutil.Process(lane.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        tree = []
-    os.killpg(lane.pid, signal.SIGKILL)
-    for proc in tree:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-
-
 @pytest.fixture
 def lanes_world(cluster, tmp_path, monkeypatch):
     """A sky-backend cluster whose partition runs arrays in 2 lanes; the scheduler runs in
@@ -216,16 +87,13 @@ def lanes_world(cluster, tmp_path, monkeypatch):
         monkeypatch.setenv(key, cluster.env[key])
     monkeypatch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")
     monkeypatch.setattr(skysync, "SYNC_INTERVAL", 0.3)
-    fake = FakeSky(tmp_path)
-    monkeypatch.setattr(sky_executor, "_launch", fake.launch)
-    monkeypatch.setattr(sky_executor, "_fetch", fake.fetch)
-    monkeypatch.setattr(sky_executor, "_tail", fake.tail)
-    monkeypatch.setattr(sky_executor, "_cancel", fake.cancel)
+    fake = FakeSkyClient(tmp_path)
     from slurmsky.core import state
     from slurmsky.core.scheduler import Scheduler
 
     conn = state.connect()
     scheduler = Scheduler(conn, backend="sky")
+    executor = scheduler.executors["sky"] = SkyExecutor(fake)
 
     def drive(until, timeout: float = 60):
         deadline = time.monotonic() + timeout
@@ -238,9 +106,7 @@ def lanes_world(cluster, tmp_path, monkeypatch):
 
     yield cluster, fake, drive
     fake.stop()
-    for ex in scheduler.executors.values():
-        ex.pool.shutdown(wait=True)  # type: ignore[attr-defined]
-        ex.tails.shutdown(wait=True)  # type: ignore[attr-defined]
+    executor.shutdown()
     conn.close()
     os.close(fifo)
 
@@ -380,6 +246,7 @@ def test_an_agent_restarted_while_a_cut_waits_still_cuts_the_lane(lanes_world, t
         drive(lambda: conn.execute(taken, (array_id,)).fetchone() is not None)
     conn = state.connect()
     restarted = Scheduler(conn, backend="sky")
+    executor = restarted.executors["sky"] = SkyExecutor(fake)
 
     def passes(until, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -389,17 +256,14 @@ def test_an_agent_restarted_while_a_cut_waits_still_cuts_the_lane(lanes_world, t
             time.sleep(0.1)
 
     try:
-        cuts = lambda: [ex.lane_cuts for ex in restarted.executors.values()]  # noqa: E731
-        passes(lambda: cuts() and list(cuts()[0].values()) == [None], 30)
+        passes(lambda: list(executor.lanes.cuts.values()) == [None], 30)
         settle = time.monotonic() + 1
         passes(lambda: time.monotonic() > settle, 30)
         assert not any(job["cancelled"] for job in fake.jobs.values())  # 1 runs on
         gate.touch()
         passes(lambda: _done(cluster, array_id, 4), 60)
     finally:
-        for ex in restarted.executors.values():
-            ex.pool.shutdown(wait=True)  # type: ignore[attr-defined]
-            ex.tails.shutdown(wait=True)  # type: ignore[attr-defined]
+        executor.shutdown()
         conn.close()
     states = {r[0]: r[1] for r in _elements(cluster, array_id)}
     assert states == {1: "COMPLETED", 2: "COMPLETED", 3: "CANCELLED", 4: "COMPLETED"}

@@ -418,38 +418,33 @@ def test_sinfo_and_scontrol_show_the_pools_workers(world, monkeypatch):
 
 def test_the_agent_records_the_configured_pools(tmp_path, monkeypatch):
     """The executor asks SkyPilot for the configured partitions' pools (in the background,
-    as often as for the queue) and records the answer; SkyPilot's call is the fake."""
+    as often as for the queue) and records the answer; SkyPilot is the shared fake."""
     sky = pytest.importorskip("sky")
-    from slurmsky.backends.sky import executor
+    from fake_sky import FakeSkyClient
+
+    from slurmsky.backends.sky.executor import SkyExecutor
 
     (tmp_path / "config.yaml").write_text(CONFIG)
     monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("SLURMSKY_CONFIG", str(tmp_path / "config.yaml"))
-    asked = []
+    fake = FakeSkyClient(tmp_path)
     slurm = sky.Resources(cloud=sky.Slurm(), instance_type="4CPU--16GB")
-    answer = _pool_answer([_worker_info(1, "READY", resources=slurm, launched_at=1.0)])
-
-    def pool_status(names):
-        asked.append(names)
-        return answer
-
-    monkeypatch.setattr(executor, "_pool_status", pool_status)
-    ex = executor.SkyExecutor()
+    fake.pool_answer = _pool_answer([_worker_info(1, "READY", resources=slurm, launched_at=1.0)])
+    ex = SkyExecutor(fake)
     try:
         wake: list[float] = []
-        ex._pools(100.0, wake)
-        assert ex.pools_query is not None
-        ex.pools_query.result(timeout=60)
-        ex._pools(101.0, wake)  # the answer is recorded; the next query is due at 105
-        assert asked == [["slurmsky-warm"]] and wake == [105.0]
+        ex.pools.sync(100.0, wake, keep_fresh=True)
+        assert ex.pools.query is not None
+        ex.pools.query.result(timeout=60)
+        ex.pools.sync(101.0, wake, keep_fresh=True)  # recorded; the next query is due at 105
+        assert fake.pools_asked == [["slurmsky-warm"]] and wake == [105.0]
         rec = pools.recorded()[POOL]
         assert (rec["at"], [w["name"] for w in rec["workers"]]) == (100.0, [f"{POOL}-1"])
-        ex._pools(105.0, wake)
-        ex.pools_query.result(timeout=60)
-        assert len(asked) == 2
+        ex.pools.sync(105.0, wake, keep_fresh=True)
+        ex.pools.query.result(timeout=60)
+        assert len(fake.pools_asked) == 2
     finally:
-        ex.pool.shutdown()
-        ex.tails.shutdown()
+        ex.shutdown()
         ex.db.close()
 
 

@@ -19,6 +19,7 @@ from captures import read_capture
 from test_sky_units import run_on_node
 
 from slurmsky.backends.sky import steps
+from slurmsky.backends.sky.client import SkyClient
 from slurmsky.backends.sky.clusters import Clusters, allocation_env, cluster_name, launch_task
 from slurmsky.backends.sky.task import translate
 from slurmsky.commands.salloc import _allocation_vars
@@ -122,25 +123,16 @@ def test_a_step_runs_on_a_node_with_its_step_id(tmp_path):
     assert (out.getvalue(), err.getvalue(), steps.exit_code(terminal.result)) == (b"next\n", b"", 0)
 
 
-def test_sdk_calls_for_clusters_match_skypilots_signatures():
-    calls = [
-        (sky.launch, ("task",), {"cluster_name": "c", "retry_until_up": True}),
-        (sky.exec, ("task",), {"cluster_name": "c"}),
-        (sky.tail_logs, ("c", 1, True), {"output_stream": None}),
-        (sky.cancel, ("c",), {"job_ids": [1]}),
-        (sky.down, ("c",), {}),
-        (sky.api_cancel, (), {"request_ids": ["r"]}),
-    ]
-    for fn, args, kwargs in calls:
-        inspect.signature(fn).bind(*args, **kwargs)
+def test_the_cluster_handle_has_what_launch_cluster_reads():
+    """(SkyClient's cluster calls are held to SkyPilot's signatures in test_sky_client.py.)"""
     from sky.backends.cloud_vm_ray_backend import CloudVmRayResourceHandle
 
-    assert "cached_internal_ips" in vars(CloudVmRayResourceHandle)  # what _launch reads
+    assert "cached_internal_ips" in vars(CloudVmRayResourceHandle)  # what it reads
     assert "cluster_info" in inspect.signature(CloudVmRayResourceHandle.__init__).parameters
 
 
 class Calls:
-    """The SkyPilot calls Clusters makes, by name, each a Future the test completes."""
+    """The SkyClient calls Clusters makes, by name, each a Future the test completes."""
 
     def __init__(self):
         self.made: list[tuple[str, tuple, Future]] = []
@@ -167,7 +159,7 @@ def agent(tmp_path, monkeypatch):
     monkeypatch.setattr(daemon, "wake", lambda: False)
     conn = state.connect()
     calls = Calls()
-    clusters = Clusters(conn, "inst", calls)
+    clusters = Clusters(SkyClient(), conn, "inst", calls)
 
     def store(*argv: str) -> int:
         req = _salloc(tmp_path, *argv)
@@ -197,7 +189,7 @@ def test_an_allocation_runs_once_its_cluster_is_up_and_ends_as_salloc_says(agent
     from slurmsky.core.allocation import Allocation
 
     job_id = agent.store("-N2", "bash")
-    (task, name, _requests, _), launched = agent.calls.last("_launch")
+    (task, name, _requested), launched = agent.calls.last("launch_cluster")
     assert name == f"slurmsky-{job_id}-inst" and "run" not in task
     agent.sync()
     assert _job(agent, job_id).state == "CONFIGURING"
@@ -211,7 +203,7 @@ def test_an_allocation_runs_once_its_cluster_is_up_and_ends_as_salloc_says(agent
         alloc.job_id = job_id
         alloc.relinquish(3, wait=0)
     agent.sync()
-    (down_name,), down = agent.calls.last("_take_down")
+    (down_name,), down = agent.calls.last("down")
     assert down_name == name and _job(agent, job_id).state == "COMPLETING"
     down.set_result(None)
     agent.sync()
@@ -224,22 +216,22 @@ def test_scancel_during_the_launch_stops_it_then_takes_the_cluster_down(agent):
     from slurmsky.core import jobcontrol
 
     job_id = agent.store("bash")
-    _, launched = agent.calls.last("_launch")
+    _, launched = agent.calls.last("launch_cluster")
     agent.clusters.requests[job_id] = "req-1"
     jobcontrol.cancel(agent.conn, [_job(agent, job_id)])
     agent.sync()
     agent.sync()
-    assert [n for n, _, _ in agent.calls.made] == ["_launch", "_cancel_request"]
-    assert agent.calls.last("_cancel_request")[0] == ("req-1",)
+    assert [n for n, _, _ in agent.calls.made] == ["launch_cluster", "cancel_request"]
+    assert agent.calls.last("cancel_request")[0] == ("req-1",)
     launched.set_exception(RuntimeError("cancelled"))
     agent.sync()
     agent.sync()
-    _, down = agent.calls.last("_take_down")
+    _, down = agent.calls.last("down")
     down.set_exception(RuntimeError("try again"))
     agent.sync(1002.0)
     assert agent.sync(1003.0) == [1062.0]  # a failed down is tried again a minute later
     agent.sync(1062.0)
-    _, down = agent.calls.last("_take_down")
+    _, down = agent.calls.last("down")
     down.set_result(None)
     agent.sync(1063.0)
     job = _job(agent, job_id)
@@ -248,11 +240,11 @@ def test_scancel_during_the_launch_stops_it_then_takes_the_cluster_down(agent):
 
 def test_a_failed_launch_fails_the_allocation_after_its_down(agent):
     job_id = agent.store("bash")
-    _, launched = agent.calls.last("_launch")
+    _, launched = agent.calls.last("launch_cluster")
     launched.set_exception(RuntimeError("\x1b[31mResourcesUnavailableError\x1b[0m: no nodes"))
     agent.sync()
     agent.sync()
-    agent.calls.last("_take_down")[1].set_result(None)
+    agent.calls.last("down")[1].set_result(None)
     agent.sync()
     job = _job(agent, job_id)
     assert (job.state, job.exit_code) == ("FAILED", 1)
@@ -263,12 +255,12 @@ def test_time_limit_and_a_restarted_agent(agent):
     from slurmsky.core import state
 
     job_id = agent.store("-t", "2", "bash")
-    agent.calls.last("_launch")[1].set_result((["n1"], ["10.0.0.1"]))
+    agent.calls.last("launch_cluster")[1].set_result((["n1"], ["10.0.0.1"]))
     agent.sync()
     limit = 1000.0 + 2 * state.seconds_per_minute()
     assert agent.sync(1010.0) == [limit]
     # a new agent: the cluster is up, nothing to launch again; the limit still holds
-    fresh = Clusters(agent.conn, "inst", agent.calls)
+    fresh = Clusters(SkyClient(), agent.conn, "inst", agent.calls)
     fresh.sync(limit + 1, [])
     fresh.sync(limit + 2, [])
     assert _job(agent, job_id).state == "COMPLETING"
@@ -277,6 +269,6 @@ def test_time_limit_and_a_restarted_agent(agent):
     assert (_job(agent, job_id).state, _job(agent, job_id).reason) == ("TIMEOUT", "TimeLimit")
     # one whose launch an agent that died never saw end is launched again
     other = agent.store("bash")
-    again = Clusters(agent.conn, "inst", agent.calls)
+    again = Clusters(SkyClient(), agent.conn, "inst", agent.calls)
     again.sync(1001.0, [])
-    assert agent.calls.last("_launch")[0][1] == f"slurmsky-{other}-inst"
+    assert agent.calls.last("launch_cluster")[0][1] == f"slurmsky-{other}-inst"

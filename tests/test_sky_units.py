@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from slurmsky.backends.sky import sync as skysync
-from slurmsky.backends.sky.executor import QUEUE_FIELDS
+from slurmsky.backends.sky.client import QUEUE_FIELDS
 from slurmsky.backends.sky.output import LogReader, sky_run
 from slurmsky.backends.sky.task import translate, workdir_lines
 from slurmsky.config import Config
@@ -327,7 +327,7 @@ def test_translate_output_runs_as_a_num_jobs_batch(tmp_path):
 
 def test_translated_tasks_pass_skypilots_validation(tmp_path):
     """The stored task and what the executor launches (with its secret and metadata)."""
-    from slurmsky.backends.sky.executor import SECRET_VAR
+    from slurmsky.runtime.spec import SECRET_VAR
 
     cfg = Config(
         path="x",

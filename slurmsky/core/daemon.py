@@ -38,27 +38,36 @@ def wake() -> bool:
     """Tell the agent to look at the state now; start it if none runs (-> whether this call
     started one). With no FIFO (deleted under a running agent) or something else in its
     place, a running agent is signalled instead: it makes its FIFO anew."""
+    heard = nudge()
+    if heard == "sent":
+        return False
+    if heard == "unheard" or not _nudge():
+        _spawn()
+        return True
+    return False
+
+
+def nudge() -> str:
+    """Write a wake-up into the agent's FIFO, starting nothing: `sent` (or the FIFO is full
+    of them already), `unheard` (no agent reads it), or `missing` (no FIFO, or something
+    else in its place). The agent's own threads call it when a call they made returns."""
     try:
         fd = os.open(_path("agent.fifo"), os.O_WRONLY | os.O_NONBLOCK)
     except OSError as exc:
-        if exc.errno not in (errno.ENXIO, errno.ENOENT, errno.EISDIR):
-            raise
-        if exc.errno == errno.ENXIO or not _nudge():
-            _spawn()
-            return True
-        return False
+        if exc.errno == errno.ENXIO:
+            return "unheard"
+        if exc.errno in (errno.ENOENT, errno.EISDIR):
+            return "missing"
+        raise
     try:
         if not stat.S_ISFIFO(os.fstat(fd).st_mode):
-            if not _nudge():
-                _spawn()
-                return True
-            return False
+            return "missing"
         os.write(fd, b"!")
     except BlockingIOError:
         pass  # the FIFO is full of wake-ups already
     finally:
         os.close(fd)
-    return False
+    return "sent"
 
 
 def revive(conn) -> None:

@@ -8,7 +8,7 @@ import sqlite3
 
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
-from slurmsky.core.states import STARTED_STATES
+from slurmsky.core.states import ACTIVE_STATES, STARTED_STATES
 
 REQUEUE_DELAY = 2  # minutes before a requeued job is eligible again (Slurm's BeginTime)
 
@@ -58,6 +58,20 @@ def finish(
         fields = dict(extra, **_final_fields(job, result, now))
         state.update_job(conn, job_id, **fields)
     return fields
+
+
+def pend_again(conn: sqlite3.Connection, job_id: int, **fields) -> bool:
+    """A job handed to an outside queue that is to go out again (its launch never got
+    there, or cannot reach it now; a lane cut before it): pending, with no ref."""
+    return state.update_job(
+        conn,
+        job_id,
+        where_state=ACTIVE_STATES,
+        state="PENDING",
+        executor_ref=None,
+        start_time=None,
+        **fields,
+    )
 
 
 def requeued_fields(job: JobRecord, now: float) -> dict:

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
 from slurmsky.core.transitions import finish
+
+TYPE_CHECKING = False  # salloc reads allocation_env: no typing import at run time
+if TYPE_CHECKING:
+    from slurmsky.backends.sky.client import SkyClient
 
 log = logging.getLogger("slurmsky.core.daemon")
 
@@ -65,8 +68,8 @@ def allocation_env(spec: dict, ref: dict) -> dict[str, str]:
 class Clusters:
     """The agent's side of salloc's clusters (the sky executor's sync() calls sync())."""
 
-    def __init__(self, db, instance: str, background):
-        self.db, self.instance, self.background = db, instance, background
+    def __init__(self, client: SkyClient, db, instance: str, background):
+        self.client, self.db, self.instance, self.background = client, db, instance, background
         self.launches: dict[int, Future] = {}  # job id -> future of (node names, IPs)
         self.requests: dict[int, str] = {}  # job id -> its launch's request id (to cancel)
         self.cancelled: set[int] = set()  # launches asked to stop (api_cancel sent)
@@ -81,8 +84,11 @@ class Clusters:
         return {"cluster": name}
 
     def _start(self, job_id: int, name: str, task: dict) -> None:
+        def requested(request: str) -> None:  # its request id, to cancel it
+            self.requests[job_id] = request
+
         self.launches[job_id] = self.background(
-            _launch, launch_task(task), name, self.requests, job_id, pool=self.pool
+            self.client.launch_cluster, launch_task(task), name, requested, pool=self.pool
         )
 
     def jobs(self) -> list[JobRecord]:
@@ -173,7 +179,7 @@ class Clusters:
             request = self.requests.get(job.job_id)
             if request is not None and job.job_id not in self.cancelled:
                 self.cancelled.add(job.job_id)
-                self.background(_cancel_request, request)
+                self.background(self.client.cancel_request, request)
             return False
         down = self.downs.get(job.job_id)
         if down is None:
@@ -182,7 +188,7 @@ class Clusters:
                 wake.append(retry)
                 return False
             log.info("job %s: taking cluster %s down", job.job_id, ref["cluster"])
-            self.downs[job.job_id] = self.background(_take_down, ref["cluster"])
+            self.downs[job.job_id] = self.background(self.client.down, ref["cluster"])
             return job.kill_sent is None and state.update_job(self.db, job.job_id, kill_sent=now)
         if not down.done():
             return False
@@ -211,45 +217,3 @@ class Clusters:
         if job.kill_action == "cancel" or not ref.get("end"):
             return dict(steps, state="CANCELLED", end=now)
         return dict(steps, **ref["end"])
-
-
-# --- SkyPilot calls (the executor's pool threads) ------------------------------------------
-
-
-def _launch(task: dict, name: str, requests: dict, job_id: int) -> tuple[list[str], list[str]]:
-    """sky.launch the cluster; its node names and IPs, head first."""
-    import copy
-
-    import sky
-
-    # retry_until_up: no capacity now is a wait (CF), as a Slurm job waits for its nodes
-    request = sky.launch(
-        sky.Task.from_yaml_config(copy.deepcopy(task)), cluster_name=name, retry_until_up=True
-    )
-    requests[job_id] = request
-    handle: Any  # a CloudVmRayResourceHandle; its repr raises in consolidation mode
-    _job, handle = sky.get(request)
-    ips = [str(ip) for ip in (handle.cached_internal_ips or handle.cached_external_ips or [])]
-    try:
-        names = [str(n) for n in handle.cached_cluster_info.get_node_names()]
-    except Exception:  # a handle without node names: the IPs name the nodes
-        names = []
-    if len(names) != len(ips):
-        names = list(ips)
-    return names, ips
-
-
-def _cancel_request(request: str) -> None:
-    import sky
-
-    sky.get(sky.api_cancel(request_ids=[request]))
-
-
-def _take_down(name: str) -> None:
-    """sky.down the cluster; one that is not there any more is down."""
-    import sky
-
-    try:
-        sky.get(sky.down(name))
-    except sky.exceptions.ClusterDoesNotExist:
-        pass

@@ -78,13 +78,9 @@ def _partitions(cfg, enabled: list[str] | None) -> list:
 
 def _enabled() -> list[str] | str:
     """The infra SkyPilot's server has enabled, or why it could not say."""
-    import os
+    from slurmsky.backends.sky.client import CLIENT
 
-    os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")
     try:
-        import sky
-        from sky.client import sdk
-
-        return sorted(str(c) for c in sky.get(sdk.enabled_clouds(expand=True)))
+        return CLIENT.enabled_clouds()
     except Exception as exc:  # SkyPilot's errors are many; doctor reports, never fails on one
         return " ".join(str(exc).split())[:200]

@@ -11,7 +11,7 @@ first starts within a second of the one before it.
 Every element keeps its own row: PENDING until its lane starts it, RUNNING from its start
 marker (the node's clock), then its own RESULT. LaneReader hands each element's lines to
 that element's LogReader (its files, its append mode, its RESULT); the executor moves the
-rows (SkyExecutor._lane_progress).
+rows (lane_tracker.py).
 
 No channel reaches a running managed job from home, so `scancel` of one element cuts its
 lane: at once when that element runs; when the lane's running element ends (or at once when
@@ -57,7 +57,7 @@ class LaneReader(MarkerStream):
     not followed, or that ended, are skipped), the time each element started, and a call of
     `event` at each element's start and end (to wake the agent)."""
 
-    def __init__(self, members: dict[int, LogReader], event: Callable[[], None]):
+    def __init__(self, members: dict[int, LogReader], event: Callable[[], object]):
         self.members = members
         self.event = event
         self.started: dict[int, float] = {}

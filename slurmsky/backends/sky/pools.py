@@ -8,7 +8,7 @@ SkyPilot's run directory on the worker, or in -D where that is a path on the clu
 A pool worker is one node: multi-node jobs are refused at submission.
 
 What sinfo shows. The agent asks SkyPilot for the pools of the configured partitions as it
-asks for the queue (`sky.jobs.pool_status`, query_status) and records the answer in
+asks for the queue (`sky.jobs.pool_status`, watcher.PoolWatcher) and records the answer in
 POOLS_FILE (record()); sinfo and scontrol read that file (worker_nodes()), never SkyPilot.
 Each worker is a node named as SkyPilot names its cluster (`POOL-REPLICA_ID`, e.g.
 `slurmsky-warm-1`: unique across pools, stable while the worker lives, a fresh name for a
@@ -20,8 +20,7 @@ responding (idle*, mix*, alloc*); SHUTTING_DOWN idle%, powering down; failed or 
 down. Its CPUs, memory and GPU are SkyPilot's account of the worker (resources_str_full,
 made by the API server from the worker's launched resources), else the partition's.
 
-Standard library only, but for the SDK calls of `slurmsky pool up/down/status` and the
-agent's query_status().
+Standard library only: `slurmsky pool up/down/status` call SkyPilot through client.CLIENT.
 """
 
 from __future__ import annotations
@@ -175,16 +174,11 @@ def named_pool(cfg, part_name: str) -> tuple[str, dict]:
 def up(cfg, part_name: str) -> str:
     """Create the partition's pool, or apply its config again (its workers count)."""
     name, part = named_pool(cfg, part_name)
-    import sky
-    from sky.serve import serve_utils
+    from slurmsky.backends.sky.client import CLIENT
 
     task = pool_task(part_name, part)
     workers = task["pool"]["workers"]
-    with contextlib.redirect_stdout(sys.stderr):  # SkyPilot's table of the resources it chose
-        request = sky.jobs.pool_apply(
-            sky.Task.from_yaml_config(task), name, mode=serve_utils.UpdateMode.ROLLING
-        )
-        sky.get(request)
+    CLIENT.pool_apply(task, name)
     return f"pool {name} of partition {part_name}: {workers} worker(s) applied"
 
 
@@ -220,23 +214,16 @@ def down(cfg, part_name: str, wait: float = 600.0) -> str:
 
 def _down(name: str) -> list[str]:
     """Ask SkyPilot to take the pool down: the ids of the pool's jobs that keep it up."""
-    import io
+    from slurmsky.backends.sky.client import CLIENT
 
-    import sky
-
-    from slurmsky.backends.sky import sync
-
-    said = io.StringIO()
-    with contextlib.redirect_stdout(sys.stderr):
-        sky.stream_and_get(sky.jobs.pool_down(name), output_stream=said)
-    held = re.search(r"has \d+ nonterminal jobs: ([\d,]+)", sync.clean(said.getvalue()))
+    held = re.search(r"has \d+ nonterminal jobs: ([\d,]+)", CLIENT.pool_down(name))
     return held.group(1).split(",") if held else []
 
 
 def _found(name: str) -> dict | None:
-    import sky
+    from slurmsky.backends.sky.client import CLIENT
 
-    return next((p for p in sky.get(sky.jobs.pool_status(name)) if p.get("name") == name), None)
+    return next((p for p in CLIENT.pool_status([name]) if p.get("name") == name), None)
 
 
 def status(cfg, part_name: str) -> list[str]:
@@ -270,17 +257,6 @@ def configured_pools(cfg: Config) -> list[str]:
     """The pool names of the configured partitions that have one."""
     names = (pool_of(name, part) for name, part in (cfg.partitions or {}).items())
     return sorted({name for name in names if name})
-
-
-def query_status(names: list[str]) -> list[dict]:
-    """SkyPilot's records of these pools (the agent's pool threads; none without a jobs
-    controller)."""
-    import sky
-
-    try:
-        return sky.get(sky.jobs.pool_status(names))
-    except sky.exceptions.ClusterNotUpError:  # no controller: no pool is up
-        return []
 
 
 def record(answer: list[dict], names: list[str], at: float) -> None:

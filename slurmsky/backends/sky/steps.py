@@ -118,24 +118,19 @@ def run_step(conn, job: JobRecord, options: list[str], command: list[str]) -> in
     sid = next_step(conn, job.job_id)
     now = time.time()
     body = step_task(task, spec, ref, options + command, sid, now, job.start_time or now)
-    os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # never auto-start one
-    import sky
+    from slurmsky.backends.sky.client import CLIENT
 
     cluster = ref["cluster"]
     try:
-        cluster_job, _handle = sky.get(
-            sky.exec(sky.Task.from_yaml_config(body), cluster_name=cluster)
-        )
+        cluster_job = CLIENT.exec(body, cluster)
     except Exception as exc:
         from slurmsky.backends.sky.sync import clean
 
         raise SlurmError(f"Unable to create step for job {job.job_id}: {clean(str(exc))}") from None
-    assert cluster_job is not None  # None only for a dry run
     cancelled = _cancel_on_signals(cluster, cluster_job, f"{job.job_id}.{sid}")
     out = Terminal()
     for _ in range(TAIL_TRIES):
-        # Terminal is file-like (write, flush), all tail_logs uses of its output_stream
-        sky.tail_logs(cluster, cluster_job, follow=True, output_stream=out)  # type: ignore[call-overload]
+        CLIENT.tail_cluster(cluster, cluster_job, out)
         out.write("\n")
         if out.result is not None or cancelled.is_set():
             break
@@ -162,9 +157,9 @@ def _cancel_on_signals(cluster: str, cluster_job: int, step: str) -> threading.E
 
 
 def _cancel(cluster: str, cluster_job: int) -> None:
-    import sky
+    from slurmsky.backends.sky.client import CLIENT
 
-    sky.get(sky.cancel(cluster, job_ids=[cluster_job]))
+    CLIENT.cancel_cluster_job(cluster, cluster_job)
 
 
 def _record(conn, job_id: int, sid: int, command: list[str], result: dict | None, start: float):

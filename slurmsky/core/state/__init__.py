@@ -14,7 +14,8 @@ elements named by index).
 One module a seam, lowest first (each imports only those before it): `db` (the directory,
 schema, migrations, connect, the write lock), `records` (a row as a JobRecord and back),
 `submissions` (ids, specs, signals), `arrays` (a pending record's elements), `queries` (the
-read commands'), `agent` (the agent's pass). Callers use the names below, as `state.NAME`.
+read commands'), `agent` (the agent's pass), `handed` (a backend's jobs handed on to an
+outside queue). Callers use the names below, as `state.NAME`.
 Imports stay light (stdlib only): sbatch and squeue load this package on every call."""
 
 from slurmsky.core.state.agent import (
@@ -22,8 +23,6 @@ from slurmsky.core.state.agent import (
     active_executors,
     active_jobs,
     active_jobs_exist,
-    handed_jobs_exist,
-    jobs_with_ref,
     needs_agent,
     pass_position,
     pending_jobs,
@@ -41,6 +40,16 @@ from slurmsky.core.state.db import (
     seconds_per_minute,
     unusable,
     write,
+)
+from slurmsky.core.state.handed import (
+    active_jobs_without,
+    array_elements_out,
+    cancelled_unsent,
+    handed_jobs_exist,
+    jobs_with_ref,
+    killed_refs,
+    lane_kept,
+    refs_with_token,
 )
 from slurmsky.core.state.queries import (
     MIN_JOB_AGE,
@@ -123,4 +132,10 @@ __all__ = [
     "pass_position",
     "pending_jobs",
     "started_jobs",
+    "active_jobs_without",
+    "array_elements_out",
+    "cancelled_unsent",
+    "killed_refs",
+    "lane_kept",
+    "refs_with_token",
 ]

@@ -1,7 +1,7 @@
 """What the agent reads: the jobs a pass works on (`pending_jobs`, in the order of
 `PASS_COLUMNS`' index; `started_jobs`, `active_jobs`), the executors that have active jobs,
-and whether an agent is needed at all (`needs_agent`, `active_jobs_exist`, and a backend's
-`handed_jobs_exist`, `jobs_with_ref`)."""
+and whether an agent is needed at all (`needs_agent`, `active_jobs_exist`; a backend that
+hands jobs on asks handed.py)."""
 
 from __future__ import annotations
 
@@ -145,28 +145,3 @@ def needs_agent(conn: sqlite3.Connection, followed: tuple[str, ...] = ()) -> boo
 def active_jobs_exist(conn: sqlite3.Connection) -> bool:
     sql = f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1"
     return conn.execute(sql, ACTIVE_STATES).fetchone() is not None
-
-
-def handed_jobs_exist(conn: sqlite3.Connection, executor: str, below: int, waiting: str) -> bool:
-    """Whether `executor` has an active job of its own (an id below `below`: an outside
-    queue's other jobs come above) that it handed on (an executor_ref) or whose reason starts
-    with `waiting` (it waits for the outside queue to answer): Backend.needs_agent's question."""
-    sql = (
-        f"SELECT 1 FROM jobs WHERE executor = ? AND job_id < ? AND state IN "
-        f"({', '.join('?' * len(ACTIVE_STATES))}) AND (executor_ref IS NOT NULL "
-        "OR reason LIKE ? || '%') LIMIT 1"
-    )
-    args = (executor, below, *ACTIVE_STATES, waiting)
-    return conn.execute(sql, args).fetchone() is not None
-
-
-def jobs_with_ref(conn: sqlite3.Connection, executor: str, key: str) -> list[JobRecord]:
-    """The active jobs of `executor` whose executor_ref holds `key` (sky's allocations that
-    hold, or are getting, a cluster: `cluster`), as find_jobs gives them."""
-    sql = (
-        f"SELECT job_id FROM jobs WHERE executor = ? AND state IN "
-        f"({', '.join('?' * len(ACTIVE_STATES))}) "
-        "AND json_extract(executor_ref, ?) IS NOT NULL"
-    )
-    ids = [r[0] for r in conn.execute(sql, (executor, *ACTIVE_STATES, f"$.{key}"))]
-    return find_jobs(conn, ids=ids) if ids else []

@@ -1,0 +1,248 @@
+"""SkyClient: the only code that calls SkyPilot's SDK.
+
+Everything else in backends/sky talks to SkyPilot through one `SkyClient` (the executor, its
+launcher, queue watcher, log readers and salloc's clusters get it as a parameter; srun's
+steps, the pool commands and doctor use `CLIENT`), so tests swap it for one shared fake
+(tests/fake_sky.py, checked against this class and SkyPilot's real signatures).
+
+SkyPilot (~2.3 s to import) is imported inside each method: only the agent, srun in an
+allocation and the `slurmsky` tool's SkyPilot subcommands pay for it. Each call returns plain
+values (ids, dicts, text); what SkyPilot raises passes through, but for an API server that
+does not answer, which is `Unreachable` naming its endpoint (the pending reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import os
+import sys
+import urllib.parse
+from typing import Any
+
+from slurmsky.backends.sky import server
+from slurmsky.backends.sky.sync import clean
+
+# What the queue watcher asks SkyPilot's managed-job queue for (sync.py reads these).
+QUEUE_FIELDS = [
+    "job_id",
+    "task_id",
+    "job_name",
+    "status",
+    "submitted_at",
+    "start_at",
+    "end_at",
+    "failure_reason",
+    "metadata",
+    "user_name",
+    "user_hash",
+    "resources",
+    "node_names",
+]
+
+
+class Unreachable(Exception):
+    """The API server did not answer; str() is the pending reason, naming its endpoint."""
+
+
+def _sdk():
+    os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # never auto-start one
+    import sky
+
+    return sky
+
+
+class SkyClient:
+    """SkyPilot's SDK as slurmsky uses it: managed jobs, their queue and logs, pools,
+    salloc's clusters and the steps run in them."""
+
+    # --- the API server ------------------------------------------------------------------
+
+    def endpoint(self) -> str:
+        """SkyPilot's API server URL, without credentials (it names the server in reasons)."""
+        _sdk()
+        from sky.server import common
+
+        parts = urllib.parse.urlsplit(common.get_server_url())
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+    def check_server(self) -> None:
+        """Raise Unreachable (naming the endpoint) unless the API server answers /api/health."""
+        url = self.endpoint()
+        if server.health(url) is None:  # {} when it answered behind auth
+            raise Unreachable(f"SkyPilotApiServerUnreachable:{url}")
+
+    def _unreachable_instead(self, exc: Exception) -> None:
+        """After a failed call: raise Unreachable when the server went away meanwhile or did
+        not answer for a while (the job pends and goes out again), not SkyPilot's side effect."""
+        self.check_server()
+        if server.connection_error(exc):
+            raise Unreachable(f"SkyPilotApiServerUnreachable:{self.endpoint()}") from exc
+
+    # --- managed jobs --------------------------------------------------------------------
+
+    def launch(self, task: dict, num_jobs: int | None) -> list[int]:
+        """`sky.jobs.launch` of a task config (its `_metadata.slurmsky.pool` names a pool):
+        the new managed jobs' ids, in order."""
+        self.check_server()
+        sky = _sdk()
+        try:
+            request = sky.jobs.launch(
+                sky.Task.from_yaml_config(copy.deepcopy(task)),
+                name=task.get("name"),
+                pool=task["_metadata"]["slurmsky"].get("pool"),
+                num_jobs=num_jobs,
+            )
+            ids, _handle = sky.get(request)  # the handle's repr raises in consolidation mode
+        except Exception as exc:
+            self._unreachable_instead(exc)
+            raise
+        assert ids is not None  # None only for a dry run
+        return sorted(ids)
+
+    def queue(self, since: float | None, watched: list[int]) -> tuple[list[dict], str | None]:
+        """Active jobs (all users), jobs submitted from `since` on whatever their state (None:
+        every finished job too), and the `watched` ones that finished meanwhile; and this
+        user's hash."""
+        self.check_server()
+        sky = _sdk()
+        from sky.utils import common_utils
+
+        def query(**kw) -> list[dict]:
+            try:
+                records = sky.get(
+                    sky.jobs.queue_v2(refresh=False, all_users=True, fields=QUEUE_FIELDS, **kw)
+                )[0]
+            except sky.exceptions.ClusterNotUpError:  # no controller: no jobs
+                return []
+            return [
+                dict({f: rec.get(f) for f in QUEUE_FIELDS}, status=rec["status"].value)
+                for rec in records
+            ]
+
+        try:
+            if since is None:
+                records = query(skip_finished=False)
+            else:
+                records = query(skip_finished=True)
+                seen = {(r["job_id"], r["task_id"]) for r in records}
+                records += [
+                    r
+                    for r in query(submitted_after=since)
+                    if (r["job_id"], r["task_id"]) not in seen
+                ]
+            missing = sorted(set(watched) - {r["job_id"] for r in records})
+            if missing:
+                records += query(job_ids=missing)
+        except Exception:
+            self.check_server()  # the server went away meanwhile: say so
+            raise
+        return records, common_utils.get_user_hash()
+
+    def cancel(self, sky_id: int) -> str:
+        """`sky.jobs.cancel` never raises for unknown or finished ids: its streamed text says."""
+        sky = _sdk()
+        out = io.StringIO()
+        sky.stream_and_get(sky.jobs.cancel(job_ids=[sky_id]), output_stream=out)
+        return f"SkyPilot job {sky_id}: " + " ".join(clean(out.getvalue()).split())
+
+    def tail(self, sky_id: int, follow: bool, stream: Any) -> Any:
+        """A managed job's run log into `stream` (file-like: write, flush), then a newline."""
+        sky = _sdk()
+        # SkyPilot annotates output_stream as io.TextIOBase; write and flush are all it uses
+        sky.jobs.tail_logs(job_id=sky_id, follow=follow, output_stream=stream)
+        stream.write("\n")
+        return stream
+
+    # --- pools ---------------------------------------------------------------------------
+
+    def pool_status(self, names: list[str]) -> list[dict]:
+        """SkyPilot's records of these pools (none without a jobs controller)."""
+        sky = _sdk()
+        try:
+            return sky.get(sky.jobs.pool_status(names))
+        except sky.exceptions.ClusterNotUpError:
+            return []
+
+    def pool_apply(self, task: dict, name: str) -> None:
+        """Create a pool from its task config, or apply it again (rolling)."""
+        sky = _sdk()
+        from sky.serve import serve_utils
+
+        with contextlib.redirect_stdout(sys.stderr):  # SkyPilot's table of the resources
+            request = sky.jobs.pool_apply(
+                sky.Task.from_yaml_config(task), name, mode=serve_utils.UpdateMode.ROLLING
+            )
+            sky.get(request)
+
+    def pool_down(self, name: str) -> str:
+        """Ask SkyPilot to take a pool down: what its request's log said (plain text)."""
+        sky = _sdk()
+        said = io.StringIO()
+        with contextlib.redirect_stdout(sys.stderr):
+            sky.stream_and_get(sky.jobs.pool_down(name), output_stream=said)
+        return clean(said.getvalue())
+
+    # --- clusters (salloc) and the steps run in them -------------------------------------
+
+    def launch_cluster(self, task: dict, name: str, requested) -> tuple[list[str], list[str]]:
+        """`sky.launch` a cluster until it is up (no capacity now is a wait, as a Slurm job
+        waits for its nodes); `requested(request_id)` is called first (to cancel it). Its
+        node names and IPs, head first."""
+        sky = _sdk()
+        request = sky.launch(
+            sky.Task.from_yaml_config(copy.deepcopy(task)), cluster_name=name, retry_until_up=True
+        )
+        requested(request)
+        handle: Any  # a CloudVmRayResourceHandle; its repr raises in consolidation mode
+        _job, handle = sky.get(request)
+        ips = [str(ip) for ip in (handle.cached_internal_ips or handle.cached_external_ips or [])]
+        try:
+            names = [str(n) for n in handle.cached_cluster_info.get_node_names()]
+        except Exception:  # a handle without node names: the IPs name the nodes
+            names = []
+        if len(names) != len(ips):
+            names = list(ips)
+        return names, ips
+
+    def cancel_request(self, request: str) -> None:
+        sky = _sdk()
+        sky.get(sky.api_cancel(request_ids=[request]))
+
+    def down(self, name: str) -> None:
+        """`sky.down` a cluster; one that is not there any more is down."""
+        sky = _sdk()
+        try:
+            sky.get(sky.down(name))
+        except sky.exceptions.ClusterDoesNotExist:
+            pass
+
+    def exec(self, task: dict, cluster: str) -> int:
+        """`sky.exec` a task on a cluster: the cluster job's id."""
+        sky = _sdk()
+        cluster_job, _handle = sky.get(
+            sky.exec(sky.Task.from_yaml_config(task), cluster_name=cluster)
+        )
+        assert cluster_job is not None  # None only for a dry run
+        return cluster_job
+
+    def tail_cluster(self, cluster: str, cluster_job: int, stream: Any) -> None:
+        """A cluster job's log into `stream` (file-like), followed until it ends."""
+        sky = _sdk()
+        sky.tail_logs(cluster, cluster_job, follow=True, output_stream=stream)
+
+    def cancel_cluster_job(self, cluster: str, cluster_job: int) -> None:
+        sky = _sdk()
+        sky.get(sky.cancel(cluster, job_ids=[cluster_job]))
+
+    def enabled_clouds(self) -> list[str]:
+        """The infra the API server has enabled."""
+        sky = _sdk()
+        from sky.client import sdk
+
+        return sorted(str(c) for c in sky.get(sdk.enabled_clouds(expand=True)))
+
+
+CLIENT = SkyClient()

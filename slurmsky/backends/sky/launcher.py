@@ -1,0 +1,203 @@
+"""A released job handed to SkyPilot: the launches, and their answers recorded.
+
+What is launched is the task stored with the submission (its plan), with `run` made for this
+launch from the plan's runtime spec: a dense array without a throttle is ONE launch with
+num_jobs=N (SKYPILOT_JOB_RANK picks the element: the spec lists every index and id); an array
+on a partition with lanes, a few launches that each run their share of elements in turn
+(lanes.py); anything else one launch per job or element. The job's step secret travels in
+the task's `secrets`, never in `envs`; the Slurm ids, this state directory's instance id and
+a launch token go in `_metadata`, so a job is found again after an agent restart.
+
+Launches run on the executor's thread pool; `collect` records the SkyPilot ids of those that
+returned, pends a job again when the API server did not answer, and fails it when SkyPilot
+refused its task.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from slurmsky.backends.sky import lanes
+from slurmsky.backends.sky import sync as skysync
+from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.backends.sky.output import NODE_ERR, NODE_OUT, sky_run
+from slurmsky.backends.sky.task import cluster_workdir, with_runtime
+from slurmsky.backends.sky.watcher import Background, QueueWatcher
+from slurmsky.core import state, transitions
+from slurmsky.core.state import JobRecord
+from slurmsky.core.states import ACTIVE_STATES
+from slurmsky.runtime.spec import SECRET_VAR
+
+log = logging.getLogger("slurmsky.core.daemon")
+
+
+def lanes_of(task: dict) -> int | None:
+    """How many lanes the stored task's array runs in (None: not in lanes)."""
+    return task.get("_metadata", {}).get("slurmsky", {}).get("lanes")
+
+
+def dense(spec: dict) -> bool:
+    """An array that goes out as one launch of num_jobs elements (no throttle, one range)."""
+    array = spec.get("array")
+    if not array or array.get("throttle"):
+        return False
+    return "," not in array["ranges"] and ":" not in array["ranges"]
+
+
+def launch_task(
+    task: dict,
+    spec: dict,
+    job: JobRecord,
+    meta: dict,
+    *,
+    whole: bool,
+    lane: list[JobRecord] | None = None,
+) -> dict:
+    """The stored task with `run` for one launch (of the array's elements in `lane`, one
+    after another, when given; of every element with `whole`), `meta` in its metadata, and
+    a new step secret."""
+    task = copy.deepcopy(task)
+    separate = spec.get("error") not in (None, spec.get("output"))
+    node = dict(spec, environment=None, output=NODE_OUT, error=NODE_ERR if separate else None)
+    meta = dict(task.get("_metadata", {}).get("slurmsky", {}), **meta)
+    workdir = cluster_workdir(task, spec)
+    if lane:
+        node["array"] = dict(spec["array"], lane=[[m.array_task_id, m.job_id] for m in lane])
+        meta["lane"] = [m.job_id for m in lane]
+        task["run"] = with_runtime(task, lanes.lane_run(node, workdir, len(lane)))
+    else:
+        if spec.get("array") and not whole:
+            node["array"] = dict(spec["array"], task_id=job.array_task_id, task_job_id=job.job_id)
+            meta.update(job_id=job.job_id, array_task_id=job.array_task_id)
+        task["run"] = with_runtime(task, sky_run(node, workdir))
+    task["_metadata"] = {"slurmsky": meta}
+    task["secrets"] = {SECRET_VAR: secrets.token_hex(32)}
+    return task
+
+
+class Launcher:
+    def __init__(
+        self,
+        client: SkyClient,
+        db,
+        instance: str,
+        background: Background,
+        watcher: QueueWatcher,
+        cancel: Callable[[int], None],
+    ):
+        self.client, self.db, self.instance = client, db, instance
+        self.background, self.watcher, self.cancel = background, watcher, cancel
+        self.pending: dict[str, Future] = {}  # launch token -> future of the SkyPilot ids
+        self.groups: dict[int, str] = {}  # array submission -> token of its num_jobs launch
+
+    def launch(self, job: JobRecord, spec: dict, task: dict, ref: dict) -> dict:
+        """Hand the job to SkyPilot (in the background); its ref, with its launch's token
+        (and its rank in a num_jobs launch, or its seq in a lane)."""
+        token = ref["token"]
+        limit = lanes_of(task)
+        if limit is not None:
+            return self._lanes(job, spec, task, ref, limit)
+        if dense(spec):
+            token = self._group(job, spec, task, token)
+            return dict(ref, token=token, rank=job.array_rank)
+        self._submit(token, self._task(task, spec, job, token, whole=False), None)
+        return ref
+
+    def _task(self, task: dict, spec: dict, job: JobRecord, token: str, **kw) -> dict:
+        return launch_task(task, spec, job, {"instance": self.instance, "token": token}, **kw)
+
+    def _group(self, job: JobRecord, spec: dict, task: dict, token: str) -> str:
+        """The token of the array's one num_jobs launch: this element's sibling's, or a new
+        launch when every other element is still pending and free (else per element)."""
+        if job.submission in self.groups:
+            return self.groups[job.submission]
+        siblings = [
+            s for s in state.find_jobs(self.db, ids=[job.array_job_id]) if s.job_id != job.job_id
+        ]
+        for s in siblings:
+            if s.executor_ref and s.executor_ref.get("rank") is not None:
+                self.groups[job.submission] = s.executor_ref["token"]
+                return self.groups[job.submission]
+        if all(s.state == "PENDING" and not s.held and not s.executor_ref for s in siblings):
+            self.groups[job.submission] = token
+            launched = self._task(task, spec, job, token, whole=True)
+            self._submit(token, launched, spec["array"]["count"])
+        else:
+            self._submit(token, self._task(task, spec, job, token, whole=False), None)
+        return token
+
+    def _lanes(self, job: JobRecord, spec: dict, task: dict, ref: dict, limit: int) -> dict:
+        """Launch the lanes `job` goes out in (lanes.plan: with the array's pending
+        elements): each element's ref names its lane's token and its seq in it. Returns
+        `job`'s ref."""
+        for members in lanes.plan(self.db, job, spec, limit):
+            token = uuid.uuid4().hex
+            for seq, member in enumerate(members):
+                member_ref = {"token": token, "sky_job_id": None, "lane": seq}
+                if member.job_id == job.job_id:
+                    ref = dict(ref, **member_ref)
+                else:
+                    state.update_job(
+                        self.db,
+                        member.job_id,
+                        where_state=("PENDING",),
+                        executor_ref=member_ref,
+                        reason="Resources",
+                    )
+            launched = self._task(task, spec, job, token, whole=False, lane=members)
+            self._submit(token, launched, None)
+        return ref
+
+    def _submit(self, token: str, task: dict, num_jobs: int | None) -> None:
+        self.pending[token] = self.background(self.client.launch, task, num_jobs)
+
+    def collect(self, now: float) -> bool:
+        """Record the SkyPilot ids of launches that returned (on cancelled jobs too, whose
+        SkyPilot job is then cancelled); a failed launch pends again (API server down) or
+        fails the job."""
+        changed = False
+        for token, future in list(self.pending.items()):
+            if not future.done():
+                continue
+            del self.pending[token]
+            rows = state.refs_with_token(self.db, "sky", token)
+            try:
+                ids = future.result()
+            except Unreachable as exc:
+                self.watcher.unreachable = str(exc)
+                for job_id, _ in rows:
+                    changed |= transitions.pend_again(self.db, job_id, reason=str(exc))
+                continue
+            except Exception as exc:  # SkyPilot refused the task: the job cannot run
+                reason = f"JobLaunchFailure: {skysync.clean(str(exc))}"[:300]
+                log.error("launch %s failed: %s", token, exc)
+                for job_id, _ in rows:
+                    changed |= state.update_job(
+                        self.db,
+                        job_id,
+                        where_state=ACTIVE_STATES,
+                        state="FAILED",
+                        reason=reason,
+                        end_time=now,
+                        exit_code=1,
+                        exit_signal=0,
+                        kill_action=None,
+                        result={"error": str(exc)},
+                    )
+                continue
+            for job_id, ref in rows:
+                rank = ref.get("rank") or 0
+                if rank < len(ids):
+                    ref["sky_job_id"] = ids[rank]
+                    changed |= state.update_job(self.db, job_id, executor_ref=ref)
+                    log.info("job %s: SkyPilot managed job %s", job_id, ids[rank])
+            known = {ref.get("rank") or 0 for _, ref in rows}
+            for rank, sky_id in enumerate(ids):  # elements cancelled before their release
+                if rank not in known:
+                    self.cancel(sky_id)
+        return changed

@@ -1,0 +1,109 @@
+"""Each managed job's log, read into its files here while it runs and once more after.
+
+The agent follows a started job's run log with `tail_logs` (a thread each, TAILS at once) into
+its LogReader (output.py), so `tail -f` works on the submit host; a read that ended while
+SkyPilot still runs the job (a recovery on new nodes) starts again, one that failed up to
+LOG_ATTEMPTS times. Once SkyPilot says the job ended, its end waits for the log read whole:
+the node runtime's RESULT in it is the job's own state and exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from slurmsky.backends.sky.client import SkyClient
+from slurmsky.backends.sky.output import LogReader
+from slurmsky.core import state
+from slurmsky.core.state import JobRecord
+
+log = logging.getLogger("slurmsky.core.daemon")
+
+TAILS = 64  # live log reads at once (one per running job; each holds a thread)
+LOG_ATTEMPTS = 5  # tries at reading a finished job's log before ending it without output
+
+
+def read_nothing(reader: Future) -> bool:
+    """A finished log read that never saw the job's result marker (a live read that SkyPilot
+    answered before the job wrote anything, as a job ending between two syncs leaves it)."""
+    return reader.done() and (reader.exception() is not None or reader.result().result is None)
+
+
+class JobLogs:
+    def __init__(
+        self, client: SkyClient, db, pool: ThreadPoolExecutor, nudge: Callable[[], object]
+    ):
+        self.client, self.db, self.pool, self.nudge = client, db, pool, nudge
+        self.tails = ThreadPoolExecutor(TAILS, thread_name_prefix="sky-log")  # live reads
+        self.readers: dict[int, Future] = {}  # job id -> future of its LogReader
+        self.logs: dict[int, LogReader] = {}  # job id -> its reader, across reads
+        self.failures: dict[int, int] = {}
+        self.ended: dict[int, dict] = {}  # job id -> SkyPilot's final record, until recorded
+
+    def running(self, job: JobRecord, sky_id: int) -> None:
+        """A job SkyPilot starts or runs: follow its log (again, after a read that ended)."""
+        reader = self.readers.get(job.job_id)
+        if reader is not None:
+            if not reader.done():
+                return
+            if reader.exception() is not None:
+                tries = self.failures[job.job_id] = self.failures.get(job.job_id, 0) + 1
+                log.warning("job %s: following its log failed: %s", job.job_id, reader.exception())
+                if tries >= LOG_ATTEMPTS:
+                    return
+        self._read(job, sky_id, follow=True)
+
+    def ended_there(self, job: JobRecord, rec: dict) -> None:
+        """SkyPilot's final record of a job: its end waits for its log, read whole once more
+        when no live read saw the RESULT (it may have ended before the job)."""
+        self.ended[job.job_id] = rec
+        reader = self.readers.get(job.job_id)
+        if rec.get("start_at") and (reader is None or read_nothing(reader)):
+            self._read(job, rec["job_id"], follow=False)
+
+    def lost(self, job_id: int, rec: dict) -> None:
+        """A job that ends with `rec` and no log to read (foreign, or gone from SkyPilot)."""
+        self.ended.setdefault(job_id, rec)
+
+    def _read(self, job: JobRecord, sky_id: int, *, follow: bool) -> None:
+        if job.job_id not in self.logs:
+            spec = state.get_spec(self.db, job.submission)[0]
+            self.logs[job.job_id] = LogReader(job, append=spec.get("open_mode") == "append")
+        reader = self.logs[job.job_id].rewind()
+        future = (self.tails if follow else self.pool).submit(
+            self.client.tail, sky_id, follow, reader
+        )
+        future.add_done_callback(lambda _: self.nudge())
+        self.readers[job.job_id] = future
+
+    def ends(self) -> Iterator[tuple[int, dict, dict | None]]:
+        """(job id, SkyPilot's final record, its RESULT or None) of each ended job whose log
+        is read (or failed LOG_ATTEMPTS times); a failed read is tried again from the next
+        queue answer."""
+        for job_id, rec in list(self.ended.items()):
+            marker = None
+            reader = self.readers.get(job_id)
+            if reader is not None:
+                if not reader.done():
+                    continue
+                try:
+                    marker = reader.result().result
+                except Exception as exc:
+                    tries = self.failures[job_id] = self.failures.get(job_id, 0) + 1
+                    log.warning(
+                        "job %s: reading its log failed (%s/%s): %s",
+                        job_id,
+                        tries,
+                        LOG_ATTEMPTS,
+                        exc,
+                    )
+                    if tries < LOG_ATTEMPTS:
+                        del self.readers[job_id]  # the next queue answer starts a new one
+                        del self.ended[job_id]
+                        continue
+            del self.ended[job_id]
+            self.readers.pop(job_id, None)
+            self.logs.pop(job_id, None)
+            self.failures.pop(job_id, None)
+            yield job_id, rec, marker

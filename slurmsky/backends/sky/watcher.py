@@ -1,0 +1,154 @@
+"""What the agent asks SkyPilot, when, and how fresh the answer is.
+
+`QueueWatcher` keeps one managed-job queue query in flight at most, every sync.SYNC_INTERVAL
+while the queue is worth asking (`keep_fresh`): never asked yet, slurmsky's own managed jobs
+are active there, or readers came lately (SkyPilot's other jobs show in squeue then). The
+first query of an agent lists every finished job too (adoption after a restart, sacct's
+history); later ones only those submitted since shortly before the newest seen, and the
+watched jobs (ours, active) that a query missed, by id. It also holds whether the API
+server answers: while it does not, its reason is every released job's pending reason.
+
+`PoolWatcher` asks for the configured pools' status as often, for sinfo (pools.record).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from slurmsky.backends.sky import pools
+from slurmsky.backends.sky import sync as skysync
+from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.config import load_config
+from slurmsky.core import state
+from slurmsky.errors import SlurmError
+
+log = logging.getLogger("slurmsky.core.daemon")
+
+QUERY_TIMEOUT = 120.0  # s after which a query that never answered is given up
+NEW_JOBS_MARGIN = 300.0  # s before the newest submission seen that a query lists ended jobs
+
+Background = Callable[..., Future]  # fn, *args -> its future; the agent wakes when it returns
+
+
+class QueueWatcher:
+    def __init__(self, client: SkyClient, db, background: Background):
+        self.client, self.db, self.background = client, db, background
+        self.query: Future | None = None
+        self.started = 0.0  # when the last query was asked (0: never)
+        self.watched: list[int] = []  # SkyPilot ids the query in flight must account for
+        self.newest = 0.0  # the latest submitted_at (SkyPilot's clock) an answer held
+        self.full_done = False  # the first answer of an agent lists finished jobs too
+        self.user_hash: str | None = None
+        self.unreachable: str | None = None  # the pending reason while the server is down
+
+    def collect(self, now: float, apply: Callable[[list[dict], list[int]], bool]) -> bool:
+        """Hand the answer of the query in flight, once it came, to `apply(records,
+        watched)`; a query unanswered for QUERY_TIMEOUT is given up. True when the state
+        changed (the API server answering again changes every pending reason)."""
+        if self.query is None:
+            return False
+        if not self.query.done():
+            if now - self.started > QUERY_TIMEOUT:
+                log.warning(
+                    "SkyPilot queue query unanswered after %.0f s; asking again", QUERY_TIMEOUT
+                )
+                skysync.record_sync(self.started, "queue query timed out")
+                self.query = None
+            return False
+        query, self.query = self.query, None
+        try:
+            records, self.user_hash = query.result()
+        except Unreachable as exc:
+            self.server_unreachable(str(exc))
+            return False
+        except Exception as exc:
+            log.error("SkyPilot queue failed: %s", exc)
+            skysync.record_sync(self.started, str(exc))
+            return False
+        changed = self.unreachable is not None
+        self.unreachable = None
+        self.full_done = True
+        self.newest = max([self.newest] + [r.get("submitted_at") or 0.0 for r in records])
+        changed |= apply(records, self.watched)
+        skysync.record_sync(self.started, None)
+        return changed
+
+    def server_unreachable(self, reason: str) -> None:
+        if self.unreachable != reason:
+            log.warning("%s", reason)
+        self.unreachable = reason
+        skysync.record_sync(self.started, reason)
+
+    def ask(self, now: float, wake: list[float], watched: Callable[[], list[int]]) -> None:
+        """Start the next query when one is due and none is in flight (its answer wakes the
+        agent); else add when it is due to `wake`."""
+        if self.query is not None or not self.keep_fresh(now):
+            return
+        due = self.started + skysync.SYNC_INTERVAL
+        if now < due:
+            wake.append(due)
+            return
+        self.started, self.watched = now, watched()
+        self.query = self.background(self.client.queue, self.since(), self.watched)
+
+    def since(self) -> float | None:
+        """What the next query lists of finished jobs: all of them (None) the first time,
+        then those submitted since shortly before the newest one seen (a job that started
+        and ended between two queries is listed too)."""
+        if not self.full_done or not self.newest:
+            return None
+        return self.newest - NEW_JOBS_MARGIN
+
+    def keep_fresh(self, now: float) -> bool:
+        """Whether the queue is worth asking: never yet, slurmsky's own managed jobs are
+        active there, or readers came lately (foreign jobs then too)."""
+        if not self.started or skysync.readers_recent(now):
+            return True
+        return state.active_jobs_without(self.db, "sky", skysync.FOREIGN_BASE, "cluster")
+
+
+class PoolWatcher:
+    """The configured pools' status, asked as often as the queue while it is kept fresh, and
+    recorded for sinfo when an answer comes (the last record stays when a query fails)."""
+
+    def __init__(self, client: SkyClient, background: Background):
+        self.client, self.background = client, background
+        self.query: Future | None = None
+        self.started = 0.0
+        self.names: list[str] = []
+        self.error: str | None = None
+
+    def sync(self, now: float, wake: list[float], keep_fresh: bool) -> None:
+        if self.query is not None:
+            if self.query.done():
+                try:
+                    pools.record(self.query.result(), self.names, self.started)
+                    self.error = None
+                except Exception as exc:  # the last record stays
+                    if str(exc) != self.error:
+                        log.warning("SkyPilot pool status failed: %s", exc)
+                    self.error = str(exc)
+                self.query = None
+            elif now - self.started <= QUERY_TIMEOUT:
+                return  # its answer wakes the agent
+            else:
+                self.query = None
+        if not keep_fresh:
+            return
+        due = self.started + skysync.SYNC_INTERVAL
+        if now < due:
+            wake.append(due)
+            return
+        self.started = now
+        try:
+            self.names = pools.configured_pools(load_config())
+        except SlurmError:  # a broken config: the commands say so
+            self.names = []
+        if self.names:
+            self.query = self.background(self._status, self.names)
+
+    def _status(self, names: list[str]) -> list[dict]:
+        self.client.check_server()
+        return self.client.pool_status(names)

@@ -1,0 +1,105 @@
+"""What a backend that hands jobs on to an outside queue (the sky backend) asks of their rows:
+whether any is active (`handed_jobs_exist`, `active_jobs_without`), jobs found by the keys of
+their executor_ref (`jobs_with_ref`, a launch's token: `refs_with_token`), scancels still to
+pass on, the cuts an earlier agent made, and an array's elements handed on."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from slurmsky.core.state.queries import find_jobs
+from slurmsky.core.state.records import JobRecord
+from slurmsky.core.states import ACTIVE_STATES
+
+_ACTIVE = f"state IN ({', '.join('?' * len(ACTIVE_STATES))})"
+
+
+def handed_jobs_exist(conn: sqlite3.Connection, executor: str, below: int, waiting: str) -> bool:
+    """Whether `executor` has an active job of its own (an id below `below`: an outside
+    queue's other jobs come above) that it handed on (an executor_ref) or whose reason starts
+    with `waiting` (it waits for the outside queue to answer): Backend.needs_agent's question."""
+    sql = (
+        f"SELECT 1 FROM jobs WHERE executor = ? AND job_id < ? AND state IN "
+        f"({', '.join('?' * len(ACTIVE_STATES))}) AND (executor_ref IS NOT NULL "
+        "OR reason LIKE ? || '%') LIMIT 1"
+    )
+    args = (executor, below, *ACTIVE_STATES, waiting)
+    return conn.execute(sql, args).fetchone() is not None
+
+
+def jobs_with_ref(conn: sqlite3.Connection, executor: str, key: str) -> list[JobRecord]:
+    """The active jobs of `executor` whose executor_ref holds `key` (sky's allocations that
+    hold, or are getting, a cluster: `cluster`), as find_jobs gives them."""
+    sql = (
+        f"SELECT job_id FROM jobs WHERE executor = ? AND state IN "
+        f"({', '.join('?' * len(ACTIVE_STATES))}) "
+        "AND json_extract(executor_ref, ?) IS NOT NULL"
+    )
+    ids = [r[0] for r in conn.execute(sql, (executor, *ACTIVE_STATES, f"$.{key}"))]
+    return find_jobs(conn, ids=ids) if ids else []
+
+
+def active_jobs_without(conn: sqlite3.Connection, executor: str, below: int, key: str) -> bool:
+    """Whether `executor` has an active job of its own (an id below `below`) whose
+    executor_ref lacks `key` (sky: a managed job, pending or handed on, not a cluster)."""
+    sql = (
+        f"SELECT 1 FROM jobs WHERE executor = ? AND job_id < ? AND {_ACTIVE} "
+        "AND json_extract(executor_ref, ?) IS NULL LIMIT 1"
+    )
+    args = (executor, below, *ACTIVE_STATES, f"$.{key}")
+    return conn.execute(sql, args).fetchone() is not None
+
+
+def refs_with_token(conn: sqlite3.Connection, executor: str, token: str) -> list[tuple[int, dict]]:
+    """(job id, executor_ref) of `executor`'s jobs whose ref names launch `token`."""
+    import json  # not on the read commands' path
+
+    sql = (
+        "SELECT job_id, executor_ref FROM jobs WHERE executor = ? "
+        "AND json_extract(executor_ref, '$.token') = ?"
+    )
+    return [(job_id, json.loads(ref)) for job_id, ref in conn.execute(sql, (executor, token))]
+
+
+def cancelled_unsent(conn: sqlite3.Connection, executor: str, key: str) -> list[tuple[int, dict]]:
+    """(job id, executor_ref) of `executor`'s jobs that scancel ended here while they were
+    handed on (their ref holds `key`, the outside id), whose cancel is not sent there yet."""
+    import json
+
+    sql = (
+        "SELECT job_id, executor_ref FROM jobs WHERE state = 'CANCELLED' AND executor = ? "
+        "AND cancelled_by IS NOT NULL AND kill_sent IS NULL AND executor_ref IS NOT NULL "
+        "AND json_extract(executor_ref, ?) IS NOT NULL"
+    )
+    return [(job_id, json.loads(ref)) for job_id, ref in conn.execute(sql, (executor, f"$.{key}"))]
+
+
+def killed_refs(conn: sqlite3.Connection, token: str) -> list[tuple[float | None, dict]]:
+    """(start time, executor_ref) of the jobs of launch `token` whose kill was sent (scancel
+    or requeue), for an agent that restarts to know what it had cut."""
+    import json
+
+    sql = (
+        "SELECT start_time, executor_ref FROM jobs WHERE kill_sent IS NOT NULL "
+        "AND (kill_action IS NOT NULL OR state = 'CANCELLED') "
+        "AND json_extract(executor_ref, '$.token') = ?"
+    )
+    return [(start, json.loads(ref)) for start, ref in conn.execute(sql, (token,))]
+
+
+def lane_kept(conn: sqlite3.Connection, job_ids: list[int], token: str) -> bool:
+    """Whether every one of `job_ids` still belongs to launch `token` and none was
+    cancelled (a lane whose elements all ended by themselves)."""
+    sql = (
+        f"SELECT 1 FROM jobs WHERE job_id IN ({', '.join('?' * len(job_ids))}) AND "
+        "(state = 'CANCELLED' OR json_extract(executor_ref, '$.token') IS NOT ?) LIMIT 1"
+    )
+    return conn.execute(sql, (*job_ids, token)).fetchone() is None
+
+
+def array_elements_out(conn: sqlite3.Connection, array_job_id: int) -> set[int]:
+    """The ids of the array's active elements that were handed on (an executor_ref)."""
+    sql = (
+        f"SELECT job_id FROM jobs WHERE array_job_id = ? AND executor_ref IS NOT NULL AND {_ACTIVE}"
+    )
+    return {r[0] for r in conn.execute(sql, (array_job_id, *ACTIVE_STATES))}

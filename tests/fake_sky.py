@@ -1,0 +1,198 @@
+"""The one fake SkyPilot every sky test drives the executor through: a SkyClient whose
+managed jobs run their task's `run` here.
+
+`FakeSkyClient` has SkyClient's methods with SkyClient's signatures
+(tests/test_sky_client.py holds them equal, and SkyClient's SDK calls to SkyPilot 0.14's
+real signatures). Each launch runs its task's `run` in bash on a "node" here (as
+test_sky_units.run_on_node does), its log a file that `tail` follows; `queue` lists every
+job as SkyPilot's managed-job queue would; `cancel` ends the job's whole process tree, as
+SkyPilot's does. Pools answer `pool_answer`; salloc's clusters need the real stack
+(test_sky_e2e.py) and are not faked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from slurmsky.backends.sky.client import SkyClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakeSkyClient(SkyClient):
+    """SkyPilot's managed jobs, run here (see the module's docstring)."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.jobs: dict[int, dict] = {}
+        self.lock = threading.Lock()
+        self.most_at_once = 0
+        self.burst = False  # logs read only once their job ended (SkyPilot's first bursts)
+        self.pool_answer: list[dict] = []
+        self.pools_asked: list[list[str]] = []
+        home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
+        home.mkdir(parents=True)
+        (home / "slurmsky").symlink_to(ROOT / "slurmsky")
+        (tmp_path / "sky_workdir").mkdir()
+
+    def endpoint(self) -> str:
+        return "http://fake-sky.invalid"
+
+    def check_server(self) -> None:
+        pass
+
+    def launch(self, task: dict, num_jobs: int | None) -> list[int]:
+        with self.lock:
+            ids = [self._start(task, rank) for rank in range(num_jobs or 1)]
+            running = sum(
+                j["proc"].poll() is None and not j["cancelled"] for j in self.jobs.values()
+            )
+            self.most_at_once = max(self.most_at_once, running)
+        return ids
+
+    def _start(self, task: dict, rank: int) -> int:
+        sky_id = len(self.jobs) + 1
+        env = {
+            "HOME": str(self.tmp / "nodehome"),
+            "PATH": os.environ["PATH"],
+            "SKYPILOT_NODE_RANK": "0",
+            "SKYPILOT_NODE_IPS": "127.0.0.1",
+            "SKYPILOT_NUM_NODES": "1",
+            "SKYPILOT_JOB_RANK": str(rank),
+            "SKYPILOT_TASK_ID": f"sky-managed-{sky_id}",
+            "SKYPILOT_MANAGED_JOB_ID": str(sky_id),
+            **task.get("envs", {}),
+            **task["secrets"],
+        }
+        log = self.tmp / f"sky-{sky_id}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                ["bash", "-c", task["run"]],
+                cwd=self.tmp / "sky_workdir",
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.jobs[sky_id] = dict(proc=proc, log=log, task=task, at=time.time(), cancelled=False)
+        return sky_id
+
+    def record(self, sky_id: int) -> dict:
+        job = self.jobs[sky_id]
+        code = job["proc"].poll()
+        status = (
+            "CANCELLED"
+            if job["cancelled"] and code is not None
+            else "RUNNING"
+            if code is None
+            else "SUCCEEDED"
+            if code == 0
+            else "FAILED"
+        )
+        return {
+            "job_id": sky_id,
+            "task_id": 0,
+            "job_name": job["task"].get("name"),
+            "status": status,
+            "submitted_at": job["at"],
+            "start_at": job["at"],
+            "end_at": time.time() if code is not None else None,
+            "failure_reason": None,
+            "metadata": job["task"]["_metadata"],
+            "user_name": "u",
+            "user_hash": "h",
+            "resources": "1x[CPU:1]",
+            "node_names": f"fake-node-{sky_id}",
+        }
+
+    def queue(self, since: float | None, watched: list[int]) -> tuple[list[dict], str | None]:
+        with self.lock:
+            return [self.record(i) for i in self.jobs], "h"
+
+    def tail(self, sky_id: int, follow: bool, stream: Any) -> Any:
+        reader = stream
+        job = self.jobs[sky_id]
+        offset = 0
+        deadline = time.monotonic() + 60
+        while self.burst and job["proc"].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        while time.monotonic() < deadline:
+            ended = job["proc"].poll() is not None
+            data = job["log"].read_bytes()[offset:]
+            offset += len(data)
+            reader.write(data.decode())
+            if ended or not follow:
+                break
+            time.sleep(0.1)
+        reader.write("\n")
+        return reader
+
+    def cancel(self, sky_id: int) -> str:
+        job = self.jobs[sky_id]
+        job["cancelled"] = True
+        _kill_tree(job["proc"])
+        return f"SkyPilot job {sky_id}: cancelled"
+
+    def pool_status(self, names: list[str]) -> list[dict]:
+        self.pools_asked.append(names)
+        return self.pool_answer
+
+    # salloc's clusters, their steps and the pool commands run on the real stack only
+    # (test_sky_e2e.py): not faked here.
+
+    def pool_apply(self, task: dict, name: str) -> None:
+        raise NotImplementedError("pool_apply: the sky e2e stack")
+
+    def pool_down(self, name: str) -> str:
+        raise NotImplementedError("pool_down: the sky e2e stack")
+
+    def launch_cluster(self, task: dict, name: str, requested) -> tuple[list[str], list[str]]:
+        raise NotImplementedError("launch_cluster: the sky e2e stack")
+
+    def cancel_request(self, request: str) -> None:
+        raise NotImplementedError("cancel_request: the sky e2e stack")
+
+    def down(self, name: str) -> None:
+        raise NotImplementedError("down: the sky e2e stack")
+
+    def exec(self, task: dict, cluster: str) -> int:
+        raise NotImplementedError("exec: the sky e2e stack")
+
+    def tail_cluster(self, cluster: str, cluster_job: int, stream: Any) -> None:
+        raise NotImplementedError("tail_cluster: the sky e2e stack")
+
+    def cancel_cluster_job(self, cluster: str, cluster_job: int) -> None:
+        raise NotImplementedError("cancel_cluster_job: the sky e2e stack")
+
+    def enabled_clouds(self) -> list[str]:
+        return ["Fake"]
+
+    def stop(self) -> None:
+        for job in self.jobs.values():
+            _kill_tree(job["proc"])
+            job["proc"].wait(10)
+
+
+def _kill_tree(lane: subprocess.Popen) -> None:
+    """A managed job's whole process tree, as SkyPilot's cancel ends it (a job's script
+    runs in a process group of its own)."""
+    if lane.poll() is not None:
+        return
+    try:
+        tree = psutil.Process(lane.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        tree = []
+    os.killpg(lane.pid, signal.SIGKILL)
+    for proc in tree:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass

@@ -1,0 +1,117 @@
+"""SkyClient is the sky backend's one boundary with SkyPilot: its calls must fit SkyPilot
+0.14's real SDK, and the fake every sky test drives the executor through (fake_sky.py) must
+be the same shape as SkyClient.
+
+Each SkyClient method runs here with SkyPilot's SDK functions replaced by autospecs of the
+real ones (`mock.create_autospec`: a call whose arguments the real signature would not take
+raises TypeError) and `sky.get` answering as the server would; the test then checks what
+was asked.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from fake_sky import FakeSkyClient
+
+from slurmsky.backends.sky.client import SkyClient
+
+sky = pytest.importorskip("sky")
+
+TASK = {"name": "t", "run": "true", "_metadata": {"slurmsky": {"pool": None}}}
+
+
+def _public(cls) -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(fn)
+        for name, fn in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_")
+    }
+
+
+def test_the_fake_has_every_method_of_the_client_with_its_signature():
+    client, fake = _public(SkyClient), _public(FakeSkyClient)
+    assert set(client) <= set(fake)
+    for name, signature in client.items():
+        assert fake[name] == signature, name
+    assert all(getattr(FakeSkyClient, name) is not getattr(SkyClient, name) for name in client)
+
+
+@pytest.fixture
+def sdk(monkeypatch):
+    """SkyPilot's SDK functions as autospecs of the real ones; `sdk.get.return_value` is
+    what the server answers."""
+    from sky.client import sdk as client_sdk
+
+    spec = SimpleNamespace()
+    for owner, names in (
+        (sky.jobs, ["launch", "queue_v2", "cancel", "tail_logs", "pool_status", "pool_apply"]),
+        (sky.jobs, ["pool_down"]),
+        (sky, ["launch", "api_cancel", "down", "exec", "tail_logs", "cancel", "stream_and_get"]),
+        (client_sdk, ["enabled_clouds"]),
+    ):
+        for name in names:
+            fake = mock.create_autospec(getattr(owner, name), return_value="request-id")
+            monkeypatch.setattr(owner, name, fake)
+            setattr(spec, f"{getattr(owner, '__name__', '')}.{name}", fake)
+    spec.get = mock.MagicMock(name="sky.get")
+    monkeypatch.setattr(sky, "get", spec.get)
+    monkeypatch.setattr(SkyClient, "check_server", lambda self: None)
+    return spec
+
+
+def _called(spec, name: str) -> mock.MagicMock:
+    return next(v for k, v in vars(spec).items() if k.endswith(name))
+
+
+def test_managed_job_calls_fit_skypilots_signatures(sdk):
+    client = SkyClient()
+    sdk.get.return_value = ([7, 8], None)
+    assert client.launch(TASK, 2) == [7, 8]
+    launch = _called(sdk, "jobs.launch")
+    assert launch.call_args.kwargs == {"name": "t", "pool": None, "num_jobs": 2}
+
+    status = SimpleNamespace(value="RUNNING")
+    sdk.get.return_value = ([{"job_id": 7, "task_id": 0, "status": status}], 1, {}, 1)
+    records, _user = client.queue(100.0, [9])
+    assert [r["job_id"] for r in records] == [7, 7]  # the by-id answer is not deduplicated
+    asked = [c.kwargs for c in _called(sdk, "jobs.queue_v2").call_args_list]
+    assert [a.get("skip_finished") for a in asked] == [True, None, None]
+    assert asked[1]["submitted_after"] == 100.0 and asked[2]["job_ids"] == [9]
+
+    assert client.cancel(7) == "SkyPilot job 7: "
+    assert _called(sdk, "jobs.cancel").call_args.kwargs == {"job_ids": [7]}
+
+    out = io.StringIO()
+    assert client.tail(7, True, out) is out and out.getvalue() == "\n"
+    assert _called(sdk, "jobs.tail_logs").call_args.kwargs["job_id"] == 7
+
+
+def test_pool_cluster_and_step_calls_fit_skypilots_signatures(sdk):
+    client = SkyClient()
+    sdk.get.return_value = [{"name": "p"}]
+    assert client.pool_status(["p"]) == [{"name": "p"}]
+    client.pool_apply({"pool": {"workers": 1}, "resources": {"cpus": 1}}, "p")
+    assert client.pool_down("p") == ""
+
+    handle = SimpleNamespace(
+        cached_internal_ips=["10.0.0.1"],
+        cached_external_ips=None,
+        cached_cluster_info=SimpleNamespace(get_node_names=lambda: ["n0"]),
+    )
+    sdk.get.return_value = (1, handle)
+    requests: list[str] = []
+    assert client.launch_cluster({"run": None}, "c", requests.append) == (["n0"], ["10.0.0.1"])
+    assert requests == ["request-id"]
+    client.cancel_request("request-id")
+    client.down("c")
+    sdk.get.return_value = (3, None)
+    assert client.exec({"run": "true"}, "c") == 3
+    client.tail_cluster("c", 3, io.StringIO())
+    client.cancel_cluster_job("c", 3)
+    sdk.get.return_value = ["Slurm"]
+    assert client.enabled_clouds() == ["Slurm"]
