@@ -147,6 +147,21 @@ def test_no_backend_name_is_tested_outside_the_backends():
     assert found == []
 
 
+def test_only_the_sky_client_imports_skypilot():
+    """SkyClient is the one boundary with SkyPilot's SDK (tests swap it for one fake)."""
+    found = []
+    for module, path in sorted(MODULES.items()):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            if any(n == "sky" or n.startswith("sky.") for n in names):
+                found.append(f"{module}:{node.lineno}")
+    assert found and {f.split(":")[0] for f in found} == {"slurmsky.backends.sky.client"}
+
+
 def test_the_checks_see_what_they_check():
     """The graph is read from the real tree (a broken reader would pass every test above)."""
     assert "slurmsky.core.scheduler" in GRAPH["slurmsky.core.daemon"]

@@ -117,7 +117,7 @@ def pool() -> None:
 def _pool_call(fn, partition: str):
     """fn(config, partition) once the partition has a pool and the API server answers;
     Slurm-style errors (exit 1), the server's as sbatch and srun say it."""
-    from slurmsky.backends.sky import pools, server
+    from slurmsky.backends.sky import client, pools, server
     from slurmsky.config import load_config
 
     try:
@@ -129,7 +129,7 @@ def _pool_call(fn, partition: str):
         try:
             return fn(cfg, partition)
         except Exception as exc:
-            if server.connection_error(exc):  # it stopped answering (a busy server: slowly)
+            if client.connection_error(exc):  # it stopped answering (a busy server: slowly)
                 raise SlurmError(server.unreachable_message(where)) from None
             raise
     except SlurmError as exc:

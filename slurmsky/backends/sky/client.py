@@ -46,6 +46,17 @@ class Unreachable(Exception):
     """The API server did not answer; str() is the pending reason, naming its endpoint."""
 
 
+def connection_error(exc: Exception) -> bool:
+    """SkyPilot's ways of saying it could not talk to the server (its health check failing
+    ends in the "starting a local API server is disabled" RuntimeError)."""
+    import requests
+
+    sky = _sdk()
+    return isinstance(
+        exc, (sky.exceptions.ApiServerConnectionError, requests.ConnectionError, requests.Timeout)
+    ) or (isinstance(exc, RuntimeError) and "SKYPILOT_DISABLE_LOCAL_API_SERVER" in str(exc))
+
+
 def _sdk():
     os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # never auto-start one
     import sky
@@ -78,7 +89,7 @@ class SkyClient:
         """After a failed call: raise Unreachable when the server went away meanwhile or did
         not answer for a while (the job pends and goes out again), not SkyPilot's side effect."""
         self.check_server()
-        if server.connection_error(exc):
+        if connection_error(exc):
             raise Unreachable(f"SkyPilotApiServerUnreachable:{self.endpoint()}") from exc
 
     # --- managed jobs --------------------------------------------------------------------

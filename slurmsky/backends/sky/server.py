@@ -84,17 +84,6 @@ def unreachable_message(where: str) -> str:
     )
 
 
-def connection_error(exc: Exception) -> bool:
-    """SkyPilot's ways of saying it could not talk to the server (its health check failing
-    ends in the "starting a local API server is disabled" RuntimeError)."""
-    import requests
-    import sky
-
-    return isinstance(
-        exc, (sky.exceptions.ApiServerConnectionError, requests.ConnectionError, requests.Timeout)
-    ) or (isinstance(exc, RuntimeError) and "SKYPILOT_DISABLE_LOCAL_API_SERVER" in str(exc))
-
-
 def unreachable_remedy(where: str) -> str:
     if urllib.parse.urlsplit(where).hostname in ("127.0.0.1", "localhost"):
         return (
