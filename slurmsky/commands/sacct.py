@@ -11,89 +11,26 @@ import sys
 
 from slurmsky import backends
 from slurmsky.commands.common import run
+from slurmsky.commands.read_options import (
+    APPEND,
+    EXTEND,
+    OPTIONAL,
+    PREPEND,
+    REQUIRED,
+    Opt,
+    Table,
+    word_set,
+)
 from slurmsky.core import state
-from slurmsky.core.states import FINISHED_STATES, STATE_CODES
+from slurmsky.core.states import CODE_STATES, FINISHED_STATES, STATE_CODES
+from slurmsky.record import Factory, Record
 from slurmsky.render import common, jobview, listing_cache, sacct_format
 from slurmsky.render.sacct_format import Row
 from slurmsky.runtime import indexset
-from slurmsky.runtime.getopt_long import UsageError, getopt_long
+from slurmsky.runtime.getopt_long import UsageError
 
-SHORT = "aA:bBcC:dDeE:f:g:hi:I:j:k:K:lLM:nN:o:pPq:r:s:S:Ttu:vVW:x:X"
-LONG = {
-    "allusers": ("a", 0),
-    "accounts": ("A", 1),
-    "allocations": ("X", 0),
-    "brief": ("b", 0),
-    "batch-script": ("B", 0),
-    "completion": ("c", 0),
-    "constraints": ("C", 1),
-    "delimiter": ("delimiter", 1),
-    "dump": ("d", 0),
-    "duplicates": ("D", 0),
-    "federation": ("federation", 0),
-    "helpformat": ("e", 0),
-    "endtime": ("E", 1),
-    "env-vars": ("env-vars", 0),
-    "file": ("f", 1),
-    "flags": ("F", 1),
-    "gid": ("g", 1),
-    "group": ("g", 1),
-    "help": ("h", 0),
-    "nnodes": ("i", 1),
-    "ncpus": ("I", 1),
-    "jobs": ("j", 1),
-    "timelimit-min": ("k", 1),
-    "timelimit-max": ("K", 1),
-    "long": ("l", 0),
-    "allclusters": ("L", 0),
-    "cluster": ("M", 1),
-    "clusters": ("M", 1),
-    "nodelist": ("N", 1),
-    "noheader": ("n", 0),
-    "fields": ("o", 1),
-    "format": ("o", 1),
-    "parsable": ("p", 0),
-    "parsable2": ("P", 0),
-    "qos": ("q", 1),
-    "partition": ("r", 1),
-    "reason": ("R", 1),
-    "state": ("s", 1),
-    "starttime": ("S", 1),
-    "truncate": ("T", 0),
-    "uid": ("u", 1),
-    "user": ("u", 1),
-    "usage": ("U", 0),
-    "verbose": ("v", 0),
-    "version": ("V", 0),
-    "wckeys": ("W", 1),
-    "associations": ("x", 1),
-    "name": ("name", 1),
-    "local": ("local", 0),
-    "noconvert": ("noconvert", 0),
-    "units": ("units", 1),
-    "use-local-uid": ("use-local-uid", 0),
-    "whole-hetjob": ("whole-hetjob", 2),
-    "array": ("array", 0),
-    "json": ("json", 0),
-    "yaml": ("yaml", 0),
-}
-STATES = {
-    "PD": "PENDING",
-    "R": "RUNNING",
-    "S": "SUSPENDED",
-    "CD": "COMPLETED",
-    "CA": "CANCELLED",
-    "F": "FAILED",
-    "TO": "TIMEOUT",
-    "NF": "NODE_FAIL",
-    "PR": "PREEMPTED",
-    "BF": "BOOT_FAIL",
-    "DL": "DEADLINE",
-    "OOM": "OUT_OF_MEMORY",
-    "RQ": "REQUEUED",
-    "RS": "RESIZING",
-    "RV": "REVOKED",
-}
+# sacct's -s reads a state's name or code (but for these two codes, as slurmsky has had it)
+STATES = {c: n for c, n in CODE_STATES.items() if c not in ("CG", "CF")}
 USAGE = "Usage: sacct [OPTIONS]\n  Use --helpformat to see the fields --format takes."
 
 
@@ -126,123 +63,195 @@ def _job_items(text: str) -> list[tuple[int, int | None, str | None]]:
     return items
 
 
+class SacctArgs(Record, frozen=False):
+    """What sacct's options ask; ``now`` is the clock the times are read against."""
+
+    now: float
+    jobs: list = Factory(list)
+    fields_text: list = Factory(list)
+    users: set | None = None
+    names: set | None = None
+    states: set | None = None
+    partitions: set | None = None
+    accounts: set | None = None
+    all_users: bool = False
+    allocations: bool = False
+    noheader: bool = False
+    parsable: int = 0
+    delimiter: str | None = None
+    start: float | None = None
+    end: float | None = None
+    action: str | None = None
+
+
+def _states(text: str, ns: object = None) -> set[str]:
+    chosen = set()
+    for word in filter(None, text.split(",")):
+        upper = word.upper()
+        name = STATES.get(upper, upper)
+        if name not in STATE_CODES:
+            raise UsageError(f"sacct: error: Invalid state: {word}")
+        chosen.add(name)
+    return chosen
+
+
+def _users(text: str, ns: object = None) -> set[str]:
+    users = set()
+    for word in filter(None, text.split(",")):
+        uid = common.uid_of(word)
+        users.add(common.user_name(uid) if uid is not None else word)
+    return users
+
+
+def _jobs(text: str, ns: object = None) -> list[tuple[int, int | None, str | None]]:
+    return _job_items(text)
+
+
+def _end(text: str, ns: SacctArgs) -> float:
+    return _time(text, "endtime", ns.now)
+
+
+def _start(text: str, ns: SacctArgs) -> float:
+    return _time(text, "starttime", ns.now)
+
+
+_NO_EFFECT = "accepted, no effect"
+# fmt: off
+OPTIONS = Table("sacct", (
+    Opt("a", ("allusers",), dest="all_users", help="every user's jobs"),
+    Opt("A", ("accounts",), REQUIRED, "accounts", convert=word_set, help="these accounts' jobs"),
+    Opt("X", ("allocations",), dest="allocations", help="no step lines"),
+    Opt("b", ("brief",), dest="fields_text", action=PREPEND, const=sacct_format.SACCT_BRIEF,
+        help="the brief fields"),
+    Opt("B", ("batch-script",), help=_NO_EFFECT),
+    Opt("c", ("completion",), help=_NO_EFFECT),
+    Opt("C", ("constraints",), REQUIRED, help=_NO_EFFECT),
+    Opt("", ("delimiter",), REQUIRED, "delimiter", help="the -p/-P delimiter"),
+    Opt("d", ("dump",), help=_NO_EFFECT),
+    Opt("D", ("duplicates",), help=_NO_EFFECT),
+    Opt("", ("federation",), help=_NO_EFFECT),
+    Opt("e", ("helpformat",), dest="action", const="helpformat", stop=True,
+        help="the fields -o takes"),
+    Opt("E", ("endtime",), REQUIRED, "end", convert=_end, help="the window's end"),
+    Opt("", ("env-vars",), help=_NO_EFFECT),
+    Opt("f", ("file",), REQUIRED, help=_NO_EFFECT),
+    Opt("", ("flags",), REQUIRED, help=_NO_EFFECT),
+    Opt("g", ("gid", "group"), REQUIRED, help=_NO_EFFECT),
+    Opt("h", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("i", ("nnodes",), REQUIRED, help=_NO_EFFECT),
+    Opt("I", ("ncpus",), REQUIRED, help=_NO_EFFECT),
+    Opt("j", ("jobs",), REQUIRED, "jobs", convert=_jobs, action=EXTEND, help="these jobs"),
+    Opt("k", ("timelimit-min",), REQUIRED, help=_NO_EFFECT),
+    Opt("K", ("timelimit-max",), REQUIRED, help=_NO_EFFECT),
+    Opt("l", ("long",), dest="fields_text", action=PREPEND, const=sacct_format.SACCT_LONG,
+        help="the long fields"),
+    Opt("L", ("allclusters",), help=_NO_EFFECT),
+    Opt("M", ("cluster", "clusters"), REQUIRED, help=_NO_EFFECT),
+    Opt("N", ("nodelist",), REQUIRED, help=_NO_EFFECT),
+    Opt("n", ("noheader",), dest="noheader", help="no header lines"),
+    Opt("o", ("fields", "format"), REQUIRED, "fields_text", action=APPEND, help="the fields"),
+    Opt("p", ("parsable",), dest="parsable", const=1, help="|-separated, a | at the end"),
+    Opt("P", ("parsable2",), dest="parsable", const=2, help="|-separated"),
+    Opt("q", ("qos",), REQUIRED, help=_NO_EFFECT),
+    Opt("r", ("partition",), REQUIRED, "partitions", convert=word_set,
+        help="these partitions' jobs"),
+    Opt("", ("reason",), REQUIRED, help=_NO_EFFECT),
+    Opt("s", ("state",), REQUIRED, "states", convert=_states, help="jobs in these states"),
+    Opt("S", ("starttime",), REQUIRED, "start", convert=_start, help="the window's start"),
+    Opt("T", ("truncate",), help=_NO_EFFECT),
+    Opt("u", ("uid", "user"), REQUIRED, "users", convert=_users, marks=("all_users",),
+        help="these users' jobs"),
+    Opt("", ("usage",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("v", ("verbose",), help=_NO_EFFECT),
+    Opt("V", ("version",), dest="action", const="version", stop=True, help="the version"),
+    Opt("W", ("wckeys",), REQUIRED, help=_NO_EFFECT),
+    Opt("x", ("associations",), REQUIRED, help=_NO_EFFECT),
+    Opt("", ("name",), REQUIRED, "names", convert=word_set, help="jobs of these names"),
+    Opt("", ("local",), help=_NO_EFFECT),
+    Opt("", ("noconvert",), help=_NO_EFFECT),
+    Opt("", ("units",), REQUIRED, help=_NO_EFFECT),
+    Opt("", ("use-local-uid",), help=_NO_EFFECT),
+    Opt("", ("whole-hetjob",), OPTIONAL, help=_NO_EFFECT),
+    Opt("", ("array",), help=_NO_EFFECT),
+    Opt("", ("json",), help=_NO_EFFECT),
+    Opt("", ("yaml",), help=_NO_EFFECT),
+    Opt("t", (), help=_NO_EFFECT),
+))
+# fmt: on
+
+
 def body(argv: list[str]) -> int:
     # slurmdbd keeps text as UTF-8: a byte that is not shows as "?" (n\xffx: n?x)
     if hasattr(sys.stdout, "reconfigure"):  # a test's StringIO has none
         sys.stdout.reconfigure(errors="replace")
-    opts, rest = getopt_long("sacct", argv, SHORT, LONG)
-    now = common.clock()
-    jobs: list = []
-    fields_text: list[str] = []
-    users = names = states = partitions = accounts = None
-    all_users = allocations = noheader = False
-    parsable = 0
-    delimiter = None
-    start = end = None
-    for key, value in opts:
-        if key == "a":
-            all_users = True
-        elif key == "A":
-            accounts = set(filter(None, value.split(",")))
-        elif key == "b":
-            fields_text.insert(0, sacct_format.SACCT_BRIEF)
-        elif key == "l":
-            fields_text.insert(0, sacct_format.SACCT_LONG)
-        elif key == "e":
-            sys.stdout.write(sacct_format.sacct_helpformat())
-            return 0
-        elif key == "E":
-            end = _time(value, "endtime", now)
-        elif key == "S":
-            start = _time(value, "starttime", now)
-        elif key == "j":
-            jobs.extend(_job_items(value))
-        elif key == "n":
-            noheader = True
-        elif key == "o":
-            fields_text.append(value)
-        elif key == "p":
-            parsable = 1
-        elif key == "P":
-            parsable = 2
-        elif key == "delimiter":
-            delimiter = value
-        elif key == "r":
-            partitions = set(filter(None, value.split(",")))
-        elif key == "s":
-            states = set()
-            for word in filter(None, value.split(",")):
-                upper = word.upper()
-                name = STATES.get(upper, upper)
-                if name not in STATE_CODES:
-                    raise UsageError(f"sacct: error: Invalid state: {word}")
-                states.add(name)
-        elif key == "u":
-            users = set()
-            for word in filter(None, value.split(",")):
-                uid = common.uid_of(word)
-                users.add(common.user_name(uid) if uid is not None else word)
-            all_users = True
-        elif key == "name":
-            names = set(filter(None, value.split(",")))
-        elif key == "X":
-            allocations = True
-        elif key == "V":
-            print(common.version_line())
-            return 0
-        elif key in ("h", "U"):
-            print(USAGE)
-            return 0
+    o, rest = OPTIONS.parse(argv, SacctArgs(now=common.clock()))
+    if o.action == "helpformat":
+        sys.stdout.write(sacct_format.sacct_helpformat())
+        return 0
+    if o.action == "version":
+        print(common.version_line())
+        return 0
+    if o.action == "usage":
+        print(USAGE)
+        return 0
     if rest:
         raise UsageError(f"sacct: error: Unknown arguments: {' '.join(rest)}")
-    fields = sacct_format.parse_sacct_fields(",".join(fields_text or [sacct_format.SACCT_DEFAULT]))
+    fields = sacct_format.parse_sacct_fields(
+        ",".join(o.fields_text or [sacct_format.SACCT_DEFAULT])
+    )
 
     # The time window: with -j, all time; otherwise from today 00:00 (or -S) to now (or -E).
     # With -s and no -E the window is the single instant -S, as in Slurm (nothing matches).
-    if start is None:
-        start = 0.0 if jobs else _midnight(now)
-    till_now = end is None and not (states and not jobs)
-    if end is None:
-        end = start if (states and not jobs) else now
+    if o.start is None:
+        o.start = 0.0 if o.jobs else _midnight(o.now)
+    till_now = o.end is None and not (o.states and not o.jobs)
+    if o.end is None:
+        o.end = o.start if (o.states and not o.jobs) else o.now
     conn = state.connect()
     backends.refresh_all()  # an outside queue (SkyPilot's) fresh enough (bounded wait)
-    uids = [os.geteuid()] if users is None and not all_users and os.geteuid() != 0 else None
+    uids = [os.geteuid()] if o.users is None and not o.all_users and os.geteuid() != 0 else None
     # selected in the query (indexes on user, submit and end times): the window as a
     # superset of _in_window's seconds, which decides
     filters = dict(
-        users=users,
-        names=names,
-        partitions=partitions,
-        active_or_ended_after=start - 1,
-        submitted_before=end + 1,
+        users=o.users,
+        names=o.names,
+        partitions=o.partitions,
+        active_or_ended_after=o.start - 1,
+        submitted_before=o.end + 1,
     )
     if (
-        not jobs
+        not o.jobs
         and sacct_format.listing_fits(fields)
-        and (delimiter is None or delimiter.isascii())
+        and (o.delimiter is None or o.delimiter.isascii())
         and conn.text_factory is str  # no text that is not UTF-8 stored (SQLite counts bytes)
     ):
         # the common listing: SQLite computes the lines and their order, streamed
         header = sacct_format.sacct_lines(
-            [], fields, header=not noheader, parsable=parsable, delimiter=delimiter
+            [], fields, header=not o.noheader, parsable=o.parsable, delimiter=o.delimiter
         )
         sql = sacct_format.listing_sql(
             fields,
-            steps=not allocations,
-            parsable=parsable,
-            delimiter=delimiter,
+            steps=not o.allocations,
+            parsable=o.parsable,
+            delimiter=o.delimiter,
             arrays=state.arrays_exist(conn),
         )
         # the listing this call made before, if no job changed since (listing_cache)
-        window = [f"{start!r} {'now' if till_now else repr(end)}"]
+        window = [f"{o.start!r} {'now' if till_now else repr(o.end)}"]
         answer = listing_cache.Answer.of(
-            conn, sys.stdout, "sacct", argv + window, [__file__, sacct_format.__file__], now
+            conn, sys.stdout, "sacct", argv + window, [__file__, sacct_format.__file__], o.now
         )
         if answer and answer.replay():
             return 0
-        condition = _window_sql(start, end, states is not None)
+        condition = _window_sql(o.start, o.end, o.states is not None)
         rows = state.query_jobs(
-            conn, sql, states=states, uids=uids, accounts=accounts, condition=condition, **filters
+            conn,
+            sql,
+            states=o.states,
+            uids=uids,
+            accounts=o.accounts,
+            condition=condition,
+            **filters,
         )
         common.write_lines(answer or sys.stdout, header, (line for (line,) in rows))
         if (
@@ -250,16 +259,16 @@ def body(argv: list[str]) -> int:
             and answer.lines() >= listing_cache.MIN_LINES
             # SACCT_SQL's cells are the jobs' own (no running time); the window is fixed
             # but for `-E now`, which takes no job in later seconds if none was submitted since
-            and not (till_now and state.submitted_since(conn, now))
+            and not (till_now and state.submitted_since(conn, o.now))
         ):
             answer.store()
         return 0
-    ids = sorted({j for j, t, s in jobs if t is None}) if jobs else None
-    tasks = sorted({(j, t) for j, t, s in jobs if t is not None}) if jobs else None
+    ids = sorted({j for j, t, s in o.jobs if t is None}) if o.jobs else None
+    tasks = sorted({(j, t) for j, t, s in o.jobs if t is not None}) if o.jobs else None
     records = state.find_jobs(conn, ids=ids, tasks=tasks, light=True, **filters)
-    if jobs:
+    if o.jobs:
         # `-j N` also names the array element whose own id is N
-        own = {j for j, t, s in jobs}
+        own = {j for j, t, s in o.jobs}
         records = [
             r
             for r in records
@@ -269,11 +278,11 @@ def body(argv: list[str]) -> int:
         ]
     if uids is not None:
         records = [r for r in records if r.uid in uids]
-    if accounts is not None:
-        records = [r for r in records if r.account in accounts]
-    records = [r for r in records if _in_window(r, start, end, states)]
+    if o.accounts is not None:
+        records = [r for r in records if r.account in o.accounts]
+    records = [r for r in records if _in_window(r, o.start, o.end, o.states)]
 
-    views = jobview.collapse(records, now=now)
+    views = jobview.collapse(records, now=o.now)
     # an array sorts at the highest id of its elements (those of its pending record are
     # reserved after the array's own: as many as it holds, beyond the split-off ones)
     top: dict = {}
@@ -291,7 +300,7 @@ def body(argv: list[str]) -> int:
         return (top[rec.array_job_id], 1 if view.tasks is not None else 0, rec.array_task_id)
 
     views.sort(key=order)
-    steps_only = {(j, t): s for j, t, s in jobs if s is not None}
+    steps_only = {(j, t): s for j, t, s in o.jobs if s is not None}
     rows: list[Row] = []
     for view in views:
         rec = view.rec
@@ -302,12 +311,12 @@ def body(argv: list[str]) -> int:
                     wanted = steps_only[key]
         if wanted is None:
             rows.append(Row(view))
-        if not allocations:
+        if not o.allocations:
             rows.extend(
                 r for r in sacct_format.step_rows(view) if wanted is None or r.step == wanted
             )
     lines = sacct_format.sacct_lines(
-        rows, fields, header=not noheader, parsable=parsable, delimiter=delimiter
+        rows, fields, header=not o.noheader, parsable=o.parsable, delimiter=o.delimiter
     )
     common.write_lines(sys.stdout, lines, iter(()))
     return 0

@@ -11,48 +11,17 @@ import os
 import sys
 
 from slurmsky.commands.common import run
+from slurmsky.commands.read_options import REQUIRED, Opt, Table, words
 from slurmsky.core import jobcontrol as control
 from slurmsky.core import state
-from slurmsky.core.states import CANCELLABLE_STATES
+from slurmsky.core.states import CANCELLABLE_STATES, STATE_CODES
+from slurmsky.record import Factory, Record
 from slurmsky.render import common
-from slurmsky.runtime.getopt_long import UsageError, getopt_long
+from slurmsky.runtime.getopt_long import UsageError
 
-SHORT = "A:bcfHiM:n:p:Qq:R:s:t:u:vVw:"
-LONG = {
-    "account": ("A", 1),
-    "batch": ("b", 0),
-    "ctld": ("c", 0),
-    "full": ("f", 0),
-    "help": ("help", 0),
-    "hurry": ("H", 0),
-    "interactive": ("i", 0),
-    "cluster": ("M", 1),
-    "clusters": ("M", 1),
-    "name": ("n", 1),
-    "jobname": ("n", 1),
-    "nodelist": ("w", 1),
-    "partition": ("p", 1),
-    "qos": ("q", 1),
-    "quiet": ("Q", 0),
-    "reservation": ("R", 1),
-    "sibling": ("sibling", 1),
-    "signal": ("s", 1),
-    "state": ("t", 1),
-    "states": ("t", 1),
-    "usage": ("usage", 0),
-    "user": ("u", 1),
-    "verbose": ("v", 0),
-    "version": ("V", 0),
-    "wckey": ("wckey", 1),
-    "me": ("me", 0),
-}
+# -t takes these states, by name or code
 STATE_WORDS = {
-    "PD": "PENDING",
-    "PENDING": "PENDING",
-    "R": "RUNNING",
-    "RUNNING": "RUNNING",
-    "S": "SUSPENDED",
-    "SUSPENDED": "SUSPENDED",
+    word: name for name in ("PENDING", "RUNNING", "SUSPENDED") for word in (STATE_CODES[name], name)
 }
 ACCESS_DENIED_EXIT = 2002 & 0xFF  # ESLURM_ACCESS_DENIED, as scancel truncates it
 USAGE = """\
@@ -63,63 +32,102 @@ Usage: scancel [-A account] [--batch] [--full] [--interactive] [-n job_name]
                [job_id[_array_id][.step_id]]"""
 
 
+class ScancelArgs(Record, frozen=False):
+    """What scancel's options ask; the filters select jobs (None: not given)."""
+
+    signum: int | None = None
+    scope: str = "steps"
+    verbose: bool = False
+    quiet: bool = False
+    names: list | None = None
+    users: list | None = None
+    partitions: list | None = None
+    accounts: list | None = None
+    nodes: set | None = None
+    states: list | None = None
+    q: str | None = None
+    R: str | None = None
+    wckey: str | None = None
+    action: str | None = None
+
+
+FILTERS = ("names", "users", "partitions", "accounts", "nodes", "states", "q", "R", "wckey")
+
+
+def _signal(text: str, ns: object = None) -> int:
+    from slurmsky.parse.signals import signal_number
+
+    signum = signal_number(text)
+    if signum is None or not 0 < signum < 65:
+        raise UsageError(f"scancel: error: Invalid job signal: {text}")
+    return signum
+
+
+def _nodes(text: str, ns: object = None) -> set[str]:
+    from slurmsky.runtime.hostlist import expand
+
+    try:
+        return set(expand(text))
+    except ValueError:  # Slurm's hostset_intersects: no job is on such a list
+        return set()
+
+
+def _states(text: str, ns: object = None) -> list[str]:
+    chosen = []
+    for word in filter(None, text.split(",")):
+        name = STATE_WORDS.get(word.upper())
+        if name is None:
+            raise UsageError(
+                f"scancel: error: Invalid job state specified: {word}",
+                "scancel: error: Valid job states are PENDING, RUNNING, and SUSPENDED",
+            )
+        chosen.append(name)
+    return chosen
+
+
+_NO_EFFECT = "accepted, no effect"
+# fmt: off
+OPTIONS = Table("scancel", (
+    Opt("A", ("account",), REQUIRED, "accounts", convert=words, help="jobs of these accounts"),
+    Opt("b", ("batch",), dest="scope", const="batch", help="signal the batch step only"),
+    Opt("c", ("ctld",), help=_NO_EFFECT),
+    Opt("f", ("full",), dest="scope", const="full", help="signal the batch shell too"),
+    Opt("", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("H", ("hurry",), help=_NO_EFFECT),
+    Opt("i", ("interactive",), help=_NO_EFFECT),
+    Opt("M", ("cluster", "clusters"), REQUIRED, help=_NO_EFFECT),
+    Opt("n", ("name", "jobname"), REQUIRED, "names", convert=words, help="jobs of these names"),
+    Opt("w", ("nodelist",), REQUIRED, "nodes", convert=_nodes, help="jobs on these nodes"),
+    Opt("p", ("partition",), REQUIRED, "partitions", convert=words,
+        help="jobs in these partitions"),
+    Opt("q", ("qos",), REQUIRED, "q", help="jobs of this QOS"),
+    Opt("Q", ("quiet",), dest="quiet", help="no error messages"),
+    Opt("R", ("reservation",), REQUIRED, "R", help="jobs in this reservation"),
+    Opt("", ("sibling",), REQUIRED, help=_NO_EFFECT),
+    Opt("s", ("signal",), REQUIRED, "signum", convert=_signal, help="the signal to send"),
+    Opt("t", ("state", "states"), REQUIRED, "states", convert=_states,
+        help="jobs in these states"),
+    Opt("", ("usage",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("u", ("user",), REQUIRED, "users", convert=words, help="these users' jobs"),
+    Opt("v", ("verbose",), dest="verbose", help="report each job"),
+    Opt("V", ("version",), dest="action", const="version", stop=True, help="the version"),
+    Opt("", ("wckey",), REQUIRED, "wckey", help="jobs of this wckey"),
+    Opt("", ("me",), dest="users", const=Factory(lambda: [common.user_name(os.geteuid())]),
+        help="the caller's jobs"),
+))
+# fmt: on
+
+
 def body(argv: list[str]) -> int:
-    opts, operands = getopt_long("scancel", argv, SHORT, LONG)
-    signum = None
-    scope = "steps"
-    verbose = quiet = False
-    filters: dict = {}
-    for key, value in opts:
-        if key == "s":
-            from slurmsky.parse.signals import signal_number
-
-            signum = signal_number(value)
-            if signum is None or not 0 < signum < 65:
-                raise UsageError(f"scancel: error: Invalid job signal: {value}")
-        elif key == "b":
-            scope = "batch"
-        elif key == "f":
-            scope = "full"
-        elif key == "v":
-            verbose = True
-        elif key == "Q":
-            quiet = True
-        elif key == "n":
-            filters["names"] = [n for n in value.split(",") if n]
-        elif key == "u":
-            filters["users"] = [n for n in value.split(",") if n]
-        elif key == "me":
-            filters["users"] = [common.user_name(os.geteuid())]
-        elif key == "p":
-            filters["partitions"] = [p for p in value.split(",") if p]
-        elif key == "A":
-            filters["accounts"] = [a for a in value.split(",") if a]
-        elif key == "w":
-            from slurmsky.runtime.hostlist import expand
-
-            try:
-                filters["nodes"] = set(expand(value))
-            except ValueError:  # Slurm's hostset_intersects: no job is on such a list
-                filters["nodes"] = set()
-        elif key == "t":
-            chosen = []
-            for word in filter(None, value.split(",")):
-                name = STATE_WORDS.get(word.upper())
-                if name is None:
-                    raise UsageError(
-                        f"scancel: error: Invalid job state specified: {word}",
-                        "scancel: error: Valid job states are PENDING, RUNNING, and SUSPENDED",
-                    )
-                chosen.append(name)
-            filters["states"] = chosen
-        elif key in ("q", "R", "wckey"):
-            filters[key] = value
-        elif key == "V":
-            print(common.version_line())
-            return 0
-        elif key in ("help", "usage"):
-            print(USAGE)
-            return 0
+    o, operands = OPTIONS.parse(argv, ScancelArgs())
+    if o.action == "version":
+        print(common.version_line())
+        return 0
+    if o.action == "usage":
+        print(USAGE)
+        return 0
+    signum, scope, verbose, quiet = o.signum, o.scope, o.verbose, o.quiet
+    filters = {k: v for k in FILTERS if (v := getattr(o, k)) is not None}
     targets = []
     for word in operands:
         for item in _split_ids(word):

@@ -13,33 +13,46 @@ import sys
 
 from slurmsky import SLURM_VERSION, backends
 from slurmsky.commands.common import run
+from slurmsky.commands.read_options import REQUIRED, Opt, Table
 from slurmsky.core import jobcontrol as control
 from slurmsky.core import state, states
 from slurmsky.display import format_limit
+from slurmsky.record import Record
 from slurmsky.render import common, jobview, scontrol_format, sinfo_format
 from slurmsky.render.jobview import Job
-from slurmsky.runtime.getopt_long import UsageError, getopt_long
+from slurmsky.runtime.getopt_long import UsageError
 
-SHORT = "aM:dhoQvV"
-LONG = {
-    "all": ("a", 0),
-    "cluster": ("M", 1),
-    "clusters": ("M", 1),
-    "details": ("d", 0),
-    "help": ("h", 0),
-    "hide": ("hide", 0),
-    "local": ("local", 0),
-    "oneliner": ("o", 0),
-    "quiet": ("Q", 0),
-    "sibling": ("sibling", 0),
-    "usage": ("usage", 0),
-    "verbose": ("v", 0),
-    "version": ("V", 0),
-    "federation": ("federation", 0),
-    "future": ("future", 0),
-    "json": ("json", 0),
-    "yaml": ("yaml", 0),
-}
+
+class ScontrolArgs(Record, frozen=False):
+    """What scontrol's options before its command ask."""
+
+    oneliner: bool = False
+    details: bool = False
+    quiet: bool = False
+    action: str | None = None
+
+
+_NO_EFFECT = "accepted, no effect"
+# fmt: off
+OPTIONS = Table("scontrol", (
+    Opt("a", ("all",), help=_NO_EFFECT),
+    Opt("M", ("cluster", "clusters"), REQUIRED, help=_NO_EFFECT),
+    Opt("d", ("details",), dest="details", help="more detail"),
+    Opt("h", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("", ("hide",), help=_NO_EFFECT),
+    Opt("", ("local",), help=_NO_EFFECT),
+    Opt("o", ("oneliner",), dest="oneliner", help="one line per record"),
+    Opt("Q", ("quiet",), dest="quiet", help="no error messages"),
+    Opt("", ("sibling",), help=_NO_EFFECT),
+    Opt("", ("usage",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("v", ("verbose",), help=_NO_EFFECT),
+    Opt("V", ("version",), dest="action", const="version", stop=True, help="the version"),
+    Opt("", ("federation",), help=_NO_EFFECT),
+    Opt("", ("future",), help=_NO_EFFECT),
+    Opt("", ("json",), help=_NO_EFFECT),
+    Opt("", ("yaml",), help=_NO_EFFECT),
+), permute=False)
+# fmt: on
 USAGE = """\
 scontrol [<OPTION>] [<COMMAND>]
     Valid <COMMAND> values (slurmsky supports these):
@@ -469,21 +482,14 @@ def _specs(conn, jobs: list[Job]) -> dict:
 
 
 def body(argv: list[str]) -> int:
-    opts, words = getopt_long("scontrol", argv, SHORT, LONG, permute=False)
-    oneliner = details = quiet = False
-    for key, _ in opts:
-        if key == "o":
-            oneliner = True
-        elif key == "d":
-            details = True
-        elif key == "Q":
-            quiet = True
-        elif key == "V":
-            print(common.version_line())
-            return 0
-        elif key in ("h", "usage"):
-            print(USAGE)
-            return 0
+    o, words = OPTIONS.parse(argv, ScontrolArgs())
+    if o.action == "version":
+        print(common.version_line())
+        return 0
+    if o.action == "usage":
+        print(USAGE)
+        return 0
+    oneliner, details, quiet = o.oneliner, o.details, o.quiet
     # options may also follow the command (`scontrol show job -o 12`)
     rest = []
     for word in words:

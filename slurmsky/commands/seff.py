@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 
 from slurmsky.commands.common import run
+from slurmsky.commands.read_options import REQUIRED, Opt, Table
 from slurmsky.core import state
+from slurmsky.record import Record
 from slurmsky.render.jobview import Job
 from slurmsky.render.seff_format import seff_lines
-from slurmsky.runtime.getopt_long import getopt_long
 
 USAGE = (
     "Usage: seff [Options] <Jobid>\n"
@@ -17,6 +18,24 @@ USAGE = (
     "       -v    Version\n"
     "       -d    Debug mode: display raw Slurm data\n"
 )
+
+
+class SeffArgs(Record, frozen=False):
+    """What seff's options ask (it answers -v before -h, wherever each is)."""
+
+    help: bool = False
+    version: bool = False
+    debug: bool = False
+
+
+# fmt: off
+OPTIONS = Table("seff", (
+    Opt("h", dest="help", help="the usage text"),
+    Opt("v", dest="version", help="the version"),
+    Opt("d", dest="debug", help="the raw data too"),
+    Opt("f", (), REQUIRED, help="accepted, no effect"),
+))
+# fmt: on
 
 
 def _find(text: str):
@@ -33,19 +52,18 @@ def _find(text: str):
 
 
 def body(argv: list[str]) -> int:
-    opts, rest = getopt_long("seff", argv, "hvdf:", {})
-    keys = {key for key, _ in opts}
-    if "v" in keys:
+    o, rest = OPTIONS.parse(argv, SeffArgs())
+    if o.version:
         print("seff Version 2.1")
         return 1
-    if "h" in keys or len(rest) != 1:
+    if o.help or len(rest) != 1:
         sys.stdout.write(USAGE)
         return 1
     rec = _find(rest[0])
     if rec is None:
         sys.stderr.write("Job not found.\n")
         return 2
-    sys.stdout.write("".join(line + "\n" for line in seff_lines(Job(rec), debug="d" in keys)))
+    sys.stdout.write("".join(line + "\n" for line in seff_lines(Job(rec), debug=o.debug)))
     return 0
 
 

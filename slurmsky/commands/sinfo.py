@@ -20,43 +20,13 @@ import sys
 import time
 
 from slurmsky.commands.common import run
+from slurmsky.commands.read_options import REQUIRED, Opt, Table, word_set
 from slurmsky.core import state, states
+from slurmsky.record import Record
 from slurmsky.render import common, sinfo_format
 from slurmsky.render.sinfo_format import NodeView
-from slurmsky.runtime.getopt_long import UsageError, getopt_long
+from slurmsky.runtime.getopt_long import UsageError
 
-SHORT = "adehiM:n:No:O:p:lrRsS:t:TvV"
-LONG = {
-    "all": ("a", 0),
-    "dead": ("d", 0),
-    "exact": ("e", 0),
-    "noheader": ("h", 0),
-    "help": ("help", 0),
-    "hide": ("hide", 0),
-    "iterate": ("i", 1),
-    "cluster": ("M", 1),
-    "clusters": ("M", 1),
-    "nodes": ("n", 1),
-    "Node": ("N", 0),
-    "format": ("o", 1),
-    "Format": ("O", 1),
-    "partition": ("p", 1),
-    "long": ("l", 0),
-    "responding": ("r", 0),
-    "list-reasons": ("R", 0),
-    "summarize": ("s", 0),
-    "sort": ("S", 1),
-    "states": ("t", 1),
-    "reservation": ("T", 0),
-    "usage": ("usage", 0),
-    "verbose": ("v", 0),
-    "version": ("V", 0),
-    "federation": ("federation", 0),
-    "local": ("local", 0),
-    "noconvert": ("noconvert", 0),
-    "json": ("json", 0),
-    "yaml": ("yaml", 0),
-}
 USAGE = """\
 Usage: sinfo [-adelNRrsTv] [-i seconds] [-t states] [-p partition] [-n nodes]
              [-S fields] [-o format] [-O Format] [--federation] [--local] [--sibling]"""
@@ -106,45 +76,90 @@ def partitions(conn) -> list[dict]:
     return parts
 
 
-def body(argv: list[str]) -> int:
-    opts, rest = getopt_long("sinfo", argv, SHORT, LONG)
+class SinfoArgs(Record, frozen=False):
+    """What sinfo's options ask."""
+
+    noheader: bool = False
+    by_node: bool = False
+    summary: bool = False
+    long: bool = False
+    fmt: str | None = None
+    parts: set | None = None
+    nodes: set | None = None
+    states: set | None = None
+    action: str | None = None
+
+
+def _nodes(text: str, ns: object = None) -> set[str]:
+    from slurmsky.runtime.hostlist import expand
+
+    try:
+        return set(expand(text))
+    except ValueError as exc:
+        raise UsageError(
+            exc.log("sinfo") + f"sinfo: error: '{text}' invalid entry for --nodes"
+        ) from None
+
+
+def _states(text: str, ns: object = None) -> set[str]:
+    return {w.lower() for w in text.split(",") if w}
+
+
+def _format_long(text: str, ns: object = None) -> str:
+    return _long_to_percent(text)
+
+
+def _no_operands(rest: list[str]) -> None:
     if rest:
         raise UsageError(f"sinfo: error: Unrecognized option: {rest[0]}", USAGE)
-    noheader = by_node = summary = long = False
-    fmt = None
-    wanted_parts = wanted_nodes = wanted_states = None
-    for key, value in opts:
-        if key == "h":
-            noheader = True
-        elif key == "N":
-            by_node = True
-        elif key == "s":
-            summary = True
-        elif key == "l":
-            long = True
-        elif key == "o":
-            fmt = value
-        elif key == "O":
-            fmt = _long_to_percent(value)
-        elif key == "p":
-            wanted_parts = set(filter(None, value.split(",")))
-        elif key == "n":
-            from slurmsky.runtime.hostlist import expand
 
-            try:
-                wanted_nodes = set(expand(value))
-            except ValueError as exc:
-                raise UsageError(
-                    exc.log("sinfo") + f"sinfo: error: '{value}' invalid entry for --nodes"
-                ) from None
-        elif key == "t":
-            wanted_states = {w.lower() for w in value.split(",") if w}
-        elif key == "V":
-            print(common.version_line())
-            return 0
-        elif key in ("help", "usage"):
-            print(USAGE)
-            return 0
+
+_NO_EFFECT = "accepted, no effect"
+# fmt: off
+OPTIONS = Table("sinfo", (
+    Opt("a", ("all",), help=_NO_EFFECT),
+    Opt("d", ("dead",), help=_NO_EFFECT),
+    Opt("e", ("exact",), help=_NO_EFFECT),
+    Opt("h", ("noheader",), dest="noheader", help="no header line"),
+    Opt("", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("", ("hide",), help=_NO_EFFECT),
+    Opt("i", (), help=_NO_EFFECT),  # as slurmsky has had it: -i takes no argument here
+    Opt("", ("iterate",), REQUIRED, help=_NO_EFFECT),
+    Opt("M", ("cluster", "clusters"), REQUIRED, help=_NO_EFFECT),
+    Opt("n", ("nodes",), REQUIRED, "nodes", convert=_nodes, help="these nodes"),
+    Opt("N", ("Node",), dest="by_node", help="one line per node"),
+    Opt("o", ("format",), REQUIRED, "fmt", help="fields as %-codes"),
+    Opt("O", ("Format",), REQUIRED, "fmt", convert=_format_long, help="fields by name"),
+    Opt("p", ("partition",), REQUIRED, "parts", convert=word_set, help="these partitions"),
+    Opt("l", ("long",), dest="long", help="the long format"),
+    Opt("r", ("responding",), help=_NO_EFFECT),
+    Opt("R", ("list-reasons",), help=_NO_EFFECT),
+    Opt("s", ("summarize",), dest="summary", help="partitions' summaries"),
+    Opt("S", ("sort",), REQUIRED, help=_NO_EFFECT),
+    Opt("t", ("states",), REQUIRED, "states", convert=_states, help="nodes in these states"),
+    Opt("T", ("reservation",), help=_NO_EFFECT),
+    Opt("", ("usage",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("v", ("verbose",), help=_NO_EFFECT),
+    Opt("V", ("version",), dest="action", const="version", stop=True, help="the version"),
+    Opt("", ("federation",), help=_NO_EFFECT),
+    Opt("", ("local",), help=_NO_EFFECT),
+    Opt("", ("noconvert",), help=_NO_EFFECT),
+    Opt("", ("json",), help=_NO_EFFECT),
+    Opt("", ("yaml",), help=_NO_EFFECT),
+))
+# fmt: on
+
+
+def body(argv: list[str]) -> int:
+    o, _ = OPTIONS.parse(argv, SinfoArgs(), operands=_no_operands)
+    if o.action == "version":
+        print(common.version_line())
+        return 0
+    if o.action == "usage":
+        print(USAGE)
+        return 0
+    noheader, by_node, summary, long, fmt = o.noheader, o.by_node, o.summary, o.long, o.fmt
+    wanted_parts, wanted_nodes, wanted_states = o.parts, o.nodes, o.states
     conn = state.connect()
     nodes = []
     for part in partitions(conn):

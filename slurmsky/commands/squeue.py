@@ -12,89 +12,15 @@ import time
 
 from slurmsky import backends
 from slurmsky.commands.common import run
+from slurmsky.commands.read_options import OPTIONAL, REQUIRED, Opt, Table, words
 from slurmsky.core import state, states
 from slurmsky.display import format_elapsed, format_limit
+from slurmsky.record import Factory, Record
 from slurmsky.render import common, jobview, listing_cache, squeue_format
 from slurmsky.render.jobview import Job
-from slurmsky.runtime.getopt_long import UsageError, getopt_long
+from slurmsky.runtime.getopt_long import UsageError
 
-SHORT = "A:ahi:j::lL:n:M:O:o:p:Pq:R:rs::S:t:u:U:vVw:"
-LONG = {
-    "accounts": ("A", 1),
-    "all": ("a", 0),
-    "array": ("r", 0),
-    "array-unique": ("array-unique", 0),
-    "Format": ("O", 1),
-    "format": ("o", 1),
-    "federation": ("federation", 0),
-    "help": ("help", 0),
-    "hide": ("hide", 0),
-    "iterate": ("i", 1),
-    "jobs": ("j", 2),
-    "json": ("json", 0),
-    "local": ("local", 0),
-    "long": ("l", 0),
-    "licenses": ("L", 1),
-    "cluster": ("M", 1),
-    "clusters": ("M", 1),
-    "me": ("me", 0),
-    "name": ("n", 1),
-    "noconvert": ("noconvert", 0),
-    "node": ("w", 1),
-    "nodes": ("w", 1),
-    "nodelist": ("w", 1),
-    "noheader": ("h", 0),
-    "partitions": ("p", 1),
-    "priority": ("P", 0),
-    "qos": ("q", 1),
-    "reservation": ("R", 1),
-    "sib": ("sib", 0),
-    "sibling": ("sib", 0),
-    "sort": ("S", 1),
-    "start": ("start", 0),
-    "steps": ("s", 2),
-    "states": ("t", 1),
-    "usage": ("usage", 0),
-    "user": ("u", 1),
-    "users": ("u", 1),
-    "verbose": ("v", 0),
-    "version": ("V", 0),
-    "yaml": ("yaml", 0),
-}
-
-# Slurm's job_state_string order, for the "Valid job states include" list.
-STATE_LIST = (
-    "PENDING,RUNNING,SUSPENDED,COMPLETED,CANCELLED,FAILED,TIMEOUT,NODE_FAIL,"
-    "PREEMPTED,BOOT_FAIL,DEADLINE,OUT_OF_MEMORY,COMPLETING,CONFIGURING,RESIZING,"
-    "RESV_DEL_HOLD,REQUEUED,REQUEUE_FED,REQUEUE_HOLD,REVOKED,SIGNALING,"
-    "SPECIAL_EXIT,STAGE_OUT,STOPPED"
-)
-STATE_ALIASES = {
-    "PD": "PENDING",
-    "R": "RUNNING",
-    "S": "SUSPENDED",
-    "CD": "COMPLETED",
-    "CA": "CANCELLED",
-    "F": "FAILED",
-    "TO": "TIMEOUT",
-    "NF": "NODE_FAIL",
-    "PR": "PREEMPTED",
-    "BF": "BOOT_FAIL",
-    "DL": "DEADLINE",
-    "OOM": "OUT_OF_MEMORY",
-    "CG": "COMPLETING",
-    "CF": "CONFIGURING",
-    "RQ": "REQUEUED",
-    "RS": "RESIZING",
-    "RV": "REVOKED",
-    "SE": "SPECIAL_EXIT",
-    "SO": "STAGE_OUT",
-    "ST": "STOPPED",
-    "SI": "SIGNALING",
-    "RH": "REQUEUE_HOLD",
-    "RF": "REQUEUE_FED",
-    "RD": "RESV_DEL_HOLD",
-}
+STATE_LIST = ",".join(states.SLURM_STATES)  # squeue's "Valid job states include" list
 
 USAGE = """\
 Usage: squeue [-A account] [--clusters names] [-i seconds] [--job jobid]
@@ -108,12 +34,12 @@ Usage: squeue [-A account] [--clusters names] [-i seconds] [--job jobid]
 def parse_states(text: str) -> set[str]:
     """`-t`: names or compact codes, any case; `all`."""
     if text.lower() == "all":
-        return set(STATE_LIST.split(",")) | set(states.STATE_CODES)
+        return set(states.SLURM_STATES) | set(states.STATE_CODES)
     chosen = set()
     for word in filter(None, text.split(",")):
         upper = word.upper()
-        name = STATE_ALIASES.get(upper, upper)
-        if name not in STATE_LIST.split(","):
+        name = states.CODE_STATES.get(upper, upper)
+        if name not in states.SLURM_STATES:
             raise UsageError(
                 f"squeue: error: Invalid job state specified: {word}",
                 f"squeue: error: Valid job states include: {STATE_LIST}\n",
@@ -156,142 +82,172 @@ def parse_step_list(text: str) -> list[tuple[int, int]]:
     return items
 
 
-def body(argv: list[str]) -> int:
-    opts, rest = getopt_long("squeue", argv, SHORT, LONG)
-    environ = os.environ
-    o = {
-        "states": None,
-        "jobs": None,
-        "users": None,
-        "names": None,
-        "partitions": None,
-        "nodes": None,
-        "accounts": None,
-        "format": None,
-        "format_long": None,
-        "steps": None,
-    }
-    noheader = long = array = steps = start = False
-    job_flag = as_json = as_yaml = False
-    iterate = 0
-    sort = environ.get("SQUEUE_SORT")
-    override = False
-    warnings: list[str] = []
-    array = bool(environ.get("SQUEUE_ARRAY"))
-    for key, value in opts:
-        if key == "h":
-            noheader = True
-        elif key == "j":
-            job_flag = True
-            if value is not None:
-                o["jobs"] = parse_job_list(value)
-        elif key == "l":
-            long = override = True
-        elif key == "n":
-            o["names"] = [n for n in value.split(",") if n]
-        elif key == "O":
-            if o["format"] is not None:
-                raise UsageError("squeue: error: -O (--Format) is incompatible with -o (--format)")
-            o["format_long"] = value
-            override = True
-        elif key == "o":
-            if o["format_long"] is not None:
-                raise UsageError("squeue: error: -o (--format) is incompatible with -O (--Format)")
-            o["format"] = value
-            override = True
-        elif key == "p":
-            o["partitions"] = [p for p in value.split(",") if p]
-        elif key == "r":
-            array = True
-        elif key == "s":
-            steps = override = True
-            if value is not None:
-                o["steps"] = parse_step_list(value)
-        elif key == "S":
-            sort = value
-        elif key == "t":
-            o["states"] = parse_states(value)
-        elif key in ("u", "me"):
-            o["users"] = value if key == "u" else str(os.geteuid())
-        elif key in ("A", "U"):
-            o["accounts"] = [a for a in value.split(",") if a]
-        elif key == "w":
-            from slurmsky.runtime.hostlist import expand
+class SqueueArgs(Record, frozen=False):
+    """What squeue's options ask (the `SQUEUE_*` variables fill in after)."""
 
-            try:
-                o["nodes"] = set(expand(value))
-            except ValueError as exc:
-                raise UsageError(
-                    exc.log("squeue") + f"squeue: error: '{value}' invalid entry for --nodelist"
-                ) from None
-        elif key == "V":
-            print(common.version_line())
-            return 0
-        elif key == "help":
-            print(USAGE)
-            return 0
-        elif key == "usage":
-            print(USAGE)
-            return 0
-        elif key == "start":
-            start = override = True
-        elif key == "json":
-            as_json = True
-        elif key == "yaml":
-            as_yaml = True
-        elif key == "i":
-            if not value.strip().isdigit() or int(value) <= 0:
-                raise UsageError(f"squeue: error: --iterate={value}\n")
-            iterate = int(value)
-    if long and o["format"] is not None:
+    states: set | None = None
+    jobs: list | None = None
+    users: str | list[str] | None = None  # the -u text, then the names read from it
+    names: list | None = None
+    partitions: list | None = None
+    nodes: set | None = None
+    accounts: list | None = None
+    format: str | None = None
+    format_long: str | None = None
+    step_list: list | None = None
+    noheader: bool = False
+    long: bool = False
+    array: bool = False
+    steps: bool = False
+    start: bool = False
+    job_flag: bool = False
+    json: bool = False
+    yaml: bool = False
+    iterate: int = 0
+    sort: str | None = None
+    override: bool = False  # an option chose the format: SQUEUE_FORMAT{,2} do not apply
+    action: str | None = None
+
+
+def _states(text: str, ns: object = None) -> set[str]:
+    return parse_states(text)
+
+
+def _jobs(text: str, ns: object = None) -> list[tuple[int, int | None]]:
+    return parse_job_list(text)
+
+
+def _step_items(text: str, ns: object = None) -> list[tuple[int, int]]:
+    return parse_step_list(text)
+
+
+def _nodes(text: str, ns: object = None) -> set[str]:
+    from slurmsky.runtime.hostlist import expand
+
+    try:
+        return set(expand(text))
+    except ValueError as exc:
+        raise UsageError(
+            exc.log("squeue") + f"squeue: error: '{text}' invalid entry for --nodelist"
+        ) from None
+
+
+def _iterate(text: str, ns: object = None) -> int:
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise UsageError(f"squeue: error: --iterate={text}\n")
+    return int(text)
+
+
+_O_AND_o = "squeue: error: -O (--Format) is incompatible with -o (--format)"
+_o_AND_O = "squeue: error: -o (--format) is incompatible with -O (--Format)"
+# fmt: off
+OPTIONS = Table("squeue", (
+    Opt("A", ("accounts",), REQUIRED, "accounts", convert=words, help="accounts to list"),
+    Opt("a", ("all",), help="all partitions (there are no hidden ones)"),
+    Opt("r", ("array",), dest="array", help="one line per array element"),
+    Opt("", ("array-unique",), help="accepted, no effect"),
+    Opt("O", ("Format",), REQUIRED, "format_long", conflict=("format", _O_AND_o),
+        marks=("override",), help="fields by name"),
+    Opt("o", ("format",), REQUIRED, "format", conflict=("format_long", _o_AND_O),
+        marks=("override",), help="fields as %-codes"),
+    Opt("", ("federation",), help="accepted, no effect"),
+    Opt("", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("", ("hide",), help="accepted, no effect"),
+    Opt("i", ("iterate",), REQUIRED, "iterate", convert=_iterate, help="repeat every N seconds"),
+    Opt("j", ("jobs",), OPTIONAL, "jobs", convert=_jobs, marks=("job_flag",),
+        help="jobs to list (or the first operand)"),
+    Opt("", ("json",), dest="json", help="the OpenAPI document as JSON"),
+    Opt("", ("local",), help="accepted, no effect"),
+    Opt("l", ("long",), dest="long", marks=("override",), help="the long format"),
+    Opt("L", ("licenses",), REQUIRED, help="accepted, no effect"),
+    Opt("M", ("cluster", "clusters"), REQUIRED, help="accepted, no effect"),
+    Opt("", ("me",), dest="users", const=Factory(lambda: str(os.geteuid())),
+        help="the caller's jobs"),
+    Opt("n", ("name",), REQUIRED, "names", convert=words, help="job names to list"),
+    Opt("", ("noconvert",), help="accepted, no effect"),
+    Opt("w", ("node", "nodes", "nodelist"), REQUIRED, "nodes", convert=_nodes,
+        help="jobs on these nodes"),
+    Opt("h", ("noheader",), dest="noheader", help="no header line"),
+    Opt("p", ("partitions",), REQUIRED, "partitions", convert=words, help="partitions to list"),
+    Opt("P", ("priority",), help="accepted, no effect"),
+    Opt("q", ("qos",), REQUIRED, help="accepted, no effect"),
+    Opt("R", ("reservation",), REQUIRED, help="accepted, no effect"),
+    Opt("", ("sib", "sibling"), help="accepted, no effect"),
+    Opt("S", ("sort",), REQUIRED, "sort", help="sort keys"),
+    Opt("", ("start",), dest="start", marks=("override",), help="pending jobs' expected starts"),
+    Opt("s", ("steps",), OPTIONAL, "step_list", convert=_step_items,
+        marks=("steps", "override"), help="steps (these ones) instead of jobs"),
+    Opt("t", ("states",), REQUIRED, "states", convert=_states, help="states to list"),
+    Opt("", ("usage",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("u", ("user", "users"), REQUIRED, "users", help="users whose jobs to list"),
+    Opt("U", (), REQUIRED, "accounts", convert=words, help="accounts to list"),
+    Opt("v", ("verbose",), help="accepted, no effect"),
+    Opt("V", ("version",), dest="action", const="version", stop=True, help="the version"),
+    Opt("", ("yaml",), dest="yaml", help="the OpenAPI document as YAML"),
+))
+# fmt: on
+
+
+def body(argv: list[str]) -> int:
+    environ = os.environ
+    o, rest = OPTIONS.parse(
+        argv, SqueueArgs(sort=environ.get("SQUEUE_SORT"), array=bool(environ.get("SQUEUE_ARRAY")))
+    )
+    if o.action == "version":
+        print(common.version_line())
+        return 0
+    if o.action == "usage":
+        print(USAGE)
+        return 0
+    warnings: list[str] = []
+    if o.long and o.format is not None:
         raise UsageError(
             "squeue: fatal: Options -o(--format) and -l(--long) are mutually "
             "exclusive. Please remove one and retry."
         )
-    if not override:
+    if not o.override:
         if environ.get("SQUEUE_FORMAT"):
-            o["format"] = environ["SQUEUE_FORMAT"]
+            o.format = environ["SQUEUE_FORMAT"]
         elif environ.get("SQUEUE_FORMAT2"):
-            o["format_long"] = environ["SQUEUE_FORMAT2"]
+            o.format_long = environ["SQUEUE_FORMAT2"]
     if rest:
-        if job_flag and o["jobs"] is None:
-            o["jobs"] = parse_job_list(rest.pop(0))
-        elif steps and o["steps"] is None:
-            o["steps"] = parse_step_list(rest.pop(0))
+        if o.job_flag and o.jobs is None:
+            o.jobs = parse_job_list(rest.pop(0))
+        elif o.steps and o.step_list is None:
+            o.step_list = parse_step_list(rest.pop(0))
         if rest:
             print(USAGE)
             raise UsageError(f"squeue: error: Unrecognized option: {rest[0]}")
-    for name, env in (
-        ("names", "SQUEUE_NAMES"),
-        ("partitions", "SQUEUE_PARTITION"),
-        ("accounts", "SQUEUE_ACCOUNT"),
-    ):
-        if o[name] is None and environ.get(env):
-            o[name] = [v for v in environ[env].split(",") if v]
-    if o["states"] is None and environ.get("SQUEUE_STATES"):
-        o["states"] = parse_states(environ["SQUEUE_STATES"])
-    if o["users"] is None and environ.get("SQUEUE_USERS"):
-        o["users"] = environ["SQUEUE_USERS"]
-    if start and not steps:
-        o["format"] = o["format"] or squeue_format.SQUEUE_START
-        sort = sort or "S"
-        if o["states"] is None:
-            o["states"] = {"PENDING"}
+    if o.names is None and environ.get("SQUEUE_NAMES"):
+        o.names = words(environ["SQUEUE_NAMES"])
+    if o.partitions is None and environ.get("SQUEUE_PARTITION"):
+        o.partitions = words(environ["SQUEUE_PARTITION"])
+    if o.accounts is None and environ.get("SQUEUE_ACCOUNT"):
+        o.accounts = words(environ["SQUEUE_ACCOUNT"])
+    if o.states is None and environ.get("SQUEUE_STATES"):
+        o.states = parse_states(environ["SQUEUE_STATES"])
+    if o.users is None and environ.get("SQUEUE_USERS"):
+        o.users = environ["SQUEUE_USERS"]
+    if o.start and not o.steps:
+        o.format = o.format or squeue_format.SQUEUE_START
+        o.sort = o.sort or "S"
+        if o.states is None:
+            o.states = {"PENDING"}
 
     out = sys.stdout
     conn = state.connect()
-    if o["users"] is not None:
-        o["users"] = _users(conn, o["users"], warnings)
+    if o.users is not None:
+        o.users = _users(conn, o.users, warnings)
     for line in warnings:
         sys.stderr.write(line)
     _revive(conn)
     now = common.clock()
 
-    if as_json or as_yaml:  # 22.05 ignores the filters here and dumps every job it holds
+    if o.json or o.yaml:  # 22.05 ignores the filters here and dumps every job it holds
         records = state.find_jobs(conn, active_or_ended_after=now - state.MIN_JOB_AGE)
         jobs = squeue_format.squeue_sort(jobview.collapse(records, now=now), "i")
         document = squeue_format.openapi_document(jobs)
-        if as_yaml:
+        if o.yaml:
             out.write(squeue_format.to_yaml(document))
         else:
             import json
@@ -301,69 +257,65 @@ def body(argv: list[str]) -> int:
 
     errors: list[str] = []
     items: list = []
-    if steps:
+    if o.steps:
         pass  # the step format is parsed by _steps
-    elif o["format_long"] is not None:
-        items = common.parse_long_format(o["format_long"], squeue_format.SQUEUE_FIELDS, errors)
+    elif o.format_long is not None:
+        items = common.parse_long_format(o.format_long, squeue_format.SQUEUE_FIELDS, errors)
     else:
-        fmt = o["format"] or (squeue_format.SQUEUE_LONG if long else squeue_format.SQUEUE_DEFAULT)
+        fmt = o.format or (squeue_format.SQUEUE_LONG if o.long else squeue_format.SQUEUE_DEFAULT)
         items = common.parse_percent_format(
             fmt, squeue_format.SQUEUE_FIELDS, squeue_format.PERCENT_CODES, errors
         )
     for bad in errors:
         sys.stderr.write(f"squeue: error: Invalid job format specification: {bad}\n")
-    settings = dict(
-        noheader=noheader, long=long, array=array, steps=steps, sort=sort, items=items, argv=argv
-    )
     while True:
-        _print_queue(conn, o, settings, now, out)
-        if not iterate:
+        _print_queue(conn, o, items, argv, now, out)
+        if not o.iterate:
             return 0
         out.write("\n")
         out.flush()
-        time.sleep(iterate)
+        time.sleep(o.iterate)
         now = common.clock()
 
 
-def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
+def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, out) -> None:
     """One listing of the queue (squeue prints one per --iterate period)."""
-    noheader, long, array = settings["noheader"], settings["long"], settings["array"]
-    if o["jobs"] is not None and len(o["jobs"]) == 1:
+    noheader, long, array = o.noheader, o.long, o.array
+    if o.jobs is not None and len(o.jobs) == 1:
         # A single id is loaded by id (slurm_load_job): unknown or purged is an error.
-        job_id = o["jobs"][0][0]
+        job_id = o.jobs[0][0]
         known = state.find_jobs(conn, ids=[job_id], active_or_ended_after=now - state.MIN_JOB_AGE)
         if not known:
             raise UsageError("slurm_load_jobs error: Invalid job id specified")
 
-    if settings["steps"]:
+    if o.steps:
         _steps(conn, o, noheader, long, now, out)
         return
 
-    wanted_states = o["states"]
+    wanted_states = o.states
     ids = tasks = None
-    if o["jobs"] is not None:  # selected in the query: `-j` is cheap however long the queue
-        ids = sorted({j for j, t in o["jobs"] if t is None})
-        tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None})
+    if o.jobs is not None:  # selected in the query: `-j` is cheap however long the queue
+        ids = sorted({j for j, t in o.jobs if t is None})
+        tasks = sorted({(j, t) for j, t in o.jobs if t is not None})
     if wanted_states is None:
         filters = dict(
             ids=ids,
             tasks=tasks,
             states=states.ACTIVE_STATES,
-            users=o["users"],
-            names=o["names"],
-            partitions=o["partitions"],
+            users=o.users,
+            names=o.names,
+            partitions=o.partitions,
         )
     else:
         filters = dict(
             ids=ids,
             tasks=tasks,
             states=[s for s in states.STATE_CODES if s in wanted_states],
-            users=o["users"],
-            names=o["names"],
-            partitions=o["partitions"],
+            users=o.users,
+            names=o.names,
+            partitions=o.partitions,
             active_or_ended_after=now - state.MIN_JOB_AGE,
         )
-    items = settings["items"]
     lines = []
     if long and not noheader:
         lines.append(time.ctime(now))
@@ -371,9 +323,9 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         lines.append(common.render(items, None))
     if (
         not tasks
-        and o["accounts"] is None
-        and o["nodes"] is None
-        and squeue_format.Listing.fits(items, settings["sort"])
+        and o.accounts is None
+        and o.nodes is None
+        and squeue_format.Listing.fits(items, o.sort)
     ):
         # the common listing: SQLite computes the lines' cells and the order (squeue_format.Listing)
         listing = squeue_format.Listing(items, now, array)
@@ -382,7 +334,7 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         answer = None
         if not long:
             answer = listing_cache.Answer.of(
-                conn, out, "squeue", settings["argv"], [__file__, squeue_format.__file__], now
+                conn, out, "squeue", argv, [__file__, squeue_format.__file__], now
             )
         if answer and answer.replay():
             return
@@ -399,14 +351,14 @@ def _print_queue(conn, o: dict, settings: dict, now: float, out) -> None:
         return
     else:
         records = state.find_jobs(conn, light=True, **filters)
-        if o["accounts"] is not None:
-            records = [r for r in records if r.account in o["accounts"]]
-        if o["nodes"] is not None:
+        if o.accounts is not None:
+            records = [r for r in records if r.account in o.accounts]
+        if o.nodes is not None:
             from slurmsky.runtime.hostlist import expand
 
-            records = [r for r in records if r.nodelist and o["nodes"] & set(expand(r.nodelist))]
+            records = [r for r in records if r.nodelist and o.nodes & set(expand(r.nodelist))]
         jobs = jobview.collapse(records, expand=array, now=now)
-        jobs = squeue_format.squeue_sort(jobs, settings["sort"])
+        jobs = squeue_format.squeue_sort(jobs, o.sort)
         common.write_lines(out, lines, map(common.renderer(items), jobs))
 
 
@@ -474,15 +426,15 @@ def _steps(conn, o, noheader, long, now, out) -> int:
     """`squeue -s`: every running job's steps: `12.batch` for a batch job, and the srun
     steps the node runtime reports as running (`12.0`). `-j` and a step list select (as in
     22.05, `-n` and `-t` do not)."""
-    ids = sorted({j for j, t in o["jobs"] if t is None}) if o["jobs"] is not None else None
-    tasks = sorted({(j, t) for j, t in o["jobs"] if t is not None}) if o["jobs"] else None
+    ids = sorted({j for j, t in o.jobs if t is None}) if o.jobs is not None else None
+    tasks = sorted({(j, t) for j, t in o.jobs if t is not None}) if o.jobs else None
     records = state.find_jobs(
         conn,
         ids=ids,
         tasks=tasks,
         states=("RUNNING", "COMPLETING"),
-        users=o["users"],
-        partitions=o["partitions"],
+        users=o.users,
+        partitions=o.partitions,
     )
     fields = {
         "i": ("STEPID", lambda s: s.id_text),
@@ -496,7 +448,7 @@ def _steps(conn, o, noheader, long, now, out) -> int:
         "U": ("UID", lambda s: str(s.rec.uid)),
     }
     errors: list[str] = []
-    fmt = o["format"] or (squeue_format.STEP_LONG if long else squeue_format.STEP_DEFAULT)
+    fmt = o.format or (squeue_format.STEP_LONG if long else squeue_format.STEP_DEFAULT)
     items = common.parse_percent_format(fmt, fields, {k: k for k in fields}, errors)
     for bad in errors:
         sys.stderr.write(f"squeue: error: Invalid job step format specification: {bad}\n")
@@ -507,8 +459,8 @@ def _steps(conn, o, noheader, long, now, out) -> int:
             rows.append(_Step(job, None, now))
         steps = backends.get(rec.executor).running_steps(rec) if rec.executor else []
         rows.extend(_Step(job, step, now) for step in steps)
-    if o["steps"] is not None:  # a step list names srun steps only (`12.batch` reads as 12.0)
-        wanted = set(o["steps"])
+    if o.step_list is not None:  # a step list names srun steps only (`12.batch` reads as 12.0)
+        wanted = set(o.step_list)
         rows = [
             r
             for r in rows

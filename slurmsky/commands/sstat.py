@@ -12,8 +12,10 @@ import sys
 
 from slurmsky import backends
 from slurmsky.commands.common import run
+from slurmsky.commands.read_options import APPEND, EXTEND, REQUIRED, Opt, Table
 from slurmsky.core import state
 from slurmsky.errors import SlurmError
+from slurmsky.record import Factory, Record
 from slurmsky.render import sacct_format
 from slurmsky.render.sstat_format import (
     SSTAT_DEFAULT,
@@ -22,25 +24,8 @@ from slurmsky.render.sstat_format import (
     SSTAT_WIDTHS,
     StepRow,
 )
-from slurmsky.runtime.getopt_long import UsageError, getopt_long
+from slurmsky.runtime.getopt_long import UsageError
 
-SHORT = "aehi:j:no:pPvV"
-LONG = {
-    "allsteps": ("a", 0),
-    "helpformat": ("e", 0),
-    "help": ("h", 0),
-    "pidformat": ("i", 0),
-    "jobs": ("j", 1),
-    "noheader": ("n", 0),
-    "noconvert": ("noconvert", 0),
-    "format": ("o", 1),
-    "fields": ("o", 1),
-    "parsable": ("p", 0),
-    "parsable2": ("P", 0),
-    "usage": ("usage", 0),
-    "verbose": ("v", 0),
-    "version": ("V", 0),
-}
 USAGE = "Usage: sstat [options] -j <job(.stepid)>\n\tUse --help for help\n"
 HELP = "sstat [<OPTION>] -j <job(.stepid)>                                          \n    Valid <OPTION> values are:                                              \n      -a, --allsteps:                                                       \n                   Print all steps for the given job(s) when no step is     \n                   specified.                                               \n      -e, --helpformat:                                                     \n\t           Print a list of fields that can be specified with the    \n\t           '--format' option                                        \n     -h, --help:   Print this description of use.                           \n     -i, --pidformat:                                                       \n                   Predefined format to list the pids running for each      \n                   job step.  (JobId,Nodes,Pids)                            \n     -j, --jobs:                                                            \n\t           Format is <job(.step)>. Stat this job step               \n                   or comma-separated list of job steps. This option is     \n                   required.  The step portion will default to the lowest   \n                   numbered (not batch, extern, etc) step running if not    \n                   specified, unless the --allsteps flag is set where not   \n                   specifying a step will result in all running steps       \n                   to be displayed. A step id of 'batch' will display the   \n                   information about the batch step. A step id of 'extern'  \n                   will display the information about the extern step       \n                   when using PrologFlags=contain.                          \n     -n, --noheader:                                                        \n\t           No header will be added to the beginning of output.      \n                   The default is to print a header.                        \n     --noconvert:  Don't convert units from their original type             \n\t\t   (e.g. 2048M won't be converted to 2G).                   \n     -o, --format:                                                          \n\t           Comma separated list of fields. (use \"--helpformat\"    \n                   for a list of available fields).                         \n     -p, --parsable: output will be '|' delimited with a '|' at the end     \n     -P, --parsable2: output will be '|' delimited without a '|' at the end \n     --usage:      Display brief usage message.                             \n     -v, --verbose:                                                         \n\t           Primarily for debugging purposes, report the state of    \n                   various variables during processing.                     \n     -V, --version: Print version.                                          \n\n"
 
@@ -60,41 +45,66 @@ def _order(step: str) -> tuple[int, int]:
     return (0, 0) if step == "batch" else (1, int(step) if step.isdigit() else 0)
 
 
-def body(argv: list[str]) -> int:
-    opts, rest = getopt_long("sstat", argv, SHORT, LONG)
-    targets: list[tuple[int, str | None]] = []
-    fields_text = []
-    all_steps = noheader = False
-    parsable = 0
-    for key, value in opts:
-        if key == "a":
-            all_steps = True
-        elif key == "e":
-            sys.stdout.write(sacct_format.sacct_helpformat(SSTAT_NAMES))
-            return 0
-        elif key == "h":
-            sys.stdout.write(HELP)
-            return 0
-        elif key == "usage":
-            sys.stdout.write(USAGE)
-            return 0
-        elif key == "V":
-            from slurmsky.render.common import version_line
+class SstatArgs(Record, frozen=False):
+    """What sstat's options ask."""
 
-            print(version_line())
-            return 0
-        elif key == "i":
-            fields_text = ["JobID,Nodelist,Pids"]
-        elif key == "j":
-            targets.extend(_targets(value))
-        elif key == "n":
-            noheader = True
-        elif key == "o":
-            fields_text.append(value)
-        elif key == "p":
-            parsable = 1
-        elif key == "P":
-            parsable = 2
+    targets: list = Factory(list)
+    fields_text: list = Factory(list)
+    all_steps: bool = False
+    noheader: bool = False
+    parsable: int = 0
+    action: str | None = None
+
+
+def _jobs(text: str, ns: object = None) -> list[tuple[int, str | None]]:
+    return _targets(text)
+
+
+def _pids(text: str, ns: object = None) -> list[str]:
+    return ["JobID,Nodelist,Pids"]
+
+
+# fmt: off
+OPTIONS = Table("sstat", (
+    Opt("a", ("allsteps",), dest="all_steps", help="every running step of a job"),
+    Opt("e", ("helpformat",), dest="action", const="helpformat", stop=True,
+        help="the fields -o takes"),
+    Opt("h", ("help",), dest="action", const="help", stop=True, help="the help text"),
+    # as slurmsky has had it: -i takes an argument (and drops it), --pidformat none
+    Opt("i", (), REQUIRED, "fields_text", convert=_pids, help="the pids' fields"),
+    Opt("", ("pidformat",), dest="fields_text", const=Factory(lambda: _pids("")),
+        help="the pids' fields"),
+    Opt("j", ("jobs",), REQUIRED, "targets", convert=_jobs, action=EXTEND, help="these steps"),
+    Opt("n", ("noheader",), dest="noheader", help="no header lines"),
+    Opt("", ("noconvert",), help="accepted, no effect"),
+    Opt("o", ("format", "fields"), REQUIRED, "fields_text", action=APPEND, help="the fields"),
+    Opt("p", ("parsable",), dest="parsable", const=1, help="|-separated, a | at the end"),
+    Opt("P", ("parsable2",), dest="parsable", const=2, help="|-separated"),
+    Opt("", ("usage",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("v", ("verbose",), help="accepted, no effect"),
+    Opt("V", ("version",), dest="action", const="version", stop=True, help="the version"),
+))
+# fmt: on
+
+
+def body(argv: list[str]) -> int:
+    o, rest = OPTIONS.parse(argv, SstatArgs())
+    if o.action == "helpformat":
+        sys.stdout.write(sacct_format.sacct_helpformat(SSTAT_NAMES))
+        return 0
+    if o.action == "help":
+        sys.stdout.write(HELP)
+        return 0
+    if o.action == "usage":
+        sys.stdout.write(USAGE)
+        return 0
+    if o.action == "version":
+        from slurmsky.render.common import version_line
+
+        print(version_line())
+        return 0
+    targets, fields_text, all_steps, noheader = o.targets, o.fields_text, o.all_steps, o.noheader
+    parsable = o.parsable
     targets.extend(_targets(",".join(rest)))
     if not targets:
         raise SlurmError("You didn't give me any jobs to stat.")

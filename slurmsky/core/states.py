@@ -22,6 +22,29 @@ STATE_CODES = {
     "DEADLINE": "DL",
     "SUSPENDED": "S",
 }
+# States Slurm names that slurmsky never gives a job: its commands still take them (`-t RV`).
+OTHER_STATE_CODES = {
+    "RESIZING": "RS",
+    "RESV_DEL_HOLD": "RD",
+    "REQUEUE_FED": "RF",
+    "REQUEUE_HOLD": "RH",
+    "REVOKED": "RV",
+    "SIGNALING": "SI",
+    "SPECIAL_EXIT": "SE",
+    "STAGE_OUT": "SO",
+    "STOPPED": "ST",
+}
+# Every state name Slurm knows, in its job_state_string order (squeue's "Valid job states
+# include" list), and every squeue code back to its name (what `-t`/`-s`/`--state` read).
+SLURM_STATES = (
+    "PENDING", "RUNNING", "SUSPENDED", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT",
+    "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY", "COMPLETING",
+    "CONFIGURING", "RESIZING", "RESV_DEL_HOLD", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
+    "REVOKED", "SIGNALING", "SPECIAL_EXIT", "STAGE_OUT", "STOPPED",
+)  # fmt: skip
+CODE_STATES = {
+    code: name for codes in (STATE_CODES, OTHER_STATE_CODES) for name, code in codes.items()
+}
 ACTIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED")
 STARTED_STATES = ("CONFIGURING", "RUNNING", "COMPLETING")
 FINISHED_STATES = tuple(s for s in STATE_CODES if s not in ACTIVE_STATES)
