@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from slurmsky.commands import sacct
 from slurmsky.core import state
-from slurmsky.core.states import STATE_CODES
+from slurmsky.core.states import ACTIVE_STATES, STATE_CODES
 from slurmsky.render import sacct_format
 
 NOW = 1_700_000_000.0
@@ -86,7 +86,7 @@ def _store(conn, jobs: list[dict]) -> None:
     rows = []
     array = None  # the array id the next elements join
     for n, job in enumerate(jobs, start=1):
-        finished = job["state"] not in state.ACTIVE_STATES
+        finished = job["state"] not in ACTIVE_STATES
         row = dict(
             job_id=n,
             submission=n,
