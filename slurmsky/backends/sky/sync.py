@@ -1,7 +1,7 @@
 """SkyPilot's managed-job queue in Slurm's words, and how the read-side commands wait for it.
 
 Standard library only: squeue, sacct and scontrol import this, never SkyPilot. The agent's
-sky executor (executors/sky.py) queries `sky.jobs.queue_v2` and writes what it learns into
+sky executor (executor.py, its QueueWatcher) queries `sky.jobs.queue_v2` and writes what it learns into
 slurmsky's state with the functions here; the readers only read the state.
 
 Freshness. Readers never wait for SkyPilot: they answer from the state and only say they
