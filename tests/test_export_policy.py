@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_security import SKY, _request, launched_task
 
+from slurmsky.plan import environment
 from slurmsky.plan.environment import withheld
 
 # Shapes of real credentials (the values are made up, the formats are the services' own).
@@ -192,6 +193,68 @@ def test_a_secret_value_stays_home_whatever_its_name(value):
 @pytest.mark.parametrize("name", sorted(ORDINARY))
 def test_every_ordinary_variable_ships(name):
     assert withheld(name, ORDINARY[name]) is None
+
+
+# Where things are (issue 36): paths, bundles and directories, some under a credential prefix.
+LOCATIONS = {
+    "AWS_CA_BUNDLE": "/etc/pki/tls/certs/corp-ca.pem",
+    "AWS_CONFIG_FILE": "/home/alice/.aws/config",
+    "AZURE_CONFIG_DIR": "/home/alice/.azure",
+    "GOOGLE_CLOUD_SDK_ROOT": "/opt/google-cloud-sdk",
+    "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
+    "CURL_CA_BUNDLE": "/etc/ssl/cert.pem",
+    "SSL_CERT_FILE": "/etc/ssl/cert.pem",
+    "SSL_CERT_DIR": "/etc/ssl/certs",
+    "NODE_EXTRA_CA_CERTS": "/usr/local/share/ca-certificates/corp.crt",
+    "CUDA_PATH": "/usr/local/cuda",
+    "CUDNN_PATH": "/usr/lib/x86_64-linux-gnu",
+    "LIBRARY_PATH": "/usr/local/cuda/lib64/stubs",
+    "PKG_CONFIG_PATH": "/usr/lib/pkgconfig",
+    "TRITON_CACHE_DIR": "/scratch/alice/.triton",
+    "PIP_CACHE_DIR": "/scratch/alice/.cache/pip",
+    "HF_HUB_CACHE": "/scratch/alice/.cache/huggingface/hub",
+    "JUPYTER_PATH": "/opt/jupyter",
+    "CARGO_HOME": "/home/alice/.cargo",
+    "CUDA_MODULE_LOADING": "LAZY",
+    "NVIDIA_VISIBLE_DEVICES": "all",
+}
+# Paths that still say credential: the name holds one of SECRET_PARTS.
+CREDENTIAL_PATHS = {
+    "AWS_SHARED_CREDENTIALS_FILE": "/home/alice/.aws/credentials",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/home/alice/keys/sa.json",
+    "VAULT_SECRET_FILE": "/run/vault/secret",
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOCATIONS))
+def test_a_location_ships_even_under_a_credential_prefix(name):
+    assert withheld(name, LOCATIONS[name]) is None
+
+
+@pytest.mark.parametrize("name", sorted(CREDENTIAL_PATHS))
+def test_a_path_named_as_a_credential_stays_home(name):
+    assert withheld(name, CREDENTIAL_PATHS[name]) == "secret"
+
+
+PREFIX = st.sampled_from(["", "AWS_", "AZURE_", "GOOGLE_", "GCLOUD_", "VAULT_", "CUDA_", "MY_"])
+STEM = st.from_regex(r"[A-Z]{1,8}(_[A-Z]{1,8}){0,2}", fullmatch=True)
+LOCATION = st.sampled_from(["BUNDLE", "PATH", "FILE", "DIR", "HOME", "ROOT", "CACHE"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=PREFIX, stem=STEM, where=LOCATION, path=st.sampled_from(sorted(LOCATIONS.values())))
+def test_a_location_name_with_a_path_ships_unless_it_says_credential(prefix, stem, where, path):
+    """Any PREFIX_STEM_LOCATION=/a/path ships, unless a word of its stem is a credential's
+    (KEY, TOKEN, SECRET...): the location word lifts the prefix rule only."""
+    name = f"{prefix}{stem}_{where}"
+    expected = None if not environment._secret_name(stem) else "secret"
+    assert withheld(name, path) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=PREFIX, stem=STEM, where=LOCATION, value=st.sampled_from(SECRET_VALUES))
+def test_a_location_name_never_ships_a_credential_value(prefix, stem, where, value):
+    assert withheld(f"{prefix}{stem}_{where}", value) == "secret"
 
 
 def test_a_sky_task_ships_all_that_passes_and_what_is_named(tmp_path):

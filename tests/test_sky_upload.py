@@ -163,12 +163,42 @@ SHOWN = (
 )
 
 
-def test_translate_and_test_only_show_what_would_go_up_and_write_nothing(tmp_path):
+def test_test_only_shows_what_would_go_up_and_writes_nothing(tmp_path):
     root = project(tmp_path / "p")
-    out = run(root, "slurmsky", "translate", "--", "--wrap", "true")
-    assert out.returncode == 0, out.stderr
-    assert out.stderr.endswith(SHOWN.format(root=root))
     out = run(root, "sbatch", "--test-only", "--wrap", "true")
     assert out.returncode == 0, out.stderr
     assert "".join(f"# {line}\n" for line in SHOWN.format(root=root).splitlines()) in out.stderr
     assert not (root / ".skyignore").exists()
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_translate_then_sky_jobs_launch_leaves_every_credential_home(tmp_path, fmt):
+    """Issue 36: `slurmsky translate job.sh > task.yaml && sky jobs launch task.yaml` uploads
+    the workdir by SkyPilot's own rules; translate writes sbatch's .skyignore block, so both
+    of SkyPilot's uploads (zip and rsync) leave every credential home, and it says so."""
+    root = project(tmp_path / "p")
+    for rel in (".env.local", ".git-credentials", ".pgpass", ".pypirc", ".kube/config"):
+        secret_file = root / rel
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
+        secret_file.write_text("secret\n")
+    assert {".env.local", ".kube/config"} <= skypilot_zips(root)  # before: SkyPilot takes them
+    out = run(root, "slurmsky", "translate", "--format", fmt, "--", "--wrap", "true")
+    assert out.returncode == 0, out.stderr
+    left = ".aws/ .env .env.local .git-credentials .kube/ .netrc .pgpass .pypirc .ssh/"
+    assert f"left out (credentials stay home): {left} deep/er/server.pem\n" in out.stderr
+    said = f"credentials stay home: {root}/.skyignore lists them for SkyPilot"
+    assert said in (out.stdout.splitlines()[0] if fmt == "yaml" else out.stderr)
+    expected = set(OTHERS) | {".skyignore"}
+    assert skypilot_zips(root) == expected
+    assert skypilot_rsyncs(root, tmp_path) == expected
+    again = run(root, "slurmsky", "translate", "--", "--wrap", "true")  # rewritten, not added
+    assert again.returncode == 0 and (root / ".skyignore").read_text().count(upload.BEGIN) == 1
+
+
+def test_translate_writes_nothing_where_no_credential_is(tmp_path):
+    root = tmp_path / "p"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "a.py").write_text("x\n")
+    out = run(root, "slurmsky", "translate", "--", "--wrap", "true")
+    assert out.returncode == 0 and "credentials stay home" not in out.stdout + out.stderr
+    assert sorted(os.listdir(root)) == ["src"]

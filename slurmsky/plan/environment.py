@@ -8,7 +8,8 @@ it (`--export=NAME`, the config's `export.allow`). What stays home:
 - credentials, told by the name (PASSWORD, PASSWD, PASSPHRASE, SECRET, CREDENTIAL or APIKEY
   anywhere in it; a word such as KEY, PASS, PWD, PAT, JWT, DSN, AUTH, SESSION, NETRC; a word
   ending in TOKEN or WEBHOOK; the credential prefixes AWS_, AZURE_, GOOGLE_, GCLOUD_, GPG_,
-  OP_SESSION_, VAULT_; the config's `export.deny`) or by the value (a URL with user or password, a private
+  OP_SESSION_, VAULT_, unless its last word says where something is: AWS_CA_BUNDLE,
+  AZURE_CONFIG_DIR; the config's `export.deny`) or by the value (a URL with user or password, a private
   key, a known token shape, `password=` inside, or a long random-looking word): these are
   listed by name once on stderr, so a script that needed one is easy to fix.
 """
@@ -69,6 +70,9 @@ SECRET_WORDS = frozenset(
 SECRET_ENDINGS = ("TOKEN", "TOKENS", "WEBHOOK", "WEBHOOKS")
 # ... or holds one of these anywhere (DBPASSWORD, MYAPIKEY).
 SECRET_PARTS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "CREDENTIAL", "APIKEY")
+# A name whose last word is one of these says where something is (AWS_CA_BUNDLE,
+# AZURE_CONFIG_DIR): a credential prefix alone does not make it one (its value still may).
+LOCATION_WORDS = frozenset("BUNDLE PATH PATHS FILE DIR HOME ROOT CACHE".split())
 SECRET_VALUES = re.compile(
     r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@]+@"  # scheme://user[:password]@
     r"|-----BEGIN [A-Z0-9 ]*PRIVATE KEY"  # PEM, OpenSSH, PGP private keys
@@ -90,9 +94,11 @@ def _matches(name: str, patterns) -> bool:
 
 def _secret_name(name: str) -> bool:
     upper = name.upper()
-    if upper.startswith(SECRET_PREFIXES) or any(part in upper for part in SECRET_PARTS):
+    if any(part in upper for part in SECRET_PARTS):
         return True
     words = [w.upper() for w in NAME_WORDS.findall(name)]
+    if upper.startswith(SECRET_PREFIXES) and not (words and words[-1] in LOCATION_WORDS):
+        return True
     return any(w in SECRET_WORDS or w.endswith(SECRET_ENDINGS) for w in words)
 
 

@@ -55,7 +55,7 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
     for line in req.warnings + result.warnings + tuple(task_notes(req.workdir, result.task)):
         sys.stderr.write(line + "\n")
     task = dict(result.task, secrets={SECRET_VAR: secrets.token_hex(32)})  # the step channel's
-    notes = []
+    notes = _keep_credentials_home(req.workdir, result.task)
     if req.array is not None:  # one launch of N managed jobs; the runtime maps rank -> index
         count = req.array.count
         notes.append(f"an array of {count}: sky jobs launch --num-jobs {count} THIS_FILE")
@@ -67,6 +67,27 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
         click.echo(json.dumps(task, indent=2))
     else:
         click.echo("".join(f"# {note}\n" for note in notes) + dump_yaml(task), nl=False)
+
+
+def _keep_credentials_home(workdir: str, task: dict) -> list[str]:
+    """As sbatch does (upload.exclude_credentials): the credentials in the workdir `sky jobs
+    launch` would upload go into the block of its .skyignore, so SkyPilot leaves them home
+    however the YAML is launched; the note that says so (none when there are none)."""
+    from slurmsky.backends.sky import upload
+
+    if "workdir" not in task or not os.path.isdir(workdir):  # not uploaded
+        return []
+    up = upload.plan(workdir)
+    try:
+        upload.exclude_credentials(up)
+    except SlurmError as exc:
+        exc.exit("slurmsky translate")
+    if not up.left_out:
+        return []
+    return [
+        f"credentials stay home: {os.path.join(up.root, upload.SKYIGNORE)} lists them for "
+        "SkyPilot (" + " ".join(up.left_out) + "); launch from this workdir with it"
+    ]
 
 
 @click.group("sky-server")
