@@ -8,10 +8,10 @@ At the end of the run, no slurmsky agent, SkyPilot API server, job controller or
 worker that the run started may still be alive: the run fails, listing them (then ends them,
 by pid). See `pytest_sessionfinish`.
 
-Under pytest-xdist (`-n N --dist loadgroup`, the README's command) each test runs in one of N
-workers, each with its own temp dirs; what tests share outside them (the real Slurm peer and
-the SkyPilot e2e stack on it, the module's SkyPilot API server) runs on one worker
-(`XDIST_GROUPS`), and the leftover check runs once, in the controller, after every worker.
+Under pytest-xdist (`-n 4`, the README's command) each test runs in one of the workers, each
+with its own temp dirs; a module that shares one server among its tests runs on one worker
+(`XDIST_GROUPS`), the tests that use the real Slurm peer run one at a time (`PEER_LOCK`), and
+the leftover check runs once, in the controller, after every worker.
 With SLURMSKY_TEST_DURATIONS=FILE every test's phases are appended to FILE as they end
 (`.ci/run` names the slowest from it when the run passes its time).
 """
@@ -220,24 +220,60 @@ def _ended(proc, timeout: float) -> bool:
     return False
 
 
-# --- pytest-xdist: what tests share runs on one worker ---------------------------------------
+# --- pytest-xdist: what tests share runs on one worker, one at a time ----------------------
 
-# A test whose module (or marker) is here runs in the named group: one worker runs the group.
+# A test file whose tests share one thing for the module runs whole on one worker.
 XDIST_GROUPS = {
-    "peer": "slurm-peer",  # @pytest.mark.peer: the real Slurm peer (shared/tools)
-    "test_sky_e2e": "slurm-peer",  # SkyPilot managed jobs on that peer; one stack, /tmp/skye2e
-    "test_sky_server": "skyserver",  # one API server for the module (its first test starts it)
+    "tests/test_sky_e2e.py": "sky-e2e",  # one SkyPilot e2e stack on the peer (/tmp/skye2e)
+    "tests/test_sky_server.py": "skyserver",  # one API server (its first test starts it)
 }
+# The tests that use the real Slurm peer (marker `peer`, the e2e stack's jobs run on it) hold
+# this lock while they run: one at a time, across workers and runs.
+PEER_LOCK = Path(os.environ.get("TMPDIR", "/tmp")) / "slurmsky-tests-slurm-peer.lock"
+# Run first (each on a worker of its own while the rest spread): the slowest tests, ~2 min
+# each on 2 cores, which would otherwise start late and end the run last.
+SLOW_FIRST = (
+    "tests/test_faults.py::test_agent_killed_at_random_moments",
+    "tests/test_scheduler_arrays.py::test_thousand_elements_throttled_to_four",
+)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: unknown to a pytest without it
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's loadscope scheduling, a scope per test except XDIST_GROUPS' files (a scope
+    each, the biggest first). Not --dist loadgroup: with pytest 9 an `xdist_group` mark no
+    longer reaches the scheduler (xdist 3.8 suffixes item._nodeid, which pytest 9 ignores)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Grouped(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return XDIST_GROUPS.get(nodeid.split("::", 1)[0], nodeid)
+
+    return Grouped(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        module = item.module.__name__.rpartition(".")[2] if item.module else ""
-        keys = [module, *(m.name for m in item.iter_markers())]
-        group = next((XDIST_GROUPS[k] for k in keys if k in XDIST_GROUPS), None)
-        if group and not any(item.iter_markers("xdist_group")):
-            item.add_marker(pytest.mark.xdist_group(group))
+    """SLOW_FIRST first."""
+    first = [i for i in items if i.nodeid in SLOW_FIRST]
+    items[:] = first + [i for i in items if i.nodeid not in SLOW_FIRST]
+
+
+@pytest.fixture(autouse=True)
+def _slurm_peer_lock(request):
+    """A test of the peer (marker `peer`, or of the e2e stack) holds PEER_LOCK while it runs."""
+    import fcntl
+
+    node = request.node
+    if not (node.get_closest_marker("peer") or node.nodeid.startswith("tests/test_sky_e2e.py")):
+        yield
+        return
+    with open(PEER_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _worker(config) -> bool:

@@ -36,5 +36,5 @@ def test_the_command_s_plugins_are_in_the_test_extra():
     argv = shlex.split(readme_command())
     pyproject = (ROOT / "pyproject.toml").read_text()
     test_extra = pyproject.split("test = [", 1)[1].split("]", 1)[0]
-    if "-n" in argv or "--dist" in argv:
+    if "-n" in argv:
         assert '"pytest-xdist' in test_extra
