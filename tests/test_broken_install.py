@@ -84,3 +84,14 @@ def test_an_agent_without_psutil_fails_its_jobs_once_and_goes_on(cluster, broken
     assert "Traceback" not in log
     sacct = cluster.run("sacct", "-X", "-n", "-P", "-o", "JobID,State,ExitCode", env=broken)
     assert sacct.stdout.splitlines()[0] == f"{held[0]}|FAILED|0:53"
+
+
+def test_doctor_says_what_to_install_instead_of_failing_on_it(cluster, broken):
+    """Issue 36: `slurmsky doctor` names the backend's missing dependency as its problem
+    and what to install; the backend's own checks, which would need it, are left out."""
+    out = cluster.run("slurmsky", "doctor", env=broken, timeout=30)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"backend:     local: {WORDS}"
+    assert lines[1] == f"{'':<12} remedy: install what it names"
+    assert lines[-1] == "doctor: 1 problem"

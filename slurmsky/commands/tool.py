@@ -23,6 +23,16 @@ for _backend in backends.every():  # each backend's own subcommands (sky: transl
 
 
 @cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh"]))
+def completion(shell: str) -> None:
+    """Print the shell's completion of the sbatch, srun and salloc options, from the option
+    table: `source <(slurmsky completion bash)` (zsh: after compinit)."""
+    from slurmsky.parse.completion import script
+
+    click.echo(script(shell), nl=False)
+
+
+@cli.command()
 def config() -> None:
     """Print the effective configuration (file, defaults and SLURMSKY_BACKEND)."""
     from slurmsky.config import load_config
@@ -50,8 +60,12 @@ def doctor() -> None:
     except SlurmError as exc:
         cfg = None
         lines.append(("config", str(exc), "fix the file (docs/configuration.md)"))
+    backend = broken = None
     if cfg is not None:
-        lines.append(("backend", cfg.backend, None))
+        backend = backends.configured(cfg)
+        broken = backend.unavailable()  # a missing dependency: what to install
+        finding = cfg.backend + (f": {broken}" if broken else "")
+        lines.append(("backend", finding, broken and "install what it names"))
         present = os.path.exists(cfg.path)
         lines.append(("config", cfg.path + ("" if present else " (absent: defaults)"), None))
     home = state.home()
@@ -67,8 +81,8 @@ def doctor() -> None:
     log = os.path.join(home, "agent.log")
     agent = f"running, pid {pid}" if pid else "not running (any command starts it when needed)"
     lines.append(("agent", f"{agent}; log {log}", None))
-    if cfg is not None:
-        lines += backends.configured(cfg).doctor(cfg)
+    if backend is not None and not broken:  # the backend's own checks need what it lacks
+        lines += backend.doctor(cfg)
     problems = 0
     for what, finding, remedy in lines:
         click.echo(f"{what + ':':<12} {finding}")
