@@ -14,6 +14,24 @@ from slurmsky.backends import Backend, Feature, NodeState
 REF_ID_KEYS = ("sky_job_id", "managed_job_id", "job_id")  # where a ref holds SkyPilot's id
 
 
+def skypilot_missing() -> str | None:
+    """What is wrong when this Python cannot import SkyPilot (a bare `pip install slurmsky`
+    leaves it out): the extras that bring it."""
+    import importlib.util
+    import sys
+
+    try:
+        if importlib.util.find_spec("sky") is not None:
+            return None
+    except (ImportError, ValueError):
+        pass
+    return (
+        f"the sky backend needs SkyPilot, which {sys.executable} cannot import (pip install "
+        "'slurmsky[aws]', or the extra of your infra: [gcp], [azure], [kubernetes], [slurm], "
+        "[ssh], ... or [sky] for SkyPilot alone)"
+    )
+
+
 class SkyBackend(Backend):
     name = "sky"
     unsupported = {
@@ -26,6 +44,10 @@ class SkyBackend(Backend):
         Feature.SPEC_ENVIRONMENT: "the environment travels in SkyPilot's task (what may ship: "
         "credentials stay home), not in the stored spec",
     }
+
+    def unavailable(self):
+        """SkyPilot, found without importing it (sbatch stays light): what to install."""
+        return skypilot_missing()
 
     def executor(self):
         from slurmsky.backends.sky.executor import SkyExecutor

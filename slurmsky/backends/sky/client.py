@@ -59,7 +59,13 @@ def connection_error(exc: Exception) -> bool:
 
 def _sdk():
     os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # never auto-start one
-    import sky
+    try:
+        import sky
+    except ImportError as exc:
+        from slurmsky.backends.sky import skypilot_missing
+        from slurmsky.errors import SlurmError
+
+        raise SlurmError(skypilot_missing() or str(exc)) from None
 
     return sky
 
