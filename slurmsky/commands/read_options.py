@@ -80,6 +80,20 @@ class Opt:
         return f"Opt({self.short!r}, {self.longs!r})"
 
 
+def answered(o, usage: str) -> bool:
+    """Answer --version or --usage (`o.action`), which stop a command before it reads
+    anything else; False when neither was asked."""
+    if o.action == "version":
+        from slurmsky.render.common import version_line
+
+        print(version_line())
+    elif o.action == "usage":
+        print(usage)
+    else:
+        return False
+    return True
+
+
 def words(text: str, ns: object = None) -> list[str]:
     """A comma-separated list, empty items dropped (Slurm's slurm_addto_char_list)."""
     return [w for w in text.split(",") if w]

@@ -19,6 +19,7 @@ from slurmsky.commands.read_options import (
     REQUIRED,
     Opt,
     Table,
+    answered,
     word_set,
 )
 from slurmsky.core import state
@@ -188,11 +189,7 @@ def body(argv: list[str]) -> int:
     if o.action == "helpformat":
         sys.stdout.write(sacct_format.sacct_helpformat())
         return 0
-    if o.action == "version":
-        print(common.version_line())
-        return 0
-    if o.action == "usage":
-        print(USAGE)
+    if answered(o, USAGE):
         return 0
     if rest:
         raise UsageError(f"sacct: error: Unknown arguments: {' '.join(rest)}")

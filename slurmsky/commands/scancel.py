@@ -11,7 +11,7 @@ import os
 import sys
 
 from slurmsky.commands.common import run
-from slurmsky.commands.read_options import REQUIRED, Opt, Table, words
+from slurmsky.commands.read_options import REQUIRED, Opt, Table, answered, words
 from slurmsky.core import jobcontrol as control
 from slurmsky.core import state
 from slurmsky.core.states import CANCELLABLE_STATES, STATE_CODES
@@ -120,11 +120,7 @@ OPTIONS = Table("scancel", (
 
 def body(argv: list[str]) -> int:
     o, operands = OPTIONS.parse(argv, ScancelArgs())
-    if o.action == "version":
-        print(common.version_line())
-        return 0
-    if o.action == "usage":
-        print(USAGE)
+    if answered(o, USAGE):
         return 0
     signum, scope, verbose, quiet = o.signum, o.scope, o.verbose, o.quiet
     filters = {k: v for k in FILTERS if (v := getattr(o, k)) is not None}

@@ -13,7 +13,7 @@ import sys
 
 from slurmsky import SLURM_VERSION, backends
 from slurmsky.commands.common import run
-from slurmsky.commands.read_options import REQUIRED, Opt, Table
+from slurmsky.commands.read_options import REQUIRED, Opt, Table, answered
 from slurmsky.core import jobcontrol as control
 from slurmsky.core import state, states
 from slurmsky.display import format_limit
@@ -483,11 +483,7 @@ def _specs(conn, jobs: list[Job]) -> dict:
 
 def body(argv: list[str]) -> int:
     o, words = OPTIONS.parse(argv, ScontrolArgs())
-    if o.action == "version":
-        print(common.version_line())
-        return 0
-    if o.action == "usage":
-        print(USAGE)
+    if answered(o, USAGE):
         return 0
     oneliner, details, quiet = o.oneliner, o.details, o.quiet
     # options may also follow the command (`scontrol show job -o 12`)

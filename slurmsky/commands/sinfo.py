@@ -20,7 +20,7 @@ import sys
 import time
 
 from slurmsky.commands.common import run
-from slurmsky.commands.read_options import REQUIRED, Opt, Table, word_set
+from slurmsky.commands.read_options import REQUIRED, Opt, Table, answered, word_set
 from slurmsky.core import state, states
 from slurmsky.record import Record
 from slurmsky.render import common, sinfo_format
@@ -152,11 +152,7 @@ OPTIONS = Table("sinfo", (
 
 def body(argv: list[str]) -> int:
     o, _ = OPTIONS.parse(argv, SinfoArgs(), operands=_no_operands)
-    if o.action == "version":
-        print(common.version_line())
-        return 0
-    if o.action == "usage":
-        print(USAGE)
+    if answered(o, USAGE):
         return 0
     noheader, by_node, summary, long, fmt = o.noheader, o.by_node, o.summary, o.long, o.fmt
     wanted_parts, wanted_nodes, wanted_states = o.parts, o.nodes, o.states

@@ -12,7 +12,7 @@ import time
 
 from slurmsky import backends
 from slurmsky.commands.common import run
-from slurmsky.commands.read_options import OPTIONAL, REQUIRED, Opt, Table, words
+from slurmsky.commands.read_options import OPTIONAL, REQUIRED, Opt, Table, answered, words
 from slurmsky.core import state, states
 from slurmsky.display import format_elapsed, format_limit
 from slurmsky.record import Factory, Record
@@ -193,11 +193,7 @@ def body(argv: list[str]) -> int:
     o, rest = OPTIONS.parse(
         argv, SqueueArgs(sort=environ.get("SQUEUE_SORT"), array=bool(environ.get("SQUEUE_ARRAY")))
     )
-    if o.action == "version":
-        print(common.version_line())
-        return 0
-    if o.action == "usage":
-        print(USAGE)
+    if answered(o, USAGE):
         return 0
     warnings: list[str] = []
     if o.long and o.format is not None:

@@ -12,7 +12,7 @@ import sys
 
 from slurmsky import backends
 from slurmsky.commands.common import run
-from slurmsky.commands.read_options import APPEND, EXTEND, REQUIRED, Opt, Table
+from slurmsky.commands.read_options import APPEND, EXTEND, REQUIRED, Opt, Table, answered
 from slurmsky.core import state
 from slurmsky.errors import SlurmError
 from slurmsky.record import Factory, Record
@@ -98,10 +98,7 @@ def body(argv: list[str]) -> int:
     if o.action == "usage":
         sys.stdout.write(USAGE)
         return 0
-    if o.action == "version":
-        from slurmsky.render.common import version_line
-
-        print(version_line())
+    if answered(o, ""):  # sstat has no --usage
         return 0
     targets, fields_text, all_steps, noheader = o.targets, o.fields_text, o.all_steps, o.noheader
     parsable = o.parsable
