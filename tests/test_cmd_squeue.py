@@ -401,6 +401,38 @@ def test_finished_job_needs_states_all_and_is_purged_after_min_job_age(world):
     check(both, "timeout-squeue-state.txt")
 
 
+def test_array_elements_started_in_one_second_list_by_index(world, monkeypatch, capsys):
+    """Slurm keeps times in whole seconds: elements that started in the same second (each a
+    little later than the one before, here as on the peer's 169_0 ... 169_3) tie on start
+    time and come in slurmctld's list order, by index, in squeue's SQL listing and its Job
+    path alike, and in sacct's; `squeue -j ARRAY` in slurm_load_job's order."""
+    from slurmsky.commands import squeue
+    from slurmsky.render import squeue_format
+
+    run = dict(state="RUNNING", nodelist="node1", batch_host="node1", reason="None")
+    world.add_array(
+        169,
+        {i: (169 if i == 3 else 170 + i, dict(run, start_time=NOW - 2 + i / 10)) for i in range(4)},
+        name="arr",
+    )
+    for key, value in world.env.items():
+        monkeypatch.setenv(key, value)
+    expected = "169_0\n169_1\n169_2\n169_3\n"
+    assert squeue.body(["-h", "-o", "%i"]) == 0 and squeue.body(["-h"]) == 0
+    fast = capsys.readouterr().out
+    with monkeypatch.context() as m:
+        m.setattr(squeue_format.Listing, "fits", staticmethod(lambda items, sort: False))
+        assert squeue.body(["-h", "-o", "%i"]) == 0 and squeue.body(["-h"]) == 0
+    assert capsys.readouterr().out == fast and fast.startswith(expected)
+    assert [line.split()[0] for line in fast.splitlines()[4:]] == expected.split()
+    sacct = world.run("sacct", "-X", "-n", "-o", "JobID", "-a")
+    assert sacct.stdout.split() == expected.split(), sacct.stderr
+    # the array's id alone is loaded by id (the peer's `squeue -j 25`: 25_4 25_3 25_2 25_1):
+    # its record first, then the elements the last split off first
+    alone = world.run("squeue", "-h", "-j", "169", "-o", "%i")
+    assert alone.stdout.split() == ["169_3", "169_2", "169_1", "169_0"], alone.stderr
+
+
 def test_pending_arrays_collapse(world):
     run = dict(state="RUNNING")
     world.add(

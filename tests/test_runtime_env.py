@@ -3,7 +3,7 @@
 Each job runs on local nodes (127.0.0.N) through the real entry point and dumps what its
 batch script / srun tasks see; after normalising pids, ports, CPU counts, node names and paths,
 names and values must equal the captures' (minus the site-defined SLURM_CONF,
-SLURM_WORKING_CLUSTER and SLURM_TOPOLOGY_*).
+SLURM_WORKING_CLUSTER).
 """
 
 import pytest
@@ -178,3 +178,20 @@ def _sorted_steps(text):
     """Each "== step" block with its lines sorted."""
     blocks = text.split("== ")[1:]
     return [(b.split("\n")[0], sorted(b.split("\n")[1:])) for b in blocks]
+
+
+def test_srun_sets_prio_process_and_srun_debug(local_job):
+    """Slurm's srun sets SLURM_PRIO_PROCESS (its nice value) and SRUN_DEBUG (its log level:
+    3, one more for each -v, one less for each -Q; the peer's tasks show 3, 4, 2) in its
+    environment before it starts the tasks, whatever its caller stripped (snakemake's
+    jobstep plugin removes SLURM_*)."""
+    script = (
+        "#!/bin/bash\n"
+        "env -u SLURM_PRIO_PROCESS srun printenv SLURM_PRIO_PROCESS SRUN_DEBUG\n"
+        "srun -v printenv SRUN_DEBUG 2>/dev/null\n"
+        "srun -Q printenv SRUN_DEBUG\n"
+        "nice -n 3 srun printenv SLURM_PRIO_PROCESS\n"
+    )
+    job = local_job(1, script=script).start()
+    assert job.wait()["state"] == "COMPLETED"
+    assert job.output() == "0\n3\n4\n2\n3\n"

@@ -127,6 +127,69 @@ def test_sacct_usage_agrees_with_the_peer(usage_job):
     assert ours[""]["ReqMem"] == theirs[""]["ReqMem"] == "200M"  # DefMemPerCPU x 2 CPUs
 
 
+def test_a_steps_usage_is_its_own_processes(cluster):
+    """own.sh as on the peer (peer-own.txt): a 1 s sleep's step shows no memory (no sample
+    saw it; the runtime's own ~20 MB, which Linux carries across vfork and exec into every
+    task's ru_maxrss, is not the step's), a 1 s step holding 300 MB shows it from its end's
+    rusage (the peer's 10 s sampler missed it: it shows nothing), a sampled sleep what the
+    peer's shows; no step's CPU counts the launch's Python."""
+    config = Path(cluster.env["SLURMSKY_CONFIG"])
+    config.write_text(config.read_text() + "acct_gather_frequency: 2\n")
+    text = (USAGE / "own.sh").read_text().replace("sleep 12", "sleep 5")
+    job = cluster.sbatch(cluster.script("own.sh", text))
+    assert cluster.wait_done(job, timeout=60)[0][1] == "COMPLETED"
+    fields = "JobID,JobName,State,Elapsed,MaxRSS,AveRSS,MaxVMSize,TotalCPU,UserCPU,SystemCPU"
+    ours = table(cluster.run("sacct", "-j", str(job), "-P", "-o", fields).stdout)
+    theirs = table(peer("peer-own.txt")[f"sacct -j 8 -P -o {fields}"].stdout)
+    assert set(ours) == set(theirs) == {"", "batch", "0", "1", "2"}
+    assert ours["0"]["MaxRSS"] == "" or kib(ours["0"]["MaxRSS"]) < 4 << 10  # sampled at most
+    assert theirs["1"]["MaxRSS"] == ""
+    assert 300 << 10 <= kib(ours["1"]["MaxRSS"]) < 340 << 10, ours["1"]
+    for field in ("MaxRSS", "AveRSS"):  # the peer's 1580K; sleep's own, ~1.5 MB
+        assert kib(theirs["2"][field]) / 2 < kib(ours["2"][field]) < 4 << 10, ours["2"]
+    assert kib(ours["2"]["MaxVMSize"]) < 3 * kib(theirs["2"]["MaxVMSize"]), ours["2"]
+    for step in ("0", "2"):  # the peer's 00:00.001-00:00.002: no Python's start
+        assert cpu_seconds(ours[step]["TotalCPU"]) < 0.02, ours[step]
+    # the batch step: bash and srun, sampled, as the peer's 12204K
+    assert 2 << 10 < kib(ours["batch"]["MaxRSS"]) < 3 * kib(theirs["batch"]["MaxRSS"])
+
+
+def test_reaper_reports_the_tasks_own_usage(tmp_path):
+    """From a process whose heap is large (this one), a task's rusage is its own: a sleep's
+    peak is below what the process carried (0: unknown), 300 MB are 300 MB, and neither
+    counts launch.py's CPU time; launch.py's report fd is not in the task's environment."""
+    import threading
+
+    from slurmsky.runtime import procs
+
+    ballast = bytearray(64 << 20)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    reaper = procs.Reaper()
+
+    def run(argv: list[str]):
+        done, got = threading.Event(), []
+        out = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            launch = procs.launch_argv("n", 0o22, str(tmp_path), argv)
+            reaper.spawn(
+                launch, dict(os.environ), None, out, None, lambda *a: (got.extend(a), done.set())
+            )
+        finally:
+            os.close(out)
+        assert done.wait(30)
+        return got[1]
+
+    sleep = run(["sleep", "0.2"])
+    assert sleep.ru_maxrss == 0 and sleep.ru_utime + sleep.ru_stime < 0.02
+    code = "b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096])"
+    big = run([sys.executable, "-S", "-c", code])
+    assert 300 << 10 <= big.ru_maxrss < 340 << 10
+    run(["sh", "-c", "env"])
+    env = (tmp_path / "out").read_text()
+    assert "SLURMSKY_LAUNCH_REPORT" not in env and "HOME=" in env
+    del ballast
+
+
 def efficiencies(text: str) -> tuple[float, float, float]:
     """(CPUEff, MemEff, Elapsed s) of reportseff's one job line."""
     line = text.splitlines()[1]

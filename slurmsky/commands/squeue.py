@@ -317,8 +317,12 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
         lines.append(time.ctime(now))
     if not noheader:
         lines.append(common.render(items, None))
+    # one array's id alone is loaded by id (slurm_load_job): its record first, then the
+    # elements as slurmctld chains them, the last split off first (ties keep that order)
+    loaded = o.jobs[0][0] if o.jobs is not None and len(o.jobs) == 1 and not tasks else None
     if (
-        not tasks
+        loaded is None
+        and not tasks
         and o.accounts is None
         and o.nodes is None
         and squeue_format.Listing.fits(items, o.sort)
@@ -353,8 +357,10 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
             from slurmsky.runtime.hostlist import expand
 
             records = [r for r in records if r.nodelist and o.nodes & set(expand(r.nodelist))]
+        if loaded is not None:
+            records.sort(key=lambda r: (r.job_id != loaded, -r.job_id))
         jobs = jobview.collapse(records, expand=array, now=now)
-        jobs = squeue_format.squeue_sort(jobs, o.sort)
+        jobs = squeue_format.squeue_sort(jobs, o.sort, listed=loaded is None)
         common.write_lines(out, lines, map(common.renderer(items), jobs))
 
 

@@ -190,13 +190,14 @@ STEP_DEFAULT = "%.15i %.8j %.9P %.8u %.9M %N"
 STEP_LONG = "%.15i %.8j %.9P %.8u %.9l %.9M %N"
 
 
-def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
+def squeue_sort(jobs: list[Job], spec: str | None, listed: bool = True) -> list[Job]:
     """squeue's order: a reverse start-time sort, then the keys of `spec` (default `P,t,-p`)
-    applied from last to first as stable sorts."""
+    applied from last to first as stable sorts; ties in slurmctld's list order (`listed`),
+    or in the order `jobs` come in (slurm_load_job's, which the caller made)."""
     now = jobs[0].now if jobs else clock()
 
     def start_key(job: Job) -> float:
-        start = job.start_shown()
+        start = int(job.start_shown())  # whole seconds, as Slurm keeps times: ties by list order
         if not start:
             return now + 100
         if job.rec.state == "PENDING" and start < now:
@@ -240,8 +241,9 @@ def squeue_sort(jobs: list[Job], spec: str | None) -> list[Job]:
         array_id, task = id_key(job)
         return (-array_id, task) if job.rec.held else (array_id, task)
 
-    jobs = sorted(jobs, key=list_key)
-    jobs.sort(key=start_key, reverse=True)
+    if listed:
+        jobs = sorted(jobs, key=list_key)
+    jobs = sorted(jobs, key=start_key, reverse=True)
     spec = spec or "P,t,-p"
     for i in range(len(spec) - 1, -1, -1):
         letter = spec[i]
@@ -317,10 +319,13 @@ _SORT_SQL = (
     "partition",
     _CODE_SQL,
     f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -max({PRIORITY_TOP} - submission, 1) END)",
-    # -start_key: Job.start_shown(), `now + 100` when unknown, `now` for a pending job's past
-    "-(CASE WHEN state = 'PENDING' THEN (CASE WHEN begin_time IS NULL OR begin_time = 0 "
-    "THEN {later} WHEN begin_time < {now} THEN {now} ELSE begin_time END) "
-    "WHEN start_time IS NULL OR start_time = 0 THEN {later} ELSE start_time END)",
+    # -start_key: Job.start_shown() in whole seconds, `now + 100` when unknown (0 too), `now`
+    # for a pending job's past
+    "-(CASE WHEN state = 'PENDING' THEN (CASE WHEN coalesce(CAST(begin_time AS INTEGER), 0) = 0 "
+    "THEN {later} WHEN CAST(begin_time AS INTEGER) < {now} THEN {now} "
+    "ELSE CAST(begin_time AS INTEGER) END) "
+    "WHEN coalesce(CAST(start_time AS INTEGER), 0) = 0 THEN {later} "
+    "ELSE CAST(start_time AS INTEGER) END)",
     f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
     "(CASE WHEN array_job_id IS NULL THEN 0 WHEN array_pending IS NOT NULL THEN {record} "
     "ELSE coalesce(array_task_id, -1) END)",

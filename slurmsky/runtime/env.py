@@ -78,6 +78,8 @@ def batch_env(job, node_environ, bin_dir):
             "SLURM_LOCALID": "0",
             "SLURM_GTIDS": "0",
             "SLURMD_NODENAME": job.names[0],
+            "SLURM_TOPOLOGY_ADDR": job.names[0],  # topology/none: the node's own name
+            "SLURM_TOPOLOGY_ADDR_PATTERN": "node",
             "SLURM_NODE_ALIASES": "(null)",
             "SLURM_PRIO_PROCESS": "0",
             "ENVIRONMENT": "BATCH",
@@ -293,6 +295,8 @@ def task_env(step_environ, job, step, node_environ, bin_dir, local_id, pmi_fd=No
             "SLURM_NODEID": str(pos),
             "SLURM_GTIDS": ",".join(str(g) for g in gids),
             "SLURMD_NODENAME": job.name,
+            "SLURM_TOPOLOGY_ADDR": job.name,
+            "SLURM_TOPOLOGY_ADDR_PATTERN": "node",
             # the job's CPUs on this node, or with --exact (or -c) the step's own
             "SLURM_CPUS_ON_NODE": str(
                 min(job.spec["cpus_per_node"][job.rank], len(gids) * step["cpus_per_task"])

@@ -11,6 +11,12 @@ added, changes to CWD the way slurmstepd does
 (falling back to /tmp with its message), and execs ARGV (searching PATH if there is one).
 If exec fails it prints
 slurmstepd's message and exits with the errno, as slurmstepd does (ENOENT: 2).
+
+Just before the exec it writes what the task's process already used to the pipe whose fd is
+in ``SLURMSKY_LAUNCH_REPORT`` (taken out of the task's environment): its peak RSS so far (the
+runtime's, which Linux carries across vfork and exec, and this Python's) and its CPU time
+(this Python's start), so that the task's rusage at its end counts the task alone
+(procs.own_usage).
 """
 
 import os
@@ -41,6 +47,9 @@ def main():
             % (node, cwd, e.strerror)
         )
         os.chdir("/tmp")
+    report = os.environ.pop(REPORT_VAR, None)
+    if report is not None:
+        _report(int(report))
     try:
         if "PATH" in os.environ:
             os.execvp(argv[0], argv)
@@ -51,6 +60,21 @@ def main():
     except ValueError:  # an empty command: execve finds no such file
         _say("slurmstepd-%s: error: execve(): %s: No such file or directory" % (node, argv[0]))
         os._exit(2)
+
+
+REPORT_VAR = "SLURMSKY_LAUNCH_REPORT"
+
+
+def _report(fd):
+    """'MAXRSS_KIB USER_S SYS_S' of this process now to fd, closed (the task never has it)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        os.write(fd, ("%d %.6f %.6f" % (used.ru_maxrss, used.ru_utime, used.ru_stime)).encode())
+    except OSError:
+        pass
+    os.close(fd)
 
 
 def undo_locale_coercion(environ=os.environ):

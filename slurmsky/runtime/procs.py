@@ -32,8 +32,9 @@ def launch_argv(node_name, umask, cwd, argv):
 
 
 class Reaper:
-    """Spawns children and hands each one's wait status and rusage (its CPU time and peak
-    RSS, its reaped descendants' included: what Slurm accounts a task by) to its callback."""
+    """Spawns children and hands each one's wait status and usage to its callback: its
+    rusage (CPU time and peak RSS, its reaped descendants' included: what Slurm accounts a
+    task by) as the task's own (own_usage), None where unknown."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -46,8 +47,13 @@ class Reaper:
         runtime's session: the local executor finds a node's processes by session) with every
         signal blocked, so a signal sent while Python starts waits until launch.py has reset
         the dispositions and unblocks: it then acts as on the task itself, never as a
-        KeyboardInterrupt; -> pid. (No process_group=: the runtime runs on Python 3.8.)"""
+        KeyboardInterrupt; -> pid. (No process_group=: the runtime runs on Python 3.8.)
+        launch.py reports what the process used before it became the task on a pipe
+        (LAUNCH_REPORT), read when it ends."""
         with self._lock:
+            report, report_w = os.pipe()
+            env = dict(os.environ if env is None else env)
+            env[LAUNCH_REPORT] = str(report_w)
             blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
             try:
                 proc = subprocess.Popen(
@@ -57,11 +63,15 @@ class Reaper:
                     stdout=stdout,
                     stderr=stderr,
                     close_fds=True,
-                    pass_fds=pass_fds,
+                    pass_fds=tuple(pass_fds) + (report_w,),
                 )
+            except BaseException:
+                os.close(report)
+                raise
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-            self._callbacks[proc.pid] = (proc, on_exit)
+                os.close(report_w)
+            self._callbacks[proc.pid] = (proc, on_exit, report)
         self._wake.set()
         return proc.pid
 
@@ -74,10 +84,53 @@ class Reaper:
                 self._wake.wait(0.5)
                 continue
             with self._lock:
-                proc, on_exit = self._callbacks.pop(pid, (None, None))
+                proc, on_exit, report = self._callbacks.pop(pid, (None, None, None))
             if proc is not None:
                 proc.returncode = status  # keeps Popen from ever waiting on this pid
-                on_exit(status, rusage)
+                on_exit(status, own_usage(rusage, _read_report(report)))
+
+
+LAUNCH_REPORT = "SLURMSKY_LAUNCH_REPORT"  # launch.REPORT_VAR (launch.py imports nothing)
+# How much the launch's RSS may still grow between its report and the exec (PATH search,
+# argv and environment made C arrays), in KiB: a peak no more above the report than this
+# may be the launch's own
+REPORT_SLACK_KIB = 1024
+
+
+class Usage:
+    """The parts of an rusage the accounting reads (usage.TaskUsage.finish)."""
+
+    def __init__(self, ru_maxrss, ru_utime, ru_stime):
+        self.ru_maxrss, self.ru_utime, self.ru_stime = ru_maxrss, ru_utime, ru_stime
+
+
+def own_usage(rusage, before):
+    """A task's rusage less what its process used before it became the task (`before`:
+    launch.py's report, (peak KiB, user s, sys s), or None if it never exec'd). Linux keeps
+    a process's peak RSS across exec, and a child made by vfork starts from its parent's,
+    so the runtime's and launch.py's own peak is a floor under every task's ru_maxrss: a
+    peak above that floor is the task's (its process or a descendant), one at it is unknown
+    (0: the samples tell, as Slurm's sampler alone does). CPU time adds up across exec: the
+    launch's is taken off."""
+    if before is None:
+        return Usage(0, rusage.ru_utime, rusage.ru_stime)
+    floor, user, system = before
+    return Usage(
+        rusage.ru_maxrss if rusage.ru_maxrss > floor + REPORT_SLACK_KIB else 0,
+        max(rusage.ru_utime - user, 0.0),
+        max(rusage.ru_stime - system, 0.0),
+    )
+
+
+def _read_report(fd):
+    """launch.py's report from the pipe's read end (closed), or None."""
+    try:
+        words = os.read(fd, 256).split()
+        return int(words[0]), float(words[1]), float(words[2])
+    except (OSError, ValueError, IndexError):
+        return None
+    finally:
+        os.close(fd)
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

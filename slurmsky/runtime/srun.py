@@ -57,11 +57,14 @@ def _options(argv, environ):
     except GetoptError as e:
         raise UsageError("\n".join(e.lines), 255) from None
     values, warnings = {}, []
+    level = 3  # srun's log level, info: one up for each -v, one down for each -Q
     for name, value in opts:
         opt = by_short[name] if len(name) == 1 else by_long[name]
         if opt.step == REFUSED:
             _refuse(opt, value)
         values[opt.key] = opt.flag if value is None else value
+        level += {"verbose": 1, "quiet": -1}.get(opt.key, 0)
+    values[DEBUG_LEVEL] = level
     for key, text in (("help", help_text(SRUN)), ("usage", SRUN_USAGE)):
         if key in values:
             print(text)
@@ -178,7 +181,10 @@ def parse(argv, environ):
         # a step gets the job's CPUs on its nodes unless --exact (which -c and --exclusive imply)
         "exact": "exact" in o or "cpus_per_task" in o or "exclusive" in o,
         "cwd": os.path.abspath(o.get("chdir", os.getcwd())),
-        "env": _export(o.get("export", environ.get("SRUN_EXPORT_ENV", "ALL")), environ),
+        "env": _export(
+            o.get("export", environ.get("SRUN_EXPORT_ENV", "ALL")),
+            _srun_env(environ, o[DEBUG_LEVEL]),
+        ),
         "gpus": _gpus(o, environ),
         "mpi": mpi,
     }
@@ -193,6 +199,21 @@ def parse(argv, environ):
         "kill_on_bad_exit": o.get("kill_on_bad_exit", "0") != "0",
     }
     return request, output, warnings
+
+
+DEBUG_LEVEL = " debug level"  # _options' key for srun's log level (no option's key)
+
+
+def _srun_env(environ, level):
+    """srun's environment as it hands it to the tasks: Slurm's srun first sets
+    SLURM_PRIO_PROCESS to its own nice value (opt.c _set_prio_process_env), whatever its
+    caller left (snakemake's jobstep plugin strips SLURM_*), and SRUN_DEBUG to its log level
+    (3, as the peer's tasks see it; -v 4, -Q 2)."""
+    try:
+        prio = os.getpriority(os.PRIO_PROCESS, 0)
+    except (AttributeError, OSError):  # no getpriority: as a process nobody reniced
+        prio = 0
+    return dict(environ, SLURM_PRIO_PROCESS=str(prio), SRUN_DEBUG=str(level))
 
 
 def _gpus(o, environ):

@@ -3,9 +3,12 @@
 Every ``acct_gather_frequency`` seconds (Slurm's JobAcctGatherFrequency, 30 by default) one
 pass over /proc sums each task's process tree: resident and virtual memory (their peaks are
 MaxRSS and MaxVMSize) and CPU time, its own and its reaped children's. When a task ends, the
-wait4 rusage of its process gives the final user and system CPU and a floor for its peak
-RSS (``ru_maxrss``: the largest single process), so a task shorter than the interval still
-reports its memory. Without /proc (not Linux) only the end's rusage counts.
+wait4 rusage of its process, less what that process used before it exec'd the task
+(procs.own_usage), gives the final user and system CPU and a floor for its peak RSS
+(``ru_maxrss``: the largest single process), so a task shorter than the interval still
+reports a peak above the runtime's own; a smaller one that no sample saw is unknown, and
+its step shows no memory, as Slurm's does. Without /proc (not Linux) only the end's rusage
+counts.
 
 A task's record, the unit every step's usage is made of (sacct and sstat derive MaxRSS,
 AveRSS, MaxRSSNode/Task, TotalCPU, AveCPU, MinCPU... from a step's records)::

@@ -24,12 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent
 SECRET = "a9f2c1e0d3b4a5968778695a4b3c2d1e0f1e2d3c4b5a6978"
-SITE_VARS = (
-    "SLURM_CONF=",
-    "SLURM_WORKING_CLUSTER=",
-    "SLURM_TOPOLOGY_ADDR=",
-    "SLURM_TOPOLOGY_ADDR_PATTERN=",
-)
+SITE_VARS = ("SLURM_CONF=", "SLURM_WORKING_CLUSTER=")  # docs/compatibility.md: why not set
 # The probe jobs' submit environment (--export=ALL): asuser's "minimal clean environment"
 # (plus OLDPWD: the probe had cd'ed into the submit directory, see LocalJob).
 JOB_ENVIRONMENT = {
@@ -236,6 +231,7 @@ NAME_KEYS = (
     "SLURM_JOB_NODELIST",
     "SLURM_NODELIST",
     "SLURM_STEP_NODELIST",
+    "SLURM_TOPOLOGY_ADDR",
 )
 
 
