@@ -289,17 +289,17 @@ def pytest_runtest_logstart(nodeid, location):
 
 
 def pytest_runtest_logreport(report):
-    _durations_line(report.when, report.duration, report.nodeid)
+    _durations_line(report.when, report.duration, report.nodeid, report.outcome)
 
 
-def _durations_line(when: str, seconds: float, nodeid: str) -> None:
-    """`<seconds>\t<phase>\t<test>` appended to $SLURMSKY_TEST_DURATIONS (in the process that
-    reports: the controller under xdist, which hears every worker's reports)."""
+def _durations_line(when: str, seconds: float, nodeid: str, outcome: str = "") -> None:
+    """`<seconds>\t<phase>\t<test>\t<outcome>` appended to $SLURMSKY_TEST_DURATIONS (in the
+    process that reports: the controller under xdist, which hears every worker's reports)."""
     path = os.environ.get("SLURMSKY_TEST_DURATIONS")
     if not path or "PYTEST_XDIST_WORKER" in os.environ:
         return
     with open(path, "a") as f:
-        f.write(f"{seconds:.2f}\t{when}\t{nodeid}\n")
+        f.write(f"{seconds:.2f}\t{when}\t{nodeid}\t{outcome}\n")
 
 
 @pytest.fixture
