@@ -84,6 +84,10 @@ class FakeExecutor:
         self.calls.append(("sync", now))
         return bool(self.on_sync(conn, now, wake)) if self.on_sync else False
 
+    def handed(self, job, ref):
+        """Only called when BACKEND has QUEUE_SYNC: the job stays CONFIGURING."""
+        return {}
+
 
 class FakeBackend(Backend):
     name = "fake"

@@ -182,6 +182,11 @@ if TYPE_CHECKING:  # the agent's side of a backend, described for the checker
         def sync(self, conn: sqlite3.Connection, now: float, wake: list[float]) -> bool:
             """Called every pass; True when the state changed."""
 
+        def handed(self, job: JobRecord, ref: dict) -> dict:
+            """The columns a job takes once `launch` handed it on (its ref stored): e.g.
+            PENDING with reason Resources while the outside queue finds it nodes; {} keeps
+            it CONFIGURING. sync() moves it from there."""
+
 
 class Backend:
     """A backend as the core and the commands see it. The defaults suit a backend whose nodes

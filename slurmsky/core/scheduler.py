@@ -402,11 +402,14 @@ class Scheduler:
             except Exception:
                 log.exception("job %s: cleanup after the failed launch", job.job_id)
             return
+        synced = self._synced(job.executor)
+        fields = cast("QueueSyncExecutor", ex).handed(job, ref) if synced else {"state": "RUNNING"}
         with state.write(self.conn):  # one commit: a job start costs few (arrays start many)
-            state.update_job(self.conn, job.job_id, executor_ref=ref)
-            if self._synced(job.executor):
-                return  # CONFIGURING until its executor's queue says otherwise
-            state.update_job(self.conn, job.job_id, where_state=("CONFIGURING",), state="RUNNING")
+            state.update_job(self.conn, job.job_id, executor_ref=ref)  # cancelled meanwhile too
+            if fields:
+                state.update_job(self.conn, job.job_id, where_state=("CONFIGURING",), **fields)
+        if synced:
+            return  # its executor's sync() moves it from here
         log.info("job %s: started on %s", job.job_id, ",".join(names))
 
     def _split(self, record: JobRecord, element: JobRecord, **fields) -> JobRecord | None:

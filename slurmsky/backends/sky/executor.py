@@ -100,24 +100,21 @@ class SkyExecutor:
         return {"token": uuid.uuid4().hex, "sky_job_id": None}
 
     def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
-        """Hand the job to SkyPilot and show it pending there; salloc's allocation becomes a
-        cluster of its own (clusters.py), CONFIGURING until it is up."""
+        """Hand the job to SkyPilot (in the background); salloc's allocation becomes a
+        cluster of its own (clusters.py)."""
         task = self._plan(job.submission)[1]
         if spec.get("command") == "salloc":
             return self.clusters.launch(job, task)
-        ref = self.launcher.launch(job, spec, task, ref)
-        state.update_job(
-            self.db,
-            job.job_id,
-            where_state=("CONFIGURING",),
-            state="PENDING",
-            reason="Resources",  # SkyPilot finds them (srun: `queued and waiting for resources`)
-            start_time=None,
-            nodelist=None,
-            batch_host=None,
-            executor_ref=ref,
+        return self.launcher.launch(job, spec, task, ref)
+
+    def handed(self, job: JobRecord, ref: dict) -> dict:
+        """A managed job pends at SkyPilot until it has nodes (srun: `queued and waiting for
+        resources`); salloc's cluster is CONFIGURING until it is up."""
+        if "cluster" in ref:
+            return {}
+        return dict(
+            state="PENDING", reason="Resources", start_time=None, nodelist=None, batch_host=None
         )
-        return ref
 
     def _background(self, fn, *args, pool: ThreadPoolExecutor | None = None) -> Future:
         """fn(*args) on the pool (by default the executor's own); the agent wakes when it
