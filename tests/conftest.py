@@ -226,6 +226,7 @@ def _ended(proc, timeout: float) -> bool:
 XDIST_GROUPS = {
     "tests/test_sky_e2e.py": "sky-e2e",  # one SkyPilot e2e stack on the peer (/tmp/skye2e)
     "tests/test_sky_server.py": "skyserver",  # one API server (its first test starts it)
+    "tests/test_usage.py": "usage",  # one CPU-burning job for the module (usage_job), measured
 }
 # The tests that use the real Slurm peer (marker `peer`, the e2e stack's jobs run on it) hold
 # this lock while they run: one at a time, across workers and runs.
