@@ -14,24 +14,6 @@ from slurmsky.backends import Backend, Feature, NodeState
 REF_ID_KEYS = ("sky_job_id", "managed_job_id", "job_id")  # where a ref holds SkyPilot's id
 
 
-def skypilot_missing() -> str | None:
-    """What is wrong when this Python cannot import SkyPilot (a bare `pip install slurmsky`
-    leaves it out): the extras that bring it."""
-    import importlib.util
-    import sys
-
-    try:
-        if importlib.util.find_spec("sky") is not None:
-            return None
-    except (ImportError, ValueError):
-        pass
-    return (
-        f"the sky backend needs SkyPilot, which {sys.executable} cannot import (pip install "
-        "'slurmsky[aws]', or the extra of your infra: [gcp], [azure], [kubernetes], [slurm], "
-        "[ssh], ... or [sky] for SkyPilot alone)"
-    )
-
-
 class SkyBackend(Backend):
     name = "sky"
     unsupported = {
@@ -47,6 +29,8 @@ class SkyBackend(Backend):
 
     def unavailable(self):
         """SkyPilot, found without importing it (sbatch stays light): what to install."""
+        from slurmsky.backends.sky.client import skypilot_missing
+
         return skypilot_missing()
 
     def executor(self):

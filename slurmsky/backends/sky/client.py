@@ -46,6 +46,23 @@ class Unreachable(Exception):
     """The API server did not answer; str() is the pending reason, naming its endpoint."""
 
 
+def skypilot_missing() -> str | None:
+    """What is wrong when this Python cannot import SkyPilot (a bare `pip install slurmsky`
+    leaves it out): the extras that bring it."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("sky") is not None:
+            return None
+    except (ImportError, ValueError):
+        pass
+    return (
+        f"the sky backend needs SkyPilot, which {sys.executable} cannot import (pip install "
+        "'slurmsky[aws]', or the extra of your infra: [gcp], [azure], [kubernetes], [slurm], "
+        "[ssh], ... or [sky] for SkyPilot alone)"
+    )
+
+
 def connection_error(exc: Exception) -> bool:
     """SkyPilot's ways of saying it could not talk to the server (its health check failing
     ends in the "starting a local API server is disabled" RuntimeError)."""
@@ -62,7 +79,6 @@ def _sdk():
     try:
         import sky
     except ImportError as exc:
-        from slurmsky.backends.sky import skypilot_missing
         from slurmsky.errors import SlurmError
 
         raise SlurmError(skypilot_missing() or str(exc)) from None
