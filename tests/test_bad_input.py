@@ -167,8 +167,8 @@ SCONTROL_WORDS = [
 
 
 def _command_words(module) -> list[str]:
-    shorts = [f"-{c}" for c in module.SHORT.replace(":", "")]
-    return shorts + [f"--{name}" for name in module.LONG]
+    shorts = [f"-{c}" for c in module.OPTIONS.shortopts.replace(":", "")]
+    return shorts + [f"--{name}" for name in module.OPTIONS.longopts]
 
 
 @pytest.fixture

@@ -119,8 +119,8 @@ def option_names(command: str) -> list[str]:
 
 
 def command_names(module) -> list[str]:
-    shorts = {f"-{c}" for c in module.SHORT.replace(":", "")}
-    return sorted((shorts | {f"--{n}" for n in module.LONG}) - BLOCKING)
+    shorts = {f"-{c}" for c in module.OPTIONS.shortopts.replace(":", "")}
+    return sorted((shorts | {f"--{n}" for n in module.OPTIONS.longopts}) - BLOCKING)
 
 
 def words(names: list[str]):
