@@ -41,12 +41,16 @@ def format_hms(seconds: int) -> str:
 
 
 def format_mem(mb: int, units: str = "MGTP") -> str:
-    """squeue's ``%m``: divide by 1024 while exact: ``1G``, ``1500M``, ``0``, ``1T``
-    (units "KMGTP": an amount in KiB, as sacct's MaxRSS: ``323672K``)."""
-    if mb == 0:
+    """Slurm's convert_num_unit in its exact mode (squeue ``%m``, scontrol, TRES strings,
+    sacct): a larger unit while the amount is at least 1024 and its whole part a multiple
+    of 512, so halves still count as exact: ``1G``, ``1500M``, ``62.50G`` (64000 MB),
+    ``1280M``, ``0``, ``1T`` (units "KMGTP": an amount in KiB, as sacct's MaxRSS)."""
+    if int(mb) == 0:
         return "0"
+    value: float = mb
     unit = 0
-    while mb >= 1024 and mb % 1024 == 0:
-        mb //= 1024
+    while value >= 1024 and int(value) % 512 == 0:
+        value /= 1024
         unit += 1
-    return "%d%s" % (mb, units[unit] if unit < len(units) else "?")
+    suffix = units[unit] if unit < len(units) else "?"
+    return ("%d" % value if value == int(value) else "%.2f" % value) + suffix

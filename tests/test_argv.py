@@ -80,6 +80,14 @@ def test_value_errors_are_slurms():
         "sbatch: error: Batch job submission failed: Job dependency problem\n",
         1,
     )
+    # 22.05 knows two --gres-flags (compat: srun-gres-flags-2205-values)
+    assert _error(["--gres-flags=allow-task-sharing"]) == (
+        "sbatch: error: Invalid --gres-flags specification\n",
+        255,
+    )
+    assert OptionParser("sbatch").parse(["--gres-flags=Enforce-Binding"]).values == {
+        "gres_flags": "Enforce-Binding"
+    }
 
 
 def test_directive_words_reject_non_options():

@@ -79,6 +79,29 @@ def test_chdir_is_resolved_against_the_submit_dir(tmp_path):
     assert req.workdir == str(tmp_path / "work") and req.submit_dir == str(tmp_path)
 
 
+def test_chdir_is_kept_as_given(tmp_path):  # compat: output-paths-as-given-held
+    assert request(tmp_path, ["-D", ".", "prec.sh"]).workdir == f"{tmp_path}/."
+    assert request(tmp_path, ["-D", "sub/", "prec.sh"]).workdir == f"{tmp_path}/sub/"
+    assert request(tmp_path, ["-D", "/abs/x/..", "prec.sh"]).workdir == "/abs/x/.."
+
+
+def test_deprecated_slurm_magic_is_read_and_said_first(tmp_path):
+    """#SLURM lines count as #SBATCH lines; sbatch prints its note once, before any other
+    message (compat: directive-deprecated-slurm-magic)."""
+    note = (
+        "sbatch: error: Change from #SLURM to #SBATCH in your script and verify the options"
+        " are valid in sbatch"
+    )
+    script = "#!/bin/sh\n#SLURM --mem=300\n#SLURM -N5 -n3\n#SBATCH -t 10\ntrue\n"
+    req = request(tmp_path, ["prec.sh"], script=script)
+    assert (req.mem, req.time) == (300, 10)
+    assert req.warnings[0] == note and len(req.warnings) == 2
+    with pytest.raises(SlurmError) as info:
+        request(tmp_path, ["prec.sh"], script="#!/bin/sh\n#SLURM --time=xx\ntrue\n")
+    assert info.value.render("sbatch") == note + "\nsbatch: error: Invalid --time specification\n"
+    assert request(tmp_path, ["prec.sh"]).warnings == ()
+
+
 def test_ignored_options_warn_once_each(tmp_path):
     script = "#!/bin/sh\n#SBATCH -A physics\n#SBATCH --qos=normal\ntrue\n"
     req = request(tmp_path, ["--account=other", "prec.sh"], script=script)

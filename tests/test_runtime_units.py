@@ -108,6 +108,10 @@ def test_srun_nodelist_and_options_end_at_the_command():
         ),
         (["-n1"], "srun: fatal: No command given to execute."),
         (["-n", "x", "true"], "srun: error: Invalid number of tasks: x"),
+        (
+            ["--gres-flags=allow-task-sharing", "x"],
+            "srun: error: Invalid --gres-flags specification",
+        ),
     ],
 )
 def test_srun_usage_errors(argv, message):

@@ -254,7 +254,7 @@ def test_what_stops_and_what_does_not():
         "\v\f\r \n"  # 4: C whitespace only
         "#SBATCH -N 1\n"  # 5
         "    # indented comment\n"
-        "#SLURM -N 3\n"  # not a magic word here
+        "#slurm -N 3\n"  # not a magic word: case matters
         "#SBATCH -n 2\n"  # 8
         "  true\n"  # an indented command stops parsing
         "#SBATCH -c 4\n"
@@ -264,6 +264,24 @@ def test_what_stops_and_what_does_not():
     assert directives("#!/bin/sh\n#SBATCH -J last") == [(2, ("-J", "last"))]
     # a non-ASCII blank is not C whitespace: this line is a command
     assert directives("#!/bin/sh\n\u00a0# x\n#SBATCH -J x\n") == []
+
+
+def test_deprecated_slurm_magic_is_a_directive():
+    """Slurm 22.05 still reads "#SLURM" lines as #SBATCH ones (opt.c _opt_batch_script's
+    magic_word2), and says so once (compat: directive-deprecated-slurm-magic)."""
+    text = "#!/bin/sh\n#SLURM --mem=300\n#SBATCH -J x\n#SLURM-t 5\ntrue\n#SLURM -N 2\n"
+    for read in (_read, _read_directives, lambda t, p: parse_script(t, p)):
+        script = read(text, "job.sh")
+        assert [(d.lineno, d.words) for d in script.directives] == [
+            (2, ("--mem=300",)),
+            (3, ("-J", "x")),
+            (4, ("-t", "5")),
+        ]
+        assert script.deprecated_magic
+    assert not parse_script("#!/bin/sh\n#SBATCH -J x\ntrue\n#SLURM -N 2\n").deprecated_magic
+    assert parse_script("#!/bin/sh\n#SLURM\n").deprecated_magic  # a line with no words too
+    with pytest.raises(SlurmError, match="Heterogeneous jobs are not supported"):
+        parse_script("#!/bin/sh\n#SLURM hetjob\n")
 
 
 # --- module commands -----------------------------------------------------------------
@@ -445,7 +463,8 @@ def test_generated_parser_is_the_grammar():
 
 
 near_marks = st.sampled_from(
-    list("#!SBATCHPU ml odue\t\n\r\v\fx;") + ["#SBATC", "#PB", "#BSU", "x module", "# ml", "\u00a0"]
+    list("#!SBATCHPU ml odue\t\n\r\v\fx;")
+    + ["#SBATC", "#SLUR", "#PB", "#BSU", "x module", "# ml", "\u00a0"]
 )
 
 
@@ -471,6 +490,9 @@ near_directives = st.sampled_from(
     [
         "#SBATCH",
         "#SBATCH -t 5",
+        "#SLURM",
+        "#SLURM -N 2",
+        "#SLUR",
         "#SBATCH --x='a b'",
         "#SBATCH hetjob",
         "#SBATC",

@@ -164,9 +164,23 @@ def test_format_mem_beyond_units():
     assert format_mem(1024**4) == "1?"
 
 
+@pytest.mark.parametrize(
+    "mb, shown",
+    [(64000, "62.50G"), (1536, "1.50G"), (3584, "3.50G"), (1280, "1280M"), (1572864, "1.50T")],
+)
+def test_format_mem_halves_are_exact(mb, shown):
+    """Slurm's convert_num_unit (exact mode) goes up while the whole part is a multiple of
+    512: the peer shows --mem=64000 as 62.50G and --mem=1280 as 1280M."""
+    assert format_mem(mb) == shown
+
+
 @given(st.integers(0, 1024**3 - 1))
 def test_mem_round_trip(mb):
-    assert parse_mem(format_mem(mb), "--mem") == mb
+    shown = format_mem(mb)
+    if "." in shown:  # a half: Slurm's parsers take whole numbers only
+        assert float(shown[:-1]) * 1024 ** "MGTP".index(shown[-1]) == mb
+    else:
+        assert parse_mem(shown, "--mem") == mb
 
 
 # --- counts ------------------------------------------------------------------------

@@ -76,25 +76,22 @@ def _item_status(
 
 
 def _singleton(conn: sqlite3.Connection, job: JobRecord) -> str:
-    """Wait while a same-name job of the same user runs, or an earlier one waits as singleton."""
+    """Wait while a same-name job of the same user runs, or an earlier one is pending, with
+    or without a singleton of its own (slurmctld's _find_singleton_job)."""
     for other in state.find_jobs(
         conn, names=[job.name], users=[job.user], states=RUNNING_STATES + ("PENDING",)
     ):
         if other.job_id == job.job_id:
             continue
-        if other.state in RUNNING_STATES:
-            return UNMET
-        if (
-            other.job_id < job.job_id
-            and other.dependency_spec
-            and "singleton" in other.dependency_spec.lower()
-        ):
+        if other.state in RUNNING_STATES or other.job_id < job.job_id:
             return UNMET
     return MET
 
 
 def evaluate(conn: sqlite3.Connection, job: JobRecord, now: float) -> Verdict:
     assert job.dependency_spec is not None  # asked only about jobs with a dependency
+    if job.held:  # slurmctld tests no held job's dependency: it shows what it last showed
+        return Verdict(UNMET if job.dependency else MET, job.dependency)
     dep: Dependency = parse_dependency(job.dependency_spec, "--dependency")
     recheck: list[float] = []
     status = [_item_status(conn, item, job, now, recheck) for item in dep.items]

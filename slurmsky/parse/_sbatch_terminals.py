@@ -3,14 +3,14 @@
 # tests/test_script.py fails while this file differs from what that command writes.
 # Each terminal: (its regular expression, its priority).
 TERMINALS = {
-    'DIRECTIVES': ('(?:#SBATCH[^\n]*\n)+', 3),
+    'DIRECTIVES': ('(?:#(?:SBATCH|SLURM)[^\n]*\n)+', 3),
     'MODULE_LINES': ('(?:[ \t\\v\x0c\r]*(?:module|ml)(?=[ \t\\v\x0c\r\n;&|<>()])[^\n]*\n)+', 1),
     'MODULE_WORD': ('[ \t\\v\x0c\r]*(?!#)(?:[^ \t\n\\v\x0c\r;&|<>()`"\'\\\\]|\\\\[^\n]?|"(?:[^"\\\\\n]|\\\\[^\n]?)*"|\'[^\'\n]*\')+', 1),
     'SHEBANG': ('#![^\n]*\n', 0),
     'UNMATCHED': ('[ \t\\v\x0c\r]*(?:[^ \t\n\\v\x0c\r"\'#\\\\]|\\\\[^ \t\n\\v\x0c\r]?|"(?:[^"\\\\\n]|\\\\[^\n]?)*"|\'(?:[^\'\\\\\n]|\\\\[^\n]?)*\')*(?:"(?:[^"\\\\\n]|\\\\[^\n]?)*|\'(?:[^\'\\\\\n]|\\\\[^\n]?)*)(?![^\n])', 3),
     'WORD': ('[ \t\\v\x0c\r]*(?:[^ \t\n\\v\x0c\r"\'#\\\\]|\\\\[^ \t\n\\v\x0c\r]?|"(?:[^"\\\\\n]|\\\\[^\n]?)*"|\'(?:[^\'\\\\\n]|\\\\[^\n]?)*\')+', 2),
     'WRAPPER_LINES': ('(?:#(?:PBS|BSUB)[^\n]*\n)+', 3),
-    '_COMMENTS': ('(?:[ \t\\v\x0c\r]*\n|(?!#SBATCH|#PBS|#BSUB)[ \t\\v\x0c\r]*#[^\n]*\n)+', 2),
+    '_COMMENTS': ('(?:[ \t\\v\x0c\r]*\n|(?!#SBATCH|#SLURM|#PBS|#BSUB)[ \t\\v\x0c\r]*#[^\n]*\n)+', 2),
     '_MODULE_REST': ('[^\n]+', 0),
     '_OTHER_LINES': ('(?:(?![ \t\\v\x0c\r]*(?:module|ml)[ \t\\v\x0c\r\n;&|<>()]|#PBS|#BSUB)[^\n]*\n)+', 0),
     '_TRAILING': ('[ \t\\v\x0c\r]+(?:#[^\n]*)?|#[^\n]*', 1),

@@ -19,6 +19,7 @@ from slurmsky.parse.options import IGNORED, NO_ARG, REFUSED, Option, options_for
 from slurmsky.parse.scalars import (
     SubmitError,
     parse_bool_yes_no,
+    parse_gres_flags,
     parse_int,
     parse_mail_type,
     parse_mem,
@@ -42,6 +43,7 @@ PARSERS = {
         parse_export,
         parse_gpus,
         parse_gres,
+        parse_gres_flags,
         parse_int,
         parse_mail_type,
         parse_mem,

@@ -156,7 +156,7 @@ def build_batch_request(
     command: str = "sbatch",
 ) -> JobRequest:
     """sbatch's request: the script (file, stdin or --wrap), its directives, env and argv."""
-    from slurmsky.parse.script import parse_script, wrap_script
+    from slurmsky.parse.script import DEPRECATED_MAGIC, parse_script, wrap_script
 
     parser = OptionParser(command)
     wrap = cli.values.get("wrap")
@@ -171,24 +171,32 @@ def build_batch_request(
         text = _read_script(path, cwd, read_stdin)
         default_name = os.path.basename(path) if path else None
     script = parse_script(text, path)
-    # Slurm joins the words of every #SBATCH line into one argument list.
-    directives = parser.parse([w for d in script.directives for w in d.words], directive=True)
-    env = parser.parse_env(environ, input_env(command))
-    wrapper = _wrapper_options(parser, script, directives, env, cli)
-    fields, ignored, given = _merge(directives, wrapper, env, cli, env=env)
-    return _finish(
-        command,
-        fields,
-        ignored,
-        given,
-        environ,
-        cwd,
-        script=text,
-        script_path=path,
-        script_args=args,
-        default_name=default_name,
-        modules=script.modules,
-    )
+    # sbatch prints its #SLURM line as it reads the script, before any option's message
+    notes = (DEPRECATED_MAGIC,) if script.deprecated_magic else ()
+    try:
+        # Slurm joins the words of every #SBATCH line into one argument list.
+        words = [w for d in script.directives for w in d.words]
+        directives = parser.parse(words, directive=True)
+        env = parser.parse_env(environ, input_env(command))
+        wrapper = _wrapper_options(parser, script, directives, env, cli)
+        fields, ignored, given = _merge(directives, wrapper, env, cli, env=env)
+        req = _finish(
+            command,
+            fields,
+            ignored,
+            given,
+            environ,
+            cwd,
+            script=text,
+            script_path=path,
+            script_args=args,
+            default_name=default_name,
+            modules=script.modules,
+        )
+    except SlurmError as e:
+        e.notes = notes + e.notes
+        raise
+    return req.replace(warnings=notes + req.warnings) if notes else req
 
 
 def _wrapper_options(parser: OptionParser, script, *sources: Parsed) -> Parsed:
@@ -246,7 +254,8 @@ def _finish(
     modules,
 ) -> JobRequest:
     chdir = fields.get("chdir")
-    workdir = os.path.normpath(os.path.join(cwd, chdir)) if chdir else cwd
+    # as Slurm keeps it: made absolute, not normalised (-D . is WorkDir=<cwd>/.)
+    workdir = os.path.join(cwd, chdir) if chdir else cwd
     for key in ("ntasks", "ntasks_per_node", "cpus_per_task"):
         if fields.get(key) is not None and fields[key] < 1:
             raise SlurmError(f"Invalid --{key.replace('_', '-')} specification", exit_code=255)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+from slurmsky.runtime.options import GRES_FLAGS
+
 C_SPACE = " \t\n\v\f\r"  # C isspace()
 DIGITS = "0123456789"
 LONG_MAX = 2**63 - 1
@@ -152,3 +154,10 @@ def parse_open_mode(text: str, opt: str) -> str:
     if mode is None:
         raise ValueError("Invalid %s argument: %s. Ignored" % (opt, text))
     return mode
+
+
+def parse_gres_flags(text: str, opt: str) -> str:
+    """``--gres-flags``: disable-binding or enforce-binding, any case (22.05 knows no other)."""
+    if text.lower() not in GRES_FLAGS:
+        raise ValueError("Invalid %s specification" % opt)
+    return text

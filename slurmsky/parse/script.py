@@ -49,6 +49,15 @@ class Script(Record):
     # "#BSUB" and "#PBS" lines sbatch would read (before the 101st line not starting "#")
     bsub: tuple[Directive, ...] = ()
     pbs: tuple[Directive, ...] = ()
+    # a directive was read from a "#SLURM" line: sbatch 22.05 reads them as #SBATCH lines
+    # and prints DEPRECATED_MAGIC once
+    deprecated_magic: bool = False
+
+
+DEPRECATED_MAGIC = (
+    "sbatch: error: Change from #SLURM to #SBATCH in your script and verify the options are"
+    " valid in sbatch"
+)
 
 
 def wrap_script(command: str) -> str:
@@ -74,7 +83,7 @@ def parse_script(text: str, path: str | None = None) -> Script:
 # What each of the grammar's terminals that yield something starts with (DIRECTIVES,
 # WRAPPER_LINES, MODULE_LINES), loosely: a script with none of them is all comments and
 # other lines, so parse_script needs no parser for it (a --wrap script, most often).
-_MARKS = re.compile(r"#SBATCH|#PBS|#BSUB|^[ \t\v\f\r]*m(?:odule|l)", re.MULTILINE)
+_MARKS = re.compile(r"#SBATCH|#SLURM|#PBS|#BSUB|^[ \t\v\f\r]*m(?:odule|l)", re.MULTILINE)
 # The same for WRAPPER_LINES and MODULE_LINES alone: a script with neither has only
 # directives to read, which _read_directives does without the parser.
 _PARSER_MARKS = re.compile(r"#PBS|#BSUB|^[ \t\v\f\r]*m(?:odule|l)", re.MULTILINE)
@@ -93,10 +102,13 @@ def _read(text: str, path: str | None) -> Script:
     directives, modules = [], []
     wrappers: dict[str, list[Directive]] = {"#BSUB": [], "#PBS": []}
     last_read = None  # the last line sbatch scans for #BSUB/#PBS, once needed
+    deprecated = False
     for run in runs:  # DIRECTIVES, WRAPPER_LINES or MODULE_LINES: lines of one kind
         for lineno, line in enumerate(run[:-1].split("\n"), run.line):
             if run.type == "DIRECTIVES":
-                words = _directive_words(directive_scanner, line, lineno, source)
+                magic = "#SLURM" if line.startswith("#SLURM") else "#SBATCH"
+                deprecated = deprecated or magic == "#SLURM"
+                words = _directive_words(directive_scanner, line, lineno, source, magic)
                 if words:
                     directives.append(Directive(lineno, words))
             elif run.type == "WRAPPER_LINES":
@@ -116,26 +128,32 @@ def _read(text: str, path: str | None) -> Script:
         text,
         tuple(wrappers["#BSUB"]),
         tuple(wrappers["#PBS"]),
+        deprecated,
     )
 
 
 def _read_directives(text: str, path: str | None) -> Script:
     """parse_script without the parser, for a script with no #PBS/#BSUB line and no
-    module command: its directives are the lines that start "#SBATCH" before the first
+    module command: its directives are the lines that start "#SBATCH" (or "#SLURM") before the first
     line that is neither blank nor a comment (what the grammar's DIRECTIVES and _COMMENTS
     take after the shebang; a test holds the two equal)."""
     source = path.rsplit("/", 1)[-1] if path else "stdin"
     directive_scanner = _directive_scanner()
     lines = text.split("\n")
     directives = []
+    deprecated = False
     for lineno, line in enumerate(lines[1:], 2):
-        if line.startswith("#SBATCH"):
-            words = _directive_words(directive_scanner, line, lineno, source)
+        if line.startswith(("#SBATCH", "#SLURM")):
+            magic = "#SLURM" if line.startswith("#SLURM") else "#SBATCH"
+            deprecated = deprecated or magic == "#SLURM"
+            words = _directive_words(directive_scanner, line, lineno, source, magic)
             if words:
                 directives.append(Directive(lineno, words))
         elif line.lstrip(" \t\v\f\r")[:1] not in ("", "#"):
             break  # the first command: Slurm reads no directive after it
-    return Script(lines[0][2:].strip(_SPACE), tuple(directives), (), text)
+    return Script(
+        lines[0][2:].strip(_SPACE), tuple(directives), (), text, deprecated_magic=deprecated
+    )
 
 
 _WRAPPER_SCAN_LIMIT = 100
@@ -229,9 +247,9 @@ def _fatal(source: str, lineno, message: str) -> SlurmError:
 def _directive_words(
     scanner: re.Pattern, line: str, lineno: int, source: str, magic: str = "#SBATCH"
 ):
-    """Slurm's get_argument loop over one #SBATCH (or #PBS, #BSUB) line: its words."""
+    """Slurm's get_argument loop over one #SBATCH (or #SLURM, #PBS, #BSUB) line: its words."""
     lowered = line.lower()
-    if magic == "#SBATCH" and ("hetjob" in lowered or "packjob" in lowered):
+    if magic in ("#SBATCH", "#SLURM") and ("hetjob" in lowered or "packjob" in lowered):
         # Slurm starts a new heterogeneous-job component at any such line.
         raise SlurmError(f"Heterogeneous jobs are not supported (line {lineno}: {line})")
     tail = line[len(magic) :]

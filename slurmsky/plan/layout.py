@@ -112,8 +112,10 @@ def with_default_memory(req: JobRequest, cfg: Config, part: dict) -> JobRequest:
 def requested(req: JobRequest, lay: Layout, node_mem: int | None) -> dict:
     """What slurmctld records of a job as asked, at submission, which `scontrol show job`
     shows: its TRES while it pends (nodes as -N asks, else 1; memory, MB: --mem=0 is a
-    node's `node_mem`; GPUs) and --tmp (MB), --ntasks-per-gpu, --mail-type, --mail-user."""
+    node's `node_mem`; GPUs; CPUs from the tasks, --mincpus only in MinCPUsNode until the
+    job has nodes) and --tmp (MB), --ntasks-per-gpu, --mail-type, --mail-user."""
     nodes = req.nodes[0] if req.nodes else 1
+    cpus = layout(req.replace(mincpus=None), 0).num_cpus if req.mincpus else lay.num_cpus
     if req.gpus:
         gpus = req.gpus.count
     elif req.gpus_per_task:
@@ -125,9 +127,11 @@ def requested(req: JobRequest, lay: Layout, node_mem: int | None) -> dict:
     elif req.mem is not None:
         mem = (req.mem or node_mem or 0) * nodes
     else:
-        mem = (req.mem_per_cpu or 0) * lay.num_cpus
+        mem = (req.mem_per_cpu or 0) * cpus
     return {
         "nodes": nodes,
+        "cpus": cpus,
+        "mincpus": req.mincpus,
         "mem": mem,
         "gpus": gpus,
         "tmp": req.tmp or 0,

@@ -64,6 +64,15 @@ def runtime_spec(
         "gpus": req.gpus.count if req.gpus else None,
         "gpus_per_node": req.gpus_per_node.count if req.gpus_per_node else None,
         "gpus_per_task": req.gpus_per_task.count if req.gpus_per_task else None,
+        "gpu_types": {
+            key: asked.type
+            for key, asked in (
+                ("gpus", req.gpus),
+                ("gpus_per_node", req.gpus_per_node),
+                ("gpus_per_task", req.gpus_per_task),
+            )
+            if asked and asked.type
+        },
         "gres": gres_text(req.gres),
         "cpus_per_gpu": req.cpus_per_gpu,
         "mem_per_gpu": req.mem_per_gpu,

@@ -6,36 +6,15 @@ from __future__ import annotations
 
 from slurmsky import backends
 from slurmsky.core.states import FINISHED_STATES
-from slurmsky.display import format_hms
+from slurmsky.display import format_hms, format_mem
 from slurmsky.render.common import group_name, iso
 from slurmsky.render.jobview import Job, tres
 from slurmsky.render.sacct_format import derived_exit_code
+from slurmsky.runtime.filepattern import NO_VAL
 
 
 def _hms(seconds: int) -> str:
     return format_hms(seconds)
-
-
-def _mem(mb: int) -> str:
-    """scontrol's memory (Slurm's convert_num_unit): a larger unit while the amount stays
-    exact to two decimals: ``1500M``, ``62.50G`` (64000 MB), ``16G``, ``0``."""
-    value: float = mb
-    unit = 0
-    while value >= 1024 and (value * 100) % 1024 == 0:
-        value /= 1024
-        unit += 1
-    text = "%d" % value if value == int(value) else "%.2f" % value
-    return text + ("MGTP"[unit] if mb else "")
-
-
-def _exact_mem(mb: int) -> str:
-    """TRES memory (convert_num_unit's exact mode): a larger unit only while the amount stays
-    whole: ``800000M``, ``64G``, ``0``."""
-    unit = 0
-    while mb and mb % 1024 == 0 and unit < 3:
-        mb //= 1024
-        unit += 1
-    return f"{mb}{'MGTP'[unit]}" if mb else "0"
 
 
 # --mail-type's flags in the order Slurm prints them; ALL is the first six but ARRAY_TASKS
@@ -69,16 +48,44 @@ def _tres_per(spec: dict, gres: str | None) -> list[str]:
     for key, field in (("cpus_per_gpu", "CpusPerTres"), ("mem_per_gpu", "MemPerTres")):
         if spec.get(key):
             lines.append(f"{field}=gres:gpu:{spec[key]}")
+    types = spec.get("gpu_types") or {}
+
+    def gpu(key: str) -> str:  # Slurm keeps the type asked: gpu:l40s:1
+        return f"gpu:{types[key]}:{spec[key]}" if key in types else f"gpu:{spec[key]}"
+
     if spec.get("gpus"):
-        lines.append(f"TresPerJob=gres:gpu:{spec['gpus']}")
-    per_node = spec.get("gres") or (
-        f"gpu:{spec['gpus_per_node']}" if spec.get("gpus_per_node") else None
-    )
+        lines.append(f"TresPerJob=gres:{gpu('gpus')}")
+    per_node = spec.get("gres") or (gpu("gpus_per_node") if spec.get("gpus_per_node") else None)
     if per_node:
         lines.append(f"TresPerNode=gres:{per_node}")
     if spec.get("gpus_per_task") is not None:
-        lines.append(f"TresPerTask=gres:gpu:{spec['gpus_per_task']}")
+        lines.append(f"TresPerTask=gres:{gpu('gpus_per_task')}")
     return lines
+
+
+def _std_path(job: Job, spec: dict, which: str) -> str:
+    """StdOut/StdErr/StdIn as scontrol shows them (libslurm's _fname_format): the pattern
+    as given, under WorkDir unless absolute, with only %A %a %j %u %x replaced (%n, %J, %N,
+    %t, %s, %% and widths stay). Without the submission's spec, the record's own paths."""
+    if "output" not in spec:
+        return job.std_path(which)
+    pattern = {"out": spec["output"], "err": spec.get("error") or spec["output"]}.get(
+        which, spec.get("input")
+    )
+    if not pattern:
+        return "/dev/null"
+    rec = job.rec
+    task = rec.array_task_id if job.tasks is None else None
+    element = task is not None and rec.array_job_id is not None
+    for code, value in (
+        ("%A", rec.array_job_id if element else job.job_id),
+        ("%a", NO_VAL if task is None else task),
+        ("%j", job.job_id),
+        ("%u", rec.user),
+        ("%x", rec.name),
+    ):
+        pattern = pattern.replace(code, str(value))
+    return pattern if pattern.startswith("/") else f"{rec.workdir}/{pattern}"
 
 
 def show_job(
@@ -123,17 +130,19 @@ def show_job(
     if spec.get("mem_per_gpu") is not None and (started or rec.state in FINISHED_STATES):
         mem = "MinMemoryNode=0"  # counted per GPU now; pending, DefMemPerCPU shows
     elif rec.mem_per_cpu is not None:
-        mem = f"MinMemoryCPU={_mem(rec.mem_per_cpu)}"
+        mem = f"MinMemoryCPU={format_mem(rec.mem_per_cpu)}"
     else:
-        mem = f"MinMemoryNode={_mem(rec.mem_per_node or 0)}"
+        mem = f"MinMemoryNode={format_mem(rec.mem_per_node or 0)}"
+    num_cpus = rec.num_cpus
     if asked and not started:  # what slurmctld counted at submission
+        num_cpus = asked.get("cpus", num_cpus)
         tres_text = (
-            f"cpu={rec.num_cpus},mem={_exact_mem(asked['mem'])},node={asked['nodes']},"
-            f"billing={rec.num_cpus}" + (f",gres/gpu={asked['gpus']}" if asked["gpus"] else "")
+            f"cpu={num_cpus},mem={format_mem(asked['mem'])},node={asked['nodes']},"
+            f"billing={num_cpus}" + (f",gres/gpu={asked['gpus']}" if asked["gpus"] else "")
         )
     else:
         gpu_mem = (spec.get("mem_per_gpu") or 0) * job.gpu_count
-        tres_text = tres(job, _exact_mem(gpu_mem or job.total_mem))
+        tres_text = tres(job, format_mem(gpu_mem or job.total_mem))
     lines = [
         first,
         f"UserId={rec.user}({rec.uid}) GroupId={group_name(rec.gid)}({rec.gid}) MCS_label=N/A",
@@ -165,7 +174,7 @@ def show_job(
         else rec.num_nodes
     )
     lines += [
-        f"NumNodes={num_nodes} NumCPUs={rec.num_cpus} NumTasks={rec.num_tasks} "
+        f"NumNodes={num_nodes} NumCPUs={num_cpus} NumTasks={rec.num_tasks} "
         f"CPUs/Task={rec.cpus_per_task or 1} ReqB:S:C:T=0:0:*:*",
         f"TRES={tres_text}",
         f"Socks/Node=* NtasksPerN:B:S:C={per_node}:0:*:* CoreSpec=*",
@@ -184,9 +193,12 @@ def show_job(
             f" Mem={mem_each} GRES="
             + (f"{gres}(IDX:{'0' if each == 1 else f'0-{each - 1}'})" if gres else "")
         )
-    min_cpus = per_node * (rec.cpus_per_task or 1) if per_node else (rec.cpus_per_task or 1)
+    min_cpus = max(
+        per_node * (rec.cpus_per_task or 1) if per_node else (rec.cpus_per_task or 1),
+        asked.get("mincpus") or 0,
+    )
     lines += [
-        f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode={_mem(asked.get('tmp') or 0)}",
+        f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode={format_mem(asked.get('tmp') or 0)}",
         "Features=(null) DelayBoot=00:00:00",
         f"OverSubscribe={'NO' if spec.get('exclusive') else 'OK'} Contiguous=0 "
         "Licenses=(null) Network=(null)",
@@ -197,9 +209,9 @@ def show_job(
         lines.append(f"Comment={rec.comment} ")
     if rec.batch:
         lines += [
-            f"StdErr={job.std_path('err')}",
-            f"StdIn={job.std_path('in')}",
-            f"StdOut={job.std_path('out')}",
+            f"StdErr={_std_path(job, spec, 'err')}",
+            f"StdIn={_std_path(job, spec, 'in')}",
+            f"StdOut={_std_path(job, spec, 'out')}",
         ]
     remote = backends.get(rec.executor).remote_id(rec) if rec.executor else None
     if remote is not None:

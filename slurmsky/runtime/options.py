@@ -93,6 +93,10 @@ def _o(
     return Option(long, short, arg, fate, note, commands, parse, tuple(env), dest, flag, step)
 
 
+# --gres-flags values Slurm 22.05 takes, in any case (slurm_opt.c arg_set_gres_flags; 23.x
+# added allow-task-sharing and others)
+GRES_FLAGS = ("disable-binding", "enforce-binding")
+
 _IGN_SITE = "site/scheduler policy; no SkyPilot equivalent"
 _IGN_HW = "CPU/socket layout; SkyPilot picks instance types"
 
@@ -206,7 +210,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("accel-bind", None, REQUIRED, IGNORED, "no accelerator binding", SR),
     _o("cpu-freq", None, REQUIRED, IGNORED, _IGN_HW),
     _o("gpu-freq", None, REQUIRED, IGNORED, _IGN_HW, env="SBATCH_GPU_FREQ"),
-    _o("gres-flags", None, REQUIRED, IGNORED, _IGN_HW, env="SBATCH_GRES_FLAGS"),
+    _o("gres-flags", None, REQUIRED, IGNORED, _IGN_HW, parse="gres_flags", env="SBATCH_GRES_FLAGS"),
     _o("network", None, REQUIRED, IGNORED, _IGN_SITE, env="SBATCH_NETWORK"),
     _o("licenses", "L", REQUIRED, IGNORED, _IGN_SITE),
     _o("reservation", None, REQUIRED, IGNORED, _IGN_SITE, env="SBATCH_RESERVATION"),

@@ -22,6 +22,7 @@ optional may be missing, and ``null`` always means "not given")::
      "cpus_per_node": [int, ...],    # per node (SLURM_JOB_CPUS_PER_NODE, SLURM_CPUS_ON_NODE)
      "mem_per_node": int|null, "mem_per_cpu": int|null,                         # MB, optional
      "gpus": int|null, "gpus_per_node": int|null, "gpus_per_task": int|null,
+     "gpu_types": {str: str},        # optional: the GPU type each of those three names
      "gres": str|null,               # optional, e.g. "gpu:2" or "gpu:a100:1"
      "cpus_per_gpu": int|null, "mem_per_gpu": int|null, "exclusive": bool,  # optional
      "gpu_ids": [[str]|null]|null,   # optional, per node: the GPU devices the job holds there
@@ -82,6 +83,7 @@ DEFAULTS: dict = {
     "gpus": None,
     "gpus_per_node": None,
     "gpus_per_task": None,
+    "gpu_types": {},
     "gres": None,
     "cpus_per_gpu": None,
     "mem_per_gpu": None,

@@ -15,7 +15,7 @@ from . import SLURM_VERSION, channel, filepattern, hostlist, multiprog, pmi, run
 from .getopt_long import UsageError as GetoptError
 from .getopt_long import getopt_long
 from .launch import undo_locale_coercion
-from .options import REFUSED, SRUN, SRUN_USAGE, help_text, lookups
+from .options import GRES_FLAGS, REFUSED, SRUN, SRUN_USAGE, help_text, lookups
 
 FORWARDED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -64,6 +64,8 @@ def _options(argv, environ):
             _refuse(opt, value)
         values[opt.key] = opt.flag if value is None else value
         level += {"verbose": 1, "quiet": -1}.get(opt.key, 0)
+        if opt.key == "gres_flags" and value.lower() not in GRES_FLAGS:
+            raise UsageError("srun: error: Invalid --gres-flags specification", 255)
     values[DEBUG_LEVEL] = level
     for key, text in (("help", help_text(SRUN)), ("usage", SRUN_USAGE)):
         if key in values:
