@@ -3,6 +3,7 @@ against what real Slurm reported for the same job (tests/fixtures/usage)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from captures import Capture
+from conftest import ROOT
 
 from slurmsky.render.usage_format import Usage
 from slurmsky.runtime import usage
@@ -154,40 +156,53 @@ def test_a_steps_usage_is_its_own_processes(cluster):
     assert 2 << 10 < kib(ours["batch"]["MaxRSS"]) < 3 * kib(theirs["batch"]["MaxRSS"])
 
 
+REAPER_PROBE = """
+import json, os, sys, threading
+from slurmsky.runtime import procs
+
+tmp = sys.argv[1]
+ballast = bytearray(64 << 20)
+ballast[::4096] = b"x" * len(ballast[::4096])
+reaper = procs.Reaper()
+
+
+def run(argv):
+    done, got = threading.Event(), []
+    out = os.open(os.path.join(tmp, "out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        launch = procs.launch_argv("n", 0o22, tmp, argv)
+        reaper.spawn(launch, dict(os.environ), None, out, None, lambda *a: (got.extend(a), done.set()))
+    finally:
+        os.close(out)
+    assert done.wait(30)
+    return [got[1].ru_maxrss, got[1].ru_utime + got[1].ru_stime]
+
+
+code = "b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096])"
+found = {"sleep": run(["sleep", "0.2"]), "big": run([sys.executable, "-S", "-c", code])}
+run(["sh", "-c", "env"])
+print(json.dumps(found))
+"""
+
+
 def test_reaper_reports_the_tasks_own_usage(tmp_path):
-    """From a process whose heap is large (this one), a task's rusage is its own: a sleep's
-    peak is below what the process carried (0: unknown), 300 MB are 300 MB, and neither
-    counts launch.py's CPU time; launch.py's report fd is not in the task's environment."""
-    import threading
-
-    from slurmsky.runtime import procs
-
-    ballast = bytearray(64 << 20)
-    ballast[::4096] = b"x" * len(ballast[::4096])
-    reaper = procs.Reaper()
-
-    def run(argv: list[str]):
-        done, got = threading.Event(), []
-        out = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            launch = procs.launch_argv("n", 0o22, str(tmp_path), argv)
-            reaper.spawn(
-                launch, dict(os.environ), None, out, None, lambda *a: (got.extend(a), done.set())
-            )
-        finally:
-            os.close(out)
-        assert done.wait(30)
-        return got[1]
-
-    sleep = run(["sleep", "0.2"])
-    assert sleep.ru_maxrss == 0 and sleep.ru_utime + sleep.ru_stime < 0.02
-    code = "b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096])"
-    big = run([sys.executable, "-S", "-c", code])
-    assert 300 << 10 <= big.ru_maxrss < 340 << 10
-    run(["sh", "-c", "env"])
+    """From a process whose heap is large, a task's rusage is its own: a sleep's peak is
+    below what the process carried (0: unknown), 300 MB are 300 MB, and neither counts
+    launch.py's CPU time; launch.py's report fd is not in the task's environment. (In a
+    process of its own: a Reaper reaps every child of its process, pytest's too.)"""
+    probe = subprocess.run(
+        [sys.executable, "-c", REAPER_PROBE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+    assert found["sleep"][0] == 0 and found["sleep"][1] < 0.02
+    assert 300 << 10 <= found["big"][0] < 340 << 10
     env = (tmp_path / "out").read_text()
     assert "SLURMSKY_LAUNCH_REPORT" not in env and "HOME=" in env
-    del ballast
 
 
 def efficiencies(text: str) -> tuple[float, float, float]:
