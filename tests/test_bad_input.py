@@ -251,6 +251,12 @@ BAD_VALUES = {
         "Invalid generic resource (gres) specification\n",
         1,
     ),
+    "gres_flags": (
+        "sbatch",
+        "--gres-flags=allow-task-sharing",  # 22.05 knows disable- and enforce-binding only
+        "sbatch: error: Invalid --gres-flags specification\n",
+        255,
+    ),
     "array": (
         "sbatch",
         "--array=a-b",

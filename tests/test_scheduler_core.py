@@ -338,7 +338,8 @@ def test_a_pass_costs_nothing_per_held_job(world):
     """Held jobs with nothing to update wait for `scontrol release`: a pass reads none of
     them (SQLite's own work, counted in VM instructions, stays as it was with 1000 more,
     the executors with jobs looked up anew after a commit too); a held job with a
-    dependency is still followed, as are the others."""
+    dependency keeps what it showed (slurmctld tests no held job's dependency), and the
+    others are followed."""
     steps = [0]
 
     def count() -> int:
@@ -346,7 +347,15 @@ def test_a_pass_costs_nothing_per_held_job(world):
         return 0
 
     world.submit(job_row(1, held="user", reason="JobHeldUser", num_nodes=3))
-    world.submit(job_row(2, held="admin", reason="JobHeldAdmin", dependency_spec="afterok:1"))
+    world.submit(
+        job_row(
+            2,
+            held="admin",
+            reason="JobHeldAdmin",
+            dependency_spec="afterok:1",
+            dependency="afterok:1(unfulfilled)",  # as sbatch stores it
+        )
+    )
     world.run(T0)
     world.conn.set_progress_handler(count, 100)
 
