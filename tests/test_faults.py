@@ -149,7 +149,7 @@ def squeue_until(cluster, predicate, what: str, *args: str) -> None:
         return predicate(out.stdout)
 
     try:
-        cluster.wait_for(check, 60, what)
+        cluster.wait_for(check, 120, what)  # a round under load: an agent restarted often
     except AssertionError as exc:  # say where each job is and what the agents last did
         rows = cluster.jobs("state NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')")
         log = (cluster.state / "agent.log").read_text()[-3000:]
@@ -168,7 +168,8 @@ def test_agent_killed_at_random_moments(cluster):
     started = time.monotonic()
     try:
         while len(killer.killed) < KILLS:
-            assert time.monotonic() - started < 240, f"{len(killer.killed)} kills only"
+            # bounded, with room for a CI machine running 4 workers on 2 cores (80 s idle)
+            assert time.monotonic() - started < 480, f"{len(killer.killed)} kills only"
             round_ids = submit_round(cluster, rng, expected)
             ids += round_ids
             squeue_until(
