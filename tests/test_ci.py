@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ def test_ci_runs_exactly_the_readme_command():
     command = readme_command()
     assert command.startswith("python -m pytest ") and command.endswith(" tests")
     ci = (ROOT / ".ci" / "run").read_text().replace("\\\n", " ")
-    runs = [ln for ln in ci.splitlines() if "python -m pytest" in ln]
+    runs = [ln for ln in ci.splitlines() if "python -m pytest" in ln and " tests || " in ln]
     assert len(runs) == 1, runs
     assert f" {command} || tests=$?" in " ".join(runs[0].split()), runs[0]
     assert "timeout --signal=INT" in runs[0] and "--durations=25" in runs[0]
@@ -38,3 +39,25 @@ def test_the_command_s_plugins_are_in_the_test_extra():
     test_extra = pyproject.split("test = [", 1)[1].split("]", 1)[0]
     if "-n" in argv:
         assert '"pytest-xdist' in test_extra
+
+
+def test_ci_reruns_alone_exactly_the_tests_that_failed(tmp_path):
+    """The rerun after a failed run takes each failed test once, whatever phase failed."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    (awk,) = re.findall(r"mapfile -t failed < <\((awk .*?)\)\n", ci)
+    durations = tmp_path / "durations"
+    durations.write_text(
+        "1700000000.00\tstart\ttests/test_a.py::test_ok\t\n"
+        "0.10\tcall\ttests/test_a.py::test_ok\tpassed\n"
+        "0.20\tcall\ttests/test_b.py::test_x[a b-1]\tfailed\n"
+        "0.01\tteardown\ttests/test_b.py::test_x[a b-1]\tfailed\n"
+        "3.00\tsetup\ttests/test_c.py::test_y\tfailed\n"
+    )
+    script = f'mapfile -t failed < <({awk}); printf "<%s>\\n" "${{failed[@]}}"'
+    out = subprocess.run(
+        ["bash", "-c", script.replace('"$durations"', shlex.quote(str(durations)))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == "<tests/test_b.py::test_x[a b-1]>\n<tests/test_c.py::test_y>\n"
