@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 
-from . import channel, procs, rundir, usage
+from . import channel, filesync, procs, rundir, usage
 from .controller import HEARTBEAT, HEARTBEAT_DEAD
 from .tasks import NodeSteps
 from .waker import Waker
@@ -61,6 +61,7 @@ class Agent:
         self.steps = NodeSteps(
             job, procs.Reaper(), self.conn.send, bin_dir, self.node_environ, sampler
         )
+        files = filesync.start(job, log.warning)
         threading.Thread(target=self._listen, daemon=True).start()
         log.info("node %d (%s) joined job %d", job.rank, job.name, job.job_id)
         next_ping = 0
@@ -71,6 +72,8 @@ class Agent:
                 next_ping = now + HEARTBEAT
             self.waker.wait(next_ping - now)
         procs.kill_everything()
+        if files:
+            files.finish()
         if self.stop == "shutdown":
             self._send({"t": "bye"})
         self.conn.close()

@@ -16,6 +16,7 @@ import json
 import os
 import re
 
+from slurmsky.backends.sky.files_home import FilesHome, Frames
 from slurmsky.backends.sky.task import RUNDIR, run_command
 from slurmsky.core.state import JobRecord
 
@@ -96,15 +97,23 @@ def emitted(command: str, tag: str = "") -> str:
 
 class MarkerStream:
     """A file-like sink for `tail_logs` (write, flush) that hands each SLURMSKY-IO line of
-    the log to _marker: kind, offset, data and the lane element's tag (None: not a lane's)."""
+    the log to _marker: kind, offset, data and the lane element's tag (None: not a lane's);
+    and each SLURMSKY-FILE frame (whole, or joined again where the log copy cut its line in
+    two: files_home.Frames) to _file."""
 
     partial = ""
+    frames: Frames | None = None
 
     def write(self, text: str) -> int:
         lines = (self.partial + text).split("\n")
         self.partial = lines.pop()
+        if self.frames is None:
+            self.frames = Frames()
         for line in lines:
-            found = MARKER.search(ANSI.sub("", line).rstrip("\r"))
+            line = ANSI.sub("", line).rstrip("\r")
+            for body in self.frames.feed(line):
+                self._file(body)
+            found = MARKER.search(line)
             if found:
                 kind, offset, data, tag = found.groups()
                 self._marker(kind, int(offset), base64.b64decode(data), tag)
@@ -115,6 +124,9 @@ class MarkerStream:
 
     def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
         raise NotImplementedError
+
+    def _file(self, body: str) -> None:
+        """A file frame: the files of a job that is not followed here stay on its node."""
 
 
 class LogReader(MarkerStream):
@@ -127,12 +139,25 @@ class LogReader(MarkerStream):
         self.result: dict | None = None
         self.partial = ""
         self.starts = self.applied = 0  # start markers seen in this read, and ever applied
+        self.files = FilesHome(job.workdir)
 
     def rewind(self) -> LogReader:
         """For a new read of the same log from its start: starts already applied are not
         applied again (an appending job's files would get its output twice)."""
-        self.partial, self.starts = "", 0
+        self.partial, self.starts, self.frames = "", 0, None
+        self.files.rewind()
         return self
+
+    def final(self) -> dict | None:
+        """The RESULT once the log is read whole, with what of the job's files did not
+        come home (`files_home`, sacct's Comment)."""
+        self.files.finish()
+        if self.result is None or not self.files.notes:
+            return self.result
+        return dict(self.result, files_home="files home: " + "; ".join(self.files.notes))
+
+    def _file(self, body: str) -> None:
+        self.files.frame(body)
 
     def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
         if kind == "r":
