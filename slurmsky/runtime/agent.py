@@ -72,10 +72,10 @@ class Agent:
                 next_ping = now + HEARTBEAT
             self.waker.wait(next_ping - now)
         procs.kill_everything()
-        if files:
-            files.finish()
         if self.stop == "shutdown":
             self._send({"t": "bye"})
+        if files:
+            files.finish()  # node 0 need not wait for it
         self.conn.close()
         shutil.rmtree(self.node_dir, ignore_errors=True)
         return 0 if self.stop == "shutdown" else 1
