@@ -483,3 +483,62 @@ def test_a_checkpoint_comes_home_while_the_job_runs_and_a_cancel_still_sends(tmp
     assert (home / "ckpt.txt").read_text() == "step2\n"
     assert (home / "last.txt").read_text() == "last\n"
     assert reader.result["state"] == "CANCELLED"
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.binary(min_size=1, max_size=6000),
+    cut=st.tuples(
+        st.integers(0, 10),
+        st.one_of(st.integers(0, 40), st.integers(0, 10_000)),  # in the marker, or anywhere
+        st.booleans(),
+    ),
+)
+def test_output_lines_cut_in_two_still_write_the_output_file(tmp_path_factory, data, cut):
+    """The emitter's SLURMSKY-IO lines, one cut at any point into two log lines (the second
+    with or without SkyPilot's node prefix): the --output file holds exactly the job's bytes
+    and the RESULT is read."""
+    import base64
+    import json
+
+    home = tmp_path_factory.mktemp("home")
+    lines = ["SLURMSKY-IO s 0 "]
+    for at in range(0, len(data), 2048):
+        lines.append(f"SLURMSKY-IO o {at} {base64.b64encode(data[at : at + 2048]).decode()}")
+    result = json.dumps({"state": "COMPLETED", "exit_code": 0}).encode()
+    lines.append(f"SLURMSKY-IO r 0 {base64.b64encode(result).decode()}")
+    which, at, prefixed = cut
+    line = lines[which % len(lines)]
+    at %= len(line) + 1
+    lines[which % len(lines)] = line[:at] + "\n" + (NODE if prefixed else "") + line[at:]
+    reader = _reader(home)
+    reader.write("".join(NODE + x + "\n" for x in lines))
+    assert (home / "out").read_bytes() == data
+    assert reader.result == {"state": "COMPLETED", "exit_code": 0}
+
+
+def test_output_lines_cut_at_every_point_still_write_the_output_file(tmp_path):
+    """The same, exhaustively where a cut is hardest (in the marker, at the end)."""
+    import base64
+    import json
+
+    data = bytes(range(256)) * 9  # two chunks: offsets 0 and 2048
+    result = json.dumps({"state": "COMPLETED"}).encode()
+    lines = [
+        "SLURMSKY-IO s 0 ",
+        f"SLURMSKY-IO o 0 {base64.b64encode(data[:2048]).decode()}",
+        f"SLURMSKY-IO o 2048 {base64.b64encode(data[2048:]).decode()}",
+        f"SLURMSKY-IO r 0 {base64.b64encode(result).decode()}",
+    ]
+    for which in range(1, 4):
+        end = len(lines[which])  # every point of the marker and the tag, every 13th between
+        for at in {*range(40), *range(0, end, 13), *range(end - 8, end + 1)}:
+            for prefix in ("", NODE):
+                cut = list(lines)
+                cut[which] = cut[which][:at] + "\n" + prefix + cut[which][at:]
+                reader = _reader(tmp_path)
+                reader.write("".join(NODE + x + "\n" for x in cut))
+                assert (tmp_path / "out").read_bytes() == data, (which, at, prefix)
+                assert reader.result == {"state": "COMPLETED"}, (which, at, prefix)
