@@ -26,7 +26,7 @@ from slurmsky.config import Config, load_config
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import build_batch_request, parse_command_line
 from slurmsky.render.sacct_format import SACCT_VALUES
-from slurmsky.runtime.filesync import FileSync, frame
+from slurmsky.runtime.filesync import FileSync, frame, name64
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = "(worker1, rank=1, pid=4242, ip=10.0.0.2) "  # SkyPilot's prefix of a node's lines
@@ -542,3 +542,21 @@ def test_output_lines_cut_at_every_point_still_write_the_output_file(tmp_path):
                 reader.write("".join(NODE + x + "\n" for x in cut))
                 assert (tmp_path / "out").read_bytes() == data, (which, at, prefix)
                 assert reader.result == {"state": "COMPLETED"}, (which, at, prefix)
+
+
+def test_what_did_not_come_home_is_kept_whatever_ends_the_job(tmp_path):
+    """A cancelled job's RESULT is SkyPilot's, and a log may hold none: what of the job's
+    files did not come home is in the recorded RESULT all the same."""
+    from slurmsky.backends.sky import sync as skysync
+
+    reader = _reader(tmp_path)
+    reader.write(frame("x", "7.0.1", name64("big.bin"), 5000000, 1))
+    note = "files home: big.bin (5000000 bytes) over the 1 MB cap, left on the node"
+    assert reader.final() == {"files_home": note}  # no RESULT in the log
+    cancelled = skysync.result_of({"status": "CANCELLED", "end_at": 9.0}, reader.final())
+    assert (cancelled["state"], cancelled["files_home"]) == ("CANCELLED", note)
+    done = skysync.result_of({"status": "SUCCEEDED", "end_at": 9.0}, reader.final())
+    assert (done["state"], done["files_home"]) == ("COMPLETED", note)
+    reader.result = {"state": "TIMEOUT", "exit_code": 0, "signal": 0, "end": 8.0}
+    timeout = skysync.result_of({"status": "SUCCEEDED", "end_at": 9.0}, reader.final())
+    assert (timeout["state"], timeout["files_home"]) == ("TIMEOUT", note)

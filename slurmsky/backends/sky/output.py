@@ -193,11 +193,11 @@ class LogReader(MarkerStream):
 
     def final(self) -> dict | None:
         """The RESULT once the log is read whole, with what of the job's files did not
-        come home (`files_home`, sacct's Comment)."""
+        come home (`files_home`, sacct's Comment; alone where the log held no RESULT)."""
         self.files.finish()
-        if self.result is None or not self.files.notes:
+        if not self.files.notes:
             return self.result
-        return dict(self.result, files_home="files home: " + "; ".join(self.files.notes))
+        return dict(self.result or {}, files_home="files home: " + "; ".join(self.files.notes))
 
     def _file(self, body: str) -> None:
         self.files.frame(body)
