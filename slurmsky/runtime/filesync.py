@@ -131,8 +131,8 @@ class FileSync:
                 for rel, st in self._scan():
                     if self.sent.get(rel) != _key(st):
                         self._send_file(rel, st)
-            except BrokenPipeError:
-                self.stopped.set()  # nobody reads the log any more
+            except OSError:  # the log cannot be written (nobody reads it any more)
+                self.stopped.set()
 
     def _scan(self):
         """(relative path, stat) of each regular file under the workdir to consider."""
