@@ -560,3 +560,58 @@ def test_what_did_not_come_home_is_kept_whatever_ends_the_job(tmp_path):
     reader.result = {"state": "TIMEOUT", "exit_code": 0, "signal": 0, "end": 8.0}
     timeout = skysync.result_of({"status": "SUCCEEDED", "end_at": 9.0}, reader.final())
     assert (timeout["state"], timeout["files_home"]) == ("TIMEOUT", note)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_two_nodes_send_their_own_files_unless_they_share_node0s(tmp_path, shared):
+    """A 2-node job run by the real runtime on two "nodes" here (their logs interleaved as
+    SkyPilot's, node 1's lines under its prefix): each node's srun task writes a file in its
+    workdir. With workdirs of their own, each node sends its file; sharing node 0's, node 1
+    sees node 0's mark and sends nothing, node 0 sends both."""
+    home, node_home = tmp_path / "home", tmp_path / "nh"
+    workdirs = [tmp_path / "w0", tmp_path / ("w0" if shared else "w1")]
+    for d in (home, *workdirs, node_home / ".slurmsky" / "runtime"):
+        d.mkdir(parents=True, exist_ok=True)
+    (node_home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
+    # srun's tasks start in its directory, w0 here; on a node of its own that path is its
+    # own copy of the workdir: w1 stands for node 1's
+    into = "." if shared else "../w$SLURM_NODEID"
+    script = f"#!/bin/bash\nsrun bash -c 'echo node $SLURM_NODEID > {into}/out-$SLURM_NODEID.txt'\n"
+    (home / "job.sh").write_text(script)
+    cfg = Config(path="x", backend="sky", partitions={"p": {"files_home": SETTINGS}})
+    req = build_batch_request(
+        parse_command_line("sbatch", ["-p", "p", "-N", "2", "job.sh"]),
+        {},
+        str(home),
+        lambda: b"",
+    )
+    spec = translate(req, cfg, job_id=6).spec
+    run = sky_run(dict(spec, output=".slurmsky/stdout-6", error=None), workdir=None)
+    procs = [
+        subprocess.Popen(
+            ["bash", "-c", run],
+            cwd=workdirs[rank],
+            env={
+                "HOME": str(node_home),  # shared, as on SkyPilot's Slurm infra: one rundir
+                "PATH": os.environ["PATH"],
+                "SKYPILOT_NODE_RANK": str(rank),
+                "SKYPILOT_NODE_IPS": "127.0.0.1\n127.0.0.2",
+                "SKYPILOT_NUM_NODES": "2",
+                "SKYPILOT_TASK_ID": "t-6",
+                "SLURMSKY_STEP_SECRET": "s" * 64,
+            },
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outs = [_finish(proc) for proc in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    reader = LogReader(
+        SimpleNamespace(stdout=str(home / "o"), stderr=str(home / "o"), workdir=str(home)), False
+    )
+    reader.write(outs[0] + "".join(NODE + line + "\n" for line in outs[1].splitlines()))
+    assert (home / "out-0.txt").read_text() == "node 0\n"
+    assert (home / "out-1.txt").read_text() == "node 1\n"
+    assert ("SLURMSKY-FILE" in outs[1]) == (not shared)
+    assert reader.final() == reader.result and reader.result["state"] == "COMPLETED"
