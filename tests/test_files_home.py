@@ -64,7 +64,7 @@ def _names(lines: list[str]) -> list[bytes]:
 
 # -- framing, both ways --------------------------------------------------------------------
 
-NAME_PART = st.binary(min_size=1, max_size=40).filter(
+NAME_PART = st.binary(min_size=1, max_size=255).filter(
     lambda b: b"/" not in b and b"\0" not in b and b not in (b".", b"..")
 )
 

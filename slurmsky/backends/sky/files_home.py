@@ -189,7 +189,7 @@ class FilesHome:
                     return "a symbolic link on its path here, refused"
                 if not os.path.isdir(parent):
                     os.mkdir(parent)
-            fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{parts[-1]}.slurmsky-")
+            fd, tmp = tempfile.mkstemp(dir=parent, prefix=".slurmsky-home-")  # any name fits
             try:
                 with os.fdopen(fd, "wb") as out:
                     file.spool.seek(0)
