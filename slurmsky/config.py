@@ -11,7 +11,8 @@ import os
 from slurmsky.backends import REGISTRY as BACKENDS
 from slurmsky.errors import SlurmError
 
-# key -> (type, what it means); nested dicts describe sub-keys; "*" matches any name.
+# key -> (type, what it means[, the value that turns a mapping off]); nested dicts describe
+# sub-keys; "*" matches any name.
 PARTITION_SCHEMA = {
     "default": (bool, "the partition used when a job names none (marked * by sinfo)"),
     "infra": (
@@ -45,6 +46,23 @@ PARTITION_SCHEMA = {
         "sky backend: an array of one-node elements runs as at most N managed jobs (lanes, "
         "fewer with a %p throttle), each running its share of elements one after another; "
         "default: one managed job per element",
+    ),
+    "files_home": (
+        {
+            "cap_mb": (
+                int,
+                "the most MB of files a job sends home (default 100); past it a "
+                "file stays on the node, named in the job's error file and Comment",
+            ),
+            "exclude": (
+                list,
+                "patterns of files not sent home, .skyignore style (*.tmp, scratch/, /top-only)",
+            ),
+            "interval": (int, "seconds between sends while the job runs (default 60)"),
+        },
+        "sky backend: the files a job creates or changes in its workdir come home to it "
+        "through the job's log, while it runs and at its end; false: they stay on the node",
+        False,
     ),
     "max_time": (str, "the partition's MaxTime as sinfo shows it (informational)"),
     "def_mem_per_cpu": (
@@ -198,6 +216,8 @@ def _check(path: str, where: str, data, schema: dict) -> None:
             known = ", ".join(k for k in schema if k != "*")
             raise SlurmError(f"{path}: unknown key '{name}' (expected one of: {known})")
         kind = entry[0] if isinstance(entry, tuple) else entry
+        if isinstance(entry, tuple) and len(entry) > 2 and value is entry[2]:
+            continue  # the value that turns the mapping off (files_home: false)
         if isinstance(kind, dict):
             _check(path, name, value, kind)
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

@@ -69,8 +69,9 @@ def test_every_key_is_documented():
         assert f"`{key}" in doc
     for key in PARTITION_SCHEMA:
         assert f"`partitions.<name>.{key}`" in doc
-    for key in PARTITION_SCHEMA["pool"][0]:
-        assert f"`partitions.<name>.pool.{key}`" in doc
+    for sub in ("pool", "files_home"):
+        for key in PARTITION_SCHEMA[sub][0]:
+            assert f"`partitions.<name>.{sub}.{key}`" in doc
     for key in MODULE_SCHEMA:
         assert f"`modules.<name>.{key}`" in doc
 

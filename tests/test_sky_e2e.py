@@ -11,6 +11,7 @@ skipped with SLURMSKY_SKIP_SKY_E2E=1.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -680,4 +681,74 @@ def test_a_lanes_partition_runs_an_array_as_two_managed_jobs(cluster, stack):
         assert not (cluster.cwd / f"laned-{arr}_6.out").exists()
     finally:
         cluster.run("scancel", str(arr))
+        gate.unlink(missing_ok=True)
+
+
+FILES_CONFIG = CONFIG + "    files_home: {cap_mb: 1, exclude: ['*.skip'], interval: 5}\n"
+FILES_TWO = """#!/bin/bash
+#SBATCH -N 2 -J files2 -o files2-%j.out
+mkdir -p out
+srun bash -c 'echo "node $SLURM_NODEID" > out/node-$SLURM_NODEID.txt'
+head -c 300000 /dev/urandom > out/random.bin
+sha256sum out/random.bin > out/random.sha
+echo scratch > out/scratch.skip
+"""
+CHECKPOINT = """#!/bin/bash
+#SBATCH -J ckpt -o ckpt-%j.out
+echo step1 > ckpt.txt
+{wait}
+echo step2 > ckpt.txt
+head -c 2000000 /dev/zero > big.bin
+"""
+
+
+def test_a_two_node_jobs_files_come_home_on_real_skypilot(cluster, stack):
+    """What both nodes of a 2-node job write beside themselves (node 1 through srun) is in
+    the submit directory when it ends, whole, once: nodes that share node 0's workdir send
+    nothing of their own, others their own files; excluded files stay there."""
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(FILES_CONFIG)
+    cluster.env = _submit_env(cluster.env)
+    cluster.env.update(stack)
+    job = cluster.sbatch(cluster.script("files2.sh", FILES_TWO))
+    try:
+        cluster.wait_done(job, timeout=1200)
+        assert cluster.job(job)[1:3] == ("COMPLETED", 0)
+        out = cluster.cwd / "out"
+        assert (out / "node-0.txt").read_text() == "node 0\n"
+        assert (out / "node-1.txt").read_text() == "node 1\n"
+        digest = (out / "random.sha").read_text().split()[0]
+        assert hashlib.sha256((out / "random.bin").read_bytes()).hexdigest() == digest
+        assert not (out / "scratch.skip").exists()
+        assert sorted(os.listdir(out)) == ["node-0.txt", "node-1.txt", "random.bin", "random.sha"]
+        comment = cluster.run("sacct", "-n", "-X", "-P", "-j", str(job), "-o", "Comment")
+        assert comment.stdout == "\n", comment
+    finally:
+        cluster.run("scancel", str(job))
+
+
+def test_a_checkpoint_comes_home_before_the_job_ends_on_real_skypilot(cluster, stack):
+    """A file the job writes comes home while it still runs (files_home.interval); what it
+    changed and wrote last comes home at its end; a file past the cap stays on the node,
+    named in the job's output file and sacct's Comment."""
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(FILES_CONFIG)
+    cluster.env = _submit_env(cluster.env)
+    cluster.env.update(stack)
+    gate = Path(f"/tmp/skye2e/gate-{os.getpid()}-ckpt")
+    job = cluster.sbatch(cluster.script("ckpt.sh", CHECKPOINT.format(wait=GATE.format(gate=gate))))
+    ckpt = cluster.cwd / "ckpt.txt"
+    try:
+        cluster.wait_for(ckpt.exists, 900, "the checkpoint to come home while the job runs")
+        assert ckpt.read_text() == "step1\n"
+        assert cluster.job(job)[1] in ("CONFIGURING", "RUNNING")  # the job waits for the gate
+        gate.touch()
+        cluster.wait_done(job, timeout=900)
+        assert cluster.job(job)[1:3] == ("COMPLETED", 0)
+        assert ckpt.read_text() == "step2\n"
+        assert not (cluster.cwd / "big.bin").exists()
+        line = "big.bin (2000000 bytes) over the 1 MB cap, left on the node"
+        assert (cluster.cwd / f"ckpt-{job}.out").read_text() == f"slurmsky: files home: {line}\n"
+        comment = cluster.run("sacct", "-n", "-X", "-P", "-j", str(job), "-o", "Comment")
+        assert comment.stdout == f"files home: {line}\n", comment
+    finally:
+        cluster.run("scancel", str(job))
         gate.unlink(missing_ok=True)

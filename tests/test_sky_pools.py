@@ -69,6 +69,8 @@ def test_a_pool_job_uploads_nothing_and_says_where_it_runs(tmp_path):
     assert out.stderr.splitlines() == [
         f"workdir {tmp_path}: not uploaded to pool slurmsky-warm's workers; the job starts in "
         "SkyPilot's run directory on its worker",
+        "files home: none with `sky jobs launch` of this task (the files the job writes stay "
+        f"on its nodes); with sbatch they come back to {tmp_path}",
         "slurmsky translate: runs on a pool: sky jobs launch --pool slurmsky-warm THIS_FILE",
     ]
     fresh = json.loads(_translate(tmp_path, "-p", "fresh").stdout)

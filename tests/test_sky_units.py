@@ -38,8 +38,12 @@ def _request(tmp_path: Path, script: str, *argv: str):
 
 
 def _job(tmp_path: Path, stdout: str, stderr: str | None = None) -> SimpleNamespace:
-    """What LogReader reads of a JobRecord."""
-    return SimpleNamespace(stdout=str(tmp_path / stdout), stderr=str(tmp_path / (stderr or stdout)))
+    """What LogReader reads of a JobRecord: its files, and its workdir (files home)."""
+    return SimpleNamespace(
+        stdout=str(tmp_path / stdout),
+        stderr=str(tmp_path / (stderr or stdout)),
+        workdir=str(tmp_path),
+    )
 
 
 def run_on_node(tmp_path: Path, run: str, **env: str) -> subprocess.CompletedProcess:

@@ -98,6 +98,11 @@ class Feature(metaclass=_Closed):
         "a known set of nodes: sinfo shows them idle too, and what no node can hold is "
         "refused at submission",
     )
+    FILES_HOME = BackendFeature(
+        "files_home",
+        "the files a job writes in its workdir come home to it (its nodes share no filesystem "
+        "with this machine): the partition's files_home, in the runtime spec",
+    )
     SPEC_ENVIRONMENT = BackendFeature(
         "spec_environment",
         "the node runtime takes the job's environment from the stored spec; without it the "

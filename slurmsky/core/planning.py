@@ -67,7 +67,15 @@ def plan(shaped: Shape, cfg: Config, backend: Backend, *, job_id: int | None) ->
     environment = (
         _environment(req, cfg, backend) if backend.supports(Feature.SPEC_ENVIRONMENT) else None
     )
-    spec = runtime_spec(req, cfg, lay, shaped.partition, job_id=job_id, environment=environment)
+    spec = runtime_spec(
+        req,
+        cfg,
+        lay,
+        shaped.partition,
+        job_id=job_id,
+        environment=environment,
+        files_home=backend.supports(Feature.FILES_HOME),
+    )
     planned = Plan(req, shaped.asked, shaped.partition, shaped.part, lay, job_id=job_id, spec=spec)
     task, warnings = backend.task(planned, cfg)
     spec = dict(spec, umask=_umask())

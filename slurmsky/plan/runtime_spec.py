@@ -21,8 +21,10 @@ def runtime_spec(
     *,
     job_id: int | None,
     environment: dict | None,
+    files_home: bool = False,
 ) -> dict:
-    """The node runtime's spec (see slurmsky/runtime for its contract)."""
+    """The node runtime's spec (see slurmsky/runtime for its contract); `files_home`: the
+    nodes send what the job writes home (where the workdir is a directory here)."""
     array = None
     if req.array is not None:
         array = {
@@ -98,7 +100,19 @@ def runtime_spec(
         "extra_env": _extra_env(req),
         "node_names": None,
         "array": array,
+        "files_home": files_home_settings(cfg.partitions.get(partition, {}))
+        if files_home and os.path.isdir(req.workdir)
+        else None,
     }
+
+
+FILES_HOME_DEFAULTS = {"cap_mb": 100, "exclude": [], "interval": 60}
+
+
+def files_home_settings(part: dict) -> dict | None:
+    """A partition's files_home (config: false, or a mapping over these defaults)."""
+    given = part.get("files_home", {})
+    return None if given is False else dict(FILES_HOME_DEFAULTS, **given)
 
 
 def _extra_env(req: JobRequest) -> dict:

@@ -346,7 +346,9 @@ SACCT_VALUES = {
     "AllocNodes": lambda r: str(r.job.rec.num_nodes if r.job.started else 0),
     "AllocTRES": lambda r: _tres(r) if r.job.started else "",
     "Cluster": lambda r: cluster_name(),
-    "Comment": lambda r: "",  # AccountingStoreFlags=job_comment is not set, as by default
+    # AccountingStoreFlags=job_comment is not set, as by default: no --comment here, only
+    # what of a sky job's files did not come home (backends/sky/files_home.py)
+    "Comment": _job_only(lambda r: (r.job.rec.result or {}).get("files_home") or ""),
     "CPUTime": lambda r: format_hms(_elapsed(r) * r.job.rec.num_cpus),
     "CPUTimeRAW": lambda r: str(_elapsed(r) * r.job.rec.num_cpus),
     "DerivedExitCode": _job_only(lambda r: derived_exit_code(r.job.rec)),

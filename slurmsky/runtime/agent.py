@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 
-from . import channel, procs, rundir, usage
+from . import channel, filesync, procs, rundir, usage
 from .controller import HEARTBEAT, HEARTBEAT_DEAD
 from .tasks import NodeSteps
 from .waker import Waker
@@ -61,6 +61,7 @@ class Agent:
         self.steps = NodeSteps(
             job, procs.Reaper(), self.conn.send, bin_dir, self.node_environ, sampler
         )
+        files = filesync.start(job, log.warning)
         threading.Thread(target=self._listen, daemon=True).start()
         log.info("node %d (%s) joined job %d", job.rank, job.name, job.job_id)
         next_ping = 0
@@ -73,6 +74,8 @@ class Agent:
         procs.kill_everything()
         if self.stop == "shutdown":
             self._send({"t": "bye"})
+        if files:
+            files.finish()  # node 0 need not wait for it
         self.conn.close()
         shutil.rmtree(self.node_dir, ignore_errors=True)
         return 0 if self.stop == "shutdown" else 1

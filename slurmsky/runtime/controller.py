@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 
-from . import channel, hostlist, layout, procs, rundir, usage
+from . import channel, filesync, hostlist, layout, procs, rundir, usage
 from . import env as envmod
 from .batch import Batch, LaunchError
 from .spec import settle_names
@@ -145,6 +145,11 @@ class Controller:
             self.waker.wake,
             sampler,
         )
+        files = filesync.start(
+            job,
+            self.batch.write_error,
+            (self.batch.stdout_path, self.batch.stderr_path, self.batch.stdin_path),
+        )
         start = time.time()
         self.job_info = self._job_info(start)
         rundir.write_job_info(self.node_dir, self.job_info)
@@ -162,6 +167,8 @@ class Controller:
             else:
                 self._watch(time.monotonic())
         self._terminate()
+        if files:
+            files.finish()  # what the job left, whatever its end, before the result
         end = time.time()
         result = self._result(start, end)
         self.batch.close()

@@ -55,7 +55,10 @@ optional may be missing, and ``null`` always means "not given")::
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
      "first_step": int,              # optional (0): the id of the job's first srun step (a
                                      # step of an allocation held elsewhere, run alone here)
-     "startup_timeout": int|null}    # optional (300): seconds node 0 waits for every agent
+     "startup_timeout": int|null,    # optional (300): seconds node 0 waits for every agent
+     "files_home": null | {"cap_mb": int, "exclude": [str], "interval": int}}
+                                     # optional (null): the files the job writes in its
+                                     # workdir go home through the log (filesync.py)
 
 A node's identity comes from SkyPilot's variables (``SKYPILOT_NODE_RANK``,
 ``SKYPILOT_NODE_IPS``, ``SKYPILOT_NUM_GPUS_PER_NODE``, ``SKYPILOT_JOB_RANK``), exactly as
@@ -105,6 +108,7 @@ DEFAULTS: dict = {
     "umask": None,
     "first_step": 0,
     "startup_timeout": 300,
+    "files_home": None,
 }
 REQUIRED = (
     "job_id",

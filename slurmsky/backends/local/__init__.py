@@ -16,6 +16,7 @@ class LocalBackend(Backend):
         Feature.FOREIGN_JOBS: "its jobs are processes slurmsky started: no outside queue "
         "holds others",
         Feature.QUEUE_SYNC: "the agent starts and watches its processes itself",
+        Feature.FILES_HOME: "its nodes are this machine: what a job writes is already here",
     }
 
     def unavailable(self):

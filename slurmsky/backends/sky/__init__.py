@@ -65,12 +65,14 @@ class SkyBackend(Backend):
 
     def describe(self, plan):
         """The task as YAML, after what becomes of its workdir (an upload, what it would be;
-        else a chdir on the node) as comments."""
+        else a chdir on the node) and of the files the job writes there as comments."""
         from slurmsky.backends.sky.task import task_notes
         from slurmsky.config import dump_yaml
 
         assert plan.task is not None  # the sky backend makes a task of every plan
-        said = "".join(f"# {line}\n" for line in task_notes(plan.request.workdir, plan.task))
+        said = "".join(
+            f"# {line}\n" for line in task_notes(plan.request.workdir, plan.task, plan.spec)
+        )
         return said + dump_yaml(plan.task)
 
     def allocation_env(self, conn, job):

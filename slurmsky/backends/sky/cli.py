@@ -46,13 +46,17 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
     try:
         cli_opts = parse_command_line("sbatch", words)
         req = build_batch_request(cli_opts, dict(os.environ), os.getcwd(), sys.stdin.buffer.read)
-        result = to_sky(req, load_config())
+        cfg = load_config()
+        for part in cfg.partitions.values():  # no agent reads the log of `sky jobs launch`
+            part["files_home"] = False
+        result = to_sky(req, cfg)
     except SlurmError as exc:
         exc.exit("slurmsky translate")
     from slurmsky.backends.sky.task import task_notes
 
     pool = result.task["_metadata"]["slurmsky"].get("pool")
-    for line in req.warnings + result.warnings + tuple(task_notes(req.workdir, result.task)):
+    notes = task_notes(req.workdir, result.task, result.spec, followed=False)
+    for line in req.warnings + result.warnings + tuple(notes):
         sys.stderr.write(line + "\n")
     task = dict(result.task, secrets={SECRET_VAR: secrets.token_hex(32)})  # the step channel's
     notes = _keep_credentials_home(req.workdir, result.task)

@@ -63,7 +63,7 @@ class LaneReader(MarkerStream):
         self.started: dict[int, float] = {}
 
     def rewind(self) -> LaneReader:
-        self.partial = ""
+        self.partial, self.frames, self.last_io = "", None, ""
         for member in self.members.values():
             member.rewind()
         return self

@@ -88,7 +88,7 @@ class JobLogs:
                 if not reader.done():
                     continue
                 try:
-                    marker = reader.result().result
+                    marker = reader.result().final()
                 except Exception as exc:
                     tries = self.failures[job_id] = self.failures.get(job_id, 0) + 1
                     log.warning(

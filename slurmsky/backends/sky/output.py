@@ -12,10 +12,12 @@ sacct the job's own state and exit code.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 import re
 
+from slurmsky.backends.sky.files_home import NODE, FilesHome, Frames
 from slurmsky.backends.sky.task import RUNDIR, run_command
 from slurmsky.core.state import JobRecord
 
@@ -24,6 +26,9 @@ from slurmsky.core.state import JobRecord
 NODE_OUT, NODE_ERR = ".slurmsky/stdout-%j", ".slurmsky/stderr-%j"
 # kind (start, out, err, result), offset, base64 data, and a lane element's position
 MARKER = re.compile(r"SLURMSKY-IO ([soer]) (\d+) ([A-Za-z0-9+/=]*)(?: (\d+))?\s*$")
+IO_HEAD = "SLURMSKY-IO "
+IO_START = re.compile(r"SLURMSKY-IO (?:[soer](?: \d*)?)?")  # a marker cut before its data
+IO_REST = re.compile(r"[A-Za-z0-9+/=]+(?: \d+)?\s*")  # what a line cut in its data goes on with
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # Node 0's emitter (python3, stdlib): argv = rundir [tag]; it follows the files the batch
@@ -94,27 +99,77 @@ def emitted(command: str, tag: str = "") -> str:
     )
 
 
+def _io_start(line: str) -> str:
+    """The end of `line` that may begin a SLURMSKY-IO line cut in two ("" if none)."""
+    at = line.rfind(IO_HEAD)
+    if at >= 0:
+        return line[at:] if IO_START.fullmatch(line, at) else ""
+    ends = range(max(0, len(line) - len(IO_HEAD) + 1), len(line))
+    return next((line[i:] for i in ends if IO_HEAD.startswith(line[i:])), "")
+
+
 class MarkerStream:
     """A file-like sink for `tail_logs` (write, flush) that hands each SLURMSKY-IO line of
-    the log to _marker: kind, offset, data and the lane element's tag (None: not a lane's)."""
+    the log to _marker: kind, offset, data and the lane element's tag (None: not a lane's);
+    and each SLURMSKY-FILE frame (whole, or joined again where the log copy cut its line in
+    two: files_home.Frames) to _file."""
 
     partial = ""
+    frames: Frames | None = None
+    last_io = ""  # the last SLURMSKY-IO line (or its start), from its marker on: the next
+    # line may continue it
 
     def write(self, text: str) -> int:
         lines = (self.partial + text).split("\n")
         self.partial = lines.pop()
+        if self.frames is None:
+            self.frames = Frames()
         for line in lines:
-            found = MARKER.search(ANSI.sub("", line).rstrip("\r"))
+            line = ANSI.sub("", line).rstrip("\r")
+            for body in self.frames.feed(line):
+                self._file(body)
+            node = NODE.match(line)
+            rest = line[node.end() :] if node else line
+            if self.last_io:  # this line may be the rest of one the log copy cut in two
+                applied = MARKER.match(self.last_io) is not None
+                joined, self.last_io = self.last_io + rest, ""
+                goes_on = IO_REST.fullmatch(rest) and not IO_HEAD.startswith(rest)
+                if (goes_on or not applied) and self._io(joined, again=applied):
+                    continue
+            found = MARKER.search(line)
             if found:
-                kind, offset, data, tag = found.groups()
-                self._marker(kind, int(offset), base64.b64decode(data), tag)
+                self.last_io = line[found.start() :]
+                self._io(self.last_io, again=False)
+            else:
+                self.last_io = _io_start(line)
         return len(text)
+
+    def _io(self, text: str, again: bool) -> bool:
+        """One SLURMSKY-IO line to _marker, unless its data do not decode (a line cut short:
+        its rest comes next): whether it was. `again`: the line's start was handed already,
+        so only output (written again whole, at its offset) and the RESULT are."""
+        found = MARKER.match(text)
+        if found is None:
+            return False
+        kind, offset, data, tag = found.groups()
+        try:
+            raw = base64.b64decode(data, validate=True)
+            if kind == "r" and raw:
+                json.loads(raw)
+        except (binascii.Error, ValueError):
+            return False
+        if not again or kind in "oer":
+            self._marker(kind, int(offset), raw, tag)
+        return True
 
     def flush(self) -> None:
         pass
 
     def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
         raise NotImplementedError
+
+    def _file(self, body: str) -> None:
+        """A file frame: the files of a job that is not followed here stay on its node."""
 
 
 class LogReader(MarkerStream):
@@ -127,12 +182,25 @@ class LogReader(MarkerStream):
         self.result: dict | None = None
         self.partial = ""
         self.starts = self.applied = 0  # start markers seen in this read, and ever applied
+        self.files = FilesHome(job.workdir)
 
     def rewind(self) -> LogReader:
         """For a new read of the same log from its start: starts already applied are not
         applied again (an appending job's files would get its output twice)."""
-        self.partial, self.starts = "", 0
+        self.partial, self.starts, self.frames, self.last_io = "", 0, None, ""
+        self.files.rewind()
         return self
+
+    def final(self) -> dict | None:
+        """The RESULT once the log is read whole, with what of the job's files did not
+        come home (`files_home`, sacct's Comment; alone where the log held no RESULT)."""
+        self.files.finish()
+        if not self.files.notes:
+            return self.result
+        return dict(self.result or {}, files_home="files home: " + "; ".join(self.files.notes))
+
+    def _file(self, body: str) -> None:
+        self.files.frame(body)
 
     def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
         if kind == "r":

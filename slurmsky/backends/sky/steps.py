@@ -83,6 +83,7 @@ def step_task(
         input=None,
         open_mode="truncate",
         signal=None,
+        files_home=None,  # the allocation's cluster stays: its steps' files are there
     )
     if spec.get("time_limit"):  # what is left of the allocation's (seconds)
         node["time_limit"] = max(1, int(spec["time_limit"] - (now - start)))

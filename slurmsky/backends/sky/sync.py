@@ -233,10 +233,11 @@ def named_steps(result: dict, names: list[str]) -> dict:
 
 def result_of(rec: dict, marker: dict | None) -> dict:
     """The RESULT of a job SkyPilot finished: the node runtime's own (from the log marker) when
-    there is one, else what SkyPilot's status and failure_reason say."""
+    there is one, else what SkyPilot's status and failure_reason say, with what of the job's
+    files did not come home (`files_home`, from its log) either way."""
     status = rec["status"]
     end = rec.get("end_at") or time.time()
-    if marker and status not in ("CANCELLED", "FAILED_CONTROLLER"):
+    if marker and marker.get("state") and status not in ("CANCELLED", "FAILED_CONTROLLER"):
         if rec.get("node_names"):
             marker = named_steps(marker, rec["node_names"].split(","))
         return dict(marker, end=marker.get("end") or end)
@@ -247,7 +248,7 @@ def result_of(rec: dict, marker: dict | None) -> dict:
 
         found = re.search(_EXIT_CODE, reason)
         code = int(found.group(1)) if found else 1
-    return {
+    result = {
         "state": FINAL[status],
         "exit_code": code,
         "signal": 0,
@@ -255,6 +256,9 @@ def result_of(rec: dict, marker: dict | None) -> dict:
         "end": end,
         "reason": reason if status in SHOW_REASON and reason else None,
     }
+    if marker and marker.get("files_home"):
+        result["files_home"] = marker["files_home"]
+    return result
 
 
 def foreign_row(rec: dict, own_user_hash: str | None) -> dict:

@@ -243,16 +243,41 @@ def lanes_of(count: int, throttle: int | None, part: dict, num_nodes: int) -> in
     return max(1, min(lanes, throttle or lanes, count))
 
 
-def task_notes(workdir: str, task: dict) -> list[str]:
-    """What becomes of the workdir and of an array, for --test-only and translate."""
+def task_notes(workdir: str, task: dict, spec: dict, *, followed: bool = True) -> list[str]:
+    """What becomes of the workdir, of the files the job writes there and of an array, for
+    --test-only and translate (`followed`: False, a task no agent of ours follows)."""
     meta = task["_metadata"]["slurmsky"]
     lines = workdir_lines(workdir, meta.get("pool"))
+    lines += files_home_lines(workdir, meta, spec.get("files_home"), followed)
     if meta.get("lanes"):
         lines.append(
             f"array: slurmsky runs it as {meta['lanes']} lanes (partitions.{meta['partition']}"
             ".lanes): managed jobs that each run their share of elements one after another"
         )
     return lines
+
+
+def files_home_lines(workdir: str, meta: dict, files: dict | None, followed: bool) -> list[str]:
+    """What of the files the job writes comes home (runtime/filesync.py), and from where."""
+    if not os.path.isdir(workdir):
+        return []  # -D on the cluster: the job's files are there
+    if not followed:
+        return [
+            "files home: none with `sky jobs launch` of this task (the files the job writes "
+            "stay on its nodes); with sbatch they come back to " + workdir
+        ]
+    key = f"partitions.{meta['partition']}.files_home"
+    if files is None:
+        return [f"files home: off ({key}): the files the job writes stay on its nodes"]
+    if meta.get("lanes"):
+        return ["files home: a lane's elements leave the files they write on its node"]
+    where = "its worker's run directory" if meta.get("pool") else "the workdir on its nodes"
+    excluded = f", except {' '.join(files['exclude'])}" if files["exclude"] else ""
+    return [
+        f"files home: what the job creates or changes in {where} comes back to {workdir}"
+        f"{excluded}, every {files['interval']} s while it runs and at its end; past "
+        f"{files['cap_mb']} MB a file stays on the node ({key})"
+    ]
 
 
 def _task_name(job_name: str) -> str:
