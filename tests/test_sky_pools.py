@@ -339,7 +339,7 @@ def test_sinfo_and_scontrol_show_the_pools_workers(world, monkeypatch):
         "warm*        up   infinite      1   mix* slurmsky-warm-5\n"
         "warm*        up   infinite      1   down slurmsky-warm-6\n"
         "warm*        up   infinite      1  idle% slurmsky-warm-7\n"
-        "fresh        up   infinite      0    n/a \n"
+        "fresh        up   infinite      8  idle~ fresh-[1-8]\n"
     )
     assert world.run("sinfo", "-s", "-p", "warm").stdout == (
         "PARTITION AVAIL  TIMELIMIT   NODES(A/I/O/T) NODELIST\n"
