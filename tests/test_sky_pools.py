@@ -410,9 +410,9 @@ def test_sinfo_and_scontrol_show_the_pools_workers(world, monkeypatch):
         "ExtSensorsTemp=n/s\n"
     )
     pools.record([], [POOL], T0 + 60)  # `slurmsky pool down warm`, or the agent saw it gone
-    assert world.run("sinfo", "-p", "warm").stdout == (
+    assert world.run("sinfo", "-p", "warm").stdout == (  # its size (workers), powered down
         "PARTITION AVAIL  TIMELIMIT  NODES  STATE NODELIST\n"
-        "warm*        up   infinite      0    n/a \n"
+        "warm*        up   infinite      2  idle~ warm-[1-2]\n"
     )
 
 
