@@ -61,8 +61,8 @@ class SkyExecutor:
         self.clusters = Clusters(client, self.db, self.instance, self._background)  # salloc's
         self.plans: dict[int, tuple[dict, dict]] = {}  # submission -> its stored spec, task
         self.partitions = load_config().partitions
-        # this pass's: partition -> nodes held (_held), array -> whether it goes out in
-        # lanes; placed elements' lanes (dealt, going out now)
+        # this pass's (sync() starts each pass afresh): partition -> nodes held (_held),
+        # array -> whether it goes out in lanes, placed elements' lanes (dealt, going out now)
         self.room: defaultdict[str, int] | None = None
         self.modes: dict[int | None, bool] = {}
         self.granted: dict[int, tuple[int, int]] = {}
@@ -144,8 +144,7 @@ class SkyExecutor:
         task = self._plan(job.submission)[1]
         if spec.get("command") == "salloc":
             return self.clusters.launch(job, task)
-        lanes, whole = self.granted.pop(job.job_id, None), job.job_id in self.whole
-        self.whole.discard(job.job_id)
+        lanes, whole = self.granted.get(job.job_id), job.job_id in self.whole
         return self.launcher.launch(job, spec, task, ref, lanes, whole)
 
     def handed(self, job: JobRecord, ref: dict) -> dict:
@@ -173,6 +172,8 @@ class SkyExecutor:
         """Called by the scheduler every pass: collect finished SkyPilot calls, act on them,
         start the next queries when due. True when the state changed."""
         self.room, self.modes = None, {}
+        self.granted.clear()  # what the last pass placed and did not launch (cancelled meanwhile)
+        self.whole.clear()
         changed = self.launcher.collect(now)
         changed |= self.clusters.sync(now, wake)
         changed |= self._kill(now)

@@ -41,7 +41,8 @@ def lanes_of(task: dict) -> tuple[int, bool] | None:
     partition's `lanes: N`) or only when it has more elements than free nodes (None: one
     managed job per element)."""
     meta = task.get("_metadata", {}).get("slurmsky", {})
-    return (meta["lanes"], meta.get("lanes_by") == "lanes") if meta.get("lanes") else None
+    # a task stored before `lanes_by` came from `lanes: N`
+    return (meta["lanes"], meta.get("lanes_by", "lanes") == "lanes") if meta.get("lanes") else None
 
 
 def dense(spec: dict) -> bool:
