@@ -209,9 +209,21 @@ def test_sinfo_and_scontrol_show_the_size_as_powered_down_nodes(cluster):
         "big          up   infinite          0/8/0/8 big-[1-8]\n"
     ), out.stderr
     out = cluster.run("scontrol", "show", "partition", "sky")
-    assert "   Nodes=sky-[1-3]\n" in out.stdout, out.stdout
-    assert "   State=UP TotalCPUs=12 TotalNodes=3 SelectTypeParameters=NONE\n" in out.stdout
-    assert "   TRES=cpu=12,mem=49152M,node=3,billing=12\n" in out.stdout
+    assert out.stdout == (
+        "PartitionName=sky\n"
+        "   AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL\n"
+        "   AllocNodes=ALL Default=YES QoS=N/A\n"
+        "   DefaultTime=NONE DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO\n"
+        "   MaxNodes=UNLIMITED MaxTime=UNLIMITED MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED\n"
+        "   Nodes=sky-[1-3]\n"
+        "   PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO\n"
+        "   OverTimeLimit=NONE PreemptMode=OFF\n"
+        "   State=UP TotalCPUs=12 TotalNodes=3 SelectTypeParameters=NONE\n"
+        "   JobDefaults=(null)\n"
+        "   DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED\n"
+        "   TRES=cpu=12,mem=49152M,node=3,billing=12\n"
+        "\n"
+    ), out.stdout
 
 
 @pytest.mark.parametrize(
@@ -227,3 +239,19 @@ def test_a_size_not_a_positive_int_names_the_file_and_the_key(cluster, value, sh
         f"sinfo: error: {path}: 'partitions.sky.size' must be a positive int "
     )
     assert out.stderr.endswith(f", got {shown}\n"), out.stderr
+
+
+def test_test_only_says_an_array_may_run_in_lanes_unless_lanes_is_false(cluster):
+    (cluster.home / "slurmsky.yaml").write_text(
+        "backend: sky\npartitions:\n  sky:\n    default: true\n  each:\n    lanes: false\n"
+    )
+    cluster.script("job.sh", "#!/bin/bash\necho hi\n")
+    said = (
+        "# array: slurmsky runs it as up to 5 lanes (partitions.sky.size) when it has more "
+        "elements than free nodes: managed jobs that each run their share of elements one "
+        "after another\n"
+    )
+    out = cluster.run("sbatch", "--test-only", "--array=1-20%5", "job.sh")
+    assert out.returncode == 0 and said in out.stderr, out.stderr
+    out = cluster.run("sbatch", "--test-only", "-p", "each", "--array=1-20", "job.sh")
+    assert out.returncode == 0 and "# array: slurmsky runs it" not in out.stderr, out.stderr
