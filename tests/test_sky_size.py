@@ -255,3 +255,33 @@ def test_test_only_says_an_array_may_run_in_lanes_unless_lanes_is_false(cluster)
     assert out.returncode == 0 and said in out.stderr, out.stderr
     out = cluster.run("sbatch", "--test-only", "-p", "each", "--array=1-20", "job.sh")
     assert out.returncode == 0 and "# array: slurmsky runs it" not in out.stderr, out.stderr
+
+
+def test_elements_in_default_lanes_keep_scancel_and_dependencies(cluster, tmp_path, monkeypatch):
+    """Lanes [1,3] and [2,4] by default (size 2): element 3, waiting behind 1, is cancelled
+    (CANCELLED, never run; its lane cut once 1 ends); the others complete with their files,
+    and afterany on the array starts once every element has ended."""
+    with sky_world(cluster, tmp_path, monkeypatch, "  sky:\n    size: 2\n") as world:
+        cluster, fake, drive = world
+        gate = tmp_path / "gate"
+        cluster.script(
+            "job.sh",
+            "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID\n"
+            f"[ $SLURM_ARRAY_TASK_ID != 1 ] || while [ ! -e {gate} ]; do sleep 0.1; done\n",
+        )
+        array_id = cluster.sbatch("--array=1-4", "-o", "%A_%a.out", "job.sh")
+        after = cluster.sbatch(
+            "-d", f"afterany:{array_id}", "-o", "after.out", "--wrap", "echo after"
+        )
+        drive(lambda: {r[0]: r[1] for r in _elements(cluster, array_id)}.get(1) == "RUNNING")
+        assert cluster.run("scancel", f"{array_id}_3").returncode == 0
+        assert _squeue(cluster, "-j", str(after), "-o", "%i %t %r") == f"{after} PD Dependency\n"
+        gate.touch()
+        drive(lambda: _states(cluster, after)[0][1] == "COMPLETED")
+        states = {r[0]: r[1] for r in _elements(cluster, array_id)}
+        assert states == {1: "COMPLETED", 2: "COMPLETED", 3: "CANCELLED", 4: "COMPLETED"}
+        for index in (1, 2, 4):
+            assert (cluster.cwd / f"{array_id}_{index}.out").read_text() == f"task {index}\n"
+        assert not (cluster.cwd / f"{array_id}_3.out").exists()
+        assert (cluster.cwd / "after.out").read_text() == "after\n"
+        assert fake.most_nodes_at_once <= 2
