@@ -11,6 +11,17 @@ import os
 from slurmsky.backends import REGISTRY as BACKENDS
 from slurmsky.errors import SlurmError
 
+
+class Kind:
+    """A value's kind beyond its Python type: its test, and its name in the error."""
+
+    def __init__(self, name: str, test):
+        self.__name__, self.test = name, test
+
+
+POSITIVE = Kind("a positive int", lambda v: type(v) is int and v > 0)
+LANES = Kind("a positive int or false", lambda v: v is False or POSITIVE.test(v))
+
 # key -> (type, what it means[, the value that turns a mapping off]); nested dicts describe
 # sub-keys; "*" matches any name.
 PARTITION_SCHEMA = {
@@ -41,11 +52,18 @@ PARTITION_SCHEMA = {
         "sky backend: the partition's jobs run on a SkyPilot pool of warm one-node workers "
         "(`slurmsky pool up PARTITION`); no workdir upload, file mounts or per-job setup",
     ),
+    "size": (
+        POSITIVE,
+        "sky backend: the most SkyPilot nodes the partition's jobs hold at once (as a Slurm "
+        "partition has nodes; default 8, a pool's workers); a job or lane beyond it pends "
+        "(Resources), a job asking more nodes is refused",
+    ),
     "lanes": (
-        int,
-        "sky backend: an array of one-node elements runs as at most N managed jobs (lanes, "
-        "fewer with a %p throttle), each running its share of elements one after another; "
-        "default: one managed job per element",
+        LANES,
+        "sky backend: an array of one-node elements with more elements than free nodes runs "
+        "in lanes (default): managed jobs each running its share of elements one after "
+        "another, at most the free nodes (and a %p throttle); N: always in lanes, at most N; "
+        "false: one managed job per element",
     ),
     "files_home": (
         {
@@ -220,7 +238,11 @@ def _check(path: str, where: str, data, schema: dict) -> None:
             continue  # the value that turns the mapping off (files_home: false)
         if isinstance(kind, dict):
             _check(path, name, value, kind)
-        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        elif (
+            not kind.test(value)
+            if isinstance(kind, Kind)
+            else not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+        ):
             raise SlurmError(
                 f"{path}: '{name}' must be {kind.__name__} ({entry[1]}), got {value!r}"
             )

@@ -35,6 +35,7 @@ class FakeSkyClient(SkyClient):
         self.jobs: dict[int, dict] = {}
         self.lock = threading.Lock()
         self.most_at_once = 0
+        self.most_nodes_at_once = 0  # each running job counts its task's num_nodes
         self.burst = False  # logs read only once their job ended (SkyPilot's first bursts)
         self.pool_answer: list[dict] = []
         self.pools_asked: list[list[str]] = []
@@ -52,10 +53,12 @@ class FakeSkyClient(SkyClient):
     def launch(self, task: dict, num_jobs: int | None) -> list[int]:
         with self.lock:
             ids = [self._start(task, rank) for rank in range(num_jobs or 1)]
-            running = sum(
-                j["proc"].poll() is None and not j["cancelled"] for j in self.jobs.values()
-            )
-            self.most_at_once = max(self.most_at_once, running)
+            running = [
+                j for j in self.jobs.values() if j["proc"].poll() is None and not j["cancelled"]
+            ]
+            self.most_at_once = max(self.most_at_once, len(running))
+            nodes = sum(j["task"].get("num_nodes", 1) for j in running)
+            self.most_nodes_at_once = max(self.most_nodes_at_once, nodes)
         return ids
 
     def _start(self, task: dict, rank: int) -> int:

@@ -117,7 +117,8 @@ def test_sky_backend_partitions_show_the_nodes_of_running_jobs(world):
     assert out.stdout == (
         "PARTITION AVAIL  TIMELIMIT  NODES  STATE NODELIST\n"
         "a100*        up 1-00:00:00      2  alloc 10.0.0.[1-2]\n"
-        "cpu          up   infinite      0    n/a \n"
+        "a100*        up 1-00:00:00      6  idle~ a100-[3-8]\n"
+        "cpu          up   infinite      8  idle~ cpu-[1-8]\n"
     )
 
 
@@ -149,8 +150,15 @@ def test_node_view_and_an_empty_partition(world):
         "NODELIST   NODES PARTITION STATE ",
         "127.0.0.1      1    debug* idle  ",
     ]
-    # on the sky backend a partition no job runs on has no nodes
-    env = with_config(world, "backend: sky\npartitions:\n  debug: {default: true}\n  emptyp: {}\n")
+    # on the sky backend a pool partition whose pool is up with no workers has no nodes
+    env = with_config(
+        world,
+        "backend: sky\npartitions:\n  debug: {default: true}\n  emptyp: {pool: {workers: 1}}\n",
+    )
+    world.state.mkdir(exist_ok=True)
+    (world.state / "sky-pools.json").write_text(
+        '{"pools": {"slurmsky-emptyp": {"status": "READY", "at": 1, "workers": []}}, "asked": {}}'
+    )
     assert world.run("sinfo", "-N", "-p", "emptyp", env=env).stdout == (
         "NODELIST   NODES PARTITION STATE \n"
     )

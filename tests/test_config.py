@@ -47,6 +47,11 @@ def test_partitions_and_default(tmp_path):
             "jobs)), got 'maybe'",
         ),
         ("kill_wait: true\n", "'kill_wait' must be int"),
+        ("partitions:\n  gpu:\n    size: 0\n", "'partitions.gpu.size' must be a positive int (sky"),
+        (
+            "partitions:\n  gpu:\n    lanes: true\n",
+            "'partitions.gpu.lanes' must be a positive int or false",
+        ),
         ("partitions: [a, b]\n", "partitions must be a mapping, got list"),
         ("backend: slurm\n", "'backend' must be one of local, sky, got 'slurm'"),
         ("a: [\n", "cannot read the configuration"),

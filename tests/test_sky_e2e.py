@@ -504,8 +504,8 @@ exit $((SLURM_ARRAY_TASK_ID == 2 ? 5 : 0))
 
 
 def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack):
-    """`slurmsky pool up` brings the partition's workers up; a job and an array (one launch
-    of --num-jobs 3 on the pool) and a %1 array (one element after the other) run there with
+    """`slurmsky pool up` brings the partition's workers up; a job and an array (in lanes
+    beside the job: more elements than free workers) and a %1 array (one element after the other) run there with
     their own output files, states and exit codes; sinfo and scontrol show the workers; -N 2
     is refused; `pool down`, just after a scancel, takes the workers away."""
     pool = f"e2epool{os.getpid()}"
@@ -602,7 +602,7 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
     assert down.returncode == 0, down.stdout + down.stderr
     assert down.stdout == f"pool {pool} of partition warm: down\n"
     gone_nodes = cluster.run("sinfo", "-h", "-p", "warm", "-o", "%D %t").stdout
-    assert gone_nodes == "0 n/a\n", gone_nodes
+    assert gone_nodes == "2 idle~\n", gone_nodes  # the pool's size, powered down
     gone = cluster.run("slurmsky", "pool", "status", "warm", timeout=300)
     assert gone.stdout == f"pool {pool} of partition warm: not up (`slurmsky pool up warm`)\n"
 

@@ -9,6 +9,7 @@ scancel and sacct as subprocesses, with SkyPilot replaced by the shared fake Sky
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -73,12 +74,13 @@ def test_lane_lines_of_elements_no_longer_followed_are_skipped(tmp_path):
 # --- the executor, with SkyPilot's managed jobs run here -------------------------------------
 
 
-@pytest.fixture
-def lanes_world(cluster, tmp_path, monkeypatch):
-    """A sky-backend cluster whose partition runs arrays in 2 lanes; the scheduler runs in
-    this process (a FIFO reader here stands for the agent: commands never start one)."""
+@contextlib.contextmanager
+def sky_world(cluster, tmp_path, monkeypatch, partitions: str):
+    """A sky-backend cluster with `partitions` (YAML under `partitions:`), the scheduler
+    running in this process (a FIFO reader here stands for the agent: commands never start
+    one): yields (cluster, the fake SkyPilot, drive(until, timeout))."""
     (cluster.home / "slurmsky.yaml").write_text(
-        "backend: sky\nkill_wait: 1\npartitions:\n  lanes:\n    default: true\n    lanes: 2\n"
+        "backend: sky\nkill_wait: 1\npartitions:\n" + partitions
     )
     cluster.state.mkdir()
     os.mkfifo(cluster.state / "agent.fifo")
@@ -104,11 +106,22 @@ def lanes_world(cluster, tmp_path, monkeypatch):
             time.sleep(0.1)
         raise AssertionError("timed out")
 
-    yield cluster, fake, drive
-    fake.stop()
-    executor.shutdown()
-    conn.close()
-    os.close(fifo)
+    try:
+        yield cluster, fake, drive
+    finally:
+        fake.stop()
+        executor.shutdown()
+        conn.close()
+        os.close(fifo)
+
+
+@pytest.fixture
+def lanes_world(cluster, tmp_path, monkeypatch):
+    """A sky-backend cluster whose partition runs arrays in 2 lanes."""
+    with sky_world(
+        cluster, tmp_path, monkeypatch, "  lanes:\n    default: true\n    lanes: 2\n"
+    ) as world:
+        yield world
 
 
 def _elements(cluster, array_id):

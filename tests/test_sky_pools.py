@@ -341,7 +341,7 @@ def test_sinfo_and_scontrol_show_the_pools_workers(world, monkeypatch):
         "warm*        up   infinite      1   mix* slurmsky-warm-5\n"
         "warm*        up   infinite      1   down slurmsky-warm-6\n"
         "warm*        up   infinite      1  idle% slurmsky-warm-7\n"
-        "fresh        up   infinite      0    n/a \n"
+        "fresh        up   infinite      8  idle~ fresh-[1-8]\n"
     )
     assert world.run("sinfo", "-s", "-p", "warm").stdout == (
         "PARTITION AVAIL  TIMELIMIT   NODES(A/I/O/T) NODELIST\n"
@@ -412,9 +412,9 @@ def test_sinfo_and_scontrol_show_the_pools_workers(world, monkeypatch):
         "ExtSensorsTemp=n/s\n"
     )
     pools.record([], [POOL], T0 + 60)  # `slurmsky pool down warm`, or the agent saw it gone
-    assert world.run("sinfo", "-p", "warm").stdout == (
+    assert world.run("sinfo", "-p", "warm").stdout == (  # its size (workers), powered down
         "PARTITION AVAIL  TIMELIMIT  NODES  STATE NODELIST\n"
-        "warm*        up   infinite      0    n/a \n"
+        "warm*        up   infinite      2  idle~ warm-[1-2]\n"
     )
 
 

@@ -92,17 +92,26 @@ class SkyBackend(Backend):
 
         refresh()
 
+    def max_nodes(self, part=None):
+        """The partition's size (room.py): a job asking more nodes is refused, as Slurm
+        refuses one larger than its partition."""
+        from slurmsky.backends.sky import room
+
+        return room.size_of(part or {})
+
     def nodes(self, partition, part, running):
         """A pool's workers (pools.worker_nodes, as the agent last recorded them); else the
-        nodes the partition's running jobs hold (SkyPilot's clusters come and go)."""
-        from slurmsky.backends.sky import pools
+        nodes the partition's running jobs hold (SkyPilot's clusters come and go), and its
+        room up to its size as powered-down cloud nodes (idle~, PARTITION-K), as Slurm
+        shows the nodes it may power up."""
+        from slurmsky.backends.sky import pools, room
         from slurmsky.runtime.hostlist import expand
 
         pool = pools.pool_of(partition, part)
         workers = pools.worker_nodes(pool, part, running) if pool else None
         if workers is not None:
             return workers
-        return [
+        held = [
             NodeState(
                 host,
                 job.cpus_per_node[0],
@@ -113,6 +122,11 @@ class SkyBackend(Backend):
             for job in running
             if job.partition == partition
             for host in expand(job.nodelist or "")
+        ]
+        cpus, mem = pools.partition_shape(part)
+        return held + [
+            NodeState(f"{partition}-{k}", cpus, 0, mem, state="idle~", remote=True)
+            for k in range(len(held) + 1, room.size_of(part) + 1)
         ]
 
     def remote_id(self, job):

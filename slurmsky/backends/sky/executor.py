@@ -19,16 +19,18 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from slurmsky.backends.sky import lanes
+from slurmsky.backends.sky import lanes, room
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import CLIENT, SkyClient
 from slurmsky.backends.sky.clusters import Clusters
 from slurmsky.backends.sky.lane_tracker import LaneTracker, ref_of
-from slurmsky.backends.sky.launcher import Launcher, lanes_of
+from slurmsky.backends.sky.launcher import Launcher, dense, lanes_of
 from slurmsky.backends.sky.logs import JobLogs
 from slurmsky.backends.sky.watcher import PoolWatcher, QueueWatcher
+from slurmsky.config import load_config
 from slurmsky.core import state, transitions
 from slurmsky.core.daemon import nudge
 from slurmsky.core.state import JobRecord
@@ -58,6 +60,13 @@ class SkyExecutor:
         self.lanes = LaneTracker(client, self.db, (self.pool, self.logs.tails), self._cancel, nudge)
         self.clusters = Clusters(client, self.db, self.instance, self._background)  # salloc's
         self.plans: dict[int, tuple[dict, dict]] = {}  # submission -> its stored spec, task
+        self.partitions = load_config().partitions
+        # this pass's (sync() starts each pass afresh): partition -> nodes held (_held),
+        # array -> whether it goes out in lanes, placed elements' lanes (dealt, going out now)
+        self.room: defaultdict[str, int] | None = None
+        self.modes: dict[int | None, bool] = {}
+        self.granted: dict[int, tuple[int, int]] = {}
+        self.whole: set[int] = set()  # elements whose launch may be their whole array's
 
     def shutdown(self) -> None:
         """Wait for the SkyPilot calls in flight (tests; the agent exits instead)."""
@@ -67,20 +76,50 @@ class SkyExecutor:
     # --- release ----------------------------------------------------------------------------
 
     def place(self, job: JobRecord, running: list[JobRecord]) -> list[int] | str:
+        """Nodes within the partition's size (room.py), or why not: an array element may
+        take its array out in lanes (its launch takes the waiting elements: lanes.plan)."""
         if job.executor_ref:  # handed to SkyPilot already: pending there, not here
             return job.reason
         if self.watcher.unreachable:
             return self.watcher.unreachable
-        limit = lanes_of(self._plan(job.submission)[1]) if job.array_job_id is not None else None
-        if limit is not None:  # one element a pass: its launch takes the others (lanes.plan)
-            placed = any(
-                j.array_job_id == job.array_job_id and j.state == "PENDING" for j in running
-            )
-            if placed or len(lanes.out(self.db, job.array_job_id)) >= limit:
-                return "JobArrayTaskLimit"
-        elif job.array_throttle and self._array_busy(job, running) >= job.array_throttle:
+        held = self._held()
+        free = room.size_of(self.partitions.get(job.partition) or {}) - held[job.partition]
+        cap = lanes_of(self._plan(job.submission)[1]) if job.array_job_id is not None else None
+        if cap is not None:
+            array = job.array_job_id
+            if self.modes.get(array) and any(
+                j.array_job_id == array and j.state == "PENDING" for j in running
+            ):
+                return "JobArrayTaskLimit"  # one element a pass: its launch takes the others
+            waiting = lanes.count_waiting(lanes.waiting(self.db, array))
+            if self.modes.setdefault(array, room.in_lanes(cap[1], free, waiting)):
+                out = len(lanes.out(self.db, array))
+                now = room.lanes_now(free, cap[0], out, waiting)
+                if now == 0:
+                    return "Resources" if free <= 0 else "JobArrayTaskLimit"
+                self.granted[job.job_id] = (cap[0] - out, now)
+                held[job.partition] += now
+                return [0]
+        if job.array_throttle and self._array_busy(job, running) >= job.array_throttle:
             return "JobArrayTaskLimit"
+        if free < job.num_nodes:
+            return "Resources"
+        spec = self._plan(job.submission)[0]
+        if dense(spec) and free >= spec["array"]["count"]:
+            self.whole.add(job.job_id)  # its launch may be the whole array's: it fits
+        held[job.partition] += job.num_nodes
         return list(range(job.num_nodes))
+
+    def _held(self) -> dict[str, int]:
+        """partition -> the nodes its jobs hold: read at a pass's first place(), then counted
+        up as that pass places jobs (their launches come after every place())."""
+        if self.room is None:
+            by_part: dict[str, list[JobRecord]] = {}
+            for j in state.active_jobs(self.db, "sky"):
+                if j.executor_ref and j.job_id < skysync.FOREIGN_BASE:
+                    by_part.setdefault(j.partition, []).append(j)
+            self.room = defaultdict(int, {p: room.held(js) for p, js in by_part.items()})
+        return self.room
 
     def _plan(self, submission: int) -> tuple[dict, dict]:
         """The submission's stored spec and task (the sky backend stores a task with each)."""
@@ -105,7 +144,8 @@ class SkyExecutor:
         task = self._plan(job.submission)[1]
         if spec.get("command") == "salloc":
             return self.clusters.launch(job, task)
-        return self.launcher.launch(job, spec, task, ref)
+        lanes, whole = self.granted.get(job.job_id), job.job_id in self.whole
+        return self.launcher.launch(job, spec, task, ref, lanes, whole)
 
     def handed(self, job: JobRecord, ref: dict) -> dict:
         """A managed job pends at SkyPilot until it has nodes (srun: `queued and waiting for
@@ -131,6 +171,9 @@ class SkyExecutor:
     def sync(self, conn, now: float, wake: list[float]) -> bool:
         """Called by the scheduler every pass: collect finished SkyPilot calls, act on them,
         start the next queries when due. True when the state changed."""
+        self.room, self.modes = None, {}
+        self.granted.clear()  # what the last pass placed and did not launch (cancelled meanwhile)
+        self.whole.clear()
         changed = self.launcher.collect(now)
         changed |= self.clusters.sync(now, wake)
         changed |= self._kill(now)

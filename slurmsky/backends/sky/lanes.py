@@ -1,8 +1,11 @@
 """Lanes: an array as a few managed jobs, each running its share of elements in turn.
 
-On a partition with `lanes: N`, the first element of an array the scheduler releases takes
-every element still pending with it (plan): they are dealt, in index order, into
-K = min(N, throttle, elements) lanes, less the array's lanes still running. Each lane is ONE
+An array of one-node elements runs in lanes on a partition with `lanes: N`, and by default
+on any sky partition when it has more elements than free nodes (room.py). The first element
+of it the scheduler releases takes every element still waiting with it (plan): they are
+dealt, in index order, into K = min(N or the size, throttle, elements) lanes, less the
+array's lanes still running, of which as many go out as there are free nodes; the others'
+elements wait (Resources) and go out in new lanes as room frees. Each lane is ONE
 managed job whose `run` (lane_run) runs the node runtime for its elements one after another,
 each element beside an emitter of its own whose SLURMSKY-IO lines end with the element's
 position in the lane (its seq). So K controllers at most, and an element after a lane's
@@ -85,30 +88,61 @@ class LaneReader(MarkerStream):
         return [seq for seq in list(self.started) if seq in members and members[seq].result is None]
 
 
-def plan(conn: sqlite3.Connection, job: JobRecord, spec: dict, lanes: int) -> list[list[JobRecord]]:
-    """The lanes `job` (an element being launched) goes out in, with every element of its
-    array still pending (split off the array's pending record) and not held or handed out
-    yet, dealt in index order; as many lanes as `lanes` allows beside the array's lanes that
-    still run."""
+def waiting(conn: sqlite3.Connection, array_job_id: int | None) -> list[JobRecord]:
+    """The array's pending records and elements not held or handed out yet."""
+    return [
+        row
+        for row in state.find_jobs(conn, ids=[array_job_id])
+        if not (row.finished or row.held or row.executor_ref)
+        and (row.array_pending is not None or row.state == "PENDING")
+    ]
+
+
+def count_waiting(rows: list[JobRecord]) -> int:
+    """The elements in `waiting`'s rows (a pending record holds several)."""
     from slurmsky.runtime import indexset
 
-    members: list[JobRecord] = [job]
-    for row in state.find_jobs(conn, ids=[job.array_job_id]):
-        ref = row.executor_ref or {}
-        if row.job_id == job.job_id or row.finished or row.held or "lane" in ref:
+    return sum(
+        1 if row.array_pending is None else indexset.count(indexset.parse(row.array_pending))
+        for row in rows
+    )
+
+
+def plan(
+    conn: sqlite3.Connection, job: JobRecord, spec: dict, lanes: int, now: int
+) -> list[list[JobRecord]]:
+    """The lanes `job` (an element being launched) goes out in now: with every element of its
+    array still waiting, dealt in index order (`job` first) into `lanes` lanes, of which the
+    first `now` go out (their elements split off the array's pending record); the others'
+    elements wait where they are."""
+    from slurmsky.runtime import indexset
+
+    others: list[tuple[int, JobRecord, bool]] = []  # (index, its row, whether its record)
+    for row in waiting(conn, job.array_job_id):
+        if row.job_id == job.job_id:
             continue
-        if row.array_pending is not None:
-            for index in indexset.iterate(indexset.parse(row.array_pending)):
-                element = state.split_element(
+        if row.array_pending is None:
+            others.append((row.array_task_id or 0, row, False))
+        else:
+            items = indexset.iterate(indexset.parse(row.array_pending))
+            others += [(index, row, True) for index in items]
+    others.sort(key=lambda other: other[0])
+    dealt = [(job.array_task_id or 0, job, False), *others]
+    count = max(1, min(lanes, len(dealt)))
+    out = []
+    for k in range(min(now, count)):
+        members = []
+        for index, row, record in dealt[k::count]:
+            if record:
+                split = state.split_element(
                     conn, row.job_id, index, spec, unheld=True, reason="Resources"
                 )
-                if element is not None:
-                    members.append(element)
-        elif row.state == "PENDING" and not ref:
+                if split is None:  # held or cancelled meanwhile
+                    continue
+                row = split
             members.append(row)
-    members.sort(key=lambda m: m.array_task_id or 0)
-    count = max(1, min(lanes - len(out(conn, job.array_job_id)), len(members)))
-    return [members[k::count] for k in range(count)]
+        out.append(members)
+    return out
 
 
 def out(conn: sqlite3.Connection, array_job_id: int | None) -> set[str]:

@@ -3,7 +3,7 @@
 What is launched is the task stored with the submission (its plan), with `run` made for this
 launch from the plan's runtime spec: a dense array without a throttle is ONE launch with
 num_jobs=N (SKYPILOT_JOB_RANK picks the element: the spec lists every index and id); an array
-on a partition with lanes, a few launches that each run their share of elements in turn
+in lanes (the executor decides: room.py), a few launches that each run their share of elements in turn
 (lanes.py); anything else one launch per job or element. The job's step secret travels in
 the task's `secrets`, never in `envs`; the Slurm ids, this state directory's instance id and
 a launch token go in `_metadata`, so a job is found again after an agent restart.
@@ -36,9 +36,13 @@ from slurmsky.runtime.spec import SECRET_VAR
 log = logging.getLogger("slurmsky.core.daemon")
 
 
-def lanes_of(task: dict) -> int | None:
-    """How many lanes the stored task's array runs in (None: not in lanes)."""
-    return task.get("_metadata", {}).get("slurmsky", {}).get("lanes")
+def lanes_of(task: dict) -> tuple[int, bool] | None:
+    """The most lanes the stored task's array runs in at once, and whether always (the
+    partition's `lanes: N`) or only when it has more elements than free nodes (None: one
+    managed job per element)."""
+    meta = task.get("_metadata", {}).get("slurmsky", {})
+    # a task stored before `lanes_by` came from `lanes: N`
+    return (meta["lanes"], meta.get("lanes_by", "lanes") == "lanes") if meta.get("lanes") else None
 
 
 def dense(spec: dict) -> bool:
@@ -96,25 +100,35 @@ class Launcher:
         self.pending: dict[str, Future] = {}  # launch token -> future of the SkyPilot ids
         self.groups: dict[int, str] = {}  # array submission -> token of its num_jobs launch
 
-    def launch(self, job: JobRecord, spec: dict, task: dict, ref: dict) -> dict:
+    def launch(
+        self,
+        job: JobRecord,
+        spec: dict,
+        task: dict,
+        ref: dict,
+        lanes: tuple[int, int] | None,
+        whole: bool,
+    ) -> dict:
         """Hand the job to SkyPilot (in the background); its ref, with its launch's token
-        (and its rank in a num_jobs launch, or its seq in a lane)."""
+        (and its rank in a num_jobs launch, or its seq in a lane). `lanes`: the array goes
+        out in lanes, (how many to deal its waiting elements into, how many go out now);
+        `whole`: the array fits the free nodes (one num_jobs launch may take it)."""
         token = ref["token"]
-        limit = lanes_of(task)
-        if limit is not None:
-            return self._lanes(job, spec, task, ref, limit)
-        if dense(spec):
-            token = self._group(job, spec, task, token)
-            return dict(ref, token=token, rank=job.array_rank)
+        if lanes is not None:
+            return self._lanes(job, spec, task, ref, *lanes)
+        group = self._group(job, spec, task, token, whole) if dense(spec) else None
+        if group is not None:
+            return dict(ref, token=group, rank=job.array_rank)
         self._submit(token, self._task(task, spec, job, token, whole=False), None)
         return ref
 
     def _task(self, task: dict, spec: dict, job: JobRecord, token: str, **kw) -> dict:
         return launch_task(task, spec, job, {"instance": self.instance, "token": token}, **kw)
 
-    def _group(self, job: JobRecord, spec: dict, task: dict, token: str) -> str:
+    def _group(self, job: JobRecord, spec: dict, task: dict, token: str, whole: bool) -> str | None:
         """The token of the array's one num_jobs launch: this element's sibling's, or a new
-        launch when every other element is still pending and free (else per element)."""
+        launch when the array fits (`whole`) and every other element is still pending and
+        free; None: the element goes out on its own."""
         if job.submission in self.groups:
             return self.groups[job.submission]
         siblings = [
@@ -124,19 +138,22 @@ class Launcher:
             if s.executor_ref and s.executor_ref.get("rank") is not None:
                 self.groups[job.submission] = s.executor_ref["token"]
                 return self.groups[job.submission]
-        if all(s.state == "PENDING" and not s.held and not s.executor_ref for s in siblings):
+        if whole and all(
+            s.state == "PENDING" and not s.held and not s.executor_ref for s in siblings
+        ):
             self.groups[job.submission] = token
             launched = self._task(task, spec, job, token, whole=True)
             self._submit(token, launched, spec["array"]["count"])
-        else:
-            self._submit(token, self._task(task, spec, job, token, whole=False), None)
-        return token
+            return token
+        return None
 
-    def _lanes(self, job: JobRecord, spec: dict, task: dict, ref: dict, limit: int) -> dict:
-        """Launch the lanes `job` goes out in (lanes.plan: with the array's pending
+    def _lanes(
+        self, job: JobRecord, spec: dict, task: dict, ref: dict, dealt: int, now: int
+    ) -> dict:
+        """Launch the lanes `job` goes out in (lanes.plan: with the array's waiting
         elements): each element's ref names its lane's token and its seq in it. Returns
         `job`'s ref."""
-        for members in lanes.plan(self.db, job, spec, limit):
+        for members in lanes.plan(self.db, job, spec, dealt, now):
             token = uuid.uuid4().hex
             for seq, member in enumerate(members):
                 member_ref = {"token": token, "sky_job_id": None, "lane": seq}

@@ -343,11 +343,11 @@ def worker_nodes(pool: str, part: dict, running: list[JobRecord]) -> list[NodeSt
         if (job.executor_ref or {}).get("sky_job_id") is not None
     }
     nodes = []
+    part_cpus, part_mem = partition_shape(part)
     for worker in rec.get("workers") or []:
-        cpus = _count(worker.get("cpus")) or _count(part.get("cpus")) or 1
+        cpus = _count(worker.get("cpus")) or part_cpus
         mem_gb = worker.get("mem_gb")
-        if mem_gb is None:
-            mem_gb = _count(part.get("memory")) or 0
+        mem = part_mem if mem_gb is None else round(mem_gb * 1024)
         used = 0
         for sky_id in worker.get("used_by") or []:
             job = by_sky_id.get(sky_id)
@@ -363,7 +363,7 @@ def worker_nodes(pool: str, part: dict, running: list[JobRecord]) -> list[NodeSt
                 name,
                 cpus,
                 used if word is None or word.endswith("*") else 0,
-                round(mem_gb * 1024),
+                mem,
                 gres=_gres(worker.get("gpus") or _partition_gpus(part)),
                 state=word,
                 remote=True,
@@ -371,6 +371,12 @@ def worker_nodes(pool: str, part: dict, running: list[JobRecord]) -> list[NodeSt
             )
         )
     return nodes
+
+
+def partition_shape(part: dict) -> tuple[int, int]:
+    """CPUs and MB of memory of a partition's node as its config asks them (1 CPU, 0 MB
+    where it asks none)."""
+    return _count(part.get("cpus")) or 1, (_count(part.get("memory")) or 0) * 1024
 
 
 def _count(value) -> int | None:

@@ -13,7 +13,7 @@ import os
 import re
 
 from slurmsky import backends
-from slurmsky.backends.sky import pools
+from slurmsky.backends.sky import pools, room
 from slurmsky.config import Config
 from slurmsky.core.planning import Plan, build
 from slurmsky.errors import SlurmError
@@ -234,13 +234,17 @@ def runtime_line(spec_path: str) -> str:
     )
 
 
-def lanes_of(count: int, throttle: int | None, part: dict, num_nodes: int) -> int | None:
-    """How many lanes an array of `count` runs as on a partition (None: one managed job per
-    element): the partition's `lanes`, no more than the throttle, for one-node elements."""
+def lanes_of(
+    count: int, throttle: int | None, part: dict, num_nodes: int
+) -> tuple[int, str] | None:
+    """The most lanes an array of `count` runs as at once on a partition, and the key that
+    caps it: `lanes` (always in lanes) or `size` (in lanes when it has more elements than
+    free nodes); None: one managed job per element (`lanes: false`, or multi-node elements)."""
     lanes = part.get("lanes")
-    if not lanes or num_nodes != 1:
+    if lanes is False or num_nodes != 1:
         return None
-    return max(1, min(lanes, throttle or lanes, count))
+    size = room.size_of(part)
+    return max(1, min(lanes or size, size, throttle or count, count)), "lanes" if lanes else "size"
 
 
 def task_notes(workdir: str, task: dict, spec: dict, *, followed: bool = True) -> list[str]:
@@ -249,10 +253,16 @@ def task_notes(workdir: str, task: dict, spec: dict, *, followed: bool = True) -
     meta = task["_metadata"]["slurmsky"]
     lines = workdir_lines(workdir, meta.get("pool"))
     lines += files_home_lines(workdir, meta, spec.get("files_home"), followed)
-    if meta.get("lanes"):
+    if meta.get("lanes_by") == "lanes":
         lines.append(
             f"array: slurmsky runs it as {meta['lanes']} lanes (partitions.{meta['partition']}"
             ".lanes): managed jobs that each run their share of elements one after another"
+        )
+    elif meta.get("lanes"):
+        lines.append(
+            f"array: slurmsky runs it as up to {meta['lanes']} lanes (partitions."
+            f"{meta['partition']}.size) when it has more elements than free nodes: managed "
+            "jobs that each run their share of elements one after another"
         )
     return lines
 
@@ -306,7 +316,7 @@ def plan_task(plan: Plan, cfg: Config) -> tuple[dict, list[str]]:
         metadata["slurmsky"]["array_ranges"] = plan.spec["array"]["ranges"]
         lanes = lanes_of(req.array.count, req.array.throttle, part, lay.num_nodes)
         if lanes:
-            metadata["slurmsky"]["lanes"] = lanes
+            metadata["slurmsky"]["lanes"], metadata["slurmsky"]["lanes_by"] = lanes
     return sky_task(req, cfg, lay, plan.partition, part, plan.spec, metadata)
 
 
