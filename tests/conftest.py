@@ -319,6 +319,9 @@ LEFTOVER_MARKS = ("slurmsky.core.daemon", "SkyPilot:", "sky.server.server", "sky
 LEFTOVER_GRACE = 5.0  # s: for those already on their way out
 _PYTEST_DIR = r"/pytest-of-[^/]+/pytest-\d+"  # pytest's numbered temp dirs
 _run: dict = {}
+# This run's mark in the environment of every process it starts (xdist workers inherit the
+# controller's): another pytest run's processes (a helper's, a second checkout's) carry theirs.
+RUN_TOKEN = os.environ.setdefault("PYTEST_SLURMSKY_RUN", f"{os.getpid()}-{time.time_ns()}")
 
 
 def pytest_sessionstart(session):
@@ -331,8 +334,8 @@ def pytest_sessionstart(session):
 
 def _verdict(proc, base: str) -> str | None:
     """'ours' when the process is this run's (pytest itself, or it names this run's temp
-    dir in its cwd, command line or environment, or it was started under pytest and names no
-    other run's), 'other' when it names another pytest run's temp dir, else None."""
+    dir in its cwd, command line or environment, or it carries this run's RUN_TOKEN), 'other'
+    when it names another pytest run's temp dir or token, else None."""
     import re
 
     import psutil
@@ -355,7 +358,9 @@ def _verdict(proc, base: str) -> str | None:
         return "ours"
     if any(re.search(_PYTEST_DIR, t) for t in texts):
         return "other"
-    return "ours" if "PYTEST_VERSION" in environ else None
+    if "PYTEST_SLURMSKY_RUN" in environ:
+        return "ours" if environ["PYTEST_SLURMSKY_RUN"] == RUN_TOKEN else "other"
+    return None
 
 
 def _started_by(proc) -> str:
