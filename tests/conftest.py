@@ -30,6 +30,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
+WAIT_SLACK = 3
 
 
 class Cluster:
@@ -112,6 +113,10 @@ class Cluster:
         return self.jobs("job_id = ?", job_id)[0]
 
     def wait_for(self, predicate, timeout: float = 60, what: str = "condition"):
+        """Poll `predicate` every 0.1 s; fail after WAIT_SLACK times `timeout` (a figure
+        measured on an idle machine: CI runs four workers, a Slurm peer and a SkyPilot
+        server on two cores)."""
+        timeout *= WAIT_SLACK
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()
