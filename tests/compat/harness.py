@@ -607,8 +607,9 @@ class SkySide(Side):
         if case.user != "root":
             shutil.chown(state, case.user)
         ctx = {"state": str(state), "path_prefix": self.path_prefix(case.user)}
-        # job ids of as many digits as the peer's (see PeerSide.raise_ids_to)
-        self._state(case, state, "floor", 10 ** (id_digits - 1))
+        # job ids of as many digits as the peer's (see PeerSide.raise_ids_to); not a round
+        # number, which a script's values (--mem-per-cpu=1000) would be normalised as
+        self._state(case, state, "floor", 10 ** (id_digits - 1) + 1)
         return ctx
 
     def env(self, case, workdir) -> dict:
