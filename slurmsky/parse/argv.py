@@ -56,11 +56,19 @@ PARSERS = {
 }
 
 
+def combined(key: str, earlier, value):
+    """A later setting of option ``key``: each --mail-type adds its types to those given
+    before (Slurm ORs them in, from the script and the command line alike); others replace."""
+    if key == "mail_type" and earlier:
+        return f"{earlier},{value}"
+    return value
+
+
 class Parsed(Record, frozen=False):
     """What one source (argv, the script's directives, or the environment) set.
 
     ``values`` maps option keys to parsed values in the order given (a later setting of
-    the same key replaces an earlier one); ``given`` keeps each option with the text as
+    the same key replaces an earlier one, but see `combined`); ``given`` keeps each option with the text as
     written, for warnings; ``rest`` is what follows the options (script and its args).
     """
 
@@ -125,6 +133,7 @@ class OptionParser:
                 raise SlurmError(str(exc), exit_code=1) from None
             except ValueError as exc:  # a TimeSpecError has parse_time's own line first
                 raise SlurmError(str(exc), exit_code=255, notes=getattr(exc, "notes", ())) from None
+        value = combined(opt.key, out.values.get(opt.key), value)
         out.values.pop(opt.key, None)  # keep "last given" order for the merge
         out.values[opt.key] = value
         out.given.append((opt, as_written))

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 
 from slurmsky.errors import SlurmError
-from slurmsky.parse.argv import OptionParser, Parsed, ignored_warnings
+from slurmsky.parse.argv import OptionParser, Parsed, combined, ignored_warnings
 from slurmsky.parse.arrays import ArraySpec
 from slurmsky.parse.dependency import Dependency
 from slurmsky.parse.export import Export
@@ -114,7 +114,8 @@ def _merge(*sources: Parsed, env: Parsed | None = None) -> tuple[dict, dict, lis
     for src in sources:
         ignored_keys = {o.key for o, _ in src.given if o.fate == IGNORED}
         for key, value in src.values.items():
-            (ignored if key in ignored_keys else fields)[key] = value
+            target = ignored if key in ignored_keys else fields
+            target[key] = combined(key, target.get(key), value)
         given.extend(src.given)
     given_mem = {k for src in sources if src is not env for k in _MEMORY_KEYS if k in src.values}
     env_mem = {k for k in _MEMORY_KEYS if env is not None and k in env.values}

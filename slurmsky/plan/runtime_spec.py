@@ -128,6 +128,9 @@ def _extra_env(req: JobRequest) -> dict:
         extra["SLURM_GET_USER_ENV"] = "1"
     if req.dependency is not None and req.dependency.items and req.command != "srun":
         extra["SLURM_JOB_DEPENDENCY"] = dependency_text(req.dependency)
+    for key in ("ntasks_per_core", "ntasks_per_socket"):  # sbatch's and salloc's, as asked
+        if req.ignored.get(key) is not None and req.command != "srun":
+            extra[f"SLURM_{key.upper()}"] = str(req.ignored[key])
     return extra
 
 

@@ -177,7 +177,8 @@ def show_job(
         f"NumNodes={num_nodes} NumCPUs={num_cpus} NumTasks={rec.num_tasks} "
         f"CPUs/Task={rec.cpus_per_task or 1} ReqB:S:C:T=0:0:*:*",
         f"TRES={tres_text}",
-        f"Socks/Node=* NtasksPerN:B:S:C={per_node}:0:*:* CoreSpec=*",
+        f"Socks/Node=* NtasksPerN:B:S:C={per_node}:0:"
+        f"{asked.get('ntasks_per_socket') or '*'}:{asked.get('ntasks_per_core') or '*'} CoreSpec=*",
     ]
     gres = job.gres
     if details and started:

@@ -607,8 +607,10 @@ class SkySide(Side):
         if case.user != "root":
             shutil.chown(state, case.user)
         ctx = {"state": str(state), "path_prefix": self.path_prefix(case.user)}
-        # job ids of as many digits as the peer's (see PeerSide.raise_ids_to)
-        self._state(case, state, "floor", 10 ** (id_digits - 1))
+        # job ids of as many digits as the peer's (see PeerSide.raise_ids_to), from 1777...:
+        # not a number a case's values take (--mem-per-cpu=1000, uid 1001), which the job id
+        # normalisation would rewrite
+        self._state(case, state, "floor", int("1" + "7" * (id_digits - 1)))
         return ctx
 
     def env(self, case, workdir) -> dict:

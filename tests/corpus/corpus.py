@@ -59,7 +59,7 @@ DROPPED = {
 }
 GPU_OPTIONS = ("gres", "gpus", "gpus-per-node", "gpus-per-task", "gpus-per-socket")
 ARGS = {"partition": "p", "array": "a"} | {long: short for long, short in DROPPED}
-ARGS.update(dict.fromkeys(GPU_OPTIONS))
+ARGS.update(dict.fromkeys(GPU_OPTIONS), gpus="G")
 SHORT_ARG = {short: long for long, short in ARGS.items() if short}
 
 
@@ -113,6 +113,8 @@ def _wants_gpus(lines: list[str]) -> bool:
 def _array(spec: str) -> str:
     """An array spec cut to its first three indices (the throttle kept)."""
     spec, pct, throttle = spec.partition("%")
+    if spec.startswith("[") and spec.endswith("]"):  # --array=[0-4], as Slurm reads it
+        return "[" + _array(spec[1:-1]) + "]" + pct + throttle
     first = spec.split(",")[0]
     m = re.fullmatch(r"(\d+)-(\d+)(?::(\d+))?", first)
     if m:

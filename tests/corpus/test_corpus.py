@@ -5,10 +5,10 @@ from __future__ import annotations
 import corpus
 
 
-def test_at_least_60_scripts_each_with_its_source_and_stored_answers():
+def test_at_least_120_scripts_each_with_its_source_and_stored_answers():
     scripts = sorted(corpus.SCRIPTS.glob("*.sh"))
     index = (corpus.HERE / "INDEX.md").read_text()
-    assert len(scripts) >= 60
+    assert len(scripts) >= 120
     for path in scripts:
         assert path.read_text().splitlines()[1].startswith("# corpus: https://github.com/")
         assert f"`{path.name}`" in index
@@ -36,4 +36,7 @@ def test_sited_maps_site_names_and_keeps_the_rest():
     )
     assert corpus.sited("#!/bin/sh\n#SBATCH --partition cpu -n4\n") == (
         "#!/bin/sh\n#SBATCH --partition=debug -n4\n"
+    )
+    assert corpus.sited("#!/bin/sh\n#SBATCH -p batch -G 1 --array=[0-9]\n") == (
+        "#!/bin/sh\n#SBATCH --partition=gpu --gpus=1 '--array=[0-2]'\n"
     )

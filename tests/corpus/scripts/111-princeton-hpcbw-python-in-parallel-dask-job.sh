@@ -1,0 +1,14 @@
+#!/bin/bash
+# corpus: https://github.com/PrincetonUniversity/hpc_beginning_workshop/blob/87f85f6cecb1fe057935eb92813543a7a053a1e3/python_in_parallel/dask/job.slurm
+# The shebang and the #SBATCH lines of its header as written there; the body is ours.
+#SBATCH --job-name=multidask     # create a short name for your job
+#SBATCH --nodes=1                # node count
+#SBATCH --ntasks=1               # total number of tasks across all nodes
+#SBATCH --cpus-per-task=1        # number of processes
+#SBATCH --mem-per-cpu=4G         # memory per cpu-core (4G per cpu-core is default)
+#SBATCH --time=00:01:00          # total run time limit (HH:MM:SS)
+#SBATCH --mail-type=begin        # send email when job begins
+#SBATCH --mail-type=end          # send email when job ends
+#SBATCH --mail-user=<netid>@princeton.edu
+
+echo "running $SLURM_JOB_NAME"
