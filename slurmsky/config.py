@@ -15,14 +15,20 @@ from slurmsky.errors import SlurmError
 PARTITION_SCHEMA = {
     "default": (bool, "the partition used when a job names none (marked * by sinfo)"),
     "infra": (
-        str,
-        "SkyPilot infra: aws, gcp/us-central1, k8s/<context>, slurm/<cluster>/<partition>, ...",
+        (str, list, dict),
+        "SkyPilot infra: aws, gcp/us-central1, k8s/<context>, slurm/<cluster>/<partition>, ...; "
+        "a list: tried in its order (SkyPilot's `ordered`); a set {aws, gcp}: any (`any_of`)",
     ),
     "accelerators": (
-        list,
-        "candidate GPU types for untyped --gres=gpu:N / --gpus=N, e.g. [A100, H100]",
+        (list, str, dict),
+        "candidate GPU types for untyped --gres=gpu:N / --gpus=N: a list [A100, H100] in "
+        "order of preference, a set {A100, H100} in any order, or one type",
     ),
     "use_spot": (bool, "run on spot instances (SkyPilot recovers preempted jobs)"),
+    "spot_fallback": (
+        bool,
+        "sky backend: try spot instances first, then on-demand ones (each infra in turn)",
+    ),
     "image_id": (str, "SkyPilot image_id, e.g. docker:nvcr.io/nvidia/pytorch:24.05-py3"),
     "cpus": (str, "SkyPilot cpus when the job asks less, e.g. '4+'"),
     "memory": (str, "SkyPilot memory when the job asks less, e.g. '16+'"),
@@ -179,6 +185,14 @@ class Config:
         return {k: getattr(self, k) for k in SCHEMA}
 
 
+def partition_infras(part: dict) -> list:
+    """A partition's infra entries in order (a list's, a set's as written; [None]: any)."""
+    infra = part.get("infra")
+    if not infra:
+        return [None]
+    return [infra] if isinstance(infra, str) else list(infra)
+
+
 def config_path(environ=os.environ) -> str:
     home = environ.get("HOME", os.path.expanduser("~"))
     return environ.get("SLURMSKY_CONFIG") or os.path.join(
@@ -201,9 +215,9 @@ def _check(path: str, where: str, data, schema: dict) -> None:
         if isinstance(kind, dict):
             _check(path, name, value, kind)
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise SlurmError(
-                f"{path}: '{name}' must be {kind.__name__} ({entry[1]}), got {value!r}"
-            )
+            kinds = kind if isinstance(kind, tuple) else (kind,)
+            named = " or ".join(k.__name__ for k in kinds)
+            raise SlurmError(f"{path}: '{name}' must be {named} ({entry[1]}), got {value!r}")
 
 
 def load_config(environ=os.environ) -> Config:

@@ -98,6 +98,11 @@ class Feature(metaclass=_Closed):
         "a known set of nodes: sinfo shows them idle too, and what no node can hold is "
         "refused at submission",
     )
+    PARTITION_LISTS = BackendFeature(
+        "partition_lists",
+        "sbatch -p a,b: one job whose resources are every listed partition's, in order; it "
+        "pends as `a,b` and runs in the partition whose resources it got",
+    )
     SPEC_ENVIRONMENT = BackendFeature(
         "spec_environment",
         "the node runtime takes the job's environment from the stored spec; without it the "

@@ -16,6 +16,8 @@ class LocalBackend(Backend):
         Feature.FOREIGN_JOBS: "its jobs are processes slurmsky started: no outside queue "
         "holds others",
         Feature.QUEUE_SYNC: "the agent starts and watches its processes itself",
+        Feature.PARTITION_LISTS: "a job is placed in one configured partition's nodes "
+        "(-p a,b: invalid partition specified)",
     }
 
     def unavailable(self):

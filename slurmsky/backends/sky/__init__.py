@@ -70,7 +70,9 @@ class SkyBackend(Backend):
         from slurmsky.config import dump_yaml
 
         assert plan.task is not None  # the sky backend makes a task of every plan
-        said = "".join(f"# {line}\n" for line in task_notes(plan.request.workdir, plan.task))
+        said = "".join(
+            f"# {line}\n" for line in task_notes(plan.request.workdir, plan.task, plan.spec)
+        )
         return said + dump_yaml(plan.task)
 
     def allocation_env(self, conn, job):

@@ -52,7 +52,9 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
     from slurmsky.backends.sky.task import task_notes
 
     pool = result.task["_metadata"]["slurmsky"].get("pool")
-    for line in req.warnings + result.warnings + tuple(task_notes(req.workdir, result.task)):
+    for line in (
+        req.warnings + result.warnings + tuple(task_notes(req.workdir, result.task, result.spec))
+    ):
         sys.stderr.write(line + "\n")
     task = dict(result.task, secrets={SECRET_VAR: secrets.token_hex(32)})  # the step channel's
     notes = _keep_credentials_home(req.workdir, result.task)
