@@ -23,6 +23,7 @@ from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.executor import SkyExecutor
 from slurmsky.backends.sky.task import translate
 from slurmsky.config import dump_yaml, load_config
+from slurmsky.runtime.spec import infra_matches, on_node
 
 CONFIG = """\
 backend: sky
@@ -136,6 +137,48 @@ def test_test_only_and_translate_show_the_candidates_and_the_recovery_policy(clu
     assert "tries first: infra aws/us-east-1 (partition cloud), then 3 more in order\n" in (
         out.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "infra, where, matches",
+    [
+        ("aws", ("AWS", "us-east-1", "us-east-1a"), True),
+        ("aws/us-east-1", ("AWS", "us-east-1", None), True),
+        ("aws/us-west-2", ("AWS", "us-east-1", None), False),
+        ("gcp", ("AWS", "us-east-1", None), False),
+        ("k8s/lab/ctx", ("Kubernetes", "lab/ctx", None), True),
+        ("kubernetes", ("Kubernetes", "other", None), True),
+        ("slurm/c1/gpu", ("Slurm", "c1", "gpu"), True),
+        ("slurm/c1/gpu", ("Slurm", "c1", "cpu"), False),
+        ("*/us-east-1", ("GCP", "us-east-1", None), True),
+        (None, ("GCP", "us-central1", None), True),
+    ],
+)
+def test_the_infra_a_job_got_names_its_partition(infra, where, matches):
+    assert infra_matches(infra, *where) is matches
+
+
+def test_the_node_runtime_names_the_partition_and_counts_its_runs(tmp_path):
+    pairs = [["k8s/lab", "lab"], ["aws", "cloud"], ["gcp", "cloud"]]
+    environ = {"SKYPILOT_CLUSTER_INFO": '{"cloud": "GCP", "region": "us-central1"}'}
+    seen = [
+        on_node(
+            {"partition": "lab,cloud", "partition_infra": pairs, "restart_count": 2},
+            environ,
+            str(tmp_path),
+            0,
+        )
+        for _ in range(2)
+    ]
+    assert [(s["partition"], s["restart_count"]) for s in seen] == [("cloud", 2), ("cloud", 3)]
+    assert (tmp_path / "runs").read_text() == "2\n"
+    other = on_node(
+        {"partition": "lab,cloud", "partition_infra": pairs, "restart_count": 0},
+        {},
+        str(tmp_path),
+        1,
+    )  # no cluster info: the first; not node 0: no count
+    assert (other["partition"], other["restart_count"]) == ("lab", 0)
 
 
 # --- the executor, with SkyPilot's managed jobs run here -------------------------------------
