@@ -237,6 +237,11 @@ def _row(cluster, job_id: int) -> tuple:
         ).fetchone()
 
 
+def _start(cluster, job_id: int) -> float:
+    with cluster.db() as conn:
+        return conn.execute("SELECT start_time FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
+
+
 def _output(cluster) -> str | None:
     path = cluster.cwd / "out.txt"
     return path.read_text() if path.exists() else None
@@ -271,6 +276,7 @@ def test_a_preempted_job_is_requeued_and_runs_again_with_its_restart_count(world
     cluster.script("job.sh", SCRIPT.format(go=tmp_path / "go"))
     job_id = cluster.sbatch("-p", "k8s", "-o", "out.txt", "job.sh")
     drive(lambda: _output(cluster) == "partition k8s restarts unset\n")  # the first run's
+    first_start = _start(cluster, job_id)
     fake.preempt(1)
     drive(lambda: _row(cluster, job_id)[0] == "REQUEUED")
     assert _row(cluster, job_id) == ("REQUEUED", "None", "k8s", 1)
@@ -285,6 +291,7 @@ def test_a_preempted_job_is_requeued_and_runs_again_with_its_restart_count(world
     drive(lambda: _row(cluster, job_id)[0] == "COMPLETED")
     assert (cluster.cwd / "out.txt").read_text() == "partition k8s restarts 1\n"
     assert _scontrol(cluster, job_id, "Restarts") == ["Restarts=1"]
+    assert _start(cluster, job_id) > first_start  # StartTime: the run after the recovery
     assert len(fake.jobs) == 1  # SkyPilot's own recovery: the same managed job
 
 

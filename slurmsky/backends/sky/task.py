@@ -338,8 +338,6 @@ def task_notes(workdir: str, task: dict, spec: dict) -> list[str]:
                 f"tries any of {len(infras)} candidates, as SkyPilot's optimizer chooses: "
                 + ", ".join(f"infra {i} (partition {p})" for i, p in zip(infras, where))
             )
-    elif resources.get("infra"):
-        lines.append(f"tries: infra {resources['infra']} (partition {spec['partition']})")
     recovery = resources.get("job_recovery")
     if recovery is not None and not recovery["max_restarts_on_errors"]:
         lines.append(
