@@ -114,11 +114,18 @@ class FakeSkyClient(SkyClient):
             self.jobs[sky_id]["recovering"] = False
             self._run(sky_id)
 
+    def give_up(self, sky_id: int, status: str, reason: str) -> None:
+        """SkyPilot ends a job it recovers no more (FAILED_NO_RESOURCE: no nodes found)."""
+        with self.lock:
+            self.jobs[sky_id].update(recovering=False, final=(status, reason))
+
     def record(self, sky_id: int) -> dict:
         job = self.jobs[sky_id]
         code = job["proc"].poll()
         status = (
-            "RECOVERING"
+            job["final"][0]
+            if job.get("final")
+            else "RECOVERING"
             if job["recovering"] and not job["cancelled"]
             else "CANCELLED"
             if job["cancelled"] and code is not None
@@ -136,7 +143,7 @@ class FakeSkyClient(SkyClient):
             "submitted_at": job["at"],
             "start_at": job["at"],
             "end_at": time.time() if code is not None and status != "RECOVERING" else None,
-            "failure_reason": None,
+            "failure_reason": job["final"][1] if job.get("final") else None,
             "metadata": job["task"]["_metadata"],
             "user_name": "u",
             "user_hash": "h",

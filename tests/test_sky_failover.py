@@ -23,6 +23,7 @@ from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.executor import SkyExecutor
 from slurmsky.backends.sky.task import translate
 from slurmsky.config import dump_yaml, load_config
+from slurmsky.errors import SlurmError
 from slurmsky.runtime.spec import infra_matches, on_node
 
 CONFIG = """\
@@ -95,6 +96,30 @@ def test_sets_are_any_of_and_a_partition_list_is_their_union_in_order(tmp_path, 
         ["k8s/lab", "k8s"],
         ["aws/us-east-1", "cloud"],
         ["gcp", "cloud"],
+    ]
+
+
+def test_a_pool_partition_takes_one_infra_and_is_never_listed(tmp_path, monkeypatch):
+    path = tmp_path / "pools.yaml"
+    path.write_text(
+        "backend: sky\npartitions:\n  warm:\n    infra: [aws, gcp]\n    pool: {}\n"
+        "  lab:\n    infra: k8s/lab\n  pooled:\n    infra: aws\n    pool: {}\n"
+    )
+    monkeypatch.setenv("SLURMSKY_CONFIG", str(path))
+    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "state"))
+    cfg = load_config()
+    with pytest.raises(SlurmError) as caught:
+        translate(_request(tmp_path, "#!/bin/bash\n", "-p", "warm"), cfg)
+    assert caught.value.lines == [
+        "partition warm runs on SkyPilot pool slurmsky-warm, whose workers have one infra: "
+        "give it one (a string) and no spot_fallback",
+        "Batch job submission failed: Requested node configuration is not available",
+    ]
+    with pytest.raises(SlurmError) as caught:
+        translate(_request(tmp_path, "#!/bin/bash\n", "-p", "lab,pooled"), cfg)
+    assert caught.value.lines == [
+        "partition pooled runs on a SkyPilot pool: it cannot be listed with others",
+        "Batch job submission failed: Invalid partition name specified",
     ]
 
 
@@ -293,6 +318,21 @@ def test_a_preempted_job_is_requeued_and_runs_again_with_its_restart_count(world
     assert _scontrol(cluster, job_id, "Restarts") == ["Restarts=1"]
     assert _start(cluster, job_id) > first_start  # StartTime: the run after the recovery
     assert len(fake.jobs) == 1  # SkyPilot's own recovery: the same managed job
+
+
+def test_a_job_skypilot_recovers_no_more_ends_failed_with_its_reason(world, tmp_path):
+    cluster, fake, drive = world
+    cluster.script("job.sh", SCRIPT.format(go=tmp_path / "go"))
+    job_id = cluster.sbatch("-p", "k8s", "--requeue", "job.sh")
+    drive(lambda: _row(cluster, job_id)[0] == "RUNNING")
+    fake.preempt(1)
+    drive(lambda: _row(cluster, job_id)[0] == "REQUEUED")
+    fake.give_up(1, "FAILED_NO_RESOURCE", "Failed to recover: no resources in k8s/lab")
+    drive(lambda: _row(cluster, job_id)[0] == "FAILED")
+    reason = "Failed to recover: no resources in k8s/lab"
+    assert _row(cluster, job_id) == ("FAILED", reason, "k8s", 1)
+    out = cluster.run("sacct", "-X", "-n", "-P", "-j", str(job_id), "-o", "State,ExitCode")
+    assert out.stdout == "FAILED|1:0\n"
 
 
 def test_a_no_requeue_job_that_is_preempted_ends_node_fail(world, tmp_path):

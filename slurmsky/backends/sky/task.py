@@ -180,7 +180,9 @@ def _partitions(part_name: str, part: dict, cfg: Config) -> list[tuple[str, dict
     """The job's partitions and their configs: -p a,b's, in order, or its one."""
     if "," not in part_name or not cfg.partitions:
         return [(part_name, part)]
-    pooled = next((name for name in part_name.split(",") if cfg.partitions[name].get("pool")), None)
+    pooled = next(
+        (name for name in part_name.split(",") if pools.pool_of(name, cfg.partitions[name])), None
+    )
     if pooled:
         raise SlurmError(
             f"partition {pooled} runs on a SkyPilot pool: it cannot be listed with others",
@@ -230,6 +232,12 @@ def sky_task(
     pool = pools.pool_of(part_name, part)
     if pool:
         pools.refuse_shape(part_name, lay.num_nodes)
+        if len(partition_infras(part)) > 1 or part.get("spot_fallback"):
+            raise SlurmError(
+                f"partition {part_name} runs on SkyPilot pool {pool}, whose workers have one "
+                "infra: give it one (a string) and no spot_fallback",
+                "Batch job submission failed: Requested node configuration is not available",
+            )
         metadata["slurmsky"]["pool"] = pool
         if setup:
             warnings.append(
