@@ -30,6 +30,23 @@ from slurmsky.runtime.filesync import FileSync, frame, name64
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = "(worker1, rank=1, pid=4242, ip=10.0.0.2) "  # SkyPilot's prefix of a node's lines
+# another writer's whole line, which the log copy may put between a cut line and its rest:
+# inside the cut line (as seen on the sky-e2e stack) or on a line of its own
+OTHER = "(head, rank=0, pid=22871) 2026-11-27 16:04:34,710 slurmsky-runtime[node0]: job 1: done"
+BETWEEN = st.sampled_from(["", "inside", "own line"])
+
+
+def _cut(line: str, at: int, prefixed: bool, between: str) -> str:
+    """`line` cut at `at` by the log copy: its rest on the next log line (with SkyPilot's
+    node prefix or not), another writer's whole line `between` them."""
+    rest = (NODE if prefixed else "") + line[at:]
+    if between == "inside":
+        return line[:at] + OTHER + "\n" + rest
+    if between == "own line":
+        return line[:at] + "\n" + OTHER + "\n" + rest
+    return line[:at] + "\n" + rest
+
+
 SETTINGS = {"cap_mb": 100, "exclude": [], "interval": 3600}
 
 
@@ -74,12 +91,12 @@ NAME_PART = st.binary(min_size=1, max_size=255).filter(
     parts=st.lists(NAME_PART, min_size=1, max_size=3),
     data=st.binary(max_size=7000),
     mode=st.integers(0, 0o777).map(lambda m: m | 0o400),
-    cut=st.tuples(st.integers(0, 10_000), st.integers(0, 100_000), st.booleans()),
+    cut=st.tuples(st.integers(0, 10_000), st.integers(0, 100_000), st.booleans(), BETWEEN),
 )
 def test_any_file_round_trips_through_frames_cut_anywhere(parts, data, mode, cut):
     """Arbitrary bytes, any name (not UTF-8 too) and mode come home identical, also when
     one frame line is cut at any point into two log lines (the second with or without
-    SkyPilot's node prefix)."""
+    SkyPilot's node prefix), another writer's line between them or not."""
     rel = b"/".join(parts)
     if parts[0] == b".slurmsky":
         return  # the runtime's own directory is never sent
@@ -91,10 +108,9 @@ def test_any_file_round_trips_through_frames_cut_anywhere(parts, data, mode, cut
         os.chmod(path, mode)
         sync, lines, _ = _sender(Path(node))
         sync.send()
-        which, at, prefixed = cut
+        which, at, prefixed, between = cut
         line = lines[which % len(lines)].rstrip("\n")
-        at %= len(line) + 1
-        lines[which % len(lines)] = line[:at] + "\n" + (NODE if prefixed else "") + line[at:] + "\n"
+        lines[which % len(lines)] = _cut(line, at % (len(line) + 1), prefixed, between) + "\n"
         reader = _reader(Path(home))
         reader.write("".join(NODE + x for x in lines))
         got = os.path.join(os.fsencode(home), rel)
@@ -494,12 +510,13 @@ def test_a_checkpoint_comes_home_while_the_job_runs_and_a_cancel_still_sends(tmp
         st.integers(0, 10),
         st.one_of(st.integers(0, 40), st.integers(0, 10_000)),  # in the marker, or anywhere
         st.booleans(),
+        BETWEEN,
     ),
 )
 def test_output_lines_cut_in_two_still_write_the_output_file(tmp_path_factory, data, cut):
     """The emitter's SLURMSKY-IO lines, one cut at any point into two log lines (the second
-    with or without SkyPilot's node prefix): the --output file holds exactly the job's bytes
-    and the RESULT is read."""
+    with or without SkyPilot's node prefix, another writer's line between them or not): the
+    --output file holds exactly the job's bytes and the RESULT is read."""
     import base64
     import json
 
@@ -509,10 +526,9 @@ def test_output_lines_cut_in_two_still_write_the_output_file(tmp_path_factory, d
         lines.append(f"SLURMSKY-IO o {at} {base64.b64encode(data[at : at + 2048]).decode()}")
     result = json.dumps({"state": "COMPLETED", "exit_code": 0}).encode()
     lines.append(f"SLURMSKY-IO r 0 {base64.b64encode(result).decode()}")
-    which, at, prefixed = cut
+    which, at, prefixed, between = cut
     line = lines[which % len(lines)]
-    at %= len(line) + 1
-    lines[which % len(lines)] = line[:at] + "\n" + (NODE if prefixed else "") + line[at:]
+    lines[which % len(lines)] = _cut(line, at % (len(line) + 1), prefixed, between)
     reader = _reader(home)
     reader.write("".join(NODE + x + "\n" for x in lines))
     assert (home / "out").read_bytes() == data
@@ -535,13 +551,13 @@ def test_output_lines_cut_at_every_point_still_write_the_output_file(tmp_path):
     for which in range(1, 4):
         end = len(lines[which])  # every point of the marker and the tag, every 13th between
         for at in {*range(40), *range(0, end, 13), *range(end - 8, end + 1)}:
-            for prefix in ("", NODE):
+            for how in ((p, b) for p in (False, True) for b in ("", "inside", "own line")):
                 cut = list(lines)
-                cut[which] = cut[which][:at] + "\n" + prefix + cut[which][at:]
+                cut[which] = _cut(cut[which], at, *how)
                 reader = _reader(tmp_path)
                 reader.write("".join(NODE + x + "\n" for x in cut))
-                assert (tmp_path / "out").read_bytes() == data, (which, at, prefix)
-                assert reader.result == {"state": "COMPLETED"}, (which, at, prefix)
+                assert (tmp_path / "out").read_bytes() == data, (which, at, how)
+                assert reader.result == {"state": "COMPLETED"}, (which, at, how)
 
 
 def test_what_did_not_come_home_is_kept_whatever_ends_the_job(tmp_path):

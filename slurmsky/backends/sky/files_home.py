@@ -23,6 +23,8 @@ from slurmsky.runtime.filesync import PREFIX
 WORD = re.compile(r"[A-Za-z0-9+/=.-]+")
 HEAD = re.compile(re.escape(PREFIX) + r"(\d+) ")
 NODE = re.compile(r"\([^()]*\) ")  # SkyPilot's `(worker1, rank=1, pid=.., ip=..) ` before a line
+# the same, where the log copy put a whole line of another writer inside a line it cut
+INSIDE = re.compile(r"\((?:head|worker\d+), rank=\d+, pid=\d+[^()]*\) ")
 SPOOL_MEMORY = 8 << 20  # bytes of a file held in memory until its end frame, past that on disk
 
 
@@ -41,9 +43,17 @@ def _state(text: str) -> str | None:
     return "whole" if len(body) == size else "part" if len(body) < size else None
 
 
+def segments(line: str) -> list[str]:
+    """`line` as the lines it holds: SkyPilot's log copy may cut a line and put another
+    writer's whole line (with its node prefix) inside it, the cut line's rest coming next."""
+    bounds = [0, *(m.start() for m in INSIDE.finditer(line) if m.start() > 0), len(line)]
+    return [line[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
 class Frames:
-    """The frame bodies in a stream of log lines; a frame cut at the end of a line is joined
-    with the next line (with or without SkyPilot's node prefix)."""
+    """The frame bodies in a stream of log lines (segments); a frame cut at the end of a
+    line is joined with the next line (with or without SkyPilot's node prefix) that is not
+    another writer's whole line."""
 
     def __init__(self) -> None:
         self.pending = ""
@@ -59,6 +69,13 @@ class Frames:
                 if state == "part":
                     self.pending = pending + rest
                     return []
+            if node:  # another writer's whole line came between the cut and its rest
+                bodies = self._line(line)
+                self.pending = self.pending or pending
+                return bodies
+        return self._line(line)
+
+    def _line(self, line: str) -> list[str]:
         at = line.find(PREFIX)
         if at < 0:  # perhaps a frame cut inside its PREFIX: the line's end is its start
             ends = range(max(0, len(line) - len(PREFIX)), len(line))

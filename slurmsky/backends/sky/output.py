@@ -17,7 +17,7 @@ import json
 import os
 import re
 
-from slurmsky.backends.sky.files_home import NODE, FilesHome, Frames
+from slurmsky.backends.sky.files_home import NODE, FilesHome, Frames, segments
 from slurmsky.backends.sky.task import RUNDIR, run_command
 from slurmsky.core.state import JobRecord
 
@@ -124,25 +124,31 @@ class MarkerStream:
         self.partial = lines.pop()
         if self.frames is None:
             self.frames = Frames()
-        for line in lines:
-            line = ANSI.sub("", line).rstrip("\r")
-            for body in self.frames.feed(line):
-                self._file(body)
-            node = NODE.match(line)
-            rest = line[node.end() :] if node else line
-            if self.last_io:  # this line may be the rest of one the log copy cut in two
-                applied = MARKER.match(self.last_io) is not None
-                joined, self.last_io = self.last_io + rest, ""
-                goes_on = IO_REST.fullmatch(rest) and not IO_HEAD.startswith(rest)
-                if (goes_on or not applied) and self._io(joined, again=applied):
-                    continue
-            found = MARKER.search(line)
-            if found:
-                self.last_io = line[found.start() :]
-                self._io(self.last_io, again=False)
-            else:
-                self.last_io = _io_start(line)
+        for raw in lines:
+            for line in segments(ANSI.sub("", raw).rstrip("\r")):
+                self._line(line, self.frames)
         return len(text)
+
+    def _line(self, line: str, frames: Frames) -> None:
+        for body in frames.feed(line):
+            self._file(body)
+        node = NODE.match(line)
+        rest = line[node.end() :] if node else line
+        held = ""
+        if self.last_io:  # this line may be the rest of one the log copy cut in two
+            applied = MARKER.match(self.last_io) is not None
+            joined, self.last_io = self.last_io + rest, ""
+            goes_on = IO_REST.fullmatch(rest) and not IO_HEAD.startswith(rest)
+            if (goes_on or not applied) and self._io(joined, again=applied):
+                return
+            if node:  # another writer's whole line came between the cut and its rest
+                held = joined[: len(joined) - len(rest)]
+        found = MARKER.search(line)
+        if found:
+            self.last_io = line[found.start() :]
+            self._io(self.last_io, again=False)
+        else:
+            self.last_io = _io_start(line) or held
 
     def _io(self, text: str, again: bool) -> bool:
         """One SLURMSKY-IO line to _marker, unless its data do not decode (a line cut short:
