@@ -15,6 +15,7 @@ preempted job (RECOVERING, recovery_count + 1, the same task run again). Pools a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ from typing import Any
 
 import psutil
 
+from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import SkyClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,3 +243,47 @@ def _kill_tree(lane: subprocess.Popen) -> None:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
+
+
+@contextlib.contextmanager
+def sky_world(cluster, tmp_path, monkeypatch, partitions: str):
+    """A sky-backend cluster with `partitions` (YAML under `partitions:`), the scheduler
+    running in this process (a FIFO reader here stands for the agent: commands never start
+    one): yields (cluster, the fake SkyPilot, drive(until, timeout))."""
+    (cluster.home / "slurmsky.yaml").write_text(
+        "backend: sky\nkill_wait: 1\npartitions:\n" + partitions
+    )
+    cluster.state.mkdir()
+    os.mkfifo(cluster.state / "agent.fifo")
+    fifo = os.open(cluster.state / "agent.fifo", os.O_RDONLY | os.O_NONBLOCK)
+    for key in ("SLURMSKY_HOME", "SLURMSKY_CONFIG", "HOME"):
+        monkeypatch.setenv(key, cluster.env[key])
+    monkeypatch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")
+    monkeypatch.setattr(skysync, "SYNC_INTERVAL", 0.3)
+    fake = FakeSkyClient(tmp_path)
+    from slurmsky.core import state
+    from slurmsky.core.scheduler import Scheduler
+
+    conn = state.connect()
+    scheduler = Scheduler(conn, backend="sky")
+    from slurmsky.backends.sky.executor import SkyExecutor
+
+    executor = scheduler.executors["sky"] = SkyExecutor(fake)
+
+    def drive(until, timeout: float = 60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            scheduler.run_pass(time.time())
+            found = until()
+            if found:
+                return found
+            time.sleep(0.1)
+        raise AssertionError("timed out")
+
+    try:
+        yield cluster, fake, drive
+    finally:
+        fake.stop()
+        executor.shutdown()
+        conn.close()
+        os.close(fifo)

@@ -11,16 +11,12 @@ commands as subprocesses, with SkyPilot's managed jobs played by the fake SkyCli
 from __future__ import annotations
 
 import copy
-import os
-import time
 
 import pytest
 import sky
-from fake_sky import FakeSkyClient
+from fake_sky import sky_world
 from test_sky_units import _request
 
-from slurmsky.backends.sky import sync as skysync
-from slurmsky.backends.sky.executor import SkyExecutor
 from slurmsky.backends.sky.task import translate
 from slurmsky.config import dump_yaml, load_config
 from slurmsky.errors import SlurmError
@@ -211,41 +207,11 @@ def test_the_node_runtime_names_the_partition_and_counts_its_runs(tmp_path):
 
 @pytest.fixture
 def world(cluster, tmp_path, monkeypatch):
-    """A sky-backend cluster with CONFIG; the scheduler runs in this process (a FIFO reader
-    here stands for the agent: commands never start one)."""
-    (cluster.home / "slurmsky.yaml").write_text(CONFIG)
-    cluster.state.mkdir()
-    os.mkfifo(cluster.state / "agent.fifo")
-    fifo = os.open(cluster.state / "agent.fifo", os.O_RDONLY | os.O_NONBLOCK)
-    for key in ("SLURMSKY_HOME", "SLURMSKY_CONFIG", "HOME"):
-        monkeypatch.setenv(key, cluster.env[key])
-    monkeypatch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")
+    """A sky-backend cluster with CONFIG's partitions, minutes of 0.1 s (fake_sky.sky_world)."""
     monkeypatch.setenv("SLURMSKY_SECONDS_PER_MINUTE", "0.1")
     cluster.env["SLURMSKY_SECONDS_PER_MINUTE"] = "0.1"
-    monkeypatch.setattr(skysync, "SYNC_INTERVAL", 0.3)
-    fake = FakeSkyClient(tmp_path)
-    from slurmsky.core import state
-    from slurmsky.core.scheduler import Scheduler
-
-    conn = state.connect()
-    scheduler = Scheduler(conn, backend="sky")
-    executor = scheduler.executors["sky"] = SkyExecutor(fake)
-
-    def drive(until, timeout: float = 60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            scheduler.run_pass(time.time())
-            found = until()
-            if found:
-                return found
-            time.sleep(0.1)
-        raise AssertionError("timed out")
-
-    yield cluster, fake, drive
-    fake.stop()
-    executor.shutdown()
-    conn.close()
-    os.close(fifo)
+    with sky_world(cluster, tmp_path, monkeypatch, CONFIG.split("partitions:\n", 1)[1]) as w:
+        yield w
 
 
 SCRIPT = (

@@ -9,15 +9,12 @@ scancel and sacct as subprocesses, with SkyPilot replaced by the shared fake Sky
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 
 import pytest
-from fake_sky import FakeSkyClient
+from fake_sky import sky_world
 from test_sky_units import _job, _request, run_on_node
 
-from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.executor import SkyExecutor
 from slurmsky.backends.sky.lanes import LaneReader, lane_run
 from slurmsky.backends.sky.output import NODE_OUT, LogReader
@@ -72,47 +69,6 @@ def test_lane_lines_of_elements_no_longer_followed_are_skipped(tmp_path):
 
 
 # --- the executor, with SkyPilot's managed jobs run here -------------------------------------
-
-
-@contextlib.contextmanager
-def sky_world(cluster, tmp_path, monkeypatch, partitions: str):
-    """A sky-backend cluster with `partitions` (YAML under `partitions:`), the scheduler
-    running in this process (a FIFO reader here stands for the agent: commands never start
-    one): yields (cluster, the fake SkyPilot, drive(until, timeout))."""
-    (cluster.home / "slurmsky.yaml").write_text(
-        "backend: sky\nkill_wait: 1\npartitions:\n" + partitions
-    )
-    cluster.state.mkdir()
-    os.mkfifo(cluster.state / "agent.fifo")
-    fifo = os.open(cluster.state / "agent.fifo", os.O_RDONLY | os.O_NONBLOCK)
-    for key in ("SLURMSKY_HOME", "SLURMSKY_CONFIG", "HOME"):
-        monkeypatch.setenv(key, cluster.env[key])
-    monkeypatch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")
-    monkeypatch.setattr(skysync, "SYNC_INTERVAL", 0.3)
-    fake = FakeSkyClient(tmp_path)
-    from slurmsky.core import state
-    from slurmsky.core.scheduler import Scheduler
-
-    conn = state.connect()
-    scheduler = Scheduler(conn, backend="sky")
-    executor = scheduler.executors["sky"] = SkyExecutor(fake)
-
-    def drive(until, timeout: float = 60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            scheduler.run_pass(time.time())
-            if until():
-                return
-            time.sleep(0.1)
-        raise AssertionError("timed out")
-
-    try:
-        yield cluster, fake, drive
-    finally:
-        fake.stop()
-        executor.shutdown()
-        conn.close()
-        os.close(fifo)
 
 
 @pytest.fixture

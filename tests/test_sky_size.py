@@ -2,13 +2,14 @@
 
 The executor tests drive the real scheduler and SkyExecutor here against the fake SkyPilot
 (fake_sky.py, which records the most nodes its jobs held at once), with the real commands
-as subprocesses (test_sky_lanes.sky_world).
+as subprocesses (fake_sky.sky_world).
 """
 
 from __future__ import annotations
 
 import pytest
-from test_sky_lanes import SCRIPT, _done, _elements, _ids, sky_world
+from fake_sky import sky_world
+from test_sky_lanes import SCRIPT, _done, _elements, _ids
 
 from slurmsky.backends.sky import room
 from slurmsky.core.state import JobRecord
