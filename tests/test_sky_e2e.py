@@ -98,20 +98,36 @@ def stack():
         subprocess.run(["bash", str(TOOLS / "sky-e2e-down.sh")], capture_output=True, timeout=600)
 
 
+ENDED = {"COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA", "TIMEOUT": "TO", "NODE_FAIL": "NF"}
+
+
 def _follow(cluster, two: int, long: int) -> tuple[dict[int, list[str]], int | None]:
-    """squeue's states of the three jobs until they end; the long one is cancelled once R."""
+    """squeue's states of the three jobs until they end; the long one is cancelled once R.
+    An end squeue no longer lists is read from the state: `-t all` keeps a job MinJobAge
+    (300 s) from its End, SkyPilot's, which a loaded agent may hear of later than that."""
     fail = None
     seen: dict[int, list[str]] = {two: [], long: []}
+
+    def saw(job: int, code: str) -> None:
+        if not seen[job] or seen[job][-1] != code:
+            seen[job].append(code)
+
     deadline = time.monotonic() + 1200
     while time.monotonic() < deadline:
         out = cluster.run("squeue", "-h", "-t", "all", "-o", "%i|%t|%j", timeout=120).stdout
+        listed = set()
         for line in out.splitlines():
             job, code, name = line.split("|")
             if name == "failer" and fail is None:
                 fail = int(job)
                 seen[fail] = []
-            if int(job) in seen and (not seen[int(job)] or seen[int(job)][-1] != code):
-                seen[int(job)].append(code)
+            if int(job) in seen:
+                listed.add(int(job))
+                saw(int(job), code)
+        for job in set(seen) - listed:
+            rows = cluster.jobs("job_id = ?", job)
+            if rows and rows[0][1] in ENDED:
+                saw(job, ENDED[rows[0][1]])
         if seen[long][-1:] == ["R"]:
             assert cluster.run("scancel", str(long)).returncode == 0
         if fail and all(s and s[-1] in ("CD", "F", "CA") for s in seen.values()):
