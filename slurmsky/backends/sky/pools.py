@@ -141,10 +141,7 @@ def partition_resources(part: dict) -> dict:
     keys = ("infra", "cpus", "memory", "use_spot", "image_id", "disk_size", "labels")
     resources = {k: part[k] for k in keys if part.get(k) is not None}
     if part.get("accelerators"):
-        accelerators = part["accelerators"]
-        resources["accelerators"] = (
-            accelerators if isinstance(accelerators, str) else next(iter(accelerators))
-        )
+        resources["accelerators"] = part["accelerators"][0]
     return resources
 
 
