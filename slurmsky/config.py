@@ -68,7 +68,7 @@ PARTITION_SCHEMA = {
     "files_home": (
         {
             "cap_mb": (
-                int,
+                POSITIVE,
                 "the most MB of files a job sends home (default 100); past it a "
                 "file stays on the node, named in the job's error file and Comment",
             ),
@@ -76,7 +76,7 @@ PARTITION_SCHEMA = {
                 list,
                 "patterns of files not sent home, .skyignore style (*.tmp, scratch/, /top-only)",
             ),
-            "interval": (int, "seconds between sends while the job runs (default 60)"),
+            "interval": (POSITIVE, "seconds between sends while the job runs (default 60)"),
         },
         "sky backend: the files a job creates or changes in its workdir come home to it "
         "through the job's log, while it runs and at its end; false: they stay on the node",

@@ -49,6 +49,10 @@ def test_partitions_and_default(tmp_path):
         ("kill_wait: true\n", "'kill_wait' must be int"),
         ("partitions:\n  gpu:\n    size: 0\n", "'partitions.gpu.size' must be a positive int (sky"),
         (
+            "partitions:\n  gpu:\n    files_home: {interval: 0}\n",
+            "'partitions.gpu.files_home.interval' must be a positive int (seconds",
+        ),
+        (
             "partitions:\n  gpu:\n    lanes: true\n",
             "'partitions.gpu.lanes' must be a positive int or false",
         ),
