@@ -5,7 +5,8 @@ Three jobs at once, on the peer's four nodes: a 2-node batch script whose srun r
 nodes and whose output file lands here (R then CD in squeue), a failing `srun` outside any job
 (its output streamed back, its exit code 3 its own and in sacct as F) and a long batch job
 cancelled while running (CA). If the stack is not up, this module
-brings it up and takes it down at the end (by the tools' own pid files). Runs as root;
+brings it up and takes it down at the end (by the tools' own pid files); when .ci/run is
+bringing it up in the background, the module waits for that and leaves it to .ci/run. Runs as root;
 skipped with SLURMSKY_SKIP_SKY_E2E=1.
 """
 
@@ -76,8 +77,30 @@ def _up(env: dict) -> bool:
         return False
 
 
+def _starting_elsewhere(timeout: float = 1800) -> None:
+    """Wait (bounded) for the stack's start that .ci/run began in the background
+    (SLURMSKY_SKY_E2E_STARTING: its pid) to end, whatever its outcome."""
+    import psutil
+
+    pid = os.environ.get("SLURMSKY_SKY_E2E_STARTING")
+    if not pid:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            proc = psutil.Process(int(pid))
+            if proc.status() == psutil.STATUS_ZOMBIE or "sky-e2e-up.sh" not in " ".join(
+                proc.cmdline()
+            ):
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
 def stack():
+    _starting_elsewhere()
     started = not ((BASE / "env.sh").exists() and _up(_env_sh()))
     if started:
         out = subprocess.run(
