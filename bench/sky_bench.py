@@ -21,8 +21,8 @@ peer under the stack) and a bare `python -c pass` of the same moments: what any 
 C or Python, pays on that machine then.
 
 `--arrays debug,lanes,warm [--elements 100] [--seconds 5] [--throttle P] [--workers W]
-[--limit S]` (the same stack): one array of short jobs on each of: a partition of fresh
-managed jobs (one per element), a partition with lanes (P of them, else 10), a partition
+[--limit S]` (the same stack): one array of short jobs on each of: the default
+partition (lanes as its size allows, partitions.X.size), a partition with lanes (P of them, else 10), a partition
 backed by a warm SkyPilot pool of W workers (default 2; `slurmsky pool up`, not timed); each
 row is cut at S seconds (default 1800: the array cancelled, its line says how many ended by
 then); seconds from sbatch to the first element's R and
@@ -300,7 +300,7 @@ def under_load(elements: int = 8, seconds: int = 40, limit: float = 600) -> None
 
 
 KINDS = {  # partition -> what runs an array there
-    "debug": "fresh managed jobs",
+    "debug": "the default: lanes as the partition's free size allows",
     "lanes": "lanes",
     "warm": "pool",
 }
@@ -314,8 +314,8 @@ def arrays(
     workers: int = 2,
     limit: float = 1800,
 ) -> None:
-    """One array of short jobs on each partition of `kinds` (debug: a managed job per element,
-    lanes: lanes as many as the throttle (else 10), warm: a pool of `workers` warm workers
+    """One array of short jobs on each partition of `kinds` (debug: the default configuration,
+    lanes as its size allows; lanes: lanes as many as the throttle (else 10), warm: a pool of `workers` warm workers
     brought up first, not timed), one after the other on the sky-e2e stack, each cut at
     `limit` seconds."""
     import psutil
