@@ -361,8 +361,10 @@ def arrays(
             time.sleep(5)
         print(f"pool of {workers} workers READY {time.monotonic() - t0:.0f} s after `pool up`")
     shape = f"--array=0-{elements - 1}" + (f"%{throttle}" if throttle else "")
+    health = f"http://127.0.0.1:{env['SKYPILOT_API_SERVER_LOCAL_PORT']}/api/health"
     try:
         for part in kinds:
+            probe = _Probe(health)
             start = time.monotonic()
             first = run("sbatch", "--parsable", "-p", part, shape, "job.sh")
             job = first.strip().split(";")[0]
@@ -379,6 +381,7 @@ def arrays(
                     break
                 time.sleep(2)
             took = time.monotonic() - start
+            waits = probe.stop()
             states = run("sacct", "-n", "-X", "-P", "-j", job, "-o", "State").splitlines()
             if cut:
                 run("scancel", job)
@@ -387,6 +390,8 @@ def arrays(
                 f"{part:5s} ({KINDS[part]}): {shape} of {seconds} s jobs: first R "
                 f"{running or -1:.0f} s, {ended}; peak load "
                 f"{load:.1f}, memory in use {used / 2**30:.1f} GiB, managed jobs at once {most}; "
+                f"/api/health p95 {_pct(waits, 0.95):.2f} s, max {max(waits):.2f} s "
+                f"({len(waits)} probes); "
                 f"{' '.join(f'{states.count(s)} {s}' for s in sorted(set(states)))}",
                 flush=True,
             )
@@ -394,6 +399,35 @@ def arrays(
         if "warm" in kinds:
             run("slurmsky", "pool", "down", "warm")
         run("slurmsky", "agent", "stop")
+
+
+class _Probe:
+    """The API server's /api/health asked every 2 s in a thread while an array runs: each
+    answer's seconds (a probe unanswered in 30 s counts 30)."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+        import urllib.request
+
+        self.waits: list[float] = []
+        self.done = threading.Event()
+
+        def ask() -> None:
+            while not self.done.wait(2):
+                start = time.monotonic()
+                try:
+                    urllib.request.urlopen(url, timeout=30).close()
+                    self.waits.append(time.monotonic() - start)
+                except OSError:
+                    self.waits.append(30.0)
+
+        self.thread = threading.Thread(target=ask, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> list[float]:
+        self.done.set()
+        self.thread.join(35)
+        return self.waits or [0.0]
 
 
 def _flag(name: str, default: str) -> str:
