@@ -9,6 +9,9 @@ optional may be missing, and ``null`` always means "not given")::
      "command": "sbatch"|"srun"|"salloc",  # optional (sbatch): what made the job; in srun's
                                      # own allocation the batch script is that srun
      "job_name": str, "partition": str, "cluster_name": str,
+     "partition_infra": [[str|null, str]],  # optional: a job over several partitions
+                                     # (-p a,b): (infra, partition) in order; the node's is
+                                     # the first whose infra SKYPILOT_CLUSTER_INFO matches
      "job_name_unset": bool,         # optional (false): no name was given (script on stdin):
                                      # SLURM_JOB_NAME is empty and %x is "(null)"
      "account": str|null, "qos": str|null,                  # optional
@@ -52,6 +55,8 @@ optional may be missing, and ``null`` always means "not given")::
      "requested": {...},             # optional, read by scontrol, not here: the job as
                                      # asked (plan.layout.requested)
      "restart_count": int,           # optional (0): the job's requeues before this run
+                                     # (SkyPilot's recoveries of it are counted on node 0,
+                                     # in RUNDIR/runs: see on_node)
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
      "first_step": int,              # optional (0): the id of the job's first srun step (a
                                      # step of an allocation held elsewhere, run alone here)
@@ -153,6 +158,46 @@ def complete(spec):
         if spec.get(key) is None:
             spec[key] = value
     return spec
+
+
+def on_node(spec, environ, run_dir, rank):
+    """The spec as this run of the job sees it: the partition it runs in (of a job over
+    several, by SKYPILOT_CLUSTER_INFO's cloud, region and zone) and its restart count, the
+    spec's plus the earlier runs of this task in `run_dir` (SkyPilot reruns the same task
+    after a recovery: node 0 counts its runs in RUNDIR/runs, where the run dir outlives the
+    nodes, as a shared $HOME does)."""
+    pairs = spec.get("partition_infra")
+    if pairs:
+        try:
+            info = json.loads(environ.get("SKYPILOT_CLUSTER_INFO") or "{}")
+        except ValueError:
+            info = {}
+        at = (info.get("cloud"), info.get("region"), info.get("zone"))
+        spec["partition"] = next((p for i, p in pairs if infra_matches(i, *at)), pairs[0][1])
+    if run_dir and rank == 0:
+        path = os.path.join(run_dir, "runs")
+        try:
+            with open(path) as f:
+                runs = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            runs = 0
+        with open(path, "w") as f:
+            f.write("%d\n" % (runs + 1))
+        spec["restart_count"] = (spec["restart_count"] or 0) + runs
+    return spec
+
+
+def infra_matches(infra, cloud, region, zone):
+    """Whether SkyPilot's infra string (aws, gcp/us-central1, k8s/<context>, slurm/c/p, *)
+    names a cluster on `cloud` (SkyPilot's name: AWS, Kubernetes), `region`, `zone`."""
+    if not infra:
+        return True
+    head, _, rest = infra.partition("/")
+    head = {"k8s": "kubernetes"}.get(head.lower(), head.lower())
+    if head not in ("*", (cloud or "").lower()):
+        return False
+    wanted = [rest] if head == "kubernetes" else rest.split("/")
+    return all(w in ("", "*", got) for w, got in zip(wanted, (region, zone)))
 
 
 class Job:
