@@ -55,8 +55,9 @@ optional may be missing, and ``null`` always means "not given")::
      "requested": {...},             # optional, read by scontrol, not here: the job as
                                      # asked (plan.layout.requested)
      "restart_count": int,           # optional (0): the job's requeues before this run
-                                     # (SkyPilot's recoveries of it are counted on node 0,
-                                     # in RUNDIR/runs: see on_node)
+     "count_runs": bool,             # optional (false): add the earlier runs of this task
+                                     # to restart_count (SkyPilot reruns a recovered task:
+                                     # node 0 counts its runs in RUNDIR/runs; see on_node)
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
      "first_step": int,              # optional (0): the id of the job's first srun step (a
                                      # step of an allocation held elsewhere, run alone here)
@@ -110,6 +111,7 @@ DEFAULTS: dict = {
     "node_names": None,
     "array": None,
     "restart_count": 0,
+    "count_runs": False,
     "umask": None,
     "first_step": 0,
     "startup_timeout": 300,
@@ -162,10 +164,10 @@ def complete(spec):
 
 def on_node(spec, environ, run_dir, rank):
     """The spec as this run of the job sees it: the partition it runs in (of a job over
-    several, by SKYPILOT_CLUSTER_INFO's cloud, region and zone) and its restart count, the
-    spec's plus the earlier runs of this task in `run_dir` (SkyPilot reruns the same task
-    after a recovery: node 0 counts its runs in RUNDIR/runs, where the run dir outlives the
-    nodes, as a shared $HOME does)."""
+    several, by SKYPILOT_CLUSTER_INFO's cloud, region and zone) and, with count_runs, its
+    restart count: the spec's plus the earlier runs of this task in `run_dir` (SkyPilot
+    reruns the same task after a recovery: node 0 counts its runs in RUNDIR/runs, made here
+    when missing, where the run dir outlives the nodes, as a shared $HOME does)."""
     pairs = spec.get("partition_infra")
     if pairs:
         try:
@@ -174,7 +176,8 @@ def on_node(spec, environ, run_dir, rank):
             info = {}
         at = (info.get("cloud"), info.get("region"), info.get("zone"))
         spec["partition"] = next((p for i, p in pairs if infra_matches(i, *at)), pairs[0][1])
-    if run_dir and rank == 0:
+    if spec.get("count_runs") and run_dir and rank == 0:
+        os.makedirs(run_dir, exist_ok=True)
         path = os.path.join(run_dir, "runs")
         try:
             with open(path) as f:
@@ -183,7 +186,7 @@ def on_node(spec, environ, run_dir, rank):
             runs = 0
         with open(path, "w") as f:
             f.write("%d\n" % (runs + 1))
-        spec["restart_count"] = (spec["restart_count"] or 0) + runs
+        spec["restart_count"] = (spec.get("restart_count") or 0) + runs
     return spec
 
 
