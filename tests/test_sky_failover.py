@@ -17,6 +17,7 @@ import sky
 from fake_sky import sky_world
 from test_sky_units import _request
 
+from slurmsky.backends.sky.check import INFRA_PATTERN, check
 from slurmsky.backends.sky.task import translate
 from slurmsky.config import dump_yaml, load_config
 from slurmsky.errors import SlurmError
@@ -119,6 +120,30 @@ def test_a_pool_partition_takes_one_infra_and_is_never_listed(tmp_path, monkeypa
     ]
 
 
+def test_the_infra_pattern_sbatch_checks_is_skypilots():
+    """check.INFRA_PATTERN is a copy (sbatch never imports SkyPilot): equal to the installed
+    SkyPilot's schema, and refusing what SkyPilot refuses, in its words."""
+    from sky.utils import schemas
+
+    pattern = schemas.get_resources_schema()["properties"]["infra"]["pattern"]
+    assert pattern == INFRA_PATTERN
+    infras = ["AWS", "aws/us-east-1/us-east-1a", "gcp/a/b/c", "*", "*/us-east-1", "*/*/z"]
+    infras += ["k8s", "K8S/ctx/with/slashes", "slurm/c/p", "nowhere", "aws/", "", "azure//x"]
+    for infra in infras:
+        resources = {"ordered": [{"infra": "gcp"}, {"infra": infra}]}
+        try:
+            sky.Resources.from_yaml_config(copy.deepcopy(resources))
+            theirs = None
+        except Exception as exc:
+            theirs = f"partition p: SkyPilot refuses its resources: {exc}"
+        try:
+            check(resources, "p")
+            ours = None
+        except SlurmError as exc:
+            ours = exc.lines[0]
+        assert ours == theirs, infra
+
+
 def test_infra_skypilot_refuses_is_refused_at_sbatch_with_its_reason(cluster):
     (cluster.home / "slurmsky.yaml").write_text(CONFIG)
     cluster.script("job.sh", "#!/bin/bash\ntrue\n")
@@ -182,24 +207,27 @@ def test_the_infra_a_job_got_names_its_partition(infra, where, matches):
 def test_the_node_runtime_names_the_partition_and_counts_its_runs(tmp_path):
     pairs = [["k8s/lab", "lab"], ["aws", "cloud"], ["gcp", "cloud"]]
     environ = {"SKYPILOT_CLUSTER_INFO": '{"cloud": "GCP", "region": "us-central1"}'}
-    seen = [
-        on_node(
-            {"partition": "lab,cloud", "partition_infra": pairs, "restart_count": 2},
-            environ,
-            str(tmp_path),
-            0,
-        )
-        for _ in range(2)
-    ]
+    run_dir = tmp_path / "rundir"  # not made yet: node 0 makes it to count its runs
+    job = {"partition": "lab,cloud", "partition_infra": pairs, "restart_count": 2}
+    seen = [on_node(dict(job, count_runs=True), environ, str(run_dir), 0) for _ in range(2)]
     assert [(s["partition"], s["restart_count"]) for s in seen] == [("cloud", 2), ("cloud", 3)]
-    assert (tmp_path / "runs").read_text() == "2\n"
+    assert (run_dir / "runs").read_text() == "2\n"
     other = on_node(
-        {"partition": "lab,cloud", "partition_infra": pairs, "restart_count": 0},
+        {"partition": "lab,cloud", "partition_infra": pairs, "restart_count": 0, "count_runs": True},
         {},
-        str(tmp_path),
+        str(run_dir),
         1,
     )  # no cluster info: the first; not node 0: no count
     assert (other["partition"], other["restart_count"]) == ("lab", 0)
+
+
+def test_a_job_that_does_not_count_its_runs_leaves_its_run_dir_alone(tmp_path):
+    """The local backend's spec (no count_runs): restart_count is the spec's, nothing is
+    written, and a run dir not made yet stays unmade (the runtime makes it later)."""
+    run_dir = tmp_path / "rundir"
+    spec = on_node({"partition": "p", "restart_count": 1}, {}, str(run_dir), 0)
+    assert spec["restart_count"] == 1
+    assert not run_dir.exists()
 
 
 # --- the executor, with SkyPilot's managed jobs run here -------------------------------------

@@ -1,51 +1,43 @@
-"""SkyPilot's own check of a job's infra and accelerator choices, at submission.
+"""SkyPilot's check of a job's infra choices, at submission, without importing SkyPilot.
 
-A partition's infra (a string, an ordered list, a set), its accelerators and spot fallback
-become SkyPilot resources (task.failover); an infra SkyPilot does not know, or candidates its
-schema refuses, are refused by sbatch, translate and --test-only with SkyPilot's reason.
-SkyPilot takes seconds to import: each shape it accepted is remembered in the state
-directory (CHECKED_FILE), so sbatch in a loop imports it once, and a job whose resources
-name no infra is not checked here (SkyPilot checks it at launch).
+A partition's infra (a string, an ordered list, a set) and spot fallback become SkyPilot
+resources (task.failover); an infra SkyPilot's schema refuses is refused by sbatch, translate
+and --test-only with SkyPilot's words. SkyPilot takes seconds to import and sbatch must not
+(tests/test_sky_units.py), so its schema's infra pattern is copied here; tests/test_sky_failover.py
+holds it equal to the installed SkyPilot's. Whether the infra is enabled is SkyPilot's to say
+at launch (`slurmsky doctor` asks beforehand).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
+import re
 
-from slurmsky.core import state
 from slurmsky.errors import SlurmError
 
-CHECKED_FILE = "sky-checked.json"  # hashes of the resources SkyPilot accepted
-KEEP = 256  # hashes remembered
-KEYS = ("infra", "ordered", "any_of", "accelerators", "use_spot")  # what the partition chose
+# sky.utils.schemas._get_infra_pattern() of SkyPilot 0.14.1: cloud[/region[/zone]], */...,
+# kubernetes|k8s[/context]; the clouds are sky.skylet.constants.ALL_CLOUDS.
+INFRA_PATTERN = (
+    "^(?:(?i:(aws|azure|gcp|ibm|lambda|scp|oci|runpod|vast|vsphere|cudo|fluidstack|paperspace|"
+    "primeintellect|do|nebius|ssh|slurm|hyperbolic|seeweb|shadeform|yotta|mithril|verda))"
+    "(?:/[^/]+(?:/[^/]+)?)?|\\*(?:/[^/]+(?:/[^/]+)?)?|(?i:kubernetes|k8s)(?:/.+)?)$"
+)
+_INFRA = re.compile(INFRA_PATTERN)
 
 
 def check(resources: dict, partition: str) -> None:
-    """Refuse (SlurmError, Slurm's words and SkyPilot's reason) resources SkyPilot's
-    `Resources.from_yaml_config` refuses."""
-    chosen = {k: v for k, v in resources.items() if k in KEYS}
-    if not any(k in chosen for k in ("infra", "ordered", "any_of")):
-        return
-    key = hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()
-    path = os.path.join(state.ensure_home(), CHECKED_FILE)
-    try:
-        with open(path) as fh:
-            known = json.load(fh)
-    except (OSError, ValueError):
-        known = []
-    if key in known:
-        return
-    from slurmsky.backends.sky.client import resources_refusal
-
-    reason = resources_refusal(chosen)
-    if reason is not None:
-        raise SlurmError(
-            f"partition {partition}: SkyPilot refuses its resources: {reason}",
-            "Batch job submission failed: Requested node configuration is not available",
-        )
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump((known + [key])[-KEEP:], fh)
-    os.replace(tmp, path)
+    """Refuse (SlurmError: SkyPilot's reason, then Slurm's words) resources whose infra, or
+    an `ordered` / `any_of` candidate's, does not match SkyPilot's schema."""
+    where = [("$.infra", resources.get("infra"))]
+    for keyword in ("ordered", "any_of"):
+        where += [
+            (f"$.{keyword}[{i}].infra", one.get("infra"))
+            for i, one in enumerate(resources.get(keyword) or ())
+        ]
+    for path, infra in where:
+        if infra is not None and not _INFRA.search(infra):
+            raise SlurmError(
+                f"partition {partition}: SkyPilot refuses its resources: Invalid resources "
+                f"YAML: {infra!r} does not match {INFRA_PATTERN!r}. "
+                f"Check problematic field(s): {path}",
+                "Batch job submission failed: Requested node configuration is not available",
+            )

@@ -78,17 +78,6 @@ def connection_error(exc: Exception) -> bool:
     ) or (isinstance(exc, RuntimeError) and "SKYPILOT_DISABLE_LOCAL_API_SERVER" in str(exc))
 
 
-def resources_refusal(resources: dict) -> str | None:
-    """SkyPilot's reason for refusing `resources` (its schema, its rules for `ordered` and
-    `any_of`), on one line; None when it takes them. Checked here: no API server is asked."""
-    sky = _sdk()
-    try:
-        sky.Resources.from_yaml_config(copy.deepcopy(resources))
-    except Exception as exc:  # SkyPilot's config errors and ValueErrors alike
-        return clean(str(exc))
-    return None
-
-
 def _sdk():
     os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # never auto-start one
     try:
