@@ -239,7 +239,12 @@ def world(cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("SLURMSKY_SECONDS_PER_MINUTE", "0.1")
     cluster.env["SLURMSKY_SECONDS_PER_MINUTE"] = "0.1"
     with sky_world(cluster, tmp_path, monkeypatch, CONFIG.split("partitions:\n", 1)[1]) as w:
-        yield w
+        cluster, fake, drive = w
+        # bounded, and long enough for a loaded machine: each run starts bash and the runtime
+        yield cluster, fake, lambda until, timeout=WAIT: drive(until, timeout)
+
+
+WAIT = 180  # seconds one drive waits at most
 
 
 SCRIPT = (
@@ -347,11 +352,11 @@ def test_scontrol_requeue_of_a_sky_job_relaunches_it_with_restarts(world, tmp_pa
     cluster, fake, drive = world
     cluster.script("job.sh", SCRIPT.format(go=tmp_path / "go"))
     job_id = cluster.sbatch("-p", "k8s", "-o", "out.txt", "job.sh")
-    drive(lambda: _row(cluster, job_id)[0] == "RUNNING")
+    drive(lambda: _output(cluster) == "partition k8s restarts unset\n")  # the first run's
     out = cluster.run("scontrol", "requeue", str(job_id))
     assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
     drive(lambda: _row(cluster, job_id)[3] == 1)
-    assert fake.jobs[1]["cancelled"]
+    drive(lambda: fake.jobs[1]["cancelled"])  # the cancel is SkyPilot's call, in the background
     (tmp_path / "go").touch()
     drive(lambda: _row(cluster, job_id)[0] == "COMPLETED")
     assert len(fake.jobs) == 2
