@@ -18,7 +18,7 @@ from fake_sky import sky_world
 from test_sky_units import _request
 
 from slurmsky.backends.sky.check import INFRA_PATTERN, check
-from slurmsky.backends.sky.task import translate
+from slurmsky.backends.sky.task import task_notes, translate
 from slurmsky.config import dump_yaml, load_config
 from slurmsky.errors import SlurmError
 from slurmsky.runtime.spec import infra_matches, on_node
@@ -94,6 +94,23 @@ def test_sets_are_any_of_and_a_partition_list_is_their_union_in_order(tmp_path, 
         ["aws/us-east-1", "cloud"],
         ["gcp", "cloud"],
     ]
+
+
+def test_a_job_over_two_partitions_takes_the_first_ones_files_home(tmp_path, monkeypatch):
+    path = tmp_path / "home.yaml"
+    path.write_text(
+        "backend: sky\npartitions:\n  lab:\n    infra: k8s/lab\n    files_home: false\n"
+        "  cloud:\n    infra: aws\n"
+    )
+    monkeypatch.setenv("SLURMSKY_CONFIG", str(path))
+    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "state"))
+    plan = translate(_request(tmp_path, "#!/bin/bash\n", "-p", "lab,cloud"), load_config())
+    assert plan.spec["files_home"] is None
+    notes = task_notes(str(tmp_path), plan.task, plan.spec)
+    assert (
+        "files home: off (partitions.lab.files_home): the files the job writes stay on its nodes"
+        in notes
+    )
 
 
 def test_a_pool_partition_takes_one_infra_and_is_never_listed(tmp_path, monkeypatch):

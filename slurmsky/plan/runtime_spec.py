@@ -101,7 +101,8 @@ def runtime_spec(
         "extra_env": _extra_env(req),
         "node_names": None,
         "array": array,
-        "files_home": files_home_settings(cfg.partitions.get(partition, {}))
+        # -p a,b: the task is the first partition's (backends/sky/task.py), its files_home too
+        "files_home": files_home_settings(cfg.partitions.get(partition.split(",")[0], {}))
         if files_home and os.path.isdir(req.workdir)
         else None,
     }

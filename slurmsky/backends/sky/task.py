@@ -383,7 +383,7 @@ def files_home_lines(workdir: str, meta: dict, files: dict | None, followed: boo
             "files home: none with `sky jobs launch` of this task (the files the job writes "
             "stay on its nodes); with sbatch they come back to " + workdir
         ]
-    key = f"partitions.{meta['partition']}.files_home"
+    key = f"partitions.{meta['partition'].split(',')[0]}.files_home"  # -p a,b: a's
     if files is None:
         return [f"files home: off ({key}): the files the job writes stay on its nodes"]
     if meta.get("lanes"):
