@@ -164,17 +164,20 @@ def test_the_infra_pattern_sbatch_checks_is_skypilots():
 def test_infra_skypilot_refuses_is_refused_at_sbatch_with_its_reason(cluster):
     (cluster.home / "slurmsky.yaml").write_text(CONFIG)
     cluster.script("job.sh", "#!/bin/bash\ntrue\n")
-    out = cluster.run("sbatch", "-p", "bad", "job.sh")
-    assert out.returncode == 1 and out.stdout == ""
-    lines = out.stderr.splitlines()
-    assert lines[0].startswith(
-        "sbatch: error: partition bad: SkyPilot refuses its resources: Invalid resources "
-        "YAML: 'nowhere' does not match"
-    )
-    assert lines[0].endswith("Check problematic field(s): $.ordered[1].infra")
-    assert lines[1:] == [
-        "sbatch: error: Batch job submission failed: Requested node configuration is not available"
-    ]
+    refusal = "partition bad: SkyPilot refuses its resources: Invalid resources YAML: "
+    refusal += f"'nowhere' does not match {INFRA_PATTERN!r}. "
+    refusal += "Check problematic field(s): $.ordered[1].infra"
+    failed = "Batch job submission failed: Requested node configuration is not available"
+    # --test-only says it alone, no estimate line before it
+    for argv in (["-p", "bad"], ["--test-only", "-p", "bad"], ["-p", "k8s,bad"]):
+        out = cluster.run("sbatch", *argv, "job.sh")
+        where = "[2]" if "k8s,bad" in argv else "[1]"
+        assert (out.returncode, out.stdout, out.stderr) == (
+            1,
+            "",
+            f"sbatch: error: {refusal.replace('[1]', where).replace('bad:', argv[-1] + ':')}\n"
+            f"sbatch: error: {failed}\n",
+        ), argv
     assert cluster.jobs() == []
     out = cluster.run("sbatch", "-p", "cloud,nope", "job.sh")
     assert (out.returncode, out.stderr) == (
