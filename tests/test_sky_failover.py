@@ -11,6 +11,8 @@ commands as subprocesses, with SkyPilot's managed jobs played by the fake SkyCli
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 
 import pytest
 import sky
@@ -235,6 +237,27 @@ def test_the_node_runtime_names_the_partition_and_counts_its_runs(tmp_path):
     other = on_node(dict(job, restart_count=0, count_runs=True), {}, str(run_dir), 1)
     # no cluster info: the first; not node 0: no count
     assert (other["partition"], other["restart_count"]) == ("lab", 0)
+
+
+def test_on_slurm_infra_the_run_count_outlives_the_cluster_home(tmp_path):
+    """SkyPilot's Slurm infra: $HOME is BASE/.sky_clusters/<cluster>, deleted with the
+    allocation a preemption ends; the count is kept in the shared BASE, old counts pruned."""
+    home = tmp_path / "base" / ".sky_clusters" / "job-4-ab12"
+    run_dir = home / ".slurmsky" / "jobs" / "sky-managed-x_job_4-0-4"
+    environ = {"HOME": str(home) + "/"}
+    kept = tmp_path / "base" / ".slurmsky" / "runs"
+    kept.mkdir(parents=True)
+    (kept / "stale").write_text("3\n")
+    os.utime(kept / "stale", (1, 1))
+    counts = []
+    for _ in range(3):
+        run_dir.mkdir(parents=True)
+        job = {"partition": "onprem", "restart_count": 0, "count_runs": True}
+        counts.append(on_node(job, environ, str(run_dir), 0)["restart_count"])
+        shutil.rmtree(home)  # SkyPilot's cleanup of the allocation
+    assert counts == [0, 1, 2]
+    assert sorted(p.name for p in kept.iterdir()) == [".slurmsky+jobs+sky-managed-x_job_4-0-4"]
+    assert (kept / ".slurmsky+jobs+sky-managed-x_job_4-0-4").read_text() == "3\n"
 
 
 def test_a_job_that_does_not_count_its_runs_leaves_its_run_dir_alone(tmp_path):

@@ -57,7 +57,7 @@ optional may be missing, and ``null`` always means "not given")::
      "restart_count": int,           # optional (0): the job's requeues before this run
      "count_runs": bool,             # optional (false): add the earlier runs of this task
                                      # to restart_count (SkyPilot reruns a recovered task:
-                                     # node 0 counts its runs in RUNDIR/runs; see on_node)
+                                     # node 0 counts its runs: see runs_file)
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
      "first_step": int,              # optional (0): the id of the job's first srun step (a
                                      # step of an allocation held elsewhere, run alone here)
@@ -74,6 +74,7 @@ SkyPilot sets them; without them the node is the only one, on 127.0.0.1.
 import json
 import os
 import socket
+import time
 
 from . import indexset
 
@@ -165,9 +166,8 @@ def complete(spec):
 def on_node(spec, environ, run_dir, rank):
     """The spec as this run of the job sees it: the partition it runs in (of a job over
     several, by SKYPILOT_CLUSTER_INFO's cloud, region and zone) and, with count_runs, its
-    restart count: the spec's plus the earlier runs of this task in `run_dir` (SkyPilot
-    reruns the same task after a recovery: node 0 counts its runs in RUNDIR/runs, made here
-    when missing, where the run dir outlives the nodes, as a shared $HOME does)."""
+    restart count: the spec's plus the earlier runs of this task (SkyPilot reruns the same
+    task after a recovery: node 0 counts its runs in runs_file)."""
     pairs = spec.get("partition_infra")
     if pairs:
         try:
@@ -177,17 +177,47 @@ def on_node(spec, environ, run_dir, rank):
         at = (info.get("cloud"), info.get("region"), info.get("zone"))
         spec["partition"] = next((p for i, p in pairs if infra_matches(i, *at)), pairs[0][1])
     if spec.get("count_runs") and run_dir and rank == 0:
-        os.makedirs(run_dir, exist_ok=True)
-        path = os.path.join(run_dir, "runs")
+        path = runs_file(run_dir, environ)
         try:
             with open(path) as f:
                 runs = int(f.read().strip() or 0)
         except (OSError, ValueError):
             runs = 0
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _prune(os.path.dirname(path))
         with open(path, "w") as f:
             f.write("%d\n" % (runs + 1))
         spec["restart_count"] = (spec.get("restart_count") or 0) + runs
     return spec
+
+
+RUNS_KEPT = 30 * 86400  # seconds a run count outlives its last run beside SkyPilot's clusters
+
+
+def runs_file(run_dir, environ):
+    """Where node 0 counts the runs of its task. On Slurm infra $HOME is SkyPilot's cluster
+    home, BASE/.sky_clusters/<cluster>, which SkyPilot deletes with the allocation (a
+    preemption too), while BASE is shared and stays: the count is BASE/.slurmsky/runs/<run
+    dir under $HOME>. Elsewhere RUNDIR/runs (a recovered VM or pod starts afresh)."""
+    home = (environ.get("HOME") or "").rstrip("/")
+    clusters = os.path.dirname(home)
+    if home and os.path.basename(clusters) == ".sky_clusters" and run_dir.startswith(home + "/"):
+        key = os.path.relpath(run_dir, home).replace(os.sep, "+")
+        return os.path.join(os.path.dirname(clusters), ".slurmsky", "runs", key)
+    return os.path.join(run_dir, "runs")
+
+
+def _prune(directory):
+    """Forget the run counts of tasks that have not run for RUNS_KEPT (a shared BASE's)."""
+    if not directory.endswith(os.path.join(".slurmsky", "runs")):
+        return
+    old = time.time() - RUNS_KEPT
+    for entry in os.scandir(directory):
+        try:
+            if entry.stat().st_mtime < old:
+                os.unlink(entry.path)
+        except OSError:
+            pass
 
 
 def infra_matches(infra, cloud, region, zone):
