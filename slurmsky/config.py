@@ -27,14 +27,20 @@ LANES = Kind("a positive int or false", lambda v: v is False or POSITIVE.test(v)
 PARTITION_SCHEMA = {
     "default": (bool, "the partition used when a job names none (marked * by sinfo)"),
     "infra": (
-        str,
-        "SkyPilot infra: aws, gcp/us-central1, k8s/<context>, slurm/<cluster>/<partition>, ...",
+        (str, list, dict),
+        "SkyPilot infra: aws, gcp/us-central1, k8s/<context>, slurm/<cluster>/<partition>, ...; "
+        "a list: tried in its order (SkyPilot's `ordered`); a set {aws, gcp}: any (`any_of`)",
     ),
     "accelerators": (
-        list,
-        "candidate GPU types for untyped --gres=gpu:N / --gpus=N, e.g. [A100, H100]",
+        (list, str, dict),
+        "candidate GPU types for untyped --gres=gpu:N / --gpus=N: a list [A100, H100] in "
+        "order of preference, a set {A100, H100} in any order, or one type",
     ),
     "use_spot": (bool, "run on spot instances (SkyPilot recovers preempted jobs)"),
+    "spot_fallback": (
+        bool,
+        "sky backend: try spot instances first, then on-demand ones (each infra in turn)",
+    ),
     "image_id": (str, "SkyPilot image_id, e.g. docker:nvcr.io/nvidia/pytorch:24.05-py3"),
     "cpus": (str, "SkyPilot cpus when the job asks less, e.g. '4+'"),
     "memory": (str, "SkyPilot memory when the job asks less, e.g. '16+'"),
@@ -215,11 +221,28 @@ class Config:
         return {k: getattr(self, k) for k in SCHEMA}
 
 
+def partition_infras(part: dict) -> list:
+    """A partition's infra entries in order (a list's, a set's as written; [None]: any)."""
+    infra = part.get("infra")
+    if not infra:
+        return [None]
+    return [infra] if isinstance(infra, str) else list(infra)
+
+
 def config_path(environ=os.environ) -> str:
     home = environ.get("HOME", os.path.expanduser("~"))
     return environ.get("SLURMSKY_CONFIG") or os.path.join(
         home, ".config", "slurmsky", "config.yaml"
     )
+
+
+def _is(value, kind) -> bool:
+    """isinstance, where a bool is no int."""
+    return isinstance(value, kind) and not (isinstance(value, bool) and bool not in _kinds(kind))
+
+
+def _kinds(kind) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
 
 
 def _check(path: str, where: str, data, schema: dict) -> None:
@@ -238,14 +261,9 @@ def _check(path: str, where: str, data, schema: dict) -> None:
             continue  # the value that turns the mapping off (files_home: false)
         if isinstance(kind, dict):
             _check(path, name, value, kind)
-        elif (
-            not kind.test(value)
-            if isinstance(kind, Kind)
-            else not isinstance(value, kind) or (kind is int and isinstance(value, bool))
-        ):
-            raise SlurmError(
-                f"{path}: '{name}' must be {kind.__name__} ({entry[1]}), got {value!r}"
-            )
+        elif not (kind.test(value) if isinstance(kind, Kind) else _is(value, kind)):
+            named = " or ".join(k.__name__ for k in _kinds(kind))
+            raise SlurmError(f"{path}: '{name}' must be {named} ({entry[1]}), got {value!r}")
 
 
 def load_config(environ=os.environ) -> Config:

@@ -6,13 +6,17 @@ managed jobs run their task's `run` here.
 real signatures). Each launch runs its task's `run` in bash on a "node" here (as
 test_sky_units.run_on_node does), its log a file that `tail` follows; `queue` lists every
 job as SkyPilot's managed-job queue would; `cancel` ends the job's whole process tree, as
-SkyPilot's does. Pools answer `pool_answer`; salloc's clusters need the real stack
+SkyPilot's does; the infra every job gets is `cluster_info` (SKYPILOT_CLUSTER_INFO on the node,
+cloud/region/zone in the queue), and `preempt` / `recover` play SkyPilot's recovery of a
+preempted job (RECOVERING, recovery_count + 1, the same task run again). Pools answer
+`pool_answer`; salloc's clusters need the real stack
 (test_sky_e2e.py) and are not faked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -41,6 +45,7 @@ class FakeSkyClient(SkyClient):
         self.burst = False  # logs read only once their job ended (SkyPilot's first bursts)
         self.pool_answer: list[dict] = []
         self.pools_asked: list[list[str]] = []
+        self.cluster_info: dict = {"cloud": "Fake", "region": None, "zone": None}
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
         (home / "slurmsky").symlink_to(ROOT / "slurmsky")
@@ -65,6 +70,7 @@ class FakeSkyClient(SkyClient):
 
     def _start(self, task: dict, rank: int) -> int:
         sky_id = len(self.jobs) + 1
+        info = dict(self.cluster_info, cluster_name=f"fake-{sky_id}")
         env = {
             "HOME": str(self.tmp / "nodehome"),
             "PATH": os.environ["PATH"],
@@ -74,27 +80,59 @@ class FakeSkyClient(SkyClient):
             "SKYPILOT_JOB_RANK": str(rank),
             "SKYPILOT_TASK_ID": f"sky-managed-{sky_id}",
             "SKYPILOT_MANAGED_JOB_ID": str(sky_id),
+            "SKYPILOT_CLUSTER_INFO": json.dumps(info),
             **task.get("envs", {}),
             **task["secrets"],
         }
         log = self.tmp / f"sky-{sky_id}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                ["bash", "-c", task["run"]],
+        self.jobs[sky_id] = dict(
+            log=log, task=task, env=env, at=time.time(), cancelled=False, info=info
+        )
+        self.jobs[sky_id].update(recovering=False, recovery_count=0)
+        self._run(sky_id)
+        return sky_id
+
+    def _run(self, sky_id: int) -> None:
+        job = self.jobs[sky_id]
+        with open(job["log"], "ab") as out:
+            job["proc"] = subprocess.Popen(
+                ["bash", "-c", job["task"]["run"]],
                 cwd=self.tmp / "sky_workdir",
-                env=env,
+                env=job["env"],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.jobs[sky_id] = dict(proc=proc, log=log, task=task, at=time.time(), cancelled=False)
-        return sky_id
+
+    def preempt(self, sky_id: int) -> None:
+        """The job's nodes are lost: SkyPilot's queue says RECOVERING until `recover`."""
+        with self.lock:
+            job = self.jobs[sky_id]
+            job["recovering"] = True
+            job["recovery_count"] += 1
+            _kill_tree(job["proc"])
+            job["proc"].wait(10)
+
+    def recover(self, sky_id: int) -> None:
+        """SkyPilot found new nodes: the same task runs again there."""
+        with self.lock:
+            self.jobs[sky_id]["recovering"] = False
+            self._run(sky_id)
+
+    def give_up(self, sky_id: int, status: str, reason: str) -> None:
+        """SkyPilot ends a job it recovers no more (FAILED_NO_RESOURCE: no nodes found)."""
+        with self.lock:
+            self.jobs[sky_id].update(recovering=False, final=(status, reason))
 
     def record(self, sky_id: int) -> dict:
         job = self.jobs[sky_id]
         code = job["proc"].poll()
         status = (
-            "CANCELLED"
+            job["final"][0]
+            if job.get("final")
+            else "RECOVERING"
+            if job["recovering"] and not job["cancelled"]
+            else "CANCELLED"
             if job["cancelled"] and code is not None
             else "RUNNING"
             if code is None
@@ -109,13 +147,17 @@ class FakeSkyClient(SkyClient):
             "status": status,
             "submitted_at": job["at"],
             "start_at": job["at"],
-            "end_at": time.time() if code is not None else None,
-            "failure_reason": None,
+            "end_at": time.time() if code is not None and status != "RECOVERING" else None,
+            "failure_reason": job["final"][1] if job.get("final") else None,
             "metadata": job["task"]["_metadata"],
             "user_name": "u",
             "user_hash": "h",
             "resources": "1x[CPU:1]",
             "node_names": f"fake-node-{sky_id}",
+            "cloud": job["info"]["cloud"],
+            "region": job["info"]["region"],
+            "zone": job["info"]["zone"],
+            "recovery_count": job["recovery_count"],
         }
 
     def queue(self, since: float | None, watched: list[int]) -> tuple[list[dict], str | None]:

@@ -74,7 +74,7 @@ def launched_task(req, cfg: Config) -> dict:
     and spec (with the full submit environment, as sbatch stores it) through launch_task."""
     tr = translate(req, cfg, job_id=5)
     spec = dict(tr.spec, environment=job_environment(req, cfg, for_cloud=False))
-    job = SimpleNamespace(submission=5, job_id=5, array_task_id=None)
+    job = SimpleNamespace(submission=5, job_id=5, array_task_id=None, restarts=0)
     return launch_task(tr.task, spec, job, {"instance": "i", "token": "token"}, whole=False)
 
 

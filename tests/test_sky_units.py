@@ -392,8 +392,14 @@ def test_sdk_calls_match_skypilots_signatures():
 
 
 def test_sbatch_and_squeue_on_the_sky_backend_never_import_skypilot(tmp_path):
-    """sbatch stores and returns (the agent it wakes does the SkyPilot part); squeue reads."""
+    """sbatch stores and returns (the agent it wakes does the SkyPilot part), over one infra,
+    several (a list, -p a,b) or one SkyPilot's schema refuses; squeue reads."""
     (tmp_path / "job.sh").write_text("#!/bin/bash\necho hi\n")
+    (tmp_path / "slurmsky.yaml").write_text(
+        "partitions:\n  plain:\n    default: true\n"
+        "  cloud:\n    infra: [aws/us-east-1, gcp]\n    spot_fallback: true\n"
+        "  lab:\n    infra: {k8s/lab, k8s/other}\n  bad:\n    infra: [aws, nowhere]\n"
+    )
     probe = (
         "import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write("
         "'SKY-IMPORTED\\n' if 'sky' in sys.modules else 'SKY-FREE\\n')); "
@@ -405,10 +411,19 @@ def test_sbatch_and_squeue_on_the_sky_backend_never_import_skypilot(tmp_path):
         SLURMSKY_HOME=str(tmp_path / "state"),
         SLURMSKY_BACKEND="sky",
         SKYPILOT_API_SERVER_LOCAL_PORT="9",
-        SLURMSKY_CONFIG=str(tmp_path / "none.yaml"),
+        SLURMSKY_CONFIG=str(tmp_path / "slurmsky.yaml"),
+    )
+    runs = (
+        (["sbatch", "job.sh"], 0),
+        (["sbatch", "-p", "cloud", "job.sh"], 0),
+        (["sbatch", "-p", "lab,cloud", "job.sh"], 0),
+        (["sbatch", "-p", "lab,bad", "job.sh"], 1),
+        (["squeue"], 0),
+        (["sacct"], 0),
+        (["scontrol", "show", "job"], 0),
     )
     try:
-        for argv in (["sbatch", "job.sh"], ["squeue"], ["sacct"], ["scontrol", "show", "job"]):
+        for argv, rc in runs:
             out = subprocess.run(
                 [sys.executable, "-c", probe, str(ROOT / "bin" / argv[0]), *argv[1:]],
                 cwd=tmp_path,
@@ -417,7 +432,7 @@ def test_sbatch_and_squeue_on_the_sky_backend_never_import_skypilot(tmp_path):
                 text=True,
                 timeout=120,
             )
-            assert "SKY-FREE" in out.stderr, (argv, out.stderr)
+            assert (out.returncode, "SKY-FREE" in out.stderr) == (rc, True), (argv, out.stderr)
         # squeue never waits for the agent; it finds no API server and the job waits, saying so
         deadline = time.monotonic() + 60
         while "(SkyPilotApiServerUnreachable:http://127.0.0.1:9)" not in out.stdout:

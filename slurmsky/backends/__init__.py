@@ -103,6 +103,11 @@ class Feature(metaclass=_Closed):
         "the files a job writes in its workdir come home to it (its nodes share no filesystem "
         "with this machine): the partition's files_home, in the runtime spec",
     )
+    PARTITION_LISTS = BackendFeature(
+        "partition_lists",
+        "sbatch -p a,b: one job whose resources are every listed partition's, in order; it "
+        "pends as `a,b` and runs in the partition whose resources it got",
+    )
     SPEC_ENVIRONMENT = BackendFeature(
         "spec_environment",
         "the node runtime takes the job's environment from the stored spec; without it the "

@@ -47,7 +47,7 @@ class Plan(Shape):
 
 def shape(req: JobRequest, cfg: Config, backend: Backend) -> Shape:
     """The partition (Slurm's error for one the config lacks) and the layout on `backend`."""
-    part_name, part = partition_of(req, cfg)
+    part_name, part = partition_of(req, cfg, backend.supports(Feature.PARTITION_LISTS))
     asked = with_default_memory(req, cfg, part)
     req = _spread(asked, backend, part)
     lay = _exclusive(req, layout(req, backend.max_nodes(part)), backend, part)

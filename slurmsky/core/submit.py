@@ -293,10 +293,11 @@ def _print_test_only(
     job_id: int,
 ) -> None:
     """Slurm's estimate line (the first nodes that could ever hold the job, now), then what
-    the backend would run (the SkyPilot task, say): the job's plan, made after the estimate
-    line (a task the backend cannot make is an error said after it)."""
+    the backend would run (the SkyPilot task, say): the job's plan, made first (a task the
+    backend cannot make, an infra SkyPilot refuses, is sbatch's error alone)."""
     from slurmsky.runtime import hostlist
 
+    plan = planning.plan(shaped, cfg, backend, job_id=job_id)
     lay, part_name = shaped.layout, shaped.partition
     names = backend.node_names(lay.num_nodes, shaped.part)
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))
@@ -305,7 +306,7 @@ def _print_test_only(
         f"{lay.num_cpus} processors on nodes {hostlist.compress(names)} "
         f"in partition {part_name}\n"
     )
-    sys.stderr.write(backend.describe(planning.plan(shaped, cfg, backend, job_id=job_id)))
+    sys.stderr.write(backend.describe(plan))
 
 
 def wait_exit_code(rec: state.JobRecord) -> int:

@@ -23,6 +23,9 @@ def _final_fields(job: JobRecord, result: dict, now: float) -> dict:
         # the job ended on its own (or its runtime died of the SIGTERM) before the kill landed
         end_state, reason = "CANCELLED", None
     code, sig = int(result.get("exit_code") or 0), int(result.get("signal") or 0)
+    start = job.start_time or result.get("start")
+    if job.state == "REQUEUED":  # recovered elsewhere, ended before it was seen running again
+        start = result.get("start") or start
     if end_state in ("CANCELLED", "TIMEOUT"):
         code = sig = 0
         reason = reason or ("TimeLimit" if end_state == "TIMEOUT" else job.reason)
@@ -33,7 +36,7 @@ def _final_fields(job: JobRecord, result: dict, now: float) -> dict:
         reason=reason or "None",
         exit_code=code,
         exit_signal=sig,
-        start_time=job.start_time or result.get("start"),
+        start_time=start,
         end_time=result.get("end") or now,
         result=result,
         kill_action=None,

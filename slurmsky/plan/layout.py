@@ -143,16 +143,19 @@ def requested(req: JobRequest, lay: Layout, node_mem: int | None) -> dict:
     }
 
 
-def partition_of(req: JobRequest, cfg: Config) -> tuple[str, dict]:
-    """The partition's name and config; Slurm's error for a name the config lacks."""
+def partition_of(req: JobRequest, cfg: Config, lists: bool = False) -> tuple[str, dict]:
+    """The partition's name and config; Slurm's error for a name the config lacks. With
+    `lists` (a backend with PARTITION_LISTS), `-p a,b` is one job over them all: its name is
+    the list, its config the first one's."""
     if not cfg.partitions:
         return req.partition or "local", {}
     name = req.partition or cfg.default_partition()
     assert name is not None  # default_partition() is None only without partitions
-    if name not in cfg.partitions:
+    names = name.split(",") if lists else [name]
+    if any(n not in cfg.partitions for n in names):
         unknown = next((n for n in name.split(",") if n not in cfg.partitions), name)
         raise SlurmError(
             f"invalid partition specified: {unknown}",
             "Batch job submission failed: Invalid partition name specified",
         )
-    return name, cfg.partitions[name]
+    return name, cfg.partitions[names[0]]

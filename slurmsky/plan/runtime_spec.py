@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from slurmsky.config import Config
+from slurmsky.config import Config, partition_infras
 from slurmsky.parse.dependency import dependency_text
 from slurmsky.parse.gres import gres_text
 from slurmsky.parse.request import JobRequest
@@ -42,6 +42,7 @@ def runtime_spec(
         "job_name": req.job_name,
         "job_name_unset": req.name_unset,
         "partition": partition,
+        **_partition_infra(partition, cfg),
         "cluster_name": cfg.cluster_name,
         "account": req.ignored.get("account"),
         "qos": req.ignored.get("qos"),
@@ -100,7 +101,8 @@ def runtime_spec(
         "extra_env": _extra_env(req),
         "node_names": None,
         "array": array,
-        "files_home": files_home_settings(cfg.partitions.get(partition, {}))
+        # -p a,b: the task is the first partition's (backends/sky/task.py), its files_home too
+        "files_home": files_home_settings(cfg.partitions.get(partition.split(",")[0], {}))
         if files_home and os.path.isdir(req.workdir)
         else None,
     }
@@ -138,6 +140,19 @@ def _export_text(exp) -> str:
     parts = [exp.mode] if exp.mode else []
     parts += list(exp.names) + [f"{k}={v}" for k, v in exp.assignments]
     return ",".join(parts)
+
+
+def _partition_infra(partition: str, cfg: Config) -> dict:
+    """For a job over several partitions (-p a,b): each one's infra entries, in order, for
+    the node to name the partition it runs in."""
+    if "," not in partition or not cfg.partitions:
+        return {}
+    pairs = [
+        [infra, name]
+        for name in partition.split(",")
+        for infra in partition_infras(cfg.partitions[name])
+    ]
+    return {"partition_infra": pairs}
 
 
 def current_user() -> str:

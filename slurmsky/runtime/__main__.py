@@ -28,7 +28,7 @@ from . import channel, rundir
 from .agent import Agent
 from .controller import Controller
 from .launch import undo_locale_coercion
-from .spec import SECRET_VAR, Job, SpecError, load
+from .spec import SECRET_VAR, Job, SpecError, load, on_node
 
 
 def main(argv=None):
@@ -74,7 +74,7 @@ def run_node(spec_path, result_path, run_dir):
     )
     result_path = os.path.abspath(result_path) if result_path else None
     try:
-        job = Job(load(spec_path), environ)
+        job = Job(on_node(load(spec_path), environ, run_dir, rank), environ)
         if not secret and job.num_nodes > 1:
             raise SpecError("%s is not set" % SECRET_VAR)
     except (OSError, ValueError, KeyError, SpecError) as e:

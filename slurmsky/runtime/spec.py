@@ -9,6 +9,9 @@ optional may be missing, and ``null`` always means "not given")::
      "command": "sbatch"|"srun"|"salloc",  # optional (sbatch): what made the job; in srun's
                                      # own allocation the batch script is that srun
      "job_name": str, "partition": str, "cluster_name": str,
+     "partition_infra": [[str|null, str]],  # optional: a job over several partitions
+                                     # (-p a,b): (infra, partition) in order; the node's is
+                                     # the first whose infra SKYPILOT_CLUSTER_INFO matches
      "job_name_unset": bool,         # optional (false): no name was given (script on stdin):
                                      # SLURM_JOB_NAME is empty and %x is "(null)"
      "account": str|null, "qos": str|null,                  # optional
@@ -52,6 +55,9 @@ optional may be missing, and ``null`` always means "not given")::
      "requested": {...},             # optional, read by scontrol, not here: the job as
                                      # asked (plan.layout.requested)
      "restart_count": int,           # optional (0): the job's requeues before this run
+     "count_runs": bool,             # optional (false): add the earlier runs of this task
+                                     # to restart_count (SkyPilot reruns a recovered task:
+                                     # node 0 counts its runs: see runs_file)
      "umask": str|null,              # optional, octal ("0022"): umask of the batch script
      "first_step": int,              # optional (0): the id of the job's first srun step (a
                                      # step of an allocation held elsewhere, run alone here)
@@ -68,6 +74,7 @@ SkyPilot sets them; without them the node is the only one, on 127.0.0.1.
 import json
 import os
 import socket
+import time
 
 from . import indexset
 
@@ -105,6 +112,7 @@ DEFAULTS: dict = {
     "node_names": None,
     "array": None,
     "restart_count": 0,
+    "count_runs": False,
     "umask": None,
     "first_step": 0,
     "startup_timeout": 300,
@@ -153,6 +161,76 @@ def complete(spec):
         if spec.get(key) is None:
             spec[key] = value
     return spec
+
+
+def on_node(spec, environ, run_dir, rank):
+    """The spec as this run of the job sees it: the partition it runs in (of a job over
+    several, by SKYPILOT_CLUSTER_INFO's cloud, region and zone) and, with count_runs, its
+    restart count: the spec's plus the earlier runs of this task (SkyPilot reruns the same
+    task after a recovery: node 0 counts its runs in runs_file)."""
+    pairs = spec.get("partition_infra")
+    if pairs:
+        try:
+            info = json.loads(environ.get("SKYPILOT_CLUSTER_INFO") or "{}")
+        except ValueError:
+            info = {}
+        at = (info.get("cloud"), info.get("region"), info.get("zone"))
+        spec["partition"] = next((p for i, p in pairs if infra_matches(i, *at)), pairs[0][1])
+    if spec.get("count_runs") and run_dir and rank == 0:
+        path = runs_file(run_dir, environ)
+        try:
+            with open(path) as f:
+                runs = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            runs = 0
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _prune(os.path.dirname(path))
+        with open(path, "w") as f:
+            f.write("%d\n" % (runs + 1))
+        spec["restart_count"] = (spec.get("restart_count") or 0) + runs
+    return spec
+
+
+RUNS_KEPT = 30 * 86400  # seconds a run count outlives its last run beside SkyPilot's clusters
+
+
+def runs_file(run_dir, environ):
+    """Where node 0 counts the runs of its task. On Slurm infra $HOME is SkyPilot's cluster
+    home, BASE/.sky_clusters/<cluster>, which SkyPilot deletes with the allocation (a
+    preemption too), while BASE is shared and stays: the count is BASE/.slurmsky/runs/<run
+    dir under $HOME>. Elsewhere RUNDIR/runs (a recovered VM or pod starts afresh)."""
+    home = (environ.get("HOME") or "").rstrip("/")
+    clusters = os.path.dirname(home)
+    if home and os.path.basename(clusters) == ".sky_clusters" and run_dir.startswith(home + "/"):
+        key = os.path.relpath(run_dir, home).replace(os.sep, "+")
+        return os.path.join(os.path.dirname(clusters), ".slurmsky", "runs", key)
+    return os.path.join(run_dir, "runs")
+
+
+def _prune(directory):
+    """Forget the run counts of tasks that have not run for RUNS_KEPT (a shared BASE's)."""
+    if not directory.endswith(os.path.join(".slurmsky", "runs")):
+        return
+    old = time.time() - RUNS_KEPT
+    for entry in os.scandir(directory):
+        try:
+            if entry.stat().st_mtime < old:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+def infra_matches(infra, cloud, region, zone):
+    """Whether SkyPilot's infra string (aws, gcp/us-central1, k8s/<context>, slurm/c/p, *)
+    names a cluster on `cloud` (SkyPilot's name: AWS, Kubernetes), `region`, `zone`."""
+    if not infra:
+        return True
+    head, _, rest = infra.partition("/")
+    head = {"k8s": "kubernetes"}.get(head.lower(), head.lower())
+    if head not in ("*", (cloud or "").lower()):
+        return False
+    wanted = [rest] if head == "kubernetes" else rest.split("/")
+    return all(w in ("", "*", got) for w, got in zip(wanted, (region, zone)))
 
 
 class Job:

@@ -17,6 +17,8 @@ class LocalBackend(Backend):
         "holds others",
         Feature.QUEUE_SYNC: "the agent starts and watches its processes itself",
         Feature.FILES_HOME: "its nodes are this machine: what a job writes is already here",
+        Feature.PARTITION_LISTS: "a job is placed in one configured partition's nodes "
+        "(-p a,b: invalid partition specified)",
     }
 
     def unavailable(self):

@@ -39,6 +39,10 @@ QUEUE_FIELDS = [
     "user_hash",
     "resources",
     "node_names",
+    "cloud",
+    "region",
+    "zone",
+    "recovery_count",
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from slurmsky.backends.sky import server, sync
+from slurmsky.config import partition_infras
 
 
 def check(cfg) -> list[tuple[str, str, str | None]]:
@@ -64,14 +65,16 @@ def _partitions(cfg, enabled: list[str] | None) -> list:
     lines = []
     default = cfg.default_partition()
     for name, part in cfg.partitions.items():
-        infra = part.get("infra") or "any"
-        finding = f"{name}{' (default)' if name == default else ''} -> {infra}"
+        infras = [i for i in partition_infras(part) if i]
+        finding = f"{name}{' (default)' if name == default else ''} -> {', '.join(infras) or 'any'}"
         if part.get("accelerators"):
-            finding += f", accelerators {', '.join(map(str, part['accelerators']))}"
+            accelerators = part["accelerators"]
+            named = [accelerators] if isinstance(accelerators, str) else list(accelerators)
+            finding += f", accelerators {', '.join(map(str, named))}"
         remedy = None
-        cloud = infra.split("/")[0].lower()
-        if enabled is not None and infra != "any" and cloud not in clouds:
-            remedy = f"{cloud} is not enabled in SkyPilot: `sky check {cloud}`"
+        off = [c for c in (i.split("/")[0].lower() for i in infras) if c not in clouds]
+        if enabled is not None and off:
+            remedy = f"{off[0]} is not enabled in SkyPilot: `sky check {off[0]}`"
         lines.append(("partition", finding, remedy))
     return lines
 

@@ -35,6 +35,7 @@ from slurmsky.core import state, transitions
 from slurmsky.core.daemon import nudge
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
+from slurmsky.runtime.spec import infra_matches
 
 log = logging.getLogger("slurmsky.core.daemon")
 
@@ -136,7 +137,8 @@ class SkyExecutor:
         return len(out | {j.job_id for j in running if j.array_job_id == job.array_job_id})
 
     def prepare(self, job: JobRecord, placement: list[int]) -> dict:
-        return {"token": uuid.uuid4().hex, "sky_job_id": None}
+        # restarts: the job's requeues before this launch (SkyPilot counts its recoveries)
+        return {"token": uuid.uuid4().hex, "sky_job_id": None, "restarts": job.restarts}
 
     def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
         """Hand the job to SkyPilot (in the background); salloc's allocation becomes a
@@ -314,15 +316,40 @@ class SkyExecutor:
         if rec["status"] in skysync.FINAL:
             self.logs.ended_there(job, rec)
             return False
+        if rec["status"] == "RECOVERING" and not job.requeue and not job.kill_action:
+            return self._node_fail(job, rec, now)
         if rec["status"] not in skysync.QUEUED_THERE:
             self.logs.running(job, rec["job_id"])
         if job.kill_action:
             return False  # COMPLETING until SkyPilot has cancelled it
         return self._update(job, rec, now)
 
+    def _node_fail(self, job: JobRecord, rec: dict, now: float) -> bool:
+        """--no-requeue: a job SkyPilot would recover on new nodes ends NODE_FAIL, as Slurm
+        ends a job that may not be requeued when its node fails; SkyPilot's job is cancelled."""
+        log.info("job %s: SkyPilot recovers it and it may not requeue: NODE_FAIL", job.job_id)
+        self._cancel(rec["job_id"])
+        result = {"state": "NODE_FAIL", "start": job.start_time, "end": now, "reason": "NodeDown"}
+        ended = transitions.finish(self.db, job.job_id, result, now, ACTIVE_STATES)
+        return ended is not None
+
+    def _placed(self, job: JobRecord, rec: dict) -> dict:
+        """What SkyPilot's record says of the runs of one of our jobs: its restarts (the
+        requeues before its launch, and SkyPilot's recoveries since) and, for a job over
+        several partitions (-p a,b), the partition whose infra SkyPilot chose."""
+        ref = ref_of(job)
+        if ref.get("foreign"):
+            return {}
+        fields = {"restarts": (ref.get("restarts") or 0) + (rec.get("recovery_count") or 0)}
+        pairs = self._plan(job.submission)[0].get("partition_infra")
+        if pairs and rec.get("cloud") not in (None, "-"):
+            at = (rec["cloud"], rec.get("region"), rec.get("zone"))
+            fields["partition"] = next((p for i, p in pairs if infra_matches(i, *at)), None)
+        return {k: v for k, v in fields.items() if v is not None}
+
     def _update(self, job: JobRecord, rec: dict, now: float) -> bool:
         """The active columns SkyPilot's record changes."""
-        fields = skysync.active_fields(rec, job, now)
+        fields = dict(skysync.active_fields(rec, job, now), **self._placed(job, rec))
         fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
         return bool(fields) and state.update_job(
             self.db, job.job_id, where_state=ACTIVE_STATES, **fields
@@ -333,7 +360,9 @@ class SkyExecutor:
         changed = False
         for job_id, rec, marker in self.logs.ends():
             result = skysync.result_of(rec, marker)
-            fields = transitions.finish(self.db, job_id, result, now, ACTIVE_STATES)
+            job = state.get_job(self.db, job_id)
+            placed = self._placed(job, rec) if job and job.executor_ref else {}
+            fields = transitions.finish(self.db, job_id, result, now, ACTIVE_STATES, **placed)
             if fields is not None:
                 changed = True
                 log.info("job %s: %s (SkyPilot %s)", job_id, fields["state"], rec["status"])

@@ -68,6 +68,8 @@ def launch_task(
     task = copy.deepcopy(task)
     separate = spec.get("error") not in (None, spec.get("output"))
     node = dict(spec, environment=None, output=NODE_OUT, error=NODE_ERR if separate else None)
+    node["restart_count"] = job.restarts  # scontrol requeue: the runs before this launch
+    node["count_runs"] = True  # and SkyPilot's recoveries of it (runtime.spec.on_node)
     meta = dict(task.get("_metadata", {}).get("slurmsky", {}), **meta)
     workdir = cluster_workdir(task, spec)
     if lane:

@@ -225,6 +225,8 @@ class LogReader(MarkerStream):
                         if not self.append:
                             fh.truncate(0)
             return
+        if self.starts < self.applied:  # a run before a recovery's, read again: replaced
+            return
         path = self.paths.get(kind) or self.paths["o"]
         assert path is not None  # a slurmsky job always has its stdout path
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)

@@ -141,7 +141,10 @@ def partition_resources(part: dict) -> dict:
     keys = ("infra", "cpus", "memory", "use_spot", "image_id", "disk_size", "labels")
     resources = {k: part[k] for k in keys if part.get(k) is not None}
     if part.get("accelerators"):
-        resources["accelerators"] = part["accelerators"][0]
+        accelerators = part["accelerators"]
+        resources["accelerators"] = (
+            accelerators if isinstance(accelerators, str) else next(iter(accelerators))
+        )
     return resources
 
 

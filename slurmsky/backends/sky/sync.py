@@ -197,6 +197,8 @@ def active_fields(rec: dict, job: state.JobRecord | None, now: float) -> dict:
     fields: dict = {"state": new}
     if new == "PENDING":
         fields.update(start_time=None, reason=job.reason if job else "None")
+    elif job and job.state == "REQUEUED" and new != "REQUEUED":
+        fields.update(reason="None", start_time=now)  # its run after a recovery starts now
     else:
         fields["reason"] = "None"
         started = job.start_time if job and job.state != "PENDING" else None

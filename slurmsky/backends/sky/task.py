@@ -14,7 +14,8 @@ import re
 
 from slurmsky import backends
 from slurmsky.backends.sky import pools, room
-from slurmsky.config import Config
+from slurmsky.backends.sky.check import check
+from slurmsky.config import Config, partition_infras
 from slurmsky.core.planning import Plan, build
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import JobRequest
@@ -76,13 +77,19 @@ def _gb(mb: int) -> str:
 
 
 def _accelerators(lay: Layout, part_name: str, part: dict):
+    """The job's GPUs on a partition: its own type, else the partition's candidates (a list
+    in its order, a set {A, B} in any: SkyPilot's dict form)."""
     if not lay.gpus_per_node:
         return None
     if lay.gpu_type:
         return {lay.gpu_type: lay.gpus_per_node}
     candidates = part.get("accelerators") or []
+    if isinstance(candidates, str):
+        candidates = [candidates]
     if len(candidates) == 1:
-        return {candidates[0]: lay.gpus_per_node}
+        return {next(iter(candidates)): lay.gpus_per_node}
+    if isinstance(candidates, dict):
+        return {c: lay.gpus_per_node for c in candidates}
     if candidates:
         return [f"{c}:{lay.gpus_per_node}" for c in candidates]
     raise SlurmError(
@@ -90,6 +97,98 @@ def _accelerators(lay: Layout, part_name: str, part: dict):
         "accelerators; give a type (--gres=gpu:A100:N) or set "
         f"partitions.{part_name}.accelerators in the slurmsky config"
     )
+
+
+def _resources(req: JobRequest, lay: Layout, part_name: str, part: dict, image) -> dict:
+    """One partition's SkyPilot resources for the job (its infra as configured)."""
+    resources: dict = {}
+    infras = partition_infras(part)
+    if len(infras) == 1 and infras[0]:
+        resources["infra"] = infras[0]
+    asked_cpus = (
+        req.cpus_per_task or req.ntasks or req.ntasks_per_node or req.mincpus or req.cpus_per_gpu
+    )
+    if asked_cpus:
+        resources["cpus"] = f"{max(lay.cpus_per_node)}+"
+    elif part.get("cpus"):
+        resources["cpus"] = part["cpus"]
+    if lay.mem_per_node:
+        resources["memory"] = _gb(lay.mem_per_node)
+    elif part.get("memory"):
+        resources["memory"] = part["memory"]
+    accelerators = _accelerators(lay, part_name, part)
+    if accelerators:
+        resources["accelerators"] = accelerators
+    if part.get("use_spot") is not None:
+        resources["use_spot"] = part["use_spot"]
+    image = image or part.get("image_id")
+    if image:
+        resources["image_id"] = image
+    if req.tmp:
+        resources["disk_size"] = max(1, math.ceil(req.tmp / 1024))
+    elif part.get("disk_size"):
+        resources["disk_size"] = part["disk_size"]
+    if part.get("labels"):
+        resources["labels"] = part["labels"]
+    return resources
+
+
+def _each(value) -> list:
+    """A list's or a set's (dict's) members one by one ({A: n} each); anything else alone."""
+    if isinstance(value, list):
+        return [{c.rsplit(":", 1)[0]: int(c.rsplit(":", 1)[1])} for c in value]
+    if isinstance(value, dict) and len(value) > 1:
+        return [{k: v} for k, v in value.items()]
+    return [value]
+
+
+def failover(req: JobRequest, lay: Layout, parts: list[tuple[str, dict]], image) -> dict:
+    """The job's resources over its partitions (-p a,b) and their infras: one partition on
+    one infra as it is; else SkyPilot's candidates, partition by partition, each infra in
+    turn, spot before on-demand (spot_fallback), each accelerator of a list: `ordered`, or
+    `any_of` for one partition whose infra and accelerators are sets. What every candidate
+    shares stays outside them."""
+    name, part = parts[0]
+    if len(parts) == 1 and len(partition_infras(part)) == 1 and not part.get("spot_fallback"):
+        return _resources(req, lay, name, part, image)
+    candidates, any_order = [], len(parts) == 1 and not part.get("spot_fallback")
+    for name, part in parts:
+        base = _resources(req, lay, name, part, image)
+        any_order &= not isinstance(part.get("infra"), list)
+        any_order &= not isinstance(base.get("accelerators"), list)
+        spots = [True, False] if part.get("spot_fallback") else [base.get("use_spot")]
+        for infra in partition_infras(part):
+            for spot in spots:
+                for accelerators in _each(base.get("accelerators")):
+                    one = dict(infra=infra, use_spot=spot, accelerators=accelerators)
+                    one.update((k, v) for k, v in base.items() if k not in one)
+                    candidates.append({k: v for k, v in one.items() if v is not None})
+    shared = {
+        k: v
+        for k, v in candidates[0].items()
+        if k not in ("infra", "use_spot") and all(c.get(k) == v for c in candidates)
+    }
+    keyword = "any_of" if any_order else "ordered"
+    return dict(shared, **{keyword: [_without(c, shared) for c in candidates]})
+
+
+def _without(candidate: dict, shared: dict) -> dict:
+    return {k: v for k, v in candidate.items() if k not in shared}
+
+
+def _partitions(part_name: str, part: dict, cfg: Config) -> list[tuple[str, dict]]:
+    """The job's partitions and their configs: -p a,b's, in order, or its one."""
+    if "," not in part_name or not cfg.partitions:
+        return [(part_name, part)]
+    pooled = next(
+        (name for name in part_name.split(",") if pools.pool_of(name, cfg.partitions[name])), None
+    )
+    if pooled:
+        raise SlurmError(
+            f"partition {pooled} runs on a SkyPilot pool: it cannot be listed with others",
+            "Batch job submission failed: Invalid partition name specified",
+        )
+    return [(name, cfg.partitions[name]) for name in part_name.split(",")]
 
 
 def _module_setup(req: JobRequest, cfg: Config) -> tuple[list[str], dict, str | None, list[str]]:
@@ -129,9 +228,16 @@ def sky_task(
 ) -> tuple[dict, list[str]]:
     """The SkyPilot task config for a request (validated by sky.Task.from_yaml_config)."""
     setup, module_envs, module_image, warnings = _module_setup(req, cfg)
+    parts = _partitions(part_name, part, cfg)
     pool = pools.pool_of(part_name, part)
     if pool:
         pools.refuse_shape(part_name, lay.num_nodes)
+        if len(partition_infras(part)) > 1 or part.get("spot_fallback"):
+            raise SlurmError(
+                f"partition {part_name} runs on SkyPilot pool {pool}, whose workers have one "
+                "infra: give it one (a string) and no spot_fallback",
+                "Batch job submission failed: Requested node configuration is not available",
+            )
         metadata["slurmsky"]["pool"] = pool
         if setup:
             warnings.append(
@@ -139,38 +245,9 @@ def sky_task(
                 f"run no setup: `module load` setup goes in partitions.{part_name}.pool.setup"
             )
             setup = []
-    resources: dict = {}
-    if part.get("infra"):
-        resources["infra"] = part["infra"]
-    asked_cpus = (
-        req.cpus_per_task or req.ntasks or req.ntasks_per_node or req.mincpus or req.cpus_per_gpu
-    )
-    if asked_cpus:
-        resources["cpus"] = f"{max(lay.cpus_per_node)}+"
-    elif part.get("cpus"):
-        resources["cpus"] = part["cpus"]
-    if lay.mem_per_node:
-        resources["memory"] = _gb(lay.mem_per_node)
-    elif part.get("memory"):
-        resources["memory"] = part["memory"]
-    accelerators = _accelerators(lay, part_name, part)
-    if accelerators:
-        resources["accelerators"] = accelerators
-    if part.get("use_spot") is not None:
-        resources["use_spot"] = part["use_spot"]
-    image = (
-        f"docker:{req.container_image}"
-        if req.container_image
-        else module_image or part.get("image_id")
-    )
-    if image:
-        resources["image_id"] = image
-    if req.tmp:
-        resources["disk_size"] = max(1, math.ceil(req.tmp / 1024))
-    elif part.get("disk_size"):
-        resources["disk_size"] = part["disk_size"]
-    if part.get("labels"):
-        resources["labels"] = part["labels"]
+    image = f"docker:{req.container_image}" if req.container_image else module_image
+    resources = failover(req, lay, parts, image)
+    check(resources, part_name)
     if req.requeue is not None:
         restarts = cfg.requeue.get("max_restarts_on_errors", 3) if req.requeue else 0
         resources["job_recovery"] = {"max_restarts_on_errors": restarts}
@@ -248,8 +325,9 @@ def lanes_of(
 
 
 def task_notes(workdir: str, task: dict, spec: dict, *, followed: bool = True) -> list[str]:
-    """What becomes of the workdir, of the files the job writes there and of an array, for
-    --test-only and translate (`followed`: False, a task no agent of ours follows)."""
+    """What becomes of the workdir, of the files the job writes there and of an array, which
+    infra is tried first and the recovery policy, for --test-only and translate (`followed`:
+    False, a task no agent of ours follows)."""
     meta = task["_metadata"]["slurmsky"]
     lines = workdir_lines(workdir, meta.get("pool"))
     lines += files_home_lines(workdir, meta, spec.get("files_home"), followed)
@@ -264,6 +342,35 @@ def task_notes(workdir: str, task: dict, spec: dict, *, followed: bool = True) -
             f"{meta['partition']}.size) when it has more elements than free nodes: managed "
             "jobs that each run their share of elements one after another"
         )
+    resources = task.get("resources", {})
+    candidates = resources.get("ordered") or resources.get("any_of")
+    if candidates:
+        infras = [c.get("infra", resources.get("infra")) or "any" for c in candidates]
+        pairs = spec.get("partition_infra") or [[None, spec["partition"]]]
+        where = [next((p for i, p in pairs if i in (infra, None)), pairs[0][1]) for infra in infras]
+        if "ordered" in resources:
+            lines.append(
+                f"tries first: infra {infras[0]} (partition {where[0]}), then "
+                f"{len(infras) - 1} more in order"
+            )
+        else:
+            lines.append(
+                f"tries any of {len(infras)} candidates, as SkyPilot's optimizer chooses: "
+                + ", ".join(f"infra {i} (partition {p})" for i, p in zip(infras, where))
+            )
+    recovery = resources.get("job_recovery")
+    if recovery is not None and not recovery["max_restarts_on_errors"]:
+        lines.append(
+            "recovery: none (--no-requeue): a preempted job ends NODE_FAIL, SkyPilot's "
+            "max_restarts_on_errors is 0"
+        )
+    elif recovery is not None or candidates:
+        restarts = recovery["max_restarts_on_errors"] if recovery else 0
+        lines.append(
+            "recovery: SkyPilot recovers the job on new nodes when preempted, and restarts "
+            f"it up to {restarts} times when it fails (Restarts and SLURM_RESTART_COUNT "
+            "count both)"
+        )
     return lines
 
 
@@ -276,7 +383,7 @@ def files_home_lines(workdir: str, meta: dict, files: dict | None, followed: boo
             "files home: none with `sky jobs launch` of this task (the files the job writes "
             "stay on its nodes); with sbatch they come back to " + workdir
         ]
-    key = f"partitions.{meta['partition']}.files_home"
+    key = f"partitions.{meta['partition'].split(',')[0]}.files_home"  # -p a,b: a's
     if files is None:
         return [f"files home: off ({key}): the files the job writes stay on its nodes"]
     if meta.get("lanes"):
