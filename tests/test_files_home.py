@@ -9,6 +9,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +62,9 @@ def _sender(workdir: Path, rank: int = 0, own=(), **given) -> tuple[FileSync, li
 
 def _reader(home: Path) -> LogReader:
     return LogReader(
-        SimpleNamespace(stdout=str(home / "out"), stderr=str(home / "out"), workdir=str(home)),
+        SimpleNamespace(
+            job_id=7, stdout=str(home / "out"), stderr=str(home / "out"), workdir=str(home)
+        ),
         append=False,
     )
 
@@ -399,6 +402,7 @@ def _node_run(tmp_path: Path, script: str, *argv: str, cap_mb: int = 100, interv
         text=True,
     )
     job = SimpleNamespace(
+        job_id=5,
         stdout=str(home_dir / "slurm-5.out"),
         stderr=str(home_dir / "slurm-5.out"),
         workdir=str(home_dir),
@@ -624,10 +628,40 @@ def test_two_nodes_send_their_own_files_unless_they_share_node0s(tmp_path, share
     outs = [_finish(proc) for proc in procs]
     assert [p.returncode for p in procs] == [0, 0]
     reader = LogReader(
-        SimpleNamespace(stdout=str(home / "o"), stderr=str(home / "o"), workdir=str(home)), False
+        SimpleNamespace(
+            job_id=6, stdout=str(home / "o"), stderr=str(home / "o"), workdir=str(home)
+        ),
+        False,
     )
     reader.write(outs[0] + "".join(NODE + line + "\n" for line in outs[1].splitlines()))
     assert (home / "out-0.txt").read_text() == "node 0\n"
     assert (home / "out-1.txt").read_text() == "node 1\n"
     assert ("SLURMSKY-FILE" in outs[1]) == (not shared)
     assert reader.final() == reader.result and reader.result["state"] == "COMPLETED"
+
+
+def test_srun_outside_a_job_sends_its_files_home(cluster, tmp_path, monkeypatch):
+    """`srun CMD` with no job on the sky backend: a managed job whose batch script is the
+    node's srun; what CMD writes in the workdir on the node comes to srun's directory."""
+    from conftest import BIN
+    from fake_sky import sky_world
+
+    with sky_world(cluster, tmp_path, monkeypatch, "  p:\n    default: true\n") as world:
+        cluster, fake, drive = world
+        srun = subprocess.Popen(
+            [sys.executable, str(BIN / "srun"), "bash", "-c", "echo made > made.txt; echo hi"],
+            cwd=cluster.cwd,
+            env=cluster.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            drive(lambda: srun.poll() is not None, timeout=90)
+            out, err = srun.communicate(timeout=10)
+        finally:
+            if srun.poll() is None:
+                srun.kill()
+                srun.wait()
+        assert (srun.returncode, out) == (0, "hi\n"), err
+        assert (cluster.cwd / "made.txt").read_text() == "made\n"

@@ -188,6 +188,7 @@ class LogReader(MarkerStream):
         self.result: dict | None = None
         self.partial = ""
         self.starts = self.applied = 0  # start markers seen in this read, and ever applied
+        self.job_id = job.job_id
         self.files = FilesHome(job.workdir)
 
     def rewind(self) -> LogReader:
