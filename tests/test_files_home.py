@@ -298,6 +298,27 @@ def test_over_the_cap_a_file_is_listed_in_the_error_file_and_the_comment(tmp_pat
     )
 
 
+def test_a_file_past_the_cap_says_how_to_fetch_it(tmp_path):
+    """The spec's `left` (a salloc step's: its cluster stays until salloc ends) ends the line
+    in the error file and the Comment, the path shell-quoted where it says {path}."""
+    node, home = tmp_path / "node", tmp_path / "home"
+    node.mkdir()
+    home.mkdir()
+    left = "left on the node until salloc ends; fetch it from here with: rsync -Pavz c1:sky_workdir/{path} {path}"
+    sync, lines, said = _sender(node, cap_mb=1, left=left)
+    (node / "my model.bin").write_bytes(b"m" * 1048577)
+    sync.send()
+    line = (
+        "my model.bin (1048577 bytes) over the 1 MB cap, left on the node until salloc ends; "
+        "fetch it from here with: rsync -Pavz c1:sky_workdir/'my model.bin' 'my model.bin'"
+    )
+    assert said == [f"slurmsky: files home: {line}"]
+    reader = _reader(home)
+    reader.write("".join(lines))
+    assert reader.final() == {"files_home": f"files home: {line}"}
+    assert os.listdir(home) == []
+
+
 def test_a_node_that_shares_node0s_filesystem_sends_nothing(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -341,10 +362,24 @@ def test_files_home_config_is_off_or_a_mapping_and_reaches_the_spec(tmp_path):
         "  tuned: {files_home: {cap_mb: 5, exclude: ['*.tmp'], interval: 10}}\n",
     )
     spec = translate(_request(tmp_path), cfg).spec
-    assert spec["files_home"] == {"cap_mb": 100, "exclude": [], "interval": 60}
+    left = (
+        "left on the node, which goes when the job ends: raise partitions.{0}.files_home.cap_mb,"
+        " or write it to a bucket (partitions.{0}.file_mounts)"
+    )
+    assert spec["files_home"] == {
+        "cap_mb": 100,
+        "exclude": [],
+        "interval": 60,
+        "left": left.format("plain"),
+    }
     assert translate(_request(tmp_path, "-p", "none"), cfg).spec["files_home"] is None
     tuned = translate(_request(tmp_path, "-p", "tuned"), cfg)
-    assert tuned.spec["files_home"] == {"cap_mb": 5, "exclude": ["*.tmp"], "interval": 10}
+    assert tuned.spec["files_home"] == {
+        "cap_mb": 5,
+        "exclude": ["*.tmp"],
+        "interval": 10,
+        "left": left.format("tuned"),
+    }
     described = load_backend_describe(tuned, cfg, tmp_path)
     assert (
         f"# files home: what the job creates or changes in the workdir on its nodes comes back "
@@ -443,12 +478,13 @@ def test_a_jobs_files_come_home_from_the_real_runtime(tmp_path):
     assert (home / os.fsdecode(b"caf\xe9.txt")).read_bytes() == b"bytes"
     assert not (home / "x.tmp").exists() and not (home / "zz-big.bin").exists()
     assert not (home / ".slurmsky").exists()
-    assert (home / "slurm-5.out").read_text() == (
-        "done\nslurmsky: files home: zz-big.bin (1100000 bytes) over the 1 MB cap, left on the node\n"
+    over = (
+        "zz-big.bin (1100000 bytes) over the 1 MB cap, left on the node, which goes when the "
+        "job ends: raise partitions.p.files_home.cap_mb, or write it to a bucket "
+        "(partitions.p.file_mounts)"
     )
-    assert reader.final()["files_home"] == (
-        "files home: zz-big.bin (1100000 bytes) over the 1 MB cap, left on the node"
-    )
+    assert (home / "slurm-5.out").read_text() == f"done\nslurmsky: files home: {over}\n"
+    assert reader.final()["files_home"] == f"files home: {over}"
     assert sorted(os.listdir(home)) == sorted(
         ["job.sh", "results", "run.sh", os.fsdecode(b"caf\xe9.txt"), "slurm-5.out"]
     )
@@ -643,15 +679,22 @@ def test_two_nodes_send_their_own_files_unless_they_share_node0s(tmp_path, share
 def test_srun_outside_a_job_sends_its_files_home(cluster, tmp_path, monkeypatch):
     """`srun CMD` with no job on the sky backend: a managed job whose batch script is the
     node's srun; what CMD writes in the workdir on the node comes to srun's directory."""
+    import http.server
+    import threading
+
     from conftest import BIN
     from fake_sky import sky_world
 
+    # srun asks the API server's health first: any HTTP answer is one
+    health = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=health.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{health.server_port}"
     with sky_world(cluster, tmp_path, monkeypatch, "  p:\n    default: true\n") as world:
         cluster, fake, drive = world
         srun = subprocess.Popen(
             [sys.executable, str(BIN / "srun"), "bash", "-c", "echo made > made.txt; echo hi"],
             cwd=cluster.cwd,
-            env=cluster.env,
+            env=dict(cluster.env, SKYPILOT_API_SERVER_ENDPOINT=endpoint),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -663,5 +706,7 @@ def test_srun_outside_a_job_sends_its_files_home(cluster, tmp_path, monkeypatch)
             if srun.poll() is None:
                 srun.kill()
                 srun.wait()
+            health.shutdown()
+            health.server_close()
         assert (srun.returncode, out) == (0, "hi\n"), err
         assert (cluster.cwd / "made.txt").read_text() == "made\n"

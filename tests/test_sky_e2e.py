@@ -761,7 +761,11 @@ def test_a_checkpoint_comes_home_before_the_job_ends_on_real_skypilot(cluster, s
         assert cluster.job(job)[1:3] == ("COMPLETED", 0)
         assert ckpt.read_text() == "step2\n"
         assert not (cluster.cwd / "big.bin").exists()
-        line = "big.bin (2000000 bytes) over the 1 MB cap, left on the node"
+        line = (
+            "big.bin (2000000 bytes) over the 1 MB cap, left on the node, which goes when the "
+            "job ends: raise partitions.debug.files_home.cap_mb, or write it to a bucket "
+            "(partitions.debug.file_mounts)"
+        )
         assert (cluster.cwd / f"ckpt-{job}.out").read_text() == f"slurmsky: files home: {line}\n"
         comment = cluster.run("sacct", "-n", "-X", "-P", "-j", str(job), "-o", "Comment")
         assert comment.stdout == f"files home: {line}\n", comment

@@ -316,7 +316,11 @@ def test_each_element_of_a_lane_sends_its_own_files_home(cluster, tmp_path, monk
         lane, ids = fake.jobs[1]["log"].read_text(), ids_of(cluster, array_id)
         assert [lane.count(f" b {ids[index]}.0.") for index in (1, 2, 3)] == [2, 2, 2]
         assert lane.count(f" x {ids[2]}.0.") == 1
-        over = "big.bin (1100000 bytes) over the 1 MB cap, left on the node"
+        over = (
+            "big.bin (1100000 bytes) over the 1 MB cap, left on the node, which goes when the "
+            "job ends: raise partitions.lanes.files_home.cap_mb, or write it to a bucket "
+            "(partitions.lanes.file_mounts)"
+        )
         assert _sacct(cluster, array_id, "JobID,State,ExitCode,Comment") == [
             f"{array_id}_1|COMPLETED|0:0|",
             f"{array_id}_2|COMPLETED|0:0|files home: {over}",

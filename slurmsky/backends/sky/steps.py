@@ -85,6 +85,10 @@ def step_task(
         open_mode="truncate",
         signal=None,
     )
+    if spec.get("files_home"):  # a file past the cap stays on the cluster until salloc ends
+        fetch = f"rsync -Pavz {ref['cluster']}:sky_workdir/{{path}} {{path}}"
+        left = f"left on the node until salloc ends; fetch it from here with: {fetch}"
+        node["files_home"] = dict(spec["files_home"], left=left)
     if spec.get("time_limit"):  # what is left of the allocation's (seconds)
         node["time_limit"] = max(1, int(spec["time_limit"] - (now - start)))
     step: dict = {"name": f"{task.get('name') or 'interactive'}-step{step_id}"}
