@@ -222,6 +222,45 @@ def test_a_write_error_here_is_recorded_and_files_already_home_stay(tmp_path, mo
     assert SACCT_VALUES["Comment"](row) == comment
 
 
+@pytest.fixture
+def full_disk(tmp_path):
+    """A directory on a 1 MB tmpfs (root only: skipped elsewhere), unmounted after."""
+    home = tmp_path / "small"
+    home.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(home)], capture_output=True
+    )
+    if mount.returncode != 0:
+        pytest.skip(f"no tmpfs here: {mount.stderr.decode().strip()}")
+    try:
+        yield home
+    finally:
+        subprocess.run(["umount", str(home)], check=True, timeout=30)
+
+
+def test_a_full_disk_here_names_what_did_not_come_and_keeps_what_did(full_disk):
+    """A real full filesystem at home (1 MB): a file that fits arrives; one that does not
+    is named (No space left on device) and leaves no partial or temporary file; a newer
+    version of a file already home that does not fit leaves the old one whole; a small
+    file after them still arrives. The job's Comment says what did not come."""
+    home = full_disk
+    reader = _reader(home)
+    first, newer = os.urandom(600_000), os.urandom(500_000)
+    reader.write(_frames_of(b"first.bin", first))
+    reader.write(_frames_of(b"second.bin", os.urandom(600_000), "7.0.2"))
+    reader.write(_frames_of(b"first.bin", newer, "7.0.3"))
+    reader.write(_frames_of(b"small.txt", b"fits\n", "7.0.4"))
+    assert (home / "first.bin").read_bytes() == first
+    assert (home / "small.txt").read_bytes() == b"fits\n"
+    assert sorted(os.listdir(home)) == ["first.bin", "small.txt"]
+    assert reader.final() == {
+        "files_home": "files home: second.bin: not written here: No space left on device; "
+        "first.bin: not written here: No space left on device"
+    }
+
+
 # -- the sender -----------------------------------------------------------------------------
 
 
