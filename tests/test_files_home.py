@@ -337,19 +337,25 @@ def test_over_the_cap_a_file_is_listed_in_the_error_file_and_the_comment(tmp_pat
     )
 
 
-def test_a_file_past_the_cap_says_how_to_fetch_it(tmp_path):
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_file_past_the_cap_says_how_to_fetch_it(tmp_path, rank):
     """The spec's `left` (a salloc step's: its cluster stays until salloc ends) ends the line
-    in the error file and the Comment, the path shell-quoted where it says {path}."""
+    in the error file and the Comment: the path shell-quoted where it says {path}, the
+    node's ssh name (SkyPilot's: the cluster, CLUSTER-workerN for node N) at {worker}."""
     node, home = tmp_path / "node", tmp_path / "home"
     node.mkdir()
     home.mkdir()
-    left = "left on the node until salloc ends; fetch it from here with: rsync -Pavz c1:sky_workdir/{path} {path}"
-    sync, lines, said = _sender(node, cap_mb=1, left=left)
+    left = (
+        "left on the node until salloc ends; fetch it from here with: "
+        "rsync -Pavz c1{worker}:sky_workdir/{path} {path}"
+    )
+    sync, lines, said = _sender(node, rank=rank, cap_mb=1, left=left)
     (node / "my model.bin").write_bytes(b"m" * 1048577)
     sync.send()
+    host = "c1-worker1" if rank else "c1"
     line = (
         "my model.bin (1048577 bytes) over the 1 MB cap, left on the node until salloc ends; "
-        "fetch it from here with: rsync -Pavz c1:sky_workdir/'my model.bin' 'my model.bin'"
+        f"fetch it from here with: rsync -Pavz {host}:sky_workdir/'my model.bin' 'my model.bin'"
     )
     assert said == [f"slurmsky: files home: {line}"]
     reader = _reader(home)

@@ -68,7 +68,7 @@ def test_cluster_and_step_tasks_pass_skypilots_validation(tmp_path):
     assert (node["node_names"], node["time_limit"], node["job_id"]) == (["node1", "node2"], 570, 7)
     assert node["files_home"]["left"] == (  # a file past the cap: the cluster stays till then
         "left on the node until salloc ends; fetch it from here with: "
-        "rsync -Pavz slurmsky-7-abc:sky_workdir/{path} {path}"
+        "rsync -Pavz slurmsky-7-abc{worker}:sky_workdir/{path} {path}"
     )
     assert cluster_name(7, "0123456789abcdef") == "slurmsky-7-01234567"
 

@@ -178,7 +178,9 @@ class FileSync:
                 shown,
                 st.st_size,
                 self.cap_mb,
-                self.left.replace("{path}", shlex.quote(shown)),
+                self.left.replace("{path}", shlex.quote(shown)).replace(
+                    "{worker}", "-worker%d" % self.rank if self.rank else ""
+                ),
             )
             self.out(frame("x", fid, name, st.st_size, self.cap_mb, name64(note)))
             self.say("slurmsky: files home: " + note)

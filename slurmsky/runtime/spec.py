@@ -60,7 +60,8 @@ optional may be missing, and ``null`` always means "not given")::
                                      # optional (null): the files the job writes in its
                                      # workdir go home through the log (filesync.py); left
                                      # (optional): what becomes of a file past the cap and
-                                     # how to fetch it, {path} its shell-quoted path
+                                     # how to fetch it, {path} its shell-quoted path,
+                                     # {worker} "-workerN" on node N > 0 (SkyPilot's ssh)
 
 A node's identity comes from SkyPilot's variables (``SKYPILOT_NODE_RANK``,
 ``SKYPILOT_NODE_IPS``, ``SKYPILOT_NUM_GPUS_PER_NODE``, ``SKYPILOT_JOB_RANK``), exactly as

@@ -86,7 +86,7 @@ def step_task(
         signal=None,
     )
     if spec.get("files_home"):  # a file past the cap stays on the cluster until salloc ends
-        fetch = f"rsync -Pavz {ref['cluster']}:sky_workdir/{{path}} {{path}}"
+        fetch = f"rsync -Pavz {ref['cluster']}{{worker}}:sky_workdir/{{path}} {{path}}"
         left = f"left on the node until salloc ends; fetch it from here with: {fetch}"
         node["files_home"] = dict(spec["files_home"], left=left)
     if spec.get("time_limit"):  # what is left of the allocation's (seconds)
