@@ -261,6 +261,31 @@ def test_a_full_disk_here_names_what_did_not_come_and_keeps_what_did(full_disk):
     }
 
 
+def test_output_a_full_disk_here_cannot_hold_is_named_and_the_read_goes_on(full_disk):
+    """The job's output past what the disk holds: named once in the record (Comment), the
+    read goes on (the RESULT is read), and a file that came home before stays whole."""
+    import base64
+    import json
+
+    home = full_disk
+    reader = _reader(home)
+    chunk = os.urandom(300_000)
+    lines = ["SLURMSKY-IO s 0 "] + [
+        f"SLURMSKY-IO o {at} {base64.b64encode(chunk).decode()}"
+        for at in range(0, 1_200_000, 300_000)
+    ]
+    result = base64.b64encode(json.dumps({"state": "COMPLETED"}).encode()).decode()
+    reader.write("\n".join(lines[:2]) + "\n")
+    reader.write(_frames_of(b"small.txt", b"fits\n"))
+    reader.write("\n".join(lines[2:]) + f"\nSLURMSKY-IO r 0 {result}\n")
+    assert (home / "small.txt").read_bytes() == b"fits\n"
+    assert (home / "out").read_bytes()[:300_000] == chunk
+    assert reader.final() == {
+        "state": "COMPLETED",
+        "files_home": f"files home: {home}/out: output not written here: No space left on device",
+    }
+
+
 # -- the sender -----------------------------------------------------------------------------
 
 
