@@ -9,6 +9,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +62,9 @@ def _sender(workdir: Path, rank: int = 0, own=(), **given) -> tuple[FileSync, li
 
 def _reader(home: Path) -> LogReader:
     return LogReader(
-        SimpleNamespace(stdout=str(home / "out"), stderr=str(home / "out"), workdir=str(home)),
+        SimpleNamespace(
+            job_id=7, stdout=str(home / "out"), stderr=str(home / "out"), workdir=str(home)
+        ),
         append=False,
     )
 
@@ -219,6 +222,70 @@ def test_a_write_error_here_is_recorded_and_files_already_home_stay(tmp_path, mo
     assert SACCT_VALUES["Comment"](row) == comment
 
 
+@pytest.fixture
+def full_disk(tmp_path):
+    """A directory on a 1 MB tmpfs (root only: skipped elsewhere), unmounted after."""
+    home = tmp_path / "small"
+    home.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(home)], capture_output=True
+    )
+    if mount.returncode != 0:
+        pytest.skip(f"no tmpfs here: {mount.stderr.decode().strip()}")
+    try:
+        yield home
+    finally:
+        subprocess.run(["umount", str(home)], check=True, timeout=30)
+
+
+def test_a_full_disk_here_names_what_did_not_come_and_keeps_what_did(full_disk):
+    """A real full filesystem at home (1 MB): a file that fits arrives; one that does not
+    is named (No space left on device) and leaves no partial or temporary file; a newer
+    version of a file already home that does not fit leaves the old one whole; a small
+    file after them still arrives. The job's Comment says what did not come."""
+    home = full_disk
+    reader = _reader(home)
+    first, newer = os.urandom(600_000), os.urandom(500_000)
+    reader.write(_frames_of(b"first.bin", first))
+    reader.write(_frames_of(b"second.bin", os.urandom(600_000), "7.0.2"))
+    reader.write(_frames_of(b"first.bin", newer, "7.0.3"))
+    reader.write(_frames_of(b"small.txt", b"fits\n", "7.0.4"))
+    assert (home / "first.bin").read_bytes() == first
+    assert (home / "small.txt").read_bytes() == b"fits\n"
+    assert sorted(os.listdir(home)) == ["first.bin", "small.txt"]
+    assert reader.final() == {
+        "files_home": "files home: second.bin: not written here: No space left on device; "
+        "first.bin: not written here: No space left on device"
+    }
+
+
+def test_output_a_full_disk_here_cannot_hold_is_named_and_the_read_goes_on(full_disk):
+    """The job's output past what the disk holds: named once in the record (Comment), the
+    read goes on (the RESULT is read), and a file that came home before stays whole."""
+    import base64
+    import json
+
+    home = full_disk
+    reader = _reader(home)
+    chunk = os.urandom(300_000)
+    lines = ["SLURMSKY-IO s 0 "] + [
+        f"SLURMSKY-IO o {at} {base64.b64encode(chunk).decode()}"
+        for at in range(0, 1_200_000, 300_000)
+    ]
+    result = base64.b64encode(json.dumps({"state": "COMPLETED"}).encode()).decode()
+    reader.write("\n".join(lines[:2]) + "\n")
+    reader.write(_frames_of(b"small.txt", b"fits\n"))
+    reader.write("\n".join(lines[2:]) + f"\nSLURMSKY-IO r 0 {result}\n")
+    assert (home / "small.txt").read_bytes() == b"fits\n"
+    assert (home / "out").read_bytes()[:300_000] == chunk
+    assert reader.final() == {
+        "state": "COMPLETED",
+        "files_home": f"files home: {home}/out: output not written here: No space left on device",
+    }
+
+
 # -- the sender -----------------------------------------------------------------------------
 
 
@@ -295,6 +362,33 @@ def test_over_the_cap_a_file_is_listed_in_the_error_file_and_the_comment(tmp_pat
     )
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_file_past_the_cap_says_how_to_fetch_it(tmp_path, rank):
+    """The spec's `left` (a salloc step's: its cluster stays until salloc ends) ends the line
+    in the error file and the Comment: the path shell-quoted where it says {path}, the
+    node's ssh name (SkyPilot's: the cluster, CLUSTER-workerN for node N) at {worker}."""
+    node, home = tmp_path / "node", tmp_path / "home"
+    node.mkdir()
+    home.mkdir()
+    left = (
+        "left on the node until salloc ends; fetch it from here with: "
+        "rsync -Pavz c1{worker}:sky_workdir/{path} {path}"
+    )
+    sync, lines, said = _sender(node, rank=rank, cap_mb=1, left=left)
+    (node / "my model.bin").write_bytes(b"m" * 1048577)
+    sync.send()
+    host = "c1-worker1" if rank else "c1"
+    line = (
+        "my model.bin (1048577 bytes) over the 1 MB cap, left on the node until salloc ends; "
+        f"fetch it from here with: rsync -Pavz {host}:sky_workdir/'my model.bin' 'my model.bin'"
+    )
+    assert said == [f"slurmsky: files home: {line}"]
+    reader = _reader(home)
+    reader.write("".join(lines))
+    assert reader.final() == {"files_home": f"files home: {line}"}
+    assert os.listdir(home) == []
+
+
 def test_a_node_that_shares_node0s_filesystem_sends_nothing(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -338,10 +432,24 @@ def test_files_home_config_is_off_or_a_mapping_and_reaches_the_spec(tmp_path):
         "  tuned: {files_home: {cap_mb: 5, exclude: ['*.tmp'], interval: 10}}\n",
     )
     spec = translate(_request(tmp_path), cfg).spec
-    assert spec["files_home"] == {"cap_mb": 100, "exclude": [], "interval": 60}
+    left = (
+        "left on the node, which goes when the job ends: raise partitions.{0}.files_home.cap_mb,"
+        " or write it to a bucket (partitions.{0}.file_mounts)"
+    )
+    assert spec["files_home"] == {
+        "cap_mb": 100,
+        "exclude": [],
+        "interval": 60,
+        "left": left.format("plain"),
+    }
     assert translate(_request(tmp_path, "-p", "none"), cfg).spec["files_home"] is None
     tuned = translate(_request(tmp_path, "-p", "tuned"), cfg)
-    assert tuned.spec["files_home"] == {"cap_mb": 5, "exclude": ["*.tmp"], "interval": 10}
+    assert tuned.spec["files_home"] == {
+        "cap_mb": 5,
+        "exclude": ["*.tmp"],
+        "interval": 10,
+        "left": left.format("tuned"),
+    }
     described = load_backend_describe(tuned, cfg, tmp_path)
     assert (
         f"# files home: what the job creates or changes in the workdir on its nodes comes back "
@@ -399,6 +507,7 @@ def _node_run(tmp_path: Path, script: str, *argv: str, cap_mb: int = 100, interv
         text=True,
     )
     job = SimpleNamespace(
+        job_id=5,
         stdout=str(home_dir / "slurm-5.out"),
         stderr=str(home_dir / "slurm-5.out"),
         workdir=str(home_dir),
@@ -439,12 +548,13 @@ def test_a_jobs_files_come_home_from_the_real_runtime(tmp_path):
     assert (home / os.fsdecode(b"caf\xe9.txt")).read_bytes() == b"bytes"
     assert not (home / "x.tmp").exists() and not (home / "zz-big.bin").exists()
     assert not (home / ".slurmsky").exists()
-    assert (home / "slurm-5.out").read_text() == (
-        "done\nslurmsky: files home: zz-big.bin (1100000 bytes) over the 1 MB cap, left on the node\n"
+    over = (
+        "zz-big.bin (1100000 bytes) over the 1 MB cap, left on the node, which goes when the "
+        "job ends: raise partitions.p.files_home.cap_mb, or write it to a bucket "
+        "(partitions.p.file_mounts)"
     )
-    assert reader.final()["files_home"] == (
-        "files home: zz-big.bin (1100000 bytes) over the 1 MB cap, left on the node"
-    )
+    assert (home / "slurm-5.out").read_text() == f"done\nslurmsky: files home: {over}\n"
+    assert reader.final()["files_home"] == f"files home: {over}"
     assert sorted(os.listdir(home)) == sorted(
         ["job.sh", "results", "run.sh", os.fsdecode(b"caf\xe9.txt"), "slurm-5.out"]
     )
@@ -624,10 +734,49 @@ def test_two_nodes_send_their_own_files_unless_they_share_node0s(tmp_path, share
     outs = [_finish(proc) for proc in procs]
     assert [p.returncode for p in procs] == [0, 0]
     reader = LogReader(
-        SimpleNamespace(stdout=str(home / "o"), stderr=str(home / "o"), workdir=str(home)), False
+        SimpleNamespace(
+            job_id=6, stdout=str(home / "o"), stderr=str(home / "o"), workdir=str(home)
+        ),
+        False,
     )
     reader.write(outs[0] + "".join(NODE + line + "\n" for line in outs[1].splitlines()))
     assert (home / "out-0.txt").read_text() == "node 0\n"
     assert (home / "out-1.txt").read_text() == "node 1\n"
     assert ("SLURMSKY-FILE" in outs[1]) == (not shared)
     assert reader.final() == reader.result and reader.result["state"] == "COMPLETED"
+
+
+def test_srun_outside_a_job_sends_its_files_home(cluster, tmp_path, monkeypatch):
+    """`srun CMD` with no job on the sky backend: a managed job whose batch script is the
+    node's srun; what CMD writes in the workdir on the node comes to srun's directory."""
+    import http.server
+    import threading
+
+    from conftest import BIN
+    from fake_sky import sky_world
+
+    # srun asks the API server's health first: any HTTP answer is one
+    health = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=health.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{health.server_port}"
+    with sky_world(cluster, tmp_path, monkeypatch, "  p:\n    default: true\n") as world:
+        cluster, fake, drive = world
+        srun = subprocess.Popen(
+            [sys.executable, str(BIN / "srun"), "bash", "-c", "echo made > made.txt; echo hi"],
+            cwd=cluster.cwd,
+            env=dict(cluster.env, SKYPILOT_API_SERVER_ENDPOINT=endpoint),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            drive(lambda: srun.poll() is not None, timeout=90)
+            out, err = srun.communicate(timeout=10)
+        finally:
+            if srun.poll() is None:
+                srun.kill()
+                srun.wait()
+            health.shutdown()
+            health.server_close()
+        assert (srun.returncode, out) == (0, "hi\n"), err
+        assert (cluster.cwd / "made.txt").read_text() == "made\n"

@@ -172,7 +172,7 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
             "failer",
             "bash",
             "-c",
-            "echo failing; exit 3",
+            "echo failing; echo failed > failed.txt; exit 3",
         ],
         cwd=cluster.cwd,
         env=cluster.env,
@@ -180,7 +180,9 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
         stderr=subprocess.PIPE,
         text=True,
     )
-    long = cluster.sbatch(cluster.script("long.sh", "#!/bin/bash\necho sleeping\nsleep 600\n"))
+    long = cluster.sbatch(
+        cluster.script("long.sh", "#!/bin/bash\necho sleeping\necho kept > kept.txt\nsleep 600\n")
+    )
     seen, fail = {}, None
     try:
         seen, fail = _follow(cluster, two, long)
@@ -210,6 +212,10 @@ def test_batch_jobs_on_real_skypilot(cluster, stack):
     assert seen[two][-2:] == ["R", "CD"], seen
     assert seen[fail][-1] == "F" and seen[long][-2:] in (["R", "CA"], ["CG", "CA"]), seen
     assert "R" in seen[long], seen
+    # files home (issue 32) when a job ends badly: srun's FAILED job, the CANCELLED one (what
+    # it wrote before the kill: the runtime's last send, within KillWait)
+    assert (cluster.cwd / "failed.txt").read_text() == "failed\n"
+    assert (cluster.cwd / "kept.txt").read_text() == "kept\n"
 
     lines = (cluster.cwd / f"two-{two}.out").read_text().splitlines()
     assert lines[:8] == [
@@ -401,7 +407,7 @@ squeue -h -j "$SLURM_JOB_ID" -o '%i|%t|%D|%j' > squeue.txt
 a=$(date +%s.%N)
 srun -l bash -c 'echo "step=$SLURM_STEP_ID procid=$SLURM_PROCID nnodes=$SLURM_NNODES job=$SLURM_JOB_ID"' | sort
 b=$(date +%s.%N)
-srun -N1 bash -c 'echo to-err >&2; exit 3'
+srun -N1 bash -c 'echo from-step1 > step1.txt; echo to-err >&2; exit 3'
 echo "rc=$?"
 c=$(date +%s.%N)
 echo "$a $b $c" > t-steps
@@ -493,6 +499,7 @@ def test_salloc_and_srun_on_a_skypilot_cluster(cluster, stack):
         "rc=3",
     ], (out, err)
     assert "to-err\n" in err and "srun: error: " in err
+    assert (cluster.cwd / "step1.txt").read_text() == "from-step1\n"  # a step's file came home
     env = dict(
         line.split("=", 1)
         for line in (cluster.cwd / "alloc-env.txt").read_text().split("\n")
@@ -649,6 +656,7 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
 LANES_ARRAY = """#!/bin/bash
 #SBATCH -J laned -p lanes --array=1-6%2 -o laned-%A_%a.out
 echo "element $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID job $SLURM_JOB_ID"
+echo "element $SLURM_ARRAY_TASK_ID" > laned-file-$SLURM_ARRAY_TASK_ID.txt
 if [ $SLURM_ARRAY_TASK_ID = 4 ]; then {wait}; fi
 sleep 8
 exit $((SLURM_ARRAY_TASK_ID == 3 ? 4 : 0))
@@ -717,7 +725,10 @@ def test_a_lanes_partition_runs_an_array_as_two_managed_jobs(cluster, stack):
         for index in range(1, 6):
             text = (cluster.cwd / f"laned-{arr}_{index}.out").read_text()
             assert text == f"element {index} of {arr} job {rows[index][1]}\n"
+            file = cluster.cwd / f"laned-file-{index}.txt"  # each element's files come home
+            assert file.read_text() == f"element {index}\n"
         assert not (cluster.cwd / f"laned-{arr}_6.out").exists()
+        assert not (cluster.cwd / "laned-file-6.txt").exists()
     finally:
         cluster.run("scancel", str(arr))
         gate.unlink(missing_ok=True)
@@ -784,7 +795,11 @@ def test_a_checkpoint_comes_home_before_the_job_ends_on_real_skypilot(cluster, s
         assert cluster.job(job)[1:3] == ("COMPLETED", 0)
         assert ckpt.read_text() == "step2\n"
         assert not (cluster.cwd / "big.bin").exists()
-        line = "big.bin (2000000 bytes) over the 1 MB cap, left on the node"
+        line = (
+            "big.bin (2000000 bytes) over the 1 MB cap, left on the node, which goes when the "
+            "job ends: raise partitions.debug.files_home.cap_mb, or write it to a bucket "
+            "(partitions.debug.file_mounts)"
+        )
         assert (cluster.cwd / f"ckpt-{job}.out").read_text() == f"slurmsky: files home: {line}\n"
         comment = cluster.run("sacct", "-n", "-X", "-P", "-j", str(job), "-o", "Comment")
         assert comment.stdout == f"files home: {line}\n", comment

@@ -289,3 +289,51 @@ def test_test_only_and_translate_say_an_array_runs_in_lanes(cluster):
     assert "array: slurmsky runs it as 2 lanes" in out.stderr, out.stderr
     out = cluster.run("sbatch", "--test-only", "-p", "wide", "-N", "2", "--array=1-20", "job.sh")
     assert out.returncode == 0 and "runs it as" not in out.stderr, out.stderr  # one job each
+
+
+def test_each_element_of_a_lane_sends_its_own_files_home(cluster, tmp_path, monkeypatch):
+    """One lane runs elements 1, 2, 3 in turn; each element's runtime snapshots the lane's
+    workdir when it starts, so it sends what IT created or changed (element 3 does not send
+    element 1's files again; shared.txt is the last writer's, as on a shared filesystem).
+    Element 2's file past the 1 MB cap is named in its own Comment and error file only."""
+    parts = "  lanes:\n    default: true\n    lanes: 1\n    files_home: {cap_mb: 1}\n"
+    with sky_world(cluster, tmp_path, monkeypatch, parts) as (cluster, fake, drive):
+        cluster.script(
+            "job.sh",
+            "#!/bin/bash\n"
+            "i=$SLURM_ARRAY_TASK_ID\n"
+            "mkdir -p res; echo element $i > res/$i.txt; echo by $i > shared.txt\n"
+            '[ "$i" != 2 ] || head -c 1100000 /dev/zero > big.bin\n'
+            '[ "$i" != 3 ] || exit 4\n',
+        )
+        array_id = cluster.sbatch("--array=1-3", "-o", "%A_%a.out", "job.sh")
+        drive(lambda: _done(cluster, array_id, 3))
+        for index in (1, 2, 3):
+            assert (cluster.cwd / "res" / f"{index}.txt").read_text() == f"element {index}\n"
+        assert (cluster.cwd / "shared.txt").read_text() == "by 3\n"
+        assert not (cluster.cwd / "big.bin").exists()
+        assert len(fake.jobs) == 1
+        lane, ids = fake.jobs[1]["log"].read_text(), ids_of(cluster, array_id)
+        assert [lane.count(f" b {ids[index]}.0.") for index in (1, 2, 3)] == [2, 2, 2]
+        assert lane.count(f" x {ids[2]}.0.") == 1
+        over = (
+            "big.bin (1100000 bytes) over the 1 MB cap, left on the node, which goes when the "
+            "job ends: raise partitions.lanes.files_home.cap_mb, or write it to a bucket "
+            "(partitions.lanes.file_mounts)"
+        )
+        assert _sacct(cluster, array_id, "JobID,State,ExitCode,Comment") == [
+            f"{array_id}_1|COMPLETED|0:0|",
+            f"{array_id}_2|COMPLETED|0:0|files home: {over}",
+            f"{array_id}_3|FAILED|4:0|",
+        ]
+        assert (cluster.cwd / f"{array_id}_2.out").read_text() == f"slurmsky: files home: {over}\n"
+        assert (cluster.cwd / f"{array_id}_1.out").read_text() == ""
+
+
+def ids_of(cluster, array_id) -> dict[int, int]:
+    """Each element's job id, by its index."""
+    with cluster.db() as conn:
+        rows = conn.execute(
+            "SELECT array_task_id, job_id FROM jobs WHERE array_job_id = ?", (array_id,)
+        )
+        return dict(rows.fetchall())

@@ -66,6 +66,10 @@ def test_cluster_and_step_tasks_pass_skypilots_validation(tmp_path):
         ["-l", "hostname"],
     )
     assert (node["node_names"], node["time_limit"], node["job_id"]) == (["node1", "node2"], 570, 7)
+    assert node["files_home"]["left"] == (  # a file past the cap: the cluster stays till then
+        "left on the node until salloc ends; fetch it from here with: "
+        "rsync -Pavz slurmsky-7-abc{worker}:sky_workdir/{path} {path}"
+    )
     assert cluster_name(7, "0123456789abcdef") == "slurmsky-7-01234567"
 
 
@@ -104,7 +108,8 @@ def test_a_step_runs_on_a_node_with_its_step_id(tmp_path):
     )
     assert run.returncode == 5, run.stderr
     out, err = io.BytesIO(), io.BytesIO()
-    terminal = steps.Terminal()
+    home = tmp_path / "home"  # the allocation's directory: the step wrote no file to send
+    terminal = steps.Terminal(SimpleNamespace(job_id=9, stdout="", stderr="", workdir=str(home)))
     terminal.sinks = {"o": out, "e": err}
     for chunk in (run.stdout[:50], run.stdout[50:], run.stdout):  # a second read: nothing twice
         terminal.write(chunk)
@@ -272,3 +277,54 @@ def test_time_limit_and_a_restarted_agent(agent):
     again = Clusters(SkyClient(), agent.conn, "inst", agent.calls)
     again.sync(1001.0, [])
     assert agent.calls.last("launch_cluster")[0][1] == f"slurmsky-{other}-inst"
+
+
+def test_each_steps_files_come_home_into_the_allocations_directory(
+    agent, tmp_path, monkeypatch, capfd
+):
+    """srun in salloc, through run_step with the cluster's `exec` and `tail_logs` run here
+    (the step's `run` on a "node" whose workdir stays between steps, as a cluster's): each
+    step sends what it created or changed since it started, into salloc's directory; a
+    file that cannot be written here (a directory holds its name) is named in the
+    allocation's Comment, by step."""
+    import threading
+
+    from slurmsky.backends.sky import client
+    from slurmsky.core import state
+
+    job_id = agent.store("bash")
+    agent.calls.last("launch_cluster")[1].set_result((["127.0.0.1"], ["127.0.0.1"]))
+    agent.sync()
+    logs: list[str] = []
+
+    def run(body, cluster):
+        proc = run_on_node(
+            tmp_path, body["run"], SKYPILOT_TASK_ID=f"sky-c-{len(logs)}", **body["secrets"]
+        )
+        logs.append(proc.stdout)
+        return len(logs)
+
+    monkeypatch.setattr(
+        client,
+        "CLIENT",
+        SimpleNamespace(exec=run, tail_cluster=lambda c, n, out: out.write(logs[n - 1])),
+    )
+    monkeypatch.setattr(steps, "_cancel_on_signals", lambda *a: threading.Event())
+    (tmp_path / "blocked").mkdir()
+    capfd.readouterr()  # salloc's own warnings
+    write = "mkdir -p out; echo one > out/a.txt; echo x > blocked"
+    assert steps.run_step(agent.conn, _job(agent, job_id), [], ["bash", "-c", write]) == 0
+    assert steps.run_step(agent.conn, _job(agent, job_id), [], ["bash", "-c", "echo two > b"]) == 0
+    assert (tmp_path / "out" / "a.txt").read_text() == "one\n"
+    assert (tmp_path / "b").read_text() == "two\n"
+    assert [line.split(" ")[2] for line in logs[1].splitlines() if "SLURMSKY-FILE" in line] == [
+        "b",
+        "c",
+        "e",
+    ]  # the second step sends its own file only
+    assert capfd.readouterr().err == ""  # the node said nothing of files
+    job = state.get_job(agent.conn, job_id)
+    assert job.result["files_home"] == (
+        "files home: step 0: blocked: not written here: Is a directory"
+    )
+    assert [s["id"] for s in job.result["steps"]] == [0, 1]

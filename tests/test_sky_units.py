@@ -37,9 +37,12 @@ def _request(tmp_path: Path, script: str, *argv: str):
     )
 
 
-def _job(tmp_path: Path, stdout: str, stderr: str | None = None) -> SimpleNamespace:
-    """What LogReader reads of a JobRecord: its files, and its workdir (files home)."""
+def _job(
+    tmp_path: Path, stdout: str, stderr: str | None = None, job_id: int = 0
+) -> SimpleNamespace:
+    """What LogReader reads of a JobRecord: its id, its files, and its workdir (files home)."""
     return SimpleNamespace(
+        job_id=job_id,
         stdout=str(tmp_path / stdout),
         stderr=str(tmp_path / (stderr or stdout)),
         workdir=str(tmp_path),

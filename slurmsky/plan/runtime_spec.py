@@ -102,7 +102,9 @@ def runtime_spec(
         "node_names": None,
         "array": array,
         # -p a,b: the task is the first partition's (backends/sky/task.py), its files_home too
-        "files_home": files_home_settings(cfg.partitions.get(partition.split(",")[0], {}))
+        "files_home": files_home_settings(
+            cfg.partitions.get(partition.split(",")[0], {}), partition.split(",")[0]
+        )
         if files_home and os.path.isdir(req.workdir)
         else None,
     }
@@ -111,10 +113,18 @@ def runtime_spec(
 FILES_HOME_DEFAULTS = {"cap_mb": 100, "exclude": [], "interval": 60}
 
 
-def files_home_settings(part: dict) -> dict | None:
-    """A partition's files_home (config: false, or a mapping over these defaults)."""
+def files_home_settings(part: dict, partition: str) -> dict | None:
+    """A partition's files_home (config: false, or a mapping over these defaults), with
+    what the error file says of a file past the cap (`left`: the node goes with the job)."""
     given = part.get("files_home", {})
-    return None if given is False else dict(FILES_HOME_DEFAULTS, **given)
+    if given is False:
+        return None
+    key = f"partitions.{partition}"
+    left = (
+        "left on the node, which goes when the job ends: raise "
+        f"{key}.files_home.cap_mb, or write it to a bucket ({key}.file_mounts)"
+    )
+    return dict(FILES_HOME_DEFAULTS, **given, left=left)
 
 
 def _extra_env(req: JobRequest) -> dict:

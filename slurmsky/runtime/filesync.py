@@ -15,7 +15,8 @@ the log copy cut in two is told from a whole one and joined again. Bodies (words
     c FID INDEX DATA         its INDEX-th chunk (base64 of CHUNK bytes at most)
     e FID COUNT SHA256       its end: COUNT chunks whose bytes have this sha256
     a FID                    dropped: it changed while being read (sent again later)
-    x FID NAME SIZE CAP      over the job's CAP MB: listed, left on the node
+    x FID NAME SIZE CAP NOTE over the job's CAP MB: listed, left on the node; NOTE (base64)
+                             is the line the job's error file got, after its prefix
 
 Not sent: the job's own output files, the ``.slurmsky`` directory, the partition's exclude
 patterns (.skyignore style), symbolic links that point out of the workdir. Node 0 leaves a
@@ -27,6 +28,7 @@ import base64
 import fnmatch
 import hashlib
 import os
+import shlex
 import threading
 
 PREFIX = "SLURMSKY-FILE "
@@ -85,6 +87,7 @@ class FileSync:
         self.workdir = os.path.abspath(job.workdir)
         self.real = os.path.realpath(self.workdir)
         self.cap_mb = settings["cap_mb"]
+        self.left = settings.get("left") or "left on the node"
         self.interval = settings["interval"]
         self.excluded = Excludes(settings.get("exclude") or ())
         self.say, self.out = say, out
@@ -170,11 +173,17 @@ class FileSync:
             if rel in self.listed:
                 return  # said once
             self.listed.add(rel)
-            self.out(frame("x", fid, name, st.st_size, self.cap_mb))
-            self.say(
-                "slurmsky: files home: %s (%d bytes) over the %d MB cap, left on the node"
-                % (os.fsencode(rel).decode("utf-8", "backslashreplace"), st.st_size, self.cap_mb)
+            shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+            note = "%s (%d bytes) over the %d MB cap, %s" % (
+                shown,
+                st.st_size,
+                self.cap_mb,
+                self.left.replace("{path}", shlex.quote(shown)).replace(
+                    "{worker}", "-worker%d" % self.rank if self.rank else ""
+                ),
             )
+            self.out(frame("x", fid, name, st.st_size, self.cap_mb, name64(note)))
+            self.say("slurmsky: files home: " + note)
             return
         try:
             f = open(os.path.join(self.workdir, rel), "rb")

@@ -62,9 +62,12 @@ optional may be missing, and ``null`` always means "not given")::
      "first_step": int,              # optional (0): the id of the job's first srun step (a
                                      # step of an allocation held elsewhere, run alone here)
      "startup_timeout": int|null,    # optional (300): seconds node 0 waits for every agent
-     "files_home": null | {"cap_mb": int, "exclude": [str], "interval": int}}
+     "files_home": null | {"cap_mb": int, "exclude": [str], "interval": int, "left": str}}
                                      # optional (null): the files the job writes in its
-                                     # workdir go home through the log (filesync.py)
+                                     # workdir go home through the log (filesync.py); left
+                                     # (optional): what becomes of a file past the cap and
+                                     # how to fetch it, {path} its shell-quoted path,
+                                     # {worker} "-workerN" on node N > 0 (SkyPilot's ssh)
 
 A node's identity comes from SkyPilot's variables (``SKYPILOT_NODE_RANK``,
 ``SKYPILOT_NODE_IPS``, ``SKYPILOT_NUM_GPUS_PER_NODE``, ``SKYPILOT_JOB_RANK``), exactly as

@@ -131,7 +131,9 @@ class FilesHome:
                 self._end(self.open.pop(fid), int(words[2]), words[3])
             elif kind == "a":
                 self._drop(fid, None)
-            elif kind == "x" and len(words) == 5:
+            elif kind == "x" and len(words) == 6:  # the line the job's error file got
+                self.notes.append(display(_name(words[5])))
+            elif kind == "x" and len(words) == 5:  # a runtime before that line came too
                 self.notes.append(
                     f"{display(_name(words[2]))} ({int(words[3])} bytes) over the "
                     f"{int(words[4])} MB cap, left on the node"

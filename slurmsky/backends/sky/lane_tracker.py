@@ -167,9 +167,9 @@ class LaneTracker:
                         self.db, job.job_id, reason="None", nodelist=None
                     )
                 continue
-            result = reader.members[seq].result if reader else None
-            if result is not None or ended:
-                changed |= self._end(job, rec, result, now)
+            member = reader.members.get(seq) if reader else None
+            if member is not None and member.result is not None or ended:
+                changed |= self._end(job, rec, member, now)
             elif seq in started and job.state == "PENDING":
                 running = dict(rec, status="RUNNING", start_at=started[seq])
                 fields = skysync.active_fields(running, None, now)
@@ -178,9 +178,11 @@ class LaneTracker:
                 )
         return changed
 
-    def _end(self, job: JobRecord, rec: dict, result: dict | None, now: float) -> bool:
+    def _end(self, job: JobRecord, rec: dict, member: LogReader | None, now: float) -> bool:
         """An element ends with its own RESULT, or as its lane did (a lane that succeeded
-        without the element's RESULT failed it)."""
+        without the element's RESULT failed it); with what of its files did not come home
+        either way."""
+        result = member.result if member else None
         if result is not None:
             lane = dict(rec, status="SUCCEEDED", end_at=None)
         elif rec["status"] == "SUCCEEDED":
@@ -190,7 +192,12 @@ class LaneTracker:
         # an element whose start and end came in one read was never RUNNING here
         nodes = {} if job.nodelist else skysync.node_fields(rec)
         fields = transitions.finish(
-            self.db, job.job_id, skysync.result_of(lane, result), now, ACTIVE_STATES, **nodes
+            self.db,
+            job.job_id,
+            skysync.result_of(lane, member.final() if member else None),
+            now,
+            ACTIVE_STATES,
+            **nodes,
         )
         if fields is None:
             return False

@@ -8,12 +8,14 @@ array's lanes still running, of which as many go out as there are free nodes; th
 elements wait (Resources) and go out in new lanes as room frees. Each lane is ONE
 managed job whose `run` (lane_run) runs the node runtime for its elements one after another,
 each element beside an emitter of its own whose SLURMSKY-IO lines end with the element's
-position in the lane (its seq). So K controllers at most, and an element after a lane's
+position in the lane (its seq); each element's runtime sends the files it creates or
+changes home (runtime/filesync.py: a snapshot of the lane's workdir at the element's start,
+so the elements before it are not sent again). So K controllers at most, and an element after a lane's
 first starts within a second of the one before it.
 
 Every element keeps its own row: PENDING until its lane starts it, RUNNING from its start
 marker (the node's clock), then its own RESULT. LaneReader hands each element's lines to
-that element's LogReader (its files, its append mode, its RESULT); the executor moves the
+that element's LogReader (its files, its append mode, its RESULT, the files it wrote); the executor moves the
 rows (lane_tracker.py).
 
 No channel reaches a running managed job from home, so `scancel` of one element cuts its
@@ -66,10 +68,22 @@ class LaneReader(MarkerStream):
         self.started: dict[int, float] = {}
 
     def rewind(self) -> LaneReader:
+        """For a new read of the lane's log: elements that ended keep what they have (their
+        lines are skipped: the notes on their files stay)."""
         self.partial, self.frames, self.last_io = "", None, ""
         for member in self.members.values():
-            member.rewind()
+            if member.result is None:
+                member.rewind()
         return self
+
+    def _file(self, body: str) -> None:
+        """A file frame, to the element whose runtime sent it (its job id leads the
+        frame's id: runtime/filesync.py), unless that element ended."""
+        words = body.split(" ", 2)
+        job_id = words[1].split(".", 1)[0] if len(words) > 1 else ""
+        for member in list(self.members.values()):
+            if str(member.job_id) == job_id and member.result is None:
+                member._file(body)
 
     def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
         member = self.members.get(int(tag)) if tag is not None else None

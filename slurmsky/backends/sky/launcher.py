@@ -74,7 +74,6 @@ def launch_task(
     workdir = cluster_workdir(task, spec)
     if lane:
         node["array"] = dict(spec["array"], lane=[[m.array_task_id, m.job_id] for m in lane])
-        node["files_home"] = None  # a lane's log has no element's files: they stay there
         meta["lane"] = [m.job_id for m in lane]
         task["run"] = with_runtime(task, lanes.lane_run(node, workdir, len(lane)))
     else:

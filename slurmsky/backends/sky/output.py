@@ -17,7 +17,7 @@ import json
 import os
 import re
 
-from slurmsky.backends.sky.files_home import NODE, FilesHome, Frames, segments
+from slurmsky.backends.sky.files_home import NODE, FilesHome, Frames, display, segments
 from slurmsky.backends.sky.task import RUNDIR, run_command
 from slurmsky.core.state import JobRecord
 
@@ -188,6 +188,7 @@ class LogReader(MarkerStream):
         self.result: dict | None = None
         self.partial = ""
         self.starts = self.applied = 0  # start markers seen in this read, and ever applied
+        self.job_id = job.job_id
         self.files = FilesHome(job.workdir)
 
     def rewind(self) -> LogReader:
@@ -219,18 +220,34 @@ class LogReader(MarkerStream):
             self.applied += 1
             for stream, path in self.paths.items():
                 if path:
-                    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-                    with open(path, "ab") as fh:
-                        self.base[stream] = fh.tell() if self.append else 0
-                        if not self.append:
-                            fh.truncate(0)
+                    try:
+                        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                        with open(path, "ab") as fh:
+                            self.base[stream] = fh.tell() if self.append else 0
+                            if not self.append:
+                                fh.truncate(0)
+                    except OSError as exc:
+                        self._unwritten(path, exc)
             return
         if self.starts < self.applied:  # a run before a recovery's, read again: replaced
             return
         path = self.paths.get(kind) or self.paths["o"]
         assert path is not None  # a slurmsky job always has its stdout path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
         try:
-            os.pwrite(fd, data, self.base[kind] + offset)
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+            try:
+                at = self.base[kind] + offset
+                while data:  # a short write (the disk filled) raises on the next one
+                    done = os.pwrite(fd, data, at)
+                    data, at = data[done:], at + done
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._unwritten(path, exc)
+
+    def _unwritten(self, path: str, exc: OSError) -> None:
+        """Output that cannot be written here (a full disk): named once in the job's record
+        beside its files (sacct's Comment); the read goes on (the RESULT, later files)."""
+        note = f"{display(os.fsencode(path))}: output not written here: {exc.strerror or exc}"
+        if note not in self.files.notes:
+            self.files.notes.append(note)

@@ -8,7 +8,9 @@ what is left of the allocation's.
 The step's output comes back as node 0's emitter writes it into the job's log
 (output.EMITTER), followed with `sky.tail_logs` onto this terminal, stdout and stderr
 apart; its RESULT gives srun's exit code and the step's sacct record, which is added to the
-allocation's. Ctrl-C, SIGTERM and SIGHUP cancel the step's job on the cluster (`sky.cancel`).
+allocation's. The files the step creates or changes in the cluster's workdir come home
+into the allocation's directory through the same log (a snapshot at the step's start: what
+earlier steps wrote is not sent again). Ctrl-C, SIGTERM and SIGHUP cancel the step's job on the cluster (`sky.cancel`).
 
 Runs in the srun process (SkyPilot is imported here, not on any read path).
 """
@@ -38,14 +40,13 @@ TAIL_TRIES = 3  # reads of a step's log that ended before its RESULT came
 
 class Terminal(LogReader):
     """The step's output onto this process's stdout and stderr, each byte once (a read of
-    the log again after a broken stream skips what was written)."""
+    the log again after a broken stream skips what was written); the files the step
+    writes into allocation `job`'s directory, as a batch job's (files_home.py)."""
 
-    def __init__(self):
+    def __init__(self, job: JobRecord):
+        super().__init__(job, append=False)
         self.sinks = {"o": sys.stdout.buffer, "e": sys.stderr.buffer}
         self.written = {"o": 0, "e": 0}
-        self.result: dict | None = None
-        self.partial = ""
-        self.starts = self.applied = 0
 
     def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
         if kind == "r":
@@ -83,8 +84,11 @@ def step_task(
         input=None,
         open_mode="truncate",
         signal=None,
-        files_home=None,  # the allocation's cluster stays: its steps' files are there
     )
+    if spec.get("files_home"):  # a file past the cap stays on the cluster until salloc ends
+        fetch = f"rsync -Pavz {ref['cluster']}{{worker}}:sky_workdir/{{path}} {{path}}"
+        left = f"left on the node until salloc ends; fetch it from here with: {fetch}"
+        node["files_home"] = dict(spec["files_home"], left=left)
     if spec.get("time_limit"):  # what is left of the allocation's (seconds)
         node["time_limit"] = max(1, int(spec["time_limit"] - (now - start)))
     step: dict = {"name": f"{task.get('name') or 'interactive'}-step{step_id}"}
@@ -129,13 +133,13 @@ def run_step(conn, job: JobRecord, options: list[str], command: list[str]) -> in
 
         raise SlurmError(f"Unable to create step for job {job.job_id}: {clean(str(exc))}") from None
     cancelled = _cancel_on_signals(cluster, cluster_job, f"{job.job_id}.{sid}")
-    out = Terminal()
+    out = Terminal(job)
     for _ in range(TAIL_TRIES):
-        CLIENT.tail_cluster(cluster, cluster_job, out)
+        CLIENT.tail_cluster(cluster, cluster_job, out.rewind())
         out.write("\n")
         if out.result is not None or cancelled.is_set():
             break
-    _record(conn, job.job_id, sid, command, out.result, now)
+    _record(conn, job.job_id, sid, command, out.final(), now)
     if out.result is None and cancelled.is_set():
         return 128 + signal.SIGINT
     return exit_code(out.result)
@@ -165,7 +169,8 @@ def _cancel(cluster: str, cluster_job: int) -> None:
 
 def _record(conn, job_id: int, sid: int, command: list[str], result: dict | None, start: float):
     """The step's sacct record, added to the allocation's RESULT (its nodes named as the
-    allocation's: the cluster's)."""
+    allocation's: the cluster's), with what of the step's files did not come home (the
+    allocation's Comment)."""
     steps = [s for s in (result or {}).get("steps") or () if s.get("id") == sid]
     if not steps:  # cancelled before the runtime could report it
         name = os.path.basename(command[0]) if command else ""
@@ -176,4 +181,10 @@ def _record(conn, job_id: int, sid: int, command: list[str], result: dict | None
         steps = named_steps({"steps": steps}, (job.executor_ref or {}).get("nodes") or [])["steps"]
         done = dict(job.result or {})
         done["steps"] = list(done.get("steps") or []) + steps
+        notes = (result or {}).get("files_home")
+        if notes:  # "files home: step 1: ...; step 3: ..."
+            part = f"step {sid}: {notes.removeprefix('files home: ')}"
+            done["files_home"] = (
+                f"{done['files_home']}; {part}" if done.get("files_home") else f"files home: {part}"
+            )
         state.update_job(conn, job_id, result=done)

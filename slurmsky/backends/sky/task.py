@@ -386,8 +386,6 @@ def files_home_lines(workdir: str, meta: dict, files: dict | None, followed: boo
     key = f"partitions.{meta['partition'].split(',')[0]}.files_home"  # -p a,b: a's
     if files is None:
         return [f"files home: off ({key}): the files the job writes stay on its nodes"]
-    if meta.get("lanes"):
-        return ["files home: a lane's elements leave the files they write on its node"]
     where = "its worker's run directory" if meta.get("pool") else "the workdir on its nodes"
     excluded = f", except {' '.join(files['exclude'])}" if files["exclude"] else ""
     return [
