@@ -6,7 +6,8 @@ managed jobs run their task's `run` here.
 real signatures). Each launch runs its task's `run` in bash on a "node" here (as
 test_sky_units.run_on_node does), its log a file that `tail` follows; `queue` lists every
 job as SkyPilot's managed-job queue would; `cancel` ends the job's whole process tree, as
-SkyPilot's does. Pools answer `pool_answer`; salloc's clusters need the real stack
+SkyPilot's does. Its world has several API servers, each with its own managed jobs (their
+ids start at 1 on each, as SkyPilot's do); a server named in `down` does not answer. Pools answer `pool_answer`; salloc's clusters need the real stack
 (test_sky_e2e.py) and are not faked.
 """
 
@@ -24,7 +25,8 @@ from typing import Any
 import psutil
 
 from slurmsky.backends.sky import sync as skysync
-from slurmsky.backends.sky.client import SkyClient
+from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.backends.sky.server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +36,9 @@ class FakeSkyClient(SkyClient):
 
     def __init__(self, tmp_path: Path):
         self.tmp = tmp_path
-        self.jobs: dict[int, dict] = {}
+        self.worlds: dict[str, dict[int, dict]] = {}  # server name -> its managed jobs by id
+        self.down: set[str] = set()  # servers that do not answer
+        self.queried: list[str] = []  # the server each queue query went to
         self.lock = threading.Lock()
         self.most_at_once = 0
         self.most_nodes_at_once = 0  # each running job counts its task's num_nodes
@@ -46,25 +50,38 @@ class FakeSkyClient(SkyClient):
         (home / "slurmsky").symlink_to(ROOT / "slurmsky")
         (tmp_path / "sky_workdir").mkdir()
 
+    @property
+    def jobs(self) -> dict[int, dict]:
+        """The managed jobs of the one server used (tests of a single server)."""
+        (jobs,) = self.worlds.values()
+        return jobs
+
     def endpoint(self) -> str:
         return "http://fake-sky.invalid"
 
-    def check_server(self) -> None:
-        pass
+    def check_server(self, where: Server | None = None) -> None:
+        if where is not None and where.name in self.down:
+            raise Unreachable(f"SkyPilotApiServerUnreachable:{where.name}")
 
-    def launch(self, task: dict, num_jobs: int | None) -> list[int]:
+    def launch(self, where: Server, task: dict, num_jobs: int | None) -> list[int]:
+        self.check_server(where)
         with self.lock:
-            ids = [self._start(task, rank) for rank in range(num_jobs or 1)]
+            jobs = self.worlds.setdefault(where.name, {})
+            ids = [self._start(jobs, task, rank) for rank in range(num_jobs or 1)]
             running = [
-                j for j in self.jobs.values() if j["proc"].poll() is None and not j["cancelled"]
+                j
+                for world in self.worlds.values()
+                for j in world.values()
+                if j["proc"].poll() is None and not j["cancelled"]
             ]
             self.most_at_once = max(self.most_at_once, len(running))
             nodes = sum(j["task"].get("num_nodes", 1) for j in running)
             self.most_nodes_at_once = max(self.most_nodes_at_once, nodes)
         return ids
 
-    def _start(self, task: dict, rank: int) -> int:
-        sky_id = len(self.jobs) + 1
+    def _start(self, jobs: dict[int, dict], task: dict, rank: int) -> int:
+        sky_id = len(jobs) + 1
+        serial = sum(len(world) for world in self.worlds.values())
         env = {
             "HOME": str(self.tmp / "nodehome"),
             "PATH": os.environ["PATH"],
@@ -77,7 +94,7 @@ class FakeSkyClient(SkyClient):
             **task.get("envs", {}),
             **task["secrets"],
         }
-        log = self.tmp / f"sky-{sky_id}.log"
+        log = self.tmp / f"sky-{serial}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 ["bash", "-c", task["run"]],
@@ -87,11 +104,11 @@ class FakeSkyClient(SkyClient):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.jobs[sky_id] = dict(proc=proc, log=log, task=task, at=time.time(), cancelled=False)
+        jobs[sky_id] = dict(proc=proc, log=log, task=task, at=time.time(), cancelled=False)
         return sky_id
 
-    def record(self, sky_id: int) -> dict:
-        job = self.jobs[sky_id]
+    def record(self, jobs: dict[int, dict], sky_id: int) -> dict:
+        job = jobs[sky_id]
         code = job["proc"].poll()
         status = (
             "CANCELLED"
@@ -118,13 +135,19 @@ class FakeSkyClient(SkyClient):
             "node_names": f"fake-node-{sky_id}",
         }
 
-    def queue(self, since: float | None, watched: list[int]) -> tuple[list[dict], str | None]:
+    def queue(
+        self, where: Server, since: float | None, watched: list[int]
+    ) -> tuple[list[dict], str | None]:
+        self.check_server(where)
         with self.lock:
-            return [self.record(i) for i in self.jobs], "h"
+            self.queried.append(where.name)
+            jobs = self.worlds.get(where.name, {})
+            return [self.record(jobs, i) for i in jobs], "h"
 
-    def tail(self, sky_id: int, follow: bool, stream: Any) -> Any:
+    def tail(self, where: Server, sky_id: int, follow: bool, stream: Any) -> Any:
+        self.check_server(where)
         reader = stream
-        job = self.jobs[sky_id]
+        job = self.worlds[where.name][sky_id]
         offset = 0
         deadline = time.monotonic() + 60
         while self.burst and job["proc"].poll() is None and time.monotonic() < deadline:
@@ -140,8 +163,9 @@ class FakeSkyClient(SkyClient):
         reader.write("\n")
         return reader
 
-    def cancel(self, sky_id: int) -> str:
-        job = self.jobs[sky_id]
+    def cancel(self, where: Server, sky_id: int) -> str:
+        self.check_server(where)
+        job = self.worlds[where.name][sky_id]
         job["cancelled"] = True
         _kill_tree(job["proc"])
         return f"SkyPilot job {sky_id}: cancelled"
@@ -181,7 +205,7 @@ class FakeSkyClient(SkyClient):
         return ["Fake"]
 
     def stop(self) -> None:
-        for job in self.jobs.values():
+        for job in (j for world in self.worlds.values() for j in world.values()):
             _kill_tree(job["proc"])
             job["proc"].wait(10)
 
