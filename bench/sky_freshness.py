@@ -153,7 +153,11 @@ def main() -> None:
     os.mkfifo(fifo_path)  # the agent is this process: sbatch's wake starts none
     fifo = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK)
 
+    import logging
+
     import sky
+
+    logging.getLogger("slurmsky").setLevel(logging.WARNING)  # the agent's log of each job
 
     from slurmsky.backends.sky import sync as skysync
     from slurmsky.backends.sky.client import SkyClient
