@@ -39,6 +39,7 @@ class FakeSkyClient(SkyClient):
         self.worlds: dict[str, dict[int, dict]] = {}  # server name -> its managed jobs by id
         self.down: set[str] = set()  # servers that do not answer
         self.queried: list[str] = []  # the server each queue query went to
+        self.tailed: list[tuple[str, int, bool, int]] = []  # (server, id, follow, bytes read)
         self.lock = threading.Lock()
         self.most_at_once = 0
         self.most_nodes_at_once = 0  # each running job counts its task's num_nodes
@@ -89,16 +90,20 @@ class FakeSkyClient(SkyClient):
             "SKYPILOT_NODE_IPS": "127.0.0.1",
             "SKYPILOT_NUM_NODES": "1",
             "SKYPILOT_JOB_RANK": str(rank),
-            "SKYPILOT_TASK_ID": f"sky-managed-{sky_id}",
+            # SkyPilot's carries the launch's time (unique across servers, whose ids repeat):
+            # the node's rundir is named by it
+            "SKYPILOT_TASK_ID": f"sky-managed-{serial}_{task.get('name')}_{sky_id}-0",
             "SKYPILOT_MANAGED_JOB_ID": str(sky_id),
             **task.get("envs", {}),
             **task["secrets"],
         }
         log = self.tmp / f"sky-{serial}.log"
+        workdir = self.tmp / "sky_workdir" / str(serial)  # each managed job its own cluster's
+        workdir.mkdir()
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 ["bash", "-c", task["run"]],
-                cwd=self.tmp / "sky_workdir",
+                cwd=workdir,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -160,6 +165,7 @@ class FakeSkyClient(SkyClient):
             if ended or not follow:
                 break
             time.sleep(0.1)
+        self.tailed.append((where.name, sky_id, follow, offset))
         reader.write("\n")
         return reader
 

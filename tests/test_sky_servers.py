@@ -86,6 +86,7 @@ def test_a_job_goes_to_the_server_its_sbatch_named_and_no_other_queue_ends_it(
         drive(lambda: all(_row(cluster, j)[0] == "COMPLETED" for j in (first, second)))
         for job_id in (first, second):
             assert (cluster.cwd / f"slurm-{job_id}.out").read_text() == "done\n"
+        assert {t[:2] for t in fake.tailed} == {(A, 1), (B, 1)}  # each log where its job ran
 
 
 def test_a_job_for_a_dead_server_pends_naming_it_and_scancel_ends_it_at_once(

@@ -14,7 +14,7 @@ SKY_RUNTIME_DIR), by pid.
 
 from __future__ import annotations
 
-import dataclasses
+import collections
 import json
 import os
 import signal
@@ -60,18 +60,21 @@ def health(endpoint: str, timeout: float = 5.0) -> dict | None:
         return None
 
 
-@dataclasses.dataclass(frozen=True)
-class Server:
+class Server(collections.namedtuple("Server", "url config", defaults=(None,))):
     """A SkyPilot API server as a command named it: its URL as SkyPilot connects to it
-    (credentials kept) and SkyPilot's config file in effect then (None: none)."""
+    (credentials kept) and SkyPilot's config file in effect then (None: none). A namedtuple
+    (sbatch imports this: no dataclasses)."""
 
     url: str
-    config: str | None = None
+    config: str | None
 
     @property
     def name(self) -> str:
         """The URL without credentials: what names the server in reasons and job refs."""
         return without_credentials(self.url)
+
+    def __repr__(self) -> str:  # logs and tracebacks: no credentials
+        return f"Server({self.name!r}, config={self.config!r})"
 
     def record(self) -> dict:
         return {"url": self.url, "config": self.config}
