@@ -114,3 +114,23 @@ def test_a_job_for_a_dead_server_pends_naming_it_and_scancel_ends_it_at_once(
         drive(lambda: next(passes, None) is None)  # a few passes of the agent after it
         assert _row(cluster, stranded)[0] == "CANCELLED"
         assert B not in fake.worlds  # nothing ever reached it
+
+
+def test_sbatch_warns_of_the_server_it_names_not_the_one_the_agent_heard_last(
+    tmp_path, monkeypatch
+):
+    """sbatch skips its health check when the agent's query of *that* server answered
+    moments ago: a switch to a dead server is still said."""
+    import time
+
+    from slurmsky.backends.sky import BACKEND
+    from slurmsky.backends.sky import sync as skysync
+
+    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path))
+    monkeypatch.delenv("SKYPILOT_GLOBAL_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    skysync.record_sync(time.time(), None, A)  # A's queue answered just now (A never listens)
+    monkeypatch.setenv("SKYPILOT_API_SERVER_ENDPOINT", A)
+    assert BACKEND.unreachable() is None
+    monkeypatch.setenv("SKYPILOT_API_SERVER_ENDPOINT", B)
+    assert BACKEND.unreachable() == server.unreachable_message(B)
