@@ -159,3 +159,31 @@ def test_each_thread_calls_the_server_its_job_named_and_launches_load_its_config
         assert skypilot_config.get_nested(("jobs", "bucket"), None) == "s3://team-bucket"
     with skyclient._config(None):
         assert skypilot_config.get_nested(("jobs", "bucket"), None) is None
+
+
+def test_a_real_sdk_call_goes_to_the_threads_server_health_check_included():
+    """SkyPilot's health check before each call asks get_server_url(host="127.0.0.1"): the
+    thread's server must win there too, as $SKYPILOT_API_SERVER_ENDPOINT does. Nothing
+    listens on these ports: each thread's call fails naming its own server."""
+    import threading
+
+    from slurmsky.backends.sky import client as skyclient
+
+    ports = (47311, 47312)
+    said: dict[int, str] = {}
+
+    def call(port: int) -> None:
+        with skyclient._at(Server(f"http://127.0.0.1:{port}")):
+            try:
+                sky.jobs.queue_v2(refresh=False)
+            except sky.exceptions.ApiServerConnectionError as exc:
+                said[port] = str(exc)
+
+    threads = [threading.Thread(target=call, args=(port,)) for port in ports]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(said) == list(ports)
+    for port in ports:
+        assert f"SkyPilot API server at http://127.0.0.1:{port}." in said[port]

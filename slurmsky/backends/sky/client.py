@@ -115,8 +115,10 @@ def _route(sky) -> None:
         url_of, local = common.get_server_url, common.is_api_server_local
 
         def get_server_url(host: str | None = None) -> str:
+            # as $SKYPILOT_API_SERVER_ENDPOINT does, the thread's server wins whatever `host`
+            # (the health check before each call asks with host="127.0.0.1")
             url = getattr(_THREAD, "url", None)
-            return url if url is not None and host is None else url_of(host)
+            return url if url is not None else url_of(host)
 
         def is_api_server_local(endpoint: str | None = None) -> bool:
             return local(endpoint if endpoint is not None else get_server_url())
