@@ -187,3 +187,36 @@ def test_a_real_sdk_call_goes_to_the_threads_server_health_check_included():
     assert sorted(said) == list(ports)
     for port in ports:
         assert f"SkyPilot API server at http://127.0.0.1:{port}." in said[port]
+
+
+def test_the_health_check_of_a_server_with_credentials_in_its_url_reaches_it():
+    """A team server's URL may carry basic-auth credentials (SkyPilot's own client sends
+    them); the health check asks the same host and port without them (an answer behind
+    auth still says it is there)."""
+    import http.server
+    import threading
+
+    from slurmsky.backends.sky.client import Unreachable
+
+    class Auth(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Auth)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = httpd.server_address[1]
+        SkyClient().check_server(Server(f"http://user:pw@127.0.0.1:{port}"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+    with pytest.raises(
+        Unreachable, match=f"^SkyPilotApiServerUnreachable:http://127.0.0.1:{port}$"
+    ):
+        SkyClient().check_server(Server(f"http://user:pw@127.0.0.1:{port}"))

@@ -185,9 +185,9 @@ class SkyClient:
     def check_server(self, where: Server | None = None) -> None:
         """Raise Unreachable (naming the endpoint) unless the API server (`where`, else
         SkyPilot's) answers /api/health."""
-        url = where.url if where else self.endpoint()
+        url = where.name if where else self.endpoint()  # urllib takes no credentials in URLs
         if server.health(url) is None:  # {} when it answered behind auth
-            raise Unreachable(f"SkyPilotApiServerUnreachable:{server.without_credentials(url)}")
+            raise Unreachable(f"SkyPilotApiServerUnreachable:{url}")
 
     def _unreachable_instead(self, where: Server, exc: Exception) -> None:
         """After a failed call: raise Unreachable when the server went away meanwhile or did
