@@ -8,8 +8,10 @@ test_sky_units.run_on_node does), its log a file that `tail` follows; `queue` li
 job as SkyPilot's managed-job queue would; `cancel` ends the job's whole process tree, as
 SkyPilot's does; the infra every job gets is `cluster_info` (SKYPILOT_CLUSTER_INFO on the node,
 cloud/region/zone in the queue), and `preempt` / `recover` play SkyPilot's recovery of a
-preempted job (RECOVERING, recovery_count + 1, the same task run again). Pools answer
-`pool_answer`; salloc's clusters need the real stack
+preempted job (RECOVERING, recovery_count + 1, the same task run again). Its world has several
+API servers, each with its own managed jobs (their ids start at 1 on each, as SkyPilot's do);
+a server named in `down` does not answer. Pools answer `pool_answer`; salloc's clusters need
+the real stack
 (test_sky_e2e.py) and are not faked.
 """
 
@@ -28,7 +30,8 @@ from typing import Any
 import psutil
 
 from slurmsky.backends.sky import sync as skysync
-from slurmsky.backends.sky.client import SkyClient
+from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.backends.sky.server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,39 +41,55 @@ class FakeSkyClient(SkyClient):
 
     def __init__(self, tmp_path: Path):
         self.tmp = tmp_path
-        self.jobs: dict[int, dict] = {}
+        self.worlds: dict[str, dict[int, dict]] = {}  # server name -> its managed jobs by id
+        self.down: set[str] = set()  # servers that do not answer
+        self.cluster_info: dict = {"cloud": "Fake", "region": None, "zone": None}
+        self.queried: list[str] = []  # the server each queue query went to
+        self.tailed: list[tuple[str, int, bool, int]] = []  # (server, id, follow, bytes read)
         self.lock = threading.Lock()
         self.most_at_once = 0
         self.most_nodes_at_once = 0  # each running job counts its task's num_nodes
         self.burst = False  # logs read only once their job ended (SkyPilot's first bursts)
         self.pool_answer: list[dict] = []
         self.pools_asked: list[list[str]] = []
-        self.cluster_info: dict = {"cloud": "Fake", "region": None, "zone": None}
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
         (home / "slurmsky").symlink_to(ROOT / "slurmsky")
         (tmp_path / "sky_workdir").mkdir()
 
+    @property
+    def jobs(self) -> dict[int, dict]:
+        """The managed jobs of the one server used (tests of a single server)."""
+        (jobs,) = self.worlds.values()
+        return jobs
+
     def endpoint(self) -> str:
         return "http://fake-sky.invalid"
 
-    def check_server(self) -> None:
-        pass
+    def check_server(self, where: Server | None = None) -> None:
+        if where is not None and where.name in self.down:
+            raise Unreachable(f"SkyPilotApiServerUnreachable:{where.name}")
 
-    def launch(self, task: dict, num_jobs: int | None) -> list[int]:
+    def launch(self, where: Server, task: dict, num_jobs: int | None) -> list[int]:
+        self.check_server(where)
         with self.lock:
-            ids = [self._start(task, rank) for rank in range(num_jobs or 1)]
+            jobs = self.worlds.setdefault(where.name, {})
+            ids = [self._start(jobs, task, rank) for rank in range(num_jobs or 1)]
             running = [
-                j for j in self.jobs.values() if j["proc"].poll() is None and not j["cancelled"]
+                j
+                for world in self.worlds.values()
+                for j in world.values()
+                if j["proc"].poll() is None and not j["cancelled"]
             ]
             self.most_at_once = max(self.most_at_once, len(running))
             nodes = sum(j["task"].get("num_nodes", 1) for j in running)
             self.most_nodes_at_once = max(self.most_nodes_at_once, nodes)
         return ids
 
-    def _start(self, task: dict, rank: int) -> int:
-        sky_id = len(self.jobs) + 1
-        info = dict(self.cluster_info, cluster_name=f"fake-{sky_id}")
+    def _start(self, jobs: dict[int, dict], task: dict, rank: int) -> int:
+        sky_id = len(jobs) + 1
+        serial = sum(len(world) for world in self.worlds.values())
+        info = dict(self.cluster_info, cluster_name=f"fake-{serial}")
         env = {
             "HOME": str(self.tmp / "nodehome"),
             "PATH": os.environ["PATH"],
@@ -78,26 +97,30 @@ class FakeSkyClient(SkyClient):
             "SKYPILOT_NODE_IPS": "127.0.0.1",
             "SKYPILOT_NUM_NODES": "1",
             "SKYPILOT_JOB_RANK": str(rank),
-            "SKYPILOT_TASK_ID": f"sky-managed-{sky_id}",
+            # SkyPilot's carries the launch's time (unique across servers, whose ids repeat):
+            # the node's rundir is named by it
+            "SKYPILOT_TASK_ID": f"sky-managed-{serial}_{task.get('name')}_{sky_id}-0",
             "SKYPILOT_MANAGED_JOB_ID": str(sky_id),
             "SKYPILOT_CLUSTER_INFO": json.dumps(info),
             **task.get("envs", {}),
             **task["secrets"],
         }
-        log = self.tmp / f"sky-{sky_id}.log"
-        self.jobs[sky_id] = dict(
-            log=log, task=task, env=env, at=time.time(), cancelled=False, info=info
+        log = self.tmp / f"sky-{serial}.log"
+        workdir = self.tmp / "sky_workdir" / str(serial)  # each managed job its own cluster's
+        workdir.mkdir()
+        jobs[sky_id] = dict(
+            log=log, task=task, env=env, at=time.time(), cancelled=False, info=info, cwd=workdir
         )
-        self.jobs[sky_id].update(recovering=False, recovery_count=0)
-        self._run(sky_id)
+        jobs[sky_id].update(recovering=False, recovery_count=0)
+        self._run(jobs[sky_id])
         return sky_id
 
-    def _run(self, sky_id: int) -> None:
-        job = self.jobs[sky_id]
+    @staticmethod
+    def _run(job: dict) -> None:
         with open(job["log"], "ab") as out:
             job["proc"] = subprocess.Popen(
                 ["bash", "-c", job["task"]["run"]],
-                cwd=self.tmp / "sky_workdir",
+                cwd=job["cwd"],
                 env=job["env"],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -117,15 +140,15 @@ class FakeSkyClient(SkyClient):
         """SkyPilot found new nodes: the same task runs again there."""
         with self.lock:
             self.jobs[sky_id]["recovering"] = False
-            self._run(sky_id)
+            self._run(self.jobs[sky_id])
 
     def give_up(self, sky_id: int, status: str, reason: str) -> None:
         """SkyPilot ends a job it recovers no more (FAILED_NO_RESOURCE: no nodes found)."""
         with self.lock:
             self.jobs[sky_id].update(recovering=False, final=(status, reason))
 
-    def record(self, sky_id: int) -> dict:
-        job = self.jobs[sky_id]
+    def record(self, jobs: dict[int, dict], sky_id: int) -> dict:
+        job = jobs[sky_id]
         code = job["proc"].poll()
         status = (
             job["final"][0]
@@ -160,13 +183,19 @@ class FakeSkyClient(SkyClient):
             "recovery_count": job["recovery_count"],
         }
 
-    def queue(self, since: float | None, watched: list[int]) -> tuple[list[dict], str | None]:
+    def queue(
+        self, where: Server, since: float | None, watched: list[int]
+    ) -> tuple[list[dict], str | None]:
+        self.check_server(where)
         with self.lock:
-            return [self.record(i) for i in self.jobs], "h"
+            self.queried.append(where.name)
+            jobs = self.worlds.get(where.name, {})
+            return [self.record(jobs, i) for i in jobs], "h"
 
-    def tail(self, sky_id: int, follow: bool, stream: Any) -> Any:
+    def tail(self, where: Server, sky_id: int, follow: bool, stream: Any) -> Any:
+        self.check_server(where)
         reader = stream
-        job = self.jobs[sky_id]
+        job = self.worlds[where.name][sky_id]
         offset = 0
         deadline = time.monotonic() + 60
         while self.burst and job["proc"].poll() is None and time.monotonic() < deadline:
@@ -179,11 +208,13 @@ class FakeSkyClient(SkyClient):
             if ended or not follow:
                 break
             time.sleep(0.1)
+        self.tailed.append((where.name, sky_id, follow, offset))
         reader.write("\n")
         return reader
 
-    def cancel(self, sky_id: int) -> str:
-        job = self.jobs[sky_id]
+    def cancel(self, where: Server, sky_id: int) -> str:
+        self.check_server(where)
+        job = self.worlds[where.name][sky_id]
         job["cancelled"] = True
         _kill_tree(job["proc"])
         return f"SkyPilot job {sky_id}: cancelled"
@@ -223,7 +254,7 @@ class FakeSkyClient(SkyClient):
         return ["Fake"]
 
     def stop(self) -> None:
-        for job in self.jobs.values():
+        for job in (j for world in self.worlds.values() for j in world.values()):
             _kill_tree(job["proc"])
             job["proc"].wait(10)
 

@@ -19,10 +19,12 @@ import pytest
 from fake_sky import FakeSkyClient
 
 from slurmsky.backends.sky.client import SkyClient
+from slurmsky.backends.sky.server import Server
 
 sky = pytest.importorskip("sky")
 
 TASK = {"name": "t", "run": "true", "_metadata": {"slurmsky": {"pool": None}}}
+HERE = Server("http://127.0.0.1:47001")
 
 
 def _public(cls) -> dict[str, inspect.Signature]:
@@ -60,7 +62,7 @@ def sdk(monkeypatch):
             setattr(spec, f"{getattr(owner, '__name__', '')}.{name}", fake)
     spec.get = mock.MagicMock(name="sky.get")
     monkeypatch.setattr(sky, "get", spec.get)
-    monkeypatch.setattr(SkyClient, "check_server", lambda self: None)
+    monkeypatch.setattr(SkyClient, "check_server", lambda self, where=None: None)
     return spec
 
 
@@ -71,23 +73,25 @@ def _called(spec, name: str) -> mock.MagicMock:
 def test_managed_job_calls_fit_skypilots_signatures(sdk):
     client = SkyClient()
     sdk.get.return_value = ([7, 8], None)
-    assert client.launch(TASK, 2) == [7, 8]
+    assert client.launch(HERE, TASK, 2) == [7, 8]
     launch = _called(sdk, "jobs.launch")
     assert launch.call_args.kwargs == {"name": "t", "pool": None, "num_jobs": 2}
 
     status = SimpleNamespace(value="RUNNING")
     sdk.get.return_value = ([{"job_id": 7, "task_id": 0, "status": status}], 1, {}, 1)
-    records, _user = client.queue(100.0, [9])
+    records, _user = client.queue(HERE, 100.0, [9])
     assert [r["job_id"] for r in records] == [7, 7]  # the by-id answer is not deduplicated
     asked = [c.kwargs for c in _called(sdk, "jobs.queue_v2").call_args_list]
-    assert [a.get("skip_finished") for a in asked] == [True, None, None]
-    assert asked[1]["submitted_after"] == 100.0 and asked[2]["job_ids"] == [9]
+    # the first two at once (either may be asked first), then the one that needs them
+    assert sorted(str(a.get("skip_finished")) for a in asked[:2]) == ["None", "True"]
+    assert next(a for a in asked[:2] if "submitted_after" in a)["submitted_after"] == 100.0
+    assert asked[2]["job_ids"] == [9]
 
-    assert client.cancel(7) == "SkyPilot job 7: "
+    assert client.cancel(HERE, 7) == "SkyPilot job 7: "
     assert _called(sdk, "jobs.cancel").call_args.kwargs == {"job_ids": [7]}
 
     out = io.StringIO()
-    assert client.tail(7, True, out) is out and out.getvalue() == "\n"
+    assert client.tail(HERE, 7, True, out) is out and out.getvalue() == "\n"
     assert _called(sdk, "jobs.tail_logs").call_args.kwargs["job_id"] == 7
 
 
@@ -115,3 +119,104 @@ def test_pool_cluster_and_step_calls_fit_skypilots_signatures(sdk):
     client.cancel_cluster_job("c", 3)
     sdk.get.return_value = ["Slurm"]
     assert client.enabled_clouds() == ["Slurm"]
+
+
+def test_each_thread_calls_the_server_its_job_named_and_launches_load_its_config(tmp_path):
+    """SkyPilot resolves its endpoint at each request (server_common.get_server_url, an
+    lru_cache over the environment and config): inside `_at`, each thread's lookups answer
+    its own server, at the same time as other threads' answer theirs; outside, SkyPilot's
+    own settings hold. A launch loads its job's SkyPilot config file for its request."""
+    import threading
+
+    from sky import skypilot_config
+    from sky.server import common
+
+    from slurmsky.backends.sky import client as skyclient
+
+    skyclient._sdk()
+    before = common.get_server_url()
+    servers = [Server(f"http://user:pw@127.0.0.1:{47010 + k}") for k in range(4)]
+    inside = threading.Barrier(len(servers))
+    seen: dict[str, tuple[str, bool]] = {}
+
+    def call(where: Server) -> None:
+        with skyclient._at(where):
+            inside.wait(10)  # every thread inside its block at once
+            seen[where.url] = (common.get_server_url(), common.is_api_server_local())
+
+    threads = [threading.Thread(target=call, args=(where,)) for where in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {w.url: (w.url, False) for w in servers}
+    assert common.get_server_url() == before
+    assert servers[0].name == "http://127.0.0.1:47010"  # what reasons and refs name
+
+    config = tmp_path / "team.yaml"
+    config.write_text("jobs:\n  bucket: s3://team-bucket\n")
+    with skyclient._config(str(config)):
+        assert skypilot_config.get_nested(("jobs", "bucket"), None) == "s3://team-bucket"
+    with skyclient._config(None):
+        assert skypilot_config.get_nested(("jobs", "bucket"), None) is None
+
+
+def test_a_real_sdk_call_goes_to_the_threads_server_health_check_included():
+    """SkyPilot's health check before each call asks get_server_url(host="127.0.0.1"): the
+    thread's server must win there too, as $SKYPILOT_API_SERVER_ENDPOINT does. Nothing
+    listens on these ports: each thread's call fails naming its own server."""
+    import threading
+
+    from slurmsky.backends.sky import client as skyclient
+
+    ports = (47311, 47312)
+    said: dict[int, str] = {}
+
+    def call(port: int) -> None:
+        with skyclient._at(Server(f"http://127.0.0.1:{port}")):
+            try:
+                sky.jobs.queue_v2(refresh=False)
+            except sky.exceptions.ApiServerConnectionError as exc:
+                said[port] = str(exc)
+
+    threads = [threading.Thread(target=call, args=(port,)) for port in ports]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(said) == list(ports)
+    for port in ports:
+        assert f"SkyPilot API server at http://127.0.0.1:{port}." in said[port]
+
+
+def test_the_health_check_of_a_server_with_credentials_in_its_url_reaches_it():
+    """A team server's URL may carry basic-auth credentials (SkyPilot's own client sends
+    them); the health check asks the same host and port without them (an answer behind
+    auth still says it is there)."""
+    import http.server
+    import threading
+
+    from slurmsky.backends.sky.client import Unreachable
+
+    class Auth(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Auth)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = httpd.server_address[1]
+        SkyClient().check_server(Server(f"http://user:pw@127.0.0.1:{port}"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+    with pytest.raises(
+        Unreachable, match=f"^SkyPilotApiServerUnreachable:http://127.0.0.1:{port}$"
+    ):
+        SkyClient().check_server(Server(f"http://user:pw@127.0.0.1:{port}"))

@@ -46,10 +46,14 @@ class SkyBackend(Backend):
         return plan_task(plan, cfg)
 
     def admit(self, plan, cfg):
-        """The workdir's upload is checked (the size cap) and any credential in it made
-        SkyPilot's to leave out, said once (upload.py)."""
-        from slurmsky.backends.sky import upload
+        """The SkyPilot server this command names (its endpoint and SkyPilot config file)
+        recorded with the task: the agent sends the job there. The workdir's upload is
+        checked (the size cap) and any credential in it made SkyPilot's to leave out, said
+        once (upload.py)."""
+        from slurmsky.backends.sky import server, upload
 
+        if plan.task is not None:  # the job goes to the server this command names
+            plan.task["_metadata"]["slurmsky"]["server"] = server.current().record()
         if plan.task is None or "workdir" not in plan.task:  # a path on the cluster
             return []
         req = plan.request
@@ -142,15 +146,17 @@ class SkyBackend(Backend):
         group.add_command(pool)
 
     def unreachable(self):
-        """The API server does not answer (a health check, no SkyPilot import); none when
-        the agent's own query got an answer moments ago (sbatch in a loop asks no more)."""
+        """The API server this command names does not answer (a health check, no SkyPilot
+        import); none when the agent's own query of it got an answer moments ago (sbatch in a
+        loop asks no more)."""
         import time
 
         from slurmsky.backends.sky import server, sync
 
-        if time.time() - sync.sync_status()["ok"] < 2 * sync.SYNC_INTERVAL:
-            return None
         where = server.endpoint()
+        answered = sync.sync_status().get("servers", {}).get(where, 0.0)
+        if time.time() - answered < 2 * sync.SYNC_INTERVAL:
+            return None
         if server.health(where, timeout=3) is None:
             return server.unreachable_message(where)
         return None

@@ -9,6 +9,16 @@ SkyPilot (~2.3 s to import) is imported inside each method: only the agent, srun
 allocation and the `slurmsky` tool's SkyPilot subcommands pay for it. Each call returns plain
 values (ids, dicts, text); what SkyPilot raises passes through, but for an API server that
 does not answer, which is `Unreachable` naming its endpoint (the pending reason).
+
+Several servers. A managed job goes to the server its sbatch named (server.Server, recorded
+with the job), so the managed-job calls take the server they go to. SkyPilot resolves its
+endpoint in `server_common.get_server_url()` (an lru_cache over $SKYPILOT_API_SERVER_ENDPOINT
+and the config's `api_server.endpoint`), looked up at each request; `_at(server)` makes that
+lookup answer the server of the calling thread (a thread-local; SkyPilot's own threads in a
+call, the upload's chunks, are handed the endpoint explicitly), so calls to different servers
+run at once. SkyPilot's config is process-wide state (skypilot_config's global context, sent
+with each request): a launch loads its job's config file first, and launches under different
+config files take turns (`_config`); the other calls do not depend on the client's config.
 """
 
 from __future__ import annotations
@@ -18,10 +28,13 @@ import copy
 import io
 import os
 import sys
-import urllib.parse
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slurmsky.backends.sky import server
+from slurmsky.backends.sky.server import Server
 from slurmsky.backends.sky.sync import clean
 
 # What the queue watcher asks SkyPilot's managed-job queue for (sync.py reads these).
@@ -87,7 +100,76 @@ def _sdk():
 
         raise SlurmError(skypilot_missing() or str(exc)) from None
 
+    _route(sky)
     return sky
+
+
+_THREAD = threading.local()  # .url: the server this thread's SDK calls go to (None: SkyPilot's)
+_GATE = threading.Condition()
+_CONFIG: dict = {"path": (), "users": 0}  # the SkyPilot config loaded (() none yet), its calls
+
+
+def _route(sky) -> None:
+    """Make SkyPilot's endpoint lookups answer the calling thread's server (once)."""
+    from sky.server import common
+
+    with _GATE:
+        if getattr(common.get_server_url, "slurmsky", False):
+            return
+        url_of, local = common.get_server_url, common.is_api_server_local
+
+        def get_server_url(host: str | None = None) -> str:
+            # as $SKYPILOT_API_SERVER_ENDPOINT does, the thread's server wins whatever `host`
+            # (the health check before each call asks with host="127.0.0.1")
+            url = getattr(_THREAD, "url", None)
+            return url if url is not None else url_of(host)
+
+        def is_api_server_local(endpoint: str | None = None) -> bool:
+            return local(endpoint if endpoint is not None else get_server_url())
+
+        for new, old in ((get_server_url, url_of), (is_api_server_local, local)):
+            setattr(new, "cache_clear", old.cache_clear)  # SkyPilot calls it
+            setattr(new, "slurmsky", True)
+        common.get_server_url = get_server_url
+        common.is_api_server_local = is_api_server_local
+
+
+@contextlib.contextmanager
+def _at(where: Server | None) -> Iterator[None]:
+    """The SDK calls of this thread go to `where` (None: the server SkyPilot's own settings
+    name) for the block."""
+    _sdk()
+    before = getattr(_THREAD, "url", None)
+    _THREAD.url = where.url if where else None
+    try:
+        yield
+    finally:
+        _THREAD.url = before
+
+
+@contextlib.contextmanager
+def _config(path: str | None) -> Iterator[None]:
+    """SkyPilot's config loaded from `path` (None: SkyPilot's default) for the block; blocks
+    under another path wait for this one's to end."""
+    from sky import skypilot_config
+
+    with _GATE:
+        while _CONFIG["users"] and _CONFIG["path"] != path:
+            _GATE.wait()
+        if _CONFIG["path"] != path:
+            if path is None:
+                os.environ.pop(skypilot_config.ENV_VAR_GLOBAL_CONFIG, None)
+            else:
+                os.environ[skypilot_config.ENV_VAR_GLOBAL_CONFIG] = path
+            skypilot_config.reload_config()
+            _CONFIG["path"] = path
+        _CONFIG["users"] += 1
+    try:
+        yield
+    finally:
+        with _GATE:
+            _CONFIG["users"] -= 1
+            _GATE.notify_all()
 
 
 class SkyClient:
@@ -97,61 +179,65 @@ class SkyClient:
     # --- the API server ------------------------------------------------------------------
 
     def endpoint(self) -> str:
-        """SkyPilot's API server URL, without credentials (it names the server in reasons)."""
+        """SkyPilot's API server URL here, without credentials (it names the server in
+        reasons)."""
         _sdk()
         from sky.server import common
 
-        parts = urllib.parse.urlsplit(common.get_server_url())
-        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        return urllib.parse.urlunsplit(parts._replace(netloc=host))
+        return server.without_credentials(common.get_server_url())
 
-    def check_server(self) -> None:
-        """Raise Unreachable (naming the endpoint) unless the API server answers /api/health."""
-        url = self.endpoint()
+    def check_server(self, where: Server | None = None) -> None:
+        """Raise Unreachable (naming the endpoint) unless the API server (`where`, else
+        SkyPilot's) answers /api/health."""
+        url = where.name if where else self.endpoint()  # urllib takes no credentials in URLs
         if server.health(url) is None:  # {} when it answered behind auth
             raise Unreachable(f"SkyPilotApiServerUnreachable:{url}")
 
-    def _unreachable_instead(self, exc: Exception) -> None:
+    def _unreachable_instead(self, where: Server, exc: Exception) -> None:
         """After a failed call: raise Unreachable when the server went away meanwhile or did
         not answer for a while (the job pends and goes out again), not SkyPilot's side effect."""
-        self.check_server()
+        self.check_server(where)
         if connection_error(exc):
-            raise Unreachable(f"SkyPilotApiServerUnreachable:{self.endpoint()}") from exc
+            raise Unreachable(f"SkyPilotApiServerUnreachable:{where.name}") from exc
 
     # --- managed jobs --------------------------------------------------------------------
 
-    def launch(self, task: dict, num_jobs: int | None) -> list[int]:
-        """`sky.jobs.launch` of a task config (its `_metadata.slurmsky.pool` names a pool):
-        the new managed jobs' ids, in order."""
-        self.check_server()
+    def launch(self, where: Server, task: dict, num_jobs: int | None) -> list[int]:
+        """`sky.jobs.launch` of a task config (its `_metadata.slurmsky.pool` names a pool) on
+        `where`, under its SkyPilot config: the new managed jobs' ids, in order."""
+        self.check_server(where)
         sky = _sdk()
         try:
-            request = sky.jobs.launch(
-                sky.Task.from_yaml_config(copy.deepcopy(task)),
-                name=task.get("name"),
-                pool=task["_metadata"]["slurmsky"].get("pool"),
-                num_jobs=num_jobs,
-            )
-            ids, _handle = sky.get(request)  # the handle's repr raises in consolidation mode
+            with _at(where), _config(where.config):
+                request = sky.jobs.launch(
+                    sky.Task.from_yaml_config(copy.deepcopy(task)),
+                    name=task.get("name"),
+                    pool=task["_metadata"]["slurmsky"].get("pool"),
+                    num_jobs=num_jobs,
+                )
+                ids, _handle = sky.get(request)  # the handle's repr raises in consolidation mode
         except Exception as exc:
-            self._unreachable_instead(exc)
+            self._unreachable_instead(where, exc)
             raise
         assert ids is not None  # None only for a dry run
         return sorted(ids)
 
-    def queue(self, since: float | None, watched: list[int]) -> tuple[list[dict], str | None]:
-        """Active jobs (all users), jobs submitted from `since` on whatever their state (None:
-        every finished job too), and the `watched` ones that finished meanwhile; and this
-        user's hash."""
-        self.check_server()
+    def queue(
+        self, where: Server, since: float | None, watched: list[int]
+    ) -> tuple[list[dict], str | None]:
+        """`where`'s active jobs (all users), jobs submitted from `since` on whatever their
+        state (None: every finished job too), and the `watched` ones that finished
+        meanwhile; and this user's hash. The first two queries go at once."""
+        self.check_server(where)
         sky = _sdk()
         from sky.utils import common_utils
 
-        def query(**kw) -> list[dict]:
+        def query(kw: dict) -> list[dict]:
             try:
-                records = sky.get(
-                    sky.jobs.queue_v2(refresh=False, all_users=True, fields=QUEUE_FIELDS, **kw)
-                )[0]
+                with _at(where):
+                    records = sky.get(
+                        sky.jobs.queue_v2(refresh=False, all_users=True, fields=QUEUE_FIELDS, **kw)
+                    )[0]
             except sky.exceptions.ClusterNotUpError:  # no controller: no jobs
                 return []
             return [
@@ -161,35 +247,38 @@ class SkyClient:
 
         try:
             if since is None:
-                records = query(skip_finished=False)
+                records = query({"skip_finished": False})
             else:
-                records = query(skip_finished=True)
-                seen = {(r["job_id"], r["task_id"]) for r in records}
-                records += [
-                    r
-                    for r in query(submitted_after=since)
-                    if (r["job_id"], r["task_id"]) not in seen
-                ]
+                with ThreadPoolExecutor(2, thread_name_prefix="sky-queue") as both:
+                    active, new = both.map(
+                        query, [{"skip_finished": True}, {"submitted_after": since}]
+                    )
+                seen = {(r["job_id"], r["task_id"]) for r in active}
+                records = active + [r for r in new if (r["job_id"], r["task_id"]) not in seen]
             missing = sorted(set(watched) - {r["job_id"] for r in records})
             if missing:
-                records += query(job_ids=missing)
+                records += query({"job_ids": missing})
         except Exception:
-            self.check_server()  # the server went away meanwhile: say so
+            self.check_server(where)  # the server went away meanwhile: say so
             raise
         return records, common_utils.get_user_hash()
 
-    def cancel(self, sky_id: int) -> str:
-        """`sky.jobs.cancel` never raises for unknown or finished ids: its streamed text says."""
+    def cancel(self, where: Server, sky_id: int) -> str:
+        """`sky.jobs.cancel` on `where` never raises for unknown or finished ids: its streamed
+        text says."""
         sky = _sdk()
         out = io.StringIO()
-        sky.stream_and_get(sky.jobs.cancel(job_ids=[sky_id]), output_stream=out)
+        with _at(where):
+            sky.stream_and_get(sky.jobs.cancel(job_ids=[sky_id]), output_stream=out)
         return f"SkyPilot job {sky_id}: " + " ".join(clean(out.getvalue()).split())
 
-    def tail(self, sky_id: int, follow: bool, stream: Any) -> Any:
-        """A managed job's run log into `stream` (file-like: write, flush), then a newline."""
+    def tail(self, where: Server, sky_id: int, follow: bool, stream: Any) -> Any:
+        """A managed job's run log on `where` into `stream` (file-like: write, flush), then a
+        newline."""
         sky = _sdk()
         # SkyPilot annotates output_stream as io.TextIOBase; write and flush are all it uses
-        sky.jobs.tail_logs(job_id=sky_id, follow=follow, output_stream=stream)
+        with _at(where):
+            sky.jobs.tail_logs(job_id=sky_id, follow=follow, output_stream=stream)
         stream.write("\n")
         return stream
 

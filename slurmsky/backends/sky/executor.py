@@ -8,27 +8,36 @@ lane_tracker.py), scancel and requeue become `sky.jobs.cancel`, and orphans (a S
 whose slurmsky job was cancelled or requeued meanwhile) are cancelled. SkyPilot jobs slurmsky
 did not submit get rows of their own.
 
-Every SkyPilot call goes through one SkyClient (client.py), on a small thread pool that wakes
-the agent when a call returns; the agent thread only reads their results in `sync()`. Only the
-agent builds this class, and SkyPilot (~2.3 s to import) is imported on first use, in the
-threads that call it.
+Each job goes to the SkyPilot API server its sbatch named (server.Server, recorded with its
+task; its ref names it once handed on): launched, followed, tailed and cancelled there. Each
+server in use has its own queue watcher, and a server's answer only touches the jobs that
+went to it (SkyPilot's job ids repeat across servers). The agent's own environment names the
+server of jobs stored before servers were recorded.
+
+Every SkyPilot call goes through one SkyClient (client.py), on small thread pools that wake
+the agent when a call returns (queue queries on one of their own, so they never wait behind
+launches; the queries of different servers run at once); the agent thread only reads their
+results in `sync()`. Only the agent builds this class, and SkyPilot (~2.3 s to import) is
+imported on first use, in the threads that call it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import uuid
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from slurmsky.backends.sky import lanes, room
+from slurmsky.backends.sky import lanes, room, server
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import CLIENT, SkyClient
 from slurmsky.backends.sky.clusters import Clusters
 from slurmsky.backends.sky.lane_tracker import LaneTracker, ref_of
 from slurmsky.backends.sky.launcher import Launcher, dense, lanes_of
 from slurmsky.backends.sky.logs import JobLogs
+from slurmsky.backends.sky.server import Server
 from slurmsky.backends.sky.watcher import PoolWatcher, QueueWatcher
 from slurmsky.config import load_config
 from slurmsky.core import state, transitions
@@ -39,7 +48,8 @@ from slurmsky.runtime.spec import infra_matches
 
 log = logging.getLogger("slurmsky.core.daemon")
 
-THREADS = 4
+THREADS = 4  # launches, cancels, whole log reads at once
+QUERIES = 4  # queue and pool queries at once (one per server in use, and the pools')
 
 
 class SkyExecutor:
@@ -50,12 +60,15 @@ class SkyExecutor:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # SkyPilot's import chatter
         self.client = client
         self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="sky")
+        self.queries = ThreadPoolExecutor(QUERIES, thread_name_prefix="sky-query")
         self.instance = skysync.instance_id()
         self.db = state.connect(long_lived=True)
-        self.watcher = QueueWatcher(client, self.db, self._background)
-        self.pools = PoolWatcher(client, self._background)
+        self.home = server.current()  # the server of jobs stored before servers were recorded
+        self.servers: dict[str, Server] = {self.home.name: self.home}  # by name, as last named
+        self.watchers: dict[str, QueueWatcher] = {}  # server name -> the watcher of its queue
+        self.pools = PoolWatcher(client, self._query)
         self.launcher = Launcher(
-            client, self.db, self.instance, self._background, self.watcher, self._cancel
+            client, self.db, self.instance, self._background, self._unreachable, self._cancel
         )
         self.logs = JobLogs(client, self.db, self.pool, nudge)
         self.lanes = LaneTracker(client, self.db, (self.pool, self.logs.tails), self._cancel, nudge)
@@ -71,7 +84,7 @@ class SkyExecutor:
 
     def shutdown(self) -> None:
         """Wait for the SkyPilot calls in flight (tests; the agent exits instead)."""
-        for pool in (self.pool, self.logs.tails, self.clusters.pool):
+        for pool in (self.pool, self.queries, self.logs.tails, self.clusters.pool):
             pool.shutdown(wait=True)
 
     # --- release ----------------------------------------------------------------------------
@@ -81,8 +94,9 @@ class SkyExecutor:
         take its array out in lanes (its launch takes the waiting elements: lanes.plan)."""
         if job.executor_ref:  # handed to SkyPilot already: pending there, not here
             return job.reason
-        if self.watcher.unreachable:
-            return self.watcher.unreachable
+        unreachable = self._watcher(self._where(job).name).unreachable
+        if unreachable:  # its server does not answer: the reason names it
+            return unreachable
         held = self._held()
         free = room.size_of(self.partitions.get(job.partition) or {}) - held[job.partition]
         cap = lanes_of(self._plan(job.submission)[1]) if job.array_job_id is not None else None
@@ -138,7 +152,12 @@ class SkyExecutor:
 
     def prepare(self, job: JobRecord, placement: list[int]) -> dict:
         # restarts: the job's requeues before this launch (SkyPilot counts its recoveries)
-        return {"token": uuid.uuid4().hex, "sky_job_id": None, "restarts": job.restarts}
+        return {
+            "token": uuid.uuid4().hex,
+            "sky_job_id": None,
+            "server": self._where(job).name,
+            "restarts": job.restarts,
+        }
 
     def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
         """Hand the job to SkyPilot (in the background); salloc's allocation becomes a
@@ -147,7 +166,7 @@ class SkyExecutor:
         if spec.get("command") == "salloc":
             return self.clusters.launch(job, task)
         lanes, whole = self.granted.get(job.job_id), job.job_id in self.whole
-        return self.launcher.launch(job, spec, task, ref, lanes, whole)
+        return self.launcher.launch(job, spec, task, ref, lanes, whole, self._where(job))
 
     def handed(self, job: JobRecord, ref: dict) -> dict:
         """A managed job pends at SkyPilot until it has nodes (srun: `queued and waiting for
@@ -165,8 +184,64 @@ class SkyExecutor:
         future.add_done_callback(lambda _: nudge())
         return future
 
-    def _cancel(self, sky_id: int) -> None:
-        self._background(self.client.cancel, sky_id).add_done_callback(_log_cancel)
+    def _query(self, fn, *args) -> Future:
+        """A query on the queries' own pool (never behind launches)."""
+        return self._background(fn, *args, pool=self.queries)
+
+    def _cancel(self, where: Server, sky_id: int) -> None:
+        self._background(self.client.cancel, where, sky_id).add_done_callback(_log_cancel)
+
+    # --- servers ----------------------------------------------------------------------------
+
+    def _where(self, job: JobRecord) -> Server:
+        """The server a job goes to: the one its sbatch named (recorded with its task), else
+        the one its ref names (SkyPilot's other jobs), else the agent's own."""
+        if job.job_id < skysync.FOREIGN_BASE:
+            meta = self._plan(job.submission)[1].get("_metadata", {}).get("slurmsky", {})
+            if meta.get("server"):
+                where = Server.of(meta["server"])
+                self.servers[where.name] = where
+                return where
+        name = (job.executor_ref or {}).get("server")
+        return self.servers.setdefault(name, Server(name)) if name else self.home
+
+    def _watcher(self, name: str) -> QueueWatcher:
+        if name not in self.watchers:
+            self.watchers[name] = QueueWatcher(self.client, self.servers[name], self._query)
+        return self.watchers[name]
+
+    def _unreachable(self, name: str, reason: str) -> None:
+        """A launch found its server not answering: the jobs for it pend, saying so."""
+        self._watcher(name).unreachable = reason
+
+    def _current(self) -> str:
+        """The server of the latest submission (the one readers' SkyPilot jobs are shown
+        from), else the agent's own."""
+        latest = state.latest_with_task(self.db)
+        if latest is None:
+            return self.home.name
+        meta = self._plan(latest)[1].get("_metadata", {}).get("slurmsky", {})
+        if not meta.get("server"):
+            return self.home.name
+        where = Server.of(meta["server"])
+        self.servers.setdefault(where.name, where)
+        return where.name
+
+    def _ask(self, now: float, wake: list[float]) -> bool:
+        """Start the queue queries due: of each server slurmsky's active managed jobs (pending
+        here or there) went to, and of the latest submission's while readers come. Whether
+        any queue is kept fresh."""
+        busy = {
+            self._where(j).name
+            for j in state.active_jobs(self.db, "sky")
+            if j.job_id < skysync.FOREIGN_BASE and "cluster" not in (j.executor_ref or {})
+        }
+        current = self._current()
+        readers = skysync.readers_recent(now)
+        for name in busy | {current}:
+            wanted = name in busy or (readers and name == current)
+            self._watcher(name).ask(now, wake, functools.partial(self._watched, name), wanted)
+        return bool(busy) or readers
 
     # --- the queue --------------------------------------------------------------------------
 
@@ -180,26 +255,32 @@ class SkyExecutor:
         changed |= self.clusters.sync(now, wake)
         changed |= self._kill(now)
         self._cancelled_pending(now)
-        changed |= self.watcher.collect(now, lambda recs, watched: self._apply(recs, watched, now))
+        for watcher in list(self.watchers.values()):
+            apply = functools.partial(self._apply, watcher.where, now=now)
+            changed |= watcher.collect(now, apply)
         changed |= self.lanes.progress(self._active(), now)
         changed |= self._finish(now)
-        self.watcher.ask(now, wake, self._watched)
-        self.pools.sync(now, wake, self.watcher.keep_fresh(now))
+        fresh = self._ask(now, wake)
+        self.pools.sync(now, wake, fresh)
         return changed
 
-    def _active(self) -> list[JobRecord]:
-        """The managed jobs handed to SkyPilot (salloc's clusters are clusters.py's)."""
+    def _active(self, where: str | None = None) -> list[JobRecord]:
+        """The managed jobs handed to SkyPilot (on server `where`, or any; salloc's clusters
+        are clusters.py's)."""
         return [
             j
             for j in state.active_jobs(self.db, "sky")
-            if j.executor_ref and "cluster" not in j.executor_ref
+            if j.executor_ref
+            and "cluster" not in j.executor_ref
+            and (where is None or self._where(j).name == where)
         ]
 
-    def _watched(self) -> list[int]:
-        """SkyPilot ids of the active jobs: a query that misses them asks for them by id."""
+    def _watched(self, where: str) -> list[int]:
+        """SkyPilot ids of the active jobs on `where`: a query that misses them asks for them
+        by id."""
         return [
             ref_of(j)["sky_job_id"]
-            for j in self._active()
+            for j in self._active(where)
             if ref_of(j).get("sky_job_id") is not None
         ]
 
@@ -212,25 +293,29 @@ class SkyExecutor:
             if job.kill_action and job.kill_sent is None and sky_id is not None:
                 log.info("job %s: %s (SkyPilot job %s)", job.job_id, job.kill_action, sky_id)
                 if "lane" in ref_of(job):
-                    self.lanes.cut(ref_of(job)["token"], sky_id, at_once=True)
+                    self.lanes.cut(ref_of(job)["token"], self._where(job), sky_id, at_once=True)
                 else:
-                    self._cancel(sky_id)
+                    self._cancel(self._where(job), sky_id)
                 changed |= state.update_job(self.db, job.job_id, kill_sent=now)
         return changed
 
     def _cancelled_pending(self, now: float) -> None:
         """scancel of a job pending at SkyPilot ended it here at once: cancel it there."""
         for job_id, ref in state.cancelled_unsent(self.db, "sky", "sky_job_id"):
+            job = state.get_job(self.db, job_id)
+            assert job is not None  # just listed
+            where = self._where(job)
             if "lane" in ref:  # its lane stops after the element it runs
-                self.lanes.cut(ref["token"], ref["sky_job_id"], at_once=False)
+                self.lanes.cut(ref["token"], where, ref["sky_job_id"], at_once=False)
             else:
-                self._cancel(ref["sky_job_id"])
+                self._cancel(where, ref["sky_job_id"])
             state.update_job(self.db, job_id, kill_sent=now)
 
-    def _apply(self, records: list[dict], watched: list[int], now: float) -> bool:
-        """Mirror one queue answer into the state."""
+    def _apply(self, where: Server, records: list[dict], watched: list[int], *, now: float) -> bool:
+        """Mirror one server's queue answer into the state of the jobs that went there."""
         by_job: dict[int, list[dict]] = {}
         for rec in records:
+            rec["server"] = where  # where its log is read and its cancel sent
             by_job.setdefault(rec["job_id"], []).append(rec)
         views = [skysync.job_view(recs) for recs in by_job.values()]
         mine = {
@@ -238,9 +323,9 @@ class SkyExecutor:
             for v in views
             if (v.get("metadata") or {}).get("slurmsky", {}).get("instance") == self.instance
         }
-        changed = self._apply_own([v for v in views if v["job_id"] in mine], now)
-        changed |= self._apply_foreign([v for v in views if v["job_id"] not in mine], now)
-        for job in self._active():  # asked for by id and not there: SkyPilot lost it
+        changed = self._apply_own(where, [v for v in views if v["job_id"] in mine], now)
+        changed |= self._apply_foreign(where, [v for v in views if v["job_id"] not in mine], now)
+        for job in self._active(where.name):  # asked for by id and not there: SkyPilot lost it
             sky_id = ref_of(job).get("sky_job_id")
             if sky_id in watched and sky_id not in by_job:
                 log.warning("job %s: SkyPilot job %s is gone", job.job_id, sky_id)
@@ -254,9 +339,9 @@ class SkyExecutor:
                 )
         return changed
 
-    def _apply_own(self, records: list[dict], now: float) -> bool:
+    def _apply_own(self, where: Server, records: list[dict], now: float) -> bool:
         changed = False
-        jobs = self._active()
+        jobs = self._active(where.name)
         by_sky = {
             ref_of(j)["sky_job_id"]: j for j in jobs if ref_of(j).get("sky_job_id") is not None
         }
@@ -283,7 +368,7 @@ class SkyExecutor:
                     log.info(
                         "SkyPilot job %s has no slurmsky job any more: cancelling it", rec["job_id"]
                     )
-                    self._cancel(rec["job_id"])
+                    self._cancel(where, rec["job_id"])
                 continue
             changed |= self._follow(job, rec, now)
         for job in jobs:  # a launch an earlier agent started that never reached SkyPilot
@@ -319,7 +404,7 @@ class SkyExecutor:
         if rec["status"] == "RECOVERING" and not job.requeue and not job.kill_action:
             return self._node_fail(job, rec, now)
         if rec["status"] not in skysync.QUEUED_THERE:
-            self.logs.running(job, rec["job_id"])
+            self.logs.running(job, rec["server"], rec["job_id"])
         if job.kill_action:
             return False  # COMPLETING until SkyPilot has cancelled it
         return self._update(job, rec, now)
@@ -328,7 +413,7 @@ class SkyExecutor:
         """--no-requeue: a job SkyPilot would recover on new nodes ends NODE_FAIL, as Slurm
         ends a job that may not be requeued when its node fails; SkyPilot's job is cancelled."""
         log.info("job %s: SkyPilot recovers it and it may not requeue: NODE_FAIL", job.job_id)
-        self._cancel(rec["job_id"])
+        self._cancel(rec["server"], rec["job_id"])
         result = {"state": "NODE_FAIL", "start": job.start_time, "end": now, "reason": "NodeDown"}
         ended = transitions.finish(self.db, job.job_id, result, now, ACTIVE_STATES)
         return ended is not None
@@ -368,19 +453,21 @@ class SkyExecutor:
                 log.info("job %s: %s (SkyPilot %s)", job_id, fields["state"], rec["status"])
         return changed
 
-    def _apply_foreign(self, records: list[dict], now: float) -> bool:
-        """SkyPilot jobs slurmsky did not submit: rows FOREIGN_BASE + id, kept in step."""
+    def _apply_foreign(self, where: Server, records: list[dict], now: float) -> bool:
+        """SkyPilot jobs slurmsky did not submit: rows FOREIGN_BASE + id, kept in step; a row
+        is the server's whose queue listed that id first (ids repeat across servers)."""
         changed = False
         for rec in records:
             job_id = skysync.FOREIGN_BASE + rec["job_id"]
             job = state.get_job(self.db, job_id)
             if job is None:
-                row = skysync.foreign_row(rec, self.watcher.user_hash)
+                row = skysync.foreign_row(rec, self.watchers[where.name].user_hash)
+                row["executor_ref"]["server"] = where.name
                 state.add_submission(self.db, job_id, {}, None, [row])
                 job = state.get_job(self.db, job_id)
                 assert job is not None  # just added
                 changed = True
-            if job.finished:
+            if job.finished or self._where(job).name != where.name:
                 continue
             if rec["status"] in skysync.FINAL:
                 self.logs.ended[job_id] = rec

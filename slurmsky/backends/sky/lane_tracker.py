@@ -22,6 +22,7 @@ from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import SkyClient
 from slurmsky.backends.sky.logs import LOG_ATTEMPTS
 from slurmsky.backends.sky.output import LogReader
+from slurmsky.backends.sky.server import Server
 from slurmsky.core import state, transitions
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
@@ -42,14 +43,14 @@ class LaneTracker:
         client: SkyClient,
         db,
         reads: tuple[ThreadPoolExecutor, ThreadPoolExecutor],
-        cancel: Callable[[int], None],
+        cancel: Callable[[Server, int], None],
         nudge: Callable[[], object],
     ):
         self.client, self.db, self.cancel, self.nudge = client, db, cancel, nudge
         self.pool, self.tails = reads  # whole reads, live ones
         self.logs: dict[str, lanes.LaneReader] = {}  # lane token -> its reader
         self.reads: dict[str, Future] = {}  # lane token -> the read of its log
-        self.recs: dict[str, dict] = {}  # lane token -> SkyPilot's last record of it
+        self.recs: dict[str, dict] = {}  # lane token -> SkyPilot's last record of it (its server)
         self.ends: dict[str, int] = {}  # ended lane -> reads of its log since it ended
         self.cuts: dict[str, int | None] = {}  # cut lane -> last seq kept; None: pending
 
@@ -93,7 +94,7 @@ class LaneTracker:
             )
         reader = self.logs[token].rewind()
         future = (self.tails if follow else self.pool).submit(
-            self.client.tail, self.recs[token]["job_id"], follow, reader
+            self.client.tail, self.recs[token]["server"], self.recs[token]["job_id"], follow, reader
         )
         future.add_done_callback(lambda _: self.nudge())
         self.reads[token] = future
@@ -108,7 +109,7 @@ class LaneTracker:
             self.cuts[token] = min(started) if started else None
             log.info("lane %s: cut by an earlier agent, at %s", token, self.cuts[token])
 
-    def cut(self, token: str, sky_id: int, *, at_once: bool) -> None:
+    def cut(self, token: str, where: Server, sky_id: int, *, at_once: bool) -> None:
         """scancel of a lane's element: cancel the lane now (its element runs), or once the
         element it runs ends; the elements it has not started then go out again."""
         if token in self.cuts and self.cuts[token] is not None:
@@ -116,7 +117,7 @@ class LaneTracker:
         reader = self.logs.get(token)
         if at_once or reader is None or not reader.running():
             self.cuts[token] = max(reader.started, default=-1) if reader else -1
-            self.cancel(sky_id)
+            self.cancel(where, sky_id)
         else:
             self.cuts[token] = None
 
@@ -153,7 +154,7 @@ class LaneTracker:
             busy = {seq for seq in busy if seq not in logged or logged[seq].result is None}
             if not (reader and reader.running()) and not busy:
                 self.cuts[token] = max(started, default=-1)
-                self.cancel(rec["job_id"])
+                self.cancel(rec["server"], rec["job_id"])
         cut = self.cuts.get(token)
         read = self.reads.get(token)
         ended = rec["status"] in skysync.FINAL and token in self.ends

@@ -6,11 +6,13 @@ num_jobs=N (SKYPILOT_JOB_RANK picks the element: the spec lists every index and 
 in lanes (the executor decides: room.py), a few launches that each run their share of elements in turn
 (lanes.py); anything else one launch per job or element. The job's step secret travels in
 the task's `secrets`, never in `envs`; the Slurm ids, this state directory's instance id and
-a launch token go in `_metadata`, so a job is found again after an agent restart.
+a launch token go in `_metadata`, so a job is found again after an agent restart. Each launch
+goes to the server its job's sbatch named (the ref's `server`; the URL, which may hold
+credentials, stays out of the task).
 
 Launches run on the executor's thread pool; `collect` records the SkyPilot ids of those that
-returned, pends a job again when the API server did not answer, and fails it when SkyPilot
-refused its task.
+returned, pends a job again when its API server did not answer (naming it), and fails it when
+SkyPilot refused its task.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from slurmsky.backends.sky import lanes
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import SkyClient, Unreachable
 from slurmsky.backends.sky.output import NODE_ERR, NODE_OUT, sky_run
+from slurmsky.backends.sky.server import Server
 from slurmsky.backends.sky.task import cluster_workdir, with_runtime
-from slurmsky.backends.sky.watcher import Background, QueueWatcher
+from slurmsky.backends.sky.watcher import Background
 from slurmsky.core import state, transitions
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
@@ -71,6 +74,7 @@ def launch_task(
     node["restart_count"] = job.restarts  # scontrol requeue: the runs before this launch
     node["count_runs"] = True  # and SkyPilot's recoveries of it (runtime.spec.on_node)
     meta = dict(task.get("_metadata", {}).get("slurmsky", {}), **meta)
+    meta.pop("server", None)  # its URL may hold credentials: the agent's, not SkyPilot's
     workdir = cluster_workdir(task, spec)
     if lane:
         node["array"] = dict(spec["array"], lane=[[m.array_task_id, m.job_id] for m in lane])
@@ -93,12 +97,13 @@ class Launcher:
         db,
         instance: str,
         background: Background,
-        watcher: QueueWatcher,
-        cancel: Callable[[int], None],
+        unreachable: Callable[[str, str], None],
+        cancel: Callable[[Server, int], None],
     ):
         self.client, self.db, self.instance = client, db, instance
-        self.background, self.watcher, self.cancel = background, watcher, cancel
+        self.background, self.unreachable, self.cancel = background, unreachable, cancel
         self.pending: dict[str, Future] = {}  # launch token -> future of the SkyPilot ids
+        self.where: dict[str, Server] = {}  # launch token -> the server it went to
         self.groups: dict[int, str] = {}  # array submission -> token of its num_jobs launch
 
     def launch(
@@ -109,24 +114,28 @@ class Launcher:
         ref: dict,
         lanes: tuple[int, int] | None,
         whole: bool,
+        where: Server,
     ) -> dict:
-        """Hand the job to SkyPilot (in the background); its ref, with its launch's token
-        (and its rank in a num_jobs launch, or its seq in a lane). `lanes`: the array goes
-        out in lanes, (how many to deal its waiting elements into, how many go out now);
-        `whole`: the array fits the free nodes (one num_jobs launch may take it)."""
+        """Hand the job to SkyPilot on `where` (in the background); its ref, with its
+        launch's token (and its rank in a num_jobs launch, or its seq in a lane). `lanes`:
+        the array goes out in lanes, (how many to deal its waiting elements into, how many
+        go out now); `whole`: the array fits the free nodes (one num_jobs launch may take
+        it)."""
         token = ref["token"]
         if lanes is not None:
-            return self._lanes(job, spec, task, ref, *lanes)
-        group = self._group(job, spec, task, token, whole) if dense(spec) else None
+            return self._lanes(job, spec, task, ref, *lanes, where)
+        group = self._group(job, spec, task, token, whole, where) if dense(spec) else None
         if group is not None:
             return dict(ref, token=group, rank=job.array_rank)
-        self._submit(token, self._task(task, spec, job, token, whole=False), None)
+        self._submit(where, token, self._task(task, spec, job, token, whole=False), None)
         return ref
 
     def _task(self, task: dict, spec: dict, job: JobRecord, token: str, **kw) -> dict:
         return launch_task(task, spec, job, {"instance": self.instance, "token": token}, **kw)
 
-    def _group(self, job: JobRecord, spec: dict, task: dict, token: str, whole: bool) -> str | None:
+    def _group(
+        self, job: JobRecord, spec: dict, task: dict, token: str, whole: bool, where: Server
+    ) -> str | None:
         """The token of the array's one num_jobs launch: this element's sibling's, or a new
         launch when the array fits (`whole`) and every other element is still pending and
         free; None: the element goes out on its own."""
@@ -144,12 +153,12 @@ class Launcher:
         ):
             self.groups[job.submission] = token
             launched = self._task(task, spec, job, token, whole=True)
-            self._submit(token, launched, spec["array"]["count"])
+            self._submit(where, token, launched, spec["array"]["count"])
             return token
         return None
 
     def _lanes(
-        self, job: JobRecord, spec: dict, task: dict, ref: dict, dealt: int, now: int
+        self, job: JobRecord, spec: dict, task: dict, ref: dict, dealt: int, now: int, where: Server
     ) -> dict:
         """Launch the lanes `job` goes out in (lanes.plan: with the array's waiting
         elements): each element's ref names its lane's token and its seq in it. Returns
@@ -157,7 +166,7 @@ class Launcher:
         for members in lanes.plan(self.db, job, spec, dealt, now):
             token = uuid.uuid4().hex
             for seq, member in enumerate(members):
-                member_ref = {"token": token, "sky_job_id": None, "lane": seq}
+                member_ref = {"token": token, "sky_job_id": None, "lane": seq, "server": where.name}
                 if member.job_id == job.job_id:
                     ref = dict(ref, **member_ref)
                 else:
@@ -169,11 +178,12 @@ class Launcher:
                         reason="Resources",
                     )
             launched = self._task(task, spec, job, token, whole=False, lane=members)
-            self._submit(token, launched, None)
+            self._submit(where, token, launched, None)
         return ref
 
-    def _submit(self, token: str, task: dict, num_jobs: int | None) -> None:
-        self.pending[token] = self.background(self.client.launch, task, num_jobs)
+    def _submit(self, where: Server, token: str, task: dict, num_jobs: int | None) -> None:
+        self.where[token] = where
+        self.pending[token] = self.background(self.client.launch, where, task, num_jobs)
 
     def collect(self, now: float) -> bool:
         """Record the SkyPilot ids of launches that returned (on cancelled jobs too, whose
@@ -184,11 +194,12 @@ class Launcher:
             if not future.done():
                 continue
             del self.pending[token]
+            where = self.where.pop(token)
             rows = state.refs_with_token(self.db, "sky", token)
             try:
                 ids = future.result()
             except Unreachable as exc:
-                self.watcher.unreachable = str(exc)
+                self.unreachable(where.name, str(exc))
                 for job_id, _ in rows:
                     changed |= transitions.pend_again(self.db, job_id, reason=str(exc))
                 continue
@@ -218,5 +229,5 @@ class Launcher:
             known = {ref.get("rank") or 0 for _, ref in rows}
             for rank, sky_id in enumerate(ids):  # elements cancelled before their release
                 if rank not in known:
-                    self.cancel(sky_id)
+                    self.cancel(where, sky_id)
         return changed

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from slurmsky.backends.sky.client import SkyClient
 from slurmsky.backends.sky.output import LogReader
+from slurmsky.backends.sky.server import Server
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 
@@ -41,8 +42,9 @@ class JobLogs:
         self.failures: dict[int, int] = {}
         self.ended: dict[int, dict] = {}  # job id -> SkyPilot's final record, until recorded
 
-    def running(self, job: JobRecord, sky_id: int) -> None:
-        """A job SkyPilot starts or runs: follow its log (again, after a read that ended)."""
+    def running(self, job: JobRecord, where: Server, sky_id: int) -> None:
+        """A job SkyPilot (on `where`) starts or runs: follow its log (again, after a read
+        that ended)."""
         reader = self.readers.get(job.job_id)
         if reader is not None:
             if not reader.done():
@@ -52,27 +54,28 @@ class JobLogs:
                 log.warning("job %s: following its log failed: %s", job.job_id, reader.exception())
                 if tries >= LOG_ATTEMPTS:
                     return
-        self._read(job, sky_id, follow=True)
+        self._read(job, where, sky_id, follow=True)
 
     def ended_there(self, job: JobRecord, rec: dict) -> None:
-        """SkyPilot's final record of a job: its end waits for its log, read whole once more
-        when no live read saw the RESULT (it may have ended before the job)."""
+        """SkyPilot's final record of a job (its `server` the queue's that listed it): its end
+        waits for its log, read whole once more when no live read saw the RESULT (it may
+        have ended before the job)."""
         self.ended[job.job_id] = rec
         reader = self.readers.get(job.job_id)
         if rec.get("start_at") and (reader is None or read_nothing(reader)):
-            self._read(job, rec["job_id"], follow=False)
+            self._read(job, rec["server"], rec["job_id"], follow=False)
 
     def lost(self, job_id: int, rec: dict) -> None:
         """A job that ends with `rec` and no log to read (foreign, or gone from SkyPilot)."""
         self.ended.setdefault(job_id, rec)
 
-    def _read(self, job: JobRecord, sky_id: int, *, follow: bool) -> None:
+    def _read(self, job: JobRecord, where: Server, sky_id: int, *, follow: bool) -> None:
         if job.job_id not in self.logs:
             spec = state.get_spec(self.db, job.submission)[0]
             self.logs[job.job_id] = LogReader(job, append=spec.get("open_mode") == "append")
         reader = self.logs[job.job_id].rewind()
         future = (self.tails if follow else self.pool).submit(
-            self.client.tail, sky_id, follow, reader
+            self.client.tail, where, sky_id, follow, reader
         )
         future.add_done_callback(lambda _: self.nudge())
         self.readers[job.job_id] = future

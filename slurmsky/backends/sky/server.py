@@ -14,6 +14,7 @@ SKY_RUNTIME_DIR), by pid.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
@@ -59,20 +60,57 @@ def health(endpoint: str, timeout: float = 5.0) -> dict | None:
         return None
 
 
-def endpoint() -> str:
-    """The server SkyPilot's clients use, found without importing SkyPilot:
-    $SKYPILOT_API_SERVER_ENDPOINT, else `api_server.endpoint` of SkyPilot's config file, else
-    the local one (credentials dropped: it is printed)."""
+class Server(collections.namedtuple("Server", "url config", defaults=(None,))):
+    """A SkyPilot API server as a command named it: its URL as SkyPilot connects to it
+    (credentials kept) and SkyPilot's config file in effect then (None: none). A namedtuple
+    (sbatch imports this: no dataclasses)."""
+
+    url: str
+    config: str | None
+
+    @property
+    def name(self) -> str:
+        """The URL without credentials: what names the server in reasons and job refs."""
+        return without_credentials(self.url)
+
+    def __repr__(self) -> str:  # logs and tracebacks: no credentials
+        return f"Server({self.name!r}, config={self.config!r})"
+
+    def record(self) -> dict:
+        return {"url": self.url, "config": self.config}
+
+    @classmethod
+    def of(cls, record: dict) -> Server:
+        return cls(record["url"], record.get("config"))
+
+
+def current() -> Server:
+    """The server SkyPilot's clients use here and now, found without importing SkyPilot (as
+    its server/common.get_server_url does): $SKYPILOT_API_SERVER_ENDPOINT, else
+    `api_server.endpoint` of SkyPilot's config file ($SKYPILOT_GLOBAL_CONFIG, else
+    ~/.sky/config.yaml), else the local one ($SKYPILOT_API_SERVER_LOCAL_PORT)."""
     found = os.environ.get("SKYPILOT_API_SERVER_ENDPOINT")
     config = os.environ.get("SKYPILOT_GLOBAL_CONFIG") or os.path.expanduser("~/.sky/config.yaml")
-    if not found and os.path.exists(config):
+    config = os.path.abspath(os.path.expanduser(config))
+    if not os.path.exists(config):
+        return Server((found or url()).rstrip("/"), None)
+    if not found:
         with open(config, encoding="utf-8") as fh:
             text = fh.read()
         if "api_server" in text:
             import yaml
 
             found = ((yaml.safe_load(text) or {}).get("api_server") or {}).get("endpoint")
-    parts = urllib.parse.urlsplit((found or url()).rstrip("/"))
+    return Server((found or url()).rstrip("/"), config)
+
+
+def endpoint() -> str:
+    """The server SkyPilot's clients use (current()), credentials dropped: it is printed."""
+    return current().name
+
+
+def without_credentials(where: str) -> str:
+    parts = urllib.parse.urlsplit(where.rstrip("/"))
     host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
     return urllib.parse.urlunsplit(parts._replace(netloc=host))
 

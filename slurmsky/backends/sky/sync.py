@@ -29,7 +29,7 @@ from slurmsky.core import state
 FOREIGN_BASE = 1_000_000_000
 SYNC_INTERVAL = 5.0  # s between queries while own jobs are active or readers come
 READERS_IDLE = 60.0  # s after the last read that the agent keeps foreign jobs fresh
-SYNC_FILE = "sky-sync.json"  # {"attempt": t, "ok": t, "error": text|null}, times = query start
+SYNC_FILE = "sky-sync.json"  # {"attempt": t, "ok": t, "error": text|null, "servers": {name: ok t}}
 REQUEST_FILE = "sky-sync.request"  # touched by readers that need a sync
 INSTANCE_FILE = "sky-instance"  # this state directory's id in the tasks' _metadata
 
@@ -88,12 +88,15 @@ def sync_status() -> dict:
         return never
 
 
-def record_sync(started: float, error: str | None) -> None:
-    """The agent, after each query: when it started and whether it answered."""
+def record_sync(started: float, error: str | None, server: str | None = None) -> None:
+    """The agent, after each query (of `server`'s queue): when it started and whether it
+    answered; `servers` holds when each server's last answered."""
     status = sync_status()
     status.update(attempt=started, error=error)
     if error is None:
         status["ok"] = started
+        if server is not None:
+            status.setdefault("servers", {})[server] = started
     import json
 
     tmp = _path(SYNC_FILE + ".tmp")

@@ -1,12 +1,14 @@
 """What the agent asks SkyPilot, when, and how fresh the answer is.
 
-`QueueWatcher` keeps one managed-job queue query in flight at most, every sync.SYNC_INTERVAL
-while the queue is worth asking (`keep_fresh`): never asked yet, slurmsky's own managed jobs
-are active there, or readers came lately (SkyPilot's other jobs show in squeue then). The
-first query of an agent lists every finished job too (adoption after a restart, sacct's
-history); later ones only those submitted since shortly before the newest seen, and the
-watched jobs (ours, active) that a query missed, by id. It also holds whether the API
-server answers: while it does not, its reason is every released job's pending reason.
+`QueueWatcher` watches one API server's managed-job queue (the executor has one per server
+its jobs went to): one query in flight at most, every sync.SYNC_INTERVAL while the queue is
+worth asking (the executor says: never asked yet, slurmsky's own jobs for that server are
+active, or readers came lately and it is the server of the latest submission; SkyPilot's
+other jobs show in squeue then). Queries of different servers run at once. The first query
+of a watcher lists every finished job too (adoption after a restart, sacct's history); later
+ones only those submitted since shortly before the newest seen, and the watched jobs (ours,
+active) that a query missed, by id. It also holds whether its server answers: while it does
+not, its reason (naming the server) is the pending reason of every released job for it.
 
 `PoolWatcher` asks for the configured pools' status as often, for sinfo (pools.record).
 """
@@ -20,8 +22,8 @@ from concurrent.futures import Future
 from slurmsky.backends.sky import pools
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.backends.sky.server import Server
 from slurmsky.config import load_config
-from slurmsky.core import state
 from slurmsky.errors import SlurmError
 
 log = logging.getLogger("slurmsky.core.daemon")
@@ -33,8 +35,8 @@ Background = Callable[..., Future]  # fn, *args -> its future; the agent wakes w
 
 
 class QueueWatcher:
-    def __init__(self, client: SkyClient, db, background: Background):
-        self.client, self.db, self.background = client, db, background
+    def __init__(self, client: SkyClient, where: Server, background: Background):
+        self.client, self.where, self.background = client, where, background
         self.query: Future | None = None
         self.started = 0.0  # when the last query was asked (0: never)
         self.watched: list[int] = []  # SkyPilot ids the query in flight must account for
@@ -54,7 +56,7 @@ class QueueWatcher:
                 log.warning(
                     "SkyPilot queue query unanswered after %.0f s; asking again", QUERY_TIMEOUT
                 )
-                skysync.record_sync(self.started, "queue query timed out")
+                skysync.record_sync(self.started, "queue query timed out", self.where.name)
                 self.query = None
             return False
         query, self.query = self.query, None
@@ -65,33 +67,35 @@ class QueueWatcher:
             return False
         except Exception as exc:
             log.error("SkyPilot queue failed: %s", exc)
-            skysync.record_sync(self.started, str(exc))
+            skysync.record_sync(self.started, str(exc), self.where.name)
             return False
         changed = self.unreachable is not None
         self.unreachable = None
         self.full_done = True
         self.newest = max([self.newest] + [r.get("submitted_at") or 0.0 for r in records])
         changed |= apply(records, self.watched)
-        skysync.record_sync(self.started, None)
+        skysync.record_sync(self.started, None, self.where.name)
         return changed
 
     def server_unreachable(self, reason: str) -> None:
         if self.unreachable != reason:
             log.warning("%s", reason)
         self.unreachable = reason
-        skysync.record_sync(self.started, reason)
+        skysync.record_sync(self.started, reason, self.where.name)
 
-    def ask(self, now: float, wake: list[float], watched: Callable[[], list[int]]) -> None:
-        """Start the next query when one is due and none is in flight (its answer wakes the
-        agent); else add when it is due to `wake`."""
-        if self.query is not None or not self.keep_fresh(now):
+    def ask(
+        self, now: float, wake: list[float], watched: Callable[[], list[int]], wanted: bool
+    ) -> None:
+        """Start the next query when one is due (`wanted`, or never asked yet) and none is in
+        flight (its answer wakes the agent); else add when it is due to `wake`."""
+        if self.query is not None or not (wanted or not self.started):
             return
         due = self.started + skysync.SYNC_INTERVAL
         if now < due:
             wake.append(due)
             return
         self.started, self.watched = now, watched()
-        self.query = self.background(self.client.queue, self.since(), self.watched)
+        self.query = self.background(self.client.queue, self.where, self.since(), self.watched)
 
     def since(self) -> float | None:
         """What the next query lists of finished jobs: all of them (None) the first time,
@@ -100,13 +104,6 @@ class QueueWatcher:
         if not self.full_done or not self.newest:
             return None
         return self.newest - NEW_JOBS_MARGIN
-
-    def keep_fresh(self, now: float) -> bool:
-        """Whether the queue is worth asking: never yet, slurmsky's own managed jobs are
-        active there, or readers came lately (foreign jobs then too)."""
-        if not self.started or skysync.readers_recent(now):
-            return True
-        return state.active_jobs_without(self.db, "sky", skysync.FOREIGN_BASE, "cluster")
 
 
 class PoolWatcher:

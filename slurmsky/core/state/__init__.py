@@ -42,7 +42,6 @@ from slurmsky.core.state.db import (
     write,
 )
 from slurmsky.core.state.handed import (
-    active_jobs_without,
     array_elements_out,
     cancelled_unsent,
     handed_jobs_exist,
@@ -79,6 +78,7 @@ from slurmsky.core.state.submissions import (
     allocate_ids,
     blob,
     get_spec,
+    latest_with_task,
     next_job_id,
     take_signals,
 )
@@ -108,6 +108,7 @@ __all__ = [
     "allocate_ids",
     "blob",
     "get_spec",
+    "latest_with_task",
     "next_job_id",
     "take_signals",
     "element_id",
@@ -132,7 +133,6 @@ __all__ = [
     "pass_position",
     "pending_jobs",
     "started_jobs",
-    "active_jobs_without",
     "array_elements_out",
     "cancelled_unsent",
     "killed_refs",

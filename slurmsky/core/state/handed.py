@@ -1,5 +1,5 @@
 """What a backend that hands jobs on to an outside queue (the sky backend) asks of their rows:
-whether any is active (`handed_jobs_exist`, `active_jobs_without`), jobs found by the keys of
+whether any is active (`handed_jobs_exist`), jobs found by the keys of
 their executor_ref (`jobs_with_ref`, a launch's token: `refs_with_token`), scancels still to
 pass on, the cuts an earlier agent made, and an array's elements handed on."""
 
@@ -37,17 +37,6 @@ def jobs_with_ref(conn: sqlite3.Connection, executor: str, key: str) -> list[Job
     )
     ids = [r[0] for r in conn.execute(sql, (executor, *ACTIVE_STATES, f"$.{key}"))]
     return find_jobs(conn, ids=ids) if ids else []
-
-
-def active_jobs_without(conn: sqlite3.Connection, executor: str, below: int, key: str) -> bool:
-    """Whether `executor` has an active job of its own (an id below `below`) whose
-    executor_ref lacks `key` (sky: a managed job, pending or handed on, not a cluster)."""
-    sql = (
-        f"SELECT 1 FROM jobs WHERE executor = ? AND job_id < ? AND {_ACTIVE} "
-        "AND json_extract(executor_ref, ?) IS NULL LIMIT 1"
-    )
-    args = (executor, below, *ACTIVE_STATES, f"$.{key}")
-    return conn.execute(sql, args).fetchone() is not None
 
 
 def refs_with_token(conn: sqlite3.Connection, executor: str, token: str) -> list[tuple[int, dict]]:

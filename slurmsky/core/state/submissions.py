@@ -62,6 +62,13 @@ def next_job_id(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT value FROM meta WHERE key = 'next_job_id'").fetchone()[0]
 
 
+def latest_with_task(conn: sqlite3.Connection) -> int | None:
+    """The newest submission that stored a task (the sky backend's latest job)."""
+    sql = "SELECT id FROM submissions WHERE task IS NOT NULL ORDER BY id DESC LIMIT 1"
+    row = conn.execute(sql).fetchone()  # from the newest down: the first with a task
+    return row[0] if row else None
+
+
 def get_spec(conn: sqlite3.Connection, submission: int) -> tuple[dict, dict | None]:
     """A submission's runtime spec and SkyPilot task."""
     import json
