@@ -16,7 +16,7 @@ REQUEUE_DELAY = 2  # minutes before a requeued job is eligible again (Slurm's Be
 def _final_fields(job: JobRecord, result: dict, now: float) -> dict:
     """The columns of a started job that has ended, from the runtime's RESULT."""
     if job.kill_action == "requeue" or result.get("requeue"):  # scontrol requeue, either side
-        return requeued_fields(job, job.end_time or now)  # from the time it was asked
+        return requeued_fields(job, now, asked=job.end_time)
     end_state, reason = result.get("state") or "FAILED", result.get("reason")
     if job.kill_action == "cancel":
         # scancel was taken while it ran: CANCELLED, as slurmctld marks it at once, even if
@@ -111,13 +111,15 @@ def pend_again(conn: sqlite3.Connection, job_id: int, **fields) -> bool:
     )
 
 
-def requeued_fields(job: JobRecord, now: float) -> dict:
-    """A job pending again after a requeue: eligible REQUEUE_DELAY later, as on Slurm."""
+def requeued_fields(job: JobRecord, now: float, asked: float | None = None) -> dict:
+    """A job pending again after a requeue: eligible REQUEUE_DELAY later, as on Slurm; its
+    new run's record submitted when the requeue was `asked` (scontrol requeue of a running
+    job: the time it took) or now (the old run's record is kept: keep_run)."""
     delay = REQUEUE_DELAY * state.seconds_per_minute()
     return dict(
         state="PENDING",
         reason="BeginTime",
-        submit_time=now,  # the new run's record is submitted now (the old one's is kept)
+        submit_time=asked or now,
         begin_time=now + delay,
         eligible_time=None,
         start_time=None,
