@@ -638,3 +638,36 @@ def test_end_now_includes_jobs_that_ended_this_second(world):
         env={"SLURMSKY_NOW": repr(second + 0.9)},
     )
     assert out.stdout == "just-failed|FAILED\n"
+
+
+def test_duplicates_keep_each_run_of_a_requeued_job(world):
+    """sacct -D lists every run of a job requeued when its node failed, as the peer's job 1059
+    (exclusive on node3, `scontrol update nodename=node3 state=down` while it ran): the lost
+    run NODE_FAIL with its batch step CANCELLED and no code, then the pending rerun; sacct
+    without -D the last run only."""
+    from slurmsky.core import state, transitions
+
+    ran, lost = epoch("2026-11-27T19:47:24"), epoch("2026-11-27T19:47:25")
+    step = dict(id=0, name="true", state="COMPLETED", exit_code=0, signal=0, nodes="node3")
+    world.env["SLURMSKY_NOW"] = repr(lost + 60)
+    world.add(
+        1059,
+        name="nfjob",
+        state="RUNNING",
+        num_cpus=4,
+        cpus_per_node=[4],
+        nodelist="node3",
+        submit_time=epoch("2026-11-27T19:42:40"),
+        start_time=ran,
+        result={"steps": [dict(step, start=ran, end=lost)]},
+    )
+    job = state.get_job(world.conn, 1059)
+    with state.write(world.conn):
+        transitions.keep_run(world.conn, job, lost, job.result, ended="NODE_FAIL")
+        state.update_job(world.conn, 1059, **transitions.requeued_fields(job, lost))
+    check(world.run("sacct", "-D", "-j", "1059"), "sacct-duplicates-node-fail.txt")
+    check(world.run("sacct", "-j", "1059"), "sacct-duplicates-node-fail-last.txt")
+    fields = "JobID,State,ExitCode,DerivedExitCode,Submit,Start,End,NodeList"
+    out = world.run("sacct", "-D", "-P", "-j", "1059", "-o", fields)
+    check(out, "sacct-duplicates-node-fail-P.txt")
+    assert world.run("sacct", "--duplicates", "-P", "-j", "1059", "-o", fields).stdout == out.stdout

@@ -104,11 +104,14 @@ def test_accounting_is_purged_after_purge_job_after_days(cluster, monkeypatch):
         )
     monkeypatch.setenv("SLURMSKY_HOME", str(cluster.state))
     conn = state.connect()
+    for job_id in (kept, purged):  # an earlier run of each (sacct -D): it goes with its job
+        state.keep_attempt(conn, state.get_job(conn, job_id), state="REQUEUED")
     cfg = Config(path="x", purge_job_after=2)
     retention.tidy(conn, cfg, time.time(), LOG)
     out = cluster.run("sacct", "-X", "-n", "-P", "-o", "JobID", "-j", f"{kept},{purged}")
     assert out.stdout == f"{kept}\n"
     assert conn.execute("SELECT id FROM submissions ORDER BY id").fetchall() == [(kept,)]
+    assert conn.execute("SELECT job_id FROM attempts").fetchall() == [(kept,)]
     assert not (cluster.state / "jobs" / str(purged)).exists()  # older than a day too
     assert (cluster.state / "jobs" / str(kept)).exists()
     retention.tidy(conn, Config(path="x"), time.time(), LOG)  # default: kept for ever

@@ -23,6 +23,7 @@ from slurmsky.backends.sky.check import INFRA_PATTERN, check
 from slurmsky.backends.sky.task import task_notes, translate
 from slurmsky.config import dump_yaml, load_config
 from slurmsky.errors import SlurmError
+from slurmsky.render.common import iso
 from slurmsky.runtime.spec import infra_matches, on_node
 
 CONFIG = """\
@@ -170,15 +171,14 @@ def test_infra_skypilot_refuses_is_refused_at_sbatch_with_its_reason(cluster):
     refusal += f"'nowhere' does not match {INFRA_PATTERN!r}. "
     refusal += "Check problematic field(s): $.ordered[1].infra"
     failed = "Batch job submission failed: Requested node configuration is not available"
-    # --test-only says it alone, no estimate line before it
-    for argv in (["-p", "bad"], ["--test-only", "-p", "bad"], ["-p", "k8s,bad"]):
+    # --test-only says it alone, no estimate line before it; in a list (-p k8s,bad) the
+    # partition named is the one whose infra is refused, with the field in its own resources
+    for argv in (["-p", "bad"], ["--test-only", "-p", "bad"], ["-p", "k8s,bad"], ["-p", "bad,k8s"]):
         out = cluster.run("sbatch", *argv, "job.sh")
-        where = "[2]" if "k8s,bad" in argv else "[1]"
         assert (out.returncode, out.stdout, out.stderr) == (
             1,
             "",
-            f"sbatch: error: {refusal.replace('[1]', where).replace('bad:', argv[-1] + ':')}\n"
-            f"sbatch: error: {failed}\n",
+            f"sbatch: error: {refusal}\nsbatch: error: {failed}\n",
         ), argv
     assert cluster.jobs() == []
     out = cluster.run("sbatch", "-p", "cloud,nope", "job.sh")
@@ -356,6 +356,23 @@ def test_a_preempted_job_is_requeued_and_runs_again_with_its_restart_count(world
     assert _scontrol(cluster, job_id, "Restarts") == ["Restarts=1"]
     assert _start(cluster, job_id) > first_start  # StartTime: the run after the recovery
     assert len(fake.jobs) == 1  # SkyPilot's own recovery: the same managed job
+    # accounting keeps both runs, as Slurm's of a job requeued when its node failed: sacct
+    # shows the last, sacct -D the first too (NODE_FAIL, from its start to the recovery)
+    fields = ["-P", "-n", "-j", str(job_id), "-o", "JobID,State,ExitCode,Start,End"]
+    last = cluster.run("sacct", *fields).stdout
+    runs = cluster.run("sacct", "-D", *fields).stdout
+    j, started = job_id, iso(first_start)
+    assert [line.split("|")[:3] for line in last.splitlines()] == [
+        [f"{j}", "COMPLETED", "0:0"],
+        [f"{j}.batch", "COMPLETED", "0:0"],
+    ]
+    assert runs.endswith(last)
+    first = runs[: -len(last)].splitlines()
+    assert [line.split("|")[:4] for line in first] == [
+        [f"{j}", "NODE_FAIL", "0:0", started],
+        [f"{j}.batch", "CANCELLED", "", started],
+    ]
+    assert first[0].split("|")[4] <= last.split("|")[3]  # it ended before the rerun began
 
 
 def test_a_job_skypilot_recovers_no_more_ends_failed_with_its_reason(world, tmp_path):
@@ -401,3 +418,9 @@ def test_scontrol_requeue_of_a_sky_job_relaunches_it_with_restarts(world, tmp_pa
     assert len(fake.jobs) == 2
     assert (cluster.cwd / "out.txt").read_text() == "partition k8s restarts 1\n"
     assert _scontrol(cluster, job_id, "Restarts") == ["Restarts=1"]
+    # both runs' records, as on Slurm (and on the local backend): the first REQUEUED
+    out = cluster.run("sacct", "-D", "-n", "-P", "-j", str(job_id), "-o", "JobID,State,ExitCode")
+    assert out.stdout == (
+        f"{job_id}|REQUEUED|0:0\n{job_id}.batch|CANCELLED|0:15\n"
+        f"{job_id}|COMPLETED|0:0\n{job_id}.batch|COMPLETED|0:0\n"
+    )

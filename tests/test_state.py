@@ -304,3 +304,23 @@ def _first_id(home: str, start, queue) -> None:
         queue.put(state.allocate_ids(state.connect({"SLURMSKY_HOME": home}), 1))
     except Exception as exc:  # the outcome, compared by the test
         queue.put(repr(exc))
+
+
+def test_a_state_from_before_gains_the_runs_of_requeued_jobs(tmp_path, monkeypatch):
+    """Schema 6 -> 7: the attempts table (sacct -D), emptied with its job's row."""
+    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
+    old = state.connect()
+    old.execute("DROP TRIGGER jobs_attempts")
+    old.execute("DROP TABLE attempts")
+    old.execute("PRAGMA user_version = 6")
+    old.close()
+    conn = state.connect()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
+    state.add_submission(conn, 1, {}, None, [job_row(1, state="COMPLETED", end_time=1.0)])
+    job = state.get_job(conn, 1)
+    state.keep_attempt(conn, job, state="REQUEUED")
+    state.keep_attempt(conn, job, state="NODE_FAIL")  # the same run again: kept once
+    (run,) = state.attempts_of(conn, [job])[1]
+    assert (run.job_id, run.state, run.finished, run.name) == (1, "REQUEUED", True, job.name)
+    conn.execute("DELETE FROM jobs WHERE job_id = 1")
+    assert conn.execute("SELECT count(*) FROM attempts").fetchone() == (0,)

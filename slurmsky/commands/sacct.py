@@ -77,6 +77,7 @@ class SacctArgs(Record, frozen=False):
     accounts: set | None = None
     all_users: bool = False
     allocations: bool = False
+    duplicates: bool = False
     noheader: bool = False
     parsable: int = 0
     delimiter: str | None = None
@@ -129,7 +130,7 @@ OPTIONS = Table("sacct", (
     Opt("C", ("constraints",), REQUIRED, help=_NO_EFFECT),
     Opt("", ("delimiter",), REQUIRED, "delimiter", help="the -p/-P delimiter"),
     Opt("d", ("dump",), help=_NO_EFFECT),
-    Opt("D", ("duplicates",), help=_NO_EFFECT),
+    Opt("D", ("duplicates",), dest="duplicates", help="every run of a requeued job"),
     Opt("", ("federation",), help=_NO_EFFECT),
     Opt("e", ("helpformat",), dest="action", const="helpformat", stop=True,
         help="the fields -o takes"),
@@ -218,6 +219,7 @@ def body(argv: list[str]) -> int:
     )
     if (
         not o.jobs
+        and not o.duplicates
         and sacct_format.listing_fits(fields)
         and (o.delimiter is None or o.delimiter.isascii())
         and conn.text_factory is str  # no text that is not UTF-8 stored (SQLite counts bytes)
@@ -298,7 +300,9 @@ def body(argv: list[str]) -> int:
 
     views.sort(key=order)
     steps_only = {(j, t): s for j, t, s in o.jobs if s is not None}
-    rows: list[Row] = []
+    # -D: a requeued job's earlier runs, each a record of its own before the last
+    earlier = state.attempts_of(conn, [v.rec for v in views]) if o.duplicates else {}
+    runs: list[tuple[jobview.Job, str | None]] = []  # (a record, the step asked of it)
     for view in views:
         rec = view.rec
         wanted = None
@@ -306,11 +310,21 @@ def body(argv: list[str]) -> int:
             for key in ((rec.job_id, None), (rec.array_job_id, rec.array_task_id)):
                 if key in steps_only:
                     wanted = steps_only[key]
+        runs.extend(
+            (jobview.Job(attempt, now=o.now), wanted)
+            for attempt in (earlier.get(rec.job_id, ()) if view.tasks is None else ())
+            if _in_window(attempt, o.start, o.end, o.states)
+        )
+        runs.append((view, wanted))
+    if earlier:  # every run's record, in slurmdbd's order: by the time each was submitted
+        runs.sort(key=lambda run: run[0].rec.submit_time)
+    rows: list[Row] = []
+    for one, wanted in runs:
         if wanted is None:
-            rows.append(Row(view))
+            rows.append(Row(one))
         if not o.allocations:
             rows.extend(
-                r for r in sacct_format.step_rows(view) if wanted is None or r.step == wanted
+                r for r in sacct_format.step_rows(one) if wanted is None or r.step == wanted
             )
     lines = sacct_format.sacct_lines(
         rows, fields, header=not o.noheader, parsable=o.parsable, delimiter=o.delimiter

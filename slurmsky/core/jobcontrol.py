@@ -18,7 +18,7 @@ from slurmsky.backends import Feature, Unsupported
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import KILLABLE_STATES, STARTED_STATES
-from slurmsky.core.transitions import requeued_fields
+from slurmsky.core.transitions import keep_run, requeued_fields
 
 INVALID_ID = "Invalid job id specified"
 ALREADY_DONE = "Job/step already completing or completed"
@@ -233,12 +233,19 @@ def requeue(conn: sqlite3.Connection, job: JobRecord) -> str | None:
         where_state=("CONFIGURING", "RUNNING"),
         state="COMPLETING",
         kill_action="requeue",
+        end_time=time.time(),  # the run ends now: the rerun's record is submitted now
     ):
         _wake()
         return None
-    if job.finished and state.update_job(
-        conn, job.job_id, where_state=(job.state,), **requeued_fields(job, time.time())
-    ):
-        _wake()
-        return None
-    return ALREADY_DONE
+    if not job.finished:
+        return ALREADY_DONE
+    now = time.time()
+    with state.write(conn):
+        fields = requeued_fields(job, now)
+        requeued = state.update_job(conn, job.job_id, where_state=(job.state,), **fields)
+        if requeued:
+            keep_run(conn, job, now)
+    if not requeued:
+        return ALREADY_DONE
+    _wake()
+    return None

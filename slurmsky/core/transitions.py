@@ -16,7 +16,7 @@ REQUEUE_DELAY = 2  # minutes before a requeued job is eligible again (Slurm's Be
 def _final_fields(job: JobRecord, result: dict, now: float) -> dict:
     """The columns of a started job that has ended, from the runtime's RESULT."""
     if job.kill_action == "requeue" or result.get("requeue"):  # scontrol requeue, either side
-        return requeued_fields(job, now)
+        return requeued_fields(job, now, asked=job.end_time)
     end_state, reason = result.get("state") or "FAILED", result.get("reason")
     if job.kill_action == "cancel":
         # scancel was taken while it ran: CANCELLED, as slurmctld marks it at once, even if
@@ -59,8 +59,42 @@ def finish(
         if job is None or job.state not in where_state:
             return None
         fields = dict(extra, **_final_fields(job, result, now))
+        if fields["state"] == "PENDING":  # requeued: the run it ends is kept
+            keep_run(conn, job, fields["submit_time"], result)
         state.update_job(conn, job_id, **fields)
     return fields
+
+
+def keep_run(
+    conn: sqlite3.Connection,
+    job: JobRecord,
+    now: float,
+    result: dict | None = None,
+    ended: str = "REQUEUED",
+) -> None:
+    """Keep the run of `job` that a requeue (or a recovery on new nodes) ends `now`, as
+    slurmdbd keeps it (`sacct -D`): in state `ended`. A run still going ends 0:0 with the
+    steps its RESULT holds; a finished one keeps its exit code and steps."""
+    if job.finished:
+        state.keep_attempt(conn, job, state=ended, reason="None", end_time=now)
+        return
+    if ended == "REQUEUED":  # the requeue killed it: a batch step its RESULT does not
+        result = dict(result or {}, exit_code=0, signal=signals.SIGTERM.value)  # show: 0:15
+    elif job.batch:  # its nodes were lost: slurmdbd closes the batch step CANCELLED, no code
+        batch = {"id": "batch", "name": "batch", "state": "CANCELLED", "exit_code": None}
+        steps = [s for s in (result or {}).get("steps") or () if s.get("id") != "batch"]
+        result = dict(result or {}, steps=[batch, *steps])
+    state.keep_attempt(
+        conn,
+        job,
+        state=ended,
+        reason="None",
+        start_time=job.start_time or (result or {}).get("start") or now,
+        end_time=now,
+        exit_code=0,
+        exit_signal=0,
+        result=result,
+    )
 
 
 def pend_again(conn: sqlite3.Connection, job_id: int, **fields) -> bool:
@@ -77,12 +111,15 @@ def pend_again(conn: sqlite3.Connection, job_id: int, **fields) -> bool:
     )
 
 
-def requeued_fields(job: JobRecord, now: float) -> dict:
-    """A job pending again after a requeue: eligible REQUEUE_DELAY later, as on Slurm."""
+def requeued_fields(job: JobRecord, now: float, asked: float | None = None) -> dict:
+    """A job pending again after a requeue: eligible REQUEUE_DELAY later, as on Slurm; its
+    new run's record submitted when the requeue was `asked` (scontrol requeue of a running
+    job: the time it took) or now (the old run's record is kept: keep_run)."""
     delay = REQUEUE_DELAY * state.seconds_per_minute()
     return dict(
         state="PENDING",
         reason="BeginTime",
+        submit_time=asked or now,
         begin_time=now + delay,
         eligible_time=None,
         start_time=None,

@@ -193,8 +193,8 @@ def step_rows(job: Job) -> list[Row]:
     """The steps sacct lists under a started job: `.batch` for a batch job (`.0` for an
     allocation made by srun/salloc), plus the steps the node runtime recorded in its RESULT
     (`result["steps"]`: [{"id", "name", "state", "exit_code", "signal", "start", "end",
-    "nodes", "ntasks", "cpus"}], every key optional; an entry with id "batch" describes the
-    batch step itself)."""
+    "nodes", "ntasks", "cpus"}], every key optional, exit_code None: never reported, shown
+    blank; an entry with id "batch" describes the batch step itself)."""
     rec = job.rec
     if job.tasks is not None or not job.started:
         return []
@@ -213,8 +213,10 @@ def _step_state(row: Row) -> tuple[str, str]:
     if info and ("exit_code" in info or "signal" in info or "state" in info):
         code, sig = int(info.get("exit_code") or 0), int(info.get("signal") or 0)
         state = info.get("state") or ("CANCELLED" if sig else "FAILED" if code else "COMPLETED")
+        if "exit_code" in info and info["exit_code"] is None:  # never reported (its node
+            return state, ""  # was lost): slurmdbd has no code for it
         return state, f"{code}:{sig}"
-    if rec.state not in FINISHED_STATES:
+    if not rec.finished:
         return ("RUNNING" if rec.state != "COMPLETING" else "COMPLETING"), "0:0"
     result = rec.result or {}
     code, sig = int(result.get("exit_code") or 0), int(result.get("signal") or 0)
@@ -268,7 +270,7 @@ def _sacct_exit(row: Row) -> str:
     if row.step is not None:
         return _step_state(row)[1]
     rec = row.job.rec
-    return rec.exit_text if rec.state in FINISHED_STATES else "0:0"
+    return rec.exit_text if rec.finished else "0:0"
 
 
 def _sacct_jobid(row: Row, raw: bool) -> str:
@@ -283,7 +285,7 @@ def _sacct_start(row: Row) -> str:
         return iso(row.info["start"])
     if row.job.started:
         return iso(rec.start_time)
-    if rec.state in FINISHED_STATES:
+    if rec.finished:
         return iso(rec.end_time)
     return "Unknown"
 
@@ -292,7 +294,7 @@ def _sacct_end(row: Row) -> str:
     rec = row.job.rec
     if row.step is not None and row.info.get("end"):
         return iso(row.info["end"])
-    return iso(rec.end_time) if rec.state in FINISHED_STATES else "Unknown"
+    return iso(rec.end_time) if rec.finished else "Unknown"
 
 
 def _job_only(func):

@@ -43,7 +43,7 @@ from slurmsky.config import load_config
 from slurmsky.core import state, transitions
 from slurmsky.core.daemon import nudge
 from slurmsky.core.state import JobRecord
-from slurmsky.core.states import ACTIVE_STATES
+from slurmsky.core.states import ACTIVE_STATES, STARTED_STATES
 from slurmsky.runtime.spec import infra_matches
 
 log = logging.getLogger("slurmsky.core.daemon")
@@ -433,12 +433,21 @@ class SkyExecutor:
         return {k: v for k, v in fields.items() if v is not None}
 
     def _update(self, job: JobRecord, rec: dict, now: float) -> bool:
-        """The active columns SkyPilot's record changes."""
+        """The active columns SkyPilot's record changes. A run SkyPilot recovers on new
+        nodes (RECOVERING, or a recovery seen only by its count) ends NODE_FAIL, kept as
+        Slurm keeps the run of a job requeued when its node fails (`sacct -D`)."""
         fields = dict(skysync.active_fields(rec, job, now), **self._placed(job, rec))
         fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
-        return bool(fields) and state.update_job(
-            self.db, job.job_id, where_state=ACTIVE_STATES, **fields
+        if not fields:
+            return False
+        recovered = job.state in STARTED_STATES and (
+            fields.get("state") == "REQUEUED" or fields.get("restarts", 0) > job.restarts
         )
+        with state.write(self.db):
+            changed = state.update_job(self.db, job.job_id, where_state=ACTIVE_STATES, **fields)
+            if changed and recovered:
+                transitions.keep_run(self.db, job, now, ended="NODE_FAIL")
+        return changed
 
     def _finish(self, now: float) -> bool:
         """Record the end of jobs SkyPilot finished, once their log (if any) is read."""

@@ -246,8 +246,9 @@ def sky_task(
             )
             setup = []
     image = f"docker:{req.container_image}" if req.container_image else module_image
+    for name, one in parts:  # a refusal names the partition whose infra it is (-p k8s,bad)
+        check(failover(req, lay, [(name, one)], image), name)
     resources = failover(req, lay, parts, image)
-    check(resources, part_name)
     if req.requeue is not None:
         restarts = cfg.requeue.get("max_restarts_on_errors", 3) if req.requeue else 0
         resources["job_recovery"] = {"max_restarts_on_errors": restarts}

@@ -13,7 +13,8 @@ elements named by index).
 
 One module a seam, lowest first (each imports only those before it): `db` (the directory,
 schema, migrations, connect, the write lock), `records` (a row as a JobRecord and back),
-`submissions` (ids, specs, signals), `arrays` (a pending record's elements), `queries` (the
+`submissions` (ids, specs, signals), `arrays` (a pending record's elements), `attempts` (a
+requeued job's earlier runs), `queries` (the
 read commands'), `agent` (the agent's pass), `handed` (a backend's jobs handed on to an
 outside queue). Callers use the names below, as `state.NAME`.
 Imports stay light (stdlib only): sbatch and squeue load this package on every call."""
@@ -29,6 +30,7 @@ from slurmsky.core.state.agent import (
     started_jobs,
 )
 from slurmsky.core.state.arrays import element_id, remove_pending_tasks, split_element
+from slurmsky.core.state.attempts import Attempt, attempts_of, keep_attempt
 from slurmsky.core.state.db import (
     BUSY_TIMEOUT,
     RAW_TEXT_MARK,
@@ -111,6 +113,9 @@ __all__ = [
     "latest_with_task",
     "next_job_id",
     "take_signals",
+    "Attempt",
+    "attempts_of",
+    "keep_attempt",
     "element_id",
     "remove_pending_tasks",
     "split_element",

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from slurmsky.errors import SlurmError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 
 
@@ -113,7 +113,7 @@ CREATE INDEX jobs_end ON jobs(end_time);
 CREATE INDEX jobs_submit ON jobs(submit_time);
 CREATE INDEX jobs_pending ON jobs(state, submission,
     coalesce(array_task_id, CAST(array_pending AS INTEGER), 0));
--- and jobs_waiting (_WAITING), and _GENERATION's triggers
+-- and jobs_waiting (_WAITING), _GENERATION's triggers, and _ATTEMPTS
 CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
     id INTEGER PRIMARY KEY,
     job_id INTEGER NOT NULL,
@@ -133,6 +133,16 @@ _GENERATION = (
         "BEGIN UPDATE meta SET value = value + 1 WHERE key = 'generation'; END"
         for change in ("INSERT", "UPDATE", "DELETE")
     ),
+)
+
+
+# A requeued job's earlier runs (sacct -D), each the columns it ended with (attempts.py);
+# they go with the job's row.
+_ATTEMPTS = (
+    "CREATE TABLE IF NOT EXISTS attempts (job_id INTEGER NOT NULL, restarts INTEGER NOT NULL, "
+    "record TEXT NOT NULL, PRIMARY KEY (job_id, restarts))",
+    "CREATE TRIGGER IF NOT EXISTS jobs_attempts AFTER DELETE ON jobs "
+    "BEGIN DELETE FROM attempts WHERE job_id = old.job_id; END",
 )
 
 
@@ -158,6 +168,7 @@ _MIGRATIONS = {
     ),
     4: (_WAITING,),
     5: _GENERATION,
+    6: _ATTEMPTS,
 }
 
 
@@ -253,7 +264,7 @@ def _create(path: str) -> None:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             with write(conn):
-                for statement in [*_SCHEMA.split(";\n"), _WAITING, *_GENERATION]:
+                for statement in [*_SCHEMA.split(";\n"), _WAITING, *_GENERATION, *_ATTEMPTS]:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute("INSERT INTO meta VALUES ('next_job_id', 1)")
