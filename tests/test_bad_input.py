@@ -463,7 +463,8 @@ CORPUS = {
     "hetjob": (
         "sbatch",
         ["hetjob.sh"],
-        "sbatch: error: Heterogeneous jobs are not supported (line 3: #SBATCH hetjob)\n",
+        "sbatch: error: Heterogeneous jobs are not supported on the local backend: "
+        "components are read but not yet placed\n",
         1,
     ),
     "10000-directives": (

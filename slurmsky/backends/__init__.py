@@ -103,6 +103,12 @@ class Feature(metaclass=_Closed):
         "the files a job writes in its workdir come home to it (its nodes share no filesystem "
         "with this machine): the partition's files_home, in the runtime spec",
     )
+    HET_JOBS = BackendFeature(
+        "het_jobs",
+        "heterogeneous jobs (#SBATCH hetjob, `:` between components): each component "
+        "placed with its own shape, J+0, J+1 at home",
+        "Heterogeneous jobs are not supported on the {backend} backend: {reason}",
+    )
     SPEC_ENVIRONMENT = BackendFeature(
         "spec_environment",
         "the node runtime takes the job's environment from the stored spec; without it the "

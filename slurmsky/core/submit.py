@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 
 from slurmsky import backends
-from slurmsky.backends import Backend
+from slurmsky.backends import Backend, Feature
 from slurmsky.config import Config, load_config
 from slurmsky.core import planning, state
 from slurmsky.errors import SlurmError
@@ -68,6 +68,8 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     broken = backend.unavailable()
     if broken:
         raise SlurmError(broken)
+    if req.components:
+        backend.require(Feature.HET_JOBS)
     problem = None if batch or req.test_only else backend.unreachable()
     if problem:  # srun and salloc wait for their allocation: refuse one that cannot come
         raise SlurmError(f"Unable to allocate resources: {problem}")
