@@ -17,6 +17,7 @@ import os
 
 from slurmsky.backends import Backend, Feature
 from slurmsky.config import Config
+from slurmsky.errors import SlurmError
 from slurmsky.parse.request import JobRequest
 from slurmsky.plan.layout import Layout, layout, partition_of, requested, with_default_memory
 from slurmsky.plan.runtime_spec import runtime_spec
@@ -52,6 +53,58 @@ def shape(req: JobRequest, cfg: Config, backend: Backend) -> Shape:
     req = _spread(asked, backend, part)
     lay = _exclusive(req, layout(req, backend.max_nodes(part)), backend, part)
     return Shape(req, asked, part_name, part, lay)
+
+
+def shape_het(req: JobRequest, cfg: Config, backend: Backend) -> tuple[Shape, list[Shape]]:
+    """A heterogeneous job's components shaped each on its own, and the whole: component
+    0's request on all their nodes, in component order (the job runs on all of them; the
+    node runtime gives each component its own world: spec "het", `het_spec`). The local
+    backend places one job's nodes in one partition, with one GPU count per node: components
+    that differ there are refused (not yet placed, issue 34)."""
+    shapes = [shape(c, cfg, backend) for c in req.components]
+    first = shapes[0]
+    for s in shapes[1:]:
+        if s.partition != first.partition or s.layout.gpus_per_node != first.layout.gpus_per_node:
+            raise SlurmError(
+                "Heterogeneous job components in different partitions or with different "
+                "GPUs per node are not supported yet"
+            )
+    lays = [s.layout for s in shapes]
+    whole = first.layout.replace(
+        num_nodes=sum(lay.num_nodes for lay in lays),
+        num_tasks=sum(lay.num_tasks for lay in lays),
+        num_cpus=sum(lay.num_cpus for lay in lays),
+        tasks_per_node=tuple(t for lay in lays for t in lay.tasks_per_node),
+        cpus_per_node=tuple(c for lay in lays for c in lay.cpus_per_node),
+    )
+    return first.replace(layout=whole), shapes
+
+
+def het_spec(shapes: list[Shape], first_id: int | None) -> list[dict]:
+    """The node runtime's "het" list (runtime/spec.py): each component's id (J, J+1, ...),
+    its nodes among the job's, and what its world shows."""
+    out, node = [], 0
+    for offset, s in enumerate(shapes):
+        req, lay = s.request, s.layout
+        out.append(
+            {
+                "job_id": None if first_id is None else first_id + offset,
+                "job_name": req.job_name,
+                "partition": s.partition,
+                "nodes": [node, lay.num_nodes],
+                "ntasks": lay.num_tasks,
+                "cpus_per_task": req.cpus_per_task,
+                "tasks_per_node": list(lay.tasks_per_node),
+                "cpus_per_node": list(lay.cpus_per_node),
+                "mem_per_node": req.mem,
+                "mem_per_cpu": None if req.mem is not None else req.mem_per_cpu,
+                "gpus": req.gpus.count if req.gpus else None,
+                "account": req.ignored.get("account"),
+                "qos": req.ignored.get("qos"),
+            }
+        )
+        node += lay.num_nodes
+    return out
 
 
 def plan(shaped: Shape, cfg: Config, backend: Backend, *, job_id: int | None) -> Plan:

@@ -74,17 +74,24 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     if problem:  # srun and salloc wait for their allocation: refuse one that cannot come
         raise SlurmError(f"Unable to allocate resources: {problem}")
     try:
-        shaped = planning.shape(req, cfg, backend)
+        if req.components:
+            shaped, shapes = planning.shape_het(req, cfg, backend)
+        else:
+            shaped = planning.shape(req, cfg, backend)
+            shapes = [shaped]
     except SlurmError as exc:
         raise _test_only_error(exc.lines[:-1], exc.lines[-1]) if req.test_only else exc
     req, lay, part_name, part = shaped.request, shaped.layout, shaped.partition, shaped.part
-    max_nodes = shaped.asked.nodes[1] if shaped.asked.nodes else None  # before the spread
-    count = req.array.count if req.array else 1
+    het = len(shapes) > 1  # req is component 0's from here
+    max_nodes = shaped.asked.nodes[1] if shaped.asked.nodes and not het else None
+    # an array's elements, a heterogeneous job's components: an id each (J, J+1, ...)
+    count = req.array.count if req.array else len(shapes)
     conn = state.connect()
     # beyond the partition (its nodes, their CPUs): accepted, pending (EnforcePartLimits=NO)
     beyond = backend.submit_reason(lay, part)
-    refused = _too_few_nodes(req, lay) or (None if beyond else backend.refusal(lay, req, part))
-    if refused and req.hold and not req.test_only and not _too_few_nodes(req, lay):
+    too_few = next((r for s in shapes if (r := _too_few_nodes(s.request, s.layout))), None)
+    refused = too_few or (None if beyond else backend.refusal(lay, req, part))
+    if refused and req.hold and not req.test_only and not too_few:
         refused = None  # Slurm holds it; it can never be placed, so it pends when released
     first = state.allocate_ids(conn, count if not (refused or req.test_only) else 1)
     if req.test_only and (refused or beyond or lay.num_nodes > backend.max_nodes(part)):
@@ -112,6 +119,8 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         return first
     plan = planning.plan(shaped, cfg, backend, job_id=first)
     spec = plan.spec
+    if het:
+        spec["het"] = planning.het_spec(shapes, first)
     now = time.time()
     row = _row(req, cfg, lay, part_name, first, now, batch=batch)
     if spec["array"]:

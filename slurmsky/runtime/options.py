@@ -320,7 +320,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("bcast-exclude", None, REQUIRED, IGNORED, "no file broadcast", SR),
     _o("compress", None, OPTIONAL, IGNORED, "no file broadcast", SR),
     _o("send-libs", None, OPTIONAL, IGNORED, "no file broadcast", SR),
-    _o("het-group", None, REQUIRED, REFUSED, "no heterogeneous jobs (in a job: Slurm's error)", SR),
+    _o("het-group", None, REQUIRED, REFUSED, "a step over a heterogeneous job's components, in one (outside a job: no heterogeneous steps)", SR, step=SUPPORTED),
     _o("msg-timeout", None, REQUIRED, IGNORED, "no slurmd messages", SR),
     _o("no-allocate", "Z", NO_ARG, REFUSED, "needs admin rights", SR),
     _o("resv-ports", None, OPTIONAL, IGNORED, "no MPI port reservation", SR),

@@ -17,7 +17,6 @@ class LocalBackend(Backend):
         "holds others",
         Feature.QUEUE_SYNC: "the agent starts and watches its processes itself",
         Feature.FILES_HOME: "its nodes are this machine: what a job writes is already here",
-        Feature.HET_JOBS: "components are read but not yet placed",
     }
 
     def unavailable(self):
