@@ -107,3 +107,65 @@ def test_a_plain_srun_runs_in_component_0_and_a_bad_group_is_refused(cluster):
         "0/2\n1/2\n"
         "srun: error: Requested het-group offset exceeds highest hetjob index (3 > 1)\nrc=1\n"
     )
+
+
+def test_at_home_each_component_is_a_job_of_its_own(cluster):
+    """squeue, sacct and scontrol show J+0 and J+1 (the peer's stored answers, but for the
+    partition's name); `scancel J+1` is refused with Slurm's error, `scancel J` ends both."""
+    cluster.script("het.sh", HET)
+    job = cluster.sbatch("het.sh")
+    cluster.wait_done(job, timeout=60)
+    sacct = cluster.run(
+        "sacct", "-j", str(job), "-o", "JobID,JobName,Partition,AllocCPUS,State,ExitCode"
+    )
+    expected = next(p for p in RUN if p.command.startswith("sacct ")).stdout
+    part = cluster.run("squeue", "-h", "-t", "all", "-j", str(job), "-o", "%P").stdout.split()[0]
+
+    def cells(text):  # the ids' widths differ from the stored answer's <JOB1>
+        return [line.split() for line in text.splitlines()]
+
+    assert cells(sacct.stdout) == cells(
+        expected.replace("<JOB1>", str(job)).replace(" debug ", f" {part} ")
+    )
+    raw = cluster.run("sacct", "-n", "-P", "-j", str(job), "-o", "JobID,JobIDRaw")
+    assert raw.stdout.split() == [
+        f"{job}+0|{job}",
+        f"{job}+0.batch|{job}.batch",
+        f"{job}+0.0|{job}.0",
+        f"{job}+0.2|{job}.2",
+        f"{job}+1|{job + 1}",
+        f"{job}+1.0|{job + 1}.0",
+        f"{job}+1.1|{job + 1}.1",
+    ]
+    # `-j J+1`'s own id names that component alone
+    one = cluster.run("sacct", "-n", "-X", "-P", "-j", str(job + 1), "-o", "JobID")
+    assert one.stdout == f"{job}+1\n"
+    shown = cluster.run("squeue", "-h", "-t", "all", "-j", str(job), "-o", "%i %F %D %C %t")
+    assert sorted(shown.stdout.splitlines()) == [
+        f"{job}+0 {job} 1 1 CD",
+        f"{job}+1 {job + 1} 1 2 CD",
+    ]
+    both = cluster.run("scontrol", "show", "job", str(job)).stdout
+    assert [line.split()[:3] for line in both.splitlines() if line.startswith("JobId=")] == [
+        [f"JobId={job}", f"HetJobId={job}", "HetJobOffset=0"],
+        [f"JobId={job + 1}", f"HetJobId={job}", "HetJobOffset=1"],
+    ]
+    assert both.count(f"   HetJobIdSet={job}-{job + 1}\n") == 2
+    alone = cluster.run("scontrol", "show", "job", str(job + 1)).stdout
+    assert alone.startswith(f"JobId={job + 1} HetJobId={job} HetJobOffset=1 JobName=het\n")
+    assert f"   StdOut={cluster.cwd}/het-{job + 1}.out\n" in alone
+
+
+def test_scancel_takes_the_whole_job_only(cluster):
+    job = cluster.sbatch("--hold", "-J", "part", "-n1", ":", "-n1", "--wrap", "true")
+    refused = cluster.run("scancel", f"{job}+1")
+    assert (refused.returncode, refused.stderr) == (
+        60,
+        f"scancel: error: Kill job error on job id {job}+1: Operation not permitted on "
+        "individual component of heterogeneous job\n",
+    )
+    assert cluster.run("scancel", str(job + 1)).returncode == 60  # its own id: the same
+    listing = cluster.run("squeue", "-h", "-j", str(job), "-o", "%i %t")
+    assert listing.stdout == f"{job}+1 PD\n{job}+0 PD\n"  # held: the peer's order
+    assert cluster.run("scancel", str(job)).returncode == 0
+    assert [r[:2] for r in cluster.jobs()] == [(job, "CANCELLED"), (job + 1, "CANCELLED")]

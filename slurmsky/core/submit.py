@@ -81,7 +81,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
             shapes = [shaped]
     except SlurmError as exc:
         raise _test_only_error(exc.lines[:-1], exc.lines[-1]) if req.test_only else exc
-    req, lay, part_name, part = shaped.request, shaped.layout, shaped.partition, shaped.part
+    req, lay, part = shaped.request, shaped.layout, shaped.part
     het = len(shapes) > 1  # req is component 0's from here
     max_nodes = shaped.asked.nodes[1] if shaped.asked.nodes and not het else None
     # an array's elements, a heterogeneous job's components: an id each (J, J+1, ...)
@@ -103,16 +103,17 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         shaped = shaped.replace(request=req)
     if refused:
         now = time.time()
-        row = _row(req, cfg, lay, part_name, first, now, batch=batch)
-        row.update(
-            state="FAILED",
-            reason="BadConstraints",
-            exit_code=1,
-            exit_signal=0,
-            start_time=now,
-            end_time=now,
-        )
-        state.add_submission(conn, first, {}, None, [row])
+        rows = _rows(shapes, req, cfg, first, now, batch=batch)
+        for row in rows:
+            row.update(
+                state="FAILED",
+                reason="BadConstraints",
+                exit_code=1,
+                exit_signal=0,
+                start_time=now,
+                end_time=now,
+            )
+        state.add_submission(conn, first, {}, None, rows)
         raise SlurmError(*refused)
     if req.test_only:
         _print_test_only(req, cfg, backend, shaped, first)
@@ -122,18 +123,22 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     if het:
         spec["het"] = planning.het_spec(shapes, first)
     now = time.time()
-    row = _row(req, cfg, lay, part_name, first, now, batch=batch)
+    rows = _rows(shapes, req, cfg, first, now, batch=batch)
+    row = rows[0]
     if spec["array"]:
         row["array_pending"] = spec["array"]["ranges"]
     row["max_nodes"] = max_nodes or None
     if beyond and not row["held"]:
-        row["reason"] = beyond
+        for each in rows:
+            each["reason"] = beyond
+    for each in rows[1:]:  # one INSERT for all: the same columns
+        each.update({k: None for k in row if k not in each})
     # what the backend says of its task (credentials kept home, module lines without
     # effect), once its checks before storing (the sky workdir's upload cap) have passed
     for line in plan.warnings + tuple(backend.admit(plan, cfg)):
         sys.stderr.write(line + "\n")
     try:
-        state.add_submission(conn, first, spec, plan.task, [row])
+        state.add_submission(conn, first, spec, plan.task, rows)
     except OverflowError:  # a count whose product no 64-bit integer holds (--gres x -c ...)
         raise SlurmError(
             "Batch job submission failed: Requested node configuration is not available"
@@ -203,6 +208,30 @@ def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:
     if req.nodes and req.nodes[1] and lay.num_nodes > req.nodes[1]:
         return ["Batch job submission failed: Requested node configuration is not available"]
     return None
+
+
+def _rows(
+    shapes: list[planning.Shape],
+    req: JobRequest,
+    cfg: Config,
+    first: int,
+    now: float,
+    *,
+    batch: bool,
+) -> list[dict]:
+    """The job's rows: one, or a heterogeneous job's component rows J+0, J+1, ... (ids
+    first, first + 1, ...), each with its own shape (the leader's as its component's: the
+    scheduler places the whole, from the spec). `req` is the job's (component 0's) as it
+    is stored: its dependency resolved, which every component waits on."""
+    if len(shapes) == 1:
+        s = shapes[0]
+        return [_row(req, cfg, s.layout, s.partition, first, now, batch=batch)]
+    rows = []
+    for offset, s in enumerate(shapes):
+        own = req if offset == 0 else s.request.replace(dependency=req.dependency)
+        row = _row(own, cfg, s.layout, s.partition, first + offset, now, batch=batch)
+        rows.append(dict(row, submission=first, het_job_id=first, het_job_offset=offset))
+    return rows
 
 
 def _row(
