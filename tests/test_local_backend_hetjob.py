@@ -169,3 +169,22 @@ def test_scancel_takes_the_whole_job_only(cluster):
     assert listing.stdout == f"{job}+1 PD\n{job}+0 PD\n"  # held: the peer's order
     assert cluster.run("scancel", str(job)).returncode == 0
     assert [r[:2] for r in cluster.jobs()] == [(job, "CANCELLED"), (job + 1, "CANCELLED")]
+
+
+def test_components_in_two_partitions_each_get_their_own(cluster):
+    """`-n1 : -p gpu --gpus=1 -n2` (the peer's hetjob-colon-held): component 1 on a node
+    of its partition with its GPU, component 0 on one of the default partition with none."""
+    (cluster.home / "slurmsky.yaml").write_text(
+        "kill_wait: 1\npartitions:\n  debug: {default: true, nodes: 2}\n"
+        "  gpu: {gpus: 2, nodes: 2}\n"
+    )
+    script = (
+        'echo "$SLURM_JOB_PARTITION_HET_GROUP_0 $SLURM_JOB_PARTITION_HET_GROUP_1 '
+        '$SLURM_GPUS_HET_GROUP_1 [$CUDA_VISIBLE_DEVICES]"; '
+        "srun --het-group=1 bash -c 'echo $SLURM_PROCID [$CUDA_VISIBLE_DEVICES]' | sort"
+    )
+    job = cluster.sbatch("-n1", ":", "-p", "gpu", "--gpus=1", "-n2", "--wrap", script)
+    cluster.wait_done(job)
+    assert (cluster.cwd / f"slurm-{job}.out").read_text() == ("debug gpu 1 []\n0 [0]\n1 [0]\n")
+    shown = cluster.run("squeue", "-h", "-t", "all", "-j", str(job), "-o", "%i %P %C %t")
+    assert sorted(shown.stdout.splitlines()) == [f"{job}+0 debug 1 CD", f"{job}+1 gpu 2 CD"]

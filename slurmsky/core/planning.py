@@ -17,7 +17,6 @@ import os
 
 from slurmsky.backends import Backend, Feature
 from slurmsky.config import Config
-from slurmsky.errors import SlurmError
 from slurmsky.parse.request import JobRequest
 from slurmsky.plan.layout import Layout, layout, partition_of, requested, with_default_memory
 from slurmsky.plan.runtime_spec import runtime_spec
@@ -58,17 +57,10 @@ def shape(req: JobRequest, cfg: Config, backend: Backend) -> Shape:
 def shape_het(req: JobRequest, cfg: Config, backend: Backend) -> tuple[Shape, list[Shape]]:
     """A heterogeneous job's components shaped each on its own, and the whole: component
     0's request on all their nodes, in component order (the job runs on all of them; the
-    node runtime gives each component its own world: spec "het", `het_spec`). The local
-    backend places one job's nodes in one partition, with one GPU count per node: components
-    that differ there are refused (not yet placed, issue 34)."""
+    node runtime gives each component its own world: spec "het", `het_spec`); each keeps its
+    partition and GPUs per node there, where the executor places it."""
     shapes = [shape(c, cfg, backend) for c in req.components]
     first = shapes[0]
-    for s in shapes[1:]:
-        if s.partition != first.partition or s.layout.gpus_per_node != first.layout.gpus_per_node:
-            raise SlurmError(
-                "Heterogeneous job components in different partitions or with different "
-                "GPUs per node are not supported yet"
-            )
     lays = [s.layout for s in shapes]
     whole = first.layout.replace(
         num_nodes=sum(lay.num_nodes for lay in lays),
@@ -96,6 +88,7 @@ def het_spec(shapes: list[Shape], first_id: int | None) -> list[dict]:
                 "cpus_per_task": req.cpus_per_task,
                 "tasks_per_node": list(lay.tasks_per_node),
                 "cpus_per_node": list(lay.cpus_per_node),
+                "gpus_per_node": lay.gpus_per_node,
                 "mem_per_node": req.mem,
                 "mem_per_cpu": None if req.mem is not None else req.mem_per_cpu,
                 "gpus": req.gpus.count if req.gpus else None,

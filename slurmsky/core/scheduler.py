@@ -232,6 +232,7 @@ class Scheduler:
             num_cpus=sum(spec["cpus_per_node"]),
             cpus_per_node=spec["cpus_per_node"],
             tasks_per_node=spec["tasks_per_node"],
+            het_parts=spec.get("het"),  # each component's partition and shape
         )
         return whole
 

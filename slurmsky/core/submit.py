@@ -21,7 +21,7 @@ from slurmsky.core import planning, state
 from slurmsky.errors import SlurmError
 from slurmsky.parse.gres import gres_text
 from slurmsky.parse.request import JobRequest
-from slurmsky.plan.layout import Layout, default_mem_per_cpu
+from slurmsky.plan.layout import Layout, default_mem_per_cpu, requested
 from slurmsky.runtime import filepattern
 
 WAIT_POLL = 0.2  # s between looks at the state while `sbatch --wait` waits
@@ -88,9 +88,14 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     count = req.array.count if req.array else len(shapes)
     conn = state.connect()
     # beyond the partition (its nodes, their CPUs): accepted, pending (EnforcePartLimits=NO)
-    beyond = backend.submit_reason(lay, part)
+    # (a heterogeneous job in several partitions: each component in its own)
+    units = [(lay, req, part)]
+    if len({s.partition for s in shapes}) > 1:
+        units = [(s.layout, s.request, s.part) for s in shapes]
+    beyond = next((b for u in units if (b := backend.submit_reason(u[0], u[2]))), None)
     too_few = next((r for s in shapes if (r := _too_few_nodes(s.request, s.layout))), None)
-    refused = too_few or (None if beyond else backend.refusal(lay, req, part))
+    refusal = next((r for u in units if (r := backend.refusal(*u))), None)
+    refused = too_few or (None if beyond else refusal)
     if refused and req.hold and not req.test_only and not too_few:
         refused = None  # Slurm holds it; it can never be placed, so it pends when released
     first = state.allocate_ids(conn, count if not (refused or req.test_only) else 1)
@@ -122,6 +127,9 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     spec = plan.spec
     if het:
         spec["het"] = planning.het_spec(shapes, first)
+        # what the job asked, as scontrol shows it: component 0's (the others have rows)
+        lead = shapes[0]
+        spec["requested"] = requested(lead.asked, lead.layout, backend.node_mem(lead.part))
     now = time.time()
     rows = _rows(shapes, req, cfg, first, now, batch=batch)
     row = rows[0]

@@ -54,6 +54,7 @@ optional may be missing, and ``null`` always means "not given")::
                       "ntasks": int,        # first of the job's nodes that is theirs, and
                       "cpus_per_task": int|null,  # how many; the job's top-level fields are
                       "tasks_per_node": [int], "cpus_per_node": [int],  # component 0's
+                      "gpus_per_node": int,  # (a node's partition: the executor's)
                       "mem_per_node": int|null, "mem_per_cpu": int|null,  # (runtime/het.py)
                       "gpus": int|null, "account": str|null, "qos": str|null}],
      "requested": {...},             # optional, read by scontrol, not here: the job as
