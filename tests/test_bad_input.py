@@ -330,7 +330,6 @@ FILES = {
     "unclosed-single.sh": b"#!/bin/sh\n#SBATCH -J 'abc\ntrue\n",
     "colon.sh": b"#!/bin/sh\n#SBATCH :\ntrue\n",
     "word.sh": b"#!/bin/sh\n#SBATCH job\ntrue\n",
-    "hetjob.sh": b"#!/bin/sh\n#SBATCH -n1\n#SBATCH hetjob\ntrue\n",
     "long-header.sh": b"#!/bin/sh\n"
     + b"#SBATCH --comment=x\n" * 10000
     + b"#SBATCH --time=bad\ntrue\n",
@@ -459,12 +458,6 @@ CORPUS = {
         ["word.sh"],
         "sbatch: error: Invalid directive found in batch script: job\n",
         255,
-    ),
-    "hetjob": (
-        "sbatch",
-        ["hetjob.sh"],
-        "sbatch: error: Heterogeneous jobs are not supported (line 3: #SBATCH hetjob)\n",
-        1,
     ),
     "10000-directives": (
         "sbatch",

@@ -209,14 +209,24 @@ def test_leading_colon_is_fatal():  # get_argument: the hetjob separator is CLI-
     assert directives("#!/bin/sh\n#SBATCH --gres=gpu:1\n") == [(2, ("--gres=gpu:1",))]
 
 
-def test_hetjob_lines_are_refused():
-    # Slurm starts a new job component at any #SBATCH line containing hetjob/packjob.
-    for line in ("#SBATCH hetjob", "#SBATCH packjob", "#SBATCH -J x # HetJob"):
-        with pytest.raises(SlurmError, match="Heterogeneous jobs are not supported") as info:
-            parse_script(f"#!/bin/sh\n#SBATCH -N1\n{line}\n#SBATCH -N2\n")
-        assert info.value.exit_code == 1
+def test_hetjob_lines_start_components():
+    # Slurm starts a new job component at any #SBATCH line containing hetjob/packjob (any
+    # case, in its comment too), and reads no option from that line.
+    for line in ("#SBATCH hetjob", "#SBATCH packjob", "#SBATCH -J x # HetJob", "#SLURM hetjob"):
+        for body in ("", "module load x\n"):  # with the grammar and without it
+            text = f"#!/bin/sh\n#SBATCH -N1\n{line}\n#SBATCH -N2\n{body}true\n"
+            script = parse_script(text)
+            assert script.components == 2
+            assert [(d.lineno, d.words, d.component) for d in script.directives] == [
+                (2, ("-N1",), 0),
+                (4, ("-N2",), 1),
+            ]
+            assert (script.words(0), script.words(1), script.words(2)) == (["-N1"], ["-N2"], [])
+    # a trailing hetjob line makes an empty last component (the peer: J+0 and J+1)
+    assert parse_script("#!/bin/sh\n#SBATCH -n1\n#SBATCH hetjob\ntrue\n").components == 2
     # after the header such a line is only a comment
-    assert directives("#!/bin/sh\necho\n#SBATCH hetjob\n") == []
+    script = parse_script("#!/bin/sh\necho\n#SBATCH hetjob\n")
+    assert (script.directives, script.components) == ((), 1)
 
 
 # --- Slurm's tokenising rules --------------------------------------------------------
@@ -280,8 +290,6 @@ def test_deprecated_slurm_magic_is_a_directive():
         assert script.deprecated_magic
     assert not parse_script("#!/bin/sh\n#SBATCH -J x\ntrue\n#SLURM -N 2\n").deprecated_magic
     assert parse_script("#!/bin/sh\n#SLURM\n").deprecated_magic  # a line with no words too
-    with pytest.raises(SlurmError, match="Heterogeneous jobs are not supported"):
-        parse_script("#!/bin/sh\n#SLURM hetjob\n")
 
 
 # --- module commands -----------------------------------------------------------------
@@ -383,6 +391,7 @@ def _quote(word, draw):
 def test_directive_round_trip(case, gaps, comment):
     words, written = case
     assume(not any("hetjob" in w.lower() or "packjob" in w.lower() for w in words))
+    assume("hetjob" not in comment.lower() and "packjob" not in comment.lower())
     line = "#SBATCH" + "".join(gaps[i % 6] + w for i, w in enumerate(written)) + comment
     assert directives(f"#!/bin/bash\n{line}\necho\n") == [(2, tuple(words))]
 

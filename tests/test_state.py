@@ -162,8 +162,16 @@ def test_specs_and_environments_are_stored_once(conn):
     )
 
 
+def _before_hetjobs(conn) -> None:
+    """Take a new state back to before heterogeneous jobs (schema 7)."""
+    conn.execute("DROP TRIGGER jobs_het_follow")
+    conn.execute("ALTER TABLE jobs DROP COLUMN het_job_offset")
+    conn.execute("ALTER TABLE jobs DROP COLUMN het_job_id")
+
+
 def _schema_3_pending_index(conn) -> None:
     """Take a new state back to schema 3's tables and pending index."""
+    _before_hetjobs(conn)
     conn.execute("DROP INDEX jobs_waiting")
     conn.execute("DROP INDEX IF EXISTS jobs_pending")
     conn.execute("ALTER TABLE jobs DROP COLUMN array_pending")
@@ -269,6 +277,7 @@ def test_schema_4_gains_the_index_of_the_pending_jobs_a_pass_reads(tmp_path, mon
     state.add_submission(old, 1, {}, None, [job_row(1, 1, held="user", reason="JobHeldUser")])
     state.add_submission(old, 2, {}, None, [job_row(2, 2)])
     old.execute("DROP INDEX jobs_waiting")
+    _before_hetjobs(old)
     old.execute("PRAGMA user_version = 4")
     old.close()
     conn = state.connect()
@@ -276,6 +285,35 @@ def test_schema_4_gains_the_index_of_the_pending_jobs_a_pass_reads(tmp_path, mon
     sql = "SELECT job_id FROM jobs INDEXED BY jobs_waiting WHERE state = 'PENDING' AND NOT ({})"
     assert conn.execute(sql.format(state.db._IDLE)).fetchall() == [(2,)]
     assert [j.job_id for j in state.pending_jobs(conn)] == [2]
+
+
+def test_schema_7_gains_heterogeneous_jobs(tmp_path, monkeypatch):
+    """het_job_id and het_job_offset, and the trigger that makes a component follow its
+    leader: whatever moves J+0 moves J+1 in the same write."""
+    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
+    old = state.connect()
+    _before_hetjobs(old)
+    old.execute("PRAGMA user_version = 7")
+    old.close()
+    conn = state.connect()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
+    rows = [
+        job_row(1, 1, het_job_id=1, het_job_offset=0, num_cpus=1),
+        job_row(2, 1, het_job_id=1, het_job_offset=1, num_cpus=2),
+        job_row(3, 3, het_job_id=None, het_job_offset=None),
+    ]
+    state.add_submission(conn, 1, {}, None, rows[:2])
+    state.add_submission(conn, 3, {}, None, rows[2:])
+    state.update_job(conn, 1, state="CANCELLED", end_time=5.0, exit_code=0, reason="None")
+    got = {j.job_id: (j.state, j.end_time, j.num_cpus, j.display_id) for j in state.find_jobs(conn)}
+    assert got == {
+        1: ("CANCELLED", 5.0, 1, "1+0"),
+        2: ("CANCELLED", 5.0, 2, "1+1"),
+        3: ("PENDING", None, 1, "3"),
+    }
+    # a component alone changes alone (its leader is not moved by it)
+    state.update_job(conn, 2, state="PENDING")
+    assert state.get_job(conn, 1).state == "CANCELLED"
 
 
 def test_a_new_state_made_by_many_commands_at_once(tmp_path):
@@ -310,6 +348,7 @@ def test_a_state_from_before_gains_the_runs_of_requeued_jobs(tmp_path, monkeypat
     """Schema 6 -> 7: the attempts table (sacct -D), emptied with its job's row."""
     monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
     old = state.connect()
+    _before_hetjobs(old)
     old.execute("DROP TRIGGER jobs_attempts")
     old.execute("DROP TABLE attempts")
     old.execute("PRAGMA user_version = 6")

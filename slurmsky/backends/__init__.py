@@ -108,6 +108,12 @@ class Feature(metaclass=_Closed):
         "sbatch -p a,b: one job whose resources are every listed partition's, in order; it "
         "pends as `a,b` and runs in the partition whose resources it got",
     )
+    HET_JOBS = BackendFeature(
+        "het_jobs",
+        "heterogeneous jobs (#SBATCH hetjob, `:` between components): each component "
+        "placed with its own shape, J+0, J+1 at home",
+        "Heterogeneous jobs are not supported on the {backend} backend: {reason}",
+    )
     SPEC_ENVIRONMENT = BackendFeature(
         "spec_environment",
         "the node runtime takes the job's environment from the stored spec; without it the "

@@ -273,6 +273,7 @@ def body(argv: list[str]) -> int:
             for r in records
             if r.job_id in own
             or r.array_job_id in own
+            or r.het_job_id in own
             or (r.array_job_id, r.array_task_id) in set(tasks or ())
         ]
     if uids is not None:

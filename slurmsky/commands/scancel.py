@@ -128,6 +128,10 @@ def body(argv: list[str]) -> int:
     for word in operands:
         for item in _split_ids(word):
             text = item.split(".")[0]
+            component = control.parse_het_id(text)
+            if component is not None:
+                targets.append((item, component))
+                continue
             try:
                 targets.append((item, control.parse_job_id(text)))
             except ValueError:
@@ -139,12 +143,17 @@ def body(argv: list[str]) -> int:
     status = 0
     if targets:
         work = []  # (text as given, records, named by array index)
-        for text, (job_id, indices) in targets:
+        for text, (job_id, which) in targets:
+            if isinstance(which, int):  # J+N: that component's row
+                found = state.find_jobs(conn, ids=[job_id])
+                records = [r for r in found if r.het_job_offset == which]
+                work.append((text, records, False))
+                continue
             work.append(
                 (
                     text,
-                    _filtered(control.select(conn, job_id, indices), filters),
-                    indices is not None,
+                    _filtered(control.select(conn, job_id, which), filters),
+                    which is not None,
                 )
             )
     else:
@@ -164,6 +173,14 @@ def body(argv: list[str]) -> int:
             else:
                 sys.stderr.write(f"scancel: Signal {signum} to job {text}\n")
         live = [r for r in records if r.state in CANCELLABLE_STATES]
+        whole = control.whole_jobs(live)
+        if whole is None or (live and "+" in text.split(".")[0]):
+            sys.stderr.write(
+                f"scancel: error: Kill job error on job id {text}: {control.NOT_WHOLE_HET}\n"
+            )
+            status = control.NOT_WHOLE_HET_EXIT
+            continue
+        live = whole
         if not records:
             error = control.INVALID_ID
         elif not live:

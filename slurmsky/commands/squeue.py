@@ -358,7 +358,8 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
 
             records = [r for r in records if r.nodelist and o.nodes & set(expand(r.nodelist))]
         if loaded is not None:
-            records.sort(key=lambda r: (r.job_id != loaded, -r.job_id))
+            # a heterogeneous job's components come together, the last first (the peer)
+            records.sort(key=lambda r: (loaded not in (r.job_id, r.het_job_id), -r.job_id))
         jobs = jobview.collapse(records, expand=array, now=now)
         jobs = squeue_format.squeue_sort(jobs, o.sort, listed=loaded is None)
         common.write_lines(out, lines, map(common.renderer(items), jobs))

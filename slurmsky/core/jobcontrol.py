@@ -29,7 +29,28 @@ NOT_PENDING = "Job is no longer pending execution"
 DISABLED = "Requested operation is presently disabled"
 # Started jobs scancel ends through the agent (REQUEUED: a SkyPilot job being recovered).
 
+# a component of a heterogeneous job, named alone (`J+1`, or its own id): slurmctld's
+# ESLURM_NOT_WHOLE_HET_JOB, whose number (2108) scancel exits with, as a status: 60
+NOT_WHOLE_HET = "Operation not permitted on individual component of heterogeneous job"
+NOT_WHOLE_HET_EXIT = 2108 % 256
+
 _JOB_ID = re.compile(r"(\d+)(?:_(\d+|\[[\d,\-]+\]))?")
+_HET_ID = re.compile(r"(\d+)\+(\d+)")
+
+
+def parse_het_id(text: str) -> tuple[int, int] | None:
+    """`7+1` -> (7, 1): a heterogeneous job's component; None for any other id."""
+    m = _HET_ID.fullmatch(text.strip())
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def whole_jobs(records: list[JobRecord]) -> list[JobRecord] | None:
+    """The records an id names as scancel acts on them: of a heterogeneous job its leader
+    alone (the others follow it); None where the id names a component alone."""
+    kept = [r for r in records if not r.het_job_offset]
+    if records and not kept:
+        return None
+    return kept
 
 
 def parse_job_id(text: str) -> tuple[int, list[int] | None]:

@@ -54,6 +54,52 @@ def shape(req: JobRequest, cfg: Config, backend: Backend) -> Shape:
     return Shape(req, asked, part_name, part, lay)
 
 
+def shape_het(req: JobRequest, cfg: Config, backend: Backend) -> tuple[Shape, list[Shape]]:
+    """A heterogeneous job's components shaped each on its own, and the whole: component
+    0's request on all their nodes, in component order (the job runs on all of them; the
+    node runtime gives each component its own world: spec "het", `het_spec`); each keeps its
+    partition and GPUs per node there, where the executor places it."""
+    shapes = [shape(c, cfg, backend) for c in req.components]
+    first = shapes[0]
+    lays = [s.layout for s in shapes]
+    whole = first.layout.replace(
+        num_nodes=sum(lay.num_nodes for lay in lays),
+        num_tasks=sum(lay.num_tasks for lay in lays),
+        num_cpus=sum(lay.num_cpus for lay in lays),
+        tasks_per_node=tuple(t for lay in lays for t in lay.tasks_per_node),
+        cpus_per_node=tuple(c for lay in lays for c in lay.cpus_per_node),
+    )
+    return first.replace(layout=whole), shapes
+
+
+def het_spec(shapes: list[Shape], first_id: int | None) -> list[dict]:
+    """The node runtime's "het" list (runtime/spec.py): each component's id (J, J+1, ...),
+    its nodes among the job's, and what its world shows."""
+    out, node = [], 0
+    for offset, s in enumerate(shapes):
+        req, lay = s.request, s.layout
+        out.append(
+            {
+                "job_id": None if first_id is None else first_id + offset,
+                "job_name": req.job_name,
+                "partition": s.partition,
+                "nodes": [node, lay.num_nodes],
+                "ntasks": lay.num_tasks,
+                "cpus_per_task": req.cpus_per_task,
+                "tasks_per_node": list(lay.tasks_per_node),
+                "cpus_per_node": list(lay.cpus_per_node),
+                "gpus_per_node": lay.gpus_per_node,
+                "mem_per_node": req.mem,
+                "mem_per_cpu": None if req.mem is not None else req.mem_per_cpu,
+                "gpus": req.gpus.count if req.gpus else None,
+                "account": req.ignored.get("account"),
+                "qos": req.ignored.get("qos"),
+            }
+        )
+        node += lay.num_nodes
+    return out
+
+
 def plan(shaped: Shape, cfg: Config, backend: Backend, *, job_id: int | None) -> Plan:
     """The spec and the backend's task for a shaped request with its id (None: not taken).
 

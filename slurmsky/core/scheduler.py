@@ -11,6 +11,7 @@ command that cancels or holds a job at the same moment wins or loses cleanly, ne
 
 from __future__ import annotations
 
+import copy
 import logging
 import sqlite3
 import time
@@ -219,8 +220,24 @@ class Scheduler:
 
     # --- pending jobs ------------------------------------------------------------------------
 
+    def _placed(self, job: JobRecord) -> JobRecord:
+        """A job as its executor places it: a heterogeneous job's leader on all its
+        components' nodes (its spec's top level; its row shows component 0's)."""
+        if job.het_job_offset != 0:
+            return job
+        spec = self._submission_spec(job.submission)
+        whole = copy.copy(job)
+        whole.__dict__.update(
+            num_nodes=spec["num_nodes"],
+            num_cpus=sum(spec["cpus_per_node"]),
+            cpus_per_node=spec["cpus_per_node"],
+            tasks_per_node=spec["tasks_per_node"],
+            het_parts=spec.get("het"),  # each component's partition and shape
+        )
+        return whole
+
     def _release(self, started: list[JobRecord], now: float, wake: list[float]) -> bool:
-        running = list(started)
+        running = [self._placed(j) for j in started]
         per_array: dict[int | None, int] = {}  # .get(None) is 0 (no array)
         for j in running:
             if j.array_job_id is not None:
@@ -234,6 +251,8 @@ class Scheduler:
         def consider(job: JobRecord) -> None:
             """Decide one pending job, or as many elements of a pending record as may start."""
             nonlocal blocked
+            if job.het_job_offset:  # a component that follows its leader (db._HET_FOLLOW)
+                return
             if job.reason == "PartitionConfig" and now < job.submit_time + FIRST_PASS:
                 wake.append(job.submit_time + FIRST_PASS)
                 return
@@ -250,7 +269,8 @@ class Scheduler:
                         reason = "JobArrayTaskLimit"
                         break
                     try:
-                        placement = self.executor(job.executor).place(element, running)
+                        placed = self._placed(element)
+                        placement = self.executor(job.executor).place(placed, running)
                     except Exception as exc:  # this job's fault: it fails, the queue runs on
                         updates.append((job, launch_failure(job, exc, now)))
                         return
@@ -259,8 +279,8 @@ class Scheduler:
                         blocked = blocked or placement == "Resources"
                         break
                     launches.append((element, placement, job if element is not job else None))
-                    element.executor_ref = {"nodes": placement}
-                    running.append(element)
+                    element.executor_ref = placed.executor_ref = {"nodes": placement}
+                    running.append(placed)
                     if job.array_job_id is not None:
                         per_array[job.array_job_id] = per_array.get(job.array_job_id, 0) + 1
                     reason = "None"
@@ -376,12 +396,13 @@ class Scheduler:
                 state.update_job(self.conn, job.job_id, where_state=("PENDING",), **failed)
             return
         names = ref.get("names") or []
+        het = self._submission_spec(job.submission).get("het") if job.het_job_offset == 0 else None
         fields = dict(
             state="CONFIGURING",
             reason="None",
             executor_ref=ref,
             start_time=now,
-            nodelist=hostlist.compress(names) or None,
+            nodelist=hostlist.compress(names[: het[0]["nodes"][1]] if het else names) or None,
             batch_host=names[0] if names else None,
         )
         if record is not None:
@@ -391,6 +412,14 @@ class Scheduler:
             job = element
         elif not state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields):
             return  # cancelled or held meanwhile
+        for comp in (het or [])[1:]:  # the other components' rows: their own nodes
+            first, count = comp["nodes"]
+            state.update_job(
+                self.conn,
+                comp["job_id"],
+                nodelist=hostlist.compress(names[first : first + count]),
+                batch_host=names[first],
+            )
         job.executor_ref = ref
         try:
             ref = ex.launch(job, self._submission_spec(job.submission), ref)

@@ -15,13 +15,13 @@ import time
 from contextlib import contextmanager
 
 from slurmsky import backends
-from slurmsky.backends import Backend
+from slurmsky.backends import Backend, Feature
 from slurmsky.config import Config, load_config
 from slurmsky.core import planning, state
 from slurmsky.errors import SlurmError
 from slurmsky.parse.gres import gres_text
 from slurmsky.parse.request import JobRequest
-from slurmsky.plan.layout import Layout, default_mem_per_cpu
+from slurmsky.plan.layout import Layout, default_mem_per_cpu, requested
 from slurmsky.runtime import filepattern
 
 WAIT_POLL = 0.2  # s between looks at the state while `sbatch --wait` waits
@@ -68,21 +68,35 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     broken = backend.unavailable()
     if broken:
         raise SlurmError(broken)
+    if req.components:
+        backend.require(Feature.HET_JOBS)
     problem = None if batch or req.test_only else backend.unreachable()
     if problem:  # srun and salloc wait for their allocation: refuse one that cannot come
         raise SlurmError(f"Unable to allocate resources: {problem}")
     try:
-        shaped = planning.shape(req, cfg, backend)
+        if req.components:
+            shaped, shapes = planning.shape_het(req, cfg, backend)
+        else:
+            shaped = planning.shape(req, cfg, backend)
+            shapes = [shaped]
     except SlurmError as exc:
         raise _test_only_error(exc.lines[:-1], exc.lines[-1]) if req.test_only else exc
-    req, lay, part_name, part = shaped.request, shaped.layout, shaped.partition, shaped.part
-    max_nodes = shaped.asked.nodes[1] if shaped.asked.nodes else None  # before the spread
-    count = req.array.count if req.array else 1
+    req, lay, part = shaped.request, shaped.layout, shaped.part
+    het = len(shapes) > 1  # req is component 0's from here
+    max_nodes = shaped.asked.nodes[1] if shaped.asked.nodes and not het else None
+    # an array's elements, a heterogeneous job's components: an id each (J, J+1, ...)
+    count = req.array.count if req.array else len(shapes)
     conn = state.connect()
     # beyond the partition (its nodes, their CPUs): accepted, pending (EnforcePartLimits=NO)
-    beyond = backend.submit_reason(lay, part)
-    refused = _too_few_nodes(req, lay) or (None if beyond else backend.refusal(lay, req, part))
-    if refused and req.hold and not req.test_only and not _too_few_nodes(req, lay):
+    # (a heterogeneous job in several partitions: each component in its own)
+    units = [(lay, req, part)]
+    if len({s.partition for s in shapes}) > 1:
+        units = [(s.layout, s.request, s.part) for s in shapes]
+    beyond = next((b for u in units if (b := backend.submit_reason(u[0], u[2]))), None)
+    too_few = next((r for s in shapes if (r := _too_few_nodes(s.request, s.layout))), None)
+    refusal = next((r for u in units if (r := backend.refusal(*u))), None)
+    refused = too_few or (None if beyond else refusal)
+    if refused and req.hold and not req.test_only and not too_few:
         refused = None  # Slurm holds it; it can never be placed, so it pends when released
     first = state.allocate_ids(conn, count if not (refused or req.test_only) else 1)
     if req.test_only and (refused or beyond or lay.num_nodes > backend.max_nodes(part)):
@@ -94,35 +108,45 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         shaped = shaped.replace(request=req)
     if refused:
         now = time.time()
-        row = _row(req, cfg, lay, part_name, first, now, batch=batch)
-        row.update(
-            state="FAILED",
-            reason="BadConstraints",
-            exit_code=1,
-            exit_signal=0,
-            start_time=now,
-            end_time=now,
-        )
-        state.add_submission(conn, first, {}, None, [row])
+        rows = _rows(shapes, req, cfg, first, now, batch=batch)
+        for row in rows:
+            row.update(
+                state="FAILED",
+                reason="BadConstraints",
+                exit_code=1,
+                exit_signal=0,
+                start_time=now,
+                end_time=now,
+            )
+        state.add_submission(conn, first, {}, None, rows)
         raise SlurmError(*refused)
     if req.test_only:
         _print_test_only(req, cfg, backend, shaped, first)
         return first
     plan = planning.plan(shaped, cfg, backend, job_id=first)
     spec = plan.spec
+    if het:
+        spec["het"] = planning.het_spec(shapes, first)
+        # what the job asked, as scontrol shows it: component 0's (the others have rows)
+        lead = shapes[0]
+        spec["requested"] = requested(lead.asked, lead.layout, backend.node_mem(lead.part))
     now = time.time()
-    row = _row(req, cfg, lay, part_name, first, now, batch=batch)
+    rows = _rows(shapes, req, cfg, first, now, batch=batch)
+    row = rows[0]
     if spec["array"]:
         row["array_pending"] = spec["array"]["ranges"]
     row["max_nodes"] = max_nodes or None
     if beyond and not row["held"]:
-        row["reason"] = beyond
+        for each in rows:
+            each["reason"] = beyond
+    for each in rows[1:]:  # one INSERT for all: the same columns
+        each.update({k: None for k in row if k not in each})
     # what the backend says of its task (credentials kept home, module lines without
     # effect), once its checks before storing (the sky workdir's upload cap) have passed
     for line in plan.warnings + tuple(backend.admit(plan, cfg)):
         sys.stderr.write(line + "\n")
     try:
-        state.add_submission(conn, first, spec, plan.task, [row])
+        state.add_submission(conn, first, spec, plan.task, rows)
     except OverflowError:  # a count whose product no 64-bit integer holds (--gres x -c ...)
         raise SlurmError(
             "Batch job submission failed: Requested node configuration is not available"
@@ -192,6 +216,30 @@ def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:
     if req.nodes and req.nodes[1] and lay.num_nodes > req.nodes[1]:
         return ["Batch job submission failed: Requested node configuration is not available"]
     return None
+
+
+def _rows(
+    shapes: list[planning.Shape],
+    req: JobRequest,
+    cfg: Config,
+    first: int,
+    now: float,
+    *,
+    batch: bool,
+) -> list[dict]:
+    """The job's rows: one, or a heterogeneous job's component rows J+0, J+1, ... (ids
+    first, first + 1, ...), each with its own shape (the leader's as its component's: the
+    scheduler places the whole, from the spec). `req` is the job's (component 0's) as it
+    is stored: its dependency resolved, which every component waits on."""
+    if len(shapes) == 1:
+        s = shapes[0]
+        return [_row(req, cfg, s.layout, s.partition, first, now, batch=batch)]
+    rows = []
+    for offset, s in enumerate(shapes):
+        own = req if offset == 0 else s.request.replace(dependency=req.dependency)
+        row = _row(own, cfg, s.layout, s.partition, first + offset, now, batch=batch)
+        rows.append(dict(row, submission=first, het_job_id=first, het_job_offset=offset))
+    return rows
 
 
 def _row(

@@ -9,6 +9,7 @@ import sqlite3
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES, STARTED_STATES
+from slurmsky.runtime import hostlist
 
 REQUEUE_DELAY = 2  # minutes before a requeued job is eligible again (Slurm's BeginTime)
 
@@ -61,6 +62,14 @@ def finish(
         fields = dict(extra, **_final_fields(job, result, now))
         if fields["state"] == "PENDING":  # requeued: the run it ends is kept
             keep_run(conn, job, fields["submit_time"], result)
+        het = (
+            state.get_spec(conn, job.submission)[0].get("het") if job.het_job_offset == 0 else None
+        )
+        shares = het_results(fields["result"], het, (job.executor_ref or {}).get("names"))
+        if het and shares:  # each component's row its own steps (the others follow the state)
+            fields["result"] = shares[0]
+            for comp, share in zip(het[1:], shares[1:]):
+                state.update_job(conn, comp["job_id"], result=share)
         state.update_job(conn, job_id, **fields)
     return fields
 
@@ -95,6 +104,43 @@ def keep_run(
         exit_signal=0,
         result=result,
     )
+
+
+def het_results(result: dict | None, het: list | None, names: list | None) -> list[dict]:
+    """A heterogeneous job's RESULT shared out to its components, as sacct lists them on
+    Slurm: the batch step in component 0's, every other step in the components whose nodes
+    it ran on, with those nodes, their CPUs and the tasks there (the peer: step 0 of
+    `srun --het-group=0,1` is J+0.0 with 1 CPU and J+1.0 with 2). [] for any other job."""
+    if not het or result is None or not names:
+        return []
+    shares = []
+    for offset, comp in enumerate(het):
+        first, count = comp["nodes"]
+        mine = names[first : first + count]
+        steps = []
+        for step in result.get("steps") or ():
+            if not isinstance(step, dict):
+                continue
+            if step.get("id") == "batch":
+                if offset == 0:
+                    steps.append(step)
+                continue
+            ranks = [r for r in step.get("ranks") or () if first <= r < first + count]
+            if not ranks:
+                continue
+            usage = [u for u in step.get("usage") or () if u.get("node") in mine]
+            steps.append(
+                dict(
+                    step,
+                    ranks=ranks,
+                    nodes=hostlist.compress([names[r] for r in ranks]),
+                    cpus=sum(comp["cpus_per_node"][r - first] for r in ranks),
+                    ntasks=len(usage) or step.get("ntasks"),
+                    usage=usage,
+                )
+            )
+        shares.append(dict(result, steps=steps))
+    return shares
 
 
 def pend_again(conn: sqlite3.Connection, job_id: int, **fields) -> bool:

@@ -158,6 +158,23 @@ class OptionParser:
         return out
 
 
+HET_SEPARATOR = ":"
+
+
+def het_components(parser: OptionParser, first: Parsed) -> list[Parsed]:
+    """The heterogeneous-job components of a command line whose first component is parsed:
+    getopt stops at a ``:`` word (a non-option), and the next component's options follow it
+    (sbatch.c, salloc.c, srun: ``het_job_argv`` moves past each ``:``).  A ``:`` that is an
+    option's argument (``-J :``) separates nothing.  The last component's ``rest`` is the
+    script (or command) and its arguments; the others' are cleared."""
+    parts = [first]
+    while parts[-1].rest[:1] == [HET_SEPARATOR]:
+        after = parts[-1].rest[1:]
+        parts[-1] = Parsed(values=parts[-1].values, given=parts[-1].given)
+        parts.append(parser.parse(after))
+    return parts
+
+
 def ignored_warnings(prog: str, parsed: Parsed) -> list[str]:
     """One stderr line per ignored option, e.g. `sbatch: warning: --qos=x ignored: no QOS`."""
     seen, lines = set(), []

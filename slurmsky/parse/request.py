@@ -12,12 +12,19 @@ import os
 from collections.abc import Callable
 
 from slurmsky.errors import SlurmError
-from slurmsky.parse.argv import OptionParser, Parsed, combined, ignored_warnings
+from slurmsky.parse.argv import (
+    HET_SEPARATOR,
+    OptionParser,
+    Parsed,
+    combined,
+    het_components,
+    ignored_warnings,
+)
 from slurmsky.parse.arrays import ArraySpec
 from slurmsky.parse.dependency import Dependency
 from slurmsky.parse.export import Export
 from slurmsky.parse.gres import GpuSpec
-from slurmsky.parse.options import IGNORED, input_env
+from slurmsky.parse.options import IGNORED, PER_COMPONENT, input_env
 from slurmsky.parse.signals import SignalSpec
 from slurmsky.record import Factory, Record
 
@@ -98,6 +105,13 @@ class JobRequest(Record):
     relative: int | None = None
     preserve_env: bool = False
     no_shell: bool = False
+    # a heterogeneous job: every component's own request, this one's fields being
+    # component 0's (empty for any other job)
+    components: tuple = ()
+
+    @property
+    def het_size(self) -> int:
+        return len(self.components) or 1
 
 
 _MEMORY_KEYS = ("mem", "mem_per_cpu", "mem_per_gpu")
@@ -156,48 +170,93 @@ def build_batch_request(
     read_stdin: Callable[[], bytes],
     command: str = "sbatch",
 ) -> JobRequest:
-    """sbatch's request: the script (file, stdin or --wrap), its directives, env and argv."""
+    """sbatch's request: the script (file, stdin or --wrap), its directives, env and argv.
+
+    A heterogeneous job (``:`` on the command line, ``#SBATCH hetjob`` lines in the script)
+    is read as sbatch reads it, one pass per component (sbatch.c: the het_job_inx loop):
+    component N takes the script's N-th group of #SBATCH lines, the input variables, and
+    the command line's N-th group, its last group again for any component beyond it."""
     from slurmsky.parse.script import DEPRECATED_MAGIC, parse_script, wrap_script
 
     parser = OptionParser(command)
-    wrap = cli.values.get("wrap")
+    clis = het_components(parser, cli)
+    last = clis[-1]
+    wrap = next((c.values["wrap"] for c in reversed(clis) if "wrap" in c.values), None)
     default_name: str | None
     if wrap is not None:
-        if cli.rest:
+        if last.rest:
             raise SlurmError("Script arguments not permitted with --wrap option")
         text, path, args, default_name = wrap_script(wrap), None, (), "wrap"
     else:
-        path = cli.rest[0] if cli.rest else None
-        args = tuple(cli.rest[1:])
+        path = last.rest[0] if last.rest else None
+        args = tuple(last.rest[1:])
         text = _read_script(path, cwd, read_stdin)
         default_name = os.path.basename(path) if path else None
     script = parse_script(text, path)
     # sbatch prints its #SLURM line as it reads the script, before any option's message
     notes = (DEPRECATED_MAGIC,) if script.deprecated_magic else ()
     try:
-        # Slurm joins the words of every #SBATCH line into one argument list.
-        words = [w for d in script.directives for w in d.words]
-        directives = parser.parse(words, directive=True)
         env = parser.parse_env(environ, input_env(command))
-        wrapper = _wrapper_options(parser, script, directives, env, cli)
-        fields, ignored, given = _merge(directives, wrapper, env, cli, env=env)
-        req = _finish(
-            command,
-            fields,
-            ignored,
-            given,
-            environ,
-            cwd,
-            script=text,
-            script_path=path,
-            script_args=args,
-            default_name=default_name,
-            modules=script.modules,
-        )
+        merged = []
+        for i in range(max(len(clis), script.components)):
+            # Slurm joins the words of a component's #SBATCH lines into one argument list.
+            directives = parser.parse(script.words(i), directive=True)
+            line = clis[min(i, len(clis) - 1)]
+            wrapper = _wrapper_options(parser, script, directives, env, line)
+            merged.append(_merge(directives, wrapper, env, line, env=env))
+        _carry(parser, clis, merged)
+        reqs = [
+            _finish(
+                command,
+                fields,
+                ignored,
+                given,
+                environ,
+                cwd,
+                script=text,
+                script_path=path,
+                script_args=args,
+                default_name=default_name,
+                modules=script.modules,
+            )
+            for fields, ignored, given in merged
+        ]
     except SlurmError as e:
         e.notes = notes + e.notes
         raise
+    req = reqs[0] if len(reqs) == 1 else _heterogeneous(reqs)
     return req.replace(warnings=notes + req.warnings) if notes else req
+
+
+def _carry(parser: OptionParser, clis: list[Parsed], merged: list) -> None:
+    """What each component takes from another, as sbatch's passes leave it: an option not
+    in PER_COMPONENT that a component does not set is the component before it's, and
+    component 0's is the command line's (all its groups, the last setting winning), not
+    the script's later components' (the peer: `sbatch -n1 : -J b : -n1` names all three b;
+    a script's `-J b` in component 1 names 1 and 2, not 0). A component that sets one of
+    the exclusive memory options takes none of them."""
+    if len(merged) < 2:
+        return
+    per_component = {o.key for o in parser.options if o.long in PER_COMPONENT}
+
+    def carried(values: dict) -> dict:
+        return {k: v for k, v in values.items() if k not in per_component}
+
+    previous = carried({k: v for c in clis for k, v in c.values.items()})
+    for fields, _ignored, _given in merged:
+        own_mem = any(k in fields for k in _MEMORY_KEYS)
+        for key, value in previous.items():
+            if key not in fields and not (own_mem and key in _MEMORY_KEYS):
+                fields[key] = value
+        previous = carried(fields)
+
+
+def _heterogeneous(reqs: list[JobRequest]) -> JobRequest:
+    """Component 0's request holding all components; what Slurm refuses in one first."""
+    if any(r.array is not None for r in reqs):
+        raise SlurmError("Batch job submission failed: Invalid job array specification")
+    warnings = tuple(dict.fromkeys(w for r in reqs for w in r.warnings))
+    return reqs[0].replace(components=tuple(reqs), warnings=warnings)
 
 
 def _wrapper_options(parser: OptionParser, script, *sources: Parsed) -> Parsed:
@@ -218,6 +277,9 @@ def _wrapper_options(parser: OptionParser, script, *sources: Parsed) -> Parsed:
 def build_step_request(command: str, cli: Parsed, environ: dict, cwd: str) -> JobRequest:
     """srun/salloc outside a job: the command line is the program to run."""
     parser = OptionParser(command)
+    if cli.rest[:1] == [HET_SEPARATOR]:
+        kind = "allocations" if command == "salloc" else "job steps"
+        raise SlurmError(f"Heterogeneous {kind} are not supported by slurmsky")
     env = parser.parse_env(environ, input_env(command))
     fields, ignored, given = _merge(env, cli, env=env)
     if not cli.rest and command == "srun":

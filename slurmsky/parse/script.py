@@ -21,10 +21,13 @@ _SPACE = " \t\n\v\f\r"  # C isspace() in the C locale
 
 
 class Directive(Record):
-    """The words of one ``#SBATCH`` line (1-based ``lineno``), unquoted, comment dropped."""
+    """The words of one ``#SBATCH`` line (1-based ``lineno``), unquoted, comment dropped;
+    ``component`` is the heterogeneous-job component it belongs to (0 before any
+    ``hetjob`` line)."""
 
     lineno: int
     words: tuple[str, ...]
+    component: int = 0
 
 
 class ModuleCommand(Record):
@@ -52,6 +55,12 @@ class Script(Record):
     # a directive was read from a "#SLURM" line: sbatch 22.05 reads them as #SBATCH lines
     # and prints DEPRECATED_MAGIC once
     deprecated_magic: bool = False
+    # heterogeneous-job components: 1 + the #SBATCH lines that name hetjob or packjob
+    components: int = 1
+
+    def words(self, component: int) -> list[str]:
+        """The words of one component's #SBATCH lines, joined as Slurm joins them."""
+        return [w for d in self.directives if d.component == component for w in d.words]
 
 
 DEPRECATED_MAGIC = (
@@ -103,14 +112,18 @@ def _read(text: str, path: str | None) -> Script:
     wrappers: dict[str, list[Directive]] = {"#BSUB": [], "#PBS": []}
     last_read = None  # the last line sbatch scans for #BSUB/#PBS, once needed
     deprecated = False
+    component = 0
     for run in runs:  # DIRECTIVES, WRAPPER_LINES or MODULE_LINES: lines of one kind
         for lineno, line in enumerate(run[:-1].split("\n"), run.line):
             if run.type == "DIRECTIVES":
                 magic = "#SLURM" if line.startswith("#SLURM") else "#SBATCH"
                 deprecated = deprecated or magic == "#SLURM"
+                if _starts_component(line):
+                    component += 1
+                    continue
                 words = _directive_words(directive_scanner, line, lineno, source, magic)
                 if words:
-                    directives.append(Directive(lineno, words))
+                    directives.append(Directive(lineno, words, component))
             elif run.type == "WRAPPER_LINES":
                 if last_read is None:
                     last_read = _wrapper_scan_end(text)
@@ -129,6 +142,7 @@ def _read(text: str, path: str | None) -> Script:
         tuple(wrappers["#BSUB"]),
         tuple(wrappers["#PBS"]),
         deprecated,
+        component + 1,
     )
 
 
@@ -142,17 +156,26 @@ def _read_directives(text: str, path: str | None) -> Script:
     lines = text.split("\n")
     directives = []
     deprecated = False
+    component = 0
     for lineno, line in enumerate(lines[1:], 2):
         if line.startswith(("#SBATCH", "#SLURM")):
             magic = "#SLURM" if line.startswith("#SLURM") else "#SBATCH"
             deprecated = deprecated or magic == "#SLURM"
+            if _starts_component(line):
+                component += 1
+                continue
             words = _directive_words(directive_scanner, line, lineno, source, magic)
             if words:
-                directives.append(Directive(lineno, words))
+                directives.append(Directive(lineno, words, component))
         elif line.lstrip(" \t\v\f\r")[:1] not in ("", "#"):
             break  # the first command: Slurm reads no directive after it
     return Script(
-        lines[0][2:].strip(_SPACE), tuple(directives), (), text, deprecated_magic=deprecated
+        lines[0][2:].strip(_SPACE),
+        tuple(directives),
+        (),
+        text,
+        deprecated_magic=deprecated,
+        components=component + 1,
     )
 
 
@@ -244,14 +267,18 @@ def _fatal(source: str, lineno, message: str) -> SlurmError:
     return SlurmError(f"{{prog}}: fatal: {source}: line {lineno}: {message}", bare=True)
 
 
+def _starts_component(line: str) -> bool:
+    """An #SBATCH line that names hetjob or packjob anywhere (its comment too, any case)
+    starts the next heterogeneous-job component; Slurm reads no option from it
+    (opt.c: _opt_batch_script)."""
+    lowered = line.lower()
+    return "hetjob" in lowered or "packjob" in lowered
+
+
 def _directive_words(
     scanner: re.Pattern, line: str, lineno: int, source: str, magic: str = "#SBATCH"
 ):
     """Slurm's get_argument loop over one #SBATCH (or #SLURM, #PBS, #BSUB) line: its words."""
-    lowered = line.lower()
-    if magic in ("#SBATCH", "#SLURM") and ("hetjob" in lowered or "packjob" in lowered):
-        # Slurm starts a new heterogeneous-job component at any such line.
-        raise SlurmError(f"Heterogeneous jobs are not supported (line {lineno}: {line})")
     tail = line[len(magic) :]
     words = []
     for kind, text, pos in _tokens(scanner, tail, lineno, source):

@@ -18,7 +18,9 @@ ID_TEXT_SQL = (
     "(CASE WHEN array_pending IS NOT NULL "
     "THEN array_job_id || '_[' || array_tasks(array_pending, array_throttle) || ']' "
     "WHEN array_job_id IS NOT NULL AND array_task_id IS NOT NULL "
-    "THEN array_job_id || '_' || array_task_id ELSE CAST(job_id AS TEXT) END)"
+    "THEN array_job_id || '_' || array_task_id "
+    "WHEN het_job_id IS NOT NULL THEN het_job_id || '+' || het_job_offset "
+    "ELSE CAST(job_id AS TEXT) END)"
 )
 
 
@@ -53,6 +55,8 @@ class Job:
             return f"{rec.array_job_id}_[{self.task_string}]"
         if rec.array_job_id is not None and rec.array_task_id is not None:
             return f"{rec.array_job_id}_{rec.array_task_id}"
+        if rec.het_job_id is not None:
+            return f"{rec.het_job_id}+{rec.het_job_offset}"
         return str(rec.job_id)
 
     @property

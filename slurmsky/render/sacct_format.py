@@ -200,6 +200,10 @@ def step_rows(job: Job) -> list[Row]:
         return []
     recorded = [s for s in (rec.result or {}).get("steps") or () if isinstance(s, dict)]
     first = "batch" if rec.batch else "0"
+    if rec.het_job_offset:  # a heterogeneous job's other components: their steps alone
+        if not recorded:
+            return []
+        first = str(recorded[0].get("id"))
     own = next((s for s in recorded if str(s.get("id")) == first), {})
     rows = [Row(job, first, own)]
     rows.extend(Row(job, str(s.get("id")), s) for s in recorded if s is not own)
@@ -555,13 +559,19 @@ _PLAIN_LISTING = "SELECT {line} FROM {{jobs}} ORDER BY job_id"  # no array among
 # (without json_each, which parses the RESULT anew, where there is one entry or none; the
 # aggregate's argument is its own query's column, so that it is never the listing's)
 _STEP_ID = "coalesce(CAST(json_extract(e.value, '$.id') AS TEXT), 'None')"  # str(s.get('id'))
-_FIRST = "(CASE WHEN batch THEN 'batch' ELSE '0' END)"
+_FIRST = (  # a heterogeneous job's other components: their first recorded step
+    "(CASE WHEN het_job_offset > 0 "
+    "THEN coalesce(CAST(json_extract(result, '$.steps[0].id') AS TEXT), 'None') "
+    "WHEN batch THEN 'batch' ELSE '0' END)"
+)
 _OWN = (  # the position of the first step's own RESULT entry (the first with its id), if any
     f"(SELECT min(e.key) FROM json_each(result, '$.steps') e WHERE e.type = 'object' "
     f"AND {_STEP_ID} = {_FIRST})"
 )
 _STEPS = f"""(CASE WHEN NOT (start_time IS NOT NULL AND state != 'PENDING')
-        OR array_pending IS NOT NULL THEN ''
+        OR array_pending IS NOT NULL
+        OR (het_job_offset > 0 AND coalesce(json_array_length(result, '$.steps'), 0) = 0)
+        THEN ''
     WHEN coalesce(json_array_length(result, '$.steps'), 0) = 0
     THEN (SELECT char(10) || {{line}} FROM (SELECT {_FIRST} AS step, '{{{{}}}}' AS info))
     WHEN json_array_length(result, '$.steps') = 1 AND json_type(result, '$.steps[0]') = 'object'

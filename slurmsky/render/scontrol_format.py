@@ -95,6 +95,9 @@ def show_job(
     known) gives the submit host and the --ntasks-per-node asked."""
     rec = job.rec
     spec = spec or {}
+    het = spec.get("het") if rec.het_job_id is not None else None
+    if rec.het_job_offset:  # the spec's top level is component 0's: this one has its row
+        spec = {k: v for k, v in spec.items() if k not in ("requested", "output", "error")}
     submit_host = (spec.get("submit_host") or "localhost").split(".")[0]
     per_node = spec.get("ntasks_per_node") or 0
     group = job.tasks is not None
@@ -103,6 +106,8 @@ def show_job(
         first += f" ArrayJobId={rec.array_job_id} ArrayTaskId={job.task_text}"
         if rec.array_throttle:
             first += f" ArrayTaskThrottle={rec.array_throttle}"
+    if het:
+        first += f" HetJobId={rec.het_job_id} HetJobOffset={rec.het_job_offset}"
     first += f" JobName={rec.name}"
     pending = rec.state == "PENDING"
     started = job.started
@@ -143,8 +148,11 @@ def show_job(
     else:
         gpu_mem = (spec.get("mem_per_gpu") or 0) * job.gpu_count
         tres_text = tres(job, format_mem(gpu_mem or job.total_mem))
-    lines = [
-        first,
+    lines = [first]
+    if het:
+        last = rec.het_job_id + len(het) - 1
+        lines.append(f"HetJobIdSet={rec.het_job_id}-{last}")
+    lines += [
         f"UserId={rec.user}({rec.uid}) GroupId={group_name(rec.gid)}({rec.gid}) MCS_label=N/A",
         f"Priority={job.priority} Nice=0 Account={rec.account or '(null)'} QOS=normal",
         f"JobState={rec.state} Reason={rec.reason} Dependency={rec.dependency or '(null)'}",

@@ -26,6 +26,11 @@ def _nodes(job: Job) -> str:
     return job.rec.nodelist or ""
 
 
+def _het(job: Job, value: int | None) -> str:
+    """A heterogeneous job's id or offset; N/A for any other job (print.c)."""
+    return "N/A" if job.rec.het_job_id is None else str(value)
+
+
 def _cpus_per_task(job: Job) -> str:
     return str(job.rec.cpus_per_task) if job.rec.cpus_per_task else "N/A"
 
@@ -63,6 +68,8 @@ SQUEUE_FIELDS: dict = {
     "feature": ("FEATURES", lambda j: None),
     "groupid": ("GROUP", lambda j: str(j.rec.gid)),
     "groupname": ("GROUP", lambda j: group_name(j.rec.gid)),
+    "hetjobid": ("HET_JOB_ID", lambda j: _het(j, j.rec.het_job_id)),
+    "hetjoboffset": ("HET_JOB_OFFSET", lambda j: _het(j, j.rec.het_job_offset)),
     "jobarrayid": ("JOBID", lambda j: j.id_text),
     "jobid": ("JOBID", lambda j: str(j.job_id)),
     "lastschedeval": (

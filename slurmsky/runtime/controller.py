@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 
-from . import channel, filesync, hostlist, layout, procs, rundir, usage
+from . import channel, filesync, het, hostlist, layout, procs, rundir, usage
 from . import env as envmod
 from .batch import Batch, LaunchError
 from .spec import settle_names
@@ -455,18 +455,21 @@ class Controller:
     def _run_step(self, conn, req):
         job = self.job
         try:
-            nodes, tasks = layout.plan(
-                job.names,
-                job.spec["cpus_per_node"],
-                req["ntasks"],
-                req["nnodes"],
-                req["nodelist"],
-                req["exclude"],
-                req["ntasks_per_node"],
-                req["cpus_per_task"],
-                req["overcommit"],
-                req.get("relative", 0),
-            )
+            if het.components(job.spec):
+                nodes, tasks = het.step_layout(job, req)
+            else:
+                nodes, tasks = layout.plan(
+                    job.names,
+                    job.spec["cpus_per_node"],
+                    req["ntasks"],
+                    req["nnodes"],
+                    req["nodelist"],
+                    req["exclude"],
+                    req["ntasks_per_node"],
+                    req["cpus_per_task"],
+                    req["overcommit"],
+                    req.get("relative", 0),
+                )
         except layout.LayoutError as e:
             conn.send({"t": "error", "message": str(e)})
             return
@@ -498,6 +501,7 @@ class Controller:
                 and req.get("pid") is not None
                 and req.get("pid") == self.batch.pid,
                 "gpus": req.get("gpus"),
+                "het_groups": req.get("het_groups"),
                 # srun --mpi=pmi2: Slurm's PMI_JOBID (job.step), and a random part, as MPICH
                 # names its shared memory after it and job ids repeat across state dirs
                 "pmi_jobid": "%d.%d.%s" % (job.job_id, sid, os.urandom(4).hex())

@@ -7,7 +7,7 @@ are left out: they describe a slurm.conf that does not exist here.
 
 import os
 
-from . import PACKAGE_PARENT, hostlist, indexset
+from . import PACKAGE_PARENT, het, hostlist, indexset
 from .spec import NODE_PRIVATE_PREFIXES, SECRET_VAR
 
 # GPU visibility is the node's business (SkyPilot or the local machine set it).
@@ -114,6 +114,9 @@ def batch_env(job, node_environ, bin_dir):
     elif spec["mem_per_gpu"] is None:
         optional["SLURM_MEM_PER_CPU"] = spec["mem_per_cpu"]
     env.update({k: str(v) for k, v in optional.items() if v is not None})
+    if het.components(spec):
+        env.pop("SLURM_CPUS_PER_TASK", None)  # each component's, as _HET_GROUP_N only
+        env.update(het.batch_env(job))
     env.update(_array_env(job))
     ids = job.gpu_ids()
     if ids is None:
@@ -250,6 +253,8 @@ def step_env(srun_env, job, step):
         ("SLURM_JOB_NAME", os.path.basename(step["argv"][0])),
     ):
         env.setdefault(name, value)
+    if het.components(spec):
+        env.update(het.step_allocation_env(job, step))
     if not step["preserve_env"]:
         env.update(
             {
@@ -259,7 +264,7 @@ def step_env(srun_env, job, step):
                 "SLURM_TASKS_PER_NODE": hostlist.compress_counts(counts),
             }
         )
-    if not step["allocating"]:
+    if not step["allocating"] and not het.components(spec):  # a hetjob's: the batch's
         env["SLURM_JOB_CPUS_PER_NODE_PACK_GROUP_0"] = hostlist.compress_counts(
             spec["cpus_per_node"]
         )

@@ -34,6 +34,26 @@ SB_SR = frozenset({SBATCH, SRUN})
 SR_SA = frozenset({SRUN, SALLOC})
 
 
+# The options a heterogeneous job's components do not share (slurm_opt.c 22.05: the rows
+# with reset_each_pass): each component has its own or none. Every other option a
+# component leaves unset it takes from the component before it, and component 0 from
+# the whole command line (sbatch's first pass reads every `:` group; the last one wins).
+PER_COMPONENT = frozenset(
+    {
+        "accel-bind", "bcast", "bcast-exclude", "bb", "compress", "constraint", "contiguous",
+        "core-spec", "cores-per-socket", "cpu-bind", "cpu-freq", "cpus-per-gpu",
+        "cpus-per-task", "distribution", "exclusive", "extra-node-info", "gpu-bind",
+        "gpu-freq", "gpus", "gpus-per-node", "gpus-per-socket", "gpus-per-task", "gres",
+        "gres-flags", "hint", "licenses", "mail-type", "mail-user", "mem-bind",
+        "mem-per-cpu", "mem-per-gpu", "mincpus", "network", "nodefile", "nodelist", "nodes",
+        "ntasks", "ntasks-per-core", "ntasks-per-node", "ntasks-per-socket",
+        "ntasks-per-gpu", "overcommit", "oversubscribe", "partition", "power", "relative",
+        "resv-ports", "send-libs", "sockets-per-node", "spread-job", "switches",
+        "tasks-per-node", "thread-spec", "threads-per-core", "tmp", "use-min-nodes",
+    }
+)  # fmt: skip
+
+
 class Option:
     """One option row.
 
@@ -300,7 +320,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("bcast-exclude", None, REQUIRED, IGNORED, "no file broadcast", SR),
     _o("compress", None, OPTIONAL, IGNORED, "no file broadcast", SR),
     _o("send-libs", None, OPTIONAL, IGNORED, "no file broadcast", SR),
-    _o("het-group", None, REQUIRED, REFUSED, "no heterogeneous jobs (in a job: Slurm's error)", SR),
+    _o("het-group", None, REQUIRED, REFUSED, "a step over a heterogeneous job's components, in one (outside a job: no heterogeneous steps)", SR, step=SUPPORTED),
     _o("msg-timeout", None, REQUIRED, IGNORED, "no slurmd messages", SR),
     _o("no-allocate", "Z", NO_ARG, REFUSED, "needs admin rights", SR),
     _o("resv-ports", None, OPTIONAL, IGNORED, "no MPI port reservation", SR),

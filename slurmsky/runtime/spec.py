@@ -52,6 +52,14 @@ optional may be missing, and ``null`` always means "not given")::
                # (without them, element SKYPILOT_JOB_RANK of a launch in index order, whose
                # id is job_id + 1 + rank, the last one's job_id; with "lane", element
                # SLURMSKY_LANE_SEQ of it)
+     "het": null | [{"job_id": int, "job_name": str, "partition": str,  # optional: a
+                      "nodes": [int, int],  # heterogeneous job's components, in order: the
+                      "ntasks": int,        # first of the job's nodes that is theirs, and
+                      "cpus_per_task": int|null,  # how many; the job's top-level fields are
+                      "tasks_per_node": [int], "cpus_per_node": [int],  # component 0's
+                      "gpus_per_node": int,  # (a node's partition: the executor's)
+                      "mem_per_node": int|null, "mem_per_cpu": int|null,  # (runtime/het.py)
+                      "gpus": int|null, "account": str|null, "qos": str|null}],
      "requested": {...},             # optional, read by scontrol, not here: the job as
                                      # asked (plan.layout.requested)
      "restart_count": int,           # optional (0): the job's requeues before this run
@@ -114,6 +122,7 @@ DEFAULTS: dict = {
     "extra_env": {},
     "node_names": None,
     "array": None,
+    "het": None,
     "restart_count": 0,
     "count_runs": False,
     "umask": None,

@@ -11,7 +11,7 @@ import os
 import signal
 import time
 
-from . import SLURM_VERSION, channel, filepattern, hostlist, multiprog, pmi, rundir
+from . import SLURM_VERSION, channel, filepattern, het, hostlist, multiprog, pmi, rundir
 from .getopt_long import UsageError as GetoptError
 from .getopt_long import getopt_long
 from .launch import undo_locale_coercion
@@ -88,10 +88,10 @@ def _options(argv, environ):
     return values, command, warnings
 
 
-def _refuse(opt, value):
-    """A refused option: het-group with Slurm's own error (a job here is never
-    heterogeneous), the others as the front end refuses them."""
-    if opt.long == "het-group":
+def _het_groups(value, environ):
+    """--het-group's components; in a job that is not heterogeneous, Slurm's errors."""
+    size = environ.get("SLURM_HET_SIZE")
+    if not size:
         first = value.split(",")[0].split("-")[0]
         if first.isdigit() and int(first) > 0:
             raise UsageError(
@@ -101,6 +101,14 @@ def _refuse(opt, value):
         raise UsageError(
             "srun: error: No directives to start application on any available hetjob components"
         )
+    try:
+        return het.parse_groups(value, int(size))
+    except het.HetGroupError as e:
+        raise UsageError(str(e)) from None
+
+
+def _refuse(opt, value):
+    """A refused option, as the front end refuses it."""
     raise UsageError(
         "srun: error: --%s is not supported by slurmsky: %s" % (opt.long, opt.note), 255
     )
@@ -109,6 +117,7 @@ def _refuse(opt, value):
 def parse(argv, environ):
     """-> (request fields, output settings, warnings) per srun's option rules (opt.c)."""
     o, command, warnings = _options(argv, environ)
+    het_groups = _het_groups(o["het_group"], environ) if "het_group" in o else None
     ntasks = o.get("ntasks", environ.get("SLURM_NTASKS"))
     nodes = o.get("nodes", environ.get("SLURM_NNODES"))
     tpn = o.get("ntasks_per_node", environ.get("SLURM_NTASKS_PER_NODE"))
@@ -189,6 +198,8 @@ def parse(argv, environ):
         ),
         "gpus": _gpus(o, environ),
         "mpi": mpi,
+        "het_groups": het_groups,
+        "ntasks_set": "ntasks" in o,
     }
     mode = o.get("open_mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
     output = {

@@ -10,6 +10,7 @@ psutil and subprocess are imported only by the agent's calls.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -93,6 +94,7 @@ class LocalExecutor:
         self._nodes: dict[str, list[Node]] = {}  # a partition's nodes (nodes.nodes)
         self._children: dict[int, subprocess.Popen] = {}  # node runtimes this agent started
         self._gpu_choice: dict[int, list[list[str]]] = {}  # placed, not yet prepared
+        self._het_parts: dict[int, list[str]] = {}  # placed: each node's partition
         self._pass_usage: list | None = None  # _usage's sums for the pass's running list
 
     def nodes_of(self, partition: str) -> list[Node]:
@@ -106,6 +108,47 @@ class LocalExecutor:
     # --- placement -------------------------------------------------------------------------
 
     def place(self, job: JobRecord, running: list[JobRecord]) -> list[int] | str:
+        parts = job.__dict__.get("het_parts")
+        if parts and len({(p["partition"], p["gpus_per_node"]) for p in parts}) > 1:
+            return self._place_het(job, running, parts)
+        return self._place(job, running)
+
+    def _place_het(self, job: JobRecord, running: list[JobRecord], parts: list) -> list[int] | str:
+        """A heterogeneous job whose components differ in partition or GPUs per node: each
+        placed in its own partition, beside the ones placed before it; the partition of each
+        node is kept for prepare (ref "parts")."""
+        placed: list[JobRecord] = []
+        chosen: list[int] = []
+        gpus: list[list[str]] = []
+        partitions: list[str] = []
+        for comp in parts:
+            sub = copy.copy(job)
+            sub.__dict__.update(
+                partition=comp["partition"],
+                num_nodes=len(comp["cpus_per_node"]),
+                cpus_per_node=comp["cpus_per_node"],
+                num_cpus=sum(comp["cpus_per_node"]),
+                gpus_per_node=comp["gpus_per_node"],
+            )
+            where = self._place(sub, running + placed)
+            self._pass_usage = None  # the sums were of that list
+            if isinstance(where, str):
+                self._gpu_choice.pop(job.job_id, None)
+                return where
+            sub.executor_ref = {"nodes": where}
+            choice = self._gpu_choice.pop(job.job_id, None)
+            if choice:
+                sub.executor_ref["gpus"] = choice
+            gpus += choice or [[] for _ in where]
+            placed.append(sub)
+            chosen += where
+            partitions += [comp["partition"]] * len(where)
+        if any(gpus):
+            self._gpu_choice[job.job_id] = gpus
+        self._het_parts[job.job_id] = partitions
+        return chosen
+
+    def _place(self, job: JobRecord, running: list[JobRecord]) -> list[int] | str:
         part = self.partitions.get(job.partition) or {}
         job_nodes = self.nodes_of(job.partition)
         if job.num_cpus > sum(n.cpus for n in job_nodes):
@@ -171,9 +214,11 @@ class LocalExecutor:
         for other in running[applied:]:
             ref = other.executor_ref or {}
             gpus = ref.get("gpus") or self._gpu_choice.get(other.job_id) or ()
-            free_cpus, free_mem, busy_gpus = sums(other.partition)
-            shape = self.nodes_of(other.partition)
+            parts = ref.get("parts")  # a heterogeneous job's partition per node
             for i, k in enumerate(ref.get("nodes", ())):
+                name = parts[i] if parts else other.partition
+                free_cpus, free_mem, busy_gpus = sums(name)
+                shape = self.nodes_of(name)
                 if k >= len(shape):
                     continue  # placed when the partition had more nodes
                 free_cpus[k] -= other.cpus_per_node[i]
@@ -188,12 +233,15 @@ class LocalExecutor:
 
     def prepare(self, job: JobRecord, placement: list[int]) -> dict:
         rundir = os.path.join(state.home(), "jobs", str(job.job_id))
+        parts = self._het_parts.pop(job.job_id, None) or [job.partition] * len(placement)
         ref = {
             "rundir": rundir,
             "nodes": placement,
-            "names": [self.nodes_of(job.partition)[k].name for k in placement],
+            "names": [self.nodes_of(p)[k].name for p, k in zip(parts, placement)],
             "pids": [],
         }
+        if len(set(parts)) > 1:
+            ref["parts"] = parts
         gpus = self._gpu_choice.pop(job.job_id, None)
         if gpus:
             ref["gpus"] = gpus
@@ -215,12 +263,15 @@ class LocalExecutor:
         spec_path = os.path.join(rundir, "spec.json")
         # the node's GPUs: the devices placed for the job, or none of a GPU node's (with
         # constrain_devices, of any node of a machine that has GPUs: they are all this one)
-        devices = self.node_gpus(job.partition)
+        parts = ref.get("parts") or [job.partition] * len(ref["nodes"])
+        devices = {p: self.node_gpus(p) for p in set(parts)}
         machine = self.constrain_devices and bool(machine_gpus())
         spec = dict(
             spec,
             gpu_ids=[
-                ref["gpus"][i] if ref.get("gpus") else ([] if devices[k] or machine else None)
+                ref["gpus"][i]
+                if ref.get("gpus")
+                else ([] if devices[parts[i]][k] or machine else None)
                 for i, k in enumerate(ref["nodes"])
             ],
             hide_gpus=self.constrain_devices,

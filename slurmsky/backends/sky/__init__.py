@@ -25,6 +25,8 @@ class SkyBackend(Backend):
         "which come and go): no fixed set of them is known",
         Feature.SPEC_ENVIRONMENT: "the environment travels in SkyPilot's task (what may ship: "
         "credentials stay home), not in the stored spec",
+        Feature.HET_JOBS: "a job is one SkyPilot managed job; components as a job group "
+        "are not mapped yet",
     }
 
     def unavailable(self):

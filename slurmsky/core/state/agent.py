@@ -57,6 +57,7 @@ PASS_COLUMNS = (
     "executor",
     "executor_ref",
     "restarts",
+    "het_job_offset",
 )
 _PASS_ORDER = f"submission, {_INDEX}, job_id"
 # after (submission, index, job_id): the form the index can seek
@@ -88,8 +89,9 @@ def _pass_records(conn: sqlite3.Connection, sql: str, args, limit: int = -1) -> 
 
 
 def started_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
-    """The started jobs, in active_jobs' order."""
-    jobs = find_jobs(conn, states=STARTED_STATES)
+    """The started jobs, in active_jobs' order; of a heterogeneous job its leader alone (the
+    others follow it: db._HET_FOLLOW)."""
+    jobs = [j for j in find_jobs(conn, states=STARTED_STATES) if not j.het_job_offset]
     jobs.sort(key=lambda j: (j.submission, j.array_task_id or 0))
     return jobs
 

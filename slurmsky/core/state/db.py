@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from slurmsky.errors import SlurmError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 
 
@@ -102,7 +102,9 @@ CREATE TABLE jobs (
     cancelled_by INTEGER,            -- uid
     executor TEXT NOT NULL,          -- local or sky
     executor_ref TEXT,               -- JSON the executor needs to find the job again
-    result TEXT                      -- JSON: the node runtime's RESULT (the batch step's end)
+    result TEXT,                     -- JSON: the node runtime's RESULT (the batch step's end)
+    het_job_id INTEGER,              -- a heterogeneous job's component: its leader's id (J)
+    het_job_offset INTEGER           -- and its offset (J+N); NULL for any other job
 );
 CREATE INDEX jobs_reason ON jobs(state, reason);
 CREATE INDEX jobs_executor ON jobs(executor, state);
@@ -113,7 +115,7 @@ CREATE INDEX jobs_end ON jobs(end_time);
 CREATE INDEX jobs_submit ON jobs(submit_time);
 CREATE INDEX jobs_pending ON jobs(state, submission,
     coalesce(array_task_id, CAST(array_pending AS INTEGER), 0));
--- and jobs_waiting (_WAITING), _GENERATION's triggers, and _ATTEMPTS
+-- and jobs_waiting (_WAITING), _GENERATION's triggers, _ATTEMPTS and _HET_FOLLOW
 CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
     id INTEGER PRIMARY KEY,
     job_id INTEGER NOT NULL,
@@ -146,6 +148,24 @@ _ATTEMPTS = (
 )
 
 
+# A heterogeneous job runs as its component 0 (J+0, the leader, which the agent schedules and
+# its executor runs on all the components' nodes); the other components' rows follow its
+# state in the same write, whatever changed it (a pass, scancel, a hold, a requeue).
+_HET_FOLLOW = (
+    "CREATE TRIGGER IF NOT EXISTS jobs_het_follow AFTER UPDATE ON jobs "
+    "WHEN NEW.het_job_offset = 0 BEGIN UPDATE jobs SET "
+    + ", ".join(
+        f"{c} = NEW.{c}"
+        for c in (
+            "state", "reason", "held", "dependency", "begin_time", "eligible_time",
+            "start_time", "end_time", "exit_code", "exit_signal", "restarts", "kill_action",
+            "cancelled_by",
+        )
+    )
+    + " WHERE het_job_id = NEW.job_id AND het_job_offset > 0; END"
+)  # fmt: skip
+
+
 # version -> the statements that bring a state database from it to the next version
 _MIGRATIONS = {
     1: ("ALTER TABLE jobs ADD COLUMN max_nodes INTEGER",),
@@ -169,6 +189,11 @@ _MIGRATIONS = {
     4: (_WAITING,),
     5: _GENERATION,
     6: _ATTEMPTS,
+    7: (
+        "ALTER TABLE jobs ADD COLUMN het_job_id INTEGER",
+        "ALTER TABLE jobs ADD COLUMN het_job_offset INTEGER",
+        _HET_FOLLOW,
+    ),
 }
 
 
@@ -264,7 +289,13 @@ def _create(path: str) -> None:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             with write(conn):
-                for statement in [*_SCHEMA.split(";\n"), _WAITING, *_GENERATION, *_ATTEMPTS]:
+                for statement in [
+                    *_SCHEMA.split(";\n"),
+                    _WAITING,
+                    *_GENERATION,
+                    *_ATTEMPTS,
+                    _HET_FOLLOW,
+                ]:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute("INSERT INTO meta VALUES ('next_job_id', 1)")

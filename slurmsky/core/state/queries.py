@@ -208,6 +208,7 @@ def _where(
         if ids:
             alts.append(one_of("job_id", ids))
             alts.append(one_of("array_job_id", ids))
+            alts.append(one_of("het_job_id", ids))  # a heterogeneous job's components
         if tasks:  # one row-value list: an OR per pair would overflow SQLite's expression depth
             alts.append(
                 "(array_job_id, array_task_id) IN (VALUES "

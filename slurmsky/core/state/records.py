@@ -74,6 +74,8 @@ class JobRecord:
     executor: str
     executor_ref: dict | None
     result: dict | None
+    het_job_id: int | None
+    het_job_offset: int | None
 
     def __init__(self, **values):
         self.__dict__.update((name, values[name]) for name in _COLUMNS)
@@ -100,6 +102,8 @@ class JobRecord:
     def display_id(self) -> str:
         """`12` or, for an array element, `ARRAYID_INDEX` (`7_3`); an array whose pending
         elements were all cancelled by index is its id alone."""
+        if self.het_job_id is not None:
+            return f"{self.het_job_id}+{self.het_job_offset}"
         if self.array_job_id is None or self.array_task_id is None:
             return str(self.job_id)
         return f"{self.array_job_id}_{self.array_task_id}"
@@ -163,6 +167,8 @@ LIST_COLUMNS = (
     "account",
     "result",
     "cpus_per_node",
+    "het_job_id",
+    "het_job_offset",
 )
 
 

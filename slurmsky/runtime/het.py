@@ -1,0 +1,151 @@
+"""Heterogeneous jobs inside: each component's nodes, its SLURM_*_HET_GROUP_N world, and
+the layout of a step over the components `srun --het-group` names.
+
+A heterogeneous job's spec lists its components under "het" (runtime/spec.py); the job's
+nodes are theirs, in component order, and its top-level fields are component 0's, but for
+the nodes: the job runs on all of them. Slurm 22.05 sets every per-component variable twice,
+as _HET_GROUP_N and as the older _PACK_GROUP_N (the peer's batch and step environments).
+"""
+
+from . import hostlist, layout
+
+
+class HetGroupError(Exception):
+    """srun's error for a --het-group it cannot take (the message is srun's whole line)."""
+
+
+def components(spec):
+    """The spec's components, or None for a job that is not heterogeneous."""
+    return spec.get("het") or None
+
+
+def node_range(component):
+    first, count = component["nodes"]
+    return range(first, first + count)
+
+
+def names_of(job, component):
+    return [job.names[i] for i in node_range(component)]
+
+
+# (variable, component key or function of (job, component)), in the order Slurm sets them
+_GROUP_VARS = (
+    ("SLURM_CPUS_PER_TASK", "cpus_per_task"),
+    ("SLURM_GPUS", "gpus"),
+    ("SLURM_JOB_ACCOUNT", "account"),
+    ("SLURM_JOB_CPUS_PER_NODE", lambda job, c: hostlist.compress_counts(c["cpus_per_node"])),
+    ("SLURM_JOB_ID", "job_id"),
+    ("SLURM_JOB_NAME", "job_name"),
+    ("SLURM_JOB_NODELIST", lambda job, c: hostlist.compress(names_of(job, c))),
+    ("SLURM_JOB_NUM_NODES", lambda job, c: c["nodes"][1]),
+    ("SLURM_JOB_PARTITION", "partition"),
+    ("SLURM_JOB_QOS", "qos"),
+    ("SLURM_MEM_PER_CPU", "mem_per_cpu"),
+    ("SLURM_MEM_PER_NODE", "mem_per_node"),
+    ("SLURM_NPROCS", "ntasks"),
+    ("SLURM_NTASKS", "ntasks"),
+    ("SLURM_TASKS_PER_NODE", lambda job, c: hostlist.compress_counts(c["tasks_per_node"])),
+)
+
+
+def group_env(job):
+    """Every component's variables, _HET_GROUP_N and _PACK_GROUP_N, and the sizes."""
+    comps = components(job.spec)
+    env = {"SLURM_HET_SIZE": str(len(comps)), "SLURM_PACK_SIZE": str(len(comps))}
+    for n, comp in enumerate(comps):
+        for name, source in _GROUP_VARS:
+            value = source(job, comp) if callable(source) else comp.get(source)
+            if value is None or (source == "mem_per_node" and not value):
+                continue
+            env["%s_HET_GROUP_%d" % (name, n)] = str(value)
+            env["%s_PACK_GROUP_%d" % (name, n)] = str(value)
+    return env
+
+
+def batch_env(job):
+    """What the batch script sees of a heterogeneous job: component 0's allocation at the
+    top level (its nodes, tasks and CPUs; no SLURM_CPUS_PER_TASK), every component's
+    variables beside it."""
+    first = components(job.spec)[0]
+    nodelist = hostlist.compress(names_of(job, first))
+    env = {
+        "SLURM_JOB_NODELIST": nodelist,
+        "SLURM_NODELIST": nodelist,
+        "SLURM_JOB_NUM_NODES": str(first["nodes"][1]),
+        "SLURM_NNODES": str(first["nodes"][1]),
+        "SLURM_TASKS_PER_NODE": hostlist.compress_counts(first["tasks_per_node"]),
+        "SLURM_JOB_CPUS_PER_NODE": hostlist.compress_counts(first["cpus_per_node"]),
+        "SLURM_NTASKS": str(first["ntasks"]),
+        "SLURM_NPROCS": str(first["ntasks"]),
+    }
+    env.update(group_env(job))
+    return env
+
+
+def parse_groups(text, size):
+    """--het-group's value ("0,1", "0-2", "1") as component offsets, with srun's errors."""
+    offsets = []  # type: list[int]
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise HetGroupError("srun: error: Invalid hetjob component specification (%s)" % text)
+        offsets.extend(range(int(low), int(high or low) + 1))
+    if not offsets:
+        raise HetGroupError("srun: error: Invalid hetjob component specification (%s)" % text)
+    top = max(offsets)
+    if top >= size:
+        raise HetGroupError(
+            "srun: error: Requested het-group offset exceeds highest hetjob index "
+            "(%d > %d)" % (top, size - 1)
+        )
+    return sorted(set(offsets))
+
+
+def step_layout(job, req):
+    """-> (node indices, [[task ids] per node]) of a step over the components the request
+    names (`het_groups`; component 0 without one): each component's nodes laid out as a
+    step of its own (its task count, by default its own), the task ids numbered on across
+    them, as one MPI_COMM_WORLD."""
+    comps = components(job.spec)
+    groups = req.get("het_groups")
+    nodes, tasks, gid = [], [], 0
+    for offset in groups or [0]:
+        comp = comps[offset]
+        span = list(node_range(comp))
+        ntasks, nnodes = req["ntasks"], req["nnodes"]
+        if groups and not req.get("ntasks_set"):
+            ntasks, nnodes = comp["ntasks"], None
+        sub_nodes, sub_tasks = layout.plan(
+            [job.names[i] for i in span],
+            [job.spec["cpus_per_node"][i] for i in span],
+            ntasks,
+            nnodes,
+            req["nodelist"],
+            req["exclude"],
+            req["ntasks_per_node"],
+            req["cpus_per_task"],
+            req["overcommit"],
+            req.get("relative", 0),
+        )
+        for index, ids in zip(sub_nodes, sub_tasks):
+            nodes.append(span[index])
+            tasks.append([gid + i for i in range(len(ids))])
+            gid += len(ids)
+    return nodes, tasks
+
+
+def step_allocation_env(job, step):
+    """The allocation a step over several components sees (SLURM_JOB_NODELIST and the
+    others: the union of its components', as the peer's srun --het-group=0,1 tasks show)."""
+    comps = [components(job.spec)[g] for g in step.get("het_groups") or [0]]
+    names = [n for c in comps for n in names_of(job, c)]
+    cpus = [x for c in comps for x in c["cpus_per_node"]]
+    tasks = [x for c in comps for x in c["tasks_per_node"]]
+    nodelist = hostlist.compress(names)
+    return {
+        "SLURM_JOB_NODELIST": nodelist,
+        "SLURM_NODELIST": nodelist,
+        "SLURM_JOB_NUM_NODES": str(len(names)),
+        "SLURM_JOB_CPUS_PER_NODE": hostlist.compress_counts(cpus),
+        "SLURM_TASKS_PER_NODE": hostlist.compress_counts(tasks),
+    }
