@@ -334,13 +334,17 @@ def test_a_job_over_two_partitions_runs_in_the_one_whose_infra_it_got(world, tmp
     assert out.stdout == "cloud|COMPLETED\n"
 
 
-def test_a_preempted_job_is_requeued_and_runs_again_with_its_restart_count(world, tmp_path):
+@pytest.mark.parametrize("counted", [True, False], ids=["skypilot-counts", "seen-here"])
+def test_a_preempted_job_is_requeued_and_runs_again_with_its_restart_count(
+    world, tmp_path, counted
+):
+    """Restarts=1 whether SkyPilot's queue counts the recovery or only shows RECOVERING."""
     cluster, fake, drive = world
     cluster.script("job.sh", SCRIPT.format(go=tmp_path / "go"))
     job_id = cluster.sbatch("-p", "k8s", "-o", "out.txt", "job.sh")
     drive(lambda: _output(cluster) == "partition k8s restarts unset\n")  # the first run's
     first_start = _start(cluster, job_id)
-    fake.preempt(1)
+    fake.preempt(1, counted=counted)
     drive(lambda: _row(cluster, job_id)[0] == "REQUEUED")
     assert _row(cluster, job_id) == ("REQUEUED", "None", "k8s", 1)
     assert _squeue(cluster, job_id) == "k8s RQ None\n"

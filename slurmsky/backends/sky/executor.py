@@ -418,14 +418,17 @@ class SkyExecutor:
         ended = transitions.finish(self.db, job.job_id, result, now, ACTIVE_STATES)
         return ended is not None
 
-    def _placed(self, job: JobRecord, rec: dict) -> dict:
+    def _placed(self, job: JobRecord, rec: dict, ref: dict | None = None) -> dict:
         """What SkyPilot's record says of the runs of one of our jobs: its restarts (the
-        requeues before its launch, and SkyPilot's recoveries since) and, for a job over
-        several partitions (-p a,b), the partition whose infra SkyPilot chose."""
-        ref = ref_of(job)
+        requeues before its launch, and the recoveries since: SkyPilot's count, or the
+        RECOVERING states seen here when more, as SkyPilot 0.14.1 on Slurm infra counts
+        none) and, for a job over several partitions (-p a,b), the partition whose infra
+        SkyPilot chose."""
+        ref = ref or ref_of(job)
         if ref.get("foreign"):
             return {}
-        fields = {"restarts": (ref.get("restarts") or 0) + (rec.get("recovery_count") or 0)}
+        runs = max(rec.get("recovery_count") or 0, ref.get("recovered") or 0)
+        fields = {"restarts": (ref.get("restarts") or 0) + runs}
         pairs = self._plan(job.submission)[0].get("partition_infra")
         if pairs and rec.get("cloud") not in (None, "-"):
             at = (rec["cloud"], rec.get("region"), rec.get("zone"))
@@ -436,7 +439,12 @@ class SkyExecutor:
         """The active columns SkyPilot's record changes. A run SkyPilot recovers on new
         nodes (RECOVERING, or a recovery seen only by its count) ends NODE_FAIL, kept as
         Slurm keeps the run of a job requeued when its node fails (`sacct -D`)."""
-        fields = dict(skysync.active_fields(rec, job, now), **self._placed(job, rec))
+        fields = skysync.active_fields(rec, job, now)
+        ref = ref_of(job)
+        if fields.get("state") == "REQUEUED" and job.state in STARTED_STATES:
+            seen = max((ref.get("recovered") or 0) + 1, rec.get("recovery_count") or 0)
+            ref = fields["executor_ref"] = dict(ref, recovered=seen)
+        fields = dict(fields, **self._placed(job, rec, ref))
         fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
         if not fields:
             return False
