@@ -29,6 +29,11 @@ then); seconds from sbatch to the first element's R and
 until every element ended, as squeue shows them, with the machine's peak load average,
 memory in use and the most managed jobs of the array SkyPilot had at once. (SkyPilot 0.14's
 consolidation mode runs a fixed pool of job controller processes, whatever the jobs.)
+
+`--files-home [--mb 50,5]` (the same stack): for each size, one job that writes a file of
+random bytes of that many MB into its workdir and ends at once; how long after the job
+wrote it the file was whole at home (the log channel: base64 frames in the managed job's
+log, read by the agent), and the MB/s that makes, beside the job's own time from sbatch.
 """
 
 from __future__ import annotations
@@ -430,6 +435,46 @@ class _Probe:
         return self.waits or [0.0]
 
 
+def files_home(sizes: list[int]) -> None:
+    """Files home through the log channel on the stack: each size's file, timed from the
+    moment the job wrote it to the moment it was whole here."""
+    tmp, env = _stack_env("sky-bench-files-", 0)
+    script = (
+        "#!/bin/bash\n"
+        "head -c $(({mb} * 1000000)) /dev/urandom > blob-{mb}.bin\n"
+        "echo written $(date +%s.%N)\n"
+    )
+
+    def run(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, str(BIN / args[0]), *args[1:]],
+            env=env, cwd=tmp, capture_output=True, text=True, timeout=900, check=True,
+        ).stdout  # fmt: skip
+
+    try:
+        for mb in sizes:
+            Path(tmp, f"blob{mb}.sh").write_text(script.format(mb=mb))
+            start = time.time()
+            job = run("sbatch", "--parsable", "-o", f"blob-{mb}.out", f"blob{mb}.sh").strip()
+            blob, out = Path(tmp, f"blob-{mb}.bin"), Path(tmp, f"blob-{mb}.out")
+            deadline = time.monotonic() + 1800
+            while time.monotonic() < deadline:
+                if blob.exists() and blob.stat().st_size == mb * 1_000_000 and out.exists():
+                    if "written" in out.read_text():
+                        break
+                time.sleep(0.2)
+            home = time.time()
+            written = float(out.read_text().split()[1])
+            took = home - written
+            print(
+                f"{mb} MB: whole here {took:.1f} s after the job wrote it "
+                f"({mb / took:.2f} MB/s), {home - start:.0f} s after sbatch; job {job}",
+                flush=True,
+            )
+    finally:
+        run("slurmsky", "agent", "stop")
+
+
 def _flag(name: str, default: str) -> str:
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
@@ -437,6 +482,8 @@ def _flag(name: str, default: str) -> str:
 if __name__ == "__main__":
     if "--under-load" in sys.argv:
         under_load()
+    elif "--files-home" in sys.argv:
+        files_home([int(mb) for mb in _flag("--mb", "50,5").split(",")])
     elif "--arrays" in sys.argv:
         arrays(
             _flag("--arrays", "debug,lanes,warm").split(","),
