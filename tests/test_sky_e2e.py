@@ -806,3 +806,96 @@ def test_a_checkpoint_comes_home_before_the_job_ends_on_real_skypilot(cluster, s
     finally:
         cluster.run("scancel", str(job))
         gate.unlink(missing_ok=True)
+
+
+FAILOVER_CONFIG = """backend: sky
+kill_wait: 5
+partitions:
+  onprem:
+    default: true
+    infra: slurm/peer/debug
+  cloud:
+    infra: aws
+  burst:
+    infra: [aws, slurm/peer/debug]
+"""
+WHERE = """#!/bin/bash
+echo "partition=$SLURM_JOB_PARTITION restarts=${{SLURM_RESTART_COUNT:-unset}}"
+{wait}
+echo end
+"""
+
+
+def _allocation_of(cluster, job: int) -> str | None:
+    """The peer's Slurm job that holds the SkyPilot cluster of slurmsky's `job` (SkyPilot
+    names it `<task>-<managed job id>-<hash>`)."""
+    with cluster.db() as conn:
+        (sky_id,) = conn.execute(
+            "SELECT json_extract(executor_ref, '$.sky_job_id') FROM jobs WHERE job_id = ?", (job,)
+        ).fetchone()
+    if sky_id is None:
+        return None
+    out = subprocess.run(
+        ["/usr/bin/squeue", "-h", "-u", "skye2e", "-t", "R", "-o", "%i %j"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return next((i for i, name in map(str.split, out.splitlines()) if f"-{sky_id}-" in name), None)
+
+
+def test_failover_across_infras_and_a_preempted_job_requeued_on_real_skypilot(cluster, stack):
+    """Issue 35 on the stack: a partition whose first infra is not enabled (aws) runs on the
+    next; `-p cloud,onprem` runs in onprem and says so; a running job whose node is taken
+    away (its Slurm allocation cancelled, as a spot preemption) goes RQ, then R again, and
+    completes with Restarts=1 and SLURM_RESTART_COUNT=1 in its rerun (append keeps the
+    first run's line); sacct -D keeps the lost run as NODE_FAIL."""
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(FAILOVER_CONFIG)
+    cluster.env = _submit_env(cluster.env)
+    cluster.env.update(stack)
+    gate = Path(f"/tmp/skye2e/gate-{os.getpid()}-preempt")
+    held = cluster.sbatch(
+        "-J", "preempt", "-o", "preempt.out", "--open-mode=append",
+        cluster.script("held.sh", WHERE.format(wait=GATE.format(gate=gate))),
+    )  # fmt: skip
+    short = cluster.script("short.sh", WHERE.format(wait="sleep 1"))
+    burst = cluster.sbatch("-p", "burst", "-o", "burst.out", short)
+    listed = cluster.sbatch("-p", "cloud,onprem", "-o", "listed.out", short)
+    seen: list[str] = []
+
+    def state_is(*wanted: str) -> bool:
+        now = cluster.job(held)[1]
+        if not seen or seen[-1] != now:
+            seen.append(now)
+        return now in wanted
+
+    try:
+        cluster.wait_for(
+            lambda: state_is("RUNNING") and (cluster.cwd / "preempt.out").exists(),
+            900,
+            "the held job to run and write its first line",
+        )
+        allocation = cluster.wait_for(lambda: _allocation_of(cluster, held), 120, "its allocation")
+        subprocess.run(["/usr/bin/scancel", allocation], check=True, timeout=60)
+        cluster.wait_for(lambda: state_is("REQUEUED"), 300, "SkyPilot's recovery (RQ)")
+        assert cluster.run("squeue", "-h", "-j", str(held), "-o", "%t").stdout == "RQ\n"
+        cluster.wait_for(lambda: state_is("RUNNING"), 900, "the rerun (R)")
+        gate.touch()
+        cluster.wait_done(held, burst, listed, timeout=900)
+    finally:
+        cluster.run("scancel", str(held), str(burst), str(listed))
+        gate.unlink(missing_ok=True)
+    assert "REQUEUED" in seen and cluster.job(held)[1:3] == ("COMPLETED", 0), seen
+    restarts = cluster.run("scontrol", "show", "job", str(held)).stdout.split()
+    assert "Restarts=1" in restarts, restarts
+    assert (cluster.cwd / "preempt.out").read_text() == (
+        "partition=onprem restarts=unset\npartition=onprem restarts=1\nend\n"
+    )
+    runs = cluster.run("sacct", "-D", "-X", "-n", "-P", "-j", str(held), "-o", "State")
+    assert runs.stdout == "NODE_FAIL\nCOMPLETED\n", runs
+    ended = cluster.run(
+        "sacct", "-X", "-n", "-P", "-j", f"{burst},{listed}", "-o", "JobID,Partition,State"
+    )
+    assert ended.stdout == f"{burst}|burst|COMPLETED\n{listed}|onprem|COMPLETED\n", ended
+    assert (cluster.cwd / "burst.out").read_text() == "partition=burst restarts=unset\nend\n"
+    assert (cluster.cwd / "listed.out").read_text() == "partition=onprem restarts=unset\nend\n"
