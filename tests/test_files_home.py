@@ -34,15 +34,19 @@ NODE = "(worker1, rank=1, pid=4242, ip=10.0.0.2) "  # SkyPilot's prefix of a nod
 # another writer's whole line, which the log copy may put between a cut line and its rest:
 # inside the cut line (as seen on the sky-e2e stack) or on a line of its own
 OTHER = "(head, rank=0, pid=22871) 2026-11-27 16:04:34,710 slurmsky-runtime[node0]: job 1: done"
-BETWEEN = st.sampled_from(["", "inside", "own line"])
+# the same from a one-node job, whose prefix is its task's name (a 5 MB file's chunk on the stack)
+ONE_NODE = (
+    "(blob.sh, pid=21949) 2026-11-27 23:01:58,414 slurmsky-runtime[node0]: job 1: COMPLETED 0:0"
+)
+BETWEEN = st.sampled_from(["", "inside", "inside one-node", "own line"])
 
 
 def _cut(line: str, at: int, prefixed: bool, between: str) -> str:
     """`line` cut at `at` by the log copy: its rest on the next log line (with SkyPilot's
     node prefix or not), another writer's whole line `between` them."""
     rest = (NODE if prefixed else "") + line[at:]
-    if between == "inside":
-        return line[:at] + OTHER + "\n" + rest
+    if between.startswith("inside"):
+        return line[:at] + (ONE_NODE if between.endswith("one-node") else OTHER) + "\n" + rest
     if between == "own line":
         return line[:at] + "\n" + OTHER + "\n" + rest
     return line[:at] + "\n" + rest
@@ -661,7 +665,9 @@ def test_output_lines_cut_at_every_point_still_write_the_output_file(tmp_path):
     for which in range(1, 4):
         end = len(lines[which])  # every point of the marker and the tag, every 13th between
         for at in {*range(40), *range(0, end, 13), *range(end - 8, end + 1)}:
-            for how in ((p, b) for p in (False, True) for b in ("", "inside", "own line")):
+            for how in (
+                (p, b) for p in (False, True) for b in ("", "inside", "inside one-node", "own line")
+            ):
                 cut = list(lines)
                 cut[which] = _cut(cut[which], at, *how)
                 reader = _reader(tmp_path)

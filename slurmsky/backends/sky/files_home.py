@@ -24,7 +24,7 @@ WORD = re.compile(r"[A-Za-z0-9+/=.-]+")
 HEAD = re.compile(re.escape(PREFIX) + r"(\d+) ")
 NODE = re.compile(r"\([^()]*\) ")  # SkyPilot's `(worker1, rank=1, pid=.., ip=..) ` before a line
 # the same, where the log copy put a whole line of another writer inside a line it cut
-INSIDE = re.compile(r"\((?:head|worker\d+), rank=\d+, pid=\d+[^()]*\) ")
+INSIDE = re.compile(r"\([^()]*\bpid=\d+[^()]*\) ")
 SPOOL_MEMORY = 8 << 20  # bytes of a file held in memory until its end frame, past that on disk
 
 
