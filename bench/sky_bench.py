@@ -437,11 +437,17 @@ class _Probe:
 
 def files_home(sizes: list[int]) -> None:
     """Files home through the log channel on the stack: each size's file, timed from the
-    moment the job wrote it to the moment it was whole here."""
-    tmp, env = _stack_env("sky-bench-files-", 0)
+    moment the job wrote it (its last act) to the moment it was whole here, checked against
+    the job's own sha256; beside it, how long `sky jobs logs --no-follow` of the same job
+    takes to print its log (SkyPilot's own way to get a job's output after it ended)."""
+    import hashlib
+
+    cap = f"    files_home:\n      cap_mb: {max(sizes) + 1}\n"  # each file under the cap
+    tmp, env = _stack_env("sky-bench-files-", 0, cap)
     script = (
         "#!/bin/bash\n"
         "head -c $(({mb} * 1000000)) /dev/urandom > blob-{mb}.bin\n"
+        "sha256sum blob-{mb}.bin\n"
         "echo written $(date +%s.%N)\n"
     )
 
@@ -459,16 +465,33 @@ def files_home(sizes: list[int]) -> None:
             blob, out = Path(tmp, f"blob-{mb}.bin"), Path(tmp, f"blob-{mb}.out")
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline:
-                if blob.exists() and blob.stat().st_size == mb * 1_000_000 and out.exists():
-                    if "written" in out.read_text():
-                        break
+                if blob.exists() and out.exists() and "written" in out.read_text():
+                    break
+                if "COMPLETED" in run("sacct", "-X", "-n", "-j", job, "-o", "State"):
+                    break
                 time.sleep(0.2)
             home = time.time()
-            written = float(out.read_text().split()[1])
-            took = home - written
+            ended = run("sacct", "-X", "-n", "-P", "-j", job, "-o", "State,Comment").strip()
+            said = out.read_text().split() if out.exists() else []
+            if not blob.exists() or len(said) < 4:
+                print(f"{mb} MB: did not come home; job {job}: {ended}", flush=True)
+                continue
+            same = hashlib.sha256(blob.read_bytes()).hexdigest() == said[0]
+            took = home - float(said[3])
+            agent_log = Path(env["SLURMSKY_HOME"], "agent.log").read_text()
+            sky_id = agent_log.split(f"job {job}: SkyPilot managed job ")[1].split()[0]
+            begun = time.monotonic()
+            subprocess.run(
+                [str(SKY), "jobs", "logs", "--no-follow", sky_id],
+                env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                timeout=900,
+            )  # fmt: skip
+            logs = time.monotonic() - begun
             print(
                 f"{mb} MB: whole here {took:.1f} s after the job wrote it "
-                f"({mb / took:.2f} MB/s), {home - start:.0f} s after sbatch; job {job}",
+                f"({mb / took:.2f} MB/s; sha256 {'identical' if same else 'DIFFERENT'}), "
+                f"{home - start:.0f} s after sbatch; `sky jobs logs --no-follow` of it "
+                f"afterwards: {logs:.1f} s; job {job}: {ended}",
                 flush=True,
             )
     finally:

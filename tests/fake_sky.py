@@ -50,6 +50,10 @@ class FakeSkyClient(SkyClient):
         self.most_at_once = 0
         self.most_nodes_at_once = 0  # each running job counts its task's num_nodes
         self.burst = False  # logs read only once their job ended (SkyPilot's first bursts)
+        # a live read that ends, without an error, after this many bytes of the log, 2 s
+        # after its job ended (once the queue said so: SkyPilot's live stream of a 68 MB log
+        # on the stack); None: it does not
+        self.live_cut: int | None = None
         self.pool_answer: list[dict] = []
         self.pools_asked: list[list[str]] = []
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
@@ -200,11 +204,16 @@ class FakeSkyClient(SkyClient):
         job = self.worlds[where.name][sky_id]
         offset = 0
         deadline = time.monotonic() + 60
-        while self.burst and job["proc"].poll() is None and time.monotonic() < deadline:
+        cut = self.live_cut if follow else None
+        while (self.burst or cut is not None) and job["proc"].poll() is None:
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.1)
+        if cut is not None:
+            time.sleep(2)
         while time.monotonic() < deadline:
             ended = job["proc"].poll() is not None
-            data = job["log"].read_bytes()[offset:]
+            data = job["log"].read_bytes()[offset:cut]
             offset += len(data)
             reader.write(data.decode())
             if ended or not follow:

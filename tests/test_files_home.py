@@ -786,3 +786,26 @@ def test_srun_outside_a_job_sends_its_files_home(cluster, tmp_path, monkeypatch)
             health.server_close()
         assert (srun.returncode, out) == (0, "hi\n"), err
         assert (cluster.cwd / "made.txt").read_text() == "made\n"
+
+
+def test_a_live_read_that_ends_early_is_done_again_whole(cluster, tmp_path, monkeypatch):
+    """SkyPilot's live stream of a big log can end early without an error (on the stack, a
+    50 MB file's 68 MB log: the job COMPLETED with no output, no file, no RESULT): the agent
+    reads the ended job's log once more, whole, and everything comes home."""
+    from fake_sky import sky_world
+
+    with sky_world(cluster, tmp_path, monkeypatch, "  p:\n    default: true\n") as world:
+        cluster, fake, drive = world
+        fake.live_cut = 40  # the live read ends inside the log's first lines
+        cluster.script("job.sh", "#!/bin/bash\necho made > made.txt\necho hi\n")
+        job = cluster.sbatch("-o", "job.out", "job.sh")
+
+        def ended():
+            out = cluster.run("sacct", "-X", "-n", "-P", "-j", str(job), "-o", "State,Comment")
+            return out.stdout if "COMPLETED" in out.stdout else None
+
+        assert drive(ended, timeout=120) == "COMPLETED|\n"
+    assert (cluster.cwd / "job.out").read_text() == "hi\n"
+    assert (cluster.cwd / "made.txt").read_text() == "made\n"
+    reads = [(follow, offset) for _, _, follow, offset in fake.tailed]
+    assert reads[0] == (True, 40) and reads[-1][0] is False and reads[-1][1] > 40, reads

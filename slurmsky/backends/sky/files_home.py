@@ -25,6 +25,10 @@ HEAD = re.compile(re.escape(PREFIX) + r"(\d+) ")
 NODE = re.compile(r"\([^()]*\) ")  # SkyPilot's `(worker1, rank=1, pid=.., ip=..) ` before a line
 # the same, where the log copy put a whole line of another writer inside a line it cut
 INSIDE = re.compile(r"\([^()]*\bpid=\d+[^()]*\) ")
+# why a file did not come: what this read of the log lacked (a read of the whole log may not)
+MISSING = "a chunk missing in the log, not written"
+INCOMPLETE = "incomplete in the log, not written"
+BAD = "a bad frame in the log, not written"
 SPOOL_MEMORY = 8 << 20  # bytes of a file held in memory until its end frame, past that on disk
 
 
@@ -114,6 +118,7 @@ class FilesHome:
         self.target = target
         self.open: dict[str, _File] = {}  # frame id -> the file being received
         self.notes: list[str] = []
+        self.gaps = 0  # files this read lost frames of (a read of the whole log may have them)
         self.written: list[str] = []  # relative paths put in place, in order
 
     def frame(self, body: str) -> None:
@@ -121,7 +126,7 @@ class FilesHome:
         kind, fid = words[0], words[1] if len(words) > 1 else ""
         try:
             if kind == "b" and len(words) == 5:
-                self._drop(fid, "incomplete in the log, not written")
+                self._drop(fid, INCOMPLETE)
                 self.open[fid] = _File(_name(words[2]), int(words[3], 8), int(words[4]))
             elif kind == "c" and len(words) == 4 and fid in self.open:
                 self._chunk(
@@ -139,7 +144,7 @@ class FilesHome:
                     f"{int(words[4])} MB cap, left on the node"
                 )
         except (ValueError, binascii.Error):
-            self._drop(fid, "a bad frame in the log, not written")
+            self._drop(fid, BAD)
 
     def rewind(self) -> None:
         """For a new read of the log from its start: what this read began or said is
@@ -148,24 +153,25 @@ class FilesHome:
             file.spool.close()
         self.open.clear()
         self.notes.clear()
+        self.gaps = 0
 
     def finish(self) -> None:
         """The log is read: files whose end never came are named."""
         for fid in list(self.open):
-            self._drop(fid, "incomplete in the log, not written")
+            self._drop(fid, INCOMPLETE)
 
     def _drop(self, fid: str, why: str | None) -> None:
         file = self.open.pop(fid, None)
         if file is not None:
             file.spool.close()
             if why:
-                self.notes.append(f"{display(file.name)}: {why}")
+                self._missed(file, why)
 
     def _chunk(self, file: _File, index: int, data: bytes) -> None:
         if file.broken:
             return
         if index != file.chunks:
-            file.broken = "a chunk missing in the log, not written"
+            file.broken = MISSING
             return
         try:
             file.spool.write(data)
@@ -183,11 +189,15 @@ class FilesHome:
                 or file.spool.tell() != file.size
                 or file.digest.hexdigest() != sha
             ):
-                why = "a chunk missing in the log, not written"
+                why = MISSING
             if why is None:
                 why = self._install(file)
         if why:
-            self.notes.append(f"{display(file.name)}: {why}")
+            self._missed(file, why)
+
+    def _missed(self, file: _File, why: str) -> None:
+        self.notes.append(f"{display(file.name)}: {why}")
+        self.gaps += why in (MISSING, INCOMPLETE, BAD)
 
     def _install(self, file: _File) -> str | None:
         """Put the file in place (a temporary file renamed over it); why not, if not."""

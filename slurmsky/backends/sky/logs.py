@@ -4,7 +4,9 @@ The agent follows a started job's run log with `tail_logs` (a thread each, TAILS
 its LogReader (output.py), so `tail -f` works on the submit host; a read that ended while
 SkyPilot still runs the job (a recovery on new nodes) starts again, one that failed up to
 LOG_ATTEMPTS times. Once SkyPilot says the job ended, its end waits for the log read whole:
-the node runtime's RESULT in it is the job's own state and exit code.
+the node runtime's RESULT in it is the job's own state and exit code. A live read that ended
+without it, or with a file's frames missing, is done again once whole (SkyPilot's live stream
+of a big log, 68 MB on the stack, can end early without an error; its stored copy is whole).
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ def read_nothing(reader: Future) -> bool:
     return reader.done() and (reader.exception() is not None or reader.result().result is None)
 
 
+def read_short(reader: Future) -> bool:
+    """A finished read (without error) that missed what a whole log holds: the RESULT, or
+    some of a file's frames."""
+    return reader.exception() is None and not reader.result().whole()
+
+
 class JobLogs:
     def __init__(
         self, client: SkyClient, db, pool: ThreadPoolExecutor, nudge: Callable[[], object]
@@ -41,6 +49,8 @@ class JobLogs:
         self.logs: dict[int, LogReader] = {}  # job id -> its reader, across reads
         self.failures: dict[int, int] = {}
         self.ended: dict[int, dict] = {}  # job id -> SkyPilot's final record, until recorded
+        self.jobs: dict[int, JobRecord] = {}  # job id -> its row, while it is in `ended`
+        self.whole: set[int] = set()  # jobs whose log was read once after they ended
 
     def running(self, job: JobRecord, where: Server, sky_id: int) -> None:
         """A job SkyPilot (on `where`) starts or runs: follow its log (again, after a read
@@ -60,7 +70,7 @@ class JobLogs:
         """SkyPilot's final record of a job (its `server` the queue's that listed it): its end
         waits for its log, read whole once more when no live read saw the RESULT (it may
         have ended before the job)."""
-        self.ended[job.job_id] = rec
+        self.ended[job.job_id], self.jobs[job.job_id] = rec, job
         reader = self.readers.get(job.job_id)
         if rec.get("start_at") and (reader is None or read_nothing(reader)):
             self._read(job, rec["server"], rec["job_id"], follow=False)
@@ -74,6 +84,8 @@ class JobLogs:
             spec = state.get_spec(self.db, job.submission)[0]
             self.logs[job.job_id] = LogReader(job, append=spec.get("open_mode") == "append")
         reader = self.logs[job.job_id].rewind()
+        if not follow:
+            self.whole.add(job.job_id)
         future = (self.tails if follow else self.pool).submit(
             self.client.tail, where, sky_id, follow, reader
         )
@@ -89,6 +101,10 @@ class JobLogs:
             reader = self.readers.get(job_id)
             if reader is not None:
                 if not reader.done():
+                    continue
+                job = self.jobs.get(job_id)
+                if job and rec.get("start_at") and job_id not in self.whole and read_short(reader):
+                    self._read(job, rec["server"], rec["job_id"], follow=False)
                     continue
                 try:
                     marker = reader.result().final()
@@ -109,4 +125,6 @@ class JobLogs:
             self.readers.pop(job_id, None)
             self.logs.pop(job_id, None)
             self.failures.pop(job_id, None)
+            self.jobs.pop(job_id, None)
+            self.whole.discard(job_id)
             yield job_id, rec, marker

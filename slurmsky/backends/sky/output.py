@@ -198,6 +198,10 @@ class LogReader(MarkerStream):
         self.files.rewind()
         return self
 
+    def whole(self) -> bool:
+        """Whether this read saw the RESULT and every file it began whole (no frame missing)."""
+        return self.result is not None and not self.files.open and not self.files.gaps
+
     def final(self) -> dict | None:
         """The RESULT once the log is read whole, with what of the job's files did not
         come home (`files_home`, sacct's Comment; alone where the log held no RESULT)."""
