@@ -24,6 +24,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,10 @@ class FakeSkyClient(SkyClient):
         self.most_at_once = 0
         self.most_nodes_at_once = 0  # each running job counts its task's num_nodes
         self.burst = False  # logs read only once their job ended (SkyPilot's first bursts)
-        # a live read that ends, without an error, after this many bytes of the log, 2 s
-        # after its job ended (once the queue said so: SkyPilot's live stream of a 68 MB log
-        # on the stack); None: it does not
-        self.live_cut: int | None = None
+        # the lines a live read loses (a predicate), read 2 s after its job ended (once the
+        # queue said so), without an error: SkyPilot's live stream of a 68 MB log on the stack
+        # ended early, or lost a stretch; None: it loses none
+        self.live_lost: Callable[[str], bool] | None = None
         self.pool_answer: list[dict] = []
         self.pools_asked: list[list[str]] = []
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
@@ -204,16 +205,19 @@ class FakeSkyClient(SkyClient):
         job = self.worlds[where.name][sky_id]
         offset = 0
         deadline = time.monotonic() + 60
-        cut = self.live_cut if follow else None
-        while (self.burst or cut is not None) and job["proc"].poll() is None:
-            if time.monotonic() > deadline:
-                break
+        lost = self.live_lost if follow else None
+        while (self.burst or lost) and job["proc"].poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        if cut is not None:
+        if lost:
             time.sleep(2)
+            text = job["log"].read_text()
+            reader.write("".join(x for x in text.splitlines(True) if not lost(x)))
+            self.tailed.append((where.name, sky_id, follow, len(text)))
+            reader.write("\n")
+            return reader
         while time.monotonic() < deadline:
             ended = job["proc"].poll() is not None
-            data = job["log"].read_bytes()[offset:cut]
+            data = job["log"].read_bytes()[offset:]
             offset += len(data)
             reader.write(data.decode())
             if ended or not follow:

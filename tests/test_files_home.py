@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -788,17 +789,28 @@ def test_srun_outside_a_job_sends_its_files_home(cluster, tmp_path, monkeypatch)
         assert (cluster.cwd / "made.txt").read_text() == "made\n"
 
 
-def test_a_live_read_that_ends_early_is_done_again_whole(cluster, tmp_path, monkeypatch):
-    """SkyPilot's live stream of a big log can end early without an error (on the stack, a
-    50 MB file's 68 MB log: the job COMPLETED with no output, no file, no RESULT): the agent
-    reads the ended job's log once more, whole, and everything comes home."""
+LOST = {  # what SkyPilot's live stream may lose without an error (the fake's live_lost)
+    "all but its first line": lambda line: "SLURMSKY-IO s" not in line,
+    "a file's begin": lambda line: re.search(r"SLURMSKY-FILE \d+ b ", line) is not None,
+    "a whole file": lambda line: re.search(r"SLURMSKY-FILE \d+ [bce] \d+\.0\.1 ", line) is not None,
+    "the output, not its end": lambda line: re.search(r"IO [oe] \d+ \S", line) is not None,
+}
+
+
+@pytest.mark.parametrize("lost", LOST)
+def test_a_live_read_that_lost_lines_is_done_again_whole(cluster, tmp_path, monkeypatch, lost):
+    """SkyPilot's live stream of a big log can end early or lose a stretch without an error
+    (on the stack, 50 and 100 MB files: jobs COMPLETED without the file, or without output and
+    RESULT): a read that missed the RESULT, a file's frames, a numbered send or output before
+    the stream's end is done again once whole after the job ended, and everything comes home."""
     from fake_sky import sky_world
 
     with sky_world(cluster, tmp_path, monkeypatch, "  p:\n    default: true\n") as world:
         cluster, fake, drive = world
-        fake.live_cut = 40  # the live read ends inside the log's first lines
-        cluster.script("job.sh", "#!/bin/bash\necho made > made.txt\necho hi\n")
-        job = cluster.sbatch("-o", "job.out", "job.sh")
+        fake.live_lost = LOST[lost]
+        script = "#!/bin/bash\necho one > one.txt\necho two > two.txt\necho hi\necho err >&2\n"
+        cluster.script("job.sh", script)
+        job = cluster.sbatch("-o", "job.out", "-e", "job.err", "job.sh")
 
         def ended():
             out = cluster.run("sacct", "-X", "-n", "-P", "-j", str(job), "-o", "State,Comment")
@@ -806,6 +818,7 @@ def test_a_live_read_that_ends_early_is_done_again_whole(cluster, tmp_path, monk
 
         assert drive(ended, timeout=120) == "COMPLETED|\n"
     assert (cluster.cwd / "job.out").read_text() == "hi\n"
-    assert (cluster.cwd / "made.txt").read_text() == "made\n"
-    reads = [(follow, offset) for _, _, follow, offset in fake.tailed]
-    assert reads[0] == (True, 40) and reads[-1][0] is False and reads[-1][1] > 40, reads
+    assert (cluster.cwd / "job.err").read_text() == "err\n"
+    assert (cluster.cwd / "one.txt").read_text() == "one\n"
+    assert (cluster.cwd / "two.txt").read_text() == "two\n"
+    assert [follow for _, _, follow, _ in fake.tailed] == [True, False]

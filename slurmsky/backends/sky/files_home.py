@@ -119,11 +119,13 @@ class FilesHome:
         self.open: dict[str, _File] = {}  # frame id -> the file being received
         self.notes: list[str] = []
         self.gaps = 0  # files this read lost frames of (a read of the whole log may have them)
+        self.sends: dict[str, int] = {}  # "job.rank" -> the last send numbered in its frames
         self.written: list[str] = []  # relative paths put in place, in order
 
     def frame(self, body: str) -> None:
         words = body.split(" ")
         kind, fid = words[0], words[1] if len(words) > 1 else ""
+        self._lost(kind, fid)
         try:
             if kind == "b" and len(words) == 5:
                 self._drop(fid, INCOMPLETE)
@@ -146,6 +148,17 @@ class FilesHome:
         except (ValueError, binascii.Error):
             self._drop(fid, BAD)
 
+    def _lost(self, kind: str, fid: str) -> None:
+        """Count what this read of the log lost: a file's chunk or end whose begin it never
+        saw, or a send skipped (each node numbers its sends: job.rank.N)."""
+        node, _, number = fid.rpartition(".")
+        if kind in "ce" and fid not in self.open:
+            self.gaps += 1
+        elif kind in "bx" and number.isdigit():
+            if int(number) > self.sends.get(node, 0) + 1:
+                self.gaps += 1
+            self.sends[node] = int(number)
+
     def rewind(self) -> None:
         """For a new read of the log from its start: what this read began or said is
         forgotten (the new read has it all again)."""
@@ -154,6 +167,7 @@ class FilesHome:
         self.open.clear()
         self.notes.clear()
         self.gaps = 0
+        self.sends.clear()
 
     def finish(self) -> None:
         """The log is read: files whose end never came are named."""

@@ -2,8 +2,8 @@
 
 Node 0 runs an emitter beside the node runtime (EMITTER, in the task's `run`: sky_run): it
 prints the batch script's stdout/stderr files (relative to the spec's workdir), as they grow,
-as base64 `SLURMSKY-IO` lines into SkyPilot's run log, and the runtime's RESULT at the end
-(a lane's elements each have their own emitter, whose lines carry the element's position in
+as base64 `SLURMSKY-IO` lines into SkyPilot's run log, and at the end each file's length (a
+read that lost output knows it) and the runtime's RESULT (a lane's elements each have their own emitter, whose lines carry the element's position in
 the lane: lanes.py). The agent reads that log with `jobs.tail_logs` and LogReader writes the
 bytes at their offsets into the --output/--error files on the submit host; the RESULT gives
 sacct the job's own state and exit code.
@@ -61,6 +61,8 @@ while True:
         except OSError:
             pass
     if last:
+        for stream, path in pairs or ():  # each stream's end: a read missing output sees it
+            out(stream, offsets[stream], b"")
         try:
             with open(os.path.join(rundir, "result.json"), "rb") as f:
                 out("r", 0, f.read())
@@ -185,6 +187,8 @@ class LogReader(MarkerStream):
         self.paths = {"o": job.stdout, "e": job.stderr if job.stderr != job.stdout else None}
         self.append = append
         self.base = {"o": 0, "e": 0}
+        self.next = {"o": 0, "e": 0}  # each stream's offset this read has all output before
+        self.holes = 0  # output this read skipped (a later offset came first)
         self.result: dict | None = None
         self.partial = ""
         self.starts = self.applied = 0  # start markers seen in this read, and ever applied
@@ -195,12 +199,18 @@ class LogReader(MarkerStream):
         """For a new read of the same log from its start: starts already applied are not
         applied again (an appending job's files would get its output twice)."""
         self.partial, self.starts, self.frames, self.last_io = "", 0, None, ""
+        self.next, self.holes = {"o": 0, "e": 0}, 0
         self.files.rewind()
         return self
 
     def whole(self) -> bool:
         """Whether this read saw the RESULT and every file it began whole (no frame missing)."""
-        return self.result is not None and not self.files.open and not self.files.gaps
+        return (
+            self.result is not None
+            and not self.holes
+            and not self.files.open
+            and not self.files.gaps
+        )
 
     def final(self) -> dict | None:
         """The RESULT once the log is read whole, with what of the job's files did not
@@ -219,6 +229,7 @@ class LogReader(MarkerStream):
             return
         if kind == "s":  # the job (re)started: files start afresh, or after what they hold
             self.starts += 1
+            self.next = {"o": 0, "e": 0}
             if self.starts <= self.applied:
                 return
             self.applied += 1
@@ -235,6 +246,8 @@ class LogReader(MarkerStream):
             return
         if self.starts < self.applied:  # a run before a recovery's, read again: replaced
             return
+        self.holes += offset > self.next[kind]
+        self.next[kind] = max(self.next[kind], offset + len(data))
         path = self.paths.get(kind) or self.paths["o"]
         assert path is not None  # a slurmsky job always has its stdout path
         try:
