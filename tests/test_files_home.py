@@ -799,15 +799,20 @@ LOST = {  # what SkyPilot's live stream may lose without an error (the fake's li
 
 @pytest.mark.parametrize("lost", LOST)
 def test_a_live_read_that_lost_lines_is_done_again_whole(cluster, tmp_path, monkeypatch, lost):
-    """SkyPilot's live stream of a big log can end early or lose a stretch without an error
-    (on the stack, 50 and 100 MB files: jobs COMPLETED without the file, or without output and
-    RESULT): a read that missed the RESULT, a file's frames, a numbered send or output before
-    the stream's end is done again once whole after the job ended, and everything comes home."""
+    """SkyPilot's live stream of a big log can stall or lose a stretch without an error, and
+    a whole read just after the job's end may get nothing (on the stack, 50 and 100 MB files:
+    jobs COMPLETED without the file, or without output and RESULT): a read that missed the
+    RESULT, a file's frames, a numbered send or output before the stream's end is done again
+    whole after the job ended, a while apart, until it has them; everything comes home."""
     from fake_sky import sky_world
 
+    from slurmsky.backends.sky import logs
+
+    monkeypatch.setattr(logs, "AGAIN", 0.2)
     with sky_world(cluster, tmp_path, monkeypatch, "  p:\n    default: true\n") as world:
         cluster, fake, drive = world
         fake.live_lost = LOST[lost]
+        fake.unstored = 2
         script = "#!/bin/bash\necho one > one.txt\necho two > two.txt\necho hi\necho err >&2\n"
         cluster.script("job.sh", script)
         job = cluster.sbatch("-o", "job.out", "-e", "job.err", "job.sh")
@@ -821,4 +826,9 @@ def test_a_live_read_that_lost_lines_is_done_again_whole(cluster, tmp_path, monk
     assert (cluster.cwd / "job.err").read_text() == "err\n"
     assert (cluster.cwd / "one.txt").read_text() == "one\n"
     assert (cluster.cwd / "two.txt").read_text() == "two\n"
-    assert [follow for _, _, follow, _ in fake.tailed] == [True, False]
+    assert [(follow, size > 0) for _, _, follow, size in fake.tailed] == [
+        (True, True),
+        (False, False),
+        (False, False),
+        (False, True),
+    ]

@@ -541,10 +541,12 @@ def _skye2e_ids() -> tuple[int, int]:
 POOL_JOB = """#!/bin/bash
 #SBATCH -J pooled -p warm -o pooled-%j.out
 echo "job $SLURM_JOB_ID on $SLURM_JOB_NODELIST nodes=$SLURM_JOB_NUM_NODES"
+echo "pool job $SLURM_JOB_ID" > pooled-file-$SLURM_JOB_ID.txt
 """
 POOL_ARRAY = """#!/bin/bash
 #SBATCH -J poolarr -p warm --array=1-3 -o poolarr-%A_%a.out
 echo "element $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID"
+echo "element $SLURM_ARRAY_TASK_ID" > poolarr-file-${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID.txt
 exit $((SLURM_ARRAY_TASK_ID == 2 ? 5 : 0))
 """
 
@@ -631,6 +633,10 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
         for array, index in ((arr, 1), (arr, 2), (arr, 3), (one_at_a_time, 4), (one_at_a_time, 5)):
             path = cluster.cwd / f"poolarr-{array}_{index}.out"
             assert path.read_text() == f"element {index} of {array}\n"
+            # what each wrote beside itself on its worker came home (issue 32)
+            made = cluster.cwd / f"poolarr-file-{array}_{index}.txt"
+            assert made.read_text() == f"element {index}\n"
+        assert (cluster.cwd / f"pooled-file-{job}.txt").read_text() == f"pool job {job}\n"
         # pool down just after scancel: SkyPilot keeps a pool up while a job in it has not
         # ended (its cancel takes a while), so pool down asks again until the job has ended
         # (whether the first ask comes before the cancel took is SkyPilot's timing)
@@ -654,7 +660,7 @@ def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack
 
 
 LANES_ARRAY = """#!/bin/bash
-#SBATCH -J laned -p lanes --array=1-6%2 -o laned-%A_%a.out
+#SBATCH -J laned -p small --array=1-6 -o laned-%A_%a.out
 echo "element $SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_JOB_ID job $SLURM_JOB_ID"
 echo "element $SLURM_ARRAY_TASK_ID" > laned-file-$SLURM_ARRAY_TASK_ID.txt
 if [ $SLURM_ARRAY_TASK_ID = 4 ]; then {wait}; fi
@@ -663,12 +669,13 @@ exit $((SLURM_ARRAY_TASK_ID == 3 ? 4 : 0))
 """
 
 
-def test_a_lanes_partition_runs_an_array_as_two_managed_jobs(cluster, stack):
-    """`--array=1-6%2` on a partition with lanes: two managed jobs, lanes [1,3,5] and
-    [2,4,6], each running its elements one after another; every element has its own state,
-    exit code, times and file; element 6, cancelled while 4 runs, never runs."""
+def test_an_array_larger_than_its_partition_fills_it_in_lanes(cluster, stack):
+    """`--array=1-6` on a partition of size 2 (no `lanes:`, no throttle: the default path of
+    issue 33): two managed jobs, lanes [1,3,5] and [2,4,6], each running its elements one
+    after another; every element has its own state, exit code, times and file; element 6,
+    cancelled while 4 runs, never runs."""
     Path(cluster.env["SLURMSKY_CONFIG"]).write_text(
-        CONFIG + "  lanes:\n    infra: slurm/peer/debug\n    lanes: 4\n"
+        CONFIG + "  small:\n    infra: slurm/peer/debug\n    size: 2\n"
     )
     cluster.env = _submit_env(cluster.env)
     cluster.env.update(stack)

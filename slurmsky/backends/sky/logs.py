@@ -4,14 +4,17 @@ The agent follows a started job's run log with `tail_logs` (a thread each, TAILS
 its LogReader (output.py), so `tail -f` works on the submit host; a read that ended while
 SkyPilot still runs the job (a recovery on new nodes) starts again, one that failed up to
 LOG_ATTEMPTS times. Once SkyPilot says the job ended, its end waits for the log read whole:
-the node runtime's RESULT in it is the job's own state and exit code. A live read that ended
-without it, or with a file's frames missing, is done again once whole (SkyPilot's live stream
-of a big log, 68 MB on the stack, can end early without an error; its stored copy is whole).
+the node runtime's RESULT in it is the job's own state and exit code. A read that missed
+some of the log (the RESULT, a file's frames, output) is done again whole, up to LOG_ATTEMPTS
+times, AGAIN seconds apart and doubling: on the stack SkyPilot's live stream of a big log
+stalled after 78 KB and ended with the job, and a whole read just after the job's end got
+nothing, before SkyPilot had stored the log.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -25,12 +28,7 @@ log = logging.getLogger("slurmsky.core.daemon")
 
 TAILS = 64  # live log reads at once (one per running job; each holds a thread)
 LOG_ATTEMPTS = 5  # tries at reading a finished job's log before ending it without output
-
-
-def read_nothing(reader: Future) -> bool:
-    """A finished log read that never saw the job's result marker (a live read that SkyPilot
-    answered before the job wrote anything, as a job ending between two syncs leaves it)."""
-    return reader.done() and (reader.exception() is not None or reader.result().result is None)
+AGAIN = 5.0  # seconds before an ended job's log is read whole again (doubling each time)
 
 
 def read_short(reader: Future) -> bool:
@@ -50,7 +48,8 @@ class JobLogs:
         self.failures: dict[int, int] = {}
         self.ended: dict[int, dict] = {}  # job id -> SkyPilot's final record, until recorded
         self.jobs: dict[int, JobRecord] = {}  # job id -> its row, while it is in `ended`
-        self.whole: set[int] = set()  # jobs whose log was read once after they ended
+        # job id -> whole reads of its log after it ended, and when the next may start
+        self.whole: dict[int, tuple[int, float]] = {}
 
     def running(self, job: JobRecord, where: Server, sky_id: int) -> None:
         """A job SkyPilot (on `where`) starts or runs: follow its log (again, after a read
@@ -68,11 +67,10 @@ class JobLogs:
 
     def ended_there(self, job: JobRecord, rec: dict) -> None:
         """SkyPilot's final record of a job (its `server` the queue's that listed it): its end
-        waits for its log, read whole once more when no live read saw the RESULT (it may
-        have ended before the job)."""
+        waits for its log, read whole when no read of it is under way or done (ends() reads
+        it again when a read missed some of it)."""
         self.ended[job.job_id], self.jobs[job.job_id] = rec, job
-        reader = self.readers.get(job.job_id)
-        if rec.get("start_at") and (reader is None or read_nothing(reader)):
+        if rec.get("start_at") and job.job_id not in self.readers:
             self._read(job, rec["server"], rec["job_id"], follow=False)
 
     def lost(self, job_id: int, rec: dict) -> None:
@@ -85,7 +83,8 @@ class JobLogs:
             self.logs[job.job_id] = LogReader(job, append=spec.get("open_mode") == "append")
         reader = self.logs[job.job_id].rewind()
         if not follow:
-            self.whole.add(job.job_id)
+            tries = self.whole.get(job.job_id, (0, 0.0))[0]
+            self.whole[job.job_id] = (tries + 1, time.monotonic() + AGAIN * 2**tries)
         future = (self.tails if follow else self.pool).submit(
             self.client.tail, where, sky_id, follow, reader
         )
@@ -102,9 +101,7 @@ class JobLogs:
             if reader is not None:
                 if not reader.done():
                     continue
-                job = self.jobs.get(job_id)
-                if job and rec.get("start_at") and job_id not in self.whole and read_short(reader):
-                    self._read(job, rec["server"], rec["job_id"], follow=False)
+                if self._again(job_id, rec, reader):
                     continue
                 try:
                     marker = reader.result().final()
@@ -126,5 +123,21 @@ class JobLogs:
             self.logs.pop(job_id, None)
             self.failures.pop(job_id, None)
             self.jobs.pop(job_id, None)
-            self.whole.discard(job_id)
+            self.whole.pop(job_id, None)
             yield job_id, rec, marker
+
+    def _again(self, job_id: int, rec: dict, reader: Future) -> bool:
+        """Whether an ended job's finished read missed some of the log and it is read whole
+        (again) now or later: not after LOG_ATTEMPTS such reads."""
+        job = self.jobs.get(job_id)
+        if job is None or not rec.get("start_at") or not read_short(reader):
+            return False
+        tries, after = self.whole.get(job_id, (0, 0.0))
+        if tries >= LOG_ATTEMPTS:
+            return False
+        if time.monotonic() >= after:
+            log.info(
+                "job %s: its log read missed some of it: reading it whole (%s)", job_id, tries + 1
+            )
+            self._read(job, rec["server"], rec["job_id"], follow=False)
+        return True

@@ -197,8 +197,10 @@ class LogReader(MarkerStream):
 
     def rewind(self) -> LogReader:
         """For a new read of the same log from its start: starts already applied are not
-        applied again (an appending job's files would get its output twice)."""
+        applied again (an appending job's files would get its output twice); the RESULT is
+        this read's."""
         self.partial, self.starts, self.frames, self.last_io = "", 0, None, ""
+        self.result = None
         self.next, self.holes = {"o": 0, "e": 0}, 0
         self.files.rewind()
         return self
