@@ -1,0 +1,143 @@
+"""Heterogeneous jobs on the sky backend: one SkyPilot job group per hetjob (a task per
+component, its own resources), as `slurmsky translate` prints it and SkyPilot's own loader
+reads it; refusals of what a job group cannot run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slurmsky.backends.sky.task import group_documents, group_tasks, translate
+from slurmsky.config import Config
+from slurmsky.errors import SlurmError
+from slurmsky.parse.request import build_batch_request, parse_command_line
+
+ROOT = Path(__file__).resolve().parent.parent
+# the issue's script, its components in two partitions (component 1 with a GPU)
+HET = """#!/bin/bash
+#SBATCH -J het -o het-%j.out
+#SBATCH -N1 -n1 -c1 -p cpu
+#SBATCH hetjob
+#SBATCH -N2 -n4 -c1 -p gpu --gres=gpu:1 --mem=2G
+echo "size=$SLURM_HET_SIZE ids=$SLURM_JOB_ID_HET_GROUP_0,$SLURM_JOB_ID_HET_GROUP_1"
+srun --het-group=0,1 bash -c 'echo task=$SLURM_PROCID' | sort
+"""
+CONFIG = "partitions:\n  cpu:\n    infra: k8s\n  gpu:\n    infra: k8s\n    accelerators: [A100]\n"
+HEADER = "name: het\nexecution: parallel\nprimary_tasks:\n- het-0\n"
+
+
+def _translate(tmp_path, fmt="yaml"):
+    (tmp_path / "het.sh").write_text(HET)
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bin" / "slurmsky"), "translate", "--format", fmt, "het.sh"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"], "SLURMSKY_CONFIG": str(tmp_path / "config.yaml")},
+    )
+
+
+def test_translate_prints_a_job_group_that_skypilots_loader_reads(tmp_path):
+    out = _translate(tmp_path)
+    assert out.returncode == 0, out.stderr.decode()
+    text = out.stdout.decode()
+    note = "# a heterogeneous job of 2 components: one SkyPilot job group (sky jobs launch THIS_FILE)\n"
+    assert text.startswith(note + HEADER + "---\nname: het-0\n")
+    docs = text[len(note) :].split("---\n")
+    assert len(docs) == 3 and docs[0] == HEADER
+    assert docs[1].startswith(f"name: het-0\nworkdir: {tmp_path}\nnum_nodes: 1\nresources:\n")
+    assert "resources:\n  infra: k8s\n  cpus: 1+\nfile_mounts:" in docs[1]
+    assert docs[2].startswith(f"name: het-1\nworkdir: {tmp_path}\nnum_nodes: 2\nresources:\n")
+    assert (
+        "resources:\n  infra: k8s\n  cpus: 2+\n  memory: 2+\n  accelerators:\n    A100: 1\nfile_mounts:"
+        in docs[2]
+    )
+    for n, doc in enumerate(docs[1:]):  # each runs the node runtime as its component
+        assert f'"$SLURMSKY_RUNDIR/spec-{n}.json"' in doc and f'"het_component": {n}' in doc
+    secrets = {
+        line for doc in docs[1:] for line in doc.splitlines() if "SLURMSKY_STEP_SECRET" in line
+    }
+    assert len(secrets) == 1  # one step channel: every component has the job's secret
+    # SkyPilot's own loader of a job group (sky/utils/dag_utils.py), no cloud
+    check = (
+        "import sys\n"
+        "from sky.utils import dag_utils\n"
+        "text = open(sys.argv[1]).read()\n"
+        "assert dag_utils.is_job_group_yaml_str(text)\n"
+        "dag = dag_utils.load_job_group_from_yaml_str(text)\n"
+        "print(dag.name, dag.is_job_group(), dag.execution.value, dag.primary_tasks)\n"
+        "for t in dag.tasks:\n"
+        "    (r,) = t.resources\n"
+        "    print(t.name, t.num_nodes, r.cpus, r.memory, r.accelerators, r.infra.to_str())\n"
+    )
+    (tmp_path / "group.yaml").write_text(text)
+    res = subprocess.run(
+        [sys.executable, "-c", check, str(tmp_path / "group.yaml")],
+        capture_output=True,
+        timeout=120,
+        env=dict(os.environ, HOME=str(tmp_path), SKYPILOT_DISABLE_USAGE_COLLECTION="1"),
+    )
+    assert res.stdout.decode().splitlines(keepends=True)[-3:] == [
+        "het True parallel ['het-0']\n",
+        "het-0 1 1+ None None kubernetes\n",
+        "het-1 2 2+ 2+ {'A100': 1} kubernetes\n",
+    ], res.stderr.decode()[-2000:]
+
+
+def test_translate_json_is_the_documents_in_a_list(tmp_path):
+    out = _translate(tmp_path, "json")
+    assert out.returncode == 0, out.stderr.decode()
+    header, *tasks = json.loads(out.stdout)
+    assert header == {"name": "het", "execution": "parallel", "primary_tasks": ["het-0"]}
+    assert [t["name"] for t in tasks] == ["het-0", "het-1"]
+    assert [t["_metadata"]["slurmsky"]["het_offset"] for t in tasks] == [0, 1]
+
+
+def _req(tmp_path, script):
+    (tmp_path / "job.sh").write_text(script)
+    return build_batch_request(
+        parse_command_line("sbatch", ["job.sh"]), {}, str(tmp_path), lambda: b""
+    )
+
+
+def test_the_job_group_stored_holds_each_components_spec(tmp_path):
+    cfg = Config(
+        path="x",
+        partitions={
+            "cpu": {"infra": "k8s", "default": True},
+            "gpu": {"infra": "k8s", "accelerators": ["A100"]},
+        },
+    )
+    tr = translate(_req(tmp_path, HET), cfg, job_id=7)
+    tasks = group_tasks(tr.task)
+    assert tasks is not None and [t["num_nodes"] for t in tasks] == [1, 2]
+    assert group_documents(tr.task)[0] == {
+        "name": "het",
+        "execution": "parallel",
+        "primary_tasks": ["het-0"],
+    }
+    assert tr.task["_metadata"]["slurmsky"]["het_size"] == 2
+    assert [c["job_id"] for c in tr.spec["het"]] == [7, 8]
+    assert [c["nodes"] for c in tr.spec["het"]] == [[0, 1], [1, 2]]
+
+
+def test_a_component_on_a_pool_is_refused(tmp_path):
+    cfg = Config(
+        path="x",
+        partitions={
+            "cpu": {"infra": "k8s", "default": True},
+            "gpu": {"infra": "k8s", "pool": {"name": "p", "workers": 1}},
+        },
+    )
+    with pytest.raises(SlurmError) as err:
+        translate(_req(tmp_path, HET.replace(" --gres=gpu:1", "")), cfg)
+    assert err.value.lines[-1] == (
+        "Batch job submission failed: Requested node configuration is not available"
+    )
+    assert "runs no job group" in err.value.lines[0]
