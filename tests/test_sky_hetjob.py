@@ -141,3 +141,43 @@ def test_a_component_on_a_pool_is_refused(tmp_path):
         "Batch job submission failed: Requested node configuration is not available"
     )
     assert "runs no job group" in err.value.lines[0]
+
+
+# the issue's script, every component in the one partition of the fake's world
+SCRIPT = HET.replace(" -p cpu", "").replace(" -p gpu --gres=gpu:1 --mem=2G", "")
+
+
+def _rows(cluster, job: int) -> list[tuple]:
+    with cluster.db() as conn:
+        rows = conn.execute(
+            "SELECT job_id, het_job_offset, state, nodelist FROM jobs WHERE het_job_id = ? "
+            "ORDER BY job_id",
+            (job,),
+        )
+        return [tuple(r) for r in rows]
+
+
+def test_a_hetjob_runs_as_one_job_group_whose_components_are_one_job(
+    cluster, tmp_path, monkeypatch
+):
+    """The issue's script on the fake SkyPilot: one managed job (a job group, its second
+    task component 1 on a node of its own), SLURM_HET_SIZE and the components' ids inside,
+    `srun --het-group=0,1` numbering the tasks of both; J+0 and J+1 at home."""
+    from fake_sky import sky_world
+
+    with sky_world(cluster, tmp_path, monkeypatch, "  sky:\n    default: true\n") as world:
+        cluster, fake, drive = world
+        cluster.script("het.sh", SCRIPT.replace("-N2 -n4", "-N1 -n2"))
+        job = cluster.sbatch("het.sh")
+        drive(lambda: [r[2] for r in _rows(cluster, job)] == ["COMPLETED"] * 2, timeout=90)
+        assert (cluster.cwd / f"het-{job}.out").read_text() == (
+            f"size=2 ids={job},{job + 1}\ntask=0\ntask=1\ntask=2\n"
+        )
+        (group,) = fake.jobs.values()  # one managed job: the group's task 0, and task 1
+        assert [m["task"]["name"] for m in [group, *group["members"]]] == ["het-0", "het-1"]
+        assert group["members"][0]["env"]["SKYPILOT_JOBGROUP_NAME"] == "het"
+        assert {t[1:3] for t in fake.tailed} <= {(1, True), (1, False)}
+        squeue = cluster.run("squeue", "-h", "-t", "all", "-j", str(job), "-o", "%i %t")
+        assert sorted(squeue.stdout.splitlines()) == [f"{job}+0 CD", f"{job}+1 CD"]
+        sacct = cluster.run("sacct", "-n", "-X", "-j", str(job), "-o", "JobID%12,State")
+        assert sacct.stdout.split() == [f"{job}+0", "COMPLETED", f"{job}+1", "COMPLETED"]

@@ -74,8 +74,10 @@ class JobLogs:
             spec = state.get_spec(self.db, job.submission)[0]
             self.logs[job.job_id] = LogReader(job, append=spec.get("open_mode") == "append")
         reader = self.logs[job.job_id].rewind()
+        # a heterogeneous job's group: component 0's task runs the batch script
+        task = 0 if job.het_job_id is not None else None
         future = (self.tails if follow else self.pool).submit(
-            self.client.tail, where, sky_id, follow, reader
+            self.client.tail, where, sky_id, follow, reader, task
         )
         future.add_done_callback(lambda _: self.nudge())
         self.readers[job.job_id] = future
