@@ -61,7 +61,7 @@ def test_translate_prints_a_job_group_that_skypilots_loader_reads(tmp_path):
     for n, doc in enumerate(docs[1:]):  # each runs the node runtime as its component
         assert f'"$SLURMSKY_RUNDIR/spec-{n}.json"' in doc and f'"het_component": {n}' in doc
     secrets = {
-        line for doc in docs[1:] for line in doc.splitlines() if "SLURMSKY_STEP_SECRET" in line
+        line for doc in docs[1:] for line in doc.splitlines() if "SLURMSKY_STEP_SECRET: " in line
     }
     assert len(secrets) == 1  # one step channel: every component has the job's secret
     # SkyPilot's own loader of a job group (sky/utils/dag_utils.py), no cloud

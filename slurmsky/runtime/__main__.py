@@ -76,7 +76,7 @@ def run_node(spec_path, result_path, run_dir):
     try:
         spec = load(spec_path)
         # a job group's task: its nodes' ranks and IPs among the whole job's (het.py)
-        environ = het.join_group(spec, environ, secret, spec["startup_timeout"])
+        environ = het.join_group(spec, environ, run_dir, spec["startup_timeout"])
         rank = int(environ.get("SKYPILOT_NODE_RANK") or 0)
         job = Job(on_node(spec, environ, run_dir, rank), environ)
         if not secret and job.num_nodes > 1:

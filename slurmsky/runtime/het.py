@@ -7,7 +7,6 @@ the nodes: the job runs on all of them. Slurm 22.05 sets every per-component var
 as _HET_GROUP_N and as the older _PACK_GROUP_N (the peer's batch and step environments).
 """
 
-import hashlib
 import os
 import socket
 import time
@@ -161,15 +160,17 @@ def step_allocation_env(job, step):
 GROUP_POLL = 0.5  # s between looks for the other components' nodes
 
 
-def join_group(spec, environ, secret, timeout):
+def join_group(spec, environ, run_dir, timeout):
     """The node's SkyPilot variables as the whole job's, for a task of a SkyPilot job group
     (spec "het_component": the component it runs; None: environ as it is). SkyPilot gives
     each component's task its own SKYPILOT_NODE_RANK and SKYPILOT_NODE_IPS; the job's rank is
     the component's first node + that rank, its IPs every component's in order, so the rest
     of the runtime runs one job over all of them (node 0: component 0's first). Each node
-    publishes its address on the group's board (group_board) and finds the others' there, or
-    by the hostname SkyPilot gives a node of a job group (<task>-<rank>.<group>, where it
-    sets up in-group networking: Kubernetes), waiting up to `timeout` s."""
+    publishes its address in RUNDIR/group (the group's rundir, shared by the components'
+    nodes where they share a filesystem: backends/sky/task.py GROUP_RUNDIR) and finds the
+    others' there, or by the hostname SkyPilot gives a node of a job group
+    (<task>-<rank>.<group>, where it sets up in-group networking: Kubernetes), waiting up to
+    `timeout` s."""
     comp = spec.get("het_component")
     if comp is None:
         return environ
@@ -178,7 +179,7 @@ def join_group(spec, environ, secret, timeout):
     ips = environ.get("SKYPILOT_NODE_IPS") or "127.0.0.1"
     own = [ip.strip() for ip in ips.splitlines() if ip.strip()]
     group = environ.get("SKYPILOT_JOBGROUP_NAME") or "group"
-    board = group_board(environ, secret)
+    board = os.path.join(run_dir or ".", "group")
     _publish(board, "%d-%d" % (comp, rank), own[rank])
     deadline = time.monotonic() + timeout
     found = []
@@ -193,20 +194,6 @@ def join_group(spec, environ, secret, timeout):
         SKYPILOT_NODE_RANK=str(comps[comp]["nodes"][0] + rank),
         SKYPILOT_NODE_IPS="\n".join(found),
     )
-
-
-def group_board(environ, secret):
-    """Where a job group's nodes publish their addresses: a directory every node of the
-    group sees. On Slurm infra $HOME is BASE/.sky_clusters/<cluster>, one per component,
-    under a BASE the Slurm nodes share: BASE/.slurmsky/groups/<key>; elsewhere
-    $HOME/.slurmsky/groups/<key> (shared where the nodes share $HOME). The key is the managed
-    job's id and a digest of the job's secret (one per launch)."""
-    home = (environ.get("HOME") or os.path.expanduser("~")).rstrip("/")
-    clusters = os.path.dirname(home)
-    base = os.path.dirname(clusters) if os.path.basename(clusters) == ".sky_clusters" else home
-    digest = hashlib.sha256(("slurmsky-group/" + (secret or "")).encode()).hexdigest()[:16]
-    key = "%s-%s" % (environ.get("SKYPILOT_MANAGED_JOB_ID") or "0", digest)
-    return os.path.join(base, ".slurmsky", "groups", key)
 
 
 def _publish(board, name, address):

@@ -31,11 +31,17 @@ RUNDIR = (
     'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}-${SKYPILOT_MANAGED_JOB_ID:-0}"\n'
     'mkdir -p "$SLURMSKY_RUNDIR"\n'
 )
-# A job group's (a heterogeneous job's) tasks: one per managed job, whatever the component,
-# so that components whose nodes share $HOME share it as one job's nodes do.
+# A job group's (a heterogeneous job's) tasks: one per launch, whatever the component (named
+# by a digest of the job's secret), in a directory the nodes of every component share where
+# they can: on Slurm infra $HOME is BASE/.sky_clusters/<cluster>, one per component, under a
+# BASE the Slurm nodes share; elsewhere $HOME. runtime/het.py finds the nodes there.
 GROUP_RUNDIR = (
-    'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_JOBGROUP_NAME:-group}-'
-    '${SKYPILOT_MANAGED_JOB_ID:-0}"\n'
+    'SLURMSKY_BASE="$HOME"\n'
+    'if [ "$(basename "$(dirname "$HOME")")" = .sky_clusters ]; then\n'
+    '  SLURMSKY_BASE="$(dirname "$(dirname "$HOME")")"\n'
+    "fi\n"
+    'SLURMSKY_KEY="$(printf %s "$SLURMSKY_STEP_SECRET" | sha256sum | cut -c1-16)"\n'
+    'SLURMSKY_RUNDIR="$SLURMSKY_BASE/.slurmsky/groups/${SKYPILOT_MANAGED_JOB_ID:-0}-$SLURMSKY_KEY"\n'
     'mkdir -p "$SLURMSKY_RUNDIR"\n'
 )
 SPEC_EOF = "SLURMSKY_SPEC_EOF"
