@@ -181,3 +181,89 @@ def test_a_hetjob_runs_as_one_job_group_whose_components_are_one_job(
         assert sorted(squeue.stdout.splitlines()) == [f"{job}+0 CD", f"{job}+1 CD"]
         sacct = cluster.run("sacct", "-n", "-X", "-j", str(job), "-o", "JobID%12,State")
         assert sacct.stdout.split() == [f"{job}+0", "COMPLETED", f"{job}+1", "COMPLETED"]
+        # each component on its group task's nodes, and its share of the steps
+        assert [r[3] for r in _rows(cluster, job)] == ["fake-node-1", "fake-node-1-1"]
+        steps = cluster.run("sacct", "-n", "-P", "-j", str(job), "-o", "JobID,NodeList")
+        assert steps.stdout.splitlines() == [
+            f"{job}+0|fake-node-1",
+            f"{job}+0.batch|fake-node-1",
+            f"{job}+0.0|fake-node-1",
+            f"{job}+1|fake-node-1-1",
+            f"{job}+1.0|fake-node-1-1",
+        ]
+
+
+def test_scancel_of_a_running_hetjob_cancels_its_whole_group(cluster, tmp_path, monkeypatch):
+    """`scancel J+1` is refused with Slurm's error while it runs; `scancel J` cancels the
+    one SkyPilot job group, every task of it, and both rows end CANCELLED."""
+    from fake_sky import sky_world
+
+    with sky_world(cluster, tmp_path, monkeypatch, "  sky:\n    default: true\n") as world:
+        cluster, fake, drive = world
+        cluster.script(
+            "long.sh", "#!/bin/bash\n#SBATCH -n1\n#SBATCH hetjob\n#SBATCH -n1\nsleep 600\n"
+        )
+        job = cluster.sbatch("long.sh")
+        drive(lambda: [r[2] for r in _rows(cluster, job)] == ["RUNNING"] * 2)
+        refused = cluster.run("scancel", f"{job}+1")
+        assert (refused.returncode, refused.stderr) == (
+            60,
+            f"scancel: error: Kill job error on job id {job}+1: Operation not permitted on "
+            "individual component of heterogeneous job\n",
+        )
+        assert cluster.run("scancel", str(job)).returncode == 0
+        drive(lambda: [r[2] for r in _rows(cluster, job)] == ["CANCELLED"] * 2)
+        (group,) = fake.jobs.values()
+        drive(lambda: all(t["proc"].poll() is not None for t in [group, *group["members"]]))
+        assert [t["cancelled"] for t in [group, *group["members"]]] == [True, True]
+
+
+def _spec(*counts: int) -> dict:
+    first, comps = 0, []
+    for count in counts:
+        comps.append({"nodes": [first, count]})
+        first += count
+    return {"het": comps}
+
+
+def test_each_components_nodes_join_the_whole_job_through_the_group_rundir(tmp_path):
+    """runtime/het.join_group: every node of each component (SkyPilot's own rank and IPs
+    for its task) becomes the job's node of rank first + its own, the job's IPs every
+    component's in order, found in the group's rundir as each node publishes its own."""
+    import threading
+
+    from slurmsky.runtime import het
+
+    spec = _spec(1, 2)
+    nodes = [(0, 0, "10.0.0.1"), (1, 0, "10.0.1.1\n10.0.1.2"), (1, 1, "10.0.1.1\n10.0.1.2")]
+    joined: dict = {}
+
+    def join(comp: int, rank: int, ips: str) -> None:
+        env = {"SKYPILOT_NODE_RANK": str(rank), "SKYPILOT_NODE_IPS": ips, "KEEP": "1"}
+        joined[comp, rank] = het.join_group(dict(spec, het_component=comp), env, str(tmp_path), 10)
+
+    threads = [threading.Thread(target=join, args=node) for node in reversed(nodes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    whole = "10.0.0.1\n10.0.1.1\n10.0.1.2"
+    assert {
+        k: (v["SKYPILOT_NODE_RANK"], v["SKYPILOT_NODE_IPS"], v["KEEP"]) for k, v in joined.items()
+    } == {
+        (0, 0): ("0", whole, "1"),
+        (1, 0): ("1", whole, "1"),
+        (1, 1): ("2", whole, "1"),
+    }
+    assert sorted(os.listdir(tmp_path / "group")) == ["0-0", "1-0", "1-1"]
+    env = {"SKYPILOT_NODE_RANK": "0"}
+    assert het.join_group({"het": spec["het"]}, env, str(tmp_path), 1) is env  # not a group's
+
+
+def test_a_component_whose_nodes_never_come_fails_the_node_naming_them(tmp_path):
+    from slurmsky.runtime import het
+
+    env = {"SKYPILOT_NODE_RANK": "0", "SKYPILOT_JOBGROUP_NAME": "g"}
+    with pytest.raises(OSError) as err:
+        het.join_group(dict(_spec(1, 1), het_component=0), env, str(tmp_path), 0.2)
+    assert str(err.value) == "node 0 of component 1 did not come (g-1-0.g)"

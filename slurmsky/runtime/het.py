@@ -8,6 +8,7 @@ as _HET_GROUP_N and as the older _PACK_GROUP_N (the peer's batch and step enviro
 """
 
 import os
+import shutil
 import socket
 import time
 
@@ -181,6 +182,8 @@ def join_group(spec, environ, run_dir, timeout):
     group = environ.get("SKYPILOT_JOBGROUP_NAME") or "group"
     board = os.path.join(run_dir or ".", "group")
     _publish(board, "%d-%d" % (comp, rank), own[rank])
+    if comp == 0 and rank == 0 and run_dir:
+        _prune(os.path.dirname(os.path.abspath(run_dir)))
     deadline = time.monotonic() + timeout
     found = []
     for c, component in enumerate(comps):
@@ -194,6 +197,23 @@ def join_group(spec, environ, run_dir, timeout):
         SKYPILOT_NODE_RANK=str(comps[comp]["nodes"][0] + rank),
         SKYPILOT_NODE_IPS="\n".join(found),
     )
+
+
+GROUPS_KEPT = 30 * 86400  # s a job group's rundir outlives its last change (as run counts)
+
+
+def _prune(groups):
+    """Forget the rundirs of job groups untouched for GROUPS_KEPT (a shared BASE keeps them:
+    SkyPilot deletes only its clusters' homes)."""
+    if os.path.basename(groups) != "groups":
+        return
+    old = time.time() - GROUPS_KEPT
+    for entry in os.scandir(groups):
+        try:
+            if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < old:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def _publish(board, name, address):

@@ -445,6 +445,10 @@ class SkyExecutor:
             seen = max((ref.get("recovered") or 0) + 1, rec.get("recovery_count") or 0)
             ref = fields["executor_ref"] = dict(ref, recovered=seen)
         fields = dict(fields, **self._placed(job, rec, ref))
+        names = skysync.group_names(rec)
+        if names and ref.get("names") != names:  # a heterogeneous job's: each component's
+            ref = fields["executor_ref"] = dict(ref, names=names)
+            self._component_nodes(job, names)
         fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
         if not fields:
             return False
@@ -456,6 +460,18 @@ class SkyExecutor:
             if changed and recovered:
                 transitions.keep_run(self.db, job, now, ended="NODE_FAIL")
         return changed
+
+    def _component_nodes(self, job: JobRecord, names: list[str]) -> None:
+        """A heterogeneous job's rows each with its component's nodes (its group task's),
+        the leader's too (its executor_ref's names share its steps out: transitions)."""
+        from slurmsky.runtime import hostlist
+
+        for comp in self._plan(job.submission)[0].get("het") or ():
+            first, count = comp["nodes"]
+            own = names[first : first + count]
+            if own:
+                nodes = hostlist.compress(own)
+                state.update_job(self.db, comp["job_id"], nodelist=nodes, batch_host=own[0])
 
     def _finish(self, now: float) -> bool:
         """Record the end of jobs SkyPilot finished, once their log (if any) is read."""
