@@ -31,8 +31,8 @@ import psutil
 
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.backends.sky.group import group_tasks
 from slurmsky.backends.sky.server import Server
-from slurmsky.backends.sky.task import group_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from slurmsky.backends.sky.task import group_documents, group_tasks, translate
+from slurmsky.backends.sky.group import group_documents, group_tasks
+from slurmsky.backends.sky.task import translate
 from slurmsky.config import Config
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import build_batch_request, parse_command_line

@@ -247,5 +247,5 @@ def _address(board, name, group, comp, rank, deadline):
 
 def group_task_name(group, comp):
     """The name of component `comp`'s task in job group `group` (backends/sky/task.py names
-    them so)."""
+    its tasks by it, SkyPilot their nodes' hostnames)."""
     return "%s-%d" % (group, comp)

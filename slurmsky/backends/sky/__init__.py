@@ -54,7 +54,7 @@ class SkyBackend(Backend):
 
         if plan.task is not None:  # the job goes to the server this command names
             plan.task["_metadata"]["slurmsky"]["server"] = server.current().record()
-        from slurmsky.backends.sky.task import group_tasks
+        from slurmsky.backends.sky.group import group_tasks
 
         first = (group_tasks(plan.task) or [plan.task])[0] if plan.task else None
         if first is None or "workdir" not in first:  # a path on the cluster
@@ -73,7 +73,8 @@ class SkyBackend(Backend):
     def describe(self, plan):
         """The task as YAML, after what becomes of its workdir (an upload, what it would be;
         else a chdir on the node) and of the files the job writes there as comments."""
-        from slurmsky.backends.sky.task import group_documents, group_tasks, task_notes
+        from slurmsky.backends.sky.group import group_documents, group_tasks
+        from slurmsky.backends.sky.task import task_notes
         from slurmsky.config import dump_yaml
 
         assert plan.task is not None  # the sky backend makes a task of every plan

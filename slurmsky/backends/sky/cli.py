@@ -52,7 +52,8 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
         result = to_sky(req, cfg)
     except SlurmError as exc:
         exc.exit("slurmsky translate")
-    from slurmsky.backends.sky.task import group_documents, group_tasks, task_notes
+    from slurmsky.backends.sky.group import group_documents, group_tasks
+    from slurmsky.backends.sky.task import task_notes
 
     group = group_tasks(result.task)
     first = group[0] if group else result.task

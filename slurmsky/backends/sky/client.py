@@ -207,7 +207,7 @@ class SkyClient:
         or of a job group (a heterogeneous job's: task.group_tasks; one managed job, read
         by SkyPilot's own loader of the multi-document YAML), on `where`, under its
         SkyPilot config: the new managed jobs' ids, in order."""
-        from slurmsky.backends.sky.task import group_documents, group_tasks
+        from slurmsky.backends.sky.group import group_documents, group_tasks
 
         self.check_server(where)
         sky = _sdk()

@@ -27,9 +27,10 @@ from concurrent.futures import Future
 from slurmsky.backends.sky import lanes
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.backends.sky.group import group_tasks
 from slurmsky.backends.sky.output import NODE_ERR, NODE_OUT, sky_run
 from slurmsky.backends.sky.server import Server
-from slurmsky.backends.sky.task import cluster_workdir, group_tasks, run_command, with_runtime
+from slurmsky.backends.sky.task import cluster_workdir, run_command, with_runtime
 from slurmsky.backends.sky.watcher import Background
 from slurmsky.core import state, transitions
 from slurmsky.core.state import JobRecord

@@ -22,7 +22,8 @@ from slurmsky.parse.request import JobRequest
 from slurmsky.plan.environment import job_environment
 from slurmsky.plan.layout import Layout
 from slurmsky.record import Record
-from slurmsky.runtime import PACKAGE_PARENT, het
+from slurmsky.runtime import PACKAGE_PARENT
+from slurmsky.runtime.het import group_task_name
 
 RUNTIME_HOME = "~/.slurmsky/runtime"
 # The job's directory on its nodes (shared by nodes that share $HOME): its own per managed job,
@@ -434,19 +435,6 @@ def _task_name(job_name: str) -> str:
     return name[:60].rstrip("-_.")
 
 
-def group_tasks(task: dict) -> list[dict] | None:
-    """A heterogeneous job's stored task is a SkyPilot job group: its component tasks, in
-    order (None: a task of its own)."""
-    return task.get("job_group")
-
-
-def group_documents(task: dict) -> list[dict]:
-    """A job group as SkyPilot's multi-document YAML has it (sky/utils/dag_utils.py): the
-    header (name, execution, primary_tasks), then a task per component."""
-    header = {k: v for k, v in task.items() if k in ("name", "execution", "primary_tasks")}
-    return [header] + list(task["job_group"])
-
-
 def _group_name(job_name: str) -> str:
     """A job group's and its tasks' names: letters, digits, - and _ only (dag_utils)."""
     return re.sub(r"[^A-Za-z0-9_-]+", "-", _task_name(job_name)).strip("-_")[:40] or "job"
@@ -482,7 +470,7 @@ def plan_group(plan: Plan, cfg: Config) -> tuple[dict, list[str]]:
         task, said = sky_task(
             comp.request, cfg, comp.layout, comp.partition, comp.part, spec, metadata
         )
-        task["name"] = het.group_task_name(name, offset)
+        task["name"] = group_task_name(name, offset)
         tasks.append(task)
         warnings += [w for w in said if w not in warnings]
     group = {
