@@ -268,3 +268,32 @@ def test_a_component_whose_nodes_never_come_fails_the_node_naming_them(tmp_path)
     with pytest.raises(OSError) as err:
         het.join_group(dict(_spec(1, 1), het_component=0), env, str(tmp_path), 0.2)
     assert str(err.value) == "node 0 of component 1 did not come (g-1-0.g)"
+
+
+def test_a_hetjob_holds_every_components_nodes_of_the_partitions_size(
+    cluster, tmp_path, monkeypatch
+):
+    """A partition of size 2 running a 1+1-node hetjob has no room: a job pends
+    (Resources) until the hetjob ends, then runs."""
+    from fake_sky import sky_world
+
+    gate = tmp_path / "gate"
+    with sky_world(cluster, tmp_path, monkeypatch, "  sky:\n    size: 2\n") as world:
+        cluster, fake, drive = world
+        cluster.script(
+            "gated.sh",
+            f"#!/bin/bash\n#SBATCH -N1\n#SBATCH hetjob\n#SBATCH -N1\n"
+            f"while [ ! -e {gate} ]; do sleep 0.1; done\n",
+        )
+        job = cluster.sbatch("gated.sh")
+        drive(lambda: [r[2] for r in _rows(cluster, job)] == ["RUNNING"] * 2)
+        other = cluster.sbatch("--wrap", "true")
+        for _ in range(5):  # passes that could have placed it
+            drive(lambda: True)
+        with cluster.db() as conn:
+            sql = "SELECT state, reason, executor_ref FROM jobs WHERE job_id = ?"
+            row = conn.execute(sql, (other,))
+            assert tuple(row.fetchone()) == ("PENDING", "Resources", None)  # not handed on
+        gate.touch()
+        drive(lambda: cluster.job(other)[1] == "COMPLETED")
+        assert len(fake.jobs) == 2  # the group, then the other job

@@ -117,6 +117,13 @@ class SkyExecutor:
                 return [0]
         if job.array_throttle and self._array_busy(job, running) >= job.array_throttle:
             return "JobArrayTaskLimit"
+        het = _het_nodes(job.__dict__.get("het_parts"))
+        if het:  # a heterogeneous job: each component's nodes in its own partition
+            if any(self._free(part) < count for part, count in het.items()):
+                return "Resources"
+            for part, count in het.items():
+                held[part] += count
+            return list(range(job.num_nodes))
         if free < job.num_nodes:
             return "Resources"
         spec = self._plan(job.submission)[0]
@@ -127,14 +134,25 @@ class SkyExecutor:
 
     def _held(self) -> dict[str, int]:
         """partition -> the nodes its jobs hold: read at a pass's first place(), then counted
-        up as that pass places jobs (their launches come after every place())."""
+        up as that pass places jobs (their launches come after every place()). A
+        heterogeneous job holds each component's nodes in its partition."""
         if self.room is None:
             by_part: dict[str, list[JobRecord]] = {}
+            groups: defaultdict[str, int] = defaultdict(int)
             for j in state.active_jobs(self.db, "sky"):
                 if j.executor_ref and j.job_id < skysync.FOREIGN_BASE:
-                    by_part.setdefault(j.partition, []).append(j)
+                    het = _het_nodes(self._plan(j.submission)[0].get("het"))
+                    for part, count in het.items():
+                        groups[part] += count
+                    if not het:
+                        by_part.setdefault(j.partition, []).append(j)
             self.room = defaultdict(int, {p: room.held(js) for p, js in by_part.items()})
+            for part, count in groups.items():
+                self.room[part] += count
         return self.room
+
+    def _free(self, partition: str) -> int:
+        return room.size_of(self.partitions.get(partition) or {}) - self._held()[partition]
 
     def _plan(self, submission: int) -> tuple[dict, dict]:
         """The submission's stored spec and task (the sky backend stores a task with each)."""
@@ -507,6 +525,14 @@ class SkyExecutor:
             elif not job.kill_action:
                 changed |= self._update(job, rec, now)
         return changed
+
+
+def _het_nodes(components: list[dict] | None) -> dict[str, int]:
+    """A heterogeneous job's nodes per partition, from its spec's components ({}: none)."""
+    nodes: dict[str, int] = {}
+    for comp in components or ():
+        nodes[comp["partition"]] = nodes.get(comp["partition"], 0) + comp["nodes"][1]
+    return nodes
 
 
 def _log_cancel(future: Future) -> None:
