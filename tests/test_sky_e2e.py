@@ -927,6 +927,12 @@ def test_a_hetjob_runs_as_one_job_group_on_real_skypilot(cluster, stack):
         )
         sacct = cluster.run("sacct", "-n", "-X", "-j", str(job), "-o", "JobID%12,State")
         assert sacct.stdout.split() == [f"{job}+0", "COMPLETED", f"{job}+1", "COMPLETED"]
+        # each component on its own group task's node (a Slurm allocation each), its steps
+        steps = cluster.run("sacct", "-n", "-P", "-j", str(job), "-o", "JobID,NodeList")
+        rows = dict(line.split("|") for line in steps.stdout.splitlines())
+        assert list(rows) == [f"{job}+0", f"{job}+0.batch", f"{job}+0.0", f"{job}+1", f"{job}+1.0"]
+        assert rows[f"{job}+0"] == rows[f"{job}+0.0"] and rows[f"{job}+1"] == rows[f"{job}+1.0"]
+        assert expand(rows[f"{job}+0"]) and expand(rows[f"{job}+1"])
         sky_id = cluster.run("scontrol", "show", "job", str(job)).stdout
         assert "SkyPilotJobId=" in sky_id
     finally:
