@@ -32,6 +32,7 @@ import psutil
 
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.backends.sky.group import group_tasks
 from slurmsky.backends.sky.server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,10 @@ class FakeSkyClient(SkyClient):
         self.check_server(where)
         with self.lock:
             jobs = self.worlds.setdefault(where.name, {})
-            ids = [self._start(jobs, task, rank) for rank in range(num_jobs or 1)]
+            if group_tasks(task):  # a job group: one managed job, a task per component
+                ids = [self._start_group(jobs, task)]
+            else:
+                ids = [self._start(jobs, task, rank) for rank in range(num_jobs or 1)]
             running = [
                 j
                 for world in self.worlds.values()
@@ -94,10 +98,27 @@ class FakeSkyClient(SkyClient):
             self.most_nodes_at_once = max(self.most_nodes_at_once, nodes)
         return ids
 
-    def _start(self, jobs: dict[int, dict], task: dict, rank: int) -> int:
+    def _start_group(self, jobs: dict[int, dict], group: dict) -> int:
+        """A job group: each task on its own cluster (its own log and workdir), with
+        SKYPILOT_JOBGROUP_NAME in its envs as SkyPilot's controller adds it; the job's dict
+        is task 0's, the others its `members`. Task 0 is the primary: when it ends, the
+        others are cancelled (SkyPilot's auxiliary tasks)."""
         sky_id = len(jobs) + 1
-        serial = sum(len(world) for world in self.worlds.values())
-        info = dict(self.cluster_info, cluster_name=f"fake-{serial}")
+        tasks = group_tasks(group) or []
+        members = []
+        for n, task in enumerate(tasks):
+            task = dict(task, envs=dict(task.get("envs", {}), SKYPILOT_JOBGROUP_NAME=group["name"]))
+            self._start(jobs, task, 0, sky_id=sky_id, task_id=n)
+            members.append(jobs.pop(sky_id))
+        jobs[sky_id] = dict(members[0], members=members[1:], group=group)
+        return sky_id
+
+    def _start(
+        self, jobs: dict[int, dict], task: dict, rank: int, sky_id: int = 0, task_id: int = 0
+    ) -> int:
+        sky_id = sky_id or len(jobs) + 1
+        serial = sum(len(world) for world in self.worlds.values()) + task_id
+        info = dict(self.cluster_info, cluster_name=f"fake-{serial}-{task_id}")
         env = {
             "HOME": str(self.tmp / "nodehome"),
             "PATH": os.environ["PATH"],
@@ -107,19 +128,19 @@ class FakeSkyClient(SkyClient):
             "SKYPILOT_JOB_RANK": str(rank),
             # SkyPilot's carries the launch's time (unique across servers, whose ids repeat):
             # the node's rundir is named by it
-            "SKYPILOT_TASK_ID": f"sky-managed-{serial}_{task.get('name')}_{sky_id}-0",
+            "SKYPILOT_TASK_ID": f"sky-managed-{serial}_{task.get('name')}_{sky_id}-{task_id}",
             "SKYPILOT_MANAGED_JOB_ID": str(sky_id),
             "SKYPILOT_CLUSTER_INFO": json.dumps(info),
             **task.get("envs", {}),
             **task["secrets"],
         }
-        log = self.tmp / f"sky-{serial}.log"
-        workdir = self.tmp / "sky_workdir" / str(serial)  # each managed job its own cluster's
+        log = self.tmp / f"sky-{serial}-{task_id}.log"
+        workdir = self.tmp / "sky_workdir" / f"{serial}-{task_id}"  # each cluster its own
         workdir.mkdir()
         jobs[sky_id] = dict(
             log=log, task=task, env=env, at=time.time(), cancelled=False, info=info, cwd=workdir
         )
-        jobs[sky_id].update(recovering=False, recovery_count=0)
+        jobs[sky_id].update(recovering=False, recovery_count=0, task_id=task_id, members=[])
         self._run(jobs[sky_id])
         return sky_id
 
@@ -157,8 +178,19 @@ class FakeSkyClient(SkyClient):
         with self.lock:
             self.jobs[sky_id].update(recovering=False, final=(status, reason))
 
-    def record(self, jobs: dict[int, dict], sky_id: int) -> dict:
+    def records(self, jobs: dict[int, dict], sky_id: int) -> list[dict]:
+        """The queue's records of a managed job: one, or one per task of a job group (its
+        auxiliary tasks cancelled once the primary one, task 0, ended)."""
         job = jobs[sky_id]
+        if job["members"] and job["proc"].poll() is not None:
+            for member in job["members"]:
+                if member["proc"].poll() is None:
+                    member["cancelled"] = True
+                    _kill_tree(member["proc"])
+                    member["proc"].wait(10)
+        return [self.record(job, sky_id)] + [self.record(m, sky_id) for m in job["members"]]
+
+    def record(self, job: dict, sky_id: int) -> dict:
         code = job["proc"].poll()
         status = (
             job["final"][0]
@@ -175,8 +207,8 @@ class FakeSkyClient(SkyClient):
         )
         return {
             "job_id": sky_id,
-            "task_id": 0,
-            "job_name": job["task"].get("name"),
+            "task_id": job["task_id"],
+            "job_name": job.get("group", job["task"]).get("name"),
             "status": status,
             "submitted_at": job["at"],
             "start_at": job["at"],
@@ -186,7 +218,7 @@ class FakeSkyClient(SkyClient):
             "user_name": "u",
             "user_hash": "h",
             "resources": "1x[CPU:1]",
-            "node_names": f"fake-node-{sky_id}",
+            "node_names": f"fake-node-{sky_id}" + (f"-{job['task_id']}" if job["task_id"] else ""),
             "cloud": job["info"]["cloud"],
             "region": job["info"]["region"],
             "zone": job["info"]["zone"],
@@ -200,12 +232,21 @@ class FakeSkyClient(SkyClient):
         with self.lock:
             self.queried.append(where.name)
             jobs = self.worlds.get(where.name, {})
-            return [self.record(jobs, i) for i in jobs], "h"
+            return [r for i in jobs for r in self.records(jobs, i)], "h"
 
-    def tail(self, where: Server, sky_id: int, follow: bool, stream: Any) -> Any:
+    def tail(
+        self, where: Server, sky_id: int, follow: bool, stream: Any, task: int | None = None
+    ) -> Any:
         self.check_server(where)
         reader = stream
         job = self.worlds[where.name][sky_id]
+        tasks = [job, *job["members"]]  # a job group's: its task's log (None: each in turn)
+        for one in tasks if task is None else [tasks[task]]:
+            self._tail(one, where, sky_id, follow, reader)
+        reader.write("\n")
+        return reader
+
+    def _tail(self, job: dict, where: Server, sky_id: int, follow: bool, reader: Any) -> None:
         offset = 0
         deadline = time.monotonic() + 60
         whole_reads = sum(
@@ -213,8 +254,7 @@ class FakeSkyClient(SkyClient):
         )
         if not follow and whole_reads < self.unstored:
             self.tailed.append((where.name, sky_id, follow, 0))
-            reader.write("\n")
-            return reader
+            return
         lost = self.live_lost if follow else None
         while (self.burst or lost) and job["proc"].poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -223,8 +263,7 @@ class FakeSkyClient(SkyClient):
             text = job["log"].read_text()
             reader.write("".join(x for x in text.splitlines(True) if not lost(x)))
             self.tailed.append((where.name, sky_id, follow, len(text)))
-            reader.write("\n")
-            return reader
+            return
         while time.monotonic() < deadline:
             ended = job["proc"].poll() is not None
             data = job["log"].read_bytes()[offset:]
@@ -234,14 +273,13 @@ class FakeSkyClient(SkyClient):
                 break
             time.sleep(0.1)
         self.tailed.append((where.name, sky_id, follow, offset))
-        reader.write("\n")
-        return reader
 
     def cancel(self, where: Server, sky_id: int) -> str:
         self.check_server(where)
         job = self.worlds[where.name][sky_id]
-        job["cancelled"] = True
-        _kill_tree(job["proc"])
+        for one in [job, *job["members"]]:  # a job group's every task
+            one["cancelled"] = True
+            _kill_tree(one["proc"])
         return f"SkyPilot job {sky_id}: cancelled"
 
     def pool_status(self, names: list[str]) -> list[dict]:
@@ -280,8 +318,9 @@ class FakeSkyClient(SkyClient):
 
     def stop(self) -> None:
         for job in (j for world in self.worlds.values() for j in world.values()):
-            _kill_tree(job["proc"])
-            job["proc"].wait(10)
+            for one in [job, *job["members"]]:
+                _kill_tree(one["proc"])
+                one["proc"].wait(10)
 
 
 def _kill_tree(lane: subprocess.Popen) -> None:

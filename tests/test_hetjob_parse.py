@@ -223,12 +223,19 @@ def test_heterogeneous_steps_and_allocations_are_refused(tmp_path):
             raise AssertionError(command)
 
 
-def test_the_sky_backend_refuses_a_hetjob_and_stores_nothing(cluster):
+def test_the_sky_backend_stores_a_hetjob_as_one_job_group(cluster):
+    """Both backends take a hetjob: on the sky backend its stored task is one SkyPilot job
+    group, a task per component (tests/test_sky_hetjob.py runs it)."""
+    import json
+
     cluster.script("two.sh", "#!/bin/sh\n#SBATCH -n1\n#SBATCH hetjob\n#SBATCH -n2\ntrue\n")
-    out = cluster.run("sbatch", "two.sh", env={"SLURMSKY_BACKEND": "sky"})
-    assert (out.returncode, out.stdout) == (1, "")
-    assert out.stderr == (
-        "sbatch: error: Heterogeneous jobs are not supported on the sky backend: a job is one "
-        "SkyPilot managed job; components as a job group are not mapped yet\n"
+    out = cluster.run("sbatch", "--hold", "two.sh", env={"SLURMSKY_BACKEND": "sky"})
+    assert (out.returncode, out.stdout) == (0, "Submitted batch job 1\n"), out.stderr
+    assert [r[:2] for r in cluster.jobs()] == [(1, "PENDING"), (2, "PENDING")]
+    with cluster.db() as conn:
+        (task,) = conn.execute("SELECT task FROM submissions").fetchone()
+    group = json.loads(task)
+    assert (group["execution"], [t["name"] for t in group["job_group"]]) == (
+        "parallel",
+        ["two-sh-0", "two-sh-1"],
     )
-    assert cluster.jobs() == []

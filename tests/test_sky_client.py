@@ -93,6 +93,29 @@ def test_managed_job_calls_fit_skypilots_signatures(sdk):
     out = io.StringIO()
     assert client.tail(HERE, 7, True, out) is out and out.getvalue() == "\n"
     assert _called(sdk, "jobs.tail_logs").call_args.kwargs["job_id"] == 7
+    client.tail(HERE, 7, False, out, 0)  # a job group's task 0
+    assert _called(sdk, "jobs.tail_logs").call_args.kwargs["task"] == 0
+
+
+def test_a_job_group_launches_as_one_dag_skypilots_loader_made(sdk):
+    """A heterogeneous job's stored job group (task.group_tasks) goes to sky.jobs.launch as
+    the Dag SkyPilot's own loader makes of its YAML: a job group of its tasks."""
+    group = {
+        "name": "het",
+        "execution": "parallel",
+        "primary_tasks": ["het-0"],
+        "_metadata": {"slurmsky": {"job_id": 3}},
+        "job_group": [
+            dict(TASK, name=f"het-{n}", num_nodes=n + 1, secrets={"S": "x"}) for n in range(2)
+        ],
+    }
+    sdk.get.return_value = ([4], None)
+    assert SkyClient().launch(HERE, group, None) == [4]
+    launch = _called(sdk, "jobs.launch")
+    assert launch.call_args.kwargs == {"name": "het", "pool": None, "num_jobs": None}
+    (dag,) = launch.call_args.args
+    assert dag.is_job_group() and dag.name == "het" and dag.primary_tasks == ["het-0"]
+    assert [(t.name, t.num_nodes) for t in dag.tasks] == [("het-0", 1), ("het-1", 2)]
 
 
 def test_pool_cluster_and_step_calls_fit_skypilots_signatures(sdk):

@@ -906,3 +906,41 @@ def test_failover_across_infras_and_a_preempted_job_requeued_on_real_skypilot(cl
     assert ended.stdout == f"{burst}|burst|COMPLETED\n{listed}|onprem|COMPLETED\n", ended
     assert (cluster.cwd / "burst.out").read_text() == "partition=burst restarts=unset\nend\n"
     assert (cluster.cwd / "listed.out").read_text() == "partition=onprem restarts=unset\nend\n"
+
+
+HETJOB = """#!/bin/bash
+#SBATCH -J het -o het-%j.out
+#SBATCH -N1 -n1 -c1
+#SBATCH hetjob
+#SBATCH -N1 -n2 -c1
+echo "size=$SLURM_HET_SIZE ids=$SLURM_JOB_ID_HET_GROUP_0,$SLURM_JOB_ID_HET_GROUP_1"
+srun --het-group=0,1 bash -c 'echo task=$SLURM_PROCID' | sort
+"""
+
+
+def test_a_hetjob_runs_as_one_job_group_on_real_skypilot(cluster, stack):
+    """The issue's script: one SkyPilot job group whose two tasks (a Slurm allocation each)
+    are the job's two components; `srun --het-group=0,1` runs its tasks on both; J+0 and
+    J+1 at home, and SkyPilot's queue holds one managed job with two tasks."""
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
+    cluster.env = _submit_env(cluster.env)
+    cluster.env.update(stack)
+    job = cluster.sbatch(cluster.script("het.sh", HETJOB))
+    try:
+        cluster.wait_done(job, timeout=1200)
+        assert cluster.job(job)[1:3] == ("COMPLETED", 0), cluster.job(job)
+        assert (cluster.cwd / f"het-{job}.out").read_text() == (
+            f"size=2 ids={job},{job + 1}\ntask=0\ntask=1\ntask=2\n"
+        )
+        sacct = cluster.run("sacct", "-n", "-X", "-j", str(job), "-o", "JobID%12,State")
+        assert sacct.stdout.split() == [f"{job}+0", "COMPLETED", f"{job}+1", "COMPLETED"]
+        # each component on its own group task's node (a Slurm allocation each), its steps
+        steps = cluster.run("sacct", "-n", "-P", "-j", str(job), "-o", "JobID,NodeList")
+        rows = dict(line.split("|") for line in steps.stdout.splitlines())
+        assert list(rows) == [f"{job}+0", f"{job}+0.batch", f"{job}+0.0", f"{job}+1", f"{job}+1.0"]
+        assert rows[f"{job}+0"] == rows[f"{job}+0.0"] and rows[f"{job}+1"] == rows[f"{job}+1.0"]
+        assert expand(rows[f"{job}+0"]) and expand(rows[f"{job}+1"])
+        sky_id = cluster.run("scontrol", "show", "job", str(job)).stdout
+        assert "SkyPilotJobId=" in sky_id
+    finally:
+        cluster.run("scancel", str(job))

@@ -43,6 +43,7 @@ class Plan(Shape):
     spec: dict
     task: dict | None = None
     warnings: tuple[str, ...] = ()
+    components: tuple[Shape, ...] = ()  # a heterogeneous job's, each shaped on its own
 
 
 def shape(req: JobRequest, cfg: Config, backend: Backend) -> Shape:
@@ -100,8 +101,16 @@ def het_spec(shapes: list[Shape], first_id: int | None) -> list[dict]:
     return out
 
 
-def plan(shaped: Shape, cfg: Config, backend: Backend, *, job_id: int | None) -> Plan:
-    """The spec and the backend's task for a shaped request with its id (None: not taken).
+def plan(
+    shaped: Shape,
+    cfg: Config,
+    backend: Backend,
+    *,
+    job_id: int | None,
+    components: list[Shape] | None = None,
+) -> Plan:
+    """The spec and the backend's task for a shaped request with its id (None: not taken);
+    a heterogeneous job's `components` (shape_het) are in its spec ("het") and plan.
 
     The task is made from the spec every backend's runtime reads; the submission's own facts
     (its umask, what it requested, a login environment read at launch, the time limit in the
@@ -122,7 +131,18 @@ def plan(shaped: Shape, cfg: Config, backend: Backend, *, job_id: int | None) ->
         environment=environment,
         files_home=backend.supports(Feature.FILES_HOME),
     )
-    planned = Plan(req, shaped.asked, shaped.partition, shaped.part, lay, job_id=job_id, spec=spec)
+    if components and len(components) > 1:
+        spec["het"] = het_spec(components, job_id)
+    planned = Plan(
+        req,
+        shaped.asked,
+        shaped.partition,
+        shaped.part,
+        lay,
+        job_id=job_id,
+        spec=spec,
+        components=tuple(components or ()) if components and len(components) > 1 else (),
+    )
     task, warnings = backend.task(planned, cfg)
     spec = dict(spec, umask=_umask())
     spec["requested"] = requested(shaped.asked, lay, backend.node_mem(shaped.part))
@@ -138,6 +158,9 @@ def plan(shaped: Shape, cfg: Config, backend: Backend, *, job_id: int | None) ->
 
 def build(req: JobRequest, cfg: Config, backend: Backend, *, job_id: int | None = None) -> Plan:
     """The plan of a request on `backend` in one step (`slurmsky translate`: ids None)."""
+    if req.components:
+        whole, shapes = shape_het(req, cfg, backend)
+        return plan(whole, cfg, backend, job_id=job_id, components=shapes)
     return plan(shape(req, cfg, backend), cfg, backend, job_id=job_id)
 
 

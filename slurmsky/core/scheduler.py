@@ -412,7 +412,7 @@ class Scheduler:
             job = element
         elif not state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields):
             return  # cancelled or held meanwhile
-        for comp in (het or [])[1:]:  # the other components' rows: their own nodes
+        for comp in (het or [])[1:] if names else ():  # the others' rows: their own nodes
             first, count = comp["nodes"]
             state.update_job(
                 self.conn,

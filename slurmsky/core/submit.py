@@ -121,12 +121,11 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         state.add_submission(conn, first, {}, None, rows)
         raise SlurmError(*refused)
     if req.test_only:
-        _print_test_only(req, cfg, backend, shaped, first)
+        _print_test_only(req, cfg, backend, shaped, first, shapes)
         return first
-    plan = planning.plan(shaped, cfg, backend, job_id=first)
+    plan = planning.plan(shaped, cfg, backend, job_id=first, components=shapes)
     spec = plan.spec
     if het:
-        spec["het"] = planning.het_spec(shapes, first)
         # what the job asked, as scontrol shows it: component 0's (the others have rows)
         lead = shapes[0]
         spec["requested"] = requested(lead.asked, lead.layout, backend.node_mem(lead.part))
@@ -339,13 +338,14 @@ def _print_test_only(
     backend: Backend,
     shaped: planning.Shape,
     job_id: int,
+    shapes: list[planning.Shape],
 ) -> None:
     """Slurm's estimate line (the first nodes that could ever hold the job, now), then what
     the backend would run (the SkyPilot task, say): the job's plan, made first (a task the
     backend cannot make, an infra SkyPilot refuses, is sbatch's error alone)."""
     from slurmsky.runtime import hostlist
 
-    plan = planning.plan(shaped, cfg, backend, job_id=job_id)
+    plan = planning.plan(shaped, cfg, backend, job_id=job_id, components=shapes)
     lay, part_name = shaped.layout, shaped.partition
     names = backend.node_names(lay.num_nodes, shaped.part)
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(req.begin or time.time()))

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from . import channel, rundir
+from . import channel, het, rundir
 from .agent import Agent
 from .controller import Controller
 from .launch import undo_locale_coercion
@@ -74,7 +74,11 @@ def run_node(spec_path, result_path, run_dir):
     )
     result_path = os.path.abspath(result_path) if result_path else None
     try:
-        job = Job(on_node(load(spec_path), environ, run_dir, rank), environ)
+        spec = load(spec_path)
+        # a job group's task: its nodes' ranks and IPs among the whole job's (het.py)
+        environ = het.join_group(spec, environ, run_dir, spec["startup_timeout"])
+        rank = int(environ.get("SKYPILOT_NODE_RANK") or 0)
+        job = Job(on_node(spec, environ, run_dir, rank), environ)
         if not secret and job.num_nodes > 1:
             raise SpecError("%s is not set" % SECRET_VAR)
     except (OSError, ValueError, KeyError, SpecError) as e:

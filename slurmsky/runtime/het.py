@@ -7,6 +7,11 @@ the nodes: the job runs on all of them. Slurm 22.05 sets every per-component var
 as _HET_GROUP_N and as the older _PACK_GROUP_N (the peer's batch and step environments).
 """
 
+import os
+import shutil
+import socket
+import time
+
 from . import hostlist, layout
 
 
@@ -149,3 +154,98 @@ def step_allocation_env(job, step):
         "SLURM_JOB_CPUS_PER_NODE": hostlist.compress_counts(cpus),
         "SLURM_TASKS_PER_NODE": hostlist.compress_counts(tasks),
     }
+
+
+# --- a component of a SkyPilot job group -----------------------------------------------------
+
+GROUP_POLL = 0.5  # s between looks for the other components' nodes
+
+
+def join_group(spec, environ, run_dir, timeout):
+    """The node's SkyPilot variables as the whole job's, for a task of a SkyPilot job group
+    (spec "het_component": the component it runs; None: environ as it is). SkyPilot gives
+    each component's task its own SKYPILOT_NODE_RANK and SKYPILOT_NODE_IPS; the job's rank is
+    the component's first node + that rank, its IPs every component's in order, so the rest
+    of the runtime runs one job over all of them (node 0: component 0's first). Each node
+    publishes its address in RUNDIR/group (the group's rundir, shared by the components'
+    nodes where they share a filesystem: backends/sky/task.py GROUP_RUNDIR) and finds the
+    others' there, or by the hostname SkyPilot gives a node of a job group
+    (<task>-<rank>.<group>, where it sets up in-group networking: Kubernetes), waiting up to
+    `timeout` s."""
+    comp = spec.get("het_component")
+    if comp is None:
+        return environ
+    comps = spec["het"]
+    rank = int(environ.get("SKYPILOT_NODE_RANK") or 0)
+    ips = environ.get("SKYPILOT_NODE_IPS") or "127.0.0.1"
+    own = [ip.strip() for ip in ips.splitlines() if ip.strip()]
+    group = environ.get("SKYPILOT_JOBGROUP_NAME") or "group"
+    board = os.path.join(run_dir or ".", "group")
+    _publish(board, "%d-%d" % (comp, rank), own[rank])
+    if comp == 0 and rank == 0 and run_dir:
+        _prune(os.path.dirname(os.path.abspath(run_dir)))
+    deadline = time.monotonic() + timeout
+    found = []
+    for c, component in enumerate(comps):
+        for i in range(component["nodes"][1]):
+            if c == comp:
+                found.append(own[i])
+            else:
+                found.append(_address(board, "%d-%d" % (c, i), group, c, i, deadline))
+    return dict(
+        environ,
+        SKYPILOT_NODE_RANK=str(comps[comp]["nodes"][0] + rank),
+        SKYPILOT_NODE_IPS="\n".join(found),
+    )
+
+
+GROUPS_KEPT = 30 * 86400  # s a job group's rundir outlives its last change (as run counts)
+
+
+def _prune(groups):
+    """Forget the rundirs of job groups untouched for GROUPS_KEPT (a shared BASE keeps them:
+    SkyPilot deletes only its clusters' homes)."""
+    if os.path.basename(groups) != "groups":
+        return
+    old = time.time() - GROUPS_KEPT
+    for entry in os.scandir(groups):
+        try:
+            if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < old:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _publish(board, name, address):
+    os.makedirs(board, mode=0o700, exist_ok=True)
+    tmp = os.path.join(board, ".%s.%d" % (name, os.getpid()))
+    with open(tmp, "w") as f:
+        f.write(address + "\n")
+    os.replace(tmp, os.path.join(board, name))
+
+
+def _address(board, name, group, comp, rank, deadline):
+    """A node of another component: its address on the board, else its job-group hostname
+    once it resolves (group_task_name), waiting until `deadline`."""
+    host = "%s-%d.%s" % (group_task_name(group, comp), rank, group)
+    while True:
+        try:
+            with open(os.path.join(board, name)) as f:
+                address = f.read().strip()
+            if address:
+                return address
+        except OSError:
+            pass
+        try:
+            return socket.gethostbyname(host)
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise OSError("node %d of component %d did not come (%s)" % (rank, comp, host))
+        time.sleep(GROUP_POLL)
+
+
+def group_task_name(group, comp):
+    """The name of component `comp`'s task in job group `group` (backends/sky/task.py names
+    its tasks by it, SkyPilot their nodes' hostnames)."""
+    return "%s-%d" % (group, comp)

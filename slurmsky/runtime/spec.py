@@ -60,6 +60,8 @@ optional may be missing, and ``null`` always means "not given")::
                       "gpus_per_node": int,  # (a node's partition: the executor's)
                       "mem_per_node": int|null, "mem_per_cpu": int|null,  # (runtime/het.py)
                       "gpus": int|null, "account": str|null, "qos": str|null}],
+     "het_component": int|null,      # optional: the component a SkyPilot job group's task
+                                     # runs (its nodes join the whole job: het.join_group)
      "requested": {...},             # optional, read by scontrol, not here: the job as
                                      # asked (plan.layout.requested)
      "restart_count": int,           # optional (0): the job's requeues before this run
@@ -123,6 +125,7 @@ DEFAULTS: dict = {
     "node_names": None,
     "array": None,
     "het": None,
+    "het_component": None,
     "restart_count": 0,
     "count_runs": False,
     "umask": None,

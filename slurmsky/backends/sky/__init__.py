@@ -25,8 +25,6 @@ class SkyBackend(Backend):
         "which come and go): no fixed set of them is known",
         Feature.SPEC_ENVIRONMENT: "the environment travels in SkyPilot's task (what may ship: "
         "credentials stay home), not in the stored spec",
-        Feature.HET_JOBS: "a job is one SkyPilot managed job; components as a job group "
-        "are not mapped yet",
     }
 
     def unavailable(self):
@@ -56,7 +54,10 @@ class SkyBackend(Backend):
 
         if plan.task is not None:  # the job goes to the server this command names
             plan.task["_metadata"]["slurmsky"]["server"] = server.current().record()
-        if plan.task is None or "workdir" not in plan.task:  # a path on the cluster
+        from slurmsky.backends.sky.group import group_tasks
+
+        first = (group_tasks(plan.task) or [plan.task])[0] if plan.task else None
+        if first is None or "workdir" not in first:  # a path on the cluster
             return []
         req = plan.request
         up = upload.plan(req.workdir, cfg.upload_max_mb * 1048576)
@@ -72,13 +73,16 @@ class SkyBackend(Backend):
     def describe(self, plan):
         """The task as YAML, after what becomes of its workdir (an upload, what it would be;
         else a chdir on the node) and of the files the job writes there as comments."""
+        from slurmsky.backends.sky.group import group_documents, group_tasks
         from slurmsky.backends.sky.task import task_notes
         from slurmsky.config import dump_yaml
 
         assert plan.task is not None  # the sky backend makes a task of every plan
-        said = "".join(
-            f"# {line}\n" for line in task_notes(plan.request.workdir, plan.task, plan.spec)
-        )
+        group = group_tasks(plan.task)
+        first = group[0] if group else plan.task
+        said = "".join(f"# {line}\n" for line in task_notes(plan.request.workdir, first, plan.spec))
+        if group:  # a heterogeneous job: SkyPilot's job group, its documents
+            return said + "---\n".join(dump_yaml(doc) for doc in group_documents(plan.task))
         return said + dump_yaml(plan.task)
 
     def allocation_env(self, conn, job):

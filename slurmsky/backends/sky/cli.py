@@ -52,14 +52,33 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
         result = to_sky(req, cfg)
     except SlurmError as exc:
         exc.exit("slurmsky translate")
+    from slurmsky.backends.sky.group import group_documents, group_tasks
     from slurmsky.backends.sky.task import task_notes
 
-    pool = result.task["_metadata"]["slurmsky"].get("pool")
-    notes = task_notes(req.workdir, result.task, result.spec, followed=False)
+    group = group_tasks(result.task)
+    first = group[0] if group else result.task
+    pool = first["_metadata"]["slurmsky"].get("pool")
+    notes = task_notes(req.workdir, first, result.spec, followed=False)
     for line in req.warnings + result.warnings + tuple(notes):
         sys.stderr.write(line + "\n")
-    task = dict(result.task, secrets={SECRET_VAR: secrets.token_hex(32)})  # the step channel's
-    notes = _keep_credentials_home(req.workdir, result.task)
+    secret = {SECRET_VAR: secrets.token_hex(32)}  # the step channel's (a job group's: all)
+    task = dict(result.task, secrets=secret)
+    notes = _keep_credentials_home(req.workdir, first)
+    if group:  # SkyPilot's job group: a header, then a task per component
+        header, *tasks = group_documents(result.task)
+        docs = [header] + [dict(t, secrets=secret) for t in tasks]
+        notes.append(
+            f"a heterogeneous job of {len(tasks)} components: one SkyPilot job group "
+            "(sky jobs launch THIS_FILE)"
+        )
+        if fmt == "json":
+            for note in notes:
+                sys.stderr.write(f"slurmsky translate: {note}\n")
+            click.echo(json.dumps(docs, indent=2))
+        else:
+            text = "---\n".join(dump_yaml(doc) for doc in docs)
+            click.echo("".join(f"# {note}\n" for note in notes) + text, nl=False)
+        return
     if req.array is not None:  # one launch of N managed jobs; the runtime maps rank -> index
         count = req.array.count
         notes.append(f"an array of {count}: sky jobs launch --num-jobs {count} THIS_FILE")

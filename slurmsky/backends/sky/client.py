@@ -203,14 +203,25 @@ class SkyClient:
     # --- managed jobs --------------------------------------------------------------------
 
     def launch(self, where: Server, task: dict, num_jobs: int | None) -> list[int]:
-        """`sky.jobs.launch` of a task config (its `_metadata.slurmsky.pool` names a pool) on
-        `where`, under its SkyPilot config: the new managed jobs' ids, in order."""
+        """`sky.jobs.launch` of a task config (its `_metadata.slurmsky.pool` names a pool),
+        or of a job group (a heterogeneous job's: task.group_tasks; one managed job, read
+        by SkyPilot's own loader of the multi-document YAML), on `where`, under its
+        SkyPilot config: the new managed jobs' ids, in order."""
+        from slurmsky.backends.sky.group import group_documents, group_tasks
+
         self.check_server(where)
         sky = _sdk()
         try:
             with _at(where), _config(where.config):
+                if group_tasks(task):
+                    from sky.utils import dag_utils, yaml_utils
+
+                    text = yaml_utils.dump_yaml_str(group_documents(copy.deepcopy(task)))
+                    entry: Any = dag_utils.load_job_group_from_yaml_str(text)
+                else:
+                    entry = sky.Task.from_yaml_config(copy.deepcopy(task))
                 request = sky.jobs.launch(
-                    sky.Task.from_yaml_config(copy.deepcopy(task)),
+                    entry,
                     name=task.get("name"),
                     pool=task["_metadata"]["slurmsky"].get("pool"),
                     num_jobs=num_jobs,
@@ -272,13 +283,15 @@ class SkyClient:
             sky.stream_and_get(sky.jobs.cancel(job_ids=[sky_id]), output_stream=out)
         return f"SkyPilot job {sky_id}: " + " ".join(clean(out.getvalue()).split())
 
-    def tail(self, where: Server, sky_id: int, follow: bool, stream: Any) -> Any:
+    def tail(
+        self, where: Server, sky_id: int, follow: bool, stream: Any, task: int | None = None
+    ) -> Any:
         """A managed job's run log on `where` into `stream` (file-like: write, flush), then a
-        newline."""
+        newline; of a job group, its task `task`'s (None: every task's)."""
         sky = _sdk()
         # SkyPilot annotates output_stream as io.TextIOBase; write and flush are all it uses
         with _at(where):
-            sky.jobs.tail_logs(job_id=sky_id, follow=follow, output_stream=stream)
+            sky.jobs.tail_logs(job_id=sky_id, follow=follow, output_stream=stream, task=task)
         stream.write("\n")
         return stream
 

@@ -117,6 +117,13 @@ class SkyExecutor:
                 return [0]
         if job.array_throttle and self._array_busy(job, running) >= job.array_throttle:
             return "JobArrayTaskLimit"
+        het = _het_nodes(job.__dict__.get("het_parts"))
+        if het:  # a heterogeneous job: each component's nodes in its own partition
+            if any(self._free(part) < count for part, count in het.items()):
+                return "Resources"
+            for part, count in het.items():
+                held[part] += count
+            return list(range(job.num_nodes))
         if free < job.num_nodes:
             return "Resources"
         spec = self._plan(job.submission)[0]
@@ -127,14 +134,25 @@ class SkyExecutor:
 
     def _held(self) -> dict[str, int]:
         """partition -> the nodes its jobs hold: read at a pass's first place(), then counted
-        up as that pass places jobs (their launches come after every place())."""
+        up as that pass places jobs (their launches come after every place()). A
+        heterogeneous job holds each component's nodes in its partition."""
         if self.room is None:
             by_part: dict[str, list[JobRecord]] = {}
+            groups: defaultdict[str, int] = defaultdict(int)
             for j in state.active_jobs(self.db, "sky"):
                 if j.executor_ref and j.job_id < skysync.FOREIGN_BASE:
-                    by_part.setdefault(j.partition, []).append(j)
+                    het = _het_nodes(self._plan(j.submission)[0].get("het"))
+                    for part, count in het.items():
+                        groups[part] += count
+                    if not het:
+                        by_part.setdefault(j.partition, []).append(j)
             self.room = defaultdict(int, {p: room.held(js) for p, js in by_part.items()})
+            for part, count in groups.items():
+                self.room[part] += count
         return self.room
+
+    def _free(self, partition: str) -> int:
+        return room.size_of(self.partitions.get(partition) or {}) - self._held()[partition]
 
     def _plan(self, submission: int) -> tuple[dict, dict]:
         """The submission's stored spec and task (the sky backend stores a task with each)."""
@@ -445,6 +463,10 @@ class SkyExecutor:
             seen = max((ref.get("recovered") or 0) + 1, rec.get("recovery_count") or 0)
             ref = fields["executor_ref"] = dict(ref, recovered=seen)
         fields = dict(fields, **self._placed(job, rec, ref))
+        names = skysync.group_names(rec)
+        if names and ref.get("names") != names:  # a heterogeneous job's: each component's
+            ref = fields["executor_ref"] = dict(ref, names=names)
+            self._component_nodes(job, names)
         fields = {k: v for k, v in fields.items() if getattr(job, k) != v}
         if not fields:
             return False
@@ -456,6 +478,18 @@ class SkyExecutor:
             if changed and recovered:
                 transitions.keep_run(self.db, job, now, ended="NODE_FAIL")
         return changed
+
+    def _component_nodes(self, job: JobRecord, names: list[str]) -> None:
+        """A heterogeneous job's rows each with its component's nodes (its group task's),
+        the leader's too (its executor_ref's names share its steps out: transitions)."""
+        from slurmsky.runtime import hostlist
+
+        for comp in self._plan(job.submission)[0].get("het") or ():
+            first, count = comp["nodes"]
+            own = names[first : first + count]
+            if own:
+                nodes = hostlist.compress(own)
+                state.update_job(self.db, comp["job_id"], nodelist=nodes, batch_host=own[0])
 
     def _finish(self, now: float) -> bool:
         """Record the end of jobs SkyPilot finished, once their log (if any) is read."""
@@ -491,6 +525,14 @@ class SkyExecutor:
             elif not job.kill_action:
                 changed |= self._update(job, rec, now)
         return changed
+
+
+def _het_nodes(components: list[dict] | None) -> dict[str, int]:
+    """A heterogeneous job's nodes per partition, from its spec's components ({}: none)."""
+    nodes: dict[str, int] = {}
+    for comp in components or ():
+        nodes[comp["partition"]] = nodes.get(comp["partition"], 0) + comp["nodes"][1]
+    return nodes
 
 
 def _log_cancel(future: Future) -> None:

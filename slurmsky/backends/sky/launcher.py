@@ -27,9 +27,10 @@ from concurrent.futures import Future
 from slurmsky.backends.sky import lanes
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.backends.sky.group import group_tasks
 from slurmsky.backends.sky.output import NODE_ERR, NODE_OUT, sky_run
 from slurmsky.backends.sky.server import Server
-from slurmsky.backends.sky.task import cluster_workdir, with_runtime
+from slurmsky.backends.sky.task import cluster_workdir, run_command, with_runtime
 from slurmsky.backends.sky.watcher import Background
 from slurmsky.core import state, transitions
 from slurmsky.core.state import JobRecord
@@ -64,10 +65,12 @@ def launch_task(
     *,
     whole: bool,
     lane: list[JobRecord] | None = None,
+    emitter: bool = True,
 ) -> dict:
     """The stored task with `run` for one launch (of the array's elements in `lane`, one
     after another, when given; of every element with `whole`), `meta` in its metadata, and
-    a new step secret."""
+    a new step secret. Without `emitter`, its nodes write no output to its log (a job
+    group's other components: component 0's runs the batch script)."""
     task = copy.deepcopy(task)
     separate = spec.get("error") not in (None, spec.get("output"))
     node = dict(spec, environment=None, output=NODE_OUT, error=NODE_ERR if separate else None)
@@ -84,10 +87,28 @@ def launch_task(
         if spec.get("array") and not whole:
             node["array"] = dict(spec["array"], task_id=job.array_task_id, task_job_id=job.job_id)
             meta.update(job_id=job.job_id, array_task_id=job.array_task_id)
-        task["run"] = with_runtime(task, sky_run(node, workdir))
+        run = sky_run(node, workdir) if emitter else run_command(node, workdir)
+        task["run"] = with_runtime(task, run)
     task["_metadata"] = {"slurmsky": meta}
     task["secrets"] = {SECRET_VAR: secrets.token_hex(32)}
     return task
+
+
+def launch_group(task: dict, spec: dict, job: JobRecord, meta: dict) -> dict:
+    """A heterogeneous job's stored job group for its launch: each component's task as
+    launch_task makes it (the node runtime as that component: spec het_component), all with
+    one step secret (one step channel over every component's nodes), `meta` in each."""
+    secret = {SECRET_VAR: secrets.token_hex(32)}
+    tasks = []
+    for offset, comp in enumerate(group_tasks(task) or ()):
+        one = launch_task(
+            comp, dict(spec, het_component=offset), job, meta, whole=False, emitter=offset == 0
+        )
+        tasks.append(dict(one, secrets=secret))
+    group = {k: copy.deepcopy(v) for k, v in task.items() if k != "job_group"}
+    own = dict(group.get("_metadata", {}).get("slurmsky", {}), **meta)
+    own.pop("server", None)  # its URL may hold credentials
+    return dict(group, _metadata={"slurmsky": own}, job_group=tasks)
 
 
 class Launcher:
@@ -124,6 +145,10 @@ class Launcher:
         token = ref["token"]
         if lanes is not None:
             return self._lanes(job, spec, task, ref, *lanes, where)
+        if group_tasks(task):  # a heterogeneous job: one job group
+            meta = {"instance": self.instance, "token": token}
+            self._submit(where, token, launch_group(task, spec, job, meta), None)
+            return ref
         group = self._group(job, spec, task, token, whole, where) if dense(spec) else None
         if group is not None:
             return dict(ref, token=group, rank=job.array_rank)

@@ -4,11 +4,12 @@ The agent follows a started job's run log with `tail_logs` (a thread each, TAILS
 its LogReader (output.py), so `tail -f` works on the submit host; a read that ended while
 SkyPilot still runs the job (a recovery on new nodes) starts again, one that failed up to
 LOG_ATTEMPTS times. Once SkyPilot says the job ended, its end waits for the log read whole:
-the node runtime's RESULT in it is the job's own state and exit code. A read that missed
-some of the log (the RESULT, a file's frames, output) is done again whole, up to LOG_ATTEMPTS
-times, AGAIN seconds apart and doubling: on the stack SkyPilot's live stream of a big log
-stalled after 78 KB and ended with the job, and a whole read just after the job's end got
-nothing, before SkyPilot had stored the log.
+the node runtime's RESULT in it is the job's own state and exit code. A live read that
+missed some of the log (the RESULT, a file's frames, output) is done again whole, and a
+whole read that got none of it again, up to LOG_ATTEMPTS times, AGAIN seconds apart and
+doubling: on the stack SkyPilot's live stream of a big log stalled after 78 KB and ended
+with the job, and a whole read just after the job's end got nothing, before SkyPilot had
+stored the log.
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ class JobLogs:
         if not follow:
             tries = self.whole.get(job.job_id, (0, 0.0))[0]
             self.whole[job.job_id] = (tries + 1, time.monotonic() + AGAIN * 2**tries)
+        # a heterogeneous job's group: component 0's task runs the batch script
+        task = 0 if job.het_job_id is not None else None
         future = (self.tails if follow else self.pool).submit(
-            self.client.tail, where, sky_id, follow, reader
+            self.client.tail, where, sky_id, follow, reader, task
         )
         future.add_done_callback(lambda _: self.nudge())
         self.readers[job.job_id] = future
@@ -128,12 +131,15 @@ class JobLogs:
 
     def _again(self, job_id: int, rec: dict, reader: Future) -> bool:
         """Whether an ended job's finished read missed some of the log and it is read whole
-        (again) now or later: not after LOG_ATTEMPTS such reads."""
+        now or later: after a live read; after a whole read that got none of the job's log
+        (not stored yet), up to LOG_ATTEMPTS times, unless the job was cancelled (what a
+        whole read got is all there is)."""
         job = self.jobs.get(job_id)
         if job is None or not rec.get("start_at") or not read_short(reader):
             return False
         tries, after = self.whole.get(job_id, (0, 0.0))
-        if tries >= LOG_ATTEMPTS:
+        stored = reader.result().starts or rec["status"] == "CANCELLED"
+        if tries and (stored or tries >= LOG_ATTEMPTS):
             return False
         if time.monotonic() >= after:
             log.info(

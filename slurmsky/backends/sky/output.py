@@ -18,7 +18,7 @@ import os
 import re
 
 from slurmsky.backends.sky.files_home import NODE, FilesHome, Frames, display, segments
-from slurmsky.backends.sky.task import RUNDIR, run_command
+from slurmsky.backends.sky.task import run_command, rundir_lines
 from slurmsky.core.state import JobRecord
 
 # In the job's workdir on the node, each job's own (%j: jobs may share a -D, and a pool
@@ -76,7 +76,7 @@ while True:
 def sky_run(spec: dict, workdir: str | None) -> str:
     """The task's `run`: translate's node runtime command (in `workdir`, None: SkyPilot's),
     with node 0's emitter beside it, which follows the batch step's output and error files."""
-    return RUNDIR + emitted(run_command(spec, workdir)) + "exit $SLURMSKY_RC\n"
+    return rundir_lines(spec) + emitted(run_command(spec, workdir)) + "exit $SLURMSKY_RC\n"
 
 
 def emitted(command: str, tag: str = "") -> str:

@@ -183,8 +183,13 @@ def clean(text: str | None) -> str:
 
 def job_view(records: list[dict]) -> dict:
     """One job's record out of its tasks' (pipelines have several): the first unfinished task,
-    else the first that failed, else the last."""
+    else the first that failed, else the last. A job group's (a heterogeneous job's) is its
+    primary task's, task 0, which runs the batch script (SkyPilot cancels the others when it
+    ends), with every task's record under "tasks"."""
     records = sorted(records, key=lambda r: r.get("task_id") or 0)
+    meta = (records[0].get("metadata") or {}).get("slurmsky") or {}
+    if meta.get("het_offset") is not None:
+        return dict(records[0], tasks=records)
     for rec in records:
         if rec["status"] not in FINAL:
             return rec
@@ -220,6 +225,15 @@ def node_fields(rec: dict) -> dict:
     return {"nodelist": hostlist.compress(names), "batch_host": names[0]}
 
 
+def group_names(rec: dict) -> list[str] | None:
+    """A job group's node names, every task's in task order (the heterogeneous job's nodes:
+    its components' in order), once SkyPilot names them all; else None."""
+    tasks = rec.get("tasks")
+    if not tasks or not all(t.get("node_names") for t in tasks):
+        return None
+    return [n for t in tasks for n in t["node_names"].split(",")]
+
+
 def named_steps(result: dict, names: list[str]) -> dict:
     """`result` with its steps' nodes named as SkyPilot names the job's nodes (rank -> name),
     as squeue and sacct name the job's, not by the IPs the job used inside."""
@@ -243,8 +257,9 @@ def result_of(rec: dict, marker: dict | None) -> dict:
     status = rec["status"]
     end = rec.get("end_at") or time.time()
     if marker and marker.get("state") and status not in ("CANCELLED", "FAILED_CONTROLLER"):
-        if rec.get("node_names"):
-            marker = named_steps(marker, rec["node_names"].split(","))
+        names = group_names(rec) or (rec.get("node_names") or "").split(",")
+        if names != [""]:
+            marker = named_steps(marker, names)
         return dict(marker, end=marker.get("end") or end)
     reason = clean(rec.get("failure_reason"))
     code = 0

@@ -23,12 +23,26 @@ from slurmsky.plan.environment import job_environment
 from slurmsky.plan.layout import Layout
 from slurmsky.record import Record
 from slurmsky.runtime import PACKAGE_PARENT
+from slurmsky.runtime.het import group_task_name
 
 RUNTIME_HOME = "~/.slurmsky/runtime"
 # The job's directory on its nodes (shared by nodes that share $HOME): its own per managed job,
 # as one pool worker runs job after job whose SKYPILOT_TASK_ID is the same.
 RUNDIR = (
     'SLURMSKY_RUNDIR="$HOME/.slurmsky/jobs/${SKYPILOT_TASK_ID:-job}-${SKYPILOT_MANAGED_JOB_ID:-0}"\n'
+    'mkdir -p "$SLURMSKY_RUNDIR"\n'
+)
+# A job group's (a heterogeneous job's) tasks: one per launch, whatever the component (named
+# by a digest of the job's secret), in a directory the nodes of every component share where
+# they can: on Slurm infra $HOME is BASE/.sky_clusters/<cluster>, one per component, under a
+# BASE the Slurm nodes share; elsewhere $HOME. runtime/het.py finds the nodes there.
+GROUP_RUNDIR = (
+    'SLURMSKY_BASE="$HOME"\n'
+    'if [ "$(basename "$(dirname "$HOME")")" = .sky_clusters ]; then\n'
+    '  SLURMSKY_BASE="$(dirname "$(dirname "$HOME")")"\n'
+    "fi\n"
+    'SLURMSKY_KEY="$(printf %s "$SLURMSKY_STEP_SECRET" | sha256sum | cut -c1-16)"\n'
+    'SLURMSKY_RUNDIR="$SLURMSKY_BASE/.slurmsky/groups/${SKYPILOT_MANAGED_JOB_ID:-0}-$SLURMSKY_KEY"\n'
     'mkdir -p "$SLURMSKY_RUNDIR"\n'
 )
 SPEC_EOF = "SLURMSKY_SPEC_EOF"
@@ -287,17 +301,34 @@ def sky_task(
     return task, warnings
 
 
+def rundir_lines(spec: dict) -> str:
+    """The lines that make the node's $SLURMSKY_RUNDIR: its managed job's, or its job
+    group's for a component of a heterogeneous job."""
+    return RUNDIR if spec.get("het_component") is None else GROUP_RUNDIR
+
+
+def spec_file(spec: dict) -> str:
+    """The node spec's file in the rundir (a job group's components each their own)."""
+    comp = spec.get("het_component")
+    return "spec.json" if comp is None else f"spec-{comp}.json"
+
+
 def run_command(spec: dict, workdir: str | None) -> str:
     """Every node writes the spec (a quoted heredoc: no expansion) and starts the runtime in
     `workdir` (None: where SkyPilot runs `run`, its synced workdir)."""
-    return RUNDIR + spec_lines(spec, workdir) + runtime_line('"$SLURMSKY_RUNDIR/spec.json"')
+    return (
+        rundir_lines(spec)
+        + spec_lines(spec, workdir)
+        + runtime_line(f'"$SLURMSKY_RUNDIR/{spec_file(spec)}"')
+    )
 
 
 def spec_lines(spec: dict, workdir: str | None) -> str:
-    """Lines that write the node spec to $SLURMSKY_RUNDIR/spec.json."""
+    """Lines that write the node spec to $SLURMSKY_RUNDIR/spec.json (spec-N.json: a job
+    group's component N)."""
     node_spec = dict(spec, workdir=workdir)
     return (
-        f"cat > \"$SLURMSKY_RUNDIR/spec.json\" <<'{SPEC_EOF}'\n"
+        f"cat > \"$SLURMSKY_RUNDIR/{spec_file(spec)}\" <<'{SPEC_EOF}'\n"
         f"{json.dumps(node_spec, sort_keys=True)}\n"
         f"{SPEC_EOF}\n"
     )
@@ -404,9 +435,68 @@ def _task_name(job_name: str) -> str:
     return name[:60].rstrip("-_.")
 
 
+def _group_name(job_name: str) -> str:
+    """A job group's and its tasks' names: letters, digits, - and _ only (dag_utils)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", _task_name(job_name)).strip("-_")[:40] or "job"
+
+
+def plan_group(plan: Plan, cfg: Config) -> tuple[dict, list[str]]:
+    """A heterogeneous job's SkyPilot job group (SkyPilot 0.14): a task per component, on
+    the component's partition with its own resources, each running the node runtime on its
+    nodes as the component (spec "het_component": runtime/het.py joins them into one job);
+    component 0's task is the primary one (the batch script ends the job, the others then
+    end). A pool runs no job group: a component on a pool's partition is refused."""
+    name = _group_name(plan.request.job_name)
+    tasks: list[dict] = []
+    warnings: list[str] = []
+    for offset, comp in enumerate(plan.components):
+        pool = pools.pool_of(comp.partition, comp.part)
+        if pool:
+            raise SlurmError(
+                f"partition {comp.partition} runs on SkyPilot pool {pool}, which runs no job "
+                "group: a heterogeneous job's components need partitions without a pool",
+                "Batch job submission failed: Requested node configuration is not available",
+            )
+        metadata = {
+            "slurmsky": {
+                "version": 1,
+                "job_id": plan.job_id,
+                "job_name": comp.request.job_name,
+                "partition": comp.partition,
+                "het_offset": offset,
+            }
+        }
+        spec = dict(plan.spec, het_component=offset)
+        task, said = sky_task(
+            comp.request, cfg, comp.layout, comp.partition, comp.part, spec, metadata
+        )
+        task["name"] = group_task_name(name, offset)
+        tasks.append(task)
+        warnings += [w for w in said if w not in warnings]
+    group = {
+        "name": name,
+        "execution": "parallel",
+        "primary_tasks": [tasks[0]["name"]],
+        "_metadata": {
+            "slurmsky": {
+                "version": 1,
+                "job_id": plan.job_id,
+                "job_name": plan.request.job_name,
+                "partition": plan.partition,
+                "het_size": len(tasks),
+            }
+        },
+        "job_group": tasks,
+    }
+    return group, warnings
+
+
 def plan_task(plan: Plan, cfg: Config) -> tuple[dict, list[str]]:
     """The SkyPilot task of a submission's plan (core.planning): its partition, layout and
-    spec as planned; the warnings to say of it."""
+    spec as planned; the warnings to say of it. A heterogeneous job's is a job group
+    (plan_group)."""
+    if plan.components:
+        return plan_group(plan, cfg)
     req, lay, part = plan.request, plan.layout, plan.part
     metadata: dict[str, dict]
     metadata = {
