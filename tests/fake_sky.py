@@ -10,9 +10,11 @@ SkyPilot's does; the infra every job gets is `cluster_info` (SKYPILOT_CLUSTER_IN
 cloud/region/zone in the queue), and `preempt` / `recover` play SkyPilot's recovery of a
 preempted job (RECOVERING, recovery_count + 1, the same task run again). Its world has several
 API servers, each with its own managed jobs (their ids start at 1 on each, as SkyPilot's do);
-a server named in `down` does not answer. Pools answer `pool_answer`; salloc's clusters need
-the real stack
-(test_sky_e2e.py) and are not faked.
+a server named in `dead` does not answer. Pools live on the server they were applied on
+(`pools`; `pool_status` answers them, or `pool_answer` when set). salloc's clusters
+(`clusters`, by server) are a name and this host as their one node; a step `exec`'d on one
+runs its task's `run` as a managed job does (in the cluster's one workdir, its log followed
+by `tail_cluster`). Every call is logged with its server in `calls`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class FakeSkyClient(SkyClient):
     def __init__(self, tmp_path: Path):
         self.tmp = tmp_path
         self.worlds: dict[str, dict[int, dict]] = {}  # server name -> its managed jobs by id
-        self.down: set[str] = set()  # servers that do not answer
+        self.dead: set[str] = set()  # servers that do not answer
         self.cluster_info: dict = {"cloud": "Fake", "region": None, "zone": None}
         self.queried: list[str] = []  # the server each queue query went to
         self.tailed: list[tuple[str, int, bool, int]] = []  # (server, id, follow, bytes read)
@@ -51,7 +53,11 @@ class FakeSkyClient(SkyClient):
         self.most_nodes_at_once = 0  # each running job counts its task's num_nodes
         self.burst = False  # logs read only once their job ended (SkyPilot's first bursts)
         self.pool_answer: list[dict] = []
-        self.pools_asked: list[list[str]] = []
+        self.pools_asked: list[tuple[str, list[str]]] = []  # (server, pool names) per query
+        self.pools: dict[str, dict[str, dict]] = {}  # server name -> pool name -> its task
+        self.clusters: dict[str, dict[str, dict]] = {}  # server name -> cluster -> its jobs
+        self.calls: list[tuple[str, str]] = []  # (method, server) of the pool/cluster calls
+        self.serial = 0  # launches so far, on every server (each a log and a workdir)
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
         (home / "slurmsky").symlink_to(ROOT / "slurmsky")
@@ -67,7 +73,7 @@ class FakeSkyClient(SkyClient):
         return "http://fake-sky.invalid"
 
     def check_server(self, where: Server | None = None) -> None:
-        if where is not None and where.name in self.down:
+        if where is not None and where.name in self.dead:
             raise Unreachable(f"SkyPilotApiServerUnreachable:{where.name}")
 
     def launch(self, where: Server, task: dict, num_jobs: int | None) -> list[int]:
@@ -86,12 +92,13 @@ class FakeSkyClient(SkyClient):
             self.most_nodes_at_once = max(self.most_nodes_at_once, nodes)
         return ids
 
-    def _start(self, jobs: dict[int, dict], task: dict, rank: int) -> int:
+    def _start(self, jobs: dict[int, dict], task: dict, rank: int, cwd: Path | None = None) -> int:
         sky_id = len(jobs) + 1
-        serial = sum(len(world) for world in self.worlds.values())
+        serial, self.serial = self.serial, self.serial + 1
         info = dict(self.cluster_info, cluster_name=f"fake-{serial}")
-        env = {
-            "HOME": str(self.tmp / "nodehome"),
+        pooled = (task.get("_metadata") or {}).get("slurmsky", {}).get("pool")
+        env = {  # a pool's job brings the runtime itself (pools.bootstrap): a bare home
+            "HOME": str(self.tmp / ("poolhome" if pooled else "nodehome")),
             "PATH": os.environ["PATH"],
             "SKYPILOT_NODE_RANK": "0",
             "SKYPILOT_NODE_IPS": "127.0.0.1",
@@ -106,8 +113,8 @@ class FakeSkyClient(SkyClient):
             **task["secrets"],
         }
         log = self.tmp / f"sky-{serial}.log"
-        workdir = self.tmp / "sky_workdir" / str(serial)  # each managed job its own cluster's
-        workdir.mkdir()
+        workdir = cwd or self.tmp / "sky_workdir" / str(serial)  # a managed job: its own
+        workdir.mkdir(exist_ok=True)
         jobs[sky_id] = dict(
             log=log, task=task, env=env, at=time.time(), cancelled=False, info=info, cwd=workdir
         )
@@ -196,8 +203,13 @@ class FakeSkyClient(SkyClient):
 
     def tail(self, where: Server, sky_id: int, follow: bool, stream: Any) -> Any:
         self.check_server(where)
-        reader = stream
-        job = self.worlds[where.name][sky_id]
+        offset = self._follow(self.worlds[where.name][sky_id], follow, stream)
+        self.tailed.append((where.name, sky_id, follow, offset))
+        stream.write("\n")
+        return stream
+
+    def _follow(self, job: dict, follow: bool, reader: Any) -> int:
+        """A job's log into `reader` (until it ends, when following): the bytes read."""
         offset = 0
         deadline = time.monotonic() + 60
         while self.burst and job["proc"].poll() is None and time.monotonic() < deadline:
@@ -210,9 +222,7 @@ class FakeSkyClient(SkyClient):
             if ended or not follow:
                 break
             time.sleep(0.1)
-        self.tailed.append((where.name, sky_id, follow, offset))
-        reader.write("\n")
-        return reader
+        return offset
 
     def cancel(self, where: Server, sky_id: int) -> str:
         self.check_server(where)
@@ -221,42 +231,68 @@ class FakeSkyClient(SkyClient):
         _kill_tree(job["proc"])
         return f"SkyPilot job {sky_id}: cancelled"
 
-    def pool_status(self, names: list[str]) -> list[dict]:
-        self.pools_asked.append(names)
-        return self.pool_answer
+    def pool_status(self, where: Server, names: list[str]) -> list[dict]:
+        self.check_server(where)
+        self.pools_asked.append((where.name, names))
+        if self.pool_answer:
+            return self.pool_answer
+        made = self.pools.get(where.name, {})
+        return [{"name": n, "status": "READY", "replica_info": []} for n in names if n in made]
 
-    # salloc's clusters, their steps and the pool commands run on the real stack only
-    # (test_sky_e2e.py): not faked here.
+    def pool_apply(self, where: Server, task: dict, name: str) -> None:
+        self.check_server(where)
+        self.calls.append(("pool_apply", where.name))
+        self.pools.setdefault(where.name, {})[name] = task
 
-    def pool_apply(self, task: dict, name: str) -> None:
-        raise NotImplementedError("pool_apply: the sky e2e stack")
+    def pool_down(self, where: Server, name: str) -> str:
+        self.check_server(where)
+        self.calls.append(("pool_down", where.name))
+        if self.pools.get(where.name, {}).pop(name, None) is None:
+            return f"Pool {name} not found."
+        return f"Pool {name} is scheduled to be terminated."
 
-    def pool_down(self, name: str) -> str:
-        raise NotImplementedError("pool_down: the sky e2e stack")
+    def launch_cluster(
+        self, where: Server, task: dict, name: str, requested
+    ) -> tuple[list[str], list[str]]:
+        self.check_server(where)
+        self.calls.append(("launch_cluster", where.name))
+        requested(f"launch-{name}")
+        with self.lock:
+            self.clusters.setdefault(where.name, {})[name] = {}
+        return [f"{name}-head"], ["127.0.0.1"]
 
-    def launch_cluster(self, task: dict, name: str, requested) -> tuple[list[str], list[str]]:
-        raise NotImplementedError("launch_cluster: the sky e2e stack")
+    def cancel_request(self, where: Server, request: str) -> None:
+        self.calls.append(("cancel_request", where.name))
 
-    def cancel_request(self, request: str) -> None:
-        raise NotImplementedError("cancel_request: the sky e2e stack")
+    def down(self, where: Server, name: str) -> None:
+        self.check_server(where)
+        self.calls.append(("down", where.name))
+        with self.lock:
+            for job in self.clusters.get(where.name, {}).pop(name, {}).values():
+                _kill_tree(job["proc"])
 
-    def down(self, name: str) -> None:
-        raise NotImplementedError("down: the sky e2e stack")
+    def exec(self, where: Server, task: dict, cluster: str) -> int:
+        self.check_server(where)
+        self.calls.append(("exec", where.name))
+        with self.lock:
+            jobs = self.clusters[where.name][cluster]  # KeyError: no such cluster there
+            return self._start(jobs, task, 0, cwd=self.tmp / "sky_workdir" / cluster)
 
-    def exec(self, task: dict, cluster: str) -> int:
-        raise NotImplementedError("exec: the sky e2e stack")
+    def tail_cluster(self, where: Server, cluster: str, cluster_job: int, stream: Any) -> None:
+        self.check_server(where)
+        self.calls.append(("tail_cluster", where.name))
+        self._follow(self.clusters[where.name][cluster][cluster_job], True, stream)
 
-    def tail_cluster(self, cluster: str, cluster_job: int, stream: Any) -> None:
-        raise NotImplementedError("tail_cluster: the sky e2e stack")
-
-    def cancel_cluster_job(self, cluster: str, cluster_job: int) -> None:
-        raise NotImplementedError("cancel_cluster_job: the sky e2e stack")
+    def cancel_cluster_job(self, where: Server, cluster: str, cluster_job: int) -> None:
+        self.calls.append(("cancel_cluster_job", where.name))
+        _kill_tree(self.clusters[where.name][cluster][cluster_job]["proc"])
 
     def enabled_clouds(self) -> list[str]:
         return ["Fake"]
 
     def stop(self) -> None:
-        for job in (j for world in self.worlds.values() for j in world.values()):
+        steps = (j for c in self.clusters.values() for js in c.values() for j in js.values())
+        for job in [*(j for world in self.worlds.values() for j in world.values()), *steps]:
             _kill_tree(job["proc"])
             job["proc"].wait(10)
 

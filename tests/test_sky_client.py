@@ -98,9 +98,9 @@ def test_managed_job_calls_fit_skypilots_signatures(sdk):
 def test_pool_cluster_and_step_calls_fit_skypilots_signatures(sdk):
     client = SkyClient()
     sdk.get.return_value = [{"name": "p"}]
-    assert client.pool_status(["p"]) == [{"name": "p"}]
-    client.pool_apply({"pool": {"workers": 1}, "resources": {"cpus": 1}}, "p")
-    assert client.pool_down("p") == ""
+    assert client.pool_status(HERE, ["p"]) == [{"name": "p"}]
+    client.pool_apply(HERE, {"pool": {"workers": 1}, "resources": {"cpus": 1}}, "p")
+    assert client.pool_down(HERE, "p") == ""
 
     handle = SimpleNamespace(
         cached_internal_ips=["10.0.0.1"],
@@ -109,14 +109,14 @@ def test_pool_cluster_and_step_calls_fit_skypilots_signatures(sdk):
     )
     sdk.get.return_value = (1, handle)
     requests: list[str] = []
-    assert client.launch_cluster({"run": None}, "c", requests.append) == (["n0"], ["10.0.0.1"])
-    assert requests == ["request-id"]
-    client.cancel_request("request-id")
-    client.down("c")
+    launched = client.launch_cluster(HERE, {"run": None}, "c", requests.append)
+    assert launched == (["n0"], ["10.0.0.1"]) and requests == ["request-id"]
+    client.cancel_request(HERE, "request-id")
+    client.down(HERE, "c")
     sdk.get.return_value = (3, None)
-    assert client.exec({"run": "true"}, "c") == 3
-    client.tail_cluster("c", 3, io.StringIO())
-    client.cancel_cluster_job("c", 3)
+    assert client.exec(HERE, {"run": "true"}, "c") == 3
+    client.tail_cluster(HERE, "c", 3, io.StringIO())
+    client.cancel_cluster_job(HERE, "c", 3)
     sdk.get.return_value = ["Slurm"]
     assert client.enabled_clouds() == ["Slurm"]
 
@@ -155,9 +155,9 @@ def test_each_thread_calls_the_server_its_job_named_and_launches_load_its_config
 
     config = tmp_path / "team.yaml"
     config.write_text("jobs:\n  bucket: s3://team-bucket\n")
-    with skyclient._config(str(config)):
+    with skyclient._config(Server(HERE.url, str(config))):
         assert skypilot_config.get_nested(("jobs", "bucket"), None) == "s3://team-bucket"
-    with skyclient._config(None):
+    with skyclient._config(HERE):
         assert skypilot_config.get_nested(("jobs", "bucket"), None) is None
 
 
