@@ -161,6 +161,31 @@ def test_each_thread_calls_the_server_its_job_named_and_launches_load_its_config
         assert skypilot_config.get_nested(("jobs", "bucket"), None) is None
 
 
+def test_a_launch_loads_the_project_config_its_command_had_wherever_it_runs(tmp_path, monkeypatch):
+    """The job's .sky.yaml (recorded by absolute path) overlays its user config, from any
+    directory; a job that had none never gets the agent's directory's .sky.yaml."""
+    from sky import skypilot_config
+
+    from slurmsky.backends.sky import client as skyclient
+
+    user = tmp_path / "user.yaml"
+    user.write_text("jobs:\n  bucket: s3://user\nallowed_clouds: [aws]\n")
+    project = tmp_path / "proj" / ".sky.yaml"
+    project.parent.mkdir()
+    project.write_text("jobs:\n  bucket: s3://project\n")
+    elsewhere = tmp_path / "agent"
+    elsewhere.mkdir()
+    (elsewhere / ".sky.yaml").write_text("jobs:\n  bucket: s3://agent-dir\n")
+    monkeypatch.chdir(elsewhere)
+    with skyclient._config(Server(HERE.url, str(user), str(project))):
+        assert skypilot_config.get_nested(("jobs", "bucket"), None) == "s3://project"
+        assert skypilot_config.get_nested(("allowed_clouds",), None) == ["aws"]
+    with skyclient._config(Server(HERE.url, str(user))):
+        assert skypilot_config.get_nested(("jobs", "bucket"), None) == "s3://user"
+    with skyclient._config(HERE):
+        assert skypilot_config.get_nested(("jobs", "bucket"), None) is None
+
+
 def test_a_real_sdk_call_goes_to_the_threads_server_health_check_included():
     """SkyPilot's health check before each call asks get_server_url(host="127.0.0.1"): the
     thread's server must win there too, as $SKYPILOT_API_SERVER_ENDPOINT does. Nothing

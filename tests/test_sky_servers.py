@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fake_sky import sky_world
 
 from slurmsky.backends.sky import server
@@ -58,6 +59,88 @@ def test_the_server_is_found_as_skypilot_finds_it_without_importing_it(tmp_path,
     assert server.current() == server.Server("http://10.0.0.5:46580", str(config))
 
 
+# SkyPilot's own answer, in a fresh process per case: the endpoint its client resolves
+# and the config files it loads (each case: cwd, environment, JSON on the last line).
+SKYPILOT_SAYS = """
+import json
+from sky import skypilot_config
+from sky.server import common
+skypilot_config.reload_config()
+print(json.dumps([common.get_server_url(), skypilot_config.loaded_config_path()]))
+"""
+
+
+def test_the_project_config_is_found_as_skypilot_finds_it(tmp_path, monkeypatch):
+    """SkyPilot 0.14.1 overlays the project's .sky.yaml (in the command's directory, or
+    $SKYPILOT_PROJECT_CONFIG) on the user's config, and $SKYPILOT_CONFIG alone replaces
+    both; server.current() names the endpoint and files SkyPilot's own client does, each
+    case checked against it, without importing SkyPilot."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("sky")
+    for var in ("SKYPILOT_API_SERVER_ENDPOINT", "SKYPILOT_API_SERVER_LOCAL_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("SKYPILOT_GLOBAL_CONFIG", "SKYPILOT_PROJECT_CONFIG", "SKYPILOT_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    user = tmp_path / ".sky" / "config.yaml"
+    user.parent.mkdir()
+    user.write_text("api_server:\n  endpoint: http://user.example:1/\n")
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / ".sky.yaml").write_text("api_server:\n  endpoint: http://u:pw@project.example:2\n")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / ".sky.yaml").write_text("jobs:\n  bucket: s3://b\n")  # no endpoint of its own
+    other = tmp_path / "other.yaml"
+    other.write_text("api_server:\n  endpoint: http://other.example:3\n")
+    cases = [  # (cwd, environment, the Server slurmsky records)
+        (tmp_path, {}, server.Server("http://user.example:1", str(user))),
+        (
+            project,
+            {},
+            server.Server("http://u:pw@project.example:2", str(user), str(project / ".sky.yaml")),
+        ),
+        (plain, {}, server.Server("http://user.example:1", str(user), str(plain / ".sky.yaml"))),
+        (
+            tmp_path,
+            {"SKYPILOT_PROJECT_CONFIG": str(other)},
+            server.Server("http://other.example:3", str(user), str(other)),
+        ),
+        (
+            project,
+            {"SKYPILOT_CONFIG": str(other)},
+            server.Server("http://other.example:3", str(other)),
+        ),
+        (
+            project,
+            {"SKYPILOT_API_SERVER_ENDPOINT": "http://env.example:4"},
+            server.Server("http://env.example:4", str(user), str(project / ".sky.yaml")),
+        ),
+    ]
+    for cwd, env, expected in cases:
+        monkeypatch.chdir(cwd)
+        with monkeypatch.context() as m:
+            for key, value in env.items():
+                m.setenv(key, value)
+            assert server.current() == expected, (cwd, env)
+            out = subprocess.run(
+                [sys.executable, "-c", SKYPILOT_SAYS],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=dict(os.environ, SKYPILOT_DISABLE_USAGE_COLLECTION="1"),
+            )
+        said_url, said_files = json.loads(out.stdout.splitlines()[-1])
+        assert said_url == expected.url, (cwd, env, out.stderr[-2000:])
+        files = [f for f in (expected.config, expected.project) if f]
+        # SkyPilot names one file, or '<merged (a, b)>' (the project's relative to here)
+        said = said_files.strip("<>").removeprefix("merged (").rstrip(")").split(", ")
+        assert sorted(map(os.path.abspath, said)) == sorted(files), (cwd, env, said_files)
+
+
 def test_a_job_goes_to_the_server_its_sbatch_named_and_no_other_queue_ends_it(
     cluster, tmp_path, monkeypatch
 ):
@@ -87,6 +170,30 @@ def test_a_job_goes_to_the_server_its_sbatch_named_and_no_other_queue_ends_it(
         for job_id in (first, second):
             assert (cluster.cwd / f"slurm-{job_id}.out").read_text() == "done\n"
         assert {t[:2] for t in fake.tailed} == {(A, 1), (B, 1)}  # each log where its job ran
+
+
+def test_a_job_goes_to_the_server_of_the_project_config_of_its_sbatchs_directory(
+    cluster, tmp_path, monkeypatch
+):
+    """The user's config names B; sbatch run in a directory whose .sky.yaml names A sends
+    the job to A and records both files (the agent, elsewhere, launches under them)."""
+    with sky_world(cluster, tmp_path, monkeypatch, PARTITION) as world:
+        cluster, fake, drive = world
+        user = cluster.home / ".sky" / "config.yaml"
+        user.parent.mkdir(exist_ok=True)
+        user.write_text(f"api_server:\n  endpoint: {B}\n")
+        (cluster.cwd / ".sky.yaml").write_text(f"api_server:\n  endpoint: {A}\n")
+        cluster.script("quick.sh", "#!/bin/bash\necho quick\n")
+        for var in [v for v in cluster.env if v.startswith("SKYPILOT_")]:  # the host's
+            del cluster.env[var]
+        job = cluster.sbatch("quick.sh")
+        assert _stored_server(cluster, job) == {
+            "url": A,
+            "config": str(user),
+            "project": str(cluster.cwd / ".sky.yaml"),
+        }
+        drive(lambda: _row(cluster, job)[0] == "COMPLETED")
+        assert list(fake.worlds) == [A]
 
 
 def test_a_job_for_a_dead_server_pends_naming_it_and_scancel_ends_it_at_once(
