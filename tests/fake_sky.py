@@ -10,9 +10,11 @@ SkyPilot's does; the infra every job gets is `cluster_info` (SKYPILOT_CLUSTER_IN
 cloud/region/zone in the queue), and `preempt` / `recover` play SkyPilot's recovery of a
 preempted job (RECOVERING, recovery_count + 1, the same task run again). Its world has several
 API servers, each with its own managed jobs (their ids start at 1 on each, as SkyPilot's do);
-a server named in `down` does not answer. Pools answer `pool_answer`; salloc's clusters need
-the real stack
-(test_sky_e2e.py) and are not faked.
+a server named in `dead` does not answer. Pools live on the server they were applied on
+(`pools`; `pool_status` answers them, or `pool_answer` when set). salloc's clusters
+(`clusters`, by server) are a name and this host as their one node; a step `exec`'d on one
+runs its task's `run` as a managed job does (in the cluster's one workdir, its log followed
+by `tail_cluster`). Every call is logged with its server in `calls`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class FakeSkyClient(SkyClient):
     def __init__(self, tmp_path: Path):
         self.tmp = tmp_path
         self.worlds: dict[str, dict[int, dict]] = {}  # server name -> its managed jobs by id
-        self.down: set[str] = set()  # servers that do not answer
+        self.dead: set[str] = set()  # servers that do not answer
         self.cluster_info: dict = {"cloud": "Fake", "region": None, "zone": None}
         self.queried: list[str] = []  # the server each queue query went to
         self.tailed: list[tuple[str, int, bool, int]] = []  # (server, id, follow, bytes read)
@@ -60,7 +62,11 @@ class FakeSkyClient(SkyClient):
         # stores an ended job's log a while after its end)
         self.unstored = 0
         self.pool_answer: list[dict] = []
-        self.pools_asked: list[list[str]] = []
+        self.pools_asked: list[tuple[str, list[str]]] = []  # (server, pool names) per query
+        self.pools: dict[str, dict[str, dict]] = {}  # server name -> pool name -> its task
+        self.clusters: dict[str, dict[str, dict]] = {}  # server name -> cluster -> its jobs
+        self.calls: list[tuple[str, str]] = []  # (method, server) of the pool/cluster calls
+        self.serial = 0  # launches so far, on every server (each a log and a workdir)
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
         (home / "slurmsky").symlink_to(ROOT / "slurmsky")
@@ -76,7 +82,7 @@ class FakeSkyClient(SkyClient):
         return "http://fake-sky.invalid"
 
     def check_server(self, where: Server | None = None) -> None:
-        if where is not None and where.name in self.down:
+        if where is not None and where.name in self.dead:
             raise Unreachable(f"SkyPilotApiServerUnreachable:{where.name}")
 
     def launch(self, where: Server, task: dict, num_jobs: int | None) -> list[int]:
@@ -114,13 +120,20 @@ class FakeSkyClient(SkyClient):
         return sky_id
 
     def _start(
-        self, jobs: dict[int, dict], task: dict, rank: int, sky_id: int = 0, task_id: int = 0
+        self,
+        jobs: dict[int, dict],
+        task: dict,
+        rank: int,
+        sky_id: int = 0,
+        task_id: int = 0,
+        cwd: Path | None = None,
     ) -> int:
         sky_id = sky_id or len(jobs) + 1
-        serial = sum(len(world) for world in self.worlds.values()) + task_id
+        serial, self.serial = self.serial, self.serial + 1
         info = dict(self.cluster_info, cluster_name=f"fake-{serial}-{task_id}")
-        env = {
-            "HOME": str(self.tmp / "nodehome"),
+        pooled = (task.get("_metadata") or {}).get("slurmsky", {}).get("pool")
+        env = {  # a pool's job brings the runtime itself (pools.bootstrap): a bare home
+            "HOME": str(self.tmp / ("poolhome" if pooled else "nodehome")),
             "PATH": os.environ["PATH"],
             "SKYPILOT_NODE_RANK": "0",
             "SKYPILOT_NODE_IPS": "127.0.0.1",
@@ -134,9 +147,9 @@ class FakeSkyClient(SkyClient):
             **task.get("envs", {}),
             **task["secrets"],
         }
-        log = self.tmp / f"sky-{serial}-{task_id}.log"
-        workdir = self.tmp / "sky_workdir" / f"{serial}-{task_id}"  # each cluster its own
-        workdir.mkdir()
+        log = self.tmp / f"sky-{serial}.log"
+        workdir = cwd or self.tmp / "sky_workdir" / str(serial)  # a managed job: its own
+        workdir.mkdir(exist_ok=True)
         jobs[sky_id] = dict(
             log=log, task=task, env=env, at=time.time(), cancelled=False, info=info, cwd=workdir
         )
@@ -238,32 +251,39 @@ class FakeSkyClient(SkyClient):
         self, where: Server, sky_id: int, follow: bool, stream: Any, task: int | None = None
     ) -> Any:
         self.check_server(where)
-        reader = stream
         job = self.worlds[where.name][sky_id]
         tasks = [job, *job["members"]]  # a job group's: its task's log (None: each in turn)
         for one in tasks if task is None else [tasks[task]]:
-            self._tail(one, where, sky_id, follow, reader)
-        reader.write("\n")
-        return reader
+            read = self._tail(one, where, sky_id, follow, stream)
+            self.tailed.append((where.name, sky_id, follow, read))
+        stream.write("\n")
+        return stream
 
-    def _tail(self, job: dict, where: Server, sky_id: int, follow: bool, reader: Any) -> None:
-        offset = 0
-        deadline = time.monotonic() + 60
+    def _tail(self, job: dict, where: Server, sky_id: int, follow: bool, reader: Any) -> int:
+        """A managed job's log into `reader` as SkyPilot's stream gives it (unstored,
+        live_lost): the bytes of the log it read."""
         whole_reads = sum(
             1 for w, i, f, _ in self.tailed if (w, i, f) == (where.name, sky_id, False)
         )
         if not follow and whole_reads < self.unstored:
-            self.tailed.append((where.name, sky_id, follow, 0))
-            return
+            return 0
         lost = self.live_lost if follow else None
-        while (self.burst or lost) and job["proc"].poll() is None and time.monotonic() < deadline:
+        if not lost:
+            return self._follow(job, follow, reader)
+        deadline = time.monotonic() + 60
+        while job["proc"].poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        if lost:
-            time.sleep(2)
-            text = job["log"].read_text()
-            reader.write("".join(x for x in text.splitlines(True) if not lost(x)))
-            self.tailed.append((where.name, sky_id, follow, len(text)))
-            return
+        time.sleep(2)
+        text = job["log"].read_text()
+        reader.write("".join(x for x in text.splitlines(True) if not lost(x)))
+        return len(text)
+
+    def _follow(self, job: dict, follow: bool, reader: Any) -> int:
+        """A job's log into `reader` (until it ends, when following): the bytes read."""
+        offset = 0
+        deadline = time.monotonic() + 60
+        while self.burst and job["proc"].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
         while time.monotonic() < deadline:
             ended = job["proc"].poll() is not None
             data = job["log"].read_bytes()[offset:]
@@ -272,7 +292,7 @@ class FakeSkyClient(SkyClient):
             if ended or not follow:
                 break
             time.sleep(0.1)
-        self.tailed.append((where.name, sky_id, follow, offset))
+        return offset
 
     def cancel(self, where: Server, sky_id: int) -> str:
         self.check_server(where)
@@ -282,45 +302,71 @@ class FakeSkyClient(SkyClient):
             _kill_tree(one["proc"])
         return f"SkyPilot job {sky_id}: cancelled"
 
-    def pool_status(self, names: list[str]) -> list[dict]:
-        self.pools_asked.append(names)
-        return self.pool_answer
+    def pool_status(self, where: Server, names: list[str]) -> list[dict]:
+        self.check_server(where)
+        self.pools_asked.append((where.name, names))
+        if self.pool_answer:
+            return self.pool_answer
+        made = self.pools.get(where.name, {})
+        return [{"name": n, "status": "READY", "replica_info": []} for n in names if n in made]
 
-    # salloc's clusters, their steps and the pool commands run on the real stack only
-    # (test_sky_e2e.py): not faked here.
+    def pool_apply(self, where: Server, task: dict, name: str) -> None:
+        self.check_server(where)
+        self.calls.append(("pool_apply", where.name))
+        self.pools.setdefault(where.name, {})[name] = task
 
-    def pool_apply(self, task: dict, name: str) -> None:
-        raise NotImplementedError("pool_apply: the sky e2e stack")
+    def pool_down(self, where: Server, name: str) -> str:
+        self.check_server(where)
+        self.calls.append(("pool_down", where.name))
+        if self.pools.get(where.name, {}).pop(name, None) is None:
+            return f"Pool {name} not found."
+        return f"Pool {name} is scheduled to be terminated."
 
-    def pool_down(self, name: str) -> str:
-        raise NotImplementedError("pool_down: the sky e2e stack")
+    def launch_cluster(
+        self, where: Server, task: dict, name: str, requested
+    ) -> tuple[list[str], list[str]]:
+        self.check_server(where)
+        self.calls.append(("launch_cluster", where.name))
+        requested(f"launch-{name}")
+        with self.lock:
+            self.clusters.setdefault(where.name, {})[name] = {}
+        return [f"{name}-head"], ["127.0.0.1"]
 
-    def launch_cluster(self, task: dict, name: str, requested) -> tuple[list[str], list[str]]:
-        raise NotImplementedError("launch_cluster: the sky e2e stack")
+    def cancel_request(self, where: Server, request: str) -> None:
+        self.calls.append(("cancel_request", where.name))
 
-    def cancel_request(self, request: str) -> None:
-        raise NotImplementedError("cancel_request: the sky e2e stack")
+    def down(self, where: Server, name: str) -> None:
+        self.check_server(where)
+        self.calls.append(("down", where.name))
+        with self.lock:
+            for job in self.clusters.get(where.name, {}).pop(name, {}).values():
+                _kill_tree(job["proc"])
 
-    def down(self, name: str) -> None:
-        raise NotImplementedError("down: the sky e2e stack")
+    def exec(self, where: Server, task: dict, cluster: str) -> int:
+        self.check_server(where)
+        self.calls.append(("exec", where.name))
+        with self.lock:
+            jobs = self.clusters[where.name][cluster]  # KeyError: no such cluster there
+            return self._start(jobs, task, 0, cwd=self.tmp / "sky_workdir" / cluster)
 
-    def exec(self, task: dict, cluster: str) -> int:
-        raise NotImplementedError("exec: the sky e2e stack")
+    def tail_cluster(self, where: Server, cluster: str, cluster_job: int, stream: Any) -> None:
+        self.check_server(where)
+        self.calls.append(("tail_cluster", where.name))
+        self._follow(self.clusters[where.name][cluster][cluster_job], True, stream)
 
-    def tail_cluster(self, cluster: str, cluster_job: int, stream: Any) -> None:
-        raise NotImplementedError("tail_cluster: the sky e2e stack")
-
-    def cancel_cluster_job(self, cluster: str, cluster_job: int) -> None:
-        raise NotImplementedError("cancel_cluster_job: the sky e2e stack")
+    def cancel_cluster_job(self, where: Server, cluster: str, cluster_job: int) -> None:
+        self.calls.append(("cancel_cluster_job", where.name))
+        _kill_tree(self.clusters[where.name][cluster][cluster_job]["proc"])
 
     def enabled_clouds(self) -> list[str]:
         return ["Fake"]
 
     def stop(self) -> None:
-        for job in (j for world in self.worlds.values() for j in world.values()):
-            for one in [job, *job["members"]]:
-                _kill_tree(one["proc"])
-                one["proc"].wait(10)
+        steps = (j for c in self.clusters.values() for js in c.values() for j in js.values())
+        managed = (t for w in self.worlds.values() for j in w.values() for t in [j, *j["members"]])
+        for job in [*managed, *steps]:
+            _kill_tree(job["proc"])
+            job["proc"].wait(10)
 
 
 def _kill_tree(lane: subprocess.Popen) -> None:

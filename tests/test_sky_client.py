@@ -121,9 +121,9 @@ def test_a_job_group_launches_as_one_dag_skypilots_loader_made(sdk):
 def test_pool_cluster_and_step_calls_fit_skypilots_signatures(sdk):
     client = SkyClient()
     sdk.get.return_value = [{"name": "p"}]
-    assert client.pool_status(["p"]) == [{"name": "p"}]
-    client.pool_apply({"pool": {"workers": 1}, "resources": {"cpus": 1}}, "p")
-    assert client.pool_down("p") == ""
+    assert client.pool_status(HERE, ["p"]) == [{"name": "p"}]
+    client.pool_apply(HERE, {"pool": {"workers": 1}, "resources": {"cpus": 1}}, "p")
+    assert client.pool_down(HERE, "p") == ""
 
     handle = SimpleNamespace(
         cached_internal_ips=["10.0.0.1"],
@@ -132,14 +132,14 @@ def test_pool_cluster_and_step_calls_fit_skypilots_signatures(sdk):
     )
     sdk.get.return_value = (1, handle)
     requests: list[str] = []
-    assert client.launch_cluster({"run": None}, "c", requests.append) == (["n0"], ["10.0.0.1"])
-    assert requests == ["request-id"]
-    client.cancel_request("request-id")
-    client.down("c")
+    launched = client.launch_cluster(HERE, {"run": None}, "c", requests.append)
+    assert launched == (["n0"], ["10.0.0.1"]) and requests == ["request-id"]
+    client.cancel_request(HERE, "request-id")
+    client.down(HERE, "c")
     sdk.get.return_value = (3, None)
-    assert client.exec({"run": "true"}, "c") == 3
-    client.tail_cluster("c", 3, io.StringIO())
-    client.cancel_cluster_job("c", 3)
+    assert client.exec(HERE, {"run": "true"}, "c") == 3
+    client.tail_cluster(HERE, "c", 3, io.StringIO())
+    client.cancel_cluster_job(HERE, "c", 3)
     sdk.get.return_value = ["Slurm"]
     assert client.enabled_clouds() == ["Slurm"]
 
@@ -178,9 +178,34 @@ def test_each_thread_calls_the_server_its_job_named_and_launches_load_its_config
 
     config = tmp_path / "team.yaml"
     config.write_text("jobs:\n  bucket: s3://team-bucket\n")
-    with skyclient._config(str(config)):
+    with skyclient._config(Server(HERE.url, str(config))):
         assert skypilot_config.get_nested(("jobs", "bucket"), None) == "s3://team-bucket"
-    with skyclient._config(None):
+    with skyclient._config(HERE):
+        assert skypilot_config.get_nested(("jobs", "bucket"), None) is None
+
+
+def test_a_launch_loads_the_project_config_its_command_had_wherever_it_runs(tmp_path, monkeypatch):
+    """The job's .sky.yaml (recorded by absolute path) overlays its user config, from any
+    directory; a job that had none never gets the agent's directory's .sky.yaml."""
+    from sky import skypilot_config
+
+    from slurmsky.backends.sky import client as skyclient
+
+    user = tmp_path / "user.yaml"
+    user.write_text("jobs:\n  bucket: s3://user\nallowed_clouds: [aws]\n")
+    project = tmp_path / "proj" / ".sky.yaml"
+    project.parent.mkdir()
+    project.write_text("jobs:\n  bucket: s3://project\n")
+    elsewhere = tmp_path / "agent"
+    elsewhere.mkdir()
+    (elsewhere / ".sky.yaml").write_text("jobs:\n  bucket: s3://agent-dir\n")
+    monkeypatch.chdir(elsewhere)
+    with skyclient._config(Server(HERE.url, str(user), str(project))):
+        assert skypilot_config.get_nested(("jobs", "bucket"), None) == "s3://project"
+        assert skypilot_config.get_nested(("allowed_clouds",), None) == ["aws"]
+    with skyclient._config(Server(HERE.url, str(user))):
+        assert skypilot_config.get_nested(("jobs", "bucket"), None) == "s3://user"
+    with skyclient._config(HERE):
         assert skypilot_config.get_nested(("jobs", "bucket"), None) is None
 
 

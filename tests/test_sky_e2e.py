@@ -13,6 +13,7 @@ skipped with SLURMSKY_SKIP_SKY_E2E=1.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -944,3 +945,77 @@ def test_a_hetjob_runs_as_one_job_group_on_real_skypilot(cluster, stack):
         assert "SkyPilotJobId=" in sky_id
     finally:
         cluster.run("scancel", str(job))
+
+
+def _closed_port() -> str:
+    """An endpoint nothing listens on: a dead API server."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_a_job_for_a_dead_server_pends_naming_it_and_scancel_ends_it_at_once(cluster, stack):
+    """Issue 33 item 3: a job whose API server does not answer (a closed port; no cloud
+    launch) pends with that server in its reason, and scancel ends it at once."""
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
+    cluster.env = _submit_env(cluster.env)
+    cluster.env.update(stack)
+    dead = _closed_port()
+    job = cluster.sbatch(
+        cluster.script("stranded.sh", "#!/bin/bash\necho never\n"),
+        env={"SKYPILOT_API_SERVER_ENDPOINT": dead},
+    )
+    try:
+        reason = f"SkyPilotApiServerUnreachable:{dead}"
+        cluster.wait_for(lambda: cluster.job(job)[4] == reason, 120, "the reason naming it")
+        out = cluster.run("squeue", "-h", "-j", str(job), "-o", "%t %R")
+        assert out.stdout == f"PD ({reason})\n", out
+        began = time.monotonic()
+        cancel = cluster.run("scancel", str(job), timeout=60)
+        took = time.monotonic() - began
+        assert (cancel.returncode, cancel.stdout, cancel.stderr) == (0, "", "")
+        assert cluster.job(job)[1] == "CANCELLED" and took < 10, took  # no agent pass needed
+        ended = cluster.run("sacct", "-X", "-n", "-P", "-j", str(job), "-o", "State")
+        assert ended.stdout.split()[:1] == ["CANCELLED"], ended
+    finally:
+        cluster.run("scancel", str(job))
+
+
+def test_a_job_submitted_after_a_server_switch_runs_on_the_new_one(cluster, stack):
+    """Issue 33 item 3 (its first case): the agent starts for a job sent to a dead server
+    (it keeps that server as its own and stays up while that job pends); the user then
+    switches to the stack's server, and the next job runs there. A second real API server
+    costs minutes on CI's two cores, so the new server is the stack's one spelled otherwise
+    (http://localhost:PORT, not 127.0.0.1), named by a project .sky.yaml in the submit
+    directory, as SkyPilot 0.14.1 reads it, with no SkyPilot variable in sbatch's
+    environment: the job's ref names it and the job completes there, while the first job
+    still pends naming the dead server."""
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
+    cluster.env = _submit_env(cluster.env)
+    cluster.env.update(stack)
+    dead = _closed_port()
+    first = cluster.sbatch(
+        cluster.script("stranded.sh", "#!/bin/bash\necho never\n"),
+        env={"SKYPILOT_API_SERVER_ENDPOINT": dead},
+    )
+    reason = f"SkyPilotApiServerUnreachable:{dead}"
+    new = f"http://localhost:{stack['SKYPILOT_API_SERVER_LOCAL_PORT']}"
+    (cluster.cwd / ".sky.yaml").write_text(f"api_server:\n  endpoint: {new}\n")
+    second = None
+    try:
+        cluster.wait_for(lambda: cluster.job(first)[4] == reason, 120, "the dead server's reason")
+        second = cluster.sbatch(cluster.script("switched.sh", "#!/bin/bash\necho switched\n"))
+        cluster.wait_done(second, timeout=900)
+        assert cluster.job(second)[1:3] == ("COMPLETED", 0)
+        assert (cluster.cwd / f"slurm-{second}.out").read_text() == "switched\n"
+        with cluster.db() as conn:
+            ref = conn.execute(
+                "SELECT executor_ref FROM jobs WHERE job_id = ?", (second,)
+            ).fetchone()[0]
+        assert json.loads(ref)["server"] == new
+        assert cluster.job(first)[1] == "PENDING" and cluster.job(first)[4] == reason
+    finally:
+        cluster.run("scancel", str(first), *([str(second)] if second else []))
+    assert cluster.job(first)[1] == "CANCELLED"

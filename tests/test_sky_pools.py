@@ -439,7 +439,7 @@ def test_the_agent_records_the_configured_pools(tmp_path, monkeypatch):
         assert ex.pools.query is not None
         ex.pools.query.result(timeout=60)
         ex.pools.sync(101.0, wake, keep_fresh=True)  # recorded; the next query is due at 105
-        assert fake.pools_asked == [["slurmsky-warm"]] and wake == [105.0]
+        assert fake.pools_asked == [(ex.home.name, ["slurmsky-warm"])] and wake == [105.0]
         rec = pools.recorded()[POOL]
         assert (rec["at"], [w["name"] for w in rec["workers"]]) == (100.0, [f"{POOL}-1"])
         ex.pools.sync(105.0, wake, keep_fresh=True)

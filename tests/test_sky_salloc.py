@@ -164,7 +164,7 @@ def agent(tmp_path, monkeypatch):
     monkeypatch.setattr(daemon, "wake", lambda: False)
     conn = state.connect()
     calls = Calls()
-    clusters = Clusters(SkyClient(), conn, "inst", calls)
+    clusters = Clusters(SkyClient(), conn, "inst", calls, _where(conn))
 
     def store(*argv: str) -> int:
         req = _salloc(tmp_path, *argv)
@@ -184,6 +184,14 @@ def agent(tmp_path, monkeypatch):
     return SimpleNamespace(conn=conn, calls=calls, clusters=clusters, store=store, sync=sync)
 
 
+def _where(conn):
+    """The executor's choice of an allocation's server: the one recorded with its task."""
+    from slurmsky.backends.sky import server
+    from slurmsky.core import state
+
+    return lambda job: server.of_task(state.get_spec(conn, job.submission)[1])
+
+
 def _job(agent, job_id):
     from slurmsky.core import state
 
@@ -194,7 +202,7 @@ def test_an_allocation_runs_once_its_cluster_is_up_and_ends_as_salloc_says(agent
     from slurmsky.core.allocation import Allocation
 
     job_id = agent.store("-N2", "bash")
-    (task, name, _requested), launched = agent.calls.last("launch_cluster")
+    (_at, task, name, _requested), launched = agent.calls.last("launch_cluster")
     assert name == f"slurmsky-{job_id}-inst" and "run" not in task
     agent.sync()
     assert _job(agent, job_id).state == "CONFIGURING"
@@ -208,7 +216,7 @@ def test_an_allocation_runs_once_its_cluster_is_up_and_ends_as_salloc_says(agent
         alloc.job_id = job_id
         alloc.relinquish(3, wait=0)
     agent.sync()
-    (down_name,), down = agent.calls.last("down")
+    (_at, down_name), down = agent.calls.last("down")
     assert down_name == name and _job(agent, job_id).state == "COMPLETING"
     down.set_result(None)
     agent.sync()
@@ -227,7 +235,7 @@ def test_scancel_during_the_launch_stops_it_then_takes_the_cluster_down(agent):
     agent.sync()
     agent.sync()
     assert [n for n, _, _ in agent.calls.made] == ["launch_cluster", "cancel_request"]
-    assert agent.calls.last("cancel_request")[0] == ("req-1",)
+    assert agent.calls.last("cancel_request")[0][1:] == ("req-1",)
     launched.set_exception(RuntimeError("cancelled"))
     agent.sync()
     agent.sync()
@@ -265,7 +273,7 @@ def test_time_limit_and_a_restarted_agent(agent):
     limit = 1000.0 + 2 * state.seconds_per_minute()
     assert agent.sync(1010.0) == [limit]
     # a new agent: the cluster is up, nothing to launch again; the limit still holds
-    fresh = Clusters(SkyClient(), agent.conn, "inst", agent.calls)
+    fresh = Clusters(SkyClient(), agent.conn, "inst", agent.calls, _where(agent.conn))
     fresh.sync(limit + 1, [])
     fresh.sync(limit + 2, [])
     assert _job(agent, job_id).state == "COMPLETING"
@@ -274,9 +282,9 @@ def test_time_limit_and_a_restarted_agent(agent):
     assert (_job(agent, job_id).state, _job(agent, job_id).reason) == ("TIMEOUT", "TimeLimit")
     # one whose launch an agent that died never saw end is launched again
     other = agent.store("bash")
-    again = Clusters(SkyClient(), agent.conn, "inst", agent.calls)
+    again = Clusters(SkyClient(), agent.conn, "inst", agent.calls, _where(agent.conn))
     again.sync(1001.0, [])
-    assert agent.calls.last("launch_cluster")[0][1] == f"slurmsky-{other}-inst"
+    assert agent.calls.last("launch_cluster")[0][2] == f"slurmsky-{other}-inst"
 
 
 def test_each_steps_files_come_home_into_the_allocations_directory(
@@ -297,7 +305,7 @@ def test_each_steps_files_come_home_into_the_allocations_directory(
     agent.sync()
     logs: list[str] = []
 
-    def run(body, cluster):
+    def run(where, body, cluster):
         proc = run_on_node(
             tmp_path, body["run"], SKYPILOT_TASK_ID=f"sky-c-{len(logs)}", **body["secrets"]
         )
@@ -307,7 +315,7 @@ def test_each_steps_files_come_home_into_the_allocations_directory(
     monkeypatch.setattr(
         client,
         "CLIENT",
-        SimpleNamespace(exec=run, tail_cluster=lambda c, n, out: out.write(logs[n - 1])),
+        SimpleNamespace(exec=run, tail_cluster=lambda w, c, n, out: out.write(logs[n - 1])),
     )
     monkeypatch.setattr(steps, "_cancel_on_signals", lambda *a: threading.Event())
     (tmp_path / "blocked").mkdir()

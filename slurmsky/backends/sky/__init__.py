@@ -46,14 +46,16 @@ class SkyBackend(Backend):
         return plan_task(plan, cfg)
 
     def admit(self, plan, cfg):
-        """The SkyPilot server this command names (its endpoint and SkyPilot config file)
-        recorded with the task: the agent sends the job there. The workdir's upload is
+        """The SkyPilot server this command names (its endpoint and SkyPilot config files:
+        the user's and the project's) recorded with the task, or for a pool partition's job
+        the server its pool was made on: the agent sends the job there. The workdir's upload is
         checked (the size cap) and any credential in it made SkyPilot's to leave out, said
         once (upload.py)."""
-        from slurmsky.backends.sky import server, upload
+        from slurmsky.backends.sky import pools, server, upload
 
-        if plan.task is not None:  # the job goes to the server this command names
-            plan.task["_metadata"]["slurmsky"]["server"] = server.current().record()
+        if plan.task is not None:  # the server this command names; a pool's: the pool's
+            meta = plan.task["_metadata"]["slurmsky"]
+            meta["server"] = (pools.server_of(meta.get("pool")) or server.current()).record()
         from slurmsky.backends.sky.group import group_tasks
 
         first = (group_tasks(plan.task) or [plan.task])[0] if plan.task else None

@@ -158,23 +158,25 @@ def pool() -> None:
     warm workers its jobs run on without provisioning."""
 
 
-def _pool_call(fn, partition: str):
-    """fn(config, partition) once the partition has a pool and the API server answers;
-    Slurm-style errors (exit 1), the server's as sbatch and srun say it."""
+def _pool_call(fn, partition: str, making: bool = False):
+    """fn(config, partition, server) once the partition has a pool and its server answers:
+    the server this command names when `making` the pool, else the one the pool was made
+    on (recorded by `pool up`; this command's if none was). Slurm-style errors (exit 1),
+    the server's as sbatch and srun say it."""
     from slurmsky.backends.sky import client, pools, server
     from slurmsky.config import load_config
 
     try:
         cfg = load_config()
-        pools.named_pool(cfg, partition)
-        where = server.endpoint()
-        if server.health(where, timeout=10) is None:  # SkyPilot's own: 4 tries of 2.5 s
-            raise SlurmError(server.unreachable_message(where))
+        name, _ = pools.named_pool(cfg, partition)
+        where = (None if making else pools.server_of(name)) or server.current()
+        if server.health(where.name, timeout=10) is None:  # SkyPilot's own: 4 tries of 2.5 s
+            raise SlurmError(server.unreachable_message(where.name))
         try:
-            return fn(cfg, partition)
+            return fn(cfg, partition, where)
         except Exception as exc:
             if client.connection_error(exc):  # it stopped answering (a busy server: slowly)
-                raise SlurmError(server.unreachable_message(where)) from None
+                raise SlurmError(server.unreachable_message(where.name)) from None
             raise
     except SlurmError as exc:
         exc.exit("slurmsky pool")
@@ -183,16 +185,17 @@ def _pool_call(fn, partition: str):
 @pool.command("up")
 @click.argument("partition")
 def pool_up(partition: str) -> None:
-    """Create the partition's pool (or apply its config again) and wait for the request."""
+    """Create the partition's pool (or apply its config again) on the SkyPilot server this
+    command names, and wait for the request; the partition's jobs go to that server."""
     from slurmsky.backends.sky import pools
 
-    click.echo(_pool_call(pools.up, partition))
+    click.echo(_pool_call(pools.up, partition, making=True))
 
 
 @pool.command("down")
 @click.argument("partition")
 def pool_down(partition: str) -> None:
-    """Take the partition's pool and its workers down."""
+    """Take the partition's pool and its workers down (on the server it was made on)."""
     from slurmsky.backends.sky import pools
 
     click.echo(_pool_call(pools.down, partition))
@@ -201,7 +204,7 @@ def pool_down(partition: str) -> None:
 @pool.command("status")
 @click.argument("partition")
 def pool_status(partition: str) -> None:
-    """The pool's status and each worker's."""
+    """The pool's status and each worker's (on the server it was made on)."""
     from slurmsky.backends.sky import pools
 
     for line in _pool_call(pools.status, partition):

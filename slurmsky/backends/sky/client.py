@@ -17,8 +17,11 @@ and the config's `api_server.endpoint`), looked up at each request; `_at(server)
 lookup answer the server of the calling thread (a thread-local; SkyPilot's own threads in a
 call, the upload's chunks, are handed the endpoint explicitly), so calls to different servers
 run at once. SkyPilot's config is process-wide state (skypilot_config's global context, sent
-with each request): a launch loads its job's config file first, and launches under different
-config files take turns (`_config`); the other calls do not depend on the client's config.
+with each request): a request that takes a task (a launch, a cluster's launch, a step's
+exec, a pool's apply) is made under the config files its command had (the user's and the
+project's .sky.yaml, `_config`), and requests under different files take turns; the other
+calls do not depend on the client's config. salloc's clusters and their steps go to the
+allocation's server, a pool's calls to the server it was made on (pools.py).
 """
 
 from __future__ import annotations
@@ -148,21 +151,25 @@ def _at(where: Server | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _config(path: str | None) -> Iterator[None]:
-    """SkyPilot's config loaded from `path` (None: SkyPilot's default) for the block; blocks
-    under another path wait for this one's to end."""
+def _config(where: Server) -> Iterator[None]:
+    """SkyPilot's config loaded as `where`'s command had it (its user and project files;
+    none where it had none: os.devnull reads as an empty config) for the block; blocks
+    under other files wait for this one's to end."""
     from sky import skypilot_config
 
+    files = (where.config, where.project)
     with _GATE:
-        while _CONFIG["users"] and _CONFIG["path"] != path:
+        while _CONFIG["users"] and _CONFIG["path"] != files:
             _GATE.wait()
-        if _CONFIG["path"] != path:
-            if path is None:
-                os.environ.pop(skypilot_config.ENV_VAR_GLOBAL_CONFIG, None)
-            else:
-                os.environ[skypilot_config.ENV_VAR_GLOBAL_CONFIG] = path
+        if _CONFIG["path"] != files:
+            os.environ.pop(skypilot_config.ENV_VAR_SKYPILOT_CONFIG, None)
+            for var, path in zip(
+                (skypilot_config.ENV_VAR_GLOBAL_CONFIG, skypilot_config.ENV_VAR_PROJECT_CONFIG),
+                files,
+            ):
+                os.environ[var] = path or os.devnull
             skypilot_config.reload_config()
-            _CONFIG["path"] = path
+            _CONFIG["path"] = files
         _CONFIG["users"] += 1
     try:
         yield
@@ -170,6 +177,14 @@ def _config(path: str | None) -> Iterator[None]:
         with _GATE:
             _CONFIG["users"] -= 1
             _GATE.notify_all()
+
+
+@contextlib.contextmanager
+def _on(where: Server) -> Iterator[None]:
+    """This thread's SDK calls go to `where` under its config files (launches: the config
+    travels with the request)."""
+    with _at(where), _config(where):
+        yield
 
 
 class SkyClient:
@@ -212,7 +227,7 @@ class SkyClient:
         self.check_server(where)
         sky = _sdk()
         try:
-            with _at(where), _config(where.config):
+            with _on(where):
                 if group_tasks(task):
                     from sky.utils import dag_utils, yaml_utils
 
@@ -297,46 +312,54 @@ class SkyClient:
 
     # --- pools ---------------------------------------------------------------------------
 
-    def pool_status(self, names: list[str]) -> list[dict]:
-        """SkyPilot's records of these pools (none without a jobs controller)."""
+    def pool_status(self, where: Server, names: list[str]) -> list[dict]:
+        """`where`'s records of these pools (none without a jobs controller)."""
         sky = _sdk()
         try:
-            return sky.get(sky.jobs.pool_status(names))
+            with _at(where):
+                return sky.get(sky.jobs.pool_status(names))
         except sky.exceptions.ClusterNotUpError:
             return []
 
-    def pool_apply(self, task: dict, name: str) -> None:
-        """Create a pool from its task config, or apply it again (rolling)."""
+    def pool_apply(self, where: Server, task: dict, name: str) -> None:
+        """Create a pool on `where` from its task config, or apply it again (rolling)."""
         sky = _sdk()
         from sky.serve import serve_utils
 
-        with contextlib.redirect_stdout(sys.stderr):  # SkyPilot's table of the resources
+        # SkyPilot's table of the resources goes to stderr
+        with contextlib.redirect_stdout(sys.stderr), _on(where):
             request = sky.jobs.pool_apply(
                 sky.Task.from_yaml_config(task), name, mode=serve_utils.UpdateMode.ROLLING
             )
             sky.get(request)
 
-    def pool_down(self, name: str) -> str:
-        """Ask SkyPilot to take a pool down: what its request's log said (plain text)."""
+    def pool_down(self, where: Server, name: str) -> str:
+        """Ask `where` to take a pool down: what its request's log said (plain text)."""
         sky = _sdk()
         said = io.StringIO()
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), _at(where):
             sky.stream_and_get(sky.jobs.pool_down(name), output_stream=said)
         return clean(said.getvalue())
 
-    # --- clusters (salloc) and the steps run in them -------------------------------------
+    # --- clusters (salloc) and the steps run in them: on the allocation's server ----------
 
-    def launch_cluster(self, task: dict, name: str, requested) -> tuple[list[str], list[str]]:
-        """`sky.launch` a cluster until it is up (no capacity now is a wait, as a Slurm job
-        waits for its nodes); `requested(request_id)` is called first (to cancel it). Its
-        node names and IPs, head first."""
+    def launch_cluster(
+        self, where: Server, task: dict, name: str, requested
+    ) -> tuple[list[str], list[str]]:
+        """`sky.launch` a cluster on `where` until it is up (no capacity now is a wait, as a
+        Slurm job waits for its nodes); `requested(request_id)` is called first (to cancel
+        it). Its node names and IPs, head first."""
         sky = _sdk()
-        request = sky.launch(
-            sky.Task.from_yaml_config(copy.deepcopy(task)), cluster_name=name, retry_until_up=True
-        )
+        with _on(where):  # the request carries the config; its wait (minutes) needs none
+            request = sky.launch(
+                sky.Task.from_yaml_config(copy.deepcopy(task)),
+                cluster_name=name,
+                retry_until_up=True,
+            )
         requested(request)
         handle: Any  # a CloudVmRayResourceHandle; its repr raises in consolidation mode
-        _job, handle = sky.get(request)
+        with _at(where):
+            _job, handle = sky.get(request)
         ips = [str(ip) for ip in (handle.cached_internal_ips or handle.cached_external_ips or [])]
         try:
             names = [str(n) for n in handle.cached_cluster_info.get_node_names()]
@@ -346,35 +369,40 @@ class SkyClient:
             names = list(ips)
         return names, ips
 
-    def cancel_request(self, request: str) -> None:
+    def cancel_request(self, where: Server, request: str) -> None:
         sky = _sdk()
-        sky.get(sky.api_cancel(request_ids=[request]))
+        with _at(where):
+            sky.get(sky.api_cancel(request_ids=[request]))
 
-    def down(self, name: str) -> None:
-        """`sky.down` a cluster; one that is not there any more is down."""
+    def down(self, where: Server, name: str) -> None:
+        """`sky.down` a cluster on `where`; one that is not there any more is down."""
         sky = _sdk()
         try:
-            sky.get(sky.down(name))
+            with _at(where):
+                sky.get(sky.down(name))
         except sky.exceptions.ClusterDoesNotExist:
             pass
 
-    def exec(self, task: dict, cluster: str) -> int:
-        """`sky.exec` a task on a cluster: the cluster job's id."""
+    def exec(self, where: Server, task: dict, cluster: str) -> int:
+        """`sky.exec` a task on a cluster of `where`: the cluster job's id."""
         sky = _sdk()
-        cluster_job, _handle = sky.get(
-            sky.exec(sky.Task.from_yaml_config(task), cluster_name=cluster)
-        )
+        with _on(where):
+            request = sky.exec(sky.Task.from_yaml_config(task), cluster_name=cluster)
+        with _at(where):
+            cluster_job, _handle = sky.get(request)
         assert cluster_job is not None  # None only for a dry run
         return cluster_job
 
-    def tail_cluster(self, cluster: str, cluster_job: int, stream: Any) -> None:
+    def tail_cluster(self, where: Server, cluster: str, cluster_job: int, stream: Any) -> None:
         """A cluster job's log into `stream` (file-like), followed until it ends."""
         sky = _sdk()
-        sky.tail_logs(cluster, cluster_job, follow=True, output_stream=stream)
+        with _at(where):
+            sky.tail_logs(cluster, cluster_job, follow=True, output_stream=stream)
 
-    def cancel_cluster_job(self, cluster: str, cluster_job: int) -> None:
+    def cancel_cluster_job(self, where: Server, cluster: str, cluster_job: int) -> None:
         sky = _sdk()
-        sky.get(sky.cancel(cluster, job_ids=[cluster_job]))
+        with _at(where):
+            sky.get(sky.cancel(cluster, job_ids=[cluster_job]))
 
     def enabled_clouds(self) -> list[str]:
         """The infra the API server has enabled."""

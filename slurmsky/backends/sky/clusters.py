@@ -1,7 +1,8 @@
 """salloc on SkyPilot: the allocation is a SkyPilot cluster of its own (`sky.launch`, not a
 managed job), kept while the command salloc runs here; `srun` in it runs each step as a job
 on that cluster (steps.py); salloc relinquishing it, scancel, its time limit, or salloc's
-death (core/watcher.py) end it with `sky.down`.
+death (core/watcher.py) end it with `sky.down`. Each call goes to the SkyPilot server its
+salloc named (recorded with its task, as a batch job's; the ref names it).
 
 The job's states: CONFIGURING while SkyPilot provisions the cluster (Slurm's CF for nodes
 that boot; salloc says `Waiting for resource configuration`), RUNNING once it is up (its
@@ -27,7 +28,10 @@ from slurmsky.core.transitions import finish
 
 TYPE_CHECKING = False  # salloc reads allocation_env: no typing import at run time
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from slurmsky.backends.sky.client import SkyClient
+    from slurmsky.backends.sky.server import Server
 
 log = logging.getLogger("slurmsky.core.daemon")
 
@@ -68,8 +72,11 @@ def allocation_env(spec: dict, ref: dict) -> dict[str, str]:
 class Clusters:
     """The agent's side of salloc's clusters (the sky executor's sync() calls sync())."""
 
-    def __init__(self, client: SkyClient, db, instance: str, background):
+    def __init__(
+        self, client: SkyClient, db, instance: str, background, where: Callable[[JobRecord], Server]
+    ):
         self.client, self.db, self.instance, self.background = client, db, instance, background
+        self.where = where  # the server of an allocation: the one its salloc named
         self.launches: dict[int, Future] = {}  # job id -> future of (node names, IPs)
         self.requests: dict[int, str] = {}  # job id -> its launch's request id (to cancel)
         self.cancelled: set[int] = set()  # launches asked to stop (api_cancel sent)
@@ -80,15 +87,20 @@ class Clusters:
     def launch(self, job: JobRecord, task: dict) -> dict:
         """Start the allocation's cluster (CONFIGURING meanwhile); returns the job's ref."""
         name = cluster_name(job.job_id, self.instance)
-        self._start(job.job_id, name, task)
-        return {"cluster": name}
+        self._start(job, name, task)
+        return {"cluster": name, "server": self.where(job).name}
 
-    def _start(self, job_id: int, name: str, task: dict) -> None:
+    def _start(self, job: JobRecord, name: str, task: dict) -> None:
         def requested(request: str) -> None:  # its request id, to cancel it
-            self.requests[job_id] = request
+            self.requests[job.job_id] = request
 
-        self.launches[job_id] = self.background(
-            self.client.launch_cluster, launch_task(task), name, requested, pool=self.pool
+        self.launches[job.job_id] = self.background(
+            self.client.launch_cluster,
+            self.where(job),
+            launch_task(task),
+            name,
+            requested,
+            pool=self.pool,
         )
 
     def jobs(self) -> list[JobRecord]:
@@ -120,7 +132,7 @@ class Clusters:
             log.info("job %s: launching cluster %s again", job.job_id, ref["cluster"])
             task = state.get_spec(self.db, job.submission)[1]
             assert task is not None  # the sky backend stores a task with each submission
-            self._start(job.job_id, ref["cluster"], task)
+            self._start(job, ref["cluster"], task)
             return False
         if job.state != "RUNNING" or not job.time_limit or job.start_time is None:
             return False
@@ -179,7 +191,7 @@ class Clusters:
             request = self.requests.get(job.job_id)
             if request is not None and job.job_id not in self.cancelled:
                 self.cancelled.add(job.job_id)
-                self.background(self.client.cancel_request, request)
+                self.background(self.client.cancel_request, self.where(job), request)
             return False
         down = self.downs.get(job.job_id)
         if down is None:
@@ -188,7 +200,8 @@ class Clusters:
                 wake.append(retry)
                 return False
             log.info("job %s: taking cluster %s down", job.job_id, ref["cluster"])
-            self.downs[job.job_id] = self.background(self.client.down, ref["cluster"])
+            where = self.where(job)
+            self.downs[job.job_id] = self.background(self.client.down, where, ref["cluster"])
             return job.kill_sent is None and state.update_job(self.db, job.job_id, kill_sent=now)
         if not down.done():
             return False

@@ -66,13 +66,15 @@ class SkyExecutor:
         self.home = server.current()  # the server of jobs stored before servers were recorded
         self.servers: dict[str, Server] = {self.home.name: self.home}  # by name, as last named
         self.watchers: dict[str, QueueWatcher] = {}  # server name -> the watcher of its queue
-        self.pools = PoolWatcher(client, self._query)
+        self.pools = PoolWatcher(client, self._query, self.home)
         self.launcher = Launcher(
             client, self.db, self.instance, self._background, self._unreachable, self._cancel
         )
         self.logs = JobLogs(client, self.db, self.pool, nudge)
         self.lanes = LaneTracker(client, self.db, (self.pool, self.logs.tails), self._cancel, nudge)
-        self.clusters = Clusters(client, self.db, self.instance, self._background)  # salloc's
+        self.clusters = Clusters(  # salloc's
+            client, self.db, self.instance, self._background, self._where
+        )
         self.plans: dict[int, tuple[dict, dict]] = {}  # submission -> its stored spec, task
         self.partitions = load_config().partitions
         # this pass's (sync() starts each pass afresh): partition -> nodes held (_held),
@@ -215,9 +217,8 @@ class SkyExecutor:
         """The server a job goes to: the one its sbatch named (recorded with its task), else
         the one its ref names (SkyPilot's other jobs), else the agent's own."""
         if job.job_id < skysync.FOREIGN_BASE:
-            meta = self._plan(job.submission)[1].get("_metadata", {}).get("slurmsky", {})
-            if meta.get("server"):
-                where = Server.of(meta["server"])
+            where = server.of_task(self._plan(job.submission)[1])
+            if where is not None:
                 self.servers[where.name] = where
                 return where
         name = (job.executor_ref or {}).get("server")
@@ -238,10 +239,9 @@ class SkyExecutor:
         latest = state.latest_with_task(self.db)
         if latest is None:
             return self.home.name
-        meta = self._plan(latest)[1].get("_metadata", {}).get("slurmsky", {})
-        if not meta.get("server"):
+        where = server.of_task(self._plan(latest)[1])
+        if where is None:
             return self.home.name
-        where = Server.of(meta["server"])
         self.servers.setdefault(where.name, where)
         return where.name
 

@@ -20,6 +20,11 @@ responding (idle*, mix*, alloc*); SHUTTING_DOWN idle%, powering down; failed or 
 down. Its CPUs, memory and GPU are SkyPilot's account of the worker (resources_str_full,
 made by the API server from the worker's launched resources), else the partition's.
 
+Which server. A pool lives on one SkyPilot API server: `slurmsky pool up` makes it on the
+server its own environment names and records that server with the pool (SERVERS_FILE); its
+jobs (sbatch records the pool's server with them), `pool down/status` and the agent's
+status queries go there, whatever their own environment names.
+
 Standard library only: `slurmsky pool up/down/status` call SkyPilot through client.CLIENT.
 """
 
@@ -33,6 +38,7 @@ import sys
 import time
 
 from slurmsky.backends import NodeState
+from slurmsky.backends.sky.server import Server
 from slurmsky.core import state
 from slurmsky.errors import SlurmError
 from slurmsky.runtime import PACKAGE_PARENT
@@ -42,6 +48,9 @@ if TYPE_CHECKING:
     from slurmsky.config import Config
     from slurmsky.core.state import JobRecord
 
+SERVERS_FILE = (
+    "sky-pool-servers.json"  # {pool name: Server.record()} (0600: URLs may hold credentials)
+)
 POOLS_FILE = "sky-pools.json"  # {"pools": {name: {"status", "at", "workers"}}, "asked": {name: at}}
 # SkyPilot's ReplicaStatus -> the node's state; None: idle, mix or alloc by the CPUs in use,
 # "*": that, not responding. Any other status (FAILED*, PREEMPTED, UNKNOWN) is down.
@@ -174,26 +183,71 @@ def named_pool(cfg, part_name: str) -> tuple[str, dict]:
     return name, part
 
 
-def up(cfg, part_name: str) -> str:
-    """Create the partition's pool, or apply its config again (its workers count)."""
+def server_of(name: str | None) -> Server | None:
+    """The server pool `name` was made on (None: no `pool up` recorded one)."""
+    import json
+
+    try:
+        with open(os.path.join(state.home(), SERVERS_FILE)) as fh:
+            found = json.load(fh).get(name) if name else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Server.of(found) if isinstance(found, dict) and found.get("url") else None
+
+
+def _remember(name: str, where: Server | None) -> None:
+    """Record (None: forget) the server pool `name` is on."""
+    import json
+
+    state.ensure_home()
+    path = os.path.join(state.home(), SERVERS_FILE)
+    try:
+        with open(path) as fh:
+            known = dict(json.load(fh))
+    except (OSError, ValueError, TypeError):
+        known = {}
+    if where is None:
+        known.pop(name, None)
+    else:
+        known[name] = where.record()
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        json.dump(known, fh)
+    os.replace(tmp, path)
+
+
+def by_server(names: list[str], default: Server) -> list[tuple[Server, list[str]]]:
+    """Pools grouped by the server each is on (`default` for those none was recorded for)."""
+    groups: dict[str, tuple[Server, list[str]]] = {}
+    for name in names:
+        where = server_of(name) or default
+        groups.setdefault(where.name, (where, []))[1].append(name)
+    return list(groups.values())
+
+
+def up(cfg, part_name: str, where: Server) -> str:
+    """Create the partition's pool on `where` (the command's server), or apply its config
+    again (its workers count); `where` is recorded as the pool's server."""
     name, part = named_pool(cfg, part_name)
     from slurmsky.backends.sky.client import CLIENT
 
     task = pool_task(part_name, part)
     workers = task["pool"]["workers"]
-    CLIENT.pool_apply(task, name)
+    CLIENT.pool_apply(where, task, name)
+    _remember(name, where)
     return f"pool {name} of partition {part_name}: {workers} worker(s) applied"
 
 
-def down(cfg, part_name: str, wait: float = 600.0) -> str:
-    """Take the partition's pool down and wait (at most `wait` s) until SkyPilot lists it no
-    more: its workers are gone then. SkyPilot leaves a pool up while a job in it has not
-    ended (saying so only in its request's log), so the request is made again while the
-    jobs end (a scancel just made takes a while); a SlurmError if they never do."""
+def down(cfg, part_name: str, where: Server, wait: float = 600.0) -> str:
+    """Take the partition's pool down on `where` (its server) and wait (at most `wait` s)
+    until SkyPilot lists it no more: its workers are gone then. SkyPilot leaves a pool up
+    while a job in it has not ended (saying so only in its request's log), so the request
+    is made again while the jobs end (a scancel just made takes a while); a SlurmError if
+    they never do."""
     name, _ = named_pool(cfg, part_name)
     deadline = time.monotonic() + wait
     said = False
-    while (jobs := _down(name)) and time.monotonic() < deadline:
+    while (jobs := _down(where, name)) and time.monotonic() < deadline:
         if not said:
             print(
                 f"slurmsky pool: waiting for {len(jobs)} job(s) in pool {name} to end",
@@ -206,34 +260,36 @@ def down(cfg, part_name: str, wait: float = 600.0) -> str:
             f"pool {name} of partition {part_name} is still up: SkyPilot jobs "
             f"{','.join(jobs)} in it have not ended; scancel them, then pool down again"
         )
-    while (found := _found(name)) and time.monotonic() < deadline:
+    while (found := _found(where, name)) and time.monotonic() < deadline:
         time.sleep(3)
     with contextlib.suppress(OSError):  # what sinfo shows; the pool is down either way
         record([found] if found else [], [name], time.time())
     if found:
         return f"pool {name} of partition {part_name}: {_value(found.get('status'))}, still going"
+    with contextlib.suppress(OSError):
+        _remember(name, None)
     return f"pool {name} of partition {part_name}: down"
 
 
-def _down(name: str) -> list[str]:
+def _down(where: Server, name: str) -> list[str]:
     """Ask SkyPilot to take the pool down: the ids of the pool's jobs that keep it up."""
     from slurmsky.backends.sky.client import CLIENT
 
-    held = re.search(r"has \d+ nonterminal jobs: ([\d,]+)", CLIENT.pool_down(name))
+    held = re.search(r"has \d+ nonterminal jobs: ([\d,]+)", CLIENT.pool_down(where, name))
     return held.group(1).split(",") if held else []
 
 
-def _found(name: str) -> dict | None:
+def _found(where: Server, name: str) -> dict | None:
     from slurmsky.backends.sky.client import CLIENT
 
-    return next((p for p in CLIENT.pool_status([name]) if p.get("name") == name), None)
+    return next((p for p in CLIENT.pool_status(where, [name]) if p.get("name") == name), None)
 
 
-def status(cfg, part_name: str) -> list[str]:
-    """One line for the pool, one per worker (SkyPilot's statuses)."""
+def status(cfg, part_name: str, where: Server) -> list[str]:
+    """One line for the pool, one per worker (SkyPilot's statuses), as `where` has it."""
     name, _ = named_pool(cfg, part_name)
 
-    pool = _found(name)
+    pool = _found(where, name)
     with contextlib.suppress(OSError):  # sinfo shows it at once
         record([pool] if pool else [], [name], time.time())
     if pool is None:

@@ -60,13 +60,16 @@ def health(endpoint: str, timeout: float = 5.0) -> dict | None:
         return None
 
 
-class Server(collections.namedtuple("Server", "url config", defaults=(None,))):
+class Server(collections.namedtuple("Server", "url config project", defaults=(None, None))):
     """A SkyPilot API server as a command named it: its URL as SkyPilot connects to it
-    (credentials kept) and SkyPilot's config file in effect then (None: none). A namedtuple
-    (sbatch imports this: no dataclasses)."""
+    (credentials kept), and SkyPilot's config files in effect then, absolute paths (None:
+    none): the user's (`config`) and the project's (`project`, the .sky.yaml of the
+    command's directory), which the job's launch loads wherever the agent runs. A
+    namedtuple (sbatch imports this: no dataclasses)."""
 
     url: str
     config: str | None
+    project: str | None
 
     @property
     def name(self) -> str:
@@ -74,34 +77,64 @@ class Server(collections.namedtuple("Server", "url config", defaults=(None,))):
         return without_credentials(self.url)
 
     def __repr__(self) -> str:  # logs and tracebacks: no credentials
-        return f"Server({self.name!r}, config={self.config!r})"
+        return f"Server({self.name!r}, config={self.config!r}, project={self.project!r})"
 
     def record(self) -> dict:
-        return {"url": self.url, "config": self.config}
+        return {"url": self.url, "config": self.config, "project": self.project}
 
     @classmethod
     def of(cls, record: dict) -> Server:
-        return cls(record["url"], record.get("config"))
+        return cls(record["url"], record.get("config"), record.get("project"))
+
+
+def of_task(task: dict | None) -> Server | None:
+    """The server recorded with a stored task (None: stored before servers were)."""
+    found = ((task or {}).get("_metadata") or {}).get("slurmsky", {}).get("server")
+    return Server.of(found) if found else None
+
+
+# SkyPilot's config files (sky/skypilot_config.py): $SKYPILOT_CONFIG alone when set (its
+# jobs controller's); else the user's ($SKYPILOT_GLOBAL_CONFIG, else ~/.sky/config.yaml)
+# overlaid with the project's ($SKYPILOT_PROJECT_CONFIG, else .sky.yaml here).
+USER_CONFIG = ("SKYPILOT_GLOBAL_CONFIG", "~/.sky/config.yaml")
+PROJECT_CONFIG = ("SKYPILOT_PROJECT_CONFIG", ".sky.yaml")
+
+
+def _config_file(var: str, default: str) -> str | None:
+    path = os.path.abspath(os.path.expanduser(os.environ.get(var) or default))
+    return path if os.path.isfile(path) else None
+
+
+def _endpoint_in(path: str | None) -> str | None:
+    """`api_server.endpoint` of a SkyPilot config file, if it sets one."""
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    if "api_server" not in text:
+        return None
+    import yaml
+
+    data = yaml.safe_load(text)
+    found = ((data if isinstance(data, dict) else {}).get("api_server") or {}).get("endpoint")
+    return str(found) if found else None
 
 
 def current() -> Server:
     """The server SkyPilot's clients use here and now, found without importing SkyPilot (as
     its server/common.get_server_url does): $SKYPILOT_API_SERVER_ENDPOINT, else
-    `api_server.endpoint` of SkyPilot's config file ($SKYPILOT_GLOBAL_CONFIG, else
-    ~/.sky/config.yaml), else the local one ($SKYPILOT_API_SERVER_LOCAL_PORT)."""
-    found = os.environ.get("SKYPILOT_API_SERVER_ENDPOINT")
-    config = os.environ.get("SKYPILOT_GLOBAL_CONFIG") or os.path.expanduser("~/.sky/config.yaml")
-    config = os.path.abspath(os.path.expanduser(config))
-    if not os.path.exists(config):
-        return Server((found or url()).rstrip("/"), None)
-    if not found:
-        with open(config, encoding="utf-8") as fh:
-            text = fh.read()
-        if "api_server" in text:
-            import yaml
-
-            found = ((yaml.safe_load(text) or {}).get("api_server") or {}).get("endpoint")
-    return Server((found or url()).rstrip("/"), config)
+    `api_server.endpoint` of SkyPilot's config (the project's over the user's), else the
+    local one ($SKYPILOT_API_SERVER_LOCAL_PORT); with the config files in effect."""
+    if os.environ.get("SKYPILOT_CONFIG"):
+        config, project = _config_file("SKYPILOT_CONFIG", ""), None
+    else:
+        config, project = _config_file(*USER_CONFIG), _config_file(*PROJECT_CONFIG)
+    found = (
+        os.environ.get("SKYPILOT_API_SERVER_ENDPOINT")
+        or _endpoint_in(project)
+        or _endpoint_in(config)
+    )
+    return Server((found or url()).rstrip("/"), config, project)
 
 
 def endpoint() -> str:

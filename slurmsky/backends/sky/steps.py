@@ -12,7 +12,9 @@ allocation's. The files the step creates or changes in the cluster's workdir com
 into the allocation's directory through the same log (a snapshot at the step's start: what
 earlier steps wrote is not sent again). Ctrl-C, SIGTERM and SIGHUP cancel the step's job on the cluster (`sky.cancel`).
 
-Runs in the srun process (SkyPilot is imported here, not on any read path).
+Every call goes to the allocation's SkyPilot server (the one its salloc named, recorded with
+its task), whatever srun's own environment names. Runs in the srun process (SkyPilot is
+imported here, not on any read path).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import threading
 import time
 
 from slurmsky.backends.sky.output import LogReader, sky_run
+from slurmsky.backends.sky.server import Server
 from slurmsky.backends.sky.sync import named_steps
 from slurmsky.backends.sky.task import cluster_workdir
 from slurmsky.core import state
@@ -123,19 +126,21 @@ def run_step(conn, job: JobRecord, options: list[str], command: list[str]) -> in
     sid = next_step(conn, job.job_id)
     now = time.time()
     body = step_task(task, spec, ref, options + command, sid, now, job.start_time or now)
+    from slurmsky.backends.sky import server
     from slurmsky.backends.sky.client import CLIENT
 
     cluster = ref["cluster"]
+    where = server.of_task(task) or server.current()  # the allocation's: its salloc named it
     try:
-        cluster_job = CLIENT.exec(body, cluster)
+        cluster_job = CLIENT.exec(where, body, cluster)
     except Exception as exc:
         from slurmsky.backends.sky.sync import clean
 
         raise SlurmError(f"Unable to create step for job {job.job_id}: {clean(str(exc))}") from None
-    cancelled = _cancel_on_signals(cluster, cluster_job, f"{job.job_id}.{sid}")
+    cancelled = _cancel_on_signals(where, cluster, cluster_job, f"{job.job_id}.{sid}")
     out = Terminal(job)
     for _ in range(TAIL_TRIES):
-        CLIENT.tail_cluster(cluster, cluster_job, out.rewind())
+        CLIENT.tail_cluster(where, cluster, cluster_job, out.rewind())
         out.write("\n")
         if out.result is not None or cancelled.is_set():
             break
@@ -145,7 +150,7 @@ def run_step(conn, job: JobRecord, options: list[str], command: list[str]) -> in
     return exit_code(out.result)
 
 
-def _cancel_on_signals(cluster: str, cluster_job: int, step: str) -> threading.Event:
+def _cancel_on_signals(where: Server, cluster: str, cluster_job: int, step: str) -> threading.Event:
     """Ctrl-C, SIGTERM, SIGHUP: cancel the step's job on the cluster (once)."""
     cancelled = threading.Event()
 
@@ -154,17 +159,17 @@ def _cancel_on_signals(cluster: str, cluster_job: int, step: str) -> threading.E
             return
         cancelled.set()
         sys.stderr.write(f"srun: sending Ctrl-C to StepId={step}\n")
-        threading.Thread(target=_cancel, args=(cluster, cluster_job), daemon=True).start()
+        threading.Thread(target=_cancel, args=(where, cluster, cluster_job), daemon=True).start()
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, cancel)
     return cancelled
 
 
-def _cancel(cluster: str, cluster_job: int) -> None:
+def _cancel(where: Server, cluster: str, cluster_job: int) -> None:
     from slurmsky.backends.sky.client import CLIENT
 
-    CLIENT.cancel_cluster_job(cluster, cluster_job)
+    CLIENT.cancel_cluster_job(where, cluster, cluster_job)
 
 
 def _record(conn, job_id: int, sid: int, command: list[str], result: dict | None, start: float):

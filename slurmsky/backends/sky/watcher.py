@@ -108,25 +108,27 @@ class QueueWatcher:
 
 class PoolWatcher:
     """The configured pools' status, asked as often as the queue while it is kept fresh, and
-    recorded for sinfo when an answer comes (the last record stays when a query fails)."""
+    recorded for sinfo when an answer comes (the last record stays for the pools whose
+    server failed to answer). Each pool is asked of the server it was made on
+    (pools.server_of), else of `home`."""
 
-    def __init__(self, client: SkyClient, background: Background):
-        self.client, self.background = client, background
+    def __init__(self, client: SkyClient, background: Background, home: Server):
+        self.client, self.background, self.home = client, background, home
         self.query: Future | None = None
         self.started = 0.0
-        self.names: list[str] = []
         self.error: str | None = None
 
     def sync(self, now: float, wake: list[float], keep_fresh: bool) -> None:
         if self.query is not None:
             if self.query.done():
                 try:
-                    pools.record(self.query.result(), self.names, self.started)
-                    self.error = None
+                    answer, answered, error = self.query.result()
+                    pools.record(answer, answered, self.started)
                 except Exception as exc:  # the last record stays
-                    if str(exc) != self.error:
-                        log.warning("SkyPilot pool status failed: %s", exc)
-                    self.error = str(exc)
+                    error = str(exc)
+                if error and error != self.error:
+                    log.warning("SkyPilot pool status failed: %s", error)
+                self.error = error
                 self.query = None
             elif now - self.started <= QUERY_TIMEOUT:
                 return  # its answer wakes the agent
@@ -140,12 +142,23 @@ class PoolWatcher:
             return
         self.started = now
         try:
-            self.names = pools.configured_pools(load_config())
+            names = pools.configured_pools(load_config())
         except SlurmError:  # a broken config: the commands say so
-            self.names = []
-        if self.names:
-            self.query = self.background(self._status, self.names)
+            names = []
+        if names:
+            self.query = self.background(self._status, names)
 
-    def _status(self, names: list[str]) -> list[dict]:
-        self.client.check_server()
-        return self.client.pool_status(names)
+    def _status(self, names: list[str]) -> tuple[list[dict], list[str], str | None]:
+        """Each server's answer for its pools: the records, the pools answered for, and
+        what a server that did not answer said (None: all answered)."""
+        answer: list[dict] = []
+        answered: list[str] = []
+        error = None
+        for where, group in pools.by_server(names, self.home):
+            try:
+                self.client.check_server(where)
+                answer += self.client.pool_status(where, group)
+                answered += group
+            except Exception as exc:
+                error = str(exc)
+        return answer, answered, error
