@@ -75,7 +75,7 @@ PARTITION_SCHEMA = {
         {
             "cap_mb": (
                 POSITIVE,
-                "the most MB of files a job sends home (default 100); past it a "
+                "the most MB of files a job sends home (default 10); past it a "
                 "file stays on the node, named in the job's error file and Comment",
             ),
             "exclude": (

@@ -442,7 +442,7 @@ def test_files_home_config_is_off_or_a_mapping_and_reaches_the_spec(tmp_path):
         " or write it to a bucket (partitions.{0}.file_mounts)"
     )
     assert spec["files_home"] == {
-        "cap_mb": 1,
+        "cap_mb": 10,
         "exclude": [],
         "interval": 60,
         "left": left.format("plain"),

@@ -110,10 +110,10 @@ def runtime_spec(
     }
 
 
-# cap_mb: what SkyPilot's log copy was seen to carry whole on the sky-e2e stack (a 300 KB
-# file did; a 5 MB file lost a chunk, and with a 50 MB one the job's output was lost too:
-# BENCHMARKS.md); raise it per partition, or use a bucket, for more
-FILES_HOME_DEFAULTS = {"cap_mb": 1, "exclude": [], "interval": 60}
+# cap_mb: results, plots, small checkpoints; everything sent travels through the API server
+# (a third larger), at well under 1 MB/s on the sky-e2e stack (BENCHMARKS.md, where 50 MB
+# came home whole): raise it per partition, or use a bucket, for more
+FILES_HOME_DEFAULTS = {"cap_mb": 10, "exclude": [], "interval": 60}
 
 
 def files_home_settings(part: dict, partition: str) -> dict | None:
