@@ -947,28 +947,29 @@ def test_a_hetjob_runs_as_one_job_group_on_real_skypilot(cluster, stack):
         cluster.run("scancel", str(job))
 
 
-def _closed_port() -> str:
-    """An endpoint nothing listens on: a dead API server."""
+def _stranded(cluster, stack) -> tuple[int, str]:
+    """A job sent to a dead API server (an endpoint nothing listens on), on the stack's
+    config: its id, and the pending reason that names that server."""
     import socket
 
+    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
+    cluster.env = _submit_env(cluster.env)
+    cluster.env.update(stack)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    job = cluster.sbatch(
+        cluster.script("stranded.sh", "#!/bin/bash\necho never\n"),
+        env={"SKYPILOT_API_SERVER_ENDPOINT": dead},
+    )
+    return job, f"SkyPilotApiServerUnreachable:{dead}"
 
 
 def test_a_job_for_a_dead_server_pends_naming_it_and_scancel_ends_it_at_once(cluster, stack):
     """Issue 33 item 3: a job whose API server does not answer (a closed port; no cloud
     launch) pends with that server in its reason, and scancel ends it at once."""
-    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
-    cluster.env = _submit_env(cluster.env)
-    cluster.env.update(stack)
-    dead = _closed_port()
-    job = cluster.sbatch(
-        cluster.script("stranded.sh", "#!/bin/bash\necho never\n"),
-        env={"SKYPILOT_API_SERVER_ENDPOINT": dead},
-    )
+    job, reason = _stranded(cluster, stack)
     try:
-        reason = f"SkyPilotApiServerUnreachable:{dead}"
         cluster.wait_for(lambda: cluster.job(job)[4] == reason, 120, "the reason naming it")
         out = cluster.run("squeue", "-h", "-j", str(job), "-o", "%t %R")
         assert out.stdout == f"PD ({reason})\n", out
@@ -992,15 +993,7 @@ def test_a_job_submitted_after_a_server_switch_runs_on_the_new_one(cluster, stac
     directory, as SkyPilot 0.14.1 reads it, with no SkyPilot variable in sbatch's
     environment: the job's ref names it and the job completes there, while the first job
     still pends naming the dead server."""
-    Path(cluster.env["SLURMSKY_CONFIG"]).write_text(CONFIG)
-    cluster.env = _submit_env(cluster.env)
-    cluster.env.update(stack)
-    dead = _closed_port()
-    first = cluster.sbatch(
-        cluster.script("stranded.sh", "#!/bin/bash\necho never\n"),
-        env={"SKYPILOT_API_SERVER_ENDPOINT": dead},
-    )
-    reason = f"SkyPilotApiServerUnreachable:{dead}"
+    first, reason = _stranded(cluster, stack)
     new = f"http://localhost:{stack['SKYPILOT_API_SERVER_LOCAL_PORT']}"
     (cluster.cwd / ".sky.yaml").write_text(f"api_server:\n  endpoint: {new}\n")
     second = None
