@@ -154,6 +154,14 @@ def test_at_home_each_component_is_a_job_of_its_own(cluster):
     alone = cluster.run("scontrol", "show", "job", str(job + 1)).stdout
     assert alone.startswith(f"JobId={job + 1} HetJobId={job} HetJobOffset=1 JobName=het\n")
     assert f"   StdOut={cluster.cwd}/het-{job + 1}.out\n" in alone
+    # J+1 names that component as its own id does; a component it does not have is not found
+    assert cluster.run("scontrol", "show", "job", f"{job}+1").stdout == alone
+    missing = cluster.run("scontrol", "show", "job", f"{job}+5")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (
+        1,
+        "",
+        f"Job {job}+5 not found\n",
+    )
 
 
 def test_scancel_takes_the_whole_job_only(cluster):

@@ -180,9 +180,18 @@ class Session:
             records, now = self.visible()
         else:
             head, _, task = value.partition("_")
-            if not head.isdigit() or int(head) == 0 or (_ and not task.isdigit()):
+            component = control.parse_het_id(value)
+            if component is not None:  # J+N: that component of heterogeneous job J
+                job_id, offset = component
+                records, now = self.visible(ids=[job_id + offset])
+                records = [
+                    r for r in records if (r.het_job_id, r.het_job_offset) == (job_id, offset)
+                ]
+                if not records:
+                    raise UsageError(f"Job {value} not found")
+            elif not head.isdigit() or int(head) == 0 or (_ and not task.isdigit()):
                 raise UsageError("scontrol_print_job error: Invalid job id specified")
-            if _:
+            elif _:
                 records, now = self.visible(tasks=[(int(head), int(task))])
             else:
                 records, now = self.visible(ids=[int(head)])
