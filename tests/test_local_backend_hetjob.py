@@ -145,6 +145,11 @@ def test_at_home_each_component_is_a_job_of_its_own(cluster):
         f"{job}+0 {job} 1 1 CD",
         f"{job}+1 {job + 1} 1 2 CD",
     ]
+    sets = cluster.run("squeue", "-h", "-t", "all", "-O", "JobID:6,HetJobIDSet:8,HetJobOffset")
+    assert sorted(sets.stdout.splitlines()) == [
+        f"{job:<6}{job}-{job + 1}".ljust(14) + "0".ljust(20),
+        f"{job + 1:<6}{job}-{job + 1}".ljust(14) + "1".ljust(20),
+    ], sets.stdout
     both = cluster.run("scontrol", "show", "job", str(job)).stdout
     assert [line.split()[:3] for line in both.splitlines() if line.startswith("JobId=")] == [
         [f"JobId={job}", f"HetJobId={job}", "HetJobOffset=0"],

@@ -361,6 +361,9 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
             # a heterogeneous job's components come together, the last first (the peer)
             records.sort(key=lambda r: (loaded not in (r.job_id, r.het_job_id), -r.job_id))
         jobs = jobview.collapse(records, expand=array, now=now)
+        sets = state.het_sets(conn, {r.het_job_id for r in records if r.het_job_id is not None})
+        for job in jobs:
+            job.het_set = sets.get(job.rec.het_job_id)
         jobs = squeue_format.squeue_sort(jobs, o.sort, listed=loaded is None)
         common.write_lines(out, lines, map(common.renderer(items), jobs))
 

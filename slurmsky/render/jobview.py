@@ -28,12 +28,13 @@ class Job:
     """One job as slurmctld holds it: a record, or (`tasks` set: its indices, indexset's
     text) an array's pending record `N_[1-7%2]`, whose id is the array's."""
 
-    __slots__ = ("rec", "tasks", "now")
+    __slots__ = ("rec", "tasks", "now", "het_set")
 
     def __init__(self, rec, tasks: str | None = None, now: float | None = None):
         self.rec = rec
         self.tasks = tasks
         self.now = clock() if now is None else now
+        self.het_set: str | None = None  # a heterogeneous job's HetJobIdSet, where asked
 
     # ids
     @property

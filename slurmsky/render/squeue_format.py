@@ -70,6 +70,7 @@ SQUEUE_FIELDS: dict = {
     "groupname": ("GROUP", lambda j: group_name(j.rec.gid)),
     "hetjobid": ("HET_JOB_ID", lambda j: _het(j, j.rec.het_job_id)),
     "hetjoboffset": ("HET_JOB_OFFSET", lambda j: _het(j, j.rec.het_job_offset)),
+    "hetjobidset": ("HET_JOB_ID_SET", lambda j: j.het_set or "N/A"),
     "jobarrayid": ("JOBID", lambda j: j.id_text),
     "jobid": ("JOBID", lambda j: str(j.job_id)),
     "lastschedeval": (

@@ -256,3 +256,16 @@ def submitted_since(conn: sqlite3.Connection, when: float) -> bool:
 def user_has_jobs(conn: sqlite3.Connection, user: str) -> bool:
     """Whether the state holds a job of `user` (a name squeue -u knows without a passwd entry)."""
     return conn.execute("SELECT 1 FROM jobs WHERE user = ? LIMIT 1", (user,)).fetchone() is not None
+
+
+def het_sets(conn: sqlite3.Connection, het_ids: set[int]) -> dict[int, str]:
+    """Each of these heterogeneous jobs' component ids, as Slurm's HetJobIdSet (`J-K`)."""
+    if not het_ids:
+        return {}
+    marks = ",".join("?" * len(het_ids))
+    rows = conn.execute(
+        f"SELECT het_job_id, MAX(job_id) FROM jobs WHERE het_job_id IN ({marks}) "
+        "GROUP BY het_job_id",
+        sorted(het_ids),
+    )
+    return {het: f"{het}-{last}" for het, last in rows}
