@@ -184,12 +184,14 @@ def named_pool(cfg, part_name: str) -> tuple[str, dict]:
 
 
 def server_of(name: str | None) -> Server | None:
-    """The server pool `name` was made on (None: no `pool up` recorded one)."""
+    """The server pool `name` was made on (None: no pool, or no `pool up` recorded one)."""
     import json
 
+    if not name:
+        return None
     try:
         with open(os.path.join(state.home(), SERVERS_FILE)) as fh:
-            found = json.load(fh).get(name) if name else None
+            found = json.load(fh).get(name)
     except (OSError, ValueError, AttributeError):
         return None
     return Server.of(found) if isinstance(found, dict) and found.get("url") else None
