@@ -239,7 +239,7 @@ class FakeSkyClient(SkyClient):
         }
 
     def queue(
-        self, where: Server, since: float | None, watched: list[int]
+        self, where: Server, since: float | None, watched: list[int], active: bool = False
     ) -> tuple[list[dict], str | None]:
         self.check_server(where)
         with self.lock:

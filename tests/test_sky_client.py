@@ -81,11 +81,17 @@ def test_managed_job_calls_fit_skypilots_signatures(sdk):
     sdk.get.return_value = ([{"job_id": 7, "task_id": 0, "status": status}], 1, {}, 1)
     records, _user = client.queue(HERE, 100.0, [9])
     assert [r["job_id"] for r in records] == [7, 7]  # the by-id answer is not deduplicated
-    asked = [c.kwargs for c in _called(sdk, "jobs.queue_v2").call_args_list]
-    # the first two at once (either may be asked first), then the one that needs them
-    assert sorted(str(a.get("skip_finished")) for a in asked[:2]) == ["None", "True"]
-    assert next(a for a in asked[:2] if "submitted_after" in a)["submitted_after"] == 100.0
-    assert asked[2]["job_ids"] == [9]
+    queue = _called(sdk, "jobs.queue_v2")
+    asked = [c.kwargs for c in queue.call_args_list]
+    # one query of every job submitted since, then the missing watched ones by id
+    assert [a.get("submitted_after") for a in asked] == [100.0, None]
+    assert "skip_finished" not in asked[0] and asked[1]["job_ids"] == [9]
+    queue.reset_mock()
+    client.queue(HERE, 100.0, [7], active=True)
+    asked = [c.kwargs for c in queue.call_args_list]
+    # with the active ones: two at once (either may be asked first), none missing
+    assert sorted(str(a.get("skip_finished")) for a in asked) == ["None", "True"]
+    assert next(a for a in asked if "submitted_after" in a)["submitted_after"] == 100.0
 
     assert client.cancel(HERE, 7) == "SkyPilot job 7: "
     assert _called(sdk, "jobs.cancel").call_args.kwargs == {"job_ids": [7]}

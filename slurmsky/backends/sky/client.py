@@ -249,11 +249,12 @@ class SkyClient:
         return sorted(ids)
 
     def queue(
-        self, where: Server, since: float | None, watched: list[int]
+        self, where: Server, since: float | None, watched: list[int], active: bool = False
     ) -> tuple[list[dict], str | None]:
-        """`where`'s active jobs (all users), jobs submitted from `since` on whatever their
-        state (None: every finished job too), and the `watched` ones that finished
-        meanwhile; and this user's hash. The first two queries go at once."""
+        """`where`'s jobs (all users) submitted from `since` on whatever their state (None:
+        every job), its `active` ones beside (two queries at once), and the `watched` ones
+        missing from those, by id; and this user's hash. Each query costs the server a
+        Python process of its own: one is the rule."""
         self.check_server(where)
         sky = _sdk()
         from sky.utils import common_utils
@@ -274,6 +275,8 @@ class SkyClient:
         try:
             if since is None:
                 records = query({"skip_finished": False})
+            elif not active:
+                records = query({"submitted_after": since})
             else:
                 with ThreadPoolExecutor(2, thread_name_prefix="sky-queue") as both:
                     active, new = both.map(

@@ -1,16 +1,19 @@
 """What the agent asks SkyPilot, when, and how fresh the answer is.
 
 `QueueWatcher` watches one API server's managed-job queue (the executor has one per server
-its jobs went to): one query in flight at most, every sync.SYNC_INTERVAL while the queue is
-worth asking (the executor says: never asked yet, slurmsky's own jobs for that server are
+its jobs went to): one query in flight at most, every sync.SYNC_INTERVAL (and REST after the
+last answer: a query costs the server a Python process, and back to back they starved the
+stack's two cores) while the queue is worth asking (the executor says: never asked yet, slurmsky's own jobs for that server are
 active, or readers came lately and it is the server of the latest submission; SkyPilot's
 other jobs show in squeue then). Queries of different servers run at once. The first query
 of a watcher lists every finished job too (adoption after a restart, sacct's history); later
-ones only those submitted since shortly before the newest seen, and the watched jobs (ours,
-active) that a query missed, by id. It also holds whether its server answers: while it does
+ones those submitted since shortly before the newest seen or the oldest still active, in one
+query (when that oldest is within ONE_QUERY_SPAN; else the active ones are a second query),
+and the watched jobs (ours, active) that a query missed, by id. It also holds whether its server answers: while it does
 not, its reason (naming the server) is the pending reason of every released job for it.
 
-`PoolWatcher` asks for the configured pools' status as often, for sinfo (pools.record).
+`PoolWatcher` asks for the configured pools' status every POOL_EVERY intervals, for sinfo
+(pools.record): placement counts a pool's workers from the configuration, not from it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ log = logging.getLogger("slurmsky.core.daemon")
 
 QUERY_TIMEOUT = 120.0  # s after which a query that never answered is given up
 NEW_JOBS_MARGIN = 300.0  # s before the newest submission seen that a query lists ended jobs
+ONE_QUERY_SPAN = 86400.0  # s back that one query reaches for the oldest active job's submission
+REST = 2.5  # s at least between an answer and the next query
+POOL_EVERY = 6  # queue intervals between two questions for the pools' status
 
 Background = Callable[..., Future]  # fn, *args -> its future; the agent wakes when it returns
 
@@ -39,8 +45,10 @@ class QueueWatcher:
         self.client, self.where, self.background = client, where, background
         self.query: Future | None = None
         self.started = 0.0  # when the last query was asked (0: never)
+        self.answered = 0.0  # when its answer came
         self.watched: list[int] = []  # SkyPilot ids the query in flight must account for
         self.newest = 0.0  # the latest submitted_at (SkyPilot's clock) an answer held
+        self.oldest_active: float | None = None  # the earliest of the last answer's active jobs
         self.full_done = False  # the first answer of an agent lists finished jobs too
         self.user_hash: str | None = None
         self.unreachable: str | None = None  # the pending reason while the server is down
@@ -59,7 +67,7 @@ class QueueWatcher:
                 skysync.record_sync(self.started, "queue query timed out", self.where.name)
                 self.query = None
             return False
-        query, self.query = self.query, None
+        query, self.query, self.answered = self.query, None, now
         try:
             records, self.user_hash = query.result()
         except Unreachable as exc:
@@ -73,6 +81,8 @@ class QueueWatcher:
         self.unreachable = None
         self.full_done = True
         self.newest = max([self.newest] + [r.get("submitted_at") or 0.0 for r in records])
+        active = [r.get("submitted_at") or 0.0 for r in records if r["status"] not in skysync.FINAL]
+        self.oldest_active = min(active, default=None)
         changed |= apply(records, self.watched)
         skysync.record_sync(self.started, None, self.where.name)
         return changed
@@ -90,26 +100,35 @@ class QueueWatcher:
         flight (its answer wakes the agent); else add when it is due to `wake`."""
         if self.query is not None or not (wanted or not self.started):
             return
-        due = self.started + skysync.SYNC_INTERVAL
+        due = max(self.started + skysync.SYNC_INTERVAL, self.answered + REST)
         if now < due:
             wake.append(due)
             return
         self.started, self.watched = now, watched()
-        self.query = self.background(self.client.queue, self.where, self.since(), self.watched)
+        since, active = self.since()
+        self.query = self.background(self.client.queue, self.where, since, self.watched, active)
 
-    def since(self) -> float | None:
+    def since(self) -> tuple[float | None, bool]:
         """What the next query lists of finished jobs: all of them (None) the first time,
         then those submitted since shortly before the newest one seen (a job that started
-        and ended between two queries is listed too)."""
+        and ended between two queries is listed too) or since the oldest job still active,
+        whichever is earlier; and whether the active jobs must be asked beside (the oldest
+        is more than ONE_QUERY_SPAN back: the jobs submitted since would be too many)."""
         if not self.full_done or not self.newest:
-            return None
-        return self.newest - NEW_JOBS_MARGIN
+            return None, False
+        since = self.newest - NEW_JOBS_MARGIN
+        oldest = self.oldest_active
+        if oldest is None or oldest >= since:
+            return since, False
+        if since - oldest <= ONE_QUERY_SPAN:
+            return oldest - 1.0, False
+        return since, True
 
 
 class PoolWatcher:
-    """The configured pools' status, asked as often as the queue while it is kept fresh, and
-    recorded for sinfo when an answer comes (the last record stays for the pools whose
-    server failed to answer). Each pool is asked of the server it was made on
+    """The configured pools' status, asked every POOL_EVERY queue intervals while the queue is
+    kept fresh, and recorded for sinfo when an answer comes (the last record stays for the
+    pools whose server failed to answer). Each pool is asked of the server it was made on
     (pools.server_of), else of `home`."""
 
     def __init__(self, client: SkyClient, background: Background, home: Server):
@@ -136,7 +155,7 @@ class PoolWatcher:
                 self.query = None
         if not keep_fresh:
             return
-        due = self.started + skysync.SYNC_INTERVAL
+        due = self.started + skysync.SYNC_INTERVAL * POOL_EVERY
         if now < due:
             wake.append(due)
             return
