@@ -308,6 +308,7 @@ KINDS = {  # partition -> what runs an array there
     "debug": "the default: lanes as the partition's free size allows",
     "lanes": "lanes",
     "warm": "pool",
+    "sized": "lanes as its size (--size, the infra's capacity) allows",
 }
 
 
@@ -318,10 +319,11 @@ def arrays(
     throttle: int | None,
     workers: int = 2,
     limit: float = 1800,
+    size: int = 4,
 ) -> None:
     """One array of short jobs on each partition of `kinds` (debug: the default configuration,
     lanes as its size allows; lanes: lanes as many as the throttle (else 10), warm: a pool of `workers` warm workers
-    brought up first, not timed), one after the other on the sky-e2e stack, each cut at
+    brought up first, not timed; sized: the default's lanes on a partition of `size` nodes), one after the other on the sky-e2e stack, each cut at
     `limit` seconds."""
     import psutil
 
@@ -330,6 +332,7 @@ def arrays(
         f"  lanes:\n    infra: slurm/peer/debug\n    lanes: {throttle or 10}\n"
         f"  warm:\n    infra: slurm/peer/debug\n    pool:\n      workers: {workers}\n"
         f"      name: {pool}\n"
+        f"  sized:\n    infra: slurm/peer/debug\n    size: {size}\n"
     )
     tmp, env = _stack_env("sky-bench-arrays-", seconds, extra)
 
@@ -515,6 +518,7 @@ if __name__ == "__main__":
             int(_flag("--throttle", "0")) or None,
             int(_flag("--workers", "2")),
             float(_flag("--limit", "1800")),
+            int(_flag("--size", "4")),
         )
     else:
         main()

@@ -7,11 +7,13 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -614,6 +616,35 @@ def test_a_checkpoint_comes_home_while_the_job_runs_and_a_cancel_still_sends(tmp
     assert (home / "ckpt.txt").read_text() == "step2\n"
     assert (home / "last.txt").read_text() == "last\n"
     assert reader.result["state"] == "CANCELLED"
+
+
+def test_what_a_job_writes_first_comes_home_in_seconds_whatever_the_interval(tmp_path):
+    """The first sends come 2, 4, 8 ... s after the start (a cancel through SkyPilot ends the
+    log's reader with the job, so only a send before it brings the files home), whatever
+    the interval; the job is ended by its gate, not waited for."""
+    gate = tmp_path / "gate"
+    script = f"#!/bin/bash\necho early > early.txt\nwhile [ ! -e {gate} ]; do sleep 0.1; done\n"
+    proc, reader, home, _workdir = _node_run(tmp_path, script, interval=3600)
+    assert proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()  # the log's lines, read in a thread (no wait blocks)
+    pump = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()], daemon=True)
+    pump.start()
+    deadline = time.monotonic() + 60
+    try:
+        while not (home / "early.txt").exists():
+            assert time.monotonic() < deadline, "not home within 60 s"
+            assert proc.poll() is None, "the run ended before the file came home"
+            try:
+                reader.write(lines.get(timeout=0.5))
+            except queue.Empty:
+                pass
+        assert reader.result is None  # the job still runs
+    finally:
+        gate.touch()
+        proc.wait(timeout=60)
+        pump.join(10)
+        reader.write("".join(lines.queue))
+    assert (home / "early.txt").read_text() == "early\n"
 
 
 @settings(

@@ -2,8 +2,9 @@
 
 A SkyPilot node shares no filesystem with the submit host, and its copy of the workdir goes
 with the node. Each node snapshots the working directory when the job starts (path, size,
-mtime, mode: what came with the workdir and stays unchanged is never sent), then every
-``interval`` seconds and once at the end sends what was created or changed since as frame
+mtime, mode: what came with the workdir and stays unchanged is never sent), then FIRST
+seconds after the start, twice as long after each send up to ``interval`` seconds, and once
+at the end sends what was created or changed since as frame
 lines on its stdout (SkyPilot's run log), which the agent at home reassembles
 (backends/sky/files_home.py) into the job's submit directory.
 
@@ -32,6 +33,8 @@ import shlex
 import threading
 
 PREFIX = "SLURMSKY-FILE "
+FIRST = 2  # s before the first send: SkyPilot's cancel ends the log's reader with the job, so
+# what the job wrote before a cancel comes home only from a send before it
 CHUNK = 2048  # bytes a chunk frame carries: its line stays under PIPE_BUF and the log's cut
 RUNTIME_DIR = ".slurmsky"
 
@@ -102,7 +105,8 @@ class FileSync:
         self.thread = None
 
     def start(self):
-        """Snapshot the workdir (node 0 marks it first) and send changes every interval."""
+        """Snapshot the workdir (node 0 marks it first) and send changes: FIRST s on, then
+        twice as long after each send, up to every interval."""
         if self.rank == 0:
             try:
                 os.makedirs(os.path.dirname(self.mark), exist_ok=True)
@@ -122,8 +126,10 @@ class FileSync:
         self.send()
 
     def _loop(self):
-        while not self.stopped.wait(self.interval):
+        wait = min(FIRST, self.interval)
+        while not self.stopped.wait(wait):
             self.send()
+            wait = min(wait * 2, self.interval)
 
     def send(self):
         """Send every file created or changed since it was last sent."""

@@ -279,11 +279,11 @@ class SkyClient:
                 records = query({"submitted_after": since})
             else:
                 with ThreadPoolExecutor(2, thread_name_prefix="sky-queue") as both:
-                    active, new = both.map(
+                    running, new = both.map(
                         query, [{"skip_finished": True}, {"submitted_after": since}]
                     )
-                seen = {(r["job_id"], r["task_id"]) for r in active}
-                records = active + [r for r in new if (r["job_id"], r["task_id"]) not in seen]
+                seen = {(r["job_id"], r["task_id"]) for r in running}
+                records = running + [r for r in new if (r["job_id"], r["task_id"]) not in seen]
             missing = sorted(set(watched) - {r["job_id"] for r in records})
             if missing:
                 records += query({"job_ids": missing})
