@@ -30,6 +30,7 @@ from slurmsky.config import Config, load_config
 from slurmsky.errors import SlurmError
 from slurmsky.parse.request import build_batch_request, parse_command_line
 from slurmsky.render.sacct_format import SACCT_VALUES
+from slurmsky.runtime import filesync
 from slurmsky.runtime.filesync import FileSync, frame, name64
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -616,6 +617,22 @@ def test_a_checkpoint_comes_home_while_the_job_runs_and_a_cancel_still_sends(tmp
     assert (home / "ckpt.txt").read_text() == "step2\n"
     assert (home / "last.txt").read_text() == "last\n"
     assert reader.result["state"] == "CANCELLED"
+
+
+def test_a_send_before_the_first_interval_skips_a_file_still_being_written(tmp_path):
+    """The sends of a job's first seconds take what has not changed for QUIET s: a file
+    being written is not sent at each of them (every send counts against the cap); the
+    sends at the interval and the last one take everything."""
+    sync, lines, _said = _sender(tmp_path)
+    _snapshot(sync)
+    (tmp_path / "done.txt").write_text("done\n")
+    (tmp_path / "growing.log").write_text("1\n")
+    old = time.time() - 2 * filesync.QUIET
+    os.utime(tmp_path / "done.txt", (old, old))
+    sync.send(filesync.QUIET)
+    assert _names(lines) == [b"done.txt"]
+    sync.send()
+    assert _names(lines) == [b"done.txt", b"growing.log"]
 
 
 def test_what_a_job_writes_first_comes_home_in_seconds_whatever_the_interval(tmp_path):

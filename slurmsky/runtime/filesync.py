@@ -4,7 +4,9 @@ A SkyPilot node shares no filesystem with the submit host, and its copy of the w
 with the node. Each node snapshots the working directory when the job starts (path, size,
 mtime, mode: what came with the workdir and stays unchanged is never sent), then FIRST
 seconds after the start, twice as long after each send up to ``interval`` seconds, and once
-at the end sends what was created or changed since as frame
+at the end sends what was created or changed since (the sends before the first interval:
+only what has not changed for QUIET seconds, so that a file still being written is not sent
+at each of them, every send counting against the cap) as frame
 lines on its stdout (SkyPilot's run log), which the agent at home reassembles
 (backends/sky/files_home.py) into the job's submit directory.
 
@@ -31,10 +33,12 @@ import hashlib
 import os
 import shlex
 import threading
+import time
 
 PREFIX = "SLURMSKY-FILE "
 FIRST = 2  # s before the first send: SkyPilot's cancel ends the log's reader with the job, so
 # what the job wrote before a cancel comes home only from a send before it
+QUIET = 1.0  # s a file must be unchanged for a send before the first interval to take it
 CHUNK = 2048  # bytes a chunk frame carries: its line stays under PIPE_BUF and the log's cut
 RUNTIME_DIR = ".slurmsky"
 
@@ -128,17 +132,19 @@ class FileSync:
     def _loop(self):
         wait = min(FIRST, self.interval)
         while not self.stopped.wait(wait):
-            self.send()
+            self.send(QUIET if wait < self.interval else 0)
             wait = min(wait * 2, self.interval)
 
-    def send(self):
-        """Send every file created or changed since it was last sent."""
+    def send(self, quiet=0):
+        """Send every file created or changed since it was last sent (and unchanged for the
+        last `quiet` seconds)."""
         with self.lock:
             if self.rank != 0 and os.path.exists(self.mark):
                 return  # node 0's filesystem: node 0 sends
+            settled = time.time() - quiet
             try:
                 for rel, st in self._scan():
-                    if self.sent.get(rel) != _key(st):
+                    if self.sent.get(rel) != _key(st) and (not quiet or st.st_mtime <= settled):
                         self._send_file(rel, st)
             except OSError:  # the log cannot be written (nobody reads it any more)
                 self.stopped.set()
