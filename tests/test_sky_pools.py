@@ -420,11 +420,14 @@ def test_sinfo_and_scontrol_show_the_pools_workers(world, monkeypatch):
 
 def test_the_agent_records_the_configured_pools(tmp_path, monkeypatch):
     """The executor asks SkyPilot for the configured partitions' pools (in the background,
-    as often as for the queue) and records the answer; SkyPilot is the shared fake."""
+    every POOL_EVERY queue intervals: each question costs the server a Python process) and
+    records the answer; SkyPilot is the shared fake."""
     sky = pytest.importorskip("sky")
     from fake_sky import FakeSkyClient
 
+    from slurmsky.backends.sky import sync as skysync
     from slurmsky.backends.sky.executor import SkyExecutor
+    from slurmsky.backends.sky.watcher import POOL_EVERY
 
     (tmp_path / "config.yaml").write_text(CONFIG)
     monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "state"))
@@ -438,11 +441,14 @@ def test_the_agent_records_the_configured_pools(tmp_path, monkeypatch):
         ex.pools.sync(100.0, wake, keep_fresh=True)
         assert ex.pools.query is not None
         ex.pools.query.result(timeout=60)
-        ex.pools.sync(101.0, wake, keep_fresh=True)  # recorded; the next query is due at 105
-        assert fake.pools_asked == [(ex.home.name, ["slurmsky-warm"])] and wake == [105.0]
+        due = 100.0 + skysync.SYNC_INTERVAL * POOL_EVERY
+        ex.pools.sync(101.0, wake, keep_fresh=True)  # recorded; the next query is due then
+        assert fake.pools_asked == [(ex.home.name, ["slurmsky-warm"])] and wake == [due]
         rec = pools.recorded()[POOL]
         assert (rec["at"], [w["name"] for w in rec["workers"]]) == (100.0, [f"{POOL}-1"])
-        ex.pools.sync(105.0, wake, keep_fresh=True)
+        ex.pools.sync(due - 0.1, wake, keep_fresh=True)
+        assert ex.pools.query is None and len(fake.pools_asked) == 1
+        ex.pools.sync(due, wake, keep_fresh=True)
         ex.pools.query.result(timeout=60)
         assert len(fake.pools_asked) == 2
     finally:

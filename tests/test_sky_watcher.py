@@ -71,7 +71,7 @@ def test_one_query_reaches_back_to_the_oldest_active_job(monkeypatch):
 
 
 def test_a_query_waits_after_its_answer(monkeypatch):
-    """Every SYNC_INTERVAL from one query's start, but never sooner than REST after its
+    """Every SYNC_INTERVAL from one query's start, but never sooner than REST intervals after its
     answer: a slow server is not asked back to back."""
     monkeypatch.setattr(skysync, "record_sync", lambda *a, **k: None)
     client = Queue([_rec(1, 10.0, "RUNNING")])
@@ -81,12 +81,13 @@ def test_a_query_waits_after_its_answer(monkeypatch):
     answered = start + skysync.SYNC_INTERVAL + 1.0  # answered after longer than the interval
     watcher.collect(answered, lambda recs, watched: False)
     wake: list[float] = []
-    watcher.ask(answered + REST - 0.1, wake, list, True)
-    assert len(client.calls) == 1 and wake == [answered + REST]
-    watcher.ask(answered + REST, [], list, True)
+    rest = REST * skysync.SYNC_INTERVAL
+    watcher.ask(answered + rest - 0.1, wake, list, True)
+    assert len(client.calls) == 1 and wake == [answered + rest]
+    watcher.ask(answered + rest, [], list, True)
     assert len(client.calls) == 2
     # answered at once: the interval from the start rules
-    watcher.collect(answered + REST, lambda recs, watched: False)
+    watcher.collect(answered + rest, lambda recs, watched: False)
     wake = []
-    watcher.ask(answered + REST + 1.0, wake, list, True)
-    assert len(client.calls) == 2 and wake == [answered + REST + skysync.SYNC_INTERVAL]
+    watcher.ask(answered + rest + 0.1, wake, list, True)
+    assert len(client.calls) == 2 and wake == [answered + rest + skysync.SYNC_INTERVAL]

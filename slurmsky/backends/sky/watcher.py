@@ -1,8 +1,8 @@
 """What the agent asks SkyPilot, when, and how fresh the answer is.
 
 `QueueWatcher` watches one API server's managed-job queue (the executor has one per server
-its jobs went to): one query in flight at most, every sync.SYNC_INTERVAL (and REST after the
-last answer: a query costs the server a Python process, and back to back they starved the
+its jobs went to): one query in flight at most, every sync.SYNC_INTERVAL (and REST intervals
+after the last answer: a query costs the server a Python process, and back to back they starved the
 stack's two cores) while the queue is worth asking (the executor says: never asked yet, slurmsky's own jobs for that server are
 active, or readers came lately and it is the server of the latest submission; SkyPilot's
 other jobs show in squeue then). Queries of different servers run at once. The first query
@@ -34,7 +34,7 @@ log = logging.getLogger("slurmsky.core.daemon")
 QUERY_TIMEOUT = 120.0  # s after which a query that never answered is given up
 NEW_JOBS_MARGIN = 300.0  # s before the newest submission seen that a query lists ended jobs
 ONE_QUERY_SPAN = 86400.0  # s back that one query reaches for the oldest active job's submission
-REST = 2.5  # s at least between an answer and the next query
+REST = 0.5  # intervals at least between an answer and the next query (2.5 s)
 POOL_EVERY = 6  # queue intervals between two questions for the pools' status
 
 Background = Callable[..., Future]  # fn, *args -> its future; the agent wakes when it returns
@@ -100,7 +100,8 @@ class QueueWatcher:
         flight (its answer wakes the agent); else add when it is due to `wake`."""
         if self.query is not None or not (wanted or not self.started):
             return
-        due = max(self.started + skysync.SYNC_INTERVAL, self.answered + REST)
+        interval = skysync.SYNC_INTERVAL
+        due = max(self.started + interval, self.answered + REST * interval)
         if now < due:
             wake.append(due)
             return
