@@ -30,6 +30,13 @@ until every element ended, as squeue shows them, with the machine's peak load av
 memory in use and the most managed jobs of the array SkyPilot had at once. (SkyPilot 0.14's
 consolidation mode runs a fixed pool of job controller processes, whatever the jobs.)
 
+`--arrays sized [--size N]`: the default's lanes on a partition of N nodes (default 4, what
+the stack's Slurm peer holds of SkyPilot's default clusters).
+
+`--num-jobs 100 [--seconds 5] [--limit S]` (the same stack): SkyPilot's own path beside the
+arrays, `sky jobs launch --num-jobs 100`, its jobs' states every 30 s until all ended or S s
+(default 1500), then cancelled; restart the stack after it (`slurm-peer-up.sh --fresh`).
+
 `--files-home [--mb 50,5]` (the same stack): for each size, one job that writes a file of
 random bytes of that many MB into its workdir and ends at once; how long after the job
 wrote it the file was whole at home (the log channel: base64 frames in the managed job's
@@ -438,6 +445,40 @@ class _Probe:
         return self.waits or [0.0]
 
 
+def num_jobs(count: int, seconds: int, limit: float) -> None:
+    """SkyPilot's own path for an array, beside `--arrays`: `sky jobs launch --num-jobs
+    COUNT` of a `seconds` job on the stack's debug partition, its jobs' states counted from
+    SkyPilot's jobs table every 30 s until all ended or `limit` s; then all cancelled. After
+    it, restart the stack (`slurm-peer-up.sh --fresh`): it floods the server."""
+    import collections
+    import sqlite3
+
+    _tmp, env = _stack_env("sky-bench-numjobs-", seconds)
+    table = f"file:{env['SKY_RUNTIME_DIR']}/.sky/spot_jobs.db?mode=ro"
+
+    def states(first: int) -> collections.Counter:
+        with sqlite3.connect(table, uri=True) as conn:
+            rows = conn.execute("SELECT status FROM spot WHERE spot_job_id >= ?", (first,))
+            return collections.Counter(status for (status,) in rows)
+
+    with sqlite3.connect(table, uri=True) as conn:
+        first = (conn.execute("SELECT MAX(spot_job_id) FROM spot").fetchone()[0] or 0) + 1
+    start = time.monotonic()
+    launch = [str(SKY), "jobs", "launch", "-y", "-d", "--num-jobs", str(count)]
+    launch += ["--infra", "slurm/peer/debug", f"echo start; sleep {seconds}; echo done"]
+    try:
+        subprocess.run(launch, env=env, capture_output=True, timeout=limit)
+        while (took := time.monotonic() - start) < limit:
+            now = states(first)
+            print(f"{took:6.0f} s: {dict(sorted(now.items()))}", flush=True)
+            if now["SUCCEEDED"] + now["FAILED"] + now["CANCELLED"] >= count:
+                break
+            time.sleep(30)
+        print(f"sky jobs launch --num-jobs {count}: {dict(states(first))} at {took:.0f} s")
+    finally:
+        subprocess.run([str(SKY), "jobs", "cancel", "-a", "-y"], env=env, capture_output=True)
+
+
 def files_home(sizes: list[int]) -> None:
     """Files home through the log channel on the stack: each size's file, timed from the
     moment the job wrote it (its last act) to the moment it was whole here, checked against
@@ -508,6 +549,12 @@ def _flag(name: str, default: str) -> str:
 if __name__ == "__main__":
     if "--under-load" in sys.argv:
         under_load()
+    elif "--num-jobs" in sys.argv:
+        num_jobs(
+            int(_flag("--num-jobs", "100")),
+            int(_flag("--seconds", "5")),
+            float(_flag("--limit", "1500")),
+        )
     elif "--files-home" in sys.argv:
         files_home([int(mb) for mb in _flag("--mb", "50,5").split(",")])
     elif "--arrays" in sys.argv:
