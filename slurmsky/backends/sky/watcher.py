@@ -1,16 +1,18 @@
 """What the agent asks SkyPilot, when, and how fresh the answer is.
 
 `QueueWatcher` watches one API server's managed-job queue (the executor has one per server
-its jobs went to): one query in flight at most, every sync.SYNC_INTERVAL (and REST intervals
-after the last answer: a query costs the server a Python process, and back to back they starved the
-stack's two cores) while the queue is worth asking (the executor says: never asked yet, slurmsky's own jobs for that server are
-active, or readers came lately and it is the server of the latest submission; SkyPilot's
-other jobs show in squeue then). Queries of different servers run at once. The first query
-of a watcher lists every finished job too (adoption after a restart, sacct's history); later
-ones those submitted since shortly before the newest seen or the oldest still active, in one
-query (when that oldest is within ONE_QUERY_SPAN; else the active ones are a second query),
-and the watched jobs (ours, active) that a query missed, by id. It also holds whether its server answers: while it does
-not, its reason (naming the server) is the pending reason of every released job for it.
+its jobs went to): one query in flight at most, every sync.SYNC_INTERVAL and no sooner than
+REST intervals after the last answer (a query costs the server a Python process: back to
+back they starved the stack's two cores), while the queue is worth asking (the executor
+says: never asked yet, slurmsky's own jobs for that server are active, or readers came
+lately and it is the server of the latest submission; SkyPilot's other jobs show in squeue
+then). Queries of different servers run at once. The first query of a watcher lists every
+finished job too (adoption after a restart, sacct's history); later ones, in one query,
+those submitted since shortly before the newest seen or since the oldest still active
+(within ONE_QUERY_SPAN; else the active ones are a second query), and the watched jobs
+(ours, active) that a query missed, by id. It also holds whether its server answers: while
+it does not, its reason (naming the server) is the pending reason of every released job for
+it.
 
 `PoolWatcher` asks for the configured pools' status every POOL_EVERY intervals, for sinfo
 (pools.record): placement counts a pool's workers from the configuration, not from it.
