@@ -82,6 +82,7 @@ def test_sets_are_any_of_and_a_partition_list_is_their_union_in_order(tmp_path, 
         "- infra: gcp\n  accelerators:\n    T4: 1\n"
     )
     assert _resources(tmp_path, config, "-p", "k8s,cloud", "--no-requeue") == (
+        "cpus: 1+\n"
         "ordered:\n"
         "- infra: k8s/lab\n"
         "- infra: aws/us-east-1\n  use_spot: true\n"

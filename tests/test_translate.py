@@ -103,13 +103,13 @@ def test_two_billion_nodes_are_laid_out_at_once(tmp_path):
         (["--gpus-per-node=H100:8", "-N2"], {"accelerators": {"H100": 8}}),
         (["--gpus=4", "-N2", "-p", "gpu"], {"accelerators": ["A100:2", "H100:2"]}),
         (["--mem-per-cpu=1500", "-c2"], {"cpus": "2+", "memory": "2.93+"}),
-        (["--tmp=100G"], {"disk_size": 100}),
+        (["--tmp=100G"], {"cpus": "1+", "disk_size": 100}),
         (
             ["--container-image=nvcr.io/nvidia/pytorch:24.05-py3"],
-            {"image_id": "docker:nvcr.io/nvidia/pytorch:24.05-py3"},
+            {"cpus": "1+", "image_id": "docker:nvcr.io/nvidia/pytorch:24.05-py3"},
         ),
-        (["--requeue"], {"job_recovery": {"max_restarts_on_errors": 3}}),
-        (["--no-requeue"], {"job_recovery": {"max_restarts_on_errors": 0}}),
+        (["--requeue"], {"cpus": "1+", "job_recovery": {"max_restarts_on_errors": 3}}),
+        (["--no-requeue"], {"cpus": "1+", "job_recovery": {"max_restarts_on_errors": 0}}),
     ],
 )
 def test_resources(tmp_path, argv, resources):
@@ -122,8 +122,25 @@ def test_resources(tmp_path, argv, resources):
 
 def test_default_partition_and_spot(tmp_path):
     task = translate(req_of(tmp_path, []), GPU_CFG).task
-    assert task["resources"] == {"infra": "aws", "use_spot": True}
+    assert task["resources"] == {"infra": "aws", "cpus": "1+", "use_spot": True}
     assert task["num_nodes"] == 1 and task["workdir"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "argv,cpus",
+    [([], "4+"), (["-c2"], "2+"), (["--gres=gpu:A100:1"], "4+"), (["-p", "gpu", "-G1"], None)],
+)
+def test_a_job_asking_no_cpus_gets_the_partitions_else_none_with_gpus(tmp_path, argv, cpus):
+    """Slurm's one CPU per task is the default; a partition's `cpus` replaces it, and a GPU
+    job asking none is sized by its GPUs (SkyPilot's node for them)."""
+    cfg = Config(
+        path="test",
+        partitions={
+            "cpu": {"default": True, "infra": "aws", "cpus": "4+", "accelerators": ["A100"]},
+            "gpu": {"infra": "k8s/ctx", "accelerators": ["A100"]},
+        },
+    )
+    assert translate(req_of(tmp_path, argv), cfg).task["resources"].get("cpus") == cpus
 
 
 def test_unknown_partition_is_slurms_error(tmp_path):

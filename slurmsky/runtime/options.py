@@ -167,8 +167,9 @@ OPTIONS: tuple[Option, ...] = (
     _o("ntasks-per-node", None, REQUIRED, SUPPORTED, "tasks per node", parse="int", step=SUPPORTED),
     _o("tasks-per-node", None, REQUIRED, SUPPORTED, "alias of --ntasks-per-node", parse="int",
        dest="ntasks_per_node", step=SUPPORTED),
-    _o("cpus-per-task", "c", REQUIRED, MAPPED, "cpus per task; cpus per node = this x tasks per node",
-       parse="int", step=SUPPORTED),
+    _o("cpus-per-task", "c", REQUIRED, MAPPED,
+       "cpus per task (default 1, as Slurm; a GPU job asking none: its GPUs' node); "
+       "cpus per node = this x tasks per node", parse="int", step=SUPPORTED),
     _o("mincpus", None, REQUIRED, MAPPED, "minimum cpus per node", parse="int"),
     _o("mem", None, REQUIRED, MAPPED, "memory per node (MB default, K/M/G/T); SkyPilot memory in GB",
        parse="mem", env="SBATCH_MEM_PER_NODE"),

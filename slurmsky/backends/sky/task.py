@@ -122,7 +122,9 @@ def _resources(req: JobRequest, lay: Layout, part_name: str, part: dict, image) 
     asked_cpus = (
         req.cpus_per_task or req.ntasks or req.ntasks_per_node or req.mincpus or req.cpus_per_gpu
     )
-    if asked_cpus:
+    accelerators = _accelerators(lay, part_name, part)
+    if asked_cpus or not (part.get("cpus") or accelerators):
+        # Slurm's default is one CPU per task; a GPU job asking none gets its GPUs' node
         resources["cpus"] = f"{max(lay.cpus_per_node)}+"
     elif part.get("cpus"):
         resources["cpus"] = part["cpus"]
@@ -130,7 +132,6 @@ def _resources(req: JobRequest, lay: Layout, part_name: str, part: dict, image) 
         resources["memory"] = _gb(lay.mem_per_node)
     elif part.get("memory"):
         resources["memory"] = part["memory"]
-    accelerators = _accelerators(lay, part_name, part)
     if accelerators:
         resources["accelerators"] = accelerators
     if part.get("use_spot") is not None:
