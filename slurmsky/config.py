@@ -117,6 +117,12 @@ MODULE_SCHEMA = {
 }
 SCHEMA = {
     "backend": (str, "local (default) or sky"),
+    "state": (
+        str,
+        "where the job state lives: sqlite (default: a file under $SLURMSKY_HOME) or a team's "
+        "PostgreSQL, postgresql://[user@]host[:port]/dbname (credentials from ~/.pgpass, "
+        "PGSERVICE, ...; never here); $SLURMSKY_STATE overrides it",
+    ),
     "cluster_name": (str, "SLURM_CLUSTER_NAME and sacct's Cluster (default: slurmsky)"),
     "partitions": ({"*": PARTITION_SCHEMA}, "partition name -> resources"),
     "modules": (
@@ -185,6 +191,7 @@ class Config:
         self,
         path: str,
         backend: str = "local",
+        state: str = "sqlite",
         cluster_name: str = "slurmsky",
         partitions: dict | None = None,
         modules: dict | None = None,
@@ -201,6 +208,7 @@ class Config:
         agent_log_max_mb: int = 10,
     ):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
+        self.state = state
         self.partitions, self.modules = partitions or {}, modules or {}
         self.export, self.requeue, self.kill_wait = export or {}, requeue or {}, kill_wait
         self.max_array_size = max_array_size
@@ -283,6 +291,10 @@ def load_config(environ=os.environ) -> Config:
     if backend not in BACKENDS:
         raise SlurmError(f"{path}: 'backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
     data["backend"] = backend
+    if "state" in data:
+        from slurmsky.core.state.engine import check_location
+
+        check_location(data["state"], f"{path}: 'state'")
     return Config(path=path, **data)
 
 

@@ -60,7 +60,7 @@ def _purge_run_dirs(conn: sqlite3.Connection, home: str, before: float, log) -> 
     live = {
         r[0]
         for r in conn.execute(
-            "SELECT job_id FROM jobs WHERE job_id IN (SELECT value FROM json_each(?)) AND "
+            f"SELECT job_id FROM jobs WHERE job_id IN ({conn.dialect.id_list()}) AND "
             f"(NOT ({_finished()}) OR end_time IS NULL OR end_time >= ?)",
             (json.dumps(names), before),
         )
@@ -83,8 +83,7 @@ def _slim_specs(conn: sqlite3.Connection, before: float) -> None:
         "SELECT s.id, s.shared IS NOT NULL FROM submissions s LEFT JOIN blobs b ON b.id = "
         "s.shared WHERE s.id IN (SELECT submission FROM jobs WHERE end_time < ?) "
         f"AND NOT EXISTS (SELECT 1 FROM jobs j WHERE {live}) "
-        "AND CASE WHEN json_valid(coalesce(b.text, s.spec)) THEN EXISTS (SELECT 1 "
-        f"FROM json_each(coalesce(b.text, s.spec)) WHERE key NOT IN ({kept})) ELSE 1 END",
+        f"AND {conn.dialect.keys_beyond('coalesce(b.text, s.spec)', kept)}",
         (before, *args),
     ).fetchall()
     slim = []
@@ -122,7 +121,7 @@ def _purge_accounting(conn: sqlite3.Connection, before: float, log) -> None:
         ).fetchall()
         count = len(gone)
         conn.execute(  # the submissions whose last jobs those were
-            "DELETE FROM submissions AS s WHERE s.id IN (SELECT value FROM json_each(?)) AND "
+            f"DELETE FROM submissions AS s WHERE s.id IN ({conn.dialect.id_list()}) AND "
             f"NOT EXISTS (SELECT 1 FROM jobs j WHERE {_OF_SUBMISSION})",
             (json.dumps(sorted({r[0] for r in gone})),),
         )

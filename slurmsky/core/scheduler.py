@@ -115,7 +115,7 @@ class Scheduler:
         self._deliver_signals()
         changed = False
         wake: list[float] = []
-        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        version = self.conn.dialect.change_counter(self.conn)
         if version != self._data_version:
             self._data_version = version
             self._generation += 1
@@ -291,7 +291,7 @@ class Scheduler:
                 updates.append((job, changed))
 
         # The pending jobs are read a chunk at a time, in one snapshot (dependencies too).
-        self.conn.execute("BEGIN")
+        self.conn.execute(self.conn.dialect.begin_read)
         try:
             after: tuple = ()
             size = PENDING_CHUNK

@@ -55,6 +55,7 @@ from slurmsky.core.state.handed import (
 from slurmsky.core.state.queries import (
     MIN_JOB_AGE,
     arrays_exist,
+    computes_listings,
     find_jobs,
     generation,
     het_sets,
@@ -122,6 +123,7 @@ __all__ = [
     "split_element",
     "MIN_JOB_AGE",
     "arrays_exist",
+    "computes_listings",
     "find_jobs",
     "generation",
     "het_sets",

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from slurmsky.core.state.db import _IDLE, _INDEX
+from slurmsky.core.state.db import _IDLE, index_sql
 from slurmsky.core.state.queries import find_jobs
-from slurmsky.core.state.records import _CONN, _SELECT, JobRecord, _record
+from slurmsky.core.state.records import _CONN, _SELECT, JobRecord, _record, names_sql
 from slurmsky.core.states import ACTIVE_STATES, AGENT_REASONS, STARTED_STATES
 
 
@@ -59,9 +59,16 @@ PASS_COLUMNS = (
     "restarts",
     "het_job_offset",
 )
-_PASS_ORDER = f"submission, {_INDEX}, job_id"
-# after (submission, index, job_id): the form the index can seek
-_AFTER = f"state = 'PENDING' AND submission = ? AND {_INDEX} >= ? AND ({_INDEX}, job_id) > (?, ?)"
+
+
+def _pass_order(conn) -> str:
+    return f"submission, {index_sql(conn.dialect)}, job_id"
+
+
+def _after(conn) -> str:
+    """After (submission, index, job_id): the form the index can seek."""
+    index = index_sql(conn.dialect)
+    return f"state = 'PENDING' AND submission = ? AND {index} >= ? AND ({index}, job_id) > (?, ?)"
 
 
 def pass_position(job: JobRecord) -> tuple[int, int, int]:
@@ -74,12 +81,12 @@ def pass_position(job: JobRecord) -> tuple[int, int, int]:
     return job.submission, first, job.job_id
 
 
-def _pass_records(conn: sqlite3.Connection, sql: str, args, limit: int = -1) -> list[JobRecord]:
+def _pass_records(conn: sqlite3.Connection, sql: str, args, limit: int) -> list[JobRecord]:
     records = [
         _record(r, PASS_COLUMNS)
         for r in conn.execute(
-            f"SELECT {', '.join(PASS_COLUMNS)} FROM jobs WHERE {sql} AND NOT ({_IDLE}) "
-            f"ORDER BY {_PASS_ORDER} LIMIT ?",
+            f"SELECT {names_sql(PASS_COLUMNS)} FROM jobs WHERE {sql} AND NOT ({_IDLE}) "
+            f"ORDER BY {_pass_order(conn)} LIMIT ?",
             (*args, limit),
         )
     ]
@@ -122,7 +129,7 @@ def pending_jobs(conn: sqlite3.Connection, after: tuple = (), limit: int = 64) -
     if len(after) == 1:
         return _pass_records(conn, "state = 'PENDING' AND submission > ?", after, limit)
     submission, index, job_id = after
-    jobs = _pass_records(conn, _AFTER, (submission, index, index, job_id), limit)
+    jobs = _pass_records(conn, _after(conn), (submission, index, index, job_id), limit)
     if len(jobs) < limit:
         jobs += _pass_records(
             conn, "state = 'PENDING' AND submission > ?", (submission,), limit - len(jobs)

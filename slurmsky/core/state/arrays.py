@@ -12,6 +12,7 @@ from slurmsky.core.state.records import (
     JobRecord,
     _bind,
     _mark,
+    names_sql,
     element_path,
     get_job,
     pending_element,
@@ -111,13 +112,13 @@ def split_element(
                 (indexset.text(rest), record_id),
             )
             values["job_id"] = job_id
-            cols = ", ".join(_mark(c) if c in values else c for c in _COLUMNS)
+            cols = ", ".join(_mark(c) if c in values else names_sql([c]) for c in _COLUMNS)
             conn.execute(
-                f"INSERT INTO jobs ({', '.join(_COLUMNS)}) SELECT {cols} FROM jobs "
+                f"INSERT INTO jobs ({names_sql(_COLUMNS)}) SELECT {cols} FROM jobs "
                 "WHERE job_id = ?",
                 [*(values[c] for c in _COLUMNS if c in values), record_id],
             )
         else:
-            sets = ", ".join(f"{k} = {_mark(k)}" for k in values)
+            sets = ", ".join(f"{names_sql([k])} = {_mark(k)}" for k in values)
             conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values.values(), record_id])
         return get_job(conn, job_id)

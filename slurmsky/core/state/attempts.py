@@ -51,7 +51,7 @@ def keep_attempt(conn: sqlite3.Connection, job: JobRecord, **ended) -> None:
     text = json.dumps(values)  # ASCII: text that is not UTF-8 (surrogates) as \udcXX
     with write(conn):
         conn.execute(
-            "INSERT OR IGNORE INTO attempts (job_id, restarts, record) VALUES (?, ?, ?)",
+            "INSERT INTO attempts (job_id, restarts, record) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (job.job_id, job.restarts, text),
         )
 
@@ -66,8 +66,8 @@ def attempts_of(conn: sqlite3.Connection, jobs: list[JobRecord]) -> dict[int, li
     if not by_id:
         return found
     rows = conn.execute(
-        "SELECT job_id, record FROM attempts WHERE job_id IN "
-        "(SELECT value FROM json_each(?)) ORDER BY job_id, restarts",
+        f"SELECT job_id, record FROM attempts WHERE job_id IN ({conn.dialect.id_list()}) "
+        "ORDER BY job_id, restarts",
         (json.dumps(sorted(by_id)),),
     )
     for job_id, text in rows:

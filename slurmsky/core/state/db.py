@@ -1,36 +1,48 @@
 """The state database: where it lives, its schema and the migrations from older ones,
-connecting, and the write lock.
+connecting, and the write lock, on either engine (engine.py: SQLite or PostgreSQL).
 
 Every command opens it for a few short transactions; the agent is the only long-lived
-writer. Writes take the write lock up front (BEGIN IMMEDIATE) and the busy timeout is long,
-so concurrent commands queue instead of failing with `database is locked`."""
+writer. Writes take the write lock up front (SQLite's BEGIN IMMEDIATE, a transaction lock
+on PostgreSQL) and SQLite's busy timeout is long, so concurrent commands queue instead of
+failing with `database is locked`."""
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 from contextlib import contextmanager
 
+from slurmsky.core.state import engine
 from slurmsky.errors import SlurmError
 
 SCHEMA_VERSION = 8
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 
 
-# A job's place in a submission: its index, or a pending record's lowest
-_INDEX = "coalesce(array_task_id, CAST(array_pending AS INTEGER), 0)"
+def index_sql(dialect: engine.Dialect) -> str:
+    """A job's place in a submission: its index, or a pending record's lowest."""
+    return f"coalesce(array_task_id, {dialect.first_index}, 0)"
+
+
 # A pending job a pass has nothing to do for: held, with no dependency to follow, its reason
 # already the hold's (it waits for `scontrol release`, which wakes the agent).
 _IDLE = (
     "held IS NOT NULL AND dependency_spec IS NULL AND "
     "reason = CASE held WHEN 'admin' THEN 'JobHeldAdmin' ELSE 'JobHeldUser' END"
 )
-# The pending jobs a pass reads (pending_jobs), in its order: a partial index that holds no
-# _IDLE job, so a pass over 100 000 held jobs reads none.
-_WAITING = (
-    f"CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs(state, submission, {_INDEX}) "
-    f"WHERE state = 'PENDING' AND NOT ({_IDLE})"
-)
+
+
+def _waiting(dialect: engine.Dialect) -> str:
+    """The pending jobs a pass reads (pending_jobs), in its order: a partial index that
+    holds no _IDLE job, so a pass over 100 000 held jobs reads none."""
+    return (
+        f"CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs(state, submission, "
+        f"{index_sql(dialect)}) WHERE state = 'PENDING' AND NOT ({_IDLE})"
+    )
+
+
+_WAITING = _waiting(engine.SQLITE_DIALECT)
 
 
 _SCHEMA = """
@@ -113,8 +125,7 @@ CREATE INDEX jobs_user ON jobs(user);
 CREATE INDEX jobs_name ON jobs(name);
 CREATE INDEX jobs_end ON jobs(end_time);
 CREATE INDEX jobs_submit ON jobs(submit_time);
-CREATE INDEX jobs_pending ON jobs(state, submission,
-    coalesce(array_task_id, CAST(array_pending AS INTEGER), 0));
+CREATE INDEX jobs_pending ON jobs(state, submission, {index});
 -- and jobs_waiting (_WAITING), _GENERATION's triggers, _ATTEMPTS and _HET_FOLLOW
 CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
     id INTEGER PRIMARY KEY,
@@ -127,7 +138,8 @@ CREATE TABLE signals (             -- scancel --signal requests, for the agent t
 
 # meta's `generation` moves on with every change to a job's row (slurmctld's last_job_update):
 # a listing made at one generation is the listing until the next (render/listing_cache.py).
-# It starts at a random number, so a state made afresh does not repeat an old one's.
+# It starts at a random number (_first_generation), so a state made afresh does not repeat
+# an old one's.
 _GENERATION = (
     "INSERT OR IGNORE INTO meta VALUES ('generation', abs(random() % 1000000000000))",
     *(
@@ -248,11 +260,28 @@ def _raw_text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def connect(environ=os.environ, *, long_lived: bool = False) -> sqlite3.Connection:
-    """Open (creating if needed) the state database; autocommit, transactions are explicit.
-    A state that cannot be used raises `unusable`'s SlurmError. A long-lived connection
-    (the agent's, an allocation's) reads text that is not UTF-8 even if none was stored
-    when it opened."""
+class SQLiteConnection(sqlite3.Connection):
+    """sqlite3's connection, naming its engine's ways (engine.Dialect)."""
+
+    dialect = engine.SQLITE_DIALECT
+
+
+def connect(environ=os.environ, *, long_lived: bool = False):
+    """Open the state database (creating it if needed: SQLite's file, or an empty
+    PostgreSQL database's schema); autocommit, transactions are explicit. A state that
+    cannot be used raises `unusable`'s SlurmError (on PostgreSQL, engine.StateError). A
+    long-lived connection (the agent's, an allocation's) reads text that is not UTF-8 even
+    if none was stored when it opened."""
+    where = engine.location(environ)
+    if where != engine.SQLITE:
+        engine.check_location(where, "SLURMSKY_STATE" if environ.get("SLURMSKY_STATE") else "state")
+        conn = engine.connect_postgres(where, environ)
+        try:
+            _check_postgres(conn, where)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
     try:
         path = os.path.join(ensure_home(environ), "state.db")
     except OSError as exc:
@@ -263,7 +292,13 @@ def connect(environ=os.environ, *, long_lived: bool = False) -> sqlite3.Connecti
     try:
         if not os.path.exists(path):
             _create(path)
-        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path,
+            timeout=timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=SQLiteConnection,
+        )
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
@@ -276,6 +311,26 @@ def connect(environ=os.environ, *, long_lived: bool = False) -> sqlite3.Connecti
     return conn
 
 
+def _schema(dialect: engine.Dialect) -> list[str]:
+    """Every statement that makes the schema, in the dialect's SQL."""
+    tables = [t for t in _SCHEMA.replace("{index}", index_sql(dialect)).split(";\n") if t.strip()]
+    if dialect is engine.SQLITE_DIALECT:
+        return [*tables, _WAITING, *_GENERATION[1:], *_ATTEMPTS, _HET_FOLLOW]
+    assert isinstance(dialect, engine.PostgreSQL)
+    return [
+        *map(dialect.ddl, tables),
+        _waiting(dialect),
+        "CREATE UNIQUE INDEX blobs_text ON blobs (md5(text))",
+        dialect.ddl(_ATTEMPTS[0]),
+        *_PG_TRIGGERS,
+    ]
+
+
+def _first_values() -> list[tuple]:
+    """meta's rows in a new state: the first job id, the generation's start."""
+    return [("next_job_id", 1), ("generation", random.randrange(10**12))]
+
+
 def _create(path: str) -> None:
     """A new state database, made whole beside `path` and linked into place: commands that
     start at once on a new state never see it half made (nor race to switch it to WAL, which
@@ -285,20 +340,13 @@ def _create(path: str) -> None:
         os.unlink(aside)  # left by a process of this number that died making it
     try:
         os.close(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # not the umask's
-        conn = sqlite3.connect(aside, isolation_level=None)
+        conn = sqlite3.connect(aside, isolation_level=None, factory=SQLiteConnection)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             with write(conn):
-                for statement in [
-                    *_SCHEMA.split(";\n"),
-                    _WAITING,
-                    *_GENERATION,
-                    *_ATTEMPTS,
-                    _HET_FOLLOW,
-                ]:
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute("INSERT INTO meta VALUES ('next_job_id', 1)")
+                for statement in _schema(conn.dialect):
+                    conn.execute(statement)
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", _first_values())
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         finally:
             conn.close()  # the last connection: its WAL is folded in and removed
@@ -334,6 +382,89 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             f"slurmsky state {path} is a database slurmsky did not write "
             f"(schema version {version}); move it aside to start afresh"
         )
+
+
+# What SQLite's triggers do, as PostgreSQL's (row triggers, as SQLite's: a statement that
+# changes no row moves no generation on).
+_PG_TRIGGERS = (
+    "CREATE FUNCTION slurmsky_generation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "UPDATE meta SET value = value + 1 WHERE key = 'generation'; RETURN NULL; END $$",
+    "CREATE TRIGGER jobs_generation AFTER INSERT OR UPDATE OR DELETE ON jobs "
+    "FOR EACH ROW EXECUTE FUNCTION slurmsky_generation()",
+    "CREATE FUNCTION slurmsky_attempts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "DELETE FROM attempts WHERE job_id = OLD.job_id; RETURN NULL; END $$",
+    "CREATE TRIGGER jobs_attempts AFTER DELETE ON jobs "
+    "FOR EACH ROW EXECUTE FUNCTION slurmsky_attempts()",
+    "CREATE FUNCTION slurmsky_het_follow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    + _HET_FOLLOW[_HET_FOLLOW.index("UPDATE jobs SET") : _HET_FOLLOW.rindex("; END")]
+    + "; RETURN NULL; END $$",
+    "CREATE TRIGGER jobs_het_follow AFTER UPDATE ON jobs FOR EACH ROW "
+    "WHEN (NEW.het_job_offset = 0) EXECUTE FUNCTION slurmsky_het_follow()",
+)
+
+# PostgreSQL's schema versions (meta's schema_version) -> the statements that bring a state
+# from it to the next; it starts at SCHEMA_VERSION 8.
+_PG_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+
+def schema_version(conn) -> int | None:
+    """The PostgreSQL state's schema version; None for a database with no slurmsky schema."""
+    if conn.in_transaction and conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+        return None  # (asked first: a failed statement would end the transaction)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except engine.StateError as exc:
+        if exc.code == "42P01":  # undefined_table: an empty database
+            return None
+        raise
+    return row[0] if row else None
+
+
+def init_postgres(conn) -> bool:
+    """Make the slurmsky schema in an empty PostgreSQL database; False if it had one."""
+    with write(conn):
+        if schema_version(conn) is not None:
+            return False
+        for statement in _schema(conn.dialect):
+            conn.execute(statement)
+        conn.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [*_first_values(), ("schema_version", SCHEMA_VERSION)],
+        )
+    return True
+
+
+def upgrade_postgres(conn) -> int:
+    """Bring the PostgreSQL state's schema to SCHEMA_VERSION; the version it had."""
+    with write(conn):
+        version = schema_version(conn)
+        if version is None or version > SCHEMA_VERSION:
+            return version or 0
+        for v in range(version, SCHEMA_VERSION):
+            for statement in _PG_MIGRATIONS[v]:
+                conn.execute(statement)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+    return version
+
+
+def _check_postgres(conn, where: str) -> None:
+    """A command's check of the PostgreSQL state's schema: made if the database is empty,
+    said what to run if it is older or newer than this slurmsky's."""
+    version = schema_version(conn)
+    if version == SCHEMA_VERSION:
+        return
+    if version is None:
+        init_postgres(conn)
+        return
+    if version < SCHEMA_VERSION:
+        raise SlurmError(
+            f"slurmsky state {where} has schema version {version}, older than this "
+            f"slurmsky's {SCHEMA_VERSION}; run `slurmsky db upgrade` (as its owner)"
+        )
+    raise SlurmError(
+        f"slurmsky state {where} has schema version {version}, newer than this "
+        f"slurmsky's {SCHEMA_VERSION}; use the slurmsky that wrote it"
+    )
 
 
 def unusable(exc: sqlite3.Error | OSError, environ=os.environ) -> SlurmError:
@@ -378,16 +509,18 @@ def _full(path: str) -> bool:
 
 
 @contextmanager
-def write(conn: sqlite3.Connection):
+def write(conn):
     """A short write transaction holding the write lock from its start (no upgrade deadlocks)."""
     if conn.in_transaction:
         yield conn
         return
-    conn.execute("BEGIN IMMEDIATE")
+    for statement in conn.dialect.begin_write:
+        conn.execute(statement)
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 

@@ -33,9 +33,9 @@ def jobs_with_ref(conn: sqlite3.Connection, executor: str, key: str) -> list[Job
     sql = (
         f"SELECT job_id FROM jobs WHERE executor = ? AND state IN "
         f"({', '.join('?' * len(ACTIVE_STATES))}) "
-        "AND json_extract(executor_ref, ?) IS NOT NULL"
+        f"AND {conn.dialect.json_text('executor_ref', key)} IS NOT NULL"
     )
-    ids = [r[0] for r in conn.execute(sql, (executor, *ACTIVE_STATES, f"$.{key}"))]
+    ids = [r[0] for r in conn.execute(sql, (executor, *ACTIVE_STATES))]
     return find_jobs(conn, ids=ids) if ids else []
 
 
@@ -45,7 +45,7 @@ def refs_with_token(conn: sqlite3.Connection, executor: str, token: str) -> list
 
     sql = (
         "SELECT job_id, executor_ref FROM jobs WHERE executor = ? "
-        "AND json_extract(executor_ref, '$.token') = ?"
+        f"AND {conn.dialect.json_text('executor_ref', 'token')} = ?"
     )
     return [(job_id, json.loads(ref)) for job_id, ref in conn.execute(sql, (executor, token))]
 
@@ -58,9 +58,9 @@ def cancelled_unsent(conn: sqlite3.Connection, executor: str, key: str) -> list[
     sql = (
         "SELECT job_id, executor_ref FROM jobs WHERE state = 'CANCELLED' AND executor = ? "
         "AND cancelled_by IS NOT NULL AND kill_sent IS NULL AND executor_ref IS NOT NULL "
-        "AND json_extract(executor_ref, ?) IS NOT NULL"
+        f"AND {conn.dialect.json_text('executor_ref', key)} IS NOT NULL"
     )
-    return [(job_id, json.loads(ref)) for job_id, ref in conn.execute(sql, (executor, f"$.{key}"))]
+    return [(job_id, json.loads(ref)) for job_id, ref in conn.execute(sql, (executor,))]
 
 
 def killed_refs(conn: sqlite3.Connection, token: str) -> list[tuple[float | None, dict]]:
@@ -71,7 +71,7 @@ def killed_refs(conn: sqlite3.Connection, token: str) -> list[tuple[float | None
     sql = (
         "SELECT start_time, executor_ref FROM jobs WHERE kill_sent IS NOT NULL "
         "AND (kill_action IS NOT NULL OR state = 'CANCELLED') "
-        "AND json_extract(executor_ref, '$.token') = ?"
+        f"AND {conn.dialect.json_text('executor_ref', 'token')} = ?"
     )
     return [(start, json.loads(ref)) for start, ref in conn.execute(sql, (token,))]
 
@@ -81,7 +81,8 @@ def lane_kept(conn: sqlite3.Connection, job_ids: list[int], token: str) -> bool:
     cancelled (a lane whose elements all ended by themselves)."""
     sql = (
         f"SELECT 1 FROM jobs WHERE job_id IN ({', '.join('?' * len(job_ids))}) AND "
-        "(state = 'CANCELLED' OR json_extract(executor_ref, '$.token') IS NOT ?) LIMIT 1"
+        f"(state = 'CANCELLED' OR {conn.dialect.json_text('executor_ref', 'token')} "
+        "IS DISTINCT FROM ?) LIMIT 1"
     )
     return conn.execute(sql, (*job_ids, token)).fetchone() is None
 

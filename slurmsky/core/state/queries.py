@@ -13,6 +13,7 @@ from slurmsky.core.state.records import (
     MAX_INTEGER,
     JobRecord,
     _record,
+    names_sql,
     bindable,
     pending_element,
 )
@@ -66,7 +67,7 @@ def _select(conn: sqlite3.Connection, where: tuple[str, list], light: bool) -> l
     where_text, args = where
     if not light:
         return [_record(r) for r in conn.execute(_SELECT + where_text + " ORDER BY job_id", args)]
-    sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM jobs{where_text} ORDER BY job_id"
+    sql = f"SELECT {names_sql(LIST_COLUMNS)} FROM jobs{where_text} ORDER BY job_id"
     records = [_record(r, LIST_COLUMNS) for r in conn.execute(sql, args)]
     for record in records:
         record.__dict__[_CONN] = conn
@@ -150,6 +151,12 @@ def query_jobs(
     return conn.execute(f"jobs{where_text}".join(pieces), args * (len(pieces) - 1))
 
 
+def computes_listings(conn) -> bool:
+    """Whether the engine computes render's listings (SQLite's printf, json_each and the
+    array functions below); elsewhere the commands make the same lines from records."""
+    return conn.dialect.computes_listings
+
+
 def arrays_exist(conn: sqlite3.Connection) -> bool:
     """Whether any job is an array's (its record or an element)."""
     found = conn.execute("SELECT 1 FROM jobs WHERE array_job_id IS NOT NULL LIMIT 1")
@@ -220,7 +227,7 @@ def _where(
     if states is not None:
         where.append(one_of("state", states))
     if users is not None:
-        where.append(one_of("user", users))
+        where.append(one_of('"user"', users))
     if names is not None:
         where.append(one_of("name", names))
     if partitions is not None:
@@ -255,7 +262,9 @@ def submitted_since(conn: sqlite3.Connection, when: float) -> bool:
 
 def user_has_jobs(conn: sqlite3.Connection, user: str) -> bool:
     """Whether the state holds a job of `user` (a name squeue -u knows without a passwd entry)."""
-    return conn.execute("SELECT 1 FROM jobs WHERE user = ? LIMIT 1", (user,)).fetchone() is not None
+    return (
+        conn.execute('SELECT 1 FROM jobs WHERE "user" = ? LIMIT 1', (user,)).fetchone() is not None
+    )
 
 
 def het_sets(conn: sqlite3.Connection, het_ids: set[int]) -> dict[int, str]:

@@ -288,7 +288,12 @@ def _note_raw_text(conn: sqlite3.Connection, values) -> None:
         conn.text_factory = _raw_text
 
 
-_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
+def names_sql(columns) -> str:
+    """Columns as a SQL list (`user` quoted: PostgreSQL reserves the word)."""
+    return ", ".join('"user"' if c == "user" else c for c in columns)
+
+
+_SELECT = f"SELECT {names_sql(_COLUMNS)} FROM jobs"
 
 
 MAX_INTEGER = 2**63 - 1  # SQLite's largest INTEGER: a larger job id or index names no job
@@ -310,7 +315,7 @@ def update_job(
     commands from overwriting each other's transitions.
     """
     values = _bind(conn, values)
-    sets = ", ".join(f"{k} = {_mark(k)}" for k in values)
+    sets = ", ".join(f"{names_sql([k])} = {_mark(k)}" for k in values)
     sql = f"UPDATE jobs SET {sets} WHERE job_id = ?"
     args = list(values.values()) + [job_id]
     if where_state:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 
 from slurmsky.core.state.db import write
-from slurmsky.core.state.records import _bind, _mark
+from slurmsky.core.state.records import _bind, _mark, names_sql
 
 
 def allocate_ids(conn: sqlite3.Connection, count: int) -> int:
@@ -28,7 +28,7 @@ def add_submission(
 
     rows = [_bind(conn, j) for j in jobs]
     cols = list(rows[0])
-    sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join(map(_mark, cols))})"
+    sql = f"INSERT INTO jobs ({names_sql(cols)}) VALUES ({', '.join(map(_mark, cols))})"
     values = [tuple(r[c] for c in cols) for r in rows]
     shared = dict(spec)
     environment = shared.pop("environment", None)
@@ -53,8 +53,7 @@ def add_submission(
 
 def blob(conn: sqlite3.Connection, text: str) -> int:
     """The id of this text in `blobs`, stored there if new."""
-    conn.execute("INSERT OR IGNORE INTO blobs (text) VALUES (?)", (text,))
-    return conn.execute("SELECT id FROM blobs WHERE text = ?", (text,)).fetchone()[0]
+    return conn.dialect.blob_id(conn, text)
 
 
 def next_job_id(conn: sqlite3.Connection) -> int:
