@@ -12,9 +12,9 @@ from slurmsky.core.state.records import (
     JobRecord,
     _bind,
     _mark,
-    names_sql,
     element_path,
     get_job,
+    names_sql,
     pending_element,
 )
 from slurmsky.core.state.submissions import allocate_ids

@@ -13,8 +13,8 @@ from slurmsky.core.state.records import (
     MAX_INTEGER,
     JobRecord,
     _record,
-    names_sql,
     bindable,
+    names_sql,
     pending_element,
 )
 
