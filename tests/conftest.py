@@ -14,6 +14,11 @@ with its own temp dirs; a module that shares one server among its tests runs on 
 the leftover check runs once, in the controller, after every worker.
 With SLURMSKY_TEST_DURATIONS=FILE every test's phases are appended to FILE as they end
 (`.ci/run` names the slowest from it when the run passes its time).
+
+The state's engine: SQLite (each test's SLURMSKY_HOME) unless SLURMSKY_TEST_POSTGRES names a
+PostgreSQL server (`postgresql://user@host:port/`, as tests/pgserver.py prints): then each
+test's cluster gets a database of its own there (SLURMSKY_STATE), dropped at its end. A test
+of SQLite's file itself is marked `sqlite_only` and skipped on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
 WAIT_SLACK = 3
+POSTGRES = os.environ.get("SLURMSKY_TEST_POSTGRES")  # a server URL: the state's engine
 
 
 class Cluster:
@@ -58,6 +64,12 @@ class Cluster:
             SLURMSKY_CONFIG=str(config),
             PATH=path,
         )
+        self.env.pop("SLURMSKY_STATE", None)
+        self.database: str | None = None
+        if POSTGRES:
+            import pgserver
+
+            self.database = self.env["SLURMSKY_STATE"] = pgserver.database(POSTGRES)
 
     def run(
         self,
@@ -89,25 +101,39 @@ class Cluster:
         (self.cwd / name).write_text(text)
         return name
 
-    def db(self) -> sqlite3.Connection:
+    def db(self):
+        """A connection to the state's database (sqlite3's, or one that takes its calls)."""
+        if self.database:
+            from slurmsky.core.state.engine import connect_postgres
+
+            return connect_postgres(self.database)
         return sqlite3.connect(self.state / "state.db", timeout=60)
 
-    def jobs(self, where: str = "1", *args) -> list[tuple]:
+    def has_state(self) -> bool:
+        """Whether a command made the state yet."""
+        if self.database:
+            with self.db() as conn:
+                return conn.execute("SELECT to_regclass('jobs')").fetchone()[0] is not None
+        return (self.state / "state.db").exists()
+
+    def jobs(self, where: str = "1 = 1", *args) -> list[tuple]:
         """(job_id, state, exit_code, exit_signal, reason) rows, read straight from the state
         (none while the first command is still creating it)."""
-        if not (self.state / "state.db").exists():
+        if not self.has_state():
             return []
-        with self.db() as conn:
-            try:
-                return conn.execute(
-                    "SELECT job_id, state, exit_code, exit_signal, reason "
-                    f"FROM jobs WHERE {where} ORDER BY job_id",
-                    args,
-                ).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return []
-                raise
+        conn = self.db()
+        try:
+            return conn.execute(
+                "SELECT job_id, state, exit_code, exit_signal, reason "
+                f"FROM jobs WHERE {where} ORDER BY job_id",
+                args,
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+        finally:
+            conn.close()
 
     def job(self, job_id: int) -> tuple:
         return self.jobs("job_id = ?", job_id)[0]
@@ -165,9 +191,10 @@ class Cluster:
 
         from slurmsky.backends.local.executor import session_is_ours
 
-        if not (self.state / "state.db").exists():
+        if not self.has_state():
             return []
-        with self.db() as conn:
+        conn = self.db()
+        try:
             refs = conn.execute("SELECT executor_ref FROM jobs WHERE executor_ref IS NOT NULL")
             return [
                 pid
@@ -175,6 +202,8 @@ class Cluster:
                 for pid, created in json.loads(ref).get("pids", [])
                 if pid and session_is_ours(pid, created)
             ]
+        finally:
+            conn.close()
 
     def teardown(self) -> None:
         for pid in self.agents():
@@ -182,6 +211,10 @@ class Cluster:
         for leader in self.job_pids():
             for p in _session(leader):
                 _kill(p, signal.SIGKILL)
+        if self.database:
+            import pgserver
+
+            pgserver.drop(POSTGRES, self.database)
 
 
 def _session(sid: int) -> list[int]:
@@ -260,7 +293,12 @@ def pytest_xdist_make_scheduler(config, log):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """SLOW_FIRST first."""
+    """SLOW_FIRST first; on PostgreSQL, the `sqlite_only` tests skipped."""
+    if POSTGRES:
+        skip = pytest.mark.skip(reason="tests SQLite's state file (the state is on PostgreSQL)")
+        for item in items:
+            if item.get_closest_marker("sqlite_only"):
+                item.add_marker(skip)
     first = [i for i in items if i.nodeid in SLOW_FIRST]
     items[:] = first + [i for i in items if i.nodeid not in SLOW_FIRST]
 

@@ -26,6 +26,8 @@ def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
             code = body(sys.argv[1:])
         except sqlite3.Error as exc:
             raise state.unusable(exc) from None
+        except state.StateError as exc:
+            raise _state_failed(prog, exc) from None
     except (SlurmError, UsageError) as exc:
         sys.stdout.flush()
         text = (
@@ -48,6 +50,31 @@ def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
         )
         code = 1
     sys.exit(code or 0)
+
+
+# What each command says when the controller (here: the state's PostgreSQL server) cannot be
+# reached, as Slurm 22.05's do with slurmctld (or, for sacct, slurmdbd) stopped.
+NO_CONTROLLER = "Unable to contact slurm controller (connect failure)"
+_UNREACHABLE = {
+    "sbatch": f"{{prog}}: error: Batch job submission failed: {NO_CONTROLLER}",
+    "salloc": f"{{prog}}: error: Job submit/allocate failed: {NO_CONTROLLER}",
+    "srun": f"{{prog}}: error: Unable to allocate resources: {NO_CONTROLLER}",
+    "squeue": f"slurm_load_jobs error: {NO_CONTROLLER}",
+    "scontrol": f"slurm_load_jobs error: {NO_CONTROLLER}",
+    "sinfo": f"slurm_load_partitions: {NO_CONTROLLER}",
+    "scancel": f"{{prog}}: error: Kill job error: {NO_CONTROLLER}",
+    "sstat": f"{{prog}}: error: couldn't get steps for job: {NO_CONTROLLER}",
+    "sacct": "{prog}: error: Problem talking to the database: Connection refused",
+}
+
+
+def _state_failed(prog: str, exc) -> SlurmError:
+    """A PostgreSQL state's failure in Slurm's words: an unreachable server as a dead
+    controller (_UNREACHABLE), anything else naming the database's own words."""
+    if exc.unreachable:
+        line = _UNREACHABLE.get(prog, f"{{prog}}: error: {NO_CONTROLLER}")
+        return SlurmError(line, bare=True)
+    return SlurmError(f"slurmsky state failed ({exc})")
 
 
 def warn(lines) -> None:

@@ -27,6 +27,7 @@ IDLE_EXIT = 60.0  # s with no job that needs it before the agent exits
 LOCK_WAIT = 10.0  # s a starting agent waits for an exiting one to release the lock
 READY_WAIT = 10.0  # s a read-side command that restarted a dead agent waits for its first pass
 TIDY_EVERY = 60.0  # s between retention passes (core/retention.py)
+AWAY_RETRY_MAX = 30.0  # s between tries at most while the state's server is unreachable
 STOP_WAIT = 30.0  # s `slurmsky agent stop` waits for the agent to exit (it stops mid-pass)
 
 
@@ -236,7 +237,7 @@ def main() -> int:
 
     try:
         conn = state.connect(long_lived=True)
-    except SlurmError as exc:  # the commands say it too, with the same words
+    except (SlurmError, state.StateError) as exc:  # the commands say it too
         log.error("%s", exc)
         return 1
     sched = Scheduler(conn, _backend(log))
@@ -245,26 +246,39 @@ def main() -> int:
     tidy_at = 0.0
     _reserve()
     first_done = False
+    away = 0.0  # s the state's server has been unreachable for, at the last try
     while not stopping:
         fifo = _open_fifo(fifo, log)
-        if time.monotonic() >= tidy_at:
-            tidy_at = time.monotonic() + TIDY_EVERY
-            _tidy(conn, log)
         try:
+            if time.monotonic() >= tidy_at:
+                tidy_at = time.monotonic() + TIDY_EVERY
+                _tidy(conn, log)
             changed, wake_at = sched.run_pass(time.time())
             while changed and not stopping:
                 changed, wake_at = sched.run_pass(time.time())
+            busy = needed(conn)
+        except state.StateError as exc:
+            if not exc.unreachable:
+                raise
+            # The jobs run on; their ends wait in their run directories. Tried again after
+            # 1, 2, 4 ... 30 s; what the failed pass did not commit, it decides again.
+            away = min(max(2 * away, 1.0), AWAY_RETRY_MAX)
+            log.warning("state unreachable (%s); trying again in %g s", exc, away)
+            wake_at, busy = time.time() + away, True
         except Exception as exc:
             if _full(exc) and _free_reserve():  # the ends it saw are recorded at once
                 log.warning("state disk full: freed the agent's reserve (%s)", exc)
                 continue
             log.exception("pass failed")
-            wake_at = time.time() + 1
+            wake_at, busy = time.time() + 1, True
         else:
+            if away:
+                log.info("state reachable again")
+                away = 0.0
             _reserve()
-        if not first_done:  # the first pass is done (revive waits for it)
+        if not first_done and not away:  # the first pass is done (revive waits for it)
             first_done = _touch("agent.ready")
-        if needed(conn):
+        if busy:
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since > IDLE_EXIT:
             break

@@ -43,6 +43,7 @@ from slurmsky.core.state.db import (
     unusable,
     write,
 )
+from slurmsky.core.state.engine import StateError
 from slurmsky.core.state.handed import (
     array_elements_out,
     cancelled_unsent,
@@ -89,6 +90,7 @@ from slurmsky.core.state.submissions import (
 
 __all__ = [
     "BUSY_TIMEOUT",
+    "StateError",
     "RAW_TEXT_MARK",
     "SCHEMA_VERSION",
     "busy_timeout",

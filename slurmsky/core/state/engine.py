@@ -213,12 +213,21 @@ class PgConnection:
     dialect = POSTGRESQL_DIALECT
     text_factory = str  # text comes back as str (no raw bytes are stored here)
 
-    def __init__(self, raw, errors):
+    def __init__(self, raw, errors, where: str, environ):
         self._raw = raw
         self._errors = errors  # psycopg2.Error
+        self._where, self._environ = where, environ
+
+    def _cursor(self):
+        """A cursor; a connection the server lost is made again first (the agent's lives
+        through a restart of the server: the statement that met the loss failed, and its
+        transaction with it, whole)."""
+        if self._raw.closed:
+            self._raw = connect_postgres(self._where, self._environ)._raw
+        return self._raw.cursor()
 
     def execute(self, sql: str, params=()) -> Cursor:
-        cursor = self._raw.cursor()
+        cursor = self._cursor()
         try:
             if params:
                 cursor.execute(_pg_sql(sql), [_pg_value(v) for v in params])
@@ -229,7 +238,7 @@ class PgConnection:
         return Cursor(cursor)
 
     def executemany(self, sql: str, rows) -> None:
-        cursor = self._raw.cursor()
+        cursor = self._cursor()
         try:
             cursor.executemany(_pg_sql(sql), [[_pg_value(v) for v in row] for row in rows])
         except self._errors as exc:
@@ -237,6 +246,8 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
+        if self._raw.closed:
+            return False  # the server's end of it is gone, and rolled back
         return self._raw.get_transaction_status() != 0  # not TRANSACTION_STATUS_IDLE
 
     def create_function(self, *args, **kwargs) -> None:
@@ -268,10 +279,12 @@ def failure(exc) -> StateError:
     import psycopg2
 
     message = " ".join(str(exc).split()) or type(exc).__name__
-    lost = isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not getattr(
-        exc, "pgcode", None
+    code = getattr(exc, "pgcode", None)
+    # no answer at all, or the server shutting down or starting (SQLSTATE classes 08, 57P)
+    lost = isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and (
+        not code or code.startswith(("08", "57P"))
     )
-    return StateError(message, unreachable=lost, code=getattr(exc, "pgcode", None))
+    return StateError(message, unreachable=lost, code=code)
 
 
 CONNECT_TIMEOUT = 10  # s libpq waits for the server before a command says it is unreachable
@@ -297,4 +310,4 @@ def connect_postgres(where: str, environ=os.environ) -> PgConnection:
         raw.autocommit = True
     except psycopg2.Error as exc:
         raise failure(exc) from None
-    return PgConnection(raw, psycopg2.Error)
+    return PgConnection(raw, psycopg2.Error, where, environ)
