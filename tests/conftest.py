@@ -211,7 +211,7 @@ class Cluster:
         for leader in self.job_pids():
             for p in _session(leader):
                 _kill(p, signal.SIGKILL)
-        if self.database:
+        if self.database and POSTGRES and self.database.startswith(POSTGRES):
             import pgserver
 
             pgserver.drop(POSTGRES, self.database)

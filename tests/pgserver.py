@@ -7,7 +7,8 @@
 The machine's PostgreSQL (Debian's postgresql-15: /usr/lib/postgresql/*/bin) is used. The
 server refuses to run as root: as root, DIR is given to the `postgres` user (or `nobody`)
 and the server runs as that user. It listens on 127.0.0.1 only, trusts local connections
-(a test server: no password to keep), and keeps nothing durable (fsync off).
+(a test server: no password to keep), and asks the disk for no flush (fsync off: a killed server keeps every commit, a
+crashed machine would not).
 `database(url)` makes a fresh database on it for one test; `kill(dir)` ends it at once
 (SIGKILL, as a crash) and `restart(dir)` starts it again on the same port.
 """
@@ -28,8 +29,7 @@ import uuid
 SETTINGS = {
     "listen_addresses": "127.0.0.1",
     "unix_socket_directories": "",
-    "fsync": "off",
-    "synchronous_commit": "off",
+    "fsync": "off",  # a killed server loses nothing: its WAL is written at each commit
     "full_page_writes": "off",
     "max_connections": "300",
     "shared_buffers": "64MB",
@@ -73,8 +73,9 @@ def _free_port() -> int:
 
 
 def start(folder: str) -> str:
-    """initdb into `folder` (made anew) and start the server; its URL."""
-    os.makedirs(folder)
+    """initdb into `folder` (made anew, or empty; the server's user must reach it: as root,
+    not under pytest's private temp dirs) and start the server; its URL."""
+    os.makedirs(folder, exist_ok=True)
     user = _user()
     if user:
         entry = pwd.getpwnam(user)

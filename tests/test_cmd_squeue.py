@@ -623,6 +623,7 @@ def test_percent_all(peer):
     assert out.stderr == "" and len(out.stdout.splitlines()) == 14
 
 
+@pytest.mark.sqlite_only  # SQLite's trace of the statements
 @pytest.mark.parametrize(
     "command, args",
     [
@@ -673,7 +674,7 @@ def test_listings_read_each_job_once(world, monkeypatch, capsys, command, args):
     module = importlib.import_module(f"slurmsky.commands.{command}")
     assert module.body(args) in (0, None)
     assert capsys.readouterr().out.count("\n") >= 2  # a header and jobs
-    listing = f"SELECT {', '.join(state.LIST_COLUMNS)} FROM jobs"
+    listing = f"SELECT {', '.join(state.LIST_COLUMNS).replace('user', '"user"')} FROM jobs"
     assert rows or [s for s in statements if s.startswith(listing)]
     assert not [s for s in statements if "WHERE job_id = ?" in s]
 

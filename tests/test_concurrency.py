@@ -72,7 +72,9 @@ def test_submit_cancel_and_poll_all_at_once(cluster):
         for t in pollers:
             t.join(timeout=60)
     with cluster.db() as conn:
-        stored = conn.execute("SELECT job_id, COUNT(*) FROM jobs GROUP BY job_id").fetchall()
+        stored = conn.execute(
+            "SELECT job_id, COUNT(*) FROM jobs GROUP BY job_id ORDER BY job_id"
+        ).fetchall()
     assert stored == [(job, 1) for job in ids]
     assert {r[0]: r[1:3] for r in rows} == {
         job: ("CANCELLED", 0) if job in cancelled else ("COMPLETED", 0) for job in ids

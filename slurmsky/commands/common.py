@@ -53,27 +53,54 @@ def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
 
 
 # What each command says when the controller (here: the state's PostgreSQL server) cannot be
-# reached, as Slurm 22.05's do with slurmctld (or, for sacct, slurmdbd) stopped.
+# reached, as Slurm 22.05's do with slurmctld (for sacct: slurmdbd) stopped, and its exit code.
 NO_CONTROLLER = "Unable to contact slurm controller (connect failure)"
 _UNREACHABLE = {
-    "sbatch": f"{{prog}}: error: Batch job submission failed: {NO_CONTROLLER}",
-    "salloc": f"{{prog}}: error: Job submit/allocate failed: {NO_CONTROLLER}",
-    "srun": f"{{prog}}: error: Unable to allocate resources: {NO_CONTROLLER}",
-    "squeue": f"slurm_load_jobs error: {NO_CONTROLLER}",
-    "scontrol": f"slurm_load_jobs error: {NO_CONTROLLER}",
+    "sbatch": f"sbatch: error: Batch job submission failed: {NO_CONTROLLER}",
+    "salloc": f"salloc: error: Job submit/allocate failed: {NO_CONTROLLER}",
+    "srun": f"srun: error: Unable to allocate resources: {NO_CONTROLLER}",
     "sinfo": f"slurm_load_partitions: {NO_CONTROLLER}",
-    "scancel": f"{{prog}}: error: Kill job error: {NO_CONTROLLER}",
-    "sstat": f"{{prog}}: error: couldn't get steps for job: {NO_CONTROLLER}",
-    "sacct": "{prog}: error: Problem talking to the database: Connection refused",
 }
+
+
+def _unreachable(prog: str, argv: list[str]) -> tuple[list[str], int]:
+    """The lines and exit code of `prog argv` with the controller unreachable."""
+    if prog in _UNREACHABLE:
+        return [_UNREACHABLE[prog]], 1
+    ids = [a for a in argv if a[:1].isdigit()]
+    if prog == "scancel" and ids and len(ids) == len(argv):  # ids alone: a kill each
+        return [f"scancel: error: Kill job error on job id {i}: {NO_CONTROLLER}" for i in ids], 8
+    if prog == "sstat":
+        return [f"sstat: error: couldn't get steps for job {i}" for i in ids[:1]], 0
+    if prog == "sacct":
+        where = os.environ.get("PGHOST", "localhost")
+        from slurmsky.core.state.engine import location
+
+        url = location()
+        if "://" in url:
+            netloc = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+            where = netloc if ":" in netloc else f"{netloc or where}:5432"
+        return [
+            "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent "
+            f"connection to host:{where}: Connection refused",
+            "sacct: error: Sending PersistInit msg: Connection refused",
+            "sacct: error: Problem talking to the database: Connection refused",
+        ], 1
+    if prog == "scontrol" and len(argv) > 1 and argv[0] == "show":
+        what = argv[1].lower()
+        if what.startswith("part"):
+            return [f"slurm_load_partitions error: {NO_CONTROLLER}"], 1
+        if what.startswith("node"):
+            return [f"slurm_load_node error: {NO_CONTROLLER}"], 1
+    return [f"slurm_load_jobs error: {NO_CONTROLLER}"], 1
 
 
 def _state_failed(prog: str, exc) -> SlurmError:
     """A PostgreSQL state's failure in Slurm's words: an unreachable server as a dead
-    controller (_UNREACHABLE), anything else naming the database's own words."""
+    controller (_unreachable), anything else naming the database's own words."""
     if exc.unreachable:
-        line = _UNREACHABLE.get(prog, f"{{prog}}: error: {NO_CONTROLLER}")
-        return SlurmError(line, bare=True)
+        lines, code = _unreachable(prog, sys.argv[1:])
+        return SlurmError(*lines, bare=True, exit_code=code)
     return SlurmError(f"slurmsky state failed ({exc})")
 
 

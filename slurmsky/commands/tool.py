@@ -128,6 +128,23 @@ def agent_stop() -> None:
     click.echo("agent: not running" if pid is None else f"agent: stopped pid {pid}")
 
 
+@cli.command("db")
+@click.argument("action", type=click.Choice(["init", "upgrade", "check"]))
+def db(action: str) -> None:
+    """The job state's database (the config's `state:`, or SLURMSKY_STATE): `init` makes
+    slurmsky's schema in an empty PostgreSQL database, `upgrade` brings an older one to this
+    slurmsky's, `check` says which it is (exit 1 unless current). SQLite's file needs none
+    of them: any command makes and upgrades it."""
+    from slurmsky.core import state
+
+    where, version, said = state.administer(action)
+    shown = "none" if version is None else str(version)
+    click.echo(
+        f"state: {where}: schema version {shown} (this slurmsky's: {state.SCHEMA_VERSION}); {said}"
+    )
+    sys.exit(0 if version == state.SCHEMA_VERSION else 1)
+
+
 def main() -> None:
     from slurmsky.commands.common import run
 

@@ -403,7 +403,8 @@ _PG_TRIGGERS = (
 )
 
 # PostgreSQL's schema versions (meta's schema_version) -> the statements that bring a state
-# from it to the next; it starts at SCHEMA_VERSION 8.
+# from it to the next; it starts at PG_FIRST_VERSION.
+PG_FIRST_VERSION = 8
 _PG_MIGRATIONS: dict[int, tuple[str, ...]] = {}
 
 
@@ -440,11 +441,49 @@ def upgrade_postgres(conn) -> int:
         version = schema_version(conn)
         if version is None or version > SCHEMA_VERSION:
             return version or 0
+        if any(v not in _PG_MIGRATIONS for v in range(version, SCHEMA_VERSION)):
+            raise SlurmError(
+                f"slurmsky's schema on PostgreSQL began at version {PG_FIRST_VERSION}; "
+                f"version {version} is not one it had: move the database aside"
+            )
         for v in range(version, SCHEMA_VERSION):
             for statement in _PG_MIGRATIONS[v]:
                 conn.execute(statement)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
     return version
+
+
+def administer(action: str, environ=os.environ) -> tuple[str, int | None, str]:
+    """`slurmsky db init|upgrade|check`: (where the state is, its schema version after the
+    action, what was done). SQLite's file is made and upgraded by any command; PostgreSQL's
+    schema by its owner, with these."""
+    where = engine.location(environ)
+    if where == engine.SQLITE:
+        path = os.path.join(home(environ), "state.db")
+        if action == "check" and not os.path.exists(path):
+            return path, None, "absent: the first command makes it"
+        connect(environ).close()  # makes the file, or brings it to this version
+        return path, SCHEMA_VERSION, "current"
+    engine.check_location(where, "SLURMSKY_STATE" if environ.get("SLURMSKY_STATE") else "state")
+    conn = engine.connect_postgres(where, environ)
+    try:
+        if action == "init":
+            done = "made" if init_postgres(conn) else "already made"
+        elif action == "upgrade":
+            before = upgrade_postgres(conn)
+            done = f"upgraded from version {before}" if before != SCHEMA_VERSION else "current"
+        else:
+            done = ""
+        version = schema_version(conn)
+    finally:
+        conn.close()
+    if version is None:
+        return where, None, done or "empty: run `slurmsky db init`"
+    if version < SCHEMA_VERSION:
+        return where, version, done or "older: run `slurmsky db upgrade`"
+    if version > SCHEMA_VERSION:
+        return where, version, "newer than this slurmsky's: use the slurmsky that wrote it"
+    return where, version, done or "current"
 
 
 def _check_postgres(conn, where: str) -> None:
