@@ -674,7 +674,8 @@ def test_listings_read_each_job_once(world, monkeypatch, capsys, command, args):
     module = importlib.import_module(f"slurmsky.commands.{command}")
     assert module.body(args) in (0, None)
     assert capsys.readouterr().out.count("\n") >= 2  # a header and jobs
-    listing = f"SELECT {', '.join(state.LIST_COLUMNS).replace('user', '"user"')} FROM jobs"
+    columns = ", ".join('"user"' if c == "user" else c for c in state.LIST_COLUMNS)
+    listing = f"SELECT {columns} FROM jobs"
     assert rows or [s for s in statements if s.startswith(listing)]
     assert not [s for s in statements if "WHERE job_id = ?" in s]
 

@@ -12,9 +12,8 @@ import shutil
 import tempfile
 import time
 
-import pytest
-
 import pgserver
+import pytest
 
 pytestmark = pytest.mark.skipif(
     not glob.glob("/usr/lib/postgresql/*/bin/initdb") and shutil.which("initdb") is None,

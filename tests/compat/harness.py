@@ -43,6 +43,10 @@ SKYSTATE = HERE / "skystate.py"
 PEER_BIN = "/usr/bin"  # Debian's slurm-client
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 DEFAULT_STEP_TIMEOUT = 30.0
+# A PostgreSQL server (tests/pgserver.py's URL): slurmsky's state on it, a database a case
+POSTGRES = os.environ.get("SLURMSKY_TEST_POSTGRES")
+if POSTGRES:
+    sys.path.insert(0, str(HERE.parent))  # tests/pgserver.py
 DEFAULT_WAIT_TIMEOUT = 45.0
 # slurmsky mirrors the peer's site configuration where configuration can express it:
 # the peer's gpu partition has nodes with Gres=gpu:2 (slurm.conf, gres.conf), so its local
@@ -550,6 +554,7 @@ class SkySide(Side):
                 path.write_text(text)
                 path.chmod(0o644)
         self._pythons: dict[str, str] = {}
+        self.databases: dict[str, str] = {}  # case id -> its state's database (POSTGRES)
         self._lock = threading.Lock()
 
     def python_for(self, user: str) -> str:
@@ -607,6 +612,10 @@ class SkySide(Side):
         if case.user != "root":
             shutil.chown(state, case.user)
         ctx = {"state": str(state), "path_prefix": self.path_prefix(case.user)}
+        if POSTGRES:  # the state on a database of the case's own (tests/pgserver.py)
+            import pgserver
+
+            self.databases[case.id] = pgserver.database(POSTGRES)
         # job ids of as many digits as the peer's (see PeerSide.raise_ids_to), from 1777...:
         # not a number a case's values take (--mem-per-cpu=1000, uid 1001), which the job id
         # normalisation would rewrite
@@ -619,7 +628,13 @@ class SkySide(Side):
             PATH=self.path(case.user),
             SLURMSKY_HOME=str(self.root / "state" / case.id),
             SLURMSKY_CONFIG=str(self.shaped_config if case.peer_shape else self.config),
+            **self._engine(case),
         )
+
+    def _engine(self, case) -> dict:
+        """SLURMSKY_STATE for a case whose state is on PostgreSQL (else nothing)."""
+        found = self.databases.get(case.id)
+        return {"SLURMSKY_STATE": found} if found else {}
 
     def _state(self, case, state, what: str, *args, timeout: float = 15):
         """skystate.<what>(...): in-process for the harness's own user, else as the user."""
@@ -628,9 +643,15 @@ class SkySide(Side):
                 sys.path.insert(0, str(REPO))
             import skystate
 
-            return getattr(skystate, what)({"SLURMSKY_HOME": str(state)}, *args)
+            return getattr(skystate, what)(
+                {"SLURMSKY_HOME": str(state), **self._engine(case)}, *args
+            )
         env = dict(
-            user_env(case.user), PATH=BASE_PATH, SLURMSKY_HOME=str(state), PYTHONPATH=str(REPO)
+            user_env(case.user),
+            PATH=BASE_PATH,
+            SLURMSKY_HOME=str(state),
+            PYTHONPATH=str(REPO),
+            **self._engine(case),
         )
         out, err, code = run_bounded(
             as_user(

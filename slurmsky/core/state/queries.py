@@ -204,6 +204,8 @@ def _where(
 
     def one_of(column: str, values) -> str:
         values = [bindable(v) for v in values]
+        if not values:
+            return "1 = 0"  # (PostgreSQL has no empty IN list)
         args.extend(values)
         marks = ("CAST(? AS TEXT)" if v.__class__ is bytes else "?" for v in values)
         return f"{column} IN ({', '.join(marks)})"
@@ -223,7 +225,7 @@ def _where(
                 + ")"
             )
             args.extend(value for pair in tasks for value in pair)
-        where.append("(" + (" OR ".join(alts) or "0") + ")")
+        where.append("(" + (" OR ".join(alts) or "1 = 0") + ")")
     if states is not None:
         where.append(one_of("state", states))
     if users is not None:
@@ -239,7 +241,7 @@ def _where(
         where.append("submit_time < ?")
         args.append(submitted_before)
     if uids is not None:
-        where.append(f"uid IN ({', '.join('?' * len(uids))})")
+        where.append(f"uid IN ({', '.join('?' * len(uids))})" if uids else "1 = 0")
         args.extend(uids)
     if accounts is not None:
         where.append(one_of("account", accounts))
