@@ -2,12 +2,15 @@
 `python -c pass`, interleaved in one loop (so the machine's load weighs on all alike).
 
     python bench/listing.py [--jobs 10000] [--layout held|arrays] [--runs 11]
-                            [--code CHECKOUT ...] [--keep DIR]
+                            [--code CHECKOUT ...] [--keep DIR] [--state URL ...]
 
 Each `--code` is a checkout whose bin/ shims are timed (default: this one), so an old and a
 new tree can be compared in the same run. The state is built as bench/run.py builds it
 (held `--wrap true` jobs through sbatch's own store); `--layout arrays` puts most jobs in
 four held 2500-element arrays (`--array=0-2499%4`), which squeue collapses to one line each.
+Each `--state` is an engine the same commands are timed on, in the same loop: `sqlite` (the
+default) or an empty PostgreSQL database's URL (the state is made there; with --keep, the
+state directory holds the ids of that one).
 Nothing here is a test: it prints medians (ms) and ratios to `python -c pass`.
 """
 
@@ -70,10 +73,45 @@ def main() -> None:
     ap.add_argument("--code", action="append", default=[])
     ap.add_argument("--keep", help="reuse (or create) the state in this directory")
     ap.add_argument("--only", help="comma-separated command labels to time")
+    ap.add_argument("--state", action="append", default=[], help="sqlite or a PostgreSQL URL")
     args = ap.parse_args()
     codes = args.code or [str(ROOT)]
     tmp = tempfile.mkdtemp(prefix="slurmsky-listing-")
-    home = args.keep or tempfile.mkdtemp(dir=tmp)
+    runs = [_prepare(args, tmp, where) for where in args.state or ["sqlite"]]
+    times: dict = {("python -c pass", "", ""): []}
+    for _ in range(args.runs):
+        pass_env = runs[0][1]
+        times[("python -c pass", "", "")].append(
+            timed_ms([sys.executable, "-c", "pass"], pass_env, tmp)
+        )
+        for where, env, cases, victims in runs:
+            for label, extra in cases:
+                for code in codes:
+                    argv = [sys.executable, str(Path(code, "bin", label.split()[0]))]
+                    argv += extra if extra is not None else [str(next(victims))]
+                    times.setdefault((label, code, where), []).append(timed_ms(argv, env, tmp))
+    for where, env, cases, victims in runs:
+        subprocess.run(
+            [sys.executable, str(Path(codes[0], "bin", "slurmsky")), "agent", "stop"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+    floor = statistics.median(times[("python -c pass", "", "")])
+    print(f"{args.jobs} jobs ({args.layout}), median of {args.runs}; python -c pass {floor:.1f} ms")
+    for (label, code, where), values in times.items():
+        ms = statistics.median(values)
+        engine = where.split("@")[-1] if where else ""
+        print(f"{label:16} {engine:28} {code:24} {ms:7.1f} ms {ms / floor:5.1f}x")
+
+
+def _prepare(args, tmp: str, where: str):
+    """The state on engine `where`, populated: (where, the commands' env, the cases, the
+    ids scancel takes)."""
+    home = args.keep if args.keep and where == "sqlite" else tempfile.mkdtemp(dir=tmp)
+    os.environ.pop("SLURMSKY_STATE", None)
+    if where != "sqlite":
+        os.environ["SLURMSKY_STATE"] = where
     ids_file = Path(home, "bench-ids")
     if ids_file.exists():
         ids = [int(x) for x in ids_file.read_text().split()]
@@ -86,7 +124,7 @@ def main() -> None:
         ids = populate(home, args.jobs, args.layout, tmp)
         ids_file.write_text(" ".join(map(str, ids)))
         Path(home, "bench-layout").write_text(args.layout)
-        print(f"populated {len(ids)} jobs in {time.time() - t0:.1f} s", file=sys.stderr)
+        print(f"populated {len(ids)} jobs in {time.time() - t0:.1f} s ({where})", file=sys.stderr)
     env = dict(os.environ, SLURMSKY_HOME=home, SLURMSKY_CONFIG=str(Path(home, "config.yaml")))
     env.pop("PYTHONPATH", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # time the commands as installed: compiled once
@@ -102,28 +140,7 @@ def main() -> None:
         wanted = args.only.split(",")
         cases = [c for c in cases if c[0] in wanted]
     victims = iter(ids[: len(ids) // 2 - 1][::-1])
-    times: dict = {("python -c pass", ""): []}
-    for _ in range(args.runs):
-        times[("python -c pass", "")].append(timed_ms([sys.executable, "-c", "pass"], env, tmp))
-        for label, extra in cases:
-            for code in codes:
-                argv = [sys.executable, str(Path(code, "bin", label.split()[0]))]
-                argv += extra if extra is not None else [str(next(victims))]
-                times.setdefault((label, code), []).append(timed_ms(argv, env, tmp))
-    subprocess.run(
-        [sys.executable, str(Path(codes[0], "bin", "slurmsky")), "agent", "stop"],
-        env=env,
-        capture_output=True,
-        check=False,
-    )
-    floor = statistics.median(times[("python -c pass", "")])
-    print(
-        f"{len(ids)} jobs ({Path(home, 'bench-layout').read_text()}), median of {args.runs}; "
-        f"python -c pass {floor:.1f} ms"
-    )
-    for (label, code), values in times.items():
-        ms = statistics.median(values)
-        print(f"{label:16} {code:24} {ms:7.1f} ms {ms / floor:5.1f}x")
+    return where, env, cases, victims
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from slurmsky.record import Record
 
 TYPE_CHECKING = False  # typing is not imported at run time: sbatch and squeue load this module
 if TYPE_CHECKING:
-    import sqlite3
     from typing import Iterator, Protocol
 
     import click
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from slurmsky.config import Config
     from slurmsky.core.planning import Plan
     from slurmsky.core.state import JobRecord
+    from slurmsky.core.state.engine import Connection
     from slurmsky.parse.request import JobRequest
     from slurmsky.plan.layout import Layout
 
@@ -195,7 +195,7 @@ if TYPE_CHECKING:  # the agent's side of a backend, described for the checker
     class QueueSyncExecutor(Executor, Protocol):
         """The executor of a backend with QUEUE_SYNC (for the type checker only)."""
 
-        def sync(self, conn: sqlite3.Connection, now: float, wake: list[float]) -> bool:
+        def sync(self, conn: Connection, now: float, wake: list[float]) -> bool:
             """Called every pass; True when the state changed."""
 
         def handed(self, job: JobRecord, ref: dict) -> dict:
@@ -291,13 +291,13 @@ class Backend:
 
     # --- allocations held elsewhere (REMOTE_ALLOCATION) ----------------------------------------
 
-    def allocation_env(self, conn: sqlite3.Connection, job: JobRecord) -> dict[str, str]:
+    def allocation_env(self, conn: Connection, job: JobRecord) -> dict[str, str]:
         """The environment a started allocation's batch shell would see on its first node
         (salloc keeps its SLURM_* variables)."""
         raise NotImplementedError
 
     def run_step(
-        self, conn: sqlite3.Connection, job: JobRecord, options: list[str], command: list[str]
+        self, conn: Connection, job: JobRecord, options: list[str], command: list[str]
     ) -> int:
         """srun in the allocation `job`: one step with srun's `options` on its nodes, output
         on this terminal; returns srun's exit code."""
@@ -335,7 +335,7 @@ class Backend:
 
     # --- the agent -----------------------------------------------------------------------------
 
-    def needs_agent(self, conn: sqlite3.Connection) -> bool:
+    def needs_agent(self, conn: Connection) -> bool:
         """Whether the agent must run for this backend beyond jobs that wait or run locally."""
         return False
 

@@ -9,7 +9,6 @@ before it, and no dependency cycle can form.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from slurmsky.core import state
@@ -23,6 +22,11 @@ from slurmsky.parse.dependency import (
     parse_dependency,
 )
 
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
+
+
 MET, UNMET, FAILED = "met", "unfulfilled", "failed"
 RUNNING_STATES = ("CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED")
 
@@ -34,7 +38,7 @@ class Verdict:
     recheck: float | None = None  # when time alone may change it (after:N+minutes)
 
 
-def _targets(conn: sqlite3.Connection, item: DepItem, job: JobRecord) -> list[JobRecord]:
+def _targets(conn: Connection, item: DepItem, job: JobRecord) -> list[JobRecord]:
     """The jobs an item waits for: a job, a whole array, or one element of it."""
     assert item.job_id is not None  # not singleton: _item_status answers that itself
     if item.task is not None and item.task != "*":
@@ -51,7 +55,7 @@ def _targets(conn: sqlite3.Connection, item: DepItem, job: JobRecord) -> list[Jo
 
 
 def _item_status(
-    conn: sqlite3.Connection, item: DepItem, job: JobRecord, now: float, recheck: list[float]
+    conn: Connection, item: DepItem, job: JobRecord, now: float, recheck: list[float]
 ) -> str:
     if item.kind == "singleton":
         return _singleton(conn, job)
@@ -75,7 +79,7 @@ def _item_status(
     return MET if all(ok) else FAILED  # afterok, aftercorr
 
 
-def _singleton(conn: sqlite3.Connection, job: JobRecord) -> str:
+def _singleton(conn: Connection, job: JobRecord) -> str:
     """Wait while a same-name job of the same user runs, or an earlier one is pending, with
     or without a singleton of its own (slurmctld's _find_singleton_job)."""
     for other in state.find_jobs(
@@ -88,7 +92,7 @@ def _singleton(conn: sqlite3.Connection, job: JobRecord) -> str:
     return MET
 
 
-def evaluate(conn: sqlite3.Connection, job: JobRecord, now: float) -> Verdict:
+def evaluate(conn: Connection, job: JobRecord, now: float) -> Verdict:
     assert job.dependency_spec is not None  # asked only about jobs with a dependency
     if job.held:  # slurmctld tests no held job's dependency: it shows what it last showed
         return Verdict(UNMET if job.dependency else MET, job.dependency)
@@ -103,7 +107,7 @@ def evaluate(conn: sqlite3.Connection, job: JobRecord, now: float) -> Verdict:
     return Verdict(FAILED if never else UNMET, shown, min(recheck, default=None))
 
 
-def at_submission(conn: sqlite3.Connection, dep: Dependency, own_id: int) -> Dependency:
+def at_submission(conn: Connection, dep: Dependency, own_id: int) -> Dependency:
     """What slurmctld keeps of a job's --dependency when it creates job ``own_id``: naming
     the job itself is refused; an item on a job it does not know is met,
     so it is dropped (and a `?` list with one is met as a whole)."""
@@ -115,7 +119,7 @@ def at_submission(conn: sqlite3.Connection, dep: Dependency, own_id: int) -> Dep
     return Dependency(kept, dep.any_of)
 
 
-def _known(conn: sqlite3.Connection, item: DepItem) -> bool:
+def _known(conn: Connection, item: DepItem) -> bool:
     if item.task is not None and item.task != "*":
         return bool(state.find_jobs(conn, tasks=[(item.job_id, int(item.task))]))
     return (
@@ -137,7 +141,7 @@ def describe_unmet(dependency_spec: str) -> str:
     return format_dependency(parse_dependency(dependency_spec, "--dependency"), lambda item: UNMET)
 
 
-def _shown_item(conn: sqlite3.Connection, item: DepItem) -> DepItem:
+def _shown_item(conn: Connection, item: DepItem) -> DepItem:
     """An item on a whole array is shown `N_*`, as Slurm does."""
     if (
         item.task is None

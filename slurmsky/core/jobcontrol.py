@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import time
 
 from slurmsky import backends
@@ -19,6 +18,11 @@ from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import KILLABLE_STATES, STARTED_STATES
 from slurmsky.core.transitions import keep_run, requeued_fields
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
+
 
 INVALID_ID = "Invalid job id specified"
 ALREADY_DONE = "Job/step already completing or completed"
@@ -76,7 +80,7 @@ def _max_array_size() -> int:
     return load_config().max_array_size
 
 
-def select(conn: sqlite3.Connection, job_id: int, indices: list[int] | None) -> list[JobRecord]:
+def select(conn: Connection, job_id: int, indices: list[int] | None) -> list[JobRecord]:
     """The jobs an id names: a job, every element of an array (its pending record one of
     them), or the listed elements (those inside the pending record as PendingElements)."""
     if indices is None:
@@ -84,7 +88,7 @@ def select(conn: sqlite3.Connection, job_id: int, indices: list[int] | None) -> 
     return state.find_jobs(conn, tasks=[(job_id, i) for i in indices])
 
 
-def split_off(conn: sqlite3.Connection, job: JobRecord) -> JobRecord | None:
+def split_off(conn: Connection, job: JobRecord) -> JobRecord | None:
     """The job itself, or for an element inside its array's pending record, that element
     split off into a job of its own (as slurmctld does to hold or update one element);
     None if it left the record meanwhile."""
@@ -106,9 +110,7 @@ def _wake() -> None:
     wake()
 
 
-def cancel(
-    conn: sqlite3.Connection, jobs: list[JobRecord], *, by_index: bool = False
-) -> dict[int, str]:
+def cancel(conn: Connection, jobs: list[JobRecord], *, by_index: bool = False) -> dict[int, str]:
     """scancel: pending jobs end CANCELLED now; started ones are ended by the agent.
 
     by_index: the jobs were named by array index (`7_3`, `7_[4-5]`); elements still inside
@@ -163,7 +165,7 @@ def cancel(
 
 
 def _leave_arrays(
-    conn: sqlite3.Connection, jobs: list[JobRecord], errors: dict[int, str]
+    conn: Connection, jobs: list[JobRecord], errors: dict[int, str]
 ) -> list[JobRecord]:
     """Remove the elements among `jobs` still inside their array's pending record from it;
     the jobs left to cancel as usual (the others, and an array's emptied pending record)."""
@@ -188,7 +190,7 @@ def _leave_arrays(
 
 
 def signal(
-    conn: sqlite3.Connection, jobs: list[JobRecord], signum: int, scope: str = "steps"
+    conn: Connection, jobs: list[JobRecord], signum: int, scope: str = "steps"
 ) -> dict[int, str]:
     """scancel --signal: to the steps (default), the batch shell (--batch) or both (--full)."""
     errors: dict[int, str] = {}
@@ -211,7 +213,7 @@ def signal(
     return errors
 
 
-def hold(conn: sqlite3.Connection, job: JobRecord, *, admin: bool) -> str | None:
+def hold(conn: Connection, job: JobRecord, *, admin: bool) -> str | None:
     """scontrol hold (admin) / uhold (user)."""
     if _denied(job):
         return NOT_OWNER
@@ -226,7 +228,7 @@ def hold(conn: sqlite3.Connection, job: JobRecord, *, admin: bool) -> str | None
     return None
 
 
-def release(conn: sqlite3.Connection, job: JobRecord) -> str | None:
+def release(conn: Connection, job: JobRecord) -> str | None:
     if _denied(job):
         return NOT_OWNER
     if job.virtual and job.state == "PENDING" and job.held:  # the whole record is held
@@ -240,7 +242,7 @@ def release(conn: sqlite3.Connection, job: JobRecord) -> str | None:
     return None
 
 
-def requeue(conn: sqlite3.Connection, job: JobRecord) -> str | None:
+def requeue(conn: Connection, job: JobRecord) -> str | None:
     """scontrol requeue: a started job is ended and pends again (BeginTime, Restarts+1)."""
     if _denied(job):
         return ACCESS_DENIED

@@ -17,10 +17,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 
 from slurmsky.core import state
 from slurmsky.core.states import FINISHED_STATES, STATE_CODES
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
+
 
 SPEC_KEPT = ("submit_host", "ntasks_per_node", "output", "error", "input")  # readers use these
 # Each query's cost follows what there is to remove, not the jobs kept (100 000 held jobs
@@ -42,7 +46,7 @@ def _kept(before: float) -> tuple[str, tuple]:
     )
 
 
-def tidy(conn: sqlite3.Connection, cfg, now: float, log) -> None:
+def tidy(conn: Connection, cfg, now: float, log) -> None:
     home = state.home()
     _slim_specs(conn, now - cfg.purge_run_dirs_after)
     _purge_run_dirs(conn, home, now - cfg.purge_run_dirs_after, log)
@@ -51,7 +55,7 @@ def tidy(conn: sqlite3.Connection, cfg, now: float, log) -> None:
     _rotate_log(os.path.join(home, "agent.log"), cfg.agent_log_max_mb * 1024 * 1024, log)
 
 
-def _purge_run_dirs(conn: sqlite3.Connection, home: str, before: float, log) -> None:
+def _purge_run_dirs(conn: Connection, home: str, before: float, log) -> None:
     jobs_dir = os.path.join(home, "jobs")
     try:
         names = [int(n) for n in os.listdir(jobs_dir) if n.isdigit()]
@@ -72,7 +76,7 @@ def _purge_run_dirs(conn: sqlite3.Connection, home: str, before: float, log) -> 
         log.info("retention: removed %d finished jobs' run directories", len(gone))
 
 
-def _slim_specs(conn: sqlite3.Connection, before: float) -> None:
+def _slim_specs(conn: Connection, before: float) -> None:
     """The specs of submissions whose jobs all ended before `before`: only SPEC_KEPT, once
     (a slimmed spec has no other key, a runtime spec many: the shared form's environment,
     which may be null, is in its own column, so no one key tells). Slimmed specs are
@@ -113,7 +117,7 @@ def _slim_specs(conn: sqlite3.Connection, before: float) -> None:
         )
 
 
-def _purge_accounting(conn: sqlite3.Connection, before: float, log) -> None:
+def _purge_accounting(conn: Connection, before: float, log) -> None:
     with state.write(conn):
         gone = conn.execute(
             f"DELETE FROM jobs WHERE {_finished()} AND end_time < ? RETURNING submission",

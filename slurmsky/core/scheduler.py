@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import sqlite3
 import time
 from typing import TYPE_CHECKING, cast
 
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from slurmsky.backends import Executor, QueueSyncExecutor
+    from slurmsky.core.state.engine import Connection
 
 log = logging.getLogger("slurmsky.core.daemon")
 
@@ -85,7 +85,7 @@ def _per_element(record: JobRecord) -> bool:
 
 
 class Scheduler:
-    def __init__(self, conn: sqlite3.Connection, backend: str = "local"):
+    def __init__(self, conn: Connection, backend: str = "local"):
         self.conn = conn
         self.backend = backend  # the configured one: synced even with no job of its own
         self.executors: dict[str, Executor] = {}

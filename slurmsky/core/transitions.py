@@ -4,12 +4,16 @@ own executors and the backends that follow an outside queue."""
 from __future__ import annotations
 
 import signal as signals
-import sqlite3
 
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 from slurmsky.core.states import ACTIVE_STATES, STARTED_STATES
 from slurmsky.runtime import hostlist
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
+
 
 REQUEUE_DELAY = 2  # minutes before a requeued job is eligible again (Slurm's BeginTime)
 
@@ -45,7 +49,7 @@ def _final_fields(job: JobRecord, result: dict, now: float) -> dict:
 
 
 def finish(
-    conn: sqlite3.Connection,
+    conn: Connection,
     job_id: int,
     result: dict,
     now: float,
@@ -75,7 +79,7 @@ def finish(
 
 
 def keep_run(
-    conn: sqlite3.Connection,
+    conn: Connection,
     job: JobRecord,
     now: float,
     result: dict | None = None,
@@ -143,7 +147,7 @@ def het_results(result: dict | None, het: list | None, names: list | None) -> li
     return shares
 
 
-def pend_again(conn: sqlite3.Connection, job_id: int, **fields) -> bool:
+def pend_again(conn: Connection, job_id: int, **fields) -> bool:
     """A job handed to an outside queue that is to go out again (its launch never got
     there, or cannot reach it now; a lane cut before it): pending, with no ref."""
     return state.update_job(

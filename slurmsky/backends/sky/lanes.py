@@ -26,7 +26,6 @@ and go out in new lanes; elements that ended keep their results.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 
@@ -34,6 +33,11 @@ from slurmsky.backends.sky.output import LogReader, MarkerStream, emitted
 from slurmsky.backends.sky.task import RUNDIR, runtime_line, spec_lines
 from slurmsky.core import state
 from slurmsky.core.state import JobRecord
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
+
 
 # One element of a lane: the runtime on the lane's spec, the element SLURMSKY_LANE_SEQ names
 ELEMENT = "export SLURMSKY_LANE_SEQ\n" + runtime_line('"$SLURMSKY_LANE/spec.json"')
@@ -102,7 +106,7 @@ class LaneReader(MarkerStream):
         return [seq for seq in list(self.started) if seq in members and members[seq].result is None]
 
 
-def waiting(conn: sqlite3.Connection, array_job_id: int | None) -> list[JobRecord]:
+def waiting(conn: Connection, array_job_id: int | None) -> list[JobRecord]:
     """The array's pending records and elements not held or handed out yet."""
     return [
         row
@@ -123,7 +127,7 @@ def count_waiting(rows: list[JobRecord]) -> int:
 
 
 def plan(
-    conn: sqlite3.Connection, job: JobRecord, spec: dict, lanes: int, now: int
+    conn: Connection, job: JobRecord, spec: dict, lanes: int, now: int
 ) -> list[list[JobRecord]]:
     """The lanes `job` (an element being launched) goes out in now: with every element of its
     array still waiting, dealt in index order (`job` first) into `lanes` lanes, of which the
@@ -159,7 +163,7 @@ def plan(
     return out
 
 
-def out(conn: sqlite3.Connection, array_job_id: int | None) -> set[str]:
+def out(conn: Connection, array_job_id: int | None) -> set[str]:
     """The tokens of an array's lanes that are still out (an element of theirs active)."""
     from slurmsky.core.states import ACTIVE_STATES
 

@@ -5,15 +5,17 @@ hands jobs on asks handed.py)."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from slurmsky.core.state.db import _IDLE, index_sql
 from slurmsky.core.state.queries import find_jobs
 from slurmsky.core.state.records import _CONN, _SELECT, JobRecord, _record, names_sql
 from slurmsky.core.states import ACTIVE_STATES, AGENT_REASONS, STARTED_STATES
 
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
 
-def active_jobs(conn: sqlite3.Connection, executor: str | None = None) -> list[JobRecord]:
+
+def active_jobs(conn: Connection, executor: str | None = None) -> list[JobRecord]:
     """Jobs not yet finished (what the agent works on), in submission order: an array's
     elements by index, as Slurm starts them; with `executor`, only its jobs (an index
     lookup: a backend's sync reads its own jobs, not everyone's)."""
@@ -81,7 +83,7 @@ def pass_position(job: JobRecord) -> tuple[int, int, int]:
     return job.submission, first, job.job_id
 
 
-def _pass_records(conn: sqlite3.Connection, sql: str, args, limit: int) -> list[JobRecord]:
+def _pass_records(conn: Connection, sql: str, args, limit: int) -> list[JobRecord]:
     records = [
         _record(r, PASS_COLUMNS)
         for r in conn.execute(
@@ -95,7 +97,7 @@ def _pass_records(conn: sqlite3.Connection, sql: str, args, limit: int) -> list[
     return records
 
 
-def started_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
+def started_jobs(conn: Connection) -> list[JobRecord]:
     """The started jobs, in active_jobs' order; of a heterogeneous job its leader alone (the
     others follow it: db._HET_FOLLOW)."""
     jobs = [j for j in find_jobs(conn, states=STARTED_STATES) if not j.het_job_offset]
@@ -103,7 +105,7 @@ def started_jobs(conn: sqlite3.Connection) -> list[JobRecord]:
     return jobs
 
 
-def active_executors(conn: sqlite3.Connection) -> list[str]:
+def active_executors(conn: Connection) -> list[str]:
     """The executors of the active jobs: each executor of a job (a few, found one after the
     other in jobs_executor) that has an active job (a seek there too); no scan of the jobs."""
     active = f"SELECT 1 FROM jobs WHERE executor = ? AND state IN ({', '.join('?' * len(ACTIVE_STATES))})"
@@ -119,7 +121,7 @@ def active_executors(conn: sqlite3.Connection) -> list[str]:
             found.append(name)
 
 
-def pending_jobs(conn: sqlite3.Connection, after: tuple = (), limit: int = 64) -> list[JobRecord]:
+def pending_jobs(conn: Connection, after: tuple = (), limit: int = 64) -> list[JobRecord]:
     """Up to `limit` pending jobs (PASS_COLUMNS) in active_jobs' order, from after `after`:
     () from the first, (submission,) past that submission, or (submission, index, job_id)
     past that job. Held jobs with nothing to do (_IDLE) are left out: jobs_waiting holds
@@ -137,7 +139,7 @@ def pending_jobs(conn: sqlite3.Connection, after: tuple = (), limit: int = 64) -
     return jobs
 
 
-def needs_agent(conn: sqlite3.Connection, followed: tuple[str, ...] = ()) -> bool:
+def needs_agent(conn: Connection, followed: tuple[str, ...] = ()) -> bool:
     """Whether some job can progress without a command: started, or pending for a reason
     time or other jobs will change. Started jobs of the `followed` executors (an outside
     queue's) are left to their backend's judgement (Backend.needs_agent)."""
@@ -151,6 +153,6 @@ def needs_agent(conn: sqlite3.Connection, followed: tuple[str, ...] = ()) -> boo
     return conn.execute(sql, args).fetchone() is not None
 
 
-def active_jobs_exist(conn: sqlite3.Connection) -> bool:
+def active_jobs_exist(conn: Connection) -> bool:
     sql = f"SELECT 1 FROM jobs WHERE state IN ({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1"
     return conn.execute(sql, ACTIVE_STATES).fetchone() is not None

@@ -4,8 +4,6 @@ them at submission (`element_id`)."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from slurmsky.core.state.db import write
 from slurmsky.core.state.records import (
     _COLUMNS,
@@ -19,8 +17,12 @@ from slurmsky.core.state.records import (
 )
 from slurmsky.core.state.submissions import allocate_ids
 
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
 
-def remove_pending_tasks(conn: sqlite3.Connection, array_job_id: int, indices) -> int | None:
+
+def remove_pending_tasks(conn: Connection, array_job_id: int, indices) -> int | None:
     """Take never-started pending elements out of an array, as `scancel ID_INDEX` does on
     Slurm: they leave the array's pending record, and nothing lists or accounts them after.
 
@@ -60,7 +62,7 @@ def element_id(array: dict, record_id: int, index: int, last: bool) -> int | Non
 
 
 def split_element(
-    conn: sqlite3.Connection,
+    conn: Connection,
     record_id: int,
     index: int,
     spec: dict,

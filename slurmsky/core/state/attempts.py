@@ -6,10 +6,13 @@ its restart count when it ran (0: the first run)."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from slurmsky.core.state.db import write
 from slurmsky.core.state.records import _RAW, JobRecord
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
+
 
 # What differs from run to run; the rest (name, user, script, ...) is the job's own.
 ATTEMPT_COLUMNS = (
@@ -41,7 +44,7 @@ class Attempt(JobRecord):
         return True
 
 
-def keep_attempt(conn: sqlite3.Connection, job: JobRecord, **ended) -> None:
+def keep_attempt(conn: Connection, job: JobRecord, **ended) -> None:
     """Keep the run of `job` that a requeue ends: its columns, with `ended`'s (its state,
     end, ...) over them. Kept once per run: a second call for the same run changes nothing."""
     import json  # here: squeue and sbatch load this package and never call it
@@ -56,7 +59,7 @@ def keep_attempt(conn: sqlite3.Connection, job: JobRecord, **ended) -> None:
         )
 
 
-def attempts_of(conn: sqlite3.Connection, jobs: list[JobRecord]) -> dict[int, list[Attempt]]:
+def attempts_of(conn: Connection, jobs: list[JobRecord]) -> dict[int, list[Attempt]]:
     """The earlier runs of these jobs, first first, each the job's record with its run's
     columns: {job id: [Attempt, ...]} (a job never requeued is not there)."""
     import json

@@ -275,13 +275,13 @@ def connect(environ=os.environ, *, long_lived: bool = False):
     where = engine.location(environ)
     if where != engine.SQLITE:
         engine.check_location(where, "SLURMSKY_STATE" if environ.get("SLURMSKY_STATE") else "state")
-        conn = engine.connect_postgres(where, environ)
+        pg = engine.connect_postgres(where, environ)
         try:
-            _check_postgres(conn, where)
+            _check_postgres(pg, where)
         except BaseException:
-            conn.close()
+            pg.close()
             raise
-        return conn
+        return pg
     try:
         path = os.path.join(ensure_home(environ), "state.db")
     except OSError as exc:

@@ -19,6 +19,23 @@ import os
 
 from slurmsky.errors import SlurmError
 
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Connection(Protocol):
+        """What the state's code calls on a connection, either engine's."""
+
+        dialect: Dialect
+        text_factory: Any
+        in_transaction: bool
+
+        def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+        def executemany(self, sql: str, rows: Any, /) -> Any: ...
+        def create_function(self, *args: Any, **kwargs: Any) -> Any: ...
+        def close(self) -> None: ...
+
+
 SQLITE = "sqlite"
 
 

@@ -5,16 +5,19 @@ pass on, the cuts an earlier agent made, and an array's elements handed on."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from slurmsky.core.state.queries import find_jobs
 from slurmsky.core.state.records import JobRecord
 from slurmsky.core.states import ACTIVE_STATES
 
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
+
+
 _ACTIVE = f"state IN ({', '.join('?' * len(ACTIVE_STATES))})"
 
 
-def handed_jobs_exist(conn: sqlite3.Connection, executor: str, below: int, waiting: str) -> bool:
+def handed_jobs_exist(conn: Connection, executor: str, below: int, waiting: str) -> bool:
     """Whether `executor` has an active job of its own (an id below `below`: an outside
     queue's other jobs come above) that it handed on (an executor_ref) or whose reason starts
     with `waiting` (it waits for the outside queue to answer): Backend.needs_agent's question."""
@@ -27,7 +30,7 @@ def handed_jobs_exist(conn: sqlite3.Connection, executor: str, below: int, waiti
     return conn.execute(sql, args).fetchone() is not None
 
 
-def jobs_with_ref(conn: sqlite3.Connection, executor: str, key: str) -> list[JobRecord]:
+def jobs_with_ref(conn: Connection, executor: str, key: str) -> list[JobRecord]:
     """The active jobs of `executor` whose executor_ref holds `key` (sky's allocations that
     hold, or are getting, a cluster: `cluster`), as find_jobs gives them."""
     sql = (
@@ -39,7 +42,7 @@ def jobs_with_ref(conn: sqlite3.Connection, executor: str, key: str) -> list[Job
     return find_jobs(conn, ids=ids) if ids else []
 
 
-def refs_with_token(conn: sqlite3.Connection, executor: str, token: str) -> list[tuple[int, dict]]:
+def refs_with_token(conn: Connection, executor: str, token: str) -> list[tuple[int, dict]]:
     """(job id, executor_ref) of `executor`'s jobs whose ref names launch `token`."""
     import json  # not on the read commands' path
 
@@ -50,7 +53,7 @@ def refs_with_token(conn: sqlite3.Connection, executor: str, token: str) -> list
     return [(job_id, json.loads(ref)) for job_id, ref in conn.execute(sql, (executor, token))]
 
 
-def cancelled_unsent(conn: sqlite3.Connection, executor: str, key: str) -> list[tuple[int, dict]]:
+def cancelled_unsent(conn: Connection, executor: str, key: str) -> list[tuple[int, dict]]:
     """(job id, executor_ref) of `executor`'s jobs that scancel ended here while they were
     handed on (their ref holds `key`, the outside id), whose cancel is not sent there yet."""
     import json
@@ -63,7 +66,7 @@ def cancelled_unsent(conn: sqlite3.Connection, executor: str, key: str) -> list[
     return [(job_id, json.loads(ref)) for job_id, ref in conn.execute(sql, (executor,))]
 
 
-def killed_refs(conn: sqlite3.Connection, token: str) -> list[tuple[float | None, dict]]:
+def killed_refs(conn: Connection, token: str) -> list[tuple[float | None, dict]]:
     """(start time, executor_ref) of the jobs of launch `token` whose kill was sent (scancel
     or requeue), for an agent that restarts to know what it had cut."""
     import json
@@ -76,7 +79,7 @@ def killed_refs(conn: sqlite3.Connection, token: str) -> list[tuple[float | None
     return [(start, json.loads(ref)) for start, ref in conn.execute(sql, (token,))]
 
 
-def lane_kept(conn: sqlite3.Connection, job_ids: list[int], token: str) -> bool:
+def lane_kept(conn: Connection, job_ids: list[int], token: str) -> bool:
     """Whether every one of `job_ids` still belongs to launch `token` and none was
     cancelled (a lane whose elements all ended by themselves)."""
     sql = (
@@ -87,7 +90,7 @@ def lane_kept(conn: sqlite3.Connection, job_ids: list[int], token: str) -> bool:
     return conn.execute(sql, (*job_ids, token)).fetchone() is None
 
 
-def array_elements_out(conn: sqlite3.Connection, array_job_id: int) -> set[int]:
+def array_elements_out(conn: Connection, array_job_id: int) -> set[int]:
     """The ids of the array's active elements that were handed on (an executor_ref)."""
     sql = (
         f"SELECT job_id FROM jobs WHERE array_job_id = ? AND executor_ref IS NOT NULL AND {_ACTIVE}"

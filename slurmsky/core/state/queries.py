@@ -4,8 +4,6 @@ computes (`list_rows`, `query_jobs`), and the facts a listing or its kept answer
 
 from __future__ import annotations
 
-import sqlite3
-
 from slurmsky.core.state.records import (
     _CONN,
     _SELECT,
@@ -18,11 +16,18 @@ from slurmsky.core.state.records import (
     pending_element,
 )
 
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from typing import Any
+
+    from slurmsky.core.state.engine import Connection
+
+
 MIN_JOB_AGE = 300  # seconds a finished job stays in `squeue -t all` (Slurm's MinJobAge)
 
 
 def find_jobs(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     ids=None,
     tasks=None,
@@ -63,7 +68,7 @@ def find_jobs(
     return records
 
 
-def _select(conn: sqlite3.Connection, where: tuple[str, list], light: bool) -> list[JobRecord]:
+def _select(conn: Connection, where: tuple[str, list], light: bool) -> list[JobRecord]:
     where_text, args = where
     if not light:
         return [_record(r) for r in conn.execute(_SELECT + where_text + " ORDER BY job_id", args)]
@@ -75,7 +80,7 @@ def _select(conn: sqlite3.Connection, where: tuple[str, list], light: bool) -> l
 
 
 def list_rows(
-    conn: sqlite3.Connection,
+    conn: Connection,
     columns,
     column_args,
     order_by: str,
@@ -88,7 +93,7 @@ def list_rows(
     names=None,
     partitions=None,
     active_or_ended_after: float | None = None,
-) -> sqlite3.Cursor:
+) -> Any:
     """A listing as plain rows (a cursor over them): `columns` (SQL expressions over `jobs`, their `?`s bound to
     `column_args`) of the jobs find_jobs would return with the same filters, in `order_by`'s
     order (its `?`s bound to `order_args`). No record per job: a long queue costs what SQLite
@@ -101,7 +106,7 @@ def list_rows(
     return conn.execute(sql, [*column_args, *args, *order_args])
 
 
-def timeless(conn: sqlite3.Connection, now: float, **filters) -> bool:
+def timeless(conn: Connection, now: float, **filters) -> bool:
     """Whether the jobs list_rows' `filters` select list alike at any time after `now` while
     none changes: all pending and eligible by `now` (no running time to show; a listing sorts
     them by `now` alike). A job that starts or ends changes its row; one whose begin time is
@@ -116,7 +121,7 @@ def timeless(conn: sqlite3.Connection, now: float, **filters) -> bool:
 
 
 def query_jobs(
-    conn: sqlite3.Connection,
+    conn: Connection,
     sql: str,
     *,
     users=None,
@@ -128,7 +133,7 @@ def query_jobs(
     active_or_ended_after: float | None = None,
     submitted_before: float | None = None,
     condition: str | None = None,
-) -> sqlite3.Cursor:
+) -> Any:
     """A listing's rows (a cursor over them) from `sql`, in which each `{jobs}` stands for
     `jobs WHERE` the filters (find_jobs' filters, `uids`, `accounts`, and `condition`: SQL
     over a row's columns): sacct's lines, computed and ordered by SQLite. The filters' values
@@ -157,13 +162,13 @@ def computes_listings(conn) -> bool:
     return conn.dialect.computes_listings
 
 
-def arrays_exist(conn: sqlite3.Connection) -> bool:
+def arrays_exist(conn: Connection) -> bool:
     """Whether any job is an array's (its record or an element)."""
     found = conn.execute("SELECT 1 FROM jobs WHERE array_job_id IS NOT NULL LIMIT 1")
     return found.fetchone() is not None
 
 
-def _add_functions(conn: sqlite3.Connection) -> None:
+def _add_functions(conn: Connection) -> None:
     """The SQL functions of a pending record's indices a listing may call: array_tasks
     (squeue's task string, `1-7%2`) and array_count (how many)."""
     conn.create_function("array_tasks", 2, _array_tasks, deterministic=True)
@@ -250,26 +255,26 @@ def _where(
     return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
-def generation(conn: sqlite3.Connection) -> int:
+def generation(conn: Connection) -> int:
     """The jobs' generation (_GENERATION): equal at two reads when no job changed between."""
     return conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
 
 
-def submitted_since(conn: sqlite3.Connection, when: float) -> bool:
+def submitted_since(conn: Connection, when: float) -> bool:
     return (
         conn.execute("SELECT 1 FROM jobs WHERE submit_time > ? LIMIT 1", (when,)).fetchone()
         is not None
     )
 
 
-def user_has_jobs(conn: sqlite3.Connection, user: str) -> bool:
+def user_has_jobs(conn: Connection, user: str) -> bool:
     """Whether the state holds a job of `user` (a name squeue -u knows without a passwd entry)."""
     return (
         conn.execute('SELECT 1 FROM jobs WHERE "user" = ? LIMIT 1', (user,)).fetchone() is not None
     )
 
 
-def het_sets(conn: sqlite3.Connection, het_ids: set[int]) -> dict[int, str]:
+def het_sets(conn: Connection, het_ids: set[int]) -> dict[int, str]:
     """Each of these heterogeneous jobs' component ids, as Slurm's HetJobIdSet (`J-K`)."""
     if not het_ids:
         return {}

@@ -5,10 +5,13 @@ and the values a write binds (`_bind`: JSON, the user's text as it came)."""
 from __future__ import annotations
 
 import os
-import sqlite3
 
 from slurmsky.core.state.db import RAW_TEXT_MARK, _raw_text, home, write
 from slurmsky.core.states import FINISHED_STATES, STATE_CODES
+
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
 
 
 class JobRecord:
@@ -172,7 +175,7 @@ LIST_COLUMNS = (
 )
 
 
-def _record(row: sqlite3.Row | tuple, columns: tuple[str, ...] = _COLUMNS) -> JobRecord:
+def _record(row: tuple, columns: tuple[str, ...] = _COLUMNS) -> JobRecord:
     record = object.__new__(JobRecord)
     values = record.__dict__
     values.update(zip(columns, row))
@@ -235,7 +238,7 @@ def element_path(pattern: str, rec: JobRecord, job_id: int, job_name: str) -> st
     return os.path.join(rec.workdir, name)
 
 
-def _bind(conn: sqlite3.Connection, values: dict) -> dict:
+def _bind(conn: Connection, values: dict) -> dict:
     """Column values to write, each bound to its `_mark`: JSON columns as their text, the
     user's text that UTF-8 cannot encode as its bytes (the state marked before such bytes
     are first stored). Every write of a row's columns goes through here."""
@@ -279,7 +282,7 @@ def bindable(value):
     return value
 
 
-def _note_raw_text(conn: sqlite3.Connection, values) -> None:
+def _note_raw_text(conn: Connection, values) -> None:
     """Before bytes that are not UTF-8 are first stored: mark the state, and read it so."""
     if any(v.__class__ is bytes for v in values):
         mark = os.path.join(home(), RAW_TEXT_MARK)
@@ -299,7 +302,7 @@ _SELECT = f"SELECT {names_sql(_COLUMNS)} FROM jobs"
 MAX_INTEGER = 2**63 - 1  # SQLite's largest INTEGER: a larger job id or index names no job
 
 
-def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
+def get_job(conn: Connection, job_id: int) -> JobRecord | None:
     if job_id > MAX_INTEGER:
         return None
     row = conn.execute(_SELECT + " WHERE job_id = ?", (job_id,)).fetchone()
@@ -307,7 +310,7 @@ def get_job(conn: sqlite3.Connection, job_id: int) -> JobRecord | None:
 
 
 def update_job(
-    conn: sqlite3.Connection, job_id: int, *, where_state: tuple | None = None, **values
+    conn: Connection, job_id: int, *, where_state: tuple | None = None, **values
 ) -> bool:
     """Set columns of one job; with `where_state`, only if its state is one of those.
 

@@ -4,13 +4,15 @@ scancel --signal's requests queued for the agent."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from slurmsky.core.state.db import write
 from slurmsky.core.state.records import _bind, _mark, names_sql
 
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.core.state.engine import Connection
 
-def allocate_ids(conn: sqlite3.Connection, count: int) -> int:
+
+def allocate_ids(conn: Connection, count: int) -> int:
     """Reserve `count` consecutive job ids and return the first; ids are never reused."""
     with write(conn):
         first = conn.execute("SELECT value FROM meta WHERE key = 'next_job_id'").fetchone()[0]
@@ -19,7 +21,7 @@ def allocate_ids(conn: sqlite3.Connection, count: int) -> int:
 
 
 def add_submission(
-    conn: sqlite3.Connection, submission: int, spec: dict, task: dict | None, jobs: list[dict]
+    conn: Connection, submission: int, spec: dict, task: dict | None, jobs: list[dict]
 ) -> None:
     """Store one submission and its job rows (one per array element) in one transaction."""
     if not jobs:
@@ -51,24 +53,24 @@ def add_submission(
         conn.executemany(sql, values)
 
 
-def blob(conn: sqlite3.Connection, text: str) -> int:
+def blob(conn: Connection, text: str) -> int:
     """The id of this text in `blobs`, stored there if new."""
     return conn.dialect.blob_id(conn, text)
 
 
-def next_job_id(conn: sqlite3.Connection) -> int:
+def next_job_id(conn: Connection) -> int:
     """The id the next submission gets (scontrol show config's NEXT_JOB_ID)."""
     return conn.execute("SELECT value FROM meta WHERE key = 'next_job_id'").fetchone()[0]
 
 
-def latest_with_task(conn: sqlite3.Connection) -> int | None:
+def latest_with_task(conn: Connection) -> int | None:
     """The newest submission that stored a task (the sky backend's latest job)."""
     sql = "SELECT id FROM submissions WHERE task IS NOT NULL ORDER BY id DESC LIMIT 1"
     row = conn.execute(sql).fetchone()  # from the newest down: the first with a task
     return row[0] if row else None
 
 
-def get_spec(conn: sqlite3.Connection, submission: int) -> tuple[dict, dict | None]:
+def get_spec(conn: Connection, submission: int) -> tuple[dict, dict | None]:
     """A submission's runtime spec and SkyPilot task."""
     import json
 
@@ -89,14 +91,14 @@ def get_spec(conn: sqlite3.Connection, submission: int) -> tuple[dict, dict | No
     return spec, (json.loads(task) if task else None)
 
 
-def add_signal(conn: sqlite3.Connection, job_id: int, signal: int, scope: str) -> None:
+def add_signal(conn: Connection, job_id: int, signal: int, scope: str) -> None:
     with write(conn):
         conn.execute(
             "INSERT INTO signals (job_id, signal, scope) VALUES (?, ?, ?)", (job_id, signal, scope)
         )
 
 
-def take_signals(conn: sqlite3.Connection) -> list[tuple[int, int, str]]:
+def take_signals(conn: Connection) -> list[tuple[int, int, str]]:
     """The queued scancel --signal requests, removed from the queue."""
     with write(conn):
         rows = conn.execute("SELECT job_id, signal, scope FROM signals ORDER BY id").fetchall()
