@@ -138,7 +138,7 @@ CREATE TABLE signals (             -- scancel --signal requests, for the agent t
 
 # meta's `generation` moves on with every change to a job's row (slurmctld's last_job_update):
 # a listing made at one generation is the listing until the next (render/listing_cache.py).
-# It starts at a random number (_first_generation), so a state made afresh does not repeat
+# It starts at a random number (_first_values), so a state made afresh does not repeat
 # an old one's.
 _GENERATION = (
     "INSERT OR IGNORE INTO meta VALUES ('generation', abs(random() % 1000000000000))",
