@@ -14,6 +14,8 @@ import time
 
 import pgserver
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.skipif(
     not glob.glob("/usr/lib/postgresql/*/bin/initdb") and shutil.which("initdb") is None,
@@ -154,3 +156,41 @@ def test_server_restart_under_an_array(team):
     assert ran == list(range(200))
     log = (team.state / "agent.log").read_text()
     assert "state unreachable" in log and "state reachable again" in log
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 60), st.integers(0, 12), st.integers(1, 4)), min_size=1, max_size=6
+    ),
+    st.one_of(st.none(), st.integers(0, 9)),
+)
+def test_array_functions_agree_with_indexset(team_db, pieces, throttle):
+    """PostgreSQL's array_tasks and array_count (squeue's listing) are indexset's display and
+    count, on any pending record's text."""
+    from slurmsky.runtime import indexset
+
+    text = ",".join(
+        str(lo) if span == 0 else f"{lo}-{lo + span}" + (f":{step}" if step > 1 else "")
+        for lo, span, step in pieces
+    )
+    found = team_db.execute("SELECT array_tasks(?, ?), array_count(?)", (text, throttle, text))
+    items = indexset.parse(text)
+    assert found.fetchone() == (indexset.display(text, throttle), indexset.count(items))
+
+
+@pytest.fixture(scope="module")
+def team_db():
+    """A connection to a state made on a server of the module's own."""
+    from slurmsky.core import state
+
+    folder = tempfile.mkdtemp(prefix="slurmsky-pg-")
+    url = pgserver.start(folder)
+    try:
+        conn = state.connect({"SLURMSKY_STATE": pgserver.database(url), "HOME": folder})
+        yield conn
+        conn.close()
+    finally:
+        pgserver.stop(folder)

@@ -328,7 +328,7 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
         and squeue_format.Listing.fits(items, o.sort)
     ):
         # the common listing: SQLite computes the lines' cells and the order (squeue_format.Listing)
-        listing = squeue_format.Listing(items, now, array)
+        listing = squeue_format.Listing(items, now, array, conn.dialect)
         # the listing this call made before, if no job changed since (listing_cache); not
         # with -l, whose head tells the time
         answer = None
@@ -338,13 +338,10 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
             )
         if answer and answer.replay():
             return
-        if state.computes_listings(conn):
-            rows = state.list_rows(
-                conn, listing.columns, listing.args, listing.order_by, listing.order_args, **filters
-            )
-            common.write_lines(answer or out, lines, listing.lines(rows))
-        else:  # the same lines, from the records
-            _write_jobs(conn, answer or out, lines, items, o.sort, filters, array, now, None)
+        rows = state.list_rows(
+            conn, listing.columns, listing.args, listing.order_by, listing.order_args, **filters
+        )
+        common.write_lines(answer or out, lines, listing.lines(rows))
         if (
             answer
             and answer.lines() >= listing_cache.MIN_LINES
@@ -353,27 +350,22 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
             answer.store()
         return
     else:
-        _write_jobs(conn, out, lines, items, o.sort, filters, array, now, loaded, o)
+        records = state.find_jobs(conn, light=True, **filters)
+        if o.accounts is not None:
+            records = [r for r in records if r.account in o.accounts]
+        if o.nodes is not None:
+            from slurmsky.runtime.hostlist import expand
 
-
-def _write_jobs(conn, out, lines, items, sort, filters, array, now, loaded, o=None) -> None:
-    """The listing made from the jobs' records (`o`: the options that filter them further)."""
-    records = state.find_jobs(conn, light=True, **filters)
-    if o is not None and o.accounts is not None:
-        records = [r for r in records if r.account in o.accounts]
-    if o is not None and o.nodes is not None:
-        from slurmsky.runtime.hostlist import expand
-
-        records = [r for r in records if r.nodelist and o.nodes & set(expand(r.nodelist))]
-    if loaded is not None:
-        # a heterogeneous job's components come together, the last first (the peer)
-        records.sort(key=lambda r: (loaded not in (r.job_id, r.het_job_id), -r.job_id))
-    jobs = jobview.collapse(records, expand=array, now=now)
-    sets = state.het_sets(conn, {r.het_job_id for r in records if r.het_job_id is not None})
-    for job in jobs:
-        job.het_set = sets.get(job.rec.het_job_id)
-    jobs = squeue_format.squeue_sort(jobs, sort, listed=loaded is None)
-    common.write_lines(out, lines, map(common.renderer(items), jobs))
+            records = [r for r in records if r.nodelist and o.nodes & set(expand(r.nodelist))]
+        if loaded is not None:
+            # a heterogeneous job's components come together, the last first (the peer)
+            records.sort(key=lambda r: (loaded not in (r.job_id, r.het_job_id), -r.job_id))
+        jobs = jobview.collapse(records, expand=array, now=now)
+        sets = state.het_sets(conn, {r.het_job_id for r in records if r.het_job_id is not None})
+        for job in jobs:
+            job.het_set = sets.get(job.rec.het_job_id)
+        jobs = squeue_format.squeue_sort(jobs, o.sort, listed=loaded is None)
+        common.write_lines(out, lines, map(common.renderer(items), jobs))
 
 
 def _users(conn, text: str, warnings: list[str]) -> list[str]:

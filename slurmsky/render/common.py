@@ -205,18 +205,18 @@ def _cut_unless_nodes(value: str, width: int, right: bool) -> str:
     return pad(value, width, right, value.startswith("("))
 
 
-def printf_sql(parts: list[tuple[str, str | None]]) -> str:
-    """SQL for a line of (printf spec, cell SQL or None) parts: one printf per 100 cells
-    (SQLite takes at most 127 arguments to a function)."""
+def printf_sql(parts: list[tuple[str, str | None]], dialect) -> str:
+    """SQL for a line of (printf spec, cell SQL or None) parts, in the state engine's
+    `dialect`: one printf per 100 cells (SQLite takes at most 127 arguments to a function)."""
     calls, fmt, args = [], "", []
     for spec, cell in parts:
         if cell is not None:
             if len(args) == 100:
-                calls.append(f"printf({quote_sql(fmt)}, {', '.join(args)})")
+                calls.append(dialect.printf(fmt, args))
                 fmt, args = "", []
             args.append(cell)
         fmt += spec
-    calls.append(f"printf({quote_sql(fmt)}{''.join(', ' + a for a in args)})")
+    calls.append(dialect.printf(fmt, args))
     return " || ".join(calls)
 
 

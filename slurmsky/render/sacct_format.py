@@ -5,6 +5,7 @@ and `--parsable2`; one `.batch` row per started batch job.
 
 from __future__ import annotations
 
+from slurmsky.core.state.engine import SQLITE_DIALECT  # its listing runs on SQLite alone
 from slurmsky.core.states import FINISHED_STATES
 from slurmsky.display import format_hms, format_mem
 from slurmsky.render.common import cluster_name, group_name, iso, printf_sql
@@ -622,7 +623,7 @@ def _line(fields: list[tuple[str, int]], cells: list, parsable: int, delimiter) 
     if parsable:
         sep = (delimiter if delimiter is not None else "|").replace("%", "%%")
         parts = [(("" if i == 0 else sep) + "%s", cell or "NULL") for i, cell in enumerate(cells)]
-        return printf_sql(parts + [(sep if parsable == 1 else "", None)])
+        return printf_sql(parts + [(sep if parsable == 1 else "", None)], SQLITE_DIALECT)
     parts: list[tuple[str, str | None]] = []
     cut = []  # a cell longer than its column ends in `+`: cells one by one
     for cell, (_, size) in zip(cells, fields):
@@ -636,4 +637,4 @@ def _line(fields: list[tuple[str, int]], cells: list, parsable: int, delimiter) 
         )
     long = " OR ".join(f"length({c}) > {abs(s)}" for c, (_, s) in zip(cells, fields) if c)
     one_by_one = " || ' ' || ".join(cut)
-    return f"(CASE WHEN {long or 0} THEN {one_by_one} || ' ' ELSE {printf_sql(parts)} END)"
+    return f"(CASE WHEN {long or 0} THEN {one_by_one} || ' ' ELSE {printf_sql(parts, SQLITE_DIALECT)} END)"

@@ -6,6 +6,7 @@ and `--json` / `--yaml`.
 from __future__ import annotations
 
 from slurmsky import SLURM_VERSION
+from slurmsky.core.state.engine import SQLITE_DIALECT
 from slurmsky.core.states import STATE_CODES
 from slurmsky.display import format_elapsed, format_limit
 from slurmsky.render.common import Item, clock, cluster_name, group_name, iso, printf_sql
@@ -264,14 +265,20 @@ def squeue_sort(jobs: list[Job], spec: str | None, listed: bool = True) -> list[
     return jobs
 
 
-def _elapsed_sql(s: str) -> str:
-    """format_elapsed of the integer expression `s`, in SQL."""
+def _elapsed_sql(s: str, d) -> str:
+    """format_elapsed of the integer expression `s`, in SQL (dialect `d`)."""
     return (
         f"(CASE WHEN {s} < 0 OR {s} > {365 * 86400} THEN 'INVALID' "
-        f"WHEN {s} >= 86400 THEN printf('%d-%02d:%02d:%02d', {s} / 86400, "
-        f"{s} % 86400 / 3600, {s} % 3600 / 60, {s} % 60) "
-        f"WHEN {s} >= 3600 THEN printf('%d:%02d:%02d', {s} / 3600, {s} % 3600 / 60, "
-        f"{s} % 60) ELSE printf('%d:%02d', {s} / 60, {s} % 60) END)"
+        f"WHEN {s} >= 86400 THEN "
+        + d.printf(
+            "%d-%02d:%02d:%02d",
+            [f"{s} / 86400", f"{s} % 86400 / 3600", f"{s} % 3600 / 60", f"{s} % 60"],
+        )
+        + f" WHEN {s} >= 3600 THEN "
+        + d.printf("%d:%02d:%02d", [f"{s} / 3600", f"{s} % 3600 / 60", f"{s} % 60"])
+        + " ELSE "
+        + d.printf("%d:%02d", [f"{s} / 60", f"{s} % 60"])
+        + " END)"
     )
 
 
@@ -281,64 +288,82 @@ _CODE_SQL = (
     + " ELSE state END)"
 )
 _STARTED_SQL = "(start_time IS NOT NULL AND state != 'PENDING')"  # Job.started
-_USED_SQL = (
-    "max(CAST((CASE WHEN end_time THEN end_time ELSE {now} END) - start_time "
-    "AS INTEGER), 0)"
-)  # Job.used() of a started job
 _REASON_STATES = ("PENDING", "TIMEOUT", "FAILED", "OUT_OF_MEMORY", "DEADLINE")
 
-SQUEUE_SQL = {
-    "account": "coalesce(account, '(null)')",
-    "arrayjobid": "CAST(coalesce(array_job_id, job_id) AS TEXT)",
-    "arraytaskid": (
-        "coalesce(CAST(array_task_id AS TEXT), array_tasks(array_pending, array_throttle), 'N/A')"
-    ),
-    "jobarrayid": ID_TEXT_SQL,
-    "jobid": "CAST(job_id AS TEXT)",
-    "name": "name",
-    "nodelist": "coalesce(nodelist, '')",
-    "numcpus": "CAST(num_cpus AS TEXT)",
-    "numnodes": "CAST(num_nodes AS TEXT)",
-    "partition": "partition",
-    "reason": "reason",
-    "reasonlist": (
-        f"(CASE WHEN state IN {_REASON_STATES} THEN '(' || reason || ')' "
-        "ELSE coalesce(nodelist, '') END)"
-    ),
-    "state": "state",
-    "statecompact": _CODE_SQL,
-    "timelimit": (
-        "(CASE WHEN time_limit IS NULL THEN 'UNLIMITED' ELSE "
-        + _elapsed_sql("(time_limit * 60)")
-        + " END)"
-    ),
-    "timeused": (
-        f"(CASE WHEN NOT {_STARTED_SQL} THEN '0:00' ELSE " + _elapsed_sql(_USED_SQL) + " END)"
-    ),
-    "userid": "CAST(uid AS TEXT)",
-    "username": "user",
-}
+
+def _used_sql(d) -> str:
+    """Job.used() of a started job."""
+    return d.greatest(d.integer("coalesce(nullif(end_time, 0), {now}) - start_time"), "0")
+
+
+def squeue_sql(d) -> dict[str, str]:
+    """Each field's cell in SQL (dialect `d`), of a job's row."""
+    return {
+        "account": "coalesce(account, '(null)')",
+        "arrayjobid": "CAST(coalesce(array_job_id, job_id) AS TEXT)",
+        "arraytaskid": (
+            "coalesce(CAST(array_task_id AS TEXT), array_tasks(array_pending, array_throttle), "
+            "'N/A')"
+        ),
+        "jobarrayid": ID_TEXT_SQL,
+        "jobid": "CAST(job_id AS TEXT)",
+        "name": "name",
+        "nodelist": "coalesce(nodelist, '')",
+        "numcpus": "CAST(num_cpus AS TEXT)",
+        "numnodes": "CAST(num_nodes AS TEXT)",
+        "partition": "partition",
+        "reason": "reason",
+        "reasonlist": (
+            f"(CASE WHEN state IN {_REASON_STATES} THEN '(' || reason || ')' "
+            "ELSE coalesce(nodelist, '') END)"
+        ),
+        "state": "state",
+        "statecompact": _CODE_SQL,
+        "timelimit": (
+            "(CASE WHEN time_limit IS NULL THEN 'UNLIMITED' ELSE "
+            + _elapsed_sql("(time_limit * 60)", d)
+            + " END)"
+        ),
+        "timeused": (
+            f"(CASE WHEN NOT {_STARTED_SQL} THEN '0:00' ELSE "
+            + _elapsed_sql(_used_sql(d), d)
+            + " END)"
+        ),
+        "userid": "CAST(uid AS TEXT)",
+        "username": '"user"',
+    }
+
+
+_SQL_FIELDS = frozenset(squeue_sql(SQLITE_DIALECT))  # the fields a Listing computes
 
 # The default sort ("P,t,-p" after the reverse start-time sort, ties in slurmctld's list
 # order: squeue_sort) as ascending keys, then job_id; {record}: an array's pending record's
 # place among its array's elements (after them; with -r, at its lowest index).
 _HELD_SQL = "(held IS NOT NULL AND held != '')"
-_SORT_SQL = (
-    "partition",
-    _CODE_SQL,
-    f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -max({PRIORITY_TOP} - submission, 1) END)",
-    # -start_key: Job.start_shown() in whole seconds, `now + 100` when unknown (0 too), `now`
-    # for a pending job's past
-    "-(CASE WHEN state = 'PENDING' THEN (CASE WHEN coalesce(CAST(begin_time AS INTEGER), 0) = 0 "
-    "THEN {later} WHEN CAST(begin_time AS INTEGER) < {now} THEN {now} "
-    "ELSE CAST(begin_time AS INTEGER) END) "
-    "WHEN coalesce(CAST(start_time AS INTEGER), 0) = 0 THEN {later} "
-    "ELSE CAST(start_time AS INTEGER) END)",
-    f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
-    "(CASE WHEN array_job_id IS NULL THEN 0 WHEN array_pending IS NOT NULL THEN {record} "
-    "ELSE coalesce(array_task_id, -1) END)",
-    "job_id",
-)
+
+
+def _sort_sql(d) -> tuple[str, ...]:
+    def start(column: str) -> str:
+        return f"coalesce({d.integer(column)}, 0)"
+
+    return (
+        d.sort_text("partition"),
+        d.sort_text(_CODE_SQL),
+        f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -{d.greatest(f'{PRIORITY_TOP} - submission', '1')} END)",
+        # -start_key: Job.start_shown() in whole seconds, `now + 100` when unknown (0 too),
+        # `now` for a pending job's past
+        f"-(CASE WHEN state = 'PENDING' THEN (CASE WHEN {start('begin_time')} = 0 "
+        f"THEN {{later}} WHEN {start('begin_time')} < {{now}} THEN {{now}} "
+        f"ELSE {start('begin_time')} END) "
+        f"WHEN {start('start_time')} = 0 THEN {{later}} "
+        f"ELSE {start('start_time')} END)",
+        f"coalesce(array_job_id, job_id) * (CASE WHEN {_HELD_SQL} THEN -1 ELSE 1 END)",
+        "(CASE WHEN array_job_id IS NULL THEN 0 WHEN array_pending IS NOT NULL THEN {record} "
+        "ELSE coalesce(array_task_id, -1) END)",
+        "job_id",
+    )
+
+
 _ELEMENT = "\x1e"  # in a pending record's line with -r: where each element's own cell goes
 _PER_ELEMENT = ("jobarrayid", "arraytaskid")  # the cells that differ from element to element
 
@@ -351,13 +376,14 @@ class Listing:
     the per-element cells left out, its id and its indices, and each element's line is
     made from it: a long queue costs one string per job to fetch."""
 
-    def __init__(self, items: list[Item], now: float, expand: bool):
+    def __init__(self, items: list[Item], now: float, expand: bool, dialect):
+        cells = squeue_sql(dialect)
         parts = []  # (printf spec, its cell's SQL or None for literal text)
         template = []  # the same, a pending record's per-element cells left out
         self.cells = []  # those cells' items, in order
         for item in items:
             if item.field is not None:
-                parts.append((_printf_spec(item), SQUEUE_SQL[item.key]))
+                parts.append((_printf_spec(item), cells[item.key]))
                 if item.key in _PER_ELEMENT:
                     template.append((_ELEMENT, None))
                     self.cells.append(item)
@@ -367,15 +393,15 @@ class Listing:
             template.append(parts[-1])
         self.items, self.now, self.expand = items, now, expand
         keys = [
-            k.replace("{record}", "CAST(array_pending AS INTEGER)" if expand else str(NO_VAL))
-            for k in _SORT_SQL
+            k.replace("{record}", dialect.first_index if expand else str(NO_VAL))
+            for k in _sort_sql(dialect)
         ]
-        columns = [printf_sql(parts)]
+        columns = [printf_sql(parts, dialect)]
         if expand:  # and what places an element among the rows of its array that sort alike
-            block = " || x'1f' || ".join(f"({k})" for k in keys[:5])
+            block = f" || {dialect.byte(0x1F)} || ".join(f"(CAST({k} AS TEXT))" for k in keys[:5])
             columns = [
-                f"(CASE WHEN array_pending IS NULL THEN {printf_sql(parts)} "
-                f"ELSE {printf_sql(template)} END)",
+                f"(CASE WHEN array_pending IS NULL THEN {printf_sql(parts, dialect)} "
+                f"ELSE {printf_sql(template, dialect)} END)",
                 "job_id",
                 "array_pending",
                 f"(CASE WHEN array_job_id IS NOT NULL THEN {block} END)",
@@ -399,7 +425,7 @@ class Listing:
         return sort is None and all(
             item.field is None
             or (
-                item.key in SQUEUE_SQL
+                item.key in _SQL_FIELDS
                 and (
                     (item.field[2] if len(item.field) > 2 else True) is not None
                     or item.width <= 0

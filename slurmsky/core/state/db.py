@@ -322,7 +322,7 @@ def _schema(dialect: engine.Dialect) -> list[str]:
         _waiting(dialect),
         "CREATE UNIQUE INDEX blobs_text ON blobs (md5(text))",
         dialect.ddl(_ATTEMPTS[0]),
-        *_PG_TRIGGERS,
+        *_PG_OBJECTS,
     ]
 
 
@@ -384,9 +384,9 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
         )
 
 
-# What SQLite's triggers do, as PostgreSQL's (row triggers, as SQLite's: a statement that
+# What SQLite's triggers do, as PostgreSQL's, and the functions listings call (row triggers, as SQLite's: a statement that
 # changes no row moves no generation on).
-_PG_TRIGGERS = (
+_PG_OBJECTS = (
     "CREATE FUNCTION slurmsky_generation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
     "UPDATE meta SET value = value + 1 WHERE key = 'generation'; RETURN NULL; END $$",
     "CREATE TRIGGER jobs_generation AFTER INSERT OR UPDATE OR DELETE ON jobs "
@@ -400,6 +400,44 @@ _PG_TRIGGERS = (
     + "; RETURN NULL; END $$",
     "CREATE TRIGGER jobs_het_follow AFTER UPDATE ON jobs FOR EACH ROW "
     "WHEN (NEW.het_job_offset = 0) EXECUTE FUNCTION slurmsky_het_follow()",
+    # the functions SQLite's connections get from queries._add_functions (indexset's)
+    """CREATE FUNCTION array_tasks(pending TEXT, throttle BIGINT) RETURNS TEXT
+    LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    piece TEXT; part TEXT[]; lo BIGINT; hi BIGINT; step BIGINT; i BIGINT;
+    a BIGINT; b BIGINT; run_lo BIGINT; run_hi BIGINT; runs TEXT[] := '{}';
+BEGIN
+    IF pending IS NULL THEN RETURN NULL; END IF;
+    FOREACH piece IN ARRAY string_to_array(pending, ',') LOOP
+        CONTINUE WHEN piece = '';
+        part := regexp_match(piece, '^([0-9]+)(?:-([0-9]+))?(?::([0-9]+))?$');
+        lo := part[1]; hi := coalesce(part[2], part[1]); step := coalesce(part[3], '1');
+        i := lo;
+        WHILE i <= hi LOOP
+            a := i; b := CASE WHEN step = 1 THEN hi ELSE i END;
+            IF run_hi IS NOT NULL AND run_hi = a - 1 THEN
+                run_hi := b;
+            ELSE
+                IF run_hi IS NOT NULL THEN
+                    runs := runs || CASE WHEN run_lo = run_hi THEN run_lo::TEXT
+                        ELSE run_lo || '-' || run_hi END;
+                END IF;
+                run_lo := a; run_hi := b;
+            END IF;
+            i := b + step;
+        END LOOP;
+    END LOOP;
+    IF run_hi IS NOT NULL THEN
+        runs := runs || CASE WHEN run_lo = run_hi THEN run_lo::TEXT ELSE run_lo || '-' || run_hi END;
+    END IF;
+    RETURN array_to_string(runs, ',')
+        || CASE WHEN coalesce(throttle, 0) <> 0 THEN '%' || throttle ELSE '' END;
+END $$""",
+    """CREATE FUNCTION array_count(pending TEXT) RETURNS BIGINT LANGUAGE sql IMMUTABLE AS $$
+SELECT coalesce(sum((coalesce(p[2], p[1])::BIGINT - p[1]::BIGINT) / coalesce(p[3], '1')::BIGINT
+    + 1), 0)::BIGINT
+FROM regexp_matches(coalesce(pending, ''), '([0-9]+)(?:-([0-9]+))?(?::([0-9]+))?', 'g') AS p
+$$""",
 )
 
 # PostgreSQL's schema versions (meta's schema_version) -> the statements that bring a state

@@ -99,12 +99,34 @@ class Dialect:
     begin_write: tuple[str, ...] = ("BEGIN IMMEDIATE",)
     # one snapshot for a series of reads
     begin_read = "BEGIN"
-    # whether render's listings (SQL with SQLite's printf, json_each and our functions) run
+    # whether sacct's listing (SQL over the RESULT's steps with json_each) runs here
     computes_listings = True
 
     def json_text(self, column: str, key: str) -> str:
         """SQL of a JSON column's top-level `key` (a literal name) as text."""
         return f"json_extract({column}, '$.{key}')"
+
+    # What render's listings (squeue's lines computed in SQL) need beyond standard SQL.
+    def printf(self, fmt: str, args: list[str]) -> str:
+        """SQL of C's printf of `fmt` (SQLite's: `%!-N.Ns`, `%!N.Ns`, `%!Ns`, `%s`, `%d`,
+        `%02d`, `%%`; `!` counts characters) over the SQL expressions `args`."""
+        quoted = "'" + fmt.replace("'", "''") + "'"
+        return f"printf({quoted}{''.join(', ' + a for a in args)})"
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"max({a}, {b})"
+
+    def integer(self, expr: str) -> str:
+        """A number's integer part (as C's cast: towards zero)."""
+        return f"CAST({expr} AS INTEGER)"
+
+    def byte(self, code: int) -> str:
+        """SQL of the one-character text of this code."""
+        return f"char({code})"
+
+    def sort_text(self, expr: str) -> str:
+        """Text sorted by its bytes (SQLite's own order)."""
+        return expr
 
     def id_list(self) -> str:
         """A subquery of the ids in one parameter bound as a JSON list."""
@@ -138,6 +160,45 @@ class PostgreSQL(Dialect):
 
     def json_text(self, column: str, key: str) -> str:
         return f"(CAST({column} AS jsonb) ->> '{key}')"
+
+    def printf(self, fmt: str, args: list[str]) -> str:
+        """printf as PostgreSQL's format(): its %s takes a width and `-`; a precision is a
+        left() of the argument, `%02d` an lpad."""
+        out, values, rest, i = [], [], list(args), 0
+        while i < len(fmt):
+            if fmt[i] != "%":
+                out.append(fmt[i])
+                i += 1
+                continue
+            j = i + 1
+            while fmt[j] not in "sd%":
+                j += 1
+            spec, kind, i = fmt[i + 1 : j].replace("!", ""), fmt[j], j + 1
+            if kind == "%":
+                out.append("%%")
+                continue
+            value = f"CAST({rest.pop(0)} AS TEXT)"
+            if kind == "d" and spec.startswith("0"):
+                value, spec = f"lpad({value}, {int(spec)}, '0')", ""
+            width, _, precision = spec.partition(".")
+            if precision:
+                value = f"left({value}, {int(precision)})"
+            out.append(f"%{width}s")
+            values.append(value)
+        quoted = "'" + "".join(out).replace("'", "''") + "'"
+        return f"format({quoted}{''.join(', ' + v for v in values)})"
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"greatest({a}, {b})"
+
+    def integer(self, expr: str) -> str:
+        return f"CAST(trunc({expr}) AS BIGINT)"
+
+    def byte(self, code: int) -> str:
+        return f"chr({code})"
+
+    def sort_text(self, expr: str) -> str:
+        return f'({expr}) COLLATE "C"'
 
     def id_list(self) -> str:
         return "SELECT CAST(jsonb_array_elements_text(CAST(? AS jsonb)) AS BIGINT)"

@@ -157,8 +157,8 @@ def query_jobs(
 
 
 def computes_listings(conn) -> bool:
-    """Whether the engine computes render's listings (SQLite's printf, json_each and the
-    array functions below); elsewhere the commands make the same lines from records."""
+    """Whether the engine computes sacct's listing (its steps from the RESULT with SQLite's
+    json_each); elsewhere sacct makes the same lines from records."""
     return conn.dialect.computes_listings
 
 
