@@ -274,9 +274,13 @@ def _pg_sql(sql: str) -> str:
     return found
 
 
-def _pg_value(value):
+def _pg_value(value, literal):
     """A bound value as SQLite takes it: text that UTF-8 cannot encode (bytes, from
-    records.bindable) with those bytes replaced (PostgreSQL's text is UTF-8), a bool as 0/1."""
+    records.bindable) with those bytes replaced (PostgreSQL's text is UTF-8), a bool as 0/1,
+    a float as a float (psycopg2's bare literal would be a numeric, slow to compare with the
+    times' columns and to sort)."""
+    if value.__class__ is float:
+        return literal(f"CAST('{value!r}' AS DOUBLE PRECISION)")
     if value.__class__ is bytes:
         return value.decode("utf-8", "replace")
     if value.__class__ is bool:  # SQLite's booleans are integers; so are the columns here
@@ -292,8 +296,11 @@ class PgConnection:
     text_factory = str  # text comes back as str (no raw bytes are stored here)
 
     def __init__(self, raw, errors, where: str, environ):
+        from psycopg2.extensions import AsIs
+
         self._raw = raw
         self._errors = errors  # psycopg2.Error
+        self._literal = AsIs
         self._where, self._environ = where, environ
 
     def _cursor(self):
@@ -308,7 +315,7 @@ class PgConnection:
         cursor = self._cursor()
         try:
             if params:
-                cursor.execute(_pg_sql(sql), [_pg_value(v) for v in params])
+                cursor.execute(_pg_sql(sql), [_pg_value(v, self._literal) for v in params])
             else:
                 cursor.execute(sql)
         except self._errors as exc:
@@ -318,7 +325,8 @@ class PgConnection:
     def executemany(self, sql: str, rows) -> None:
         cursor = self._cursor()
         try:
-            cursor.executemany(_pg_sql(sql), [[_pg_value(v) for v in row] for row in rows])
+            rows = [[_pg_value(v, self._literal) for v in row] for row in rows]
+            cursor.executemany(_pg_sql(sql), rows)
         except self._errors as exc:
             raise failure(exc) from None
 
