@@ -1,11 +1,12 @@
 """The state's two engines side by side: `sbatch --array=0-999` and an agent's pass over
-10 000 held jobs, on SQLite and on PostgreSQL (the listings: bench/listing.py --state).
+10 000 pending jobs, on SQLite and on PostgreSQL (the listings: bench/listing.py --state).
 
     python bench/engines.py --postgres postgresql://user@host:port/  [--jobs 10000] [--runs 5]
 
 `--postgres` is a server URL whose user may create databases (tests/pgserver.py prints
 one): each measure gets a database of its own there. Medians of --runs, beside `python -c
-pass`; the pass is timed in-process (Scheduler.run_pass, no job to start: all are held).
+pass`; the pass is timed in-process (Scheduler.run_pass): every job waits on a dependency
+(afterok of a held job), so each pass reads and judges all of them, and starts none.
 Nothing here is a test.
 """
 
@@ -46,7 +47,7 @@ def _ms(argv: list[str], env: dict, cwd: str) -> float:
 
 
 def _pass_ms(env: dict, jobs: int, runs: int) -> float:
-    """An agent pass over `jobs` held jobs, in-process (this engine's state)."""
+    """An agent pass over `jobs` pending jobs, in-process (this engine's state)."""
     os.environ.clear()
     os.environ.update(env)
     from slurmsky.config import load_config
@@ -56,11 +57,15 @@ def _pass_ms(env: dict, jobs: int, runs: int) -> float:
     from slurmsky.parse.request import build_batch_request, parse_command_line
 
     cfg = load_config()
-    request = build_batch_request(
-        parse_command_line("sbatch", ["--hold", "--wrap", "true"]), dict(env), "/tmp", lambda: b""
-    )
-    for _ in range(jobs):
-        store(request, cfg, batch=True)
+
+    def request(*options: str):
+        argv = parse_command_line("sbatch", [*options, "--wrap", "true"])
+        return build_batch_request(argv, dict(env), "/tmp", lambda: b"")
+
+    held = store(request("--hold"), cfg, batch=True)
+    waiting = request(f"--dependency=afterok:{held}")
+    for _ in range(jobs - 1):
+        store(waiting, cfg, batch=True)
     sched = Scheduler(state.connect(long_lived=True))
     times = []
     for _ in range(runs):
@@ -98,7 +103,7 @@ def main() -> None:
             check=True,
         )
         rows.append((where, array, float(child.stdout)))
-    print(f"python -c pass {floor:.1f} ms; median of {args.runs}; {args.jobs} held jobs a pass")
+    print(f"python -c pass {floor:.1f} ms; median of {args.runs}; {args.jobs} pending jobs a pass")
     for where, array, pass_ms in rows:
         print(f"{where:11} sbatch --array=0-999 {array:7.1f} ms   agent pass {pass_ms:7.1f} ms")
 

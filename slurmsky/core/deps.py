@@ -38,9 +38,27 @@ class Verdict:
     recheck: float | None = None  # when time alone may change it (after:N+minutes)
 
 
-def _targets(conn: Connection, item: DepItem, job: JobRecord) -> list[JobRecord]:
+def _memo(memo: dict | None, key: tuple, compute):
+    """compute(), or what it gave for `key` earlier in this `memo` (one pass's snapshot:
+    10 000 jobs that wait on one job read it once)."""
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def _targets(
+    conn: Connection, item: DepItem, job: JobRecord, memo: dict | None = None
+) -> list[JobRecord]:
     """The jobs an item waits for: a job, a whole array, or one element of it."""
     assert item.job_id is not None  # not singleton: _item_status answers that itself
+    corr = job.array_task_id if item.kind == "aftercorr" else None
+    return _memo(memo, ("targets", item, corr), lambda: _find_targets(conn, item, job))
+
+
+def _find_targets(conn: Connection, item: DepItem, job: JobRecord) -> list[JobRecord]:
+    assert item.job_id is not None
     if item.task is not None and item.task != "*":
         return state.find_jobs(conn, tasks=[(item.job_id, int(item.task))])
     elements = conn.execute(
@@ -55,11 +73,16 @@ def _targets(conn: Connection, item: DepItem, job: JobRecord) -> list[JobRecord]
 
 
 def _item_status(
-    conn: Connection, item: DepItem, job: JobRecord, now: float, recheck: list[float]
+    conn: Connection,
+    item: DepItem,
+    job: JobRecord,
+    now: float,
+    recheck: list[float],
+    memo: dict | None,
 ) -> str:
     if item.kind == "singleton":
-        return _singleton(conn, job)
-    targets = _targets(conn, item, job)
+        return _singleton(conn, job, memo)
+    targets = _targets(conn, item, job, memo)
     if item.kind == "after":
         started = [t.start_time or now for t in targets if t.state != "PENDING"]
         if len(started) < len(targets):
@@ -79,12 +102,17 @@ def _item_status(
     return MET if all(ok) else FAILED  # afterok, aftercorr
 
 
-def _singleton(conn: Connection, job: JobRecord) -> str:
+def _singleton(conn: Connection, job: JobRecord, memo: dict | None = None) -> str:
     """Wait while a same-name job of the same user runs, or an earlier one is pending, with
     or without a singleton of its own (slurmctld's _find_singleton_job)."""
-    for other in state.find_jobs(
-        conn, names=[job.name], users=[job.user], states=RUNNING_STATES + ("PENDING",)
-    ):
+    namesakes = _memo(
+        memo,
+        ("singleton", job.name, job.user),
+        lambda: state.find_jobs(
+            conn, names=[job.name], users=[job.user], states=RUNNING_STATES + ("PENDING",)
+        ),
+    )
+    for other in namesakes:
         if other.job_id == job.job_id:
             continue
         if other.state in RUNNING_STATES or other.job_id < job.job_id:
@@ -92,17 +120,22 @@ def _singleton(conn: Connection, job: JobRecord) -> str:
     return MET
 
 
-def evaluate(conn: Connection, job: JobRecord, now: float) -> Verdict:
+def evaluate(conn: Connection, job: JobRecord, now: float, memo: dict | None = None) -> Verdict:
+    """Where a job's dependency stands; `memo`: what this pass read before (one snapshot)."""
     assert job.dependency_spec is not None  # asked only about jobs with a dependency
     if job.held:  # slurmctld tests no held job's dependency: it shows what it last showed
         return Verdict(UNMET if job.dependency else MET, job.dependency)
     dep: Dependency = parse_dependency(job.dependency_spec, "--dependency")
     recheck: list[float] = []
-    status = [_item_status(conn, item, job, now, recheck) for item in dep.items]
+    status = [_item_status(conn, item, job, now, recheck, memo) for item in dep.items]
     if not status or (MET in status if dep.any_of else all(v == MET for v in status)):
         return Verdict(MET, None)
     never = all(v == FAILED for v in status) if dep.any_of else FAILED in status
-    left = [(_shown_item(conn, item), v) for item, v in zip(dep.items, status) if v != MET]
+    left = [
+        (_memo(memo, ("shown", item), lambda item=item: _shown_item(conn, item)), v)
+        for item, v in zip(dep.items, status)
+        if v != MET
+    ]
     shown = format_dependency(Dependency(tuple(i for i, _ in left), dep.any_of), dict(left))
     return Verdict(FAILED if never else UNMET, shown, min(recheck, default=None))
 

@@ -259,7 +259,7 @@ class Scheduler:
             if job.array_pending is not None and _per_element(job):
                 explode.append(job)
                 return
-            reason, fields = self._pending_reason(job, now, wake)
+            reason, fields = self._pending_reason(job, now, wake, read)
             if reason is None:
                 for element in self._elements(job):
                     if (
@@ -290,7 +290,9 @@ class Scheduler:
             if changed:
                 updates.append((job, changed))
 
-        # The pending jobs are read a chunk at a time, in one snapshot (dependencies too).
+        # The pending jobs are read a chunk at a time, in one snapshot (dependencies too: what
+        # they wait for is read once a pass, `read`).
+        read: dict = {}
         self.conn.execute(self.conn.dialect.begin_read)
         try:
             after: tuple = ()
@@ -355,13 +357,14 @@ class Scheduler:
         self._generation += 1
 
     def _pending_reason(
-        self, job: JobRecord, now: float, wake: list[float]
+        self, job: JobRecord, now: float, wake: list[float], read: dict
     ) -> tuple[str | None, dict]:
-        """The reason a pending job must wait (None: it may start) and columns to update."""
+        """The reason a pending job must wait (None: it may start) and columns to update
+        (`read`: the pass's memo of the jobs dependencies name)."""
         fields: dict = {}
         reason = None
         if job.dependency_spec:
-            verdict = deps.evaluate(self.conn, job, now)
+            verdict = deps.evaluate(self.conn, job, now, read)
             fields["dependency"] = verdict.shown
             if verdict.recheck is not None:
                 wake.append(verdict.recheck)
