@@ -81,8 +81,9 @@ def check_location(where: str, origin: str) -> None:
             f"{origin}: the state must be 'sqlite' or a postgresql://[user@]host[:port]/dbname "
             f"URL, got {where!r}"
         )
-    netloc = where.split("://", 1)[1].split("/", 1)[0]
-    if ":" in netloc.split("@")[0] and "@" in netloc:
+    netloc, _, rest = where.split("://", 1)[1].partition("/")
+    query = rest.partition("?")[2]
+    if (":" in netloc.split("@")[0] and "@" in netloc) or "password=" in query:
         raise SlurmError(
             f"{origin}: the state URL holds a password; keep it in ~/.pgpass (or PGPASSFILE, "
             "PGSERVICE) instead, as psql reads it"
@@ -92,7 +93,6 @@ def check_location(where: str, origin: str) -> None:
 class Dialect:
     """SQLite's ways (the default); PostgreSQL's override them."""
 
-    name = SQLITE
     # SQL of the first index of a pending record's indices (array_pending's text, `3-7,9`)
     first_index = "CAST(array_pending AS INTEGER)"
     # the write lock, taken at a write transaction's start
@@ -151,7 +151,6 @@ class Dialect:
 
 
 class PostgreSQL(Dialect):
-    name = "postgresql"
     first_index = "CAST(substring(array_pending from '^[0-9]+') AS BIGINT)"
     # Writers are serialized as SQLite's are (one write lock, held to the commit), so every
     # compare-and-set above keeps its all-or-nothing meaning; readers never wait for it.
