@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
 WAIT_SLACK = 3
 POSTGRES = os.environ.get("SLURMSKY_TEST_POSTGRES")  # a server URL: the state's engine
+os.environ.pop("SLURMSKY_STATE", None)  # a developer's own state is no test's
 
 
 class Cluster:

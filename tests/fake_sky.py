@@ -397,8 +397,9 @@ def sky_world(cluster, tmp_path, monkeypatch, partitions: str):
     cluster.state.mkdir()
     os.mkfifo(cluster.state / "agent.fifo")
     fifo = os.open(cluster.state / "agent.fifo", os.O_RDONLY | os.O_NONBLOCK)
-    for key in ("SLURMSKY_HOME", "SLURMSKY_CONFIG", "HOME"):
-        monkeypatch.setenv(key, cluster.env[key])
+    for key in ("SLURMSKY_HOME", "SLURMSKY_CONFIG", "HOME", "SLURMSKY_STATE"):
+        if key in cluster.env:  # (the state's engine: conftest.py)
+            monkeypatch.setenv(key, cluster.env[key])
     monkeypatch.setenv("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")
     monkeypatch.setattr(skysync, "SYNC_INTERVAL", 0.3)
     fake = FakeSkyClient(tmp_path)

@@ -211,7 +211,7 @@ def test_an_agent_restarted_while_a_cut_waits_still_cuts_the_lane(lanes_world, t
     drive(lambda: {r[0]: r[1] for r in _elements(cluster, array_id)}.get(1) == "RUNNING")
     assert cluster.run("scancel", f"{array_id}_3").returncode == 0
     with cluster.db() as conn:
-        taken = "SELECT 1 FROM jobs WHERE array_job_id = ? AND array_task_id = 3 AND kill_sent"
+        taken = "SELECT 1 FROM jobs WHERE array_job_id = ? AND array_task_id = 3 AND kill_sent > 0"
         drive(lambda: conn.execute(taken, (array_id,)).fetchone() is not None)
     conn = state.connect()
     restarted = Scheduler(conn, backend="sky")
