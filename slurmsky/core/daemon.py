@@ -235,6 +235,7 @@ def main() -> int:
     from slurmsky.core.scheduler import Scheduler
     from slurmsky.errors import SlurmError
 
+    where = _location()
     try:
         conn = state.connect(long_lived=True)
     except (SlurmError, state.StateError) as exc:  # the commands say it too
@@ -293,6 +294,10 @@ def main() -> int:
                     pass
             except BlockingIOError:
                 pass
+        if _location() not in (where, None):  # the config names another state now
+            log.info("the state is now %s (was %s): starting over", _location(), where)
+            os.close(fifo)
+            os.execv(sys.executable, [sys.executable, "-m", "slurmsky.core.daemon"])
     # Exit: stop reading wake-ups first, then look once more, so a job stored just now
     # is either seen here or its command finds no reader and starts a new agent.
     os.close(fifo)
@@ -302,6 +307,18 @@ def main() -> int:
     log.info("exiting (%s)", "stopped" if stopping else "idle")
     os.unlink(_path("agent.pid"))
     return 0
+
+
+def _location() -> str | None:
+    """Where the state is now (the config's `state:`, SLURMSKY_STATE); None: the config
+    cannot be read just now. One state directory serves one state at a time: an agent
+    whose state moved starts over on the new one."""
+    from slurmsky.errors import SlurmError
+
+    try:
+        return state.location()
+    except SlurmError:
+        return None
 
 
 RESERVE = 256 * 1024  # bytes the agent holds in the state directory for a full disk

@@ -44,7 +44,7 @@ from slurmsky.core.state.db import (
     unusable,
     write,
 )
-from slurmsky.core.state.engine import StateError
+from slurmsky.core.state.engine import StateError, location
 from slurmsky.core.state.handed import (
     array_elements_out,
     cancelled_unsent,
@@ -92,6 +92,7 @@ from slurmsky.core.state.submissions import (
 __all__ = [
     "BUSY_TIMEOUT",
     "StateError",
+    "location",
     "RAW_TEXT_MARK",
     "SCHEMA_VERSION",
     "administer",
