@@ -194,3 +194,18 @@ def team_db():
         conn.close()
     finally:
         pgserver.stop(folder)
+
+
+def test_an_agent_whose_state_moved_starts_over(team):
+    """The config's state: changed while the agent runs: the next job, stored in the new
+    state, runs (the agent starts over on it), and `squeue` there lists it."""
+    db = team.env.pop("SLURMSKY_STATE")
+    first = team.sbatch("--wrap", "sleep 0.5")  # SQLite: the agent starts on it
+    team.wait_for(lambda: team.agent_pid(), 30, "the agent")
+    (team.home / "slurmsky.yaml").write_text(f"kill_wait: 1\nstate: {db}\n")
+    second = team.sbatch("--wrap", "true")
+    assert (first, second) == (1, 1)  # two queues, each its own ids
+    team.wait_done(second)
+    assert team.jobs() == [(1, "COMPLETED", 0, 0, "None")]
+    log = (team.state / "agent.log").read_text()
+    assert f"the state is now {db} (was sqlite): starting over" in log
