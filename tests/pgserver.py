@@ -174,27 +174,24 @@ def stop(folder: str) -> None:
 
 def database(server: str) -> str:
     """A new, empty database on the server at URL `server`; its URL."""
-    import psycopg2
-
     name = "t_" + uuid.uuid4().hex[:16]
-    conn = psycopg2.connect(server + "postgres", connect_timeout=30)
-    try:
-        conn.autocommit = True
-        conn.cursor().execute(f"CREATE DATABASE {name} TEMPLATE template0")
-    finally:
-        conn.close()
+    _admin(server, f"CREATE DATABASE {name} TEMPLATE template0")
     return server + name
 
 
 def drop(server: str, db_url: str) -> None:
     """Drop a database `database` made (its connections ended first)."""
+    _admin(server, f"DROP DATABASE IF EXISTS {db_url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
+def _admin(server: str, statement: str) -> None:
+    """One statement on the server's `postgres` database, outside a transaction."""
     import psycopg2
 
-    name = db_url.rsplit("/", 1)[1]
     conn = psycopg2.connect(server + "postgres", connect_timeout=30)
     try:
         conn.autocommit = True
-        conn.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.cursor().execute(statement)
     finally:
         conn.close()
 

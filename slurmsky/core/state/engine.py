@@ -110,8 +110,7 @@ class Dialect:
     def printf(self, fmt: str, args: list[str]) -> str:
         """SQL of C's printf of `fmt` (SQLite's: `%!-N.Ns`, `%!N.Ns`, `%!Ns`, `%s`, `%d`,
         `%02d`, `%%`; `!` counts characters) over the SQL expressions `args`."""
-        quoted = "'" + fmt.replace("'", "''") + "'"
-        return f"printf({quoted}{''.join(', ' + a for a in args)})"
+        return _call("printf", fmt, args)
 
     def greatest(self, a: str, b: str) -> str:
         return f"max({a}, {b})"
@@ -185,8 +184,7 @@ class PostgreSQL(Dialect):
                 value = f"left({value}, {int(precision)})"
             out.append(f"%{width}s")
             values.append(value)
-        quoted = "'" + "".join(out).replace("'", "''") + "'"
-        return f"format({quoted}{''.join(', ' + v for v in values)})"
+        return _call("format", "".join(out), values)
 
     def greatest(self, a: str, b: str) -> str:
         return f"greatest({a}, {b})"
@@ -241,6 +239,12 @@ class PostgreSQL(Dialect):
         statement = re.sub(r"\bREAL\b", "DOUBLE PRECISION", statement)
         statement = statement.replace("text TEXT NOT NULL UNIQUE", "text TEXT NOT NULL")
         return statement.replace(" user TEXT", ' "user" TEXT').replace("(user)", '("user")')
+
+
+def _call(function: str, fmt: str, args: list[str]) -> str:
+    """SQL of `function('fmt', args...)`."""
+    quoted = "'" + fmt.replace("'", "''") + "'"
+    return f"{function}({quoted}{''.join(', ' + a for a in args)})"
 
 
 SQLITE_DIALECT = Dialect()
