@@ -117,13 +117,13 @@ MODULE_SCHEMA = {
 }
 SCHEMA = {
     "backend": (str, "local (default) or sky"),
+    "cluster_name": (str, "SLURM_CLUSTER_NAME and sacct's Cluster (default: slurmsky)"),
     "state": (
         str,
         "where the job state lives: sqlite (default: a file under $SLURMSKY_HOME) or a team's "
         "PostgreSQL, postgresql://[user@]host[:port]/dbname (credentials from ~/.pgpass, "
         "PGSERVICE, ...; never here); $SLURMSKY_STATE overrides it",
     ),
-    "cluster_name": (str, "SLURM_CLUSTER_NAME and sacct's Cluster (default: slurmsky)"),
     "partitions": ({"*": PARTITION_SCHEMA}, "partition name -> resources"),
     "modules": (
         {"*": MODULE_SCHEMA},
@@ -291,10 +291,6 @@ def load_config(environ=os.environ) -> Config:
     if backend not in BACKENDS:
         raise SlurmError(f"{path}: 'backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
     data["backend"] = backend
-    if "state" in data:
-        from slurmsky.core.state.engine import check_location
-
-        check_location(data["state"], f"{path}: 'state'")
     return Config(path=path, **data)
 
 

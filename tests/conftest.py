@@ -134,7 +134,8 @@ class Cluster:
                 return []
             raise
         finally:
-            conn.close()
+            if self.database:
+                conn.close()
 
     def job(self, job_id: int) -> tuple:
         return self.jobs("job_id = ?", job_id)[0]
@@ -204,7 +205,8 @@ class Cluster:
                 if pid and session_is_ours(pid, created)
             ]
         finally:
-            conn.close()
+            if self.database:  # (SQLite's, as before: left to the collector)
+                conn.close()
 
     def teardown(self) -> None:
         for pid in self.agents():

@@ -36,7 +36,7 @@ def test_partitions_and_default(tmp_path):
     [
         (
             "bogus: 1\n",
-            "unknown key 'bogus' (expected one of: backend, cluster_name, partitions, "
+            "unknown key 'bogus' (expected one of: backend, cluster_name, state, partitions, "
             "modules, export, requeue, kill_wait, max_array_size, def_mem_per_cpu, "
             "constrain_devices, purge_run_dirs_after, purge_job_after, agent_log_max_mb, "
             "acct_gather_frequency, upload_max_mb)",

@@ -274,7 +274,7 @@ def connect(environ=os.environ, *, long_lived: bool = False):
     if none was stored when it opened."""
     where = engine.location(environ)
     if where != engine.SQLITE:
-        engine.check_location(where, "SLURMSKY_STATE" if environ.get("SLURMSKY_STATE") else "state")
+        engine.check_location(where, engine.origin(environ))
         pg = engine.connect_postgres(where, environ)
         try:
             _check_postgres(pg, where)
@@ -502,7 +502,7 @@ def administer(action: str, environ=os.environ) -> tuple[str, int | None, str]:
             return path, None, "absent: the first command makes it"
         connect(environ).close()  # makes the file, or brings it to this version
         return path, SCHEMA_VERSION, "current"
-    engine.check_location(where, "SLURMSKY_STATE" if environ.get("SLURMSKY_STATE") else "state")
+    engine.check_location(where, engine.origin(environ))
     conn = engine.connect_postgres(where, environ)
     try:
         if action == "init":

@@ -67,6 +67,15 @@ def location(environ=os.environ) -> str:
     return load_config(environ).state
 
 
+def origin(environ=os.environ) -> str:
+    """Where location() found the state, as an error names it."""
+    if environ.get("SLURMSKY_STATE"):
+        return "SLURMSKY_STATE"
+    from slurmsky.config import config_path
+
+    return f"{config_path(environ)}: 'state'"
+
+
 def is_postgres(where: str) -> bool:
     return where.startswith(("postgresql://", "postgres://"))
 
