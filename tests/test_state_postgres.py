@@ -201,7 +201,8 @@ def test_an_agent_whose_state_moved_starts_over(team):
     state, runs (the agent starts over on it), and `squeue` there lists it."""
     db = team.env.pop("SLURMSKY_STATE")
     first = team.sbatch("--wrap", "sleep 0.5")  # SQLite: the agent starts on it
-    team.wait_for(lambda: team.agent_pid(), 30, "the agent")
+    ran = team.cwd / "slurm-1.out"
+    team.wait_for(ran.exists, 30, "the first job to run (the agent at work on SQLite)")
     (team.home / "slurmsky.yaml").write_text(f"kill_wait: 1\nstate: {db}\n")
     second = team.sbatch("--wrap", "true")
     assert (first, second) == (1, 1)  # two queues, each its own ids
