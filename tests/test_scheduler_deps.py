@@ -91,12 +91,14 @@ def test_dependency_on_an_array_waits_for_every_element(cluster):
 
 
 def test_singleton_waits_for_the_running_namesake(cluster):
-    first = cluster.sbatch("-J", "single", "--dependency=singleton", "--wrap", "sleep 2")
+    gate = "while [ ! -e go ]; do sleep 0.1; done"  # runs until the test says (no race)
+    first = cluster.sbatch("-J", "single", "--dependency=singleton", "--wrap", gate)
     second = cluster.sbatch("-J", "single", "--dependency=singleton", "--wrap", "true")
     cluster.wait_for(lambda: cluster.job(first)[1] == "RUNNING", 30)
     time.sleep(0.3)
     assert cluster.job(second)[1:] == ("PENDING", None, None, "Dependency")
     assert dependency(cluster, second) == "singleton(unfulfilled)"
+    (cluster.cwd / "go").touch()
     cluster.wait_done(first, second)
     with cluster.db() as conn:
         starts = dict(conn.execute("SELECT job_id, start_time FROM jobs"))
