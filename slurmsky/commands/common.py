@@ -72,14 +72,9 @@ def _unreachable(prog: str, argv: list[str]) -> tuple[list[str], int]:
         return [f"scancel: error: Kill job error on job id {i}: {NO_CONTROLLER}" for i in ids], 8
     if prog == "sstat":
         return [f"sstat: error: couldn't get steps for job {i}" for i in ids[:1]], 0
-    if prog == "sacct":
-        where = os.environ.get("PGHOST", "localhost")
-        from slurmsky.core.state.engine import location
-
-        url = location()
-        if "://" in url:
-            netloc = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
-            where = netloc if ":" in netloc else f"{netloc or where}:5432"
+    if prog == "sacct":  # slurmdbd's host:port: the database's (libpq's default port)
+        host = state.location().split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]
+        where = host if ":" in host else f"{host or os.environ.get('PGHOST', 'localhost')}:5432"
         return [
             "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent "
             f"connection to host:{where}: Connection refused",

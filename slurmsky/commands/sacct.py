@@ -223,7 +223,7 @@ def body(argv: list[str]) -> int:
         and sacct_format.listing_fits(fields)
         and (o.delimiter is None or o.delimiter.isascii())
         and conn.text_factory is str  # no text that is not UTF-8 stored (SQLite counts bytes)
-        and state.computes_listings(conn)
+        and state.computes_sacct_listing(conn)
     ):
         # the common listing: SQLite computes the lines and their order, streamed
         header = sacct_format.sacct_lines(

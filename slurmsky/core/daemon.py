@@ -294,8 +294,9 @@ def main() -> int:
                     pass
             except BlockingIOError:
                 pass
-        if _location() not in (where, None):  # the config names another state now
-            log.info("the state is now %s (was %s): starting over", _location(), where)
+        moved = _location()
+        if moved not in (where, None):  # the config names another state now
+            log.info("the state is now %s (was %s): starting over", moved, where)
             os.close(fifo)
             os.execv(sys.executable, [sys.executable, "-m", "slurmsky.core.daemon"])
     # Exit: stop reading wake-ups first, then look once more, so a job stored just now

@@ -220,10 +220,6 @@ def printf_sql(parts: list[tuple[str, str | None]], dialect) -> str:
     return " || ".join(calls)
 
 
-def quote_sql(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def write_lines(out, head: list[str], lines) -> None:
     """The header lines, then `lines` a thousand at a time (`squeue -r | head` stops early)."""
     import itertools

@@ -57,7 +57,7 @@ from slurmsky.core.state.handed import (
 from slurmsky.core.state.queries import (
     MIN_JOB_AGE,
     arrays_exist,
-    computes_listings,
+    computes_sacct_listing,
     find_jobs,
     generation,
     het_sets,
@@ -128,7 +128,7 @@ __all__ = [
     "split_element",
     "MIN_JOB_AGE",
     "arrays_exist",
-    "computes_listings",
+    "computes_sacct_listing",
     "find_jobs",
     "generation",
     "het_sets",

@@ -109,7 +109,7 @@ class Dialect:
     # one snapshot for a series of reads
     begin_read = "BEGIN"
     # whether sacct's listing (SQL over the RESULT's steps with json_each) runs here
-    computes_listings = True
+    computes_sacct_listing = True
 
     def json_text(self, column: str, key: str) -> str:
         """SQL of a JSON column's top-level `key` (a literal name) as text."""
@@ -164,7 +164,7 @@ class PostgreSQL(Dialect):
     # compare-and-set above keeps its all-or-nothing meaning; readers never wait for it.
     begin_write = ("BEGIN", "SELECT pg_advisory_xact_lock(7146)")
     begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-    computes_listings = False
+    computes_sacct_listing = False
 
     def json_text(self, column: str, key: str) -> str:
         return f"(CAST({column} AS jsonb) ->> '{key}')"
@@ -359,7 +359,7 @@ class PgConnection:
         return self._raw.get_transaction_status() != 0  # not TRANSACTION_STATUS_IDLE
 
     def create_function(self, *args, **kwargs) -> None:
-        """Listings are not computed here (dialect.computes_listings): nothing to add."""
+        """Listings are not computed here (dialect.computes_sacct_listing): nothing to add."""
 
     def close(self) -> None:
         self._raw.close()

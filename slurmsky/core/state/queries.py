@@ -156,10 +156,10 @@ def query_jobs(
     return conn.execute(f"jobs{where_text}".join(pieces), args * (len(pieces) - 1))
 
 
-def computes_listings(conn) -> bool:
+def computes_sacct_listing(conn) -> bool:
     """Whether the engine computes sacct's listing (its steps from the RESULT with SQLite's
     json_each); elsewhere sacct makes the same lines from records."""
-    return conn.dialect.computes_listings
+    return conn.dialect.computes_sacct_listing
 
 
 def arrays_exist(conn: Connection) -> bool:
