@@ -187,8 +187,12 @@ def test_fifty_concurrent_submissions(cluster):
 
 
 def test_agent_killed_while_jobs_run(cluster):
-    runs = cluster.cwd / "runs.txt"
-    script = cluster.script("job.sh", f"#!/bin/bash\necho $SLURM_JOB_ID >> {runs}\nsleep 3\n")
+    runs, gate = cluster.cwd / "runs.txt", cluster.cwd / "gate"
+    script = cluster.script(
+        "job.sh",
+        f"#!/bin/bash\necho $SLURM_JOB_ID >> {runs}\n"
+        f"until [ -e {gate} ]; do sleep 0.1; done\nsleep 1\n",  # they run on till the agent died
+    )
     ids = [cluster.sbatch(script) for _ in range(3)]
     ids.append(cluster.sbatch("-N", "99", script))  # pends forever (PartitionNodeLimit)
     cluster.wait_for(lambda: len(cluster.jobs("state = 'RUNNING'")) == 3, 30, "3 running")
@@ -201,6 +205,7 @@ def test_agent_killed_while_jobs_run(cluster):
     )
     late = cluster.sbatch(script)  # the next command starts a new agent
     cluster.wait_for(lambda: cluster.agent_pid() not in (None, old), 10, "a new agent")
+    gate.touch()
     rows = cluster.wait_done(*ids[:3], late, timeout=60)
     assert [r[1:3] for r in rows] == [("COMPLETED", 0)] * 4
     assert sorted(map(int, runs.read_text().split())) == sorted(ids[:3] + [late])

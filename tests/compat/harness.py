@@ -691,6 +691,11 @@ class SkySide(Side):
                         os.kill(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
+        database = self.databases.pop(case.id, None)
+        if database:  # the case's own database goes with it (WITH FORCE ends its sessions)
+            import pgserver
+
+            pgserver.drop(POSTGRES, database)
 
 
 def _term(pid: int) -> None:

@@ -16,6 +16,7 @@ PGSERVICE, sslmode and client certificates all work as for psql. The driver is p
 from __future__ import annotations
 
 import os
+import sys
 
 from slurmsky.errors import SlurmError
 
@@ -398,11 +399,28 @@ def failure(exc) -> StateError:
 CONNECT_TIMEOUT = 10  # s libpq waits for the server before a command says it is unreachable
 
 
+def _import_psycopg2():
+    """psycopg2, imported without Python's ssl where that is not loaded yet: its module
+    imports ssl (~15 ms, half its cost) only to leave OpenSSL's locking set-up to Python;
+    without it libpq does that itself (OpenSSL 1.1 and later need none; psycopg2-binary's
+    libpq has an OpenSSL of its own). Python's ssl imports as usual afterwards."""
+    if "psycopg2" in sys.modules or "ssl" in sys.modules:
+        import psycopg2
+
+        return psycopg2
+    sys.modules["ssl"] = None  # type: ignore[assignment]  # import ssl fails: libpq's own
+    try:
+        import psycopg2
+    finally:
+        del sys.modules["ssl"]
+    return psycopg2
+
+
 def connect_postgres(where: str, environ=os.environ) -> PgConnection:
     """A connection to the PostgreSQL state at URL `where` (libpq's URL; its credentials
     from libpq's own files and variables)."""
     try:
-        import psycopg2
+        psycopg2 = _import_psycopg2()
     except ImportError:
         raise SlurmError(
             f"the state is on PostgreSQL ({where}) and no PostgreSQL driver is installed: "
