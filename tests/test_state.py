@@ -162,8 +162,14 @@ def test_specs_and_environments_are_stored_once(conn):
     )
 
 
+def _before_the_het_index(conn) -> None:
+    """Take a new state back to schema 8 (no index of het_job_id)."""
+    conn.execute("DROP INDEX jobs_het")
+
+
 def _before_hetjobs(conn) -> None:
     """Take a new state back to before heterogeneous jobs (schema 7)."""
+    _before_the_het_index(conn)
     conn.execute("DROP TRIGGER jobs_het_follow")
     conn.execute("ALTER TABLE jobs DROP COLUMN het_job_offset")
     conn.execute("ALTER TABLE jobs DROP COLUMN het_job_id")
@@ -222,6 +228,7 @@ def test_schema_2_gains_the_indexes_of_the_queries_commands_make(tmp_path, monke
         "jobs_reason",
         "jobs_executor",
         "jobs_waiting",
+        "jobs_het",
     }
     assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
     assert state.get_job(conn, 1).state == "PENDING"
@@ -314,6 +321,22 @@ def test_schema_7_gains_heterogeneous_jobs(tmp_path, monkeypatch):
     # a component alone changes alone (its leader is not moved by it)
     state.update_job(conn, 2, state="PENDING")
     assert state.get_job(conn, 1).state == "CANCELLED"
+
+
+def test_schema_8_gains_the_index_of_heterogeneous_jobs(tmp_path, monkeypatch):
+    """`-j J` reads J's components by het_job_id: the query's plan uses that index."""
+    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
+    old = state.connect()
+    _before_the_het_index(old)
+    old.execute("PRAGMA user_version = 8")
+    old.close()
+    conn = state.connect()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT job_id FROM jobs "
+        "WHERE job_id IN (5) OR array_job_id IN (5) OR het_job_id IN (5)"
+    ).fetchall()
+    assert "USING INDEX jobs_het (het_job_id=?)" in " ".join(row[-1] for row in plan)
 
 
 def test_a_new_state_made_by_many_commands_at_once(tmp_path):

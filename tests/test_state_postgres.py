@@ -17,6 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from slurmsky.core.state.db import SCHEMA_VERSION as NOW
+
 pytestmark = pytest.mark.skipif(
     not glob.glob("/usr/lib/postgresql/*/bin/initdb") and shutil.which("initdb") is None,
     reason="no PostgreSQL server here (apt-get install postgresql-15)",
@@ -47,12 +49,12 @@ def test_db_init_check_upgrade(team):
     check = team.run("slurmsky", "db", "check")
     assert (check.returncode, check.stdout) == (
         1,
-        f"state: {db}: schema version none (this slurmsky's: 8); empty: run `slurmsky db init`\n",
+        f"state: {db}: schema version none (this slurmsky's: {NOW}); empty: run `slurmsky db init`\n",
     )
     init = team.run("slurmsky", "db", "init")
     assert (init.returncode, init.stdout) == (
         0,
-        f"state: {db}: schema version 8 (this slurmsky's: 8); made\n",
+        f"state: {db}: schema version {NOW} (this slurmsky's: {NOW}); made\n",
     )
     again = team.run("slurmsky", "db", "init")
     assert again.stdout.endswith("; already made\n") and again.returncode == 0
@@ -62,10 +64,22 @@ def test_db_init_check_upgrade(team):
     assert (squeue.returncode, squeue.stdout) == (1, "")
     assert squeue.stderr == (
         f"squeue: error: slurmsky state {db} has schema version 7, older than this "
-        "slurmsky's 8; run `slurmsky db upgrade` (as its owner)\n"
+        f"slurmsky's {NOW}; run `slurmsky db upgrade` (as its owner)\n"
     )
     check = team.run("slurmsky", "db", "check")
     assert check.returncode == 1 and check.stdout.endswith("older: run `slurmsky db upgrade`\n")
+    # schema 8, the first on PostgreSQL, had no index of het_job_id
+    with team.db() as conn:
+        conn.execute("DROP INDEX jobs_het")
+        conn.execute("UPDATE meta SET value = 8 WHERE key = 'schema_version'")
+    upgrade = team.run("slurmsky", "db", "upgrade")
+    assert (upgrade.returncode, upgrade.stdout) == (
+        0,
+        f"state: {db}: schema version {NOW} (this slurmsky's: {NOW}); upgraded from version 8\n",
+    )
+    with team.db() as conn:
+        assert conn.execute("SELECT to_regclass('jobs_het')").fetchone()[0] == "jobs_het"
+    assert team.run("squeue", "-h").returncode == 0
 
 
 def test_config_state_line_and_no_password(team):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from collections.abc import Callable
 
@@ -24,10 +23,13 @@ def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
     try:
         try:
             code = body(sys.argv[1:])
-        except sqlite3.Error as exc:
-            raise state.unusable(exc) from None
         except state.StateError as exc:
             raise _state_failed(prog, exc) from None
+        except Exception as exc:
+            sqlite3 = sys.modules.get("sqlite3")  # not imported where the state is PostgreSQL's
+            if sqlite3 is None or not isinstance(exc, sqlite3.Error):
+                raise
+            raise state.unusable(exc) from None
     except (SlurmError, UsageError) as exc:
         sys.stdout.flush()
         text = (

@@ -9,14 +9,16 @@ failing with `database is locked`."""
 from __future__ import annotations
 
 import os
-import random
-import sqlite3
 from contextlib import contextmanager
 
 from slurmsky.core.state import engine
 from slurmsky.errors import SlurmError
 
-SCHEMA_VERSION = 8
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    import sqlite3
+
+SCHEMA_VERSION = 9
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 
 
@@ -125,6 +127,7 @@ CREATE INDEX jobs_user ON jobs(user);
 CREATE INDEX jobs_name ON jobs(name);
 CREATE INDEX jobs_end ON jobs(end_time);
 CREATE INDEX jobs_submit ON jobs(submit_time);
+CREATE INDEX jobs_het ON jobs(het_job_id) WHERE het_job_id IS NOT NULL;
 CREATE INDEX jobs_pending ON jobs(state, submission, {index});
 -- and jobs_waiting (_WAITING), _GENERATION's triggers, _ATTEMPTS and _HET_FOLLOW
 CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
@@ -178,6 +181,10 @@ _HET_FOLLOW = (
 )  # fmt: skip
 
 
+# `-j J` finds J's components by it (with job_id's and array_job_id's: PostgreSQL's plan
+# for the three-way OR is then three index lookups, not a scan of the jobs)
+_HET_INDEX = "CREATE INDEX jobs_het ON jobs(het_job_id) WHERE het_job_id IS NOT NULL"
+
 # version -> the statements that bring a state database from it to the next version
 _MIGRATIONS = {
     1: ("ALTER TABLE jobs ADD COLUMN max_nodes INTEGER",),
@@ -206,6 +213,7 @@ _MIGRATIONS = {
         "ALTER TABLE jobs ADD COLUMN het_job_offset INTEGER",
         _HET_FOLLOW,
     ),
+    8: (_HET_INDEX,),
 }
 
 
@@ -260,12 +268,6 @@ def _raw_text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-class SQLiteConnection(sqlite3.Connection):
-    """sqlite3's connection, naming its engine's ways (engine.Dialect)."""
-
-    dialect = engine.SQLITE_DIALECT
-
-
 def connect(environ=os.environ, *, long_lived: bool = False):
     """Open the state database (creating it if needed: SQLite's file, or an empty
     PostgreSQL database's schema); autocommit, transactions are explicit. A state that
@@ -282,6 +284,10 @@ def connect(environ=os.environ, *, long_lived: bool = False):
             pg.close()
             raise
         return pg
+    import sqlite3
+
+    from slurmsky.core.state.sqlite import SQLiteConnection
+
     try:
         path = os.path.join(ensure_home(environ), "state.db")
     except OSError as exc:
@@ -328,6 +334,8 @@ def _schema(dialect: engine.Dialect) -> list[str]:
 
 def _first_values() -> list[tuple]:
     """meta's rows in a new state: the first job id, the generation's start."""
+    import random
+
     return [("next_job_id", 1), ("generation", random.randrange(10**12))]
 
 
@@ -340,6 +348,10 @@ def _create(path: str) -> None:
         os.unlink(aside)  # left by a process of this number that died making it
     try:
         os.close(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # not the umask's
+        import sqlite3
+
+        from slurmsky.core.state.sqlite import SQLiteConnection
+
         conn = sqlite3.connect(aside, isolation_level=None, factory=SQLiteConnection)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -443,7 +455,7 @@ $$""",
 # PostgreSQL's schema versions (meta's schema_version) -> the statements that bring a state
 # from it to the next; it starts at PG_FIRST_VERSION.
 PG_FIRST_VERSION = 8
-_PG_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+_PG_MIGRATIONS: dict[int, tuple[str, ...]] = {8: (_HET_INDEX,)}
 
 
 def schema_version(conn) -> int | None:
