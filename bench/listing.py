@@ -2,15 +2,17 @@
 `python -c pass`, interleaved in one loop (so the machine's load weighs on all alike).
 
     python bench/listing.py [--jobs 10000] [--layout held|arrays] [--runs 11]
-                            [--code CHECKOUT ...] [--keep DIR] [--state URL ...]
+                            [--code CHECKOUT ...] [--keep DIR] [--state URL ...] [--kept]
 
 Each `--code` is a checkout whose bin/ shims are timed (default: this one), so an old and a
 new tree can be compared in the same run. The state is built as bench/run.py builds it
 (held `--wrap true` jobs through sbatch's own store); `--layout arrays` puts most jobs in
 four held 2500-element arrays (`--array=0-2499%4`), which squeue collapses to one line each.
-Each `--state` is an engine the same commands are timed on, in the same loop: `sqlite` (the
-default) or an empty PostgreSQL database's URL (the state is made there; with --keep, the
-state directory holds the ids of that one).
+With `--kept` the loop is a polling one: no scancel, stdout a file, so a long listing is
+the answer kept from the call before (listing_cache). Each `--state` is an engine the same
+commands are timed on, in the same loop: `sqlite` (the default) or an empty PostgreSQL
+database's URL (the state is made there; with --keep, the state directory holds the ids of
+that one).
 Nothing here is a test: it prints medians (ms) and ratios to `python -c pass`.
 """
 
@@ -57,12 +59,12 @@ def populate(home: str, count: int, layout: str, cwd: str) -> list[int]:
     return ids
 
 
-def timed_ms(argv: list[str], env: dict, cwd: str) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(
-        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-    )
-    return (time.perf_counter() - t0) * 1000
+def timed_ms(argv: list[str], env: dict, cwd: str, kept: bool = False) -> float:
+    """The call's wall time; with `kept` its stdout is a file (where answers are kept)."""
+    with open(os.path.join(cwd, "out"), "w") if kept else open(os.devnull, "w") as out:
+        t0 = time.perf_counter()
+        subprocess.run(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.DEVNULL, check=False)
+        return (time.perf_counter() - t0) * 1000
 
 
 def main() -> None:
@@ -74,6 +76,9 @@ def main() -> None:
     ap.add_argument("--keep", help="reuse (or create) the state in this directory")
     ap.add_argument("--only", help="comma-separated command labels to time")
     ap.add_argument("--state", action="append", default=[], help="sqlite or a PostgreSQL URL")
+    ap.add_argument(
+        "--kept", action="store_true", help="a polling loop's calls: no scancel, stdout a file"
+    )
     args = ap.parse_args()
     codes = args.code or [str(ROOT)]
     tmp = tempfile.mkdtemp(prefix="slurmsky-listing-")
@@ -89,7 +94,8 @@ def main() -> None:
                 for code in codes:
                     argv = [sys.executable, str(Path(code, "bin", label.split()[0]))]
                     argv += extra if extra is not None else [str(next(victims))]
-                    times.setdefault((label, code, where), []).append(timed_ms(argv, env, tmp))
+                    ms = timed_ms(argv, env, tmp, args.kept)
+                    times.setdefault((label, code, where), []).append(ms)
     for where, env, cases, victims in runs:
         subprocess.run(
             [sys.executable, str(Path(codes[0], "bin", "slurmsky")), "agent", "stop"],
@@ -136,6 +142,8 @@ def _prepare(args, tmp: str, where: str):
         ("sacct -j", ["-j", probe]),
         ("scancel", None),
     ]
+    if args.kept:  # the queue stays as it is: squeue's long listing is a kept answer
+        cases = cases[:-1]
     if args.only:
         wanted = args.only.split(",")
         cases = [c for c in cases if c[0] in wanted]

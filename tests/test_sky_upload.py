@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,55 @@ def test_in_a_git_work_tree_what_git_ignores_stays_ignored(tmp_path, capsys):
     submitted(root, capsys)
     expected = {"main.py", "deep/er/notes.txt", ".skyignore", ".gitignore"}
     assert {p for p in skypilot_zips(root) if not p.startswith(".git/")} == expected
+
+
+def test_fifos_sockets_and_the_state_stay_home_and_skypilots_zip_ends(
+    tmp_path, capsys, monkeypatch
+):
+    """A FIFO under the workdir (slurmsky's own agent.fifo, where the state directory lies
+    there) held SkyPilot's zip upload for ever: it read the FIFO. FIFOs, sockets and the state
+    directory go into the block, unsaid; SkyPilot's zip (run in a process that must end) and
+    rsync take none of them."""
+    import socket
+
+    root = tmp_path / "p"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "a.py").write_text("x\n")
+    os.mkfifo(root / "src" / "pipe[1]")
+    held = socket.socket(socket.AF_UNIX)
+    held.bind(str(root / "sock"))
+    home = root / "slurmsky-state"
+    monkeypatch.setenv("SLURMSKY_HOME", str(home))
+    home.mkdir()
+    (home / "state.db").write_text("the queue\n")
+    os.mkfifo(home / "agent.fifo")
+    try:
+        assert submitted(root, capsys) == ""
+        text = (root / ".skyignore").read_text()
+        assert text.splitlines()[-5:] == [
+            "# no file to upload: FIFOs, sockets, devices, slurmsky's state",
+            "/slurmsky-state",
+            "/sock",
+            "/src/pipe[[]1]",
+            upload.END,
+        ]
+        assert skypilot_zips(root) == {"src/a.py", ".skyignore"}
+        assert skypilot_rsyncs(root, tmp_path) == {"src/a.py", ".skyignore"}
+        zipped = tmp_path / "up.zip"
+        code = (
+            "import sys\nfrom sky.data import storage_utils\n"
+            "storage_utils.zip_files_and_folders([sys.argv[1]], sys.argv[2])"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(root), str(zipped)], timeout=120, capture_output=True
+        )
+        assert out.returncode == 0, out.stderr
+        with zipfile.ZipFile(zipped) as z:
+            taken = {n.split("/p/", 1)[1] for n in z.namelist() if not n.endswith("/")}
+        assert taken == {"src/a.py", ".skyignore"}
+        assert upload.plan(str(root), state_dir=str(home)).files == 2  # a.py, .skyignore
+    finally:
+        held.close()
 
 
 def test_nothing_is_written_where_no_credential_is(tmp_path, capsys):

@@ -50,8 +50,9 @@ class SkyBackend(Backend):
         the user's and the project's) recorded with the task, or for a pool partition's job
         the server its pool was made on: the agent sends the job there. The workdir's upload is
         checked (the size cap) and any credential in it made SkyPilot's to leave out, said
-        once (upload.py)."""
+        once, as are FIFOs, sockets, devices and the state directory, unsaid (upload.py)."""
         from slurmsky.backends.sky import pools, server, upload
+        from slurmsky.core import state
 
         if plan.task is not None:  # the server this command names; a pool's: the pool's
             meta = plan.task["_metadata"]["slurmsky"]
@@ -62,7 +63,7 @@ class SkyBackend(Backend):
         if first is None or "workdir" not in first:  # a path on the cluster
             return []
         req = plan.request
-        up = upload.plan(req.workdir, cfg.upload_max_mb * 1048576)
+        up = upload.plan(req.workdir, cfg.upload_max_mb * 1048576, state.home())
         upload.check(up, cfg.upload_max_mb, cfg.path)
         upload.exclude_credentials(up)
         if not up.left_out:

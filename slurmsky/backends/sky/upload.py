@@ -9,12 +9,17 @@ it writes CREDENTIALS into that .skyignore, in a block of its own between BEGIN 
 (rewritten each time, the rest of the file untouched). With no .skyignore before, the block
 also lists what git ignored then, anchored: a .skyignore replaces .gitignore for SkyPilot.
 Only the names of patterns whose meaning both SkyPilot readers share are used.
+
+What no upload may read stays home the same way, named in the block: FIFOs, sockets and
+device files (SkyPilot's zip reads a FIFO until a writer closes it: a launch from a directory
+holding one waited for ever) and slurmsky's own state directory.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 import subprocess
 
 from slurmsky.errors import SlurmError
@@ -53,7 +58,8 @@ CREDENTIALS = (
 class Upload(Record):
     """What SkyPilot would upload of `root`: `files` files, `size` bytes (counting stops past
     the cap), the credential paths left out (relative, sorted), and the rules read: the
-    .skyignore's text (None: none) and what git ignored (None: not asked)."""
+    .skyignore's text (None: none) and what git ignored (None: not asked); `unreadable`: the
+    paths no upload may read (special files, slurmsky's state directory), counted nowhere."""
 
     root: str
     files: int
@@ -61,6 +67,7 @@ class Upload(Record):
     left_out: tuple[str, ...]
     skyignore: str | None
     git_ignored: tuple[str, ...] | None
+    unreadable: tuple[str, ...] = ()
 
 
 def is_credential(rel: str) -> bool:
@@ -137,12 +144,15 @@ def _rules(root: str) -> tuple[str | None, set[str], tuple[str, ...] | None]:
     return None, {p.rstrip("/") for p in ignored or ()}, None if ignored is None else tuple(ignored)
 
 
-def plan(root: str, max_bytes: int | None = None) -> Upload:
+def plan(root: str, max_bytes: int | None = None, state_dir: str | None = None) -> Upload:
     """What would go up: SkyPilot's rules and CREDENTIALS applied to a walk of root
-    (symlinks are not followed, as SkyPilot stores them as links)."""
+    (symlinks are not followed, as SkyPilot stores them as links); special files and
+    `state_dir` (slurmsky's, where it lies under root) stay home."""
     text, excluded, git_ignored = _rules(root)
+    state_id = _identity(state_dir) if state_dir else None
     files = size = 0
     left_out: list[str] = []
+    unreadable: list[str] = []
     for top, dirs, names in os.walk(root):
         rel_top = os.path.relpath(top, root)
         rel_top = "" if rel_top == "." else rel_top + "/"
@@ -153,6 +163,9 @@ def plan(root: str, max_bytes: int | None = None) -> Upload:
             elif is_credential(rel):
                 dirs.remove(name)
                 left_out.append(rel + "/")
+            elif state_id and _identity(os.path.join(top, name)) == state_id:
+                dirs.remove(name)
+                unreadable.append(rel + "/")
         for name in names:
             rel = rel_top + name
             if rel in excluded:
@@ -161,13 +174,27 @@ def plan(root: str, max_bytes: int | None = None) -> Upload:
                 left_out.append(rel)
                 continue
             try:
-                size += os.lstat(os.path.join(top, name)).st_size
+                mode = os.lstat(os.path.join(top, name))
             except OSError:
                 continue
+            if not (stat.S_ISREG(mode.st_mode) or stat.S_ISLNK(mode.st_mode)):
+                unreadable.append(rel)  # a FIFO, a socket, a device
+                continue
+            size += mode.st_size
             files += 1
         if max_bytes is not None and size > max_bytes:
             break
-    return Upload(root, files, size, tuple(sorted(left_out)), text, git_ignored)
+    return Upload(
+        root, files, size, tuple(sorted(left_out)), text, git_ignored, tuple(sorted(unreadable))
+    )
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def check(up: Upload, max_mb: int, config_path: str) -> None:
@@ -185,6 +212,11 @@ def describe(up: Upload) -> list[str]:
     lines = [f"uploads {up.root}: {up.files} files, {_mb(up.size)} MB (SkyPilot's rules)"]
     if up.left_out:
         lines.append("left out (credentials stay home): " + " ".join(up.left_out))
+    if up.unreadable:
+        lines.append(
+            "left out (no file to upload: FIFOs, sockets, devices, slurmsky's state): "
+            + " ".join(up.unreadable)
+        )
     return lines
 
 
@@ -194,16 +226,23 @@ def _mb(size: int) -> str:
 
 def exclude_credentials(up: Upload) -> None:
     """Make SkyPilot leave out what `up` leaves out: the BEGIN..END block of the workdir's
-    .skyignore (written atomically; nothing is written when no credential is there)."""
-    if not up.left_out:
+    .skyignore (written atomically; nothing is written when no credential or unreadable path
+    is there)."""
+    if not up.left_out and not up.unreadable:
         return
+    import glob
+
     path = os.path.join(up.root, SKYIGNORE)
     text, git_ignored = up.skyignore, up.git_ignored
     block = [BEGIN]
     if text is None and git_ignored:  # the .skyignore made here replaces .gitignore
         block += ["# what git ignored when it was written"]
         block += ["/" + p.rstrip("/") for p in git_ignored]
-    block += list(CREDENTIALS) + [END]
+    block += list(CREDENTIALS)
+    if up.unreadable:  # anchored, their names' wildcards escaped (as both readers take them)
+        block += ["# no file to upload: FIFOs, sockets, devices, slurmsky's state"]
+        block += ["/" + glob.escape(p.rstrip("/")) for p in up.unreadable if "\n" not in p]
+    block += [END]
     kept = _own_rules(text or "")
     new = "\n".join(kept + block) + "\n"
     if new == text:
