@@ -647,3 +647,31 @@ def test_half_started_job_found_running_is_adopted(world):
         T0 - 5,
         world.ex.adopted[1],
     )
+
+
+def test_a_backend_that_cannot_be_made_is_tried_again_after_a_growing_delay(
+    world, monkeypatch, caplog
+):
+    """An executor that cannot be made (a broken install): its jobs fail at launch, the
+    error is logged once, and the executor is made again after 1, 2, 4 ... 30 s, so a fixed
+    install serves again without restarting the agent."""
+    calls = []
+
+    def broken():
+        calls.append(world.clock.now)
+        raise ImportError("No module named 'thing'")
+
+    monkeypatch.setattr(fake_backend.BACKEND, "executor", broken)
+    times = [T0 + t for t in (0, 0.5, 1, 2, 3, 5, 7, 11, 15, 30, 31, 60, 61, 90, 91)]
+    for now in times:
+        world.clock.now = now
+        assert isinstance(world.sched.executor("fake"), scheduler.Unavailable)
+    assert [c - T0 for c in calls] == [0, 1, 3, 7, 15, 31, 61, 91]  # then every 30 s
+    said = [r.getMessage() for r in caplog.records if "cannot run jobs" in r.getMessage()]
+    assert said == ["the fake backend cannot run jobs: No module named 'thing'"]
+    monkeypatch.setattr(fake_backend.BACKEND, "executor", lambda: world.ex)  # fixed
+    world.clock.now = T0 + 121
+    assert world.sched.executor("fake") is world.ex
+    world.submit(job_row(1))
+    world.run(T0 + 122)
+    assert world.look(1, "state") == ("RUNNING",)

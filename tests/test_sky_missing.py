@@ -4,6 +4,7 @@ doctor say which extra to install; translate, which needs no SkyPilot, still wor
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
@@ -45,3 +46,28 @@ def test_doctor_says_it_and_translate_needs_no_skypilot(cluster, no_sky):
     assert out.returncode == 1 and out.stdout.startswith(f"backend:     sky: {WORDS}\n")
     out = cluster.run("slurmsky", "translate", "--", "--wrap", "true", env=no_sky, timeout=30)
     assert out.returncode == 0 and "run: " in out.stdout, out.stderr
+
+
+def test_an_agent_that_cannot_import_its_backend_runs_the_rest_and_idles(cluster, no_sky):
+    """The agent's configured backend (sky) cannot import SkyPilot where it runs: no pass
+    fails, the local jobs run, and the agent idles (issue 50: a pass that raises each time
+    leaves the started jobs unwatched)."""
+    import psutil
+
+    held = [cluster.sbatch("--hold", "--wrap", "sleep 5") for _ in range(2)]
+
+    def no_agent() -> bool:  # each sbatch may have started one: stop them all
+        cluster.run("slurmsky", "agent", "stop")
+        return not cluster.agents()
+
+    cluster.wait_for(no_agent, timeout=60, what="no agent")
+    cluster.run("scontrol", "release", ",".join(map(str, held)), env=no_sky)
+    cluster.wait_for(lambda: len(cluster.jobs("state = 'RUNNING'")) == 2, 30, "both running")
+    agent = psutil.Process(cluster.agent_pid())
+    before = sum(agent.cpu_times()[:2])
+    time.sleep(3)
+    assert sum(agent.cpu_times()[:2]) - before < 1.0  # of 3 s: near idle
+    rows = cluster.wait_done(*held, timeout=60)
+    assert [r[1:3] for r in rows] == [("COMPLETED", 0)] * 2
+    log = (cluster.state / "agent.log").read_text()
+    assert "Traceback" not in log and "pass failed" not in log, log[-3000:]

@@ -28,6 +28,7 @@ LOCK_WAIT = 10.0  # s a starting agent waits for an exiting one to release the l
 READY_WAIT = 10.0  # s a read-side command that restarted a dead agent waits for its first pass
 TIDY_EVERY = 60.0  # s between retention passes (core/retention.py)
 AWAY_RETRY_MAX = 30.0  # s between tries at most while the state's server is unreachable
+# (and while passes fail: a backend broken here, a bug; each error's traceback logged once)
 STOP_WAIT = 30.0  # s `slurmsky agent stop` waits for the agent to exit (it stops mid-pass)
 
 
@@ -248,6 +249,8 @@ def main() -> int:
     _reserve()
     first_done = False
     away = 0.0  # s the state's server has been unreachable for, at the last try
+    failing = 0.0  # s to the next try while passes fail
+    said: set[str] = set()  # the failures whose traceback is logged
     while not stopping:
         fifo = _open_fifo(fifo, log)
         try:
@@ -270,12 +273,19 @@ def main() -> int:
             if _full(exc) and _free_reserve():  # the ends it saw are recorded at once
                 log.warning("state disk full: freed the agent's reserve (%s)", exc)
                 continue
-            log.exception("pass failed")
-            wake_at, busy = time.time() + 1, True
+            failing = min(max(2 * failing, 1.0), AWAY_RETRY_MAX)
+            words = f"{type(exc).__name__}: {exc}"
+            if words in said:
+                log.error("pass failed again (%s); trying again in %g s", words, failing)
+            else:
+                said.add(words)
+                log.exception("pass failed; trying again in %g s", failing)
+            wake_at, busy = time.time() + failing, True
         else:
             if away:
                 log.info("state reachable again")
                 away = 0.0
+            failing = 0.0
             _reserve()
         if not first_done and not away:  # the first pass is done (revive waits for it)
             first_done = _touch("agent.ready")

@@ -45,11 +45,17 @@ PENDING_CHUNK = 16  # pending jobs a pass reads first (then 4x as many at a time
 class Unavailable:
     """The executor of a backend that cannot run here (its executor could not be made: a
     missing dependency): whatever the scheduler asks of it fails with that error, so each
-    of its jobs ends FAILED (JobLaunchFailure) at once instead of waiting for ever."""
+    of its jobs ends FAILED (JobLaunchFailure) at once instead of waiting for ever. Its
+    queue is not synced (its started jobs stay as they are); the executor is made again
+    after 1, 2, 4 ... RETRY_MAX s (`before`: the Unavailable it follows)."""
 
-    def __init__(self, name: str, exc: Exception):
+    RETRY_MAX = 30.0
+
+    def __init__(self, name: str, exc: Exception, before: Unavailable | None = None):
         self.name = name
         self.error = SlurmError(f"the {name} backend cannot run jobs: {exc}")
+        self.delay: float = min(2 * before.delay, self.RETRY_MAX) if before else 1.0
+        self.retry_at = time.time() + self.delay
 
     def __getattr__(self, attr: str):
         def fail(*args, **kwargs):
@@ -102,12 +108,20 @@ class Scheduler:
         self.stopping: Callable[[], bool] = lambda: False
 
     def executor(self, name: str) -> Executor:
-        if name not in self.executors:
+        found = self.executors.get(name)
+        if isinstance(found, Unavailable) and time.time() < found.retry_at:
+            return found  # type: ignore[return-value]
+        if found is None or isinstance(found, Unavailable):
             try:
                 self.executors[name] = backends.get(name).executor()
             except Exception as exc:  # a broken install: said once, its jobs fail (no hang)
-                log.error("the %s backend cannot run jobs: %s", name, exc)
-                self.executors[name] = Unavailable(name, exc)  # type: ignore[assignment]
+                now_unavailable = Unavailable(name, exc, found)
+                if found is None or str(found.error) != str(now_unavailable.error):
+                    log.error("%s", now_unavailable.error)
+                self.executors[name] = now_unavailable  # type: ignore[assignment]
+            else:
+                if found is not None:
+                    log.info("the %s backend can run jobs again", name)
         return self.executors[name]
 
     def run_pass(self, now: float) -> tuple[bool, float | None]:
@@ -154,6 +168,8 @@ class Scheduler:
         for name in sorted(self._executors[1] | {self.backend}):
             if self._synced(name):
                 synced = cast("QueueSyncExecutor", self.executor(name))
+                if isinstance(synced, Unavailable):  # said once; its jobs fail at launch
+                    continue
                 changed |= synced.sync(self.conn, now, wake)
         return changed
 
