@@ -129,7 +129,7 @@ def test_test_only_prints_the_plan_and_stores_nothing(planned, tmp_path, capsys)
     err = capsys.readouterr().err
     estimate, described = err.splitlines()
     assert estimate.startswith(f"sbatch: Job {job_id} to start at ")
-    assert estimate.endswith(" on nodes 127.0.0.1 in partition local")
+    assert estimate.endswith(" using 4 processors on nodes 127.0.0.1 in partition local")
     task = {"num_nodes": 1, "tasks_per_node": [4], "cpus_per_node": [4], "job_id": job_id}
     assert described == f"described {task}"
     assert state.find_jobs(state.connect(), ids=[job_id]) == []

@@ -182,8 +182,8 @@ def _spread(req: JobRequest, backend: Backend, part: dict) -> JobRequest:
 
 def _exclusive(req: JobRequest, lay: Layout, backend: Backend, part: dict) -> Layout:
     """--exclusive: every CPU of the job's nodes is the job's (SLURM_CPUS_ON_NODE and
-    SLURM_JOB_CPUS_PER_NODE show them); without --ntasks the job has a task per CPU
-    (SLURM_TASKS_PER_NODE), as Slurm 22.05 allocates."""
+    SLURM_JOB_CPUS_PER_NODE show them, and its CPU count: --test-only's processors); without
+    --ntasks the job has a task per CPU (SLURM_TASKS_PER_NODE), as Slurm 22.05 allocates."""
     node_cpus = backend.node_cpus(part)
     if req.exclusive != "exclusive" or node_cpus is None:
         return lay
@@ -191,7 +191,8 @@ def _exclusive(req: JobRequest, lay: Layout, backend: Backend, part: dict) -> La
     if req.ntasks is None and req.ntasks_per_node is None:
         tasks = (max(1, node_cpus // (req.cpus_per_task or 1)),) * lay.num_nodes
     cpus = tuple(max(c, node_cpus) for c in lay.cpus_per_node)
-    return lay.replace(tasks_per_node=tasks, cpus_per_node=cpus)
+    total = max(lay.num_cpus, node_cpus * lay.num_nodes)
+    return lay.replace(tasks_per_node=tasks, cpus_per_node=cpus, num_cpus=total)
 
 
 def _environment(req: JobRequest, cfg: Config, backend: Backend) -> dict:
