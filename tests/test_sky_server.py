@@ -177,14 +177,14 @@ class Server:
                     pass
             psutil.wait_procs(left, timeout=5)
 
-    def sdk(self, code: str) -> object:
+    def sdk(self, code: str, timeout: float = 180) -> object:
         """Run SkyPilot SDK code as a client of this server; its printed JSON."""
         out = subprocess.run(
             [sys.executable, "-c", "import json, sky\n" + code],
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=180,
+            timeout=timeout,
         )
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -385,7 +385,8 @@ def test_every_managed_job_reaches_sacct_and_the_agent_then_exits(sky, server):
     )
     ids = server.sdk(
         "ids = [sky.get(sky.jobs.launch(sky.Task(name=f'quick{i}', run='echo hi')))[0][0] "
-        "for i in range(3)]\nprint(json.dumps(ids))"
+        "for i in range(3)]\nprint(json.dumps(ids))",
+        timeout=540,  # three launches, one after another: over 180 s on CI's loaded cores
     )
     sky.wait_for(
         lambda: all(server.records()[i]["status"] == "FAILED_PRECHECKS" for i in ids),
