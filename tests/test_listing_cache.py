@@ -216,6 +216,7 @@ def test_a_state_from_before_gains_the_generation(tmp_path, monkeypatch):
     for change in ("insert", "update", "delete"):
         old.execute(f"DROP TRIGGER jobs_{change}")
     old.execute("DELETE FROM meta WHERE key = 'generation'")
+    old.execute("DROP INDEX jobs_het")  # before the index of heterogeneous jobs (schema 8)
     old.execute("DROP TRIGGER jobs_het_follow")  # and before heterogeneous jobs (schema 7)
     old.execute("ALTER TABLE jobs DROP COLUMN het_job_offset")
     old.execute("ALTER TABLE jobs DROP COLUMN het_job_id")
