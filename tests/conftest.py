@@ -208,6 +208,15 @@ class Cluster:
             if self.database:  # (SQLite's, as before: left to the collector)
                 conn.close()
 
+    def stop_agents(self) -> None:
+        """Stop every agent of this state (each command may have started one)."""
+
+        def none_left() -> bool:
+            self.run("slurmsky", "agent", "stop")
+            return not self.agents()
+
+        self.wait_for(none_left, timeout=60, what="no agent")
+
     def teardown(self) -> None:
         for pid in self.agents():
             _kill(pid)

@@ -64,12 +64,7 @@ def test_an_agent_without_psutil_fails_its_jobs_once_and_goes_on(cluster, broken
     each ends FAILED (JobLaunchFailure) at once, the agent says why once, no traceback, and
     it keeps serving (the read commands work, and a later job fails the same way)."""
     held = [cluster.sbatch("--hold", "--wrap", "true") for _ in range(3)]
-
-    def no_agent() -> bool:  # each sbatch may have started one: stop them all
-        cluster.run("slurmsky", "agent", "stop")
-        return not cluster.agents()
-
-    cluster.wait_for(no_agent, timeout=60, what="no agent")
+    cluster.stop_agents()
     cluster.run("scontrol", "release", ",".join(map(str, held)), env=broken)
     rows = cluster.wait_done(*held, timeout=60)
     assert {(r[1], r[3], r[4]) for r in rows} == {("FAILED", 53, "JobLaunchFailure")}

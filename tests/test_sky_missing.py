@@ -55,12 +55,7 @@ def test_an_agent_that_cannot_import_its_backend_runs_the_rest_and_idles(cluster
     import psutil
 
     held = [cluster.sbatch("--hold", "--wrap", "sleep 5") for _ in range(2)]
-
-    def no_agent() -> bool:  # each sbatch may have started one: stop them all
-        cluster.run("slurmsky", "agent", "stop")
-        return not cluster.agents()
-
-    cluster.wait_for(no_agent, timeout=60, what="no agent")
+    cluster.stop_agents()
     cluster.run("scontrol", "release", ",".join(map(str, held)), env=no_sky)
     cluster.wait_for(lambda: len(cluster.jobs("state = 'RUNNING'")) == 2, 30, "both running")
     agent = psutil.Process(cluster.agent_pid())

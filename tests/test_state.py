@@ -294,16 +294,22 @@ def test_schema_4_gains_the_index_of_the_pending_jobs_a_pass_reads(tmp_path, mon
     assert [j.job_id for j in state.pending_jobs(conn)] == [2]
 
 
-def test_schema_7_gains_heterogeneous_jobs(tmp_path, monkeypatch):
-    """het_job_id and het_job_offset, and the trigger that makes a component follow its
-    leader: whatever moves J+0 moves J+1 in the same write."""
+def _migrated(tmp_path, monkeypatch, back, version: int):
+    """A new state taken back to schema `version` by `back`, then opened: migrated."""
     monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
     old = state.connect()
-    _before_hetjobs(old)
-    old.execute("PRAGMA user_version = 7")
+    back(old)
+    old.execute(f"PRAGMA user_version = {version}")
     old.close()
     conn = state.connect()
     assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
+    return conn
+
+
+def test_schema_7_gains_heterogeneous_jobs(tmp_path, monkeypatch):
+    """het_job_id and het_job_offset, and the trigger that makes a component follow its
+    leader: whatever moves J+0 moves J+1 in the same write."""
+    conn = _migrated(tmp_path, monkeypatch, _before_hetjobs, 7)
     rows = [
         job_row(1, 1, het_job_id=1, het_job_offset=0, num_cpus=1),
         job_row(2, 1, het_job_id=1, het_job_offset=1, num_cpus=2),
@@ -325,13 +331,7 @@ def test_schema_7_gains_heterogeneous_jobs(tmp_path, monkeypatch):
 
 def test_schema_8_gains_the_index_of_heterogeneous_jobs(tmp_path, monkeypatch):
     """`-j J` reads J's components by het_job_id: the query's plan uses that index."""
-    monkeypatch.setenv("SLURMSKY_HOME", str(tmp_path / "home"))
-    old = state.connect()
-    _before_the_het_index(old)
-    old.execute("PRAGMA user_version = 8")
-    old.close()
-    conn = state.connect()
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
+    conn = _migrated(tmp_path, monkeypatch, _before_the_het_index, 8)
     plan = conn.execute(
         "EXPLAIN QUERY PLAN SELECT job_id FROM jobs "
         "WHERE job_id IN (5) OR array_job_id IN (5) OR het_job_id IN (5)"
