@@ -39,6 +39,12 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="sky-e2e-up.sh runs as root"),
     pytest.mark.skipif(not (TOOLS / "sky-e2e-up.sh").exists(), reason=f"no {TOOLS}/sky-e2e-up.sh"),
 ]
+# The whole module is ~60 minutes of CI's two cores: CI runs its core (the batch jobs, salloc,
+# a hetjob, an array in lanes, a dead server: ~20 min), and SLURMSKY_SKY_E2E=all every test
+# (run it on the stack before resolving a change to the sky backend).
+FULL = pytest.mark.skipif(
+    os.environ.get("SLURMSKY_SKY_E2E") != "all", reason="of the full e2e set: SLURMSKY_SKY_E2E=all"
+)
 CONFIG = """backend: sky
 kill_wait: 5
 partitions:
@@ -289,6 +295,7 @@ def _sky(stack: dict, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@FULL
 def test_first_use_live_output_chdir_and_translate_on_real_skypilot(cluster, stack):
     """On the real stack, as a user: doctor finds nothing wrong; a batch job's --output file
     grows on this host while it runs (append mode keeps what was there) and ends holding
@@ -552,6 +559,7 @@ exit $((SLURM_ARRAY_TASK_ID == 2 ? 5 : 0))
 """
 
 
+@FULL
 def test_a_pool_partition_runs_a_job_and_an_array_on_warm_workers(cluster, stack):
     """`slurmsky pool up` brings the partition's workers up; a job and an array (in lanes
     beside the job: more elements than free workers) and a %1 array (one element after the other) run there with
@@ -760,6 +768,7 @@ head -c 2000000 /dev/zero > big.bin
 """
 
 
+@FULL
 def test_a_two_node_jobs_files_come_home_on_real_skypilot(cluster, stack):
     """What both nodes of a 2-node job write beside themselves (node 1 through srun) is in
     the submit directory when it ends, whole, once: nodes that share node 0's workdir send
@@ -784,6 +793,7 @@ def test_a_two_node_jobs_files_come_home_on_real_skypilot(cluster, stack):
         cluster.run("scancel", str(job))
 
 
+@FULL
 def test_a_checkpoint_comes_home_before_the_job_ends_on_real_skypilot(cluster, stack):
     """A file the job writes comes home while it still runs (files_home.interval); what it
     changed and wrote last comes home at its end; a file past the cap stays on the node,
@@ -852,6 +862,7 @@ def _allocation_of(cluster, job: int) -> str | None:
     return next((i for i, name in map(str.split, out.splitlines()) if f"-{sky_id}-" in name), None)
 
 
+@FULL
 def test_failover_across_infras_and_a_preempted_job_requeued_on_real_skypilot(cluster, stack):
     """Issue 35 on the stack: a partition whose first infra is not enabled (aws) runs on the
     next; `-p cloud,onprem` runs in onprem and says so; a running job whose node is taken
@@ -984,6 +995,7 @@ def test_a_job_for_a_dead_server_pends_naming_it_and_scancel_ends_it_at_once(clu
         cluster.run("scancel", str(job))
 
 
+@FULL
 def test_a_job_submitted_after_a_server_switch_runs_on_the_new_one(cluster, stack):
     """Issue 33 item 3 (its first case): the agent starts for a job sent to a dead server
     (it keeps that server as its own and stays up while that job pends); the user then
