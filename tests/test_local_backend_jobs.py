@@ -367,18 +367,18 @@ def test_one_login_reading_serves_the_jobs_of_a_minute(monkeypatch):
 
     readings = []
     clock = [1000.0]
-    monkeypatch.setattr(login, "_login_read", None)
     monkeypatch.setattr(
         login,
         "read_login_environment",
         lambda: readings.append(1) or {"PATH": f"/bin{len(readings)}"},
     )
     monkeypatch.setattr(login.time, "monotonic", lambda: clock[0])
-    first = login.login_environment()
+    login_environment = login.LoginReading()  # a reading of its own, as the agent's
+    first = login_environment()
     first["PATH"] = "changed by a caller"
-    again = login.login_environment()
+    again = login_environment()
     clock[0] += login.LOGIN_REUSE + 1
-    later = login.login_environment()
+    later = login_environment()
     assert (again, later, len(readings)) == ({"PATH": "/bin1"}, {"PATH": "/bin2"}, 2)
 
 

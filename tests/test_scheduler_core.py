@@ -12,7 +12,7 @@ from fake_backend import FakeExecutor
 
 from slurmsky import backends
 from slurmsky.backends import Feature
-from slurmsky.core import jobcontrol, scheduler, state
+from slurmsky.core import daemon, jobcontrol, scheduler, state
 from slurmsky.core.scheduler import KILL_GRACE, Scheduler
 
 T0 = 1_000_000.0
@@ -102,7 +102,7 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setattr(fake_backend.BACKEND, "unsupported", fake_backend.only())
     clock = Clock(T0)
     monkeypatch.setattr(scheduler, "time", clock)
-    monkeypatch.setattr(jobcontrol, "_wake", lambda: None)  # no agent is started
+    monkeypatch.setattr(daemon, "wake", lambda: False)  # no agent is started
     w = World(ex, clock)
     yield w
     w.conn.close()

@@ -317,12 +317,16 @@ def test_each_steps_files_come_home_into_the_allocations_directory(
         "CLIENT",
         SimpleNamespace(exec=run, tail_cluster=lambda w, c, n, out: out.write(logs[n - 1])),
     )
-    monkeypatch.setattr(steps, "_cancel_on_signals", lambda *a: threading.Event())
     (tmp_path / "blocked").mkdir()
     capfd.readouterr()  # salloc's own warnings
     write = "mkdir -p out; echo one > out/a.txt; echo x > blocked"
-    assert steps.run_step(agent.conn, _job(agent, job_id), [], ["bash", "-c", write]) == 0
-    assert steps.run_step(agent.conn, _job(agent, job_id), [], ["bash", "-c", "echo two > b"]) == 0
+
+    def step(*command: str) -> int:  # no signal handlers in the test's process
+        job = _job(agent, job_id)
+        return steps.run_step(agent.conn, job, [], list(command), lambda *a: threading.Event())
+
+    assert step("bash", "-c", write) == 0
+    assert step("bash", "-c", "echo two > b") == 0
     assert (tmp_path / "out" / "a.txt").read_text() == "one\n"
     assert (tmp_path / "b").read_text() == "two\n"
     assert [line.split(" ")[2] for line in logs[1].splitlines() if "SLURMSKY-FILE" in line] == [

@@ -270,11 +270,11 @@ def test_an_allocation_its_cluster_and_its_steps_go_to_the_server_its_salloc_nam
 
         monkeypatch.setenv("SKYPILOT_API_SERVER_ENDPOINT", A)  # srun's own names A
         monkeypatch.setattr(client, "CLIENT", fake)
-        monkeypatch.setattr(steps, "_cancel_on_signals", lambda *a: threading.Event())
         capfd.readouterr()
         with state.connect() as conn:
             job = state.get_job(conn, job_id)
-            code = steps.run_step(conn, job, [], ["bash", "-c", "echo on-$SLURM_STEP_ID; exit 4"])
+            step = ["bash", "-c", "echo on-$SLURM_STEP_ID; exit 4"]
+            code = steps.run_step(conn, job, [], step, lambda *a: threading.Event())
         assert (code, capfd.readouterr().out) == (4, "on-0\n")
 
         with Allocation("salloc") as alloc:

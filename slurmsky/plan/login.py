@@ -48,21 +48,27 @@ def login_base(entry, defs: dict) -> dict:
 
 
 LOGIN_REUSE = 60  # s a login environment read for one job serves the next ones
-_login_read: tuple[float, dict] | None = None
 
 
-def login_environment() -> dict:
+class LoginReading:
     """The user's login environment, the base of --export=NONE or --export=NAME jobs.
 
     Read by running the login shell (`read_login_environment`), which can take seconds
     (profiles that set up pyenv, conda, ...): an array of such jobs reuses one reading for
     LOGIN_REUSE seconds instead of holding the agent for each element.
     """
-    global _login_read
-    now = time.monotonic()
-    if _login_read is None or now - _login_read[0] > LOGIN_REUSE:
-        _login_read = (now, read_login_environment())
-    return dict(_login_read[1])
+
+    def __init__(self) -> None:
+        self.read: tuple[float, dict] | None = None  # when, what
+
+    def __call__(self) -> dict:
+        now = time.monotonic()
+        if self.read is None or now - self.read[0] > LOGIN_REUSE:
+            self.read = (now, read_login_environment())
+        return dict(self.read[1])
+
+
+login_environment = LoginReading()
 
 
 def read_login_environment() -> dict:

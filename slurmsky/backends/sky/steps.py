@@ -114,8 +114,10 @@ def exit_code(result: dict | None) -> int:
     return int(result.get("exit_code") or 0)
 
 
-def run_step(conn, job: JobRecord, options: list[str], command: list[str]) -> int:
-    """One step of allocation `job` on its cluster, output here; srun's exit code."""
+def run_step(conn, job: JobRecord, options: list[str], command: list[str], on_signals=None) -> int:
+    """One step of allocation `job` on its cluster, output here; srun's exit code.
+    `on_signals(where, cluster, cluster_job, step)` -> an Event set once a signal cancelled
+    the step (default `cancel_on_signals`: Python's signal handlers, main thread only)."""
     ref = job.executor_ref or {}
     if "cluster" not in ref:  # a managed job: no way in from here
         raise SlurmError(f"Unable to create step for job {job.job_id}: Invalid job id specified")
@@ -137,7 +139,9 @@ def run_step(conn, job: JobRecord, options: list[str], command: list[str]) -> in
         from slurmsky.backends.sky.sync import clean
 
         raise SlurmError(f"Unable to create step for job {job.job_id}: {clean(str(exc))}") from None
-    cancelled = _cancel_on_signals(where, cluster, cluster_job, f"{job.job_id}.{sid}")
+    cancelled = (on_signals or cancel_on_signals)(
+        where, cluster, cluster_job, f"{job.job_id}.{sid}"
+    )
     out = Terminal(job)
     for _ in range(TAIL_TRIES):
         CLIENT.tail_cluster(where, cluster, cluster_job, out.rewind())
@@ -150,7 +154,7 @@ def run_step(conn, job: JobRecord, options: list[str], command: list[str]) -> in
     return exit_code(out.result)
 
 
-def _cancel_on_signals(where: Server, cluster: str, cluster_job: int, step: str) -> threading.Event:
+def cancel_on_signals(where: Server, cluster: str, cluster_job: int, step: str) -> threading.Event:
     """Ctrl-C, SIGTERM, SIGHUP: cancel the step's job on the cluster (once)."""
     cancelled = threading.Event()
 
