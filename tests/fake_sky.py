@@ -6,7 +6,8 @@ managed jobs run their task's `run` here.
 real signatures). Each launch runs its task's `run` in bash on a "node" here (as
 test_sky_units.run_on_node does), its log a file that `tail` follows; `queue` lists every
 job as SkyPilot's managed-job queue would; `cancel` ends the job's whole process tree, as
-SkyPilot's does; the infra every job gets is `cluster_info` (SKYPILOT_CLUSTER_INFO on the node,
+SkyPilot's does; `stuck` launches hang on their way to the server; the infra every job gets is
+`cluster_info` (SKYPILOT_CLUSTER_INFO on the node,
 cloud/region/zone in the queue), and `preempt` / `recover` play SkyPilot's recovery of a
 preempted job (RECOVERING, recovery_count + 1, the same task run again). Its world has several
 API servers, each with its own managed jobs (their ids start at 1 on each, as SkyPilot's do);
@@ -67,6 +68,10 @@ class FakeSkyClient(SkyClient):
         self.clusters: dict[str, dict[str, dict]] = {}  # server name -> cluster -> its jobs
         self.calls: list[tuple[str, str]] = []  # (method, server) of the pool/cluster calls
         self.serial = 0  # launches so far, on every server (each a log and a workdir)
+        # the next `stuck` launches hang before the server has them until `unstuck` is set
+        # (SkyPilot's zip read a FIFO in the workdir for ever)
+        self.stuck = 0
+        self.unstuck = threading.Event()
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
         (home / "slurmsky").symlink_to(ROOT / "slurmsky")
@@ -85,8 +90,14 @@ class FakeSkyClient(SkyClient):
         if where is not None and where.name in self.dead:
             raise Unreachable(f"SkyPilotApiServerUnreachable:{where.name}")
 
-    def launch(self, where: Server, task: dict, num_jobs: int | None) -> list[int]:
+    def launch(self, where: Server, task: dict, num_jobs: int | None, requested) -> list[int]:
         self.check_server(where)
+        with self.lock:
+            hang = self.stuck > 0
+            self.stuck -= hang
+        if hang:
+            self.unstuck.wait(120)
+        requested(f"launch-{task.get('name')}")
         with self.lock:
             jobs = self.worlds.setdefault(where.name, {})
             if group_tasks(task):  # a job group: one managed job, a task per component

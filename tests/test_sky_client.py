@@ -73,7 +73,9 @@ def _called(spec, name: str) -> mock.MagicMock:
 def test_managed_job_calls_fit_skypilots_signatures(sdk):
     client = SkyClient()
     sdk.get.return_value = ([7, 8], None)
-    assert client.launch(HERE, TASK, 2) == [7, 8]
+    requests: list[str] = []
+    assert client.launch(HERE, TASK, 2, requests.append) == [7, 8]
+    assert requests == ["request-id"]  # before its wait: the server has it
     launch = _called(sdk, "jobs.launch")
     assert launch.call_args.kwargs == {"name": "t", "pool": None, "num_jobs": 2}
 
@@ -116,7 +118,7 @@ def test_a_job_group_launches_as_one_dag_skypilots_loader_made(sdk):
         ],
     }
     sdk.get.return_value = ([4], None)
-    assert SkyClient().launch(HERE, group, None) == [4]
+    assert SkyClient().launch(HERE, group, None, lambda request: None) == [4]
     launch = _called(sdk, "jobs.launch")
     assert launch.call_args.kwargs == {"name": "het", "pool": None, "num_jobs": None}
     (dag,) = launch.call_args.args

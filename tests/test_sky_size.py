@@ -11,7 +11,7 @@ import pytest
 from fake_sky import sky_world
 from test_sky_lanes import SCRIPT, _done, _elements, _ids
 
-from slurmsky.backends.sky import room
+from slurmsky.backends.sky import launcher, room
 from slurmsky.core.state import JobRecord
 
 
@@ -150,6 +150,37 @@ def test_jobs_beyond_the_size_pend_with_resources_and_start_as_room_frees(
         assert len(fake.jobs) == 3
         assert fake.most_nodes_at_once == 2
         assert (cluster.cwd / "2.out").read_text() == "done\n"
+
+
+def test_a_launch_stuck_on_its_way_is_abandoned_and_its_job_goes_out_again(
+    cluster, tmp_path, monkeypatch
+):
+    """A launch the server does not have REACH s after it began is abandoned: its job pends
+    SkyPilotLaunching (never Resources: the partition has room) and goes out again on fresh
+    threads (four stuck launches held every slot); the stuck launches, once they return, are
+    orphans SkyPilot is told to cancel, and the job runs once."""
+    monkeypatch.setattr(launcher, "REACH", 1.0)
+    with sky_world(cluster, tmp_path, monkeypatch, "  sky:\n    size: 2\n") as world:
+        cluster, fake, drive = world
+        fake.stuck = launcher.THREADS
+        gate = _gated(cluster, tmp_path)
+        job = cluster.sbatch("-o", "job.out", "gated.sh")
+        seen = set()
+
+        def running() -> bool:
+            if not fake.worlds:  # no launch has reached the server (the state moves in drive)
+                seen.add(_squeue(cluster, "-j", str(job), "-o", "%t %r"))
+            return _states(cluster, job)[0][1] == "RUNNING"
+
+        drive(running, 90)
+        assert seen == {"PD SkyPilotLaunching\n"}, seen
+        assert fake.stuck == 0 and list(fake.jobs) == [1]  # the fifth launch got there
+        fake.unstuck.set()  # the abandoned four reach the server now
+        drive(lambda: len(fake.jobs) == 5 and all(fake.jobs[i]["cancelled"] for i in range(2, 6)))
+        open(gate, "w").close()
+        drive(lambda: _states(cluster, job)[0][1] == "COMPLETED")
+        assert not fake.jobs[1]["cancelled"]
+        assert (cluster.cwd / "job.out").read_text() == "done\n"
 
 
 def test_an_array_takes_the_room_left_and_new_lanes_start_as_it_frees(

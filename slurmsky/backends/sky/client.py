@@ -217,11 +217,12 @@ class SkyClient:
 
     # --- managed jobs --------------------------------------------------------------------
 
-    def launch(self, where: Server, task: dict, num_jobs: int | None) -> list[int]:
+    def launch(self, where: Server, task: dict, num_jobs: int | None, requested) -> list[int]:
         """`sky.jobs.launch` of a task config (its `_metadata.slurmsky.pool` names a pool),
         or of a job group (a heterogeneous job's: task.group_tasks; one managed job, read
         by SkyPilot's own loader of the multi-document YAML), on `where`, under its
-        SkyPilot config: the new managed jobs' ids, in order."""
+        SkyPilot config: the new managed jobs' ids, in order. `requested(request_id)` is
+        called once the server has the request (the workdir zipped and uploaded)."""
         from slurmsky.backends.sky.group import group_documents, group_tasks
 
         self.check_server(where)
@@ -241,6 +242,7 @@ class SkyClient:
                     pool=task["_metadata"]["slurmsky"].get("pool"),
                     num_jobs=num_jobs,
                 )
+                requested(request)
                 ids, _handle = sky.get(request)  # the handle's repr raises in consolidation mode
         except Exception as exc:
             self._unreachable_instead(where, exc)

@@ -130,12 +130,17 @@ class SkyExecutor:
         return self.launcher.launch(job, spec, task, ref, lanes, whole, self._where(job))
 
     def handed(self, job: JobRecord, ref: dict) -> dict:
-        """A managed job pends at SkyPilot until it has nodes (srun: `queued and waiting for
-        resources`); salloc's cluster is CONFIGURING until it is up."""
+        """A managed job pends until SkyPilot has its launch (sync.LAUNCHING), then at
+        SkyPilot until it has nodes (Resources; srun: `queued and waiting for resources`);
+        salloc's cluster is CONFIGURING until it is up."""
         if "cluster" in ref:
             return {}
         return dict(
-            state="PENDING", reason="Resources", start_time=None, nodelist=None, batch_host=None
+            state="PENDING",
+            reason=skysync.LAUNCHING,
+            start_time=None,
+            nodelist=None,
+            batch_host=None,
         )
 
     def _background(self, fn, *args, pool: ThreadPoolExecutor | None = None) -> Future:

@@ -10,9 +10,13 @@ a launch token go in `_metadata`, so a job is found again after an agent restart
 goes to the server its job's sbatch named (the ref's `server`; the URL, which may hold
 credentials, stays out of the task).
 
-Launches run on the executor's thread pool; `collect` records the SkyPilot ids of those that
-returned, pends a job again when its API server did not answer (naming it), and fails it when
-SkyPilot refused its task.
+Launches run on daemon threads, THREADS at once (Launches); `collect` records the SkyPilot ids
+of those that returned, pends a job again when its API server did not answer (naming it), and
+fails it when SkyPilot refused its task. A launch whose request has not reached its server
+REACH seconds after it began (its workdir zipped and uploaded: SkyPilot's zip once read a FIFO
+for ever) is abandoned: its jobs go out again, and what it launches if it ever returns is an
+orphan the queue's mirror cancels. Until SkyPilot lists it, a job pends `SkyPilotLaunching`
+(sync.LAUNCHING), then `Resources` while SkyPilot waits for nodes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from __future__ import annotations
 import copy
 import logging
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -38,6 +44,40 @@ from slurmsky.core.states import ACTIVE_STATES
 from slurmsky.runtime.spec import SECRET_VAR
 
 log = logging.getLogger("slurmsky.core.daemon")
+
+THREADS = 4  # launches at once
+REACH = 300  # s a launch may take to reach its server before it is abandoned
+
+
+class Launches:
+    """Launch calls, each on a daemon thread of its own, THREADS at once: a launch stuck for
+    ever neither holds the agent's exit nor, once abandoned (`renew`), the launches after it."""
+
+    def __init__(self) -> None:
+        self.slots = threading.BoundedSemaphore(THREADS)
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+
+        def run() -> None:
+            slots = self.slots
+            while not slots.acquire(timeout=1):  # renewed meanwhile: the new slots
+                slots = self.slots
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn(*args))
+                    except BaseException as exc:
+                        future.set_exception(exc)
+            finally:
+                slots.release()
+
+        threading.Thread(target=run, name="sky-launch", daemon=True).start()
+        return future
+
+    def renew(self) -> None:
+        """Fresh slots: the abandoned launches keep theirs."""
+        self.slots = threading.BoundedSemaphore(THREADS)
 
 
 def lanes_of(task: dict) -> tuple[int, bool] | None:
@@ -125,6 +165,9 @@ class Launcher:
         self.background, self.unreachable, self.cancel = background, unreachable, cancel
         self.pending: dict[str, Future] = {}  # launch token -> future of the SkyPilot ids
         self.where: dict[str, Server] = {}  # launch token -> the server it went to
+        self.threads = Launches()
+        self.begun: dict[str, float] = {}  # launch token -> when its call began
+        self.reached: set[str] = set()  # launch tokens whose request the server has
         self.groups: dict[int, str] = {}  # array submission -> token of its num_jobs launch
 
     def launch(
@@ -208,18 +251,55 @@ class Launcher:
 
     def _submit(self, where: Server, token: str, task: dict, num_jobs: int | None) -> None:
         self.where[token] = where
-        self.pending[token] = self.background(self.client.launch, where, task, num_jobs)
+        self.pending[token] = self.background(
+            self._launch, token, where, task, num_jobs, pool=self.threads
+        )
+
+    def _launch(self, token: str, where: Server, task: dict, num_jobs: int | None) -> list[int]:
+        self.begun[token] = time.time()
+        return self.client.launch(where, task, num_jobs, lambda _: self.reached.add(token))
+
+    def _forget(self, token: str) -> Server:
+        del self.pending[token]
+        self.begun.pop(token, None)
+        self.reached.discard(token)
+        return self.where.pop(token)
+
+    def abandon(self, now: float) -> bool:
+        """Launches that have not reached their server REACH s after they began: their jobs
+        go out again (a fresh token, on fresh threads)."""
+        stuck = [
+            token
+            for token, future in self.pending.items()
+            if not future.done()
+            and token not in self.reached
+            and now - self.begun.get(token, now) > REACH
+        ]
+        changed = False
+        for token in stuck:
+            where = self._forget(token)
+            log.warning(
+                "launch %s has not reached %s in %d s: abandoned, its jobs go out again",
+                token,
+                where.name,
+                REACH,
+            )
+            self.groups = {s: t for s, t in self.groups.items() if t != token}
+            for job_id, _ in state.refs_with_token(self.db, "sky", token):
+                changed |= transitions.pend_again(self.db, job_id, reason=skysync.LAUNCHING)
+        if stuck:
+            self.threads.renew()
+        return changed
 
     def collect(self, now: float) -> bool:
         """Record the SkyPilot ids of launches that returned (on cancelled jobs too, whose
         SkyPilot job is then cancelled); a failed launch pends again (API server down) or
-        fails the job."""
-        changed = False
+        fails the job; a launch stuck on its way to the server is abandoned."""
+        changed = self.abandon(now)
         for token, future in list(self.pending.items()):
             if not future.done():
                 continue
-            del self.pending[token]
-            where = self.where.pop(token)
+            where = self._forget(token)
             rows = state.refs_with_token(self.db, "sky", token)
             try:
                 ids = future.result()

@@ -46,6 +46,8 @@ ACTIVE = {
 # Not yet being launched. From STARTING on the agent follows the log (tail_logs waits for
 # the job to run), so a short job's output is live even when the queue answers late.
 QUEUED_THERE = ("PENDING", "SUBMITTED")
+# the reason of a job handed on whose launch SkyPilot does not list yet (Resources once it does)
+LAUNCHING = "SkyPilotLaunching"
 # ... and for finished ones; those in SHOW_REASON carry SkyPilot's failure_reason as Reason.
 FINAL = {
     "SUCCEEDED": "COMPLETED",
@@ -203,8 +205,9 @@ def active_fields(rec: dict, job: state.JobRecord | None, now: float) -> dict:
     """Columns for a job SkyPilot still has: state, start time, nodes."""
     new = ACTIVE.get(rec["status"], "PENDING")
     fields: dict = {"state": new}
-    if new == "PENDING":
-        fields.update(start_time=None, reason=job.reason if job else "None")
+    if new == "PENDING":  # SkyPilot has its launch: it waits for nodes
+        reason = "Resources" if job and job.reason == LAUNCHING else job.reason if job else "None"
+        fields.update(start_time=None, reason=reason)
     elif job and job.state == "REQUEUED" and new != "REQUEUED":
         fields.update(reason="None", start_time=now)  # its run after a recovery starts now
     else:
