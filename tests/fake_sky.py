@@ -180,20 +180,30 @@ class FakeSkyClient(SkyClient):
                 start_new_session=True,
             )
 
-    def preempt(self, sky_id: int, counted: bool = True) -> None:
+    def preempt(self, sky_id: int, counted: bool = True, term: bool = False) -> None:
         """The job's nodes are lost: SkyPilot's queue says RECOVERING until `recover`;
         `counted=False`: its recovery_count stays (SkyPilot 0.14.1 on Slurm infra, seen on
-        the sky-e2e stack: #RECOVERIES 0 after a recovery)."""
+        the sky-e2e stack: #RECOVERIES 0 after a recovery); `term`: the node runtime gets a
+        SIGTERM first and the run ends by itself, its output shipped (Slurm infra: the
+        allocation's cancel signals every process of it)."""
         with self.lock:
             job = self.jobs[sky_id]
             job["recovering"] = True
             job["recovery_count"] += counted
+            if term:
+                for proc in psutil.Process(job["proc"].pid).children(recursive=True):
+                    if "slurmsky.runtime" in " ".join(proc.cmdline()):
+                        proc.terminate()
+                job["proc"].wait(60)
             _kill_tree(job["proc"])
             job["proc"].wait(10)
 
     def recover(self, sky_id: int) -> None:
-        """SkyPilot found new nodes: the same task runs again there."""
+        """SkyPilot found new nodes: the same task runs again there (the lost nodes' output
+        files are not on them)."""
         with self.lock:
+            for lost in Path(self.jobs[sky_id]["cwd"], ".slurmsky").glob("std*-*"):
+                lost.unlink()
             self.jobs[sky_id]["recovering"] = False
             self._run(self.jobs[sky_id])
 

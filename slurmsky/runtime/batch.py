@@ -101,12 +101,16 @@ class Batch:
         self.on_exit()
 
     def write_error(self, line):
-        """A slurmstepd line in the job's stderr file (kept open for this)."""
+        """A slurmstepd line in the job's stderr file (kept open for this); -> the offset it
+        went to (the job may write beside it: a hint), None if it went nowhere."""
         if self._err_fd is not None:
+            data = (line + "\n").encode()
             try:
-                os.write(self._err_fd, (line + "\n").encode())
+                os.write(self._err_fd, data)
+                return os.lseek(self._err_fd, 0, os.SEEK_CUR) - len(data)
             except OSError:
                 pass
+        return None
 
     def close(self):
         if self._err_fd is not None:

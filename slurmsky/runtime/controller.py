@@ -11,6 +11,7 @@ RESULT.json (atomically)::
      "exit_code": int, "signal": int,      # the batch shell's (Slurm's N:S ExitCode)
      "start": float, "end": float, "reason": str|null,
      "requeue": true,                      # only when `scontrol requeue` ended the job
+     "cancel_line": [int, str],            # a SIGTERM's CANCELLED line: its offset, text
      "steps": [{"id": "batch"|int, "name": str, "state": str, "exit_code": int,
                 "signal": int, "start": float, "end": float, "nodes": str,
                 "ranks": [int],                   # the nodes' ranks, but the batch step's (0):
@@ -115,6 +116,7 @@ class Controller:
         self.next_step = job.spec["first_step"]
         self.outcome = None  # why the job ends early: a key of STATES
         self.reason = None
+        self.cancel_line = None  # [offset, text] of the CANCELLED line a SIGTERM wrote
         self.ending = False
         self.batch = self.local = self.port = self.job_info = None
         self.next_ping = 0.0
@@ -248,10 +250,18 @@ class Controller:
             when = time.strftime("%Y-%m-%dT%H:%M:%S")
             suffix = SUFFIXES[self.outcome]
             head = job.names[0]
-            self.batch.write_error(
-                "slurmstepd-%s: error: *** JOB %d ON %s CANCELLED AT %s%s ***"
-                % (head, job.job_id, head, when, suffix)
+            line = "slurmstepd-%s: error: *** JOB %d ON %s CANCELLED AT %s%s ***" % (
+                head,
+                job.job_id,
+                head,
+                when,
+                suffix,
             )
+            at = self.batch.write_error(line)
+            if self.outcome == "cancel" and at is not None:
+                # a SIGTERM: scancel's, or (on SkyPilot) a lost node's, which Slurm prints
+                # nothing for; the agent at home, which knows, drops the line for the latter
+                self.cancel_line = [at, line + "\n"]
             for sid, step in sorted(steps.items()):
                 first = job.names[step.nodes[0]]
                 step.tell(
@@ -323,6 +333,8 @@ class Controller:
         }
         if self.outcome == "requeue":
             result["requeue"] = True
+        if self.cancel_line:
+            result["cancel_line"] = self.cancel_line
         steps = sorted(self.step_records, key=lambda r: r["id"])
         if self.batch.pid is not None:
             job = self.job

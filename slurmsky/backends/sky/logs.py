@@ -107,7 +107,11 @@ class JobLogs:
                 if self._again(job_id, rec, reader):
                     continue
                 try:
-                    marker = reader.result().final()
+                    read = reader.result()
+                    row = state.get_job(self.db, job_id)
+                    if rec["status"] != "CANCELLED" and not (row and row.kill_action):
+                        read.drop_cancel_line()  # no one cancelled it: its node was lost
+                    marker = read.final()
                 except Exception as exc:
                     tries = self.failures[job_id] = self.failures.get(job_id, 0) + 1
                     log.warning(

@@ -194,6 +194,8 @@ class LogReader(MarkerStream):
         self.starts = self.applied = 0  # start markers seen in this read, and ever applied
         self.job_id = job.job_id
         self.files = FilesHome(job.workdir)
+        # the CANCELLED line a SIGTERM made the run write: (stream, offset, text)
+        self.cancel_line: tuple[str, int, str] | None = None
 
     def rewind(self) -> LogReader:
         """For a new read of the same log from its start: starts already applied are not
@@ -228,12 +230,16 @@ class LogReader(MarkerStream):
     def _marker(self, kind: str, offset: int, data: bytes, tag: str | None = None) -> None:
         if kind == "r":
             self.result = json.loads(data) if data else {}
+            line = self.result.get("cancel_line")
+            if line:
+                self.cancel_line = ("e" if self.paths["e"] else "o", line[0], line[1])
             return
         if kind == "s":  # the job (re)started: files start afresh, or after what they hold
             self.starts += 1
             self.next = {"o": 0, "e": 0}
             if self.starts <= self.applied:
                 return
+            self.drop_cancel_line()  # SkyPilot recovered the run before: its node was lost
             self.applied += 1
             for stream, path in self.paths.items():
                 if path:
@@ -261,6 +267,29 @@ class LogReader(MarkerStream):
                     data, at = data[done:], at + done
             finally:
                 os.close(fd)
+        except OSError as exc:
+            self._unwritten(path, exc)
+
+    def drop_cancel_line(self) -> None:
+        """Take the CANCELLED line the last run wrote out of its file: its SIGTERM was a
+        lost node's (Slurm prints nothing for one), not scancel's."""
+        if self.cancel_line is None:
+            return
+        kind, offset, text = self.cancel_line
+        self.cancel_line = None
+        path = self.paths.get(kind) or self.paths["o"]
+        assert path is not None
+        line, at = text.encode(), self.base[kind] + offset
+        start = max(at - 65536, 0)  # the job may have written beside it: look near
+        try:
+            with open(path, "r+b") as fh:
+                fh.seek(start)
+                tail = fh.read()
+                found = at - start if tail[at - start :].startswith(line) else tail.find(line)
+                if found >= 0:
+                    fh.seek(start + found)
+                    fh.write(tail[found + len(line) :])
+                    fh.truncate()
         except OSError as exc:
             self._unwritten(path, exc)
 
