@@ -1,5 +1,5 @@
 """The commands as users install them (issue 36): the wheel, built and installed in a fresh
-virtual environment, gives sh launchers (install/scripts/) that start Python as the
+virtual environment, gives bash launchers (install/scripts/) that start Python as the
 checkout's bin/ do, so a Ctrl-C, SIGTERM or SIGHUP at any moment of start-up ends the command
 without a traceback (pip's console-script wrappers printed one in up to 1 of 3)."""
 
@@ -78,7 +78,7 @@ def test_every_command_is_a_launcher_of_the_venvs_python(venv, tmp_path):
     first = (bindir / "slurmsky-python").read_text().splitlines()[0]
     assert first == f"#!{bindir / 'python'}"  # pip wrote the interpreter in
     for command in COMMANDS:
-        assert (bindir / command).read_text().startswith("#!/bin/sh\n"), command
+        assert (bindir / command).read_text().startswith("#!/bin/bash\n"), command
     where = subprocess.run(
         [bindir / "python", "-c", "import slurmsky; print(slurmsky.__file__)"],
         env=_env(tmp_path),

@@ -361,3 +361,18 @@ def test_srun_in_a_real_slurm_job_hands_over_to_the_real_srun(cluster, tmp_path)
     path = f"{cluster.env['PATH'].split(':')[0]}:{alone}"
     got = cluster.run("srun", "hostname", env={"SLURM_JOB_ID": "424242", "PATH": path})
     assert "Invalid job id specified" in got.stderr
+
+
+def test_a_name_that_is_no_shell_identifier_reaches_the_job_and_its_steps(cluster):
+    """Slurm's commands hand on every variable of their environment, `TEST_ENV_17.14` too
+    (Slurm's test 17.14): no /bin/sh (dash drops such names) stands between, in sbatch's
+    job, its srun, srun and salloc outside a job."""
+    cluster.env["TEST_ENV_17.14"] = "yes"
+    cluster.script("job.sh", "#!/bin/bash\nprintenv TEST_ENV_17.14\nsrun printenv TEST_ENV_17.14\n")
+    job = cluster.sbatch("-o", "job.out", "job.sh")
+    cluster.wait_done(job)
+    assert (cluster.cwd / "job.out").read_text() == "yes\nyes\n"
+    out = cluster.run("srun", "printenv", "TEST_ENV_17.14")
+    assert (out.returncode, out.stdout) == (0, "yes\n"), out.stderr
+    out = cluster.run("salloc", "printenv", "TEST_ENV_17.14")
+    assert (out.returncode, out.stdout) == (0, "yes\n"), out.stderr

@@ -48,10 +48,12 @@ Usage: salloc [-N numnodes|[min nodes]-[max nodes]] [-n num-processors]
               [--gpus-per-node=n] [--gpus-per-socket=n] [--gpus-per-task=n]
               [--mem-per-gpu=MB]
               [command [args...]]"""
-SCRIPT = '#!/bin/sh\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nexit $(cat "$2")\n'
+SCRIPT = '#!/bin/bash\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nexit $(cat "$2")\n'
 # --no-shell: nothing will hand an exit code back (salloc is gone, its directory with it);
 # the allocation holds its nodes until scancel or its time limit, as on Slurm.
-NO_SHELL_SCRIPT = '#!/bin/sh\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nwhile :; do sleep 3600; done\n'
+NO_SHELL_SCRIPT = (
+    '#!/bin/bash\nenv -0 > "$1.tmp" && mv "$1.tmp" "$1"\nwhile :; do sleep 3600; done\n'
+)
 # Variables of the batch shell's own process, not of the allocation: salloc does not set them.
 PROCESS_VARS = {
     "SLURM_PROCID",

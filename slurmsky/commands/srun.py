@@ -19,7 +19,7 @@ from slurmsky.parse.request import JobRequest, build_step_request, parse_command
 from slurmsky.runtime import pmi
 from slurmsky.runtime.options import SRUN_USAGE
 
-SCRIPT = '#!/bin/sh\nexec srun "$@"\n'
+SCRIPT = '#!/bin/bash\nexec srun "$@"\n'
 
 
 def body(argv: list[str]) -> int:

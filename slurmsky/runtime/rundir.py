@@ -24,8 +24,10 @@ REPLY_TIMEOUT = 30  # seconds a control request (signal, requeue) waits for node
 # sys.path by the wrapper itself, so the job's environment is left untouched. SIGINT is
 # ignored while Python starts (its own handler would turn one into a KeyboardInterrupt
 # traceback, or a fatal error in its init, where Slurm's C tools just end), then has its
-# default action while the tool imports, until it sets its own (srun does).
-WRAPPER = """#!/bin/sh
+# default action while the tool imports, until it sets its own (srun does). bash, not sh:
+# dash drops the environment's names that are no shell identifiers (TEST_ENV_17.14), which
+# Slurm's srun hands on to its tasks.
+WRAPPER = """#!/bin/bash
 trap '' INT
 exec {python} -I -S -c 'import _signal, sys; \
 _signal.signal(2, _signal.SIG_DFL); \

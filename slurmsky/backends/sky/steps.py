@@ -36,7 +36,7 @@ from slurmsky.core.state import JobRecord
 from slurmsky.errors import SlurmError
 from slurmsky.runtime.spec import SECRET_VAR
 
-STEP_SCRIPT = '#!/bin/sh\nexec srun "$@"\n'
+STEP_SCRIPT = '#!/bin/bash\nexec srun "$@"\n'
 STEP_FILES = ".slurmsky/steps"  # where a step's output files are, in the workdir on the node
 TAIL_TRIES = 3  # reads of a step's log that ended before its RESULT came
 
