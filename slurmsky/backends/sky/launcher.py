@@ -257,7 +257,11 @@ class Launcher:
 
     def _launch(self, token: str, where: Server, task: dict, num_jobs: int | None) -> list[int]:
         self.begun[token] = time.time()
-        return self.client.launch(where, task, num_jobs, lambda _: self.reached.add(token))
+        return self.client.launch(where, task, num_jobs, lambda _: self._reached(token))
+
+    def _reached(self, token: str) -> None:
+        if token in self.pending:  # not abandoned meanwhile: nothing kept of those
+            self.reached.add(token)
 
     def _forget(self, token: str) -> Server:
         del self.pending[token]
