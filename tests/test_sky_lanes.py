@@ -162,10 +162,11 @@ def test_scancel_of_one_element_stops_only_that_element(lanes_world):
     once), element 3 while it waits behind 1 (its lane stops once 1 ends). The elements
     those lanes had not run go out again in new lanes; every other element completes."""
     cluster, fake, drive = lanes_world
+    gate = cluster.cwd / "gate"  # 1 and 2 run until the cancels are in (not a sleep: load)
     cluster.script(
         "slow.sh",
         "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID\n"
-        "case $SLURM_ARRAY_TASK_ID in 1|2) sleep 3;; esac\n",
+        f"case $SLURM_ARRAY_TASK_ID in 1|2) while [ ! -e {gate} ]; do sleep 0.1; done;; esac\n",
     )
     array_id = cluster.sbatch("--array=1-6", "-o", "%A_%a.out", "slow.sh")
 
@@ -176,6 +177,8 @@ def test_scancel_of_one_element_stops_only_that_element(lanes_world):
     drive(running)
     out = cluster.run("scancel", f"{array_id}_2", f"{array_id}_3")
     assert out.returncode == 0, out.stderr
+    drive(lambda: _elements(cluster, array_id)[1][1] == "CANCELLED")  # element 2's lane cut
+    gate.touch()
     drive(lambda: _done(cluster, array_id, 6))
     states = {r[0]: r[1] for r in _elements(cluster, array_id)}
     assert states == {
