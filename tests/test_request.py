@@ -103,11 +103,12 @@ def test_deprecated_slurm_magic_is_read_and_said_first(tmp_path):
 
 
 def test_ignored_options_warn_once_each(tmp_path):
-    script = "#!/bin/sh\n#SBATCH -A physics\n#SBATCH --qos=normal\ntrue\n"
-    req = request(tmp_path, ["--account=other", "prec.sh"], script=script)
-    assert req.ignored == {"account": "other", "qos": "normal"}
+    script = "#!/bin/sh\n#SBATCH --wckey=w\n#SBATCH --qos=normal\n#SBATCH -A physics\ntrue\n"
+    req = request(tmp_path, ["--wckey=other", "prec.sh"], script=script)
+    assert req.ignored == {"wckey": "other", "qos": "normal"}
+    assert req.account == "physics"  # checked against the user's associations on a team's state
     assert req.warnings == (
-        "sbatch: warning: -A physics ignored by slurmsky: no accounts; shown as SLURM_JOB_ACCOUNT",
+        "sbatch: warning: --wckey=w ignored by slurmsky: no accounting keys",
         "sbatch: warning: --qos=normal ignored by slurmsky: no QOS",
     )
 

@@ -254,7 +254,6 @@ def test_translate_yaml_is_readable(tmp_path):
     )
     assert out.returncode == 0
     assert out.stderr.decode() == (
-        "sbatch: warning: -A acct ignored by slurmsky: no accounts; shown as SLURM_JOB_ACCOUNT\n"
         f"uploads {tmp_path}: 1 files, 0.0 MB (SkyPilot's rules)\n"
         "files home: none with `sky jobs launch` of this task (the files the job writes stay "
         f"on its nodes); with sbatch they come back to {tmp_path}\n"

@@ -99,9 +99,10 @@ def split_off(conn: Connection, job: JobRecord) -> JobRecord | None:
     return state.split_element(conn, job.array_job_id, job.array_task_id, spec)
 
 
-def _denied(job: JobRecord) -> bool:
-    uid = os.getuid()
-    return uid != 0 and job.uid != uid
+def _denied(conn: Connection, job: JobRecord) -> bool:
+    from slurmsky.core.state import team
+
+    return not team.may_change(conn, job.user, job.uid)
 
 
 def _wake() -> None:
@@ -121,7 +122,7 @@ def cancel(conn: Connection, jobs: list[JobRecord], *, by_index: bool = False) -
     if by_index:
         jobs = _leave_arrays(conn, jobs, errors)
     for job in jobs:
-        if _denied(job):
+        if _denied(conn, job):
             errors[job.job_id] = ACCESS_DENIED
             continue
         own = split_off(conn, job)
@@ -173,7 +174,7 @@ def _leave_arrays(
     arrays: dict[int, set] = {}
     for job in jobs:
         if job.virtual and job.state == "PENDING":
-            if _denied(job):
+            if _denied(conn, job):
                 errors[job.job_id] = ACCESS_DENIED
             else:
                 assert job.array_job_id is not None  # an element (it has an index)
@@ -195,7 +196,7 @@ def signal(
     """scancel --signal: to the steps (default), the batch shell (--batch) or both (--full)."""
     errors: dict[int, str] = {}
     for job in jobs:
-        if _denied(job):
+        if _denied(conn, job):
             errors[job.job_id] = ACCESS_DENIED
         elif job.state == "PENDING":
             errors[job.job_id] = PENDING_ERR
@@ -215,7 +216,7 @@ def signal(
 
 def hold(conn: Connection, job: JobRecord, *, admin: bool) -> str | None:
     """scontrol hold (admin) / uhold (user)."""
-    if _denied(job):
+    if _denied(conn, job):
         return NOT_OWNER
     kind = "admin" if admin else "user"
     reason = "JobHeldAdmin" if admin else "JobHeldUser"
@@ -229,7 +230,7 @@ def hold(conn: Connection, job: JobRecord, *, admin: bool) -> str | None:
 
 
 def release(conn: Connection, job: JobRecord) -> str | None:
-    if _denied(job):
+    if _denied(conn, job):
         return NOT_OWNER
     if job.virtual and job.state == "PENDING" and job.held:  # the whole record is held
         own = split_off(conn, job)
@@ -244,7 +245,7 @@ def release(conn: Connection, job: JobRecord) -> str | None:
 
 def requeue(conn: Connection, job: JobRecord) -> str | None:
     """scontrol requeue: a started job is ended and pends again (BeginTime, Restarts+1)."""
-    if _denied(job):
+    if _denied(conn, job):
         return ACCESS_DENIED
     if not job.requeue or not job.batch:
         return DISABLED

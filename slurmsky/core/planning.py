@@ -93,7 +93,7 @@ def het_spec(shapes: list[Shape], first_id: int | None) -> list[dict]:
                 "mem_per_node": req.mem,
                 "mem_per_cpu": None if req.mem is not None else req.mem_per_cpu,
                 "gpus": req.gpus.count if req.gpus else None,
-                "account": req.ignored.get("account"),
+                "account": req.account,
                 "qos": req.ignored.get("qos"),
             }
         )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, cast
 from slurmsky import backends
 from slurmsky.backends import Feature
 from slurmsky.core import deps, state
-from slurmsky.core.state import JobRecord
+from slurmsky.core.state import JobRecord, team
 from slurmsky.core.states import STARTED_STATES
 from slurmsky.core.transitions import finish, requeued_fields
 from slurmsky.errors import SlurmError
@@ -106,6 +106,9 @@ class Scheduler:
         # Set by the agent (`slurmsky agent stop`): a pass asked to stop ends between units
         # of work (a job's end, a chunk read, a start), each recorded whole or not begun.
         self.stopping: Callable[[], bool] = lambda: False
+        # On a team's state (state/team.py): the member whose jobs this agent runs (every
+        # member's started jobs count for the room); None: one person's state, every job.
+        self.member: str | None = None
 
     def executor(self, name: str) -> Executor:
         found = self.executors.get(name)
@@ -126,6 +129,7 @@ class Scheduler:
 
     def run_pass(self, now: float) -> tuple[bool, float | None]:
         """One pass over the active jobs: (whether anything changed, when to look again)."""
+        self.member = team.login() if team.is_team(self.conn, fresh=True) else None
         self._deliver_signals()
         changed = False
         wake: list[float] = []
@@ -140,7 +144,7 @@ class Scheduler:
         for job in started:
             if self.stopping():
                 return changed, None
-            if not self._synced(job.executor):
+            if not self._synced(job.executor) and self._ours(job):
                 try:
                     changed |= self._watch(job, now, wake)
                 except Exception:  # looked at again next pass; the other jobs go on
@@ -154,6 +158,10 @@ class Scheduler:
         return changed, (min(wake) if wake else None)
 
     # --- started jobs ------------------------------------------------------------------------
+
+    def _ours(self, job: JobRecord) -> bool:
+        """Whether this agent runs the job: on a team's state, its member's only."""
+        return self.member is None or job.user == self.member
 
     def _synced(self, name: str) -> bool:
         """Whether the backend follows an outside queue and its executor moves its started
@@ -267,7 +275,7 @@ class Scheduler:
         def consider(job: JobRecord) -> None:
             """Decide one pending job, or as many elements of a pending record as may start."""
             nonlocal blocked
-            if job.het_job_offset:  # a component that follows its leader (db._HET_FOLLOW)
+            if job.het_job_offset or not self._ours(job):  # a component follows its leader
                 return
             if job.reason == "PartitionConfig" and now < job.submit_time + FIRST_PASS:
                 wake.append(job.submit_time + FIRST_PASS)
@@ -403,6 +411,28 @@ class Scheduler:
         return None, fields
 
     def _launch(self, job: JobRecord, placement: list[int], record: JobRecord | None) -> None:
+        if self.member is None:
+            self._start(job, placement, record)
+            return
+        # a team's agents claim room under the write lock, against every member's started
+        # jobs as they are now: two agents never both take the last node
+        with state.write(self.conn):
+            running = [self._placed(j) for j in state.started_jobs(self.conn)]
+            try:
+                again = self.executor(job.executor).place(self._placed(job), running)
+            except Exception as exc:
+                again = None
+                failed = launch_failure(job, exc, time.time())
+            if isinstance(again, list):
+                self._start(job, again, record)
+                return
+            if again is None:
+                fields = failed
+            else:
+                fields = dict(reason=again)
+            state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
+
+    def _start(self, job: JobRecord, placement: list[int], record: JobRecord | None) -> None:
         now = time.time()  # not the pass's start: earlier launches and ends took time
         ex = self.executor(job.executor)
         try:
@@ -483,7 +513,7 @@ class Scheduler:
     # --- scancel --signal ----------------------------------------------------------------------
 
     def _deliver_signals(self) -> None:
-        for job_id, signum, scope in state.take_signals(self.conn):
+        for job_id, signum, scope in state.take_signals(self.conn, self.member):
             job = state.get_job(self.conn, job_id)
             if job is None or job.state not in STARTED_STATES or not job.executor_ref:
                 continue

@@ -87,6 +87,10 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     # an array's elements, a heterogeneous job's components: an id each (J, J+1, ...)
     count = req.array.count if req.array else len(shapes)
     conn = state.connect()
+    # a team's job is charged to one of its user's accounts (team.py)
+    shapes = [_charged(conn, s) for s in shapes]
+    shaped = shapes[0] if het else _charged(conn, shaped)
+    req = shaped.request
     # beyond the partition (its nodes, their CPUs): accepted, pending (EnforcePartLimits=NO)
     # (a heterogeneous job in several partitions: each component in its own)
     units = [(lay, req, part)]
@@ -154,6 +158,17 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
 
     wake()
     return first
+
+
+def _charged(conn, shaped):
+    """The shaped request with the account the team's state charges it to."""
+    from slurmsky.core.state import team
+
+    asked = shaped.request.account
+    account = team.account_for(conn, asked)
+    if account == asked:
+        return shaped
+    return shaped.replace(request=shaped.request.replace(account=account))
 
 
 # slurmctld's length limits, in bytes (job_mgr.c: _test_job_desc_fields; the script's is
@@ -283,7 +298,7 @@ def _row(
         user=user,
         uid=os.getuid(),
         gid=os.getgid(),
-        account=req.ignored.get("account"),
+        account=req.account,
         partition=part_name,
         num_nodes=lay.num_nodes,
         num_cpus=lay.num_cpus,

@@ -58,6 +58,7 @@ class JobRequest(Record):
     open_mode: str | None = None
     export: Export | None = None
     comment: str | None = None
+    account: str | None = None
     container_image: str | None = None
     nodes: tuple[int, int] | None = None
     ntasks: int | None = None

@@ -44,7 +44,7 @@ def runtime_spec(
         "partition": partition,
         **_partition_infra(partition, cfg),
         "cluster_name": cfg.cluster_name,
-        "account": req.ignored.get("account"),
+        "account": req.account,
         "qos": req.ignored.get("qos"),
         "user": current_user(),
         "uid": os.getuid(),

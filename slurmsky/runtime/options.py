@@ -244,7 +244,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("bbf", None, REQUIRED, IGNORED, "no burst buffers"),
     _o("batch", None, REQUIRED, IGNORED, "batch-step node features", SB, env="SBATCH_BATCH"),
     # --- accounting and scheduling policy -------------------------------------------
-    _o("account", "A", REQUIRED, IGNORED, "no accounts; shown as SLURM_JOB_ACCOUNT", env="SBATCH_ACCOUNT"),
+    _o("account", "A", REQUIRED, SUPPORTED, "on a team's state, one of the user's associations (docs/team.md); SLURM_JOB_ACCOUNT", env="SBATCH_ACCOUNT"),
     _o("qos", "q", REQUIRED, IGNORED, "no QOS", env="SBATCH_QOS"),
     _o("wckey", None, REQUIRED, IGNORED, "no accounting keys", env="SBATCH_WCKEY"),
     _o("acctg-freq", None, REQUIRED, IGNORED, "no accounting sampling", env="SBATCH_ACCTG_FREQ"),

@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # typing is not imported at run time
 if TYPE_CHECKING:
     import sqlite3
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 
 
@@ -54,7 +54,8 @@ CREATE TABLE submissions (
     spec TEXT NOT NULL,              -- the runtime's spec (JSON), or with `shared` its job id
     task TEXT,                       -- the SkyPilot task (JSON), for the sky executor
     shared INTEGER REFERENCES blobs(id),      -- the spec but its ids and environment
-    environment INTEGER REFERENCES blobs(id)  -- the spec's environment
+    environment INTEGER REFERENCES blobs(id), -- the spec's environment
+    user_name TEXT                   -- who submitted it (a team's member: the role)
 );
 CREATE TABLE blobs (                 -- what submissions share, each stored once: the jobs of a
     id INTEGER PRIMARY KEY,          -- loop of sbatch from one shell share their spec and
@@ -129,7 +130,7 @@ CREATE INDEX jobs_end ON jobs(end_time);
 CREATE INDEX jobs_submit ON jobs(submit_time);
 CREATE INDEX jobs_het ON jobs(het_job_id) WHERE het_job_id IS NOT NULL;
 CREATE INDEX jobs_pending ON jobs(state, submission, {index});
--- and jobs_waiting (_WAITING), _GENERATION's triggers, _ATTEMPTS and _HET_FOLLOW
+-- and jobs_waiting (_WAITING), _GENERATION's triggers, _ATTEMPTS, _HET_FOLLOW and _TEAM
 CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
     id INTEGER PRIMARY KEY,
     job_id INTEGER NOT NULL,
@@ -185,6 +186,36 @@ _HET_FOLLOW = (
 # for the three-way OR is then three index lookups, not a scan of the jobs)
 _HET_INDEX = "CREATE INDEX jobs_het ON jobs(het_job_id) WHERE het_job_id IS NOT NULL"
 
+# A team's members and accounts, as sacctmgr keeps them (team.py); `root` is implied.
+_TEAM = (
+    "CREATE TABLE IF NOT EXISTS accounts (name TEXT PRIMARY KEY, description TEXT NOT NULL, "
+    "organization TEXT NOT NULL, parent TEXT)",
+    "CREATE TABLE IF NOT EXISTS members (name TEXT PRIMARY KEY, default_account TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS associations (account TEXT NOT NULL, user_name TEXT NOT NULL, "
+    "fairshare INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (account, user_name))",
+)
+
+# On PostgreSQL, what a member's role may change: every row is read, only its own written;
+# a new submission needs a member (sacctmgr delete user stops submitting, not running
+# jobs). The schema's owner (the administrator) is not bound (no FORCE).
+_OWN = 'USING ("user" = current_user)'
+_TEAM_RLS = (
+    "ALTER TABLE jobs ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY everyone_reads ON jobs FOR SELECT USING (true)",
+    'CREATE POLICY own_insert ON jobs FOR INSERT WITH CHECK ("user" = current_user)',
+    f"CREATE POLICY own_update ON jobs FOR UPDATE {_OWN}",
+    f"CREATE POLICY own_delete ON jobs FOR DELETE {_OWN}",
+    "ALTER TABLE submissions ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY everyone_reads ON submissions FOR SELECT USING (true)",
+    "CREATE POLICY member_submits ON submissions FOR INSERT WITH CHECK (user_name = current_user "
+    "AND EXISTS (SELECT 1 FROM members WHERE name = current_user))",
+    "CREATE POLICY own_update ON submissions FOR UPDATE USING (user_name = current_user)",
+    "CREATE POLICY own_delete ON submissions FOR DELETE USING (user_name = current_user)",
+    "ALTER TABLE signals ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY own_signals ON signals USING (EXISTS (SELECT 1 FROM jobs AS j "
+    'WHERE j.job_id = signals.job_id AND j."user" = current_user))',
+)
+
 # version -> the statements that bring a state database from it to the next version
 _MIGRATIONS = {
     1: ("ALTER TABLE jobs ADD COLUMN max_nodes INTEGER",),
@@ -214,6 +245,7 @@ _MIGRATIONS = {
         _HET_FOLLOW,
     ),
     8: (_HET_INDEX,),
+    9: (*_TEAM, "ALTER TABLE submissions ADD COLUMN user_name TEXT"),
 }
 
 
@@ -321,7 +353,7 @@ def _schema(dialect: engine.Dialect) -> list[str]:
     """Every statement that makes the schema, in the dialect's SQL."""
     tables = [t for t in _SCHEMA.replace("{index}", index_sql(dialect)).split(";\n") if t.strip()]
     if dialect is engine.SQLITE_DIALECT:
-        return [*tables, _WAITING, *_GENERATION[1:], *_ATTEMPTS, _HET_FOLLOW]
+        return [*tables, _WAITING, *_GENERATION[1:], *_ATTEMPTS, _HET_FOLLOW, *_TEAM]
     assert isinstance(dialect, engine.PostgreSQL)
     return [
         *map(dialect.ddl, tables),
@@ -329,6 +361,8 @@ def _schema(dialect: engine.Dialect) -> list[str]:
         "CREATE UNIQUE INDEX blobs_text ON blobs (md5(text))",
         dialect.ddl(_ATTEMPTS[0]),
         *_PG_OBJECTS,
+        *map(dialect.ddl, _TEAM),
+        *_TEAM_RLS,
     ]
 
 
@@ -380,7 +414,7 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
                 for statement in _MIGRATIONS[v]:
                     if statement == "collapse_pending_arrays":
                         _collapse_pending_arrays(conn)
-                    else:
+                    elif not _has_column(conn, statement):
                         conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
@@ -455,7 +489,19 @@ $$""",
 # PostgreSQL's schema versions (meta's schema_version) -> the statements that bring a state
 # from it to the next; it starts at PG_FIRST_VERSION.
 PG_FIRST_VERSION = 8
-_PG_MIGRATIONS: dict[int, tuple[str, ...]] = {8: (_HET_INDEX,)}
+_PG_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    8: (_HET_INDEX,),
+    9: (
+        *(engine.POSTGRESQL_DIALECT.ddl(t) for t in _TEAM),
+        "ALTER TABLE submissions ADD COLUMN IF NOT EXISTS user_name TEXT",
+        *(
+            f"DROP POLICY IF EXISTS {s.split()[2]} ON {s.split()[4]}"
+            for s in _TEAM_RLS
+            if s.startswith("CREATE POLICY")
+        ),
+        *_TEAM_RLS,
+    ),
+}
 
 
 def schema_version(conn) -> int | None:
@@ -595,6 +641,15 @@ def _full(path: str) -> bool:
         return os.statvfs(path).f_bavail == 0
     except OSError:
         return False
+
+
+def _has_column(conn, statement: str) -> bool:
+    """Whether `ALTER TABLE t ADD COLUMN c ...` would add a column t has already (a state
+    made by a slurmsky between two versions); False for any other statement."""
+    words = statement.split()
+    if words[:2] != ["ALTER", "TABLE"] or words[3:5] != ["ADD", "COLUMN"]:
+        return False
+    return any(row[1] == words[5] for row in conn.execute(f"PRAGMA table_info({words[2]})"))
 
 
 @contextmanager

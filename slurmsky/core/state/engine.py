@@ -317,6 +317,8 @@ class PgConnection:
 
     dialect = POSTGRESQL_DIALECT
     text_factory = str  # text comes back as str (no raw bytes are stored here)
+    team: bool | None = None  # whether the state is a team's (team.is_team), once asked
+    admin: bool | None = None  # whether the role is the team's administrator (team.is_admin)
 
     def __init__(self, raw, errors, where: str, environ):
         from psycopg2.extensions import AsIs

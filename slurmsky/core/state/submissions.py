@@ -41,13 +41,15 @@ def add_submission(
             shared["array"] = {k: v for k, v in shared["array"].items() if k != "job_id"}
     with write(conn):
         conn.execute(
-            "INSERT INTO submissions VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO submissions (id, spec, task, shared, environment, user_name) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 submission,
                 json.dumps(own),
                 json.dumps(task) if task else None,
                 blob(conn, json.dumps(shared)),
                 None if environment is None else blob(conn, json.dumps(environment)),
+                jobs[0]["user"],
             ),
         )
         conn.executemany(sql, values)
@@ -98,9 +100,14 @@ def add_signal(conn: Connection, job_id: int, signal: int, scope: str) -> None:
         )
 
 
-def take_signals(conn: Connection) -> list[tuple[int, int, str]]:
-    """The queued scancel --signal requests, removed from the queue."""
+def take_signals(conn: Connection, user: str | None = None) -> list[tuple[int, int, str]]:
+    """The queued scancel --signal requests (to this user's jobs, if named), removed from
+    the queue."""
+    where, params = "", ()
+    if user is not None:
+        where, params = ' WHERE job_id IN (SELECT job_id FROM jobs WHERE "user" = ?)', (user,)
     with write(conn):
-        rows = conn.execute("SELECT job_id, signal, scope FROM signals ORDER BY id").fetchall()
-        conn.execute("DELETE FROM signals")
+        sql = f"SELECT job_id, signal, scope FROM signals{where} ORDER BY id"
+        rows = conn.execute(sql, params).fetchall()
+        conn.execute(f"DELETE FROM signals{where}", params)
     return [tuple(r) for r in rows]
