@@ -158,8 +158,7 @@ def _add(conn, entity: str, words: list[str]) -> int:
         raise SlurmError(f" Adding {entity}s is not supported here", bare=True)
     account = settings.get("account") or settings.get("accounts")
     if not account:
-        out(" Need name of account to add user to.\n")
-        return 1
+        raise SlurmError(" Need name of account to add user to.", bare=True)
     try:
         fairshare = int(settings.get("fairshare", settings.get("share", "1")))
     except ValueError:
@@ -167,10 +166,12 @@ def _add(conn, entity: str, words: list[str]) -> int:
     default = settings.get("defaultaccount")
     results = {n: team.add_user(conn, n, account, fairshare, default) for n in names}
     if "no account" in results.values():
-        out(f" This account '{account}' doesn't exist.\n")
-        out("        Contact your admin to add this account.\n")
-        out(" No associations or wckeys created.\n")
-        return 1
+        raise SlurmError(
+            f" This account '{account}' doesn't exist.",
+            "        Contact your admin to add this account.",
+            " No associations or wckeys created.",
+            bare=True,
+        )
     made = [n for n, r in results.items() if r in ("new", "added")]
     if not made:
         out(" Nothing new added.\n")

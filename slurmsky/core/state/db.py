@@ -196,8 +196,8 @@ _TEAM = (
 )
 
 # On PostgreSQL, what a member's role may change: every row is read, only its own written;
-# a new submission needs a member (sacctmgr delete user stops submitting, not running
-# jobs). The schema's owner (the administrator) is not bound (no FORCE).
+# a new submission needs a member with an association (sacctmgr delete user stops
+# submitting, not running jobs). The schema's owner (the administrator) is not bound (no FORCE).
 _OWN = 'USING ("user" = current_user)'
 _TEAM_RLS = (
     "ALTER TABLE jobs ENABLE ROW LEVEL SECURITY",
@@ -208,7 +208,7 @@ _TEAM_RLS = (
     "ALTER TABLE submissions ENABLE ROW LEVEL SECURITY",
     "CREATE POLICY everyone_reads ON submissions FOR SELECT USING (true)",
     "CREATE POLICY member_submits ON submissions FOR INSERT WITH CHECK (user_name = current_user "
-    "AND EXISTS (SELECT 1 FROM members WHERE name = current_user))",
+    "AND EXISTS (SELECT 1 FROM associations WHERE user_name = current_user))",
     "CREATE POLICY own_update ON submissions FOR UPDATE USING (user_name = current_user)",
     "CREATE POLICY own_delete ON submissions FOR DELETE USING (user_name = current_user)",
     "ALTER TABLE signals ENABLE ROW LEVEL SECURITY",

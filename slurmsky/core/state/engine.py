@@ -30,6 +30,8 @@ if TYPE_CHECKING:
         dialect: Dialect
         text_factory: Any
         in_transaction: bool
+        team: bool | None  # PostgreSQL's: what state/team.py found once
+        admin: bool | None
 
         def execute(self, sql: str, params: Any = ..., /) -> Any: ...
         def executemany(self, sql: str, rows: Any, /) -> Any: ...

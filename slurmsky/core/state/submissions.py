@@ -103,7 +103,7 @@ def add_signal(conn: Connection, job_id: int, signal: int, scope: str) -> None:
 def take_signals(conn: Connection, user: str | None = None) -> list[tuple[int, int, str]]:
     """The queued scancel --signal requests (to this user's jobs, if named), removed from
     the queue."""
-    where, params = "", ()
+    where, params = "", ()  # type: tuple[str, tuple[str, ...]]
     if user is not None:
         where, params = ' WHERE job_id IN (SELECT job_id FROM jobs WHERE "user" = ?)', (user,)
     with write(conn):

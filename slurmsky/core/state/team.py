@@ -153,7 +153,8 @@ def add_user(conn: Connection, name: str, account: str, fairshare: int, default:
     of a member), 'exists', or 'no account'. A new member gets a PostgreSQL role of that name
     (made if missing) with the grants a member needs."""
     with write(conn):
-        if not conn.execute("SELECT 1 FROM accounts WHERE name = ?", (account,)).fetchone():
+        known = conn.execute("SELECT 1 FROM accounts WHERE name = ?", (account,)).fetchone()
+        if not known and account != "root":
             return "no account"
         if conn.execute(
             "SELECT 1 FROM associations WHERE account = ? AND user_name = ?", (account, name)
@@ -190,45 +191,31 @@ def _quoted(name: str) -> str:
 
 def delete_users(conn: Connection, names: list[str], account: str | None) -> list[str]:
     """Remove these members (or only their association with `account`); the names removed.
-    Their roles stay (their agents end the jobs they run); without membership they cannot
+    Their roles stay (their agents end the jobs they run); with no association they cannot
     submit (the security on `submissions`)."""
     gone: list[str] = []
     with write(conn):
         for name in names:
-            where, params = "user_name = ?", [name]
             if account:
-                where, params = where + " AND account = ?", [name, account]
-            if conn.execute(f"DELETE FROM associations WHERE {where}", params).rowcount:
+                sql = "DELETE FROM associations WHERE user_name = ? AND account = ?"
+                if conn.execute(sql, (name, account)).rowcount:
+                    gone.append(name)
+                continue
+            conn.execute("DELETE FROM associations WHERE user_name = ?", (name,))
+            if conn.execute("DELETE FROM members WHERE name = ?", (name,)).rowcount:
                 gone.append(name)
-            left = conn.execute(
-                "SELECT account FROM associations WHERE user_name = ? ORDER BY account", (name,)
-            ).fetchall()
-            if not left:
-                conn.execute("DELETE FROM members WHERE name = ?", (name,))
-            else:
-                conn.execute(
-                    "UPDATE members SET default_account = ? WHERE name = ? AND default_account "
-                    "NOT IN (SELECT account FROM associations WHERE user_name = ?)",
-                    (left[0][0], name, name),
-                )
     return gone
 
 
 def delete_accounts(conn: Connection, names: list[str]) -> list[str]:
-    """Remove these accounts and their associations (members left with none go too)."""
+    """Remove these accounts and their associations (their users stay members)."""
     gone: list[str] = []
     with write(conn):
         for name in names:
-            if (
-                name == "root"
-                or not conn.execute("DELETE FROM accounts WHERE name = ?", (name,)).rowcount
-            ):
-                continue
-            gone.append(name)
-            users = conn.execute(
-                "SELECT user_name FROM associations WHERE account = ?", (name,)
-            ).fetchall()
-            delete_users(conn, [u[0] for u in users], name)
+            sql = "DELETE FROM accounts WHERE name = ?"
+            if name != "root" and conn.execute(sql, (name,)).rowcount:
+                conn.execute("DELETE FROM associations WHERE account = ?", (name,))
+                gone.append(name)
     return gone
 
 
