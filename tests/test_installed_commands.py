@@ -18,7 +18,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ("sacct", "sacctmgr", "salloc", "sbatch", "scancel", "scontrol", "seff", "sinfo", "slurmsky")
+COMMANDS = (
+    "sacct",
+    "sacctmgr",
+    "salloc",
+    "sbatch",
+    "scancel",
+    "scontrol",
+    "seff",
+    "sinfo",
+    "slurmsky",
+)
 COMMANDS += ("squeue", "srun", "sstat")
 TRIALS = 40
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
