@@ -20,7 +20,7 @@ from slurmsky.backends.sky.launcher import Launcher
 from slurmsky.backends.sky.logs import JobLogs
 from slurmsky.backends.sky.server import Server
 from slurmsky.core import state, transitions
-from slurmsky.core.state import JobRecord
+from slurmsky.core.state import JobRecord, team
 from slurmsky.core.states import ACTIVE_STATES, STARTED_STATES
 from slurmsky.runtime.spec import infra_matches
 
@@ -58,6 +58,16 @@ class Mirror:
         }
         changed = self._own(where, [v for v in views if v["job_id"] in mine], now)
         foreign = [v for v in views if v["job_id"] not in mine]
+        if team.is_team(self.db, fresh=True):
+            # another member's jobs are in the queue already (their agent mirrors them); a
+            # job no member submitted is mirrored by its SkyPilot user's member
+            foreign = [
+                v
+                for v in foreign
+                if "slurmsky" not in (v.get("metadata") or {})
+                and user_hash is not None
+                and v.get("user_hash") == user_hash
+            ]
         changed |= self._foreign(where, user_hash, foreign, now)
         for job in self.active(where.name):  # asked for by id and not there: SkyPilot lost it
             sky_id = ref_of(job).get("sky_job_id")
