@@ -88,8 +88,8 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     count = req.array.count if req.array else len(shapes)
     conn = state.connect()
     # a team's job is charged to one of its user's accounts (team.py)
-    shapes = [_charged(conn, s) for s in shapes]
-    shaped = shapes[0] if het else _charged(conn, shaped)
+    shaped = _charged(conn, shaped)
+    shapes = [_charged(conn, s) for s in shapes] if het else [shaped]
     req = shaped.request
     # beyond the partition (its nodes, their CPUs): accepted, pending (EnforcePartLimits=NO)
     # (a heterogeneous job in several partitions: each component in its own)
