@@ -87,6 +87,9 @@ def test_sacctmgr_as_slurm_prints_it(team):
         "sacctmgr-delete-account.txt",
         "sacctmgr-delete-account-again.txt",
         "sacctmgr-show-bogus.txt",
+        "sacctmgr-bad-keyword.txt",
+        "sacctmgr-bad-field.txt",
+        "sacctmgr-show-account-parsable-ends.txt",
     ):
         argv = read_capture(capture).command.split()
         same_as_peer(run(*argv), capture)

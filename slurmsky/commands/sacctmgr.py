@@ -50,15 +50,15 @@ def _entity(word: str, prog_line: str) -> str:
     )
 
 
-def _table(columns, rows, *, noheader: bool, parsable: bool) -> str:
+def _table(columns, rows, *, noheader: bool, parsable: str | None) -> str:
     """sacctmgr's output: right-aligned columns cut to their width (a cut one ends `+`), a
-    space after each; -P: `|` between fields (and at each line's end for -p)."""
+    space after each; -P: `|` between fields, -p: and at each line's end (`parsable`)."""
     lines = []
-    if parsable:
+    if parsable is not None:
         if not noheader:
             lines.append("|".join(t for t, _ in columns))
         lines.extend("|".join(str(v) for v in row) for row in rows)
-        return "".join(line + "\n" for line in lines)
+        return "".join(line + parsable + "\n" for line in lines)
 
     def cell(value, width):
         text = str(value)
@@ -94,7 +94,7 @@ def _cluster() -> str:
     return load_config().cluster_name
 
 
-def _show(conn, entity: str, words: list[str], noheader: bool, parsable: bool) -> int:
+def _show(conn, entity: str, words: list[str], noheader: bool, parsable: str | None) -> int:
     names, settings = _settings(words)
     if entity == "account":
         rows = [r for r in team.accounts(conn) if not names or r[0] in names]
@@ -126,7 +126,7 @@ def _show(conn, entity: str, words: list[str], noheader: bool, parsable: bool) -
                 f = "share"
             hits = [i for i, t in enumerate(titles) if t.startswith(f)] if f else []
             if not hits:
-                raise SlurmError(f'sacctmgr: error: Invalid field requested: "{field}"', bare=True)
+                raise SlurmError(f"Unknown field '{field}'", bare=True)
             picked.append(hits[0])
         columns = tuple(columns[i] for i in picked)
         shown = [[row[i] for i in picked] for row in shown]
@@ -216,15 +216,18 @@ def _delete(conn, entity: str, words: list[str]) -> int:
 
 
 def body(argv: list[str]) -> int:
-    noheader = parsable = False
+    noheader = False
+    parsable: str | None = None  # what ends each line: -P nothing, -p `|`
     words: list[str] = []
     for arg in argv:
         if arg in ("-i", "--immediate"):
             continue
         if arg in ("-n", "--noheader"):
             noheader = True
-        elif arg in ("-P", "--parsable2", "-p", "--parsable"):
-            parsable = True
+        elif arg in ("-P", "--parsable2"):
+            parsable = ""
+        elif arg in ("-p", "--parsable"):
+            parsable = "|"
         elif arg in ("-V", "--version"):
             from slurmsky.render.common import version_line
 
@@ -243,7 +246,7 @@ def body(argv: list[str]) -> int:
              "show": "show", "list": "show"}  # fmt: skip
     verb = verbs.get(action)
     if verb is None:
-        raise SlurmError(f"sacctmgr: error: Invalid keyword: {words[0]}", bare=True)
+        raise SlurmError(f"invalid keyword: {words[0]}", bare=True)
     entity = _entity(words[1], "list" if verb == "show" else verb)
     conn = state.connect()
     if entity == "cluster":

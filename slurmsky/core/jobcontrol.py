@@ -15,7 +15,7 @@ import time
 from slurmsky import backends
 from slurmsky.backends import Feature, Unsupported
 from slurmsky.core import state
-from slurmsky.core.state import JobRecord
+from slurmsky.core.state import JobRecord, team
 from slurmsky.core.states import KILLABLE_STATES, STARTED_STATES
 from slurmsky.core.transitions import keep_run, requeued_fields
 
@@ -100,8 +100,6 @@ def split_off(conn: Connection, job: JobRecord) -> JobRecord | None:
 
 
 def _denied(conn: Connection, job: JobRecord) -> bool:
-    from slurmsky.core.state import team
-
     return not team.may_change(conn, job.user, job.uid)
 
 

@@ -411,64 +411,13 @@ class Scheduler:
         return None, fields
 
     def _launch(self, job: JobRecord, placement: list[int], record: JobRecord | None) -> None:
-        if self.member is None:
-            self._start(job, placement, record)
-            return
-        # a team's agents claim room under the write lock, against every member's started
-        # jobs as they are now: two agents never both take the last node
-        with state.write(self.conn):
-            running = [self._placed(j) for j in state.started_jobs(self.conn)]
-            try:
-                again = self.executor(job.executor).place(self._placed(job), running)
-            except Exception as exc:
-                again = None
-                failed = launch_failure(job, exc, time.time())
-            if isinstance(again, list):
-                self._start(job, again, record)
-                return
-            if again is None:
-                fields = failed
-            else:
-                fields = dict(reason=again)
-            state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
-
-    def _start(self, job: JobRecord, placement: list[int], record: JobRecord | None) -> None:
         now = time.time()  # not the pass's start: earlier launches and ends took time
         ex = self.executor(job.executor)
-        try:
-            ref = ex.prepare(job, placement)
-        except Exception as exc:
-            failed = launch_failure(job, exc, now)
-            if record is not None:
-                self._split(record, job, **failed)
-            else:
-                state.update_job(self.conn, job.job_id, where_state=("PENDING",), **failed)
+        claimed = self._claim(ex, job, placement, record, now)
+        if claimed is None:
             return
+        job, ref = claimed
         names = ref.get("names") or []
-        het = self._submission_spec(job.submission).get("het") if job.het_job_offset == 0 else None
-        fields = dict(
-            state="CONFIGURING",
-            reason="None",
-            executor_ref=ref,
-            start_time=now,
-            nodelist=hostlist.compress(names[: het[0]["nodes"][1]] if het else names) or None,
-            batch_host=names[0] if names else None,
-        )
-        if record is not None:
-            element = self._split(record, job, **fields)
-            if element is None:
-                return  # cancelled or held meanwhile
-            job = element
-        elif not state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields):
-            return  # cancelled or held meanwhile
-        for comp in (het or [])[1:] if names else ():  # the others' rows: their own nodes
-            first, count = comp["nodes"]
-            state.update_job(
-                self.conn,
-                comp["job_id"],
-                nodelist=hostlist.compress(names[first : first + count]),
-                batch_host=names[first],
-            )
         job.executor_ref = ref
         try:
             ref = ex.launch(job, self._submission_spec(job.submission), ref)
@@ -489,6 +438,61 @@ class Scheduler:
         if synced:
             return  # its executor's sync() moves it from here
         log.info("job %s: started on %s", job.job_id, ",".join(names))
+
+    def _claim(
+        self, ex: Executor, job: JobRecord, placement: list[int], record: JobRecord | None, now
+    ) -> tuple[JobRecord, dict] | None:
+        """Make the job CONFIGURING on its nodes, in one write: (the job, its executor's ref),
+        or None if it does not start (cancelled or held meanwhile, failed). On a team's state
+        it is placed again there, against every member's started jobs as they are now: two
+        agents never both take the last node (no room: it keeps pending, for its reason)."""
+        with state.write(self.conn):
+            try:
+                if self.member is not None:
+                    running = [self._placed(j) for j in state.started_jobs(self.conn)]
+                    again = ex.place(self._placed(job), running)
+                    if isinstance(again, str):
+                        waiting = record if record is not None else job
+                        state.update_job(
+                            self.conn, waiting.job_id, where_state=("PENDING",), reason=again
+                        )
+                        return None
+                    placement = again
+                ref = ex.prepare(job, placement)
+            except Exception as exc:
+                failed = launch_failure(job, exc, now)
+                if record is not None:
+                    self._split(record, job, **failed)
+                else:
+                    state.update_job(self.conn, job.job_id, where_state=("PENDING",), **failed)
+                return None
+            names = ref.get("names") or []
+            spec = self._submission_spec(job.submission)
+            het = spec.get("het") if job.het_job_offset == 0 else None
+            fields = dict(
+                state="CONFIGURING",
+                reason="None",
+                executor_ref=ref,
+                start_time=now,
+                nodelist=hostlist.compress(names[: het[0]["nodes"][1]] if het else names) or None,
+                batch_host=names[0] if names else None,
+            )
+            if record is not None:
+                element = self._split(record, job, **fields)
+                if element is None:
+                    return None  # cancelled or held meanwhile
+                job = element
+            elif not state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields):
+                return None  # cancelled or held meanwhile
+            for comp in (het or [])[1:] if names else ():  # the others' rows: their own nodes
+                first, count = comp["nodes"]
+                state.update_job(
+                    self.conn,
+                    comp["job_id"],
+                    nodelist=hostlist.compress(names[first : first + count]),
+                    batch_host=names[first],
+                )
+        return job, ref
 
     def _split(self, record: JobRecord, element: JobRecord, **fields) -> JobRecord | None:
         """Split `element` (with its id) off its pending record with `fields`, unless the

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from slurmsky.core.state import engine
 from slurmsky.core.state.db import write
 from slurmsky.errors import SlurmError
 
@@ -73,7 +74,7 @@ def _admin_role(conn: Connection) -> bool:
 
 
 def is_postgres(conn: Connection) -> bool:
-    return not conn.dialect.first_index.startswith("CAST(array_pending")
+    return isinstance(conn.dialect, engine.PostgreSQL)
 
 
 def may_change(conn: Connection, job_user: str, job_uid: int) -> bool:
