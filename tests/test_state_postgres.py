@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 
@@ -217,6 +218,12 @@ def test_an_agent_whose_state_moved_starts_over(team):
     first = team.sbatch("--wrap", "sleep 0.5")  # SQLite: the agent starts on it
     ran = team.cwd / "slurm-1.out"
     team.wait_for(ran.exists, 30, "the first job to run (the agent at work on SQLite)")
+
+    def first_ended() -> bool:  # its run directory is the next job 1's (none may be active)
+        with sqlite3.connect(team.state / "state.db") as conn:
+            return conn.execute("SELECT end_time FROM jobs").fetchone()[0] is not None
+
+    team.wait_for(first_ended, 30, "the first job to end")
     (team.home / "slurmsky.yaml").write_text(f"kill_wait: 1\nstate: {db}\n")
     second = team.sbatch("--wrap", "true")
     assert (first, second) == (1, 1)  # two queues, each its own ids
