@@ -280,9 +280,10 @@ def test_the_room_is_the_teams(team, member):
     theirs = int(ok(member.run("sbatch", "--parsable", "--wrap", "true")).stdout)
     deadline = time.monotonic() + 30
     while team.job(theirs)[4] != "Resources" and time.monotonic() < deadline:
-        ok(member.run("squeue"))  # wakes its agent
         time.sleep(0.3)
     assert team.job(theirs)[1:] == ("PENDING", None, None, "Resources")
     gate.write_text("")
     wait_state(team, mine, ("COMPLETED",))
-    assert wait_state(team, theirs, ("COMPLETED",))[1] == "COMPLETED"
+    # root's agent ended it; the member's, woken by nothing, looks again while its job waits
+    # for room (scheduler.TEAM_RECHECK: 1 s; it used to wait for its next pass, ~60 s)
+    assert wait_state(team, theirs, ("COMPLETED",), timeout=30)[1] == "COMPLETED"

@@ -40,6 +40,9 @@ KILL_GRACE = 15  # s beyond KillWait before the agent ends a job the runtime did
 # its own reason (PartitionNodeLimit, or Dependency, ...).
 FIRST_PASS = 1.0
 PENDING_CHUNK = 16  # pending jobs a pass reads first (then 4x as many at a time)
+# On a team's state another member's agent frees the room (its job's end wakes no agent but
+# its own): a job waiting for room is looked at again this often.
+TEAM_RECHECK = 1.0
 
 
 class Unavailable:
@@ -301,6 +304,8 @@ class Scheduler:
                     if isinstance(placement, str):
                         reason = "Priority" if blocked and placement == "Resources" else placement
                         blocked = blocked or placement == "Resources"
+                        if self.member is not None and placement == "Resources":
+                            wake.append(now + TEAM_RECHECK)
                         break
                     launches.append((element, placement, job if element is not job else None))
                     element.executor_ref = placed.executor_ref = {"nodes": placement}
