@@ -22,6 +22,17 @@ class Kind:
 POSITIVE = Kind("a positive int", lambda v: type(v) is int and v > 0)
 LANES = Kind("a positive int or false", lambda v: v is False or POSITIVE.test(v))
 
+
+def _slurm_time(value) -> bool:
+    from slurmsky.parse.times import time_seconds
+
+    seconds = time_seconds(str(value)) if type(value) in (str, int) else None
+    return seconds is not None and seconds >= 0
+
+
+SLURM_TIME = Kind("a Slurm time (7-0, 1:00:00, 30 minutes as 30)", _slurm_time)
+PRIORITY_TYPES = ("multifactor", "basic")
+
 # key -> (type, what it means[, the value that turns a mapping off]); nested dicts describe
 # sub-keys; "*" matches any name.
 PARTITION_SCHEMA = {
@@ -173,6 +184,23 @@ SCHEMA = {
         "Slurm's JobAcctGatherFrequency: seconds between samples of each step's memory and "
         "CPU (default 30; 0: only at each task's end)",
     ),
+    "priority_type": (
+        Kind(" or ".join(PRIORITY_TYPES), lambda v: v in PRIORITY_TYPES),
+        "the order of a team's pending jobs: multifactor (the default on a team's PostgreSQL: "
+        "age and fair share, docs/team.md) or basic (submission order; always on SQLite)",
+    ),
+    "priority_weight_age": (int, "Slurm's PriorityWeightAge (default 1000)"),
+    "priority_weight_fairshare": (int, "Slurm's PriorityWeightFairshare (default 10000)"),
+    "priority_max_age": (SLURM_TIME, "Slurm's PriorityMaxAge: the age factor's 1 (default 7-0)"),
+    "priority_decay_half_life": (
+        SLURM_TIME,
+        "Slurm's PriorityDecayHalfLife: usage counts half after it (default 7-0; 0: no decay)",
+    ),
+    "priority_calc_period": (
+        SLURM_TIME,
+        "Slurm's PriorityCalcPeriod: how often an agent recomputes usage and priorities "
+        "(default 5 minutes; 0:10 is ten seconds)",
+    ),
     "upload_max_mb": (
         int,
         "sky backend: the most MB of a job's workdir (the submit directory) uploaded to the "
@@ -206,6 +234,12 @@ class Config:
         purge_run_dirs_after: int = 86400,
         purge_job_after: int = 0,
         agent_log_max_mb: int = 10,
+        priority_type: str | None = None,
+        priority_weight_age: int = 1000,
+        priority_weight_fairshare: int = 10000,
+        priority_max_age: str = "7-0",
+        priority_decay_half_life: str = "7-0",
+        priority_calc_period: str = "5",
     ):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
         self.state = state
@@ -218,6 +252,12 @@ class Config:
         self.constrain_devices = constrain_devices
         self.purge_run_dirs_after = purge_run_dirs_after
         self.purge_job_after, self.agent_log_max_mb = purge_job_after, agent_log_max_mb
+        self.priority_type = priority_type  # None: multifactor on a team, else basic
+        self.priority_weight_age = priority_weight_age
+        self.priority_weight_fairshare = priority_weight_fairshare
+        self.priority_max_age = priority_max_age
+        self.priority_decay_half_life = priority_decay_half_life
+        self.priority_calc_period = priority_calc_period
 
     def default_partition(self) -> str | None:
         for name, part in self.partitions.items():

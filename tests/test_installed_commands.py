@@ -29,7 +29,7 @@ COMMANDS = (
     "sinfo",
     "slurmsky",
 )
-COMMANDS += ("squeue", "srun", "sstat")
+COMMANDS += ("sprio", "squeue", "srun", "sshare", "sstat")
 TRIALS = 40
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

@@ -18,7 +18,7 @@ import time
 import pgserver
 import pytest
 from captures import read_capture
-from users import needs_user, other_users_python
+from users import cannot_run_as, needs_user, other_users_python
 
 pytestmark = pytest.mark.skipif(
     not glob.glob("/usr/lib/postgresql/*/bin/initdb") and shutil.which("initdb") is None,
@@ -286,4 +286,113 @@ def test_the_room_is_the_teams(team, member):
     wait_state(team, mine, ("COMPLETED",))
     # root's agent ended it; the member's, woken by nothing, looks again while its job waits
     # for room (scheduler.TEAM_RECHECK: 1 s; it used to wait for its next pass, ~60 s)
+    assert wait_state(team, theirs, ("COMPLETED",), timeout=30)[1] == "COMPLETED"
+
+
+def test_sshare_and_sprio_as_the_peer_prints_them(team):
+    """The peer's associations (root in root; peeruser and root in research) and its usage
+    (root's 767 CPU-seconds in research, undecayed here): sshare byte for byte as the peer
+    printed it with priority/multifactor, for root and for peeruser; sprio with no pending
+    job prints its header."""
+    with open(team.home / "slurmsky.yaml", "a") as fh:
+        fh.write('priority_decay_half_life: "0"\n')
+    ok(team.run("sacctmgr", "-i", "add", "account", "research"))
+    ok(team.run("sacctmgr", "-i", "add", "user", "root", "account=root"))
+    ok(team.run("sacctmgr", "-i", "add", "user", "peeruser,root", "DefaultAccount=research",
+                "account=research"))  # fmt: skip
+    job = team.sbatch("-A", "research", "--wrap", "true")
+    wait_state(team, job, ("COMPLETED",))
+    end = time.time() - 700  # before the current PriorityCalcPeriod (5 minutes) began
+    conn = team.db()
+    conn.execute(
+        "UPDATE jobs SET start_time = ?, end_time = ?, num_cpus = 1 WHERE job_id = ?",
+        (end - 767, end, job),
+    )
+    conn.close()
+    for args, capture in (
+        (["-a"], "sshare-all.txt"),
+        (["-a", "-l"], "sshare-long.txt"),
+        (["-a", "-P"], "sshare-parsable.txt"),
+        (["-a", "-p"], "sshare-parsable2.txt"),
+        (["-a", "-n"], "sshare-noheader.txt"),
+        (["-A", "research"], "sshare-account.txt"),
+        (["-u", "peeruser"], "sshare-user.txt"),
+        (["-u", "nosuch"], "sshare-unknown-user.txt"),
+        ([], "sshare-plain.txt"),
+        (["-U", "--format", "Account%256", "--noheader"], "tool-snakemake-sshare.txt"),
+        (["--bogus"], "sshare-badopt.txt"),
+    ):
+        same_as_peer(team.run("sshare", *args), capture)
+    same_as_peer(team.run("sprio"), "sprio-empty.txt")
+    same_as_peer(team.run("sprio", "--bogus"), "sprio-badopt.txt")
+    same_as_peer(team.run("sprio", "-j", "999999"), "sprio-badjob.txt")
+    if cannot_run_as("peeruser"):
+        return
+    member = Member(team)
+    try:
+        same_as_peer(member.run("sshare"), "sshare-peeruser.txt")
+        same_as_peer(member.run("sshare", "-a"), "sshare-peeruser-all.txt")
+    finally:
+        member.stop()
+
+
+def test_sprio_on_ones_own_state_says_what_priority_basic_says(cluster):
+    same_as_peer(cluster.run("sprio"), "sprio-basic.txt")
+
+
+@needs_user("peeruser")
+def test_fair_share_starts_the_member_who_used_less_first(team, member):
+    """Issue 49 item 6: with the one node busy with root's job, root queues four jobs and
+    then the member one; root has used more, so the member's job starts first (its agent
+    starts it: root's keeps the room for it), and root's follow in their order."""
+    shape = (
+        'priority_calc_period: "0:1"\npartitions:\n  local:\n    nodes: 1\n    cpus_per_node: 1\n'
+    )
+    for config in (team.home / "slurmsky.yaml", member.env["SLURMSKY_CONFIG"]):
+        with open(config, "a") as fh:
+            fh.write(shape)
+    gate = team.cwd / "gate"
+    busy = team.sbatch("--wrap", f"while [ ! -e {gate} ]; do sleep 0.2; done")
+    wait_state(team, busy, ("RUNNING",))
+    queued = [team.sbatch("--wrap", "true") for _ in range(4)]
+    theirs = int(ok(member.run("sbatch", "--parsable", "--wrap", "true")).stdout)
+    team.wait_for(lambda: team.job(theirs)[4] != "None", what="the member's agent's first look")
+    time.sleep(1.5)  # a PriorityCalcPeriod with root's usage
+    listing = ok(member.run("sprio", "-h", "-o", "%i %u %F")).stdout.split("\n")
+    assert listing[:-1] == [f"{j} root 5000" for j in queued] + [f"{theirs} peeruser 10000"]
+    assert ok(team.run("squeue", "-h", "-t", "PD", "-o", "%i")).stdout.split() == [
+        str(theirs), *map(str, queued)
+    ]  # fmt: skip
+    gate.write_text("")
+    team.wait_done(busy, theirs, *queued, timeout=60)
+    conn = team.db()
+    starts = dict(conn.execute("SELECT job_id, start_time FROM jobs").fetchall())
+    conn.close()
+    order = sorted([theirs, *queued], key=lambda j: starts[j])
+    assert order == [theirs, *queued], starts
+
+
+@needs_user("peeruser")
+def test_a_member_without_an_agent_holds_nothing_back(team, member):
+    """The member's job would go first (root has used more), but its agent is stopped: it
+    shows FrontEndDown and root's job starts; its agent, back, starts it."""
+    shape = (
+        'priority_calc_period: "0:1"\npartitions:\n  local:\n    nodes: 1\n    cpus_per_node: 1\n'
+    )
+    for config in (team.home / "slurmsky.yaml", member.env["SLURMSKY_CONFIG"]):
+        with open(config, "a") as fh:
+            fh.write(shape)
+    gate = team.cwd / "gate"
+    busy = team.sbatch("--wrap", f"while [ ! -e {gate} ]; do sleep 0.2; done")
+    wait_state(team, busy, ("RUNNING",))
+    theirs = int(ok(member.run("sbatch", "--parsable", "--wrap", "true")).stdout)
+    team.wait_for(lambda: team.job(theirs)[4] != "None", what="the member's agent's first look")
+    ok(member.run("slurmsky", "agent", "stop"))
+    mine = team.sbatch("--wrap", "true")
+    gate.write_text("")
+    assert wait_state(team, mine, ("COMPLETED",), timeout=30)[1] == "COMPLETED"
+    assert team.job(theirs)[1:] == ("PENDING", None, None, "FrontEndDown")
+    line = ok(team.run("squeue", "-h", "-j", str(theirs), "-o", "%T %r")).stdout
+    assert line == "PENDING FrontEndDown\n"
+    ok(member.run("squeue"))  # the member's command starts its agent again
     assert wait_state(team, theirs, ("COMPLETED",), timeout=30)[1] == "COMPLETED"

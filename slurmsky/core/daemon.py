@@ -23,6 +23,11 @@ import time
 from slurmsky.core import state
 from slurmsky.runtime import PACKAGE_PARENT
 
+TYPE_CHECKING = False  # typing is not imported at run time
+if TYPE_CHECKING:
+    from slurmsky.config import Config
+    from slurmsky.core import fairshare
+
 IDLE_EXIT = 60.0  # s with no job that needs it before the agent exits
 LOCK_WAIT = 10.0  # s a starting agent waits for an exiting one to release the lock
 READY_WAIT = 10.0  # s a read-side command that restarted a dead agent waits for its first pass
@@ -238,11 +243,12 @@ def main() -> int:
 
     where = _location()
     try:
-        conn = state.connect(long_lived=True)
+        conn = state.connect(long_lived=True, agent=True)
     except (SlurmError, state.StateError) as exc:  # the commands say it too
         log.error("%s", exc)
         return 1
-    sched = Scheduler(conn, _backend(log))
+    config = _config(log)
+    sched = Scheduler(conn, config.backend, _priority(config))
     sched.stopping = lambda: bool(stopping)  # a stop is honoured mid-pass
     idle_since = time.monotonic()
     tidy_at = 0.0
@@ -416,16 +422,24 @@ def _open_fifo(fd: int | None, log) -> int:
     return os.open(path, os.O_RDWR | os.O_NONBLOCK)
 
 
-def _backend(log) -> str:
-    """The configured backend: the agent syncs its queue even before it has a job there."""
-    from slurmsky.config import load_config
+def _config(log) -> Config:
+    """The configuration (the agent syncs its backend's queue even before it has a job
+    there); a broken one is said and the defaults used."""
+    from slurmsky.config import Config, load_config
     from slurmsky.errors import SlurmError
 
     try:
-        return load_config().backend
+        return load_config()
     except SlurmError as exc:
         log.error("configuration: %s", exc)
-        return "local"
+        return Config(path="")
+
+
+def _priority(config: Config) -> fairshare.Settings | None:
+    """priority/multifactor's settings (used on a team's state), unless it is off."""
+    from slurmsky.core import fairshare
+
+    return None if config.priority_type == "basic" else fairshare.Settings(config)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 from slurmsky import backends
 from slurmsky.backends import Feature
-from slurmsky.core import deps, state
+from slurmsky.core import deps, fairshare, state
 from slurmsky.core.state import JobRecord, team
 from slurmsky.core.states import STARTED_STATES
 from slurmsky.core.transitions import finish, requeued_fields
@@ -43,6 +43,10 @@ PENDING_CHUNK = 16  # pending jobs a pass reads first (then 4x as many at a time
 # On a team's state another member's agent frees the room (its job's end wakes no agent but
 # its own): a job waiting for room is looked at again this often.
 TEAM_RECHECK = 1.0
+# The reasons of another member's pending job that its agent would start if it had room: a
+# higher-priority one keeps that room from this agent's jobs (multifactor, on a team).
+ROOM_REASONS = ("None", "Priority", "Resources")
+EVERY = 2**62  # a pass on a team reads all the pending jobs at once, to order them
 
 
 class Unavailable:
@@ -94,7 +98,12 @@ def _per_element(record: JobRecord) -> bool:
 
 
 class Scheduler:
-    def __init__(self, conn: Connection, backend: str = "local"):
+    def __init__(
+        self,
+        conn: Connection,
+        backend: str = "local",
+        priority: fairshare.Settings | None = None,
+    ):
         self.conn = conn
         self.backend = backend  # the configured one: synced even with no job of its own
         self.executors: dict[str, Executor] = {}
@@ -112,6 +121,10 @@ class Scheduler:
         # On a team's state (state/team.py): the member whose jobs this agent runs (every
         # member's started jobs count for the room); None: one person's state, every job.
         self.member: str | None = None
+        # priority/multifactor's settings: on a team's state the pending jobs of every member
+        # go in its order (None: priority/basic, submission order); its period's factors.
+        self.priority = priority
+        self._factors: fairshare.Factors | None = None
 
     def executor(self, name: str) -> Executor:
         found = self.executors.get(name)
@@ -263,8 +276,21 @@ class Scheduler:
         )
         return whole
 
+    def _factors_at(self, now: float) -> fairshare.Factors | None:
+        """This period's fair shares where they order the pending jobs (a team's state)."""
+        if self.member is None or self.priority is None:
+            return None
+        known = self._factors
+        if known is None or now - known.at >= (self.priority.calc_period or 0):
+            self._factors = fairshare.Factors(self.conn, self.priority, now)
+        return self._factors
+
     def _release(self, started: list[JobRecord], now: float, wake: list[float]) -> bool:
         running = [self._placed(j) for j in started]
+        factors = self._factors_at(now)
+        connected = team.agents_connected(self.conn) if factors else set()
+        ranks: dict[int, int] = {}  # multifactor: each pending job's priority
+        absent: list[JobRecord] = []  # others' jobs whose member's agent is not connected
         per_array: dict[int | None, int] = {}  # .get(None) is 0 (no array)
         for j in running:
             if j.array_job_id is not None:
@@ -278,7 +304,14 @@ class Scheduler:
         def consider(job: JobRecord) -> None:
             """Decide one pending job, or as many elements of a pending record as may start."""
             nonlocal blocked
-            if job.het_job_offset or not self._ours(job):  # a component follows its leader
+            if job.het_job_offset:  # a component follows its leader
+                return
+            if not self._ours(job):
+                if factors and job.reason in ROOM_REASONS and not job.held:
+                    if job.user in connected:
+                        blocked = self._keep_room(job, running) or blocked
+                    else:
+                        absent.append(job)  # it keeps nothing: no agent of its own
                 return
             if job.reason == "PartitionConfig" and now < job.submit_time + FIRST_PASS:
                 wake.append(job.submit_time + FIRST_PASS)
@@ -287,6 +320,8 @@ class Scheduler:
                 explode.append(job)
                 return
             reason, fields = self._pending_reason(job, now, wake, read)
+            if factors:
+                fields["priority"] = ranks[job.job_id]
             if reason is None:
                 for element in self._elements(job):
                     if (
@@ -324,9 +359,14 @@ class Scheduler:
         read: dict = {}
         self.conn.execute(self.conn.dialect.begin_read)
         try:
+            if factors:  # every member's pending jobs, highest priority first
+                jobs = state.pending_jobs(self.conn, (), EVERY)
+                ranks = {j.job_id: factors.of(j)[0] for j in jobs}
+                for job in sorted(jobs, key=lambda j: (-ranks[j.job_id], state.pass_position(j))):
+                    consider(job)
             after: tuple = ()
             size = PENDING_CHUNK
-            while True:
+            while not factors:
                 if self.stopping():
                     return False  # nothing decided is written: the next agent decides again
                 chunk = state.pending_jobs(self.conn, after, size)
@@ -342,6 +382,8 @@ class Scheduler:
         with state.write(self.conn):
             for job, fields in updates:
                 state.update_job(self.conn, job.job_id, where_state=("PENDING",), **fields)
+            if absent:
+                team.mark_absent(self.conn)
         done = any(f.get("state") for _, f in updates)
         for record in explode:
             if self.stopping():
@@ -354,6 +396,20 @@ class Scheduler:
             self._launch(job, placement, source)
             done = True
         return done
+
+    def _keep_room(self, job: JobRecord, running: list[JobRecord]) -> bool:
+        """Keep the room another member's job would start in (its agent starts it): whether it
+        has none (it waits for Resources, as a job of ours would)."""
+        try:
+            placed = self._placed(job)
+            placement = self.executor(job.executor).place(placed, running)
+        except Exception:  # its own agent finds out (its job fails)
+            return False
+        if isinstance(placement, str):
+            return placement == "Resources"
+        placed.executor_ref = {"nodes": placement}
+        running.append(placed)
+        return False
 
     def _elements(self, job: JobRecord):
         """What may start of a pending job: itself, or a pending record's elements in index

@@ -51,8 +51,9 @@ FINISHED_STATES = tuple(s for s in STATE_CODES if s not in ACTIVE_STATES)
 KILLABLE_STATES = ("CONFIGURING", "RUNNING", "REQUEUED")  # a cancel signals the job's processes
 CANCELLABLE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "REQUEUED")  # scancel's
 
-# Pending reasons only time or running jobs change; the others (held, never satisfiable,
-# too big) wait for a command (release, scancel, ...), which wakes the agent itself.
+# Pending reasons only time or running jobs change (or, FrontEndDown, the agent its member's
+# command starts again: a team's state); the others (held, never satisfiable, too big) wait
+# for a command (release, scancel, ...), which wakes the agent itself.
 AGENT_REASONS = (
     "None",
     "Priority",
@@ -60,4 +61,5 @@ AGENT_REASONS = (
     "BeginTime",
     "JobArrayTaskLimit",
     "PartitionConfig",
+    "FrontEndDown",
 )

@@ -54,7 +54,7 @@ def _sscanf_ints(text: str, count: int, seps: str) -> list[int]:
     return values
 
 
-def _time_seconds(text: str) -> int | None:
+def time_seconds(text: str) -> int | None:
     """Slurm's time_str2secs without its INFINITE words: m, m:s, h:m:s, d-h, d-h:m,
     d-h:m:s -> seconds, None if invalid; its C int arithmetic included (it wraps)."""
     if not _valid_timespec(text):
@@ -81,7 +81,7 @@ def parse_time(text: str, opt: str) -> int | None:
     UNLIMITED."""
     if text.lower() in ("-1", "infinite", "unlimited"):
         return None
-    seconds = _time_seconds(text)
+    seconds = time_seconds(text)
     if seconds is None or seconds == -2:  # NO_VAL
         raise ValueError("Invalid %s specification" % opt)
     if seconds == -1:  # INFINITE

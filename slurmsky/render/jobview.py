@@ -83,6 +83,8 @@ class Job:
         rec = self.rec
         if rec.held:
             return 0
+        if rec.priority is not None:  # priority/multifactor's (core/fairshare.py)
+            return rec.priority
         return max(PRIORITY_TOP - rec.submission, 1)
 
     def used(self) -> int:

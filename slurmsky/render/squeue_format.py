@@ -349,7 +349,8 @@ def _sort_sql(d) -> tuple[str, ...]:
     return (
         "partition",  # (the first two are text)
         _CODE_SQL,
-        f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE -{d.greatest(f'{PRIORITY_TOP} - submission', '1')} END)",
+        f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE "
+        f"-coalesce(priority, {d.greatest(f'{PRIORITY_TOP} - submission', '1')}) END)",
         # -start_key: Job.start_shown() in whole seconds, `now + 100` when unknown (0 too),
         # `now` for a pending job's past
         f"-(CASE WHEN state = 'PENDING' THEN (CASE WHEN {start('begin_time')} = 0 "

@@ -60,6 +60,8 @@ PASS_COLUMNS = (
     "executor_ref",
     "restarts",
     "het_job_offset",
+    "account",
+    "priority",
 )
 
 

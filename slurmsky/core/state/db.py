@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # typing is not imported at run time
 if TYPE_CHECKING:
     import sqlite3
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 
 
@@ -119,7 +119,8 @@ CREATE TABLE jobs (
     executor_ref TEXT,               -- JSON the executor needs to find the job again
     result TEXT,                     -- JSON: the node runtime's RESULT (the batch step's end)
     het_job_id INTEGER,              -- a heterogeneous job's component: its leader's id (J)
-    het_job_offset INTEGER           -- and its offset (J+N); NULL for any other job
+    het_job_offset INTEGER,          -- and its offset (J+N); NULL for any other job
+    priority INTEGER                 -- priority/multifactor's, as its agent last computed it
 );
 CREATE INDEX jobs_reason ON jobs(state, reason);
 CREATE INDEX jobs_executor ON jobs(executor, state);
@@ -216,6 +217,26 @@ _TEAM_RLS = (
     'WHERE j.job_id = signals.job_id AND j."user" = current_user))',
 )
 
+# On PostgreSQL, the members whose agent is connected (state/team.py): an agent's connection
+# is named `slurmsky-agent:LOGIN`; it counts for a member only as that member's own role (no
+# member can pass for another), for the administrator as any role that is no member's.
+# A pending job whose member has none cannot start: any agent marks it FrontEndDown (as the
+# schema's owner: the function decides, so no member can label another's job), and the
+# member's agent, back, gives it its reason again.
+_AGENTS = (
+    """CREATE OR REPLACE FUNCTION slurmsky_agents() RETURNS SETOF TEXT LANGUAGE sql STABLE AS $$
+SELECT DISTINCT split_part(application_name, ':', 2) FROM pg_stat_activity
+WHERE application_name LIKE 'slurmsky-agent:%' AND datname = current_database()
+AND (usename = split_part(application_name, ':', 2) OR usename NOT IN (SELECT name FROM members))
+$$""",
+    """CREATE OR REPLACE FUNCTION slurmsky_mark_absent() RETURNS void LANGUAGE sql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
+UPDATE jobs SET reason = 'FrontEndDown'
+WHERE state = 'PENDING' AND reason IN ('None', 'Priority', 'Resources')
+AND "user" IN (SELECT name FROM members) AND "user" NOT IN (SELECT slurmsky_agents())
+$$""",
+)
+
 # version -> the statements that bring a state database from it to the next version
 _MIGRATIONS = {
     1: ("ALTER TABLE jobs ADD COLUMN max_nodes INTEGER",),
@@ -246,6 +267,7 @@ _MIGRATIONS = {
     ),
     8: (_HET_INDEX,),
     9: (*_TEAM, "ALTER TABLE submissions ADD COLUMN user_name TEXT"),
+    10: ("ALTER TABLE jobs ADD COLUMN priority INTEGER",),
 }
 
 
@@ -300,16 +322,20 @@ def _raw_text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def connect(environ=os.environ, *, long_lived: bool = False):
+def connect(environ=os.environ, *, long_lived: bool = False, agent: bool = False):
     """Open the state database (creating it if needed: SQLite's file, or an empty
     PostgreSQL database's schema); autocommit, transactions are explicit. A state that
     cannot be used raises `unusable`'s SlurmError (on PostgreSQL, engine.StateError). A
     long-lived connection (the agent's, an allocation's) reads text that is not UTF-8 even
-    if none was stored when it opened."""
+    if none was stored when it opened; an `agent`'s says so to PostgreSQL (team.py)."""
     where = engine.location(environ)
     if where != engine.SQLITE:
         engine.check_location(where, engine.origin(environ))
-        pg = engine.connect_postgres(where, environ)
+        from slurmsky.core.state import team
+
+        pg = engine.connect_postgres(
+            where, environ, f"{team.AGENT_APPLICATION}:{team.login()}" if agent else "slurmsky"
+        )
         try:
             _check_postgres(pg, where)
         except BaseException:
@@ -363,6 +389,7 @@ def _schema(dialect: engine.Dialect) -> list[str]:
         *_PG_OBJECTS,
         *map(dialect.ddl, _TEAM),
         *_TEAM_RLS,
+        *_AGENTS,
     ]
 
 
@@ -501,6 +528,7 @@ _PG_MIGRATIONS: dict[int, tuple[str, ...]] = {
         ),
         *_TEAM_RLS,
     ),
+    10: ("ALTER TABLE jobs ADD COLUMN IF NOT EXISTS priority INTEGER", *_AGENTS),
 }
 
 

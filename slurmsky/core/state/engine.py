@@ -322,20 +322,20 @@ class PgConnection:
     team: bool | None = None  # whether the state is a team's (team.is_team), once asked
     admin: bool | None = None  # whether the role is the team's administrator (team.is_admin)
 
-    def __init__(self, raw, errors, where: str, environ):
+    def __init__(self, raw, errors, where: str, environ, application: str):
         from psycopg2.extensions import AsIs
 
         self._raw = raw
         self._errors = errors  # psycopg2.Error
         self._literal = AsIs
-        self._where, self._environ = where, environ
+        self._where, self._environ, self._application = where, environ, application
 
     def _cursor(self):
         """A cursor; a connection the server lost is made again first (the agent's lives
         through a restart of the server: the statement that met the loss failed, and its
         transaction with it, whole)."""
         if self._raw.closed:
-            self._raw = connect_postgres(self._where, self._environ)._raw
+            self._raw = connect_postgres(self._where, self._environ, self._application)._raw
         return self._raw.cursor()
 
     def execute(self, sql: str, params=()) -> Cursor:
@@ -420,9 +420,10 @@ def _import_psycopg2():
     return psycopg2
 
 
-def connect_postgres(where: str, environ=os.environ) -> PgConnection:
+def connect_postgres(where: str, environ=os.environ, application: str = "slurmsky") -> PgConnection:
     """A connection to the PostgreSQL state at URL `where` (libpq's URL; its credentials
-    from libpq's own files and variables)."""
+    from libpq's own files and variables), named `application` in the server's list of
+    sessions (an agent's name says its member's agent is connected: state/team.py)."""
     try:
         psycopg2 = _import_psycopg2()
     except ImportError:
@@ -435,9 +436,9 @@ def connect_postgres(where: str, environ=os.environ) -> PgConnection:
         raw = psycopg2.connect(
             where,
             connect_timeout=int(float(timeout or CONNECT_TIMEOUT)),
-            application_name="slurmsky",
+            application_name=application,
         )
         raw.autocommit = True
     except psycopg2.Error as exc:
         raise failure(exc) from None
-    return PgConnection(raw, psycopg2.Error, where, environ)
+    return PgConnection(raw, psycopg2.Error, where, environ, application)

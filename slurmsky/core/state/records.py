@@ -79,6 +79,7 @@ class JobRecord:
     result: dict | None
     het_job_id: int | None
     het_job_offset: int | None
+    priority: int | None
 
     def __init__(self, **values):
         self.__dict__.update((name, values[name]) for name in _COLUMNS)
@@ -172,6 +173,7 @@ LIST_COLUMNS = (
     "cpus_per_node",
     "het_job_id",
     "het_job_offset",
+    "priority",
 )
 
 

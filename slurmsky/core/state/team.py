@@ -246,3 +246,38 @@ def associations(conn: Connection) -> list[tuple[str, str, int]]:
         out.extend(sorted((r[0], r[1], r[2]) for r in rows if r[0] == name))
     root = [a for a in out if a[0] == "root"]
     return root + [a for a in out if a[0] != "root"]
+
+
+# --- fair share (core/fairshare.py) -----------------------------------------------------------
+
+
+def account_parents(conn: Connection) -> list[tuple[str, str]]:
+    """(account, parent) of every account but root."""
+    return [tuple(r) for r in conn.execute("SELECT name, COALESCE(parent, 'root') FROM accounts")]
+
+
+def runs(conn: Connection) -> list[tuple[str, str, int, float, float | None]]:
+    """(account, user, CPUs, start, end or None) of every job's run (its last: a requeued
+    job's earlier runs are not counted); a job with no account is its user's default
+    account's."""
+    sql = (
+        "SELECT COALESCE(j.account, m.default_account, 'root'), j.\"user\", j.num_cpus, "
+        'j.start_time, j.end_time FROM jobs AS j LEFT JOIN members AS m ON m.name = j."user" '
+        "WHERE j.start_time IS NOT NULL"
+    )
+    return [tuple(r) for r in conn.execute(sql)]
+
+
+# What an agent's connection is named, with its member's login (db._AGENTS)
+AGENT_APPLICATION = "slurmsky-agent"
+
+
+def agents_connected(conn: Connection) -> set[str]:
+    """The members with an agent connected to the team's database (PostgreSQL's own list of
+    sessions: an agent that dies drops its connection)."""
+    return {r[0] for r in conn.execute("SELECT * FROM slurmsky_agents()")}
+
+
+def mark_absent(conn: Connection) -> None:
+    """Mark FrontEndDown the pending jobs of members whose agent is not connected."""
+    conn.execute("SELECT slurmsky_mark_absent()")
