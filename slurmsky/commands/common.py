@@ -12,11 +12,49 @@ from slurmsky.runtime.getopt_long import UsageError
 from slurmsky.runtime.launch import undo_locale_coercion
 
 
+def other_command(prog: str) -> str | None:
+    """Another `prog` on PATH than this one: a real Slurm's, when slurmsky's was found first
+    (a venv shared with a real cluster)."""
+    mine = os.path.realpath(sys.argv[0])
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(folder or ".", prog)
+        if os.access(candidate, os.X_OK) and os.path.realpath(candidate) != mine:
+            try:
+                with open(candidate, "rb") as fh:
+                    if b"slurmsky" in fh.read(4096):  # another copy of ours (bin/, a venv's)
+                        continue
+            except OSError:
+                continue
+            return candidate
+    return None
+
+
+def _step_aside(prog: str) -> None:
+    """Inside a real Slurm cluster's job (SLURM_JOB_ID set, SLURM_CLUSTER_NAME not this
+    config's cluster_name), the real `prog` on PATH answers: `scontrol requeue
+    $SLURM_JOB_ID` requeues on that cluster (replaces this process)."""
+    cluster = os.environ.get("SLURM_CLUSTER_NAME")
+    if not cluster or not os.environ.get("SLURM_JOB_ID") or prog == "slurmsky":
+        return
+    real = other_command(prog)
+    if real is None:
+        return
+    from slurmsky.config import load_config
+
+    try:
+        ours = load_config().cluster_name
+    except SlurmError:
+        return
+    if cluster != ours:
+        os.execv(real, [real, *sys.argv[1:]])
+
+
 def run(prog: str, body: Callable[[list[str]], int | None]) -> None:
     """Run a command body; a SlurmError becomes `<prog>: error: ...`, a UsageError its
     lines verbatim, each with its exit code; a closed stdout (`| head`) ends quietly. A
     state database that fails after it opened (locked, full) is a SlurmError too."""
     undo_locale_coercion()
+    _step_aside(prog)
     for stream in (sys.stdout, sys.stderr):  # bytes that are not UTF-8 go out as they came
         if hasattr(stream, "reconfigure"):  # a test's StringIO has none
             stream.reconfigure(errors="surrogateescape")

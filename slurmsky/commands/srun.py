@@ -9,10 +9,9 @@ same as in a batch job. Inside an allocation (SLURM_JOB_ID set, as under salloc,
 from __future__ import annotations
 
 import os
-import sys
 
 from slurmsky import SLURM_VERSION
-from slurmsky.commands.common import run, warn
+from slurmsky.commands.common import other_command, run, warn
 from slurmsky.errors import SlurmError
 from slurmsky.parse.options import help_text
 from slurmsky.parse.request import JobRequest, build_step_request, parse_command_line
@@ -115,7 +114,7 @@ def _step_in(job_text: str, options: list[str], command: list[str]) -> int:
     from slurmsky.core import state
 
     job = state.get_job(state.connect(), int(job_text)) if job_text.isdigit() else None
-    real = _real_srun() if job is None else None
+    real = other_command("srun") if job is None else None
     if real:  # a real Slurm's job (a venv shared with a real cluster): its srun's business
         os.execv(real, [real, *options, *command])
     if job is None or job.state not in ("RUNNING", "CONFIGURING") or not job.executor_ref:
@@ -133,16 +132,6 @@ def _step_in(job_text: str, options: list[str], command: list[str]) -> int:
         return backend.run_step(state.connect(), job, kept, command)
     tool = os.path.join(job.executor_ref["rundir"], "node0", "bin", "srun")
     os.execve(tool, [tool, *kept, *command], attach_env(job, command, dict(os.environ)))
-
-
-def _real_srun() -> str | None:
-    """Another srun on PATH than this one: a real Slurm's, when this one was found first."""
-    mine = os.path.realpath(sys.argv[0])
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = os.path.join(folder or ".", "srun")
-        if os.access(candidate, os.X_OK) and os.path.realpath(candidate) != mine:
-            return candidate
-    return None
 
 
 def attach_env(job, command: list[str], environ: dict) -> dict:
