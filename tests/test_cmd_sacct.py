@@ -671,3 +671,12 @@ def test_duplicates_keep_each_run_of_a_requeued_job(world):
     out = world.run("sacct", "-D", "-P", "-j", "1059", "-o", fields)
     check(out, "sacct-duplicates-node-fail-P.txt")
     assert world.run("sacct", "--duplicates", "-P", "-j", "1059", "-o", fields).stdout == out.stdout
+
+
+def test_a_step_holds_the_jobs_cpus_on_its_nodes_unless_exact(cluster):
+    """The peer: a 1-task step of a 2-CPU job has AllocCPUS 2 (Slurm 22.05's steps take the
+    whole allocation on their nodes); an --exact one its tasks' CPUs."""
+    job = cluster.sbatch("-N1", "-n2", "--wrap", "srun -n1 true; srun -n1 --exact true")
+    cluster.wait_done(job)
+    out = cluster.run("sacct", "-j", str(job), "-n", "-P", "-o", "JobID,NTasks,AllocCPUS")
+    assert out.stdout.splitlines()[-2:] == [f"{job}.0|1|2", f"{job}.1|1|1"]

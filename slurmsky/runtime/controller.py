@@ -534,7 +534,14 @@ class Controller:
                     "nodes": hostlist.compress([job.names[i] for i in nodes]),
                     "ranks": nodes,
                     "ntasks": ntasks,
-                    "cpus": ntasks * req["cpus_per_task"],
+                    # an --exact step its tasks' CPUs; any other the job's on its nodes
+                    # (Slurm 22.05: a 1-task step of a 2-CPU job has AllocCPUS 2)
+                    "cpus": ntasks * req["cpus_per_task"]
+                    if req.get("exact")
+                    else max(
+                        ntasks * req["cpus_per_task"],
+                        sum(job.spec["cpus_per_node"][i] for i in nodes),
+                    ),
                 },
             )
             self._publish_steps()
