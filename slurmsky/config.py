@@ -184,6 +184,11 @@ SCHEMA = {
         "Slurm's JobAcctGatherFrequency: seconds between samples of each step's memory and "
         "CPU (default 30; 0: only at each task's end)",
     ),
+    "strict_env": (
+        bool,
+        "sky backend: what a script needs that the nodes lack (paths outside the workdir, "
+        "conda environments; docs/sky-backend.md) refuses the job instead of a warning",
+    ),
     "priority_type": (
         Kind(" or ".join(PRIORITY_TYPES), lambda v: v in PRIORITY_TYPES),
         "the order of a team's pending jobs: multifactor (the default on a team's PostgreSQL: "
@@ -234,6 +239,7 @@ class Config:
         purge_run_dirs_after: int = 86400,
         purge_job_after: int = 0,
         agent_log_max_mb: int = 10,
+        strict_env: bool = False,
         priority_type: str | None = None,
         priority_weight_age: int = 1000,
         priority_weight_fairshare: int = 10000,
@@ -252,6 +258,7 @@ class Config:
         self.constrain_devices = constrain_devices
         self.purge_run_dirs_after = purge_run_dirs_after
         self.purge_job_after, self.agent_log_max_mb = purge_job_after, agent_log_max_mb
+        self.strict_env = strict_env
         self.priority_type = priority_type  # None: multifactor on a team, else basic
         self.priority_weight_age = priority_weight_age
         self.priority_weight_fairshare = priority_weight_fairshare

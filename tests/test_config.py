@@ -39,7 +39,7 @@ def test_partitions_and_default(tmp_path):
             "unknown key 'bogus' (expected one of: backend, cluster_name, state, partitions, "
             "modules, export, requeue, kill_wait, max_array_size, def_mem_per_cpu, "
             "constrain_devices, purge_run_dirs_after, purge_job_after, agent_log_max_mb, "
-            "acct_gather_frequency, priority_type, priority_weight_age, priority_weight_fairshare, "
+            "acct_gather_frequency, strict_env, priority_type, priority_weight_age, priority_weight_fairshare, "
             "priority_max_age, priority_decay_half_life, priority_calc_period, upload_max_mb)",
         ),
         (

@@ -369,6 +369,8 @@ def _print_test_only(
         f"{lay.num_cpus} processors on nodes {hostlist.compress(names)} "
         f"in partition {part_name}\n"
     )
+    for line in plan.warnings:  # what the backend says of its task, as at submission
+        sys.stderr.write(line + "\n")
     sys.stderr.write(backend.describe(plan))
 
 

@@ -64,6 +64,8 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
     secret = {SECRET_VAR: secrets.token_hex(32)}  # the step channel's (a job group's: all)
     task = dict(result.task, secrets=secret)
     notes = _keep_credentials_home(req.workdir, first)
+    # what the script needs that the nodes lack (preflight.py), beside the lines it is about
+    notes += [w.split(": warning: ", 1)[1] for w in result.warnings if ": warning: line " in w]
     if group:  # SkyPilot's job group: a header, then a task per component
         header, *tasks = group_documents(result.task)
         docs = [header] + [dict(t, secrets=secret) for t in tasks]

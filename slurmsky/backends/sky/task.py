@@ -13,7 +13,7 @@ import os
 import re
 
 from slurmsky import backends
-from slurmsky.backends.sky import pools, room
+from slurmsky.backends.sky import pools, preflight, room
 from slurmsky.backends.sky.check import check
 from slurmsky.config import Config, partition_infras
 from slurmsky.core.planning import Plan, build
@@ -243,6 +243,12 @@ def sky_task(
 ) -> tuple[dict, list[str]]:
     """The SkyPilot task config for a request (validated by sky.Task.from_yaml_config)."""
     setup, module_envs, module_image, warnings = _module_setup(req, cfg)
+    lacking = preflight.findings(req, cfg, part_name, part, dict(os.environ))
+    if lacking and cfg.strict_env:
+        raise SlurmError(
+            *lacking, "Batch job submission failed: the script needs what the nodes lack"
+        )
+    warnings.extend(f"{req.command}: warning: {line}" for line in lacking)
     parts = _partitions(part_name, part, cfg)
     pool = pools.pool_of(part_name, part)
     if pool:
