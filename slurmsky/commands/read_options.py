@@ -80,15 +80,22 @@ class Opt:
         return f"Opt({self.short!r}, {self.longs!r})"
 
 
-def answered(o, usage: str) -> bool:
-    """Answer --version or --usage (`o.action`), which stop a command before it reads
-    anything else; False when neither was asked."""
+def answered(o, usage: str, prog: str = "") -> bool:
+    """Answer --version, --usage or --help (`o.action`: Slurm's own help text, runtime/
+    help_texts.py, then `usage` where it is slurmsky's part), which stop a command before it
+    reads anything else; False when none was asked."""
     if o.action == "version":
         from slurmsky.render.common import version_line
 
         print(version_line())
     elif o.action == "usage":
         print(usage)
+    elif o.action == "help":
+        import sys
+
+        from slurmsky.runtime.help_texts import HELP
+
+        sys.stdout.write(HELP[prog])
     else:
         return False
     return True

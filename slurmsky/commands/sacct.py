@@ -32,7 +32,7 @@ from slurmsky.runtime.getopt_long import UsageError
 
 # sacct's -s reads a state's name or code (but for these two codes, as slurmsky has had it)
 STATES = {c: n for c, n in CODE_STATES.items() if c not in ("CG", "CF")}
-USAGE = "Usage: sacct [OPTIONS]\n  Use --helpformat to see the fields --format takes."
+USAGE = "Usage: sacct [options]\n\tUse --help for help"
 
 
 def _time(text: str, what: str, now: float) -> float:
@@ -139,7 +139,7 @@ OPTIONS = Table("sacct", (
     Opt("f", ("file",), REQUIRED, help=_NO_EFFECT),
     Opt("", ("flags",), REQUIRED, help=_NO_EFFECT),
     Opt("g", ("gid", "group"), REQUIRED, help=_NO_EFFECT),
-    Opt("h", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("h", ("help",), dest="action", const="help", stop=True, help="Slurm's help text"),
     Opt("i", ("nnodes",), REQUIRED, help=_NO_EFFECT),
     Opt("I", ("ncpus",), REQUIRED, help=_NO_EFFECT),
     Opt("j", ("jobs",), REQUIRED, "jobs", convert=_jobs, action=EXTEND, help="these jobs"),
@@ -190,7 +190,7 @@ def body(argv: list[str]) -> int:
     if o.action == "helpformat":
         sys.stdout.write(sacct_format.sacct_helpformat())
         return 0
-    if answered(o, USAGE):
+    if answered(o, USAGE, "sacct"):
         return 0
     if rest:
         raise UsageError(f"sacct: error: Unknown arguments: {' '.join(rest)}")

@@ -233,6 +233,11 @@ def body(argv: list[str]) -> int:
 
             print(version_line())
             return 0
+        elif arg in ("-h", "--help", "--usage") or (arg.lower() == "help" and not words):
+            from slurmsky.runtime.help_texts import HELP
+
+            sys.stdout.write(HELP["sacctmgr"])
+            return 0
         else:
             words.append(arg)
     if not words:

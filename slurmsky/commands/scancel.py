@@ -26,9 +26,9 @@ STATE_WORDS = {
 ACCESS_DENIED_EXIT = 2002 & 0xFF  # ESLURM_ACCESS_DENIED, as scancel truncates it
 USAGE = """\
 Usage: scancel [-A account] [--batch] [--full] [--interactive] [-n job_name]
-               [-p partition] [-Q] [-q qos] [-R reservation][-s signal | integer]
+               [-p partition] [-Q] [-q qos] [-R reservation] [-s signal | integer]
                [-t PENDING | RUNNING | SUSPENDED] [--usage] [-u user_name]
-               [--hurry] [-V] [-v] [-w hosts...] [--wckey=wckey] [--me]
+               [--hurry] [-V] [-v] [-w hosts...] [--wckey=wckey]
                [job_id[_array_id][.step_id]]"""
 
 
@@ -92,7 +92,7 @@ OPTIONS = Table("scancel", (
     Opt("b", ("batch",), dest="scope", const="batch", help="signal the batch step only"),
     Opt("c", ("ctld",), help=_NO_EFFECT),
     Opt("f", ("full",), dest="scope", const="full", help="signal the batch shell too"),
-    Opt("", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("", ("help",), dest="action", const="help", stop=True, help="Slurm's help text"),
     Opt("H", ("hurry",), help=_NO_EFFECT),
     Opt("i", ("interactive",), help=_NO_EFFECT),
     Opt("M", ("cluster", "clusters"), REQUIRED, help=_NO_EFFECT),
@@ -120,7 +120,7 @@ OPTIONS = Table("scancel", (
 
 def body(argv: list[str]) -> int:
     o, operands = OPTIONS.parse(argv, ScancelArgs())
-    if answered(o, USAGE):
+    if answered(o, USAGE, "scancel"):
         return 0
     signum, scope, verbose, quiet = o.signum, o.scope, o.verbose, o.quiet
     filters = {k: v for k in FILTERS if (v := getattr(o, k)) is not None}

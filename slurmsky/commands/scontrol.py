@@ -38,13 +38,13 @@ OPTIONS = Table("scontrol", (
     Opt("a", ("all",), help=_NO_EFFECT),
     Opt("M", ("cluster", "clusters"), REQUIRED, help=_NO_EFFECT),
     Opt("d", ("details",), dest="details", help="more detail"),
-    Opt("h", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("h", ("help",), dest="action", const="help", stop=True, help="Slurm's help text"),
     Opt("", ("hide",), help=_NO_EFFECT),
     Opt("", ("local",), help=_NO_EFFECT),
     Opt("o", ("oneliner",), dest="oneliner", help="one line per record"),
     Opt("Q", ("quiet",), dest="quiet", help="no error messages"),
     Opt("", ("sibling",), help=_NO_EFFECT),
-    Opt("", ("usage",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("", ("usage",), dest="action", const="help", stop=True, help="Slurm's help text"),
     Opt("v", ("verbose",), help=_NO_EFFECT),
     Opt("V", ("version",), dest="action", const="version", stop=True, help="the version"),
     Opt("", ("federation",), help=_NO_EFFECT),
@@ -53,9 +53,8 @@ OPTIONS = Table("scontrol", (
     Opt("", ("yaml",), help=_NO_EFFECT),
 ), permute=False)
 # fmt: on
-USAGE = """\
-scontrol [<OPTION>] [<COMMAND>]
-    Valid <COMMAND> values (slurmsky supports these):
+SUPPORTED = """\
+slurmsky: of Slurm's <COMMAND> values, these:
      hold <job_list>          prevent specified job from starting
      ping                     print status of slurmctld daemons
      release <job_list>       permit specified job to start
@@ -66,6 +65,15 @@ scontrol [<OPTION>] [<COMMAND>]
      uhold <job_list>         place user hold on specified job
      update <SPECIFICATIONS>  update job (JobId=, TimeLimit=, JobName=, Comment=)
      version                  display tool version number"""
+
+
+def help_text() -> str:
+    """`scontrol --help`, `--usage` and `help`: Slurm's text, then what slurmsky supports."""
+    from slurmsky.runtime.help_texts import HELP
+
+    return HELP["scontrol"] + SUPPORTED
+
+
 INVALID_JOB = "slurm_load_jobs error: Invalid job id specified"
 # scontrol.c's slurm_perror after a hold/uhold/release argument that failed (so named there)
 HOLD_ERROR = "slurm_suspend error"
@@ -118,7 +126,7 @@ class Session:
         if command.lower() in ("quit", "exit"):
             return 0
         if command.lower() == "help":
-            print(USAGE)
+            print(help_text())
             return 0
         raise UsageError(f"invalid keyword: {command}")
 
@@ -492,7 +500,10 @@ def _specs(conn, jobs: list[Job]) -> dict:
 
 def body(argv: list[str]) -> int:
     o, words = OPTIONS.parse(argv, ScontrolArgs())
-    if answered(o, USAGE):
+    if o.action == "help":
+        print(help_text())
+        return 0
+    if answered(o, ""):
         return 0
     oneliner, details, quiet = o.oneliner, o.details, o.quiet
     # options may also follow the command (`scontrol show job -o 12`)

@@ -28,8 +28,8 @@ from slurmsky.render.sinfo_format import NodeView
 from slurmsky.runtime.getopt_long import UsageError
 
 USAGE = """\
-Usage: sinfo [-adelNRrsTv] [-i seconds] [-t states] [-p partition] [-n nodes]
-             [-S fields] [-o format] [-O Format] [--federation] [--local] [--sibling]"""
+Usage: sinfo [-abdelNRrsTv] [-i seconds] [-t states] [-p partition] [-n nodes]
+             [-S fields] [-o format] [-O Format] [--federation] [--local]"""
 
 
 def partitions(conn) -> list[dict]:
@@ -121,7 +121,7 @@ OPTIONS = Table("sinfo", (
     Opt("d", ("dead",), help=_NO_EFFECT),
     Opt("e", ("exact",), help=_NO_EFFECT),
     Opt("h", ("noheader",), dest="noheader", help="no header line"),
-    Opt("", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("", ("help",), dest="action", const="help", stop=True, help="Slurm's help text"),
     Opt("", ("hide",), help=_NO_EFFECT),
     Opt("i", (), help=_NO_EFFECT),  # as slurmsky has had it: -i takes no argument here
     Opt("", ("iterate",), REQUIRED, help=_NO_EFFECT),
@@ -152,7 +152,7 @@ OPTIONS = Table("sinfo", (
 
 def body(argv: list[str]) -> int:
     o, _ = OPTIONS.parse(argv, SinfoArgs(), operands=_no_operands)
-    if answered(o, USAGE):
+    if answered(o, USAGE, "sinfo"):
         return 0
     noheader, by_node, summary, long, fmt = o.noheader, o.by_node, o.summary, o.long, o.fmt
     wanted_parts, wanted_nodes, wanted_states = o.parts, o.nodes, o.states

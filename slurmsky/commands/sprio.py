@@ -20,7 +20,7 @@ from slurmsky.runtime.getopt_long import UsageError
 
 USAGE = """\
 Usage: sprio [-j jid[s]] [-u user_name[s]] [-o format] [-p partitions]
-	[--federation] [--local] [--sibling] [--usage] [-hlnvVw]"""  # noqa: E101 (its tab)
+   [--federation] [--local] [--sibling] [--usage] [-hlnvVw]"""
 
 
 def _job_ids(text: str, ns: object = None) -> list[int]:
@@ -63,7 +63,7 @@ OPTIONS = Table("sprio", (
     Opt("", ("federation",), help="accepted: the one cluster"),
     Opt("", ("local",), help="accepted: the one cluster"),
     Opt("", ("sibling",), help="accepted: the one cluster"),
-    Opt("", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("", ("help",), dest="action", const="help", stop=True, help="Slurm's help text"),
     Opt("", ("usage",), dest="action", const="usage", stop=True, help="the usage text"),
 ))
 # fmt: on
@@ -73,7 +73,7 @@ def body(argv: list[str]) -> int:
     from slurmsky.config import load_config
 
     o, _ = OPTIONS.parse(argv, SprioArgs())
-    if answered(o, USAGE):
+    if answered(o, USAGE, "sprio"):
         return 0
     config = load_config()
     conn = state.connect()

@@ -151,7 +151,7 @@ OPTIONS = Table("squeue", (
     Opt("o", ("format",), REQUIRED, "format", conflict=("format_long", _o_AND_O),
         marks=("override",), help="fields as %-codes"),
     Opt("", ("federation",), help="accepted, no effect"),
-    Opt("", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("", ("help",), dest="action", const="help", stop=True, help="Slurm's help text"),
     Opt("", ("hide",), help="accepted, no effect"),
     Opt("i", ("iterate",), REQUIRED, "iterate", convert=_iterate, help="repeat every N seconds"),
     Opt("j", ("jobs",), OPTIONAL, "jobs", convert=_jobs, marks=("job_flag",),
@@ -193,7 +193,7 @@ def body(argv: list[str]) -> int:
     o, rest = OPTIONS.parse(
         argv, SqueueArgs(sort=environ.get("SQUEUE_SORT"), array=bool(environ.get("SQUEUE_ARRAY")))
     )
-    if answered(o, USAGE):
+    if answered(o, USAGE, "squeue"):
         return 0
     warnings: list[str] = []
     if o.long and o.format is not None:

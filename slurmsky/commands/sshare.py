@@ -65,8 +65,8 @@ OPTIONS = Table("sshare", (
     Opt("U", ("Users",), dest="users_only", help="user associations only"),
     Opt("v", ("verbose",), help="accepted, no effect"),
     Opt("V", ("version",), dest="action", const="version", stop=True, help="the version"),
-    Opt("", ("help",), dest="action", const="usage", stop=True, help="the usage text"),
-    Opt("", ("usage",), dest="action", const="usage", stop=True, help="the usage text"),
+    Opt("", ("help",), dest="action", const="help", stop=True, help="Slurm's help text"),
+    Opt("", ("usage",), dest="action", const="help", stop=True, help="Slurm's help text"),
 ))
 # fmt: on
 
@@ -95,7 +95,7 @@ def body(argv: list[str]) -> int:
     if o.action == "helpformat":
         sys.stdout.write(sacct_format.sacct_helpformat(sshare_format.NAMES))
         return 0
-    if answered(o, USAGE):
+    if answered(o, USAGE, "sshare"):
         return 0
     default = sshare_format.LONG if o.long else sshare_format.DEFAULT
     fields = sacct_format.parse_sacct_fields(

@@ -385,16 +385,6 @@ def _names(opt: Option) -> str:
     return f"{short}--{opt.long}{arg}"
 
 
-# The first line of each command's `--help`, as Slurm 22.05 prints it (salloc's lacks the
-# second `...`, as Slurm's does).
-HELP_SYNOPSIS = {
-    SBATCH: "Usage: sbatch [OPTIONS(0)...] [ : [OPTIONS(N)...]] script(0) [args(0)...]",
-    SRUN: "Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]] [ : [OPTIONS(N)...]] "
-    "executable(N) [args(N)...]",
-    SALLOC: "Usage: salloc [OPTIONS(0)...] [ : [OPTIONS(N)]] [command(0) [args(0)...]]",
-}
-
-
 # `srun --usage`: Slurm 22.05's synopsis, verbatim.
 SRUN_USAGE = """\
 Usage: srun [-N nnodes] [-n ntasks] [-i in] [-o out] [-e err]
@@ -432,9 +422,11 @@ Usage: srun [-N nnodes] [-n ntasks] [-i in] [-o out] [-e err]
 
 
 def help_text(command: str) -> str:
-    """`<command> --help`: Slurm's synopsis line, then every accepted option with what
-    slurmsky does with it."""
-    lines = [HELP_SYNOPSIS[command], ""]
+    """`<command> --help`: Slurm's own text (help_texts.py), then every accepted option with
+    what slurmsky does with it."""
+    from .help_texts import HELP
+
+    lines = [HELP[command] + "slurmsky: what it does with each option", ""]
     for fate in (SUPPORTED, MAPPED, IGNORED, REFUSED):
         rows = [o for o in options_for(command) if o.fate == fate]
         lines.append(f"{fate.capitalize()} options:")
