@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from captures import read_capture
@@ -36,3 +37,22 @@ def test_help_and_usage_are_slurms(tmp_path, command, kind):
         assert out.stdout[len(cap.stdout) :].startswith("slurmsky")
     else:
         assert out.stdout == cap.stdout
+
+
+@pytest.mark.parametrize(
+    "capture",
+    sorted(
+        p.name for p in (Path(__file__).parent / "fixtures" / "slurm-captures").glob("strigger-*")
+    ),
+)
+def test_strigger_answers_as_the_peer(tmp_path, capture):
+    """strigger as the peer answers root (triggers are SlurmUser's): none to get, none set."""
+    cap = read_capture(capture)
+    out = subprocess.run(
+        [sys.executable, os.path.join(BIN, "strigger"), *cap.command.split()[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert (out.stdout, out.stderr, out.returncode) == (cap.stdout, cap.stderr, cap.exit)

@@ -29,7 +29,7 @@ COMMANDS = (
     "sinfo",
     "slurmsky",
 )
-COMMANDS += ("sprio", "squeue", "srun", "sshare", "sstat")
+COMMANDS += ("sprio", "squeue", "srun", "sshare", "sstat", "strigger")
 TRIALS = 40
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

@@ -1024,3 +1024,86 @@ def test_a_job_submitted_after_a_server_switch_runs_on_the_new_one(cluster, stac
     finally:
         cluster.run("scancel", str(first), *([str(second)] if second else []))
     assert cluster.job(first)[1] == "CANCELLED"
+
+
+def test_two_members_share_one_partition_on_real_skypilot(cluster, stack):
+    """Issue 49 item 6 on the stack: root and peeruser, two OS users, one PostgreSQL queue and
+    one API server. A partition of size 1: root's job holds it, peeruser's pends `Resources`
+    (its own agent, as peeruser, launches it with its own SkyPilot identity once root's ends);
+    each sees the other's job by its Slurm id, name, user and partition, and no foreign
+    SkyPilot row for it; peeruser cannot cancel root's job."""
+    import tempfile
+
+    import pgserver
+    from test_team import Member, ok
+    from users import cannot_run_as
+
+    if cannot_run_as("peeruser"):
+        pytest.skip("peeruser cannot run commands here")
+    folder = tempfile.mkdtemp(prefix="slurmsky-pg-")
+    os.chmod(folder, 0o755)
+    server = pgserver.start(folder)
+    member = None
+    gate = Path(f"/tmp/skye2e/gate-{os.getpid()}-team")
+    ids: list[int] = []
+    try:
+        cluster.database = cluster.env["SLURMSKY_STATE"] = pgserver.database(server)
+        Path(cluster.env["SLURMSKY_CONFIG"]).write_text(
+            CONFIG + "  one:\n    infra: slurm/peer/debug\n    size: 1\n"
+        )
+        cluster.env = _submit_env(cluster.env)
+        cluster.env.update(stack)
+        ok(cluster.run("sacctmgr", "-i", "add", "account", "physics"))
+        ok(cluster.run("sacctmgr", "-i", "add", "user", "peeruser,root", "account=physics"))
+        member = Member(cluster)
+        member.env.update(
+            SKYPILOT_API_SERVER_LOCAL_PORT=stack["SKYPILOT_API_SERVER_LOCAL_PORT"],
+            SKYPILOT_DISABLE_USAGE_COLLECTION="1",
+            PYTHONPATH=member.env["PYTHONPATH"] + ":/tmp/skye2e/pyhook",
+        )
+        wait = f"while [ ! -e {gate} ]; do sleep 1; done"
+        ids.append(cluster.sbatch("-p", "one", "-J", "mine", "--wrap", wait))
+        mine = ids[0]
+        cluster.wait_for(lambda: cluster.job(mine)[1] == "RUNNING", 900, "root's job to run")
+        out = ok(member.run("sbatch", "--parsable", "-p", "one", "-J", "theirs", "--wrap",
+                            "echo theirs"))  # fmt: skip
+        theirs = int(out.stdout)
+        ids.append(theirs)
+        cluster.wait_for(
+            lambda: cluster.job(theirs)[4] == "Resources", 120, "peeruser's job to wait"
+        )
+        listing = ok(member.run("squeue", "-o", "%i %j %u %P %t %r", "-h")).stdout
+        assert listing.splitlines() == [
+            f"{theirs} theirs peeruser one PD Resources",
+            f"{mine} mine root one R None",
+        ], listing
+        assert ok(cluster.run("squeue", "-h", "-o", "%i")).stdout.split() == [
+            str(theirs), str(mine)
+        ]  # fmt: skip
+        out = member.run("scancel", str(mine))
+        assert (out.returncode, out.stderr) == (
+            210,
+            f"scancel: error: Kill job error on job id {mine}: Access/permission denied\n",
+        )
+        gate.touch()
+        cluster.wait_for(lambda: cluster.job(theirs)[1] == "COMPLETED", 900, "peeruser's job")
+        assert cluster.job(mine)[1] == "COMPLETED"
+        conn = cluster.db()
+        times = dict(conn.execute(
+            "SELECT job_id, CASE WHEN job_id = ? THEN end_time ELSE start_time END FROM jobs",
+            (mine,),
+        ).fetchall())  # fmt: skip
+        conn.close()
+        print(f"team on SkyPilot: root's job ended, peeruser's started "
+              f"{times[theirs] - times[mine]:.1f} s later")  # fmt: skip
+        text = Path(member.work, f"slurm-{theirs}.out").read_text()
+        assert text == "theirs\n"
+    finally:
+        gate.unlink(missing_ok=True)
+        for job in ids:
+            cluster.run("scancel", str(job))
+        if member is not None:
+            member.stop()
+        cluster.teardown()
+        cluster.database = None
+        pgserver.stop(folder)
