@@ -38,6 +38,9 @@ def test_default_view_without_config(world):
         "local*       up   infinite      4   idle 127.0.0.[1-4]\n"
     )
     assert (out.returncode, out.stderr) == (0, "")
+    # operands are ignored (the peer: `sinfo foo bar -h -o %P` lists its partitions)
+    out = world.run("sinfo", "foo", "bar", "-h", "-o", "%P")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "local*\n", "")
 
 
 def test_default_view_with_partitions(world):

@@ -109,11 +109,6 @@ def _format_long(text: str, ns: object = None) -> str:
     return _long_to_percent(text)
 
 
-def _no_operands(rest: list[str]) -> None:
-    if rest:
-        raise UsageError(f"sinfo: error: Unrecognized option: {rest[0]}", USAGE)
-
-
 _NO_EFFECT = "accepted, no effect"
 # fmt: off
 OPTIONS = Table("sinfo", (
@@ -151,7 +146,7 @@ OPTIONS = Table("sinfo", (
 
 
 def body(argv: list[str]) -> int:
-    o, _ = OPTIONS.parse(argv, SinfoArgs(), operands=_no_operands)
+    o, _ = OPTIONS.parse(argv, SinfoArgs())  # operands are ignored, as the peer's sinfo does
     if answered(o, USAGE, "sinfo"):
         return 0
     noheader, by_node, summary, long, fmt = o.noheader, o.by_node, o.summary, o.long, o.fmt
