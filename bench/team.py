@@ -91,6 +91,41 @@ def _pass_ms(runs: int) -> float:
     return statistics.median(times)
 
 
+def _multifactor_ms(database: str, runs: int) -> None:
+    """What priority/multifactor adds to an agent's pass over the jobs, pending now (not
+    held): reading every pending job at once, this period's fair shares (every run's
+    usage), each job's priority and the order."""
+    from slurmsky.config import Config
+    from slurmsky.core import fairshare, state
+    from slurmsky.core.state.engine import connect_postgres
+
+    conn = connect_postgres(database)
+    conn.execute("UPDATE jobs SET held = NULL, reason = 'Resources'")
+    conn.execute(
+        "UPDATE jobs SET start_time = submit_time - 600, end_time = submit_time "
+        "WHERE job_id % 3 = 0"
+    )  # fmt: skip  (a third have run: usage to sum)
+    settings = fairshare.Settings(Config(path=""))
+    times = {"read every pending job": [], "fair shares (every run)": [], "priorities, order": []}
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        jobs = state.pending_jobs(conn, (), 2**62)
+        t1 = time.perf_counter()
+        factors = fairshare.Factors(conn, settings, time.time())
+        t2 = time.perf_counter()
+        ranks = {j.job_id: factors.of(j)[0] for j in jobs}
+        sorted(jobs, key=lambda j: (-ranks[j.job_id], state.pass_position(j)))
+        t3 = time.perf_counter()
+        for key, took in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+            times[key].append(took * 1000)
+    print(f"multifactor over {len(jobs)} pending jobs (a third of them run before):")
+    for key, values in times.items():
+        print(f"  {key:28} median {statistics.median(values):7.1f} ms")
+    conn.execute("UPDATE jobs SET held = 'user', reason = 'JobHeldUser', start_time = NULL, "
+                 "end_time = NULL")  # fmt: skip
+    conn.close()
+
+
 def squeue_of_a_team(server: str, jobs: int, runs: int) -> None:
     import pgserver
 
@@ -107,6 +142,7 @@ def squeue_of_a_team(server: str, jobs: int, runs: int) -> None:
     members = ", ".join(f"'{n}'" for n in names)
     conn.execute(f'UPDATE jobs SET "user" = (ARRAY[{members}])[1 + (job_id % 10)]')
     conn.close()
+    _multifactor_ms(database, runs)
     member = Side(database, MEMBER, "kill_wait: 1\n")
     print(f"{jobs} held jobs of 10 members; python -c pass {_pass_ms(runs):.1f} ms")
     for label, side in (("administrator", admin), ("member (row-level security)", member)):

@@ -23,14 +23,6 @@ POSITIVE = Kind("a positive int", lambda v: type(v) is int and v > 0)
 LANES = Kind("a positive int or false", lambda v: v is False or POSITIVE.test(v))
 
 
-def _slurm_time(value) -> bool:
-    from slurmsky.parse.times import time_seconds
-
-    seconds = time_seconds(str(value)) if type(value) in (str, int) else None
-    return seconds is not None and seconds >= 0
-
-
-SLURM_TIME = Kind("a Slurm time (7-0, 1:00:00, 30 minutes as 30)", _slurm_time)
 PRIORITY_TYPES = ("multifactor", "basic")
 
 # key -> (type, what it means[, the value that turns a mapping off]); nested dicts describe
@@ -196,13 +188,13 @@ SCHEMA = {
     ),
     "priority_weight_age": (int, "Slurm's PriorityWeightAge (default 1000)"),
     "priority_weight_fairshare": (int, "Slurm's PriorityWeightFairshare (default 10000)"),
-    "priority_max_age": (SLURM_TIME, "Slurm's PriorityMaxAge: the age factor's 1 (default 7-0)"),
+    "priority_max_age": ((str, int), "Slurm's PriorityMaxAge: the age factor's 1 (default 7-0)"),
     "priority_decay_half_life": (
-        SLURM_TIME,
+        (str, int),
         "Slurm's PriorityDecayHalfLife: usage counts half after it (default 7-0; 0: no decay)",
     ),
     "priority_calc_period": (
-        SLURM_TIME,
+        (str, int),
         "Slurm's PriorityCalcPeriod: how often an agent recomputes usage and priorities "
         "(default 5 minutes; 0:10 is ten seconds)",
     ),
@@ -243,9 +235,9 @@ class Config:
         priority_type: str | None = None,
         priority_weight_age: int = 1000,
         priority_weight_fairshare: int = 10000,
-        priority_max_age: str = "7-0",
-        priority_decay_half_life: str = "7-0",
-        priority_calc_period: str = "5",
+        priority_max_age: str | int = "7-0",
+        priority_decay_half_life: str | int = "7-0",
+        priority_calc_period: str | int = "5",
     ):
         self.path, self.backend, self.cluster_name = path, backend, cluster_name
         self.state = state

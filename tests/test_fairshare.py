@@ -114,3 +114,16 @@ def test_sprio_formats_parse_or_say_why(text):
     )
     if fixed is not None:
         assert len(header) == fixed
+
+
+def test_a_bad_priority_time_is_said_with_its_key():
+    from slurmsky.config import Config
+    from slurmsky.errors import SlurmError
+
+    assert fairshare.Settings(Config(path="c.yaml", priority_calc_period=5)).calc_period == 300
+    with pytest.raises(SlurmError) as exc:
+        fairshare.Settings(Config(path="c.yaml", priority_max_age="soon"))
+    assert str(exc.value) == (
+        "c.yaml: 'priority_max_age' must be a Slurm time (7-0, 1:00:00, 30 minutes as 30), "
+        "got 'soon'"
+    )

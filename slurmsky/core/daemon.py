@@ -243,7 +243,11 @@ def main() -> int:
 
     where = _location()
     try:
-        conn = state.connect(long_lived=True, agent=True)
+        from slurmsky.core.state import team
+
+        conn = state.connect(
+            long_lived=True, application=f"{team.AGENT_APPLICATION}:{team.login()}"
+        )
     except (SlurmError, state.StateError) as exc:  # the commands say it too
         log.error("%s", exc)
         return 1
@@ -436,10 +440,20 @@ def _config(log) -> Config:
 
 
 def _priority(config: Config) -> fairshare.Settings | None:
-    """priority/multifactor's settings (used on a team's state), unless it is off."""
-    from slurmsky.core import fairshare
+    """priority/multifactor's settings (used on a team's state), unless it is off; a bad
+    time in them is said, and the jobs go in submission order."""
+    import logging
 
-    return None if config.priority_type == "basic" else fairshare.Settings(config)
+    from slurmsky.core import fairshare
+    from slurmsky.errors import SlurmError
+
+    if config.priority_type == "basic":
+        return None
+    try:
+        return fairshare.Settings(config)
+    except SlurmError as exc:
+        logging.getLogger("slurmsky.core.daemon").error("configuration: %s", exc)
+        return None
 
 
 if __name__ == "__main__":

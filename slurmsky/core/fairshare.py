@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 from slurmsky.core.state import team
+from slurmsky.errors import SlurmError
 from slurmsky.parse.times import time_seconds
 
 TYPE_CHECKING = False  # typing is not imported at run time
@@ -37,9 +38,21 @@ class Settings:
     def __init__(self, config: Config) -> None:
         self.weight_age = config.priority_weight_age
         self.weight_fairshare = config.priority_weight_fairshare
-        self.max_age = time_seconds(str(config.priority_max_age)) or 0
-        self.half_life = time_seconds(str(config.priority_decay_half_life)) or 0
-        self.calc_period = time_seconds(str(config.priority_calc_period)) or 0
+        self.max_age = _seconds(config, "priority_max_age")
+        self.half_life = _seconds(config, "priority_decay_half_life")
+        self.calc_period = _seconds(config, "priority_calc_period")
+
+
+def _seconds(config: Config, key: str) -> int:
+    """A config key's Slurm time (7-0, 1:00:00, 30 minutes as 30) in seconds."""
+    text = str(getattr(config, key))
+    value = time_seconds(text)
+    if value is None or value < 0:
+        raise SlurmError(
+            f"{config.path}: '{key}' must be a Slurm time (7-0, 1:00:00, 30 minutes as 30), "
+            f"got {text!r}"
+        )
+    return value
 
 
 def settings(config: Config, conn: Connection) -> Settings | None:

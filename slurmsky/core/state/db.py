@@ -322,20 +322,17 @@ def _raw_text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def connect(environ=os.environ, *, long_lived: bool = False, agent: bool = False):
+def connect(environ=os.environ, *, long_lived: bool = False, application: str = "slurmsky"):
     """Open the state database (creating it if needed: SQLite's file, or an empty
     PostgreSQL database's schema); autocommit, transactions are explicit. A state that
     cannot be used raises `unusable`'s SlurmError (on PostgreSQL, engine.StateError). A
     long-lived connection (the agent's, an allocation's) reads text that is not UTF-8 even
-    if none was stored when it opened; an `agent`'s says so to PostgreSQL (team.py)."""
+    if none was stored when it opened. PostgreSQL lists it under `application` (an agent's
+    names its member: team.py)."""
     where = engine.location(environ)
     if where != engine.SQLITE:
         engine.check_location(where, engine.origin(environ))
-        from slurmsky.core.state import team
-
-        pg = engine.connect_postgres(
-            where, environ, f"{team.AGENT_APPLICATION}:{team.login()}" if agent else "slurmsky"
-        )
+        pg = engine.connect_postgres(where, environ, application)
         try:
             _check_postgres(pg, where)
         except BaseException:

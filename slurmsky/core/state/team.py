@@ -268,7 +268,7 @@ def runs(conn: Connection) -> list[tuple[str, str, int, float, float | None]]:
     return [tuple(r) for r in conn.execute(sql)]
 
 
-# What an agent's connection is named, with its member's login (db._AGENTS)
+# What an agent's connection is named, with its member's login (daemon.py; db._AGENTS)
 AGENT_APPLICATION = "slurmsky-agent"
 
 
