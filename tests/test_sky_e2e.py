@@ -1026,6 +1026,7 @@ def test_a_job_submitted_after_a_server_switch_runs_on_the_new_one(cluster, stac
     assert cluster.job(first)[1] == "CANCELLED"
 
 
+@FULL
 def test_two_members_share_one_partition_on_real_skypilot(cluster, stack):
     """Issue 49 item 6 on the stack: root and peeruser, two OS users, one PostgreSQL queue and
     one API server. A partition of size 1: root's job holds it, peeruser's pends `Resources`
@@ -1052,7 +1053,7 @@ def test_two_members_share_one_partition_on_real_skypilot(cluster, stack):
             CONFIG + "  one:\n    infra: slurm/peer/debug\n    size: 1\n"
         )
         cluster.env = _submit_env(cluster.env)
-        cluster.env.update(stack)
+        cluster.env.update(stack, SLURMSKY_STATE=cluster.database)  # (a URL looks secret)
         ok(cluster.run("sacctmgr", "-i", "add", "account", "physics"))
         ok(cluster.run("sacctmgr", "-i", "add", "user", "peeruser,root", "account=physics"))
         member = Member(cluster)

@@ -166,6 +166,13 @@ if TYPE_CHECKING:  # the agent's side of a backend, described for the checker
             """Where the job would run now (node indices), or the pending reason why not
             (`Resources`, `PartitionNodeLimit`)."""
 
+        def place_again(
+            self, job: JobRecord, placement: list[int], running: list[JobRecord]
+        ) -> list[int] | str:
+            """At a team's claim (under the write lock), the job placed this pass at
+            `placement` placed again against every member's started jobs as they are now:
+            another member's agent may have taken the room since."""
+
         def prepare(self, job: JobRecord, placement: list[int]) -> dict:
             """The ref stored *before* launching, so a restarted agent can find a half-started job."""
 
@@ -194,6 +201,8 @@ if TYPE_CHECKING:  # the agent's side of a backend, described for the checker
 
     class QueueSyncExecutor(Executor, Protocol):
         """The executor of a backend with QUEUE_SYNC (for the type checker only)."""
+
+        member: str | None  # on a team's state, the member whose jobs it follows
 
         def sync(self, conn: Connection, now: float, wake: list[float]) -> bool:
             """Called every pass; True when the state changed."""

@@ -194,6 +194,7 @@ class Scheduler:
                 synced = cast("QueueSyncExecutor", self.executor(name))
                 if isinstance(synced, Unavailable):  # said once; its jobs fail at launch
                     continue
+                synced.member = self.member  # a team's: it follows its member's jobs alone
                 changed |= synced.sync(self.conn, now, wake)
         return changed
 
@@ -511,7 +512,7 @@ class Scheduler:
             try:
                 if self.member is not None:
                     running = [self._placed(j) for j in state.started_jobs(self.conn)]
-                    again = ex.place(self._placed(job), running)
+                    again = ex.place_again(self._placed(job), placement, running)
                     if isinstance(again, str):
                         waiting = record if record is not None else job
                         state.update_job(

@@ -90,6 +90,12 @@ class LocalExecutor:
 
     # --- running ---------------------------------------------------------------------------
 
+    def place_again(
+        self, job: JobRecord, placement: list[int], running: list[JobRecord]
+    ) -> list[int] | str:
+        """Placed afresh: the local placement counts what `running` holds, nothing else."""
+        return self.place(job, running)
+
     def prepare(self, job: JobRecord, placement: list[int]) -> dict:
         rundir = os.path.join(state.home(), "jobs", str(job.job_id))
         chosen = self.placement

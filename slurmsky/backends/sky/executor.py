@@ -63,6 +63,9 @@ class SkyExecutor:
         self.queries = ThreadPoolExecutor(QUERIES, thread_name_prefix="sky-query")
         self.instance = skysync.instance_id()
         self.db = state.connect(long_lived=True)
+        # On a team's state, the member whose jobs this agent runs (the scheduler sets it each
+        # pass): its sync follows and ends those alone; the room counts everyone's.
+        self.member: str | None = None
         self.home = server.current()  # the server of jobs stored before servers were recorded
         self.servers: dict[str, Server] = {self.home.name: self.home}  # by name, as last named
         self.watchers: dict[str, QueueWatcher] = {}  # server name -> the watcher of its queue
@@ -102,6 +105,12 @@ class SkyExecutor:
         if unreachable:  # its server does not answer: the reason names it
             return unreachable
         return self.placement.place(job, running)
+
+    def place_again(
+        self, job: JobRecord, placement: list[int], running: list[JobRecord]
+    ) -> list[int] | str:
+        """The room counted afresh from the state (this pass's count holds the job)."""
+        return self.placement.still_fits(job) or placement
 
     def _plan(self, submission: int) -> tuple[dict, dict]:
         """The submission's stored spec and task (the sky backend stores a task with each)."""
@@ -197,7 +206,7 @@ class SkyExecutor:
         any queue is kept fresh."""
         busy = {
             self._where(j).name
-            for j in state.active_jobs(self.db, "sky")
+            for j in self._mine()
             if j.job_id < skysync.FOREIGN_BASE and "cluster" not in (j.executor_ref or {})
         }
         current = self._current()
@@ -233,11 +242,16 @@ class SkyExecutor:
         are clusters.py's)."""
         return [
             j
-            for j in state.active_jobs(self.db, "sky")
+            for j in self._mine()
             if j.executor_ref
             and "cluster" not in j.executor_ref
             and (where is None or self._where(j).name == where)
         ]
+
+    def _mine(self) -> list[JobRecord]:
+        """The active sky jobs this agent follows: every one, or on a team its member's."""
+        jobs = state.active_jobs(self.db, "sky")
+        return jobs if self.member is None else [j for j in jobs if j.user == self.member]
 
     def _watched(self, where: str) -> list[int]:
         """SkyPilot ids of the active jobs on `where`: a query that misses them asks for them
@@ -268,6 +282,8 @@ class SkyExecutor:
         for job_id, ref in state.cancelled_unsent(self.db, "sky", "sky_job_id"):
             job = state.get_job(self.db, job_id)
             assert job is not None  # just listed
+            if self.member is not None and job.user != self.member:
+                continue  # another member's: its own agent cancels it there
             where = self._where(job)
             if "lane" in ref:  # its lane stops after the element it runs
                 self.lanes.cut(ref["token"], where, ref["sky_job_id"], at_once=False)

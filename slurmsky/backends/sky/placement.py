@@ -71,6 +71,21 @@ class Placement:
         held[job.partition] += job.num_nodes
         return list(range(job.num_nodes))
 
+    def still_fits(self, job: JobRecord) -> str | None:
+        """Why a job placed this pass has no room now, counted afresh from the state
+        (another member's agent may have taken it since); None when it has."""
+        counted, self.room = self.room, None
+        try:
+            now = self.held()
+        finally:
+            self.room = counted
+        het = het_nodes(job.__dict__.get("het_parts"))
+        need = het or {job.partition: 1 if job.job_id in self.granted else job.num_nodes}
+        for part, count in need.items():
+            if room.size_of(self.partitions.get(part) or {}) - now[part] < count:
+                return "Resources"
+        return None
+
     def held(self) -> dict[str, int]:
         """partition -> the nodes its jobs hold: read at a pass's first place(), then counted
         up as that pass places jobs. A heterogeneous job holds each component's nodes in its
