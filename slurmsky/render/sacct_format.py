@@ -588,8 +588,9 @@ _STEPS = f"""(CASE WHEN NOT (start_time IS NOT NULL AND state != 'PENDING')
 
 
 def listing_fits(fields: list[tuple[str, int]]) -> bool:
-    """Whether SQLite can compute a listing of these fields (SACCT_SQL)."""
-    return all(name in SACCT_SQL for name, _ in fields)
+    """Whether SQLite can compute a listing of these fields (SACCT_SQL): some (`-o ''`, none:
+    an empty line each, as sacct prints, made in Python)."""
+    return bool(fields) and all(name in SACCT_SQL for name, _ in fields)
 
 
 def listing_sql(
