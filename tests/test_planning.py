@@ -127,7 +127,8 @@ def test_test_only_prints_the_plan_and_stores_nothing(planned, tmp_path, capsys)
     req = _req(tmp_path, "--test-only", "--exclusive")
     job_id = submit.store(req, planned, batch=True)
     err = capsys.readouterr().err
-    estimate, described = err.splitlines()
+    estimate, warning, described = err.splitlines()  # the task's warnings, as at submission
+    assert warning == "sbatch: warning: planned on local"
     assert estimate.startswith(f"sbatch: Job {job_id} to start at ")
     assert estimate.endswith(" using 4 processors on nodes 127.0.0.1 in partition local")
     task = {"num_nodes": 1, "tasks_per_node": [4], "cpus_per_node": [4], "job_id": job_id}
