@@ -167,6 +167,13 @@ def member(team):
     m.stop()
 
 
+def one_node(team, member, extra: str = "") -> None:
+    """Both members' configs: one local node of one CPU (after `extra`)."""
+    for config in (team.home / "slurmsky.yaml", member.env["SLURMSKY_CONFIG"]):
+        with open(config, "a") as fh:
+            fh.write(extra + "partitions:\n  local:\n    nodes: 1\n    cpus_per_node: 1\n")
+
+
 def wait_state(team, job_id: int, states: tuple[str, ...], timeout: float = 60) -> tuple:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -270,10 +277,7 @@ def test_accounts_are_checked_as_slurmctld_checks_them(team, member):
 def test_the_room_is_the_teams(team, member):
     """One node of one CPU, shared: the member's job waits `Resources` while root's holds
     it, and starts when it ends (its own agent starts it)."""
-    shape = "partitions:\n  local:\n    nodes: 1\n    cpus_per_node: 1\n"
-    for config in (team.home / "slurmsky.yaml", member.env["SLURMSKY_CONFIG"]):
-        with open(config, "a") as fh:
-            fh.write(shape)
+    one_node(team, member)
     gate = team.cwd / "gate"
     mine = team.sbatch("--wrap", f"while [ ! -e {gate} ]; do sleep 0.2; done")
     wait_state(team, mine, ("RUNNING",))
@@ -345,12 +349,7 @@ def test_fair_share_starts_the_member_who_used_less_first(team, member):
     """Issue 49 item 6: with the one node busy with root's job, root queues four jobs and
     then the member one; root has used more, so the member's job starts first (its agent
     starts it: root's keeps the room for it), and root's follow in their order."""
-    shape = (
-        'priority_calc_period: "0:1"\npartitions:\n  local:\n    nodes: 1\n    cpus_per_node: 1\n'
-    )
-    for config in (team.home / "slurmsky.yaml", member.env["SLURMSKY_CONFIG"]):
-        with open(config, "a") as fh:
-            fh.write(shape)
+    one_node(team, member, 'priority_calc_period: "0:1"\n')
     gate = team.cwd / "gate"
     busy = team.sbatch("--wrap", f"while [ ! -e {gate} ]; do sleep 0.2; done")
     wait_state(team, busy, ("RUNNING",))
@@ -376,12 +375,7 @@ def test_fair_share_starts_the_member_who_used_less_first(team, member):
 def test_a_member_without_an_agent_holds_nothing_back(team, member):
     """The member's job would go first (root has used more), but its agent is stopped: it
     shows FrontEndDown and root's job starts; its agent, back, starts it."""
-    shape = (
-        'priority_calc_period: "0:1"\npartitions:\n  local:\n    nodes: 1\n    cpus_per_node: 1\n'
-    )
-    for config in (team.home / "slurmsky.yaml", member.env["SLURMSKY_CONFIG"]):
-        with open(config, "a") as fh:
-            fh.write(shape)
+    one_node(team, member, 'priority_calc_period: "0:1"\n')
     gate = team.cwd / "gate"
     busy = team.sbatch("--wrap", f"while [ ! -e {gate} ]; do sleep 0.2; done")
     wait_state(team, busy, ("RUNNING",))
