@@ -6,7 +6,8 @@ managed jobs run their task's `run` here.
 real signatures). Each launch runs its task's `run` in bash on a "node" here (as
 test_sky_units.run_on_node does), its log a file that `tail` follows; `queue` lists every
 job as SkyPilot's managed-job queue would; `cancel` ends the job's whole process tree, as
-SkyPilot's does; `stuck` launches hang on their way to the server; the infra every job gets is
+SkyPilot's does; `stuck` launches hang on their way to the server; a launch naming a cloud
+not in `enabled` fails (`enabled_clouds` answers it); the infra every job gets is
 `cluster_info` (SKYPILOT_CLUSTER_INFO on the node,
 cloud/region/zone in the queue), and `preempt` / `recover` play SkyPilot's recovery of a
 preempted job (RECOVERING, recovery_count + 1, the same task run again). Its world has several
@@ -67,6 +68,8 @@ class FakeSkyClient(SkyClient):
         self.pools: dict[str, dict[str, dict]] = {}  # server name -> pool name -> its task
         self.clusters: dict[str, dict[str, dict]] = {}  # server name -> cluster -> its jobs
         self.calls: list[tuple[str, str]] = []  # (method, server) of the pool/cluster calls
+        # the infra SkyPilot has enabled here: every infra the sky tests' partitions name
+        self.enabled = ["AWS", "GCP", "Kubernetes/ctx", "Kubernetes/lab", "Slurm/peer"]
         self.serial = 0  # launches so far, on every server (each a log and a workdir)
         # the next `stuck` launches hang before the server has them until `unstuck` is set
         # (SkyPilot's zip read a FIFO in the workdir for ever)
@@ -97,6 +100,7 @@ class FakeSkyClient(SkyClient):
             self.stuck -= hang
         if hang:
             self.unstuck.wait(120)
+        self._refuse_disabled(task)
         requested(f"launch-{task.get('name')}")
         with self.lock:
             jobs = self.worlds.setdefault(where.name, {})
@@ -114,6 +118,18 @@ class FakeSkyClient(SkyClient):
             nodes = sum(j["task"].get("num_nodes", 1) for j in running)
             self.most_nodes_at_once = max(self.most_nodes_at_once, nodes)
         return ids
+
+    def _refuse_disabled(self, task: dict) -> None:
+        """SkyPilot fails a launch any of whose candidates names a cloud it has not enabled
+        (on the stack: `ordered: [k8s, slurm]` without skypilot[kubernetes] failed whole)."""
+        enabled = {e.split("/")[0].lower() for e in self.enabled}
+        for component in group_tasks(task) or [task]:
+            resources = component.get("resources") or {}
+            for one in resources.get("ordered") or resources.get("any_of") or [resources]:
+                infra = one.get("infra", resources.get("infra")) or "*"
+                cloud = {"k8s": "kubernetes"}.get(infra.split("/")[0].lower(), infra.split("/")[0])
+                if cloud != "*" and cloud.lower() not in enabled:
+                    raise RuntimeError(f"Failed to import dependencies for {cloud}")
 
     def _start_group(self, jobs: dict[int, dict], group: dict) -> int:
         """A job group: each task on its own cluster (its own log and workdir), with
@@ -192,8 +208,11 @@ class FakeSkyClient(SkyClient):
             job["recovery_count"] += counted
             if term:
                 for proc in psutil.Process(job["proc"].pid).children(recursive=True):
-                    if "slurmsky.runtime" in " ".join(proc.cmdline()):
-                        proc.terminate()
+                    try:  # (a short-lived child, a `sleep` of the job, may end meanwhile)
+                        if "slurmsky.runtime" in " ".join(proc.cmdline()):
+                            proc.terminate()
+                    except psutil.NoSuchProcess:
+                        pass
                 job["proc"].wait(60)
             _kill_tree(job["proc"])
             job["proc"].wait(10)
@@ -379,8 +398,9 @@ class FakeSkyClient(SkyClient):
         self.calls.append(("cancel_cluster_job", where.name))
         _kill_tree(self.clusters[where.name][cluster][cluster_job]["proc"])
 
-    def enabled_clouds(self) -> list[str]:
-        return ["Fake"]
+    def enabled_clouds(self, where: Server | None = None) -> list[str]:
+        self.check_server(where)
+        return list(self.enabled)
 
     def stop(self) -> None:
         steps = (j for c in self.clusters.values() for js in c.values() for j in js.values())

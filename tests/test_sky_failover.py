@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 
 import pytest
@@ -19,6 +20,7 @@ import sky
 from fake_sky import sky_world
 from test_sky_units import _request
 
+from slurmsky.backends.sky import infra
 from slurmsky.backends.sky.check import INFRA_PATTERN, check
 from slurmsky.backends.sky.task import task_notes, translate
 from slurmsky.config import dump_yaml, load_config
@@ -448,3 +450,122 @@ def test_scontrol_requeue_of_a_sky_job_relaunches_it_with_restarts(world, tmp_pa
         f"{job_id}|REQUEUED|0:0\n{job_id}.batch|CANCELLED|0:15\n"
         f"{job_id}|COMPLETED|0:0\n{job_id}.batch|COMPLETED|0:0\n"
     )
+
+
+# --- candidates SkyPilot cannot use (issue 50) -------------------------------------------------
+
+SPLIT = """\
+  cloud:
+    infra: k8s
+  onprem:
+    default: true
+    infra: slurm/peer
+  both:
+    infra: [k8s, slurm/peer]
+"""
+
+
+@pytest.mark.parametrize(
+    "infra_, why",
+    [
+        (None, None),
+        ("*", None),
+        ("slurm", None),
+        ("slurm/peer/debug", None),
+        ("SLURM/peer", None),
+        ("slurm/gone", "no cluster gone in SkyPilot"),
+        ("k8s", "not enabled in SkyPilot"),
+        ("kubernetes/lab", "not enabled in SkyPilot"),
+        ("aws/us-east-1", None),
+        ("gcp", "not enabled in SkyPilot"),
+    ],
+)
+def test_which_infra_skypilot_can_use_follows_its_expanded_answer(infra_, why):
+    assert infra.why_not(infra_, ["AWS", "Slurm/peer"]) == why
+    assert infra.why_not(infra_ or "k8s", []) == "nothing enabled in SkyPilot"
+
+
+def test_kubernetes_contexts_are_named_whole():
+    enabled = ["Kubernetes/gke_p/us/c", "Slurm/peer"]
+    assert infra.why_not("k8s/gke_p/us/c", enabled) is None
+    assert infra.why_not("k8s/gke_p", enabled) == "no context gke_p in SkyPilot"
+
+
+def test_prune_keeps_the_usable_candidates_in_order_and_one_left_stands_alone():
+    task = {
+        "resources": {
+            "cpus": "1+",
+            "ordered": [
+                {"infra": "k8s", "use_spot": True},
+                {"infra": "slurm/peer"},
+                {"infra": "aws", "use_spot": False},
+            ],
+        }
+    }
+    assert infra.prune(task, None) is task
+    assert infra.prune(task, ["AWS", "Kubernetes/x", "Slurm/peer"]) is task
+    assert infra.prune(task, ["AWS", "Slurm/peer"])["resources"] == {
+        "cpus": "1+",
+        "ordered": [{"infra": "slurm/peer"}, {"infra": "aws", "use_spot": False}],
+    }
+    assert infra.prune(task, ["Slurm/peer"])["resources"] == {"cpus": "1+", "infra": "slurm/peer"}
+    assert task["resources"]["ordered"][0] == {"infra": "k8s", "use_spot": True}  # untouched
+    assert infra.prune(task, ["GCP"]) is None
+    assert infra.reason(task, ["GCP"]) == (
+        "InfraUnusable:k8s(not_enabled_in_SkyPilot),slurm/peer(not_enabled_in_SkyPilot),"
+        "aws(not_enabled_in_SkyPilot)"
+    )
+    group = {"job_group": [{"resources": {"infra": "slurm/peer"}}, {"resources": {"infra": "k8s"}}]}
+    assert infra.prune(group, ["Slurm/peer"]) is None
+    assert infra.reason(group, ["Slurm/peer"]) == "InfraUnusable:k8s(not_enabled_in_SkyPilot)"
+
+
+@pytest.fixture
+def split(cluster, tmp_path, monkeypatch):
+    """CONFIG-like partitions over Kubernetes and Slurm where SkyPilot has only Slurm enabled
+    (the sky-e2e stack without skypilot[kubernetes]), asked again every 0.2 s."""
+    monkeypatch.setattr(infra, "EVERY", 0.2)
+    with sky_world(cluster, tmp_path, monkeypatch, SPLIT) as (cluster, fake, drive):
+        fake.enabled = ["Slurm/peer"]
+        fake.cluster_info = {"cloud": "Slurm", "region": "peer", "zone": "debug"}
+        yield cluster, fake, lambda until, timeout=WAIT: drive(until, timeout)
+
+
+def test_unusable_candidates_are_passed_over_and_a_job_with_none_pends_until_one_is(
+    split, tmp_path
+):
+    """`-p cloud,onprem` and `infra: [k8s, slurm/peer]` run on Slurm (the fake, as SkyPilot,
+    fails any launch naming Kubernetes); a job for Kubernetes alone is warned of at sbatch,
+    pends naming it and why, and runs once SkyPilot enables it."""
+    cluster, fake, drive = split
+    cluster.script("job.sh", "#!/bin/bash\necho partition $SLURM_JOB_PARTITION\n")
+    first = cluster.sbatch("-p", "cloud,onprem", "-o", "first.txt", "job.sh")
+    second = cluster.sbatch("-p", "both", "-o", "second.txt", "job.sh")
+    drive(lambda: {_row(cluster, first)[0], _row(cluster, second)[0]} == {"COMPLETED"})
+    (launched,) = fake.worlds.values()  # the one server's managed jobs
+    assert [j["task"]["resources"].get("infra") for j in launched.values()] == [
+        "slurm/peer",
+        "slurm/peer",
+    ]
+    assert (cluster.cwd / "first.txt").read_text() == "partition onprem\n"
+    assert (cluster.cwd / "second.txt").read_text() == "partition both\n"
+
+    out = cluster.run("sbatch", "-p", "cloud", "-o", "third.txt", "job.sh")
+    assert out.returncode == 0, out.stderr
+    said = re.fullmatch(  # its last line (a credential-like name of xdist's may come first)
+        r"sbatch: warning: SkyPilot cannot use k8s \(not enabled in SkyPilot\), as its server "
+        r"said \d+ s ago: the job pends until one can",
+        out.stderr.splitlines()[-1],
+    )
+    assert said, out.stderr
+    third = int(out.stdout.split()[-1])
+    drive(lambda: _row(cluster, third)[1].startswith("InfraUnusable"))
+    assert _squeue(cluster, third) == "cloud PD InfraUnusable:k8s(not_enabled_in_SkyPilot)\n"
+    assert _scontrol(cluster, third, "JobState", "Reason") == [
+        "JobState=PENDING",
+        "Reason=InfraUnusable:k8s(not_enabled_in_SkyPilot)",
+    ]
+    assert len(launched) == 2  # nothing launched for it
+    fake.enabled.append("Kubernetes/lab")
+    drive(lambda: _row(cluster, third)[0] == "COMPLETED")
+    assert (cluster.cwd / "third.txt").read_text() == "partition cloud\n"

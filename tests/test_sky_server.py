@@ -434,6 +434,8 @@ def test_doctor_against_a_real_server(sky, server):
     ), api
     at = lines.index("infra:       enabled: none")
     assert lines[at + 1].strip().startswith("remedy: enable one: set up its credentials")
-    at = lines.index("partition:   gpu (default) -> aws, accelerators A100")
-    assert lines[at + 1].strip() == "remedy: aws is not enabled in SkyPilot: `sky check aws`"
+    at = lines.index(
+        "partition:   gpu (default) -> aws (nothing enabled in SkyPilot), accelerators A100"
+    )
+    assert lines[at + 1].strip() == "remedy: aws: nothing enabled in SkyPilot: `sky check aws`"
     assert lines[-1] == "doctor: 2 problems"

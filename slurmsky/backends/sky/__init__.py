@@ -50,28 +50,31 @@ class SkyBackend(Backend):
         the user's and the project's) recorded with the task, or for a pool partition's job
         the server its pool was made on: the agent sends the job there. The workdir's upload is
         checked (the size cap) and any credential in it made SkyPilot's to leave out, said
-        once, as are FIFOs, sockets, devices and the state directory, unsaid (upload.py)."""
-        from slurmsky.backends.sky import pools, server, upload
+        once, as are FIFOs, sockets, devices and the state directory, unsaid (upload.py).
+        A candidate infra the agent last found unusable there is said too (infra.py)."""
+        from slurmsky.backends.sky import infra, pools, server, upload
         from slurmsky.core import state
 
+        req, warnings = plan.request, []
         if plan.task is not None:  # the server this command names; a pool's: the pool's
             meta = plan.task["_metadata"]["slurmsky"]
-            meta["server"] = (pools.server_of(meta.get("pool")) or server.current()).record()
+            where = pools.server_of(meta.get("pool")) or server.current()
+            meta["server"] = where.record()
+            warnings += infra.submission_warnings(plan.task, where.name, req.command)
         from slurmsky.backends.sky.group import group_tasks
 
         first = (group_tasks(plan.task) or [plan.task])[0] if plan.task else None
         if first is None or "workdir" not in first:  # a path on the cluster
-            return []
-        req = plan.request
+            return warnings
         up = upload.plan(req.workdir, cfg.upload_max_mb * 1048576, state.home())
         upload.check(up, cfg.upload_max_mb, cfg.path)
         upload.exclude_credentials(up)
-        if not up.left_out:
-            return []
-        return [
-            f"{req.command}: warning: credentials stay home (left out of the upload of "
-            f"{up.root}): " + " ".join(up.left_out)
-        ]
+        if up.left_out:
+            warnings.append(
+                f"{req.command}: warning: credentials stay home (left out of the upload of "
+                f"{up.root}): " + " ".join(up.left_out)
+            )
+        return warnings
 
     def describe(self, plan):
         """The task as YAML, after what becomes of its workdir (an upload, what it would be;

@@ -409,12 +409,16 @@ class SkyClient:
         with _at(where):
             sky.get(sky.cancel(cluster, job_ids=[cluster_job]))
 
-    def enabled_clouds(self) -> list[str]:
-        """The infra the API server has enabled."""
+    def enabled_clouds(self, where: Server | None = None) -> list[str]:
+        """The infra `where` (None: SkyPilot's own server) has enabled, Kubernetes contexts,
+        Slurm clusters and SSH pools named (`Kubernetes/ctx`, `Slurm/peer`)."""
+        if where is not None:
+            self.check_server(where)
         sky = _sdk()
         from sky.client import sdk
 
-        return sorted(str(c) for c in sky.get(sdk.enabled_clouds(expand=True)))
+        with _at(where):
+            return sorted(str(c) for c in sky.get(sdk.enabled_clouds(expand=True)))
 
 
 CLIENT = SkyClient()

@@ -1,11 +1,12 @@
-"""`slurmsky doctor` on the sky backend: the API server, the infra SkyPilot has enabled, the
-partitions' infra and the agent's last sync, each with a remedy when it is a problem."""
+"""`slurmsky doctor` on the sky backend: the API server, the infra SkyPilot has enabled, each
+partition's infra candidates and whether SkyPilot can use them (infra.py), and the agent's
+last sync, each with a remedy when it is a problem."""
 
 from __future__ import annotations
 
 import time
 
-from slurmsky.backends.sky import server, sync
+from slurmsky.backends.sky import infra, server, sync
 from slurmsky.config import partition_infras
 
 
@@ -61,20 +62,27 @@ def _partitions(cfg, enabled: list[str] | None) -> list:
                 None,
             )
         ]
-    clouds = {c.split("/")[0].lower() for c in enabled or []}
     lines = []
     default = cfg.default_partition()
     for name, part in cfg.partitions.items():
         infras = [i for i in partition_infras(part) if i]
-        finding = f"{name}{' (default)' if name == default else ''} -> {', '.join(infras) or 'any'}"
+        states = [(i, infra.why_not(i, enabled) if enabled is not None else None) for i in infras]
+        finding = f"{name}{' (default)' if name == default else ''} -> " + (
+            ", ".join(
+                i + (f" ({why})" if why else " (usable)" if enabled else "") for i, why in states
+            )
+            or "any"
+        )
         if part.get("accelerators"):
             accelerators = part["accelerators"]
             named = [accelerators] if isinstance(accelerators, str) else list(accelerators)
             finding += f", accelerators {', '.join(map(str, named))}"
+        off = [(i, why) for i, why in states if why]
         remedy = None
-        off = [c for c in (i.split("/")[0].lower() for i in infras) if c not in clouds]
-        if enabled is not None and off:
-            remedy = f"{off[0]} is not enabled in SkyPilot: `sky check {off[0]}`"
+        if off:
+            remedy = f"{off[0][0]}: {off[0][1]}: `sky check {infra.kind(off[0][0])}`"
+            if len(off) < len(states):
+                remedy += " (its jobs go to the usable ones meanwhile)"
         lines.append(("partition", finding, remedy))
     return lines
 

@@ -27,10 +27,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from slurmsky.backends.sky import server
+from slurmsky.backends.sky import infra, server
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.client import CLIENT, SkyClient
 from slurmsky.backends.sky.clusters import Clusters
@@ -70,6 +71,7 @@ class SkyExecutor:
         self.servers: dict[str, Server] = {self.home.name: self.home}  # by name, as last named
         self.watchers: dict[str, QueueWatcher] = {}  # server name -> the watcher of its queue
         self.pools = PoolWatcher(client, self._query, self.home)
+        self.infra = infra.Answers(client, self._query)  # which infra each server can use
         self.launcher = Launcher(
             client, self.db, self.instance, self._background, self._unreachable, self._cancel
         )
@@ -101,9 +103,17 @@ class SkyExecutor:
         """Nodes within the partition's size (placement.py), or why not."""
         if job.executor_ref:  # handed to SkyPilot already: pending there, not here
             return job.reason
-        unreachable = self._watcher(self._where(job).name).unreachable
+        where = self._where(job)
+        unreachable = self._watcher(where.name).unreachable
         if unreachable:  # its server does not answer: the reason names it
             return unreachable
+        task, now = self._plan(job.submission)[1], time.time()
+        if infra.names_infra(task):  # launched with the candidates SkyPilot can use
+            enabled = self.infra.enabled(where, now)
+            if enabled is None and self.infra.first(where, now):
+                return skysync.LAUNCHING
+            if enabled is not None and infra.prune(task, enabled) is None:
+                return infra.reason(task, enabled)
         return self.placement.place(job, running)
 
     def place_again(
@@ -130,9 +140,10 @@ class SkyExecutor:
         }
 
     def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
-        """Hand the job to SkyPilot (in the background); salloc's allocation becomes a
-        cluster of its own (clusters.py)."""
+        """Hand the job to SkyPilot (in the background), with the infra candidates it can
+        use (infra.py); salloc's allocation becomes a cluster of its own (clusters.py)."""
         task = self._plan(job.submission)[1]
+        task = infra.prune(task, self.infra.known.get(self._where(job).name)) or task
         if spec.get("command") == "salloc":
             return self.clusters.launch(job, task)
         lanes, whole = self.placement.granted.get(job.job_id), job.job_id in self.placement.whole
