@@ -74,6 +74,7 @@ class FakeSkyClient(SkyClient):
         # the next `stuck` launches hang before the server has them until `unstuck` is set
         # (SkyPilot's zip read a FIFO in the workdir for ever)
         self.stuck = 0
+        self.stuck_cancels = 0  # the next N cancels hang (doing nothing) until `unstuck`
         self.unstuck = threading.Event()
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
@@ -336,6 +337,12 @@ class FakeSkyClient(SkyClient):
 
     def cancel(self, where: Server, sky_id: int) -> str:
         self.check_server(where)
+        with self.lock:
+            hang = self.stuck_cancels > 0
+            self.stuck_cancels -= hang
+        if hang:
+            self.unstuck.wait(120)
+            return "a cancel that came back late"
         job = self.worlds[where.name][sky_id]
         for one in [job, *job["members"]]:  # a job group's every task
             one["cancelled"] = True

@@ -1066,7 +1066,8 @@ def test_two_members_share_one_partition_on_real_skypilot(cluster, stack):
     one API server. A partition of size 1: root's job holds it, peeruser's pends `Resources`
     (its own agent, as peeruser, launches it with its own SkyPilot identity once root's ends);
     each sees the other's job by its Slurm id, name, user and partition, and no foreign
-    SkyPilot row for it; peeruser cannot cancel root's job."""
+    SkyPilot row for it; peeruser cannot cancel root's job. Fair share: root's four queued
+    jobs wait (`Priority`) while peeruser's, who used less, starts first."""
     import tempfile
 
     import pgserver
@@ -1084,7 +1085,9 @@ def test_two_members_share_one_partition_on_real_skypilot(cluster, stack):
     try:
         cluster.database = cluster.env["SLURMSKY_STATE"] = pgserver.database(server)
         Path(cluster.env["SLURMSKY_CONFIG"]).write_text(
-            CONFIG + "  one:\n    infra: slurm/peer/debug\n    size: 1\n"
+            'priority_calc_period: "0:1"\n'
+            + CONFIG
+            + "  one:\n    infra: slurm/peer/debug\n    size: 1\n"
         )
         cluster.env = _submit_env(cluster.env)
         cluster.env.update(stack, SLURMSKY_STATE=cluster.database)  # (a URL looks secret)
@@ -1100,6 +1103,8 @@ def test_two_members_share_one_partition_on_real_skypilot(cluster, stack):
         ids.append(cluster.sbatch("-p", "one", "-J", "mine", "--wrap", wait))
         mine = ids[0]
         cluster.wait_for(lambda: cluster.job(mine)[1] == "RUNNING", 900, "root's job to run")
+        later = [cluster.sbatch("-p", "one", "-J", "later", "--wrap", "true") for _ in range(4)]
+        ids += later
         out = ok(member.run("sbatch", "--parsable", "-p", "one", "-J", "theirs", "--wrap",
                             "echo theirs"))  # fmt: skip
         theirs = int(out.stdout)
@@ -1107,13 +1112,21 @@ def test_two_members_share_one_partition_on_real_skypilot(cluster, stack):
         cluster.wait_for(
             lambda: cluster.job(theirs)[4] == "Resources", 120, "peeruser's job to wait"
         )
-        listing = ok(member.run("squeue", "-o", "%i %j %u %P %t %r", "-h")).stdout
-        assert listing.splitlines() == [
+        expected = [
             f"{theirs} theirs peeruser one PD Resources",
+            *(f"{job} later root one PD Priority" for job in later),
             f"{mine} mine root one R None",
-        ], listing
+        ]
+        cluster.wait_for(  # (root's agent says Priority at its next pass)
+            lambda: (
+                ok(member.run("squeue", "-o", "%i %j %u %P %t %r", "-h")).stdout.splitlines()
+                == expected
+            ),
+            60,
+            "squeue to list both members' jobs in fair-share order",
+        )
         assert ok(cluster.run("squeue", "-h", "-o", "%i")).stdout.split() == [
-            str(theirs), str(mine)
+            str(theirs), *map(str, later), str(mine)
         ]  # fmt: skip
         out = member.run("scancel", str(mine))
         assert (out.returncode, out.stderr) == (
@@ -1121,6 +1134,11 @@ def test_two_members_share_one_partition_on_real_skypilot(cluster, stack):
             f"scancel: error: Kill job error on job id {mine}: Access/permission denied\n",
         )
         gate.touch()
+        cluster.wait_for(
+            lambda: cluster.job(theirs)[1] in ("RUNNING", "COMPLETED"), 900, "peeruser's job"
+        )
+        assert [cluster.job(job)[1] for job in later] == ["PENDING"] * 4  # fair share
+        ok(cluster.run("scancel", *map(str, later)))
         cluster.wait_for(lambda: cluster.job(theirs)[1] == "COMPLETED", 900, "peeruser's job")
         assert cluster.job(mine)[1] == "COMPLETED"
         conn = cluster.db()

@@ -20,7 +20,7 @@ import sky
 from fake_sky import sky_world
 from test_sky_units import _request
 
-from slurmsky.backends.sky import infra
+from slurmsky.backends.sky import infra as usable
 from slurmsky.backends.sky.check import INFRA_PATTERN, check
 from slurmsky.backends.sky.task import task_notes, translate
 from slurmsky.config import dump_yaml, load_config
@@ -481,14 +481,14 @@ SPLIT = """\
     ],
 )
 def test_which_infra_skypilot_can_use_follows_its_expanded_answer(infra_, why):
-    assert infra.why_not(infra_, ["AWS", "Slurm/peer"]) == why
-    assert infra.why_not(infra_ or "k8s", []) == "nothing enabled in SkyPilot"
+    assert usable.why_not(infra_, ["AWS", "Slurm/peer"]) == why
+    assert usable.why_not(infra_ or "k8s", []) == "nothing enabled in SkyPilot"
 
 
 def test_kubernetes_contexts_are_named_whole():
     enabled = ["Kubernetes/gke_p/us/c", "Slurm/peer"]
-    assert infra.why_not("k8s/gke_p/us/c", enabled) is None
-    assert infra.why_not("k8s/gke_p", enabled) == "no context gke_p in SkyPilot"
+    assert usable.why_not("k8s/gke_p/us/c", enabled) is None
+    assert usable.why_not("k8s/gke_p", enabled) == "no context gke_p in SkyPilot"
 
 
 def test_prune_keeps_the_usable_candidates_in_order_and_one_left_stands_alone():
@@ -502,29 +502,29 @@ def test_prune_keeps_the_usable_candidates_in_order_and_one_left_stands_alone():
             ],
         }
     }
-    assert infra.prune(task, None) is task
-    assert infra.prune(task, ["AWS", "Kubernetes/x", "Slurm/peer"]) is task
-    assert infra.prune(task, ["AWS", "Slurm/peer"])["resources"] == {
+    assert usable.prune(task, None) is task
+    assert usable.prune(task, ["AWS", "Kubernetes/x", "Slurm/peer"]) is task
+    assert usable.prune(task, ["AWS", "Slurm/peer"])["resources"] == {
         "cpus": "1+",
         "ordered": [{"infra": "slurm/peer"}, {"infra": "aws", "use_spot": False}],
     }
-    assert infra.prune(task, ["Slurm/peer"])["resources"] == {"cpus": "1+", "infra": "slurm/peer"}
+    assert usable.prune(task, ["Slurm/peer"])["resources"] == {"cpus": "1+", "infra": "slurm/peer"}
     assert task["resources"]["ordered"][0] == {"infra": "k8s", "use_spot": True}  # untouched
-    assert infra.prune(task, ["GCP"]) is None
-    assert infra.reason(task, ["GCP"]) == (
+    assert usable.prune(task, ["GCP"]) is None
+    assert usable.reason(task, ["GCP"]) == (
         "InfraUnusable:k8s(not_enabled_in_SkyPilot),slurm/peer(not_enabled_in_SkyPilot),"
         "aws(not_enabled_in_SkyPilot)"
     )
     group = {"job_group": [{"resources": {"infra": "slurm/peer"}}, {"resources": {"infra": "k8s"}}]}
-    assert infra.prune(group, ["Slurm/peer"]) is None
-    assert infra.reason(group, ["Slurm/peer"]) == "InfraUnusable:k8s(not_enabled_in_SkyPilot)"
+    assert usable.prune(group, ["Slurm/peer"]) is None
+    assert usable.reason(group, ["Slurm/peer"]) == "InfraUnusable:k8s(not_enabled_in_SkyPilot)"
 
 
 @pytest.fixture
 def split(cluster, tmp_path, monkeypatch):
     """CONFIG-like partitions over Kubernetes and Slurm where SkyPilot has only Slurm enabled
     (the sky-e2e stack without skypilot[kubernetes]), asked again every 0.2 s."""
-    monkeypatch.setattr(infra, "EVERY", 0.2)
+    monkeypatch.setattr(usable, "EVERY", 0.2)
     with sky_world(cluster, tmp_path, monkeypatch, SPLIT) as (cluster, fake, drive):
         fake.enabled = ["Slurm/peer"]
         fake.cluster_info = {"cloud": "Slurm", "region": "peer", "zone": "debug"}

@@ -7,11 +7,13 @@ as subprocesses (fake_sky.sky_world).
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fake_sky import sky_world
 from test_sky_lanes import SCRIPT, _done, _elements, _ids
 
-from slurmsky.backends.sky import launcher, room
+from slurmsky.backends.sky import executor, launcher, room
 from slurmsky.core.state import JobRecord
 
 
@@ -181,6 +183,27 @@ def test_a_launch_stuck_on_its_way_is_abandoned_and_its_job_goes_out_again(
         drive(lambda: _states(cluster, job)[0][1] == "COMPLETED")
         assert not fake.jobs[1]["cancelled"]
         assert (cluster.cwd / "job.out").read_text() == "done\n"
+
+
+def test_a_stuck_cancel_is_given_up_and_sent_again(cluster, tmp_path, monkeypatch):
+    """scancel's cancel that SkyPilot never answers is given up after executor.BOUND s (its
+    thread's slot renewed: the other calls go on) and sent again after KILL_AGAIN s; the
+    job then ends CANCELLED."""
+    monkeypatch.setattr(executor, "BOUND", 1.0)
+    monkeypatch.setattr(executor, "KILL_AGAIN", 2.0)
+    with sky_world(cluster, tmp_path, monkeypatch, "  sky:\n    size: 2\n") as world:
+        cluster, fake, drive = world
+        _gated(cluster, tmp_path)
+        job = cluster.sbatch("-o", "job.out", "gated.sh")
+        drive(lambda: _states(cluster, job)[0][1] == "RUNNING")
+        fake.stuck_cancels = 2
+        assert cluster.run("scancel", str(job)).returncode == 0
+        started = time.monotonic()
+        drive(lambda: _states(cluster, job)[0][1] == "CANCELLED", 60)
+        assert time.monotonic() - started >= 4.0  # two cancels never came back; the third did
+        assert fake.stuck_cancels == 0
+        assert fake.jobs[1]["cancelled"]
+        fake.unstuck.set()
 
 
 def test_an_array_takes_the_room_left_and_new_lanes_start_as_it_frees(

@@ -33,6 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from slurmsky.backends.sky import infra, server
 from slurmsky.backends.sky import sync as skysync
+from slurmsky.backends.sky.calls import Calls
 from slurmsky.backends.sky.client import CLIENT, SkyClient
 from slurmsky.backends.sky.clusters import Clusters
 from slurmsky.backends.sky.lane_tracker import LaneTracker, ref_of
@@ -49,7 +50,9 @@ from slurmsky.core.state import JobRecord
 
 log = logging.getLogger("slurmsky.core.daemon")
 
-THREADS = 4  # launches, cancels, whole log reads at once
+THREADS = 4  # cancels and whole log reads at once
+BOUND = 300.0  # s such a call may take before it is given up (calls.py)
+KILL_AGAIN = 600.0  # s after which a cancel SkyPilot has not carried out is sent again
 QUERIES = 4  # queue and pool queries at once (one per server in use, and the pools')
 
 
@@ -60,7 +63,7 @@ class SkyExecutor:
         os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # never auto-start one
         logging.getLogger("alembic").setLevel(logging.WARNING)  # SkyPilot's import chatter
         self.client = client
-        self.pool = ThreadPoolExecutor(THREADS, thread_name_prefix="sky")
+        self.pool = Calls(THREADS)  # bounded: a stuck call is given up (sync)
         self.queries = ThreadPoolExecutor(QUERIES, thread_name_prefix="sky-query")
         self.instance = skysync.instance_id()
         self.db = state.connect(long_lived=True)
@@ -163,7 +166,7 @@ class SkyExecutor:
             batch_host=None,
         )
 
-    def _background(self, fn, *args, pool: ThreadPoolExecutor | None = None) -> Future:
+    def _background(self, fn, *args, pool: ThreadPoolExecutor | Calls | None = None) -> Future:
         """fn(*args) on the pool (by default the executor's own); the agent wakes when it
         returns."""
         future = (pool or self.pool).submit(fn, *args)
@@ -233,6 +236,9 @@ class SkyExecutor:
         """Called by the scheduler every pass: collect finished SkyPilot calls, act on them,
         start the next queries when due. True when the state changed."""
         self.placement.new_pass()
+        stuck = self.pool.expire(BOUND, "a cancel or a whole log read")
+        if stuck:
+            log.warning("%d SkyPilot call(s) ran over %d s: given up", len(stuck), BOUND)
         changed = self.launcher.collect(now)
         changed |= self.clusters.sync(now, wake)
         changed |= self._kill(now)
@@ -275,11 +281,13 @@ class SkyExecutor:
 
     def _kill(self, now: float) -> bool:
         """scancel / scontrol requeue of a job SkyPilot has: cancel it there (once its id is
-        known); the queue then shows it CANCELLED and the job ends (or pends again)."""
+        known; again after KILL_AGAIN s, a cancel that failed or was given up); the queue then
+        shows it CANCELLED and the job ends (or pends again)."""
         changed = False
         for job in self._active():
             sky_id = ref_of(job).get("sky_job_id")
-            if job.kill_action and job.kill_sent is None and sky_id is not None:
+            sent = job.kill_sent is not None and now - job.kill_sent < KILL_AGAIN
+            if job.kill_action and not sent and sky_id is not None:
                 log.info("job %s: %s (SkyPilot job %s)", job.job_id, job.kill_action, sky_id)
                 if "lane" in ref_of(job):
                     self.lanes.cut(ref_of(job)["token"], self._where(job), sky_id, at_once=True)

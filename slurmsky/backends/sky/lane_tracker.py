@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from slurmsky.backends.sky import lanes
 from slurmsky.backends.sky import sync as skysync
+from slurmsky.backends.sky.calls import Calls
 from slurmsky.backends.sky.client import SkyClient
 from slurmsky.backends.sky.logs import LOG_ATTEMPTS
 from slurmsky.backends.sky.output import LogReader
@@ -42,7 +43,7 @@ class LaneTracker:
         self,
         client: SkyClient,
         db,
-        reads: tuple[ThreadPoolExecutor, ThreadPoolExecutor],
+        reads: tuple[Calls, ThreadPoolExecutor],
         cancel: Callable[[Server, int], None],
         nudge: Callable[[], object],
     ):

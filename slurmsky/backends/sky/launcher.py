@@ -10,7 +10,7 @@ a launch token go in `_metadata`, so a job is found again after an agent restart
 goes to the server its job's sbatch named (the ref's `server`; the URL, which may hold
 credentials, stays out of the task).
 
-Launches run on daemon threads, THREADS at once (Launches); `collect` records the SkyPilot ids
+Launches run on daemon threads, THREADS at once (calls.Calls); `collect` records the SkyPilot ids
 of those that returned, pends a job again when its API server did not answer (naming it), and
 fails it when SkyPilot refused its task. A launch whose request has not reached its server
 REACH seconds after it began (its workdir zipped and uploaded: SkyPilot's zip once read a FIFO
@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import logging
 import secrets
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from concurrent.futures import Future
 
 from slurmsky.backends.sky import lanes
 from slurmsky.backends.sky import sync as skysync
+from slurmsky.backends.sky.calls import Calls
 from slurmsky.backends.sky.client import SkyClient, Unreachable
 from slurmsky.backends.sky.group import group_tasks
 from slurmsky.backends.sky.output import NODE_ERR, NODE_OUT, sky_run
@@ -47,37 +47,6 @@ log = logging.getLogger("slurmsky.core.daemon")
 
 THREADS = 4  # launches at once
 REACH = 300  # s a launch may take to reach its server before it is abandoned
-
-
-class Launches:
-    """Launch calls, each on a daemon thread of its own, THREADS at once: a launch stuck for
-    ever neither holds the agent's exit nor, once abandoned (`renew`), the launches after it."""
-
-    def __init__(self) -> None:
-        self.slots = threading.BoundedSemaphore(THREADS)
-
-    def submit(self, fn, *args) -> Future:
-        future: Future = Future()
-
-        def run() -> None:
-            slots = self.slots
-            while not slots.acquire(timeout=1):  # renewed meanwhile: the new slots
-                slots = self.slots
-            try:
-                if future.set_running_or_notify_cancel():
-                    try:
-                        future.set_result(fn(*args))
-                    except BaseException as exc:
-                        future.set_exception(exc)
-            finally:
-                slots.release()
-
-        threading.Thread(target=run, name="sky-launch", daemon=True).start()
-        return future
-
-    def renew(self) -> None:
-        """Fresh slots: the abandoned launches keep theirs."""
-        self.slots = threading.BoundedSemaphore(THREADS)
 
 
 def lanes_of(task: dict) -> tuple[int, bool] | None:
@@ -165,7 +134,7 @@ class Launcher:
         self.background, self.unreachable, self.cancel = background, unreachable, cancel
         self.pending: dict[str, Future] = {}  # launch token -> future of the SkyPilot ids
         self.where: dict[str, Server] = {}  # launch token -> the server it went to
-        self.threads = Launches()
+        self.threads = Calls(THREADS)
         self.begun: dict[str, float] = {}  # launch token -> when its call began
         self.reached: set[str] = set()  # launch tokens whose request the server has
         self.groups: dict[int, str] = {}  # array submission -> token of its num_jobs launch

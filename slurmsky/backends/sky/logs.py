@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from slurmsky.backends.sky.calls import Calls
 from slurmsky.backends.sky.client import SkyClient
 from slurmsky.backends.sky.output import LogReader
 from slurmsky.backends.sky.server import Server
@@ -39,9 +40,7 @@ def read_short(reader: Future) -> bool:
 
 
 class JobLogs:
-    def __init__(
-        self, client: SkyClient, db, pool: ThreadPoolExecutor, nudge: Callable[[], object]
-    ):
+    def __init__(self, client: SkyClient, db, pool: Calls, nudge: Callable[[], object]):
         self.client, self.db, self.pool, self.nudge = client, db, pool, nudge
         self.tails = ThreadPoolExecutor(TAILS, thread_name_prefix="sky-log")  # live reads
         self.readers: dict[int, Future] = {}  # job id -> future of its LogReader
