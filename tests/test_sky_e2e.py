@@ -40,7 +40,8 @@ pytestmark = [
     pytest.mark.skipif(not (TOOLS / "sky-e2e-up.sh").exists(), reason=f"no {TOOLS}/sky-e2e-up.sh"),
 ]
 # The whole module is ~60 minutes of CI's two cores: CI runs its core (the batch jobs, salloc,
-# a hetjob, an array in lanes, a dead server: ~20 min), and SLURMSKY_SKY_E2E=all every test
+# a hetjob, an array in lanes, a dead server, a team's two members: ~25 min), and
+# SLURMSKY_SKY_E2E=all every test
 # (run it on the stack before resolving a change to the sky backend).
 FULL = pytest.mark.skipif(
     os.environ.get("SLURMSKY_SKY_E2E") != "all", reason="of the full e2e set: SLURMSKY_SKY_E2E=all"
@@ -1060,7 +1061,6 @@ def test_a_job_submitted_after_a_server_switch_runs_on_the_new_one(cluster, stac
     assert cluster.job(first)[1] == "CANCELLED"
 
 
-@FULL
 def test_two_members_share_one_partition_on_real_skypilot(cluster, stack):
     """Issue 49 item 6 on the stack: root and peeruser, two OS users, one PostgreSQL queue and
     one API server. A partition of size 1: root's job holds it, peeruser's pends `Resources`
