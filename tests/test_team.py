@@ -193,7 +193,9 @@ def test_two_members_share_one_queue_and_control_only_their_own(team, member):
     assert mine == theirs + 1  # one sequence of ids
     wait_state(team, theirs, ("RUNNING",))
     wait_state(team, mine, ("RUNNING",))
-    listing = ok(member.run("squeue", "-h", "-o", "%i %j %u %a %P %T")).stdout
+    # (by id: two running jobs sort by the priority each had when it started, which fair
+    # share makes depend on which of them started first)
+    listing = ok(member.run("squeue", "-h", "-S", "i", "-o", "%i %j %u %a %P %T")).stdout
     assert listing == f"{theirs} theirs peeruser physics local RUNNING\n" + (
         f"{mine} mine root physics local RUNNING\n"
     )
