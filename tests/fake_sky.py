@@ -75,6 +75,7 @@ class FakeSkyClient(SkyClient):
         # (SkyPilot's zip read a FIFO in the workdir for ever)
         self.stuck = 0
         self.stuck_cancels = 0  # the next N cancels hang (doing nothing) until `unstuck`
+        self.stuck_reads = 0  # the next N whole log reads hang (reading nothing) as well
         self.unstuck = threading.Event()
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
@@ -308,6 +309,13 @@ class FakeSkyClient(SkyClient):
         )
         if not follow and whole_reads < self.unstored:
             return 0
+        if not follow:
+            with self.lock:
+                hang = self.stuck_reads > 0
+                self.stuck_reads -= hang
+            if hang:
+                self.unstuck.wait(120)
+                return 0
         lost = self.live_lost if follow else None
         if not lost:
             return self._follow(job, follow, reader)

@@ -881,3 +881,25 @@ def test_a_live_read_that_lost_lines_is_done_again_whole(cluster, tmp_path, monk
     reads = [(follow, size > 0) for _, _, follow, size in fake.tailed]
     assert reads[-3:] == [(False, False), (False, False), (False, True)], reads
     assert reads[:-3] in ([], [(True, True)]), reads
+
+
+def test_a_whole_read_that_never_returns_is_given_up_and_done_again(cluster, tmp_path, monkeypatch):
+    """A whole read of an ended job's log that SkyPilot never answers holds nothing: it is
+    given up after executor.BOUND s (a failed read) and done again; everything comes home."""
+    from fake_sky import sky_world
+
+    from slurmsky.backends.sky import executor, logs
+
+    monkeypatch.setattr(logs, "AGAIN", 0.2)
+    monkeypatch.setattr(executor, "BOUND", 1.0)
+    with sky_world(cluster, tmp_path, monkeypatch, "  p:\n    default: true\n") as world:
+        cluster, fake, drive = world
+        fake.live_lost = LOST["all but its first line"]
+        fake.stuck_reads = 1
+        cluster.script("job.sh", "#!/bin/bash\nsleep 3\necho one > one.txt\necho hi\n")
+        job = cluster.sbatch("-o", "job.out", "job.sh")
+        drive(lambda: cluster.jobs("job_id = ? AND state = 'COMPLETED'", job), timeout=60)
+        assert fake.stuck_reads == 0
+        fake.unstuck.set()
+    assert (cluster.cwd / "job.out").read_text() == "hi\n"
+    assert (cluster.cwd / "one.txt").read_text() == "one\n"
