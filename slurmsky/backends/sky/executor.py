@@ -115,7 +115,7 @@ class SkyExecutor:
             enabled = self.infra.enabled(where, now)
             if enabled is None and self.infra.first(where, now):
                 return skysync.LAUNCHING
-            if enabled is not None and infra.prune(task, enabled) is None:
+            if enabled is not None and not infra.runnable(task, enabled):
                 return infra.reason(task, enabled)
         return self.placement.place(job, running)
 

@@ -21,10 +21,13 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from slurmsky.backends.sky.group import group_tasks
 from slurmsky.core import state
+
+if TYPE_CHECKING:  # sbatch reads the kept answer: no thread pools on its path
+    from concurrent.futures import Future
 
 log = logging.getLogger("slurmsky.core.daemon")
 
@@ -85,17 +88,30 @@ def names_infra(task: dict) -> bool:
     )
 
 
+def _infra(one: dict, resources: dict) -> str | None:
+    """A candidate's infra (a candidate without one has its resources')."""
+    return one.get("infra", resources.get("infra"))
+
+
 def unusable(task: dict, enabled: list[str]) -> list[tuple[str, str]]:
     """(infra, why) of each candidate of the task SkyPilot cannot use, in order."""
     out = []
     for component in _components(task):
         resources = component.get("resources") or {}
         for one in _candidates(resources):
-            infra = one.get("infra", resources.get("infra"))
+            infra = _infra(one, resources)
             why = why_not(infra, enabled)
             if why and (infra or "any", why) not in out:
                 out.append((infra or "any", why))
     return out
+
+
+def runnable(task: dict, enabled: list[str]) -> bool:
+    """Whether every component of the task has a candidate SkyPilot can use."""
+    return all(
+        any(not why_not(_infra(one, resources), enabled) for one in _candidates(resources))
+        for resources in (component.get("resources") or {} for component in _components(task))
+    )
 
 
 def prune(task: dict, enabled: list[str] | None) -> dict | None:
@@ -103,21 +119,15 @@ def prune(task: dict, enabled: list[str] | None) -> dict | None:
     the task itself when every one is usable or nothing is known."""
     if enabled is None or not unusable(task, enabled):
         return task
+    if not runnable(task, enabled):
+        return None
     task = copy.deepcopy(task)
     for component in _components(task):
         resources = component.get("resources") or {}
         keyword = next((k for k in KEYWORDS if resources.get(k)), None)
-        if keyword is None:
-            if why_not(resources.get("infra"), enabled):
-                return None
+        if keyword is None:  # its one infra is usable (runnable)
             continue
-        kept = [
-            c
-            for c in resources[keyword]
-            if not why_not(c.get("infra", resources.get("infra")), enabled)
-        ]
-        if not kept:
-            return None
+        kept = [c for c in resources[keyword] if not why_not(_infra(c, resources), enabled)]
         if len(kept) == 1:  # one candidate left: resources of its own
             del resources[keyword]
             resources.update(kept[0])
@@ -172,7 +182,7 @@ def submission_warnings(task: dict, server: str, command: str) -> list[str]:
     what = ", ".join(f"{infra} ({why})" for infra, why in bad)
     then = (
         "the job pends until one can"
-        if prune(task, answer["enabled"]) is None
+        if not runnable(task, answer["enabled"])
         else "the job goes to the others"
     )
     return [
