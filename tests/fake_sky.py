@@ -77,6 +77,7 @@ class FakeSkyClient(SkyClient):
         self.stuck_cancels = 0  # the next N cancels hang (doing nothing) until `unstuck`
         self.stuck_reads = 0  # the next N whole log reads hang (reading nothing) as well
         self.unstuck = threading.Event()
+        self.agents = 0  # agents gone so far: a read an earlier agent made ends (it died)
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
         (home / "slurmsky").symlink_to(ROOT / "slurmsky")
@@ -328,8 +329,9 @@ class FakeSkyClient(SkyClient):
         return len(text)
 
     def _follow(self, job: dict, follow: bool, reader: Any) -> int:
-        """A job's log into `reader` (until it ends, when following): the bytes read."""
-        offset = 0
+        """A job's log into `reader` (until it ends, when following, or the agent that
+        reads it is gone): the bytes read."""
+        offset, agent = 0, self.agents
         deadline = time.monotonic() + 60
         while self.burst and job["proc"].poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -338,7 +340,7 @@ class FakeSkyClient(SkyClient):
             data = job["log"].read_bytes()[offset:]
             offset += len(data)
             reader.write(data.decode())
-            if ended or not follow:
+            if ended or not follow or self.agents != agent:
                 break
             time.sleep(0.1)
         return offset
@@ -466,12 +468,22 @@ def sky_world(cluster, tmp_path, monkeypatch, partitions: str):
     scheduler = Scheduler(conn, backend="sky")
     from slurmsky.backends.sky.executor import SkyExecutor
 
-    executor = scheduler.executors["sky"] = SkyExecutor(fake)
+    agent = {"scheduler": scheduler, "executor": SkyExecutor(fake)}
+    scheduler.executors["sky"] = agent["executor"]
+
+    def restart() -> None:
+        """The agent dies (its reads end) and a new one starts, knowing only the state."""
+        fake.agents += 1
+        agent["executor"].shutdown()
+        agent["scheduler"] = Scheduler(conn, backend="sky")
+        agent["executor"] = agent["scheduler"].executors["sky"] = SkyExecutor(fake)
+
+    fake.restart_agent = restart
 
     def drive(until, timeout: float = 60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            scheduler.run_pass(time.time())
+            agent["scheduler"].run_pass(time.time())
             found = until()
             if found:
                 return found
@@ -482,6 +494,6 @@ def sky_world(cluster, tmp_path, monkeypatch, partitions: str):
         yield cluster, fake, drive
     finally:
         fake.stop()
-        executor.shutdown()
+        agent["executor"].shutdown()
         conn.close()
         os.close(fifo)

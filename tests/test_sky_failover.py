@@ -401,6 +401,29 @@ def test_a_lost_nodes_sigterm_leaves_no_cancelled_line_in_the_output(world, tmp_
     assert _output(cluster) == both
 
 
+def test_an_appending_jobs_output_is_not_doubled_by_a_new_agent(world, tmp_path):
+    """An agent that dies while a --open-mode=append job runs: the next one reads the job's
+    log from its start again, and goes on after what the files hold (the runs whose output
+    came home are not written again), through a recovery too."""
+    cluster, fake, drive = world
+    cluster.script("job.sh", SCRIPT.format(go=tmp_path / "go"))
+    (cluster.cwd / "out.txt").write_text("kept\n")
+    job_id = cluster.sbatch("-p", "k8s", "-o", "out.txt", "--open-mode=append", "job.sh")
+    first = "kept\npartition k8s restarts unset\n"
+    drive(lambda: _output(cluster) == first)
+    fake.restart_agent()
+    drive(lambda: _row(cluster, job_id)[0] == "RUNNING")
+    fake.preempt(1, term=True)
+    drive(lambda: _row(cluster, job_id)[0] == "REQUEUED")
+    fake.recover(1)
+    both = first + "partition k8s restarts 1\n"
+    drive(lambda: "restarts 1" in (_output(cluster) or ""))
+    fake.restart_agent()
+    (tmp_path / "go").touch()
+    drive(lambda: _row(cluster, job_id)[0] == "COMPLETED")
+    assert _output(cluster) == both
+
+
 def test_a_job_skypilot_recovers_no_more_ends_failed_with_its_reason(world, tmp_path):
     cluster, fake, drive = world
     cluster.script("job.sh", SCRIPT.format(go=tmp_path / "go"))

@@ -90,8 +90,10 @@ class LaneTracker:
         if token not in self.logs:
             spec = state.get_spec(self.db, members[0].submission)[0]
             append = spec.get("open_mode") == "append"
+            rec = self.recs[token]
+            log = f"{rec['server'].name} {rec['job_id']}"
             self.logs[token] = lanes.LaneReader(
-                {ref_of(j)["lane"]: LogReader(j, append) for j in members}, self.nudge
+                {ref_of(j)["lane"]: LogReader(j, append, log) for j in members}, self.nudge
             )
         reader = self.logs[token].rewind()
         future = (self.tails if follow else self.pool).submit(

@@ -80,7 +80,8 @@ class JobLogs:
     def _read(self, job: JobRecord, where: Server, sky_id: int, *, follow: bool) -> None:
         if job.job_id not in self.logs:
             spec = state.get_spec(self.db, job.submission)[0]
-            self.logs[job.job_id] = LogReader(job, append=spec.get("open_mode") == "append")
+            append = spec.get("open_mode") == "append"
+            self.logs[job.job_id] = LogReader(job, append, f"{where.name} {sky_id}")
         reader = self.logs[job.job_id].rewind()
         if not follow:
             tries = self.whole.get(job.job_id, (0, 0.0))[0]

@@ -19,6 +19,7 @@ import re
 
 from slurmsky.backends.sky.files_home import NODE, FilesHome, Frames, display, segments
 from slurmsky.backends.sky.task import run_command, rundir_lines
+from slurmsky.core import state
 from slurmsky.core.state import JobRecord
 
 # In the job's workdir on the node, each job's own (%j: jobs may share a -D, and a pool
@@ -181,11 +182,20 @@ class MarkerStream:
 
 
 class LogReader(MarkerStream):
-    """Writes the SLURMSKY-IO lines of one job's log into its files on the submit host."""
+    """Writes the SLURMSKY-IO lines of one job's log into its files on the submit host.
 
-    def __init__(self, job: JobRecord, append: bool):
+    The runs of `log` (its server and managed job id) whose start it applied, and where each
+    file's output of the last one begins, are kept in the job's run directory here
+    (jobs/<id>/output.json, which retention purges): an agent that restarted reads the log
+    from its start again and goes on after them (an appending job's files would get its
+    runs' output twice). A requeued job's new managed job has a log of its own. None: a
+    log read once (nothing kept)."""
+
+    def __init__(self, job: JobRecord, append: bool, log: str | None = None):
         self.paths = {"o": job.stdout, "e": job.stderr if job.stderr != job.stdout else None}
         self.append = append
+        self.kept = os.path.join(state.home(), "jobs", str(job.job_id), "output.json")
+        self.log = log
         self.base = {"o": 0, "e": 0}
         self.next = {"o": 0, "e": 0}  # each stream's offset this read has all output before
         self.holes = 0  # output this read skipped (a later offset came first)
@@ -196,6 +206,8 @@ class LogReader(MarkerStream):
         self.files = FilesHome(job.workdir)
         # the CANCELLED line a SIGTERM made the run write: (stream, offset, text)
         self.cancel_line: tuple[str, int, str] | None = None
+        if log:
+            self._restore()
 
     def rewind(self) -> LogReader:
         """For a new read of the same log from its start: starts already applied are not
@@ -251,6 +263,7 @@ class LogReader(MarkerStream):
                                 fh.truncate(0)
                     except OSError as exc:
                         self._unwritten(path, exc)
+            self._keep()
             return
         if self.starts < self.applied:  # a run before a recovery's, read again: replaced
             return
@@ -269,6 +282,28 @@ class LogReader(MarkerStream):
                 os.close(fd)
         except OSError as exc:
             self._unwritten(path, exc)
+
+    def _restore(self) -> None:
+        """What an earlier agent's reader of the same log applied (none: a first read)."""
+        try:
+            with open(self.kept) as fh:
+                kept = json.load(fh)
+            if kept["log"] == self.log:
+                self.applied, self.base = int(kept["applied"]), {"o": 0, "e": 0, **kept["base"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+
+    def _keep(self) -> None:
+        """The runs applied and their files' bases, for the next agent (written whole)."""
+        if not self.log:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.kept), exist_ok=True)
+            with open(self.kept + ".new", "w") as fh:
+                json.dump({"log": self.log, "applied": self.applied, "base": self.base}, fh)
+            os.replace(self.kept + ".new", self.kept)
+        except OSError:  # (a full disk: the output itself is said unwritten)
+            pass
 
     def drop_cancel_line(self) -> None:
         """Take the CANCELLED line the last run wrote out of its file: its SIGTERM was a
