@@ -220,12 +220,13 @@ class FakeSkyClient(SkyClient):
             _kill_tree(job["proc"])
             job["proc"].wait(10)
 
-    def recover(self, sky_id: int) -> None:
+    def recover(self, sky_id: int, shared: bool = False) -> None:
         """SkyPilot found new nodes: the same task runs again there (the lost nodes' output
-        files are not on them)."""
+        files are not on them; `shared`: they are, as on Slurm infra, whose home is shared)."""
         with self.lock:
             for lost in Path(self.jobs[sky_id]["cwd"], ".slurmsky").glob("std*-*"):
-                lost.unlink()
+                if not shared:
+                    lost.unlink()
             self.jobs[sky_id]["recovering"] = False
             self._run(self.jobs[sky_id])
 

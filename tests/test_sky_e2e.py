@@ -942,9 +942,11 @@ def test_failover_across_infras_and_a_preempted_job_requeued_on_real_skypilot(cl
     assert "REQUEUED" in seen and cluster.job(held)[1:3] == ("COMPLETED", 0), seen
     restarts = cluster.run("scontrol", "show", "job", str(held)).stdout.split()
     assert "Restarts=1" in restarts, restarts
+    agent = (cluster.state / "agent.log").read_text()
+    said = [x for x in agent.splitlines() if " DEBUG " not in x]  # (its starts, its errors)
     assert (cluster.cwd / "preempt.out").read_text() == (
         "partition=onprem restarts=unset\npartition=onprem restarts=1\nend\n"
-    )
+    ), said
     runs = cluster.run("sacct", "-D", "-X", "-n", "-P", "-j", str(held), "-o", "State")
     assert runs.stdout == "NODE_FAIL\nCOMPLETED\n", runs
     ended = cluster.run(

@@ -382,17 +382,20 @@ def test_a_preempted_job_is_requeued_and_runs_again_with_its_restart_count(
     assert first[0].split("|")[4] <= last.split("|")[3]  # it ended before the rerun began
 
 
-def test_a_lost_nodes_sigterm_leaves_no_cancelled_line_in_the_output(world, tmp_path):
+@pytest.mark.parametrize("shared", [False, True], ids=["cloud", "slurm-infra"])
+def test_a_lost_nodes_sigterm_leaves_no_cancelled_line_in_the_output(world, tmp_path, shared):
     """On Slurm infra a lost node's SIGTERM reaches the runtime as scancel's would, and it
     writes Slurm's CANCELLED line: the agent, which knows no one cancelled the job, takes
-    the line out (Slurm prints none for a lost node); what the run wrote stays (append)."""
+    the line out (Slurm prints none for a lost node); what the run wrote stays (append),
+    once: on Slurm infra the rerun's node (a shared home) still has the lost run's files,
+    which it does not send home again (the sky-e2e stack's preempt.out had them twice)."""
     cluster, fake, drive = world
     cluster.script("job.sh", SCRIPT.format(go=tmp_path / "go"))
     job_id = cluster.sbatch("-p", "k8s", "-o", "out.txt", "--open-mode=append", "job.sh")
     drive(lambda: _output(cluster) == "partition k8s restarts unset\n")
     fake.preempt(1, term=True)
     drive(lambda: _row(cluster, job_id)[0] == "REQUEUED")
-    fake.recover(1)
+    fake.recover(1, shared)
     both = "partition k8s restarts unset\npartition k8s restarts 1\n"
     drive(lambda: "restarts 1" in (_output(cluster) or ""))  # the rerun runs: gone already
     assert _output(cluster) == both

@@ -82,7 +82,11 @@ def launch_task(
     group's other components: component 0's runs the batch script)."""
     task = copy.deepcopy(task)
     separate = spec.get("error") not in (None, spec.get("output"))
+    # The node's output files are each run's own (the agent appends them here for
+    # --open-mode=append): a recovered run on Slurm infra, whose shared home may still
+    # hold the lost run's, must not send that run's output home again
     node = dict(spec, environment=None, output=NODE_OUT, error=NODE_ERR if separate else None)
+    node["open_mode"] = "truncate"
     node["restart_count"] = job.restarts  # scontrol requeue: the runs before this launch
     node["count_runs"] = True  # and SkyPilot's recoveries of it (runtime.spec.on_node)
     meta = dict(task.get("_metadata", {}).get("slurmsky", {}), **meta)
