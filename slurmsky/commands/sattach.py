@@ -48,7 +48,7 @@ class SattachArgs(Record, frozen=False):
 
 def _numeric(name: str):
     def convert(text: str, ns: object = None) -> int:
-        if not text.isdigit():
+        if not _number(text):
             raise SlurmError(f'Invalid numeric value "{text}" for {name}.')
         return int(text)
 
@@ -81,10 +81,14 @@ def _refuse(message: str) -> SlurmError:
     return SlurmError(message)
 
 
+def _number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def parse_step(text: str) -> tuple[int, str]:
     """`JOB.STEP` -> (job id, step); ValueError where Slurm cannot parse a step id."""
     job, dot, step = text.partition(".")
-    if not dot or not job.isdigit() or not (step.isdigit() or step == "batch"):
+    if not (dot and _number(job) and (_number(step) or step == "batch")):
         raise ValueError(text)
     return int(job), step
 

@@ -71,12 +71,12 @@ def job_text(text: str) -> tuple[str, int, int | None]:
     head, dot, step = text.partition(".")
     digits = ""
     for ch in head.strip():
-        if not ch.isdigit():
+        if ch not in "0123456789":
             break
         digits += ch
     job = int(digits or 0)
     if dot:
-        return f"{job}.{step}", job, int(step) if step.isdigit() else -1
+        return f"{job}.{step}", job, int(step) if step.isascii() and step.isdigit() else -1
     return str(job), job, None
 
 
