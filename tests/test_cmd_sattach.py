@@ -136,3 +136,20 @@ def test_a_pending_job_and_the_batch_step(cluster):
     finally:
         (cluster.cwd / "go").touch()
     cluster.wait_done(job)
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([1, 2]), st.integers(0, 2**32 - 1), st.binary())),
+    st.lists(st.integers(1, 64)),
+)
+def test_frames_come_back_whole_however_the_bytes_are_cut(sent, cuts):
+    """What srun appends to a tap, read back in pieces of any size (runtime/attach.py)."""
+    from slurmsky.runtime import attach
+
+    data = b"".join(attach.HEADER.pack(s, t, len(d)) + d for s, t, d in sent)
+    got, buffer, pos = [], b"", 0
+    for size in [*cuts, len(data)]:
+        found, buffer = attach.frames(buffer + data[pos : pos + size])
+        got += found
+        pos += size
+    assert got == sent and buffer == b""
