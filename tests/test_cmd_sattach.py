@@ -153,3 +153,24 @@ def test_frames_come_back_whole_however_the_bytes_are_cut(sent, cuts):
         got += found
         pos += size
     assert got == sent and buffer == b""
+
+
+def test_on_the_sky_backend_it_is_refused_naming_why(cluster):
+    """No channel from here reaches a managed job's steps."""
+    import os
+
+    from builders import job_row
+
+    from slurmsky import backends
+    from slurmsky.core import state
+
+    conn = state.connect(cluster.env)
+    row = job_row(1, uid=os.getuid(), state="RUNNING", executor="sky", nodelist="n1")
+    state.add_submission(conn, 1, {}, None, [row])
+    conn.close()
+    out = cluster.run("sattach", "1.0")
+    why = backends.get("sky").unsupported[backends.Feature.STEP_IO]
+    assert (out.stdout, out.returncode) == ("", 1)
+    assert out.stderr == (
+        f"sattach: error: the job's nodes cannot be reached from here on the sky backend: {why}\n"
+    )

@@ -120,3 +120,24 @@ def test_from_outside_a_job_by_id_pending_running_and_ended(cluster):
         cap.exit,
     )
     assert not (cluster.cwd / "dst2").exists()
+
+
+def test_on_the_sky_backend_it_is_refused_naming_why(cluster):
+    """A running managed job's nodes share no filesystem with this machine."""
+    from builders import job_row
+
+    from slurmsky import backends
+    from slurmsky.core import state
+
+    conn = state.connect(cluster.env)
+    row = job_row(1, uid=os.getuid(), state="RUNNING", executor="sky", nodelist="n1")
+    state.add_submission(conn, 1, {}, None, [row])
+    conn.close()
+    (cluster.cwd / "src").write_text("x\n")
+    out = cluster.run("sbcast", "-j", "1", "src", "dst")
+    why = backends.get("sky").unsupported[backends.Feature.STEP_IO]
+    assert (out.stdout, out.returncode) == ("", 1)
+    assert out.stderr == (
+        f"sbcast: error: the job's nodes cannot be reached from here on the sky backend: {why}\n"
+    )
+    assert not (cluster.cwd / "dst").exists()

@@ -103,10 +103,9 @@ def _find(job_id: int, step: str):
     if rec.finished or rec.state == "COMPLETING":
         raise SlurmError(NO_INFO + ENDED)
     backend = backends.get(rec.executor)
-    found = [s for s in backend.running_steps(rec) if str(s.get("id")) == step]
-    if not found:
-        raise SlurmError(NO_INFO + INVALID)
     backend.require(backends.Feature.STEP_IO)
+    if not any(str(s.get("id")) == step for s in backend.running_steps(rec)):
+        raise SlurmError(NO_INFO + INVALID)
     return rec, backend
 
 

@@ -94,11 +94,11 @@ def _lookup(shown: str, job_id: int, step: int | None):
     if rec.finished or rec.state == "COMPLETING":
         raise refuse(ENDED)
     backend = backends.get(rec.executor)
+    backend.require(backends.Feature.STEP_IO)
     if step is not None and not any(
         str(s.get("id")) == str(step) for s in backend.running_steps(rec)
     ):
         raise refuse(INVALID)
-    backend.require(backends.Feature.STEP_IO)
     return rec
 
 
