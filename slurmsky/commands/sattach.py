@@ -74,11 +74,12 @@ OPTIONS = Table("sattach", (
 # fmt: on
 
 
-def _refuse(message: str) -> SlurmError:
-    """An error sattach prints after its usage line (on stdout)."""
+def _refuse(message: str) -> int:
+    """An error sattach follows with its usage line (on stdout), as the peer's; exit 1."""
+    sys.stderr.write(f"sattach: error: {message}\n")
+    sys.stderr.flush()
     sys.stdout.write(USAGE + "\n")
-    sys.stdout.flush()
-    return SlurmError(message)
+    return 1
 
 
 def _number(text: str) -> bool:
@@ -209,11 +210,11 @@ def body(argv: list[str]) -> int:
     if answered(o, USAGE, "sattach"):
         return 0
     if len(rest) != 1:
-        raise _refuse("too many parameters")
+        return _refuse("too many parameters")
     try:
         job_id, step = parse_step(rest[0])
     except ValueError:
-        raise _refuse("Failed to parse stepid from command line options") from None
+        return _refuse("Failed to parse stepid from command line options")
     rec, backend = _find(job_id, step)
     base = backend.step_io_dir(rec)
     folder = os.path.join(base, step) if base and step != "batch" else ""
