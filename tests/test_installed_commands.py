@@ -29,7 +29,7 @@ COMMANDS = (
     "sinfo",
     "slurmsky",
 )
-COMMANDS += ("sprio", "squeue", "srun", "sshare", "sstat", "strigger")
+COMMANDS += ("sattach", "sbcast", "sdiag", "sprio", "squeue", "srun", "sshare", "sstat", "strigger")
 TRIALS = 40
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

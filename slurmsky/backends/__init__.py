@@ -114,6 +114,12 @@ class Feature(metaclass=_Closed):
         "placed with its own shape, J+0, J+1 at home",
         "Heterogeneous jobs are not supported on the {backend} backend: {reason}",
     )
+    STEP_IO = BackendFeature(
+        "step_io",
+        "sbcast and sattach: a running job's nodes see this machine's filesystem (a file copied "
+        "here is on them) and its steps' output can be tapped from here (step_io_dir)",
+        "the job's nodes cannot be reached from here on the {backend} backend: {reason}",
+    )
     SPEC_ENVIRONMENT = BackendFeature(
         "spec_environment",
         "the node runtime takes the job's environment from the stored spec; without it the "
@@ -329,6 +335,10 @@ class Backend:
         """sstat's view: each running step's tasks' usage at the last sample (step id, or
         "batch" -> runtime/usage.py's task records); {} where the nodes cannot be read."""
         return {}
+
+    def step_io_dir(self, job: JobRecord) -> str | None:
+        """With STEP_IO: the folder of a running job's step taps (runtime/attach.py)."""
+        return None
 
     def remote_id(self, job: JobRecord) -> tuple[str, int] | None:
         """The job's id in the engine underneath, and its name (scontrol show job prints

@@ -1232,5 +1232,52 @@ HELP = {
         '  --help              show this help message\n'
         '  --usage             display brief usage message\n'
     ),
+    'sattach': (
+        'Usage: sattach [options] <jobid.stepid>\n'
+        '      --input-filter=taskid  send stdin to only the specified task\n'
+        '      --output-filter=taskid only print stdout from the specified task\n'
+        '      --error-filter=taskid  only print stderr from the specified task\n'
+        '  -l, --label        prepend task number to lines of stdout & stderr\n'
+        '      --layout       print task layout info and exit (does not attach to tasks)\n'
+        '  -Q, --quiet        quiet mode (suppress informational messages)\n'
+        "  -v, --verbose      verbose mode (multiple -v's increase verbosity)\n"
+        '  -V, --version      print the Slurm version and exit\n'
+        '\n'
+        'Help options:\n'
+        '  -h, --help         print this help message\n'
+        '  -u, --usage        print a brief usage message\n'
+    ),
+    'sbcast': (
+        'Usage: sbcast [OPTIONS] SOURCE DEST\n'
+        '  -C, --compress[=lib]  compress the file being transmitted\n'
+        '  --exclude=<path_list> shared object paths to be excluded\n'
+        '  -f, --force           replace destination file as required\n'
+        '  -F, --fanout=num      specify message fanout\n'
+        '  -j, --jobid=#[+#][.#] specify job ID with optional hetjob offset and/or step ID\n'
+        '  -p, --preserve        preserve modes and times of source file\n'
+        "  --send-libs[=yes|no]  autodetect and broadcast executable's shared objects\n"
+        '  -s, --size=num        block size in bytes (rounded off)\n'
+        '  -t, --timeout=secs    specify message timeout (seconds)\n'
+        '  -v, --verbose         provide detailed event logging\n'
+        '  -V, --version         print version information and exit\n'
+        '\n'
+        'Help options:\n'
+        '  --help                show this help message\n'
+        '  --usage               display brief usage message\n'
+    ),
+    'sdiag': (
+        'Usage: sdiag [OPTIONS]\n'
+        '  -a, --all           all statistics\n'
+        '  -r, --reset         reset statistics\n'
+        '  -M, --cluster       direct the request to a specific cluster\n'
+        '  -i, --sort-by-id    sort RPCs by id\n'
+        '  -t, --sort-by-time  sort RPCs by total run time\n'
+        '  -T, --sort-by-time2 sort RPCs by average run time\n'
+        '  -V, --version       display current version number\n'
+        '\n'
+        'Help options:\n'
+        '  --help          show this help message\n'
+        '  --usage         display brief usage message\n'
+    ),
 }
 # fmt: on

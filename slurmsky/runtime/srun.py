@@ -11,7 +11,7 @@ import os
 import signal
 import time
 
-from . import SLURM_VERSION, channel, filepattern, het, hostlist, multiprog, pmi, rundir
+from . import SLURM_VERSION, attach, channel, filepattern, het, hostlist, multiprog, pmi, rundir
 from .getopt_long import UsageError as GetoptError
 from .getopt_long import getopt_long
 from .launch import undo_locale_coercion
@@ -473,10 +473,10 @@ def main(argv, node_dir):
         }
     )
     conn.send(request)
-    return _follow(conn, settings, environ, interrupts)
+    return _follow(conn, settings, environ, interrupts, os.path.dirname(node_dir))
 
 
-def _follow(conn, settings, environ, interrupts):
+def _follow(conn, settings, environ, interrupts, run_dir):
     job_id = environ.get("SLURM_JOB_ID", "?")
     try:
         step, _ = conn.recv()
@@ -486,6 +486,7 @@ def _follow(conn, settings, environ, interrupts):
         _say("srun: error: Unable to create step for job %s: %s" % (job_id, step["message"]))
         return 1
     output = Output(settings, step, environ)
+    taps = attach.Taps(run_dir, step["id"], step["names"], step["tasks"])
     node_names = {}
     for pos, gids in enumerate(step["tasks"]):
         for gid in gids:
@@ -499,6 +500,7 @@ def _follow(conn, settings, environ, interrupts):
             kind = msg["t"]
             if kind == "out":
                 output.write(msg["task"], msg["fd"], payload)
+                taps.write(msg["task"], msg["fd"], payload)
             elif kind == "exit":
                 output.flush(msg["tasks"])
                 interrupts.ended.update(dict.fromkeys(msg["tasks"], msg["status"]))
@@ -532,6 +534,7 @@ def _follow(conn, settings, environ, interrupts):
         state["rc"] = state["rc"] or (1 << 8)
     output.flush(list(node_names))
     output.close()
+    taps.close()
     conn.close()
     if state["signaled"] and not state["aborted"]:  # a task was killed, not the job ended
         _say("srun: Force Terminated StepId=%s.%d" % (job_id, step["id"]))

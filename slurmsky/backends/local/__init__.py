@@ -6,6 +6,8 @@ Imported by sbatch and squeue: the standard library only; psutil loads with the 
 
 from __future__ import annotations
 
+import os
+
 from slurmsky.backends import Backend, Feature, NodeState
 
 
@@ -87,6 +89,10 @@ class LocalBackend(Backend):
         from slurmsky.backends.local.executor import running_steps
 
         return running_steps(job)
+
+    def step_io_dir(self, job):
+        rundir = (job.executor_ref or {}).get("rundir")
+        return rundir and os.path.join(rundir, "attach")
 
     def step_usage(self, job):
         from slurmsky.backends.local.executor import step_usage

@@ -23,6 +23,8 @@ class SkyBackend(Backend):
         "carries the environment that may ship",
         Feature.FIXED_NODES: "its nodes are launched for each job (or are a pool's workers, "
         "which come and go): no fixed set of them is known",
+        Feature.STEP_IO: "a managed job's nodes are SkyPilot's, with no filesystem shared with "
+        "this machine and no channel from here to their steps' input and output",
         Feature.SPEC_ENVIRONMENT: "the environment travels in SkyPilot's task (what may ship: "
         "credentials stay home), not in the stored spec",
     }

@@ -285,3 +285,26 @@ def het_sets(conn: Connection, het_ids: set[int]) -> dict[int, str]:
         sorted(het_ids),
     )
     return {het: f"{het}-{last}" for het, last in rows}
+
+
+# Slurm's job_completion_logger: COMPLETED counts as completed, CANCELLED as canceled, every
+# other end (FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, PREEMPTED, ...) as failed.
+_FIGURES = (
+    "SELECT COUNT(DISTINCT CASE WHEN submit_time >= ? THEN submission END), "
+    "SUM(CASE WHEN start_time >= ? THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN end_time >= ? AND state = 'COMPLETED' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN end_time >= ? AND state = 'CANCELLED' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN end_time >= ? AND state NOT IN ('COMPLETED', 'CANCELLED', 'PENDING', "
+    "'CONFIGURING', 'RUNNING', 'COMPLETING', 'REQUEUED', 'SUSPENDED') THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN state = 'PENDING' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN state IN ('CONFIGURING', 'RUNNING', 'COMPLETING', 'SUSPENDED') "
+    "THEN 1 ELSE 0 END) FROM jobs"
+)
+
+
+def job_figures(conn: Connection, since: float) -> tuple[int, ...]:
+    """sdiag's job figures: (submitted, started, completed, canceled, failed) since `since`,
+    then the jobs pending and running now. A submission counts once (an array's elements are
+    one submission, as Slurm counts an array's one submit RPC)."""
+    row = conn.execute(_FIGURES, (since,) * 5).fetchone()
+    return tuple(int(v or 0) for v in row)
