@@ -35,6 +35,14 @@ def read_capture(name: str) -> Capture:
     return Capture(m.group(1), m.group(2), m.group(3), int(m.group(4)))
 
 
+def assert_as_the_peer(cluster, name: str) -> None:
+    """The capture's command, run by `cluster`, answers the capture's stdout, stderr and exit
+    code (a command that needs no job of the peer's)."""
+    cap = read_capture(name)
+    out = cluster.run(*cap.command.split())
+    assert (out.stdout, out.stderr, out.returncode) == (cap.stdout, cap.stderr, cap.exit)
+
+
 EXPECTED = Path(__file__).resolve().parent / "compat" / "expected"
 
 

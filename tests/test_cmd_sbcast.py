@@ -8,7 +8,7 @@ import os
 import stat
 
 import pytest
-from captures import read_capture
+from captures import assert_as_the_peer, read_capture
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,9 +30,7 @@ NO_JOB = [
 
 @pytest.mark.parametrize("capture", NO_JOB, ids=str)
 def test_answers_without_a_running_job_are_the_peers(cluster, capture):
-    cap = read_capture(capture)
-    out = cluster.run("sbcast", *cap.command.split()[1:])
-    assert (out.stdout, out.stderr, out.returncode) == (cap.stdout, cap.stderr, cap.exit)
+    assert_as_the_peer(cluster, capture)
 
 
 @given(st.integers(0, 10**9), st.integers(0, 10**6))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from captures import read_capture
+from captures import assert_as_the_peer, read_capture
 
 # The peer's report with its figures masked: its RPC rows (slurmsky has no RPCs) left out.
 STAMP = re.compile(r"\w{3} \w{3} \d{2} \d{2}:\d{2}:\d{2} \d{4} \(\d+\)")
@@ -31,9 +31,7 @@ def test_the_report_has_slurms_layout(cluster):
 )
 def test_errors_version_and_reset_are_the_peers(cluster, capture):
     """-r as the peer answers root: each user administers their own queue."""
-    cap = read_capture(capture)
-    out = cluster.run("sdiag", *cap.command.split()[1:])
-    assert (out.stdout, out.stderr, out.returncode) == (cap.stdout, cap.stderr, cap.exit)
+    assert_as_the_peer(cluster, capture)
 
 
 def _figures(text: str) -> dict[str, int]:
