@@ -78,7 +78,8 @@ class SkyBackend(Backend):
 
     def describe(self, plan):
         """The task as YAML, after what becomes of its workdir (an upload, what it would be;
-        else a chdir on the node) and of the files the job writes there as comments."""
+        else a chdir on the node), of the files the job writes there, and its price
+        (price.py: SkyPilot's catalogs) as comments."""
         from slurmsky.backends.sky.group import group_documents, group_tasks
         from slurmsky.backends.sky.task import task_notes
         from slurmsky.config import dump_yaml
@@ -86,7 +87,12 @@ class SkyBackend(Backend):
         assert plan.task is not None  # the sky backend makes a task of every plan
         group = group_tasks(plan.task)
         first = group[0] if group else plan.task
-        said = "".join(f"# {line}\n" for line in task_notes(plan.request.workdir, first, plan.spec))
+        from slurmsky.backends.sky.price import estimate
+
+        notes = (
+            task_notes(plan.request.workdir, first, plan.spec) + estimate(plan.task, plan.spec)[0]
+        )
+        said = "".join(f"# {line}\n" for line in notes)
         if group:  # a heterogeneous job: SkyPilot's job group, its documents
             return said + "---\n".join(dump_yaml(doc) for doc in group_documents(plan.task))
         return said + dump_yaml(plan.task)

@@ -1,0 +1,230 @@
+"""What a sky job costs, from SkyPilot's own catalogs through its SDK (never on squeue's path).
+
+Before it runs (`estimate`, for --test-only, translate and the agent's launch): for each
+infra candidate of the task, the instance SkyPilot's optimizer would take for its resources
+(each cloud's `get_feasible_launchable_resources`, the cheapest of them, in the cheapest
+region that offers it unless the candidate names one) and its price an hour; the pick (the
+cheapest of `any_of`, the first of `ordered`); with a time limit, the most the job can cost.
+The optimizer's full pass (`sky.optimize`) needs the clouds `sky check` enabled, which
+offline there are none of: this is its per-cloud step, which needs only the catalog.
+
+After it ran (`hourly`, for the agent's mirror): the price an hour of the instance SkyPilot
+launched (`launched` reads it from the queue's `cluster_resources_full`).
+
+A catalog missing here is never fetched (`~/.sky/catalogs/v8/<cloud>/vms.csv`: any `sky`
+command that needs it fetches it): it is said in one line. SkyPilot itself may refresh an
+old catalog it downloaded; every lookup here gives up after TIMEOUT seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import threading
+
+from slurmsky.backends.sky.costs import money, rate
+from slurmsky.display import format_hms
+
+TIMEOUT = 20.0  # s the catalogs may take (SkyPilot refreshes a stale one over the network)
+UNPRICED = ("kubernetes", "k8s", "slurm", "ssh")  # on-prem: no catalog price
+KEYWORDS = ("ordered", "any_of")
+# the queue's cluster_resources_full: `2x[spot](gpus=A10G:1, cpus=4, mem=16, g5.xlarge, ...)`
+_LAUNCHED = re.compile(r"^(\d+)x(\[spot\])?\((.*)\)$")
+
+
+def _bounded(fn, *args):
+    """fn(*args) on a daemon thread, or TimeoutError after TIMEOUT s."""
+    out: list = []
+
+    def call():
+        try:
+            out.append((True, fn(*args)))
+        except Exception as exc:  # said, not raised: a price is never worth a failure
+            out.append((False, exc))
+
+    thread = threading.Thread(target=call, daemon=True, name="sky-price")
+    thread.start()
+    thread.join(TIMEOUT)
+    if not out:
+        raise TimeoutError(f"SkyPilot's catalogs did not answer in {TIMEOUT:g} s")
+    ok, value = out[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _missing(cloud: str) -> str | None:
+    """The catalog of `cloud` (SkyPilot's lower-case name) when it is not here."""
+    from sky.catalog import common
+
+    path = common.get_catalog_path(f"{cloud}/vms.csv")
+    return None if os.path.exists(path) else path
+
+
+def _cheapest(resources: dict, nodes: int) -> dict | str:
+    """What SkyPilot's optimizer takes for one candidate's resources: {instance, spot,
+    region, node_rate}, or why there is no price."""
+    import sky
+
+    wanted = [
+        r
+        for r in sky.Resources.from_yaml_config(copy.deepcopy(resources))  # accelerators' sets
+        if r is not None
+    ] or [sky.Resources()]
+    cloud = wanted[0].cloud
+    if cloud is None:
+        return "no price: any cloud (SkyPilot's optimizer chooses among those `sky check` enabled)"
+    name = str(cloud).lower()
+    if name in UNPRICED:
+        return "no price: on-prem/kubernetes"
+    missing = _missing(name)
+    if missing:
+        return f"no catalog for {cloud} offline ({missing})"
+    launchable = [
+        one
+        for r in wanted
+        for one in cloud.get_feasible_launchable_resources(r, num_nodes=nodes).resources_list
+    ]
+    if not launchable:
+        return f"no instance type in the {cloud} catalog has these resources"
+    best = min(launchable, key=lambda one: one.get_cost(3600))
+    region = best.region or next(
+        (
+            r.name
+            for r in cloud.regions_with_offering(
+                best.instance_type, best.accelerators, best.use_spot, best.region, best.zone, best
+            )
+        ),
+        None,
+    )
+    node_rate = sky.catalog.get_hourly_cost(
+        best.instance_type, best.use_spot, region, best.zone, clouds=name
+    )
+    return {
+        "instance": best.instance_type,
+        "spot": bool(best.use_spot),
+        "region": region,
+        "node_rate": node_rate,
+    }
+
+
+def _estimate(task: dict, spec: dict, candidates) -> tuple[list[str], dict | None]:
+    resources = task.get("resources") or {}
+    nodes = task.get("num_nodes") or 1
+    shared = {k: v for k, v in resources.items() if k not in KEYWORDS}
+    found: list[dict] = []
+    lines: list[str] = []
+    for infra, partition, one in candidates(task, spec):
+        got = _cheapest(dict(shared, **one), nodes)
+        where = f"infra {infra} (partition {partition})"
+        if isinstance(got, str):
+            found.append({"where": where})
+            lines.append(f"price: {where}: {got}")
+            continue
+        spot = "[spot]" if got["spot"] else ""
+        label = f"{nodes}x{got['instance']}{spot},{infra}"
+        found.append(dict(got, where=where, rate=got["node_rate"] * nodes, pick=label))
+        each = f" for {nodes} nodes ({rate(got['node_rate'])} a node)" if nodes > 1 else ""
+        lines.append(
+            f"price: {where}: {got['instance']} {'spot' if spot else 'on-demand'} in "
+            f"{got['region']}, {rate(found[-1]['rate'])}{each}"
+        )
+    priced = [p for p in found if "rate" in p]
+    if not priced:
+        return lines, None
+    if resources.get("any_of"):
+        how, pick = "the cheapest", min(priced, key=lambda p: p["rate"])
+    else:
+        how = "the first it tries" if resources.get("ordered") else "its one"
+        pick = found[0]
+    said = f"price: SkyPilot's pick ({how}): {pick['where']}, " + (
+        rate(pick["rate"]) if "rate" in pick else "no price"
+    )
+    estimate = {"rate": pick.get("rate", 0.0), "pick": pick.get("pick", pick["where"])}
+    limit = spec.get("time_limit")
+    if limit:
+        estimate["most"] = max(p["rate"] for p in priced) * limit / 3600
+        said += f"; at most {money(estimate['most'])} in its time limit {format_hms(limit)}"
+        said += " (on the dearest candidate)" if len(priced) > 1 else ""
+    lines.append(said)
+    return lines, estimate
+
+
+def estimate(task: dict, spec: dict) -> tuple[list[str], dict | None]:
+    """The price lines of a task (each component of a job group's), and the estimate kept
+    with a launched job: {rate, pick, most (with a time limit)} (None: nothing priced).
+    Summed over a job group's components."""
+    from slurmsky.backends.sky.group import group_tasks
+    from slurmsky.backends.sky.task import candidates
+
+    pool = task.get("_metadata", {}).get("slurmsky", {}).get("pool")
+    if pool:
+        return [
+            f"price: none per job: it runs on pool {pool}'s workers, which cost as the pool"
+        ], None
+    components = group_tasks(task) or [task]
+    lines: list[str] = []
+    total: dict | None = None
+    try:
+        for k, component in enumerate(components):
+            said, one = _bounded(_estimate, component, spec, candidates)
+            lines += [f"component {k}: {line}" for line in said] if len(components) > 1 else said
+            if one is not None:
+                total = one if total is None else _sum(total, one)
+    except Exception as exc:
+        lines.append(f"price: none ({type(exc).__name__}: {exc})")
+    return lines, total
+
+
+def _sum(a: dict, b: dict) -> dict:
+    out = {"rate": a["rate"] + b["rate"], "pick": f"{a['pick']}+{b['pick']}"}
+    if "most" in a and "most" in b:
+        out["most"] = a["most"] + b["most"]
+    return out
+
+
+def launched(rec: dict) -> dict | None:
+    """The instance a queue record's job runs on: {nodes, instance, spot} (None: not known,
+    or on infra whose resources name no instance type: Kubernetes, Slurm)."""
+    found = _LAUNCHED.match(rec.get("cluster_resources_full") or "")
+    if not found:
+        return None
+    named = [e for e in found.group(3).split(", ") if "=" not in e and e != "..."]
+    if not named:
+        return None
+    return {"nodes": int(found.group(1)), "instance": named[0], "spot": bool(found.group(2))}
+
+
+def hourly(rec: dict) -> dict | None:
+    """What the job of a queue record runs on and its price an hour: {instance, nodes,
+    spot, infra, rate} (None: no instance type, or no catalog price of it)."""
+    got = launched(rec)
+    cloud = str(rec.get("cloud") or "").lower()
+    if got is None or not cloud or cloud in UNPRICED:
+        return None
+    region, zone = rec.get("region"), rec.get("zone")
+    region, zone = (None if v in (None, "-") else v for v in (region, zone))
+
+    def lookup():
+        import sky
+
+        if _missing(cloud):
+            return None
+        return sky.catalog.get_hourly_cost(got["instance"], got["spot"], region, zone, clouds=cloud)
+
+    try:
+        node_rate = _bounded(lookup)
+    except Exception:
+        return None
+    if node_rate is None:
+        return None
+    infra = "/".join(p for p in (cloud, region, zone) if p)
+    return dict(got, infra=infra, rate=node_rate * got["nodes"])
+
+
+def cost(launch: dict, start: float | None, end: float | None) -> dict | None:
+    """The job's cost: the launched instance's price an hour over its runtime."""
+    if not start or not end or end < start:
+        return None
+    return dict(launch, usd=round(launch["rate"] * (end - start) / 3600, 6))
