@@ -7,11 +7,13 @@ never fetched)."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 SKY_HOME = Path(__file__).resolve().parent / "fixtures" / "sky-home"
+CATALOGS = SKY_HOME / ".sky" / "catalogs" / "v8"
 CONFIG = """\
 backend: sky
 kill_wait: 1
@@ -85,3 +87,56 @@ def test_a_cpu_job_without_a_time_limit_has_no_most(priced):
         "price: infra aws (partition ondemand): m6i.2xlarge on-demand in us-east-1, $0.3840/h",
         "price: SkyPilot's pick (its one): infra aws (partition ondemand), $0.3840/h",
     ]
+
+
+# --- what it cost: the agent's mirror of SkyPilot's queue, the fake SkyPilot (fake_sky.py) --
+
+
+@pytest.fixture
+def catalog(monkeypatch):
+    """This process's SkyPilot reads the shipped catalog (it found its catalog directory
+    once, at import, and keeps each catalog it loaded)."""
+    from sky.catalog import aws_catalog, common
+
+    monkeypatch.setattr(common, "_ABSOLUTE_VERSIONED_CATALOG_DIR", str(CATALOGS))
+    monkeypatch.setattr(aws_catalog, "_default_df", common.read_catalog("aws/vms.csv"))
+    monkeypatch.setattr(aws_catalog, "_user_df", None)
+
+
+def test_an_ended_job_keeps_its_cost_shown_where_slurm_users_look(
+    cluster, tmp_path, monkeypatch, catalog
+):
+    from fake_sky import sky_world
+
+    partitions = "  spot:\n    default: true\n    infra: aws/us-west-2\n    use_spot: true\n"
+    with sky_world(cluster, tmp_path, monkeypatch, partitions) as (cluster, fake, drive):
+        fake.cluster_info = {"cloud": "AWS", "region": "us-west-2", "zone": "us-west-2a"}
+        fake.launched = "-"  # not launched yet: no instance in the queue
+        go = tmp_path / "go"
+        cluster.script("job.sh", f"#!/bin/bash\nwhile [ ! -e {go} ]; do sleep 0.1; done\n")
+        job_id = cluster.sbatch("--gres=gpu:A10G:1", "-t", "60", "job.sh")
+
+        def comment():
+            out = cluster.run("scontrol", "show", "job", str(job_id)).stdout
+            return next((w for w in out.split() if w.startswith("AdminComment=")), None)
+
+        # the estimate the agent kept at its launch, then the instance's price
+        assert drive(comment) == (
+            "AdminComment=estimate=$0.3987/h,most=$0.40,1xg5.xlarge[spot],aws/us-west-2"
+        )
+        fake.jobs[1]["launched"] = "1x[spot](gpus=A10G:1, cpus=4, mem=16, g5.xlarge, disk=256)"
+        drive(lambda: "rate=" in comment())
+        assert comment() == "AdminComment=rate=$0.3987/h,1xg5.xlarge[spot],aws/us-west-2/us-west-2a"
+        end = time.time()
+        fake.jobs[1]["ran"] = (end - 1800, end)  # SkyPilot's start_at and end_at: 30 minutes
+        go.touch()
+        drive(lambda: cluster.jobs(f"job_id = {job_id} AND state = 'COMPLETED'"))
+    said = "cost=$0.20,$0.3987/h,1xg5.xlarge[spot],aws/us-west-2/us-west-2a"
+    out = cluster.run("scontrol", "show", "job", str(job_id))
+    assert f"\n   AdminComment={said} \n" in out.stdout
+    out = cluster.run("sacct", "-X", "-n", "-P", "-j", str(job_id), "-o", "JobID,AdminComment")
+    assert out.stdout == f"{job_id}|{said}\n"
+    out = cluster.run("seff", str(job_id))
+    assert "\nCost: $0.20 (1x g5.xlarge spot on aws/us-west-2/us-west-2a at $0.3987/h)\n" in (
+        out.stdout
+    )

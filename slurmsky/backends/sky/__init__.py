@@ -156,6 +156,22 @@ class SkyBackend(Backend):
         found = next((ref[key] for key in REF_ID_KEYS if ref.get(key) is not None), None)
         return None if found is None else ("SkyPilotJobId", found)
 
+    def cost(self, job):
+        spent = (job.result or {}).get("cost")
+        return spent["usd"] if spent else None
+
+    def admin_comment(self, job):
+        """Its price (costs.py): the estimate at launch, the instance's while it runs, what it
+        cost once it ended."""
+        from slurmsky.backends.sky.costs import admin_comment
+
+        return admin_comment(job.executor_ref, job.result)
+
+    def cost_line(self, job):
+        from slurmsky.backends.sky.costs import cost_line
+
+        return cost_line(job.result)
+
     def add_commands(self, group):
         from slurmsky.backends.sky.cli import pool, sky_server, translate
 

@@ -24,10 +24,22 @@ def admin_comment(ref: dict | None, result: dict | None) -> str:
     if spent:
         return f"cost={money(spent['usd'])},{rate(spent['rate'])},{_instance(spent)}"
     ref = ref or {}
-    if ref.get("launched"):
+    if ref.get("launched", {}).get("rate") is not None:
         return f"rate={rate(ref['launched']['rate'])},{_instance(ref['launched'])}"
     guess = ref.get("estimate")
     if guess:
         most = f",most={money(guess['most'])}" if "most" in guess else ""
         return f"estimate={rate(guess['rate'])}{most},{guess['pick']}"
     return ""
+
+
+def cost_line(result: dict | None) -> str | None:
+    """seff's line: `Cost: $0.40 (2x g5.xlarge spot on aws/us-west-2 at $0.7974/h)`."""
+    spent = (result or {}).get("cost")
+    if not spent:
+        return None
+    kind = "spot" if spent["spot"] else "on-demand"
+    return (
+        f"Cost: {money(spent['usd'])} ({spent['nodes']}x {spent['instance']} {kind} on "
+        f"{spent['infra']} at {rate(spent['rate'])})"
+    )

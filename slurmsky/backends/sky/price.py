@@ -8,8 +8,9 @@ cheapest of `any_of`, the first of `ordered`); with a time limit, the most the j
 The optimizer's full pass (`sky.optimize`) needs the clouds `sky check` enabled, which
 offline there are none of: this is its per-cloud step, which needs only the catalog.
 
-After it ran (`hourly`, for the agent's mirror): the price an hour of the instance SkyPilot
-launched (`launched` reads it from the queue's `cluster_resources_full`).
+While it runs (`hourly`, for the agent's mirror): the price an hour of the instance SkyPilot
+launched (`launched` reads it from the queue's `cluster_resources_full`); at its end, that
+price over SkyPilot's start_at..end_at (`cost`).
 
 A catalog missing here is never fetched (`~/.sky/catalogs/v8/<cloud>/vms.csv`: any `sky`
 command that needs it fetches it): it is said in one line. SkyPilot itself may refresh an
@@ -18,11 +19,11 @@ old catalog it downloaded; every lookup here gives up after TIMEOUT seconds.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import threading
 
+from slurmsky.backends.sky import client
 from slurmsky.backends.sky.costs import money, rate
 from slurmsky.display import format_hms
 
@@ -55,58 +56,25 @@ def _bounded(fn, *args):
 
 
 def _missing(cloud: str) -> str | None:
-    """The catalog of `cloud` (SkyPilot's lower-case name) when it is not here."""
-    from sky.catalog import common
-
-    path = common.get_catalog_path(f"{cloud}/vms.csv")
+    """The catalog of `cloud` when it is not here."""
+    path = client.catalog_path(cloud)
     return None if os.path.exists(path) else path
 
 
 def _cheapest(resources: dict, nodes: int) -> dict | str:
     """What SkyPilot's optimizer takes for one candidate's resources: {instance, spot,
     region, node_rate}, or why there is no price."""
-    import sky
-
-    wanted = [
-        r
-        for r in sky.Resources.from_yaml_config(copy.deepcopy(resources))  # accelerators' sets
-        if r is not None
-    ] or [sky.Resources()]
-    cloud = wanted[0].cloud
+    cloud = client.cloud_of(resources)
     if cloud is None:
         return "no price: any cloud (SkyPilot's optimizer chooses among those `sky check` enabled)"
-    name = str(cloud).lower()
-    if name in UNPRICED:
+    if cloud.lower() in UNPRICED:
         return "no price: on-prem/kubernetes"
-    missing = _missing(name)
+    missing = _missing(cloud)
     if missing:
         return f"no catalog for {cloud} offline ({missing})"
-    launchable = [
-        one
-        for r in wanted
-        for one in cloud.get_feasible_launchable_resources(r, num_nodes=nodes).resources_list
-    ]
-    if not launchable:
-        return f"no instance type in the {cloud} catalog has these resources"
-    best = min(launchable, key=lambda one: one.get_cost(3600))
-    region = best.region or next(
-        (
-            r.name
-            for r in cloud.regions_with_offering(
-                best.instance_type, best.accelerators, best.use_spot, best.region, best.zone, best
-            )
-        ),
-        None,
+    return client.cheapest(resources, nodes) or (
+        f"no instance type in the {cloud} catalog has these resources"
     )
-    node_rate = sky.catalog.get_hourly_cost(
-        best.instance_type, best.use_spot, region, best.zone, clouds=name
-    )
-    return {
-        "instance": best.instance_type,
-        "spot": bool(best.use_spot),
-        "region": region,
-        "node_rate": node_rate,
-    }
 
 
 def _estimate(task: dict, spec: dict, candidates) -> tuple[list[str], dict | None]:
@@ -185,42 +153,43 @@ def _sum(a: dict, b: dict) -> dict:
 
 
 def launched(rec: dict) -> dict | None:
-    """The instance a queue record's job runs on: {nodes, instance, spot} (None: not known,
-    or on infra whose resources name no instance type: Kubernetes, Slurm)."""
+    """The instance a queue record's job runs on: {nodes, instance, spot, infra} (None: not
+    known, or on infra whose resources name no instance type: Kubernetes, Slurm). SkyPilot
+    has it while the job's cluster is up; after, its `resources` asked stand in."""
     found = _LAUNCHED.match(rec.get("cluster_resources_full") or "")
-    if not found:
+    cloud = str(rec.get("cloud") or "-").lower()
+    if not found or cloud == "-" or cloud in UNPRICED:
         return None
     named = [e for e in found.group(3).split(", ") if "=" not in e and e != "..."]
     if not named:
         return None
-    return {"nodes": int(found.group(1)), "instance": named[0], "spot": bool(found.group(2))}
+    where = [cloud] + [v for v in (rec.get("region"), rec.get("zone")) if v not in (None, "-")]
+    return {
+        "nodes": int(found.group(1)),
+        "instance": named[0],
+        "spot": bool(found.group(2)),
+        "infra": "/".join(where),
+    }
 
 
-def hourly(rec: dict) -> dict | None:
-    """What the job of a queue record runs on and its price an hour: {instance, nodes,
-    spot, infra, rate} (None: no instance type, or no catalog price of it)."""
-    got = launched(rec)
-    cloud = str(rec.get("cloud") or "").lower()
-    if got is None or not cloud or cloud in UNPRICED:
-        return None
-    region, zone = rec.get("region"), rec.get("zone")
-    region, zone = (None if v in (None, "-") else v for v in (region, zone))
+def hourly(seen: dict) -> dict | None:
+    """`seen` (launched's) with its price an hour for all its nodes (`rate`), or None when
+    no catalog here prices it."""
+    cloud, region, zone = (seen["infra"].split("/") + [None, None])[:3]
 
     def lookup():
-        import sky
-
         if _missing(cloud):
             return None
-        return sky.catalog.get_hourly_cost(got["instance"], got["spot"], region, zone, clouds=cloud)
+        try:
+            return client.hourly_cost(cloud, seen["instance"], seen["spot"], region, zone)
+        except ValueError:  # a zone the catalog names otherwise (AWS's: ids, without login)
+            return client.hourly_cost(cloud, seen["instance"], seen["spot"], region, None)
 
     try:
         node_rate = _bounded(lookup)
     except Exception:
         return None
-    if node_rate is None:
-        return None
-    infra = "/".join(p for p in (cloud, region, zone) if p)
-    return dict(got, infra=infra, rate=node_rate * got["nodes"])
+    return None if node_rate is None else dict(seen, rate=node_rate * seen["nodes"])
 
 
 def cost(launch: dict, start: float | None, end: float | None) -> dict | None:
