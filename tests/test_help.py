@@ -15,7 +15,7 @@ from captures import read_capture
 
 BIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bin")
 COMMANDS = ("sacct", "sacctmgr", "salloc", "sbatch", "scancel", "scontrol", "sinfo", "sprio",
-            "squeue", "srun", "sshare")  # fmt: skip
+            "sreport", "squeue", "srun", "sshare")  # fmt: skip
 OWN_PART = {"sbatch", "srun", "salloc", "scontrol"}  # Slurm's text, then slurmsky's
 
 

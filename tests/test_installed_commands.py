@@ -29,7 +29,7 @@ COMMANDS = (
     "sinfo",
     "slurmsky",
 )
-COMMANDS += ("sprio", "squeue", "srun", "sshare", "sstat", "strigger")
+COMMANDS += ("sprio", "sreport", "squeue", "srun", "sshare", "sstat", "strigger")
 TRIALS = 40
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
