@@ -19,13 +19,18 @@ old catalog it downloaded; every lookup here gives up after TIMEOUT seconds.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 
 from slurmsky.backends.sky import client
 from slurmsky.backends.sky.costs import money, rate
+from slurmsky.backends.sky.group import group_tasks
+from slurmsky.backends.sky.task import candidates
 from slurmsky.display import format_hms
+
+log = logging.getLogger("slurmsky.core.daemon")
 
 TIMEOUT = 20.0  # s the catalogs may take (SkyPilot refreshes a stale one over the network)
 UNPRICED = ("kubernetes", "k8s", "slurm", "ssh")  # on-prem: no catalog price
@@ -41,7 +46,7 @@ def _bounded(fn, *args):
     def call():
         try:
             out.append((True, fn(*args)))
-        except Exception as exc:  # said, not raised: a price is never worth a failure
+        except Exception as exc:  # raised again in the caller's thread
             out.append((False, exc))
 
     thread = threading.Thread(target=call, daemon=True, name="sky-price")
@@ -77,7 +82,7 @@ def _cheapest(resources: dict, nodes: int) -> dict | str:
     )
 
 
-def _estimate(task: dict, spec: dict, candidates) -> tuple[list[str], dict | None]:
+def _estimate(task: dict, spec: dict) -> tuple[list[str], dict | None]:
     resources = task.get("resources") or {}
     nodes = task.get("num_nodes") or 1
     shared = {k: v for k, v in resources.items() if k not in KEYWORDS}
@@ -123,9 +128,6 @@ def estimate(task: dict, spec: dict) -> tuple[list[str], dict | None]:
     """The price lines of a task (each component of a job group's), and the estimate kept
     with a launched job: {rate, pick, most (with a time limit)} (None: nothing priced).
     Summed over a job group's components."""
-    from slurmsky.backends.sky.group import group_tasks
-    from slurmsky.backends.sky.task import candidates
-
     pool = task.get("_metadata", {}).get("slurmsky", {}).get("pool")
     if pool:
         return [
@@ -136,7 +138,7 @@ def estimate(task: dict, spec: dict) -> tuple[list[str], dict | None]:
     total: dict | None = None
     try:
         for k, component in enumerate(components):
-            said, one = _bounded(_estimate, component, spec, candidates)
+            said, one = _bounded(_estimate, component, spec)
             lines += [f"component {k}: {line}" for line in said] if len(components) > 1 else said
             if one is not None:
                 total = one if total is None else _sum(total, one)
@@ -187,7 +189,8 @@ def hourly(seen: dict) -> dict | None:
 
     try:
         node_rate = _bounded(lookup)
-    except Exception:
+    except Exception as exc:
+        log.warning("no price of %s: %s", seen, exc)
         return None
     return None if node_rate is None else dict(seen, rate=node_rate * seen["nodes"])
 
