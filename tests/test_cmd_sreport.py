@@ -125,6 +125,11 @@ def test_cost_totals_per_user_and_account(cluster):
         "peer|physics|bob||cpu|80",
     ]
     out = cluster.run(
+        "sreport", "-n", "-P", "-t", "h", "cluster", "AccountUtilizationByUser", "users=alice",
+        "accounts=bio", "start=2026-11-29T12:00", "end=2026-11-29T13:00",
+    )  # fmt: skip
+    assert out.stdout == "peer|root|||2|0\npeer|bio|||2|0\npeer|bio|alice||2|0\n"
+    out = cluster.run(
         "sreport", "-T", "cost", "cluster", "UserUtilizationByAccount",
         "start=2026-11-29T12:00", "end=2026-11-29T13:00",
     )  # fmt: skip
