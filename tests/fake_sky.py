@@ -9,7 +9,9 @@ job as SkyPilot's managed-job queue would; `cancel` ends the job's whole process
 SkyPilot's does; `stuck` launches hang on their way to the server; a launch naming a cloud
 not in `enabled` fails (`enabled_clouds` answers it); the infra every job gets is
 `cluster_info` (SKYPILOT_CLUSTER_INFO on the node,
-cloud/region/zone in the queue), and `preempt` / `recover` play SkyPilot's recovery of a
+cloud/region/zone in the queue) on the instance `launched` says (the queue's
+cluster_resources_full while it runs; a job's `ran`, its start_at and end_at there once it
+ended, when a test sets it), and `preempt` / `recover` play SkyPilot's recovery of a
 preempted job (RECOVERING, recovery_count + 1, the same task run again). Its world has several
 API servers, each with its own managed jobs (their ids start at 1 on each, as SkyPilot's do);
 a server named in `dead` does not answer. Pools live on the server they were applied on
@@ -50,6 +52,8 @@ class FakeSkyClient(SkyClient):
         self.worlds: dict[str, dict[int, dict]] = {}  # server name -> its managed jobs by id
         self.dead: set[str] = set()  # servers that do not answer
         self.cluster_info: dict = {"cloud": "Fake", "region": None, "zone": None}
+        # what the queue's cluster_resources_full says of a job's running cluster
+        self.launched = "1x(cpus=1, mem=1, fake-1x1, ...)"
         self.queried: list[str] = []  # the server each queue query went to
         self.tailed: list[tuple[str, int, bool, int]] = []  # (server, id, follow, bytes read)
         self.lock = threading.Lock()
@@ -183,6 +187,7 @@ class FakeSkyClient(SkyClient):
         jobs[sky_id] = dict(
             log=log, task=task, env=env, at=time.time(), cancelled=False, info=info, cwd=workdir
         )
+        jobs[sky_id]["launched"] = self.launched
         jobs[sky_id].update(recovering=False, recovery_count=0, task_id=task_id, members=[])
         self._run(jobs[sky_id])
         return sky_id
@@ -268,8 +273,10 @@ class FakeSkyClient(SkyClient):
             "job_name": job.get("group", job["task"]).get("name"),
             "status": status,
             "submitted_at": job["at"],
-            "start_at": job["at"],
-            "end_at": time.time() if code is not None and status != "RECOVERING" else None,
+            "start_at": job["ran"][0] if code is not None and job.get("ran") else job["at"],
+            "end_at": (job.get("ran") or (0, time.time()))[1]
+            if code is not None and status != "RECOVERING"
+            else None,
             "failure_reason": job["final"][1] if job.get("final") else None,
             "metadata": job["task"]["_metadata"],
             "user_name": "u",
@@ -280,6 +287,8 @@ class FakeSkyClient(SkyClient):
             "region": job["info"]["region"],
             "zone": job["info"]["zone"],
             "recovery_count": job["recovery_count"],
+            # the launched instance while its cluster is up, then the resources asked
+            "cluster_resources_full": job["launched"] if code is None else "1x[CPU:1]",
         }
 
     def queue(

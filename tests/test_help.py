@@ -15,7 +15,7 @@ from captures import read_capture
 
 BIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bin")
 COMMANDS = ("sacct", "sacctmgr", "salloc", "sattach", "sbatch", "sbcast", "scancel", "scontrol",
-            "sdiag", "sinfo", "sprio", "squeue", "srun", "sshare")  # fmt: skip
+            "sdiag", "sinfo", "sprio", "sreport", "squeue", "srun", "sshare")  # fmt: skip
 OWN_PART = {"sbatch", "srun", "salloc", "scontrol"}  # Slurm's text, then slurmsky's
 
 

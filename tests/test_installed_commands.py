@@ -29,7 +29,8 @@ COMMANDS = (
     "sinfo",
     "slurmsky",
 )
-COMMANDS += ("sattach", "sbcast", "sdiag", "sprio", "squeue", "srun", "sshare", "sstat", "strigger")
+COMMANDS += ("sattach", "sbcast", "sdiag", "sprio", "sreport", "squeue", "srun", "sshare")
+COMMANDS += ("sstat", "strigger")
 TRIALS = 40
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

@@ -71,6 +71,7 @@ def test_a_pool_job_uploads_nothing_and_says_where_it_runs(tmp_path):
         "SkyPilot's run directory on its worker",
         "files home: none with `sky jobs launch` of this task (the files the job writes stay "
         f"on its nodes); with sbatch they come back to {tmp_path}",
+        "price: none per job: it runs on pool slurmsky-warm's workers, which cost as the pool",
         "slurmsky translate: runs on a pool: sky jobs launch --pool slurmsky-warm THIS_FILE",
     ]
     fresh = json.loads(_translate(tmp_path, "-p", "fresh").stdout)

@@ -257,6 +257,8 @@ def test_translate_yaml_is_readable(tmp_path):
         f"uploads {tmp_path}: 1 files, 0.0 MB (SkyPilot's rules)\n"
         "files home: none with `sky jobs launch` of this task (the files the job writes stay "
         f"on its nodes); with sbatch they come back to {tmp_path}\n"
+        "price: infra any (partition local): no price: any cloud (SkyPilot's optimizer chooses "
+        "among those `sky check` enabled)\n"
     )
     text = out.stdout.decode()
     assert text.startswith("name: job.sh\nworkdir: ") and "num_nodes: 2\n" in text

@@ -345,6 +345,19 @@ class Backend:
         `name=id`), if it has one."""
         return None
 
+    def cost(self, job: JobRecord) -> float | None:
+        """What the ended job cost in US dollars, where the backend knows (sreport)."""
+        return None
+
+    def admin_comment(self, job: JobRecord) -> str:
+        """What the backend says of the job in its AdminComment (scontrol show job, sacct;
+        users cannot set it in Slurm): "" for nothing."""
+        return ""
+
+    def cost_line(self, job: JobRecord) -> str | None:
+        """seff's line of what the ended job cost, if the backend knows."""
+        return None
+
     def add_commands(self, group: click.Group) -> None:
         """Add the backend's own subcommands to the `slurmsky` tool."""
 

@@ -5,6 +5,7 @@ and `--parsable2`; one `.batch` row per started batch job.
 
 from __future__ import annotations
 
+from slurmsky import backends
 from slurmsky.core.state.engine import SQLITE_DIALECT  # its listing runs on SQLite alone
 from slurmsky.core.states import FINISHED_STATES
 from slurmsky.display import format_hms, format_mem
@@ -345,8 +346,15 @@ def _usage_value(name: str):
     return value
 
 
+def _admin_comment(row: Row) -> str:
+    """What the job's backend says in it (a sky job's price or cost); Slurm's admins' own."""
+    rec = row.job.rec
+    return backends.get(rec.executor).admin_comment(rec) if rec.executor else ""
+
+
 SACCT_VALUES = {
     "Account": lambda r: r.job.rec.account or "",
+    "AdminComment": _job_only(_admin_comment),
     "AllocCPUS": lambda r: str(
         r.job.rec.num_cpus if r.step is None else r.info.get("cpus") or r.job.rec.cpus_per_node[0]
     ),

@@ -214,6 +214,10 @@ def show_job(
         f"Command={rec.command or '(null)'}",
         f"WorkDir={rec.workdir}",
     ]
+    backend = backends.get(rec.executor) if rec.executor else None
+    admin = backend.admin_comment(rec) if backend else ""
+    if admin:
+        lines.append(f"AdminComment={admin} ")
     if rec.comment:
         lines.append(f"Comment={rec.comment} ")
     if rec.batch:
@@ -222,7 +226,7 @@ def show_job(
             f"StdIn={_std_path(job, spec, 'in')}",
             f"StdOut={_std_path(job, spec, 'out')}",
         ]
-    remote = backends.get(rec.executor).remote_id(rec) if rec.executor else None
+    remote = backend.remote_id(rec) if backend else None
     if remote is not None:
         lines.append("%s=%s" % remote)
     lines.append("Power=")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from slurmsky import backends
 from slurmsky.display import format_hms
 from slurmsky.render.common import cluster_name, group_name
 from slurmsky.render.jobview import Job
@@ -89,6 +90,9 @@ def seff_lines(job: Job, debug: bool = False) -> list[str]:
             "Memory Efficiency: %.2f%% of %s (%s/%s)"
             % (mem_eff, kbytes2str(reqmem), kbytes2str(share), unit)
         )
+    cost = backends.get(rec.executor).cost_line(rec) if rec.executor else None
+    if cost:  # slurmsky's line (a sky job's: what its instances cost)
+        lines.append(cost)
     if state == "RUNNING":
         lines.append(f"WARNING: Efficiency statistics may be misleading for {state} jobs.")
     return lines

@@ -80,7 +80,8 @@ class SkyBackend(Backend):
 
     def describe(self, plan):
         """The task as YAML, after what becomes of its workdir (an upload, what it would be;
-        else a chdir on the node) and of the files the job writes there as comments."""
+        else a chdir on the node), of the files the job writes there, and its price
+        (price.py: SkyPilot's catalogs) as comments."""
         from slurmsky.backends.sky.group import group_documents, group_tasks
         from slurmsky.backends.sky.task import task_notes
         from slurmsky.config import dump_yaml
@@ -88,7 +89,12 @@ class SkyBackend(Backend):
         assert plan.task is not None  # the sky backend makes a task of every plan
         group = group_tasks(plan.task)
         first = group[0] if group else plan.task
-        said = "".join(f"# {line}\n" for line in task_notes(plan.request.workdir, first, plan.spec))
+        from slurmsky.backends.sky.price import estimate
+
+        notes = (
+            task_notes(plan.request.workdir, first, plan.spec) + estimate(plan.task, plan.spec)[0]
+        )
+        said = "".join(f"# {line}\n" for line in notes)
         if group:  # a heterogeneous job: SkyPilot's job group, its documents
             return said + "---\n".join(dump_yaml(doc) for doc in group_documents(plan.task))
         return said + dump_yaml(plan.task)
@@ -151,6 +157,22 @@ class SkyBackend(Backend):
         ref = job.executor_ref or {}
         found = next((ref[key] for key in REF_ID_KEYS if ref.get(key) is not None), None)
         return None if found is None else ("SkyPilotJobId", found)
+
+    def cost(self, job):
+        spent = (job.result or {}).get("cost")
+        return spent["usd"] if spent else None
+
+    def admin_comment(self, job):
+        """Its price (costs.py): the estimate at launch, the instance's while it runs, what it
+        cost once it ended."""
+        from slurmsky.backends.sky.costs import admin_comment
+
+        return admin_comment(job.executor_ref, job.result)
+
+    def cost_line(self, job):
+        from slurmsky.backends.sky.costs import cost_line
+
+        return cost_line(job.result)
 
     def add_commands(self, group):
         from slurmsky.backends.sky.cli import pool, sky_server, translate

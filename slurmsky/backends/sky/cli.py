@@ -53,12 +53,14 @@ def translate(fmt: str, args: tuple[str, ...]) -> None:
     except SlurmError as exc:
         exc.exit("slurmsky translate")
     from slurmsky.backends.sky.group import group_documents, group_tasks
+    from slurmsky.backends.sky.price import estimate
     from slurmsky.backends.sky.task import task_notes
 
     group = group_tasks(result.task)
     first = group[0] if group else result.task
     pool = first["_metadata"]["slurmsky"].get("pool")
     notes = task_notes(req.workdir, first, result.spec, followed=False)
+    notes += estimate(result.task, result.spec)[0]
     for line in req.warnings + result.warnings + tuple(notes):
         sys.stderr.write(line + "\n")
     secret = {SECRET_VAR: secrets.token_hex(32)}  # the step channel's (a job group's: all)

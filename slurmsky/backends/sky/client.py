@@ -59,6 +59,7 @@ QUEUE_FIELDS = [
     "region",
     "zone",
     "recovery_count",
+    "cluster_resources_full",  # the instance launched (price.py), while its cluster is up
 ]
 
 
@@ -105,6 +106,59 @@ def _sdk():
 
     _route(sky)
     return sky
+
+
+def _resources(sky, resources: dict) -> list:
+    """SkyPilot's Resources of a task's resources (a set or list of accelerators: each)."""
+    return list(sky.Resources.from_yaml_config(copy.deepcopy(resources))) or [sky.Resources()]
+
+
+# SkyPilot's catalogs (files here, no server): price.py's
+def cloud_of(resources: dict) -> str | None:
+    """The cloud that resources name, as SkyPilot writes it (None: any)."""
+    cloud = _resources(_sdk(), resources)[0].cloud
+    return None if cloud is None else str(cloud)
+
+
+def catalog_path(cloud: str) -> str:
+    """Where SkyPilot keeps `cloud`'s catalog of instances."""
+    _sdk()
+    from sky.catalog import common
+
+    return common.get_catalog_path(f"{cloud.lower()}/vms.csv")
+
+
+def cheapest(resources: dict, nodes: int) -> dict | None:
+    """The step of SkyPilot's optimizer for one cloud: the cheapest instance its catalog has
+    for these resources, in the cheapest region offering it unless they name one: {instance,
+    spot, region, node_rate} (None: none has them)."""
+    sky = _sdk()
+    wanted = _resources(sky, resources)
+    cloud = wanted[0].cloud
+    launchable = [
+        one
+        for r in wanted
+        for one in cloud.get_feasible_launchable_resources(r, num_nodes=nodes).resources_list
+    ]
+    if not launchable:
+        return None
+    best = min(launchable, key=lambda one: one.get_cost(3600))
+    offered = cloud.regions_with_offering(
+        best.instance_type, best.accelerators, best.use_spot, best.region, best.zone, best
+    )
+    region = best.region or next((r.name for r in offered), None)
+    return {
+        "instance": best.instance_type,
+        "spot": bool(best.use_spot),
+        "region": region,
+        "node_rate": hourly_cost(str(cloud), best.instance_type, best.use_spot, region, best.zone),
+    }
+
+
+def hourly_cost(cloud: str, instance: str, spot: bool, region, zone) -> float:
+    """The catalog's price an hour of one instance (the cheapest of its region's zones
+    without a zone, of every region without a region); ValueError where it has none."""
+    return _sdk().catalog.get_hourly_cost(instance, spot, region, zone, clouds=cloud.lower())
 
 
 _THREAD = threading.local()  # .url: the server this thread's SDK calls go to (None: SkyPilot's)

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from slurmsky.backends.sky import lanes
+from slurmsky.backends.sky import lanes, price
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.calls import Calls
 from slurmsky.backends.sky.client import SkyClient, Unreachable
@@ -163,12 +163,12 @@ class Launcher:
             return self._lanes(job, spec, task, ref, *lanes, where)
         if group_tasks(task):  # a heterogeneous job: one job group
             meta = {"instance": self.instance, "token": token}
-            self._submit(where, token, launch_group(task, spec, job, meta), None)
+            self._submit(where, token, launch_group(task, spec, job, meta), None, spec)
             return ref
         group = self._group(job, spec, task, token, whole, where) if dense(spec) else None
         if group is not None:
             return dict(ref, token=group, rank=job.array_rank)
-        self._submit(where, token, self._task(task, spec, job, token, whole=False), None)
+        self._submit(where, token, self._task(task, spec, job, token, whole=False), None, spec)
         return ref
 
     def _task(self, task: dict, spec: dict, job: JobRecord, token: str, **kw) -> dict:
@@ -194,7 +194,7 @@ class Launcher:
         ):
             self.groups[job.submission] = token
             launched = self._task(task, spec, job, token, whole=True)
-            self._submit(where, token, launched, spec["array"]["count"])
+            self._submit(where, token, launched, spec["array"]["count"], spec)
             return token
         return None
 
@@ -219,18 +219,24 @@ class Launcher:
                         reason="Resources",
                     )
             launched = self._task(task, spec, job, token, whole=False, lane=members)
-            self._submit(where, token, launched, None)
+            self._submit(where, token, launched, None, spec)
         return ref
 
-    def _submit(self, where: Server, token: str, task: dict, num_jobs: int | None) -> None:
+    def _submit(
+        self, where: Server, token: str, task: dict, num_jobs: int | None, spec: dict
+    ) -> None:
         self.where[token] = where
         self.pending[token] = self.background(
-            self._launch, token, where, task, num_jobs, pool=self.threads
+            self._launch, token, where, task, num_jobs, spec, pool=self.threads
         )
 
-    def _launch(self, token: str, where: Server, task: dict, num_jobs: int | None) -> list[int]:
+    def _launch(
+        self, token: str, where: Server, task: dict, num_jobs: int | None, spec: dict
+    ) -> tuple[list[int], dict | None]:
+        """The launch's SkyPilot ids, and then what its jobs should cost (price.py)."""
         self.begun[token] = time.time()
-        return self.client.launch(where, task, num_jobs, lambda _: self._reached(token))
+        ids = self.client.launch(where, task, num_jobs, lambda _: self._reached(token))
+        return ids, price.estimate(task, spec)[1]
 
     def _reached(self, token: str) -> None:
         if token in self.pending:  # not abandoned meanwhile: nothing kept of those
@@ -279,7 +285,7 @@ class Launcher:
             where = self._forget(token)
             rows = state.refs_with_token(self.db, "sky", token)
             try:
-                ids = future.result()
+                ids, estimate = future.result()
             except Unreachable as exc:
                 self.unreachable(where.name, str(exc))
                 for job_id, _ in rows:
@@ -306,6 +312,8 @@ class Launcher:
                 rank = ref.get("rank") or 0
                 if rank < len(ids):
                     ref["sky_job_id"] = ids[rank]
+                    if estimate:
+                        ref["estimate"] = estimate
                     changed |= state.update_job(self.db, job_id, executor_ref=ref)
                     log.info("job %s: SkyPilot managed job %s", job_id, ids[rank])
             known = {ref.get("rank") or 0 for _, ref in rows}

@@ -2,8 +2,9 @@
 
 Our jobs (their metadata names this agent's instance) follow SkyPilot's records: state,
 restarts, the partition SkyPilot's infra chose, a heterogeneous job's nodes; their output
-comes home from SkyPilot's log (logs.py; a lane's elements: lane_tracker.py) and their end
-is recorded once that log is read (`finish`). A record whose slurmsky job was cancelled or
+comes home from SkyPilot's log (logs.py; a lane's elements: lane_tracker.py), the instance
+they run on is priced (price.py) and their end is recorded, with what they cost, once that
+log is read (`finish`). A record whose slurmsky job was cancelled or
 requeued meanwhile is cancelled there; a launch whose answer an earlier agent never saw is
 found again by its token and rank. SkyPilot jobs slurmsky did not submit get rows of their
 own (FOREIGN_BASE + id).
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from slurmsky.backends.sky import price
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.lane_tracker import LaneTracker, ref_of
 from slurmsky.backends.sky.launcher import Launcher
@@ -89,12 +91,24 @@ class Mirror:
         for job_id, rec, marker in self.logs.ends():
             result = skysync.result_of(rec, marker)
             job = state.get_job(self.db, job_id)
+            spent = self._cost(job, rec) if job and job.executor_ref else None
+            if spent:
+                result = dict(result, cost=spent)
             placed = self._placed(job, rec) if job and job.executor_ref else {}
             fields = transitions.finish(self.db, job_id, result, now, ACTIVE_STATES, **placed)
             if fields is not None:
                 changed = True
                 log.info("job %s: %s (SkyPilot %s)", job_id, fields["state"], rec["status"])
         return changed
+
+    @staticmethod
+    def _cost(job: JobRecord, rec: dict) -> dict | None:
+        """What the job cost: the price of the instance it was seen on (or is still listed
+        on at its end) over SkyPilot's start_at..end_at."""
+        launch = ref_of(job).get("launched") or price.launched(rec)
+        if launch and "rate" not in launch:
+            launch = price.hourly(launch)
+        return price.cost(launch, rec.get("start_at"), rec.get("end_at")) if launch else None
 
     def _own(self, where: Server, records: list[dict], now: float) -> bool:
         changed = False
@@ -202,6 +216,10 @@ class Mirror:
             seen = max((ref.get("recovered") or 0) + 1, rec.get("recovery_count") or 0)
             ref = fields["executor_ref"] = dict(ref, recovered=seen)
         fields = dict(fields, **self._placed(job, rec, ref))
+        seen = price.launched(rec)
+        known = ref.get("launched") or {}
+        if seen and {k: known.get(k) for k in seen} != seen:  # priced once per instance
+            ref = fields["executor_ref"] = dict(ref, launched=price.hourly(seen) or seen)
         names = skysync.group_names(rec)
         if names and ref.get("names") != names:  # a heterogeneous job's: each component's
             ref = fields["executor_ref"] = dict(ref, names=names)

@@ -382,11 +382,9 @@ def task_notes(workdir: str, task: dict, spec: dict, *, followed: bool = True) -
             "jobs that each run their share of elements one after another"
         )
     resources = task.get("resources", {})
-    candidates = resources.get("ordered") or resources.get("any_of")
-    if candidates:
-        infras = [c.get("infra", resources.get("infra")) or "any" for c in candidates]
-        pairs = spec.get("partition_infra") or [[None, spec["partition"]]]
-        where = [next((p for i, p in pairs if i in (infra, None)), pairs[0][1]) for infra in infras]
+    several = resources.get("ordered") or resources.get("any_of")
+    if several:
+        infras, where, _ = zip(*candidates(task, spec))
         if "ordered" in resources:
             lines.append(
                 f"tries first: infra {infras[0]} (partition {where[0]}), then "
@@ -403,7 +401,7 @@ def task_notes(workdir: str, task: dict, spec: dict, *, followed: bool = True) -
             "recovery: none (--no-requeue): a preempted job ends NODE_FAIL, SkyPilot's "
             "max_restarts_on_errors is 0"
         )
-    elif recovery is not None or candidates:
+    elif recovery is not None or several:
         restarts = recovery["max_restarts_on_errors"] if recovery else 0
         lines.append(
             "recovery: SkyPilot recovers the job on new nodes when preempted, and restarts "
@@ -411,6 +409,18 @@ def task_notes(workdir: str, task: dict, spec: dict, *, followed: bool = True) -
             "count both)"
         )
     return lines
+
+
+def candidates(task: dict, spec: dict) -> list[tuple[str, str, dict]]:
+    """Each infra candidate of a task (its resources' `ordered` or `any_of`, else its one):
+    its infra ("any": none named), its partition, and what it adds to the shared resources."""
+    resources = task.get("resources", {})
+    pairs = spec.get("partition_infra") or [[None, spec["partition"]]]
+    out = []
+    for one in resources.get("ordered") or resources.get("any_of") or [{}]:
+        infra = one.get("infra", resources.get("infra")) or "any"
+        out.append((infra, next((p for i, p in pairs if i in (infra, None)), pairs[0][1]), one))
+    return out
 
 
 def files_home_lines(workdir: str, meta: dict, files: dict | None, followed: bool) -> list[str]:
