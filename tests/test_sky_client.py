@@ -164,7 +164,7 @@ def test_each_thread_calls_the_server_its_job_named_and_launches_load_its_config
 
     from slurmsky.backends.sky import client as skyclient
 
-    skyclient._sdk()
+    skyclient.sdk()
     before = common.get_server_url()
     servers = [Server(f"http://user:pw@127.0.0.1:{47010 + k}") for k in range(4)]
     inside = threading.Barrier(len(servers))

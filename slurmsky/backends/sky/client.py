@@ -89,13 +89,14 @@ def connection_error(exc: Exception) -> bool:
     ends in the "starting a local API server is disabled" RuntimeError)."""
     import requests
 
-    sky = _sdk()
+    sky = sdk()
     return isinstance(
         exc, (sky.exceptions.ApiServerConnectionError, requests.ConnectionError, requests.Timeout)
     ) or (isinstance(exc, RuntimeError) and "SKYPILOT_DISABLE_LOCAL_API_SERVER" in str(exc))
 
 
-def _sdk():
+def sdk():
+    """SkyPilot's SDK, imported (seconds: never on squeue's or sbatch's path)."""
     os.environ.setdefault("SKYPILOT_DISABLE_LOCAL_API_SERVER", "1")  # never auto-start one
     try:
         import sky
@@ -116,13 +117,13 @@ def _resources(sky, resources: dict) -> list:
 # SkyPilot's catalogs (files here, no server): price.py's
 def cloud_of(resources: dict) -> str | None:
     """The cloud that resources name, as SkyPilot writes it (None: any)."""
-    cloud = _resources(_sdk(), resources)[0].cloud
+    cloud = _resources(sdk(), resources)[0].cloud
     return None if cloud is None else str(cloud)
 
 
 def catalog_path(cloud: str) -> str:
     """Where SkyPilot keeps `cloud`'s catalog of instances."""
-    _sdk()
+    sdk()
     from sky.catalog import common
 
     return common.get_catalog_path(f"{cloud.lower()}/vms.csv")
@@ -132,7 +133,7 @@ def cheapest(resources: dict, nodes: int) -> dict | None:
     """The step of SkyPilot's optimizer for one cloud: the cheapest instance its catalog has
     for these resources, in the cheapest region offering it unless they name one: {instance,
     spot, region, node_rate} (None: none has them)."""
-    sky = _sdk()
+    sky = sdk()
     wanted = _resources(sky, resources)
     cloud = wanted[0].cloud
     launchable = [
@@ -158,7 +159,7 @@ def cheapest(resources: dict, nodes: int) -> dict | None:
 def hourly_cost(cloud: str, instance: str, spot: bool, region, zone) -> float:
     """The catalog's price an hour of one instance (the cheapest of its region's zones
     without a zone, of every region without a region); ValueError where it has none."""
-    return _sdk().catalog.get_hourly_cost(instance, spot, region, zone, clouds=cloud.lower())
+    return sdk().catalog.get_hourly_cost(instance, spot, region, zone, clouds=cloud.lower())
 
 
 _THREAD = threading.local()  # .url: the server this thread's SDK calls go to (None: SkyPilot's)
@@ -195,7 +196,7 @@ def _route(sky) -> None:
 def _at(where: Server | None) -> Iterator[None]:
     """The SDK calls of this thread go to `where` (None: the server SkyPilot's own settings
     name) for the block."""
-    _sdk()
+    sdk()
     before = getattr(_THREAD, "url", None)
     _THREAD.url = where.url if where else None
     try:
@@ -250,7 +251,7 @@ class SkyClient:
     def endpoint(self) -> str:
         """SkyPilot's API server URL here, without credentials (it names the server in
         reasons)."""
-        _sdk()
+        sdk()
         from sky.server import common
 
         return server.without_credentials(common.get_server_url())
@@ -280,7 +281,7 @@ class SkyClient:
         from slurmsky.backends.sky.group import group_documents, group_tasks
 
         self.check_server(where)
-        sky = _sdk()
+        sky = sdk()
         try:
             with _on(where):
                 if group_tasks(task):
@@ -312,7 +313,7 @@ class SkyClient:
         missing from those, by id; and this user's hash. Each query costs the server a
         Python process of its own: one is the rule."""
         self.check_server(where)
-        sky = _sdk()
+        sky = sdk()
         from sky.utils import common_utils
 
         def query(kw: dict) -> list[dict]:
@@ -351,7 +352,7 @@ class SkyClient:
     def cancel(self, where: Server, sky_id: int) -> str:
         """`sky.jobs.cancel` on `where` never raises for unknown or finished ids: its streamed
         text says."""
-        sky = _sdk()
+        sky = sdk()
         out = io.StringIO()
         with _at(where):
             sky.stream_and_get(sky.jobs.cancel(job_ids=[sky_id]), output_stream=out)
@@ -362,7 +363,7 @@ class SkyClient:
     ) -> Any:
         """A managed job's run log on `where` into `stream` (file-like: write, flush), then a
         newline; of a job group, its task `task`'s (None: every task's)."""
-        sky = _sdk()
+        sky = sdk()
         # SkyPilot annotates output_stream as io.TextIOBase; write and flush are all it uses
         with _at(where):
             sky.jobs.tail_logs(job_id=sky_id, follow=follow, output_stream=stream, task=task)
@@ -373,7 +374,7 @@ class SkyClient:
 
     def pool_status(self, where: Server, names: list[str]) -> list[dict]:
         """`where`'s records of these pools (none without a jobs controller)."""
-        sky = _sdk()
+        sky = sdk()
         try:
             with _at(where):
                 return sky.get(sky.jobs.pool_status(names))
@@ -382,7 +383,7 @@ class SkyClient:
 
     def pool_apply(self, where: Server, task: dict, name: str) -> None:
         """Create a pool on `where` from its task config, or apply it again (rolling)."""
-        sky = _sdk()
+        sky = sdk()
         from sky.serve import serve_utils
 
         # SkyPilot's table of the resources goes to stderr
@@ -394,7 +395,7 @@ class SkyClient:
 
     def pool_down(self, where: Server, name: str) -> str:
         """Ask `where` to take a pool down: what its request's log said (plain text)."""
-        sky = _sdk()
+        sky = sdk()
         said = io.StringIO()
         with contextlib.redirect_stdout(sys.stderr), _at(where):
             sky.stream_and_get(sky.jobs.pool_down(name), output_stream=said)
@@ -408,7 +409,7 @@ class SkyClient:
         """`sky.launch` a cluster on `where` until it is up (no capacity now is a wait, as a
         Slurm job waits for its nodes); `requested(request_id)` is called first (to cancel
         it). Its node names and IPs, head first."""
-        sky = _sdk()
+        sky = sdk()
         with _on(where):  # the request carries the config; its wait (minutes) needs none
             request = sky.launch(
                 sky.Task.from_yaml_config(copy.deepcopy(task)),
@@ -429,13 +430,13 @@ class SkyClient:
         return names, ips
 
     def cancel_request(self, where: Server, request: str) -> None:
-        sky = _sdk()
+        sky = sdk()
         with _at(where):
             sky.get(sky.api_cancel(request_ids=[request]))
 
     def down(self, where: Server, name: str) -> None:
         """`sky.down` a cluster on `where`; one that is not there any more is down."""
-        sky = _sdk()
+        sky = sdk()
         try:
             with _at(where):
                 sky.get(sky.down(name))
@@ -444,7 +445,7 @@ class SkyClient:
 
     def exec(self, where: Server, task: dict, cluster: str) -> int:
         """`sky.exec` a task on a cluster of `where`: the cluster job's id."""
-        sky = _sdk()
+        sky = sdk()
         with _on(where):
             request = sky.exec(sky.Task.from_yaml_config(task), cluster_name=cluster)
         with _at(where):
@@ -454,12 +455,12 @@ class SkyClient:
 
     def tail_cluster(self, where: Server, cluster: str, cluster_job: int, stream: Any) -> None:
         """A cluster job's log into `stream` (file-like), followed until it ends."""
-        sky = _sdk()
+        sky = sdk()
         with _at(where):
             sky.tail_logs(cluster, cluster_job, follow=True, output_stream=stream)
 
     def cancel_cluster_job(self, where: Server, cluster: str, cluster_job: int) -> None:
-        sky = _sdk()
+        sky = sdk()
         with _at(where):
             sky.get(sky.cancel(cluster, job_ids=[cluster_job]))
 
@@ -468,11 +469,11 @@ class SkyClient:
         Slurm clusters and SSH pools named (`Kubernetes/ctx`, `Slurm/peer`)."""
         if where is not None:
             self.check_server(where)
-        sky = _sdk()
-        from sky.client import sdk
+        sky = sdk()
+        from sky.client import sdk as client_sdk
 
         with _at(where):
-            return sorted(str(c) for c in sky.get(sdk.enabled_clouds(expand=True)))
+            return sorted(str(c) for c in sky.get(client_sdk.enabled_clouds(expand=True)))
 
 
 CLIENT = SkyClient()

@@ -32,7 +32,9 @@ from slurmsky.display import format_hms
 
 log = logging.getLogger("slurmsky.core.daemon")
 
-TIMEOUT = 20.0  # s the catalogs may take (SkyPilot refreshes a stale one over the network)
+# s the catalogs may take (SkyPilot refreshes a stale one over the network, with no bound of
+# its own); SkyPilot's import comes before it (seconds, and more on a loaded machine)
+TIMEOUT = 60.0
 UNPRICED = ("kubernetes", "k8s", "slurm", "ssh")  # on-prem: no catalog price
 KEYWORDS = ("ordered", "any_of")
 # the queue's cluster_resources_full: `2x[spot](gpus=A10G:1, cpus=4, mem=16, g5.xlarge, ...)`
@@ -40,7 +42,9 @@ _LAUNCHED = re.compile(r"^(\d+)x(\[spot\])?\((.*)\)$")
 
 
 def _bounded(fn, *args):
-    """fn(*args) on a daemon thread, or TimeoutError after TIMEOUT s."""
+    """fn(*args) on a daemon thread, or TimeoutError after TIMEOUT s (SkyPilot imported
+    first, unbounded: an import cannot wait on the network)."""
+    client.sdk()
     out: list = []
 
     def call():
