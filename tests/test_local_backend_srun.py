@@ -43,6 +43,25 @@ def test_srun_matches_slurm(cluster, capture):
     )
 
 
+@pytest.mark.parametrize("capture", ["srun-verbose.txt", "srun-verbose-false.txt"])
+def test_srun_verbose_says_the_allocation_and_each_launch_as_slurm(cluster, capture):
+    """-v: the options given, the job's nodes and CPUs, the step's launch on each node and
+    its tasks' ends, in Slurm's words and order (Slurm's own tests find the job and the step
+    in `jobid N` and `launching StepId=N.S`)."""
+
+    def same(text: str) -> str:
+        text = re.sub(r"node\d+|127\.0\.0\.\d+", "NODE", text)
+        return re.sub(r"(jobid |StepId=)\d+", r"\1N", text)
+
+    real = read_capture(capture)
+    got = cluster.run(*real.command.split())
+    assert (got.stdout, same(got.stderr), got.returncode) == (
+        real.stdout,
+        same(real.stderr),
+        real.exit,
+    )
+
+
 def test_srun_task_killed_by_a_signal(cluster):
     got = cluster.run("srun", "bash", "-c", "kill -9 $$")
     assert got.returncode == 137

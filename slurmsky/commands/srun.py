@@ -106,7 +106,7 @@ def step_argv(req: JobRequest, mpi: str | None = None) -> list[str]:
     ):
         if flag:
             args.append(option)
-    return args + list(req.script_args)
+    return args + ["--verbose"] * req.verbose + list(req.script_args)
 
 
 def _step_in(job_text: str, options: list[str], command: list[str]) -> int:

@@ -56,7 +56,7 @@ def _options(argv, environ):
         opts, command = getopt_long("srun", argv, shortopts, longopts, permute=False)
     except GetoptError as e:
         raise UsageError("\n".join(e.lines), 255) from None
-    values, warnings = {}, []
+    values, warnings, defined = {}, [], {}
     level = 3  # srun's log level, info: one up for each -v, one down for each -Q
     for name, value in opts:
         opt = by_short[name] if len(name) == 1 else by_long[name]
@@ -64,9 +64,13 @@ def _options(argv, environ):
             _refuse(opt, value)
         values[opt.key] = opt.flag if value is None else value
         level += {"verbose": 1, "quiet": -1}.get(opt.key, 0)
+        defined[opt.long] = "set" if value is None else value
         if opt.key == "gres_flags" and value.lower() not in GRES_FLAGS:
             raise UsageError("srun: error: Invalid --gres-flags specification", 255)
     values[DEBUG_LEVEL] = level
+    if "verbose" in defined:
+        defined["verbose"] = str(level - 3)
+    values[DEFINED] = defined
     for key, text in (("help", help_text(SRUN)), ("usage", SRUN_USAGE)):
         if key in values:
             print(text)
@@ -210,11 +214,15 @@ def parse(argv, environ):
         "stderr": o.get("error"),
         "append": mode[:1] in ("a", "A"),
         "kill_on_bad_exit": o.get("kill_on_bad_exit", "0") != "0",
+        "verbose": o[DEBUG_LEVEL] - 3,  # -v's: Slurm's verbose lines of the step
+        "defined": o[DEFINED],
+        "exact_implied": "cpus_per_task" in o,
     }
     return request, output, warnings
 
 
 DEBUG_LEVEL = " debug level"  # _options' key for srun's log level (no option's key)
+DEFINED = " defined"  # and for the options given: {long name: value, "set" for a flag}
 
 
 def _srun_env(environ, level):
@@ -347,6 +355,56 @@ def _opt_int(value):
     return int(value) if value not in (None, "") else None
 
 
+def _say_defined(defined):
+    """-v: srun's `defined options` block (the options given here, by long name)."""
+    rule = "srun: %s %s" % ("-" * 20, "-" * 20)
+    _say("srun: defined options")
+    _say(rule)
+    for name in sorted(defined):
+        _say("srun: %-20s: %s" % (name, defined[name]))
+    _say(rule)
+    _say("srun: end of defined options")
+
+
+def _say_launch(settings, step, environ, step_text):
+    """-v: the allocation the step runs in and its launch on each node, as Slurm's srun says
+    them (launch/slurm's lines)."""
+    counts = []  # SLURM_JOB_CPUS_PER_NODE (2,1 or 1(x2)) as runs of CPUs(xNODES)
+    for part in environ.get("SLURM_JOB_CPUS_PER_NODE", "").split(","):
+        cpus, _, times = part.partition("(x")
+        if cpus.isdigit():
+            counts.append("%s(x%s)" % (cpus, times.rstrip(")") or "1"))
+    _say(
+        "srun: jobid %s: nodes(%s):`%s', cpu counts: %s"
+        % (
+            environ.get("SLURM_JOB_ID", "?"),
+            environ.get("SLURM_JOB_NUM_NODES", environ.get("SLURM_NNODES", "?")),
+            environ.get("SLURM_JOB_NODELIST", environ.get("SLURM_NODELIST", "?")),
+            ",".join(counts),
+        )
+    )
+    if settings["exact_implied"]:
+        _say("srun: Implicitly setting --exact, because -c/--cpus-per-task given.")
+    _say("srun: launch/slurm: launch_p_step_launch: CpuBindType=(null type)")
+    for name, gids in zip(step["names"], step["tasks"]):
+        ranges = _tasks_text(gids).split(" ", 1)[1]
+        listed = "[%s]" % ranges if len(gids) > 1 else ranges
+        _say("srun: launching %s on host %s, %d tasks: %s" % (step_text, name, len(gids), listed))
+    _say("srun: route/default: init: route default plugin loaded")
+    for name, gids in zip(step["names"], step["tasks"]):
+        _say("srun: launch/slurm: _task_start: Node %s, %d tasks started" % (name, len(gids)))
+
+
+def _say_exit(step_text, host, gids, status):
+    """-v: the exit of some of the step's tasks (a failure's own line comes after)."""
+    _say(
+        "srun: launch/slurm: _task_finish: Received task exit notification for %d task%s of "
+        "%s (status=0x%04x)." % (len(gids), "s" if len(gids) > 1 else "", step_text, status)
+    )
+    if status == 0:
+        _say("srun: launch/slurm: _task_finish: %s: %s: Completed" % (host, _tasks_text(gids)))
+
+
 def _tasks_text(gids):
     """Slurm's task list in exit messages: ``task 1`` / ``tasks 0-1,3``."""
     gids, runs = sorted(gids), []
@@ -454,6 +512,8 @@ def main(argv, node_dir):
     if not settings["quiet"]:
         for warning in warnings:
             _say(warning)
+    if settings["verbose"] > 0:
+        _say_defined(settings["defined"])
     mask = os.umask(0o022)
     os.umask(mask)
     try:
@@ -486,6 +546,9 @@ def _follow(conn, settings, environ, interrupts, run_dir):
         _say("srun: error: Unable to create step for job %s: %s" % (job_id, step["message"]))
         return 1
     output = Output(settings, step, environ)
+    step_text = "StepId=%s.%d" % (job_id, step["id"])
+    if settings["verbose"] > 0:
+        _say_launch(settings, step, environ, step_text)
     taps = attach.Taps(run_dir, step["id"], step["names"], step["tasks"])
     node_names = {}
     for pos, gids in enumerate(step["tasks"]):
@@ -493,7 +556,7 @@ def _follow(conn, settings, environ, interrupts, run_dir):
             node_names[gid] = step["names"][pos]
     state = {"rc": 0, "signaled": False, "aborted": False, "killed_bad": False}
     server = pmi.Server(step["pmi_jobid"], step["tasks"]) if step.get("pmi_jobid") else None
-    interrupts.start(conn, "StepId=%s.%d" % (job_id, step["id"]), node_names)
+    interrupts.start(conn, step_text, node_names)
     try:
         while True:
             msg, payload = conn.recv()
@@ -503,6 +566,8 @@ def _follow(conn, settings, environ, interrupts, run_dir):
                 taps.write(msg["task"], msg["fd"], payload)
             elif kind == "exit":
                 output.flush(msg["tasks"])
+                if settings["verbose"] > 0:
+                    _say_exit(step_text, node_names[msg["tasks"][0]], msg["tasks"], msg["status"])
                 interrupts.ended.update(dict.fromkeys(msg["tasks"], msg["status"]))
                 state["rc"] = _task_exit(
                     state["rc"],
