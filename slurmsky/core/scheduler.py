@@ -470,6 +470,16 @@ class Scheduler:
             return "BeginTime", fields
         if job.eligible_time is None:
             fields["eligible_time"] = now
+        if job.deadline is not None:
+            # slurmctld's deadline_ok, before it tries to place the job: one that could not
+            # end by its deadline if it started now ends DEADLINE (its time limit is set at
+            # submission when it had none: core/submit.py)
+            latest = job.deadline - (job.time_limit or 0) * state.seconds_per_minute()
+            if now > latest:
+                fields.update(state="DEADLINE", start_time=now, end_time=now)
+                fields.update(exit_code=1, exit_signal=0)
+                return "DeadLine", fields
+            wake.append(latest)  # a job waiting for room: ended then
         return None, fields
 
     def _launch(self, job: JobRecord, placement: list[int], record: JobRecord | None) -> None:

@@ -27,7 +27,7 @@ from slurmsky.parse.scalars import (
     parse_open_mode,
 )
 from slurmsky.parse.signals import parse_signal, parse_step_signal
-from slurmsky.parse.times import parse_begin, parse_time
+from slurmsky.parse.times import parse_begin, parse_deadline, parse_time
 from slurmsky.record import Factory, Record
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 from slurmsky.runtime.options import lookups
@@ -39,6 +39,7 @@ PARSERS = {
         parse_array,
         parse_begin,
         parse_bool_yes_no,
+        parse_deadline,
         parse_dependency,
         parse_export,
         parse_gpus,

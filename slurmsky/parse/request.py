@@ -83,6 +83,7 @@ class JobRequest(Record):
     dependency: Dependency | None = None
     kill_on_invalid_dep: bool | None = None
     begin: float | None = None
+    deadline: float | None = None  # --deadline, epoch seconds
     hold: bool = False
     requeue: bool | None = None
     signal: SignalSpec | None = None

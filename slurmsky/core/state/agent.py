@@ -62,6 +62,8 @@ PASS_COLUMNS = (
     "het_job_offset",
     "account",
     "priority",
+    "deadline",
+    "nice",
 )
 
 

@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # typing is not imported at run time
 if TYPE_CHECKING:
     import sqlite3
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 
 
@@ -120,7 +120,9 @@ CREATE TABLE jobs (
     result TEXT,                     -- JSON: the node runtime's RESULT (the batch step's end)
     het_job_id INTEGER,              -- a heterogeneous job's component: its leader's id (J)
     het_job_offset INTEGER,          -- and its offset (J+N); NULL for any other job
-    priority INTEGER                 -- priority/multifactor's, as its agent last computed it
+    priority INTEGER,                -- priority/multifactor's, as its agent last computed it
+    deadline REAL,                   -- --deadline (epoch seconds); NULL: none
+    nice INTEGER NOT NULL DEFAULT 0  -- --nice: the priority it takes off
 );
 CREATE INDEX jobs_reason ON jobs(state, reason);
 CREATE INDEX jobs_executor ON jobs(executor, state);
@@ -268,6 +270,10 @@ _MIGRATIONS = {
     8: (_HET_INDEX,),
     9: (*_TEAM, "ALTER TABLE submissions ADD COLUMN user_name TEXT"),
     10: ("ALTER TABLE jobs ADD COLUMN priority INTEGER",),
+    11: (
+        "ALTER TABLE jobs ADD COLUMN deadline REAL",
+        "ALTER TABLE jobs ADD COLUMN nice INTEGER NOT NULL DEFAULT 0",
+    ),
 }
 
 
