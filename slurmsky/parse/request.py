@@ -85,6 +85,7 @@ class JobRequest(Record):
     begin: float | None = None
     deadline: float | None = None  # --deadline, epoch seconds
     hold: bool = False
+    immediate: int = 0  # srun/salloc --immediate, seconds (0: none)
     requeue: bool | None = None
     signal: SignalSpec | None = None
     kill_on_bad_exit: str | None = None
