@@ -347,6 +347,8 @@ def _row(
         submit_time=now,
         begin_time=req.begin,
         deadline=req.deadline,
+        nice=req.nice,
+        oversubscribe="NO" if req.exclusive is not None else ("YES" if req.oversubscribe else None),
         executor=cfg.backend,
     )
 

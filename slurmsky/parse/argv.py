@@ -24,6 +24,7 @@ from slurmsky.parse.scalars import (
     parse_int,
     parse_mail_type,
     parse_mem,
+    parse_nice,
     parse_nodes,
     parse_open_mode,
 )
@@ -50,6 +51,7 @@ PARSERS = {
         parse_int,
         parse_mail_type,
         parse_mem,
+        parse_nice,
         parse_nodes,
         parse_open_mode,
         parse_signal,

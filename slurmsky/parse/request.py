@@ -85,6 +85,8 @@ class JobRequest(Record):
     begin: float | None = None
     deadline: float | None = None  # --deadline, epoch seconds
     hold: bool = False
+    oversubscribe: bool = False  # -s
+    nice: int = 0  # --nice: taken off the job's priority
     immediate: int = 0  # srun/salloc --immediate, seconds (0: none)
     requeue: bool | None = None
     signal: SignalSpec | None = None

@@ -157,7 +157,7 @@ def show_job(
         lines.append(f"HetJobIdSet={rec.het_job_id}-{last}")
     lines += [
         f"UserId={rec.user}({rec.uid}) GroupId={group_name(rec.gid)}({rec.gid}) MCS_label=N/A",
-        f"Priority={job.priority} Nice=0 Account={rec.account or '(null)'} QOS=normal",
+        f"Priority={job.priority} Nice={rec.nice or 0} Account={rec.account or '(null)'} QOS=normal",
         f"JobState={rec.state} Reason={rec.reason} Dependency={rec.dependency or '(null)'}",
         f"Requeue={int(rec.requeue)} Restarts={rec.restarts} BatchFlag={int(rec.batch)} "
         f"Reboot=0 ExitCode={exit_text}",
@@ -212,7 +212,8 @@ def show_job(
     lines += [
         f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode={format_mem(asked.get('tmp') or 0)}",
         "Features=(null) DelayBoot=00:00:00",
-        f"OverSubscribe={'NO' if spec.get('exclusive') else 'OK'} Contiguous=0 "
+        f"OverSubscribe={rec.oversubscribe or ('NO' if spec.get('exclusive') else 'OK')} "
+        "Contiguous=0 "
         "Licenses=(null) Network=(null)",
         f"Command={rec.command or '(null)'}",
         f"WorkDir={rec.workdir}",

@@ -143,6 +143,12 @@ def pending_jobs(conn: Connection, after: tuple = (), limit: int = 64) -> list[J
     return jobs
 
 
+def nice_pending(conn: Connection) -> bool:
+    """Whether a pending job has a --nice: priority/basic's order is then not submission's."""
+    sql = "SELECT 1 FROM jobs WHERE state = 'PENDING' AND nice != 0 LIMIT 1"
+    return conn.execute(sql).fetchone() is not None
+
+
 def needs_agent(conn: Connection, followed: tuple[str, ...] = ()) -> bool:
     """Whether some job can progress without a command: started, or pending for a reason
     time or other jobs will change. Started jobs of the `followed` executors (an outside

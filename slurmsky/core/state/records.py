@@ -82,6 +82,7 @@ class JobRecord:
     priority: int | None
     deadline: float | None
     nice: int
+    oversubscribe: str | None
 
     def __init__(self, **values):
         self.__dict__.update((name, values[name]) for name in _COLUMNS)
@@ -177,6 +178,7 @@ LIST_COLUMNS = (
     "het_job_offset",
     "priority",
     "nice",
+    "oversubscribe",
 )
 
 
