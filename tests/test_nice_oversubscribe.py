@@ -65,7 +65,13 @@ def test_a_nice_job_waits_behind_later_ones(cluster):
 
 
 @pytest.mark.parametrize(
-    "args,shown", [(["-s", "--exclusive"], "NO"), (["-s"], "YES"), (["--exclusive"], "NO")]
+    "args,shown",
+    [
+        (["-s", "--exclusive"], "NO"),  # the last one given wins (README-deadline-nice.md)
+        (["--exclusive", "-s"], "YES"),
+        (["-s"], "YES"),
+        (["--exclusive"], "NO"),
+    ],
 )
 def test_oversubscribe_shown(cluster, args, shown):
     job = cluster.sbatch("-H", *args, "--wrap", "true")
