@@ -31,7 +31,9 @@ ROW = dict(
     executor="local",
 )
 # A record's columns that are not None when a job is stored without them.
-RECORD = dict(gpus_per_node=0, kill_on_invalid_dep=False, requeue=True, batch=True, restarts=0)
+RECORD = dict(
+    gpus_per_node=0, kill_on_invalid_dep=False, requeue=True, batch=True, restarts=0, nice=0
+)
 
 
 def job_row(job_id: int, submission: int | None = None, **fields) -> dict:

@@ -288,6 +288,25 @@ BAD_VALUES = {
         "sbatch: error: Invalid --begin specification\n",
         255,
     ),
+    "deadline": (
+        "sbatch",
+        "--deadline=garbage",
+        "Invalid time specification (pos=0): garbage\n"
+        "sbatch: error: Invalid --deadline specification\n",
+        255,
+    ),
+    "nice": (
+        "sbatch",
+        "--nice=2147483646",
+        "sbatch: error: Invalid --nice value, out of range (+/- 2147483645)\n",
+        255,
+    ),
+    "immediate": (
+        "srun",
+        "--immediate=x",
+        'srun: error: Invalid numeric value "x" for immediate.\n',
+        1,
+    ),
 }
 # Value types Slurm refuses no value of; where their text is shown to be data, not shell.
 ACCEPTS_ANY = {"export": "tests/test_injection.py"}
@@ -306,6 +325,8 @@ def test_bad_values_match_real_slurm():
         ("time", "sbatch-bad-time.txt"),
         ("nodes", "sbatch-bad-directive-nodes.txt"),
         ("dependency", "dependency-bad-syntax.txt"),
+        ("deadline", "deadline-garbage-sbatch.txt"),
+        ("immediate", "immediate-bad-srun.txt"),
     ):
         real = read_capture(capture)
         assert BAD_VALUES[kind][2:] == (real.stderr, real.exit)

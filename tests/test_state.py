@@ -229,6 +229,7 @@ def test_schema_2_gains_the_indexes_of_the_queries_commands_make(tmp_path, monke
         "jobs_executor",
         "jobs_waiting",
         "jobs_het",
+        "jobs_nice",
     }
     assert conn.execute("PRAGMA user_version").fetchone()[0] == state.SCHEMA_VERSION
     assert state.get_job(conn, 1).state == "PENDING"

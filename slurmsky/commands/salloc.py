@@ -120,9 +120,15 @@ def body(argv: list[str]) -> int:
         else:
             variables = _allocation_env(alloc, env_file)
         if variables is None:
-            if alloc.record().start_time is None:  # cancelled before it could start
+            ended = alloc.record()
+            if ended.start_time is None or ended.state == "DEADLINE":  # ended before it ran
                 raise SlurmError(
                     "salloc: Job has been cancelled",
+                    *(
+                        [f"salloc: Job allocation {alloc.job_id} has been revoked."]
+                        if ended.state == "DEADLINE"
+                        else []
+                    ),
                     "salloc: error: Job submit/allocate failed: Job/step already "
                     "completing or completed",
                     bare=True,

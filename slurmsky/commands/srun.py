@@ -57,7 +57,8 @@ def body(argv: list[str]) -> int:
         relay_signals(alloc)
         with uninterrupted():  # stored with its id known, or not at all
             alloc.submit(req, SCRIPT, step_argv(req, mpi), output=True, watch=True)
-        if alloc.wait_started().start_time is None:  # ended before it could start
+        started = alloc.wait_started()
+        if started.start_time is None or started.state == "DEADLINE":  # ended before it ran
             raise SlurmError(
                 "srun: Job has been cancelled",
                 "srun: error: Unable to allocate resources: Job/step already "

@@ -29,6 +29,10 @@ ALLOCATE_FAILED = {
     "salloc": "Job submit/allocate failed: ",
 }
 HELD = "Job is in held state, pending scheduler release"
+BUSY = "Requested nodes are busy"
+DEPENDENCY = "Job dependency problem"
+# --immediate=1 (-I): a job slurmctld cannot start at once for these fails so, for others BUSY
+DEPENDENCY_REASONS = ("Dependency", "JobHeldUser", "JobHeldAdmin")
 
 
 class Allocation:
@@ -48,6 +52,7 @@ class Allocation:
         self.job_id = 0
         self.quiet = False  # -Q: none of the informational `<prog>: ...` lines
         self.signals: list[int] = []  # caught by relay_signals, not yet acted on
+        self.immediate = 0  # --immediate: seconds (0: wait for as long as it takes)
 
     def __enter__(self) -> "Allocation":
         return self
@@ -72,6 +77,7 @@ class Allocation:
             error=self.err if output else "/dev/null",
         )
         self.quiet = req.quiet
+        self.immediate = req.immediate
         try:
             self.job_id = store(req, load_config(), batch=False)
         except SlurmError as exc:
@@ -82,6 +88,8 @@ class Allocation:
                 ],
                 exit_code=exc.exit_code,
             ) from None
+        if req.hold and self.immediate == 1:  # slurmctld cannot start a held job at once
+            self.fail_immediate(DEPENDENCY)
         if watch:  # a client killed outright still ends its allocation
             from slurmsky.core import watcher
 
@@ -101,13 +109,52 @@ class Allocation:
         assert rec is not None  # the allocation's own job (no array element: never removed)
         return rec
 
+    def fail_immediate(self, reason: str) -> None:
+        """--immediate=1: the job slurmctld could not start at once ends FAILED (exit 1) and
+        the command says why, as the peer's srun and salloc do; a job that started after all
+        meanwhile goes on."""
+        now = time.time()
+        with state.write(self.conn):
+            failed = state.update_job(
+                self.conn,
+                self.job_id,
+                where_state=("PENDING",),
+                state="FAILED",
+                reason="None",
+                exit_code=1,
+                exit_signal=0,
+                start_time=now,
+                end_time=now,
+            )
+        if failed:
+            self._refuse(reason)
+
+    def _refuse(self, reason: str) -> None:
+        revoked = f"{self.prog}: Job allocation {self.job_id} has been revoked."
+        if self.prog == "srun":
+            lines = [f"srun: error: Unable to allocate resources: {reason}"]
+        elif reason == DEPENDENCY:
+            lines = [f"salloc: error: {ALLOCATE_FAILED['salloc']}{reason}", revoked]
+        else:
+            lines = [revoked, f"salloc: error: Unable to allocate resources: {reason}"]
+        raise SlurmError(*lines, bare=True)
+
+    def _immediate_over(self, rec: state.JobRecord, since: float) -> None:
+        """--immediate: the pending job's time to start is up (=1: the agent's first look
+        left it pending; N: N seconds passed)."""
+        if self.immediate == 1 and rec.reason != "None":
+            self.fail_immediate(DEPENDENCY if rec.reason in DEPENDENCY_REASONS else BUSY)
+        elif self.immediate > 1 and time.monotonic() - since >= self.immediate:
+            self.cancel()
+            self._refuse(BUSY)
+
     def wait_started(self, pending_line: bool = False) -> state.JobRecord:
         """Block until the job has started (or ended); say so if it has to queue (salloc
         first says `Pending job allocation N`)."""
         from slurmsky.core.daemon import wake
 
         told = False
-        last_wake = time.monotonic()
+        last_wake = since = time.monotonic()
         while True:
             rec = self.record()
             if self.signals and rec.state == "PENDING":  # srun's Ctrl-C before it runs
@@ -121,6 +168,8 @@ class Allocation:
                 if told and rec.start_time is not None:
                     self.info(f"job {self.job_id} has been allocated resources")
                 return rec
+            if self.immediate:
+                self._immediate_over(rec, since)
             if not told and rec.reason != "None":  # the agent looked and it must wait
                 if rec.reason in ("PartitionConfig", "PartitionNodeLimit"):  # at submission
                     self.info("Requested partition configuration not available now")

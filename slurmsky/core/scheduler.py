@@ -358,6 +358,7 @@ class Scheduler:
         # The pending jobs are read a chunk at a time, in one snapshot (dependencies too: what
         # they wait for is read once a pass, `read`).
         read: dict = {}
+        nice = False  # a pending job has a --nice (priority/basic)
         self.conn.execute(self.conn.dialect.begin_read)
         try:
             if factors:  # every member's pending jobs, highest priority first
@@ -365,9 +366,15 @@ class Scheduler:
                 ranks = {j.job_id: factors.of(j)[0] for j in jobs}
                 for job in sorted(jobs, key=lambda j: (-ranks[j.job_id], state.pass_position(j))):
                     consider(job)
+            elif nice := state.nice_pending(self.conn):
+                # priority/basic's priority less --nice: every pending job, in that order
+                jobs = state.pending_jobs(self.conn, (), EVERY)
+                jobs.sort(key=lambda j: (j.submission + j.nice, state.pass_position(j)))
+                for job in jobs:
+                    consider(job)
             after: tuple = ()
             size = PENDING_CHUNK
-            while not factors:
+            while not factors and not nice:
                 if self.stopping():
                     return False  # nothing decided is written: the next agent decides again
                 chunk = state.pending_jobs(self.conn, after, size)
@@ -470,6 +477,16 @@ class Scheduler:
             return "BeginTime", fields
         if job.eligible_time is None:
             fields["eligible_time"] = now
+        if job.deadline is not None:
+            # slurmctld's deadline_ok, before it tries to place the job: one that could not
+            # end by its deadline if it started now ends DEADLINE (its time limit is set at
+            # submission when it had none: core/submit.py)
+            latest = job.deadline - (job.time_limit or 0) * state.seconds_per_minute()
+            if now > latest:
+                fields.update(state="DEADLINE", start_time=now, end_time=now)
+                fields.update(exit_code=1, exit_signal=0)
+                return "DeadLine", fields
+            wake.append(latest)  # a job waiting for room: ended then
         return None, fields
 
     def _launch(self, job: JobRecord, placement: list[int], record: JobRecord | None) -> None:

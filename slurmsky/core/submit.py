@@ -81,6 +81,9 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
             shapes = [shaped]
     except SlurmError as exc:
         raise _test_only_error(exc.lines[:-1], exc.lines[-1]) if req.test_only else exc
+    if shaped.request.deadline is not None and shaped.request.time is None:
+        shaped = shaped.replace(request=_deadline_limit(shaped.request))
+        shapes = [shaped, *shapes[1:]]
     req, lay, part = shaped.request, shaped.layout, shaped.part
     het = len(shapes) > 1  # req is component 0's from here
     max_nodes = shaped.asked.nodes[1] if shaped.asked.nodes and not het else None
@@ -221,7 +224,18 @@ def _invalid(req: JobRequest) -> str | None:
             return "Pathname of a file, directory or other parameter too long"
     if req.nodes and req.nodes[0] == 0:  # a job needs a node
         return "Node count specification invalid"
+    if req.deadline is not None and req.deadline < time.time():  # ESLURM_INVALID_TIME_LIMIT
+        return "Requested time limit is invalid (missing or exceeds some limit)"
     return None
+
+
+def _deadline_limit(req: JobRequest) -> JobRequest:
+    """A job with a deadline and no time limit gets the minutes left until its deadline (the
+    peer: --deadline=now+1hour shows Timelimit 00:59:00); under a minute, 1, which the
+    scheduler finds too long (the job ends DEADLINE, as on the peer)."""
+    assert req.deadline is not None
+    minutes = int((req.deadline - time.time()) // state.seconds_per_minute())
+    return req.replace(time=max(1, minutes))
 
 
 def _too_few_nodes(req: JobRequest, lay: Layout) -> list[str] | None:
@@ -332,6 +346,9 @@ def _row(
         held=held,
         submit_time=now,
         begin_time=req.begin,
+        deadline=req.deadline,
+        nice=req.nice,
+        oversubscribe="NO" if req.exclusive is not None else ("YES" if req.oversubscribe else None),
         executor=cfg.backend,
     )
 

@@ -20,14 +20,16 @@ from slurmsky.parse.scalars import (
     SubmitError,
     parse_bool_yes_no,
     parse_gres_flags,
+    parse_immediate,
     parse_int,
     parse_mail_type,
     parse_mem,
+    parse_nice,
     parse_nodes,
     parse_open_mode,
 )
 from slurmsky.parse.signals import parse_signal, parse_step_signal
-from slurmsky.parse.times import parse_begin, parse_time
+from slurmsky.parse.times import parse_begin, parse_deadline, parse_time
 from slurmsky.record import Factory, Record
 from slurmsky.runtime.getopt_long import UsageError, getopt_long
 from slurmsky.runtime.options import lookups
@@ -39,14 +41,17 @@ PARSERS = {
         parse_array,
         parse_begin,
         parse_bool_yes_no,
+        parse_deadline,
         parse_dependency,
         parse_export,
         parse_gpus,
         parse_gres,
         parse_gres_flags,
+        parse_immediate,
         parse_int,
         parse_mail_type,
         parse_mem,
+        parse_nice,
         parse_nodes,
         parse_open_mode,
         parse_signal,

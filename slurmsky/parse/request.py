@@ -83,7 +83,11 @@ class JobRequest(Record):
     dependency: Dependency | None = None
     kill_on_invalid_dep: bool | None = None
     begin: float | None = None
+    deadline: float | None = None  # --deadline, epoch seconds
     hold: bool = False
+    oversubscribe: bool = False  # -s
+    nice: int = 0  # --nice: taken off the job's priority
+    immediate: int = 0  # srun/salloc --immediate, seconds (0: none)
     requeue: bool | None = None
     signal: SignalSpec | None = None
     kill_on_bad_exit: str | None = None
@@ -142,6 +146,11 @@ def _merge(*sources: Parsed, env: Parsed | None = None) -> tuple[dict, dict, lis
     for key in _MEMORY_KEYS:
         if given_mem and key not in given_mem:
             fields.pop(key, None)
+    if "exclusive" in fields and "oversubscribe" in fields:
+        # both set the job's sharing (job_desc->shared): the last one given wins, as on the peer
+        sharing = ("exclusive", "oversubscribe")
+        last = next(o.key for o, _ in reversed(given) if o.key in sharing)
+        fields.pop(sharing[last == "exclusive"])
     return fields, ignored, given
 
 

@@ -92,6 +92,32 @@ def parse_int(text: str, opt: str) -> int:
     return value
 
 
+def parse_immediate(text: str, opt: str) -> int:
+    """``--immediate=secs``: Slurm's parse_int("immediate", arg, false), 0 and up (an empty
+    value is strtol's 0), exit 1."""
+    if text == "":
+        return 0
+    value, end = strtol(text)
+    if value is None or end != len(text) or value < 0:
+        raise SubmitError('Invalid numeric value "%s" for immediate.' % text)
+    if value >= LONG_MAX:
+        raise SubmitError("Numeric argument (%d) to big for immediate." % LONG_MAX)
+    return value
+
+
+NICE_MAX = 2**31 - 3  # Slurm's NICE_OFFSET - 3
+
+
+def parse_nice(text: str, opt: str) -> int:
+    """``--nice=N``: Slurm's arg_set_nice, strtoll without an end check (``x`` is 0, ``5x``
+    5); beyond +/- NICE_MAX it exits 255."""
+    value, _ = strtol(text)
+    value = value or 0
+    if abs(value) > NICE_MAX:
+        raise ValueError("Invalid --nice value, out of range (+/- %d)" % NICE_MAX)
+    return value
+
+
 def _node_count(text: str) -> int | None:
     """Slurm's _str_to_nodes: a number with optional k then m multipliers and
     trailing spaces; None if invalid; -1 when there are no digits at all. Its long

@@ -352,3 +352,9 @@ def parse_begin(text: str, opt: str, now: float | None = None) -> float:
     if not when:
         raise TimeSpecError("Invalid %s specification" % opt)
     return float(when)
+
+
+def parse_deadline(text: str, opt: str, now: float | None = None) -> float:
+    """``--deadline`` -> epoch seconds: parse_begin's forms and errors (slurmctld refuses a
+    past one when the job is submitted: core/submit.py)."""
+    return parse_begin(text, opt, now)

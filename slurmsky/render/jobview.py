@@ -85,7 +85,7 @@ class Job:
             return 0
         if rec.priority is not None:  # priority/multifactor's (core/fairshare.py)
             return rec.priority
-        return max(PRIORITY_TOP - rec.submission, 1)
+        return max(PRIORITY_TOP - rec.submission - (rec.nice or 0), 1)
 
     def used(self) -> int:
         """Seconds run so far (squeue's job_time_used)."""

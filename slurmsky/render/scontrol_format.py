@@ -148,16 +148,19 @@ def show_job(
     else:
         gpu_mem = (spec.get("mem_per_gpu") or 0) * job.gpu_count
         tres_text = tres(job, format_mem(gpu_mem or job.total_mem))
+    exit_text = rec.exit_text if rec.state in FINISHED_STATES else "0:0"
+    if rec.state == "DEADLINE":  # slurmctld's exit code 1, which scontrol reads as a signal
+        exit_text = "0:1"
     lines = [first]
     if het:
         last = rec.het_job_id + len(het) - 1
         lines.append(f"HetJobIdSet={rec.het_job_id}-{last}")
     lines += [
         f"UserId={rec.user}({rec.uid}) GroupId={group_name(rec.gid)}({rec.gid}) MCS_label=N/A",
-        f"Priority={job.priority} Nice=0 Account={rec.account or '(null)'} QOS=normal",
+        f"Priority={job.priority} Nice={rec.nice or 0} Account={rec.account or '(null)'} QOS=normal",
         f"JobState={rec.state} Reason={rec.reason} Dependency={rec.dependency or '(null)'}",
         f"Requeue={int(rec.requeue)} Restarts={rec.restarts} BatchFlag={int(rec.batch)} "
-        f"Reboot=0 ExitCode={rec.exit_text if rec.state in FINISHED_STATES else '0:0'}",
+        f"Reboot=0 ExitCode={exit_text}",
     ]
     if details:
         lines.append(f"DerivedExitCode={derived_exit_code(rec)}")
@@ -165,7 +168,7 @@ def show_job(
         f"RunTime={_hms(job.used())} TimeLimit={limit} TimeMin=N/A",
         f"SubmitTime={iso(rec.submit_time)} EligibleTime={eligible}",
         f"AccrueTime={accrue}",
-        f"StartTime={start} EndTime={end} Deadline=N/A",
+        f"StartTime={start} EndTime={end} Deadline={iso(rec.deadline) if rec.deadline else 'N/A'}",
         f"SuspendTime=None SecsPreSuspend=0 "
         f"LastSchedEval={iso(rec.start_time or rec.submit_time)} Scheduler=Main",
         f"Partition={rec.partition} AllocNode:Sid={submit_host}:0",
@@ -209,7 +212,8 @@ def show_job(
     lines += [
         f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode={format_mem(asked.get('tmp') or 0)}",
         "Features=(null) DelayBoot=00:00:00",
-        f"OverSubscribe={'NO' if spec.get('exclusive') else 'OK'} Contiguous=0 "
+        f"OverSubscribe={rec.oversubscribe or ('NO' if spec.get('exclusive') else 'OK')} "
+        "Contiguous=0 "
         "Licenses=(null) Network=(null)",
         f"Command={rec.command or '(null)'}",
         f"WorkDir={rec.workdir}",

@@ -88,13 +88,13 @@ SQUEUE_FIELDS: dict = {
     "mintmpdisk": ("MIN_TMP_DISK", lambda j: "0"),
     "name": ("NAME", lambda j: j.rec.name),
     "network": ("NETWORK", lambda j: None),
-    "nice": ("NICE", lambda j: "0"),
+    "nice": ("NICE", lambda j: str(j.rec.nice or 0)),
     "nodelist": ("NODELIST", _nodes, False),
     "numcpus": ("CPUS", lambda j: str(j.rec.num_cpus)),
     "numnodes": ("NODES", lambda j: str(j.rec.num_nodes)),
     "numtasks": ("TASKS", lambda j: str(j.rec.num_tasks)),
-    "oversubscribe": ("OVER_SUBSCRIBE", lambda j: "OK"),
-    "shared": ("OVER_SUBSCRIBE", lambda j: "OK"),
+    "oversubscribe": ("OVER_SUBSCRIBE", lambda j: j.rec.oversubscribe or "OK"),
+    "shared": ("OVER_SUBSCRIBE", lambda j: j.rec.oversubscribe or "OK"),
     "partition": ("PARTITION", lambda j: j.rec.partition),
     "pendingtime": (
         "PENDING_TIME",
@@ -350,7 +350,7 @@ def _sort_sql(d) -> tuple[str, ...]:
         "partition",  # (the first two are text)
         _CODE_SQL,
         f"(CASE WHEN {_HELD_SQL} THEN 0 ELSE "
-        f"-coalesce(priority, {d.greatest(f'{PRIORITY_TOP} - submission', '1')}) END)",
+        f"-coalesce(priority, {d.greatest(f'{PRIORITY_TOP} - submission - nice', '1')}) END)",
         # -start_key: Job.start_shown() in whole seconds, `now + 100` when unknown (0 too),
         # `now` for a pending job's past
         f"-(CASE WHEN state = 'PENDING' THEN (CASE WHEN {start('begin_time')} = 0 "

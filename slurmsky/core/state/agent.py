@@ -62,6 +62,8 @@ PASS_COLUMNS = (
     "het_job_offset",
     "account",
     "priority",
+    "deadline",
+    "nice",
 )
 
 
@@ -139,6 +141,12 @@ def pending_jobs(conn: Connection, after: tuple = (), limit: int = 64) -> list[J
             conn, "state = 'PENDING' AND submission > ?", (submission,), limit - len(jobs)
         )
     return jobs
+
+
+def nice_pending(conn: Connection) -> bool:
+    """Whether a pending job has a --nice: priority/basic's order is then not submission's."""
+    sql = "SELECT 1 FROM jobs WHERE state = 'PENDING' AND nice != 0 LIMIT 1"
+    return conn.execute(sql).fetchone() is not None
 
 
 def needs_agent(conn: Connection, followed: tuple[str, ...] = ()) -> bool:

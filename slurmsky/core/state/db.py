@@ -18,7 +18,7 @@ TYPE_CHECKING = False  # typing is not imported at run time
 if TYPE_CHECKING:
     import sqlite3
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 BUSY_TIMEOUT = 120.0  # s a command waits for another's write lock before failing
 
 
@@ -120,7 +120,10 @@ CREATE TABLE jobs (
     result TEXT,                     -- JSON: the node runtime's RESULT (the batch step's end)
     het_job_id INTEGER,              -- a heterogeneous job's component: its leader's id (J)
     het_job_offset INTEGER,          -- and its offset (J+N); NULL for any other job
-    priority INTEGER                 -- priority/multifactor's, as its agent last computed it
+    priority INTEGER,                -- priority/multifactor's, as its agent last computed it
+    deadline REAL,                   -- --deadline (epoch seconds); NULL: none
+    nice INTEGER NOT NULL DEFAULT 0, -- --nice: the priority it takes off
+    oversubscribe TEXT               -- OverSubscribe: YES (-s), NO (--exclusive); NULL: OK
 );
 CREATE INDEX jobs_reason ON jobs(state, reason);
 CREATE INDEX jobs_executor ON jobs(executor, state);
@@ -130,6 +133,7 @@ CREATE INDEX jobs_name ON jobs(name);
 CREATE INDEX jobs_end ON jobs(end_time);
 CREATE INDEX jobs_submit ON jobs(submit_time);
 CREATE INDEX jobs_het ON jobs(het_job_id) WHERE het_job_id IS NOT NULL;
+CREATE INDEX jobs_nice ON jobs(state, nice) WHERE nice != 0;
 CREATE INDEX jobs_pending ON jobs(state, submission, {index});
 -- and jobs_waiting (_WAITING), _GENERATION's triggers, _ATTEMPTS, _HET_FOLLOW and _TEAM
 CREATE TABLE signals (             -- scancel --signal requests, for the agent to deliver
@@ -186,6 +190,15 @@ _HET_FOLLOW = (
 # `-j J` finds J's components by it (with job_id's and array_job_id's: PostgreSQL's plan
 # for the three-way OR is then three index lookups, not a scan of the jobs)
 _HET_INDEX = "CREATE INDEX jobs_het ON jobs(het_job_id) WHERE het_job_id IS NOT NULL"
+
+# --deadline, --nice and -s (schema 12); a pass finds a pending --nice job by its index (none:
+# the submission order, read a chunk at a time)
+_OPTIONS_52 = (
+    "ALTER TABLE jobs ADD COLUMN deadline REAL",
+    "ALTER TABLE jobs ADD COLUMN nice INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE jobs ADD COLUMN oversubscribe TEXT",
+    "CREATE INDEX IF NOT EXISTS jobs_nice ON jobs(state, nice) WHERE nice != 0",
+)
 
 # A team's members and accounts, as sacctmgr keeps them (team.py); `root` is implied.
 _TEAM = (
@@ -268,6 +281,7 @@ _MIGRATIONS = {
     8: (_HET_INDEX,),
     9: (*_TEAM, "ALTER TABLE submissions ADD COLUMN user_name TEXT"),
     10: ("ALTER TABLE jobs ADD COLUMN priority INTEGER",),
+    11: _OPTIONS_52,
 }
 
 
@@ -526,6 +540,10 @@ _PG_MIGRATIONS: dict[int, tuple[str, ...]] = {
         *_TEAM_RLS,
     ),
     10: ("ALTER TABLE jobs ADD COLUMN IF NOT EXISTS priority INTEGER", *_AGENTS),
+    11: tuple(
+        engine.POSTGRESQL_DIALECT.ddl(s).replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS")
+        for s in _OPTIONS_52
+    ),
 }
 
 

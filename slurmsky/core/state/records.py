@@ -80,6 +80,9 @@ class JobRecord:
     het_job_id: int | None
     het_job_offset: int | None
     priority: int | None
+    deadline: float | None
+    nice: int
+    oversubscribe: str | None
 
     def __init__(self, **values):
         self.__dict__.update((name, values[name]) for name in _COLUMNS)
@@ -174,6 +177,8 @@ LIST_COLUMNS = (
     "het_job_id",
     "het_job_offset",
     "priority",
+    "nice",
+    "oversubscribe",
 )
 
 
