@@ -194,9 +194,13 @@ class FakeSkyClient(SkyClient):
 
     @staticmethod
     def _run(job: dict) -> None:
+        """The task's `run` from a script, as SkyPilot runs it (a pool job's, which carries
+        the node runtime, is more than one argument may hold)."""
+        script = job["log"].with_suffix(".run.sh")
+        script.write_text(job["task"]["run"] or "")
         with open(job["log"], "ab") as out:
             job["proc"] = subprocess.Popen(
-                ["bash", "-c", job["task"]["run"]],
+                ["bash", str(script)],
                 cwd=job["cwd"],
                 env=job["env"],
                 stdout=out,

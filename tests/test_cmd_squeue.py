@@ -91,6 +91,13 @@ def test_long_date_line_is_ctime(peer):
     assert out.splitlines()[0] == "Sun Nov 22 02:49:25 2026"
 
 
+def test_braces_in_a_format_are_its_own_text(peer):
+    """A format's `{` (and `{now}`) is text, as in Slurm's squeue; the listing's SQL takes its
+    own time parameters around it (`-o{` failed: Incorrect number of bindings supplied)."""
+    out = peer.run("squeue", "-h", "-o", "{now} %t {", "-t", "R")
+    assert (set(out.stdout.splitlines()), out.returncode) == ({"{now} R {"}, 0), out.stderr
+
+
 def test_env_formats(peer):
     check(peer.run("squeue", env={"SQUEUE_FORMAT": "%i %t"}), "squeue-env-SQUEUE_FORMAT.txt")
     check(

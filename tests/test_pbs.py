@@ -147,12 +147,9 @@ def test_pbs_options_set_their_sbatch_options(tmp_path, body, expected):
 
 def test_ignored_options_are_kept_and_warned(tmp_path):
     req = request(tmp_path, "#PBS -A acct\n#PBS -m abe\n#PBS -M me@example.com\n#PBS -p 10\n")
-    assert req.ignored == {
-        "mail_type": "BEGIN,END,FAIL",
-        "mail_user": "me@example.com",
-        "nice": "10",
-    }
+    assert req.ignored == {"mail_type": "BEGIN,END,FAIL", "mail_user": "me@example.com"}
     assert req.account == "acct"  # -A: sbatch's --account (checked on a team's state)
+    assert req.nice == 10  # -p: sbatch's --nice, which acts
     assert req.warnings[0] == (
         "sbatch: warning: --mail-type=BEGIN,END,FAIL (#PBS) ignored by slurmsky: no mail"
     )

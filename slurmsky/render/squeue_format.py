@@ -5,6 +5,8 @@ and `--json` / `--yaml`.
 
 from __future__ import annotations
 
+import re
+
 from slurmsky import SLURM_VERSION
 from slurmsky.core.state.engine import SQLITE_DIALECT
 from slurmsky.core.states import STATE_CODES
@@ -13,6 +15,9 @@ from slurmsky.render.common import Item, clock, cluster_name, group_name, iso, p
 from slurmsky.render.jobview import ID_TEXT_SQL, PRIORITY_TOP, Job, tres
 from slurmsky.runtime.filepattern import NO_VAL
 from slurmsky.runtime.getopt_long import UsageError
+
+_QUOTED = re.compile(r"('(?:[^']|'')*')")  # SQL's quoted text (its '' a quote)
+_TIME = re.compile(r"\{(now|later)\}")  # the time a listing is made, and 100 s after
 
 
 def _state_name(job: Job) -> str:
@@ -414,11 +419,17 @@ class Listing:
 
     @staticmethod
     def _bind(columns: list[str], now: float) -> tuple[list[str], list[float]]:
-        args = []
+        """`{now}` and `{later}` outside the SQL's quoted text (which holds the format's own
+        text: `-o '{now}'`) as parameters, and their values."""
+        args, bound = [], []
         for column in columns:
-            for part in column.split("{")[1:]:
-                args.append(now + 100 if part.startswith("later}") else now)
-        return [c.replace("{now}", "?").replace("{later}", "?") for c in columns], args
+            pieces = _QUOTED.split(column)
+            for i in range(0, len(pieces), 2):
+                for word in _TIME.findall(pieces[i]):
+                    args.append(now + 100 if word == "later" else now)
+                pieces[i] = _TIME.sub("?", pieces[i])
+            bound.append("".join(pieces))
+        return bound, args
 
     @staticmethod
     def fits(items: list[Item], sort: str | None) -> bool:
