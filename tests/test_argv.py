@@ -112,6 +112,34 @@ def test_environment_reads_input_variables():
     assert parsed.values == {"job_name": "e", "time": 30, "requeue": True}
 
 
+@pytest.mark.parametrize(
+    "text, sets",
+    [("", True), ("yes", True), ("YES", True), ("1", True), ("2", True), (" 3", True),
+     ("0", False), ("no", False), ("x", False), ("1x", False)],
+)  # fmt: skip
+def test_input_variables_of_flags_read_as_slurm_opt_c(text, sets):
+    """SBATCH_DEBUG (-v), SBATCH_WAIT: set when empty, `yes` or a non-zero number."""
+    from slurmsky.parse.options import input_env
+
+    parsed = P.parse_env({"SBATCH_DEBUG": text, "SBATCH_WAIT": text}, input_env("sbatch"))
+    assert parsed.values == ({"verbose": 1, "wait": True} if sets else {})
+
+
+def test_srun_reads_its_stdio_mode_variables():
+    from slurmsky.parse.argv import OptionParser
+    from slurmsky.parse.options import input_env
+
+    names = dict(input_env("srun"))
+    assert [names[n].long for n in ("SLURM_STDINMODE", "SLURM_STDOUTMODE", "SLURM_STDERRMODE")] == [
+        "input",
+        "output",
+        "error",
+    ]
+    assert "SLURM_STDOUTMODE" not in dict(input_env("sbatch"))
+    parsed = OptionParser("srun").parse_env({"SLURM_STDOUTMODE": "o-%t"}, input_env("srun"))
+    assert parsed.values == {"output": "o-%t"}
+
+
 OPTION_VALUES = {
     "time": st.sampled_from(["5", "1:30", "1-0", "2-12:30:00", "UNLIMITED"]),
     "nodes": st.integers(1, 64).map(str),

@@ -77,6 +77,7 @@ def step_argv(req: JobRequest, mpi: str | None = None) -> list[str]:
         (req.ntasks, "--ntasks"),
         (req.ntasks_per_node, "--ntasks-per-node"),
         (req.cpus_per_task, "--cpus-per-task"),
+        (req.input, "--input"),
         (req.output, "--output"),
         (req.error, "--error"),
         (req.open_mode, "--open-mode"),

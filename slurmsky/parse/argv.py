@@ -27,6 +27,7 @@ from slurmsky.parse.scalars import (
     parse_nice,
     parse_nodes,
     parse_open_mode,
+    strtol,
 )
 from slurmsky.parse.signals import parse_signal, parse_step_signal
 from slurmsky.parse.times import parse_begin, parse_deadline, parse_time
@@ -153,14 +154,26 @@ class OptionParser:
         return out
 
     def parse_env(self, environ: dict, pairs) -> Parsed:
-        """The input variables (SBATCH_TIMELIMIT=...) as if given as --option=value."""
+        """The input variables (SBATCH_TIMELIMIT=...) as if given as --option=value; one
+        for an option without a value (SBATCH_WAIT, SBATCH_DEBUG) sets it when empty, `yes`
+        or a number other than 0, as slurm_opt.c reads such flags, and else leaves it unset."""
         out = Parsed()
         for name, opt in pairs:
             text = environ.get(name)
             if text is None:
                 continue
+            if opt.arg == NO_ARG and not _env_flag(text):
+                continue
             self._set(out, opt, None if opt.arg == NO_ARG else text, f"{name}={text}")
         return out
+
+
+def _env_flag(text: str) -> bool:
+    """Whether an input variable sets a flag: empty, `yes`, or strtol's non-zero number."""
+    if text == "" or text.lower() == "yes":
+        return True
+    value, end = strtol(text)
+    return bool(value) and end == len(text)
 
 
 HET_SEPARATOR = ":"

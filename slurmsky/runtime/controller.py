@@ -498,6 +498,7 @@ class Controller:
                 "argv": req["argv"],
                 "programs": req.get("programs"),  # --multi-prog: {rank: argv}
                 "cwd": req["cwd"],
+                "stdin": req.get("stdin"),  # srun -i FILE: (path, per task) or None
                 "umask": req["umask"],
                 "bin_dir": req["bin_dir"],
                 "srun_host": req["srun_host"],

@@ -8,6 +8,7 @@ then exits with srun's code: the largest exit code, or 128+signal.
 """
 
 import os
+import re
 import signal
 import time
 
@@ -204,14 +205,16 @@ def parse(argv, environ):
         "mpi": mpi,
         "het_groups": het_groups,
         "ntasks_set": "ntasks" in o,
+        "stdin": _stdin(o.get("input", environ.get("SLURM_STDINMODE")), environ),
     }
     mode = o.get("open_mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
     output = {
         "label": "label" in o,
         "unbuffered": "unbuffered" in o,
         "quiet": "quiet" in o,
-        "stdout": o.get("output"),
-        "stderr": o.get("error"),
+        # srun's input variables for -o and -e (the man page's SLURM_STDOUTMODE, ...)
+        "stdout": o.get("output", environ.get("SLURM_STDOUTMODE")),
+        "stderr": o.get("error", environ.get("SLURM_STDERRMODE")),
         "append": mode[:1] in ("a", "A"),
         "kill_on_bad_exit": o.get("kill_on_bad_exit", "0") != "0",
         "verbose": o[DEBUG_LEVEL] - 3,  # -v's: Slurm's verbose lines of the step
@@ -221,6 +224,33 @@ def parse(argv, environ):
     return request, output, warnings
 
 
+def _stdin(mode, environ):
+    """-i/--input: what the tasks read, as (path, per_task) or None (/dev/null). A file
+    name (srun's %j %u ... expanded) is opened here, as srun opens it, and every task reads
+    it; one with %t, %n or %N is each task's own (the node expands it, as slurmstepd
+    does). `all`, `none` and a task id forward srun's own stdin, which this srun does not:
+    the tasks read /dev/null."""
+    if mode is None or mode.lower() in ("all", "none") or mode.isdigit():
+        return None
+    if PER_TASK.search(mode.replace("%%", "")):
+        return os.path.abspath(mode), True
+    path = filepattern.expand(
+        mode,
+        job_id=int(environ.get("SLURM_JOB_ID", 0)),
+        array_job_id=_opt_int(environ.get("SLURM_ARRAY_JOB_ID")),
+        array_task_id=_opt_int(environ.get("SLURM_ARRAY_TASK_ID")),
+        job_name=environ.get("SLURM_JOB_NAME", ""),
+        user=environ.get("SLURM_JOB_USER", ""),
+        node_name=environ.get("SLURMD_NODENAME", ""),
+    )
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as e:
+        raise UsageError("srun: error: Could not open stdin file: %s" % e.strerror) from None
+    return os.path.abspath(path), False
+
+
+PER_TASK = re.compile(r"%\d*[tnN]")  # the file patterns slurmstepd opens per task
 DEBUG_LEVEL = " debug level"  # _options' key for srun's log level (no option's key)
 DEFINED = " defined"  # and for the options given: {long name: value, "set" for a flag}
 

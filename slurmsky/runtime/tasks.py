@@ -17,7 +17,7 @@ import threading
 import time
 
 from . import env as envmod
-from . import procs
+from . import filepattern, procs
 
 EXIT_GRACE = 0.2  # seconds to let a task's pipes drain after it exits, before reporting
 DRAIN_TIMEOUT = 2.0  # seconds to wait for pipes held open by killed leftovers
@@ -111,11 +111,13 @@ class _LocalStep:
                 argv = procs.launch_argv(node.job.name, step["umask"], step["cwd"], program)
                 r_out, w_out = os.pipe()
                 r_err, w_err = os.pipe()
+                stdin = None
                 try:
+                    stdin = self._stdin(env, task.gid)
                     task.pid = task.usage.pid = node.reaper.spawn(
                         argv,
                         env,
-                        devnull,
+                        devnull if stdin is None else stdin,
                         w_out,
                         w_err,
                         lambda status, rusage, t=task: self._exited(t, status, rusage),
@@ -127,6 +129,8 @@ class _LocalStep:
                 finally:
                     os.close(w_out)
                     os.close(w_err)
+                    if stdin is not None:
+                        os.close(stdin)
                     if theirs:
                         theirs.close()
                 for fd, num in ((r_out, 1), (r_err, 2)):
@@ -136,6 +140,32 @@ class _LocalStep:
                     task.pmi = ours
                     threading.Thread(target=self._pmi_pump, args=(task,), daemon=True).start()
         threading.Thread(target=self._finish, name="step-%d" % self.id, daemon=True).start()
+
+    def _stdin(self, env, gid):
+        """srun -i FILE: the task's stdin opened (srun's file, or its own name of a %t %n %N
+        pattern, as slurmstepd expands it), or None: /dev/null."""
+        given = self.step.get("stdin")
+        if not given:
+            return None
+        path, per_task = given
+        if per_task:
+            pos = self.step["nodes"].index(self.node.job.rank)
+            path = filepattern.expand(
+                path,
+                job_id=int(env.get("SLURM_JOB_ID", 0)),
+                array_job_id=_opt_int(env.get("SLURM_ARRAY_JOB_ID")),
+                array_task_id=_opt_int(env.get("SLURM_ARRAY_TASK_ID")),
+                job_name=env.get("SLURM_JOB_NAME", ""),
+                user=env.get("SLURM_JOB_USER", ""),
+                node_name=self.node.job.name,
+                node_id=pos,
+                task_id=gid,
+                step_id=self.id,
+            )
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError as e:  # the task fails to start, as after a launch error
+            raise OSError("Could not open stdin file %s: %s" % (path, e.strerror)) from None
 
     def _pump(self, task, fd, num):
         while True:
@@ -245,3 +275,7 @@ class _LocalStep:
             live = [t.pid for t in self.tasks if t.pid is not None and t.status is None]
             groups = [t.pid for t in self.tasks if t.pid is not None]
         procs.signal_trees(live, signum, groups)
+
+
+def _opt_int(value):
+    return int(value) if value not in (None, "") else None
