@@ -499,6 +499,7 @@ class Controller:
                 "programs": req.get("programs"),  # --multi-prog: {rank: argv}
                 "cwd": req["cwd"],
                 "stdin": req.get("stdin"),  # srun -i FILE: (path, per task) or None
+                "rlimits": req.get("rlimits"),  # srun's soft limits, for its tasks
                 "umask": req["umask"],
                 "bin_dir": req["bin_dir"],
                 "srun_host": req["srun_host"],

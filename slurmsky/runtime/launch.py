@@ -47,6 +47,7 @@ def main():
             % (node, cwd, e.strerror)
         )
         os.chdir("/tmp")
+    _set_limits(os.environ.pop(LIMITS_VAR, ""))
     report = os.environ.pop(REPORT_VAR, None)
     if report is not None:
         _report(int(report))
@@ -63,6 +64,44 @@ def main():
 
 
 REPORT_VAR = "SLURMSKY_LAUNCH_REPORT"
+# srun's soft resource limits (`CORE=0,NOFILE=1024`, -1 unlimited), taken out of the task's
+# environment: slurmstepd sets them on its tasks (PropagateResourceLimits=ALL, Slurm's
+# default; Slurm passes them as SLURM_RLIMIT_*, which the tasks never see either)
+LIMITS_VAR = "SLURMSKY_RLIMITS"
+PROPAGATED = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS")
+
+
+def soft_limits():
+    """This process's soft limits of PROPAGATED, as LIMITS_VAR's text."""
+    import resource
+
+    return ",".join(
+        "%s=%d" % (name, resource.getrlimit(getattr(resource, "RLIMIT_" + name))[0])
+        for name in PROPAGATED
+        if hasattr(resource, "RLIMIT_" + name)
+    )
+
+
+def _set_limits(text):
+    """Each soft limit of LIMITS_VAR's text, as far as the hard limit allows (slurmstepd
+    leaves one it cannot set as it is)."""
+    if not text:
+        return
+    import resource
+
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        which = getattr(resource, "RLIMIT_" + name, None)
+        if which is None:
+            continue
+        hard = resource.getrlimit(which)[1]
+        soft = int(value)
+        if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft > hard):
+            continue
+        try:
+            resource.setrlimit(which, (soft, hard))
+        except (OSError, ValueError):
+            pass
 
 
 def _report(fd):

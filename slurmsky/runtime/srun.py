@@ -12,7 +12,18 @@ import re
 import signal
 import time
 
-from . import SLURM_VERSION, attach, channel, filepattern, het, hostlist, multiprog, pmi, rundir
+from . import (
+    SLURM_VERSION,
+    attach,
+    channel,
+    filepattern,
+    het,
+    hostlist,
+    launch,
+    multiprog,
+    pmi,
+    rundir,
+)
 from .getopt_long import UsageError as GetoptError
 from .getopt_long import getopt_long
 from .launch import undo_locale_coercion
@@ -206,6 +217,7 @@ def parse(argv, environ):
         "het_groups": het_groups,
         "ntasks_set": "ntasks" in o,
         "stdin": _stdin(o.get("input", environ.get("SLURM_STDINMODE")), environ),
+        "rlimits": launch.soft_limits(),  # PropagateResourceLimits=ALL, Slurm's default
     }
     mode = o.get("open_mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
     output = {

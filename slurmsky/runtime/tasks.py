@@ -17,7 +17,7 @@ import threading
 import time
 
 from . import env as envmod
-from . import filepattern, procs
+from . import filepattern, launch, procs
 
 EXIT_GRACE = 0.2  # seconds to let a task's pipes drain after it exits, before reporting
 DRAIN_TIMEOUT = 2.0  # seconds to wait for pipes held open by killed leftovers
@@ -107,6 +107,8 @@ class _LocalStep:
                     local_id,
                     theirs.fileno() if theirs else None,
                 )
+                if step.get("rlimits"):
+                    env[launch.LIMITS_VAR] = step["rlimits"]
                 program = (step.get("programs") or {}).get(str(task.gid), step["argv"])
                 argv = procs.launch_argv(node.job.name, step["umask"], step["cwd"], program)
                 r_out, w_out = os.pipe()
