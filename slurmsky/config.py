@@ -107,6 +107,11 @@ PARTITION_SCHEMA = {
         bool,
         "local backend: jobs share the nodes' CPUs and memory (Slurm's OverSubscribe=FORCE)",
     ),
+    "features": (
+        list,
+        "local backend: the features of the partition's nodes (Slurm's Features), which "
+        "-C/--constraint may name; default none",
+    ),
     "gpus": (
         int,
         "local backend: GPUs of each node of this partition, device indices 0..N-1 "

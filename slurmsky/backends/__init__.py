@@ -275,6 +275,11 @@ class Backend:
             return ["Batch job submission failed: Node count specification invalid"]
         return None
 
+    def invalid(self, req: JobRequest, part: dict) -> str | None:
+        """Why slurmctld refuses a job that names what this backend's nodes lack (a
+        feature), before the job takes an id; None if it does not."""
+        return None
+
     def submit_reason(self, lay: Layout, part: dict | None = None) -> str | None:
         """The pending reason a job gets at submission (before the first pass), if not None."""
         return None

@@ -85,6 +85,11 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         shaped = shaped.replace(request=_deadline_limit(shaped.request))
         shapes = [shaped, *shapes[1:]]
     req, lay, part = shaped.request, shaped.layout, shaped.part
+    lacking = next((r for s in shapes if (r := backend.invalid(s.request, s.part))), None)
+    if lacking:  # refused before it takes an id, as slurmctld's _job_create
+        if req.test_only:
+            raise _test_only_error([], lacking)
+        raise SlurmError("Batch job submission failed: " + lacking)
     het = len(shapes) > 1  # req is component 0's from here
     max_nodes = shaped.asked.nodes[1] if shaped.asked.nodes and not het else None
     # an array's elements, a heterogeneous job's components: an id each (J, J+1, ...)

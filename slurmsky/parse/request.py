@@ -58,6 +58,7 @@ class JobRequest(Record):
     open_mode: str | None = None
     export: Export | None = None
     comment: str | None = None
+    constraint: str | None = None  # -C: node features
     account: str | None = None
     container_image: str | None = None
     nodes: tuple[int, int] | None = None

@@ -206,7 +206,9 @@ OPTIONS: tuple[Option, ...] = (
     _o("oversubscribe", "s", NO_ARG, SUPPORTED,
        "OverSubscribe=YES; nodes are shared only as the partition allows (SkyPilot's never)"),
     _o("overcommit", "O", NO_ARG, IGNORED, "no per-cpu limits on tasks", env="SBATCH_OVERCOMMIT", step=SUPPORTED),
-    _o("constraint", "C", REQUIRED, IGNORED, "node features; use partitions in config",
+    _o("constraint", "C", REQUIRED, SUPPORTED,
+       "node features: local backend, a feature no node of the partition has (its `features`) "
+       "is refused as Slurm refuses it; sky backend: no effect (use partitions in config)",
        env="SBATCH_CONSTRAINT"),
     _o("prefer", None, REQUIRED, IGNORED, "node features; use partitions in config"),
     _o("cluster-constraint", None, REQUIRED, IGNORED, "no federation"),

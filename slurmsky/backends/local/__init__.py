@@ -53,6 +53,11 @@ class LocalBackend(Backend):
 
         return refusal(lay, req, part)
 
+    def invalid(self, req, part):
+        from slurmsky.backends.local.nodes import unknown_features
+
+        return unknown_features(req.constraint, part)
+
     def submit_reason(self, lay, part=None):
         from slurmsky.backends.local.nodes import submit_reason
 

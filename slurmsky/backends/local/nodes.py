@@ -21,6 +21,7 @@ Imported by sbatch: only the standard library, and nothing heavy at import.
 from __future__ import annotations
 
 import os
+import re
 
 from slurmsky.record import Record
 
@@ -110,6 +111,18 @@ def refusal(lay, req, part: dict | None = None) -> list[str] | None:
         return [failed]  # some nodes have them but too few: pends (PartitionNodeLimit)
     if max(lay.cpus_per_node) > node.cpus or (lay.mem_per_node or 0) > node.mem:
         return [failed]
+    return None
+
+
+def unknown_features(constraint: str | None, part: dict | None) -> str | None:
+    """-C: slurmctld's refusal of a constraint naming a feature no node of the partition
+    has (its config's `features`), or None. Counts (`*2`) are not names."""
+    if not constraint:
+        return None
+    names = re.findall(r"(?<![*\w.-])[\w.-]+", constraint)
+    have = set((part or {}).get("features") or ())
+    if any(name not in have for name in names):
+        return "Invalid feature specification"
     return None
 
 
