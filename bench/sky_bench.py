@@ -357,17 +357,25 @@ def arrays(
         return out.stdout
 
     def in_flight(job: str) -> int:
-        """The array's managed jobs SkyPilot has and has not ended (elements of one lane
-        share one)."""
+        """The array's managed jobs SkyPilot has and has not ended: those its active
+        elements name (elements of one lane share one; an element of a release names every
+        lane of it, until its own starts it)."""
+        import json
         import sqlite3
 
         with sqlite3.connect(f"file:{tmp}/state/state.db?mode=ro", uri=True) as conn:
-            return conn.execute(
-                "SELECT COUNT(DISTINCT json_extract(executor_ref, '$.sky_job_id')) FROM jobs "
-                "WHERE array_job_id = ? AND state IN ('PENDING', 'CONFIGURING', 'RUNNING', "
-                "'COMPLETING') AND json_extract(executor_ref, '$.sky_job_id') IS NOT NULL",
+            refs = conn.execute(
+                "SELECT executor_ref FROM jobs WHERE array_job_id = ? AND state IN ('PENDING', "
+                "'CONFIGURING', 'RUNNING', 'COMPLETING', 'REQUEUED') AND executor_ref IS NOT NULL",
                 (int(job),),
-            ).fetchone()[0]
+            ).fetchall()
+        ids = set()
+        for (text,) in refs:
+            ref = json.loads(text)
+            ids.update(ref.get("lane_ids") or ())
+            if ref.get("sky_job_id") is not None:
+                ids.add(ref["sky_job_id"])
+        return len(ids)
 
     if "warm" in kinds:
         t0 = time.monotonic()

@@ -70,9 +70,10 @@ PARTITION_SCHEMA = {
     "lanes": (
         LANES,
         "sky backend: an array of one-node elements with more elements than free nodes runs "
-        "in lanes (default): managed jobs each running its share of elements one after "
-        "another, at most the free nodes (and a %p throttle); N: always in lanes, at most N; "
-        "false: one managed job per element",
+        "in lanes (default): managed jobs each running elements one after another (on "
+        "Slurm infra the next one none has taken, elsewhere its dealt share), at most the "
+        "free nodes (and a %p throttle); N: always in lanes, at most N; false: one managed "
+        "job per element",
     ),
     "files_home": (
         {

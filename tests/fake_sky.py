@@ -12,7 +12,13 @@ not in `enabled` fails (`enabled_clouds` answers it); the infra every job gets i
 cloud/region/zone in the queue) on the instance `launched` says (the queue's
 cluster_resources_full while it runs; a job's `ran`, its start_at and end_at there once it
 ended, when a test sets it), and `preempt` / `recover` play SkyPilot's recovery of a
-preempted job (RECOVERING, recovery_count + 1, the same task run again). Its world has several
+preempted job (RECOVERING, recovery_count + 1, the same task run again). A job whose first
+infra candidate is Slurm runs on the fake's Slurm infra: its $HOME is
+BASE/.sky_clusters/<cluster> under one `slurm_base` every such job shares (SkyPilot's Slurm
+infra; a recovery gives it a fresh one, as SkyPilot deletes the cluster's home with its
+allocation), else the one node home all jobs share. A job named in `delays` (its id: seconds)
+stays STARTING that long before its `run` starts (a cluster slow to come up; `begin` starts
+it at once), and a cancel meanwhile ends it CANCELLED without running. Its world has several
 API servers, each with its own managed jobs (their ids start at 1 on each, as SkyPilot's do);
 a server named in `dead` does not answer. Pools live on the server they were applied on
 (`pools`; `pool_status` answers them, or `pool_answer` when set). salloc's clusters
@@ -26,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -82,6 +89,8 @@ class FakeSkyClient(SkyClient):
         self.stuck_reads = 0  # the next N whole log reads hang (reading nothing) as well
         self.unstuck = threading.Event()
         self.agents = 0  # agents gone so far: a read an earlier agent made ends (it died)
+        self.slurm_base = tmp_path / "slurm_base"  # BASE of the Slurm infra's cluster homes
+        self.delays: dict[int, float] = {}  # managed job id -> s before its run starts
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
         (home / "slurmsky").symlink_to(ROOT / "slurmsky")
@@ -119,7 +128,7 @@ class FakeSkyClient(SkyClient):
                 j
                 for world in self.worlds.values()
                 for j in world.values()
-                if j["proc"].poll() is None and not j["cancelled"]
+                if j["proc"] is not None and j["proc"].poll() is None and not j["cancelled"]
             ]
             self.most_at_once = max(self.most_at_once, len(running))
             nodes = sum(j["task"].get("num_nodes", 1) for j in running)
@@ -166,8 +175,11 @@ class FakeSkyClient(SkyClient):
         serial, self.serial = self.serial, self.serial + 1
         info = dict(self.cluster_info, cluster_name=f"fake-{serial}-{task_id}")
         pooled = (task.get("_metadata") or {}).get("slurmsky", {}).get("pool")
+        home = self.tmp / ("poolhome" if pooled else "nodehome")
+        if _on_slurm(task):
+            home = self._cluster_home(info["cluster_name"])
         env = {  # a pool's job brings the runtime itself (pools.bootstrap): a bare home
-            "HOME": str(self.tmp / ("poolhome" if pooled else "nodehome")),
+            "HOME": str(home),
             "PATH": os.environ["PATH"],
             "SKYPILOT_NODE_RANK": "0",
             "SKYPILOT_NODE_IPS": "127.0.0.1",
@@ -189,13 +201,44 @@ class FakeSkyClient(SkyClient):
         )
         jobs[sky_id]["launched"] = self.launched
         jobs[sky_id].update(recovering=False, recovery_count=0, task_id=task_id, members=[])
-        self._run(jobs[sky_id])
+        jobs[sky_id].update(proc=None, begun=None, timer=None)
+        log.touch()
+        delay = self.delays.get(sky_id) if not cwd else None
+        if delay:
+            timer = threading.Timer(delay, self._due, (jobs[sky_id],))
+            timer.daemon = True
+            jobs[sky_id]["timer"] = timer
+            timer.start()
+        else:
+            self._run(jobs[sky_id])
         return sky_id
+
+    def _cluster_home(self, cluster: str) -> Path:
+        """A fresh $HOME for a cluster of the Slurm infra, the runtime in it (file_mounts)."""
+        home = self.slurm_base / ".sky_clusters" / cluster
+        shutil.rmtree(home, ignore_errors=True)
+        (home / ".slurmsky" / "runtime").mkdir(parents=True)
+        (home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
+        return home
+
+    def _due(self, job: dict) -> None:
+        """A delayed job's cluster is up: its run starts, unless it was cancelled."""
+        with self.lock:
+            if job["proc"] is None and not job["cancelled"]:
+                self._run(job)
+
+    def begin(self, sky_id: int) -> None:
+        """A delayed job starts now."""
+        job = self.jobs[sky_id]
+        if job["timer"] is not None:
+            job["timer"].cancel()
+        self._due(job)
 
     @staticmethod
     def _run(job: dict) -> None:
         """The task's `run` from a script, as SkyPilot runs it (a pool job's, which carries
         the node runtime, is more than one argument may hold)."""
+        job["begun"] = job["begun"] or time.time()
         script = job["log"].with_suffix(".run.sh")
         script.write_text(job["task"]["run"] or "")
         with open(job["log"], "ab") as out:
@@ -233,11 +276,14 @@ class FakeSkyClient(SkyClient):
         """SkyPilot found new nodes: the same task runs again there (the lost nodes' output
         files are not on them; `shared`: they are, as on Slurm infra, whose home is shared)."""
         with self.lock:
-            for lost in Path(self.jobs[sky_id]["cwd"], ".slurmsky").glob("std*-*"):
+            job = self.jobs[sky_id]
+            for lost in Path(job["cwd"], ".slurmsky").glob("std*-*"):
                 if not shared:
                     lost.unlink()
-            self.jobs[sky_id]["recovering"] = False
-            self._run(self.jobs[sky_id])
+            if _on_slurm(job["task"]):  # the cluster's home went with its allocation
+                self._cluster_home(job["info"]["cluster_name"])
+            job["recovering"] = False
+            self._run(job)
 
     def give_up(self, sky_id: int, status: str, reason: str) -> None:
         """SkyPilot ends a job it recovers no more (FAILED_NO_RESOURCE: no nodes found)."""
@@ -257,6 +303,14 @@ class FakeSkyClient(SkyClient):
         return [self.record(job, sky_id)] + [self.record(m, sky_id) for m in job["members"]]
 
     def record(self, job: dict, sky_id: int) -> dict:
+        if job["proc"] is None:  # a delayed job not started: STARTING, or cancelled so
+            status = "CANCELLED" if job["cancelled"] else "STARTING"
+            return dict(
+                self.record(dict(job, proc=_NEVER_RAN), sky_id),
+                status=status,
+                start_at=None,
+                end_at=job["cancelled"] or None,
+            )
         code = job["proc"].poll()
         status = (
             job["final"][0]
@@ -277,7 +331,7 @@ class FakeSkyClient(SkyClient):
             "job_name": job.get("group", job["task"]).get("name"),
             "status": status,
             "submitted_at": job["at"],
-            "start_at": job["ran"][0] if code is not None and job.get("ran") else job["at"],
+            "start_at": job["ran"][0] if code is not None and job.get("ran") else job["begun"],
             "end_at": (job.get("ran") or (0, time.time()))[1]
             if code is not None and status != "RECOVERING"
             else None,
@@ -347,6 +401,10 @@ class FakeSkyClient(SkyClient):
         reads it is gone): the bytes read."""
         offset, agent = 0, self.agents
         deadline = time.monotonic() + 60
+        while job["proc"] is None and not job["cancelled"] and time.monotonic() < deadline:
+            time.sleep(0.1)  # SkyPilot's stream of a job not running yet waits for it
+        if job["proc"] is None:
+            return 0
         while self.burst and job["proc"].poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         while time.monotonic() < deadline:
@@ -367,10 +425,13 @@ class FakeSkyClient(SkyClient):
         if hang:
             self.unstuck.wait(120)
             return "a cancel that came back late"
-        job = self.worlds[where.name][sky_id]
-        for one in [job, *job["members"]]:  # a job group's every task
-            one["cancelled"] = True
-            _kill_tree(one["proc"])
+        with self.lock:
+            job = self.worlds[where.name][sky_id]
+            for one in [job, *job["members"]]:  # a job group's every task
+                if one["proc"] is None and one["timer"] is not None:
+                    one["timer"].cancel()
+                one["cancelled"] = one["cancelled"] or time.time()
+                _kill_tree(one["proc"])
         return f"SkyPilot job {sky_id}: cancelled"
 
     def pool_status(self, where: Server, names: list[str]) -> list[dict]:
@@ -437,14 +498,36 @@ class FakeSkyClient(SkyClient):
         steps = (j for c in self.clusters.values() for js in c.values() for j in js.values())
         managed = (t for w in self.worlds.values() for j in w.values() for t in [j, *j["members"]])
         for job in [*managed, *steps]:
-            _kill_tree(job["proc"])
-            job["proc"].wait(10)
+            if job.get("timer") is not None:
+                job["timer"].cancel()
+            job["cancelled"] = job["cancelled"] or time.time()  # (a delayed one starts no more)
+            if job["proc"] is not None:
+                _kill_tree(job["proc"])
+                job["proc"].wait(10)
 
 
-def _kill_tree(lane: subprocess.Popen) -> None:
+def _on_slurm(task: dict) -> bool:
+    """Whether the task runs on the fake's Slurm infra: its first infra candidate is Slurm."""
+    resources = task.get("resources") or {}
+    first = (resources.get("ordered") or resources.get("any_of") or [resources])[0]
+    return (first.get("infra", resources.get("infra")) or "").lower().startswith("slurm")
+
+
+class _NeverRan:
+    """The process of a job whose run never started (as `record` reads one)."""
+
+    @staticmethod
+    def poll() -> None:
+        return None
+
+
+_NEVER_RAN = _NeverRan()
+
+
+def _kill_tree(lane: subprocess.Popen | None) -> None:
     """A managed job's whole process tree, as SkyPilot's cancel ends it (a job's script
     runs in a process group of its own)."""
-    if lane.poll() is not None:
+    if lane is None or lane.poll() is not None:
         return
     try:
         tree = psutil.Process(lane.pid).children(recursive=True)

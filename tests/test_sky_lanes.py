@@ -1,5 +1,6 @@
-"""Lanes (backends/sky/lanes.py): an array as a few managed jobs, each running its share of
-elements one after another, every element with its own row, files, exit code and cancel.
+"""Lanes (backends/sky/lanes.py): an array as a few managed jobs, each running elements one
+after another (its dealt share; on Slurm infra, whichever it claims first), every element
+with its own row, files, exit code and cancel.
 
 The lane's `run` runs for real on a "node" here (bash, the node runtime, the emitters). The
 executor tests drive the real scheduler and SkyExecutor in this process, the real sbatch,
@@ -9,17 +10,27 @@ scancel and sacct as subprocesses, with SkyPilot replaced by the shared fake Sky
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import random
+import shutil
+import subprocess
 import time
 
 import pytest
-from fake_sky import sky_world
+from fake_sky import ROOT, sky_world
 from test_sky_units import _job, _request, run_on_node
 
+from slurmsky.backends.sky import room
+from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.executor import SkyExecutor
-from slurmsky.backends.sky.lanes import LaneReader, lane_run
+from slurmsky.backends.sky.infra import shares_base
+from slurmsky.backends.sky.lanes import LaneReader, claim_run, lane_run
 from slurmsky.backends.sky.output import NODE_OUT, LogReader
 from slurmsky.backends.sky.task import translate
 from slurmsky.config import Config
+from slurmsky.core.state import JobRecord
 
 SCRIPT = (
     "#!/bin/bash\n"
@@ -92,7 +103,7 @@ def _elements(cluster, array_id):
 
 def _done(cluster, array_id, count):
     rows = _elements(cluster, array_id)
-    active = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING")
+    active = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED")
     return len(rows) == count and all(r[1] not in active for r in rows)
 
 
@@ -282,14 +293,18 @@ def test_dependencies_on_an_array_in_lanes_wait_for_every_element(lanes_world):
 def test_test_only_and_translate_say_an_array_runs_in_lanes(cluster):
     (cluster.home / "slurmsky.yaml").write_text(
         "backend: sky\npartitions:\n  lanes:\n    default: true\n    lanes: 4\n"
-        "  wide:\n    lanes: 4\n"
+        "  wide:\n    lanes: 4\n  onprem:\n    infra: slurm/peer\n    lanes: 4\n"
     )
     cluster.script("job.sh", "#!/bin/bash\necho hi\n")
     said = "array: slurmsky runs it as 3 lanes (partitions.lanes.lanes): managed jobs that each"
     out = cluster.run("sbatch", "--test-only", "--array=1-20%3", "job.sh")
     assert out.returncode == 0 and f"\n# {said} " in out.stderr, out.stderr
+    assert f"{said} run their share of elements one after another\n" in out.stderr
     out = cluster.run("slurmsky", "translate", "--array=1-2", "job.sh")
     assert "array: slurmsky runs it as 2 lanes" in out.stderr, out.stderr
+    out = cluster.run("sbatch", "--test-only", "-p", "onprem", "--array=1-20", "job.sh")
+    claims = "managed jobs that each run the next element none has taken, one after another"
+    assert out.returncode == 0 and claims in out.stderr, out.stderr
     out = cluster.run("sbatch", "--test-only", "-p", "wide", "-N", "2", "--array=1-20", "job.sh")
     assert out.returncode == 0 and "runs it as" not in out.stderr, out.stderr  # one job each
 
@@ -340,3 +355,385 @@ def ids_of(cluster, array_id) -> dict[int, int]:
             "SELECT array_task_id, job_id FROM jobs WHERE array_job_id = ?", (array_id,)
         )
         return dict(rows.fetchall())
+
+
+# --- a release's lanes claim its elements (Slurm infra: a filesystem the lanes share) -------
+
+ELEMENT = "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID lane $SKYPILOT_MANAGED_JOB_ID\n"
+
+
+def _slurm_node(tmp_path, run: str, cluster: str, **env: str):
+    """A lane's `run` as it starts on a cluster of SkyPilot's Slurm infra: $HOME is
+    BASE/.sky_clusters/<cluster> (fresh: a recovered cluster's too), BASE the one every
+    cluster shares; the runtime where the file mount puts it."""
+    home = tmp_path / "base" / ".sky_clusters" / cluster
+    shutil.rmtree(home, ignore_errors=True)
+    (home / ".slurmsky" / "runtime").mkdir(parents=True)
+    (home / ".slurmsky" / "runtime" / "slurmsky").symlink_to(ROOT / "slurmsky")
+    workdir = tmp_path / "sky_workdir"
+    workdir.mkdir(exist_ok=True)
+    base = {
+        "HOME": str(home),
+        "PATH": os.environ["PATH"],
+        "SKYPILOT_NODE_RANK": "0",
+        "SKYPILOT_NODE_IPS": "127.0.0.1",
+        "SKYPILOT_NUM_NODES": "1",
+        "SKYPILOT_TASK_ID": f"t-{cluster}",
+    }
+    return subprocess.Popen(
+        ["bash", "-c", run],
+        cwd=workdir,
+        env={**base, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _release_run(tmp_path, script: str, count: int, lanes: int) -> tuple[str, list[list[int]]]:
+    """The `run` of every lane of a release of elements 1..count (ids 101.., the last 100)."""
+    req = _request(tmp_path, script, f"--array=1-{count}", "-o", "x")
+    spec = translate(req, Config(path="x"), job_id=100).spec
+    ids = [[i, 100 + i if i < count else 100] for i in range(1, count + 1)]
+    node = dict(spec, output=NODE_OUT, array=dict(spec["array"], lane=ids))
+    return claim_run(node, None, count, lanes, "tok"), ids
+
+
+def _starts(log: str) -> list[int]:
+    """The seqs a lane's log shows starting, in order."""
+    return [int(line.split()[-1]) for line in log.splitlines() if line.startswith("SLURMSKY-IO s ")]
+
+
+def test_the_lanes_of_a_release_run_each_element_once_and_a_late_lane_finds_none(tmp_path):
+    """Two lanes at once over six elements: each element runs once, in whichever lane
+    claimed it; a third lane that starts after them finds nothing left and ends 0."""
+    run, ids = _release_run(tmp_path, ELEMENT + "sleep 0.2\n", 6, 3)
+    both = [
+        _slurm_node(
+            tmp_path, run, f"c{n}", SKYPILOT_MANAGED_JOB_ID=str(n), SKYPILOT_JOB_RANK=str(n)
+        )
+        for n in (1, 2)
+    ]
+    logs = [lane.communicate(timeout=60)[0] for lane in both]
+    assert [lane.returncode for lane in both] == [0, 0]
+    ran = [_starts(log) for log in logs]
+    assert sorted(ran[0] + ran[1]) == list(range(6)), ran
+    assert ran[0] and ran[1]  # both lanes took some
+    for log, mine in zip(logs, ran, strict=True):
+        reader = LaneReader(
+            {},
+            lambda: None,
+            {
+                s: functools.partial(LogReader, _job(tmp_path, f"got-{s}.txt"), False)
+                for s in range(6)
+            },
+        )
+        reader.write(log)
+        assert sorted(reader.members) == sorted(mine) == sorted(reader.last)
+        assert reader.running() == []
+        for seq in mine:
+            assert reader.members[seq].result["state"] == "COMPLETED"
+            index, job_id = ids[seq]
+            lane = 1 if log is logs[0] else 2
+            assert (tmp_path / f"got-{seq}.txt").read_text() == f"task {index} lane {lane}\n"
+    late = _slurm_node(tmp_path, run, "c3", SKYPILOT_MANAGED_JOB_ID="3", SKYPILOT_JOB_RANK="2")
+    out, err = late.communicate(timeout=60)
+    assert late.returncode == 0, err
+    assert "SLURMSKY-IO" not in out
+    claims = tmp_path / "base" / ".slurmsky" / "claims" / "tok"
+    owners = {seq: os.readlink(claims / str(seq)) for seq in range(6)}
+    assert owners == {seq: f"lane-{1 if seq in ran[0] else 2}" for seq in range(6)}
+    assert all((claims / f"{seq}.done").exists() for seq in range(6))
+
+
+def test_a_recovered_lane_first_runs_again_the_element_it_claimed_and_did_not_finish(tmp_path):
+    """Lane 5 had claimed element seq 1 when its node was lost (no .done); lane 4 had run
+    seq 0. SkyPilot runs lane 5's `run` again in a fresh home: it runs seq 1, then claims
+    seq 2; seq 0 not again."""
+    run, _ = _release_run(tmp_path, ELEMENT, 3, 2)
+    claims = tmp_path / "base" / ".slurmsky" / "claims" / "tok"
+    claims.mkdir(parents=True)
+    os.symlink("lane-4", claims / "0")
+    (claims / "0.done").touch()
+    os.symlink("lane-5", claims / "1")
+    lane = _slurm_node(tmp_path, run, "c5", SKYPILOT_MANAGED_JOB_ID="5", SKYPILOT_JOB_RANK="1")
+    out, err = lane.communicate(timeout=60)
+    assert lane.returncode == 0, err
+    assert _starts(out) == [1, 2]
+    assert os.readlink(claims / "2") == "lane-5"
+    assert (claims / "1.done").exists() and (claims / "2.done").exists()
+
+
+def test_a_release_lane_without_a_shared_base_runs_its_dealt_share(tmp_path):
+    """A node whose $HOME is not a Slurm infra cluster's (no BASE every lane shares): lane
+    rank 1 of 2 runs the elements dealt to it, claiming none (so none runs twice)."""
+    run, _ = _release_run(tmp_path, ELEMENT, 5, 2)
+    done = run_on_node(tmp_path, run, SKYPILOT_MANAGED_JOB_ID="8", SKYPILOT_JOB_RANK="1")
+    assert done.returncode == 0, done.stderr
+    assert _starts(done.stdout) == [1, 3]
+    assert not (tmp_path / "nodehome" / ".slurmsky" / "claims").exists()
+
+
+def test_lanes_claim_only_where_every_candidate_is_one_slurm_cluster():
+    def task(resources, **meta):
+        return {"resources": resources, "_metadata": {"slurmsky": meta}}
+
+    assert shares_base(task({"infra": "slurm/peer"}))
+    assert shares_base(task({"infra": "slurm/peer/debug"}))
+    assert shares_base(task({"ordered": [{"infra": "slurm/peer/debug"}, {"infra": "slurm/peer"}]}))
+    assert not shares_base(task({"ordered": [{"infra": "slurm/peer"}, {"infra": "aws"}]}))
+    assert not shares_base(task({"any_of": [{"infra": "slurm/a"}, {"infra": "slurm/b"}]}))
+    assert not shares_base(task({"infra": "k8s"})) and not shares_base(task({}))
+    assert not shares_base(task({"infra": "slurm"}))  # which Slurm cluster: unknown
+    assert shares_base(task({"infra": "slurm"}), ["AWS", "Slurm/peer"])
+    assert not shares_base(task({"infra": "slurm"}), ["Slurm/a", "Slurm/b"])
+    assert not shares_base(task({"infra": "slurm/peer"}, pool="p"))
+
+
+def _row(state: str, ref: dict | None) -> JobRecord:
+    job = JobRecord.__new__(JobRecord)
+    job.__dict__.update(num_nodes=1, state=state, executor_ref=ref)
+    return job
+
+
+def test_a_release_holds_its_lanes_until_each_element_started_then_one_per_element():
+    release = {"token": "r", "lane": 0, "lanes": 3}
+    assert room.held([_row("PENDING", release), _row("RUNNING", release)]) == 3
+    assert room.held([_row("RUNNING", release), _row("RUNNING", release)]) == 2
+    assert room.held([_row("RUNNING", release), _row("PENDING", {"token": "d", "lane": 0})]) == 2
+
+
+@pytest.fixture
+def claims_world(cluster, tmp_path, monkeypatch):
+    """A sky-backend cluster whose partition, on Slurm infra, runs arrays in 3 lanes; minutes
+    of 0.1 s (a requeued element's BeginTime)."""
+    monkeypatch.setenv("SLURMSKY_SECONDS_PER_MINUTE", "0.1")
+    cluster.env["SLURMSKY_SECONDS_PER_MINUTE"] = "0.1"
+    partition = "  claims:\n    default: true\n    infra: slurm/peer\n    lanes: 3\n"
+    with sky_world(cluster, tmp_path, monkeypatch, partition) as world:
+        yield world
+
+
+def _lane_of(cluster, array_id) -> dict[int, int | None]:
+    """The lane (SkyPilot id) each element's ref names, by index."""
+    with cluster.db() as conn:
+        rows = conn.execute(
+            "SELECT array_task_id, executor_ref FROM jobs WHERE array_job_id = ?", (array_id,)
+        ).fetchall()
+    return {index: json.loads(ref or "{}").get("sky_job_id") for index, ref in rows}
+
+
+def _ran(tmp_path, index: int) -> list[str]:
+    """The lanes that ran element `index` (its script notes each run)."""
+    path = tmp_path / f"ran-{index}"
+    return path.read_text().split() if path.exists() else []
+
+
+def _final(fake) -> bool:
+    """Every managed job of the fake's has ended."""
+    return all(
+        fake.record(job, sky_id)["status"] in skysync.FINAL
+        for world in fake.worlds.values()
+        for sky_id, job in world.items()
+    )
+
+
+def test_the_lanes_that_start_take_every_element_of_a_lane_slow_to_start(claims_world, tmp_path):
+    """Three lanes, the third's cluster 10 minutes away: the two that start run all six
+    elements between them, each element once with its own output, exit code, sacct state
+    and node; an element is R only while a lane runs it. Once every element has started the
+    third lane, still starting, is cancelled: nothing is left for it."""
+    cluster, fake, drive = claims_world
+    fake.delays[3] = 600
+    note = f"echo $SKYPILOT_MANAGED_JOB_ID >> {tmp_path}/ran-$SLURM_ARRAY_TASK_ID\nsleep 0.3\n"
+    cluster.script("job.sh", SCRIPT.replace("\n", "\n" + note, 1))
+    array_id = cluster.sbatch("--array=1-6", "-o", "%A_%a.out", "job.sh")
+    running = []
+
+    def done():
+        rows = _elements(cluster, array_id)
+        running.append(sum(r[1] == "RUNNING" for r in rows))
+        return _done(cluster, array_id, 6)
+
+    drive(done)
+    assert max(running) <= 2 and max(running) > 0
+    rows = _elements(cluster, array_id)
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        (1, "COMPLETED", 0),
+        (2, "FAILED", 5),
+        (3, "COMPLETED", 0),
+        (4, "COMPLETED", 0),
+        (5, "COMPLETED", 0),
+        (6, "COMPLETED", 0),
+    ]
+    assert len(fake.jobs) == 3  # one launch of three lanes
+    ids = _ids(cluster, array_id)
+    assert [fake.jobs[n]["task"]["_metadata"]["slurmsky"]["lane"] for n in (1, 2, 3)] == [ids] * 3
+    lanes = _lane_of(cluster, array_id)
+    for index, job_id in ids_of(cluster, array_id).items():
+        assert _ran(tmp_path, index) == [str(lanes[index])]
+        assert lanes[index] in (1, 2)
+        out = (cluster.cwd / f"{array_id}_{index}.out").read_text()
+        assert out == f"task {index} job {job_id} of {array_id}\n"
+    assert set(lanes.values()) == {1, 2}  # both lanes took some
+    sacct = _sacct(cluster, array_id, "JobID,State,ExitCode,NodeList")
+    assert sacct == [
+        f"{array_id}_{i}|{'FAILED' if i == 2 else 'COMPLETED'}|{5 if i == 2 else 0}:0|"
+        f"fake-node-{lanes[i]}"
+        for i in range(1, 7)
+    ]
+    drive(lambda: _final(fake))
+    assert fake.record(fake.jobs[3], 3)["status"] == "CANCELLED"
+    assert fake.jobs[3]["proc"] is None  # it never ran
+
+
+def test_claimed_elements_whose_start_and_end_come_at_once_name_their_lanes_node(claims_world):
+    """The lanes' logs read only once they ended (SkyPilot's first bursts): each element
+    goes from PENDING to its end in one read, and still names the lane that ran it (sacct's
+    NodeList, its ref) and its own state."""
+    cluster, fake, drive = claims_world
+    fake.burst = True
+    cluster.script("job.sh", SCRIPT)
+    array_id = cluster.sbatch("--array=1-4", "-o", "%A_%a.out", "job.sh")
+    drive(lambda: _done(cluster, array_id, 4))
+    lanes = _lane_of(cluster, array_id)
+    assert set(lanes.values()) <= {1, 2, 3}
+    ended = {1: "COMPLETED", 2: "FAILED", 3: "COMPLETED", 4: "COMPLETED"}
+    assert _sacct(cluster, array_id, "JobID,State,NodeList") == [
+        f"{array_id}_{i}|{state}|fake-node-{lanes[i]}" for i, state in ended.items()
+    ]
+
+
+def test_scancel_of_an_element_no_lane_started_runs_it_nowhere(claims_world, tmp_path):
+    """--array=1-4%2 on the 3-lane partition: 2 lanes (the throttle). Element 3 is cancelled
+    while 1 and 2 run: the lane that claims it next (the node cannot know) is cut as it
+    starts it, before the element does anything; the other lane runs 4. No element runs
+    twice, and at most two run at once."""
+    cluster, fake, drive = claims_world
+    gate = tmp_path / "gate"
+    cluster.script(
+        "job.sh",
+        "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID\n"
+        f"echo $SKYPILOT_MANAGED_JOB_ID >> {tmp_path}/ran-$SLURM_ARRAY_TASK_ID\n"
+        f"case $SLURM_ARRAY_TASK_ID in 1|2) while [ ! -e {gate} ]; do sleep 0.1; done;;\n"
+        f"  3) sleep 5; touch {tmp_path}/ended-3;; esac\n",
+    )
+    array_id = cluster.sbatch("--array=1-4%2", "-o", "%A_%a.out", "job.sh")
+
+    def running():
+        rows = {r[0]: r[1] for r in _elements(cluster, array_id)}
+        return rows.get(1) == "RUNNING" and rows.get(2) == "RUNNING"
+
+    drive(running)
+    assert cluster.run("scancel", f"{array_id}_3").returncode == 0
+    drive(lambda: {r[0]: r[1] for r in _elements(cluster, array_id)}[3] == "CANCELLED")
+    gate.touch()
+    drive(lambda: _done(cluster, array_id, 4))
+    states = {r[0]: r[1] for r in _elements(cluster, array_id)}
+    assert states == {1: "COMPLETED", 2: "COMPLETED", 3: "CANCELLED", 4: "COMPLETED"}
+    assert len(fake.jobs) == 2 and fake.most_at_once <= 2
+    for index in (1, 2, 4):
+        assert (cluster.cwd / f"{array_id}_{index}.out").read_text() == f"task {index}\n"
+        assert len(_ran(tmp_path, index)) == 1
+    assert not (cluster.cwd / f"{array_id}_3.out").exists()
+    drive(lambda: _final(fake))
+    for lane in _ran(tmp_path, 3):  # started by a lane (at most one), it was cut for it
+        assert _ran(tmp_path, 3) == [lane]
+        assert fake.record(fake.jobs[int(lane)], int(lane))["status"] == "CANCELLED"
+    time.sleep(5.5)  # what element 3 would have taken to leave its mark
+    assert not (tmp_path / "ended-3").exists()
+
+
+def test_a_lane_preempted_mid_element_runs_only_that_element_again(claims_world, tmp_path):
+    """The lane running element 1 is preempted: element 1 is REQUEUED (its run kept,
+    NODE_FAIL) while the other lane runs 2, 3 and 4; once SkyPilot recovers the lane, it runs
+    element 1 again (its claim, under the BASE the Slurm clusters share, outlived the
+    cluster's home), as restart 1, and no other element twice."""
+    cluster, fake, drive = claims_world
+    gate = tmp_path / "gate"
+    cluster.script(
+        "job.sh",
+        "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID restarts ${SLURM_RESTART_COUNT:-unset}\n"
+        f"echo $SKYPILOT_MANAGED_JOB_ID >> {tmp_path}/ran-$SLURM_ARRAY_TASK_ID\n"
+        f'[ "$SLURM_ARRAY_TASK_ID" != 1 ] || while [ ! -e {gate} ]; do sleep 0.1; done\n',
+    )
+    array_id = cluster.sbatch("--array=1-4%2", "-o", "%A_%a.out", "job.sh")
+    drive(lambda: _done_but(cluster, array_id, 1) and (cluster.cwd / f"{array_id}_1.out").exists())
+    (lane,) = {_lane_of(cluster, array_id)[1]}
+    first = _elements(cluster, array_id)[0][3]
+    fake.preempt(lane)
+    drive(lambda: _elements(cluster, array_id)[0][1] == "REQUEUED")
+    squeue = cluster.run("squeue", "-h", "-j", f"{array_id}_1", "-o", "%t")
+    assert squeue.stdout == "RQ\n"
+    gate.touch()
+    fake.recover(lane, shared=True)
+    drive(lambda: _done(cluster, array_id, 4))
+    states = {r[0]: (r[1], r[2]) for r in _elements(cluster, array_id)}
+    assert states == {i: ("COMPLETED", 0) for i in (1, 2, 3, 4)}
+    assert _ran(tmp_path, 1) == [str(lane), str(lane)]
+    assert [len(_ran(tmp_path, i)) for i in (2, 3, 4)] == [1, 1, 1]
+    assert (cluster.cwd / f"{array_id}_1.out").read_text() == "task 1 restarts 1\n"
+    assert _elements(cluster, array_id)[0][3] > first  # StartTime: the rerun's
+    fields = ["-n", "-P", "-X", "-j", f"{array_id}_1", "-o", "State"]
+    assert cluster.run("sacct", *fields).stdout == "COMPLETED\n"
+    assert cluster.run("sacct", "-D", *fields).stdout == "NODE_FAIL\nCOMPLETED\n"
+    show = cluster.run("scontrol", "show", "job", f"{array_id}_1").stdout.split()
+    assert "Restarts=1" in show
+    assert len(fake.jobs) == 2
+
+
+def test_scontrol_requeue_of_a_claimed_element_runs_it_again(claims_world, tmp_path):
+    """scontrol requeue of element 1 while it runs: the lane that runs it is cut at once,
+    the element pends again (Restarts 1, its run kept REQUEUED) and runs again in a release
+    of its own; the other elements run once, in the other lane."""
+    cluster, fake, drive = claims_world
+    gate = tmp_path / "gate"
+    cluster.script(
+        "job.sh",
+        "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID restarts ${SLURM_RESTART_COUNT:-unset}\n"
+        f"echo $SKYPILOT_MANAGED_JOB_ID >> {tmp_path}/ran-$SLURM_ARRAY_TASK_ID\n"
+        f'[ "$SLURM_ARRAY_TASK_ID" != 1 ] || while [ ! -e {gate} ]; do sleep 0.1; done\n',
+    )
+    array_id = cluster.sbatch("--array=1-3%2", "-o", "%A_%a.out", "job.sh")
+    out = cluster.cwd / f"{array_id}_1.out"
+    drive(lambda: _elements(cluster, array_id)[0][1] == "RUNNING" and out.exists())
+    (lane,) = {_lane_of(cluster, array_id)[1]}
+    requeue = cluster.run("scontrol", "requeue", f"{array_id}_1")
+    assert (requeue.returncode, requeue.stderr) == (0, "")
+    drive(lambda: fake.record(fake.jobs[lane], lane)["status"] == "CANCELLED")
+    gate.touch()
+    drive(lambda: _done(cluster, array_id, 3))
+    states = {r[0]: (r[1], r[2]) for r in _elements(cluster, array_id)}
+    assert states == {i: ("COMPLETED", 0) for i in (1, 2, 3)}
+    assert len(fake.jobs) == 3  # the release's two lanes, then element 1's own
+    assert _ran(tmp_path, 1) == [str(lane), "3"]
+    assert [len(_ran(tmp_path, i)) for i in (2, 3)] == [1, 1]
+    assert out.read_text() == "task 1 restarts 1\n"
+    fields = ["-n", "-P", "-X", "-D", "-j", f"{array_id}_1", "-o", "State"]
+    assert cluster.run("sacct", *fields).stdout == "REQUEUED\nCOMPLETED\n"
+
+
+def _done_but(cluster, array_id, running: int) -> bool:
+    """Every element ended but `running`, which runs."""
+    rows = {r[0]: r[1] for r in _elements(cluster, array_id)}
+    return rows.get(running) == "RUNNING" and all(
+        s in ("COMPLETED", "FAILED") for i, s in rows.items() if i != running
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_scancel_of_the_array_at_any_moment_leaves_no_managed_job(claims_world, seed):
+    """scancel ARRAY at a random moment (before the launch, while lanes start or run
+    elements, one lane still starting): every element ends, and so does every managed job
+    SkyPilot has of the array."""
+    cluster, fake, drive = claims_world
+    fake.delays[3] = 600
+    cluster.script("job.sh", "#!/bin/bash\necho task $SLURM_ARRAY_TASK_ID\nsleep 0.5\n")
+    array_id = cluster.sbatch("--array=1-9", "-o", "%A_%a.out", "job.sh")
+    moment = time.monotonic() + random.Random(seed).uniform(0, 4)
+    drive(lambda: time.monotonic() > moment)
+    assert cluster.run("scancel", str(array_id)).returncode == 0
+    drive(lambda: _done(cluster, array_id, 9) or _elements(cluster, array_id) == [])
+    drive(lambda: _final(fake), timeout=60)
+    states = {r[1] for r in _elements(cluster, array_id)}
+    assert states <= {"COMPLETED", "CANCELLED"}, (seed, states)

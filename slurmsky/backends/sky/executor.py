@@ -36,7 +36,7 @@ from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.calls import Calls
 from slurmsky.backends.sky.client import CLIENT, SkyClient
 from slurmsky.backends.sky.clusters import Clusters
-from slurmsky.backends.sky.lane_tracker import LaneTracker, ref_of
+from slurmsky.backends.sky.lane_tracker import LaneTracker, ref_of, sky_ids
 from slurmsky.backends.sky.launcher import Launcher
 from slurmsky.backends.sky.logs import JobLogs
 from slurmsky.backends.sky.mirror import Mirror
@@ -144,12 +144,14 @@ class SkyExecutor:
 
     def launch(self, job: JobRecord, spec: dict, ref: dict) -> dict:
         """Hand the job to SkyPilot (in the background), with the infra candidates it can
-        use (infra.py); salloc's allocation becomes a cluster of its own (clusters.py)."""
-        task = self._plan(job.submission)[1]
-        task = infra.prune(task, self.infra.known.get(self._where(job).name)) or task
+        use (infra.py); salloc's allocation becomes a cluster of its own (clusters.py). An
+        array's lanes claim its elements where they share a filesystem (infra.shares_base)."""
+        task, known = self._plan(job.submission)[1], self.infra.known.get(self._where(job).name)
+        task = infra.prune(task, known) or task
         if spec.get("command") == "salloc":
             return self.clusters.launch(job, task)
-        lanes, whole = self.placement.granted.get(job.job_id), job.job_id in self.placement.whole
+        granted, whole = self.placement.granted.get(job.job_id), job.job_id in self.placement.whole
+        lanes = (*granted, infra.shares_base(task, known)) if granted else None
         return self.launcher.launch(job, spec, task, ref, lanes, whole, self._where(job))
 
     def handed(self, job: JobRecord, ref: dict) -> dict:
@@ -273,11 +275,7 @@ class SkyExecutor:
     def _watched(self, where: str) -> list[int]:
         """SkyPilot ids of the active jobs on `where`: a query that misses them asks for them
         by id."""
-        return [
-            ref_of(j)["sky_job_id"]
-            for j in self._active(where)
-            if ref_of(j).get("sky_job_id") is not None
-        ]
+        return sorted({sky_id for j in self._active(where) for sky_id in sky_ids(ref_of(j))})
 
     def _kill(self, now: float) -> bool:
         """scancel / scontrol requeue of a job SkyPilot has: cancel it there (once its id is
@@ -290,22 +288,26 @@ class SkyExecutor:
             if job.kill_action and not sent and sky_id is not None:
                 log.info("job %s: %s (SkyPilot job %s)", job.job_id, job.kill_action, sky_id)
                 if "lane" in ref_of(job):
-                    self.lanes.cut(ref_of(job)["token"], self._where(job), sky_id, at_once=True)
+                    self.lanes.cut(ref_of(job), self._where(job), at_once=True)
                 else:
                     self._cancel(self._where(job), sky_id)
                 changed |= state.update_job(self.db, job.job_id, kill_sent=now)
         return changed
 
     def _cancelled_pending(self, now: float) -> None:
-        """scancel of a job pending at SkyPilot ended it here at once: cancel it there."""
-        for job_id, ref in state.cancelled_unsent(self.db, "sky", "sky_job_id"):
+        """scancel of a job pending at SkyPilot ended it here at once: cancel it there (an
+        element of a release, which no lane has started yet, is left to the lanes' tracker:
+        a lane that starts it is cut)."""
+        cancelled = dict(state.cancelled_unsent(self.db, "sky", "sky_job_id"))
+        cancelled.update(state.cancelled_unsent(self.db, "sky", "lane_ids"))
+        for job_id, ref in cancelled.items():
             job = state.get_job(self.db, job_id)
             assert job is not None  # just listed
             if self.member is not None and job.user != self.member:
                 continue  # another member's: its own agent cancels it there
             where = self._where(job)
-            if "lane" in ref:  # its lane stops after the element it runs
-                self.lanes.cut(ref["token"], where, ref["sky_job_id"], at_once=False)
+            if "lane" in ref:  # the lanes' tracker cuts the lane (lane_tracker.cut)
+                self.lanes.cut(ref, where, at_once=False)
             else:
                 self._cancel(where, ref["sky_job_id"])
             state.update_job(self.db, job_id, kill_sent=now)

@@ -93,6 +93,30 @@ def _infra(one: dict, resources: dict) -> str | None:
     return one.get("infra", resources.get("infra"))
 
 
+def shares_base(task: dict, enabled: list[str] | None = None) -> bool:
+    """Whether every launch of the task lands where its launches share a filesystem: one
+    Slurm cluster of SkyPilot's Slurm infra, whose clusters each have $HOME at
+    BASE/.sky_clusters/<cluster> under a BASE that cluster's nodes share (SkyPilot requires
+    it shared). So every candidate is Slurm infra on the same named cluster (`slurm` alone:
+    the one Slurm cluster `enabled` names, if it names one). A candidate elsewhere, or on
+    another Slurm cluster, may win for some launch: no. A pool's jobs and a job group: no.
+    An array's lanes claim their elements there (lanes.py)."""
+    if task.get("_metadata", {}).get("slurmsky", {}).get("pool") or group_tasks(task):
+        return False
+    resources = task.get("resources") or {}
+    named = {e.split("/", 1)[1] for e in enabled or () if "/" in e and kind(e) == "slurm"}
+    clusters = set()
+    for one in _candidates(resources):
+        infra = _infra(one, resources)
+        if not infra or kind(infra) != "slurm":
+            return False
+        name = infra.split("/")[1] if infra.count("/") else ""
+        if not name and len(named) != 1:
+            return False
+        clusters.add(name or next(iter(named)))
+    return len(clusters) == 1
+
+
 def unusable(task: dict, enabled: list[str]) -> list[tuple[str, str]]:
     """(infra, why) of each candidate of the task SkyPilot cannot use, in order."""
     out = []

@@ -3,7 +3,8 @@
 What is launched is the task stored with the submission (its plan), with `run` made for this
 launch from the plan's runtime spec: a dense array without a throttle is ONE launch with
 num_jobs=N (SKYPILOT_JOB_RANK picks the element: the spec lists every index and id); an array
-in lanes (the executor decides: room.py), a few launches that each run their share of elements in turn
+in lanes (the executor decides: room.py), on Slurm infra ONE launch of K lanes (num_jobs=K)
+that claim its elements, elsewhere a launch per lane that runs its dealt share in turn
 (lanes.py); anything else one launch per job or element. The job's step secret travels in
 the task's `secrets`, never in `envs`; the Slurm ids, this state directory's instance id and
 a launch token go in `_metadata`, so a job is found again after an agent restart. Each launch
@@ -74,12 +75,14 @@ def launch_task(
     *,
     whole: bool,
     lane: list[JobRecord] | None = None,
+    claims: int | None = None,
     emitter: bool = True,
 ) -> dict:
     """The stored task with `run` for one launch (of the array's elements in `lane`, one
-    after another, when given; of every element with `whole`), `meta` in its metadata, and
-    a new step secret. Without `emitter`, its nodes write no output to its log (a job
-    group's other components: component 0's runs the batch script)."""
+    after another, when given: each of the `claims` lanes of a release claiming from all of
+    them, when given; of every element with `whole`), `meta` in its metadata, and a new step
+    secret. Without `emitter`, its nodes write no output to its log (a job group's other
+    components: component 0's runs the batch script)."""
     task = copy.deepcopy(task)
     separate = spec.get("error") not in (None, spec.get("output"))
     # The node's output files are each run's own (the agent appends them here for
@@ -95,7 +98,12 @@ def launch_task(
     if lane:
         node["array"] = dict(spec["array"], lane=[[m.array_task_id, m.job_id] for m in lane])
         meta["lane"] = [m.job_id for m in lane]
-        task["run"] = with_runtime(task, lanes.lane_run(node, workdir, len(lane)))
+        if claims:
+            meta["claims"] = claims
+            run = lanes.claim_run(node, workdir, len(lane), claims, meta["token"])
+        else:
+            run = lanes.lane_run(node, workdir, len(lane))
+        task["run"] = with_runtime(task, run)
     else:
         if spec.get("array") and not whole:
             node["array"] = dict(spec["array"], task_id=job.array_task_id, task_job_id=job.job_id)
@@ -149,15 +157,15 @@ class Launcher:
         spec: dict,
         task: dict,
         ref: dict,
-        lanes: tuple[int, int] | None,
+        lanes: tuple[int, int, bool] | None,
         whole: bool,
         where: Server,
     ) -> dict:
         """Hand the job to SkyPilot on `where` (in the background); its ref, with its
-        launch's token (and its rank in a num_jobs launch, or its seq in a lane). `lanes`:
-        the array goes out in lanes, (how many to deal its waiting elements into, how many
-        go out now); `whole`: the array fits the free nodes (one num_jobs launch may take
-        it)."""
+        launch's token (and its rank in a num_jobs launch, or its seq in a lane or release).
+        `lanes`: the array goes out in lanes, (how many to deal its waiting elements into,
+        how many go out now, whether they claim: infra.shares_base); `whole`: the array fits
+        the free nodes (one num_jobs launch may take it)."""
         token = ref["token"]
         if lanes is not None:
             return self._lanes(job, spec, task, ref, *lanes, where)
@@ -199,11 +207,21 @@ class Launcher:
         return None
 
     def _lanes(
-        self, job: JobRecord, spec: dict, task: dict, ref: dict, dealt: int, now: int, where: Server
+        self,
+        job: JobRecord,
+        spec: dict,
+        task: dict,
+        ref: dict,
+        dealt: int,
+        now: int,
+        claims: bool,
+        where: Server,
     ) -> dict:
-        """Launch the lanes `job` goes out in (lanes.plan: with the array's waiting
-        elements): each element's ref names its lane's token and its seq in it. Returns
-        `job`'s ref."""
+        """Launch the lanes `job` goes out in, with the array's waiting elements: a release
+        (`claims`), else dealt lanes (lanes.plan), each element's ref naming its lane's
+        token and its seq in it. Returns `job`'s ref."""
+        if claims:
+            return self._release(job, spec, task, ref, dealt, now, where)
         for members in lanes.plan(self.db, job, spec, dealt, now):
             token = uuid.uuid4().hex
             for seq, member in enumerate(members):
@@ -220,6 +238,38 @@ class Launcher:
                     )
             launched = self._task(task, spec, job, token, whole=False, lane=members)
             self._submit(where, token, launched, None, spec)
+        return ref
+
+    def _release(
+        self, job: JobRecord, spec: dict, task: dict, ref: dict, dealt: int, now: int, where: Server
+    ) -> dict:
+        """Launch the release `job` goes out in (lanes.release): ONE launch of its K lanes
+        (num_jobs=K). Each element's ref names the release's token, the element's seq in
+        the release and K (`lanes`); then `lane_ids`, the lanes' SkyPilot ids, once the
+        launch answered, and `sky_job_id`, the lane that runs it, once one started it.
+        Returns `job`'s ref."""
+        members, count = lanes.release(self.db, job, spec, dealt, now)
+        token = uuid.uuid4().hex
+        for seq, member in enumerate(members):
+            member_ref = {
+                "token": token,
+                "sky_job_id": None,
+                "lane": seq,
+                "lanes": count,
+                "server": where.name,
+            }
+            if member.job_id == job.job_id:
+                ref = dict(ref, **member_ref)
+            else:
+                state.update_job(
+                    self.db,
+                    member.job_id,
+                    where_state=("PENDING",),
+                    executor_ref=member_ref,
+                    reason="Resources",
+                )
+        launched = self._task(task, spec, job, token, whole=False, lane=members, claims=count)
+        self._submit(where, token, launched, count, spec)
         return ref
 
     def _submit(
@@ -308,6 +358,9 @@ class Launcher:
                         result={"error": str(exc)},
                     )
                 continue
+            if any("lanes" in ref for _, ref in rows):
+                changed |= self._released(where, rows, ids, estimate)
+                continue
             for job_id, ref in rows:
                 rank = ref.get("rank") or 0
                 if rank < len(ids):
@@ -320,4 +373,19 @@ class Launcher:
             for rank, sky_id in enumerate(ids):  # elements cancelled before their release
                 if rank not in known:
                     self.cancel(where, sky_id)
+        return changed
+
+    def _released(
+        self, where: Server, rows: list[tuple[int, dict]], ids: list[int], estimate: dict | None
+    ) -> bool:
+        """A release's launch answered: its elements learn its lanes' ids; when none of them
+        is active any more (all cancelled meanwhile), its lanes are cancelled."""
+        changed = False
+        for job_id, ref in rows:
+            ref = dict(ref, lane_ids=ids, **({"estimate": estimate} if estimate else {}))
+            changed |= state.update_job(self.db, job_id, executor_ref=ref)
+        log.info("release %s: SkyPilot managed jobs %s", rows[0][1]["token"], ids)
+        if not state.find_jobs(self.db, ids=[job_id for job_id, _ in rows], states=ACTIVE_STATES):
+            for sky_id in ids:
+                self.cancel(where, sky_id)
         return changed

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from slurmsky.backends.sky import price
 from slurmsky.backends.sky import sync as skysync
-from slurmsky.backends.sky.lane_tracker import LaneTracker, ref_of
+from slurmsky.backends.sky.lane_tracker import LaneTracker, ref_of, sky_ids
 from slurmsky.backends.sky.launcher import Launcher
 from slurmsky.backends.sky.logs import JobLogs
 from slurmsky.backends.sky.server import Server
@@ -71,19 +71,31 @@ class Mirror:
                 and v.get("user_hash") == user_hash
             ]
         changed |= self._foreign(where, user_hash, foreign, now)
-        for job in self.active(where.name):  # asked for by id and not there: SkyPilot lost it
-            sky_id = ref_of(job).get("sky_job_id")
-            if sky_id in watched and sky_id not in by_job:
-                log.warning("job %s: SkyPilot job %s is gone", job.job_id, sky_id)
-                self.logs.lost(
-                    job.job_id,
-                    {
-                        "job_id": sky_id,
-                        "status": "FAILED_CONTROLLER",
-                        "failure_reason": "NotInSkyPilotQueue",
-                    },
-                )
+        gone = set(watched) - set(by_job)  # asked for by id and not there: SkyPilot lost them
+        if gone:
+            self._gone(where, gone)
         return changed
+
+    def _gone(self, where: Server, gone: set[int]) -> None:
+        """Jobs SkyPilot lost end FAILED_CONTROLLER (NODE_FAIL); a lane of a release it lost
+        ends so for the lanes' tracker (the elements it ran end so, the others wait for the
+        release's other lanes)."""
+        lost = {"status": "FAILED_CONTROLLER", "failure_reason": "NotInSkyPilotQueue"}
+        releases: dict[str, list[JobRecord]] = {}
+        for job in self.active(where.name):
+            ref = ref_of(job)
+            if "lanes" in ref:
+                releases.setdefault(ref["token"], []).append(job)
+            elif ref.get("sky_job_id") in gone:
+                log.warning("job %s: SkyPilot job %s is gone", job.job_id, ref["sky_job_id"])
+                self.logs.lost(job.job_id, dict(lost, job_id=ref["sky_job_id"]))
+        for token, members in releases.items():
+            for sky_id in sorted(set(sky_ids(ref_of(members[0]))) & gone):
+                log.warning("release %s: SkyPilot job %s is gone", token, sky_id)
+                meta = {"slurmsky": {"token": token}}
+                self.lanes.follow(
+                    token, members, dict(lost, job_id=sky_id, server=where, metadata=meta)
+                )
 
     def finish(self, now: float) -> bool:
         """Record the end of jobs SkyPilot finished, once their log (if any) is read."""
@@ -144,7 +156,7 @@ class Mirror:
             changed |= self._follow(job, rec, now)
         for job in jobs:  # a launch an earlier agent started that never reached SkyPilot
             ref = ref_of(job)
-            if ref.get("sky_job_id") is None and ref.get("token") not in self.launcher.pending:
+            if not sky_ids(ref) and ref.get("token") not in self.launcher.pending:
                 log.info("job %s: its launch never reached SkyPilot; pending again", job.job_id)
                 changed |= transitions.pend_again(self.db, job.job_id)
         return changed

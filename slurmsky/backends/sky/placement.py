@@ -47,7 +47,7 @@ class Placement:
                 return "JobArrayTaskLimit"  # one element a pass: its launch takes the others
             waiting = lanes.count_waiting(lanes.waiting(self.db, array))
             if self.modes.setdefault(array, room.in_lanes(cap[1], free, waiting)):
-                out = len(lanes.out(self.db, array))
+                out = lanes.out(self.db, array)
                 now = room.lanes_now(free, cap[0], out, waiting)
                 if now == 0:
                     return "Resources" if free <= 0 else "JobArrayTaskLimit"

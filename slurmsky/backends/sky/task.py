@@ -370,16 +370,24 @@ def task_notes(workdir: str, task: dict, spec: dict, *, followed: bool = True) -
     meta = task["_metadata"]["slurmsky"]
     lines = workdir_lines(workdir, meta.get("pool"))
     lines += files_home_lines(workdir, meta, spec.get("files_home"), followed)
+    from slurmsky.backends.sky.infra import shares_base
+
+    each = (
+        "the next element none has taken, one after another (on Slurm infra they share its "
+        "filesystem)"
+        if shares_base(task)
+        else "their share of elements one after another"
+    )
     if meta.get("lanes_by") == "lanes":
         lines.append(
             f"array: slurmsky runs it as {meta['lanes']} lanes (partitions.{meta['partition']}"
-            ".lanes): managed jobs that each run their share of elements one after another"
+            f".lanes): managed jobs that each run {each}"
         )
     elif meta.get("lanes"):
         lines.append(
             f"array: slurmsky runs it as up to {meta['lanes']} lanes (partitions."
             f"{meta['partition']}.size) when it has more elements than free nodes: managed "
-            "jobs that each run their share of elements one after another"
+            f"jobs that each run {each}"
         )
     resources = task.get("resources", {})
     several = resources.get("ordered") or resources.get("any_of")
