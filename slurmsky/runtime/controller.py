@@ -500,6 +500,8 @@ class Controller:
                 "cwd": req["cwd"],
                 "stdin": req.get("stdin"),  # srun -i FILE: (path, per task) or None
                 "rlimits": req.get("rlimits"),  # srun's soft limits, for its tasks
+                "task_prolog": req.get("task_prolog"),  # srun --task-prolog/--task-epilog
+                "task_epilog": req.get("task_epilog"),
                 "umask": req["umask"],
                 "bin_dir": req["bin_dir"],
                 "srun_host": req["srun_host"],

@@ -8,7 +8,9 @@ and a runtime started in the background may ignore SIGINT; tasks must start with
 and unblocks them (a signal sent meanwhile then acts as on the task), sets the umask and
 SLURM_TASK_PID (the pid the task will have), drops the LC_CTYPE Python's locale coercion
 added, changes to CWD the way slurmstepd does
-(falling back to /tmp with its message), and execs ARGV (searching PATH if there is one).
+(falling back to /tmp with its message), runs srun's --task-prolog (the path in
+``SLURMSKY_TASK_PROLOG``, taken out of the environment: task_prolog) and execs ARGV (searching
+PATH if there is one).
 If exec fails it prints
 slurmstepd's message and exits with the errno, as slurmstepd does (ENOENT: 2).
 
@@ -48,6 +50,12 @@ def main():
         )
         os.chdir("/tmp")
     _set_limits(os.environ.pop(LIMITS_VAR, ""))
+    prolog = os.environ.pop(PROLOG_VAR, None)
+    if prolog:
+        status = task_prolog(prolog)
+        if status:
+            _say("slurmstepd-%s: error: --task-prolog failed status=%d" % (node, status))
+            os._exit(status)
     report = os.environ.pop(REPORT_VAR, None)
     if report is not None:
         _report(int(report))
@@ -68,6 +76,7 @@ REPORT_VAR = "SLURMSKY_LAUNCH_REPORT"
 # environment: slurmstepd sets them on its tasks (PropagateResourceLimits=ALL, Slurm's
 # default; Slurm passes them as SLURM_RLIMIT_*, which the tasks never see either)
 LIMITS_VAR = "SLURMSKY_RLIMITS"
+PROLOG_VAR = "SLURMSKY_TASK_PROLOG"
 PROPAGATED = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS")
 
 
@@ -102,6 +111,42 @@ def _set_limits(text):
             resource.setrlimit(which, (soft, hard))
         except (OSError, ValueError):
             pass
+
+
+def task_prolog(path):
+    """Run srun's --task-prolog as slurmstepd does in the task's process: in the task's
+    environment (SLURM_SCRIPT_CONTEXT=prolog_task, which the task keeps), its own process
+    group, stdin /dev/null, its stdout and stderr read; once it has exited, each line
+    `export NAME=VALUE` sets NAME in the task's environment, `unset NAME` removes it,
+    `print TEXT` writes TEXT to the task's stdout. -> its exit status (1: killed, 127: no
+    such program)."""
+    import subprocess
+
+    os.environ["SLURM_SCRIPT_CONTEXT"] = "prolog_task"
+    try:
+        proc = subprocess.run(
+            [path if "/" in path else "./" + path],  # execve's: no PATH search
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=os.setpgrp,  # this process is single-threaded
+        )
+    except OSError:
+        return 127
+    if proc.returncode < 0:
+        return 1
+    lines = proc.stdout.split(b"\n")
+    for i, line in enumerate(lines):
+        word, _, rest = line.partition(b" ")
+        if word == b"print" and _:
+            os.write(1, rest.lstrip() + (b"\n" if i < len(lines) - 1 else b""))
+        elif word == b"export" and b"=" in rest:
+            name, _, value = rest.lstrip().partition(b"=")
+            if name.rstrip():
+                os.environb[name.rstrip()] = value
+        elif word == b"unset" and rest.strip():
+            os.environb.pop(rest.strip(), None)
+    return proc.returncode
 
 
 def _report(fd):

@@ -218,6 +218,8 @@ def parse(argv, environ):
         "ntasks_set": "ntasks" in o,
         "stdin": _stdin(o.get("input", environ.get("SLURM_STDINMODE")), environ),
         "rlimits": launch.soft_limits(),  # PropagateResourceLimits=ALL, Slurm's default
+        "task_prolog": o.get("task_prolog", environ.get("SLURM_TASK_PROLOG")),
+        "task_epilog": o.get("task_epilog", environ.get("SLURM_TASK_EPILOG")),
     }
     mode = o.get("open_mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
     output = {
