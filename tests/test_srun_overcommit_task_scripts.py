@@ -103,3 +103,38 @@ def _cmdline(pid: str) -> str:
             return f.read().replace(b"\0", b" ").decode().strip()
     except OSError:
         return ""
+
+
+def test_debugger_test_prints_the_proctable_and_holds_the_tasks_until_the_time_limit(cluster):
+    configure(cluster)
+    (cluster.cwd / "mp.conf").write_text("1-2 hostname\n0,3 date\n")
+    got = cluster.run(
+        "srun",
+        "-n4",
+        "-O",
+        "-t1",
+        "--debugger-test",
+        "--multi-prog",
+        "mp.conf",
+        env={"SLURMSKY_SECONDS_PER_MINUTE": "3"},
+    )
+    lines = got.stderr.splitlines()
+    table = [line.rsplit(", pid:", 1) for line in lines[:4]]
+    assert [(head, tail.split(", ")[1]) for head, tail in table] == [
+        ("srun: task:0, host:127.0.0.1", "executable:date"),
+        ("srun: task:1, host:127.0.0.1", "executable:hostname"),
+        ("srun: task:2, host:127.0.0.1", "executable:hostname"),
+        ("srun: task:3, host:127.0.0.1", "executable:date"),
+    ]
+    assert all(tail.split(", ")[0].isdigit() for _, tail in table)
+    # held (stopped) until the time limit ends them: nothing ran
+    assert got.stdout == ""
+    assert any("DUE TO TIME LIMIT" in line for line in lines[4:])
+    assert got.returncode != 0
+
+
+def test_overcommit_memory_per_cpu_counts_the_cpus_taken(cluster):
+    configure(cluster)
+    """(30 CPUs' worth would be more memory than the node has)"""
+    got = cluster.run("srun", "-n30", "-O", "--mem-per-cpu=400", "-l", "true")
+    assert (got.stdout, got.stderr, got.returncode) == ("", "", 0)

@@ -106,6 +106,7 @@ def step_argv(req: JobRequest, mpi: str | None = None) -> list[str]:
         (req.multi_prog, "--multi-prog"),
         (req.exclusive is not None, "--exact"),  # an --exclusive step has its CPUs only
         (req.overcommit, "--overcommit"),
+        (req.debugger_test, "--debugger-test"),
         (req.quiet, "--quiet"),
         (req.kill_on_bad_exit not in (None, "0"), "--kill-on-bad-exit"),
     ):

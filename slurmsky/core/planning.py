@@ -207,7 +207,10 @@ def _overcommit(req: JobRequest, lay: Layout, backend: Backend, part: dict) -> L
     least = max(req.cpus_per_task or 1, req.mincpus or 0)
     cpus = tuple(max(min(c, node_cpus), least) for c in lay.cpus_per_node)
     total = sum(cpus) + (lay.num_nodes - len(cpus)) * cpus[-1]  # nodes not laid out: as the last
-    return lay.replace(cpus_per_node=cpus, num_cpus=total)
+    mem = lay.mem_per_node
+    if req.mem_per_cpu is not None:  # per CPU of the node (plan.layout): of the CPUs it takes
+        mem = req.mem_per_cpu * max(cpus)
+    return lay.replace(cpus_per_node=cpus, num_cpus=total, mem_per_node=mem)
 
 
 def _environment(req: JobRequest, cfg: Config, backend: Backend) -> dict:

@@ -112,6 +112,7 @@ class JobRequest(Record):
     relative: int | None = None
     preserve_env: bool = False
     task_prolog: str | None = None
+    debugger_test: bool = False
     task_epilog: str | None = None
     no_shell: bool = False
     # a heterogeneous job: every component's own request, this one's fields being

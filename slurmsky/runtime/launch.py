@@ -9,7 +9,8 @@ and unblocks them (a signal sent meanwhile then acts as on the task), sets the u
 SLURM_TASK_PID (the pid the task will have), drops the LC_CTYPE Python's locale coercion
 added, changes to CWD the way slurmstepd does
 (falling back to /tmp with its message), runs srun's --task-prolog (the path in
-``SLURMSKY_TASK_PROLOG``, taken out of the environment: task_prolog) and execs ARGV (searching
+``SLURMSKY_TASK_PROLOG``, taken out of the environment: task_prolog), stops itself when
+``SLURMSKY_TASK_STOP`` is set (srun --debugger-test) and execs ARGV (searching
 PATH if there is one).
 If exec fails it prints
 slurmstepd's message and exits with the errno, as slurmstepd does (ENOENT: 2).
@@ -59,6 +60,8 @@ def main():
     report = os.environ.pop(REPORT_VAR, None)
     if report is not None:
         _report(int(report))
+    if os.environ.pop(STOP_VAR, None):  # srun --debugger-test: held for a debugger
+        _hold(signal)
     try:
         if "PATH" in os.environ:
             os.execvp(argv[0], argv)
@@ -77,6 +80,8 @@ REPORT_VAR = "SLURMSKY_LAUNCH_REPORT"
 # default; Slurm passes them as SLURM_RLIMIT_*, which the tasks never see either)
 LIMITS_VAR = "SLURMSKY_RLIMITS"
 PROLOG_VAR = "SLURMSKY_TASK_PROLOG"
+HOLD_GRACE = 0.2  # s a held task waits, once continued, for a signal sent with the SIGCONT
+STOP_VAR = "SLURMSKY_TASK_STOP"  # srun --debugger-test: the task stops itself before the exec
 PROPAGATED = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS")
 
 
@@ -111,6 +116,18 @@ def _set_limits(text):
             resource.setrlimit(which, (soft, hard))
         except (OSError, ValueError):
             pass
+
+
+def _hold(signal):
+    """Stop until continued; a signal that comes with the SIGCONT (the time limit's CONT,
+    TERM) then ends the task before it runs, as it ends a task a debugger holds."""
+    every = signal.valid_signals() - {signal.SIGCONT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, every)
+    os.kill(os.getpid(), signal.SIGSTOP)
+    got = signal.sigtimedwait(every, HOLD_GRACE)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    if got is not None:
+        os.kill(os.getpid(), got.si_signo)
 
 
 def task_prolog(path):

@@ -115,6 +115,8 @@ class _LocalStep:
                     env[launch.LIMITS_VAR] = step["rlimits"]
                 if step.get("task_prolog"):
                     env[launch.PROLOG_VAR] = step["task_prolog"]
+                if step.get("debugger_test"):
+                    env[launch.STOP_VAR] = "1"
                 program = (step.get("programs") or {}).get(str(task.gid), step["argv"])
                 argv = procs.launch_argv(node.job.name, step["umask"], step["cwd"], program)
                 r_out, w_out = os.pipe()
@@ -147,6 +149,9 @@ class _LocalStep:
                     ours.settimeout(PMI_SEND_TIMEOUT)
                     task.pmi = ours
                     threading.Thread(target=self._pmi_pump, args=(task,), daemon=True).start()
+        if step.get("debugger_test"):  # srun prints the tasks' table (MPIR proctable)
+            pids = {str(t.gid): t.pid for t in self.tasks if t.pid is not None}
+            self._send({"t": "pids", "step": self.id, "pids": pids})
         threading.Thread(target=self._finish, name="step-%d" % self.id, daemon=True).start()
 
     def _stdin(self, env, gid):
