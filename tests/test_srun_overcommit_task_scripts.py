@@ -138,3 +138,14 @@ def test_overcommit_memory_per_cpu_counts_the_cpus_taken(cluster):
     """(30 CPUs' worth would be more memory than the node has)"""
     got = cluster.run("srun", "-n30", "-O", "--mem-per-cpu=400", "-l", "true")
     assert (got.stdout, got.stderr, got.returncode) == ("", "", 0)
+
+
+def test_srun_reads_its_task_and_node_counts_from_the_environment(cluster):
+    """SLURM_NPROCS, SLURM_NTASKS (later wins) and SLURM_JOB_NUM_NODES are -n and -N for
+    srun alone."""
+    configure(cluster)
+    got = cluster.run("srun", "-l", "printenv", "SLURM_NTASKS", env={"SLURM_NPROCS": "3"})
+    assert sorted(got.stdout.splitlines()) == ["0: 3", "1: 3", "2: 3"]
+    both = {"SLURM_NPROCS": "3", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "2"}
+    got = cluster.run("srun", "-l", "printenv", "SLURM_NNODES", "SLURM_NTASKS", env=both)
+    assert sorted(got.stdout.splitlines()) == ["0: 2", "0: 2", "1: 2", "1: 2"]

@@ -402,7 +402,15 @@ def input_env(command: str) -> tuple[tuple[str, Option], ...]:
             if name.startswith("SBATCH_"):
                 name = prefix + name[len("SBATCH_") :]
             pairs.append((name, opt))
+        if command == SRUN:
+            pairs += [(name, opt) for name in SRUN_ONLY_ENV.get(opt.key, ())]
     return tuple(pairs)
+
+
+# Input variables srun alone reads for rows sbatch and salloc share (srun's opt.c env_vars):
+# the task and node counts a job's environment carries (the srun inside a job reads them
+# itself, runtime/srun.py)
+SRUN_ONLY_ENV = {"ntasks": ("SLURM_NPROCS", "SLURM_NTASKS"), "nodes": ("SLURM_JOB_NUM_NODES",)}
 
 
 def _names(opt: Option) -> str:
