@@ -307,6 +307,7 @@ def test_config(world):
     ours = {line.split(" = ")[0].rstrip() for line in lines[1:-2]}
     theirs = {line.split(" = ")[0].rstrip() for line in cap[1:-2]}
     assert ours - theirs == {"SlurmskyBackend"}  # every other key is one of Slurm's
+    assert "MaxTasksPerNode         = 512" in lines  # Slurm's default: atf's test_--threads
 
 
 def test_ping_and_version(world):

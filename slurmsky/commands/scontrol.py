@@ -331,6 +331,7 @@ class Session:
             ("KillWait", f"{cfg.kill_wait} sec"),
             ("MaxArraySize", str(cfg.max_array_size)),
             ("MaxJobCount", "10000"),
+            ("MaxTasksPerNode", "512"),  # Slurm's default (the peer's)
             ("MinJobAge", f"{state.MIN_JOB_AGE} sec"),
             ("NEXT_JOB_ID", str(state.next_job_id(self.conn))),
             ("OverTimeLimit", "0 min"),

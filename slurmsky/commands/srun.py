@@ -81,6 +81,8 @@ def step_argv(req: JobRequest, mpi: str | None = None) -> list[str]:
         (req.output, "--output"),
         (req.error, "--error"),
         (req.open_mode, "--open-mode"),
+        (req.task_prolog, "--task-prolog"),
+        (req.task_epilog, "--task-epilog"),
     ):
         if value is not None:
             args.append(f"{option}={value}")
@@ -103,6 +105,8 @@ def step_argv(req: JobRequest, mpi: str | None = None) -> list[str]:
         (req.unbuffered, "--unbuffered"),
         (req.multi_prog, "--multi-prog"),
         (req.exclusive is not None, "--exact"),  # an --exclusive step has its CPUs only
+        (req.overcommit, "--overcommit"),
+        (req.debugger_test, "--debugger-test"),
         (req.quiet, "--quiet"),
         (req.kill_on_bad_exit not in (None, "0"), "--kill-on-bad-exit"),
     ):

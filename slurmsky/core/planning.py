@@ -52,6 +52,7 @@ def shape(req: JobRequest, cfg: Config, backend: Backend) -> Shape:
     asked = with_default_memory(req, cfg, part)
     req = _spread(asked, backend, part)
     lay = _exclusive(req, layout(req, backend.max_nodes(part)), backend, part)
+    lay = _overcommit(req, lay, backend, part)
     return Shape(req, asked, part_name, part, lay)
 
 
@@ -166,8 +167,9 @@ def build(req: JobRequest, cfg: Config, backend: Backend, *, job_id: int | None 
 
 def _spread(req: JobRequest, backend: Backend, part: dict) -> JobRequest:
     """Without --nodes, Slurm allocates as many nodes as the tasks' CPUs need (with
-    --ntasks-per-node, as many as that gives: plan.layout)."""
-    if req.nodes is not None or not req.ntasks or req.ntasks_per_node:
+    --ntasks-per-node, as many as that gives: plan.layout); with --overcommit a node (its
+    minimum CPUs are one per node)."""
+    if req.nodes is not None or not req.ntasks or req.ntasks_per_node or req.overcommit:
         return req
     node_cpus = backend.node_cpus(part)
     if node_cpus is None:
@@ -193,6 +195,22 @@ def _exclusive(req: JobRequest, lay: Layout, backend: Backend, part: dict) -> La
     cpus = tuple(max(c, node_cpus) for c in lay.cpus_per_node)
     total = max(lay.num_cpus, node_cpus * lay.num_nodes)
     return lay.replace(tasks_per_node=tasks, cpus_per_node=cpus, num_cpus=total)
+
+
+def _overcommit(req: JobRequest, lay: Layout, backend: Backend, part: dict) -> Layout:
+    """--overcommit: the job needs one task's CPUs per node (slurmctld's min_cpus: a CPU a
+    node) and gets its nodes' CPUs up to one per task (cons_tres: ncpus at most num_tasks);
+    the tasks beyond them share (runtime/layout.py)."""
+    node_cpus = backend.node_cpus(part)
+    if not req.overcommit or node_cpus is None or req.exclusive == "exclusive":
+        return lay
+    least = max(req.cpus_per_task or 1, req.mincpus or 0)
+    cpus = tuple(max(min(c, node_cpus), least) for c in lay.cpus_per_node)
+    total = sum(cpus) + (lay.num_nodes - len(cpus)) * cpus[-1]  # nodes not laid out: as the last
+    mem = lay.mem_per_node
+    if req.mem_per_cpu is not None:  # per CPU of the node (plan.layout): of the CPUs it takes
+        mem = req.mem_per_cpu * max(cpus)
+    return lay.replace(cpus_per_node=cpus, num_cpus=total, mem_per_node=mem)
 
 
 def _environment(req: JobRequest, cfg: Config, backend: Backend) -> dict:

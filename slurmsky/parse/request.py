@@ -87,6 +87,7 @@ class JobRequest(Record):
     deadline: float | None = None  # --deadline, epoch seconds
     hold: bool = False
     oversubscribe: bool = False  # -s
+    overcommit: bool = False  # -O
     nice: int = 0  # --nice: taken off the job's priority
     immediate: int = 0  # srun/salloc --immediate, seconds (0: none)
     requeue: bool | None = None
@@ -110,6 +111,9 @@ class JobRequest(Record):
     jobid: str | None = None
     relative: int | None = None
     preserve_env: bool = False
+    task_prolog: str | None = None
+    debugger_test: bool = False
+    task_epilog: str | None = None
     no_shell: bool = False
     # a heterogeneous job: every component's own request, this one's fields being
     # component 0's (empty for any other job)

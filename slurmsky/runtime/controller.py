@@ -500,6 +500,9 @@ class Controller:
                 "cwd": req["cwd"],
                 "stdin": req.get("stdin"),  # srun -i FILE: (path, per task) or None
                 "rlimits": req.get("rlimits"),  # srun's soft limits, for its tasks
+                "debugger_test": req.get("debugger_test", False),  # tasks start stopped
+                "task_prolog": req.get("task_prolog"),  # srun --task-prolog/--task-epilog
+                "task_epilog": req.get("task_epilog"),
                 "umask": req["umask"],
                 "bin_dir": req["bin_dir"],
                 "srun_host": req["srun_host"],
@@ -685,7 +688,7 @@ class Controller:
             return
         if msg.get("usage") is not None:
             step.usage[msg.get("node")] = msg["usage"]
-        if msg["t"] in ("out", "exit", "pmi"):
+        if msg["t"] in ("out", "exit", "pmi", "pids"):
             if msg["t"] == "exit":
                 step.worst = max(step.worst, msg["status"])
             step.tell(msg, payload)

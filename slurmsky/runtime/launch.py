@@ -8,7 +8,10 @@ and a runtime started in the background may ignore SIGINT; tasks must start with
 and unblocks them (a signal sent meanwhile then acts as on the task), sets the umask and
 SLURM_TASK_PID (the pid the task will have), drops the LC_CTYPE Python's locale coercion
 added, changes to CWD the way slurmstepd does
-(falling back to /tmp with its message), and execs ARGV (searching PATH if there is one).
+(falling back to /tmp with its message), runs srun's --task-prolog (the path in
+``SLURMSKY_TASK_PROLOG``, taken out of the environment: task_prolog), stops itself when
+``SLURMSKY_TASK_STOP`` is set (srun --debugger-test) and execs ARGV (searching
+PATH if there is one).
 If exec fails it prints
 slurmstepd's message and exits with the errno, as slurmstepd does (ENOENT: 2).
 
@@ -48,9 +51,17 @@ def main():
         )
         os.chdir("/tmp")
     _set_limits(os.environ.pop(LIMITS_VAR, ""))
+    prolog = os.environ.pop(PROLOG_VAR, None)
+    if prolog:
+        status = task_prolog(prolog)
+        if status:
+            _say("slurmstepd-%s: error: --task-prolog failed status=%d" % (node, status))
+            os._exit(status)
     report = os.environ.pop(REPORT_VAR, None)
     if report is not None:
         _report(int(report))
+    if os.environ.pop(STOP_VAR, None):  # srun --debugger-test: held for a debugger
+        _hold(signal)
     try:
         if "PATH" in os.environ:
             os.execvp(argv[0], argv)
@@ -68,6 +79,9 @@ REPORT_VAR = "SLURMSKY_LAUNCH_REPORT"
 # environment: slurmstepd sets them on its tasks (PropagateResourceLimits=ALL, Slurm's
 # default; Slurm passes them as SLURM_RLIMIT_*, which the tasks never see either)
 LIMITS_VAR = "SLURMSKY_RLIMITS"
+PROLOG_VAR = "SLURMSKY_TASK_PROLOG"
+HOLD_GRACE = 0.2  # s a held task waits, once continued, for a signal sent with the SIGCONT
+STOP_VAR = "SLURMSKY_TASK_STOP"  # srun --debugger-test: the task stops itself before the exec
 PROPAGATED = ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS")
 
 
@@ -102,6 +116,54 @@ def _set_limits(text):
             resource.setrlimit(which, (soft, hard))
         except (OSError, ValueError):
             pass
+
+
+def _hold(signal):
+    """Stop until continued; a signal that comes with the SIGCONT (the time limit's CONT,
+    TERM) then ends the task before it runs, as it ends a task a debugger holds."""
+    every = signal.valid_signals() - {signal.SIGCONT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, every)
+    os.kill(os.getpid(), signal.SIGSTOP)
+    got = signal.sigtimedwait(every, HOLD_GRACE)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    if got is not None:
+        os.kill(os.getpid(), got.si_signo)
+
+
+def task_prolog(path):
+    """Run srun's --task-prolog as slurmstepd does in the task's process: in the task's
+    environment (SLURM_SCRIPT_CONTEXT=prolog_task, which the task keeps), its own process
+    group, stdin /dev/null, its stdout and stderr read; once it has exited, each line
+    `export NAME=VALUE` sets NAME in the task's environment, `unset NAME` removes it,
+    `print TEXT` writes TEXT to the task's stdout. -> its exit status (1: killed, 127: no
+    such program)."""
+    import subprocess
+
+    os.environ["SLURM_SCRIPT_CONTEXT"] = "prolog_task"
+    try:
+        proc = subprocess.run(
+            [path if "/" in path else "./" + path],  # execve's: no PATH search
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=os.setpgrp,  # this process is single-threaded
+        )
+    except OSError:
+        return 127
+    if proc.returncode < 0:
+        return 1
+    lines = proc.stdout.split(b"\n")
+    for i, line in enumerate(lines):
+        word, _, rest = line.partition(b" ")
+        if word == b"print" and _:
+            os.write(1, rest.lstrip() + (b"\n" if i < len(lines) - 1 else b""))
+        elif word == b"export" and b"=" in rest:
+            name, _, value = rest.lstrip().partition(b"=")
+            if name.rstrip():
+                os.environb[name.rstrip()] = value
+        elif word == b"unset" and rest.strip():
+            os.environb.pop(rest.strip(), None)
+    return proc.returncode
 
 
 def _report(fd):

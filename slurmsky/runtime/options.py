@@ -205,7 +205,10 @@ OPTIONS: tuple[Option, ...] = (
        flag="exclusive", env="SBATCH_EXCLUSIVE", step=SUPPORTED),
     _o("oversubscribe", "s", NO_ARG, SUPPORTED,
        "OverSubscribe=YES; nodes are shared only as the partition allows (SkyPilot's never)"),
-    _o("overcommit", "O", NO_ARG, IGNORED, "no per-cpu limits on tasks", env="SBATCH_OVERCOMMIT", step=SUPPORTED),
+    _o("overcommit", "O", NO_ARG, SUPPORTED,
+       "more tasks than CPUs: the job takes its nodes' CPUs up to one per task (no spread over "
+       "nodes by CPUs), a step lays tasks beyond the CPUs on its nodes",
+       env="SBATCH_OVERCOMMIT", step=SUPPORTED),
     _o("constraint", "C", REQUIRED, SUPPORTED,
        "node features: local backend, a feature no node of the partition has (its `features`) "
        "is refused as Slurm refuses it; sky backend: no effect (use partitions in config)",
@@ -329,8 +332,15 @@ OPTIONS: tuple[Option, ...] = (
     _o("preserve-env", "E", NO_ARG, SUPPORTED, "keep SLURM_NNODES/NTASKS from the job", SR, step=SUPPORTED),
     _o("disable-status", "X", NO_ARG, IGNORED, "no status on Ctrl-C", SR),
     _o("quit-on-interrupt", None, NO_ARG, IGNORED, "Ctrl-C always ends the step", SR),
-    _o("task-prolog", None, REQUIRED, REFUSED, "not supported", SR),
-    _o("task-epilog", None, REQUIRED, REFUSED, "not supported", SR),
+    _o("debugger-test", None, NO_ARG, SUPPORTED,
+       "tasks start stopped (for a debugger to attach); srun prints their table (MPIR proctable)",
+       SR, step=SUPPORTED),
+    _o("task-prolog", None, REQUIRED, SUPPORTED,
+       "run before each task, in its environment; its `export`/`unset`/`print` lines act",
+       SR, env="SBATCH_TASK_PROLOG", step=SUPPORTED),
+    _o("task-epilog", None, REQUIRED, SUPPORTED,
+       "run after each task ends (5 s at most, then killed with what it started)",
+       SR, env="SBATCH_TASK_EPILOG", step=SUPPORTED),
     _o("prolog", None, REQUIRED, REFUSED, "not supported", SR),
     _o("epilog", None, REQUIRED, REFUSED, "not supported", SR),
     _o("bcast", None, OPTIONAL, REFUSED, "no file broadcast; use SkyPilot file_mounts", SR),
@@ -392,7 +402,15 @@ def input_env(command: str) -> tuple[tuple[str, Option], ...]:
             if name.startswith("SBATCH_"):
                 name = prefix + name[len("SBATCH_") :]
             pairs.append((name, opt))
+        if command == SRUN:
+            pairs += [(name, opt) for name in SRUN_ONLY_ENV.get(opt.key, ())]
     return tuple(pairs)
+
+
+# Input variables srun alone reads for rows sbatch and salloc share (srun's opt.c env_vars):
+# the task and node counts a job's environment carries (the srun inside a job reads them
+# itself, runtime/srun.py)
+SRUN_ONLY_ENV = {"ntasks": ("SLURM_NPROCS", "SLURM_NTASKS"), "nodes": ("SLURM_JOB_NUM_NODES",)}
 
 
 def _names(opt: Option) -> str:

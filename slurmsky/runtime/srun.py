@@ -218,6 +218,9 @@ def parse(argv, environ):
         "ntasks_set": "ntasks" in o,
         "stdin": _stdin(o.get("input", environ.get("SLURM_STDINMODE")), environ),
         "rlimits": launch.soft_limits(),  # PropagateResourceLimits=ALL, Slurm's default
+        "debugger_test": "debugger_test" in o,
+        "task_prolog": o.get("task_prolog", environ.get("SLURM_TASK_PROLOG")),
+        "task_epilog": o.get("task_epilog", environ.get("SLURM_TASK_EPILOG")),
     }
     mode = o.get("open_mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
     output = {
@@ -232,6 +235,7 @@ def parse(argv, environ):
         "verbose": o[DEBUG_LEVEL] - 3,  # -v's: Slurm's verbose lines of the step
         "defined": o[DEFINED],
         "exact_implied": "cpus_per_task" in o,
+        "debugger_test": "debugger_test" in o,
     }
     return request, output, warnings
 
@@ -575,6 +579,8 @@ def main(argv, node_dir):
         }
     )
     conn.send(request)
+    if settings["debugger_test"]:  # --multi-prog: each task's program, else the command
+        settings["executables"] = request["programs"] or request["argv"]
     return _follow(conn, settings, environ, interrupts, os.path.dirname(node_dir))
 
 
@@ -597,6 +603,7 @@ def _follow(conn, settings, environ, interrupts, run_dir):
         for gid in gids:
             node_names[gid] = step["names"][pos]
     state = {"rc": 0, "signaled": False, "aborted": False, "killed_bad": False}
+    pids = {}  # --debugger-test: each task's, as the nodes report them
     server = pmi.Server(step["pmi_jobid"], step["tasks"]) if step.get("pmi_jobid") else None
     interrupts.start(conn, step_text, node_names)
     try:
@@ -629,6 +636,10 @@ def _follow(conn, settings, environ, interrupts, run_dir):
                         conn.send({"t": "terminate"})
                     except OSError:
                         pass
+            elif kind == "pids":
+                pids.update(msg["pids"])
+                if len(pids) == len(node_names):
+                    _proctable(settings["executables"], node_names, pids)
             elif kind == "pmi" and server is not None:
                 _serve_pmi(conn, server, msg["task"], payload)
             elif kind == "msg":
@@ -647,6 +658,18 @@ def _follow(conn, settings, environ, interrupts, run_dir):
         _say("srun: Force Terminated StepId=%s.%d" % (job_id, step["id"]))
     rc = state["rc"]
     return os.WEXITSTATUS(rc) if os.WIFEXITED(rc) else 128 + os.WTERMSIG(rc)
+
+
+def _proctable(executables, node_names, pids):
+    """srun --debugger-test: the step's MPIR proctable, a line per task (multi_prog.c
+    mpir_dump_proctable): its node, pid and program (`executables`: the command's argv, or
+    --multi-prog's argv per task id)."""
+    for gid in sorted(node_names):
+        argv = executables.get(str(gid)) if isinstance(executables, dict) else executables
+        _say(
+            "srun: task:%d, host:%s, pid:%s, executable:%s"
+            % (gid, node_names[gid], pids.get(str(gid), 0), argv[0] if argv else "")
+        )
 
 
 def _serve_pmi(conn, server, gid, data):

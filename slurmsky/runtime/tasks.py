@@ -23,6 +23,7 @@ EXIT_GRACE = 0.2  # seconds to let a task's pipes drain after it exits, before r
 DRAIN_TIMEOUT = 2.0  # seconds to wait for pipes held open by killed leftovers
 GROUP_WINDOW = 0.03  # exits this close together are reported as one, as slurmstepd does
 IDLE_WAIT = 1.0  # seconds between looks at a step whose tasks all run (exits notify)
+EPILOG_WAIT = 5.0  # seconds a --task-epilog may run before it is killed (slurmstepd's)
 KILL_GROUP = 1.0  # seconds after a SIGKILL to the step in which its tasks' exits wait for
 #                   each other: tasks killed together share one report, however loaded the node
 PMI_SEND_TIMEOUT = 10.0  # seconds a task has to take srun's PMI answer off its socket
@@ -78,6 +79,7 @@ class _Task:
         self.open_pipes = 2
         self.reported = False
         self.pmi = None  # our end of its PMI socket (srun --mpi=pmi2)
+        self.env = None  # its environment as launched (a --task-epilog runs in it)
 
 
 class _LocalStep:
@@ -107,8 +109,14 @@ class _LocalStep:
                     local_id,
                     theirs.fileno() if theirs else None,
                 )
+                if step.get("task_epilog"):
+                    task.env = dict(env, SLURM_SCRIPT_CONTEXT="epilog_task")
                 if step.get("rlimits"):
                     env[launch.LIMITS_VAR] = step["rlimits"]
+                if step.get("task_prolog"):
+                    env[launch.PROLOG_VAR] = step["task_prolog"]
+                if step.get("debugger_test"):
+                    env[launch.STOP_VAR] = "1"
                 program = (step.get("programs") or {}).get(str(task.gid), step["argv"])
                 argv = procs.launch_argv(node.job.name, step["umask"], step["cwd"], program)
                 r_out, w_out = os.pipe()
@@ -141,6 +149,9 @@ class _LocalStep:
                     ours.settimeout(PMI_SEND_TIMEOUT)
                     task.pmi = ours
                     threading.Thread(target=self._pmi_pump, args=(task,), daemon=True).start()
+        if step.get("debugger_test"):  # srun prints the tasks' table (MPIR proctable)
+            pids = {str(t.gid): t.pid for t in self.tasks if t.pid is not None}
+            self._send({"t": "pids", "step": self.id, "pids": pids})
         threading.Thread(target=self._finish, name="step-%d" % self.id, daemon=True).start()
 
     def _stdin(self, env, gid):
@@ -211,6 +222,32 @@ class _LocalStep:
 
     def _exited(self, task, status, rusage):
         task.usage.finish(rusage)
+        if task.env is not None:  # its exit counts once the epilog is done
+            args = (task, status)
+            threading.Thread(target=self._epilog, args=args, daemon=True).start()
+            return
+        self._ended(task, status)
+
+    def _epilog(self, task, status):
+        """srun --task-epilog after a task, as slurmstepd runs it: in the task's environment
+        and the step's directory, its output nowhere, in its own process group, killed with
+        whatever is left in that group when it exits or after EPILOG_WAIT."""
+        done = threading.Event()
+        path = self.step["task_epilog"]
+        path = path if "/" in path else "./" + path  # execve's: no PATH search
+        argv = procs.launch_argv(self.node.job.name, self.step["umask"], self.step["cwd"], [path])
+        try:
+            with open(os.devnull, "r+b") as null:
+                pid = self.node.reaper.spawn(
+                    argv, task.env, null, null, null, lambda *_: done.set()
+                )
+            done.wait(EPILOG_WAIT)
+            procs.kill_groups([pid], signal.SIGKILL)
+        except OSError:
+            pass
+        self._ended(task, status)
+
+    def _ended(self, task, status):
         with self.cond:
             task.status, task.exited_at = status, time.monotonic()
             self.cond.notify_all()

@@ -128,8 +128,9 @@ def unknown_features(constraint: str | None, part: dict | None) -> str | None:
 
 def min_cpus_per_node(req) -> int:
     """The CPUs one node must have for the job as asked (slurmctld's pn_min_cpus): a task's,
-    or --ntasks-per-node tasks', or --mincpus."""
-    return max((req.cpus_per_task or 1) * (req.ntasks_per_node or 1), req.mincpus or 0)
+    or --ntasks-per-node tasks' (not with --overcommit), or --mincpus."""
+    per_node = 1 if req.overcommit else req.ntasks_per_node or 1
+    return max((req.cpus_per_task or 1) * per_node, req.mincpus or 0)
 
 
 def submit_reason(num_nodes: int, num_cpus: int, part: dict | None = None) -> str | None:
