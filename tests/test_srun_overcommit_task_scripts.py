@@ -30,15 +30,16 @@ def test_overcommit_runs_more_tasks_than_the_node_has_cpus(cluster):
     assert (got.stderr, got.returncode) == ("", 0)
 
 
-def test_sbatch_overcommit_takes_one_node_and_its_cpus_up_to_a_task_each(cluster):
+def test_sbatch_overcommit_takes_one_node_and_a_tasks_cpus(cluster):
+    """As the peer's `sbatch -O -n30`: one node, one CPU (SLURM_JOB_CPUS_PER_NODE 1)."""
     configure(cluster)
     job = cluster.sbatch(
         "-O", "-n30", "-o", "out", "--wrap", "srun -O true; echo $SLURM_JOB_CPUS_PER_NODE"
     )
     assert cluster.wait_done(job)[0][1] == "COMPLETED"
-    assert (cluster.cwd / "out").read_text() == "2\n"
+    assert (cluster.cwd / "out").read_text() == "1\n"
     shown = cluster.run("scontrol", "show", "job", str(job)).stdout
-    assert "NumNodes=1 NumCPUs=2 NumTasks=30 " in shown
+    assert "NumNodes=1 NumCPUs=1 NumTasks=30 " in shown
     job = cluster.sbatch("-O", "-n1", "-o", "one", "--wrap", "echo $SLURM_JOB_CPUS_PER_NODE")
     cluster.wait_done(job)
     assert (cluster.cwd / "one").read_text() == "1\n"

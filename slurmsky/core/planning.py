@@ -198,19 +198,17 @@ def _exclusive(req: JobRequest, lay: Layout, backend: Backend, part: dict) -> La
 
 
 def _overcommit(req: JobRequest, lay: Layout, backend: Backend, part: dict) -> Layout:
-    """--overcommit: the job needs one task's CPUs per node (slurmctld's min_cpus: a CPU a
-    node) and gets its nodes' CPUs up to one per task (cons_tres: ncpus at most num_tasks);
-    the tasks beyond them share (runtime/layout.py)."""
-    node_cpus = backend.node_cpus(part)
-    if not req.overcommit or node_cpus is None or req.exclusive == "exclusive":
+    """--overcommit: the job takes one task's CPUs a node (slurmctld's min_cpus; the peer's
+    `-N1 -n6 -O` job has SLURM_JOB_CPUS_PER_NODE 1, with -c2 2); every task shares them
+    (runtime/layout.py)."""
+    if not req.overcommit or backend.node_cpus(part) is None or req.exclusive == "exclusive":
         return lay
     least = max(req.cpus_per_task or 1, req.mincpus or 0)
-    cpus = tuple(max(min(c, node_cpus), least) for c in lay.cpus_per_node)
-    total = sum(cpus) + (lay.num_nodes - len(cpus)) * cpus[-1]  # nodes not laid out: as the last
+    cpus = tuple(least for _ in lay.cpus_per_node)
     mem = lay.mem_per_node
     if req.mem_per_cpu is not None:  # per CPU of the node (plan.layout): of the CPUs it takes
-        mem = req.mem_per_cpu * max(cpus)
-    return lay.replace(cpus_per_node=cpus, num_cpus=total, mem_per_node=mem)
+        mem = req.mem_per_cpu * least
+    return lay.replace(cpus_per_node=cpus, num_cpus=least * lay.num_nodes, mem_per_node=mem)
 
 
 def _environment(req: JobRequest, cfg: Config, backend: Backend) -> dict:

@@ -206,8 +206,8 @@ OPTIONS: tuple[Option, ...] = (
     _o("oversubscribe", "s", NO_ARG, SUPPORTED,
        "OverSubscribe=YES; nodes are shared only as the partition allows (SkyPilot's never)"),
     _o("overcommit", "O", NO_ARG, SUPPORTED,
-       "more tasks than CPUs: the job takes its nodes' CPUs up to one per task (no spread over "
-       "nodes by CPUs), a step lays tasks beyond the CPUs on its nodes",
+       "more tasks than CPUs: the job takes one task's CPUs a node (no spread over nodes by "
+       "CPUs), its tasks share them",
        env="SBATCH_OVERCOMMIT", step=SUPPORTED),
     _o("constraint", "C", REQUIRED, SUPPORTED,
        "node features: local backend, a feature no node of the partition has (its `features`) "
