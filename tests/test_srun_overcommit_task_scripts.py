@@ -63,7 +63,7 @@ def test_task_prolog_sets_the_task_env_and_prints_epilog_runs_after_each_task(cl
         "srun",
         "-n3",
         "-l",
-        "--task-prolog=prolog",
+        f"--task-prolog={out / 'prolog'}",
         "--task-epilog",
         str(out / "epilog"),
         "bash",

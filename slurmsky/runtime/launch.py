@@ -53,7 +53,15 @@ def main():
     _set_limits(os.environ.pop(LIMITS_VAR, ""))
     prolog = os.environ.pop(PROLOG_VAR, None)
     if prolog:
-        status = task_prolog(prolog)
+        status = 1
+        if not prolog.startswith("/"):  # slurmstepd's run_command takes full paths only
+            _say(
+                "slurmstepd-%s: error: run_command: user task_prolog is not fully qualified "
+                "pathname (%s)\nslurmstepd-%s: error: user task_prolog did not exit normally. "
+                "reason: Run command failed - configuration error" % (node, prolog, node)
+            )
+        else:
+            status = task_prolog(prolog)
         if status:
             _say("slurmstepd-%s: error: --task-prolog failed status=%d" % (node, status))
             os._exit(status)
@@ -142,7 +150,7 @@ def task_prolog(path):
     os.environ["SLURM_SCRIPT_CONTEXT"] = "prolog_task"
     try:
         proc = subprocess.run(
-            [path if "/" in path else "./" + path],  # execve's: no PATH search
+            [path],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
