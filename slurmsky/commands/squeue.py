@@ -224,6 +224,8 @@ def body(argv: list[str]) -> int:
         o.states = parse_states(environ["SQUEUE_STATES"])
     if o.users is None and environ.get("SQUEUE_USERS"):
         o.users = environ["SQUEUE_USERS"]
+    if o.nodes is not None:
+        o.nodes = _known_nodes(o.nodes)
     if o.start and not o.steps:
         o.format = o.format or squeue_format.SQUEUE_START
         o.sort = o.sort or "S"
@@ -366,6 +368,29 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
             job.het_set = sets.get(job.rec.het_job_id)
         jobs = squeue_format.squeue_sort(jobs, o.sort, listed=loaded is None)
         common.write_lines(out, lines, map(common.renderer(items), jobs))
+
+
+def _known_nodes(names: set[str]) -> set[str]:
+    """`-w`: each name as a node's name (or host name; `localhost` is this host), as
+    squeue's _filter_nodes maps them; an unknown one ends squeue. The nodes known are the
+    partitions' and those active jobs hold."""
+    import socket
+
+    from slurmsky.commands.sinfo import _natural, partitions
+
+    from slurmsky.runtime.hostlist import expand
+
+    conn = state.connect()
+    known = {n.name for p in partitions(conn) for n in p["nodes"] if n.name}
+    for rec in state.find_jobs(conn, light=True, states=states.ACTIVE_STATES):
+        known.update(expand(rec.nodelist) if rec.nodelist else ())  # what a job holds is known
+    mapped = set()
+    for name in sorted(names, key=_natural):
+        node = socket.gethostname().split(".")[0] if name.lower() == "localhost" else name
+        if node not in known:
+            raise UsageError(f"squeue: error: Invalid node name {name}")
+        mapped.add(node)
+    return mapped
 
 
 def _users(conn, text: str, warnings: list[str]) -> list[str]:
