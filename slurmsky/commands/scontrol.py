@@ -59,9 +59,11 @@ slurmsky: of Slurm's <COMMAND> values, these:
      ping                     print status of slurmctld daemons
      release <job_list>       permit specified job to start
      requeue <job_id>         re-queue a batch job
+     resume <job_list>        resume previously suspended job (see suspend)
      show <ENTITY> [<ID>]     display state of identified entity
                               (config, hostlist, hostlistsorted, hostnames, job, node,
                               partition)
+     suspend <job_list>       susend specified job (see resume)
      uhold <job_list>         place user hold on specified job
      update <SPECIFICATIONS>  update job (JobId=, TimeLimit=, JobName=, Comment=)
      version                  display tool version number"""
@@ -115,6 +117,14 @@ class Session:
             return self.each_job(args, control.release, HOLD_ERROR)
         if _is(command, "requeue", 3):
             return self.each_job(args, control.requeue)
+        if _is(command, "suspend", 2) or _is(command, "resume", 3):
+            if not args:
+                raise UsageError(f"too few arguments for keyword:{command}")
+            resume = _is(command, "resume", 3)
+            return self.each_job(
+                [_job_word(a) for a in args],
+                lambda conn, job: control.suspend(conn, job, resume=resume),
+            )
         if _is(command, "update", 1):
             return self.update(args)
         if _is(command, "ping", 2):
@@ -197,8 +207,16 @@ class Session:
                 ]
                 if not records:
                     raise UsageError(f"Job {value} not found")
-            elif not head.isdigit() or int(head) == 0 or (_ and not task.isdigit()):
+            elif not head.isdigit() or (_ and not task.isdigit()):
                 raise UsageError("scontrol_print_job error: Invalid job id specified")
+            elif int(head) == 0:  # job 0 is every job (scontrol_load_job); 0_N their elements N
+                records, now = self.visible()
+                if _:
+                    arrays = sorted({r.array_job_id for r in records if r.array_job_id})
+                    records, now = self.visible(tasks=[(a, int(task)) for a in arrays])
+                    if not records:
+                        print(f"Job 0_{int(task)} not found")
+                        return 1
             elif _:
                 records, now = self.visible(tasks=[(int(head), int(task))])
             else:
@@ -460,6 +478,14 @@ class Session:
             )
         sys.stdout.write("".join(out))
         return 0
+
+
+def _job_word(word: str) -> str:
+    """`JobId=12` or `Job=12` as `12`, as scontrol_suspend reads its argument."""
+    for prefix in ("jobid=", "job="):
+        if word.lower().startswith(prefix):
+            word = word[len(prefix) :]
+    return word
 
 
 def word_of(key: str, val: str) -> str:

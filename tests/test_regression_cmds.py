@@ -1,0 +1,137 @@
+"""Command behaviours Slurm's own regression tests check (issue 52), run as subprocesses on
+real local jobs: squeue -w, scancel --interactive and -v, scontrol suspend/resume and
+`show job 0_N`. Messages and exit codes are Slurm 22.05's (its source, and the peer's
+captures where the test names one)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from slurmsky import backends
+from slurmsky.backends import Feature, Unsupported
+
+LONG = "for i in $(seq 600); do echo $i; sleep 0.1; done"
+
+
+def running(cluster, job_id: int):
+    cluster.wait_for(lambda: cluster.job(job_id)[1] == "RUNNING", 60, f"job {job_id} to run")
+
+
+def lines(cluster, job_id: int) -> int:
+    path = cluster.cwd / f"slurm-{job_id}.out"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_squeue_unknown_node_name(cluster):
+    out = cluster.run("squeue", "-w", "dummy_name")
+    assert (out.returncode, out.stdout, out.stderr) == (
+        1,
+        "",
+        "squeue: error: Invalid node name dummy_name\n",
+    )
+    out = cluster.run("squeue", "-h", "-w", "127.0.0.1,localhost-nope")
+    assert out.stderr == "squeue: error: Invalid node name localhost-nope\n"
+    assert cluster.run("squeue", "-h", "-w", "127.0.0.[1-2]").returncode == 0
+
+
+def test_scancel_interactive_asks_for_each_job(cluster):
+    first = cluster.sbatch("-J", "aa", "--wrap", LONG)
+    held = cluster.sbatch("-J", "bb", "-H", "--wrap", "true")
+    running(cluster, first)
+    prompt = "Cancel job_id={} name={} partition=local [y/n]? "
+    # the pending job first, as scancel's passes; a word other than y or n asks again
+    out = cluster.run("scancel", "-i", str(first), str(held), input="x\nn\nno\n")
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout == prompt.format(held, "bb") * 2 + prompt.format(first, "aa")
+    assert [cluster.job(j)[1] for j in (first, held)] == ["RUNNING", "PENDING"]
+    out = cluster.run("scancel", "--interactive", "-v", str(held), input="y\n")
+    assert (out.stdout, out.stderr) == (
+        prompt.format(held, "bb"),
+        f"scancel: Terminating job {held}\n",
+    )
+    assert cluster.job(held)[1] == "CANCELLED"
+    out = cluster.run("scancel", "-i", str(first), input="")  # end of input: no
+    assert cluster.job(first)[1] == "RUNNING"
+    cluster.run("scancel", str(first))
+
+
+def test_scancel_verbose_words_and_no_match(cluster):
+    out = cluster.run("scancel", "-u", "root", "-n", "nosuchname")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    out = cluster.run("scancel", "-v", "-n", "nosuchname", "-t", "PD", "-p", "local")
+    assert (out.returncode, out.stderr) == (
+        0,
+        "scancel: error: No active jobs match ALL job filters, including: "
+        "job_name=nosuchname partition=local state=PENDING \n",
+    )
+    job = cluster.sbatch("--wrap", LONG)
+    running(cluster, job)
+    out = cluster.run("scancel", "-v", "-b", "-s", "STOP", str(job))
+    assert (out.returncode, out.stderr) == (0, f"scancel: Signal 19 to batch job {job}\n")
+    out = cluster.run("scancel", "-v", "--full", str(job))
+    assert out.stderr == f"scancel: Terminating full job {job}\n"
+
+
+def test_show_job_zero_index_names_every_arrays_element(cluster):
+    a = cluster.sbatch("-a", "1-3", "-H", "--wrap", "true")
+    b = cluster.sbatch("-a", "0-1", "-H", "--wrap", "true")
+    out = cluster.run("scontrol", "-o", "show", "job", "0_1")
+    assert out.returncode == 0, out.stderr
+    heads = [line.split(" JobName")[0] for line in out.stdout.splitlines()]
+    assert heads == [
+        f"JobId={a} ArrayJobId={a} ArrayTaskId=1",
+        f"JobId={b} ArrayJobId={b} ArrayTaskId=1",
+    ]
+    out = cluster.run("scontrol", "show", "job", "0_7")
+    assert (out.returncode, out.stdout) == (1, "Job 0_7 not found\n")
+    out = cluster.run("scontrol", "show", "job", "0")
+    assert [line.split()[0] for line in out.stdout.splitlines() if line.startswith("JobId=")] == [
+        f"JobId={a}",
+        f"JobId={b}",
+    ]
+
+
+def test_suspend_and_resume_stop_and_continue_the_job(cluster):
+    job = cluster.sbatch("--wrap", LONG)
+    held = cluster.sbatch("-H", "--wrap", "true")
+    running(cluster, job)
+    out = cluster.run("scontrol", "suspend", str(job))
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    cluster.wait_for(lambda: cluster.job(job)[1] == "SUSPENDED", 10, "SUSPENDED")
+    assert cluster.run("squeue", "-h", "-o", "%i %t", "-j", str(job)).stdout == f"{job} S\n"
+    assert (
+        "JobState=SUSPENDED Reason=None" in cluster.run("scontrol", "show", "job", str(job)).stdout
+    )
+    time.sleep(1)  # the SIGSTOP is the agent's to send
+    before = lines(cluster, job)
+    time.sleep(1.5)
+    assert lines(cluster, job) == before
+    out = cluster.run("scontrol", "suspend", f"JobId={job}", str(held), "999999")
+    assert (out.returncode, out.stderr) == (
+        1,
+        f"Job is not running for job {job}\n"
+        f"Job is pending execution for job {held}\n"
+        "Invalid job id specified for job 999999\n",
+    )
+    assert cluster.run("scontrol", "resume", str(job)).returncode == 0
+    assert cluster.job(job)[1] == "RUNNING"
+    cluster.wait_for(lambda: lines(cluster, job) > before + 3, 20, "output after resume")
+    out = cluster.run("scontrol", "resume", str(job))
+    assert (out.returncode, out.stderr) == (1, f"Job is not suspended for job {job}\n")
+    out = cluster.run("scontrol", "suspend")
+    assert (out.returncode, out.stderr) == (1, "too few arguments for keyword:suspend\n")
+    # a suspended job cancelled ends (SIGCONT before SIGTERM)
+    assert cluster.run("scontrol", "suspend", str(job)).returncode == 0
+    cluster.run("scancel", str(job))
+    assert cluster.wait_done(job)[0][1] == "CANCELLED"
+
+
+def test_sky_backend_refuses_suspend():
+    with pytest.raises(Unsupported) as caught:
+        backends.get("sky").require(Feature.SUSPEND)
+    assert str(caught.value) == (
+        "Requested operation is presently disabled (SkyPilot cannot stop a managed job's "
+        "processes and resume them)"
+    )
