@@ -377,7 +377,6 @@ def _known_nodes(names: set[str]) -> set[str]:
     import socket
 
     from slurmsky.commands.sinfo import _natural, partitions
-
     from slurmsky.runtime.hostlist import expand
 
     conn = state.connect()
