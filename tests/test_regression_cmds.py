@@ -135,3 +135,40 @@ def test_sky_backend_refuses_suspend():
         "Requested operation is presently disabled (SkyPilot cannot stop a managed job's "
         "processes and resume them)"
     )
+
+
+def test_update_start_time_and_array_throttle(cluster):
+    array = cluster.sbatch("-a", "1-4%1", "-H", "--wrap", "true")
+    later = cluster.sbatch("--begin=now+1hour", "--wrap", "true")
+    out = cluster.run("scontrol", "update", f"jobid={array}", "arraytaskthrottle=2")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    shown = cluster.run("scontrol", "-o", "show", "job", str(array)).stdout
+    assert f"ArrayJobId={array} ArrayTaskId=1-4%2 ArrayTaskThrottle=2 JobName=" in shown
+    assert cluster.run("squeue", "-h", "-o", "%i").stdout == f"{later}\n{array}_[1-4%2]\n"
+    out = cluster.run("scontrol", "update", f"JobId={array}", "ArrayTaskThrottle=0")
+    assert "ArrayTaskThrottle" not in cluster.run("scontrol", "show", "job", str(array)).stdout
+    out = cluster.run("scontrol", "update", f"JobId={array}", "ArrayTaskThrottle=-1")
+    assert (out.returncode, out.stderr) == (1, "scontrol: error: Invalid ArrayTaskThrottle value\n")
+    out = cluster.run("scontrol", "update", f"JobId={later}", "StartTime=xyz")
+    assert (out.returncode, out.stderr) == (
+        1,
+        "Invalid time specification (pos=0): xyz\nNo changes specified\n",
+    )
+    assert cluster.job(later)[4] == "BeginTime"
+    out = cluster.run("scontrol", "update", f"JobId={later}", "StartTime=now")
+    assert (out.returncode, out.stderr) == (0, "")
+    assert cluster.wait_done(later)[0][1] == "COMPLETED"
+    out = cluster.run("scontrol", "update", f"JobId={later}", "StartTime=now")
+    assert (out.returncode, out.stderr) == (
+        1,
+        f"Job/step already completing or completed for job {later}\n",
+    )
+
+
+def test_show_config_and_sinfo_fields_the_suite_reads(cluster):
+    config = cluster.run("scontrol", "show", "config").stdout.splitlines()
+    assert "MaxTasksPerNode         = 512" in config  # the peer's (scontrol-show-config.txt)
+    assert "ProctrackType           = proctrack/linuxproc" in config
+    out = cluster.run("sinfo", "-h", "-O", "defaulttime:12,time:10,root:4,groups:5,prioritytier")
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout.startswith("n/a         infinite  no  all  1")

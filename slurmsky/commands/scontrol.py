@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 
 from slurmsky import SLURM_VERSION, backends
 from slurmsky.commands.common import run
@@ -65,7 +66,8 @@ slurmsky: of Slurm's <COMMAND> values, these:
                               partition)
      suspend <job_list>       susend specified job (see resume)
      uhold <job_list>         place user hold on specified job
-     update <SPECIFICATIONS>  update job (JobId=, TimeLimit=, JobName=, Comment=)
+     update <SPECIFICATIONS>  update job (JobId=, TimeLimit=, JobName=, Comment=,
+                              StartTime=, ArrayTaskThrottle=)
      version                  display tool version number"""
 
 
@@ -286,14 +288,27 @@ class Session:
         job_text = next((v for k, v in pairs if k.lower() in ("jobid", "job")), None)
         if job_text is None:
             raise UsageError("scontrol: error: No job id specified", "Request aborted")
-        changes = {}
-        from slurmsky.parse.times import parse_time
+        changes: dict = {}
+        throttle = None
+        from slurmsky.core import daemon
+        from slurmsky.parse.times import TimeSpecError, parse_begin, parse_time
 
         for key, val in pairs:
             lower = key.lower()
             if lower in ("jobid", "job"):
                 continue
-            if lower == "timelimit":
+            if len(lower) >= 10 and "arraytaskthrottle".startswith(lower):
+                digits = val.strip().lstrip("+-")
+                digits = digits[: len(digits) - len(digits.lstrip("0123456789"))]
+                throttle = int(digits or 0) * (-1 if val.strip().startswith("-") else 1)
+                if throttle < 0:  # strtoll's value
+                    raise UsageError("scontrol: error: Invalid ArrayTaskThrottle value")
+            elif lower in ("starttime", "eligibletime"):
+                try:  # a bad time is parse_time's line, and no change
+                    changes["begin_time"] = max(parse_begin(val, key), time.time())
+                except TimeSpecError as exc:
+                    sys.stderr.write("".join(f"{note}\n" for note in exc.notes))
+            elif lower == "timelimit":
                 try:
                     changes["time_limit"] = parse_time(val, "TimeLimit")
                 except ValueError:
@@ -310,6 +325,8 @@ class Session:
                     f"supported: {word_of(key, val)}",
                     "Request aborted",
                 )
+        if not changes and throttle is None:
+            raise UsageError("No changes specified")
         try:
             job_id, indices = control.parse_job_id(job_text)
         except ValueError:
@@ -317,6 +334,15 @@ class Session:
         records = control.select(self.conn, job_id, indices)
         if not records:
             raise UsageError(f"Invalid job id specified for job {job_text}")
+        if throttle is not None:  # even for an array whose elements all ended
+            uid = os.geteuid()
+            if uid != 0 and any(rec.uid != uid for rec in records):
+                raise UsageError(f"{control.NOT_OWNER} for job {job_text}")
+            if records[0].array_job_id is not None:
+                state.set_array_throttle(self.conn, records[0].array_job_id, throttle)
+                daemon.wake()
+            if not changes:
+                return 0
         for rec in records:
             uid = os.geteuid()
             if uid != 0 and rec.uid != uid:
@@ -326,10 +352,14 @@ class Session:
             if "time_limit" in changes and rec.state != "PENDING":
                 # the node runtime of a started job enforces the limit it started with
                 raise UsageError(f"{control.DISABLED} for job {job_text}")
+            if "begin_time" in changes and rec.state != "PENDING":
+                raise UsageError(f"{control.NOT_PENDING} for job {job_text}")
             own = control.split_off(self.conn, rec)
             if own is None:
                 raise UsageError(f"{control.NOT_PENDING} for job {job_text}")
             state.update_job(self.conn, own.job_id, where_state=states.ACTIVE_STATES, **changes)
+        if "begin_time" in changes:
+            daemon.wake()  # the agent looks at its begin time again
         return 0
 
     # --- configuration ----------------------------------------------------------------------
@@ -349,10 +379,12 @@ class Session:
             ("KillWait", f"{cfg.kill_wait} sec"),
             ("MaxArraySize", str(cfg.max_array_size)),
             ("MaxJobCount", "10000"),
+            ("MaxTasksPerNode", "512"),  # Slurm's default; slurmsky sets no such limit
             ("MinJobAge", f"{state.MIN_JOB_AGE} sec"),
             ("NEXT_JOB_ID", str(state.next_job_id(self.conn))),
             ("OverTimeLimit", "0 min"),
             ("PriorityType", "priority/basic"),
+            ("ProctrackType", "proctrack/linuxproc"),  # a job's processes: the runtime's tree
             ("SchedulerType", "sched/builtin"),
             ("SelectType", "select/cons_tres"),
             ("SelectTypeParameters", "CR_CPU_MEMORY"),
