@@ -172,3 +172,14 @@ def test_show_config_and_sinfo_fields_the_suite_reads(cluster):
     out = cluster.run("sinfo", "-h", "-O", "defaulttime:12,time:10,root:4,groups:5,prioritytier")
     assert (out.returncode, out.stderr) == (0, "")
     assert out.stdout.startswith("n/a         infinite  no  all  1")
+
+
+def test_show_node_takes_a_hostlist(cluster):
+    out = cluster.run("scontrol", "show", "node", "-o", "127.0.0.[2-3],nope")
+    assert out.returncode == 1
+    assert [line.split()[0] for line in out.stdout.splitlines()] == [
+        "NodeName=127.0.0.2",
+        "NodeName=127.0.0.3",
+        "Node",
+    ]
+    assert out.stdout.endswith("\nNode nope not found\n")

@@ -455,13 +455,22 @@ class Session:
                 if n.gres and not seen[0].gres:  # a node's GRES, whichever partition lists it
                     seen = nodes[n.name] = (n, seen[1])
                 seen[1].append(p["name"])
-        if name is not None:
-            if name not in nodes:
-                raise UsageError(f"Node {name} not found")
-            nodes = {name: nodes[name]}
+        status, wanted = 0, list(nodes)
+        if name is not None:  # a hostlist, each name in its order (scontrol_print_node_list)
+            from slurmsky.runtime.hostlist import expand
+
+            try:
+                wanted = expand(name)
+            except ValueError:
+                raise UsageError(f"unable to parse node list {name}") from None
         uname = os.uname()
         out = []
-        for node, parts in nodes.values():
+        for wanted_name in wanted:
+            if wanted_name not in nodes:
+                out.append(f"Node {wanted_name} not found\n")
+                status = 1
+                continue
+            node, parts = nodes[wanted_name]
             # a remote node (a pool worker): what no slurmd reported is left out or N/A, as
             # Slurm prints a node that never registered
             arch = "" if node.remote else f"Arch={uname.machine} "
@@ -509,7 +518,7 @@ class Session:
                 )
             )
         sys.stdout.write("".join(out))
-        return 0
+        return status
 
 
 def _job_word(word: str) -> str:
