@@ -52,6 +52,10 @@ def body(argv: list[str]) -> int:
         return 0
     req = build_batch_request(cli, dict(os.environ), os.getcwd(), sys.stdin.buffer.read)
     warn(req.warnings)
+    if req.verbose:
+        from slurmsky.runtime.options import defined_block
+
+        warn(defined_block("sbatch", req.set_options))
     from slurmsky.core.submit import submit_batch
 
     return submit_batch(req)
