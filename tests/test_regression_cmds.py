@@ -183,3 +183,64 @@ def test_show_node_takes_a_hostlist(cluster):
         "Node",
     ]
     assert out.stdout.endswith("\nNode nope not found\n")
+
+
+def test_sbatch_verbose_lists_the_options_set_from_every_source(cluster):
+    cluster.script("s.sh", "#!/bin/sh\n#SBATCH --mem=2G\n#SBATCH -N 1-2\ntrue\n")
+    out = cluster.run(
+        "sbatch", "-v", "-t", "5", "-J", "x", "-H", "s.sh", env={"SBATCH_PARTITION": "local"}
+    )
+    assert out.returncode == 0, out.stderr
+    rule = "sbatch: -------------------- --------------------"
+    assert out.stderr.splitlines() == [
+        "sbatch: defined options",
+        rule,
+        "sbatch: hold                : set",
+        "sbatch: job-name            : x",
+        "sbatch: mem                 : 2G",
+        "sbatch: nodes               : 1-2",
+        "sbatch: partition           : local",
+        "sbatch: time                : 00:05:00",
+        "sbatch: verbose             : 1",
+        rule,
+        "sbatch: end of defined options",
+    ]
+    out = cluster.run("sbatch", "-vv", "-H", "--mem=0", "--time=1-2", "--wrap", "true")
+    assert "sbatch: mem                 : 0?\n" in out.stderr  # mbytes_to_str's
+    assert "sbatch: time                : 1-02:00:00\n" in out.stderr
+    assert "sbatch: verbose             : 2\n" in out.stderr
+
+
+def test_squeue_verbose_prints_its_settings_first(cluster):
+    out = cluster.run("squeue", "-v", "-p", "local", "-t", "PD,r", "-S", "i")
+    assert out.returncode == 0, out.stderr
+    settings, listing = out.stdout.split("\n\n\n")
+    assert settings.splitlines() == [
+        "-----------------------------",
+        "all         = true",
+        "array       = false",
+        "federation  = false",
+        "format      = (null)",
+        "iterate     = 0",
+        "job_flag    = 0",
+        "jobs        = (null)",
+        "licenses    = (null)",
+        "local       = false",
+        "names       = (null)",
+        "nodes       = ",
+        "partitions  = local",
+        "priority    = false",
+        "reservation = (null)",
+        "sibling      = false",
+        "sort        = i",
+        "start_flag  = 0",
+        "states      = PD,r",
+        "step_flag   = 0",
+        "steps       = (null)",
+        "users       = (null)",
+        "verbose     = 1",
+        "-----------------------------",
+    ]
+    assert listing.startswith("             JOBID PARTITION")
+    out = cluster.run("squeue", "-vv", "-t", "PD,r", "-n", "ab", "-h")
+    assert "\nname_list[0] = 97\nstate_list[0] = PENDING\nstate_list[1] = RUNNING\n" in out.stdout
