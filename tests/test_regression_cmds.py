@@ -11,6 +11,7 @@ import pytest
 
 from slurmsky import backends
 from slurmsky.backends import Feature, Unsupported
+from slurmsky.commands.common import plugin_lines
 
 LONG = "for i in $(seq 600); do echo $i; sleep 0.1; done"
 
@@ -49,7 +50,8 @@ def test_scancel_interactive_asks_for_each_job(cluster):
     out = cluster.run("scancel", "--interactive", "-v", str(held), input="y\n")
     assert (out.stdout, out.stderr) == (
         prompt.format(held, "bb"),
-        f"scancel: Terminating job {held}\n",
+        "".join(line + "\n" for line in plugin_lines("scancel"))
+        + f"scancel: Terminating job {held}\n",
     )
     assert cluster.job(held)[1] == "CANCELLED"
     out = cluster.run("scancel", "-i", str(first), input="")  # end of input: no
@@ -60,16 +62,18 @@ def test_scancel_interactive_asks_for_each_job(cluster):
 def test_scancel_verbose_words_and_no_match(cluster):
     out = cluster.run("scancel", "-u", "root", "-n", "nosuchname")
     assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    # with filters or a signal scancel reads every job, loading the select plugins (-v)
+    plugins = "".join(line + "\n" for line in plugin_lines("scancel"))
     out = cluster.run("scancel", "-v", "-n", "nosuchname", "-t", "PD", "-p", "local")
     assert (out.returncode, out.stderr) == (
         0,
-        "scancel: error: No active jobs match ALL job filters, including: "
+        plugins + "scancel: error: No active jobs match ALL job filters, including: "
         "job_name=nosuchname partition=local state=PENDING \n",
     )
     job = cluster.sbatch("--wrap", LONG)
     running(cluster, job)
     out = cluster.run("scancel", "-v", "-b", "-s", "STOP", str(job))
-    assert (out.returncode, out.stderr) == (0, f"scancel: Signal 19 to batch job {job}\n")
+    assert (out.returncode, out.stderr) == (0, plugins + f"scancel: Signal 19 to batch job {job}\n")
     out = cluster.run("scancel", "-v", "--full", str(job))
     assert out.stderr == f"scancel: Terminating full job {job}\n"
 
@@ -108,12 +112,11 @@ def test_suspend_and_resume_stop_and_continue_the_job(cluster):
     before = lines(cluster, job)
     time.sleep(1.5)
     assert lines(cluster, job) == before
+    # suspending a suspended job succeeds (the peer's: scontrol's suspend is "indefinite")
     out = cluster.run("scontrol", "suspend", f"JobId={job}", str(held), "999999")
     assert (out.returncode, out.stderr) == (
         1,
-        f"Job is not running for job {job}\n"
-        f"Job is pending execution for job {held}\n"
-        "Invalid job id specified for job 999999\n",
+        f"Job is pending execution for job {held}\nInvalid job id specified for job 999999\n",
     )
     assert cluster.run("scontrol", "resume", str(job)).returncode == 0
     assert cluster.job(job)[1] == "RUNNING"
@@ -204,6 +207,7 @@ def test_sbatch_verbose_lists_the_options_set_from_every_source(cluster):
         "sbatch: verbose             : 1",
         rule,
         "sbatch: end of defined options",
+        *plugin_lines("sbatch"),
     ]
     out = cluster.run("sbatch", "-vv", "-H", "--mem=0", "--time=1-2", "--wrap", "true")
     assert "sbatch: mem                 : 0?\n" in out.stderr  # mbytes_to_str's
@@ -241,6 +245,10 @@ def test_squeue_verbose_prints_its_settings_first(cluster):
         "verbose     = 1",
         "-----------------------------",
     ]
-    assert listing.startswith("             JOBID PARTITION")
+    assert listing.splitlines()[1:] == [  # after the date: what slurm_load_jobs gave
+        "last_update_time=%d records=0" % int(listing.splitlines()[1].split()[0].split("=")[1]),
+        "             JOBID PARTITION     NAME     USER ST       TIME  NODES NODELIST(REASON)",
+    ]
+    assert out.stderr == "".join(line + "\n" for line in plugin_lines("squeue"))
     out = cluster.run("squeue", "-vv", "-t", "PD,r", "-n", "ab", "-h")
     assert "\nname_list[0] = 97\nstate_list[0] = PENDING\nstate_list[1] = RUNNING\n" in out.stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from slurmsky.commands.common import run
+from slurmsky.commands.common import plugin_lines, run
 from slurmsky.commands.read_options import REQUIRED, Opt, Table, answered, words
 from slurmsky.core import jobcontrol as control
 from slurmsky.core import state
@@ -145,6 +145,11 @@ def body(argv: list[str]) -> int:
 
     conn = state.connect()
     status = 0
+    loads = filters or signum is not None or scope == "batch" or o.interactive
+    if verbose and (loads or any("." in text for text, _ in targets)):
+        # scancel reads every job (slurm_load_jobs, which loads the select plugins) unless
+        # it only has ids to cancel
+        sys.stderr.write("".join(line + "\n" for line in plugin_lines("scancel")))
     if targets:
         work = []  # (text as given, records, named by array index)
         for text, (job_id, which) in targets:

@@ -11,7 +11,7 @@ import sys
 import time
 
 from slurmsky import backends
-from slurmsky.commands.common import run
+from slurmsky.commands.common import plugin_lines, run
 from slurmsky.commands.read_options import OPTIONAL, REQUIRED, Opt, Table, answered, words
 from slurmsky.core import state, states
 from slurmsky.display import format_elapsed, format_limit
@@ -244,6 +244,8 @@ def body(argv: list[str]) -> int:
         o.users = _users(conn, o.users, warnings)
     if o.given.get("v"):
         _print_options(o, texts, users_text, environ, out)
+        out.flush()
+        sys.stderr.write("".join(line + "\n" for line in plugin_lines("squeue")))
     for line in warnings:
         sys.stderr.write(line)
     _revive(conn)
@@ -287,7 +289,8 @@ def body(argv: list[str]) -> int:
 def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, out) -> None:
     """One listing of the queue (squeue prints one per --iterate period)."""
     noheader, long, array = o.noheader, o.long, o.array
-    if o.jobs is not None and len(o.jobs) == 1:
+    single = o.jobs is not None and len(o.jobs) == 1
+    if single:
         # A single id is loaded by id (slurm_load_job): unknown or purged is an error.
         job_id = o.jobs[0][0]
         known = state.find_jobs(conn, ids=[job_id], active_or_ended_after=now - state.MIN_JOB_AGE)
@@ -323,8 +326,15 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
             active_or_ended_after=now - state.MIN_JOB_AGE,
         )
     lines = []
-    if long and not noheader:
+    if (long or o.given.get("v")) and not noheader:
         lines.append(time.ctime(now))
+    if o.given.get("v"):  # what slurm_load_jobs gave: one job's load has no update time
+        loaded = state.find_jobs(
+            conn,
+            ids=[o.jobs[0][0]] if single else None,
+            active_or_ended_after=now - state.MIN_JOB_AGE,
+        )
+        lines.append(f"last_update_time={0 if single else int(now)} records={len(loaded)}")
     if not noheader:
         lines.append(common.render(items, None))
     # one array's id alone is loaded by id (slurm_load_job): its record first, then the
@@ -340,9 +350,9 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
         # the common listing: SQLite computes the lines' cells and the order (squeue_format.Listing)
         listing = squeue_format.Listing(items, now, array, conn.dialect)
         # the listing this call made before, if no job changed since (listing_cache); not
-        # with -l, whose head tells the time
+        # with -l or -v, whose head tells the time
         answer = None
-        if not long:
+        if not long and not o.given.get("v"):
             answer = listing_cache.Answer.of(
                 conn, out, "squeue", argv, [__file__, squeue_format.__file__], now
             )

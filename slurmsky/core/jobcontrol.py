@@ -259,6 +259,8 @@ def suspend(conn: Connection, job: JobRecord, *, resume: bool = False) -> str | 
     except Unsupported as refusal:
         return str(refusal)
     before, after = ("SUSPENDED", "RUNNING") if resume else ("RUNNING", "SUSPENDED")
+    if job.state == "SUSPENDED" and not resume:
+        return None  # scontrol's suspend is "indefinite": of a suspended job, it succeeds
     with state.write(conn):
         if not state.update_job(conn, job.job_id, where_state=(before,), state=after):
             return NOT_SUSPENDED if resume else NOT_RUNNING
