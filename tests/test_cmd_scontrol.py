@@ -282,7 +282,7 @@ def test_update(shown):
     out = shown.run("scontrol", "update", "jobid=30", "Comment=x")
     assert (out.returncode, out.stderr) == (
         1,
-        "Job/step already completing or completed for job 30\n",
+        "Job has already finished for job 30\n",  # the peer's, for a COMPLETED job
     )
     out = shown.run("scontrol", "update", "JobId=137", "comment=later")
     assert out.returncode == 0

@@ -164,7 +164,7 @@ def test_update_start_time_and_array_throttle(cluster):
     out = cluster.run("scontrol", "update", f"JobId={later}", "StartTime=now")
     assert (out.returncode, out.stderr) == (
         1,
-        f"Job/step already completing or completed for job {later}\n",
+        f"Job has already finished for job {later}\n",
     )
 
 

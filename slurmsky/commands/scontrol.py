@@ -348,7 +348,7 @@ class Session:
             if uid != 0 and rec.uid != uid:
                 raise UsageError(f"{control.NOT_OWNER} for job {job_text}")
             if rec.finished:
-                raise UsageError(f"{control.ALREADY_DONE} for job {job_text}")
+                raise UsageError(f"{control.FINISHED} for job {job_text}")
             if "time_limit" in changes and rec.state != "PENDING":
                 # the node runtime of a started job enforces the limit it started with
                 raise UsageError(f"{control.DISABLED} for job {job_text}")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 INVALID_ID = "Invalid job id specified"
 ALREADY_DONE = "Job/step already completing or completed"
+FINISHED = "Job has already finished"  # ESLURM_JOB_FINISHED: scontrol update of an ended job
 ACCESS_DENIED = "Access/permission denied"
 NOT_OWNER = "Invalid user id"  # what slurmctld says to hold/release/update of another's job
 PENDING_ERR = "Job is pending execution"
