@@ -290,7 +290,7 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
     """One listing of the queue (squeue prints one per --iterate period)."""
     noheader, long, array = o.noheader, o.long, o.array
     single = o.jobs is not None and len(o.jobs) == 1
-    if single:
+    if single and o.jobs is not None:
         # A single id is loaded by id (slurm_load_job): unknown or purged is an error.
         job_id = o.jobs[0][0]
         known = state.find_jobs(conn, ids=[job_id], active_or_ended_after=now - state.MIN_JOB_AGE)
@@ -329,12 +329,9 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
     if (long or o.given.get("v")) and not noheader:
         lines.append(time.ctime(now))
     if o.given.get("v"):  # what slurm_load_jobs gave: one job's load has no update time
-        loaded = state.find_jobs(
-            conn,
-            ids=[o.jobs[0][0]] if single else None,
-            active_or_ended_after=now - state.MIN_JOB_AGE,
-        )
-        lines.append(f"last_update_time={0 if single else int(now)} records={len(loaded)}")
+        one = [o.jobs[0][0]] if single and o.jobs else None
+        read = state.find_jobs(conn, ids=one, active_or_ended_after=now - state.MIN_JOB_AGE)
+        lines.append(f"last_update_time={0 if one else int(now)} records={len(read)}")
     if not noheader:
         lines.append(common.render(items, None))
     # one array's id alone is loaded by id (slurm_load_job): its record first, then the
