@@ -172,6 +172,8 @@ def test_parse_applies_each_option_in_order(name, data):
         ns = fresh()
         for key, text in opts:
             row = table.by_key[key]
+            if isinstance(getattr(ns, "given", None), dict):  # the texts as given
+                ns.given.setdefault(key, []).append(text)
             if row.conflict and getattr(ns, row.conflict[0]) is not None:
                 raise UsageError(row.conflict[1])
             for mark in row.marks:

@@ -80,6 +80,12 @@ class Feature(metaclass=_Closed):
         "scancel --signal reaches a running job's steps from here",
         "Requested operation is presently disabled",  # scancel's, per job (ESLURM_DISABLED)
     )
+    SUSPEND = BackendFeature(
+        "suspend",
+        "scontrol suspend and resume: every process of a running job stops (SIGSTOP) and "
+        "goes on (SIGCONT)",
+        "Requested operation is presently disabled ({reason})",  # ESLURM_DISABLED
+    )
     FOREIGN_JOBS = BackendFeature(
         "foreign_jobs", "jobs submitted outside slurmsky show in squeue and sacct"
     )

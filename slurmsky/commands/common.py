@@ -139,6 +139,18 @@ def _state_failed(prog: str, exc) -> SlurmError:
     return SlurmError(f"slurmsky state failed ({exc})")
 
 
+def plugin_lines(prog: str) -> list[str]:
+    """What Slurm 22.05's clients log at -v as they load the select plugins (Debian's
+    slurm-client has these four; SelectTypeParameters CR_CPU_MEMORY is linear's 20), as
+    `scontrol show config` names select/cons_tres."""
+    return [
+        f"{prog}: select/cons_tres: common_init: select/cons_tres loaded",
+        f"{prog}: select/cray_aries: init: Cray/Aries node selection plugin loaded",
+        f"{prog}: select/linear: init: Linear node selection plugin loaded with argument 20",
+        f"{prog}: select/cons_res: common_init: select/cons_res loaded",
+    ]
+
+
 def warn(lines) -> None:
     for line in lines:
         sys.stderr.write(line + "\n")

@@ -135,13 +135,18 @@ class Table:
         self, argv: list[str], ns: N, operands: Callable[[list[str]], None] | None = None
     ) -> tuple[N, list[str]]:
         """(ns with argv's options applied, the operands). ``operands`` sees the operands
-        before any option is applied (a command that refuses them does so first)."""
+        before any option is applied (a command that refuses them does so first). A
+        namespace with a ``given`` dict gets each option's texts there, in order, under its
+        letter (or first long name): None for each use without an argument."""
         opts, rest = getopt_long(self.prog, argv, self.shortopts, self.longopts, self.permute)
         if operands is not None:
             operands(rest)
         by_key = self.by_key
+        given = getattr(ns, "given", None)
         for key, text in opts:
             row = by_key[key]
+            if given is not None:
+                given.setdefault(key, []).append(text)
             if row.conflict is not None and getattr(ns, row.conflict[0]) is not None:
                 raise UsageError(row.conflict[1])
             for mark in row.marks:

@@ -6,7 +6,7 @@ import os
 import sys
 
 from slurmsky import SLURM_VERSION
-from slurmsky.commands.common import run, warn
+from slurmsky.commands.common import plugin_lines, run, warn
 from slurmsky.parse.options import help_text
 from slurmsky.parse.request import build_batch_request, parse_command_line
 
@@ -52,6 +52,10 @@ def body(argv: list[str]) -> int:
         return 0
     req = build_batch_request(cli, dict(os.environ), os.getcwd(), sys.stdin.buffer.read)
     warn(req.warnings)
+    if req.verbose:
+        from slurmsky.runtime.options import defined_block
+
+        warn(defined_block("sbatch", req.set_options) + plugin_lines("sbatch"))
     from slurmsky.core.submit import submit_batch
 
     return submit_batch(req)

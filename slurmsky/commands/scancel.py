@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from slurmsky.commands.common import run
+from slurmsky.commands.common import plugin_lines, run
 from slurmsky.commands.read_options import REQUIRED, Opt, Table, answered, words
 from slurmsky.core import jobcontrol as control
 from slurmsky.core import state
@@ -39,6 +39,8 @@ class ScancelArgs(Record, frozen=False):
     scope: str = "steps"
     verbose: bool = False
     quiet: bool = False
+    interactive: bool = False
+    nodes_text: str | None = None  # -w as given, for -v's filter report
     names: list | None = None
     users: list | None = None
     partitions: list | None = None
@@ -63,9 +65,11 @@ def _signal(text: str, ns: object = None) -> int:
     return signum
 
 
-def _nodes(text: str, ns: object = None) -> set[str]:
+def _nodes(text: str, ns: ScancelArgs | None = None) -> set[str]:
     from slurmsky.runtime.hostlist import expand
 
+    if ns is not None:
+        ns.nodes_text = text
     try:
         return set(expand(text))
     except ValueError:  # Slurm's hostset_intersects: no job is on such a list
@@ -94,7 +98,7 @@ OPTIONS = Table("scancel", (
     Opt("f", ("full",), dest="scope", const="full", help="signal the batch shell too"),
     Opt("", ("help",), dest="action", const="help", stop=True, help="Slurm's help text"),
     Opt("H", ("hurry",), help=_NO_EFFECT),
-    Opt("i", ("interactive",), help=_NO_EFFECT),
+    Opt("i", ("interactive",), dest="interactive", help="ask before each job"),
     Opt("M", ("cluster", "clusters"), REQUIRED, help=_NO_EFFECT),
     Opt("n", ("name", "jobname"), REQUIRED, "names", convert=words, help="jobs of these names"),
     Opt("w", ("nodelist",), REQUIRED, "nodes", convert=_nodes, help="jobs on these nodes"),
@@ -141,6 +145,11 @@ def body(argv: list[str]) -> int:
 
     conn = state.connect()
     status = 0
+    loads = filters or signum is not None or scope == "batch" or o.interactive
+    if verbose and (loads or any("." in text for text, _ in targets)):
+        # scancel reads every job (slurm_load_jobs, which loads the select plugins) unless
+        # it only has ids to cancel
+        sys.stderr.write("".join(line + "\n" for line in plugin_lines("scancel")))
     if targets:
         work = []  # (text as given, records, named by array index)
         for text, (job_id, which) in targets:
@@ -166,12 +175,28 @@ def body(argv: list[str]) -> int:
         )
         records = _filtered(records, filters)
         work = [(r.display_id, [r], False) for r in records]
+    if (
+        verbose
+        and filters
+        and not _filtered(state.find_jobs(conn, states=CANCELLABLE_STATES), filters)
+    ):
+        sys.stderr.write(
+            "scancel: error: No active jobs match ALL job filters, including: %s\n"
+            % _filter_text(o)
+        )
+    kind = {"batch": "batch ", "full": "full "}.get(scope, "")
+    if o.interactive:  # scancel's passes: the pending jobs first
+        work.sort(key=lambda w: not any(r.state == "PENDING" for r in w[1]))
     for text, records, by_index in work:
+        if o.interactive and any(r.state in CANCELLABLE_STATES for r in records):
+            records = _confirmed([r for r in records if r.state in CANCELLABLE_STATES])
+            if not records:
+                continue
         if verbose:
             if signum is None:
-                sys.stderr.write(f"scancel: Terminating job {text}\n")
+                sys.stderr.write(f"scancel: Terminating {kind}job {text}\n")
             else:
-                sys.stderr.write(f"scancel: Signal {signum} to job {text}\n")
+                sys.stderr.write(f"scancel: Signal {signum} to {kind}job {text}\n")
         live = [r for r in records if r.state in CANCELLABLE_STATES]
         whole = control.whole_jobs(live)
         if whole is None or (live and "+" in text.split(".")[0]):
@@ -206,6 +231,42 @@ def body(argv: list[str]) -> int:
         elif not silent:
             status = status or 1
     return status
+
+
+def _filter_text(o: ScancelArgs) -> str:
+    """The filters given, as scancel -v reports that none matches: `job_name=x user_name=y `."""
+    parts = [
+        ("account", o.accounts and ",".join(o.accounts)),
+        ("job_name", o.names and ",".join(o.names)),
+        ("nodelist", o.nodes_text),
+        ("partition", o.partitions and ",".join(o.partitions)),
+        ("qos", o.q),
+        ("reservation", o.R),
+        ("state", o.states and ",".join(o.states)),
+        ("user_name", o.users and ",".join(o.users)),
+        ("wckey", o.wckey),
+    ]
+    return "".join(f"{name}={value} " for name, value in parts if value is not None)
+
+
+def _confirmed(records: list) -> list:
+    """--interactive: `Cancel job_id=N name=X partition=P [y/n]? ` on stdout for each job
+    (pending first, as scancel's passes), read from stdin until y or n; the jobs answered y.
+    End of input counts as n (Slurm's scancel asks again forever)."""
+    kept = []
+    for r in sorted(records, key=lambda r: r.state != "PENDING"):
+        while True:
+            sys.stdout.write(
+                f"Cancel job_id={r.display_id} name={r.name} partition={r.partition} [y/n]? "
+            )
+            sys.stdout.flush()
+            answer = sys.stdin.readline()
+            if not answer or answer[0] in "nN":
+                break
+            if answer[0] in "yY":
+                kept.append(r)
+                break
+    return kept
 
 
 def _split_ids(word: str) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 
 from slurmsky import SLURM_VERSION, backends
 from slurmsky.commands.common import run
@@ -59,11 +60,14 @@ slurmsky: of Slurm's <COMMAND> values, these:
      ping                     print status of slurmctld daemons
      release <job_list>       permit specified job to start
      requeue <job_id>         re-queue a batch job
+     resume <job_list>        resume previously suspended job (see suspend)
      show <ENTITY> [<ID>]     display state of identified entity
                               (config, hostlist, hostlistsorted, hostnames, job, node,
                               partition)
+     suspend <job_list>       susend specified job (see resume)
      uhold <job_list>         place user hold on specified job
-     update <SPECIFICATIONS>  update job (JobId=, TimeLimit=, JobName=, Comment=)
+     update <SPECIFICATIONS>  update job (JobId=, TimeLimit=, JobName=, Comment=,
+                              StartTime=, ArrayTaskThrottle=)
      version                  display tool version number"""
 
 
@@ -115,6 +119,14 @@ class Session:
             return self.each_job(args, control.release, HOLD_ERROR)
         if _is(command, "requeue", 3):
             return self.each_job(args, control.requeue)
+        if _is(command, "suspend", 2) or _is(command, "resume", 3):
+            if not args:
+                raise UsageError(f"too few arguments for keyword:{command}")
+            resume = _is(command, "resume", 3)
+            return self.each_job(
+                [_job_word(a) for a in args],
+                lambda conn, job: control.suspend(conn, job, resume=resume),
+            )
         if _is(command, "update", 1):
             return self.update(args)
         if _is(command, "ping", 2):
@@ -197,8 +209,16 @@ class Session:
                 ]
                 if not records:
                     raise UsageError(f"Job {value} not found")
-            elif not head.isdigit() or int(head) == 0 or (_ and not task.isdigit()):
+            elif not head.isdigit() or (_ and not task.isdigit()):
                 raise UsageError("scontrol_print_job error: Invalid job id specified")
+            elif int(head) == 0:  # job 0 is every job (scontrol_load_job); 0_N their elements N
+                records, now = self.visible()
+                if _:
+                    arrays = sorted({r.array_job_id for r in records if r.array_job_id})
+                    records, now = self.visible(tasks=[(a, int(task)) for a in arrays])
+                    if not records:
+                        print(f"Job 0_{int(task)} not found")
+                        return 1
             elif _:
                 records, now = self.visible(tasks=[(int(head), int(task))])
             else:
@@ -268,14 +288,27 @@ class Session:
         job_text = next((v for k, v in pairs if k.lower() in ("jobid", "job")), None)
         if job_text is None:
             raise UsageError("scontrol: error: No job id specified", "Request aborted")
-        changes = {}
-        from slurmsky.parse.times import parse_time
+        changes: dict = {}
+        throttle = None
+        from slurmsky.core import daemon
+        from slurmsky.parse.times import TimeSpecError, parse_begin, parse_time
 
         for key, val in pairs:
             lower = key.lower()
             if lower in ("jobid", "job"):
                 continue
-            if lower == "timelimit":
+            if len(lower) >= 10 and "arraytaskthrottle".startswith(lower):
+                digits = val.strip().lstrip("+-")
+                digits = digits[: len(digits) - len(digits.lstrip("0123456789"))]
+                throttle = int(digits or 0) * (-1 if val.strip().startswith("-") else 1)
+                if throttle < 0:  # strtoll's value
+                    raise UsageError("scontrol: error: Invalid ArrayTaskThrottle value")
+            elif lower in ("starttime", "eligibletime"):
+                try:  # a bad time is parse_time's line, and no change
+                    changes["begin_time"] = max(parse_begin(val, key), time.time())
+                except TimeSpecError as exc:
+                    sys.stderr.write("".join(f"{note}\n" for note in exc.notes))
+            elif lower == "timelimit":
                 try:
                     changes["time_limit"] = parse_time(val, "TimeLimit")
                 except ValueError:
@@ -292,6 +325,8 @@ class Session:
                     f"supported: {word_of(key, val)}",
                     "Request aborted",
                 )
+        if not changes and throttle is None:
+            raise UsageError("No changes specified")
         try:
             job_id, indices = control.parse_job_id(job_text)
         except ValueError:
@@ -299,19 +334,32 @@ class Session:
         records = control.select(self.conn, job_id, indices)
         if not records:
             raise UsageError(f"Invalid job id specified for job {job_text}")
+        if throttle is not None:  # even for an array whose elements all ended
+            uid = os.geteuid()
+            if uid != 0 and any(rec.uid != uid for rec in records):
+                raise UsageError(f"{control.NOT_OWNER} for job {job_text}")
+            if records[0].array_job_id is not None:
+                state.set_array_throttle(self.conn, records[0].array_job_id, throttle)
+                daemon.wake()
+            if not changes:
+                return 0
         for rec in records:
             uid = os.geteuid()
             if uid != 0 and rec.uid != uid:
                 raise UsageError(f"{control.NOT_OWNER} for job {job_text}")
             if rec.finished:
-                raise UsageError(f"{control.ALREADY_DONE} for job {job_text}")
+                raise UsageError(f"{control.FINISHED} for job {job_text}")
             if "time_limit" in changes and rec.state != "PENDING":
                 # the node runtime of a started job enforces the limit it started with
                 raise UsageError(f"{control.DISABLED} for job {job_text}")
+            if "begin_time" in changes and rec.state != "PENDING":
+                raise UsageError(f"{control.NOT_PENDING} for job {job_text}")
             own = control.split_off(self.conn, rec)
             if own is None:
                 raise UsageError(f"{control.NOT_PENDING} for job {job_text}")
             state.update_job(self.conn, own.job_id, where_state=states.ACTIVE_STATES, **changes)
+        if "begin_time" in changes:
+            daemon.wake()  # the agent looks at its begin time again
         return 0
 
     # --- configuration ----------------------------------------------------------------------
@@ -331,11 +379,12 @@ class Session:
             ("KillWait", f"{cfg.kill_wait} sec"),
             ("MaxArraySize", str(cfg.max_array_size)),
             ("MaxJobCount", "10000"),
-            ("MaxTasksPerNode", "512"),  # Slurm's default (the peer's)
+            ("MaxTasksPerNode", "512"),  # Slurm's default; slurmsky sets no such limit
             ("MinJobAge", f"{state.MIN_JOB_AGE} sec"),
             ("NEXT_JOB_ID", str(state.next_job_id(self.conn))),
             ("OverTimeLimit", "0 min"),
             ("PriorityType", "priority/basic"),
+            ("ProctrackType", "proctrack/linuxproc"),  # a job's processes: the runtime's tree
             ("SchedulerType", "sched/builtin"),
             ("SelectType", "select/cons_tres"),
             ("SelectTypeParameters", "CR_CPU_MEMORY"),
@@ -406,13 +455,22 @@ class Session:
                 if n.gres and not seen[0].gres:  # a node's GRES, whichever partition lists it
                     seen = nodes[n.name] = (n, seen[1])
                 seen[1].append(p["name"])
-        if name is not None:
-            if name not in nodes:
-                raise UsageError(f"Node {name} not found")
-            nodes = {name: nodes[name]}
+        status, wanted = 0, list(nodes)
+        if name is not None:  # a hostlist, each name in its order (scontrol_print_node_list)
+            from slurmsky.runtime.hostlist import expand
+
+            try:
+                wanted = expand(name)
+            except ValueError:
+                raise UsageError(f"unable to parse node list {name}") from None
         uname = os.uname()
         out = []
-        for node, parts in nodes.values():
+        for wanted_name in wanted:
+            if wanted_name not in nodes:
+                out.append(f"Node {wanted_name} not found\n")
+                status = 1
+                continue
+            node, parts = nodes[wanted_name]
             # a remote node (a pool worker): what no slurmd reported is left out or N/A, as
             # Slurm prints a node that never registered
             arch = "" if node.remote else f"Arch={uname.machine} "
@@ -460,7 +518,15 @@ class Session:
                 )
             )
         sys.stdout.write("".join(out))
-        return 0
+        return status
+
+
+def _job_word(word: str) -> str:
+    """`JobId=12` or `Job=12` as `12`, as scontrol_suspend reads its argument."""
+    for prefix in ("jobid=", "job="):
+        if word.lower().startswith(prefix):
+            word = word[len(prefix) :]
+    return word
 
 
 def word_of(key: str, val: str) -> str:

@@ -209,6 +209,25 @@ _LONG_NAMES = {
     "tmp": "d",
     "socketcorethread": "z",
     "oversubscribe": "h",
+    # and the rest of 22.05's -O names the fields above print
+    "allocnodes": "S",
+    "cores": "Y",
+    "defaulttime": "L",
+    "disk": "d",
+    "features_act": "b",
+    "groups": "g",
+    "maxcpuspernode": "B",
+    "nodeai": "A",
+    "preemptmode": "M",
+    "priorityjobfactor": "I",
+    "prioritytier": "p",
+    "root": "r",
+    "share": "h",
+    "size": "s",
+    "sockets": "X",
+    "threads": "Z",
+    "time": "l",
+    "version": "v",
 }
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 from slurmsky import backends
-from slurmsky.commands.common import run
+from slurmsky.commands.common import plugin_lines, run
 from slurmsky.commands.read_options import OPTIONAL, REQUIRED, Opt, Table, answered, words
 from slurmsky.core import state, states
 from slurmsky.display import format_elapsed, format_limit
@@ -107,6 +107,7 @@ class SqueueArgs(Record, frozen=False):
     sort: str | None = None
     override: bool = False  # an option chose the format: SQUEUE_FORMAT{,2} do not apply
     action: str | None = None
+    given: dict = Factory(dict)  # each option's texts as given (read_options.Table.parse)
 
 
 def _states(text: str, ns: object = None) -> set[str]:
@@ -181,7 +182,7 @@ OPTIONS = Table("squeue", (
     Opt("", ("usage",), dest="action", const="usage", stop=True, help="the usage text"),
     Opt("u", ("user", "users"), REQUIRED, "users", help="users whose jobs to list"),
     Opt("U", (), REQUIRED, "accounts", convert=words, help="accounts to list"),
-    Opt("v", ("verbose",), help="accepted, no effect"),
+    Opt("v", ("verbose",), help="the settings first (-vv: and the lists read from them)"),
     Opt("V", ("version",), dest="action", const="version", stop=True, help="the version"),
     Opt("", ("yaml",), dest="yaml", help="the OpenAPI document as YAML"),
 ))
@@ -224,6 +225,12 @@ def body(argv: list[str]) -> int:
         o.states = parse_states(environ["SQUEUE_STATES"])
     if o.users is None and environ.get("SQUEUE_USERS"):
         o.users = environ["SQUEUE_USERS"]
+    if o.nodes is not None:
+        o.nodes = _known_nodes(o.nodes)
+    texts = {k: v[-1] for k, v in o.given.items()}  # each option's last text
+    for key, name in (("n", "NAMES"), ("L", "LICENSES"), ("p", "PARTITION"), ("t", "STATES")):
+        if texts.get(key) is None and environ.get("SQUEUE_" + name):
+            texts[key] = environ["SQUEUE_" + name]
     if o.start and not o.steps:
         o.format = o.format or squeue_format.SQUEUE_START
         o.sort = o.sort or "S"
@@ -231,9 +238,14 @@ def body(argv: list[str]) -> int:
             o.states = {"PENDING"}
 
     out = sys.stdout
+    users_text = o.users if isinstance(o.users, str) else None
     conn = state.connect()
     if o.users is not None:
         o.users = _users(conn, o.users, warnings)
+    if o.given.get("v"):
+        _print_options(o, texts, users_text, environ, out)
+        out.flush()
+        sys.stderr.write("".join(line + "\n" for line in plugin_lines("squeue")))
     for line in warnings:
         sys.stderr.write(line)
     _revive(conn)
@@ -277,7 +289,8 @@ def body(argv: list[str]) -> int:
 def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, out) -> None:
     """One listing of the queue (squeue prints one per --iterate period)."""
     noheader, long, array = o.noheader, o.long, o.array
-    if o.jobs is not None and len(o.jobs) == 1:
+    single = o.jobs is not None and len(o.jobs) == 1
+    if single and o.jobs is not None:
         # A single id is loaded by id (slurm_load_job): unknown or purged is an error.
         job_id = o.jobs[0][0]
         known = state.find_jobs(conn, ids=[job_id], active_or_ended_after=now - state.MIN_JOB_AGE)
@@ -313,8 +326,12 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
             active_or_ended_after=now - state.MIN_JOB_AGE,
         )
     lines = []
-    if long and not noheader:
+    if (long or o.given.get("v")) and not noheader:
         lines.append(time.ctime(now))
+    if o.given.get("v"):  # what slurm_load_jobs gave: one job's load has no update time
+        one = [o.jobs[0][0]] if single and o.jobs else None
+        read = state.find_jobs(conn, ids=one, active_or_ended_after=now - state.MIN_JOB_AGE)
+        lines.append(f"last_update_time={0 if one else int(now)} records={len(read)}")
     if not noheader:
         lines.append(common.render(items, None))
     # one array's id alone is loaded by id (slurm_load_job): its record first, then the
@@ -330,9 +347,9 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
         # the common listing: SQLite computes the lines' cells and the order (squeue_format.Listing)
         listing = squeue_format.Listing(items, now, array, conn.dialect)
         # the listing this call made before, if no job changed since (listing_cache); not
-        # with -l, whose head tells the time
+        # with -l or -v, whose head tells the time
         answer = None
-        if not long:
+        if not long and not o.given.get("v"):
             answer = listing_cache.Answer.of(
                 conn, out, "squeue", argv, [__file__, squeue_format.__file__], now
             )
@@ -366,6 +383,101 @@ def _print_queue(conn, o: SqueueArgs, items: list, argv: list[str], now: float, 
             job.het_set = sets.get(job.rec.het_job_id)
         jobs = squeue_format.squeue_sort(jobs, o.sort, listed=loaded is None)
         common.write_lines(out, lines, map(common.renderer(items), jobs))
+
+
+def _print_options(o: SqueueArgs, texts: dict, users: str | None, environ, out) -> None:
+    """-v: squeue's settings (opts.c _print_options, on stdout before the listing); -vv:
+    and the lists read from them."""
+    from slurmsky.runtime.hostlist import compress
+
+    verbose = len(o.given["v"])
+    given = o.given
+
+    def flag(*keys: str, env: str = "") -> str:
+        return "true" if any(k in given for k in keys) or environ.get(env) else "false"
+
+    def text(value) -> str:
+        return "(null)" if value is None else str(value)
+
+    steps = texts.get("s") if o.step_list is not None else None
+    jobs = texts.get("j") if o.jobs is not None else None
+    if o.jobs is not None and jobs is None:  # the operand
+        jobs = ",".join(f"{j}" if t is None else f"{j}_{t}" for j, t in o.jobs)
+    rows = [
+        ("all", flag("a", "p", env="SQUEUE_ALL")),
+        ("array", "true" if o.array else "false"),
+        ("federation", flag("federation", env="SQUEUE_FEDERATION")),
+        ("format", text(o.format)),
+        ("iterate", str(o.iterate)),
+        ("job_flag", str(int(o.job_flag and not (o.steps and o.jobs)))),
+        ("jobs", text(jobs)),
+        ("licenses", text(texts.get("L"))),
+        ("local", flag("local", "M", env="SQUEUE_LOCAL")),
+        ("names", text(texts.get("n"))),
+        ("nodes", compress(sorted(o.nodes, key=_natural_key)) if o.nodes else ""),
+        ("partitions", text(texts.get("p"))),
+        ("priority", flag("P", env="SQUEUE_PRIORITY")),
+        ("reservation", text(texts.get("R"))),
+        ("sibling     ", flag("sib", env="SQUEUE_SIBLING")),  # (sic: one column more)
+        ("sort", text(o.sort)),
+        ("start_flag", str(int(o.start))),
+        ("states", text(texts.get("t") or ("PD" if o.start and not o.steps else None))),
+        ("step_flag", str(int(o.steps))),
+        ("steps", text(steps)),
+        ("users", text(users)),
+        ("verbose", str(verbose)),
+    ]
+    lines = ["-----------------------------"]
+    lines += [f"{name:<11} = {value}" for name, value in rows]
+    if verbose > 1:
+        for i, (job, task) in enumerate(o.jobs or ()):
+            lines.append(f"job_list[{i}] = {job}" + ("" if task is None else f"_{task}"))
+        for i, name in enumerate(o.names or ()):
+            lines.append(f"name_list[{i}] = {ord(name[0])}")  # (sic: its first byte, %u)
+        for i, name in enumerate(words(texts["L"]) if texts.get("L") else ()):
+            lines.append(f"licenses_list[{i}] = {name}")
+        for i, name in enumerate(o.partitions or ()):
+            lines.append(f"part_list[{i}] = {name}")
+        if texts.get("t", "").lower() == "all":
+            lines.append("state_list = all")
+        else:
+            chosen = [
+                states.CODE_STATES.get(w.upper(), w.upper()) for w in words(texts.get("t") or "")
+            ]
+            lines += [f"state_list[{i}] = {name}" for i, name in enumerate(chosen)]
+        for i, (job, step) in enumerate(o.step_list or ()):
+            lines.append(f"step_list[{i}] = {job}.{step}")
+        for i, name in enumerate(o.users or ()):
+            lines.append(f"user_list[{i}] = {common.uid_of(name)}")
+    out.write("\n".join(lines) + "\n-----------------------------\n\n\n")
+
+
+def _natural_key(name: str):
+    from slurmsky.commands.sinfo import _natural
+
+    return _natural(name)
+
+
+def _known_nodes(names: set[str]) -> set[str]:
+    """`-w`: each name as a node's name (or host name; `localhost` is this host), as
+    squeue's _filter_nodes maps them; an unknown one ends squeue. The nodes known are the
+    partitions' and those active jobs hold."""
+    import socket
+
+    from slurmsky.commands.sinfo import _natural, partitions
+    from slurmsky.runtime.hostlist import expand
+
+    conn = state.connect()
+    known = {n.name for p in partitions(conn) for n in p["nodes"] if n.name}
+    for rec in state.find_jobs(conn, light=True, states=states.ACTIVE_STATES):
+        known.update(expand(rec.nodelist) if rec.nodelist else ())  # what a job holds is known
+    mapped = set()
+    for name in sorted(names, key=_natural):
+        node = socket.gethostname().split(".")[0] if name.lower() == "localhost" else name
+        if node not in known:
+            raise UsageError(f"squeue: error: Invalid node name {name}")
+        mapped.add(node)
+    return mapped
 
 
 def _users(conn, text: str, warnings: list[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""What scancel and scontrol do to jobs: cancel, signal, hold, release, requeue.
+"""What scancel and scontrol do to jobs: cancel, signal, hold, release, requeue, suspend.
 
 Pending jobs change here, at once (a compare-and-set on their state); started jobs are
 marked for the agent, which ends them through their executor, and the agent is woken.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from signal import SIGCONT, SIGSTOP
 
 from slurmsky import backends
 from slurmsky.backends import Feature, Unsupported
@@ -26,11 +27,14 @@ if TYPE_CHECKING:
 
 INVALID_ID = "Invalid job id specified"
 ALREADY_DONE = "Job/step already completing or completed"
+FINISHED = "Job has already finished"  # ESLURM_JOB_FINISHED: scontrol update of an ended job
 ACCESS_DENIED = "Access/permission denied"
 NOT_OWNER = "Invalid user id"  # what slurmctld says to hold/release/update of another's job
 PENDING_ERR = "Job is pending execution"
 NOT_PENDING = "Job is no longer pending execution"
 DISABLED = "Requested operation is presently disabled"
+NOT_RUNNING = "Job is not running"
+NOT_SUSPENDED = "Job is not suspended"
 # Started jobs scancel ends through the agent (REQUEUED: a SkyPilot job being recovered).
 
 # a component of a heterogeneous job, named alone (`J+1`, or its own id): slurmctld's
@@ -237,6 +241,31 @@ def release(conn: Connection, job: JobRecord) -> str | None:
         job = own
     if not state.update_job(conn, job.job_id, where_state=("PENDING",), held=None, reason="None"):
         return NOT_PENDING
+    _wake()
+    return None
+
+
+def suspend(conn: Connection, job: JobRecord, *, resume: bool = False) -> str | None:
+    """scontrol suspend: a running job's processes stop (SIGSTOP, on every node) and it is
+    SUSPENDED; resume: they go on (SIGCONT) and it is RUNNING. The job's owner may, as may
+    root (Slurm: operators only)."""
+    if _denied(conn, job):
+        return ACCESS_DENIED
+    if job.state == "PENDING":
+        return PENDING_ERR
+    if job.finished:
+        return ALREADY_DONE
+    try:
+        backends.get(job.executor).require(Feature.SUSPEND)
+    except Unsupported as refusal:
+        return str(refusal)
+    before, after = ("SUSPENDED", "RUNNING") if resume else ("RUNNING", "SUSPENDED")
+    if job.state == "SUSPENDED" and not resume:
+        return None  # scontrol's suspend is "indefinite": of a suspended job, it succeeds
+    with state.write(conn):
+        if not state.update_job(conn, job.job_id, where_state=(before,), state=after):
+            return NOT_SUSPENDED if resume else NOT_RUNNING
+        state.add_signal(conn, job.job_id, SIGCONT if resume else SIGSTOP, "job")
     _wake()
     return None
 

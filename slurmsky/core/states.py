@@ -46,9 +46,14 @@ CODE_STATES = {
     code: name for codes in (STATE_CODES, OTHER_STATE_CODES) for name, code in codes.items()
 }
 ACTIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED")
-STARTED_STATES = ("CONFIGURING", "RUNNING", "COMPLETING")
+STARTED_STATES = ("CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED")
 FINISHED_STATES = tuple(s for s in STATE_CODES if s not in ACTIVE_STATES)
-KILLABLE_STATES = ("CONFIGURING", "RUNNING", "REQUEUED")  # a cancel signals the job's processes
+KILLABLE_STATES = (
+    "CONFIGURING",
+    "RUNNING",
+    "REQUEUED",
+    "SUSPENDED",
+)  # a cancel signals the job's processes
 CANCELLABLE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "REQUEUED")  # scancel's
 
 # Pending reasons only time or running jobs change (or, FrontEndDown, the agent its member's

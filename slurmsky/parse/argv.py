@@ -74,8 +74,9 @@ class Parsed(Record, frozen=False):
     """What one source (argv, the script's directives, or the environment) set.
 
     ``values`` maps option keys to parsed values in the order given (a later setting of
-    the same key replaces an earlier one, but see `combined`); ``given`` keeps each option with the text as
-    written, for warnings; ``rest`` is what follows the options (script and its args).
+    the same key replaces an earlier one, but see `combined`); ``given`` keeps each option
+    with the words as written (for warnings) and its argument's text (None for a flag), as
+    (option, written, text); ``rest`` is what follows the options (script and its args).
     """
 
     values: dict = Factory(dict)
@@ -142,7 +143,7 @@ class OptionParser:
         value = combined(opt.key, out.values.get(opt.key), value)
         out.values.pop(opt.key, None)  # keep "last given" order for the merge
         out.values[opt.key] = value
-        out.given.append((opt, as_written))
+        out.given.append((opt, as_written, text))
 
     def parse_pairs(self, pairs, source: str) -> Parsed:
         """Options given as (long name, text or None) pairs, e.g. translated #PBS lines."""
@@ -196,7 +197,7 @@ def het_components(parser: OptionParser, first: Parsed) -> list[Parsed]:
 def ignored_warnings(prog: str, parsed: Parsed) -> list[str]:
     """One stderr line per ignored option, e.g. `sbatch: warning: --qos=x ignored: no QOS`."""
     seen, lines = set(), []
-    for opt, written in parsed.given:
+    for opt, written, _text in parsed.given:
         if opt.fate == IGNORED and opt.long not in seen:
             seen.add(opt.long)
             lines.append(f"{prog}: warning: {written} ignored by slurmsky: {opt.note}")

@@ -46,6 +46,7 @@ class JobRequest(Record):
     modules: tuple = ()
     ignored: dict = Factory(dict)
     warnings: tuple[str, ...] = ()
+    set_options: dict = Factory(dict)  # -v: {long name: value text} of the options set
     # no -J and the script from stdin: Slurm keeps no name; the commands show `sbatch`, the
     # job itself sees an empty SLURM_JOB_NAME and `(null)` for %x
     name_unset: bool = False
@@ -136,7 +137,7 @@ def _merge(*sources: Parsed, env: Parsed | None = None) -> tuple[dict, dict, lis
     ignored: dict = {}
     given = []
     for src in sources:
-        ignored_keys = {o.key for o, _ in src.given if o.fate == IGNORED}
+        ignored_keys = {o.key for o, *_ in src.given if o.fate == IGNORED}
         for key, value in src.values.items():
             target = ignored if key in ignored_keys else fields
             target[key] = combined(key, target.get(key), value)
@@ -154,7 +155,7 @@ def _merge(*sources: Parsed, env: Parsed | None = None) -> tuple[dict, dict, lis
     if "exclusive" in fields and "oversubscribe" in fields:
         # both set the job's sharing (job_desc->shared): the last one given wins, as on the peer
         sharing = ("exclusive", "oversubscribe")
-        last = next(o.key for o, _ in reversed(given) if o.key in sharing)
+        last = next(o.key for o, *_ in reversed(given) if o.key in sharing)
         fields.pop(sharing[last == "exclusive"])
     return fields, ignored, given
 
@@ -360,6 +361,9 @@ def _finish(
             f"setting nnodes to {ntasks}",
         )
         fields["nodes"] = (ntasks, min(nodes[1], ntasks) if nodes[1] else ntasks)
+    from slurmsky.parse.shown import set_options
+
+    shown = set_options(given, fields, ignored, cwd)
     job_name = fields.pop("job_name", None) or default_name
     return JobRequest(
         command=command,
@@ -374,5 +378,6 @@ def _finish(
         modules=modules,
         ignored=ignored,
         warnings=tuple(warnings),
+        set_options=shown,
         **fields,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from slurmsky import SLURM_VERSION
 from slurmsky.display import format_limit
 from slurmsky.render.common import pad, parse_percent_format, render
 
@@ -89,6 +90,8 @@ def _cpu_counts(nodes: list[NodeView]) -> str:
 SINFO_FIELDS = {
     "a": ("AVAIL", lambda ns: "up"),
     "A": ("NODES(A/I)", lambda ns: _group_counts(ns).rsplit("/", 2)[0]),
+    "b": ("ACTIVE_FEATURES", lambda ns: None),
+    "B": ("MAX_CPUS_PER_NODE", lambda ns: "UNLIMITED"),
     "c": ("CPUS", lambda ns: str(ns[0].cpus) if ns[0].cpus else "0"),
     "C": ("CPUS(A/I/O/T)", lambda ns: _cpu_counts(ns)),
     "d": ("TMP_DISK", lambda ns: str(ns[0].tmp)),
@@ -97,20 +100,27 @@ SINFO_FIELDS = {
     "E": ("REASON", lambda ns: "none"),
     "f": ("AVAIL_FEATURES", lambda ns: None),
     "F": ("NODES(A/I/O/T)", _group_counts),
+    "g": ("GROUPS", lambda ns: "all"),
     "G": ("GRES", lambda ns: ns[0].gres),
     "h": ("OVERSUBSCRIBE", lambda ns: "NO"),
+    "I": ("PRIO_JOB_FACTOR", lambda ns: "1"),
     "l": ("TIMELIMIT", lambda ns: _limit_text(ns[0].limit)),
     "L": ("DEFAULTTIME", lambda ns: "n/a"),
     "m": ("MEMORY", lambda ns: str(ns[0].memory)),
+    "M": ("PREEMPT_MODE", lambda ns: "OFF"),
     "n": ("HOSTNAMES", lambda ns: ",".join(n.name for n in ns)),
     "N": ("NODELIST", None, False),
     "o": ("NODE_ADDR", lambda ns: ",".join(n.name for n in ns)),
     "O": ("CPU_LOAD", lambda ns: "0.00"),
+    "p": ("PRIO_TIER", lambda ns: "1"),
     "P": ("PARTITION", lambda ns: ns[0].partition + ("*" if ns[0].default else "")),
+    "r": ("ROOT", lambda ns: "no"),
     "R": ("PARTITION", lambda ns: ns[0].partition),
     "s": ("JOB_SIZE", lambda ns: "1-infinite"),
+    "S": ("ALLOCNODES", lambda ns: "all"),
     "t": ("STATE", lambda ns: ns[0].state),
     "T": ("STATE", lambda ns: LONG_STATES.get(ns[0].state, ns[0].state)),
+    "v": ("VERSION", lambda ns: SLURM_VERSION),
     "w": ("WEIGHT", lambda ns: "1"),
     "z": ("S:C:T", lambda ns: f"1:{ns[0].cpus}:1" if ns[0].name else "0:0:0"),
     "X": ("SOCKETS", lambda ns: "1"),

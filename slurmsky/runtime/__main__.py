@@ -6,9 +6,10 @@
         secret arrives in SLURMSKY_STEP_SECRET. SIGTERM to node 0 cancels the job.
         Node 0 exits 0 when the job COMPLETED, else with the batch script's exit code (or
         128+signal, or 1); an agent exits 0 when node 0 ended the job, 1 otherwise.
-    python3 -m slurmsky.runtime signal --rundir DIR --signal SIG [--batch|--steps|--full]
+    python3 -m slurmsky.runtime signal --rundir DIR --signal SIG [--batch|--steps|--full|--job]
         scancel --signal for a running job: SIG (number or name) to its steps (default),
-        its batch shell only (--batch), or both (--full). DIR is node 0's --rundir.
+        its batch shell only (--batch), or both (--full); --job: every process of the job
+        (scontrol suspend, resume). DIR is node 0's --rundir.
 
 Inside the job, ``srun`` and ``scontrol`` are small wrappers in the node's rundir/bin (see
 rundir.py) that run srun.main / scontrol.main directly.
@@ -43,7 +44,7 @@ def main(argv=None):
     sig.add_argument("--rundir", required=True)
     sig.add_argument("--signal", required=True, type=_signum)
     target = sig.add_mutually_exclusive_group()
-    for flag in ("batch", "steps", "full"):
+    for flag in ("batch", "steps", "full", "job"):
         target.add_argument("--" + flag, dest="target", action="store_const", const=flag)
     args = parser.parse_args(argv)
     if args.command == "node":

@@ -120,6 +120,8 @@ class Controller:
         self.ending = False
         self.batch = self.local = self.port = self.job_info = None
         self.next_ping = 0.0
+        self.suspended_at = None  # monotonic time of scontrol suspend's SIGSTOP, until resume
+        self.suspended_for = 0.0  # seconds suspended before, added to the time limit
 
     # -- the job's life ------------------------------------------------------------------
     def run(self):
@@ -206,18 +208,21 @@ class Controller:
     def _watch(self, started):
         """Until the batch script ends or something ends the job: time limit, --signal."""
         spec = self.job.spec
-        limit = started + spec["time_limit"] if spec["time_limit"] else None
         sig = spec["signal"]
-        signal_at = limit - sig["seconds"] if sig and limit else None
+        signalled = False
         while not self.outcome and not self.batch.done.is_set():
             now = time.monotonic()
+            limit = signal_at = None  # none runs out while the job is suspended
+            if spec["time_limit"] and self.suspended_at is None:
+                limit = started + self.suspended_for + spec["time_limit"]
+                signal_at = limit - sig["seconds"] if sig and not signalled else None
             if limit is not None and now >= limit:
                 self._end("timeout")
                 break
             if signal_at is not None and now >= signal_at:
                 target = "full" if sig["full"] else "batch" if sig["batch"] else "steps"
                 self.deliver(sig["signum"], target)
-                signal_at = None
+                signal_at, signalled = None, True
             wake_at = min(t for t in (limit, signal_at, self._heartbeat()) if t is not None)
             self.waker.wait(wake_at - now)
 
@@ -704,7 +709,19 @@ class Controller:
                 self.waker.wake()
 
     def deliver(self, signum, target):
-        """scancel --signal [--batch|--full] and sbatch --signal, as Slurm delivers them."""
+        """scancel --signal [--batch|--full] and sbatch --signal, as Slurm delivers them;
+        target "job": every process of the job on every node (scontrol suspend's SIGSTOP,
+        resume's SIGCONT; the time suspended does not count towards the time limit)."""
+        if target == "job":
+            now = time.monotonic()
+            if signum == signal.SIGSTOP and self.suspended_at is None:
+                self.suspended_at = now
+            elif signum == signal.SIGCONT and self.suspended_at is not None:
+                self.suspended_for += now - self.suspended_at
+                self.suspended_at = None
+            self._everywhere(signum)
+            self.waker.wake()
+            return
         if target in ("batch", "full") and self.batch.pid and not self.batch.done.is_set():
             if target == "batch":
                 procs.kill(self.batch.pid, signum)

@@ -467,3 +467,36 @@ def help_text(command: str) -> str:
         lines += [f"  {_names(o):<34} {o.note}" for o in rows]
         lines.append("")
     return "\n".join(lines)
+
+
+# slurm_opt.c's common_options, the order `-v` lists the options set (its long names)
+_SET_ORDER = (
+    "accel-bind account acctg-freq array argv batch bcast bcast-exclude begin bell bb bbf "
+    "cluster-constraint chdir cluster clusters comment compress container context contiguous "
+    "constraint core-spec cores-per-socket cpu-bind cpu-freq cpus-per-gpu cpus-per-task "
+    "deadline debugger-test delay-boot environment dependency disable-status distribution "
+    "epilog error exact exclude exclusive export export-file extra-node-info get-user-env gid "
+    "gpu-bind gpu-freq gpus gpus-per-node gpus-per-socket gpus-per-task gres gres-flags help "
+    "het-group hint hold ignore-pbs immediate input interactive jobid job-name kill-command "
+    "kill-on-bad-exit kill-on-invalid-dep label licenses mail-type mail-user threads "
+    "mcs-label mem mem-bind mem-per-cpu mem-per-gpu mincpus mpi msg-timeout multi-prog "
+    "network nice no-allocate no-bell no-kill no-shell no-requeue nodefile nodelist nodes "
+    "ntasks ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket ntasks-per-tres "
+    "open-mode output overcommit overlap oversubscribe pack-group parsable partition power "
+    "prefer preserve-env priority profile prolog propagate pty qos quiet quit-on-interrupt "
+    "reboot relative requeue reservation resv-ports send-libs signal slurmd-debug "
+    "sockets-per-node spread-job switches task-epilog task-prolog tasks-per-node test-only "
+    "thread-spec threads-per-core time time-min tmp uid unbuffered use-min-nodes verbose "
+    "version usage wait wait-all-nodes wckey whole wrap x11"
+).split()
+
+
+def defined_block(prog, defined):
+    """`-v`'s list of the options set (slurm_print_set_options): {long name: value text}
+    -> the lines, in Slurm's table order."""
+    rank = {name: i for i, name in reversed(list(enumerate(_SET_ORDER)))}
+    rule = "%s: %s %s" % (prog, "-" * 20, "-" * 20)
+    lines = ["%s: defined options" % prog, rule]
+    for name in sorted(defined, key=lambda n: (rank.get(n, len(rank)), n)):
+        lines.append("%s: %-20s: %s" % (prog, name, defined[name]))
+    return lines + [rule, "%s: end of defined options" % prog]

@@ -27,7 +27,7 @@ from . import (
 from .getopt_long import UsageError as GetoptError
 from .getopt_long import getopt_long
 from .launch import undo_locale_coercion
-from .options import GRES_FLAGS, REFUSED, SRUN, SRUN_USAGE, help_text, lookups
+from .options import GRES_FLAGS, REFUSED, SRUN, SRUN_USAGE, defined_block, help_text, lookups
 
 FORWARDED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 TERMINATING = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -401,17 +401,6 @@ def _opt_int(value):
     return int(value) if value not in (None, "") else None
 
 
-def _say_defined(defined):
-    """-v: srun's `defined options` block (the options given here, by long name)."""
-    rule = "srun: %s %s" % ("-" * 20, "-" * 20)
-    _say("srun: defined options")
-    _say(rule)
-    for name in sorted(defined):
-        _say("srun: %-20s: %s" % (name, defined[name]))
-    _say(rule)
-    _say("srun: end of defined options")
-
-
 def _say_launch(settings, step, environ, step_text):
     """-v: the allocation the step runs in and its launch on each node, as Slurm's srun says
     them (launch/slurm's lines)."""
@@ -559,7 +548,7 @@ def main(argv, node_dir):
         for warning in warnings:
             _say(warning)
     if settings["verbose"] > 0:
-        _say_defined(settings["defined"])
+        _say("\n".join(defined_block("srun", settings["defined"])))
     mask = os.umask(0o022)
     os.umask(mask)
     try:

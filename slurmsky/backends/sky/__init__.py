@@ -19,6 +19,7 @@ class SkyBackend(Backend):
     unsupported = {
         Feature.STEP_SIGNALS: "no channel from here reaches a managed job's nodes (scancel "
         "without --signal ends the job through SkyPilot)",
+        Feature.SUSPEND: "SkyPilot cannot stop a managed job's processes and resume them",
         Feature.LOGIN_AT_LAUNCH: "a cloud node has no login of the user's to read: the task "
         "carries the environment that may ship",
         Feature.FIXED_NODES: "its nodes are launched for each job (or are a pool's workers, "

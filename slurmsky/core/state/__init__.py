@@ -30,7 +30,12 @@ from slurmsky.core.state.agent import (
     pending_jobs,
     started_jobs,
 )
-from slurmsky.core.state.arrays import element_id, remove_pending_tasks, split_element
+from slurmsky.core.state.arrays import (
+    element_id,
+    remove_pending_tasks,
+    set_array_throttle,
+    split_element,
+)
 from slurmsky.core.state.attempts import Attempt, attempts_of, keep_attempt
 from slurmsky.core.state.db import (
     BUSY_TIMEOUT,
@@ -127,6 +132,7 @@ __all__ = [
     "keep_attempt",
     "element_id",
     "remove_pending_tasks",
+    "set_array_throttle",
     "split_element",
     "MIN_JOB_AGE",
     "arrays_exist",

@@ -124,3 +124,11 @@ def split_element(
             sets = ", ".join(f"{names_sql([k])} = {_mark(k)}" for k in values)
             conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values.values(), record_id])
         return get_job(conn, job_id)
+
+
+def set_array_throttle(conn: Connection, array_job_id: int, throttle: int) -> bool:
+    """scontrol update ArrayTaskThrottle=N: the array's %N (0: none) on its pending record
+    and every element; whether the array exists."""
+    with write(conn):
+        sql = "UPDATE jobs SET array_throttle = ? WHERE array_job_id = ?"
+        return conn.execute(sql, (throttle or None, array_job_id)).rowcount > 0
