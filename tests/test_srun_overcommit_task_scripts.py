@@ -54,7 +54,7 @@ def test_task_prolog_sets_the_task_env_and_prints_epilog_runs_after_each_task(cl
     )
     (out / "epilog").write_text(
         "#!/bin/bash\necho $SLURM_PROCID $SLURM_SCRIPT_CONTEXT $TEST >> post\n"
-        "sleep 300 &\nsleep 300\n"
+        "sleep 300.25 &\nsleep 300.25\n"
     )
     for name in ("prolog", "epilog"):
         os.chmod(out / name, 0o755)
@@ -82,7 +82,7 @@ def test_task_prolog_sets_the_task_env_and_prints_epilog_runs_after_each_task(cl
     # with what it started after 5 s
     assert sorted((out / "post").read_text().splitlines()) == [f"{i} epilog_task" for i in range(3)]
     assert 5 <= took < 20
-    leftover = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == "sleep 300"]
+    leftover = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == "sleep 300.25"]
     assert leftover == []
 
 
