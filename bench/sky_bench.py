@@ -388,7 +388,8 @@ def arrays(
     try:
         for part in kinds:
             probe = _Probe(health)
-            start = time.monotonic()
+            before = _lanes_since(env, None)
+            start, wall = time.monotonic(), time.time()
             first = run("sbatch", "--parsable", "-p", part, shape, "job.sh")
             job = first.strip().split(";")[0]
             running = None
@@ -409,8 +410,10 @@ def arrays(
             if cut:
                 run("scancel", job)
             ended = f"cut at {took:.0f} s" if cut else f"all ended {took:.0f} s"
+            lane_up = _lanes_since(env, before)
+            ready = f"first managed job RUNNING {lane_up - wall:.0f} s, " if lane_up else ""
             print(
-                f"{part:5s} ({KINDS[part]}): {shape} of {seconds} s jobs: first R "
+                f"{part:5s} ({KINDS[part]}): {shape} of {seconds} s jobs: {ready}first R "
                 f"{running or -1:.0f} s, {ended}; peak load "
                 f"{load:.1f}, memory in use {used / 2**30:.1f} GiB, managed jobs at once {most}; "
                 f"/api/health p95 {_pct(waits, 0.95):.2f} s, max {max(waits):.2f} s "
@@ -422,6 +425,21 @@ def arrays(
         if "warm" in kinds:
             run("slurmsky", "pool", "down", "warm")
         run("slurmsky", "agent", "stop")
+
+
+def _lanes_since(env: dict, after: float | None) -> float:
+    """With `after` None: the newest managed job id SkyPilot has; else when the first managed
+    job with an id above it went RUNNING (SkyPilot's start_at; 0: none did)."""
+    import sqlite3
+
+    table = f"file:{env['SKY_RUNTIME_DIR']}/.sky/spot_jobs.db?mode=ro"
+    with sqlite3.connect(table, uri=True) as conn:
+        if after is None:
+            return conn.execute("SELECT COALESCE(MAX(spot_job_id), 0) FROM spot").fetchone()[0]
+        row = conn.execute(
+            "SELECT MIN(start_at) FROM spot WHERE spot_job_id > ?", (after,)
+        ).fetchone()
+    return row[0] or 0.0
 
 
 class _Probe:
