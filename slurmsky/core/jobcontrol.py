@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from signal import SIGKILL
 
 from slurmsky import backends
 from slurmsky.backends import Feature, Unsupported
@@ -31,6 +32,8 @@ NOT_OWNER = "Invalid user id"  # what slurmctld says to hold/release/update of a
 PENDING_ERR = "Job is pending execution"
 NOT_PENDING = "Job is no longer pending execution"
 DISABLED = "Requested operation is presently disabled"
+# slurmctld's ESLURM_TRANSITION_STATE_NO_UPDATE: a signal but SIGKILL to a pending job
+NOT_YET = "Job can not be altered now, try again later"
 # Started jobs scancel ends through the agent (REQUEUED: a SkyPilot job being recovered).
 
 # a component of a heterogeneous job, named alone (`J+1`, or its own id): slurmctld's
@@ -197,7 +200,7 @@ def signal(
         if _denied(conn, job):
             errors[job.job_id] = ACCESS_DENIED
         elif job.state == "PENDING":
-            errors[job.job_id] = PENDING_ERR
+            errors[job.job_id] = PENDING_ERR if signum == SIGKILL else NOT_YET
         elif job.state not in STARTED_STATES:
             errors[job.job_id] = INVALID_ID
         else:
