@@ -8,9 +8,12 @@ The end-to-end test at the bottom cancels a real job through sbatch and the agen
 from __future__ import annotations
 
 import subprocess
+import sys
+import time
 
 import pytest
 from captures import read_capture
+from conftest import BIN
 from test_formats import (
     NOBODY,
     NOW,
@@ -226,10 +229,40 @@ def test_signals(peer):
     ]
     out = peer.run("scancel", "-s", "NOPE", "67")
     assert (out.returncode, out.stderr) == (1, "scancel: error: Invalid job signal: NOPE\n")
-    # signalling a pending job is an error, not a cancel
-    out = peer.run("scancel", "--signal=USR1", "72")
+    # SIGKILL to a pending job is an error, not a cancel
+    out = peer.run("scancel", "--signal=KILL", "72")
     assert out.returncode == 1 and "Kill job error on job id 72" in out.stderr
     assert row(peer, 72)[0] == "PENDING"
+
+
+def test_signal_to_a_pending_job_is_tried_again_once_it_runs(peer):
+    """Any other signal to a pending job: slurmctld answers `try again later`, and scancel
+    does, 5 s later (then 6 s, ... up to 10 tries), as scancel.c's _cancel_job_id: the job
+    that started meanwhile gets it (atf test_signal_forwarding's first `scancel --signal`
+    comes right after sbatch). -v says each retry."""
+    proc = subprocess.Popen(
+        [sys.executable, str(BIN / "scancel"), "-v", "--signal=USR1", "72"],
+        cwd=peer.tmp,
+        env=peer.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None  # waiting to try again
+        peer.conn.execute("UPDATE jobs SET state = 'RUNNING' WHERE job_id = 72")
+        peer.conn.commit()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out) == (0, "")
+    assert err == (
+        "scancel: Signal 10 to job 72\nscancel: Job is in transitional state, retrying\n"
+    )
+    assert peer.conn.execute("SELECT job_id, signal, scope FROM signals").fetchall() == [
+        (72, 10, "steps")
+    ]
 
 
 def test_clusters_accepted(peer):

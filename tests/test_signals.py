@@ -219,3 +219,77 @@ def test_srun_interrupted_early_never_shows_a_traceback(cluster):
     cluster.wait_for(
         lambda: not [j for j in cluster.jobs() if j[1] in active], 60, "every allocation ended"
     )
+
+
+def _srun_until_ready(cluster, *args: str, merged: bool = False) -> subprocess.Popen:
+    """srun ARGS started as a user's shell starts it, once its task wrote ready.0."""
+    proc = subprocess.Popen(
+        [str(BIN / "srun"), *args],
+        cwd=cluster.cwd,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+        text=True,
+    )
+    try:
+        cluster.wait_for(lambda: (cluster.cwd / "ready.0").exists(), 60, "the task")
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+TRAPPED = ["bash", "-c", READY + 'trap "" INT; sleep 30']
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_srun_quit_on_interrupt_ends_the_step_at_the_first_ctrl_c(cluster, verbose):
+    """--quit-on-interrupt: the first Ctrl-C is Slurm's second (srun_job.c _handle_intr):
+    Ctrl-C to the tasks, the step aborted, the task that ignored it killed (its death a
+    verbose line, not an error: atf test_--quit-on-interrupt.py waits for `task 0:
+    Killed` under -v), exit 137, at once."""
+    args = ["-v"] * verbose + ["-N1", "--quit-on-interrupt", *TRAPPED]
+    proc = _srun_until_ready(cluster, *args)
+    try:
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert time.monotonic() - started < 5
+    step = f"StepId={cluster.jobs()[-1][0]}.0"
+    assert "interrupt (one more" not in err
+    assert f"srun: sending Ctrl-C to {step}\nsrun: forcing job termination\n" in err
+    assert ("srun: 127.0.0.1: task 0: Killed\n" in err) == verbose
+    assert "error: 127.0.0.1: task 0" not in err
+    assert (out, proc.returncode) == ("", 137)
+
+
+def test_srun_disable_status_sends_each_ctrl_c_to_the_tasks(cluster):
+    """-X/--disable-status: one Ctrl-C goes to the tasks, no status: they die of it."""
+    proc = _srun_until_ready(cluster, "-X", "-N1", "bash", "-c", READY + "sleep 30")
+    try:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    step = f"StepId={cluster.jobs()[-1][0]}.0"
+    assert f"srun: sending Ctrl-C to {step}\n" in err
+    assert "interrupt (one more" not in err and "forcing job termination" not in err
+    assert "srun: error: 127.0.0.1: task 0: Interrupt\n" in err
+    assert proc.returncode == 130
+
+
+def test_srun_says_the_launch_before_the_tasks_output(cluster):
+    """srun outside a job relays the allocation's stdout and stderr: on one terminal
+    `launching StepId` comes before what the task then printed (pexpect in atf's
+    test_--quit-on-interrupt.py waits for the one, then the other), its exit after it."""
+    for _ in range(3):
+        (cluster.cwd / "ready.0").unlink(missing_ok=True)
+        proc = _srun_until_ready(
+            cluster, "-v", "-N1", "bash", "-c", READY + "echo WAITING; exit 3", merged=True
+        )
+        out, _ = proc.communicate(timeout=60)
+        launch = out.index("srun: launching StepId=")
+        waiting = out.index("WAITING")
+        assert launch < waiting < out.index("task 0: Exited with exit code 3"), out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from slurmsky.commands.common import plugin_lines, run
 from slurmsky.commands.read_options import REQUIRED, Opt, Table, answered, words
@@ -20,6 +21,7 @@ from slurmsky.render import common
 from slurmsky.runtime.getopt_long import UsageError
 
 # -t takes these states, by name or code
+MAX_CANCEL_RETRY = 10  # scancel.c: tries of a signal to a job that is still pending
 STATE_WORDS = {
     word: name for name in ("PENDING", "RUNNING", "SUSPENDED") for word in (STATE_CODES[name], name)
 }
@@ -214,7 +216,7 @@ def body(argv: list[str]) -> int:
             if signum is None:
                 errors = control.cancel(conn, live, by_index=by_index)
             else:
-                errors = control.signal(conn, live, signum, scope)
+                errors = _signal_when_started(conn, live, signum, scope, verbose)
             error = next(iter(errors.values()), None) if len(errors) == len(live) else None
             denied = [e for e in errors.values() if e == control.ACCESS_DENIED]
             if denied:
@@ -267,6 +269,24 @@ def _confirmed(records: list) -> list:
                 kept.append(r)
                 break
     return kept
+
+
+def _signal_when_started(conn, jobs, signum: int, scope: str, verbose: bool) -> dict:
+    """control.signal, tried again 5 s, 6 s, ... later (MAX_CANCEL_RETRY times in all) for
+    the jobs still pending, as Slurm's scancel does on slurmctld's answer for those."""
+    errors: dict[int, str] = {}
+    for attempt in range(MAX_CANCEL_RETRY):
+        for job in jobs:
+            errors.pop(job.job_id, None)
+        errors.update(control.signal(conn, jobs, signum, scope))
+        jobs = [j for j in jobs if errors.get(j.job_id) == control.NOT_YET]
+        if not jobs:
+            break
+        if verbose:
+            sys.stderr.write("scancel: Job is in transitional state, retrying\n")
+        time.sleep(5 + attempt)
+        jobs = [state.get_job(conn, j.job_id) or j for j in jobs]
+    return errors
 
 
 def _split_ids(word: str) -> list[str]:

@@ -107,6 +107,8 @@ def step_argv(req: JobRequest, mpi: str | None = None) -> list[str]:
         (req.exclusive is not None, "--exact"),  # an --exclusive step has its CPUs only
         (req.overcommit, "--overcommit"),
         (req.debugger_test, "--debugger-test"),
+        (req.disable_status, "--disable-status"),
+        (req.quit_on_interrupt, "--quit-on-interrupt"),
         (req.quiet, "--quiet"),
         (req.kill_on_bad_exit not in (None, "0"), "--kill-on-bad-exit"),
     ):

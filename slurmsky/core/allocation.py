@@ -244,24 +244,32 @@ class Allocation:
         control.signal(self.conn, [rec], signum, "batch")
 
     def stream_until_done(self) -> state.JobRecord:
-        """Copy the job's stdout/stderr files to ours as they grow, until the job ends."""
+        """Copy the job's stdout/stderr files to ours as they grow, until the job ends. What
+        both gained since the last look goes out in the order of their last writes (srun's
+        `launching StepId` lines before the output of the tasks it then started), stdout
+        first on a tie (the file clock's tick: a task's last line before srun's line on its
+        exit)."""
         sinks = [(self.out, sys.stdout.buffer), (self.err, sys.stderr.buffer)]
         offsets = [0, 0]
         while True:
             rec = self.record()
             while self.signals and not rec.finished:  # to srun inside, which answers them
                 self._relay(rec, self.signals.pop(0))
-            for k, (path, sink) in enumerate(sinks):
+            fresh = []
+            for k, (path, _) in enumerate(sinks):
                 try:
                     with open(path, "rb") as fh:
+                        written = os.fstat(fh.fileno()).st_mtime_ns
                         fh.seek(offsets[k])
                         data = fh.read()
                 except FileNotFoundError:
                     continue
                 if data:
                     offsets[k] += len(data)
-                    sink.write(data)
-                    sink.flush()
+                    fresh.append((written, k, data))
+            for _, k, data in sorted(fresh):
+                sinks[k][1].write(data)
+                sinks[k][1].flush()
             if rec.finished:
                 return rec
             time.sleep(POLL)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from signal import SIGCONT, SIGSTOP
+from signal import SIGCONT, SIGKILL, SIGSTOP
 
 from slurmsky import backends
 from slurmsky.backends import Feature, Unsupported
@@ -35,6 +35,8 @@ NOT_PENDING = "Job is no longer pending execution"
 DISABLED = "Requested operation is presently disabled"
 NOT_RUNNING = "Job is not running"
 NOT_SUSPENDED = "Job is not suspended"
+# slurmctld's ESLURM_TRANSITION_STATE_NO_UPDATE: a signal but SIGKILL to a pending job
+NOT_YET = "Job can not be altered now, try again later"
 # Started jobs scancel ends through the agent (REQUEUED: a SkyPilot job being recovered).
 
 # a component of a heterogeneous job, named alone (`J+1`, or its own id): slurmctld's
@@ -201,7 +203,7 @@ def signal(
         if _denied(conn, job):
             errors[job.job_id] = ACCESS_DENIED
         elif job.state == "PENDING":
-            errors[job.job_id] = PENDING_ERR
+            errors[job.job_id] = PENDING_ERR if signum == SIGKILL else NOT_YET
         elif job.state not in STARTED_STATES:
             errors[job.job_id] = INVALID_ID
         else:

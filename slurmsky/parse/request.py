@@ -114,6 +114,8 @@ class JobRequest(Record):
     preserve_env: bool = False
     task_prolog: str | None = None
     debugger_test: bool = False
+    disable_status: bool = False  # srun -X: Ctrl-C goes to the tasks
+    quit_on_interrupt: bool = False  # srun: one Ctrl-C ends the step
     task_epilog: str | None = None
     no_shell: bool = False
     # a heterogeneous job: every component's own request, this one's fields being

@@ -236,6 +236,8 @@ def parse(argv, environ):
         "defined": o[DEFINED],
         "exact_implied": "cpus_per_task" in o,
         "debugger_test": "debugger_test" in o,
+        "quit_on_interrupt": "quit_on_interrupt" in o,
+        "no_status": "disable_status" in o,
     }
     return request, output, warnings
 
@@ -456,7 +458,9 @@ class Interrupts:
     """srun's answer to signals (Slurm's srun_job.c, _handle_intr and job_force_termination).
 
     The first Ctrl-C prints the step's status; a second within a second sends Ctrl-C to the
-    tasks and aborts the step (node 0 kills it), and their deaths by signal go unreported.
+    tasks and aborts the step (node 0 kills it), and their deaths by signal are reported
+    only with -v. With --quit-on-interrupt the first Ctrl-C is that second one; with -X
+    (--disable-status) each Ctrl-C goes to the tasks.
     SIGTERM, SIGHUP and SIGQUIT abort the step; SIGUSR1, SIGUSR2 and SIGALRM go to the
     tasks. A signal that comes before the step runs waits for it."""
 
@@ -468,6 +472,7 @@ class Interrupts:
         self.last_intr = self.last_intr_sent = self.last_said = float("-inf")
         self.cancelled = False
         self.aborts = 0
+        self.quit = self.no_status = False  # --quit-on-interrupt, -X
 
     def install(self):
         for signum in (signal.SIGINT,) + FORWARDED + TERMINATING:
@@ -492,7 +497,12 @@ class Interrupts:
 
     def _interrupt(self):
         now = time.monotonic()
-        if now - self.last_intr > 1:
+        if not self.quit and now - self.last_intr > 1 and self.no_status:
+            _say("srun: sending Ctrl-C to %s" % self.name)
+            _request(self.conn, signal.SIGINT)
+            self.last_intr = now
+            return
+        if not self.quit and now - self.last_intr > 1:
             _say("srun: interrupt (one more within 1 sec to abort)")
             for line in self.status():
                 _say(line)
@@ -547,6 +557,7 @@ def main(argv, node_dir):
     if not settings["quiet"]:
         for warning in warnings:
             _say(warning)
+    interrupts.quit, interrupts.no_status = settings["quit_on_interrupt"], settings["no_status"]
     if settings["verbose"] > 0:
         _say("\n".join(defined_block("srun", settings["defined"])))
     mask = os.umask(0o022)
@@ -613,6 +624,7 @@ def _follow(conn, settings, environ, interrupts, run_dir):
                     msg["tasks"],
                     msg["status"],
                     interrupts.cancelled,
+                    settings["verbose"] > 0,
                 )
                 state["signaled"] = state["signaled"] or os.WIFSIGNALED(msg["status"])
                 if settings["kill_on_bad_exit"] and msg["status"] != 0 and not state["killed_bad"]:
@@ -681,10 +693,10 @@ def _request(conn, signum):
         pass
 
 
-def _task_exit(rc, host, gids, status, cancelled=False):
+def _task_exit(rc, host, gids, status, cancelled=False, verbose=False):
     """Print srun's line for a task exit; -> the new global rc (launch.c _task_finish): the
     largest exit code, but a task ended by a signal decides it whatever came before. After a
-    double Ctrl-C (cancelled) deaths by signal are not reported."""
+    double Ctrl-C (cancelled) deaths by signal are verbose lines (-v), not errors."""
     tasks = _tasks_text(gids)
     if os.WIFEXITED(status):
         code = os.WEXITSTATUS(status)
@@ -694,10 +706,16 @@ def _task_exit(rc, host, gids, status, cancelled=False):
             rc = status
     elif os.WIFSIGNALED(status):
         core = " (core dumped)" if os.WCOREDUMP(status) else ""
-        if not cancelled:
+        if not cancelled or verbose:
             _say(
-                "srun: error: %s: %s: %s%s"
-                % (host, tasks, signal.strsignal(os.WTERMSIG(status)), core)
+                "srun: %s%s: %s: %s%s"
+                % (
+                    "" if cancelled else "error: ",
+                    host,
+                    tasks,
+                    signal.strsignal(os.WTERMSIG(status)),
+                    core,
+                )
             )
         if rc == 0 or os.WIFEXITED(rc):
             rc = status
