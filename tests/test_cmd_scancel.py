@@ -257,7 +257,11 @@ def test_signal_to_a_pending_job_is_tried_again_once_it_runs(peer):
     finally:
         proc.kill()
     assert (proc.returncode, out) == (0, "")
-    assert err == (
+    assert err == (  # the peer's, plugin lines first
+        "scancel: select/cons_tres: common_init: select/cons_tres loaded\n"
+        "scancel: select/cray_aries: init: Cray/Aries node selection plugin loaded\n"
+        "scancel: select/linear: init: Linear node selection plugin loaded with argument 20\n"
+        "scancel: select/cons_res: common_init: select/cons_res loaded\n"
         "scancel: Signal 10 to job 72\nscancel: Job is in transitional state, retrying\n"
     )
     assert peer.conn.execute("SELECT job_id, signal, scope FROM signals").fetchall() == [

@@ -246,9 +246,9 @@ class Allocation:
     def stream_until_done(self) -> state.JobRecord:
         """Copy the job's stdout/stderr files to ours as they grow, until the job ends. What
         both gained since the last look goes out in the order of their last writes (srun's
-        `launching StepId` lines before the output of the tasks it then started), stdout
-        first on a tie (the file clock's tick: a task's last line before srun's line on its
-        exit)."""
+        `launching StepId` lines before the output of the tasks it then started, unless a
+        later srun line came in the same look), stdout first on a tie (the file clock's
+        tick: a task's last line before srun's line on its exit)."""
         sinks = [(self.out, sys.stdout.buffer), (self.err, sys.stderr.buffer)]
         offsets = [0, 0]
         while True:
