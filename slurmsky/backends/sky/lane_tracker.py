@@ -1,9 +1,9 @@
 """The agent's side of lanes (lanes.py): each lane's log read as it runs, its elements' rows
 moved as that log says, and scancel of an element cutting the lane that runs it.
 
-A lane SkyPilot lists has its log followed once it runs (a stream opened while it is still
-STARTING checks its status only every 15 s: the first element would show R that much later)
-and read whole once more after it ended. An element is RUNNING from its start marker, with
+A lane SkyPilot lists has its log followed from STARTING (SkyPilot's stream then waits for
+it to run; waiting for the queue to say RUNNING was later still under load: on the stack, at
+load 18, no element showed R before its lane ended) and read whole once more after it ended. An element is RUNNING from its start marker, with
 the node of the lane whose log shows it as NODELIST, and ends with its own RESULT.
 
 Dealt lanes (a token per lane, its share of elements fixed): once the lane has ended and its
@@ -48,7 +48,7 @@ from slurmsky.core.states import ACTIVE_STATES, STARTED_STATES
 
 log = logging.getLogger("slurmsky.core.daemon")
 
-# A lane in these has not started running: its log is not followed yet
+# A lane in these has not started running
 NOT_RUNNING = (*skysync.QUEUED_THERE, "STARTING")
 
 
@@ -126,7 +126,7 @@ class LaneTracker:
             if rec.get("start_at") and last and tries < LOG_ATTEMPTS:
                 lane.ends += 1
                 self._read(lane, members, follow=False)
-        elif rec["status"] not in NOT_RUNNING:
+        elif rec["status"] not in skysync.QUEUED_THERE:
             if reader is not None and reader.exception() is not None:
                 log.warning("lane %s: following its log failed: %s", token, reader.exception())
             self._read(lane, members, follow=True)
