@@ -61,6 +61,8 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
     before the error is raised; --test-only consumes an id and stores nothing.
     """
     _known_clusters(req, cfg)
+    if req.deadline is not None and req.begin is not None and req.deadline < req.begin:
+        raise SlurmError("Incompatible begin and deadline time specification")  # opt.c's
     invalid = _invalid(req)
     if invalid:
         raise SlurmError("Batch job submission failed: " + invalid)
