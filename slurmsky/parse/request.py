@@ -86,6 +86,7 @@ class JobRequest(Record):
     kill_on_invalid_dep: bool | None = None
     begin: float | None = None
     deadline: float | None = None  # --deadline, epoch seconds
+    bbf: str | None = None  # sbatch --bbf: the file spliced into the script (_spliced)
     hold: bool = False
     oversubscribe: bool = False  # -s
     overcommit: bool = False  # -O
@@ -320,6 +321,23 @@ def build_step_request(command: str, cli: Parsed, environ: dict, cwd: str) -> Jo
     )
 
 
+def _spliced(script: str, path: str) -> str:
+    """sbatch --bbf: the file's text in the script after its first line (`#!...`; at the
+    top of one that does not start with `#`), ending with a newline, as sbatch splices it."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            text = fh.read()
+    except OSError:
+        raise SlurmError("Invalid --bbf specification") from None
+    if not text:
+        return script
+    text += "" if text.endswith("\n") else "\n"
+    if not script.startswith("#"):
+        return text + script
+    first, newline, rest = script.partition("\n")
+    return first + newline + text + rest
+
+
 def _finish(
     command,
     fields,
@@ -367,6 +385,8 @@ def _finish(
 
     shown = set_options(given, fields, ignored, cwd)
     job_name = fields.pop("job_name", None) or default_name
+    if fields.get("bbf") is not None:
+        script = _spliced(script, os.path.join(cwd, fields["bbf"]))
     return JobRequest(
         command=command,
         script=script,

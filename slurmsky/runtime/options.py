@@ -254,7 +254,10 @@ OPTIONS: tuple[Option, ...] = (
     _o("wait-all-nodes", None, REQUIRED, IGNORED, "SkyPilot starts the job when all nodes are up",
        SB_SA, env="SBATCH_WAIT_ALL_NODES"),
     _o("bb", None, REQUIRED, IGNORED, "no burst buffers"),
-    _o("bbf", None, REQUIRED, IGNORED, "no burst buffers"),
+    _o("bbf", None, REQUIRED, SUPPORTED,
+       "the file's text goes into the script after its first line, as sbatch splices it (no "
+       "burst buffers: its #BB lines do nothing)", SB),
+    _o("bbf", None, REQUIRED, IGNORED, "no burst buffers", SR_SA),
     _o("batch", None, REQUIRED, IGNORED, "batch-step node features", SB, env="SBATCH_BATCH"),
     # --- accounting and scheduling policy -------------------------------------------
     _o("account", "A", REQUIRED, SUPPORTED, "on a team's state, one of the user's associations (docs/team.md); SLURM_JOB_ACCOUNT", env="SBATCH_ACCOUNT"),
