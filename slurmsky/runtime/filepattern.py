@@ -87,3 +87,18 @@ def expand(
         copied = i
     out.append(pattern[copied:])
     return "".join(out)
+
+
+def expand_in_job(pattern: str, environ, **fields) -> str:
+    """``expand`` for a step of the job whose SLURM_* environment is ``environ`` (its ids,
+    name and user from there; the node and task in ``fields``)."""
+    array_job, array_task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
+    return expand(
+        pattern,
+        job_id=int(environ.get("SLURM_JOB_ID", 0)),
+        array_job_id=int(array_job) if array_job else None,
+        array_task_id=int(array_task) if array_task else None,
+        job_name=environ.get("SLURM_JOB_NAME", ""),
+        user=environ.get("SLURM_JOB_USER", ""),
+        **fields,
+    )

@@ -252,15 +252,7 @@ def _stdin(mode, environ):
         return None
     if PER_TASK.search(mode.replace("%%", "")):
         return os.path.abspath(mode), True
-    path = filepattern.expand(
-        mode,
-        job_id=int(environ.get("SLURM_JOB_ID", 0)),
-        array_job_id=_opt_int(environ.get("SLURM_ARRAY_JOB_ID")),
-        array_task_id=_opt_int(environ.get("SLURM_ARRAY_TASK_ID")),
-        job_name=environ.get("SLURM_JOB_NAME", ""),
-        user=environ.get("SLURM_JOB_USER", ""),
-        node_name=environ.get("SLURMD_NODENAME", ""),
-    )
+    path = filepattern.expand_in_job(mode, environ, node_name=environ.get("SLURMD_NODENAME", ""))
     try:
         os.close(os.open(path, os.O_RDONLY))
     except OSError as e:
@@ -343,13 +335,9 @@ class Output:
                 )
 
     def _open(self, pattern, flags, environ, step, gid, pos):
-        path = filepattern.expand(
+        path = filepattern.expand_in_job(
             pattern,
-            job_id=int(environ.get("SLURM_JOB_ID", 0)),
-            array_job_id=_opt_int(environ.get("SLURM_ARRAY_JOB_ID")),
-            array_task_id=_opt_int(environ.get("SLURM_ARRAY_TASK_ID")),
-            job_name=environ.get("SLURM_JOB_NAME", ""),
-            user=environ.get("SLURM_JOB_USER", ""),
+            environ,
             node_name=step["names"][pos],
             node_id=pos,
             task_id=gid,
@@ -397,10 +385,6 @@ class Output:
     def close(self):
         for fd in self.opened.values():
             os.close(fd)
-
-
-def _opt_int(value):
-    return int(value) if value not in (None, "") else None
 
 
 def _say_launch(settings, step, environ, step_text):

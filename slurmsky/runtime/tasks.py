@@ -163,13 +163,9 @@ class _LocalStep:
         path, per_task = given
         if per_task:
             pos = self.step["nodes"].index(self.node.job.rank)
-            path = filepattern.expand(
+            path = filepattern.expand_in_job(
                 path,
-                job_id=int(env.get("SLURM_JOB_ID", 0)),
-                array_job_id=_opt_int(env.get("SLURM_ARRAY_JOB_ID")),
-                array_task_id=_opt_int(env.get("SLURM_ARRAY_TASK_ID")),
-                job_name=env.get("SLURM_JOB_NAME", ""),
-                user=env.get("SLURM_JOB_USER", ""),
+                env,
                 node_name=self.node.job.name,
                 node_id=pos,
                 task_id=gid,
@@ -314,7 +310,3 @@ class _LocalStep:
             live = [t.pid for t in self.tasks if t.pid is not None and t.status is None]
             groups = [t.pid for t in self.tasks if t.pid is not None]
         procs.signal_trees(live, signum, groups)
-
-
-def _opt_int(value):
-    return int(value) if value not in (None, "") else None

@@ -224,20 +224,26 @@ class Launcher:
             return self._release(job, spec, task, ref, dealt, now, where)
         for members in lanes.plan(self.db, job, spec, dealt, now):
             token = uuid.uuid4().hex
-            for seq, member in enumerate(members):
-                member_ref = {"token": token, "sky_job_id": None, "lane": seq, "server": where.name}
-                if member.job_id == job.job_id:
-                    ref = dict(ref, **member_ref)
-                else:
-                    state.update_job(
-                        self.db,
-                        member.job_id,
-                        where_state=("PENDING",),
-                        executor_ref=member_ref,
-                        reason="Resources",
-                    )
+            ref = self._hand_out(job, ref, members, token=token, server=where.name)
             launched = self._task(task, spec, job, token, whole=False, lane=members)
             self._submit(where, token, launched, None, spec)
+        return ref
+
+    def _hand_out(self, job: JobRecord, ref: dict, members: list, **fields) -> dict:
+        """Each member's ref (`fields`, its seq as `lane`, no SkyPilot id yet): stored for the
+        others, which wait (Resources), merged into `job`'s `ref`, which is returned."""
+        for seq, member in enumerate(members):
+            member_ref = dict(fields, sky_job_id=None, lane=seq)
+            if member.job_id == job.job_id:
+                ref = dict(ref, **member_ref)
+            else:
+                state.update_job(
+                    self.db,
+                    member.job_id,
+                    where_state=("PENDING",),
+                    executor_ref=member_ref,
+                    reason="Resources",
+                )
         return ref
 
     def _release(
@@ -250,24 +256,7 @@ class Launcher:
         Returns `job`'s ref."""
         members, count = lanes.release(self.db, job, spec, dealt, now)
         token = uuid.uuid4().hex
-        for seq, member in enumerate(members):
-            member_ref = {
-                "token": token,
-                "sky_job_id": None,
-                "lane": seq,
-                "lanes": count,
-                "server": where.name,
-            }
-            if member.job_id == job.job_id:
-                ref = dict(ref, **member_ref)
-            else:
-                state.update_job(
-                    self.db,
-                    member.job_id,
-                    where_state=("PENDING",),
-                    executor_ref=member_ref,
-                    reason="Resources",
-                )
+        ref = self._hand_out(job, ref, members, token=token, lanes=count, server=where.name)
         launched = self._task(task, spec, job, token, whole=False, lane=members, claims=count)
         self._submit(where, token, launched, count, spec)
         return ref
