@@ -87,7 +87,7 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         shaped = shaped.replace(request=_deadline_limit(shaped.request))
         shapes = [shaped, *shapes[1:]]
     req, lay, part = shaped.request, shaped.layout, shaped.part
-    lacking = next((r for s in shapes if (r := backend.invalid(s.request, s.part))), None)
+    lacking = next((why for s in shapes if (why := backend.invalid(s.request, s.part))), None)
     if lacking:  # refused before it takes an id, as slurmctld's _job_create
         if req.test_only:
             raise _test_only_error([], lacking)
