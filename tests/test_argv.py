@@ -122,7 +122,8 @@ def test_input_variables_of_flags_read_as_slurm_opt_c(text, sets):
     from slurmsky.parse.options import input_env
 
     parsed = P.parse_env({"SBATCH_DEBUG": text, "SBATCH_WAIT": text}, input_env("sbatch"))
-    assert parsed.values == ({"verbose": 1, "wait": True} if sets else {})
+    level = int(text) if text.strip().isdigit() else 1  # arg_set_verbose: a number is the level
+    assert parsed.values == ({"verbose": level, "wait": True} if sets else {})
 
 
 def test_srun_reads_its_stdio_mode_variables():

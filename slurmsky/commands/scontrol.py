@@ -280,10 +280,13 @@ class Session:
 
     def update(self, args: list[str]) -> int:
         pairs = []
-        for word in args:
+        words = iter(args)
+        for word in words:
             key, eq, val = word.partition("=")
-            if not eq:
-                raise UsageError(f"scontrol: error: Invalid input: {word}", "Request aborted")
+            if not eq:  # `Tag Value` as two words, as update_job.c takes them
+                val = next(words, None)  # type: ignore[arg-type]
+                if val is None:
+                    raise UsageError(f"Invalid input: {word}", "Request aborted")
             pairs.append((key, val))
         job_text = next((v for k, v in pairs if k.lower() in ("jobid", "job")), None)
         if job_text is None:

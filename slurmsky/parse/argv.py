@@ -166,6 +166,8 @@ class OptionParser:
             if opt.arg == NO_ARG and not _env_flag(text):
                 continue
             self._set(out, opt, None if opt.arg == NO_ARG else text, f"{name}={text}")
+            if opt.key == "verbose" and text.strip().isdigit():  # arg_set_verbose: the level
+                out.values["verbose"] = int(text)
         return out
 
 
