@@ -210,8 +210,9 @@ def body(argv: list[str]) -> int:
         live = whole
         if not records:
             error = control.INVALID_ID
-        elif not live:
-            error = control.INVALID_ID if signum is not None else control.ALREADY_DONE
+        elif not live:  # scancel reads the jobs for a signal or -i: an ended one is unknown
+            loaded = signum is not None or o.interactive
+            error = control.INVALID_ID if loaded else control.ALREADY_DONE
         else:
             if signum is None:
                 errors = control.cancel(conn, live, by_index=by_index)
@@ -223,7 +224,9 @@ def body(argv: list[str]) -> int:
                 error = control.ACCESS_DENIED
         if error is None:
             continue
-        silent = error in (control.INVALID_ID, control.ALREADY_DONE) and signum is None
+        silent = error in (control.INVALID_ID, control.ALREADY_DONE) and not (
+            signum is not None or o.interactive
+        )
         if silent and not verbose:
             continue
         if not quiet or not silent:
