@@ -191,7 +191,7 @@ def body(argv: list[str]) -> int:
         work.sort(key=lambda w: not any(r.state == "PENDING" for r in w[1]))
     for text, records, by_index in work:
         if o.interactive and any(r.state in CANCELLABLE_STATES for r in records):
-            records = _confirmed([r for r in records if r.state in CANCELLABLE_STATES])
+            records = _confirmed([r for r in records if r.state in CANCELLABLE_STATES], text)
             if not records:
                 continue
         if verbose:
@@ -254,16 +254,16 @@ def _filter_text(o: ScancelArgs) -> str:
     return "".join(f"{name}={value} " for name, value in parts if value is not None)
 
 
-def _confirmed(records: list) -> list:
+def _confirmed(records: list, text: str) -> list:
     """--interactive: `Cancel job_id=N name=X partition=P [y/n]? ` on stdout for each job
-    (pending first, as scancel's passes), read from stdin until y or n; the jobs answered y.
-    End of input counts as n (Slurm's scancel asks again forever)."""
+    (`step_id=N.S` for a step named as `text`; pending first, as scancel's passes), read
+    from stdin until y or n; the jobs answered y. End of input counts as n (Slurm's scancel
+    asks again forever)."""
     kept = []
     for r in sorted(records, key=lambda r: r.state != "PENDING"):
+        what = f"step_id={text}" if "." in text else f"job_id={r.display_id}"
         while True:
-            sys.stdout.write(
-                f"Cancel job_id={r.display_id} name={r.name} partition={r.partition} [y/n]? "
-            )
+            sys.stdout.write(f"Cancel {what} name={r.name} partition={r.partition} [y/n]? ")
             sys.stdout.flush()
             answer = sys.stdin.readline()
             if not answer or answer[0] in "nN":
