@@ -216,7 +216,7 @@ def test_scancel_of_a_running_hetjob_cancels_its_whole_group(cluster, tmp_path, 
         drive(lambda: [r[2] for r in _rows(cluster, job)] == ["CANCELLED"] * 2)
         (group,) = fake.jobs.values()
         drive(lambda: all(t["proc"].poll() is not None for t in [group, *group["members"]]))
-        assert [t["cancelled"] for t in [group, *group["members"]]] == [True, True]
+        assert [bool(t["cancelled"]) for t in [group, *group["members"]]] == [True, True]
 
 
 def _spec(*counts: int) -> dict:

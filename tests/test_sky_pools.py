@@ -86,9 +86,12 @@ def test_the_run_unpacks_the_runtime_once_and_runs_the_job(tmp_path):
     (worker / "run").mkdir(parents=True)
     env = {"PATH": os.environ["PATH"], "HOME": str(worker)}
 
+    script = tmp_path / "run.sh"  # SkyPilot runs `run` from a script (one over ~120 KB: uploaded)
+    script.write_text(task["run"])
+
     def run():
         return subprocess.run(
-            ["bash", "-c", task["run"]],
+            ["bash", str(script)],
             cwd=worker / "run",
             env=env,
             capture_output=True,
