@@ -56,7 +56,14 @@ def test_scancel_interactive_asks_for_each_job(cluster):
     assert cluster.job(held)[1] == "CANCELLED"
     out = cluster.run("scancel", "-i", str(first), input="")  # end of input: no
     assert cluster.job(first)[1] == "RUNNING"
+    out = cluster.run("scancel", "-i", f"{first}.0", input="n\n")  # a step: its step_id
+    assert out.stdout == f"Cancel step_id={first}.0 name=aa partition=local [y/n]? "
     cluster.run("scancel", str(first))
+    out = cluster.run("scancel", "-i", str(held), input="")  # ended: unknown, as the peer's
+    assert (out.returncode, out.stderr) == (
+        1,
+        f"scancel: error: Kill job error on job id {held}: Invalid job id specified\n",
+    )
 
 
 def test_scancel_verbose_words_and_no_match(cluster):
