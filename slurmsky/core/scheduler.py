@@ -277,6 +277,21 @@ class Scheduler:
         )
         return whole
 
+    def _to_place(self, job: JobRecord) -> JobRecord:
+        """A pending job as its executor places it (_placed), with the nodes it asked for,
+        those it excluded and whether they must be consecutive (-w, -x, --contiguous:
+        req_nodes, exc_nodes, contiguous)."""
+        placed = self._placed(job)
+        asked = self._submission_spec(job.submission).get("requested") or {}
+        if asked.get("nodelist") or asked.get("exclude") or asked.get("contiguous"):
+            placed = copy.copy(placed)
+            placed.__dict__.update(
+                req_nodes=asked.get("nodelist"),
+                exc_nodes=asked.get("exclude"),
+                contiguous=asked.get("contiguous"),
+            )
+        return placed
+
     def _factors_at(self, now: float) -> fairshare.Factors | None:
         """This period's fair shares where they order the pending jobs (a team's state)."""
         if self.member is None or self.priority is None:
@@ -332,7 +347,7 @@ class Scheduler:
                         reason = "JobArrayTaskLimit"
                         break
                     try:
-                        placed = self._placed(element)
+                        placed = self._to_place(element)
                         placement = self.executor(job.executor).place(placed, running)
                     except Exception as exc:  # this job's fault: it fails, the queue runs on
                         updates.append((job, launch_failure(job, exc, now)))
@@ -409,7 +424,7 @@ class Scheduler:
         """Keep the room another member's job would start in (its agent starts it): whether it
         has none (it waits for Resources, as a job of ours would)."""
         try:
-            placed = self._placed(job)
+            placed = self._to_place(job)
             placement = self.executor(job.executor).place(placed, running)
         except Exception:  # its own agent finds out (its job fails)
             return False
@@ -529,7 +544,7 @@ class Scheduler:
             try:
                 if self.member is not None:
                     running = [self._placed(j) for j in state.started_jobs(self.conn)]
-                    again = ex.place_again(self._placed(job), placement, running)
+                    again = ex.place_again(self._to_place(job), placement, running)
                     if isinstance(again, str):
                         waiting = record if record is not None else job
                         state.update_job(

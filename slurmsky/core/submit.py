@@ -87,6 +87,11 @@ def store(req: JobRequest, cfg: Config, *, batch: bool) -> int:
         shaped = shaped.replace(request=_deadline_limit(shaped.request))
         shapes = [shaped, *shapes[1:]]
     req, lay, part = shaped.request, shaped.layout, shaped.part
+    if req.time_min is not None and req.time is not None and req.time_min > req.time:
+        raise SlurmError(  # over -t, or the minutes left before --deadline
+            "Batch job submission failed: Invalid time-min specification (exceeds job's time "
+            "or other limits)"
+        )
     lacking = next((why for s in shapes if (why := backend.invalid(s.request, s.part))), None)
     if lacking:  # refused before it takes an id, as slurmctld's _job_create
         if req.test_only:

@@ -27,6 +27,7 @@ from slurmsky.parse.gres import GpuSpec
 from slurmsky.parse.options import IGNORED, PER_COMPONENT, input_env
 from slurmsky.parse.signals import SignalSpec
 from slurmsky.record import Factory, Record
+from slurmsky.runtime import hostlist
 
 
 class JobRequest(Record):
@@ -78,7 +79,10 @@ class JobRequest(Record):
     tmp: int | None = None
     partition: str | None = None
     time: int | None = None
-    nodelist: str | None = None
+    nodelist: str | None = None  # -w, as given (a hostlist)
+    exclude: str | None = None  # -x
+    contiguous: bool = False
+    time_min: int | None = None  # minutes
     clusters: str | None = None
     ignore_pbs: bool = False
     array: ArraySpec | None = None
@@ -338,6 +342,31 @@ def _spliced(script: str, path: str) -> str:
     return first + newline + text + rest
 
 
+def _named_nodes(command: str, fields: dict, warnings: list) -> list[str]:
+    """-w: the job has at least the list's nodes (slurm_opt.c). A smaller -N maximum is
+    sbatch's and salloc's error; srun cuts the list to it, saying so. -> the names, in
+    order (the list as set, cut, is fields' "nodelist"); a name no node has is the
+    backend's to refuse."""
+    if fields.get("nodelist") is None:
+        return []
+    try:
+        names = list(dict.fromkeys(hostlist.expand(fields["nodelist"])))
+    except ValueError:
+        raise SlurmError("Batch job submission failed: Invalid node name specified") from None
+    low, high = fields.get("nodes") or (1, 0)
+    if high and len(names) > high:
+        if command != "srun":
+            raise SlurmError(f"invalid number of nodes (-N {len(names)}-{high})")
+        warnings.append(
+            f"srun: error: Required nodelist includes more nodes than permitted by max-node "
+            f"count ({len(names)} > {high}). Eliminating nodes from the nodelist."
+        )
+        names = names[:high]
+        fields["nodelist"] = hostlist.compress(names)
+    fields["nodes"] = (max(low, len(names)), high)
+    return names
+
+
 def _finish(
     command,
     fields,
@@ -373,6 +402,7 @@ def _finish(
             "Invalid generic resource (gres) specification",
         )
     warnings = ignored_warnings(command, Parsed(given=given))
+    named = _named_nodes(command, fields, warnings)
     nodes, ntasks = fields.get("nodes"), fields.get("ntasks")
     if command != "srun" and nodes and ntasks is not None and ntasks < nodes[0]:
         warnings.insert(
@@ -381,6 +411,8 @@ def _finish(
             f"setting nnodes to {ntasks}",
         )
         fields["nodes"] = (ntasks, min(nodes[1], ntasks) if nodes[1] else ntasks)
+    if named and fields["nodes"][1] and len(named) > fields["nodes"][1]:
+        fields["nodelist"] = hostlist.compress(named[: fields["nodes"][1]])
     from slurmsky.parse.shown import set_options
 
     shown = set_options(given, fields, ignored, cwd)

@@ -113,7 +113,8 @@ def requested(req: JobRequest, lay: Layout, node_mem: int | None) -> dict:
     """What slurmctld records of a job as asked, at submission, which `scontrol show job`
     shows: its TRES while it pends (nodes as -N asks, else 1; memory, MB: --mem=0 is a
     node's `node_mem`; GPUs; CPUs from the tasks, --mincpus only in MinCPUsNode until the
-    job has nodes) and --tmp (MB), --ntasks-per-gpu/-core/-socket, --mail-type, --mail-user."""
+    job has nodes) and --tmp (MB), --ntasks-per-gpu/-core/-socket, --mail-type, --mail-user,
+    -w and -x, --contiguous, --time-min."""
     nodes = req.nodes[0] if req.nodes else 1
     cpus = layout(req.replace(mincpus=None), 0).num_cpus if req.mincpus else lay.num_cpus
     if req.gpus:
@@ -140,6 +141,10 @@ def requested(req: JobRequest, lay: Layout, node_mem: int | None) -> dict:
         "ntasks_per_socket": req.ignored.get("ntasks_per_socket"),
         "mail_type": req.ignored.get("mail_type"),
         "mail_user": req.ignored.get("mail_user"),
+        "nodelist": req.nodelist,  # -w, -x: the nodes it must have, must not (hostlists)
+        "exclude": req.exclude,
+        "contiguous": req.contiguous,
+        "time_min": req.time_min,  # minutes
     }
 
 

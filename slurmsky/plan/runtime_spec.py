@@ -146,6 +146,8 @@ def _extra_env(req: JobRequest) -> dict:
     for key in ("ntasks_per_core", "ntasks_per_socket"):  # sbatch's and salloc's, as asked
         if req.ignored.get(key) is not None and req.command != "srun":
             extra[f"SLURM_{key.upper()}"] = str(req.ignored[key])
+    if req.overcommit:  # the job's (sbatch, salloc) and srun's tasks', as Slurm's env.c
+        extra["SLURM_OVERCOMMIT"] = "1"
     return extra
 
 

@@ -132,6 +132,7 @@ def show_job(
         end = "Unknown"
     limit = "UNLIMITED" if rec.time_limit is None else _hms(rec.time_limit * 60)
     asked = spec.get("requested") or {}
+    time_min = _hms(asked["time_min"] * 60) if asked.get("time_min") else "N/A"
     if spec.get("mem_per_gpu") is not None and (started or rec.state in FINISHED_STATES):
         mem = "MinMemoryNode=0"  # counted per GPU now; pending, DefMemPerCPU shows
     elif rec.mem_per_cpu is not None:
@@ -165,14 +166,15 @@ def show_job(
     if details:
         lines.append(f"DerivedExitCode={derived_exit_code(rec)}")
     lines += [
-        f"RunTime={_hms(job.used())} TimeLimit={limit} TimeMin=N/A",
+        f"RunTime={_hms(job.used())} TimeLimit={limit} TimeMin={time_min}",
         f"SubmitTime={iso(rec.submit_time)} EligibleTime={eligible}",
         f"AccrueTime={accrue}",
         f"StartTime={start} EndTime={end} Deadline={iso(rec.deadline) if rec.deadline else 'N/A'}",
         f"SuspendTime=None SecsPreSuspend=0 "
         f"LastSchedEval={iso(rec.start_time or rec.submit_time)} Scheduler=Main",
         f"Partition={rec.partition} AllocNode:Sid={submit_host}:0",
-        "ReqNodeList=(null) ExcNodeList=(null)",
+        f"ReqNodeList={asked.get('nodelist') or '(null)'} "
+        f"ExcNodeList={asked.get('exclude') or '(null)'}",
         f"NodeList={(rec.nodelist or '') if started else ''}",
     ]
     if started and rec.batch_host:
@@ -213,7 +215,7 @@ def show_job(
         f"MinCPUsNode={min_cpus} {mem} MinTmpDiskNode={format_mem(asked.get('tmp') or 0)}",
         "Features=(null) DelayBoot=00:00:00",
         f"OverSubscribe={rec.oversubscribe or ('NO' if spec.get('exclusive') else 'OK')} "
-        "Contiguous=0 "
+        f"Contiguous={int(bool(asked.get('contiguous')))} "
         "Licenses=(null) Network=(null)",
         f"Command={rec.command or '(null)'}",
         f"WorkDir={rec.workdir}",

@@ -506,6 +506,9 @@ class Controller:
                 "stdin": req.get("stdin"),  # srun -i FILE: (path, per task) or None
                 "rlimits": req.get("rlimits"),  # srun's soft limits, for its tasks
                 "debugger_test": req.get("debugger_test", False),  # tasks start stopped
+                # as do a suspended job's (its srun asked before the SIGSTOP): resume's
+                # SIGCONT starts them
+                "suspended": self.suspended_at is not None,
                 "task_prolog": req.get("task_prolog"),  # srun --task-prolog/--task-epilog
                 "task_epilog": req.get("task_epilog"),
                 "umask": req["umask"],
@@ -517,6 +520,7 @@ class Controller:
                 "job_name": req["job_name"],
                 "exact": req.get("exact", False),
                 "label": req.get("label", False),
+                "overcommit": req.get("overcommit", False),
                 "preserve_env": req.get("preserve_env", False),
                 # the srun that made an allocation of its own runs as the batch process
                 "allocating": job.spec["command"] == "srun"

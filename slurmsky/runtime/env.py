@@ -272,6 +272,8 @@ def step_env(srun_env, job, step):
         env["SLURM_DISTRIBUTION"] = "cyclic" if ntasks <= len(nodes) else "block"
     if step["label"]:
         env["SLURM_LABELIO"] = "1"
+    if step.get("overcommit"):
+        env["SLURM_OVERCOMMIT"] = "1"
     if step.get("pmi_jobid"):
         env["SLURM_MPI_TYPE"] = "pmi2"
     if step["allocating"] and "PATH" in env:  # the tasks of srun get the user's PATH as is

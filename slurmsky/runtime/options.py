@@ -199,7 +199,9 @@ OPTIONS: tuple[Option, ...] = (
        env="SBATCH_PARTITION"),
     _o("time", "t", REQUIRED, SUPPORTED, "time limit, enforced by the node runtime", parse="time",
        env="SBATCH_TIMELIMIT"),
-    _o("time-min", None, REQUIRED, IGNORED, "no backfill scheduler", parse="time"),
+    _o("time-min", None, REQUIRED, SUPPORTED,
+       "TimeMin: refused over the time limit or the deadline, as Slurm; the job runs for its "
+       "--time (no backfill shortens it)", parse="time"),
     _o("exclusive", None, OPTIONAL, SUPPORTED,
        "whole nodes: the job gets all their CPUs (SkyPilot nodes are never shared)",
        flag="exclusive", env="SBATCH_EXCLUSIVE", step=SUPPORTED),
@@ -215,12 +217,17 @@ OPTIONS: tuple[Option, ...] = (
        env="SBATCH_CONSTRAINT"),
     _o("prefer", None, REQUIRED, IGNORED, "node features; use partitions in config"),
     _o("cluster-constraint", None, REQUIRED, IGNORED, "no federation"),
-    _o("nodelist", "w", REQUIRED, IGNORED, "SkyPilot chooses the nodes", SB_SA),
-    _o("nodelist", "w", REQUIRED, SUPPORTED, "inside an allocation: run on these nodes", SR,
-       step=SUPPORTED),
-    _o("exclude", "x", REQUIRED, IGNORED, "SkyPilot chooses the nodes", step=SUPPORTED),
+    _o("nodelist", "w", REQUIRED, SUPPORTED,
+       "local backend: the job gets these nodes (and others, as Slurm picks them); sky "
+       "backend: refused as a name no node has (SkyPilot names nodes when it launches them); "
+       "inside an allocation: the step's nodes", step=SUPPORTED),
+    _o("exclude", "x", REQUIRED, SUPPORTED,
+       "local backend: none of these nodes; sky backend: ignored with a warning (its nodes "
+       "have no names before launch); inside an allocation: not the step's", step=SUPPORTED),
     _o("nodefile", "F", REQUIRED, IGNORED, "SkyPilot chooses the nodes"),
-    _o("contiguous", None, NO_ARG, IGNORED, _IGN_SITE),
+    _o("contiguous", None, NO_ARG, SUPPORTED,
+       "local backend: consecutive nodes (Contiguous=1); sky backend: no effect (one "
+       "SkyPilot cluster is its nodes)"),
     _o("switches", None, REQUIRED, IGNORED, _IGN_SITE, env="SBATCH_REQ_SWITCH"),
     _o("spread-job", None, NO_ARG, IGNORED, _IGN_SITE, env="SBATCH_SPREAD_JOB"),
     _o("use-min-nodes", None, NO_ARG, IGNORED, "the minimum node count is always used",

@@ -200,7 +200,7 @@ def parse(argv, environ):
         "ntasks_per_node": tpn,
         "cpus_per_task": _int(cpt, "cpus-per-task") if cpt else 1,
         "cpus_per_task_set": cpt is not None,
-        "overcommit": "overcommit" in o,
+        "overcommit": "overcommit" in o or "SLURM_OVERCOMMIT" in environ,  # a -O job's
         "job_name": o.get("job_name"),
         "relative": relative or 0,
         "preserve_env": "preserve_env" in o,

@@ -115,7 +115,7 @@ class _LocalStep:
                     env[launch.LIMITS_VAR] = step["rlimits"]
                 if step.get("task_prolog"):
                     env[launch.PROLOG_VAR] = step["task_prolog"]
-                if step.get("debugger_test"):
+                if step.get("debugger_test") or step.get("suspended"):
                     env[launch.STOP_VAR] = "1"
                 program = (step.get("programs") or {}).get(str(task.gid), step["argv"])
                 argv = procs.launch_argv(node.job.name, step["umask"], step["cwd"], program)

@@ -54,9 +54,9 @@ class LocalBackend(Backend):
         return refusal(lay, req, part)
 
     def invalid(self, req, part):
-        from slurmsky.backends.local.nodes import unknown_features
+        from slurmsky.backends.local.nodes import unknown_features, unknown_nodes
 
-        return unknown_features(req.constraint, part)
+        return unknown_features(req.constraint, part) or unknown_nodes(req, part)
 
     def submit_reason(self, lay, part=None):
         from slurmsky.backends.local.nodes import submit_reason

@@ -24,6 +24,7 @@ import os
 import re
 
 from slurmsky.record import Record
+from slurmsky.runtime.hostlist import expand
 
 LOCAL_NODES = 4
 
@@ -111,6 +112,23 @@ def refusal(lay, req, part: dict | None = None) -> list[str] | None:
         return [failed]  # some nodes have them but too few: pends (PartitionNodeLimit)
     if max(lay.cpus_per_node) > node.cpus or (lay.mem_per_node or 0) > node.mem:
         return [failed]
+    if req.exclude and lay.num_nodes > len(all_nodes) - len(set(expand(req.exclude))):
+        return [failed]
+    return None
+
+
+def unknown_nodes(req, part: dict | None) -> str | None:
+    """-w, -x: slurmctld's refusal of a name no node of the partition has, or of a node
+    both asked for and excluded, else None."""
+    if not (req.nodelist or req.exclude):
+        return None
+    have = {n.name for n in nodes(part)}
+    try:
+        asked, excluded = (set(expand(text or "")) for text in (req.nodelist, req.exclude))
+    except ValueError:
+        asked = excluded = {""}
+    if not (asked | excluded) <= have or asked & excluded:
+        return "Invalid node name specified"
     return None
 
 

@@ -11,6 +11,7 @@ import copy
 
 from slurmsky.backends.local.nodes import Node, job_mem, node_gpus, nodes, pool
 from slurmsky.core.state import JobRecord
+from slurmsky.runtime.hostlist import expand
 
 
 class Placement:
@@ -88,24 +89,22 @@ class Placement:
             [d for d in devices[k] if d not in busy_gpus[k]] for k in range(len(job_nodes))
         ]
         shared = bool(part.get("oversubscribe"))  # CPUs and memory, never GPUs
-        chosen: list[int] = []
-        for cpus in job.cpus_per_node:
-            fits = [
-                k
-                for k, n in enumerate(job_nodes)
-                if k not in chosen
-                and len(free_gpus[k]) >= want
-                and (
-                    shared
-                    or (
-                        free_cpus[k] >= cpus
-                        and free_mem[k] >= job_mem(cpus, job.mem_per_node, job.mem_per_cpu, n)
-                    )
+
+        def fits(k: int, cpus: int) -> bool:
+            return len(free_gpus[k]) >= want and (
+                shared
+                or (
+                    free_cpus[k] >= cpus
+                    and free_mem[k]
+                    >= job_mem(cpus, job.mem_per_node, job.mem_per_cpu, job_nodes[k])
                 )
-            ]
-            if not fits:
-                return "Resources"
-            chosen.append(fits[0])
+            )
+
+        required, order = _preference([n.name for n in job_nodes], job.__dict__)
+        pick = _contiguous if job.__dict__.get("contiguous") else _chosen
+        chosen = pick(job.cpus_per_node, required, order, fits)
+        if not chosen:
+            return "Resources"
         if want:
             self.gpu_choice[job.job_id] = [free_gpus[k][:want] for k in chosen]
         return chosen
@@ -150,3 +149,50 @@ class Placement:
                 busy_gpus[k].update(gpus[i] if i < len(gpus) else ())
         cache[1] = len(running)
         return (*sums(partition), devices_of)
+
+
+def _preference(names: list[str], job: dict) -> tuple[list[int], list[int]]:
+    """-w and -x (the placed job's req_nodes, exc_nodes): the nodes the job must have, by
+    index, and the order the others are taken in: without -w, node order; with it, from
+    its first node up, then down from it (the peer: -N2 -w node4 gets node[3-4], -N3 -w
+    node2 node[2-4]). Excluded nodes are never taken."""
+    index = {name: k for k, name in enumerate(names)}
+    required = sorted(index[n] for n in expand(job.get("req_nodes") or "") if n in index)
+    excluded = {index[n] for n in expand(job.get("exc_nodes") or "") if n in index}
+    start = required[0] if required else 0
+    order = list(range(start, len(names))) + list(range(start - 1, -1, -1))
+    return required, [k for k in order if k not in excluded and k not in required]
+
+
+def _chosen(shares: list[int], required: list[int], allowed: list[int], fits) -> list[int]:
+    """The job's nodes: the required ones, then the first of `allowed` that fit (`fits(node,
+    cpus)`, each node its share), in node order as Slurm's (where nodes were required, each
+    fits the largest share); [] if they do not."""
+    chosen: list[int] = []
+    for slot, cpus in enumerate(shares):
+        k = required[slot] if slot < len(required) else None
+        if k is None:
+            k = next((k for k in allowed if k not in chosen and fits(k, cpus)), None)
+        if k is None or not fits(k, cpus):
+            return []
+        chosen.append(k)
+    if required:
+        chosen.sort()
+        if not all(fits(k, max(shares)) for k in chosen):
+            return []
+    return chosen
+
+
+def _contiguous(shares: list[int], required: list[int], allowed: list[int], fits) -> list[int]:
+    """--contiguous: the first run of consecutive nodes that holds the required ones, has no
+    excluded one, and fits the job (`fits(node, cpus)`, each node its share); [] if none."""
+    usable = set(required) | set(allowed)
+    for first in range(max(usable, default=-1) - len(shares) + 2):
+        run = list(range(first, first + len(shares)))
+        if (
+            usable.issuperset(run)
+            and set(required).issubset(run)
+            and all(fits(k, cpus) for k, cpus in zip(run, shares))
+        ):
+            return run
+    return []

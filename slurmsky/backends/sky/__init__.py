@@ -59,6 +59,11 @@ class SkyBackend(Backend):
         from slurmsky.core import state
 
         req, warnings = plan.request, []
+        if req.exclude:
+            warnings.append(
+                f"{req.command}: warning: --exclude={req.exclude} ignored by slurmsky: a "
+                "SkyPilot node has no name before it is launched"
+            )
         if plan.task is not None:  # the server this command names; a pool's: the pool's
             meta = plan.task["_metadata"]["slurmsky"]
             where = pools.server_of(meta.get("pool")) or server.current()
@@ -78,6 +83,11 @@ class SkyBackend(Backend):
                 f"{up.root}): " + " ".join(up.left_out)
             )
         return warnings
+
+    def invalid(self, req, part):
+        """-w names nodes SkyPilot has not launched (none has a name before): no node has
+        them, as slurmctld says of a name it does not know."""
+        return "Invalid node name specified" if req.nodelist else None
 
     def describe(self, plan):
         """The task as YAML, after what becomes of its workdir (an upload, what it would be;
