@@ -151,6 +151,33 @@ def plugin_lines(prog: str) -> list[str]:
     ]
 
 
+def propagating_lines(prog: str) -> list[str]:
+    """What sbatch logs at -vvv (debug) as it reads what it hands the job: its soft limits
+    (unlimited as 2**64 - 1), its nice value and umask."""
+    import resource
+
+    from slurmsky.runtime.launch import PROPAGATED
+
+    lines = []
+    for name in PROPAGATED:
+        soft = resource.getrlimit(getattr(resource, "RLIMIT_" + name))[0]
+        lines.append(f"{prog}: debug:  propagating RLIMIT_{name}={soft % 2**64}")
+    mask = os.umask(0)
+    os.umask(mask)
+    return lines + [
+        f"{prog}: debug:  propagating SLURM_PRIO_PROCESS={os.getpriority(os.PRIO_PROCESS, 0)}",
+        f"{prog}: debug:  propagating UMASK={mask:04o}",
+    ]
+
+
+def auth_lines(prog: str) -> list[str]:
+    """The plugins a client loads after select's, logged at -vvv (debug)."""
+    return [
+        f"{prog}: debug:  auth/munge: init: Munge authentication plugin loaded",
+        f"{prog}: debug:  hash/k12: init: init: KangarooTwelve hash plugin loaded",
+    ]
+
+
 def warn(lines) -> None:
     for line in lines:
         sys.stderr.write(line + "\n")

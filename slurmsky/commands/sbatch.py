@@ -6,7 +6,7 @@ import os
 import sys
 
 from slurmsky import SLURM_VERSION
-from slurmsky.commands.common import plugin_lines, run, warn
+from slurmsky.commands.common import auth_lines, plugin_lines, propagating_lines, run, warn
 from slurmsky.parse.options import help_text
 from slurmsky.parse.request import build_batch_request, parse_command_line
 
@@ -55,7 +55,13 @@ def body(argv: list[str]) -> int:
     if req.verbose:
         from slurmsky.runtime.options import defined_block
 
-        warn(defined_block("sbatch", req.set_options) + plugin_lines("sbatch"))
+        debug = req.verbose >= 3  # -vvv
+        warn(
+            defined_block("sbatch", req.set_options)
+            + (propagating_lines("sbatch") if debug else [])
+            + plugin_lines("sbatch")
+            + (auth_lines("sbatch") if debug else [])
+        )
     from slurmsky.core.submit import submit_batch
 
     return submit_batch(req)

@@ -83,6 +83,7 @@ def step_argv(req: JobRequest, mpi: str | None = None) -> list[str]:
         (req.open_mode, "--open-mode"),
         (req.task_prolog, "--task-prolog"),
         (req.task_epilog, "--task-epilog"),
+        (req.slurmd_debug, "--slurmd-debug"),
     ):
         if value is not None:
             args.append(f"{option}={value}")

@@ -122,6 +122,7 @@ class JobRequest(Record):
     disable_status: bool = False  # srun -X: Ctrl-C goes to the tasks
     quit_on_interrupt: bool = False  # srun: one Ctrl-C ends the step
     task_epilog: str | None = None
+    slurmd_debug: str | None = None  # srun: its step's log level (runtime/srun.py reads it)
     no_shell: bool = False
     # a heterogeneous job: every component's own request, this one's fields being
     # component 0's (empty for any other job)
@@ -401,6 +402,9 @@ def _finish(
             "--cpus-per-gpu is mutually exclusive with --cpus-per-task",
             "Invalid generic resource (gres) specification",
         )
+    for key in ("output", "error", "input"):  # "none", any case: /dev/null (opt.c)
+        if str(fields.get(key, "")).lower() == "none":
+            fields[key] = "/dev/null"
     warnings = ignored_warnings(command, Parsed(given=given))
     named = _named_nodes(command, fields, warnings)
     nodes, ntasks = fields.get("nodes"), fields.get("ntasks")

@@ -511,6 +511,7 @@ class Controller:
                 "suspended": self.suspended_at is not None,
                 "task_prolog": req.get("task_prolog"),  # srun --task-prolog/--task-epilog
                 "task_epilog": req.get("task_epilog"),
+                "stepd_level": req.get("stepd_level", 0),  # --slurmd-debug (tasks.py)
                 "umask": req["umask"],
                 "bin_dir": req["bin_dir"],
                 "srun_host": req["srun_host"],
@@ -697,7 +698,7 @@ class Controller:
             return
         if msg.get("usage") is not None:
             step.usage[msg.get("node")] = msg["usage"]
-        if msg["t"] in ("out", "exit", "pmi", "pids"):
+        if msg["t"] in ("out", "exit", "pmi", "pids", "msg"):
             if msg["t"] == "exit":
                 step.worst = max(step.worst, msg["status"])
             step.tell(msg, payload)

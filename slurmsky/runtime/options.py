@@ -363,7 +363,10 @@ OPTIONS: tuple[Option, ...] = (
     _o("msg-timeout", None, REQUIRED, IGNORED, "no slurmd messages", SR),
     _o("no-allocate", "Z", NO_ARG, REFUSED, "needs admin rights", SR),
     _o("resv-ports", None, OPTIONAL, IGNORED, "no MPI port reservation", SR),
-    _o("slurmd-debug", None, REQUIRED, IGNORED, "no slurmd", SR),
+    _o("slurmd-debug", None, REQUIRED, SUPPORTED,
+       "the step's own log lines on srun's stderr, two levels up (its start, each task's "
+       "start and exit; debug and debug2 lines of the runtime's own steps)", SR,
+       env="SLURMD_DEBUG", step=SUPPORTED),
     _o("threads", "T", REQUIRED, IGNORED, "no fan-out threads", SR),
     _o("x11", None, OPTIONAL, REFUSED, "no X11 forwarding", SR_SA),
     _o("whole", None, NO_ARG, IGNORED, "a step gets the job's CPUs on its nodes (the default)",

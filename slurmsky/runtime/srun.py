@@ -221,6 +221,7 @@ def parse(argv, environ):
         "debugger_test": "debugger_test" in o,
         "task_prolog": o.get("task_prolog", environ.get("SLURM_TASK_PROLOG")),
         "task_epilog": o.get("task_epilog", environ.get("SLURM_TASK_EPILOG")),
+        "stepd_level": _stepd_level(o.get("slurmd_debug", environ.get("SLURMD_DEBUG")), warnings),
     }
     mode = o.get("open_mode", environ.get("SLURM_OPEN_MODE", "t"))  # sbatch's --open-mode
     output = {
@@ -240,6 +241,24 @@ def parse(argv, environ):
         "no_status": "disable_status" in o,
     }
     return request, output, warnings
+
+
+# Slurm's log levels, by number (log.h): what --slurmd-debug names
+LOG_LEVELS = "quiet fatal error info verbose debug debug2 debug3 debug4 debug5".split()
+
+
+def _stepd_level(value, warnings):
+    """--slurmd-debug (a level's name or number; anything else is quiet, as
+    log_string2num): the step's log level on stderr, two above it (srun's increment over
+    the error level, at most 4)."""
+    if value is None:
+        return 0
+    text = str(value).strip().lower()
+    level = int(text) if text.isdigit() else (LOG_LEVELS.index(text) if text in LOG_LEVELS else 0)
+    if level > 4:
+        warnings.append("srun: Using srun's max debug increment of 4")
+        level = 4
+    return level + 2
 
 
 def _stdin(mode, environ):

@@ -95,8 +95,30 @@ class _LocalStep:
         self.cond = threading.Condition()
         self.killed_at = float("-inf")
 
+    def _stepd(self, level, text):
+        """A line of slurmstepd's log to the step's srun, at --slurmd-debug's level or above
+        (srun.LOG_LEVELS: 4 verbose, 5 debug, 6 debug2)."""
+        if self.step.get("stepd_level", 0) >= level:
+            self._send(
+                {
+                    "t": "msg",
+                    "step": self.id,
+                    "text": "slurmstepd-%s: %s" % (self.node.job.name, text),
+                }
+            )
+
     def start(self):
         node, step = self.node, self.step
+        level = step.get("stepd_level", 0)
+        if level >= 4:
+            from slurmsky.runtime.srun import LOG_LEVELS
+
+            self._stepd(
+                4,
+                "debug levels are stderr='%s', logfile='info', syslog='fatal'" % LOG_LEVELS[level],
+            )
+        self._stepd(5, "debug:  IO handler started pid=%d" % os.getpid())
+        self._stepd(4, "starting %d tasks" % len(self.tasks))
         with open(os.devnull, "rb") as devnull:
             for local_id, task in enumerate(self.tasks):
                 ours, theirs = socket.socketpair() if step.get("pmi_jobid") else (None, None)
@@ -143,12 +165,21 @@ class _LocalStep:
                         os.close(stdin)
                     if theirs:
                         theirs.close()
+                if task.pid is not None:
+                    when = time.strftime("%Y-%m-%dT%H:%M:%S")
+                    self._stepd(4, "task %d (%d) started %s" % (task.gid, task.pid, when))
+                    self._stepd(
+                        6,
+                        "debug2: adding task %d pid %d on node %d to jobacct"
+                        % (task.gid, task.pid, node.job.rank),
+                    )
                 for fd, num in ((r_out, 1), (r_err, 2)):
                     threading.Thread(target=self._pump, args=(task, fd, num), daemon=True).start()
                 if ours:
                     ours.settimeout(PMI_SEND_TIMEOUT)
                     task.pmi = ours
                     threading.Thread(target=self._pmi_pump, args=(task,), daemon=True).start()
+        self._stepd(5, "debug:  Sending launch resp rc=0")
         if step.get("debugger_test"):  # srun prints the tasks' table (MPIR proctable)
             pids = {str(t.gid): t.pid for t in self.tasks if t.pid is not None}
             self._send({"t": "pids", "step": self.id, "pids": pids})
@@ -271,6 +302,15 @@ class _LocalStep:
                         t.reported = True
                 finished = all(t.reported for t in self.tasks)
             for status, gids in groups.items():
+                for task in (t for t in self.tasks if t.gid in gids and t.pid is not None):
+                    self._stepd(
+                        6, "debug2: removing task %d pid %d from jobacct" % (task.gid, task.pid)
+                    )
+                    if os.WIFSIGNALED(status):
+                        how = "exited. Killed by signal %d." % os.WTERMSIG(status)
+                    else:
+                        how = "exited with exit code %d." % os.WEXITSTATUS(status)
+                    self._stepd(4, "task %d (%d) %s" % (task.gid, task.pid, how))
                 self._send(
                     {
                         "t": "exit",
@@ -282,6 +322,8 @@ class _LocalStep:
                 )
             if finished:
                 break
+        for line in ("signaling condition", "Waiting for IO", "Closing debug channel"):
+            self._stepd(5, "debug:  " + line)
         # what the tasks left in their process groups
         procs.kill_groups([t.pid for t in self.tasks if t.pid is not None], signal.SIGKILL)
         deadline = time.monotonic() + DRAIN_TIMEOUT
