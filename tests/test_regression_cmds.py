@@ -5,6 +5,7 @@ captures where the test names one)."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -259,3 +260,82 @@ def test_squeue_verbose_prints_its_settings_first(cluster):
     assert out.stderr == "".join(line + "\n" for line in plugin_lines("squeue"))
     out = cluster.run("squeue", "-vv", "-t", "PD,r", "-n", "ab", "-h")
     assert "\nname_list[0] = 97\nstate_list[0] = PENDING\nstate_list[1] = RUNNING\n" in out.stdout
+
+
+def test_exclusive_steps_take_a_node_each_while_they_run(cluster):
+    """python test_--exclusive: four `srun -n1 --exclusive` of a 4-node job (a CPU a node)
+    run on four nodes; a fifth, after them, on the first again."""
+    cluster.script(
+        "ex.sh",
+        "#!/bin/bash\nfor i in 1 2 3 4; do srun -n1 --exclusive sleep 2 & done\nwait\n"
+        "srun -n1 --exclusive true\n",
+    )
+    job = cluster.sbatch("-N4", "-W", "ex.sh")
+    out = cluster.run("sacct", "-j", str(job), "-o", "JobID,NodeList", "-P", "-n").stdout
+    steps = dict(line.split("|") for line in out.splitlines() if "." in line.split("|")[0])
+    assert sorted(steps[f"{job}.{k}"] for k in range(4)) == [f"127.0.0.{n}" for n in (1, 2, 3, 4)]
+    assert steps[f"{job}.4"] == "127.0.0.1"
+
+
+def test_slurmd_debug_prints_the_steps_own_log(cluster):
+    """srun --slurmd-debug=error: slurmstepd's verbose lines (the peer's, pid and time
+    aside); info adds debug lines; over 4 levels srun says it keeps 4."""
+    out = cluster.run("srun", "--slurmd-debug=error", "bash", "-c", "exit 3")
+    text = re.sub(r"\(\d+\)", "(PID)", out.stderr)
+    assert re.sub(r"started \S+", "started T", text) == (
+        "slurmstepd-127.0.0.1: debug levels are stderr='verbose', logfile='info', "
+        "syslog='fatal'\n"
+        "slurmstepd-127.0.0.1: starting 1 tasks\n"
+        "slurmstepd-127.0.0.1: task 0 (PID) started T\n"
+        "slurmstepd-127.0.0.1: task 0 (PID) exited with exit code 3.\n"
+        "srun: error: 127.0.0.1: task 0: Exited with exit code 3\n"
+    )
+    assert out.returncode == 3
+    out = cluster.run("srun", "--slurmd-debug=info", "true")
+    assert "stderr='debug'" in out.stderr and "slurmstepd-127.0.0.1: debug:  " in out.stderr
+    assert cluster.run("srun", "--slurmd-debug=bogus", "true").stderr == ""
+    out = cluster.run("srun", "--slurmd-debug=debug5", "true")
+    assert out.stderr.startswith("srun: Using srun's max debug increment of 4\n")
+    assert "stderr='debug2'" in out.stderr
+
+
+def test_an_overcommit_job_tells_its_sruns(cluster):
+    """test17.32: SLURM_OVERCOMMIT=1 in an -O job, and its srun runs more tasks than CPUs."""
+    cpus = cluster.run("scontrol", "show", "node", "127.0.0.1").stdout
+    many = int(re.search(r"CPUTot=(\d+)", cpus).group(1)) + 2
+    cluster.sbatch(
+        "-W",
+        "-O",
+        "-N1",
+        f"-n{many}",
+        "-o",
+        "out",
+        "--wrap",
+        "printenv SLURM_OVERCOMMIT; srun hostname | wc -l",
+    )
+    assert (cluster.cwd / "out").read_text() == f"1\n{many}\n"
+
+
+def test_srun_forwards_its_own_stdin_to_the_tasks(cluster):
+    """srun's stdin reaches every task (-i all, the default), one task (-i N) or none (-i
+    none), from outside a job and inside one, as the peer's (python
+    test_--input--output_taskid)."""
+    for args, shown in (([], "0: hi\n1: hi\n"), (["-i", "1"], "1: hi\n"), (["-i", "none"], "")):
+        out = cluster.run("srun", "-n2", "-l", *args, "cat", input="hi\n")
+        assert (out.returncode, "".join(sorted(out.stdout.splitlines(True)))) == (0, shown)
+    cluster.sbatch("-n2", "-W", "-o", "out", "--wrap", "echo x | srun -n2 -l cat | sort")
+    assert (cluster.cwd / "out").read_text() == "0: x\n1: x\n"
+
+
+def test_srun_wait_terminates_the_tasks_left(cluster):
+    """srun -W N: N seconds after the first task ends the others are terminated, with
+    srun's status lines (the peer's, for a task that waits on its stdin)."""
+    script = 'if [ "$SLURM_PROCID" = 1 ]; then sleep 60; fi'
+    out = cluster.run("srun", "-n2", "-W", "1", "bash", "-c", script, timeout=30)
+    assert out.returncode == 137
+    lines = out.stderr.splitlines()
+    assert lines[0] == "srun: First task exited 1s ago"
+    assert re.fullmatch(r"srun: StepId=\d+\.0 task 1: running", lines[1])
+    assert re.fullmatch(r"srun: StepId=\d+\.0 task 0: exited", lines[2])
+    assert re.fullmatch(r"srun: launch/slurm: _step_signal: Terminating StepId=\d+\.0", lines[3])
+    assert lines[-1] == "srun: error: 127.0.0.1: task 1: Killed"

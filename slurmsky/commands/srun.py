@@ -84,6 +84,7 @@ def step_argv(req: JobRequest, mpi: str | None = None) -> list[str]:
         (req.task_prolog, "--task-prolog"),
         (req.task_epilog, "--task-epilog"),
         (req.slurmd_debug, "--slurmd-debug"),
+        (req.wait or None, "--wait"),  # srun's -W N
     ):
         if value is not None:
             args.append(f"{option}={value}")

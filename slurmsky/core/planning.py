@@ -134,6 +134,8 @@ def plan(
     )
     if components and len(components) > 1:
         spec["het"] = het_spec(components, job_id)
+    if req.command == "srun" and not backend.supports(Feature.REMOTE_ALLOCATION):
+        spec["stdin_relay"] = _stdin_relay(req)
     planned = Plan(
         req,
         shaped.asked,
@@ -155,6 +157,24 @@ def plan(
         assert req.time is not None  # the spec's time_limit is --time's
         spec["time_limit"] = max(1, round(req.time * state.seconds_per_minute()))
     return planned.replace(spec=spec, task=task, warnings=tuple(warnings))
+
+
+def _stdin_relay(req: JobRequest) -> str | None:
+    """Where an srun's allocation on this machine reads this srun's own stdin, which its
+    srun forwards to the tasks (-i all, the default, or a task id): this process's fd 0
+    while it waits for the job. None with -i none or a file, or from a terminal this srun is
+    not in the foreground of (a backgrounded srun: Slurm's stops on SIGTTIN, it does not
+    take the shell's input)."""
+    mode = (req.input or "all").lower()
+    if mode != "all" and not mode.isdigit():
+        return None
+    try:
+        if os.isatty(0) and os.tcgetpgrp(0) != os.getpgrp():
+            return None
+        os.fstat(0)
+    except OSError:
+        return None
+    return f"/proc/{os.getpid()}/fd/0"
 
 
 def build(req: JobRequest, cfg: Config, backend: Backend, *, job_id: int | None = None) -> Plan:

@@ -100,7 +100,7 @@ class JobRequest(Record):
     signal: SignalSpec | None = None
     kill_on_bad_exit: str | None = None
     test_only: bool = False
-    wait: bool = False
+    wait: bool | str = False  # sbatch -W; srun -W N: the seconds, as given
     parsable: bool = False
     quiet: bool = False
     verbose: int = 0

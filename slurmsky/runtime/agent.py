@@ -103,6 +103,8 @@ class Agent:
                     self.steps.launch(msg["step"])
                 elif kind == "pmi":
                     self.steps.pmi(msg["step"], msg["task"], payload)
+                elif kind == "in":
+                    self.steps.stdin(msg["step"], payload)
                 elif kind == "signal":
                     self.steps.signal(msg["signum"], msg["steps"])
                 elif kind == "kill":

@@ -72,7 +72,7 @@ class Batch:
             self._err_fd = (
                 out_fd if self.stderr_path == self.stdout_path else _open(self.stderr_path, flags)
             )
-            in_fd = os.open(self.stdin_path, os.O_RDONLY)
+            in_fd = _relayed(spec.get("stdin_relay")) or os.open(self.stdin_path, os.O_RDONLY)
         except OSError as e:
             raise LaunchError("%s: %s" % (e.filename, e.strerror)) from None
         self._say_outputs()
@@ -129,3 +129,14 @@ def _current_umask():
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def _relayed(path):
+    """An srun-made allocation's batch (its srun): the stdin of the srun that made it
+    (spec "stdin_relay"), or None where that is gone or cannot be opened (a socket)."""
+    if not path:
+        return None
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError:
+        return None

@@ -75,6 +75,7 @@ class _Step:
         self.srun_pid, self.record = srun_pid, record
         self.worst = 0
         self.usage = {}  # node rank -> its tasks' usage records
+        self.held = {}  # an --exact step's: node rank -> CPUs it holds there
 
     def tell(self, msg, payload=b""):
         try:
@@ -469,28 +470,40 @@ class Controller:
                 pass
 
     # -- steps ---------------------------------------------------------------------------
+    def _step_layout(self, req):
+        """The step's nodes and tasks (layout.plan); an --exact step's beside the CPUs the
+        job's other --exact steps hold (with self.lock held)."""
+        job = self.job
+        if het.components(job.spec):
+            return het.step_layout(job, req)
+        busy = None
+        if req.get("exact"):
+            busy = [0] * len(job.names)
+            for other in self.steps.values():
+                for node, cpus in other.held.items():
+                    busy[node] += cpus
+        return layout.plan(
+            job.names,
+            job.spec["cpus_per_node"],
+            req["ntasks"],
+            req["nnodes"],
+            req["nodelist"],
+            req["exclude"],
+            req["ntasks_per_node"],
+            req["cpus_per_task"],
+            req["overcommit"],
+            req.get("relative", 0),
+            busy,
+        )
+
     def _run_step(self, conn, req):
         job = self.job
-        try:
-            if het.components(job.spec):
-                nodes, tasks = het.step_layout(job, req)
-            else:
-                nodes, tasks = layout.plan(
-                    job.names,
-                    job.spec["cpus_per_node"],
-                    req["ntasks"],
-                    req["nnodes"],
-                    req["nodelist"],
-                    req["exclude"],
-                    req["ntasks_per_node"],
-                    req["cpus_per_task"],
-                    req["overcommit"],
-                    req.get("relative", 0),
-                )
-        except layout.LayoutError as e:
-            conn.send({"t": "error", "message": str(e)})
-            return
         with self.lock:
+            try:
+                nodes, tasks = self._step_layout(req)
+            except layout.LayoutError as e:
+                conn.send({"t": "error", "message": str(e)})
+                return
             if self.ending:
                 conn.send({"t": "error", "message": "Job/step already completing or completed"})
                 return
@@ -504,6 +517,7 @@ class Controller:
                 "programs": req.get("programs"),  # --multi-prog: {rank: argv}
                 "cwd": req["cwd"],
                 "stdin": req.get("stdin"),  # srun -i FILE: (path, per task) or None
+                "stdin_to": req.get("stdin_to"),  # the tasks srun's own stdin goes to
                 "rlimits": req.get("rlimits"),  # srun's soft limits, for its tasks
                 "debugger_test": req.get("debugger_test", False),  # tasks start stopped
                 # as do a suspended job's (its srun asked before the SIGSTOP): resume's
@@ -559,6 +573,10 @@ class Controller:
                     ),
                 },
             )
+            if req.get("exact"):  # the CPUs it holds on each node
+                self.steps[sid].held = {
+                    node: len(gids) * req["cpus_per_task"] for node, gids in zip(nodes, tasks)
+                }
             self._publish_steps()
         conn.send(
             {
@@ -568,6 +586,7 @@ class Controller:
                 "tasks": tasks,
                 "names": [job.names[i] for i in nodes],
                 "pmi_jobid": step["pmi_jobid"],
+                "stdin_to": step["stdin_to"],
             }
         )
         for node in nodes:
@@ -580,12 +599,14 @@ class Controller:
                 msg, payload = conn.recv()
                 if msg.get("t") == "pmi":  # srun's PMI answer to a task
                     self._pmi_answer(sid, msg.get("task"), payload)
+                elif msg.get("t") == "in":  # srun's own stdin
+                    self._stdin_step(sid, step["stdin_to"], payload)
                 elif msg.get("t") == "signal":
                     self._signal_step(sid, int(msg["signum"]))
                 elif msg.get("t") == "terminate":  # srun -K: a task failed
                     self._terminate_step(sid)
-                elif msg.get("t") == "abort":  # srun: SIGTERM, Ctrl-C twice, a PMI abort
-                    self._abort_step(sid, 0 if msg.get("pmi") else ABORT_GRACE)
+                elif msg.get("t") == "abort":  # srun: SIGTERM, Ctrl-C twice, a PMI abort, -W
+                    self._abort_step(sid, 0 if msg.get("pmi") or msg.get("now") else ABORT_GRACE)
         except channel.ChannelError:
             if sid in self.steps:  # srun died: so does its step, as on Slurm
                 self._signal_step(sid, signal.SIGKILL)
@@ -677,6 +698,20 @@ class Controller:
             self.local.pmi(sid, gid, payload)
         elif node is not None:
             self._to_agent(node, {"t": "pmi", "step": sid, "task": gid}, payload)
+
+    def _stdin_step(self, sid, to, data):
+        """srun's stdin (b"": its end) to the nodes of the step's tasks that read it (`to`:
+        "all" or a task id)."""
+        with self.lock:
+            step = self.steps.get(sid)
+        if step is None:
+            return
+        nodes = step.nodes if to == "all" else [step.node_of[to]] if to in step.node_of else []
+        for node in nodes:
+            if node == 0:
+                self.local.stdin(sid, data)
+            else:
+                self._to_agent(node, {"t": "in", "step": sid}, data)
 
     def _signal_step(self, sid, signum):
         with self.lock:

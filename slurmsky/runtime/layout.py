@@ -17,12 +17,37 @@ def plan(
     cpus_per_task=1,
     overcommit=False,
     relative=0,
+    busy=None,
 ):
     """-> (node indices, [[task ids] per node]) for a step of the allocation.
 
     Nodes named with -w come first in the choice, the rest are taken in allocation order
     from the node at index `relative` on (srun -r); the chosen nodes keep allocation order. Tasks are laid out as Slurm's
-    _task_layout_block: one per node, then fill each node's CPUs in turn."""
+    _task_layout_block: one per node, then fill each node's CPUs in turn. `busy`: the CPUs
+    other --exact steps hold on each node: this (--exact) step takes the others, nodes with
+    room first; where they are too few it shares them (Slurm would wait for them)."""
+    args = (names, ntasks, nnodes, nodelist, exclude, ntasks_per_node, cpus_per_task, overcommit)
+    if busy and any(busy):
+        free = [c - b for c, b in zip(cpus_per_node, busy)]
+        try:
+            return _plan(*args, relative, free)
+        except LayoutError:
+            pass
+    return _plan(*args, relative, cpus_per_node)
+
+
+def _plan(
+    names,
+    ntasks,
+    nnodes,
+    nodelist,
+    exclude,
+    ntasks_per_node,
+    cpus_per_task,
+    overcommit,
+    relative,
+    cpus_per_node,
+):
     wanted = []
     for name in nodelist:
         if name not in names:
@@ -30,6 +55,7 @@ def plan(
         if names.index(name) not in wanted:
             wanted.append(names.index(name))
     others = [i for i in range(relative, len(names)) if i not in wanted and names[i] not in exclude]
+    others.sort(key=lambda i: cpus_per_node[i] < cpus_per_task)  # nodes with room first
     count = max(nnodes or 0, len(wanted)) or min(len(names) - relative, ntasks)
     chosen = sorted(wanted + others[: max(count - len(wanted), 0)])
     if len(chosen) < count:

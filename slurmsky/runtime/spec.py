@@ -38,6 +38,9 @@ optional may be missing, and ``null`` always means "not given")::
      "acct_gather_frequency": int|float,  # optional (30): seconds between usage samples
      "signal": null | {"signum": int, "seconds": int, "batch": bool, "full": bool},
      "output": str, "error": str|null, "input": str|null,    # patterns, relative to workdir
+     "stdin_relay": str|null,        # optional: an srun-made allocation on the submitting
+                                     # machine: the path of that srun's stdin (/proc/PID/fd/0),
+                                     # its batch's (the job's srun's) stdin if it opens
      "open_mode": "truncate"|"append",                         # optional (truncate)
      "environment": {str: str}|null, # the job's base environment (--export resolved);
                                      # null: the node's own environment (SkyPilot task envs)
@@ -119,6 +122,7 @@ DEFAULTS: dict = {
     "signal": None,
     "error": None,
     "input": None,
+    "stdin_relay": None,
     "open_mode": "truncate",
     "environment": None,
     "extra_env": {},

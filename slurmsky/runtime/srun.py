@@ -10,6 +10,7 @@ then exits with srun's code: the largest exit code, or 128+signal.
 import os
 import re
 import signal
+import threading
 import time
 
 from . import (
@@ -217,6 +218,7 @@ def parse(argv, environ):
         "het_groups": het_groups,
         "ntasks_set": "ntasks" in o,
         "stdin": _stdin(o.get("input", environ.get("SLURM_STDINMODE")), environ),
+        "stdin_to": _stdin_to(o.get("input", environ.get("SLURM_STDINMODE"))),
         "rlimits": launch.soft_limits(),  # PropagateResourceLimits=ALL, Slurm's default
         "debugger_test": "debugger_test" in o,
         "task_prolog": o.get("task_prolog", environ.get("SLURM_TASK_PROLOG")),
@@ -233,6 +235,7 @@ def parse(argv, environ):
         "stderr": o.get("error", environ.get("SLURM_STDERRMODE")),
         "append": mode[:1] in ("a", "A"),
         "kill_on_bad_exit": o.get("kill_on_bad_exit", "0") != "0",
+        "wait": _int(o.get("wait", environ.get("SLURM_WAIT", "0")), "wait"),
         "verbose": o[DEBUG_LEVEL] - 3,  # -v's: Slurm's verbose lines of the step
         "defined": o[DEFINED],
         "exact_implied": "cpus_per_task" in o,
@@ -261,12 +264,35 @@ def _stepd_level(value, warnings):
     return level + 2
 
 
+def _stdin_to(mode):
+    """Which tasks read srun's own stdin (-i/--input): "all" (the default), one task id,
+    or None (`none`, or a file: _stdin)."""
+    if mode is None or mode.lower() == "all":
+        return "all"
+    return int(mode) if mode.isdigit() else None
+
+
+def _forward_stdin(conn):
+    """srun's own stdin to the step's tasks that read it (the node runtime routes it), then
+    its end (an empty payload)."""
+    while True:
+        try:
+            data = os.read(0, 65536)
+        except OSError:
+            data = b""
+        try:
+            conn.send({"t": "in"}, data)
+        except OSError:
+            return
+        if not data:
+            return
+
+
 def _stdin(mode, environ):
-    """-i/--input: what the tasks read, as (path, per_task) or None (/dev/null). A file
-    name (srun's %j %u ... expanded) is opened here, as srun opens it, and every task reads
-    it; one with %t, %n or %N is each task's own (the node expands it, as slurmstepd
-    does). `all`, `none` and a task id forward srun's own stdin, which this srun does not:
-    the tasks read /dev/null."""
+    """-i/--input: what the tasks read, as (path, per_task), or None: a pipe from srun's
+    own stdin (`all`, a task id: _stdin_to) or /dev/null (`none`). A file name (srun's %j
+    %u ... expanded) is opened here, as srun opens it, and every task reads it; one with
+    %t, %n or %N is each task's own (the node expands it, as slurmstepd does)."""
     if mode is None or mode.lower() in ("all", "none") or mode.isdigit():
         return None
     if PER_TASK.search(mode.replace("%%", "")):
@@ -597,6 +623,8 @@ def _follow(conn, settings, environ, interrupts, run_dir):
         _say("srun: error: Unable to create step for job %s: %s" % (job_id, step["message"]))
         return 1
     output = Output(settings, step, environ)
+    if step.get("stdin_to") is not None:
+        threading.Thread(target=_forward_stdin, args=(conn,), daemon=True).start()
     step_text = "StepId=%s.%d" % (job_id, step["id"])
     if settings["verbose"] > 0:
         _say_launch(settings, step, environ, step_text)
@@ -605,7 +633,7 @@ def _follow(conn, settings, environ, interrupts, run_dir):
     for pos, gids in enumerate(step["tasks"]):
         for gid in gids:
             node_names[gid] = step["names"][pos]
-    state = {"rc": 0, "signaled": False, "aborted": False, "killed_bad": False}
+    state = {"rc": 0, "signaled": False, "aborted": False, "killed_bad": False, "first_exit": None}
     pids = {}  # --debugger-test: each task's, as the nodes report them
     server = pmi.Server(step["pmi_jobid"], step["tasks"]) if step.get("pmi_jobid") else None
     interrupts.start(conn, step_text, node_names)
@@ -630,6 +658,10 @@ def _follow(conn, settings, environ, interrupts, run_dir):
                     settings["verbose"] > 0,
                 )
                 state["signaled"] = state["signaled"] or os.WIFSIGNALED(msg["status"])
+                if settings["wait"] and state["first_exit"] is None:
+                    state["first_exit"] = _wait_timer(
+                        settings, conn, interrupts, step_text, len(node_names)
+                    )
                 if settings["kill_on_bad_exit"] and msg["status"] != 0 and not state["killed_bad"]:
                     state["killed_bad"] = True
                     _say(
@@ -662,6 +694,35 @@ def _follow(conn, settings, environ, interrupts, run_dir):
         _say("srun: Force Terminated StepId=%s.%d" % (job_id, step["id"]))
     rc = state["rc"]
     return os.WEXITSTATUS(rc) if os.WIFEXITED(rc) else 128 + os.WTERMSIG(rc)
+
+
+def _wait_timer(settings, conn, interrupts, step_text, ntasks):
+    """srun -W N, at the first task's exit: N seconds on, the tasks still running are
+    terminated, with srun's lines (the step's status, then its abort), as Slurm's
+    _setup_max_wait_timer."""
+    wait = settings["wait"]
+    if settings["verbose"] > 0:
+        _say(
+            "srun: launch/slurm: _setup_max_wait_timer: First task exited. Terminating job "
+            "in %ds" % wait
+        )
+
+    def expire():
+        if len(interrupts.ended) >= ntasks:
+            return
+        _say("srun: First task exited %ds ago" % wait)
+        for line in interrupts.status():
+            _say(line)
+        _say("srun: launch/slurm: _step_signal: Terminating %s" % step_text)
+        try:
+            conn.send({"t": "abort", "now": True})
+        except OSError:
+            pass
+
+    timer = threading.Timer(wait, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _proctable(executables, node_names, pids):

@@ -11,6 +11,7 @@ are killed, the pipes drained (bounded) and ``done`` is sent with the tasks' usa
 """
 
 import os
+import queue
 import signal
 import socket
 import threading
@@ -58,6 +59,15 @@ class NodeSteps:
         if step is not None:
             step.pmi_answer(gid, data)
 
+    def stdin(self, step_id, data):
+        """srun's own stdin (b"": its end) to the tasks of a step on this node that read it."""
+        with self._lock:
+            step = self._steps.get(step_id)
+        if step is not None:
+            for task in step.tasks:
+                if task.feed is not None:
+                    task.feed.put(data)
+
     def report_usage(self):
         """Send each running step's usage on this node (after a sample)."""
         with self._lock:
@@ -80,6 +90,32 @@ class _Task:
         self.reported = False
         self.pmi = None  # our end of its PMI socket (srun --mpi=pmi2)
         self.env = None  # its environment as launched (a --task-epilog runs in it)
+        self.feed = None  # its stdin from srun's, when it reads that (_Feed)
+
+
+class _Feed:
+    """A task's stdin from srun's own: a pipe that a thread of its own writes (a task that
+    does not read never holds up the node), closed at the end of srun's stdin."""
+
+    def __init__(self, fd):
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._write, args=(fd,), daemon=True).start()
+
+    def put(self, data):
+        self.queue.put(data)
+
+    def _write(self, fd):
+        alive = True
+        while True:
+            data = self.queue.get()
+            if not data:
+                break
+            while alive and data:  # a task gone (EPIPE): the rest is dropped
+                try:
+                    data = data[os.write(fd, data) :]
+                except OSError:
+                    alive = False
+        os.close(fd)
 
 
 class _LocalStep:
@@ -146,6 +182,9 @@ class _LocalStep:
                 stdin = None
                 try:
                     stdin = self._stdin(env, task.gid)
+                    if stdin is None and step.get("stdin_to") in ("all", task.gid):
+                        stdin, fed = os.pipe()
+                        task.feed = _Feed(fed)
                     task.pid = task.usage.pid = node.reaper.spawn(
                         argv,
                         env,
