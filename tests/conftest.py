@@ -81,12 +81,14 @@ class Cluster:
         env: dict | None = None,
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess:
-        """Run a slurmsky command (bin/<command>) as a user would, capturing its output."""
+        """Run a slurmsky command (bin/<command>) as a user would, capturing its output;
+        its stdin is `input`, else /dev/null (srun forwards its stdin to the tasks)."""
         return subprocess.run(
             [sys.executable, str(BIN / command), *args],
             cwd=cwd or self.cwd,
             env={**self.env, **(env or {})},
             input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
             capture_output=True,
             text=True,
             timeout=timeout,
