@@ -279,7 +279,8 @@ def test_exclusive_steps_take_a_node_each_while_they_run(cluster):
 
 def test_slurmd_debug_prints_the_steps_own_log(cluster):
     """srun --slurmd-debug=error: slurmstepd's verbose lines (the peer's, pid and time
-    aside); info adds debug lines; over 4 levels srun says it keeps 4."""
+    aside); info adds debug lines; 1 (fatal) none; over 4 levels (or a name no level has)
+    srun says it keeps 4."""
     out = cluster.run("srun", "--slurmd-debug=error", "bash", "-c", "exit 3")
     text = re.sub(r"\(\d+\)", "(PID)", out.stderr)
     assert re.sub(r"started \S+", "started T", text) == (
@@ -293,7 +294,7 @@ def test_slurmd_debug_prints_the_steps_own_log(cluster):
     assert out.returncode == 3
     out = cluster.run("srun", "--slurmd-debug=info", "true")
     assert "stderr='debug'" in out.stderr and "slurmstepd-127.0.0.1: debug:  " in out.stderr
-    assert cluster.run("srun", "--slurmd-debug=bogus", "true").stderr == ""
+    assert cluster.run("srun", "--slurmd-debug=1", "true").stderr == ""
     out = cluster.run("srun", "--slurmd-debug=debug5", "true")
     assert out.stderr.startswith("srun: Using srun's max debug increment of 4\n")
     assert "stderr='debug2'" in out.stderr

@@ -152,7 +152,7 @@ def plugin_lines(prog: str) -> list[str]:
 
 
 def propagating_lines(prog: str) -> list[str]:
-    """What sbatch logs at -vvv (debug) as it reads what it hands the job: its soft limits
+    """What sbatch logs at -vv (debug) as it reads what it hands the job: its soft limits
     (unlimited as 2**64 - 1), its nice value and umask."""
     import resource
 
@@ -171,7 +171,7 @@ def propagating_lines(prog: str) -> list[str]:
 
 
 def auth_lines(prog: str) -> list[str]:
-    """The plugins a client loads after select's, logged at -vvv (debug)."""
+    """The plugins a client loads after select's, logged at -vv (debug)."""
     return [
         f"{prog}: debug:  auth/munge: init: Munge authentication plugin loaded",
         f"{prog}: debug:  hash/k12: init: init: KangarooTwelve hash plugin loaded",

@@ -55,7 +55,7 @@ def body(argv: list[str]) -> int:
     if req.verbose:
         from slurmsky.runtime.options import defined_block
 
-        debug = req.verbose >= 3  # -vvv
+        debug = req.verbose >= 2  # -vv
         warn(
             defined_block("sbatch", req.set_options)
             + (propagating_lines("sbatch") if debug else [])

@@ -251,13 +251,13 @@ LOG_LEVELS = "quiet fatal error info verbose debug debug2 debug3 debug4 debug5".
 
 
 def _stepd_level(value, warnings):
-    """--slurmd-debug (a level's name or number; anything else is quiet, as
-    log_string2num): the step's log level on stderr, two above it (srun's increment over
-    the error level, at most 4)."""
+    """--slurmd-debug (a level's name or number; anything else counts as over the most, as
+    on the peer): the step's log level on stderr, two above it (srun's increment over the
+    error level, at most 4)."""
     if value is None:
         return 0
     text = str(value).strip().lower()
-    level = int(text) if text.isdigit() else (LOG_LEVELS.index(text) if text in LOG_LEVELS else 0)
+    level = int(text) if text.isdigit() else (LOG_LEVELS.index(text) if text in LOG_LEVELS else 9)
     if level > 4:
         warnings.append("srun: Using srun's max debug increment of 4")
         level = 4
