@@ -343,21 +343,22 @@ def _spliced(script: str, path: str) -> str:
     return first + newline + text + rest
 
 
-def _named_nodes(command: str, fields: dict, warnings: list) -> list[str]:
+def _named_nodes(command: str, fields: dict, warnings: list) -> tuple[list[str], str | None]:
     """-w: the job has at least the list's nodes (slurm_opt.c). A smaller -N maximum is
-    sbatch's and salloc's error; srun cuts the list to it, saying so. -> the names, in
-    order (the list as set, cut, is fields' "nodelist"); a name no node has is the
-    backend's to refuse."""
+    sbatch's and salloc's error (returned); srun cuts the list to it, saying so. -> the
+    names, in order (the list as set, cut, is fields' "nodelist"), and that error; a name
+    no node has is the backend's to refuse."""
     if fields.get("nodelist") is None:
-        return []
+        return [], None
     try:
         names = list(dict.fromkeys(hostlist.expand(fields["nodelist"])))
     except ValueError:
         raise SlurmError("Batch job submission failed: Invalid node name specified") from None
     low, high = fields.get("nodes") or (1, 0)
-    if high and len(names) > high:
-        if command != "srun":
-            raise SlurmError(f"invalid number of nodes (-N {len(names)}-{high})")
+    error = None
+    if high and len(names) > high and command != "srun":
+        error = f"invalid number of nodes (-N {len(names)}-{high})"
+    elif high and len(names) > high:
         warnings.append(
             f"srun: error: Required nodelist includes more nodes than permitted by max-node "
             f"count ({len(names)} > {high}). Eliminating nodes from the nodelist."
@@ -365,7 +366,7 @@ def _named_nodes(command: str, fields: dict, warnings: list) -> list[str]:
         names = names[:high]
         fields["nodelist"] = hostlist.compress(names)
     fields["nodes"] = (max(low, len(names)), high)
-    return names
+    return names, error
 
 
 def _finish(
@@ -406,15 +407,18 @@ def _finish(
         if str(fields.get(key, "")).lower() == "none":
             fields[key] = "/dev/null"
     warnings = ignored_warnings(command, Parsed(given=given))
-    named = _named_nodes(command, fields, warnings)
+    named, too_many = _named_nodes(command, fields, warnings)
     nodes, ntasks = fields.get("nodes"), fields.get("ntasks")
+    cant_run = []
     if command != "srun" and nodes and ntasks is not None and ntasks < nodes[0]:
-        warnings.insert(
-            0,
+        cant_run = [
             f"{command}: Warning: can't run {ntasks} processes on {nodes[0]} nodes, "
-            f"setting nnodes to {ntasks}",
-        )
+            f"setting nnodes to {ntasks}"
+        ]
+        warnings.insert(0, cant_run[0])
         fields["nodes"] = (ntasks, min(nodes[1], ntasks) if nodes[1] else ntasks)
+    if too_many:  # sbatch's error, then its warning: it goes on checking before it exits
+        raise SlurmError("{prog}: error: " + too_many, *cant_run, bare=True)
     if named and fields["nodes"][1] and len(named) > fields["nodes"][1]:
         fields["nodelist"] = hostlist.compress(named[: fields["nodes"][1]])
     from slurmsky.parse.shown import set_options
