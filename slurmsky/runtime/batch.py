@@ -137,6 +137,6 @@ def _relayed(path):
     if not path:
         return None
     try:
-        return os.open(path, os.O_RDONLY)
+        return os.open(path, os.O_RDONLY | os.O_NOCTTY)  # a terminal never becomes ours
     except OSError:
         return None
