@@ -44,6 +44,21 @@ def test_layout_on_uneven_nodes():
 
 
 @pytest.mark.parametrize(
+    "busy, ntasks, expected",
+    [
+        ([2, 0], 1, ([1], [[0]])),  # an --exact step goes where no other holds the CPUs
+        ([1, 0], 1, ([0], [[0]])),  # (a node with a CPU left is room)
+        ([2, 1], 1, ([1], [[0]])),
+        ([2, 2], 1, ([0], [[0]])),  # no room left: it shares them
+        ([1, 1], 2, ([0, 1], [[0], [1]])),
+        ([1, 1], 3, ([0, 1], [[0, 1], [2]])),  # not enough room: laid out as without
+    ],
+)
+def test_an_exact_step_takes_the_cpus_others_do_not_hold(busy, ntasks, expected):
+    assert layout.plan(NAMES, [2, 2], ntasks, None, busy=busy) == expected
+
+
+@pytest.mark.parametrize(
     "args, message",
     [
         (dict(ntasks=5, nnodes=2), "More processors requested than permitted"),

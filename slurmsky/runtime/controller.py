@@ -482,19 +482,8 @@ class Controller:
             for other in self.steps.values():
                 for node, cpus in other.held.items():
                     busy[node] += cpus
-        return layout.plan(
-            job.names,
-            job.spec["cpus_per_node"],
-            req["ntasks"],
-            req["nnodes"],
-            req["nodelist"],
-            req["exclude"],
-            req["ntasks_per_node"],
-            req["cpus_per_task"],
-            req["overcommit"],
-            req.get("relative", 0),
-            busy,
-        )
+        names, cpus = job.names, job.spec["cpus_per_node"]
+        return layout.plan_request(names, cpus, req, req["ntasks"], req["nnodes"], busy)
 
     def _run_step(self, conn, req):
         job = self.job

@@ -120,17 +120,12 @@ def step_layout(job, req):
         ntasks, nnodes = req["ntasks"], req["nnodes"]
         if groups and not req.get("ntasks_set"):
             ntasks, nnodes = comp["ntasks"], None
-        sub_nodes, sub_tasks = layout.plan(
+        sub_nodes, sub_tasks = layout.plan_request(
             [job.names[i] for i in span],
             [job.spec["cpus_per_node"][i] for i in span],
+            req,
             ntasks,
             nnodes,
-            req["nodelist"],
-            req["exclude"],
-            req["ntasks_per_node"],
-            req["cpus_per_task"],
-            req["overcommit"],
-            req.get("relative", 0),
         )
         for index, ids in zip(sub_nodes, sub_tasks):
             nodes.append(span[index])

@@ -36,6 +36,23 @@ def plan(
     return _plan(*args, relative, cpus_per_node)
 
 
+def plan_request(names, cpus_per_node, req, ntasks, nnodes, busy=None):
+    """plan() for srun's request (runtime/srun.py parse), with these task and node counts."""
+    return plan(
+        names,
+        cpus_per_node,
+        ntasks,
+        nnodes,
+        req["nodelist"],
+        req["exclude"],
+        req["ntasks_per_node"],
+        req["cpus_per_task"],
+        req["overcommit"],
+        req.get("relative", 0),
+        busy,
+    )
+
+
 def _plan(
     names,
     ntasks,
