@@ -340,3 +340,15 @@ def test_srun_wait_terminates_the_tasks_left(cluster):
     assert re.fullmatch(r"srun: StepId=\d+\.0 task 0: exited", lines[2])
     assert re.fullmatch(r"srun: launch/slurm: _step_signal: Terminating StepId=\d+\.0", lines[3])
     assert lines[-1] == "srun: error: 127.0.0.1: task 1: Killed"
+
+
+def test_srun_output_of_one_task(cluster):
+    """srun -o N: task N's stdout alone reaches srun's (the others' nowhere, no file named
+    N); -e N likewise for stderr; `none` is /dev/null (python test_--input--output_taskid)."""
+    out = cluster.run("srun", "--output=4", "-O", "-N1", "-n10", "printenv", "SLURM_PROCID")
+    assert (out.returncode, out.stdout) == (0, "4\n")
+    script = "echo out$SLURM_PROCID; echo err$SLURM_PROCID >&2"
+    out = cluster.run("srun", "--error=2", "-n3", "-O", "bash", "-c", script)
+    assert (sorted(out.stdout.split()), out.stderr) == (["out0", "out1", "out2"], "err2\n")
+    assert cluster.run("srun", "-o", "none", "-n2", "echo", "x").stdout == ""
+    assert not (cluster.cwd / "4").exists() and not (cluster.cwd / "2").exists()

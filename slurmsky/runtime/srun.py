@@ -362,7 +362,8 @@ def _export(spec, environ):
 
 
 class Output:
-    """Where task output goes: our stdout/stderr, or --output/--error files per task."""
+    """Where task output goes: our stdout/stderr (-o all, the default; -o N: task N's alone,
+    the others' nowhere), or --output/--error files per task (`none`: /dev/null)."""
 
     def __init__(self, settings, step, environ):
         self.label, self.unbuffered = settings["label"], settings["unbuffered"]
@@ -375,9 +376,14 @@ class Output:
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if settings["append"] else os.O_TRUNC)
         for gid, pos in node_of.items():
             for fd, pattern in patterns.items():
-                self.targets[gid, fd] = (
-                    fd if not pattern else self._open(pattern, flags, environ, step, gid, pos)
-                )
+                mode = (pattern or "all").lower()
+                if mode == "all":
+                    self.targets[gid, fd] = fd
+                elif mode.isdigit():  # one task's to srun's own, the others' nowhere
+                    self.targets[gid, fd] = fd if int(mode) == gid else None
+                else:
+                    path = os.devnull if mode == "none" else pattern
+                    self.targets[gid, fd] = self._open(path, flags, environ, step, gid, pos)
 
     def _open(self, pattern, flags, environ, step, gid, pos):
         path = filepattern.expand_in_job(
@@ -421,7 +427,7 @@ class Output:
                 lines.pop()
             data = b"".join(label + line + b"\n" for line in lines)
         target = self.targets[gid, fd]
-        while data:
+        while data and target is not None:
             try:
                 data = data[os.write(target, data) :]
             except OSError:
