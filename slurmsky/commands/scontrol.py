@@ -180,11 +180,7 @@ class Session:
         if _is(entity, "nodes", 1):
             return self.show_nodes(value)
         if _is(entity, "steps", 2):
-            if value:
-                print(f"Job step {value} not found")
-                return 1
-            print("No job steps in the system")
-            return 0
+            return self.show_steps(value)
         raise UsageError(f"invalid entity:{entity} for keyword:show")
 
     # --- jobs -----------------------------------------------------------------------------
@@ -244,6 +240,33 @@ class Session:
             )
         if not jobs:
             print("No jobs in the system")
+        return 0
+
+    def show_steps(self, value: str | None) -> int:
+        """scontrol show step [J[.S]]: the running steps, each job's batch step first, as
+        the peer lists them; of an ended job or a step it lacks, `Job step J.S not found`."""
+        head, _, sid = (value or "").partition(".")
+        if value and not head.isdigit():
+            raise UsageError("slurm_get_job_steps error: Invalid job id specified")
+        records = state.find_jobs(
+            self.conn, ids=[int(head)] if value else None, states=("RUNNING", "COMPLETING")
+        )
+        if value and not records and state.get_job(self.conn, int(head)) is None:
+            raise UsageError("slurm_get_job_steps error: Invalid job id specified")
+        shown = []
+        for rec in sorted(records, key=lambda r: r.job_id):
+            steps = backends.get(rec.executor).running_steps(rec) if rec.executor else []
+            if rec.batch and sid in ("", "batch"):
+                shown.append(scontrol_format.show_step(rec, None, self.oneliner))
+            shown += [
+                scontrol_format.show_step(rec, step, self.oneliner)
+                for step in sorted(steps, key=lambda s: int(s.get("id") or 0))
+                if sid in ("", str(step.get("id")))
+            ]
+        if value and not shown:
+            print(f"Job step {head}.{sid} not found")
+            return 1
+        sys.stdout.write("".join(shown) or "No job steps in the system\n")
         return 0
 
     def each_job(self, args: list[str], operation, word_error: str | None = None) -> int:

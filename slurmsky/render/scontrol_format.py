@@ -244,6 +244,54 @@ def show_job(
     return "\n   ".join(lines) + "\n   \n\n"
 
 
+def show_step(rec, step: dict | None, oneliner: bool) -> str:
+    """`scontrol show step`'s record of a running step: the node runtime's record of an
+    srun step, or the batch step (`step` None). Its memory is the job's on the step's
+    nodes (a step's own --mem is not recorded)."""
+    if step is None:
+        pairs = [
+            [
+                f"StepId={rec.job_id}.batch",
+                f"UserId={rec.uid}",
+                f"StartTime={iso(rec.start_time)}",
+                "TimeLimit=UNLIMITED",
+            ],
+            [f"State={rec.state}", f"Partition={rec.partition}", f"NodeList={rec.batch_host}"],
+            ["Nodes=1", "CPUs=0", "Tasks=1", "Name=batch", "Network=(null)"],
+            ["TRES=(null)"],
+            ["ResvPorts=(null)"],
+            ["CPUFreqReq=Default"],
+            ["SrunHost:Pid=(null):0"],
+        ]
+    else:
+        nodes, cpus, ntasks = len(step.get("ranks") or [0]), step.get("cpus"), step.get("ntasks")
+        if rec.mem_per_node is not None:
+            mem = rec.mem_per_node * nodes
+        else:
+            mem = (rec.mem_per_cpu or 0) * (cpus or 0)
+        pairs = [
+            [
+                f"StepId={rec.job_id}.{step.get('id')}",
+                f"UserId={rec.uid}",
+                f"StartTime={iso(step.get('start'))}",
+                "TimeLimit=UNLIMITED",
+            ],
+            ["State=RUNNING", f"Partition={rec.partition}", f"NodeList={step.get('nodes')}"],
+            [
+                f"Nodes={nodes}",
+                f"CPUs={cpus}",
+                f"Tasks={ntasks}",
+                f"Name={step.get('name')}",
+                "Network=(null)",
+            ],
+            [f"TRES=cpu={cpus},mem={format_mem(mem)},node={nodes}"],
+            ["ResvPorts=(null)"],
+            ["CPUFreqReq=Default", "Dist=" + ("Cyclic" if (ntasks or 0) <= nodes else "Block")],
+            [f"SrunHost:Pid={step.get('srun') or '(null):0'}"],
+        ]
+    return show_block(pairs, oneliner)
+
+
 def show_config(items: list[tuple[str, str]], now: float, host: str) -> str:
     lines = [f"Configuration data as of {iso(now)}"]
     lines += [f"{key:<23} = {value}" for key, value in items]

@@ -552,6 +552,7 @@ class Controller:
                     "nodes": hostlist.compress([job.names[i] for i in nodes]),
                     "ranks": nodes,
                     "ntasks": ntasks,
+                    "srun": "%s:%d" % (os.uname().nodename, req.get("pid") or 0),  # scontrol's
                     # an --exact step its tasks' CPUs; any other the job's on its nodes
                     # (Slurm 22.05: a 1-task step of a 2-CPU job has AllocCPUS 2)
                     "cpus": ntasks * req["cpus_per_task"]
