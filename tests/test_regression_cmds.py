@@ -5,6 +5,7 @@ captures where the test names one)."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -352,3 +353,28 @@ def test_srun_output_of_one_task(cluster):
     assert (sorted(out.stdout.split()), out.stderr) == (["out0", "out1", "out2"], "err2\n")
     assert cluster.run("srun", "-o", "none", "-n2", "echo", "x").stdout == ""
     assert not (cluster.cwd / "4").exists() and not (cluster.cwd / "2").exists()
+
+
+def test_scancel_of_a_step_ends_that_step_alone(cluster):
+    """scancel J.S: that step is killed (its srun says so, exit 137) and the batch script
+    goes on; sacct says `CANCELLED by <uid>`; a step the running job lacks is named by the
+    job id alone, exit 225 (the peer's), and `J.batch` is an invalid id (expect test6.9)."""
+    job = cluster.sbatch("-o", "out", "--wrap", "srun sleep 60; echo after rc=$?; sleep 2")
+    cluster.wait_for(
+        lambda: "Nodes=" in cluster.run("scontrol", "-o", "show", "step", f"{job}.0").stdout,
+        60,
+        "step 0",
+    )
+    assert cluster.run("scancel", f"{job}.0").returncode == 0
+    out = cluster.run("scancel", f"{job}.7")
+    assert (out.returncode, out.stderr) == (
+        225,
+        f"scancel: error: Kill job error on job step id {job}: Invalid job id specified\n",
+    )
+    out = cluster.run("scancel", f"{job}.batch")
+    assert (out.returncode, out.stderr) == (1, f"scancel: error: Invalid job id {job}.batch\n")
+    cluster.wait_done(job)
+    assert "after rc=137\n" in (cluster.cwd / "out").read_text()
+    rows = cluster.run("sacct", "-j", str(job), "-P", "-n", "-o", "JobID,State").stdout
+    assert f"{job}.0|CANCELLED by {os.getuid()}\n" in rows
+    assert cluster.job(job)[1] == "COMPLETED"

@@ -8,9 +8,11 @@ The work is done by control.cancel / control.signal, which wake the agent.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
+from slurmsky import backends
 from slurmsky.commands.common import plugin_lines, run
 from slurmsky.commands.read_options import REQUIRED, Opt, Table, answered, words
 from slurmsky.core import jobcontrol as control
@@ -21,6 +23,7 @@ from slurmsky.render import common
 from slurmsky.runtime.getopt_long import UsageError
 
 # -t takes these states, by name or code
+MISSING_STEP_EXIT = 2017 & 0xFF  # scancel J.S of a running job without step S
 MAX_CANCEL_RETRY = 10  # scancel.c: tries of a signal to a job that is still pending
 STATE_WORDS = {
     word: name for name in ("PENDING", "RUNNING", "SUSPENDED") for word in (STATE_CODES[name], name)
@@ -131,9 +134,14 @@ def body(argv: list[str]) -> int:
     signum, scope, verbose, quiet = o.signum, o.scope, o.verbose, o.quiet
     filters = {k: v for k in FILTERS if (v := getattr(o, k)) is not None}
     targets = []
+    steps: dict[str, int] = {}  # J.S as given: the step it names (a step, not the job)
     for word in operands:
         for item in _split_ids(word):
-            text = item.split(".")[0]
+            text, dot, step = item.partition(".")
+            if dot and not step.isdigit():  # J.batch: no step scancel can name
+                raise UsageError(f"scancel: error: Invalid job id {item}")
+            if dot:
+                steps[item] = int(step)
             component = control.parse_het_id(text)
             if component is not None:
                 targets.append((item, component))
@@ -208,13 +216,16 @@ def body(argv: list[str]) -> int:
             status = control.NOT_WHOLE_HET_EXIT
             continue
         live = whole
+        # scancel reads the jobs for a signal, -i or a step: an ended job is then unknown
+        loaded = signum is not None or o.interactive or text in steps
         if not records:
             error = control.INVALID_ID
-        elif not live:  # scancel reads the jobs for a signal or -i: an ended one is unknown
-            loaded = signum is not None or o.interactive
+        elif not live:
             error = control.INVALID_ID if loaded else control.ALREADY_DONE
         else:
-            if signum is None:
+            if text in steps:
+                errors = _signal_step(conn, live, steps[text], signum)
+            elif signum is None:
                 errors = control.cancel(conn, live, by_index=by_index)
             else:
                 errors = _signal_when_started(conn, live, signum, scope, verbose)
@@ -224,15 +235,20 @@ def body(argv: list[str]) -> int:
                 error = control.ACCESS_DENIED
         if error is None:
             continue
-        silent = error in (control.INVALID_ID, control.ALREADY_DONE) and not (
-            signum is not None or o.interactive
-        )
+        silent = error in (control.INVALID_ID, control.ALREADY_DONE) and not loaded
         if silent and not verbose:
             continue
+        # a step a running job lacks: scancel names the job alone, and exits with the
+        # error's number (ESLURM_INVALID_JOB_ID 2017 & 0xff), as the peer's
+        missing_step = text in steps and live and error == control.INVALID_ID
         if not quiet or not silent:
-            sys.stderr.write(f"scancel: error: Kill job error on job id {text}: {error}\n")
+            what = "job step id" if text in steps else "job id"
+            name = text.partition(".")[0] if missing_step else text
+            sys.stderr.write(f"scancel: error: Kill job error on {what} {name}: {error}\n")
         if error == control.ACCESS_DENIED:
             status = ACCESS_DENIED_EXIT
+        elif missing_step:
+            status = status or MISSING_STEP_EXIT
         elif not silent:
             status = status or 1
     return status
@@ -272,6 +288,25 @@ def _confirmed(records: list, text: str) -> list:
                 kept.append(r)
                 break
     return kept
+
+
+def _signal_step(conn, jobs, step: int, signum: int | None) -> dict:
+    """scancel J.S: the step ends as Slurm kills it (signum None: SIGKILL, after its
+    CANCELLED line), or gets signum; a step the job is not running is an invalid id."""
+    errors: dict[int, str] = {}
+    for job in jobs:
+        running = backends.get(job.executor).running_steps(job) if job.executor else []
+        if job.state in ("RUNNING", "COMPLETING") and not any(
+            str(s.get("id")) == str(step) for s in running
+        ):
+            errors[job.job_id] = control.INVALID_ID
+    found = [j for j in jobs if j.job_id not in errors]
+    if signum is None:  # sacct: `CANCELLED by <uid>`, the caller's
+        return {
+            **errors,
+            **control.signal(conn, found, signal.SIGKILL, f"step:{step}:{os.getuid()}"),
+        }
+    return {**errors, **control.signal(conn, found, signum, f"step:{step}")}
 
 
 def _signal_when_started(conn, jobs, signum: int, scope: str, verbose: bool) -> dict:

@@ -6,10 +6,12 @@
         secret arrives in SLURMSKY_STEP_SECRET. SIGTERM to node 0 cancels the job.
         Node 0 exits 0 when the job COMPLETED, else with the batch script's exit code (or
         128+signal, or 1); an agent exits 0 when node 0 ended the job, 1 otherwise.
-    python3 -m slurmsky.runtime signal --rundir DIR --signal SIG [--batch|--steps|--full|--job]
+    python3 -m slurmsky.runtime signal --rundir DIR --signal SIG [--batch|--steps|--full|--job|--step N[:UID]]
         scancel --signal for a running job: SIG (number or name) to its steps (default),
         its batch shell only (--batch), or both (--full); --job: every process of the job
-        (scontrol suspend, resume). DIR is node 0's --rundir.
+        (scontrol suspend, resume); --step N: that step alone (scancel J.N; SIGKILL ends it as
+        Slurm cancels a step, with its CANCELLED line; :UID, who cancelled it, for sacct).
+        DIR is node 0's --rundir.
 
 Inside the job, ``srun`` and ``scontrol`` are small wrappers in the node's rundir/bin (see
 rundir.py) that run srun.main / scontrol.main directly.
@@ -46,9 +48,12 @@ def main(argv=None):
     target = sig.add_mutually_exclusive_group()
     for flag in ("batch", "steps", "full", "job"):
         target.add_argument("--" + flag, dest="target", action="store_const", const=flag)
+    target.add_argument("--step")  # S, or S:UID for a step cancelled by UID
     args = parser.parse_args(argv)
     if args.command == "node":
         return run_node(args.spec, args.result, args.rundir)
+    if args.step is not None:
+        return send_signal(args.rundir, args.signal, "step:" + args.step)
     return send_signal(args.rundir, args.signal, args.target or "steps")
 
 

@@ -76,6 +76,7 @@ class _Step:
         self.worst = 0
         self.usage = {}  # node rank -> its tasks' usage records
         self.held = {}  # an --exact step's: node rank -> CPUs it holds there
+        self.cancelled_by = None  # the uid whose scancel J.S ended it
 
     def tell(self, msg, payload=b""):
         try:
@@ -87,9 +88,10 @@ class _Step:
         return sorted((r for recs in self.usage.values() for r in recs), key=lambda r: r["task"])
 
     def ended(self):
-        return dict(
-            self.record, end=time.time(), usage=self.tasks_usage(), **status_fields(self.worst)
-        )
+        fields = status_fields(self.worst)
+        if self.cancelled_by is not None and fields["state"] == "CANCELLED":
+            fields["state"] = "CANCELLED by %d" % self.cancelled_by
+        return dict(self.record, end=time.time(), usage=self.tasks_usage(), **fields)
 
 
 def status_fields(status):
@@ -741,7 +743,20 @@ class Controller:
     def deliver(self, signum, target):
         """scancel --signal [--batch|--full] and sbatch --signal, as Slurm delivers them;
         target "job": every process of the job on every node (scontrol suspend's SIGSTOP,
-        resume's SIGCONT; the time suspended does not count towards the time limit)."""
+        resume's SIGCONT; the time suspended does not count towards the time limit);
+        "step:S": step S alone (scancel J.S)."""
+        if target.startswith("step:"):  # scancel J.S: that step (SIGKILL: cancelled, by UID)
+            sid_text, _, by = target[5:].partition(":")
+            sid = int(sid_text)
+            if signum == signal.SIGKILL:
+                with self.lock:
+                    step = self.steps.get(sid)
+                if step is not None and by:
+                    step.cancelled_by = int(by)
+                self._abort_step(sid, 0)
+            else:
+                self._signal_step(sid, signum)
+            return
         if target == "job":
             now = time.monotonic()
             if signum == signal.SIGSTOP and self.suspended_at is None:

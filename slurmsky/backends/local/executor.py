@@ -270,7 +270,7 @@ class LocalExecutor:
                 ref["rundir"],
                 "--signal",
                 str(signum),
-                f"--{scope}",
+                *(["--step", scope[5:]] if scope.startswith("step:") else [f"--{scope}"]),
             ],
             env=env,
             stdin=subprocess.DEVNULL,

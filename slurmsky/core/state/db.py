@@ -140,7 +140,7 @@ CREATE TABLE signals (             -- scancel --signal requests, for the agent t
     id INTEGER PRIMARY KEY,
     job_id INTEGER NOT NULL,
     signal INTEGER NOT NULL,
-    scope TEXT NOT NULL              -- batch, steps or full
+    scope TEXT NOT NULL              -- batch, steps, full, job or step:S
 );
 """
 
