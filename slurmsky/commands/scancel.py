@@ -22,13 +22,13 @@ from slurmsky.record import Factory, Record
 from slurmsky.render import common
 from slurmsky.runtime.getopt_long import UsageError
 
-# -t takes these states, by name or code
-MISSING_STEP_EXIT = 2017 & 0xFF  # scancel J.S of a running job without step S
 MAX_CANCEL_RETRY = 10  # scancel.c: tries of a signal to a job that is still pending
+# -t takes these states, by name or code
 STATE_WORDS = {
     word: name for name in ("PENDING", "RUNNING", "SUSPENDED") for word in (STATE_CODES[name], name)
 }
 ACCESS_DENIED_EXIT = 2002 & 0xFF  # ESLURM_ACCESS_DENIED, as scancel truncates it
+MISSING_STEP_EXIT = 2017 & 0xFF  # ESLURM_INVALID_JOB_ID: scancel J.S, a running job without S
 USAGE = """\
 Usage: scancel [-A account] [--batch] [--full] [--interactive] [-n job_name]
                [-p partition] [-Q] [-q qos] [-R reservation] [-s signal | integer]
