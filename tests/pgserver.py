@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -66,10 +67,25 @@ def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120, **kw)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port() -> int:
+    """A port free now, below the kernel's ephemeral range: no outgoing connection takes it
+    before its server binds it (the SkyPilot server of test_sky_server.py, started minutes
+    after its port was chosen, once found it taken under CI's load)."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            low = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def start(folder: str) -> str:
@@ -84,7 +100,7 @@ def start(folder: str) -> str:
     data = os.path.join(folder, "data")
     _run([_bin("initdb"), "-D", data, "-A", "trust", "-U", "slurmsky", "-E", "UTF8",
           "--no-locale"])  # fmt: skip
-    port = _free_port()
+    port = free_port()
     with open(os.path.join(folder, "port"), "w") as fh:
         fh.write(str(port))
     _start(folder)

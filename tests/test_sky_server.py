@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from pgserver import free_port
 
 pytest.importorskip("sky")
 pytestmark = [
@@ -31,12 +31,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_CLOUD = "[sky.exceptions.NoCloudAccessError] Cloud access is not set up"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _clean_env() -> dict:
@@ -51,7 +45,7 @@ class Server:
     """The module's API server; `start()` is idempotent (the first test starts it late)."""
 
     def __init__(self, tmp: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.home = tmp / "server-home"
         self.home.mkdir()
         self.env = dict(
