@@ -12,7 +12,6 @@ import signal
 import sys
 import time
 
-from slurmsky import backends
 from slurmsky.commands.common import plugin_lines, run
 from slurmsky.commands.read_options import REQUIRED, Opt, Table, answered, words
 from slurmsky.core import jobcontrol as control
@@ -224,7 +223,14 @@ def body(argv: list[str]) -> int:
             error = control.INVALID_ID if loaded else control.ALREADY_DONE
         else:
             if text in steps:
-                errors = _signal_step(conn, live, steps[text], signum)
+                kill = signum is None  # SIGKILL, `CANCELLED by` the caller in sacct
+                errors = control.signal_step(
+                    conn,
+                    live,
+                    steps[text],
+                    signal.SIGKILL if kill else signum,
+                    os.getuid() if kill else None,
+                )
             elif signum is None:
                 errors = control.cancel(conn, live, by_index=by_index)
             else:
@@ -288,25 +294,6 @@ def _confirmed(records: list, text: str) -> list:
                 kept.append(r)
                 break
     return kept
-
-
-def _signal_step(conn, jobs, step: int, signum: int | None) -> dict:
-    """scancel J.S: the step ends as Slurm kills it (signum None: SIGKILL, after its
-    CANCELLED line), or gets signum; a step the job is not running is an invalid id."""
-    errors: dict[int, str] = {}
-    for job in jobs:
-        running = backends.get(job.executor).running_steps(job) if job.executor else []
-        if job.state in ("RUNNING", "COMPLETING") and not any(
-            str(s.get("id")) == str(step) for s in running
-        ):
-            errors[job.job_id] = control.INVALID_ID
-    found = [j for j in jobs if j.job_id not in errors]
-    if signum is None:  # sacct: `CANCELLED by <uid>`, the caller's
-        return {
-            **errors,
-            **control.signal(conn, found, signal.SIGKILL, f"step:{step}:{os.getuid()}"),
-        }
-    return {**errors, **control.signal(conn, found, signum, f"step:{step}")}
 
 
 def _signal_when_started(conn, jobs, signum: int, scope: str, verbose: bool) -> dict:

@@ -218,6 +218,24 @@ def signal(
     return errors
 
 
+def signal_step(
+    conn: Connection, jobs: list[JobRecord], step: int, signum: int, by: int | None = None
+) -> dict[int, str]:
+    """scancel J.S: signum to step S of each job (`by`: the uid cancelling it, SIGKILL,
+    for sacct's `CANCELLED by`); a step a running job of the caller's is not running is an
+    invalid id (another user's job: access denied, as signal says)."""
+    errors: dict[int, str] = {}
+    for job in jobs:
+        if job.state not in ("RUNNING", "COMPLETING") or _denied(conn, job):
+            continue
+        running = backends.get(job.executor).running_steps(job) if job.executor else []
+        if not any(str(s.get("id")) == str(step) for s in running):
+            errors[job.job_id] = INVALID_ID
+    scope = f"step:{step}" if by is None else f"step:{step}:{by}"
+    found = [j for j in jobs if j.job_id not in errors]
+    return {**errors, **signal(conn, found, signum, scope)}
+
+
 def hold(conn: Connection, job: JobRecord, *, admin: bool) -> str | None:
     """scontrol hold (admin) / uhold (user)."""
     if _denied(conn, job):
