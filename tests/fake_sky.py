@@ -44,7 +44,7 @@ from typing import Any
 import psutil
 
 from slurmsky.backends.sky import sync as skysync
-from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.backends.sky.client import ABSENT, SkyClient, Unreachable
 from slurmsky.backends.sky.group import group_tasks
 from slurmsky.backends.sky.server import Server
 
@@ -91,6 +91,10 @@ class FakeSkyClient(SkyClient):
         self.agents = 0  # agents gone so far: a read an earlier agent made ends (it died)
         self.slurm_base = tmp_path / "slurm_base"  # BASE of the Slurm infra's cluster homes
         self.delays: dict[int, float] = {}  # managed job id -> s before its run starts
+        # s the controller takes to say RUNNING once a job's run started (STARTING till
+        # then; SkyPilot's stream of it waits for RUNNING); its cluster's log reads at once
+        self.controller_lag = 0.0
+        self.direct = True  # the server reads its jobs' clusters (consolidation mode)
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
         home.mkdir(parents=True)
         (home / "slurmsky").symlink_to(ROOT / "slurmsky")
@@ -302,8 +306,16 @@ class FakeSkyClient(SkyClient):
                     member["proc"].wait(10)
         return [self.record(job, sky_id)] + [self.record(m, sky_id) for m in job["members"]]
 
+    def _lagging(self, job: dict) -> bool:
+        """Whether the controller has yet to say RUNNING of a job whose run started."""
+        begun = job["begun"]
+        return begun is not None and time.time() < begun + self.controller_lag
+
     def record(self, job: dict, sky_id: int) -> dict:
-        if job["proc"] is None:  # a delayed job not started: STARTING, or cancelled so
+        proc = job["proc"]
+        if proc is None or proc is not _NEVER_RAN and self._lagging(job) and proc.poll() is None:
+            # a delayed job not started, or its controller slow to say so: STARTING, or
+            # cancelled so
             status = "CANCELLED" if job["cancelled"] else "STARTING"
             return dict(
                 self.record(dict(job, proc=_NEVER_RAN), sky_id),
@@ -370,9 +382,24 @@ class FakeSkyClient(SkyClient):
         stream.write("\n")
         return stream
 
+    def tail_run(self, where: Server, sky_id: int, name: str, stream: Any) -> int | None:
+        self.check_server(where)
+        job = self.worlds[where.name][sky_id]
+        assert name == job.get("group", job["task"]).get("name")
+        self.calls.append(("tail_run", where.name))
+        if not self.direct:
+            return ABSENT
+        if job["proc"] is None or job["cancelled"]:
+            return None
+        self.tailed.append((where.name, sky_id, True, self._follow(job, True, stream)))
+        stream.write("\n")
+        return 0
+
     def _tail(self, job: dict, where: Server, sky_id: int, follow: bool, reader: Any) -> int:
         """A managed job's log into `reader` as SkyPilot's stream gives it (unstored,
-        live_lost): the bytes of the log it read."""
+        live_lost, controller_lag): the bytes of the log it read."""
+        while follow and self._lagging(job) and not job["cancelled"]:
+            time.sleep(0.1)
         whole_reads = sum(
             1 for w, i, f, _ in self.tailed if (w, i, f) == (where.name, sky_id, False)
         )

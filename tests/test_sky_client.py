@@ -18,7 +18,7 @@ from unittest import mock
 import pytest
 from fake_sky import FakeSkyClient
 
-from slurmsky.backends.sky.client import SkyClient
+from slurmsky.backends.sky.client import ABSENT, SkyClient
 from slurmsky.backends.sky.server import Server
 
 sky = pytest.importorskip("sky")
@@ -103,6 +103,28 @@ def test_managed_job_calls_fit_skypilots_signatures(sdk):
     assert _called(sdk, "jobs.tail_logs").call_args.kwargs["job_id"] == 7
     client.tail(HERE, 7, False, out, 0)  # a job group's task 0
     assert _called(sdk, "jobs.tail_logs").call_args.kwargs["task"] == 0
+
+
+def test_a_managed_jobs_run_log_is_read_from_its_cluster_by_skypilots_name_for_it(sdk):
+    """tail_run follows the latest job of the cluster SkyPilot names for managed job 7 of
+    task `lane`; no cluster there is ABSENT, one not up or running nothing yet None."""
+    from sky import exceptions
+
+    client, tail = SkyClient(), getattr(sdk, "sky.tail_logs")
+    tail.return_value = 0
+    out = io.StringIO()
+    assert client.tail_run(HERE, 7, "lane", out) == 0 and out.getvalue() == "\n"
+    assert tail.call_args.args == ("lane-7", None)
+    assert tail.call_args.kwargs == {"follow": True, "output_stream": out}
+    tail.return_value = exceptions.JobExitCode.FAILED
+    assert client.tail_run(HERE, 7, "lane", out) == 100
+    tail.return_value = exceptions.JobExitCode.NOT_FOUND  # up, its job not submitted yet
+    assert client.tail_run(HERE, 7, "lane", out) is None
+    tail.side_effect = exceptions.ClusterNotUpError("INIT", cluster_status=None)
+    assert client.tail_run(HERE, 7, "lane", out) is None
+    tail.side_effect = exceptions.ClusterDoesNotExist("lane-7")
+    assert client.tail_run(HERE, 7, "lane", out) == ABSENT
+    assert out.getvalue() == "\n\n"
 
 
 def test_a_job_group_launches_as_one_dag_skypilots_loader_made(sdk):

@@ -587,6 +587,50 @@ def test_the_lanes_that_start_take_every_element_of_a_lane_slow_to_start(claims_
     assert fake.jobs[3]["proc"] is None  # it never ran
 
 
+def test_an_element_is_r_while_it_runs_though_skypilot_still_says_its_lane_starts(
+    claims_world, tmp_path
+):
+    """SkyPilot's controller says RUNNING a minute after a lane's run started, and its stream
+    of the lane waits for that: the lane's log is read from its cluster meanwhile, so each
+    element is R while it runs and ends with its own state, all while SkyPilot's queue says
+    STARTING."""
+    cluster, fake, drive = claims_world
+    fake.controller_lag = 60
+    gate = tmp_path / "gate"
+    wait = f"while [ ! -e {gate} ]; do sleep 0.1; done\n"
+    cluster.script("job.sh", SCRIPT.replace("\n", "\n" + wait, 1))
+    array_id = cluster.sbatch("--array=1-2", "-o", "%A_%a.out", "job.sh")
+    drive(lambda: [r[1] for r in _elements(cluster, array_id)] == ["RUNNING", "RUNNING"], 20)
+    assert {fake.record(job, n)["status"] for n, job in fake.jobs.items()} == {"STARTING"}
+    gate.touch()
+    drive(lambda: _done(cluster, array_id, 2), 20)
+    assert [r[1:3] for r in _elements(cluster, array_id)] == [("COMPLETED", 0), ("FAILED", 5)]
+    assert all(fake._lagging(job) for job in fake.jobs.values())  # SkyPilot still lagged
+    ids = ids_of(cluster, array_id)
+    for index in (1, 2):
+        out = (cluster.cwd / f"{array_id}_{index}.out").read_text()
+        assert out == f"task {index} job {ids[index]} of {array_id}\n"
+
+
+def test_where_the_server_cannot_read_a_lanes_cluster_skypilots_stream_is_read(claims_world):
+    """A jobs controller of its own (the lanes' clusters are not the server's): the lanes'
+    logs are read through SkyPilot's stream once it says RUNNING, every element with its own
+    state; once a lane ran, the next array's lanes do not ask for their clusters."""
+    cluster, fake, drive = claims_world
+    fake.controller_lag, fake.direct = 2, False
+    cluster.script("job.sh", SCRIPT)
+    first = cluster.sbatch("--array=1-3", "-o", "%A_%a.out", "job.sh")
+    drive(lambda: _done(cluster, first, 3))
+    states = [("COMPLETED", 0), ("FAILED", 5), ("COMPLETED", 0)]
+    assert [r[1:3] for r in _elements(cluster, first)] == states
+    asked = sum(call[0] == "tail_run" for call in fake.calls)
+    assert asked > 0
+    second = cluster.sbatch("--array=1-3", "-o", "%A_%a.out", "job.sh")
+    drive(lambda: _done(cluster, second, 3))
+    assert [r[1:3] for r in _elements(cluster, second)] == states
+    assert sum(call[0] == "tail_run" for call in fake.calls) == asked
+
+
 def test_claimed_elements_whose_start_and_end_come_at_once_name_their_lanes_node(claims_world):
     """The lanes' logs read only once they ended (SkyPilot's first bursts): each element
     goes from PENDING to its end in one read, and still names the lane that ran it (sacct's

@@ -97,6 +97,7 @@ class SkyExecutor:
 
     def shutdown(self) -> None:
         """Wait for the SkyPilot calls in flight (tests; the agent exits instead)."""
+        self.lanes.stop.set()
         for pool in (self.pool, self.queries, self.logs.tails, self.clusters.pool):
             pool.shutdown(wait=True)
 

@@ -1,9 +1,13 @@
 """The agent's side of lanes (lanes.py): each lane's log read as it runs, its elements' rows
 moved as that log says, and scancel of an element cutting the lane that runs it.
 
-A lane SkyPilot lists has its log followed from STARTING (SkyPilot's stream then waits for
-it to run; waiting for the queue to say RUNNING was later still under load: on the stack, at
-load 18, no element showed R before its lane ended) and read whole once more after it ended. An element is RUNNING from its start marker, with
+A lane SkyPilot lists has its log followed from STARTING and read whole once more after it
+ended. While SkyPilot says STARTING, the log is read straight from the lane's cluster as soon
+as that runs it (`_live`): SkyPilot's stream of a managed job waits for its controller to say
+RUNNING, then up to 15 s more, and on the stack at load 18 the controller said it ~40 s after
+the lane's first element started (no element showed R before its lane ended when the read
+waited for RUNNING). Where the cluster is not the server's to read (a jobs controller of its
+own), SkyPilot's stream it is. An element is RUNNING from its start marker, with
 the node of the lane whose log shows it as NODELIST, and ends with its own RESULT.
 
 Dealt lanes (a token per lane, its share of elements fixed): once the lane has ended and its
@@ -32,13 +36,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from slurmsky.backends.sky import lanes
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.calls import Calls
-from slurmsky.backends.sky.client import SkyClient
+from slurmsky.backends.sky.client import ABSENT, SkyClient
 from slurmsky.backends.sky.logs import LOG_ATTEMPTS
 from slurmsky.backends.sky.output import LogReader
 from slurmsky.backends.sky.server import Server
@@ -50,6 +55,7 @@ log = logging.getLogger("slurmsky.core.daemon")
 
 # A lane in these has not started running
 NOT_RUNNING = (*skysync.QUEUED_THERE, "STARTING")
+CLUSTER_EVERY = 3.0  # seconds between tries at reading a starting lane's log from its cluster
 
 
 def ref_of(job: JobRecord) -> dict:
@@ -75,6 +81,7 @@ class Lane:
         self.reader: lanes.LaneReader | None = None
         self.read: Future | None = None  # the read of its log
         self.ends: int | None = None  # whole reads of its log since it ended (None: not ended)
+        self.direct = False  # its log was read from its cluster (once is enough: _live)
 
     def ended(self) -> bool:
         """SkyPilot ended it and its log is read (none to read: it never started)."""
@@ -98,6 +105,9 @@ class LaneTracker:
         # a release with an element cancelled before any lane started it -> its server, lanes
         self.strays: dict[str, tuple[Server, set[int]]] = {}
         self.dropped: set[tuple[str, int]] = set()  # a release's lanes cancelled here
+        # server name -> whether it reads its lanes' clusters (unknown till a lane ran)
+        self.direct: dict[str, bool] = {}
+        self.stop = threading.Event()  # the agent stops: live reads wait for nothing more
 
     def follow(self, token: str, members: list[JobRecord], rec: dict) -> None:
         """A lane SkyPilot lists: its elements learn its id (an agent that restarted never
@@ -156,11 +166,36 @@ class LaneTracker:
                 readers = {ref_of(j)["lane"]: LogReader(j, append, log) for j in members}
                 lane.reader = lanes.LaneReader(readers, self.nudge)
         reader = lane.reader.rewind()
-        future = (self.tails if follow else self.pool).submit(
-            self.client.tail, rec["server"], rec["job_id"], follow, reader
-        )
+        if follow and not lane.direct and rec["status"] != "RUNNING" and rec.get("job_name"):
+            future = self.tails.submit(self._live, lane, reader)
+        else:
+            future = (self.tails if follow else self.pool).submit(
+                self.client.tail, rec["server"], rec["job_id"], follow, reader
+            )
         future.add_done_callback(lambda _: self.nudge())
         lane.read = future
+
+    def _live(self, lane: Lane, reader: lanes.LaneReader) -> lanes.LaneReader:
+        """A lane's live read while SkyPilot says it is starting (or recovering): from its
+        cluster, tried every CLUSTER_EVERY seconds until that runs it, followed to the run's
+        end there; once SkyPilot says RUNNING (or ended) before that, or where the cluster is
+        not the server's (it never showed while the lane started), SkyPilot's stream."""
+        rec = lane.rec
+        where = rec["server"]
+        while self.direct.get(where.name, True) and not self.stop.is_set():
+            now = lane.rec
+            if now["status"] == "RUNNING" or now["status"] in skysync.FINAL:
+                if now["status"] == "RUNNING" or now.get("start_at"):  # it ran, unseen
+                    self.direct.setdefault(where.name, False)
+                break
+            code = self.client.tail_run(where, rec["job_id"], rec["job_name"], reader)
+            if code != ABSENT:
+                self.direct[where.name] = True
+            if code is not None and code != ABSENT:
+                lane.direct = True
+                return reader
+            self.stop.wait(CLUSTER_EVERY)
+        return self.client.tail(where, rec["job_id"], True, reader)
 
     def _restore(self, token: str, members: list[JobRecord], where: Server) -> None:
         """What an earlier agent knew of a launch it cut: a dealt lane's cut (_restore_cut);
