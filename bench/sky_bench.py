@@ -377,6 +377,20 @@ def arrays(
                 ids.add(ref["sky_job_id"])
         return len(ids)
 
+    def on_nodes(job: str, wall: float) -> str:
+        """When the array's first element started and its last ended on the nodes (their
+        clocks, as sacct shows them), from sbatch."""
+        import sqlite3
+
+        with sqlite3.connect(f"file:{tmp}/state/state.db?mode=ro", uri=True) as conn:
+            first, last = conn.execute(
+                "SELECT MIN(start_time), MAX(end_time) FROM jobs WHERE array_job_id = ?",
+                (int(job),),
+            ).fetchone()
+        if first is None:
+            return ""
+        return f"on the nodes: first start {first - wall:.0f} s, last end {last - wall:.0f} s; "
+
     if "warm" in kinds:
         t0 = time.monotonic()
         run("slurmsky", "pool", "up", "warm")
@@ -414,7 +428,7 @@ def arrays(
             ready = f"first managed job RUNNING {lane_up - wall:.0f} s, " if lane_up else ""
             print(
                 f"{part:5s} ({KINDS[part]}): {shape} of {seconds} s jobs: {ready}first R "
-                f"{running or -1:.0f} s, {ended}; peak load "
+                f"{running or -1:.0f} s, {ended}; {on_nodes(job, wall)}peak load "
                 f"{load:.1f}, memory in use {used / 2**30:.1f} GiB, managed jobs at once {most}; "
                 f"/api/health p95 {_pct(waits, 0.95):.2f} s, max {max(waits):.2f} s "
                 f"({len(waits)} probes); "

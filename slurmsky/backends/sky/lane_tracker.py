@@ -177,7 +177,8 @@ class LaneTracker:
 
     def _live(self, lane: Lane, reader: lanes.LaneReader) -> lanes.LaneReader:
         """A lane's live read while SkyPilot says it is starting (or recovering): from its
-        cluster, tried every CLUSTER_EVERY seconds until that runs it, followed to the run's
+        cluster, tried every CLUSTER_EVERY seconds until that runs it (3 times that while
+        SkyPilot has not made the cluster: each try is a request), followed to the run's
         end there; once SkyPilot says RUNNING (or ended) before that, or where the cluster is
         not the server's (it never showed while the lane started), SkyPilot's stream."""
         rec = lane.rec
@@ -194,7 +195,7 @@ class LaneTracker:
             if code is not None and code != ABSENT:
                 lane.direct = True
                 return reader
-            self.stop.wait(CLUSTER_EVERY)
+            self.stop.wait(CLUSTER_EVERY * (3 if code == ABSENT else 1))  # not made yet: later
         return self.client.tail(where, rec["job_id"], True, reader)
 
     def _restore(self, token: str, members: list[JobRecord], where: Server) -> None:

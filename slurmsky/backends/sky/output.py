@@ -91,7 +91,7 @@ def emitted(command: str, tag: str = "") -> str:
         "SLURMSKY_EMITTER=\n"
         'if [ "${SKYPILOT_NODE_RANK:-0}" = 0 ]; then\n'
         '  rm -f "$SLURMSKY_RUNDIR/emitter.done" "$SLURMSKY_RUNDIR/outputs.json"\n'
-        f"  python3 -u - \"$SLURMSKY_RUNDIR\" {tag} <<'SLURMSKY_EMITTER_EOF' &\n"
+        f"  python3 -u -S - \"$SLURMSKY_RUNDIR\" {tag} <<'SLURMSKY_EMITTER_EOF' &\n"
         f"{EMITTER.strip()}\n"
         "SLURMSKY_EMITTER_EOF\n"
         "  SLURMSKY_EMITTER=$!\n"

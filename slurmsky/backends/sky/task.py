@@ -344,7 +344,7 @@ def spec_lines(spec: dict, workdir: str | None) -> str:
 def runtime_line(spec_path: str) -> str:
     """The line that becomes the node runtime, its RESULT and files in $SLURMSKY_RUNDIR."""
     return (
-        f'PYTHONPATH="$HOME{RUNTIME_HOME[1:]}${{PYTHONPATH:+:$PYTHONPATH}}" exec python3 -m slurmsky.runtime '
+        f'PYTHONPATH="$HOME{RUNTIME_HOME[1:]}${{PYTHONPATH:+:$PYTHONPATH}}" exec python3 -S -m slurmsky.runtime '
         f'node --spec {spec_path} --result "$SLURMSKY_RUNDIR/result.json" '
         '--rundir "$SLURMSKY_RUNDIR"\n'
     )
