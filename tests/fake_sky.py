@@ -44,7 +44,7 @@ from typing import Any
 import psutil
 
 from slurmsky.backends.sky import sync as skysync
-from slurmsky.backends.sky.client import SkyClient, Unreachable
+from slurmsky.backends.sky.client import ABSENT, SkyClient, Unreachable
 from slurmsky.backends.sky.group import group_tasks
 from slurmsky.backends.sky.server import Server
 
@@ -382,23 +382,14 @@ class FakeSkyClient(SkyClient):
         stream.write("\n")
         return stream
 
-    def cluster_states(self, where: Server, jobs: dict[int, str]) -> dict[int, str]:
-        self.check_server(where)
-        self.calls.append(("cluster_states", where.name))
-        states = {}
-        for sky_id, name in jobs.items():
-            job = self.worlds[where.name][sky_id]
-            assert name == job.get("group", job["task"]).get("name")
-            if self.direct and not job["cancelled"]:
-                states[sky_id] = "INIT" if job["proc"] is None else "UP"
-        return states
-
     def tail_run(self, where: Server, sky_id: int, name: str, stream: Any) -> int | None:
         self.check_server(where)
         job = self.worlds[where.name][sky_id]
         assert name == job.get("group", job["task"]).get("name")
         self.calls.append(("tail_run", where.name))
-        if not self.direct or job["proc"] is None or job["cancelled"]:
+        if not self.direct:
+            return ABSENT
+        if job["proc"] is None or job["cancelled"]:
             return None
         self.tailed.append((where.name, sky_id, True, self._follow(job, True, stream)))
         stream.write("\n")

@@ -18,7 +18,7 @@ from unittest import mock
 import pytest
 from fake_sky import FakeSkyClient
 
-from slurmsky.backends.sky.client import SkyClient
+from slurmsky.backends.sky.client import ABSENT, SkyClient
 from slurmsky.backends.sky.server import Server
 
 sky = pytest.importorskip("sky")
@@ -54,7 +54,6 @@ def sdk(monkeypatch):
         (sky.jobs, ["launch", "queue_v2", "cancel", "tail_logs", "pool_status", "pool_apply"]),
         (sky.jobs, ["pool_down"]),
         (sky, ["launch", "api_cancel", "down", "exec", "tail_logs", "cancel", "stream_and_get"]),
-        (sky, ["status"]),
         (client_sdk, ["enabled_clouds"]),
     ):
         for name in names:
@@ -107,9 +106,8 @@ def test_managed_job_calls_fit_skypilots_signatures(sdk):
 
 
 def test_a_managed_jobs_run_log_is_read_from_its_cluster_by_skypilots_name_for_it(sdk):
-    """cluster_states asks for the clusters SkyPilot names for managed jobs in one query;
-    tail_run follows the latest job of job 7's (task `lane`); a cluster not there, not up or
-    running nothing yet is None."""
+    """tail_run follows the latest job of the cluster SkyPilot names for managed job 7 of
+    task `lane`; no cluster there is ABSENT, one not up or running nothing yet None."""
     from sky import exceptions
 
     client, tail = SkyClient(), getattr(sdk, "sky.tail_logs")
@@ -125,15 +123,8 @@ def test_a_managed_jobs_run_log_is_read_from_its_cluster_by_skypilots_name_for_i
     tail.side_effect = exceptions.ClusterNotUpError("INIT", cluster_status=None)
     assert client.tail_run(HERE, 7, "lane", out) is None
     tail.side_effect = exceptions.ClusterDoesNotExist("lane-7")
-    assert client.tail_run(HERE, 7, "lane", out) is None
+    assert client.tail_run(HERE, 7, "lane", out) == ABSENT
     assert out.getvalue() == "\n\n"
-
-    from sky.utils.status_lib import ClusterStatus
-
-    sdk.get.return_value = [{"name": "lane-7", "status": ClusterStatus.UP}]
-    assert client.cluster_states(HERE, {7: "lane", 8: "lane"}) == {7: "UP"}
-    status = getattr(sdk, "sky.status")
-    assert status.call_args.kwargs == {"cluster_names": ["lane-7", "lane-8"], "all_users": True}
 
 
 def test_a_job_group_launches_as_one_dag_skypilots_loader_made(sdk):

@@ -40,6 +40,8 @@ from slurmsky.backends.sky import server
 from slurmsky.backends.sky.server import Server
 from slurmsky.backends.sky.sync import clean
 
+ABSENT = -1  # tail_run: the job's cluster is not on that server
+
 # What the queue watcher asks SkyPilot's managed-job queue for (sync.py reads these).
 QUEUE_FIELDS = [
     "job_id",
@@ -370,23 +372,13 @@ class SkyClient:
         stream.write("\n")
         return stream
 
-    def cluster_states(self, where: Server, jobs: dict[int, str]) -> dict[int, str]:
-        """The state (INIT, UP, ...) of the cluster SkyPilot made for each managed job
-        (its id: its name) that has one on `where`, in one query."""
-        sky = sdk()
-        from sky.jobs.utils import generate_managed_job_cluster_name
-
-        names = {generate_managed_job_cluster_name(name, i): i for i, name in jobs.items()}
-        with _at(where):
-            records = sky.get(sky.status(cluster_names=sorted(names), all_users=True))
-        return {names[r["name"]]: r["status"].value for r in records if r["name"] in names}
-
     def tail_run(self, where: Server, sky_id: int, name: str, stream: Any) -> int | None:
         """A managed job's run log read straight from its cluster (SkyPilot's name for the
         cluster of job `sky_id` named `name`) into `stream`, followed until the run ends
-        there, then a newline: SkyPilot's exit code of the read; None while that cluster is
-        not up or runs nothing yet (or is gone). SkyPilot's own stream of a managed job
-        (`tail`) waits for its controller to say RUNNING, and then up to 15 s more."""
+        there, then a newline: SkyPilot's exit code of the read; ABSENT where the cluster is
+        not this server's (not yet made, or a jobs controller's of its own), None while it
+        is not up or runs nothing yet. SkyPilot's own stream of a managed job (`tail`) waits
+        for the controller to say RUNNING, and then up to 15 s more."""
         sky = sdk()
         from sky.jobs.utils import generate_managed_job_cluster_name
 
@@ -394,7 +386,9 @@ class SkyClient:
         try:
             with _at(where):
                 code = sky.tail_logs(cluster, None, follow=True, output_stream=stream)
-        except (sky.exceptions.ClusterDoesNotExist, sky.exceptions.ClusterNotUpError):
+        except sky.exceptions.ClusterDoesNotExist:
+            return ABSENT
+        except sky.exceptions.ClusterNotUpError:
             return None
         if code == sky.exceptions.JobExitCode.NOT_FOUND:
             return None

@@ -37,14 +37,13 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from slurmsky.backends.sky import lanes
 from slurmsky.backends.sky import sync as skysync
 from slurmsky.backends.sky.calls import Calls
-from slurmsky.backends.sky.client import SkyClient
+from slurmsky.backends.sky.client import ABSENT, SkyClient
 from slurmsky.backends.sky.logs import LOG_ATTEMPTS
 from slurmsky.backends.sky.output import LogReader
 from slurmsky.backends.sky.server import Server
@@ -108,11 +107,6 @@ class LaneTracker:
         self.dropped: set[tuple[str, int]] = set()  # a release's lanes cancelled here
         # server name -> whether it reads its lanes' clusters (unknown till a lane ran)
         self.direct: dict[str, bool] = {}
-        # server name -> its starting lanes (SkyPilot id: name) whose clusters are asked
-        # for, and the last answer (when, each one's cluster state)
-        self.wanted: dict[str, dict[int, str]] = {}
-        self.looked: dict[str, tuple[float, dict[int, str]]] = {}
-        self.looking = threading.Lock()
         self.stop = threading.Event()  # the agent stops: live reads wait for nothing more
 
     def follow(self, token: str, members: list[JobRecord], rec: dict) -> None:
@@ -183,46 +177,26 @@ class LaneTracker:
 
     def _live(self, lane: Lane, reader: lanes.LaneReader) -> lanes.LaneReader:
         """A lane's live read while SkyPilot says it is starting (or recovering): from its
-        cluster once that is UP and runs it (asked every CLUSTER_EVERY seconds), followed to
-        the run's end there; once SkyPilot says RUNNING (or ended) before that, or where the
-        cluster is not the server's (it never showed while the lane started), SkyPilot's
-        stream."""
+        cluster, tried every CLUSTER_EVERY seconds until that runs it (3 times that while
+        SkyPilot has not made the cluster: each try is a request), followed to the run's
+        end there; once SkyPilot says RUNNING (or ended) before that, or where the cluster is
+        not the server's (it never showed while the lane started), SkyPilot's stream."""
         rec = lane.rec
-        where, sky_id, name = rec["server"], rec["job_id"], rec["job_name"]
-        try:
-            while self.direct.get(where.name, True) and not self.stop.is_set():
-                now = lane.rec
-                if now["status"] == "RUNNING" or now["status"] in skysync.FINAL:
-                    if now["status"] == "RUNNING" or now.get("start_at"):  # it ran, unseen
-                        self.direct.setdefault(where.name, False)
-                    break
-                cluster = self._cluster(where, sky_id, name)
-                if cluster is not None:
-                    self.direct[where.name] = True
-                if (
-                    cluster == "UP"
-                    and self.client.tail_run(where, sky_id, name, reader) is not None
-                ):
-                    lane.direct = True
-                    return reader
-                self.stop.wait(CLUSTER_EVERY)
-        finally:
-            with self.looking:
-                self.wanted.get(where.name, {}).pop(sky_id, None)
-        return self.client.tail(where, sky_id, True, reader)
-
-    def _cluster(self, where: Server, sky_id: int, name: str) -> str | None:
-        """The state of a starting lane's cluster (None: SkyPilot has none), from one query
-        of every starting lane's cluster on that server at most every CLUSTER_EVERY seconds
-        (a query costs the server as much as a log read tried on one cluster)."""
-        with self.looking:
-            wanted = self.wanted.setdefault(where.name, {})
-            wanted[sky_id] = name
-            at, states = self.looked.get(where.name, (0.0, {}))
-            if sky_id not in states and time.monotonic() - at >= CLUSTER_EVERY:
-                states = self.client.cluster_states(where, dict(wanted))
-                self.looked[where.name] = (time.monotonic(), states)
-            return states.get(sky_id)
+        where = rec["server"]
+        while self.direct.get(where.name, True) and not self.stop.is_set():
+            now = lane.rec
+            if now["status"] == "RUNNING" or now["status"] in skysync.FINAL:
+                if now["status"] == "RUNNING" or now.get("start_at"):  # it ran, unseen
+                    self.direct.setdefault(where.name, False)
+                break
+            code = self.client.tail_run(where, rec["job_id"], rec["job_name"], reader)
+            if code != ABSENT:
+                self.direct[where.name] = True
+            if code is not None and code != ABSENT:
+                lane.direct = True
+                return reader
+            self.stop.wait(CLUSTER_EVERY * (3 if code == ABSENT else 1))  # not made yet: later
+        return self.client.tail(where, rec["job_id"], True, reader)
 
     def _restore(self, token: str, members: list[JobRecord], where: Server) -> None:
         """What an earlier agent knew of a launch it cut: a dealt lane's cut (_restore_cut);
