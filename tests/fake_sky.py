@@ -92,7 +92,8 @@ class FakeSkyClient(SkyClient):
         self.slurm_base = tmp_path / "slurm_base"  # BASE of the Slurm infra's cluster homes
         self.delays: dict[int, float] = {}  # managed job id -> s before its run starts
         # s the controller takes to say RUNNING once a job's run started (STARTING till
-        # then; SkyPilot's stream of it waits for RUNNING); its cluster's log reads at once
+        # then, ended or not; SkyPilot's stream of it waits for RUNNING); its cluster's log
+        # reads at once
         self.controller_lag = 0.0
         self.direct = True  # the server reads its jobs' clusters (consolidation mode)
         home = tmp_path / "nodehome" / ".slurmsky" / "runtime"
@@ -313,7 +314,7 @@ class FakeSkyClient(SkyClient):
 
     def record(self, job: dict, sky_id: int) -> dict:
         proc = job["proc"]
-        if proc is None or proc is not _NEVER_RAN and self._lagging(job) and proc.poll() is None:
+        if proc is None or proc is not _NEVER_RAN and self._lagging(job):
             # a delayed job not started, or its controller slow to say so: STARTING, or
             # cancelled so
             status = "CANCELLED" if job["cancelled"] else "STARTING"
@@ -322,6 +323,7 @@ class FakeSkyClient(SkyClient):
                 status=status,
                 start_at=None,
                 end_at=job["cancelled"] or None,
+                node_names=None,  # SkyPilot names a job's nodes once it says RUNNING
             )
         code = job["proc"].poll()
         status = (

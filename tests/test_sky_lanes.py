@@ -593,21 +593,30 @@ def test_an_element_is_r_while_it_runs_though_skypilot_still_says_its_lane_start
     """SkyPilot's controller says RUNNING a minute after a lane's run started, and its stream
     of the lane waits for that: the lane's log is read from its cluster meanwhile, so each
     element is R while it runs and ends with its own state, all while SkyPilot's queue says
-    STARTING."""
+    STARTING; once SkyPilot names the lanes' nodes, the elements that ran have their lane's
+    as their NodeList."""
     cluster, fake, drive = claims_world
     fake.controller_lag = 60
-    gate = tmp_path / "gate"
-    wait = f"while [ ! -e {gate} ]; do sleep 0.1; done\n"
+    wait = f"while [ ! -e {tmp_path}/gate-$((SLURM_ARRAY_TASK_ID / 3)) ]; do sleep 0.1; done\n"
     cluster.script("job.sh", SCRIPT.replace("\n", "\n" + wait, 1))
-    array_id = cluster.sbatch("--array=1-2", "-o", "%A_%a.out", "job.sh")
-    drive(lambda: [r[1] for r in _elements(cluster, array_id)] == ["RUNNING", "RUNNING"], 20)
+    array_id = cluster.sbatch("--array=1-3", "-o", "%A_%a.out", "job.sh")
+    drive(lambda: {r[1] for r in _elements(cluster, array_id)} == {"RUNNING"}, 20)
     assert {fake.record(job, n)["status"] for n, job in fake.jobs.items()} == {"STARTING"}
-    gate.touch()
-    drive(lambda: _done(cluster, array_id, 2), 20)
-    assert [r[1:3] for r in _elements(cluster, array_id)] == [("COMPLETED", 0), ("FAILED", 5)]
+    (tmp_path / "gate-0").touch()  # elements 1 and 2 end; 3 runs on
+    ended = [(1, "COMPLETED", 0), (2, "FAILED", 5)]
+    drive(lambda: [r[:3] for r in _elements(cluster, array_id)][:2] == ended, 20)
     assert all(fake._lagging(job) for job in fake.jobs.values())  # SkyPilot still lagged
+    nodes = _sacct(cluster, array_id, "JobID,NodeList")
+    assert nodes == [f"{array_id}_{i}|None assigned" for i in (1, 2, 3)]
+    fake.controller_lag = 0  # SkyPilot says RUNNING, and names the lanes' nodes
+    lanes = _lane_of(cluster, array_id)
+    named = [f"{array_id}_{i}|fake-node-{lanes[i]}" for i in (1, 2, 3)]
+    drive(lambda: _sacct(cluster, array_id, "JobID,NodeList") == named, 20)
+    (tmp_path / "gate-1").touch()
+    drive(lambda: _done(cluster, array_id, 3), 20)
+    assert _sacct(cluster, array_id, "JobID,NodeList") == named
     ids = ids_of(cluster, array_id)
-    for index in (1, 2):
+    for index in (1, 2, 3):
         out = (cluster.cwd / f"{array_id}_{index}.out").read_text()
         assert out == f"task {index} job {ids[index]} of {array_id}\n"
 

@@ -7,7 +7,8 @@ as that runs it (`_live`): SkyPilot's stream of a managed job waits for its cont
 RUNNING, then up to 15 s more, and on the stack at load 18 the controller said it ~40 s after
 the lane's first element started (no element showed R before its lane ended when the read
 waited for RUNNING). Where the cluster is not the server's to read (a jobs controller of its
-own), SkyPilot's stream it is. An element is RUNNING from its start marker, with
+own), SkyPilot's stream it is; an element that ran before SkyPilot named the lane's node
+gets it once SkyPilot does (`name`). An element is RUNNING from its start marker, with
 the node of the lane whose log shows it as NODELIST, and ends with its own RESULT.
 
 Dealt lanes (a token per lane, its share of elements fixed): once the lane has ended and its
@@ -82,6 +83,7 @@ class Lane:
         self.read: Future | None = None  # the read of its log
         self.ends: int | None = None  # whole reads of its log since it ended (None: not ended)
         self.direct = False  # its log was read from its cluster (once is enough: _live)
+        self.named = False  # its elements that started before SkyPilot named its node have it
 
     def ended(self) -> bool:
         """SkyPilot ended it and its log is read (none to read: it never started)."""
@@ -140,6 +142,17 @@ class LaneTracker:
             if reader is not None and reader.exception() is not None:
                 log.warning("lane %s: following its log failed: %s", token, reader.exception())
             self._read(lane, members, follow=True)
+
+    def name(self, rec: dict) -> None:
+        """A lane's record (SkyPilot names its node once it says RUNNING): its elements that
+        started before, read from its cluster, get that node as their NodeList, as any
+        element it runs does (once a lane; whether its elements are still active or not)."""
+        meta = rec["metadata"]["slurmsky"]
+        lane = self.lanes.get(meta.get("token"), {}).get(rec["job_id"])
+        if lane is None or lane.named or not rec.get("node_names") or not meta.get("lane"):
+            return
+        state.name_lane_nodes(self.db, meta["lane"], rec["job_id"], skysync.node_fields(rec))
+        lane.named = True
 
     def settled(self, rec: dict) -> bool:
         """A lane whose elements all ended, none cancelled or requeued: it ends by itself

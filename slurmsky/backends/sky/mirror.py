@@ -139,6 +139,7 @@ class Mirror:
             token = rec["metadata"]["slurmsky"].get("token")
             if token in self.launcher.pending:
                 continue  # listed before its launch answered: next time
+            self.lanes.name(rec)
             if token in lane_members:
                 self.lanes.follow(token, lane_members[token], rec)
                 continue

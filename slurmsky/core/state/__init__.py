@@ -58,6 +58,7 @@ from slurmsky.core.state.handed import (
     jobs_with_ref,
     killed_refs,
     lane_kept,
+    name_lane_nodes,
     refs_with_token,
 )
 from slurmsky.core.state.queries import (
@@ -161,5 +162,6 @@ __all__ = [
     "cancelled_unsent",
     "killed_refs",
     "lane_kept",
+    "name_lane_nodes",
     "refs_with_token",
 ]

@@ -90,6 +90,22 @@ def lane_kept(conn: Connection, job_ids: list[int], token: str) -> bool:
     return conn.execute(sql, (*job_ids, token)).fetchone() is None
 
 
+def name_lane_nodes(conn: Connection, job_ids: list[int], sky_id: int, nodes: dict) -> int:
+    """`nodes` (nodelist, batch host) for those of `job_ids` that SkyPilot job `sky_id` (a
+    lane) started and that have none: how many."""
+    from slurmsky.core.state.db import write
+
+    sql = (
+        "UPDATE jobs SET nodelist = ?, batch_host = ? "
+        f"WHERE job_id IN ({', '.join('?' * len(job_ids))}) AND start_time IS NOT NULL "
+        "AND (nodelist IS NULL OR nodelist = '') "
+        f"AND CAST({conn.dialect.json_text('executor_ref', 'sky_job_id')} AS TEXT) = ?"
+    )
+    with write(conn):
+        args = (nodes["nodelist"], nodes["batch_host"], *job_ids, str(sky_id))
+        return conn.execute(sql, args).rowcount
+
+
 def array_elements_out(conn: Connection, array_job_id: int) -> set[int]:
     """The ids of the array's active elements that were handed on (an executor_ref)."""
     sql = (
