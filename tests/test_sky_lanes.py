@@ -621,6 +621,32 @@ def test_an_element_is_r_while_it_runs_though_skypilot_still_says_its_lane_start
         assert out == f"task {index} job {ids[index]} of {array_id}\n"
 
 
+def test_lanes_that_ran_their_elements_are_not_cancelled_while_skypilot_says_they_start(
+    claims_world,
+):
+    """Every element ended (the lanes' logs read from their clusters) while SkyPilot still
+    says the lanes start: they ran and end by themselves, so none is cancelled (one still
+    starting would be: nothing is left for it); once SkyPilot names their nodes (the array
+    ended long before), the elements have them as their NodeList."""
+    cluster, fake, drive = claims_world
+    fake.controller_lag = 30
+    cluster.script("job.sh", SCRIPT)
+    array_id = cluster.sbatch("--array=1-3", "-o", "%A_%a.out", "job.sh")
+    drive(lambda: _done(cluster, array_id, 3), 20)
+    states = [("COMPLETED", 0), ("FAILED", 5), ("COMPLETED", 0)]
+    assert [r[1:3] for r in _elements(cluster, array_id)] == states
+    until = time.monotonic() + 4  # passes while SkyPilot says STARTING, squeue read (the
+    # agent asks SkyPilot's queue while its answers are read)
+    drive(lambda: cluster.run("squeue").returncode == 0 and time.monotonic() > until)
+    assert {fake.record(job, n)["status"] for n, job in fake.jobs.items()} == {"STARTING"}
+    assert not any(job["cancelled"] for job in fake.jobs.values())
+    fake.controller_lag = 0  # SkyPilot says they ran, and names their nodes
+    lanes = _lane_of(cluster, array_id)
+    named = [f"{array_id}_{i}|fake-node-{lanes[i]}" for i in (1, 2, 3)]
+    drive(lambda: _sacct(cluster, array_id, "JobID,NodeList") == named, 20)
+    assert {fake.record(job, n)["status"] for n, job in fake.jobs.items()} == {"SUCCEEDED"}
+
+
 def test_where_the_server_cannot_read_a_lanes_cluster_skypilots_stream_is_read(claims_world):
     """A jobs controller of its own (the lanes' clusters are not the server's): the lanes'
     logs are read through SkyPilot's stream once it says RUNNING, every element with its own

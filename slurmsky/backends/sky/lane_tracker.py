@@ -109,6 +109,11 @@ class LaneTracker:
         self.dropped: set[tuple[str, int]] = set()  # a release's lanes cancelled here
         # server name -> whether it reads its lanes' clusters (unknown till a lane ran)
         self.direct: dict[str, bool] = {}
+        # (token, SkyPilot id) of lanes that ran elements of a release that ended: while
+        # SkyPilot still says they start (not `settled`: none to cancel), and those whose
+        # node SkyPilot had not named yet (`name`)
+        self.ran: set[tuple[str, int]] = set()
+        self.unnamed: set[tuple[str, int]] = set()
         self.stop = threading.Event()  # the agent stops: live reads wait for nothing more
 
     def follow(self, token: str, members: list[JobRecord], rec: dict) -> None:
@@ -148,21 +153,36 @@ class LaneTracker:
         started before, read from its cluster, get that node as their NodeList, as any
         element it runs does (once a lane; whether its elements are still active or not)."""
         meta = rec["metadata"]["slurmsky"]
-        lane = self.lanes.get(meta.get("token"), {}).get(rec["job_id"])
-        if lane is None or lane.named or not rec.get("node_names") or not meta.get("lane"):
-            return
-        state.name_lane_nodes(self.db, meta["lane"], rec["job_id"], skysync.node_fields(rec))
-        lane.named = True
+        key = (meta.get("token"), rec["job_id"])
+        lane = self.lanes.get(key[0], {}).get(rec["job_id"])
+        unnamed = not lane.named if lane is not None else key in self.unnamed
+        if unnamed and rec.get("node_names") and meta.get("lane"):
+            nodes = skysync.node_fields(rec)
+            state.name_lane_nodes(self.db, meta["lane"], rec["job_id"], nodes)
+            if lane is not None:
+                lane.named = True
+            self.unnamed.discard(key)
+        if lane is None and rec["status"] in skysync.FINAL:
+            self.ran.discard(key)
+            self.unnamed.discard(key)
 
     def settled(self, rec: dict) -> bool:
         """A lane whose elements all ended, none cancelled or requeued: it ends by itself
         (it may still be winding down after its last element's RESULT); a release's lane
-        only once it runs (one still starting would find nothing left: it is cancelled)."""
+        only once it runs (one still starting would find nothing left: it is cancelled), as
+        SkyPilot says or as its log read from its cluster showed (SkyPilot may still say
+        STARTING after it ran every element it took)."""
         meta = rec["metadata"]["slurmsky"]
         if not meta.get("lane"):
             return False
         kept = state.lane_kept(self.db, meta["lane"], meta.get("token"))
-        return kept and (not meta.get("claims") or rec["status"] in ("RUNNING", "WINDING_DOWN"))
+        lane = self.lanes.get(meta.get("token"), {}).get(rec["job_id"])
+        runs = (meta.get("token"), rec["job_id"]) in self.ran or rec["status"] in (
+            "RUNNING",
+            "WINDING_DOWN",
+        )
+        runs = runs or lane is not None and lane.reader is not None and bool(lane.reader.last)
+        return kept and (not meta.get("claims") or runs)
 
     def _read(self, lane: Lane, members: list[JobRecord], *, follow: bool) -> None:
         rec = lane.rec
@@ -273,6 +293,12 @@ class LaneTracker:
                 for sky_id in ids | set(known):
                     if sky_id not in known or known[sky_id].rec["status"] not in skysync.FINAL:
                         self._drop(token, sky_id, where, "every element of it ended")
+            for sky_id, lane in self.lanes.get(token, {}).items():
+                if lane.reader is not None and lane.reader.last:  # it ran some
+                    if lane.rec["status"] not in skysync.FINAL:
+                        self.ran.add((token, sky_id))
+                    if not lane.named:
+                        self.unnamed.add((token, sky_id))
             self.lanes.pop(token, None)
             self.cuts.pop(token, None)
             self.strays.pop(token, None)
