@@ -622,7 +622,7 @@ def test_an_element_is_r_while_it_runs_though_skypilot_still_says_its_lane_start
 
 
 def test_lanes_that_ran_their_elements_are_not_cancelled_while_skypilot_says_they_start(
-    claims_world,
+    claims_world, tmp_path
 ):
     """Every element ended (the lanes' logs read from their clusters) while SkyPilot still
     says the lanes start: they ran and end by themselves, so none is cancelled (one still
@@ -630,8 +630,13 @@ def test_lanes_that_ran_their_elements_are_not_cancelled_while_skypilot_says_the
     ended long before), the elements have them as their NodeList."""
     cluster, fake, drive = claims_world
     fake.controller_lag = 30
-    cluster.script("job.sh", SCRIPT)
+    gate = tmp_path / "gate"  # each element holds its lane until all three run: one a lane
+    cluster.script(
+        "job.sh", SCRIPT.replace("\n", f"\nwhile [ ! -e {gate} ]; do sleep 0.1; done\n", 1)
+    )
     array_id = cluster.sbatch("--array=1-3", "-o", "%A_%a.out", "job.sh")
+    drive(lambda: {r[1] for r in _elements(cluster, array_id)} == {"RUNNING"}, 20)
+    gate.touch()
     drive(lambda: _done(cluster, array_id, 3), 20)
     states = [("COMPLETED", 0), ("FAILED", 5), ("COMPLETED", 0)]
     assert [r[1:3] for r in _elements(cluster, array_id)] == states

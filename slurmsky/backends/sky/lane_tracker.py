@@ -85,6 +85,10 @@ class Lane:
         self.direct = False  # its log was read from its cluster (once is enough: _live)
         self.named = False  # its elements that started before SkyPilot named its node have it
 
+    def ran(self) -> bool:
+        """Its log showed it starting elements (SkyPilot may still say STARTING)."""
+        return self.reader is not None and bool(self.reader.last)
+
     def ended(self) -> bool:
         """SkyPilot ended it and its log is read (none to read: it never started)."""
         done = self.read is None or self.read.done()
@@ -176,13 +180,10 @@ class LaneTracker:
         if not meta.get("lane"):
             return False
         kept = state.lane_kept(self.db, meta["lane"], meta.get("token"))
-        lane = self.lanes.get(meta.get("token"), {}).get(rec["job_id"])
-        runs = (meta.get("token"), rec["job_id"]) in self.ran or rec["status"] in (
-            "RUNNING",
-            "WINDING_DOWN",
-        )
-        runs = runs or lane is not None and lane.reader is not None and bool(lane.reader.last)
-        return kept and (not meta.get("claims") or runs)
+        key = (meta.get("token"), rec["job_id"])
+        lane = self.lanes.get(key[0], {}).get(rec["job_id"])
+        runs = rec["status"] in ("RUNNING", "WINDING_DOWN") or key in self.ran
+        return kept and (not meta.get("claims") or runs or lane is not None and lane.ran())
 
     def _read(self, lane: Lane, members: list[JobRecord], *, follow: bool) -> None:
         rec = lane.rec
@@ -294,7 +295,7 @@ class LaneTracker:
                     if sky_id not in known or known[sky_id].rec["status"] not in skysync.FINAL:
                         self._drop(token, sky_id, where, "every element of it ended")
             for sky_id, lane in self.lanes.get(token, {}).items():
-                if lane.reader is not None and lane.reader.last:  # it ran some
+                if lane.ran():
                     if lane.rec["status"] not in skysync.FINAL:
                         self.ran.add((token, sky_id))
                     if not lane.named:
@@ -485,7 +486,8 @@ class LaneTracker:
         self, token: str, members: list[JobRecord], by_seq: dict[int, JobRecord], runs: dict
     ) -> None:
         """Once every element of the release left has started: cancel its lanes that have
-        not started (nothing is left for them), and, when an element was cancelled before
+        not started (nothing is left for them; a lane whose log, read from its cluster,
+        showed it running elements has, whatever SkyPilot says), and, when an element was cancelled before
         it started, every lane that runs none (it might start that one)."""
         busy = set()
         for seq in by_seq:
@@ -499,7 +501,7 @@ class LaneTracker:
             status = lane.rec["status"] if lane else None
             if status in skysync.FINAL:
                 continue
-            if status is None or status in NOT_RUNNING:
+            if (status is None or status in NOT_RUNNING) and not (lane and lane.ran()):
                 self._drop(token, sky_id, where, "every element has started")
             elif token in self.strays:
                 self._drop(token, sky_id, where, "it might start a cancelled element")
